@@ -1,0 +1,82 @@
+package schema
+
+import (
+	"slices"
+	"strconv"
+)
+
+// Replica identity settings, as pgoutput sends them (pg_class.relreplident).
+const (
+	IdentityDefault = 'd' // primary key
+	IdentityNothing = 'n'
+	IdentityFull    = 'f' // the whole old row identifies it
+	IdentityIndex   = 'i' // a unique index
+)
+
+// Column is one source column.
+type Column struct {
+	Name   string
+	TypeID uint32 // pg_type OID
+	Typmod int32  // atttypmod; -1 when none
+	Key    bool   // part of the replica identity
+}
+
+// Table is one source table in the shape the source last described it.
+// A Table value is immutable: a changed shape is a new *Table, so rows that
+// were decoded with the old shape keep pointing at the shape they fit.
+type Table struct {
+	ID       uint32 // pg_class OID (pgoutput's relation id)
+	Schema   string
+	Name     string
+	Identity byte // one of the Identity* constants
+	Columns  []Column
+	// TypeNames names non-built-in types (enums, domains, composites) by OID,
+	// from Type messages; empty for built-ins.
+	TypeNames map[uint32]string
+
+	keyIdx []int
+}
+
+// NewTable builds a Table and derives its key positions. With REPLICA
+// IDENTITY FULL pgoutput flags every column as key, so such tables are
+// treated as keyless: rows are matched on all their values.
+func NewTable(id uint32, schemaName, name string, identity byte, cols []Column) *Table {
+	t := &Table{ID: id, Schema: schemaName, Name: name, Identity: identity, Columns: cols}
+	if identity != IdentityFull {
+		for i, c := range cols {
+			if c.Key {
+				t.keyIdx = append(t.keyIdx, i)
+			}
+		}
+	}
+	return t
+}
+
+// KeyIndexes returns the positions of the key columns; empty when the table is
+// matched by whole rows (REPLICA IDENTITY FULL) or has no identity.
+func (t *Table) KeyIndexes() []int { return t.keyIdx }
+
+// HasKey reports whether rows are identified by key columns.
+func (t *Table) HasKey() bool { return len(t.keyIdx) > 0 }
+
+// QualifiedName is schema.name for messages (not for SQL: sinks quote).
+func (t *Table) QualifiedName() string {
+	return strconv.Quote(t.Schema) + "." + strconv.Quote(t.Name)
+}
+
+// SameShape reports whether two descriptions would need the same target table:
+// same column names, types, typmods and keys, in the same order.
+func (t *Table) SameShape(o *Table) bool {
+	return t.Schema == o.Schema && t.Name == o.Name && t.Identity == o.Identity &&
+		slices.Equal(t.Columns, o.Columns)
+}
+
+// ColumnIndex returns the position of the named column, or -1.
+func (t *Table) ColumnIndex(name string) int {
+	for i, c := range t.Columns {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}
