@@ -59,3 +59,28 @@ func (o Op) String() string {
 	}
 	return "unknown"
 }
+
+// RowChange is one row operation that must be applied in source order.
+type RowChange struct {
+	Op  Op
+	Old Tuple // key columns (keyed tables) or the whole old row (keyless); nil for inserts
+	New Tuple // nil for deletes; may hold Unchanged columns
+}
+
+// Batch is the net effect of a run of changes to one table, ready for a sink to
+// apply set-wise. A sink applies, in this order: Deletes, Upserts, Patches
+// (keys are distinct across the three, so their relative order is free), then
+// Rows one by one in the order given.
+type Batch struct {
+	Table   *Table
+	Deletes []Tuple // key columns set; other columns may be anything
+	Upserts []Tuple // complete rows: insert, or replace the row with that key
+	Patches []Tuple // rows with Unchanged columns: update only the sent ones, by key
+	// Rows are changes that need their order: every change to a keyless table,
+	// and the rare keyed change that cannot be merged (a key change that left
+	// TOASTed columns unsent).
+	Rows []RowChange
+}
+
+// Len is the number of row operations in the batch.
+func (b *Batch) Len() int { return len(b.Deletes) + len(b.Upserts) + len(b.Patches) + len(b.Rows) }

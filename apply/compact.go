@@ -1,0 +1,163 @@
+package apply
+
+import (
+	"github.com/walmirror/walmirror/schema"
+)
+
+type netState uint8
+
+const (
+	netDelete netState = iota + 1
+	netUpsert
+	netPatch
+)
+
+type entry struct {
+	state netState
+	row   schema.Tuple
+}
+
+// tableBuffer accumulates one table's changes and compacts them to the net
+// effect per key. Batches come out in the order they must be applied.
+type tableBuffer struct {
+	table   *schema.Table
+	sealed  []*schema.Batch
+	index   map[string]int // key -> position in entries
+	entries []entry
+	rows    []schema.RowChange // ordered changes (keyless tables, barriers)
+	keyBuf  []byte
+	n       int // changes buffered
+}
+
+func newTableBuffer(t *schema.Table) *tableBuffer {
+	return &tableBuffer{table: t, index: make(map[string]int)}
+}
+
+// add buffers one change. Tuples are kept, not copied.
+func (b *tableBuffer) add(c schema.RowChange) {
+	b.n++
+	t := b.table
+	if !t.HasKey() {
+		b.rows = append(b.rows, c)
+		return
+	}
+	switch c.Op {
+	case schema.Insert:
+		b.set(b.key(c.New, nil), netUpsert, c.New)
+	case schema.Delete:
+		b.set(b.key(c.Old, nil), netDelete, c.Old)
+	case schema.Update:
+		newKey := b.key(c.New, c.Old)
+		oldKey := newKey
+		if c.Old != nil {
+			oldKey = b.key(c.Old, nil)
+		}
+		unsent := c.New.HasUnchanged()
+		if oldKey != newKey {
+			if unsent {
+				prev, ok := b.get(oldKey)
+				if !ok || prev.state != netUpsert {
+					// The unsent values live in the target row under the old
+					// key: apply this change in order, as an UPDATE by old key.
+					b.rows = append(b.rows, c)
+					b.seal()
+					return
+				}
+				c.New = merge(prev.row, c.New)
+			}
+			b.set(oldKey, netDelete, c.Old)
+			b.set(newKey, netUpsert, c.New)
+			return
+		}
+		if !unsent {
+			b.set(newKey, netUpsert, c.New)
+			return
+		}
+		prev, ok := b.get(newKey)
+		switch {
+		case ok && prev.state == netUpsert:
+			b.set(newKey, netUpsert, merge(prev.row, c.New))
+		case ok && prev.state == netPatch:
+			b.set(newKey, netPatch, merge(prev.row, c.New))
+		default:
+			b.set(newKey, netPatch, c.New)
+		}
+	}
+}
+
+// key encodes the key columns of row; a key column the source did not send
+// (an unchanged TOASTed key) is taken from fallback, the old key tuple.
+// The string is only built when the map needs a new entry.
+func (b *tableBuffer) key(row, fallback schema.Tuple) string {
+	k := b.keyBuf[:0]
+	for _, i := range b.table.KeyIndexes() {
+		d := row[i]
+		if d.State == schema.Unchanged && fallback != nil {
+			d = fallback[i]
+		}
+		k = append(k, d.State, byte(len(d.Data)>>24), byte(len(d.Data)>>16), byte(len(d.Data)>>8), byte(len(d.Data)))
+		k = append(k, d.Data...)
+	}
+	b.keyBuf = k
+	return string(k)
+}
+
+func (b *tableBuffer) get(k string) (entry, bool) {
+	i, ok := b.index[k]
+	if !ok {
+		return entry{}, false
+	}
+	return b.entries[i], true
+}
+
+func (b *tableBuffer) set(k string, s netState, row schema.Tuple) {
+	if i, ok := b.index[k]; ok {
+		b.entries[i] = entry{state: s, row: row}
+		return
+	}
+	b.index[k] = len(b.entries)
+	b.entries = append(b.entries, entry{state: s, row: row})
+}
+
+// merge returns next with its unsent columns filled from prev.
+func merge(prev, next schema.Tuple) schema.Tuple {
+	out := make(schema.Tuple, len(next))
+	for i, d := range next {
+		if d.State == schema.Unchanged && i < len(prev) {
+			d = prev[i]
+		}
+		out[i] = d
+	}
+	return out
+}
+
+// seal closes the current batch; later changes start a new one.
+func (b *tableBuffer) seal() {
+	if len(b.entries) == 0 && len(b.rows) == 0 {
+		return
+	}
+	batch := &schema.Batch{Table: b.table, Rows: b.rows}
+	for _, e := range b.entries {
+		switch e.state {
+		case netDelete:
+			batch.Deletes = append(batch.Deletes, e.row)
+		case netUpsert:
+			batch.Upserts = append(batch.Upserts, e.row)
+		case netPatch:
+			batch.Patches = append(batch.Patches, e.row)
+		}
+	}
+	b.sealed = append(b.sealed, batch)
+	b.entries = nil
+	b.rows = nil
+	clear(b.index)
+}
+
+// take seals and returns everything buffered, leaving the buffer empty.
+func (b *tableBuffer) take() []*schema.Batch {
+	b.seal()
+	out := b.sealed
+	b.sealed = nil
+	b.n = 0
+	return out
+}

@@ -1,0 +1,347 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/source"
+	"github.com/walmirror/walmirror/source/pgoutput"
+)
+
+// Limits bound what one target transaction and one buffered chunk hold.
+type Limits struct {
+	// A target transaction is committed at a source commit once it holds
+	// CommitRows changes or is CommitInterval old, or when no more input is
+	// waiting (so an idle stream is never held back).
+	CommitRows     int
+	CommitInterval time.Duration
+	// Buffered changes are written to the open target transaction once they
+	// reach ChunkRows or ChunkBytes: a source transaction of any size is
+	// applied with bounded memory.
+	ChunkRows  int
+	ChunkBytes int
+}
+
+// DefaultLimits suit a local file target.
+func DefaultLimits() Limits {
+	return Limits{CommitRows: 100_000, CommitInterval: time.Second, ChunkRows: 20_000, ChunkBytes: 16 << 20}
+}
+
+// errStopReached ends the engine cleanly at --stop-at-lsn.
+var errStopReached = errors.New("stop LSN reached")
+
+// confirmer is the part of a stream the engine reports to.
+type confirmer interface {
+	Confirm(lsn.LSN)
+	RequestReply()
+}
+
+// engine applies the stream to the sink.
+type engine struct {
+	sink   Sink
+	log    *slog.Logger
+	limits Limits
+	state  schema.State // last committed
+	stopAt lsn.LSN      // 0: run until cancelled
+	conf   confirmer
+	// onCommit, when set, sees progress after each target commit.
+	onCommit func(Stats, schema.State)
+
+	tables  map[uint32]*schema.Table
+	types   map[uint32]string
+	ensured map[*schema.Table]bool
+	buffers map[uint32]*tableBuffer
+	order   []uint32 // tables with buffered changes, first touch first
+
+	inTx      bool    // inside a source transaction
+	skipping  bool    // that transaction is already applied
+	open      bool    // a target transaction is open
+	openedAt  time.Time
+	pendingN  int     // changes since the last commit
+	chunkN    int     // changes buffered
+	chunkSize int     // bytes buffered
+	lastEnd   lsn.LSN // end of the last source transaction seen
+
+	stats Stats
+}
+
+// Stats counts what was applied, for progress logs and the demo.
+type Stats struct {
+	Transactions, Rows, Commits int64
+	LastCommitTime          time.Time // source commit time of the last applied transaction
+}
+
+func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stopAt lsn.LSN) *engine {
+	return &engine{
+		sink: sink, log: log, limits: limits, state: st, stopAt: stopAt,
+		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
+		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
+		lastEnd: st.LSN,
+	}
+}
+
+// run consumes events until the stream ends, ctx is cancelled or the stop LSN
+// is reached (errStopReached). An open target transaction is rolled back on
+// any other exit: what it held is streamed again next time.
+func (e *engine) run(ctx context.Context, events <-chan source.Event) (err error) {
+	defer func() {
+		if e.open && !errors.Is(err, errStopReached) {
+			if rerr := e.sink.Rollback(context.WithoutCancel(ctx)); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("roll back target: %w", rerr))
+			}
+			e.open = false
+		}
+	}()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return errStreamEnded
+			}
+			if err := e.handle(ctx, ev, len(events) == 0); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+var errStreamEnded = errors.New("replication stream ended")
+
+func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
+	if ev.Msg == nil { // keepalive
+		if e.inTx {
+			return nil
+		}
+		if e.open {
+			if err := e.commit(ctx); err != nil {
+				return err
+			}
+		}
+		if e.stopAt != 0 {
+			if ev.WALEnd >= e.stopAt {
+				return errStopReached
+			}
+			e.conf.RequestReply()
+		}
+		// Nothing in flight and all received is applied: let the slot move on
+		// past WAL that held nothing for us, so an idle publication pins none.
+		e.conf.Confirm(ev.WALEnd)
+		return nil
+	}
+	switch m := ev.Msg.(type) {
+	case *pgoutput.Begin:
+		if e.stopAt != 0 && m.FinalLSN > e.stopAt {
+			if e.open {
+				if err := e.commit(ctx); err != nil {
+					return err
+				}
+			}
+			return errStopReached
+		}
+		e.inTx = true
+		e.skipping = m.FinalLSN < e.state.LSN
+		e.stats.LastCommitTime = m.CommitTime
+	case *pgoutput.Commit:
+		e.inTx = false
+		if e.skipping {
+			e.skipping = false
+			return nil
+		}
+		e.lastEnd = m.EndLSN
+		e.stats.Transactions++
+		stop := e.stopAt != 0 && m.EndLSN > e.stopAt
+		if !e.open {
+			// Nothing to write for this transaction: nothing is in flight.
+			e.conf.Confirm(m.EndLSN)
+		} else if stop || idle || e.pendingN >= e.limits.CommitRows || time.Since(e.openedAt) >= e.limits.CommitInterval {
+			if err := e.commit(ctx); err != nil {
+				return err
+			}
+		}
+		if stop {
+			return errStopReached
+		}
+	case *pgoutput.Relation:
+		return e.relation(ctx, m)
+	case *pgoutput.TypeMsg:
+		e.types[m.TypeID] = m.Namespace + "." + m.Name
+	case *pgoutput.Insert:
+		return e.change(ctx, m.RelationID, schema.RowChange{Op: schema.Insert, New: m.New})
+	case *pgoutput.Update:
+		return e.change(ctx, m.RelationID, schema.RowChange{Op: schema.Update, Old: m.Old, New: m.New})
+	case *pgoutput.Delete:
+		return e.change(ctx, m.RelationID, schema.RowChange{Op: schema.Delete, Old: m.Old})
+	case *pgoutput.Truncate:
+		return e.truncate(ctx, m)
+	}
+	return nil
+}
+
+func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
+	cols := make([]schema.Column, len(m.Columns))
+	var typeNames map[uint32]string
+	for i, c := range m.Columns {
+		cols[i] = schema.Column{Name: c.Name, TypeID: c.TypeID, Typmod: c.Typmod, Key: c.Flags&1 != 0}
+		if name, ok := e.types[c.TypeID]; ok {
+			if typeNames == nil {
+				typeNames = map[uint32]string{}
+			}
+			typeNames[c.TypeID] = name
+		}
+	}
+	t := schema.NewTable(m.RelationID, m.Namespace, m.Name, m.ReplicaIdentity, cols)
+	t.TypeNames = typeNames
+	old, known := e.tables[m.RelationID]
+	if known && old.SameShape(t) {
+		return nil
+	}
+	if known {
+		// Rows buffered so far have the old shape: write them before the
+		// target table changes.
+		if err := e.flushTable(ctx, m.RelationID); err != nil {
+			return err
+		}
+		e.log.Info("source table changed shape", "table", t.QualifiedName(), "columns", len(t.Columns))
+	}
+	e.tables[m.RelationID] = t
+	return nil
+}
+
+func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) error {
+	if e.skipping {
+		return nil
+	}
+	t, ok := e.tables[relID]
+	if !ok {
+		return fmt.Errorf("change for relation %d before its Relation message (protocol violation)", relID)
+	}
+	if err := e.ensureOpen(ctx); err != nil {
+		return err
+	}
+	buf := e.buffers[relID]
+	if buf == nil {
+		buf = newTableBuffer(t)
+		e.buffers[relID] = buf
+	}
+	if buf.n == 0 {
+		e.order = append(e.order, relID)
+	}
+	buf.add(c)
+	e.stats.Rows++
+	e.pendingN++
+	e.chunkN++
+	e.chunkSize += c.Old.Size() + c.New.Size()
+	if e.chunkN >= e.limits.ChunkRows || e.chunkSize >= e.limits.ChunkBytes {
+		return e.flush(ctx)
+	}
+	return nil
+}
+
+func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
+	if e.skipping {
+		return nil
+	}
+	if err := e.ensureOpen(ctx); err != nil {
+		return err
+	}
+	if err := e.flush(ctx); err != nil {
+		return err
+	}
+	tables := make([]*schema.Table, 0, len(m.RelationIDs))
+	for _, id := range m.RelationIDs {
+		t, ok := e.tables[id]
+		if !ok {
+			return fmt.Errorf("truncate of relation %d before its Relation message (protocol violation)", id)
+		}
+		if err := e.ensure(ctx, t); err != nil {
+			return err
+		}
+		tables = append(tables, t)
+	}
+	e.pendingN++
+	return e.sink.Truncate(ctx, tables)
+}
+
+func (e *engine) ensureOpen(ctx context.Context) error {
+	if e.open {
+		return nil
+	}
+	if err := e.sink.Begin(ctx); err != nil {
+		return fmt.Errorf("begin target transaction: %w", err)
+	}
+	e.open, e.openedAt = true, time.Now()
+	return nil
+}
+
+func (e *engine) ensure(ctx context.Context, t *schema.Table) error {
+	if e.ensured[t] {
+		return nil
+	}
+	if err := e.sink.EnsureTable(ctx, t); err != nil {
+		return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
+	}
+	e.ensured[t] = true
+	return nil
+}
+
+// flush writes every buffered change to the open target transaction.
+func (e *engine) flush(ctx context.Context) error {
+	for _, id := range e.order {
+		if err := e.flushTable(ctx, id); err != nil {
+			return err
+		}
+	}
+	e.order = e.order[:0]
+	e.chunkN, e.chunkSize = 0, 0
+	return nil
+}
+
+func (e *engine) flushTable(ctx context.Context, relID uint32) error {
+	buf := e.buffers[relID]
+	if buf == nil || buf.n == 0 {
+		return nil
+	}
+	for _, b := range buf.take() {
+		if err := e.ensure(ctx, b.Table); err != nil {
+			return err
+		}
+		if err := e.sink.Write(ctx, b); err != nil {
+			return fmt.Errorf("write %d changes to %s: %w", b.Len(), b.Table.QualifiedName(), err)
+		}
+	}
+	// A table changed shape: the next changes use a fresh buffer.
+	if e.tables[relID] != buf.table {
+		delete(e.buffers, relID)
+	}
+	return nil
+}
+
+// commit writes what is buffered and commits it with the position it reaches.
+func (e *engine) commit(ctx context.Context) error {
+	if err := e.flush(ctx); err != nil {
+		return err
+	}
+	st := e.state
+	st.LSN = e.lastEnd
+	st.Phase = schema.PhaseStreaming
+	if err := e.sink.Commit(ctx, st); err != nil {
+		e.open = false // a failed commit leaves nothing open
+		return fmt.Errorf("commit target transaction: %w", err)
+	}
+	e.open = false
+	e.state = st
+	e.pendingN = 0
+	e.stats.Commits++
+	if e.onCommit != nil {
+		e.onCommit(e.stats, st)
+	}
+	e.conf.Confirm(st.LSN)
+	return nil
+}

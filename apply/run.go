@@ -1,0 +1,177 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/source"
+)
+
+// Config is one replication job.
+type Config struct {
+	Source source.Config
+	Limits Limits
+	// StopAt ends the run once everything committed up to it is applied.
+	StopAt lsn.LSN
+	// StopAtNow resolves StopAt to the source's current WAL position at start.
+	StopAtNow bool
+	// MaxBackoff caps the wait between reconnects after a connection loss.
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+	// OnProgress, when set, is called after each target commit (for the demo).
+	OnProgress func(Stats, schema.State)
+}
+
+// Run replicates until ctx is cancelled (returns nil), the stop position is
+// reached (nil), or a permanent error. Connection losses after a successful
+// start are retried with exponential backoff and jitter; each attempt resumes
+// from the position stored in the target, so nothing is lost or doubled.
+func Run(ctx context.Context, sink Sink, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	cfg.Source.Logger = cfg.Logger
+	log := cfg.Logger
+	r := &runner{sink: sink, cfg: cfg, log: log}
+	started := false
+	var failures int
+	var firstFailure time.Time
+	for {
+		err := r.once(ctx, &started)
+		switch {
+		case err == nil, errors.Is(err, errStopReached):
+			return nil
+		case ctx.Err() != nil:
+			log.Info("stopped")
+			return nil
+		case !started || source.IsPermanent(err):
+			return err
+		}
+		if failures == 0 {
+			firstFailure = time.Now()
+			log.Warn("replication interrupted; reconnecting with backoff", "err", err)
+		} else {
+			log.Debug("reconnect failed", "attempt", failures, "err", err)
+		}
+		failures++
+		wait := min(cfg.MaxBackoff, 250*time.Millisecond<<min(failures, 10))
+		wait = wait/2 + rand.N(wait/2+1) // jitter: a fleet does not reconnect in step
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil
+		}
+		if r.connected {
+			log.Info("replication resumed", "attempts", failures, "down_for", time.Since(firstFailure).Round(time.Millisecond))
+			failures, r.connected = 0, false
+		}
+	}
+}
+
+type runner struct {
+	sink      Sink
+	cfg       Config
+	log       *slog.Logger
+	connected bool // the last attempt got as far as streaming
+}
+
+func (r *runner) once(ctx context.Context, started *bool) error {
+	src, err := source.Open(ctx, r.cfg.Source)
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+
+	st, err := r.prepare(ctx, src)
+	if err != nil {
+		return err
+	}
+	stopAt := r.cfg.StopAt
+	if r.cfg.StopAtNow && stopAt == 0 {
+		if stopAt, err = src.CurrentLSN(ctx); err != nil {
+			return err
+		}
+		r.cfg.StopAt = stopAt // a reconnect keeps the same goal
+		r.log.Info("will stop at the current source position", "lsn", stopAt)
+	}
+	if stopAt != 0 && st.LSN >= stopAt {
+		r.log.Info("target already holds everything up to the stop position", "stored", st.LSN, "stop_at", stopAt)
+		return nil
+	}
+
+	stream, err := src.Start(ctx, st.LSN)
+	if err != nil {
+		return err
+	}
+	*started, r.connected = true, true
+	r.log.Info("streaming", "slot", r.cfg.Source.Slot, "from", st.LSN)
+	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
+	e.conf = stream
+	e.onCommit = r.cfg.OnProgress
+	err = e.run(ctx, stream.Events())
+	if errors.Is(err, errStreamEnded) {
+		err = stream.Err()
+	}
+	if cerr := stream.Close(context.WithoutCancel(ctx)); cerr != nil {
+		// The data is committed either way; the next start re-reports the position.
+		r.log.Debug("closing replication stream", "err", cerr)
+	}
+	if errors.Is(err, errStopReached) {
+		r.log.Info("reached stop position", "stop_at", stopAt, "stored", e.state.LSN,
+			"transactions", e.stats.Transactions, "rows", e.stats.Rows)
+	}
+	return err
+}
+
+// prepare checks that the target and the slot belong together and takes the
+// initial snapshot when there is none (or an interrupted one), returning the
+// state to stream from.
+func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State, error) {
+	slotName := r.cfg.Source.Slot
+	st, found, err := r.sink.ReadState(ctx)
+	if err != nil {
+		return st, fmt.Errorf("read walmirror state from target: %w", err)
+	}
+	if found && st.Slot != slotName {
+		return st, fmt.Errorf("the target follows slot %q, not %q: pass --slot %s or use a fresh target", st.Slot, slotName, st.Slot)
+	}
+	if found && st.SystemID != "" && st.SystemID != src.SystemID() {
+		return st, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): use a fresh target", st.SystemID, src.SystemID())
+	}
+	slot, err := src.Slot(ctx)
+	if err != nil {
+		return st, err
+	}
+	if found && st.Phase == schema.PhaseStreaming {
+		if !slot.Exists {
+			return st, fmt.Errorf("replication slot %q is gone but the target follows it (stored position %s): changes since then cannot be streamed; start over with a fresh target", slotName, st.LSN)
+		}
+		if slot.Lost {
+			return st, fmt.Errorf("replication slot %q was invalidated (the server removed WAL it needed, see max_slot_wal_keep_size): start over with a fresh target", slotName)
+		}
+		return st, nil
+	}
+	// No complete copy yet.
+	if slot.Exists {
+		if !found {
+			return st, fmt.Errorf("replication slot %q already exists but this target has no walmirror state: drop the slot (SELECT pg_drop_replication_slot('%s')) or choose another --slot", slotName, slotName)
+		}
+		r.log.Info("redoing an interrupted initial snapshot", "slot", slotName)
+		if err := src.DropSlot(ctx); err != nil {
+			return st, err
+		}
+	}
+	return r.snapshot(ctx, src)
+}

@@ -1,0 +1,153 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Config says what to replicate and from where.
+type Config struct {
+	DSN         string   // libpq URL or keyword string
+	Slot        string   // replication slot name
+	Publication string   // publication name
+	Tables      []string // tables for a new publication (schema.table); empty: all tables
+	Logger      *slog.Logger
+}
+
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// Validate checks the configuration without touching the network.
+func (c *Config) Validate() error {
+	if c.DSN == "" {
+		return errors.New("--source is required: a PostgreSQL URL or keyword string, e.g. postgres://user:pass@host:5432/db")
+	}
+	if _, err := pgconn.ParseConfig(c.DSN); err != nil {
+		return fmt.Errorf("--source is not a valid PostgreSQL connection string: %w", redactErr(err, c.DSN))
+	}
+	if !slotName.MatchString(c.Slot) {
+		return fmt.Errorf("--slot %q: a slot name is 1-63 characters of a-z, 0-9 and _", c.Slot)
+	}
+	if c.Publication == "" || len(c.Publication) > 63 {
+		return fmt.Errorf("--publication %q: a publication name is 1-63 bytes", c.Publication)
+	}
+	for _, t := range c.Tables {
+		if _, err := ParseTableName(t); err != nil {
+			return fmt.Errorf("--tables: %w", err)
+		}
+	}
+	return nil
+}
+
+// sessionSettings fix the text form of values on both the replication and the
+// snapshot connection, so a row copied and a row streamed read the same; they
+// match what PostgreSQL's own subscriber asks for, plus UTC.
+var sessionSettings = map[string]string{
+	"DateStyle":          "ISO",
+	"IntervalStyle":      "postgres",
+	"extra_float_digits": "3",
+	"TimeZone":           "UTC",
+	"application_name":   "walmirror",
+}
+
+func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse --source: %w", redactErr(err, dsn))
+	}
+	for k, v := range sessionSettings {
+		if _, set := cfg.RuntimeParams[k]; !set || k != "application_name" {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	if replication {
+		cfg.RuntimeParams["replication"] = "database"
+	}
+	return cfg, nil
+}
+
+// Describe names the server without credentials, for logs and errors.
+func Describe(dsn string) string {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return "(unparsable DSN)"
+	}
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+// redactErr keeps a password that pgconn may echo from a bad DSN out of errors.
+func redactErr(err error, dsn string) error {
+	cfg, perr := pgconn.ParseConfig(dsn)
+	msg := err.Error()
+	if perr == nil && cfg.Password != "" {
+		msg = strings.ReplaceAll(msg, cfg.Password, "xxxxx")
+	} else if strings.Contains(msg, "://") || strings.Contains(msg, "password") {
+		// Unparsable: we cannot know the password, so drop the echoed input.
+		return errors.New("cannot parse the connection string (contents not shown, it may hold a password)")
+	}
+	return errors.New(msg)
+}
+
+// TableName is a schema-qualified table name.
+type TableName struct{ Schema, Name string }
+
+func (t TableName) String() string { return quoteIdent(t.Schema) + "." + quoteIdent(t.Name) }
+
+// ParseTableName reads schema.table, where either part may be double-quoted
+// ("My Schema"."a.b" keeps the dot); an unqualified name is in public.
+// Unquoted parts are folded to lower case, as PostgreSQL does.
+func ParseTableName(s string) (TableName, error) {
+	var parts []string
+	rest := strings.TrimSpace(s)
+	for {
+		var part string
+		if strings.HasPrefix(rest, `"`) {
+			var b strings.Builder
+			i := 1
+			for {
+				j := strings.IndexByte(rest[i:], '"')
+				if j < 0 {
+					return TableName{}, fmt.Errorf("table %q: unterminated quoted identifier", s)
+				}
+				b.WriteString(rest[i : i+j])
+				i += j + 1
+				if i < len(rest) && rest[i] == '"' {
+					b.WriteByte('"')
+					i++
+					continue
+				}
+				break
+			}
+			part, rest = b.String(), rest[i:]
+		} else {
+			j := strings.IndexByte(rest, '.')
+			if j < 0 {
+				j = len(rest)
+			}
+			part, rest = strings.ToLower(strings.TrimSpace(rest[:j])), rest[j:]
+		}
+		if part == "" {
+			return TableName{}, fmt.Errorf("table %q: empty name", s)
+		}
+		parts = append(parts, part)
+		if rest == "" {
+			break
+		}
+		if rest[0] != '.' || len(parts) == 2 {
+			return TableName{}, fmt.Errorf("table %q: want schema.table", s)
+		}
+		rest = rest[1:]
+	}
+	if len(parts) == 1 {
+		return TableName{Schema: "public", Name: parts[0]}, nil
+	}
+	return TableName{Schema: parts[0], Name: parts[1]}, nil
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }

@@ -1,0 +1,125 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Error is a source failure with an operator hint. Permanent errors will not go
+// away by retrying (bad credentials, wal_level, a lost slot); others are
+// connection trouble worth a reconnect.
+type Error struct {
+	Op        string // what walmirror was doing
+	Err       error
+	Hint      string // what to do about it
+	Permanent bool
+}
+
+func (e *Error) Error() string {
+	msg := e.Op + ": " + e.Err.Error()
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err is a source error that retrying cannot fix.
+// Errors that are not source errors are treated as permanent.
+func IsPermanent(err error) bool {
+	var se *Error
+	if errors.As(err, &se) {
+		return se.Permanent
+	}
+	return !isTransient(err)
+}
+
+func permanent(op, hint string, err error) error {
+	return &Error{Op: op, Err: err, Hint: hint, Permanent: true}
+}
+
+// classify wraps err from talking to the server, deciding whether it is worth
+// retrying and what the operator should do.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *Error
+	if errors.As(err, &se) {
+		return err
+	}
+	e := &Error{Op: op, Err: err, Permanent: !isTransient(err)}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01":
+			e.Hint = "check the user name and password in --source"
+		case "28000":
+			if strings.Contains(pgErr.Message, "replication") {
+				e.Hint = "pg_hba.conf must allow a replication connection for this user (a line with database 'replication' or 'all', depending on the server version)"
+			} else {
+				e.Hint = "pg_hba.conf refuses this user from this host"
+			}
+		case "3D000":
+			e.Hint = "the database named in --source does not exist"
+		case "42501":
+			e.Hint = "the role lacks a privilege walmirror needs: REPLICATION, and SELECT on the published tables (see README, Prerequisites)"
+		case "55000":
+			if strings.Contains(pgErr.Message, "wal_level") {
+				e.Hint = "set wal_level = logical (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL"
+			} else if strings.Contains(pgErr.Message, "invalidated") || strings.Contains(pgErr.Message, "can no longer get changes") {
+				e.Hint = "the slot lost WAL it needed (max_slot_wal_keep_size?); the copy must be rebuilt from a new slot and snapshot"
+			}
+		}
+		return e
+	}
+	var netErr *net.OpError
+	if errors.As(err, &netErr) && netErr.Op == "dial" {
+		e.Hint = "cannot reach the server: is it running, and are the host and port in --source right?"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		e.Hint = "the host name in --source does not resolve"
+	}
+	return e
+}
+
+// isTransient reports errors a reconnect may cure: lost connections, server
+// restarts, a slot briefly held by a previous walmirror process.
+func isTransient(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			strings.HasPrefix(pgErr.Code, "57P"), // shutdown, cannot connect now
+			pgErr.Code == "53300",                // too many connections
+			pgErr.Code == "55006":                // slot active for another PID
+			return true
+		}
+		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var cerr *pgconn.ConnectError
+	if errors.As(err, &cerr) {
+		return !errors.As(err, &pgErr)
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	return false
+}

@@ -1,0 +1,191 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+)
+
+// Snapshot is a new slot's exported snapshot, open for copying: what it shows
+// is exactly what precedes the slot's consistent point. It stays valid while
+// the replication connection that created the slot stays idle, so Close it
+// before streaming.
+type Snapshot struct {
+	ConsistentPoint lsn.LSN
+	repl            *pgconn.PgConn
+	conn            *pgx.Conn
+	tx              pgx.Tx
+	queries         map[uint32]string // COPY statement per table
+	publication     string
+}
+
+// CreateSlot creates the replication slot with an exported snapshot and opens
+// a repeatable-read transaction on that snapshot for the initial copy.
+func (s *Source) CreateSlot(ctx context.Context) (_ *Snapshot, err error) {
+	repl, err := s.replicationConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			repl.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		return nil, classify("create replication slot "+s.cfg.Slot, err)
+	}
+	point, err := lsn.Parse(res.ConsistentPoint)
+	if err != nil {
+		return nil, fmt.Errorf("create replication slot: consistent point: %w", err)
+	}
+	s.log.Info("created replication slot", "slot", s.cfg.Slot, "consistent_point", point)
+
+	pcfg, err := connConfig(s.cfg.DSN, false)
+	if err != nil {
+		return nil, err
+	}
+	ccfg, _ := pgx.ParseConfig("")
+	ccfg.Config = *pcfg
+	conn, err := pgx.ConnectConfig(ctx, ccfg)
+	if err != nil {
+		return nil, classify("connect for snapshot", err)
+	}
+	sn := &Snapshot{ConsistentPoint: point, repl: repl, conn: conn, publication: s.cfg.Publication}
+	sn.tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err == nil {
+		_, err = sn.tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(res.SnapshotName))
+	}
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, classify("open snapshot transaction", err)
+	}
+	return sn, nil
+}
+
+// Close ends the snapshot transaction and the connection that created the slot.
+func (sn *Snapshot) Close(ctx context.Context) error {
+	err := sn.tx.Rollback(ctx)
+	err = errors.Join(err, sn.conn.Close(ctx), sn.repl.Close(ctx))
+	return err
+}
+
+// Tables describes every published table as pgoutput would (same columns,
+// types, typmods and key flags), honouring PostgreSQL 15 column lists and row
+// filters.
+func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
+	var hasLists bool
+	if err := sn.tx.QueryRow(ctx, `SELECT count(*) = 2 FROM pg_attribute
+		WHERE attrelid = 'pg_catalog.pg_publication_tables'::regclass AND attname IN ('attnames', 'rowfilter')`).Scan(&hasLists); err != nil {
+		return nil, classify("inspect pg_publication_tables", err)
+	}
+	q := `SELECT c.oid, p.schemaname, p.tablename, c.relreplident, NULL::text[], NULL::text FROM pg_publication_tables p
+		JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+		WHERE p.pubname = $1 ORDER BY 2, 3`
+	if hasLists {
+		q = strings.Replace(q, "NULL::text[], NULL::text", "p.attnames, p.rowfilter", 1)
+	}
+	type pubTable struct {
+		oid       uint32
+		nsp, name string
+		ident     string
+		cols      []string
+		filter    *string
+	}
+	rows, err := sn.tx.Query(ctx, q, sn.publication)
+	if err != nil {
+		return nil, classify("list published tables", err)
+	}
+	pts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pubTable, error) {
+		var p pubTable
+		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.cols, &p.filter)
+		return p, err
+	})
+	if err != nil {
+		return nil, classify("list published tables", err)
+	}
+	sn.queries = make(map[uint32]string, len(pts))
+	tables := make([]*schema.Table, 0, len(pts))
+	for _, p := range pts {
+		t, err := sn.describe(ctx, p.oid, p.nsp, p.name, p.ident[0], p.cols)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, len(t.Columns))
+		for i, c := range t.Columns {
+			names[i] = quoteIdent(c.Name)
+		}
+		q := "COPY (SELECT " + strings.Join(names, ", ") + " FROM ONLY " + quoteIdent(p.nsp) + "." + quoteIdent(p.name)
+		if p.filter != nil {
+			q += " WHERE " + *p.filter
+		}
+		sn.queries[t.ID] = q + ") TO STDOUT"
+		tables = append(tables, t)
+	}
+	return tables, nil
+}
+
+func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, ident byte, only []string) (*schema.Table, error) {
+	rows, err := sn.tx.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod,
+			coalesce(a.attnum = ANY (i.indkey::int2[]), false)
+		FROM pg_attribute a
+		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND
+			CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+		ORDER BY a.attnum`, oid, string(ident))
+	if err != nil {
+		return nil, classify("describe table", err)
+	}
+	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (schema.Column, error) {
+		var c schema.Column
+		err := r.Scan(&c.Name, &c.TypeID, &c.Typmod, &c.Key)
+		return c, err
+	})
+	if err != nil {
+		return nil, classify("describe table", err)
+	}
+	if only != nil {
+		kept := cols[:0]
+		for _, c := range cols {
+			for _, o := range only {
+				if c.Name == o {
+					kept = append(kept, c)
+					break
+				}
+			}
+		}
+		cols = kept
+	}
+	if ident == schema.IdentityFull {
+		for i := range cols {
+			cols[i].Key = true
+		}
+	}
+	return schema.NewTable(oid, nsp, name, ident, cols), nil
+}
+
+// Copy streams the rows of a table (from Tables) in the snapshot to fn. The
+// tuple passed to fn is fn's to keep.
+func (sn *Snapshot) Copy(ctx context.Context, t *schema.Table, fn func(schema.Tuple) error) error {
+	q, ok := sn.queries[t.ID]
+	if !ok {
+		return fmt.Errorf("copy %s: table not listed by Tables", t.QualifiedName())
+	}
+	w := &copyReader{ncols: len(t.Columns), fn: fn}
+	if _, err := sn.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
+		if w.err != nil {
+			return w.err
+		}
+		return classify("copy "+t.QualifiedName(), err)
+	}
+	return w.err
+}

@@ -1,0 +1,202 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walmirror/walmirror/lsn"
+)
+
+// Source is an open, checked connection to the server being replicated.
+type Source struct {
+	cfg      Config
+	log      *slog.Logger
+	conn     *pgx.Conn // ordinary session: catalog queries
+	systemID string
+	dbName   string
+}
+
+// SlotInfo describes an existing replication slot.
+type SlotInfo struct {
+	Exists    bool
+	Lost      bool // invalidated: WAL it needed was removed
+	ActivePID int
+}
+
+// Open connects, checks the prerequisites walmirror relies on and creates the
+// publication when it is missing. Every failure says what to change.
+func Open(ctx context.Context, cfg Config) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, permanent("check configuration", "", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pcfg, err := connConfig(cfg.DSN, false)
+	if err != nil {
+		return nil, permanent("connect to source", "", err)
+	}
+	ccfg, _ := pgx.ParseConfig("")
+	ccfg.Config = *pcfg
+	conn, err := pgx.ConnectConfig(ctx, ccfg)
+	if err != nil {
+		return nil, classify("connect to source "+Describe(cfg.DSN), err)
+	}
+	s := &Source{cfg: cfg, log: log, conn: conn}
+	if err := s.preflight(ctx); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close ends the catalog session.
+func (s *Source) Close(ctx context.Context) error { return s.conn.Close(ctx) }
+
+// SystemID is the source cluster's identifier: a target follows one cluster.
+func (s *Source) SystemID() string { return s.systemID }
+
+func (s *Source) preflight(ctx context.Context) error {
+	var walLevel string
+	var version int
+	var isSuper, canReplicate bool
+	err := s.conn.QueryRow(ctx, `SELECT current_setting('wal_level'), current_setting('server_version_num')::int,
+		r.rolsuper, r.rolreplication, current_database()
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &version, &isSuper, &canReplicate, &s.dbName)
+	if err != nil {
+		return classify("inspect source", err)
+	}
+	if walLevel != "logical" {
+		return permanent("check source", "run ALTER SYSTEM SET wal_level = logical as a superuser, then restart PostgreSQL",
+			fmt.Errorf("wal_level is %q, logical replication needs \"logical\"", walLevel))
+	}
+	if version < 100000 {
+		return permanent("check source", "", fmt.Errorf("PostgreSQL %d is too old: pgoutput needs 10 or later", version/10000))
+	}
+	if !isSuper && !canReplicate {
+		user := s.conn.Config().User
+		return permanent("check source", fmt.Sprintf("a superuser can grant it: ALTER ROLE %s REPLICATION", quoteIdent(user)),
+			fmt.Errorf("role %q may not start replication", user))
+	}
+	// A replication connection proves pg_hba.conf lets us in and names the cluster.
+	rc, err := s.replicationConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close(context.WithoutCancel(ctx))
+	sys, err := pglogrepl.IdentifySystem(ctx, rc)
+	if err != nil {
+		return classify("identify source system", err)
+	}
+	s.systemID = sys.SystemID
+	return s.ensurePublication(ctx)
+}
+
+func (s *Source) ensurePublication(ctx context.Context) error {
+	var all bool
+	err := s.conn.QueryRow(ctx, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&all)
+	if err == nil {
+		if len(s.cfg.Tables) > 0 {
+			s.log.Info("publication exists: it decides which tables are replicated, --tables is only used to create it",
+				"publication", s.cfg.Publication)
+		}
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return classify("look up publication", err)
+	}
+	stmt := "CREATE PUBLICATION " + quoteIdent(s.cfg.Publication)
+	if len(s.cfg.Tables) == 0 {
+		stmt += " FOR ALL TABLES"
+	} else {
+		names := make([]string, len(s.cfg.Tables))
+		for i, t := range s.cfg.Tables {
+			tn, _ := ParseTableName(t) // validated
+			names[i] = tn.String()
+		}
+		stmt += " FOR TABLE " + strings.Join(names, ", ")
+	}
+	if _, err := s.conn.Exec(ctx, stmt); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			return permanent("create publication", "ask an administrator to run: "+stmt+
+				" (FOR ALL TABLES needs a superuser, FOR TABLE needs ownership of the tables)", err)
+		}
+		return classify("create publication", err)
+	}
+	s.log.Info("created publication", "publication", s.cfg.Publication, "sql", stmt)
+	return nil
+}
+
+// Slot reports on the configured replication slot.
+func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
+	var plugin, db, walStatus string
+	var pid *int
+	err := s.conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), coalesce(wal_status, ''), active_pid
+		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &walStatus, &pid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return SlotInfo{}, nil
+	}
+	if err != nil {
+		return SlotInfo{}, classify("look up replication slot", err)
+	}
+	if plugin != "pgoutput" || db != s.dbName {
+		return SlotInfo{}, permanent("check replication slot", "choose another --slot",
+			fmt.Errorf("slot %q exists but belongs to plugin %q in database %q, not pgoutput in %q", s.cfg.Slot, plugin, db, s.dbName))
+	}
+	info := SlotInfo{Exists: true, Lost: walStatus == "lost"}
+	if pid != nil {
+		info.ActivePID = *pid
+	}
+	return info, nil
+}
+
+// DropSlot removes the configured slot (used to redo an interrupted snapshot).
+func (s *Source) DropSlot(ctx context.Context) error {
+	_, err := s.conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, s.cfg.Slot)
+	return classify("drop replication slot "+s.cfg.Slot, err)
+}
+
+// CurrentLSN is the server's current WAL position, for --stop-at-lsn now. A
+// position just past a page header is moved back to the page boundary, where
+// the decoder's position stops when the server is idle.
+func (s *Source) CurrentLSN(ctx context.Context) (lsn.LSN, error) {
+	var text string
+	if err := s.conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&text); err != nil {
+		return 0, classify("read current WAL position", err)
+	}
+	l, err := lsn.Parse(text)
+	if err != nil {
+		return 0, err
+	}
+	const page = 8192
+	if off := uint64(l) % page; off == 24 || off == 40 { // short and long page header sizes
+		l -= lsn.LSN(off)
+	}
+	return l, nil
+}
+
+// replicationConn opens a walsender connection (replication=database).
+func (s *Source) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg, err := connConfig(s.cfg.DSN, true)
+	if err != nil {
+		return nil, permanent("connect for replication", "", err)
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, classify("open replication connection to "+Describe(s.cfg.DSN), err)
+	}
+	return conn, nil
+}
+
+func (s *Source) pluginArgs() []string {
+	return []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(s.cfg.Publication))}
+}

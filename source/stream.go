@@ -1,0 +1,206 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/source/pgoutput"
+)
+
+// Event is one item of the replication stream, in server order: a decoded
+// pgoutput message, or (Msg nil) a keepalive carrying the position the
+// server's decoder has reached.
+type Event struct {
+	Msg    pgoutput.Message
+	WALEnd lsn.LSN // keepalives: everything before it has been sent
+}
+
+// Status updates keep the server from timing out (wal_sender_timeout defaults
+// to 60s); an advanced flush position is reported promptly.
+const (
+	statusInterval = 10 * time.Second
+	statusMinGap   = 200 * time.Millisecond
+	receiveWake    = time.Second
+)
+
+// Stream receives the replication stream on its own goroutine and delivers it
+// on Events. Its owner calls Confirm with durably applied positions and Close
+// when done.
+type Stream struct {
+	conn    *pgconn.PgConn
+	events  chan Event
+	flushed atomic.Uint64 // durably applied in the target
+	reply   atomic.Bool   // a status with reply-requested is wanted
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	err     error // set before events is closed
+	written lsn.LSN
+}
+
+// Start begins streaming from the slot at from (the target's stored position).
+func (s *Source) Start(ctx context.Context, from lsn.LSN) (*Stream, error) {
+	conn, err := s.replicationConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, pglogrepl.LSN(from),
+		pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: s.pluginArgs()})
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, classify("start replication from slot "+s.cfg.Slot, err)
+	}
+	st := &Stream{conn: conn, events: make(chan Event, 1024), written: from}
+	st.flushed.Store(uint64(from))
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	st.cancel = cancel
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		st.err = st.receive(lctx)
+		close(st.events)
+	}()
+	return st, nil
+}
+
+// Events delivers the stream; it is closed when the stream ends (see Err).
+func (st *Stream) Events() <-chan Event { return st.events }
+
+// Err is why the stream ended; valid once Events is closed.
+func (st *Stream) Err() error { return st.err }
+
+// Confirm records that everything before l is durably applied in the target.
+// Only such positions are ever reported to the server as flushed.
+func (st *Stream) Confirm(l lsn.LSN) {
+	for {
+		cur := st.flushed.Load()
+		if uint64(l) <= cur || st.flushed.CompareAndSwap(cur, uint64(l)) {
+			return
+		}
+	}
+}
+
+// RequestReply asks the server for a keepalive soon (used while waiting for
+// the decoder position to pass a stop LSN).
+func (st *Stream) RequestReply() { st.reply.Store(true) }
+
+// Close stops receiving, sends a last status update with the confirmed
+// position and closes the connection.
+func (st *Stream) Close(ctx context.Context) error {
+	st.cancel()
+	st.wg.Wait()
+	err := st.sendStatus(false)
+	if cerr := st.conn.Close(ctx); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (st *Stream) sendStatus(replyRequested bool) error {
+	f := lsn.LSN(st.flushed.Load())
+	w := max(st.written, f)
+	return pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: pglogrepl.LSN(w),
+		WALFlushPosition: pglogrepl.LSN(f), // explicit: the library would default it to the write position
+		WALApplyPosition: pglogrepl.LSN(f),
+		ReplyRequested:   replyRequested,
+	})
+}
+
+func (st *Stream) receive(ctx context.Context) error {
+	var lastSent time.Time
+	var lastFlush uint64
+	maybeStatus := func(force bool) error {
+		f := st.flushed.Load()
+		reply := st.reply.Swap(false)
+		if force || reply || time.Since(lastSent) >= statusInterval || (f != lastFlush && time.Since(lastSent) >= statusMinGap) {
+			if err := st.sendStatus(reply); err != nil {
+				return classify("send standby status", err)
+			}
+			lastSent, lastFlush = time.Now(), f
+		}
+		return nil
+	}
+	tick := time.NewTicker(statusMinGap)
+	defer tick.Stop()
+	deliver := func(ev Event) error {
+		for {
+			select {
+			case st.events <- ev:
+				return nil
+			case <-tick.C: // the consumer is busy: keep the server informed meanwhile
+				if err := maybeStatus(false); err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	for {
+		if err := maybeStatus(false); err != nil {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(ctx, receiveWake)
+		msg, err := st.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return classify("receive replication stream", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(m.Data) == 0 {
+				return classify("receive replication stream", errors.New("empty CopyData message"))
+			}
+			switch m.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+				if err != nil {
+					return permanent("parse keepalive", "", err)
+				}
+				if ka.ReplyRequested {
+					if err := maybeStatus(true); err != nil {
+						return err
+					}
+				}
+				if err := deliver(Event{WALEnd: lsn.LSN(ka.ServerWALEnd)}); err != nil {
+					return err
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
+				if err != nil {
+					return permanent("parse XLogData", "", err)
+				}
+				// pgconn reuses its read buffer: the decoded message aliases this copy.
+				data := make([]byte, len(xld.WALData))
+				copy(data, xld.WALData)
+				dm, err := pgoutput.Decode(data)
+				if err != nil {
+					return permanent("decode pgoutput message", "", fmt.Errorf("at %s: %w", lsn.LSN(xld.WALStart), err))
+				}
+				st.written = max(st.written, lsn.LSN(xld.WALStart))
+				if err := deliver(Event{Msg: dm}); err != nil {
+					return err
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			return classify("replication stream", pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.CopyDone:
+			return classify("replication stream", errors.New("server ended the stream (CopyDone)"))
+		}
+	}
+}
