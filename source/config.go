@@ -52,6 +52,7 @@ var sessionSettings = map[string]string{
 	"extra_float_digits": "3",
 	"TimeZone":           "UTC",
 	"application_name":   "walmirror",
+	"bytea_output":       "hex",
 }
 
 func connConfig(dsn string, replication bool) (*pgconn.Config, error) {

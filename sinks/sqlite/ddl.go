@@ -1,0 +1,126 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/walmirror/walmirror/schema"
+)
+
+// TableName maps a source table to its SQLite name. SQLite has no schemas:
+// public.t becomes t, and other schemas become "schema.table" with '%' and
+// '.' percent-encoded inside each part, so no two source tables share a name
+// and a name with a dot always came from a non-public schema.
+func TableName(schemaName, table string) string {
+	if schemaName == "public" {
+		return escapePart(table)
+	}
+	return escapePart(schemaName) + "." + escapePart(table)
+}
+
+func escapePart(s string) string {
+	if !strings.ContainsAny(s, "%.") {
+		return s
+	}
+	return strings.NewReplacer("%", "%25", ".", "%2E").Replace(s)
+}
+
+func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// columnType is the declared type, chosen for its affinity: TEXT keeps
+// numerics' exact digits (NUMERIC affinity would turn them into floats).
+func columnType(k schema.Kind) string {
+	switch k {
+	case schema.KindInt, schema.KindBool:
+		return "INTEGER"
+	case schema.KindFloat:
+		return "REAL"
+	case schema.KindBytea:
+		return "BLOB"
+	default:
+		return "TEXT"
+	}
+}
+
+// tableInfo is what the sink derives once per table shape.
+type tableInfo struct {
+	t      *schema.Table
+	name   string // quoted
+	kinds  []schema.Kind
+	cols   []string // quoted column names
+	keyIdx []int
+}
+
+func (s *Sink) info(t *schema.Table) *tableInfo {
+	if ti, ok := s.tables[t]; ok {
+		return ti
+	}
+	ti := &tableInfo{t: t, name: quote(TableName(t.Schema, t.Name)), keyIdx: t.KeyIndexes()}
+	for _, c := range t.Columns {
+		ti.kinds = append(ti.kinds, schema.KindOf(c.TypeID))
+		ti.cols = append(ti.cols, quote(c.Name))
+	}
+	s.tables[t] = ti
+	return ti
+}
+
+// EnsureTable creates the table on first sight, or adds columns the source
+// gained. Columns the source dropped are kept (with their data; new rows get
+// NULL there) and reported, never dropped silently.
+func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
+	name := TableName(t.Schema, t.Name)
+	if strings.HasPrefix(name, "_walmirror_") || strings.HasPrefix(strings.ToLower(name), "sqlite_") {
+		return fmt.Errorf("source table %s maps to SQLite name %q, which is reserved (walmirror's or SQLite's own)", t.QualifiedName(), name)
+	}
+	ti := s.info(t)
+	rows, err := s.conn.QueryContext(ctx, `SELECT name, pk FROM pragma_table_info(?)`, name)
+	if err != nil {
+		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	existing := map[string]bool{}
+	for rows.Next() {
+		var col string
+		var pk int
+		if err := rows.Scan(&col, &pk); err != nil {
+			rows.Close()
+			return err
+		}
+		existing[col] = true
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	if len(existing) == 0 {
+		defs := make([]string, len(t.Columns))
+		for i := range t.Columns {
+			defs[i] = ti.cols[i] + " " + columnType(ti.kinds[i])
+		}
+		if len(ti.keyIdx) > 0 {
+			keys := make([]string, len(ti.keyIdx))
+			for i, k := range ti.keyIdx {
+				keys[i] = ti.cols[k]
+			}
+			defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+		}
+		if _, err := s.conn.ExecContext(ctx, "CREATE TABLE "+ti.name+" ("+strings.Join(defs, ", ")+")"); err != nil {
+			return fmt.Errorf("create table %q: %w", name, err)
+		}
+		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
+		return nil
+	}
+	for i, c := range t.Columns {
+		if existing[c.Name] {
+			delete(existing, c.Name)
+			continue
+		}
+		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+ti.name+" ADD COLUMN "+ti.cols[i]+" "+columnType(ti.kinds[i])); err != nil {
+			return fmt.Errorf("add column %q to %q: %w", c.Name, name, err)
+		}
+		s.log.Info("added target column", "table", name, "column", c.Name)
+	}
+	for col := range existing {
+		s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
+	}
+	return nil
+}

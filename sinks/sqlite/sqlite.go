@@ -1,0 +1,146 @@
+// Package sqlite is the SQLite target: one database file, written through a
+// single connection in WAL mode with synchronous=FULL, so a committed
+// transaction (and the position stored with it) survives a crash of the
+// process or the machine.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4/database/sqlite3"
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/migrations"
+	"github.com/walmirror/walmirror/schema"
+)
+
+// Sink writes to one SQLite file.
+type Sink struct {
+	path   string
+	db     *sql.DB
+	conn   *sql.Conn // every statement runs here, so prepared statements and BEGIN share it
+	log    *slog.Logger
+	tables map[*schema.Table]*tableInfo
+	stmts  map[stmtKey]*sql.Stmt
+	inTx   bool
+	args   []any // reused argument buffer
+}
+
+// Open opens (creating if needed) the SQLite file at path and brings
+// walmirror's metadata tables up to date.
+func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	u := url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(),
+		RawQuery: "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=10000&_foreign_keys=0"}
+	db, err := sql.Open("sqlite3", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite target %q: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	fail := func(err error) (*Sink, error) {
+		db.Close()
+		return nil, fmt.Errorf("open SQLite target %q: %w (check that the directory exists and is writable)", path, err)
+	}
+	// A write proves the file and its directory (for the WAL) are writable.
+	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS _walmirror_probe (x); DROP TABLE _walmirror_probe"); err != nil {
+		return fail(err)
+	}
+	drv, err := sqlite3.WithInstance(db, &sqlite3.Config{MigrationsTable: "_walmirror_migrations"})
+	if err != nil {
+		return fail(err)
+	}
+	if err := migrations.Up(migrations.SQLite, "sqlite3", drv); err != nil {
+		return fail(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	return &Sink{path: path, db: db, conn: conn, log: log,
+		tables: map[*schema.Table]*tableInfo{}, stmts: map[stmtKey]*sql.Stmt{}}, nil
+}
+
+// Close releases the file.
+func (s *Sink) Close() error {
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	return errors.Join(s.conn.Close(), s.db.Close())
+}
+
+// ReadState returns the stored replication state.
+func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
+	var st schema.State
+	var l int64
+	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn FROM _walmirror_state WHERE id = 1`).
+		Scan(&st.Slot, &st.SystemID, &st.Phase, &l)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
+	}
+	st.LSN = lsn.LSN(l)
+	return st, true, nil
+}
+
+// Begin opens the write transaction (IMMEDIATE: take the write lock now).
+func (s *Sink) Begin(ctx context.Context) error {
+	if s.inTx {
+		return errors.New("sqlite sink: transaction already open")
+	}
+	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	s.inTx = true
+	return nil
+}
+
+// Commit stores the state row and commits.
+func (s *Sink) Commit(ctx context.Context, st schema.State) error {
+	if !s.inTx {
+		return errors.New("sqlite sink: commit without a transaction")
+	}
+	_, err := s.conn.ExecContext(ctx, `INSERT INTO _walmirror_state (id, slot, system_id, phase, lsn, lsn_text, updated_at)
+		VALUES (1, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
+			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at`,
+		st.Slot, st.SystemID, st.Phase, int64(st.LSN), st.LSN.String(), time.Now().UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return errors.Join(fmt.Errorf("store state: %w", err), s.Rollback(context.WithoutCancel(ctx)))
+	}
+	s.inTx = false
+	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		// SQLite leaves the transaction open after some COMMIT failures (SQLITE_BUSY).
+		_, _ = s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback abandons the open transaction.
+func (s *Sink) Rollback(ctx context.Context) error {
+	if !s.inTx {
+		return nil
+	}
+	s.inTx = false
+	// Statements may name tables whose creation was just undone.
+	for k, st := range s.stmts {
+		st.Close()
+		delete(s.stmts, k)
+	}
+	clear(s.tables)
+	if _, err := s.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,323 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/walmirror/walmirror/schema"
+)
+
+// maxVars stays under SQLite's limit on bound parameters per statement.
+const (
+	maxVars        = 32000
+	maxRowsPerStmt = 100
+)
+
+type stmtOp uint8
+
+const (
+	opInsert stmtOp = iota + 1
+	opUpsert
+	opDeleteKeys
+	opUpdateByKey // mask: columns set
+	opDeleteOne   // mask: columns matched (keyless)
+	opUpdateOne   // mask: columns set | columns matched
+)
+
+type stmtKey struct {
+	t    *schema.Table
+	op   stmtOp
+	n    int    // rows in a multi-row statement
+	mask string // which columns take part, for per-row statements
+}
+
+func (s *Sink) stmt(ctx context.Context, k stmtKey, build func() string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[k]; ok {
+		return st, nil
+	}
+	q := build()
+	st, err := s.conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", q, err)
+	}
+	s.stmts[k] = st
+	return st, nil
+}
+
+// Write applies a batch: deletes, upserts and patches set-wise, then the
+// ordered row changes.
+func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	ti := s.info(b.Table)
+	if err := s.deleteKeys(ctx, ti, b.Deletes); err != nil {
+		return err
+	}
+	if err := s.insert(ctx, ti, b.Upserts, true); err != nil {
+		return err
+	}
+	for _, row := range b.Patches {
+		if err := s.updateByKey(ctx, ti, row, row); err != nil {
+			return err
+		}
+	}
+	rows := b.Rows
+	for len(rows) > 0 {
+		if rows[0].Op == schema.Insert {
+			n := 1
+			for n < len(rows) && rows[n].Op == schema.Insert {
+				n++
+			}
+			tuples := make([]schema.Tuple, n)
+			for i := range n {
+				tuples[i] = rows[i].New
+			}
+			if err := s.insert(ctx, ti, tuples, false); err != nil {
+				return err
+			}
+			rows = rows[n:]
+			continue
+		}
+		if err := s.rowChange(ctx, ti, rows[0]); err != nil {
+			return err
+		}
+		rows = rows[1:]
+	}
+	return nil
+}
+
+func (s *Sink) bind(ti *tableInfo, i int, d schema.Datum) error {
+	v, err := value(ti.kinds[i], d)
+	if err != nil {
+		return fmt.Errorf("column %q: %w", ti.t.Columns[i].Name, err)
+	}
+	s.args = append(s.args, v)
+	return nil
+}
+
+// insert writes full rows with multi-row INSERT statements; upsert replaces
+// the row with the same key.
+func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple, upsert bool) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	upsert = upsert && len(ti.keyIdx) > 0
+	op := opInsert
+	if upsert {
+		op = opUpsert
+	}
+	per := max(1, min(maxRowsPerStmt, maxVars/max(1, len(ti.cols))))
+	for len(rows) > 0 {
+		n := min(per, len(rows))
+		st, err := s.stmt(ctx, stmtKey{t: ti.t, op: op, n: n}, func() string { return insertSQL(ti, n, upsert) })
+		if err != nil {
+			return err
+		}
+		s.args = s.args[:0]
+		for _, row := range rows[:n] {
+			for i, d := range row {
+				if err := s.bind(ti, i, d); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := st.ExecContext(ctx, s.args...); err != nil {
+			return fmt.Errorf("insert into %s: %w", ti.name, err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+func insertSQL(ti *tableInfo, n int, upsert bool) string {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") VALUES ")
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ti.cols)), ", ") + ")"
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(one)
+	}
+	if upsert {
+		keys := make([]string, len(ti.keyIdx))
+		isKey := make(map[int]bool)
+		for i, k := range ti.keyIdx {
+			keys[i] = ti.cols[k]
+			isKey[k] = true
+		}
+		var sets []string
+		for i, c := range ti.cols {
+			if !isKey[i] {
+				sets = append(sets, c+" = excluded."+c)
+			}
+		}
+		if len(sets) == 0 {
+			sb.WriteString(" ON CONFLICT (" + strings.Join(keys, ", ") + ") DO NOTHING")
+		} else {
+			sb.WriteString(" ON CONFLICT (" + strings.Join(keys, ", ") + ") DO UPDATE SET " + strings.Join(sets, ", "))
+		}
+	}
+	return sb.String()
+}
+
+// deleteKeys removes rows by key: DELETE ... WHERE (k1, k2) IN (VALUES ...).
+func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, keys []schema.Tuple) error {
+	per := max(1, min(maxRowsPerStmt*5, maxVars/max(1, len(ti.keyIdx))))
+	for len(keys) > 0 {
+		n := min(per, len(keys))
+		st, err := s.stmt(ctx, stmtKey{t: ti.t, op: opDeleteKeys, n: n}, func() string {
+			cols := make([]string, len(ti.keyIdx))
+			for i, k := range ti.keyIdx {
+				cols[i] = ti.cols[k]
+			}
+			one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+			return "DELETE FROM " + ti.name + " WHERE (" + strings.Join(cols, ", ") + ") IN (VALUES " +
+				strings.TrimSuffix(strings.Repeat(one+", ", n), ", ") + ")"
+		})
+		if err != nil {
+			return err
+		}
+		s.args = s.args[:0]
+		for _, row := range keys[:n] {
+			for _, k := range ti.keyIdx {
+				if err := s.bind(ti, k, row[k]); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := st.ExecContext(ctx, s.args...); err != nil {
+			return fmt.Errorf("delete from %s: %w", ti.name, err)
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// sentMask marks the columns a tuple carries ('1') and those it left unsent.
+func sentMask(row schema.Tuple) string {
+	m := make([]byte, len(row))
+	for i, d := range row {
+		m[i] = '0'
+		if d.State != schema.Unchanged {
+			m[i] = '1'
+		}
+	}
+	return string(m)
+}
+
+// updateByKey sets the columns newRow sent on the row whose key oldKey holds.
+func (s *Sink) updateByKey(ctx context.Context, ti *tableInfo, oldKey, newRow schema.Tuple) error {
+	mask := sentMask(newRow)
+	st, err := s.stmt(ctx, stmtKey{t: ti.t, op: opUpdateByKey, mask: mask}, func() string {
+		var sets, where []string
+		for i, c := range ti.cols {
+			if mask[i] == '1' {
+				sets = append(sets, c+" = ?")
+			}
+		}
+		for _, k := range ti.keyIdx {
+			where = append(where, ti.cols[k]+" = ?")
+		}
+		return "UPDATE " + ti.name + " SET " + strings.Join(sets, ", ") + " WHERE " + strings.Join(where, " AND ")
+	})
+	if err != nil {
+		return err
+	}
+	s.args = s.args[:0]
+	for i, d := range newRow {
+		if mask[i] == '1' {
+			if err := s.bind(ti, i, d); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range ti.keyIdx {
+		if err := s.bind(ti, k, oldKey[k]); err != nil {
+			return err
+		}
+	}
+	if _, err := st.ExecContext(ctx, s.args...); err != nil {
+		return fmt.Errorf("update %s: %w", ti.name, err)
+	}
+	return nil
+}
+
+// rowChange applies one ordered update or delete. Keyed tables match by key;
+// keyless ones change exactly one row equal to the old row (NULL-safe), which
+// keeps duplicates exact.
+func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange) error {
+	if len(ti.keyIdx) > 0 {
+		switch c.Op {
+		case schema.Update:
+			old := c.Old
+			if old == nil {
+				old = c.New
+			}
+			return s.updateByKey(ctx, ti, old, c.New)
+		case schema.Delete:
+			return s.deleteKeys(ctx, ti, []schema.Tuple{c.Old})
+		}
+		return fmt.Errorf("unexpected ordered %s", c.Op)
+	}
+	if c.Old == nil {
+		return fmt.Errorf("%s on %s without an old row: the source table needs REPLICA IDENTITY FULL or a primary key", c.Op, ti.name)
+	}
+	match := sentMask(c.Old)
+	var set string
+	op := opDeleteOne
+	if c.Op == schema.Update {
+		op, set = opUpdateOne, sentMask(c.New)
+	}
+	st, err := s.stmt(ctx, stmtKey{t: ti.t, op: op, mask: set + "|" + match}, func() string {
+		var sets, where []string
+		for i, col := range ti.cols {
+			if set != "" && set[i] == '1' {
+				sets = append(sets, col+" = ?")
+			}
+			if match[i] == '1' {
+				where = append(where, col+" IS ?")
+			}
+		}
+		one := "rowid = (SELECT rowid FROM " + ti.name + " WHERE " + strings.Join(where, " AND ") + " LIMIT 1)"
+		if op == opDeleteOne {
+			return "DELETE FROM " + ti.name + " WHERE " + one
+		}
+		return "UPDATE " + ti.name + " SET " + strings.Join(sets, ", ") + " WHERE " + one
+	})
+	if err != nil {
+		return err
+	}
+	s.args = s.args[:0]
+	if op == opUpdateOne {
+		for i, d := range c.New {
+			if set[i] == '1' {
+				if err := s.bind(ti, i, d); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for i, d := range c.Old {
+		if match[i] == '1' {
+			if err := s.bind(ti, i, d); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := st.ExecContext(ctx, s.args...); err != nil {
+		return fmt.Errorf("%s one row of %s: %w", c.Op, ti.name, err)
+	}
+	return nil
+}
+
+// Truncate empties the tables.
+func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
+	for _, t := range tables {
+		ti := s.info(t)
+		if _, err := s.conn.ExecContext(ctx, "DELETE FROM "+ti.name); err != nil {
+			return fmt.Errorf("truncate %s: %w", ti.name, err)
+		}
+	}
+	return nil
+}

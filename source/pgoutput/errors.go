@@ -1,0 +1,42 @@
+package pgoutput
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel causes, matched with errors.Is against the *DecodeError that
+// Decode returns.
+var (
+	// ErrTruncated: the message ended before a field, or a length or count
+	// claims more bytes than remain.
+	ErrTruncated = errors.New("pgoutput: message truncated")
+	// ErrInvalid: a field holds a value the format does not allow (a negative
+	// length or count, an unknown tuple marker).
+	ErrInvalid = errors.New("pgoutput: invalid field value")
+	// ErrUnsupported: a message of protocol v2 or later (streaming,
+	// two-phase), which a v1 stream never carries.
+	ErrUnsupported = errors.New("pgoutput: unsupported message")
+	// ErrUnknownType: the first byte is not a known message type.
+	ErrUnknownType = errors.New("pgoutput: unknown message type")
+)
+
+// DecodeError describes why Decode rejected its input.
+type DecodeError struct {
+	Type   MessageType // the message type byte (0 when src was empty)
+	Field  string      // the field being decoded, "" for message-level errors
+	Offset int         // offset in src of that field (0 is the type byte)
+	Detail string      // what was wrong
+	Err    error       // one of the Err* sentinels
+}
+
+func (e *DecodeError) Error() string {
+	if e.Field == "" {
+		return e.Detail
+	}
+	return fmt.Sprintf("pgoutput %s message %q: %s at offset %d: %s",
+		e.Type, byte(e.Type), e.Field, e.Offset, e.Detail)
+}
+
+// Unwrap returns the sentinel cause.
+func (e *DecodeError) Unwrap() error { return e.Err }
