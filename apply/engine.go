@@ -132,6 +132,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		// Nothing in flight and all received is applied: let the slot move on
 		// past WAL that held nothing for us, so an idle publication pins none.
+		e.log.Debug("keepalive: confirm", "wal_end", ev.WALEnd)
 		e.conf.Confirm(ev.WALEnd)
 		return nil
 	}
@@ -342,6 +343,7 @@ func (e *engine) commit(ctx context.Context) error {
 	if e.onCommit != nil {
 		e.onCommit(e.stats, st)
 	}
+	e.log.Debug("committed", "lsn", st.LSN)
 	e.conf.Confirm(st.LSN)
 	return nil
 }

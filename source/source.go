@@ -165,12 +165,14 @@ func (s *Source) DropSlot(ctx context.Context) error {
 	return classify("drop replication slot "+s.cfg.Slot, err)
 }
 
-// CurrentLSN is the server's current WAL position, for --stop-at-lsn now. A
-// position just past a page header is moved back to the page boundary, where
-// the decoder's position stops when the server is idle.
+// CurrentLSN is the end of the WAL inserted so far, for --stop-at-lsn now: it
+// covers every transaction committed by now, including asynchronous commits
+// not yet written (pg_current_wal_lsn, the write position, would miss those).
+// A position just past a page header is moved back to the page boundary,
+// where the decoder's position stops when the server is idle.
 func (s *Source) CurrentLSN(ctx context.Context) (lsn.LSN, error) {
 	var text string
-	if err := s.conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&text); err != nil {
+	if err := s.conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
 		return 0, classify("read current WAL position", err)
 	}
 	l, err := lsn.Parse(text)

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/sinks/sqlite"
+	"github.com/walmirror/walmirror/source"
+	"github.com/walmirror/walmirror/testenv"
+)
+
+const demoSchema = `
+CREATE TABLE customers (
+    id         bigserial PRIMARY KEY,
+    name       text NOT NULL,
+    email      text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE orders (
+    id          bigserial PRIMARY KEY,
+    customer_id bigint NOT NULL REFERENCES customers,
+    amount      numeric(12,2) NOT NULL,
+    status      text NOT NULL,
+    details     jsonb,
+    placed_at   timestamptz NOT NULL DEFAULT now()
+);
+-- No primary key: rows are matched on all their values.
+CREATE TABLE page_views (path text, viewed_at timestamptz);
+ALTER TABLE page_views REPLICA IDENTITY FULL;
+
+INSERT INTO customers (name, email)
+    SELECT 'customer ' || i, 'c' || i || '@example.com' FROM generate_series(1, 1000) i;
+INSERT INTO orders (customer_id, amount, status, details)
+    SELECT 1 + i % 1000, (i * 7.31)::numeric(12,2), 'new', jsonb_build_object('items', i % 5 + 1)
+    FROM generate_series(1, 5000) i;
+`
+
+// The demo's workload: a little of everything walmirror must get right.
+const demoTick = `
+INSERT INTO orders (customer_id, amount, status, details)
+    SELECT 1 + (random() * 999)::int, (random() * 500)::numeric(12,2), 'new', '{"items": 1}'
+    FROM generate_series(1, 20);
+UPDATE orders SET status = 'shipped' WHERE id IN (SELECT id FROM orders WHERE status = 'new' ORDER BY random() LIMIT 10);
+DELETE FROM orders WHERE id IN (SELECT id FROM orders WHERE status = 'shipped' ORDER BY random() LIMIT 3);
+INSERT INTO page_views VALUES ('/home', now()), ('/home', now()), ('/cart', now());
+DELETE FROM page_views WHERE ctid IN (SELECT ctid FROM page_views WHERE path = '/cart' LIMIT 1);
+`
+
+func cmdDemo(ctx context.Context, args []string) error {
+	fs := newFlagSet("demo", "[--target sqlite:PATH] [--duration 10s]")
+	target := "sqlite:walmirror-demo.sqlite"
+	var duration time.Duration
+	fs.StringVar(&target, "target", target, "where the copy goes (an existing demo file is replaced)")
+	durationFlag(fs, &duration, "duration", 10*time.Second, "how long the sample workload runs while walmirror follows it")
+	if err := fs.parse(args); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := fs.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	path, ok := strings.CutPrefix(target, "sqlite:")
+	if !ok || path == "" {
+		return fmt.Errorf("--target %q: the demo writes to sqlite:PATH", target)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+
+	fmt.Println("starting a throwaway PostgreSQL (wal_level=logical) ...")
+	srv, err := testenv.Start(ctx, testenv.Options{})
+	if err != nil {
+		return fmt.Errorf("start demo PostgreSQL: %w", err)
+	}
+	defer srv.Close()
+	if err := srv.Exec(ctx, "postgres", demoSchema); err != nil {
+		return fmt.Errorf("load sample schema: %w", err)
+	}
+	dsn := srv.DSN("postgres")
+	fmt.Printf("source: %s  (tables customers, orders, page_views)\n", source.Describe(dsn))
+
+	sink, err := sqlite.Open(ctx, path, log)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	var lastPrint time.Time
+	cfg := apply.Config{
+		Source: source.Config{DSN: dsn, Slot: "walmirror", Publication: "walmirror"},
+		Logger: log,
+		OnProgress: func(s apply.Stats, st schema.State) {
+			if time.Since(lastPrint) >= time.Second {
+				lastPrint = time.Now()
+				lag := time.Since(s.LastCommitTime).Round(time.Millisecond)
+				fmt.Printf("  applied %6d transactions, %7d row changes  position %s  lag %v\n", s.Transactions, s.Rows, st.LSN, lag)
+			}
+		},
+	}
+
+	// Follow the workload live, then catch up to the source's position and stop.
+	fmt.Printf("replicating into %s while a workload runs for %v ...\n", path, duration)
+	live, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runErr = apply.Run(live, sink, cfg)
+	}()
+	werr := demoWorkload(ctx, srv, duration)
+	cancel()
+	wg.Wait()
+	if err := errors.Join(werr, runErr); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	cfg.StopAtNow = true
+	if err := apply.Run(ctx, sink, cfg); err != nil {
+		return err
+	}
+	return demoReport(ctx, dsn, path)
+}
+
+func demoWorkload(ctx context.Context, srv *testenv.Server, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if err := srv.Exec(ctx, "postgres", demoTick); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("demo workload: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// demoReport compares what arrived with the source.
+func demoReport(ctx context.Context, dsn, path string) error {
+	pg, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer pg.Close(context.WithoutCancel(ctx))
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	abs, _ := filepath.Abs(path)
+	fmt.Printf("\nwhat arrived in %s:\n", abs)
+	fmt.Printf("  %-12s %10s %10s\n", "table", "source", "copy")
+	same := true
+	for _, t := range []string{"customers", "orders", "page_views"} {
+		var want, got int64
+		if err := pg.QueryRow(ctx, "SELECT count(*) FROM "+t).Scan(&want); err != nil {
+			return err
+		}
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM "`+sqlite.TableName("public", t)+`"`).Scan(&got); err != nil {
+			return err
+		}
+		same = same && want == got
+		fmt.Printf("  %-12s %10d %10d\n", t, want, got)
+	}
+	if !same {
+		return errors.New("the copy differs from the source")
+	}
+	fmt.Printf("\nthe copy equals the source. Look inside:\n  sqlite3 %s 'SELECT status, count(*), sum(amount) FROM orders GROUP BY 1'\n", path)
+	fmt.Printf("  go run ./cmd/walmirror status --target sqlite:%s\n", path)
+	return nil
+}
+

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// flagSet is a flag.FlagSet whose flags fall back to WALMIRROR_* environment
+// variables (--stop-at-lsn reads WALMIRROR_STOP_AT_LSN).
+type flagSet struct {
+	*flag.FlagSet
+	logLevel  string
+	logFormat string
+}
+
+func newFlagSet(name, synopsis string) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError)}
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: walmirror %s %s\n\nFlags (each also read from the environment variable shown):\n", name, synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(out, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+		})
+	}
+	fs.StringVar(&fs.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&fs.logFormat, "log-format", "text", "text or json")
+	return fs
+}
+
+func envName(flagName string) string {
+	return "WALMIRROR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parse reads the environment, then the command line (which wins).
+func (fs *flagSet) parse(args []string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return errUsage // flag already printed the problem and the usage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+var errHelp = errors.New("help requested")
+
+func (fs *flagSet) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(fs.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", fs.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch fs.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", fs.logFormat)
+}
+
+func durationFlag(fs *flagSet, p *time.Duration, name string, def time.Duration, help string) {
+	fs.DurationVar(p, name, def, help)
+}

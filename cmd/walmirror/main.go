@@ -1,0 +1,69 @@
+// Command walmirror keeps a live, exactly-once copy of a PostgreSQL
+// publication in a local database file (or another PostgreSQL).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `walmirror keeps an exactly-once copy of a PostgreSQL database in SQLite
+(DuckDB and PostgreSQL targets are on the way), from logical replication.
+
+Usage:
+  walmirror run    --source DSN --target TARGET [flags]   replicate (until stopped)
+  walmirror status --target TARGET                        show how far a target is
+  walmirror demo   [--target TARGET]                      try it on a throwaway PostgreSQL
+
+  DSN      postgres://user:password@host:5432/db?sslmode=require (or a keyword string)
+  TARGET   sqlite:PATH
+
+Run 'walmirror run --help' for every flag. Each flag can also be set with an
+environment variable: --source is WALMIRROR_SOURCE, --stop-at-lsn is
+WALMIRROR_STOP_AT_LSN, and so on.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// errUsage marks errors already explained by a usage message.
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(ctx, args[1:])
+	case "status":
+		err = cmdStatus(ctx, args[1:])
+	case "demo":
+		err = cmdDemo(ctx, args[1:])
+	case "help", "-h", "--help", "-help":
+		fmt.Print(usage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "walmirror: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(os.Stderr, "walmirror: %v\n", err)
+		return 1
+	}
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/source"
+)
+
+func cmdRun(ctx context.Context, args []string) error {
+	fs := newFlagSet("run", "--source DSN --target TARGET [flags]")
+	var (
+		cfg            apply.Config
+		target, tables string
+		stopAt         string
+	)
+	lim := apply.DefaultLimits()
+	fs.StringVar(&cfg.Source.DSN, "source", "", "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq)")
+	fs.StringVar(&target, "target", "", "where the copy lives: sqlite:PATH")
+	fs.StringVar(&cfg.Source.Slot, "slot", "walmirror", "replication slot (created, with an initial snapshot, when missing)")
+	fs.StringVar(&cfg.Source.Publication, "publication", "walmirror", "publication (created when missing: FOR ALL TABLES, or FOR TABLE --tables)")
+	fs.StringVar(&tables, "tables", "", "comma-separated schema.table list for a new publication (default: all tables)")
+	fs.StringVar(&stopAt, "stop-at-lsn", "", "apply everything committed up to this LSN (X/XXXXXXXX) or 'now', then exit 0")
+	fs.IntVar(&lim.CommitRows, "commit-rows", lim.CommitRows, "commit the target transaction after this many changes (at a source commit)")
+	durationFlag(fs, &lim.CommitInterval, "commit-interval", lim.CommitInterval, "commit the target transaction at least this often while changes flow")
+	fs.IntVar(&lim.ChunkRows, "chunk-rows", lim.ChunkRows, "write buffered changes to the open target transaction after this many")
+	fs.IntVar(&lim.ChunkBytes, "chunk-bytes", lim.ChunkBytes, "... or after this many bytes: bounds memory for huge source transactions")
+	durationFlag(fs, &cfg.MaxBackoff, "max-backoff", 0, "longest wait between reconnects after a connection loss (default 30s)")
+	if err := fs.parse(args); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := fs.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Logger, cfg.Limits = log, lim
+	if tables != "" {
+		for _, t := range strings.Split(tables, ",") {
+			cfg.Source.Tables = append(cfg.Source.Tables, strings.TrimSpace(t))
+		}
+	}
+	switch stopAt {
+	case "":
+	case "now":
+		cfg.StopAtNow = true
+	default:
+		l, err := lsn.Parse(stopAt)
+		if err != nil || l == 0 {
+			return fmt.Errorf("--stop-at-lsn %q: want an LSN like 0/16B3748, or now", stopAt)
+		}
+		cfg.StopAt = l
+	}
+	if lim.CommitRows < 1 || lim.ChunkRows < 1 || lim.ChunkBytes < 1 || lim.CommitInterval <= 0 {
+		return fmt.Errorf("--commit-rows, --chunk-rows, --chunk-bytes and --commit-interval must be positive")
+	}
+	if err := cfg.Source.Validate(); err != nil {
+		return err
+	}
+	sink, err := openTarget(ctx, target, log, false)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	log.Info("starting", "source", source.Describe(cfg.Source.DSN), "target", redactTarget(target),
+		"slot", cfg.Source.Slot, "publication", cfg.Source.Publication)
+	return apply.Run(ctx, sink, cfg)
+}
+
+func cmdStatus(ctx context.Context, args []string) error {
+	fs := newFlagSet("status", "--target TARGET")
+	var target string
+	fs.StringVar(&target, "target", "", "the target to inspect: sqlite:PATH")
+	if err := fs.parse(args); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := fs.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	sink, err := openTarget(ctx, target, log, true)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	st, ok, err := sink.ReadState(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
+	}
+	complete := "complete"
+	if st.Phase != "streaming" {
+		complete = "in progress (will be redone on the next run)"
+	}
+	fmt.Printf("lsn:      %s\nslot:     %s\nsnapshot: %s\nsource:   system %s\n", st.LSN, st.Slot, complete, st.SystemID)
+	return nil
+}
