@@ -209,6 +209,7 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 		if err := e.flushTable(ctx, m.RelationID); err != nil {
 			return err
 		}
+		delete(e.buffers, m.RelationID) // the next changes have the new shape
 		e.log.Info("source table changed shape", "table", t.QualifiedName(), "columns", len(t.Columns))
 	}
 	e.tables[m.RelationID] = t
@@ -222,6 +223,12 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	t, ok := e.tables[relID]
 	if !ok {
 		return fmt.Errorf("change for relation %d before its Relation message (protocol violation)", relID)
+	}
+	for _, tup := range [2]schema.Tuple{c.Old, c.New} {
+		if tup != nil && len(tup) != len(t.Columns) {
+			return fmt.Errorf("%s on %s carries %d columns, its Relation message %d (protocol violation)",
+				c.Op, t.QualifiedName(), len(tup), len(t.Columns))
+		}
 	}
 	if err := e.ensureOpen(ctx); err != nil {
 		return err
@@ -316,10 +323,6 @@ func (e *engine) flushTable(ctx context.Context, relID uint32) error {
 		if err := e.sink.Write(ctx, b); err != nil {
 			return fmt.Errorf("write %d changes to %s: %w", b.Len(), b.Table.QualifiedName(), err)
 		}
-	}
-	// A table changed shape: the next changes use a fresh buffer.
-	if e.tables[relID] != buf.table {
-		delete(e.buffers, relID)
 	}
 	return nil
 }

@@ -1,0 +1,175 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/source"
+	"github.com/walmirror/walmirror/source/pgoutput"
+)
+
+// recordingSink logs the calls the engine makes; it stands in for a database
+// only in tests of the engine's own bookkeeping.
+type recordingSink struct {
+	calls     []string
+	committed lsn.LSN
+	open      bool
+	failWrite bool
+}
+
+func (r *recordingSink) ReadState(context.Context) (schema.State, bool, error) {
+	return schema.State{}, false, nil
+}
+func (r *recordingSink) Begin(context.Context) error { r.open = true; r.calls = append(r.calls, "begin"); return nil }
+func (r *recordingSink) EnsureTable(_ context.Context, t *schema.Table) error {
+	r.calls = append(r.calls, "ensure "+t.Name)
+	return nil
+}
+func (r *recordingSink) Write(_ context.Context, b *schema.Batch) error {
+	if r.failWrite {
+		return errors.New("disk full")
+	}
+	r.calls = append(r.calls, "write "+showBatch(b))
+	return nil
+}
+func (r *recordingSink) Truncate(_ context.Context, ts []*schema.Table) error {
+	r.calls = append(r.calls, "truncate "+ts[0].Name)
+	return nil
+}
+func (r *recordingSink) Commit(_ context.Context, st schema.State) error {
+	r.open = false
+	r.committed = st.LSN
+	r.calls = append(r.calls, "commit "+st.LSN.String())
+	return nil
+}
+func (r *recordingSink) Rollback(context.Context) error {
+	r.open = false
+	r.calls = append(r.calls, "rollback")
+	return nil
+}
+func (r *recordingSink) Close() error { return nil }
+
+// confirmLog checks the exactly-once rule as it happens: nothing is ever
+// confirmed beyond what the sink committed, unless nothing is in flight.
+type confirmLog struct {
+	t         *testing.T
+	sink      *recordingSink
+	confirmed []lsn.LSN
+}
+
+func (c *confirmLog) Confirm(l lsn.LSN) {
+	if c.sink.open {
+		c.t.Errorf("confirmed %s while a target transaction was open", l)
+	}
+	c.confirmed = append(c.confirmed, l)
+}
+func (c *confirmLog) RequestReply() {}
+
+var relMsg = &pgoutput.Relation{RelationID: 1, Namespace: "public", Name: "t", ReplicaIdentity: 'd',
+	Columns: []pgoutput.RelationColumn{{Flags: 1, Name: "id", TypeID: schema.OIDInt4, Typmod: -1}, {Name: "a", TypeID: schema.OIDText, Typmod: -1}, {Name: "big", TypeID: schema.OIDText, Typmod: -1}}}
+
+func txn(commit, end lsn.LSN, msgs ...pgoutput.Message) []source.Event {
+	evs := []source.Event{{Msg: &pgoutput.Begin{FinalLSN: commit, CommitTime: time.Now()}}}
+	for _, m := range msgs {
+		evs = append(evs, source.Event{Msg: m})
+	}
+	return append(evs, source.Event{Msg: &pgoutput.Commit{CommitLSN: commit, EndLSN: end}})
+}
+
+func runEngine(t *testing.T, st schema.State, stopAt lsn.LSN, limits Limits, evs []source.Event) (*recordingSink, *confirmLog, error) {
+	sink := &recordingSink{}
+	conf := &confirmLog{t: t, sink: sink}
+	e := newEngine(sink, slog.New(slog.DiscardHandler), limits, st, stopAt)
+	e.conf = conf
+	ch := make(chan source.Event, len(evs))
+	for _, ev := range evs {
+		ch <- ev
+	}
+	close(ch)
+	err := e.run(context.Background(), ch)
+	return sink, conf, err
+}
+
+func TestEngineGroupsSkipsAndConfirms(t *testing.T) {
+	var evs []source.Event
+	evs = append(evs, source.Event{Msg: relMsg})
+	evs = append(evs, txn(0x100, 0x110, &pgoutput.Insert{RelationID: 1, New: tup("1", "old", "B")})...) // already applied
+	evs = append(evs, txn(0x200, 0x210, &pgoutput.Insert{RelationID: 1, New: tup("2", "x", "B")})...)
+	evs = append(evs, txn(0x300, 0x310, &pgoutput.Update{RelationID: 1, New: tup("2", "y", "~")})...)
+	evs = append(evs, source.Event{WALEnd: 0x400}) // idle keepalive
+	sink, conf, err := runEngine(t, schema.State{LSN: 0x120}, 0, DefaultLimits(), evs)
+	if !errors.Is(err, errStreamEnded) {
+		t.Fatalf("run: %v", err)
+	}
+	got := strings.Join(sink.calls, "; ")
+	want := "begin; ensure t; write ups[2,y,B]; commit 0/00000310"
+	if got != want {
+		t.Fatalf("calls:\n got %s\nwant %s", got, want)
+	}
+	if last := conf.confirmed[len(conf.confirmed)-1]; last != 0x400 {
+		t.Errorf("idle keepalive not confirmed: %v", conf.confirmed)
+	}
+}
+
+func TestEngineChunksHugeTransaction(t *testing.T) {
+	evs := []source.Event{{Msg: relMsg}}
+	var msgs []pgoutput.Message
+	for i := range 10 {
+		msgs = append(msgs, &pgoutput.Insert{RelationID: 1, New: tup(string(rune('a'+i)), "x", "y")})
+	}
+	evs = append(evs, txn(0x200, 0x210, msgs...)...)
+	lim := DefaultLimits()
+	lim.ChunkRows = 4
+	sink, _, _ := runEngine(t, schema.State{}, 0, lim, evs)
+	writes, commits := 0, 0
+	for _, c := range sink.calls {
+		if strings.HasPrefix(c, "write") {
+			writes++
+		}
+		if strings.HasPrefix(c, "commit") {
+			commits++
+		}
+	}
+	if writes != 3 || commits != 1 {
+		t.Fatalf("want 3 chunked writes in 1 commit, got %v", sink.calls)
+	}
+}
+
+func TestEngineStopsAtLSN(t *testing.T) {
+	evs := []source.Event{{Msg: relMsg}}
+	evs = append(evs, txn(0x200, 0x210, &pgoutput.Insert{RelationID: 1, New: tup("1", "x", "y")})...)
+	evs = append(evs, txn(0x300, 0x310, &pgoutput.Insert{RelationID: 1, New: tup("2", "x", "y")})...)
+	sink, _, err := runEngine(t, schema.State{}, 0x250, DefaultLimits(), evs)
+	if !errors.Is(err, errStopReached) {
+		t.Fatalf("run: %v", err)
+	}
+	if sink.committed != 0x210 || strings.Contains(strings.Join(sink.calls, ";"), "2,x,y") {
+		t.Fatalf("applied past the stop LSN: %v", sink.calls)
+	}
+}
+
+func TestEngineFailedWriteRollsBackAndConfirmsNothing(t *testing.T) {
+	evs := []source.Event{{Msg: relMsg}}
+	evs = append(evs, txn(0x200, 0x210, &pgoutput.Insert{RelationID: 1, New: tup("1", "x", "y")})...)
+	sink := &recordingSink{failWrite: true}
+	conf := &confirmLog{t: t, sink: sink}
+	e := newEngine(sink, slog.New(slog.DiscardHandler), DefaultLimits(), schema.State{LSN: 0x100}, 0)
+	e.conf = conf
+	ch := make(chan source.Event, len(evs))
+	for _, ev := range evs {
+		ch <- ev
+	}
+	close(ch)
+	if err := e.run(context.Background(), ch); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("run: %v", err)
+	}
+	if len(conf.confirmed) != 0 || sink.calls[len(sink.calls)-1] != "rollback" {
+		t.Fatalf("confirmed %v, calls %v", conf.confirmed, sink.calls)
+	}
+}
