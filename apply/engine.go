@@ -58,9 +58,9 @@ type engine struct {
 	buffers map[uint32]*tableBuffer
 	order   []uint32 // tables with buffered changes, first touch first
 
-	inTx      bool    // inside a source transaction
-	skipping  bool    // that transaction is already applied
-	open      bool    // a target transaction is open
+	inTx      bool // inside a source transaction
+	skipping  bool // that transaction is already applied
+	open      bool // a target transaction is open
 	openedAt  time.Time
 	pendingN  int     // changes since the last commit
 	chunkN    int     // changes buffered
@@ -73,7 +73,7 @@ type engine struct {
 // Stats counts what was applied, for progress logs and the demo.
 type Stats struct {
 	Transactions, Rows, Commits int64
-	LastCommitTime          time.Time // source commit time of the last applied transaction
+	LastCommitTime              time.Time // source commit time of the last applied transaction
 }
 
 func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stopAt lsn.LSN) *engine {

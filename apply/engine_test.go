@@ -26,7 +26,11 @@ type recordingSink struct {
 func (r *recordingSink) ReadState(context.Context) (schema.State, bool, error) {
 	return schema.State{}, false, nil
 }
-func (r *recordingSink) Begin(context.Context) error { r.open = true; r.calls = append(r.calls, "begin"); return nil }
+func (r *recordingSink) Begin(context.Context) error {
+	r.open = true
+	r.calls = append(r.calls, "begin")
+	return nil
+}
 func (r *recordingSink) EnsureTable(_ context.Context, t *schema.Table) error {
 	r.calls = append(r.calls, "ensure "+t.Name)
 	return nil

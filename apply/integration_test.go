@@ -2,9 +2,9 @@ package apply_test
 
 import (
 	"context"
-	"flag"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"

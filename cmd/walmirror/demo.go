@@ -184,4 +184,3 @@ func demoReport(ctx context.Context, dsn, path string) error {
 	fmt.Printf("  go run ./cmd/walmirror status --target sqlite:%s\n", path)
 	return nil
 }
-
