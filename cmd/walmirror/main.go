@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -63,7 +64,9 @@ func run(ctx context.Context, args []string) int {
 	case errors.Is(err, errUsage):
 		return 2
 	default:
-		fmt.Fprintf(os.Stderr, "walmirror: %v\n", err)
+		// One line: drivers wrap some messages (several addresses tried).
+		msg := strings.Join(strings.FieldsFunc(err.Error(), func(r rune) bool { return r == '\n' || r == '\t' }), " ")
+		fmt.Fprintf(os.Stderr, "walmirror: %s\n", msg)
 		return 1
 	}
 }
