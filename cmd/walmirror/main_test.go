@@ -280,3 +280,59 @@ func TestCrashLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeTransactionMemory replicates one source transaction of
+// WALMIRROR_RSS_ROWS rows (make rss: 5,000,000) and reports the walmirror
+// process's peak RSS, which must stay under 256 MB: a transaction is applied
+// in chunks inside one open target transaction, never held whole.
+func TestHugeTransactionMemory(t *testing.T) {
+	needServer(t)
+	rows, _ := strconv.Atoi(os.Getenv("WALMIRROR_RSS_ROWS"))
+	if rows == 0 {
+		t.Skip("set WALMIRROR_RSS_ROWS (make rss)")
+	}
+	dsn, db := newDatabase(t, `CREATE TABLE big (id bigint PRIMARY KEY, n int, v text, at timestamptz)`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	args := []string{"run", "--source", dsn, "--target", "sqlite:" + path, "--slot", "s_" + db}
+	if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r.code != 0 {
+		t.Fatalf("initial run: %s", r.stderr)
+	}
+	began := time.Now()
+	if err := server.Exec(context.Background(), db, fmt.Sprintf(
+		`INSERT INTO big SELECT i, i %% 1000, md5(i::text), '2024-01-01'::timestamptz + i * interval '1 second' FROM generate_series(1, %d) i`, rows)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("source transaction of %d rows took %v", rows, time.Since(began).Round(time.Millisecond))
+	began = time.Now()
+	cmd := exec.Command(binary, append(args, "--stop-at-lsn", "now")...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("walmirror: %v\n%s", err, stderr.String())
+	}
+	elapsed := time.Since(began)
+	usage := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	peakMB := float64(usage.Maxrss) / 1024 // kilobytes on Linux
+	cpu := time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
+	t.Logf("replicated %d rows in one transaction: %v wall, %v CPU, peak RSS %.1f MB", rows, elapsed.Round(time.Millisecond), cpu.Round(time.Millisecond), peakMB)
+	fmt.Printf("RESULT rows=%d wall=%v cpu=%v peak_rss_mb=%.1f\n", rows, elapsed.Round(time.Millisecond), cpu.Round(time.Millisecond), peakMB)
+	got, err := mirrortest.SQLiteRows(context.Background(), path, "SELECT count(*), sum(id), sum(n) FROM big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d | %d | %d", rows, int64(rows)*int64(rows+1)/2, sumMod(rows))
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("copy has %q, want %q", got, want)
+	}
+	if peakMB >= 256 {
+		t.Errorf("peak RSS %.1f MB, want under 256 MB", peakMB)
+	}
+}
+
+func sumMod(rows int) int64 {
+	var s int64
+	for i := 1; i <= rows; i++ {
+		s += int64(i % 1000)
+	}
+	return s
+}
