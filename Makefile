@@ -1,0 +1,46 @@
+# walmirror: the targets people expect. `make demo` and `make test` are the two
+# commands; .ci/run calls `make test` after installing what a fresh machine lacks.
+
+GO      ?= go
+PKGS    := ./...
+# Slow scenarios are opt-in: each has its own target.
+RSS_ROWS      ?= 5000000
+CRASH_SECONDS ?= 120
+FUZZTIME      ?= 60s
+
+.PHONY: build test test-short lint demo rss test-crash fuzz clean
+
+build:
+	$(GO) build -o bin/walmirror ./cmd/walmirror
+
+# Unit tests plus end-to-end tests against throwaway PostgreSQL servers.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# Pure tests only: no PostgreSQL needed.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Starts a throwaway PostgreSQL, loads a sample schema, replicates it into
+# ./walmirror-demo.sqlite while a workload runs, then compares.
+demo:
+	$(GO) run ./cmd/walmirror demo
+
+# One source transaction of RSS_ROWS rows; prints walmirror's peak RSS.
+rss:
+	WALMIRROR_RSS_ROWS=$(RSS_ROWS) $(GO) test -count=1 -timeout 60m -run TestHugeTransactionMemory -v ./cmd/walmirror/ | grep -E 'RESULT|PASS|FAIL|ok|main_test'
+
+# The kill -9 loop for longer (the default test run has a 15 s version).
+test-crash:
+	WALMIRROR_CRASH_SECONDS=$(CRASH_SECONDS) $(GO) test -count=1 -timeout 60m -run TestCrashLoop -v ./cmd/walmirror/
+
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./source/pgoutput/
+
+clean:
+	rm -rf bin walmirror-demo.sqlite walmirror-demo.sqlite-wal walmirror-demo.sqlite-shm
