@@ -46,8 +46,6 @@ func Run(ctx context.Context, sink Sink, cfg Config) error {
 	log := cfg.Logger
 	r := &runner{sink: sink, cfg: cfg, log: log}
 	started := false
-	var failures int
-	var firstFailure time.Time
 	for {
 		err := r.once(ctx, &started)
 		switch {
@@ -59,23 +57,20 @@ func Run(ctx context.Context, sink Sink, cfg Config) error {
 		case !started || source.IsPermanent(err):
 			return err
 		}
-		if failures == 0 {
-			firstFailure = time.Now()
+		// Said once per outage, not once per attempt.
+		if r.failures == 0 {
+			r.downSince = time.Now()
 			log.Warn("replication interrupted; reconnecting with backoff", "err", err)
 		} else {
-			log.Debug("reconnect failed", "attempt", failures, "err", err)
+			log.Debug("reconnect failed", "attempt", r.failures, "err", err)
 		}
-		failures++
-		wait := min(cfg.MaxBackoff, 250*time.Millisecond<<min(failures, 10))
+		r.failures++
+		wait := min(cfg.MaxBackoff, 250*time.Millisecond<<min(r.failures, 10))
 		wait = wait/2 + rand.N(wait/2+1) // jitter: a fleet does not reconnect in step
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
 			return nil
-		}
-		if r.connected {
-			log.Info("replication resumed", "attempts", failures, "down_for", time.Since(firstFailure).Round(time.Millisecond))
-			failures, r.connected = 0, false
 		}
 	}
 }
@@ -84,7 +79,8 @@ type runner struct {
 	sink      Sink
 	cfg       Config
 	log       *slog.Logger
-	connected bool // the last attempt got as far as streaming
+	failures  int       // consecutive failed attempts since streaming last worked
+	downSince time.Time // when the current outage began
 }
 
 func (r *runner) once(ctx context.Context, started *bool) error {
@@ -115,7 +111,11 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
-	*started, r.connected = true, true
+	*started = true
+	if r.failures > 0 {
+		r.log.Info("replication resumed", "attempts", r.failures, "down_for", time.Since(r.downSince).Round(time.Millisecond))
+		r.failures = 0
+	}
 	r.log.Info("streaming", "slot", r.cfg.Source.Slot, "from", st.LSN)
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
 	e.conf = stream
