@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,4 +300,73 @@ func TestIdlePublicationDoesNotPinWAL(t *testing.T) {
 	if !advanced {
 		t.Error("the slot did not advance past WAL that held nothing for the publication")
 	}
+}
+
+// TestReconnectsAfterServerRestart crashes the source mid-stream; walmirror
+// must reconnect with backoff and carry on without losing or doubling rows.
+func TestReconnectsAfterServerRestart(t *testing.T) {
+	m := newMirror(t)
+	m.exec(`CREATE TABLE ticks (n int)`) // no key: a doubled row would show
+	m.exec(`ALTER TABLE ticks REPLICA IDENTITY FULL`)
+	m.catchUp(apply.DefaultLimits())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sink, err := sqlite.Open(ctx, m.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	var logs strings.Builder
+	done := make(chan error, 1)
+	go func() {
+		done <- apply.Run(ctx, sink, apply.Config{
+			Source:     source.Config{DSN: m.dsn, Slot: m.slot, Publication: "walmirror"},
+			MaxBackoff: time.Second,
+			Logger:     slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil)),
+		})
+	}()
+	for i := range 3 {
+		m.exec(fmt.Sprintf(`INSERT INTO ticks SELECT %d FROM generate_series(1, 100)`, i))
+	}
+	if err := server.Restart(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i < 6; i++ {
+		m.exec(fmt.Sprintf(`INSERT INTO ticks SELECT %d FROM generate_series(1, 100)`, i))
+	}
+	want, err := mirrortest.SourceRows(ctx, m.dsn, "SELECT n, count(*) FROM ticks GROUP BY n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := mirrortest.SQLiteRows(ctx, m.path, "SELECT n, count(*) FROM ticks GROUP BY n")
+		if err == nil && mirrortest.Diff(want, got) == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("copy never caught up: %v %s\nlogs:\n%s", err, mirrortest.Diff(want, got), logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	out := logs.String()
+	if strings.Count(out, "replication interrupted") != 1 || !strings.Contains(out, "replication resumed") {
+		t.Errorf("want one interruption and one resumption logged, got:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
