@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -11,7 +13,9 @@ import (
 // TableName maps a source table to its SQLite name. SQLite has no schemas:
 // public.t becomes t, and other schemas become "schema.table" with '%' and
 // '.' percent-encoded inside each part, so no two source tables share a name
-// and a name with a dot always came from a non-public schema.
+// and a name with a dot always came from a non-public schema. (SQLite ignores
+// the case of ASCII letters in names: EnsureTable refuses a table whose name
+// differs from an existing one only in case.)
 func TableName(schemaName, table string) string {
 	if schemaName == "public" {
 		return escapePart(table)
@@ -70,8 +74,19 @@ func (s *Sink) info(t *schema.Table) *tableInfo {
 // NULL there) and reported, never dropped silently.
 func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	name := TableName(t.Schema, t.Name)
-	if strings.HasPrefix(name, "_walmirror_") || strings.HasPrefix(strings.ToLower(name), "sqlite_") {
+	// SQLite names ignore the case of ASCII letters; PostgreSQL's do not.
+	if lower := strings.ToLower(name); strings.HasPrefix(lower, "_walmirror_") || strings.HasPrefix(lower, "sqlite_") {
 		return fmt.Errorf("source table %s maps to SQLite name %q, which is reserved (walmirror's or SQLite's own)", t.QualifiedName(), name)
+	}
+	// Refuse, rather than share, a table SQLite cannot tell from another
+	// source table's ("Users" and "users").
+	var other string
+	err := s.conn.QueryRowContext(ctx, `SELECT name FROM sqlite_schema WHERE name = ? COLLATE NOCASE AND name <> ?`, name, name).Scan(&other)
+	if err == nil {
+		return fmt.Errorf("source table %s maps to SQLite name %q, which SQLite does not tell apart from the existing table %q (SQLite names ignore letter case)", t.QualifiedName(), name, other)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("inspect table %q: %w", name, err)
 	}
 	ti := s.info(t)
 	rows, err := s.conn.QueryContext(ctx, `SELECT name, pk FROM pragma_table_info(?)`, name)

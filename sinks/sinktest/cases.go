@@ -1,0 +1,798 @@
+package sinktest
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+)
+
+// render is how Target.Rows renders a tuple of text values: NULL as "NULL".
+// (No test value is the text "NULL".)
+func render(t schema.Tuple) []string {
+	out := make([]string, len(t))
+	for i, d := range t {
+		switch d.State {
+		case schema.Null:
+			out[i] = "NULL"
+		case schema.Text:
+			out[i] = string(d.Data)
+		default:
+			panic("sinktest: render of an unsent value")
+		}
+	}
+	return out
+}
+
+// testState: the state row is absent on a fresh target, is exactly what the
+// last Commit stored, and survives reopening.
+func testState(h *harness) {
+	if st, ok, err := h.s.ReadState(h.ctx()); err != nil || ok {
+		h.t.Fatalf("ReadState on a fresh target = %+v, %v, %v; want ok = false, no error", st, ok, err)
+	}
+	h.rollback() // no transaction open: a no-op
+
+	h.reopen()
+	if st, ok, err := h.s.ReadState(h.ctx()); err != nil || ok {
+		h.t.Fatalf("ReadState on a reopened, never-committed target = %+v, %v, %v; want ok = false", st, ok, err)
+	}
+
+	st1 := schema.State{LSN: 0x16B3748, Slot: "walmirror", SystemID: "7412345678901234567", Phase: schema.PhaseSnapshot}
+	h.begin()
+	h.check(h.s.Commit(h.ctx(), st1), "Commit")
+	h.wantState(st1)
+
+	// The largest LSNs have the top bit set: no signed truncation.
+	st2 := schema.State{LSN: lsn.LSN(0xFFFFFFFE_00000010), Slot: "other_slot", SystemID: "18446744073709551615", Phase: schema.PhaseStreaming}
+	h.begin()
+	h.check(h.s.Commit(h.ctx(), st2), "Commit")
+	h.wantState(st2)
+
+	// An abandoned transaction leaves the state alone.
+	h.begin()
+	h.rollback()
+	h.wantState(st2)
+
+	h.reopen()
+	h.wantState(st2)
+
+	st3 := schema.State{LSN: 1, Slot: "walmirror", SystemID: "1", Phase: schema.PhaseStreaming}
+	h.begin()
+	h.check(h.s.Commit(h.ctx(), st3), "Commit after reopen")
+	h.reopen()
+	h.wantState(st3)
+}
+
+// testRollback: Rollback discards data, tables, columns and state.
+func testRollback(h *harness) {
+	kv := keyed("public", "kv", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	st0 := h.tx(func() {
+		h.ensure(kv)
+		h.write(&schema.Batch{Table: kv, Upserts: rows(row("1", "a"))})
+	})
+
+	// Changes to an existing table.
+	h.begin()
+	h.ensure(kv)
+	h.write(&schema.Batch{Table: kv, Upserts: rows(row("2", "b"), row("1", "changed"))})
+	h.write(&schema.Batch{Table: kv, Deletes: rows(row("1", nil))})
+	h.truncate(kv)
+	h.write(&schema.Batch{Table: kv, Rows: []schema.RowChange{ins(row("3", "c"))}})
+	h.rollback()
+	h.wantState(st0)
+	h.want(kv, r("1", "a"))
+
+	// A table created in the abandoned transaction.
+	nt := keyed("public", "created_then_rolled_back", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	h.begin()
+	h.ensure(nt)
+	h.write(&schema.Batch{Table: nt, Upserts: rows(row("1", "x"))})
+	h.rollback()
+	h.wantState(st0)
+	h.want(nt) // empty or absent
+
+	// A column added in the abandoned transaction.
+	kv2 := reshape(kv, append(kv.Columns, col("extra", schema.OIDText, false))...)
+	h.begin()
+	h.ensure(kv2)
+	h.write(&schema.Batch{Table: kv2, Upserts: rows(row("9", "i", "e"))})
+	h.rollback()
+	h.wantState(st0)
+	h.want(kv, r("1", "a"))
+
+	// Everything can be done again, with the same table descriptions (a sink
+	// must not trust caches filled in the abandoned transaction).
+	h.tx(func() {
+		h.ensure(nt, kv2)
+		h.write(&schema.Batch{Table: nt, Upserts: rows(row("1", "x"))})
+		h.write(&schema.Batch{Table: kv2, Upserts: rows(row("2", "b", "e"))})
+		h.write(&schema.Batch{Table: kv, Upserts: rows(row("3", "c"))})
+	})
+	h.want(nt, r("1", "x"))
+	h.want(kv2, r("1", "a", "NULL"), r("2", "b", "e"), r("3", "c", "NULL"))
+
+	// A rollback after a commit on the same sink, then a later write without
+	// EnsureTable (the engine ensures a table once per sink lifetime).
+	h.begin()
+	h.write(&schema.Batch{Table: kv2, Deletes: rows(row("1", nil, nil))})
+	h.rollback()
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kv2, Patches: rows(row("1", unsent, "p"))})
+	})
+	h.want(kv2, r("1", "a", "p"), r("2", "b", "e"), r("3", "c", "NULL"))
+
+	h.reopen()
+	h.want(nt, r("1", "x"))
+	h.want(kv2, r("1", "a", "p"), r("2", "b", "e"), r("3", "c", "NULL"))
+}
+
+// testKeyedBatch: the set-wise parts of a batch on tables with a key.
+func testKeyedBatch(h *harness) {
+	kv := keyed("public", "kv", col("id", schema.OIDInt4, true), col("name", schema.OIDText, false), col("note", schema.OIDText, false))
+	// Composite key, not in the leading columns.
+	ck := keyed("public", "ck", col("v", schema.OIDText, false), col("b", schema.OIDText, true),
+		col("a", schema.OIDInt8, true), col("w", schema.OIDText, false))
+
+	h.tx(func() {
+		h.ensure(kv, ck)
+		h.write(&schema.Batch{Table: kv, Upserts: rows(row("1", "a", "x"), row("2", "b", "y"), row("3", "c", "z"))})
+		h.write(&schema.Batch{Table: ck, Upserts: rows(
+			row("v1", "a", "1", "w1"), row("v2", "b", "1", "w2"), row("v3", "a", "2", "w3"), row("v4", "b", "2", "w4"))})
+	})
+	h.want(kv, r("1", "a", "x"), r("2", "b", "y"), r("3", "c", "z"))
+
+	// Upserts replace by key, Deletes remove by key, Patches set only sent columns.
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kv,
+			// Deletes carry the key; other columns may hold anything.
+			Deletes: rows(row("3", unsent, "junk"), row("99", nil, nil) /* absent: no-op */),
+			Upserts: rows(row("2", "B", "Y"), row("4", nil, nil)),
+			Patches: rows(row("1", unsent, "x2")),
+		})
+	})
+	h.want(kv, r("1", "a", "x2"), r("2", "B", "Y"), r("4", "NULL", "NULL"))
+
+	// A patch may set NULL; unsent columns keep their values.
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kv, Patches: rows(
+			row("2", nil, unsent), // sets NULL, keeps note
+			row("1", "A", unsent),
+			row("4", "d", "n"), // every column sent
+		)})
+	})
+	h.want(kv, r("1", "A", "x2"), r("2", "NULL", "Y"), r("4", "d", "n"))
+
+	// Composite keys, in any column positions.
+	h.tx(func() {
+		h.write(&schema.Batch{Table: ck,
+			Deletes: rows(row(nil, "a", "1", unsent)),
+			Upserts: rows(row("v2'", "b", "1", "w2'"), row("v5", "c", "1", nil)),
+			Patches: rows(row("v3'", "a", "2", unsent), row(unsent, "b", "2", "w4'")),
+		})
+	})
+	h.want(ck, r("v2'", "b", "1", "w2'"), r("v3'", "a", "2", "w3"), r("v4", "b", "2", "w4'"), r("v5", "c", "1", "NULL"))
+
+	// Deletes by composite key remove exactly those rows; absent keys are no-ops.
+	h.tx(func() {
+		h.write(&schema.Batch{Table: ck, Deletes: rows(row(nil, "c", "1", nil), row(nil, "b", "2", nil), row(nil, "a", "1", nil) /* gone already */)})
+	})
+	h.want(ck, r("v2'", "b", "1", "w2'"), r("v3'", "a", "2", "w3"))
+
+	// Rows come after Deletes, Upserts and Patches of the same batch.
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kv,
+			Deletes: rows(row("1", nil, nil)),
+			Upserts: rows(row("5", "e", "new")),
+			Patches: rows(row("4", unsent, "patched")),
+			Rows: []schema.RowChange{
+				ins(row("1", "again", "r")),                        // needs the delete first
+				upd(row("5", nil, nil), row("6", unsent, "moved")), // needs the upsert first
+				upd(row("4", nil, nil), row("7", "seven", unsent)), // needs the patch first
+				del(row("2", nil, nil)),
+			},
+		})
+	})
+	h.want(kv, r("1", "again", "r"), r("6", "e", "moved"), r("7", "seven", "patched"))
+
+	// Durable, and writable after reopening.
+	h.reopen()
+	h.want(kv, r("1", "again", "r"), r("6", "e", "moved"), r("7", "seven", "patched"))
+	h.want(ck, r("v2'", "b", "1", "w2'"), r("v3'", "a", "2", "w3"))
+	h.tx(func() {
+		h.ensure(kv)
+		h.write(&schema.Batch{Table: kv, Upserts: rows(row("1", "after", "reopen")), Patches: rows(row("6", "E", unsent))})
+	})
+	h.want(kv, r("1", "after", "reopen"), r("6", "E", "moved"), r("7", "seven", "patched"))
+}
+
+// testKeyedRows: ordered row changes on tables with a key, as the snapshot
+// (inserts) and unmergeable key changes produce them.
+func testKeyedRows(h *harness) {
+	kv := keyed("public", "kv", col("id", schema.OIDInt4, true), col("name", schema.OIDText, false), col("note", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(kv)
+		h.write(&schema.Batch{Table: kv, Rows: []schema.RowChange{
+			ins(row("1", "a", "x")), ins(row("2", "b", "y")), ins(row("3", "c", "z")),
+			// The key moves; the unsent column keeps its value.
+			upd(row("1", nil, nil), row("10", unsent, "x'")),
+			del(row("2", nil, nil)),
+			ins(row("2", "b2", "y2")),
+			ins(row("5", "e", "f")),
+			upd(row("5", nil, nil), row("6", "e6", unsent)),
+			ins(row("5", "e5", "f5")), // the key 5 is free again
+			upd(row("3", nil, nil), row("3", unsent, "z'")),
+		}})
+	})
+	h.want(kv, r("10", "a", "x'"), r("2", "b2", "y2"), r("3", "c", "z'"), r("5", "e5", "f5"), r("6", "e6", "f"))
+
+	// A composite key where one key column is itself unsent (an unchanged
+	// TOASTed key value): it keeps the old row's value.
+	ck := keyed("public", "ck", col("a", schema.OIDInt4, true), col("b", schema.OIDText, true), col("v", schema.OIDText, false), col("w", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(ck)
+		h.write(&schema.Batch{Table: ck, Rows: []schema.RowChange{
+			ins(row("1", "k", "v", "w")), ins(row("1", "l", "v", "w")),
+		}})
+		h.write(&schema.Batch{Table: ck, Rows: []schema.RowChange{
+			upd(row("1", "k", nil, nil), row("2", unsent, "v2", unsent)),
+			del(row("1", "l", nil, nil)),
+		}})
+	})
+	h.want(ck, r("2", "k", "v2", "w"))
+	h.reopen()
+	h.want(kv, r("10", "a", "x'"), r("2", "b2", "y2"), r("3", "c", "z'"), r("5", "e5", "f5"), r("6", "e6", "f"))
+	h.want(ck, r("2", "k", "v2", "w"))
+}
+
+// testKeyless: tables matched by whole rows (REPLICA IDENTITY FULL) keep
+// duplicates exact, and match NULLs as equal.
+func testKeyless(h *harness) {
+	kl := keyless("public", "kl", col("a", schema.OIDInt4, false), col("b", schema.OIDText, false), col("c", schema.OIDText, false))
+	if kl.HasKey() {
+		h.t.Fatal("a REPLICA IDENTITY FULL table must not have a key")
+	}
+	h.tx(func() {
+		h.ensure(kl)
+		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{
+			ins(row("1", "x", nil)), ins(row("1", "x", nil)), ins(row("1", "x", nil)),
+			ins(row("2", "y", "z")),
+			ins(row("1", "", nil)), ins(row("1", nil, "")),
+		}})
+	})
+	h.want(kl, r("1", "x", "NULL"), r("1", "x", "NULL"), r("1", "x", "NULL"), r("2", "y", "z"), r("1", "", "NULL"), r("1", "NULL", ""))
+
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{
+			del(row("1", "x", nil)), // exactly one of three
+			del(row("1", nil, "")),  // NULL and '' are different values
+		}})
+	})
+	h.want(kl, r("1", "x", "NULL"), r("1", "x", "NULL"), r("2", "y", "z"), r("1", "", "NULL"))
+
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{
+			upd(row("1", "x", nil), row("1", "x", "w")),     // exactly one of two
+			upd(row("2", "y", "z"), row("3", unsent, "z2")), // unsent keeps its value
+			upd(row("1", "", nil), row("1", "", "")),
+		}})
+	})
+	h.want(kl, r("1", "x", "NULL"), r("1", "x", "w"), r("3", "y", "z2"), r("1", "", ""))
+
+	// Order matters within Rows.
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{
+			ins(row("9", "q", nil)),
+			upd(row("9", "q", nil), row("9", "q", "r")),
+			ins(row("9", "q", nil)),
+			del(row("9", "q", "r")),
+			upd(row("9", "q", nil), row("9", "q", "s")),
+			ins(row("9", "q", "s")),
+		}})
+	})
+	h.want(kl, r("1", "x", "NULL"), r("1", "x", "w"), r("3", "y", "z2"), r("1", "", ""), r("9", "q", "s"), r("9", "q", "s"))
+
+	h.reopen()
+	h.tx(func() {
+		h.ensure(kl)
+		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{
+			del(row("9", "q", "s")), del(row("1", "x", "w")), upd(row("1", "x", nil), row(nil, nil, nil)),
+		}})
+	})
+	h.want(kl, r("NULL", "NULL", "NULL"), r("3", "y", "z2"), r("1", "", ""), r("9", "q", "s"))
+
+	// Tables without any identity only ever get inserts; duplicates stay.
+	nothing := schema.NewTable(kl.ID+1000, "public", "append_only", schema.IdentityNothing,
+		[]schema.Column{col("a", schema.OIDInt4, false), col("b", schema.OIDText, false)})
+	nopk := schema.NewTable(kl.ID+1001, "public", "no_pk", schema.IdentityDefault,
+		[]schema.Column{col("a", schema.OIDInt4, false), col("b", schema.OIDText, false)})
+	h.tx(func() {
+		h.ensure(nothing, nopk)
+		for _, t := range []*schema.Table{nothing, nopk} {
+			h.write(&schema.Batch{Table: t, Rows: []schema.RowChange{ins(row("1", "a")), ins(row("1", "a")), ins(row(nil, nil))}})
+		}
+	})
+	h.want(nothing, r("1", "a"), r("1", "a"), r("NULL", "NULL"))
+	h.want(nopk, r("1", "a"), r("1", "a"), r("NULL", "NULL"))
+}
+
+// testTruncate: Truncate empties exactly the named tables, in the transaction.
+func testTruncate(h *harness) {
+	a := keyed("public", "a", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	b := keyed("public", "b", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	c := keyless("public", "c", col("id", schema.OIDInt4, false), col("v", schema.OIDText, false))
+	d := keyed("other", "a", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(a, b, c, d)
+		for _, t := range []*schema.Table{a, b, d} {
+			h.write(&schema.Batch{Table: t, Upserts: rows(row("1", "one"), row("2", "two"))})
+		}
+		h.write(&schema.Batch{Table: c, Rows: []schema.RowChange{ins(row("1", "one")), ins(row("1", "one"))}})
+	})
+	h.tx(func() { h.truncate(a, c) })
+	h.want(a)
+	h.want(c)
+	h.want(b, r("1", "one"), r("2", "two"))
+	h.want(d, r("1", "one"), r("2", "two"))
+
+	// Truncate then refill in one transaction, as the snapshot does.
+	h.tx(func() {
+		h.truncate(b)
+		h.write(&schema.Batch{Table: b, Rows: []schema.RowChange{ins(row("1", "new")), ins(row("3", "three"))}})
+	})
+	h.want(b, r("1", "new"), r("3", "three"))
+
+	// A rolled-back truncate leaves the rows.
+	h.begin()
+	h.truncate(b, d)
+	h.rollback()
+	h.want(b, r("1", "new"), r("3", "three"))
+	h.want(d, r("1", "one"), r("2", "two"))
+
+	// Truncating empty tables is fine; the tables stay usable.
+	h.tx(func() {
+		h.truncate(a, c)
+		h.write(&schema.Batch{Table: a, Upserts: rows(row("5", "five"))})
+	})
+	h.reopen()
+	h.want(a, r("5", "five"))
+	h.want(c)
+	h.want(b, r("1", "new"), r("3", "three"))
+}
+
+// testSchemaEvolution: EnsureTable is idempotent, adds columns, keeps dropped
+// ones, and old shapes keep working.
+func testSchemaEvolution(h *harness) {
+	t1 := keyed("public", "evolving", col("id", schema.OIDInt4, true), col("a", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(t1, t1)
+		h.write(&schema.Batch{Table: t1, Upserts: rows(row("1", "a"), row("2", "b"))})
+	})
+	h.tx(func() { h.ensure(t1) })
+	// An equal description in a new *Table is the same table.
+	h.tx(func() { h.ensure(reshape(t1, t1.Columns...)) })
+	h.want(t1, r("1", "a"), r("2", "b"))
+
+	// Added column: old rows read NULL there.
+	t2 := reshape(t1, col("id", schema.OIDInt4, true), col("a", schema.OIDText, false), col("b", schema.OIDInt8, false))
+	h.tx(func() { h.ensure(t2) })
+	h.want(t2, r("1", "a", "NULL"), r("2", "b", "NULL"))
+	h.tx(func() {
+		h.ensure(t2)
+		h.write(&schema.Batch{Table: t2, Upserts: rows(row("3", "c", "30")), Patches: rows(row("1", unsent, "10"))})
+		// Rows decoded with the old shape keep pointing at it.
+		h.write(&schema.Batch{Table: t1, Upserts: rows(row("4", "d")), Patches: rows(row("2", "b'"))})
+	})
+	h.want(t2, r("1", "a", "10"), r("2", "b'", "NULL"), r("3", "c", "30"), r("4", "d", "NULL"))
+
+	h.reopen()
+	h.tx(func() { h.ensure(t2) })
+	h.want(t2, r("1", "a", "10"), r("2", "b'", "NULL"), r("3", "c", "30"), r("4", "d", "NULL"))
+
+	// Dropped column "a": kept with its data; rows written without it get NULL.
+	t3 := reshape(t1, col("id", schema.OIDInt4, true), col("b", schema.OIDInt8, false))
+	h.tx(func() {
+		h.ensure(t3)
+		h.write(&schema.Batch{Table: t3,
+			Upserts: rows(row("5", "50")),
+			Patches: rows(row("3", "31")),
+			Rows:    []schema.RowChange{ins(row("6", nil)), del(row("4", nil)), upd(row("2", nil), row("20", unsent))},
+		})
+	})
+	h.want(t3, r("1", "10"), r("20", "NULL"), r("3", "31"), r("5", "50"), r("6", "NULL"))
+	h.want(t2, r("1", "a", "10"), r("20", "b'", "NULL"), r("3", "c", "31"), r("5", "NULL", "50"), r("6", "NULL", "NULL"))
+
+	// The column comes back (ALTER TABLE ADD COLUMN a): nothing fails.
+	t4 := reshape(t1, col("id", schema.OIDInt4, true), col("b", schema.OIDInt8, false), col("a", schema.OIDText, false))
+	h.reopen()
+	h.tx(func() {
+		h.ensure(t3, t4)
+		h.write(&schema.Batch{Table: t4, Upserts: rows(row("7", "70", "g"))})
+	})
+	h.want(t4, r("1", "10", "a"), r("20", "NULL", "b'"), r("3", "31", "c"), r("5", "50", "NULL"), r("6", "NULL", "NULL"), r("7", "70", "g"))
+
+	// A keyless table gains a column: whole-row matching then includes it,
+	// NULL-safely.
+	k1 := keyless("public", "evolving_keyless", col("a", schema.OIDInt4, false), col("b", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(k1)
+		h.write(&schema.Batch{Table: k1, Rows: []schema.RowChange{ins(row("1", "x")), ins(row("1", "x")), ins(row("2", "y"))}})
+	})
+	k2 := keyless("public", "evolving_keyless", col("a", schema.OIDInt4, false), col("b", schema.OIDText, false), col("c", schema.OIDText, false))
+	k2 = schema.NewTable(k1.ID, k2.Schema, k2.Name, k2.Identity, k2.Columns)
+	h.tx(func() {
+		h.ensure(k2)
+		h.write(&schema.Batch{Table: k2, Rows: []schema.RowChange{
+			del(row("1", "x", nil)),
+			upd(row("2", "y", nil), row("2", "y", "c")),
+			ins(row("3", "z", "c")),
+		}})
+	})
+	h.want(k2, r("1", "x", "NULL"), r("2", "y", "c"), r("3", "z", "c"))
+}
+
+// Hostile names: quoting, dots, percent signs, keywords, comments, unicode,
+// things that look like placeholders.
+var hostileNames = []string{
+	"my table", `"quoted"`, `it's`, `semi;colon`, `dash--dash`, "Größe ✓", "select", "order",
+	`'); DROP TABLE x; --`, "a.b", "100%", "?", "$1", `back\slash`, "tab\tand\nnewline",
+}
+
+var hostileColumns = []string{
+	"order", "select", `"col"`, "it's", "semi;", "--c", "Größe ✓", "sp ace", "a.b", "?", "$1", ":name", "@p", "from",
+}
+
+func hostileRows() []schema.Tuple {
+	return rows(
+		row("1", `'); DROP TABLE x; --`, `"`, `'`, `;`, "naïve ✓ 日本語 🎉", "", nil, `\`, "line1\nline2\ttab", "?", "$1", "%s", "/* c */"),
+		row("2", "", nil, "%", "%25", "100%", "-- not a comment", "/* c */", `\x41`, "'", `""`, "\r\n", " ", "  trailing  "),
+		row("3", "x", "x", "x", "x", "x", "x", "x", "x", "x", "x", "x", "x", "x"),
+	)
+}
+
+// testHostileIdentifiers: any PostgreSQL identifier and any text value
+// arrive intact.
+func testHostileIdentifiers(h *harness) {
+	cols := make([]schema.Column, len(hostileColumns))
+	for i, n := range hostileColumns {
+		cols[i] = col(n, schema.OIDText, i == 0)
+	}
+	cols[0].TypeID = schema.OIDInt4
+	var tables []*schema.Table
+	for _, sch := range []string{"public", `we"ird sch.ema`, "Größe ✓; --"} {
+		for _, n := range hostileNames {
+			tables = append(tables, keyed(sch, n, cols...))
+		}
+	}
+	kl := keyless(`we"ird sch.ema`, `keyless "table"; --`, append([]schema.Column(nil), cols...)...)
+
+	h.tx(func() {
+		h.ensure(tables...)
+		h.ensure(kl)
+		for _, t := range tables {
+			h.write(&schema.Batch{Table: t, Upserts: hostileRows()})
+		}
+		in := hostileRows()
+		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{ins(in[0]), ins(in[0]), ins(in[1]), ins(in[2])}})
+	})
+	base := hostileRows()
+	for _, t := range tables {
+		h.want(t, render(base[0]), render(base[1]), render(base[2]))
+	}
+
+	// Patch, key change with unsent columns, delete.
+	patch := row("1", unsent, unsent, "patched", unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent)
+	moveOld := row("2", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
+	moveNew := row("20", unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, "moved", unsent, unsent)
+	h.tx(func() {
+		h.ensure(tables...)
+		for _, t := range tables {
+			h.write(&schema.Batch{Table: t,
+				Patches: rows(patch),
+				Rows:    []schema.RowChange{upd(moveOld, moveNew), del(row("3", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil))},
+			})
+		}
+		in := hostileRows()
+		changed := append(schema.Tuple(nil), in[1]...)
+		changed[3] = schema.Datum{State: schema.Text, Data: []byte("changed ' \" ;")}
+		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{del(in[0]), upd(in[1], changed), del(in[2])}})
+	})
+	want1 := render(base[0])
+	want1[3] = "patched"
+	want2 := render(base[1])
+	want2[0], want2[11] = "20", "moved"
+	for _, t := range tables {
+		h.want(t, want1, want2)
+	}
+	kw := render(base[1])
+	kw[3] = "changed ' \" ;"
+	h.want(kl, render(base[0]), kw)
+
+	h.reopen()
+	h.tx(func() {
+		h.ensure(tables[0])
+		h.truncate(tables[0])
+	})
+	h.want(tables[0])
+	h.want(tables[1], want1, want2)
+	h.want(tables[len(hostileNames)], want1, want2) // same name, other schema
+}
+
+// testValues: values of the common types read back as their text form;
+// empty strings and empty byteas are not NULL.
+func testValues(h *harness) {
+	t := keyed("public", "vals",
+		col("id", schema.OIDInt8, true),
+		col("i2", schema.OIDInt2, false),
+		col("i4", schema.OIDInt4, false),
+		col("i8", schema.OIDInt8, false),
+		col("t", schema.OIDText, false),
+		col("vc", schema.OIDVarchar, false),
+		col("bp", schema.OIDBpchar, false),
+		col("by", schema.OIDBytea, false),
+		col("f8", schema.OIDFloat8, false),
+	)
+	in := rows(
+		row("-9223372036854775808", "-32768", "-2147483648", "-9223372036854775808", "", "", " ", `\x`, "0"),
+		row("9223372036854775807", "32767", "2147483647", "9223372036854775807", "tab\there", "ü", "ab  ", `\x00ff10`, "1.5"),
+		row("0", "0", "0", "0", "NUL-free \\ backslash", "x", "x", `\xdeadbeef`, "-2.25e-300"),
+		row("1", nil, nil, nil, nil, nil, nil, nil, nil),
+		row("2", "1", "1", "1", "1", "1", "1", `\x01`, "1e+300"),
+		row("3", "1", "1", "1", "'quoted'", "1", "1", `\x01`, "Infinity"),
+		row("4", "1", "1", "1", "\"dq\"", "1", "1", `\x01`, "-Infinity"),
+		row("5", "1", "1", "1", "x", "1", "1", `\x01`, "123456.789"),
+		row("6", "1", "1", "1", "x", "1", "1", `\x01`, "0.1"),
+		row("7", "1", "1", "1", "x", "1", "1", `\x01`, "NaN"),
+	)
+	want := make([][]string, len(in))
+	for i, tup := range in {
+		want[i] = render(tup)
+	}
+	h.tx(func() {
+		h.ensure(t)
+		h.write(&schema.Batch{Table: t, Upserts: in})
+	})
+	h.want(t, want...)
+
+	// Whole-row matching on these values, NaN and empty bytea included.
+	kl := keyless("public", "vals_keyless", col("f", schema.OIDFloat8, false), col("b", schema.OIDBytea, false), col("t", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(kl)
+		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{
+			ins(row("1.5", `\x00ff`, "a")), ins(row("NaN", `\x`, "")), ins(row("NaN", nil, "")),
+			ins(row("-Infinity", nil, nil)), ins(row("0.1", `\x`, nil)),
+		}})
+	})
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{
+			del(row("NaN", `\x`, "")),
+			upd(row("1.5", `\x00ff`, "a"), row("2.5", unsent, "b")),
+			upd(row("-Infinity", nil, nil), row("Infinity", `\x`, nil)),
+			del(row("0.1", `\x`, nil)),
+		}})
+	})
+	h.want(kl, r("2.5", `\x00ff`, "b"), r("NaN", "NULL", ""), r("Infinity", `\x`, "NULL"))
+}
+
+// testNoRetain: Write must not keep the batch or its tuples: the caller
+// reuses their memory as soon as Write returns.
+func testNoRetain(h *harness) {
+	t := keyed("public", "reuse", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false), col("b", schema.OIDBytea, false))
+	buf := []byte("1one\\x0102" + "2two\\x0304" + "3three\\x05")
+	d := func(from, to int) schema.Datum { return schema.Datum{State: schema.Text, Data: buf[from:to]} }
+	h.tx(func() {
+		h.ensure(t)
+		b := &schema.Batch{Table: t,
+			Upserts: rows(schema.Tuple{d(0, 1), d(1, 4), d(4, 10)}),
+			Rows:    []schema.RowChange{ins(schema.Tuple{d(10, 11), d(11, 14), d(14, 20)})},
+		}
+		h.write(b)
+		b2 := &schema.Batch{Table: t, Rows: []schema.RowChange{ins(schema.Tuple{d(20, 21), d(21, 26), d(26, 30)})}}
+		h.write(b2)
+		// Scribble over everything the sink was given.
+		for i := range buf {
+			buf[i] = '9'
+		}
+		b.Upserts[0][1] = schema.Datum{State: schema.Null}
+		b.Rows[0].New[2] = schema.Datum{State: schema.Null}
+		b.Upserts, b.Rows, b2.Rows = nil, nil, nil
+	})
+	h.want(t, r("1", "one", `\x0102`), r("2", "two", `\x0304`), r("3", "three", `\x05`))
+}
+
+// testManyRows: batches far larger than any one statement can carry.
+func testManyRows(h *harness) {
+	const n, nDel = 25000, 10000
+	big := keyed("public", "big", col("id", schema.OIDInt8, true), col("payload", schema.OIDText, false), col("n", schema.OIDInt4, false))
+	mk := func(i int, tag string) schema.Tuple {
+		return row(strconv.Itoa(i), fmt.Sprintf("%s-%d", tag, i), strconv.Itoa(i%97))
+	}
+	ups := make([]schema.Tuple, n)
+	for i := range ups {
+		ups[i] = mk(i, "first")
+	}
+	h.tx(func() {
+		h.ensure(big)
+		h.write(&schema.Batch{Table: big, Upserts: ups})
+	})
+	checkAll := func(present func(i int) (tag string, ok bool), count int) {
+		h.t.Helper()
+		got := h.wantCount(big, count)
+		seen := make(map[string]bool, len(got))
+		for _, g := range got {
+			id, err := strconv.Atoi(g[0])
+			if err != nil {
+				h.t.Fatalf("id %q", g[0])
+			}
+			tag, ok := present(id)
+			if !ok {
+				h.t.Fatalf("row %q should not be there", g)
+			}
+			if w := render(mk(id, tag)); !slices.Equal(g, w) {
+				h.t.Fatalf("row %q, want %q", g, w)
+			}
+			if seen[g[0]] {
+				h.t.Fatalf("id %s twice", g[0])
+			}
+			seen[g[0]] = true
+		}
+	}
+	checkAll(func(i int) (string, bool) { return "first", i >= 0 && i < n }, n)
+
+	// 10,000 deletes (2 of every 5 ids) in one Write.
+	var dels []schema.Tuple
+	for i := range n {
+		if i%5 < 2 {
+			dels = append(dels, row(strconv.Itoa(i), nil, nil))
+		}
+	}
+	if len(dels) != nDel {
+		h.t.Fatalf("built %d deletes", len(dels))
+	}
+	h.tx(func() { h.write(&schema.Batch{Table: big, Deletes: dels}) })
+	checkAll(func(i int) (string, bool) { return "first", i >= 0 && i < n && i%5 >= 2 }, n-nDel)
+
+	// Upserts over a mix of existing and deleted keys replace or insert.
+	for i := range ups {
+		ups[i] = mk(i, "second")
+	}
+	h.tx(func() { h.write(&schema.Batch{Table: big, Upserts: ups}) })
+	checkAll(func(i int) (string, bool) { return "second", i >= 0 && i < n }, n)
+
+	// Composite keys in bulk.
+	ck := keyed("public", "big_ck", col("a", schema.OIDInt4, true), col("b", schema.OIDText, true), col("v", schema.OIDText, false))
+	var cu, cd []schema.Tuple
+	for i := range 6000 {
+		cu = append(cu, row(strconv.Itoa(i/3), fmt.Sprintf("k%d", i%3), "v"))
+		if i%2 == 0 {
+			cd = append(cd, row(strconv.Itoa(i/3), fmt.Sprintf("k%d", i%3), nil))
+		}
+	}
+	h.tx(func() {
+		h.ensure(ck)
+		h.write(&schema.Batch{Table: ck, Upserts: cu})
+	})
+	h.tx(func() { h.write(&schema.Batch{Table: ck, Deletes: cd}) })
+	h.wantCount(ck, 3000)
+
+	// Ordered inserts in bulk (the snapshot path), duplicates included.
+	kl := keyless("public", "big_keyless", col("a", schema.OIDInt4, false), col("b", schema.OIDText, false))
+	var inserts []schema.RowChange
+	for i := range 12000 {
+		inserts = append(inserts, ins(row(strconv.Itoa(i%6000), "dup")))
+	}
+	h.tx(func() {
+		h.ensure(kl)
+		h.write(&schema.Batch{Table: kl, Rows: inserts})
+	})
+	h.wantCount(kl, 12000)
+
+	// A wide table: few rows fit in one statement.
+	const width, wideRows = 1000, 300
+	cols := make([]schema.Column, width)
+	for i := range cols {
+		cols[i] = col(fmt.Sprintf("c%04d", i), schema.OIDText, i == 0)
+	}
+	wide := keyed("public", "wide", cols...)
+	var wu []schema.Tuple
+	for i := range wideRows {
+		tup := make(schema.Tuple, width)
+		for j := range tup {
+			tup[j] = schema.Datum{State: schema.Text, Data: fmt.Appendf(nil, "%d.%d", i, j)}
+		}
+		wu = append(wu, tup)
+	}
+	h.tx(func() {
+		h.ensure(wide)
+		h.write(&schema.Batch{Table: wide, Upserts: wu})
+	})
+	got := h.wantCount(wide, wideRows)
+	for _, g := range got {
+		i, _, _ := strings.Cut(g[0], ".")
+		for j, v := range g {
+			if w := fmt.Sprintf("%s.%d", i, j); v != w {
+				h.t.Fatalf("wide row %s column %d = %q, want %q", i, j, v, w)
+			}
+		}
+	}
+}
+
+// testNamespaces: tables of the same name in different schemas, and names
+// that a naive schema.table mapping would confuse, stay apart.
+func testNamespaces(h *harness) {
+	pairs := [][2]string{
+		{"public", "t"},
+		{"other", "t"},
+		{"public", "other.t"},
+		{"other", "t.x"},
+		{"other.t", "x"},
+		{"public", "other%2Et"},
+		{"other%2Et", "x"},
+		{"public", "other%t"},
+		{"other", "t%2Ex"},
+	}
+	var tables []*schema.Table
+	for _, p := range pairs {
+		tables = append(tables, keyed(p[0], p[1], col("id", schema.OIDInt4, true), col("origin", schema.OIDText, false)))
+	}
+	origin := func(t *schema.Table) string { return t.QualifiedName() }
+	h.tx(func() {
+		h.ensure(tables...)
+		for _, t := range tables {
+			h.write(&schema.Batch{Table: t, Upserts: rows(row("1", origin(t)))})
+		}
+		for _, t := range tables {
+			h.write(&schema.Batch{Table: t, Rows: []schema.RowChange{ins(row("2", origin(t)))}})
+		}
+	})
+	for _, t := range tables {
+		h.want(t, r("1", origin(t)), r("2", origin(t)))
+	}
+	// Changes to one touch no other.
+	h.tx(func() {
+		h.write(&schema.Batch{Table: tables[0], Deletes: rows(row("1", nil))})
+		h.write(&schema.Batch{Table: tables[1], Patches: rows(row("2", "patched"))})
+		h.truncate(tables[2])
+	})
+	h.reopen()
+	h.want(tables[0], r("2", origin(tables[0])))
+	h.want(tables[1], r("1", origin(tables[1])), r("2", "patched"))
+	h.want(tables[2])
+	for _, t := range tables[3:] {
+		h.want(t, r("1", origin(t)), r("2", origin(t)))
+	}
+
+	// PostgreSQL names are case-sensitive. A target whose names are not may
+	// refuse the second table, but must never mix the two.
+	mixed := keyed("public", "Mixed", col("id", schema.OIDInt4, true), col("origin", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(mixed)
+		h.write(&schema.Batch{Table: mixed, Upserts: rows(row("1", origin(mixed)))})
+	})
+	for _, p := range []struct {
+		first  *schema.Table
+		want   [][]string
+		second *schema.Table
+	}{
+		{mixed, [][]string{r("1", origin(mixed))},
+			keyed("public", "mixed", col("id", schema.OIDInt4, true), col("origin", schema.OIDText, false))},
+		{tables[1], [][]string{r("1", origin(tables[1])), r("2", "patched")}, // other.t
+			keyed("Other", "t", col("id", schema.OIDInt4, true), col("origin", schema.OIDText, false))},
+		{tables[0], [][]string{r("2", origin(tables[0]))}, // public.t
+			keyed("public", "T", col("id", schema.OIDInt4, true), col("origin", schema.OIDText, false))},
+	} {
+		h.begin()
+		if err := h.s.EnsureTable(h.ctx(), p.second); err != nil {
+			h.t.Logf("EnsureTable(%s) with %s present refused (acceptable): %v", p.second.QualifiedName(), p.first.QualifiedName(), err)
+			h.rollback()
+			h.want(p.first, p.want...)
+			continue
+		}
+		h.write(&schema.Batch{Table: p.second, Upserts: rows(row("1", origin(p.second))), Deletes: rows(row("2", nil))})
+		h.commit()
+		h.want(p.first, p.want...)
+		h.want(p.second, r("1", origin(p.second)))
+	}
+}
