@@ -318,16 +318,26 @@ func TestReconnectsAfterServerRestart(t *testing.T) {
 	}
 	defer sink.Close()
 	var logs strings.Builder
+	lw := &lockedWriter{w: &logs}
 	done := make(chan error, 1)
 	go func() {
 		done <- apply.Run(ctx, sink, apply.Config{
 			Source:     source.Config{DSN: m.dsn, Slot: m.slot, Publication: "walmirror"},
 			MaxBackoff: time.Second,
-			Logger:     slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil)),
+			Logger:     slog.New(slog.NewTextHandler(lw, nil)),
 		})
 	}()
 	for i := range 3 {
 		m.exec(fmt.Sprintf(`INSERT INTO ticks SELECT %d FROM generate_series(1, 100)`, i))
+	}
+	// Crash the source only once walmirror is streaming: before that, a
+	// failure to connect is an error to report, not to retry.
+	for !strings.Contains(lw.String(), "msg=streaming") {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended early: %v\n%s", err, lw.String())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	if err := server.Restart(ctx, true); err != nil {
 		t.Fatal(err)
@@ -346,7 +356,7 @@ func TestReconnectsAfterServerRestart(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("copy never caught up: %v %s\nlogs:\n%s", err, mirrortest.Diff(want, got), logs.String())
+			t.Fatalf("copy never caught up: %v %s\nlogs:\n%s", err, mirrortest.Diff(want, got), lw.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -354,7 +364,7 @@ func TestReconnectsAfterServerRestart(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	out := logs.String()
+	out := lw.String()
 	if strings.Count(out, "replication interrupted") != 1 || !strings.Contains(out, "replication resumed") {
 		t.Errorf("want one interruption and one resumption logged, got:\n%s", out)
 	}
@@ -363,6 +373,12 @@ func TestReconnectsAfterServerRestart(t *testing.T) {
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprint(l.w)
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {

@@ -238,13 +238,18 @@ func TestCrashLoop(t *testing.T) {
 	rng = rand.New(rand.NewPCG(seed, 2))
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
 	kills := 0
-	for time.Now().Before(deadline) {
+	for first := true; first || time.Now().Before(deadline); first = false {
 		cmd := exec.Command(binary, args...)
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(100+rng.IntN(1400)) * time.Millisecond)
+		if first {
+			// The first kill lands in the initial copy, right after the slot exists.
+			waitForLog(t, logs.Name(), "created replication slot")
+		} else {
+			time.Sleep(time.Duration(100+rng.IntN(1400)) * time.Millisecond)
+		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
 			kills++
 		}
@@ -258,6 +263,9 @@ func TestCrashLoop(t *testing.T) {
 		t.Fatalf("final run exited %d:\n%s", r.code, r.stderr)
 	}
 	t.Logf("survived %d kills", kills)
+	if out, _ := os.ReadFile(logs.Name()); !bytes.Contains(out, []byte("redoing an interrupted initial snapshot")) {
+		t.Error("the snapshot interrupted by the first kill was not redone")
+	}
 	ctx := context.Background()
 	for _, q := range []string{
 		"SELECT aid, bid, abalance, filler FROM pgbench_accounts",
@@ -335,4 +343,16 @@ func sumMod(rows int) int64 {
 		s += int64(i % 1000)
 	}
 	return s
+}
+
+func waitForLog(t *testing.T, path, text string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if out, _ := os.ReadFile(path); bytes.Contains(out, []byte(text)) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("walmirror never logged %q", text)
 }
