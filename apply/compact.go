@@ -7,9 +7,11 @@ import (
 type netState uint8
 
 const (
-	netDelete netState = iota + 1
-	netUpsert
-	netPatch
+	netNone   netState = iota // inserted and deleted again: nothing to do
+	netInsert                 // a row the target does not hold yet
+	netUpsert                 // a row that may exist: replace it
+	netDelete
+	netPatch // update only the sent columns
 )
 
 type entry struct {
@@ -36,52 +38,76 @@ func newTableBuffer(t *schema.Table) *tableBuffer {
 // add buffers one change. Tuples are kept, not copied.
 func (b *tableBuffer) add(c schema.RowChange) {
 	b.n++
-	t := b.table
-	if !t.HasKey() {
+	if !b.table.HasKey() {
 		b.rows = append(b.rows, c)
 		return
 	}
 	switch c.Op {
 	case schema.Insert:
-		b.set(b.key(c.New, nil), netUpsert, c.New)
+		k := b.key(c.New, nil)
+		prev, ok := b.get(k)
+		if !ok || prev.state == netNone {
+			b.set(k, netInsert, c.New)
+		} else {
+			b.set(k, netUpsert, c.New) // deleted earlier in this batch: the target still has it
+		}
 	case schema.Delete:
-		b.set(b.key(c.Old, nil), netDelete, c.Old)
+		k := b.key(c.Old, nil)
+		if prev, ok := b.get(k); ok && (prev.state == netInsert || prev.state == netNone) {
+			b.set(k, netNone, nil)
+		} else {
+			b.set(k, netDelete, c.Old)
+		}
 	case schema.Update:
-		newKey := b.key(c.New, c.Old)
-		oldKey := newKey
-		if c.Old != nil {
-			oldKey = b.key(c.Old, nil)
-		}
-		unsent := c.New.HasUnchanged()
-		if oldKey != newKey {
-			if unsent {
-				prev, ok := b.get(oldKey)
-				if !ok || prev.state != netUpsert {
-					// The unsent values live in the target row under the old
-					// key: apply this change in order, as an UPDATE by old key.
-					b.rows = append(b.rows, c)
-					b.seal()
-					return
-				}
-				c.New = merge(prev.row, c.New)
-			}
-			b.set(oldKey, netDelete, c.Old)
-			b.set(newKey, netUpsert, c.New)
-			return
-		}
-		if !unsent {
-			b.set(newKey, netUpsert, c.New)
-			return
-		}
-		prev, ok := b.get(newKey)
+		b.update(c)
+	}
+}
+
+func (b *tableBuffer) update(c schema.RowChange) {
+	newKey := b.key(c.New, c.Old)
+	oldKey := newKey
+	if c.Old != nil {
+		oldKey = b.key(c.Old, nil)
+	}
+	prev, ok := b.get(oldKey)
+	// fresh: the target does not hold the row yet (it was inserted in this batch).
+	fresh := ok && (prev.state == netInsert || prev.state == netNone)
+	row := c.New
+	if row.HasUnchanged() {
 		switch {
-		case ok && prev.state == netUpsert:
-			b.set(newKey, netUpsert, merge(prev.row, c.New))
+		case ok && (prev.state == netInsert || prev.state == netUpsert):
+			row = merge(prev.row, row)
+		case oldKey != newKey:
+			// The unsent values live in the target row under the old key:
+			// apply this change in order, as an UPDATE by old key.
+			b.rows = append(b.rows, c)
+			b.seal()
+			return
 		case ok && prev.state == netPatch:
-			b.set(newKey, netPatch, merge(prev.row, c.New))
+			b.set(newKey, netPatch, merge(prev.row, row))
+			return
 		default:
-			b.set(newKey, netPatch, c.New)
+			b.set(newKey, netPatch, row)
+			return
 		}
+	}
+	if oldKey == newKey {
+		if fresh {
+			b.set(newKey, netInsert, row)
+		} else {
+			b.set(newKey, netUpsert, row)
+		}
+		return
+	}
+	if fresh {
+		b.set(oldKey, netNone, nil)
+	} else {
+		b.set(oldKey, netDelete, c.Old)
+	}
+	if p, ok := b.get(newKey); !ok || p.state == netNone {
+		b.set(newKey, netInsert, row)
+	} else {
+		b.set(newKey, netUpsert, row)
 	}
 }
 
@@ -141,13 +167,17 @@ func (b *tableBuffer) seal() {
 		switch e.state {
 		case netDelete:
 			batch.Deletes = append(batch.Deletes, e.row)
+		case netInsert:
+			batch.Inserts = append(batch.Inserts, e.row)
 		case netUpsert:
 			batch.Upserts = append(batch.Upserts, e.row)
 		case netPatch:
 			batch.Patches = append(batch.Patches, e.row)
 		}
 	}
-	b.sealed = append(b.sealed, batch)
+	if batch.Len() > 0 { // everything may have cancelled out
+		b.sealed = append(b.sealed, batch)
+	}
 	b.entries = nil
 	b.rows = nil
 	clear(b.index)

@@ -53,6 +53,7 @@ func showBatch(b *schema.Batch) string {
 		}
 	}
 	list("del", b.Deletes)
+	list("ins", b.Inserts)
 	list("ups", b.Upserts)
 	list("patch", b.Patches)
 	for _, r := range b.Rows {
@@ -78,22 +79,28 @@ func TestCompaction(t *testing.T) {
 		want    []string // one per batch
 	}{
 		{"insert then update merges", []schema.RowChange{ins("1", "x", "B"), upd(nil, "1", "y", "~")},
-			[]string{"ups[1,y,B]"}},
-		{"insert then delete", []schema.RowChange{ins("1", "x", "B"), del("1", "<null>", "<null>")},
-			[]string{"del[1,<null>,<null>]"}},
+			[]string{"ins[1,y,B]"}},
+		{"insert then delete leaves nothing", []schema.RowChange{ins("1", "x", "B"), del("1", "<null>", "<null>")},
+			nil},
+		{"insert, delete, insert again is an insert", []schema.RowChange{ins("1", "x", "B"), del("1", "<null>", "<null>"), ins("1", "y", "C")},
+			[]string{"ins[1,y,C]"}},
 		{"delete then insert is an upsert", []schema.RowChange{del("1", "<null>", "<null>"), ins("1", "z", "C")},
 			[]string{"ups[1,z,C]"}},
+		{"update of an existing row is an upsert", []schema.RowChange{upd(nil, "1", "y", "Y")},
+			[]string{"ups[1,y,Y]"}},
 		{"unsent column without prior row is a patch", []schema.RowChange{upd(nil, "1", "y", "~"), upd(nil, "1", "~", "N")},
 			[]string{"patch[1,y,N]"}},
-		{"key change moves the row", []schema.RowChange{ins("1", "x", "B"), upd(tup("1", "<null>", "<null>"), "2", "x", "~")},
-			[]string{"del[1,<null>,<null>] ups[2,x,B]"}},
+		{"key change of a new row moves it", []schema.RowChange{ins("1", "x", "B"), upd(tup("1", "<null>", "<null>"), "2", "x", "~")},
+			[]string{"ins[2,x,B]"}},
+		{"key change of an existing row", []schema.RowChange{upd(tup("1", "<null>", "<null>"), "2", "x", "X")},
+			[]string{"del[1,<null>,<null>] ins[2,x,X]"}},
 		{"key change with unsent column is ordered", []schema.RowChange{
 			ins("5", "e", "E"), upd(tup("1", "<null>", "<null>"), "2", "x", "~"), ins("3", "c", "C")},
-			[]string{"ups[5,e,E] update(1,<null>,<null>→2,x,~)", "ups[3,c,C]"}},
+			[]string{"ins[5,e,E] update(1,<null>,<null>→2,x,~)", "ins[3,c,C]"}},
 		{"key swap through a temporary key", []schema.RowChange{
 			upd(tup("1", "<null>", "<null>"), "3", "a", "A"), upd(tup("2", "<null>", "<null>"), "1", "b", "B"),
 			upd(tup("3", "<null>", "<null>"), "2", "a", "A")},
-			[]string{"del[3,<null>,<null>] ups[1,b,B 2,a,A]"}},
+			[]string{"ups[1,b,B 2,a,A]"}}, // key 3 never reached the target
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -112,7 +112,7 @@ func TestEngineGroupsSkipsAndConfirms(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	got := strings.Join(sink.calls, "; ")
-	want := "begin; ensure t; write ups[2,y,B]; commit 0/00000310"
+	want := "begin; ensure t; write ins[2,y,B]; commit 0/00000310"
 	if got != want {
 		t.Fatalf("calls:\n got %s\nwant %s", got, want)
 	}

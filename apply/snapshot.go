@@ -71,20 +71,20 @@ func (r *runner) copyTable(ctx context.Context, snap *source.Snapshot, t *schema
 	batch := &schema.Batch{Table: t}
 	size := 0
 	write := func() error {
-		if len(batch.Rows) == 0 {
+		if len(batch.Inserts) == 0 {
 			return nil
 		}
 		if err := r.sink.Write(ctx, batch); err != nil {
 			return fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
 		}
-		batch.Rows, size = batch.Rows[:0], 0
+		batch.Inserts, size = batch.Inserts[:0], 0
 		return nil
 	}
 	err := snap.Copy(ctx, t, func(row schema.Tuple) error {
-		batch.Rows = append(batch.Rows, schema.RowChange{Op: schema.Insert, New: row})
+		batch.Inserts = append(batch.Inserts, row)
 		size += row.Size()
 		n++
-		if len(batch.Rows) >= r.cfg.Limits.ChunkRows || size >= r.cfg.Limits.ChunkBytes {
+		if len(batch.Inserts) >= r.cfg.Limits.ChunkRows || size >= r.cfg.Limits.ChunkBytes {
 			return write()
 		}
 		return nil

@@ -68,12 +68,16 @@ type RowChange struct {
 }
 
 // Batch is the net effect of a run of changes to one table, ready for a sink to
-// apply set-wise. A sink applies, in this order: Deletes, Upserts, Patches
-// (keys are distinct across the three, so their relative order is free), then
-// Rows one by one in the order given.
+// apply set-wise. A sink applies Deletes, Inserts, Upserts and Patches (keys are
+// distinct across the four, so their relative order is free), then Rows one by
+// one in the order given.
 type Batch struct {
 	Table   *Table
 	Deletes []Tuple // key columns set; other columns may be anything
+	// Inserts are complete rows the target does not hold (inserted at the
+	// source since the target's state): a sink bulk-loads them without any
+	// conflict handling, and a conflict is an error worth reporting.
+	Inserts []Tuple
 	Upserts []Tuple // complete rows: insert, or replace the row with that key
 	Patches []Tuple // rows with Unchanged columns: update only the sent ones, by key
 	// Rows are changes that need their order: every change to a keyless table,
@@ -83,4 +87,6 @@ type Batch struct {
 }
 
 // Len is the number of row operations in the batch.
-func (b *Batch) Len() int { return len(b.Deletes) + len(b.Upserts) + len(b.Patches) + len(b.Rows) }
+func (b *Batch) Len() int {
+	return len(b.Deletes) + len(b.Inserts) + len(b.Upserts) + len(b.Patches) + len(b.Rows)
+}

@@ -796,3 +796,24 @@ func testNamespaces(h *harness) {
 		h.want(p.second, r("1", origin(p.second)))
 	}
 }
+
+// testInserts: Inserts are bulk-loaded rows the target does not hold, for
+// keyed and keyless tables alike; one that collides with an existing key is
+// an error, never a silent overwrite.
+func testInserts(h *harness) {
+	kv := keyed("public", "ins_kv", col("k", schema.OIDInt8, true), col("v", schema.OIDText, false))
+	kl := keyless("public", "ins_kl", col("a", schema.OIDText, false), col("b", schema.OIDInt4, false))
+	h.tx(func() {
+		h.ensure(kv, kl)
+		h.write(&schema.Batch{Table: kv, Inserts: rows(row("1", "a"), row("2", nil))})
+		h.write(&schema.Batch{Table: kl, Inserts: rows(row("x", "1"), row("x", "1"), row(nil, nil))})
+	})
+	h.want(kv, r("1", "a"), r("2", "NULL"))
+	h.want(kl, r("NULL", "NULL"), r("x", "1"), r("x", "1"))
+	h.begin()
+	if err := h.s.Write(h.ctx(), &schema.Batch{Table: kv, Inserts: rows(row("1", "dup"))}); err == nil {
+		h.t.Error("an insert of an existing key succeeded; want a conflict error")
+	}
+	h.rollback()
+	h.want(kv, r("1", "a"), r("2", "NULL"))
+}

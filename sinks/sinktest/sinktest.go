@@ -65,6 +65,7 @@ func Run(t *testing.T, tg Target) {
 		{"State", testState},
 		{"Rollback", testRollback},
 		{"KeyedBatch", testKeyedBatch},
+		{"Inserts", testInserts},
 		{"KeyedRows", testKeyedRows},
 		{"Keyless", testKeyless},
 		{"Truncate", testTruncate},

@@ -46,11 +46,14 @@ func (s *Sink) stmt(ctx context.Context, k stmtKey, build func() string) (*sql.S
 	return st, nil
 }
 
-// Write applies a batch: deletes, upserts and patches set-wise, then the
-// ordered row changes.
+// Write applies a batch: deletes, inserts, upserts and patches set-wise, then
+// the ordered row changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 	ti := s.info(b.Table)
 	if err := s.deleteKeys(ctx, ti, b.Deletes); err != nil {
+		return err
+	}
+	if err := s.insert(ctx, ti, b.Inserts, false); err != nil {
 		return err
 	}
 	if err := s.insert(ctx, ti, b.Upserts, true); err != nil {
