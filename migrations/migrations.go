@@ -14,13 +14,17 @@ import (
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 )
 
-//go:embed sqlite/*.sql
+//go:embed sqlite/*.sql duckdb/*.sql postgres/*.sql
 var files embed.FS
 
 // Dialect names a directory of migrations.
 type Dialect string
 
-const SQLite Dialect = "sqlite"
+const (
+	SQLite   Dialect = "sqlite"
+	DuckDB   Dialect = "duckdb"
+	Postgres Dialect = "postgres"
+)
 
 // Up brings the metadata tables of a target to the latest version.
 func Up(d Dialect, driverName string, drv database.Driver) error {
