@@ -49,8 +49,9 @@ type engine struct {
 	state  schema.State // last committed
 	stopAt lsn.LSN      // 0: run until cancelled
 	conf   confirmer
-	// onCommit, when set, sees progress after each target commit.
-	onCommit func(Stats, schema.State)
+	// onCommit, when set, sees each target commit.
+	onCommit   func(CommitInfo)
+	srcCommits []time.Time // commit times of the source transactions in the open target transaction
 
 	tables  map[uint32]*schema.Table
 	types   map[uint32]string
@@ -68,6 +69,17 @@ type engine struct {
 	lastEnd   lsn.LSN // end of the last source transaction seen
 
 	stats Stats
+}
+
+// CommitInfo describes one target commit, for progress displays and lag
+// measurement.
+type CommitInfo struct {
+	State schema.State
+	Stats Stats
+	At    time.Time // when the target commit returned
+	// SourceCommits are the source commit times of the transactions this
+	// target commit made durable; only valid during the call.
+	SourceCommits []time.Time
 }
 
 // Stats counts what was applied, for progress logs and the demo.
@@ -157,6 +169,9 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		e.lastEnd = m.EndLSN
 		e.stats.Transactions++
+		if e.onCommit != nil && e.open {
+			e.srcCommits = append(e.srcCommits, m.CommitTime)
+		}
 		stop := e.stopAt != 0 && m.EndLSN > e.stopAt
 		if !e.open {
 			// Nothing to write for this transaction: nothing is in flight.
@@ -344,7 +359,8 @@ func (e *engine) commit(ctx context.Context) error {
 	e.pendingN = 0
 	e.stats.Commits++
 	if e.onCommit != nil {
-		e.onCommit(e.stats, st)
+		e.onCommit(CommitInfo{State: st, Stats: e.stats, At: time.Now(), SourceCommits: e.srcCommits})
+		e.srcCommits = e.srcCommits[:0]
 	}
 	e.log.Debug("committed", "lsn", st.LSN)
 	e.conf.Confirm(st.LSN)

@@ -24,8 +24,9 @@ type Config struct {
 	// MaxBackoff caps the wait between reconnects after a connection loss.
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
-	// OnProgress, when set, is called after each target commit (for the demo).
-	OnProgress func(Stats, schema.State)
+	// OnCommit, when set, is called after each target commit (progress
+	// displays, lag measurement). It runs on the apply path: keep it quick.
+	OnCommit func(CommitInfo)
 }
 
 // Run replicates until ctx is cancelled (returns nil), the stop position is
@@ -119,7 +120,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	r.log.Info("streaming", "slot", r.cfg.Source.Slot, "from", st.LSN)
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
 	e.conf = stream
-	e.onCommit = r.cfg.OnProgress
+	e.onCommit = r.cfg.OnCommit
 	err = e.run(ctx, stream.Events())
 	if errors.Is(err, errStreamEnded) {
 		err = stream.Err()

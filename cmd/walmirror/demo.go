@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walmirror/walmirror/apply"
-	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 	"github.com/walmirror/walmirror/source"
 	"github.com/walmirror/walmirror/testenv"
@@ -104,11 +103,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 	cfg := apply.Config{
 		Source: source.Config{DSN: dsn, Slot: "walmirror", Publication: "walmirror"},
 		Logger: log,
-		OnProgress: func(s apply.Stats, st schema.State) {
+		OnCommit: func(c apply.CommitInfo) {
 			if time.Since(lastPrint) >= time.Second {
 				lastPrint = time.Now()
-				lag := time.Since(s.LastCommitTime).Round(time.Millisecond)
-				fmt.Printf("  applied %6d transactions, %7d row changes  position %s  lag %v\n", s.Transactions, s.Rows, st.LSN, lag)
+				lag := c.At.Sub(c.Stats.LastCommitTime).Round(time.Millisecond)
+				fmt.Printf("  applied %6d transactions, %7d row changes  position %s  lag %v\n", c.Stats.Transactions, c.Stats.Rows, c.State.LSN, lag)
 			}
 		},
 	}

@@ -12,12 +12,14 @@ import (
 	"github.com/walmirror/walmirror/source"
 )
 
-func cmdRun(ctx context.Context, args []string) error {
+func cmdRun(ctx context.Context, args []string) (err error) {
 	fs := newFlagSet("run", "--source DSN --target TARGET [flags]")
 	var (
 		cfg            apply.Config
 		target, tables string
 		stopAt         string
+		cpuProfile     string
+		lagReport      string
 	)
 	lim := apply.DefaultLimits()
 	fs.StringVar(&cfg.Source.DSN, "source", "", "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq)")
@@ -31,6 +33,8 @@ func cmdRun(ctx context.Context, args []string) error {
 	fs.IntVar(&lim.ChunkRows, "chunk-rows", lim.ChunkRows, "write buffered changes to the open target transaction after this many")
 	fs.IntVar(&lim.ChunkBytes, "chunk-bytes", lim.ChunkBytes, "... or after this many bytes: bounds memory for huge source transactions")
 	durationFlag(fs, &cfg.MaxBackoff, "max-backoff", 0, "longest wait between reconnects after a connection loss (default 30s)")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	fs.StringVar(&lagReport, "lag-report", "", "at exit, write source-commit-to-target-commit latency percentiles (JSON) to this file")
 	if err := fs.parse(args); err != nil {
 		if errors.Is(err, errHelp) {
 			return nil
@@ -64,11 +68,29 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err := cfg.Source.Validate(); err != nil {
 		return err
 	}
+	if cpuProfile != "" {
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	var lags lagRecorder
+	if lagReport != "" {
+		cfg.OnCommit = lags.observe
+	}
 	sink, err := openTarget(ctx, target, log, false)
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
+	if lagReport != "" {
+		defer func() {
+			if werr := lags.write(lagReport); werr != nil && err == nil {
+				err = werr
+			}
+		}()
+	}
 	log.Info("starting", "source", source.Describe(cfg.Source.DSN), "target", redactTarget(target),
 		"slot", cfg.Source.Slot, "publication", cfg.Source.Publication)
 	return apply.Run(ctx, sink, cfg)

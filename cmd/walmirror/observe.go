@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/walmirror/walmirror/apply"
+)
+
+// lagRecorder collects source-commit-to-target-commit latencies.
+type lagRecorder struct{ samples []time.Duration }
+
+func (l *lagRecorder) observe(c apply.CommitInfo) {
+	for _, t := range c.SourceCommits {
+		l.samples = append(l.samples, c.At.Sub(t))
+	}
+}
+
+// LagReport is what --lag-report writes.
+type LagReport struct {
+	N     int     `json:"n"`
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+}
+
+func (l *lagRecorder) write(path string) error {
+	s := slices.Clone(l.samples)
+	slices.Sort(s)
+	var r LagReport
+	if n := len(s); n > 0 {
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		r = LagReport{N: n, P50Ms: ms(s[n/2]), P99Ms: ms(s[min(n-1, n*99/100)]), MaxMs: ms(s[n-1])}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--lag-report: %w", err)
+	}
+	return nil
+}
+
+// startCPUProfile profiles the whole run into path; stop writes it out.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
