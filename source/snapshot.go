@@ -135,9 +135,14 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 }
 
 func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, ident byte, only []string) (*schema.Table, error) {
+	// Types outside the built-in range are named as pgoutput's Type messages
+	// name them, so a table looks the same whether first seen here or streamed.
 	rows, err := sn.tx.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod,
-			coalesce(a.attnum = ANY (i.indkey::int2[]), false)
+			coalesce(a.attnum = ANY (i.indkey::int2[]), false),
+			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END
 		FROM pg_attribute a
+		JOIN pg_type t ON t.oid = a.atttypid
+		JOIN pg_namespace tn ON tn.oid = t.typnamespace
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND
 			CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
@@ -145,9 +150,14 @@ func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, 
 	if err != nil {
 		return nil, classify("describe table", err)
 	}
+	typeNames := map[uint32]string{}
 	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (schema.Column, error) {
 		var c schema.Column
-		err := r.Scan(&c.Name, &c.TypeID, &c.Typmod, &c.Key)
+		var typeName *string
+		err := r.Scan(&c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName)
+		if typeName != nil {
+			typeNames[c.TypeID] = *typeName
+		}
 		return c, err
 	})
 	if err != nil {
@@ -170,7 +180,11 @@ func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, 
 			cols[i].Key = true
 		}
 	}
-	return schema.NewTable(oid, nsp, name, ident, cols), nil
+	t := schema.NewTable(oid, nsp, name, ident, cols)
+	if len(typeNames) > 0 {
+		t.TypeNames = typeNames
+	}
+	return t, nil
 }
 
 // Copy streams the rows of a table (from Tables) in the snapshot to fn. The

@@ -12,8 +12,8 @@ import (
 	"syscall"
 )
 
-const usage = `walmirror keeps an exactly-once copy of a PostgreSQL database in SQLite
-(DuckDB and PostgreSQL targets are on the way), from logical replication.
+const usage = `walmirror keeps an exactly-once copy of a PostgreSQL database in SQLite or
+another PostgreSQL (DuckDB is on the way), from logical replication.
 
 Usage:
   walmirror run    --source DSN --target TARGET [flags]   replicate (until stopped)
@@ -21,7 +21,7 @@ Usage:
   walmirror demo   [--target TARGET]                      try it on a throwaway PostgreSQL
 
   DSN      postgres://user:password@host:5432/db?sslmode=require (or a keyword string)
-  TARGET   sqlite:PATH
+  TARGET   sqlite:PATH, or postgres://user:password@host:5432/db for a PostgreSQL target
 
 Run 'walmirror run --help' for every flag. Each flag can also be set with an
 environment variable: --source is WALMIRROR_SOURCE, --stop-at-lsn is

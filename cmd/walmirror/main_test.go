@@ -165,7 +165,7 @@ func TestBadInput(t *testing.T) {
 			[]string{`role "plain" may not start replication`, "ALTER ROLE"}},
 		{"unwritable target", dsn, "sqlite:/nonexistent-dir/copy.db",
 			[]string{"/nonexistent-dir/copy.db", "check that the directory exists and is writable"}},
-		{"unknown target kind", dsn, "mysql:x", []string{"want sqlite:PATH"}},
+		{"unknown target kind", dsn, "mysql:x", []string{"want sqlite:PATH or postgres://"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -203,28 +203,46 @@ func TestBadInput(t *testing.T) {
 }
 
 // TestCrashLoop kills walmirror with SIGKILL at random instants while pgbench
-// runs (the first kill usually lands in the initial snapshot), restarts it each
-// time, then lets it catch up with --stop-at-lsn now. The copy must equal the
+// runs (the first kill lands in the initial snapshot), restarts it each time,
+// then lets it catch up with --stop-at-lsn now. The copy must equal the
 // source exactly; pgbench_history has no primary key, so a transaction applied
-// twice or lost shows as a wrong multiset of rows.
+// twice or lost shows as a wrong multiset of rows. Every target kind.
 func TestCrashLoop(t *testing.T) {
 	needServer(t)
-	seconds := 15
+	seconds := 10
 	if s := os.Getenv("WALMIRROR_CRASH_SECONDS"); s != "" {
 		seconds, _ = strconv.Atoi(s)
 	}
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "copy.db")
+		crashLoop(t, seconds, "sqlite:"+path, func(q string) ([]string, error) {
+			return mirrortest.SQLiteRows(context.Background(), path, q)
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		db, err := server.CreateDatabase(context.Background(), "crash_target")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dsn := server.DSN(db)
+		crashLoop(t, seconds, dsn, func(q string) ([]string, error) {
+			return mirrortest.SourceRows(context.Background(), dsn, q)
+		})
+	})
+}
+
+func crashLoop(t *testing.T, seconds int, target string, copyRows func(query string) ([]string, error)) {
 	dsn, db := newDatabase(t, "")
 	pgbench := filepath.Join(testenv.BinDir(), "pgbench")
 	if out, err := exec.Command(pgbench, "-i", "-s", "2", "-q", dsn).CombinedOutput(); err != nil {
 		t.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
-	path := filepath.Join(t.TempDir(), "copy.db")
 	logs, err := os.Create(filepath.Join(t.TempDir(), "walmirror.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logs.Close()
-	args := []string{"run", "--source", dsn, "--target", "sqlite:" + path, "--slot", "s_" + db, "--commit-rows", "500"}
+	args := []string{"run", "--source", dsn, "--target", target, "--slot", "s_" + db, "--commit-rows", "500"}
 
 	load := exec.Command(pgbench, "-c", "2", "-T", strconv.Itoa(seconds), "-n", dsn)
 	var loadOut bytes.Buffer
@@ -232,10 +250,9 @@ func TestCrashLoop(t *testing.T) {
 	if err := load.Start(); err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	seed := rng.Uint64()
+	seed := rand.Uint64()
 	t.Logf("kill schedule seed %d", seed)
-	rng = rand.New(rand.NewPCG(seed, 2))
+	rng := rand.New(rand.NewPCG(seed, 2))
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
 	kills := 0
 	for first := true; first || time.Now().Before(deadline); first = false {
@@ -277,7 +294,7 @@ func TestCrashLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := mirrortest.SQLiteRows(ctx, path, q)
+		got, err := copyRows(q)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,8 +22,9 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		lagReport      string
 	)
 	lim := apply.DefaultLimits()
+	topts := defaultTargetOptions()
 	fs.StringVar(&cfg.Source.DSN, "source", "", "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq)")
-	fs.StringVar(&target, "target", "", "where the copy lives: sqlite:PATH")
+	fs.StringVar(&target, "target", "", "where the copy lives: sqlite:PATH or postgres://user:pass@host/db")
 	fs.StringVar(&cfg.Source.Slot, "slot", "walmirror", "replication slot (created, with an initial snapshot, when missing)")
 	fs.StringVar(&cfg.Source.Publication, "publication", "walmirror", "publication (created when missing: FOR ALL TABLES, or FOR TABLE --tables)")
 	fs.StringVar(&tables, "tables", "", "comma-separated schema.table list for a new publication (default: all tables)")
@@ -33,6 +34,8 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	fs.IntVar(&lim.ChunkRows, "chunk-rows", lim.ChunkRows, "write buffered changes to the open target transaction after this many")
 	fs.IntVar(&lim.ChunkBytes, "chunk-bytes", lim.ChunkBytes, "... or after this many bytes: bounds memory for huge source transactions")
 	durationFlag(fs, &cfg.MaxBackoff, "max-backoff", 0, "longest wait between reconnects after a connection loss (default 30s)")
+	fs.BoolVar(&topts.pg.ReplicaRole, "pg-replica-role", topts.pg.ReplicaRole, "PostgreSQL target: apply with session_replication_role = replica (triggers and foreign keys do not fire)")
+	fs.StringVar(&topts.pg.Origin, "pg-origin", topts.pg.Origin, "PostgreSQL target: tag writes with this replication origin, so a target that publishes does not echo them")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	fs.StringVar(&lagReport, "lag-report", "", "at exit, write source-commit-to-target-commit latency percentiles (JSON) to this file")
 	if err := fs.parse(args); err != nil {
@@ -79,7 +82,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	if lagReport != "" {
 		cfg.OnCommit = lags.observe
 	}
-	sink, err := openTarget(ctx, target, log, false)
+	sink, err := openTarget(ctx, target, log, false, topts)
 	if err != nil {
 		return err
 	}
@@ -99,7 +102,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 func cmdStatus(ctx context.Context, args []string) error {
 	fs := newFlagSet("status", "--target TARGET")
 	var target string
-	fs.StringVar(&target, "target", "", "the target to inspect: sqlite:PATH")
+	fs.StringVar(&target, "target", "", "the target to inspect: sqlite:PATH or postgres://...")
 	if err := fs.parse(args); err != nil {
 		if errors.Is(err, errHelp) {
 			return nil
@@ -110,7 +113,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	sink, err := openTarget(ctx, target, log, true)
+	sink, err := openTarget(ctx, target, log, true, defaultTargetOptions())
 	if err != nil {
 		return err
 	}

@@ -8,15 +8,23 @@ import (
 	"strings"
 
 	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/sinks/postgres"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 )
 
+// targetOptions are the flags that tune one kind of target.
+type targetOptions struct {
+	pg postgres.Options
+}
+
+func defaultTargetOptions() targetOptions { return targetOptions{pg: postgres.DefaultOptions()} }
+
 // openTarget opens the sink a TARGET string names.
-func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist bool) (apply.Sink, error) {
+func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist bool, opts targetOptions) (apply.Sink, error) {
 	kind, path, ok := strings.Cut(target, ":")
 	switch {
 	case target == "":
-		return nil, fmt.Errorf("--target is required: sqlite:PATH")
+		return nil, fmt.Errorf("--target is required: sqlite:PATH or postgres://...")
 	case ok && kind == "sqlite":
 		if path == "" {
 			return nil, fmt.Errorf("--target %q: give a file path after sqlite:", target)
@@ -27,10 +35,12 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 			}
 		}
 		return sqlite.Open(ctx, path, log)
-	case ok && kind == "duckdb", strings.HasPrefix(target, "postgres://"), strings.HasPrefix(target, "postgresql://"):
-		return nil, fmt.Errorf("--target %q: this build supports only sqlite:PATH targets (DuckDB and PostgreSQL targets are not built yet)", redactTarget(target))
+	case strings.HasPrefix(target, "postgres://"), strings.HasPrefix(target, "postgresql://"):
+		return postgres.Open(ctx, target, log, opts.pg)
+	case ok && kind == "duckdb":
+		return nil, fmt.Errorf("--target %q: this build has no DuckDB target yet", target)
 	}
-	return nil, fmt.Errorf("--target %q: want sqlite:PATH", redactTarget(target))
+	return nil, fmt.Errorf("--target %q: want sqlite:PATH or postgres://...", redactTarget(target))
 }
 
 // redactTarget keeps a password in a postgres:// target out of messages.

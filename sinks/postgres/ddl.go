@@ -1,0 +1,321 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/schema"
+)
+
+// metaSchema holds walmirror's own tables; a source schema of that name is refused.
+const metaSchema = "_walmirror"
+
+// firstGenbkiObjectID: pg_type OIDs below it are assigned by hand in
+// PostgreSQL's catalog sources and mean the same type in every cluster.
+// (OIDs from 10000 to 16383 are assigned at initdb and may differ between
+// versions; 16384 and up are user objects.)
+const firstGenbkiObjectID = 10000
+
+// storedAsText are built-in types whose text form does not read back in
+// another cluster: reg* types name the source's objects by name, aclitem
+// names its roles, and the statistics and node-tree types have no input.
+var storedAsText = map[uint32]bool{
+	24: true, 1008: true, // regproc
+	2202: true, 2207: true, // regprocedure
+	2203: true, 2208: true, // regoper
+	2204: true, 2209: true, // regoperator
+	2205: true, 2210: true, // regclass
+	2206: true, 2211: true, // regtype
+	3734: true, 3735: true, // regconfig
+	3769: true, 3770: true, // regdictionary
+	4089: true, 4090: true, // regnamespace
+	4096: true, 4097: true, // regrole
+	4191: true, 4192: true, // regcollation
+	1033: true, 1034: true, // aclitem
+	194: true, 3361: true, 3402: true, 5017: true, 4600: true, 4601: true, // pg_node_tree, pg_ndistinct, pg_dependencies, pg_mcv_list, BRIN summaries
+	705: true, // unknown
+}
+
+type typeKey struct {
+	oid    uint32
+	typmod int32
+	name   string // the source's schema.name for a non-built-in type
+}
+
+// columnType returns the target column type for a source column: the
+// target's format_type for a built-in type, the same-named type if the
+// target has one for a non-built-in type, else text.
+func (s *Sink) columnType(ctx context.Context, t *schema.Table, c schema.Column) (string, error) {
+	k := typeKey{oid: c.TypeID, typmod: c.Typmod}
+	if c.TypeID >= firstGenbkiObjectID {
+		k.name = t.TypeNames[c.TypeID]
+	}
+	if typ, ok := s.types[k]; ok {
+		return typ, nil
+	}
+	typ := "text"
+	mod := []byte(strconv.FormatInt(int64(c.Typmod), 10))
+	pg := s.conn.PgConn()
+	switch {
+	case c.TypeID < firstGenbkiObjectID && !storedAsText[c.TypeID]:
+		res := pg.ExecParams(ctx, `SELECT pg_catalog.format_type(oid, $2) FROM pg_catalog.pg_type WHERE oid = $1`,
+			[][]byte{[]byte(strconv.FormatUint(uint64(c.TypeID), 10)), mod}, []uint32{26, 23}, nil, nil).Read()
+		if res.Err != nil {
+			return "", fmt.Errorf("look up type %d: %w", c.TypeID, res.Err)
+		}
+		if len(res.Rows) == 1 {
+			typ = string(res.Rows[0][0])
+		} else {
+			s.log.Warn("source type unknown to the target PostgreSQL (an older version?): stored as text", "oid", c.TypeID, "column", c.Name)
+		}
+	case k.name != "":
+		// The Type message names the type "schema.name" (either part may
+		// hold dots): use the target's type only if exactly one matches.
+		res := pg.ExecParams(ctx, `SELECT pg_catalog.format_type(t.oid, $2) FROM pg_catalog.pg_type t
+			JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+			WHERE n.nspname || '.' || t.typname = $1`,
+			[][]byte{[]byte(k.name), mod}, []uint32{25, 23}, nil, nil).Read()
+		if res.Err != nil {
+			return "", fmt.Errorf("look up type %s: %w", k.name, res.Err)
+		}
+		if len(res.Rows) == 1 {
+			typ = string(res.Rows[0][0])
+		}
+	}
+	s.types[k] = typ
+	return typ, nil
+}
+
+// cmpKind is how a keyless table's column is matched against an old value
+// in its text form: only rows whose value prints exactly like it match.
+type cmpKind uint8
+
+const (
+	cmpEqual  cmpKind = iota // c = $n: equal values print alike
+	cmpCast                  // c::text = $n: the cast to text is the output function
+	cmpFormat                // format('%s', c) = $n: the output function, whatever the casts
+)
+
+// equalIsIdentity are built-in types whose equality holds only for values
+// that print alike (not float: -0 = 0; not numeric: 1.0 = 1.00; not bpchar:
+// trailing spaces; not json: no equality at all).
+var equalIsIdentity = map[uint32]bool{
+	schema.OIDBool: true, schema.OIDBytea: true, schema.OIDChar: true, schema.OIDName: true,
+	schema.OIDInt2: true, schema.OIDInt4: true, schema.OIDInt8: true, schema.OIDOid: true,
+	schema.OIDText: true, schema.OIDVarchar: true, schema.OIDDate: true, schema.OIDTime: true,
+	schema.OIDTimestamp: true, schema.OIDTimestampTZ: true, schema.OIDUUID: true,
+}
+
+// castNotOutput are built-in types with an explicit cast to text that
+// differs from their output (bpchar drops trailing spaces, inet and cidr
+// always show the netmask).
+var castNotOutput = map[uint32]bool{schema.OIDBpchar: true, 869: true, 650: true}
+
+func cmpFor(targetType uint32) cmpKind {
+	switch {
+	case equalIsIdentity[targetType]:
+		return cmpEqual
+	case targetType < firstGenbkiObjectID && !castNotOutput[targetType]:
+		return cmpCast
+	}
+	return cmpFormat
+}
+
+// tableInfo is what the sink knows about a target table for one source
+// shape. It describes the committed catalog plus this transaction's changes;
+// Rollback forgets it.
+type tableInfo struct {
+	t       *schema.Table
+	name    string   // quoted schema.table
+	cols    []string // quoted column names, in the shape's order
+	keyIdx  []int
+	cmp     []cmpKind
+	unique  bool   // a unique index on exactly the key columns: ON CONFLICT works
+	stage   string // qualified staging table, "" until created
+	gcol    string // its group column (quoted)
+	copySQL string
+	patch   map[string]string // UPDATE ... FROM stage per sent-column mask
+	ups     string            // upsert statement(s) from the stage
+	del     string
+}
+
+// targetColumn is a column of the existing target table.
+type targetColumn struct {
+	num     int16
+	typeOID uint32
+	typ     string // format_type
+}
+
+// inspect reads the target table's columns; ok is false when it does not exist.
+func (s *Sink) inspect(ctx context.Context, t *schema.Table) (oid uint32, cols map[string]targetColumn, order []string, ok bool, err error) {
+	res := s.conn.PgConn().ExecParams(ctx, `SELECT c.oid, c.relkind, a.attname, a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod)
+		FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE n.nspname = $1 AND c.relname = $2
+		ORDER BY a.attnum`, [][]byte{[]byte(t.Schema), []byte(t.Name)}, []uint32{25, 25}, nil, nil).Read()
+	if res.Err != nil {
+		return 0, nil, nil, false, fmt.Errorf("inspect target table %s: %w", t.QualifiedName(), res.Err)
+	}
+	if len(res.Rows) == 0 {
+		return 0, nil, nil, false, nil
+	}
+	if k := string(res.Rows[0][1]); k != "r" && k != "p" {
+		return 0, nil, nil, false, fmt.Errorf("target %s exists but is not a table (relkind %q)", t.QualifiedName(), k)
+	}
+	o, _ := strconv.ParseUint(string(res.Rows[0][0]), 10, 32)
+	cols = map[string]targetColumn{}
+	for _, r := range res.Rows {
+		if r[2] == nil {
+			continue // a table without columns
+		}
+		num, _ := strconv.ParseInt(string(r[3]), 10, 16)
+		typ, _ := strconv.ParseUint(string(r[4]), 10, 32)
+		name := string(r[2])
+		cols[name] = targetColumn{num: int16(num), typeOID: uint32(typ), typ: string(r[5])}
+		order = append(order, name)
+	}
+	return uint32(o), cols, order, true, nil
+}
+
+func qualified(t *schema.Table) string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
+
+func quoteIdent(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// info returns what the sink knows about t's target table, reading the
+// target's catalog the first time (the table must exist).
+func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
+	if ti, ok := s.tables[t]; ok {
+		return ti, nil
+	}
+	oid, cols, _, ok, err := s.inspect(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("target table %s does not exist", t.QualifiedName())
+	}
+	ti := &tableInfo{t: t, name: qualified(t), keyIdx: t.KeyIndexes(), patch: map[string]string{}}
+	for _, c := range t.Columns {
+		tc, ok := cols[c.Name]
+		if !ok {
+			return nil, fmt.Errorf("target table %s has no column %q", t.QualifiedName(), c.Name)
+		}
+		ti.cols = append(ti.cols, quoteIdent(c.Name))
+		ti.cmp = append(ti.cmp, cmpFor(tc.typeOID))
+	}
+	// The staging table's group column: a name no column has.
+	ti.gcol = "g"
+	for slices.Contains(ti.cols, quoteIdent(ti.gcol)) {
+		ti.gcol += "_"
+	}
+	ti.gcol = quoteIdent(ti.gcol)
+	ti.copySQL = "COPY " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") FROM STDIN"
+	if len(ti.keyIdx) > 0 {
+		nums := make([]string, len(ti.keyIdx))
+		for i, k := range ti.keyIdx {
+			nums[i] = strconv.Itoa(int(cols[t.Columns[k].Name].num))
+		}
+		// ON CONFLICT (keys) needs a unique index on exactly those columns.
+		res := s.conn.PgConn().ExecParams(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+			WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indimmediate
+				AND i.indpred IS NULL AND i.indexprs IS NULL
+				AND (SELECT pg_catalog.array_agg(k ORDER BY k) FROM pg_catalog.unnest((i.indkey::int2[])[0:i.indnkeyatts-1]) k)
+					= (SELECT pg_catalog.array_agg(k ORDER BY k) FROM pg_catalog.unnest($2::int2[]) k))`,
+			[][]byte{[]byte(strconv.FormatUint(uint64(oid), 10)), []byte("{" + strings.Join(nums, ",") + "}")},
+			nil, nil, nil).Read()
+		if res.Err != nil {
+			return nil, fmt.Errorf("inspect indexes of %s: %w", t.QualifiedName(), res.Err)
+		}
+		ti.unique = string(res.Rows[0][0]) == "t"
+	}
+	s.tables[t] = ti
+	return ti, nil
+}
+
+// EnsureTable creates the table (and its schema) on first sight, or adds the
+// columns the source gained. Columns the source dropped are kept, with their
+// data, and logged; so are type differences.
+func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
+	if t.Schema == metaSchema {
+		return fmt.Errorf("source table %s is in schema %s, which is reserved for walmirror's own tables in the target", t.QualifiedName(), metaSchema)
+	}
+	if err := s.alive(ctx); err != nil {
+		return err
+	}
+	_, cols, order, exists, err := s.inspect(ctx, t)
+	if err != nil {
+		return err
+	}
+	name := qualified(t)
+	pg := s.conn.PgConn()
+	if !exists {
+		res := pg.ExecParams(ctx, `SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1`, [][]byte{[]byte(t.Schema)}, []uint32{25}, nil, nil).Read()
+		if res.Err != nil {
+			return fmt.Errorf("inspect schema %q: %w", t.Schema, res.Err)
+		}
+		if len(res.Rows) == 0 {
+			if _, err := pg.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(t.Schema)).ReadAll(); err != nil {
+				return fmt.Errorf("create schema %q: %w", t.Schema, err)
+			}
+		}
+		defs := make([]string, 0, len(t.Columns)+1)
+		for _, c := range t.Columns {
+			typ, err := s.columnType(ctx, t, c)
+			if err != nil {
+				return err
+			}
+			defs = append(defs, quoteIdent(c.Name)+" "+typ)
+		}
+		if keys := t.KeyIndexes(); len(keys) > 0 {
+			k := make([]string, len(keys))
+			for i, ki := range keys {
+				k[i] = quoteIdent(t.Columns[ki].Name)
+			}
+			defs = append(defs, "PRIMARY KEY ("+strings.Join(k, ", ")+")")
+		}
+		if _, err := pg.Exec(ctx, "CREATE TABLE "+name+" ("+strings.Join(defs, ", ")+")").ReadAll(); err != nil {
+			return fmt.Errorf("create table %s: %w", name, err)
+		}
+		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
+	} else {
+		seen := map[string]bool{}
+		for _, c := range t.Columns {
+			seen[c.Name] = true
+			typ, err := s.columnType(ctx, t, c)
+			if err != nil {
+				return err
+			}
+			tc, ok := cols[c.Name]
+			if !ok {
+				if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" ADD COLUMN "+quoteIdent(c.Name)+" "+typ).ReadAll(); err != nil {
+					return fmt.Errorf("add column %q to %s: %w", c.Name, name, err)
+				}
+				s.log.Info("added target column", "table", name, "column", c.Name, "type", typ)
+				continue
+			}
+			if tc.typ != typ {
+				s.log.Warn("target column type differs from the source's: kept", "table", name, "column", c.Name, "target_type", tc.typ, "source_type", typ)
+			}
+		}
+		for _, col := range order {
+			if !seen[col] {
+				s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
+			}
+		}
+	}
+	// Shapes of this table that were seen before stay valid (they name a
+	// subset of the columns); this one is read afresh.
+	old := s.tables[t]
+	delete(s.tables, t)
+	ti, err := s.info(ctx, t)
+	if err == nil && old != nil {
+		ti.stage = old.stage // same shape, same staging columns
+	}
+	return err
+}

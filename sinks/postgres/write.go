@@ -1,0 +1,512 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walmirror/walmirror/schema"
+)
+
+// maxPipeline bounds how many ordered row statements go in one round trip.
+const maxPipeline = 1000
+
+// empty is a zero-length value that is not NULL (pgconn sends nil as NULL).
+var empty = []byte{}
+
+type stmtKey struct {
+	t    *schema.Table
+	op   schema.Op
+	mask string
+}
+
+// Write applies one batch: inserts by COPY, deletes, upserts and patches
+// set-wise through the staging table, then the ordered row changes.
+func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	if !s.inTx {
+		return errors.New("postgres sink: write without a transaction")
+	}
+	ti, err := s.info(ctx, b.Table)
+	if err != nil {
+		return err
+	}
+	if len(b.Inserts) > 0 {
+		if err := s.copyRows(ctx, ti, b.Inserts); err != nil {
+			return err
+		}
+	}
+	if len(ti.keyIdx) == 0 {
+		if len(b.Deletes)+len(b.Patches) > 0 {
+			return fmt.Errorf("%s has no key: deletes and patches by key cannot apply (the source table needs a primary key or REPLICA IDENTITY FULL)", ti.name)
+		}
+		if len(b.Upserts) > 0 { // no key to conflict on: the rows are appended
+			if err := s.copyRows(ctx, ti, b.Upserts); err != nil {
+				return err
+			}
+		}
+	} else if len(b.Deletes)+len(b.Upserts)+len(b.Patches) > 0 {
+		if err := s.staged(ctx, ti, b); err != nil {
+			return err
+		}
+	}
+	return s.ordered(ctx, ti, b.Rows)
+}
+
+// copy streams n rows into the target with one COPY statement.
+func (s *Sink) copy(ctx context.Context, sql string, n int, enc rowEncoder) error {
+	if s.cr == nil {
+		s.cr = &copyReader{}
+	}
+	r := s.cr
+	r.reset(n, enc)
+	pg := s.conn.PgConn()
+	_, err := pg.CopyFrom(ctx, r, sql)
+	if err != nil && pg.IsClosed() {
+		// pgconn may return before its reading goroutine has stopped: leave
+		// that reader to it.
+		s.cr = nil
+	}
+	if r.err != nil {
+		return r.err
+	}
+	return err
+}
+
+// copyRows bulk-loads complete rows into the target table.
+func (s *Sink) copyRows(ctx context.Context, ti *tableInfo, rows []schema.Tuple) error {
+	err := s.copy(ctx, ti.copySQL, len(rows), func(buf []byte, i int) ([]byte, error) {
+		return fullRow(ti, buf, rows[i])
+	})
+	if err != nil {
+		return fmt.Errorf("copy into %s: %w", ti.name, detail(err))
+	}
+	return nil
+}
+
+// detail adds where the server met an error (for COPY: the line and column).
+func detail(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Where != "" {
+		return fmt.Errorf("%w (%s)", err, pe.Where)
+	}
+	return err
+}
+
+// Staged rows: g says what a row is for.
+const (
+	gDelete = 0
+	gUpsert = 1
+	gPatch  = 2 // and up: one group per set of sent columns
+)
+
+// stageFor creates the table's staging table: the group column, then the
+// shape's columns with the target columns' names and types. It lives as long
+// as the session (emptied after each use) unless a rollback discards it.
+func (s *Sink) stageFor(ctx context.Context, ti *tableInfo) (string, error) {
+	if ti.stage != "" {
+		return ti.stage, nil
+	}
+	s.nstage++
+	name := "pg_temp." + quoteIdent("_walmirror_stage_"+strconv.Itoa(s.nstage))
+	var sb strings.Builder
+	sb.WriteString("CREATE TEMP TABLE " + name + " AS SELECT 0::int4 AS " + ti.gcol)
+	for _, c := range ti.cols {
+		sb.WriteString(", t." + c)
+	}
+	sb.WriteString(" FROM ONLY " + ti.name + " AS t WITH NO DATA")
+	if _, err := s.conn.PgConn().Exec(ctx, sb.String()).ReadAll(); err != nil {
+		return "", fmt.Errorf("create staging table for %s: %w", ti.name, detail(err))
+	}
+	ti.stage = name
+	return name, nil
+}
+
+// keyMatch is "t.k = s.k AND ..." for the key columns.
+func keyMatch(ti *tableInfo) string {
+	conds := make([]string, len(ti.keyIdx))
+	for i, k := range ti.keyIdx {
+		conds[i] = "t." + ti.cols[k] + " = s." + ti.cols[k]
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// staged applies deletes, upserts and patches: one COPY of all of them into
+// the staging table, then one statement per part (and per set of sent
+// columns for patches), sent together.
+func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error {
+	stage, err := s.stageFor(ctx, ti)
+	if err != nil {
+		return err
+	}
+	isKey := make([]bool, len(ti.cols))
+	for _, k := range ti.keyIdx {
+		isKey[k] = true
+	}
+	// Patches group by the columns they send (key columns are the match).
+	var masks []string
+	groups := map[string]int{}
+	patchG := make([]int, len(b.Patches))
+	mask := make([]byte, len(ti.cols))
+	for i, p := range b.Patches {
+		if len(p) != len(ti.cols) {
+			return fmt.Errorf("patch of %s has %d values for %d columns", ti.name, len(p), len(ti.cols))
+		}
+		sent := false
+		for c, d := range p {
+			mask[c] = '0'
+			switch {
+			case isKey[c]:
+				if d.State != schema.Text {
+					return fmt.Errorf("patch of %s: key column %q not sent", ti.name, ti.t.Columns[c].Name)
+				}
+			case d.State != schema.Unchanged:
+				mask[c] = '1'
+				sent = true
+			}
+		}
+		if !sent {
+			patchG[i] = -1 // only the key was sent: nothing to change
+			continue
+		}
+		g, ok := groups[string(mask)]
+		if !ok {
+			g = gPatch + len(masks)
+			groups[string(mask)] = g
+			masks = append(masks, string(mask))
+		}
+		patchG[i] = g
+	}
+
+	nd, nu := len(b.Deletes), len(b.Upserts)
+	stageRow := func(buf []byte, g int, tup schema.Tuple, part string) ([]byte, error) {
+		if len(tup) != len(ti.cols) {
+			return buf, fmt.Errorf("%s row has %d values for %d columns", part, len(tup), len(ti.cols))
+		}
+		buf = strconv.AppendInt(buf, int64(g), 10)
+		for c, d := range tup {
+			buf = append(buf, '\t')
+			switch {
+			case g == gDelete && !isKey[c], g >= gPatch && d.State == schema.Unchanged:
+				buf = append(buf, '\\', 'N')
+				continue
+			}
+			var ok bool
+			if buf, ok = appendField(buf, d); !ok {
+				return buf, fmt.Errorf("%s: column %q: internal error: an unsent (unchanged TOAST) value where a value is needed", part, ti.t.Columns[c].Name)
+			}
+		}
+		return append(buf, '\n'), nil
+	}
+	n := nd + nu + len(b.Patches)
+	err = s.copy(ctx, "COPY "+stage+" FROM STDIN", n, func(buf []byte, i int) ([]byte, error) {
+		switch {
+		case i < nd:
+			return stageRow(buf, gDelete, b.Deletes[i], "delete")
+		case i < nd+nu:
+			return stageRow(buf, gUpsert, b.Upserts[i-nd], "upsert")
+		}
+		j := i - nd - nu
+		if patchG[j] < 0 {
+			return buf, nil
+		}
+		return stageRow(buf, patchG[j], b.Patches[j], "patch")
+	})
+	if err != nil {
+		return fmt.Errorf("stage changes to %s: %w", ti.name, detail(err))
+	}
+
+	var sb strings.Builder
+	if nd > 0 {
+		sb.WriteString(s.deleteSQL(ti))
+		sb.WriteString(";\n")
+	}
+	if nu > 0 {
+		sb.WriteString(s.upsertSQL(ti))
+		sb.WriteString(";\n")
+	}
+	for i, m := range masks {
+		var sets []string
+		for c := range ti.cols {
+			if m[c] == '1' {
+				sets = append(sets, ti.cols[c]+" = s."+ti.cols[c])
+			}
+		}
+		fmt.Fprintf(&sb, "UPDATE %s AS t SET %s FROM %s AS s WHERE s.%s = %d AND %s;\n",
+			ti.name, strings.Join(sets, ", "), stage, ti.gcol, gPatch+i, keyMatch(ti))
+	}
+	sb.WriteString("TRUNCATE " + stage)
+	if _, err := s.conn.PgConn().Exec(ctx, sb.String()).ReadAll(); err != nil {
+		return fmt.Errorf("apply changes to %s: %w", ti.name, detail(err))
+	}
+	return nil
+}
+
+func (s *Sink) deleteSQL(ti *tableInfo) string {
+	if ti.del == "" {
+		ti.del = "DELETE FROM " + ti.name + " AS t USING " + ti.stage + " AS s WHERE s." + ti.gcol + " = " +
+			strconv.Itoa(gDelete) + " AND " + keyMatch(ti)
+	}
+	return ti.del
+}
+
+// upsertSQL inserts the staged upserts, replacing rows with the same key:
+// INSERT ... ON CONFLICT DO UPDATE when a unique index covers exactly the
+// key columns, else UPDATE ... FROM then INSERT ... WHERE NOT EXISTS.
+func (s *Sink) upsertSQL(ti *tableInfo) string {
+	if ti.ups != "" {
+		return ti.ups
+	}
+	sel := make([]string, len(ti.cols))
+	for i, c := range ti.cols {
+		sel[i] = "s." + c
+	}
+	ins := "INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " +
+		strings.Join(sel, ", ") + " FROM " + ti.stage + " AS s WHERE s." + ti.gcol + " = " + strconv.Itoa(gUpsert)
+	keys := make([]string, len(ti.keyIdx))
+	isKey := make([]bool, len(ti.cols))
+	for i, k := range ti.keyIdx {
+		keys[i] = ti.cols[k]
+		isKey[k] = true
+	}
+	var sets, fromStage []string
+	for i, c := range ti.cols {
+		if !isKey[i] {
+			sets = append(sets, c+" = EXCLUDED."+c)
+			fromStage = append(fromStage, c+" = s."+c)
+		}
+	}
+	if !ti.unique {
+		// Same effect without ON CONFLICT: update the rows that exist, insert
+		// the others.
+		ti.ups = ""
+		if len(fromStage) > 0 {
+			ti.ups = "UPDATE " + ti.name + " AS t SET " + strings.Join(fromStage, ", ") + " FROM " + ti.stage +
+				" AS s WHERE s." + ti.gcol + " = " + strconv.Itoa(gUpsert) + " AND " + keyMatch(ti) + ";\n"
+		}
+		ti.ups += ins + " AND NOT EXISTS (SELECT FROM " + ti.name + " AS t WHERE " + keyMatch(ti) + ")"
+		return ti.ups
+	}
+	ins += " ON CONFLICT (" + strings.Join(keys, ", ") + ")"
+	if len(sets) == 0 {
+		ins += " DO NOTHING"
+	} else {
+		ins += " DO UPDATE SET " + strings.Join(sets, ", ")
+	}
+	ti.ups = ins
+	return ti.ups
+}
+
+// ordered applies row changes in order: runs of inserts by COPY, runs of
+// updates and deletes as prepared statements pipelined in one round trip.
+func (s *Sink) ordered(ctx context.Context, ti *tableInfo, rows []schema.RowChange) error {
+	for len(rows) > 0 {
+		n := 1
+		if rows[0].Op == schema.Insert {
+			for n < len(rows) && rows[n].Op == schema.Insert {
+				n++
+			}
+			run := rows[:n]
+			err := s.copy(ctx, ti.copySQL, n, func(buf []byte, i int) ([]byte, error) {
+				return fullRow(ti, buf, run[i].New)
+			})
+			if err != nil {
+				return fmt.Errorf("copy into %s: %w", ti.name, detail(err))
+			}
+		} else {
+			for n < len(rows) && n < maxPipeline && rows[n].Op != schema.Insert {
+				n++
+			}
+			if err := s.pipeline(ctx, ti, rows[:n]); err != nil {
+				return err
+			}
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+func (s *Sink) pipeline(ctx context.Context, ti *tableInfo, run []schema.RowChange) error {
+	pg := s.conn.PgConn()
+	b := &pgconn.Batch{}
+	for _, c := range run {
+		name, err := s.rowStatement(ctx, ti, c)
+		if err != nil {
+			return err
+		}
+		if name != "" {
+			b.ExecPrepared(name, s.params, nil, nil)
+		}
+	}
+	if _, err := pg.ExecBatch(ctx, b).ReadAll(); err != nil {
+		return fmt.Errorf("apply ordered changes to %s: %w", ti.name, detail(err))
+	}
+	return nil
+}
+
+func param(d schema.Datum) []byte {
+	if d.State == schema.Null {
+		return nil
+	}
+	if d.Data == nil {
+		return empty
+	}
+	return d.Data
+}
+
+// rowStatement prepares (once per shape and column pattern) the statement
+// for one ordered update or delete and leaves its parameters in s.params.
+// It returns "" for a change with nothing to do.
+func (s *Sink) rowStatement(ctx context.Context, ti *tableInfo, c schema.RowChange) (string, error) {
+	s.params = s.params[:0]
+	var set []byte // per column: '1' set from c.New
+	if c.Op == schema.Update {
+		if len(c.New) != len(ti.cols) {
+			return "", fmt.Errorf("update of %s has %d values for %d columns", ti.name, len(c.New), len(ti.cols))
+		}
+		set = make([]byte, len(c.New))
+		sent := false
+		for i, d := range c.New {
+			set[i] = '0'
+			if d.State != schema.Unchanged {
+				set[i] = '1'
+				sent = true
+				s.params = append(s.params, param(d))
+			}
+		}
+		if !sent {
+			return "", nil
+		}
+	} else if c.Op != schema.Delete {
+		return "", fmt.Errorf("unexpected ordered %s on %s", c.Op, ti.name)
+	}
+	old := c.Old
+	if old == nil && len(ti.keyIdx) > 0 {
+		old = c.New
+	}
+	if old == nil {
+		return "", fmt.Errorf("%s on %s without an old row: the source table needs REPLICA IDENTITY FULL or a primary key", c.Op, ti.name)
+	}
+	if len(old) != len(ti.cols) {
+		return "", fmt.Errorf("%s of %s: old row has %d values for %d columns", c.Op, ti.name, len(old), len(ti.cols))
+	}
+	// match: per column '-' not compared, 'n' IS NULL, 'v' compared to a value.
+	match := make([]byte, len(old))
+	for i := range match {
+		match[i] = '-'
+	}
+	if len(ti.keyIdx) > 0 {
+		for _, k := range ti.keyIdx {
+			if old[k].State != schema.Text {
+				return "", fmt.Errorf("%s of %s: key column %q has no value", c.Op, ti.name, ti.t.Columns[k].Name)
+			}
+			match[k] = 'v'
+			s.params = append(s.params, param(old[k]))
+		}
+	} else {
+		compared := false
+		for _, kind := range []cmpKind{cmpEqual, cmpCast, cmpFormat} {
+			for i, d := range old {
+				if ti.cmp[i] != kind {
+					continue
+				}
+				switch d.State {
+				case schema.Null:
+					match[i], compared = 'n', true
+				case schema.Text:
+					match[i], compared = 'v', true
+					s.params = append(s.params, param(d))
+				}
+			}
+		}
+		if !compared {
+			return "", fmt.Errorf("%s of %s: the old row has no values to match", c.Op, ti.name)
+		}
+	}
+	k := stmtKey{t: ti.t, op: c.Op, mask: string(set) + "|" + string(match)}
+	if name, ok := s.stmts[k]; ok {
+		return name, nil
+	}
+	sql := rowSQL(ti, c.Op, set, match)
+	s.nstmt++
+	name := "walmirror_" + strconv.Itoa(s.nstmt)
+	if _, err := s.conn.PgConn().Prepare(ctx, name, sql, nil); err != nil {
+		return "", fmt.Errorf("prepare %s: %w", sql, detail(err))
+	}
+	s.stmts[k] = name
+	return name, nil
+}
+
+// rowSQL builds an ordered change's statement. Parameters: the values set,
+// in column order, then the values matched, in the order rowStatement
+// appends them.
+func rowSQL(ti *tableInfo, op schema.Op, set, match []byte) string {
+	n := 0
+	next := func() string { n++; return "$" + strconv.Itoa(n) }
+	var sets []string
+	for i, m := range set {
+		if m == '1' {
+			sets = append(sets, ti.cols[i]+" = "+next())
+		}
+	}
+	var conds []string
+	if len(ti.keyIdx) > 0 {
+		for _, k := range ti.keyIdx {
+			conds = append(conds, ti.cols[k]+" = "+next())
+		}
+	} else {
+		for _, kind := range []cmpKind{cmpEqual, cmpCast, cmpFormat} {
+			for i, m := range match {
+				if ti.cmp[i] != kind || m == '-' {
+					continue
+				}
+				if m == 'n' {
+					conds = append(conds, ti.cols[i]+" IS NULL")
+					continue
+				}
+				switch kind {
+				case cmpEqual:
+					conds = append(conds, ti.cols[i]+" = "+next())
+				case cmpCast:
+					conds = append(conds, ti.cols[i]+"::text = "+next()+"::text")
+				default:
+					conds = append(conds, "pg_catalog.format('%s', "+ti.cols[i]+") = "+next()+"::text")
+				}
+			}
+		}
+	}
+	where := strings.Join(conds, " AND ")
+	if len(ti.keyIdx) == 0 {
+		// Exactly one of the equal rows.
+		where = "ctid = (SELECT ctid FROM " + ti.name + " WHERE " + where + " LIMIT 1)"
+	}
+	if op == schema.Delete {
+		return "DELETE FROM " + ti.name + " WHERE " + where
+	}
+	return "UPDATE " + ti.name + " SET " + strings.Join(sets, ", ") + " WHERE " + where
+}
+
+// Truncate empties the tables, in one statement.
+func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
+	if !s.inTx {
+		return errors.New("postgres sink: truncate without a transaction")
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		ti, err := s.info(ctx, t)
+		if err != nil {
+			return err
+		}
+		names[i] = ti.name
+	}
+	if _, err := s.conn.PgConn().Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")).ReadAll(); err != nil {
+		return fmt.Errorf("truncate %s: %w", strings.Join(names, ", "), detail(err))
+	}
+	return nil
+}
