@@ -8,7 +8,7 @@ RSS_ROWS      ?= 5000000
 CRASH_SECONDS ?= 120
 FUZZTIME      ?= 60s
 
-.PHONY: build test test-short lint demo rss test-crash fuzz clean
+.PHONY: build test test-short lint demo rss test-crash fuzz bench bench-quick clean
 
 build:
 	$(GO) build -o bin/walmirror ./cmd/walmirror
@@ -38,6 +38,16 @@ rss:
 # The kill -9 loop for longer (the default test run has a 15 s version).
 test-crash:
 	WALMIRROR_CRASH_SECONDS=$(CRASH_SECONDS) $(GO) test -count=1 -timeout 60m -run TestCrashLoop -v ./cmd/walmirror/
+
+# Side-by-side catch-up benchmarks against a decode-only consumer and the
+# built-in subscriber, measured in the same run (see bench/main.go). Takes
+# about 15 minutes; BENCH_ARGS narrows it, e.g. BENCH_ARGS="-workloads insert -consumers decode,sqlite".
+BENCH_ARGS ?=
+bench:
+	$(GO) run ./bench -out bench/results/latest.md $(BENCH_ARGS)
+
+bench-quick:
+	$(GO) run ./bench -quick $(BENCH_ARGS)
 
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./source/pgoutput/

@@ -1,0 +1,437 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" database/sql driver
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/testenv"
+)
+
+// result is one consumer catching up on one workload.
+type result struct {
+	workload, consumer string
+	wall, cpu          time.Duration
+	rssMB              float64 // 0: not measured (not a walmirror process)
+	equal              bool
+	detail             string
+	lag                *LagReport
+}
+
+type consumer interface {
+	name() string
+	kind() string   // how to read the copy: sqlite, duckdb, postgres; "" for none
+	target() string // the copy: file path or DSN
+	prepare(ctx context.Context) error
+	catchUp(ctx context.Context, stop lsn.LSN) (result, error)
+}
+
+func (e *env) consumers(db string) []consumer {
+	var out []consumer
+	for _, c := range e.cfg.consumers {
+		switch c {
+		case "decode":
+			out = append(out, &decodeOnly{e: e, db: db, slot: "decode_" + db})
+		case "builtin":
+			out = append(out, &builtin{e: e, db: db})
+		default:
+			out = append(out, e.walmirror(db, c, "wm_"+c+"_"+db))
+		}
+	}
+	return out
+}
+
+// ---- walmirror ----
+
+type walmirrorRun struct {
+	e            *env
+	db, k, slot  string
+	dst          string // target argument
+	check        string // where aggregates are read
+	workloadName string
+}
+
+func (e *env) walmirror(db, kind, slot string) *walmirrorRun {
+	w := &walmirrorRun{e: e, db: db, k: kind, slot: slot, workloadName: db}
+	switch kind {
+	case "sqlite":
+		w.check = filepath.Join(e.work, db+"-"+slot+".sqlite")
+		w.dst = "sqlite:" + w.check
+	case "duckdb":
+		w.check = filepath.Join(e.work, db+"-"+slot+".duckdb")
+		w.dst = "duckdb:" + w.check
+	case "postgres":
+		name := strings.ReplaceAll(db+"_"+slot, "-", "_")
+		w.check = e.dst.DSN(name)
+		w.dst = w.check
+	}
+	return w
+}
+
+func (w *walmirrorRun) name() string   { return "walmirror-" + w.k }
+func (w *walmirrorRun) kind() string   { return w.k }
+func (w *walmirrorRun) target() string { return w.check }
+
+func (w *walmirrorRun) args(extra ...string) []string {
+	return append([]string{"run", "--source", w.e.src.DSN(w.db), "--target", w.dst, "--slot", w.slot,
+		"--publication", "bench", "--log-level", "warn"}, extra...)
+}
+
+func (w *walmirrorRun) prepare(ctx context.Context) error {
+	if w.k == "postgres" {
+		name := strings.ReplaceAll(w.db+"_"+w.slot, "-", "_")
+		if err := w.e.dst.Exec(ctx, "postgres", "CREATE DATABASE "+quoteIdent(name)); err != nil {
+			return err
+		}
+	}
+	_, err := w.e.runBinary(ctx, w.args("--stop-at-lsn", "now"), "")
+	return err
+}
+
+func (w *walmirrorRun) catchUp(ctx context.Context, stop lsn.LSN) (result, error) {
+	profile := ""
+	if w.e.cfg.profileDir != "" {
+		profile = filepath.Join(w.e.cfg.profileDir, w.db+"-"+w.k+".pprof")
+	}
+	return w.e.runBinary(ctx, w.args("--stop-at-lsn", stop.String()), profile)
+}
+
+// runBinary runs walmirror to completion and measures it.
+func (e *env) runBinary(ctx context.Context, args []string, profile string) (result, error) {
+	if profile != "" {
+		if err := os.MkdirAll(filepath.Dir(profile), 0o755); err != nil {
+			return result{}, err
+		}
+		args = append(args, "--cpuprofile", profile)
+	}
+	cmd := exec.CommandContext(ctx, e.binary, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = e.logs
+	began := time.Now()
+	err := cmd.Run()
+	wall := time.Since(began)
+	fmt.Fprintf(e.logs, "walmirror %s\n%s", strings.Join(args[:5], " "), stderr.String())
+	if err != nil {
+		return result{}, fmt.Errorf("walmirror: %v: %s", err, lastLine(stderr.String()))
+	}
+	return usage(cmd, wall), nil
+}
+
+func usage(cmd *exec.Cmd, wall time.Duration) result {
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return result{wall: wall, cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rssMB: float64(ru.Maxrss) / 1024}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// ---- decode-only: the source's limit ----
+
+type decodeOnly struct {
+	e        *env
+	db, slot string
+}
+
+func (d *decodeOnly) name() string   { return "decode-only" }
+func (d *decodeOnly) kind() string   { return "" }
+func (d *decodeOnly) target() string { return "" }
+
+func (d *decodeOnly) prepare(ctx context.Context) error {
+	return d.e.src.Exec(ctx, d.db, fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s', 'pgoutput')`, d.slot))
+}
+
+// catchUp receives and decodes (pglogrepl) every message, discarding it,
+// until the server's decoder has passed stop.
+func (d *decodeOnly) catchUp(ctx context.Context, stop lsn.LSN) (result, error) {
+	cfg, err := pgconn.ParseConfig(d.e.src.DSN(d.db))
+	if err != nil {
+		return result{}, err
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	began := time.Now()
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return result{}, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	err = pglogrepl.StartReplication(ctx, conn, d.slot, 0, pglogrepl.StartReplicationOptions{
+		Mode: pglogrepl.LogicalReplication, PluginArgs: []string{"proto_version '1'", "publication_names 'bench'"}})
+	if err != nil {
+		return result{}, err
+	}
+	var received pglogrepl.LSN
+	status := func(reply bool) error {
+		return pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
+			WALWritePosition: received, WALFlushPosition: received, WALApplyPosition: received, ReplyRequested: reply})
+	}
+	next := time.Now().Add(time.Second)
+	for {
+		if time.Now().After(next) {
+			if err := status(true); err != nil {
+				return result{}, err
+			}
+			next = time.Now().Add(time.Second)
+		}
+		rctx, cancel := context.WithDeadline(ctx, next)
+		msg, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if pgconn.Timeout(err) && ctx.Err() == nil {
+				continue
+			}
+			return result{}, err
+		}
+		cd, ok := msg.(*pgproto3.CopyData)
+		if !ok {
+			if er, ok := msg.(*pgproto3.ErrorResponse); ok {
+				return result{}, pgconn.ErrorResponseToPgError(er)
+			}
+			continue
+		}
+		switch cd.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
+			if err != nil {
+				return result{}, err
+			}
+			if lsn.LSN(ka.ServerWALEnd) >= stop {
+				return result{wall: time.Since(began)}, nil
+			}
+			if ka.ReplyRequested {
+				if err := status(false); err != nil {
+					return result{}, err
+				}
+			}
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(cd.Data[1:])
+			if err != nil {
+				return result{}, err
+			}
+			if _, err := pglogrepl.Parse(xld.WALData); err != nil {
+				return result{}, err
+			}
+			received = xld.WALStart
+		}
+	}
+}
+
+// ---- PostgreSQL's built-in subscriber: the PG→PG reference ----
+
+type builtin struct {
+	e        *env
+	db       string
+	targetDB string
+}
+
+func (b *builtin) name() string   { return "built-in" }
+func (b *builtin) kind() string   { return "postgres" }
+func (b *builtin) target() string { return b.e.dst.DSN(b.targetDB) }
+
+// prepare creates the same tables on the target, then a subscription with
+// its own slot that copies the initial data, and disables it once in sync.
+func (b *builtin) prepare(ctx context.Context) error {
+	b.targetDB = strings.ReplaceAll(b.db, "-", "_") + "_builtin"
+	if err := b.e.dst.Exec(ctx, "postgres", "CREATE DATABASE "+quoteIdent(b.targetDB)); err != nil {
+		return err
+	}
+	if err := b.e.copySchema(ctx, b.db, b.targetDB); err != nil {
+		return err
+	}
+	return b.subscribe(ctx, true)
+}
+
+func (b *builtin) subscribe(ctx context.Context, thenDisable bool) error {
+	create := fmt.Sprintf(`CREATE SUBSCRIPTION builtin CONNECTION '%s' PUBLICATION bench
+		WITH (slot_name = 'builtin_%s', binary = true, streaming = on, copy_data = true)`,
+		strings.ReplaceAll(b.e.src.DSN(b.db), "'", "''"), strings.ReplaceAll(b.db, "-", "_"))
+	if err := b.e.dst.Exec(ctx, b.targetDB, create); err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, b.e.dst.DSN(b.targetDB))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if err := waitFor(ctx, conn, `SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate <> 'r'`); err != nil {
+		return fmt.Errorf("wait for initial sync: %w", err)
+	}
+	if !thenDisable {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, `ALTER SUBSCRIPTION builtin DISABLE`); err != nil {
+		return err
+	}
+	return waitFor(ctx, conn, `SELECT count(*) = 0 FROM pg_stat_subscription s JOIN pg_subscription p ON p.oid = s.subid
+		WHERE s.pid IS NOT NULL AND p.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+}
+
+// drop removes the subscription (its slot goes with it).
+func (b *builtin) drop(ctx context.Context) error {
+	if b.targetDB == "" {
+		return nil
+	}
+	return b.e.dst.Exec(ctx, b.targetDB, `DROP SUBSCRIPTION IF EXISTS builtin`)
+}
+
+func (b *builtin) catchUp(ctx context.Context, stop lsn.LSN) (result, error) {
+	conn, err := pgx.Connect(ctx, b.e.dst.DSN(b.targetDB))
+	if err != nil {
+		return result{}, err
+	}
+	defer conn.Close(ctx)
+	began := time.Now()
+	if _, err := conn.Exec(ctx, `ALTER SUBSCRIPTION builtin ENABLE`); err != nil {
+		return result{}, err
+	}
+	if err := waitFor(ctx, conn, `SELECT count(*) = 1 FROM bench_marker`); err != nil {
+		return result{}, err
+	}
+	return result{wall: time.Since(began)}, nil
+}
+
+// waitFor polls a boolean query every 10 ms (up to an hour).
+func waitFor(ctx context.Context, conn *pgx.Conn, q string) error {
+	deadline := time.Now().Add(time.Hour)
+	nag := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if time.Now().After(nag) {
+			log.Printf("  still waiting for: %s", q)
+			nag = time.Now().Add(time.Minute)
+		}
+		var ok bool
+		if err := conn.QueryRow(ctx, q).Scan(&ok); err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("timed out waiting for: %s", q)
+}
+
+// copySchema recreates the source's tables (no data) on the target with pg_dump.
+func (e *env) copySchema(ctx context.Context, srcDB, dstDB string) error {
+	dump := exec.CommandContext(ctx, filepath.Join(testenv.BinDir(), "pg_dump"), "--schema-only", "--no-publications", "--no-subscriptions", e.src.DSN(srcDB))
+	out, err := dump.Output()
+	if err != nil {
+		return fmt.Errorf("pg_dump: %w", err)
+	}
+	// Recent pg_dump versions emit psql meta-commands (\restrict): drop them.
+	var sqlText strings.Builder
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "\\") {
+			sqlText.WriteString(line + "\n")
+		}
+	}
+	return e.dst.Exec(ctx, dstDB, sqlText.String())
+}
+
+// ---- comparing copies with the source ----
+
+// aggregates renders the checks' results on one database.
+func (e *env) aggregates(ctx context.Context, kind, target string, checks []check) (string, error) {
+	var parts []string
+	for _, c := range checks {
+		var q string
+		var rows []string
+		var err error
+		switch kind {
+		case "source", "postgres":
+			q = "SELECT " + c.exprs + " FROM public." + quoteIdent(c.table)
+			rows, err = pgRow(ctx, target, q)
+		case "sqlite":
+			q = "SELECT " + c.exprs + " FROM " + quoteIdent(c.table)
+			rows, err = sqlRow(ctx, "sqlite3", "file:"+target+"?mode=ro", q)
+		case "duckdb":
+			q = "SELECT " + c.exprs + " FROM public." + quoteIdent(c.table)
+			rows, err = sqlRow(ctx, "duckdb", target+"?access_mode=read_only", q)
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", q, err)
+		}
+		parts = append(parts, c.table+"("+strings.Join(rows, ",")+")")
+	}
+	return strings.Join(parts, " "), nil
+}
+
+func pgRow(ctx context.Context, dsn, q string) ([]string, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		for _, v := range rows.RawValues() {
+			if v == nil {
+				out = append(out, "NULL")
+			} else {
+				out = append(out, string(v))
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+func sqlRow(ctx context.Context, driver, dsn, q string) ([]string, error) {
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for _, v := range vals {
+			if v == nil {
+				out = append(out, "NULL")
+			} else {
+				out = append(out, fmt.Sprint(v))
+			}
+		}
+	}
+	return out, rows.Err()
+}

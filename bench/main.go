@@ -1,0 +1,185 @@
+// Command bench measures walmirror against the references that matter, in the
+// same run on the same machine: a decode-only consumer of the same slot data
+// (the source's limit) and PostgreSQL's built-in subscriber (binary = true,
+// streaming = on). Every consumer gets its own slot, created before the
+// workload; the workload runs while all are stopped; then each catches up
+// alone and is timed. Each target is checked against the source afterwards,
+// so a fast wrong answer cannot pass for a result.
+//
+//	go run ./bench                         # everything, full sizes
+//	go run ./bench -quick                  # small sizes, a few minutes
+//	go run ./bench -workloads insert -consumers decode,sqlite
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/walmirror/walmirror/testenv"
+)
+
+type config struct {
+	workloads, consumers []string
+	rows, txnRows        int
+	updateRows           int
+	pgbenchSeconds       int
+	pgbenchScale         int
+	pgbenchClients       int
+	bigTxRows            int
+	snapshotScale        int
+	lagSeconds           int
+	profileDir           string
+	out                  string
+	keep                 bool
+}
+
+var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "lag"}
+var allConsumers = []string{"decode", "builtin", "sqlite", "duckdb", "postgres"}
+
+func main() {
+	var cfg config
+	var workloads, consumers string
+	quick := flag.Bool("quick", false, "small sizes: a run of a few minutes")
+	flag.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "which workloads")
+	flag.StringVar(&consumers, "consumers", strings.Join(allConsumers, ","), "which consumers (decode and builtin are the references)")
+	flag.IntVar(&cfg.rows, "rows", 1_000_000, "rows inserted by the insert workload")
+	flag.IntVar(&cfg.updateRows, "update-rows", 1_000_000, "rows updated by the update workload")
+	flag.IntVar(&cfg.txnRows, "txn-rows", 1000, "rows per source transaction (insert, update)")
+	flag.IntVar(&cfg.pgbenchSeconds, "pgbench-seconds", 20, "pgbench TPC-B duration")
+	flag.IntVar(&cfg.pgbenchClients, "pgbench-clients", 4, "pgbench clients")
+	flag.IntVar(&cfg.pgbenchScale, "pgbench-scale", 1, "pgbench scale for the TPC-B workload")
+	flag.IntVar(&cfg.bigTxRows, "bigtx-rows", 5_000_000, "rows in the single-transaction workload")
+	flag.IntVar(&cfg.snapshotScale, "snapshot-scale", 10, "pgbench scale copied by the snapshot workload")
+	flag.IntVar(&cfg.lagSeconds, "lag-seconds", 20, "duration of the fixed-rate lag workload")
+	flag.StringVar(&cfg.profileDir, "profile", "", "write a CPU profile of each walmirror run into this directory")
+	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (targets, logs)")
+	flag.Parse()
+	if *quick {
+		cfg.rows, cfg.updateRows, cfg.bigTxRows = 100_000, 100_000, 500_000
+		cfg.pgbenchSeconds, cfg.snapshotScale, cfg.lagSeconds = 5, 2, 5
+	}
+	cfg.workloads = splitList(workloads, allWorkloads)
+	cfg.consumers = splitList(consumers, allConsumers)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+}
+
+func splitList(s string, valid []string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		ok := false
+		for _, v := range valid {
+			ok = ok || v == p
+		}
+		if !ok {
+			log.Fatalf("bench: unknown %q (want some of %s)", p, strings.Join(valid, ","))
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// env is what every workload shares: servers, the binary, a work directory.
+type env struct {
+	cfg      config
+	src, dst *testenv.Server
+	binary   string
+	work     string
+	logs     io.Writer
+	report   *report
+}
+
+func run(ctx context.Context, cfg config) error {
+	work, err := os.MkdirTemp("", "walmirror-bench-")
+	if err != nil {
+		return err
+	}
+	if cfg.keep {
+		log.Printf("work directory: %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	binary := filepath.Join(work, "walmirror")
+	log.Printf("building walmirror")
+	if out, err := exec.Command("go", "build", "-o", binary, "./cmd/walmirror").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	logFile, err := os.Create(filepath.Join(work, "bench.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	serverSettings := map[string]string{
+		"max_wal_size": "8GB", "checkpoint_timeout": "30min", "shared_buffers": "512MB",
+		"max_replication_slots": "30", "max_wal_senders": "30", "max_logical_replication_workers": "8",
+		"max_worker_processes": "16", "wal_sender_timeout": "5min", "wal_receiver_timeout": "5min",
+		// The launcher otherwise waits up to 5 s before restarting a re-enabled subscription's worker.
+		"wal_retrieve_retry_interval": "50ms",
+		// Commits are flushed (cheaply: fsync is off) before the walsender may
+		// send them; with asynchronous commit the WAL writer's 200 ms delay
+		// would dominate every lag figure.
+		"synchronous_commit": "on",
+	}
+	log.Printf("starting source and target PostgreSQL")
+	src, err := testenv.Start(ctx, testenv.Options{Settings: serverSettings})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := testenv.Start(ctx, testenv.Options{Settings: serverSettings})
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	e := &env{cfg: cfg, src: src, dst: dst, binary: binary, work: work, logs: logFile, report: newReport()}
+	if err := e.report.describeMachine(ctx, e); err != nil {
+		return err
+	}
+	for _, w := range cfg.workloads {
+		log.Printf("workload %s", w)
+		if err := e.runWorkload(ctx, w); err != nil {
+			return fmt.Errorf("workload %s: %w", w, err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	md := e.report.markdown(cfg)
+	fmt.Print(md)
+	if cfg.out != "" {
+		if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
+			return err
+		}
+		log.Printf("report written to %s", cfg.out)
+	}
+	return nil
+}
+
+func (e *env) has(consumer string) bool {
+	for _, c := range e.cfg.consumers {
+		if c == consumer {
+			return true
+		}
+	}
+	return false
+}
+
+func since(t time.Time) time.Duration { return time.Since(t) }

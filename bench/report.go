@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+type report struct {
+	machine   []string
+	workloads []string
+	notes     map[string]string
+	results   []result
+	maxTPS    float64
+	began     time.Time
+}
+
+func newReport() *report { return &report{notes: map[string]string{}, began: time.Now()} }
+
+func (r *report) addWorkload(name, note string) {
+	r.workloads = append(r.workloads, name)
+	r.notes[name] = note
+}
+
+func (r *report) add(res result) { r.results = append(r.results, res) }
+
+func (r *report) describeMachine(ctx context.Context, e *env) error {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.Fields(strings.SplitN(string(b), "\n", 2)[0])[1] + " kB RAM"
+	}
+	conn, err := pgx.Connect(ctx, e.src.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var pg string
+	if err := conn.QueryRow(ctx, `SHOW server_version`).Scan(&pg); err != nil {
+		return err
+	}
+	commit, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	dirty, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
+	rev := strings.TrimSpace(string(commit))
+	if len(bytes.TrimSpace(dirty)) > 0 {
+		rev += " (with uncommitted changes)"
+	}
+	r.machine = []string{
+		fmt.Sprintf("%d cores (%s), %s", runtime.NumCPU(), cpu, mem),
+		"PostgreSQL " + pg + " (source and target on this machine; fsync=off, synchronous_commit=off)",
+		runtime.Version() + ", walmirror " + rev,
+		"date " + time.Now().UTC().Format("2006-01-02 15:04 MST"),
+	}
+	return nil
+}
+
+func (r *report) find(workload, consumer string) *result {
+	for i := range r.results {
+		if r.results[i].workload == workload && r.results[i].consumer == consumer {
+			return &r.results[i]
+		}
+	}
+	return nil
+}
+
+func (r *report) markdown(cfg config) string {
+	var b strings.Builder
+	b.WriteString("## walmirror benchmark\n\n")
+	for _, m := range r.machine {
+		b.WriteString("- " + m + "\n")
+	}
+	fmt.Fprintf(&b, "- command: `go run ./bench %s`\n\n", strings.Join(os.Args[1:], " "))
+	b.WriteString("Catch-up time of each consumer alone, after the workload ran with every consumer stopped (each has its own slot, created before the workload). Ratios are against the decode-only consumer (the source's decoding limit) and PostgreSQL's built-in subscriber (`binary = true, streaming = on`) measured in the same run. RSS and CPU are the walmirror process's. \"equal\" is a row-count-and-sums check of the copy against the source.\n\n")
+	b.WriteString("| workload | consumer | time (s) | / decode-only | / built-in | peak RSS (MB) | CPU (s) | equal |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
+	for _, w := range r.workloads {
+		if w == "lag" {
+			continue
+		}
+		dec, blt := r.find(w, "decode-only"), r.find(w, "built-in")
+		for _, res := range r.results {
+			if res.workload != w {
+				continue
+			}
+			ratio := func(ref *result) string {
+				if ref == nil || ref.wall == 0 {
+					return "—"
+				}
+				return fmt.Sprintf("%.2f", res.wall.Seconds()/ref.wall.Seconds())
+			}
+			rss, cpu := "—", "—"
+			if res.rssMB > 0 {
+				rss, cpu = fmt.Sprintf("%.0f", res.rssMB), fmt.Sprintf("%.1f", res.cpu.Seconds())
+			}
+			eq := "yes"
+			if !res.equal {
+				eq = "**NO**: " + res.detail
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %s | %s | %s | %s | %s |\n", w, res.consumer, res.wall.Seconds(), ratio(dec), ratio(blt), rss, cpu, eq)
+		}
+	}
+	b.WriteString("\nWorkloads:\n")
+	for _, w := range r.workloads {
+		fmt.Fprintf(&b, "- **%s**: %s\n", w, r.notes[w])
+	}
+	if r.notes["lag"] != "" {
+		b.WriteString("\n| lag workload | consumer | p50 (ms) | p99 (ms) | max (ms) | transactions | peak RSS (MB) | CPU (s) | equal |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, res := range r.results {
+			if res.workload != "lag" || res.lag == nil {
+				continue
+			}
+			eq := "yes"
+			if !res.equal {
+				eq = "**NO**: " + res.detail
+			}
+			fmt.Fprintf(&b, "| lag | %s | %.1f | %.1f | %.1f | %d | %.0f | %.1f | %s |\n", res.consumer, res.lag.P50Ms, res.lag.P99Ms, res.lag.MaxMs, res.lag.N, res.rssMB, res.cpu.Seconds(), eq)
+		}
+	}
+	fmt.Fprintf(&b, "\nWhole run: %v.\n", time.Since(r.began).Round(time.Second))
+	return b.String()
+}
