@@ -132,6 +132,11 @@ func (st *Stream) receive(ctx context.Context) error {
 	tick := time.NewTicker(statusMinGap)
 	defer tick.Stop()
 	deliver := func(ev Event) error {
+		select {
+		case st.events <- ev: // the common case, without a timer in the select
+			return nil
+		default:
+		}
 		for {
 			select {
 			case st.events <- ev:
@@ -145,18 +150,31 @@ func (st *Stream) receive(ctx context.Context) error {
 			}
 		}
 	}
+	// A read deadline on the socket wakes the loop to send status updates; a
+	// per-message context would cost a timer and a watcher per message.
+	// pgconn keeps the connection (and any partly read message) on a timeout.
+	netConn := st.conn.Conn()
+	stopWatch := context.AfterFunc(ctx, func() { _ = netConn.SetReadDeadline(time.Now()) })
+	defer stopWatch()
+	defer netConn.SetReadDeadline(time.Time{})
+	wake := time.Now().Add(receiveWake)
+	if err := netConn.SetReadDeadline(wake); err != nil {
+		return classify("receive replication stream", err)
+	}
 	for {
 		if err := maybeStatus(false); err != nil {
 			return err
 		}
-		rctx, cancel := context.WithTimeout(ctx, receiveWake)
-		msg, err := st.conn.ReceiveMessage(rctx)
-		cancel()
+		msg, err := st.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
+				wake = time.Now().Add(receiveWake)
+				if err := netConn.SetReadDeadline(wake); err != nil {
+					return classify("receive replication stream", err)
+				}
 				continue
 			}
 			return classify("receive replication stream", err)
