@@ -9,10 +9,14 @@ type netState uint8
 const (
 	netNone   netState = iota // inserted and deleted again: nothing to do
 	netInsert                 // a row the target does not hold yet
-	netUpsert                 // a row that may exist: replace it
+	netUpdate                 // a row the target holds: replace it
 	netDelete
 	netPatch // update only the sent columns
 )
+
+// The states follow from the target mirroring the source as of its stored
+// position: a key the source inserts is absent from the target, a key it
+// updates or deletes is present (or was inserted earlier in this batch).
 
 type entry struct {
 	state netState
@@ -49,7 +53,7 @@ func (b *tableBuffer) add(c schema.RowChange) {
 		if !ok || prev.state == netNone {
 			b.set(k, netInsert, c.New)
 		} else {
-			b.set(k, netUpsert, c.New) // deleted earlier in this batch: the target still has it
+			b.set(k, netUpdate, c.New) // deleted earlier in this batch: the target still has it
 		}
 	case schema.Delete:
 		k := b.key(c.Old, nil)
@@ -75,7 +79,7 @@ func (b *tableBuffer) update(c schema.RowChange) {
 	row := c.New
 	if row.HasUnchanged() {
 		switch {
-		case ok && (prev.state == netInsert || prev.state == netUpsert):
+		case ok && (prev.state == netInsert || prev.state == netUpdate):
 			row = merge(prev.row, row)
 		case oldKey != newKey:
 			// The unsent values live in the target row under the old key:
@@ -95,7 +99,7 @@ func (b *tableBuffer) update(c schema.RowChange) {
 		if fresh {
 			b.set(newKey, netInsert, row)
 		} else {
-			b.set(newKey, netUpsert, row)
+			b.set(newKey, netUpdate, row)
 		}
 		return
 	}
@@ -107,7 +111,7 @@ func (b *tableBuffer) update(c schema.RowChange) {
 	if p, ok := b.get(newKey); !ok || p.state == netNone {
 		b.set(newKey, netInsert, row)
 	} else {
-		b.set(newKey, netUpsert, row)
+		b.set(newKey, netUpdate, row) // its old row was deleted earlier in this batch
 	}
 }
 
@@ -169,8 +173,8 @@ func (b *tableBuffer) seal() {
 			batch.Deletes = append(batch.Deletes, e.row)
 		case netInsert:
 			batch.Inserts = append(batch.Inserts, e.row)
-		case netUpsert:
-			batch.Upserts = append(batch.Upserts, e.row)
+		case netUpdate:
+			batch.Updates = append(batch.Updates, e.row)
 		case netPatch:
 			batch.Patches = append(batch.Patches, e.row)
 		}

@@ -54,6 +54,7 @@ func showBatch(b *schema.Batch) string {
 	}
 	list("del", b.Deletes)
 	list("ins", b.Inserts)
+	list("upd", b.Updates)
 	list("ups", b.Upserts)
 	list("patch", b.Patches)
 	for _, r := range b.Rows {
@@ -84,10 +85,10 @@ func TestCompaction(t *testing.T) {
 			nil},
 		{"insert, delete, insert again is an insert", []schema.RowChange{ins("1", "x", "B"), del("1", "<null>", "<null>"), ins("1", "y", "C")},
 			[]string{"ins[1,y,C]"}},
-		{"delete then insert is an upsert", []schema.RowChange{del("1", "<null>", "<null>"), ins("1", "z", "C")},
-			[]string{"ups[1,z,C]"}},
-		{"update of an existing row is an upsert", []schema.RowChange{upd(nil, "1", "y", "Y")},
-			[]string{"ups[1,y,Y]"}},
+		{"delete then insert is an update", []schema.RowChange{del("1", "<null>", "<null>"), ins("1", "z", "C")},
+			[]string{"upd[1,z,C]"}},
+		{"update of an existing row", []schema.RowChange{upd(nil, "1", "y", "Y")},
+			[]string{"upd[1,y,Y]"}},
 		{"unsent column without prior row is a patch", []schema.RowChange{upd(nil, "1", "y", "~"), upd(nil, "1", "~", "N")},
 			[]string{"patch[1,y,N]"}},
 		{"key change of a new row moves it", []schema.RowChange{ins("1", "x", "B"), upd(tup("1", "<null>", "<null>"), "2", "x", "~")},
@@ -100,7 +101,7 @@ func TestCompaction(t *testing.T) {
 		{"key swap through a temporary key", []schema.RowChange{
 			upd(tup("1", "<null>", "<null>"), "3", "a", "A"), upd(tup("2", "<null>", "<null>"), "1", "b", "B"),
 			upd(tup("3", "<null>", "<null>"), "2", "a", "A")},
-			[]string{"ups[1,b,B 2,a,A]"}}, // key 3 never reached the target
+			[]string{"upd[1,b,B 2,a,A]"}}, // key 3 never reached the target
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -68,9 +68,9 @@ type RowChange struct {
 }
 
 // Batch is the net effect of a run of changes to one table, ready for a sink to
-// apply set-wise. A sink applies Deletes, Inserts, Upserts and Patches (keys are
-// distinct across the four, so their relative order is free), then Rows one by
-// one in the order given.
+// apply set-wise. A sink applies Deletes, Inserts, Updates, Upserts and Patches
+// (keys are distinct across them, so their relative order is free), then Rows
+// one by one in the order given.
 type Batch struct {
 	Table   *Table
 	Deletes []Tuple // key columns set; other columns may be anything
@@ -78,6 +78,10 @@ type Batch struct {
 	// source since the target's state): a sink bulk-loads them without any
 	// conflict handling, and a conflict is an error worth reporting.
 	Inserts []Tuple
+	// Updates are complete rows replacing rows the target holds (updated at
+	// the source): a sink may apply them as plain set-wise UPDATEs; a row
+	// that is missing means the target diverged from the source.
+	Updates []Tuple
 	Upserts []Tuple // complete rows: insert, or replace the row with that key
 	Patches []Tuple // rows with Unchanged columns: update only the sent ones, by key
 	// Rows are changes that need their order: every change to a keyless table,
@@ -88,5 +92,5 @@ type Batch struct {
 
 // Len is the number of row operations in the batch.
 func (b *Batch) Len() int {
-	return len(b.Deletes) + len(b.Inserts) + len(b.Upserts) + len(b.Patches) + len(b.Rows)
+	return len(b.Deletes) + len(b.Inserts) + len(b.Updates) + len(b.Upserts) + len(b.Patches) + len(b.Rows)
 }

@@ -141,6 +141,7 @@ type tableInfo struct {
 	copySQL string
 	patch   map[string]string // UPDATE ... FROM stage per sent-column mask
 	ups     string            // upsert statement(s) from the stage
+	upd     string            // update statement from the stage
 	del     string
 }
 

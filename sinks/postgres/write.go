@@ -43,12 +43,10 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 		if len(b.Deletes)+len(b.Patches) > 0 {
 			return fmt.Errorf("%s has no key: deletes and patches by key cannot apply (the source table needs a primary key or REPLICA IDENTITY FULL)", ti.name)
 		}
-		if len(b.Upserts) > 0 { // no key to conflict on: the rows are appended
-			if err := s.copyRows(ctx, ti, b.Upserts); err != nil {
-				return err
-			}
+		if len(b.Upserts)+len(b.Updates) > 0 {
+			return fmt.Errorf("%s has no key: rows cannot be replaced by key", ti.name)
 		}
-	} else if len(b.Deletes)+len(b.Upserts)+len(b.Patches) > 0 {
+	} else if len(b.Deletes)+len(b.Updates)+len(b.Upserts)+len(b.Patches) > 0 {
 		if err := s.staged(ctx, ti, b); err != nil {
 			return err
 		}
@@ -100,7 +98,8 @@ func detail(err error) error {
 const (
 	gDelete = 0
 	gUpsert = 1
-	gPatch  = 2 // and up: one group per set of sent columns
+	gUpdate = 2
+	gPatch  = 3 // and up: one group per set of sent columns
 )
 
 // stageFor creates the table's staging table: the group column, then the
@@ -181,7 +180,7 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		patchG[i] = g
 	}
 
-	nd, nu := len(b.Deletes), len(b.Upserts)
+	nd, nu, nup := len(b.Deletes), len(b.Upserts), len(b.Updates)
 	stageRow := func(buf []byte, g int, tup schema.Tuple, part string) ([]byte, error) {
 		if len(tup) != len(ti.cols) {
 			return buf, fmt.Errorf("%s row has %d values for %d columns", part, len(tup), len(ti.cols))
@@ -201,15 +200,17 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		}
 		return append(buf, '\n'), nil
 	}
-	n := nd + nu + len(b.Patches)
+	n := nd + nu + nup + len(b.Patches)
 	err = s.copy(ctx, "COPY "+stage+" FROM STDIN", n, func(buf []byte, i int) ([]byte, error) {
 		switch {
 		case i < nd:
 			return stageRow(buf, gDelete, b.Deletes[i], "delete")
 		case i < nd+nu:
 			return stageRow(buf, gUpsert, b.Upserts[i-nd], "upsert")
+		case i < nd+nu+nup:
+			return stageRow(buf, gUpdate, b.Updates[i-nd-nu], "update")
 		}
-		j := i - nd - nu
+		j := i - nd - nu - nup
 		if patchG[j] < 0 {
 			return buf, nil
 		}
@@ -228,6 +229,14 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		sb.WriteString(s.upsertSQL(ti))
 		sb.WriteString(";\n")
 	}
+	// Updates replace rows the target holds: a plain UPDATE ... FROM, whose
+	// row count proves they were all there.
+	updateAt := -1
+	if upd := s.updateSQL(ti); nup > 0 && upd != "" {
+		updateAt = strings.Count(sb.String(), ";\n")
+		sb.WriteString(upd)
+		sb.WriteString(";\n")
+	}
 	for i, m := range masks {
 		var sets []string
 		for c := range ti.cols {
@@ -238,11 +247,43 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		fmt.Fprintf(&sb, "UPDATE %s AS t SET %s FROM %s AS s WHERE s.%s = %d AND %s;\n",
 			ti.name, strings.Join(sets, ", "), stage, ti.gcol, gPatch+i, keyMatch(ti))
 	}
-	sb.WriteString("TRUNCATE " + stage)
-	if _, err := s.conn.PgConn().Exec(ctx, sb.String()).ReadAll(); err != nil {
+	// Emptying a small stage with DELETE avoids TRUNCATE's new relation file.
+	if n < 10_000 {
+		sb.WriteString("DELETE FROM " + stage)
+	} else {
+		sb.WriteString("TRUNCATE " + stage)
+	}
+	results, err := s.conn.PgConn().Exec(ctx, sb.String()).ReadAll()
+	if err != nil {
 		return fmt.Errorf("apply changes to %s: %w", ti.name, detail(err))
 	}
+	if updateAt >= 0 {
+		if got := results[updateAt].CommandTag.RowsAffected(); got != int64(nup) {
+			return fmt.Errorf("update %s: %d of %d rows updated at the source are missing from the target: it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot", ti.name, int64(nup)-got, nup)
+		}
+	}
 	return nil
+}
+
+// updateSQL replaces the staged updates' rows by key; "" when every column
+// is a key column (nothing to change).
+func (s *Sink) updateSQL(ti *tableInfo) string {
+	if ti.upd != "" || len(ti.keyIdx) == len(ti.cols) {
+		return ti.upd
+	}
+	isKey := make([]bool, len(ti.cols))
+	for _, k := range ti.keyIdx {
+		isKey[k] = true
+	}
+	var sets []string
+	for i, c := range ti.cols {
+		if !isKey[i] {
+			sets = append(sets, c+" = s."+c)
+		}
+	}
+	ti.upd = "UPDATE " + ti.name + " AS t SET " + strings.Join(sets, ", ") + " FROM " + ti.stage +
+		" AS s WHERE s." + ti.gcol + " = " + strconv.Itoa(gUpdate) + " AND " + keyMatch(ti)
+	return ti.upd
 }
 
 func (s *Sink) deleteSQL(ti *tableInfo) string {

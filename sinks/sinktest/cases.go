@@ -816,4 +816,10 @@ func testInserts(h *harness) {
 	}
 	h.rollback()
 	h.want(kv, r("1", "a"), r("2", "NULL"))
+
+	// Updates replace rows the target holds, alongside the other parts.
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kv, Updates: rows(row("1", "A"), row("2", "B")), Inserts: rows(row("3", "c"))})
+	})
+	h.want(kv, r("1", "A"), r("2", "B"), r("3", "c"))
 }

@@ -56,6 +56,11 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 	if err := s.insert(ctx, ti, b.Inserts, false); err != nil {
 		return err
 	}
+	// Updates replace rows the target holds; the upsert statement does that
+	// in one multi-row statement.
+	if err := s.insert(ctx, ti, b.Updates, true); err != nil {
+		return err
+	}
 	if err := s.insert(ctx, ti, b.Upserts, true); err != nil {
 		return err
 	}
