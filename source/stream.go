@@ -44,6 +44,7 @@ type Stream struct {
 	wg      sync.WaitGroup
 	err     error // set before events is closed
 	written lsn.LSN
+	arena   []byte // current block for message copies (receive goroutine only)
 }
 
 // Start begins streaming from the slot at from (the target's stored position).
@@ -102,6 +103,21 @@ func (st *Stream) Close(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// carve returns n bytes for one message. Blocks are never reused: a block
+// lives until every message carved from it has been applied and dropped.
+func (st *Stream) carve(n int) []byte {
+	const block = 64 << 10
+	if n > block/4 {
+		return make([]byte, n)
+	}
+	if cap(st.arena)-len(st.arena) < n {
+		st.arena = make([]byte, 0, block)
+	}
+	b := st.arena[len(st.arena) : len(st.arena)+n : len(st.arena)+n]
+	st.arena = st.arena[:len(st.arena)+n]
+	return b
 }
 
 func (st *Stream) sendStatus(replyRequested bool) error {
@@ -203,8 +219,9 @@ func (st *Stream) receive(ctx context.Context) error {
 				if err != nil {
 					return permanent("parse XLogData", "", err)
 				}
-				// pgconn reuses its read buffer: the decoded message aliases this copy.
-				data := make([]byte, len(xld.WALData))
+				// pgconn reuses its read buffer: the decoded message aliases this
+				// copy, carved from a shared block to spare an allocation per message.
+				data := st.carve(len(xld.WALData))
 				copy(data, xld.WALData)
 				dm, err := pgoutput.Decode(data)
 				if err != nil {
