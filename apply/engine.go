@@ -16,9 +16,10 @@ import (
 // Limits bound what one target transaction and one buffered chunk hold.
 type Limits struct {
 	// A target transaction is committed at a source commit once it holds
-	// CommitRows changes or is CommitInterval old, or when no more input is
-	// waiting (so an idle stream is never held back).
+	// CommitRows changes or CommitBytes of them, or is CommitInterval old, or
+	// when no more input is waiting (so an idle stream is never held back).
 	CommitRows     int
+	CommitBytes    int
 	CommitInterval time.Duration
 	// Buffered changes are written to the open target transaction once they
 	// reach ChunkRows or ChunkBytes: a source transaction of any size is
@@ -29,7 +30,7 @@ type Limits struct {
 
 // DefaultLimits suit a local file target.
 func DefaultLimits() Limits {
-	return Limits{CommitRows: 100_000, CommitInterval: time.Second, ChunkRows: 20_000, ChunkBytes: 16 << 20}
+	return Limits{CommitRows: 100_000, CommitBytes: 64 << 20, CommitInterval: time.Second, ChunkRows: 20_000, ChunkBytes: 16 << 20}
 }
 
 // errStopReached ends the engine cleanly at --stop-at-lsn.
@@ -59,14 +60,15 @@ type engine struct {
 	buffers map[uint32]*tableBuffer
 	order   []uint32 // tables with buffered changes, first touch first
 
-	inTx      bool // inside a source transaction
-	skipping  bool // that transaction is already applied
-	open      bool // a target transaction is open
-	openedAt  time.Time
-	pendingN  int     // changes since the last commit
-	chunkN    int     // changes buffered
-	chunkSize int     // bytes buffered
-	lastEnd   lsn.LSN // end of the last source transaction seen
+	inTx        bool // inside a source transaction
+	skipping    bool // that transaction is already applied
+	open        bool // a target transaction is open
+	openedAt    time.Time
+	pendingN    int     // changes since the last commit
+	pendingSize int     // their bytes
+	chunkN      int     // changes buffered
+	chunkSize   int     // bytes buffered
+	lastEnd     lsn.LSN // end of the last source transaction seen
 
 	stats Stats
 }
@@ -176,7 +178,8 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		if !e.open {
 			// Nothing to write for this transaction: nothing is in flight.
 			e.conf.Confirm(m.EndLSN)
-		} else if stop || idle || e.pendingN >= e.limits.CommitRows || time.Since(e.openedAt) >= e.limits.CommitInterval {
+		} else if stop || idle || e.pendingN >= e.limits.CommitRows || e.pendingSize >= e.limits.CommitBytes ||
+			time.Since(e.openedAt) >= e.limits.CommitInterval {
 			if err := e.commit(ctx); err != nil {
 				return err
 			}
@@ -260,7 +263,9 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	e.stats.Rows++
 	e.pendingN++
 	e.chunkN++
-	e.chunkSize += c.Old.Size() + c.New.Size()
+	size := c.Old.Size() + c.New.Size()
+	e.chunkSize += size
+	e.pendingSize += size
 	if e.chunkN >= e.limits.ChunkRows || e.chunkSize >= e.limits.ChunkBytes {
 		return e.flush(ctx)
 	}
@@ -356,7 +361,7 @@ func (e *engine) commit(ctx context.Context) error {
 	}
 	e.open = false
 	e.state = st
-	e.pendingN = 0
+	e.pendingN, e.pendingSize = 0, 0
 	e.stats.Commits++
 	if e.onCommit != nil {
 		e.onCommit(CommitInfo{State: st, Stats: e.stats, At: time.Now(), SourceCommits: e.srcCommits})

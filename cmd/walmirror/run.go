@@ -30,6 +30,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	fs.StringVar(&tables, "tables", "", "comma-separated schema.table list for a new publication (default: all tables)")
 	fs.StringVar(&stopAt, "stop-at-lsn", "", "apply everything committed up to this LSN (X/XXXXXXXX) or 'now', then exit 0")
 	fs.IntVar(&lim.CommitRows, "commit-rows", lim.CommitRows, "commit the target transaction after this many changes (at a source commit)")
+	fs.IntVar(&lim.CommitBytes, "commit-bytes", lim.CommitBytes, "... or after this many bytes of changes")
 	durationFlag(fs, &lim.CommitInterval, "commit-interval", lim.CommitInterval, "commit the target transaction at least this often while changes flow")
 	fs.IntVar(&lim.ChunkRows, "chunk-rows", lim.ChunkRows, "write buffered changes to the open target transaction after this many")
 	fs.IntVar(&lim.ChunkBytes, "chunk-bytes", lim.ChunkBytes, "... or after this many bytes: bounds memory for huge source transactions")
@@ -65,8 +66,8 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		}
 		cfg.StopAt = l
 	}
-	if lim.CommitRows < 1 || lim.ChunkRows < 1 || lim.ChunkBytes < 1 || lim.CommitInterval <= 0 {
-		return fmt.Errorf("--commit-rows, --chunk-rows, --chunk-bytes and --commit-interval must be positive")
+	if lim.CommitRows < 1 || lim.CommitBytes < 1 || lim.ChunkRows < 1 || lim.ChunkBytes < 1 || lim.CommitInterval <= 0 {
+		return fmt.Errorf("--commit-rows, --commit-bytes, --chunk-rows, --chunk-bytes and --commit-interval must be positive")
 	}
 	if err := cfg.Source.Validate(); err != nil {
 		return err
