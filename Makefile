@@ -49,8 +49,13 @@ bench:
 bench-quick:
 	$(GO) run ./bench -quick $(BENCH_ARGS)
 
+# Every fuzz target for FUZZTIME each (go test runs one fuzz target at a time).
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./source/pgoutput/
+	$(GO) test -run XXX -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./source/pgoutput/
+	$(GO) test -run XXX -fuzz '^FuzzParseTableName$$' -fuzztime $(FUZZTIME) ./source/
+	$(GO) test -run XXX -fuzz '^FuzzDecodeCopyLine$$' -fuzztime $(FUZZTIME) ./source/
+	$(GO) test -run XXX -fuzz '^FuzzConfigValidate$$' -fuzztime $(FUZZTIME) ./source/
+	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./lsn/
 
 clean:
 	rm -rf bin walmirror-demo.sqlite walmirror-demo.sqlite-wal walmirror-demo.sqlite-shm
