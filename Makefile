@@ -27,7 +27,7 @@ lint:
 	$(GO) vet $(PKGS)
 
 # Starts a throwaway PostgreSQL, loads a sample schema, replicates it into
-# ./walmirror-demo.sqlite while a workload runs, then compares.
+# ./walmirror-demo.duckdb while a workload runs, then compares (--target sqlite:PATH also works).
 demo:
 	$(GO) run ./cmd/walmirror demo
 
@@ -58,4 +58,4 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./lsn/
 
 clean:
-	rm -rf bin walmirror-demo.sqlite walmirror-demo.sqlite-wal walmirror-demo.sqlite-shm
+	rm -rf bin walmirror-demo.duckdb walmirror-demo.duckdb.wal walmirror-demo.sqlite walmirror-demo.sqlite-wal walmirror-demo.sqlite-shm

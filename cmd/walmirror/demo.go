@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	_ "github.com/duckdb/duckdb-go/v2" // "duckdb" database/sql driver, for the report
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walmirror/walmirror/apply"
@@ -57,8 +58,8 @@ DELETE FROM page_views WHERE ctid IN (SELECT ctid FROM page_views WHERE path = '
 `
 
 func cmdDemo(ctx context.Context, args []string) error {
-	fs := newFlagSet("demo", "[--target sqlite:PATH] [--duration 10s]")
-	target := "sqlite:walmirror-demo.sqlite"
+	fs := newFlagSet("demo", "[--target duckdb:PATH|sqlite:PATH] [--duration 10s]")
+	target := "duckdb:walmirror-demo.duckdb"
 	var duration time.Duration
 	fs.StringVar(&target, "target", target, "where the copy goes (an existing demo file is replaced)")
 	durationFlag(fs, &duration, "duration", 10*time.Second, "how long the sample workload runs while walmirror follows it")
@@ -72,11 +73,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	path, ok := strings.CutPrefix(target, "sqlite:")
-	if !ok || path == "" {
-		return fmt.Errorf("--target %q: the demo writes to sqlite:PATH", target)
+	kind, path, _ := strings.Cut(target, ":")
+	if kind != "duckdb" && kind != "sqlite" || path == "" {
+		return fmt.Errorf("--target %q: the demo writes to duckdb:PATH or sqlite:PATH", target)
 	}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
+	for _, suffix := range []string{"", "-wal", "-shm", ".wal"} {
 		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -94,11 +95,12 @@ func cmdDemo(ctx context.Context, args []string) error {
 	dsn := srv.DSN("postgres")
 	fmt.Printf("source: %s  (tables customers, orders, page_views)\n", source.Describe(dsn))
 
-	sink, err := sqlite.Open(ctx, path, log)
+	sink, err := openTarget(ctx, target, log, false, defaultTargetOptions())
 	if err != nil {
 		return err
 	}
-	defer sink.Close()
+	closeSink := sync.OnceValue(sink.Close)
+	defer closeSink()
 	var lastPrint time.Time
 	cfg := apply.Config{
 		Source: source.Config{DSN: dsn, Slot: "walmirror", Publication: "walmirror"},
@@ -135,7 +137,10 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err := apply.Run(ctx, sink, cfg); err != nil {
 		return err
 	}
-	return demoReport(ctx, dsn, path)
+	if err := closeSink(); err != nil { // DuckDB: let the report open the file
+		return err
+	}
+	return demoReport(ctx, dsn, kind, path)
 }
 
 func demoWorkload(ctx context.Context, srv *testenv.Server, d time.Duration) error {
@@ -150,13 +155,17 @@ func demoWorkload(ctx context.Context, srv *testenv.Server, d time.Duration) err
 }
 
 // demoReport compares what arrived with the source.
-func demoReport(ctx context.Context, dsn, path string) error {
+func demoReport(ctx context.Context, dsn, kind, path string) error {
 	pg, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer pg.Close(context.WithoutCancel(ctx))
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	driver, open, table := "sqlite3", "file:"+path+"?mode=ro", func(t string) string { return `"` + sqlite.TableName("public", t) + `"` }
+	if kind == "duckdb" {
+		driver, open, table = "duckdb", path+"?access_mode=read_only", func(t string) string { return `public."` + t + `"` }
+	}
+	db, err := sql.Open(driver, open)
 	if err != nil {
 		return err
 	}
@@ -170,7 +179,7 @@ func demoReport(ctx context.Context, dsn, path string) error {
 		if err := pg.QueryRow(ctx, "SELECT count(*) FROM "+t).Scan(&want); err != nil {
 			return err
 		}
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM "`+sqlite.TableName("public", t)+`"`).Scan(&got); err != nil {
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+table(t)).Scan(&got); err != nil {
 			return err
 		}
 		same = same && want == got
@@ -179,7 +188,12 @@ func demoReport(ctx context.Context, dsn, path string) error {
 	if !same {
 		return errors.New("the copy differs from the source")
 	}
-	fmt.Printf("\nthe copy equals the source. Look inside:\n  sqlite3 %s 'SELECT status, count(*), sum(amount) FROM orders GROUP BY 1'\n", path)
-	fmt.Printf("  go run ./cmd/walmirror status --target sqlite:%s\n", path)
+	fmt.Printf("\nthe copy equals the source. Look inside:\n")
+	if kind == "duckdb" {
+		fmt.Printf("  duckdb %s \"SELECT status, count(*), sum(amount) FROM public.orders GROUP BY 1\"   (the DuckDB CLI, if installed)\n", path)
+	} else {
+		fmt.Printf("  sqlite3 %s 'SELECT status, count(*), sum(amount) FROM orders GROUP BY 1'\n", path)
+	}
+	fmt.Printf("  go run ./cmd/walmirror status --target %s:%s\n", kind, path)
 	return nil
 }

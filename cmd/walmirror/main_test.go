@@ -165,7 +165,7 @@ func TestBadInput(t *testing.T) {
 			[]string{`role "plain" may not start replication`, "ALTER ROLE"}},
 		{"unwritable target", dsn, "sqlite:/nonexistent-dir/copy.db",
 			[]string{"/nonexistent-dir/copy.db", "check that the directory exists and is writable"}},
-		{"unknown target kind", dsn, "mysql:x", []string{"want sqlite:PATH or postgres://"}},
+		{"unknown target kind", dsn, "mysql:x", []string{"want duckdb:PATH, sqlite:PATH or postgres://"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -217,6 +217,12 @@ func TestCrashLoop(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "copy.db")
 		crashLoop(t, seconds, "sqlite:"+path, func(q string) ([]string, error) {
 			return mirrortest.SQLiteRows(context.Background(), path, q)
+		})
+	})
+	t.Run("duckdb", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "copy.duckdb")
+		crashLoop(t, seconds, "duckdb:"+path, func(q string) ([]string, error) {
+			return mirrortest.DuckDBRows(context.Background(), path, strings.Replace(q, "FROM ", "FROM public.", 1))
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/sinks/duckdb"
 	"github.com/walmirror/walmirror/sinks/postgres"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 )
@@ -24,23 +25,24 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 	kind, path, ok := strings.Cut(target, ":")
 	switch {
 	case target == "":
-		return nil, fmt.Errorf("--target is required: sqlite:PATH or postgres://...")
-	case ok && kind == "sqlite":
+		return nil, fmt.Errorf("--target is required: duckdb:PATH, sqlite:PATH or postgres://...")
+	case strings.HasPrefix(target, "postgres://"), strings.HasPrefix(target, "postgresql://"):
+		return postgres.Open(ctx, target, log, opts.pg)
+	case ok && (kind == "sqlite" || kind == "duckdb"):
 		if path == "" {
-			return nil, fmt.Errorf("--target %q: give a file path after sqlite:", target)
+			return nil, fmt.Errorf("--target %q: give a file path after %s:", target, kind)
 		}
 		if mustExist {
 			if _, err := os.Stat(path); err != nil {
 				return nil, fmt.Errorf("--target %q: %w", target, err)
 			}
 		}
+		if kind == "duckdb" {
+			return duckdb.Open(ctx, path, log)
+		}
 		return sqlite.Open(ctx, path, log)
-	case strings.HasPrefix(target, "postgres://"), strings.HasPrefix(target, "postgresql://"):
-		return postgres.Open(ctx, target, log, opts.pg)
-	case ok && kind == "duckdb":
-		return nil, fmt.Errorf("--target %q: this build has no DuckDB target yet", target)
 	}
-	return nil, fmt.Errorf("--target %q: want sqlite:PATH or postgres://...", redactTarget(target))
+	return nil, fmt.Errorf("--target %q: want duckdb:PATH, sqlite:PATH or postgres://...", redactTarget(target))
 }
 
 // redactTarget keeps a password in a postgres:// target out of messages.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" driver
 	"github.com/jackc/pgx/v5"
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver
 )
@@ -57,7 +58,17 @@ func SourceRows(ctx context.Context, dsn, query string) ([]string, error) {
 // integers in decimal, reals in shortest form, text as is, blobs as
 // PostgreSQL's \x hex, "NULL" for NULL.
 func SQLiteRows(ctx context.Context, path, query string) ([]string, error) {
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	return sqlRows(ctx, "sqlite3", "file:"+path+"?mode=ro", query)
+}
+
+// DuckDBRows does the same for a DuckDB file (opened read-only: no writer
+// may hold it).
+func DuckDBRows(ctx context.Context, path, query string) ([]string, error) {
+	return sqlRows(ctx, "duckdb", path+"?access_mode=read_only", query)
+}
+
+func sqlRows(ctx context.Context, driver, dsn, query string) ([]string, error) {
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, err
 	}

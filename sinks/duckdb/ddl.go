@@ -1,0 +1,310 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/walmirror/walmirror/schema"
+)
+
+// Catalog is the name under which the sink attaches the target file. Its own
+// tables live in Catalog's schema "main"; source tables keep their schema
+// and table names: public.t is walmirror.public.t.
+const Catalog = "walmirror"
+
+func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// literal quotes a SQL string literal.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// TableName is the quoted, catalog-qualified DuckDB name of a source table.
+func TableName(schemaName, table string) string {
+	return quote(Catalog) + "." + quote(schemaName) + "." + quote(table)
+}
+
+// colPlan is how one source column is written: the plan of its source type,
+// and the SQL giving the target column's value from the staged one.
+type colPlan struct {
+	*plan
+	target   string              // the target column's actual type
+	stage    duckdb.TypeInfo     // appender column type
+	toTarget func(string) string // SQL: staged value → target column value
+}
+
+// tableInfo is what the sink derives once per table shape and transaction.
+type tableInfo struct {
+	t      *schema.Table
+	name   string   // TableName
+	label  string   // for messages
+	cols   []string // quoted column names
+	plans  []colPlan
+	keyIdx []int
+	sql    map[string]string // built statements, by purpose
+}
+
+// columnInfo describes an existing target column.
+type columnInfo struct {
+	name, typ string
+}
+
+// targetColumns lists the columns of an existing target table, in order;
+// none when the table does not exist.
+func (s *Sink) targetColumns(ctx context.Context, schemaName, table string) ([]columnInfo, error) {
+	rows, err := s.conn.QueryContext(ctx, `SELECT column_name, data_type FROM duckdb_columns()
+		WHERE database_name = ? AND schema_name = ? AND table_name = ? ORDER BY column_index`, Catalog, schemaName, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []columnInfo
+	for rows.Next() {
+		var c columnInfo
+		if err := rows.Scan(&c.name, &c.typ); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// findColumn finds a column by name: exactly, else ignoring case (DuckDB
+// names are case-insensitive).
+func findColumn(cols []columnInfo, name string) (columnInfo, bool) {
+	for _, c := range cols {
+		if c.name == name {
+			return c, true
+		}
+	}
+	for _, c := range cols {
+		if strings.EqualFold(c.name, name) {
+			return c, true
+		}
+	}
+	return columnInfo{}, false
+}
+
+// info returns the write plan for a table shape, reading the target
+// table's column types: a column whose type was changed to VARCHAR in the
+// target (by hand, to keep values a native type cannot hold) gets the
+// PostgreSQL text form; another differing type gets a cast.
+func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
+	if ti, ok := s.tables[t]; ok {
+		return ti, nil
+	}
+	ti := &tableInfo{t: t, name: TableName(t.Schema, t.Name), label: t.QualifiedName(),
+		keyIdx: t.KeyIndexes(), sql: map[string]string{}}
+	existing, err := s.targetColumns(ctx, t.Schema, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", ti.name, err)
+	}
+	if len(existing) == 0 {
+		return nil, fmt.Errorf("target table %s for %s does not exist", ti.name, ti.label)
+	}
+	for _, c := range t.Columns {
+		ec, ok := findColumn(existing, c.Name)
+		if !ok {
+			return nil, fmt.Errorf("target table %s has no column %q", ti.name, c.Name)
+		}
+		cp := colPlanFor(c, ec.typ)
+		if cp.stage, err = cp.stageType(); err != nil {
+			return nil, fmt.Errorf("column %q of %s: %w", c.Name, ti.label, err)
+		}
+		ti.cols = append(ti.cols, quote(c.Name))
+		ti.plans = append(ti.plans, cp)
+	}
+	s.tables[t] = ti
+	return ti, nil
+}
+
+func colPlanFor(c schema.Column, actual string) colPlan {
+	p := planFor(c.TypeID, c.Typmod)
+	cp := colPlan{plan: p, target: actual, toTarget: p.expr}
+	switch {
+	case actual == p.typ:
+	case actual == "VARCHAR":
+		cp.plan, cp.toTarget = textPlan, textPlan.expr
+	default:
+		cp.toTarget = func(ref string) string { return "CAST(" + p.expr(ref) + " AS " + actual + ")" }
+	}
+	return cp
+}
+
+// EnsureTable creates the schema and table on first sight, or adds columns
+// the source gained. Columns the source dropped are kept with their data
+// (new rows get NULL there). A changed source type converts the target
+// column when every stored value converts; otherwise the column is kept and
+// values are cast to it on write.
+//
+// Tables have no PRIMARY KEY constraint (DuckDB's ART index slows bulk
+// appends several-fold); the key columns are named in the table's comment,
+// and the sink itself refuses inserts of keys that are already there.
+func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
+	name := TableName(t.Schema, t.Name)
+	if strings.EqualFold(t.Schema, "main") && strings.HasPrefix(strings.ToLower(t.Name), "_walmirror_") {
+		return fmt.Errorf("source table %s maps to DuckDB table %s, which is reserved for walmirror's own tables", t.QualifiedName(), name)
+	}
+	seen := map[string]string{}
+	for _, c := range t.Columns {
+		l := strings.ToLower(c.Name)
+		if other, dup := seen[l]; dup {
+			return fmt.Errorf("source table %s has columns %q and %q, which DuckDB does not tell apart (DuckDB names ignore letter case)", t.QualifiedName(), other, c.Name)
+		}
+		seen[l] = c.Name
+		if !t.HasKey() && l == "rowid" && t.Identity == schema.IdentityFull {
+			return fmt.Errorf("source table %s (REPLICA IDENTITY FULL) has a column named %q, which hides DuckDB's rowid that walmirror needs to change exactly one of several equal rows", t.QualifiedName(), c.Name)
+		}
+	}
+	// DuckDB names ignore letter case; PostgreSQL's do not. Refuse, rather
+	// than share, a schema or table DuckDB cannot tell from another one.
+	var other string
+	err := s.conn.QueryRowContext(ctx, `SELECT schema_name FROM duckdb_schemas()
+		WHERE database_name = ? AND lower(schema_name) = lower(?) AND schema_name <> ?`, Catalog, t.Schema, t.Schema).Scan(&other)
+	if err == nil {
+		return fmt.Errorf("source table %s needs DuckDB schema %s, which DuckDB does not tell apart from the existing schema %s (DuckDB names ignore letter case)", t.QualifiedName(), quote(t.Schema), quote(other))
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("inspect schemas: %w", err)
+	}
+	err = s.conn.QueryRowContext(ctx, `SELECT table_name FROM duckdb_tables()
+		WHERE database_name = ? AND schema_name = ? AND lower(table_name) = lower(?) AND table_name <> ?`, Catalog, t.Schema, t.Name, t.Name).Scan(&other)
+	if err == nil {
+		return fmt.Errorf("source table %s maps to DuckDB table %s, which DuckDB does not tell apart from the existing table %s (DuckDB names ignore letter case)", t.QualifiedName(), name, TableName(t.Schema, other))
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("inspect tables: %w", err)
+	}
+
+	existing, err := s.targetColumns(ctx, t.Schema, t.Name)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", name, err)
+	}
+	comment := tableComment(t)
+	if len(existing) == 0 {
+		defs := make([]string, len(t.Columns))
+		for i, c := range t.Columns {
+			defs[i] = quote(c.Name) + " " + planFor(c.TypeID, c.Typmod).typ
+		}
+		for _, q := range []string{
+			"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(t.Schema),
+			"CREATE TABLE " + name + " (" + strings.Join(defs, ", ") + ")",
+			"COMMENT ON TABLE " + name + " IS " + literal(comment),
+		} {
+			if _, err := s.conn.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("create table %s: %w", name, err)
+			}
+		}
+		s.fresh[name] = true
+		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
+		return nil
+	}
+
+	changed := false
+	for _, c := range t.Columns {
+		want := planFor(c.TypeID, c.Typmod).typ
+		ec, ok := findColumn(existing, c.Name)
+		switch {
+		case !ok:
+			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" ADD COLUMN "+quote(c.Name)+" "+want); err != nil {
+				return fmt.Errorf("add column %q to %s: %w", c.Name, name, err)
+			}
+			changed = true
+			s.log.Info("added target column", "table", name, "column", c.Name, "type", want)
+		case ec.name != c.Name:
+			return fmt.Errorf("source column %q of %s maps to the existing DuckDB column %q, a different name that DuckDB does not tell apart (DuckDB names ignore letter case)", c.Name, t.QualifiedName(), ec.name)
+		case ec.typ == want:
+		case ec.typ == "VARCHAR":
+			// Kept as text: written as PostgreSQL's text form.
+			s.log.Debug("target column is VARCHAR: values are stored as PostgreSQL text", "table", name, "column", c.Name, "source_type", want)
+		default:
+			ok, err := s.retype(ctx, name, c.Name, want)
+			if err != nil {
+				return err
+			}
+			if ok {
+				changed = true
+				s.log.Warn("source column type changed: target column converted", "table", name, "column", c.Name, "from", ec.typ, "to", want)
+			} else {
+				s.log.Warn("source column type changed but stored values do not all convert: target column kept, new values are cast to it",
+					"table", name, "column", c.Name, "target_type", ec.typ, "source_type", want)
+			}
+		}
+	}
+	for _, ec := range existing {
+		if !hasColumnFold(t, ec.name) {
+			s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", ec.name)
+		}
+	}
+	var old sql.NullString
+	if err := s.conn.QueryRowContext(ctx, `SELECT comment FROM duckdb_tables()
+		WHERE database_name = ? AND schema_name = ? AND table_name = ?`, Catalog, t.Schema, t.Name).Scan(&old); err != nil {
+		return fmt.Errorf("inspect %s: %w", name, err)
+	}
+	if old.String != comment {
+		if _, err := s.conn.ExecContext(ctx, "COMMENT ON TABLE "+name+" IS "+literal(comment)); err != nil {
+			return fmt.Errorf("comment on %s: %w", name, err)
+		}
+	}
+	if changed {
+		// Plans of other shapes of this table read column types: redo them.
+		for shape, ti := range s.tables {
+			if ti.name == name {
+				delete(s.tables, shape)
+			}
+		}
+	}
+	return nil
+}
+
+func hasColumnFold(t *schema.Table, name string) bool {
+	for _, c := range t.Columns {
+		if strings.EqualFold(c.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// retype converts a column to a new type if every stored value converts
+// (checked first: a failing ALTER would abort the transaction).
+func (s *Sink) retype(ctx context.Context, table, column, typ string) (bool, error) {
+	col := quote(column)
+	var bad int64
+	q := "SELECT count(*) FROM " + table + " WHERE " + col + " IS NOT NULL AND TRY_CAST(" + col + " AS " + typ + ") IS NULL"
+	if err := s.conn.QueryRowContext(ctx, q).Scan(&bad); err != nil {
+		return false, fmt.Errorf("check values of %s.%s: %w", table, col, err)
+	}
+	if bad > 0 {
+		return false, nil
+	}
+	if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET DATA TYPE "+typ); err != nil {
+		return false, fmt.Errorf("change type of %s.%s to %s: %w", table, col, typ, err)
+	}
+	return true, nil
+}
+
+// tableComment records where a table comes from and its key: the target has
+// no PRIMARY KEY constraint to say so.
+func tableComment(t *schema.Table) string {
+	var sb strings.Builder
+	sb.WriteString("walmirror copy of " + t.QualifiedName())
+	if t.HasKey() {
+		sb.WriteString("; key (")
+		for i, k := range t.KeyIndexes() {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(quote(t.Columns[k].Name))
+		}
+		sb.WriteString(")")
+	} else if t.Identity == schema.IdentityFull {
+		sb.WriteString("; no key: rows matched on all columns (REPLICA IDENTITY FULL)")
+	} else {
+		sb.WriteString("; no key: inserts only")
+	}
+	return sb.String()
+}

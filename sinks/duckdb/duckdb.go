@@ -1,0 +1,407 @@
+// Package duckdb is the DuckDB target: one database file holding a copy of
+// the source tables with native DuckDB column types, so analytics need no
+// casts, written through a single connection.
+//
+// # Layout
+//
+// The file is attached under the catalog name [Catalog] ("walmirror").
+// Source schemas and table names are kept (public.t is walmirror.public.t);
+// walmirror's own tables are walmirror.main._walmirror_state (one row: slot,
+// source system id, phase, position) and walmirror.main._walmirror_migrations.
+// DuckDB names ignore letter case: a source schema, table or column that
+// differs from an existing one only in case is refused with an error.
+//
+// Tables have no PRIMARY KEY constraint: DuckDB's ART index makes bulk
+// appends several times slower and must be held in memory. The key columns
+// are named in the table's comment (SELECT comment FROM duckdb_tables()).
+// The sink keeps keys unique itself: rows it is told are new are checked
+// against the table (for a table emptied or created in the same
+// transaction, such as the initial copy, once per table at commit).
+//
+// # Types
+//
+// Values arrive in PostgreSQL's text form and are parsed in Go; see planFor
+// for the mapping. In short: int2/int4/int8 as SMALLINT/INTEGER/BIGINT, oid
+// as BIGINT, float4/float8 as FLOAT/DOUBLE (NaN and ±Infinity kept),
+// numeric(p,s) as DECIMAL(p,s) up to 38 digits and otherwise (unconstrained,
+// wider) as VARCHAR with every digit, text types as VARCHAR (bpchar keeps its
+// padding), bool as BOOLEAN, date/time/timetz/timestamp/timestamptz/interval
+// as DATE/TIME/TIMETZ/TIMESTAMP/TIMESTAMPTZ/INTERVAL (infinite and BC dates
+// and timestamps kept; an interval keeps its months, days and microseconds),
+// uuid as UUID, bytea as BLOB, json/jsonb as JSON (the text exactly as the
+// source printed it), one-dimensional arrays of these as LISTs, and enums,
+// domains and every other type as VARCHAR in PostgreSQL's text form.
+//
+// A few values have no place in their native column: NaN in a numeric(p,s)
+// (DECIMAL has no NaN), arrays with more than one dimension or explicit
+// bounds in a LIST column (the column type is chosen from the type OID,
+// which does not say how many dimensions values have), timestamps after
+// 294247 AD, and JSON text DuckDB's parser refuses. Rather than lose
+// them silently, the write fails with an error naming the column; changing
+// that target column to VARCHAR (ALTER TABLE ... ALTER COLUMN ... TYPE
+// VARCHAR, while walmirror is stopped) makes walmirror store that column's
+// values as PostgreSQL text from then on.
+//
+// # Durability
+//
+// Each Commit stores the replication position in _walmirror_state and
+// commits in one DuckDB transaction. DuckDB writes a committed transaction to
+// its write-ahead log (file.wal) and fsyncs it before COMMIT returns (large
+// transactions are checkpointed into the file instead, also fsynced): there
+// is no setting to enable.
+//
+// # Memory
+//
+// Rows are handed to DuckDB in chunks (query appenders, see write.go), so
+// the Go side holds one chunk at a time. DuckDB itself caches table data up
+// to its memory_limit (80% of RAM by default), which a long transaction over
+// a big table fills; lower it for the whole instance with
+// s.DB().Exec("SET memory_limit = '1GB'") (DuckDB then evicts and spills
+// beside the file, in path + ".tmp").
+//
+// # Reading the copy
+//
+// DuckDB lets one process open a database file for writing, and no other
+// process may open it meanwhile, not even to read. Two ways to query a live
+// copy:
+//
+//   - Embed walmirror in the reading program (apply.Run with this sink) and
+//     query through [Sink.DB]: its connections see every committed
+//     transaction (MVCC; the current schema is the copy's catalog).
+//   - Call [Sink.PublishCopy] (for example every few minutes, from the
+//     program embedding walmirror) and let other processes open the
+//     published file read-only.
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/migrations"
+	"github.com/walmirror/walmirror/schema"
+)
+
+// openFiles holds the files open in this process: DuckDB's file lock keeps
+// other processes out, not a second instance in the same process.
+var openFiles sync.Map // absolute path → struct{}
+
+// Sink writes to one DuckDB file.
+type Sink struct {
+	path string
+	abs  string // key in openFiles
+	db   *sql.DB
+	conn *sql.Conn // every statement and appender runs here
+	log  *slog.Logger
+
+	tables map[*schema.Table]*tableInfo
+	inTx   bool
+	// fresh holds tables created or emptied in the open transaction: rows
+	// inserted into them are checked for duplicate keys once, at commit.
+	fresh  map[string]bool
+	verify map[string]*tableInfo
+
+	cv   converter
+	vals []driver.Value // reused appender row
+
+	publishMu sync.Mutex // one PublishCopy at a time
+	publishN  int
+}
+
+// Open opens (creating if needed) the DuckDB file at path and brings
+// walmirror's metadata tables up to date.
+func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if path == "" {
+		return nil, errors.New("open DuckDB target: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open DuckDB target %q: %w", path, err)
+	}
+	if _, busy := openFiles.LoadOrStore(abs, struct{}{}); busy {
+		return nil, fmt.Errorf("open DuckDB target %q: already open in this process (DuckDB allows one writer per file)", path)
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			openFiles.Delete(abs)
+		}
+	}()
+	// An in-memory instance with the file attached: any path can be
+	// spelled as a string literal (a DSN cannot hold '?'), and the copy's
+	// catalog has a fixed name. This runs for every new connection (also
+	// those DB hands out later, hence no ctx).
+	init := func(ex driver.ExecerContext) error {
+		for _, q := range []string{
+			"ATTACH IF NOT EXISTS " + literal(path) + " AS " + quote(Catalog) + " (TYPE DUCKDB)",
+			"USE " + quote(Catalog),
+			"SET TimeZone = 'UTC'",
+		} {
+			if _, err := ex.ExecContext(context.Background(), q, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	connector, err := duckdb.NewConnector("", init)
+	if err != nil {
+		return nil, fmt.Errorf("open DuckDB target %q: %w", path, err)
+	}
+	db := sql.OpenDB(connector)
+	fail := func(err error) (*Sink, error) {
+		db.Close()
+		return nil, fmt.Errorf("open DuckDB target %q: %w (check that the directory exists and is writable, and that no other process has the file open: DuckDB allows one process to write a file and no other to open it meanwhile)", path, err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	s := &Sink{path: path, abs: abs, db: db, conn: conn, log: log,
+		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, verify: map[string]*tableInfo{}}
+	// Spill files go beside the database, as for a file opened directly.
+	if _, err := conn.ExecContext(ctx, "SET temp_directory = "+literal(path+".tmp")); err != nil {
+		conn.Close()
+		return fail(err)
+	}
+	drv, err := newMigrator(ctx, conn)
+	if err == nil {
+		err = migrations.Up(migrations.DuckDB, "duckdb", drv)
+	}
+	if err != nil {
+		conn.Close()
+		return fail(err)
+	}
+	opened = true
+	return s, nil
+}
+
+// DB is the database/sql handle of the sink's DuckDB instance, for reading
+// the copy in the same process. Its connections have the copy's catalog as
+// the current one (SELECT * FROM public.t) and TimeZone UTC; they see
+// committed transactions only. Do not write through it, and do not close it
+// (Close does).
+func (s *Sink) DB() *sql.DB { return s.db }
+
+// Close releases the file (DuckDB checkpoints it).
+func (s *Sink) Close() error {
+	if s.inTx {
+		_ = s.Rollback(context.Background())
+	}
+	err := errors.Join(s.conn.Close(), s.db.Close())
+	openFiles.Delete(s.abs)
+	return err
+}
+
+// ReadState returns the stored replication state.
+func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
+	var st schema.State
+	var l uint64
+	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn FROM `+stateTable+` WHERE id = 1`).
+		Scan(&st.Slot, &st.SystemID, &st.Phase, &l)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
+	}
+	st.LSN = lsn.LSN(l)
+	return st, true, nil
+}
+
+var stateTable = quote(Catalog) + ".main._walmirror_state"
+
+// Begin opens the write transaction.
+func (s *Sink) Begin(ctx context.Context) error {
+	if s.inTx {
+		return errors.New("duckdb sink: transaction already open")
+	}
+	if _, err := s.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	s.inTx = true
+	clear(s.fresh)
+	clear(s.verify)
+	return nil
+}
+
+// Commit checks the keys of tables filled in this transaction, stores the
+// state row and commits.
+func (s *Sink) Commit(ctx context.Context, st schema.State) error {
+	if !s.inTx {
+		return errors.New("duckdb sink: commit without a transaction")
+	}
+	abort := func(err error) error {
+		return errors.Join(err, s.Rollback(context.WithoutCancel(ctx)))
+	}
+	for _, ti := range s.verify {
+		if err := s.checkUnique(ctx, ti); err != nil {
+			return abort(err)
+		}
+	}
+	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at)
+		VALUES (1, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
+			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at`,
+		st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC())
+	if err != nil {
+		return abort(fmt.Errorf("store state: %w", err))
+	}
+	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return abort(fmt.Errorf("commit: %w", err))
+	}
+	s.inTx = false
+	clear(s.fresh)
+	clear(s.verify)
+	return nil
+}
+
+// Rollback abandons the open transaction, with any tables and columns it
+// created: what the sink derived from them is forgotten too.
+func (s *Sink) Rollback(ctx context.Context) error {
+	if !s.inTx {
+		return nil
+	}
+	s.inTx = false
+	clear(s.tables)
+	clear(s.fresh)
+	clear(s.verify)
+	if _, err := s.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	return nil
+}
+
+// PublishCopy writes a consistent, checkpointed copy of the database as of
+// its last commit to path, for other processes to open read-only while
+// walmirror keeps writing the live file (which DuckDB does not let them
+// open). The copy is written beside path (path + ".tmp") and renamed over
+// it, so readers see the old copy or the new one, never a partial one;
+// readers that have the old copy open keep reading it. It reads on a
+// connection of its own, so it may be called at any time from any goroutine
+// (say every few minutes from the program that runs apply.Run with this
+// sink): replication goes on meanwhile, and an open transaction's changes
+// are not in the copy. Its cost is that of copying the whole database.
+//
+//	duckdb -readonly copy.duckdb 'SELECT count(*) FROM public.orders'
+func (s *Sink) PublishCopy(ctx context.Context, path string) error {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	if same, err := samePath(path, s.path); err != nil || same {
+		if err == nil {
+			err = errors.New("that is the live database")
+		}
+		return fmt.Errorf("publish copy to %q: %w", path, err)
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("publish copy to %q: %w", path, err)
+	}
+	defer conn.Close()
+	tmp := path + ".tmp"
+	for _, p := range []string{tmp, tmp + ".wal"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("publish copy to %q: %w", path, err)
+		}
+	}
+	s.publishN++
+	alias := quote("walmirror_publish_" + strconv.Itoa(s.publishN))
+	if _, err := conn.ExecContext(ctx, "ATTACH "+literal(tmp)+" AS "+alias+" (TYPE DUCKDB)"); err != nil {
+		return fmt.Errorf("publish copy to %q: create %q: %w", path, tmp, err)
+	}
+	attached := true
+	defer func() {
+		if attached {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "DETACH "+alias)
+			_ = os.Remove(tmp)
+			_ = os.Remove(tmp + ".wal")
+		}
+	}()
+	// One statement: one snapshot of what is committed.
+	if _, err := conn.ExecContext(ctx, "COPY FROM DATABASE "+quote(Catalog)+" TO "+alias); err != nil {
+		return fmt.Errorf("publish copy to %q: %w", path, err)
+	}
+	// The copy must be one self-contained file. DuckDB now and then refuses
+	// a CHECKPOINT while the writer's transaction is active ("other write
+	// transactions"); that passes.
+	giveUp := time.Now().Add(10 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		_, err := conn.ExecContext(ctx, "CHECKPOINT "+alias)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "other write transactions") || time.Now().After(giveUp) {
+			return fmt.Errorf("publish copy to %q: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publish copy to %q: %w", path, errors.Join(ctx.Err(), err))
+		case <-time.After(wait):
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "DETACH "+alias); err != nil {
+		return fmt.Errorf("publish copy to %q: %w", path, err)
+	}
+	if _, err := os.Stat(tmp + ".wal"); err == nil {
+		attached = false
+		_ = os.Remove(tmp)
+		_ = os.Remove(tmp + ".wal")
+		return fmt.Errorf("publish copy to %q: DuckDB left a write-ahead log beside the copy; not published", path)
+	}
+	attached = false
+	if err := syncFile(tmp); err != nil {
+		return fmt.Errorf("publish copy to %q: %w", path, err)
+	}
+	// A write-ahead log left beside an earlier copy would be replayed into
+	// the new one.
+	if err := os.Remove(path + ".wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("publish copy to %q: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("publish copy to %q: %w", path, err)
+	}
+	if err := syncFile(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("publish copy to %q: %w", path, err)
+	}
+	return nil
+}
+
+func samePath(a, b string) (bool, error) {
+	aa, err := filepath.Abs(a)
+	if err != nil {
+		return false, err
+	}
+	bb, err := filepath.Abs(b)
+	if err != nil {
+		return false, err
+	}
+	if aa == bb {
+		return true, nil
+	}
+	ai, err1 := os.Stat(aa)
+	bi, err2 := os.Stat(bb)
+	return err1 == nil && err2 == nil && os.SameFile(ai, bi), nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Sync(), f.Close())
+}

@@ -1,0 +1,94 @@
+package duckdb
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golang-migrate/migrate/v4/database"
+
+	"github.com/walmirror/walmirror/migrations"
+)
+
+// TestMigrator drives the golang-migrate driver directly: Up twice is a
+// no-op, versions and dirty flags are recorded, locking and Drop work.
+func TestMigrator(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "migrate.duckdb"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m, err := newMigrator(ctx, s.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := func() (int, bool) {
+		t.Helper()
+		v, dirty, err := m.Version()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, dirty
+	}
+	if v, dirty := version(); v != 1 || dirty {
+		t.Fatalf("after Open: version %d, dirty %v; want 1, clean", v, dirty)
+	}
+	for range 2 {
+		if err := migrations.Up(migrations.DuckDB, "duckdb", m); err != nil {
+			t.Fatal(err)
+		}
+		if v, dirty := version(); v != 1 || dirty {
+			t.Fatalf("after Up: version %d, dirty %v; want 1, clean", v, dirty)
+		}
+	}
+	var rows int
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+migrationsTable).Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("_walmirror_migrations has %d rows (%v), want 1", rows, err)
+	}
+
+	if err := m.SetVersion(2, true); err != nil {
+		t.Fatal(err)
+	}
+	if v, dirty := version(); v != 2 || !dirty {
+		t.Errorf("after SetVersion(2, dirty): %d, %v", v, dirty)
+	}
+	if err := m.SetVersion(database.NilVersion, false); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := version(); v != database.NilVersion {
+		t.Errorf("after SetVersion(NilVersion): %d", v)
+	}
+
+	if err := m.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Lock(); !errors.Is(err, database.ErrLocked) {
+		t.Errorf("second Lock = %v, want ErrLocked", err)
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unlock(); !errors.Is(err, database.ErrNotLocked) {
+		t.Errorf("second Unlock = %v, want ErrNotLocked", err)
+	}
+
+	// A failing migration leaves nothing behind and says which statement.
+	err = m.Run(strings.NewReader("CREATE TABLE half (a INT); CREATE TABLE broken (;"))
+	var dbErr *database.Error
+	if !errors.As(err, &dbErr) {
+		t.Fatalf("Run of a bad migration = %v, want a database.Error", err)
+	}
+	var n int
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'half'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("a failed migration left table half (%d, %v)", n, err)
+	}
+
+	if err := m.Drop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND NOT temporary", Catalog).Scan(&n); err != nil || n != 0 {
+		t.Errorf("after Drop, %d tables (%v)", n, err)
+	}
+}

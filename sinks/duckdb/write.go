@@ -1,0 +1,529 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/walmirror/walmirror/schema"
+)
+
+// How writes work: every part of a batch is one DuckDB query appender. Rows
+// are appended (in staging types, see plan) to the appender's in-memory
+// table, called s in the SQL, and DuckDB runs one set-based statement over
+// them: DELETE ... USING s (deletes), INSERT ... SELECT FROM s (inserts),
+// MERGE INTO ... USING s (updates and upserts), UPDATE ... FROM s (patches).
+// (A TEMP staging table would do the same, but DuckDB keeps rows deleted from
+// it until the transaction ends, so a huge source transaction would grow
+// memory without bound; the appender's rows are gone once its statement ran.)
+// Columns of s are named c<i> for the table's column i, and o<i>/n<i> for the
+// old and new row of an ordered change.
+
+// field is one appender column: source column col of the old ('o') or new
+// ('n') tuple of a change, or of the only one ('c').
+type field struct {
+	col int
+	of  byte
+}
+
+func (f field) name() string { return string(f.of) + strconv.Itoa(f.col) }
+
+// ref is how statements name a field's value in the target column's type.
+func (ti *tableInfo) ref(f field) string { return ti.plans[f.col].toTarget("s." + f.name()) }
+
+// tupleMode says which values of a tuple may be missing.
+type tupleMode uint8
+
+const (
+	complete tupleMode = iota // every field must be sent (inserts, upserts)
+	sentOnly                  // unsent (unchanged TOAST) fields are staged as NULL; statements only use sent ones
+)
+
+// run appends rows to a query appender for query and lets DuckDB execute it
+// (once per ~200k rows). fill appends the rows.
+func (s *Sink) run(ctx context.Context, ti *tableInfo, query string, fields []field, fill func(a *duckdb.Appender) error) error {
+	types := make([]duckdb.TypeInfo, len(fields))
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		types[i], names[i] = ti.plans[f.col].stage, f.name()
+	}
+	err := s.conn.Raw(func(dc any) error {
+		conn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("internal error: driver connection is %T", dc)
+		}
+		a, err := duckdb.NewQueryAppender(conn, query, "s", types, names)
+		if err != nil {
+			return err
+		}
+		if err := fill(a); err != nil {
+			// Drop the rows appended so far rather than run the statement
+			// on them (the caller's transaction is rolled back anyway).
+			_ = a.Clear()
+			_ = a.CloseWithCancel(ctx)
+			return err
+		}
+		return a.CloseWithCancel(ctx)
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "Malformed JSON") {
+			err = fmt.Errorf("%w (DuckDB's JSON parser refused a json value: to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR); walmirror then stores them there as text)", err)
+		}
+		return fmt.Errorf("write %s: %w", ti.label, err)
+	}
+	return nil
+}
+
+// appendTuples appends one appender row per tuple, with the given fields
+// (all of one tuple, f.of ignored).
+func (s *Sink) appendTuples(a *duckdb.Appender, ti *tableInfo, fields []field, tuples []schema.Tuple, mode tupleMode) error {
+	for _, tup := range tuples {
+		s.cv.reset()
+		s.vals = s.vals[:0]
+		for _, f := range fields {
+			if err := s.stageValue(ti, f.col, tup, mode); err != nil {
+				return err
+			}
+		}
+		if err := a.AppendRow(s.vals...); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+	}
+	return nil
+}
+
+// stageValue converts column i of tup and adds it to the row being built.
+func (s *Sink) stageValue(ti *tableInfo, i int, tup schema.Tuple, mode tupleMode) error {
+	if i >= len(tup) {
+		return fmt.Errorf("column %q: tuple has %d values, want %d", ti.t.Columns[i].Name, len(tup), len(ti.t.Columns))
+	}
+	d := tup[i]
+	switch d.State {
+	case schema.Null:
+		s.vals = append(s.vals, nil)
+		return nil
+	case schema.Unchanged:
+		if mode == sentOnly {
+			s.vals = append(s.vals, nil)
+			return nil
+		}
+		return fmt.Errorf("column %q: internal error: unchanged TOAST value in a complete row", ti.t.Columns[i].Name)
+	}
+	v, err := s.cv.value(ti.plans[i].plan, d.Data)
+	if err != nil {
+		return fmt.Errorf("column %q of %s: %w", ti.t.Columns[i].Name, ti.label, err)
+	}
+	s.vals = append(s.vals, v)
+	return nil
+}
+
+func allFields(ti *tableInfo, of byte) []field {
+	fs := make([]field, len(ti.plans))
+	for i := range fs {
+		fs[i] = field{col: i, of: of}
+	}
+	return fs
+}
+
+func keyFields(ti *tableInfo, of byte) []field {
+	fs := make([]field, len(ti.keyIdx))
+	for i, k := range ti.keyIdx {
+		fs[i] = field{col: k, of: of}
+	}
+	return fs
+}
+
+// keyMatch is "t.k1 = <s.k1> AND ...".
+func (ti *tableInfo) keyMatch(alias string, of byte) string {
+	parts := make([]string, len(ti.keyIdx))
+	for i, k := range ti.keyIdx {
+		parts[i] = alias + "." + ti.cols[k] + " = " + ti.ref(field{k, of})
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// cached builds a statement once per table shape and purpose.
+func (ti *tableInfo) cached(key string, build func() string) string {
+	q, ok := ti.sql[key]
+	if !ok {
+		q = build()
+		ti.sql[key] = q
+	}
+	return q
+}
+
+// Write applies a batch: deletes by key, inserts in bulk, updates and
+// upserts by key, patches grouped by the columns they set (each one
+// statement), then the ordered changes.
+func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	if !s.inTx {
+		return errors.New("duckdb sink: write outside a transaction")
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	ti, err := s.info(ctx, b.Table)
+	if err != nil {
+		return err
+	}
+	keyed := len(ti.keyIdx) > 0
+	if !keyed && len(b.Deletes)+len(b.Updates)+len(b.Patches) > 0 {
+		return fmt.Errorf("%s has no key: it cannot take deletes, updates or patches by key", ti.label)
+	}
+	if len(b.Deletes) > 0 {
+		if err := s.deleteKeys(ctx, ti, b.Deletes); err != nil {
+			return err
+		}
+	}
+	inserts, upserts := [][]schema.Tuple{b.Inserts}, b.Upserts
+	if !keyed { // no key to replace by: the rows are appended
+		inserts, upserts = append(inserts, upserts), nil
+	}
+	if len(b.Inserts)+len(b.Upserts)-len(upserts) > 0 {
+		if err := s.insert(ctx, ti, inserts...); err != nil {
+			return err
+		}
+	}
+	if len(b.Updates) > 0 {
+		if err := s.merge(ctx, ti, b.Updates, false); err != nil {
+			return err
+		}
+	}
+	if len(upserts) > 0 {
+		if err := s.merge(ctx, ti, upserts, true); err != nil {
+			return err
+		}
+	}
+	if len(b.Patches) > 0 {
+		if err := s.patch(ctx, ti, b.Patches); err != nil {
+			return err
+		}
+	}
+	rows := b.Rows
+	for len(rows) > 0 {
+		if rows[0].Op == schema.Insert {
+			n := 1
+			for n < len(rows) && rows[n].Op == schema.Insert {
+				n++
+			}
+			tuples := make([]schema.Tuple, n)
+			for i := range n {
+				tuples[i] = rows[i].New
+			}
+			if err := s.insert(ctx, ti, tuples, nil); err != nil {
+				return err
+			}
+			rows = rows[n:]
+			continue
+		}
+		if err := s.rowChange(ctx, ti, rows[0]); err != nil {
+			return err
+		}
+		rows = rows[1:]
+	}
+	return nil
+}
+
+// deleteKeys removes the rows whose keys the tuples of each list hold.
+func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, lists ...[]schema.Tuple) error {
+	fields := keyFields(ti, 'c')
+	q := ti.cached("delete", func() string {
+		return "DELETE FROM " + ti.name + " AS t USING s WHERE " + ti.keyMatch("t", 'c')
+	})
+	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+		for _, l := range lists {
+			if err := s.appendTuples(a, ti, fields, l, complete); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// insert appends complete rows. On a keyed table a row whose key is already
+// there fails the statement (Inserts must be new rows), except in a table
+// created or emptied in this transaction, which is checked once at commit
+// instead (the initial copy fills big tables in many chunks).
+func (s *Sink) insert(ctx context.Context, ti *tableInfo, lists ...[]schema.Tuple) error {
+	fields := allFields(ti, 'c')
+	checked := len(ti.keyIdx) > 0 && !s.fresh[ti.name]
+	if len(ti.keyIdx) > 0 && !checked {
+		s.verify[ti.name] = ti
+	}
+	q := ti.cached("insert"+strconv.FormatBool(checked), func() string {
+		exprs := make([]string, len(fields))
+		for i, f := range fields {
+			exprs[i] = ti.ref(f)
+		}
+		from := " FROM s"
+		if checked {
+			// error() fails the statement, naming the key, when the row is
+			// there already.
+			k0 := ti.keyIdx[0]
+			exprs[k0] = "CASE WHEN e." + ti.cols[k0] + " IS NULL THEN " + exprs[k0] + " ELSE error(" +
+				literal("walmirror: insert into "+ti.name+" of a row whose key is already there, key ") + " || " + ti.keyText("s", 'c') + ") END"
+			from += " LEFT JOIN " + ti.name + " AS e ON " + ti.keyMatch("e", 'c')
+		}
+		return "INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") SELECT " + strings.Join(exprs, ", ") + from
+	})
+	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+		for _, l := range lists {
+			if err := s.appendTuples(a, ti, fields, l, complete); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// merge replaces rows by key with one MERGE. Rows not in the target are
+// inserted (upserts) or fail the statement, naming the key (updates: the
+// target no longer mirrors the source).
+func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple, upsert bool) error {
+	fields := allFields(ti, 'c')
+	q := ti.cached("merge"+strconv.FormatBool(upsert), func() string {
+		var sets []string
+		vals := make([]string, len(ti.cols))
+		for i, c := range ti.cols {
+			vals[i] = ti.ref(field{i, 'c'})
+			if !isKey(ti, i) {
+				sets = append(sets, c+" = "+vals[i])
+			}
+		}
+		matched := "DO NOTHING"
+		if len(sets) > 0 {
+			matched = "UPDATE SET " + strings.Join(sets, ", ")
+		}
+		notMatched := "INSERT (" + strings.Join(ti.cols, ", ") + ") VALUES (" + strings.Join(vals, ", ") + ")"
+		if !upsert {
+			notMatched = "ERROR " + literal("walmirror: a row updated at the source is missing from "+ti.name+
+				", so it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot; key ") +
+				" || " + ti.keyText("s", 'c')
+		}
+		return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') +
+			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN " + notMatched
+	})
+	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+		return s.appendTuples(a, ti, fields, rows, complete)
+	})
+}
+
+// keyText renders key values for messages: ("id")=(42).
+func (ti *tableInfo) keyText(alias string, of byte) string {
+	names := make([]string, len(ti.keyIdx))
+	vals := make([]string, len(ti.keyIdx))
+	for i, k := range ti.keyIdx {
+		names[i] = ti.cols[k]
+		vals[i] = "coalesce(CAST(" + ti.ref(field{k, of}) + " AS VARCHAR), 'NULL')"
+	}
+	return literal("("+strings.Join(names, ", ")+")=(") + " || " + strings.Join(vals, " || ', ' || ") + " || ')'"
+}
+
+// checkUnique fails if a key occurs twice in the table.
+func (s *Sink) checkUnique(ctx context.Context, ti *tableInfo) error {
+	keys := make([]string, len(ti.keyIdx))
+	for i, k := range ti.keyIdx {
+		keys[i] = ti.cols[k]
+	}
+	var key string
+	q := "SELECT " + literal("("+strings.Join(keys, ", ")+")=") + " || CAST(row(" + strings.Join(keys, ", ") + ") AS VARCHAR) FROM " + ti.name +
+		" GROUP BY " + strings.Join(keys, ", ") + " HAVING count(*) > 1 LIMIT 1"
+	err := s.conn.QueryRowContext(ctx, q).Scan(&key)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%s: rows inserted in this transaction share the key %s (inserted rows must be new)", ti.name, key)
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	}
+	return fmt.Errorf("check keys of %s: %w", ti.name, err)
+}
+
+// sentMask marks the columns a tuple carries.
+func sentMask(row schema.Tuple) string {
+	m := make([]byte, len(row))
+	for i, d := range row {
+		m[i] = '0'
+		if d.State != schema.Unchanged {
+			m[i] = '1'
+		}
+	}
+	return string(m)
+}
+
+// patch updates only the columns each row sent, one statement per set of
+// sent columns.
+func (s *Sink) patch(ctx context.Context, ti *tableInfo, rows []schema.Tuple) error {
+	groups := map[string][]schema.Tuple{}
+	var order []string
+	for _, r := range rows {
+		m := sentMask(r)
+		if _, ok := groups[m]; !ok {
+			order = append(order, m)
+		}
+		groups[m] = append(groups[m], r)
+	}
+	for _, m := range order {
+		if err := s.updateByKey(ctx, ti, m, groups[m]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateByKey sets the columns mask marks, from rows that carry the key.
+func (s *Sink) updateByKey(ctx context.Context, ti *tableInfo, mask string, rows []schema.Tuple) error {
+	fields := keyFields(ti, 'c')
+	var sets []string
+	for i := range ti.plans {
+		if mask[i] == '1' && !isKey(ti, i) {
+			fields = append(fields, field{i, 'c'})
+		}
+	}
+	for i := range ti.plans {
+		if mask[i] == '1' {
+			sets = append(sets, ti.cols[i]+" = "+ti.ref(field{i, 'c'}))
+		}
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	q := ti.cached("patch"+mask, func() string {
+		return "UPDATE " + ti.name + " AS t SET " + strings.Join(sets, ", ") + " FROM s WHERE " + ti.keyMatch("t", 'c')
+	})
+	for _, k := range ti.keyIdx {
+		if mask[k] != '1' {
+			return fmt.Errorf("internal error: patch of %s without key column %q", ti.label, ti.t.Columns[k].Name)
+		}
+	}
+	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+		return s.appendTuples(a, ti, fields, rows, sentOnly)
+	})
+}
+
+func isKey(ti *tableInfo, i int) bool {
+	for _, k := range ti.keyIdx {
+		if k == i {
+			return true
+		}
+	}
+	return false
+}
+
+// rowChange applies one ordered update or delete. Keyed tables match by the
+// old key; keyless ones change exactly one row equal to the old row
+// (NULL-safe: rowid of the first match), which keeps duplicates exact.
+func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange) error {
+	if c.Op != schema.Update && c.Op != schema.Delete {
+		return fmt.Errorf("unexpected ordered %s on %s", c.Op, ti.label)
+	}
+	if len(ti.keyIdx) > 0 {
+		old := c.Old
+		if old == nil {
+			old = c.New
+		}
+		if old == nil {
+			return fmt.Errorf("%s on %s without a row", c.Op, ti.label)
+		}
+		if c.Op == schema.Delete {
+			return s.deleteKeys(ctx, ti, []schema.Tuple{old})
+		}
+		return s.updateOne(ctx, ti, keyFields(ti, 'o'), old, c.New, func(sets string) string {
+			return "UPDATE " + ti.name + " AS t SET " + sets + " FROM s WHERE " + ti.keyMatch("t", 'o')
+		})
+	}
+	if c.Old == nil {
+		return fmt.Errorf("%s on %s without an old row: the source table needs REPLICA IDENTITY FULL or a primary key", c.Op, ti.label)
+	}
+	var match []field
+	var conds []string
+	for i, d := range c.Old {
+		if i >= len(ti.plans) || d.State == schema.Unchanged {
+			continue
+		}
+		f := field{i, 'o'}
+		match = append(match, f)
+		l, r := "m."+ti.cols[i], ti.ref(f)
+		if ti.plans[i].exactCompare() {
+			l, r = "CAST("+l+" AS VARCHAR)", "CAST("+r+" AS VARCHAR)"
+		}
+		conds = append(conds, l+" IS NOT DISTINCT FROM "+r)
+	}
+	if len(conds) == 0 {
+		conds = append(conds, "true")
+	}
+	one := "t.rowid = (SELECT m.rowid FROM " + ti.name + " AS m, s WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
+	if c.Op == schema.Delete {
+		q := ti.cached("deleteone"+sentMask(c.Old), func() string {
+			return "DELETE FROM " + ti.name + " AS t WHERE " + one
+		})
+		return s.run(ctx, ti, q, match, func(a *duckdb.Appender) error {
+			return s.appendTuples(a, ti, match, []schema.Tuple{c.Old}, sentOnly)
+		})
+	}
+	return s.updateOne(ctx, ti, match, c.Old, c.New, func(sets string) string {
+		return "UPDATE " + ti.name + " AS t SET " + sets + " FROM s WHERE " + one
+	})
+}
+
+// updateOne sets the columns newRow sent on the row that oldFields of old
+// identify; stmt builds the statement around the SET list.
+func (s *Sink) updateOne(ctx context.Context, ti *tableInfo, oldFields []field, old, newRow schema.Tuple, stmt func(sets string) string) error {
+	fields := append([]field(nil), oldFields...)
+	var sets []string
+	for i, d := range newRow {
+		if i >= len(ti.plans) || d.State == schema.Unchanged {
+			continue
+		}
+		f := field{i, 'n'}
+		fields = append(fields, f)
+		sets = append(sets, ti.cols[i]+" = "+ti.ref(f))
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	var key strings.Builder
+	key.WriteString("update")
+	for _, f := range fields {
+		key.WriteString(" " + f.name())
+	}
+	q := ti.cached(key.String(), func() string { return stmt(strings.Join(sets, ", ")) })
+	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+		s.cv.reset()
+		s.vals = s.vals[:0]
+		for _, f := range fields {
+			tup := old
+			if f.of == 'n' {
+				tup = newRow
+			}
+			if err := s.stageValue(ti, f.col, tup, sentOnly); err != nil {
+				return err
+			}
+		}
+		if err := a.AppendRow(s.vals...); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		return nil
+	})
+}
+
+// Truncate empties the tables. A table emptied in this transaction has its
+// inserted keys checked once, at commit.
+func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
+	if !s.inTx {
+		return errors.New("duckdb sink: truncate outside a transaction")
+	}
+	for _, t := range tables {
+		name := TableName(t.Schema, t.Name)
+		if _, err := s.conn.ExecContext(ctx, "TRUNCATE "+name); err != nil {
+			return fmt.Errorf("truncate %s: %w", name, err)
+		}
+		s.fresh[name] = true
+	}
+	return nil
+}
