@@ -137,6 +137,24 @@ func TestRunAndStatus(t *testing.T) {
 	}
 }
 
+// TestDuckDBPublishCopy: a sidecar user reads a DuckDB copy through the
+// published read-only file while walmirror holds the live one.
+func TestDuckDBPublishCopy(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b');`)
+	dir := t.TempDir()
+	published := filepath.Join(dir, "published.duckdb")
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "duckdb:"+filepath.Join(dir, "live.duckdb"), "--slot", "s_"+db,
+		"--stop-at-lsn", "now", "--publish-copy", published)
+	if r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	got, err := mirrortest.DuckDBRows(context.Background(), published, "SELECT id, v FROM public.t")
+	if err != nil || strings.Join(got, ";") != "1 | a;2 | b" {
+		t.Fatalf("published copy = %q, %v", got, err)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	needServer(t)
 	ctx := context.Background()

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -57,4 +59,49 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// copyPublisher is a target that can publish a consistent read-only copy of
+// itself while replication goes on (the DuckDB sink).
+type copyPublisher interface {
+	PublishCopy(ctx context.Context, path string) error
+}
+
+// publishCopies refreshes the published copy every interval (and once at
+// start) until stop is called; stop waits for a refresh in progress and
+// publishes once more, so the copy ends as the target does.
+func publishCopies(parent context.Context, pub copyPublisher, path string, every time.Duration, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		failing := false
+		for {
+			if err := pub.PublishCopy(ctx, path); err != nil && ctx.Err() == nil {
+				if !failing { // once per run of failures, not per attempt
+					log.Warn("publishing the read-only copy failed", "path", path, "err", err)
+				}
+				failing = true
+			} else if err == nil {
+				if failing {
+					log.Info("publishing the read-only copy works again", "path", path)
+				}
+				failing = false
+			}
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		if err := pub.PublishCopy(context.WithoutCancel(parent), path); err != nil {
+			log.Warn("publishing the final read-only copy failed", "path", path, "err", err)
+		}
+	}
 }

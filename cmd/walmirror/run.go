@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/lsn"
@@ -20,6 +21,8 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		stopAt         string
 		cpuProfile     string
 		lagReport      string
+		publishCopy    string
+		publishEvery   time.Duration
 	)
 	lim := apply.DefaultLimits()
 	topts := defaultTargetOptions()
@@ -37,6 +40,8 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	durationFlag(fs, &cfg.MaxBackoff, "max-backoff", 0, "longest wait between reconnects after a connection loss (default 30s)")
 	fs.BoolVar(&topts.pg.ReplicaRole, "pg-replica-role", topts.pg.ReplicaRole, "PostgreSQL target: apply with session_replication_role = replica (triggers and foreign keys do not fire)")
 	fs.StringVar(&topts.pg.Origin, "pg-origin", topts.pg.Origin, "PostgreSQL target: tag writes with this replication origin, so a target that publishes does not echo them")
+	fs.StringVar(&publishCopy, "publish-copy", "", "DuckDB target: keep a consistent read-only copy of the file at this path, replaced atomically, for other processes to query")
+	durationFlag(fs, &publishEvery, "publish-interval", time.Minute, "DuckDB target: how often --publish-copy is refreshed")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	fs.StringVar(&lagReport, "lag-report", "", "at exit, write source-commit-to-target-commit latency percentiles (JSON) to this file")
 	if err := fs.parse(args); err != nil {
@@ -94,6 +99,14 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 				err = werr
 			}
 		}()
+	}
+	if publishCopy != "" {
+		pub, ok := sink.(copyPublisher)
+		if !ok || publishEvery <= 0 {
+			return fmt.Errorf("--publish-copy needs a duckdb:PATH target and a positive --publish-interval")
+		}
+		stop := publishCopies(ctx, pub, publishCopy, publishEvery, log)
+		defer stop()
 	}
 	log.Info("starting", "source", source.Describe(cfg.Source.DSN), "target", redactTarget(target),
 		"slot", cfg.Source.Slot, "publication", cfg.Source.Publication)
