@@ -30,7 +30,7 @@ type Limits struct {
 
 // DefaultLimits suit a local file target.
 func DefaultLimits() Limits {
-	return Limits{CommitRows: 100_000, CommitBytes: 64 << 20, CommitInterval: time.Second, ChunkRows: 20_000, ChunkBytes: 16 << 20}
+	return Limits{CommitRows: 100_000, CommitBytes: 64 << 20, CommitInterval: 250 * time.Millisecond, ChunkRows: 20_000, ChunkBytes: 16 << 20}
 }
 
 // errStopReached ends the engine cleanly at --stop-at-lsn.
@@ -134,6 +134,13 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			return nil
 		}
 		if e.open {
+			// The server sends a keepalive whenever it waits for WAL, which
+			// under a steady load is after nearly every transaction: commit
+			// only on the usual terms, or a backlog would be applied one
+			// transaction per target commit.
+			if !e.commitDue(idle) {
+				return nil
+			}
 			if err := e.commit(ctx); err != nil {
 				return err
 			}
@@ -178,8 +185,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		if !e.open {
 			// Nothing to write for this transaction: nothing is in flight.
 			e.conf.Confirm(m.EndLSN)
-		} else if stop || idle || e.pendingN >= e.limits.CommitRows || e.pendingSize >= e.limits.CommitBytes ||
-			time.Since(e.openedAt) >= e.limits.CommitInterval {
+		} else if stop || e.commitDue(idle) {
 			if err := e.commit(ctx); err != nil {
 				return err
 			}
@@ -201,6 +207,14 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		return e.truncate(ctx, m)
 	}
 	return nil
+}
+
+// commitDue says whether the open target transaction should be committed at
+// a source commit boundary: when no input is waiting (low latency when caught
+// up), or when it is big or old enough (throughput when behind).
+func (e *engine) commitDue(idle bool) bool {
+	return idle || e.pendingN >= e.limits.CommitRows || e.pendingSize >= e.limits.CommitBytes ||
+		time.Since(e.openedAt) >= e.limits.CommitInterval
 }
 
 func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {

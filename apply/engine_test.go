@@ -177,3 +177,31 @@ func TestEngineFailedWriteRollsBackAndConfirmsNothing(t *testing.T) {
 		t.Fatalf("confirmed %v, calls %v", conf.confirmed, sink.calls)
 	}
 }
+
+// TestEngineBacklogIsNotCommittedPerKeepalive: under a steady load the server
+// sends a keepalive after nearly every transaction; with a backlog queued,
+// those must not turn into one target commit per transaction.
+func TestEngineBacklogIsNotCommittedPerKeepalive(t *testing.T) {
+	evs := []source.Event{{Msg: relMsg}}
+	for i := range 5 {
+		base := lsn.LSN(0x1000 * (i + 1))
+		evs = append(evs, txn(base, base+0x10, &pgoutput.Insert{RelationID: 1, New: tup(string(rune('a'+i)), "x", "y")})...)
+		evs = append(evs, source.Event{WALEnd: base + 0x20})
+	}
+	sink, conf, err := runEngine(t, schema.State{}, 0, DefaultLimits(), evs)
+	if !errors.Is(err, errStreamEnded) {
+		t.Fatalf("run: %v", err)
+	}
+	commits := 0
+	for _, c := range sink.calls {
+		if strings.HasPrefix(c, "commit") {
+			commits++
+		}
+	}
+	if commits != 1 || sink.committed != 0x5010 {
+		t.Fatalf("want the backlog in 1 commit up to 0/5010, got %d commits: %v", commits, sink.calls)
+	}
+	if last := conf.confirmed[len(conf.confirmed)-1]; last != 0x5020 {
+		t.Errorf("last confirmed %s, want the idle keepalive's 0/5020", last)
+	}
+}
