@@ -62,7 +62,7 @@ func (r *report) describeMachine(ctx context.Context, e *env) error {
 	}
 	r.machine = []string{
 		fmt.Sprintf("%d cores (%s), %s", runtime.NumCPU(), cpu, mem),
-		"PostgreSQL " + pg + " (source and target on this machine; fsync=off, synchronous_commit=off)",
+		"PostgreSQL " + pg + " (source and target on this machine; fsync=off, synchronous_commit=on)",
 		runtime.Version() + ", walmirror " + rev,
 		"date " + time.Now().UTC().Format("2006-01-02 15:04 MST"),
 	}
