@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"log"
 	"os"
@@ -13,13 +12,12 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" database/sql driver
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
-	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
 
+	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/testenv"
 )
@@ -89,8 +87,9 @@ func (w *walmirrorRun) kind() string   { return w.k }
 func (w *walmirrorRun) target() string { return w.check }
 
 func (w *walmirrorRun) args(extra ...string) []string {
-	return append([]string{"run", "--source", w.e.src.DSN(w.db), "--target", w.dst, "--slot", w.slot,
-		"--publication", "bench", "--log-level", "warn"}, extra...)
+	args := append([]string{"run", "--source", w.e.src.DSN(w.db), "--target", w.dst, "--slot", w.slot,
+		"--publication", "bench", "--log-level", "warn"}, w.e.cfg.walmirrorArgs...)
+	return append(args, extra...)
 }
 
 func (w *walmirrorRun) prepare(ctx context.Context) error {
@@ -352,19 +351,17 @@ func (e *env) copySchema(ctx context.Context, srcDB, dstDB string) error {
 func (e *env) aggregates(ctx context.Context, kind, target string, checks []check) (string, error) {
 	var parts []string
 	for _, c := range checks {
-		var q string
 		var rows []string
 		var err error
+		q := "SELECT " + c.exprs + " FROM public." + quoteIdent(c.table)
 		switch kind {
 		case "source", "postgres":
-			q = "SELECT " + c.exprs + " FROM public." + quoteIdent(c.table)
-			rows, err = pgRow(ctx, target, q)
+			rows, err = mirrortest.SourceRows(ctx, target, q)
 		case "sqlite":
 			q = "SELECT " + c.exprs + " FROM " + quoteIdent(c.table)
-			rows, err = sqlRow(ctx, "sqlite3", "file:"+target+"?mode=ro", q)
+			rows, err = mirrortest.SQLiteRows(ctx, target, q)
 		case "duckdb":
-			q = "SELECT " + c.exprs + " FROM public." + quoteIdent(c.table)
-			rows, err = sqlRow(ctx, "duckdb", target+"?access_mode=read_only", q)
+			rows, err = mirrortest.DuckDBRows(ctx, target, q)
 		}
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", q, err)
@@ -372,66 +369,4 @@ func (e *env) aggregates(ctx context.Context, kind, target string, checks []chec
 		parts = append(parts, c.table+"("+strings.Join(rows, ",")+")")
 	}
 	return strings.Join(parts, " "), nil
-}
-
-func pgRow(ctx context.Context, dsn, q string) ([]string, error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, err
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		for _, v := range rows.RawValues() {
-			if v == nil {
-				out = append(out, "NULL")
-			} else {
-				out = append(out, string(v))
-			}
-		}
-	}
-	return out, rows.Err()
-}
-
-func sqlRow(ctx context.Context, driver, dsn, q string) ([]string, error) {
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		for _, v := range vals {
-			if v == nil {
-				out = append(out, "NULL")
-			} else {
-				out = append(out, fmt.Sprint(v))
-			}
-		}
-	}
-	return out, rows.Err()
 }

@@ -40,6 +40,7 @@ type config struct {
 	profileDir           string
 	out                  string
 	keep                 bool
+	walmirrorArgs        []string
 }
 
 var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "lag"}
@@ -63,11 +64,13 @@ func main() {
 	flag.StringVar(&cfg.profileDir, "profile", "", "write a CPU profile of each walmirror run into this directory")
 	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (targets, logs)")
+	extra := flag.String("walmirror-args", "", "extra flags for every walmirror run, space-separated (e.g. \"--chunk-rows 50000\")")
 	flag.Parse()
 	if *quick {
 		cfg.rows, cfg.updateRows, cfg.bigTxRows = 100_000, 100_000, 500_000
 		cfg.pgbenchSeconds, cfg.snapshotScale, cfg.lagSeconds = 5, 2, 5
 	}
+	cfg.walmirrorArgs = strings.Fields(*extra)
 	cfg.workloads = splitList(workloads, allWorkloads)
 	cfg.consumers = splitList(consumers, allConsumers)
 

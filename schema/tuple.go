@@ -94,3 +94,30 @@ type Batch struct {
 func (b *Batch) Len() int {
 	return len(b.Deletes) + len(b.Inserts) + len(b.Updates) + len(b.Upserts) + len(b.Patches) + len(b.Rows)
 }
+
+// EachRun walks ordered row changes: each run of consecutive inserts goes to
+// inserts at once (a sink bulk-loads it), every other change to change alone.
+func EachRun(rows []RowChange, inserts func([]Tuple) error, change func(RowChange) error) error {
+	for len(rows) > 0 {
+		if rows[0].Op != Insert {
+			if err := change(rows[0]); err != nil {
+				return err
+			}
+			rows = rows[1:]
+			continue
+		}
+		n := 1
+		for n < len(rows) && rows[n].Op == Insert {
+			n++
+		}
+		run := make([]Tuple, n)
+		for i := range run {
+			run[i] = rows[i].New
+		}
+		if err := inserts(run); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}

@@ -205,29 +205,9 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 			return err
 		}
 	}
-	rows := b.Rows
-	for len(rows) > 0 {
-		if rows[0].Op == schema.Insert {
-			n := 1
-			for n < len(rows) && rows[n].Op == schema.Insert {
-				n++
-			}
-			tuples := make([]schema.Tuple, n)
-			for i := range n {
-				tuples[i] = rows[i].New
-			}
-			if err := s.insert(ctx, ti, tuples, nil); err != nil {
-				return err
-			}
-			rows = rows[n:]
-			continue
-		}
-		if err := s.rowChange(ctx, ti, rows[0]); err != nil {
-			return err
-		}
-		rows = rows[1:]
-	}
-	return nil
+	return schema.EachRun(b.Rows,
+		func(tuples []schema.Tuple) error { return s.insert(ctx, ti, tuples, nil) },
+		func(c schema.RowChange) error { return s.rowChange(ctx, ti, c) })
 }
 
 // deleteKeys removes the rows whose keys the tuples of each list hold.
