@@ -41,7 +41,7 @@ test-crash:
 
 # Side-by-side catch-up benchmarks against a decode-only consumer and the
 # built-in subscriber, measured in the same run (see bench/main.go). Takes
-# about 15 minutes; BENCH_ARGS narrows it, e.g. BENCH_ARGS="-workloads insert -consumers decode,sqlite".
+# about 10-12 minutes; BENCH_ARGS narrows it, e.g. BENCH_ARGS="-workloads insert -consumers decode,sqlite".
 BENCH_ARGS ?=
 bench:
 	$(GO) run ./bench -out bench/results/latest.md $(BENCH_ARGS)

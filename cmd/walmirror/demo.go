@@ -63,13 +63,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	var duration time.Duration
 	fs.StringVar(&target, "target", target, "where the copy goes (an existing demo file is replaced)")
 	durationFlag(fs, &duration, "duration", 10*time.Second, "how long the sample workload runs while walmirror follows it")
-	if err := fs.parse(args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
-		return err
-	}
-	log, err := fs.logger(os.Stderr)
+	log, err := fs.parse(args)
 	if err != nil {
 		return err
 	}

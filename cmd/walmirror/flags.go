@@ -41,8 +41,16 @@ func envName(flagName string) string {
 	return "WALMIRROR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parse reads the environment, then the command line (which wins).
-func (fs *flagSet) parse(args []string) error {
+// parse reads the environment, then the command line (which wins), and
+// returns the logger the flags ask for. --help returns errHelp.
+func (fs *flagSet) parse(args []string) (*slog.Logger, error) {
+	if err := fs.parseFlags(args); err != nil {
+		return nil, err
+	}
+	return fs.logger(os.Stderr)
+}
+
+func (fs *flagSet) parseFlags(args []string) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {

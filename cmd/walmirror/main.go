@@ -63,6 +63,8 @@ func run(ctx context.Context, args []string) int {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, errHelp):
+		return 0
 	case errors.Is(err, errUsage):
 		return 2
 	default:

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -44,13 +42,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	durationFlag(fs, &publishEvery, "publish-interval", time.Minute, "DuckDB target: how often --publish-copy is refreshed")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	fs.StringVar(&lagReport, "lag-report", "", "at exit, write source-commit-to-target-commit latency percentiles (JSON) to this file")
-	if err := fs.parse(args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
-		return err
-	}
-	log, err := fs.logger(os.Stderr)
+	log, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
@@ -117,13 +109,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 	fs := newFlagSet("status", "--target TARGET")
 	var target string
 	fs.StringVar(&target, "target", "", "the target to inspect: sqlite:PATH or postgres://...")
-	if err := fs.parse(args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
-		return err
-	}
-	log, err := fs.logger(os.Stderr)
+	log, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
