@@ -70,13 +70,3 @@ func (t *Table) SameShape(o *Table) bool {
 	return t.Schema == o.Schema && t.Name == o.Name && t.Identity == o.Identity &&
 		slices.Equal(t.Columns, o.Columns)
 }
-
-// ColumnIndex returns the position of the named column, or -1.
-func (t *Table) ColumnIndex(name string) int {
-	for i, c := range t.Columns {
-		if c.Name == name {
-			return i
-		}
-	}
-	return -1
-}

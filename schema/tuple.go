@@ -14,9 +14,6 @@ type Datum struct {
 	Data  []byte
 }
 
-// IsNull reports a SQL NULL.
-func (d Datum) IsNull() bool { return d.State == Null }
-
 // Tuple is a row, positionally matching Table.Columns.
 type Tuple []Datum
 

@@ -25,9 +25,8 @@ type Source struct {
 
 // SlotInfo describes an existing replication slot.
 type SlotInfo struct {
-	Exists    bool
-	Lost      bool // invalidated: WAL it needed was removed
-	ActivePID int
+	Exists bool
+	Lost   bool // invalidated: WAL it needed was removed
 }
 
 // Open connects, checks the prerequisites walmirror relies on and creates the
@@ -139,9 +138,8 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 // Slot reports on the configured replication slot.
 func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 	var plugin, db, walStatus string
-	var pid *int
-	err := s.conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), coalesce(wal_status, ''), active_pid
-		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &walStatus, &pid)
+	err := s.conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), coalesce(wal_status, '')
+		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &walStatus)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return SlotInfo{}, nil
 	}
@@ -152,11 +150,7 @@ func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 		return SlotInfo{}, permanent("check replication slot", "choose another --slot",
 			fmt.Errorf("slot %q exists but belongs to plugin %q in database %q, not pgoutput in %q", s.cfg.Slot, plugin, db, s.dbName))
 	}
-	info := SlotInfo{Exists: true, Lost: walStatus == "lost"}
-	if pid != nil {
-		info.ActivePID = *pid
-	}
-	return info, nil
+	return SlotInfo{Exists: true, Lost: walStatus == "lost"}, nil
 }
 
 // DropSlot removes the configured slot (used to redo an interrupted snapshot).
