@@ -397,3 +397,60 @@ func waitForLog(t *testing.T, path, text string) {
 	}
 	t.Fatalf("walmirror never logged %q", text)
 }
+
+// TestLeastPrivilegedRole: a role with REPLICATION and SELECT on the
+// published tables, using a publication an administrator created, is all
+// walmirror needs (the README's prerequisites).
+func TestLeastPrivilegedRole(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text);
+		INSERT INTO t VALUES (1, 'a');
+		CREATE PUBLICATION walmirror FOR TABLE t;
+		CREATE ROLE mirror LOGIN REPLICATION PASSWORD 'mirrorpw';
+		GRANT SELECT ON t TO mirror;`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	r := walmirror(t, nil, "run", "--source", server.DSNFor("mirror", "mirrorpw", db), "--target", "sqlite:"+path,
+		"--slot", "s_"+db, "--stop-at-lsn", "now")
+	if r.code != 0 {
+		t.Fatalf("run as a least-privileged role exited %d:\n%s", r.code, r.stderr)
+	}
+	if err := server.Exec(context.Background(), db, `INSERT INTO t VALUES (2, 'b')`); err != nil {
+		t.Fatal(err)
+	}
+	if r := walmirror(t, nil, "run", "--source", server.DSNFor("mirror", "mirrorpw", db), "--target", "sqlite:"+path,
+		"--slot", "s_"+db, "--stop-at-lsn", "now"); r.code != 0 {
+		t.Fatalf("second run exited %d:\n%s", r.code, r.stderr)
+	}
+	want, _ := mirrortest.SourceRows(context.Background(), dsn, "SELECT id, v FROM t")
+	got, err := mirrortest.SQLiteRows(context.Background(), path, "SELECT id, v FROM t")
+	if err != nil || mirrortest.Diff(want, got) != "" {
+		t.Fatalf("copy %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestSlotDroppedWhileDown: the slot a target follows disappears while
+// walmirror is stopped; the next run refuses with the cause, applies nothing
+// and creates no new slot behind the user's back.
+func TestSlotDroppedWhileDown(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	slot := "s_" + db
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
+		t.Fatalf("first run: %s", r.stderr)
+	}
+	before := walmirror(t, nil, "status", "--target", "sqlite:"+path).stdout
+	if err := server.Exec(context.Background(), db, fmt.Sprintf(`SELECT pg_drop_replication_slot('%s'); INSERT INTO t VALUES (2);`, slot)); err != nil {
+		t.Fatal(err)
+	}
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot, "--stop-at-lsn", "now")
+	if r.code == 0 || !strings.Contains(lastLine(r.stderr), `replication slot "`+slot+`" is gone`) {
+		t.Fatalf("exit %d, want a clear error about the missing slot:\n%s", r.code, r.stderr)
+	}
+	if after := walmirror(t, nil, "status", "--target", "sqlite:"+path).stdout; after != before {
+		t.Errorf("the target changed:\n%s\nthen\n%s", before, after)
+	}
+	if err := server.Exec(context.Background(), db, fmt.Sprintf(`DO $$ BEGIN IF EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '%s') THEN RAISE 'a slot was recreated'; END IF; END $$`, slot)); err != nil {
+		t.Error(err)
+	}
+}
