@@ -145,7 +145,7 @@ func TestDuckDBPublishCopy(t *testing.T) {
 	dir := t.TempDir()
 	published := filepath.Join(dir, "published.duckdb")
 	r := walmirror(t, nil, "run", "--source", dsn, "--target", "duckdb:"+filepath.Join(dir, "live.duckdb"), "--slot", "s_"+db,
-		"--stop-at-lsn", "now", "--publish-copy", published)
+		"--stop-at-lsn", "now", "--publish-copy", published, "--duckdb-memory-limit", "256MB")
 	if r.code != 0 {
 		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
 	}

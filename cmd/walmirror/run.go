@@ -38,6 +38,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	durationFlag(fs, &cfg.MaxBackoff, "max-backoff", 0, "longest wait between reconnects after a connection loss (default 30s)")
 	fs.BoolVar(&topts.pg.ReplicaRole, "pg-replica-role", topts.pg.ReplicaRole, "PostgreSQL target: apply with session_replication_role = replica (triggers and foreign keys do not fire)")
 	fs.StringVar(&topts.pg.Origin, "pg-origin", topts.pg.Origin, "PostgreSQL target: tag writes with this replication origin, so a target that publishes does not echo them")
+	fs.StringVar(&topts.duckMemoryLimit, "duckdb-memory-limit", "", "DuckDB target: cap DuckDB's memory (e.g. 1GB; default 80% of RAM); it spills beside the file")
 	fs.StringVar(&publishCopy, "publish-copy", "", "DuckDB target: keep a consistent read-only copy of the file at this path, replaced atomically, for other processes to query")
 	durationFlag(fs, &publishEvery, "publish-interval", time.Minute, "DuckDB target: how often --publish-copy is refreshed")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")

@@ -15,7 +15,8 @@ import (
 
 // targetOptions are the flags that tune one kind of target.
 type targetOptions struct {
-	pg postgres.Options
+	pg              postgres.Options
+	duckMemoryLimit string // DuckDB memory_limit, "" for DuckDB's default
 }
 
 func defaultTargetOptions() targetOptions { return targetOptions{pg: postgres.DefaultOptions()} }
@@ -38,7 +39,18 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 			}
 		}
 		if kind == "duckdb" {
-			return duckdb.Open(ctx, path, log)
+			s, err := duckdb.Open(ctx, path, log)
+			if err == nil && opts.duckMemoryLimit != "" {
+				// A global setting of the DuckDB instance, so any connection will do.
+				if _, err = s.DB().ExecContext(ctx, "SET memory_limit = '"+strings.ReplaceAll(opts.duckMemoryLimit, "'", "''")+"'"); err != nil {
+					s.Close()
+					err = fmt.Errorf("--duckdb-memory-limit %q: %w", opts.duckMemoryLimit, err)
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
 		}
 		return sqlite.Open(ctx, path, log)
 	}
