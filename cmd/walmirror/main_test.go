@@ -454,3 +454,56 @@ func TestSlotDroppedWhileDown(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestTargetDiskFull: the target's disk fills up mid-stream (a 2 MB tmpfs).
+// walmirror must stop with a clear error without confirming the transaction
+// it could not store; once there is room, a restart completes the copy.
+func TestTargetDiskFull(t *testing.T) {
+	needServer(t)
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs here (needs root): %v %s", err, out)
+	}
+	defer exec.Command("umount", dir).Run()
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, pad text); INSERT INTO t VALUES (1, 'x');`)
+	path := filepath.Join(dir, "copy.db")
+	args := []string{"run", "--source", dsn, "--target", "sqlite:" + path, "--slot", "s_" + db, "--stop-at-lsn", "now"}
+	if r := walmirror(t, nil, args...); r.code != 0 {
+		t.Fatalf("first run: %s", r.stderr)
+	}
+	ctx := context.Background()
+	if err := server.Exec(ctx, db, `INSERT INTO t SELECT i, repeat(md5(i::text), 16) FROM generate_series(2, 20000) i`); err != nil {
+		t.Fatal(err)
+	}
+	after, err := mirrortest.SourceRows(ctx, dsn, `SELECT pg_current_wal_insert_lsn()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := walmirror(t, nil, args...)
+	if r.code == 0 || !strings.Contains(lastLine(r.stderr), "full") {
+		t.Fatalf("exit %d; want a disk-full error:\n%s", r.code, r.stderr)
+	}
+	t.Logf("disk full: %s", lastLine(r.stderr))
+	confirmedBeyond, err := mirrortest.SourceRows(ctx, dsn, fmt.Sprintf(
+		`SELECT confirmed_flush_lsn >= '%s'::pg_lsn FROM pg_replication_slots WHERE slot_name = 's_%s'`, after[0], db))
+	if err != nil || confirmedBeyond[0] != "f" {
+		t.Fatalf("the slot confirmed the transaction the target could not store (%v, %v)", confirmedBeyond, err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=64M", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	if r := walmirror(t, nil, args...); r.code != 0 {
+		t.Fatalf("run after the disk was grown: %s", r.stderr)
+	}
+	want, err := mirrortest.SourceRows(ctx, dsn, "SELECT id, pad FROM t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := mirrortest.SQLiteRows(ctx, path, "SELECT id, pad FROM t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := mirrortest.Diff(want, got); d != "" {
+		t.Fatalf("after the disk was grown: %s", d)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4/database/sqlite3"
@@ -122,7 +123,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		// SQLite leaves the transaction open after some COMMIT failures (SQLITE_BUSY).
 		_, _ = s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		return fmt.Errorf("commit: %w", err)
+		return withHint(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
@@ -140,6 +141,10 @@ func (s *Sink) Rollback(ctx context.Context) error {
 	}
 	clear(s.tables)
 	if _, err := s.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		// SQLite already rolled back after some errors (a full disk).
+		if strings.Contains(err.Error(), "no transaction is active") {
+			return nil
+		}
 		return fmt.Errorf("rollback: %w", err)
 	}
 	return nil

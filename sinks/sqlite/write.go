@@ -3,8 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mattn/go-sqlite3"
 
 	"github.com/walmirror/walmirror/schema"
 )
@@ -49,6 +52,19 @@ func (s *Sink) stmt(ctx context.Context, k stmtKey, build func() string) (*sql.S
 // Write applies a batch: deletes, inserts, upserts and patches set-wise, then
 // the ordered row changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	return withHint(s.write(ctx, b))
+}
+
+// withHint adds what to do to errors an operator can fix.
+func withHint(err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.Code == sqlite3.ErrFull {
+		return fmt.Errorf("%w (the target's disk is full: free space, then run walmirror again; the transaction was not stored nor confirmed to the source, so nothing is lost)", err)
+	}
+	return err
+}
+
+func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 	ti := s.info(b.Table)
 	if err := s.deleteKeys(ctx, ti, b.Deletes); err != nil {
 		return err
