@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" database/sql driver, for reading copies
@@ -21,47 +20,10 @@ import (
 
 var _ apply.Sink = (*duckdb.Sink)(nil)
 
-// target opens DuckDB sinks on files in temporary directories and remembers
-// which file each sink writes.
-type target struct {
-	mu    sync.Mutex
-	paths map[sinktest.Sink]string
-}
-
-func (tg *target) open(t *testing.T, path string) sinktest.Sink {
-	t.Helper()
-	s, err := duckdb.Open(t.Context(), path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg.mu.Lock()
-	tg.paths[s] = path
-	tg.mu.Unlock()
-	return s
-}
-
-func (tg *target) path(t *testing.T, s sinktest.Sink) string {
-	t.Helper()
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	p, ok := tg.paths[s]
-	if !ok {
-		t.Fatalf("sink %p was not opened by this target", s)
-	}
-	return p
-}
-
 func TestContract(t *testing.T) {
-	tg := &target{paths: map[sinktest.Sink]string{}}
-	sinktest.Run(t, sinktest.Target{
-		Name: "duckdb",
-		Open: func(t *testing.T) sinktest.Sink {
-			return tg.open(t, filepath.Join(t.TempDir(), "target.duckdb"))
-		},
-		Reopen: func(t *testing.T, s sinktest.Sink) sinktest.Sink {
-			return tg.open(t, tg.path(t, s))
-		},
-		Rows: func(t *testing.T, s sinktest.Sink, table *schema.Table) [][]string {
+	sinktest.Run(t, sinktest.FileTarget("duckdb", "target.duckdb",
+		func(ctx context.Context, path string) (sinktest.Sink, error) { return duckdb.Open(ctx, path, nil) },
+		func(t *testing.T, s sinktest.Sink, _ string, table *schema.Table) [][]string {
 			// The sink's own instance: a second process could not open the
 			// file. Its pooled connections see committed data only.
 			db := s.(*duckdb.Sink).DB()
@@ -70,8 +32,7 @@ func TestContract(t *testing.T) {
 				cols[i] = c.Name
 			}
 			return readTable(t, db, table.Schema, table.Name, cols, "")
-		},
-	})
+		}))
 }
 
 func openSink(t *testing.T, path string) *duckdb.Sink {

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/walmirror/walmirror/schema"
@@ -17,50 +17,12 @@ import (
 	"github.com/walmirror/walmirror/sinks/sqlite"
 )
 
-// target opens SQLite sinks on files in temporary directories and remembers
-// which file each sink writes.
-type target struct {
-	mu    sync.Mutex
-	paths map[sinktest.Sink]string
-}
-
-func (tg *target) open(t *testing.T, path string) sinktest.Sink {
-	t.Helper()
-	s, err := sqlite.Open(t.Context(), path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg.mu.Lock()
-	tg.paths[s] = path
-	tg.mu.Unlock()
-	return s
-}
-
-func (tg *target) path(t *testing.T, s sinktest.Sink) string {
-	t.Helper()
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	p, ok := tg.paths[s]
-	if !ok {
-		t.Fatalf("sink %p was not opened by this target", s)
-	}
-	return p
-}
-
 func TestContract(t *testing.T) {
-	tg := &target{paths: map[sinktest.Sink]string{}}
-	sinktest.Run(t, sinktest.Target{
-		Name: "sqlite",
-		Open: func(t *testing.T) sinktest.Sink {
-			return tg.open(t, filepath.Join(t.TempDir(), "target.db"))
-		},
-		Reopen: func(t *testing.T, s sinktest.Sink) sinktest.Sink {
-			return tg.open(t, tg.path(t, s))
-		},
-		Rows: func(t *testing.T, s sinktest.Sink, table *schema.Table) [][]string {
-			return readRows(t, tg.path(t, s), table)
-		},
-	})
+	sinktest.Run(t, sinktest.FileTarget("sqlite", "target.db",
+		func(ctx context.Context, path string) (sinktest.Sink, error) { return sqlite.Open(ctx, path, nil) },
+		func(t *testing.T, _ sinktest.Sink, path string, table *schema.Table) [][]string {
+			return readRows(t, path, table)
+		}))
 }
 
 // readDB opens the target file on a connection of its own, so reads see only
