@@ -59,6 +59,10 @@ type Options struct {
 	WALLevel string                           // default "logical"
 	Settings map[string]string                // extra postgresql.conf settings (-c name=value); override the defaults
 	Logf     func(format string, args ...any) // where server output / progress goes; nil = discard
+	// TLS makes the server use a certificate signed by a CA of its own (see
+	// CACertPath) and accept TCP connections only over TLS; DSN then asks
+	// for sslmode=verify-full.
+	TLS bool
 }
 
 // Server is one running throwaway PostgreSQL instance. Its methods are safe
@@ -70,6 +74,7 @@ type Server struct {
 	sockDir  string
 	logPath  string
 	password string
+	caPath   string // CA certificate file when TLS is on
 	settings map[string]string
 	port     int
 	cred     *syscall.Credential // nil unless running as root
@@ -160,6 +165,11 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err := ensureHBA(filepath.Join(s.dataDir, "pg_hba.conf")); err != nil {
 		return nil, err
 	}
+	if opts.TLS {
+		if err := s.setupTLS(); err != nil {
+			return nil, err
+		}
+	}
 
 	// The free port may be taken by someone else between probing and
 	// binding; try a few ports before giving up.
@@ -219,7 +229,8 @@ func (s *Server) Password() string { return s.password }
 
 // DSN returns a URL DSN for the superuser "postgres" with its password over
 // TCP to database db, e.g.
-// postgres://postgres:PASS@127.0.0.1:PORT/db?sslmode=disable.
+// postgres://postgres:PASS@127.0.0.1:PORT/db?sslmode=disable (with TLS:
+// ?sslmode=verify-full&sslrootcert=CACertPath()).
 func (s *Server) DSN(db string) string {
 	return s.DSNFor("postgres", s.password, db)
 }
@@ -232,7 +243,7 @@ func (s *Server) DSNFor(user, password, db string) string {
 		User:     url.UserPassword(user, password),
 		Host:     net.JoinHostPort(host, strconv.Itoa(s.port)),
 		Path:     "/" + db,
-		RawQuery: "sslmode=disable",
+		RawQuery: s.sslQuery(),
 	}
 	return u.String()
 }
