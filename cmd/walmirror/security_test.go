@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/testenv"
@@ -180,4 +184,305 @@ func logMark(mu *sync.Mutex, lines *[]string) int {
 	mu.Lock()
 	defer mu.Unlock()
 	return len(*lines)
+}
+
+// hostileStrings are values crafted to break a writer that builds SQL or
+// COPY text by hand: quotes, comment and dollar-quote openers, backslash
+// escapes, COPY's NULL and end-of-data markers, placeholder lookalikes,
+// control characters and unicode that reorders or hides text.
+var hostileStrings = []string{
+	`'; DROP TABLE canary; --`,
+	`"; DROP TABLE canary; --`,
+	`'); DROP TABLE canary; CREATE TABLE pwned (x int); --`,
+	`'' OR 1=1; --`,
+	`it's a "quote", a \backslash\ and a trailing \`,
+	`/* comment */ SELECT 1; -- trailing`,
+	`*/ DROP TABLE canary; /*`,
+	`$$; DROP TABLE canary; $$`,
+	`$tag$ x $tag$`,
+	`E'\\x00'`,
+	`\x00`,
+	`\000`,
+	`\N`,
+	`\.`,
+	"line1\n\\.\nline3",
+	"tab\there\r\nCR LF\rlone CR\n",
+	"NULL",
+	"null",
+	"",
+	" ",
+	`\`,
+	`\\`,
+	`\'`,
+	`''`,
+	`"`,
+	`""`,
+	"?", "$1", "%s %d %%", ":name", "@p1",
+	"{a,b}", `{"x",NULL}`, "(1,2)", `[1,2]`,
+	"\x01\x02\x1b[31mred\x1b[0m\x1f\x7f",
+	"🦆 emoji 👩‍👩‍👧 ZWJ",
+	"\u202eRTL override\u202c \u200fRLM\u200e \ufeffBOM \u2028LS\u2029PS",
+	"é e\u0301 ß ﬁ Ⅻ 中文 עברית العربية",
+}
+
+// hostileRow is one row of table h.
+type hostileRow struct {
+	k, t, vc, odd *string
+	j             any // marshalled to JSON
+	b             []byte
+	a             []*string
+}
+
+func str(s string) *string { return &s }
+
+// hostileRowFor builds row i from the strings, keyed by key.
+func hostileRowFor(i int, key string, long string) hostileRow {
+	h := func(n int) string { return hostileStrings[(i+n)%len(hostileStrings)] }
+	r := hostileRow{
+		k:   str(key),
+		t:   str(h(1)),
+		vc:  str(h(2)),
+		odd: str(h(3)),
+		j:   map[string]any{"k": key, h(4): h(5), "arr": []any{h(6), nil, "NULL", `\u0000`}, "n": 1.5e300},
+		b:   append([]byte{0, '\'', '\\', 0, 'x'}, []byte(h(7)+"\x00")...),
+		a:   []*string{str(h(8)), nil, str("NULL"), str(`a,b`), str(`{}`), str(h(9)), str(`"`), str("")},
+	}
+	switch i % 5 {
+	case 0:
+		r.t = str(long) // stored out of line: later updates leave it unsent
+	case 3:
+		r.t, r.vc, r.odd, r.j, r.b, r.a = nil, nil, nil, nil, nil, nil
+	}
+	return r
+}
+
+// hostileTable is the source table; the canary is replicated too, and every
+// payload tries to drop it.
+const hostileTable = `
+	CREATE TABLE h (k text PRIMARY KEY, t text, vc varchar(500000), j jsonb, b bytea, a text[], "we""ird'; --" text);
+	ALTER TABLE h ALTER COLUMN t SET STORAGE EXTERNAL;
+	CREATE TABLE canary (id int PRIMARY KEY, note text);
+	INSERT INTO canary VALUES (1, 'still here');`
+
+func insertHostile(ctx context.Context, tx pgx.Tx, r hostileRow) error {
+	var j any
+	if r.j != nil {
+		b, err := json.Marshal(r.j)
+		if err != nil {
+			return err
+		}
+		j = string(b)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO h VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)`, r.k, r.t, r.vc, j, r.b, r.a, r.odd)
+	return err
+}
+
+// longHostile is a value far over the TOAST threshold, incompressible, with
+// the hostile strings spread through it.
+func longHostile(seed uint64) string {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var b strings.Builder
+	for b.Len() < 300_000 {
+		for range 40 {
+			b.WriteByte(byte(' ' + rng.IntN(95)))
+		}
+		b.WriteString(hostileStrings[rng.IntN(len(hostileStrings))])
+	}
+	return b.String()
+}
+
+// hostileTarget is one kind of target and how to read it.
+type hostileTarget struct {
+	name, target string
+	rows         func(query string) ([]string, error)
+	// queries of the copy, each paired with the source query it must equal
+	compare [][2]string
+	objects string   // lists the tables (and views, triggers) walmirror did not create for itself
+	want    []string // what objects must list
+}
+
+const oddCol = `"we""ird'; --"`
+
+// TestHostileValues: values crafted to break SQL or COPY arrive intact and
+// execute nothing, in every kind of target, through the initial copy and
+// through streamed inserts, updates (including unsent TOAST values and key
+// changes) and deletes, all addressed by hostile keys.
+func TestHostileValues(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	dsn, db := newDatabase(t, hostileTable)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	inTx := func(f func(tx pgx.Tx) error) {
+		t.Helper()
+		if err := pgx.BeginFunc(ctx, conn, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := len(hostileStrings)
+	long := longHostile(1)
+
+	// The initial copy: one row per hostile string, keyed by it.
+	inTx(func(tx pgx.Tx) error {
+		for i, s := range hostileStrings {
+			if err := insertHostile(ctx, tx, hostileRowFor(i, s, long)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	dir := t.TempDir()
+	sqlitePath, duckPath := filepath.Join(dir, "copy.db"), filepath.Join(dir, "copy.duckdb")
+	pgDB, err := server.CreateDatabase(ctx, "hostile_target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgDSN := server.DSN(pgDB)
+	srcRows := fmt.Sprintf(`SELECT k, t, vc, j::text, b, a::text, %s FROM h`, oddCol)
+	canary := `SELECT id, note FROM canary`
+	// DuckDB holds text[] as a LIST: its elements are compared one by one.
+	elems := `SELECT k, i, CASE WHEN e IS NULL THEN 'null' ELSE 'v:' || e END FROM `
+	targets := []hostileTarget{
+		{
+			name: "sqlite", target: "sqlite:" + sqlitePath,
+			rows: func(q string) ([]string, error) { return mirrortest.SQLiteRows(ctx, sqlitePath, q) },
+			compare: [][2]string{
+				{fmt.Sprintf(`SELECT k, t, vc, j, b, a, %s FROM h`, oddCol), srcRows},
+				{canary, canary},
+			},
+			objects: `SELECT type || ' ' || name FROM sqlite_master WHERE type != 'index'
+				AND name NOT LIKE '\_walmirror%' ESCAPE '\'`,
+			want: []string{"table canary", "table h"},
+		},
+		{
+			name: "duckdb", target: "duckdb:" + duckPath,
+			rows: func(q string) ([]string, error) { return mirrortest.DuckDBRows(ctx, duckPath, q) },
+			compare: [][2]string{
+				{fmt.Sprintf(`SELECT k, t, vc, j::VARCHAR, b, len(a), %s FROM public.h`, oddCol),
+					fmt.Sprintf(`SELECT k, t, vc, j::text, b, cardinality(a), %s FROM h`, oddCol)},
+				{elems + `(SELECT k, unnest(a) AS e, unnest(range(1, len(a) + 1)) AS i FROM public.h)`,
+					elems + `h, unnest(a) WITH ORDINALITY AS u(e, i)`},
+				{`SELECT id, note FROM public.canary`, canary},
+			},
+			objects: `SELECT 'table ' || schema_name || '.' || table_name FROM duckdb_tables()
+				WHERE table_name NOT LIKE '\_walmirror%' ESCAPE '\'
+				UNION ALL SELECT 'view ' || schema_name || '.' || view_name FROM duckdb_views() WHERE NOT internal`,
+			want: []string{"table public.canary", "table public.h"},
+		},
+		{
+			name: "postgres", target: pgDSN,
+			rows:    func(q string) ([]string, error) { return mirrortest.SourceRows(ctx, pgDSN, q) },
+			compare: [][2]string{{srcRows, srcRows}, {canary, canary}},
+			objects: `SELECT c.relkind::text || ' ' || n.nspname || '.' || c.relname FROM pg_class c
+				JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE c.relkind NOT IN ('i', 'I', 't', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_walmirror')
+				AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+				UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger
+				UNION ALL SELECT 'function ' || proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+				WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+			want: []string{"r public.canary", "r public.h"},
+		},
+	}
+	replicate := func(stage string) {
+		t.Helper()
+		for _, tg := range targets {
+			r := walmirror(t, nil, "run", "--source", dsn, "--target", tg.target, "--slot", db+"_"+tg.name, "--stop-at-lsn", "now")
+			if r.code != 0 {
+				t.Fatalf("%s: %s: run exited %d:\n%s", stage, tg.name, r.code, r.stderr)
+			}
+			for _, q := range tg.compare {
+				want, err := mirrortest.SourceRows(ctx, dsn, q[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := tg.rows(q[0])
+				if err != nil {
+					t.Fatalf("%s: %s: %v", stage, tg.name, err)
+				}
+				if d := mirrortest.Diff(want, got); d != "" {
+					t.Errorf("%s: %s: %s: %s", stage, tg.name, q[0], shorten(d))
+				}
+			}
+			got, err := tg.rows(tg.objects)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", stage, tg.name, err)
+			}
+			if !slices.Equal(got, tg.want) {
+				t.Errorf("%s: %s: the target holds %q, want %q", stage, tg.name, got, tg.want)
+			}
+		}
+	}
+	replicate("initial copy")
+
+	// Streamed: new rows under other hostile keys, and changes to the copied
+	// rows by their keys, in a few source transactions.
+	streamKey := func(i int) string { return hostileStrings[i] + "\\" + hostileStrings[(i+1)%n] }
+	inTx(func(tx pgx.Tx) error {
+		for i := range n {
+			if err := insertHostile(ctx, tx, hostileRowFor(i+2, streamKey(i), long)); err != nil {
+				return err
+			}
+		}
+		// Inserted and deleted, inserted and updated, within one transaction.
+		if err := insertHostile(ctx, tx, hostileRowFor(7, `gone'; DROP TABLE h; --`, long)); err != nil {
+			return err
+		}
+		if err := insertHostile(ctx, tx, hostileRowFor(8, `kept\N`, long)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM h WHERE k = $1; `, `gone'; DROP TABLE h; --`)
+		if err == nil {
+			_, err = tx.Exec(ctx, `UPDATE h SET vc = $2, a = $3 WHERE k = $1`, `kept\N`, `\.`, []*string{str(`\N`), nil})
+		}
+		return err
+	})
+	inTx(func(tx pgx.Tx) error {
+		return changeHostile(ctx, tx, 0, func(i int) string { return hostileStrings[i] }, long)
+	})
+	replicate("stream")
+
+	// Changes to rows that arrived by the stream.
+	inTx(func(tx pgx.Tx) error { return changeHostile(ctx, tx, 1, streamKey, longHostile(2)) })
+	replicate("stream of changes")
+}
+
+// changeHostile changes the rows keyed key(0..n-1) by a rule that depends on
+// the row: an update of every column, an update that leaves a TOASTed value
+// unsent, a delete, a new key, values for a row of NULLs.
+func changeHostile(ctx context.Context, tx pgx.Tx, shift int, key func(int) string, long string) error {
+	for i := range hostileStrings {
+		k := key(i)
+		var err error
+		switch (i + shift) % 5 {
+		case 0:
+			_, err = tx.Exec(ctx, `UPDATE h SET vc = $2, `+oddCol+` = $3 WHERE k = $1`, k, hostileStrings[(i+11)%len(hostileStrings)], `$$ '`)
+		case 1, 3:
+			r := hostileRowFor(i+17, k, long)
+			var j []byte
+			if j, err = json.Marshal(r.j); err == nil {
+				_, err = tx.Exec(ctx, `UPDATE h SET t = $2, vc = $3, j = $4::jsonb, b = $5, a = $6, `+oddCol+` = $7 WHERE k = $1`,
+					k, r.t, r.vc, string(j), r.b, r.a, r.odd)
+			}
+		case 2:
+			_, err = tx.Exec(ctx, `DELETE FROM h WHERE k = $1`, k)
+		case 4:
+			_, err = tx.Exec(ctx, `UPDATE h SET k = $2 WHERE k = $1`, k, k+`'); --`)
+		}
+		if err != nil {
+			return fmt.Errorf("row %d (%q): %w", i, k, err)
+		}
+	}
+	return nil
+}
+
+// shorten keeps a failure message readable when rows hold 300 kB values.
+func shorten(s string) string {
+	if len(s) > 1500 {
+		return s[:1500] + "…"
+	}
+	return s
 }
