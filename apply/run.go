@@ -21,6 +21,10 @@ type Config struct {
 	StopAt lsn.LSN
 	// StopAtNow resolves StopAt to the source's current WAL position at start.
 	StopAtNow bool
+	// Resync lets a target whose slot is gone or invalidated be rebuilt: the
+	// slot is created again and every published table copied afresh (in one
+	// target transaction, so readers see the old copy until it commits).
+	Resync bool
 	// MaxBackoff caps the wait between reconnects after a connection loss.
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
@@ -90,6 +94,9 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		return err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
+	// The configuration has been proven; from here on a lost connection (even
+	// during the initial copy, which redoes itself) is worth a reconnect.
+	*started = true
 
 	st, err := r.prepare(ctx, src)
 	if err != nil {
@@ -112,7 +119,6 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
-	*started = true
 	if r.failures > 0 {
 		r.log.Info("replication resumed", "attempts", r.failures, "down_for", time.Since(r.downSince).Round(time.Millisecond))
 		r.failures = 0
@@ -156,13 +162,25 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 		return st, err
 	}
 	if found && st.Phase == schema.PhaseStreaming {
-		if !slot.Exists {
-			return st, fmt.Errorf("replication slot %q is gone but the target follows it (stored position %s): changes since then cannot be streamed; start over with a fresh target", slotName, st.LSN)
+		var problem string
+		switch {
+		case !slot.Exists:
+			problem = fmt.Sprintf("replication slot %q is gone but the target follows it (stored position %s): changes since then cannot be streamed", slotName, st.LSN)
+		case slot.Lost:
+			problem = fmt.Sprintf("replication slot %q was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size), so changes since %s cannot be streamed", slotName, st.LSN)
+		default:
+			return st, nil
 		}
-		if slot.Lost {
-			return st, fmt.Errorf("replication slot %q was invalidated (the server removed WAL it needed, see max_slot_wal_keep_size): start over with a fresh target", slotName)
+		if !r.cfg.Resync {
+			return st, errors.New(problem + "; run with --resync to recreate the slot and copy every table again")
 		}
-		return st, nil
+		r.log.Warn("resynchronising: "+problem+"; recreating the slot and copying every table again", "slot", slotName)
+		if slot.Exists {
+			if err := src.DropSlot(ctx); err != nil {
+				return st, err
+			}
+		}
+		return r.snapshot(ctx, src)
 	}
 	// No complete copy yet.
 	if slot.Exists {

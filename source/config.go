@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -16,7 +17,21 @@ type Config struct {
 	Slot        string   // replication slot name
 	Publication string   // publication name
 	Tables      []string // tables for a new publication (schema.table); empty: all tables
-	Logger      *slog.Logger
+	// Timeout is how long the server may stay silent (connecting, answering a
+	// setup query, or streaming) before the connection is given up and
+	// reconnected, like wal_receiver_timeout. Zero means DefaultTimeout.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// DefaultTimeout matches PostgreSQL's wal_receiver_timeout.
+const DefaultTimeout = 60 * time.Second
+
+func (c *Config) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultTimeout
 }
 
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
@@ -55,10 +70,16 @@ var sessionSettings = map[string]string{
 	"bytea_output":       "hex",
 }
 
-func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
+func connConfig(c *Config, replication bool) (*pgconn.Config, error) {
+	dsn := c.DSN
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse --source: %w", redactErr(err, dsn))
+	}
+	if cfg.ConnectTimeout == 0 {
+		// Without one, a connect into a network black hole waits for the
+		// kernel's TCP retries (minutes); connect_timeout in the DSN wins.
+		cfg.ConnectTimeout = c.timeout()
 	}
 	for k, v := range sessionSettings {
 		if _, set := cfg.RuntimeParams[k]; !set || k != "application_name" {

@@ -90,11 +90,33 @@ func classify(op string, err error) error {
 	return e
 }
 
+// timeoutCause names a setup step's deadline as the cause of err, so the
+// operator reads "no answer within 60s" rather than "context deadline
+// exceeded"; the result stays transient.
+func timeoutCause(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &timeoutError{err: err}
+	}
+	return err
+}
+
+type timeoutError struct{ err error }
+
+func (e *timeoutError) Error() string {
+	return "the server did not answer in time (network trouble? see --source-timeout): " + e.err.Error()
+}
+func (e *timeoutError) Unwrap() error { return e.err }
+func (e *timeoutError) Timeout() bool { return true }
+
 // isTransient reports errors a reconnect may cure: lost connections, server
 // restarts, a slot briefly held by a previous walmirror process.
 func isTransient(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
+	}
+	var te *timeoutError
+	if errors.As(err, &te) {
+		return true
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -50,7 +50,7 @@ func (s *Source) CreateSlot(ctx context.Context) (_ *Snapshot, err error) {
 	}
 	s.log.Info("created replication slot", "slot", s.cfg.Slot, "consistent_point", point)
 
-	pcfg, err := connConfig(s.cfg.DSN, false)
+	pcfg, err := connConfig(&s.cfg, false)
 	if err != nil {
 		return nil, err
 	}

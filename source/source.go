@@ -39,20 +39,22 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	pcfg, err := connConfig(cfg.DSN, false)
+	pcfg, err := connConfig(&cfg, false)
 	if err != nil {
 		return nil, permanent("connect to source", "", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+	defer cancel()
 	ccfg, _ := pgx.ParseConfig("")
 	ccfg.Config = *pcfg
 	conn, err := pgx.ConnectConfig(ctx, ccfg)
 	if err != nil {
-		return nil, classify("connect to source "+Describe(cfg.DSN), err)
+		return nil, classify("connect to source "+Describe(cfg.DSN), timeoutCause(ctx, err))
 	}
 	s := &Source{cfg: cfg, log: log, conn: conn}
 	if err := s.preflight(ctx); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
-		return nil, err
+		return nil, timeoutCause(ctx, err)
 	}
 	return s, nil
 }
@@ -137,6 +139,8 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 
 // Slot reports on the configured replication slot.
 func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
 	var plugin, db, walStatus string
 	err := s.conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), coalesce(wal_status, '')
 		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &walStatus)
@@ -144,7 +148,7 @@ func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 		return SlotInfo{}, nil
 	}
 	if err != nil {
-		return SlotInfo{}, classify("look up replication slot", err)
+		return SlotInfo{}, classify("look up replication slot", timeoutCause(ctx, err))
 	}
 	if plugin != "pgoutput" || db != s.dbName {
 		return SlotInfo{}, permanent("check replication slot", "choose another --slot",
@@ -155,8 +159,10 @@ func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 
 // DropSlot removes the configured slot (used to redo an interrupted snapshot).
 func (s *Source) DropSlot(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
 	_, err := s.conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, s.cfg.Slot)
-	return classify("drop replication slot "+s.cfg.Slot, err)
+	return classify("drop replication slot "+s.cfg.Slot, timeoutCause(ctx, err))
 }
 
 // CurrentLSN is the end of the WAL inserted so far, for --stop-at-lsn now: it
@@ -165,9 +171,11 @@ func (s *Source) DropSlot(ctx context.Context) error {
 // A position just past a page header is moved back to the page boundary,
 // where the decoder's position stops when the server is idle.
 func (s *Source) CurrentLSN(ctx context.Context) (lsn.LSN, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
 	var text string
 	if err := s.conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
-		return 0, classify("read current WAL position", err)
+		return 0, classify("read current WAL position", timeoutCause(ctx, err))
 	}
 	l, err := lsn.Parse(text)
 	if err != nil {
@@ -182,7 +190,7 @@ func (s *Source) CurrentLSN(ctx context.Context) (lsn.LSN, error) {
 
 // replicationConn opens a walsender connection (replication=database).
 func (s *Source) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
-	cfg, err := connConfig(s.cfg.DSN, true)
+	cfg, err := connConfig(&s.cfg, true)
 	if err != nil {
 		return nil, permanent("connect for replication", "", err)
 	}

@@ -44,22 +44,25 @@ type Stream struct {
 	wg      sync.WaitGroup
 	err     error // set before events is closed
 	written lsn.LSN
-	arena   []byte // current block for message copies (receive goroutine only)
+	arena   []byte        // current block for message copies (receive goroutine only)
+	timeout time.Duration // silence after which the connection is presumed dead
 }
 
 // Start begins streaming from the slot at from (the target's stored position).
 func (s *Source) Start(ctx context.Context, from lsn.LSN) (*Stream, error) {
-	conn, err := s.replicationConn(ctx)
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	conn, err := s.replicationConn(sctx)
 	if err != nil {
-		return nil, err
+		return nil, timeoutCause(sctx, err)
 	}
-	err = pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, pglogrepl.LSN(from),
+	err = pglogrepl.StartReplication(sctx, conn, s.cfg.Slot, pglogrepl.LSN(from),
 		pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: s.pluginArgs()})
 	if err != nil {
 		conn.Close(context.WithoutCancel(ctx))
-		return nil, classify("start replication from slot "+s.cfg.Slot, err)
+		return nil, classify("start replication from slot "+s.cfg.Slot, timeoutCause(sctx, err))
 	}
-	st := &Stream{conn: conn, events: make(chan Event, 1024), written: from}
+	st := &Stream{conn: conn, events: make(chan Event, 1024), written: from, timeout: s.cfg.timeout()}
 	st.flushed.Store(uint64(from))
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	st.cancel = cancel
@@ -177,6 +180,10 @@ func (st *Stream) receive(ctx context.Context) error {
 	if err := netConn.SetReadDeadline(wake); err != nil {
 		return classify("receive replication stream", err)
 	}
+	// Like PostgreSQL's walreceiver: after half the timeout without a word
+	// from the server, ask it for a keepalive; after the whole timeout, the
+	// connection is presumed dead (a network black hole gives no error).
+	lastHeard, pinged := time.Now(), false
 	for {
 		if err := maybeStatus(false); err != nil {
 			return err
@@ -187,7 +194,15 @@ func (st *Stream) receive(ctx context.Context) error {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
-				wake = time.Now().Add(receiveWake)
+				silent := time.Since(lastHeard)
+				if silent >= st.timeout {
+					return classify("receive replication stream", &timeoutError{err: fmt.Errorf("no message from the server for %s", silent.Round(time.Second))})
+				}
+				if silent >= st.timeout/2 && !pinged {
+					st.reply.Store(true)
+					pinged = true
+				}
+				wake = time.Now().Add(min(receiveWake, st.timeout/4))
 				if err := netConn.SetReadDeadline(wake); err != nil {
 					return classify("receive replication stream", err)
 				}
@@ -237,5 +252,8 @@ func (st *Stream) receive(ctx context.Context) error {
 		case *pgproto3.CopyDone:
 			return classify("replication stream", errors.New("server ended the stream (CopyDone)"))
 		}
+		// Measured from here, not from the read: time spent waiting for the
+		// engine to take the event is not the server's silence.
+		lastHeard, pinged = time.Now(), false
 	}
 }

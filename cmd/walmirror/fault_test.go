@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walmirror/walmirror/internal/mirrortest"
+	"github.com/walmirror/walmirror/testenv"
+)
+
+// TestNetworkFaults runs walmirror against the source through a TCP proxy
+// while pgbench writes, and breaks the network under it: connections reset
+// (the client sees an error at once) and a black hole (bytes stop, sockets
+// stay open: only walmirror's own --source-timeout can notice). walmirror
+// must reconnect with backoff each time, say so once per outage, and in the
+// end hold exactly what the source holds.
+func TestNetworkFaults(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, "")
+	pgbench := filepath.Join(testenv.BinDir(), "pgbench")
+	if out, err := exec.Command(pgbench, "-i", "-s", "1", "-q", dsn).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	proxy, err := testenv.StartProxy(fmt.Sprintf("%s:%d", server.Host(), server.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	viaProxy := strings.Replace(dsn, fmt.Sprintf(":%d/", server.Port()), fmt.Sprintf(":%d/", proxy.Port()), 1)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	args := []string{"run", "--source", viaProxy, "--target", "sqlite:" + path, "--slot", "s_" + db,
+		"--source-timeout", "3s", "--max-backoff", "1s"}
+
+	logs, err := os.Create(filepath.Join(t.TempDir(), "walmirror.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitForLog(t, logs.Name(), "streaming")
+
+	load := exec.Command(pgbench, "-c", "2", "-T", "16", "-n", "-R", "300", dsn)
+	var loadOut bytes.Buffer
+	load.Stdout, load.Stderr = &loadOut, &loadOut
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outages := []struct {
+		name        string
+		break_      func()
+		up, down    time.Duration
+		wantInError string
+	}{
+		{"reset", proxy.Cut, 2 * time.Second, 2 * time.Second, ""},
+		{"black hole", proxy.Blackhole, 2 * time.Second, 6 * time.Second, "no message from the server"},
+		{"reset again", proxy.Cut, 2 * time.Second, 1 * time.Second, ""},
+	}
+	for _, o := range outages {
+		time.Sleep(o.up)
+		t.Logf("network: %s for %s", o.name, o.down)
+		o.break_()
+		time.Sleep(o.down)
+		proxy.Restore()
+	}
+	if err := load.Wait(); err != nil {
+		t.Fatalf("pgbench: %v\n%s", err, loadOut.String())
+	}
+	// Give the last reconnect time to happen, then stop it as an operator would.
+	time.Sleep(2 * time.Second)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		out, _ := os.ReadFile(logs.Name())
+		t.Fatalf("walmirror did not stop cleanly: %v\n%s", err, out)
+	}
+	out, _ := os.ReadFile(logs.Name())
+	interrupted := bytes.Count(out, []byte("replication interrupted"))
+	resumed := bytes.Count(out, []byte("replication resumed"))
+	if interrupted != len(outages) || resumed != len(outages) {
+		t.Errorf("want each of %d outages logged once (interrupted, resumed); got %d and %d:\n%s",
+			len(outages), interrupted, resumed, out)
+	}
+	for _, o := range outages {
+		if o.wantInError != "" && !bytes.Contains(out, []byte(o.wantInError)) {
+			t.Errorf("the %s was not reported as %q:\n%s", o.name, o.wantInError, out)
+		}
+	}
+	if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r.code != 0 {
+		t.Fatalf("final run exited %d:\n%s", r.code, r.stderr)
+	}
+	comparePgbench(t, dsn, func(q string) ([]string, error) {
+		return mirrortest.SQLiteRows(context.Background(), path, q)
+	})
+}
+
+// TestSlotInvalidated: the server invalidates the slot because it would
+// otherwise keep more WAL than max_slot_wal_keep_size allows, once while
+// walmirror is down and once while it runs (frozen by SIGSTOP, so it cannot
+// keep up). Without --resync walmirror stops with the cause; with it, it
+// recreates the slot, copies again and ends up equal to the source.
+func TestSlotInvalidated(t *testing.T) {
+	needServer(t)
+	srv := testenv.StartT(t, testenv.Options{Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
+	ctx := context.Background()
+	db, err := srv.CreateDatabase(ctx, "invalidated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Exec(ctx, db, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) i`); err != nil {
+		t.Fatal(err)
+	}
+	dsn := srv.DSN(db)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	args := []string{"run", "--source", dsn, "--target", "sqlite:" + path, "--slot", "s_inv"}
+	// Writes, then moves the server two WAL segments on and checkpoints: a
+	// slot that did not follow is now beyond the limit and gets invalidated.
+	outrun := func(from int) {
+		t.Helper()
+		if err := srv.Exec(ctx, db, fmt.Sprintf(`INSERT INTO t SELECT i, 'w' || i FROM generate_series(%d, %d) i;
+			UPDATE t SET v = v || '!' WHERE id %% 7 = 0; DELETE FROM t WHERE id %% 11 = 0;`, from, from+99)); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := srv.Exec(ctx, db, `SELECT pg_switch_wal(); INSERT INTO t VALUES (-1, 'x'); DELETE FROM t WHERE id = -1;`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := srv.Exec(ctx, db, `CHECKPOINT`); err != nil {
+			t.Fatal(err)
+		}
+		st, err := mirrortest.SourceRows(ctx, dsn, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = 's_inv'`)
+		if err != nil || len(st) != 1 || st[0] != "lost" {
+			t.Fatalf("the slot was not invalidated: wal_status %q, %v", st, err)
+		}
+	}
+	equal := func() {
+		t.Helper()
+		want, err := mirrortest.SourceRows(ctx, dsn, "SELECT id, v FROM t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := mirrortest.SQLiteRows(ctx, path, "SELECT id, v FROM t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := mirrortest.Diff(want, got); d != "" {
+			t.Fatal(d)
+		}
+	}
+	if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r.code != 0 {
+		t.Fatalf("first run: %s", r.stderr)
+	}
+
+	t.Log("while down")
+	outrun(1000)
+	before := walmirror(t, nil, "status", "--target", "sqlite:"+path).stdout
+	r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...)
+	if msg := lastLine(r.stderr); r.code == 0 || !strings.Contains(msg, "invalidated") ||
+		!strings.Contains(msg, "max_slot_wal_keep_size") || !strings.Contains(msg, "--resync") {
+		t.Fatalf("exit %d; want an error naming the invalidation, its cause and --resync:\n%s", r.code, r.stderr)
+	}
+	if after := walmirror(t, nil, "status", "--target", "sqlite:"+path).stdout; after != before {
+		t.Errorf("the target changed without --resync:\n%s\nthen\n%s", before, after)
+	}
+	if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now", "--resync")...); r.code != 0 {
+		t.Fatalf("--resync: %s", r.stderr)
+	}
+	equal()
+
+	t.Log("while running")
+	logs, err := os.Create(filepath.Join(t.TempDir(), "walmirror.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	cmd := exec.Command(binary, append(args, "--resync", "--max-backoff", "1s")...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitForLog(t, logs.Name(), "streaming")
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	outrun(2000)
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, logs.Name(), "initial snapshot complete")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		out, _ := os.ReadFile(logs.Name())
+		t.Fatalf("walmirror did not stop cleanly: %v\n%s", err, out)
+	}
+	if out, _ := os.ReadFile(logs.Name()); !bytes.Contains(out, []byte("resynchronising")) {
+		t.Errorf("no resync was logged:\n%s", out)
+	}
+	if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r.code != 0 {
+		t.Fatalf("final run: %s", r.stderr)
+	}
+	equal()
+}
