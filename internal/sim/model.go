@@ -91,14 +91,18 @@ func (t *Table) CreateSQL() string {
 	return b.String()
 }
 
-// ColList is the comma-separated column names, for SELECTs.
+// ColList is the comma-separated column names, quoted (DuckDB reserves
+// more words than PostgreSQL, "at" among them), for SELECTs.
 func (t *Table) ColList() string {
 	names := make([]string, len(t.Cols))
 	for i, c := range t.Cols {
-		names[i] = c.Name
+		names[i] = c.Quoted()
 	}
 	return strings.Join(names, ", ")
 }
+
+// Quoted is the column name as a quoted identifier.
+func (c Column) Quoted() string { return `"` + c.Name + `"` }
 
 func (t *Table) keyList(prefix string) string {
 	names := make([]string, t.Key)

@@ -1,0 +1,492 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/internal/mirrortest"
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/sinks/duckdb"
+	"github.com/walmirror/walmirror/sinks/postgres"
+	"github.com/walmirror/walmirror/sinks/sqlite"
+	"github.com/walmirror/walmirror/source"
+	"github.com/walmirror/walmirror/testenv"
+)
+
+var server *testenv.Server
+
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+func runTests(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run()
+	}
+	srv, err := testenv.Start(context.Background(), testenv.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
+		return 1
+	}
+	defer srv.Close()
+	server = srv
+	return m.Run()
+}
+
+// params are everything besides the seed that shapes a run; a failure
+// prints them all, since the transactions depend on them too.
+type params struct {
+	seed    uint64
+	txns    int // transactions per round
+	rounds  int // rounds after the initial snapshot
+	bigRows int // rows a big transaction changes
+}
+
+func (p params) repro() string {
+	return fmt.Sprintf("make sim SEED=%d SIM_TXNS=%d SIM_ROUNDS=%d SIM_BIG=%d", p.seed, p.txns, p.rounds, p.bigRows)
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a non-negative integer", name, s)
+	}
+	return n
+}
+
+// TestSim runs the simulation. By default (make test) it is short: a fixed
+// seed and a random one, a few dozen transactions each. make sim sets
+// WALMIRROR_SIM_LONG and the sizes; WALMIRROR_SIM_SEED picks one seed,
+// WALMIRROR_SIM_SEEDS=k runs k random seeds and reports how many passed.
+func TestSim(t *testing.T) {
+	if server == nil {
+		t.Skip("needs PostgreSQL (not in -short mode)")
+	}
+	long := os.Getenv("WALMIRROR_SIM_LONG") != ""
+	base := params{txns: 25, rounds: 2, bigRows: 300}
+	if long {
+		base = params{txns: 300, rounds: 4, bigRows: 3000}
+	}
+	base.txns = envInt(t, "WALMIRROR_SIM_TXNS", base.txns)
+	base.rounds = envInt(t, "WALMIRROR_SIM_ROUNDS", base.rounds)
+	base.bigRows = envInt(t, "WALMIRROR_SIM_BIG", base.bigRows)
+
+	var seeds []uint64
+	switch s, k := os.Getenv("WALMIRROR_SIM_SEED"), envInt(t, "WALMIRROR_SIM_SEEDS", 0); {
+	case s != "":
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("WALMIRROR_SIM_SEED=%q: %v", s, err)
+		}
+		seeds = []uint64{seed}
+	case k > 0:
+		for range k {
+			seeds = append(seeds, rand.Uint64N(1<<53))
+		}
+	case long:
+		seeds = []uint64{rand.Uint64N(1 << 53)}
+	default:
+		seeds = []uint64{1, rand.Uint64N(1 << 53)}
+	}
+	var failed []string
+	for _, seed := range seeds {
+		p := base
+		p.seed = seed
+		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runSim(t, p) }) {
+			failed = append(failed, p.repro())
+		}
+	}
+	t.Logf("simulation: %d of %d seeds passed (%d transactions × %d rounds each)", len(seeds)-len(failed), len(seeds), base.txns, base.rounds)
+	for _, f := range failed {
+		t.Logf("reproduce: %s", f)
+	}
+}
+
+// target is one copy walmirror maintains, each with its own slot.
+type target struct {
+	kind string // sqlite, duckdb, postgres
+	path string // file targets
+	dsn  string // postgres target
+	slot string
+	log  syncBuffer
+}
+
+func (tg *target) open(ctx context.Context) (apply.Sink, error) {
+	log := slog.New(slog.NewTextHandler(&tg.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	switch tg.kind {
+	case "sqlite":
+		return sqlite.Open(ctx, tg.path, log)
+	case "duckdb":
+		return duckdb.Open(ctx, tg.path, log)
+	}
+	return postgres.Open(ctx, tg.dsn, log, postgres.DefaultOptions())
+}
+
+// sim is one seeded run.
+type sim struct {
+	t       *testing.T
+	p       params
+	srcDSN  string
+	src     *pgx.Conn
+	gen     *Gen
+	orch    *rand.Rand // run-time choices (limits, stop points), apart from the transactions
+	limits  apply.Limits
+	targets []*target
+	sqlLog  *os.File // every transaction, for reproducing by hand
+	txCount int
+}
+
+func runSim(t *testing.T, p params) {
+	ctx := context.Background()
+	start := time.Now()
+	s := &sim{t: t, p: p, gen: NewGen(p.seed, p.bigRows), orch: rand.New(rand.NewPCG(p.seed, 0x0c4e))}
+	s.limits = pickLimits(s.orch)
+	t.Logf("seed %d; limits %+v; reproduce with: %s", p.seed, s.limits, p.repro())
+	defer func() {
+		if t.Failed() {
+			t.Logf("FAILED seed %d: reproduce with: %s", p.seed, p.repro())
+			if s.sqlLog != nil {
+				t.Logf("the source transactions are in %s", s.sqlLog.Name())
+			}
+			for _, tg := range s.targets {
+				t.Logf("%s log (tail):\n%s", tg.kind, tail(tg.log.String(), 3000))
+			}
+		} else if s.sqlLog != nil {
+			os.Remove(s.sqlLog.Name())
+		}
+	}()
+
+	srcDB, err := server.CreateDatabase(ctx, "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgtDB, err := server.CreateDatabase(ctx, "simtarget")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srcDSN = server.DSN(srcDB)
+	if s.sqlLog, err = os.CreateTemp("", fmt.Sprintf("walmirror-sim-%d-*.sql", p.seed)); err != nil {
+		t.Fatal(err)
+	}
+	defer s.sqlLog.Close()
+	var ddl []string
+	for _, tb := range s.gen.M.Tables {
+		ddl = append(ddl, tb.CreateSQL())
+	}
+	ddl = append(ddl, "CREATE PUBLICATION walmirror FOR ALL TABLES;")
+	s.logSQL(strings.Join(ddl, "\n"))
+	if err := server.Exec(ctx, srcDB, strings.Join(ddl, "\n")); err != nil {
+		t.Fatalf("create source tables: %v", err)
+	}
+	cfg, err := pgx.ParseConfig(s.srcDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.src, err = pgx.ConnectConfig(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer s.src.Close(ctx)
+
+	dir := t.TempDir()
+	s.targets = []*target{
+		{kind: "sqlite", path: filepath.Join(dir, "copy.sqlite"), slot: "s_sqlite_" + srcDB},
+		{kind: "duckdb", path: filepath.Join(dir, "copy.duckdb"), slot: "s_duckdb_" + srcDB},
+		{kind: "postgres", dsn: server.DSN(tgtDB), slot: "s_pg_" + srcDB},
+	}
+
+	// Round 0: rows that exist before the slots do, copied by the initial snapshot.
+	s.exec(s.gen.Initial())
+	s.replicate(ctx, 0, nil)
+	s.checkSource(ctx)
+
+	for round := 1; round <= p.rounds && !t.Failed(); round++ {
+		// Stop part-way once per round, at a transaction the seed picks:
+		// the next run resumes from there.
+		mid := s.orch.IntN(p.txns)
+		var midLSN lsn.LSN
+		var midSnap [][]string
+		rows, rolledBack := 0, 0
+		for i := range p.txns {
+			tx := s.gen.Next()
+			s.exec(tx)
+			rows += tx.Rows
+			if !tx.Commit {
+				rolledBack++
+			}
+			if i == mid {
+				midLSN = s.currentLSN(ctx)
+				midSnap = s.gen.M.Snapshot()
+			}
+		}
+		t.Logf("round %d: %d transactions (%d rolled back), %d row changes; stop part-way after transaction %d", round, p.txns, rolledBack, rows, mid+1)
+		s.replicate(ctx, midLSN, midSnap)
+		s.checkSource(ctx)
+	}
+	t.Logf("seed %d: %d transactions in %v", p.seed, s.txCount, time.Since(start).Round(time.Millisecond))
+}
+
+// pickLimits moves chunk and group-commit boundaries with the seed: tiny
+// limits make every source transaction span chunks and target commits,
+// large ones group many source transactions into one target commit.
+func pickLimits(r *rand.Rand) apply.Limits {
+	pick := func(xs ...int) int { return xs[r.IntN(len(xs))] }
+	return apply.Limits{
+		CommitRows:     pick(1, 10, 500, 100_000),
+		CommitBytes:    pick(16<<10, 64<<20),
+		CommitInterval: time.Duration(pick(0, 50, 60_000)) * time.Millisecond,
+		ChunkRows:      pick(1, 7, 200, 20_000),
+		ChunkBytes:     pick(8<<10, 1<<20, 16<<20),
+	}
+}
+
+func (s *sim) logSQL(q string) {
+	fmt.Fprintf(s.sqlLog, "%s\n\n", q)
+}
+
+func (s *sim) exec(tx Txn) {
+	s.t.Helper()
+	s.txCount++
+	q := tx.SQL()
+	s.logSQL(fmt.Sprintf("-- transaction %d\n%s", s.txCount, q))
+	if _, err := s.src.PgConn().Exec(context.Background(), q).ReadAll(); err != nil {
+		s.t.Fatalf("transaction %d failed on the source (a generator bug): %v\n%.2000s", s.txCount, err, q)
+	}
+}
+
+func (s *sim) currentLSN(ctx context.Context) lsn.LSN {
+	s.t.Helper()
+	var text string
+	if err := s.src.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&text); err != nil {
+		s.t.Fatal(err)
+	}
+	l, err := lsn.Parse(text)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return l
+}
+
+// replicate brings every target up to date, in parallel, checking each
+// against the model: first up to midLSN against midSnap (when given), then
+// everything against the model's current state.
+func (s *sim) replicate(ctx context.Context, midLSN lsn.LSN, midSnap [][]string) {
+	final := s.gen.M.Snapshot()
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.targets))
+	for i, tg := range s.targets {
+		wg.Go(func() { errs[i] = s.replicateOne(ctx, tg, midLSN, midSnap, final) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			s.t.Errorf("%s: %v", s.targets[i].kind, err)
+		}
+	}
+	if s.t.Failed() {
+		s.t.FailNow()
+	}
+}
+
+func (s *sim) replicateOne(ctx context.Context, tg *target, midLSN lsn.LSN, midSnap, final [][]string) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	sink, err := tg.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := sink.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close sink: %w", cerr)
+		}
+	}()
+	cfg := apply.Config{
+		Source: source.Config{DSN: s.srcDSN, Slot: tg.slot, Publication: "walmirror"},
+		Limits: s.limits,
+		Logger: slog.New(slog.NewTextHandler(&tg.log, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	if midSnap != nil {
+		c := cfg
+		c.StopAt = midLSN
+		if err := apply.Run(ctx, sink, c); err != nil {
+			return fmt.Errorf("run to %s: %w", midLSN, err)
+		}
+		if err := s.compare(ctx, tg, sink, midSnap); err != nil {
+			return fmt.Errorf("stopped part-way at %s: %w", midLSN, err)
+		}
+	}
+	cfg.StopAtNow = true
+	if err := apply.Run(ctx, sink, cfg); err != nil {
+		return fmt.Errorf("run to now: %w", err)
+	}
+	return s.compare(ctx, tg, sink, final)
+}
+
+// compare checks every table of a target against want (model renderings).
+func (s *sim) compare(ctx context.Context, tg *target, sink apply.Sink, want [][]string) error {
+	var errs []error
+	for ti, tb := range s.gen.M.Tables {
+		got, err := readTarget(ctx, tg, sink, tb)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", tb.Name, err)
+		}
+		if d := mirrortest.Diff(want[ti], got); d != "" {
+			errs = append(errs, fmt.Errorf("%s differs from the model: %s", tb.Name, d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkSource checks the source against the model: a difference here is a
+// bug in the simulation itself, not in walmirror.
+func (s *sim) checkSource(ctx context.Context) {
+	s.t.Helper()
+	for ti, tb := range s.gen.M.Tables {
+		got, err := readPostgres(ctx, s.srcDSN, tb)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if d := mirrortest.Diff(s.gen.M.Rows(ti), got); d != "" {
+			s.t.Fatalf("source table %s differs from the model (a simulation bug): %s", tb.Name, d)
+		}
+	}
+}
+
+func readTarget(ctx context.Context, tg *target, sink apply.Sink, tb *Table) ([]string, error) {
+	switch tg.kind {
+	case "postgres":
+		return readPostgres(ctx, tg.dsn, tb)
+	case "sqlite":
+		db, err := sql.Open("sqlite3", "file:"+tg.path+"?mode=ro")
+		if err != nil {
+			return nil, err
+		}
+		defer db.Close()
+		return readSQL(ctx, db, tb, "SELECT "+tb.ColList()+" FROM "+sqlite.TableName("public", tb.Name))
+	case "duckdb":
+		// The sink's own handle: DuckDB lets no other process (or
+		// instance) open a file it writes.
+		var cols []string
+		for _, c := range tb.Cols {
+			if c.Kind == Bytea {
+				cols = append(cols, c.Quoted())
+			} else {
+				cols = append(cols, "CAST("+c.Quoted()+" AS VARCHAR)")
+			}
+		}
+		return readSQL(ctx, sink.(*duckdb.Sink).DB(), tb, "SELECT "+strings.Join(cols, ", ")+" FROM public."+tb.Name)
+	}
+	return nil, fmt.Errorf("unknown target kind %q", tg.kind)
+}
+
+// readPostgres reads a table in PostgreSQL's text form, under UTC.
+func readPostgres(ctx context.Context, dsn string, tb *Table) ([]string, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["TimeZone"] = "UTC"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, "SELECT "+tb.ColList()+" FROM public."+tb.Name, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", tb.Name, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		raw := rows.RawValues()
+		r := make(Row, len(raw))
+		for i, v := range raw {
+			if v == nil {
+				r[i] = Val{Null: true}
+				continue
+			}
+			if r[i].S, err = Normalize(tb.Cols[i].Kind, string(v)); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", tb.Name, tb.Cols[i].Name, err)
+			}
+		}
+		out = append(out, r.Encode())
+	}
+	slices.Sort(out)
+	return out, rows.Err()
+}
+
+func readSQL(ctx context.Context, db *sql.DB, tb *Table, query string) ([]string, error) {
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", query, err)
+	}
+	defer rows.Close()
+	var out []string
+	vals := make([]any, len(tb.Cols))
+	ptrs := make([]any, len(tb.Cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		r := make(Row, len(vals))
+		for i, v := range vals {
+			if v == nil {
+				r[i] = Val{Null: true}
+				continue
+			}
+			if r[i].S, err = Normalize(tb.Cols[i].Kind, mirrortest.Render(v)); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", tb.Name, tb.Cols[i].Name, err)
+			}
+		}
+		out = append(out, r.Encode())
+	}
+	slices.Sort(out)
+	return out, rows.Err()
+}
+
+// syncBuffer collects a target's log from the goroutine running it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
