@@ -486,3 +486,93 @@ func shorten(s string) string {
 	}
 	return s
 }
+
+// TestStatusHidesPassword: `walmirror status` with a PostgreSQL target never
+// prints the password, whether it works, finds no state, or fails.
+func TestStatusHidesPassword(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	const pw = `S3cret p@ss:w/rd%?&=#'"` // needs escaping in a URL: it shows in several forms
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);
+		CREATE ROLE status_user LOGIN SUPERUSER PASSWORD 'S3cret p@ss:w/rd%?&=#''"';`)
+	target, err := server.CreateDatabase(ctx, "status_target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, err := server.CreateDatabase(ctx, "status_empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", server.DSN(target), "--slot", "s_"+db, "--stop-at-lsn", "now"); r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	good := server.DSNFor("status_user", pw, target)
+	port := fmt.Sprint(server.Port())
+	// libpq's URI decoding knows %XX only: a space must not become "+".
+	queryPW := strings.ReplaceAll(url.QueryEscape(pw), "+", "%20")
+	secrets := []string{pw, url.QueryEscape(pw), queryPW, url.PathEscape(pw), (&url.URL{User: url.UserPassword("u", pw)}).String(), "S3cret",
+		"wrong-secret-1", "query-secret-2", "unreach-secret-3", "malformed-secret-4", "kw-secret-5", server.Password()}
+	cases := []struct {
+		name, target string
+		ok           bool
+		want         string // in stdout when ok, else in the error line
+	}{
+		{"works", good, true, "lsn:"},
+		{"no state", server.DSNFor("status_user", pw, empty), false, "holds no walmirror state"},
+		{"no state, password in the query", "postgres://status_user@127.0.0.1:" + port + "/" + empty + "?sslmode=disable&password=" + queryPW, false, "holds no walmirror state"},
+		{"wrong password", server.DSNFor("status_user", "wrong-secret-1", target), false, "password authentication failed"},
+		{"wrong password in the query", "postgres://status_user@127.0.0.1:" + port + "/" + target + "?sslmode=disable&password=query-secret-2", false, "password authentication failed"},
+		{"unreachable", "postgres://u:unreach-secret-3@127.0.0.1:1/db?connect_timeout=3", false, "127.0.0.1"},
+		{"malformed", "postgres://u:malformed-secret-4@host:notaport/db", false, "walmirror: "},
+		{"keyword string", "host=127.0.0.1 port=" + port + " user=status_user password=kw-secret-5 dbname=" + target, false, "--target"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := walmirror(t, nil, "status", "--target", c.target)
+			out := r.stdout + r.stderr
+			if (r.code == 0) != c.ok {
+				t.Fatalf("exit %d:\n%s", r.code, out)
+			}
+			if c.ok && !strings.Contains(r.stdout, c.want) || !c.ok && !strings.Contains(lastLine(r.stderr), c.want) {
+				t.Errorf("output lacks %q:\n%s", c.want, out)
+			}
+			for _, s := range secrets {
+				if strings.Contains(out, s) {
+					t.Errorf("output shows a password (%q):\n%s", s, out)
+				}
+			}
+			t.Logf("%s", strings.TrimSpace(out))
+		})
+	}
+	// run logs the target it writes to: a password in its query is not shown.
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "postgres://status_user@127.0.0.1:"+port+"/"+target+"?sslmode=disable&password="+queryPW,
+		"--slot", "s_"+db, "--stop-at-lsn", "now")
+	if r.code != 0 {
+		t.Fatalf("run with the password in the target's query exited %d:\n%s", r.code, r.stderr)
+	}
+	for _, s := range secrets {
+		if strings.Contains(r.stdout+r.stderr, s) {
+			t.Errorf("run shows a password (%q):\n%s", s, r.stderr)
+		}
+	}
+}
+
+// TestRedactTarget: the forms a password takes in a TARGET string.
+func TestRedactTarget(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"sqlite:/tmp/copy.db", "sqlite:/tmp/copy.db"},
+		{"postgres://u:pw@h:5432/db", "postgres://…@h:5432/db"},
+		{"postgresql://u:p@w@h/db", "postgresql://…@h/db"},
+		{"postgres://u@h/db?sslmode=require&password=pw&x=1", "postgres://…@h/db?sslmode=require&password=xxxxx&x=1"},
+		{"postgres://h/db?PASSWORD=pw", "postgres://h/db?PASSWORD=xxxxx"},
+		{"postgres://h/db?sslpassword=pw", "postgres://h/db?sslpassword=xxxxx"},
+		{"host=h password=pw dbname=db", "host=h password=xxxxx dbname=db"},
+		{"host=h password = 'p w\\' x' dbname=db", "host=h password = xxxxx dbname=db"},
+		{`host=h password=p\ w dbname=db`, "host=h password=xxxxx dbname=db"},
+		{"host=h password='unterminated pw", "host=h password=xxxxx"},
+	} {
+		if got := redactTarget(c.in); got != c.want {
+			t.Errorf("redactTarget(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/walmirror/walmirror/apply"
@@ -57,12 +58,20 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 	return nil, fmt.Errorf("--target %q: want duckdb:PATH, sqlite:PATH or postgres://...", redactTarget(target))
 }
 
-// redactTarget keeps a password in a postgres:// target out of messages.
+// passwordSetting is password=VALUE (or sslpassword=) in a URL's query or
+// a keyword string; VALUE may be single-quoted or hold backslash escapes.
+var passwordSetting = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s&\\]|\\.?)*)`)
+
+// redactTarget keeps a password in a target out of messages: a URL's user
+// info, and password settings in its query or in a keyword string (which
+// is not a valid target, but users pass one, as --source accepts them).
 func redactTarget(t string) string {
-	if strings.Contains(t, "://") && strings.Contains(t, "@") {
-		scheme, rest, _ := strings.Cut(t, "://")
-		_, host, _ := strings.Cut(rest, "@")
-		return scheme + "://…@" + host
+	if scheme, rest, ok := strings.Cut(t, "://"); ok {
+		// The last @: an unescaped @ in the password must not end the user
+		// info early. Hiding part of a query that holds an @ is harmless.
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			t = scheme + "://…@" + rest[at+1:]
+		}
 	}
-	return t
+	return passwordSetting.ReplaceAllString(t, "${1}xxxxx")
 }
