@@ -216,8 +216,8 @@ func runSim(t *testing.T, p params) {
 
 	// Round 0: rows that exist before the slots do, copied by the initial snapshot.
 	s.exec(s.gen.Initial())
-	s.replicate(ctx, 0, nil)
 	s.checkSource(ctx)
+	s.replicate(ctx, 0, nil)
 
 	for round := 1; round <= p.rounds && !t.Failed(); round++ {
 		// Stop part-way once per round, at a transaction the seed picks:
@@ -239,8 +239,10 @@ func runSim(t *testing.T, p params) {
 			}
 		}
 		t.Logf("round %d: %d transactions (%d rolled back), %d row changes; stop part-way after transaction %d", round, p.txns, rolledBack, rows, mid+1)
-		s.replicate(ctx, midLSN, midSnap)
 		s.checkSource(ctx)
+		began := time.Now()
+		s.replicate(ctx, midLSN, midSnap)
+		t.Logf("round %d: replicated and compared in %v", round, time.Since(began).Round(time.Millisecond))
 	}
 	t.Logf("seed %d: %d transactions in %v", p.seed, s.txCount, time.Since(start).Round(time.Millisecond))
 }
