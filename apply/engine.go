@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/walmirror/walmirror/internal/faultpoint"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
@@ -281,7 +282,10 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	e.chunkSize += size
 	e.pendingSize += size
 	if e.chunkN >= e.limits.ChunkRows || e.chunkSize >= e.limits.ChunkBytes {
-		return e.flush(ctx)
+		if err := e.flush(ctx); err != nil {
+			return err
+		}
+		faultpoint.Hit("apply.chunk-written")
 	}
 	return nil
 }
@@ -369,10 +373,12 @@ func (e *engine) commit(ctx context.Context) error {
 	st := e.state
 	st.LSN = e.lastEnd
 	st.Phase = schema.PhaseStreaming
+	faultpoint.Hit("apply.before-commit")
 	if err := e.sink.Commit(ctx, st); err != nil {
 		e.open = false // a failed commit leaves nothing open
 		return fmt.Errorf("commit target transaction: %w", err)
 	}
+	faultpoint.Hit("apply.after-commit")
 	e.open = false
 	e.state = st
 	e.pendingN, e.pendingSize = 0, 0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/walmirror/walmirror/internal/faultpoint"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
@@ -50,6 +51,7 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 		r.log.Info("copied table", "table", t.QualifiedName(), "rows", n)
 	}
 	st.LSN, st.Phase = snap.ConsistentPoint, schema.PhaseStreaming
+	faultpoint.Hit("snapshot.before-commit")
 	if err := r.sink.Commit(ctx, st); err != nil {
 		return st, fmt.Errorf("commit initial snapshot: %w", err)
 	}

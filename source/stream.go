@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/walmirror/walmirror/internal/faultpoint"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/source/pgoutput"
 )
@@ -136,7 +137,7 @@ func (st *Stream) sendStatus(replyRequested bool) error {
 
 func (st *Stream) receive(ctx context.Context) error {
 	var lastSent time.Time
-	var lastFlush uint64
+	var lastFlush, lastFlushHit uint64
 	maybeStatus := func(force bool) error {
 		f := st.flushed.Load()
 		reply := st.reply.Swap(false)
@@ -145,6 +146,10 @@ func (st *Stream) receive(ctx context.Context) error {
 				return classify("send standby status", err)
 			}
 			lastSent, lastFlush = time.Now(), f
+			if f != lastFlushHit {
+				lastFlushHit = f
+				faultpoint.Hit("source.flush-reported")
+			}
 		}
 		return nil
 	}
