@@ -228,7 +228,8 @@ var hostileStrings = []string{
 // hostileRow is one row of table h.
 type hostileRow struct {
 	k, t, vc, odd *string
-	j             any // marshalled to JSON
+	jj            *string // json text, kept byte for byte
+	j             any     // marshalled to JSON
 	b             []byte
 	a             []*string
 }
@@ -247,11 +248,14 @@ func hostileRowFor(i int, key string, long string) hostileRow {
 		b:   append([]byte{0, '\'', '\\', 0, 'x'}, []byte(h(7)+"\x00")...),
 		a:   []*string{str(h(8)), nil, str("NULL"), str(`a,b`), str(`{}`), str(h(9)), str(`"`), str("")},
 	}
+	// json (unlike jsonb) keeps its text: \u0000, duplicate keys, spacing.
+	s, _ := json.Marshal(h(10))
+	r.jj = str(`{"nul": "\u0000",  "dup": 1, "dup" : 2, "s":` + string(s) + "\n}")
 	switch i % 5 {
 	case 0:
 		r.t = str(long) // stored out of line: later updates leave it unsent
 	case 3:
-		r.t, r.vc, r.odd, r.j, r.b, r.a = nil, nil, nil, nil, nil, nil
+		r.t, r.vc, r.odd, r.j, r.b, r.a, r.jj = nil, nil, nil, nil, nil, nil, nil
 	}
 	return r
 }
@@ -259,7 +263,7 @@ func hostileRowFor(i int, key string, long string) hostileRow {
 // hostileTable is the source table; the canary is replicated too, and every
 // payload tries to drop it.
 const hostileTable = `
-	CREATE TABLE h (k text PRIMARY KEY, t text, vc varchar(500000), j jsonb, b bytea, a text[], "we""ird'; --" text);
+	CREATE TABLE h (k text PRIMARY KEY, t text, vc varchar(500000), j jsonb, b bytea, a text[], "we""ird'; --" text, jj json);
 	ALTER TABLE h ALTER COLUMN t SET STORAGE EXTERNAL;
 	CREATE TABLE canary (id int PRIMARY KEY, note text);
 	INSERT INTO canary VALUES (1, 'still here');`
@@ -273,7 +277,7 @@ func insertHostile(ctx context.Context, tx pgx.Tx, r hostileRow) error {
 		}
 		j = string(b)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO h VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)`, r.k, r.t, r.vc, j, r.b, r.a, r.odd)
+	_, err := tx.Exec(ctx, `INSERT INTO h VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8::json)`, r.k, r.t, r.vc, j, r.b, r.a, r.odd, r.jj)
 	return err
 }
 
@@ -342,7 +346,7 @@ func TestHostileValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgDSN := server.DSN(pgDB)
-	srcRows := fmt.Sprintf(`SELECT k, t, vc, j::text, b, a::text, %s FROM h`, oddCol)
+	srcRows := fmt.Sprintf(`SELECT k, t, vc, j::text, b, a::text, %s, jj::text FROM h`, oddCol)
 	canary := `SELECT id, note FROM canary`
 	// DuckDB holds text[] as a LIST: its elements are compared one by one.
 	elems := `SELECT k, i, CASE WHEN e IS NULL THEN 'null' ELSE 'v:' || e END FROM `
@@ -351,7 +355,7 @@ func TestHostileValues(t *testing.T) {
 			name: "sqlite", target: "sqlite:" + sqlitePath,
 			rows: func(q string) ([]string, error) { return mirrortest.SQLiteRows(ctx, sqlitePath, q) },
 			compare: [][2]string{
-				{fmt.Sprintf(`SELECT k, t, vc, j, b, a, %s FROM h`, oddCol), srcRows},
+				{fmt.Sprintf(`SELECT k, t, vc, j, b, a, %s, jj FROM h`, oddCol), srcRows},
 				{canary, canary},
 			},
 			objects: `SELECT type || ' ' || name FROM sqlite_master WHERE type != 'index'
@@ -362,8 +366,8 @@ func TestHostileValues(t *testing.T) {
 			name: "duckdb", target: "duckdb:" + duckPath,
 			rows: func(q string) ([]string, error) { return mirrortest.DuckDBRows(ctx, duckPath, q) },
 			compare: [][2]string{
-				{fmt.Sprintf(`SELECT k, t, vc, j::VARCHAR, b, len(a), %s FROM public.h`, oddCol),
-					fmt.Sprintf(`SELECT k, t, vc, j::text, b, cardinality(a), %s FROM h`, oddCol)},
+				{fmt.Sprintf(`SELECT k, t, vc, j::VARCHAR, b, len(a), %s, jj::VARCHAR FROM public.h`, oddCol),
+					fmt.Sprintf(`SELECT k, t, vc, j::text, b, cardinality(a), %s, jj::text FROM h`, oddCol)},
 				{elems + `(SELECT k, unnest(a) AS e, unnest(range(1, len(a) + 1)) AS i FROM public.h)`,
 					elems + `h, unnest(a) WITH ORDINALITY AS u(e, i)`},
 				{`SELECT id, note FROM public.canary`, canary},
@@ -464,8 +468,8 @@ func changeHostile(ctx context.Context, tx pgx.Tx, shift int, key func(int) stri
 			r := hostileRowFor(i+17, k, long)
 			var j []byte
 			if j, err = json.Marshal(r.j); err == nil {
-				_, err = tx.Exec(ctx, `UPDATE h SET t = $2, vc = $3, j = $4::jsonb, b = $5, a = $6, `+oddCol+` = $7 WHERE k = $1`,
-					k, r.t, r.vc, string(j), r.b, r.a, r.odd)
+				_, err = tx.Exec(ctx, `UPDATE h SET t = $2, vc = $3, j = $4::jsonb, b = $5, a = $6, `+oddCol+` = $7, jj = $8::json WHERE k = $1`,
+					k, r.t, r.vc, string(j), r.b, r.a, r.odd, r.jj)
 			}
 		case 2:
 			_, err = tx.Exec(ctx, `DELETE FROM h WHERE k = $1`, k)
