@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -70,7 +71,9 @@ func TestTLSVerifyFull(t *testing.T) {
 		// The certificate names 127.0.0.1 and localhost; this machine's
 		// host name often resolves to 127.0.0.1 too.
 		name, _ := os.Hostname()
-		addrs, _ := net.LookupHost(name)
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		addrs, _ := net.DefaultResolver.LookupHost(lctx, name)
+		cancel()
 		if name == "" || name == "localhost" || !slices.Contains(addrs, "127.0.0.1") {
 			t.Skipf("host name %q does not resolve to 127.0.0.1 (%v)", name, addrs)
 		}
