@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -324,4 +326,121 @@ func TestFaultPoints(t *testing.T) {
 			comparePgbench(t, dsn, copyRows)
 		})
 	}
+}
+
+// TestTargetDiskFull: the target's disk fills up mid-stream (a 2 MB tmpfs;
+// for a PostgreSQL target, a tablespace on it). walmirror must stop with a
+// clear error without confirming the transaction it could not store; once
+// there is room, a restart completes the copy.
+func TestTargetDiskFull(t *testing.T) {
+	needServer(t)
+	for _, kind := range []string{"sqlite", "duckdb", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			// Not t.TempDir: its root-only parent would keep the server out.
+			dir, err := os.MkdirTemp("", "walmirror-full-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.RemoveAll(dir)
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", dir).CombinedOutput(); err != nil {
+				t.Skipf("cannot mount a small tmpfs here (needs root): %v %s", err, out)
+			}
+			defer exec.Command("umount", "-l", dir).Run()
+			ctx := context.Background()
+			var target string
+			var copyRows func(q string) ([]string, error)
+			switch kind {
+			case "sqlite":
+				path := filepath.Join(dir, "copy.db")
+				target = "sqlite:" + path
+				copyRows = func(q string) ([]string, error) { return mirrortest.SQLiteRows(ctx, path, q) }
+			case "duckdb":
+				path := filepath.Join(dir, "copy.duckdb")
+				target = "duckdb:" + path
+				copyRows = func(q string) ([]string, error) {
+					return mirrortest.DuckDBRows(ctx, path, strings.Replace(q, "FROM ", "FROM public.", 1))
+				}
+			case "postgres":
+				// Only the target's tables go to the small disk: the server's
+				// WAL and catalog stay where they are, as on a server whose
+				// data volume fills up.
+				if err := chownToServer(dir); err != nil {
+					t.Skip(err)
+				}
+				ts := "full_" + strconv.Itoa(os.Getpid())
+				db, err := server.CreateDatabase(ctx, "disk_full_target")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := server.Exec(ctx, "postgres", fmt.Sprintf(`CREATE TABLESPACE %s LOCATION '%s'`, ts, dir)); err != nil {
+					t.Fatal(err)
+				}
+				defer server.Exec(ctx, "postgres", "DROP TABLESPACE IF EXISTS "+ts)
+				defer server.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+				// New tables (walmirror's) land there; the catalog stays put.
+				if err := server.Exec(ctx, "postgres", fmt.Sprintf(`ALTER DATABASE %s SET default_tablespace = %s`, db, ts)); err != nil {
+					t.Fatal(err)
+				}
+				target = server.DSN(db)
+				copyRows = func(q string) ([]string, error) { return mirrortest.SourceRows(ctx, target, q) }
+			}
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, pad text); INSERT INTO t VALUES (1, 'x');`)
+			args := []string{"run", "--source", dsn, "--target", target, "--slot", "s_" + db, "--stop-at-lsn", "now"}
+			if r := walmirror(t, nil, args...); r.code != 0 {
+				t.Fatalf("first run: %s", r.stderr)
+			}
+			if err := server.Exec(ctx, db, `INSERT INTO t SELECT i, repeat(md5(i::text), 16) FROM generate_series(2, 20000) i`); err != nil {
+				t.Fatal(err)
+			}
+			after, err := mirrortest.SourceRows(ctx, dsn, `SELECT pg_current_wal_insert_lsn()`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := walmirror(t, nil, args...)
+			if r.code == 0 || !strings.Contains(lastLine(r.stderr), "disk is full") {
+				t.Fatalf("exit %d; want a disk-full error:\n%s", r.code, r.stderr)
+			}
+			t.Logf("disk full: %s", lastLine(r.stderr))
+			confirmedBeyond, err := mirrortest.SourceRows(ctx, dsn, fmt.Sprintf(
+				`SELECT confirmed_flush_lsn >= '%s'::pg_lsn FROM pg_replication_slots WHERE slot_name = 's_%s'`, after[0], db))
+			if err != nil || confirmedBeyond[0] != "f" {
+				t.Fatalf("the slot confirmed the transaction the target could not store (%v, %v)", confirmedBeyond, err)
+			}
+			if out, err := exec.Command("mount", "-o", "remount,size=64M", dir).CombinedOutput(); err != nil {
+				t.Fatalf("remount: %v %s", err, out)
+			}
+			if r := walmirror(t, nil, args...); r.code != 0 {
+				t.Fatalf("run after the disk was grown: %s", r.stderr)
+			}
+			want, err := mirrortest.SourceRows(ctx, dsn, "SELECT id, pad FROM t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := copyRows("SELECT id, pad FROM t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := mirrortest.Diff(want, got); d != "" {
+				t.Fatalf("after the disk was grown: %s", d)
+			}
+		})
+	}
+}
+
+// chownToServer hands dir to the OS user the test server runs as (postgres
+// when the tests run as root), so it can hold a tablespace.
+func chownToServer(dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return fmt.Errorf("no postgres OS user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
 }

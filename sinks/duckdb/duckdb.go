@@ -247,7 +247,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		return errors.New("duckdb sink: commit without a transaction")
 	}
 	abort := func(err error) error {
-		return errors.Join(err, s.Rollback(context.WithoutCancel(ctx)))
+		return errors.Join(explain(err), s.Rollback(context.WithoutCancel(ctx)))
 	}
 	for _, ti := range s.verify {
 		if err := s.checkUnique(ctx, ti); err != nil {
@@ -263,7 +263,10 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		return abort(fmt.Errorf("store state: %w", err))
 	}
 	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
-		return abort(fmt.Errorf("commit: %w", err))
+		// A COMMIT DuckDB could not write has already rolled back: a
+		// ROLLBACK now would only add "no transaction is active".
+		s.forget()
+		return explain(fmt.Errorf("commit: %w", err))
 	}
 	s.inTx = false
 	clear(s.fresh)
@@ -277,14 +280,28 @@ func (s *Sink) Rollback(ctx context.Context) error {
 	if !s.inTx {
 		return nil
 	}
-	s.inTx = false
-	clear(s.tables)
-	clear(s.fresh)
-	clear(s.verify)
+	s.forget()
 	if _, err := s.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 		return fmt.Errorf("rollback: %w", err)
 	}
 	return nil
+}
+
+// forget drops what the sink derived from the transaction that just ended
+// without a commit.
+func (s *Sink) forget() {
+	s.inTx = false
+	clear(s.tables)
+	clear(s.fresh)
+	clear(s.verify)
+}
+
+// explain adds what to do to a full-disk error; DuckDB reports it only as text.
+func explain(err error) error {
+	if err != nil && strings.Contains(err.Error(), "No space left on device") {
+		return fmt.Errorf("%w (the target's disk is full: free space, then run walmirror again; the transaction was not stored nor confirmed to the source, so nothing is lost)", err)
+	}
+	return err
 }
 
 // PublishCopy writes a consistent, checkpointed copy of the database as of

@@ -162,6 +162,10 @@ func (ti *tableInfo) cached(key string, build func() string) string {
 // upserts by key, patches grouped by the columns they set (each one
 // statement), then the ordered changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	return explain(s.write(ctx, b))
+}
+
+func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 	if !s.inTx {
 		return errors.New("duckdb sink: write outside a transaction")
 	}

@@ -429,7 +429,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		}
 		s.inTx = false
 		s.afterRollback(context.WithoutCancel(ctx))
-		return fmt.Errorf("commit: %w", err)
+		return explain(fmt.Errorf("commit: %w", err))
 	}
 	s.inTx = false
 	return nil

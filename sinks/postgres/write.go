@@ -27,6 +27,10 @@ type stmtKey struct {
 // Write applies one batch: inserts by COPY, deletes, upserts and patches
 // set-wise through the staging table, then the ordered row changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	return explain(s.write(ctx, b))
+}
+
+func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 	if !s.inTx {
 		return errors.New("postgres sink: write without a transaction")
 	}
