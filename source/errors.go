@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -77,6 +78,20 @@ func classify(op string, err error) error {
 				e.Hint = "the slot lost WAL it needed (max_slot_wal_keep_size?); the copy must be rebuilt from a new slot and snapshot"
 			}
 		}
+		return e
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var badCert x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &unknownCA):
+		e.Hint = "the server's certificate is not signed by a CA walmirror trusts: point sslrootcert in --source at the CA's certificate file"
+		return e
+	case errors.As(err, &badHost):
+		e.Hint = "the host name in --source is not one the server's certificate names: connect by a name the certificate lists, or fix the certificate"
+		return e
+	case errors.As(err, &badCert):
+		e.Hint = "the server's certificate is invalid (expired, or not for server use)"
 		return e
 	}
 	var netErr *net.OpError
