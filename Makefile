@@ -71,6 +71,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzDecodeCopyLine$$' -fuzztime $(FUZZTIME) ./source/
 	$(GO) test -run XXX -fuzz '^FuzzConfigValidate$$' -fuzztime $(FUZZTIME) ./source/
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./lsn/
+	$(GO) test -run XXX -fuzz '^FuzzParseArray$$' -fuzztime $(FUZZTIME) ./sinks/duckdb/
+	$(GO) test -run XXX -fuzz '^FuzzParseValues$$' -fuzztime $(FUZZTIME) ./sinks/duckdb/
 
 clean:
 	rm -rf bin walmirror-demo.duckdb walmirror-demo.duckdb.wal walmirror-demo.sqlite walmirror-demo.sqlite-wal walmirror-demo.sqlite-shm
