@@ -444,3 +444,46 @@ func chownToServer(dir string) error {
 	}
 	return os.Chmod(dir, 0o700)
 }
+
+// TestSlotDroppedWhileRunning: an administrator terminates walmirror's
+// walsender and drops its slot. walmirror's reconnect must find the slot
+// gone and stop with the cause (exit 1), not create a new one and carry on
+// over the gap.
+func TestSlotDroppedWhileRunning(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);`)
+	slot := "s_" + db
+	path := filepath.Join(t.TempDir(), "copy.db")
+	logs, err := os.Create(filepath.Join(t.TempDir(), "walmirror.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	cmd := exec.Command(binary, "run", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot, "--max-backoff", "1s")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitForLog(t, logs.Name(), "streaming")
+	ctx := context.Background()
+	if err := server.Exec(ctx, db, fmt.Sprintf(`SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = '%[1]s';
+		SELECT pg_drop_replication_slot('%[1]s'); INSERT INTO t VALUES (2);`, slot)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		out, _ := os.ReadFile(logs.Name())
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !bytes.Contains(out, []byte(`replication slot "`+slot+`" is gone`)) {
+			t.Fatalf("exit %v; want exit 1 naming the missing slot:\n%s", err, out)
+		}
+	case <-time.After(30 * time.Second):
+		out, _ := os.ReadFile(logs.Name())
+		t.Fatalf("walmirror kept running without its slot:\n%s", out)
+	}
+	if err := server.Exec(ctx, db, fmt.Sprintf(`DO $$ BEGIN IF EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '%s') THEN RAISE 'a slot was recreated'; END IF; END $$`, slot)); err != nil {
+		t.Error(err)
+	}
+}
