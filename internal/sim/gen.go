@@ -36,7 +36,7 @@ type Gen struct {
 	rng     *rand.Rand
 	// Fresh keys: accounts.id and docs.id count up; items codes are drawn
 	// from a sparse space.
-	nextAcct, nextDoc int64
+	nextAcct, nextDoc, nextLedger int64
 	// Keys touched by the current transaction, per table: picking them again
 	// makes insert-update-delete chains on one key, key reuse after a delete
 	// and chained key changes, which net-effect compaction must get right.
@@ -49,7 +49,7 @@ func NewGen(seed uint64, bigRows int) *Gen {
 	return &Gen{
 		M: NewModel(tables), BigRows: max(bigRows, 10),
 		rng:      rand.New(rand.NewPCG(seed, 0x5eed)),
-		nextAcct: 1, nextDoc: 1,
+		nextAcct: 1, nextDoc: 1, nextLedger: 1,
 		hot: make([][]Row, len(tables)),
 	}
 }
@@ -59,6 +59,7 @@ const (
 	tItems
 	tEvents
 	tDocs
+	tLedger
 )
 
 // Initial is the first transaction: a few hundred rows, so the initial
@@ -130,7 +131,7 @@ func (g *Gen) Next() Txn {
 // statement picks a table and an operation and returns its SQL (one or more
 // statements) and how many row changes it makes.
 func (g *Gen) statement(big bool) ([]string, int) {
-	ti := []int{tAccounts, tAccounts, tAccounts, tItems, tItems, tEvents, tEvents, tDocs, tDocs}[g.rng.IntN(9)]
+	ti := []int{tAccounts, tAccounts, tAccounts, tItems, tItems, tEvents, tEvents, tDocs, tDocs, tLedger}[g.rng.IntN(10)]
 	if g.rng.IntN(200) == 0 {
 		return g.truncate(), 0
 	}
@@ -195,6 +196,9 @@ func (g *Gen) freshKey(ti int) Row {
 		case tDocs:
 			k = Row{intVal(g.nextDoc)}
 			g.nextDoc++
+		case tLedger:
+			k = Row{intVal(g.nextLedger)}
+			g.nextLedger++
 		}
 		if !g.M.has(ti, k.key(t.Key)) {
 			return k

@@ -47,9 +47,10 @@ type Table struct {
 }
 
 // Tables are the simulated tables, one per shape the applier treats
-// differently: integer key with many types, composite text key, no key, and
-// an out-of-line TOASTed column (STORAGE EXTERNAL, so any body over ~2 kB
-// leaves the row and updates that do not touch it send it as unchanged).
+// differently: integer key with many types, composite text key, no key, an
+// out-of-line TOASTed column (STORAGE EXTERNAL, so any body over ~2 kB
+// leaves the row and updates that do not touch it send it as unchanged), and
+// a key with REPLICA IDENTITY FULL (old rows arrive whole).
 func Tables() []*Table {
 	return []*Table{
 		{Name: "accounts", Key: 1, Cols: []Column{
@@ -67,6 +68,9 @@ func Tables() []*Table {
 		}},
 		{Name: "docs", Key: 1, Setup: "ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL", Cols: []Column{
 			{"id", "int", Int}, {"title", "text", Text}, {"rev", "int", Int}, {"body", "text", Text},
+		}},
+		{Name: "ledger", Key: 1, Setup: "ALTER TABLE ledger REPLICA IDENTITY FULL", Cols: []Column{
+			{"id", "bigint", Int}, {"memo", "text", Text}, {"amount", "numeric", Numeric}, {"at", "timestamptz", TimestampTZ},
 		}},
 	}
 }
