@@ -8,7 +8,7 @@ RSS_ROWS      ?= 5000000
 CRASH_SECONDS ?= 120
 FUZZTIME      ?= 60s
 
-.PHONY: build test test-short lint demo rss test-crash fuzz bench bench-quick clean sim
+.PHONY: build test test-short lint demo rss test-crash fuzz bench bench-quick clean sim soak
 
 build:
 	$(GO) build -o bin/walmirror ./cmd/walmirror
@@ -34,6 +34,13 @@ demo:
 # One source transaction of RSS_ROWS rows; prints walmirror's peak RSS.
 rss:
 	WALMIRROR_RSS_ROWS=$(RSS_ROWS) $(GO) test -count=1 -timeout 60m -run TestHugeTransactionMemory -v ./cmd/walmirror/ | grep -E 'RESULT|PASS|FAIL|ok|main_test'
+
+# Every fault test, repeated: SOAK_ROUNDS rounds of fault-point kills and
+# network outages, and the kill -9 loop for CRASH_SECONDS per target.
+SOAK_ROUNDS ?= 5
+soak:
+	WALMIRROR_FAULT_ROUNDS=$(SOAK_ROUNDS) WALMIRROR_CRASH_SECONDS=$(CRASH_SECONDS) $(GO) test -count=1 -timeout 120m -v \
+		-run 'TestCrashLoop|TestFaultPoints|TestNetworkFaults' ./cmd/walmirror/ | grep -E 'survived|^(---|===|ok|FAIL|PASS)'
 
 # The kill -9 loop for longer (the default test run has a 15 s version).
 test-crash:

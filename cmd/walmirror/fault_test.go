@@ -55,21 +55,28 @@ func TestNetworkFaults(t *testing.T) {
 	defer cmd.Process.Kill()
 	waitForLog(t, logs.Name(), "streaming")
 
-	load := exec.Command(pgbench, "-c", "2", "-T", "16", "-n", "-R", "300", dsn)
-	var loadOut bytes.Buffer
-	load.Stdout, load.Stderr = &loadOut, &loadOut
-	if err := load.Start(); err != nil {
-		t.Fatal(err)
-	}
-	outages := []struct {
+	type outage struct {
 		name        string
 		break_      func()
 		up, down    time.Duration
 		wantInError string
-	}{
-		{"reset", proxy.Cut, 2 * time.Second, 2 * time.Second, ""},
-		{"black hole", proxy.Blackhole, 2 * time.Second, 6 * time.Second, "no message from the server"},
-		{"reset again", proxy.Cut, 2 * time.Second, 1 * time.Second, ""},
+	}
+	var outages []outage
+	for range faultRounds() {
+		outages = append(outages,
+			outage{"reset", proxy.Cut, 2 * time.Second, 2 * time.Second, ""},
+			outage{"black hole", proxy.Blackhole, 2 * time.Second, 6 * time.Second, "no message from the server"},
+			outage{"reset again", proxy.Cut, 2 * time.Second, 1 * time.Second, ""})
+	}
+	seconds := 1
+	for _, o := range outages {
+		seconds += int((o.up + o.down) / time.Second)
+	}
+	load := exec.Command(pgbench, "-c", "2", "-T", strconv.Itoa(seconds), "-n", "-R", "300", dsn)
+	var loadOut bytes.Buffer
+	load.Stdout, load.Stderr = &loadOut, &loadOut
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
 	}
 	for _, o := range outages {
 		time.Sleep(o.up)
@@ -97,6 +104,7 @@ func TestNetworkFaults(t *testing.T) {
 		t.Errorf("want each of %d outages logged once (interrupted, resumed); got %d and %d:\n%s",
 			len(outages), interrupted, resumed, out)
 	}
+	t.Logf("survived %d network outages", len(outages))
 	for _, o := range outages {
 		if o.wantInError != "" && !bytes.Contains(out, []byte(o.wantInError)) {
 			t.Errorf("the %s was not reported as %q:\n%s", o.name, o.wantInError, out)
@@ -221,6 +229,15 @@ func TestSlotInvalidated(t *testing.T) {
 	equal()
 }
 
+// faultRounds is how many times the fault tests repeat their schedule:
+// WALMIRROR_FAULT_ROUNDS, 1 by default (make soak raises it).
+func faultRounds() int {
+	if n, err := strconv.Atoi(os.Getenv("WALMIRROR_FAULT_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
 var faultBuild struct {
 	once sync.Once
 	path string
@@ -255,14 +272,15 @@ func faultBinary(t *testing.T) string {
 func TestFaultPoints(t *testing.T) {
 	needServer(t)
 	bin := faultBinary(t)
-	points := []string{
-		"snapshot.before-commit:1",
-		"apply.before-commit:3",
-		"apply.after-commit:3",
-		"apply.chunk-written:2",
-		"source.flush-reported:3",
-		"apply.after-commit:1",
-		"apply.before-commit:1",
+	points := []string{"snapshot.before-commit:1"} // the copy happens once
+	for range faultRounds() {
+		points = append(points,
+			"apply.before-commit:3",
+			"apply.after-commit:3",
+			"apply.chunk-written:2",
+			"source.flush-reported:3",
+			"apply.after-commit:1",
+			"apply.before-commit:1")
 	}
 	for _, tc := range []struct {
 		name   string
@@ -323,6 +341,7 @@ func TestFaultPoints(t *testing.T) {
 			if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r.code != 0 {
 				t.Fatalf("final run exited %d:\n%s", r.code, r.stderr)
 			}
+			t.Logf("survived %d kills at fault points", len(points))
 			comparePgbench(t, dsn, copyRows)
 		})
 	}
