@@ -207,6 +207,9 @@ func runSim(t *testing.T, p params) {
 	}
 	defer s.src.Close(ctx)
 
+	// Slots pin WAL and the server has 20: many seeds must not run out.
+	t.Cleanup(func() { s.dropSlots(srcDB, tgtDB) })
+
 	dir := t.TempDir()
 	s.targets = []*target{
 		{kind: "sqlite", path: filepath.Join(dir, "copy.sqlite"), slot: "s_sqlite_" + srcDB},
@@ -246,6 +249,31 @@ func runSim(t *testing.T, p params) {
 		t.Logf("round %d: replicated and compared in %v", round, time.Since(began).Round(time.Millisecond))
 	}
 	t.Logf("seed %d: %d transactions in %v", p.seed, s.txCount, time.Since(start).Round(time.Millisecond))
+}
+
+// dropSlots removes the run's slots (retrying while a walsender still
+// holds one) and its databases.
+func (s *sim) dropSlots(srcDB, tgtDB string) {
+	ctx := context.Background()
+	for _, tg := range s.targets {
+		q := fmt.Sprintf("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '%s'", tg.slot)
+		for try := 0; ; try++ {
+			err := server.Exec(ctx, "postgres", q)
+			if err == nil {
+				break
+			}
+			if try == 50 {
+				s.t.Logf("drop slot %s: %v", tg.slot, err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, db := range []string{srcDB, tgtDB} {
+		if err := server.Exec(ctx, "postgres", `DROP DATABASE "`+db+`" WITH (FORCE)`); err != nil {
+			s.t.Logf("drop database %s: %v", db, err)
+		}
+	}
 }
 
 // pickLimits moves chunk and group-commit boundaries with the seed: tiny
