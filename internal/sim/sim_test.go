@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,6 +155,7 @@ type sim struct {
 	targets []*target
 	sqlLog  *os.File // every transaction, for reproducing by hand
 	txCount int
+	cut     atomic.Int64 // interrupted runs cancelled before they finished
 }
 
 func runSim(t *testing.T, p params) {
@@ -248,7 +250,7 @@ func runSim(t *testing.T, p params) {
 		s.replicate(ctx, midLSN, midSnap)
 		t.Logf("round %d: replicated and compared in %v", round, time.Since(began).Round(time.Millisecond))
 	}
-	t.Logf("seed %d: %d transactions in %v", p.seed, s.txCount, time.Since(start).Round(time.Millisecond))
+	t.Logf("seed %d: %d transactions in %v; %d runs interrupted mid-way", p.seed, s.txCount, time.Since(start).Round(time.Millisecond), s.cut.Load())
 }
 
 // dropSlots removes the run's slots (retrying while a walsender still
@@ -325,7 +327,14 @@ func (s *sim) replicate(ctx context.Context, midLSN lsn.LSN, midSnap [][]string)
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.targets))
 	for i, tg := range s.targets {
-		wg.Go(func() { errs[i] = s.replicateOne(ctx, tg, midLSN, midSnap, final) })
+		// Half the time a first run is cut short, as by SIGINT, after a
+		// delay the seed picks (what it has applied by then depends on
+		// timing: the one part of a run a seed does not fix).
+		var interrupt time.Duration
+		if s.orch.IntN(2) == 0 {
+			interrupt = time.Duration(1+s.orch.IntN(500)) * time.Millisecond
+		}
+		wg.Go(func() { errs[i] = s.replicateOne(ctx, tg, interrupt, midLSN, midSnap, final) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -338,9 +347,26 @@ func (s *sim) replicate(ctx context.Context, midLSN lsn.LSN, midSnap [][]string)
 	}
 }
 
-func (s *sim) replicateOne(ctx context.Context, tg *target, midLSN lsn.LSN, midSnap, final [][]string) (err error) {
+func (s *sim) replicateOne(ctx context.Context, tg *target, interrupt time.Duration, midLSN lsn.LSN, midSnap, final [][]string) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
+	cfg := apply.Config{
+		Source: source.Config{DSN: s.srcDSN, Slot: tg.slot, Publication: "walmirror"},
+		Limits: s.limits,
+		Logger: slog.New(slog.NewTextHandler(&tg.log, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	if midSnap != nil {
+		cfg.StopAt = midLSN // never past what the part-way check expects
+	} else {
+		cfg.StopAtNow = true
+	}
+	if interrupt > 0 {
+		if err := s.interrupted(ctx, tg, cfg, interrupt); err != nil {
+			return err
+		}
+	}
+	cfg.StopAt, cfg.StopAtNow = 0, false
+
 	sink, err := tg.open(ctx)
 	if err != nil {
 		return err
@@ -350,11 +376,6 @@ func (s *sim) replicateOne(ctx context.Context, tg *target, midLSN lsn.LSN, midS
 			err = fmt.Errorf("close sink: %w", cerr)
 		}
 	}()
-	cfg := apply.Config{
-		Source: source.Config{DSN: s.srcDSN, Slot: tg.slot, Publication: "walmirror"},
-		Limits: s.limits,
-		Logger: slog.New(slog.NewTextHandler(&tg.log, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	}
 	if midSnap != nil {
 		c := cfg
 		c.StopAt = midLSN
@@ -370,6 +391,28 @@ func (s *sim) replicateOne(ctx context.Context, tg *target, midLSN lsn.LSN, midS
 		return fmt.Errorf("run to now: %w", err)
 	}
 	return s.compare(ctx, tg, sink, final)
+}
+
+// interrupted runs walmirror on its own sink and cancels it after d, like
+// SIGINT to the binary; the sink is closed as the binary would on exit.
+func (s *sim) interrupted(ctx context.Context, tg *target, cfg apply.Config, d time.Duration) error {
+	sink, err := tg.open(ctx)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if err := apply.Run(rctx, sink, cfg); err != nil && rctx.Err() == nil {
+		sink.Close()
+		return fmt.Errorf("run interrupted after %v: %w", d, err)
+	}
+	if rctx.Err() != nil {
+		s.cut.Add(1)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("close sink after an interrupted run: %w", err)
+	}
+	return nil
 }
 
 // compare checks every table of a target against want (model renderings).
