@@ -61,13 +61,23 @@ type copyReader struct {
 	n   int
 	enc rowEncoder
 	err error // the encoder's error, which aborts the COPY
+	// bin: a binary COPY stream, framed by header and trailer, that ends
+	// early, after row stop-1, at the first row the encoder refuses with
+	// errNotBinary (the rest then goes in text).
+	bin     bool
+	stop    int
+	trailer bool // written
 }
 
 // copyChunk is how much is encoded ahead of the reader.
 const copyChunk = 64 << 10
 
-func (r *copyReader) reset(n int, enc rowEncoder) {
+func (r *copyReader) reset(n int, enc rowEncoder, bin bool) {
 	r.buf, r.off, r.i, r.n, r.enc, r.err = r.buf[:0], 0, 0, n, enc, nil
+	r.bin, r.stop, r.trailer = bin, n, false
+	if bin {
+		r.buf = append(r.buf, copyBinaryHeader...)
+	}
 }
 
 func (r *copyReader) Read(p []byte) (int, error) {
@@ -79,16 +89,25 @@ func (r *copyReader) Read(p []byte) (int, error) {
 			r.off += c
 			continue
 		}
-		if r.i >= r.n {
+		r.buf, r.off = r.buf[:0], 0
+		if r.i >= r.stop {
+			if r.bin && !r.trailer {
+				r.buf, r.trailer = append(r.buf, copyBinaryTrailer...), true
+				continue
+			}
 			if n == 0 {
 				return 0, io.EOF
 			}
 			return n, nil
 		}
-		r.buf, r.off = r.buf[:0], 0
-		for r.i < r.n && len(r.buf) < copyChunk {
+		for r.i < r.stop && len(r.buf) < copyChunk {
+			mark := len(r.buf)
 			var err error
 			if r.buf, err = r.enc(r.buf, r.i); err != nil {
+				if r.bin && err == errNotBinary {
+					r.buf, r.stop = r.buf[:mark], r.i
+					break
+				}
 				r.err = err
 				return n, err
 			}

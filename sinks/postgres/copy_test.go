@@ -45,7 +45,7 @@ func TestCopyReader(t *testing.T) {
 	}
 	for _, size := range []int{1, 7, 4096, 65531, 1 << 20} {
 		r := &copyReader{}
-		r.reset(n, enc)
+		r.reset(n, enc, false)
 		var got []byte
 		p := make([]byte, size)
 		for {
@@ -68,8 +68,36 @@ func TestCopyReader(t *testing.T) {
 			return buf, io.ErrUnexpectedEOF
 		}
 		return append(buf, "x\n"...), nil
-	})
+	}, false)
 	if _, err := io.ReadAll(r); err != io.ErrUnexpectedEOF || r.err != io.ErrUnexpectedEOF {
 		t.Errorf("encoder error: %v", err)
+	}
+
+	// A binary stream ends, well formed, before the first row the encoder
+	// refuses, whatever the read size; a refusal is no error.
+	for _, size := range []int{1, 3, 64 << 10} {
+		r.reset(4, func(buf []byte, i int) ([]byte, error) {
+			buf = append(buf, 'r', byte('0'+i))
+			if i == 2 {
+				return buf, errNotBinary
+			}
+			return buf, nil
+		}, true)
+		var got []byte
+		p := make([]byte, size)
+		for {
+			n, err := r.Read(p)
+			got = append(got, p[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := string(copyBinaryHeader) + "r0r1" + string(copyBinaryTrailer)
+		if string(got) != want || r.stop != 2 || r.err != nil {
+			t.Errorf("read size %d: %q, stop %d, err %v; want %q, stop 2", size, got, r.stop, r.err, want)
+		}
 	}
 }

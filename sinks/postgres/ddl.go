@@ -139,6 +139,7 @@ type tableInfo struct {
 	stage   string // qualified staging table, "" until created
 	gcol    string // its group column (quoted)
 	copySQL string
+	bin     []binEnc          // per column, for binary COPY; nil when some column has none
 	patch   map[string]string // UPDATE ... FROM stage per sent-column mask
 	ups     string            // upsert statement(s) from the stage
 	upd     string            // update statement from the stage
@@ -209,6 +210,13 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 		}
 		ti.cols = append(ti.cols, quoteIdent(c.Name))
 		ti.cmp = append(ti.cmp, cmpFor(tc.typeOID))
+		ti.bin = append(ti.bin, binaryEncoderFor(c.TypeID, tc.typeOID))
+	}
+	for _, e := range ti.bin {
+		if e == nil || !binaryCopy {
+			ti.bin = nil // binary COPY is all or nothing
+			break
+		}
 	}
 	// The staging table's group column: a name no column has.
 	ti.gcol = "g"

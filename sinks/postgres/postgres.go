@@ -34,8 +34,12 @@
 //
 // # Writing
 //
-// Inserts are COPY ... FROM STDIN in text format, fed straight from the
-// values. Deletes, upserts and patches (updates of only the columns sent) go
+// Inserts are COPY ... FROM STDIN, fed straight from the values: in binary
+// format when every column's type has an exact binary encoding of its text
+// output form (integers, bool, numeric, date, timestamp[tz], uuid, jsonb,
+// text-like; binary.go), which spares the server its text input functions,
+// else in text format; a value the encoders do not take sends the rest of
+// the batch in text. Deletes, upserts and patches (updates of only the columns sent) go
 // through a temporary staging table per table shape: one COPY of all of them,
 // then one DELETE ... USING, one INSERT ... SELECT ... ON CONFLICT DO UPDATE
 // and one UPDATE ... FROM per distinct set of sent columns. Ordered row

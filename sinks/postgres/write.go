@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -60,11 +61,18 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 
 // copy streams n rows into the target with one COPY statement.
 func (s *Sink) copy(ctx context.Context, sql string, n int, enc rowEncoder) error {
+	_, err := s.stream(ctx, sql, n, enc, false)
+	return err
+}
+
+// stream runs one COPY of up to n rows; a binary one may stop early (see
+// copyReader) and returns how many rows it sent.
+func (s *Sink) stream(ctx context.Context, sql string, n int, enc rowEncoder, bin bool) (int, error) {
 	if s.cr == nil {
 		s.cr = &copyReader{}
 	}
 	r := s.cr
-	r.reset(n, enc)
+	r.reset(n, enc, bin)
 	pg := s.conn.PgConn()
 	_, err := pg.CopyFrom(ctx, r, sql)
 	if err != nil && pg.IsClosed() {
@@ -73,14 +81,51 @@ func (s *Sink) copy(ctx context.Context, sql string, n int, enc rowEncoder) erro
 		s.cr = nil
 	}
 	if r.err != nil {
-		return r.err
+		return 0, r.err
 	}
-	return err
+	return r.stop, err
+}
+
+// errNotBinary: a row has a value the binary encoders do not take.
+var errNotBinary = errors.New("not encodable in binary")
+
+// copyBinary sends n rows by binary COPY when bin (nil for none) encodes
+// them; from the first row it refuses on, the rest goes by text COPY, so
+// the server's own input functions judge any value the encoders do not
+// fully understand.
+func (s *Sink) copyBinary(ctx context.Context, sql string, n int, bin, text rowEncoder) error {
+	if bin == nil {
+		return s.copy(ctx, sql, n, text)
+	}
+	sent, err := s.stream(ctx, sql+" (FORMAT binary)", n, bin, true)
+	if err != nil || sent == n {
+		return err
+	}
+	return s.copy(ctx, sql, n-sent, func(buf []byte, i int) ([]byte, error) { return text(buf, sent+i) })
+}
+
+// binaryRow appends a complete row in binary COPY form.
+func binaryRow(ti *tableInfo, buf []byte, tup schema.Tuple) ([]byte, error) {
+	if len(tup) != len(ti.bin) {
+		return buf, errNotBinary
+	}
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(tup)))
+	for i, d := range tup {
+		var ok bool
+		if buf, ok = appendBinaryField(buf, ti.bin[i], d); !ok {
+			return buf, errNotBinary
+		}
+	}
+	return buf, nil
 }
 
 // copyRows bulk-loads complete rows into the target table.
 func (s *Sink) copyRows(ctx context.Context, ti *tableInfo, rows []schema.Tuple) error {
-	err := s.copy(ctx, ti.copySQL, len(rows), func(buf []byte, i int) ([]byte, error) {
+	var bin rowEncoder
+	if ti.bin != nil {
+		bin = func(buf []byte, i int) ([]byte, error) { return binaryRow(ti, buf, rows[i]) }
+	}
+	err := s.copyBinary(ctx, ti.copySQL, len(rows), bin, func(buf []byte, i int) ([]byte, error) {
 		return fullRow(ti, buf, rows[i])
 	})
 	if err != nil {
@@ -204,8 +249,45 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		}
 		return append(buf, '\n'), nil
 	}
+	// The same in binary: the group, then the columns.
+	stageBinary := func(buf []byte, g int, tup schema.Tuple) ([]byte, error) {
+		if len(tup) != len(ti.cols) {
+			return buf, errNotBinary
+		}
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(tup)+1))
+		buf = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(buf, 4), uint32(g))
+		for c, d := range tup {
+			if g == gDelete && !isKey[c] || g >= gPatch && d.State == schema.Unchanged {
+				buf = appendBinaryNull(buf)
+				continue
+			}
+			var ok bool
+			if buf, ok = appendBinaryField(buf, ti.bin[c], d); !ok {
+				return buf, errNotBinary
+			}
+		}
+		return buf, nil
+	}
 	n := nd + nu + nup + len(b.Patches)
-	err = s.copy(ctx, "COPY "+stage+" FROM STDIN", n, func(buf []byte, i int) ([]byte, error) {
+	var bin rowEncoder
+	if ti.bin != nil {
+		bin = func(buf []byte, i int) ([]byte, error) {
+			switch {
+			case i < nd:
+				return stageBinary(buf, gDelete, b.Deletes[i])
+			case i < nd+nu:
+				return stageBinary(buf, gUpsert, b.Upserts[i-nd])
+			case i < nd+nu+nup:
+				return stageBinary(buf, gUpdate, b.Updates[i-nd-nu])
+			}
+			j := i - nd - nu - nup
+			if patchG[j] < 0 {
+				return buf, nil
+			}
+			return stageBinary(buf, patchG[j], b.Patches[j])
+		}
+	}
+	err = s.copyBinary(ctx, "COPY "+stage+" FROM STDIN", n, bin, func(buf []byte, i int) ([]byte, error) {
 		switch {
 		case i < nd:
 			return stageRow(buf, gDelete, b.Deletes[i], "delete")
@@ -355,7 +437,11 @@ func (s *Sink) ordered(ctx context.Context, ti *tableInfo, rows []schema.RowChan
 				n++
 			}
 			run := rows[:n]
-			err := s.copy(ctx, ti.copySQL, n, func(buf []byte, i int) ([]byte, error) {
+			var bin rowEncoder
+			if ti.bin != nil {
+				bin = func(buf []byte, i int) ([]byte, error) { return binaryRow(ti, buf, run[i].New) }
+			}
+			err := s.copyBinary(ctx, ti.copySQL, n, bin, func(buf []byte, i int) ([]byte, error) {
 				return fullRow(ti, buf, run[i].New)
 			})
 			if err != nil {
