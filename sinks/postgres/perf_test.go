@@ -20,13 +20,18 @@ import (
 // CPU seconds of the target's backend (from /proc, so other load on the
 // machine barely matters), of this process, and wall time. Opt-in:
 // WALMIRROR_PERF=rows (e.g. 1000000); WALMIRROR_PERF_EXPLAIN=1 also logs the
-// plans of slow statements (auto_explain) to /tmp/perf-postgres.log.
+// plans of slow statements (auto_explain) to /tmp/perf-postgres.log;
+// WALMIRROR_PERF_TEXT=1 copies in text only.
 func TestApplyCost(t *testing.T) {
 	total, _ := strconv.Atoi(os.Getenv("WALMIRROR_PERF"))
 	if total == 0 {
 		t.Skip("set WALMIRROR_PERF=rows to measure")
 	}
 	const chunk, commit = 20_000, 60_000
+	if os.Getenv("WALMIRROR_PERF_TEXT") != "" {
+		postgres.SetBinaryCopy(false) // text COPY, to compare
+		defer postgres.SetBinaryCopy(true)
+	}
 	dsn := newDB(t, "perf")
 	if os.Getenv("WALMIRROR_PERF_EXPLAIN") != "" {
 		c := connect(t, dsn)
