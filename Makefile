@@ -40,7 +40,8 @@ rss:
 SOAK_ROUNDS ?= 5
 soak:
 	WALMIRROR_FAULT_ROUNDS=$(SOAK_ROUNDS) WALMIRROR_CRASH_SECONDS=$(CRASH_SECONDS) $(GO) test -count=1 -timeout 120m -v \
-		-run 'TestCrashLoop|TestFaultPoints|TestNetworkFaults' ./cmd/walmirror/ | grep -E 'survived|^(---|===|ok|FAIL|PASS)'
+		-run 'TestCrashLoop|TestFaultPoints|TestNetworkFaults' ./cmd/walmirror/ > soak.log 2>&1; \
+		status=$$?; grep -E 'survived|^\s*(---|ok|FAIL|PASS)' soak.log; echo "full output: soak.log"; exit $$status
 
 # The kill -9 loop for longer (the default test run has a 15 s version).
 test-crash:
