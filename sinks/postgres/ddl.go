@@ -130,20 +130,21 @@ func cmpFor(targetType uint32) cmpKind {
 // shape. It describes the committed catalog plus this transaction's changes;
 // Rollback forgets it.
 type tableInfo struct {
-	t       *schema.Table
-	name    string   // quoted schema.table
-	cols    []string // quoted column names, in the shape's order
-	keyIdx  []int
-	cmp     []cmpKind
-	unique  bool   // a unique index on exactly the key columns: ON CONFLICT works
-	stage   string // qualified staging table, "" until created
-	gcol    string // its group column (quoted)
-	copySQL string
-	bin     []binEnc          // per column, for binary COPY; nil when some column has none
-	patch   map[string]string // UPDATE ... FROM stage per sent-column mask
-	ups     string            // upsert statement(s) from the stage
-	upd     string            // update statement from the stage
-	del     string
+	t         *schema.Table
+	name      string   // quoted schema.table
+	cols      []string // quoted column names, in the shape's order
+	keyIdx    []int
+	cmp       []cmpKind
+	unique    bool   // a unique index on exactly the key columns: ON CONFLICT works
+	stage     string // qualified staging table, "" until created
+	gcol      string // its group column (quoted)
+	copySQL   string
+	bin       []binEnc          // per column, for binary COPY; nil when some column has none
+	patch     map[string]string // UPDATE ... FROM stage per sent-column mask
+	ups       string            // upsert statement(s) from the stage
+	upd       string            // update statement from the stage
+	del       string
+	stageDead int // rows deleted from the stage since it was last truncated
 }
 
 // targetColumn is a column of the existing target table.
@@ -324,7 +325,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	delete(s.tables, t)
 	ti, err := s.info(ctx, t)
 	if err == nil && old != nil {
-		ti.stage = old.stage // same shape, same staging columns
+		ti.stage, ti.stageDead = old.stage, old.stageDead // same shape, same staging columns
 	}
 	return err
 }

@@ -143,6 +143,10 @@ func detail(err error) error {
 	return err
 }
 
+// stageTruncateRows: a staging table is emptied by TRUNCATE rather than
+// DELETE once it holds this many dead rows.
+const stageTruncateRows = 10_000
+
 // Staged rows: g says what a row is for.
 const (
 	gDelete = 0
@@ -333,11 +337,15 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		fmt.Fprintf(&sb, "UPDATE %s AS t SET %s FROM %s AS s WHERE s.%s = %d AND %s;\n",
 			ti.name, strings.Join(sets, ", "), stage, ti.gcol, gPatch+i, keyMatch(ti))
 	}
-	// Emptying a small stage with DELETE avoids TRUNCATE's new relation file.
-	if n < 10_000 {
+	// Emptying a small stage with DELETE avoids TRUNCATE's new relation
+	// file, but its dead rows stay (nothing vacuums temporary tables) and
+	// every later statement scans them: TRUNCATE once they add up.
+	if ti.stageDead+n < stageTruncateRows {
 		sb.WriteString("DELETE FROM " + stage)
+		ti.stageDead += n
 	} else {
 		sb.WriteString("TRUNCATE " + stage)
+		ti.stageDead = 0
 	}
 	results, err := s.conn.PgConn().Exec(ctx, sb.String()).ReadAll()
 	if err != nil {
