@@ -81,6 +81,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./lsn/
 	$(GO) test -run XXX -fuzz '^FuzzParseArray$$' -fuzztime $(FUZZTIME) ./sinks/duckdb/
 	$(GO) test -run XXX -fuzz '^FuzzParseValues$$' -fuzztime $(FUZZTIME) ./sinks/duckdb/
+	$(GO) test -run XXX -fuzz '^FuzzBinaryEncoders$$' -fuzztime $(FUZZTIME) -short ./sinks/postgres/
 
 clean:
 	rm -rf bin walmirror-demo.duckdb walmirror-demo.duckdb.wal walmirror-demo.sqlite walmirror-demo.sqlite-wal walmirror-demo.sqlite-shm
