@@ -160,16 +160,9 @@ func TestSlotInvalidated(t *testing.T) {
 	}
 	equal := func() {
 		t.Helper()
-		want, err := mirrortest.SourceRows(ctx, dsn, "SELECT id, v FROM t")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := mirrortest.SQLiteRows(ctx, path, "SELECT id, v FROM t")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := mirrortest.Diff(want, got); d != "" {
-			t.Fatal(d)
+		compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SQLiteRows(ctx, path, q) }, "SELECT id, v FROM t")
+		if t.Failed() {
+			t.FailNow()
 		}
 	}
 	if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r.code != 0 {
@@ -431,17 +424,7 @@ func TestTargetDiskFull(t *testing.T) {
 			if r := walmirror(t, nil, args...); r.code != 0 {
 				t.Fatalf("run after the disk was grown: %s", r.stderr)
 			}
-			want, err := mirrortest.SourceRows(ctx, dsn, "SELECT id, pad FROM t")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := copyRows("SELECT id, pad FROM t")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := mirrortest.Diff(want, got); d != "" {
-				t.Fatalf("after the disk was grown: %s", d)
-			}
+			compareRows(t, dsn, copyRows, "SELECT id, pad FROM t")
 		})
 	}
 }

@@ -314,12 +314,18 @@ func crashLoop(t *testing.T, seconds int, target string, copyRows func(query str
 // key, so duplicates and losses both show) row for row against the source.
 func comparePgbench(t *testing.T, dsn string, copyRows func(query string) ([]string, error)) {
 	t.Helper()
-	for _, q := range []string{
+	compareRows(t, dsn, copyRows,
 		"SELECT aid, bid, abalance, filler FROM pgbench_accounts",
 		"SELECT bid, bbalance FROM pgbench_branches",
 		"SELECT tid, bid, tbalance FROM pgbench_tellers",
-		"SELECT tid, bid, aid, delta FROM pgbench_history",
-	} {
+		"SELECT tid, bid, aid, delta FROM pgbench_history")
+}
+
+// compareRows runs each query on the source and through copyRows on the copy
+// and reports any difference, as a multiset of rows.
+func compareRows(t *testing.T, dsn string, copyRows func(query string) ([]string, error), queries ...string) {
+	t.Helper()
+	for _, q := range queries {
 		want, err := mirrortest.SourceRows(context.Background(), dsn, q)
 		if err != nil {
 			t.Fatal(err)
