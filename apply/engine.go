@@ -51,6 +51,12 @@ type engine struct {
 	state  schema.State // last committed
 	stopAt lsn.LSN      // 0: run until cancelled
 	conf   confirmer
+	// pipe, when set, runs target calls on a writer goroutine (Config.Pipeline).
+	pipelined bool
+	pipe      *pipeline
+	// sinkOpen: the sink holds an open transaction. Touched only by whoever
+	// runs target calls (the writer goroutine when pipelining).
+	sinkOpen bool
 	// onCommit, when set, sees each target commit.
 	onCommit   func(CommitInfo)
 	srcCommits []time.Time // commit times of the source transactions in the open target transaction
@@ -104,13 +110,29 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 // is reached (errStopReached). An open target transaction is rolled back on
 // any other exit: what it held is streamed again next time.
 func (e *engine) run(ctx context.Context, events <-chan source.Event) (err error) {
+	if e.pipelined {
+		e.pipe = startPipeline(ctx)
+	}
 	defer func() {
-		if e.open && !errors.Is(err, errStopReached) {
+		if e.pipe != nil {
+			// Every queued call finishes (or is skipped after a failure)
+			// before the run may end: a stop position is only reached once
+			// its commit really happened.
+			switch perr := e.pipe.stop(); {
+			case perr == nil:
+			case err == nil || errors.Is(err, errStopReached):
+				err = perr
+			case !errors.Is(err, perr):
+				err = errors.Join(err, perr)
+			}
+		}
+		if e.sinkOpen && !errors.Is(err, errStopReached) {
 			if rerr := e.sink.Rollback(context.WithoutCancel(ctx)); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("roll back target: %w", rerr))
 			}
-			e.open = false
+			e.sinkOpen = false
 		}
+		e.open = false
 	}()
 	for {
 		select {
@@ -155,8 +177,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		// Nothing in flight and all received is applied: let the slot move on
 		// past WAL that held nothing for us, so an idle publication pins none.
 		e.log.Debug("keepalive: confirm", "wal_end", ev.WALEnd)
-		e.conf.Confirm(ev.WALEnd)
-		return nil
+		return e.confirm(ctx, ev.WALEnd)
 	}
 	switch m := ev.Msg.(type) {
 	case *pgoutput.Begin:
@@ -185,7 +206,9 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		stop := e.stopAt != 0 && m.EndLSN > e.stopAt
 		if !e.open {
 			// Nothing to write for this transaction: nothing is in flight.
-			e.conf.Confirm(m.EndLSN)
+			if err := e.confirm(ctx, m.EndLSN); err != nil {
+				return err
+			}
 		} else if stop || e.commitDue(idle) {
 			if err := e.commit(ctx); err != nil {
 				return err
@@ -312,15 +335,22 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 		tables = append(tables, t)
 	}
 	e.pendingN++
-	return e.sink.Truncate(ctx, tables)
+	return e.call(ctx, func(ctx context.Context) error { return e.sink.Truncate(ctx, tables) })
 }
 
 func (e *engine) ensureOpen(ctx context.Context) error {
 	if e.open {
 		return nil
 	}
-	if err := e.sink.Begin(ctx); err != nil {
-		return fmt.Errorf("begin target transaction: %w", err)
+	err := e.call(ctx, func(ctx context.Context) error {
+		if err := e.sink.Begin(ctx); err != nil {
+			return fmt.Errorf("begin target transaction: %w", err)
+		}
+		e.sinkOpen = true
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	e.open, e.openedAt = true, time.Now()
 	return nil
@@ -330,8 +360,14 @@ func (e *engine) ensure(ctx context.Context, t *schema.Table) error {
 	if e.ensured[t] {
 		return nil
 	}
-	if err := e.sink.EnsureTable(ctx, t); err != nil {
-		return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
+	err := e.call(ctx, func(ctx context.Context) error {
+		if err := e.sink.EnsureTable(ctx, t); err != nil {
+			return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	e.ensured[t] = true
 	return nil
@@ -358,8 +394,14 @@ func (e *engine) flushTable(ctx context.Context, relID uint32) error {
 		if err := e.ensure(ctx, b.Table); err != nil {
 			return err
 		}
-		if err := e.sink.Write(ctx, b); err != nil {
-			return fmt.Errorf("write %d changes to %s: %w", b.Len(), b.Table.QualifiedName(), err)
+		err := e.call(ctx, func(ctx context.Context) error {
+			if err := e.sink.Write(ctx, b); err != nil {
+				return fmt.Errorf("write %d changes to %s: %w", b.Len(), b.Table.QualifiedName(), err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -373,21 +415,48 @@ func (e *engine) commit(ctx context.Context) error {
 	st := e.state
 	st.LSN = e.lastEnd
 	st.Phase = schema.PhaseStreaming
-	faultpoint.Hit("apply.before-commit")
-	if err := e.sink.Commit(ctx, st); err != nil {
-		e.open = false // a failed commit leaves nothing open
-		return fmt.Errorf("commit target transaction: %w", err)
-	}
-	faultpoint.Hit("apply.after-commit")
 	e.open = false
 	e.state = st
 	e.pendingN, e.pendingSize = 0, 0
 	e.stats.Commits++
+	stats := e.stats
+	var srcCommits []time.Time
 	if e.onCommit != nil {
-		e.onCommit(CommitInfo{State: st, Stats: e.stats, At: time.Now(), SourceCommits: e.srcCommits})
+		srcCommits = append(srcCommits, e.srcCommits...) // the engine reuses its slice meanwhile
 		e.srcCommits = e.srcCommits[:0]
 	}
-	e.log.Debug("committed", "lsn", st.LSN)
-	e.conf.Confirm(st.LSN)
-	return nil
+	return e.call(ctx, func(ctx context.Context) error {
+		faultpoint.Hit("apply.before-commit")
+		err := e.sink.Commit(ctx, st)
+		e.sinkOpen = false // a failed commit leaves nothing open either
+		if err != nil {
+			return fmt.Errorf("commit target transaction: %w", err)
+		}
+		faultpoint.Hit("apply.after-commit")
+		if e.onCommit != nil {
+			e.onCommit(CommitInfo{State: st, Stats: stats, At: time.Now(), SourceCommits: srcCommits})
+		}
+		e.log.Debug("committed", "lsn", st.LSN)
+		// Only now, after the commit returned, may the source hear of it.
+		e.conf.Confirm(st.LSN)
+		return nil
+	})
+}
+
+// call runs fn against the sink: at once, or after every call queued before
+// it when pipelining.
+func (e *engine) call(ctx context.Context, fn func(context.Context) error) error {
+	if e.pipe == nil {
+		return fn(ctx)
+	}
+	return e.pipe.submit(ctx, fn)
+}
+
+// confirm reports l as applied, behind any commit still queued.
+func (e *engine) confirm(ctx context.Context, l lsn.LSN) error {
+	if e.pipe == nil {
+		e.conf.Confirm(l)
+		return nil
+	}
+	return e.pipe.submit(ctx, func(context.Context) error { e.conf.Confirm(l); return nil })
 }

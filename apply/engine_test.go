@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -86,11 +87,26 @@ func txn(commit, end lsn.LSN, msgs ...pgoutput.Message) []source.Event {
 	return append(evs, source.Event{Msg: &pgoutput.Commit{CommitLSN: commit, EndLSN: end}})
 }
 
+// runEngine runs evs through the engine, then again with pipelining, which
+// must make exactly the same target calls and confirmations.
 func runEngine(t *testing.T, st schema.State, stopAt lsn.LSN, limits Limits, evs []source.Event) (*recordingSink, *confirmLog, error) {
-	sink := &recordingSink{}
+	t.Helper()
+	sink, conf, err := runEngineMode(t, st, stopAt, limits, evs, &recordingSink{}, false)
+	psink, pconf, perr := runEngineMode(t, st, stopAt, limits, evs, &recordingSink{}, true)
+	if a, b := strings.Join(sink.calls, "; "), strings.Join(psink.calls, "; "); a != b {
+		t.Errorf("pipelined calls differ:\n     %s\npipe %s", a, b)
+	}
+	if fmt.Sprint(conf.confirmed) != fmt.Sprint(pconf.confirmed) || fmt.Sprint(err) != fmt.Sprint(perr) {
+		t.Errorf("pipelined run differs: confirmed %v / %v, err %v / %v", conf.confirmed, pconf.confirmed, err, perr)
+	}
+	return sink, conf, err
+}
+
+func runEngineMode(t *testing.T, st schema.State, stopAt lsn.LSN, limits Limits, evs []source.Event, sink *recordingSink, pipelined bool) (*recordingSink, *confirmLog, error) {
 	conf := &confirmLog{t: t, sink: sink}
 	e := newEngine(sink, slog.New(slog.DiscardHandler), limits, st, stopAt)
 	e.conf = conf
+	e.pipelined = pipelined
 	ch := make(chan source.Event, len(evs))
 	for _, ev := range evs {
 		ch <- ev
@@ -161,20 +177,14 @@ func TestEngineStopsAtLSN(t *testing.T) {
 func TestEngineFailedWriteRollsBackAndConfirmsNothing(t *testing.T) {
 	evs := []source.Event{{Msg: relMsg}}
 	evs = append(evs, txn(0x200, 0x210, &pgoutput.Insert{RelationID: 1, New: tup("1", "x", "y")})...)
-	sink := &recordingSink{failWrite: true}
-	conf := &confirmLog{t: t, sink: sink}
-	e := newEngine(sink, slog.New(slog.DiscardHandler), DefaultLimits(), schema.State{LSN: 0x100}, 0)
-	e.conf = conf
-	ch := make(chan source.Event, len(evs))
-	for _, ev := range evs {
-		ch <- ev
-	}
-	close(ch)
-	if err := e.run(context.Background(), ch); err == nil || !strings.Contains(err.Error(), "disk full") {
-		t.Fatalf("run: %v", err)
-	}
-	if len(conf.confirmed) != 0 || sink.calls[len(sink.calls)-1] != "rollback" {
-		t.Fatalf("confirmed %v, calls %v", conf.confirmed, sink.calls)
+	for _, pipelined := range []bool{false, true} {
+		sink, conf, err := runEngineMode(t, schema.State{LSN: 0x100}, 0, DefaultLimits(), evs, &recordingSink{failWrite: true}, pipelined)
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("pipelined=%v: run: %v", pipelined, err)
+		}
+		if len(conf.confirmed) != 0 || sink.calls[len(sink.calls)-1] != "rollback" {
+			t.Fatalf("pipelined=%v: confirmed %v, calls %v", pipelined, conf.confirmed, sink.calls)
+		}
 	}
 }
 

@@ -25,6 +25,9 @@ type Config struct {
 	// slot is created again and every published table copied afresh (in one
 	// target transaction, so readers see the old copy until it commits).
 	Resync bool
+	// Pipeline applies each chunk to the target on a writer goroutine while
+	// the next is received and compacted (experimental: see pipeline.go).
+	Pipeline bool
 	// MaxBackoff caps the wait between reconnects after a connection loss.
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
@@ -126,6 +129,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	r.log.Info("streaming", "slot", r.cfg.Source.Slot, "from", st.LSN)
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
 	e.conf = stream
+	e.pipelined = r.cfg.Pipeline
 	e.onCommit = r.cfg.OnCommit
 	err = e.run(ctx, stream.Events())
 	if errors.Is(err, errStreamEnded) {

@@ -275,28 +275,33 @@ func TestFaultPoints(t *testing.T) {
 			"apply.after-commit:1",
 			"apply.before-commit:1")
 	}
+	pgTarget := func(t *testing.T) (string, func(q string) ([]string, error)) {
+		db, err := server.CreateDatabase(context.Background(), "fault_target")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dsn := server.DSN(db)
+		return dsn, func(q string) ([]string, error) { return mirrortest.SourceRows(context.Background(), dsn, q) }
+	}
 	for _, tc := range []struct {
 		name   string
 		target func(t *testing.T) (string, func(q string) ([]string, error))
+		extra  []string
 	}{
 		{"sqlite", func(t *testing.T) (string, func(q string) ([]string, error)) {
 			path := filepath.Join(t.TempDir(), "copy.db")
 			return "sqlite:" + path, func(q string) ([]string, error) { return mirrortest.SQLiteRows(context.Background(), path, q) }
-		}},
+		}, nil},
 		{"duckdb", func(t *testing.T) (string, func(q string) ([]string, error)) {
 			path := filepath.Join(t.TempDir(), "copy.duckdb")
 			return "duckdb:" + path, func(q string) ([]string, error) {
 				return mirrortest.DuckDBRows(context.Background(), path, strings.Replace(q, "FROM ", "FROM public.", 1))
 			}
-		}},
-		{"postgres", func(t *testing.T) (string, func(q string) ([]string, error)) {
-			db, err := server.CreateDatabase(context.Background(), "fault_target")
-			if err != nil {
-				t.Fatal(err)
-			}
-			dsn := server.DSN(db)
-			return dsn, func(q string) ([]string, error) { return mirrortest.SourceRows(context.Background(), dsn, q) }
-		}},
+		}, nil},
+		{"postgres", pgTarget, nil},
+		// The pipelined engine commits and confirms on a writer goroutine:
+		// the same windows, moved to another thread.
+		{"postgres-pipelined", pgTarget, []string{"--pipeline"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dsn, db := newDatabase(t, "")
@@ -305,8 +310,8 @@ func TestFaultPoints(t *testing.T) {
 				t.Fatalf("pgbench -i: %v\n%s", err, out)
 			}
 			target, copyRows := tc.target(t)
-			args := []string{"run", "--source", dsn, "--target", target, "--slot", "s_" + db,
-				"--commit-rows", "300", "--chunk-rows", "40"}
+			args := append([]string{"run", "--source", dsn, "--target", target, "--slot", "s_" + db,
+				"--commit-rows", "300", "--chunk-rows", "40"}, tc.extra...)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			load := exec.CommandContext(ctx, pgbench, "-c", "2", "-T", "600", "-n", "-R", "400", dsn)

@@ -35,6 +35,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	durationFlag(fs, &lim.CommitInterval, "commit-interval", lim.CommitInterval, "commit the target transaction at least this often while changes flow")
 	fs.IntVar(&lim.ChunkRows, "chunk-rows", lim.ChunkRows, "write buffered changes to the open target transaction after this many")
 	fs.IntVar(&lim.ChunkBytes, "chunk-bytes", lim.ChunkBytes, "... or after this many bytes: bounds memory for huge source transactions")
+	fs.BoolVar(&cfg.Pipeline, "pipeline", false, "experimental: apply each chunk to the target while the next one is received")
 	fs.BoolVar(&cfg.Resync, "resync", false, "if the slot the target follows is gone or invalidated, create it again and copy every table afresh (instead of stopping)")
 	durationFlag(fs, &cfg.MaxBackoff, "max-backoff", 0, "longest wait between reconnects after a connection loss (default 30s)")
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent (connecting, answering, streaming) before walmirror reconnects")
