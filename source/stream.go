@@ -188,7 +188,7 @@ func (st *Stream) receive(ctx context.Context) error {
 	// Like PostgreSQL's walreceiver: after half the timeout without a word
 	// from the server, ask it for a keepalive; after the whole timeout, the
 	// connection is presumed dead (a network black hole gives no error).
-	lastHeard, pinged := time.Now(), false
+	lastHeard, heard, pinged := time.Now(), false, false
 	for {
 		if err := maybeStatus(false); err != nil {
 			return err
@@ -199,7 +199,11 @@ func (st *Stream) receive(ctx context.Context) error {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
-				silent := time.Since(lastHeard)
+				now := time.Now()
+				if heard { // messages came since the last wake: silence starts now
+					lastHeard, heard, pinged = now, false, false
+				}
+				silent := now.Sub(lastHeard)
 				if silent >= st.timeout {
 					return classify("receive replication stream", &timeoutError{err: fmt.Errorf("no message from the server for %s", silent.Round(time.Second))})
 				}
@@ -257,8 +261,9 @@ func (st *Stream) receive(ctx context.Context) error {
 		case *pgproto3.CopyDone:
 			return classify("replication stream", errors.New("server ended the stream (CopyDone)"))
 		}
-		// Measured from here, not from the read: time spent waiting for the
-		// engine to take the event is not the server's silence.
-		lastHeard, pinged = time.Now(), false
+		// A flag, not a clock read per message; the next wake turns it into a
+		// time, so waiting for the engine to take events is not the server's
+		// silence either.
+		heard = true
 	}
 }
