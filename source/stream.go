@@ -102,6 +102,11 @@ func (st *Stream) RequestReply() { st.reply.Store(true) }
 func (st *Stream) Close(ctx context.Context) error {
 	st.cancel()
 	st.wg.Wait()
+	if st.conn.IsClosed() {
+		// A failed read already closed it, and pgconn is still sending
+		// Terminate on a goroutine of its own: writing now would race with it.
+		return nil
+	}
 	err := st.sendStatus(false)
 	if cerr := st.conn.Close(ctx); err == nil {
 		err = cerr
