@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,22 +25,7 @@ import (
 
 var server *testenv.Server
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	flag.Parse()
-	if testing.Short() {
-		return m.Run()
-	}
-	srv, err := testenv.Start(context.Background(), testenv.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
-		return 1
-	}
-	defer srv.Close()
-	server = srv
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunTests(m, &server)) }
 
 // mirror is one source database and one SQLite copy of it.
 type mirror struct {

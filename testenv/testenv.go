@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -735,4 +736,22 @@ func (l *logSink) close() {
 		l.f = nil
 	}
 	l.logf = nil
+}
+
+// RunTests is a test package's TestMain body when its tests share one server:
+// it starts the server (none under -short, where *srv stays nil), runs the
+// tests and stops it, returning the exit code.
+func RunTests(m *testing.M, srv **Server) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run()
+	}
+	s, err := Start(context.Background(), Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
+		return 1
+	}
+	defer s.Close()
+	*srv = s
+	return m.Run()
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -33,22 +32,7 @@ import (
 
 var server *testenv.Server
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	flag.Parse()
-	if testing.Short() {
-		return m.Run()
-	}
-	srv, err := testenv.Start(context.Background(), testenv.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
-		return 1
-	}
-	defer srv.Close()
-	server = srv
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunTests(m, &server)) }
 
 // params are everything besides the seed that shapes a run; a failure
 // prints them all, since the transactions depend on them too.

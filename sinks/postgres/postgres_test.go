@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -27,22 +26,7 @@ var _ apply.Sink = (*postgres.Sink)(nil)
 // databases of its own.
 var srv *testenv.Server
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	flag.Parse()
-	if testing.Short() {
-		return m.Run()
-	}
-	s, err := testenv.Start(context.Background(), testenv.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
-		return 1
-	}
-	defer s.Close()
-	srv = s
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunTests(m, &srv)) }
 
 // newDB creates a database and returns its DSN.
 func newDB(tb testing.TB, prefix string) string {
