@@ -60,13 +60,21 @@ func (e *env) consumers(db string) []consumer {
 type walmirrorRun struct {
 	e            *env
 	db, k, slot  string
-	dst          string // target argument
-	check        string // where aggregates are read
+	variant      string   // "KIND+FLAG": the name as given
+	flags        []string // --FLAG for each +FLAG
+	dst          string   // target argument
+	check        string   // where aggregates are read
 	workloadName string
 }
 
-func (e *env) walmirror(db, kind, slot string) *walmirrorRun {
-	w := &walmirrorRun{e: e, db: db, k: kind, slot: slot, workloadName: db}
+func (e *env) walmirror(db, spec, slot string) *walmirrorRun {
+	parts := strings.Split(spec, "+")
+	kind := parts[0]
+	slot = strings.ReplaceAll(slot, "+", "_")
+	w := &walmirrorRun{e: e, db: db, k: kind, variant: spec, slot: slot, workloadName: db}
+	for _, f := range parts[1:] {
+		w.flags = append(w.flags, "--"+f)
+	}
 	switch kind {
 	case "sqlite":
 		w.check = filepath.Join(e.work, db+"-"+slot+".sqlite")
@@ -75,38 +83,45 @@ func (e *env) walmirror(db, kind, slot string) *walmirrorRun {
 		w.check = filepath.Join(e.work, db+"-"+slot+".duckdb")
 		w.dst = "duckdb:" + w.check
 	case "postgres":
-		name := strings.ReplaceAll(db+"_"+slot, "-", "_")
-		w.check = e.dst.DSN(name)
+		w.check = e.dst.DSN(w.dbName())
 		w.dst = w.check
 	}
 	return w
 }
 
-func (w *walmirrorRun) name() string   { return "walmirror-" + w.k }
+func (w *walmirrorRun) name() string   { return "walmirror-" + w.variant }
 func (w *walmirrorRun) kind() string   { return w.k }
 func (w *walmirrorRun) target() string { return w.check }
 
 func (w *walmirrorRun) args(extra ...string) []string {
 	args := append([]string{"run", "--source", w.e.src.DSN(w.db), "--target", w.dst, "--slot", w.slot,
 		"--publication", "bench", "--log-level", "warn"}, w.e.cfg.walmirrorArgs...)
+	args = append(args, w.flags...)
 	return append(args, extra...)
 }
 
 func (w *walmirrorRun) prepare(ctx context.Context) error {
-	if w.k == "postgres" {
-		name := strings.ReplaceAll(w.db+"_"+w.slot, "-", "_")
-		if err := w.e.dst.Exec(ctx, "postgres", "CREATE DATABASE "+quoteIdent(name)); err != nil {
-			return err
-		}
+	if err := w.createTarget(ctx); err != nil {
+		return err
 	}
 	_, err := w.e.runBinary(ctx, w.args("--stop-at-lsn", "now"), "")
 	return err
 }
 
+// createTarget creates the target database a PostgreSQL copy goes into.
+func (w *walmirrorRun) createTarget(ctx context.Context) error {
+	if w.k != "postgres" {
+		return nil
+	}
+	return w.e.dst.Exec(ctx, "postgres", "CREATE DATABASE "+quoteIdent(w.dbName()))
+}
+
+func (w *walmirrorRun) dbName() string { return strings.ReplaceAll(w.db+"_"+w.slot, "-", "_") }
+
 func (w *walmirrorRun) catchUp(ctx context.Context, stop lsn.LSN) (result, error) {
 	profile := ""
 	if w.e.cfg.profileDir != "" {
-		profile = filepath.Join(w.e.cfg.profileDir, w.db+"-"+w.k+".pprof")
+		profile = filepath.Join(w.e.cfg.profileDir, w.db+"-"+w.slot+".pprof")
 	}
 	return w.e.runBinary(ctx, w.args("--stop-at-lsn", stop.String()), profile)
 }

@@ -9,6 +9,10 @@
 //	go run ./bench                         # everything, full sizes
 //	go run ./bench -quick                  # small sizes, a few minutes
 //	go run ./bench -workloads insert -consumers decode,sqlite
+//	go run ./bench -workloads update -consumers decode,postgres,postgres+pipeline
+//
+// A consumer written KIND+FLAG runs walmirror into KIND with --FLAG added, so
+// two settings are compared on the same workload in the same run.
 package main
 
 import (
@@ -88,9 +92,10 @@ func splitList(s string, valid []string) []string {
 		if p == "" {
 			continue
 		}
+		base, _, _ := strings.Cut(p, "+")
 		ok := false
 		for _, v := range valid {
-			ok = ok || v == p
+			ok = ok || v == p || v == base
 		}
 		if !ok {
 			log.Fatalf("bench: unknown %q (want some of %s)", p, strings.Join(valid, ","))

@@ -52,21 +52,18 @@ func (e *env) snapshotWorkload(ctx context.Context, db string) error {
 			target, kind = b.target(), "postgres"
 		default:
 			w := e.walmirror(db, c, "snap_"+c+"_"+db)
-			if c == "postgres" {
-				name := strings.ReplaceAll(w.db+"_"+w.slot, "-", "_")
-				if err := e.dst.Exec(ctx, "postgres", "CREATE DATABASE "+quoteIdent(name)); err != nil {
-					return err
-				}
+			if err := w.createTarget(ctx); err != nil {
+				return err
 			}
 			profile := ""
 			if e.cfg.profileDir != "" {
-				profile = filepath.Join(e.cfg.profileDir, "snapshot-"+c+".pprof")
+				profile = filepath.Join(e.cfg.profileDir, "snapshot-"+w.slot+".pprof")
 			}
 			res, err = e.runBinary(ctx, w.args("--stop-at-lsn", "now"), profile)
 			if err != nil {
 				return fmt.Errorf("%s: %w", w.name(), err)
 			}
-			target, kind = w.target(), c
+			target, kind = w.target(), w.kind()
 			c = w.name()
 		}
 		got, err := e.aggregates(ctx, kind, target, checks)
@@ -106,7 +103,7 @@ func (e *env) lagWorkload(ctx context.Context, db string, checks []check) error 
 		if err := w.prepare(ctx); err != nil {
 			return err
 		}
-		report := filepath.Join(e.work, "lag-"+c+".json")
+		report := filepath.Join(e.work, "lag-"+w.slot+".json")
 		cmd := exec.CommandContext(ctx, e.binary, w.args("--lag-report", report)...)
 		cmd.Stdout, cmd.Stderr = e.logs, e.logs
 		began := time.Now()

@@ -302,6 +302,9 @@ func TestFaultPoints(t *testing.T) {
 		// The pipelined engine commits and confirms on a writer goroutine:
 		// the same windows, moved to another thread.
 		{"postgres-pipelined", pgTarget, []string{"--pipeline"}},
+		// Every staged batch through the loader session: its tables hold
+		// input only, the main session's result is read late.
+		{"postgres-loader", pgTarget, []string{"--pg-loader-rows", "1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dsn, db := newDatabase(t, "")

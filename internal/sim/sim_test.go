@@ -114,6 +114,8 @@ type target struct {
 	dsn  string // postgres target
 	slot string
 	log  syncBuffer
+
+	loaderRows int // postgres target
 }
 
 func (tg *target) open(ctx context.Context) (apply.Sink, error) {
@@ -124,7 +126,9 @@ func (tg *target) open(ctx context.Context) (apply.Sink, error) {
 	case "duckdb":
 		return duckdb.Open(ctx, tg.path, log)
 	}
-	return postgres.Open(ctx, tg.dsn, log, postgres.DefaultOptions())
+	opts := postgres.DefaultOptions()
+	opts.LoaderRows = tg.loaderRows
+	return postgres.Open(ctx, tg.dsn, log, opts)
 }
 
 // sim is one seeded run.
@@ -200,8 +204,11 @@ func runSim(t *testing.T, p params) {
 	s.targets = []*target{
 		{kind: "sqlite", path: filepath.Join(dir, "copy.sqlite"), slot: "s_sqlite_" + srcDB},
 		{kind: "duckdb", path: filepath.Join(dir, "copy.duckdb"), slot: "s_duckdb_" + srcDB},
-		{kind: "postgres", dsn: server.DSN(tgtDB), slot: "s_pg_" + srcDB},
+		// The loader session takes every staged batch, those of 50 rows
+		// and more, or (the default) of 4000 and more.
+		{kind: "postgres", dsn: server.DSN(tgtDB), slot: "s_pg_" + srcDB, loaderRows: []int{1, 50, 4000}[s.orch.IntN(3)]},
 	}
+	t.Logf("PostgreSQL target: loader rows %d", s.targets[2].loaderRows)
 
 	// Round 0: rows that exist before the slots do, copied by the initial snapshot.
 	s.exec(s.gen.Initial())

@@ -139,12 +139,11 @@ type tableInfo struct {
 	stage     string // qualified staging table, "" until created
 	gcol      string // its group column (quoted)
 	copySQL   string
-	bin       []binEnc          // per column, for binary COPY; nil when some column has none
-	patch     map[string]string // UPDATE ... FROM stage per sent-column mask
-	ups       string            // upsert statement(s) from the stage
-	upd       string            // update statement from the stage
-	del       string
-	stageDead int // rows deleted from the stage since it was last truncated
+	bin       []binEnc // per column, for binary COPY; nil when some column has none
+	stageDead int      // rows deleted from the stage since it was last truncated
+	oid       uint32
+	attnums   []int16 // the target columns' numbers, in the shape's order
+	loadDefs  string  // column definitions of its loader tables, "" until read
 }
 
 // targetColumn is a column of the existing target table.
@@ -203,13 +202,14 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 	if !ok {
 		return nil, fmt.Errorf("target table %s does not exist", t.QualifiedName())
 	}
-	ti := &tableInfo{t: t, name: qualified(t), keyIdx: t.KeyIndexes(), patch: map[string]string{}}
+	ti := &tableInfo{t: t, name: qualified(t), keyIdx: t.KeyIndexes(), oid: oid}
 	for _, c := range t.Columns {
 		tc, ok := cols[c.Name]
 		if !ok {
 			return nil, fmt.Errorf("target table %s has no column %q", t.QualifiedName(), c.Name)
 		}
 		ti.cols = append(ti.cols, quoteIdent(c.Name))
+		ti.attnums = append(ti.attnums, tc.num)
 		ti.cmp = append(ti.cmp, cmpFor(tc.typeOID))
 		ti.bin = append(ti.bin, binaryEncoderFor(c.TypeID, tc.typeOID))
 	}
@@ -254,6 +254,9 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	if t.Schema == metaSchema {
 		return fmt.Errorf("source table %s is in schema %s, which is reserved for walmirror's own tables in the target", t.QualifiedName(), metaSchema)
+	}
+	if err := s.settle(); err != nil {
+		return err
 	}
 	if err := s.alive(ctx); err != nil {
 		return err

@@ -8,3 +8,20 @@ func BinaryAccepts(oid uint32, text []byte) bool {
 
 // SetBinaryCopy turns binary COPY on or off for tables the sink reads next.
 func SetBinaryCopy(on bool) { binaryCopy = on }
+
+// LoaderTables names the loader's tables, free and in use.
+func LoaderTables(s *Sink) []string {
+	if s.ld == nil {
+		return nil
+	}
+	var out []string
+	for _, ts := range s.ld.free {
+		for _, t := range ts {
+			out = append(out, t.name)
+		}
+	}
+	for _, t := range s.ld.used {
+		out = append(out, t.name)
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 // Package postgres is the PostgreSQL target: the source's tables are kept, in
 // their own schemas and under their own names, in another PostgreSQL
-// database, written through one connection.
+// database, written through one connection (and a second one that only
+// stages input for it, see loader.go).
 //
 // # Types
 //
@@ -42,7 +43,8 @@
 // the batch in text. Deletes, upserts and patches (updates of only the columns sent) go
 // through a temporary staging table per table shape: one COPY of all of them,
 // then one DELETE ... USING, one INSERT ... SELECT ... ON CONFLICT DO UPDATE
-// and one UPDATE ... FROM per distinct set of sent columns. Ordered row
+// and one UPDATE ... FROM per distinct set of sent columns; large batches
+// are staged by the loader session instead (loader.go). Ordered row
 // changes are prepared statements sent pipelined (one round trip for a run);
 // on tables without a key each one changes exactly one row equal to the old
 // row (NULL-safe, compared on the values' exact text forms).
@@ -111,10 +113,15 @@ type Options struct {
 	// walmirror's writes carry it and origin-filtering publishers do not
 	// echo them; "" binds none.
 	Origin string
+	// LoaderRows is the smallest batch of staged changes (updates, deletes,
+	// upserts) that goes through a second session, the loader, in parallel
+	// with the first (loader.go); 0 uses none.
+	LoaderRows int
 }
 
-// DefaultOptions returns the options walmirror uses: replica role, no origin.
-func DefaultOptions() Options { return Options{ReplicaRole: true} }
+// DefaultOptions returns the options walmirror uses: replica role, no
+// origin, a loader session for batches of 4000 changes and more.
+func DefaultOptions() Options { return Options{ReplicaRole: true, LoaderRows: 4000} }
 
 // sessionParams are the settings the source's text forms are written under;
 // the target reads them back under the same ones.
@@ -127,7 +134,8 @@ var sessionParams = map[string]string{
 	"client_encoding":    "UTF8",
 }
 
-// Sink writes to one PostgreSQL database through one connection.
+// Sink writes to one PostgreSQL database through one connection (plus the
+// loader's, which only stages input for it).
 type Sink struct {
 	cfg    *pgx.ConnConfig
 	dsn    string // for redacting messages only
@@ -150,6 +158,10 @@ type Sink struct {
 
 	cr     *copyReader // reused COPY encoder
 	params [][]byte
+
+	ld       *loader        // the loader session, nil until needed (loader.go)
+	pending  *pendingResult // a statement whose result is still to be read
+	noLoader bool           // the loader session could not be opened
 }
 
 // Open connects to the target database named by dsn (a libpq URL or keyword
@@ -176,6 +188,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts Options) (*Sin
 	}
 	if err := s.migrate(ctx); err != nil {
 		return fail("create walmirror's metadata tables", err)
+	}
+	if err := s.dropStaleLoaderTables(ctx); err != nil {
+		return fail("drop loader tables of earlier sessions", err)
 	}
 	return s, nil
 }
@@ -316,6 +331,8 @@ func (s *Sink) Close() error {
 	if s.conn == nil {
 		return nil
 	}
+	_ = s.settle() // the transaction is abandoned either way
+	s.ld.close(context.Background())
 	s.closed, s.inTx = true, false
 	err := s.conn.Close(context.Background())
 	s.conn = nil
@@ -326,6 +343,9 @@ func (s *Sink) Close() error {
 func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	var st schema.State
 	var res *pgconn.Result
+	if err := s.settle(); err != nil {
+		return st, false, err
+	}
 	err := s.idle(ctx, func() error {
 		res = s.conn.PgConn().ExecParams(ctx, `SELECT slot, system_id, phase, lsn::text FROM _walmirror.state WHERE id = 1`,
 			nil, nil, nil, nil).Read()
@@ -392,8 +412,13 @@ func (s *Sink) Begin(ctx context.Context) error {
 	if s.inTx {
 		return errors.New("postgres sink: transaction already open")
 	}
+	if err := s.settle(); err != nil {
+		return err
+	}
+	// READ COMMITTED whatever the database's default: each statement must
+	// see what the loader session committed before it was sent.
 	err := s.idle(ctx, func() error {
-		_, err := s.conn.PgConn().Exec(ctx, "BEGIN").ReadAll()
+		_, err := s.conn.PgConn().Exec(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED").ReadAll()
 		return err
 	})
 	if err != nil {
@@ -409,7 +434,16 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	if !s.inTx {
 		return errors.New("postgres sink: commit without a transaction")
 	}
+	defer s.ld.endTx()
 	pg := s.conn.PgConn()
+	if err := s.settle(); err != nil {
+		if pg.TxStatus() != 'I' && !pg.IsClosed() {
+			_, _ = pg.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
+		}
+		s.inTx = false
+		s.afterRollback(context.WithoutCancel(ctx))
+		return explain(fmt.Errorf("commit: %w", err))
+	}
 	pos := []byte(st.LSN.String())
 	b := &pgconn.Batch{}
 	if s.opts.Origin != "" {
@@ -446,6 +480,8 @@ func (s *Sink) Rollback(ctx context.Context) error {
 		return nil
 	}
 	s.inTx = false
+	defer s.ld.endTx()
+	_ = s.settle() // its failure is why we are here, or is moot now
 	if s.conn == nil || s.conn.IsClosed() {
 		s.reset() // the server ended the transaction with the session
 		return nil

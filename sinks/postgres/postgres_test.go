@@ -124,36 +124,49 @@ func readRows(t *testing.T, dsn string, table *schema.Table) [][]string {
 	return out
 }
 
+// TestContract runs the suite twice: as configured by default, and with
+// every staged batch, however small, going through the loader session.
 func TestContract(t *testing.T) {
-	var mu sync.Mutex
-	dsns := map[sinktest.Sink]string{}
-	openAt := func(t *testing.T, dsn string) sinktest.Sink {
-		s := open(t, dsn, postgres.DefaultOptions())
-		mu.Lock()
-		dsns[s] = dsn
-		mu.Unlock()
-		return s
-	}
-	dsnOf := func(t *testing.T, s sinktest.Sink) string {
-		mu.Lock()
-		defer mu.Unlock()
-		d, ok := dsns[s]
-		if !ok {
-			t.Fatalf("sink %p was not opened by this target", s)
-		}
-		return d
-	}
 	if srv == nil {
 		t.Skip("needs PostgreSQL (not in -short mode)")
 	}
-	sinktest.Run(t, sinktest.Target{
-		Name:   "postgres",
-		Open:   func(t *testing.T) sinktest.Sink { return openAt(t, newDB(t, t.Name())) },
-		Reopen: func(t *testing.T, s sinktest.Sink) sinktest.Sink { return openAt(t, dsnOf(t, s)) },
-		Rows: func(t *testing.T, s sinktest.Sink, table *schema.Table) [][]string {
-			return readRows(t, dsnOf(t, s), table)
-		},
-	})
+	for _, v := range []struct {
+		name       string
+		loaderRows int // -1: the default
+	}{{"postgres", -1}, {"postgres-loader", 1}} {
+		var mu sync.Mutex
+		dsns := map[sinktest.Sink]string{}
+		openAt := func(t *testing.T, dsn string) sinktest.Sink {
+			opts := postgres.DefaultOptions()
+			if v.loaderRows >= 0 {
+				opts.LoaderRows = v.loaderRows
+			}
+			s := open(t, dsn, opts)
+			mu.Lock()
+			dsns[s] = dsn
+			mu.Unlock()
+			return s
+		}
+		dsnOf := func(t *testing.T, s sinktest.Sink) string {
+			mu.Lock()
+			defer mu.Unlock()
+			d, ok := dsns[s]
+			if !ok {
+				t.Fatalf("sink %p was not opened by this target", s)
+			}
+			return d
+		}
+		t.Run(v.name, func(t *testing.T) {
+			sinktest.Run(t, sinktest.Target{
+				Name:   v.name,
+				Open:   func(t *testing.T) sinktest.Sink { return openAt(t, newDB(t, t.Name())) },
+				Reopen: func(t *testing.T, s sinktest.Sink) sinktest.Sink { return openAt(t, dsnOf(t, s)) },
+				Rows: func(t *testing.T, s sinktest.Sink, table *schema.Table) [][]string {
+					return readRows(t, dsnOf(t, s), table)
+				},
+			})
+		})
+	}
 }
 
 // typesDDL is a source table with one column per interesting type; the

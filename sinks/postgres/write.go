@@ -35,6 +35,14 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 	if !s.inTx {
 		return errors.New("postgres sink: write without a transaction")
 	}
+	// The main session's last statement is settled before it is used again;
+	// a batch for the loader settles it only after staging (loader.go).
+	if _, known := s.tables[b.Table]; !known || len(b.Inserts) > 0 ||
+		!s.useLoader(len(b.Deletes)+len(b.Updates)+len(b.Upserts)+len(b.Patches)) {
+		if err := s.settle(); err != nil {
+			return err
+		}
+	}
 	ti, err := s.info(ctx, b.Table)
 	if err != nil {
 		return err
@@ -56,24 +64,29 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 			return err
 		}
 	}
+	if len(b.Rows) == 0 {
+		return nil
+	}
+	if err := s.settle(); err != nil {
+		return err
+	}
 	return s.ordered(ctx, ti, b.Rows)
 }
 
 // copy streams n rows into the target with one COPY statement.
-func (s *Sink) copy(ctx context.Context, sql string, n int, enc rowEncoder) error {
-	_, err := s.stream(ctx, sql, n, enc, false)
+func (s *Sink) copy(ctx context.Context, pg *pgconn.PgConn, sql string, n int, enc rowEncoder) error {
+	_, err := s.stream(ctx, pg, sql, n, enc, false)
 	return err
 }
 
 // stream runs one COPY of up to n rows; a binary one may stop early (see
 // copyReader) and returns how many rows it sent.
-func (s *Sink) stream(ctx context.Context, sql string, n int, enc rowEncoder, bin bool) (int, error) {
+func (s *Sink) stream(ctx context.Context, pg *pgconn.PgConn, sql string, n int, enc rowEncoder, bin bool) (int, error) {
 	if s.cr == nil {
 		s.cr = &copyReader{}
 	}
 	r := s.cr
 	r.reset(n, enc, bin)
-	pg := s.conn.PgConn()
 	_, err := pg.CopyFrom(ctx, r, sql)
 	if err != nil && pg.IsClosed() {
 		// pgconn may return before its reading goroutine has stopped: leave
@@ -93,15 +106,15 @@ var errNotBinary = errors.New("not encodable in binary")
 // them; from the first row it refuses on, the rest goes by text COPY, so
 // the server's own input functions judge any value the encoders do not
 // fully understand.
-func (s *Sink) copyBinary(ctx context.Context, sql string, n int, bin, text rowEncoder) error {
+func (s *Sink) copyBinary(ctx context.Context, pg *pgconn.PgConn, sql string, n int, bin, text rowEncoder) error {
 	if bin == nil {
-		return s.copy(ctx, sql, n, text)
+		return s.copy(ctx, pg, sql, n, text)
 	}
-	sent, err := s.stream(ctx, sql+" (FORMAT binary)", n, bin, true)
+	sent, err := s.stream(ctx, pg, sql+" (FORMAT binary)", n, bin, true)
 	if err != nil || sent == n {
 		return err
 	}
-	return s.copy(ctx, sql, n-sent, func(buf []byte, i int) ([]byte, error) { return text(buf, sent+i) })
+	return s.copy(ctx, pg, sql, n-sent, func(buf []byte, i int) ([]byte, error) { return text(buf, sent+i) })
 }
 
 // binaryRow appends a complete row in binary COPY form.
@@ -125,7 +138,7 @@ func (s *Sink) copyRows(ctx context.Context, ti *tableInfo, rows []schema.Tuple)
 	if ti.bin != nil {
 		bin = func(buf []byte, i int) ([]byte, error) { return binaryRow(ti, buf, rows[i]) }
 	}
-	err := s.copyBinary(ctx, ti.copySQL, len(rows), bin, func(buf []byte, i int) ([]byte, error) {
+	err := s.copyBinary(ctx, s.conn.PgConn(), ti.copySQL, len(rows), bin, func(buf []byte, i int) ([]byte, error) {
 		return fullRow(ti, buf, rows[i])
 	})
 	if err != nil {
@@ -177,23 +190,31 @@ func (s *Sink) stageFor(ctx context.Context, ti *tableInfo) (string, error) {
 	return name, nil
 }
 
+// stageRef is where a batch was staged: the table, its group column, its
+// columns in the shape's order, and what its group numbers start from.
+type stageRef struct {
+	name, gcol string
+	cols       []string
+	base       int
+}
+
+// is selects the staged rows of group g.
+func (st stageRef) is(g int) string { return "s." + st.gcol + " = " + strconv.Itoa(st.base+g) }
+
 // keyMatch is "t.k = s.k AND ..." for the key columns.
-func keyMatch(ti *tableInfo) string {
+func keyMatch(ti *tableInfo, st stageRef) string {
 	conds := make([]string, len(ti.keyIdx))
 	for i, k := range ti.keyIdx {
-		conds[i] = "t." + ti.cols[k] + " = s." + ti.cols[k]
+		conds[i] = "t." + ti.cols[k] + " = s." + st.cols[k]
 	}
 	return strings.Join(conds, " AND ")
 }
 
 // staged applies deletes, upserts and patches: one COPY of all of them into
-// the staging table, then one statement per part (and per set of sent
-// columns for patches), sent together.
+// a staging table, then one statement per part (and per set of sent
+// columns for patches), sent together. A large batch is staged by the
+// loader session and its statements' result is read later (loader.go).
 func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error {
-	stage, err := s.stageFor(ctx, ti)
-	if err != nil {
-		return err
-	}
 	isKey := make([]bool, len(ti.cols))
 	for _, k := range ti.keyIdx {
 		isKey[k] = true
@@ -234,11 +255,36 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 	}
 
 	nd, nu, nup := len(b.Deletes), len(b.Upserts), len(b.Updates)
+	n := nd + nu + nup + len(b.Patches)
+	var st stageRef
+	var lt *loadTable
+	pg := s.conn.PgConn() // where the staged rows go
+	remote := s.useLoader(n)
+	if remote {
+		var err error
+		if lt, st, err = s.loaderTable(ctx, ti, n, gPatch+len(masks)); err != nil {
+			return err
+		}
+		remote = lt != nil
+	}
+	if remote {
+		pg = s.ld.conn
+	} else {
+		if err := s.settle(); err != nil {
+			return err
+		}
+		name, err := s.stageFor(ctx, ti)
+		if err != nil {
+			return err
+		}
+		st = stageRef{name: name, gcol: ti.gcol, cols: ti.cols}
+	}
+
 	stageRow := func(buf []byte, g int, tup schema.Tuple, part string) ([]byte, error) {
 		if len(tup) != len(ti.cols) {
 			return buf, fmt.Errorf("%s row has %d values for %d columns", part, len(tup), len(ti.cols))
 		}
-		buf = strconv.AppendInt(buf, int64(g), 10)
+		buf = strconv.AppendInt(buf, int64(st.base+g), 10)
 		for c, d := range tup {
 			buf = append(buf, '\t')
 			switch {
@@ -259,7 +305,7 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 			return buf, errNotBinary
 		}
 		buf = binary.BigEndian.AppendUint16(buf, uint16(len(tup)+1))
-		buf = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(buf, 4), uint32(g))
+		buf = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(buf, 4), uint32(st.base+g))
 		for c, d := range tup {
 			if g == gDelete && !isKey[c] || g >= gPatch && d.State == schema.Unchanged {
 				buf = appendBinaryNull(buf)
@@ -272,7 +318,6 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		}
 		return buf, nil
 	}
-	n := nd + nu + nup + len(b.Patches)
 	var bin rowEncoder
 	if ti.bin != nil {
 		bin = func(buf []byte, i int) ([]byte, error) {
@@ -291,7 +336,7 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 			return stageBinary(buf, patchG[j], b.Patches[j])
 		}
 	}
-	err = s.copyBinary(ctx, "COPY "+stage+" FROM STDIN", n, bin, func(buf []byte, i int) ([]byte, error) {
+	err := s.copyBinary(ctx, pg, "COPY "+st.name+" FROM STDIN", n, bin, func(buf []byte, i int) ([]byte, error) {
 		switch {
 		case i < nd:
 			return stageRow(buf, gDelete, b.Deletes[i], "delete")
@@ -309,20 +354,26 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 	if err != nil {
 		return fmt.Errorf("stage changes to %s: %w", ti.name, detail(err))
 	}
+	if remote {
+		// The loader committed: now the main session may move on.
+		if err := s.settle(); err != nil {
+			return err
+		}
+	}
 
 	var sb strings.Builder
 	if nd > 0 {
-		sb.WriteString(s.deleteSQL(ti))
+		sb.WriteString(deleteSQL(ti, st))
 		sb.WriteString(";\n")
 	}
 	if nu > 0 {
-		sb.WriteString(s.upsertSQL(ti))
+		sb.WriteString(upsertSQL(ti, st))
 		sb.WriteString(";\n")
 	}
 	// Updates replace rows the target holds: a plain UPDATE ... FROM, whose
 	// row count proves they were all there.
 	updateAt := -1
-	if upd := s.updateSQL(ti); nup > 0 && upd != "" {
+	if upd := updateSQL(ti, st); nup > 0 && upd != "" {
 		updateAt = strings.Count(sb.String(), ";\n")
 		sb.WriteString(upd)
 		sb.WriteString(";\n")
@@ -331,39 +382,46 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		var sets []string
 		for c := range ti.cols {
 			if m[c] == '1' {
-				sets = append(sets, ti.cols[c]+" = s."+ti.cols[c])
+				sets = append(sets, ti.cols[c]+" = s."+st.cols[c])
 			}
 		}
-		fmt.Fprintf(&sb, "UPDATE %s AS t SET %s FROM %s AS s WHERE s.%s = %d AND %s;\n",
-			ti.name, strings.Join(sets, ", "), stage, ti.gcol, gPatch+i, keyMatch(ti))
+		fmt.Fprintf(&sb, "UPDATE %s AS t SET %s FROM %s AS s WHERE %s AND %s;\n",
+			ti.name, strings.Join(sets, ", "), st.name, st.is(gPatch+i), keyMatch(ti, st))
+	}
+	check := func(results []*pgconn.Result) error {
+		if updateAt >= 0 {
+			if got := results[updateAt].CommandTag.RowsAffected(); got != int64(nup) {
+				return fmt.Errorf("update %s: %d of %d rows updated at the source are missing from the target: it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot", ti.name, int64(nup)-got, nup)
+			}
+		}
+		return nil
+	}
+	if remote {
+		s.pending = &pendingResult{rr: s.conn.PgConn().Exec(ctx, sb.String()), what: "apply changes to " + ti.name, check: check}
+		return nil
 	}
 	// Emptying a small stage with DELETE avoids TRUNCATE's new relation
 	// file, but its dead rows stay (nothing vacuums temporary tables) and
 	// every later statement scans them: TRUNCATE once they add up.
 	if ti.stageDead+n < stageTruncateRows {
-		sb.WriteString("DELETE FROM " + stage)
+		sb.WriteString("DELETE FROM " + st.name)
 		ti.stageDead += n
 	} else {
-		sb.WriteString("TRUNCATE " + stage)
+		sb.WriteString("TRUNCATE " + st.name)
 		ti.stageDead = 0
 	}
 	results, err := s.conn.PgConn().Exec(ctx, sb.String()).ReadAll()
 	if err != nil {
 		return fmt.Errorf("apply changes to %s: %w", ti.name, detail(err))
 	}
-	if updateAt >= 0 {
-		if got := results[updateAt].CommandTag.RowsAffected(); got != int64(nup) {
-			return fmt.Errorf("update %s: %d of %d rows updated at the source are missing from the target: it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot", ti.name, int64(nup)-got, nup)
-		}
-	}
-	return nil
+	return check(results)
 }
 
 // updateSQL replaces the staged updates' rows by key; "" when every column
 // is a key column (nothing to change).
-func (s *Sink) updateSQL(ti *tableInfo) string {
-	if ti.upd != "" || len(ti.keyIdx) == len(ti.cols) {
-		return ti.upd
+func updateSQL(ti *tableInfo, st stageRef) string {
+	if len(ti.keyIdx) == len(ti.cols) {
+		return ""
 	}
 	isKey := make([]bool, len(ti.cols))
 	for _, k := range ti.keyIdx {
@@ -372,35 +430,27 @@ func (s *Sink) updateSQL(ti *tableInfo) string {
 	var sets []string
 	for i, c := range ti.cols {
 		if !isKey[i] {
-			sets = append(sets, c+" = s."+c)
+			sets = append(sets, c+" = s."+st.cols[i])
 		}
 	}
-	ti.upd = "UPDATE " + ti.name + " AS t SET " + strings.Join(sets, ", ") + " FROM " + ti.stage +
-		" AS s WHERE s." + ti.gcol + " = " + strconv.Itoa(gUpdate) + " AND " + keyMatch(ti)
-	return ti.upd
+	return "UPDATE " + ti.name + " AS t SET " + strings.Join(sets, ", ") + " FROM " + st.name +
+		" AS s WHERE " + st.is(gUpdate) + " AND " + keyMatch(ti, st)
 }
 
-func (s *Sink) deleteSQL(ti *tableInfo) string {
-	if ti.del == "" {
-		ti.del = "DELETE FROM " + ti.name + " AS t USING " + ti.stage + " AS s WHERE s." + ti.gcol + " = " +
-			strconv.Itoa(gDelete) + " AND " + keyMatch(ti)
-	}
-	return ti.del
+func deleteSQL(ti *tableInfo, st stageRef) string {
+	return "DELETE FROM " + ti.name + " AS t USING " + st.name + " AS s WHERE " + st.is(gDelete) + " AND " + keyMatch(ti, st)
 }
 
 // upsertSQL inserts the staged upserts, replacing rows with the same key:
 // INSERT ... ON CONFLICT DO UPDATE when a unique index covers exactly the
 // key columns, else UPDATE ... FROM then INSERT ... WHERE NOT EXISTS.
-func (s *Sink) upsertSQL(ti *tableInfo) string {
-	if ti.ups != "" {
-		return ti.ups
-	}
+func upsertSQL(ti *tableInfo, st stageRef) string {
 	sel := make([]string, len(ti.cols))
-	for i, c := range ti.cols {
-		sel[i] = "s." + c
+	for i := range ti.cols {
+		sel[i] = "s." + st.cols[i]
 	}
 	ins := "INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " +
-		strings.Join(sel, ", ") + " FROM " + ti.stage + " AS s WHERE s." + ti.gcol + " = " + strconv.Itoa(gUpsert)
+		strings.Join(sel, ", ") + " FROM " + st.name + " AS s WHERE " + st.is(gUpsert)
 	keys := make([]string, len(ti.keyIdx))
 	isKey := make([]bool, len(ti.cols))
 	for i, k := range ti.keyIdx {
@@ -411,28 +461,24 @@ func (s *Sink) upsertSQL(ti *tableInfo) string {
 	for i, c := range ti.cols {
 		if !isKey[i] {
 			sets = append(sets, c+" = EXCLUDED."+c)
-			fromStage = append(fromStage, c+" = s."+c)
+			fromStage = append(fromStage, c+" = s."+st.cols[i])
 		}
 	}
 	if !ti.unique {
 		// Same effect without ON CONFLICT: update the rows that exist, insert
 		// the others.
-		ti.ups = ""
+		ups := ""
 		if len(fromStage) > 0 {
-			ti.ups = "UPDATE " + ti.name + " AS t SET " + strings.Join(fromStage, ", ") + " FROM " + ti.stage +
-				" AS s WHERE s." + ti.gcol + " = " + strconv.Itoa(gUpsert) + " AND " + keyMatch(ti) + ";\n"
+			ups = "UPDATE " + ti.name + " AS t SET " + strings.Join(fromStage, ", ") + " FROM " + st.name +
+				" AS s WHERE " + st.is(gUpsert) + " AND " + keyMatch(ti, st) + ";\n"
 		}
-		ti.ups += ins + " AND NOT EXISTS (SELECT FROM " + ti.name + " AS t WHERE " + keyMatch(ti) + ")"
-		return ti.ups
+		return ups + ins + " AND NOT EXISTS (SELECT FROM " + ti.name + " AS t WHERE " + keyMatch(ti, st) + ")"
 	}
 	ins += " ON CONFLICT (" + strings.Join(keys, ", ") + ")"
 	if len(sets) == 0 {
-		ins += " DO NOTHING"
-	} else {
-		ins += " DO UPDATE SET " + strings.Join(sets, ", ")
+		return ins + " DO NOTHING"
 	}
-	ti.ups = ins
-	return ti.ups
+	return ins + " DO UPDATE SET " + strings.Join(sets, ", ")
 }
 
 // ordered applies row changes in order: runs of inserts by COPY, runs of
@@ -449,7 +495,7 @@ func (s *Sink) ordered(ctx context.Context, ti *tableInfo, rows []schema.RowChan
 			if ti.bin != nil {
 				bin = func(buf []byte, i int) ([]byte, error) { return binaryRow(ti, buf, run[i].New) }
 			}
-			err := s.copyBinary(ctx, ti.copySQL, n, bin, func(buf []byte, i int) ([]byte, error) {
+			err := s.copyBinary(ctx, s.conn.PgConn(), ti.copySQL, n, bin, func(buf []byte, i int) ([]byte, error) {
 				return fullRow(ti, buf, run[i].New)
 			})
 			if err != nil {
@@ -635,6 +681,9 @@ func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
 	}
 	if len(tables) == 0 {
 		return nil
+	}
+	if err := s.settle(); err != nil {
+		return err
 	}
 	names := make([]string, len(tables))
 	for i, t := range tables {

@@ -1,0 +1,242 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/sinks/postgres"
+)
+
+// TestLoader sends every staged batch through the loader session against a
+// target that makes it easy to get wrong: an existing table whose key has a
+// collation of its own, a database whose sessions default to REPEATABLE
+// READ (a main session at that level would not see what the loader
+// committed after its snapshot), several batches of one table in one
+// transaction, a batch that fails only when its result is read, and a
+// reader holding a lock on a loader table.
+func TestLoader(t *testing.T) {
+	dsn := newDB(t, "loader")
+	conn := connect(t, dsn)
+	exec(t, conn, `CREATE TABLE public.lt (k text COLLATE "C" PRIMARY KEY, n int, body text, doc jsonb)`)
+	exec(t, conn, "ALTER DATABASE "+qident(conn.Config().Database)+" SET default_transaction_isolation = 'repeatable read'")
+	// A loader table left by a crashed session (no backend has PID 4000000).
+	exec(t, conn, `CREATE SCHEMA IF NOT EXISTS _walmirror; CREATE UNLOGGED TABLE _walmirror.load_4000000_1 (g int4)`)
+
+	opts := postgres.DefaultOptions()
+	opts.LoaderRows = 1
+	s := open(t, dsn, opts)
+	defer s.Close()
+	if n := loaderTables(t, conn); len(n) != 0 {
+		t.Fatalf("Open left loader tables of gone sessions: %v", n)
+	}
+	tbl := schema.NewTable(7001, "public", "lt", schema.IdentityDefault, []schema.Column{
+		{Name: "k", TypeID: schema.OIDText, Typmod: -1, Key: true},
+		{Name: "n", TypeID: schema.OIDInt4, Typmod: -1},
+		{Name: "body", TypeID: schema.OIDText, Typmod: -1},
+		{Name: "doc", TypeID: schema.OIDJSONB, Typmod: -1},
+	})
+	txt := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
+	unchanged := schema.Datum{State: schema.Unchanged}
+	row := func(k string, n int, body string) schema.Tuple {
+		return schema.Tuple{txt(k), txt(fmt.Sprint(n)), txt(body), txt(fmt.Sprintf(`{"n": %d}`, n))}
+	}
+	model := map[string][]string{}
+	put := func(k string, n int, body string) {
+		model[k] = []string{k, fmt.Sprint(n), body, fmt.Sprintf(`{"n": %d}`, n)}
+	}
+	check := func(when string) {
+		t.Helper()
+		got := query(t, conn, "SELECT k, n, body, doc FROM public.lt ORDER BY k")
+		if len(got) != len(model) {
+			t.Fatalf("%s: %d rows, want %d", when, len(got), len(model))
+		}
+		for _, r := range got {
+			want := model[string(r[0])]
+			for i := range want {
+				if string(r[i]) != want[i] {
+					t.Fatalf("%s: row %s column %d = %q, want %q", when, r[0], i, r[i], want[i])
+				}
+			}
+		}
+	}
+	state := func(l int) schema.State {
+		return schema.State{LSN: lsn.LSN(l), Slot: "s", SystemID: "1", Phase: schema.PhaseStreaming}
+	}
+	ctx := context.Background()
+	commitTx := func(l int, fn func() error) error {
+		if err := s.Begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := fn(); err != nil {
+			s.Rollback(ctx)
+			return err
+		}
+		return s.Commit(ctx, state(l))
+	}
+	key := func(i int) string { return fmt.Sprintf("k%03d", i) }
+
+	var ins []schema.Tuple
+	for i := range 100 {
+		ins = append(ins, row(key(i), i, "b"+key(i)))
+		put(key(i), i, "b"+key(i))
+	}
+	must(t, commitTx(1, func() error {
+		if err := s.EnsureTable(ctx, tbl); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: ins})
+	}))
+	check("inserted")
+
+	// Every kind of staged change, in two batches of the same table.
+	b := &schema.Batch{Table: tbl}
+	for i := range 40 {
+		b.Updates = append(b.Updates, row(key(i), 1000+i, "u"))
+		put(key(i), 1000+i, "u")
+	}
+	for i := 40; i < 60; i++ {
+		b.Deletes = append(b.Deletes, schema.Tuple{txt(key(i)), unchanged, unchanged, unchanged})
+		delete(model, key(i))
+	}
+	for _, i := range []int{60, 61, 62, 100, 101} {
+		b.Upserts = append(b.Upserts, row(key(i), 2000+i, "up"))
+		put(key(i), 2000+i, "up")
+	}
+	b2 := &schema.Batch{Table: tbl}
+	for i := 70; i < 80; i++ {
+		// Unchanged TOAST: body keeps its value.
+		b2.Patches = append(b2.Patches, schema.Tuple{txt(key(i)), txt(fmt.Sprint(3000 + i)), unchanged, txt(fmt.Sprintf(`{"n": %d}`, 3000+i))})
+		put(key(i), 3000+i, "b"+key(i))
+	}
+	for i := range 10 {
+		b2.Updates = append(b2.Updates, row(key(i), 4000+i, "again"))
+		put(key(i), 4000+i, "again")
+	}
+	must(t, commitTx(2, func() error {
+		if err := s.Write(ctx, b); err != nil {
+			return err
+		}
+		return s.Write(ctx, b2)
+	}))
+	check("staged changes")
+	names := postgres.LoaderTables(s)
+	if len(names) == 0 {
+		t.Fatal("no loader table was used")
+	}
+	if got := query(t, conn, "SELECT relpersistence FROM pg_class WHERE oid = '"+names[0]+"'::regclass"); string(got[0][0]) != "u" {
+		t.Fatalf("loader table %s: relpersistence %s, want unlogged", names[0], got[0][0])
+	}
+
+	// An update of a row the target lacks fails the transaction, found when
+	// its result is read: nothing of it is stored, the state stays.
+	err := commitTx(3, func() error {
+		return s.Write(ctx, &schema.Batch{Table: tbl, Updates: []schema.Tuple{row(key(0), 5000, "x"), row("nothere", 1, "x")}})
+	})
+	if err == nil || !strings.Contains(err.Error(), "missing from the target") {
+		t.Fatalf("update of a missing row: %v", err)
+	}
+	check("failed transaction")
+	if st, _, err := s.ReadState(ctx); err != nil || st.LSN != 2 {
+		t.Fatalf("state after the failed transaction: %v %v", st.LSN, err)
+	}
+
+	// A reader holding a loader table (as pg_dump would) does not stall the
+	// sink: it moves to another table.
+	hold := connect(t, dsn)
+	exec(t, hold, "BEGIN")
+	for _, n := range names {
+		exec(t, hold, "LOCK TABLE "+n+" IN ACCESS SHARE MODE")
+	}
+	began := time.Now()
+	must(t, commitTx(4, func() error {
+		return s.Write(ctx, &schema.Batch{Table: tbl, Updates: []schema.Tuple{row(key(1), 6001, "locked")}})
+	}))
+	put(key(1), 6001, "locked")
+	check("while a loader table was locked")
+	if d := time.Since(began); d > 10*time.Second {
+		t.Fatalf("the transaction took %v while a loader table was locked", d)
+	}
+	exec(t, hold, "COMMIT")
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left := loaderTables(t, conn)
+	for _, n := range names {
+		// A table that was locked when the sink gave it up may remain, for
+		// the next Open to drop.
+		left = slices.DeleteFunc(left, func(l string) bool { return `_walmirror."`+l+`"` == n })
+	}
+	if len(left) != 0 {
+		t.Fatalf("loader tables after Close: %v", left)
+	}
+	s2 := open(t, dsn, postgres.DefaultOptions())
+	defer s2.Close()
+	if left := loaderTables(t, conn); len(left) != 0 {
+		t.Fatalf("loader tables after a new Open: %v", left)
+	}
+}
+
+// TestLoaderUnavailable: when a second connection is refused (here: the
+// role's connection limit), the sink stages through its main one.
+func TestLoaderUnavailable(t *testing.T) {
+	dsn := newDB(t, "loader_limit")
+	conn := connect(t, dsn)
+	db := conn.Config().Database
+	role := db + "_role"
+	exec(t, conn, "CREATE ROLE "+qident(role)+" LOGIN PASSWORD 'pw' CONNECTION LIMIT 2")
+	t.Cleanup(func() { srv.Exec(context.Background(), "postgres", "DROP OWNED BY "+qident(role)+"; DROP ROLE IF EXISTS "+qident(role)) })
+	exec(t, conn, "GRANT ALL ON DATABASE "+qident(db)+" TO "+qident(role)+"; GRANT ALL ON SCHEMA public TO "+qident(role))
+	roleDSN := srv.DSNFor(role, "pw", db)
+	opts := postgres.DefaultOptions()
+	opts.ReplicaRole = false
+	opts.LoaderRows = 1
+	s := open(t, roleDSN, opts)
+	defer s.Close()
+	connect(t, roleDSN) // the second and last connection the role may have
+	tbl := schema.NewTable(7002, "public", "lim", schema.IdentityDefault, []schema.Column{
+		{Name: "k", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+	txt := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.EnsureTable(ctx, tbl); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{{txt("1"), txt("a")}, {txt("2"), txt("b")}}})
+	})
+	tx(t, s, func(ctx context.Context) error {
+		return s.Write(ctx, &schema.Batch{Table: tbl, Updates: []schema.Tuple{{txt("1"), txt("z")}}})
+	})
+	got := query(t, conn, "SELECT string_agg(k || v, ',' ORDER BY k) FROM public.lim")
+	if string(got[0][0]) != "1z,2b" {
+		t.Fatalf("rows: %s", got[0][0])
+	}
+	if names := postgres.LoaderTables(s); len(names) != 0 {
+		t.Fatalf("loader tables without a loader session: %v", names)
+	}
+}
+
+func loaderTables(t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	var out []string
+	for _, r := range query(t, conn, `SELECT relname FROM pg_class WHERE relnamespace = '_walmirror'::regnamespace AND relname LIKE 'load\_%'`) {
+		out = append(out, string(r[0]))
+	}
+	return out
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
