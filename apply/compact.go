@@ -48,12 +48,11 @@ func (b *tableBuffer) add(c schema.RowChange) {
 	}
 	switch c.Op {
 	case schema.Insert:
-		k := b.key(c.New, nil)
-		prev, ok := b.get(k)
-		if !ok || prev.state == netNone {
-			b.set(k, netInsert, c.New)
+		i, ok := b.at(b.key(c.New, nil))
+		if !ok || b.entries[i].state == netNone {
+			b.entries[i] = entry{state: netInsert, row: c.New}
 		} else {
-			b.set(k, netUpdate, c.New) // deleted earlier in this batch: the target still has it
+			b.entries[i] = entry{state: netUpdate, row: c.New} // deleted earlier in this batch: the target still has it
 		}
 	case schema.Delete:
 		k := b.key(c.Old, nil)
@@ -68,6 +67,16 @@ func (b *tableBuffer) add(c schema.RowChange) {
 }
 
 func (b *tableBuffer) update(c schema.RowChange) {
+	if c.Old == nil && !c.New.HasUnchanged() {
+		// The common case (same key, every value sent), in one lookup.
+		i, ok := b.at(b.key(c.New, nil))
+		if ok && (b.entries[i].state == netInsert || b.entries[i].state == netNone) {
+			b.entries[i] = entry{state: netInsert, row: c.New} // inserted in this batch: still an insert
+		} else {
+			b.entries[i] = entry{state: netUpdate, row: c.New}
+		}
+		return
+	}
 	newKey := b.key(c.New, c.Old)
 	oldKey := newKey
 	if c.Old != nil {
@@ -138,6 +147,18 @@ func (b *tableBuffer) get(k string) (entry, bool) {
 		return entry{}, false
 	}
 	return b.entries[i], true
+}
+
+// at returns k's position in entries, adding an entry (to be filled in) for
+// a new key: one map lookup fewer than get then set.
+func (b *tableBuffer) at(k string) (int, bool) {
+	if i, ok := b.index[k]; ok {
+		return i, true
+	}
+	i := len(b.entries)
+	b.index[k] = i
+	b.entries = append(b.entries, entry{})
+	return i, false
 }
 
 func (b *tableBuffer) set(k string, s netState, row schema.Tuple) {

@@ -144,6 +144,7 @@ type tableInfo struct {
 	oid       uint32
 	attnums   []int16 // the target columns' numbers, in the shape's order
 	loadDefs  string  // column definitions of its loader tables, "" until read
+	intKey    bool    // one key column, an integer type at both ends
 }
 
 // targetColumn is a column of the existing target table.
@@ -212,6 +213,13 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 		ti.attnums = append(ti.attnums, tc.num)
 		ti.cmp = append(ti.cmp, cmpFor(tc.typeOID))
 		ti.bin = append(ti.bin, binaryEncoderFor(c.TypeID, tc.typeOID))
+	}
+	if len(ti.keyIdx) == 1 {
+		c := t.Columns[ti.keyIdx[0]]
+		switch cols[c.Name].typeOID {
+		case schema.OIDInt2, schema.OIDInt4, schema.OIDInt8:
+			ti.intKey = c.TypeID == cols[c.Name].typeOID
+		}
 	}
 	for _, e := range ti.bin {
 		if e == nil || !binaryCopy {

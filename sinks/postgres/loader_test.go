@@ -240,3 +240,96 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestDenseKeyRange: bulk updates and deletes of consecutive integer keys
+// join by key range (write.go); sparse ones by index lookups. Both must
+// change exactly the batch's rows.
+func TestDenseKeyRange(t *testing.T) {
+	dsn := newDB(t, "dense")
+	conn := connect(t, dsn)
+	s := open(t, dsn, postgres.DefaultOptions())
+	defer s.Close()
+	tbl := schema.NewTable(7003, "public", "dense", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+	txt := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
+	model := map[int]string{}
+	tup := func(id int, v string) schema.Tuple { return schema.Tuple{txt(fmt.Sprint(id)), txt(v)} }
+	var ins []schema.Tuple
+	for i := -100; i < 5000; i++ {
+		ins = append(ins, tup(i, "a"))
+		model[i] = "a"
+	}
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.EnsureTable(ctx, tbl); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: ins})
+	})
+	check := func(when string) {
+		t.Helper()
+		got := query(t, conn, "SELECT id, v FROM public.dense")
+		if len(got) != len(model) {
+			t.Fatalf("%s: %d rows, want %d", when, len(got), len(model))
+		}
+		for _, r := range got {
+			var id int
+			fmt.Sscan(string(r[0]), &id)
+			if v, ok := model[id]; !ok || v != string(r[1]) {
+				t.Fatalf("%s: row %s = %q, want %q (present %v)", when, r[0], r[1], v, ok)
+			}
+		}
+	}
+	var upd, sparse, del []schema.Tuple
+	for i := -50; i < 1950; i++ { // dense, across zero
+		upd = append(upd, tup(i, "dense"))
+	}
+	for i := 0; i < 3300; i += 3 { // sparse: a third of the range
+		sparse = append(sparse, tup(i, "sparse"))
+	}
+	for i := 3000; i < 4200; i++ { // dense, plus one key further out
+		del = append(del, schema.Tuple{txt(fmt.Sprint(i)), {State: schema.Unchanged}})
+	}
+	del = append(del, schema.Tuple{txt("4999"), {State: schema.Unchanged}})
+
+	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: tbl, Updates: upd}) })
+	for _, r := range upd {
+		model[atoi(r[0].Data)] = "dense"
+	}
+	check("dense updates")
+	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: tbl, Updates: sparse}) })
+	for _, r := range sparse {
+		model[atoi(r[0].Data)] = "sparse"
+	}
+	check("sparse updates")
+	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: tbl, Deletes: del}) })
+	for _, r := range del {
+		delete(model, atoi(r[0].Data))
+	}
+	check("dense deletes")
+	// A later join in the same transaction (patches) is planned as usual.
+	var patches []schema.Tuple
+	for i := 0; i < 1200; i++ {
+		patches = append(patches, schema.Tuple{txt(fmt.Sprint(i)), txt("p")})
+	}
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.Write(ctx, &schema.Batch{Table: tbl, Updates: upd[:1500]}); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: tbl, Patches: patches})
+	})
+	for _, r := range upd[:1500] {
+		model[atoi(r[0].Data)] = "dense"
+	}
+	for _, r := range patches {
+		model[atoi(r[0].Data)] = "p"
+	}
+	check("dense updates then patches")
+}
+
+func atoi(b []byte) int {
+	var n int
+	fmt.Sscan(string(b), &n)
+	return n
+}
