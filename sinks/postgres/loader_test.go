@@ -193,8 +193,8 @@ func TestLoaderUnavailable(t *testing.T) {
 	db := conn.Config().Database
 	role := db + "_role"
 	exec(t, conn, "CREATE ROLE "+qident(role)+" LOGIN PASSWORD 'pw' CONNECTION LIMIT 2")
-	t.Cleanup(func() {
-		srv.Exec(context.Background(), "postgres", "DROP OWNED BY "+qident(role)+"; DROP ROLE IF EXISTS "+qident(role))
+	t.Cleanup(func() { // after the role's sessions are gone
+		conn.PgConn().Exec(context.Background(), "DROP OWNED BY "+qident(role)+"; DROP ROLE "+qident(role)).ReadAll()
 	})
 	exec(t, conn, "GRANT ALL ON DATABASE "+qident(db)+" TO "+qident(role)+"; GRANT ALL ON SCHEMA public TO "+qident(role))
 	roleDSN := srv.DSNFor(role, "pw", db)
