@@ -118,6 +118,8 @@ func (w *walmirrorRun) createTarget(ctx context.Context) error {
 
 func (w *walmirrorRun) dbName() string { return strings.ReplaceAll(w.db+"_"+w.slot, "-", "_") }
 
+func (w *walmirrorRun) copyDB() string { return w.dbName() }
+
 func (w *walmirrorRun) catchUp(ctx context.Context, stop lsn.LSN) (result, error) {
 	profile := ""
 	if w.e.cfg.profileDir != "" {
@@ -259,6 +261,7 @@ type builtin struct {
 func (b *builtin) name() string   { return "built-in" }
 func (b *builtin) kind() string   { return "postgres" }
 func (b *builtin) target() string { return b.e.dst.DSN(b.targetDB) }
+func (b *builtin) copyDB() string { return b.targetDB }
 
 // prepare creates the same tables on the target, then a subscription with
 // its own slot that copies the initial data, and disables it once in sync.

@@ -88,6 +88,16 @@ func (e *env) runWorkload(ctx context.Context, name string) error {
 			return fmt.Errorf("prepare %s: %w", c.name(), err)
 		}
 	}
+	// Every PostgreSQL copy starts vacuumed and analyzed (autovacuum is off
+	// on the bench's servers: when it woke up during one consumer's run and
+	// not another's, it made their times differ by a quarter).
+	for _, c := range cons {
+		if db, ok := c.(interface{ copyDB() string }); ok && c.kind() == "postgres" {
+			if err := e.dst.Exec(ctx, db.copyDB(), "VACUUM ANALYZE"); err != nil {
+				return fmt.Errorf("vacuum %s's copy: %w", c.name(), err)
+			}
+		}
+	}
 	began := time.Now()
 	var note string
 	switch name {
@@ -115,6 +125,9 @@ func (e *env) runWorkload(ctx context.Context, name string) error {
 	}
 	stop, err := e.marker(ctx, db)
 	if err != nil {
+		return err
+	}
+	if err := e.src.Exec(ctx, db, "VACUUM ANALYZE"); err != nil {
 		return err
 	}
 	walBytes, _ := e.walBetween(ctx, db)
