@@ -109,7 +109,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 // run consumes events until the stream ends, ctx is cancelled or the stop LSN
 // is reached (errStopReached). An open target transaction is rolled back on
 // any other exit: what it held is streamed again next time.
-func (e *engine) run(ctx context.Context, events <-chan source.Event) (err error) {
+func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err error) {
 	if e.pipelined {
 		e.pipe = startPipeline(ctx)
 	}
@@ -136,19 +136,19 @@ func (e *engine) run(ctx context.Context, events <-chan source.Event) (err error
 	}()
 	var n uint32
 	for {
-		// A plain receive when an event is waiting (the usual case while
+		// A plain receive when a batch is waiting (the usual case while
 		// catching up) costs a fraction of a two-way select; cancellation is
-		// still seen within 1024 events.
-		var ev source.Event
+		// still seen within 1024 batches.
+		var batch []source.Event
 		var ok bool
 		if n++; n%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		select {
-		case ev, ok = <-events:
+		case batch, ok = <-events:
 		default:
 			select {
-			case ev, ok = <-events:
+			case batch, ok = <-events:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -156,8 +156,10 @@ func (e *engine) run(ctx context.Context, events <-chan source.Event) (err error
 		if !ok {
 			return errStreamEnded
 		}
-		if err := e.handle(ctx, ev, len(events) == 0); err != nil {
-			return err
+		for i, ev := range batch {
+			if err := e.handle(ctx, ev, i == len(batch)-1 && len(events) == 0); err != nil {
+				return err
+			}
 		}
 	}
 }

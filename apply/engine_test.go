@@ -107,9 +107,12 @@ func runEngineMode(t *testing.T, st schema.State, stopAt lsn.LSN, limits Limits,
 	e := newEngine(sink, slog.New(slog.DiscardHandler), limits, st, stopAt)
 	e.conf = conf
 	e.pipelined = pipelined
-	ch := make(chan source.Event, len(evs))
-	for _, ev := range evs {
-		ch <- ev
+	// Batches of 1 to 3 events, as the stream cuts them anywhere.
+	ch := make(chan []source.Event, len(evs))
+	for i := 0; i < len(evs); {
+		n := min(1+i%3, len(evs)-i)
+		ch <- evs[i : i+n]
+		i += n
 	}
 	close(ch)
 	err := e.run(context.Background(), ch)

@@ -51,12 +51,14 @@ func TestFlushIsOnlyWhatWasConfirmed(t *testing.T) {
 	deadline := time.After(30 * time.Second)
 	for len(commits) < 2 {
 		select {
-		case ev, ok := <-stream.Events():
+		case batch, ok := <-stream.Events():
 			if !ok {
 				t.Fatalf("stream ended: %v", stream.Err())
 			}
-			if c, ok := ev.Msg.(*pgoutput.Commit); ok {
-				commits = append(commits, c.EndLSN)
+			for _, ev := range batch {
+				if c, ok := ev.Msg.(*pgoutput.Commit); ok {
+					commits = append(commits, c.EndLSN)
+				}
 			}
 		case <-deadline:
 			t.Fatal("no commits received")
