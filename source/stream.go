@@ -77,9 +77,10 @@ func (s *Source) Start(ctx context.Context, from lsn.LSN) (*Stream, error) {
 }
 
 // Events delivers the stream in batches of events, in order; it is closed
-// when the stream ends (see Err). A batch ends at a commit, a keepalive or
-// after eventBatch events, so a committed transaction never waits in one.
-// The receiver owns each batch it takes.
+// when the stream ends (see Err). A batch holds what was received without
+// waiting (at most eventBatch events): it is handed over before any read
+// that may block, so nothing waits in it while the server is silent. The
+// receiver owns each batch it takes.
 func (st *Stream) Events() <-chan []Event { return st.events }
 
 // A channel operation per message was a tenth of walmirror's CPU; one per
@@ -224,6 +225,15 @@ func (st *Stream) receive(ctx context.Context) error {
 			return err
 		}
 		woke = false
+		// The next read may block unless a whole message header is already
+		// buffered: hand over what was received first. (A batch cut like a
+		// transaction's commit would make the consumer think it had caught
+		// up after every transaction, and commit each one on its own.)
+		if len(batch) == eventBatch || len(batch) > 0 && st.conn.Frontend().ReadBufferLen() < 5 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		msg, err := st.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
@@ -247,9 +257,6 @@ func (st *Stream) receive(ctx context.Context) error {
 					return classify("receive replication stream", err)
 				}
 				woke = true
-				if err := flush(); err != nil { // nothing should wait here, but never for long
-					return err
-				}
 				continue
 			}
 			return classify("receive replication stream", err)
@@ -271,9 +278,6 @@ func (st *Stream) receive(ctx context.Context) error {
 					}
 				}
 				batch = append(batch, Event{WALEnd: lsn.LSN(ka.ServerWALEnd)})
-				if err := flush(); err != nil {
-					return err
-				}
 			case pglogrepl.XLogDataByteID:
 				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
 				if err != nil {
@@ -289,11 +293,6 @@ func (st *Stream) receive(ctx context.Context) error {
 				}
 				st.written = max(st.written, lsn.LSN(xld.WALStart))
 				batch = append(batch, Event{Msg: dm})
-				if len(batch) == eventBatch || endsBatch(dm) {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
 			}
 		case *pgproto3.ErrorResponse:
 			return classify("replication stream", pgconn.ErrorResponseToPgError(m))
@@ -305,16 +304,4 @@ func (st *Stream) receive(ctx context.Context) error {
 		// silence either.
 		heard = true
 	}
-}
-
-// endsBatch: after a commit or a message outside any transaction, the
-// consumer may have work to finish now.
-func endsBatch(m pgoutput.Message) bool {
-	switch m := m.(type) {
-	case *pgoutput.Commit:
-		return true
-	case *pgoutput.LogicalMessage:
-		return !m.Transactional()
-	}
-	return false
 }

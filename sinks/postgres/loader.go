@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -103,6 +104,14 @@ func (s *Sink) loaderTable(ctx context.Context, ti *tableInfo, n, groups int) (l
 		return nil, st, nil
 	}
 	if lt, err = ld.table(ctx, defs, n); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
+			s.noLoader = true
+			s.log.Warn("staging through the main connection only: the role may not create tables in schema _walmirror", "err", err)
+			s.ld.close(ctx)
+			s.ld = nil
+			return nil, st, nil
+		}
 		return nil, st, err
 	}
 	lt.rows += n

@@ -185,45 +185,63 @@ func TestLoader(t *testing.T) {
 	}
 }
 
-// TestLoaderUnavailable: when a second connection is refused (here: the
-// role's connection limit), the sink stages through its main one.
+// TestLoaderUnavailable: when the loader cannot work — a second connection
+// is refused (the role's connection limit), or the role may not create
+// tables in _walmirror (an administrator set the schema up) — the sink
+// stages through its main session.
 func TestLoaderUnavailable(t *testing.T) {
-	dsn := newDB(t, "loader_limit")
-	conn := connect(t, dsn)
-	db := conn.Config().Database
-	role := db + "_role"
-	exec(t, conn, "CREATE ROLE "+qident(role)+" LOGIN PASSWORD 'pw' CONNECTION LIMIT 2")
-	t.Cleanup(func() { // after the role's sessions are gone
-		conn.PgConn().Exec(context.Background(), "DROP OWNED BY "+qident(role)+"; DROP ROLE "+qident(role)).ReadAll()
-	})
-	exec(t, conn, "GRANT ALL ON DATABASE "+qident(db)+" TO "+qident(role)+"; GRANT ALL ON SCHEMA public TO "+qident(role))
-	roleDSN := srv.DSNFor(role, "pw", db)
-	opts := postgres.DefaultOptions()
-	opts.ReplicaRole = false
-	opts.LoaderRows = 1
-	s := open(t, roleDSN, opts)
-	defer s.Close()
-	connect(t, roleDSN) // the second and last connection the role may have
-	tbl := schema.NewTable(7002, "public", "lim", schema.IdentityDefault, []schema.Column{
-		{Name: "k", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
-		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
-	})
-	txt := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
-	tx(t, s, func(ctx context.Context) error {
-		if err := s.EnsureTable(ctx, tbl); err != nil {
-			return err
-		}
-		return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{{txt("1"), txt("a")}, {txt("2"), txt("b")}}})
-	})
-	tx(t, s, func(ctx context.Context) error {
-		return s.Write(ctx, &schema.Batch{Table: tbl, Updates: []schema.Tuple{{txt("1"), txt("z")}}})
-	})
-	got := query(t, conn, "SELECT string_agg(k || v, ',' ORDER BY k) FROM public.lim")
-	if string(got[0][0]) != "1z,2b" {
-		t.Fatalf("rows: %s", got[0][0])
-	}
-	if names := postgres.LoaderTables(s); len(names) != 0 {
-		t.Fatalf("loader tables without a loader session: %v", names)
+	for _, c := range []struct {
+		name  string
+		limit string // CONNECTION LIMIT
+		setup bool   // _walmirror made by another role, without CREATE for this one
+	}{{"connection limit", "2", false}, {"no CREATE in _walmirror", "-1", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			dsn := newDB(t, "loader_unavailable")
+			conn := connect(t, dsn)
+			db := conn.Config().Database
+			role := db + "_role"
+			exec(t, conn, "CREATE ROLE "+qident(role)+" LOGIN PASSWORD 'pw' CONNECTION LIMIT "+c.limit)
+			t.Cleanup(func() { // after the role's sessions are gone
+				conn.PgConn().Exec(context.Background(), "DROP OWNED BY "+qident(role)+"; DROP ROLE "+qident(role)).ReadAll()
+			})
+			exec(t, conn, "GRANT ALL ON DATABASE "+qident(db)+" TO "+qident(role)+"; GRANT ALL ON SCHEMA public TO "+qident(role))
+			opts := postgres.DefaultOptions()
+			opts.ReplicaRole = false
+			opts.LoaderRows = 1
+			if c.setup {
+				open(t, dsn, opts).Close() // as the superuser
+				exec(t, conn, "GRANT USAGE ON SCHEMA _walmirror TO "+qident(role)+"; GRANT ALL ON ALL TABLES IN SCHEMA _walmirror TO "+qident(role))
+			}
+			roleDSN := srv.DSNFor(role, "pw", db)
+			s := open(t, roleDSN, opts)
+			defer s.Close()
+			if !c.setup {
+				connect(t, roleDSN) // the second and last connection the role may have
+			}
+			tbl := schema.NewTable(7002, "public", "lim", schema.IdentityDefault, []schema.Column{
+				{Name: "k", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+				{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+			})
+			txt := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
+			tx(t, s, func(ctx context.Context) error {
+				if err := s.EnsureTable(ctx, tbl); err != nil {
+					return err
+				}
+				return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{{txt("1"), txt("a")}, {txt("2"), txt("b")}}})
+			})
+			for _, v := range []string{"y", "z"} {
+				tx(t, s, func(ctx context.Context) error {
+					return s.Write(ctx, &schema.Batch{Table: tbl, Updates: []schema.Tuple{{txt("1"), txt(v)}}})
+				})
+			}
+			got := query(t, conn, "SELECT string_agg(k || v, ',' ORDER BY k) FROM public.lim")
+			if string(got[0][0]) != "1z,2b" {
+				t.Fatalf("rows: %s", got[0][0])
+			}
+			if names := loaderTables(t, conn); len(names) != 0 {
+				t.Fatalf("loader tables: %v", names)
+			}
+		})
 	}
 }
 

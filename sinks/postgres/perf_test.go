@@ -21,7 +21,9 @@ import (
 // machine barely matters), of this process, and wall time. Opt-in:
 // WALMIRROR_PERF=rows (e.g. 1000000); WALMIRROR_PERF_EXPLAIN=1 also logs the
 // plans of slow statements (auto_explain) to /tmp/perf-postgres.log;
-// WALMIRROR_PERF_TEXT=1 copies in text only.
+// WALMIRROR_PERF_TEXT=1 copies in text only; WALMIRROR_PERF_LOADER=n sets
+// Options.LoaderRows (0: no loader session). The loader session's CPU is
+// reported apart.
 func TestApplyCost(t *testing.T) {
 	total, _ := strconv.Atoi(os.Getenv("WALMIRROR_PERF"))
 	if total == 0 {
@@ -45,11 +47,22 @@ func TestApplyCost(t *testing.T) {
 			os.WriteFile("/tmp/perf-postgres.log", b, 0o644)
 		}()
 	}
-	s := open(t, dsn, postgres.DefaultOptions())
+	opts := postgres.DefaultOptions()
+	if v := os.Getenv("WALMIRROR_PERF_LOADER"); v != "" {
+		opts.LoaderRows, _ = strconv.Atoi(v)
+	}
+	s := open(t, dsn, opts)
 	defer s.Close()
 	tbl := perfTable()
 	tx(t, s, func(ctx context.Context) error { return s.EnsureTable(ctx, tbl) })
 	conn := connect(t, dsn)
+	loaderCPU := func() time.Duration { // since the loader session started: it starts on first use
+		pids := query(t, conn, "SELECT pid FROM pg_stat_activity WHERE application_name = 'walmirror loader' AND datname = current_database()")
+		if len(pids) == 0 {
+			return 0
+		}
+		return backendCPU(t, string(pids[0][0]))
+	}
 	pids := query(t, conn, "SELECT pid FROM pg_stat_activity WHERE application_name = 'walmirror' AND datname = current_database()")
 	if len(pids) != 1 {
 		t.Fatalf("walmirror backends: %d", len(pids))
@@ -60,7 +73,7 @@ func TestApplyCost(t *testing.T) {
 		var mine syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &mine)
 		self0 := time.Duration(mine.Utime.Nano() + mine.Stime.Nano())
-		back0 := backendCPU(t, pid)
+		back0, load0 := backendCPU(t, pid), loaderCPU()
 		began := time.Now()
 		for first := 1; first <= total; first += commit {
 			tx(t, s, func(ctx context.Context) error {
@@ -79,8 +92,8 @@ func TestApplyCost(t *testing.T) {
 		wall := time.Since(began)
 		syscall.Getrusage(syscall.RUSAGE_SELF, &mine)
 		self := time.Duration(mine.Utime.Nano()+mine.Stime.Nano()) - self0
-		t.Logf("RESULT %s: %d rows: backend CPU %.2fs, walmirror-side CPU %.2fs (incl. row generation), wall %.2fs",
-			name, total, (backendCPU(t, pid) - back0).Seconds(), self.Seconds(), wall.Seconds())
+		t.Logf("RESULT %s: %d rows: backend CPU %.2fs, loader backend %.2fs, walmirror-side CPU %.2fs (incl. row generation), wall %.2fs",
+			name, total, (backendCPU(t, pid) - back0).Seconds(), (loaderCPU() - load0).Seconds(), self.Seconds(), wall.Seconds())
 	}
 	run("insert", 0, func(rows []schema.Tuple) *schema.Batch { return &schema.Batch{Table: tbl, Inserts: rows} })
 	exec(t, conn, "VACUUM ANALYZE bench_t")

@@ -437,11 +437,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	defer s.ld.endTx()
 	pg := s.conn.PgConn()
 	if err := s.settle(); err != nil {
-		if pg.TxStatus() != 'I' && !pg.IsClosed() {
-			_, _ = pg.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
-		}
-		s.inTx = false
-		s.afterRollback(context.WithoutCancel(ctx))
+		s.abandon(ctx)
 		return explain(fmt.Errorf("commit: %w", err))
 	}
 	pos := []byte(st.LSN.String())
@@ -461,16 +457,22 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		err = errors.New("the server rolled the transaction back")
 	}
 	if err != nil {
-		// The transaction is gone or aborted: end it, and forget what it created.
-		if pg.TxStatus() != 'I' && !pg.IsClosed() {
-			_, _ = pg.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
-		}
-		s.inTx = false
-		s.afterRollback(context.WithoutCancel(ctx))
+		s.abandon(ctx)
 		return explain(fmt.Errorf("commit: %w", err))
 	}
 	s.inTx = false
 	return nil
+}
+
+// abandon ends a transaction that failed to commit (it is gone or aborted)
+// and forgets what it created.
+func (s *Sink) abandon(ctx context.Context) {
+	pg := s.conn.PgConn()
+	if pg.TxStatus() != 'I' && !pg.IsClosed() {
+		_, _ = pg.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
+	}
+	s.inTx = false
+	s.afterRollback(context.WithoutCancel(ctx))
 }
 
 // Rollback abandons the open transaction and everything cached about what it
