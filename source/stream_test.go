@@ -104,3 +104,67 @@ func confirmedFlush(t *testing.T, srv *testenv.Server) lsn.LSN {
 	}
 	return l
 }
+
+// TestBatchesSpanTransactions: events received together are delivered
+// together, whatever transaction they belong to, up to the batch limit. (A
+// batch cut at every commit made the engine see the end of its input after
+// each transaction and commit each alone.)
+func TestBatchesSpanTransactions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	srv := testenv.StartT(t, testenv.Options{})
+	if err := srv.Exec(ctx, "postgres", `CREATE TABLE t (id int PRIMARY KEY, v text)`); err != nil {
+		t.Fatal(err)
+	}
+	src, err := source.Open(ctx, source.Config{DSN: srv.DSN("postgres"), Slot: "batches", Publication: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(ctx)
+	snap, err := src.CreateSlot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := snap.ConsistentPoint
+	if err := snap.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const txs = 2000
+	if err := srv.Exec(ctx, "postgres", `DO $$ BEGIN FOR i IN 1..2000 LOOP INSERT INTO t VALUES (i, 'v'); COMMIT; END LOOP; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := src.Start(ctx, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close(ctx)
+	commits, most := 0, 0
+	deadline := time.After(60 * time.Second)
+	for commits < txs {
+		select {
+		case batch, ok := <-stream.Events():
+			if !ok {
+				t.Fatalf("stream ended: %v", stream.Err())
+			}
+			if len(batch) == 0 || len(batch) > 128 {
+				t.Fatalf("a batch of %d events", len(batch))
+			}
+			n := 0
+			for _, ev := range batch {
+				if _, ok := ev.Msg.(*pgoutput.Commit); ok {
+					n++
+				}
+			}
+			commits += n
+			most = max(most, n)
+		case <-deadline:
+			t.Fatalf("%d of %d commits received", commits, txs)
+		}
+	}
+	t.Logf("%d transactions, at most %d in one batch", txs, most)
+	if most < 2 {
+		t.Fatalf("no batch held more than %d transactions of a %d-transaction backlog", most, txs)
+	}
+}
