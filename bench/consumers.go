@@ -83,7 +83,7 @@ func (e *env) walmirror(db, spec, slot string) *walmirrorRun {
 		w.check = filepath.Join(e.work, db+"-"+slot+".duckdb")
 		w.dst = "duckdb:" + w.check
 	case "postgres":
-		w.check = e.dst.DSN(w.dbName())
+		w.check = e.dst.DSN(w.copyDB())
 		w.dst = w.check
 	}
 	return w
@@ -113,12 +113,10 @@ func (w *walmirrorRun) createTarget(ctx context.Context) error {
 	if w.k != "postgres" {
 		return nil
 	}
-	return w.e.dst.Exec(ctx, "postgres", "CREATE DATABASE "+quoteIdent(w.dbName()))
+	return w.e.dst.Exec(ctx, "postgres", "CREATE DATABASE "+quoteIdent(w.copyDB()))
 }
 
-func (w *walmirrorRun) dbName() string { return strings.ReplaceAll(w.db+"_"+w.slot, "-", "_") }
-
-func (w *walmirrorRun) copyDB() string { return w.dbName() }
+func (w *walmirrorRun) copyDB() string { return strings.ReplaceAll(w.db+"_"+w.slot, "-", "_") }
 
 func (w *walmirrorRun) catchUp(ctx context.Context, stop lsn.LSN) (result, error) {
 	profile := ""
