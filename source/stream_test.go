@@ -21,23 +21,7 @@ func TestFlushIsOnlyWhatWasConfirmed(t *testing.T) {
 		t.Skip("needs PostgreSQL")
 	}
 	ctx := context.Background()
-	srv := testenv.StartT(t, testenv.Options{})
-	if err := srv.Exec(ctx, "postgres", `CREATE TABLE t (id int PRIMARY KEY, v text)`); err != nil {
-		t.Fatal(err)
-	}
-	src, err := source.Open(ctx, source.Config{DSN: srv.DSN("postgres"), Slot: "flushcheck", Publication: "p"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close(ctx)
-	snap, err := src.CreateSlot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := snap.ConsistentPoint
-	if err := snap.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv, src, start := newSlot(t, "flushcheck")
 	for _, q := range []string{`INSERT INTO t VALUES (1, 'a')`, `INSERT INTO t VALUES (2, 'b')`} {
 		if err := srv.Exec(ctx, "postgres", q); err != nil {
 			t.Fatal(err)
@@ -86,6 +70,30 @@ func TestFlushIsOnlyWhatWasConfirmed(t *testing.T) {
 	}
 }
 
+// newSlot starts a server with table t, opens a source on it and creates
+// slot; start is the slot's consistent point.
+func newSlot(t *testing.T, slot string) (*testenv.Server, *source.Source, lsn.LSN) {
+	t.Helper()
+	ctx := context.Background()
+	srv := testenv.StartT(t, testenv.Options{})
+	if err := srv.Exec(ctx, "postgres", `CREATE TABLE t (id int PRIMARY KEY, v text)`); err != nil {
+		t.Fatal(err)
+	}
+	src, err := source.Open(ctx, source.Config{DSN: srv.DSN("postgres"), Slot: slot, Publication: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close(ctx) })
+	snap, err := src.CreateSlot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return srv, src, snap.ConsistentPoint
+}
+
 func confirmedFlush(t *testing.T, srv *testenv.Server) lsn.LSN {
 	t.Helper()
 	ctx := context.Background()
@@ -114,23 +122,7 @@ func TestBatchesSpanTransactions(t *testing.T) {
 		t.Skip("needs PostgreSQL")
 	}
 	ctx := context.Background()
-	srv := testenv.StartT(t, testenv.Options{})
-	if err := srv.Exec(ctx, "postgres", `CREATE TABLE t (id int PRIMARY KEY, v text)`); err != nil {
-		t.Fatal(err)
-	}
-	src, err := source.Open(ctx, source.Config{DSN: srv.DSN("postgres"), Slot: "batches", Publication: "p"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close(ctx)
-	snap, err := src.CreateSlot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := snap.ConsistentPoint
-	if err := snap.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv, src, start := newSlot(t, "batches")
 	const txs = 2000
 	if err := srv.Exec(ctx, "postgres", `DO $$ BEGIN FOR i IN 1..2000 LOOP INSERT INTO t VALUES (i, 'v'); COMMIT; END LOOP; END $$`); err != nil {
 		t.Fatal(err)
