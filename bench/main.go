@@ -26,7 +26,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/walmirror/walmirror/testenv"
 )
@@ -183,14 +182,3 @@ func run(ctx context.Context, cfg config) error {
 	}
 	return nil
 }
-
-func (e *env) has(consumer string) bool {
-	for _, c := range e.cfg.consumers {
-		if c == consumer {
-			return true
-		}
-	}
-	return false
-}
-
-func since(t time.Time) time.Duration { return time.Since(t) }

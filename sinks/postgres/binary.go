@@ -153,9 +153,6 @@ const (
 	numericNaN  = 0xC000
 	numericPInf = 0xD000
 	numericNInf = 0xF000
-	// maxNumericDigits bounds the base-10000 digits of a value numeric_in
-	// accepts (131072 digits before the point, 16383 after).
-	maxNumericDigits = (131072+16383)/4 + 2
 )
 
 func encNumeric(buf, text []byte) ([]byte, bool) {

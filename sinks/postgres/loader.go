@@ -199,8 +199,8 @@ func (s *Sink) loaderDefs(ctx context.Context, ti *tableInfo) (string, error) {
 	return ti.loadDefs, nil
 }
 
-// table returns a loader table for rows more rows of shape defs, empty of
-// everything but this transaction's rows.
+// table returns a loader table of shape defs with room for rows more rows,
+// holding nothing but this transaction's rows.
 func (l *loader) table(ctx context.Context, defs string, rows int) (*loadTable, error) {
 	if len(l.drop) > 0 {
 		// Best effort: one still locked is left for the next Open.
