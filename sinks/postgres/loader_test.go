@@ -43,7 +43,6 @@ func TestLoader(t *testing.T) {
 		{Name: "body", TypeID: schema.OIDText, Typmod: -1},
 		{Name: "doc", TypeID: schema.OIDJSONB, Typmod: -1},
 	})
-	txt := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
 	unchanged := schema.Datum{State: schema.Unchanged}
 	row := func(k string, n int, body string) schema.Tuple {
 		return schema.Tuple{txt(k), txt(fmt.Sprint(n)), txt(body), txt(fmt.Sprintf(`{"n": %d}`, n))}
@@ -222,7 +221,6 @@ func TestLoaderUnavailable(t *testing.T) {
 				{Name: "k", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
 				{Name: "v", TypeID: schema.OIDText, Typmod: -1},
 			})
-			txt := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
 			tx(t, s, func(ctx context.Context) error {
 				if err := s.EnsureTable(ctx, tbl); err != nil {
 					return err
@@ -273,7 +271,6 @@ func TestDenseKeyRange(t *testing.T) {
 		{Name: "id", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
 		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
 	})
-	txt := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
 	model := map[int]string{}
 	tup := func(id int, v string) schema.Tuple { return schema.Tuple{txt(fmt.Sprint(id)), txt(v)} }
 	var ins []schema.Tuple
@@ -294,8 +291,7 @@ func TestDenseKeyRange(t *testing.T) {
 			t.Fatalf("%s: %d rows, want %d", when, len(got), len(model))
 		}
 		for _, r := range got {
-			var id int
-			fmt.Sscan(string(r[0]), &id)
+			id := atoi(r[0])
 			if v, ok := model[id]; !ok || v != string(r[1]) {
 				t.Fatalf("%s: row %s = %q, want %q (present %v)", when, r[0], r[1], v, ok)
 			}
@@ -347,6 +343,9 @@ func TestDenseKeyRange(t *testing.T) {
 	}
 	check("dense updates then patches")
 }
+
+// txt is a value as the source sends it.
+func txt(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
 
 func atoi(b []byte) int {
 	var n int
