@@ -33,7 +33,7 @@ const (
 
 // StartProxy listens on a free local port and forwards to target (host:port).
 func StartProxy(target string) (*Proxy, error) {
-	ln, err := net.Listen("tcp", host+":0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("testenv: proxy: %w", err)
 	}

@@ -15,9 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/internal/pgserver"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 	"github.com/walmirror/walmirror/source"
-	"github.com/walmirror/walmirror/testenv"
 )
 
 const demoSchema = `
@@ -78,7 +78,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 
 	fmt.Println("starting a throwaway PostgreSQL (wal_level=logical) ...")
-	srv, err := testenv.Start(ctx, testenv.Options{})
+	srv, err := pgserver.Start(ctx, pgserver.Options{})
 	if err != nil {
 		return fmt.Errorf("start demo PostgreSQL: %w", err)
 	}
@@ -137,7 +137,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	return demoReport(ctx, dsn, kind, path)
 }
 
-func demoWorkload(ctx context.Context, srv *testenv.Server, d time.Duration) error {
+func demoWorkload(ctx context.Context, srv *pgserver.Server, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if err := srv.Exec(ctx, "postgres", demoTick); err != nil && ctx.Err() == nil {

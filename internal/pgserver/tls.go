@@ -1,4 +1,4 @@
-package testenv
+package pgserver
 
 import (
 	"crypto/ecdsa"
@@ -37,7 +37,7 @@ func (s *Server) sslQuery() string {
 func (s *Server) setupTLS() error {
 	dir := filepath.Join(s.baseDir, "tls")
 	if err := os.Mkdir(dir, 0o755); err != nil {
-		return fmt.Errorf("testenv: %w", err)
+		return fmt.Errorf("pgserver: %w", err)
 	}
 	ca, caKey, caPath, err := writeCA(dir, "walmirror testenv CA")
 	if err != nil {
@@ -45,7 +45,7 @@ func (s *Server) setupTLS() error {
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return fmt.Errorf("testenv: %w", err)
+		return fmt.Errorf("pgserver: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
@@ -59,7 +59,7 @@ func (s *Server) setupTLS() error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return fmt.Errorf("testenv: server certificate: %w", err)
+		return fmt.Errorf("pgserver: server certificate: %w", err)
 	}
 	crt, keyPath := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	if err := writePEM(crt, "CERTIFICATE", der, 0o644); err != nil {
@@ -67,7 +67,7 @@ func (s *Server) setupTLS() error {
 	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("testenv: %w", err)
+		return fmt.Errorf("pgserver: %w", err)
 	}
 	// PostgreSQL refuses a key file others can read.
 	if err := writePEM(keyPath, "EC PRIVATE KEY", kder, 0o600); err != nil {
@@ -83,7 +83,7 @@ hostssl all             all             127.0.0.1/32            scram-sha-256
 hostssl replication     all             127.0.0.1/32            scram-sha-256
 `
 	if err := os.WriteFile(filepath.Join(s.dataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-		return fmt.Errorf("testenv: %w", err)
+		return fmt.Errorf("pgserver: %w", err)
 	}
 	s.settings["ssl"] = "on"
 	s.settings["ssl_cert_file"] = crt
@@ -104,7 +104,7 @@ func NewCA(dir string) (string, error) {
 func writeCA(dir, name string) (*x509.Certificate, *ecdsa.PrivateKey, string, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("testenv: %w", err)
+		return nil, nil, "", fmt.Errorf("pgserver: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
@@ -117,11 +117,11 @@ func writeCA(dir, name string) (*x509.Certificate, *ecdsa.PrivateKey, string, er
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("testenv: CA certificate: %w", err)
+		return nil, nil, "", fmt.Errorf("pgserver: CA certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("testenv: %w", err)
+		return nil, nil, "", fmt.Errorf("pgserver: %w", err)
 	}
 	path := filepath.Join(dir, "ca.crt")
 	if err := writePEM(path, "CERTIFICATE", der, 0o644); err != nil {
@@ -133,7 +133,7 @@ func writeCA(dir, name string) (*x509.Certificate, *ecdsa.PrivateKey, string, er
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	b := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 	if err := os.WriteFile(path, b, mode); err != nil {
-		return fmt.Errorf("testenv: %w", err)
+		return fmt.Errorf("pgserver: %w", err)
 	}
 	return nil
 }
