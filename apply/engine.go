@@ -51,6 +51,9 @@ type engine struct {
 	state  schema.State // last committed
 	stopAt lsn.LSN      // 0: run until cancelled
 	conf   confirmer
+	// catalog, when set, is asked what older rows hold in the columns of a
+	// changed shape (see fills).
+	catalog Catalog
 	// pipe, when set, runs target calls on a writer goroutine (Config.Pipeline).
 	pipelined bool
 	pipe      *pipeline
@@ -273,6 +276,13 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 	old, known := e.tables[m.RelationID]
 	if known && old.SameShape(t) {
 		return nil
+	}
+	if e.catalog != nil {
+		attrs, err := e.catalog.Attributes(ctx, m.RelationID)
+		if err != nil {
+			return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
+		}
+		t.Fills = fills(t, attrs)
 	}
 	if known {
 		// Rows buffered so far have the old shape: write them before the

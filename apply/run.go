@@ -129,6 +129,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	r.log.Info("streaming", "slot", r.cfg.Source.Slot, "from", st.LSN)
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
 	e.conf = stream
+	e.catalog = src
 	e.pipelined = r.cfg.Pipeline
 	e.onCommit = r.cfg.OnCommit
 	err = e.run(ctx, stream.Events())

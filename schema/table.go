@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 )
@@ -33,8 +34,44 @@ type Table struct {
 	// TypeNames names non-built-in types (enums, domains, composites) by OID,
 	// from Type messages; empty for built-ins.
 	TypeNames map[uint32]string
+	// Fills says, by column name, what rows that existed before a column
+	// was added hold in it, as the source's catalog told when this shape
+	// arrived. A sink adding a column to an existing target table writes it
+	// into every row there, or fails with Fill.Unknown. Nil when nobody
+	// asked the catalog (then added columns start NULL).
+	Fills map[string]Fill
 
 	keyIdx []int
+}
+
+// Fill is the value old rows carry in a column the source added: NULL, or
+// PostgreSQL's "missing value" of ADD COLUMN ... DEFAULT, which is stored
+// once in the catalog, never written to the rows, so never in the WAL.
+type Fill struct {
+	Value Datum // State Null or Text
+	// Unknown, when set, says why the value old rows hold cannot be known
+	// (a volatile default, a rewrite, a catalog that moved on); adding the
+	// column must stop with it rather than guess.
+	Unknown string
+}
+
+// String says, for logs, what existing rows hold in the added column.
+func (f Fill) String() string {
+	if f.Value.State == Text {
+		return "the source's default " + strconv.Quote(string(f.Value.Data))
+	}
+	return "NULL"
+}
+
+// Check returns nil when the fill is known, else the error that stops the
+// run: adding the column would make the copy differ from the source.
+func (f Fill) Check(t *Table, column string) error {
+	if f.Unknown == "" {
+		return nil
+	}
+	return fmt.Errorf("source table %s gained column %q, but %s; the copy would differ from the source, so walmirror stops. "+
+		"For an exact copy, start a fresh one: drop the slot (SELECT pg_drop_replication_slot('<slot>') on the source) and run walmirror into an empty target",
+		t.QualifiedName(), column, f.Unknown)
 }
 
 // NewTable builds a Table and derives its key positions. With REPLICA

@@ -204,16 +204,24 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 
 	changed := false
-	for _, c := range t.Columns {
+	var filled []int // added columns whose existing rows get the source's default
+	for i, c := range t.Columns {
 		want := planFor(c.TypeID, c.Typmod).typ
 		ec, ok := findColumn(existing, c.Name)
 		switch {
 		case !ok:
+			fill := t.Fills[c.Name]
+			if err := fill.Check(t, c.Name); err != nil {
+				return err
+			}
 			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" ADD COLUMN "+quote(c.Name)+" "+want); err != nil {
 				return fmt.Errorf("add column %q to %s: %w", c.Name, name, err)
 			}
+			if fill.Value.State == schema.Text {
+				filled = append(filled, i)
+			}
 			changed = true
-			s.log.Info("added target column", "table", name, "column", c.Name, "type", want)
+			s.log.Info("added target column", "table", name, "column", c.Name, "type", want, "existing_rows", fill)
 		case ec.name != c.Name:
 			return fmt.Errorf("source column %q of %s maps to the existing DuckDB column %q, a different name that DuckDB does not tell apart (DuckDB names ignore letter case)", c.Name, t.QualifiedName(), ec.name)
 		case ec.typ == want:
@@ -255,6 +263,32 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			if ti.name == name {
 				delete(s.tables, shape)
 			}
+		}
+	}
+	return s.fillAdded(ctx, t, filled)
+}
+
+// fillAdded writes into every existing row the value rows that existed
+// before the source added each column hold there (its missing value),
+// converted as any row value is.
+func (s *Sink) fillAdded(ctx context.Context, t *schema.Table, cols []int) error {
+	if len(cols) == 0 {
+		return nil
+	}
+	ti, err := s.info(ctx, t)
+	if err != nil {
+		return err
+	}
+	row := make(schema.Tuple, len(t.Columns))
+	for _, i := range cols {
+		f := field{col: i, of: 'n'}
+		row[i] = t.Fills[t.Columns[i].Name].Value
+		q := "UPDATE " + ti.name + " SET " + quote(t.Columns[i].Name) + " = " + ti.ref(f) + " FROM s"
+		err := s.run(ctx, ti, q, []field{f}, func(a *duckdb.Appender) error {
+			return s.appendTuples(a, ti, []field{f}, []schema.Tuple{row}, complete)
+		})
+		if err != nil {
+			return fmt.Errorf("fill added column %q of %s: %w", t.Columns[i].Name, ti.name, err)
 		}
 	}
 	return nil

@@ -190,6 +190,10 @@ func qualified(t *schema.Table) string { return pgx.Identifier{t.Schema, t.Name}
 
 func quoteIdent(name string) string { return pgx.Identifier{name}.Sanitize() }
 
+// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings
+// is on in every supported version).
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 // info returns what the sink knows about t's target table, reading the
 // target's catalog the first time (the table must exist).
 func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
@@ -314,10 +318,22 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			}
 			tc, ok := cols[c.Name]
 			if !ok {
-				if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" ADD COLUMN "+quoteIdent(c.Name)+" "+typ).ReadAll(); err != nil {
+				fill := t.Fills[c.Name]
+				if err := fill.Check(t, c.Name); err != nil {
+					return err
+				}
+				add := "ALTER TABLE " + name + " ADD COLUMN " + quoteIdent(c.Name) + " " + typ
+				if fill.Value.State == schema.Text {
+					// As on the source: existing rows get the value without a
+					// rewrite (a missing value), parsed in the source's session
+					// settings; the target column keeps no default.
+					add += " DEFAULT " + quoteLiteral(string(fill.Value.Data)) + "::" + typ +
+						"; ALTER TABLE " + name + " ALTER COLUMN " + quoteIdent(c.Name) + " DROP DEFAULT"
+				}
+				if _, err := pg.Exec(ctx, add).ReadAll(); err != nil {
 					return fmt.Errorf("add column %q to %s: %w", c.Name, name, err)
 				}
-				s.log.Info("added target column", "table", name, "column", c.Name, "type", typ)
+				s.log.Info("added target column", "table", name, "column", c.Name, "type", typ, "existing_rows", fill)
 				continue
 			}
 			if tc.typ != typ {

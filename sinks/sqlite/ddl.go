@@ -129,10 +129,25 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			delete(existing, c.Name)
 			continue
 		}
+		fill := t.Fills[c.Name]
+		if err := fill.Check(t, c.Name); err != nil {
+			return err
+		}
 		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+ti.name+" ADD COLUMN "+ti.cols[i]+" "+columnType(ti.kinds[i])); err != nil {
 			return fmt.Errorf("add column %q to %q: %w", c.Name, name, err)
 		}
-		s.log.Info("added target column", "table", name, "column", c.Name)
+		if fill.Value.State == schema.Text {
+			// Rows already here existed before the source added the column:
+			// they hold its default (PostgreSQL's missing value) there.
+			v, err := value(ti.kinds[i], fill.Value)
+			if err != nil {
+				return fmt.Errorf("value of added column %q for existing rows of %q: %w", c.Name, name, err)
+			}
+			if _, err := s.conn.ExecContext(ctx, "UPDATE "+ti.name+" SET "+ti.cols[i]+" = ?", v); err != nil {
+				return fmt.Errorf("fill added column %q of %q: %w", c.Name, name, err)
+			}
+		}
+		s.log.Info("added target column", "table", name, "column", c.Name, "existing_rows", fill)
 	}
 	for col := range existing {
 		s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
