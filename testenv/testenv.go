@@ -24,6 +24,20 @@ type Options = pgserver.Options
 // /usr/lib/postgresql/15/bin.
 func BinDir() string { return pgserver.BinDir() }
 
+// Tool returns the path of a PostgreSQL client program (pgbench, psql):
+// BinDir's, else the newest Debian installation's, else PATH's; see
+// pgserver.Tool.
+func Tool(name string) string { return pgserver.Tool(name) }
+
+// SkipBelow skips the test when s is older than PostgreSQL major, naming the
+// feature the test needs: SkipBelow(t, s, 15, "row filters").
+func SkipBelow(tb testing.TB, s *Server, major int, feature string) {
+	tb.Helper()
+	if s.Major() < major {
+		tb.Skipf("%s needs PostgreSQL %d or later; this server is %d (%d)", feature, major, s.Major(), s.VersionNum())
+	}
+}
+
 // Start starts a server; see pgserver.Start.
 func Start(ctx context.Context, opts Options) (*Server, error) { return pgserver.Start(ctx, opts) }
 

