@@ -55,7 +55,6 @@ func showBatch(b *schema.Batch) string {
 	list("del", b.Deletes)
 	list("ins", b.Inserts)
 	list("upd", b.Updates)
-	list("ups", b.Upserts)
 	list("patch", b.Patches)
 	for _, r := range b.Rows {
 		out = append(out, fmt.Sprintf("%s(%s→%s)", r.Op, show(r.Old), show(r.New)))

@@ -65,9 +65,9 @@ type RowChange struct {
 }
 
 // Batch is the net effect of a run of changes to one table, ready for a sink to
-// apply set-wise. A sink applies Deletes, Inserts, Updates, Upserts and Patches
-// (keys are distinct across them, so their relative order is free), then Rows
-// one by one in the order given.
+// apply set-wise. A sink applies Deletes, Inserts, Updates and Patches (keys
+// are distinct across them, so their relative order is free), then Rows one
+// by one in the order given.
 type Batch struct {
 	Table   *Table
 	Deletes []Tuple // key columns set; other columns may be anything
@@ -79,7 +79,6 @@ type Batch struct {
 	// the source): a sink may apply them as plain set-wise UPDATEs; a row
 	// that is missing means the target diverged from the source.
 	Updates []Tuple
-	Upserts []Tuple // complete rows: insert, or replace the row with that key
 	Patches []Tuple // rows with Unchanged columns: update only the sent ones, by key
 	// Rows are changes that need their order: every change to a keyless table,
 	// and the rare keyed change that cannot be merged (a key change that left
@@ -89,7 +88,7 @@ type Batch struct {
 
 // Len is the number of row operations in the batch.
 func (b *Batch) Len() int {
-	return len(b.Deletes) + len(b.Inserts) + len(b.Updates) + len(b.Upserts) + len(b.Patches) + len(b.Rows)
+	return len(b.Deletes) + len(b.Inserts) + len(b.Updates) + len(b.Patches) + len(b.Rows)
 }
 
 // EachRun walks ordered row changes: each run of consecutive inserts goes to

@@ -167,28 +167,6 @@ func BenchmarkAppendInserts(b *testing.B) {
 	})
 }
 
-// BenchmarkUpserts: 100k complete rows per transaction, half of them
-// replacing existing keys, into a table that starts with 200k rows.
-func BenchmarkUpserts(b *testing.B) {
-	s, t := benchSink(b)
-	bt := newBenchTuples(benchRows)
-	for i := range int64(2) {
-		bt.setKeys(i * benchRows)
-		commit(b, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: t, Inserts: bt.rows}) })
-	}
-	next := int64(2*benchRows - benchRows/2) // first key of the next batch: half are present
-	for b.Loop() {
-		b.StopTimer()
-		bt.setKeys(next)
-		next += benchRows / 2
-		b.StartTimer()
-		commit(b, s, func(ctx context.Context) error {
-			return s.Write(ctx, &schema.Batch{Table: t, Upserts: bt.rows})
-		})
-	}
-	reportRows(b, b.N*benchRows)
-}
-
 // BenchmarkUpdates: 100k complete rows per transaction replacing rows the
 // table (200k rows) holds, as the engine now sends updates.
 func BenchmarkUpdates(b *testing.B) {

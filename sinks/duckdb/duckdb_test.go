@@ -387,7 +387,7 @@ func TestNoPrimaryKey(t *testing.T) {
 	// Delete and insert the same key in one transaction, several times.
 	tx(t, s, func(ctx context.Context) error {
 		for i := range 3 {
-			if err := s.Write(ctx, &schema.Batch{Table: tbl, Upserts: []schema.Tuple{text("1", "u"+strconv.Itoa(i))}}); err != nil {
+			if err := s.Write(ctx, &schema.Batch{Table: tbl, Updates: []schema.Tuple{text("1", "u"+strconv.Itoa(i))}}); err != nil {
 				return err
 			}
 			if err := s.Write(ctx, &schema.Batch{Table: tbl, Deletes: []schema.Tuple{text("2", nil)}}); err != nil {
@@ -451,11 +451,11 @@ func TestTypeChange(t *testing.T) {
 		if err := s.EnsureTable(ctx, t2); err != nil {
 			return err
 		}
-		if err := s.Write(ctx, &schema.Batch{Table: t2, Upserts: []schema.Tuple{text("2", "9223372036854775807", "42")}}); err != nil {
+		if err := s.Write(ctx, &schema.Batch{Table: t2, Inserts: []schema.Tuple{text("2", "9223372036854775807", "42")}}); err != nil {
 			return err
 		}
 		// The old shape still writes.
-		return s.Write(ctx, &schema.Batch{Table: t1, Upserts: []schema.Tuple{text("3", "3", "y")}})
+		return s.Write(ctx, &schema.Batch{Table: t1, Inserts: []schema.Tuple{text("3", "3", "y")}})
 	})
 	types := columnTypes(t, s.DB(), "public", "c")
 	if types["n"] != "BIGINT" || types["s"] != "VARCHAR" {
@@ -494,15 +494,18 @@ func TestBadValues(t *testing.T) {
 		{text("1", nil, nil, nil, nil, "{1,x}"), `"arr"`},
 		{schema.Tuple{{State: schema.Text, Data: []byte("1")}, {State: schema.Unchanged}, {State: schema.Null}, {State: schema.Null}, {State: schema.Null}, {State: schema.Null}}, `"raw"`},
 	} {
-		if err := s.Begin(ctx); err != nil {
-			t.Fatal(err)
-		}
-		err := s.Write(ctx, &schema.Batch{Table: tbl, Upserts: []schema.Tuple{c.tup}})
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("Write(%q) = %v, want an error naming column %s", c.tup, err, c.want)
-		}
-		if err := s.Rollback(ctx); err != nil {
-			t.Fatal(err)
+		for _, b := range []schema.Batch{{Inserts: []schema.Tuple{c.tup}}, {Updates: []schema.Tuple{c.tup}}} {
+			if err := s.Begin(ctx); err != nil {
+				t.Fatal(err)
+			}
+			b.Table = tbl
+			err := s.Write(ctx, &b)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Write(%q) = %v, want an error naming column %s", c.tup, err, c.want)
+			}
+			if err := s.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	// An insert of a key that is there already.

@@ -288,7 +288,7 @@ func TestUnstorable(t *testing.T) {
 		if err := s.Begin(ctx); err != nil {
 			t.Fatal(err)
 		}
-		err := s.Write(ctx, &schema.Batch{Table: tbl, Upserts: []schema.Tuple{c.tup}})
+		err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{c.tup}})
 		if err == nil || !strings.Contains(err.Error(), c.col) || !strings.Contains(err.Error(), c.hint) {
 			t.Errorf("Write(%q) = %v, want an error naming %s and %s", c.tup, err, c.col, c.hint)
 		} else {
@@ -315,7 +315,7 @@ func TestUnstorable(t *testing.T) {
 		if err := s.EnsureTable(ctx, tbl); err != nil {
 			return err
 		}
-		return s.Write(ctx, &schema.Batch{Table: tbl, Upserts: []schema.Tuple{
+		return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{
 			text("2", "NaN", "{{1,2},{3,4}}", "294270-01-01 00:00:00"),
 			text("3", "-0.01", "{1,NULL}", "0044-03-15 12:00:00 BC"),
 		}})

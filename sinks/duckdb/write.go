@@ -18,7 +18,7 @@ import (
 // are appended (in staging types, see plan) to the appender's in-memory
 // table, called s in the SQL, and DuckDB runs one set-based statement over
 // them: DELETE ... USING s (deletes), INSERT ... SELECT FROM s (inserts),
-// MERGE INTO ... USING s (updates and upserts), UPDATE ... FROM s (patches).
+// MERGE INTO ... USING s (updates), UPDATE ... FROM s (patches).
 // (A TEMP staging table would do the same, but DuckDB keeps rows deleted from
 // it until the transaction ends, so a huge source transaction would grow
 // memory without bound; the appender's rows are gone once its statement ran.)
@@ -41,7 +41,7 @@ func (ti *tableInfo) ref(f field) string { return ti.plans[f.col].toTarget("s." 
 type tupleMode uint8
 
 const (
-	complete tupleMode = iota // every field must be sent (inserts, upserts)
+	complete tupleMode = iota // every field must be sent (inserts, updates)
 	sentOnly                  // unsent (unchanged TOAST) fields are staged as NULL; statements only use sent ones
 )
 
@@ -158,10 +158,13 @@ func (ti *tableInfo) cached(key string, build func() string) string {
 	return q
 }
 
-// Write applies a batch: deletes by key, inserts in bulk, updates and
-// upserts by key, patches grouped by the columns they set (each one
-// statement), then the ordered changes.
+// Write applies a batch: deletes by key, inserts in bulk, updates by key,
+// patches grouped by the columns they set (each one statement), then the
+// ordered changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	if len(b.Deletes)+len(b.Updates)+len(b.Patches)+len(b.Rows) > 0 {
+		s.altered[TableName(b.Table.Schema, b.Table.Name)] = true
+	}
 	return explain(s.write(ctx, b))
 }
 
@@ -185,22 +188,13 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 			return err
 		}
 	}
-	inserts, upserts := [][]schema.Tuple{b.Inserts}, b.Upserts
-	if !keyed { // no key to replace by: the rows are appended
-		inserts, upserts = append(inserts, upserts), nil
-	}
-	if len(b.Inserts)+len(b.Upserts)-len(upserts) > 0 {
-		if err := s.insert(ctx, ti, inserts...); err != nil {
+	if len(b.Inserts) > 0 {
+		if err := s.insert(ctx, ti, b.Inserts); err != nil {
 			return err
 		}
 	}
 	if len(b.Updates) > 0 {
-		if err := s.merge(ctx, ti, b.Updates, false); err != nil {
-			return err
-		}
-	}
-	if len(upserts) > 0 {
-		if err := s.merge(ctx, ti, upserts, true); err != nil {
+		if err := s.merge(ctx, ti, b.Updates); err != nil {
 			return err
 		}
 	}
@@ -210,23 +204,18 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 		}
 	}
 	return schema.EachRun(b.Rows,
-		func(tuples []schema.Tuple) error { return s.insert(ctx, ti, tuples, nil) },
+		func(tuples []schema.Tuple) error { return s.insert(ctx, ti, tuples) },
 		func(c schema.RowChange) error { return s.rowChange(ctx, ti, c) })
 }
 
-// deleteKeys removes the rows whose keys the tuples of each list hold.
-func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, lists ...[]schema.Tuple) error {
+// deleteKeys removes the rows whose keys the tuples hold.
+func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, keys []schema.Tuple) error {
 	fields := keyFields(ti, 'c')
 	q := ti.cached("delete", func() string {
 		return "DELETE FROM " + ti.name + " AS t USING s WHERE " + ti.keyMatch("t", 'c')
 	})
 	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
-		for _, l := range lists {
-			if err := s.appendTuples(a, ti, fields, l, complete); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.appendTuples(a, ti, fields, keys, complete)
 	})
 }
 
@@ -234,7 +223,7 @@ func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, lists ...[]schema.
 // there fails the statement (Inserts must be new rows), except in a table
 // created or emptied in this transaction, which is checked once at commit
 // instead (the initial copy fills big tables in many chunks).
-func (s *Sink) insert(ctx context.Context, ti *tableInfo, lists ...[]schema.Tuple) error {
+func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple) error {
 	fields := allFields(ti, 'c')
 	checked := len(ti.keyIdx) > 0 && !s.fresh[ti.name]
 	if len(ti.keyIdx) > 0 && !checked {
@@ -246,7 +235,7 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, lists ...[]schema.Tupl
 	// as most do, a batch no longer scans the whole table.
 	lo, hi, ranged := int64(0), int64(0), false
 	if checked {
-		lo, hi, ranged = intKeyRange(ti, lists)
+		lo, hi, ranged = intKeyRange(ti, rows)
 	}
 	build := func() string {
 		exprs := make([]string, len(fields))
@@ -276,39 +265,29 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, lists ...[]schema.Tupl
 		q = ti.cached("insert"+strconv.FormatBool(checked), build)
 	}
 	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
-		for _, l := range lists {
-			if err := s.appendTuples(a, ti, fields, l, complete); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.appendTuples(a, ti, fields, rows, complete)
 	})
 }
 
-// merge replaces rows by key with one MERGE. Rows not in the target are
-// inserted (upserts) or fail the statement, naming the key (updates: the
-// target no longer mirrors the source).
-func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple, upsert bool) error {
+// merge replaces rows by key with one MERGE (updates). A row not in the
+// target fails the statement, naming the key: the target no longer mirrors
+// the source.
+func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) error {
 	fields := allFields(ti, 'c')
-	q := ti.cached("merge"+strconv.FormatBool(upsert), func() string {
+	q := ti.cached("merge", func() string {
 		var sets []string
-		vals := make([]string, len(ti.cols))
 		for i, c := range ti.cols {
-			vals[i] = ti.ref(field{i, 'c'})
 			if !isKey(ti, i) {
-				sets = append(sets, c+" = "+vals[i])
+				sets = append(sets, c+" = "+ti.ref(field{i, 'c'}))
 			}
 		}
 		matched := "DO NOTHING"
 		if len(sets) > 0 {
 			matched = "UPDATE SET " + strings.Join(sets, ", ")
 		}
-		notMatched := "INSERT (" + strings.Join(ti.cols, ", ") + ") VALUES (" + strings.Join(vals, ", ") + ")"
-		if !upsert {
-			notMatched = "ERROR " + literal("walmirror: a row updated at the source is missing from "+ti.name+
-				", so it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot; key ") +
-				" || " + ti.keyText("s", 'c')
-		}
+		notMatched := "ERROR " + literal("walmirror: a row updated at the source is missing from "+ti.name+
+			", so it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot; key ") +
+			" || " + ti.keyText("s", 'c')
 		return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') +
 			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN " + notMatched
 	})
@@ -527,13 +506,14 @@ func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
 			return fmt.Errorf("truncate %s: %w", name, err)
 		}
 		s.fresh[name] = true
+		s.altered[name] = true
 	}
 	return nil
 }
 
 // intKeyRange returns the smallest and largest key of the rows when the
 // table has a single integer key column; ok is false otherwise.
-func intKeyRange(ti *tableInfo, lists [][]schema.Tuple) (lo, hi int64, ok bool) {
+func intKeyRange(ti *tableInfo, rows []schema.Tuple) (lo, hi int64, ok bool) {
 	if len(ti.keyIdx) != 1 || schema.KindOf(ti.t.Columns[ti.keyIdx[0]].TypeID) != schema.KindInt {
 		return 0, 0, false
 	}
@@ -543,24 +523,20 @@ func intKeyRange(ti *tableInfo, lists [][]schema.Tuple) (lo, hi int64, ok bool) 
 	default:
 		return 0, 0, false
 	}
-	first := true
-	for _, l := range lists {
-		for _, tup := range l {
-			if k >= len(tup) || tup[k].State != schema.Text {
-				return 0, 0, false
-			}
-			v, err := strconv.ParseInt(string(tup[k].Data), 10, 64)
-			if err != nil {
-				return 0, 0, false
-			}
-			if first || v < lo {
-				lo = v
-			}
-			if first || v > hi {
-				hi = v
-			}
-			first = false
+	for i, tup := range rows {
+		if k >= len(tup) || tup[k].State != schema.Text {
+			return 0, 0, false
+		}
+		v, err := strconv.ParseInt(string(tup[k].Data), 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		if i == 0 || v < lo {
+			lo = v
+		}
+		if i == 0 || v > hi {
+			hi = v
 		}
 	}
-	return lo, hi, !first
+	return lo, hi, len(rows) > 0
 }

@@ -105,9 +105,13 @@ func TestLoader(t *testing.T) {
 		b.Deletes = append(b.Deletes, schema.Tuple{txt(key(i)), unchanged, unchanged, unchanged})
 		delete(model, key(i))
 	}
-	for _, i := range []int{60, 61, 62, 100, 101} {
-		b.Upserts = append(b.Upserts, row(key(i), 2000+i, "up"))
+	for _, i := range []int{60, 61, 62} {
+		b.Updates = append(b.Updates, row(key(i), 2000+i, "up"))
 		put(key(i), 2000+i, "up")
+	}
+	for _, i := range []int{100, 101} { // inserts go by COPY, alongside
+		b.Inserts = append(b.Inserts, row(key(i), 2000+i, "new"))
+		put(key(i), 2000+i, "new")
 	}
 	b2 := &schema.Batch{Table: tbl}
 	for i := 70; i < 80; i++ {

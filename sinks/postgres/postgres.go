@@ -40,14 +40,15 @@
 // output form (integers, bool, numeric, date, timestamp[tz], uuid, jsonb,
 // text-like; binary.go), which spares the server its text input functions,
 // else in text format; a value the encoders do not take sends the rest of
-// the batch in text. Deletes, upserts and patches (updates of only the columns sent) go
-// through a temporary staging table per table shape: one COPY of all of them,
-// then one DELETE ... USING, one INSERT ... SELECT ... ON CONFLICT DO UPDATE
-// and one UPDATE ... FROM per distinct set of sent columns; large batches
-// are staged by the loader session instead (loader.go). Ordered row
-// changes are prepared statements sent pipelined (one round trip for a run);
-// on tables without a key each one changes exactly one row equal to the old
-// row (NULL-safe, compared on the values' exact text forms).
+// the batch in text. Deletes, updates and patches (updates of only the columns
+// sent) go through a temporary staging table per table shape: one COPY of all
+// of them, then one DELETE ... USING, one UPDATE ... FROM for the updates
+// (whose row count proves every row was there) and one UPDATE ... FROM per
+// distinct set of sent columns for the patches; large batches are staged by
+// the loader session instead (loader.go). Ordered row changes are prepared
+// statements sent pipelined (one round trip for a run); on tables without a
+// key each one changes exactly one row equal to the old row (NULL-safe,
+// compared on the values' exact text forms).
 //
 // The state row (_walmirror.state) is written in the same transaction as the
 // data. By default the session sets session_replication_role = replica, like
@@ -114,7 +115,7 @@ type Options struct {
 	// echo them; "" binds none.
 	Origin string
 	// LoaderRows is the smallest batch of staged changes (updates, deletes,
-	// upserts) that goes through a second session, the loader, in parallel
+	// patches) that goes through a second session, the loader, in parallel
 	// with the first (loader.go); 0 uses none.
 	LoaderRows int
 }

@@ -25,7 +25,7 @@ type stmtKey struct {
 	mask string
 }
 
-// Write applies one batch: inserts by COPY, deletes, upserts and patches
+// Write applies one batch: inserts by COPY, deletes, updates and patches
 // set-wise through the staging table, then the ordered row changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 	return explain(s.write(ctx, b))
@@ -38,7 +38,7 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 	// The main session's last statement is settled before it is used again;
 	// a batch for the loader settles it only after staging (loader.go).
 	if _, known := s.tables[b.Table]; !known || len(b.Inserts) > 0 ||
-		!s.useLoader(len(b.Deletes)+len(b.Updates)+len(b.Upserts)+len(b.Patches)) {
+		!s.useLoader(len(b.Deletes)+len(b.Updates)+len(b.Patches)) {
 		if err := s.settle(); err != nil {
 			return err
 		}
@@ -56,10 +56,10 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 		if len(b.Deletes)+len(b.Patches) > 0 {
 			return fmt.Errorf("%s has no key: deletes and patches by key cannot apply (the source table needs a primary key or REPLICA IDENTITY FULL)", ti.name)
 		}
-		if len(b.Upserts)+len(b.Updates) > 0 {
+		if len(b.Updates) > 0 {
 			return fmt.Errorf("%s has no key: rows cannot be replaced by key", ti.name)
 		}
-	} else if len(b.Deletes)+len(b.Updates)+len(b.Upserts)+len(b.Patches) > 0 {
+	} else if len(b.Deletes)+len(b.Updates)+len(b.Patches) > 0 {
 		if err := s.staged(ctx, ti, b); err != nil {
 			return err
 		}
@@ -163,9 +163,8 @@ const stageTruncateRows = 10_000
 // Staged rows: g says what a row is for.
 const (
 	gDelete = 0
-	gUpsert = 1
-	gUpdate = 2
-	gPatch  = 3 // and up: one group per set of sent columns
+	gUpdate = 1
+	gPatch  = 2 // and up: one group per set of sent columns
 )
 
 // stageFor creates the table's staging table: the group column, then the
@@ -210,31 +209,68 @@ func keyMatch(ti *tableInfo, st stageRef) string {
 	return strings.Join(conds, " AND ")
 }
 
-// staged applies deletes, upserts and patches: one COPY of all of them into
+// staged applies deletes, updates and patches: one COPY of all of them into
 // a staging table, then one statement per part (and per set of sent
 // columns for patches), sent together. A large batch is staged by the
 // loader session and its statements' result is read later (loader.go).
 func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error {
-	isKey := make([]bool, len(ti.cols))
-	for _, k := range ti.keyIdx {
-		isKey[k] = true
+	sp, err := newStagedBatch(ti, b)
+	if err != nil {
+		return err
 	}
-	// Patches group by the columns they send (key columns are the match).
-	var masks []string
+	n := len(b.Deletes) + len(b.Updates) + len(b.Patches)
+	st, pg, remote, err := s.stageTo(ctx, ti, n, gPatch+len(sp.masks))
+	if err != nil {
+		return err
+	}
+	if err := s.copyBinary(ctx, pg, "COPY "+st.name+" FROM STDIN", n, sp.binaryRows(st), sp.textRows(st)); err != nil {
+		return fmt.Errorf("stage changes to %s: %w", ti.name, detail(err))
+	}
+	if remote {
+		// The loader committed: now the main session may move on.
+		if err := s.settle(); err != nil {
+			return err
+		}
+	}
+	var q strings.Builder
+	check := sp.writeStatements(&q, st)
+	if remote {
+		s.pending = &pendingResult{rr: s.conn.PgConn().Exec(ctx, q.String()), what: "apply changes to " + ti.name, check: check}
+		return nil
+	}
+	return s.applyStaged(ctx, ti, st, &q, n, check)
+}
+
+// stagedBatch is a batch's staged parts, staged in this order: deletes,
+// updates, then patches, each patch in the group of the columns it sends.
+type stagedBatch struct {
+	ti     *tableInfo
+	b      *schema.Batch
+	isKey  []bool   // per column of the shape
+	masks  []string // columns sent ('1') by the patches of group gPatch+i
+	patchG []int    // each patch's group; -1: only the key was sent
+}
+
+// newStagedBatch groups the batch's patches by the columns they send (key
+// columns are the match and must be sent).
+func newStagedBatch(ti *tableInfo, b *schema.Batch) (*stagedBatch, error) {
+	sp := &stagedBatch{ti: ti, b: b, isKey: make([]bool, len(ti.cols)), patchG: make([]int, len(b.Patches))}
+	for _, k := range ti.keyIdx {
+		sp.isKey[k] = true
+	}
 	groups := map[string]int{}
-	patchG := make([]int, len(b.Patches))
 	mask := make([]byte, len(ti.cols))
 	for i, p := range b.Patches {
 		if len(p) != len(ti.cols) {
-			return fmt.Errorf("patch of %s has %d values for %d columns", ti.name, len(p), len(ti.cols))
+			return nil, fmt.Errorf("patch of %s has %d values for %d columns", ti.name, len(p), len(ti.cols))
 		}
 		sent := false
 		for c, d := range p {
 			mask[c] = '0'
 			switch {
-			case isKey[c]:
+			case sp.isKey[c]:
 				if d.State != schema.Text {
-					return fmt.Errorf("patch of %s: key column %q not sent", ti.name, ti.t.Columns[c].Name)
+					return nil, fmt.Errorf("patch of %s: key column %q not sent", ti.name, ti.t.Columns[c].Name)
 				}
 			case d.State != schema.Unchanged:
 				mask[c] = '1'
@@ -242,53 +278,54 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 			}
 		}
 		if !sent {
-			patchG[i] = -1 // only the key was sent: nothing to change
+			sp.patchG[i] = -1 // only the key was sent: nothing to change
 			continue
 		}
 		g, ok := groups[string(mask)]
 		if !ok {
-			g = gPatch + len(masks)
+			g = gPatch + len(sp.masks)
 			groups[string(mask)] = g
-			masks = append(masks, string(mask))
+			sp.masks = append(sp.masks, string(mask))
 		}
-		patchG[i] = g
+		sp.patchG[i] = g
 	}
+	return sp, nil
+}
 
-	nd, nu, nup := len(b.Deletes), len(b.Upserts), len(b.Updates)
-	n := nd + nu + nup + len(b.Patches)
-	var st stageRef
-	var lt *loadTable
-	pg := s.conn.PgConn() // where the staged rows go
-	remote := s.useLoader(n)
-	if remote {
-		var err error
-		if lt, st, err = s.loaderTable(ctx, ti, n, gPatch+len(masks)); err != nil {
-			return err
-		}
-		remote = lt != nil
+// row returns staged row i, its group (-1: nothing to stage) and what it is.
+func (sp *stagedBatch) row(i int) (g int, tup schema.Tuple, part string) {
+	nd, nup := len(sp.b.Deletes), len(sp.b.Updates)
+	switch {
+	case i < nd:
+		return gDelete, sp.b.Deletes[i], "delete"
+	case i < nd+nup:
+		return gUpdate, sp.b.Updates[i-nd], "update"
 	}
-	if remote {
-		pg = s.ld.conn
-	} else {
-		if err := s.settle(); err != nil {
-			return err
-		}
-		name, err := s.stageFor(ctx, ti)
-		if err != nil {
-			return err
-		}
-		st = stageRef{name: name, gcol: ti.gcol, cols: ti.cols}
-	}
+	j := i - nd - nup
+	return sp.patchG[j], sp.b.Patches[j], "patch"
+}
 
-	stageRow := func(buf []byte, g int, tup schema.Tuple, part string) ([]byte, error) {
+// staysNull reports whether column c of a row of group g is staged as NULL:
+// the non-key columns of a delete and the unsent columns of a patch.
+func (sp *stagedBatch) staysNull(g, c int, d schema.Datum) bool {
+	return g == gDelete && !sp.isKey[c] || g >= gPatch && d.State == schema.Unchanged
+}
+
+// textRows encodes staged rows in text COPY form: the group, then the columns.
+func (sp *stagedBatch) textRows(st stageRef) rowEncoder {
+	ti := sp.ti
+	return func(buf []byte, i int) ([]byte, error) {
+		g, tup, part := sp.row(i)
+		if g < 0 {
+			return buf, nil
+		}
 		if len(tup) != len(ti.cols) {
 			return buf, fmt.Errorf("%s row has %d values for %d columns", part, len(tup), len(ti.cols))
 		}
 		buf = strconv.AppendInt(buf, int64(st.base+g), 10)
 		for c, d := range tup {
 			buf = append(buf, '\t')
-			switch {
-			case g == gDelete && !isKey[c], g >= gPatch && d.State == schema.Unchanged:
+			if sp.staysNull(g, c, d) {
 				buf = append(buf, '\\', 'N')
 				continue
 			}
@@ -299,15 +336,27 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		}
 		return append(buf, '\n'), nil
 	}
-	// The same in binary: the group, then the columns.
-	stageBinary := func(buf []byte, g int, tup schema.Tuple) ([]byte, error) {
+}
+
+// binaryRows encodes staged rows in binary COPY form, the same fields as
+// textRows; nil when the shape has no binary encoding.
+func (sp *stagedBatch) binaryRows(st stageRef) rowEncoder {
+	ti := sp.ti
+	if ti.bin == nil {
+		return nil
+	}
+	return func(buf []byte, i int) ([]byte, error) {
+		g, tup, _ := sp.row(i)
+		if g < 0 {
+			return buf, nil
+		}
 		if len(tup) != len(ti.cols) {
 			return buf, errNotBinary
 		}
 		buf = binary.BigEndian.AppendUint16(buf, uint16(len(tup)+1))
 		buf = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(buf, 4), uint32(st.base+g))
 		for c, d := range tup {
-			if g == gDelete && !isKey[c] || g >= gPatch && d.State == schema.Unchanged {
+			if sp.staysNull(g, c, d) {
 				buf = appendBinaryNull(buf)
 				continue
 			}
@@ -318,74 +367,33 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		}
 		return buf, nil
 	}
-	var bin rowEncoder
-	if ti.bin != nil {
-		bin = func(buf []byte, i int) ([]byte, error) {
-			switch {
-			case i < nd:
-				return stageBinary(buf, gDelete, b.Deletes[i])
-			case i < nd+nu:
-				return stageBinary(buf, gUpsert, b.Upserts[i-nd])
-			case i < nd+nu+nup:
-				return stageBinary(buf, gUpdate, b.Updates[i-nd-nu])
-			}
-			j := i - nd - nu - nup
-			if patchG[j] < 0 {
-				return buf, nil
-			}
-			return stageBinary(buf, patchG[j], b.Patches[j])
-		}
-	}
-	err := s.copyBinary(ctx, pg, "COPY "+st.name+" FROM STDIN", n, bin, func(buf []byte, i int) ([]byte, error) {
-		switch {
-		case i < nd:
-			return stageRow(buf, gDelete, b.Deletes[i], "delete")
-		case i < nd+nu:
-			return stageRow(buf, gUpsert, b.Upserts[i-nd], "upsert")
-		case i < nd+nu+nup:
-			return stageRow(buf, gUpdate, b.Updates[i-nd-nu], "update")
-		}
-		j := i - nd - nu - nup
-		if patchG[j] < 0 {
-			return buf, nil
-		}
-		return stageRow(buf, patchG[j], b.Patches[j], "patch")
-	})
-	if err != nil {
-		return fmt.Errorf("stage changes to %s: %w", ti.name, detail(err))
-	}
-	if remote {
-		// The loader committed: now the main session may move on.
-		if err := s.settle(); err != nil {
-			return err
-		}
-	}
+}
 
-	var sb strings.Builder
-	if nd > 0 {
-		writeRanged(&sb, ti, deleteSQL(ti, st), b.Deletes)
-	}
-	if nu > 0 {
-		sb.WriteString(upsertSQL(ti, st))
-		sb.WriteString(";\n")
+// writeStatements appends the statements that apply the rows staged in st
+// and returns the check of their results: every update found its row.
+func (sp *stagedBatch) writeStatements(q *strings.Builder, st stageRef) func([]*pgconn.Result) error {
+	ti := sp.ti
+	if len(sp.b.Deletes) > 0 {
+		writeRanged(q, ti, deleteSQL(ti, st), sp.b.Deletes)
 	}
 	// Updates replace rows the target holds: a plain UPDATE ... FROM, whose
 	// row count proves they were all there.
+	nup := len(sp.b.Updates)
 	updateAt := -1
 	if upd := updateSQL(ti, st); nup > 0 && upd != "" {
-		updateAt = writeRanged(&sb, ti, upd, b.Updates)
+		updateAt = writeRanged(q, ti, upd, sp.b.Updates)
 	}
-	for i, m := range masks {
+	for i, m := range sp.masks {
 		var sets []string
 		for c := range ti.cols {
 			if m[c] == '1' {
 				sets = append(sets, ti.cols[c]+" = s."+st.cols[c])
 			}
 		}
-		fmt.Fprintf(&sb, "UPDATE %s AS t SET %s FROM %s AS s WHERE %s AND %s;\n",
+		fmt.Fprintf(q, "UPDATE %s AS t SET %s FROM %s AS s WHERE %s AND %s;\n",
 			ti.name, strings.Join(sets, ", "), st.name, st.is(gPatch+i), keyMatch(ti, st))
 	}
-	check := func(results []*pgconn.Result) error {
+	return func(results []*pgconn.Result) error {
 		if updateAt >= 0 {
 			if got := results[updateAt].CommandTag.RowsAffected(); got != int64(nup) {
 				return fmt.Errorf("update %s: %d of %d rows updated at the source are missing from the target: it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot", ti.name, int64(nup)-got, nup)
@@ -393,21 +401,47 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		}
 		return nil
 	}
-	if remote {
-		s.pending = &pendingResult{rr: s.conn.PgConn().Exec(ctx, sb.String()), what: "apply changes to " + ti.name, check: check}
-		return nil
+}
+
+// stageTo picks where a batch of n staged rows in groups groups goes: a
+// loader table (remote) when the batch is large and the loader can be
+// used, else the shape's staging table in the main session, settled first.
+// pg is the session that COPYs the rows.
+func (s *Sink) stageTo(ctx context.Context, ti *tableInfo, n, groups int) (st stageRef, pg *pgconn.PgConn, remote bool, err error) {
+	if s.useLoader(n) {
+		var lt *loadTable
+		if lt, st, err = s.loaderTable(ctx, ti, n, groups); err != nil {
+			return st, nil, false, err
+		}
+		if lt != nil {
+			return st, s.ld.conn, true, nil
+		}
 	}
+	if err := s.settle(); err != nil {
+		return st, nil, false, err
+	}
+	name, err := s.stageFor(ctx, ti)
+	if err != nil {
+		return st, nil, false, err
+	}
+	return stageRef{name: name, gcol: ti.gcol, cols: ti.cols}, s.conn.PgConn(), false, nil
+}
+
+// applyStaged runs the statements in q in the main session, emptying the
+// staging table st of its n rows in the same round trip, and checks the
+// results.
+func (s *Sink) applyStaged(ctx context.Context, ti *tableInfo, st stageRef, q *strings.Builder, n int, check func([]*pgconn.Result) error) error {
 	// Emptying a small stage with DELETE avoids TRUNCATE's new relation
 	// file, but its dead rows stay (nothing vacuums temporary tables) and
 	// every later statement scans them: TRUNCATE once they add up.
 	if ti.stageDead+n < stageTruncateRows {
-		sb.WriteString("DELETE FROM " + st.name)
+		q.WriteString("DELETE FROM " + st.name)
 		ti.stageDead += n
 	} else {
-		sb.WriteString("TRUNCATE " + st.name)
+		q.WriteString("TRUNCATE " + st.name)
 		ti.stageDead = 0
 	}
-	results, err := s.conn.PgConn().Exec(ctx, sb.String()).ReadAll()
+	results, err := s.conn.PgConn().Exec(ctx, q.String()).ReadAll()
 	if err != nil {
 		return fmt.Errorf("apply changes to %s: %w", ti.name, detail(err))
 	}
@@ -486,46 +520,6 @@ func updateSQL(ti *tableInfo, st stageRef) string {
 
 func deleteSQL(ti *tableInfo, st stageRef) string {
 	return "DELETE FROM " + ti.name + " AS t USING " + st.name + " AS s WHERE " + st.is(gDelete) + " AND " + keyMatch(ti, st)
-}
-
-// upsertSQL inserts the staged upserts, replacing rows with the same key:
-// INSERT ... ON CONFLICT DO UPDATE when a unique index covers exactly the
-// key columns, else UPDATE ... FROM then INSERT ... WHERE NOT EXISTS.
-func upsertSQL(ti *tableInfo, st stageRef) string {
-	sel := make([]string, len(ti.cols))
-	for i := range ti.cols {
-		sel[i] = "s." + st.cols[i]
-	}
-	ins := "INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " +
-		strings.Join(sel, ", ") + " FROM " + st.name + " AS s WHERE " + st.is(gUpsert)
-	keys := make([]string, len(ti.keyIdx))
-	isKey := make([]bool, len(ti.cols))
-	for i, k := range ti.keyIdx {
-		keys[i] = ti.cols[k]
-		isKey[k] = true
-	}
-	var sets, fromStage []string
-	for i, c := range ti.cols {
-		if !isKey[i] {
-			sets = append(sets, c+" = EXCLUDED."+c)
-			fromStage = append(fromStage, c+" = s."+st.cols[i])
-		}
-	}
-	if !ti.unique {
-		// Same effect without ON CONFLICT: update the rows that exist, insert
-		// the others.
-		ups := ""
-		if len(fromStage) > 0 {
-			ups = "UPDATE " + ti.name + " AS t SET " + strings.Join(fromStage, ", ") + " FROM " + st.name +
-				" AS s WHERE " + st.is(gUpsert) + " AND " + keyMatch(ti, st) + ";\n"
-		}
-		return ups + ins + " AND NOT EXISTS (SELECT FROM " + ti.name + " AS t WHERE " + keyMatch(ti, st) + ")"
-	}
-	ins += " ON CONFLICT (" + strings.Join(keys, ", ") + ")"
-	if len(sets) == 0 {
-		return ins + " DO NOTHING"
-	}
-	return ins + " DO UPDATE SET " + strings.Join(sets, ", ")
 }
 
 // ordered applies row changes in order: runs of inserts by COPY, runs of

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
@@ -71,13 +70,13 @@ func testRollback(h *harness) {
 	kv := keyed("public", "kv", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
 	st0 := h.tx(func() {
 		h.ensure(kv)
-		h.write(&schema.Batch{Table: kv, Upserts: rows(row("1", "a"))})
+		h.write(&schema.Batch{Table: kv, Inserts: rows(row("1", "a"))})
 	})
 
 	// Changes to an existing table.
 	h.begin()
 	h.ensure(kv)
-	h.write(&schema.Batch{Table: kv, Upserts: rows(row("2", "b"), row("1", "changed"))})
+	h.write(&schema.Batch{Table: kv, Inserts: rows(row("2", "b")), Updates: rows(row("1", "changed"))})
 	h.write(&schema.Batch{Table: kv, Deletes: rows(row("1", nil))})
 	h.truncate(kv)
 	h.write(&schema.Batch{Table: kv, Rows: []schema.RowChange{ins(row("3", "c"))}})
@@ -89,7 +88,7 @@ func testRollback(h *harness) {
 	nt := keyed("public", "created_then_rolled_back", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
 	h.begin()
 	h.ensure(nt)
-	h.write(&schema.Batch{Table: nt, Upserts: rows(row("1", "x"))})
+	h.write(&schema.Batch{Table: nt, Inserts: rows(row("1", "x"))})
 	h.rollback()
 	h.wantState(st0)
 	h.want(nt) // empty or absent
@@ -98,7 +97,7 @@ func testRollback(h *harness) {
 	kv2 := reshape(kv, append(kv.Columns, col("extra", schema.OIDText, false))...)
 	h.begin()
 	h.ensure(kv2)
-	h.write(&schema.Batch{Table: kv2, Upserts: rows(row("9", "i", "e"))})
+	h.write(&schema.Batch{Table: kv2, Inserts: rows(row("9", "i", "e")), Updates: rows(row("1", "u", "e"))})
 	h.rollback()
 	h.wantState(st0)
 	h.want(kv, r("1", "a"))
@@ -107,9 +106,9 @@ func testRollback(h *harness) {
 	// must not trust caches filled in the abandoned transaction).
 	h.tx(func() {
 		h.ensure(nt, kv2)
-		h.write(&schema.Batch{Table: nt, Upserts: rows(row("1", "x"))})
-		h.write(&schema.Batch{Table: kv2, Upserts: rows(row("2", "b", "e"))})
-		h.write(&schema.Batch{Table: kv, Upserts: rows(row("3", "c"))})
+		h.write(&schema.Batch{Table: nt, Inserts: rows(row("1", "x"))})
+		h.write(&schema.Batch{Table: kv2, Inserts: rows(row("2", "b", "e"))})
+		h.write(&schema.Batch{Table: kv, Inserts: rows(row("3", "c"))})
 	})
 	h.want(nt, r("1", "x"))
 	h.want(kv2, r("1", "a", "NULL"), r("2", "b", "e"), r("3", "c", "NULL"))
@@ -138,18 +137,20 @@ func testKeyedBatch(h *harness) {
 
 	h.tx(func() {
 		h.ensure(kv, ck)
-		h.write(&schema.Batch{Table: kv, Upserts: rows(row("1", "a", "x"), row("2", "b", "y"), row("3", "c", "z"))})
-		h.write(&schema.Batch{Table: ck, Upserts: rows(
+		h.write(&schema.Batch{Table: kv, Inserts: rows(row("1", "a", "x"), row("2", "b", "y"), row("3", "c", "z"))})
+		h.write(&schema.Batch{Table: ck, Inserts: rows(
 			row("v1", "a", "1", "w1"), row("v2", "b", "1", "w2"), row("v3", "a", "2", "w3"), row("v4", "b", "2", "w4"))})
 	})
 	h.want(kv, r("1", "a", "x"), r("2", "b", "y"), r("3", "c", "z"))
 
-	// Upserts replace by key, Deletes remove by key, Patches set only sent columns.
+	// Deletes remove by key, Inserts add new rows, Updates replace by key,
+	// Patches set only sent columns.
 	h.tx(func() {
 		h.write(&schema.Batch{Table: kv,
 			// Deletes carry the key; other columns may hold anything.
 			Deletes: rows(row("3", unsent, "junk"), row("99", nil, nil) /* absent: no-op */),
-			Upserts: rows(row("2", "B", "Y"), row("4", nil, nil)),
+			Inserts: rows(row("4", nil, nil)),
+			Updates: rows(row("2", "B", "Y")),
 			Patches: rows(row("1", unsent, "x2")),
 		})
 	})
@@ -169,7 +170,8 @@ func testKeyedBatch(h *harness) {
 	h.tx(func() {
 		h.write(&schema.Batch{Table: ck,
 			Deletes: rows(row(nil, "a", "1", unsent)),
-			Upserts: rows(row("v2'", "b", "1", "w2'"), row("v5", "c", "1", nil)),
+			Inserts: rows(row("v5", "c", "1", nil)),
+			Updates: rows(row("v2'", "b", "1", "w2'")),
 			Patches: rows(row("v3'", "a", "2", unsent), row(unsent, "b", "2", "w4'")),
 		})
 	})
@@ -181,31 +183,38 @@ func testKeyedBatch(h *harness) {
 	})
 	h.want(ck, r("v2'", "b", "1", "w2'"), r("v3'", "a", "2", "w3"))
 
-	// Rows come after Deletes, Upserts and Patches of the same batch.
+	// Rows come after Deletes, Inserts, Updates and Patches of the same batch.
 	h.tx(func() {
 		h.write(&schema.Batch{Table: kv,
 			Deletes: rows(row("1", nil, nil)),
-			Upserts: rows(row("5", "e", "new")),
+			Inserts: rows(row("5", "e", "new"), row("10", "x", "y")),
+			Updates: rows(row("2", "b", "upd")),
 			Patches: rows(row("4", unsent, "patched")),
 			Rows: []schema.RowChange{
 				ins(row("1", "again", "r")),                        // needs the delete first
-				upd(row("5", nil, nil), row("6", unsent, "moved")), // needs the upsert first
+				upd(row("5", nil, nil), row("6", unsent, "moved")), // needs the insert first
 				upd(row("4", nil, nil), row("7", "seven", unsent)), // needs the patch first
-				del(row("2", nil, nil)),
+				upd(row("2", nil, nil), row("8", unsent, unsent)),  // needs the update first
+				del(row("10", nil, nil)),
 			},
 		})
 	})
-	h.want(kv, r("1", "again", "r"), r("6", "e", "moved"), r("7", "seven", "patched"))
+	h.want(kv, r("1", "again", "r"), r("6", "e", "moved"), r("7", "seven", "patched"), r("8", "b", "upd"))
 
 	// Durable, and writable after reopening.
 	h.reopen()
-	h.want(kv, r("1", "again", "r"), r("6", "e", "moved"), r("7", "seven", "patched"))
+	h.want(kv, r("1", "again", "r"), r("6", "e", "moved"), r("7", "seven", "patched"), r("8", "b", "upd"))
 	h.want(ck, r("v2'", "b", "1", "w2'"), r("v3'", "a", "2", "w3"))
 	h.tx(func() {
 		h.ensure(kv)
-		h.write(&schema.Batch{Table: kv, Upserts: rows(row("1", "after", "reopen")), Patches: rows(row("6", "E", unsent))})
+		h.write(&schema.Batch{Table: kv,
+			Deletes: rows(row("8", nil, nil)),
+			Inserts: rows(row("9", "nine", nil)),
+			Updates: rows(row("1", "after", "reopen")),
+			Patches: rows(row("6", "E", unsent)),
+		})
 	})
-	h.want(kv, r("1", "after", "reopen"), r("6", "E", "moved"), r("7", "seven", "patched"))
+	h.want(kv, r("1", "after", "reopen"), r("6", "E", "moved"), r("7", "seven", "patched"), r("9", "nine", "NULL"))
 }
 
 // testKeyedRows: ordered row changes on tables with a key, as the snapshot
@@ -327,7 +336,7 @@ func testTruncate(h *harness) {
 	h.tx(func() {
 		h.ensure(a, b, c, d)
 		for _, t := range []*schema.Table{a, b, d} {
-			h.write(&schema.Batch{Table: t, Upserts: rows(row("1", "one"), row("2", "two"))})
+			h.write(&schema.Batch{Table: t, Inserts: rows(row("1", "one"), row("2", "two"))})
 		}
 		h.write(&schema.Batch{Table: c, Rows: []schema.RowChange{ins(row("1", "one")), ins(row("1", "one"))}})
 	})
@@ -354,7 +363,7 @@ func testTruncate(h *harness) {
 	// Truncating empty tables is fine; the tables stay usable.
 	h.tx(func() {
 		h.truncate(a, c)
-		h.write(&schema.Batch{Table: a, Upserts: rows(row("5", "five"))})
+		h.write(&schema.Batch{Table: a, Inserts: rows(row("5", "five"))})
 	})
 	h.reopen()
 	h.want(a, r("5", "five"))
@@ -368,7 +377,7 @@ func testSchemaEvolution(h *harness) {
 	t1 := keyed("public", "evolving", col("id", schema.OIDInt4, true), col("a", schema.OIDText, false))
 	h.tx(func() {
 		h.ensure(t1, t1)
-		h.write(&schema.Batch{Table: t1, Upserts: rows(row("1", "a"), row("2", "b"))})
+		h.write(&schema.Batch{Table: t1, Inserts: rows(row("1", "a"), row("2", "b"))})
 	})
 	h.tx(func() { h.ensure(t1) })
 	// An equal description in a new *Table is the same table.
@@ -381,9 +390,9 @@ func testSchemaEvolution(h *harness) {
 	h.want(t2, r("1", "a", "NULL"), r("2", "b", "NULL"))
 	h.tx(func() {
 		h.ensure(t2)
-		h.write(&schema.Batch{Table: t2, Upserts: rows(row("3", "c", "30")), Patches: rows(row("1", unsent, "10"))})
+		h.write(&schema.Batch{Table: t2, Inserts: rows(row("3", "c", "30")), Patches: rows(row("1", unsent, "10"))})
 		// Rows decoded with the old shape keep pointing at it.
-		h.write(&schema.Batch{Table: t1, Upserts: rows(row("4", "d")), Patches: rows(row("2", "b'"))})
+		h.write(&schema.Batch{Table: t1, Inserts: rows(row("4", "d")), Patches: rows(row("2", "b'"))})
 	})
 	h.want(t2, r("1", "a", "10"), r("2", "b'", "NULL"), r("3", "c", "30"), r("4", "d", "NULL"))
 
@@ -396,22 +405,23 @@ func testSchemaEvolution(h *harness) {
 	h.tx(func() {
 		h.ensure(t3)
 		h.write(&schema.Batch{Table: t3,
-			Upserts: rows(row("5", "50")),
+			Inserts: rows(row("5", "50")),
+			Updates: rows(row("1", "11")), // the dropped column keeps its value
 			Patches: rows(row("3", "31")),
 			Rows:    []schema.RowChange{ins(row("6", nil)), del(row("4", nil)), upd(row("2", nil), row("20", unsent))},
 		})
 	})
-	h.want(t3, r("1", "10"), r("20", "NULL"), r("3", "31"), r("5", "50"), r("6", "NULL"))
-	h.want(t2, r("1", "a", "10"), r("20", "b'", "NULL"), r("3", "c", "31"), r("5", "NULL", "50"), r("6", "NULL", "NULL"))
+	h.want(t3, r("1", "11"), r("20", "NULL"), r("3", "31"), r("5", "50"), r("6", "NULL"))
+	h.want(t2, r("1", "a", "11"), r("20", "b'", "NULL"), r("3", "c", "31"), r("5", "NULL", "50"), r("6", "NULL", "NULL"))
 
 	// The column comes back (ALTER TABLE ADD COLUMN a): nothing fails.
 	t4 := reshape(t1, col("id", schema.OIDInt4, true), col("b", schema.OIDInt8, false), col("a", schema.OIDText, false))
 	h.reopen()
 	h.tx(func() {
 		h.ensure(t3, t4)
-		h.write(&schema.Batch{Table: t4, Upserts: rows(row("7", "70", "g"))})
+		h.write(&schema.Batch{Table: t4, Inserts: rows(row("7", "70", "g")), Updates: rows(row("5", "51", "e"))})
 	})
-	h.want(t4, r("1", "10", "a"), r("20", "NULL", "b'"), r("3", "31", "c"), r("5", "50", "NULL"), r("6", "NULL", "NULL"), r("7", "70", "g"))
+	h.want(t4, r("1", "11", "a"), r("20", "NULL", "b'"), r("3", "31", "c"), r("5", "51", "e"), r("6", "NULL", "NULL"), r("7", "70", "g"))
 
 	// A keyless table gains a column: whole-row matching then includes it,
 	// NULL-safely.
@@ -468,21 +478,24 @@ func testHostileIdentifiers(h *harness) {
 	}
 	kl := keyless(`we"ird sch.ema`, `keyless "table"; --`, append([]schema.Column(nil), cols...)...)
 
+	// Keyed tables also get a plain row 4, to be replaced by hostile values.
+	plain := row("4", "p", "p", "p", "p", "p", "p", "p", "p", "p", "p", "p", "p", "p")
 	h.tx(func() {
 		h.ensure(tables...)
 		h.ensure(kl)
 		for _, t := range tables {
-			h.write(&schema.Batch{Table: t, Upserts: hostileRows()})
+			h.write(&schema.Batch{Table: t, Inserts: append(hostileRows(), plain)})
 		}
 		in := hostileRows()
 		h.write(&schema.Batch{Table: kl, Rows: []schema.RowChange{ins(in[0]), ins(in[0]), ins(in[1]), ins(in[2])}})
 	})
 	base := hostileRows()
 	for _, t := range tables {
-		h.want(t, render(base[0]), render(base[1]), render(base[2]))
+		h.want(t, render(base[0]), render(base[1]), render(base[2]), render(plain))
 	}
 
-	// Patch, key change with unsent columns, delete.
+	// Update, patch, key change with unsent columns, delete.
+	update := append(row("4"), base[1][1:]...)
 	patch := row("1", unsent, unsent, "patched", unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent)
 	moveOld := row("2", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
 	moveNew := row("20", unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, unsent, "moved", unsent, unsent)
@@ -490,6 +503,7 @@ func testHostileIdentifiers(h *harness) {
 		h.ensure(tables...)
 		for _, t := range tables {
 			h.write(&schema.Batch{Table: t,
+				Updates: rows(update),
 				Patches: rows(patch),
 				Rows:    []schema.RowChange{upd(moveOld, moveNew), del(row("3", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil))},
 			})
@@ -503,8 +517,9 @@ func testHostileIdentifiers(h *harness) {
 	want1[3] = "patched"
 	want2 := render(base[1])
 	want2[0], want2[11] = "20", "moved"
+	want4 := render(update)
 	for _, t := range tables {
-		h.want(t, want1, want2)
+		h.want(t, want1, want2, want4)
 	}
 	kw := render(base[1])
 	kw[3] = "changed ' \" ;"
@@ -516,8 +531,8 @@ func testHostileIdentifiers(h *harness) {
 		h.truncate(tables[0])
 	})
 	h.want(tables[0])
-	h.want(tables[1], want1, want2)
-	h.want(tables[len(hostileNames)], want1, want2) // same name, other schema
+	h.want(tables[1], want1, want2, want4)
+	h.want(tables[len(hostileNames)], want1, want2, want4) // same name, other schema
 }
 
 // testValues: values of the common types read back as their text form;
@@ -552,8 +567,18 @@ func testValues(h *harness) {
 	}
 	h.tx(func() {
 		h.ensure(t)
-		h.write(&schema.Batch{Table: t, Upserts: in})
+		h.write(&schema.Batch{Table: t, Inserts: in})
 	})
+	h.want(t, want...)
+
+	// The same values through Updates: each key takes the next row's values.
+	shifted := make([]schema.Tuple, len(in))
+	for i, tup := range in {
+		next := in[(i+1)%len(in)]
+		shifted[i] = append(schema.Tuple{tup[0]}, next[1:]...)
+		want[i] = render(shifted[i])
+	}
+	h.tx(func() { h.write(&schema.Batch{Table: t, Updates: shifted}) })
 	h.want(t, want...)
 
 	// Whole-row matching on these values, NaN and empty bytea included.
@@ -580,26 +605,30 @@ func testValues(h *harness) {
 // reuses their memory as soon as Write returns.
 func testNoRetain(h *harness) {
 	t := keyed("public", "reuse", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false), col("b", schema.OIDBytea, false))
-	buf := []byte("1one\\x0102" + "2two\\x0304" + "3three\\x05")
+	buf := []byte("1one\\x0102" + "2two\\x0304" + "3three\\x05" + "2deux\\x06")
 	d := func(from, to int) schema.Datum { return schema.Datum{State: schema.Text, Data: buf[from:to]} }
 	h.tx(func() {
 		h.ensure(t)
 		b := &schema.Batch{Table: t,
-			Upserts: rows(schema.Tuple{d(0, 1), d(1, 4), d(4, 10)}),
+			Inserts: rows(schema.Tuple{d(0, 1), d(1, 4), d(4, 10)}),
 			Rows:    []schema.RowChange{ins(schema.Tuple{d(10, 11), d(11, 14), d(14, 20)})},
 		}
 		h.write(b)
-		b2 := &schema.Batch{Table: t, Rows: []schema.RowChange{ins(schema.Tuple{d(20, 21), d(21, 26), d(26, 30)})}}
+		b2 := &schema.Batch{Table: t,
+			Updates: rows(schema.Tuple{d(30, 31), d(31, 35), d(35, 39)}),
+			Rows:    []schema.RowChange{ins(schema.Tuple{d(20, 21), d(21, 26), d(26, 30)})},
+		}
 		h.write(b2)
 		// Scribble over everything the sink was given.
 		for i := range buf {
 			buf[i] = '9'
 		}
-		b.Upserts[0][1] = schema.Datum{State: schema.Null}
+		b.Inserts[0][1] = schema.Datum{State: schema.Null}
 		b.Rows[0].New[2] = schema.Datum{State: schema.Null}
-		b.Upserts, b.Rows, b2.Rows = nil, nil, nil
+		b2.Updates[0][1] = schema.Datum{State: schema.Null}
+		b.Inserts, b.Rows, b2.Updates, b2.Rows = nil, nil, nil, nil
 	})
-	h.want(t, r("1", "one", `\x0102`), r("2", "two", `\x0304`), r("3", "three", `\x05`))
+	h.want(t, r("1", "one", `\x0102`), r("2", "deux", `\x06`), r("3", "three", `\x05`))
 }
 
 // testManyRows: batches far larger than any one statement can carry.
@@ -609,13 +638,13 @@ func testManyRows(h *harness) {
 	mk := func(i int, tag string) schema.Tuple {
 		return row(strconv.Itoa(i), fmt.Sprintf("%s-%d", tag, i), strconv.Itoa(i%97))
 	}
-	ups := make([]schema.Tuple, n)
-	for i := range ups {
-		ups[i] = mk(i, "first")
+	first := make([]schema.Tuple, n)
+	for i := range first {
+		first[i] = mk(i, "first")
 	}
 	h.tx(func() {
 		h.ensure(big)
-		h.write(&schema.Batch{Table: big, Upserts: ups})
+		h.write(&schema.Batch{Table: big, Inserts: first})
 	})
 	checkAll := func(present func(i int) (tag string, ok bool), count int) {
 		h.t.Helper()
@@ -654,11 +683,17 @@ func testManyRows(h *harness) {
 	h.tx(func() { h.write(&schema.Batch{Table: big, Deletes: dels}) })
 	checkAll(func(i int) (string, bool) { return "first", i >= 0 && i < n && i%5 >= 2 }, n-nDel)
 
-	// Upserts over a mix of existing and deleted keys replace or insert.
-	for i := range ups {
-		ups[i] = mk(i, "second")
+	// Every key again in one Write: Updates for the rows still there,
+	// Inserts for the deleted ones.
+	var upds, reins []schema.Tuple
+	for i := range n {
+		if i%5 < 2 {
+			reins = append(reins, mk(i, "second"))
+		} else {
+			upds = append(upds, mk(i, "second"))
+		}
 	}
-	h.tx(func() { h.write(&schema.Batch{Table: big, Upserts: ups}) })
+	h.tx(func() { h.write(&schema.Batch{Table: big, Inserts: reins, Updates: upds}) })
 	checkAll(func(i int) (string, bool) { return "second", i >= 0 && i < n }, n)
 
 	// Composite keys in bulk.
@@ -672,7 +707,7 @@ func testManyRows(h *harness) {
 	}
 	h.tx(func() {
 		h.ensure(ck)
-		h.write(&schema.Batch{Table: ck, Upserts: cu})
+		h.write(&schema.Batch{Table: ck, Inserts: cu})
 	})
 	h.tx(func() { h.write(&schema.Batch{Table: ck, Deletes: cd}) })
 	h.wantCount(ck, 3000)
@@ -696,27 +731,36 @@ func testManyRows(h *harness) {
 		cols[i] = col(fmt.Sprintf("c%04d", i), schema.OIDText, i == 0)
 	}
 	wide := keyed("public", "wide", cols...)
-	var wu []schema.Tuple
-	for i := range wideRows {
-		tup := make(schema.Tuple, width)
-		for j := range tup {
-			tup[j] = schema.Datum{State: schema.Text, Data: fmt.Appendf(nil, "%d.%d", i, j)}
+	// Values as long in both rounds: the rows are near PostgreSQL's limit.
+	wideTuples := func(sep string) []schema.Tuple {
+		var ts []schema.Tuple
+		for i := range wideRows {
+			tup := make(schema.Tuple, width)
+			tup[0] = schema.Datum{State: schema.Text, Data: fmt.Appendf(nil, "%d", i)}
+			for j := 1; j < width; j++ {
+				tup[j] = schema.Datum{State: schema.Text, Data: fmt.Appendf(nil, "%d%s%d", i, sep, j)}
+			}
+			ts = append(ts, tup)
 		}
-		wu = append(wu, tup)
+		return ts
 	}
-	h.tx(func() {
-		h.ensure(wide)
-		h.write(&schema.Batch{Table: wide, Upserts: wu})
-	})
-	got := h.wantCount(wide, wideRows)
-	for _, g := range got {
-		i, _, _ := strings.Cut(g[0], ".")
-		for j, v := range g {
-			if w := fmt.Sprintf("%s.%d", i, j); v != w {
-				h.t.Fatalf("wide row %s column %d = %q, want %q", i, j, v, w)
+	checkWide := func(sep string) {
+		h.t.Helper()
+		for _, g := range h.wantCount(wide, wideRows) {
+			for j, v := range g[1:] {
+				if w := fmt.Sprintf("%s%s%d", g[0], sep, j+1); v != w {
+					h.t.Fatalf("wide row %s column %d = %q, want %q", g[0], j+1, v, w)
+				}
 			}
 		}
 	}
+	h.tx(func() {
+		h.ensure(wide)
+		h.write(&schema.Batch{Table: wide, Inserts: wideTuples(".")})
+	})
+	checkWide(".")
+	h.tx(func() { h.write(&schema.Batch{Table: wide, Updates: wideTuples(":")}) })
+	checkWide(":")
 }
 
 // testNamespaces: tables of the same name in different schemas, and names
@@ -741,7 +785,7 @@ func testNamespaces(h *harness) {
 	h.tx(func() {
 		h.ensure(tables...)
 		for _, t := range tables {
-			h.write(&schema.Batch{Table: t, Upserts: rows(row("1", origin(t)))})
+			h.write(&schema.Batch{Table: t, Inserts: rows(row("1", origin(t)))})
 		}
 		for _, t := range tables {
 			h.write(&schema.Batch{Table: t, Rows: []schema.RowChange{ins(row("2", origin(t)))}})
@@ -769,7 +813,7 @@ func testNamespaces(h *harness) {
 	mixed := keyed("public", "Mixed", col("id", schema.OIDInt4, true), col("origin", schema.OIDText, false))
 	h.tx(func() {
 		h.ensure(mixed)
-		h.write(&schema.Batch{Table: mixed, Upserts: rows(row("1", origin(mixed)))})
+		h.write(&schema.Batch{Table: mixed, Inserts: rows(row("1", origin(mixed)))})
 	})
 	for _, p := range []struct {
 		first  *schema.Table
@@ -790,7 +834,7 @@ func testNamespaces(h *harness) {
 			h.want(p.first, p.want...)
 			continue
 		}
-		h.write(&schema.Batch{Table: p.second, Upserts: rows(row("1", origin(p.second))), Deletes: rows(row("2", nil))})
+		h.write(&schema.Batch{Table: p.second, Inserts: rows(row("1", origin(p.second))), Deletes: rows(row("2", nil))})
 		h.commit()
 		h.want(p.first, p.want...)
 		h.want(p.second, r("1", origin(p.second)))

@@ -264,7 +264,7 @@ func TestTypeMapping(t *testing.T) {
 	if err := s.EnsureTable(ctx, tbl); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(ctx, &schema.Batch{Table: tbl, Upserts: tuples}); err != nil {
+	if err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: tuples}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Commit(ctx, schema.State{LSN: 1, Slot: "s", SystemID: "1", Phase: schema.PhaseStreaming}); err != nil {
@@ -375,20 +375,23 @@ func TestBadValues(t *testing.T) {
 		{schema.Tuple{{State: schema.Text, Data: []byte("x1")}, {State: schema.Null}}, `"id"`},
 		{schema.Tuple{{State: schema.Text, Data: []byte("1")}, {State: schema.Text, Data: []byte(`\000`)}}, `"raw"`}, // bytea_output = escape
 		{schema.Tuple{{State: schema.Text, Data: []byte("1")}, {State: schema.Text, Data: []byte(`\xzz`)}}, `"raw"`},
-		{schema.Tuple{{State: schema.Text, Data: []byte("1")}, {State: schema.Unchanged}}, `"raw"`}, // unsent in an upsert
+		{schema.Tuple{{State: schema.Text, Data: []byte("1")}, {State: schema.Unchanged}}, `"raw"`}, // unsent in a complete row
 	} {
-		if err := s.Begin(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.EnsureTable(ctx, tbl); err != nil {
-			t.Fatal(err)
-		}
-		err := s.Write(ctx, &schema.Batch{Table: tbl, Upserts: []schema.Tuple{c.tup}})
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("Write(%q) = %v, want an error naming column %s", c.tup, err, c.want)
-		}
-		if err := s.Rollback(ctx); err != nil {
-			t.Fatal(err)
+		for _, b := range []schema.Batch{{Inserts: []schema.Tuple{c.tup}}, {Updates: []schema.Tuple{c.tup}}} {
+			if err := s.Begin(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.EnsureTable(ctx, tbl); err != nil {
+				t.Fatal(err)
+			}
+			b.Table = tbl
+			err := s.Write(ctx, &b)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Write(%q) = %v, want an error naming column %s", c.tup, err, c.want)
+			}
+			if err := s.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }

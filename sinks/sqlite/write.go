@@ -21,8 +21,8 @@ const (
 type stmtOp uint8
 
 const (
-	opInsert stmtOp = iota + 1
-	opUpsert
+	opInsert  stmtOp = iota + 1
+	opReplace        // insert, replacing the row with the same key
 	opDeleteKeys
 	opUpdateByKey // mask: columns set
 	opDeleteOne   // mask: columns matched (keyless)
@@ -49,7 +49,7 @@ func (s *Sink) stmt(ctx context.Context, k stmtKey, build func() string) (*sql.S
 	return st, nil
 }
 
-// Write applies a batch: deletes, inserts, upserts and patches set-wise, then
+// Write applies a batch: deletes, inserts, updates and patches set-wise, then
 // the ordered row changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 	return withHint(s.write(ctx, b))
@@ -72,12 +72,9 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 	if err := s.insert(ctx, ti, b.Inserts, false); err != nil {
 		return err
 	}
-	// Updates replace rows the target holds; the upsert statement does that
-	// in one multi-row statement.
+	// Updates replace rows the target holds; INSERT ... ON CONFLICT DO
+	// UPDATE does that in one multi-row statement.
 	if err := s.insert(ctx, ti, b.Updates, true); err != nil {
-		return err
-	}
-	if err := s.insert(ctx, ti, b.Upserts, true); err != nil {
 		return err
 	}
 	for _, row := range b.Patches {
@@ -99,21 +96,21 @@ func (s *Sink) bind(ti *tableInfo, i int, d schema.Datum) error {
 	return nil
 }
 
-// insert writes full rows with multi-row INSERT statements; upsert replaces
-// the row with the same key.
-func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple, upsert bool) error {
+// insert writes full rows with multi-row INSERT statements; replace
+// replaces the row with the same key.
+func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple, replace bool) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	upsert = upsert && len(ti.keyIdx) > 0
+	replace = replace && len(ti.keyIdx) > 0
 	op := opInsert
-	if upsert {
-		op = opUpsert
+	if replace {
+		op = opReplace
 	}
 	per := max(1, min(maxRowsPerStmt, maxVars/max(1, len(ti.cols))))
 	for len(rows) > 0 {
 		n := min(per, len(rows))
-		st, err := s.stmt(ctx, stmtKey{t: ti.t, op: op, n: n}, func() string { return insertSQL(ti, n, upsert) })
+		st, err := s.stmt(ctx, stmtKey{t: ti.t, op: op, n: n}, func() string { return insertSQL(ti, n, replace) })
 		if err != nil {
 			return err
 		}
@@ -133,7 +130,7 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple, u
 	return nil
 }
 
-func insertSQL(ti *tableInfo, n int, upsert bool) string {
+func insertSQL(ti *tableInfo, n int, replace bool) string {
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") VALUES ")
 	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ti.cols)), ", ") + ")"
@@ -143,7 +140,7 @@ func insertSQL(ti *tableInfo, n int, upsert bool) string {
 		}
 		sb.WriteString(one)
 	}
-	if upsert {
+	if replace {
 		keys := make([]string, len(ti.keyIdx))
 		isKey := make(map[int]bool)
 		for i, k := range ti.keyIdx {
