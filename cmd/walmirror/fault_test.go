@@ -28,7 +28,7 @@ import (
 func TestNetworkFaults(t *testing.T) {
 	needServer(t)
 	dsn, db := newDatabase(t, "")
-	pgbench := filepath.Join(testenv.BinDir(), "pgbench")
+	pgbench := testenv.Tool("pgbench")
 	if out, err := exec.Command(pgbench, "-i", "-s", "1", "-q", dsn).CombinedOutput(); err != nil {
 		t.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
@@ -308,7 +308,7 @@ func TestFaultPoints(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dsn, db := newDatabase(t, "")
-			pgbench := filepath.Join(testenv.BinDir(), "pgbench")
+			pgbench := testenv.Tool("pgbench")
 			if out, err := exec.Command(pgbench, "-i", "-s", "1", "-q", dsn).CombinedOutput(); err != nil {
 				t.Fatalf("pgbench -i: %v\n%s", err, out)
 			}

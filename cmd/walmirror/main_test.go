@@ -257,7 +257,7 @@ func TestCrashLoop(t *testing.T) {
 
 func crashLoop(t *testing.T, seconds int, target string, copyRows func(query string) ([]string, error)) {
 	dsn, db := newDatabase(t, "")
-	pgbench := filepath.Join(testenv.BinDir(), "pgbench")
+	pgbench := testenv.Tool("pgbench")
 	if out, err := exec.Command(pgbench, "-i", "-s", "2", "-q", dsn).CombinedOutput(); err != nil {
 		t.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
