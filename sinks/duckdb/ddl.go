@@ -205,6 +205,23 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 
 	changed := false
 	var filled []int // added columns whose existing rows get the source's default
+	if s.altered[name] {
+		added, rebuilt, err := s.rebuild(ctx, t, name, existing)
+		if err != nil {
+			return err
+		}
+		if rebuilt {
+			changed = true
+			for _, i := range added {
+				if t.Fills[t.Columns[i].Name].Value.State == schema.Text {
+					filled = append(filled, i)
+				}
+			}
+			if existing, err = s.targetColumns(ctx, t.Schema, t.Name); err != nil {
+				return fmt.Errorf("inspect %s: %w", name, err)
+			}
+		}
+	}
 	for i, c := range t.Columns {
 		want := planFor(c.TypeID, c.Typmod).typ
 		ec, ok := findColumn(existing, c.Name)
@@ -266,6 +283,70 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		}
 	}
 	return s.fillAdded(ctx, t, filled)
+}
+
+// rebuild gives table name (whose committed rows this transaction changed)
+// the columns t adds and the types t changes by copying it into a new table
+// that replaces it, all inside the open transaction: DuckDB cannot commit an
+// ALTER TABLE of such a table. It reports the columns of t it added (NULL
+// so far) and whether it rebuilt at all.
+func (s *Sink) rebuild(ctx context.Context, t *schema.Table, name string, existing []columnInfo) (added []int, rebuilt bool, err error) {
+	defs := make([]string, 0, len(existing)+len(t.Columns))
+	sel := make([]string, 0, cap(defs))
+	need := false
+	for _, ec := range existing {
+		typ, expr := ec.typ, quote(ec.name)
+		for _, c := range t.Columns {
+			if !strings.EqualFold(c.Name, ec.name) {
+				continue
+			}
+			if want := planFor(c.TypeID, c.Typmod).typ; want != ec.typ && ec.typ != "VARCHAR" {
+				var bad int64
+				q := "SELECT count(*) FROM " + name + " WHERE " + expr + " IS NOT NULL AND TRY_CAST(" + expr + " AS " + want + ") IS NULL"
+				if err := s.conn.QueryRowContext(ctx, q).Scan(&bad); err != nil {
+					return nil, false, fmt.Errorf("check values of %s.%s: %w", name, expr, err)
+				}
+				if bad == 0 {
+					typ, expr, need = want, "CAST("+expr+" AS "+want+")", true
+				}
+			}
+		}
+		defs = append(defs, quote(ec.name)+" "+typ)
+		sel = append(sel, expr)
+	}
+	for i, c := range t.Columns {
+		if _, ok := findColumn(existing, c.Name); !ok {
+			if err := t.Fills[c.Name].Check(t, c.Name); err != nil {
+				return nil, false, err
+			}
+			defs = append(defs, quote(c.Name)+" "+planFor(c.TypeID, c.Typmod).typ)
+			sel = append(sel, "NULL")
+			added, need = append(added, i), true
+		}
+	}
+	if !need {
+		return nil, false, nil
+	}
+	tmp := TableName(t.Schema, "_walmirror_rebuild_"+t.Name)
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS " + tmp,
+		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
+		"INSERT INTO " + tmp + " SELECT " + strings.Join(sel, ", ") + " FROM " + name,
+		"DROP TABLE " + name,
+		"ALTER TABLE " + tmp + " RENAME TO " + quote(t.Name),
+	} {
+		if _, err := s.conn.ExecContext(ctx, q); err != nil {
+			return nil, false, fmt.Errorf("rebuild %s with its new columns: %w", name, err)
+		}
+	}
+	// Plans of any shape of this table name the old one.
+	for shape, ti := range s.tables {
+		if ti.name == name {
+			delete(s.tables, shape)
+		}
+	}
+	s.log.Info("rebuilt target table with the source's new shape (its rows were changed earlier in this transaction)", "table", name)
+	return added, true, nil
 }
 
 // fillAdded writes into every existing row the value rows that existed

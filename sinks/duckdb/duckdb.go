@@ -111,8 +111,12 @@ type Sink struct {
 	inTx   bool
 	// fresh holds tables created or emptied in the open transaction: rows
 	// inserted into them are checked for duplicate keys once, at commit.
-	fresh  map[string]bool
-	verify map[string]*tableInfo
+	fresh map[string]bool
+	// altered holds tables whose committed rows the open transaction
+	// updated, deleted or truncated: DuckDB refuses to commit an ALTER TABLE
+	// after that, so their shape changes rebuild them instead (rebuild).
+	altered map[string]bool
+	verify  map[string]*tableInfo
 
 	cv   converter
 	vals []driver.Value // reused appender row
@@ -173,7 +177,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 		return fail(err)
 	}
 	s := &Sink{path: path, abs: abs, db: db, conn: conn, log: log,
-		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, verify: map[string]*tableInfo{}}
+		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*tableInfo{}}
 	// Spill files go beside the database, as for a file opened directly.
 	if _, err := conn.ExecContext(ctx, "SET temp_directory = "+literal(path+".tmp")); err != nil {
 		conn.Close()
@@ -236,6 +240,7 @@ func (s *Sink) Begin(ctx context.Context) error {
 	}
 	s.inTx = true
 	clear(s.fresh)
+	clear(s.altered)
 	clear(s.verify)
 	return nil
 }
@@ -270,6 +275,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	}
 	s.inTx = false
 	clear(s.fresh)
+	clear(s.altered)
 	clear(s.verify)
 	return nil
 }
@@ -293,6 +299,7 @@ func (s *Sink) forget() {
 	s.inTx = false
 	clear(s.tables)
 	clear(s.fresh)
+	clear(s.altered)
 	clear(s.verify)
 }
 

@@ -162,6 +162,9 @@ func (ti *tableInfo) cached(key string, build func() string) string {
 // patches grouped by the columns they set (each one statement), then the
 // ordered changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	if len(b.Deletes)+len(b.Updates)+len(b.Patches)+len(b.Rows) > 0 {
+		s.altered[TableName(b.Table.Schema, b.Table.Name)] = true
+	}
 	return explain(s.write(ctx, b))
 }
 
@@ -503,6 +506,7 @@ func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
 			return fmt.Errorf("truncate %s: %w", name, err)
 		}
 		s.fresh[name] = true
+		s.altered[name] = true
 	}
 	return nil
 }
