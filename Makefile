@@ -8,7 +8,7 @@ RSS_ROWS      ?= 5000000
 CRASH_SECONDS ?= 120
 FUZZTIME      ?= 60s
 
-.PHONY: build test test-short lint demo rss test-crash fuzz bench bench-quick clean sim soak
+.PHONY: build test test-short test-matrix test-pg lint demo rss test-crash fuzz bench bench-quick clean sim soak
 
 build:
 	$(GO) build -o bin/walmirror ./cmd/walmirror
@@ -17,6 +17,22 @@ build:
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The suite against each PostgreSQL major in turn (server builds fetched by
+# scripts/pg-versions.sh into a cache outside the repo), then a version x
+# package table with skips and wall times. PG_VERSIONS narrows it; `debian`
+# stands for the default bin dir. MATRIX_ARGS passes -run, -pkgs, -out.
+PG_VERSIONS ?= 14 15 16 17 18
+MATRIX_ARGS ?=
+test-matrix:
+	$(GO) vet $(PKGS)
+	$(GO) run ./scripts/testmatrix $(MATRIX_ARGS) $(PG_VERSIONS)
+
+# The suite against one major: make test-pg VERSION=18
+VERSION ?= 18
+test-pg:
+	$(GO) vet $(PKGS)
+	$(GO) run ./scripts/testmatrix $(MATRIX_ARGS) $(VERSION)
 
 # Pure tests only: no PostgreSQL needed.
 test-short:

@@ -99,9 +99,6 @@ func TestServer(t *testing.T) {
 	if got := showSetting(t, ctx, s.DSN(db), "synchronous_commit"); got != "on" {
 		t.Fatalf("synchronous_commit = %q: an immediate restart could lose commits", got)
 	}
-	if v := showSetting(t, ctx, s.DSN(db), "server_version_num"); v != fmt.Sprint(s.VersionNum()) || s.Major() != s.VersionNum()/10000 || s.Major() < 14 {
-		t.Fatalf("server_version_num %s, VersionNum() %d, Major() %d", v, s.VersionNum(), s.Major())
-	}
 	if err := s.Exec(ctx, db, "SELECT * FROM missing_table"); err == nil {
 		t.Fatal("Exec of a bad statement succeeded")
 	}
@@ -194,6 +191,21 @@ func TestServer(t *testing.T) {
 		checkRows(t, "after fast restart")
 	})
 
+	t.Run("version", func(t *testing.T) {
+		if v := showSetting(t, ctx, s.DSN(db), "server_version_num"); v != fmt.Sprint(s.VersionNum()) || s.Major() != s.VersionNum()/10000 || s.Major() < 14 {
+			t.Fatalf("server_version_num %s, VersionNum() %d, Major() %d", v, s.VersionNum(), s.Major())
+		}
+		r := &skipRecorder{TB: t}
+		SkipBelow(r, s, s.Major(), "anything")
+		if r.skipped != "" {
+			t.Fatalf("skipped on the server's own major: %s", r.skipped)
+		}
+		SkipBelow(r, s, s.Major()+1, "a future feature")
+		if want := fmt.Sprintf("a future feature needs PostgreSQL %d or later; this server is %d", s.Major()+1, s.Major()); !strings.HasPrefix(r.skipped, want) {
+			t.Fatalf("skip message %q, want %q...", r.skipped, want)
+		}
+	})
+
 	t.Run("stop and close", func(t *testing.T) {
 		if err := s.Stop(); err != nil {
 			t.Fatal(err)
@@ -279,18 +291,12 @@ func TestTool(t *testing.T) {
 	}
 }
 
-func TestSkipBelow(t *testing.T) {
-	s := StartT(t, Options{})
-	var ran bool
-	t.Run("this major", func(t *testing.T) {
-		SkipBelow(t, s, s.Major(), "anything")
-		ran = true
-	})
-	if !ran {
-		t.Fatal("skipped on the server's own major")
-	}
-	t.Run("next major", func(t *testing.T) {
-		SkipBelow(t, s, s.Major()+1, "a future feature")
-		t.Fatal("not skipped")
-	})
+// skipRecorder is a testing.TB whose Skipf only records its message.
+type skipRecorder struct {
+	testing.TB
+	skipped string
 }
+
+func (r *skipRecorder) Helper() {}
+
+func (r *skipRecorder) Skipf(format string, args ...any) { r.skipped = fmt.Sprintf(format, args...) }
