@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,86 +152,27 @@ func (st *Stream) sendStatus(replyRequested bool) error {
 	})
 }
 
+// receive is the stream's goroutine: it reads the server's messages, hands
+// their events over in batches and reports the confirmed position, until
+// ctx is done or the stream fails.
 func (st *Stream) receive(ctx context.Context) error {
-	var lastSent time.Time
-	var lastFlush, lastFlushHit uint64
-	// Reading the clock for every message was 5% of walmirror's CPU: while
-	// messages stream in, it is read every 64th call (forced and requested
-	// statuses, the ticker and wakes from silence read it at once).
-	var calls uint32
-	maybeStatus := func(force, clock bool) error {
-		reply := st.reply.Load() && st.reply.Swap(false)
-		calls++
-		if !force && !reply && !clock && calls%64 != 0 {
-			return nil
-		}
-		f := st.flushed.Load()
-		if force || reply || time.Since(lastSent) >= statusInterval || (f != lastFlush && time.Since(lastSent) >= statusMinGap) {
-			if err := st.sendStatus(reply); err != nil {
-				return classify("send standby status", err)
-			}
-			lastSent, lastFlush = time.Now(), f
-			if f != lastFlushHit {
-				lastFlushHit = f
-				faultpoint.Hit("source.flush-reported")
-			}
-		}
-		return nil
-	}
+	status := statusReporter{st: st}
 	tick := time.NewTicker(statusMinGap)
 	defer tick.Stop()
-	batch := make([]Event, 0, eventBatch)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		b := batch
-		batch = make([]Event, 0, eventBatch)
-		select {
-		case st.events <- b: // the common case, without a timer in the select
-			return nil
-		default:
-		}
-		for {
-			select {
-			case st.events <- b:
-				return nil
-			case <-tick.C: // the consumer is busy: keep the server informed meanwhile
-				if err := maybeStatus(false, true); err != nil {
-					return err
-				}
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	out := handover{st: st, status: &status, tick: tick, batch: make([]Event, 0, eventBatch)}
+	quiet := st.watchSilence(ctx)
+	defer quiet.stop()
+	if err := quiet.start(); err != nil {
+		return err
 	}
-	// A read deadline on the socket wakes the loop to send status updates; a
-	// per-message context would cost a timer and a watcher per message.
-	// pgconn keeps the connection (and any partly read message) on a timeout.
-	netConn := st.conn.Conn()
-	stopWatch := context.AfterFunc(ctx, func() { _ = netConn.SetReadDeadline(time.Now()) })
-	defer stopWatch()
-	defer netConn.SetReadDeadline(time.Time{})
-	wake := time.Now().Add(receiveWake)
-	if err := netConn.SetReadDeadline(wake); err != nil {
-		return classify("receive replication stream", err)
-	}
-	// Like PostgreSQL's walreceiver: after half the timeout without a word
-	// from the server, ask it for a keepalive; after the whole timeout, the
-	// connection is presumed dead (a network black hole gives no error).
-	lastHeard, heard, pinged := time.Now(), false, false
 	woke := true
 	for {
-		if err := maybeStatus(false, woke); err != nil {
+		if err := status.maybe(false, woke); err != nil {
 			return err
 		}
 		woke = false
-		// The next read may block unless a whole message header is already
-		// buffered: hand over what was received first. (A batch cut like a
-		// transaction's commit would make the consumer think it had caught
-		// up after every transaction, and commit each one on its own.)
-		if len(batch) == eventBatch || len(batch) > 0 && st.conn.Frontend().ReadBufferLen() < 5 {
-			if err := flush(); err != nil {
+		if out.due() {
+			if err := out.flush(ctx); err != nil {
 				return err
 			}
 		}
@@ -239,69 +181,216 @@ func (st *Stream) receive(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if pgconn.Timeout(err) {
-				now := time.Now()
-				if heard { // messages came since the last wake: silence starts now
-					lastHeard, heard, pinged = now, false, false
-				}
-				silent := now.Sub(lastHeard)
-				if silent >= st.timeout {
-					return classify("receive replication stream", &timeoutError{err: fmt.Errorf("no message from the server for %s", silent.Round(time.Second))})
-				}
-				if silent >= st.timeout/2 && !pinged {
-					st.reply.Store(true)
-					pinged = true
-				}
-				wake = time.Now().Add(min(receiveWake, st.timeout/4))
-				if err := netConn.SetReadDeadline(wake); err != nil {
-					return classify("receive replication stream", err)
-				}
-				woke = true
-				continue
+			if !pgconn.Timeout(err) {
+				return classify("receive replication stream", err)
 			}
-			return classify("receive replication stream", err)
+			if err := quiet.woke(); err != nil {
+				return err
+			}
+			woke = true
+			continue
 		}
-		switch m := msg.(type) {
-		case *pgproto3.CopyData:
-			if len(m.Data) == 0 {
-				return classify("receive replication stream", errors.New("empty CopyData message"))
-			}
-			switch m.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
-				if err != nil {
-					return permanent("parse keepalive", "", err)
-				}
-				if ka.ReplyRequested {
-					if err := maybeStatus(true, true); err != nil {
-						return err
-					}
-				}
-				batch = append(batch, Event{WALEnd: lsn.LSN(ka.ServerWALEnd)})
-			case pglogrepl.XLogDataByteID:
-				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
-				if err != nil {
-					return permanent("parse XLogData", "", err)
-				}
-				// pgconn reuses its read buffer: the decoded message aliases this
-				// copy, carved from a shared block to spare an allocation per message.
-				data := st.carve(len(xld.WALData))
-				copy(data, xld.WALData)
-				dm, err := pgoutput.Decode(data)
-				if err != nil {
-					return permanent("decode pgoutput message", "", fmt.Errorf("at %s: %w", lsn.LSN(xld.WALStart), err))
-				}
-				st.written = max(st.written, lsn.LSN(xld.WALStart))
-				batch = append(batch, Event{Msg: dm})
-			}
-		case *pgproto3.ErrorResponse:
-			return classify("replication stream", pgconn.ErrorResponseToPgError(m))
-		case *pgproto3.CopyDone:
-			return classify("replication stream", errors.New("server ended the stream (CopyDone)"))
+		ev, ok, err := st.event(msg, &status)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out.batch = append(out.batch, ev)
 		}
 		// A flag, not a clock read per message; the next wake turns it into a
 		// time, so waiting for the engine to take events is not the server's
 		// silence either.
-		heard = true
+		quiet.heard = true
 	}
+}
+
+// statusReporter decides when the receive loop sends a standby status
+// update: when forced or asked for, every statusInterval, and statusMinGap
+// after the confirmed position moved.
+type statusReporter struct {
+	st                      *Stream
+	lastSent                time.Time
+	lastFlush, lastFlushHit uint64
+	// Reading the clock for every message was 5% of walmirror's CPU: while
+	// messages stream in, it is read every 64th call (forced and requested
+	// statuses, the ticker and wakes from silence read it at once).
+	calls uint32
+}
+
+// maybe sends a status update if one is due; clock says to look at the
+// clock now rather than on the 64th call.
+func (r *statusReporter) maybe(force, clock bool) error {
+	st := r.st
+	reply := st.reply.Load() && st.reply.Swap(false)
+	r.calls++
+	if !force && !reply && !clock && r.calls%64 != 0 {
+		return nil
+	}
+	f := st.flushed.Load()
+	if force || reply || time.Since(r.lastSent) >= statusInterval || (f != r.lastFlush && time.Since(r.lastSent) >= statusMinGap) {
+		if err := st.sendStatus(reply); err != nil {
+			return classify("send standby status", err)
+		}
+		r.lastSent, r.lastFlush = time.Now(), f
+		if f != r.lastFlushHit {
+			r.lastFlushHit = f
+			faultpoint.Hit("source.flush-reported")
+		}
+	}
+	return nil
+}
+
+// handover collects events into batches and hands them to the consumer.
+type handover struct {
+	st     *Stream
+	status *statusReporter
+	tick   *time.Ticker // wakes a blocked handover to report status meanwhile
+	batch  []Event
+}
+
+// due reports whether the batch goes to the consumer before the next read:
+// it is full, or that read may block (no whole message header is buffered).
+// (A batch cut like a transaction's commit would make the consumer think it
+// had caught up after every transaction, and commit each one on its own.)
+func (h *handover) due() bool {
+	return len(h.batch) == eventBatch || len(h.batch) > 0 && h.st.conn.Frontend().ReadBufferLen() < 5
+}
+
+// flush hands the batch over, sending status updates while the consumer is
+// busy, and starts a new one.
+func (h *handover) flush(ctx context.Context) error {
+	if len(h.batch) == 0 {
+		return nil
+	}
+	b := h.batch
+	h.batch = make([]Event, 0, eventBatch)
+	select {
+	case h.st.events <- b: // the common case, without a timer in the select
+		return nil
+	default:
+	}
+	for {
+		select {
+		case h.st.events <- b:
+			return nil
+		case <-h.tick.C: // the consumer is busy: keep the server informed meanwhile
+			if err := h.status.maybe(false, true); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// silence wakes the receive loop by read deadlines on the socket, to send
+// status updates, and tells from them how long the server has said nothing.
+// Like PostgreSQL's walreceiver: after half the timeout without a word from
+// the server, it asks for a keepalive; after the whole timeout, the
+// connection is presumed dead (a network black hole gives no error).
+// A per-message context would cost a timer and a watcher per message;
+// pgconn keeps the connection (and any partly read message) on a timeout.
+type silence struct {
+	st        *Stream
+	netConn   net.Conn
+	stopWatch func() bool
+	lastHeard time.Time
+	heard     bool // messages came since the last wake
+	pinged    bool // a keepalive was asked for in this silence
+}
+
+// watchSilence makes the end of ctx wake a blocked read; stop undoes it.
+func (st *Stream) watchSilence(ctx context.Context) *silence {
+	netConn := st.conn.Conn()
+	return &silence{
+		st:        st,
+		netConn:   netConn,
+		stopWatch: context.AfterFunc(ctx, func() { _ = netConn.SetReadDeadline(time.Now()) }),
+	}
+}
+
+// start arms the first wake; the silence starts now.
+func (q *silence) start() error {
+	if err := q.arm(receiveWake); err != nil {
+		return err
+	}
+	q.lastHeard = time.Now()
+	return nil
+}
+
+func (q *silence) stop() {
+	_ = q.netConn.SetReadDeadline(time.Time{})
+	q.stopWatch()
+}
+
+// arm sets the next wake, d from now.
+func (q *silence) arm(d time.Duration) error {
+	if err := q.netConn.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return classify("receive replication stream", err)
+	}
+	return nil
+}
+
+// woke handles a read that timed out: it measures the silence, asks for a
+// keepalive or gives the connection up, and arms the next wake.
+func (q *silence) woke() error {
+	now := time.Now()
+	if q.heard { // messages came since the last wake: silence starts now
+		q.lastHeard, q.heard, q.pinged = now, false, false
+	}
+	silent := now.Sub(q.lastHeard)
+	timeout := q.st.timeout
+	if silent >= timeout {
+		return classify("receive replication stream", &timeoutError{err: fmt.Errorf("no message from the server for %s", silent.Round(time.Second))})
+	}
+	if silent >= timeout/2 && !q.pinged {
+		q.st.reply.Store(true)
+		q.pinged = true
+	}
+	return q.arm(min(receiveWake, timeout/4))
+}
+
+// event turns one message from the server into an event; ok is false for
+// a message that carries none. A keepalive that asks for a reply gets its
+// status update first.
+func (st *Stream) event(msg pgproto3.BackendMessage, status *statusReporter) (ev Event, ok bool, err error) {
+	switch m := msg.(type) {
+	case *pgproto3.CopyData:
+		if len(m.Data) == 0 {
+			return ev, false, classify("receive replication stream", errors.New("empty CopyData message"))
+		}
+		switch m.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+			if err != nil {
+				return ev, false, permanent("parse keepalive", "", err)
+			}
+			if ka.ReplyRequested {
+				if err := status.maybe(true, true); err != nil {
+					return ev, false, err
+				}
+			}
+			return Event{WALEnd: lsn.LSN(ka.ServerWALEnd)}, true, nil
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(m.Data[1:])
+			if err != nil {
+				return ev, false, permanent("parse XLogData", "", err)
+			}
+			// pgconn reuses its read buffer: the decoded message aliases this
+			// copy, carved from a shared block to spare an allocation per message.
+			data := st.carve(len(xld.WALData))
+			copy(data, xld.WALData)
+			dm, err := pgoutput.Decode(data)
+			if err != nil {
+				return ev, false, permanent("decode pgoutput message", "", fmt.Errorf("at %s: %w", lsn.LSN(xld.WALStart), err))
+			}
+			st.written = max(st.written, lsn.LSN(xld.WALStart))
+			return Event{Msg: dm}, true, nil
+		}
+	case *pgproto3.ErrorResponse:
+		return ev, false, classify("replication stream", pgconn.ErrorResponseToPgError(m))
+	case *pgproto3.CopyDone:
+		return ev, false, classify("replication stream", errors.New("server ended the stream (CopyDone)"))
+	}
+	return ev, false, nil
 }
