@@ -186,16 +186,20 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 				return err
 			}
 		}
+		// Nothing in flight and all received is applied: let the slot move on
+		// past WAL that held nothing for us, so an idle publication pins none
+		// (also when this keepalive ends a bounded run).
+		e.log.Debug("keepalive: confirm", "wal_end", ev.WALEnd)
+		if err := e.confirm(ctx, ev.WALEnd); err != nil {
+			return err
+		}
 		if e.stopAt != 0 {
 			if ev.WALEnd >= e.stopAt {
 				return errStopReached
 			}
 			e.conf.RequestReply()
 		}
-		// Nothing in flight and all received is applied: let the slot move on
-		// past WAL that held nothing for us, so an idle publication pins none.
-		e.log.Debug("keepalive: confirm", "wal_end", ev.WALEnd)
-		return e.confirm(ctx, ev.WALEnd)
+		return nil
 	}
 	switch m := ev.Msg.(type) {
 	case *pgoutput.Begin:

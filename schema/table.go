@@ -55,6 +55,21 @@ type Fill struct {
 	Unknown string
 }
 
+// NotOwned is the error for a target table walmirror did not create: it
+// changes only its own tables (or ones it was told to adopt).
+func NotOwned(t *Table, target string) error {
+	return fmt.Errorf("target table %s already exists and walmirror did not create it (source table %s maps to it); "+
+		"walmirror changes only tables it owns: drop or rename that table, or choose another target; "+
+		"to have walmirror take over an empty table of the same shape (a pre-created schema), run with --adopt-tables", target, t.QualifiedName())
+}
+
+// NotEmpty is the error for a table --adopt-tables would take over that
+// holds rows: the copy would mix them with the source's.
+func NotEmpty(t *Table, target string) error {
+	return fmt.Errorf("target table %s (for source table %s) holds rows, and walmirror adopts only empty tables: "+
+		"its rows would mix with the source's; empty it (the initial copy fills it) or choose another target", target, t.QualifiedName())
+}
+
 // String says, for logs, what existing rows hold in the added column.
 func (f Fill) String() string {
 	if f.Value.State == Text {

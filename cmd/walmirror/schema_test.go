@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	stdsql "database/sql"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -190,6 +191,87 @@ func TestSchemaChanges(t *testing.T) {
 				f.expectStop(`"public"."t"`, `"r"`, "volatile") // and again: nothing was skipped
 				compareRows(t, dsn, rows, `SELECT id, v FROM t WHERE id <= 7`)
 			})
+		}
+	}
+}
+
+// TestTargetOwnership: a target table walmirror did not create stops the run
+// before anything is written, and stays as it was; --adopt-tables takes over
+// an empty one (a pre-created schema).
+func TestTargetOwnership(t *testing.T) {
+	needServer(t)
+	for _, target := range schemaTargets {
+		t.Run(target.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'source');`)
+			tgt, rows := target.new(t)
+			// Another program's table of the same name and shape.
+			appExec(t, target.name, tgt, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'app'), (2, 'app');`)
+			run := func(extra ...string) result {
+				return walmirror(t, nil, append([]string{"run", "--source", dsn, "--target", tgt, "--slot", "s_" + db, "--stop-at-lsn", "now"}, extra...)...)
+			}
+			r := run()
+			if r.code == 0 || !strings.Contains(lastLine(r.stderr), "did not create") || !strings.Contains(lastLine(r.stderr), "--adopt-tables") {
+				t.Fatalf("run into a foreign table exited %d: %s", r.code, lastLine(r.stderr))
+			}
+			if got, err := rows("SELECT id, v FROM t"); err != nil || strings.Join(got, ";") != "1 | app;2 | app" {
+				t.Fatalf("the program's table changed: %q, %v", got, err)
+			}
+			r = run("--adopt-tables")
+			if r.code == 0 || !strings.Contains(lastLine(r.stderr), "holds rows") {
+				t.Fatalf("adopting a table with rows exited %d: %s", r.code, lastLine(r.stderr))
+			}
+			appExec(t, target.name, tgt, `DELETE FROM t`)
+			if r = run("--adopt-tables"); r.code != 0 {
+				t.Fatalf("adopting an empty table exited %d:\n%s", r.code, r.stderr)
+			}
+			if err := server.Exec(context.Background(), db, `INSERT INTO t VALUES (2, 'later')`); err != nil {
+				t.Fatal(err)
+			}
+			if r = run(); r.code != 0 {
+				t.Fatalf("run after adoption exited %d:\n%s", r.code, r.stderr)
+			}
+			compareRows(t, dsn, rows, "SELECT id, v FROM t")
+		})
+	}
+}
+
+// appExec runs SQL in a target as another program would, outside walmirror.
+func appExec(t *testing.T, kind, target, sql string) {
+	t.Helper()
+	var driver, dsn string
+	switch kind {
+	case "sqlite":
+		driver, dsn = "sqlite3", strings.TrimPrefix(target, "sqlite:")
+	case "duckdb":
+		driver, dsn = "duckdb", strings.TrimPrefix(target, "duckdb:")
+		sql = "CREATE SCHEMA IF NOT EXISTS public; SET schema = 'public'; " + sql
+	default:
+		conn, err := pgx.Connect(context.Background(), target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.PgConn().Exec(context.Background(), sql).ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	db, err := stdsql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background()) // one session: SET schema holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range strings.Split(sql, ";") {
+		if strings.TrimSpace(q) == "" {
+			continue
+		}
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 type targetOptions struct {
 	pg              postgres.Options
 	duckMemoryLimit string // DuckDB memory_limit, "" for DuckDB's default
+	adopt           bool   // take over existing empty tables (--adopt-tables)
 }
 
 func defaultTargetOptions() targetOptions { return targetOptions{pg: postgres.DefaultOptions()} }
@@ -29,7 +30,12 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 	case target == "":
 		return nil, fmt.Errorf("--target is required: duckdb:PATH, sqlite:PATH or postgres://...")
 	case strings.HasPrefix(target, "postgres://"), strings.HasPrefix(target, "postgresql://"):
-		return postgres.Open(ctx, target, log, opts.pg)
+		s, err := postgres.Open(ctx, target, log, opts.pg)
+		if err != nil {
+			return nil, err
+		}
+		s.Adopt = opts.adopt
+		return s, nil
 	case ok && (kind == "sqlite" || kind == "duckdb"):
 		if path == "" {
 			return nil, fmt.Errorf("--target %q: give a file path after %s:", target, kind)
@@ -51,9 +57,15 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 			if err != nil {
 				return nil, err
 			}
+			s.Adopt = opts.adopt
 			return s, nil
 		}
-		return sqlite.Open(ctx, path, log)
+		s, err := sqlite.Open(ctx, path, log)
+		if err != nil {
+			return nil, err
+		}
+		s.Adopt = opts.adopt
+		return s, nil
 	}
 	return nil, fmt.Errorf("--target %q: want duckdb:PATH, sqlite:PATH or postgres://...", redactTarget(target))
 }

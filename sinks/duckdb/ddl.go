@@ -184,6 +184,11 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		return fmt.Errorf("inspect %s: %w", name, err)
 	}
 	comment := tableComment(t)
+	if len(existing) > 0 {
+		if err := s.claim(ctx, t, name); err != nil {
+			return err
+		}
+	}
 	if len(existing) == 0 {
 		defs := make([]string, len(t.Columns))
 		for i, c := range t.Columns {
@@ -193,6 +198,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(t.Schema),
 			"CREATE TABLE " + name + " (" + strings.Join(defs, ", ") + ")",
 			"COMMENT ON TABLE " + name + " IS " + literal(comment),
+			"INSERT INTO " + ownedTable + " VALUES (" + literal(t.Schema) + ", " + literal(t.Name) + ")",
 		} {
 			if _, err := s.conn.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("create table %s: %w", name, err)
@@ -422,4 +428,33 @@ func tableComment(t *schema.Table) string {
 		sb.WriteString("; no key: inserts only")
 	}
 	return sb.String()
+}
+
+var ownedTable = quote(Catalog) + ".main._walmirror_tables"
+
+// claim makes sure the existing table name is walmirror's: created by it,
+// or, with Adopt, an empty table it now takes over.
+func (s *Sink) claim(ctx context.Context, t *schema.Table, name string) error {
+	var n int
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+ownedTable+" WHERE schema_name = ? AND table_name = ?", t.Schema, t.Name).Scan(&n); err != nil {
+		return fmt.Errorf("look up owner of %s: %w", name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if !s.Adopt {
+		return schema.NotOwned(t, name)
+	}
+	var rows int
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+name+" LIMIT 1)").Scan(&rows); err != nil {
+		return fmt.Errorf("inspect %s: %w", name, err)
+	}
+	if rows > 0 {
+		return schema.NotEmpty(t, name)
+	}
+	if _, err := s.conn.ExecContext(ctx, "INSERT INTO "+ownedTable+" VALUES (?, ?)", t.Schema, t.Name); err != nil {
+		return fmt.Errorf("record %s as walmirror's: %w", name, err)
+	}
+	s.log.Info("adopted existing target table", "table", name)
+	return nil
 }

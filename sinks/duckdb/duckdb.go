@@ -101,6 +101,10 @@ var openFiles sync.Map // absolute path → struct{}
 
 // Sink writes to one DuckDB file.
 type Sink struct {
+	// Adopt lets EnsureTable take over an existing, empty table walmirror
+	// did not create (--adopt-tables); otherwise such a table stops the run.
+	Adopt bool
+
 	path string
 	abs  string // key in openFiles
 	db   *sql.DB

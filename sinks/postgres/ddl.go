@@ -279,6 +279,11 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 	name := qualified(t)
 	pg := s.conn.PgConn()
+	if exists {
+		if err := s.claim(ctx, t, name); err != nil {
+			return err
+		}
+	}
 	if !exists {
 		res := pg.ExecParams(ctx, `SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1`, [][]byte{[]byte(t.Schema)}, []uint32{25}, nil, nil).Read()
 		if res.Err != nil {
@@ -306,6 +311,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		}
 		if _, err := pg.Exec(ctx, "CREATE TABLE "+name+" ("+strings.Join(defs, ", ")+")").ReadAll(); err != nil {
 			return fmt.Errorf("create table %s: %w", name, err)
+		}
+		if err := s.own(ctx, t); err != nil {
+			return err
 		}
 		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
 	} else {
@@ -355,4 +363,43 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		ti.stage, ti.stageDead = old.stage, old.stageDead // same shape, same staging columns
 	}
 	return err
+}
+
+// claim makes sure the existing table name is walmirror's: created by it,
+// or, with Adopt, an empty table it now takes over.
+func (s *Sink) claim(ctx context.Context, t *schema.Table, name string) error {
+	pg := s.conn.PgConn()
+	res := pg.ExecParams(ctx, `SELECT 1 FROM `+metaSchema+`.tables WHERE schema_name = $1 AND table_name = $2`,
+		[][]byte{[]byte(t.Schema), []byte(t.Name)}, []uint32{25, 25}, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("look up owner of %s: %w", name, res.Err)
+	}
+	if len(res.Rows) > 0 {
+		return nil
+	}
+	if !s.Adopt {
+		return schema.NotOwned(t, name)
+	}
+	res = pg.ExecParams(ctx, "SELECT 1 FROM "+name+" LIMIT 1", nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("inspect %s: %w", name, res.Err)
+	}
+	if len(res.Rows) > 0 {
+		return schema.NotEmpty(t, name)
+	}
+	if err := s.own(ctx, t); err != nil {
+		return err
+	}
+	s.log.Info("adopted existing target table", "table", name)
+	return nil
+}
+
+// own records t's target table as walmirror's, in the open transaction.
+func (s *Sink) own(ctx context.Context, t *schema.Table) error {
+	res := s.conn.PgConn().ExecParams(ctx, `INSERT INTO `+metaSchema+`.tables (schema_name, table_name) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		[][]byte{[]byte(t.Schema), []byte(t.Name)}, []uint32{25, 25}, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("record %s as walmirror's: %w", qualified(t), res.Err)
+	}
+	return nil
 }

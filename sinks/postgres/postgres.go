@@ -138,6 +138,10 @@ var sessionParams = map[string]string{
 // Sink writes to one PostgreSQL database through one connection (plus the
 // loader's, which only stages input for it).
 type Sink struct {
+	// Adopt lets EnsureTable take over an existing, empty table walmirror
+	// did not create (--adopt-tables); otherwise such a table stops the run.
+	Adopt bool
+
 	cfg    *pgx.ConnConfig
 	dsn    string // for redacting messages only
 	conn   *pgx.Conn

@@ -106,6 +106,11 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("inspect table %q: %w", name, err)
 	}
+	if len(existing) > 0 {
+		if err := s.claim(ctx, t, name); err != nil {
+			return err
+		}
+	}
 	if len(existing) == 0 {
 		defs := make([]string, len(t.Columns))
 		for i := range t.Columns {
@@ -120,6 +125,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		}
 		if _, err := s.conn.ExecContext(ctx, "CREATE TABLE "+ti.name+" ("+strings.Join(defs, ", ")+")"); err != nil {
 			return fmt.Errorf("create table %q: %w", name, err)
+		}
+		if _, err := s.conn.ExecContext(ctx, `INSERT INTO _walmirror_tables (name) VALUES (?)`, name); err != nil {
+			return fmt.Errorf("record table %q as walmirror's: %w", name, err)
 		}
 		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
 		return nil
@@ -152,5 +160,32 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	for col := range existing {
 		s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
 	}
+	return nil
+}
+
+// claim makes sure the existing table name is walmirror's: created by it,
+// or, with Adopt, an empty table it now takes over.
+func (s *Sink) claim(ctx context.Context, t *schema.Table, name string) error {
+	var n int
+	if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM _walmirror_tables WHERE name = ?`, name).Scan(&n); err != nil {
+		return fmt.Errorf("look up owner of table %q: %w", name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if !s.Adopt {
+		return schema.NotOwned(t, quote(name))
+	}
+	var rows int
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+quote(name)+" LIMIT 1)").Scan(&rows); err != nil {
+		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	if rows > 0 {
+		return schema.NotEmpty(t, quote(name))
+	}
+	if _, err := s.conn.ExecContext(ctx, `INSERT INTO _walmirror_tables (name) VALUES (?)`, name); err != nil {
+		return fmt.Errorf("record table %q as walmirror's: %w", name, err)
+	}
+	s.log.Info("adopted existing target table", "table", name)
 	return nil
 }

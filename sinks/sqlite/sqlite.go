@@ -24,6 +24,10 @@ import (
 
 // Sink writes to one SQLite file.
 type Sink struct {
+	// Adopt lets EnsureTable take over an existing, empty table walmirror
+	// did not create (--adopt-tables); otherwise such a table stops the run.
+	Adopt bool
+
 	path   string
 	db     *sql.DB
 	conn   *sql.Conn // every statement runs here, so prepared statements and BEGIN share it

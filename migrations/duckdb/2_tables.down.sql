@@ -1,0 +1,1 @@
+DROP TABLE _walmirror_tables;
