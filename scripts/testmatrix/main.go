@@ -31,10 +31,11 @@ import (
 
 // event is one line of `go test -json`.
 type event struct {
-	Action  string
-	Package string
-	Test    string
-	Output  string
+	Action     string
+	Package    string
+	ImportPath string // build-output and build-fail events
+	Test       string
+	Output     string
 }
 
 // pkgResult is what one package did on one version.
@@ -153,6 +154,12 @@ func (r *run) read(in io.Reader) {
 			fmt.Println(sc.Text()) // not JSON: a build error, say
 			continue
 		}
+		if e.Package == "" {
+			if e.Action == "build-output" {
+				fmt.Print(e.Output) // compiler errors
+			}
+			continue
+		}
 		p := r.pkgs[e.Package]
 		if p == nil {
 			p = &pkgResult{}
@@ -170,11 +177,11 @@ func (r *run) read(in io.Reader) {
 		case "pass", "fail", "skip":
 			if e.Test == "" {
 				p.action = e.Action
-				if e.Action == "fail" {
-					// Build failures and panics outside a test land here.
-					if len(p.failed) == 0 {
-						fmt.Printf("--- %s failed:\n%s", e.Package, tail(output[key].String(), 60))
-					}
+				if e.Action == "fail" && len(p.failed) == 0 {
+					// A build failure, a panic or a timeout outside (or
+					// across) tests: the package's own output and what is
+					// left of unfinished tests.
+					fmt.Printf("--- %s failed:\n%s", e.Package, tail(testOutput(output, e.Package, ""), 80))
 				}
 				if e.Action != "skip" {
 					fmt.Printf("   %-4s %s\n", e.Action, e.Package)
@@ -192,7 +199,14 @@ func (r *run) read(in io.Reader) {
 			case e.Action == "skip":
 				p.skipped = append(p.skipped, e.Test+": "+skipReason(output[key].String()))
 			}
-			delete(output, key)
+			if top {
+				// Subtests' output is kept for their parent's failure.
+				for k := range output {
+					if k[0] == e.Package && (k[1] == e.Test || strings.HasPrefix(k[1], e.Test+"/")) {
+						delete(output, k)
+					}
+				}
+			}
 		}
 	}
 }
@@ -201,7 +215,7 @@ func (r *run) read(in io.Reader) {
 func testOutput(output map[[2]string]*bytes.Buffer, pkg, test string) string {
 	var keys []string
 	for k := range output {
-		if k[0] == pkg && (k[1] == test || strings.HasPrefix(k[1], test+"/")) {
+		if k[0] == pkg && (test == "" || k[1] == test || strings.HasPrefix(k[1], test+"/")) {
 			keys = append(keys, k[1])
 		}
 	}
