@@ -157,6 +157,7 @@ func TestSchemaChanges(t *testing.T) {
 					INSERT INTO t SELECT g, 'r' || g FROM generate_series(1, 5) g;`)
 				tgt, rows := target.new(t)
 				f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt, streaming: streaming}
+				dropSlotAtEnd(t, db, f.slot)
 				f.catchUp()
 
 				// ADD COLUMN with constant defaults: PostgreSQL keeps them as
@@ -204,6 +205,7 @@ func TestTargetOwnership(t *testing.T) {
 		t.Run(target.name, func(t *testing.T) {
 			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'source');`)
 			tgt, rows := target.new(t)
+			dropSlotAtEnd(t, db, "s_"+db)
 			// Another program's table of the same name and shape.
 			appExec(t, target.name, tgt, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'app'), (2, 'app');`)
 			run := func(extra ...string) result {
@@ -274,4 +276,12 @@ func appExec(t *testing.T, kind, target, sql string) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+}
+
+// dropSlotAtEnd drops the test's slot when it ends: the shared server has
+// room for 20.
+func dropSlotAtEnd(t *testing.T, db, slot string) {
+	t.Cleanup(func() {
+		_ = server.Exec(context.Background(), db, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '`+slot+`'`)
+	})
 }
