@@ -41,7 +41,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent (connecting, answering, streaming) before walmirror reconnects")
 	fs.BoolVar(&topts.pg.ReplicaRole, "pg-replica-role", topts.pg.ReplicaRole, "PostgreSQL target: apply with session_replication_role = replica (triggers and foreign keys do not fire)")
 	fs.StringVar(&topts.pg.Origin, "pg-origin", topts.pg.Origin, "PostgreSQL target: tag writes with this replication origin, so a target that publishes does not echo them")
-	fs.IntVar(&topts.pg.LoaderRows, "pg-loader-rows", topts.pg.LoaderRows, "PostgreSQL target: batches of at least this many updates, deletes and upserts are staged through a second connection, in parallel with the first (0: never)")
+	fs.IntVar(&topts.pg.LoaderRows, "pg-loader-rows", topts.pg.LoaderRows, "PostgreSQL target: batches of at least this many updates, deletes and patches are staged through a second connection, in parallel with the first (0: never)")
 	fs.BoolVar(&topts.adopt, "adopt-tables", false, "take over existing, empty target tables walmirror did not create (a pre-created schema) instead of stopping")
 	fs.StringVar(&topts.duckMemoryLimit, "duckdb-memory-limit", "", "DuckDB target: cap DuckDB's memory (e.g. 1GB; default 80% of RAM); it spills beside the file")
 	fs.StringVar(&publishCopy, "publish-copy", "", "DuckDB target: keep a consistent read-only copy of the file at this path, replaced atomically, for other processes to query")
