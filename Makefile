@@ -95,6 +95,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzDecodeCopyLine$$' -fuzztime $(FUZZTIME) ./source/
 	$(GO) test -run XXX -fuzz '^FuzzConfigValidate$$' -fuzztime $(FUZZTIME) ./source/
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./lsn/
+	$(GO) test -run XXX -fuzz '^FuzzPgx$$' -fuzztime $(FUZZTIME) ./internal/pgtext/
 	$(GO) test -run XXX -fuzz '^FuzzParseArray$$' -fuzztime $(FUZZTIME) ./sinks/duckdb/
 	$(GO) test -run XXX -fuzz '^FuzzParseValues$$' -fuzztime $(FUZZTIME) ./sinks/duckdb/
 	$(GO) test -run XXX -fuzz '^FuzzBinaryEncoders$$' -fuzztime $(FUZZTIME) -short ./sinks/postgres/

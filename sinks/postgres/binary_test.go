@@ -9,6 +9,9 @@ import (
 	"github.com/walmirror/walmirror/schema"
 )
 
+// postgresEpochJDate is the Julian day of 2000-01-01.
+const postgresEpochJDate = 2451545
+
 func benchRowsForEncoding() (*tableInfo, []schema.Tuple) {
 	ti := &tableInfo{cols: make([]string, 6), t: schema.NewTable(1, "public", "t", 0, make([]schema.Column, 6))}
 	for _, oid := range []uint32{schema.OIDInt8, schema.OIDInt4, schema.OIDText, schema.OIDTimestampTZ, schema.OIDNumeric, schema.OIDJSONB} {
