@@ -88,7 +88,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 		WHERE attrelid = 'pg_catalog.pg_publication_tables'::regclass AND attname IN ('attnames', 'rowfilter')`).Scan(&hasLists); err != nil {
 		return nil, classify("inspect pg_publication_tables", err)
 	}
-	q := `SELECT c.oid, p.schemaname, p.tablename, c.relreplident, NULL::text[], NULL::text FROM pg_publication_tables p
+	q := `SELECT c.oid, p.schemaname, p.tablename, c.relreplident, c.relkind = 'p', NULL::text[], NULL::text FROM pg_publication_tables p
 		JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
 		WHERE p.pubname = $1 ORDER BY 2, 3`
 	if hasLists {
@@ -98,6 +98,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 		oid       uint32
 		nsp, name string
 		ident     string
+		root      bool // a partitioned table: its rows are its partitions'
 		cols      []string
 		filter    *string
 	}
@@ -107,7 +108,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 	}
 	pts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pubTable, error) {
 		var p pubTable
-		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.cols, &p.filter)
+		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.root, &p.cols, &p.filter)
 		return p, err
 	})
 	if err != nil {
@@ -124,7 +125,14 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 		for i, c := range t.Columns {
 			names[i] = quoteIdent(c.Name)
 		}
-		q := "COPY (SELECT " + strings.Join(names, ", ") + " FROM ONLY " + quoteIdent(p.nsp) + "." + quoteIdent(p.name)
+		// ONLY: a table's inheritance children are published (or not) on
+		// their own; a partitioned root published via its root
+		// (publish_via_partition_root) holds its partitions' rows.
+		only := " ONLY "
+		if p.root {
+			only = " "
+		}
+		q := "COPY (SELECT " + strings.Join(names, ", ") + " FROM" + only + quoteIdent(p.nsp) + "." + quoteIdent(p.name)
 		if p.filter != nil {
 			q += " WHERE " + *p.filter
 		}

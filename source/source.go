@@ -125,6 +125,9 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 		}
 		stmt += " FOR TABLE " + strings.Join(names, ", ")
 	}
+	// A partitioned table is copied as one table named for its root, as
+	// its readers query it, not as one table per partition.
+	stmt += " WITH (publish_via_partition_root = true)"
 	if _, err := s.conn.Exec(ctx, stmt); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {

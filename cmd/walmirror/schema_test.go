@@ -285,3 +285,43 @@ func dropSlotAtEnd(t *testing.T, db, slot string) {
 		_ = server.Exec(context.Background(), db, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '`+slot+`'`)
 	})
 }
+
+// TestPartitionedTables: a partitioned table is one table in the copy,
+// named for its root, holding every partition's rows: those copied
+// initially, and changes streamed later, rows moving between partitions and
+// partitions created later included.
+func TestPartitionedTables(t *testing.T) {
+	needServer(t)
+	for _, target := range schemaTargets {
+		for _, streaming := range []bool{false, true} {
+			mode := "stopped"
+			if streaming {
+				mode = "streaming"
+			}
+			t.Run(target.name+"/"+mode, func(t *testing.T) {
+				dsn, db := newDatabase(t, `
+					CREATE TABLE meas (id int, day date, v text, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+					CREATE TABLE meas_2024 PARTITION OF meas FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+					CREATE TABLE meas_2025 PARTITION OF meas FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+					INSERT INTO meas SELECT g, date '2024-06-01' + g, 'v' || g FROM generate_series(1, 300) g;`)
+				tgt, rows := target.new(t)
+				f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt, streaming: streaming}
+				dropSlotAtEnd(t, db, f.slot)
+				f.catchUp()
+				const q = "SELECT id, CAST(day AS VARCHAR), v FROM meas"
+				compareRows(t, dsn, rows, q)
+				f.exec(`INSERT INTO meas VALUES (1000, '2024-02-02', 'new'), (1001, '2025-12-01', 'new');
+					UPDATE meas SET v = 'changed' WHERE id % 7 = 0;
+					UPDATE meas SET day = day + 200 WHERE id BETWEEN 50 AND 60; -- into the next partition
+					DELETE FROM meas WHERE id % 11 = 0;
+					CREATE TABLE meas_2026 PARTITION OF meas FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+					INSERT INTO meas VALUES (2000, '2026-03-03', 'later');`)
+				f.catchUp()
+				compareRows(t, dsn, rows, q)
+				if got, err := rows("SELECT count(*) FROM meas_2024"); err == nil {
+					t.Errorf("the copy has a table per partition too: %q", got)
+				}
+			})
+		}
+	}
+}
