@@ -345,7 +345,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 				continue
 			}
 			if tc.typ != typ {
-				s.log.Warn("target column type differs from the source's: kept", "table", name, "column", c.Name, "target_type", tc.typ, "source_type", typ)
+				if err := s.retype(ctx, name, c.Name, tc.typ, typ); err != nil {
+					return err
+				}
 			}
 		}
 		for _, col := range order {
@@ -401,5 +403,26 @@ func (s *Sink) own(ctx context.Context, t *schema.Table) error {
 	if res.Err != nil {
 		return fmt.Errorf("record %s as walmirror's: %w", qualified(t), res.Err)
 	}
+	return nil
+}
+
+// retype converts a target column to the source column's new type (ALTER
+// COLUMN ... TYPE on the source: int to bigint, a longer varchar, ...) with
+// the type's own cast, as the source did without USING. If stored values do
+// not convert, the column is kept and the change is logged; a value the old
+// type cannot hold then stops the run with the server's error.
+func (s *Sink) retype(ctx context.Context, name, col, from, to string) error {
+	pg := s.conn.PgConn()
+	c := quoteIdent(col)
+	q := "SAVEPOINT walmirror_retype; ALTER TABLE " + name + " ALTER COLUMN " + c + " TYPE " + to + " USING " + c + "::" + to + "; RELEASE SAVEPOINT walmirror_retype"
+	if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
+		if _, rerr := pg.Exec(ctx, "ROLLBACK TO SAVEPOINT walmirror_retype; RELEASE SAVEPOINT walmirror_retype").ReadAll(); rerr != nil {
+			return fmt.Errorf("change type of %s.%s to %s: %w (and undoing it: %v)", name, c, to, err, rerr)
+		}
+		s.log.Warn("source column type changed but stored values do not convert: target column kept", "table", name, "column", col,
+			"target_type", from, "source_type", to, "err", err)
+		return nil
+	}
+	s.log.Warn("source column type changed: target column converted", "table", name, "column", col, "from", from, "to", to)
 	return nil
 }
