@@ -300,6 +300,21 @@ func TestIdlePublicationDoesNotPinWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.catchUp(apply.DefaultLimits(), "public.watched")
+	// walmirror's last status update is read by the walsender after the
+	// run returned: once the slot is released, it has been (seen on 16).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var active bool
+		if err := conn.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, m.slot).Scan(&active); err != nil {
+			t.Fatal(err)
+		}
+		if !active {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slot is still active 10 s after walmirror stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	var advanced bool
 	if err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn >= $1::pg_lsn - 8192 FROM pg_replication_slots WHERE slot_name = $2`,
 		before, m.slot).Scan(&advanced); err != nil {
