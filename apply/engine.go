@@ -286,7 +286,8 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 		if err != nil {
 			return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
 		}
-		t.Fills = fills(t, attrs)
+		m := match(t, attrs)
+		t.Fills, t.Nums = fills(t, m), nums(m)
 	}
 	if known {
 		// Rows buffered so far have the old shape: write them before the
@@ -390,7 +391,7 @@ func (e *engine) ensure(ctx context.Context, t *schema.Table) error {
 		return nil
 	}
 	err := e.call(ctx, func(ctx context.Context) error {
-		if err := e.sink.EnsureTable(ctx, t); err != nil {
+		if err := ensureShape(ctx, e.sink, t); err != nil {
 			return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 		}
 		return nil

@@ -13,23 +13,61 @@ type Catalog interface {
 	Attributes(ctx context.Context, relid uint32) ([]source.Attribute, error)
 }
 
-// fills says, for every column of t, what rows that existed before the
-// column was added hold in it, from the catalog's attributes of t now. The
-// catalog may be ahead of the stream (later DDL already happened): a column
-// it no longer describes the same way gets an Unknown fill, and so does one
-// whose old rows got values the stream never carried.
-func fills(t *schema.Table, attrs []source.Attribute) map[string]schema.Fill {
-	live := make(map[string]*source.Attribute, len(attrs))
-	for i := range attrs {
-		if !attrs[i].Dropped {
-			live[attrs[i].Name] = &attrs[i]
+// match pairs t's columns with the catalog's live attributes of the same
+// name and type, in order: a Relation message lists columns by attnum, so
+// the pairs must keep that order. The catalog may be ahead of the stream
+// (a column dropped and added again under its name, renamed since): a pair
+// that breaks the order is such a later column, and the message's column
+// stays unmatched (nil).
+func match(t *schema.Table, attrs []source.Attribute) []*source.Attribute {
+	cand := make([]*source.Attribute, len(t.Columns))
+	for i, c := range t.Columns {
+		for j := range attrs {
+			a := &attrs[j]
+			if !a.Dropped && a.Name == c.Name && a.TypeID == c.TypeID && a.Typmod == c.Typmod {
+				cand[i] = a
+				break
+			}
 		}
 	}
+	// The longest run of candidates with increasing attnums (small n: O(n²));
+	// of equally long ones, the one with the smaller attnums, since a column
+	// added later always gets a larger attnum than every existing one.
+	n := len(cand)
+	best, prev := make([]int, n), make([]int, n)
+	end := -1
+	for i := range n {
+		prev[i] = -1
+		if cand[i] == nil {
+			continue
+		}
+		best[i] = 1
+		for j := range i {
+			if cand[j] != nil && cand[j].Num < cand[i].Num && best[j]+1 > best[i] {
+				best[i], prev[i] = best[j]+1, j
+			}
+		}
+		if end < 0 || best[i] > best[end] || best[i] == best[end] && cand[i].Num < cand[end].Num {
+			end = i
+		}
+	}
+	out := make([]*source.Attribute, n)
+	for i := end; i >= 0; i = prev[i] {
+		out[i] = cand[i]
+	}
+	return out
+}
+
+// fills says, for every column of t, what rows that existed before the
+// column was added hold in it, from its matched catalog attribute: an
+// unmatched column gets an Unknown fill, and so does one whose old rows got
+// values the stream never carried.
+func fills(t *schema.Table, matched []*source.Attribute) map[string]schema.Fill {
 	out := make(map[string]schema.Fill, len(t.Columns))
-	for _, c := range t.Columns {
-		a := live[c.Name]
+	for i, c := range t.Columns {
+		a := matched[i]
 		switch {
-		case a == nil || a.TypeID != c.TypeID || a.Typmod != c.Typmod:
+		case a == nil:
 			out[c.Name] = schema.Fill{Unknown: "the source's catalog no longer describes it as the stream does at this point " +
 				"(the table changed again since), so what older rows hold in it cannot be known"}
 		case a.HasMissing:
@@ -42,4 +80,56 @@ func fills(t *schema.Table, attrs []source.Attribute) map[string]schema.Fill {
 		}
 	}
 	return out
+}
+
+// nums are the attnums of t's matched columns (0 for unmatched ones).
+func nums(matched []*source.Attribute) []int16 {
+	out := make([]int16, len(matched))
+	for i, a := range matched {
+		if a != nil {
+			out[i] = a.Num
+		}
+	}
+	return out
+}
+
+// shapeStore is a sink that remembers, per source table, the shape its
+// target table was last written with (all of walmirror's sinks are).
+type shapeStore interface {
+	Shape(ctx context.Context, relid uint32) (shape string, found bool, err error)
+	SetShape(ctx context.Context, t *schema.Table, shape string) error
+}
+
+// ensureShape brings the target table in line with t: it tells what
+// happened since the stored shape (schema.Diff) for the sink to follow,
+// lets the sink prepare the table, and stores t's shape, all in the open
+// target transaction.
+func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
+	ss, ok := sink.(shapeStore)
+	if ok {
+		text, found, err := ss.Shape(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if found {
+			old, err := schema.DecodeStored(text)
+			if err != nil {
+				return err
+			}
+			change, err := schema.Diff(old, t)
+			if err != nil {
+				return err
+			}
+			if !change.Empty() {
+				t.Change = change
+			}
+		}
+	}
+	if err := sink.EnsureTable(ctx, t); err != nil {
+		return err
+	}
+	if ok {
+		return ss.SetShape(ctx, t, schema.StoredOf(t).Encode())
+	}
+	return nil
 }

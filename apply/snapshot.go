@@ -62,7 +62,7 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 }
 
 func (r *runner) copyTable(ctx context.Context, snap *source.Snapshot, t *schema.Table) (int64, error) {
-	if err := r.sink.EnsureTable(ctx, t); err != nil {
+	if err := ensureShape(ctx, r.sink, t); err != nil {
 		return 0, fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 	}
 	// Rows left by an earlier, abandoned copy into an existing table go.

@@ -40,6 +40,14 @@ type Table struct {
 	// into every row there, or fails with Fill.Unknown. Nil when nobody
 	// asked the catalog (then added columns start NULL).
 	Fills map[string]Fill
+	// Nums are the columns' attnums as the source's catalog told (0 where
+	// it could not: the table changed again since), for telling a renamed
+	// column from a dropped and added one.
+	Nums []int16
+	// Change, when set, is what happened since the shape the target
+	// stored (renames, type changes, re-added columns): EnsureTable does it
+	// to the target table first.
+	Change *Change
 
 	keyIdx []int
 }

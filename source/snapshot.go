@@ -145,7 +145,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, ident byte, only []string) (*schema.Table, error) {
 	// Types outside the built-in range are named as pgoutput's Type messages
 	// name them, so a table looks the same whether first seen here or streamed.
-	rows, err := sn.tx.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod,
+	rows, err := sn.tx.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod,
 			coalesce(a.attnum = ANY (i.indkey::int2[]), false),
 			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END
 		FROM pg_attribute a
@@ -159,10 +159,13 @@ func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, 
 		return nil, classify("describe table", err)
 	}
 	typeNames := map[uint32]string{}
+	var nums []int16
 	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (schema.Column, error) {
 		var c schema.Column
 		var typeName *string
-		err := r.Scan(&c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName)
+		var num int16
+		err := r.Scan(&num, &c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName)
+		nums = append(nums, num)
 		if typeName != nil {
 			typeNames[c.TypeID] = *typeName
 		}
@@ -172,16 +175,16 @@ func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, 
 		return nil, classify("describe table", err)
 	}
 	if only != nil {
-		kept := cols[:0]
-		for _, c := range cols {
+		kept, keptNums := cols[:0], nums[:0]
+		for i, c := range cols {
 			for _, o := range only {
 				if c.Name == o {
-					kept = append(kept, c)
+					kept, keptNums = append(kept, c), append(keptNums, nums[i])
 					break
 				}
 			}
 		}
-		cols = kept
+		cols, nums = kept, keptNums
 	}
 	if ident == schema.IdentityFull {
 		for i := range cols {
@@ -189,6 +192,7 @@ func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, 
 		}
 	}
 	t := schema.NewTable(oid, nsp, name, ident, cols)
+	t.Nums = nums
 	if len(typeNames) > 0 {
 		t.TypeNames = typeNames
 	}

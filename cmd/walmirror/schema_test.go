@@ -26,13 +26,17 @@ var schemaTargets = []schemaTarget{
 	{"sqlite", func(t *testing.T) (string, func(string) ([]string, error)) {
 		path := filepath.Join(t.TempDir(), "copy.db")
 		return "sqlite:" + path, func(q string) ([]string, error) {
-			return mirrortest.SQLiteRows(context.Background(), path, q)
+			// SQLite has no schemas: other.t is the table "other.t".
+			return mirrortest.SQLiteRows(context.Background(), path, strings.ReplaceAll(q, "other.t2", `"other.t2"`))
 		}
 	}},
 	{"duckdb", func(t *testing.T) (string, func(string) ([]string, error)) {
 		path := filepath.Join(t.TempDir(), "copy.duckdb")
 		return "duckdb:" + path, func(q string) ([]string, error) {
-			return mirrortest.DuckDBRows(context.Background(), path, strings.Replace(q, " FROM ", " FROM public.", 1))
+			if !strings.Contains(q, " FROM other.") {
+				q = strings.Replace(q, " FROM ", " FROM public.", 1)
+			}
+			return mirrortest.DuckDBRows(context.Background(), path, q)
 		}
 	}},
 	{"postgres", func(t *testing.T) (string, func(string) ([]string, error)) {
@@ -175,6 +179,13 @@ func TestSchemaChanges(t *testing.T) {
 					CASE WHEN b IS NULL THEN NULL WHEN b THEN 1 ELSE 0 END, CAST(dt AS VARCHAR),
 					CAST(j AS VARCHAR), CAST(u AS VARCHAR), CAST(z AS VARCHAR) FROM t`)
 
+				// Widening type changes: the stored values convert exactly.
+				f.exec(`ALTER TABLE t ALTER COLUMN c TYPE bigint, ALTER COLUMN n TYPE numeric(12,3);
+					UPDATE t SET c = 9000000000, n = 123456789.125 WHERE id = 1;
+					INSERT INTO t (id, v, c) VALUES (9, 'wide', -9000000000);`)
+				f.catchUp()
+				compareRows(t, dsn, rows, `SELECT id, v, CAST(c AS VARCHAR), CAST(n AS VARCHAR) FROM t`)
+
 				// DML, DDL and DML again in one target transaction, a
 				// truncate among them (DuckDB once refused to commit that).
 				f.exec(`CREATE TABLE k (id int PRIMARY KEY, v text); INSERT INTO k VALUES (1, 'a'), (2, 'b');`)
@@ -185,12 +196,29 @@ func TestSchemaChanges(t *testing.T) {
 				f.catchUp()
 				compareRows(t, dsn, rows, `SELECT id, v, CAST(e AS VARCHAR), f FROM k`)
 
+				// Renames follow the source's attnums; a column dropped and
+				// added again is a new column; the table moves and renames.
+				f.exec(`ALTER TABLE t RENAME COLUMN v TO label;
+					UPDATE t SET label = 'renamed' WHERE id = 3;
+					ALTER TABLE t DROP COLUMN d; ALTER TABLE t ADD COLUMN d text DEFAULT 'again';
+					INSERT INTO t (id, label) VALUES (10, 'ten');`)
+				f.catchUp()
+				const q = `SELECT id, label, d, CAST(c AS VARCHAR) FROM `
+				compareRows(t, dsn, rows, q+`t`)
+				f.exec(`ALTER TABLE t RENAME TO t2; INSERT INTO t2 (id, label) VALUES (11, 'eleven');
+					ALTER TABLE t2 RENAME COLUMN label TO v; UPDATE t2 SET v = 'again' WHERE id = 4;`)
+				f.catchUp()
+				compareRows(t, dsn, rows, strings.Replace(q, "label", "v", 1)+`t2`)
+				f.exec(`CREATE SCHEMA other; ALTER TABLE t2 SET SCHEMA other; DELETE FROM other.t2 WHERE id = 5;`)
+				f.catchUp()
+				compareRows(t, dsn, rows, strings.Replace(q, "label", "v", 1)+`other.t2`)
+
 				// A volatile default gives every existing row its own value
 				// in a table rewrite the stream does not carry: stop.
-				f.exec(`ALTER TABLE t ADD COLUMN r float8 DEFAULT random(); INSERT INTO t (id, v) VALUES (8, 'after');`)
-				f.expectStop(`"public"."t"`, `"r"`, "volatile")
-				f.expectStop(`"public"."t"`, `"r"`, "volatile") // and again: nothing was skipped
-				compareRows(t, dsn, rows, `SELECT id, v FROM t WHERE id <= 7`)
+				f.exec(`ALTER TABLE other.t2 ADD COLUMN r float8 DEFAULT random(); INSERT INTO other.t2 (id, v) VALUES (12, 'after');`)
+				f.expectStop(`"other"."t2"`, `"r"`, "volatile")
+				f.expectStop(`"other"."t2"`, `"r"`, "volatile") // and again: nothing was skipped
+				compareRows(t, dsn, rows, `SELECT id, v FROM other.t2 WHERE id <= 11`)
 			})
 		}
 	}

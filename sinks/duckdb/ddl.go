@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -179,6 +180,10 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		return fmt.Errorf("inspect tables: %w", err)
 	}
 
+	readded, err := s.change(ctx, t, name)
+	if err != nil {
+		return err
+	}
 	existing, err := s.targetColumns(ctx, t.Schema, t.Name)
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", name, err)
@@ -198,7 +203,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(t.Schema),
 			"CREATE TABLE " + name + " (" + strings.Join(defs, ", ") + ")",
 			"COMMENT ON TABLE " + name + " IS " + literal(comment),
-			"INSERT INTO " + ownedTable + " VALUES (" + literal(t.Schema) + ", " + literal(t.Name) + ")",
+			"INSERT INTO " + ownedTable + " (schema_name, table_name) VALUES (" + literal(t.Schema) + ", " + literal(t.Name) + ")",
 		} {
 			if _, err := s.conn.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("create table %s: %w", name, err)
@@ -210,7 +215,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 
 	changed := false
-	var filled []int // added columns whose existing rows get the source's default
+	filled := readded // added columns whose existing rows get the source's default
 	if s.altered[name] {
 		added, rebuilt, err := s.rebuild(ctx, t, name, existing)
 		if err != nil {
@@ -452,9 +457,129 @@ func (s *Sink) claim(ctx context.Context, t *schema.Table, name string) error {
 	if rows > 0 {
 		return schema.NotEmpty(t, name)
 	}
-	if _, err := s.conn.ExecContext(ctx, "INSERT INTO "+ownedTable+" VALUES (?, ?)", t.Schema, t.Name); err != nil {
+	if _, err := s.conn.ExecContext(ctx, "INSERT INTO "+ownedTable+" (schema_name, table_name) VALUES (?, ?)", t.Schema, t.Name); err != nil {
 		return fmt.Errorf("record %s as walmirror's: %w", name, err)
 	}
 	s.log.Info("adopted existing target table", "table", name)
+	return nil
+}
+
+// change does to the target table what happened to the source table since
+// the shape the target stored: a rename or move to another schema, renamed
+// columns, columns dropped and added again (emptied here; it returns those
+// whose existing rows get the new column's default, for fillAdded). Type
+// changes follow in EnsureTable.
+func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int, error) {
+	c := t.Change
+	if c.Empty() {
+		return nil, nil
+	}
+	if c.FromName != "" {
+		if err := s.move(ctx, t, TableName(c.FromSchema, c.FromName), name, c.FromSchema, c.FromName); err != nil {
+			return nil, err
+		}
+	}
+	for to, from := range c.Renamed {
+		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quote(from)+" TO "+quote(to)); err != nil {
+			return nil, fmt.Errorf("rename column %q of %s to %q as the source did: %w", from, name, to, err)
+		}
+		s.forgetTable(name)
+		s.log.Info("renamed target column as the source did", "table", name, "from", from, "to", to)
+	}
+	var filled []int
+	for _, col := range c.Readded {
+		i := slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == col })
+		if i < 0 {
+			continue
+		}
+		fill := t.Fills[col]
+		if err := fill.Check(t, col); err != nil {
+			return nil, err
+		}
+		if _, err := s.conn.ExecContext(ctx, "UPDATE "+name+" SET "+quote(col)+" = NULL"); err != nil {
+			return nil, fmt.Errorf("reset re-added column %q of %s: %w", col, name, err)
+		}
+		s.altered[name] = true
+		if fill.Value.State == schema.Text {
+			filled = append(filled, i)
+		}
+		s.log.Info("source column dropped and added again: its old values are gone", "table", name, "column", col, "existing_rows", fill)
+	}
+	return filled, nil
+}
+
+// move renames the target table old to name (another schema: copied there,
+// as DuckDB cannot move a table between schemas), keeping it walmirror's.
+func (s *Sink) move(ctx context.Context, t *schema.Table, old, name, fromSchema, fromName string) error {
+	if ti := s.verify[old]; ti != nil {
+		// Rows were loaded into it in this transaction: check their keys
+		// under the name they were loaded with.
+		if err := s.checkUnique(ctx, ti); err != nil {
+			return err
+		}
+		delete(s.verify, old)
+	}
+	var stmts []string
+	if fromSchema == t.Schema {
+		stmts = []string{"ALTER TABLE " + old + " RENAME TO " + quote(t.Name)}
+	} else {
+		stmts = []string{
+			"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(t.Schema),
+			"CREATE TABLE " + name + " AS SELECT * FROM " + old,
+			"DROP TABLE " + old,
+		}
+	}
+	stmts = append(stmts, "UPDATE "+ownedTable+" SET schema_name = "+literal(t.Schema)+", table_name = "+literal(t.Name)+
+		" WHERE schema_name = "+literal(fromSchema)+" AND table_name = "+literal(fromName))
+	for _, q := range stmts {
+		if _, err := s.conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("rename table %s to %s as the source did: %w", old, name, err)
+		}
+	}
+	if s.altered[old] {
+		s.altered[name] = true
+	}
+	delete(s.fresh, old)
+	s.forgetTable(old)
+	s.log.Info("renamed target table as the source did", "from", old, "to", name)
+	return nil
+}
+
+// forgetTable drops the plans made for the table name.
+func (s *Sink) forgetTable(name string) {
+	for shape, ti := range s.tables {
+		if ti.name == name {
+			delete(s.tables, shape)
+		}
+	}
+}
+
+// Shape returns the source shape stored for the table mirroring relid.
+func (s *Sink) Shape(ctx context.Context, relid uint32) (string, bool, error) {
+	var shape sql.NullString
+	err := s.conn.QueryRowContext(ctx, "SELECT shape FROM "+ownedTable+" WHERE relid = ?", int64(relid)).Scan(&shape)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !shape.Valid {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read stored shape: %w", err)
+	}
+	return shape.String, true, nil
+}
+
+// SetShape stores t's source shape with its table, in the open transaction.
+func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) error {
+	for _, q := range []string{
+		"UPDATE " + ownedTable + " SET relid = NULL, shape = NULL WHERE relid = ? AND NOT (schema_name = ? AND table_name = ?)",
+		"UPDATE " + ownedTable + " SET relid = ?, shape = ? WHERE schema_name = ? AND table_name = ?",
+	} {
+		args := []any{int64(t.ID), t.Schema, t.Name}
+		if strings.Contains(q, "shape = ?") {
+			args = []any{int64(t.ID), shape, t.Schema, t.Name}
+		}
+		if _, err := s.conn.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("store shape of %s: %w", TableName(t.Schema, t.Name), err)
+		}
+	}
 	return nil
 }

@@ -138,8 +138,8 @@ func TestMigrations(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*), max(version), bool_or(dirty) FROM u.main._walmirror_migrations`).Scan(&n, &version, &dirty); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || version != 2 || dirty {
-		t.Errorf("_walmirror_migrations: %d rows, version %d, dirty %v; want 1 row, version 2, clean", n, version, dirty)
+	if n != 1 || version != 3 || dirty {
+		t.Errorf("_walmirror_migrations: %d rows, version %d, dirty %v; want 1 row, version 3, clean", n, version, dirty)
 	}
 	if err := db.QueryRow(`SELECT count(*) FROM duckdb_columns() WHERE database_name = 'u' AND table_name = '_walmirror_state'`).Scan(&n); err != nil || n != 7 {
 		t.Errorf("_walmirror_state has %d columns (%v), want 7", n, err)

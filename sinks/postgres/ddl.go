@@ -273,6 +273,10 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	if err := s.alive(ctx); err != nil {
 		return err
 	}
+	readded, err := s.change(ctx, t)
+	if err != nil {
+		return err
+	}
 	_, cols, order, exists, err := s.inspect(ctx, t)
 	if err != nil {
 		return err
@@ -356,6 +360,17 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			}
 		}
 	}
+	for _, col := range readded {
+		fill := t.Fills[col.Name]
+		typ, err := s.columnType(ctx, t, col)
+		if err != nil {
+			return err
+		}
+		q := "UPDATE " + name + " SET " + quoteIdent(col.Name) + " = " + quoteLiteral(string(fill.Value.Data)) + "::" + typ
+		if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
+			return fmt.Errorf("fill re-added column %q of %s: %w", col.Name, name, err)
+		}
+	}
 	// Shapes of this table that were seen before stay valid (they name a
 	// subset of the columns); this one is read afresh.
 	old := s.tables[t]
@@ -424,5 +439,101 @@ func (s *Sink) retype(ctx context.Context, name, col, from, to string) error {
 		return nil
 	}
 	s.log.Warn("source column type changed: target column converted", "table", name, "column", col, "from", from, "to", to)
+	return nil
+}
+
+// change does to the target table what happened to the source table since
+// the shape the target stored: a rename or move to another schema, renamed
+// columns, columns dropped and added again (emptied here; it returns those
+// whose existing rows get the new column's default). Type changes follow in
+// EnsureTable.
+func (s *Sink) change(ctx context.Context, t *schema.Table) ([]schema.Column, error) {
+	c := t.Change
+	if c.Empty() {
+		return nil, nil
+	}
+	pg := s.conn.PgConn()
+	name := qualified(t)
+	if c.FromName != "" {
+		old := pgx.Identifier{c.FromSchema, c.FromName}.Sanitize()
+		q := ""
+		if c.FromSchema != t.Schema {
+			q = "CREATE SCHEMA IF NOT EXISTS " + quoteIdent(t.Schema) + "; ALTER TABLE " + old + " SET SCHEMA " + quoteIdent(t.Schema) + "; "
+		}
+		if c.FromName != t.Name {
+			q += "ALTER TABLE " + pgx.Identifier{t.Schema, c.FromName}.Sanitize() + " RENAME TO " + quoteIdent(t.Name) + "; "
+		}
+		q += "UPDATE " + metaSchema + ".tables SET schema_name = " + quoteLiteral(t.Schema) + ", table_name = " + quoteLiteral(t.Name) +
+			" WHERE schema_name = " + quoteLiteral(c.FromSchema) + " AND table_name = " + quoteLiteral(c.FromName)
+		if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
+			return nil, fmt.Errorf("rename table %s to %s as the source did: %w", old, name, err)
+		}
+		s.forgetTable(old)
+		s.log.Info("renamed target table as the source did", "from", old, "to", name)
+	}
+	for to, from := range c.Renamed {
+		if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quoteIdent(from)+" TO "+quoteIdent(to)).ReadAll(); err != nil {
+			return nil, fmt.Errorf("rename column %q of %s to %q as the source did: %w", from, name, to, err)
+		}
+		s.forgetTable(name)
+		s.log.Info("renamed target column as the source did", "table", name, "from", from, "to", to)
+	}
+	var filled []schema.Column
+	for _, col := range t.Columns {
+		if !slices.Contains(c.Readded, col.Name) {
+			continue
+		}
+		fill := t.Fills[col.Name]
+		if err := fill.Check(t, col.Name); err != nil {
+			return nil, err
+		}
+		if _, err := pg.Exec(ctx, "UPDATE "+name+" SET "+quoteIdent(col.Name)+" = NULL").ReadAll(); err != nil {
+			return nil, fmt.Errorf("reset re-added column %q of %s: %w", col.Name, name, err)
+		}
+		if fill.Value.State == schema.Text {
+			filled = append(filled, col)
+		}
+		s.log.Info("source column dropped and added again: its old values are gone", "table", name, "column", col.Name, "existing_rows", fill)
+	}
+	return filled, nil
+}
+
+// forgetTable drops what the sink derived for the table name.
+func (s *Sink) forgetTable(name string) {
+	for shape, ti := range s.tables {
+		if ti.name == name {
+			delete(s.tables, shape)
+		}
+	}
+}
+
+// Shape returns the source shape stored for the table mirroring relid.
+func (s *Sink) Shape(ctx context.Context, relid uint32) (string, bool, error) {
+	if err := s.settle(); err != nil {
+		return "", false, err
+	}
+	res := s.conn.PgConn().ExecParams(ctx, `SELECT shape FROM `+metaSchema+`.tables WHERE relid = $1 AND shape IS NOT NULL`,
+		[][]byte{[]byte(strconv.FormatUint(uint64(relid), 10))}, []uint32{20}, nil, nil).Read()
+	if res.Err != nil {
+		return "", false, fmt.Errorf("read stored shape: %w", res.Err)
+	}
+	if len(res.Rows) == 0 {
+		return "", false, nil
+	}
+	return string(res.Rows[0][0]), true, nil
+}
+
+// SetShape stores t's source shape with its table, in the open transaction.
+func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) error {
+	relid := []byte(strconv.FormatUint(uint64(t.ID), 10))
+	res := s.conn.PgConn().ExecParams(ctx, `UPDATE `+metaSchema+`.tables SET relid = NULL, shape = NULL WHERE relid = $1 AND NOT (schema_name = $2 AND table_name = $3)`,
+		[][]byte{relid, []byte(t.Schema), []byte(t.Name)}, []uint32{20, 25, 25}, nil, nil).Read()
+	if res.Err == nil {
+		res = s.conn.PgConn().ExecParams(ctx, `UPDATE `+metaSchema+`.tables SET relid = $1, shape = $2 WHERE schema_name = $3 AND table_name = $4`,
+			[][]byte{relid, []byte(shape), []byte(t.Schema), []byte(t.Name)}, []uint32{20, 25, 25, 25}, nil, nil).Read()
+	}
+	if res.Err != nil {
+		return fmt.Errorf("store shape of %s: %w", qualified(t), res.Err)
+	}
 	return nil
 }

@@ -550,7 +550,7 @@ func TestExistingTable(t *testing.T) {
 	}
 	defer s.Close()
 	// As if walmirror had created it, in an earlier shape.
-	exec(t, dst, `INSERT INTO _walmirror.tables VALUES ('app', 'items')`)
+	exec(t, dst, `INSERT INTO _walmirror.tables (schema_name, table_name) VALUES ('app', 'items')`)
 	row := func(vals ...string) schema.Tuple {
 		tup := make(schema.Tuple, len(vals))
 		for i, v := range vals {

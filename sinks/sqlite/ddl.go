@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/walmirror/walmirror/schema"
@@ -87,6 +88,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	if err := s.change(ctx, t, name); err != nil {
+		return err
 	}
 	ti := s.info(t)
 	rows, err := s.conn.QueryContext(ctx, `SELECT name, pk FROM pragma_table_info(?)`, name)
@@ -187,5 +191,158 @@ func (s *Sink) claim(ctx context.Context, t *schema.Table, name string) error {
 		return fmt.Errorf("record table %q as walmirror's: %w", name, err)
 	}
 	s.log.Info("adopted existing target table", "table", name)
+	return nil
+}
+
+// change does to the target table what happened to the source table since
+// the shape the target stored: a rename, renamed columns, type changes SQLite
+// can follow exactly, columns dropped and added again. What it cannot follow
+// stops the run.
+func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
+	c := t.Change
+	if c.Empty() {
+		return nil
+	}
+	if c.FromName != "" {
+		if old := TableName(c.FromSchema, c.FromName); old != name {
+			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(old)+" RENAME TO "+quote(name)); err != nil {
+				return fmt.Errorf("rename table %q to %q as the source did: %w", old, name, err)
+			}
+			if _, err := s.conn.ExecContext(ctx, `UPDATE _walmirror_tables SET name = ? WHERE name = ?`, name, old); err != nil {
+				return fmt.Errorf("record renamed table %q: %w", name, err)
+			}
+			s.forgetTable()
+			s.log.Info("renamed target table as the source did", "from", old, "to", name)
+		}
+	}
+	for to, from := range c.Renamed {
+		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(name)+" RENAME COLUMN "+quote(from)+" TO "+quote(to)); err != nil {
+			return fmt.Errorf("rename column %q of %q to %q as the source did: %w", from, name, to, err)
+		}
+		s.forgetTable()
+		s.log.Info("renamed target column as the source did", "table", name, "from", from, "to", to)
+	}
+	for _, col := range t.Columns {
+		prev, ok := c.Retyped[col.Name]
+		if !ok || slices.Contains(c.Readded, col.Name) {
+			continue
+		}
+		if err := s.retype(ctx, t, name, prev, col); err != nil {
+			return err
+		}
+	}
+	for _, col := range c.Readded {
+		i := slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == col })
+		if i < 0 {
+			continue
+		}
+		var declared string
+		if err := s.conn.QueryRowContext(ctx, `SELECT type FROM pragma_table_info(?) WHERE name = ?`, name, col).Scan(&declared); err != nil {
+			return fmt.Errorf("inspect column %q of %q: %w", col, name, err)
+		}
+		kind := schema.KindOf(t.Columns[i].TypeID)
+		if !strings.EqualFold(declared, columnType(kind)) {
+			return fmt.Errorf("column %q of source table %s was dropped and added again with another type; SQLite cannot change the type of column %q of %q in place, so the copy would differ: start a fresh copy into an empty target",
+				col, t.QualifiedName(), col, name)
+		}
+		fill := t.Fills[col]
+		if err := fill.Check(t, col); err != nil {
+			return err
+		}
+		var v any
+		if fill.Value.State == schema.Text {
+			var err error
+			if v, err = value(kind, fill.Value); err != nil {
+				return fmt.Errorf("value of re-added column %q for existing rows of %q: %w", col, name, err)
+			}
+		}
+		if _, err := s.conn.ExecContext(ctx, "UPDATE "+quote(name)+" SET "+quote(col)+" = ?", v); err != nil {
+			return fmt.Errorf("reset re-added column %q of %q: %w", col, name, err)
+		}
+		s.log.Info("source column dropped and added again: its old values are gone", "table", name, "column", col, "existing_rows", fill)
+	}
+	return nil
+}
+
+// retype follows a source column type change that keeps every stored text
+// form (integer widths, varchar lengths, a numeric of the same scale) or only
+// adds zeros (a numeric's scale grown); any other change stops the run:
+// SQLite cannot convert a value as PostgreSQL's cast did.
+func (s *Sink) retype(ctx context.Context, t *schema.Table, name string, from, to schema.Column) error {
+	fk, tk := schema.KindOf(from.TypeID), schema.KindOf(to.TypeID)
+	switch {
+	case fk == schema.KindInt && tk == schema.KindInt:
+		return nil
+	case textLike(from.TypeID) && textLike(to.TypeID):
+		return nil
+	case from.TypeID == schema.OIDNumeric && to.TypeID == schema.OIDNumeric:
+		fs, fok := numericScale(from.Typmod)
+		ts, tok := numericScale(to.Typmod)
+		switch {
+		case !tok:
+			return nil // unconstrained: values keep the digits they have
+		case fok && ts == fs:
+			return nil
+		case fok && ts > fs:
+			zeros := strings.Repeat("0", ts-fs)
+			col := quote(to.Name)
+			q := "UPDATE " + quote(name) + " SET " + col + " = CASE WHEN instr(" + col + ", '.') > 0 THEN " + col + " || '" + zeros +
+				"' ELSE " + col + " || '." + strings.Repeat("0", ts) + "' END WHERE " + col + " IS NOT NULL AND " + col + " <> 'NaN'"
+			if _, err := s.conn.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("widen the scale of column %q of %q: %w", to.Name, name, err)
+			}
+			s.log.Info("source column type changed: target values rewritten", "table", name, "column", to.Name)
+			return nil
+		}
+	}
+	return fmt.Errorf("column %q of source table %s changed type (OID %d, typmod %d to OID %d, typmod %d); SQLite cannot convert its stored values exactly as PostgreSQL did, so the copy would differ: start a fresh copy into an empty target",
+		to.Name, t.QualifiedName(), from.TypeID, from.Typmod, to.TypeID, to.Typmod)
+}
+
+// textLike: types whose text form does not depend on the declared length.
+func textLike(oid uint32) bool {
+	return oid == schema.OIDText || oid == schema.OIDVarchar
+}
+
+// numericScale is the scale of a numeric typmod; ok is false when the
+// numeric is unconstrained.
+func numericScale(typmod int32) (int, bool) {
+	if typmod < 4 {
+		return 0, false
+	}
+	return int((typmod - 4) & 0xffff), true
+}
+
+// forgetTable drops cached statements and shapes after a rename.
+func (s *Sink) forgetTable() {
+	for k, st := range s.stmts {
+		st.Close()
+		delete(s.stmts, k)
+	}
+	clear(s.tables)
+}
+
+// Shape returns the source shape stored for the table mirroring relid.
+func (s *Sink) Shape(ctx context.Context, relid uint32) (string, bool, error) {
+	var shape sql.NullString
+	err := s.conn.QueryRowContext(ctx, `SELECT shape FROM _walmirror_tables WHERE relid = ?`, int64(relid)).Scan(&shape)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !shape.Valid {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read stored shape: %w", err)
+	}
+	return shape.String, true, nil
+}
+
+// SetShape stores t's source shape with its table, in the open transaction.
+func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) error {
+	name := TableName(t.Schema, t.Name)
+	if _, err := s.conn.ExecContext(ctx, `UPDATE _walmirror_tables SET relid = NULL, shape = NULL WHERE relid = ? AND name <> ?`, int64(t.ID), name); err != nil {
+		return fmt.Errorf("store shape of %q: %w", name, err)
+	}
+	if _, err := s.conn.ExecContext(ctx, `UPDATE _walmirror_tables SET relid = ?, shape = ? WHERE name = ?`, int64(t.ID), shape, name); err != nil {
+		return fmt.Errorf("store shape of %q: %w", name, err)
+	}
 	return nil
 }

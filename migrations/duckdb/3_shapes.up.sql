@@ -1,0 +1,5 @@
+-- Which source table (pg_class OID) each table mirrors, and the source shape
+-- it was last written with (schema.Stored as JSON): renames and re-added
+-- columns are told apart by it.
+ALTER TABLE _walmirror_tables ADD COLUMN relid BIGINT;
+ALTER TABLE _walmirror_tables ADD COLUMN shape VARCHAR;

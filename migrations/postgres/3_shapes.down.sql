@@ -1,0 +1,1 @@
+ALTER TABLE _walmirror.tables DROP COLUMN shape, DROP COLUMN relid;

@@ -1,0 +1,134 @@
+package schema
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Stored is what a target remembers of the source table one of its tables
+// mirrors, written in the same target transaction as every shape change:
+// the source's names and, per column, its attnum (which survives a rename,
+// while a dropped and re-added column gets a new one) and type.
+type Stored struct {
+	Schema  string         `json:"schema"`
+	Name    string         `json:"name"`
+	Columns []StoredColumn `json:"columns"`
+}
+
+// StoredColumn is one column of a Stored shape.
+type StoredColumn struct {
+	Num    int16  `json:"num"` // 0 when the catalog could not tell
+	Name   string `json:"name"`
+	TypeID uint32 `json:"type"`
+	Typmod int32  `json:"typmod"`
+}
+
+// StoredOf is t's shape as a target stores it.
+func StoredOf(t *Table) Stored {
+	s := Stored{Schema: t.Schema, Name: t.Name, Columns: make([]StoredColumn, len(t.Columns))}
+	for i, c := range t.Columns {
+		s.Columns[i] = StoredColumn{Name: c.Name, TypeID: c.TypeID, Typmod: c.Typmod}
+		if i < len(t.Nums) {
+			s.Columns[i].Num = t.Nums[i]
+		}
+	}
+	return s
+}
+
+// Encode is the stored text form.
+func (s Stored) Encode() string {
+	b, _ := json.Marshal(s) // plain structs: cannot fail
+	return string(b)
+}
+
+// DecodeStored parses Encode's output.
+func DecodeStored(text string) (Stored, error) {
+	var s Stored
+	if err := json.Unmarshal([]byte(text), &s); err != nil {
+		return s, fmt.Errorf("stored shape %q: %w", text, err)
+	}
+	return s, nil
+}
+
+// Change is what happened to a table between a stored shape and a new one,
+// for the sink to do to the target table before it writes the new shape.
+type Change struct {
+	// From names the target table's source table before a rename or SET
+	// SCHEMA; empty when the names are the same.
+	FromSchema, FromName string
+	// Renamed maps a column's new name to its old one (same attnum).
+	Renamed map[string]string
+	// Retyped maps a column's name to its previous type (same attnum).
+	Retyped map[string]Column
+	// Readded names columns dropped and added again under the same name:
+	// the target column holds the old column's values, which existing rows
+	// no longer have; they get the new column's fill.
+	Readded []string
+}
+
+// Empty reports whether there is nothing to do.
+func (c *Change) Empty() bool {
+	return c == nil || c.FromName == "" && len(c.Renamed) == 0 && len(c.Retyped) == 0 && len(c.Readded) == 0
+}
+
+// Diff tells what changed from old to t, matching columns by attnum where
+// both know it and by name otherwise. Columns only in old were dropped
+// (the target keeps them), columns only in t were added (EnsureTable adds
+// them). A column of t matched by name gets old's attnum where t.Nums has
+// none, so the stored shape keeps it. It returns an error for what it
+// cannot tell apart.
+func Diff(old Stored, t *Table) (*Change, error) {
+	c := &Change{}
+	if old.Schema != t.Schema || old.Name != t.Name {
+		c.FromSchema, c.FromName = old.Schema, old.Name
+	}
+	byNum := map[int16]StoredColumn{}
+	byName := map[string]StoredColumn{}
+	for _, oc := range old.Columns {
+		if oc.Num != 0 {
+			byNum[oc.Num] = oc
+		}
+		byName[oc.Name] = oc
+	}
+	newNames := map[string]bool{}
+	for _, nc := range t.Columns {
+		newNames[nc.Name] = true
+	}
+	for i, nc := range t.Columns {
+		var num int16
+		if i < len(t.Nums) {
+			num = t.Nums[i]
+		}
+		var oc StoredColumn
+		var found bool
+		if num != 0 {
+			if oc, found = byNum[num]; !found {
+				if prev, same := byName[nc.Name]; same && prev.Num != 0 {
+					// Same name, new attnum: dropped and added again.
+					c.Readded = append(c.Readded, nc.Name)
+				}
+				continue // added
+			}
+		} else if oc, found = byName[nc.Name]; !found {
+			continue // added (its fill says whether old rows' values are known)
+		} else if oc.Num != 0 && i < len(t.Nums) {
+			t.Nums[i] = oc.Num
+		}
+		if oc.Name != nc.Name {
+			if newNames[oc.Name] {
+				return nil, fmt.Errorf("column %q of %s was renamed to %q and another column took its name: walmirror cannot follow names swapped or reused in one step", oc.Name, t.QualifiedName(), nc.Name)
+			}
+			if c.Renamed == nil {
+				c.Renamed = map[string]string{}
+			}
+			c.Renamed[nc.Name] = oc.Name
+		}
+		if oc.TypeID != nc.TypeID || oc.Typmod != nc.Typmod {
+			if c.Retyped == nil {
+				c.Retyped = map[string]Column{}
+			}
+			c.Retyped[nc.Name] = Column{Name: oc.Name, TypeID: oc.TypeID, Typmod: oc.Typmod}
+		}
+	}
+	return c, nil
+}

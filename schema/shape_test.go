@@ -1,0 +1,50 @@
+package schema
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestDiff(t *testing.T) {
+	old := Stored{Schema: "public", Name: "t", Columns: []StoredColumn{
+		{Num: 1, Name: "id", TypeID: OIDInt4, Typmod: -1},
+		{Num: 2, Name: "v", TypeID: OIDText, Typmod: -1},
+		{Num: 3, Name: "d", TypeID: OIDText, Typmod: -1},
+		{Num: 4, Name: "n", TypeID: OIDInt4, Typmod: -1},
+		{Num: 5, Name: "gone", TypeID: OIDInt4, Typmod: -1},
+	}}
+	decoded, err := DecodeStored(old.Encode())
+	if err != nil || !slices.Equal(decoded.Columns, old.Columns) {
+		t.Fatalf("round trip: %+v, %v", decoded, err)
+	}
+	tbl := NewTable(1, "other", "u", IdentityDefault, []Column{
+		{Name: "id", TypeID: OIDInt4, Typmod: -1, Key: true},
+		{Name: "label", TypeID: OIDText, Typmod: -1}, // renamed
+		{Name: "n", TypeID: OIDInt8, Typmod: -1},     // retyped, catalog moved on: by name
+		{Name: "d", TypeID: OIDText, Typmod: -1},     // dropped and added again
+		{Name: "added", TypeID: OIDInt4, Typmod: -1},
+	})
+	tbl.Nums = []int16{1, 2, 0, 6, 7}
+	c, err := Diff(decoded, tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FromSchema != "public" || c.FromName != "t" || c.Renamed["label"] != "v" || len(c.Renamed) != 1 ||
+		c.Retyped["n"].TypeID != OIDInt4 || len(c.Retyped) != 1 || !slices.Equal(c.Readded, []string{"d"}) {
+		t.Fatalf("change = %+v", c)
+	}
+	if tbl.Nums[2] != 4 {
+		t.Errorf("n kept no attnum: %v", tbl.Nums)
+	}
+	// A name taken over by another column in the same step is refused.
+	swap := NewTable(1, "public", "t", IdentityDefault, []Column{
+		{Name: "id", TypeID: OIDInt4, Typmod: -1}, {Name: "d", TypeID: OIDText, Typmod: -1}, {Name: "v", TypeID: OIDText, Typmod: -1},
+	})
+	swap.Nums = []int16{1, 2, 3}
+	if _, err := Diff(decoded, swap); err == nil {
+		t.Error("swapped names were not refused")
+	}
+	if c, _ := Diff(decoded, NewTable(1, "public", "t", IdentityDefault, []Column{{Name: "id", TypeID: OIDInt4, Typmod: -1}})); !c.Empty() {
+		t.Errorf("dropped columns alone gave %+v", c)
+	}
+}
