@@ -419,10 +419,12 @@ func (s *Server) Close() error {
 // once instead of when the WAL writer gets to it.
 func serverSettings(opts Options) map[string]string {
 	m := map[string]string{
-		"listen_addresses":      host,
-		"wal_level":             opts.WALLevel,
-		"max_wal_senders":       "20",
-		"max_replication_slots": "20",
+		"listen_addresses": host,
+		"wal_level":        opts.WALLevel,
+		// A test package shares one server, and its tests' slots stay
+		// until the server goes: room for many.
+		"max_wal_senders":       "64",
+		"max_replication_slots": "64",
 		"fsync":                 "off",
 		"synchronous_commit":    "on",
 		"full_page_writes":      "off",
