@@ -286,8 +286,17 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 		if err != nil {
 			return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
 		}
-		m := match(t, attrs)
-		t.Fills, t.Nums = fills(t, m), nums(m)
+		matched := match(t, attrs)
+		if includeKeys(t, matched) {
+			// pgoutput flags an identity index's INCLUDE columns as key
+			// columns; they are not part of the key.
+			for i, a := range matched {
+				cols[i].Key = cols[i].Key && a != nil && a.Key
+			}
+			t = schema.NewTable(m.RelationID, m.Namespace, m.Name, m.ReplicaIdentity, cols)
+			t.TypeNames = typeNames
+		}
+		t.Fills, t.Nums = fills(t, matched), nums(matched)
 	}
 	if known {
 		// Rows buffered so far have the old shape: write them before the

@@ -133,3 +133,32 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 	}
 	return nil
 }
+
+// includeKeys reports whether some key columns of t's Relation message are
+// not key columns in the catalog while all the catalog's key columns are
+// flagged: the identity index has INCLUDE columns, which pgoutput flags
+// too. (A key the catalog describes differently, e.g. a primary key
+// replaced since this point of the stream, is left as the message says.)
+func includeKeys(t *schema.Table, matched []*source.Attribute) bool {
+	if t.Identity != schema.IdentityDefault && t.Identity != schema.IdentityIndex {
+		return false
+	}
+	extra, keys := false, 0
+	for i, a := range matched {
+		if a == nil {
+			if t.Columns[i].Key {
+				return false // a key column the catalog cannot vouch for
+			}
+			continue
+		}
+		switch {
+		case a.Key && !t.Columns[i].Key:
+			return false
+		case a.Key:
+			keys++
+		case t.Columns[i].Key:
+			extra = true
+		}
+	}
+	return extra && keys > 0
+}

@@ -22,6 +22,10 @@ type Attribute struct {
 	Missing    string // the value's text form, as pgoutput would print it
 	HasDefault bool
 	Generated  bool
+	// Key: a key column of the replica identity index (primary key or
+	// REPLICA IDENTITY USING INDEX). pgoutput flags an index's INCLUDE
+	// columns too, which are not part of the key.
+	Key bool
 }
 
 // Attributes returns the columns of relation relid, dropped ones included, in
@@ -34,8 +38,12 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	// text[] its element comes out in the type's own text form.
 	rows, err := s.conn.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod, a.attisdropped,
 			a.atthasmissing, CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END,
-			a.atthasdef, a.attgenerated <> ''
+			a.atthasdef, a.attgenerated <> '',
+			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum)
 		FROM pg_catalog.pg_attribute a
+		JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+		LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND
+			CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
 		WHERE a.attrelid = $1 AND a.attnum > 0
 		ORDER BY a.attnum`, relid)
 	if err != nil {
@@ -44,7 +52,7 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attribute, error) {
 		var a Attribute
 		var missing *string
-		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated)
+		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated, &a.Key)
 		if missing != nil {
 			a.Missing = *missing
 		}

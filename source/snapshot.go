@@ -146,7 +146,7 @@ func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, 
 	// Types outside the built-in range are named as pgoutput's Type messages
 	// name them, so a table looks the same whether first seen here or streamed.
 	rows, err := sn.tx.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod,
-			coalesce(a.attnum = ANY (i.indkey::int2[]), false),
+			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum), -- not INCLUDE columns
 			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid

@@ -196,6 +196,15 @@ func TestSchemaChanges(t *testing.T) {
 				f.catchUp()
 				compareRows(t, dsn, rows, `SELECT id, v, CAST(e AS VARCHAR), f FROM k`)
 
+				// INCLUDE columns of the key's index are not key columns.
+				f.exec(`CREATE TABLE inc (a int, b int, v text, PRIMARY KEY (a) INCLUDE (b));
+					INSERT INTO inc VALUES (1, NULL, 'x'), (2, 2, 'y'), (3, NULL, 'z');`)
+				f.catchUp()
+				f.exec(`UPDATE inc SET b = 5 WHERE a = 1; UPDATE inc SET b = NULL, v = 'Y' WHERE a = 2; DELETE FROM inc WHERE a = 3;
+					INSERT INTO inc VALUES (4, NULL, 'w');`)
+				f.catchUp()
+				compareRows(t, dsn, rows, `SELECT a, CAST(b AS VARCHAR), v FROM inc`)
+
 				// Renames follow the source's attnums; a column dropped and
 				// added again is a new column; the table moves and renames.
 				f.exec(`ALTER TABLE t RENAME COLUMN v TO label;
