@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
@@ -105,6 +106,10 @@ type shapeStore interface {
 // lets the sink prepare the table, and stores t's shape, all in the open
 // target transaction.
 func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
+	if len(t.Columns) == 0 {
+		return fmt.Errorf("source table %s has no columns (or its publication publishes none of them): walmirror cannot mirror a table without columns; "+
+			"give it a column, or leave it out of the publication (ALTER PUBLICATION ... DROP TABLE %s)", t.QualifiedName(), t.QualifiedName())
+	}
 	ss, ok := sink.(shapeStore)
 	if ok {
 		text, found, err := ss.Shape(ctx, t.ID)

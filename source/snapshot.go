@@ -25,6 +25,7 @@ type Snapshot struct {
 	tx              pgx.Tx
 	queries         map[uint32]string // COPY statement per table
 	publication     string
+	genCols         bool // the publication publishes stored generated columns (PostgreSQL 18)
 }
 
 // CreateSlot creates the replication slot with an exported snapshot and opens
@@ -83,6 +84,18 @@ func (sn *Snapshot) Close(ctx context.Context) error {
 // types, typmods and key flags), honouring PostgreSQL 15 column lists and row
 // filters.
 func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
+	// PostgreSQL 18 publications may publish stored generated columns.
+	var genCols bool
+	if err := sn.tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_attribute
+		WHERE attrelid = 'pg_catalog.pg_publication'::regclass AND attname = 'pubgencols')`).Scan(&genCols); err != nil {
+		return nil, classify("inspect pg_publication", err)
+	}
+	if genCols {
+		if err := sn.tx.QueryRow(ctx, `SELECT pubgencols::text = 's' FROM pg_publication WHERE pubname = $1`, sn.publication).Scan(&genCols); err != nil {
+			return nil, classify("inspect publication", err)
+		}
+	}
+	sn.genCols = genCols
 	var hasLists bool
 	if err := sn.tx.QueryRow(ctx, `SELECT count(*) = 2 FROM pg_attribute
 		WHERE attrelid = 'pg_catalog.pg_publication_tables'::regclass AND attname IN ('attnames', 'rowfilter')`).Scan(&hasLists); err != nil {
@@ -153,8 +166,8 @@ func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, 
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND
 			CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
-		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-		ORDER BY a.attnum`, oid, string(ident))
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND (a.attgenerated = '' OR $3 AND a.attgenerated = 's')
+		ORDER BY a.attnum`, oid, string(ident), sn.genCols)
 	if err != nil {
 		return nil, classify("describe table", err)
 	}

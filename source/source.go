@@ -21,6 +21,7 @@ type Source struct {
 	conn     *pgx.Conn // ordinary session: catalog queries
 	systemID string
 	dbName   string
+	version  int // server_version_num
 }
 
 // SlotInfo describes an existing replication slot.
@@ -67,11 +68,10 @@ func (s *Source) SystemID() string { return s.systemID }
 
 func (s *Source) preflight(ctx context.Context) error {
 	var walLevel string
-	var version int
 	var isSuper, canReplicate bool
 	err := s.conn.QueryRow(ctx, `SELECT current_setting('wal_level'), current_setting('server_version_num')::int,
 		r.rolsuper, r.rolreplication, current_database()
-		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &version, &isSuper, &canReplicate, &s.dbName)
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &s.version, &isSuper, &canReplicate, &s.dbName)
 	if err != nil {
 		return classify("inspect source", err)
 	}
@@ -79,8 +79,8 @@ func (s *Source) preflight(ctx context.Context) error {
 		return permanent("check source", "run ALTER SYSTEM SET wal_level = logical as a superuser, then restart PostgreSQL",
 			fmt.Errorf("wal_level is %q, logical replication needs \"logical\"", walLevel))
 	}
-	if version < 100000 {
-		return permanent("check source", "", fmt.Errorf("PostgreSQL %d is too old: pgoutput needs 10 or later", version/10000))
+	if s.version < 100000 {
+		return permanent("check source", "", fmt.Errorf("PostgreSQL %d is too old: pgoutput needs 10 or later", s.version/10000))
 	}
 	if !isSuper && !canReplicate {
 		user := s.conn.Config().User
@@ -127,7 +127,12 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	}
 	// A partitioned table is copied as one table named for its root, as
 	// its readers query it, not as one table per partition.
-	stmt += " WITH (publish_via_partition_root = true)"
+	stmt += " WITH (publish_via_partition_root = true"
+	if s.version >= 180000 {
+		// Stored generated columns arrive like any other (PostgreSQL 18).
+		stmt += ", publish_generated_columns = stored"
+	}
+	stmt += ")"
 	if _, err := s.conn.Exec(ctx, stmt); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walmirror/walmirror/internal/mirrortest"
+	"github.com/walmirror/walmirror/testenv"
 )
 
 // schemaTarget is one kind of target for the schema-change tests.
@@ -360,5 +361,36 @@ func TestPartitionedTables(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestZeroColumnTable: a table without columns is refused clearly.
+func TestZeroColumnTable(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE nothing (); INSERT INTO nothing DEFAULT VALUES;`)
+	dropSlotAtEnd(t, db, "s_"+db)
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "copy.db"), "--slot", "s_"+db, "--stop-at-lsn", "now")
+	if r.code == 0 || !strings.Contains(lastLine(r.stderr), `"public"."nothing" has no columns`) {
+		t.Fatalf("run exited %d: %s", r.code, lastLine(r.stderr))
+	}
+}
+
+// TestGeneratedColumns: on PostgreSQL 18 the publication walmirror creates
+// publishes stored generated columns, so the copy has their values.
+func TestGeneratedColumns(t *testing.T) {
+	needServer(t)
+	testenv.SkipBelow(t, server, 18, "publish_generated_columns")
+	for _, target := range schemaTargets {
+		t.Run(target.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE g (id int PRIMARY KEY, x int, y int GENERATED ALWAYS AS (x * 2) STORED);
+				INSERT INTO g (id, x) VALUES (1, 1), (2, 2);`)
+			tgt, rows := target.new(t)
+			f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt}
+			dropSlotAtEnd(t, db, f.slot)
+			f.catchUp()
+			f.exec(`INSERT INTO g (id, x) VALUES (3, 3); UPDATE g SET x = 10 WHERE id = 1;`)
+			f.catchUp()
+			compareRows(t, dsn, rows, "SELECT id, x, y FROM g")
+		})
 	}
 }
