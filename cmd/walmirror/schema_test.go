@@ -206,6 +206,15 @@ func TestSchemaChanges(t *testing.T) {
 				f.catchUp()
 				compareRows(t, dsn, rows, `SELECT a, CAST(b AS VARCHAR), v FROM inc`)
 
+				// The primary key replaced: rows the old key would refuse.
+				f.exec(`CREATE TABLE pk (a int PRIMARY KEY, b int NOT NULL, v text); INSERT INTO pk VALUES (1, 10, 'x'), (2, 20, 'y');`)
+				f.catchUp()
+				f.exec(`ALTER TABLE pk DROP CONSTRAINT pk_pkey, ADD PRIMARY KEY (b);
+					UPDATE pk SET a = 1 WHERE b = 20; INSERT INTO pk VALUES (1, 30, 'z'); DELETE FROM pk WHERE b = 10;
+					UPDATE pk SET v = 'Y' WHERE b = 20;`)
+				f.catchUp()
+				compareRows(t, dsn, rows, `SELECT a, b, v FROM pk`)
+
 				// Renames follow the source's attnums; a column dropped and
 				// added again is a new column; the table moves and renames.
 				f.exec(`ALTER TABLE t RENAME COLUMN v TO label;

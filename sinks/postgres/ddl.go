@@ -354,6 +354,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 				}
 			}
 		}
+		if err := s.rekey(ctx, t, name); err != nil {
+			return err
+		}
 		for _, col := range order {
 			if !seen[col] {
 				s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
@@ -535,5 +538,49 @@ func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) erro
 	if res.Err != nil {
 		return fmt.Errorf("store shape of %s: %w", qualified(t), res.Err)
 	}
+	return nil
+}
+
+// rekey gives the target table t's key when the source's primary key or
+// replica identity changed: the old PRIMARY KEY would refuse rows the
+// source now allows.
+func (s *Sink) rekey(ctx context.Context, t *schema.Table, name string) error {
+	pg := s.conn.PgConn()
+	res := pg.ExecParams(ctx, `SELECT con.conname, a.attname FROM pg_catalog.pg_constraint con
+		CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(num, ord)
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num
+		WHERE con.conrelid = $1::regclass AND con.contype = 'p' ORDER BY k.ord`,
+		[][]byte{[]byte(name)}, []uint32{25}, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("inspect the primary key of %s: %w", name, res.Err)
+	}
+	var conname string
+	var have []string
+	for _, r := range res.Rows {
+		conname = string(r[0])
+		have = append(have, string(r[1]))
+	}
+	var want []string
+	for _, k := range t.KeyIndexes() {
+		want = append(want, t.Columns[k].Name)
+	}
+	if slices.Equal(have, want) {
+		return nil
+	}
+	q := ""
+	if conname != "" {
+		q = "ALTER TABLE " + name + " DROP CONSTRAINT " + quoteIdent(conname) + "; "
+	}
+	if len(want) > 0 {
+		k := make([]string, len(want))
+		for i, c := range want {
+			k[i] = quoteIdent(c)
+		}
+		q += "ALTER TABLE " + name + " ADD PRIMARY KEY (" + strings.Join(k, ", ") + ")"
+	}
+	if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
+		return fmt.Errorf("change the primary key of %s from %v to %v as the source did: %w", name, have, want, err)
+	}
+	s.log.Info("source key changed: target primary key changed", "table", name, "from", have, "to", want)
 	return nil
 }

@@ -98,6 +98,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		return fmt.Errorf("inspect table %q: %w", name, err)
 	}
 	existing := map[string]bool{}
+	pkAt := map[int]string{}
 	for rows.Next() {
 		var col string
 		var pk int
@@ -106,6 +107,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			return err
 		}
 		existing[col] = true
+		if pk > 0 {
+			pkAt[pk] = col
+		}
 	}
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("inspect table %q: %w", name, err)
@@ -164,6 +168,61 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	for col := range existing {
 		s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
 	}
+	have := make([]string, len(pkAt))
+	for i := range have {
+		have[i] = pkAt[i+1]
+	}
+	return s.rekey(ctx, ti, name, have)
+}
+
+// rekey rebuilds the table with the source's key when the source's primary
+// key or replica identity changed (SQLite cannot alter a PRIMARY KEY): the
+// old one would refuse rows the source now allows.
+func (s *Sink) rekey(ctx context.Context, ti *tableInfo, name string, have []string) error {
+	want := make([]string, len(ti.keyIdx))
+	for i, k := range ti.keyIdx {
+		want[i] = ti.t.Columns[k].Name
+	}
+	if slices.Equal(have, want) {
+		return nil
+	}
+	rows, err := s.conn.QueryContext(ctx, `SELECT name, type FROM pragma_table_info(?) ORDER BY cid`, name)
+	if err != nil {
+		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	var defs, cols []string
+	for rows.Next() {
+		var col, typ string
+		if err := rows.Scan(&col, &typ); err != nil {
+			rows.Close()
+			return err
+		}
+		defs, cols = append(defs, quote(col)+" "+typ), append(cols, quote(col))
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	if len(want) > 0 {
+		k := make([]string, len(want))
+		for i, c := range want {
+			k[i] = quote(c)
+		}
+		defs = append(defs, "PRIMARY KEY ("+strings.Join(k, ", ")+")")
+	}
+	tmp := quote("_walmirror_rekey")
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS " + tmp,
+		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
+		"INSERT INTO " + tmp + " SELECT " + strings.Join(cols, ", ") + " FROM " + quote(name),
+		"DROP TABLE " + quote(name),
+		"ALTER TABLE " + tmp + " RENAME TO " + quote(name),
+	} {
+		if _, err := s.conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("change the primary key of %q from %v to %v as the source did: %w", name, have, want, err)
+		}
+	}
+	s.forgetTable()
+	s.log.Info("source key changed: target table rebuilt with the new primary key", "table", name, "from", have, "to", want)
 	return nil
 }
 
