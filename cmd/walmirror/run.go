@@ -42,6 +42,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	fs.BoolVar(&topts.pg.ReplicaRole, "pg-replica-role", topts.pg.ReplicaRole, "PostgreSQL target: apply with session_replication_role = replica (triggers and foreign keys do not fire)")
 	fs.StringVar(&topts.pg.Origin, "pg-origin", topts.pg.Origin, "PostgreSQL target: tag writes with this replication origin, so a target that publishes does not echo them")
 	fs.IntVar(&topts.pg.LoaderRows, "pg-loader-rows", topts.pg.LoaderRows, "PostgreSQL target: batches of at least this many updates, deletes and patches are staged through a second connection, in parallel with the first (0: never)")
+	fs.BoolVar(&topts.dropColumns, "drop-columns", false, "drop a target column when the source drops it (default: keep it with its data; new rows get NULL there)")
 	fs.BoolVar(&topts.adopt, "adopt-tables", false, "take over existing, empty target tables walmirror did not create (a pre-created schema) instead of stopping")
 	fs.StringVar(&topts.duckMemoryLimit, "duckdb-memory-limit", "", "DuckDB target: cap DuckDB's memory (e.g. 1GB; default 80% of RAM); it spills beside the file")
 	fs.StringVar(&publishCopy, "publish-copy", "", "DuckDB target: keep a consistent read-only copy of the file at this path, replaced atomically, for other processes to query")

@@ -57,7 +57,8 @@ type follower struct {
 	t                     *testing.T
 	dsn, db, slot, target string
 	streaming             bool
-	copied                bool // the initial copy is done
+	copied                bool     // the initial copy is done
+	extra                 []string // more flags for every run
 	cmd                   *exec.Cmd
 	stderr                *bytes.Buffer
 }
@@ -69,7 +70,7 @@ func (f *follower) catchUp() {
 		// The slot's position is its consistent point before the initial
 		// copy commits: only a bounded run proves the copy is there.
 		f.copied = true
-		r := walmirror(f.t, nil, "run", "--source", f.dsn, "--target", f.target, "--slot", f.slot, "--stop-at-lsn", "now")
+		r := walmirror(f.t, nil, append([]string{"run", "--source", f.dsn, "--target", f.target, "--slot", f.slot, "--stop-at-lsn", "now"}, f.extra...)...)
 		if r.code != 0 {
 			f.t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
 		}
@@ -77,7 +78,7 @@ func (f *follower) catchUp() {
 	}
 	if f.cmd == nil {
 		f.stderr = &bytes.Buffer{}
-		f.cmd = exec.Command(binary, "run", "--source", f.dsn, "--target", f.target, "--slot", f.slot)
+		f.cmd = exec.Command(binary, append([]string{"run", "--source", f.dsn, "--target", f.target, "--slot", f.slot}, f.extra...)...)
 		f.cmd.Stderr = f.stderr
 		if err := f.cmd.Start(); err != nil {
 			f.t.Fatal(err)
@@ -400,6 +401,28 @@ func TestGeneratedColumns(t *testing.T) {
 			f.exec(`INSERT INTO g (id, x) VALUES (3, 3); UPDATE g SET x = 10 WHERE id = 1;`)
 			f.catchUp()
 			compareRows(t, dsn, rows, "SELECT id, x, y FROM g")
+		})
+	}
+}
+
+// TestDropColumns: with --drop-columns a column the source drops leaves the
+// copy too (also from a table whose rows the same target transaction
+// changed first).
+func TestDropColumns(t *testing.T) {
+	needServer(t)
+	for _, target := range schemaTargets {
+		t.Run(target.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text, w int); INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2);`)
+			tgt, rows := target.new(t)
+			f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt, extra: []string{"--drop-columns"}}
+			dropSlotAtEnd(t, db, f.slot)
+			f.catchUp()
+			f.exec(`UPDATE t SET w = 5 WHERE id = 1; ALTER TABLE t DROP COLUMN v; INSERT INTO t VALUES (3, 3);`)
+			f.catchUp()
+			compareRows(t, dsn, rows, "SELECT id, w FROM t")
+			if got, err := rows("SELECT v FROM t"); err == nil {
+				t.Errorf("column v is still in the copy: %q", got)
+			}
 		})
 	}
 }

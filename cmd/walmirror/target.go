@@ -19,6 +19,7 @@ type targetOptions struct {
 	pg              postgres.Options
 	duckMemoryLimit string // DuckDB memory_limit, "" for DuckDB's default
 	adopt           bool   // take over existing empty tables (--adopt-tables)
+	dropColumns     bool   // drop target columns the source dropped (--drop-columns)
 }
 
 func defaultTargetOptions() targetOptions { return targetOptions{pg: postgres.DefaultOptions()} }
@@ -34,7 +35,7 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 		if err != nil {
 			return nil, err
 		}
-		s.Adopt = opts.adopt
+		s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
 		return s, nil
 	case ok && (kind == "sqlite" || kind == "duckdb"):
 		if path == "" {
@@ -57,14 +58,14 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 			if err != nil {
 				return nil, err
 			}
-			s.Adopt = opts.adopt
+			s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
 			return s, nil
 		}
 		s, err := sqlite.Open(ctx, path, log)
 		if err != nil {
 			return nil, err
 		}
-		s.Adopt = opts.adopt
+		s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
 		return s, nil
 	}
 	return nil, fmt.Errorf("--target %q: want duckdb:PATH, sqlite:PATH or postgres://...", redactTarget(target))

@@ -271,8 +271,17 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		}
 	}
 	for _, ec := range existing {
-		if !hasColumnFold(t, ec.name) {
+		switch {
+		case hasColumnFold(t, ec.name):
+		case !s.DropColumns:
 			s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", ec.name)
+		default:
+			// (A table this transaction changed was rebuilt without it.)
+			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quote(ec.name)); err != nil {
+				return fmt.Errorf("drop column %q of %s, which the source dropped: %w", ec.name, name, err)
+			}
+			changed = true
+			s.log.Info("dropped target column the source dropped", "table", name, "column", ec.name)
 		}
 	}
 	var old sql.NullString
@@ -306,6 +315,10 @@ func (s *Sink) rebuild(ctx context.Context, t *schema.Table, name string, existi
 	sel := make([]string, 0, cap(defs))
 	need := false
 	for _, ec := range existing {
+		if s.DropColumns && !hasColumnFold(t, ec.name) {
+			need = true // dropped by the source: left out
+			continue
+		}
 		typ, expr := ec.typ, quote(ec.name)
 		for _, c := range t.Columns {
 			if !strings.EqualFold(c.Name, ec.name) {

@@ -358,8 +358,16 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			return err
 		}
 		for _, col := range order {
-			if !seen[col] {
+			switch {
+			case seen[col]:
+			case !s.DropColumns:
 				s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
+			default:
+				if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quoteIdent(col)).ReadAll(); err != nil {
+					return fmt.Errorf("drop column %q of %s, which the source dropped: %w", col, name, err)
+				}
+				s.forgetTable(name)
+				s.log.Info("dropped target column the source dropped", "table", name, "column", col)
 			}
 		}
 	}

@@ -165,14 +165,25 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		}
 		s.log.Info("added target column", "table", name, "column", c.Name, "existing_rows", fill)
 	}
-	for col := range existing {
-		s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
-	}
 	have := make([]string, len(pkAt))
 	for i := range have {
 		have[i] = pkAt[i+1]
 	}
-	return s.rekey(ctx, ti, name, have)
+	if err := s.rekey(ctx, ti, name, have); err != nil {
+		return err
+	}
+	for col := range existing {
+		if !s.DropColumns {
+			s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
+			continue
+		}
+		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+ti.name+" DROP COLUMN "+quote(col)); err != nil {
+			return fmt.Errorf("drop column %q of %q, which the source dropped: %w", col, name, err)
+		}
+		s.forgetTable()
+		s.log.Info("dropped target column the source dropped", "table", name, "column", col)
+	}
+	return nil
 }
 
 // rekey rebuilds the table with the source's key when the source's primary

@@ -27,6 +27,9 @@ type Sink struct {
 	// Adopt lets EnsureTable take over an existing, empty table walmirror
 	// did not create (--adopt-tables); otherwise such a table stops the run.
 	Adopt bool
+	// DropColumns drops a target column once the source no longer has it
+	// (--drop-columns); by default it is kept with its data.
+	DropColumns bool
 
 	path   string
 	db     *sql.DB
