@@ -103,11 +103,26 @@ func Diff(old Stored, t *Table) (*Change, error) {
 		var found bool
 		if num != 0 {
 			if oc, found = byNum[num]; !found {
-				if prev, same := byName[nc.Name]; same && prev.Num != 0 {
-					// Same name, new attnum: dropped and added again.
-					c.Readded = append(c.Readded, nc.Name)
+				prev, same := byName[nc.Name]
+				if !same || prev.Num == 0 {
+					continue // added
 				}
-				continue // added
+				// The catalog has a column of this name under a new attnum:
+				// it was dropped and added again, before this point of the
+				// stream or after it (the catalog is "now"). The message's
+				// column order tells when only one attnum fits it.
+				oldFits, newFits := fits(t.Nums, i, prev.Num), fits(t.Nums, i, num)
+				switch {
+				case oldFits && newFits:
+					return nil, fmt.Errorf("column %q of %s was dropped and added again under the same name while walmirror was behind, "+
+						"and its place among the columns does not tell whether this point of the stream comes before or after that: "+
+						"the copy could differ from the source, so walmirror stops; start a fresh copy into an empty target", nc.Name, t.QualifiedName())
+				case !oldFits:
+					c.Readded = append(c.Readded, nc.Name)
+					continue
+				}
+				oc, found = prev, true // the column as it was: re-added later
+				t.Nums[i] = prev.Num
 			}
 		} else if oc, found = byName[nc.Name]; !found {
 			continue // added (its fill says whether old rows' values are known)
@@ -131,4 +146,18 @@ func Diff(old Stored, t *Table) (*Change, error) {
 		}
 	}
 	return c, nil
+}
+
+// fits reports whether attnum n can be the attnum of column i among nums
+// (a Relation message lists columns in attnum order; 0 is unknown).
+func fits(nums []int16, i int, n int16) bool {
+	for j, m := range nums {
+		if m == 0 || j == i {
+			continue
+		}
+		if j < i && m >= n || j > i && m <= n {
+			return false
+		}
+	}
+	return true
 }
