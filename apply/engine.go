@@ -278,9 +278,11 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 	t := schema.NewTable(m.RelationID, m.Namespace, m.Name, m.ReplicaIdentity, cols)
 	t.TypeNames = typeNames
 	old, known := e.tables[m.RelationID]
-	if known && old.SameShape(t) {
+	if known && e.catalog == nil && old.SameShape(t) {
 		return nil
 	}
+	// The catalog is asked even for a message that looks the same: a column
+	// dropped and added again under its name, last, looks the same.
 	if e.catalog != nil {
 		attrs, err := e.catalog.Attributes(ctx, m.RelationID)
 		if err != nil {
@@ -297,6 +299,9 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 			t.TypeNames = typeNames
 		}
 		t.Fills, t.Nums = fills(t, matched), nums(matched)
+		if known && old.SameShape(t) && sameNums(old.Nums, t.Nums) {
+			return nil
+		}
 	}
 	if known {
 		// Rows buffered so far have the old shape: write them before the

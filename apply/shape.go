@@ -111,6 +111,7 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 			"give it a column, or leave it out of the publication (ALTER PUBLICATION ... DROP TABLE %s)", t.QualifiedName(), t.QualifiedName())
 	}
 	ss, ok := sink.(shapeStore)
+	nums := t.Nums
 	if ok {
 		text, found, err := ss.Shape(ctx, t.ID)
 		if err != nil {
@@ -121,20 +122,21 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 			if err != nil {
 				return err
 			}
-			change, err := schema.Diff(old, t)
+			change, completed, err := schema.Diff(old, t)
 			if err != nil {
 				return err
 			}
 			if !change.Empty() {
 				t.Change = change
 			}
+			nums = completed
 		}
 	}
 	if err := sink.EnsureTable(ctx, t); err != nil {
 		return err
 	}
 	if ok {
-		return ss.SetShape(ctx, t, schema.StoredOf(t).Encode())
+		return ss.SetShape(ctx, t, schema.StoredOf(t, nums).Encode())
 	}
 	return nil
 }
@@ -166,4 +168,18 @@ func includeKeys(t *schema.Table, matched []*source.Attribute) bool {
 		}
 	}
 	return extra && keys > 0
+}
+
+// sameNums reports whether two shapes' attnums agree where both are known
+// (an unknown one is the catalog having moved on since, not a change).
+func sameNums(a, b []int16) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != 0 && b[i] != 0 && a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

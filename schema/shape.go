@@ -23,13 +23,14 @@ type StoredColumn struct {
 	Typmod int32  `json:"typmod"`
 }
 
-// StoredOf is t's shape as a target stores it.
-func StoredOf(t *Table) Stored {
+// StoredOf is t's shape as a target stores it, with nums as its columns'
+// attnums (t.Nums, or Diff's completion of them).
+func StoredOf(t *Table, nums []int16) Stored {
 	s := Stored{Schema: t.Schema, Name: t.Name, Columns: make([]StoredColumn, len(t.Columns))}
 	for i, c := range t.Columns {
 		s.Columns[i] = StoredColumn{Name: c.Name, TypeID: c.TypeID, Typmod: c.Typmod}
-		if i < len(t.Nums) {
-			s.Columns[i].Num = t.Nums[i]
+		if i < len(nums) {
+			s.Columns[i].Num = nums[i]
 		}
 	}
 	return s
@@ -74,10 +75,12 @@ func (c *Change) Empty() bool {
 // Diff tells what changed from old to t, matching columns by attnum where
 // both know it and by name otherwise. Columns only in old were dropped
 // (the target keeps them), columns only in t were added (EnsureTable adds
-// them). A column of t matched by name gets old's attnum where t.Nums has
-// none, so the stored shape keeps it. It returns an error for what it
-// cannot tell apart.
-func Diff(old Stored, t *Table) (*Change, error) {
+// them). It also returns t's attnums completed from old where the catalog
+// could not tell them (t itself is not changed), for the shape to store. It
+// returns an error for what it cannot tell apart.
+func Diff(old Stored, t *Table) (*Change, []int16, error) {
+	nums := make([]int16, len(t.Columns))
+	copy(nums, t.Nums)
 	c := &Change{}
 	if old.Schema != t.Schema || old.Name != t.Name {
 		c.FromSchema, c.FromName = old.Schema, old.Name
@@ -95,10 +98,7 @@ func Diff(old Stored, t *Table) (*Change, error) {
 		newNames[nc.Name] = true
 	}
 	for i, nc := range t.Columns {
-		var num int16
-		if i < len(t.Nums) {
-			num = t.Nums[i]
-		}
+		num := nums[i]
 		var oc StoredColumn
 		var found bool
 		if num != 0 {
@@ -111,10 +111,10 @@ func Diff(old Stored, t *Table) (*Change, error) {
 				// it was dropped and added again, before this point of the
 				// stream or after it (the catalog is "now"). The message's
 				// column order tells when only one attnum fits it.
-				oldFits, newFits := fits(t.Nums, i, prev.Num), fits(t.Nums, i, num)
+				oldFits, newFits := fits(nums, i, prev.Num), fits(nums, i, num)
 				switch {
 				case oldFits && newFits:
-					return nil, fmt.Errorf("column %q of %s was dropped and added again under the same name while walmirror was behind, "+
+					return nil, nil, fmt.Errorf("column %q of %s was dropped and added again under the same name while walmirror was behind, "+
 						"and its place among the columns does not tell whether this point of the stream comes before or after that: "+
 						"the copy could differ from the source, so walmirror stops; start a fresh copy into an empty target", nc.Name, t.QualifiedName())
 				case !oldFits:
@@ -122,16 +122,16 @@ func Diff(old Stored, t *Table) (*Change, error) {
 					continue
 				}
 				oc, found = prev, true // the column as it was: re-added later
-				t.Nums[i] = prev.Num
+				nums[i] = prev.Num
 			}
 		} else if oc, found = byName[nc.Name]; !found {
 			continue // added (its fill says whether old rows' values are known)
-		} else if oc.Num != 0 && i < len(t.Nums) {
-			t.Nums[i] = oc.Num
+		} else if oc.Num != 0 {
+			nums[i] = oc.Num
 		}
 		if oc.Name != nc.Name {
 			if newNames[oc.Name] {
-				return nil, fmt.Errorf("column %q of %s was renamed to %q and another column took its name: walmirror cannot follow names swapped or reused in one step", oc.Name, t.QualifiedName(), nc.Name)
+				return nil, nil, fmt.Errorf("column %q of %s was renamed to %q and another column took its name: walmirror cannot follow names swapped or reused in one step", oc.Name, t.QualifiedName(), nc.Name)
 			}
 			if c.Renamed == nil {
 				c.Renamed = map[string]string{}
@@ -145,7 +145,7 @@ func Diff(old Stored, t *Table) (*Change, error) {
 			c.Retyped[nc.Name] = Column{Name: oc.Name, TypeID: oc.TypeID, Typmod: oc.Typmod}
 		}
 	}
-	return c, nil
+	return c, nums, nil
 }
 
 // fits reports whether attnum n can be the attnum of column i among nums
