@@ -151,24 +151,18 @@ func (f *follower) exec(sql string) {
 // value, or in a stop that names the table and the cause.
 func TestSchemaChanges(t *testing.T) {
 	needServer(t)
-	for _, target := range schemaTargets {
-		for _, streaming := range []bool{false, true} {
-			mode := "stopped"
-			if streaming {
-				mode = "streaming"
-			}
-			t.Run(target.name+"/"+mode, func(t *testing.T) {
-				dsn, db := newDatabase(t, `
+	eachTargetAndMode(t, func(t *testing.T, target schemaTarget, streaming bool) {
+		dsn, db := newDatabase(t, `
 					CREATE TABLE t (id int PRIMARY KEY, v text);
 					INSERT INTO t SELECT g, 'r' || g FROM generate_series(1, 5) g;`)
-				tgt, rows := target.new(t)
-				f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt, streaming: streaming}
-				dropSlotAtEnd(t, db, f.slot)
-				f.catchUp()
+		tgt, rows := target.new(t)
+		f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt, streaming: streaming}
+		dropSlotAtEnd(t, db, f.slot)
+		f.catchUp()
 
-				// ADD COLUMN with constant defaults: PostgreSQL keeps them as
-				// missing values, with no WAL for the existing rows.
-				f.exec(`ALTER TABLE t ADD COLUMN c int DEFAULT 7, ADD COLUMN d text DEFAULT 'it''s',
+		// ADD COLUMN with constant defaults: PostgreSQL keeps them as
+		// missing values, with no WAL for the existing rows.
+		f.exec(`ALTER TABLE t ADD COLUMN c int DEFAULT 7, ADD COLUMN d text DEFAULT 'it''s',
 					ADD COLUMN n numeric(10,2) DEFAULT 1.5, ADD COLUMN b bool DEFAULT true,
 					ADD COLUMN dt date DEFAULT '2020-01-01', ADD COLUMN j jsonb DEFAULT '{"a": [1, "x"]}',
 					ADD COLUMN u uuid DEFAULT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', ADD COLUMN z int;
@@ -176,72 +170,70 @@ func TestSchemaChanges(t *testing.T) {
 					UPDATE t SET v = 'changed' WHERE id = 2;
 					ALTER TABLE t ALTER COLUMN c SET DEFAULT 9;
 					INSERT INTO t (id, v) VALUES (7, 'later');`)
-				f.catchUp()
-				compareRows(t, dsn, rows, `SELECT id, v, CAST(c AS VARCHAR), d, CAST(n AS VARCHAR),
+		f.catchUp()
+		compareRows(t, dsn, rows, `SELECT id, v, CAST(c AS VARCHAR), d, CAST(n AS VARCHAR),
 					CASE WHEN b IS NULL THEN NULL WHEN b THEN 1 ELSE 0 END, CAST(dt AS VARCHAR),
 					CAST(j AS VARCHAR), CAST(u AS VARCHAR), CAST(z AS VARCHAR) FROM t`)
 
-				// Widening type changes: the stored values convert exactly.
-				f.exec(`ALTER TABLE t ALTER COLUMN c TYPE bigint, ALTER COLUMN n TYPE numeric(12,3);
+		// Widening type changes: the stored values convert exactly.
+		f.exec(`ALTER TABLE t ALTER COLUMN c TYPE bigint, ALTER COLUMN n TYPE numeric(12,3);
 					UPDATE t SET c = 9000000000, n = 123456789.125 WHERE id = 1;
 					INSERT INTO t (id, v, c) VALUES (9, 'wide', -9000000000);`)
-				f.catchUp()
-				compareRows(t, dsn, rows, `SELECT id, v, CAST(c AS VARCHAR), CAST(n AS VARCHAR) FROM t`)
+		f.catchUp()
+		compareRows(t, dsn, rows, `SELECT id, v, CAST(c AS VARCHAR), CAST(n AS VARCHAR) FROM t`)
 
-				// DML, DDL and DML again in one target transaction, a
-				// truncate among them (DuckDB once refused to commit that).
-				f.exec(`CREATE TABLE k (id int PRIMARY KEY, v text); INSERT INTO k VALUES (1, 'a'), (2, 'b');`)
-				f.catchUp()
-				f.exec(`INSERT INTO k VALUES (3, 'c'); TRUNCATE k; INSERT INTO k VALUES (4, 'd');
+		// DML, DDL and DML again in one target transaction, a
+		// truncate among them (DuckDB once refused to commit that).
+		f.exec(`CREATE TABLE k (id int PRIMARY KEY, v text); INSERT INTO k VALUES (1, 'a'), (2, 'b');`)
+		f.catchUp()
+		f.exec(`INSERT INTO k VALUES (3, 'c'); TRUNCATE k; INSERT INTO k VALUES (4, 'd');
 					ALTER TABLE k ADD COLUMN e int DEFAULT 1; INSERT INTO k VALUES (5, 'e', 2); UPDATE k SET v = 'D' WHERE id = 4;
 					ALTER TABLE k ADD COLUMN f text DEFAULT 'x'; DELETE FROM k WHERE id = 5; INSERT INTO k VALUES (6, 'f', 3, 'y');`)
-				f.catchUp()
-				compareRows(t, dsn, rows, `SELECT id, v, CAST(e AS VARCHAR), f FROM k`)
+		f.catchUp()
+		compareRows(t, dsn, rows, `SELECT id, v, CAST(e AS VARCHAR), f FROM k`)
 
-				// INCLUDE columns of the key's index are not key columns.
-				f.exec(`CREATE TABLE inc (a int, b int, v text, PRIMARY KEY (a) INCLUDE (b));
+		// INCLUDE columns of the key's index are not key columns.
+		f.exec(`CREATE TABLE inc (a int, b int, v text, PRIMARY KEY (a) INCLUDE (b));
 					INSERT INTO inc VALUES (1, NULL, 'x'), (2, 2, 'y'), (3, NULL, 'z');`)
-				f.catchUp()
-				f.exec(`UPDATE inc SET b = 5 WHERE a = 1; UPDATE inc SET b = NULL, v = 'Y' WHERE a = 2; DELETE FROM inc WHERE a = 3;
+		f.catchUp()
+		f.exec(`UPDATE inc SET b = 5 WHERE a = 1; UPDATE inc SET b = NULL, v = 'Y' WHERE a = 2; DELETE FROM inc WHERE a = 3;
 					INSERT INTO inc VALUES (4, NULL, 'w');`)
-				f.catchUp()
-				compareRows(t, dsn, rows, `SELECT a, CAST(b AS VARCHAR), v FROM inc`)
+		f.catchUp()
+		compareRows(t, dsn, rows, `SELECT a, CAST(b AS VARCHAR), v FROM inc`)
 
-				// The primary key replaced: rows the old key would refuse.
-				f.exec(`CREATE TABLE pk (a int PRIMARY KEY, b int NOT NULL, v text); INSERT INTO pk VALUES (1, 10, 'x'), (2, 20, 'y');`)
-				f.catchUp()
-				f.exec(`ALTER TABLE pk DROP CONSTRAINT pk_pkey, ADD PRIMARY KEY (b);
+		// The primary key replaced: rows the old key would refuse.
+		f.exec(`CREATE TABLE pk (a int PRIMARY KEY, b int NOT NULL, v text); INSERT INTO pk VALUES (1, 10, 'x'), (2, 20, 'y');`)
+		f.catchUp()
+		f.exec(`ALTER TABLE pk DROP CONSTRAINT pk_pkey, ADD PRIMARY KEY (b);
 					UPDATE pk SET a = 1 WHERE b = 20; INSERT INTO pk VALUES (1, 30, 'z'); DELETE FROM pk WHERE b = 10;
 					UPDATE pk SET v = 'Y' WHERE b = 20;`)
-				f.catchUp()
-				compareRows(t, dsn, rows, `SELECT a, b, v FROM pk`)
+		f.catchUp()
+		compareRows(t, dsn, rows, `SELECT a, b, v FROM pk`)
 
-				// Renames follow the source's attnums; a column dropped and
-				// added again is a new column; the table moves and renames.
-				f.exec(`ALTER TABLE t RENAME COLUMN v TO label;
+		// Renames follow the source's attnums; a column dropped and
+		// added again is a new column; the table moves and renames.
+		f.exec(`ALTER TABLE t RENAME COLUMN v TO label;
 					UPDATE t SET label = 'renamed' WHERE id = 3;
 					ALTER TABLE t DROP COLUMN d; ALTER TABLE t ADD COLUMN d text DEFAULT 'again';
 					INSERT INTO t (id, label) VALUES (10, 'ten');`)
-				f.catchUp()
-				const q = `SELECT id, label, d, CAST(c AS VARCHAR) FROM `
-				compareRows(t, dsn, rows, q+`t`)
-				f.exec(`ALTER TABLE t RENAME TO t2; INSERT INTO t2 (id, label) VALUES (11, 'eleven');
+		f.catchUp()
+		const q = `SELECT id, label, d, CAST(c AS VARCHAR) FROM `
+		compareRows(t, dsn, rows, q+`t`)
+		f.exec(`ALTER TABLE t RENAME TO t2; INSERT INTO t2 (id, label) VALUES (11, 'eleven');
 					ALTER TABLE t2 RENAME COLUMN label TO v; UPDATE t2 SET v = 'again' WHERE id = 4;`)
-				f.catchUp()
-				compareRows(t, dsn, rows, strings.Replace(q, "label", "v", 1)+`t2`)
-				f.exec(`CREATE SCHEMA other; ALTER TABLE t2 SET SCHEMA other; DELETE FROM other.t2 WHERE id = 5;`)
-				f.catchUp()
-				compareRows(t, dsn, rows, strings.Replace(q, "label", "v", 1)+`other.t2`)
+		f.catchUp()
+		compareRows(t, dsn, rows, strings.Replace(q, "label", "v", 1)+`t2`)
+		f.exec(`CREATE SCHEMA other; ALTER TABLE t2 SET SCHEMA other; DELETE FROM other.t2 WHERE id = 5;`)
+		f.catchUp()
+		compareRows(t, dsn, rows, strings.Replace(q, "label", "v", 1)+`other.t2`)
 
-				// A volatile default gives every existing row its own value
-				// in a table rewrite the stream does not carry: stop.
-				f.exec(`ALTER TABLE other.t2 ADD COLUMN r float8 DEFAULT random(); INSERT INTO other.t2 (id, v) VALUES (12, 'after');`)
-				f.expectStop(`"other"."t2"`, `"r"`, "volatile")
-				f.expectStop(`"other"."t2"`, `"r"`, "volatile") // and again: nothing was skipped
-				compareRows(t, dsn, rows, `SELECT id, v FROM other.t2 WHERE id <= 11`)
-			})
-		}
-	}
+		// A volatile default gives every existing row its own value
+		// in a table rewrite the stream does not carry: stop.
+		f.exec(`ALTER TABLE other.t2 ADD COLUMN r float8 DEFAULT random(); INSERT INTO other.t2 (id, v) VALUES (12, 'after');`)
+		f.expectStop(`"other"."t2"`, `"r"`, "volatile")
+		f.expectStop(`"other"."t2"`, `"r"`, "volatile") // and again: nothing was skipped
+		compareRows(t, dsn, rows, `SELECT id, v FROM other.t2 WHERE id <= 11`)
+	})
 }
 
 // TestTargetOwnership: a target table walmirror did not create stops the run
@@ -340,38 +332,30 @@ func dropSlotAtEnd(t *testing.T, db, slot string) {
 // partitions created later included.
 func TestPartitionedTables(t *testing.T) {
 	needServer(t)
-	for _, target := range schemaTargets {
-		for _, streaming := range []bool{false, true} {
-			mode := "stopped"
-			if streaming {
-				mode = "streaming"
-			}
-			t.Run(target.name+"/"+mode, func(t *testing.T) {
-				dsn, db := newDatabase(t, `
+	eachTargetAndMode(t, func(t *testing.T, target schemaTarget, streaming bool) {
+		dsn, db := newDatabase(t, `
 					CREATE TABLE meas (id int, day date, v text, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
 					CREATE TABLE meas_2024 PARTITION OF meas FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 					CREATE TABLE meas_2025 PARTITION OF meas FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 					INSERT INTO meas SELECT g, date '2024-06-01' + g, 'v' || g FROM generate_series(1, 300) g;`)
-				tgt, rows := target.new(t)
-				f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt, streaming: streaming}
-				dropSlotAtEnd(t, db, f.slot)
-				f.catchUp()
-				const q = "SELECT id, CAST(day AS VARCHAR), v FROM meas"
-				compareRows(t, dsn, rows, q)
-				f.exec(`INSERT INTO meas VALUES (1000, '2024-02-02', 'new'), (1001, '2025-12-01', 'new');
+		tgt, rows := target.new(t)
+		f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt, streaming: streaming}
+		dropSlotAtEnd(t, db, f.slot)
+		f.catchUp()
+		const q = "SELECT id, CAST(day AS VARCHAR), v FROM meas"
+		compareRows(t, dsn, rows, q)
+		f.exec(`INSERT INTO meas VALUES (1000, '2024-02-02', 'new'), (1001, '2025-12-01', 'new');
 					UPDATE meas SET v = 'changed' WHERE id % 7 = 0;
 					UPDATE meas SET day = day + 200 WHERE id BETWEEN 50 AND 60; -- into the next partition
 					DELETE FROM meas WHERE id % 11 = 0;
 					CREATE TABLE meas_2026 PARTITION OF meas FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 					INSERT INTO meas VALUES (2000, '2026-03-03', 'later');`)
-				f.catchUp()
-				compareRows(t, dsn, rows, q)
-				if got, err := rows("SELECT count(*) FROM meas_2024"); err == nil {
-					t.Errorf("the copy has a table per partition too: %q", got)
-				}
-			})
+		f.catchUp()
+		compareRows(t, dsn, rows, q)
+		if got, err := rows("SELECT count(*) FROM meas_2024"); err == nil {
+			t.Errorf("the copy has a table per partition too: %q", got)
 		}
-	}
+	})
 }
 
 // TestZeroColumnTable: a table without columns is refused clearly.
@@ -470,5 +454,19 @@ func TestSchemaChangeCrash(t *testing.T) {
 			f.exec(`UPDATE u SET w = 5 WHERE id = 1; ALTER TABLE u DROP COLUMN w; ALTER TABLE u ADD COLUMN w int; UPDATE u SET w = 6 WHERE id = 2;`)
 			f.expectStop(`column "w" of "public"."u" was dropped and added again`)
 		})
+	}
+}
+
+// eachTargetAndMode runs fn for every target, with the source changed while
+// walmirror is stopped and while it streams.
+func eachTargetAndMode(t *testing.T, fn func(t *testing.T, target schemaTarget, streaming bool)) {
+	for _, target := range schemaTargets {
+		for _, streaming := range []bool{false, true} {
+			mode := "stopped"
+			if streaming {
+				mode = "streaming"
+			}
+			t.Run(target.name+"/"+mode, func(t *testing.T) { fn(t, target, streaming) })
+		}
 	}
 }
