@@ -220,6 +220,18 @@ func TestLoaderUnavailable(t *testing.T) {
 			s := open(t, roleDSN, opts)
 			defer s.Close()
 			if !c.setup {
+				// Open's migration session is closed, but its backend may
+				// count against the role's limit a moment longer (seen under
+				// load on 17: "too many connections for role").
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					var n int
+					if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role).Scan(&n); err != nil {
+						t.Fatal(err)
+					}
+					if n <= 1 || time.Now().After(deadline) {
+						break
+					}
+				}
 				connect(t, roleDSN) // the second and last connection the role may have
 			}
 			tbl := schema.NewTable(7002, "public", "lim", schema.IdentityDefault, []schema.Column{
