@@ -33,25 +33,53 @@ func (t Txn) SQL() string {
 type Gen struct {
 	M       *Model
 	BigRows int // rows a big transaction changes
-	rng     *rand.Rand
-	// Fresh keys: accounts.id and docs.id count up; items codes are drawn
-	// from a sparse space.
-	nextAcct, nextDoc, nextLedger int64
+	// DDL is the percentage of transactions that change a table's shape
+	// (see ddl); 0 makes none.
+	DDL int
+	// DDLCount counts the schema changes generated, by kind (rolled-back
+	// ones included), for logs and tests.
+	DDLCount map[string]int
+	// Avoid names walmirror bugs the generator steers clear of (see
+	// KnownBugs), so that a run can find others.
+	Avoid map[string]bool
+	rng   *rand.Rand
+	// Fresh keys: accounts.id, docs.id, ledger.id and meas.id count up;
+	// items codes are drawn from a sparse space.
+	nextAcct, nextDoc, nextLedger, nextMeas int64
 	// Keys touched by the current transaction, per table: picking them again
 	// makes insert-update-delete chains on one key, key reuse after a delete
 	// and chained key changes, which net-effect compaction must get right.
 	hot [][]Row
+
+	nextID  int        // column IDs and name suffixes
+	dropped [][]Column // per table, columns dropped so far
+	newPart int        // a partition just attached: the next meas key goes there (-1: none)
+	// What this round changed (see Round).
+	touched    map[int]bool      // column IDs
+	roundNames []map[string]bool // per table, every column name it had
+	defaulted  []bool            // per table, a column added with a default
 }
 
-// NewGen returns a generator for seed over Tables().
+// NewGen returns a generator for seed over Tables(). It makes no schema
+// changes until DDL is set.
 func NewGen(seed uint64, bigRows int) *Gen {
 	tables := Tables()
-	return &Gen{
+	g := &Gen{
 		M: NewModel(tables), BigRows: max(bigRows, 10),
+		DDLCount: map[string]int{},
 		rng:      rand.New(rand.NewPCG(seed, 0x5eed)),
-		nextAcct: 1, nextDoc: 1, nextLedger: 1,
-		hot: make([][]Row, len(tables)),
+		nextAcct: 1, nextDoc: 1, nextLedger: 1, nextMeas: 1,
+		hot:     make([][]Row, len(tables)),
+		dropped: make([][]Column, len(tables)),
+		newPart: -1,
 	}
+	for _, t := range tables {
+		for _, c := range t.Cols {
+			g.nextID = max(g.nextID, c.ID)
+		}
+	}
+	g.Round()
+	return g
 }
 
 const (
@@ -60,6 +88,7 @@ const (
 	tEvents
 	tDocs
 	tLedger
+	tMeas
 )
 
 // Initial is the first transaction: a few hundred rows, so the initial
@@ -99,13 +128,23 @@ func (g *Gen) Next() Txn {
 	default:
 		n = 5 + g.rng.IntN(40)
 	}
+	ddlAt := -1
+	if g.DDL > 0 && g.rng.IntN(100) < g.DDL {
+		ddlAt = g.rng.IntN(n)
+	}
 	spMark, spOpen := 0, false
 	for i := range n {
 		if !spOpen && g.rng.IntN(100) < 8 {
 			tx.Stmts = append(tx.Stmts, "SAVEPOINT sp")
 			spMark, spOpen = g.M.Mark(), true
 		}
-		stmts, rows := g.statement(big)
+		var stmts []string
+		var rows int
+		if i == ddlAt {
+			stmts, rows = g.ddl()
+		} else {
+			stmts, rows = g.statement(big)
+		}
 		tx.Stmts = append(tx.Stmts, stmts...)
 		tx.Rows += rows
 		if spOpen && (i == n-1 || g.rng.IntN(3) == 0) {
@@ -131,7 +170,7 @@ func (g *Gen) Next() Txn {
 // statement picks a table and an operation and returns its SQL (one or more
 // statements) and how many row changes it makes.
 func (g *Gen) statement(big bool) ([]string, int) {
-	ti := []int{tAccounts, tAccounts, tAccounts, tItems, tItems, tEvents, tEvents, tDocs, tDocs, tLedger}[g.rng.IntN(10)]
+	ti := []int{tAccounts, tAccounts, tAccounts, tItems, tItems, tEvents, tEvents, tDocs, tDocs, tLedger, tMeas, tMeas}[g.rng.IntN(12)]
 	if g.rng.IntN(200) == 0 {
 		return g.truncate(), 0
 	}
@@ -162,7 +201,7 @@ func (g *Gen) truncate() []string {
 	var names []string
 	for ti, t := range g.M.Tables {
 		if g.rng.IntN(2) == 0 || (ti == len(g.M.Tables)-1 && len(names) == 0) {
-			names = append(names, t.Name)
+			names = append(names, t.Q())
 			g.M.truncate(ti)
 		}
 	}
@@ -173,7 +212,7 @@ func (g *Gen) truncate() []string {
 // away earlier in this transaction, otherwise a new one.
 func (g *Gen) freshKey(ti int) Row {
 	t := g.M.Tables[ti]
-	if g.rng.IntN(3) == 0 {
+	if g.newPart < 0 && g.rng.IntN(3) == 0 {
 		for _, k := range g.hot[ti] {
 			if !g.M.has(ti, k.key(t.Key)) {
 				return slices.Clone(k)
@@ -199,6 +238,18 @@ func (g *Gen) freshKey(ti int) Row {
 		case tLedger:
 			k = Row{intVal(g.nextLedger)}
 			g.nextLedger++
+		case tMeas:
+			if g.rng.IntN(5) == 0 && g.nextMeas > 1 { // an old id, maybe in another partition
+				k = Row{intVal(1 + g.rng.Int64N(g.nextMeas-1))}
+			} else {
+				k = Row{intVal(g.nextMeas)}
+				g.nextMeas++
+			}
+			part := g.rng.IntN(t.Parts)
+			if g.newPart >= 0 {
+				part, g.newPart = g.newPart, -1
+			}
+			k = append(k, intVal(int64(part*PartWidth+g.rng.IntN(PartWidth))))
 		}
 		if !g.M.has(ti, k.key(t.Key)) {
 			return k
@@ -241,7 +292,7 @@ func (g *Gen) insert(ti, n int) []string {
 	var vals []string
 	flush := func() {
 		if len(vals) > 0 {
-			stmts = append(stmts, "INSERT INTO "+t.Name+" VALUES "+strings.Join(vals, ", "))
+			stmts = append(stmts, "INSERT INTO "+t.Q()+" ("+t.Shape().ColList()+") VALUES "+strings.Join(vals, ", "))
 			vals = vals[:0]
 		}
 	}
@@ -280,7 +331,7 @@ func (g *Gen) update(ti, n int) ([]string, int) {
 		g.M.replace(ti, r)
 		g.touch(ti, k)
 		if len(keys) <= 3 {
-			stmts = append(stmts, "UPDATE "+t.Name+" SET "+g.assignments(t, cols, r)+" WHERE "+g.keyPred(t, k))
+			stmts = append(stmts, "UPDATE "+t.Q()+" SET "+g.assignments(t, cols, r)+" WHERE "+g.keyPred(t, k))
 		} else {
 			vals = append(vals, "("+g.literalsOf(t, r, slices.Concat(keyIdx(t), cols))+")")
 		}
@@ -288,16 +339,16 @@ func (g *Gen) update(ti, n int) ([]string, int) {
 	if len(vals) > 0 {
 		names := make([]string, 0, len(cols)+t.Key)
 		for _, c := range slices.Concat(keyIdx(t), cols) {
-			names = append(names, t.Cols[c].Name)
+			names = append(names, t.Cols[c].Quoted())
 		}
 		var set, where []string
 		for _, c := range cols {
-			set = append(set, t.Cols[c].Name+" = v."+t.Cols[c].Name)
+			set = append(set, t.Cols[c].Quoted()+" = v."+t.Cols[c].Quoted())
 		}
 		for c := range t.Key {
-			where = append(where, "t."+t.Cols[c].Name+" = v."+t.Cols[c].Name)
+			where = append(where, "t."+t.Cols[c].Quoted()+" = v."+t.Cols[c].Quoted())
 		}
-		stmts = append(stmts, "UPDATE "+t.Name+" AS t SET "+strings.Join(set, ", ")+" FROM (VALUES "+
+		stmts = append(stmts, "UPDATE "+t.Q()+" AS t SET "+strings.Join(set, ", ")+" FROM (VALUES "+
 			strings.Join(vals, ", ")+") AS v("+strings.Join(names, ", ")+") WHERE "+strings.Join(where, " AND "))
 	}
 	return stmts, len(keys)
@@ -328,7 +379,8 @@ func (g *Gen) updateKey(ti, n int, big bool) ([]string, int) {
 			g.M.insert(ti, nr)
 		}
 		g.nextAcct = hi + shift + 1
-		return []string{fmt.Sprintf("UPDATE accounts SET id = id + %d WHERE id BETWEEN %d AND %d", shift, lo, hi)}, len(moved)
+		id := t.Cols[0].Quoted()
+		return []string{fmt.Sprintf("UPDATE %s SET %s = %s + %d WHERE %s BETWEEN %d AND %d", t.Q(), id, id, shift, id, lo, hi)}, len(moved)
 	}
 	var stmts []string
 	keys := g.existing(ti, n)
@@ -336,8 +388,10 @@ func (g *Gen) updateKey(ti, n int, big bool) ([]string, int) {
 		old := g.M.get(ti, k.key(t.Key))
 		g.M.remove(ti, k.key(t.Key))
 		nk := g.freshKey(ti)
-		if ti == tItems && g.rng.IntN(2) == 0 {
-			nk[0] = old[0] // change only part of the composite key
+		if (ti == tItems || ti == tMeas) && g.rng.IntN(2) == 0 {
+			// Change only part of the composite key (meas: only the
+			// partition key, so the row often moves to another partition).
+			nk[0] = old[0]
 			if g.M.has(ti, nk.key(t.Key)) {
 				nk = g.freshKey(ti)
 			}
@@ -355,7 +409,7 @@ func (g *Gen) updateKey(ti, n int, big bool) ([]string, int) {
 		g.M.insert(ti, r)
 		g.touch(ti, k)
 		g.touch(ti, nk)
-		stmts = append(stmts, "UPDATE "+t.Name+" SET "+g.assignments(t, cols, r)+" WHERE "+g.keyPred(t, k))
+		stmts = append(stmts, "UPDATE "+t.Q()+" SET "+g.assignments(t, cols, r)+" WHERE "+g.keyPred(t, k))
 	}
 	return stmts, len(keys)
 }
@@ -374,7 +428,7 @@ func (g *Gen) delete(ti, n int) ([]string, int) {
 				count++
 			}
 		}
-		return []string{fmt.Sprintf("DELETE FROM accounts WHERE id BETWEEN %d AND %d", lo, hi)}, count
+		return []string{fmt.Sprintf("DELETE FROM %s WHERE %s BETWEEN %d AND %d", t.Q(), t.Cols[0].Quoted(), lo, hi)}, count
 	}
 	keys := g.existing(ti, n)
 	preds := make([]string, len(keys))
@@ -386,11 +440,11 @@ func (g *Gen) delete(ti, n int) ([]string, int) {
 	if len(keys) == 0 {
 		return nil, 0
 	}
-	return []string{"DELETE FROM " + t.Name + " WHERE (" + t.keyList("") + ") IN (" + strings.Join(preds, ", ") + ")"}, len(keys)
+	return []string{"DELETE FROM " + t.Q() + " WHERE (" + t.keyList("") + ") IN (" + strings.Join(preds, ", ") + ")"}, len(keys)
 }
 
-// keylessOp changes the keyless table: by a predicate on g (every matching
-// row) or exactly one of a set of identical rows (by ctid).
+// keylessOp changes the keyless table: by a predicate on its group column
+// (every matching row) or exactly one of a set of identical rows (by ctid).
 func (g *Gen) keylessOp(ti, n int, big bool) ([]string, int) {
 	t := g.M.Tables[ti]
 	ts := g.M.state[ti]
@@ -401,8 +455,16 @@ func (g *Gen) keylessOp(ti, n int, big bool) ([]string, int) {
 		}
 		return g.insert(ti, n), n
 	}
+	gi := t.Col("g") // never dropped
 	grp := g.rng.IntN(20)
-	matches := func(r Row) bool { return !r[0].Null && r[0].S == strconv.Itoa(grp) }
+	matches := func(r Row) bool { return !r[gi].Null && r[gi].S == strconv.Itoa(grp) }
+	where := fmt.Sprintf(" WHERE %s = %d", t.Cols[gi].Quoted(), grp)
+	var others []int // the columns besides the group
+	for c := range t.Cols {
+		if c != gi {
+			others = append(others, c)
+		}
+	}
 	switch {
 	case p < 55: // delete every row of a group
 		var keep []Row
@@ -413,12 +475,17 @@ func (g *Gen) keylessOp(ti, n int, big bool) ([]string, int) {
 		}
 		n := len(ts.bag) - len(keep)
 		g.M.setBag(ti, keep)
-		return []string{fmt.Sprintf("DELETE FROM events WHERE g = %d", grp)}, n
+		return []string{"DELETE FROM " + t.Q() + where}, n
 	case p < 70: // update every row of a group
 		fresh := g.keylessRow(ti)
-		cols := []int{1, 2}
-		if g.rng.IntN(2) == 0 {
-			cols = []int{1, 3, 4}
+		var cols []int
+		for _, c := range others {
+			if g.rng.IntN(2) == 0 {
+				cols = append(cols, c)
+			}
+		}
+		if len(cols) == 0 {
+			cols = others[:1]
 		}
 		var rows []Row
 		n := 0
@@ -433,26 +500,27 @@ func (g *Gen) keylessOp(ti, n int, big bool) ([]string, int) {
 			rows = append(rows, r)
 		}
 		g.M.setBag(ti, rows)
-		return []string{fmt.Sprintf("UPDATE events SET %s WHERE g = %d", g.assignments(t, cols, fresh), grp)}, n
+		return []string{"UPDATE " + t.Q() + " SET " + g.assignments(t, cols, fresh) + where}, n
 	default: // delete or update exactly one of the rows equal to a chosen one
 		victim := ts.bag[g.rng.IntN(len(ts.bag))]
 		var conds []string
 		for c := range t.Cols {
-			conds = append(conds, t.Cols[c].Name+" IS NOT DISTINCT FROM "+g.literal(t.Cols[c], victim[c]))
+			conds = append(conds, t.Cols[c].Quoted()+" IS NOT DISTINCT FROM "+g.literal(t.Cols[c], victim[c]))
 		}
-		sub := "ctid = (SELECT ctid FROM events WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
+		sub := "ctid = (SELECT ctid FROM " + t.Q() + " WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
 		i := slices.IndexFunc(ts.bag, victim.equal)
 		rows := slices.Clone(ts.bag)
 		if g.rng.IntN(2) == 0 {
 			g.M.setBag(ti, slices.Delete(rows, i, i+1))
-			return []string{"DELETE FROM events WHERE " + sub}, 1
+			return []string{"DELETE FROM " + t.Q() + " WHERE " + sub}, 1
 		}
 		fresh := g.keylessRow(ti)
+		c := others[g.rng.IntN(len(others))]
 		r := slices.Clone(victim)
-		r[2] = fresh[2]
+		r[c] = fresh[c]
 		rows[i] = r
 		g.M.setBag(ti, rows)
-		return []string{"UPDATE events SET " + g.assignments(t, []int{2}, r) + " WHERE " + sub}, 1
+		return []string{"UPDATE " + t.Q() + " SET " + g.assignments(t, []int{c}, r) + " WHERE " + sub}, 1
 	}
 }
 
@@ -464,9 +532,10 @@ func (g *Gen) keylessRow(ti int) Row {
 		return slices.Clone(ts.bag[g.rng.IntN(len(ts.bag))])
 	}
 	r := g.row(ti, nil)
-	r[0] = intVal(int64(g.rng.IntN(20)))
+	gi := ts.t.Col("g")
+	r[gi] = intVal(int64(g.rng.IntN(20)))
 	if g.rng.IntN(20) == 0 {
-		r[0] = Val{Null: true}
+		r[gi] = Val{Null: true}
 	}
 	return r
 }
@@ -482,7 +551,7 @@ func (g *Gen) row(ti int, k Row) Row {
 			r[c] = Val{Null: true}
 			continue
 		}
-		if ti == tDocs && col.Name == "body" {
+		if isBody(t, col) {
 			r[c] = Val{S: g.bigText()}
 			continue
 		}
@@ -490,6 +559,9 @@ func (g *Gen) row(ti int, k Row) Row {
 	}
 	return r
 }
+
+// isBody says whether c is docs' TOASTed body (never dropped).
+func isBody(t *Table, c Column) bool { return t.Orig == "docs" && c.Orig == "body" }
 
 // someColumns picks a non-empty set of non-key columns; for docs it leaves
 // the TOASTed body out half the time so the update carries it unchanged.
@@ -500,13 +572,14 @@ func (g *Gen) someColumns(t *Table) []int {
 			cols = append(cols, c)
 		}
 	}
-	if t.Name == "docs" && g.rng.IntN(2) == 0 {
-		cols = slices.DeleteFunc(cols, func(c int) bool { return t.Cols[c].Name == "body" })
+	if t.Orig == "docs" && g.rng.IntN(2) == 0 {
+		cols = slices.DeleteFunc(cols, func(c int) bool { return isBody(t, t.Cols[c]) })
 	}
 	if len(cols) == 0 {
 		cols = []int{t.Key + g.rng.IntN(len(t.Cols)-t.Key)}
-		if t.Name == "docs" && t.Cols[cols[0]].Name == "body" {
-			cols[0] = 1
+		if isBody(t, t.Cols[cols[0]]) {
+			// Another column (docs always keeps one besides the body).
+			cols[0] = t.Key + (cols[0]-t.Key+1)%(len(t.Cols)-t.Key)
 		}
 	}
 	return cols
@@ -558,9 +631,18 @@ func (g *Gen) bigText() string {
 func (g *Gen) value(c Column) Val {
 	switch c.Kind {
 	case Int:
+		if c.Type == "bigint" && g.rng.IntN(4) == 0 { // beyond int's range
+			return intVal(g.rng.Int64N(1<<62) - 1<<61)
+		}
 		return intVal(g.rng.Int64N(2_000_001) - 1_000_000)
 	case Text:
-		return Val{S: g.text()}
+		s := g.text()
+		if _, args := typeArgs(c.Type); len(args) == 1 { // varchar(n)
+			if r := []rune(s); len(r) > args[0] {
+				s = string(r[:args[0]])
+			}
+		}
+		return Val{S: s}
 	case Numeric:
 		return Val{S: g.numeric(c.Type)}
 	case Float:
@@ -613,12 +695,9 @@ func (g *Gen) numeric(typ string) string {
 		return string(b)
 	}
 	var intDigits, scale int
-	switch typ {
-	case "numeric(12,2)":
-		intDigits, scale = 1+g.rng.IntN(10), 2
-	case "numeric(10,3)":
-		intDigits, scale = 1+g.rng.IntN(7), 3
-	default:
+	if _, args := typeArgs(typ); len(args) == 2 { // numeric(p,s)
+		intDigits, scale = 1+g.rng.IntN(args[0]-args[1]), args[1]
+	} else {
 		if g.rng.IntN(30) == 0 {
 			return "NaN"
 		}
@@ -733,7 +812,7 @@ func (g *Gen) literalsOf(t *Table, r Row, idx []int) string {
 func (g *Gen) assignments(t *Table, cols []int, r Row) string {
 	parts := make([]string, len(cols))
 	for i, c := range cols {
-		parts[i] = t.Cols[c].Name + " = " + g.literal(t.Cols[c], r[c])
+		parts[i] = t.Cols[c].Quoted() + " = " + g.literal(t.Cols[c], r[c])
 	}
 	return strings.Join(parts, ", ")
 }
@@ -741,7 +820,7 @@ func (g *Gen) assignments(t *Table, cols []int, r Row) string {
 func (g *Gen) keyPred(t *Table, k Row) string {
 	parts := make([]string, t.Key)
 	for c := range t.Key {
-		parts[c] = t.Cols[c].Name + " = " + g.literal(t.Cols[c], k[c])
+		parts[c] = t.Cols[c].Quoted() + " = " + g.literal(t.Cols[c], k[c])
 	}
 	return strings.Join(parts, " AND ")
 }

@@ -10,6 +10,8 @@
 package sim
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,60 +37,131 @@ type Column struct {
 	Name string
 	Type string // PostgreSQL type, also the cast used in literals
 	Kind Kind
+	// Orig is the name the column was created with: the generator's
+	// handle on it (which column holds the TOASTed body, the group of the
+	// keyless table) whatever it is called now.
+	Orig string
+	ID   int // unique per run, for the generator's bookkeeping
+}
+
+func col(name, typ string, kind Kind) Column {
+	return Column{Name: name, Type: typ, Kind: kind, Orig: name}
 }
 
 // Table is one simulated table. The first Key columns form the primary key;
 // Key == 0 means no key (REPLICA IDENTITY FULL, duplicate rows allowed).
+// Schema changes (see the Model's DDL methods) change Name and Cols; the
+// key columns stay first.
 type Table struct {
 	Name  string
+	Orig  string // name at creation
 	Cols  []Column
 	Key   int
 	Setup string // DDL run after CREATE TABLE
+	// Partitioned: PARTITION BY RANGE on the key column PartCol, with
+	// Parts partitions of PartWidth values each from 0 at creation.
+	Partitioned bool
+	PartCol     string
+	Parts       int
 }
+
+// PartWidth is how many values of the partition key one partition holds.
+const PartWidth = 100
 
 // Tables are the simulated tables, one per shape the applier treats
 // differently: integer key with many types, composite text key, no key, an
 // out-of-line TOASTed column (STORAGE EXTERNAL, so any body over ~2 kB
 // leaves the row and updates that do not touch it send it as unchanged), and
 // a key with REPLICA IDENTITY FULL (old rows arrive whole).
+// The partitioned table (the sixth) is range-partitioned on the second
+// key column: rows move between partitions when it changes, and the
+// generator attaches new, empty partitions as it goes.
 func Tables() []*Table {
-	return []*Table{
+	tables := []*Table{
 		{Name: "accounts", Key: 1, Cols: []Column{
-			{"id", "bigint", Int}, {"name", "text", Text}, {"balance", "numeric(12,2)", Numeric},
-			{"score", "float8", Float}, {"flag", "bool", Bool}, {"created", "timestamptz", TimestampTZ},
-			{"meta", "jsonb", JSON}, {"blob", "bytea", Bytea},
+			col("id", "bigint", Int), col("name", "text", Text), col("balance", "numeric(12,2)", Numeric),
+			col("score", "float8", Float), col("flag", "bool", Bool), col("created", "timestamptz", TimestampTZ),
+			col("meta", "jsonb", JSON), col("blob", "bytea", Bytea),
 		}},
 		{Name: "items", Key: 2, Cols: []Column{
-			{"region", "text", Text}, {"code", "int", Int}, {"qty", "int", Int},
-			{"price", "numeric", Numeric}, {"note", "text", Text},
+			col("region", "text", Text), col("code", "int", Int), col("qty", "int", Int),
+			col("price", "numeric", Numeric), col("note", "text", Text),
 		}},
 		{Name: "events", Key: 0, Setup: "ALTER TABLE events REPLICA IDENTITY FULL", Cols: []Column{
-			{"g", "int", Int}, {"msg", "text", Text}, {"amount", "numeric(10,3)", Numeric},
-			{"at", "timestamptz", TimestampTZ}, {"ok", "bool", Bool},
+			col("g", "int", Int), col("msg", "text", Text), col("amount", "numeric(10,3)", Numeric),
+			col("at", "timestamptz", TimestampTZ), col("ok", "bool", Bool),
 		}},
 		{Name: "docs", Key: 1, Setup: "ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL", Cols: []Column{
-			{"id", "int", Int}, {"title", "text", Text}, {"rev", "int", Int}, {"body", "text", Text},
+			col("id", "int", Int), col("title", "text", Text), col("rev", "int", Int), col("body", "text", Text),
 		}},
 		{Name: "ledger", Key: 1, Setup: "ALTER TABLE ledger REPLICA IDENTITY FULL", Cols: []Column{
-			{"id", "bigint", Int}, {"memo", "text", Text}, {"amount", "numeric", Numeric}, {"at", "timestamptz", TimestampTZ},
+			col("id", "bigint", Int), col("memo", "text", Text), col("amount", "numeric", Numeric), col("at", "timestamptz", TimestampTZ),
+		}},
+		{Name: "meas", Key: 2, Partitioned: true, PartCol: "p", Parts: 2, Cols: []Column{
+			col("id", "bigint", Int), col("p", "int", Int), col("v", "varchar(24)", Text), col("n", "numeric(8,2)", Numeric),
 		}},
 	}
+	id := 0
+	for _, t := range tables {
+		t.Orig = t.Name
+		for i := range t.Cols {
+			id++
+			t.Cols[i].ID = id
+		}
+	}
+	return tables
 }
+
+// QuoteIdent quotes a PostgreSQL identifier.
+func QuoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// Q is the table's current name as a quoted identifier.
+func (t *Table) Q() string { return QuoteIdent(t.Name) }
+
+// PartitionName is the name of the table's partition i (partitions keep
+// their names when the table is renamed).
+func (t *Table) PartitionName(i int) string { return fmt.Sprintf("%s_p%d", t.Orig, i) }
+
+// PartitionBounds is partition i's FOR VALUES clause.
+func PartitionBounds(i int) string {
+	return fmt.Sprintf("FOR VALUES FROM (%d) TO (%d)", i*PartWidth, (i+1)*PartWidth)
+}
+
+// Col returns the index of the column created as orig, or -1 when it was dropped.
+func (t *Table) Col(orig string) int {
+	return slices.IndexFunc(t.Cols, func(c Column) bool { return c.Orig == orig })
+}
+
+// Shape is a table's name and columns at one moment, for reading it back.
+type Shape struct {
+	Name string
+	Cols []Column
+}
+
+// Shape is t's current shape.
+func (t *Table) Shape() Shape { return Shape{Name: t.Name, Cols: slices.Clone(t.Cols)} }
 
 // CreateSQL is the DDL for t.
 func (t *Table) CreateSQL() string {
 	var b strings.Builder
-	b.WriteString("CREATE TABLE " + t.Name + " (")
+	b.WriteString("CREATE TABLE " + t.Q() + " (")
 	for i, c := range t.Cols {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(c.Name + " " + c.Type)
+		b.WriteString(c.Quoted() + " " + c.Type)
 	}
 	if t.Key > 0 {
 		b.WriteString(", PRIMARY KEY (" + t.keyList("") + ")")
 	}
-	b.WriteString(");")
+	b.WriteString(")")
+	if t.Partitioned {
+		b.WriteString(" PARTITION BY RANGE (" + QuoteIdent(t.PartCol) + ")")
+	}
+	b.WriteString(";")
+	for i := range t.Parts {
+		b.WriteString(" CREATE TABLE " + QuoteIdent(t.PartitionName(i)) + " PARTITION OF " + t.Q() + " " + PartitionBounds(i) + ";")
+	}
 	if t.Setup != "" {
 		b.WriteString(" " + t.Setup + ";")
 	}
@@ -97,21 +170,21 @@ func (t *Table) CreateSQL() string {
 
 // ColList is the comma-separated column names, quoted (DuckDB reserves
 // more words than PostgreSQL, "at" among them), for SELECTs.
-func (t *Table) ColList() string {
-	names := make([]string, len(t.Cols))
-	for i, c := range t.Cols {
+func (sh Shape) ColList() string {
+	names := make([]string, len(sh.Cols))
+	for i, c := range sh.Cols {
 		names[i] = c.Quoted()
 	}
 	return strings.Join(names, ", ")
 }
 
 // Quoted is the column name as a quoted identifier.
-func (c Column) Quoted() string { return `"` + c.Name + `"` }
+func (c Column) Quoted() string { return QuoteIdent(c.Name) }
 
 func (t *Table) keyList(prefix string) string {
 	names := make([]string, t.Key)
 	for i := range t.Key {
-		names[i] = prefix + t.Cols[i].Name
+		names[i] = prefix + t.Cols[i].Quoted()
 	}
 	return strings.Join(names, ", ")
 }
@@ -220,11 +293,25 @@ func (m *Model) Rows(ti int) []string {
 	return out
 }
 
-// Snapshot renders every table (see Rows).
-func (m *Model) Snapshot() [][]string {
-	out := make([][]string, len(m.Tables))
-	for i := range m.Tables {
-		out[i] = m.Rows(i)
+// Snapshot is every table's shape and content at one moment.
+type Snapshot struct {
+	Shapes []Shape
+	Rows   [][]string // see Rows
+}
+
+// Equal reports whether two snapshots are the same.
+func (s Snapshot) Equal(o Snapshot) bool {
+	return slices.EqualFunc(s.Rows, o.Rows, slices.Equal) && slices.EqualFunc(s.Shapes, o.Shapes, func(a, b Shape) bool {
+		return a.Name == b.Name && slices.Equal(a.Cols, b.Cols)
+	})
+}
+
+// Snapshot renders every table (see Rows) with its current shape.
+func (m *Model) Snapshot() Snapshot {
+	out := Snapshot{Shapes: make([]Shape, len(m.Tables)), Rows: make([][]string, len(m.Tables))}
+	for i, t := range m.Tables {
+		out.Shapes[i] = t.Shape()
+		out.Rows[i] = m.Rows(i)
 	}
 	return out
 }
@@ -303,4 +390,95 @@ func (ts *tableState) remove(k string) {
 	ts.keys = ts.keys[:len(ts.keys)-1]
 	delete(ts.pos, k)
 	delete(ts.rows, k)
+}
+
+// --- schema changes ---
+//
+// Each records in the undo log how to restore the table's shape and rows
+// (a DDL statement rolls back with its transaction or savepoint).
+
+// OnUndo registers f to run when the changes made so far are rolled back
+// (the generator's own bookkeeping that must follow the source).
+func (m *Model) OnUndo(f func()) { m.undo = append(m.undo, f) }
+
+func (m *Model) saveTable(ti int) {
+	t, ts := m.Tables[ti], m.state[ti]
+	name, cols := t.Name, slices.Clone(t.Cols)
+	// Copies: later changes modify the live key list and maps in place.
+	rows, keys, pos, bag := maps.Clone(ts.rows), slices.Clone(ts.keys), maps.Clone(ts.pos), slices.Clone(ts.bag)
+	m.undo = append(m.undo, func() {
+		t.Name, t.Cols = name, cols
+		ts.rows, ts.keys, ts.pos, ts.bag = rows, keys, pos, bag
+	})
+}
+
+// mapRows replaces every row r of table ti by f(r), which must return a
+// new slice (rows are shared with the undo log). Keys do not change.
+func (m *Model) mapRows(ti int, f func(Row) Row) {
+	ts := m.state[ti]
+	if ts.t.Key == 0 {
+		for i, r := range ts.bag {
+			ts.bag[i] = f(r)
+		}
+		return
+	}
+	for k, r := range ts.rows {
+		ts.rows[k] = f(r)
+	}
+}
+
+// AddColumn appends c to table ti; existing rows hold fill in it.
+func (m *Model) AddColumn(ti int, c Column, fill Val) {
+	m.saveTable(ti)
+	t := m.Tables[ti]
+	t.Cols = append(slices.Clone(t.Cols), c)
+	m.mapRows(ti, func(r Row) Row { return append(slices.Clone(r), fill) })
+}
+
+// DropColumn removes column ci of table ti (never a key column).
+func (m *Model) DropColumn(ti, ci int) {
+	m.saveTable(ti)
+	t := m.Tables[ti]
+	if ci < t.Key {
+		panic("sim: dropping a key column")
+	}
+	t.Cols = slices.Delete(slices.Clone(t.Cols), ci, ci+1)
+	m.mapRows(ti, func(r Row) Row { return slices.Delete(slices.Clone(r), ci, ci+1) })
+}
+
+// RenameColumn renames column ci of table ti.
+func (m *Model) RenameColumn(ti, ci int, name string) {
+	m.saveTable(ti)
+	t := m.Tables[ti]
+	t.Cols = slices.Clone(t.Cols)
+	t.Cols[ci].Name = name
+}
+
+// Retype changes column ci's type; conv (nil: none) is what the stored
+// values become, as PostgreSQL prints them in the new type.
+func (m *Model) Retype(ti, ci int, typ string, conv func(Val) Val) {
+	m.saveTable(ti)
+	t := m.Tables[ti]
+	t.Cols = slices.Clone(t.Cols)
+	t.Cols[ci].Type = typ
+	if conv != nil {
+		m.mapRows(ti, func(r Row) Row {
+			r = slices.Clone(r)
+			r[ci] = conv(r[ci])
+			return r
+		})
+	}
+}
+
+// RenameTable renames table ti.
+func (m *Model) RenameTable(ti int, name string) {
+	m.saveTable(ti)
+	m.Tables[ti].Name = name
+}
+
+// AddPartition counts a new (empty) partition of table ti.
+func (m *Model) AddPartition(ti int) {
+	t := m.Tables[ti]
+	t.Parts++
+	m.undo = append(m.undo, func() { t.Parts-- })
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -41,10 +42,17 @@ type params struct {
 	txns    int // transactions per round
 	rounds  int // rounds after the initial snapshot
 	bigRows int // rows a big transaction changes
+	ddl     int // percentage of transactions that change a table's shape
+	avoid   map[string]bool
 }
 
 func (p params) repro() string {
-	return fmt.Sprintf("make sim SEED=%d SIM_TXNS=%d SIM_ROUNDS=%d SIM_BIG=%d", p.seed, p.txns, p.rounds, p.bigRows)
+	avoid := slices.Sorted(maps.Keys(p.avoid))
+	if len(avoid) == 0 {
+		avoid = []string{"none"}
+	}
+	return fmt.Sprintf("make sim SEED=%d SIM_TXNS=%d SIM_ROUNDS=%d SIM_BIG=%d SIM_DDL=%d SIM_AVOID=%s",
+		p.seed, p.txns, p.rounds, p.bigRows, p.ddl, strings.Join(avoid, ","))
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -68,13 +76,32 @@ func TestSim(t *testing.T) {
 		t.Skip("needs PostgreSQL (not in -short mode)")
 	}
 	long := os.Getenv("WALMIRROR_SIM_LONG") != ""
-	base := params{txns: 25, rounds: 2, bigRows: 300}
+	// The short run makes schema changes more often, to see a few of each
+	// kind in its 50 transactions.
+	base := params{txns: 25, rounds: 2, bigRows: 300, ddl: 25}
 	if long {
-		base = params{txns: 300, rounds: 4, bigRows: 3000}
+		base = params{txns: 300, rounds: 4, bigRows: 3000, ddl: 6}
 	}
 	base.txns = envInt(t, "WALMIRROR_SIM_TXNS", base.txns)
 	base.rounds = envInt(t, "WALMIRROR_SIM_ROUNDS", base.rounds)
 	base.bigRows = envInt(t, "WALMIRROR_SIM_BIG", base.bigRows)
+	base.ddl = envInt(t, "WALMIRROR_SIM_DDL", base.ddl)
+	// The generator steers clear of known walmirror bugs (KnownBugs) unless
+	// WALMIRROR_SIM_AVOID names the ones to avoid ("none": run them all).
+	base.avoid = map[string]bool{}
+	avoid := KnownBugs
+	if a := os.Getenv("WALMIRROR_SIM_AVOID"); a != "" {
+		avoid = strings.FieldsFunc(a, func(r rune) bool { return r == ',' || r == ' ' })
+	}
+	for _, b := range avoid {
+		if b == "none" {
+			continue
+		}
+		if !slices.Contains(KnownBugs, b) {
+			t.Fatalf("WALMIRROR_SIM_AVOID: %q is none of %q", b, KnownBugs)
+		}
+		base.avoid[b] = true
+	}
 
 	var seeds []uint64
 	switch s, k := os.Getenv("WALMIRROR_SIM_SEED"), envInt(t, "WALMIRROR_SIM_SEEDS", 0); {
@@ -150,6 +177,8 @@ func runSim(t *testing.T, p params) {
 	ctx := context.Background()
 	start := time.Now()
 	s := &sim{t: t, p: p, gen: NewGen(p.seed, p.bigRows), orch: rand.New(rand.NewPCG(p.seed, 0x0c4e))}
+	s.gen.DDL = p.ddl
+	s.gen.Avoid = p.avoid
 	s.limits = pickLimits(s.orch)
 	t.Logf("seed %d; limits %+v; reproduce with: %s", p.seed, s.limits, p.repro())
 	defer func() {
@@ -183,7 +212,8 @@ func runSim(t *testing.T, p params) {
 	for _, tb := range s.gen.M.Tables {
 		ddl = append(ddl, tb.CreateSQL())
 	}
-	ddl = append(ddl, "CREATE PUBLICATION walmirror FOR ALL TABLES;")
+	// As walmirror creates it: a partitioned table is one table in the copy.
+	ddl = append(ddl, "CREATE PUBLICATION walmirror FOR ALL TABLES WITH (publish_via_partition_root = true);")
 	s.logSQL(strings.Join(ddl, "\n"))
 	if err := server.Exec(ctx, srcDB, strings.Join(ddl, "\n")); err != nil {
 		t.Fatalf("create source tables: %v", err)
@@ -221,8 +251,10 @@ func runSim(t *testing.T, p params) {
 		// the next run resumes from there.
 		mid := s.orch.IntN(p.txns)
 		var midLSN lsn.LSN
-		var midSnap [][]string
+		var midSnap *Snapshot
 		rows, rolledBack := 0, 0
+		s.gen.Round()
+		ddlBefore := maps.Clone(s.gen.DDLCount)
 		for i := range p.txns {
 			tx := s.gen.Next()
 			s.exec(tx)
@@ -231,11 +263,25 @@ func runSim(t *testing.T, p params) {
 				rolledBack++
 			}
 			if i == mid {
+				if p.avoid[BugShapeWithoutRows] {
+					s.exec(s.gen.Marker())
+				}
 				midLSN = s.currentLSN(ctx)
-				midSnap = s.gen.M.Snapshot()
+				snap := s.gen.M.Snapshot()
+				midSnap = &snap
 			}
 		}
-		t.Logf("round %d: %d transactions (%d rolled back), %d row changes; stop part-way after transaction %d", round, p.txns, rolledBack, rows, mid+1)
+		if p.avoid[BugShapeWithoutRows] {
+			s.exec(s.gen.Marker())
+		}
+		var ddl []string
+		for _, k := range slices.Sorted(maps.Keys(s.gen.DDLCount)) {
+			if n := s.gen.DDLCount[k] - ddlBefore[k]; n > 0 {
+				ddl = append(ddl, fmt.Sprintf("%s %d", k, n))
+			}
+		}
+		t.Logf("round %d: %d transactions (%d rolled back), %d row changes, schema changes: %s; stop part-way after transaction %d",
+			round, p.txns, rolledBack, rows, strings.Join(ddl, ", "), mid+1)
 		s.checkSource(ctx)
 		began := time.Now()
 		s.replicate(ctx, midLSN, midSnap)
@@ -313,7 +359,7 @@ func (s *sim) currentLSN(ctx context.Context) lsn.LSN {
 // replicate brings every target up to date, in parallel, checking each
 // against the model: first up to midLSN against midSnap (when given), then
 // everything against the model's current state.
-func (s *sim) replicate(ctx context.Context, midLSN lsn.LSN, midSnap [][]string) {
+func (s *sim) replicate(ctx context.Context, midLSN lsn.LSN, midSnap *Snapshot) {
 	final := s.gen.M.Snapshot()
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.targets))
@@ -338,7 +384,7 @@ func (s *sim) replicate(ctx context.Context, midLSN lsn.LSN, midSnap [][]string)
 	}
 }
 
-func (s *sim) replicateOne(ctx context.Context, tg *target, interrupt time.Duration, midLSN lsn.LSN, midSnap, final [][]string) (err error) {
+func (s *sim) replicateOne(ctx context.Context, tg *target, interrupt time.Duration, midLSN lsn.LSN, midSnap *Snapshot, final Snapshot) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	cfg := apply.Config{
@@ -373,7 +419,7 @@ func (s *sim) replicateOne(ctx context.Context, tg *target, interrupt time.Durat
 		if err := apply.Run(ctx, sink, c); err != nil {
 			return fmt.Errorf("run to %s: %w", midLSN, err)
 		}
-		if err := s.compare(ctx, tg, sink, midSnap); err != nil {
+		if err := s.compare(ctx, tg, sink, *midSnap); err != nil {
 			return fmt.Errorf("stopped part-way at %s: %w", midLSN, err)
 		}
 	}
@@ -406,16 +452,18 @@ func (s *sim) interrupted(ctx context.Context, tg *target, cfg apply.Config, d t
 	return nil
 }
 
-// compare checks every table of a target against want (model renderings).
-func (s *sim) compare(ctx context.Context, tg *target, sink apply.Sink, want [][]string) error {
+// compare checks every table of a target against want (model renderings),
+// reading each table under its name then and only the columns the source
+// had then (a target keeps dropped columns).
+func (s *sim) compare(ctx context.Context, tg *target, sink apply.Sink, want Snapshot) error {
 	var errs []error
-	for ti, tb := range s.gen.M.Tables {
-		got, err := readTarget(ctx, tg, sink, tb)
+	for ti, sh := range want.Shapes {
+		got, err := readTarget(ctx, tg, sink, sh)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", tb.Name, err)
+			return fmt.Errorf("read %s: %w", sh.Name, err)
 		}
-		if d := mirrortest.Diff(want[ti], got); d != "" {
-			errs = append(errs, fmt.Errorf("%s differs from the model: %s", tb.Name, d))
+		if d := mirrortest.Diff(want.Rows[ti], got); d != "" {
+			errs = append(errs, fmt.Errorf("%s (columns %s) differs from the model: %s", sh.Name, sh.ColList(), d))
 		}
 	}
 	return errors.Join(errs...)
@@ -426,7 +474,34 @@ func (s *sim) compare(ctx context.Context, tg *target, sink apply.Sink, want [][
 func (s *sim) checkSource(ctx context.Context) {
 	s.t.Helper()
 	for ti, tb := range s.gen.M.Tables {
-		got, err := readPostgres(ctx, s.srcDSN, tb)
+		// The shape first: names, order and types of the live columns, and
+		// the partitions.
+		var want []string
+		for _, c := range tb.Cols {
+			want = append(want, c.Name+" "+formatType(c.Type))
+		}
+		var got []string
+		rows, err := s.src.Query(ctx, `SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute
+			WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, "public."+QuoteIdent(tb.Name))
+		if err == nil {
+			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil {
+			s.t.Fatalf("columns of source table %s: %v", tb.Name, err)
+		}
+		if !slices.Equal(want, got) {
+			s.t.Fatalf("source table %s has columns %q, the model %q (a simulation bug)", tb.Name, got, want)
+		}
+		if tb.Partitioned {
+			var n int
+			if err := s.src.QueryRow(ctx, `SELECT count(*) FROM pg_inherits WHERE inhparent = $1::regclass`, "public."+QuoteIdent(tb.Name)).Scan(&n); err != nil {
+				s.t.Fatal(err)
+			}
+			if n != tb.Parts {
+				s.t.Fatalf("source table %s has %d partitions, the model %d (a simulation bug)", tb.Name, n, tb.Parts)
+			}
+		}
+		got, err = readPostgres(ctx, s.srcDSN, tb.Shape())
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -434,6 +509,20 @@ func (s *sim) checkSource(ctx context.Context) {
 			s.t.Fatalf("source table %s differs from the model (a simulation bug): %s", tb.Name, d)
 		}
 	}
+}
+
+// formatType is the model's type name as PostgreSQL's format_type spells it.
+func formatType(typ string) string {
+	name, args := typeArgs(typ)
+	long := map[string]string{"int": "integer", "float8": "double precision", "bool": "boolean",
+		"timestamptz": "timestamp with time zone", "varchar": "character varying"}[name]
+	if long == "" {
+		return typ
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf("%s(%d)", long, args[0])
+	}
+	return long
 }
 
 // checkToasted makes sure docs bodies really live out of line, so updates
@@ -453,7 +542,7 @@ func (s *sim) checkToasted(ctx context.Context) {
 	}
 }
 
-func readTarget(ctx context.Context, tg *target, sink apply.Sink, tb *Table) ([]string, error) {
+func readTarget(ctx context.Context, tg *target, sink apply.Sink, tb Shape) ([]string, error) {
 	switch tg.kind {
 	case "postgres":
 		return readPostgres(ctx, tg.dsn, tb)
@@ -463,7 +552,7 @@ func readTarget(ctx context.Context, tg *target, sink apply.Sink, tb *Table) ([]
 			return nil, err
 		}
 		defer db.Close()
-		return readSQL(ctx, db, tb, "SELECT "+tb.ColList()+" FROM "+sqlite.TableName("public", tb.Name))
+		return readSQL(ctx, db, tb, "SELECT "+tb.ColList()+" FROM "+QuoteIdent(sqlite.TableName("public", tb.Name)))
 	case "duckdb":
 		// The sink's own handle: DuckDB lets no other process (or
 		// instance) open a file it writes.
@@ -475,13 +564,13 @@ func readTarget(ctx context.Context, tg *target, sink apply.Sink, tb *Table) ([]
 				cols = append(cols, "CAST("+c.Quoted()+" AS VARCHAR)")
 			}
 		}
-		return readSQL(ctx, sink.(*duckdb.Sink).DB(), tb, "SELECT "+strings.Join(cols, ", ")+" FROM public."+tb.Name)
+		return readSQL(ctx, sink.(*duckdb.Sink).DB(), tb, "SELECT "+strings.Join(cols, ", ")+" FROM public."+QuoteIdent(tb.Name))
 	}
 	return nil, fmt.Errorf("unknown target kind %q", tg.kind)
 }
 
 // readPostgres reads a table in PostgreSQL's text form, under UTC.
-func readPostgres(ctx context.Context, dsn string, tb *Table) ([]string, error) {
+func readPostgres(ctx context.Context, dsn string, tb Shape) ([]string, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
@@ -492,7 +581,7 @@ func readPostgres(ctx context.Context, dsn string, tb *Table) ([]string, error) 
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	rows, err := conn.Query(ctx, "SELECT "+tb.ColList()+" FROM public."+tb.Name, pgx.QueryExecModeSimpleProtocol)
+	rows, err := conn.Query(ctx, "SELECT "+tb.ColList()+" FROM public."+QuoteIdent(tb.Name), pgx.QueryExecModeSimpleProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", tb.Name, err)
 	}
@@ -516,7 +605,7 @@ func readPostgres(ctx context.Context, dsn string, tb *Table) ([]string, error) 
 	return out, rows.Err()
 }
 
-func readSQL(ctx context.Context, db *sql.DB, tb *Table, query string) ([]string, error) {
+func readSQL(ctx context.Context, db *sql.DB, tb Shape, query string) ([]string, error) {
 	rows, err := db.QueryContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", query, err)
