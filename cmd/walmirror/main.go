@@ -13,19 +13,26 @@ import (
 	"syscall"
 )
 
-const usage = `walmirror keeps an exactly-once copy of a PostgreSQL database in SQLite or
-another PostgreSQL (DuckDB is on the way), from logical replication.
+const usage = `walmirror keeps an exactly-once copy of a PostgreSQL database (or the tables
+of one publication) in DuckDB, SQLite or another PostgreSQL, from logical
+replication.
 
 Usage:
-  walmirror run    --source DSN --target TARGET [flags]   replicate (until stopped)
+  walmirror run    --source DSN --target TARGET [flags]   replicate (until stopped, or --stop-at-lsn)
   walmirror status --target TARGET                        show how far a target is
   walmirror demo   [--target TARGET]                      try it on a throwaway PostgreSQL
+  walmirror version                                       print the version (also --version)
+  walmirror help                                          this text (also --help)
 
-  DSN      postgres://user:password@host:5432/db?sslmode=require (or a keyword string)
-  TARGET   sqlite:PATH, or postgres://user:password@host:5432/db for a PostgreSQL target
+  DSN      postgres://user@host:5432/db?sslmode=require, or a keyword string
+           (host=... user=... dbname=...); the password may come from PGPASSWORD
+           or ~/.pgpass instead of the command line
+  TARGET   duckdb:PATH      a DuckDB file
+           sqlite:PATH      an SQLite file
+           postgres://user@host:5432/db (or postgresql://)   a PostgreSQL database
 
-Run 'walmirror run --help' for every flag. Each flag can also be set with an
-environment variable: --source is WALMIRROR_SOURCE, --stop-at-lsn is
+Run 'walmirror COMMAND --help' for a command's flags. Each flag can also be set
+with an environment variable: --source is WALMIRROR_SOURCE, --stop-at-lsn is
 WALMIRROR_STOP_AT_LSN, and so on.
 `
 
@@ -36,6 +43,9 @@ func main() {
 	stop()
 	os.Exit(code)
 }
+
+// commands are the subcommands the usage lists (the help test checks it).
+var commands = []string{"run", "status", "demo", "version", "help"}
 
 // errUsage marks errors already explained by a usage message.
 var errUsage = errors.New("usage")
@@ -53,6 +63,9 @@ func run(ctx context.Context, args []string) int {
 		err = cmdStatus(ctx, args[1:])
 	case "demo":
 		err = cmdDemo(ctx, args[1:])
+	case "version", "--version", "-version", "-v":
+		printVersion()
+		return 0
 	case "help", "-h", "--help", "-help":
 		fmt.Print(usage)
 		return 0

@@ -24,8 +24,8 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	)
 	lim := apply.DefaultLimits()
 	topts := defaultTargetOptions()
-	fs.StringVar(&cfg.Source.DSN, "source", "", "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq)")
-	fs.StringVar(&target, "target", "", "where the copy lives: sqlite:PATH or postgres://user:pass@host/db")
+	fs.StringVar(&cfg.Source.DSN, "source", "", sourceHelp)
+	fs.StringVar(&target, "target", "", "where the copy lives: "+targetForms)
 	fs.StringVar(&cfg.Source.Slot, "slot", "walmirror", "replication slot (created, with an initial snapshot, when missing)")
 	fs.StringVar(&cfg.Source.Publication, "publication", "walmirror", "publication (created when missing: FOR ALL TABLES, or FOR TABLE --tables)")
 	fs.StringVar(&tables, "tables", "", "comma-separated schema.table list for a new publication (default: all tables)")
@@ -115,7 +115,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 func cmdStatus(ctx context.Context, args []string) error {
 	fs := newFlagSet("status", "--target TARGET")
 	var target string
-	fs.StringVar(&target, "target", "", "the target to inspect: sqlite:PATH or postgres://...")
+	fs.StringVar(&target, "target", "", "the target to inspect: "+targetForms)
 	log, err := fs.parse(args)
 	if err != nil {
 		return err

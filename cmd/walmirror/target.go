@@ -14,6 +14,12 @@ import (
 	"github.com/walmirror/walmirror/sinks/sqlite"
 )
 
+// targetForms and sourceHelp describe --target and --source in every command's help.
+const (
+	targetForms = "duckdb:PATH, sqlite:PATH or postgres://user@host/db"
+	sourceHelp  = "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq; the password may come from PGPASSWORD or ~/.pgpass)"
+)
+
 // targetOptions are the flags that tune one kind of target.
 type targetOptions struct {
 	pg              postgres.Options

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestVersionString(t *testing.T) {
+	if got := versionString(); !strings.HasPrefix(got, "walmirror ") || strings.Contains(got, "\n") {
+		t.Errorf("versionString() = %q", got)
+	}
+	defer func(v string) { version = v }(version)
+	version = "v1.2.3"
+	if got := versionString(); !strings.HasPrefix(got, "walmirror v1.2.3") {
+		t.Errorf("with -X main.version: %q", got)
+	}
+}
+
+// TestHelp: the help names every command and target kind, and every
+// command answers --help with exit 0.
+func TestHelp(t *testing.T) {
+	needServer(t) // the binary is built with the server
+	r := walmirror(t, nil, "--help")
+	if r.code != 0 {
+		t.Fatalf("--help exited %d: %s", r.code, r.stderr)
+	}
+	for _, want := range append(commands, "duckdb:PATH", "sqlite:PATH", "postgres://", "PGPASSWORD", "--version") {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--help lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "on the way") {
+		t.Errorf("--help is stale:\n%s", r.stdout)
+	}
+	for _, cmd := range commands {
+		if cmd == "version" || cmd == "help" {
+			continue
+		}
+		r := walmirror(t, nil, cmd, "--help")
+		if r.code != 0 || !strings.Contains(r.stderr, "Usage: walmirror "+cmd) {
+			t.Errorf("%s --help exited %d:\n%s", cmd, r.code, r.stderr)
+		}
+	}
+	for _, arg := range []string{"--version", "version"} {
+		r := walmirror(t, nil, arg)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "walmirror ") {
+			t.Errorf("%s exited %d: %q %q", arg, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := walmirror(t, nil, "frobnicate"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, %q", r.code, r.stderr)
+	}
+}
