@@ -133,7 +133,9 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 		stmt += ", publish_generated_columns = stored"
 	}
 	stmt += ")"
-	if _, err := s.conn.Exec(ctx, stmt); err != nil {
+	// The comment (in the same implicit transaction) tells walmirror drop
+	// that this publication is walmirror's to remove.
+	if _, err := s.conn.Exec(ctx, stmt+"; COMMENT ON PUBLICATION "+quoteIdent(s.cfg.Publication)+" IS "+quoteLiteral(publicationComment(s.cfg.Slot))); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
 			return permanent("create publication", "ask an administrator to run: "+stmt+

@@ -20,6 +20,9 @@ replication.
 Usage:
   walmirror run    --source DSN --target TARGET [flags]   replicate (until stopped, or --stop-at-lsn)
   walmirror status --target TARGET                        show how far a target is
+  walmirror drop   --source DSN [--slot S] [--publication P]
+                                                          retire a copy: drop its slot (and the
+                                                          publication walmirror created)
   walmirror demo   [--target TARGET]                      try it on a throwaway PostgreSQL
   walmirror version                                       print the version (also --version)
   walmirror help                                          this text (also --help)
@@ -45,7 +48,7 @@ func main() {
 }
 
 // commands are the subcommands the usage lists (the help test checks it).
-var commands = []string{"run", "status", "demo", "version", "help"}
+var commands = []string{"run", "status", "drop", "demo", "version", "help"}
 
 // errUsage marks errors already explained by a usage message.
 var errUsage = errors.New("usage")
@@ -61,6 +64,8 @@ func run(ctx context.Context, args []string) int {
 		err = cmdRun(ctx, args[1:])
 	case "status":
 		err = cmdStatus(ctx, args[1:])
+	case "drop":
+		err = cmdDrop(ctx, args[1:])
 	case "demo":
 		err = cmdDemo(ctx, args[1:])
 	case "version", "--version", "-version", "-v":

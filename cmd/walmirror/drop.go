@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/walmirror/walmirror/source"
+)
+
+// cmdDrop retires a copy on the source side: it drops the replication slot
+// (which otherwise pins WAL forever) and the publication when walmirror
+// created it. A slot in use by another connection is left alone.
+func cmdDrop(ctx context.Context, args []string) error {
+	fs := newFlagSet("drop", "--source DSN [--slot NAME] [--publication NAME] [--target TARGET]")
+	cfg := source.Config{}
+	var target string
+	fs.StringVar(&cfg.DSN, "source", "", sourceHelp)
+	fs.StringVar(&cfg.Slot, "slot", "walmirror", "the replication slot to drop")
+	fs.StringVar(&cfg.Publication, "publication", "walmirror", "the publication to drop, if walmirror created it")
+	fs.StringVar(&target, "target", "", "optional: the copy being retired ("+targetForms+"); its slot is the one dropped")
+	durationFlag(fs, &cfg.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may take to answer")
+	log, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if target != "" {
+		sink, err := openTarget(ctx, target, log, true, defaultTargetOptions())
+		if err != nil {
+			return err
+		}
+		st, ok, err := sink.ReadState(ctx)
+		sink.Close()
+		if err != nil {
+			return err
+		}
+		if ok {
+			if flagGiven(fs.FlagSet, "slot") && cfg.Slot != st.Slot {
+				return fmt.Errorf("--slot %s, but %s follows slot %q", cfg.Slot, redactTarget(target), st.Slot)
+			}
+			cfg.Slot = st.Slot
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return drop(ctx, os.Stdout, cfg, target != "")
+}
+
+// flagGiven reports whether the named flag was given on the command line or
+// in the environment.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	if _, ok := os.LookupEnv(envName(name)); ok {
+		set = true
+	}
+	return set
+}
+
+func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget bool) error {
+	adm, err := source.Connect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer adm.Close(context.WithoutCancel(ctx))
+
+	slot, err := adm.Slot(ctx, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if err := slot.ActiveError(); err != nil {
+		return fmt.Errorf("nothing dropped: %w", err)
+	}
+	if slot.Exists && slot.Plugin != "pgoutput" {
+		return fmt.Errorf("nothing dropped: slot %q belongs to plugin %q, not walmirror's pgoutput: check --slot", cfg.Slot, slot.Plugin)
+	}
+	dropped, err := adm.DropSlot(ctx, cfg.Slot)
+	if err != nil {
+		return fmt.Errorf("nothing dropped: %w", err)
+	}
+	if dropped {
+		fmt.Fprintf(out, "dropped replication slot %q (it kept %s of WAL on the source)\n", cfg.Slot, formatBytes(slot.RetainedBytes))
+		if haveTarget {
+			fmt.Fprintln(out, "the target keeps its copy, but can no longer follow the source: a later run needs --resync, or a fresh target")
+		}
+	} else {
+		fmt.Fprintf(out, "no replication slot %q: nothing to drop\n", cfg.Slot)
+	}
+
+	pub, err := adm.Publication(ctx, cfg.Publication)
+	if err != nil {
+		return err
+	}
+	name := cfg.Publication
+	switch {
+	case !pub.Exists:
+		fmt.Fprintf(out, "no publication %q: nothing to drop\n", name)
+		return nil
+	case !pub.Walmirror:
+		fmt.Fprintf(out, "publication %q left in place: walmirror did not create it (owner %s); if nothing else uses it, an administrator can run DROP PUBLICATION %s\n",
+			name, pub.Owner, quoteIdent(name))
+		return nil
+	case pub.ForSlot != "" && pub.ForSlot != cfg.Slot:
+		fmt.Fprintf(out, "publication %q left in place: walmirror created it for slot %q, not %q\n", name, pub.ForSlot, cfg.Slot)
+		return nil
+	}
+	others, err := adm.OtherSlots(ctx, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if len(others) > 0 {
+		fmt.Fprintf(out, "publication %q left in place: other pgoutput slots in this database may use it (%s); drop it with DROP PUBLICATION %s once none does\n",
+			name, strings.Join(others, ", "), quoteIdent(name))
+		return nil
+	}
+	if err := adm.DropPublication(ctx, name); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "dropped publication %q (walmirror created it)\n", name)
+	return nil
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// formatBytes prints a byte count for people: 0 B, 512 B, 1.5 MB, 2.0 GB.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "KMGTPE"[exp])
+}

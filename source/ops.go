@@ -1,0 +1,443 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walmirror/walmirror/lsn"
+)
+
+// Operator commands (check, drop, status, metrics) look at the source
+// through an Admin session: unlike Open, it checks and creates nothing.
+
+// Admin is a plain catalog session on the source.
+type Admin struct {
+	cfg  Config
+	conn *pgx.Conn
+}
+
+// Connect opens a catalog session on cfg.DSN (cfg.Slot and cfg.Publication
+// are not needed). Errors say what to change, as Open's do.
+func Connect(ctx context.Context, cfg Config) (*Admin, error) {
+	pcfg, err := connConfig(&cfg, false)
+	if err != nil {
+		return nil, permanent("connect to source", "", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+	defer cancel()
+	ccfg, _ := pgx.ParseConfig("")
+	ccfg.Config = *pcfg
+	conn, err := pgx.ConnectConfig(ctx, ccfg)
+	if err != nil {
+		return nil, classify("connect to source "+Describe(cfg.DSN), timeoutCause(ctx, err))
+	}
+	return &Admin{cfg: cfg, conn: conn}, nil
+}
+
+// Close ends the session.
+func (a *Admin) Close(ctx context.Context) error { return a.conn.Close(ctx) }
+
+func (a *Admin) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, a.cfg.timeout())
+}
+
+// ServerInfo is what the source says about itself and the session's role.
+type ServerInfo struct {
+	Version                 int // server_version_num
+	WALLevel                string
+	Database, User          string
+	Superuser, Replication  bool
+	CanCreate               bool // CREATE on the database (needed for CREATE PUBLICATION)
+	MaxSlots, Slots         int  // max_replication_slots and slots in use (every database)
+	MaxWALSenders, Senders  int  // max_wal_senders and walsenders running
+	CurrentLSN              lsn.LSN
+	SystemID                string // filled by Identify
+	ReplicationConnectError error  // filled by Identify when the walsender refused us
+}
+
+// Server describes the source server and the session's role.
+func (a *Admin) Server(ctx context.Context) (ServerInfo, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	var si ServerInfo
+	var cur string
+	err := a.conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int, current_setting('wal_level'),
+			current_database(), current_user, r.rolsuper, r.rolreplication,
+			has_database_privilege(current_database(), 'CREATE'),
+			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int,
+			current_setting('max_wal_senders')::int,
+			(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::int,
+			CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&si.Version, &si.WALLevel, &si.Database, &si.User,
+		&si.Superuser, &si.Replication, &si.CanCreate, &si.MaxSlots, &si.Slots, &si.MaxWALSenders, &si.Senders, &cur)
+	if err != nil {
+		return si, classify("inspect source", timeoutCause(ctx, err))
+	}
+	si.CurrentLSN, _ = lsn.Parse(cur)
+	return si, nil
+}
+
+// Identify opens a replication connection, as run does, and returns the
+// cluster's system identifier: it proves pg_hba.conf admits replication.
+func (a *Admin) Identify(ctx context.Context) (string, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	s := &Source{cfg: a.cfg}
+	rc, err := s.replicationConn(ctx)
+	if err != nil {
+		return "", timeoutCause(ctx, err)
+	}
+	defer rc.Close(context.WithoutCancel(ctx))
+	sys, err := pglogrepl.IdentifySystem(ctx, rc)
+	if err != nil {
+		return "", classify("identify source system", timeoutCause(ctx, err))
+	}
+	return sys.SystemID, nil
+}
+
+// CurrentLSN is the server's current WAL write position.
+func (a *Admin) CurrentLSN(ctx context.Context) (lsn.LSN, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	var text string
+	if err := a.conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&text); err != nil {
+		return 0, classify("read current WAL position", timeoutCause(ctx, err))
+	}
+	return lsn.Parse(text)
+}
+
+// SlotState describes a replication slot as pg_replication_slots does.
+type SlotState struct {
+	Name      string
+	Exists    bool
+	Plugin    string
+	Database  string
+	Temporary bool
+	// Active: a walsender holds the slot; ActivePID is that server process.
+	Active    bool
+	ActivePID int
+	// Holder describes the connection holding it (application, client
+	// address, since when), when the server lets us see it.
+	Holder string
+	// WALStatus is reserved, extended, unreserved or lost (PostgreSQL 13+).
+	WALStatus      string
+	RestartLSN     lsn.LSN
+	ConfirmedFlush lsn.LSN
+	CurrentLSN     lsn.LSN
+	// RetainedBytes is the WAL the slot keeps on the server's disk
+	// (current position minus restart_lsn).
+	RetainedBytes int64
+	// SafeBytes is how much more WAL may be written before the slot is
+	// invalidated (max_slot_wal_keep_size), -1 when unlimited.
+	SafeBytes int64
+}
+
+// Slot reads the state of slot name; Exists is false when there is none.
+func (a *Admin) Slot(ctx context.Context, name string) (SlotState, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	st := SlotState{Name: name}
+	var restart, confirmed, cur *string
+	var pid *int32
+	var safe *int64
+	var holder *string
+	err := a.conn.QueryRow(ctx, `SELECT coalesce(s.plugin, ''), coalesce(s.database, ''), s.temporary, s.active, s.active_pid,
+			coalesce(s.wal_status, ''), s.restart_lsn::text, s.confirmed_flush_lsn::text,
+			pg_current_wal_lsn()::text, s.safe_wal_size,
+			(SELECT concat_ws(', ', nullif('application ' || quote_literal(a.application_name), 'application '''''),
+				'from ' || coalesce(host(a.client_addr), 'a local socket'),
+				'since ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC')
+			 FROM pg_stat_activity a WHERE a.pid = s.active_pid)
+		FROM pg_replication_slots s WHERE s.slot_name = $1`, name).Scan(&st.Plugin, &st.Database, &st.Temporary,
+		&st.Active, &pid, &st.WALStatus, &restart, &confirmed, &cur, &safe, &holder)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, nil
+	}
+	if err != nil {
+		return st, classify("look up replication slot", timeoutCause(ctx, err))
+	}
+	st.Exists = true
+	if pid != nil {
+		st.ActivePID = int(*pid)
+	}
+	if holder != nil {
+		st.Holder = *holder
+	}
+	parse := func(s *string) lsn.LSN {
+		if s == nil {
+			return 0
+		}
+		l, _ := lsn.Parse(*s)
+		return l
+	}
+	st.RestartLSN, st.ConfirmedFlush, st.CurrentLSN = parse(restart), parse(confirmed), parse(cur)
+	if st.RestartLSN != 0 && st.CurrentLSN > st.RestartLSN {
+		st.RetainedBytes = int64(st.CurrentLSN - st.RestartLSN)
+	}
+	st.SafeBytes = -1
+	if safe != nil {
+		st.SafeBytes = *safe
+	}
+	return st, nil
+}
+
+// SlotActiveError says a replication slot is held by another connection.
+type SlotActiveError struct {
+	Slot   string
+	PID    int    // the server process (walsender) holding it
+	Holder string // its application, client address and start, when known
+}
+
+func (e *SlotActiveError) Error() string {
+	msg := fmt.Sprintf("replication slot %q is in use by another connection (server PID %d", e.Slot, e.PID)
+	if e.Holder != "" {
+		msg += ", " + e.Holder
+	}
+	return msg + "): stop that process first, or choose another --slot"
+}
+
+// ActiveError returns a *SlotActiveError for an active slot, nil otherwise.
+func (st SlotState) ActiveError() error {
+	if !st.Active {
+		return nil
+	}
+	return &SlotActiveError{Slot: st.Name, PID: st.ActivePID, Holder: st.Holder}
+}
+
+// DropSlot drops slot name unless a connection is using it
+// (*SlotActiveError). It reports whether there was a slot to drop.
+func (a *Admin) DropSlot(ctx context.Context, name string) (bool, error) {
+	st, err := a.Slot(ctx, name)
+	if err != nil || !st.Exists {
+		return false, err
+	}
+	if err := st.ActiveError(); err != nil {
+		return false, err
+	}
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	if _, err := a.conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, name); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" { // became active meanwhile
+			st, _ := a.Slot(context.WithoutCancel(ctx), name)
+			return false, &SlotActiveError{Slot: name, PID: st.ActivePID, Holder: st.Holder}
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == "42704" { // dropped meanwhile
+			return false, nil
+		}
+		return false, classify("drop replication slot "+name, timeoutCause(ctx, err))
+	}
+	return true, nil
+}
+
+// OtherSlots lists the logical slots of this database using pgoutput,
+// other than except: each may be a subscriber of any of its publications.
+func (a *Admin) OtherSlots(ctx context.Context, except string) ([]string, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	rows, err := a.conn.Query(ctx, `SELECT slot_name::text FROM pg_replication_slots
+		WHERE database = current_database() AND plugin = 'pgoutput' AND slot_name <> $1 ORDER BY 1`, except)
+	if err != nil {
+		return nil, classify("list replication slots", timeoutCause(ctx, err))
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, classify("list replication slots", timeoutCause(ctx, err))
+	}
+	return names, nil
+}
+
+// publicationMark starts the comment walmirror puts on a publication it
+// creates, so that drop can tell its own from an administrator's.
+const publicationMark = "created by walmirror"
+
+func publicationComment(slot string) string {
+	return publicationMark + " for slot " + slot + " (walmirror drop removes it with the slot)"
+}
+
+// PublicationInfo describes a publication.
+type PublicationInfo struct {
+	Name      string
+	Exists    bool
+	Owner     string
+	AllTables bool
+	// Insert..Truncate: the operations it publishes.
+	Insert, Update, Delete, Truncate bool
+	// Walmirror: walmirror created it (its comment says so); ForSlot is
+	// the slot it was created for.
+	Walmirror bool
+	ForSlot   string
+	Comment   string
+}
+
+// Publication describes publication name; Exists is false when there is none.
+func (a *Admin) Publication(ctx context.Context, name string) (PublicationInfo, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	p := PublicationInfo{Name: name}
+	var comment *string
+	err := a.conn.QueryRow(ctx, `SELECT pg_get_userbyid(p.pubowner), p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,
+			obj_description(p.oid, 'pg_publication')
+		FROM pg_publication p WHERE p.pubname = $1`, name).Scan(&p.Owner, &p.AllTables, &p.Insert, &p.Update, &p.Delete, &p.Truncate, &comment)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, nil
+	}
+	if err != nil {
+		return p, classify("look up publication", timeoutCause(ctx, err))
+	}
+	p.Exists = true
+	if comment != nil {
+		p.Comment = *comment
+		if rest, ok := strings.CutPrefix(p.Comment, publicationMark); ok {
+			p.Walmirror = true
+			if rest, ok := strings.CutPrefix(rest, " for slot "); ok {
+				p.ForSlot, _, _ = strings.Cut(rest, " ")
+			}
+		}
+	}
+	return p, nil
+}
+
+// DropPublication drops publication name.
+func (a *Admin) DropPublication(ctx context.Context, name string) error {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	_, err := a.conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+quoteIdent(name))
+	return classify("drop publication "+name, timeoutCause(ctx, err))
+}
+
+// TableInfo describes a table that is (or would be) published.
+type TableInfo struct {
+	Name            TableName
+	Exists          bool
+	ReplicaIdentity byte // d(efault), f(ull), i(ndex), n(othing)
+	HasPrimaryKey   bool
+	Partitioned     bool
+	CanSelect       bool // the session's role may SELECT it (the initial copy)
+	Owned           bool // the session's role owns it (CREATE PUBLICATION ... FOR TABLE)
+}
+
+// KeylessForUpdates says the table has no key for UPDATE and DELETE to be
+// published with: PostgreSQL refuses those on the source while it is in a
+// publication that publishes them.
+func (t TableInfo) KeylessForUpdates() bool {
+	return t.ReplicaIdentity == 'n' || t.ReplicaIdentity == 'd' && !t.HasPrimaryKey
+}
+
+const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text,
+	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), c.relkind = 'p',
+	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE')`
+
+func scanTables(rows pgx.Rows) ([]TableInfo, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
+		t := TableInfo{Exists: true}
+		var ident string
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.Partitioned, &t.CanSelect, &t.Owned)
+		if ident != "" {
+			t.ReplicaIdentity = ident[0]
+		}
+		return t, err
+	})
+}
+
+// PublishedTables lists the tables publication name publishes (partitions
+// of a partitioned table published via its root are listed too: their
+// replica identity is what the source checks).
+func (a *Admin) PublishedTables(ctx context.Context, name string) ([]TableInfo, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	rows, err := a.conn.Query(ctx, `SELECT DISTINCT `+tableInfoColumns+`
+		FROM pg_publication_tables p
+		JOIN pg_namespace pn ON pn.nspname = p.schemaname
+		JOIN pg_class pc ON pc.relnamespace = pn.oid AND pc.relname = p.tablename
+		JOIN LATERAL (SELECT relid FROM pg_partition_tree(pc.oid) UNION SELECT pc.oid) t ON true
+		JOIN pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'p')
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.pubname = $1 ORDER BY 1, 2`, name)
+	if err != nil {
+		return nil, classify("list published tables", timeoutCause(ctx, err))
+	}
+	ts, err := scanTables(rows)
+	if err != nil {
+		return nil, classify("list published tables", timeoutCause(ctx, err))
+	}
+	return ts, nil
+}
+
+// CandidateTables lists what a publication walmirror would create
+// publishes: the tables named (Exists false for one that is missing), or
+// with none every permanent user table, as FOR ALL TABLES would.
+func (a *Admin) CandidateTables(ctx context.Context, names []string) ([]TableInfo, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	if len(names) == 0 {
+		rows, err := a.conn.Query(ctx, `SELECT `+tableInfoColumns+`
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p'
+				AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'
+			ORDER BY 1, 2`)
+		if err != nil {
+			return nil, classify("list tables", timeoutCause(ctx, err))
+		}
+		ts, err := scanTables(rows)
+		if err != nil {
+			return nil, classify("list tables", timeoutCause(ctx, err))
+		}
+		return ts, nil
+	}
+	var out []TableInfo
+	for _, n := range names {
+		tn, err := ParseTableName(n)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := a.conn.Query(ctx, `WITH root AS (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE n.nspname = $1 AND c.relname = $2)
+			SELECT `+tableInfoColumns+`
+			FROM root JOIN LATERAL (SELECT relid FROM pg_partition_tree(root.oid) UNION SELECT root.oid) t ON true
+			JOIN pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'p')
+			JOIN pg_namespace n ON n.oid = c.relnamespace
+			ORDER BY c.oid <> (SELECT oid FROM root), 1, 2`, tn.Schema, tn.Name)
+		if err != nil {
+			return nil, classify("look up table", timeoutCause(ctx, err))
+		}
+		ts, err := scanTables(rows)
+		if err != nil {
+			return nil, classify("look up table", timeoutCause(ctx, err))
+		}
+		if len(ts) == 0 {
+			ts = []TableInfo{{Name: tn}}
+		}
+		out = append(out, ts...)
+	}
+	return out, nil
+}
+
+// ReplicationLag is what the server's walsender for slot reports while a
+// client streams from it (pg_stat_replication): how long ago the WAL that
+// the client just reported flushed was written; zero when caught up.
+func (a *Admin) ReplicationLag(ctx context.Context, slot string) (lag time.Duration, ok bool, err error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	var us *int64
+	err = a.conn.QueryRow(ctx, `SELECT (extract(epoch FROM r.flush_lag) * 1e6)::bigint
+		FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
+		WHERE s.slot_name = $1`, slot).Scan(&us)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, classify("read replication lag", timeoutCause(ctx, err))
+	}
+	if us != nil {
+		lag = time.Duration(*us) * time.Microsecond
+	}
+	return lag, true, nil
+}
