@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/walmirror/walmirror/apply"
@@ -61,42 +62,54 @@ func (m *mirror) sameFiltered() {
 	}
 }
 
-// TestGeneratedColumns: a stored generated column is not replicated by
-// default (on every version the stream leaves it out, and so must the
-// snapshot); from PostgreSQL 18 on, publish_generated_columns = stored
-// publishes it, and then the copy has its values, from the snapshot and
-// from the stream.
+// TestGeneratedColumns: a stored generated column is in the copy exactly when
+// the publication publishes it, in the initial snapshot and in the stream
+// alike. Publications publish them from PostgreSQL 18 on
+// (publish_generated_columns = stored, or a column list naming one), and the
+// publication walmirror creates does there; before 18 none does.
 func TestGeneratedColumns(t *testing.T) {
-	t.Run("default", func(t *testing.T) {
-		m := newMirror(t)
-		m.exec(`
-			CREATE TABLE lines (id int PRIMARY KEY, qty int, price int, total int GENERATED ALWAYS AS (qty * price) STORED);
-			INSERT INTO lines (id, qty, price) SELECT i, i, 3 FROM generate_series(1, 10) i;`)
-		m.catchUp(apply.DefaultLimits())
-		m.exec(`INSERT INTO lines (id, qty, price) SELECT i, i, 5 FROM generate_series(11, 20) i;
-			UPDATE lines SET qty = qty + 1 WHERE id % 3 = 0;`)
-		m.catchUp(apply.DefaultLimits())
-		m.same("lines", "lines", "id, qty, price")
-		if _, err := mirrortest.SQLiteRows(context.Background(), m.path, "SELECT total FROM lines"); err == nil {
-			t.Error("the copy has the generated column no publication publishes")
-		}
-	})
-	t.Run("publish_generated_columns", func(t *testing.T) {
-		m := newMirror(t)
-		testenv.SkipBelow(t, server, 18, "publish_generated_columns")
-		// Remove with the fix: source/snapshot.go describes a table without
-		// its generated columns even when pg_publication_tables.attnames
-		// (exact from 16 on) lists them, so the stream's Relation message
-		// then "adds" the column and walmirror stops.
-		t.Skip("KNOWN BUG on 18: the initial snapshot leaves out published generated columns")
-		m.exec(`
-			CREATE TABLE lines (id int PRIMARY KEY, qty int, price int, total int GENERATED ALWAYS AS (qty * price) STORED);
-			CREATE PUBLICATION walmirror FOR TABLE lines WITH (publish_generated_columns = stored);
-			INSERT INTO lines (id, qty, price) SELECT i, i, 3 FROM generate_series(1, 10) i;`)
-		m.catchUp(apply.DefaultLimits())
-		m.exec(`INSERT INTO lines (id, qty, price) SELECT i, i, 5 FROM generate_series(11, 20) i;
-			UPDATE lines SET qty = qty + 1 WHERE id % 3 = 0;`)
-		m.catchUp(apply.DefaultLimits())
-		m.same("lines", "lines", "id, qty, price, total")
-	})
+	const table = `CREATE TABLE lines (id int PRIMARY KEY, qty int, price int, total int GENERATED ALWAYS AS (qty * price) STORED);`
+	for _, c := range []struct {
+		name        string
+		since       int    // PostgreSQL major with the publication feature
+		publication string // "" for the one walmirror creates
+		cols        string // what the copy has
+	}{
+		{"walmirror's publication before 18", 0, "", "id, qty, price"},
+		{"walmirror's publication", 18, "", "id, qty, price, total"},
+		{"not published", 0, "CREATE PUBLICATION walmirror FOR ALL TABLES", "id, qty, price"},
+		{"publish_generated_columns", 18, "CREATE PUBLICATION walmirror FOR TABLE lines WITH (publish_generated_columns = stored)", "id, qty, price, total"},
+		{"column list", 18, "CREATE PUBLICATION walmirror FOR TABLE lines (id, qty, total)", "id, qty, total"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMirror(t)
+			if c.since > 0 {
+				testenv.SkipBelow(t, server, c.since, "a published generated column")
+			} else if c.publication == "" && server.Major() >= 18 {
+				t.Skip("walmirror's publication publishes generated columns on 18: see the next case")
+			}
+			if c.name == "column list" {
+				// Remove with the fix: source/snapshot.go includes generated
+				// columns only when pubgencols = 's'; on 18
+				// pg_publication_tables.attnames alone says which are
+				// published (drop the pubgencols lookup).
+				t.Skip("KNOWN BUG on 18: a column list naming a generated column: the snapshot leaves it out, the stream sends it")
+			}
+			m.exec(table + c.publication + `;
+				INSERT INTO lines (id, qty, price) SELECT i, i, 3 FROM generate_series(1, 10) i;`)
+			m.catchUp(apply.DefaultLimits())
+			m.exec(`INSERT INTO lines (id, qty, price) SELECT i, i, 5 FROM generate_series(11, 20) i;
+				UPDATE lines SET qty = qty + 1 WHERE id % 3 = 0;`)
+			m.catchUp(apply.DefaultLimits())
+			m.same("lines", "lines", c.cols)
+			for _, col := range []string{"price", "total"} {
+				if strings.Contains(c.cols, col) {
+					continue
+				}
+				if _, err := mirrortest.SQLiteRows(context.Background(), m.path, "SELECT "+col+" FROM lines"); err == nil {
+					t.Errorf("the copy has column %s, which the publication does not publish", col)
+				}
+			}
+		})
+	}
 }
