@@ -320,6 +320,7 @@ type TableInfo struct {
 	ReplicaIdentity byte // d(efault), f(ull), i(ndex), n(othing)
 	HasPrimaryKey   bool
 	Partitioned     bool
+	Partition       bool // a partition of another table
 	CanSelect       bool // the session's role may SELECT it (the initial copy)
 	Owned           bool // the session's role owns it (CREATE PUBLICATION ... FOR TABLE)
 }
@@ -332,14 +333,14 @@ func (t TableInfo) KeylessForUpdates() bool {
 }
 
 const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text,
-	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), c.relkind = 'p',
+	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), c.relkind = 'p', c.relispartition,
 	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE')`
 
 func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
 		t := TableInfo{Exists: true}
 		var ident string
-		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.Partitioned, &t.CanSelect, &t.Owned)
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned)
 		if ident != "" {
 			t.ReplicaIdentity = ident[0]
 		}
@@ -440,4 +441,60 @@ func (a *Admin) ReplicationLag(ctx context.Context, slot string) (lag time.Durat
 		lag = time.Duration(*us) * time.Microsecond
 	}
 	return lag, true, nil
+}
+
+// TablesDisagree compares the --tables list with what an existing
+// publication publishes (the publication wins: --tables only shapes one
+// walmirror creates) and says what to do when they differ; "" when they
+// agree or no list was given.
+func TablesDisagree(names []string, pub PublicationInfo, published []TableInfo) string {
+	if len(names) == 0 || !pub.Exists {
+		return ""
+	}
+	name := quoteIdent(pub.Name)
+	if pub.AllTables {
+		return fmt.Sprintf("--tables lists %d table(s), but publication %s is FOR ALL TABLES and every table is replicated: leave --tables out, or name a new --publication for walmirror to create FOR TABLE your list", len(names), name)
+	}
+	in := map[TableName]bool{}
+	for _, t := range published {
+		in[t.Name] = true
+	}
+	want := map[TableName]bool{}
+	var missing, extra []string
+	for _, n := range names {
+		tn, err := ParseTableName(n)
+		if err != nil {
+			continue
+		}
+		want[tn] = true
+		if !in[tn] {
+			missing = append(missing, tn.String())
+		}
+	}
+	for _, t := range published {
+		if !want[t.Name] && !t.Partition {
+			extra = append(extra, t.Name.String())
+		}
+	}
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, fmt.Sprintf("does not publish %s, which --tables names", strings.Join(missing, ", ")))
+	}
+	if len(extra) > 0 {
+		parts = append(parts, fmt.Sprintf("publishes %s, which --tables leaves out", strings.Join(extra, ", ")))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	fix := "ALTER PUBLICATION " + name + " SET TABLE " + strings.Join(func() []string {
+		out := make([]string, 0, len(names))
+		for _, n := range names {
+			if tn, err := ParseTableName(n); err == nil {
+				out = append(out, tn.String())
+			}
+		}
+		return out
+	}(), ", ")
+	return fmt.Sprintf("publication %s exists and decides what is replicated: it %s; to replicate exactly --tables, run %s (rows a table held before it was added are not copied by the running stream), or leave --tables out",
+		name, strings.Join(parts, " and "), fix)
 }

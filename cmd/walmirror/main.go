@@ -20,6 +20,8 @@ replication.
 Usage:
   walmirror run    --source DSN --target TARGET [flags]   replicate (until stopped, or --stop-at-lsn)
   walmirror status --target TARGET                        show how far a target is
+  walmirror check  --source DSN --target TARGET            preflight: every check run makes, creating
+                                                          nothing; one line per finding
   walmirror drop   --source DSN [--slot S] [--publication P]
                                                           retire a copy: drop its slot (and the
                                                           publication walmirror created)
@@ -48,7 +50,7 @@ func main() {
 }
 
 // commands are the subcommands the usage lists (the help test checks it).
-var commands = []string{"run", "status", "drop", "demo", "version", "help"}
+var commands = []string{"run", "status", "check", "drop", "demo", "version", "help"}
 
 // errUsage marks errors already explained by a usage message.
 var errUsage = errors.New("usage")
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string) int {
 		err = cmdRun(ctx, args[1:])
 	case "status":
 		err = cmdStatus(ctx, args[1:])
+	case "check":
+		err = cmdCheck(ctx, args[1:])
 	case "drop":
 		err = cmdDrop(ctx, args[1:])
 	case "demo":

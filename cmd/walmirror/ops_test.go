@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/walmirror/walmirror/testenv"
 )
 
 // slotExists asks the source whether a replication slot exists.
@@ -113,4 +115,95 @@ func TestDropKeepsAdministratorsPublication(t *testing.T) {
 	if slotExists(t, db, slot) || !publicationExists(t, db, "admin_pub") {
 		t.Fatal("want the slot dropped and the publication kept")
 	}
+}
+
+// TestCheck: check reports each misconfiguration TestBadInput feeds run, as
+// one FAIL line, exit 1, and creates nothing (no file, slot or publication).
+func TestCheck(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY);
+		CREATE TABLE keyless (v text);
+		CREATE ROLE plain LOGIN PASSWORD 'plainpw';`)
+	good := filepath.Join(t.TempDir(), "copy.db")
+	replica := testenv.StartT(t, testenv.Options{WALLevel: "replica"})
+
+	cases := []struct {
+		name, source, target string
+		args                 []string
+		want                 []string // a FAIL line must contain each
+	}{
+		{"wrong password", server.DSNFor("postgres", "not-the-password", db), "sqlite:" + good, nil,
+			[]string{"password authentication failed", "check the user name and password"}},
+		{"malformed DSN", "postgres://u:secret@host:notaport/db", "sqlite:" + good, nil,
+			[]string{"not a valid PostgreSQL connection string"}},
+		{"unreachable host", "postgres://u:secret@127.0.0.1:1/db?connect_timeout=3", "sqlite:" + good, nil,
+			[]string{"cannot reach the server", "--source"}},
+		{"wal_level replica", replica.DSN("postgres"), "sqlite:" + good, nil,
+			[]string{`wal_level is "replica"`, "ALTER SYSTEM SET wal_level = logical"}},
+		{"role without REPLICATION", server.DSNFor("plain", "plainpw", db), "sqlite:" + good, []string{"--tables", "t"},
+			[]string{`role "plain" may not start replication`, "ALTER ROLE"}},
+		{"unwritable target", dsn, "sqlite:/nonexistent-dir/copy.db", []string{"--tables", "t"},
+			[]string{"/nonexistent-dir/copy.db", "check that the directory exists and is writable"}},
+		{"unknown target kind", dsn, "mysql:x", []string{"--tables", "t"}, []string{"want duckdb:PATH, sqlite:PATH or postgres://"}},
+		{"keyless table", dsn, "sqlite:" + good, nil, []string{`"public"."keyless" has no primary key`, "REPLICA IDENTITY FULL"}},
+		{"missing table", dsn, "sqlite:" + good, []string{"--tables", "t,nope"}, []string{`"public"."nope", which does not exist`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"check", "--source", c.source, "--target", c.target, "--slot", "check_slot"}, c.args...)
+			r := walmirror(t, nil, args...)
+			if r.code != 1 || !strings.Contains(r.stderr, "would stop walmirror run") {
+				t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+			}
+			t.Logf("check output:\n%s", r.stdout)
+			found := false
+			for _, line := range strings.Split(r.stdout, "\n") {
+				if !strings.HasPrefix(line, "FAIL") {
+					continue
+				}
+				all := true
+				for _, w := range c.want {
+					all = all && strings.Contains(line, w)
+				}
+				found = found || all
+			}
+			if !found {
+				t.Errorf("no FAIL line has %q:\n%s", c.want, r.stdout)
+			}
+			for _, secret := range []string{"secret", "not-the-password", "plainpw", server.Password()} {
+				if strings.Contains(r.stdout+r.stderr, secret) {
+					t.Errorf("output shows a password (%q)", secret)
+				}
+			}
+		})
+	}
+	// A good configuration: exit 0, every line ok.
+	r := walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+good, "--slot", "check_slot", "--tables", "t")
+	if r.code != 0 || strings.Contains(r.stdout, "FAIL") {
+		t.Fatalf("good configuration: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, w := range []string{"ok   source:", "ok   wal_level:", "ok   replication:", `run will create it FOR TABLE t`, "ok   tables:", "ok   slot:", "ok   wal senders:", "ok   target:"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("check output lacks %q:\n%s", w, r.stdout)
+		}
+	}
+	t.Logf("check output:\n%s", r.stdout)
+	if _, err := os.Stat(good); err == nil {
+		t.Error("check created the target file")
+	}
+	if slotExists(t, db, "check_slot") || publicationExists(t, db, "walmirror") {
+		t.Error("check created a slot or a publication")
+	}
+	// With an existing copy: the target's state is read (and checked
+	// against the slot), read-only.
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+good, "--slot", "check_slot", "--tables", "t", "--stop-at-lsn", "now"); r.code != 0 {
+		t.Fatalf("run: %s", r.stderr)
+	}
+	r = walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+good, "--slot", "check_slot", "--tables", "t,keyless")
+	if r.code != 0 || !strings.Contains(r.stdout, "holds a copy at") || !strings.Contains(r.stdout, `WARN tables:`) {
+		t.Errorf("check of a running copy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("check output:\n%s", r.stdout)
+	_ = server.Exec(ctx, db, `SELECT pg_drop_replication_slot('check_slot')`)
 }

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/walmirror/walmirror/source"
+)
+
+// cmdCheck runs every preflight run performs, creating nothing, and prints
+// one line per finding; it fails if any finding would stop run.
+func cmdCheck(ctx context.Context, args []string) error {
+	fs := newFlagSet("check", "--source DSN --target TARGET [--slot NAME] [--publication NAME] [--tables LIST]")
+	cfg := source.Config{}
+	var target, tables string
+	fs.StringVar(&cfg.DSN, "source", "", sourceHelp)
+	fs.StringVar(&target, "target", "", "where the copy would live: "+targetForms)
+	fs.StringVar(&cfg.Slot, "slot", "walmirror", "replication slot run would use")
+	fs.StringVar(&cfg.Publication, "publication", "walmirror", "publication run would use")
+	fs.StringVar(&tables, "tables", "", "comma-separated schema.table list run would create the publication for (default: all tables)")
+	durationFlag(fs, &cfg.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may take to answer")
+	if _, err := fs.parse(args); err != nil {
+		return err
+	}
+	cfg.Tables = splitTables(tables)
+	c := &checker{out: os.Stdout}
+	c.run(ctx, cfg, target)
+	if c.fatal > 0 {
+		return fmt.Errorf("check: %d problem(s) would stop walmirror run (the FAIL lines above)", c.fatal)
+	}
+	return nil
+}
+
+func splitTables(s string) []string {
+	var out []string
+	if s == "" {
+		return nil
+	}
+	for _, t := range strings.Split(s, ",") {
+		out = append(out, strings.TrimSpace(t))
+	}
+	return out
+}
+
+// checker prints findings: ok, WARN (run works, but look), FAIL (run
+// would stop).
+type checker struct {
+	out   io.Writer
+	fatal int
+}
+
+func (c *checker) ok(subject, format string, a ...any) { c.line("ok  ", subject, format, a...) }
+func (c *checker) warn(subject, format string, a ...any) {
+	c.line("WARN", subject, format, a...)
+}
+func (c *checker) fail(subject, format string, a ...any) {
+	c.fatal++
+	c.line("FAIL", subject, format, a...)
+}
+
+func (c *checker) line(level, subject, format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	msg = strings.Join(strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\t' }), " ")
+	fmt.Fprintf(c.out, "%s %-12s %s\n", level, subject+":", msg)
+}
+
+func (c *checker) run(ctx context.Context, cfg source.Config, target string) {
+	sourceSystem, slot := c.source(ctx, cfg)
+	c.target(ctx, cfg, target, sourceSystem, slot)
+}
+
+// source checks the source; it returns the system identifier and the slot
+// (nil when the source could not be inspected).
+func (c *checker) source(ctx context.Context, cfg source.Config) (string, *source.SlotState) {
+	if err := cfg.Validate(); err != nil {
+		c.fail("source", "%v", err)
+		return "", nil
+	}
+	adm, err := source.Connect(ctx, cfg)
+	if err != nil {
+		c.fail("source", "%v", err)
+		return "", nil
+	}
+	defer adm.Close(context.WithoutCancel(ctx))
+	si, err := adm.Server(ctx)
+	if err != nil {
+		c.fail("source", "%v", err)
+		return "", nil
+	}
+	c.ok("source", "reachable: %s, PostgreSQL %d.%d, database %q as role %q", source.Describe(cfg.DSN), si.Version/10000, si.Version%10000, si.Database, si.User)
+	if si.Version < 140000 {
+		c.warn("version", "PostgreSQL %d is older than walmirror's tested versions (14-18)", si.Version/10000)
+	}
+	if si.WALLevel != "logical" {
+		c.fail("wal_level", "wal_level is %q, logical replication needs \"logical\" (run ALTER SYSTEM SET wal_level = logical as a superuser, then restart PostgreSQL)", si.WALLevel)
+	} else {
+		c.ok("wal_level", "logical")
+	}
+	var system string
+	switch {
+	case !si.Superuser && !si.Replication:
+		c.fail("role", "role %q may not start replication (a superuser can grant it: ALTER ROLE %s REPLICATION)", si.User, quoteIdent(si.User))
+	case si.WALLevel == "logical":
+		if system, err = adm.Identify(ctx); err != nil {
+			c.fail("replication", "%v", err)
+		} else {
+			c.ok("replication", "a replication connection is allowed (system %s)", system)
+		}
+	}
+	if si.Superuser {
+		c.ok("role", "%q is a superuser", si.User)
+	} else if si.Replication {
+		c.ok("role", "%q has REPLICATION", si.User)
+	}
+
+	slot, err := adm.Slot(ctx, cfg.Slot)
+	if err != nil {
+		c.fail("slot", "%v", err)
+		return system, nil
+	}
+	c.publication(ctx, adm, cfg, si, slot)
+	c.slot(cfg, si, slot)
+	return system, &slot
+}
+
+func (c *checker) publication(ctx context.Context, adm *source.Admin, cfg source.Config, si source.ServerInfo, slot source.SlotState) {
+	pub, err := adm.Publication(ctx, cfg.Publication)
+	if err != nil {
+		c.fail("publication", "%v", err)
+		return
+	}
+	var tables []source.TableInfo
+	if pub.Exists {
+		what := "FOR ALL TABLES"
+		if !pub.AllTables {
+			what = "FOR TABLE"
+		}
+		by := "an administrator's (owner " + pub.Owner + ")"
+		if pub.Walmirror {
+			by = "created by walmirror"
+		}
+		if tables, err = adm.PublishedTables(ctx, cfg.Publication); err != nil {
+			c.fail("publication", "%v", err)
+			return
+		}
+		c.ok("publication", "%q exists (%s, %s); it decides which tables are replicated", cfg.Publication, what, by)
+		if msg := source.TablesDisagree(cfg.Tables, pub, tables); msg != "" {
+			c.warn("tables", "%s", msg)
+		}
+	} else {
+		if tables, err = adm.CandidateTables(ctx, cfg.Tables); err != nil {
+			c.fail("tables", "%v", err)
+			return
+		}
+		c.creatable(cfg, si, tables)
+	}
+	c.tables(pub, tables, slot, si.User)
+}
+
+// creatable checks that run may create the missing publication.
+func (c *checker) creatable(cfg source.Config, si source.ServerInfo, tables []source.TableInfo) {
+	name := quoteIdent(cfg.Publication)
+	if len(cfg.Tables) == 0 {
+		if si.Superuser {
+			c.ok("publication", "%q is missing; run will create it FOR ALL TABLES", cfg.Publication)
+		} else {
+			c.fail("publication", "%q is missing and only a superuser may create it FOR ALL TABLES: have an administrator run CREATE PUBLICATION %s FOR ALL TABLES (or FOR TABLE ...), or pass --tables with tables role %q owns", cfg.Publication, name, si.User)
+		}
+		return
+	}
+	problems := 0
+	for _, t := range tables {
+		switch {
+		case !t.Exists:
+			c.fail("tables", "--tables names %s, which does not exist", t.Name)
+			problems++
+		case !t.Owned && !si.Superuser:
+			c.fail("tables", "role %q does not own %s: CREATE PUBLICATION ... FOR TABLE needs ownership (or have an administrator create the publication %s)", si.User, t.Name, name)
+			problems++
+		}
+	}
+	if !si.CanCreate && !si.Superuser {
+		c.fail("publication", "%q is missing and role %q lacks CREATE on database %q, which CREATE PUBLICATION needs", cfg.Publication, si.User, si.Database)
+		problems++
+	}
+	if problems == 0 {
+		c.ok("publication", "%q is missing; run will create it FOR TABLE %s", cfg.Publication, strings.Join(cfg.Tables, ", "))
+	}
+}
+
+// tables checks the replica identity and readability of every table that
+// is or would be published.
+func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, slot source.SlotState, user string) {
+	n, bad := 0, 0
+	for _, t := range tables {
+		if !t.Exists {
+			continue
+		}
+		n++
+		if t.KeylessForUpdates() && !t.Partitioned {
+			ident := "REPLICA IDENTITY NOTHING"
+			if t.ReplicaIdentity == 'd' {
+				ident = "no primary key"
+			}
+			fix := fmt.Sprintf("add a primary key or run ALTER TABLE %s REPLICA IDENTITY FULL", t.Name)
+			switch {
+			case !pub.Exists:
+				c.fail("table", "%s has %s: once the publication exists, UPDATE and DELETE on it fail on the source; %s (or leave it out with --tables)", t.Name, ident, fix)
+				bad++
+			case pub.Update || pub.Delete:
+				c.warn("table", "%s has %s: UPDATE and DELETE on it fail on the source while publication %q publishes them; %s", t.Name, ident, pub.Name, fix)
+				bad++
+			}
+		}
+		if !t.CanSelect && !t.Partitioned {
+			if slot.Exists {
+				c.warn("table", "role %q may not SELECT %s: a later initial copy or --resync would fail (GRANT SELECT ON %s TO %s)", user, t.Name, t.Name, quoteIdent(user))
+			} else {
+				c.fail("table", "role %q may not SELECT %s, which the initial copy reads (GRANT SELECT ON %s TO %s)", user, t.Name, t.Name, quoteIdent(user))
+			}
+			bad++
+		}
+	}
+	switch {
+	case n == 0:
+		c.warn("tables", "no table is published: the copy would be empty")
+	case bad == 0:
+		c.ok("tables", "%d table(s), each with a key or REPLICA IDENTITY FULL and readable", n)
+	}
+}
+
+func (c *checker) slot(cfg source.Config, si source.ServerInfo, slot source.SlotState) {
+	switch {
+	case !slot.Exists:
+		if si.Slots >= si.MaxSlots {
+			c.fail("slot", "%q is missing and every replication slot is in use (%d of max_replication_slots = %d): drop an unused one or raise the setting (restart)", cfg.Slot, si.Slots, si.MaxSlots)
+		} else {
+			c.ok("slot", "%q is missing; run will create it and copy the tables (%d of %d slots in use)", cfg.Slot, si.Slots, si.MaxSlots)
+		}
+	case slot.Plugin != "pgoutput" || slot.Database != si.Database:
+		c.fail("slot", "%q belongs to plugin %q in database %q, not pgoutput in %q: choose another --slot", cfg.Slot, slot.Plugin, slot.Database, si.Database)
+	case slot.Active:
+		c.fail("slot", "%v", slot.ActiveError())
+	case slot.WALStatus == "lost":
+		c.fail("slot", "%q was invalidated (max_slot_wal_keep_size): changes since %s are gone; run with --resync to rebuild the copy", cfg.Slot, slot.ConfirmedFlush)
+	default:
+		c.ok("slot", "%q exists, confirmed up to %s, keeps %s of WAL (wal_status %s)", cfg.Slot, slot.ConfirmedFlush, formatBytes(slot.RetainedBytes), slot.WALStatus)
+	}
+	if si.Senders >= si.MaxWALSenders {
+		c.fail("wal senders", "every WAL sender is in use (%d of max_wal_senders = %d): raise the setting (restart) or stop another replication client", si.Senders, si.MaxWALSenders)
+	} else {
+		c.ok("wal senders", "%d of max_wal_senders = %d in use", si.Senders, si.MaxWALSenders)
+	}
+}
+
+func (c *checker) target(ctx context.Context, cfg source.Config, target, system string, slot *source.SlotState) {
+	kind, path, err := parseTarget(target)
+	if err != nil {
+		c.fail("target", "%v", err)
+		return
+	}
+	ts, err := readTargetState(ctx, target)
+	if err != nil {
+		c.fail("target", "%v", err)
+		return
+	}
+	name := redactTarget(target)
+	switch {
+	case kind != "postgres" && !ts.Exists:
+		if err := writableDir(path); err != nil {
+			c.fail("target", "%s cannot be created: %v (check that the directory exists and is writable)", path, err)
+			return
+		}
+		c.ok("target", "%s does not exist yet; run will create it", path)
+		return
+	case !ts.Found:
+		if kind == "postgres" {
+			c.ok("target", "%s is reachable and holds no walmirror state; run will start a copy there", name)
+		} else {
+			c.ok("target", "%s exists and holds no walmirror state; run will start a copy in it", path)
+		}
+		if slot != nil && slot.Exists && slot.Plugin == "pgoutput" {
+			c.fail("slot", "%q already exists but the target has no walmirror state: run walmirror drop --slot %s (or choose another --slot)", cfg.Slot, cfg.Slot)
+		}
+		return
+	}
+	st := ts.State
+	c.ok("target", "%s holds a copy at %s (slot %q, %s, last commit %s)", name, st.LSN, st.Slot, phaseText(st.Phase), formatTime(ts.UpdatedAt))
+	switch {
+	case st.Slot != cfg.Slot:
+		c.fail("target", "it follows slot %q, not %q: pass --slot %s or use a fresh target", st.Slot, cfg.Slot, st.Slot)
+	case system != "" && st.SystemID != "" && st.SystemID != system:
+		c.fail("target", "it was copied from another PostgreSQL cluster (system %s, the source is %s): use a fresh target", st.SystemID, system)
+	case slot != nil && !slot.Exists && st.Phase == "streaming":
+		c.fail("slot", "%q is gone but the target follows it: changes since %s cannot be streamed; run with --resync to rebuild the copy", cfg.Slot, st.LSN)
+	}
+}
+
+func phaseText(phase string) string {
+	if phase == "streaming" {
+		return "initial copy complete"
+	}
+	return "initial copy in progress"
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+)
+
+// targetState is what check and status read from a target without opening
+// it as a sink: a sink's Open creates walmirror's tables (and the file),
+// these read-only looks create nothing.
+type targetState struct {
+	Kind      string // duckdb, sqlite or postgres
+	Path      string // file targets
+	Exists    bool   // the file exists (always true for PostgreSQL once reached)
+	Found     bool   // walmirror state is stored in it
+	State     schema.State
+	UpdatedAt time.Time // when the target last committed
+}
+
+// parseTarget splits a TARGET into its kind and path (or URL).
+func parseTarget(target string) (kind, path string, err error) {
+	switch k, p, ok := strings.Cut(target, ":"); {
+	case target == "":
+		return "", "", errors.New("--target is required: duckdb:PATH, sqlite:PATH or postgres://...")
+	case strings.HasPrefix(target, "postgres://"), strings.HasPrefix(target, "postgresql://"):
+		return "postgres", target, nil
+	case ok && (k == "sqlite" || k == "duckdb"):
+		if p == "" {
+			return "", "", fmt.Errorf("--target %q: give a file path after %s:", target, k)
+		}
+		return k, p, nil
+	}
+	return "", "", fmt.Errorf("--target %q: want duckdb:PATH, sqlite:PATH or postgres://...", redactTarget(target))
+}
+
+// readTargetState looks at a target read-only. A missing file is not an
+// error (Exists false).
+func readTargetState(ctx context.Context, target string) (targetState, error) {
+	kind, path, err := parseTarget(target)
+	ts := targetState{Kind: kind, Path: path}
+	if err != nil {
+		return ts, err
+	}
+	if kind == "postgres" {
+		return ts, readPostgresState(ctx, target, &ts)
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return ts, nil
+	} else if err != nil {
+		return ts, fmt.Errorf("--target %q: %w", target, err)
+	}
+	ts.Exists = true
+	var db *sql.DB
+	var has, q string
+	if kind == "sqlite" {
+		u := url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: "mode=ro&_busy_timeout=5000"}
+		db, err = sql.Open("sqlite3", u.String())
+		has = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_walmirror_state'`
+		q = `SELECT slot, system_id, phase, lsn_text, updated_at FROM _walmirror_state WHERE id = 1`
+	} else {
+		db, err = sql.Open("duckdb", path+"?access_mode=read_only")
+		has = `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = '_walmirror_state'`
+		q = `SELECT slot, system_id, phase, lsn_text, strftime(updated_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') FROM main._walmirror_state WHERE id = 1`
+	}
+	if err != nil {
+		return ts, fmt.Errorf("open %s target %q: %w", kind, path, err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, has).Scan(&n); err != nil {
+		if kind == "duckdb" && strings.Contains(err.Error(), "lock") {
+			return ts, fmt.Errorf("DuckDB target %q is in use by another process (a running walmirror holds it): %w", path, err)
+		}
+		return ts, fmt.Errorf("read %s target %q: %w", kind, path, err)
+	}
+	if n == 0 {
+		return ts, nil
+	}
+	var lsnText, updated string
+	err = db.QueryRowContext(ctx, q).Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ts, nil
+	}
+	if err != nil {
+		return ts, fmt.Errorf("read walmirror state from %q: %w", path, err)
+	}
+	ts.Found = true
+	ts.State.LSN, _ = lsn.Parse(lsnText)
+	ts.UpdatedAt, _ = time.Parse(time.RFC3339Nano, updated)
+	return ts, nil
+}
+
+func readPostgresState(ctx context.Context, target string, ts *targetState) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, target)
+	if err != nil {
+		return fmt.Errorf("connect to target %s: %w", redactTarget(target), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	ts.Exists = true
+	var has bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('_walmirror.state') IS NOT NULL`).Scan(&has); err != nil || !has {
+		return err
+	}
+	var lsnText string
+	err = conn.QueryRow(ctx, `SELECT slot, system_id, phase, lsn::text, updated_at FROM _walmirror.state WHERE id = 1`).
+		Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &ts.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read walmirror state from target %s: %w", redactTarget(target), err)
+	}
+	ts.Found = true
+	ts.State.LSN, _ = lsn.Parse(lsnText)
+	return nil
+}
+
+// writableDir reports why a new file could not be created at path, if so.
+func writableDir(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	const wOK, xOK = 2, 1 // access(2)
+	if err := syscall.Access(dir, wOK|xOK); err != nil {
+		return fmt.Errorf("directory %s is not writable: %w", dir, err)
+	}
+	return nil
+}
+
+// formatTime prints a stored time for people (UTC), or "unknown".
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "unknown"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05.000Z")
+}
