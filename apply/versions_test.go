@@ -75,8 +75,7 @@ func TestGeneratedColumns(t *testing.T) {
 		publication string // "" for the one walmirror creates
 		cols        string // what the copy has
 	}{
-		{"walmirror's publication before 18", 0, "", "id, qty, price"},
-		{"walmirror's publication", 18, "", "id, qty, price, total"},
+		{"walmirror's publication", 0, "", "id, qty, price"}, // and total on 18
 		{"not published", 0, "CREATE PUBLICATION walmirror FOR ALL TABLES", "id, qty, price"},
 		{"publish_generated_columns", 18, "CREATE PUBLICATION walmirror FOR TABLE lines WITH (publish_generated_columns = stored)", "id, qty, price, total"},
 		{"column list", 18, "CREATE PUBLICATION walmirror FOR TABLE lines (id, qty, total)", "id, qty, total"},
@@ -85,8 +84,9 @@ func TestGeneratedColumns(t *testing.T) {
 			m := newMirror(t)
 			if c.since > 0 {
 				testenv.SkipBelow(t, server, c.since, "a published generated column")
-			} else if c.publication == "" && server.Major() >= 18 {
-				t.Skip("walmirror's publication publishes generated columns on 18: see the next case")
+			}
+			if c.publication == "" && server.Major() >= 18 {
+				c.cols += ", total"
 			}
 			if c.name == "column list" {
 				// Remove with the fix: source/snapshot.go includes generated
