@@ -69,6 +69,9 @@ type engine struct {
 	ensured map[*schema.Table]bool
 	buffers map[uint32]*tableBuffer
 	order   []uint32 // tables with buffered changes, first touch first
+	// reshaped are tables whose Relation message came in the open target
+	// transaction: their shape is applied by its commit at the latest.
+	reshaped []uint32
 
 	inTx        bool // inside a source transaction
 	skipping    bool // that transaction is already applied
@@ -313,6 +316,11 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 		e.log.Info("source table changed shape", "table", t.QualifiedName(), "columns", len(t.Columns))
 	}
 	e.tables[m.RelationID] = t
+	if !e.skipping {
+		// The target table takes this shape in this transaction even if
+		// the rows that follow net out to nothing (see commit).
+		e.reshaped = append(e.reshaped, m.RelationID)
+	}
 	return nil
 }
 
@@ -456,6 +464,12 @@ func (e *engine) commit(ctx context.Context) error {
 	if err := e.flush(ctx); err != nil {
 		return err
 	}
+	for _, id := range e.reshaped {
+		if err := e.ensure(ctx, e.tables[id]); err != nil {
+			return err
+		}
+	}
+	e.reshaped = e.reshaped[:0]
 	st := e.state
 	st.LSN = e.lastEnd
 	st.Phase = schema.PhaseStreaming
