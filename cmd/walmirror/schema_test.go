@@ -234,6 +234,12 @@ func TestSchemaChanges(t *testing.T) {
 		f.catchUp()
 		compareRows(t, dsn, rows, `SELECT id, v, CAST(q AS VARCHAR) FROM other.t2`)
 
+		// Dropped and added again with another type: a new column.
+		f.exec(`UPDATE other.t2 SET b = false WHERE id = 1; ALTER TABLE other.t2 DROP COLUMN b;
+			ALTER TABLE other.t2 ADD COLUMN b text DEFAULT 'yes'; UPDATE other.t2 SET b = 'no' WHERE id = 2;`)
+		f.catchUp()
+		compareRows(t, dsn, rows, `SELECT id, v, b FROM other.t2`)
+
 		// A volatile default gives every existing row its own value
 		// in a table rewrite the stream does not carry: stop.
 		f.exec(`ALTER TABLE other.t2 ADD COLUMN r float8 DEFAULT random(); INSERT INTO other.t2 (id, v) VALUES (12, 'after');`)

@@ -273,8 +273,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	if err := s.alive(ctx); err != nil {
 		return err
 	}
-	readded, err := s.change(ctx, t)
-	if err != nil {
+	if err := s.change(ctx, t); err != nil {
 		return err
 	}
 	_, cols, order, exists, err := s.inspect(ctx, t)
@@ -371,17 +370,6 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			}
 		}
 	}
-	for _, col := range readded {
-		fill := t.Fills[col.Name]
-		typ, err := s.columnType(ctx, t, col)
-		if err != nil {
-			return err
-		}
-		q := "UPDATE " + name + " SET " + quoteIdent(col.Name) + " = " + quoteLiteral(string(fill.Value.Data)) + "::" + typ
-		if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
-			return fmt.Errorf("fill re-added column %q of %s: %w", col.Name, name, err)
-		}
-	}
 	// Shapes of this table that were seen before stay valid (they name a
 	// subset of the columns); this one is read afresh.
 	old := s.tables[t]
@@ -455,13 +443,12 @@ func (s *Sink) retype(ctx context.Context, name, col, from, to string) error {
 
 // change does to the target table what happened to the source table since
 // the shape the target stored: a rename or move to another schema, renamed
-// columns, columns dropped and added again (emptied here; it returns those
-// whose existing rows get the new column's default). Type changes follow in
-// EnsureTable.
-func (s *Sink) change(ctx context.Context, t *schema.Table) ([]schema.Column, error) {
+// columns, columns dropped and added again (dropped here: EnsureTable adds
+// them as new). Type changes follow in EnsureTable.
+func (s *Sink) change(ctx context.Context, t *schema.Table) error {
 	c := t.Change
 	if c.Empty() {
-		return nil, nil
+		return nil
 	}
 	pg := s.conn.PgConn()
 	name := qualified(t)
@@ -477,36 +464,31 @@ func (s *Sink) change(ctx context.Context, t *schema.Table) ([]schema.Column, er
 		q += "UPDATE " + metaSchema + ".tables SET schema_name = " + quoteLiteral(t.Schema) + ", table_name = " + quoteLiteral(t.Name) +
 			" WHERE schema_name = " + quoteLiteral(c.FromSchema) + " AND table_name = " + quoteLiteral(c.FromName)
 		if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
-			return nil, fmt.Errorf("rename table %s to %s as the source did: %w", old, name, err)
+			return fmt.Errorf("rename table %s to %s as the source did: %w", old, name, err)
 		}
 		s.forgetTable(old)
 		s.log.Info("renamed target table as the source did", "from", old, "to", name)
 	}
 	for to, from := range c.Renamed {
 		if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quoteIdent(from)+" TO "+quoteIdent(to)).ReadAll(); err != nil {
-			return nil, fmt.Errorf("rename column %q of %s to %q as the source did: %w", from, name, to, err)
+			return fmt.Errorf("rename column %q of %s to %q as the source did: %w", from, name, to, err)
 		}
 		s.forgetTable(name)
 		s.log.Info("renamed target column as the source did", "table", name, "from", from, "to", to)
 	}
-	var filled []schema.Column
-	for _, col := range t.Columns {
-		if !slices.Contains(c.Readded, col.Name) {
-			continue
+	for _, col := range c.Readded {
+		// A new column, maybe of another type: the old one goes, and
+		// EnsureTable adds the new one with what existing rows hold.
+		if err := t.Fills[col].Check(t, col); err != nil {
+			return err
 		}
-		fill := t.Fills[col.Name]
-		if err := fill.Check(t, col.Name); err != nil {
-			return nil, err
+		if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quoteIdent(col)).ReadAll(); err != nil {
+			return fmt.Errorf("replace re-added column %q of %s: %w", col, name, err)
 		}
-		if _, err := pg.Exec(ctx, "UPDATE "+name+" SET "+quoteIdent(col.Name)+" = NULL").ReadAll(); err != nil {
-			return nil, fmt.Errorf("reset re-added column %q of %s: %w", col.Name, name, err)
-		}
-		if fill.Value.State == schema.Text {
-			filled = append(filled, col)
-		}
-		s.log.Info("source column dropped and added again: its old values are gone", "table", name, "column", col.Name, "existing_rows", fill)
+		s.forgetTable(name)
+		s.log.Info("source column dropped and added again: its old values are gone", "table", name, "column", col)
 	}
-	return filled, nil
+	return nil
 }
 
 // forgetTable drops what the sink derived for the table name.

@@ -302,34 +302,16 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 		}
 	}
 	for _, col := range c.Readded {
-		i := slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == col })
-		if i < 0 {
-			continue
-		}
-		var declared string
-		if err := s.conn.QueryRowContext(ctx, `SELECT type FROM pragma_table_info(?) WHERE name = ?`, name, col).Scan(&declared); err != nil {
-			return fmt.Errorf("inspect column %q of %q: %w", col, name, err)
-		}
-		kind := schema.KindOf(t.Columns[i].TypeID)
-		if !strings.EqualFold(declared, columnType(kind)) {
-			return fmt.Errorf("column %q of source table %s was dropped and added again with another type; SQLite cannot change the type of column %q of %q in place, so the copy would differ: start a fresh copy into an empty target",
-				col, t.QualifiedName(), col, name)
-		}
-		fill := t.Fills[col]
-		if err := fill.Check(t, col); err != nil {
+		// A new column, maybe of another type: the old one goes, and
+		// EnsureTable adds the new one with what existing rows hold.
+		if err := t.Fills[col].Check(t, col); err != nil {
 			return err
 		}
-		var v any
-		if fill.Value.State == schema.Text {
-			var err error
-			if v, err = value(kind, fill.Value); err != nil {
-				return fmt.Errorf("value of re-added column %q for existing rows of %q: %w", col, name, err)
-			}
+		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(name)+" DROP COLUMN "+quote(col)); err != nil {
+			return fmt.Errorf("replace re-added column %q of %q: %w", col, name, err)
 		}
-		if _, err := s.conn.ExecContext(ctx, "UPDATE "+quote(name)+" SET "+quote(col)+" = ?", v); err != nil {
-			return fmt.Errorf("reset re-added column %q of %q: %w", col, name, err)
-		}
-		s.log.Info("source column dropped and added again: its old values are gone", "table", name, "column", col, "existing_rows", fill)
+		s.forgetTable()
+		s.log.Info("source column dropped and added again: its old values are gone", "table", name, "column", col)
 	}
 	return nil
 }
