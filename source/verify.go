@@ -1,0 +1,134 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+)
+
+// OpenComparison opens the source as of one position, for comparing a copy
+// with it (walmirror verify): a temporary logical slot is created with an
+// exported snapshot, and a repeatable-read transaction imports it. The
+// snapshot's ConsistentPoint is the position it shows: every transaction
+// whose commit record lies before it, and none after. Tables and Copy read
+// the publication cfg.Publication in that snapshot; nothing is created on
+// the source but the temporary slot, which goes with Close (or with the
+// connection). A missing publication is an error, not created.
+func OpenComparison(ctx context.Context, cfg Config) (_ *Snapshot, err error) {
+	if cfg.Slot == "" {
+		cfg.Slot = "walmirror" // only validated here: the comparison never uses it
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, permanent("check configuration", "", err)
+	}
+	pcfg, err := connConfig(&cfg, false)
+	if err != nil {
+		return nil, permanent("connect to source", "", err)
+	}
+	ccfg, _ := pgx.ParseConfig("")
+	ccfg.Config = *pcfg
+	conn, err := pgx.ConnectConfig(ctx, ccfg)
+	if err != nil {
+		return nil, classify("connect to source "+Describe(cfg.DSN), err)
+	}
+	defer func() {
+		if err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = $1)`, cfg.Publication).Scan(&exists); err != nil {
+		return nil, classify("look up publication", err)
+	}
+	if !exists {
+		return nil, permanent("look up publication", "pass the --publication the copy was made from",
+			fmt.Errorf("publication %q does not exist on the source", cfg.Publication))
+	}
+	s := &Source{cfg: cfg}
+	repl, err := s.replicationConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			repl.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	name := fmt.Sprintf("walmirror_verify_%d_%d", os.Getpid(), rand.N(1_000_000))
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Temporary: true, Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		return nil, classify("create temporary replication slot", err)
+	}
+	point, err := lsn.Parse(res.ConsistentPoint)
+	if err != nil {
+		return nil, fmt.Errorf("create temporary replication slot: consistent point: %w", err)
+	}
+	sn := &Snapshot{ConsistentPoint: point, repl: repl, conn: conn, publication: cfg.Publication}
+	sn.tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err == nil {
+		_, err = sn.tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(res.SnapshotName))
+	}
+	if err != nil {
+		return nil, classify("open snapshot transaction", err)
+	}
+	return sn, nil
+}
+
+// CopyOrdered is Copy with the rows sorted: orderBy is the body of an ORDER
+// BY clause over the table's columns (quoted names, COLLATE, ...).
+func (sn *Snapshot) CopyOrdered(ctx context.Context, t *schema.Table, orderBy string, fn func(schema.Tuple) error) error {
+	q, ok := sn.queries[t.ID]
+	if !ok {
+		return fmt.Errorf("copy %s: table not listed by Tables", t.QualifiedName())
+	}
+	q = strings.TrimSuffix(q, ") TO STDOUT") + " ORDER BY " + orderBy + ") TO STDOUT"
+	w := &copyReader{ncols: len(t.Columns), fn: fn}
+	if _, err := sn.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
+		if w.err != nil {
+			return w.err
+		}
+		return classify("copy "+t.QualifiedName(), err)
+	}
+	return w.err
+}
+
+// ErrSlotActive is returned by WaitSlotIdle when a process still streams
+// from the slot: a walmirror is running into the copy that follows it.
+var ErrSlotActive = errors.New("replication slot is in use")
+
+// WaitSlotIdle waits up to wait for no process to be streaming from the
+// named slot (a walsender lingers briefly after its client left), and
+// returns an error wrapping ErrSlotActive, naming the process, if one
+// still is. A slot that does not exist is idle.
+func (sn *Snapshot) WaitSlotIdle(ctx context.Context, slot string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var pid *int32
+		err := sn.conn.QueryRow(ctx, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&pid)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && pid == nil {
+			return nil
+		}
+		if err != nil {
+			return classify("look up replication slot", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: slot %q is streaming to server process %d", ErrSlotActive, slot, *pid)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,19 @@
+// Package verify proves that a copy equals its source as of one source
+// position, table by table, and names the rows that differ.
+//
+// Run takes a snapshot of the source through a temporary logical slot (its
+// exported snapshot shows exactly the transactions committed before the
+// slot's consistent point C), brings the copy to exactly C with the
+// ordinary engine (apply.Run with StopAt C-1: see Run), and then compares
+// each published table: the source in the snapshot, the copy in one read
+// transaction. Values are compared in one canonical form (canon.go) that
+// every target's type mapping reads back to, so equal values compare equal
+// whatever a target stores them as.
+//
+// Each side is read through a Reader of this package's own (SourceReader,
+// OpenSQLite, DuckDB, OpenPostgres), never through a sink's internals.
+// Tables with a key that sorts alike in every database (integers, text in
+// byte order, uuid, dates and timestamps) are read once per side in key
+// order and merged; others are matched by key in memory; tables without a
+// key are compared as multisets of rows.
+package verify

@@ -1,0 +1,268 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/walmirror/walmirror/lsn"
+)
+
+// Report is the outcome of one verification.
+type Report struct {
+	// LSN is the source position both sides were compared at: the source
+	// as its snapshot showed it, the copy holding exactly the transactions
+	// committed before it.
+	LSN lsn.LSN
+	// From is the position the copy held before verify brought it to LSN.
+	From   lsn.LSN
+	Tables []TableReport
+	Took   time.Duration
+}
+
+// Methods of comparison, in TableReport.Method.
+const (
+	// MethodMerge: both sides read once in key order and merged.
+	MethodMerge = "merge"
+	// MethodHash: both sides read once in any order, matched by key in
+	// memory (a key type that does not sort alike in every database).
+	MethodHash = "hash"
+	// MethodMultiset: a table without key columns, compared as a multiset
+	// of whole rows.
+	MethodMultiset = "multiset"
+)
+
+// TableReport is what verify found for one table.
+type TableReport struct {
+	Table      string   // schema.table, quoted where PostgreSQL would quote it
+	Key        []string // key columns; empty for a multiset comparison
+	Method     string
+	SourceRows int64
+	TargetRows int64
+	// Missing rows are in the source only; Extra rows in the copy only;
+	// Changed rows have the same key and other values.
+	Missing, Extra, Changed int64
+	// Absent: the copy has no table for it (its rows all count as missing).
+	Absent bool
+	// Examples are the first few differing rows (bounded).
+	Examples []Example
+	// Err says why the table could not be compared.
+	Err string
+	// Note explains a choice made on the way (a fallback to MethodHash).
+	Note string
+}
+
+// Equal reports whether the table was compared and found equal.
+func (t *TableReport) Equal() bool {
+	return t.Err == "" && t.Missing == 0 && t.Extra == 0 && t.Changed == 0 && !(t.Absent && t.SourceRows > 0)
+}
+
+// Different reports whether a difference was found.
+func (t *TableReport) Different() bool { return t.Err == "" && !t.Equal() }
+
+// Example kinds.
+const (
+	Missing = "missing"
+	Extra   = "extra"
+	Changed = "changed"
+)
+
+// Example is one differing row: its key (every column for a multiset
+// comparison) and, for a changed row, the columns that differ.
+type Example struct {
+	Kind    string
+	Values  Values
+	Columns []string
+}
+
+// Value is one column's value in a report: its canonical form, shortened;
+// nil for NULL.
+type Value struct {
+	Column string
+	Value  *string
+}
+
+// Values is a list of column values; as JSON, an object in column order.
+type Values []Value
+
+// MarshalJSON writes the values as one object, in column order.
+func (vs Values) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(v.Column)
+		val, _ := json.Marshal(v.Value)
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(val)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func (vs Values) String() string {
+	names, vals := make([]string, len(vs)), make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = v.Column
+		if v.Value == nil {
+			vals[i] = "NULL"
+		} else {
+			vals[i] = *v.Value
+		}
+	}
+	return "(" + strings.Join(names, ", ") + ")=(" + strings.Join(vals, ", ") + ")"
+}
+
+// Equal reports whether every table was compared and found equal.
+func (r *Report) Equal() bool {
+	for i := range r.Tables {
+		if !r.Tables[i].Equal() {
+			return false
+		}
+	}
+	return true
+}
+
+// Different reports whether any table differs.
+func (r *Report) Different() bool {
+	for i := range r.Tables {
+		if r.Tables[i].Different() {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is "equal", "different" or "error" (nothing different, but some
+// table could not be compared).
+func (t *TableReport) Status() string {
+	switch {
+	case t.Err != "":
+		return "error"
+	case t.Equal():
+		return "equal"
+	}
+	return "different"
+}
+
+// WriteText writes the report for people.
+func (r *Report) WriteText(w io.Writer) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "compared at source position %s (the copy was at %s)\n", r.LSN, r.From)
+	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+	equal, different, failed := 0, 0, 0
+	for i := range r.Tables {
+		t := &r.Tables[i]
+		var what string
+		switch t.Status() {
+		case "error":
+			failed++
+			what = "could not compare: " + t.Err
+		case "equal":
+			equal++
+			what = fmt.Sprintf("%d rows", t.SourceRows)
+		default:
+			different++
+			var parts []string
+			for _, p := range []struct {
+				n    int64
+				name string
+			}{{t.Missing, "missing"}, {t.Extra, "extra"}, {t.Changed, "changed"}} {
+				if p.n > 0 {
+					parts = append(parts, fmt.Sprintf("%d %s", p.n, p.name))
+				}
+			}
+			what = fmt.Sprintf("%s (source %d rows, copy %d)", strings.Join(parts, ", "), t.SourceRows, t.TargetRows)
+		}
+		if t.Absent {
+			what += "; the copy has no such table"
+		}
+		if t.Method == MethodMultiset && t.Err == "" {
+			what += "; no key: compared as a multiset of rows"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Table, t.Status(), what)
+		for _, e := range t.Examples {
+			line := e.Values.String()
+			if len(e.Columns) > 0 {
+				line += " differs in " + strings.Join(e.Columns, ", ")
+			}
+			fmt.Fprintf(tw, "  \t  %s\t%s\n", e.Kind, line)
+		}
+		if t.Note != "" {
+			fmt.Fprintf(tw, "  \t  note\t%s\n", t.Note)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(&b, "%d tables equal, %d different", equal, different)
+	if failed > 0 {
+		fmt.Fprintf(&b, ", %d not compared", failed)
+	}
+	fmt.Fprintf(&b, " (%s)\n", r.Took.Round(time.Millisecond))
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+type jsonReport struct {
+	LSN    string      `json:"lsn"`
+	From   string      `json:"from_lsn"`
+	Equal  bool        `json:"equal"`
+	Tables []jsonTable `json:"tables"`
+	TookMs int64       `json:"took_ms"`
+}
+
+type jsonTable struct {
+	Table      string        `json:"table"`
+	Status     string        `json:"status"`
+	Method     string        `json:"method,omitempty"`
+	Key        []string      `json:"key,omitempty"`
+	SourceRows int64         `json:"source_rows"`
+	TargetRows int64         `json:"target_rows"`
+	Missing    int64         `json:"missing"`
+	Extra      int64         `json:"extra"`
+	Changed    int64         `json:"changed"`
+	Absent     bool          `json:"absent,omitempty"`
+	Examples   []jsonExample `json:"examples,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	Note       string        `json:"note,omitempty"`
+}
+
+type jsonExample struct {
+	Kind    string   `json:"kind"`
+	Key     Values   `json:"key,omitempty"`
+	Row     Values   `json:"row,omitempty"`
+	Columns []string `json:"columns,omitempty"`
+}
+
+// WriteJSON writes the report as one JSON object: lsn, from_lsn, equal,
+// took_ms and tables (table, status, method, key, source_rows,
+// target_rows, missing, extra, changed, examples, error, note).
+func (r *Report) WriteJSON(w io.Writer) error {
+	jr := jsonReport{LSN: r.LSN.String(), From: r.From.String(), Equal: r.Equal(), TookMs: r.Took.Milliseconds(), Tables: []jsonTable{}}
+	for i := range r.Tables {
+		t := &r.Tables[i]
+		jt := jsonTable{Table: t.Table, Status: t.Status(), Method: t.Method, Key: t.Key, SourceRows: t.SourceRows,
+			TargetRows: t.TargetRows, Missing: t.Missing, Extra: t.Extra, Changed: t.Changed, Absent: t.Absent, Error: t.Err, Note: t.Note}
+		for _, e := range t.Examples {
+			je := jsonExample{Kind: e.Kind, Columns: e.Columns}
+			if t.Method == MethodMultiset {
+				je.Row = e.Values
+			} else {
+				je.Key = e.Values
+			}
+			jt.Examples = append(jt.Examples, je)
+		}
+		jr.Tables = append(jr.Tables, jt)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(jr)
+}

@@ -1,0 +1,187 @@
+package verify
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strings"
+
+	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver
+
+	"github.com/walmirror/walmirror/sinks/sqlite"
+)
+
+// SQLReader reads a SQLite or DuckDB copy through database/sql, in one
+// read transaction: every table as of one moment.
+type SQLReader struct {
+	db     *sql.DB // closed by Close when the reader opened it
+	conn   *sql.Conn
+	duckdb bool
+}
+
+// OpenSQLite opens a SQLite copy read-only and starts the read transaction.
+func OpenSQLite(ctx context.Context, path string) (*SQLReader, error) {
+	u := url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: "mode=ro&_busy_timeout=10000"}
+	db, err := sql.Open("sqlite3", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite target %q: %w", path, err)
+	}
+	r, err := begin(ctx, db, "BEGIN", false)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open SQLite target %q: %w", path, err)
+	}
+	r.db = db
+	return r, nil
+}
+
+// DuckDB reads through a DuckDB instance that has the copy's catalog as its
+// current one (duckdb.Sink's DB). It does not close db.
+func DuckDB(ctx context.Context, db *sql.DB) (*SQLReader, error) {
+	r, err := begin(ctx, db, "BEGIN TRANSACTION", true)
+	if err != nil {
+		return nil, fmt.Errorf("read DuckDB target: %w", err)
+	}
+	return r, nil
+}
+
+func begin(ctx context.Context, db *sql.DB, stmt string, duck bool) (*SQLReader, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, stmt); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &SQLReader{conn: conn, duckdb: duck}, nil
+}
+
+// Close ends the read transaction.
+func (r *SQLReader) Close() error {
+	_, _ = r.conn.ExecContext(context.Background(), "ROLLBACK")
+	err := r.conn.Close()
+	if r.db != nil {
+		if cerr := r.db.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Scan reads the copy of t: in SQLite the table sqlite.TableName names, in
+// DuckDB the table of the same schema and name.
+func (r *SQLReader) Scan(ctx context.Context, t *Table, sorted bool, fn func(Row) error) error {
+	var name string
+	var types map[string]string // DuckDB: column → type
+	var err error
+	if r.duckdb {
+		name = quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
+		types, err = r.duckTypes(ctx, t)
+	} else {
+		name = quoteIdent(sqlite.TableName(t.Schema, t.Name))
+		types, err = r.sqliteColumns(ctx, sqlite.TableName(t.Schema, t.Name))
+	}
+	if err != nil {
+		return err
+	}
+	if len(types) == 0 {
+		return fmt.Errorf("%s: %w", name, ErrNoTable)
+	}
+	exprs := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		typ, ok := types[strings.ToLower(c.Name)]
+		if !ok {
+			return fmt.Errorf("the copy's table %s has no column %q", name, c.Name)
+		}
+		exprs[i] = duckExpr(quoteIdent(c.Name), typ)
+	}
+	q := "SELECT " + strings.Join(exprs, ", ") + " FROM " + name
+	if sorted {
+		keys := make([]string, len(t.keys))
+		for i, k := range t.keys {
+			keys[i] = quoteIdent(t.Columns[k].Name) // both sort text byte-wise by default
+		}
+		q += " ORDER BY " + strings.Join(keys, ", ")
+	}
+	rows, err := r.conn.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	defer rows.Close()
+	vals := make([]any, len(t.Columns))
+	ptrs := make([]any, len(vals))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var b rowBuilder
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		b.reset()
+		for i, v := range vals {
+			b.value(t.cols[i], v)
+		}
+		if err := fn(b.row()); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	return nil
+}
+
+// duckTypes returns the DuckDB table's column types by lower-case name.
+func (r *SQLReader) duckTypes(ctx context.Context, t *Table) (map[string]string, error) {
+	rows, err := r.conn.QueryContext(ctx, `SELECT column_name, data_type FROM duckdb_columns()
+		WHERE database_name = current_database() AND schema_name = ? AND table_name = ?`, t.Schema, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", t.QualifiedName(), err)
+	}
+	defer rows.Close()
+	types := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return nil, err
+		}
+		types[strings.ToLower(name)] = typ
+	}
+	return types, rows.Err()
+}
+
+// sqliteColumns returns the SQLite table's columns by lower-case name.
+func (r *SQLReader) sqliteColumns(ctx context.Context, table string) (map[string]string, error) {
+	rows, err := r.conn.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", table, err)
+	}
+	defer rows.Close()
+	cols := map[string]string{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		cols[strings.ToLower(name)] = ""
+	}
+	return cols, rows.Err()
+}
+
+// duckExpr reads a DuckDB column so that nothing is lost on the way to Go:
+// the driver returns TIME without 24:00:00, TIMETZ without its offset and
+// JSON decoded, so those are read as their text.
+func duckExpr(col, typ string) string {
+	switch typ {
+	case "JSON", "TIME", "TIME WITH TIME ZONE":
+		return "CAST(" + col + " AS VARCHAR)"
+	case "JSON[]", "TIME[]", "TIME WITH TIME ZONE[]":
+		return "CAST(" + col + " AS VARCHAR[])"
+	}
+	return col
+}
+
+var _ Reader = (*SQLReader)(nil)

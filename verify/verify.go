@@ -1,0 +1,176 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/source"
+)
+
+// Config is one verification.
+type Config struct {
+	// Source names the source (DSN, Timeout) and the publication the copy
+	// is made from. Its Slot is ignored: the copy's own is used.
+	Source source.Config
+	// Tables limits the comparison to these tables (schema.table, quoted
+	// parts as --tables takes them); empty: every published table.
+	Tables  []string
+	Options Options
+	Logger  *slog.Logger
+	// SlotWait is how long the copy's slot may stay in use before Run
+	// concludes that walmirror is running into the copy; 0 means 5s (a
+	// walsender outlives its client briefly).
+	SlotWait time.Duration
+}
+
+// Target is the copy to verify.
+type Target struct {
+	// Sink is the copy as walmirror writes it: Run reads its state through
+	// it and brings it to the comparison's position with apply.Run, as
+	// walmirror run --stop-at-lsn would.
+	Sink apply.Sink
+	// Open returns a reader of the copy. Run calls it once the copy is at
+	// the comparison's position and closes what it returns.
+	Open func(ctx context.Context) (ReadCloser, error)
+}
+
+// ReadCloser is a Reader holding a read transaction open.
+type ReadCloser interface {
+	Reader
+	Close() error
+}
+
+// ErrInUse is wrapped by Run's error when a walmirror process is
+// replicating into the copy (its slot is streaming, or the copy moved while
+// it was being read): this version verifies a copy nothing else writes to.
+var ErrInUse = errors.New("walmirror is replicating into this target")
+
+// Run compares the copy with the source as of one source position and
+// reports what differs. An error means the copy could not be verified (a
+// table that could not be read is reported in its TableReport instead).
+//
+// The position is the consistent point C of a temporary logical slot
+// created on the source: its exported snapshot shows exactly the
+// transactions whose commit record lies before C. The copy is brought to
+// the same point by the engine with StopAt C-1. That stops before a
+// transaction whose commit record begins at C or later, and after one whose
+// commit record ends at C or later; a commit record that begins before C
+// ends at or before it (C is the end of a WAL record, and records do not
+// overlap). So the copy applies exactly the transactions whose commit
+// record begins before C, as the snapshot shows them, whether its stored
+// position ends up before C (nothing published committed in between) or
+// at it. A stored position past C would mean something else wrote to the
+// copy meanwhile: Run refuses it.
+func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
+	began := time.Now()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SlotWait <= 0 {
+		cfg.SlotWait = 5 * time.Second
+	}
+	st, ok, err := target.Sink.ReadState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the copy's state: %w", err)
+	}
+	if !ok || st.Phase != schema.PhaseStreaming {
+		return nil, errors.New("the target holds no complete copy yet: run walmirror run into it first")
+	}
+	cfg.Source.Slot = st.Slot
+	sn, err := source.OpenComparison(ctx, cfg.Source)
+	if err != nil {
+		return nil, err
+	}
+	defer sn.Close(context.WithoutCancel(ctx))
+	if err := sn.WaitSlotIdle(ctx, st.Slot, cfg.SlotWait); err != nil {
+		if errors.Is(err, source.ErrSlotActive) {
+			return nil, fmt.Errorf("%w (%v): stop it, verify, and start it again", ErrInUse, err)
+		}
+		return nil, err
+	}
+	at := sn.ConsistentPoint
+	if st.LSN > at {
+		return nil, fmt.Errorf("the copy is at %s, past the source's current position %s: is another walmirror writing to it?", st.LSN, at)
+	}
+	tables, err := sn.Tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if tables, err = pick(tables, cfg.Tables, cfg.Source.Publication); err != nil {
+		return nil, err
+	}
+
+	if st.LSN < at {
+		log.Info("bringing the copy to the comparison's position", "from", st.LSN, "to", at)
+		acfg := apply.Config{Source: cfg.Source, StopAt: at - 1, Logger: log}
+		if err := apply.Run(ctx, target.Sink, acfg); err != nil {
+			return nil, fmt.Errorf("bring the copy to %s: %w", at, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	reached, _, err := target.Sink.ReadState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the copy's state: %w", err)
+	}
+	if reached.LSN > at {
+		return nil, fmt.Errorf("%w: the copy moved past %s to %s while verify brought it there", ErrInUse, at, reached.LSN)
+	}
+
+	reader, err := target.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer reader.Close()
+	rep := &Report{LSN: at, From: st.LSN}
+	src := SourceReader(sn)
+	for _, t := range tables {
+		tr := Compare(ctx, NewTable(t), src, reader, cfg.Options)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows)
+		rep.Tables = append(rep.Tables, tr)
+	}
+	// Every commit into the copy moves its stored position: an unchanged
+	// one proves nothing was committed while the tables were read.
+	after, _, err := target.Sink.ReadState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the copy's state: %w", err)
+	}
+	if after != reached {
+		return nil, fmt.Errorf("%w: the copy moved from %s to %s while it was read", ErrInUse, reached.LSN, after.LSN)
+	}
+	rep.Took = time.Since(began)
+	return rep, nil
+}
+
+// pick keeps the named tables (all when none are named), in the order given.
+func pick(tables []*schema.Table, names []string, publication string) ([]*schema.Table, error) {
+	if len(names) == 0 {
+		return tables, nil
+	}
+	var out []*schema.Table
+	for _, n := range names {
+		tn, err := source.ParseTableName(n)
+		if err != nil {
+			return nil, fmt.Errorf("--table: %w", err)
+		}
+		i := slices.IndexFunc(tables, func(t *schema.Table) bool { return t.Schema == tn.Schema && t.Name == tn.Name })
+		if i < 0 {
+			return nil, fmt.Errorf("--table %s: not in publication %q", tn, publication)
+		}
+		if !slices.Contains(out, tables[i]) {
+			out = append(out, tables[i])
+		}
+	}
+	return out, nil
+}
