@@ -161,3 +161,14 @@ func fits(nums []int16, i int, n int16) bool {
 	}
 	return true
 }
+
+// AsideName is the name a target column the source dropped (kept, by the
+// default policy) moves to when a renamed column takes its name:
+// name_dropped, or name_dropped2, ... where taken says a name is used.
+func AsideName(name string, taken func(string) bool) string {
+	aside := name + "_dropped"
+	for n := 2; taken(aside); n++ {
+		aside = fmt.Sprintf("%s_dropped%d", name, n)
+	}
+	return aside
+}

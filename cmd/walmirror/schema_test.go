@@ -240,6 +240,12 @@ func TestSchemaChanges(t *testing.T) {
 		f.catchUp()
 		compareRows(t, dsn, rows, `SELECT id, v, b FROM other.t2`)
 
+		// A column renamed to the name of a dropped one the copy keeps:
+		// the kept one moves aside.
+		f.exec(`ALTER TABLE other.t2 DROP COLUMN dt; ALTER TABLE other.t2 RENAME COLUMN j TO dt; UPDATE other.t2 SET dt = '[1]' WHERE id = 1;`)
+		f.catchUp()
+		compareRows(t, dsn, rows, `SELECT id, v, CAST(dt AS VARCHAR) FROM other.t2`)
+
 		// A volatile default gives every existing row its own value
 		// in a table rewrite the stream does not carry: stop.
 		f.exec(`ALTER TABLE other.t2 ADD COLUMN r float8 DEFAULT random(); INSERT INTO other.t2 (id, v) VALUES (12, 'after');`)

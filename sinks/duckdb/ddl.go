@@ -492,7 +492,20 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 			return nil, err
 		}
 	}
+	has := func(col string) bool {
+		cols, err := s.targetColumns(ctx, t.Schema, t.Name)
+		_, found := findColumn(cols, col)
+		return err == nil && found // on an error the ALTER below says what is wrong
+	}
 	for to, from := range c.Renamed {
+		if has(to) {
+			// A column the source dropped, kept here, has the new name.
+			aside := schema.AsideName(to, has)
+			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quote(to)+" TO "+quote(aside)); err != nil {
+				return nil, fmt.Errorf("move kept column %q of %s aside to %q: %w", to, name, aside, err)
+			}
+			s.log.Warn("a renamed source column takes the name of a dropped one kept here: the kept one moves aside", "table", name, "column", to, "aside", aside)
+		}
 		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quote(from)+" TO "+quote(to)); err != nil {
 			return nil, fmt.Errorf("rename column %q of %s to %q as the source did: %w", from, name, to, err)
 		}

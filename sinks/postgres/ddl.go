@@ -469,7 +469,20 @@ func (s *Sink) change(ctx context.Context, t *schema.Table) error {
 		s.forgetTable(old)
 		s.log.Info("renamed target table as the source did", "from", old, "to", name)
 	}
+	has := func(col string) bool {
+		res := pg.ExecParams(ctx, `SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped`,
+			[][]byte{[]byte(name), []byte(col)}, []uint32{25, 25}, nil, nil).Read()
+		return res.Err == nil && len(res.Rows) > 0 // on an error the ALTER below says what is wrong
+	}
 	for to, from := range c.Renamed {
+		if has(to) {
+			// A column the source dropped, kept here, has the new name.
+			aside := schema.AsideName(to, has)
+			if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quoteIdent(to)+" TO "+quoteIdent(aside)).ReadAll(); err != nil {
+				return fmt.Errorf("move kept column %q of %s aside to %q: %w", to, name, aside, err)
+			}
+			s.log.Warn("a renamed source column takes the name of a dropped one kept here: the kept one moves aside", "table", name, "column", to, "aside", aside)
+		}
 		if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quoteIdent(from)+" TO "+quoteIdent(to)).ReadAll(); err != nil {
 			return fmt.Errorf("rename column %q of %s to %q as the source did: %w", from, name, to, err)
 		}

@@ -285,7 +285,20 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 			s.log.Info("renamed target table as the source did", "from", old, "to", name)
 		}
 	}
+	has := func(col string) bool {
+		var n int
+		err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ? COLLATE NOCASE`, name, col).Scan(&n)
+		return err == nil && n > 0 // on an error the ALTER below says what is wrong
+	}
 	for to, from := range c.Renamed {
+		if has(to) {
+			// A column the source dropped, kept here, has the new name.
+			aside := schema.AsideName(to, has)
+			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(name)+" RENAME COLUMN "+quote(to)+" TO "+quote(aside)); err != nil {
+				return fmt.Errorf("move kept column %q of %q aside to %q: %w", to, name, aside, err)
+			}
+			s.log.Warn("a renamed source column takes the name of a dropped one kept here: the kept one moves aside", "table", name, "column", to, "aside", aside)
+		}
 		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(name)+" RENAME COLUMN "+quote(from)+" TO "+quote(to)); err != nil {
 			return fmt.Errorf("rename column %q of %q to %q as the source did: %w", from, name, to, err)
 		}
