@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/walmirror/walmirror/sinks/duckdb"
+	"github.com/walmirror/walmirror/source"
+	"github.com/walmirror/walmirror/verify"
+)
+
+// Exit codes of walmirror verify.
+const (
+	verifyEqual     = 0
+	verifyDifferent = 1
+	verifyFailed    = 2 // could not verify (or bad usage)
+)
+
+// tableList is a repeatable --table flag.
+type tableList []string
+
+func (l *tableList) String() string { return strings.Join(*l, ",") }
+
+func (l *tableList) Set(v string) error {
+	if _, err := source.ParseTableName(v); err != nil {
+		return err
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+// cmdVerify compares a copy with its source as of one source position and
+// returns the exit code: 0 equal, 1 different, 2 not verified.
+func cmdVerify(ctx context.Context, args []string) int {
+	fs := newFlagSet("verify", "--source DSN --target TARGET [--table schema.t ...] [--json]")
+	var (
+		cfg     verify.Config
+		target  string
+		tables  tableList
+		asJSON  bool
+		repair  bool
+		options = defaultTargetOptions()
+	)
+	fs.StringVar(&cfg.Source.DSN, "source", "", "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq)")
+	fs.StringVar(&target, "target", "", "the copy: duckdb:PATH, sqlite:PATH or postgres://user:pass@host/db")
+	fs.StringVar(&cfg.Source.Publication, "publication", "walmirror", "the publication the copy is made from")
+	fs.Var(&tables, "table", "compare only this table (schema.table); repeat for more (default: every published table)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.IntVar(&cfg.Options.Examples, "examples", 5, "name up to this many missing, extra and changed rows per table")
+	fs.BoolVar(&repair, "repair", false, "not available yet: re-copy the rows that differ (needs the online backfill)")
+	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent before walmirror gives up on a connection")
+	fs.BoolVar(&options.pg.ReplicaRole, "pg-replica-role", options.pg.ReplicaRole, "PostgreSQL target: catch up with session_replication_role = replica, as walmirror run does")
+	fs.StringVar(&options.pg.Origin, "pg-origin", options.pg.Origin, "PostgreSQL target: tag the catch-up's writes with this replication origin, as walmirror run --pg-origin does")
+	log, err := fs.parse(args)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return verifyFailed
+	}
+	fail := func(err error) int {
+		msg := strings.Join(strings.FieldsFunc(err.Error(), func(r rune) bool { return r == '\n' || r == '\t' }), " ")
+		fmt.Fprintf(os.Stderr, "walmirror: verify: %s\n", msg)
+		if asJSON {
+			_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"equal": false, "error": msg})
+		}
+		return verifyFailed
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if repair {
+		return fail(errors.New("--repair is not available yet: it needs the online backfill (re-copying key ranges while replication runs); run verify without it, and resync the tables it names"))
+	}
+	check := cfg.Source
+	check.Slot = "walmirror" // the copy's own is used; any valid name checks the rest
+	if err := check.Validate(); err != nil {
+		return fail(err)
+	}
+	cfg.Tables, cfg.Logger = tables, log
+
+	sink, err := openTarget(ctx, target, log, true, options)
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			err = fmt.Errorf("%w: the file is held by another process; is walmirror running into it? verify needs the copy to itself for now", err)
+		}
+		return fail(err)
+	}
+	defer sink.Close()
+	open := func(ctx context.Context) (verify.ReadCloser, error) {
+		switch s := sink.(type) {
+		case *duckdb.Sink:
+			return verify.DuckDB(ctx, s.DB())
+		}
+		if kind, path, _ := strings.Cut(target, ":"); kind == "sqlite" {
+			return verify.OpenSQLite(ctx, path)
+		}
+		return verify.OpenPostgres(ctx, target)
+	}
+	rep, err := verify.Run(ctx, cfg, verify.Target{Sink: sink, Open: open})
+	if err != nil {
+		if ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
+		return fail(err)
+	}
+	if asJSON {
+		err = rep.WriteJSON(os.Stdout)
+	} else {
+		err = rep.WriteText(os.Stdout)
+	}
+	switch {
+	case err != nil:
+		return fail(err)
+	case rep.Different():
+		return verifyDifferent
+	case !rep.Equal():
+		return verifyFailed // some table could not be compared (the report says why)
+	}
+	return verifyEqual
+}
