@@ -25,6 +25,8 @@ Usage:
   walmirror drop   --source DSN [--slot S] [--publication P]
                                                           retire a copy: drop its slot (and the
                                                           publication walmirror created)
+  walmirror verify --source DSN --target TARGET            compare the copy with its source at one
+                                                          position: exit 0 equal, 1 different
   walmirror demo   [--target TARGET]                      try it on a throwaway PostgreSQL
   walmirror version                                       print the version (also --version)
   walmirror help                                          this text (also --help)
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string) int {
 		err = cmdCheck(ctx, args[1:])
 	case "drop":
 		err = cmdDrop(ctx, args[1:])
+	case "verify":
+		return cmdVerify(ctx, args[1:])
 	case "demo":
 		err = cmdDemo(ctx, args[1:])
 	case "version", "--version", "-version", "-v":
