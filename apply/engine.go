@@ -62,7 +62,8 @@ type engine struct {
 	sinkOpen bool
 	// onCommit, when set, sees each target commit.
 	onCommit   func(CommitInfo)
-	srcCommits []time.Time // commit times of the source transactions in the open target transaction
+	onPosition func(Position) // when set, sees each keepalive
+	srcCommits []time.Time    // commit times of the source transactions in the open target transaction
 
 	tables  map[uint32]*schema.Table
 	types   map[uint32]string
@@ -95,12 +96,26 @@ type CommitInfo struct {
 	// SourceCommits are the source commit times of the transactions this
 	// target commit made durable; only valid during the call.
 	SourceCommits []time.Time
+	// Duration is how long the target took to commit.
+	Duration time.Duration
 }
 
-// Stats counts what was applied, for progress logs and the demo.
+// Position is what a keepalive told the engine, for lag measurement.
+type Position struct {
+	// ServerWALEnd is how far the server's decoder has read.
+	ServerWALEnd lsn.LSN
+	// CaughtUp: nothing is in flight and everything received is applied, so
+	// the copy is complete up to ServerWALEnd (which has been confirmed).
+	CaughtUp bool
+}
+
+// Stats counts what was applied, for progress logs and the demo. The
+// counts are since the engine started (a reconnect starts a new one).
 type Stats struct {
 	Transactions, Rows, Commits int64
 	LastCommitTime              time.Time // source commit time of the last applied transaction
+	// Rows by operation, and TRUNCATE statements.
+	Inserts, Updates, Deletes, Truncates int64
 }
 
 func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stopAt lsn.LSN) *engine {
@@ -175,6 +190,7 @@ var errStreamEnded = errors.New("replication stream ended")
 func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 	if ev.Msg == nil { // keepalive
 		if e.inTx {
+			e.position(Position{ServerWALEnd: ev.WALEnd})
 			return nil
 		}
 		if e.open {
@@ -183,6 +199,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			// only on the usual terms, or a backlog would be applied one
 			// transaction per target commit.
 			if !e.commitDue(idle) {
+				e.position(Position{ServerWALEnd: ev.WALEnd})
 				return nil
 			}
 			if err := e.commit(ctx); err != nil {
@@ -195,6 +212,13 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		e.log.Debug("keepalive: confirm", "wal_end", ev.WALEnd)
 		if err := e.confirm(ctx, ev.WALEnd); err != nil {
 			return err
+		}
+		if e.onPosition != nil {
+			// Behind the confirmation (and the commit) when pipelining.
+			pos := Position{ServerWALEnd: ev.WALEnd, CaughtUp: true}
+			if err := e.call(ctx, func(context.Context) error { e.onPosition(pos); return nil }); err != nil {
+				return err
+			}
 		}
 		if e.stopAt != 0 {
 			if ev.WALEnd >= e.stopAt {
@@ -351,6 +375,14 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	}
 	buf.add(c)
 	e.stats.Rows++
+	switch c.Op {
+	case schema.Insert:
+		e.stats.Inserts++
+	case schema.Update:
+		e.stats.Updates++
+	case schema.Delete:
+		e.stats.Deletes++
+	}
 	e.pendingN++
 	e.chunkN++
 	size := c.Old.Size() + c.New.Size()
@@ -387,6 +419,7 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 		tables = append(tables, t)
 	}
 	e.pendingN++
+	e.stats.Truncates++
 	return e.call(ctx, func(ctx context.Context) error { return e.sink.Truncate(ctx, tables) })
 }
 
@@ -465,8 +498,10 @@ func (e *engine) commit(ctx context.Context) error {
 		return err
 	}
 	for _, id := range e.reshaped {
-		if err := e.ensure(ctx, e.tables[id]); err != nil {
-			return err
+		if t := e.tables[id]; !e.ensured[t] {
+			if err := e.call(ctx, func(ctx context.Context) error { return reshape(ctx, e.sink, t) }); err != nil {
+				return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
+			}
 		}
 	}
 	e.reshaped = e.reshaped[:0]
@@ -485,6 +520,7 @@ func (e *engine) commit(ctx context.Context) error {
 	}
 	return e.call(ctx, func(ctx context.Context) error {
 		faultpoint.Hit("apply.before-commit")
+		began := time.Now()
 		err := e.sink.Commit(ctx, st)
 		e.sinkOpen = false // a failed commit leaves nothing open either
 		if err != nil {
@@ -492,13 +528,22 @@ func (e *engine) commit(ctx context.Context) error {
 		}
 		faultpoint.Hit("apply.after-commit")
 		if e.onCommit != nil {
-			e.onCommit(CommitInfo{State: st, Stats: stats, At: time.Now(), SourceCommits: srcCommits})
+			at := time.Now()
+			e.onCommit(CommitInfo{State: st, Stats: stats, At: at, SourceCommits: srcCommits, Duration: at.Sub(began)})
 		}
 		e.log.Debug("committed", "lsn", st.LSN)
 		// Only now, after the commit returned, may the source hear of it.
 		e.conf.Confirm(st.LSN)
 		return nil
 	})
+}
+
+// position tells the onPosition hook about a keepalive that confirmed
+// nothing.
+func (e *engine) position(p Position) {
+	if e.onPosition != nil {
+		e.onPosition(p)
+	}
 }
 
 // call runs fn against the sink: at once, or after every call queued before

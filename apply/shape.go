@@ -183,3 +183,18 @@ func sameNums(a, b []int16) bool {
 	}
 	return true
 }
+
+// reshape gives a table the target already mirrors the shape t even when
+// no rows were written to it in this transaction. Tables it does not mirror
+// are left alone: pgoutput also describes each partition of a table it
+// publishes through its root, and those get no table of their own.
+func reshape(ctx context.Context, sink Sink, t *schema.Table) error {
+	ss, ok := sink.(shapeStore)
+	if !ok {
+		return nil
+	}
+	if _, found, err := ss.Shape(ctx, t.ID); err != nil || !found {
+		return err
+	}
+	return ensureShape(ctx, sink, t)
+}

@@ -61,5 +61,75 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	if err != nil {
 		return nil, classify("read the source catalog", timeoutCause(ctx, err))
 	}
+	for _, a := range attrs {
+		if !a.Dropped && a.HasDefault && !a.HasMissing {
+			// Maybe a partitioned table, whose partitions hold the value.
+			if err := s.partitionMissing(ctx, relid, attrs); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
 	return attrs, nil
+}
+
+// partitionMissing fills in, for a partitioned table, the missing values
+// its partitions hold: PostgreSQL stores ADD COLUMN ... DEFAULT's value on
+// each partition (the root has no rows), so the root's attribute shows a
+// default and no value. A column gets one when every partition that has one
+// agrees and every other partition was never rewritten (created with the
+// column, so all its rows came through the stream).
+func (s *Source) partitionMissing(ctx context.Context, relid uint32, attrs []Attribute) error {
+	rows, err := s.conn.Query(ctx, `SELECT a.attname, a.atthasmissing,
+			CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END, c.relfilenode = c.oid
+		FROM pg_catalog.pg_partition_tree($1) p
+		JOIN pg_catalog.pg_class c ON c.oid = p.relid
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = p.relid AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE p.isleaf AND p.relid <> $1`, relid)
+	if err != nil {
+		return classify("read the source catalog", timeoutCause(ctx, err))
+	}
+	type leafValue struct {
+		value      string
+		conflict   bool
+		unrewrites bool // a partition without a value that was rewritten
+		seen       bool
+	}
+	byName := map[string]*leafValue{}
+	for rows.Next() {
+		var name string
+		var has, pristine bool
+		var missing *string
+		if err := rows.Scan(&name, &has, &missing, &pristine); err != nil {
+			rows.Close()
+			return classify("read the source catalog", err)
+		}
+		lv := byName[name]
+		if lv == nil {
+			lv = &leafValue{}
+			byName[name] = lv
+		}
+		switch {
+		case has && missing != nil:
+			if lv.seen && lv.value != *missing {
+				lv.conflict = true
+			}
+			lv.value, lv.seen = *missing, true
+		case !pristine:
+			lv.unrewrites = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return classify("read the source catalog", timeoutCause(ctx, err))
+	}
+	for i := range attrs {
+		a := &attrs[i]
+		if a.Dropped || a.HasMissing || !a.HasDefault {
+			continue
+		}
+		if lv := byName[a.Name]; lv != nil && lv.seen && !lv.conflict && !lv.unrewrites {
+			a.HasMissing, a.Missing = true, lv.value
+		}
+	}
+	return nil
 }

@@ -371,6 +371,11 @@ func TestPartitionedTables(t *testing.T) {
 					INSERT INTO meas VALUES (2000, '2026-03-03', 'later');`)
 		f.catchUp()
 		compareRows(t, dsn, rows, q)
+		// ADD COLUMN ... DEFAULT on the root: each partition keeps the
+		// value for its rows.
+		f.exec(`ALTER TABLE meas ADD COLUMN k int DEFAULT 42; INSERT INTO meas VALUES (3000, '2026-04-04', 'k', 1);`)
+		f.catchUp()
+		compareRows(t, dsn, rows, "SELECT id, CAST(day AS VARCHAR), v, CAST(k AS VARCHAR) FROM meas")
 		if got, err := rows("SELECT count(*) FROM meas_2024"); err == nil {
 			t.Errorf("the copy has a table per partition too: %q", got)
 		}
