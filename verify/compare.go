@@ -48,7 +48,7 @@ func (o *Options) defaults() {
 func Compare(ctx context.Context, t *Table, source, target Reader, opts Options) TableReport {
 	opts.defaults()
 	c := &comparison{t: t, src: source, dst: target, opts: opts}
-	c.rep = TableReport{Table: t.QualifiedName(), Key: t.KeyColumns()}
+	c.rep = TableReport{Table: t.Qualified(), Key: t.KeyColumns()}
 	var err error
 	switch {
 	case !t.Keyed():

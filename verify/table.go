@@ -38,6 +38,23 @@ func NewTable(t *schema.Table) *Table {
 	return vt
 }
 
+// Qualified is schema.table as PostgreSQL would print it: parts quoted only
+// where needed.
+func (t *Table) Qualified() string { return identifier(t.Schema) + "." + identifier(t.Table.Name) }
+
+func identifier(s string) string {
+	plain := s != ""
+	for i, r := range s {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
+			plain = false
+		}
+	}
+	if plain {
+		return s
+	}
+	return quoteIdent(s)
+}
+
 // Keyed reports whether rows are identified by key columns (else the table
 // is compared as a multiset of whole rows).
 func (t *Table) Keyed() bool { return len(t.keys) > 0 }

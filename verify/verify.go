@@ -166,7 +166,7 @@ func pick(tables []*schema.Table, names []string, publication string) ([]*schema
 		}
 		i := slices.IndexFunc(tables, func(t *schema.Table) bool { return t.Schema == tn.Schema && t.Name == tn.Name })
 		if i < 0 {
-			return nil, fmt.Errorf("--table %s: not in publication %q", tn, publication)
+			return nil, fmt.Errorf("--table %s: not in publication %q", tn.Schema+"."+tn.Name, publication)
 		}
 		if !slices.Contains(out, tables[i]) {
 			out = append(out, tables[i])

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/testenv"
+)
+
+// verifyTables are the tables TestVerify copies: a keyed table it tampers
+// with, a keyless one with duplicate rows, one whose key (numeric) does
+// not sort alike everywhere, and one of hostile values that must compare
+// equal in every target.
+const verifyTables = `
+CREATE TYPE mood AS ENUM ('happy', 'it''s "sad"');
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE t (id int PRIMARY KEY, v text, n numeric(10,2), f float8, at timestamptz);
+INSERT INTO t SELECT i, 'row ' || i, i / 3.0, i / 7.0, '2024-01-01'::timestamptz + i * interval '1 hour' FROM generate_series(1, 200) i;
+CREATE TABLE k (v text, n int);
+ALTER TABLE k REPLICA IDENTITY FULL;
+INSERT INTO k VALUES ('dup', 1), ('dup', 1), ('dup', 1), ('other', NULL), (NULL, NULL);
+CREATE TABLE nk (id numeric PRIMARY KEY, v text);
+INSERT INTO nk VALUES (1, 'a'), (1.5, 'b'), (-2, 'c'), (1e20, 'd');
+CREATE TABLE h (
+	id text PRIMARY KEY, b bytea, f8 float8, f4 float4, n numeric, n2 numeric(12,3), big text, j jsonb, js json,
+	a int[], ta text[], fa float8[], iv interval, d date, ts timestamp, tz timestamptz, tt timetz, tm time,
+	u uuid, m mood, p posint, c char(5), ok bool);
+`
+
+// insertVerifyValues fills h: each hostile string as a key and a value,
+// next to the values that most easily compare unequal after a type mapping.
+func insertVerifyValues(ctx context.Context, t *testing.T, dsn string) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	big := strings.Repeat("x", 1<<20)
+	specials := []struct{ f8, f4, n, d, ts, tz, iv string }{
+		{"NaN", "NaN", "NaN", "infinity", "infinity", "-infinity", "1 year 2 mons -3 days 04:05:06.789"},
+		{"Infinity", "-Infinity", "Infinity", "-infinity", "-infinity", "infinity", "-1 days"},
+		{"-Infinity", "Infinity", "-Infinity", "0044-03-15 BC", "0044-03-15 12:00:00.5 BC", "0001-01-01 00:00:00+00 BC", "00:00:00.000001"},
+		{"-0", "-0", "-0.000", "2024-02-29", "2024-02-29 23:59:59.999999", "2024-06-01 12:00:00+02", "30 days"},
+		{"1e-310", "1e-45", "123456789012345678901234567890.000000000000000000001", "10000-01-01", "10000-01-01 00:00:00", "2000-01-01 00:00:00.000001+00", "1 mon"},
+		{"0.1", "0.1", "0.10", "1999-12-31", "1999-12-31 23:59:59", "1999-12-31 23:59:59-01:30", "0"},
+	}
+	for i, s := range hostileStrings {
+		sp := specials[i%len(specials)]
+		js, _ := json.Marshal(s)
+		var long *string
+		if i == 0 {
+			long = &big
+		}
+		_, err := conn.Exec(ctx, `INSERT INTO h VALUES ($1, $2, $3::float8, $4::float4, $5::numeric, $6, $7, $8::jsonb, $9::json,
+			$10, $11, $12, $13::interval, $14::date, $15::timestamp, $16::timestamptz, $17::timetz, $18::time, $19, $20, $21, $22, $23)`,
+			s, append([]byte{0, '\'', 0xff, 0}, s...), sp.f8, sp.f4, sp.n, fmt.Sprintf("%d.%03d", i*1000, i), long,
+			fmt.Sprintf(`{"k": %s, "\u00e9": [1, 2.50, null, "\\u0000"], "e": "‏é✓"}`, js), fmt.Sprintf(`{ "dup": 1,  "dup": %s }`, js),
+			[]*int32{ptr(int32(i)), nil, ptr(int32(-1))}, []*string{&s, nil, ptr("NULL"), ptr("a,b"), ptr(`"{}"`), ptr("")},
+			[]float64{0.1, 1e300, -0.0},
+			sp.iv, sp.d, sp.ts, sp.tz, []string{"24:00:00+00", "04:05:06.5+05:30", "00:00:00-14:59"}[i%3], []string{"24:00:00", "00:00:00.000001", "12:34:56"}[i%3],
+			fmt.Sprintf("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a%02x", i), []string{"happy", `it's "sad"`}[i%2], i+1, []string{"ab", "", "é"}[i%3], i%2 == 0)
+		if err != nil {
+			t.Fatalf("insert hostile row %d: %v", i, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO h (id) VALUES ('all NULL ‏')`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// verifyCopy is one kind of copy: how to make one and to change it behind
+// walmirror's back.
+type verifyCopy struct {
+	name string
+	make func(t *testing.T) (target string, tamper func(sql string))
+	// table names a source table in the copy; rowid is how one row of a
+	// keyless table is picked.
+	table, rowid func(string) string
+}
+
+func TestVerify(t *testing.T) {
+	needServer(t)
+	copies := []verifyCopy{
+		{"sqlite", func(t *testing.T) (string, func(string)) {
+			path := filepath.Join(t.TempDir(), "copy.db")
+			return "sqlite:" + path, func(q string) { sqlExec(t, "sqlite3", path, q) }
+		}, func(s string) string { return s }, func(string) string { return "rowid" }},
+		{"duckdb", func(t *testing.T) (string, func(string)) {
+			path := filepath.Join(t.TempDir(), "copy.duckdb")
+			return "duckdb:" + path, func(q string) { sqlExec(t, "duckdb", path, q) }
+		}, func(s string) string { return "public." + s }, func(string) string { return "rowid" }},
+		{"postgres", func(t *testing.T) (string, func(string)) {
+			db, err := server.CreateDatabase(context.Background(), "verify_copy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return server.DSN(db), func(q string) {
+				if err := server.Exec(context.Background(), db, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, func(s string) string { return "public." + s }, func(string) string { return "ctid" }},
+	}
+	for _, c := range copies {
+		t.Run(c.name, func(t *testing.T) { testVerify(t, c) })
+	}
+}
+
+func testVerify(t *testing.T, c verifyCopy) {
+	ctx := context.Background()
+	began := time.Now()
+	dsn, db := newDatabase(t, verifyTables)
+	insertVerifyValues(ctx, t, dsn)
+	pgbench := testenv.Tool("pgbench")
+	if out, err := exec.Command(pgbench, "-i", "-s", "1", "-q", dsn).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	target, tamper := c.make(t)
+	slot := "s_" + db
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+
+	// An equal copy verifies while pgbench writes to the source: verify
+	// brings the copy to its snapshot's position and compares both there.
+	load := exec.Command(pgbench, "-c", "2", "-T", "4", "-n", dsn)
+	var loadOut bytes.Buffer
+	load.Stdout, load.Stderr = &loadOut, &loadOut
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // let changes pile up behind the copy
+	r := walmirror(t, nil, "verify", "--source", dsn, "--target", target)
+	if err := load.Wait(); err != nil {
+		t.Fatalf("pgbench: %v\n%s", err, loadOut.String())
+	}
+	if r.code != 0 {
+		t.Fatalf("verify under load exited %d, want 0 (equal):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, table := range []string{"public.t", "public.k", "public.nk", "public.h", "public.pgbench_accounts", "public.pgbench_history"} {
+		if !strings.Contains(r.stdout, table) {
+			t.Errorf("the report does not mention %s:\n%s", table, r.stdout)
+		}
+	}
+	t.Logf("verified under load:\n%s", r.stdout)
+
+	// Changed, deleted and inserted behind walmirror's back, and one of
+	// three duplicate rows of the keyless table removed.
+	tamper(fmt.Sprintf(`UPDATE %[1]s SET v = 'tampered' WHERE id = 2; DELETE FROM %[1]s WHERE id = 3;
+		INSERT INTO %[1]s (id, v) VALUES (1000, 'extra');
+		DELETE FROM %[2]s WHERE %[3]s = (SELECT %[3]s FROM %[2]s WHERE v = 'dup' LIMIT 1)`, c.table("t"), c.table("k"), c.rowid("k")))
+	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
+	if r.code != 1 {
+		t.Fatalf("verify of a changed copy exited %d, want 1:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"public.t", "1 missing, 1 extra, 1 changed", "(id)=(3)", "(id)=(1000)", "(id)=(2) differs in v",
+		"public.k", "(v, n)=(dup, 1)", "6 tables equal, 2 different"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the report lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	// The same as JSON, for the named tables only.
+	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--json", "--table", "public.t", "--table", "k")
+	if r.code != 1 {
+		t.Fatalf("verify --json exited %d, want 1:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var rep struct {
+		Equal  bool `json:"equal"`
+		Tables []struct {
+			Table, Status           string
+			Missing, Extra, Changed int
+			Examples                []jsonExample
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("verify --json printed no JSON (%v):\n%s", err, r.stdout)
+	}
+	if rep.Equal || len(rep.Tables) != 2 || rep.Tables[0].Table != "public.t" || rep.Tables[1].Table != "public.k" {
+		t.Fatalf("JSON report: %+v", rep)
+	}
+	if tt := rep.Tables[0]; tt.Status != "different" || tt.Missing != 1 || tt.Extra != 1 || tt.Changed != 1 ||
+		!slices.ContainsFunc(tt.Examples, func(e jsonExample) bool {
+			return e.Kind == "changed" && e.Key["id"] != nil && *e.Key["id"] == "2" && strings.Join(e.Columns, ",") == "v"
+		}) {
+		t.Errorf("public.t in JSON: %+v", tt)
+	}
+	if k := rep.Tables[1]; k.Status != "different" || k.Missing != 1 || k.Extra != 0 || len(k.Examples) != 1 || *k.Examples[0].Row["v"] != "dup" {
+		t.Errorf("public.k in JSON: %+v", k)
+	}
+
+	// While walmirror replicates into the copy, verify says so (exit 2).
+	logs, err := os.Create(filepath.Join(t.TempDir(), "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	run := exec.Command(binary, "run", "--source", dsn, "--target", target, "--slot", slot)
+	run.Stdout, run.Stderr = logs, logs
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, logs.Name(), "streaming")
+	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
+	_ = run.Process.Signal(syscall.SIGTERM)
+	_ = run.Wait()
+	if r.code != 2 || !strings.Contains(r.stderr, "is walmirror running into it?") && !strings.Contains(r.stderr, "walmirror is replicating into this target") {
+		t.Errorf("verify of a copy walmirror is writing exited %d, want 2 and the reason:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("took %v", time.Since(began).Round(time.Millisecond))
+}
+
+// jsonExample is a differing row in verify --json's report.
+type jsonExample struct {
+	Kind     string
+	Key, Row map[string]*string
+	Columns  []string
+}
+
+// sqlExec runs statements on a SQLite or DuckDB file nothing else holds.
+func sqlExec(t *testing.T, driver, path, q string) {
+	t.Helper()
+	db, err := sql.Open(driver, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, stmt := range strings.Split(q, ";") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+}
