@@ -160,17 +160,20 @@ func testVerify(t *testing.T, c verifyCopy) {
 	}
 	t.Logf("verified under load:\n%s", r.stdout)
 
-	// Changed, deleted and inserted behind walmirror's back, and one of
-	// three duplicate rows of the keyless table removed.
+	// Changed, deleted and inserted behind walmirror's back, one of three
+	// duplicate rows of the keyless table removed, and a float and the
+	// last byte of 1 MB of text changed under a hostile key.
 	tamper(fmt.Sprintf(`UPDATE %[1]s SET v = 'tampered' WHERE id = 2; DELETE FROM %[1]s WHERE id = 3;
 		INSERT INTO %[1]s (id, v) VALUES (1000, 'extra');
-		DELETE FROM %[2]s WHERE %[3]s = (SELECT %[3]s FROM %[2]s WHERE v = 'dup' LIMIT 1)`, c.table("t"), c.table("k"), c.rowid("k")))
+		DELETE FROM %[2]s WHERE %[3]s = (SELECT %[3]s FROM %[2]s WHERE v = 'dup' LIMIT 1);
+		UPDATE %[4]s SET f8 = 2.5, big = big || 'y' WHERE big IS NOT NULL`, c.table("t"), c.table("k"), c.rowid("k"), c.table("h")))
 	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
 	if r.code != 1 {
 		t.Fatalf("verify of a changed copy exited %d, want 1:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	for _, want := range []string{"public.t", "1 missing, 1 extra, 1 changed", "(id)=(3)", "(id)=(1000)", "(id)=(2) differs in v",
-		"public.k", "(v, n)=(dup, 1)", "6 tables equal, 2 different"} {
+		"public.k", "(v, n)=(dup, 1)",
+		"public.h", "(id)=('; DROP TABLE canary; --) differs in f8, big", "5 tables equal, 3 different"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the report lacks %q:\n%s", want, r.stdout)
 		}
