@@ -34,6 +34,32 @@ type Config struct {
 	// OnCommit, when set, is called after each target commit (progress
 	// displays, lag measurement). It runs on the apply path: keep it quick.
 	OnCommit func(CommitInfo)
+
+	// Optional hooks for metrics and progress logs, like OnCommit: each runs
+	// on the apply path (the writer goroutine when pipelining), so keep it
+	// quick and never block. None changes what is applied or confirmed.
+	//
+	// OnPosition is called for each keepalive the engine handles: the
+	// server's WAL end, and whether everything received is applied.
+	OnPosition func(Position)
+	// OnSnapshot reports the initial copy's progress: when its tables are
+	// known, after each chunk of rows written and each table, and once
+	// committed (Done).
+	OnSnapshot func(SnapshotProgress)
+	// OnStreaming is called when streaming starts (the initial copy is
+	// complete by then), after the first start and after each reconnect.
+	OnStreaming func(from lsn.LSN)
+	// OnInterrupted is called when a connection loss is about to be retried.
+	OnInterrupted func(err error)
+}
+
+// SnapshotProgress describes the initial copy while it runs.
+type SnapshotProgress struct {
+	Tables     int    // tables to copy
+	TablesDone int    // tables copied so far
+	Table      string // the table being copied ("" before the first and when done)
+	Rows       int64  // rows written so far, all tables
+	Done       bool   // the copy is committed
 }
 
 // Run replicates until ctx is cancelled (returns nil), the stop position is
@@ -64,6 +90,9 @@ func Run(ctx context.Context, sink Sink, cfg Config) error {
 			return nil
 		case !started || source.IsPermanent(err):
 			return err
+		}
+		if cfg.OnInterrupted != nil {
+			cfg.OnInterrupted(err)
 		}
 		// Said once per outage, not once per attempt.
 		if r.failures == 0 {
@@ -127,11 +156,15 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.failures = 0
 	}
 	r.log.Info("streaming", "slot", r.cfg.Source.Slot, "from", st.LSN)
+	if r.cfg.OnStreaming != nil {
+		r.cfg.OnStreaming(st.LSN)
+	}
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
 	e.conf = stream
 	e.catalog = src
 	e.pipelined = r.cfg.Pipeline
 	e.onCommit = r.cfg.OnCommit
+	e.onPosition = r.cfg.OnPosition
 	err = e.run(ctx, stream.Events())
 	if errors.Is(err, errStreamEnded) {
 		err = stream.Err()

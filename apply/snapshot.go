@@ -42,12 +42,17 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 		}
 	}()
 	var total int64
-	for _, t := range tables {
-		n, err := r.copyTable(ctx, snap, t)
+	progress := SnapshotProgress{Tables: len(tables)}
+	r.snapshotProgress(progress)
+	for i, t := range tables {
+		progress.Table = t.QualifiedName()
+		n, err := r.copyTable(ctx, snap, t, &progress)
 		if err != nil {
 			return st, err
 		}
 		total += n
+		progress.TablesDone, progress.Table = i+1, ""
+		r.snapshotProgress(progress)
 		r.log.Info("copied table", "table", t.QualifiedName(), "rows", n)
 	}
 	st.LSN, st.Phase = snap.ConsistentPoint, schema.PhaseStreaming
@@ -56,12 +61,20 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 		return st, fmt.Errorf("commit initial snapshot: %w", err)
 	}
 	committed = true
+	progress.Done = true
+	r.snapshotProgress(progress)
 	r.log.Info("initial snapshot complete", "tables", len(tables), "rows", total,
 		"consistent_point", st.LSN, "took", time.Since(began).Round(time.Millisecond))
 	return st, nil
 }
 
-func (r *runner) copyTable(ctx context.Context, snap *source.Snapshot, t *schema.Table) (int64, error) {
+func (r *runner) snapshotProgress(p SnapshotProgress) {
+	if r.cfg.OnSnapshot != nil {
+		r.cfg.OnSnapshot(p)
+	}
+}
+
+func (r *runner) copyTable(ctx context.Context, snap *source.Snapshot, t *schema.Table, progress *SnapshotProgress) (int64, error) {
 	if err := ensureShape(ctx, r.sink, t); err != nil {
 		return 0, fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 	}
@@ -79,6 +92,8 @@ func (r *runner) copyTable(ctx context.Context, snap *source.Snapshot, t *schema
 		if err := r.sink.Write(ctx, batch); err != nil {
 			return fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
 		}
+		progress.Rows += int64(len(batch.Inserts))
+		r.snapshotProgress(*progress)
 		batch.Inserts, size = batch.Inserts[:0], 0
 		return nil
 	}

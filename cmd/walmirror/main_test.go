@@ -407,7 +407,8 @@ func waitForLog(t *testing.T, path, text string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("walmirror never logged %q", text)
+	out, _ := os.ReadFile(path)
+	t.Fatalf("walmirror never logged %q:\n%s", text, out)
 }
 
 // TestLeastPrivilegedRole: a role with REPLICATION and SELECT on the

@@ -32,7 +32,15 @@ func publicationExists(t *testing.T, db, pub string) bool {
 // streams; the returned function stops it (SIGTERM) and returns its log.
 func startRun(t *testing.T, args ...string) (stop func() string) {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "run.log")
+	stop, _ = startRunUntil(t, "msg=streaming", args...)
+	return stop
+}
+
+// startRunUntil starts walmirror run in the background and waits until it
+// logs text; logPath is its log, stop sends SIGTERM and returns the log.
+func startRunUntil(t *testing.T, text string, args ...string) (stop func() string, logPath string) {
+	t.Helper()
+	logPath = filepath.Join(t.TempDir(), "run.log")
 	logs, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +62,8 @@ func startRun(t *testing.T, args ...string) (stop func() string) {
 		return string(out)
 	}
 	t.Cleanup(func() { stop() })
-	waitForLog(t, logPath, "msg=streaming")
-	return stop
+	waitForLog(t, logPath, text)
+	return stop, logPath
 }
 
 func TestDrop(t *testing.T) {
@@ -124,7 +132,7 @@ func TestCheck(t *testing.T) {
 	ctx := context.Background()
 	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY);
 		CREATE TABLE keyless (v text);
-		CREATE ROLE plain LOGIN PASSWORD 'plainpw';`)
+		CREATE ROLE check_plain LOGIN PASSWORD 'plainpw';`)
 	good := filepath.Join(t.TempDir(), "copy.db")
 	replica := testenv.StartT(t, testenv.Options{WALLevel: "replica"})
 
@@ -141,8 +149,8 @@ func TestCheck(t *testing.T) {
 			[]string{"cannot reach the server", "--source"}},
 		{"wal_level replica", replica.DSN("postgres"), "sqlite:" + good, nil,
 			[]string{`wal_level is "replica"`, "ALTER SYSTEM SET wal_level = logical"}},
-		{"role without REPLICATION", server.DSNFor("plain", "plainpw", db), "sqlite:" + good, []string{"--tables", "t"},
-			[]string{`role "plain" may not start replication`, "ALTER ROLE"}},
+		{"role without REPLICATION", server.DSNFor("check_plain", "plainpw", db), "sqlite:" + good, []string{"--tables", "t"},
+			[]string{`role "check_plain" may not start replication`, "ALTER ROLE"}},
 		{"unwritable target", dsn, "sqlite:/nonexistent-dir/copy.db", []string{"--tables", "t"},
 			[]string{"/nonexistent-dir/copy.db", "check that the directory exists and is writable"}},
 		{"unknown target kind", dsn, "mysql:x", []string{"--tables", "t"}, []string{"want duckdb:PATH, sqlite:PATH or postgres://"}},

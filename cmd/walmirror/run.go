@@ -21,6 +21,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		lagReport      string
 		publishCopy    string
 		publishEvery   time.Duration
+		obs            observeFlags
 	)
 	lim := apply.DefaultLimits()
 	topts := defaultTargetOptions()
@@ -49,6 +50,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	durationFlag(fs, &publishEvery, "publish-interval", time.Minute, "DuckDB target: how often --publish-copy is refreshed")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	fs.StringVar(&lagReport, "lag-report", "", "at exit, write source-commit-to-target-commit latency percentiles (JSON) to this file")
+	obs.register(fs)
 	log, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -74,6 +76,9 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		return fmt.Errorf("--commit-rows, --commit-bytes, --chunk-rows, --chunk-bytes and --commit-interval must be positive")
 	}
 	if err := cfg.Source.Validate(); err != nil {
+		return err
+	}
+	if err := obs.validate(); err != nil {
 		return err
 	}
 	if cpuProfile != "" {
@@ -108,7 +113,12 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		defer stop()
 	}
 	log.Info("starting", "source", source.Describe(cfg.Source.DSN), "target", redactTarget(target),
-		"slot", cfg.Source.Slot, "publication", cfg.Source.Publication)
+		"slot", cfg.Source.Slot, "publication", cfg.Source.Publication, "version", versionString())
+	stopObserving, err := obs.start(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopObserving()
 	return apply.Run(ctx, sink, cfg)
 }
 

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/internal/observe"
+)
+
+// observeFlags are run's flags for watching it: metrics and health
+// endpoints, progress lines, slot polling.
+type observeFlags struct {
+	metricsAddr      string
+	readyMaxLag      time.Duration
+	progressInterval time.Duration
+	slotPollInterval time.Duration
+	maxRetainedWAL   string
+	maxRetained      int64
+}
+
+func (o *observeFlags) register(fs *flagSet) {
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT")
+	durationFlag(fs, &o.readyMaxLag, "ready-max-lag", time.Minute, "/readyz answers 200 once the initial copy is complete and the lag is at most this")
+	durationFlag(fs, &o.progressInterval, "progress-interval", 30*time.Second, "log a progress line (rates, lag) this often; 0: never")
+	durationFlag(fs, &o.slotPollInterval, "slot-poll-interval", 15*time.Second, "with --metrics-addr or --max-retained-wal: how often the slot's retained WAL and wal_status are read (on a catalog connection of its own)")
+	fs.StringVar(&o.maxRetainedWAL, "max-retained-wal", "", "warn when the slot retains more WAL than this on the source (e.g. 10GB)")
+}
+
+func (o *observeFlags) validate() error {
+	if o.progressInterval < 0 || o.slotPollInterval <= 0 || o.readyMaxLag <= 0 {
+		return fmt.Errorf("--progress-interval must not be negative, --slot-poll-interval and --ready-max-lag must be positive")
+	}
+	if o.maxRetainedWAL != "" {
+		n, err := parseSize(o.maxRetainedWAL)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--max-retained-wal %q: want a size like 512MB or 10GB", o.maxRetainedWAL)
+		}
+		o.maxRetained = n
+	}
+	return nil
+}
+
+// start wires a monitor to cfg's hooks and starts what the flags ask for;
+// stop ends it and logs the run's summary.
+func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.Logger) (stop func(), err error) {
+	mon := observe.New(versionString())
+	mon.Hook(cfg)
+	bg, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stopServer := func() {}
+	if o.metricsAddr != "" {
+		addr, stopSrv, err := observe.Serve(bg, o.metricsAddr, mon.Handler(o.readyMaxLag), log)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		stopServer = stopSrv
+		log.Info("serving metrics", "addr", addr, "endpoints", "/metrics /healthz /readyz")
+	}
+	if o.metricsAddr != "" || o.maxRetained > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); mon.PollSlot(bg, cfg.Source, o.slotPollInterval, o.maxRetained, log) }()
+	}
+	if o.progressInterval > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); mon.LogProgress(bg, o.progressInterval, log) }()
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		stopServer()
+		mon.LogSummary(log)
+	}, nil
+}
+
+// parseSize reads a byte count: 1048576, 512kB, 64MB, 10GB, 1TB (powers of
+// 1024, as PostgreSQL's memory settings).
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return n * mult, nil
+}
