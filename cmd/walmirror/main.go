@@ -19,7 +19,9 @@ replication.
 
 Usage:
   walmirror run    --source DSN --target TARGET [flags]   replicate (until stopped, or --stop-at-lsn)
-  walmirror status --target TARGET                        show how far a target is
+  walmirror status --target TARGET [--source DSN] [--json]
+                                                          how far a target is; with --source also
+                                                          its lag and the slot's health
   walmirror check  --source DSN --target TARGET            preflight: every check run makes, creating
                                                           nothing; one line per finding
   walmirror drop   --source DSN [--slot S] [--publication P]

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/walmirror/walmirror/testenv"
 )
@@ -214,4 +216,55 @@ func TestCheck(t *testing.T) {
 	}
 	t.Logf("check output:\n%s", r.stdout)
 	_ = server.Exec(ctx, db, `SELECT pg_drop_replication_slot('check_slot')`)
+}
+
+// TestStatusWithSource: status --source adds the lag, the last commit and
+// the slot's health, in text and JSON.
+func TestStatusWithSource(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	slot := "s_" + db
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
+		t.Fatalf("run: %s", r.stderr)
+	}
+	status := func() statusReport {
+		t.Helper()
+		r := walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", dsn, "--json")
+		var rep statusReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != 0 || err != nil || rep.Source == nil {
+			t.Fatalf("status --json: exit %d, %v:\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		return rep
+	}
+	// Stopped and behind: bytes known, time not.
+	if err := server.Exec(context.Background(), db, `INSERT INTO t SELECT generate_series(2, 1000)`); err != nil {
+		t.Fatal(err)
+	}
+	rep := status()
+	if rep.Source.LagBytes < 1000 || rep.Source.LagSeconds != -1 || !rep.Source.SlotState.Exists || rep.Source.SlotState.Active ||
+		rep.LastTargetCommit == nil || !rep.SnapshotComplete || rep.Source.SlotState.RetainedWALBytes <= 0 || rep.Source.SlotState.WALStatus != "reserved" {
+		t.Errorf("stopped and behind: %+v %+v", rep, rep.Source)
+	}
+	// Running: the slot is active, held by walmirror; caught up.
+	stop := startRun(t, "--source", dsn, "--target", "sqlite:"+path, "--slot", slot)
+	deadline := time.Now().Add(20 * time.Second)
+	for rep = status(); rep.Source.LagSeconds < 0 || rep.Source.LagBytes > 1024 || !rep.Source.SlotState.Active; rep = status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("running: %+v", rep.Source)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if rep.Source.SlotState.ActivePID == 0 || !strings.Contains(rep.Source.SlotState.Holder, "walmirror") {
+		t.Errorf("running: slot state %+v", rep.Source.SlotState)
+	}
+	r := walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", dsn)
+	for _, want := range []string{"lsn:", "committed:", "lag:", "slot state: active (server PID", "wal_status reserved"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	t.Logf("status:\n%s", r.stdout)
+	stop()
+	dropSlotAtEnd(t, db, slot)
 }

@@ -121,31 +121,3 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	defer stopObserving()
 	return apply.Run(ctx, sink, cfg)
 }
-
-func cmdStatus(ctx context.Context, args []string) error {
-	fs := newFlagSet("status", "--target TARGET")
-	var target string
-	fs.StringVar(&target, "target", "", "the target to inspect: "+targetForms)
-	log, err := fs.parse(args)
-	if err != nil {
-		return err
-	}
-	sink, err := openTarget(ctx, target, log, true, defaultTargetOptions())
-	if err != nil {
-		return err
-	}
-	defer sink.Close()
-	st, ok, err := sink.ReadState(ctx)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
-	}
-	complete := "complete"
-	if st.Phase != "streaming" {
-		complete = "in progress (will be redone on the next run)"
-	}
-	fmt.Printf("lsn:      %s\nslot:     %s\nsnapshot: %s\nsource:   system %s\n", st.LSN, st.Slot, complete, st.SystemID)
-	return nil
-}

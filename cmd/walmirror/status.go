@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/source"
+)
+
+// statusReport is what status prints (--json: as is).
+type statusReport struct {
+	LSN              string `json:"lsn"`
+	Slot             string `json:"slot"`
+	Phase            string `json:"phase"`
+	SnapshotComplete bool   `json:"snapshot_complete"`
+	SystemID         string `json:"system_id"`
+	// LastTargetCommit is when the target last committed (its clock).
+	LastTargetCommit *time.Time    `json:"last_target_commit,omitempty"`
+	Source           *sourceStatus `json:"source,omitempty"`
+}
+
+// sourceStatus is what status adds when given --source.
+type sourceStatus struct {
+	CurrentLSN string `json:"current_lsn"`
+	// AppliedLSN: everything before it is in the copy (the stored position,
+	// or the slot's confirmed position when that is further: walmirror
+	// confirms WAL that held nothing for the copy without a target write).
+	AppliedLSN string `json:"applied_lsn"`
+	LagBytes   int64  `json:"lag_bytes"`
+	// LagSeconds: the server's flush_lag for the slot's walsender while
+	// walmirror streams, 0 when caught up, -1 when not known (walmirror is
+	// not running and the copy is behind).
+	LagSeconds float64    `json:"lag_seconds"`
+	SlotState  slotStatus `json:"slot_state"`
+	Problem    string     `json:"problem,omitempty"`
+}
+
+type slotStatus struct {
+	Exists            bool   `json:"exists"`
+	Active            bool   `json:"active"`
+	ActivePID         int    `json:"active_pid,omitempty"`
+	Holder            string `json:"holder,omitempty"`
+	WALStatus         string `json:"wal_status,omitempty"`
+	RetainedWALBytes  int64  `json:"retained_wal_bytes"`
+	SafeWALBytes      int64  `json:"safe_wal_bytes"` // -1: unlimited
+	ConfirmedFlushLSN string `json:"confirmed_flush_lsn,omitempty"`
+}
+
+func cmdStatus(ctx context.Context, args []string) error {
+	fs := newFlagSet("status", "--target TARGET [--source DSN] [--json]")
+	var target string
+	var asJSON bool
+	src := source.Config{}
+	fs.StringVar(&target, "target", "", "the target to inspect: "+targetForms)
+	fs.StringVar(&src.DSN, "source", "", "optional: the source, for lag and slot health ("+sourceHelp+")")
+	fs.BoolVar(&asJSON, "json", false, "print JSON, for scripts")
+	durationFlag(fs, &src.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may take to answer")
+	log, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	sink, err := openTarget(ctx, target, log, true, defaultTargetOptions())
+	if err != nil {
+		return err
+	}
+	st, ok, err := sink.ReadState(ctx)
+	sink.Close()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
+	}
+	rep := statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID}
+	if ts, err := readTargetState(ctx, target); err == nil && !ts.UpdatedAt.IsZero() {
+		at := ts.UpdatedAt.UTC()
+		rep.LastTargetCommit = &at
+	}
+	if src.DSN != "" {
+		s, err := sourceState(ctx, src, st.Slot, st.SystemID, st.LSN)
+		if err != nil {
+			return err
+		}
+		rep.Source = s
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printStatus(os.Stdout, rep)
+	return nil
+}
+
+func sourceState(ctx context.Context, cfg source.Config, slot, systemID string, stored lsn.LSN) (*sourceStatus, error) {
+	cfg.Slot, cfg.Publication = slot, "walmirror" // Validate wants them; status reads only the slot
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	adm, err := source.Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close(context.WithoutCancel(ctx))
+	si, err := adm.Server(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sl, err := adm.Slot(ctx, slot)
+	if err != nil {
+		return nil, err
+	}
+	out := &sourceStatus{CurrentLSN: si.CurrentLSN.String(), LagSeconds: -1}
+	out.SlotState = slotStatus{Exists: sl.Exists, Active: sl.Active, ActivePID: sl.ActivePID, Holder: sl.Holder, WALStatus: sl.WALStatus,
+		RetainedWALBytes: sl.RetainedBytes, SafeWALBytes: sl.SafeBytes}
+	if sl.Exists {
+		out.SlotState.ConfirmedFlushLSN = sl.ConfirmedFlush.String()
+	}
+	applied := stored
+	if sl.Exists && sl.ConfirmedFlush > applied {
+		applied = sl.ConfirmedFlush
+	}
+	out.AppliedLSN = applied.String()
+	if si.CurrentLSN > applied {
+		out.LagBytes = int64(si.CurrentLSN - applied)
+	}
+	if systemID != "" {
+		if sys, err := adm.Identify(ctx); err == nil && sys != systemID {
+			out.Problem = fmt.Sprintf("the target was copied from another cluster (system %s, this source is %s)", systemID, sys)
+		}
+	}
+	switch {
+	case !sl.Exists:
+		out.Problem = join(out.Problem, fmt.Sprintf("slot %q is gone: the copy cannot follow the source any more (run with --resync)", slot))
+	case sl.WALStatus == "lost":
+		out.Problem = join(out.Problem, fmt.Sprintf("slot %q was invalidated: run with --resync", slot))
+	}
+	switch {
+	case sl.Active:
+		lag, ok, err := adm.ReplicationLag(ctx, slot)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out.LagSeconds = lag.Seconds()
+		}
+	case out.LagBytes == 0:
+		out.LagSeconds = 0
+	}
+	return out, nil
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func printStatus(w io.Writer, r statusReport) {
+	complete := "complete"
+	if !r.SnapshotComplete {
+		complete = "in progress (will be redone on the next run)"
+	}
+	fmt.Fprintf(w, "lsn:      %s\nslot:     %s\nsnapshot: %s\nsource:   system %s\n", r.LSN, r.Slot, complete, r.SystemID)
+	if r.LastTargetCommit != nil {
+		fmt.Fprintf(w, "committed: %s (the target's last commit)\n", formatTime(*r.LastTargetCommit))
+	}
+	s := r.Source
+	if s == nil {
+		return
+	}
+	lag := "unknown (walmirror is not running and the copy is behind)"
+	switch {
+	case s.LagSeconds == 0 && s.LagBytes == 0:
+		lag = "0 (caught up)"
+	case s.LagSeconds >= 0:
+		lag = fmt.Sprintf("%s behind the source's WAL, %s (the server's flush_lag)", formatBytes(s.LagBytes), (time.Duration(s.LagSeconds * float64(time.Second))).Round(time.Millisecond))
+	default:
+		lag = fmt.Sprintf("%s behind the source's WAL; time unknown (walmirror is not streaming)", formatBytes(s.LagBytes))
+	}
+	fmt.Fprintf(w, "lag:      %s\n", lag)
+	fmt.Fprintf(w, "position: source at %s, applied up to %s\n", s.CurrentLSN, s.AppliedLSN)
+	sl := s.SlotState
+	switch {
+	case !sl.Exists:
+		fmt.Fprintf(w, "slot state: missing\n")
+	default:
+		active := "inactive (walmirror is not streaming)"
+		if sl.Active {
+			active = fmt.Sprintf("active (server PID %d", sl.ActivePID)
+			if sl.Holder != "" {
+				active += ", " + sl.Holder
+			}
+			active += ")"
+		}
+		safe := "no max_slot_wal_keep_size"
+		if sl.SafeWALBytes >= 0 {
+			safe = formatBytes(sl.SafeWALBytes) + " more before invalidation"
+		}
+		fmt.Fprintf(w, "slot state: %s, wal_status %s, retains %s of WAL (%s), confirmed %s\n", active, sl.WALStatus, formatBytes(sl.RetainedWALBytes), safe, sl.ConfirmedFlushLSN)
+	}
+	if s.Problem != "" {
+		fmt.Fprintf(w, "problem:  %s\n", s.Problem)
+	}
+}
