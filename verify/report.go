@@ -54,6 +54,7 @@ type TableReport struct {
 	Err string
 	// Note explains a choice made on the way (a fallback to MethodHash).
 	Note string
+	Took time.Duration
 }
 
 // Equal reports whether the table was compared and found equal.
@@ -233,6 +234,7 @@ type jsonTable struct {
 	Examples   []jsonExample `json:"examples,omitempty"`
 	Error      string        `json:"error,omitempty"`
 	Note       string        `json:"note,omitempty"`
+	TookMs     int64         `json:"took_ms"`
 }
 
 type jsonExample struct {
@@ -250,7 +252,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	for i := range r.Tables {
 		t := &r.Tables[i]
 		jt := jsonTable{Table: t.Table, Status: t.Status(), Method: t.Method, Key: t.Key, SourceRows: t.SourceRows,
-			TargetRows: t.TargetRows, Missing: t.Missing, Extra: t.Extra, Changed: t.Changed, Absent: t.Absent, Error: t.Err, Note: t.Note}
+			TargetRows: t.TargetRows, Missing: t.Missing, Extra: t.Extra, Changed: t.Changed, Absent: t.Absent, Error: t.Err, Note: t.Note, TookMs: t.Took.Milliseconds()}
 		for _, e := range t.Examples {
 			je := jsonExample{Kind: e.Kind, Columns: e.Columns}
 			if t.Method == MethodMultiset {

@@ -108,6 +108,7 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 	}
 
 	if st.LSN < at {
+		caughtUp := time.Now()
 		log.Info("bringing the copy to the comparison's position", "from", st.LSN, "to", at)
 		acfg := apply.Config{Source: cfg.Source, StopAt: at - 1, Logger: log}
 		if err := apply.Run(ctx, target.Sink, acfg); err != nil {
@@ -116,6 +117,7 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		log.Debug("the copy is at the comparison's position", "took", time.Since(caughtUp))
 	}
 	reached, _, err := target.Sink.ReadState(ctx)
 	if err != nil {
@@ -133,11 +135,13 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 	rep := &Report{LSN: at, From: st.LSN}
 	src := SourceReader(sn)
 	for _, t := range tables {
+		tableBegan := time.Now()
 		tr := Compare(ctx, NewTable(t), src, reader, cfg.Options)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows)
+		tr.Took = time.Since(tableBegan)
+		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows, "took", tr.Took)
 		rep.Tables = append(rep.Tables, tr)
 	}
 	// Every commit into the copy moves its stored position: an unchanged
