@@ -15,15 +15,19 @@ import (
 // variables (--stop-at-lsn reads WALMIRROR_STOP_AT_LSN).
 type flagSet struct {
 	*flag.FlagSet
-	logLevel  string
-	logFormat string
+	logLevel   string
+	logFormat  string
+	configFile string
+	// strictConfig: a config file key that is no flag is an error (run,
+	// whose flags cover every command's but status's --json).
+	strictConfig bool
 }
 
 func newFlagSet(name, synopsis string) *flagSet {
 	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError)}
 	fs.Usage = func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "Usage: walmirror %s %s\n\nFlags (each also read from the environment variable shown):\n", name, synopsis)
+		fmt.Fprintf(out, "Usage: walmirror %s %s\n\nFlags (each also read from the environment variable shown, and from --config;\nflags win over the environment, which wins over the file):\n", name, synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
 			def := ""
 			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" {
@@ -34,6 +38,7 @@ func newFlagSet(name, synopsis string) *flagSet {
 	}
 	fs.StringVar(&fs.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&fs.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&fs.configFile, configFlag, "", "read settings from this YAML file: keys named as the flags, ${ENV} expanded")
 	return fs
 }
 
@@ -41,8 +46,9 @@ func envName(flagName string) string {
 	return "WALMIRROR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parse reads the environment, then the command line (which wins), and
-// returns the logger the flags ask for. --help returns errHelp.
+// parse reads the config file, then the environment, then the command line
+// (each wins over the one before), and returns the logger the flags ask
+// for. --help returns errHelp.
 func (fs *flagSet) parse(args []string) (*slog.Logger, error) {
 	if err := fs.parseFlags(args); err != nil {
 		return nil, err
@@ -51,6 +57,11 @@ func (fs *flagSet) parse(args []string) (*slog.Logger, error) {
 }
 
 func (fs *flagSet) parseFlags(args []string) error {
+	if path := configPath(args); path != "" {
+		if err := applyConfig(fs.FlagSet, path, fs.strictConfig); err != nil {
+			return err
+		}
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {

@@ -13,6 +13,7 @@ import (
 
 func cmdRun(ctx context.Context, args []string) (err error) {
 	fs := newFlagSet("run", "--source DSN --target TARGET [flags]")
+	fs.strictConfig = true
 	var (
 		cfg            apply.Config
 		target, tables string
