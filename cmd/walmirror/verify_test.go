@@ -22,8 +22,8 @@ import (
 
 // verifyTables are the tables TestVerify copies: a keyed table it tampers
 // with, a keyless one with duplicate rows, one whose key (numeric) does
-// not sort alike everywhere, and one of hostile values that must compare
-// equal in every target.
+// not sort alike everywhere, one with hostile identifiers, and one of
+// hostile values that must compare equal in every target.
 const verifyTables = `
 CREATE TYPE mood AS ENUM ('happy', 'it''s "sad"');
 CREATE DOMAIN posint AS int CHECK (VALUE > 0);
@@ -34,6 +34,9 @@ ALTER TABLE k REPLICA IDENTITY FULL;
 INSERT INTO k VALUES ('dup', 1), ('dup', 1), ('dup', 1), ('other', NULL), (NULL, NULL);
 CREATE TABLE nk (id numeric PRIMARY KEY, v text);
 INSERT INTO nk VALUES (1, 'a'), (1.5, 'b'), (-2, 'c'), (1e20, 'd');
+CREATE SCHEMA "Odd ""Schema"".x";
+CREATE TABLE "Odd ""Schema"".x"."Tab.le ""q""" ("Id" int PRIMARY KEY, "va lue" text, "ü" numeric);
+INSERT INTO "Odd ""Schema"".x"."Tab.le ""q""" VALUES (1, 'a', 1.5), (2, NULL, NULL);
 CREATE TABLE h (
 	id text PRIMARY KEY, b bytea, f8 float8, f4 float4, n numeric, n2 numeric(12,3), big text, j jsonb, js json,
 	a int[], ta text[], fa float8[], iv interval, d date, ts timestamp, tz timestamptz, tt timetz, tm time,
@@ -153,7 +156,8 @@ func testVerify(t *testing.T, c verifyCopy) {
 	if r.code != 0 {
 		t.Fatalf("verify under load exited %d, want 0 (equal):\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for _, table := range []string{"public.t", "public.k", "public.nk", "public.h", "public.pgbench_accounts", "public.pgbench_history"} {
+	for _, table := range []string{"public.t", "public.k", "public.nk", "public.h", "public.pgbench_accounts", "public.pgbench_history",
+		`"Odd ""Schema"".x"."Tab.le ""q"""`} {
 		if !strings.Contains(r.stdout, table) {
 			t.Errorf("the report does not mention %s:\n%s", table, r.stdout)
 		}
@@ -173,7 +177,7 @@ func testVerify(t *testing.T, c verifyCopy) {
 	}
 	for _, want := range []string{"public.t", "1 missing, 1 extra, 1 changed", "(id)=(3)", "(id)=(1000)", "(id)=(2) differs in v",
 		"public.k", "(v, n)=(dup, 1)",
-		"public.h", "(id)=('; DROP TABLE canary; --) differs in f8, big", "5 tables equal, 3 different"} {
+		"public.h", "(id)=('; DROP TABLE canary; --) differs in f8, big", "6 tables equal, 3 different"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the report lacks %q:\n%s", want, r.stdout)
 		}
