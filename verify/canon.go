@@ -201,6 +201,14 @@ func (c *column) text(dst, b []byte) ([]byte, error) {
 func (c *column) appendValue(dst []byte, v any) []byte {
 	out, err := c.value(dst, v)
 	if err != nil {
+		// Unreadable text is kept as it is, so that the same text on both
+		// sides (a form the parsers do not know) still compares equal.
+		switch v := v.(type) {
+		case string:
+			return appendInvalid(dst, v)
+		case []byte:
+			return appendInvalid(dst, string(v))
+		}
 		return appendInvalid(dst, fmt.Sprintf("%T %v", v, v))
 	}
 	return out
