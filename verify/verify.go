@@ -84,6 +84,9 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 		return nil, errors.New("the target holds no complete copy yet: run walmirror run into it first")
 	}
 	cfg.Source.Slot = st.Slot
+	// Creating the slot waits for the transactions in progress on the
+	// source to end.
+	log.Info("taking a snapshot of the source through a temporary slot", "copy_at", st.LSN)
 	sn, err := source.OpenComparison(ctx, cfg.Source)
 	if err != nil {
 		return nil, err
