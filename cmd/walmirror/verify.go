@@ -25,11 +25,28 @@ type tableList []string
 
 func (l *tableList) String() string { return strings.Join(*l, ",") }
 
+// Set takes one table or a comma-separated list (as an environment
+// variable or a config file gives it); commas inside double quotes belong
+// to the name.
 func (l *tableList) Set(v string) error {
-	if _, err := source.ParseTableName(v); err != nil {
-		return err
+	quoted, start := false, 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && v[i] == '"' {
+			quoted = !quoted
+		}
+		if i < len(v) && (v[i] != ',' || quoted) {
+			continue
+		}
+		name := strings.TrimSpace(v[start:i])
+		start = i + 1
+		if name == "" {
+			continue
+		}
+		if _, err := source.ParseTableName(name); err != nil {
+			return err
+		}
+		*l = append(*l, name)
 	}
-	*l = append(*l, v)
 	return nil
 }
 
@@ -48,7 +65,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.StringVar(&cfg.Source.DSN, "source", "", "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq)")
 	fs.StringVar(&target, "target", "", "the copy: duckdb:PATH, sqlite:PATH or postgres://user:pass@host/db")
 	fs.StringVar(&cfg.Source.Publication, "publication", "walmirror", "the publication the copy is made from")
-	fs.Var(&tables, "table", "compare only this table (schema.table); repeat for more (default: every published table)")
+	fs.Var(&tables, "table", "compare only this table (schema.table, or a comma-separated list); repeat for more (default: every published table)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&cfg.Options.Examples, "examples", 5, "name up to this many missing, extra and changed rows per table")
 	fs.BoolVar(&repair, "repair", false, "not available yet: re-copy the rows that differ (needs the online backfill)")

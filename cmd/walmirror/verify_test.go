@@ -257,3 +257,18 @@ func sqlExec(t *testing.T, driver, path, q string) {
 		}
 	}
 }
+
+func TestVerifyTableList(t *testing.T) {
+	var l tableList
+	for _, v := range []string{"public.t", `k, "a,b"."c ""d"", e" ,`, "x"} {
+		if err := l.Set(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(l, "|"); got != `public.t|k|"a,b"."c ""d"", e"|x` {
+		t.Errorf("tables %s", got)
+	}
+	if err := l.Set("a.b.c"); err == nil {
+		t.Error("a.b.c accepted")
+	}
+}
