@@ -214,7 +214,7 @@ func (g *Gen) freshKey(ti int) Row {
 	t := g.M.Tables[ti]
 	if g.newPart < 0 && g.rng.IntN(3) == 0 {
 		for _, k := range g.hot[ti] {
-			if !g.M.has(ti, k.key(t.Key)) {
+			if !g.M.has(ti, k.key(t.Key)) && g.inPartition(t, k) {
 				return slices.Clone(k)
 			}
 		}
@@ -255,6 +255,16 @@ func (g *Gen) freshKey(ti int) Row {
 			return k
 		}
 	}
+}
+
+// inPartition says whether key k has a partition to go to (one created in
+// a rolled-back savepoint is gone again).
+func (g *Gen) inPartition(t *Table, k Row) bool {
+	if !t.Partitioned {
+		return true
+	}
+	p, _ := strconv.Atoi(k[1].S)
+	return p < t.Parts*PartWidth
 }
 
 // existing picks n distinct existing keys, preferring ones this

@@ -263,16 +263,10 @@ func runSim(t *testing.T, p params) {
 				rolledBack++
 			}
 			if i == mid {
-				if p.avoid[BugShapeWithoutRows] {
-					s.exec(s.gen.Marker())
-				}
 				midLSN = s.currentLSN(ctx)
 				snap := s.gen.M.Snapshot()
 				midSnap = &snap
 			}
-		}
-		if p.avoid[BugShapeWithoutRows] {
-			s.exec(s.gen.Marker())
 		}
 		var ddl []string
 		for _, k := range slices.Sorted(maps.Keys(s.gen.DDLCount)) {
