@@ -26,6 +26,7 @@ type Snapshot struct {
 	queries         map[uint32]string // COPY statement per table
 	publication     string
 	genCols         bool // the publication publishes stored generated columns (PostgreSQL 18)
+	genListed       bool // PostgreSQL 18: a column list may name generated columns too
 }
 
 // CreateSlot creates the replication slot with an exported snapshot and opens
@@ -90,6 +91,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 		WHERE attrelid = 'pg_catalog.pg_publication'::regclass AND attname = 'pubgencols')`).Scan(&genCols); err != nil {
 		return nil, classify("inspect pg_publication", err)
 	}
+	sn.genListed = genCols
 	if genCols {
 		if err := sn.tx.QueryRow(ctx, `SELECT pubgencols::text = 's' FROM pg_publication WHERE pubname = $1`, sn.publication).Scan(&genCols); err != nil {
 			return nil, classify("inspect publication", err)
@@ -166,8 +168,9 @@ func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, 
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND
 			CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
-		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND (a.attgenerated = '' OR $3 AND a.attgenerated = 's')
-		ORDER BY a.attnum`, oid, string(ident), sn.genCols)
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+			AND (a.attgenerated = '' OR a.attgenerated = 's' AND ($3 OR $4 AND a.attname = ANY ($5::text[])))
+		ORDER BY a.attnum`, oid, string(ident), sn.genCols, sn.genListed, only)
 	if err != nil {
 		return nil, classify("describe table", err)
 	}
