@@ -30,7 +30,14 @@ type Config struct {
 	Pipeline bool
 	// MaxBackoff caps the wait between reconnects after a connection loss.
 	MaxBackoff time.Duration
-	Logger     *slog.Logger
+	// SlotBusyWait is how long a run that has not streamed yet waits for a
+	// slot held by another connection (another walmirror, or the lingering
+	// walsender of a previous one) before it ends with an error naming the
+	// holder; zero means DefaultSlotBusyWait. Once streaming has worked, a
+	// busy slot is retried like any connection loss (it is most likely
+	// this run's own previous connection).
+	SlotBusyWait time.Duration
+	Logger       *slog.Logger
 	// OnCommit, when set, is called after each target commit (progress
 	// displays, lag measurement). It runs on the apply path: keep it quick.
 	OnCommit func(CommitInfo)
@@ -62,6 +69,10 @@ type SnapshotProgress struct {
 	Done       bool   // the copy is committed
 }
 
+// DefaultSlotBusyWait outlasts PostgreSQL's default wal_sender_timeout
+// (60s), after which the server ends a walsender whose client is gone.
+const DefaultSlotBusyWait = 90 * time.Second
+
 // Run replicates until ctx is cancelled (returns nil), the stop position is
 // reached (nil), or a permanent error. Connection losses after a successful
 // start are retried with exponential backoff and jitter; each attempt resumes
@@ -76,6 +87,9 @@ func Run(ctx context.Context, sink Sink, cfg Config) error {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.SlotBusyWait == 0 {
+		cfg.SlotBusyWait = DefaultSlotBusyWait
+	}
 	cfg.Source.Logger = cfg.Logger
 	log := cfg.Logger
 	r := &runner{sink: sink, cfg: cfg, log: log}
@@ -89,6 +103,9 @@ func Run(ctx context.Context, sink Sink, cfg Config) error {
 			log.Info("stopped")
 			return nil
 		case !started || source.IsPermanent(err):
+			return err
+		}
+		if err := r.slotBusy(ctx, err); err != nil {
 			return err
 		}
 		if cfg.OnInterrupted != nil {
@@ -118,6 +135,36 @@ type runner struct {
 	log       *slog.Logger
 	failures  int       // consecutive failed attempts since streaming last worked
 	downSince time.Time // when the current outage began
+	streamed  bool      // streaming has started at least once in this run
+	busySince time.Time // when the slot was first found held by another connection
+}
+
+// slotBusy decides about an error before a retry: a slot held by another
+// connection is waited for up to SlotBusyWait while this run has not
+// streamed yet, then it ends the run naming the holder.
+func (r *runner) slotBusy(ctx context.Context, err error) error {
+	pid, busy := source.SlotBusy(err)
+	if !busy || r.streamed {
+		r.busySince = time.Time{}
+		return nil
+	}
+	holder := ""
+	if adm, cerr := source.Connect(ctx, r.cfg.Source); cerr == nil { // who holds it, for the operator
+		if st, serr := adm.Slot(ctx, r.cfg.Source.Slot); serr == nil && st.Active {
+			holder, pid = st.Holder, st.ActivePID
+		}
+		adm.Close(context.WithoutCancel(ctx))
+	}
+	if r.busySince.IsZero() {
+		r.busySince = time.Now()
+		r.log.Warn("the replication slot is in use by another connection; waiting for it to be released",
+			"slot", r.cfg.Source.Slot, "server_pid", pid, "holder", holder, "wait", r.cfg.SlotBusyWait)
+	}
+	if time.Since(r.busySince) < r.cfg.SlotBusyWait {
+		return nil
+	}
+	busyErr := &source.SlotActiveError{Slot: r.cfg.Source.Slot, PID: pid, Holder: holder}
+	return fmt.Errorf("gave up after %s: %w (another walmirror following the same slot?)", r.cfg.SlotBusyWait.Round(time.Second), busyErr)
 }
 
 func (r *runner) once(ctx context.Context, started *bool) error {
@@ -151,6 +198,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
+	r.streamed, r.busySince = true, time.Time{}
 	if r.failures > 0 {
 		r.log.Info("replication resumed", "attempts", r.failures, "down_for", time.Since(r.downSince).Round(time.Millisecond))
 		r.failures = 0
@@ -223,7 +271,10 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 	// No complete copy yet.
 	if slot.Exists {
 		if !found {
-			return st, fmt.Errorf("replication slot %q already exists but this target has no walmirror state: drop the slot (SELECT pg_drop_replication_slot('%s')) or choose another --slot", slotName, slotName)
+			if ss, err := src.SlotState(ctx); err == nil && ss.Active {
+				return st, fmt.Errorf("%w; this target has no walmirror state, so another copy follows that slot", ss.ActiveError())
+			}
+			return st, fmt.Errorf("replication slot %q already exists but this target has no walmirror state: if no other copy follows it, drop it (walmirror drop --slot %s, or SELECT pg_drop_replication_slot('%s')), or choose another --slot", slotName, slotName, slotName)
 		}
 		r.log.Info("redoing an interrupted initial snapshot", "slot", slotName)
 		if err := src.DropSlot(ctx); err != nil {

@@ -498,3 +498,40 @@ func TablesDisagree(names []string, pub PublicationInfo, published []TableInfo) 
 	return fmt.Sprintf("publication %s exists and decides what is replicated: it %s; to replicate exactly --tables, run %s (rows a table held before it was added are not copied by the running stream), or leave --tables out",
 		name, strings.Join(parts, " and "), fix)
 }
+
+// SlotBusy reports whether err is the server refusing a slot that another
+// connection holds ("replication slot ... is active for PID n"), and that
+// connection's server PID.
+func SlotBusy(err error) (pid int, ok bool) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "55006" || !strings.Contains(pgErr.Message, "replication slot") {
+		return 0, false
+	}
+	if i := strings.LastIndex(pgErr.Message, "PID "); i >= 0 {
+		fmt.Sscanf(pgErr.Message[i+4:], "%d", &pid)
+	}
+	return pid, true
+}
+
+// SlotState reads the configured slot's state, including whether another
+// connection holds it.
+func (s *Source) SlotState(ctx context.Context) (SlotState, error) {
+	return (&Admin{cfg: s.cfg, conn: s.conn}).Slot(ctx, s.cfg.Slot)
+}
+
+// warnTablesDisagree warns, saying what to do, when --tables differs from
+// what the existing publication publishes (the publication wins).
+func (s *Source) warnTablesDisagree(ctx context.Context) {
+	a := &Admin{cfg: s.cfg, conn: s.conn}
+	pub, err := a.Publication(ctx, s.cfg.Publication)
+	if err != nil {
+		return
+	}
+	tables, err := a.PublishedTables(ctx, s.cfg.Publication)
+	if err != nil {
+		return
+	}
+	if msg := TablesDisagree(s.cfg.Tables, pub, tables); msg != "" {
+		s.log.Warn("--tables differs from the existing publication: "+msg, "publication", s.cfg.Publication)
+	}
+}

@@ -106,8 +106,7 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	err := s.conn.QueryRow(ctx, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&all)
 	if err == nil {
 		if len(s.cfg.Tables) > 0 {
-			s.log.Info("publication exists: it decides which tables are replicated, --tables is only used to create it",
-				"publication", s.cfg.Publication)
+			s.warnTablesDisagree(ctx) // the publication decides; --tables only shapes a new one
 		}
 		return nil
 	}

@@ -268,3 +268,72 @@ func TestStatusWithSource(t *testing.T) {
 	stop()
 	dropSlotAtEnd(t, db, slot)
 }
+
+// TestSlotInUse: a second walmirror on a slot another one streams from
+// gets a clear error naming the holder and exits: at once when its target
+// has no state, after --slot-busy-wait when it follows the same slot.
+func TestSlotInUse(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	slot := "s_" + db
+	stop := startRun(t, "--source", dsn, "--target", "sqlite:"+path, "--slot", slot)
+
+	other := filepath.Join(t.TempDir(), "other.db")
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+other, "--slot", slot, "--stop-at-lsn", "now")
+	if line := lastLine(r.stderr); r.code != 1 || !strings.Contains(line, "is in use by another connection (server PID ") ||
+		!strings.Contains(line, "application 'walmirror'") || !strings.Contains(line, "another copy follows that slot") {
+		t.Errorf("a fresh target on a busy slot: exit %d, %q", r.code, line)
+	}
+	began := time.Now()
+	r = walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot, "--slot-busy-wait", "2s")
+	line := lastLine(r.stderr)
+	if r.code != 1 || !strings.Contains(line, "gave up after 2s") || !strings.Contains(line, "in use by another connection (server PID ") {
+		t.Errorf("the same slot twice: exit %d, %q", r.code, line)
+	}
+	if !strings.Contains(r.stderr, "waiting for it to be released") || time.Since(began) > 15*time.Second {
+		t.Errorf("no warning, or waited %v:\n%s", time.Since(began), r.stderr)
+	}
+	stop()
+	dropSlotAtEnd(t, db, slot)
+}
+
+// TestFailedStartLeavesNoFile: a run that fails before anything was
+// committed removes the target file it created; an existing file stays.
+func TestFailedStartLeavesNoFile(t *testing.T) {
+	needServer(t)
+	_, db := newDatabase(t, "")
+	bad := server.DSNFor("postgres", "wrong-password", db)
+	dir := t.TempDir()
+	for _, target := range []string{"sqlite:" + filepath.Join(dir, "copy.db"), "duckdb:" + filepath.Join(dir, "copy.duckdb")} {
+		r := walmirror(t, nil, "run", "--source", bad, "--target", target, "--slot", "never")
+		if r.code != 1 || !strings.Contains(lastLine(r.stderr), "password authentication failed") {
+			t.Errorf("%s: exit %d, %q", target, r.code, lastLine(r.stderr))
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("a failed start left %v", left)
+	}
+	existing := filepath.Join(dir, "kept.db")
+	if err := os.WriteFile(existing, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	walmirror(t, nil, "run", "--source", bad, "--target", "sqlite:"+existing, "--slot", "never")
+	if _, err := os.Stat(existing); err != nil {
+		t.Errorf("an existing target file was removed: %v", err)
+	}
+}
+
+// TestTablesDisagreeWarns: --tables that differs from an existing
+// publication gives a warning saying what to do.
+func TestTablesDisagreeWarns(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE u (id int PRIMARY KEY); CREATE PUBLICATION walmirror FOR TABLE t;`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+path, "--slot", "s_"+db, "--tables", "t,u", "--stop-at-lsn", "now")
+	if r.code != 0 || !strings.Contains(r.stderr, "level=WARN") || !strings.Contains(r.stderr, `does not publish \"public\".\"u\"`) ||
+		!strings.Contains(r.stderr, "ALTER PUBLICATION") {
+		t.Errorf("exit %d:\n%s", r.code, r.stderr)
+	}
+	dropSlotAtEnd(t, db, "s_"+db)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/walmirror/walmirror/apply"
@@ -40,6 +41,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	fs.BoolVar(&cfg.Pipeline, "pipeline", false, "experimental: apply each chunk to the target while the next one is received")
 	fs.BoolVar(&cfg.Resync, "resync", false, "if the slot the target follows is gone or invalidated, create it again and copy every table afresh (instead of stopping)")
 	durationFlag(fs, &cfg.MaxBackoff, "max-backoff", 0, "longest wait between reconnects after a connection loss (default 30s)")
+	durationFlag(fs, &cfg.SlotBusyWait, "slot-busy-wait", apply.DefaultSlotBusyWait, "at start, how long to wait for a slot another connection holds (a lingering previous walmirror) before exiting with an error naming it")
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent (connecting, answering, streaming) before walmirror reconnects")
 	fs.BoolVar(&topts.pg.ReplicaRole, "pg-replica-role", topts.pg.ReplicaRole, "PostgreSQL target: apply with session_replication_role = replica (triggers and foreign keys do not fire)")
 	fs.StringVar(&topts.pg.Origin, "pg-origin", topts.pg.Origin, "PostgreSQL target: tag writes with this replication origin, so a target that publishes does not echo them")
@@ -93,11 +95,26 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	if lagReport != "" {
 		cfg.OnCommit = lags.observe
 	}
+	newFile := newTargetFile(target)
 	sink, err := openTarget(ctx, target, log, false, topts)
 	if err != nil {
 		return err
 	}
-	defer sink.Close()
+	closeSink := sync.OnceValue(sink.Close)
+	defer closeSink()
+	if newFile != "" {
+		// A start that fails before anything was committed (a wrong
+		// password, an unreachable host) leaves no new file behind.
+		defer func() {
+			if err == nil {
+				return
+			}
+			if _, found, rerr := sink.ReadState(context.WithoutCancel(ctx)); rerr == nil && !found {
+				closeSink()
+				removeTargetFile(newFile)
+			}
+		}()
+	}
 	if lagReport != "" {
 		defer func() {
 			if werr := lags.write(lagReport); werr != nil && err == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -75,6 +76,27 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 		return s, nil
 	}
 	return nil, fmt.Errorf("--target %q: want duckdb:PATH, sqlite:PATH or postgres://...", redactTarget(target))
+}
+
+// newTargetFile returns the path of a file target that does not exist yet
+// ("" for PostgreSQL targets and existing files).
+func newTargetFile(target string) string {
+	kind, path, err := parseTarget(target)
+	if err != nil || kind == "postgres" {
+		return ""
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	return path
+}
+
+// removeTargetFile removes a file target walmirror created and the files
+// its database keeps beside it.
+func removeTargetFile(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal", ".wal"} {
+		_ = os.Remove(path + suffix)
+	}
 }
 
 // passwordSetting is password=VALUE (or sslpassword=) in a URL's query or
