@@ -277,9 +277,12 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 		c.ok("target", "%s does not exist yet; run will create it", path)
 		return
 	case !ts.Found:
-		if kind == "postgres" {
+		switch {
+		case kind == "postgres" && !ts.CanCreate:
+			c.fail("target", "%s is reachable, but the role may not create schemas there, which a new copy needs (GRANT CREATE ON DATABASE ... TO ...)", name)
+		case kind == "postgres":
 			c.ok("target", "%s is reachable and holds no walmirror state; run will start a copy there", name)
-		} else {
+		default:
 			c.ok("target", "%s exists and holds no walmirror state; run will start a copy in it", path)
 		}
 		if slot != nil && slot.Exists && slot.Plugin == "pgoutput" {

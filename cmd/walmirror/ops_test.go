@@ -137,6 +137,10 @@ func TestCheck(t *testing.T) {
 		CREATE ROLE check_plain LOGIN PASSWORD 'plainpw';`)
 	good := filepath.Join(t.TempDir(), "copy.db")
 	replica := testenv.StartT(t, testenv.Options{WALLevel: "replica"})
+	targetDB, err := server.CreateDatabase(ctx, "check_target")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name, source, target string
@@ -158,6 +162,8 @@ func TestCheck(t *testing.T) {
 		{"unknown target kind", dsn, "mysql:x", []string{"--tables", "t"}, []string{"want duckdb:PATH, sqlite:PATH or postgres://"}},
 		{"keyless table", dsn, "sqlite:" + good, nil, []string{`"public"."keyless" has no primary key`, "REPLICA IDENTITY FULL"}},
 		{"missing table", dsn, "sqlite:" + good, []string{"--tables", "t,nope"}, []string{`"public"."nope", which does not exist`}},
+		{"target role without CREATE", dsn, server.DSNFor("check_plain", "plainpw", targetDB), []string{"--tables", "t"},
+			[]string{"may not create schemas there"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -187,6 +193,11 @@ func TestCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+	// A PostgreSQL target the role may write to.
+	if r := walmirror(t, nil, "check", "--source", dsn, "--target", server.DSN(targetDB), "--slot", "check_slot", "--tables", "t"); r.code != 0 ||
+		!strings.Contains(r.stdout, "holds no walmirror state; run will start a copy there") {
+		t.Errorf("PostgreSQL target: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// A good configuration: exit 0, every line ok.
 	r := walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+good, "--slot", "check_slot", "--tables", "t")

@@ -28,6 +28,9 @@ type targetState struct {
 	Found     bool   // walmirror state is stored in it
 	State     schema.State
 	UpdatedAt time.Time // when the target last committed
+	// CanCreate: a PostgreSQL target's role may create schemas there
+	// (walmirror's own and the copied ones).
+	CanCreate bool
 }
 
 // parseTarget splits a TARGET into its kind and path (or URL).
@@ -113,7 +116,7 @@ func readPostgresState(ctx context.Context, target string, ts *targetState) erro
 	defer conn.Close(context.WithoutCancel(ctx))
 	ts.Exists = true
 	var has bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('_walmirror.state') IS NOT NULL`).Scan(&has); err != nil || !has {
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('_walmirror.state') IS NOT NULL, has_database_privilege(current_database(), 'CREATE')`).Scan(&has, &ts.CanCreate); err != nil || !has {
 		return err
 	}
 	var lsnText string
