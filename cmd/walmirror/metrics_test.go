@@ -180,6 +180,7 @@ func TestMetrics(t *testing.T) {
 		"walmirror_applied_lsn_bytes":                     1,
 		"walmirror_last_applied_commit_timestamp_seconds": float64(time.Now().Add(-time.Minute).Unix()),
 		"walmirror_build_info":                            1,
+		"walmirror_slot_max_retained_wal_bytes":           1024,
 	} {
 		if v := value(m, name); v < min {
 			t.Errorf("%s = %v, want at least %v", name, v, min)

@@ -42,6 +42,7 @@ type Monitor struct {
 	totals       Totals
 	slot         source.SlotState
 	slotAt       time.Time
+	maxRetained  int64 // --max-retained-wal, 0 when unset
 
 	rows           *prometheus.CounterVec
 	transactions   prometheus.Counter
@@ -107,6 +108,8 @@ func New(version string) *Monitor {
 		}))
 	f.gaugeFunc("walmirror_slot_safe_wal_bytes", "WAL that may still be written before the slot is invalidated (max_slot_wal_keep_size); -1 when unlimited.",
 		m.locked(func() float64 { return float64(m.slot.SafeBytes) }))
+	f.gaugeFunc("walmirror_slot_max_retained_wal_bytes", "--max-retained-wal: the retained WAL above which walmirror warns (0: unset).",
+		m.locked(func() float64 { return float64(m.maxRetained) }))
 	f.gaugeFunc("walmirror_slot_active", "1 while a connection (walmirror's) streams from the slot, polled.",
 		m.locked(func() float64 { return bool01(m.slot.Active) }))
 	f.gaugeFunc("walmirror_slot_poll_timestamp_seconds", "When the slot was last polled (Unix seconds; 0 before).",
@@ -313,6 +316,9 @@ func (m *Monitor) PollSlot(ctx context.Context, cfg source.Config, every time.Du
 			adm.Close(context.WithoutCancel(ctx))
 		}
 	}()
+	m.mu.Lock()
+	m.maxRetained = maxRetained
+	m.mu.Unlock()
 	failing, over := false, false
 	t := time.NewTicker(every)
 	defer t.Stop()
