@@ -54,7 +54,7 @@ func main() {
 }
 
 // commands are the subcommands the usage lists (the help test checks it).
-var commands = []string{"run", "status", "check", "drop", "demo", "version", "help"}
+var commands = []string{"run", "status", "verify", "check", "drop", "demo", "version", "help"}
 
 // errUsage marks errors already explained by a usage message.
 var errUsage = errors.New("usage")
