@@ -65,11 +65,24 @@ type Change struct {
 	// the target column holds the old column's values, which existing rows
 	// no longer have; they get the new column's fill.
 	Readded []string
+	// Added names columns the stored shape does not have: a target column
+	// of that name is one the source dropped earlier (kept by the default
+	// policy) and is replaced by the new column, like a re-added one.
+	Added []string
 }
 
 // Empty reports whether there is nothing to do.
 func (c *Change) Empty() bool {
-	return c == nil || c.FromName == "" && len(c.Renamed) == 0 && len(c.Retyped) == 0 && len(c.Readded) == 0
+	return c == nil || c.FromName == "" && len(c.Renamed) == 0 && len(c.Retyped) == 0 && len(c.Readded) == 0 && len(c.Added) == 0
+}
+
+// Replaced lists the columns whose target column, if there is one, holds
+// values the new column's rows do not have: re-added and added ones.
+func (c *Change) Replaced() []string {
+	if c == nil {
+		return nil
+	}
+	return append(append([]string(nil), c.Readded...), c.Added...)
 }
 
 // Diff tells what changed from old to t, matching columns by attnum where
@@ -105,7 +118,8 @@ func Diff(old Stored, t *Table) (*Change, []int16, error) {
 			if oc, found = byNum[num]; !found {
 				prev, same := byName[nc.Name]
 				if !same || prev.Num == 0 {
-					continue // added
+					c.Added = append(c.Added, nc.Name)
+					continue
 				}
 				// The catalog has a column of this name under a new attnum:
 				// it was dropped and added again, before this point of the
@@ -125,7 +139,8 @@ func Diff(old Stored, t *Table) (*Change, []int16, error) {
 				nums[i] = prev.Num
 			}
 		} else if oc, found = byName[nc.Name]; !found {
-			continue // added (its fill says whether old rows' values are known)
+			c.Added = append(c.Added, nc.Name) // its fill says what old rows hold
+			continue
 		} else if oc.Num != 0 {
 			nums[i] = oc.Num
 		}

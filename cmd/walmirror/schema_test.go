@@ -246,6 +246,14 @@ func TestSchemaChanges(t *testing.T) {
 		f.catchUp()
 		compareRows(t, dsn, rows, `SELECT id, v, CAST(dt AS VARCHAR) FROM other.t2`)
 
+		// A column dropped (and kept in the copy), added back later under
+		// its name with another type: a new column.
+		f.exec(`ALTER TABLE other.t2 DROP COLUMN u; UPDATE other.t2 SET v = 'u gone' WHERE id = 1;`)
+		f.catchUp()
+		f.exec(`ALTER TABLE other.t2 ADD COLUMN u int DEFAULT 3; UPDATE other.t2 SET u = 4 WHERE id = 2;`)
+		f.catchUp()
+		compareRows(t, dsn, rows, `SELECT id, v, CAST(u AS VARCHAR) FROM other.t2`)
+
 		// A volatile default gives every existing row its own value
 		// in a table rewrite the stream does not carry: stop.
 		f.exec(`ALTER TABLE other.t2 ADD COLUMN r float8 DEFAULT random(); INSERT INTO other.t2 (id, v) VALUES (12, 'after');`)

@@ -513,7 +513,10 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		s.log.Info("renamed target column as the source did", "table", name, "from", from, "to", to)
 	}
 	var filled []int
-	for _, col := range c.Readded {
+	for _, col := range c.Replaced() {
+		if !has(col) {
+			continue // an added column the target does not have yet
+		}
 		i := slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == col })
 		if i < 0 {
 			continue
@@ -529,7 +532,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		if fill.Value.State == schema.Text {
 			filled = append(filled, i)
 		}
-		s.log.Info("source column dropped and added again: its old values are gone", "table", name, "column", col, "existing_rows", fill)
+		s.log.Info("source column dropped and added (again): the values the target kept under its name are gone", "table", name, "column", col, "existing_rows", fill)
 	}
 	return filled, nil
 }

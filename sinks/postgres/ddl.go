@@ -489,7 +489,10 @@ func (s *Sink) change(ctx context.Context, t *schema.Table) error {
 		s.forgetTable(name)
 		s.log.Info("renamed target column as the source did", "table", name, "from", from, "to", to)
 	}
-	for _, col := range c.Readded {
+	for _, col := range c.Replaced() {
+		if !has(col) {
+			continue // an added column the target does not have yet
+		}
 		// A new column, maybe of another type: the old one goes, and
 		// EnsureTable adds the new one with what existing rows hold.
 		if err := t.Fills[col].Check(t, col); err != nil {
@@ -499,7 +502,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table) error {
 			return fmt.Errorf("replace re-added column %q of %s: %w", col, name, err)
 		}
 		s.forgetTable(name)
-		s.log.Info("source column dropped and added again: its old values are gone", "table", name, "column", col)
+		s.log.Info("source column dropped and added (again): the values the target kept under its name are gone", "table", name, "column", col)
 	}
 	return nil
 }
