@@ -433,11 +433,14 @@ func (s *sim) interrupted(ctx context.Context, tg *target, cfg apply.Config, d t
 	}
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	if err := apply.Run(rctx, sink, cfg); err != nil && rctx.Err() == nil {
+	deadline, _ := rctx.Deadline()
+	// A dial can time out on the deadline a moment before the context
+	// reports it: past the deadline, any error is the interruption's.
+	if err := apply.Run(rctx, sink, cfg); err != nil && rctx.Err() == nil && time.Now().Before(deadline) {
 		sink.Close()
 		return fmt.Errorf("run interrupted after %v: %w", d, err)
 	}
-	if rctx.Err() != nil {
+	if rctx.Err() != nil || !time.Now().Before(deadline) {
 		s.cut.Add(1)
 	}
 	if err := sink.Close(); err != nil {
