@@ -102,6 +102,21 @@ func confirmedFlush(t *testing.T, srv *testenv.Server) lsn.LSN {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	// The last status update of a closed stream is read by the walsender
+	// after Close returned: once the slot is released, it has been.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var active bool
+		if err := conn.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = 'flushcheck'`).Scan(&active); err != nil {
+			t.Fatal(err)
+		}
+		if !active {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slot is still active 10 s after the stream closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	var text string
 	if err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'flushcheck'`).Scan(&text); err != nil {
 		t.Fatal(err)
