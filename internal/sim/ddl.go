@@ -125,7 +125,7 @@ func (g *Gen) droppedName(ti int) string {
 }
 
 func (g *Gen) newColumnName(ti int) string {
-	if n := g.droppedName(ti); n != "" && g.rng.IntN(2) == 0 && !g.Avoid[BugReaddLater] {
+	if n := g.droppedName(ti); n != "" && g.rng.IntN(2) == 0 {
 		return n // a new column under an old name: the copy must not keep old values
 	}
 	for {
@@ -435,15 +435,6 @@ const (
 	// keeps writing the copy under the old name, and a stop there leaves it
 	// so.
 	BugPartitionedRename = "partitioned-rename"
-	// ADD COLUMN under the name of a column dropped in an earlier round
-	// (walmirror saw the drop and kept the column in the copy): the copy
-	// takes the kept column for the new one, so existing rows keep the
-	// dropped column's values (or NULL) instead of the new column's default
-	// or NULL, exit 0; on DuckDB the kept column also keeps its type (a
-	// later widening is not applied, REPLICA IDENTITY FULL updates then
-	// match no row and are lost), or the run stops converting the kept
-	// values to the new type.
-	BugReaddLater = "readd-later"
 	// ADD COLUMN ... DEFAULT <constant> on the partitioned table, then a
 	// new partition, then (any time before walmirror reads the column) a
 	// TRUNCATE of the table: walmirror takes the value from the partitions
@@ -455,4 +446,4 @@ const (
 )
 
 // KnownBugs are all of them.
-var KnownBugs = []string{BugPartitionedRename, BugReaddLater, BugPartitionedDefaultNewPartition}
+var KnownBugs = []string{BugPartitionedRename, BugPartitionedDefaultNewPartition}
