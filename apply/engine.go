@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/walmirror/walmirror/internal/faultpoint"
@@ -497,7 +498,10 @@ func (e *engine) commit(ctx context.Context) error {
 	if err := e.flush(ctx); err != nil {
 		return err
 	}
-	for _, id := range e.reshaped {
+	for i, id := range e.reshaped {
+		if slices.Contains(e.reshaped[:i], id) {
+			continue // one Relation message after another for the same table
+		}
 		if t := e.tables[id]; !e.ensured[t] {
 			if err := e.call(ctx, func(ctx context.Context) error { return reshape(ctx, e.sink, t) }); err != nil {
 				return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)

@@ -126,6 +126,9 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 			if err != nil {
 				return err
 			}
+			// Set every time: a second call for the same shape (the change
+			// already done and stored) must not repeat the first one's.
+			t.Change = nil
 			if !change.Empty() {
 				t.Change = change
 			}

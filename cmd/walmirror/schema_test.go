@@ -254,6 +254,17 @@ func TestSchemaChanges(t *testing.T) {
 		f.catchUp()
 		compareRows(t, dsn, rows, `SELECT id, v, CAST(u AS VARCHAR) FROM other.t2`)
 
+		// Renames whose rows net out to nothing, twice in one transaction.
+		f.exec(`CREATE TABLE nn (id int PRIMARY KEY, x int); INSERT INTO nn VALUES (1, 1);`)
+		f.catchUp()
+		f.exec(`BEGIN; INSERT INTO nn VALUES (9, 1); DELETE FROM nn WHERE id = 9; ALTER TABLE nn RENAME TO nn2;
+			INSERT INTO nn2 VALUES (10, 1); DELETE FROM nn2 WHERE id = 10; ALTER TABLE nn2 RENAME COLUMN x TO y;
+			INSERT INTO nn2 VALUES (11, 1); DELETE FROM nn2 WHERE id = 11; COMMIT;`)
+		f.catchUp()
+		f.exec(`INSERT INTO nn2 VALUES (12, 2);`)
+		f.catchUp()
+		compareRows(t, dsn, rows, `SELECT id, y FROM nn2`)
+
 		// A volatile default gives every existing row its own value
 		// in a table rewrite the stream does not carry: stop.
 		f.exec(`ALTER TABLE other.t2 ADD COLUMN r float8 DEFAULT random(); INSERT INTO other.t2 (id, v) VALUES (12, 'after');`)
