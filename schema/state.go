@@ -1,6 +1,11 @@
 package schema
 
-import "github.com/walmirror/walmirror/lsn"
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/walmirror/walmirror/lsn"
+)
 
 // Replication phases stored in the target.
 const (
@@ -20,4 +25,46 @@ type State struct {
 	Slot     string // the replication slot this target follows
 	SystemID string // the source cluster's system identifier
 	Phase    string // PhaseSnapshot or PhaseStreaming
+	// Copies are the tables being copied online (backfilled) while the
+	// stream flows: each holds the source's rows up to its After key.
+	Copies []TableCopy
+}
+
+// TableCopy is the stored progress of one table's online copy.
+type TableCopy struct {
+	RelID uint32 `json:"relid"`
+	Table string `json:"table"` // schema.name, for status displays
+	// After is the key of the last row copied, in text form: rows with
+	// greater keys are still to come. Nil before the first chunk.
+	After []string `json:"after,omitempty"`
+	// Rows and Chunks copied so far; Estimate is the source's row estimate
+	// when the copy began (-1 when unknown).
+	Rows     int64  `json:"rows"`
+	Chunks   int64  `json:"chunks"`
+	Estimate int64  `json:"estimate"`
+	Reason   string `json:"reason,omitempty"` // why the table is copied, for logs and status
+}
+
+// EncodeCopies is the stored text form of State.Copies ("" when none).
+func EncodeCopies(c []TableCopy) string {
+	if len(c) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	return string(b)
+}
+
+// DecodeCopies parses EncodeCopies' form.
+func DecodeCopies(s string) ([]TableCopy, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var c []TableCopy
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return nil, fmt.Errorf("stored table copies: %w", err)
+	}
+	return c, nil
 }

@@ -153,7 +153,7 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the copy's state: %w", err)
 	}
-	if after != reached {
+	if after.LSN != reached.LSN || schema.EncodeCopies(after.Copies) != schema.EncodeCopies(reached.Copies) {
 		return nil, fmt.Errorf("%w: the copy moved from %s to %s while it was read", ErrInUse, reached.LSN, after.LSN)
 	}
 	rep.Took = time.Since(began)

@@ -223,12 +223,16 @@ func (s *Sink) Close() error {
 func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	var st schema.State
 	var l uint64
-	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn FROM `+stateTable+` WHERE id = 1`).
-		Scan(&st.Slot, &st.SystemID, &st.Phase, &l)
+	var copies sql.NullString
+	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies FROM `+stateTable+` WHERE id = 1`).
+		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
 	if err != nil {
+		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
+	}
+	if st.Copies, err = schema.DecodeCopies(copies.String); err != nil {
 		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
 	}
 	st.LSN = lsn.LSN(l)
@@ -266,11 +270,11 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 			return abort(err)
 		}
 	}
-	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at)
-		VALUES (1, ?, ?, ?, ?, ?, ?)
+	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies)
+		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''))
 		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
-			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at`,
-		st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC())
+			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies`,
+		st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies))
 	if err != nil {
 		return abort(fmt.Errorf("store state: %w", err))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,7 +124,7 @@ func TestMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, ok, err := s.ReadState(ctx); err != nil || !ok || got != st {
+		if got, ok, err := s.ReadState(ctx); err != nil || !ok || !reflect.DeepEqual(got, st) {
 			t.Fatalf("state after reopening = %+v, %v, %v; want %+v", got, ok, err, st)
 		}
 		s.Close()
@@ -138,11 +139,11 @@ func TestMigrations(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*), max(version), bool_or(dirty) FROM u.main._walmirror_migrations`).Scan(&n, &version, &dirty); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || version != 3 || dirty {
-		t.Errorf("_walmirror_migrations: %d rows, version %d, dirty %v; want 1 row, version 3, clean", n, version, dirty)
+	if n != 1 || version != 4 || dirty {
+		t.Errorf("_walmirror_migrations: %d rows, version %d, dirty %v; want 1 row, version 4, clean", n, version, dirty)
 	}
-	if err := db.QueryRow(`SELECT count(*) FROM duckdb_columns() WHERE database_name = 'u' AND table_name = '_walmirror_state'`).Scan(&n); err != nil || n != 7 {
-		t.Errorf("_walmirror_state has %d columns (%v), want 7", n, err)
+	if err := db.QueryRow(`SELECT count(*) FROM duckdb_columns() WHERE database_name = 'u' AND table_name = '_walmirror_state'`).Scan(&n); err != nil || n != 8 {
+		t.Errorf("_walmirror_state has %d columns (%v), want 8", n, err)
 	}
 }
 

@@ -32,15 +32,15 @@ func TestMigrator(t *testing.T) {
 		}
 		return v, dirty
 	}
-	if v, dirty := version(); v != 3 || dirty {
-		t.Fatalf("after Open: version %d, dirty %v; want 3, clean", v, dirty)
+	if v, dirty := version(); v != 4 || dirty {
+		t.Fatalf("after Open: version %d, dirty %v; want 4, clean", v, dirty)
 	}
 	for range 2 {
 		if err := migrations.Up(migrations.DuckDB, "duckdb", m); err != nil {
 			t.Fatal(err)
 		}
-		if v, dirty := version(); v != 3 || dirty {
-			t.Fatalf("after Up: version %d, dirty %v; want 3, clean", v, dirty)
+		if v, dirty := version(); v != 4 || dirty {
+			t.Fatalf("after Up: version %d, dirty %v; want 4, clean", v, dirty)
 		}
 	}
 	var rows int

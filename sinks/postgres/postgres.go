@@ -355,7 +355,7 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 		return st, false, err
 	}
 	err := s.idle(ctx, func() error {
-		res = s.conn.PgConn().ExecParams(ctx, `SELECT slot, system_id, phase, lsn::text FROM _walmirror.state WHERE id = 1`,
+		res = s.conn.PgConn().ExecParams(ctx, `SELECT slot, system_id, phase, lsn::text, coalesce(copies, '') FROM _walmirror.state WHERE id = 1`,
 			nil, nil, nil, nil).Read()
 		return res.Err
 	})
@@ -371,6 +371,9 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 		return st, false, fmt.Errorf("read _walmirror.state: %w", err)
 	}
 	st.Slot, st.SystemID, st.Phase, st.LSN = string(r[0]), string(r[1]), string(r[2]), l
+	if st.Copies, err = schema.DecodeCopies(string(r[4])); err != nil {
+		return st, false, fmt.Errorf("read _walmirror.state: %w", err)
+	}
 	return st, true, nil
 }
 
@@ -454,11 +457,11 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		b.ExecParams(`SELECT pg_catalog.pg_replication_origin_xact_setup($1::pg_lsn, pg_catalog.clock_timestamp())`,
 			[][]byte{pos}, nil, nil, nil)
 	}
-	b.ExecParams(`INSERT INTO _walmirror.state (id, slot, system_id, phase, lsn, updated_at)
-		VALUES (1, $1, $2, $3, $4::pg_lsn, pg_catalog.clock_timestamp())
+	b.ExecParams(`INSERT INTO _walmirror.state (id, slot, system_id, phase, lsn, updated_at, copies)
+		VALUES (1, $1, $2, $3, $4::pg_lsn, pg_catalog.clock_timestamp(), nullif($5, ''))
 		ON CONFLICT (id) DO UPDATE SET slot = EXCLUDED.slot, system_id = EXCLUDED.system_id,
-			phase = EXCLUDED.phase, lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at`,
-		[][]byte{[]byte(st.Slot), []byte(st.SystemID), []byte(st.Phase), pos}, nil, nil, nil)
+			phase = EXCLUDED.phase, lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at, copies = EXCLUDED.copies`,
+		[][]byte{[]byte(st.Slot), []byte(st.SystemID), []byte(st.Phase), pos, []byte(schema.EncodeCopies(st.Copies))}, nil, nil, nil)
 	b.ExecParams("COMMIT", nil, nil, nil, nil)
 	res, err := pg.ExecBatch(ctx, b).ReadAll()
 	if err == nil && (len(res) == 0 || res[len(res)-1].CommandTag.String() != "COMMIT") {

@@ -89,12 +89,16 @@ func (s *Sink) Close() error {
 func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	var st schema.State
 	var l int64
-	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn FROM _walmirror_state WHERE id = 1`).
-		Scan(&st.Slot, &st.SystemID, &st.Phase, &l)
+	var copies sql.NullString
+	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies FROM _walmirror_state WHERE id = 1`).
+		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
 	if err != nil {
+		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
+	}
+	if st.Copies, err = schema.DecodeCopies(copies.String); err != nil {
 		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
 	}
 	st.LSN = lsn.LSN(l)
@@ -118,11 +122,11 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	if !s.inTx {
 		return errors.New("sqlite sink: commit without a transaction")
 	}
-	_, err := s.conn.ExecContext(ctx, `INSERT INTO _walmirror_state (id, slot, system_id, phase, lsn, lsn_text, updated_at)
-		VALUES (1, ?, ?, ?, ?, ?, ?)
+	_, err := s.conn.ExecContext(ctx, `INSERT INTO _walmirror_state (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies)
+		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''))
 		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
-			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at`,
-		st.Slot, st.SystemID, st.Phase, int64(st.LSN), st.LSN.String(), time.Now().UTC().Format(time.RFC3339Nano))
+			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies`,
+		st.Slot, st.SystemID, st.Phase, int64(st.LSN), st.LSN.String(), time.Now().UTC().Format(time.RFC3339Nano), schema.EncodeCopies(st.Copies))
 	if err != nil {
 		return errors.Join(fmt.Errorf("store state: %w", err), s.Rollback(context.WithoutCancel(ctx)))
 	}
