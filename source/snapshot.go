@@ -25,8 +25,6 @@ type Snapshot struct {
 	tx              pgx.Tx
 	queries         map[uint32]string // COPY statement per table
 	publication     string
-	genCols         bool // the publication publishes stored generated columns (PostgreSQL 18)
-	genListed       bool // PostgreSQL 18: a column list may name generated columns too
 }
 
 // CreateSlot creates the replication slot with an exported snapshot and opens
@@ -85,82 +83,111 @@ func (sn *Snapshot) Close(ctx context.Context) error {
 // types, typmods and key flags), honouring PostgreSQL 15 column lists and row
 // filters.
 func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
-	// PostgreSQL 18 publications may publish stored generated columns.
-	var genCols bool
-	if err := sn.tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_attribute
-		WHERE attrelid = 'pg_catalog.pg_publication'::regclass AND attname = 'pubgencols')`).Scan(&genCols); err != nil {
-		return nil, classify("inspect pg_publication", err)
-	}
-	sn.genListed = genCols
-	if genCols {
-		if err := sn.tx.QueryRow(ctx, `SELECT pubgencols::text = 's' FROM pg_publication WHERE pubname = $1`, sn.publication).Scan(&genCols); err != nil {
-			return nil, classify("inspect publication", err)
-		}
-	}
-	sn.genCols = genCols
-	var hasLists bool
-	if err := sn.tx.QueryRow(ctx, `SELECT count(*) = 2 FROM pg_attribute
-		WHERE attrelid = 'pg_catalog.pg_publication_tables'::regclass AND attname IN ('attnames', 'rowfilter')`).Scan(&hasLists); err != nil {
-		return nil, classify("inspect pg_publication_tables", err)
-	}
-	q := `SELECT c.oid, p.schemaname, p.tablename, c.relreplident, c.relkind = 'p', NULL::text[], NULL::text FROM pg_publication_tables p
-		JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
-		WHERE p.pubname = $1 ORDER BY 2, 3`
-	if hasLists {
-		q = strings.Replace(q, "NULL::text[], NULL::text", "p.attnames, p.rowfilter", 1)
-	}
-	type pubTable struct {
-		oid       uint32
-		nsp, name string
-		ident     string
-		root      bool // a partitioned table: its rows are its partitions'
-		cols      []string
-		filter    *string
-	}
-	rows, err := sn.tx.Query(ctx, q, sn.publication)
+	pts, err := publishedTables(ctx, sn.tx, sn.publication, 0)
 	if err != nil {
-		return nil, classify("list published tables", err)
-	}
-	pts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pubTable, error) {
-		var p pubTable
-		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.root, &p.cols, &p.filter)
-		return p, err
-	})
-	if err != nil {
-		return nil, classify("list published tables", err)
+		return nil, err
 	}
 	sn.queries = make(map[uint32]string, len(pts))
 	tables := make([]*schema.Table, 0, len(pts))
 	for _, p := range pts {
-		t, err := sn.describe(ctx, p.oid, p.nsp, p.name, p.ident[0], p.cols)
+		t, err := p.describe(ctx, sn.tx)
 		if err != nil {
 			return nil, err
 		}
-		names := make([]string, len(t.Columns))
-		for i, c := range t.Columns {
-			names[i] = quoteIdent(c.Name)
-		}
-		// ONLY: a table's inheritance children are published (or not) on
-		// their own; a partitioned root published via its root
-		// (publish_via_partition_root) holds its partitions' rows.
-		only := " ONLY "
-		if p.root {
-			only = " "
-		}
-		q := "COPY (SELECT " + strings.Join(names, ", ") + " FROM" + only + quoteIdent(p.nsp) + "." + quoteIdent(p.name)
-		if p.filter != nil {
-			q += " WHERE " + *p.filter
-		}
-		sn.queries[t.ID] = q + ") TO STDOUT"
+		sn.queries[t.ID] = "COPY (" + p.query(t, "") + ") TO STDOUT"
 		tables = append(tables, t)
 	}
 	return tables, nil
 }
 
-func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, ident byte, only []string) (*schema.Table, error) {
+// pubTable is one table of a publication, as the publication shows it.
+type pubTable struct {
+	oid       uint32
+	nsp, name string
+	ident     string
+	root      bool // a partitioned table: its rows are its partitions'
+	cols      []string
+	filter    *string
+	estimate  int64 // reltuples (-1: never analyzed)
+	genCols   bool  // the publication publishes stored generated columns (PostgreSQL 18)
+	genListed bool  // PostgreSQL 18: a column list may name generated columns too
+}
+
+// publishedTables lists the publication's tables (only relid's when not 0)
+// in the transaction's snapshot.
+func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid uint32) ([]pubTable, error) {
+	// PostgreSQL 18 publications may publish stored generated columns.
+	var genCols bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_attribute
+		WHERE attrelid = 'pg_catalog.pg_publication'::regclass AND attname = 'pubgencols')`).Scan(&genCols); err != nil {
+		return nil, classify("inspect pg_publication", err)
+	}
+	genListed := genCols
+	if genCols {
+		if err := tx.QueryRow(ctx, `SELECT pubgencols::text = 's' FROM pg_publication WHERE pubname = $1`, publication).Scan(&genCols); err != nil {
+			return nil, classify("inspect publication", err)
+		}
+	}
+	var hasLists bool
+	if err := tx.QueryRow(ctx, `SELECT count(*) = 2 FROM pg_attribute
+		WHERE attrelid = 'pg_catalog.pg_publication_tables'::regclass AND attname IN ('attnames', 'rowfilter')`).Scan(&hasLists); err != nil {
+		return nil, classify("inspect pg_publication_tables", err)
+	}
+	q := `SELECT c.oid, p.schemaname, p.tablename, c.relreplident, c.relkind = 'p', NULL::text[], NULL::text,
+			CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(greatest(l.reltuples, 0))::int8 FROM pg_partition_tree(c.oid) t
+				JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf), -1) ELSE c.reltuples::int8 END
+		FROM pg_publication_tables p
+		JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+		WHERE p.pubname = $1 AND ($2 = 0 OR c.oid = $2) ORDER BY 2, 3`
+	if hasLists {
+		q = strings.Replace(q, "NULL::text[], NULL::text", "p.attnames, p.rowfilter", 1)
+	}
+	rows, err := tx.Query(ctx, q, publication, int64(relid))
+	if err != nil {
+		return nil, classify("list published tables", err)
+	}
+	pts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pubTable, error) {
+		p := pubTable{genCols: genCols, genListed: genListed}
+		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.root, &p.cols, &p.filter, &p.estimate)
+		return p, err
+	})
+	if err != nil {
+		return nil, classify("list published tables", err)
+	}
+	return pts, nil
+}
+
+// query selects t's published rows; cond, when not empty, narrows them
+// further.
+func (p *pubTable) query(t *schema.Table, cond string) string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = quoteIdent(c.Name)
+	}
+	// ONLY: a table's inheritance children are published (or not) on
+	// their own; a partitioned root published via its root
+	// (publish_via_partition_root) holds its partitions' rows.
+	only := " ONLY "
+	if p.root {
+		only = " "
+	}
+	q := "SELECT " + strings.Join(names, ", ") + " FROM" + only + quoteIdent(p.nsp) + "." + quoteIdent(p.name)
+	switch {
+	case p.filter != nil && cond != "":
+		q += " WHERE (" + *p.filter + ") AND " + cond
+	case p.filter != nil:
+		q += " WHERE " + *p.filter
+	case cond != "":
+		q += " WHERE " + cond
+	}
+	return q
+}
+
+func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, error) {
+	oid, nsp, name, ident, only := p.oid, p.nsp, p.name, p.ident[0], p.cols
 	// Types outside the built-in range are named as pgoutput's Type messages
 	// name them, so a table looks the same whether first seen here or streamed.
-	rows, err := sn.tx.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod,
+	rows, err := tx.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod,
 			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum), -- not INCLUDE columns
 			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END
 		FROM pg_attribute a
@@ -170,7 +197,7 @@ func (sn *Snapshot) describe(ctx context.Context, oid uint32, nsp, name string, 
 			CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 			AND (a.attgenerated = '' OR a.attgenerated = 's' AND ($3 OR $4 AND a.attname = ANY ($5::text[])))
-		ORDER BY a.attnum`, oid, string(ident), sn.genCols, sn.genListed, only)
+		ORDER BY a.attnum`, oid, string(ident), p.genCols, p.genListed, only)
 	if err != nil {
 		return nil, classify("describe table", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
@@ -79,8 +80,15 @@ func (s *Source) preflight(ctx context.Context) error {
 		return permanent("check source", "run ALTER SYSTEM SET wal_level = logical as a superuser, then restart PostgreSQL",
 			fmt.Errorf("wal_level is %q, logical replication needs \"logical\"", walLevel))
 	}
-	if s.version < 100000 {
-		return permanent("check source", "", fmt.Errorf("PostgreSQL %d is too old: pgoutput needs 10 or later", s.version/10000))
+	if s.version < 140000 {
+		// Online copies need pgoutput's messages option (14), and 13 is past
+		// its end of life.
+		major := strconv.Itoa(s.version / 10000)
+		if s.version < 100000 {
+			major = fmt.Sprintf("%d.%d", s.version/10000, s.version/100%100) // 9.x numbering
+		}
+		return permanent("check source", "upgrade the source to PostgreSQL 14 or later",
+			fmt.Errorf("PostgreSQL %s is too old: walmirror needs 14 or later", major))
 	}
 	if !isSuper && !canReplicate {
 		user := s.conn.Config().User
@@ -211,5 +219,7 @@ func (s *Source) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
 }
 
 func (s *Source) pluginArgs() []string {
-	return []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(s.cfg.Publication))}
+	// messages: the watermarks of online copies and resync requests come
+	// through the stream (PostgreSQL 14+).
+	return []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(s.cfg.Publication)), "messages 'true'"}
 }
