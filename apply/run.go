@@ -78,17 +78,9 @@ const DefaultSlotBusyWait = 90 * time.Second
 // start are retried with exponential backoff and jitter; each attempt resumes
 // from the position stored in the target, so nothing is lost or doubled.
 func Run(ctx context.Context, sink Sink, cfg Config) error {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Limits == (Limits{}) {
-		cfg.Limits = DefaultLimits()
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = 30 * time.Second
-	}
-	if cfg.SlotBusyWait == 0 {
-		cfg.SlotBusyWait = DefaultSlotBusyWait
+	cfg = cfg.withDefaults() // per field: see Validate
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	cfg.Source.Logger = cfg.Logger
 	log := cfg.Logger
@@ -238,10 +230,10 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 		return st, fmt.Errorf("read walmirror state from target: %w", err)
 	}
 	if found && st.Slot != slotName {
-		return st, fmt.Errorf("the target follows slot %q, not %q: pass --slot %s or use a fresh target", st.Slot, slotName, st.Slot)
+		return st, mark(ErrTargetMismatch, fmt.Errorf("the target follows slot %q, not %q: pass --slot %s or use a fresh target", st.Slot, slotName, st.Slot))
 	}
 	if found && st.SystemID != "" && st.SystemID != src.SystemID() {
-		return st, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): use a fresh target", st.SystemID, src.SystemID())
+		return st, mark(ErrTargetMismatch, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): use a fresh target", st.SystemID, src.SystemID()))
 	}
 	slot, err := src.Slot(ctx)
 	if err != nil {
@@ -258,7 +250,7 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 			return st, nil
 		}
 		if !r.cfg.Resync {
-			return st, errors.New(problem + "; run with --resync to recreate the slot and copy every table again")
+			return st, mark(ErrSlotLost, errors.New(problem+"; run with --resync to recreate the slot and copy every table again"))
 		}
 		r.log.Warn("resynchronising: "+problem+"; recreating the slot and copying every table again", "slot", slotName)
 		if slot.Exists {
@@ -272,9 +264,9 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 	if slot.Exists {
 		if !found {
 			if ss, err := src.SlotState(ctx); err == nil && ss.Active {
-				return st, fmt.Errorf("%w; this target has no walmirror state, so another copy follows that slot", ss.ActiveError())
+				return st, mark(ErrSlotExists, fmt.Errorf("%w; this target has no walmirror state, so another copy follows that slot", ss.ActiveError()))
 			}
-			return st, fmt.Errorf("replication slot %q already exists but this target has no walmirror state: if no other copy follows it, drop it (walmirror drop --slot %s, or SELECT pg_drop_replication_slot('%s')), or choose another --slot", slotName, slotName, slotName)
+			return st, mark(ErrSlotExists, fmt.Errorf("replication slot %q already exists but this target has no walmirror state: if no other copy follows it, drop it (walmirror drop --slot %s, or SELECT pg_drop_replication_slot('%s')), or choose another --slot", slotName, slotName, slotName))
 		}
 		r.log.Info("redoing an interrupted initial snapshot", "slot", slotName)
 		if err := src.DropSlot(ctx); err != nil {

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -63,13 +64,23 @@ type Fill struct {
 	Unknown string
 }
 
+// ErrNotOwned is wrapped by NotOwned's error, for errors.Is (apply
+// exports it as ErrTargetNotOwned).
+var ErrNotOwned = errors.New("target table not created by walmirror")
+
 // NotOwned is the error for a target table walmirror did not create: it
-// changes only its own tables (or ones it was told to adopt).
+// changes only its own tables (or ones it was told to adopt). It wraps
+// ErrNotOwned.
 func NotOwned(t *Table, target string) error {
-	return fmt.Errorf("target table %s already exists and walmirror did not create it (source table %s maps to it); "+
+	return &notOwnedError{fmt.Sprintf("target table %s already exists and walmirror did not create it (source table %s maps to it); "+
 		"walmirror changes only tables it owns: drop or rename that table, or choose another target; "+
-		"to have walmirror take over an empty table of the same shape (a pre-created schema), run with --adopt-tables", target, t.QualifiedName())
+		"to have walmirror take over an empty table of the same shape (a pre-created schema), run with --adopt-tables", target, t.QualifiedName())}
 }
+
+type notOwnedError struct{ msg string }
+
+func (e *notOwnedError) Error() string { return e.msg }
+func (e *notOwnedError) Unwrap() error { return ErrNotOwned }
 
 // NotEmpty is the error for a table --adopt-tables would take over that
 // holds rows: the copy would mix them with the source's.

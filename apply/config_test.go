@@ -1,0 +1,54 @@
+package apply
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walmirror/walmirror/source"
+)
+
+// TestValidate: a half-set Config is completed field by field, and a bad
+// field is named.
+func TestValidate(t *testing.T) {
+	src := source.Config{DSN: "postgres://u@localhost/db"}
+	d := (Config{Source: src, Limits: Limits{CommitRows: 5}}).withDefaults()
+	want := DefaultLimits()
+	want.CommitRows = 5
+	if d.Limits != want {
+		t.Errorf("Limits{CommitRows: 5} with defaults = %+v, want %+v", d.Limits, want)
+	}
+	if d.Source.Slot != DefaultSlot || d.Source.Publication != DefaultPublication || d.MaxBackoff != DefaultMaxBackoff ||
+		d.SlotBusyWait != DefaultSlotBusyWait || d.Logger == nil {
+		t.Errorf("defaults not applied: %+v", d)
+	}
+	ok := Config{Source: src, Limits: Limits{CommitRows: 5}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate(half-set, otherwise valid) = %v", err)
+	}
+	for _, tc := range []struct {
+		field string
+		cfg   Config
+	}{
+		{"Limits.CommitRows", Config{Source: src, Limits: Limits{CommitRows: -1}}},
+		{"Limits.ChunkBytes", Config{Source: src, Limits: Limits{CommitRows: 10, ChunkBytes: -5}}},
+		{"Limits.CommitInterval", Config{Source: src, Limits: Limits{CommitInterval: -time.Second}}},
+		{"MaxBackoff", Config{Source: src, MaxBackoff: -1}},
+		{"SlotBusyWait", Config{Source: src, SlotBusyWait: -1}},
+		{"Source.Timeout", Config{Source: source.Config{DSN: src.DSN, Timeout: -1}}},
+		{"StopAtNow", Config{Source: src, StopAt: 0x100, StopAtNow: true}},
+		{"Source", Config{}},
+		{"Source", Config{Source: source.Config{DSN: src.DSN, Slot: "Bad-Slot"}}},
+	} {
+		err := tc.cfg.Validate()
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != tc.field {
+			t.Errorf("Validate(%+v) = %v; want a *ConfigError for %s", tc.cfg, err, tc.field)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("error %q does not name %s", err, tc.field)
+		}
+	}
+}

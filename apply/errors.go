@@ -1,0 +1,48 @@
+package apply
+
+import (
+	"errors"
+
+	"github.com/walmirror/walmirror/schema"
+)
+
+// Errors Run returns that a caller may need to tell apart, with errors.Is.
+// Each is wrapped around an error whose message says what happened and
+// what to do; the message is the operator's, the value the program's.
+var (
+	// ErrSlotLost: the replication slot the target follows is gone or was
+	// invalidated (the server removed WAL it still needed), so the changes
+	// since the stored position cannot be streamed. Run with Config.Resync
+	// to take a new slot and copy every table again.
+	ErrSlotLost = errors.New("replication slot lost")
+
+	// ErrTargetMismatch: the target holds a copy of another source: it
+	// follows another replication slot, or was copied from another
+	// PostgreSQL cluster. Use a fresh target, or the slot it follows.
+	ErrTargetMismatch = errors.New("target follows another slot or cluster")
+
+	// ErrSlotExists: the replication slot exists but the target has no
+	// walmirror state, so another copy (or a leftover) follows that slot.
+	// When another connection streams from it, the error also wraps a
+	// *source.SlotActiveError naming it.
+	ErrSlotExists = errors.New("replication slot belongs to another copy")
+
+	// ErrTargetNotOwned: a target table walmirror would write already
+	// exists and walmirror did not create it (Sinks refuse such a table
+	// unless told to adopt it). The same value as schema.ErrNotOwned.
+	ErrTargetNotOwned = schema.ErrNotOwned
+)
+
+// kindError is an error marked with one of the sentinels above: its
+// message is err's, unchanged, and both err and kind are found by
+// errors.Is and errors.As.
+type kindError struct {
+	err  error
+	kind error
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.err, e.kind} }
+
+// mark returns err marked with kind.
+func mark(kind, err error) error { return &kindError{err: err, kind: kind} }

@@ -1,0 +1,121 @@
+package apply
+
+import (
+	"context"
+	"sync"
+
+	"github.com/walmirror/walmirror/lsn"
+)
+
+// Progress follows how far a run has applied the source, so that a caller
+// can wait until the copy holds what it wrote (read-your-writes): write to
+// PostgreSQL, take pg_current_wal_lsn() (or pg_current_wal_insert_lsn())
+// after the commit, then WaitFor that position before reading the copy.
+//
+// It learns the applied position from Run's hooks (Hook wires it): each
+// target commit (CommitInfo.State.LSN), the start of streaming (the
+// position the target holds), and each keepalive that shows everything
+// received applied (Position.CaughtUp), which carries the copy past WAL
+// that held nothing for it, so an idle source or a position beyond the
+// last change does not hold a waiter up.
+//
+// The zero value is ready to use; its methods are safe for concurrent use.
+type Progress struct {
+	mu      sync.Mutex
+	applied lsn.LSN
+	changed chan struct{} // closed when applied moves, then replaced
+}
+
+// Hook sets cfg's OnCommit, OnPosition and OnStreaming to report to p,
+// calling the hooks already set first.
+func (p *Progress) Hook(cfg *Config) {
+	cfg.OnCommit = chain(cfg.OnCommit, p.Committed)
+	cfg.OnPosition = chain(cfg.OnPosition, p.Position)
+	cfg.OnStreaming = chain(cfg.OnStreaming, p.Streaming)
+}
+
+// chain returns a hook calling first (when set), then next.
+func chain[T any](first, next func(T)) func(T) {
+	if first == nil {
+		return next
+	}
+	return func(v T) { first(v); next(v) }
+}
+
+// Committed takes a target commit (Config.OnCommit).
+func (p *Progress) Committed(c CommitInfo) { p.advance(c.State.LSN) }
+
+// Position takes a keepalive (Config.OnPosition): when caught up,
+// everything up to the server's WAL end is applied.
+func (p *Progress) Position(pos Position) {
+	if pos.CaughtUp {
+		p.advance(pos.ServerWALEnd)
+	}
+}
+
+// Streaming takes the start of streaming (Config.OnStreaming): the target
+// holds everything up to from.
+func (p *Progress) Streaming(from lsn.LSN) { p.advance(from) }
+
+// advance records that everything up to l is applied; the position never
+// moves back.
+func (p *Progress) advance(l lsn.LSN) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l <= p.applied {
+		return
+	}
+	p.applied = l
+	if p.changed != nil {
+		close(p.changed)
+		p.changed = nil
+	}
+}
+
+// Applied returns the source position up to which everything is committed
+// in the copy (0 before streaming starts).
+func (p *Progress) Applied() lsn.LSN {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.applied
+}
+
+// Notify returns a channel that is closed the next time the applied
+// position moves: the cheapest "the copy changed, look again" signal.
+// Call it again for the next change.
+func (p *Progress) Notify() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.changed == nil {
+		p.changed = make(chan struct{})
+	}
+	return p.changed
+}
+
+// WaitFor blocks until everything the source committed up to l is
+// committed in the copy, and returns nil; or until ctx ends, and returns
+// ctx.Err() (context.DeadlineExceeded for a timeout). A position the
+// source has passed with nothing for this copy counts as applied once a
+// keepalive shows it.
+func (p *Progress) WaitFor(ctx context.Context, l lsn.LSN) error {
+	for {
+		p.mu.Lock()
+		if p.applied >= l {
+			p.mu.Unlock()
+			return nil
+		}
+		if p.changed == nil {
+			p.changed = make(chan struct{})
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if p.Applied() >= l { // both at once: the copy is there
+				return nil
+			}
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/walmirror/walmirror/schema"
+)
+
+// TestProgressWaitFor: commits, the start of streaming and caught-up
+// keepalives move the position; keepalives that are not caught up do
+// not; WaitFor and Notify wake on a move and WaitFor times out otherwise.
+func TestProgressWaitFor(t *testing.T) {
+	var p Progress
+	ctx := t.Context()
+	if err := p.WaitFor(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := p.WaitFor(short, 0x100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor with nothing applied = %v, want a deadline error", err)
+	}
+
+	var prevCommits, prevPositions int
+	cfg := Config{OnCommit: func(CommitInfo) { prevCommits++ }, OnPosition: func(Position) { prevPositions++ }}
+	p.Hook(&cfg)
+
+	done := make(chan error, 1)
+	go func() { done <- p.WaitFor(ctx, 0x300) }()
+	n := p.Notify()
+	cfg.OnStreaming(0x100)
+	select {
+	case <-n:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Notify not closed by a move")
+	}
+	cfg.OnCommit(CommitInfo{State: schema.State{LSN: 0x200}})
+	cfg.OnPosition(Position{ServerWALEnd: 0x400}) // not caught up: a transaction is open
+	select {
+	case err := <-done:
+		t.Fatalf("WaitFor(0x300) returned %v at %s", err, p.Applied())
+	case <-time.After(50 * time.Millisecond):
+	}
+	cfg.OnPosition(Position{ServerWALEnd: 0x400, CaughtUp: true}) // idle source
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitFor(0x300) not woken by a caught-up keepalive at 0x400")
+	}
+	cfg.OnCommit(CommitInfo{State: schema.State{LSN: 0x350}}) // never moves back
+	if p.Applied() != 0x400 {
+		t.Errorf("applied %s, want 0/400", p.Applied())
+	}
+	if prevCommits != 2 || prevPositions != 2 {
+		t.Errorf("hooks set before Hook called %d, %d times; want 2, 2", prevCommits, prevPositions)
+	}
+}
