@@ -25,7 +25,7 @@ type observeFlags struct {
 }
 
 func (o *observeFlags) register(fs *flagSet) {
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (Prometheus), /healthz, /readyz and /wait?lsn=X/Y&timeout=2s on HOST:PORT")
 	durationFlag(fs, &o.readyMaxLag, "ready-max-lag", time.Minute, "/readyz answers 200 once the initial copy is complete and the lag is at most this")
 	durationFlag(fs, &o.progressInterval, "progress-interval", 30*time.Second, "log a progress line (rates, lag) this often; 0: never")
 	durationFlag(fs, &o.slotPollInterval, "slot-poll-interval", 15*time.Second, "with --metrics-addr or --max-retained-wal: how often the slot's retained WAL and wal_status are read (on a catalog connection of its own)")
@@ -61,7 +61,7 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 			return nil, err
 		}
 		stopServer = stopSrv
-		log.Info("serving metrics", "addr", addr, "endpoints", "/metrics /healthz /readyz")
+		log.Info("serving metrics", "addr", addr, "endpoints", "/metrics /healthz /readyz /wait")
 	}
 	if o.metricsAddr != "" || o.maxRetained > 0 {
 		wg.Add(1)

@@ -75,10 +75,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		}
 		cfg.StopAt = l
 	}
-	if lim.CommitRows < 1 || lim.CommitBytes < 1 || lim.ChunkRows < 1 || lim.ChunkBytes < 1 || lim.CommitInterval <= 0 {
-		return fmt.Errorf("--commit-rows, --commit-bytes, --chunk-rows, --chunk-bytes and --commit-interval must be positive")
-	}
-	if err := cfg.Source.Validate(); err != nil {
+	if err := validateConfig(&cfg); err != nil {
 		return err
 	}
 	if err := obs.validate(); err != nil {

@@ -14,10 +14,12 @@ import (
 )
 
 // Handler serves /metrics (Prometheus text format), /healthz (200 while
-// the process runs) and /readyz (200 once the initial copy is complete and
-// the lag is at most readyMaxLag, 503 otherwise; the body says why).
+// the process runs), /readyz (200 once the initial copy is complete and
+// the lag is at most readyMaxLag, 503 otherwise; the body says why) and
+// /wait (see WaitHandler).
 func (m *Monitor) Handler(readyMaxLag time.Duration) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /wait", WaitHandler(m.progress))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

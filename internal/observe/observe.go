@@ -22,9 +22,10 @@ import (
 // Monitor follows one run. Its hook methods are safe for concurrent use
 // (with --pipeline, commits are reported from the writer goroutine).
 type Monitor struct {
-	reg     *prometheus.Registry
-	now     func() time.Time
-	started time.Time
+	reg      *prometheus.Registry
+	progress *apply.Progress // the applied position, for GET /wait
+	now      func() time.Time
+	started  time.Time
 
 	mu sync.Mutex
 	// Lag: the copy is complete as of completeAsOf (the source commit time
@@ -63,7 +64,7 @@ type Totals struct {
 
 // New returns a Monitor; version labels walmirror_build_info.
 func New(version string) *Monitor {
-	m := &Monitor{reg: prometheus.NewRegistry(), now: time.Now}
+	m := &Monitor{reg: prometheus.NewRegistry(), now: time.Now, progress: &apply.Progress{}}
 	m.started = m.now()
 	f := factory{m.reg}
 	m.rows = f.counterVec("walmirror_rows_applied_total", "Row changes applied to the target (committed), by operation.", "op")
@@ -125,17 +126,26 @@ func New(version string) *Monitor {
 // Registry is where the metrics are registered.
 func (m *Monitor) Registry() *prometheus.Registry { return m.reg }
 
-// Hook sets cfg's hooks to report to m, keeping an OnCommit already set.
+// Hook sets cfg's hooks to report to m (and to its Progress), calling the
+// hooks already set first.
 func (m *Monitor) Hook(cfg *apply.Config) {
-	if prev := cfg.OnCommit; prev != nil {
-		cfg.OnCommit = func(c apply.CommitInfo) { prev(c); m.Committed(c) }
-	} else {
-		cfg.OnCommit = m.Committed
+	cfg.OnCommit = chain(cfg.OnCommit, m.Committed)
+	cfg.OnPosition = chain(cfg.OnPosition, m.Position)
+	cfg.OnSnapshot = chain(cfg.OnSnapshot, m.Snapshot)
+	cfg.OnStreaming = chain(cfg.OnStreaming, m.Streaming)
+	cfg.OnInterrupted = chain(cfg.OnInterrupted, m.Interrupted)
+	m.progress.Hook(cfg)
+}
+
+// Progress is the applied position m follows (GET /wait waits on it).
+func (m *Monitor) Progress() *apply.Progress { return m.progress }
+
+// chain returns a hook calling first (when set), then next.
+func chain[T any](first, next func(T)) func(T) {
+	if first == nil {
+		return next
 	}
-	cfg.OnPosition = m.Position
-	cfg.OnSnapshot = m.Snapshot
-	cfg.OnStreaming = m.Streaming
-	cfg.OnInterrupted = m.Interrupted
+	return func(v T) { first(v); next(v) }
 }
 
 // Committed takes a target commit.
