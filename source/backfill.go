@@ -1,0 +1,266 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+)
+
+// WatermarkPrefix is the pg_logical_emit_message prefix of the watermarks an
+// online copy writes into the WAL after reading each chunk.
+const WatermarkPrefix = "walmirror.watermark"
+
+// ResyncPrefix is the prefix of the transactional message `walmirror resync`
+// writes: the walmirror following the named slot copies the tables again
+// from the position of that message.
+const ResyncPrefix = "walmirror.resync"
+
+// Copier reads chunks of published tables for online copies, on its own
+// ordinary connection, while the replication stream keeps flowing.
+type Copier struct {
+	conn        *pgx.Conn
+	publication string
+}
+
+// OpenCopier opens the connection online copies read through.
+func (s *Source) OpenCopier(ctx context.Context) (*Copier, error) {
+	pcfg, err := connConfig(&s.cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	ccfg, _ := pgx.ParseConfig("")
+	ccfg.Config = *pcfg
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, ccfg)
+	if err != nil {
+		return nil, classify("connect for online copy", timeoutCause(ctx, err))
+	}
+	return &Copier{conn: conn, publication: s.cfg.Publication}, nil
+}
+
+// Close ends the copier's connection.
+func (c *Copier) Close(ctx context.Context) error { return c.conn.Close(ctx) }
+
+// PublishedTable is a table of the publication with its row estimate.
+type PublishedTable struct {
+	RelID    uint32
+	Name     string // schema.name, quoted where needed
+	Estimate int64  // -1: never analyzed
+}
+
+// Published lists the publication's tables now.
+func (c *Copier) Published(ctx context.Context) ([]PublishedTable, error) {
+	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, classify("list published tables", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	pts, err := publishedTables(ctx, tx, c.publication, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PublishedTable, len(pts))
+	for i, p := range pts {
+		out[i] = PublishedTable{RelID: p.oid, Name: TableName{Schema: p.nsp, Name: p.name}.String(), Estimate: p.estimate}
+	}
+	return out, nil
+}
+
+// Chunk is one read of an online copy: a repeatable-read transaction whose
+// snapshot says exactly which source transactions its rows reflect.
+type Chunk struct {
+	c        *Copier
+	tx       pgx.Tx
+	pub      pubTable
+	Table    *schema.Table // the table as published in the chunk's snapshot
+	Snapshot XidSnapshot
+	// Published is false when the table is not (or no longer) in the
+	// publication in this snapshot: Table is nil then.
+	Published bool
+	Estimate  int64
+}
+
+// BeginChunk opens a chunk of relid's rows.
+func (c *Copier) BeginChunk(ctx context.Context, relid uint32) (_ *Chunk, err error) {
+	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, classify("begin chunk", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	ch := &Chunk{c: c, tx: tx}
+	// The first query takes the transaction's snapshot: this is it.
+	var snap string
+	if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
+		return nil, classify("take chunk snapshot", err)
+	}
+	if ch.Snapshot, err = ParseXidSnapshot(snap); err != nil {
+		return nil, err
+	}
+	pts, err := publishedTables(ctx, tx, c.publication, relid)
+	if err != nil {
+		return nil, err
+	}
+	if len(pts) == 0 {
+		return ch, nil
+	}
+	ch.pub, ch.Published, ch.Estimate = pts[0], true, pts[0].estimate
+	if ch.Table, err = ch.pub.describe(ctx, tx); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+// Rows streams up to limit rows (all when limit is 0) of t, in key order,
+// whose key is greater than after (from the start when after is nil). t
+// must have Table's columns, and a key unless limit is 0. It returns how
+// many rows were read and the key of the last one.
+func (ch *Chunk) Rows(ctx context.Context, t *schema.Table, after []string, limit int, fn func(schema.Tuple) error) (n int, last []string, err error) {
+	if !ch.Published {
+		return 0, nil, errors.New("copy rows: the table is not published")
+	}
+	var keys []string
+	var keyIdx []int
+	for i, col := range t.Columns {
+		if col.Key {
+			keys, keyIdx = append(keys, quoteIdent(col.Name)), append(keyIdx, i)
+		}
+	}
+	cond, tail := "", ""
+	if limit > 0 {
+		if len(keys) == 0 {
+			return 0, nil, fmt.Errorf("copy %s in chunks: the table has no key", t.QualifiedName())
+		}
+		if after != nil {
+			if len(after) != len(keys) {
+				return 0, nil, fmt.Errorf("copy %s: stored key has %d columns, the table's key %d", t.QualifiedName(), len(after), len(keys))
+			}
+			lits := make([]string, len(after))
+			for i, v := range after {
+				lits[i] = quoteLiteral(v)
+			}
+			cond = "(" + strings.Join(keys, ", ") + ") > (" + strings.Join(lits, ", ") + ")"
+		}
+		tail = " ORDER BY " + strings.Join(keys, ", ") + " LIMIT " + strconv.Itoa(limit)
+	}
+	var lastRow schema.Tuple
+	w := &copyReader{ncols: len(t.Columns), fn: func(row schema.Tuple) error {
+		n++
+		lastRow = row
+		return fn(row)
+	}}
+	q := "COPY (" + ch.pub.query(t, cond) + tail + ") TO STDOUT"
+	if _, err := ch.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
+		if w.err != nil {
+			return n, nil, w.err
+		}
+		return n, nil, classify("copy "+t.QualifiedName(), err)
+	}
+	if w.err != nil {
+		return n, nil, w.err
+	}
+	if lastRow != nil && len(keyIdx) > 0 {
+		last = make([]string, len(keyIdx))
+		for i, k := range keyIdx {
+			last[i] = string(lastRow[k].Data)
+		}
+	}
+	return n, last, nil
+}
+
+// End closes the chunk's transaction and writes a watermark into the WAL
+// carrying token: every source transaction whose commit the stream delivers
+// after the watermark began after the chunk's snapshot.
+func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
+	if err := ch.tx.Commit(ctx); err != nil {
+		return 0, classify("end chunk", err)
+	}
+	var text string
+	if err := ch.c.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(false, $1, $2)::text`, WatermarkPrefix, token).Scan(&text); err != nil {
+		return 0, classify("write watermark", err)
+	}
+	return lsn.Parse(text)
+}
+
+// Abort abandons the chunk.
+func (ch *Chunk) Abort(ctx context.Context) { _ = ch.tx.Rollback(ctx) }
+
+// XidSnapshot is pg_current_snapshot(): which transactions a snapshot sees.
+type XidSnapshot struct {
+	Xmin, Xmax uint64   // full (epoch-qualified) transaction ids
+	Xip        []uint64 // in progress when it was taken, sorted
+}
+
+// ParseXidSnapshot reads pg_snapshot's text form "xmin:xmax:xip,xip".
+func ParseXidSnapshot(s string) (XidSnapshot, error) {
+	var x XidSnapshot
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return x, fmt.Errorf("snapshot %q: want xmin:xmax:xip", s)
+	}
+	var err error
+	if x.Xmin, err = strconv.ParseUint(parts[0], 10, 64); err != nil {
+		return x, fmt.Errorf("snapshot %q: %w", s, err)
+	}
+	if x.Xmax, err = strconv.ParseUint(parts[1], 10, 64); err != nil {
+		return x, fmt.Errorf("snapshot %q: %w", s, err)
+	}
+	if parts[2] != "" {
+		for _, f := range strings.Split(parts[2], ",") {
+			v, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				return x, fmt.Errorf("snapshot %q: %w", s, err)
+			}
+			x.Xip = append(x.Xip, v)
+		}
+	}
+	slices.Sort(x.Xip)
+	if x.Xmin > x.Xmax {
+		return x, fmt.Errorf("snapshot %q: xmin after xmax", s)
+	}
+	return x, nil
+}
+
+// full widens a 32-bit xid (as pgoutput's Begin carries it) to the full id
+// nearest xmax: the transactions the stream delivers are recent, far within
+// 2^31 of the snapshot, before or after it.
+func (x XidSnapshot) full(xid uint32) uint64 {
+	const half = 1 << 31
+	f := x.Xmax&^0xffffffff | uint64(xid)
+	switch {
+	case f > x.Xmax+half:
+		f -= 1 << 32
+	case f+half < x.Xmax:
+		f += 1 << 32
+	}
+	return f
+}
+
+// Sees reports whether the snapshot sees the committed transaction xid.
+func (x XidSnapshot) Sees(xid uint32) bool {
+	f := x.full(xid)
+	if f < x.Xmin {
+		return true
+	}
+	if f >= x.Xmax {
+		return false
+	}
+	_, found := slices.BinarySearch(x.Xip, f)
+	return !found
+}
+
+// Settled reports whether xid had ended before the snapshot was taken, so
+// every later snapshot sees it too.
+func (x XidSnapshot) Settled(xid uint32) bool { return x.full(xid) < x.Xmin }
