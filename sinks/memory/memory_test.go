@@ -1,0 +1,109 @@
+package memory_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/sinks/memory"
+	"github.com/walmirror/walmirror/sinks/sinktest"
+)
+
+var _ apply.Sink = (*memory.Sink)(nil)
+
+// TestContract runs the shared sink contract suite; Reopen opens a new
+// sink on the same DB, as a restart in the same process does.
+func TestContract(t *testing.T) {
+	var mu sync.Mutex
+	dbs := map[sinktest.Sink]*memory.DB{}
+	open := func(t *testing.T, db *memory.DB) sinktest.Sink {
+		s, err := db.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		dbs[s] = db
+		mu.Unlock()
+		return s
+	}
+	dbOf := func(s sinktest.Sink) *memory.DB {
+		mu.Lock()
+		defer mu.Unlock()
+		return dbs[s]
+	}
+	sinktest.Run(t, sinktest.Target{
+		Name:   "memory",
+		Open:   func(t *testing.T) sinktest.Sink { return open(t, memory.New()) },
+		Reopen: func(t *testing.T, s sinktest.Sink) sinktest.Sink { return open(t, dbOf(s)) },
+		Rows: func(t *testing.T, s sinktest.Sink, table *schema.Table) [][]string {
+			cols, rows, ok := dbOf(s).Rows(table.Schema, table.Name)
+			if !ok {
+				return nil
+			}
+			idx := map[string]int{}
+			for i, c := range cols {
+				idx[c] = i
+			}
+			var out [][]string
+			for _, r := range rows {
+				o := make([]string, len(table.Columns))
+				for i, c := range table.Columns {
+					v := r[idx[c.Name]]
+					if v.Null {
+						o[i] = "NULL"
+					} else {
+						o[i] = v.Text
+					}
+				}
+				out = append(out, o)
+			}
+			return out
+		},
+	})
+}
+
+// TestOneWriter: a second sink cannot open a DB while one is open;
+// readers see only committed rows.
+func TestOneWriter(t *testing.T) {
+	ctx := context.Background()
+	db := memory.New()
+	s, err := db.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Open(); err == nil {
+		t.Fatal("a second sink opened")
+	}
+	kv := schema.NewTable(1, "public", "kv", schema.IdentityDefault, []schema.Column{
+		{Name: "k", TypeID: schema.OIDInt4, Typmod: -1, Key: true}, {Name: "v", TypeID: schema.OIDText, Typmod: -1}})
+	txt := func(s string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(s)} }
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureTable(ctx, kv); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, &schema.Batch{Table: kv, Inserts: []schema.Tuple{{txt("1"), txt("one")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.Lookup("public", "kv", map[string]string{"k": "1"}); ok {
+		t.Error("an uncommitted row is visible")
+	}
+	if err := s.Commit(ctx, schema.State{LSN: 0x10, Slot: "s", Phase: schema.PhaseStreaming}); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := db.Lookup("public", "kv", map[string]string{"k": "1"}); !ok || r["v"].Text != "one" {
+		t.Errorf("Lookup = %v, %v", r, ok)
+	}
+	if st, ok := db.State(); !ok || st.LSN != 0x10 {
+		t.Errorf("State = %+v, %v", st, ok)
+	}
+	s.Close()
+	if s2, err := db.Open(); err != nil {
+		t.Fatal(err)
+	} else {
+		s2.Close()
+	}
+}
