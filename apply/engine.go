@@ -86,6 +86,26 @@ type engine struct {
 	lastEnd     lsn.LSN // end of the last source transaction seen
 
 	stats Stats
+
+	// Online copies (backfill.go).
+	copier       chunkReader // nil: no online copies (every table is taken as complete)
+	chunkRows    int         // rows per chunk
+	pollEvery    time.Duration
+	lastPoll     time.Time
+	fills        map[uint32]*fill
+	fillOrder    []uint32
+	fillsChanged bool // Copies changed since the last commit
+	inflight     *chunkWait
+	retryAt      time.Time       // no chunk before then
+	chunkDone    bool            // a chunk's watermark came: commit now
+	copiedCache  map[uint32]bool // per table: the target holds it complete (or is copying it)
+	xid          uint32          // the source transaction being received
+}
+
+// chunkReader is what online copies read the source through.
+type chunkReader interface {
+	BeginChunk(ctx context.Context, relid uint32) (*source.Chunk, error)
+	Published(ctx context.Context) ([]source.PublishedTable, error)
 }
 
 // CommitInfo describes one target commit, for progress displays and lag
@@ -124,7 +144,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		sink: sink, log: log, limits: limits, state: st, stopAt: stopAt,
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
-		lastEnd: st.LSN,
+		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{},
 	}
 }
 
@@ -156,6 +176,13 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 		}
 		e.open = false
 	}()
+	if e.copier != nil {
+		e.loadFills(e.state.Copies)
+	}
+	// Online copies and publication polls happen between transactions while
+	// the stream is quiet; a ticker finds such moments on an idle source.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	var n uint32
 	for {
 		// A plain receive when a batch is waiting (the usual case while
@@ -173,14 +200,25 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 			case batch, ok = <-events:
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-tick.C:
+				if err := e.idleWork(ctx); err != nil {
+					return err
+				}
+				continue
 			}
 		}
 		if !ok {
 			return errStreamEnded
 		}
 		for i, ev := range batch {
-			if err := e.handle(ctx, ev, i == len(batch)-1 && len(events) == 0); err != nil {
+			idle := i == len(batch)-1 && len(events) == 0
+			if err := e.handle(ctx, ev, idle); err != nil {
 				return err
+			}
+			if idle {
+				if err := e.idleWork(ctx); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -222,7 +260,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			}
 		}
 		if e.stopAt != 0 {
-			if ev.WALEnd >= e.stopAt {
+			if ev.WALEnd >= e.stopAt && !e.copying() {
 				return errStopReached
 			}
 			e.conf.RequestReply()
@@ -231,7 +269,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 	}
 	switch m := ev.Msg.(type) {
 	case *pgoutput.Begin:
-		if e.stopAt != 0 && m.FinalLSN > e.stopAt {
+		if e.stopAt != 0 && m.FinalLSN > e.stopAt && !e.copying() {
 			if e.open {
 				if err := e.commit(ctx); err != nil {
 					return err
@@ -240,6 +278,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			return errStopReached
 		}
 		e.inTx = true
+		e.xid = m.Xid
 		e.skipping = m.FinalLSN < e.state.LSN
 		e.stats.LastCommitTime = m.CommitTime
 	case *pgoutput.Commit:
@@ -253,7 +292,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		if e.onCommit != nil && e.open {
 			e.srcCommits = append(e.srcCommits, m.CommitTime)
 		}
-		stop := e.stopAt != 0 && m.EndLSN > e.stopAt
+		stop := e.stopAt != 0 && m.EndLSN > e.stopAt && !e.copying()
 		if !e.open {
 			// Nothing to write for this transaction: nothing is in flight.
 			if err := e.confirm(ctx, m.EndLSN); err != nil {
@@ -279,6 +318,56 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		return e.change(ctx, m.RelationID, schema.RowChange{Op: schema.Delete, Old: m.Old})
 	case *pgoutput.Truncate:
 		return e.truncate(ctx, m)
+	case *pgoutput.LogicalMessage:
+		return e.message(ctx, m)
+	}
+	return nil
+}
+
+// message handles the watermarks of online copies and resync requests.
+func (e *engine) message(ctx context.Context, m *pgoutput.LogicalMessage) error {
+	switch {
+	case m.Prefix == source.WatermarkPrefix && !m.Transactional():
+		if err := e.watermark(ctx, string(m.Content)); err != nil {
+			return err
+		}
+		if !e.chunkDone {
+			return nil
+		}
+		e.chunkDone = false
+		// Every transaction committed before the watermark has come: the
+		// copy is complete up to it.
+		e.lastEnd = max(e.lastEnd, m.LSN)
+		if e.open {
+			if err := e.commit(ctx); err != nil {
+				return err
+			}
+		}
+		if e.stopAt != 0 && e.lastEnd >= e.stopAt && !e.copying() {
+			return errStopReached
+		}
+	case m.Prefix == source.ResyncPrefix && m.Transactional() && !e.skipping && e.copier != nil:
+		return e.resync(ctx, m.Content)
+	}
+	return nil
+}
+
+// copying reports whether online copies are in progress: a bounded run
+// goes on past its stop position until they are complete, so the copy it
+// leaves is whole.
+func (e *engine) copying() bool { return len(e.fills) > 0 || e.inflight != nil }
+
+// idleWork runs between source transactions when no input is waiting:
+// publication polls and the next chunk of an online copy.
+func (e *engine) idleWork(ctx context.Context) error {
+	if e.inTx || e.copier == nil {
+		return nil
+	}
+	if err := e.poll(ctx); err != nil {
+		return fmt.Errorf("look for tables that joined the publication: %w", err)
+	}
+	if err := e.nextChunk(ctx); err != nil {
+		return fmt.Errorf("online copy: %w", err)
 	}
 	return nil
 }
@@ -287,6 +376,9 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 // a source commit boundary: when no input is waiting (low latency when caught
 // up), or when it is big or old enough (throughput when behind).
 func (e *engine) commitDue(idle bool) bool {
+	if e.inflight != nil {
+		return false // a chunk's rows wait for its watermark
+	}
 	return idle || e.pendingN >= e.limits.CommitRows || e.pendingSize >= e.limits.CommitBytes ||
 		time.Since(e.openedAt) >= e.limits.CommitInterval
 }
@@ -331,6 +423,9 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 			return nil
 		}
 	}
+	if err := e.refill(ctx, t, known); err != nil {
+		return err
+	}
 	if known {
 		// Rows buffered so far have the old shape: write them before the
 		// target table changes.
@@ -349,6 +444,51 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 	return nil
 }
 
+// refill starts the online copy of a table again when its shape changes
+// while it is copied (held changes have the old shape), and copies a table
+// again when the source rewrote it: what older rows hold in a column is
+// then not in the stream (a volatile default, ALTER COLUMN ... TYPE ...
+// USING), but a copy reads it.
+func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) error {
+	if e.copier == nil || e.skipping {
+		return nil
+	}
+	unknown := ""
+	for _, c := range t.Columns {
+		if f := t.Fills[c.Name]; f.Unknown != "" {
+			unknown = c.Name
+			break
+		}
+	}
+	if f := e.fills[t.ID]; f != nil {
+		if changed || unknown != "" {
+			e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "the table changed shape while it was copied")
+			e.unknownFills(t)
+		}
+		return nil
+	}
+	if unknown == "" {
+		return nil
+	}
+	have, err := e.copied(ctx, t.ID)
+	if err != nil || !have {
+		return err
+	}
+	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, fmt.Sprintf("the source rewrote it: what older rows hold in column %q is not in the stream", unknown))
+	e.unknownFills(t)
+	return nil
+}
+
+// unknownFills lets a table being copied again take a new shape: its rows
+// are replaced by the copy's, so what older rows hold meanwhile is moot.
+func (e *engine) unknownFills(t *schema.Table) {
+	for name, f := range t.Fills {
+		if f.Unknown != "" {
+			t.Fills[name] = schema.Fill{Value: schema.Datum{State: schema.Null}}
+		}
+	}
+}
+
 func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) error {
 	if e.skipping {
 		return nil
@@ -363,6 +503,32 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 				c.Op, t.QualifiedName(), len(tup), len(t.Columns))
 		}
 	}
+	if v, ok := e.copiedCache[relID]; (!ok || !v) && e.copier != nil {
+		held, err := e.routeFill(ctx, t, c)
+		if err != nil || held {
+			return err
+		}
+	}
+	return e.buffer(ctx, relID, t, c)
+}
+
+// routeFill decides about a change to a table the target does not hold
+// completely: true when it is held for an online copy.
+func (e *engine) routeFill(ctx context.Context, t *schema.Table, c schema.RowChange) (bool, error) {
+	f := e.fills[t.ID]
+	if f == nil {
+		have, err := e.copied(ctx, t.ID)
+		if err != nil || have {
+			return false, err
+		}
+		e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, "first change to a table the copy does not hold")
+		f = e.fills[t.ID]
+	}
+	return e.route(ctx, f, t, c)
+}
+
+// buffer adds a change to the open target transaction's buffers.
+func (e *engine) buffer(ctx context.Context, relID uint32, t *schema.Table, c schema.RowChange) error {
 	if err := e.ensureOpen(ctx); err != nil {
 		return err
 	}
@@ -414,13 +580,36 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 		if !ok {
 			return fmt.Errorf("truncate of relation %d before its Relation message (protocol violation)", id)
 		}
+		if v, ok := e.copiedCache[id]; (!ok || !v) && e.copier != nil {
+			f := e.fills[id]
+			if f == nil {
+				have, err := e.copied(ctx, id)
+				if err != nil {
+					return err
+				}
+				if !have {
+					e.startFill(id, schema.DisplayName(t.Schema, t.Name), -1, "first change to a table the copy does not hold")
+					f = e.fills[id]
+				}
+			}
+			if f != nil {
+				// The copy starts again from the empty table; its first
+				// chunk must see this TRUNCATE.
+				e.startFill(id, f.copy.Table, f.copy.Estimate, f.copy.Reason)
+				e.fills[id].truncXid = e.xid
+				continue
+			}
+		}
 		if err := e.ensure(ctx, t); err != nil {
 			return err
 		}
 		tables = append(tables, t)
 	}
-	e.pendingN++
 	e.stats.Truncates++
+	if len(tables) == 0 {
+		return nil
+	}
+	e.pendingN++
 	return e.call(ctx, func(ctx context.Context) error { return e.sink.Truncate(ctx, tables) })
 }
 
@@ -512,6 +701,10 @@ func (e *engine) commit(ctx context.Context) error {
 	st := e.state
 	st.LSN = e.lastEnd
 	st.Phase = schema.PhaseStreaming
+	if e.fillsChanged {
+		st.Copies = e.fillsState()
+		e.fillsChanged = false
+	}
 	e.open = false
 	e.state = st
 	e.pendingN, e.pendingSize = 0, 0
@@ -557,6 +750,17 @@ func (e *engine) call(ctx context.Context, fn func(context.Context) error) error
 		return fn(ctx)
 	}
 	return e.pipe.submit(ctx, fn)
+}
+
+// sync runs fn against the sink on the engine's goroutine, after every
+// call queued before it: for reads whose answer the engine needs now.
+func (e *engine) sync(ctx context.Context, fn func(context.Context) error) error {
+	if e.pipe != nil {
+		if err := e.pipe.barrier(ctx); err != nil {
+			return err
+		}
+	}
+	return fn(ctx)
 }
 
 // confirm reports l as applied, behind any commit still queued.

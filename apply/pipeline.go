@@ -15,11 +15,12 @@ type pipeline struct {
 	ops    chan func(context.Context) error
 	done   chan struct{}
 	failed atomic.Bool
+	fail   chan struct{} // closed at the first failure
 	err    error // first failure; read only after done is closed
 }
 
 func startPipeline(ctx context.Context) *pipeline {
-	p := &pipeline{ops: make(chan func(context.Context) error), done: make(chan struct{})}
+	p := &pipeline{ops: make(chan func(context.Context) error), done: make(chan struct{}), fail: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		for op := range p.ops {
@@ -29,6 +30,7 @@ func startPipeline(ctx context.Context) *pipeline {
 			if err := op(ctx); err != nil {
 				p.err = err
 				p.failed.Store(true)
+				close(p.fail)
 			}
 		}
 	}()
@@ -44,6 +46,22 @@ func (p *pipeline) submit(ctx context.Context, op func(context.Context) error) e
 	select {
 	case p.ops <- op:
 		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// barrier returns once every op submitted before it has run (or failed).
+func (p *pipeline) barrier(ctx context.Context) error {
+	reached := make(chan struct{})
+	if err := p.submit(ctx, func(context.Context) error { close(reached); return nil }); err != nil {
+		return err
+	}
+	select {
+	case <-reached:
+		return nil
+	case <-p.fail:
+		return p.stop()
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -25,6 +25,19 @@ type Config struct {
 	// slot is created again and every published table copied afresh (in one
 	// target transaction, so readers see the old copy until it commits).
 	Resync bool
+	// InitialCopy chooses how a new copy takes the source's rows: "single"
+	// copies every table in one target transaction (readers never see a
+	// partial table; a crash starts it over), "chunked" commits chunk by
+	// chunk while the stream flows (a crash resumes after the last chunk),
+	// and "auto" (the default) is chunked when the published tables hold
+	// AutoChunkedRows rows or more by the source's estimate.
+	InitialCopy string
+	// CopyChunkRows is how many rows one chunk of an online copy reads
+	// (default 50,000).
+	CopyChunkRows int
+	// PollInterval is how often the publication is checked for tables that
+	// joined it (default 10s; negative: never).
+	PollInterval time.Duration
 	// Pipeline applies each chunk to the target on a writer goroutine while
 	// the next is received and compacted (experimental: see pipeline.go).
 	Pipeline bool
@@ -68,6 +81,13 @@ type SnapshotProgress struct {
 	Rows       int64  // rows written so far, all tables
 	Done       bool   // the copy is committed
 }
+
+// Online copy defaults (Config.CopyChunkRows, PollInterval, InitialCopy).
+const (
+	DefaultCopyChunkRows = 50_000
+	DefaultPollInterval  = 10 * time.Second
+	AutoChunkedRows      = 5_000_000
+)
 
 // DefaultSlotBusyWait outlasts PostgreSQL's default wal_sender_timeout
 // (60s), after which the server ends a walsender whose client is gone.
@@ -181,7 +201,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.cfg.StopAt = stopAt // a reconnect keeps the same goal
 		r.log.Info("will stop at the current source position", "lsn", stopAt)
 	}
-	if stopAt != 0 && st.LSN >= stopAt {
+	if stopAt != 0 && st.LSN >= stopAt && len(st.Copies) == 0 {
 		r.log.Info("target already holds everything up to the stop position", "stored", st.LSN, "stop_at", stopAt)
 		return nil
 	}
@@ -205,6 +225,20 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	e.pipelined = r.cfg.Pipeline
 	e.onCommit = r.cfg.OnCommit
 	e.onPosition = r.cfg.OnPosition
+	if copier, err := src.OpenCopier(ctx); err != nil {
+		return err
+	} else {
+		defer copier.Close(context.WithoutCancel(ctx))
+		e.copier = copier
+	}
+	e.chunkRows = r.cfg.CopyChunkRows
+	if e.chunkRows <= 0 {
+		e.chunkRows = DefaultCopyChunkRows
+	}
+	e.pollEvery = r.cfg.PollInterval
+	if e.pollEvery == 0 {
+		e.pollEvery = DefaultPollInterval
+	}
 	err = e.run(ctx, stream.Events())
 	if errors.Is(err, errStreamEnded) {
 		err = stream.Err()

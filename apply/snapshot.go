@@ -35,6 +35,9 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 	if err := r.sink.Begin(ctx); err != nil {
 		return st, fmt.Errorf("begin target transaction: %w", err)
 	}
+	if r.chunked(snap.Estimates) {
+		return r.chunkedStart(ctx, snap, tables, st)
+	}
 	committed := false
 	defer func() {
 		if !committed {
@@ -65,6 +68,54 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 	r.snapshotProgress(progress)
 	r.log.Info("initial snapshot complete", "tables", len(tables), "rows", total,
 		"consistent_point", st.LSN, "took", time.Since(began).Round(time.Millisecond))
+	return st, nil
+}
+
+// chunked decides between a one-transaction initial copy and a chunked one
+// (Config.InitialCopy).
+func (r *runner) chunked(estimates map[uint32]int64) bool {
+	switch r.cfg.InitialCopy {
+	case "chunked":
+		return true
+	case "single":
+		return false
+	}
+	var total int64
+	for _, n := range estimates {
+		total += max(n, 0)
+	}
+	return total >= AutoChunkedRows
+}
+
+// chunkedStart begins a chunked initial copy: the target tables are
+// created empty and listed as copies in progress, committed with the slot's
+// consistent point; the stream then copies them chunk by chunk (backfill.go).
+func (r *runner) chunkedStart(ctx context.Context, snap *source.Snapshot, tables []*schema.Table, st schema.State) (schema.State, error) {
+	committed := false
+	defer func() {
+		if !committed {
+			_ = r.sink.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	var total int64
+	for _, t := range tables {
+		if err := ensureShape(ctx, r.sink, t); err != nil {
+			return st, fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
+		}
+		if err := r.sink.Truncate(ctx, []*schema.Table{t}); err != nil {
+			return st, fmt.Errorf("empty target table for %s: %w", t.QualifiedName(), err)
+		}
+		est := snap.Estimates[t.ID]
+		total += max(est, 0)
+		st.Copies = append(st.Copies, schema.TableCopy{RelID: t.ID, Table: schema.DisplayName(t.Schema, t.Name), Estimate: est, Reason: "initial copy"})
+	}
+	st.LSN, st.Phase = snap.ConsistentPoint, schema.PhaseStreaming
+	if err := r.sink.Commit(ctx, st); err != nil {
+		return st, fmt.Errorf("commit initial snapshot: %w", err)
+	}
+	committed = true
+	r.log.Info("initial copy will be made in chunks while streaming", "tables", len(tables), "estimated_rows", total,
+		"consistent_point", st.LSN)
 	return st, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Replica identity settings, as pgoutput sends them (pg_class.relreplident).
@@ -140,4 +141,24 @@ func (t *Table) QualifiedName() string {
 func (t *Table) SameShape(o *Table) bool {
 	return t.Schema == o.Schema && t.Name == o.Name && t.Identity == o.Identity &&
 		slices.Equal(t.Columns, o.Columns)
+}
+
+// DisplayName is schema.name as a person would write it in SQL: parts
+// quoted only where they need it.
+func DisplayName(schemaName, name string) string {
+	return displayPart(schemaName) + "." + displayPart(name)
+}
+
+func displayPart(s string) string {
+	plain := s != ""
+	for i, r := range s {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }

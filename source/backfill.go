@@ -53,7 +53,7 @@ func (c *Copier) Close(ctx context.Context) error { return c.conn.Close(ctx) }
 // PublishedTable is a table of the publication with its row estimate.
 type PublishedTable struct {
 	RelID    uint32
-	Name     string // schema.name, quoted where needed
+	Name     string // schema.DisplayName
 	Estimate int64  // -1: never analyzed
 }
 
@@ -70,7 +70,7 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, error) {
 	}
 	out := make([]PublishedTable, len(pts))
 	for i, p := range pts {
-		out[i] = PublishedTable{RelID: p.oid, Name: TableName{Schema: p.nsp, Name: p.name}.String(), Estimate: p.estimate}
+		out[i] = PublishedTable{RelID: p.oid, Name: schema.DisplayName(p.nsp, p.name), Estimate: p.estimate}
 	}
 	return out, nil
 }

@@ -25,6 +25,9 @@ type Snapshot struct {
 	tx              pgx.Tx
 	queries         map[uint32]string // COPY statement per table
 	publication     string
+	// Estimates are the source's row estimates per table (from Tables;
+	// -1: never analyzed).
+	Estimates map[uint32]int64
 }
 
 // CreateSlot creates the replication slot with an exported snapshot and opens
@@ -88,6 +91,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 		return nil, err
 	}
 	sn.queries = make(map[uint32]string, len(pts))
+	sn.Estimates = make(map[uint32]int64, len(pts))
 	tables := make([]*schema.Table, 0, len(pts))
 	for _, p := range pts {
 		t, err := p.describe(ctx, sn.tx)
@@ -95,6 +99,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 			return nil, err
 		}
 		sn.queries[t.ID] = "COPY (" + p.query(t, "") + ") TO STDOUT"
+		sn.Estimates[t.ID] = p.estimate
 		tables = append(tables, t)
 	}
 	return tables, nil

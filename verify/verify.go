@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/walmirror/walmirror/apply"
@@ -82,6 +83,13 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 	}
 	if !ok || st.Phase != schema.PhaseStreaming {
 		return nil, errors.New("the target holds no complete copy yet: run walmirror run into it first")
+	}
+	if len(st.Copies) > 0 {
+		names := make([]string, len(st.Copies))
+		for i, c := range st.Copies {
+			names[i] = c.Table
+		}
+		return nil, fmt.Errorf("tables are still being copied into the target (%s): a copy in progress differs from its source by design; let walmirror run finish them (walmirror status shows their progress), then verify", strings.Join(names, ", "))
 	}
 	cfg.Source.Slot = st.Slot
 	// Creating the slot waits for the transactions in progress on the

@@ -27,12 +27,16 @@ const (
 	MsgMessage  MessageType = 'M'
 )
 
-// Streaming (v2) and two-phase (v3) message types: recognised, not decoded.
+// Streaming message types (protocol v2+).
 const (
-	MsgStreamStart      MessageType = 'S'
-	MsgStreamStop       MessageType = 'E'
-	MsgStreamCommit     MessageType = 'c'
-	MsgStreamAbort      MessageType = 'A'
+	MsgStreamStart  MessageType = 'S'
+	MsgStreamStop   MessageType = 'E'
+	MsgStreamCommit MessageType = 'c'
+	MsgStreamAbort  MessageType = 'A'
+)
+
+// Two-phase message types (protocol v3+).
+const (
 	MsgBeginPrepare     MessageType = 'b'
 	MsgPrepare          MessageType = 'P'
 	MsgCommitPrepared   MessageType = 'K'
@@ -128,6 +132,7 @@ func (c RelationColumn) IsKey() bool { return c.Flags&1 != 0 }
 // Relation describes a table; it precedes the first change to it in a
 // session and is resent when its definition changes.
 type Relation struct {
+	Xid             uint32 // inside a stream block: the (sub)transaction; 0 outside
 	RelationID      uint32
 	Namespace, Name string
 	// ReplicaIdentity is relreplident: 'd' default, 'n' nothing, 'f' full,
@@ -138,12 +143,14 @@ type Relation struct {
 
 // TypeMsg describes a user-defined data type used by a later Relation.
 type TypeMsg struct {
+	Xid             uint32 // inside a stream block: the (sub)transaction; 0 outside
 	TypeID          uint32
 	Namespace, Name string
 }
 
 // Insert is a new row.
 type Insert struct {
+	Xid        uint32 // inside a stream block: the (sub)transaction; 0 outside
 	RelationID uint32
 	New        schema.Tuple
 }
@@ -152,6 +159,7 @@ type Insert struct {
 // other columns null), 'O' (Old is the whole old row: REPLICA IDENTITY FULL)
 // or 0 when no old tuple was sent (Old is nil).
 type Update struct {
+	Xid        uint32 // inside a stream block: the (sub)transaction; 0 outside
 	RelationID uint32
 	OldKind    byte
 	Old        schema.Tuple
@@ -161,6 +169,7 @@ type Update struct {
 // Delete is a removed row. OldKind is 'K' (old key columns, others null) or
 // 'O' (the whole old row).
 type Delete struct {
+	Xid        uint32 // inside a stream block: the (sub)transaction; 0 outside
 	RelationID uint32
 	OldKind    byte
 	Old        schema.Tuple
@@ -174,13 +183,15 @@ const (
 
 // Truncate empties one or more tables.
 type Truncate struct {
-	Options     uint8 // TruncateCascade | TruncateRestartIdentity
+	Xid         uint32 // inside a stream block: the (sub)transaction; 0 outside
+	Options     uint8  // TruncateCascade | TruncateRestartIdentity
 	RelationIDs []uint32
 }
 
 // LogicalMessage is a pg_logical_emit_message record. Content aliases src.
 type LogicalMessage struct {
-	Flags   uint8 // Flags&1: transactional
+	Xid     uint32 // inside a stream block: the (sub)transaction; 0 outside
+	Flags   uint8  // Flags&1: transactional
 	LSN     lsn.LSN
 	Prefix  string
 	Content []byte
@@ -200,18 +211,89 @@ func (*Delete) Type() MessageType         { return MsgDelete }
 func (*Truncate) Type() MessageType       { return MsgTruncate }
 func (*LogicalMessage) Type() MessageType { return MsgMessage }
 
-// Decode decodes one pgoutput message: the payload of an XLogData message.
+// Decode decodes one protocol v1 pgoutput message: the payload of an
+// XLogData message. It keeps no state; a stream of protocol v2 or later needs
+// a Decoder.
 //
 // Tuple Datum.Data and LogicalMessage.Content alias src (zero copy): the
 // caller owns src and must keep it alive and unmodified while it uses the
 // message. Strings are copied. Bytes after a complete message are ignored.
 // Errors are *DecodeError values wrapping ErrTruncated, ErrInvalid,
-// ErrUnsupported or ErrUnknownType.
+// ErrUnsupported (a message of protocol v2 or later) or ErrUnknownType.
 func Decode(src []byte) (Message, error) {
+	return decode(src, mode{protocol: 1})
+}
+
+// mode is what the bytes of a message do not say about its layout.
+type mode struct {
+	protocol      int    // negotiated proto_version, 1..MaxProtocol
+	inStream      bool   // between Stream Start and Stream Stop
+	streamXid     uint32 // the open stream's transaction, for error texts
+	parallelAbort bool   // Stream Abort carries abort LSN and time
+}
+
+// minProtocol is the first protocol version that defines t, 0 if none does.
+func minProtocol(t MessageType) int {
+	switch t {
+	case MsgBegin, MsgCommit, MsgOrigin, MsgRelation, MsgType,
+		MsgInsert, MsgUpdate, MsgDelete, MsgTruncate, MsgMessage:
+		return 1
+	case MsgStreamStart, MsgStreamStop, MsgStreamCommit, MsgStreamAbort:
+		return 2
+	case MsgBeginPrepare, MsgPrepare, MsgCommitPrepared, MsgRollbackPrepared, MsgStreamPrepare:
+		return 3
+	}
+	return 0
+}
+
+// allowedInStream reports whether pgoutput sends t between Stream Start and
+// Stream Stop: the changes of the streamed transaction (each with its xid),
+// an Origin after the first Stream Start, and the Stream Stop itself.
+func allowedInStream(t MessageType) bool {
+	switch t {
+	case MsgRelation, MsgType, MsgInsert, MsgUpdate, MsgDelete, MsgTruncate, MsgMessage,
+		MsgOrigin, MsgStreamStop:
+		return true
+	}
+	return false
+}
+
+// decode checks that the type byte is known, defined by the protocol and
+// expected at this point of the stream, then decodes the message.
+func decode(src []byte, md mode) (Message, error) {
 	if len(src) == 0 {
 		return nil, &DecodeError{Detail: "pgoutput: empty message", Err: ErrTruncated}
 	}
-	r := reader{src: src, off: 1, typ: MessageType(src[0])}
+	r := reader{src: src, off: 1, typ: MessageType(src[0]), inStream: md.inStream}
+	switch need := minProtocol(r.typ); {
+	case need == 0:
+		return nil, &DecodeError{
+			Type:   r.typ,
+			Detail: fmt.Sprintf("unknown pgoutput message type %q (0x%02x)", rune(src[0]), src[0]),
+			Err:    ErrUnknownType,
+		}
+	case need > md.protocol:
+		return nil, &DecodeError{
+			Type: r.typ,
+			Detail: fmt.Sprintf("unsupported pgoutput message '%c' (%s needs protocol v%d, v%d negotiated)",
+				src[0], r.typ, need, md.protocol),
+			Err: ErrUnsupported,
+		}
+	}
+	if md.inStream && !allowedInStream(r.typ) {
+		return nil, &DecodeError{
+			Type:   r.typ,
+			Detail: fmt.Sprintf("pgoutput %s message '%c' inside the stream block of transaction %d", r.typ, src[0], md.streamXid),
+			Err:    ErrSequence,
+		}
+	}
+	if !md.inStream && r.typ == MsgStreamStop {
+		return nil, &DecodeError{
+			Type:   r.typ,
+			Detail: fmt.Sprintf("pgoutput %s message '%c' outside a stream block", r.typ, src[0]),
+			Err:    ErrSequence,
+		}
+	}
 	switch r.typ {
 	case MsgBegin:
 		return r.begin()
@@ -233,18 +315,22 @@ func Decode(src []byte) (Message, error) {
 		return r.truncate()
 	case MsgMessage:
 		return r.message()
-	case MsgStreamStart, MsgStreamStop, MsgStreamCommit, MsgStreamAbort,
-		MsgBeginPrepare, MsgPrepare, MsgCommitPrepared, MsgRollbackPrepared, MsgStreamPrepare:
-		return nil, &DecodeError{
-			Type:   r.typ,
-			Detail: fmt.Sprintf("unsupported pgoutput message '%c' (protocol v2+ not requested)", src[0]),
-			Err:    ErrUnsupported,
-		}
-	}
-	return nil, &DecodeError{
-		Type:   r.typ,
-		Detail: fmt.Sprintf("unknown pgoutput message type %q (0x%02x)", rune(src[0]), src[0]),
-		Err:    ErrUnknownType,
+	case MsgStreamStart:
+		return r.streamStart()
+	case MsgStreamStop:
+		return &StreamStop{}, nil
+	case MsgStreamCommit:
+		return r.streamCommit()
+	case MsgStreamAbort:
+		return r.streamAbort(md.parallelAbort)
+	case MsgBeginPrepare:
+		return r.beginPrepare()
+	case MsgPrepare, MsgStreamPrepare:
+		return r.prepare()
+	case MsgCommitPrepared:
+		return r.commitPrepared()
+	default: // MsgRollbackPrepared: minProtocol knows no other type
+		return r.rollbackPrepared()
 	}
 }
 
@@ -288,11 +374,14 @@ func (r *reader) origin() (Message, error) {
 const minRelationColumn = 1 + 1 + 4 + 4
 
 func (r *reader) relation() (Message, error) {
+	xid, err := r.xid()
+	if err != nil {
+		return nil, err
+	}
 	if err := r.need("relation id", 4); err != nil {
 		return nil, err
 	}
-	m := &Relation{RelationID: r.u32()}
-	var err error
+	m := &Relation{Xid: xid, RelationID: r.u32()}
 	if m.Namespace, err = r.str("namespace"); err != nil {
 		return nil, err
 	}
@@ -335,11 +424,14 @@ func (r *reader) relation() (Message, error) {
 }
 
 func (r *reader) typeMsg() (Message, error) {
+	xid, err := r.xid()
+	if err != nil {
+		return nil, err
+	}
 	if err := r.need("type id", 4); err != nil {
 		return nil, err
 	}
-	m := &TypeMsg{TypeID: r.u32()}
-	var err error
+	m := &TypeMsg{Xid: xid, TypeID: r.u32()}
 	if m.Namespace, err = r.str("namespace"); err != nil {
 		return nil, err
 	}
@@ -350,10 +442,14 @@ func (r *reader) typeMsg() (Message, error) {
 }
 
 func (r *reader) insert() (Message, error) {
+	xid, err := r.xid()
+	if err != nil {
+		return nil, err
+	}
 	if err := r.need("relation id", 4); err != nil {
 		return nil, err
 	}
-	m := &Insert{RelationID: r.u32()}
+	m := &Insert{Xid: xid, RelationID: r.u32()}
 	if err := r.need("tuple marker", 1); err != nil {
 		return nil, err
 	}
@@ -361,7 +457,6 @@ func (r *reader) insert() (Message, error) {
 		return nil, r.fail("tuple marker", r.off, ErrInvalid, fmt.Sprintf("got %q, want 'N'", rune(k)))
 	}
 	r.off++
-	var err error
 	if m.New, err = r.tuple("new tuple"); err != nil {
 		return nil, err
 	}
@@ -369,14 +464,17 @@ func (r *reader) insert() (Message, error) {
 }
 
 func (r *reader) update() (Message, error) {
+	xid, err := r.xid()
+	if err != nil {
+		return nil, err
+	}
 	if err := r.need("relation id", 4); err != nil {
 		return nil, err
 	}
-	m := &Update{RelationID: r.u32()}
+	m := &Update{Xid: xid, RelationID: r.u32()}
 	if err := r.need("tuple marker", 1); err != nil {
 		return nil, err
 	}
-	var err error
 	switch k := r.src[r.off]; k {
 	case 'K', 'O':
 		r.off++
@@ -402,10 +500,14 @@ func (r *reader) update() (Message, error) {
 }
 
 func (r *reader) delete() (Message, error) {
+	xid, err := r.xid()
+	if err != nil {
+		return nil, err
+	}
 	if err := r.need("relation id", 4); err != nil {
 		return nil, err
 	}
-	m := &Delete{RelationID: r.u32()}
+	m := &Delete{Xid: xid, RelationID: r.u32()}
 	if err := r.need("tuple marker", 1); err != nil {
 		return nil, err
 	}
@@ -415,7 +517,6 @@ func (r *reader) delete() (Message, error) {
 	}
 	r.off++
 	m.OldKind = k
-	var err error
 	if m.Old, err = r.tuple("old tuple"); err != nil {
 		return nil, err
 	}
@@ -423,6 +524,10 @@ func (r *reader) delete() (Message, error) {
 }
 
 func (r *reader) truncate() (Message, error) {
+	xid, err := r.xid()
+	if err != nil {
+		return nil, err
+	}
 	if err := r.need("relation count", 4); err != nil {
 		return nil, err
 	}
@@ -434,7 +539,7 @@ func (r *reader) truncate() (Message, error) {
 	if err := r.need("options", 1); err != nil {
 		return nil, err
 	}
-	m := &Truncate{Options: r.u8()}
+	m := &Truncate{Xid: xid, Options: r.u8()}
 	if rem := int64(r.rem()); n > rem/4 {
 		return nil, r.fail("relation count", start, ErrTruncated,
 			fmt.Sprintf("%d relation ids need %d bytes, %d remain", n, n*4, rem))
@@ -447,11 +552,14 @@ func (r *reader) truncate() (Message, error) {
 }
 
 func (r *reader) message() (Message, error) {
+	xid, err := r.xid()
+	if err != nil {
+		return nil, err
+	}
 	if err := r.need("flags and LSN", 9); err != nil {
 		return nil, err
 	}
-	m := &LogicalMessage{Flags: r.u8(), LSN: lsn.LSN(r.u64())}
-	var err error
+	m := &LogicalMessage{Xid: xid, Flags: r.u8(), LSN: lsn.LSN(r.u64())}
 	if m.Prefix, err = r.str("prefix"); err != nil {
 		return nil, err
 	}
@@ -527,9 +635,29 @@ func (r *reader) tuple(which string) (schema.Tuple, error) {
 // reader walks src. The fixed-size getters (u8, u16, u32, u64) assume the
 // caller has checked the length with need or rem.
 type reader struct {
-	src []byte
-	off int
-	typ MessageType
+	src      []byte
+	off      int
+	typ      MessageType
+	inStream bool // change messages start with the xid of their (sub)transaction
+}
+
+// xid reads the Int32 transaction id that Relation, Type, Insert, Update,
+// Delete, Truncate and Message carry inside a stream block (proto.c writes
+// it only there), and returns 0 outside one. pgoutput only streams
+// transactions that have an xid, so 0 inside a stream block is invalid.
+func (r *reader) xid() (uint32, error) {
+	if !r.inStream {
+		return 0, nil
+	}
+	if err := r.need("xid", 4); err != nil {
+		return 0, err
+	}
+	start := r.off
+	x := r.u32()
+	if x == 0 {
+		return 0, r.fail("xid", start, ErrInvalid, "invalid transaction id 0 inside a stream block")
+	}
+	return x, nil
 }
 
 func (r *reader) rem() int { return len(r.src) - r.off }

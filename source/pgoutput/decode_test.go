@@ -113,7 +113,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown type", []byte("Zxyz"), ErrUnknownType, []string{"'Z'", "0x5a"}},
 		{"unknown type nonprintable", []byte{0xff}, ErrUnknownType, []string{"0xff"}},
 		{"stream start", []byte("S\x00\x00\x00\x01\x01"), ErrUnsupported,
-			[]string{"unsupported pgoutput message 'S' (protocol v2+ not requested)"}},
+			[]string{"unsupported pgoutput message 'S' (StreamStart needs protocol v2, v1 negotiated)"}},
 		{"stream commit", []byte("c"), ErrUnsupported, []string{"message 'c'"}},
 		{"begin prepare", []byte("b"), ErrUnsupported, []string{"message 'b'"}},
 		{"begin short", enc{'B'}.u64(1).u64(2).u16(3), ErrTruncated,

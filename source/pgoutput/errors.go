@@ -14,9 +14,14 @@ var (
 	// ErrInvalid: a field holds a value the format does not allow (a negative
 	// length or count, an unknown tuple marker).
 	ErrInvalid = errors.New("pgoutput: invalid field value")
-	// ErrUnsupported: a message of protocol v2 or later (streaming,
-	// two-phase), which a v1 stream never carries.
+	// ErrUnsupported: a message that a later protocol version defines than
+	// the one decoded (Decode: v1; a Decoder: DecodeOptions.Protocol), which
+	// such a stream never carries.
 	ErrUnsupported = errors.New("pgoutput: unsupported message")
+	// ErrSequence: a Decoder got a message where the server never sends it:
+	// a Stream Stop outside a stream block, or inside one a message other
+	// than a change, an Origin or the Stream Stop.
+	ErrSequence = errors.New("pgoutput: message out of sequence")
 	// ErrUnknownType: the first byte is not a known message type.
 	ErrUnknownType = errors.New("pgoutput: unknown message type")
 )

@@ -31,8 +31,21 @@ func (e enc) tuple(t schema.Tuple) enc {
 	return e
 }
 
+// xid writes the transaction id a change carries inside a stream block
+// (Xid != 0) and nothing outside one, as proto.c does.
+func (e enc) xid(x uint32) enc {
+	if x == 0 {
+		return e
+	}
+	return e.u32(x)
+}
+
 // encode is the inverse of Decode, for round-trip tests.
-func encode(m Message) []byte {
+func encode(m Message) []byte { return encodeWith(m, false) }
+
+// encodeWith is the inverse of Decoder.Decode; parallelAbort is
+// DecodeOptions.ParallelAbort.
+func encodeWith(m Message, parallelAbort bool) []byte {
 	e := enc{byte(m.Type())}
 	switch m := m.(type) {
 	case *Begin:
@@ -42,30 +55,56 @@ func encode(m Message) []byte {
 	case *Origin:
 		e = e.u64(uint64(m.CommitLSN)).str(m.Name)
 	case *Relation:
-		e = e.u32(m.RelationID).str(m.Namespace).str(m.Name).u8(m.ReplicaIdentity).u16(uint16(len(m.Columns)))
+		e = e.xid(m.Xid).u32(m.RelationID).str(m.Namespace).str(m.Name).u8(m.ReplicaIdentity).u16(uint16(len(m.Columns)))
 		for _, c := range m.Columns {
 			e = e.u8(c.Flags).str(c.Name).u32(c.TypeID).u32(uint32(c.Typmod))
 		}
 	case *TypeMsg:
-		e = e.u32(m.TypeID).str(m.Namespace).str(m.Name)
+		e = e.xid(m.Xid).u32(m.TypeID).str(m.Namespace).str(m.Name)
 	case *Insert:
-		e = e.u32(m.RelationID).u8('N').tuple(m.New)
+		e = e.xid(m.Xid).u32(m.RelationID).u8('N').tuple(m.New)
 	case *Update:
-		e = e.u32(m.RelationID)
+		e = e.xid(m.Xid).u32(m.RelationID)
 		if m.OldKind != 0 {
 			e = e.u8(m.OldKind).tuple(m.Old)
 		}
 		e = e.u8('N').tuple(m.New)
 	case *Delete:
-		e = e.u32(m.RelationID).u8(m.OldKind).tuple(m.Old)
+		e = e.xid(m.Xid).u32(m.RelationID).u8(m.OldKind).tuple(m.Old)
 	case *Truncate:
-		e = e.u32(uint32(len(m.RelationIDs))).u8(m.Options)
+		e = e.xid(m.Xid).u32(uint32(len(m.RelationIDs))).u8(m.Options)
 		for _, id := range m.RelationIDs {
 			e = e.u32(id)
 		}
 	case *LogicalMessage:
-		e = e.u8(m.Flags).u64(uint64(m.LSN)).str(m.Prefix).u32(uint32(len(m.Content)))
+		e = e.xid(m.Xid).u8(m.Flags).u64(uint64(m.LSN)).str(m.Prefix).u32(uint32(len(m.Content)))
 		e = append(e, m.Content...)
+	case *StreamStart:
+		e = e.u32(m.Xid)
+		if m.FirstSegment {
+			e = e.u8(1)
+		} else {
+			e = e.u8(0)
+		}
+	case *StreamStop:
+	case *StreamCommit:
+		e = e.u32(m.Xid).u8(m.Flags).u64(uint64(m.CommitLSN)).u64(uint64(m.EndLSN)).ts(m.CommitTime)
+	case *StreamAbort:
+		e = e.u32(m.Xid).u32(m.SubXid)
+		if parallelAbort {
+			e = e.u64(uint64(m.AbortLSN)).ts(m.AbortTime)
+		}
+	case *BeginPrepare:
+		e = e.u64(uint64(m.PrepareLSN)).u64(uint64(m.EndLSN)).ts(m.PrepareTime).u32(m.Xid).str(m.GID)
+	case *Prepare:
+		e = e.u8(m.Flags).u64(uint64(m.PrepareLSN)).u64(uint64(m.EndLSN)).ts(m.PrepareTime).u32(m.Xid).str(m.GID)
+	case *StreamPrepare:
+		e = e.u8(m.Flags).u64(uint64(m.PrepareLSN)).u64(uint64(m.EndLSN)).ts(m.PrepareTime).u32(m.Xid).str(m.GID)
+	case *CommitPrepared:
+		e = e.u8(m.Flags).u64(uint64(m.CommitLSN)).u64(uint64(m.EndLSN)).ts(m.CommitTime).u32(m.Xid).str(m.GID)
+	case *RollbackPrepared:
+		e = e.u8(m.Flags).u64(uint64(m.PrepareEndLSN)).u64(uint64(m.RollbackEndLSN)).
+			ts(m.PrepareTime).ts(m.RollbackTime).u32(m.Xid).str(m.GID)
 	default:
 		panic(fmt.Sprintf("encode: unexpected %T", m))
 	}

@@ -1,0 +1,498 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/walmirror/walmirror/internal/faultpoint"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/source"
+)
+
+// Online copies (backfills) bring a table's existing rows into the copy
+// while the stream keeps flowing: a table that joins the publication, one a
+// resync request names, or every table of a chunked initial copy.
+//
+// The method, per chunk of a table, is exact rather than at-least-once:
+//   - the chunk's rows are read in a repeatable-read transaction whose
+//     snapshot (pg_current_snapshot) says exactly which source transactions
+//     they reflect, and written into the open target transaction at once;
+//   - then a watermark is written into the WAL (a non-transactional
+//     pg_logical_emit_message), which the stream delivers after every
+//     transaction the snapshot could have seen;
+//   - until the watermark arrives the target transaction is not committed,
+//     and the stream's changes to rows the copy has not reached are held;
+//   - at the watermark, held changes the snapshot did not see (by xid) are
+//     applied on top of the chunk's rows, the others dropped, and the
+//     table's progress (the chunk's last key) moves forward in the state
+//     committed with them.
+//
+// Changes to rows the copy has reached are applied as they come. A crash
+// loses at most the chunk in flight: its rows were never committed, and the
+// held changes it dropped are in every later snapshot.
+//
+// Chunks go by primary key (or replica identity index) range when every key
+// column orders the same in Go as in PostgreSQL (integers, uuid); any other
+// table is copied in one chunk.
+
+// fill is one table's online copy.
+type fill struct {
+	copy  schema.TableCopy
+	order keyOrder
+	held  []heldChange // changes to rows not yet copied, in stream order
+	ordered bool       // order is set for the table's current shape
+	// truncXid is the source transaction that last truncated the table: a
+	// chunk whose snapshot does not see it yet is read again.
+	truncXid uint32
+}
+
+type heldChange struct {
+	xid uint32
+	c   schema.RowChange
+}
+
+// chunkWait is a chunk whose rows are written, waiting for its watermark.
+type chunkWait struct {
+	relid uint32
+	token string
+	snap  source.XidSnapshot
+	last  []string // key of its last row (nil: no rows)
+	final bool     // the table has no rows after it
+	rows  int
+}
+
+// keyOrder compares keys as PostgreSQL orders them, for the key types where
+// that is easy to do exactly; ok is false for any other key.
+type keyOrder struct {
+	cols []int  // key column indexes in the table
+	uuid []bool // per key column: uuid (else an integer)
+	ok   bool
+}
+
+func orderOf(t *schema.Table) keyOrder {
+	var k keyOrder
+	for i, c := range t.Columns {
+		if !c.Key {
+			continue
+		}
+		switch c.TypeID {
+		case 20, 21, 23, 26: // int8, int2, int4, oid
+			k.uuid = append(k.uuid, false)
+		case 2950:
+			k.uuid = append(k.uuid, true)
+		default:
+			return keyOrder{}
+		}
+		k.cols = append(k.cols, i)
+	}
+	k.ok = len(k.cols) > 0 && t.Identity != schema.IdentityFull
+	return k
+}
+
+// beyond reports whether tup's key is past after (after nil: nothing is
+// copied yet, so every key is). A key it cannot read is past.
+func (k keyOrder) beyond(tup schema.Tuple, after []string) bool {
+	if after == nil {
+		return true
+	}
+	if !k.ok || len(after) != len(k.cols) {
+		return true
+	}
+	for i, ci := range k.cols {
+		if ci >= len(tup) || tup[ci].State != schema.Text {
+			return true
+		}
+		if c := k.compare(i, tup[ci].Data, after[i]); c != 0 {
+			return c > 0
+		}
+	}
+	return false
+}
+
+func (k keyOrder) compare(i int, a []byte, b string) int {
+	if k.uuid[i] {
+		return bytes.Compare(a, []byte(b))
+	}
+	x, errA := strconv.ParseInt(string(a), 10, 64)
+	y, errB := strconv.ParseInt(b, 10, 64)
+	if errA != nil || errB != nil { // oid above MaxInt64 cannot be; say "past"
+		return 1
+	}
+	return cmpInt(x, y)
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// keyTuple is the tuple that carries a change's key before the change.
+func keyTuple(c schema.RowChange) schema.Tuple {
+	if c.Old != nil {
+		return c.Old
+	}
+	return c.New
+}
+
+// resyncRequest is the content of a ResyncPrefix message.
+type resyncRequest struct {
+	Slot   string   `json:"slot"`
+	RelIDs []uint32 `json:"relids"`
+	Tables []string `json:"tables"` // for the log
+}
+
+// EncodeResync is the message `walmirror resync` writes into the WAL.
+func EncodeResync(slot string, relids []uint32, names []string) string {
+	b, _ := json.Marshal(resyncRequest{Slot: slot, RelIDs: relids, Tables: names})
+	return string(b)
+}
+
+// startFill begins (or begins again) an online copy of relid.
+func (e *engine) startFill(relid uint32, name string, estimate int64, reason string) {
+	if e.inflight != nil && e.inflight.relid == relid {
+		e.inflight = nil // its watermark will be ignored
+	}
+	f := &fill{copy: schema.TableCopy{RelID: relid, Table: name, Estimate: estimate, Reason: reason}}
+	if old := e.fills[relid]; old != nil {
+		f.truncXid = old.truncXid
+	}
+	// The target table is emptied by the first chunk, in the transaction
+	// that writes its rows; until then changes to the table are held.
+	if _, ok := e.fills[relid]; !ok {
+		e.fillOrder = append(e.fillOrder, relid)
+	}
+	e.fills[relid] = f
+	e.copiedCache[relid] = false
+	e.fillsChanged = true
+	e.log.Info("copying table online", "table", name, "reason", reason, "estimated_rows", estimate)
+}
+
+// fillsState is the Copies part of the state to commit.
+func (e *engine) fillsState() []schema.TableCopy {
+	if len(e.fillOrder) == 0 {
+		return nil
+	}
+	out := make([]schema.TableCopy, 0, len(e.fillOrder))
+	for _, id := range e.fillOrder {
+		out = append(out, e.fills[id].copy)
+	}
+	return out
+}
+
+// loadFills resumes the stored online copies.
+func (e *engine) loadFills(copies []schema.TableCopy) {
+	for _, c := range copies {
+		e.fills[c.RelID] = &fill{copy: c}
+		e.fillOrder = append(e.fillOrder, c.RelID)
+		e.copiedCache[c.RelID] = false
+	}
+}
+
+// route decides about a change to a table being copied: it returns true
+// when the change is held (or dropped), false when it is to be applied now.
+func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.RowChange) (bool, error) {
+	if !f.ordered {
+		f.order, f.ordered = orderOf(t), true
+	}
+	if f.copy.After == nil || !f.order.ok {
+		return e.hold(f, c), nil
+	}
+	before := f.order.beyond(keyTuple(c), f.copy.After)
+	after := before
+	if c.Op == schema.Update && c.Old != nil {
+		after = f.order.beyond(c.New, f.copy.After)
+	}
+	switch {
+	case !before && !after:
+		return false, nil
+	case before && after:
+		return e.hold(f, c), nil
+	}
+	// A key moved across the copy's frontier: start the table again rather
+	// than split the change (its unchanged TOAST values are not in it).
+	e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress")
+	return true, nil
+}
+
+// hold keeps a change to rows the copy has not reached, unless the chunk in
+// flight for the table saw it (then the chunk, or a later one, has it).
+func (e *engine) hold(f *fill, c schema.RowChange) bool {
+	if w := e.inflight; w != nil && w.relid == f.copy.RelID && w.snap.Sees(e.xid) {
+		return true
+	}
+	f.held = append(f.held, heldChange{xid: e.xid, c: c})
+	return true
+}
+
+// nextChunk reads the next chunk of the first table waiting to be copied
+// into the open target transaction and writes its watermark. Called only
+// between source transactions, with the stream caught up.
+func (e *engine) nextChunk(ctx context.Context) error {
+	if e.inflight != nil || len(e.fillOrder) == 0 || e.copier == nil {
+		return nil
+	}
+	if !e.retryAt.IsZero() && time.Now().Before(e.retryAt) {
+		return nil
+	}
+	relid := e.fillOrder[0]
+	f := e.fills[relid]
+	ch, err := e.copier.BeginChunk(ctx, relid)
+	if err != nil {
+		return err
+	}
+	defer ch.Abort(context.WithoutCancel(ctx))
+	if !ch.Published {
+		e.log.Info("table left the publication before its copy completed", "table", f.copy.Table)
+		e.finishFill(relid)
+		return nil
+	}
+	t := e.tables[relid]
+	if t == nil {
+		// Not streamed in this session yet: the chunk's description is the
+		// table as pgoutput will describe it.
+		t = ch.Table
+		e.tables[relid] = t
+	} else if !t.SameShape(ch.Table) {
+		// The source changed the table since the stream's last word on
+		// it: wait for the stream to reach the change.
+		e.log.Debug("table shape differs between stream and copy; waiting", "table", f.copy.Table)
+		e.retryAt = time.Now().Add(time.Second)
+		return nil
+	}
+	if f.truncXid != 0 && !ch.Snapshot.Sees(f.truncXid) {
+		// The stream delivered a TRUNCATE this snapshot does not show yet
+		// (its commit is being made visible): read again shortly.
+		e.retryAt = time.Now().Add(10 * time.Millisecond)
+		return nil
+	}
+	e.retryAt = time.Time{}
+	if f.copy.After == nil {
+			if f.copy.Estimate <= 0 {
+			f.copy.Estimate = ch.Estimate
+		}
+	}
+	if !f.ordered {
+		f.order, f.ordered = orderOf(t), true
+	}
+	limit := e.chunkRows
+	if !f.order.ok {
+		limit = 0 // one chunk
+	}
+	if f.copy.After != nil && !f.order.ok {
+		return fmt.Errorf("resume the copy of %s: its key can no longer be read in order", f.copy.Table)
+	}
+	if err := e.ensureOpen(ctx); err != nil {
+		return err
+	}
+	if err := e.ensure(ctx, t); err != nil {
+		return err
+	}
+	if f.copy.After == nil {
+		// The first chunk: whatever the target held for the table goes.
+		if err := e.call(ctx, func(ctx context.Context) error { return e.sink.Truncate(ctx, []*schema.Table{t}) }); err != nil {
+			return fmt.Errorf("empty %s for its copy: %w", t.QualifiedName(), err)
+		}
+	}
+	batch := &schema.Batch{Table: t}
+	size := 0
+	write := func() error {
+		if len(batch.Inserts) == 0 {
+			return nil
+		}
+		b := &schema.Batch{Table: t, Inserts: batch.Inserts}
+		err := e.call(ctx, func(ctx context.Context) error {
+			if err := e.sink.Write(ctx, b); err != nil {
+				return fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
+			}
+			return nil
+		})
+		batch.Inserts, size = nil, 0
+		return err
+	}
+	n, last, err := ch.Rows(ctx, t, f.copy.After, limit, func(row schema.Tuple) error {
+		batch.Inserts = append(batch.Inserts, row)
+		size += row.Size()
+		if len(batch.Inserts) >= e.limits.ChunkRows || size >= e.limits.ChunkBytes {
+			return write()
+		}
+		return nil
+	})
+	if err == nil {
+		err = write()
+	}
+	if err != nil {
+		return err
+	}
+	e.pendingN += n
+	faultpoint.Hit("backfill.chunk-read")
+	w := &chunkWait{relid: relid, token: newToken(), snap: ch.Snapshot, last: last, final: limit == 0 || n < limit, rows: n}
+	if _, err := ch.End(ctx, w.token); err != nil {
+		return err
+	}
+	e.inflight = w
+	// Held changes the chunk saw are in it (or in a later chunk).
+	kept := f.held[:0]
+	for _, h := range f.held {
+		if !w.snap.Sees(h.xid) {
+			kept = append(kept, h)
+		}
+	}
+	clear(f.held[len(kept):])
+	f.held = kept
+	faultpoint.Hit("backfill.watermark-written")
+	return nil
+}
+
+// watermark completes the chunk in flight when its watermark arrives.
+func (e *engine) watermark(ctx context.Context, token string) error {
+	w := e.inflight
+	if w == nil || w.token != token {
+		return nil // an abandoned chunk's, or another walmirror's
+	}
+	e.inflight = nil
+	f := e.fills[w.relid]
+	t := e.tables[w.relid]
+	if f == nil || t == nil {
+		return nil
+	}
+	// Changes the chunk's snapshot did not see, to rows it covers, go on
+	// top of its rows, in stream order.
+	kept := f.held[:0]
+	for _, h := range f.held {
+		covered := w.final || !f.order.beyond(keyTuple(h.c), w.last)
+		if h.c.Op == schema.Update && h.c.Old != nil && !w.final {
+			if covered != !f.order.beyond(h.c.New, w.last) {
+				// A key moved across the chunk's end: start again.
+				e.startFill(w.relid, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress")
+				return nil
+			}
+		}
+		if !covered {
+			kept = append(kept, h)
+			continue
+		}
+		if err := e.buffer(ctx, w.relid, t, h.c); err != nil {
+			return err
+		}
+	}
+	clear(f.held[len(kept):])
+	f.held = kept
+	f.copy.Rows += int64(w.rows)
+	f.copy.Chunks++
+	if w.last != nil {
+		f.copy.After = w.last
+	}
+	e.fillsChanged = true
+	if w.final {
+		e.log.Info("table copied online", "table", f.copy.Table, "rows", f.copy.Rows, "chunks", f.copy.Chunks)
+		e.finishFill(w.relid)
+		e.copiedCache[w.relid] = true
+	} else {
+		e.log.Debug("copied chunk", "table", f.copy.Table, "rows", w.rows, "after", w.last)
+		if f.copy.After == nil {
+			// Rows so far but no key read: cannot be (a keyed chunk has a last row).
+			return errors.New("online copy: a chunk with rows left no key")
+		}
+	}
+	e.chunkDone = true // commit now: the chunk's rows and progress together
+	return nil
+}
+
+func (e *engine) finishFill(relid uint32) {
+	delete(e.fills, relid)
+	e.fillOrder = slices.DeleteFunc(e.fillOrder, func(id uint32) bool { return id == relid })
+	e.fillsChanged = true
+}
+
+// copied reports whether the target holds relid's table completely (or
+// is copying it): a change to any other table starts its copy.
+func (e *engine) copied(ctx context.Context, relid uint32) (bool, error) {
+	if v, ok := e.copiedCache[relid]; ok || e.copier == nil {
+		return v || !ok, nil
+	}
+	if _, ok := e.fills[relid]; ok {
+		return true, nil
+	}
+	ss, ok := e.sink.(shapeStore)
+	if !ok {
+		e.copiedCache[relid] = true
+		return true, nil
+	}
+	var found bool
+	err := e.sync(ctx, func(ctx context.Context) error {
+		var err error
+		_, found, err = ss.Shape(ctx, relid)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	e.copiedCache[relid] = found
+	return found, nil
+}
+
+// poll looks for tables that joined the publication without a change the
+// stream would have shown (rows that existed before they were published).
+func (e *engine) poll(ctx context.Context) error {
+	if e.copier == nil || e.pollEvery <= 0 || time.Since(e.lastPoll) < e.pollEvery {
+		return nil
+	}
+	e.lastPoll = time.Now()
+	tables, err := e.copier.Published(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range tables {
+		if v, ok := e.copiedCache[p.RelID]; ok && (v || e.fills[p.RelID] != nil) {
+			continue
+		}
+		have, err := e.copied(ctx, p.RelID)
+		if err != nil {
+			return err
+		}
+		if have {
+			continue
+		}
+		e.startFill(p.RelID, p.Name, p.Estimate, "joined the publication")
+	}
+	return nil
+}
+
+// resync handles a ResyncPrefix message.
+func (e *engine) resync(ctx context.Context, content []byte) error {
+	var r resyncRequest
+	if err := json.Unmarshal(content, &r); err != nil {
+		e.log.Warn("ignoring a malformed resync request", "err", err)
+		return nil
+	}
+	if r.Slot != e.state.Slot {
+		return nil
+	}
+	for i, id := range r.RelIDs {
+		name := strconv.FormatUint(uint64(id), 10)
+		if i < len(r.Tables) {
+			name = r.Tables[i]
+		}
+		e.startFill(id, name, -1, "resync requested")
+	}
+	return nil
+}
+
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
