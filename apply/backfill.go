@@ -45,10 +45,10 @@ import (
 
 // fill is one table's online copy.
 type fill struct {
-	copy  schema.TableCopy
-	order keyOrder
-	held  []heldChange // changes to rows not yet copied, in stream order
-	ordered bool       // order is set for the table's current shape
+	copy    schema.TableCopy
+	order   keyOrder
+	held    []heldChange // changes to rows not yet copied, in stream order
+	ordered bool         // order is set for the table's current shape
 	// truncXid is the source transaction that last truncated the table: a
 	// chunk whose snapshot does not see it yet is read again.
 	truncXid uint32
@@ -280,7 +280,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	}
 	e.retryAt = time.Time{}
 	if f.copy.After == nil {
-			if f.copy.Estimate <= 0 {
+		if f.copy.Estimate <= 0 {
 			f.copy.Estimate = ch.Estimate
 		}
 	}

@@ -16,7 +16,7 @@ type pipeline struct {
 	done   chan struct{}
 	failed atomic.Bool
 	fail   chan struct{} // closed at the first failure
-	err    error // first failure; read only after done is closed
+	err    error         // first failure; read only after done is closed
 }
 
 func startPipeline(ctx context.Context) *pipeline {
