@@ -94,7 +94,8 @@ func (t MessageType) String() string {
 // with the binary option.
 const Binary = 'b'
 
-// Message is one decoded pgoutput message: one of the pointer types below.
+// Message is one decoded pgoutput message: a pointer to one of the message
+// types of this package (see the package documentation for the list).
 type Message interface{ Type() MessageType }
 
 // Begin starts a transaction.
