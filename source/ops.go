@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
 )
 
 // Operator commands (check, drop, status, metrics) look at the source
@@ -534,4 +535,42 @@ func (s *Source) warnTablesDisagree(ctx context.Context) {
 	if msg := TablesDisagree(s.cfg.Tables, pub, tables); msg != "" {
 		s.log.Warn("--tables differs from the existing publication: "+msg, "publication", s.cfg.Publication)
 	}
+}
+
+// ResyncTables resolves names (schema.table) to the publication's tables
+// and writes a resync request for slot into the WAL, in one transaction: the
+// walmirror following the slot copies those tables again from that point
+// (now, or when it next runs). It returns the tables' ids, their display
+// names and the request's position.
+func (a *Admin) ResyncTables(ctx context.Context, publication, slot string, names []string, encode func(relids []uint32, names []string) string) ([]uint32, []string, lsn.LSN, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	var relids []uint32
+	var shown []string
+	for _, n := range names {
+		tn, err := ParseTableName(n)
+		if err != nil {
+			return nil, nil, 0, permanent("resync", "", err)
+		}
+		var relid uint32
+		err = a.conn.QueryRow(ctx, `SELECT c.oid FROM pg_publication_tables p
+			JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+			WHERE p.pubname = $1 AND p.schemaname = $2 AND p.tablename = $3`, publication, tn.Schema, tn.Name).Scan(&relid)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, nil, 0, permanent("resync", "name a table the publication lists (walmirror status --source shows them)",
+				fmt.Errorf("publication %q does not publish %s", publication, tn))
+		}
+		if err != nil {
+			return nil, nil, 0, classify("resync", timeoutCause(ctx, err))
+		}
+		relids = append(relids, relid)
+		shown = append(shown, schema.DisplayName(tn.Schema, tn.Name))
+	}
+	var at string
+	err := a.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, ResyncPrefix, encode(relids, shown)).Scan(&at)
+	if err != nil {
+		return nil, nil, 0, classify("write resync request", timeoutCause(ctx, err))
+	}
+	l, err := lsn.Parse(at)
+	return relids, shown, l, err
 }

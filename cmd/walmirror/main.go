@@ -27,6 +27,9 @@ Usage:
   walmirror drop   --source DSN [--slot S] [--publication P]
                                                           retire a copy: drop its slot (and the
                                                           publication walmirror created)
+  walmirror resync --source DSN --table schema.t [--table ...]
+                                                          copy tables again online while the rest
+                                                          streams (the running walmirror does it)
   walmirror verify --source DSN --target TARGET            compare the copy with its source at one
                                                           position: exit 0 equal, 1 different
   walmirror demo   [--target TARGET]                      try it on a throwaway PostgreSQL
@@ -54,7 +57,7 @@ func main() {
 }
 
 // commands are the subcommands the usage lists (the help test checks it).
-var commands = []string{"run", "status", "verify", "check", "drop", "demo", "version", "help"}
+var commands = []string{"run", "status", "resync", "verify", "check", "drop", "demo", "version", "help"}
 
 // errUsage marks errors already explained by a usage message.
 var errUsage = errors.New("usage")
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string) int {
 		err = cmdCheck(ctx, args[1:])
 	case "drop":
 		err = cmdDrop(ctx, args[1:])
+	case "resync":
+		err = cmdResync(ctx, args[1:])
 	case "verify":
 		return cmdVerify(ctx, args[1:])
 	case "demo":
