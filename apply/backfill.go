@@ -195,6 +195,9 @@ func (e *engine) fillsState() []schema.TableCopy {
 // loadFills resumes the stored online copies.
 func (e *engine) loadFills(copies []schema.TableCopy) {
 	for _, c := range copies {
+		if c.Chunks > 0 {
+			e.log.Info("resuming online copy after its last committed chunk", "table", c.Table, "chunks_done", c.Chunks, "rows_done", c.Rows)
+		}
 		e.fills[c.RelID] = &fill{copy: c}
 		e.fillOrder = append(e.fillOrder, c.RelID)
 		e.copiedCache[c.RelID] = false

@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/walmirror/walmirror/testenv"
 )
@@ -122,6 +126,84 @@ func TestResyncTable(t *testing.T) {
 			if r.code != 1 || !strings.Contains(r.stderr, "does not publish") {
 				t.Errorf("resync of an unpublished table: exit %d, %s", r.code, r.stderr)
 			}
+		})
+	}
+}
+
+// TestOnlineCopyFaults: a chunked initial copy under pgbench is killed at
+// the online copy's fault points (after a chunk is read, after its
+// watermark is written, in the commit that holds it) and at random
+// moments; every restart resumes after the last committed chunk and the
+// copy ends equal to the source. Every target.
+func TestOnlineCopyFaults(t *testing.T) {
+	needServer(t)
+	bin := faultBinary(t)
+	points := []string{"backfill.chunk-read:2", "backfill.watermark-written:3", "apply.before-commit:2",
+		"backfill.watermark-written:1", "apply.after-commit:2", "backfill.chunk-read:3"}
+	targets := append(schemaTargets, schemaTarget{"postgres-pipelined", schemaTargets[2].new})
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, "")
+			pgbench := testenv.Tool("pgbench")
+			if out, err := exec.Command(pgbench, "-i", "-s", "1", "-q", dsn).CombinedOutput(); err != nil {
+				t.Fatalf("pgbench -i: %v\n%s", err, out)
+			}
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--initial-copy", "chunked",
+				"--copy-chunk-rows", "2000", "--commit-rows", "300"}
+			if tg.name == "postgres-pipelined" {
+				args = append(args, "--pipeline")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			load := exec.CommandContext(ctx, pgbench, "-c", "2", "-T", "600", "-n", "-R", "300", dsn)
+			if err := load.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			for _, p := range points {
+				run := exec.Command(bin, args...)
+				run.Env = append(os.Environ(), "WALMIRROR_FAULT="+p)
+				var stderr bytes.Buffer
+				run.Stderr = &stderr
+				if err := run.Start(); err != nil {
+					t.Fatal(err)
+				}
+				timer := time.AfterFunc(30*time.Second, func() { _ = run.Process.Signal(syscall.SIGTERM) })
+				err := run.Wait()
+				timer.Stop()
+				logs.Write(stderr.Bytes())
+				ws, _ := run.ProcessState.Sys().(syscall.WaitStatus)
+				if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || !strings.Contains(stderr.String(), "faultpoint: ") {
+					t.Fatalf("%s was never reached (%v):\n%s", p, err, stderr.String())
+				}
+			}
+			// Random kills.
+			for i := range 4 {
+				run := exec.Command(bin, args...)
+				var stderr bytes.Buffer
+				run.Stderr = &stderr
+				if err := run.Start(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Duration(150+i*170) * time.Millisecond)
+				_ = run.Process.Signal(syscall.SIGKILL)
+				_ = run.Wait()
+				logs.Write(stderr.Bytes())
+			}
+			cancel()
+			_ = load.Wait()
+			r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...)
+			if r.code != 0 {
+				t.Fatalf("final run exited %d:\n%s", r.code, r.stderr)
+			}
+			logs.WriteString(r.stderr)
+			if !strings.Contains(logs.String(), "resuming online copy after its last committed chunk") {
+				t.Errorf("no run resumed the copy:\n%s", logs.String())
+			}
+			comparePgbench(t, dsn, rows)
 		})
 	}
 }
