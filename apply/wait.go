@@ -24,6 +24,10 @@ type Progress struct {
 	mu      sync.Mutex
 	applied lsn.LSN
 	changed chan struct{} // closed when applied moves, then replaced
+	// copying: the last commit stored tables still being copied online
+	// (State.Copies); their rows up to a position are not all in the copy
+	// yet, so the position stays until a commit with none.
+	copying bool
 }
 
 // Hook sets cfg's OnCommit, OnPosition and OnStreaming to report to p,
@@ -42,8 +46,15 @@ func chain[T any](first, next func(T)) func(T) {
 	return func(v T) { first(v); next(v) }
 }
 
-// Committed takes a target commit (Config.OnCommit).
-func (p *Progress) Committed(c CommitInfo) { p.advance(c.State.LSN) }
+// Committed takes a target commit (Config.OnCommit). A commit that
+// stores tables still being copied online (State.Copies) does not move
+// the position, nor do keepalives after it, until a commit stores none.
+func (p *Progress) Committed(c CommitInfo) {
+	p.mu.Lock()
+	p.copying = len(c.State.Copies) > 0
+	p.mu.Unlock()
+	p.advance(c.State.LSN)
+}
 
 // Position takes a keepalive (Config.OnPosition): when caught up,
 // everything up to the server's WAL end is applied.
@@ -62,7 +73,7 @@ func (p *Progress) Streaming(from lsn.LSN) { p.advance(from) }
 func (p *Progress) advance(l lsn.LSN) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if l <= p.applied {
+	if l <= p.applied || p.copying {
 		return
 	}
 	p.applied = l

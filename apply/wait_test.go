@@ -61,3 +61,20 @@ func TestProgressWaitFor(t *testing.T) {
 		t.Errorf("hooks set before Hook called %d, %d times; want 2, 2", prevCommits, prevPositions)
 	}
 }
+
+// TestProgressOnlineCopy: while a commit stores tables still being copied
+// online, neither it nor caught-up keepalives move the position; the
+// commit that stores none does.
+func TestProgressOnlineCopy(t *testing.T) {
+	var p Progress
+	p.Streaming(0x100)
+	p.Committed(CommitInfo{State: schema.State{LSN: 0x200, Copies: []schema.TableCopy{{RelID: 1}}}})
+	p.Position(Position{ServerWALEnd: 0x300, CaughtUp: true})
+	if p.Applied() != 0x100 {
+		t.Fatalf("applied %s during an online copy, want 0/100", p.Applied())
+	}
+	p.Committed(CommitInfo{State: schema.State{LSN: 0x400}})
+	if p.Applied() != 0x400 {
+		t.Fatalf("applied %s after the copy, want 0/400", p.Applied())
+	}
+}
