@@ -453,30 +453,58 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 	if e.copier == nil || e.skipping {
 		return nil
 	}
-	unknown := ""
-	for _, c := range t.Columns {
-		if f := t.Fills[c.Name]; f.Unknown != "" {
-			unknown = c.Name
-			break
-		}
-	}
 	if f := e.fills[t.ID]; f != nil {
-		if changed || unknown != "" {
+		if changed {
 			e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "the table changed shape while it was copied")
 			e.unknownFills(t)
 		}
 		return nil
 	}
-	if unknown == "" {
-		return nil
-	}
-	have, err := e.copied(ctx, t.ID)
-	if err != nil || !have {
+	unknown, err := e.unknownAdded(ctx, t)
+	if err != nil || unknown == "" {
 		return err
 	}
 	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, fmt.Sprintf("the source rewrote it: what older rows hold in column %q is not in the stream", unknown))
 	e.unknownFills(t)
 	return nil
+}
+
+// unknownAdded names a column the target table must gain (new, or dropped
+// and added again, since the shape it stores) whose value in older rows
+// cannot be known from the stream; "" when there is none.
+func (e *engine) unknownAdded(ctx context.Context, t *schema.Table) (string, error) {
+	need := false
+	for _, f := range t.Fills {
+		need = need || f.Unknown != ""
+	}
+	ss, ok := e.sink.(shapeStore)
+	if !need || !ok {
+		return "", nil
+	}
+	var text string
+	var found bool
+	err := e.sync(ctx, func(ctx context.Context) error {
+		var err error
+		text, found, err = ss.Shape(ctx, t.ID)
+		return err
+	})
+	if err != nil || !found {
+		return "", err // a table new to the target is copied whole anyway
+	}
+	old, err := schema.DecodeStored(text)
+	if err != nil {
+		return "", err
+	}
+	change, _, err := schema.Diff(old, t)
+	if err != nil {
+		return "", nil // the sink says what is wrong when it applies the shape
+	}
+	for _, name := range change.Replaced() {
+		if t.Fills[name].Unknown != "" {
+			return name, nil
+		}
+	}
+	return "", nil
 }
 
 // unknownFills lets a table being copied again take a new shape: its rows

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
@@ -178,6 +179,17 @@ func TestOnlineCopyFaults(t *testing.T) {
 				ws, _ := run.ProcessState.Sys().(syscall.WaitStatus)
 				if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || !strings.Contains(stderr.String(), "faultpoint: ") {
 					t.Fatalf("%s was never reached (%v):\n%s", p, err, stderr.String())
+				}
+				if p == points[0] {
+					// One chunk is committed: status shows the copy's progress.
+					r := walmirror(t, nil, "status", "--target", target, "--json")
+					var st struct {
+						Copies []copyStatus `json:"copies"`
+					}
+					if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Copies) != 4 ||
+						st.Copies[0].State != "copying" || st.Copies[0].Chunks != 1 || st.Copies[1].State != "waiting" {
+						t.Errorf("status after one chunk: %v\n%s%s", err, r.stdout, r.stderr)
+					}
 				}
 			}
 			// Random kills.

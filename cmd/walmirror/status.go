@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
 
@@ -21,6 +22,9 @@ type statusReport struct {
 	SystemID         string `json:"system_id"`
 	// LastTargetCommit is when the target last committed (its clock).
 	LastTargetCommit *time.Time    `json:"last_target_commit,omitempty"`
+	// Copies are the tables being copied online, in the order they are
+	// copied: the first "copying", the rest "waiting".
+	Copies []copyStatus `json:"copies,omitempty"`
 	Source           *sourceStatus `json:"source,omitempty"`
 }
 
@@ -77,6 +81,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
 	}
 	rep := statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID}
+	rep.Copies = copiesStatus(st.Copies)
 	if ts, err := readTargetState(ctx, target); err == nil && !ts.UpdatedAt.IsZero() {
 		at := ts.UpdatedAt.UTC()
 		rep.LastTargetCommit = &at
@@ -95,6 +100,27 @@ func cmdStatus(ctx context.Context, args []string) error {
 	}
 	printStatus(os.Stdout, rep)
 	return nil
+}
+
+type copyStatus struct {
+	Table    string `json:"table"`
+	State    string `json:"state"` // copying or waiting
+	Chunks   int64  `json:"chunks_done"`
+	Rows     int64  `json:"rows_done"`
+	Estimate int64  `json:"estimated_rows"` // -1: unknown
+	Reason   string `json:"reason,omitempty"`
+}
+
+func copiesStatus(copies []schema.TableCopy) []copyStatus {
+	out := make([]copyStatus, len(copies))
+	for i, c := range copies {
+		state := "waiting"
+		if i == 0 {
+			state = "copying"
+		}
+		out[i] = copyStatus{Table: c.Table, State: state, Chunks: c.Chunks, Rows: c.Rows, Estimate: c.Estimate, Reason: c.Reason}
+	}
+	return out
 }
 
 func sourceState(ctx context.Context, cfg source.Config, slot, systemID string, stored lsn.LSN) (*sourceStatus, error) {
@@ -170,6 +196,13 @@ func printStatus(w io.Writer, r statusReport) {
 	fmt.Fprintf(w, "lsn:      %s\nslot:     %s\nsnapshot: %s\nsource:   system %s\n", r.LSN, r.Slot, complete, r.SystemID)
 	if r.LastTargetCommit != nil {
 		fmt.Fprintf(w, "committed: %s (the target's last commit)\n", formatTime(*r.LastTargetCommit))
+	}
+	for _, c := range r.Copies {
+		est := "unknown"
+		if c.Estimate >= 0 {
+			est = fmt.Sprintf("~%d", c.Estimate)
+		}
+		fmt.Fprintf(w, "copy:     %s %s: %d chunks, %d of %s rows (%s)\n", c.Table, c.State, c.Chunks, c.Rows, est, c.Reason)
 	}
 	s := r.Source
 	if s == nil {
