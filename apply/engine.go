@@ -254,7 +254,9 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		if e.onPosition != nil {
 			// Behind the confirmation (and the commit) when pipelining.
-			pos := Position{ServerWALEnd: ev.WALEnd, CaughtUp: true}
+			// Not caught up while a table is being copied: its rows are not
+			// all in the copy yet.
+			pos := Position{ServerWALEnd: ev.WALEnd, CaughtUp: !e.copying()}
 			if err := e.call(ctx, func(context.Context) error { e.onPosition(pos); return nil }); err != nil {
 				return err
 			}

@@ -21,11 +21,11 @@ type statusReport struct {
 	SnapshotComplete bool   `json:"snapshot_complete"`
 	SystemID         string `json:"system_id"`
 	// LastTargetCommit is when the target last committed (its clock).
-	LastTargetCommit *time.Time    `json:"last_target_commit,omitempty"`
+	LastTargetCommit *time.Time `json:"last_target_commit,omitempty"`
 	// Copies are the tables being copied online, in the order they are
 	// copied: the first "copying", the rest "waiting".
-	Copies []copyStatus `json:"copies,omitempty"`
-	Source           *sourceStatus `json:"source,omitempty"`
+	Copies []copyStatus  `json:"copies,omitempty"`
+	Source *sourceStatus `json:"source,omitempty"`
 }
 
 // sourceStatus is what status adds when given --source.
