@@ -297,6 +297,22 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if f.copy.After != nil && !f.order.ok {
 		return fmt.Errorf("resume the copy of %s: its key can no longer be read in order", f.copy.Table)
 	}
+	if f.copy.After != nil && t.Storage != "" && ch.Table.Storage != t.Storage {
+		// Rewritten since the chunks before: they may hold other values.
+		e.startFill(relid, f.copy.Table, f.copy.Estimate, "the source rewrote it while it was copied")
+		return nil
+	}
+	if f.copy.After == nil {
+		// The first chunk replaces every row: what older rows would hold in
+		// a new column is moot.
+		e.unknownFills(t)
+	}
+	if f.copy.After == nil && t.Storage != ch.Table.Storage {
+		// The copy is of the table's data as the snapshot shows it: the
+		// target stores that storage with the shape.
+		t.Storage = ch.Table.Storage
+		delete(e.ensured, t)
+	}
 	if err := e.ensureOpen(ctx); err != nil {
 		return err
 	}
@@ -459,6 +475,9 @@ func (e *engine) poll(ctx context.Context) error {
 		return err
 	}
 	for _, p := range tables {
+		if err := e.checkStorage(ctx, p); err != nil {
+			return err
+		}
 		if v, ok := e.copiedCache[p.RelID]; ok && (v || e.fills[p.RelID] != nil) {
 			continue
 		}
@@ -471,6 +490,50 @@ func (e *engine) poll(ctx context.Context) error {
 		}
 		e.startFill(p.RelID, p.Name, p.Estimate, "joined the publication")
 	}
+	return nil
+}
+
+// checkStorage copies a table again when the source rewrote it since the
+// target's copy was made: a rewrite with no change after it sends no
+// Relation message.
+func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) error {
+	if e.fills[p.RelID] != nil || p.Storage == "" {
+		return nil
+	}
+	seen := e.storage[p.RelID]
+	if seen == p.Storage {
+		return nil
+	}
+	if seen == "" {
+		ss, ok := e.sink.(shapeStore)
+		if !ok {
+			return nil
+		}
+		var text string
+		var found bool
+		err := e.sync(ctx, func(ctx context.Context) error {
+			var err error
+			text, found, err = ss.Shape(ctx, p.RelID)
+			return err
+		})
+		if err != nil || !found {
+			return err
+		}
+		old, err := schema.DecodeStored(text)
+		if err != nil {
+			return err
+		}
+		if seen = old.Storage; seen == "" || seen == p.Storage {
+			e.storage[p.RelID] = p.Storage
+			return nil
+		}
+	}
+	if t := e.tables[p.RelID]; t != nil && t.Storage == p.Storage {
+		e.storage[p.RelID] = p.Storage // the stream already told (and acted)
+		return nil
+	}
+	e.storage[p.RelID] = p.Storage
+	e.startFill(p.RelID, p.Name, p.Estimate, "the source rewrote it (ALTER TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE, or a partition attached or detached): its rows may have changed without WAL")
 	return nil
 }
 

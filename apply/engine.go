@@ -99,6 +99,7 @@ type engine struct {
 	retryAt      time.Time       // no chunk before then
 	chunkDone    bool            // a chunk's watermark came: commit now
 	copiedCache  map[uint32]bool // per table: the target holds it complete (or is copying it)
+	storage      map[uint32]string // per table: the Storage polls last found acted on
 	xid          uint32          // the source transaction being received
 }
 
@@ -144,7 +145,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		sink: sink, log: log, limits: limits, state: st, stopAt: stopAt,
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
-		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{},
+		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
 	}
 }
 
@@ -178,6 +179,11 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 	}()
 	if e.copier != nil {
 		e.loadFills(e.state.Copies)
+		// Tables that joined the publication or were rewritten while
+		// walmirror was stopped, before a bounded run may end.
+		if err := e.poll(ctx); err != nil {
+			return fmt.Errorf("look for tables that joined the publication: %w", err)
+		}
 	}
 	// Online copies and publication polls happen between transactions while
 	// the stream is quiet; a ticker finds such moments on an idle source.
@@ -421,7 +427,13 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 			t.TypeNames = typeNames
 		}
 		t.Fills, t.Nums = fills(t, matched), nums(matched)
-		if known && old.SameShape(t) && sameNums(old.Nums, t.Nums) {
+		if e.copier != nil {
+			if t.Storage, err = e.catalog.Storage(ctx, m.RelationID); err != nil {
+				return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
+			}
+		}
+		if known && old.SameShape(t) && sameNums(old.Nums, t.Nums) && (old.Storage == t.Storage || old.Storage == "") {
+			old.Storage = t.Storage
 			return nil
 		}
 	}
@@ -462,20 +474,22 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 		}
 		return nil
 	}
-	unknown, err := e.unknownAdded(ctx, t)
-	if err != nil || unknown == "" {
+	why, err := e.rewritten(ctx, t)
+	if err != nil || why == "" {
 		return err
 	}
-	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, fmt.Sprintf("the source rewrote it: what older rows hold in column %q is not in the stream", unknown))
+	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, why)
 	e.unknownFills(t)
 	return nil
 }
 
-// unknownAdded names a column the target table must gain (new, or dropped
-// and added again, since the shape it stores) whose value in older rows
-// cannot be known from the stream; "" when there is none.
-func (e *engine) unknownAdded(ctx context.Context, t *schema.Table) (string, error) {
-	need := false
+// rewritten says why the target's rows of t may differ from the source's
+// without the stream showing it ("" when they cannot): the source rewrote
+// the table since the shape the target stores, or the target must gain a
+// column (new, or dropped and added again) whose value in older rows
+// cannot be known from the stream.
+func (e *engine) rewritten(ctx context.Context, t *schema.Table) (string, error) {
+	need := t.Storage != ""
 	for _, f := range t.Fills {
 		need = need || f.Unknown != ""
 	}
@@ -497,13 +511,16 @@ func (e *engine) unknownAdded(ctx context.Context, t *schema.Table) (string, err
 	if err != nil {
 		return "", err
 	}
+	if old.Storage != "" && t.Storage != "" && old.Storage != t.Storage {
+		return "the source rewrote it (ALTER TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE, or a partition attached or detached): its rows may have changed without WAL", nil
+	}
 	change, _, err := schema.Diff(old, t)
 	if err != nil {
 		return "", nil // the sink says what is wrong when it applies the shape
 	}
 	for _, name := range change.Replaced() {
 		if t.Fills[name].Unknown != "" {
-			return name, nil
+			return fmt.Sprintf("the source rewrote it: what older rows hold in column %q is not in the stream", name), nil
 		}
 	}
 	return "", nil

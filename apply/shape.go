@@ -12,6 +12,8 @@ import (
 // a Relation message says what the columns are, not what older rows hold.
 type Catalog interface {
 	Attributes(ctx context.Context, relid uint32) ([]source.Attribute, error)
+	// Storage is the table's schema.Table.Storage now.
+	Storage(ctx context.Context, relid uint32) (string, error)
 }
 
 // match pairs t's columns with the catalog's live attributes of the same

@@ -36,6 +36,12 @@ type Table struct {
 	// TypeNames names non-built-in types (enums, domains, composites) by OID,
 	// from Type messages; empty for built-ins.
 	TypeNames map[uint32]string
+	// Storage identifies the source table's data files (each leaf's
+	// relfilenode): it changes when the source rewrites the table (ALTER
+	// TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE) or a partition is
+	// attached or detached, none of which the stream carries row by row.
+	// Empty when unknown.
+	Storage string
 	// Fills says, by column name, what rows that existed before a column
 	// was added hold in it, as the source's catalog told when this shape
 	// arrived. A sink adding a column to an existing target table writes it

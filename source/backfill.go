@@ -55,6 +55,7 @@ type PublishedTable struct {
 	RelID    uint32
 	Name     string // schema.DisplayName
 	Estimate int64  // -1: never analyzed
+	Storage  string // schema.Table.Storage now
 }
 
 // Published lists the publication's tables now.
@@ -70,7 +71,7 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, error) {
 	}
 	out := make([]PublishedTable, len(pts))
 	for i, p := range pts {
-		out[i] = PublishedTable{RelID: p.oid, Name: schema.DisplayName(p.nsp, p.name), Estimate: p.estimate}
+		out[i] = PublishedTable{RelID: p.oid, Name: schema.DisplayName(p.nsp, p.name), Estimate: p.estimate, Storage: p.storage}
 	}
 	return out, nil
 }

@@ -73,6 +73,27 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	return attrs, nil
 }
 
+// storageQuery gives a table's Storage signature: each leaf's relfilenode
+// (a plain table is its own leaf).
+const storageQuery = `SELECT ` + storageExpr + ` FROM pg_catalog.pg_class c WHERE c.oid = $1`
+
+// storageExpr is storageQuery's signature for pg_class row c (a plain table
+// has no partition tree).
+const storageExpr = `coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
+		FROM pg_catalog.pg_partition_tree(c.oid) p JOIN pg_catalog.pg_class l ON l.oid = p.relid WHERE p.isleaf AND p.relid <> c.oid),
+	c.oid::text || ':' || c.relfilenode::text)`
+
+// Storage returns relid's schema.Table.Storage signature as it is now.
+func (s *Source) Storage(ctx context.Context, relid uint32) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	var sig string
+	if err := s.conn.QueryRow(ctx, storageQuery, relid).Scan(&sig); err != nil {
+		return "", classify("read the source catalog", timeoutCause(ctx, err))
+	}
+	return sig, nil
+}
+
 // partitionMissing fills in, for a partitioned table, the missing values
 // its partitions hold: PostgreSQL stores ADD COLUMN ... DEFAULT's value on
 // each partition (the root has no rows), so the root's attribute shows a

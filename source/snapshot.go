@@ -113,7 +113,8 @@ type pubTable struct {
 	root      bool // a partitioned table: its rows are its partitions'
 	cols      []string
 	filter    *string
-	estimate  int64 // reltuples (-1: never analyzed)
+	estimate  int64  // reltuples (-1: never analyzed)
+	storage   string // schema.Table.Storage
 	genCols   bool  // the publication publishes stored generated columns (PostgreSQL 18)
 	genListed bool  // PostgreSQL 18: a column list may name generated columns too
 }
@@ -140,7 +141,8 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 	}
 	q := `SELECT c.oid, p.schemaname, p.tablename, c.relreplident, c.relkind = 'p', NULL::text[], NULL::text,
 			CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(greatest(l.reltuples, 0))::int8 FROM pg_partition_tree(c.oid) t
-				JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf), -1) ELSE c.reltuples::int8 END
+				JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf), -1) ELSE c.reltuples::int8 END,
+			` + storageExpr + `
 		FROM pg_publication_tables p
 		JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
 		WHERE p.pubname = $1 AND ($2 = 0 OR c.oid = $2) ORDER BY 2, 3`
@@ -153,7 +155,7 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 	}
 	pts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pubTable, error) {
 		p := pubTable{genCols: genCols, genListed: genListed}
-		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.root, &p.cols, &p.filter, &p.estimate)
+		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.root, &p.cols, &p.filter, &p.estimate, &p.storage)
 		return p, err
 	})
 	if err != nil {
@@ -241,6 +243,9 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 	}
 	t := schema.NewTable(oid, nsp, name, ident, cols)
 	t.Nums = nums
+	if err := tx.QueryRow(ctx, storageQuery, oid).Scan(&t.Storage); err != nil {
+		return nil, classify("describe table", err)
+	}
 	if len(typeNames) > 0 {
 		t.TypeNames = typeNames
 	}

@@ -219,3 +219,61 @@ func TestOnlineCopyFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestNoNeedlessCopies: tables whose columns have volatile defaults (a
+// sequence, an identity, now()) are copied by the initial copy and then
+// streamed, never copied again; a table created later is copied online
+// once, at its first change.
+func TestNoNeedlessCopies(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE a (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), v text);
+		CREATE TABLE b (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+		INSERT INTO a (v) SELECT 'x' || g FROM generate_series(1, 50) g; INSERT INTO b (v) VALUES ('one');`)
+	target, rows := schemaTargets[0].new(t)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	args := []string{"--source", dsn, "--target", target, "--slot", slot}
+	stop, logPath := startRunUntil(t, "msg=streaming", args...)
+	mustExec(t, db, "INSERT INTO a (v) VALUES ('new'); UPDATE a SET v = 'u' WHERE id % 3 = 0; INSERT INTO b (v) VALUES ('two')")
+	mustExec(t, db, "CREATE TABLE c (id serial PRIMARY KEY, v text); INSERT INTO c (v) VALUES ('c1'), ('c2')")
+	waitForLog(t, logPath, `msg="table copied online" table=public.c rows=2`)
+	log := stop()
+	if n := strings.Count(log, `msg="copying table online"`); n != 1 {
+		t.Errorf("%d online copies, want 1 (table c):\n%s", n, log)
+	}
+	compareRows(t, dsn, rows, "SELECT id, v FROM a", "SELECT id, v FROM b", "SELECT id, v FROM c")
+}
+
+// TestRewriteCopiedAgain: ALTER COLUMN ... TYPE ... USING rewrites rows
+// without WAL (even to the same type); the table is copied again online,
+// whether a change follows the rewrite or none does. Every target.
+func TestRewriteCopiedAgain(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE rw (id int PRIMARY KEY, y int); INSERT INTO rw SELECT g, g FROM generate_series(1, 20) g;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() string {
+				t.Helper()
+				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now", "--log-level", "debug")
+				if r.code != 0 {
+					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+				}
+				return r.stderr
+			}
+			run()
+			mustExec(t, db, "ALTER TABLE rw ALTER COLUMN y TYPE bigint USING y * 7; INSERT INTO rw VALUES (21, 3)")
+			if log := run(); !strings.Contains(log, "copying table online") {
+				t.Errorf("no online copy after a rewrite and a change:\n%s", log)
+			}
+			compareRows(t, dsn, rows, "SELECT id, y FROM rw")
+			mustExec(t, db, "ALTER TABLE rw ALTER COLUMN y TYPE bigint USING y + 1000")
+			if log := run(); !strings.Contains(log, "copying table online") {
+				t.Errorf("no online copy after a rewrite alone:\n%s", log)
+			}
+			compareRows(t, dsn, rows, "SELECT id, y FROM rw")
+		})
+	}
+}
