@@ -96,11 +96,11 @@ type engine struct {
 	fillOrder    []uint32
 	fillsChanged bool // Copies changed since the last commit
 	inflight     *chunkWait
-	retryAt      time.Time       // no chunk before then
-	chunkDone    bool            // a chunk's watermark came: commit now
-	copiedCache  map[uint32]bool // per table: the target holds it complete (or is copying it)
+	retryAt      time.Time         // no chunk before then
+	chunkDone    bool              // a chunk's watermark came: commit now
+	copiedCache  map[uint32]bool   // per table: the target holds it complete (or is copying it)
 	storage      map[uint32]string // per table: the Storage polls last found acted on
-	xid          uint32          // the source transaction being received
+	xid          uint32            // the source transaction being received
 }
 
 // chunkReader is what online copies read the source through.

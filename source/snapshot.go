@@ -115,8 +115,8 @@ type pubTable struct {
 	filter    *string
 	estimate  int64  // reltuples (-1: never analyzed)
 	storage   string // schema.Table.Storage
-	genCols   bool  // the publication publishes stored generated columns (PostgreSQL 18)
-	genListed bool  // PostgreSQL 18: a column list may name generated columns too
+	genCols   bool   // the publication publishes stored generated columns (PostgreSQL 18)
+	genListed bool   // PostgreSQL 18: a column list may name generated columns too
 }
 
 // publishedTables lists the publication's tables (only relid's when not 0)
