@@ -30,6 +30,7 @@ type result struct {
 	equal              bool
 	detail             string
 	lag                *LagReport
+	log                string // walmirror's stderr (runBinary)
 }
 
 type consumer interface {
@@ -61,6 +62,7 @@ type walmirrorRun struct {
 	e            *env
 	db, k, slot  string
 	variant      string   // "KIND+FLAG": the name as given
+	suffix       string   // added to the name in the report (" single")
 	flags        []string // --FLAG for each +FLAG
 	dst          string   // target argument
 	check        string   // where aggregates are read
@@ -89,7 +91,7 @@ func (e *env) walmirror(db, spec, slot string) *walmirrorRun {
 	return w
 }
 
-func (w *walmirrorRun) name() string   { return "walmirror-" + w.variant }
+func (w *walmirrorRun) name() string   { return "walmirror-" + w.variant + w.suffix }
 func (w *walmirrorRun) kind() string   { return w.k }
 func (w *walmirrorRun) target() string { return w.check }
 
@@ -145,7 +147,9 @@ func (e *env) runBinary(ctx context.Context, args []string, profile string) (res
 	if err != nil {
 		return result{}, fmt.Errorf("walmirror: %v: %s", err, lastLine(stderr.String()))
 	}
-	return usage(cmd, wall), nil
+	res := usage(cmd, wall)
+	res.log = stderr.String()
+	return res, nil
 }
 
 func usage(cmd *exec.Cmd, wall time.Duration) result {

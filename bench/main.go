@@ -10,9 +10,16 @@
 //	go run ./bench -quick                  # small sizes, a few minutes
 //	go run ./bench -workloads insert -consumers decode,sqlite
 //	go run ./bench -workloads update -consumers decode,postgres,postgres+pipeline
+//	go run ./bench -workloads snapshot,snapshot-typed,resume   # initial copies only
 //
 // A consumer written KIND+FLAG runs walmirror into KIND with --FLAG added, so
 // two settings are compared on the same workload in the same run.
+//
+// The initial-copy workloads (snapshot: pgbench tables; snapshot-typed: a
+// typed 1M-row table) time walmirror's copy with --initial-copy single and
+// chunked into each target beside the built-in subscriber's copy_data;
+// resume kills a chunked copy of pgbench_accounts half-way (SIGKILL) and
+// times the restart to a complete copy.
 package main
 
 import (
@@ -39,6 +46,8 @@ type config struct {
 	pgbenchClients       int
 	bigTxRows            int
 	snapshotScale        int
+	typedRows            int
+	copyChunkRows        int
 	lagSeconds           int
 	profileDir           string
 	out                  string
@@ -46,7 +55,7 @@ type config struct {
 	walmirrorArgs        []string
 }
 
-var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "lag"}
+var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "snapshot-typed", "resume", "lag"}
 var allConsumers = []string{"decode", "builtin", "sqlite", "duckdb", "postgres"}
 
 func main() {
@@ -62,7 +71,9 @@ func main() {
 	flag.IntVar(&cfg.pgbenchClients, "pgbench-clients", 4, "pgbench clients")
 	flag.IntVar(&cfg.pgbenchScale, "pgbench-scale", 1, "pgbench scale for the TPC-B workload")
 	flag.IntVar(&cfg.bigTxRows, "bigtx-rows", 5_000_000, "rows in the single-transaction workload")
-	flag.IntVar(&cfg.snapshotScale, "snapshot-scale", 10, "pgbench scale copied by the snapshot workload")
+	flag.IntVar(&cfg.snapshotScale, "snapshot-scale", 10, "pgbench scale copied by the snapshot and resume workloads")
+	flag.IntVar(&cfg.typedRows, "typed-rows", 1_000_000, "rows of the typed table copied by the snapshot-typed workload")
+	flag.IntVar(&cfg.copyChunkRows, "copy-chunk-rows", 0, "walmirror --copy-chunk-rows for the chunked initial copies (0: walmirror's default)")
 	flag.IntVar(&cfg.lagSeconds, "lag-seconds", 20, "duration of the fixed-rate lag workload")
 	flag.StringVar(&cfg.profileDir, "profile", "", "write a CPU profile of each walmirror run into this directory")
 	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
@@ -72,6 +83,7 @@ func main() {
 	if *quick {
 		cfg.rows, cfg.updateRows, cfg.bigTxRows = 100_000, 100_000, 500_000
 		cfg.pgbenchSeconds, cfg.snapshotScale, cfg.lagSeconds = 5, 2, 5
+		cfg.typedRows = 200_000
 	}
 	cfg.walmirrorArgs = strings.Fields(*extra)
 	cfg.workloads = splitList(workloads, allWorkloads)

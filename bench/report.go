@@ -18,6 +18,7 @@ type report struct {
 	workloads []string
 	notes     map[string]string
 	results   []result
+	resumes   []resumeResult
 	maxTPS    float64
 	began     time.Time
 }
@@ -129,6 +130,33 @@ func (r *report) markdown(cfg config) string {
 				eq = "**NO**: " + res.detail
 			}
 			fmt.Fprintf(&b, "| lag | %s | %.1f | %.1f | %.1f | %d | %.0f | %.1f | %s |\n", res.consumer, res.lag.P50Ms, res.lag.P99Ms, res.lag.MaxMs, res.lag.N, res.rssMB, res.cpu.Seconds(), eq)
+		}
+	}
+	if len(r.resumes) > 0 {
+		b.WriteString("\nResumed chunked initial copy (**resume**): the copy killed with SIGKILL once its log showed the chunks below, then restarted to completion; \"total\" is the killed run plus the restart, against an uninterrupted chunked copy and copy_data of the same table in the same run. \"resumed after\" is what the restart logged (`resuming online copy after its last committed chunk`). \"equal\": row count and sums of both copies, and `walmirror verify` (every value) of the resumed one.\n\n")
+		b.WriteString("| consumer | uninterrupted (s) | killed at (s) | chunks seen | resumed after | restart (s) | total (s) | total / uninterrupted | total / copy_data | equal |\n")
+		b.WriteString("|---|---:|---:|---:|---|---:|---:|---:|---:|---|\n")
+		blt := r.find("resume", "built-in")
+		for _, rr := range r.resumes {
+			total := rr.killedAfter + rr.restart
+			vsBuiltin := "—"
+			if blt != nil && blt.wall > 0 {
+				vsBuiltin = fmt.Sprintf("%.2f", total.Seconds()/blt.wall.Seconds())
+			}
+			resumed := "**no resume line**"
+			if rr.chunksDone >= 0 {
+				resumed = fmt.Sprintf("%d of %d chunks (%d rows)", rr.chunksDone, rr.chunks, rr.rowsDone)
+			}
+			eq := "yes; verify " + rr.verified
+			if !rr.equal || rr.detail != "" || !strings.HasPrefix(rr.verified, "equal") {
+				eq = "**NO**: " + rr.detail + "; verify " + rr.verified
+			}
+			fmt.Fprintf(&b, "| %s | %.2f | %.2f | %d | %s | %.2f | %.2f | %.2f | %s | %s |\n", rr.consumer, rr.uninterrupted.Seconds(),
+				rr.killedAfter.Seconds(), rr.chunksSeen, resumed, rr.restart.Seconds(), total.Seconds(),
+				total.Seconds()/rr.uninterrupted.Seconds(), vsBuiltin, eq)
+		}
+		if blt != nil {
+			fmt.Fprintf(&b, "\ncopy_data of the same table: %.2f s.\n", blt.wall.Seconds())
 		}
 	}
 	fmt.Fprintf(&b, "\nWhole run: %v.\n", time.Since(r.began).Round(time.Second))

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -17,69 +16,6 @@ import (
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/testenv"
 )
-
-// snapshotWorkload times each consumer's initial copy of pgbench tables:
-// walmirror's snapshot against the built-in subscriber's copy_data.
-func (e *env) snapshotWorkload(ctx context.Context, db string) error {
-	if err := e.src.Exec(ctx, db, `CREATE PUBLICATION bench FOR ALL TABLES`); err != nil {
-		return err
-	}
-	e.report.addWorkload("snapshot", fmt.Sprintf("initial copy of pgbench scale %d (%d accounts)", e.cfg.snapshotScale, e.cfg.snapshotScale*100000))
-	checks := pgbenchChecks[:3]
-	want, err := e.aggregates(ctx, "source", e.src.DSN(db), checks)
-	if err != nil {
-		return err
-	}
-	for _, c := range e.cfg.consumers {
-		var res result
-		var target, kind string
-		switch c {
-		case "decode":
-			continue
-		case "builtin":
-			b := &builtin{e: e, db: db, targetDB: strings.ReplaceAll(db, "-", "_") + "_builtin"}
-			if err := e.dst.Exec(ctx, "postgres", "CREATE DATABASE "+quoteIdent(b.targetDB)); err != nil {
-				return err
-			}
-			if err := e.copySchema(ctx, db, b.targetDB); err != nil {
-				return err
-			}
-			began := time.Now()
-			if err := b.subscribe(ctx, false); err != nil {
-				return err
-			}
-			res = result{wall: time.Since(began)}
-			target, kind = b.target(), "postgres"
-		default:
-			w := e.walmirror(db, c, "snap_"+c+"_"+db)
-			if err := w.createTarget(ctx); err != nil {
-				return err
-			}
-			profile := ""
-			if e.cfg.profileDir != "" {
-				profile = filepath.Join(e.cfg.profileDir, "snapshot-"+w.slot+".pprof")
-			}
-			res, err = e.runBinary(ctx, w.args("--stop-at-lsn", "now"), profile)
-			if err != nil {
-				return fmt.Errorf("%s: %w", w.name(), err)
-			}
-			target, kind = w.target(), w.kind()
-			c = w.name()
-		}
-		got, err := e.aggregates(ctx, kind, target, checks)
-		res.workload, res.consumer = "snapshot", c
-		if c == "builtin" {
-			res.consumer = "built-in"
-		}
-		res.equal = err == nil && got == want
-		if !res.equal {
-			res.detail = fmt.Sprintf("source %s, copy %s %v", want, got, err)
-		}
-		log.Printf("  %-18s %8.2fs  rss %6.1f MB  equal=%v %s", res.consumer, res.wall.Seconds(), res.rssMB, res.equal, res.detail)
-		e.report.add(res)
-	}
-	return nil
-}
 
 // lagWorkload runs pgbench at a fixed rate (half the measured maximum) while
 // each walmirror target follows live, and reports source-commit-to-target-

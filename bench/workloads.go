@@ -65,7 +65,22 @@ func (e *env) runWorkload(ctx context.Context, name string) error {
 		if err := e.pgbenchInit(ctx, srcDSN, cfg.snapshotScale); err != nil {
 			return err
 		}
-		return e.snapshotWorkload(ctx, db)
+		return e.copyWorkload(ctx, db, "snapshot", fmt.Sprintf("initial copy of pgbench scale %d (%d accounts)", cfg.snapshotScale, cfg.snapshotScale*100000), pgbenchChecks[:3])
+	case "snapshot-typed":
+		// Vacuumed, so that no copy pays for setting hint bits (the first
+		// one to read the rows would).
+		if err := e.src.Exec(ctx, db, benchDDL+fmt.Sprintf(`INSERT INTO bench_t SELECT %s FROM generate_series(1, %d) g;`, benchRow, cfg.typedRows)); err != nil {
+			return err
+		}
+		if err := e.src.Exec(ctx, db, `VACUUM ANALYZE`); err != nil {
+			return err
+		}
+		return e.copyWorkload(ctx, db, "snapshot-typed", fmt.Sprintf("initial copy of a %d-row table (bigint key, int, text, timestamptz, numeric, jsonb)", cfg.typedRows), typedChecks)
+	case "resume":
+		if err := e.pgbenchInit(ctx, srcDSN, cfg.snapshotScale); err != nil {
+			return err
+		}
+		return e.resumeWorkload(ctx, db)
 	}
 	if err := e.src.Exec(ctx, db, `CREATE PUBLICATION bench FOR ALL TABLES`); err != nil {
 		return err
