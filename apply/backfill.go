@@ -304,8 +304,10 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	}
 	if f.copy.After == nil {
 		// The first chunk replaces every row: what older rows would hold in
-		// a new column is moot.
+		// a new column, or how they convert to a new type, is moot.
 		e.unknownFills(t)
+		t.Replacing = true
+		delete(e.ensured, t)
 	}
 	if f.copy.After == nil && t.Storage != ch.Table.Storage {
 		// The copy is of the table's data as the snapshot shows it: the
@@ -318,6 +320,12 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	}
 	if err := e.ensure(ctx, t); err != nil {
 		return err
+	}
+	if t.Replacing {
+		// Only for this shaping: later ones keep rows as usual.
+		if err := e.sync(ctx, func(context.Context) error { t.Replacing = false; return nil }); err != nil {
+			return err
+		}
 	}
 	if f.copy.After == nil {
 		// The first chunk: whatever the target held for the table goes.

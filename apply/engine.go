@@ -187,7 +187,7 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 	}
 	// Online copies and publication polls happen between transactions while
 	// the stream is quiet; a ticker finds such moments on an idle source.
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var n uint32
 	for {

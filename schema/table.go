@@ -42,6 +42,10 @@ type Table struct {
 	// attached or detached, none of which the stream carries row by row.
 	// Empty when unknown.
 	Storage string
+	// Replacing says the target table's rows are about to be replaced by
+	// an online copy: a sink may empty it first, and what existing rows
+	// would hold in a changed column does not matter.
+	Replacing bool
 	// Fills says, by column name, what rows that existed before a column
 	// was added hold in it, as the source's catalog told when this shape
 	// arrived. A sink adding a column to an existing target table writes it
@@ -107,7 +111,7 @@ func (f Fill) String() string {
 // Check returns nil when the fill is known, else the error that stops the
 // run: adding the column would make the copy differ from the source.
 func (f Fill) Check(t *Table, column string) error {
-	if f.Unknown == "" {
+	if f.Unknown == "" || t.Replacing {
 		return nil
 	}
 	return fmt.Errorf("source table %s gained column %q, but %s; the copy would differ from the source, so walmirror stops. "+

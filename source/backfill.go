@@ -28,6 +28,7 @@ const ResyncPrefix = "walmirror.resync"
 type Copier struct {
 	conn        *pgx.Conn
 	publication string
+	version     int // server_version_num
 }
 
 // OpenCopier opens the connection online copies read through.
@@ -44,7 +45,7 @@ func (s *Source) OpenCopier(ctx context.Context) (*Copier, error) {
 	if err != nil {
 		return nil, classify("connect for online copy", timeoutCause(ctx, err))
 	}
-	return &Copier{conn: conn, publication: s.cfg.Publication}, nil
+	return &Copier{conn: conn, publication: s.cfg.Publication, version: s.version}, nil
 }
 
 // Close ends the copier's connection.
@@ -188,8 +189,21 @@ func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
 	if err := ch.tx.Commit(ctx); err != nil {
 		return 0, classify("end chunk", err)
 	}
+	// The stream only carries flushed WAL, and a non-transactional message
+	// alone waits for the WAL writer (wal_writer_delay, 200ms by default):
+	// flush it now, with the function's flush argument (17) or by
+	// committing a transaction that has an xid after it.
 	var text string
-	if err := ch.c.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(false, $1, $2)::text`, WatermarkPrefix, token).Scan(&text); err != nil {
+	var err error
+	if ch.c.version >= 170000 {
+		err = ch.c.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(false, $1, $2, true)::text`, WatermarkPrefix, token).Scan(&text)
+	} else {
+		err = ch.c.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(false, $1, $2)::text`, WatermarkPrefix, token).Scan(&text)
+		if err == nil {
+			_, err = ch.c.conn.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT`)
+		}
+	}
+	if err != nil {
 		return 0, classify("write watermark", err)
 	}
 	return lsn.Parse(text)

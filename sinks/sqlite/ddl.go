@@ -285,6 +285,13 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 			s.log.Info("renamed target table as the source did", "from", old, "to", name)
 		}
 	}
+	if t.Replacing {
+		// The rows are about to be replaced by a copy: change an empty
+		// table, which any conversion leaves exact.
+		if _, err := s.conn.ExecContext(ctx, "DELETE FROM "+quote(name)); err != nil {
+			return fmt.Errorf("empty %q for its copy: %w", name, err)
+		}
+	}
 	has := func(col string) bool {
 		var n int
 		err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ? COLLATE NOCASE`, name, col).Scan(&n)
@@ -339,6 +346,8 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 func (s *Sink) retype(ctx context.Context, t *schema.Table, name string, from, to schema.Column) error {
 	fk, tk := schema.KindOf(from.TypeID), schema.KindOf(to.TypeID)
 	switch {
+	case t.Replacing && columnType(fk) == columnType(tk):
+		return nil // emptied (see change): nothing to convert, same affinity
 	case fk == schema.KindInt && tk == schema.KindInt:
 		return nil
 	case textLike(from.TypeID) && textLike(to.TypeID):
