@@ -21,7 +21,16 @@ type Config struct {
 	// setup query, or streaming) before the connection is given up and
 	// reconnected, like wal_receiver_timeout. Zero means DefaultTimeout.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// Protocol is the pgoutput protocol version to ask for: 0 is the highest
+	// the server speaks (PostgreSQL 14: 2, 15: 3, 16 and later: 4), with
+	// in-progress transactions streamed; 1 has the server send each
+	// transaction only after it commits (spilling large ones on the source).
+	Protocol int
+	// SpillDir is where the changes of streamed transactions wait for their
+	// commit, in a directory of walmirror's own (walmirror-spill-SLOT-...)
+	// emptied at every start; empty means os.TempDir().
+	SpillDir string
+	Logger   *slog.Logger
 }
 
 // DefaultTimeout matches PostgreSQL's wal_receiver_timeout.
@@ -54,6 +63,9 @@ func (c *Config) Validate() error {
 		if _, err := ParseTableName(t); err != nil {
 			return fmt.Errorf("--tables: %w", err)
 		}
+	}
+	if c.Protocol < 0 || c.Protocol > maxProtocol {
+		return fmt.Errorf("--protocol %d: want 1 to %d (or 0: the highest the server speaks)", c.Protocol, maxProtocol)
 	}
 	return nil
 }

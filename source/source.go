@@ -23,6 +23,7 @@ type Source struct {
 	systemID string
 	dbName   string
 	version  int // server_version_num
+	protocol int // pgoutput proto_version negotiated
 }
 
 // SlotInfo describes an existing replication slot.
@@ -89,6 +90,9 @@ func (s *Source) preflight(ctx context.Context) error {
 		}
 		return permanent("check source", "upgrade the source to PostgreSQL 14 or later",
 			fmt.Errorf("PostgreSQL %s is too old: walmirror needs 14 or later", major))
+	}
+	if err := s.negotiate(); err != nil {
+		return err
 	}
 	if !isSuper && !canReplicate {
 		user := s.conn.Config().User
@@ -218,8 +222,57 @@ func (s *Source) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
 	return conn, nil
 }
 
+// maxProtocol is the highest pgoutput protocol walmirror asks for.
+const maxProtocol = 4
+
+// serverProtocol is the highest pgoutput protocol a server of version v
+// (server_version_num) speaks: 2 from 14 (streaming), 3 from 15 (two-phase),
+// 4 from 16 (streaming 'parallel').
+func serverProtocol(v int) int {
+	switch {
+	case v >= 160000:
+		return 4
+	case v >= 150000:
+		return 3
+	default:
+		return 2
+	}
+}
+
+// negotiate picks the protocol: Config.Protocol, or the highest the server
+// speaks.
+func (s *Source) negotiate() error {
+	best := serverProtocol(s.version)
+	s.protocol = s.cfg.Protocol
+	if s.protocol == 0 {
+		s.protocol = best
+	}
+	if s.protocol > best {
+		need := map[int]int{3: 15, 4: 16}[s.protocol]
+		return permanent("check source", fmt.Sprintf("use --protocol %d or lower, or leave it unset", best),
+			fmt.Errorf("--protocol %d needs PostgreSQL %d or later; the source is PostgreSQL %d", s.protocol, need, s.version/10000))
+	}
+	return nil
+}
+
+// Protocol is the pgoutput protocol version the stream uses.
+func (s *Source) Protocol() int { return s.protocol }
+
 func (s *Source) pluginArgs() []string {
 	// messages: the watermarks of online copies and resync requests come
 	// through the stream (PostgreSQL 14+).
-	return []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(s.cfg.Publication)), "messages 'true'"}
+	args := []string{"proto_version '" + strconv.Itoa(s.protocol) + "'",
+		"publication_names " + quoteLiteral(quoteIdent(s.cfg.Publication)), "messages 'true'"}
+	// Protocol 2+: large transactions are streamed while in progress (and
+	// spilled by walmirror, not the server). two_phase stays off: a prepared
+	// transaction is then sent at COMMIT PREPARED, as an ordinary one.
+	switch {
+	case s.protocol >= 4:
+		// Stream Abort then carries the abort's LSN and time; walmirror
+		// applies nothing before the commit either way.
+		args = append(args, "streaming 'parallel'")
+	case s.protocol >= 2:
+		args = append(args, "streaming 'on'")
+	}
+	return args
 }

@@ -48,6 +48,13 @@ type Stream struct {
 	written lsn.LSN
 	arena   []byte        // current block for message copies (receive goroutine only)
 	timeout time.Duration // silence after which the connection is presumed dead
+
+	// Protocol v2+ (receive goroutine only): dec tracks stream blocks,
+	// spill holds the streamed transactions until they end, replayDec
+	// decodes their changes at commit.
+	dec       *pgoutput.Decoder
+	replayDec *pgoutput.Decoder
+	spill     *spill
 }
 
 // Start begins streaming from the slot at from (the target's stored position).
@@ -65,6 +72,12 @@ func (s *Source) Start(ctx context.Context, from lsn.LSN) (*Stream, error) {
 		return nil, classify("start replication from slot "+s.cfg.Slot, timeoutCause(sctx, err))
 	}
 	st := &Stream{conn: conn, events: make(chan []Event, eventBuffer/eventBatch), written: from, timeout: s.cfg.timeout()}
+	if s.protocol >= 2 {
+		if err := st.initStreaming(s); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
 	st.flushed.Store(uint64(from))
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	st.cancel = cancel
@@ -114,6 +127,11 @@ func (st *Stream) RequestReply() { st.reply.Store(true) }
 func (st *Stream) Close(ctx context.Context) error {
 	st.cancel()
 	st.wg.Wait()
+	if st.spill != nil {
+		// Nothing in it is needed any more: the server sends every
+		// transaction not confirmed again.
+		_ = st.spill.close()
+	}
 	if st.conn.IsClosed() {
 		// A failed read already closed it, and pgconn is still sending
 		// Terminate on a goroutine of its own: writing now would race with it.
@@ -190,7 +208,7 @@ func (st *Stream) receive(ctx context.Context) error {
 			woke = true
 			continue
 		}
-		ev, ok, err := st.event(msg, &status)
+		ev, ok, err := st.event(ctx, msg, &status, &out)
 		if err != nil {
 			return err
 		}
@@ -352,8 +370,10 @@ func (q *silence) woke() error {
 
 // event turns one message from the server into an event; ok is false for
 // a message that carries none. A keepalive that asks for a reply gets its
-// status update first.
-func (st *Stream) event(msg pgproto3.BackendMessage, status *statusReporter) (ev Event, ok bool, err error) {
+// status update first. The messages of streamed transactions (protocol v2+)
+// are spilled, and at their commit handed over, through out, as a
+// transaction like any other (see streamed).
+func (st *Stream) event(ctx context.Context, msg pgproto3.BackendMessage, status *statusReporter, out *handover) (ev Event, ok bool, err error) {
 	switch m := msg.(type) {
 	case *pgproto3.CopyData:
 		if len(m.Data) == 0 {
@@ -376,6 +396,10 @@ func (st *Stream) event(msg pgproto3.BackendMessage, status *statusReporter) (ev
 			if err != nil {
 				return ev, false, permanent("parse XLogData", "", err)
 			}
+			st.written = max(st.written, lsn.LSN(xld.WALStart))
+			if st.dec != nil {
+				return st.streamed(ctx, xld, status, out)
+			}
 			// pgconn reuses its read buffer: the decoded message aliases this
 			// copy, carved from a shared block to spare an allocation per message.
 			data := st.carve(len(xld.WALData))
@@ -384,7 +408,6 @@ func (st *Stream) event(msg pgproto3.BackendMessage, status *statusReporter) (ev
 			if err != nil {
 				return ev, false, permanent("decode pgoutput message", "", fmt.Errorf("at %s: %w", lsn.LSN(xld.WALStart), err))
 			}
-			st.written = max(st.written, lsn.LSN(xld.WALStart))
 			return Event{Msg: dm}, true, nil
 		}
 	case *pgproto3.ErrorResponse:
