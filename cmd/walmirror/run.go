@@ -46,6 +46,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	durationFlag(fs, &cfg.MaxBackoff, "max-backoff", 0, "longest wait between reconnects after a connection loss (default 30s)")
 	durationFlag(fs, &cfg.SlotBusyWait, "slot-busy-wait", apply.DefaultSlotBusyWait, "at start, how long to wait for a slot another connection holds (a lingering previous walmirror) before exiting with an error naming it")
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent (connecting, answering, streaming) before walmirror reconnects")
+	fs.IntVar(&cfg.Source.Protocol, "protocol", 0, "pgoutput protocol version, 1 to 4 (default: the highest the source speaks: 2 on PostgreSQL 14, 3 on 15, 4 on 16+; 2+ streams large transactions while they run, 1 waits for their commit)")
 	fs.BoolVar(&topts.pg.ReplicaRole, "pg-replica-role", topts.pg.ReplicaRole, "PostgreSQL target: apply with session_replication_role = replica (triggers and foreign keys do not fire)")
 	fs.StringVar(&topts.pg.Origin, "pg-origin", topts.pg.Origin, "PostgreSQL target: tag writes with this replication origin, so a target that publishes does not echo them")
 	fs.IntVar(&topts.pg.LoaderRows, "pg-loader-rows", topts.pg.LoaderRows, "PostgreSQL target: batches of at least this many updates, deletes and patches are staged through a second connection, in parallel with the first (0: never)")
