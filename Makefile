@@ -70,6 +70,10 @@ test-crash:
 # SIM_DDL is the percentage of transactions that also change a table's shape;
 # SIM_AVOID lists the known walmirror bugs the generator steers clear of
 # (default: all of internal/sim's KnownBugs; "none" runs them too).
+# SIM_COPY lists the online-copy features a seed uses: list (tables added to
+# the publication mid-stream), resync (resync requests), chunked (chunked
+# initial copy), live (rounds replicated while generated), "all" or "none";
+# without it each seed picks.
 # The default test run has a short version.
 SEED       ?=
 SEEDS      ?=
@@ -78,9 +82,10 @@ SIM_ROUNDS ?= 4
 SIM_BIG    ?= 3000
 SIM_DDL    ?= 6
 SIM_AVOID  ?=
+SIM_COPY   ?=
 sim:
 	WALMIRROR_SIM_LONG=1 WALMIRROR_SIM_SEED=$(SEED) WALMIRROR_SIM_SEEDS=$(SEEDS) WALMIRROR_SIM_TXNS=$(SIM_TXNS) \
-	WALMIRROR_SIM_ROUNDS=$(SIM_ROUNDS) WALMIRROR_SIM_BIG=$(SIM_BIG) WALMIRROR_SIM_DDL=$(SIM_DDL) WALMIRROR_SIM_AVOID=$(SIM_AVOID) \
+	WALMIRROR_SIM_ROUNDS=$(SIM_ROUNDS) WALMIRROR_SIM_BIG=$(SIM_BIG) WALMIRROR_SIM_DDL=$(SIM_DDL) WALMIRROR_SIM_AVOID=$(SIM_AVOID) WALMIRROR_SIM_COPY=$(SIM_COPY) \
 	$(GO) test -count=1 -timeout 120m -run '^TestSim$$' -v ./internal/sim/
 
 # Side-by-side catch-up benchmarks against a decode-only consumer and the

@@ -54,10 +54,15 @@ type Gen struct {
 	nextID  int        // column IDs and name suffixes
 	dropped [][]Column // per table, columns dropped so far
 	newPart int        // a partition just attached: the next meas key goes there (-1: none)
+	// Online copies (copy.go).
+	Copies    CopyGen
+	needWrite []int // tables added to the publication, to write to next
 	// What this round changed (see Round).
 	touched    map[int]bool      // column IDs
 	roundNames []map[string]bool // per table, every column name it had
 	defaulted  []bool            // per table, a column added with a default
+	copyTrig   []bool            // per table, something that starts its copy (BugCopyShapeAhead)
+	shaped     []bool            // per table, a schema change
 }
 
 // NewGen returns a generator for seed over Tables(). It makes no schema
@@ -89,6 +94,7 @@ const (
 	tDocs
 	tLedger
 	tMeas
+	tTags
 )
 
 // Initial is the first transaction: a few hundred rows, so the initial
@@ -117,7 +123,19 @@ func (g *Gen) resetHot() {
 
 // Next generates the next transaction.
 func (g *Gen) Next() Txn {
+	if tx, ok := g.resyncTxn(); ok {
+		return tx
+	}
 	var tx Txn
+	// A table added to the publication is written to in the next
+	// transaction, committed, so walmirror notices it at a change even
+	// without polling the publication.
+	written := g.needWrite
+	g.needWrite = nil
+	for _, ti := range written {
+		tx.Stmts = append(tx.Stmts, g.insert(ti, 1)...)
+		tx.Rows++
+	}
 	big := g.rng.IntN(100) < 4
 	var n int
 	switch p := g.rng.IntN(100); {
@@ -132,11 +150,23 @@ func (g *Gen) Next() Txn {
 	if g.DDL > 0 && g.rng.IntN(100) < g.DDL {
 		ddlAt = g.rng.IntN(n)
 	}
+	addAt, resyncAt := g.copyEvents(n)
+	var added []int
 	spMark, spOpen := 0, false
 	for i := range n {
 		if !spOpen && g.rng.IntN(100) < 8 {
 			tx.Stmts = append(tx.Stmts, "SAVEPOINT sp")
 			spMark, spOpen = g.M.Mark(), true
+		}
+		if i == addAt {
+			stmt, tables := g.addTables()
+			tx.Stmts = append(tx.Stmts, stmt)
+			added = append(added, tables...)
+		}
+		if i == resyncAt {
+			if stmt := g.resyncStmt(); stmt != "" {
+				tx.Stmts = append(tx.Stmts, stmt)
+			}
 		}
 		var stmts []string
 		var rows int
@@ -157,9 +187,14 @@ func (g *Gen) Next() Txn {
 			spOpen = false
 		}
 	}
-	tx.Commit = g.rng.IntN(100) >= 8
+	tx.Commit = g.rng.IntN(100) >= 8 || len(written) > 0
 	if tx.Commit {
 		g.M.Commit()
+		for _, ti := range added {
+			if g.M.Published[ti] { // not undone by a ROLLBACK TO SAVEPOINT
+				g.needWrite = append(g.needWrite, ti)
+			}
+		}
 	} else {
 		g.M.RollbackTo(0)
 	}
@@ -170,7 +205,7 @@ func (g *Gen) Next() Txn {
 // statement picks a table and an operation and returns its SQL (one or more
 // statements) and how many row changes it makes.
 func (g *Gen) statement(big bool) ([]string, int) {
-	ti := []int{tAccounts, tAccounts, tAccounts, tItems, tItems, tEvents, tEvents, tDocs, tDocs, tLedger, tMeas, tMeas}[g.rng.IntN(12)]
+	ti := []int{tAccounts, tAccounts, tAccounts, tItems, tItems, tEvents, tEvents, tDocs, tDocs, tLedger, tMeas, tMeas, tTags, tTags}[g.rng.IntN(14)]
 	if g.rng.IntN(200) == 0 {
 		return g.truncate(), 0
 	}
@@ -201,9 +236,16 @@ func (g *Gen) truncate() []string {
 	var names []string
 	for ti, t := range g.M.Tables {
 		if g.rng.IntN(2) == 0 || (ti == len(g.M.Tables)-1 && len(names) == 0) {
+			if g.Avoid[BugCopyShapeAhead] && g.shaped[ti] {
+				continue
+			}
 			names = append(names, t.Q())
 			g.M.truncate(ti)
+			g.copyTrig[ti] = true
 		}
+	}
+	if len(names) == 0 {
+		return nil
 	}
 	return []string{"TRUNCATE " + strings.Join(names, ", ")}
 }
@@ -235,6 +277,8 @@ func (g *Gen) freshKey(ti int) Row {
 		case tDocs:
 			k = Row{intVal(g.nextDoc)}
 			g.nextDoc++
+		case tTags:
+			k = Row{g.uuid()}
 		case tLedger:
 			k = Row{intVal(g.nextLedger)}
 			g.nextLedger++
@@ -684,6 +728,8 @@ func (g *Gen) value(c Column) Val {
 			panic(err)
 		}
 		return Val{S: s}
+	case UUID:
+		return g.uuid()
 	case Bytea:
 		b := make([]byte, g.rng.IntN(40))
 		for i := range b {
@@ -692,6 +738,16 @@ func (g *Gen) value(c Column) Val {
 		return Val{S: `\x` + hex.EncodeToString(b)}
 	}
 	panic("sim: unknown kind")
+}
+
+// uuid is a random uuid in PostgreSQL's text form (lower case).
+func (g *Gen) uuid() Val {
+	var b [16]byte
+	for i := range b {
+		b[i] = byte(g.rng.IntN(256))
+	}
+	h := hex.EncodeToString(b[:])
+	return Val{S: h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]}
 }
 
 // numeric returns a value PostgreSQL prints back exactly as generated: the

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -38,7 +39,7 @@ func TestSameSeedSameTransactions(t *testing.T) {
 // A rolled-back transaction leaves the model as it was, and the generator
 // produces every kind of statement the simulation promises.
 func TestGeneratorCoverage(t *testing.T) {
-	g := NewGen(7, 300)
+	g := NewGen(8, 300)
 	g.DDL = 8
 	g.Initial()
 	// Table and column names change: match what the statements do.
@@ -121,5 +122,51 @@ func TestNormalize(t *testing.T) {
 		if err != nil || got != c.out {
 			t.Errorf("Normalize(%d, %q) = %q, %v; want %q", c.k, c.in, got, err, c.out)
 		}
+	}
+}
+
+// Online-copy events: tables join a listed publication (and a rolled-back
+// add leaves them out), resync requests name published tables for the
+// slots, and a table added is written to by the next transaction.
+func TestGeneratorCopies(t *testing.T) {
+	g := NewGen(11, 200)
+	g.DDL = 5
+	g.Copies = CopyGen{List: true, AddEvery: 20, ResyncPct: 10, Slots: []string{"s_a", "s_b"}}
+	pub := g.PublicationSQL()
+	if !strings.HasPrefix(pub, "CREATE PUBLICATION walmirror") || !slices.Contains(g.M.Published, false) {
+		t.Fatalf("%s: want a publication that lists some tables, published %v", pub, g.M.Published)
+	}
+	g.Initial()
+	adds, resyncs := 0, 0
+	for i := range 600 {
+		if i%100 == 0 {
+			g.Round()
+		}
+		before := slices.Clone(g.M.Published)
+		tx := g.Next()
+		sql := tx.SQL()
+		if strings.Contains(sql, "ADD TABLE") {
+			adds++
+		}
+		if strings.Contains(sql, "'walmirror.resync'") {
+			resyncs++
+			if !strings.Contains(sql, "'slot', 's_") || !strings.Contains(sql, "::regclass::oid::bigint") {
+				t.Fatalf("resync request without a slot or relids:\n%s", sql)
+			}
+		}
+		if !tx.Commit && !slices.Equal(before, g.M.Published) {
+			t.Fatal("a rolled-back transaction changed the publication")
+		}
+		for ti, p := range g.M.Published {
+			if p && !before[ti] && !slices.Contains(g.needWrite, ti) {
+				t.Fatalf("table %s added without a write to come", g.M.Tables[ti].Name)
+			}
+		}
+	}
+	if adds == 0 || resyncs == 0 {
+		t.Errorf("%d transactions add tables, %d request resyncs: want some of each", adds, resyncs)
+	}
+	if slices.Contains(g.M.Published, false) {
+		t.Errorf("tables still unpublished after 600 transactions: %v", g.M.Published)
 	}
 }

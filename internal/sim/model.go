@@ -30,6 +30,7 @@ const (
 	TimestampTZ
 	JSON
 	Bytea
+	UUID
 )
 
 // Column is one column of a simulated table.
@@ -72,7 +73,9 @@ const PartWidth = 100
 // differently: integer key with many types, composite text key, no key, an
 // out-of-line TOASTed column (STORAGE EXTERNAL, so any body over ~2 kB
 // leaves the row and updates that do not touch it send it as unchanged), and
-// a key with REPLICA IDENTITY FULL (old rows arrive whole).
+// a key with REPLICA IDENTITY FULL (old rows arrive whole), and a uuid key
+// (online copies chunk by integer and uuid keys, and copy any other key,
+// or none, in one chunk).
 // The partitioned table (the sixth) is range-partitioned on the second
 // key column: rows move between partitions when it changes, and the
 // generator attaches new, empty partitions as it goes.
@@ -99,6 +102,9 @@ func Tables() []*Table {
 		}},
 		{Name: "meas", Key: 2, Partitioned: true, PartCol: "p", Parts: 2, Cols: []Column{
 			col("id", "bigint", Int), col("p", "int", Int), col("v", "varchar(24)", Text), col("n", "numeric(8,2)", Numeric),
+		}},
+		{Name: "tags", Key: 1, Cols: []Column{
+			col("id", "uuid", UUID), col("label", "text", Text), col("n", "int", Int), col("seen", "timestamptz", TimestampTZ),
 		}},
 	}
 	id := 0
@@ -249,8 +255,11 @@ func (ts *tableState) size() int {
 // undo log so a ROLLBACK (TO SAVEPOINT) restores the state exactly.
 type Model struct {
 	Tables []*Table
-	state  []*tableState
-	undo   []func()
+	// Published says which tables the publication lists (all of them for
+	// FOR ALL TABLES): only those are in the copy.
+	Published []bool
+	state     []*tableState
+	undo      []func()
 }
 
 // NewModel returns an empty model of tables.
@@ -258,6 +267,7 @@ func NewModel(tables []*Table) *Model {
 	m := &Model{Tables: tables}
 	for _, t := range tables {
 		m.state = append(m.state, newTableState(t))
+		m.Published = append(m.Published, true)
 	}
 	return m
 }
@@ -295,20 +305,21 @@ func (m *Model) Rows(ti int) []string {
 
 // Snapshot is every table's shape and content at one moment.
 type Snapshot struct {
-	Shapes []Shape
-	Rows   [][]string // see Rows
+	Shapes    []Shape
+	Rows      [][]string // see Rows
+	Published []bool     // see Model.Published
 }
 
 // Equal reports whether two snapshots are the same.
 func (s Snapshot) Equal(o Snapshot) bool {
-	return slices.EqualFunc(s.Rows, o.Rows, slices.Equal) && slices.EqualFunc(s.Shapes, o.Shapes, func(a, b Shape) bool {
+	return slices.Equal(s.Published, o.Published) && slices.EqualFunc(s.Rows, o.Rows, slices.Equal) && slices.EqualFunc(s.Shapes, o.Shapes, func(a, b Shape) bool {
 		return a.Name == b.Name && slices.Equal(a.Cols, b.Cols)
 	})
 }
 
 // Snapshot renders every table (see Rows) with its current shape.
 func (m *Model) Snapshot() Snapshot {
-	out := Snapshot{Shapes: make([]Shape, len(m.Tables)), Rows: make([][]string, len(m.Tables))}
+	out := Snapshot{Shapes: make([]Shape, len(m.Tables)), Rows: make([][]string, len(m.Tables)), Published: slices.Clone(m.Published)}
 	for i, t := range m.Tables {
 		out.Shapes[i] = t.Shape()
 		out.Rows[i] = m.Rows(i)
@@ -474,6 +485,12 @@ func (m *Model) Retype(ti, ci int, typ string, conv func(Val) Val) {
 func (m *Model) RenameTable(ti int, name string) {
 	m.saveTable(ti)
 	m.Tables[ti].Name = name
+}
+
+// Publish adds table ti to the publication.
+func (m *Model) Publish(ti int) {
+	m.Published[ti] = true
+	m.undo = append(m.undo, func() { m.Published[ti] = false })
 }
 
 // AddPartition counts a new (empty) partition of table ti.

@@ -70,7 +70,7 @@ func Normalize(k Kind, s string) (string, error) {
 			return "", fmt.Errorf("json %q: %w", s, err)
 		}
 		return strings.TrimSuffix(b.String(), "\n"), nil
-	case Bytea:
+	case Bytea, UUID:
 		return strings.ToLower(s), nil
 	}
 	return s, nil

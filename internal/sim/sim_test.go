@@ -2,9 +2,11 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -33,7 +35,27 @@ import (
 
 var server *testenv.Server
 
-func TestMain(m *testing.M) { os.Exit(testenv.RunTests(m, &server)) }
+// TestMain starts the simulation's server. Its WAL writer runs every 20 ms
+// (WALMIRROR_SIM_WAL_WRITER_DELAY; PostgreSQL's default is 200ms): an
+// online copy's watermark is a non-transactional message nothing flushes
+// before PostgreSQL 17, so on a quiet source each chunk waits for the WAL
+// writer, and the simulation copies in chunks of a few rows.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	delay := cmp.Or(os.Getenv("WALMIRROR_SIM_WAL_WRITER_DELAY"), "20ms")
+	s, err := testenv.Start(context.Background(), testenv.Options{Settings: map[string]string{"wal_writer_delay": delay}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
+		os.Exit(1)
+	}
+	server = s
+	code := m.Run()
+	s.Close()
+	os.Exit(code)
+}
 
 // params are everything besides the seed that shapes a run; a failure
 // prints them all, since the transactions depend on them too.
@@ -44,6 +66,33 @@ type params struct {
 	bigRows int // rows a big transaction changes
 	ddl     int // percentage of transactions that change a table's shape
 	avoid   map[string]bool
+	// copy are the online-copy features the seed uses (copyModes); nil:
+	// the seed picks them.
+	copy map[string]bool
+}
+
+// The online-copy features a seed can use (WALMIRROR_SIM_COPY, SIM_COPY):
+//   - list: the publication lists some tables, the others are added
+//     mid-stream (ALTER PUBLICATION ... ADD TABLE) with the rows they hold;
+//   - resync: transactions request resyncs of tables (the message
+//     walmirror resync --table writes);
+//   - chunked: the initial copy is made by online copies (--initial-copy
+//     chunked);
+//   - live: about half the rounds after the first are replicated while
+//     they are generated, by runs killed and restarted at random moments,
+//     so online copies interleave with the stream (otherwise walmirror
+//     catches up first and copies a quiet source).
+//
+// Every seed with one of them copies with small chunks (--copy-chunk-rows
+// 3 to 50).
+var copyModes = []string{"list", "resync", "chunked", "live"}
+
+func (p params) copyList() string {
+	m := slices.Sorted(maps.Keys(p.copy))
+	if len(m) == 0 {
+		return "none"
+	}
+	return strings.Join(m, ",")
 }
 
 func (p params) repro() string {
@@ -51,8 +100,27 @@ func (p params) repro() string {
 	if len(avoid) == 0 {
 		avoid = []string{"none"}
 	}
-	return fmt.Sprintf("make sim SEED=%d SIM_TXNS=%d SIM_ROUNDS=%d SIM_BIG=%d SIM_DDL=%d SIM_AVOID=%s",
-		p.seed, p.txns, p.rounds, p.bigRows, p.ddl, strings.Join(avoid, ","))
+	return fmt.Sprintf("make sim SEED=%d SIM_TXNS=%d SIM_ROUNDS=%d SIM_BIG=%d SIM_DDL=%d SIM_AVOID=%s SIM_COPY=%s",
+		p.seed, p.txns, p.rounds, p.bigRows, p.ddl, strings.Join(avoid, ","), p.copyList())
+}
+
+// parseCopy reads a WALMIRROR_SIM_COPY list: "none", "all" or modes.
+func parseCopy(t *testing.T, s string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		switch {
+		case m == "none":
+		case m == "all":
+			for _, c := range copyModes {
+				out[c] = true
+			}
+		case slices.Contains(copyModes, m):
+			out[m] = true
+		default:
+			t.Fatalf("WALMIRROR_SIM_COPY: %q is none of %q (or all, none)", m, copyModes)
+		}
+	}
+	return out
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -103,6 +171,12 @@ func TestSim(t *testing.T) {
 		base.avoid[b] = true
 	}
 
+	// The online-copy features: WALMIRROR_SIM_COPY, or each seed picks.
+	var copyFixed map[string]bool
+	if c := os.Getenv("WALMIRROR_SIM_COPY"); c != "" {
+		copyFixed = parseCopy(t, c)
+	}
+
 	var seeds []uint64
 	switch s, k := os.Getenv("WALMIRROR_SIM_SEED"), envInt(t, "WALMIRROR_SIM_SEEDS", 0); {
 	case s != "":
@@ -121,9 +195,23 @@ func TestSim(t *testing.T) {
 		seeds = []uint64{1, rand.Uint64N(1 << 53)}
 	}
 	var failed []string
-	for _, seed := range seeds {
+	for i, seed := range seeds {
 		p := base
 		p.seed = seed
+		p.copy = copyFixed
+		if p.copy == nil && !long && i == 0 {
+			// The short run's fixed seed uses every online-copy feature.
+			p.copy = parseCopy(t, "all")
+		}
+		if p.copy == nil {
+			r := rand.New(rand.NewPCG(seed, 0xc0b1))
+			p.copy = map[string]bool{}
+			for _, m := range copyModes {
+				if r.IntN(2) == 0 {
+					p.copy[m] = true
+				}
+			}
+		}
 		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runSim(t, p) }) {
 			failed = append(failed, p.repro())
 		}
@@ -171,6 +259,39 @@ type sim struct {
 	sqlLog  *os.File // every transaction, for reproducing by hand
 	txCount int
 	cut     atomic.Int64 // interrupted runs cancelled before they finished
+	// Online copies (see copyModes).
+	copyRNG   *rand.Rand // their run-time choices, apart from orch
+	copyRows  int        // Config.CopyChunkRows
+	poll      time.Duration
+	skipped   atomic.Int64 // part-way checks skipped: copies in progress or past the stop
+	liveCount int
+}
+
+// config is how every run of tg is configured, without a stop position.
+func (s *sim) config(tg *target) apply.Config {
+	cfg := apply.Config{
+		Source:        source.Config{DSN: s.srcDSN, Slot: tg.slot, Publication: Publication},
+		Limits:        s.limits,
+		Logger:        slog.New(slog.NewTextHandler(&tg.log, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		CopyChunkRows: s.copyRows,
+		PollInterval:  s.poll,
+	}
+	if s.p.copy["chunked"] {
+		cfg.InitialCopy = "chunked"
+	} else {
+		cfg.InitialCopy = "single"
+	}
+	return cfg
+}
+
+// partway is a stop part-way through a round: its position, the model
+// then, and the tables the part-way comparison leaves out (added to the
+// publication in the round: whether walmirror has noticed one by the stop
+// depends on when it polled).
+type partway struct {
+	lsn  lsn.LSN
+	snap Snapshot
+	skip []bool
 }
 
 func runSim(t *testing.T, p params) {
@@ -180,7 +301,19 @@ func runSim(t *testing.T, p params) {
 	s.gen.DDL = p.ddl
 	s.gen.Avoid = p.avoid
 	s.limits = pickLimits(s.orch)
-	t.Logf("seed %d; limits %+v; reproduce with: %s", p.seed, s.limits, p.repro())
+	s.copyRNG = rand.New(rand.NewPCG(p.seed, 0xc0b2))
+	s.copyRows = apply.DefaultCopyChunkRows
+	s.poll = apply.DefaultPollInterval
+	if len(p.copy) > 0 {
+		s.copyRows = []int{3, 5, 10, 25, 50}[s.copyRNG.IntN(5)]
+		s.poll = []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, time.Second, -1}[s.copyRNG.IntN(4)]
+	}
+	s.gen.Copies.List = p.copy["list"]
+	s.gen.Copies.AddEvery = max(2, p.txns*p.rounds/len(s.gen.M.Tables))
+	if p.copy["resync"] {
+		s.gen.Copies.ResyncPct = 4
+	}
+	t.Logf("seed %d; limits %+v; online copies: %s, chunk rows %d, poll %v; reproduce with: %s", p.seed, s.limits, p.copyList(), s.copyRows, s.poll, p.repro())
 	defer func() {
 		if t.Failed() {
 			t.Logf("FAILED seed %d: reproduce with: %s", p.seed, p.repro())
@@ -190,8 +323,15 @@ func runSim(t *testing.T, p params) {
 			for _, tg := range s.targets {
 				t.Logf("%s log (tail):\n%s", tg.kind, tail(tg.log.String(), 3000))
 			}
-		} else if s.sqlLog != nil {
-			os.Remove(s.sqlLog.Name())
+		} else {
+			if os.Getenv("WALMIRROR_SIM_LOGS") != "" {
+				for _, tg := range s.targets {
+					t.Logf("%s log:\n%s", tg.kind, tg.log.String())
+				}
+			}
+			if s.sqlLog != nil {
+				os.Remove(s.sqlLog.Name())
+			}
 		}
 	}()
 
@@ -212,8 +352,7 @@ func runSim(t *testing.T, p params) {
 	for _, tb := range s.gen.M.Tables {
 		ddl = append(ddl, tb.CreateSQL())
 	}
-	// As walmirror creates it: a partitioned table is one table in the copy.
-	ddl = append(ddl, "CREATE PUBLICATION walmirror FOR ALL TABLES WITH (publish_via_partition_root = true);")
+	ddl = append(ddl, s.gen.PublicationSQL())
 	s.logSQL(strings.Join(ddl, "\n"))
 	if err := server.Exec(ctx, srcDB, strings.Join(ddl, "\n")); err != nil {
 		t.Fatalf("create source tables: %v", err)
@@ -239,22 +378,32 @@ func runSim(t *testing.T, p params) {
 		{kind: "postgres", dsn: server.DSN(tgtDB), slot: "s_pg_" + srcDB, loaderRows: []int{1, 50, 4000}[s.orch.IntN(3)]},
 	}
 	t.Logf("PostgreSQL target: loader rows %d", s.targets[2].loaderRows)
+	if p.copy["resync"] {
+		for _, tg := range s.targets {
+			s.gen.Copies.Slots = append(s.gen.Copies.Slots, tg.slot)
+		}
+	}
 
 	// Round 0: rows that exist before the slots do, copied by the initial snapshot.
 	s.exec(s.gen.Initial())
 	s.checkSource(ctx)
 	s.checkToasted(ctx)
-	s.replicate(ctx, 0, nil)
+	s.replicate(ctx, nil)
 
 	for round := 1; round <= p.rounds && !t.Failed(); round++ {
 		// Stop part-way once per round, at a transaction the seed picks:
 		// the next run resumes from there.
 		mid := s.orch.IntN(p.txns)
-		var midLSN lsn.LSN
-		var midSnap *Snapshot
+		var pw *partway
 		rows, rolledBack := 0, 0
 		s.gen.Round()
 		ddlBefore := maps.Clone(s.gen.DDLCount)
+		published := slices.Clone(s.gen.M.Published)
+		var stopLive func() error
+		if p.copy["live"] && s.copyRNG.IntN(2) == 0 {
+			stopLive = s.live(ctx)
+			s.liveCount++
+		}
 		for i := range p.txns {
 			tx := s.gen.Next()
 			s.exec(tx)
@@ -262,10 +411,25 @@ func runSim(t *testing.T, p params) {
 			if !tx.Commit {
 				rolledBack++
 			}
+			if i == p.txns-1 {
+				// Tables just added to the publication get their write.
+				if tx, ok := s.gen.Pending(); ok {
+					s.exec(tx)
+				}
+			}
 			if i == mid {
-				midLSN = s.currentLSN(ctx)
-				snap := s.gen.M.Snapshot()
-				midSnap = &snap
+				pw = &partway{lsn: s.currentLSN(ctx), snap: s.gen.M.Snapshot()}
+				for ti, p := range s.gen.M.Published {
+					pw.skip = append(pw.skip, p && !published[ti])
+				}
+			}
+			if stopLive != nil {
+				time.Sleep(time.Duration(s.copyRNG.IntN(4)) * time.Millisecond)
+			}
+		}
+		if stopLive != nil {
+			if err := stopLive(); err != nil {
+				t.Fatalf("round %d, replicated live: %v", round, err)
 			}
 		}
 		var ddl []string
@@ -274,14 +438,19 @@ func runSim(t *testing.T, p params) {
 				ddl = append(ddl, fmt.Sprintf("%s %d", k, n))
 			}
 		}
-		t.Logf("round %d: %d transactions (%d rolled back), %d row changes, schema changes: %s; stop part-way after transaction %d",
-			round, p.txns, rolledBack, rows, strings.Join(ddl, ", "), mid+1)
+		how := ""
+		if stopLive != nil {
+			how = " (replicated live meanwhile)"
+		}
+		t.Logf("round %d%s: %d transactions (%d rolled back), %d row changes, schema changes: %s; stop part-way after transaction %d",
+			round, how, p.txns, rolledBack, rows, strings.Join(ddl, ", "), mid+1)
 		s.checkSource(ctx)
 		began := time.Now()
-		s.replicate(ctx, midLSN, midSnap)
+		s.replicate(ctx, pw)
 		t.Logf("round %d: replicated and compared in %v", round, time.Since(began).Round(time.Millisecond))
 	}
-	t.Logf("seed %d: %d transactions in %v; %d runs interrupted mid-way", p.seed, s.txCount, time.Since(start).Round(time.Millisecond), s.cut.Load())
+	t.Logf("seed %d: %d transactions in %v; %d runs interrupted mid-way; %d rounds replicated live; %d part-way checks skipped (copies in progress or past the stop)",
+		p.seed, s.txCount, time.Since(start).Round(time.Millisecond), s.cut.Load(), s.liveCount, s.skipped.Load())
 }
 
 // dropSlots removes the run's slots (retrying while a walsender still
@@ -351,9 +520,9 @@ func (s *sim) currentLSN(ctx context.Context) lsn.LSN {
 }
 
 // replicate brings every target up to date, in parallel, checking each
-// against the model: first up to midLSN against midSnap (when given), then
+// against the model: first up to a part-way stop (when given), then
 // everything against the model's current state.
-func (s *sim) replicate(ctx context.Context, midLSN lsn.LSN, midSnap *Snapshot) {
+func (s *sim) replicate(ctx context.Context, mid *partway) {
 	final := s.gen.M.Snapshot()
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.targets))
@@ -365,7 +534,7 @@ func (s *sim) replicate(ctx context.Context, midLSN lsn.LSN, midSnap *Snapshot) 
 		if s.orch.IntN(2) == 0 {
 			interrupt = time.Duration(1+s.orch.IntN(500)) * time.Millisecond
 		}
-		wg.Go(func() { errs[i] = s.replicateOne(ctx, tg, interrupt, midLSN, midSnap, final) })
+		wg.Go(func() { errs[i] = s.replicateOne(ctx, tg, interrupt, mid, final) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -378,16 +547,12 @@ func (s *sim) replicate(ctx context.Context, midLSN lsn.LSN, midSnap *Snapshot) 
 	}
 }
 
-func (s *sim) replicateOne(ctx context.Context, tg *target, interrupt time.Duration, midLSN lsn.LSN, midSnap *Snapshot, final Snapshot) (err error) {
+func (s *sim) replicateOne(ctx context.Context, tg *target, interrupt time.Duration, mid *partway, final Snapshot) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cfg := apply.Config{
-		Source: source.Config{DSN: s.srcDSN, Slot: tg.slot, Publication: "walmirror"},
-		Limits: s.limits,
-		Logger: slog.New(slog.NewTextHandler(&tg.log, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	}
-	if midSnap != nil {
-		cfg.StopAt = midLSN // never past what the part-way check expects
+	cfg := s.config(tg)
+	if mid != nil {
+		cfg.StopAt = mid.lsn // never past what the part-way check expects
 	} else {
 		cfg.StopAtNow = true
 	}
@@ -407,21 +572,70 @@ func (s *sim) replicateOne(ctx context.Context, tg *target, interrupt time.Durat
 			err = fmt.Errorf("close sink: %w", cerr)
 		}
 	}()
-	if midSnap != nil {
+	if mid != nil {
 		c := cfg
-		c.StopAt = midLSN
+		c.StopAt = mid.lsn
 		if err := apply.Run(ctx, sink, c); err != nil {
-			return fmt.Errorf("run to %s: %w", midLSN, err)
+			return fmt.Errorf("run to %s: %w", mid.lsn, err)
 		}
-		if err := s.compare(ctx, tg, sink, *midSnap); err != nil {
-			return fmt.Errorf("stopped part-way at %s: %w", midLSN, err)
+		// A bounded run goes on past its stop until the online copies in
+		// progress are complete, and a live round may have gone past it
+		// before: the copy is as of the stop only when the stored state
+		// holds no copies and is not past it.
+		st, _, err := sink.ReadState(ctx)
+		if err != nil {
+			return fmt.Errorf("read the state after a run to %s: %w", mid.lsn, err)
+		}
+		switch {
+		case len(st.Copies) > 0:
+			s.skipped.Add(1)
+			s.t.Logf("%s: part-way check at %s skipped: %d online copies in progress", tg.kind, mid.lsn, len(st.Copies))
+		case st.LSN > mid.lsn:
+			s.skipped.Add(1)
+			s.t.Logf("%s: part-way check at %s skipped: the copy is at %s, past it", tg.kind, mid.lsn, st.LSN)
+		default:
+			if err := s.compare(ctx, tg, sink, mid.snap, mid.skip); err != nil {
+				return fmt.Errorf("stopped part-way at %s: %w", mid.lsn, err)
+			}
 		}
 	}
 	cfg.StopAtNow = true
 	if err := apply.Run(ctx, sink, cfg); err != nil {
 		return fmt.Errorf("run to now: %w", err)
 	}
-	return s.compare(ctx, tg, sink, final)
+	if st, _, err := sink.ReadState(ctx); err != nil {
+		return fmt.Errorf("read the state after a run to now: %w", err)
+	} else if len(st.Copies) > 0 {
+		return fmt.Errorf("a run to now ended with online copies in progress: %+v", st.Copies)
+	}
+	return s.compare(ctx, tg, sink, final, nil)
+}
+
+// live replicates into every target while the caller generates a round:
+// runs cut short at random moments (as by SIGINT) and started again, until
+// the returned stop is called, which reports the first failure.
+func (s *sim) live(ctx context.Context) (stop func() error) {
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.targets))
+	for i, tg := range s.targets {
+		// Timing only: what a live run applies depends on it anyway.
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		wg.Go(func() {
+			for lctx.Err() == nil {
+				d := time.Duration(20+r.IntN(1500)) * time.Millisecond
+				if err := s.interrupted(lctx, tg, s.config(tg), d); err != nil && lctx.Err() == nil {
+					errs[i] = fmt.Errorf("%s: %w", tg.kind, err)
+					return
+				}
+			}
+		})
+	}
+	return func() error {
+		cancel()
+		wg.Wait()
+		return errors.Join(errs...)
+	}
 }
 
 // interrupted runs walmirror on its own sink and cancels it after d, like
@@ -433,7 +647,29 @@ func (s *sim) interrupted(ctx context.Context, tg *target, cfg apply.Config, d t
 	}
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	deadline, _ := rctx.Deadline()
+	if s.p.avoid[BugStreamLeak] {
+		// Not within 300 ms of streaming's start (see BugStreamLeak): the
+		// run is cut when its time is up and that much has passed.
+		var started atomic.Int64
+		cfg.OnStreaming = func(lsn.LSN) { started.Store(time.Now().UnixNano()) }
+		var cctx context.CancelFunc
+		rctx, cctx = context.WithCancel(ctx)
+		defer cctx()
+		go func() {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			for time.Since(time.Unix(0, started.Load())) < 300*time.Millisecond && rctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cctx()
+		}()
+	}
+	deadline := time.Now().Add(d)
 	// A dial can time out on the deadline a moment before the context
 	// reports it: past the deadline, any error is the interruption's.
 	if err := apply.Run(rctx, sink, cfg); err != nil && rctx.Err() == nil && time.Now().Before(deadline) {
@@ -449,12 +685,16 @@ func (s *sim) interrupted(ctx context.Context, tg *target, cfg apply.Config, d t
 	return nil
 }
 
-// compare checks every table of a target against want (model renderings),
-// reading each table under its name then and only the columns the source
-// had then (a target keeps dropped columns).
-func (s *sim) compare(ctx context.Context, tg *target, sink apply.Sink, want Snapshot) error {
+// compare checks every published table of a target against want (model
+// renderings), reading each table under its name then and only the columns
+// the source had then (a target keeps dropped columns); skip (nil: none)
+// leaves tables out.
+func (s *sim) compare(ctx context.Context, tg *target, sink apply.Sink, want Snapshot, skip []bool) error {
 	var errs []error
 	for ti, sh := range want.Shapes {
+		if !want.Published[ti] || skip != nil && skip[ti] {
+			continue
+		}
 		got, err := readTarget(ctx, tg, sink, sh)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", sh.Name, err)
