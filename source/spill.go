@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/walmirror/walmirror/lsn"
 )
 
 // Streamed transactions (protocol v2+) arrive in stream blocks while they are
@@ -99,6 +101,7 @@ type spillTxn struct {
 	w       *bufio.Writer
 	aborted map[uint32]bool // subtransactions whose records are skipped
 	records int
+	first   lsn.LSN // where the server started streaming it
 }
 
 // openSpill empties dir (whatever is in it belongs to an earlier run of the
@@ -119,7 +122,7 @@ func (s *spill) path(xid uint32) string {
 
 // start opens the spill file of xid for a stream block. The first block of
 // a transaction starts a new file; a later one appends to it.
-func (s *spill) start(xid uint32, first bool) error {
+func (s *spill) start(xid uint32, first bool, at lsn.LSN) error {
 	t := s.txns[xid]
 	if first && t != nil {
 		s.drop(xid)
@@ -135,8 +138,19 @@ func (s *spill) start(xid uint32, first bool) error {
 	if err != nil {
 		return fmt.Errorf("create spill file: %w", err)
 	}
-	s.txns[xid] = &spillTxn{f: f, w: bufio.NewWriterSize(f, 64<<10)}
+	s.txns[xid] = &spillTxn{f: f, w: bufio.NewWriterSize(f, 64<<10), first: at}
 	return nil
+}
+
+// oldest is where the oldest transaction being streamed started, 0 if none.
+func (s *spill) oldest() lsn.LSN {
+	var o lsn.LSN
+	for _, t := range s.txns {
+		if o == 0 || t.first != 0 && t.first < o {
+			o = t.first
+		}
+	}
+	return o
 }
 
 // write appends one change of subxid to xid's spill file.

@@ -129,15 +129,15 @@ func TestSpillTransactions(t *testing.T) {
 	if err := s.write(10, 10, []byte("x")); err == nil {
 		t.Fatal("a write outside a stream was accepted")
 	}
-	if err := s.start(10, false); err == nil {
+	if err := s.start(10, false, 0); err == nil {
 		t.Fatal("a later block without a first one was accepted")
 	}
-	must(s.start(10, true))
+	must(s.start(10, true, 0))
 	must(s.write(10, 10, []byte("a")))
 	must(s.write(10, 11, []byte("b")))
-	must(s.start(20, true)) // another transaction streams in between
+	must(s.start(20, true, 0)) // another transaction streams in between
 	must(s.write(20, 20, []byte("z")))
-	must(s.start(10, false))
+	must(s.start(10, false, 0))
 	must(s.write(10, 12, []byte("c")))
 	must(s.write(10, 10, []byte("d")))
 	s.abort(10, 11)
@@ -155,14 +155,23 @@ func TestSpillTransactions(t *testing.T) {
 	if _, err := os.Stat(s.path(20)); !os.IsNotExist(err) {
 		t.Fatalf("spill file of an aborted transaction kept: %v", err)
 	}
-	must(s.start(30, true))
+	must(s.start(30, true, 0))
 	must(s.write(30, 30, []byte("lost")))
-	must(s.start(30, true)) // the server started the transaction over
+	must(s.start(30, true, 0)) // the server started the transaction over
 	must(s.write(30, 30, []byte("kept")))
 	if got, want := replay(30), []string{"kept"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("replay after a new first block: %q, want %q", got, want)
 	}
-	must(s.start(40, true))
+	must(s.start(40, true, 0x500))
+	must(s.start(50, true, 0x300))
+	must(s.start(40, false, 0x900)) // a later block: the start stays
+	if got := s.oldest(); got != 0x300 {
+		t.Fatalf("oldest %s, want 0/300", got)
+	}
+	s.abort(50, 50)
+	if got := s.oldest(); got != 0x500 {
+		t.Fatalf("oldest %s after an abort, want 0/500", got)
+	}
 	must(s.write(40, 40, []byte("open")))
 	must(s.close())
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {

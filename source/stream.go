@@ -41,6 +41,9 @@ type Stream struct {
 	conn    *pgconn.PgConn
 	events  chan []Event
 	flushed atomic.Uint64 // durably applied in the target
+	// floor caps what Confirm records while transactions stream: where the
+	// oldest of them started (0: none). See Confirm.
+	floor atomic.Uint64
 	reply   atomic.Bool   // a status with reply-requested is wanted
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -109,7 +112,15 @@ func (st *Stream) Err() error { return st.err }
 
 // Confirm records that everything before l is durably applied in the target.
 // Only such positions are ever reported to the server as flushed.
+//
+// While a transaction streams (protocol v2+), positions past where it
+// started are recorded as that start: after a restart the server streams a
+// transaction only from its start position on, and would spill on the
+// source the part of one that began before it.
 func (st *Stream) Confirm(l lsn.LSN) {
+	if f := lsn.LSN(st.floor.Load()); f != 0 && l > f {
+		l = f
+	}
 	for {
 		cur := st.flushed.Load()
 		if uint64(l) <= cur || st.flushed.CompareAndSwap(cur, uint64(l)) {

@@ -61,15 +61,19 @@ func (st *Stream) streamed(ctx context.Context, xld pglogrepl.XLogData, status *
 	}
 	switch m := dm.(type) {
 	case *pgoutput.StreamStart:
-		if err := st.spill.start(m.Xid, m.FirstSegment); err != nil {
+		if err := st.spill.start(m.Xid, m.FirstSegment, lsn.LSN(xld.WALStart)); err != nil {
 			return Event{}, false, permanent("spill streamed transaction", "", err)
 		}
+		st.floor.Store(uint64(st.spill.oldest()))
 	case *pgoutput.StreamStop:
 		faultpoint.Hit("source.stream-stop")
 	case *pgoutput.StreamAbort:
 		st.spill.abort(m.Xid, m.SubXid)
+		st.floor.Store(uint64(st.spill.oldest()))
 	case *pgoutput.StreamCommit:
-		if err := st.replay(ctx, m, status, out); err != nil {
+		err := st.replay(ctx, m, status, out)
+		st.floor.Store(uint64(st.spill.oldest()))
+		if err != nil {
 			return Event{}, false, err
 		}
 		faultpoint.Hit("source.stream-replayed")
