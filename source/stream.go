@@ -43,8 +43,8 @@ type Stream struct {
 	flushed atomic.Uint64 // durably applied in the target
 	// floor caps what Confirm records while transactions stream: where the
 	// oldest of them started (0: none). See Confirm.
-	floor atomic.Uint64
-	reply   atomic.Bool   // a status with reply-requested is wanted
+	floor   atomic.Uint64
+	reply   atomic.Bool // a status with reply-requested is wanted
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	err     error // set before events is closed
