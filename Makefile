@@ -8,7 +8,7 @@ RSS_ROWS      ?= 5000000
 CRASH_SECONDS ?= 120
 FUZZTIME      ?= 60s
 
-.PHONY: check-files build test test-short test-matrix test-pg lint demo rss test-crash fuzz bench bench-quick clean sim soak
+.PHONY: test-resume check-files build test test-short test-matrix test-pg lint demo rss test-crash fuzz bench bench-quick clean sim soak
 
 build:
 	$(GO) build -o bin/walmirror ./cmd/walmirror
@@ -50,6 +50,12 @@ demo:
 # One source transaction of RSS_ROWS rows; prints walmirror's peak RSS.
 rss:
 	WALMIRROR_RSS_ROWS=$(RSS_ROWS) $(GO) test -count=1 -timeout 60m -run TestHugeTransactionMemory -v ./cmd/walmirror/ | grep -E 'RESULT|PASS|FAIL|ok|main_test'
+
+# A chunked initial copy of RESUME_ROWS rows killed at about half resumes
+# after its last committed chunk and ends equal.
+RESUME_ROWS ?= 5000000
+test-resume:
+	WALMIRROR_RESUME_ROWS=$(RESUME_ROWS) $(GO) test -count=1 -timeout 60m -run TestResumeLargeCopy -v ./cmd/walmirror/ | grep -E 'resumed|rows equal|rows missing|PASS|FAIL|ok'
 
 # Every fault test, repeated: SOAK_ROUNDS rounds of fault-point kills and
 # network outages, and the kill -9 loop for CRASH_SECONDS per target.

@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/testenv"
 )
 
@@ -96,19 +101,21 @@ func TestResyncTable(t *testing.T) {
 			// Someone damages the copy of pgbench_accounts.
 			appExec(t, tg.name, target, "DELETE FROM pgbench_accounts WHERE aid % 7 = 0; UPDATE pgbench_accounts SET abalance = -1 WHERE aid % 11 = 0")
 
+			// The request goes first: changes to the damaged rows that the
+			// stream met before it would stop walmirror (rightly).
 			stop, logPath := startRunUntil(t, "msg=streaming", args...)
-			load := exec.Command(pgbench, "-c", "2", "-T", "5", "-n", dsn)
-			var loadOut bytes.Buffer
-			load.Stdout, load.Stderr = &loadOut, &loadOut
-			if err := load.Start(); err != nil {
-				t.Fatal(err)
-			}
 			r := walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--table", "pgbench_accounts")
 			if r.code != 0 {
 				t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
 			}
 			if !strings.Contains(r.stdout, "public.pgbench_accounts") {
 				t.Errorf("resync said: %s", r.stdout)
+			}
+			load := exec.Command(pgbench, "-c", "2", "-T", "5", "-n", dsn)
+			var loadOut bytes.Buffer
+			load.Stdout, load.Stderr = &loadOut, &loadOut
+			if err := load.Start(); err != nil {
+				t.Fatal(err)
 			}
 			if err := load.Wait(); err != nil {
 				t.Fatalf("pgbench: %v\n%s", err, loadOut.String())
@@ -310,4 +317,69 @@ func TestAttachPartition(t *testing.T) {
 			compareRows(t, dsn, rows, "SELECT id, v FROM m")
 		})
 	}
+}
+
+// TestResumeLargeCopy (opt-in: WALMIRROR_RESUME_ROWS=5000000, make
+// test-resume): a chunked initial copy of a large table killed at about
+// half resumes after its last committed chunk and ends equal.
+func TestResumeLargeCopy(t *testing.T) {
+	needServer(t)
+	n, _ := strconv.Atoi(os.Getenv("WALMIRROR_RESUME_ROWS"))
+	if n == 0 {
+		t.Skip("set WALMIRROR_RESUME_ROWS (make test-resume)")
+	}
+	dsn, db := newDatabase(t, fmt.Sprintf(`CREATE TABLE big (id bigint PRIMARY KEY, a int, t text, at timestamptz, n numeric, j jsonb);
+		INSERT INTO big SELECT g, g %% 1000, md5(g::text), '2026-01-01'::timestamptz + g * interval '1 second', g / 7.0, jsonb_build_object('g', g)
+		FROM generate_series(1, %d) g; ANALYZE big;`, n))
+	path := filepath.Join(t.TempDir(), "copy.db")
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	args := []string{"run", "--source", dsn, "--target", "sqlite:" + path, "--slot", slot, "--initial-copy", "chunked", "--log-level", "debug"}
+	logPath := filepath.Join(t.TempDir(), "run.log")
+	logs, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	half := n / apply.DefaultCopyChunkRows / 2
+	for {
+		out, _ := os.ReadFile(logPath)
+		if strings.Count(string(out), `msg="copied chunk"`) >= half {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("walmirror ended early:\n%s", out)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	logs.Close()
+	r := walmirror(t, nil, append(args[:len(args)-2:len(args)-2], "--stop-at-lsn", "now")...)
+	if r.code != 0 {
+		t.Fatalf("resumed run exited %d:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "resuming online copy after its last committed chunk") {
+		t.Errorf("the second run did not resume:\n%s", r.stderr)
+	}
+	t.Logf("resumed: %s", lastMatching(r.stderr, "resuming online copy"))
+	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SQLiteRows(context.Background(), path, q) },
+		"SELECT id, a, t, CAST(n AS TEXT), CAST(j AS TEXT) FROM big")
+}
+
+func lastMatching(s, sub string) string {
+	out := ""
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = l
+		}
+	}
+	return out
 }
