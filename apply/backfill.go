@@ -269,11 +269,22 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		t = ch.Table
 		e.tables[relid] = t
 	} else if !t.SameShape(ch.Table) {
-		// The source changed the table since the stream's last word on
-		// it: wait for the stream to reach the change.
-		e.log.Debug("table shape differs between stream and copy; waiting", "table", f.copy.Table)
-		e.retryAt = time.Now().Add(time.Second)
-		return nil
+		if !e.waiting {
+			// The source changed the table since the stream's last word
+			// on it: let the stream reach the change.
+			e.log.Debug("table shape differs between stream and copy; waiting", "table", f.copy.Table)
+			e.retryAt = time.Now().Add(100 * time.Millisecond)
+			return nil
+		}
+		// The stream is caught up and has no Relation message for the
+		// change (no row changed since): the next change brings one. The
+		// copy starts again in the shape the snapshot shows.
+		t = ch.Table
+		e.tables[relid] = t
+		if f.copy.After != nil {
+			e.startFill(relid, f.copy.Table, f.copy.Estimate, "the table changed shape while it was copied")
+			f = e.fills[relid]
+		}
 	}
 	if f.truncXid != 0 && !ch.Snapshot.Sees(f.truncXid) {
 		// The stream delivered a TRUNCATE this snapshot does not show yet
@@ -360,10 +371,19 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if err == nil {
 		err = write()
 	}
+	if n == 0 && source.IsLockTimeout(err) {
+		// DDL holds the table: read it a little later, the stream flowing.
+		e.log.Debug("table locked; chunk read later", "table", f.copy.Table)
+		e.retryAt = time.Now().Add(time.Second)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	e.pendingN += n
+	if e.track {
+		e.changes.all(t)
+	}
 	faultpoint.Hit("backfill.chunk-read")
 	w := &chunkWait{relid: relid, token: newToken(), snap: ch.Snapshot, last: last, final: limit == 0 || n < limit, rows: n}
 	if _, err := ch.End(ctx, w.token); err != nil {
@@ -473,11 +493,18 @@ func (e *engine) copied(ctx context.Context, relid uint32) (bool, error) {
 
 // poll looks for tables that joined the publication without a change the
 // stream would have shown (rows that existed before they were published).
+//
+// It runs only when the stream is caught up (the last event a keepalive):
+// the catalog then shows no change the stream has yet to deliver, so a
+// storage changed by a TRUNCATE the stream carried is told from a rewrite.
 func (e *engine) poll(ctx context.Context) error {
-	if e.copier == nil || e.pollEvery <= 0 || time.Since(e.lastPoll) < e.pollEvery {
+	if e.copier == nil || !e.waiting {
 		return nil
 	}
-	e.lastPoll = time.Now()
+	if !e.pollSoon && (e.pollEvery <= 0 || time.Since(e.lastPoll) < e.pollEvery) {
+		return nil
+	}
+	e.lastPoll, e.pollSoon = time.Now(), false
 	tables, err := e.copier.Published(ctx)
 	if err != nil {
 		return err
@@ -536,11 +563,18 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 			return nil
 		}
 	}
-	if t := e.tables[p.RelID]; t != nil && t.Storage == p.Storage {
-		e.storage[p.RelID] = p.Storage // the stream already told (and acted)
-		return nil
-	}
 	e.storage[p.RelID] = p.Storage
+	if t := e.tables[p.RelID]; t != nil && p.StorageXmin != 0 && e.truncXids[p.RelID] == p.StorageXmin {
+		// The last change to the table's pg_class row was a TRUNCATE the
+		// stream carried (and the copy applied): remember the new storage.
+		t.Storage = p.Storage
+		delete(e.ensured, t)
+		if err := e.ensureOpen(ctx); err != nil {
+			return err
+		}
+		e.pendingN++
+		return e.ensure(ctx, t)
+	}
 	e.startFill(p.RelID, p.Name, p.Estimate, "the source rewrote it (ALTER TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE, or a partition attached or detached): its rows may have changed without WAL")
 	return nil
 }

@@ -64,6 +64,9 @@ type engine struct {
 	// onCommit, when set, sees each target commit.
 	onCommit   func(CommitInfo)
 	onPosition func(Position) // when set, sees each keepalive
+	onReady    func(schema.State)
+	track      bool      // collect changes (Config.ChangeKeys)
+	changes    changeLog // the open target transaction's, when tracking
 	srcCommits []time.Time    // commit times of the source transactions in the open target transaction
 
 	tables  map[uint32]*schema.Table
@@ -100,6 +103,9 @@ type engine struct {
 	chunkDone    bool              // a chunk's watermark came: commit now
 	copiedCache  map[uint32]bool   // per table: the target holds it complete (or is copying it)
 	storage      map[uint32]string // per table: the Storage polls last found acted on
+	truncXids    map[uint32]uint32 // per table: the source transaction of its last streamed TRUNCATE
+	pollSoon     bool              // poll at the next caught-up moment, whatever the interval
+	waiting      bool              // the last event was a keepalive: the server has sent all it had
 	xid          uint32            // the source transaction being received
 }
 
@@ -120,6 +126,10 @@ type CommitInfo struct {
 	SourceCommits []time.Time
 	// Duration is how long the target took to commit.
 	Duration time.Duration
+	// Changes lists the tables this commit changed, with their keys up to
+	// Config.ChangeKeys per table (nil unless ChangeKeys is set); only valid
+	// during the call.
+	Changes []TableChange
 }
 
 // Position is what a keepalive told the engine, for lag measurement.
@@ -146,6 +156,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
+		truncXids: map[uint32]uint32{},
 	}
 }
 
@@ -179,11 +190,7 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 	}()
 	if e.copier != nil {
 		e.loadFills(e.state.Copies)
-		// Tables that joined the publication or were rewritten while
-		// walmirror was stopped, before a bounded run may end.
-		if err := e.poll(ctx); err != nil {
-			return fmt.Errorf("look for tables that joined the publication: %w", err)
-		}
+		e.pollSoon = true // at the first caught-up moment
 	}
 	// Online copies and publication polls happen between transactions while
 	// the stream is quiet; a ticker finds such moments on an idle source.
@@ -233,6 +240,7 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 var errStreamEnded = errors.New("replication stream ended")
 
 func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
+	e.waiting = ev.Msg == nil && !e.inTx
 	if ev.Msg == nil { // keepalive
 		if e.inTx {
 			e.position(Position{ServerWALEnd: ev.WALEnd})
@@ -266,6 +274,11 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			if err := e.call(ctx, func(context.Context) error { e.onPosition(pos); return nil }); err != nil {
 				return err
 			}
+		}
+		// Caught up: tables that joined the publication or were rewritten
+		// (also before a bounded run ends here).
+		if err := e.poll(ctx); err != nil {
+			return fmt.Errorf("look for tables that joined the publication or were rewritten: %w", err)
 		}
 		if e.stopAt != 0 {
 			if ev.WALEnd >= e.stopAt && !e.copying() {
@@ -371,8 +384,8 @@ func (e *engine) idleWork(ctx context.Context) error {
 	if e.inTx || e.copier == nil {
 		return nil
 	}
-	if err := e.poll(ctx); err != nil {
-		return fmt.Errorf("look for tables that joined the publication: %w", err)
+	if !e.waiting && (e.pollSoon || time.Since(e.lastPoll) >= e.pollEvery) {
+		e.conf.RequestReply() // a keepalive says when the server has sent all it had
 	}
 	if err := e.nextChunk(ctx); err != nil {
 		return fmt.Errorf("online copy: %w", err)
@@ -427,13 +440,14 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 			t.TypeNames = typeNames
 		}
 		t.Fills, t.Nums = fills(t, matched), nums(matched)
-		if e.copier != nil {
-			if t.Storage, err = e.catalog.Storage(ctx, m.RelationID); err != nil {
-				return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
-			}
+		if known {
+			// Storage is verified by the publication poll only (checkStorage).
+			t.Storage = old.Storage
 		}
-		if known && old.SameShape(t) && sameNums(old.Nums, t.Nums) && (old.Storage == t.Storage || old.Storage == "") {
-			old.Storage = t.Storage
+		// A Relation message follows a relcache invalidation, which a
+		// rewrite causes: look at storage at the next caught-up moment.
+		e.pollSoon = true
+		if known && old.SameShape(t) && sameNums(old.Nums, t.Nums) {
 			return nil
 		}
 	}
@@ -471,6 +485,9 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 		if changed {
 			e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "the table changed shape while it was copied")
 			e.unknownFills(t)
+			// Its rows are replaced by the copy's first chunk: the target
+			// may take this shape however its rows would convert.
+			t.Replacing = true
 		}
 		return nil
 	}
@@ -484,12 +501,11 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 }
 
 // rewritten says why the target's rows of t may differ from the source's
-// without the stream showing it ("" when they cannot): the source rewrote
-// the table since the shape the target stores, or the target must gain a
-// column (new, or dropped and added again) whose value in older rows
-// cannot be known from the stream.
+// without the stream showing it ("" when they cannot): the target must gain
+// a column (new, or dropped and added again) whose value in older rows
+// cannot be known from the stream. (Rewrites are found by checkStorage.)
 func (e *engine) rewritten(ctx context.Context, t *schema.Table) (string, error) {
-	need := t.Storage != ""
+	need := false
 	for _, f := range t.Fills {
 		need = need || f.Unknown != ""
 	}
@@ -510,9 +526,6 @@ func (e *engine) rewritten(ctx context.Context, t *schema.Table) (string, error)
 	old, err := schema.DecodeStored(text)
 	if err != nil {
 		return "", err
-	}
-	if old.Storage != "" && t.Storage != "" && old.Storage != t.Storage {
-		return "the source rewrote it (ALTER TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE, or a partition attached or detached): its rows may have changed without WAL", nil
 	}
 	change, _, err := schema.Diff(old, t)
 	if err != nil {
@@ -588,6 +601,9 @@ func (e *engine) buffer(ctx context.Context, relID uint32, t *schema.Table, c sc
 		e.order = append(e.order, relID)
 	}
 	buf.add(c)
+	if e.track {
+		e.changes.add(t, c)
+	}
 	e.stats.Rows++
 	switch c.Op {
 	case schema.Insert:
@@ -653,6 +669,12 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 		tables = append(tables, t)
 	}
 	e.stats.Truncates++
+	for _, t := range tables {
+		e.truncXids[t.ID] = e.xid
+		if e.track {
+			e.changes.all(t)
+		}
+	}
 	if len(tables) == 0 {
 		return nil
 	}
@@ -748,9 +770,16 @@ func (e *engine) commit(ctx context.Context) error {
 	st := e.state
 	st.LSN = e.lastEnd
 	st.Phase = schema.PhaseStreaming
+	ready := false
 	if e.fillsChanged {
+		ready = len(st.Copies) > 0
 		st.Copies = e.fillsState()
+		ready = ready && len(st.Copies) == 0
 		e.fillsChanged = false
+	}
+	var changes []TableChange
+	if e.track {
+		changes = e.changes.take()
 	}
 	e.open = false
 	e.state = st
@@ -773,7 +802,10 @@ func (e *engine) commit(ctx context.Context) error {
 		faultpoint.Hit("apply.after-commit")
 		if e.onCommit != nil {
 			at := time.Now()
-			e.onCommit(CommitInfo{State: st, Stats: stats, At: at, SourceCommits: srcCommits, Duration: at.Sub(began)})
+			e.onCommit(CommitInfo{State: st, Stats: stats, At: at, SourceCommits: srcCommits, Duration: at.Sub(began), Changes: changes})
+		}
+		if ready && e.onReady != nil {
+			e.onReady(st)
 		}
 		e.log.Debug("committed", "lsn", st.LSN)
 		// Only now, after the commit returned, may the source hear of it.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/sinks/sqlite"
+	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 	"github.com/walmirror/walmirror/testenv"
 )
@@ -408,4 +410,51 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestReadySignal: OnReady fires once the copy is complete — after a chunked
+// initial copy's last chunk (not at the start of streaming), and when a
+// later run starts streaming with nothing left to copy — and CommitInfo
+// lists the tables and keys a commit changed.
+func TestReadySignal(t *testing.T) {
+	m := newMirror(t)
+	m.exec(`CREATE TABLE r (id int PRIMARY KEY, v text); INSERT INTO r SELECT g, 'v' FROM generate_series(1, 1000) g;`)
+	run := func() (ready []schema.State, changes []apply.TableChange) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		sink, err := sqlite.Open(ctx, m.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sink.Close()
+		err = apply.Run(ctx, sink, apply.Config{
+			Source:        source.Config{DSN: m.dsn, Slot: m.slot, Publication: "walmirror"},
+			StopAtNow:     true,
+			InitialCopy:   "chunked",
+			CopyChunkRows: 300,
+			ChangeKeys:    10,
+			OnReady:       func(st schema.State) { ready = append(ready, st) },
+			OnCommit:      func(c apply.CommitInfo) { changes = append(changes, c.Changes...) },
+			Logger:        slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ready, changes
+	}
+	ready, _ := run()
+	if len(ready) != 1 || len(ready[0].Copies) != 0 {
+		t.Fatalf("first run: ready %+v, want once with no copies", ready)
+	}
+	m.same("r", "r", "id, v")
+	m.exec(`UPDATE r SET v = 'w' WHERE id IN (3, 4)`)
+	ready, changes := run()
+	if len(ready) != 1 {
+		t.Errorf("second run: ready %d times, want once (at the start of streaming)", len(ready))
+	}
+	want := []apply.TableChange{{RelID: changes[0].RelID, Table: "public.r", Keys: [][]string{{"3"}, {"4"}}}}
+	if !reflect.DeepEqual(changes, want) {
+		t.Errorf("changes %+v, want %+v", changes, want)
+	}
 }

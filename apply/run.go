@@ -71,6 +71,16 @@ type Config struct {
 	OnStreaming func(from lsn.LSN)
 	// OnInterrupted is called when a connection loss is about to be retried.
 	OnInterrupted func(err error)
+	// OnReady is called when the copy is complete: when streaming starts
+	// with no online copy in progress (after the initial copy, after each
+	// reconnect), and after the commit that completes the last online copy
+	// in progress (a chunked initial copy, a table that joined, a resync).
+	OnReady func(schema.State)
+	// ChangeKeys makes CommitInfo.Changes list, per commit, the tables
+	// changed and up to this many keys of each (beyond it, "all rows"); a
+	// negative value lists tables only. Zero (the default) lists nothing,
+	// saving the per-row work.
+	ChangeKeys int
 }
 
 // SnapshotProgress describes the initial copy while it runs.
@@ -206,6 +216,13 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		return nil
 	}
 
+	// The online copies' session first: an error after Start would leave
+	// the stream's goroutine holding the slot.
+	copier, err := src.OpenCopier(ctx)
+	if err != nil {
+		return err
+	}
+	defer copier.Close(context.WithoutCancel(ctx))
 	stream, err := src.Start(ctx, st.LSN)
 	if err != nil {
 		return err
@@ -219,18 +236,19 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if r.cfg.OnStreaming != nil {
 		r.cfg.OnStreaming(st.LSN)
 	}
+	if r.cfg.OnReady != nil && len(st.Copies) == 0 {
+		r.cfg.OnReady(st)
+	}
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
 	e.conf = stream
 	e.catalog = src
 	e.pipelined = r.cfg.Pipeline
 	e.onCommit = r.cfg.OnCommit
 	e.onPosition = r.cfg.OnPosition
-	if copier, err := src.OpenCopier(ctx); err != nil {
-		return err
-	} else {
-		defer copier.Close(context.WithoutCancel(ctx))
-		e.copier = copier
-	}
+	e.onReady = r.cfg.OnReady
+	e.track = r.cfg.ChangeKeys != 0 && r.cfg.OnCommit != nil
+	e.changes.limit = max(r.cfg.ChangeKeys, 0)
+	e.copier = copier
 	e.chunkRows = r.cfg.CopyChunkRows
 	if e.chunkRows <= 0 {
 		e.chunkRows = DefaultCopyChunkRows

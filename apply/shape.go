@@ -12,8 +12,6 @@ import (
 // a Relation message says what the columns are, not what older rows hold.
 type Catalog interface {
 	Attributes(ctx context.Context, relid uint32) ([]source.Attribute, error)
-	// Storage is the table's schema.Table.Storage now.
-	Storage(ctx context.Context, relid uint32) (string, error)
 }
 
 // match pairs t's columns with the catalog's live attributes of the same
@@ -123,6 +121,9 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 			old, err := schema.DecodeStored(text)
 			if err != nil {
 				return err
+			}
+			if t.Storage == "" {
+				t.Storage = old.Storage // only a verified storage replaces it
 			}
 			change, completed, err := schema.Diff(old, t)
 			if err != nil {

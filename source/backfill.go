@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
@@ -45,6 +46,11 @@ func (s *Source) OpenCopier(ctx context.Context) (*Copier, error) {
 	if err != nil {
 		return nil, classify("connect for online copy", timeoutCause(ctx, err))
 	}
+	// A chunk read waits for no DDL for long: the stream waits meanwhile.
+	if _, err := conn.Exec(ctx, `SET lock_timeout = '5s'`); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, classify("set up the online copy session", err)
+	}
 	return &Copier{conn: conn, publication: s.cfg.Publication, version: s.version}, nil
 }
 
@@ -57,6 +63,9 @@ type PublishedTable struct {
 	Name     string // schema.DisplayName
 	Estimate int64  // -1: never analyzed
 	Storage  string // schema.Table.Storage now
+	// StorageXmin is the transaction that last changed a plain table's
+	// pg_class row (a TRUNCATE, a rewrite, DDL); 0 for a partitioned one.
+	StorageXmin uint32
 }
 
 // Published lists the publication's tables now.
@@ -72,7 +81,7 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, error) {
 	}
 	out := make([]PublishedTable, len(pts))
 	for i, p := range pts {
-		out[i] = PublishedTable{RelID: p.oid, Name: schema.DisplayName(p.nsp, p.name), Estimate: p.estimate, Storage: p.storage}
+		out[i] = PublishedTable{RelID: p.oid, Name: schema.DisplayName(p.nsp, p.name), Estimate: p.estimate, Storage: p.storage, StorageXmin: p.xmin}
 	}
 	return out, nil
 }
@@ -207,6 +216,13 @@ func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
 		return 0, classify("write watermark", err)
 	}
 	return lsn.Parse(text)
+}
+
+// IsLockTimeout reports whether err is a lock_timeout (the online copy's
+// session waits at most 5s for a lock DDL holds).
+func IsLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
 
 // Abort abandons the chunk.

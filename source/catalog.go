@@ -77,22 +77,16 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 // (a plain table is its own leaf).
 const storageQuery = `SELECT ` + storageExpr + ` FROM pg_catalog.pg_class c WHERE c.oid = $1`
 
-// storageExpr is storageQuery's signature for pg_class row c (a plain table
-// has no partition tree).
-const storageExpr = `coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
-		FROM pg_catalog.pg_partition_tree(c.oid) p JOIN pg_catalog.pg_class l ON l.oid = p.relid WHERE p.isleaf AND p.relid <> c.oid),
-	c.oid::text || ':' || c.relfilenode::text)`
+// leavesOf lists the leaf partitions (relid) under pg_class row c from
+// pg_inherits: pg_partition_tree would lock every table of the tree, and a
+// catalog read must not take part in lock cycles with the source's DDL.
+const leavesOf = `(WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid
+		UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+	SELECT tree.relid FROM tree JOIN pg_catalog.pg_class k ON k.oid = tree.relid WHERE k.relkind <> 'p')`
 
-// Storage returns relid's schema.Table.Storage signature as it is now.
-func (s *Source) Storage(ctx context.Context, relid uint32) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
-	defer cancel()
-	var sig string
-	if err := s.conn.QueryRow(ctx, storageQuery, relid).Scan(&sig); err != nil {
-		return "", classify("read the source catalog", timeoutCause(ctx, err))
-	}
-	return sig, nil
-}
+// storageExpr is storageQuery's signature for pg_class row c.
+const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
+		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END`
 
 // partitionMissing fills in, for a partitioned table, the missing values
 // its partitions hold: PostgreSQL stores ADD COLUMN ... DEFAULT's value on

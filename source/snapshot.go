@@ -115,6 +115,7 @@ type pubTable struct {
 	filter    *string
 	estimate  int64  // reltuples (-1: never analyzed)
 	storage   string // schema.Table.Storage
+	xmin      uint32 // PublishedTable.StorageXmin
 	genCols   bool   // the publication publishes stored generated columns (PostgreSQL 18)
 	genListed bool   // PostgreSQL 18: a column list may name generated columns too
 }
@@ -140,9 +141,9 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 		return nil, classify("inspect pg_publication_tables", err)
 	}
 	q := `SELECT c.oid, p.schemaname, p.tablename, c.relreplident, c.relkind = 'p', NULL::text[], NULL::text,
-			CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(greatest(l.reltuples, 0))::int8 FROM pg_partition_tree(c.oid) t
-				JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf), -1) ELSE c.reltuples::int8 END,
-			` + storageExpr + `
+			CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(greatest(l.reltuples, 0))::int8 FROM ` + leavesOf + ` t
+				JOIN pg_class l ON l.oid = t.relid), -1) ELSE c.reltuples::int8 END,
+			` + storageExpr + `, CASE WHEN c.relkind = 'p' THEN 0 ELSE c.xmin::text::int8 END
 		FROM pg_publication_tables p
 		JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
 		WHERE p.pubname = $1 AND ($2 = 0 OR c.oid = $2) ORDER BY 2, 3`
@@ -155,7 +156,9 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 	}
 	pts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pubTable, error) {
 		p := pubTable{genCols: genCols, genListed: genListed}
-		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.root, &p.cols, &p.filter, &p.estimate, &p.storage)
+		var xmin int64
+		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.root, &p.cols, &p.filter, &p.estimate, &p.storage, &xmin)
+		p.xmin = uint32(xmin)
 		return p, err
 	})
 	if err != nil {

@@ -1,0 +1,58 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"testing"
+
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/source"
+	"github.com/walmirror/walmirror/source/pgoutput"
+)
+
+// TestCommitChanges: each commit reports the tables it changed and their
+// keys (deduplicated, old and new of an update), "all rows" beyond the
+// limit and for TRUNCATE; nothing is collected unless asked for.
+func TestCommitChanges(t *testing.T) {
+	var evs []source.Event
+	evs = append(evs, source.Event{Msg: relMsg})
+	evs = append(evs, txn(0x200, 0x210, &pgoutput.Insert{RelationID: 1, New: tup("1", "x", "B")},
+		&pgoutput.Insert{RelationID: 1, New: tup("2", "x", "B")},
+		&pgoutput.Update{RelationID: 1, New: tup("2", "y", "~")},
+		&pgoutput.Update{RelationID: 1, OldKind: 'K', Old: tup("1", "", ""), New: tup("9", "y", "B")})...)
+	evs = append(evs, source.Event{WALEnd: 0x300})
+	var many []pgoutput.Message
+	for i := range 7 {
+		many = append(many, &pgoutput.Insert{RelationID: 1, New: tup(fmt.Sprint(100+i), "x", "B")})
+	}
+	evs = append(evs, txn(0x400, 0x410, many...)...)
+	evs = append(evs, source.Event{WALEnd: 0x500})
+	evs = append(evs, txn(0x600, 0x610, &pgoutput.Truncate{RelationIDs: []uint32{1}})...)
+	evs = append(evs, source.Event{WALEnd: 0x700})
+	for _, pipelined := range []bool{false, true} {
+		sink := &recordingSink{}
+		limits := DefaultLimits()
+		limits.CommitRows = 1 // a target commit per source transaction
+		e := newEngine(sink, slog.New(slog.DiscardHandler), limits, schema.State{}, 0)
+		e.conf, e.pipelined = &confirmLog{t: t, sink: sink}, pipelined
+		e.track, e.changes.limit = true, 5
+		var got [][]TableChange
+		e.onCommit = func(c CommitInfo) { got = append(got, c.Changes) }
+		ch := make(chan []source.Event, len(evs))
+		for _, ev := range evs {
+			ch <- []source.Event{ev}
+		}
+		close(ch)
+		_ = e.run(context.Background(), ch)
+		want := [][]TableChange{
+			{{RelID: 1, Table: "public.t", Keys: [][]string{{"1"}, {"2"}, {"9"}}}},
+			{{RelID: 1, Table: "public.t", AllRows: true}},
+			{{RelID: 1, Table: "public.t", AllRows: true}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("pipelined=%v: changes\n got %+v\nwant %+v", pipelined, got, want)
+		}
+	}
+}
