@@ -65,9 +65,9 @@ type engine struct {
 	onCommit   func(CommitInfo)
 	onPosition func(Position) // when set, sees each keepalive
 	onReady    func(schema.State)
-	track      bool      // collect changes (Config.ChangeKeys)
-	changes    changeLog // the open target transaction's, when tracking
-	srcCommits []time.Time    // commit times of the source transactions in the open target transaction
+	track      bool        // collect changes (Config.ChangeKeys)
+	changes    changeLog   // the open target transaction's, when tracking
+	srcCommits []time.Time // commit times of the source transactions in the open target transaction
 
 	tables  map[uint32]*schema.Table
 	types   map[uint32]string

@@ -19,8 +19,8 @@ import (
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/internal/mirrortest"
-	"github.com/walmirror/walmirror/sinks/sqlite"
 	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/sinks/sqlite"
 	"github.com/walmirror/walmirror/source"
 	"github.com/walmirror/walmirror/testenv"
 )
