@@ -260,7 +260,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if !ch.Published {
 		e.log.Info("table left the publication before its copy completed", "table", f.copy.Table)
 		e.finishFill(relid)
-		return nil
+		return e.forget(ctx, relid)
 	}
 	t := e.tables[relid]
 	if t == nil {
@@ -509,6 +509,9 @@ func (e *engine) poll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := e.forgetLeft(ctx, tables); err != nil {
+		return err
+	}
 	for _, p := range tables {
 		if err := e.checkStorage(ctx, p); err != nil {
 			return err
@@ -526,6 +529,61 @@ func (e *engine) poll(ctx context.Context) error {
 		e.startFill(p.RelID, p.Name, p.Estimate, "joined the publication")
 	}
 	return nil
+}
+
+// shapeLister is a shapeStore that lists and forgets stored shapes: a table
+// that left the publication is then copied afresh if it joins again (its
+// changes meanwhile were not streamed).
+type shapeLister interface {
+	ShapeIDs(ctx context.Context) ([]uint32, error)
+	ForgetShape(ctx context.Context, relid uint32) error
+}
+
+// forgetLeft forgets the tables the copy holds that are no longer
+// published; their target tables stay as they are.
+func (e *engine) forgetLeft(ctx context.Context, published []source.PublishedTable) error {
+	sl, ok := e.sink.(shapeLister)
+	if !ok {
+		return nil
+	}
+	var ids []uint32
+	if err := e.sync(ctx, func(ctx context.Context) (err error) { ids, err = sl.ShapeIDs(ctx); return err }); err != nil {
+		return err
+	}
+	in := make(map[uint32]bool, len(published))
+	for _, p := range published {
+		in[p.RelID] = true
+	}
+	for _, id := range ids {
+		if in[id] || e.fills[id] != nil {
+			continue
+		}
+		if err := e.forget(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forget drops relid's stored shape in the open target transaction.
+func (e *engine) forget(ctx context.Context, relid uint32) error {
+	sl, ok := e.sink.(shapeLister)
+	if !ok {
+		return nil
+	}
+	if err := e.ensureOpen(ctx); err != nil {
+		return err
+	}
+	e.pendingN++
+	name := strconv.FormatUint(uint64(relid), 10)
+	if t := e.tables[relid]; t != nil {
+		name = schema.DisplayName(t.Schema, t.Name)
+		delete(e.ensured, t)
+	}
+	e.log.Info("table left the publication: its copy stays as it is, and is made afresh if the table joins again", "table", name)
+	e.copiedCache[relid] = false
+	delete(e.storage, relid)
+	return e.call(ctx, func(ctx context.Context) error { return sl.ForgetShape(ctx, relid) })
 }
 
 // checkStorage copies a table again when the source rewrote it since the

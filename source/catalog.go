@@ -73,10 +73,6 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	return attrs, nil
 }
 
-// storageQuery gives a table's Storage signature: each leaf's relfilenode
-// (a plain table is its own leaf).
-const storageQuery = `SELECT ` + storageExpr + ` FROM pg_catalog.pg_class c WHERE c.oid = $1`
-
 // leavesOf lists the leaf partitions (relid) under pg_class row c from
 // pg_inherits: pg_partition_tree would lock every table of the tree, and a
 // catalog read must not take part in lock cycles with the source's DDL.
@@ -84,9 +80,17 @@ const leavesOf = `(WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_cata
 		UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
 	SELECT tree.relid FROM tree JOIN pg_catalog.pg_class k ON k.oid = tree.relid WHERE k.relkind <> 'p')`
 
-// storageExpr is storageQuery's signature for pg_class row c.
+// storageExpr is schema.Table.Storage for pg_class row c: each leaf's
+// relfilenode (a plain table is its own leaf), then what makes it a member
+// of publication $1 (its pg_publication_rel row, or "all"): a table that
+// left the publication and joined again is a member anew, and its changes
+// meanwhile were not streamed. memberExpr15 adds FOR TABLES IN SCHEMA.
 const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
-		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END`
+		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
+		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15 'all')`
+
+const memberExpr15 = `(SELECT 's' || pn.oid::text FROM pg_catalog.pg_publication_namespace pn
+		JOIN pg_catalog.pg_publication pb ON pb.oid = pn.pnpubid WHERE pb.pubname = $1 AND pn.pnnspid = c.relnamespace),`
 
 // partitionMissing fills in, for a partitioned table, the missing values
 // its partitions hold: PostgreSQL stores ADD COLUMN ... DEFAULT's value on

@@ -147,9 +147,12 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 		FROM pg_publication_tables p
 		JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
 		WHERE p.pubname = $1 AND ($2 = 0 OR c.oid = $2) ORDER BY 2, 3`
+	member := ""
 	if hasLists {
 		q = strings.Replace(q, "NULL::text[], NULL::text", "p.attnames, p.rowfilter", 1)
+		member = memberExpr15 // PostgreSQL 15: FOR TABLES IN SCHEMA
 	}
+	q = strings.Replace(q, "MEMBER15", member, 1)
 	rows, err := tx.Query(ctx, q, publication, int64(relid))
 	if err != nil {
 		return nil, classify("list published tables", err)
@@ -246,9 +249,7 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 	}
 	t := schema.NewTable(oid, nsp, name, ident, cols)
 	t.Nums = nums
-	if err := tx.QueryRow(ctx, storageQuery, oid).Scan(&t.Storage); err != nil {
-		return nil, classify("describe table", err)
-	}
+	t.Storage = p.storage
 	if len(typeNames) > 0 {
 		t.TypeNames = typeNames
 	}

@@ -605,6 +605,27 @@ func (s *Sink) Shape(_ context.Context, relid uint32) (string, bool, error) {
 	return sh, ok, nil
 }
 
+// ShapeIDs lists the source tables (relids) whose shape is stored.
+func (s *Sink) ShapeIDs(context.Context) ([]uint32, error) {
+	if s.closed {
+		return nil, errClosed
+	}
+	var ids []uint32
+	for id := range s.view().shapes {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// ForgetShape drops relid's stored shape in the open transaction.
+func (s *Sink) ForgetShape(_ context.Context, relid uint32) error {
+	if err := s.needTx(); err != nil {
+		return err
+	}
+	delete(s.tx.shapes, relid)
+	return nil
+}
+
 // SetShape stores t's shape in the open transaction.
 func (s *Sink) SetShape(_ context.Context, t *schema.Table, shape string) error {
 	if err := s.needTx(); err != nil {

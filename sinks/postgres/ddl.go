@@ -533,6 +533,38 @@ func (s *Sink) Shape(ctx context.Context, relid uint32) (string, bool, error) {
 }
 
 // SetShape stores t's source shape with its table, in the open transaction.
+// ShapeIDs lists the source tables (relids) whose shape is stored.
+func (s *Sink) ShapeIDs(ctx context.Context) ([]uint32, error) {
+	if err := s.settle(); err != nil {
+		return nil, err
+	}
+	res := s.conn.PgConn().ExecParams(ctx, `SELECT relid FROM `+metaSchema+`.tables WHERE relid IS NOT NULL AND shape IS NOT NULL`,
+		nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return nil, fmt.Errorf("list stored shapes: %w", res.Err)
+	}
+	ids := make([]uint32, 0, len(res.Rows))
+	for _, r := range res.Rows {
+		id, err := strconv.ParseUint(string(r[0]), 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("list stored shapes: %w", err)
+		}
+		ids = append(ids, uint32(id))
+	}
+	return ids, nil
+}
+
+// ForgetShape drops relid's stored shape (the table stays walmirror's): a
+// table that left the publication is copied afresh if it joins again.
+func (s *Sink) ForgetShape(ctx context.Context, relid uint32) error {
+	res := s.conn.PgConn().ExecParams(ctx, `UPDATE `+metaSchema+`.tables SET relid = NULL, shape = NULL WHERE relid = $1`,
+		[][]byte{[]byte(strconv.FormatUint(uint64(relid), 10))}, []uint32{20}, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("forget stored shape: %w", res.Err)
+	}
+	return nil
+}
+
 func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) error {
 	relid := []byte(strconv.FormatUint(uint64(t.ID), 10))
 	res := s.conn.PgConn().ExecParams(ctx, `UPDATE `+metaSchema+`.tables SET relid = NULL, shape = NULL WHERE relid = $1 AND NOT (schema_name = $2 AND table_name = $3)`,
