@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/walmirror/walmirror/internal/faultpoint"
@@ -622,9 +623,12 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		}
 	}
 	e.storage[p.RelID] = p.Storage
-	if t := e.tables[p.RelID]; t != nil && p.StorageXmin != 0 && e.truncXids[p.RelID] == p.StorageXmin {
-		// The last change to the table's pg_class row was a TRUNCATE the
-		// stream carried (and the copy applied): remember the new storage.
+	t := e.tables[p.RelID]
+	renamed := t != nil && sameData(seen, p.Storage) && schema.DisplayName(t.Schema, t.Name) == p.Name
+	if renamed || t != nil && p.StorageXmin != 0 && e.truncXids[p.RelID] == p.StorageXmin {
+		// Only renamed, and the stream already told; or the last change to
+		// the table's pg_class row was a TRUNCATE the stream carried (and
+		// the copy applied): remember the new storage.
 		t.Storage = p.Storage
 		delete(e.ensured, t)
 		if err := e.ensureOpen(ctx); err != nil {
@@ -633,8 +637,30 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		e.pendingN++
 		return e.ensure(ctx, t)
 	}
-	e.startFill(p.RelID, p.Name, p.Estimate, "the source rewrote it (ALTER TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE, or a partition attached or detached): its rows may have changed without WAL")
+	why := "the source rewrote it (ALTER TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE, or a partition attached or detached): its rows may have changed without WAL"
+	if sameData(seen, p.Storage) {
+		why = "renamed, or moved to another schema, with no change since to tell the stream"
+	}
+	e.startFill(p.RelID, p.Name, p.Estimate, why)
 	return nil
+}
+
+// sameData reports whether two storage signatures differ at most in the
+// table's name: the same data files and publication membership.
+func sameData(a, b string) bool {
+	// data files | membership | schema.name (the name may hold "|")
+	cut := func(s string) string {
+		i := strings.Index(s, "|")
+		if i < 0 {
+			return s
+		}
+		j := strings.Index(s[i+1:], "|")
+		if j < 0 {
+			return s
+		}
+		return s[:i+1+j]
+	}
+	return cut(a) == cut(b)
 }
 
 // resync handles a ResyncPrefix message.

@@ -84,10 +84,13 @@ const leavesOf = `(WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_cata
 // relfilenode (a plain table is its own leaf), then what makes it a member
 // of publication $1 (its pg_publication_rel row, or "all"): a table that
 // left the publication and joined again is a member anew, and its changes
-// meanwhile were not streamed. memberExpr15 adds FOR TABLES IN SCHEMA.
+// meanwhile were not streamed; then its schema and name (a rename shows in
+// no Relation message until a row changes). memberExpr15 adds FOR TABLES
+// IN SCHEMA.
 const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
 		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
-		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15 'all')`
+		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15 'all')
+	|| '|' || c.relnamespace::text || '.' || c.relname`
 
 const memberExpr15 = `(SELECT 's' || pn.oid::text FROM pg_catalog.pg_publication_namespace pn
 		JOIN pg_catalog.pg_publication pb ON pb.oid = pn.pnpubid WHERE pb.pubname = $1 AND pn.pnnspid = c.relnamespace),`

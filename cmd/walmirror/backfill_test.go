@@ -239,16 +239,21 @@ func TestNoNeedlessCopies(t *testing.T) {
 	target, rows := schemaTargets[0].new(t)
 	slot := "s_" + db
 	dropSlotAtEnd(t, db, slot)
-	args := []string{"--source", dsn, "--target", target, "--slot", slot}
+	args := []string{"--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms"}
 	stop, logPath := startRunUntil(t, "msg=streaming", args...)
 	mustExec(t, db, "INSERT INTO a (v) VALUES ('new'); UPDATE a SET v = 'u' WHERE id % 3 = 0; INSERT INTO b (v) VALUES ('two')")
 	mustExec(t, db, "CREATE TABLE c (id serial PRIMARY KEY, v text); INSERT INTO c (v) VALUES ('c1'), ('c2')")
 	waitForLog(t, logPath, `msg="table copied online" table=public.c rows=2`)
+	// A rename the stream shows (a row changed after it) is followed, not
+	// copied again; so is a TRUNCATE; polls pass meanwhile.
+	mustExec(t, db, "ALTER TABLE b RENAME TO b2; INSERT INTO b2 (v) VALUES ('three')")
+	mustExec(t, db, "TRUNCATE a; INSERT INTO a (v) VALUES ('again')")
+	time.Sleep(time.Second)
 	log := stop()
 	if n := strings.Count(log, `msg="copying table online"`); n != 1 {
 		t.Errorf("%d online copies, want 1 (table c):\n%s", n, log)
 	}
-	compareRows(t, dsn, rows, "SELECT id, v FROM a", "SELECT id, v FROM b", "SELECT id, v FROM c")
+	compareRows(t, dsn, rows, "SELECT id, v FROM a", "SELECT id, v FROM b2", "SELECT id, v FROM c")
 }
 
 // TestRewriteCopiedAgain: ALTER COLUMN ... TYPE ... USING rewrites rows
@@ -420,4 +425,29 @@ func TestTableLeavesAndRejoins(t *testing.T) {
 			compareRows(t, dsn, rows, "SELECT id, v FROM a", "SELECT id, v FROM b")
 		})
 	}
+}
+
+// TestRenameWithoutChanges: a table (and a partitioned one) renamed with
+// no row changed since, which no Relation message tells, gets its new name
+// in the copy.
+func TestRenameWithoutChanges(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE p (id int PRIMARY KEY, v text); INSERT INTO p VALUES (1, 'a'), (2, 'b');
+		CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id); CREATE TABLE m0 PARTITION OF m FOR VALUES FROM (0) TO (100);
+		INSERT INTO m VALUES (1, 'm');`)
+	target, rows := schemaTargets[0].new(t)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	run := func() {
+		t.Helper()
+		if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
+			t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+		}
+	}
+	run()
+	mustExec(t, db, "UPDATE p SET v = 'c' WHERE id = 1; UPDATE m SET v = 'n'")
+	run() // the stream has described both tables
+	mustExec(t, db, "ALTER TABLE p RENAME TO p2; ALTER TABLE m RENAME TO m2")
+	run()
+	compareRows(t, dsn, rows, "SELECT id, v FROM p2", "SELECT id, v FROM m2")
 }
