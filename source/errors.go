@@ -57,6 +57,13 @@ func classify(op string, err error) error {
 	}
 	e := &Error{Op: op, Err: err, Permanent: !isTransient(err)}
 	var pgErr *pgconn.PgError
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &pgErr) && errors.As(err, &connErr) {
+		// The server answered: its word is the error. pgconn's text lists
+		// every attempt first (a refused TLS try before the plain one),
+		// and the operation already names the server.
+		e.Err = pgErr
+	}
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "28P01":

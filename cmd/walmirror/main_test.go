@@ -200,6 +200,9 @@ func TestBadInput(t *testing.T) {
 					t.Errorf("error %q lacks %q", line, w)
 				}
 			}
+			if strings.Contains(line, "server refused TLS") {
+				t.Errorf("error %q repeats the driver's earlier attempts", line)
+			}
 			for _, secret := range []string{"secret", "not-the-password", "plainpw", server.Password()} {
 				if strings.Contains(r.stderr, secret) {
 					t.Errorf("stderr shows a password (%q):\n%s", secret, r.stderr)
