@@ -278,10 +278,12 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			return nil
 		}
 		// The stream is caught up and has no Relation message for the
-		// change (no row changed since): the next change brings one. The
-		// copy starts again in the shape the snapshot shows.
+		// change (no row changed since). The copy starts again in the
+		// shape the snapshot shows; the stream's word on the table is not
+		// trusted until it describes the table again (see change).
 		t = ch.Table
 		e.tables[relid] = t
+		e.untrusted[relid] = true
 		if f.copy.After != nil {
 			e.startFill(relid, f.copy.Table, f.copy.Estimate, "the table changed shape while it was copied")
 			f = e.fills[relid]

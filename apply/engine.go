@@ -106,6 +106,10 @@ type engine struct {
 	truncXids    map[uint32]uint32 // per table: the source transaction of its last streamed TRUNCATE
 	pollSoon     bool              // poll at the next caught-up moment, whatever the interval
 	waiting      bool              // the last event was a keepalive: the server has sent all it had
+	// untrusted are tables whose shape an online copy took from the
+	// catalog after the stream had described them otherwise: a change
+	// the stream sends before describing them again may have the old shape.
+	untrusted map[uint32]bool
 	xid          uint32            // the source transaction being received
 }
 
@@ -156,7 +160,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
-		truncXids: map[uint32]uint32{},
+		truncXids: map[uint32]uint32{}, untrusted: map[uint32]bool{},
 	}
 }
 
@@ -238,6 +242,10 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 }
 
 var errStreamEnded = errors.New("replication stream ended")
+
+// errRedescribe ends a stream whose description of a table the engine can
+// no longer trust; the run reconnects at once.
+var errRedescribe = errors.New("the source must describe a table again")
 
 func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 	e.waiting = ev.Msg == nil && !e.inTx
@@ -405,6 +413,7 @@ func (e *engine) commitDue(idle bool) bool {
 }
 
 func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
+	delete(e.untrusted, m.RelationID)
 	cols := make([]schema.Column, len(m.Columns))
 	var typeNames map[uint32]string
 	for i, c := range m.Columns {
@@ -556,6 +565,11 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	t, ok := e.tables[relID]
 	if !ok {
 		return fmt.Errorf("change for relation %d before its Relation message (protocol violation)", relID)
+	}
+	if e.untrusted[relID] {
+		// Reconnecting makes the server describe the table before its
+		// next change; its rows wait meanwhile (nothing was confirmed).
+		return fmt.Errorf("%w: a change to %s came in a shape the copy cannot tell; reconnecting so the source describes the table again", errRedescribe, t.QualifiedName())
 	}
 	for _, tup := range [2]schema.Tuple{c.Old, c.New} {
 		if tup != nil && len(tup) != len(t.Columns) {

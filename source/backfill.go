@@ -102,6 +102,19 @@ type Chunk struct {
 
 // BeginChunk opens a chunk of relid's rows.
 func (c *Copier) BeginChunk(ctx context.Context, relid uint32) (_ *Chunk, err error) {
+	// The table is locked (ACCESS SHARE, partitions too) before the
+	// snapshot is taken, so no DDL commits between describing it and
+	// reading its rows: catalog lookups see the latest catalog, not the
+	// transaction's snapshot.
+	var name string
+	err = c.conn.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1`, int64(relid)).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &Chunk{c: c, tx: nil}, nil // dropped: not published
+	}
+	if err != nil {
+		return nil, classify("look up table to copy", err)
+	}
 	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, classify("begin chunk", err)
@@ -112,6 +125,9 @@ func (c *Copier) BeginChunk(ctx context.Context, relid uint32) (_ *Chunk, err er
 		}
 	}()
 	ch := &Chunk{c: c, tx: tx}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+name+" IN ACCESS SHARE MODE"); err != nil {
+		return nil, classify("lock table to copy", err)
+	}
 	// The first query takes the transaction's snapshot: this is it.
 	var snap string
 	if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
@@ -226,7 +242,11 @@ func IsLockTimeout(err error) bool {
 }
 
 // Abort abandons the chunk.
-func (ch *Chunk) Abort(ctx context.Context) { _ = ch.tx.Rollback(ctx) }
+func (ch *Chunk) Abort(ctx context.Context) {
+	if ch.tx != nil {
+		_ = ch.tx.Rollback(ctx)
+	}
+}
 
 // XidSnapshot is pg_current_snapshot(): which transactions a snapshot sees.
 type XidSnapshot struct {
