@@ -110,7 +110,7 @@ type engine struct {
 	// catalog after the stream had described them otherwise: a change
 	// the stream sends before describing them again may have the old shape.
 	untrusted map[uint32]bool
-	xid          uint32            // the source transaction being received
+	xid       uint32 // the source transaction being received
 }
 
 // chunkReader is what online copies read the source through.
