@@ -341,6 +341,12 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			return err
 		}
 	}
+	// Changes to the table still buffered (applied before this copy began,
+	// in transactions the snapshot sees) go first: after the chunk's rows
+	// they would be applied twice.
+	if err := e.flushTable(ctx, relid); err != nil {
+		return err
+	}
 	if f.copy.After == nil {
 		// The first chunk: whatever the target held for the table goes.
 		if err := e.call(ctx, func(ctx context.Context) error { return e.sink.Truncate(ctx, []*schema.Table{t}) }); err != nil {
