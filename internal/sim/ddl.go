@@ -470,31 +470,34 @@ const (
 	// rows. Avoided by no new partition in a round after such an ADD.
 	BugPartitionedDefaultNewPartition = "partitioned-default-new-partition"
 
-	// An online copy takes the shape of a table the stream has not
-	// described yet in a run (a copy started at a run's start because the
-	// source rewrote the table since: TRUNCATE, a rewriting ALTER COLUMN
-	// TYPE, a new partition; a resumed copy; a resync or a table added to
-	// the publication while the stream is behind) from the source's catalog
-	// now (apply.(*engine).nextChunk, t == nil). When the stream is behind
-	// a schema change of that table, the target table gets the later shape
-	// first, and the stream's older Relation message then changes it
-	// backwards: SQLite stops ("column ... changed type (... numeric(13,3)
-	// to numeric(12,2)) ... cannot convert"; "text to float8" for a column
-	// dropped and added again), the other targets convert values back and
-	// forth. Avoided by no schema change of a table in a round in which
-	// something starts its copy (TRUNCATE, a resync request, ADD TABLE, a
-	// new partition), no such thing after its schema changed, and no type
-	// change that rewrites a table.
+	// An online copy whose table changed shape while the stream lags:
+	// the copy takes the shape the catalog shows (the stream has not
+	// described the table in this run, or is caught up without a Relation
+	// message for the change), and the stream's older Relation message
+	// then changes the target back. Fixed since in part (a restarted copy
+	// empties the table before reshaping it; a shape taken over the
+	// stream's marks the table untrusted until the stream describes it
+	// again, and a change before that reconnects): with it enabled, seeds
+	// still fail (e.g. SEED=8548550227852504 SIM_AVOID=partitioned-default-
+	// new-partition,partitioned-rename,stream-leak-on-copier-error
+	// SIM_COPY=chunked,list,live,resync: "update row has 4 values for 3
+	// columns" on the PostgreSQL target, a loud stop). Avoided by no schema
+	// change of a table in a round in which something starts its copy
+	// (TRUNCATE, a resync request, ADD TABLE, a new partition), no such
+	// thing after its schema changed, and no type change that rewrites a
+	// table.
 	BugCopyShapeAhead = "copy-shape-ahead"
 
-	// apply.(*runner).once starts the stream, then opens the online-copy
-	// connection (src.OpenCopier) and returns its error without closing
-	// the stream: a run cancelled (or failing to connect) at that moment
-	// leaves the stream's receive goroutine and its replication connection
-	// behind, holding the slot until the process exits, and the next run
-	// in the process waits SlotBusyWait and gives up ("replication slot
-	// ... is in use by another connection"). Avoided by interruptions that
-	// wait until 300 ms after a run started streaming (sim_test.go).
+	// Interruptions in a run's first 300 ms. The leak this was named for
+	// (the stream left holding the slot when the online-copy connection
+	// failed) is fixed: the copier is opened before the stream. With it
+	// enabled, a rare timing-dependent difference remained after the fix
+	// for buffered changes written after a chunk (SEED=5214932623223268
+	// SIM_AVOID=copy-shape-ahead,partitioned-default-new-partition,
+	// partitioned-rename SIM_COPY=chunked,list,live,resync failed once in
+	// three runs: DuckDB items with extra rows, docs with missing ones).
+	// Avoided by interruptions that wait until 300 ms after a run started
+	// streaming (sim_test.go).
 	BugStreamLeak = "stream-leak-on-copier-error"
 )
 
