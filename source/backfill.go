@@ -217,7 +217,7 @@ func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
 	// The stream only carries flushed WAL, and a non-transactional message
 	// alone waits for the WAL writer (wal_writer_delay, 200ms by default):
 	// flush it now, with the function's flush argument (17) or by
-	// committing a transaction that has an xid after it.
+	// committing a transaction that writes WAL after it.
 	var text string
 	var err error
 	if ch.c.version >= 170000 {
@@ -225,7 +225,9 @@ func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
 	} else {
 		err = ch.c.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(false, $1, $2)::text`, WatermarkPrefix, token).Scan(&text)
 		if err == nil {
-			_, err = ch.c.conn.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT`)
+			// A transaction flushes its commit only if it wrote WAL before
+			// it: a transactional message (ignored by walmirror) does.
+			_, err = ch.c.conn.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'walmirror.flush', ''); COMMIT`)
 		}
 	}
 	if err != nil {
