@@ -264,6 +264,13 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		return e.forget(ctx, relid)
 	}
 	t := e.tables[relid]
+	if t == nil && !e.waiting {
+		// The stream may be behind a change of the table's shape: read it
+		// once the server has sent all it had.
+		e.conf.RequestReply()
+		e.retryAt = time.Now().Add(50 * time.Millisecond)
+		return nil
+	}
 	if t == nil {
 		// Not streamed in this session yet: the chunk's description is the
 		// table as pgoutput will describe it.

@@ -131,7 +131,17 @@ func (st *Stream) Confirm(l lsn.LSN) {
 
 // RequestReply asks the server for a keepalive soon (used while waiting for
 // the decoder position to pass a stop LSN).
-func (st *Stream) RequestReply() { st.reply.Store(true) }
+func (st *Stream) RequestReply() {
+	if st.reply.Swap(true) {
+		return
+	}
+	// Wake the receive loop from its read, so the request goes out now
+	// rather than at its next wake (a second at most); a wake lost to the
+	// loop re-arming its deadline is only that delay.
+	if nc := st.conn.Conn(); nc != nil {
+		_ = nc.SetReadDeadline(time.Now())
+	}
+}
 
 // Close stops receiving, sends a last status update with the confirmed
 // position and closes the connection.
