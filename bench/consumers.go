@@ -30,6 +30,7 @@ type result struct {
 	equal              bool
 	detail             string
 	lag                *LagReport
+	ryw                *RYWReport
 	log                string // walmirror's stderr (runBinary)
 }
 

@@ -20,6 +20,13 @@
 // chunked into each target beside the built-in subscriber's copy_data;
 // resume kills a chunked copy of pgbench_accounts half-way (SIGKILL) and
 // times the restart to a complete copy.
+//
+// lag runs pgbench at half the measured maximum rate while each target
+// follows live and reports source-commit-to-target-commit latency; ryw does
+// the same and times a client's read-your-writes round trip (insert, take
+// pg_current_wal_lsn(), GET walmirror's /wait, read the row from the copy).
+//
+//	go run ./bench -workloads lag,ryw -consumers sqlite,duckdb,postgres
 package main
 
 import (
@@ -55,7 +62,7 @@ type config struct {
 	walmirrorArgs        []string
 }
 
-var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "snapshot-typed", "resume", "lag"}
+var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "snapshot-typed", "resume", "lag", "ryw"}
 var allConsumers = []string{"decode", "builtin", "sqlite", "duckdb", "postgres"}
 
 func main() {

@@ -90,7 +90,7 @@ func (r *report) markdown(cfg config) string {
 	b.WriteString("| workload | consumer | time (s) | / decode-only | / built-in | peak RSS (MB) | CPU (s) | equal |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, w := range r.workloads {
-		if w == "lag" {
+		if w == "lag" || w == "ryw" {
 			continue
 		}
 		dec, blt := r.find(w, "decode-only"), r.find(w, "built-in")
@@ -130,6 +130,25 @@ func (r *report) markdown(cfg config) string {
 				eq = "**NO**: " + res.detail
 			}
 			fmt.Fprintf(&b, "| lag | %s | %.1f | %.1f | %.1f | %d | %.0f | %.1f | %s |\n", res.consumer, res.lag.P50Ms, res.lag.P99Ms, res.lag.MaxMs, res.lag.N, res.rssMB, res.cpu.Seconds(), eq)
+		}
+	}
+	if r.notes["ryw"] != "" {
+		b.WriteString("\nRead-your-writes (**ryw**): \"round trip\" is from the start of the client's INSERT to the row read back from the copy (SQLite and PostgreSQL, read while walmirror writes) or, for DuckDB, to `/wait` answering 200 (no other process may open a DuckDB file while walmirror writes it); \"commit → visible\" starts when the INSERT's commit returned. \"stale\" counts reads that missed the row after `/wait` said 200.\n\n")
+		b.WriteString("| ryw workload | consumer | round trip p50 (ms) | p99 (ms) | max (ms) | commit → visible p50 (ms) | p99 (ms) | samples | stale | read from copy | equal |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+		for _, res := range r.results {
+			if res.workload != "ryw" || res.ryw == nil {
+				continue
+			}
+			eq := "yes"
+			if !res.equal {
+				eq = "**NO**: " + res.detail
+			}
+			read := "yes"
+			if !res.ryw.ReadsFromCopy {
+				read = "no: until /wait = 200"
+			}
+			q := res.ryw
+			fmt.Fprintf(&b, "| ryw | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | %s | %s |\n", res.consumer, q.P50Ms, q.P99Ms, q.MaxMs, q.WaitP50Ms, q.WaitP99Ms, q.N, q.Stale, read, eq)
 		}
 	}
 	if len(r.resumes) > 0 {

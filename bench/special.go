@@ -22,12 +22,9 @@ import (
 // commit latency from the commit timestamps BEGIN messages carry.
 func (e *env) lagWorkload(ctx context.Context, db string, checks []check) error {
 	pgbench := filepath.Join(testenv.BinDir(), "pgbench")
-	maxTPS := e.report.maxTPS
-	if maxTPS == 0 {
-		var err error
-		if maxTPS, err = runPgbench(ctx, pgbench, e.src.DSN(db), e.cfg.pgbenchClients, 5, 0); err != nil {
-			return err
-		}
+	maxTPS, err := e.maxRate(ctx, db)
+	if err != nil {
+		return err
 	}
 	rate := maxTPS / 2
 	e.report.addWorkload("lag", fmt.Sprintf("pgbench TPC-B at %.0f tps (half of the %.0f measured), %d s, while walmirror follows live", rate, maxTPS, e.cfg.lagSeconds))

@@ -54,12 +54,17 @@ func (e *env) runWorkload(ctx context.Context, name string) error {
 		if err := e.src.Exec(ctx, db, benchDDL+fmt.Sprintf(`INSERT INTO bench_t SELECT %s FROM generate_series(1, %d) g;`, benchRow, cfg.updateRows)); err != nil {
 			return err
 		}
-	case "pgbench", "lag":
+	case "pgbench", "lag", "ryw":
 		if err := e.pgbenchInit(ctx, srcDSN, cfg.pgbenchScale); err != nil {
 			return err
 		}
 		if err := e.src.Exec(ctx, db, `CREATE TABLE bench_marker (id serial PRIMARY KEY)`); err != nil {
 			return err
+		}
+		if name == "ryw" {
+			if err := e.src.Exec(ctx, db, rywDDL); err != nil {
+				return err
+			}
 		}
 	case "snapshot":
 		if err := e.pgbenchInit(ctx, srcDSN, cfg.snapshotScale); err != nil {
@@ -86,11 +91,14 @@ func (e *env) runWorkload(ctx context.Context, name string) error {
 		return err
 	}
 	checks := tChecks
-	if name == "pgbench" || name == "lag" {
+	if name == "pgbench" || name == "lag" || name == "ryw" {
 		checks = pgbenchChecks
 	}
-	if name == "lag" {
+	switch name {
+	case "lag":
 		return e.lagWorkload(ctx, db, checks)
+	case "ryw":
+		return e.rywWorkload(ctx, db, append(checks, rywChecks...))
 	}
 
 	// Every consumer gets its slot (and initial copy) before the workload. An
