@@ -3,7 +3,10 @@ package duckdb_test
 import (
 	"context"
 	"database/sql/driver"
+	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -187,4 +190,100 @@ func BenchmarkUpdates(b *testing.B) {
 		})
 	}
 	reportRows(b, b.N*benchRows)
+}
+
+// BenchmarkSmallCommits: what a target commit costs while walmirror
+// follows pgbench TPC-B live (the lag workload): each commit carries a few
+// source transactions, each an update of an account (100k rows), a teller
+// and the branch, and a history row (no key). Reports the commit latency
+// percentiles; the lag a reader sees is about one such commit plus the
+// time its rows waited for the previous one.
+func BenchmarkSmallCommits(b *testing.B) {
+	const accounts, perCommit = 100_000, 4
+	s, err := duckdb.Open(b.Context(), filepath.Join(b.TempDir(), "bench.duckdb"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	filler := func(n int) []byte { return []byte(fmt.Sprintf("%-*s", n, "")) }
+	keyed := func(id uint32, name string, fill int) *schema.Table {
+		return schema.NewTable(id, "public", name, schema.IdentityDefault, []schema.Column{
+			{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+			{Name: "bid", TypeID: schema.OIDInt4, Typmod: -1},
+			{Name: "balance", TypeID: schema.OIDInt4, Typmod: -1},
+			{Name: "filler", TypeID: schema.OIDBpchar, Typmod: int32(fill + 4)},
+		})
+	}
+	acc, tel, br := keyed(1, "accounts", 84), keyed(2, "tellers", 84), keyed(3, "branches", 88)
+	hist := schema.NewTable(4, "public", "history", schema.IdentityDefault, []schema.Column{
+		{Name: "tid", TypeID: schema.OIDInt4, Typmod: -1},
+		{Name: "bid", TypeID: schema.OIDInt4, Typmod: -1},
+		{Name: "aid", TypeID: schema.OIDInt4, Typmod: -1},
+		{Name: "delta", TypeID: schema.OIDInt4, Typmod: -1},
+		{Name: "mtime", TypeID: schema.OIDTimestamp, Typmod: -1},
+		{Name: "filler", TypeID: schema.OIDBpchar, Typmod: 22 + 4},
+	})
+	row := func(id, bal int, fill int) schema.Tuple {
+		return schema.Tuple{{State: schema.Text, Data: []byte(strconv.Itoa(id))}, {State: schema.Text, Data: []byte("1")},
+			{State: schema.Text, Data: []byte(strconv.Itoa(bal))}, {State: schema.Text, Data: filler(fill)}}
+	}
+	commit(b, s, func(ctx context.Context) error {
+		for _, t := range []*schema.Table{acc, tel, br, hist} {
+			if err := s.EnsureTable(ctx, t); err != nil {
+				return err
+			}
+		}
+		var rows []schema.Tuple
+		for i := 1; i <= accounts; i++ {
+			rows = append(rows, row(i, 0, 84))
+		}
+		if err := s.Write(ctx, &schema.Batch{Table: acc, Inserts: rows}); err != nil {
+			return err
+		}
+		rows = rows[:0]
+		for i := 1; i <= 10; i++ {
+			rows = append(rows, row(i, 0, 84))
+		}
+		if err := s.Write(ctx, &schema.Batch{Table: tel, Inserts: rows}); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: br, Inserts: []schema.Tuple{row(1, 0, 88)}})
+	})
+	var lat []time.Duration
+	var parts [5]time.Duration // accounts, tellers, branches, history, commit
+	n := 0
+	for b.Loop() {
+		began := time.Now()
+		commit(b, s, func(ctx context.Context) error {
+			var au, tu, hi []schema.Tuple
+			for range perCommit {
+				n++
+				aid := 1 + (n*7919)%accounts
+				au = append(au, row(aid, n, 84))
+				tu = append(tu, row(1+n%10, n, 84))
+				hi = append(hi, schema.Tuple{{State: schema.Text, Data: []byte(strconv.Itoa(1 + n%10))}, {State: schema.Text, Data: []byte("1")},
+					{State: schema.Text, Data: []byte(strconv.Itoa(aid))}, {State: schema.Text, Data: []byte(strconv.Itoa(n % 5000))},
+					{State: schema.Text, Data: []byte("2026-12-01 00:00:00.123456")}, {State: schema.Null}})
+			}
+			for i, bt := range []*schema.Batch{{Table: acc, Updates: au}, {Table: tel, Updates: tu[:1]}, {Table: br, Updates: []schema.Tuple{row(1, n, 88)}}, {Table: hist, Inserts: hi}} {
+				t0 := time.Now()
+				if err := s.Write(ctx, bt); err != nil {
+					return err
+				}
+				parts[i] += time.Since(t0)
+			}
+			parts[4] -= time.Since(began)
+			return nil
+		})
+		lat = append(lat, time.Since(began))
+		parts[4] += time.Since(began)
+	}
+	if os.Getenv("WALMIRROR_BENCH_PARTS") != "" {
+		b.Logf("per commit: accounts %v tellers %v branches %v history %v commit %v", parts[0]/time.Duration(len(lat)), parts[1]/time.Duration(len(lat)), parts[2]/time.Duration(len(lat)), parts[3]/time.Duration(len(lat)), parts[4]/time.Duration(len(lat)))
+	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
+	b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
 }

@@ -125,6 +125,10 @@ type Sink struct {
 	altered map[string]bool
 	verify  map[string]*tableInfo
 
+	// stateRow: the state row exists (a commit stored it), so the next
+	// commit updates it in place.
+	stateRow bool
+
 	cv   converter
 	vals []driver.Value // reused appender row
 
@@ -270,12 +274,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 			return abort(err)
 		}
 	}
-	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies)
-		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''))
-		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
-			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies`,
-		st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies))
-	if err != nil {
+	if err := s.storeState(ctx, st); err != nil {
 		return abort(fmt.Errorf("store state: %w", err))
 	}
 	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
@@ -285,10 +284,35 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		return explain(fmt.Errorf("commit: %w", err))
 	}
 	s.inTx = false
+	s.stateRow = true
 	clear(s.fresh)
 	clear(s.altered)
 	clear(s.verify)
 	return nil
+}
+
+// storeState writes the state row in the open transaction. Once the row
+// is known to exist (stateRow) a plain UPDATE of it does: an upsert costs
+// DuckDB a conflict check on the key index each commit, which is most of
+// what a small streaming commit pays besides the data.
+func (s *Sink) storeState(ctx context.Context, st schema.State) error {
+	args := []any{st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies)}
+	if s.stateRow {
+		res, err := s.conn.ExecContext(ctx, `UPDATE `+stateTable+` SET slot = ?, system_id = ?, phase = ?, lsn = ?, lsn_text = ?,
+			updated_at = ?, copies = nullif(?, '') WHERE id = 1`, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			return nil
+		}
+		s.stateRow = false // gone (deleted by hand?): insert it again
+	}
+	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies)
+		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''))
+		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
+			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies`, args...)
+	return err
 }
 
 // Rollback abandons the open transaction, with any tables and columns it
