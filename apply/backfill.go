@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/walmirror/walmirror/internal/faultpoint"
+	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
@@ -513,18 +514,31 @@ func (e *engine) copied(ctx context.Context, relid uint32) (bool, error) {
 // It runs only when the stream is caught up (the last event a keepalive):
 // the catalog then shows no change the stream has yet to deliver, so a
 // storage changed by a TRUNCATE the stream carried is told from a rewrite.
-func (e *engine) poll(ctx context.Context) error {
+//
+// A listing is acted on only once the stream has passed the WAL position of
+// the moment it was taken (streamed: a keepalive's position), so every
+// change the catalog shows has been delivered and applied first.
+func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 	if e.copier == nil || !e.waiting {
 		return nil
 	}
-	if !e.pollSoon && (e.pollEvery <= 0 || time.Since(e.lastPoll) < e.pollEvery) {
+	if e.polled == nil {
+		if !e.pollSoon && (e.pollEvery <= 0 || time.Since(e.lastPoll) < e.pollEvery) {
+			return nil
+		}
+		e.lastPoll, e.pollSoon = time.Now(), false
+		tables, at, err := e.copier.Published(ctx)
+		if err != nil {
+			return err
+		}
+		e.polled = &polled{tables: tables, at: at}
+	}
+	if streamed < e.polled.at {
+		e.conf.RequestReply() // the next keepalive may show it passed
 		return nil
 	}
-	e.lastPoll, e.pollSoon = time.Now(), false
-	tables, err := e.copier.Published(ctx)
-	if err != nil {
-		return err
-	}
+	tables := e.polled.tables
+	e.polled = nil
 	if err := e.forgetLeft(ctx, tables); err != nil {
 		return err
 	}
@@ -545,6 +559,12 @@ func (e *engine) poll(ctx context.Context) error {
 		e.startFill(p.RelID, p.Name, p.Estimate, "joined the publication")
 	}
 	return nil
+}
+
+// polled is a publication listing and the WAL position it was taken at.
+type polled struct {
+	tables []source.PublishedTable
+	at     lsn.LSN
 }
 
 // shapeLister is a shapeStore that lists and forgets stored shapes: a table

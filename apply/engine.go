@@ -105,6 +105,7 @@ type engine struct {
 	storage      map[uint32]string // per table: the Storage polls last found acted on
 	truncXids    map[uint32]uint32 // per table: the source transaction of its last streamed TRUNCATE
 	pollSoon     bool              // poll at the next caught-up moment, whatever the interval
+	polled       *polled           // a publication listing waiting for the stream to pass its position
 	waiting      bool              // the last event was a keepalive: the server has sent all it had
 	// untrusted are tables whose shape an online copy took from the
 	// catalog after the stream had described them otherwise: a change
@@ -116,7 +117,7 @@ type engine struct {
 // chunkReader is what online copies read the source through.
 type chunkReader interface {
 	BeginChunk(ctx context.Context, relid uint32) (*source.Chunk, error)
-	Published(ctx context.Context) ([]source.PublishedTable, error)
+	Published(ctx context.Context) ([]source.PublishedTable, lsn.LSN, error)
 }
 
 // CommitInfo describes one target commit, for progress displays and lag
@@ -285,11 +286,13 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		// Caught up: tables that joined the publication or were rewritten
 		// (also before a bounded run ends here).
-		if err := e.poll(ctx); err != nil {
+		if err := e.poll(ctx, ev.WALEnd); err != nil {
 			return fmt.Errorf("look for tables that joined the publication or were rewritten: %w", err)
 		}
 		if e.stopAt != 0 {
-			if ev.WALEnd >= e.stopAt && !e.copying() {
+			// A publication listing still waiting for the stream to pass
+			// its position may start copies: it is seen through first.
+			if ev.WALEnd >= e.stopAt && !e.copying() && e.polled == nil {
 				return errStopReached
 			}
 			e.conf.RequestReply()

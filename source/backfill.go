@@ -68,22 +68,37 @@ type PublishedTable struct {
 	StorageXmin uint32
 }
 
-// Published lists the publication's tables now.
-func (c *Copier) Published(ctx context.Context) ([]PublishedTable, error) {
+// Published lists the publication's tables now, and the WAL position at
+// that moment: once the stream has passed it, it has delivered every
+// change the listing reflects.
+func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, error) {
 	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, classify("list published tables", err)
+		return nil, 0, classify("list published tables", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	pts, err := publishedTables(ctx, tx, c.publication, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	var text string
+	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
+		return nil, 0, classify("read current WAL position", err)
+	}
+	at, err := lsn.Parse(text)
+	if err != nil {
+		return nil, 0, err
+	}
+	// A position just past a page header is where an idle decoder stops
+	// short of (see Source.CurrentLSN).
+	if off := uint64(at) % 8192; off == 24 || off == 40 {
+		at -= lsn.LSN(off)
 	}
 	out := make([]PublishedTable, len(pts))
 	for i, p := range pts {
 		out[i] = PublishedTable{RelID: p.oid, Name: schema.DisplayName(p.nsp, p.name), Estimate: p.estimate, Storage: p.storage, StorageXmin: p.xmin}
 	}
-	return out, nil
+	return out, at, nil
 }
 
 // Chunk is one read of an online copy: a repeatable-read transaction whose
