@@ -16,4 +16,9 @@
 // byte order, uuid, dates and timestamps) are read once per side in key
 // order and merged; others are matched by key in memory; tables without a
 // key are compared as multisets of rows.
+//
+// RepairTables (verify --repair) has the tables a Report found different
+// copied again, whole, by online copies requested through the source's WAL
+// (as walmirror resync does), brings the copy up to date with the engine,
+// and verifies those tables again.
 package verify

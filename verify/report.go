@@ -22,6 +22,10 @@ type Report struct {
 	From   lsn.LSN
 	Tables []TableReport
 	Took   time.Duration
+	// Repair is what RepairTables did after this verification, for
+	// WriteJSON; nil without a repair. WriteText leaves it out
+	// (Repair.WriteText writes it).
+	Repair *Repair
 }
 
 // Methods of comparison, in TableReport.Method.
@@ -218,6 +222,8 @@ type jsonReport struct {
 	Equal  bool        `json:"equal"`
 	Tables []jsonTable `json:"tables"`
 	TookMs int64       `json:"took_ms"`
+	Repair *jsonRepair `json:"repair,omitempty"`
+	Error  string      `json:"error,omitempty"`
 }
 
 type jsonTable struct {
@@ -246,8 +252,22 @@ type jsonExample struct {
 
 // WriteJSON writes the report as one JSON object: lsn, from_lsn, equal,
 // took_ms and tables (table, status, method, key, source_rows,
-// target_rows, missing, extra, changed, examples, error, note).
+// target_rows, missing, extra, changed, examples, error, note); with a
+// Repair also repair (tables, requested_at, copy_took_ms, equal, verify:
+// the second verification as an object of this form, error) and, when the
+// repair failed, error.
 func (r *Report) WriteJSON(w io.Writer) error {
+	jr := r.json()
+	if r.Repair != nil {
+		jr.Repair = r.Repair.json()
+		jr.Error = r.Repair.Err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(jr)
+}
+
+func (r *Report) json() jsonReport {
 	jr := jsonReport{LSN: r.LSN.String(), From: r.From.String(), Equal: r.Equal(), TookMs: r.Took.Milliseconds(), Tables: []jsonTable{}}
 	for i := range r.Tables {
 		t := &r.Tables[i]
@@ -264,7 +284,5 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		}
 		jr.Tables = append(jr.Tables, jt)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(jr)
+	return jr
 }

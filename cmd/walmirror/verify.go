@@ -53,7 +53,7 @@ func (l *tableList) Set(v string) error {
 // cmdVerify compares a copy with its source as of one source position and
 // returns the exit code: 0 equal, 1 different, 2 not verified.
 func cmdVerify(ctx context.Context, args []string) int {
-	fs := newFlagSet("verify", "--source DSN --target TARGET [--table schema.t ...] [--json]")
+	fs := newFlagSet("verify", "--source DSN --target TARGET [--table schema.t ...] [--json] [--repair]")
 	var (
 		cfg     verify.Config
 		target  string
@@ -68,7 +68,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.Var(&tables, "table", "compare only this table (schema.table, or a comma-separated list); repeat for more (default: every published table)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&cfg.Options.Examples, "examples", 5, "name up to this many missing, extra and changed rows per table")
-	fs.BoolVar(&repair, "repair", false, "not available yet: re-copy the rows that differ (needs the online backfill)")
+	fs.BoolVar(&repair, "repair", false, "copy the tables that differ again (whole, online), bring the copy up to date and verify them again: exit 0 when they are then equal")
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent before walmirror gives up on a connection")
 	fs.BoolVar(&options.pg.ReplicaRole, "pg-replica-role", options.pg.ReplicaRole, "PostgreSQL target: catch up with session_replication_role = replica, as walmirror run does")
 	fs.StringVar(&options.pg.Origin, "pg-origin", options.pg.Origin, "PostgreSQL target: tag the catch-up's writes with this replication origin, as walmirror run --pg-origin does")
@@ -89,9 +89,6 @@ func cmdVerify(ctx context.Context, args []string) int {
 	}
 	if err != nil {
 		return fail(err)
-	}
-	if repair {
-		return fail(errors.New("--repair is not available yet: it needs the online backfill (re-copying key ranges while replication runs); run verify without it, and resync the tables it names"))
 	}
 	check := cfg.Source
 	check.Slot = "walmirror" // the copy's own is used; any valid name checks the rest
@@ -125,6 +122,9 @@ func cmdVerify(ctx context.Context, args []string) int {
 		}
 		return fail(err)
 	}
+	if repair && rep.Different() {
+		return repairCopy(ctx, cfg, verify.Target{Sink: sink, Open: open}, rep, asJSON)
+	}
 	if asJSON {
 		err = rep.WriteJSON(os.Stdout)
 	} else {
@@ -137,6 +137,52 @@ func cmdVerify(ctx context.Context, args []string) int {
 		return verifyDifferent
 	case !rep.Equal():
 		return verifyFailed // some table could not be compared (the report says why)
+	}
+	return verifyEqual
+}
+
+// repairCopy copies the tables rep found different again, verifies them
+// again and returns the exit code: 0 when they are then equal (and every
+// other table was), 1 when one still differs, 2 when the repair or the
+// verification failed.
+func repairCopy(ctx context.Context, cfg verify.Config, target verify.Target, rep *verify.Report, asJSON bool) int {
+	if !asJSON {
+		// The first report now: the copies may take a while.
+		if err := rep.WriteText(os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "walmirror: verify: %v\n", err)
+			return verifyFailed
+		}
+	}
+	rp, err := verify.RepairTables(ctx, cfg, target, rep)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
+		rp.Err = strings.Join(strings.FieldsFunc(err.Error(), func(r rune) bool { return r == '\n' || r == '\t' }), " ")
+	}
+	var werr error
+	if asJSON {
+		rep.Repair = rp
+		werr = rep.WriteJSON(os.Stdout)
+	} else {
+		werr = rp.WriteText(os.Stdout)
+	}
+	switch {
+	case rp.Err != "":
+		fmt.Fprintf(os.Stderr, "walmirror: verify: repair: %s\n", rp.Err)
+		return verifyFailed
+	case werr != nil:
+		fmt.Fprintf(os.Stderr, "walmirror: verify: %v\n", werr)
+		return verifyFailed
+	case rp.After.Different():
+		return verifyDifferent
+	case !rp.After.Equal():
+		return verifyFailed
+	}
+	for i := range rep.Tables {
+		if rep.Tables[i].Err != "" {
+			return verifyFailed // not compared the first time, so not repaired either
+		}
 	}
 	return verifyEqual
 }

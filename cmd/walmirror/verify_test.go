@@ -212,7 +212,55 @@ func testVerify(t *testing.T, c verifyCopy) {
 		t.Errorf("public.k in JSON: %+v", k)
 	}
 
+	// --repair copies the three tables that differ again, whole, brings
+	// the copy up to date and verifies them again: exit 0, and no other
+	// table is copied.
+	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--repair", "--json")
+	if r.code != 0 {
+		t.Fatalf("verify --repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var repaired struct {
+		Equal  bool `json:"equal"`
+		Repair struct {
+			Tables      []string `json:"tables"`
+			RequestedAt string   `json:"requested_at"`
+			Equal       bool     `json:"equal"`
+			Verify      struct {
+				Equal  bool `json:"equal"`
+				Tables []struct{ Table, Status string }
+			} `json:"verify"`
+		} `json:"repair"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &repaired); err != nil {
+		t.Fatalf("verify --repair --json printed no JSON (%v):\n%s", err, r.stdout)
+	}
+	wantRepaired := []string{"public.h", "public.k", "public.t"}
+	got := slices.Sorted(slices.Values(repaired.Repair.Tables))
+	if repaired.Equal || !repaired.Repair.Equal || !repaired.Repair.Verify.Equal || !slices.Equal(got, wantRepaired) ||
+		repaired.Repair.RequestedAt == "" || len(repaired.Repair.Verify.Tables) != 3 {
+		t.Errorf("verify --repair --json: %+v\n%s", repaired, r.stdout)
+	}
+	checkCopied(t, r.stderr, wantRepaired...)
+	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
+	if r.code != 0 || !strings.Contains(r.stdout, "9 tables equal, 0 different") {
+		t.Fatalf("verify after the repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// The same as text, one table damaged.
+	tamper(fmt.Sprintf(`UPDATE %[1]s SET v = 'again' WHERE id = 5; DELETE FROM %[1]s WHERE id = 6`, c.table("t")))
+	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--repair")
+	if r.code != 0 {
+		t.Fatalf("verify --repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"8 tables equal, 1 different", "repair: copied public.t again whole", "1 tables equal, 0 different"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("verify --repair's report lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	checkCopied(t, r.stderr, "public.t")
+
 	// While walmirror replicates into the copy, verify says so (exit 2).
+	// A difference for --repair to find (it must not try).
+	tamper(fmt.Sprintf(`DELETE FROM %s WHERE id = 7`, c.table("t")))
 	logs, err := os.Create(filepath.Join(t.TempDir(), "run.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -225,12 +273,33 @@ func testVerify(t *testing.T, c verifyCopy) {
 	}
 	waitForLog(t, logs.Name(), "streaming")
 	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
+	// --repair is refused before anything is requested.
+	rr := walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--repair")
 	_ = run.Process.Signal(syscall.SIGTERM)
 	_ = run.Wait()
-	if r.code != 2 || !strings.Contains(r.stderr, "is walmirror running into it?") && !strings.Contains(r.stderr, "walmirror is replicating into this target") {
-		t.Errorf("verify of a copy walmirror is writing exited %d, want 2 and the reason:\n%s%s", r.code, r.stdout, r.stderr)
+	for _, r := range []result{r, rr} {
+		if r.code != 2 || !strings.Contains(r.stderr, "is walmirror running into it?") && !strings.Contains(r.stderr, "walmirror is replicating into this target") {
+			t.Errorf("verify of a copy walmirror is writing exited %d, want 2 and the reason:\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	}
+	if out, _ := os.ReadFile(logs.Name()); bytes.Contains(out, []byte("copying table online")) || strings.Contains(rr.stdout, "repair:") {
+		t.Errorf("verify --repair of a copy walmirror is writing requested a copy:\n%s\n%s", rr.stdout, out)
 	}
 	t.Logf("took %v", time.Since(began).Round(time.Millisecond))
+}
+
+// checkCopied checks that a log says exactly these tables were copied
+// online.
+func checkCopied(t *testing.T, log string, tables ...string) {
+	t.Helper()
+	if n := strings.Count(log, `msg="copying table online"`); n != len(tables) {
+		t.Errorf("%d tables copied online, want %d (%s):\n%s", n, len(tables), strings.Join(tables, ", "), log)
+	}
+	for _, table := range tables {
+		if !strings.Contains(log, `msg="copying table online" table=`+table+" ") {
+			t.Errorf("%s was not copied online:\n%s", table, log)
+		}
+	}
 }
 
 // jsonExample is a differing row in verify --json's report.

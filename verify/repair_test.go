@@ -1,0 +1,90 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestRepairNothingDiffers: a report with no different table asks for
+// nothing and does not touch the target (a table that could not be
+// compared is not copied either).
+func TestRepairNothingDiffers(t *testing.T) {
+	rep := &Report{Tables: []TableReport{{Table: "public.a", SourceRows: 3, TargetRows: 3}, {Table: "public.b", Err: "boom"}}}
+	rp, err := RepairTables(context.Background(), Config{}, Target{}, rep)
+	if err != nil || len(rp.Tables) != 0 || rp.RequestedAt != 0 || rp.After != nil {
+		t.Fatalf("repair of an equal report: %+v, %v", rp, err)
+	}
+}
+
+// TestRepairReport: what the text and JSON reports say about a repair.
+func TestRepairReport(t *testing.T) {
+	first := &Report{LSN: 0x200, From: 0x100, Tables: []TableReport{
+		{Table: "public.a", Missing: 1, SourceRows: 3, TargetRows: 2},
+		{Table: "public.b", SourceRows: 5, TargetRows: 5},
+	}}
+	after := &Report{LSN: 0x300, From: 0x280, Tables: []TableReport{{Table: "public.a", SourceRows: 3, TargetRows: 3}}}
+	rp := &Repair{Tables: []string{"public.a"}, RequestedAt: 0x250, After: after}
+
+	var text bytes.Buffer
+	if err := rp.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"repair: copied public.a again whole (requested at 0/00000250", "compared at source position 0/00000300", "1 tables equal, 0 different"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+
+	first.Repair = rp
+	var js bytes.Buffer
+	if err := first.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Equal  bool
+		Error  string
+		Repair struct {
+			Tables      []string
+			RequestedAt string `json:"requested_at"`
+			Equal       bool
+			Verify      struct {
+				LSN    string
+				Equal  bool
+				Tables []struct{ Table, Status string }
+			}
+			Error string
+		}
+	}
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	r := got.Repair
+	if got.Equal || got.Error != "" || !r.Equal || r.RequestedAt != "0/00000250" || strings.Join(r.Tables, ",") != "public.a" ||
+		r.Verify.LSN != "0/00000300" || !r.Verify.Equal || len(r.Verify.Tables) != 1 || r.Verify.Tables[0].Status != "equal" || r.Error != "" {
+		t.Errorf("JSON: %+v\n%s", got, js.String())
+	}
+
+	// A repair that failed after its request says so in both places.
+	rp.After, rp.Err = nil, "bring the copy up to date: boom"
+	js.Reset()
+	if err := first.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	got.Repair.Verify.Tables = nil
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Error != rp.Err || got.Repair.Error != rp.Err || got.Repair.Equal || strings.Contains(js.String(), `"verify"`) {
+		t.Errorf("JSON of a failed repair: %+v\n%s", got, js.String())
+	}
+	text.Reset()
+	if err := rp.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if want := "repair: copies of public.a requested at 0/00000250; not verified again: bring the copy up to date: boom\n"; text.String() != want {
+		t.Errorf("text of a failed repair: %q, want %q", text.String(), want)
+	}
+}
