@@ -319,6 +319,25 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if f.copy.After != nil && !f.order.ok {
 		return fmt.Errorf("resume the copy of %s: its key can no longer be read in order", f.copy.Table)
 	}
+	if f.copy.After != nil && t.Storage == "" {
+		// A copy resumed in this run: the chunks before were read from the
+		// storage the target recorded with the table's shape.
+		if ss, ok := e.sink.(shapeStore); ok {
+			var text string
+			var found bool
+			err := e.sync(ctx, func(ctx context.Context) (err error) { text, found, err = ss.Shape(ctx, relid); return err })
+			if err != nil {
+				return err
+			}
+			if found {
+				old, err := schema.DecodeStored(text)
+				if err != nil {
+					return err
+				}
+				t.Storage = old.Storage
+			}
+		}
+	}
 	if f.copy.After != nil && t.Storage != "" && ch.Table.Storage != t.Storage {
 		// Rewritten since the chunks before: they may hold other values.
 		e.startFill(relid, f.copy.Table, f.copy.Estimate, "the source rewrote it while it was copied")
