@@ -111,7 +111,8 @@ type engine struct {
 	// catalog after the stream had described them otherwise: a change
 	// the stream sends before describing them again may have the old shape.
 	untrusted map[uint32]bool
-	xid       uint32 // the source transaction being received
+	xid       uint32  // the source transaction being received
+	pause     *Pauser // Config.Pause (pause.go)
 }
 
 // chunkReader is what online copies read the source through.
@@ -250,6 +251,11 @@ var errRedescribe = errors.New("the source must describe a table again")
 
 func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 	e.waiting = ev.Msg == nil && !e.inTx
+	if e.pause != nil {
+		if err := e.pauseBefore(ctx, ev); err != nil {
+			return err
+		}
+	}
 	if ev.Msg == nil { // keepalive
 		if e.inTx {
 			e.position(Position{ServerWALEnd: ev.WALEnd})
@@ -392,6 +398,7 @@ func (e *engine) copying() bool { return len(e.fills) > 0 || e.inflight != nil }
 // idleWork runs between source transactions when no input is waiting:
 // publication polls and the next chunk of an online copy.
 func (e *engine) idleWork(ctx context.Context) error {
+	e.pauseIdle()
 	if e.inTx || e.copier == nil {
 		return nil
 	}

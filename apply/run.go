@@ -81,6 +81,9 @@ type Config struct {
 	// negative value lists tables only. Zero (the default) lists nothing,
 	// saving the per-row work.
 	ChangeKeys int
+	// Pause, when set, lets another goroutine stop the copy at one source
+	// position briefly while it runs (see Pauser).
+	Pause *Pauser
 }
 
 // SnapshotProgress describes the initial copy while it runs.
@@ -257,6 +260,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if e.chunkRows <= 0 {
 		e.chunkRows = DefaultCopyChunkRows
 	}
+	e.pause = r.cfg.Pause
 	e.pollEvery = r.cfg.PollInterval
 	if e.pollEvery == 0 {
 		e.pollEvery = DefaultPollInterval
