@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/lsn"
 )
 
 // PostgresReader reads a PostgreSQL copy in one repeatable-read, read-only
@@ -107,3 +109,15 @@ func hasColumn(have []string, name string, foldCase bool) bool {
 }
 
 var _ Reader = (*PostgresReader)(nil)
+
+// Position reads the copy's stored position in the read transaction (its
+// first query fixes the transaction's snapshot).
+func (r *PostgresReader) Position(ctx context.Context) (lsn.LSN, error) {
+	var text string
+	if err := r.tx.QueryRow(ctx, `SELECT lsn::text FROM _walmirror.state WHERE id = 1`).Scan(&text); err != nil {
+		return 0, err
+	}
+	return lsn.Parse(text)
+}
+
+var _ PositionReader = (*PostgresReader)(nil)

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -18,8 +19,12 @@ type Report struct {
 	// as its snapshot showed it, the copy holding exactly the transactions
 	// committed before it.
 	LSN lsn.LSN
-	// From is the position the copy held before verify brought it to LSN.
-	From   lsn.LSN
+	// From is the position the copy held before verify brought it to LSN
+	// (Live: the copy's stored position where the engine paused it).
+	From lsn.LSN
+	// Live: verified by the walmirror process replicating into the copy
+	// (RunLive), which went on replicating while the tables were read.
+	Live   bool
 	Tables []TableReport
 	Took   time.Duration
 	// Repair is what RepairTables did after this verification, for
@@ -160,7 +165,11 @@ func (t *TableReport) Status() string {
 // WriteText writes the report for people.
 func (r *Report) WriteText(w io.Writer) error {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "compared at source position %s (the copy was at %s)\n", r.LSN, r.From)
+	if r.Live {
+		fmt.Fprintf(&b, "compared at source position %s by the running walmirror (it paused the copy there, stored position %s, and went on)\n", r.LSN, r.From)
+	} else {
+		fmt.Fprintf(&b, "compared at source position %s (the copy was at %s)\n", r.LSN, r.From)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
 	equal, different, failed := 0, 0, 0
 	for i := range r.Tables {
@@ -219,6 +228,7 @@ func (r *Report) WriteText(w io.Writer) error {
 type jsonReport struct {
 	LSN    string      `json:"lsn"`
 	From   string      `json:"from_lsn"`
+	Live   bool        `json:"live,omitempty"`
 	Equal  bool        `json:"equal"`
 	Tables []jsonTable `json:"tables"`
 	TookMs int64       `json:"took_ms"`
@@ -268,7 +278,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 }
 
 func (r *Report) json() jsonReport {
-	jr := jsonReport{LSN: r.LSN.String(), From: r.From.String(), Equal: r.Equal(), TookMs: r.Took.Milliseconds(), Tables: []jsonTable{}}
+	jr := jsonReport{LSN: r.LSN.String(), From: r.From.String(), Live: r.Live, Equal: r.Equal(), TookMs: r.Took.Milliseconds(), Tables: []jsonTable{}}
 	for i := range r.Tables {
 		t := &r.Tables[i]
 		jt := jsonTable{Table: t.Table, Status: t.Status(), Method: t.Method, Key: t.Key, SourceRows: t.SourceRows,
@@ -285,4 +295,62 @@ func (r *Report) json() jsonReport {
 		jr.Tables = append(jr.Tables, jt)
 	}
 	return jr
+}
+
+// UnmarshalJSON reads an object written by MarshalJSON, in its order.
+func (vs *Values) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return fmt.Errorf("values: want an object")
+	}
+	*vs = (*vs)[:0]
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var v *string
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		*vs = append(*vs, Value{Column: k.(string), Value: v})
+	}
+	_, err := dec.Token()
+	return err
+}
+
+// ReadJSON reads a report that WriteJSON wrote (its repair is left out).
+// An object that holds only an error (the verification could not be
+// done) returns that error.
+func ReadJSON(data []byte) (*Report, error) {
+	var jr jsonReport
+	if err := json.Unmarshal(data, &jr); err != nil {
+		return nil, fmt.Errorf("read report: %w", err)
+	}
+	if jr.Error != "" && jr.LSN == "" {
+		return nil, errors.New(jr.Error)
+	}
+	at, err := lsn.Parse(jr.LSN)
+	if err != nil {
+		return nil, fmt.Errorf("read report: lsn: %w", err)
+	}
+	from, err := lsn.Parse(jr.From)
+	if err != nil {
+		return nil, fmt.Errorf("read report: from_lsn: %w", err)
+	}
+	r := &Report{LSN: at, From: from, Live: jr.Live, Took: time.Duration(jr.TookMs) * time.Millisecond}
+	for _, jt := range jr.Tables {
+		t := TableReport{Table: jt.Table, Key: jt.Key, Method: jt.Method, SourceRows: jt.SourceRows, TargetRows: jt.TargetRows,
+			Missing: jt.Missing, Extra: jt.Extra, Changed: jt.Changed, Absent: jt.Absent, Err: jt.Error, Note: jt.Note,
+			Took: time.Duration(jt.TookMs) * time.Millisecond}
+		for _, je := range jt.Examples {
+			e := Example{Kind: je.Kind, Values: je.Key, Columns: je.Columns}
+			if jt.Method == MethodMultiset {
+				e.Values = je.Row
+			}
+			t.Examples = append(t.Examples, e)
+		}
+		r.Tables = append(r.Tables, t)
+	}
+	return r, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver
 
+	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 )
 
@@ -185,3 +186,19 @@ func duckExpr(col, typ string) string {
 }
 
 var _ Reader = (*SQLReader)(nil)
+
+// Position reads the copy's stored position in the read transaction (the
+// first read of a SQLite or DuckDB transaction fixes what it sees).
+func (r *SQLReader) Position(ctx context.Context) (lsn.LSN, error) {
+	q := `SELECT lsn FROM _walmirror_state WHERE id = 1`
+	if r.duckdb {
+		q = `SELECT CAST(lsn AS BIGINT) FROM main._walmirror_state WHERE id = 1`
+	}
+	var l int64
+	if err := r.conn.QueryRowContext(ctx, q).Scan(&l); err != nil {
+		return 0, err
+	}
+	return lsn.LSN(l), nil
+}
+
+var _ PositionReader = (*SQLReader)(nil)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/internal/observe"
+	"github.com/walmirror/walmirror/verify"
 )
 
 // observeFlags are run's flags for watching it: metrics and health
@@ -25,7 +26,7 @@ type observeFlags struct {
 }
 
 func (o *observeFlags) register(fs *flagSet) {
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (Prometheus), /healthz, /readyz and /wait?lsn=X/Y&timeout=2s on HOST:PORT")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (Prometheus), /healthz, /readyz, /wait?lsn=X/Y&timeout=2s and POST /verify (walmirror verify --sidecar) on HOST:PORT")
 	durationFlag(fs, &o.readyMaxLag, "ready-max-lag", time.Minute, "/readyz answers 200 once the initial copy is complete and the lag is at most this")
 	durationFlag(fs, &o.progressInterval, "progress-interval", 30*time.Second, "log a progress line (rates, lag) this often; 0: never")
 	durationFlag(fs, &o.slotPollInterval, "slot-poll-interval", 15*time.Second, "with --metrics-addr or --max-retained-wal: how often the slot's retained WAL and wal_status are read (on a catalog connection of its own)")
@@ -47,10 +48,26 @@ func (o *observeFlags) validate() error {
 }
 
 // start wires a monitor to cfg's hooks and starts what the flags ask for;
-// stop ends it and logs the run's summary.
-func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.Logger) (stop func(), err error) {
+// stop ends it and logs the run's summary. With --metrics-addr, POST
+// /verify verifies the copy in sink (target names it) through cfg.Pause.
+func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.Logger, sink apply.Sink, target string) (stop func(), err error) {
 	mon := observe.New(versionString())
 	mon.Hook(cfg)
+	if o.metricsAddr != "" {
+		cfg.Pause = &apply.Pauser{}
+		src, pause := cfg.Source, cfg.Pause
+		mon.SetVerify(func(ctx context.Context, req observe.VerifyRequest) (*verify.Report, error) {
+			log.Info("verify: requested", "tables", strings.Join(req.Tables, ","))
+			vcfg := verify.Config{Source: src, Tables: req.Tables, Options: verify.Options{Examples: req.Examples}, Logger: log}
+			rep, err := verify.RunLive(ctx, vcfg, verify.Live{Pause: pause, Open: copyReader(sink, target), CatchUp: req.CatchUp})
+			if err != nil {
+				log.Warn("verify: could not verify", "err", err)
+				return nil, err
+			}
+			log.Info("verify: done", "lsn", rep.LSN, "equal", rep.Equal(), "different", rep.Different(), "tables", len(rep.Tables), "took", rep.Took.Round(time.Millisecond))
+			return rep, nil
+		})
+	}
 	bg, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	stopServer := func() {}
@@ -61,7 +78,7 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 			return nil, err
 		}
 		stopServer = stopSrv
-		log.Info("serving metrics", "addr", addr, "endpoints", "/metrics /healthz /readyz /wait")
+		log.Info("serving metrics", "addr", addr, "endpoints", "/metrics /healthz /readyz /wait POST /verify")
 	}
 	if o.metricsAddr != "" || o.maxRetained > 0 {
 		wg.Add(1)

@@ -133,7 +133,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	}
 	log.Info("starting", "source", source.Describe(cfg.Source.DSN), "target", redactTarget(target),
 		"slot", cfg.Source.Slot, "publication", cfg.Source.Publication, "version", versionString())
-	stopObserving, err := obs.start(ctx, &cfg, log)
+	stopObserving, err := obs.start(ctx, &cfg, log, sink, target)
 	if err != nil {
 		return err
 	}

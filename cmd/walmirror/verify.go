@@ -5,8 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/walmirror/walmirror/apply"
 
 	"github.com/walmirror/walmirror/sinks/duckdb"
 	"github.com/walmirror/walmirror/source"
@@ -53,13 +60,15 @@ func (l *tableList) Set(v string) error {
 // cmdVerify compares a copy with its source as of one source position and
 // returns the exit code: 0 equal, 1 different, 2 not verified.
 func cmdVerify(ctx context.Context, args []string) int {
-	fs := newFlagSet("verify", "--source DSN --target TARGET [--table schema.t ...] [--json] [--repair]")
+	fs := newFlagSet("verify", "--source DSN --target TARGET [--table schema.t ...] [--json] [--repair]\n       walmirror verify --sidecar http://HOST:PORT [--table schema.t ...] [--json]")
 	var (
 		cfg     verify.Config
 		target  string
 		tables  tableList
 		asJSON  bool
 		repair  bool
+		sidecar string
+		catchUp time.Duration
 		options = defaultTargetOptions()
 	)
 	fs.StringVar(&cfg.Source.DSN, "source", "", "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq)")
@@ -69,6 +78,8 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&cfg.Options.Examples, "examples", 5, "name up to this many missing, extra and changed rows per table")
 	fs.BoolVar(&repair, "repair", false, "copy the tables that differ again (whole, online), bring the copy up to date and verify them again: exit 0 when they are then equal")
+	fs.StringVar(&sidecar, "sidecar", "", "verify through the walmirror run that replicates into the copy, at its --metrics-addr (http://HOST:PORT): it pauses the copy at the comparison's position for a moment and compares while it replicates on (--source and --target are then its own)")
+	durationFlag(fs, &catchUp, "catch-up-timeout", verify.DefaultCatchUp, "with --sidecar: how long the copy may take to reach the comparison's position (exit 2 after)")
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent before walmirror gives up on a connection")
 	fs.BoolVar(&options.pg.ReplicaRole, "pg-replica-role", options.pg.ReplicaRole, "PostgreSQL target: catch up with session_replication_role = replica, as walmirror run does")
 	fs.StringVar(&options.pg.Origin, "pg-origin", options.pg.Origin, "PostgreSQL target: tag the catch-up's writes with this replication origin, as walmirror run --pg-origin does")
@@ -90,35 +101,36 @@ func cmdVerify(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	cfg.Tables, cfg.Logger = tables, log
+
+	if sidecar != "" {
+		if repair {
+			return fail(errors.New("--repair is not available with --sidecar yet: verify through the running walmirror, then walmirror resync --table the tables that differ (the running walmirror copies them)"))
+		}
+		return verifySidecar(ctx, sidecar, tables, cfg.Options.Examples, catchUp, asJSON, fail)
+	}
 	check := cfg.Source
 	check.Slot = "walmirror" // the copy's own is used; any valid name checks the rest
 	if err := check.Validate(); err != nil {
 		return fail(err)
 	}
-	cfg.Tables, cfg.Logger = tables, log
 
 	sink, err := openTarget(ctx, target, log, true, options)
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
-			err = fmt.Errorf("%w: the file is held by another process; is walmirror running into it? verify needs the copy to itself for now", err)
+			err = fmt.Errorf("%w: the file is held by another process; is walmirror running into it? verify through it with --sidecar http://HOST:PORT (its --metrics-addr), or stop it first", err)
 		}
 		return fail(err)
 	}
 	defer sink.Close()
-	open := func(ctx context.Context) (verify.ReadCloser, error) {
-		switch s := sink.(type) {
-		case *duckdb.Sink:
-			return verify.DuckDB(ctx, s.DB())
-		}
-		if kind, path, _ := strings.Cut(target, ":"); kind == "sqlite" {
-			return verify.OpenSQLite(ctx, path)
-		}
-		return verify.OpenPostgres(ctx, target)
-	}
+	open := copyReader(sink, target)
 	rep, err := verify.Run(ctx, cfg, verify.Target{Sink: sink, Open: open})
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			err = errors.New("interrupted")
+		case errors.Is(err, verify.ErrInUse):
+			err = fmt.Errorf("%w; or verify through it: walmirror verify --sidecar http://HOST:PORT (its --metrics-addr)", err)
 		}
 		return fail(err)
 	}
@@ -183,6 +195,80 @@ func repairCopy(ctx context.Context, cfg verify.Config, target verify.Target, re
 		if rep.Tables[i].Err != "" {
 			return verifyFailed // not compared the first time, so not repaired either
 		}
+	}
+	return verifyEqual
+}
+
+// copyReader opens a read transaction on the copy: through the DuckDB
+// sink's own database (a second connection; no other process may open the
+// file), or a connection of its own to a SQLite file or a PostgreSQL
+// database.
+func copyReader(sink apply.Sink, target string) func(context.Context) (verify.ReadCloser, error) {
+	return func(ctx context.Context) (verify.ReadCloser, error) {
+		if s, ok := sink.(*duckdb.Sink); ok {
+			return verify.DuckDB(ctx, s.DB())
+		}
+		if kind, path, _ := strings.Cut(target, ":"); kind == "sqlite" {
+			return verify.OpenSQLite(ctx, path)
+		}
+		return verify.OpenPostgres(ctx, target)
+	}
+}
+
+// verifySidecar asks the walmirror run serving addr to verify its copy
+// (POST /verify) and prints its report; the exit code is as verify's.
+func verifySidecar(ctx context.Context, addr string, tables []string, examples int, catchUp time.Duration, asJSON bool, fail func(error) int) int {
+	base := strings.TrimRight(addr, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(base + "/verify")
+	if err != nil || u.Host == "" {
+		return fail(fmt.Errorf("--sidecar %q: want the running walmirror's --metrics-addr, like http://127.0.0.1:9187", addr))
+	}
+	q := url.Values{"table": tables, "examples": {strconv.Itoa(examples)}, "timeout": {catchUp.String()}}
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return fail(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail(errors.New("interrupted"))
+		}
+		return fail(fmt.Errorf("--sidecar: %w (is walmirror run --metrics-addr serving there?)", err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return fail(fmt.Errorf("--sidecar: read the answer: %w", err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &e) != nil || e.Error == "" {
+			return fail(fmt.Errorf("--sidecar: POST %s: %s (a walmirror run --metrics-addr of this version?)", u.Path, resp.Status))
+		}
+		return fail(fmt.Errorf("the running walmirror could not verify: %s", e.Error))
+	}
+	rep, err := verify.ReadJSON(body)
+	if err != nil {
+		return fail(fmt.Errorf("--sidecar: %w", err))
+	}
+	if asJSON {
+		_, err = os.Stdout.Write(body)
+	} else {
+		err = rep.WriteText(os.Stdout)
+	}
+	switch {
+	case err != nil:
+		return fail(err)
+	case rep.Different():
+		return verifyDifferent
+	case !rep.Equal():
+		return verifyFailed
 	}
 	return verifyEqual
 }

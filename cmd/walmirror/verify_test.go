@@ -99,7 +99,14 @@ type verifyCopy struct {
 
 func TestVerify(t *testing.T) {
 	needServer(t)
-	copies := []verifyCopy{
+	for _, c := range verifyCopies() {
+		t.Run(c.name, func(t *testing.T) { testVerify(t, c) })
+	}
+}
+
+// verifyCopies are the kinds of copy verify is tested on.
+func verifyCopies() []verifyCopy {
+	return []verifyCopy{
 		{"sqlite", func(t *testing.T) (string, func(string)) {
 			path := filepath.Join(t.TempDir(), "copy.db")
 			return "sqlite:" + path, func(q string) { sqlExec(t, "sqlite3", path, q) }
@@ -119,9 +126,6 @@ func TestVerify(t *testing.T) {
 				}
 			}
 		}, func(s string) string { return "public." + s }, func(string) string { return "ctid" }},
-	}
-	for _, c := range copies {
-		t.Run(c.name, func(t *testing.T) { testVerify(t, c) })
 	}
 }
 

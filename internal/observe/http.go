@@ -16,10 +16,15 @@ import (
 // Handler serves /metrics (Prometheus text format), /healthz (200 while
 // the process runs), /readyz (200 once the initial copy is complete and
 // the lag is at most readyMaxLag, 503 otherwise; the body says why) and
-// /wait (see WaitHandler).
+// /wait (see WaitHandler) and POST /verify (see VerifyHandler and SetVerify).
 func (m *Monitor) Handler(readyMaxLag time.Duration) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /wait", WaitHandler(m.progress))
+	mux.Handle("POST /verify", VerifyHandler(func() VerifyFunc {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.verify
+	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -41,7 +46,8 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (
 	if err != nil {
 		return "", nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Requests end with ctx: a verification in progress stops with the run.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -43,7 +43,8 @@ type Monitor struct {
 	totals       Totals
 	slot         source.SlotState
 	slotAt       time.Time
-	maxRetained  int64 // --max-retained-wal, 0 when unset
+	maxRetained  int64      // --max-retained-wal, 0 when unset
+	verify       VerifyFunc // POST /verify, nil when unset
 
 	rows           *prometheus.CounterVec
 	transactions   prometheus.Counter

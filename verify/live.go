@@ -1,0 +1,174 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/source"
+)
+
+// Live is a copy that walmirror run is replicating into, verified by that
+// process itself (its POST /verify): the engine pauses at the comparison's
+// position while the copy's read transaction begins, then goes on.
+type Live struct {
+	// Pause is the running engine's (apply.Config.Pause).
+	Pause *apply.Pauser
+	// Open returns a reader of the copy on a connection of its own (SQLite
+	// and PostgreSQL: a new connection; DuckDB: a second connection of the
+	// process's database) holding a read transaction open; it must be a
+	// PositionReader: RunLive reads the stored position through it first,
+	// which fixes what the transaction sees.
+	Open func(ctx context.Context) (ReadCloser, error)
+	// CatchUp bounds the wait for the engine to reach the comparison's
+	// position (it may be behind); 0 means DefaultCatchUp.
+	CatchUp time.Duration
+}
+
+// DefaultCatchUp is how long RunLive waits for the running engine to
+// reach the comparison's position by default.
+const DefaultCatchUp = 5 * time.Minute
+
+// PositionReader is a ReadCloser that can say the copy's stored position
+// as its read transaction sees it.
+type PositionReader interface {
+	ReadCloser
+	Position(ctx context.Context) (lsn.LSN, error)
+}
+
+// ErrBusy is returned by RunLive while another verification pauses the copy.
+var ErrBusy = errors.New("another verification of this copy is in progress")
+
+// RunLive is Run for a copy the calling process replicates into: cfg.Source
+// is the running copy's (its slot included). Nothing is written to the
+// copy and the engine is never stopped for longer than it takes to create
+// the temporary slot and to open the copy's read transaction.
+//
+// The engine is held first at the source's current WAL position, read
+// before the temporary slot is created (so at or before its consistent
+// point C): it applies nothing that committed after it until C is known.
+// Then it applies exactly the transactions whose commit record begins
+// before C (as Run's StopAt C-1 does), commits, and pauses; the copy's
+// read transaction begins (and reads the stored position, which must be
+// the one the engine paused at), and the engine goes on while both sides
+// are read: the source in the slot's snapshot, the copy in its read
+// transaction. An error wrapping context.DeadlineExceeded means the engine
+// did not reach C within CatchUp.
+func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error) {
+	began := time.Now()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if live.CatchUp <= 0 {
+		live.CatchUp = DefaultCatchUp
+	}
+	adm, err := source.Connect(ctx, cfg.Source)
+	if err != nil {
+		return nil, err
+	}
+	floor, err := adm.CurrentLSN(ctx)
+	adm.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, err
+	}
+	hold, err := live.Pause.Hold(floor)
+	if errors.Is(err, apply.ErrPauseBusy) {
+		return nil, ErrBusy
+	}
+	if err != nil {
+		return nil, err
+	}
+	released := false
+	release := func() error {
+		if released {
+			return nil
+		}
+		released = true
+		return hold.Release()
+	}
+	defer func() { _ = release() }()
+
+	// The engine applies nothing at or after floor meanwhile: creating
+	// the slot may not hold it up for long.
+	log.Info("verify: taking a snapshot of the source through a temporary slot", "hold_from", floor)
+	sctx, cancel := context.WithTimeout(ctx, apply.HoldLimit-5*time.Second)
+	sn, err := source.OpenComparison(sctx, cfg.Source)
+	cancel()
+	if err != nil {
+		if sctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("creating the temporary slot took longer than %s (it waits for the transactions in progress on the source to end): walmirror was not held up longer; verify again later", apply.HoldLimit-5*time.Second)
+		}
+		return nil, err
+	}
+	defer sn.Close(context.WithoutCancel(ctx))
+	at := sn.ConsistentPoint
+	hold.At(at)
+	log.Info("verify: waiting for the copy to reach the comparison's position", "at", at)
+	wctx, cancel := context.WithTimeout(ctx, live.CatchUp)
+	st, err := hold.Wait(wctx)
+	cancel()
+	if err != nil {
+		if wctx.Err() != nil && ctx.Err() == nil {
+			seen, looked := hold.Seen()
+			why := "walmirror is not streaming (initial copy or reconnecting?)"
+			if looked {
+				why = fmt.Sprintf("its stream was last at %s", seen)
+			}
+			return nil, fmt.Errorf("the copy did not reach the comparison's position %s within %s (%s): %w", at, live.CatchUp, why, context.DeadlineExceeded)
+		}
+		return nil, err
+	}
+	if st.Phase != schema.PhaseStreaming || len(st.Copies) > 0 {
+		return nil, errors.New("the copy is not complete yet (an initial copy or online copies in progress)")
+	}
+	reader, err := live.Open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open the copy for reading: %w", err)
+	}
+	defer reader.Close()
+	// The read transaction sees the copy as the engine paused it: the
+	// stored position proves it (every commit moves it).
+	pr, ok := reader.(PositionReader)
+	if !ok {
+		return nil, errors.New("this kind of copy cannot be verified while walmirror runs")
+	}
+	seen, err := pr.Position(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the copy's stored position: %w", err)
+	}
+	if err := release(); err != nil {
+		return nil, fmt.Errorf("the copy's read transaction began too late: %w", err)
+	}
+	if seen != st.LSN {
+		return nil, fmt.Errorf("the copy's read transaction sees it at %s, not at %s where walmirror paused it", seen, st.LSN)
+	}
+	log.Info("verify: comparing; the copy replicates on meanwhile", "at", at, "copy_at", st.LSN)
+
+	tables, err := sn.Tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if tables, err = pick(tables, cfg.Tables, cfg.Source.Publication); err != nil {
+		return nil, err
+	}
+	rep = &Report{LSN: at, From: st.LSN, Live: true}
+	src := SourceReader(sn)
+	for _, t := range tables {
+		tableBegan := time.Now()
+		tr := Compare(ctx, NewTable(t), src, reader, cfg.Options)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		tr.Took = time.Since(tableBegan)
+		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows, "took", tr.Took)
+		rep.Tables = append(rep.Tables, tr)
+	}
+	rep.Took = time.Since(began)
+	return rep, nil
+}
