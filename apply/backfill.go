@@ -29,7 +29,13 @@ import (
 //     they reflect, and written into the open target transaction at once;
 //   - then a watermark is written into the WAL (a non-transactional
 //     pg_logical_emit_message), which the stream delivers after every
-//     transaction the snapshot could have seen;
+//     transaction the snapshot could have seen, while the chunk's
+//     transaction still holds the table's lock: no schema change commits
+//     between the snapshot and the watermark;
+//   - a chunk that finds the table in another shape than the stream last
+//     described reads no rows: at its watermark the engine takes the
+//     snapshot's shape, as if the stream had described the table there
+//     (the target never takes a shape the stream has not reached);
 //   - until the watermark arrives the target transaction is not committed,
 //     and the stream's changes to rows the copy has not reached are held;
 //   - at the watermark, held changes the snapshot did not see (by xid) are
@@ -54,6 +60,12 @@ type fill struct {
 	// truncXid is the source transaction that last truncated the table: a
 	// chunk whose snapshot does not see it yet is read again.
 	truncXid uint32
+	// mustSee are transactions whose held changes were dropped when the
+	// copy started again: its next chunk waits until its snapshot sees them.
+	mustSee []uint32
+	// shapeRounds counts the chunks in a row that found the table's shape
+	// differing from the stream's (see nextChunk).
+	shapeRounds int
 }
 
 type heldChange struct {
@@ -69,6 +81,9 @@ type chunkWait struct {
 	last  []string // key of its last row (nil: no rows)
 	final bool     // the table has no rows after it
 	rows  int
+	// shape, when set, is the table as the chunk's snapshot shows it,
+	// which the stream has not described yet: the chunk read no rows.
+	shape *schema.Table
 }
 
 // keyOrder compares keys as PostgreSQL orders them, for the key types where
@@ -170,6 +185,15 @@ func (e *engine) startFill(relid uint32, name string, estimate int64, reason str
 	f := &fill{copy: schema.TableCopy{RelID: relid, Table: name, Estimate: estimate, Reason: reason}}
 	if old := e.fills[relid]; old != nil {
 		f.truncXid = old.truncXid
+		// Its held changes go: the copy's next snapshot has them, once it
+		// sees their transactions (a commit the stream delivered can still
+		// be on its way to being visible).
+		f.mustSee = old.mustSee
+		for _, h := range old.held {
+			if !slices.Contains(f.mustSee, h.xid) {
+				f.mustSee = append(f.mustSee, h.xid)
+			}
+		}
 	}
 	// The target table is emptied by the first chunk, in the transaction
 	// that writes its rows; until then changes to the table are held.
@@ -265,38 +289,34 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		return e.forget(ctx, relid)
 	}
 	t := e.tables[relid]
-	if t == nil && !e.waiting {
-		// The stream may be behind a change of the table's shape: read it
-		// once the server has sent all it had.
-		e.conf.RequestReply()
-		e.retryAt = time.Now().Add(50 * time.Millisecond)
+	if t == nil || !t.SameShape(ch.Table) {
+		// The stream has not described the table in this session, or the
+		// source changed it since the stream's last word on it (the stream
+		// lags, or no row changed since). The snapshot's shape is the
+		// table's at the watermark (End): the chunk reads no rows, and the
+		// engine takes that shape when the watermark arrives, as if the
+		// stream described the table there. Taking it now would reshape
+		// the target while the stream still delivers changes in the old
+		// shape.
+		if f.shapeRounds++; f.shapeRounds > 10 {
+			return fmt.Errorf("the shape of %s keeps changing between its chunks (%d times); copy it again later with walmirror resync", f.copy.Table, f.shapeRounds)
+		}
+		w := &chunkWait{relid: relid, token: newToken(), snap: ch.Snapshot, shape: ch.Table}
+		if _, err := ch.End(ctx, w.token); err != nil {
+			return err
+		}
+		e.inflight = w
+		e.retryAt = time.Time{}
 		return nil
 	}
-	if t == nil {
-		// Not streamed in this session yet: the chunk's description is the
-		// table as pgoutput will describe it.
-		t = ch.Table
-		e.tables[relid] = t
-	} else if !t.SameShape(ch.Table) {
-		if !e.waiting {
-			// The source changed the table since the stream's last word
-			// on it: let the stream reach the change.
-			e.log.Debug("table shape differs between stream and copy; waiting", "table", f.copy.Table)
-			e.retryAt = time.Now().Add(100 * time.Millisecond)
+	f.shapeRounds = 0
+	for _, xid := range f.mustSee {
+		if !ch.Snapshot.Sees(xid) {
+			e.retryAt = time.Now().Add(10 * time.Millisecond)
 			return nil
 		}
-		// The stream is caught up and has no Relation message for the
-		// change (no row changed since). The copy starts again in the
-		// shape the snapshot shows; the stream's word on the table is not
-		// trusted until it describes the table again (see change).
-		t = ch.Table
-		e.tables[relid] = t
-		e.untrusted[relid] = true
-		if f.copy.After != nil {
-			e.startFill(relid, f.copy.Table, f.copy.Estimate, "the table changed shape while it was copied")
-			f = e.fills[relid]
-		}
 	}
+	f.mustSee = nil
 	if f.truncXid != 0 && !ch.Snapshot.Sees(f.truncXid) {
 		// The stream delivered a TRUNCATE this snapshot does not show yet
 		// (its commit is being made visible): read again shortly.
@@ -322,20 +342,12 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if f.copy.After != nil && t.Storage == "" {
 		// A copy resumed in this run: the chunks before were read from the
 		// storage the target recorded with the table's shape.
-		if ss, ok := e.sink.(shapeStore); ok {
-			var text string
-			var found bool
-			err := e.sync(ctx, func(ctx context.Context) (err error) { text, found, err = ss.Shape(ctx, relid); return err })
-			if err != nil {
-				return err
-			}
-			if found {
-				old, err := schema.DecodeStored(text)
-				if err != nil {
-					return err
-				}
-				t.Storage = old.Storage
-			}
+		old, found, err := e.storedShape(ctx, relid)
+		if err != nil {
+			return err
+		}
+		if found {
+			t.Storage = old.Storage
 		}
 	}
 	if f.copy.After != nil && t.Storage != "" && ch.Table.Storage != t.Storage {
@@ -446,6 +458,9 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 		return nil // an abandoned chunk's, or another walmirror's
 	}
 	e.inflight = nil
+	if w.shape != nil {
+		return e.shapeWatermark(ctx, w)
+	}
 	f := e.fills[w.relid]
 	t := e.tables[w.relid]
 	if f == nil || t == nil {
@@ -492,6 +507,54 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 	}
 	e.chunkDone = true // commit now: the chunk's rows and progress together
 	return nil
+}
+
+// shapeWatermark takes the table's shape a chunk's snapshot showed, at the
+// chunk's watermark: the stream has then passed exactly the schema changes
+// that snapshot saw, so this is the description pgoutput would give there.
+func (e *engine) shapeWatermark(ctx context.Context, w *chunkWait) error {
+	f := e.fills[w.relid]
+	if f == nil {
+		return nil
+	}
+	_, known := e.tables[w.relid]
+	st := w.shape
+	cols := slices.Clone(st.Columns)
+	if err := e.describe(ctx, st.ID, st.Schema, st.Name, st.Identity, cols, st.TypeNames); err != nil {
+		return err
+	}
+	t := e.tables[w.relid]
+	if known || f.copy.After == nil || t == nil {
+		return nil // describe started the copy again if the shape changed
+	}
+	// A copy resumed in this run: its earlier chunks were written in the
+	// shape the target stored with them.
+	old, found, err := e.storedShape(ctx, w.relid)
+	if err != nil || !found {
+		return err
+	}
+	if change, _, err := schema.Diff(old, t); err != nil || !change.Empty() {
+		e.startFill(w.relid, f.copy.Table, f.copy.Estimate, "the table changed shape while it was copied")
+		e.unknownFills(t)
+		t.Replacing = true
+	}
+	return nil
+}
+
+// storedShape is the shape the target holds for relid, as of the open
+// target transaction (found false: none, or the sink stores no shapes).
+func (e *engine) storedShape(ctx context.Context, relid uint32) (schema.Stored, bool, error) {
+	ss, ok := e.sink.(shapeStore)
+	if !ok {
+		return schema.Stored{}, false, nil
+	}
+	var text string
+	var found bool
+	if err := e.sync(ctx, func(ctx context.Context) (err error) { text, found, err = ss.Shape(ctx, relid); return err }); err != nil || !found {
+		return schema.Stored{}, false, err
+	}
+	old, err := schema.DecodeStored(text)
+	return old, err == nil, err
 }
 
 func (e *engine) finishFill(relid uint32) {
@@ -653,22 +716,8 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		return nil
 	}
 	if seen == "" {
-		ss, ok := e.sink.(shapeStore)
-		if !ok {
-			return nil
-		}
-		var text string
-		var found bool
-		err := e.sync(ctx, func(ctx context.Context) error {
-			var err error
-			text, found, err = ss.Shape(ctx, p.RelID)
-			return err
-		})
+		old, found, err := e.storedShape(ctx, p.RelID)
 		if err != nil || !found {
-			return err
-		}
-		old, err := schema.DecodeStored(text)
-		if err != nil {
 			return err
 		}
 		if seen = old.Storage; seen == "" || seen == p.Storage {
@@ -691,9 +740,30 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		e.pendingN++
 		return e.ensure(ctx, t)
 	}
+	if t != nil && sameData(seen, p.Storage) {
+		// Renamed (or moved to another schema), and the stream has not
+		// said so: no row changed since, or pgoutput names a partitioned
+		// table as its partitions' cached entries last did. The stream has
+		// passed the rename (the listing is acted on only then): rename
+		// the copy's table, as a Relation message would have.
+		e.log.Info("table renamed in the source: renaming it in the copy", "table", schema.DisplayName(t.Schema, t.Name), "new_name", p.Name)
+		if err := e.ensureOpen(ctx); err != nil {
+			return err
+		}
+		e.pendingN++
+		if err := e.describe(ctx, t.ID, p.Schema, p.Table, t.Identity, slices.Clone(t.Columns), t.TypeNames); err != nil {
+			return err
+		}
+		if t = e.tables[p.RelID]; t != nil {
+			t.Storage = p.Storage
+			delete(e.ensured, t)
+			return e.ensure(ctx, t)
+		}
+		return nil
+	}
 	why := "the source rewrote it (ALTER TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE, or a partition attached or detached): its rows may have changed without WAL"
 	if sameData(seen, p.Storage) {
-		why = "renamed, or moved to another schema, with no change since to tell the stream"
+		why = "renamed, or moved to another schema, and not yet streamed in this run"
 	}
 	e.startFill(p.RelID, p.Name, p.Estimate, why)
 	return nil

@@ -107,12 +107,8 @@ type engine struct {
 	pollSoon     bool              // poll at the next caught-up moment, whatever the interval
 	polled       *polled           // a publication listing waiting for the stream to pass its position
 	waiting      bool              // the last event was a keepalive: the server has sent all it had
-	// untrusted are tables whose shape an online copy took from the
-	// catalog after the stream had described them otherwise: a change
-	// the stream sends before describing them again may have the old shape.
-	untrusted map[uint32]bool
-	xid       uint32  // the source transaction being received
-	pause     *Pauser // Config.Pause (pause.go)
+	xid          uint32            // the source transaction being received
+	pause        *Pauser           // Config.Pause (pause.go)
 }
 
 // chunkReader is what online copies read the source through.
@@ -162,7 +158,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
-		truncXids: map[uint32]uint32{}, untrusted: map[uint32]bool{},
+		truncXids: map[uint32]uint32{},
 	}
 }
 
@@ -244,10 +240,6 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 }
 
 var errStreamEnded = errors.New("replication stream ended")
-
-// errRedescribe ends a stream whose description of a table the engine can
-// no longer trust; the run reconnects at once.
-var errRedescribe = errors.New("the source must describe a table again")
 
 func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 	e.waiting = ev.Msg == nil && !e.inTx
@@ -423,7 +415,6 @@ func (e *engine) commitDue(idle bool) bool {
 }
 
 func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
-	delete(e.untrusted, m.RelationID)
 	cols := make([]schema.Column, len(m.Columns))
 	var typeNames map[uint32]string
 	for i, c := range m.Columns {
@@ -435,16 +426,39 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 			typeNames[c.TypeID] = name
 		}
 	}
-	t := schema.NewTable(m.RelationID, m.Namespace, m.Name, m.ReplicaIdentity, cols)
+	return e.describe(ctx, m.RelationID, m.Namespace, m.Name, m.ReplicaIdentity, cols, typeNames)
+}
+
+// describe takes a table's shape as the source describes it at this point
+// of the stream: a Relation message, or an online copy's snapshot at its
+// watermark (shapeWatermark).
+func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, ident byte, cols []schema.Column, typeNames map[uint32]string) error {
+	old, known := e.tables[relid]
+	if known && (old.Schema != nsp || old.Name != name) {
+		if n, ok := e.catalog.(relNamer); ok {
+			// pgoutput names a partitioned table (publish_via_partition_root)
+			// as its partitions' cached entries last did: after the table is
+			// renamed, a message can carry the old name. Renames of such a
+			// table are taken from the catalog (here, and by the publication
+			// poll, checkStorage), never from an older name.
+			cnsp, cname, partitioned, err := n.RelName(ctx, relid)
+			if err != nil {
+				return fmt.Errorf("look up %s in the source catalog: %w", schema.DisplayName(nsp, name), err)
+			}
+			if partitioned && (cnsp != nsp || cname != name) {
+				nsp, name = old.Schema, old.Name
+			}
+		}
+	}
+	t := schema.NewTable(relid, nsp, name, ident, cols)
 	t.TypeNames = typeNames
-	old, known := e.tables[m.RelationID]
 	if known && e.catalog == nil && old.SameShape(t) {
 		return nil
 	}
 	// The catalog is asked even for a message that looks the same: a column
 	// dropped and added again under its name, last, looks the same.
 	if e.catalog != nil {
-		attrs, err := e.catalog.Attributes(ctx, m.RelationID)
+		attrs, err := e.catalog.Attributes(ctx, relid)
 		if err != nil {
 			return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
 		}
@@ -455,7 +469,7 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 			for i, a := range matched {
 				cols[i].Key = cols[i].Key && a != nil && a.Key
 			}
-			t = schema.NewTable(m.RelationID, m.Namespace, m.Name, m.ReplicaIdentity, cols)
+			t = schema.NewTable(relid, nsp, name, ident, cols)
 			t.TypeNames = typeNames
 		}
 		t.Fills, t.Nums = fills(t, matched), nums(matched)
@@ -476,17 +490,17 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 	if known {
 		// Rows buffered so far have the old shape: write them before the
 		// target table changes.
-		if err := e.flushTable(ctx, m.RelationID); err != nil {
+		if err := e.flushTable(ctx, relid); err != nil {
 			return err
 		}
-		delete(e.buffers, m.RelationID) // the next changes have the new shape
+		delete(e.buffers, relid) // the next changes have the new shape
 		e.log.Info("source table changed shape", "table", t.QualifiedName(), "columns", len(t.Columns))
 	}
-	e.tables[m.RelationID] = t
+	e.tables[relid] = t
 	if !e.skipping {
 		// The target table takes this shape in this transaction even if
 		// the rows that follow net out to nothing (see commit).
-		e.reshaped = append(e.reshaped, m.RelationID)
+		e.reshaped = append(e.reshaped, relid)
 	}
 	return nil
 }
@@ -528,23 +542,12 @@ func (e *engine) rewritten(ctx context.Context, t *schema.Table) (string, error)
 	for _, f := range t.Fills {
 		need = need || f.Unknown != ""
 	}
-	ss, ok := e.sink.(shapeStore)
-	if !need || !ok {
+	if !need {
 		return "", nil
 	}
-	var text string
-	var found bool
-	err := e.sync(ctx, func(ctx context.Context) error {
-		var err error
-		text, found, err = ss.Shape(ctx, t.ID)
-		return err
-	})
+	old, found, err := e.storedShape(ctx, t.ID)
 	if err != nil || !found {
 		return "", err // a table new to the target is copied whole anyway
-	}
-	old, err := schema.DecodeStored(text)
-	if err != nil {
-		return "", err
 	}
 	change, _, err := schema.Diff(old, t)
 	if err != nil {
@@ -575,11 +578,6 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	t, ok := e.tables[relID]
 	if !ok {
 		return fmt.Errorf("change for relation %d before its Relation message (protocol violation)", relID)
-	}
-	if e.untrusted[relID] {
-		// Reconnecting makes the server describe the table before its
-		// next change; its rows wait meanwhile (nothing was confirmed).
-		return fmt.Errorf("%w: a change to %s came in a shape the copy cannot tell; reconnecting so the source describes the table again", errRedescribe, t.QualifiedName())
 	}
 	for _, tup := range [2]schema.Tuple{c.Old, c.New} {
 		if tup != nil && len(tup) != len(t.Columns) {

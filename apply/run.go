@@ -121,10 +121,6 @@ func Run(ctx context.Context, sink Sink, cfg Config) error {
 	started := false
 	for {
 		err := r.once(ctx, &started)
-		if errors.Is(err, errRedescribe) && ctx.Err() == nil {
-			log.Info("reconnecting at once", "reason", err)
-			continue
-		}
 		switch {
 		case err == nil, errors.Is(err, errStopReached):
 			return nil

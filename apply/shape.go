@@ -14,6 +14,13 @@ type Catalog interface {
 	Attributes(ctx context.Context, relid uint32) ([]source.Attribute, error)
 }
 
+// relNamer is a Catalog that names tables as they are now.
+type relNamer interface {
+	// RelName is relid's schema and name, and whether it is partitioned
+	// ("" names when it no longer exists).
+	RelName(ctx context.Context, relid uint32) (nsp, name string, partitioned bool, err error)
+}
+
 // match pairs t's columns with the catalog's live attributes of the same
 // name and type, in order: a Relation message lists columns by attnum, so
 // the pairs must keep that order. The catalog may be ahead of the stream

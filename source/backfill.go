@@ -61,6 +61,8 @@ func (c *Copier) Close(ctx context.Context) error { return c.conn.Close(ctx) }
 type PublishedTable struct {
 	RelID    uint32
 	Name     string // schema.DisplayName
+	Schema   string
+	Table    string
 	Estimate int64  // -1: never analyzed
 	Storage  string // schema.Table.Storage now
 	// StorageXmin is the transaction that last changed a plain table's
@@ -96,7 +98,7 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 	}
 	out := make([]PublishedTable, len(pts))
 	for i, p := range pts {
-		out[i] = PublishedTable{RelID: p.oid, Name: schema.DisplayName(p.nsp, p.name), Estimate: p.estimate, Storage: p.storage, StorageXmin: p.xmin}
+		out[i] = PublishedTable{RelID: p.oid, Name: schema.DisplayName(p.nsp, p.name), Schema: p.nsp, Table: p.name, Estimate: p.estimate, Storage: p.storage, StorageXmin: p.xmin}
 	}
 	return out, at, nil
 }
@@ -222,13 +224,14 @@ func (ch *Chunk) Rows(ctx context.Context, t *schema.Table, after []string, limi
 	return n, last, nil
 }
 
-// End closes the chunk's transaction and writes a watermark into the WAL
-// carrying token: every source transaction whose commit the stream delivers
-// after the watermark began after the chunk's snapshot.
+// End writes a watermark carrying token into the WAL and closes the chunk's
+// transaction: every source transaction whose commit the stream delivers
+// after the watermark began after the chunk's snapshot. The watermark is
+// written while the transaction still holds the table's lock, so no DDL
+// on the table commits between the snapshot and the watermark: when the
+// stream delivers it, it has passed exactly the schema changes the
+// snapshot shows (Table is the table's shape there).
 func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
-	if err := ch.tx.Commit(ctx); err != nil {
-		return 0, classify("end chunk", err)
-	}
 	// The stream only carries flushed WAL, and a non-transactional message
 	// alone waits for the WAL writer (wal_writer_delay, 200ms by default):
 	// flush it now, with the function's flush argument (17) or by
@@ -236,17 +239,22 @@ func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
 	var text string
 	var err error
 	if ch.c.version >= 170000 {
-		err = ch.c.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(false, $1, $2, true)::text`, WatermarkPrefix, token).Scan(&text)
+		err = ch.tx.QueryRow(ctx, `SELECT pg_logical_emit_message(false, $1, $2, true)::text`, WatermarkPrefix, token).Scan(&text)
 	} else {
-		err = ch.c.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(false, $1, $2)::text`, WatermarkPrefix, token).Scan(&text)
-		if err == nil {
-			// A transaction flushes its commit only if it wrote WAL before
-			// it: a transactional message (ignored by walmirror) does.
-			_, err = ch.c.conn.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'walmirror.flush', ''); COMMIT`)
-		}
+		err = ch.tx.QueryRow(ctx, `SELECT pg_logical_emit_message(false, $1, $2)::text`, WatermarkPrefix, token).Scan(&text)
 	}
 	if err != nil {
 		return 0, classify("write watermark", err)
+	}
+	if err := ch.tx.Commit(ctx); err != nil {
+		return 0, classify("end chunk", err)
+	}
+	if ch.c.version < 170000 {
+		// A transaction flushes its commit only if it wrote WAL before
+		// it: a transactional message (ignored by walmirror) does.
+		if _, err := ch.c.conn.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'walmirror.flush', ''); COMMIT`); err != nil {
+			return 0, classify("flush watermark", err)
+		}
 	}
 	return lsn.Parse(text)
 }

@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -94,6 +95,22 @@ const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(
 
 const memberExpr15 = `(SELECT 's' || pn.oid::text FROM pg_catalog.pg_publication_namespace pn
 		JOIN pg_catalog.pg_publication pb ON pb.oid = pn.pnpubid WHERE pb.pubname = $1 AND pn.pnnspid = c.relnamespace),`
+
+// RelName returns relid's schema and name now, and whether it is a
+// partitioned table ("" names when it no longer exists).
+func (s *Source) RelName(ctx context.Context, relid uint32) (nsp, name string, partitioned bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	err = s.conn.QueryRow(ctx, `SELECT n.nspname, c.relname, c.relkind = 'p' FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1`, int64(relid)).Scan(&nsp, &name, &partitioned)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, classify("read the source catalog", timeoutCause(ctx, err))
+	}
+	return nsp, name, partitioned, nil
+}
 
 // partitionMissing fills in, for a partitioned table, the missing values
 // its partitions hold: PostgreSQL stores ADD COLUMN ... DEFAULT's value on

@@ -451,3 +451,38 @@ func TestRenameWithoutChanges(t *testing.T) {
 	run()
 	compareRows(t, dsn, rows, "SELECT id, v FROM p2", "SELECT id, v FROM m2")
 }
+
+// TestRenameWhileStreaming: tables renamed while walmirror streams, one with
+// no change since, and a partitioned one whose rows keep changing through a
+// partition (pgoutput keeps naming it as it did before the rename: its
+// partitions' cached entries are not invalidated by it). The publication
+// poll finds both renames; the copy is compared after a plain stop, with no
+// later run (whose new walsender would describe the tables afresh).
+func TestRenameWhileStreaming(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE p (id int PRIMARY KEY, v text); INSERT INTO p VALUES (1, 'a'), (2, 'b');
+				CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id); CREATE TABLE m0 PARTITION OF m FOR VALUES FROM (0) TO (100);
+				INSERT INTO m VALUES (1, 'm');`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms")
+			mustExec(t, db, "UPDATE p SET v = 'c' WHERE id = 1; UPDATE m SET v = 'n'")
+			mustExec(t, db, "ALTER TABLE p RENAME TO p2; ALTER TABLE m RENAME TO m2")
+			mustExec(t, db, "UPDATE m2 SET v = 'o'; INSERT INTO m2 VALUES (2, 'q')")
+			eventually(t, "both renames logged", func() bool {
+				out, _ := os.ReadFile(logPath)
+				return strings.Count(string(out), "renaming it in the copy") >= 2
+			})
+			// A change after the rename, in a transaction of its own.
+			mustExec(t, db, "UPDATE m2 SET v = 'r' WHERE id = 2")
+			time.Sleep(500 * time.Millisecond)
+			if log := stop(); strings.Contains(log, "level=ERROR") {
+				t.Fatalf("run failed:\n%s", log)
+			}
+			compareRows(t, dsn, rows, "SELECT id, v FROM p2", "SELECT id, v FROM m2")
+		})
+	}
+}
