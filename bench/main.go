@@ -21,6 +21,12 @@
 // resume kills a chunked copy of pgbench_accounts half-way (SIGKILL) and
 // times the restart to a complete copy.
 //
+// verify times walmirror verify of the typed 1M-row table in each target
+// (offline, and --sidecar through a running walmirror) beside a full
+// initial copy of it into the same target in the same run.
+//
+//	go run ./bench -workloads verify -consumers sqlite,duckdb,postgres
+//
 // lag runs pgbench at half the measured maximum rate while each target
 // follows live and reports source-commit-to-target-commit latency; ryw does
 // the same and times a client's read-your-writes round trip (insert, take
@@ -62,7 +68,7 @@ type config struct {
 	walmirrorArgs        []string
 }
 
-var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "snapshot-typed", "resume", "lag", "ryw"}
+var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "snapshot-typed", "resume", "verify", "lag", "ryw"}
 var allConsumers = []string{"decode", "builtin", "sqlite", "duckdb", "postgres"}
 
 func main() {
@@ -79,7 +85,7 @@ func main() {
 	flag.IntVar(&cfg.pgbenchScale, "pgbench-scale", 1, "pgbench scale for the TPC-B workload")
 	flag.IntVar(&cfg.bigTxRows, "bigtx-rows", 5_000_000, "rows in the single-transaction workload")
 	flag.IntVar(&cfg.snapshotScale, "snapshot-scale", 10, "pgbench scale copied by the snapshot and resume workloads")
-	flag.IntVar(&cfg.typedRows, "typed-rows", 1_000_000, "rows of the typed table copied by the snapshot-typed workload")
+	flag.IntVar(&cfg.typedRows, "typed-rows", 1_000_000, "rows of the typed table copied by the snapshot-typed workload and verified by the verify workload")
 	flag.IntVar(&cfg.copyChunkRows, "copy-chunk-rows", 0, "walmirror --copy-chunk-rows for the chunked initial copies (0: walmirror's default)")
 	flag.IntVar(&cfg.lagSeconds, "lag-seconds", 20, "duration of the fixed-rate lag workload")
 	flag.StringVar(&cfg.profileDir, "profile", "", "write a CPU profile of each walmirror run into this directory")

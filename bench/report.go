@@ -19,6 +19,7 @@ type report struct {
 	notes     map[string]string
 	results   []result
 	resumes   []resumeResult
+	verifies  []verifyResult
 	maxTPS    float64
 	began     time.Time
 }
@@ -90,7 +91,7 @@ func (r *report) markdown(cfg config) string {
 	b.WriteString("| workload | consumer | time (s) | / decode-only | / built-in | peak RSS (MB) | CPU (s) | equal |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, w := range r.workloads {
-		if w == "lag" || w == "ryw" {
+		if w == "lag" || w == "ryw" || w == "verify" {
 			continue
 		}
 		dec, blt := r.find(w, "decode-only"), r.find(w, "built-in")
@@ -177,6 +178,9 @@ func (r *report) markdown(cfg config) string {
 		if blt != nil {
 			fmt.Fprintf(&b, "\ncopy_data of the same table: %.2f s.\n", blt.wall.Seconds())
 		}
+	}
+	if len(r.verifies) > 0 {
+		r.verifyTable(&b)
 	}
 	fmt.Fprintf(&b, "\nWhole run: %v.\n", time.Since(r.began).Round(time.Second))
 	return b.String()

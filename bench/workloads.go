@@ -86,6 +86,15 @@ func (e *env) runWorkload(ctx context.Context, name string) error {
 			return err
 		}
 		return e.resumeWorkload(ctx, db)
+	case "verify":
+		// The snapshot-typed table, vacuumed likewise (verify.go).
+		if err := e.src.Exec(ctx, db, benchDDL+fmt.Sprintf(`INSERT INTO bench_t SELECT %s FROM generate_series(1, %d) g;`, benchRow, cfg.typedRows)); err != nil {
+			return err
+		}
+		if err := e.src.Exec(ctx, db, `VACUUM ANALYZE`); err != nil {
+			return err
+		}
+		return e.verifyWorkload(ctx, db)
 	}
 	if err := e.src.Exec(ctx, db, `CREATE PUBLICATION bench FOR ALL TABLES`); err != nil {
 		return err
