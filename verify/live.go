@@ -77,6 +77,7 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 	if err != nil {
 		return nil, err
 	}
+	held := time.Now()
 	hold, err := live.Pause.Hold(floor)
 	if errors.Is(err, apply.ErrPauseBusy) {
 		return nil, ErrBusy
@@ -145,10 +146,13 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 	if err := release(); err != nil {
 		return nil, fmt.Errorf("the copy's read transaction began too late: %w", err)
 	}
+	// An upper bound of the engine's waits: it applied what came before
+	// the floor, and after the pause, meanwhile.
+	heldFor := time.Since(held)
 	if seen != st.LSN {
 		return nil, fmt.Errorf("the copy's read transaction sees it at %s, not at %s where walmirror paused it", seen, st.LSN)
 	}
-	log.Info("verify: comparing; the copy replicates on meanwhile", "at", at, "copy_at", st.LSN)
+	log.Info("verify: comparing; the copy replicates on meanwhile", "at", at, "copy_at", st.LSN, "held_for", heldFor.Round(time.Millisecond))
 
 	tables, err := sn.Tables(ctx)
 	if err != nil {
