@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ func TestVerifySidecar(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { testVerifySidecar(t, c) })
 	}
 }
+
+var heldFor = regexp.MustCompile(`held_for=\S+`)
 
 func testVerifySidecar(t *testing.T, c verifyCopy) {
 	began := time.Now()
@@ -96,7 +99,7 @@ func testVerifySidecar(t *testing.T, c verifyCopy) {
 			t.Errorf("the run's log lacks %q:\n%s", want, logs)
 		}
 	}
-	t.Logf("verified through the running walmirror under load:\n%s", r.stdout)
+	t.Logf("verified through the running walmirror under load (engine held at most %s):\n%s", strings.Join(heldFor.FindAllString(logs, -1), ", "), r.stdout)
 
 	// Damaged behind walmirror's back while it was stopped: changed,
 	// deleted and inserted rows, one of two duplicate rows.
