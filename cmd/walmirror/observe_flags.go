@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -58,6 +59,9 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 		src, pause := cfg.Source, cfg.Pause
 		mon.SetVerify(func(ctx context.Context, req observe.VerifyRequest) (*verify.Report, error) {
 			log.Info("verify: requested", "tables", strings.Join(req.Tables, ","))
+			if !mon.Summary().CopyComplete {
+				return nil, errors.New("the initial copy is not complete yet: verify once walmirror streams (/readyz)")
+			}
 			vcfg := verify.Config{Source: src, Tables: req.Tables, Options: verify.Options{Examples: req.Examples}, Logger: log}
 			rep, err := verify.RunLive(ctx, vcfg, verify.Live{Pause: pause, Open: copyReader(sink, target), CatchUp: req.CatchUp})
 			if err != nil {
