@@ -37,7 +37,9 @@ import (
 //     snapshot's shape, as if the stream had described the table there
 //     (the target never takes a shape the stream has not reached);
 //   - until the watermark arrives the target transaction is not committed,
-//     and the stream's changes to rows the copy has not reached are held;
+//     and the stream's changes to rows the copy has not reached are held
+//     (with no chunk of the table in flight, only their transactions are
+//     noted: the next chunk waits until its snapshot sees them);
 //   - at the watermark, held changes the snapshot did not see (by xid) are
 //     applied on top of the chunk's rows, the others dropped, and the
 //     table's progress (the chunk's last key) moves forward in the state
@@ -55,13 +57,13 @@ import (
 type fill struct {
 	copy    schema.TableCopy
 	order   keyOrder
-	held    []heldChange // changes to rows not yet copied, in stream order
+	held    []heldChange // changes to rows not yet copied, in stream order, received while a chunk of the table is in flight
 	ordered bool         // order is set for the table's current shape
 	// truncXid is the source transaction that last truncated the table: a
 	// chunk whose snapshot does not see it yet is read again.
 	truncXid uint32
-	// mustSee are transactions whose held changes were dropped when the
-	// copy started again: its next chunk waits until its snapshot sees them.
+	// mustSee are transactions with changes to rows not yet copied that
+	// are not held: its next chunk waits until its snapshot sees them.
 	mustSee []uint32
 	// shapeRounds counts the chunks in a row that found the table's shape
 	// differing from the stream's (see nextChunk).
@@ -190,9 +192,7 @@ func (e *engine) startFill(relid uint32, name string, estimate int64, reason str
 		// be on its way to being visible).
 		f.mustSee = old.mustSee
 		for _, h := range old.held {
-			if !slices.Contains(f.mustSee, h.xid) {
-				f.mustSee = append(f.mustSee, h.xid)
-			}
+			f.see(h.xid)
 		}
 	}
 	// The target table is emptied by the first chunk, in the transaction
@@ -258,12 +258,26 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 
 // hold keeps a change to rows the copy has not reached, unless the chunk in
 // flight for the table saw it (then the chunk, or a later one, has it).
+// With no chunk of the table in flight, only its transaction is kept: the
+// next chunk's snapshot has the change once it sees that transaction (its
+// commit, which the stream delivered, can still be on its way to being
+// visible), so held rows stay bounded by what arrives during one chunk.
 func (e *engine) hold(f *fill, c schema.RowChange) bool {
-	if w := e.inflight; w != nil && w.relid == f.copy.RelID && w.snap.Sees(e.xid) {
+	if w := e.inflight; w != nil && w.relid == f.copy.RelID && w.shape == nil {
+		if !w.snap.Sees(e.xid) {
+			f.held = append(f.held, heldChange{xid: e.xid, c: c})
+		}
 		return true
 	}
-	f.held = append(f.held, heldChange{xid: e.xid, c: c})
+	f.see(e.xid)
 	return true
+}
+
+// see notes that the copy's next snapshot must see xid.
+func (f *fill) see(xid uint32) {
+	if n := len(f.mustSee); n == 0 || f.mustSee[n-1] != xid {
+		f.mustSee = append(f.mustSee, xid)
+	}
 }
 
 // nextChunk reads the next chunk of the first table waiting to be copied
@@ -283,6 +297,10 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		return err
 	}
 	defer ch.Abort(context.WithoutCancel(ctx))
+	for _, o := range e.fills {
+		// Ended before this snapshot: every later one sees them.
+		o.mustSee = slices.DeleteFunc(o.mustSee, ch.Snapshot.Settled)
+	}
 	if !ch.Published {
 		e.log.Info("table left the publication before its copy completed", "table", f.copy.Table)
 		e.finishFill(relid)
@@ -468,7 +486,6 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 	}
 	// Changes the chunk's snapshot did not see, to rows it covers, go on
 	// top of its rows, in stream order.
-	kept := f.held[:0]
 	for _, h := range f.held {
 		covered := w.final || !f.order.beyond(keyTuple(h.c), w.last)
 		if h.c.Op == schema.Update && h.c.Old != nil && !w.final {
@@ -479,15 +496,15 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 			}
 		}
 		if !covered {
-			kept = append(kept, h)
+			f.see(h.xid) // a later chunk's snapshot has it
 			continue
 		}
 		if err := e.buffer(ctx, w.relid, t, h.c); err != nil {
 			return err
 		}
 	}
-	clear(f.held[len(kept):])
-	f.held = kept
+	clear(f.held)
+	f.held = f.held[:0]
 	f.copy.Rows += int64(w.rows)
 	f.copy.Chunks++
 	if w.last != nil {

@@ -91,7 +91,6 @@ func (g *Gen) addTables() (string, []int) {
 		ti := cand[i]
 		cand = slices.Delete(cand, i, i+1)
 		g.M.Publish(ti)
-		g.copyTrig[ti] = true
 		names = append(names, g.M.Tables[ti].Q())
 		added = append(added, ti)
 	}
@@ -104,7 +103,7 @@ func (g *Gen) addTables() (string, []int) {
 func (g *Gen) resyncStmt() string {
 	var cand []int
 	for ti, p := range g.M.Published {
-		if p && !(g.Avoid[BugCopyShapeAhead] && g.shaped[ti]) {
+		if p {
 			cand = append(cand, ti)
 		}
 	}
@@ -119,7 +118,6 @@ func (g *Gen) resyncStmt() string {
 	for range n {
 		i := g.rng.IntN(len(cand))
 		t := g.M.Tables[cand[i]]
-		g.copyTrig[cand[i]] = true
 		cand = slices.Delete(cand, i, i+1)
 		// The table's oid, as its current name resolves in the transaction.
 		relids = append(relids, quoteLit("public."+t.Q())+"::regclass::oid::bigint")

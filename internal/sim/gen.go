@@ -61,8 +61,6 @@ type Gen struct {
 	touched    map[int]bool      // column IDs
 	roundNames []map[string]bool // per table, every column name it had
 	defaulted  []bool            // per table, a column added with a default
-	copyTrig   []bool            // per table, something that starts its copy (BugCopyShapeAhead)
-	shaped     []bool            // per table, a schema change
 }
 
 // NewGen returns a generator for seed over Tables(). It makes no schema
@@ -236,12 +234,8 @@ func (g *Gen) truncate() []string {
 	var names []string
 	for ti, t := range g.M.Tables {
 		if g.rng.IntN(2) == 0 || (ti == len(g.M.Tables)-1 && len(names) == 0) {
-			if g.Avoid[BugCopyShapeAhead] && g.shaped[ti] {
-				continue
-			}
 			names = append(names, t.Q())
 			g.M.truncate(ti)
-			g.copyTrig[ti] = true
 		}
 	}
 	if len(names) == 0 {

@@ -647,28 +647,6 @@ func (s *sim) interrupted(ctx context.Context, tg *target, cfg apply.Config, d t
 	}
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	if s.p.avoid[BugStreamLeak] {
-		// Not within 300 ms of streaming's start (see BugStreamLeak): the
-		// run is cut when its time is up and that much has passed.
-		var started atomic.Int64
-		cfg.OnStreaming = func(lsn.LSN) { started.Store(time.Now().UnixNano()) }
-		var cctx context.CancelFunc
-		rctx, cctx = context.WithCancel(ctx)
-		defer cctx()
-		go func() {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-			}
-			for time.Since(time.Unix(0, started.Load())) < 300*time.Millisecond && rctx.Err() == nil {
-				time.Sleep(10 * time.Millisecond)
-			}
-			cctx()
-		}()
-	}
 	deadline := time.Now().Add(d)
 	// A dial can time out on the deadline a moment before the context
 	// reports it: past the deadline, any error is the interruption's.
