@@ -14,14 +14,15 @@ import (
 )
 
 type report struct {
-	machine   []string
-	workloads []string
-	notes     map[string]string
-	results   []result
-	resumes   []resumeResult
-	verifies  []verifyResult
-	maxTPS    float64
-	began     time.Time
+	machine    []string
+	workloads  []string
+	notes      map[string]string
+	results    []result
+	resumes    []resumeResult
+	verifies   []verifyResult
+	verifyLoad [2]string // load average when the verify workload began and ended
+	maxTPS     float64
+	began      time.Time
 }
 
 func newReport() *report { return &report{notes: map[string]string{}, began: time.Now()} }

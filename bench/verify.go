@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -46,6 +47,8 @@ func (e *env) verifyWorkload(ctx context.Context, db string) error {
 	if err := e.src.Exec(ctx, db, `CREATE PUBLICATION bench FOR ALL TABLES`); err != nil {
 		return err
 	}
+	e.report.verifyLoad[0] = loadAverage()
+	defer func() { e.report.verifyLoad[1] = loadAverage() }()
 	e.report.addWorkload("verify", fmt.Sprintf("walmirror verify of a %d-row table (bigint key, int, text, timestamptz, numeric, jsonb) in each target, beside walmirror's full initial copy (--initial-copy single) of it into the same target", e.cfg.typedRows))
 	for _, c := range e.cfg.consumers {
 		if c == "decode" || c == "builtin" {
@@ -149,6 +152,16 @@ func (e *env) timeVerify(ctx context.Context, args []string) verifyFigures {
 	return f
 }
 
+// loadAverage is the machine's 1-minute load average ("" if unknown): other
+// work on the machine shows in every figure.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.Fields(string(b))[0]
+}
+
 // figures shows repeated timings as a range of seconds.
 func figures(fs []verifyFigures) string {
 	if len(fs) == 0 {
@@ -168,6 +181,9 @@ func figures(fs []verifyFigures) string {
 func (r *report) verifyTable(b *strings.Builder) {
 	b.WriteString("\nVerifying a copy (**verify**): `walmirror verify` of the table in each target (offline: it brings the copy to the comparison's position itself), and `walmirror verify --sidecar` through a `walmirror run --metrics-addr` replicating into the copy (the running process pauses its copy at the position and compares), each timed ")
 	fmt.Fprintf(b, "%d times (range), beside walmirror's full initial copy of the same table into the same target in this run. CPU and peak RSS are the verify process's (offline; the largest of the runs); with --sidecar the work is done in the running walmirror, whose figures include its copy, so they are not shown.\n\n", verifyRounds)
+	if r.verifyLoad[0] != "" {
+		fmt.Fprintf(b, "Load average (1 min) of the machine: %s when the workload began, %s when it ended (2 cores: above 2, other work competed for them).\n\n", r.verifyLoad[0], r.verifyLoad[1])
+	}
 	b.WriteString("| target | full copy (s) | verify (s) | verify / copy | verify CPU (s) | verify peak RSS (MB) | verify --sidecar (s) | --sidecar / copy | result |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, v := range r.verifies {
