@@ -44,19 +44,9 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 			_ = r.sink.Rollback(context.WithoutCancel(ctx)) // the marker makes the next start redo it
 		}
 	}()
-	var total int64
-	progress := SnapshotProgress{Tables: len(tables)}
-	r.snapshotProgress(progress)
-	for i, t := range tables {
-		progress.Table = t.QualifiedName()
-		n, err := r.copyTable(ctx, snap, t, &progress)
-		if err != nil {
-			return st, err
-		}
-		total += n
-		progress.TablesDone, progress.Table = i+1, ""
-		r.snapshotProgress(progress)
-		r.log.Info("copied table", "table", t.QualifiedName(), "rows", n)
+	total, err := r.copyTables(ctx, snap, tables)
+	if err != nil {
+		return st, err
 	}
 	st.LSN, st.Phase = snap.ConsistentPoint, schema.PhaseStreaming
 	faultpoint.Hit("snapshot.before-commit")
@@ -64,8 +54,7 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 		return st, fmt.Errorf("commit initial snapshot: %w", err)
 	}
 	committed = true
-	progress.Done = true
-	r.snapshotProgress(progress)
+	r.snapshotProgress(SnapshotProgress{Tables: len(tables), TablesDone: len(tables), Rows: total, Done: true})
 	r.log.Info("initial snapshot complete", "tables", len(tables), "rows", total,
 		"consistent_point", st.LSN, "took", time.Since(began).Round(time.Millisecond))
 	return st, nil
@@ -123,42 +112,4 @@ func (r *runner) snapshotProgress(p SnapshotProgress) {
 	if r.cfg.OnSnapshot != nil {
 		r.cfg.OnSnapshot(p)
 	}
-}
-
-func (r *runner) copyTable(ctx context.Context, snap *source.Snapshot, t *schema.Table, progress *SnapshotProgress) (int64, error) {
-	if err := ensureShape(ctx, r.sink, t); err != nil {
-		return 0, fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
-	}
-	// Rows left by an earlier, abandoned copy into an existing table go.
-	if err := r.sink.Truncate(ctx, []*schema.Table{t}); err != nil {
-		return 0, fmt.Errorf("empty target table for %s: %w", t.QualifiedName(), err)
-	}
-	var n int64
-	batch := &schema.Batch{Table: t}
-	size := 0
-	write := func() error {
-		if len(batch.Inserts) == 0 {
-			return nil
-		}
-		if err := r.sink.Write(ctx, batch); err != nil {
-			return fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
-		}
-		progress.Rows += int64(len(batch.Inserts))
-		r.snapshotProgress(*progress)
-		batch.Inserts, size = batch.Inserts[:0], 0
-		return nil
-	}
-	err := snap.Copy(ctx, t, func(row schema.Tuple) error {
-		batch.Inserts = append(batch.Inserts, row)
-		size += row.Size()
-		n++
-		if len(batch.Inserts) >= r.cfg.Limits.ChunkRows || size >= r.cfg.Limits.ChunkBytes {
-			return write()
-		}
-		return nil
-	})
-	if err == nil {
-		err = write()
-	}
-	return n, err
 }

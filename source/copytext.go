@@ -2,6 +2,7 @@ package source
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/walmirror/walmirror/schema"
@@ -15,6 +16,7 @@ type copyReader struct {
 	fn      func(schema.Tuple) error
 	partial []byte
 	err     error
+	arena   copyArena
 }
 
 func (r *copyReader) Write(p []byte) (int, error) {
@@ -34,7 +36,7 @@ func (r *copyReader) Write(p []byte) (int, error) {
 			r.partial = r.partial[:0]
 		}
 		p = p[i+1:]
-		tup, err := decodeCopyLine(line, r.ncols)
+		tup, err := r.arena.decode(line, r.ncols)
 		if err == nil {
 			err = r.fn(tup)
 		}
@@ -46,42 +48,99 @@ func (r *copyReader) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// decodeCopyLine splits one text-format COPY row into a fresh tuple whose data
-// lives in a single new buffer.
-func decodeCopyLine(line []byte, ncols int) (schema.Tuple, error) {
-	tup := make(schema.Tuple, ncols)
-	buf := make([]byte, 0, len(line))
-	col := 0
-	start := 0 // start of the current field in buf
-	fieldRaw := 0
-	finish := func(rawEnd int) error {
-		if col >= ncols {
-			return fmt.Errorf("COPY row has more than %d columns", ncols)
-		}
-		if string(line[fieldRaw:rawEnd]) == `\N` {
-			tup[col] = schema.Datum{State: schema.Null}
-		} else {
-			tup[col] = schema.Datum{State: schema.Text, Data: buf[start:len(buf):len(buf)]}
-		}
-		col++
-		start = len(buf)
-		return nil
+// copyArena hands out the memory of decoded rows from slabs, so that a row
+// costs no allocation of its own. The slabs are never written again once
+// handed out: a row stays valid as long as anyone holds it.
+type copyArena struct {
+	datums []schema.Datum
+	data   []byte
+}
+
+const (
+	arenaDatums = 4096     // per slab
+	arenaBytes  = 64 << 10 // per slab; a longer row gets memory of its own
+)
+
+func (a *copyArena) tuple(n int) schema.Tuple {
+	if len(a.datums) < n {
+		a.datums = make([]schema.Datum, max(n, arenaDatums))
 	}
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch c {
-		case '\t':
-			if err := finish(i); err != nil {
+	t := a.datums[:n:n]
+	a.datums = a.datums[n:]
+	return t
+}
+
+// bytes returns an empty buffer with room for n bytes.
+func (a *copyArena) bytes(n int) []byte {
+	if n > arenaBytes/4 {
+		return make([]byte, 0, n)
+	}
+	if len(a.data) < n {
+		a.data = make([]byte, arenaBytes)
+	}
+	b := a.data[:0:n]
+	a.data = a.data[n:]
+	return b
+}
+
+// decodeCopyLine splits one text-format COPY row into a fresh tuple.
+func decodeCopyLine(line []byte, ncols int) (schema.Tuple, error) {
+	var a copyArena
+	return a.decode(line, ncols)
+}
+
+// decode splits one text-format COPY row into a tuple whose values are
+// unescaped into one buffer from the arena (an unescaped value is never
+// longer than its escaped form). Fields without a backslash, most of them,
+// are copied as they are.
+func (a *copyArena) decode(line []byte, ncols int) (schema.Tuple, error) {
+	tup := a.tuple(ncols)
+	buf := a.bytes(len(line))
+	col := 0
+	for rest, more := line, true; more; {
+		field := rest
+		if i := bytes.IndexByte(rest, '\t'); i >= 0 {
+			field, rest = rest[:i], rest[i+1:]
+		} else {
+			more = false
+		}
+		if col >= ncols {
+			return nil, fmt.Errorf("COPY row has more than %d columns", ncols)
+		}
+		start := len(buf)
+		switch {
+		case bytes.IndexByte(field, '\\') < 0:
+			buf = append(buf, field...)
+		case len(field) == 2 && field[1] == 'N':
+			tup[col] = schema.Datum{State: schema.Null}
+			col++
+			continue
+		default:
+			var err error
+			if buf, err = unescapeCopy(buf, field); err != nil {
 				return nil, err
 			}
-			fieldRaw = i + 1
-			continue
-		case '\\':
-			if i+1 >= len(line) {
-				return nil, fmt.Errorf("COPY row ends in a lone backslash")
+		}
+		tup[col] = schema.Datum{State: schema.Text, Data: buf[start:len(buf):len(buf)]}
+		col++
+	}
+	if col != ncols {
+		return nil, fmt.Errorf("COPY row has %d columns, want %d", col, ncols)
+	}
+	return tup, nil
+}
+
+// unescapeCopy appends a text-format COPY field's value (\N inside a longer
+// field is taken as N, as before).
+func unescapeCopy(buf, field []byte) ([]byte, error) {
+	for i := 0; i < len(field); i++ {
+		c := field[i]
+		if c == '\\' {
+			if i+1 >= len(field) {
+				return buf, fmt.Errorf("COPY row ends in a lone backslash")
 			}
 			i++
-			c = line[i]
+			c = field[i]
 			switch c {
 			case 'b':
 				c = '\b'
@@ -95,13 +154,11 @@ func decodeCopyLine(line []byte, ncols int) (schema.Tuple, error) {
 				c = '\t'
 			case 'v':
 				c = '\v'
-			case 'N':
-				// only meaningful as the whole field; checked in finish
 			case 'x':
 				v, n := 0, 0
-				for n < 2 && i+1 < len(line) && isHex(line[i+1]) {
+				for n < 2 && i+1 < len(field) && isHex(field[i+1]) {
 					i++
-					v = v*16 + hexVal(line[i])
+					v = v*16 + hexVal(field[i])
 					n++
 				}
 				if n > 0 {
@@ -110,9 +167,9 @@ func decodeCopyLine(line []byte, ncols int) (schema.Tuple, error) {
 			default:
 				if c >= '0' && c <= '7' {
 					v := int(c - '0')
-					for n := 1; n < 3 && i+1 < len(line) && line[i+1] >= '0' && line[i+1] <= '7'; n++ {
+					for n := 1; n < 3 && i+1 < len(field) && field[i+1] >= '0' && field[i+1] <= '7'; n++ {
 						i++
-						v = v*8 + int(line[i]-'0')
+						v = v*8 + int(field[i]-'0')
 					}
 					c = byte(v)
 				}
@@ -120,13 +177,138 @@ func decodeCopyLine(line []byte, ncols int) (schema.Tuple, error) {
 		}
 		buf = append(buf, c)
 	}
-	if err := finish(len(line)); err != nil {
-		return nil, err
+	return buf, nil
+}
+
+// binaryCounter follows a binary COPY stream (a header, rows of a field
+// count and length-prefixed fields, a trailer of count -1), passing it on to
+// fn with the number of rows complete so far. Its state carries across
+// writes, which may split anything.
+type binaryCounter struct {
+	fn    func(data []byte, rows int64) error
+	rows  int64
+	state binaryState
+	word  [4]byte // a count or length being read
+	got   int     // bytes of word (or of the header) read
+	skip  int     // bytes of a field or header extension left to skip
+	left  int     // fields of the current row left
+	err   error
+}
+
+type binaryState uint8
+
+const (
+	binHeader    binaryState = iota // signature, flags, extension length
+	binExtension                    // skip: header extension
+	binCount                        // a row's field count (2 bytes)
+	binLength                       // a field's length (4 bytes)
+	binField                        // skip: a field's value
+	binEnded                        // after the trailer
+)
+
+// copyBinarySignature starts every binary COPY stream.
+const copyBinarySignature = "PGCOPY\n\xff\r\n\x00"
+
+func (c *binaryCounter) ended() bool { return c.state == binEnded }
+
+func (c *binaryCounter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
 	}
-	if col != ncols {
-		return nil, fmt.Errorf("COPY row has %d columns, want %d", col, ncols)
+	if c.err = c.follow(p); c.err == nil {
+		c.err = c.fn(p, c.rows)
 	}
-	return tup, nil
+	if c.err != nil {
+		return 0, c.err
+	}
+	return len(p), nil
+}
+
+func (c *binaryCounter) follow(p []byte) error {
+	for len(p) > 0 {
+		switch c.state {
+		case binHeader:
+			// 11 bytes of signature, 4 of flags, 4 of extension length.
+			k := min(len(p), 19-c.got)
+			for j, b := range p[:k] {
+				switch at := c.got + j; {
+				case at < 11 && b != copyBinarySignature[at]:
+					return fmt.Errorf("binary COPY stream: bad signature")
+				case at >= 15:
+					c.word[at-15] = b
+				}
+			}
+			c.got += k
+			p = p[k:]
+			if c.got == 19 {
+				c.got = 0
+				c.skip, c.state = int(binary.BigEndian.Uint32(c.word[:])), binExtension
+				if c.skip == 0 {
+					c.state = binCount
+				}
+			}
+		case binExtension, binField:
+			k := min(len(p), c.skip)
+			c.skip -= k
+			p = p[k:]
+			if c.skip > 0 {
+				break
+			}
+			if c.state == binExtension {
+				c.state = binCount
+			} else {
+				c.fieldDone()
+			}
+		case binCount, binLength:
+			need := 2
+			if c.state == binLength {
+				need = 4
+			}
+			k := min(len(p), need-c.got)
+			copy(c.word[c.got:], p[:k])
+			c.got += k
+			p = p[k:]
+			if c.got < need {
+				break
+			}
+			c.got = 0
+			if c.state == binCount {
+				switch n := int16(binary.BigEndian.Uint16(c.word[:2])); {
+				case n == -1:
+					c.state = binEnded
+				case n < 0:
+					return fmt.Errorf("binary COPY stream: field count %d", n)
+				case n == 0:
+					c.rows++
+				default:
+					c.left, c.state = int(n), binLength
+				}
+				break
+			}
+			switch n := int32(binary.BigEndian.Uint32(c.word[:])); {
+			case n < -1:
+				return fmt.Errorf("binary COPY stream: field length %d", n)
+			case n > 0:
+				c.skip, c.state = int(n), binField
+			default: // NULL or empty
+				c.fieldDone()
+			}
+		case binEnded:
+			return fmt.Errorf("binary COPY stream: data after the trailer")
+		}
+	}
+	return nil
+}
+
+// fieldDone moves on after a row's field: to the next one's length, or to
+// the next row.
+func (c *binaryCounter) fieldDone() {
+	c.left--
+	c.state = binLength
+	if c.left == 0 {
+		c.rows++
+		c.state = binCount
+	}
 }
 
 func isHex(c byte) bool {

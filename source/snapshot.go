@@ -24,6 +24,7 @@ type Snapshot struct {
 	conn            *pgx.Conn
 	tx              pgx.Tx
 	queries         map[uint32]string // COPY statement per table
+	binary          map[uint32]bool   // tables CopyBinary can copy
 	publication     string
 	// Estimates are the source's row estimates per table (from Tables;
 	// -1: never analyzed).
@@ -102,7 +103,41 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 		sn.Estimates[t.ID] = p.estimate
 		tables = append(tables, t)
 	}
+	if sn.binary, err = binarySendable(ctx, sn.tx, tables); err != nil {
+		return nil, err
+	}
 	return tables, nil
+}
+
+// binarySendable lists the tables whose every column has a type with a
+// binary output function (and an element type with one), which a binary
+// COPY needs.
+func binarySendable(ctx context.Context, tx pgx.Tx, tables []*schema.Table) (map[uint32]bool, error) {
+	var oids []uint32
+	for _, t := range tables {
+		for _, c := range t.Columns {
+			oids = append(oids, c.TypeID)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT t.oid FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem
+		WHERE t.oid = ANY ($1::oid[]) AND (t.typsend = 0 OR e.typsend = 0)`, oids)
+	if err != nil {
+		return nil, classify("inspect column types", err)
+	}
+	unsendable := map[uint32]bool{}
+	var oid uint32
+	if _, err := pgx.ForEachRow(rows, []any{&oid}, func() error { unsendable[oid] = true; return nil }); err != nil {
+		return nil, classify("inspect column types", err)
+	}
+	out := make(map[uint32]bool, len(tables))
+	for _, t := range tables {
+		ok := true
+		for _, c := range t.Columns {
+			ok = ok && !unsendable[c.TypeID]
+		}
+		out[t.ID] = ok
+	}
+	return out, nil
 }
 
 // pubTable is one table of a publication, as the publication shows it.
@@ -254,6 +289,34 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 		t.TypeNames = typeNames
 	}
 	return t, nil
+}
+
+// BinaryCopyable reports whether CopyBinary can copy t (from Tables): every
+// column's type has a binary output function.
+func (sn *Snapshot) BinaryCopyable(t *schema.Table) bool { return sn.binary[t.ID] }
+
+// CopyBinary passes the rows of a table (from Tables) in the snapshot to fn
+// in PostgreSQL's binary COPY format (header, rows, trailer), the columns as
+// Tables describes them, and returns how many rows it copied. fn gets the
+// stream in pieces that may end inside a row, each with the number of rows
+// complete so far; a piece is only valid during the call. Only for a table
+// BinaryCopyable takes.
+func (sn *Snapshot) CopyBinary(ctx context.Context, t *schema.Table, fn func(data []byte, rows int64) error) (int64, error) {
+	q, ok := sn.queries[t.ID]
+	if !ok || !sn.binary[t.ID] {
+		return 0, fmt.Errorf("copy %s in binary: table not listed by Tables, or a column type has no binary output", t.QualifiedName())
+	}
+	w := &binaryCounter{fn: fn}
+	tag, err := sn.tx.Conn().PgConn().CopyTo(ctx, w, q+" (FORMAT binary)")
+	switch {
+	case w.err != nil:
+		return 0, w.err
+	case err != nil:
+		return 0, classify("copy "+t.QualifiedName(), err)
+	case !w.ended() || w.rows != tag.RowsAffected():
+		return 0, fmt.Errorf("copy %s in binary: the stream does not end after its %d rows (the server counted %d)", t.QualifiedName(), w.rows, tag.RowsAffected())
+	}
+	return w.rows, nil
 }
 
 // Copy streams the rows of a table (from Tables) in the snapshot to fn. The

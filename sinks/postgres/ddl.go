@@ -318,6 +318,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		if err := s.own(ctx, t); err != nil {
 			return err
 		}
+		s.created[name] = true
 		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
 	} else {
 		seen := map[string]bool{}

@@ -161,8 +161,11 @@ type Sink struct {
 	// a rollback clears them.
 	tables map[*schema.Table]*tableInfo
 	stmts  map[stmtKey]string
-	nstmt  int
-	nstage int
+	// created are the tables (qualified names) created in the open
+	// transaction.
+	created map[string]bool
+	nstmt   int
+	nstage  int
 
 	cr     *copyReader // reused COPY encoder
 	params [][]byte
@@ -184,7 +187,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts Options) (*Sin
 		return nil, fmt.Errorf("PostgreSQL target: invalid connection string: %s", redact(parseErrorText(err), dsn, ""))
 	}
 	s := &Sink{cfg: cfg, dsn: dsn, log: log, opts: opts, where: describe(cfg),
-		types: map[typeKey]string{}, tables: map[*schema.Table]*tableInfo{}, stmts: map[stmtKey]string{}}
+		types: map[typeKey]string{}, tables: map[*schema.Table]*tableInfo{}, stmts: map[stmtKey]string{}, created: map[string]bool{}}
 	fail := func(what string, err error) (*Sink, error) {
 		if s.conn != nil {
 			s.conn.Close(context.WithoutCancel(ctx))
@@ -472,6 +475,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		return explain(fmt.Errorf("commit: %w", err))
 	}
 	s.inTx = false
+	clear(s.created)
 	return nil
 }
 
@@ -531,4 +535,5 @@ func (s *Sink) afterRollback(ctx context.Context) {
 func (s *Sink) reset() {
 	clear(s.tables)
 	clear(s.stmts)
+	clear(s.created)
 }
