@@ -392,10 +392,7 @@ func numericScale(typmod int32) (int, bool) {
 
 // forgetTable drops cached statements and shapes after a rename.
 func (s *Sink) forgetTable() {
-	for k, st := range s.stmts {
-		st.Close()
-		delete(s.stmts, k)
-	}
+	s.closeStmts()
 	clear(s.tables)
 }
 

@@ -7,6 +7,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,14 +32,28 @@ type Sink struct {
 	// (--drop-columns); by default it is kept with its data.
 	DropColumns bool
 
-	path   string
-	db     *sql.DB
-	conn   *sql.Conn // every statement runs here, so prepared statements and BEGIN share it
-	log    *slog.Logger
-	tables map[*schema.Table]*tableInfo
-	stmts  map[stmtKey]*sql.Stmt
-	inTx   bool
-	args   []any // reused argument buffer
+	path    string
+	db      *sql.DB
+	conn    *sql.Conn // every statement runs here, so prepared statements and BEGIN share it
+	log     *slog.Logger
+	tables  map[*schema.Table]*tableInfo
+	stmts   map[stmtKey]*sql.Stmt
+	inserts map[stmtKey]driver.Stmt // multi-row INSERTs, prepared on the driver's connection (insert)
+	inTx    bool
+	args    []any               // reused argument buffer
+	nargs   []driver.NamedValue // the same for driver statements
+}
+
+// closeStmts closes and forgets every prepared statement.
+func (s *Sink) closeStmts() {
+	for k, st := range s.stmts {
+		st.Close()
+		delete(s.stmts, k)
+	}
+	for k, st := range s.inserts {
+		st.Close()
+		delete(s.inserts, k)
+	}
 }
 
 // Open opens (creating if needed) the SQLite file at path and brings
@@ -74,14 +89,12 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 		return fail(err)
 	}
 	return &Sink{path: path, db: db, conn: conn, log: log,
-		tables: map[*schema.Table]*tableInfo{}, stmts: map[stmtKey]*sql.Stmt{}}, nil
+		tables: map[*schema.Table]*tableInfo{}, stmts: map[stmtKey]*sql.Stmt{}, inserts: map[stmtKey]driver.Stmt{}}, nil
 }
 
 // Close releases the file.
 func (s *Sink) Close() error {
-	for _, st := range s.stmts {
-		st.Close()
-	}
+	s.closeStmts()
 	return errors.Join(s.conn.Close(), s.db.Close())
 }
 
@@ -146,10 +159,7 @@ func (s *Sink) Rollback(ctx context.Context) error {
 	}
 	s.inTx = false
 	// Statements may name tables whose creation was just undone.
-	for k, st := range s.stmts {
-		st.Close()
-		delete(s.stmts, k)
-	}
+	s.closeStmts()
 	clear(s.tables)
 	if _, err := s.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 		// SQLite already rolled back after some errors (a full disk).

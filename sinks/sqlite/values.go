@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/walmirror/walmirror/schema"
 )
@@ -13,6 +14,8 @@ import (
 // values read back equal the source: integers as INTEGER, bool as 0/1, bytea
 // as BLOB, timestamps as ISO-8601 text with microseconds (UTC for
 // timestamptz, suffixed Z), everything else as PostgreSQL's text form.
+// A string it returns may share d.Data's memory: it is only for binding
+// (the driver copies what it binds), valid while d.Data is.
 func value(k schema.Kind, d schema.Datum) (any, error) {
 	if d.State == schema.Null {
 		return nil, nil
@@ -21,9 +24,10 @@ func value(k schema.Kind, d schema.Datum) (any, error) {
 		return nil, fmt.Errorf("internal error: unchanged TOAST value reached the writer")
 	}
 	b := d.Data
+	text := unsafe.String(unsafe.SliceData(b), len(b))
 	switch k {
 	case schema.KindInt:
-		v, err := strconv.ParseInt(string(b), 10, 64)
+		v, err := strconv.ParseInt(text, 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("integer %q: %w", b, err)
 		}
@@ -34,7 +38,7 @@ func value(k schema.Kind, d schema.Datum) (any, error) {
 		}
 		return int64(0), nil
 	case schema.KindFloat:
-		v, err := strconv.ParseFloat(string(b), 64)
+		v, err := strconv.ParseFloat(text, 64)
 		if err != nil {
 			return nil, fmt.Errorf("float %q: %w", b, err)
 		}
@@ -52,11 +56,11 @@ func value(k schema.Kind, d schema.Datum) (any, error) {
 		}
 		return nil, fmt.Errorf("bytea not in hex format (bytea_output must be hex)")
 	case schema.KindTimestampTZ:
-		return isoTimestamp(string(b), true), nil
+		return isoTimestamp(text, true), nil
 	case schema.KindTimestamp:
-		return isoTimestamp(string(b), false), nil
+		return isoTimestamp(text, false), nil
 	}
-	return string(b), nil
+	return text, nil
 }
 
 // isoTimestamp turns PostgreSQL's ISO output ("2024-01-02 03:04:05.5+00"

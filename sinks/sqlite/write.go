@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -97,7 +98,11 @@ func (s *Sink) bind(ti *tableInfo, i int, d schema.Datum) error {
 }
 
 // insert writes full rows with multi-row INSERT statements; replace
-// replaces the row with the same key.
+// replaces the row with the same key. They run on the driver's connection
+// itself, without database/sql's checks of each argument, and through the
+// driver's Query, which binds all of a statement's arguments and steps it
+// in one call into SQLite instead of one per argument (the driver runs a
+// statement given to Query at once: its rows, none here, are then read).
 func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple, replace bool) error {
 	if len(rows) == 0 {
 		return nil
@@ -108,26 +113,52 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple, r
 		op = opReplace
 	}
 	per := max(1, min(maxRowsPerStmt, maxVars/max(1, len(ti.cols))))
-	for len(rows) > 0 {
-		n := min(per, len(rows))
-		st, err := s.stmt(ctx, stmtKey{t: ti.t, op: op, n: n}, func() string { return insertSQL(ti, n, replace) })
-		if err != nil {
-			return err
+	return s.conn.Raw(func(dc any) error {
+		conn, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("internal error: driver connection is %T", dc)
 		}
-		s.args = s.args[:0]
-		for _, row := range rows[:n] {
-			for i, d := range row {
-				if err := s.bind(ti, i, d); err != nil {
-					return err
+		for len(rows) > 0 {
+			n := min(per, len(rows))
+			k := stmtKey{t: ti.t, op: op, n: n}
+			st, ok := s.inserts[k]
+			if !ok {
+				q := insertSQL(ti, n, replace)
+				var err error
+				if st, err = conn.PrepareContext(ctx, q); err != nil {
+					return fmt.Errorf("prepare %q: %w", q, err)
+				}
+				s.inserts[k] = st
+			}
+			s.nargs = s.nargs[:0]
+			for _, row := range rows[:n] {
+				if len(row) != len(ti.cols) {
+					return fmt.Errorf("insert into %s: row has %d values for %d columns", ti.name, len(row), len(ti.cols))
+				}
+				for i, d := range row {
+					v, err := value(ti.kinds[i], d)
+					if err != nil {
+						return fmt.Errorf("column %q: %w", ti.t.Columns[i].Name, err)
+					}
+					s.nargs = append(s.nargs, driver.NamedValue{Ordinal: len(s.nargs) + 1, Value: v})
 				}
 			}
+			q, ok := st.(driver.StmtQueryContext)
+			if !ok {
+				return fmt.Errorf("internal error: driver statement is %T", st)
+			}
+			r, err := q.QueryContext(ctx, s.nargs)
+			if err == nil {
+				err = r.Close()
+			}
+			clear(s.nargs) // no value outlives the statement
+			if err != nil {
+				return fmt.Errorf("insert into %s: %w", ti.name, err)
+			}
+			rows = rows[n:]
 		}
-		if _, err := st.ExecContext(ctx, s.args...); err != nil {
-			return fmt.Errorf("insert into %s: %w", ti.name, err)
-		}
-		rows = rows[n:]
-	}
-	return nil
+		return nil
+	})
 }
 
 func insertSQL(ti *tableInfo, n int, replace bool) string {
