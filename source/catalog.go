@@ -116,14 +116,20 @@ func (s *Source) RelName(ctx context.Context, relid uint32) (nsp, name string, p
 // its partitions hold: PostgreSQL stores ADD COLUMN ... DEFAULT's value on
 // each partition (the root has no rows), so the root's attribute shows a
 // default and no value. A column gets one when every partition that has one
-// agrees and every other partition was never rewritten (created with the
-// column, so all its rows came through the stream).
+// agrees and every other partition that got the column from the same
+// ADD COLUMN was never rewritten. A partition whose column comes from
+// another statement than the root's (its pg_attribute row has another
+// xmin: created, or attached, after the column was added) holds it in
+// every row it ever had, so it says nothing about older rows, whatever
+// happened to its data files since (a TRUNCATE).
 func (s *Source) partitionMissing(ctx context.Context, relid uint32, attrs []Attribute) error {
 	rows, err := s.conn.Query(ctx, `SELECT a.attname, a.atthasmissing,
-			CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END, c.relfilenode = c.oid
+			CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END, c.relfilenode = c.oid,
+			a.xmin = ra.xmin
 		FROM pg_catalog.pg_partition_tree($1) p
 		JOIN pg_catalog.pg_class c ON c.oid = p.relid
 		JOIN pg_catalog.pg_attribute a ON a.attrelid = p.relid AND a.attnum > 0 AND NOT a.attisdropped
+		JOIN pg_catalog.pg_attribute ra ON ra.attrelid = $1 AND ra.attname = a.attname
 		WHERE p.isleaf AND p.relid <> $1`, relid)
 	if err != nil {
 		return classify("read the source catalog", timeoutCause(ctx, err))
@@ -137,11 +143,14 @@ func (s *Source) partitionMissing(ctx context.Context, relid uint32, attrs []Att
 	byName := map[string]*leafValue{}
 	for rows.Next() {
 		var name string
-		var has, pristine bool
+		var has, pristine, fromRoot bool
 		var missing *string
-		if err := rows.Scan(&name, &has, &missing, &pristine); err != nil {
+		if err := rows.Scan(&name, &has, &missing, &pristine, &fromRoot); err != nil {
 			rows.Close()
 			return classify("read the source catalog", err)
+		}
+		if !has && !fromRoot {
+			continue
 		}
 		lv := byName[name]
 		if lv == nil {

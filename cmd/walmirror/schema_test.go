@@ -414,6 +414,17 @@ func TestPartitionedTables(t *testing.T) {
 		f.exec(`ALTER TABLE meas ADD COLUMN k int DEFAULT 42; INSERT INTO meas VALUES (3000, '2026-04-04', 'k', 1);`)
 		f.catchUp()
 		compareRows(t, dsn, rows, "SELECT id, CAST(day AS VARCHAR), v, CAST(k AS VARCHAR) FROM meas")
+		// Another, then a new partition (created with the column: no
+		// missing value) whose data files a TRUNCATE replaces before
+		// walmirror reads the column: older rows still get the default.
+		f.exec(`ALTER TABLE meas ADD COLUMN k2 text DEFAULT 'dflt';
+					CREATE TABLE meas_2027 PARTITION OF meas FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+					INSERT INTO meas VALUES (4000, '2027-05-05', 'x', 2, 'own');
+					TRUNCATE meas_2027;
+					INSERT INTO meas VALUES (4001, '2027-06-06', 'y', 3, 'own2'), (4002, '2024-07-07', 'z', 4, DEFAULT);
+					UPDATE meas SET v = 'w' WHERE id = 4001;`)
+		f.catchUp()
+		compareRows(t, dsn, rows, "SELECT id, CAST(day AS VARCHAR), v, CAST(k AS VARCHAR), k2 FROM meas")
 		if got, err := rows("SELECT count(*) FROM meas_2024"); err == nil {
 			t.Errorf("the copy has a table per partition too: %q", got)
 		}
