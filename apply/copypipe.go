@@ -37,7 +37,7 @@ type binaryCopier interface {
 }
 
 const (
-	copyBatches = 3         // decoded batches in flight: one filling, one waiting, one being written
+	copyBatches = 2         // decoded batches in flight: one filling, one being written
 	copyPieces  = 4         // pieces of a binary COPY stream in flight
 	copyPiece   = 256 << 10 // bytes per piece
 )
