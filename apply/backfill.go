@@ -68,6 +68,7 @@ type fill struct {
 	// shapeRounds counts the chunks in a row that found the table's shape
 	// differing from the stream's (see nextChunk).
 	shapeRounds int
+	keys        map[string]bool // copy.Keys as a set (hasKey)
 }
 
 type heldChange struct {
@@ -171,20 +172,57 @@ type resyncRequest struct {
 	Slot   string   `json:"slot"`
 	RelIDs []uint32 `json:"relids"`
 	Tables []string `json:"tables"` // for the log
+	// Keys, per table (nil: the whole table), limits its copy to these
+	// rows (TableCopy.Keys).
+	Keys [][][]string `json:"keys,omitempty"`
 }
 
 // EncodeResync is the message `walmirror resync` writes into the WAL.
 func EncodeResync(slot string, relids []uint32, names []string) string {
-	b, _ := json.Marshal(resyncRequest{Slot: slot, RelIDs: relids, Tables: names})
+	return EncodeResyncKeys(slot, relids, names, nil)
+}
+
+// EncodeResyncKeys is a resync request that copies again only the rows
+// with the given keys of each table (keys[i] for relids[i]; nil or a
+// missing entry: the whole table). A key is the key columns' values in
+// PostgreSQL's text form, in key column order. A table whose key is not
+// all integers or uuids, or whose rows move into or out of the set while
+// they are copied, is copied whole instead.
+func EncodeResyncKeys(slot string, relids []uint32, names []string, keys [][][]string) string {
+	b, _ := json.Marshal(resyncRequest{Slot: slot, RelIDs: relids, Tables: names, Keys: keys})
 	return string(b)
 }
 
 // startFill begins (or begins again) an online copy of relid.
 func (e *engine) startFill(relid uint32, name string, estimate int64, reason string) {
+	e.beginFill(relid, name, estimate, reason, nil)
+}
+
+// startKeysFill begins an online copy of the rows of relid with the given
+// keys; with a copy of the table already under way, the rows join it.
+func (e *engine) startKeysFill(relid uint32, name string, keys [][]string, reason string) {
+	if old := e.fills[relid]; old != nil {
+		if old.copy.Keys == nil {
+			return // the whole table is being copied
+		}
+		seen := map[string]bool{}
+		var all [][]string
+		for _, k := range append(slices.Clone(old.copy.Keys), keys...) {
+			if s := strings.Join(k, "\x00"); !seen[s] {
+				seen[s] = true
+				all = append(all, k)
+			}
+		}
+		keys = all
+	}
+	e.beginFill(relid, name, -1, reason, keys)
+}
+
+func (e *engine) beginFill(relid uint32, name string, estimate int64, reason string, keys [][]string) {
 	if e.inflight != nil && e.inflight.relid == relid {
 		e.inflight = nil // its watermark will be ignored
 	}
-	f := &fill{copy: schema.TableCopy{RelID: relid, Table: name, Estimate: estimate, Reason: reason}}
+	f := &fill{copy: schema.TableCopy{RelID: relid, Table: name, Estimate: estimate, Reason: reason, Keys: keys}}
 	if old := e.fills[relid]; old != nil {
 		f.truncXid = old.truncXid
 		// Its held changes go: the copy's next snapshot has them, once it
@@ -203,6 +241,10 @@ func (e *engine) startFill(relid uint32, name string, estimate int64, reason str
 	e.fills[relid] = f
 	e.copiedCache[relid] = false
 	e.fillsChanged = true
+	if keys != nil {
+		e.log.Info("copying rows again online", "table", name, "reason", reason, "rows", len(keys))
+		return
+	}
 	e.log.Info("copying table online", "table", name, "reason", reason, "estimated_rows", estimate)
 }
 
@@ -236,6 +278,21 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 	if !f.ordered {
 		f.order, f.ordered = orderOf(t), true
 	}
+	if f.copy.Keys != nil && f.order.ok {
+		in := f.hasKey(t, keyTuple(c))
+		out := in
+		if c.Op == schema.Update && c.Old != nil {
+			out = f.hasKey(t, c.New)
+		}
+		switch {
+		case !in && !out:
+			return false, nil
+		case in && out:
+			return e.hold(f, c), nil
+		}
+		e.startFill(t.ID, f.copy.Table, -1, "a key moved into or out of the rows being copied again")
+		return e.hold(e.fills[t.ID], c), nil
+	}
 	if f.copy.After == nil || !f.order.ok {
 		return e.hold(f, c), nil
 	}
@@ -253,7 +310,44 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 	// A key moved across the copy's frontier: start the table again rather
 	// than split the change (its unchanged TOAST values are not in it).
 	e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress")
-	return true, nil
+	return e.hold(e.fills[t.ID], c), nil
+}
+
+// keyRow is a row of t holding key (the key columns' text, in order) in
+// its key columns, for a delete by key.
+func keyRow(t *schema.Table, key []string) (schema.Tuple, error) {
+	idx := t.KeyIndexes()
+	if len(key) != len(idx) {
+		return nil, fmt.Errorf("copy rows of %s again: a key has %d columns, the table's key %d", t.QualifiedName(), len(key), len(idx))
+	}
+	row := make(schema.Tuple, len(t.Columns))
+	for i := range row {
+		row[i].State = schema.Null
+	}
+	for i, k := range idx {
+		row[k] = schema.Datum{State: schema.Text, Data: []byte(key[i])}
+	}
+	return row, nil
+}
+
+// hasKey reports whether tup's key is one of the fill's Keys.
+func (f *fill) hasKey(t *schema.Table, tup schema.Tuple) bool {
+	if f.keys == nil {
+		f.keys = make(map[string]bool, len(f.copy.Keys))
+		for _, k := range f.copy.Keys {
+			f.keys[strings.Join(k, "\x00")] = true
+		}
+	}
+	var b strings.Builder
+	for i, k := range t.KeyIndexes() {
+		if i > 0 {
+			b.WriteString("\x00")
+		}
+		if k < len(tup) {
+			b.Write(tup[k].Data)
+		}
+	}
+	return f.keys[b.String()]
 }
 
 // hold keeps a change to rows the copy has not reached, unless the chunk in
@@ -350,8 +444,13 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if !f.ordered {
 		f.order, f.ordered = orderOf(t), true
 	}
+	keyed := f.copy.Keys != nil
+	if keyed && !f.order.ok {
+		e.startFill(relid, f.copy.Table, -1, "its key cannot be matched exactly, so the whole table is copied again")
+		return nil
+	}
 	limit := e.chunkRows
-	if !f.order.ok {
+	if !f.order.ok || keyed {
 		limit = 0 // one chunk
 	}
 	if f.copy.After != nil && !f.order.ok {
@@ -373,14 +472,14 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		e.startFill(relid, f.copy.Table, f.copy.Estimate, "the source rewrote it while it was copied")
 		return nil
 	}
-	if f.copy.After == nil {
+	if f.copy.After == nil && !keyed {
 		// The first chunk replaces every row: what older rows would hold in
 		// a new column, or how they convert to a new type, is moot.
 		e.unknownFills(t)
 		t.Replacing = true
 		delete(e.ensured, t)
 	}
-	if f.copy.After == nil && t.Storage != ch.Table.Storage {
+	if f.copy.After == nil && !keyed && t.Storage != ch.Table.Storage {
 		// The copy is of the table's data as the snapshot shows it: the
 		// target stores that storage with the shape.
 		t.Storage = ch.Table.Storage
@@ -404,7 +503,19 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if err := e.flushTable(ctx, relid); err != nil {
 		return err
 	}
-	if f.copy.After == nil {
+	switch {
+	case keyed:
+		// Whatever the target holds for these keys goes.
+		del := &schema.Batch{Table: t, Deletes: make([]schema.Tuple, len(f.copy.Keys))}
+		for i, k := range f.copy.Keys {
+			if del.Deletes[i], err = keyRow(t, k); err != nil {
+				return err
+			}
+		}
+		if err := e.call(ctx, func(ctx context.Context) error { return e.sink.Write(ctx, del) }); err != nil {
+			return fmt.Errorf("delete the rows of %s to copy again: %w", t.QualifiedName(), err)
+		}
+	case f.copy.After == nil:
 		// The first chunk: whatever the target held for the table goes.
 		if err := e.call(ctx, func(ctx context.Context) error { return e.sink.Truncate(ctx, []*schema.Table{t}) }); err != nil {
 			return fmt.Errorf("empty %s for its copy: %w", t.QualifiedName(), err)
@@ -426,14 +537,21 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		batch.Inserts, size = nil, 0
 		return err
 	}
-	n, last, err := ch.Rows(ctx, t, f.copy.After, limit, func(row schema.Tuple) error {
+	add := func(row schema.Tuple) error {
 		batch.Inserts = append(batch.Inserts, row)
 		size += row.Size()
 		if len(batch.Inserts) >= e.limits.ChunkRows || size >= e.limits.ChunkBytes {
 			return write()
 		}
 		return nil
-	})
+	}
+	var n int
+	var last []string
+	if keyed {
+		n, err = ch.RowsWithKeys(ctx, t, f.copy.Keys, add)
+	} else {
+		n, last, err = ch.Rows(ctx, t, f.copy.After, limit, add)
+	}
 	if err == nil {
 		err = write()
 	}
@@ -512,7 +630,11 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 	}
 	e.fillsChanged = true
 	if w.final {
-		e.log.Info("table copied online", "table", f.copy.Table, "rows", f.copy.Rows, "chunks", f.copy.Chunks)
+		if f.copy.Keys != nil {
+			e.log.Info("rows copied again online", "table", f.copy.Table, "keys", len(f.copy.Keys), "rows", f.copy.Rows)
+		} else {
+			e.log.Info("table copied online", "table", f.copy.Table, "rows", f.copy.Rows, "chunks", f.copy.Chunks)
+		}
 		e.finishFill(w.relid)
 		e.copiedCache[w.relid] = true
 	} else {
@@ -818,6 +940,10 @@ func (e *engine) resync(ctx context.Context, content []byte) error {
 		name := strconv.FormatUint(uint64(id), 10)
 		if i < len(r.Tables) {
 			name = r.Tables[i]
+		}
+		if i < len(r.Keys) && r.Keys[i] != nil {
+			e.startKeysFill(id, name, r.Keys[i], "resync of rows requested")
+			continue
 		}
 		e.startFill(id, name, -1, "resync requested")
 	}

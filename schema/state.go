@@ -43,6 +43,11 @@ type TableCopy struct {
 	Chunks   int64  `json:"chunks"`
 	Estimate int64  `json:"estimate"`
 	Reason   string `json:"reason,omitempty"` // why the table is copied, for logs and status
+	// Keys, when set, limits the copy to the rows with these keys (each
+	// the key columns' values in text form): rows verify found different.
+	// They are deleted from the target and copied again in one chunk; the
+	// table's other rows stay as they are.
+	Keys [][]string `json:"keys,omitempty"`
 }
 
 // EncodeCopies is the stored text form of State.Copies ("" when none).

@@ -200,20 +200,12 @@ func (ch *Chunk) Rows(ctx context.Context, t *schema.Table, after []string, limi
 		tail = " ORDER BY " + strings.Join(keys, ", ") + " LIMIT " + strconv.Itoa(limit)
 	}
 	var lastRow schema.Tuple
-	w := &copyReader{ncols: len(t.Columns), fn: func(row schema.Tuple) error {
-		n++
+	n, err = ch.copyRows(ctx, t, cond, tail, func(row schema.Tuple) error {
 		lastRow = row
 		return fn(row)
-	}}
-	q := "COPY (" + ch.pub.query(t, cond) + tail + ") TO STDOUT"
-	if _, err := ch.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
-		if w.err != nil {
-			return n, nil, w.err
-		}
-		return n, nil, classify("copy "+t.QualifiedName(), err)
-	}
-	if w.err != nil {
-		return n, nil, w.err
+	})
+	if err != nil {
+		return n, nil, err
 	}
 	if lastRow != nil && len(keyIdx) > 0 {
 		last = make([]string, len(keyIdx))
@@ -222,6 +214,60 @@ func (ch *Chunk) Rows(ctx context.Context, t *schema.Table, after []string, limi
 		}
 	}
 	return n, last, nil
+}
+
+// RowsWithKeys streams the rows of t whose key is one of keys (each the
+// key columns' values in text form, in key column order), in no order.
+func (ch *Chunk) RowsWithKeys(ctx context.Context, t *schema.Table, keys [][]string, fn func(schema.Tuple) error) (int, error) {
+	if !ch.Published {
+		return 0, errors.New("copy rows: the table is not published")
+	}
+	var cols []string
+	for _, col := range t.Columns {
+		if col.Key {
+			cols = append(cols, quoteIdent(col.Name))
+		}
+	}
+	if len(cols) == 0 || len(keys) == 0 {
+		return 0, fmt.Errorf("copy rows of %s by key: no key", t.QualifiedName())
+	}
+	var b strings.Builder
+	b.WriteString("(" + strings.Join(cols, ", ") + ") IN (")
+	for i, k := range keys {
+		if len(k) != len(cols) {
+			return 0, fmt.Errorf("copy rows of %s: a key has %d columns, the table's key %d", t.QualifiedName(), len(k), len(cols))
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for j, v := range k {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(quoteLiteral(v))
+		}
+		b.WriteByte(')')
+	}
+	b.WriteByte(')')
+	return ch.copyRows(ctx, t, b.String(), "", fn)
+}
+
+// copyRows streams the rows of t matching cond ("" for all), then tail.
+func (ch *Chunk) copyRows(ctx context.Context, t *schema.Table, cond, tail string, fn func(schema.Tuple) error) (int, error) {
+	n := 0
+	w := &copyReader{ncols: len(t.Columns), fn: func(row schema.Tuple) error {
+		n++
+		return fn(row)
+	}}
+	q := "COPY (" + ch.pub.query(t, cond) + tail + ") TO STDOUT"
+	if _, err := ch.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
+		if w.err != nil {
+			return n, w.err
+		}
+		return n, classify("copy "+t.QualifiedName(), err)
+	}
+	return n, w.err
 }
 
 // End writes a watermark carrying token into the WAL and closes the chunk's

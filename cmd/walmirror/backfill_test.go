@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/testenv"
@@ -483,6 +485,84 @@ func TestRenameWhileStreaming(t *testing.T) {
 				t.Fatalf("run failed:\n%s", log)
 			}
 			compareRows(t, dsn, rows, "SELECT id, v FROM p2", "SELECT id, v FROM m2")
+		})
+	}
+}
+
+// targetExec runs statements on a copy behind walmirror's back (walmirror
+// stopped: DuckDB's file is then free). In DuckDB the tables are in schema
+// public.
+func targetExec(t *testing.T, target, q string) {
+	t.Helper()
+	switch {
+	case strings.HasPrefix(target, "sqlite:"):
+		sqlExec(t, "sqlite3", strings.TrimPrefix(target, "sqlite:"), q)
+	case strings.HasPrefix(target, "duckdb:"):
+		sqlExec(t, "duckdb", strings.TrimPrefix(target, "duckdb:"), q)
+	default:
+		conn, err := pgx.Connect(context.Background(), target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestResyncRows: walmirror resync --table t --key copies exactly the rows
+// named again online (deleted in the copy, read again from the source),
+// and no other: a row damaged in the copy but not named stays damaged.
+// Source changes to the named rows before and after the request, and a
+// composite key. Every target.
+func TestResyncRows(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text);
+				INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g;
+				CREATE TABLE u (a int, b bigint, v text, PRIMARY KEY (a, b));
+				INSERT INTO u SELECT g % 10, g, 'u' || g FROM generate_series(1, 100) g;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() string {
+				t.Helper()
+				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+				if r.code != 0 {
+					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+				}
+				return r.stderr
+			}
+			run()
+			tbl := func(name string) string {
+				if tg.name == "sqlite" {
+					return name
+				}
+				return "public." + name
+			}
+			targetExec(t, target, fmt.Sprintf(`UPDATE %[1]s SET v = 'tampered' WHERE id IN (2, 50); DELETE FROM %[1]s WHERE id = 3;
+				INSERT INTO %[1]s (id, v) VALUES (1000, 'extra'); UPDATE %[2]s SET v = 'tampered' WHERE a = 1 AND b = 1`, tbl("t"), tbl("u")))
+			mustExec(t, db, "UPDATE t SET v = 'before' WHERE id = 2")
+			resync := func(args ...string) {
+				t.Helper()
+				r := walmirror(t, nil, append([]string{"resync", "--source", dsn, "--slot", slot}, args...)...)
+				if r.code != 0 || !strings.Contains(r.stdout, "rows of") {
+					t.Fatalf("resync exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+				}
+			}
+			resync("--table", "public.t", "--key", "2", "--key", "3", "--key", "1000", "--key", "4")
+			resync("--table", "u", "--key", "1,1")
+			mustExec(t, db, "UPDATE t SET v = 'after' WHERE id IN (3, 4); INSERT INTO t VALUES (1001, 'new'); UPDATE u SET v = 'after' WHERE a = 1 AND b = 11")
+			log := run()
+			if n := strings.Count(log, `msg="rows copied again online"`); n != 2 || strings.Contains(log, `msg="copying table online"`) {
+				t.Errorf("want two row copies and no table copy:\n%s", log)
+			}
+			compareRows(t, dsn, rows, "SELECT id, v FROM t WHERE id <> 50", "SELECT a, b, v FROM u")
+			if got, err := rows("SELECT v FROM t WHERE id = 50"); err != nil || len(got) != 1 || !strings.Contains(got[0], "tampered") {
+				t.Errorf("row 50, not named, was copied again too: %q %v", got, err)
+			}
 		})
 	}
 }
