@@ -174,21 +174,7 @@ func TestOnlineCopyFaults(t *testing.T) {
 			}
 			var logs bytes.Buffer
 			for _, p := range points {
-				run := exec.Command(bin, args...)
-				run.Env = append(os.Environ(), "WALMIRROR_FAULT="+p)
-				var stderr bytes.Buffer
-				run.Stderr = &stderr
-				if err := run.Start(); err != nil {
-					t.Fatal(err)
-				}
-				timer := time.AfterFunc(30*time.Second, func() { _ = run.Process.Signal(syscall.SIGTERM) })
-				err := run.Wait()
-				timer.Stop()
-				logs.Write(stderr.Bytes())
-				ws, _ := run.ProcessState.Sys().(syscall.WaitStatus)
-				if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || !strings.Contains(stderr.String(), "faultpoint: ") {
-					t.Fatalf("%s was never reached (%v):\n%s", p, err, stderr.String())
-				}
+				logs.WriteString(runToFault(t, bin, args, p))
 				if p == points[0] {
 					// One chunk is committed: status shows the copy's progress.
 					r := walmirror(t, nil, "status", "--target", target, "--json")
@@ -563,6 +549,97 @@ func TestResyncRows(t *testing.T) {
 			if got, err := rows("SELECT v FROM t WHERE id = 50"); err != nil || len(got) != 1 || !strings.Contains(got[0], "tampered") {
 				t.Errorf("row 50, not named, was copied again too: %q %v", got, err)
 			}
+		})
+	}
+}
+
+// runToFault runs the fault-injecting binary until fault point p kills it
+// (failing the test if it never does within 30 s) and returns its log.
+func runToFault(t *testing.T, bin string, args []string, p string) string {
+	t.Helper()
+	run := exec.Command(bin, args...)
+	run.Env = append(os.Environ(), "WALMIRROR_FAULT="+p)
+	var stderr bytes.Buffer
+	run.Stderr = &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(30*time.Second, func() { _ = run.Process.Signal(syscall.SIGTERM) })
+	err := run.Wait()
+	timer.Stop()
+	ws, _ := run.ProcessState.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || !strings.Contains(stderr.String(), "faultpoint: ") {
+		t.Fatalf("%s was never reached (%v):\n%s", p, err, stderr.String())
+	}
+	return stderr.String()
+}
+
+// TestResyncRowsFaults: a copy of chosen rows killed at each fault point
+// inside it (chunk read, watermark written, before and after the commit
+// that completes it) while the source keeps changing those rows and
+// others; the copy ends equal to the source, the rows copied by key.
+func TestResyncRowsFaults(t *testing.T) {
+	needServer(t)
+	bin := faultBinary(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id bigint PRIMARY KEY, v text, n int);
+				INSERT INTO t SELECT g, 'v' || g, 0 FROM generate_series(1, 2000) g;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--commit-rows", "50"}
+			if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r.code != 0 {
+				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+			}
+			// A writer: updates all over the table, deletes and inserts
+			// among the rows to copy again.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				conn, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					done <- err
+					return
+				}
+				defer conn.Close(context.Background())
+				for i := 0; ctx.Err() == nil; i++ {
+					q := fmt.Sprintf(`UPDATE t SET n = n + 1, v = 'w%[1]d' WHERE id = 1 + (%[1]d * 37) %% 2000;
+						DELETE FROM t WHERE id = 1 + (%[1]d * 11) %% 400;
+						INSERT INTO t VALUES (1 + (%[1]d * 13) %% 400, 'back', %[1]d) ON CONFLICT DO NOTHING`, i)
+					if _, err := conn.Exec(ctx, q); err != nil && ctx.Err() == nil {
+						done <- err
+						return
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+				done <- nil
+			}()
+			resync := []string{"resync", "--source", dsn, "--slot", slot, "--table", "t"}
+			for k := 1; k <= 400; k += 3 {
+				resync = append(resync, "--key", strconv.Itoa(k))
+			}
+			var logs strings.Builder
+			for _, p := range []string{"backfill.chunk-read:1", "backfill.watermark-written:1", "apply.before-commit:3", "apply.after-commit:3"} {
+				if r := walmirror(t, nil, resync...); r.code != 0 {
+					t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
+				}
+				logs.WriteString(runToFault(t, bin, args, p))
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...)
+			if r.code != 0 {
+				t.Fatalf("final run exited %d:\n%s", r.code, r.stderr)
+			}
+			logs.WriteString(r.stderr)
+			if !strings.Contains(logs.String(), `msg="rows copied again online"`) || strings.Contains(logs.String(), `msg="copying table online"`) {
+				t.Errorf("want the rows copied again by key, never the whole table:\n%s", logs.String())
+			}
+			compareRows(t, dsn, rows, "SELECT id, v, n FROM t")
 		})
 	}
 }
