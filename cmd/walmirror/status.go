@@ -109,6 +109,8 @@ type copyStatus struct {
 	Rows     int64  `json:"rows_done"`
 	Estimate int64  `json:"estimated_rows"` // -1: unknown
 	Reason   string `json:"reason,omitempty"`
+	// Keys: the copy is of these many rows only (walmirror resync --key).
+	Keys int `json:"keys,omitempty"`
 }
 
 func copiesStatus(copies []schema.TableCopy) []copyStatus {
@@ -118,7 +120,7 @@ func copiesStatus(copies []schema.TableCopy) []copyStatus {
 		if i == 0 {
 			state = "copying"
 		}
-		out[i] = copyStatus{Table: c.Table, State: state, Chunks: c.Chunks, Rows: c.Rows, Estimate: c.Estimate, Reason: c.Reason}
+		out[i] = copyStatus{Table: c.Table, State: state, Chunks: c.Chunks, Rows: c.Rows, Estimate: c.Estimate, Reason: c.Reason, Keys: len(c.Keys)}
 	}
 	return out
 }
@@ -198,6 +200,10 @@ func printStatus(w io.Writer, r statusReport) {
 		fmt.Fprintf(w, "committed: %s (the target's last commit)\n", formatTime(*r.LastTargetCommit))
 	}
 	for _, c := range r.Copies {
+		if c.Keys > 0 {
+			fmt.Fprintf(w, "copy:     %s %s: %d rows by key (%s)\n", c.Table, c.State, c.Keys, c.Reason)
+			continue
+		}
 		est := "unknown"
 		if c.Estimate >= 0 {
 			est = fmt.Sprintf("~%d", c.Estimate)
