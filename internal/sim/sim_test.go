@@ -458,8 +458,17 @@ func runSim(t *testing.T, p params) {
 		s.replicate(ctx, pw)
 		t.Logf("round %d: replicated and compared in %v", round, time.Since(began).Round(time.Millisecond))
 	}
-	t.Logf("seed %d: %d transactions in %v; %d runs interrupted mid-way; %d rounds replicated live; %d part-way checks skipped (copies in progress or past the stop)",
-		p.seed, s.txCount, time.Since(start).Round(time.Millisecond), s.cut.Load(), s.liveCount, s.skipped.Load())
+	streamed := "no"
+	if conn, err := pgx.Connect(ctx, s.srcDSN); err == nil {
+		// The slots' counters: transactions the server streamed in progress.
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT coalesce(sum(stream_txns), 0) FROM pg_stat_replication_slots WHERE slot_name LIKE '%' || current_database()`).Scan(&n); err == nil {
+			streamed = strconv.FormatInt(n, 10)
+		}
+		conn.Close(ctx)
+	}
+	t.Logf("seed %d: %d transactions in %v; %d runs interrupted mid-way; %d rounds replicated live; %d part-way checks skipped (copies in progress or past the stop); %s transactions streamed in progress",
+		p.seed, s.txCount, time.Since(start).Round(time.Millisecond), s.cut.Load(), s.liveCount, s.skipped.Load(), streamed)
 }
 
 // dropSlots removes the run's slots (retrying while a walsender still
