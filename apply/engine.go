@@ -91,24 +91,25 @@ type engine struct {
 	stats Stats
 
 	// Online copies (backfill.go).
-	copier       chunkReader // nil: no online copies (every table is taken as complete)
-	chunkRows    int         // rows per chunk
-	pollEvery    time.Duration
-	lastPoll     time.Time
-	fills        map[uint32]*fill
-	fillOrder    []uint32
-	fillsChanged bool // Copies changed since the last commit
-	inflight     *chunkWait
-	retryAt      time.Time         // no chunk before then
-	chunkDone    bool              // a chunk's watermark came: commit now
-	copiedCache  map[uint32]bool   // per table: the target holds it complete (or is copying it)
-	storage      map[uint32]string // per table: the Storage polls last found acted on
-	truncXids    map[uint32]uint32 // per table: the source transaction of its last streamed TRUNCATE
-	pollSoon     bool              // poll at the next caught-up moment, whatever the interval
-	polled       *polled           // a publication listing waiting for the stream to pass its position
-	waiting      bool              // the last event was a keepalive: the server has sent all it had
-	xid          uint32            // the source transaction being received
-	pause        *Pauser           // Config.Pause (pause.go)
+	copier        chunkReader // nil: no online copies (every table is taken as complete)
+	chunkRows     int         // rows per chunk
+	pollEvery     time.Duration
+	lastPoll      time.Time
+	fills         map[uint32]*fill
+	fillOrder     []uint32
+	fillsChanged  bool // Copies changed since the last commit
+	inflight      *chunkWait
+	retryAt       time.Time         // no chunk before then
+	chunkDone     bool              // a chunk's watermark came: commit now
+	copiedCache   map[uint32]bool   // per table: the target holds it complete (or is copying it)
+	storage       map[uint32]string // per table: the Storage polls last found acted on
+	truncXids     map[uint32]uint32 // per table: the source transaction of its last streamed TRUNCATE
+	pollSoon      bool              // poll at the next caught-up moment, whatever the interval
+	polled        *polled           // a publication listing waiting for the stream to pass its position
+	waiting       bool              // the last event was a keepalive: the server has sent all it had
+	xid           uint32            // the source transaction being received
+	pause         *Pauser           // Config.Pause (pause.go)
+	resyncAtStart []ResyncTable     // Config.ResyncTables
 }
 
 // chunkReader is what online copies read the source through.
@@ -192,6 +193,16 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 	}()
 	if e.copier != nil {
 		e.loadFills(e.state.Copies)
+		for _, rt := range e.resyncAtStart {
+			if _, ok := e.fills[rt.RelID]; ok {
+				continue // being copied already (or recorded by an earlier attempt)
+			}
+			if rt.Keys != nil {
+				e.startKeysFill(rt.RelID, rt.Name, rt.Keys, "resync of rows requested")
+			} else {
+				e.startFill(rt.RelID, rt.Name, -1, "resync requested")
+			}
+		}
 		e.pollSoon = true // at the first caught-up moment
 	}
 	// Online copies and publication polls happen between transactions while

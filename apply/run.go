@@ -32,6 +32,14 @@ type Config struct {
 	// and "auto" (the default) is chunked when the published tables hold
 	// AutoChunkedRows rows or more by the source's estimate.
 	InitialCopy string
+	// ResyncTables are tables (or rows of them) to copy again online from
+	// the position the copy stands at when the run starts, as a
+	// walmirror.resync request there would: source changes to them after
+	// that position wait for their copy instead of meeting rows the copy
+	// lacks (verify --repair). A table already being copied is left to
+	// that copy; the copies are recorded in the target with its first
+	// commit, so a later run finishes them.
+	ResyncTables []ResyncTable
 	// CopyChunkRows is how many rows one chunk of an online copy reads
 	// (default 50,000).
 	CopyChunkRows int
@@ -93,6 +101,15 @@ type SnapshotProgress struct {
 	Table      string // the table being copied ("" before the first and when done)
 	Rows       int64  // rows written so far, all tables
 	Done       bool   // the copy is committed
+}
+
+// ResyncTable is a table to copy again online (Config.ResyncTables).
+type ResyncTable struct {
+	RelID uint32 // pg_class oid
+	Name  string // schema.name, for the log
+	// Keys, when set, limits the copy to the rows with these keys (see
+	// EncodeResyncKeys).
+	Keys [][]string
 }
 
 // Online copy defaults (Config.CopyChunkRows, PollInterval, InitialCopy).
@@ -257,6 +274,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		e.chunkRows = DefaultCopyChunkRows
 	}
 	e.pause = r.cfg.Pause
+	e.resyncAtStart = r.cfg.ResyncTables
 	e.pollEvery = r.cfg.PollInterval
 	if e.pollEvery == 0 {
 		e.pollEvery = DefaultPollInterval
