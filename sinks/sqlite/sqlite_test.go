@@ -484,3 +484,65 @@ func TestOddPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeInserts: multi-row INSERTs of large values (over the size bound
+// of a statement whose values are bound in one call) and of small ones,
+// with the same statement shapes, read back equal; a duplicate key fails.
+func TestLargeInserts(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "large.db")
+	s, err := sqlite.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tbl := schema.NewTable(1, "public", "large", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+	text := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
+	var rows []schema.Tuple
+	want := map[string]string{}
+	for i := range 250 {
+		v := strconv.Itoa(i)
+		if i < 100 {
+			v = strings.Repeat(v, 20_000) // 100 rows of 20-60 kB: over 1 MB in one statement
+		}
+		rows = append(rows, schema.Tuple{text(strconv.Itoa(i)), text(v)})
+		want[strconv.Itoa(i)] = v
+	}
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureTable(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: rows}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: rows[:1]}); err == nil || !strings.Contains(err.Error(), "UNIQUE") {
+		t.Errorf("a duplicate key: %v", err)
+	}
+	if err := s.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureTable(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: rows}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, schema.State{Slot: "s", Phase: schema.PhaseStreaming}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range readRows(t, path, tbl) {
+		got[r[0]] = r[1]
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%d rows read back, want %d, or values differ", len(got), len(want))
+	}
+}

@@ -17,6 +17,7 @@ import (
 const (
 	maxVars        = 32000
 	maxRowsPerStmt = 100
+	fusedBytes     = 1 << 20 // see insert
 )
 
 type stmtOp uint8
@@ -103,6 +104,10 @@ func (s *Sink) bind(ti *tableInfo, i int, d schema.Datum) error {
 // driver's Query, which binds all of a statement's arguments and steps it
 // in one call into SQLite instead of one per argument (the driver runs a
 // statement given to Query at once: its rows, none here, are then read).
+// Query copies the values into a buffer the statement keeps for the next
+// time, as large as the largest statement so far; statements with more than
+// fusedBytes of values bind each value apart instead (SQLite's copy goes
+// with the statement's run).
 func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple, replace bool) error {
 	if len(rows) == 0 {
 		return nil
@@ -131,11 +136,13 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple, r
 				s.inserts[k] = st
 			}
 			s.nargs = s.nargs[:0]
+			size := 0
 			for _, row := range rows[:n] {
 				if len(row) != len(ti.cols) {
 					return fmt.Errorf("insert into %s: row has %d values for %d columns", ti.name, len(row), len(ti.cols))
 				}
 				for i, d := range row {
+					size += len(d.Data)
 					v, err := value(ti.kinds[i], d)
 					if err != nil {
 						return fmt.Errorf("column %q: %w", ti.t.Columns[i].Name, err)
@@ -143,13 +150,22 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple, r
 					s.nargs = append(s.nargs, driver.NamedValue{Ordinal: len(s.nargs) + 1, Value: v})
 				}
 			}
-			q, ok := st.(driver.StmtQueryContext)
-			if !ok {
-				return fmt.Errorf("internal error: driver statement is %T", st)
-			}
-			r, err := q.QueryContext(ctx, s.nargs)
-			if err == nil {
-				err = r.Close()
+			var err error
+			if size <= fusedBytes {
+				q, ok := st.(driver.StmtQueryContext)
+				if !ok {
+					return fmt.Errorf("internal error: driver statement is %T", st)
+				}
+				var r driver.Rows
+				if r, err = q.QueryContext(ctx, s.nargs); err == nil {
+					err = r.Close()
+				}
+			} else {
+				x, ok := st.(driver.StmtExecContext)
+				if !ok {
+					return fmt.Errorf("internal error: driver statement is %T", st)
+				}
+				_, err = x.ExecContext(ctx, s.nargs)
 			}
 			clear(s.nargs) // no value outlives the statement
 			if err != nil {
