@@ -28,6 +28,11 @@ type Options struct {
 	Examples int
 	// MaxValue shortens each value shown to this many bytes; 0 means 64.
 	MaxValue int
+	// Keys, when positive, has a table's report name the keys of all its
+	// differing rows (TableReport.Keys) when there are at most this many
+	// and its key is of integers and uuids, for verify --repair to copy
+	// just those rows again; 0: no keys are collected.
+	Keys int
 }
 
 func (o *Options) defaults() {
@@ -49,6 +54,7 @@ func Compare(ctx context.Context, t *Table, source, target Reader, opts Options)
 	opts.defaults()
 	c := &comparison{t: t, src: source, dst: target, opts: opts}
 	c.rep = TableReport{Table: t.Qualified(), Key: t.KeyColumns()}
+	c.keys = newKeySet(t, opts.Keys)
 	var err error
 	switch {
 	case !t.Keyed():
@@ -72,6 +78,9 @@ func Compare(ctx context.Context, t *Table, source, target Reader, opts Options)
 		c.reset()
 		c.rep.Err = err.Error()
 	}
+	if opts.Keys > 0 && c.rep.Different() {
+		c.rep.Keys, c.rep.KeysNot = c.keys.keys, c.keys.why
+	}
 	return c.rep
 }
 
@@ -80,11 +89,13 @@ type comparison struct {
 	src, dst Reader
 	opts     Options
 	rep      TableReport
+	keys     *keySet // the keys of the differing rows
 }
 
 func (c *comparison) reset() {
 	r := &c.rep
 	r.SourceRows, r.TargetRows, r.Missing, r.Extra, r.Changed, r.Examples, r.Absent = 0, 0, 0, 0, 0, nil, false
+	c.keys = newKeySet(c.t, c.opts.Keys)
 }
 
 // sides are +1 for the source and -1 for the copy, so a multiset count is
@@ -254,17 +265,20 @@ func (c *comparison) merge(ctx context.Context) error {
 func (c *comparison) missing(r Row) {
 	c.rep.SourceRows++
 	c.rep.Missing++
+	c.keys.add(r)
 	c.example(Missing, r, nil)
 }
 
 func (c *comparison) extra(r Row) {
 	c.rep.TargetRows++
 	c.rep.Extra++
+	c.keys.add(r)
 	c.example(Extra, r, nil)
 }
 
 func (c *comparison) changed(key Row, cols []string) {
 	c.rep.Changed++
+	c.keys.add(key)
 	c.example(Changed, key, cols)
 }
 
@@ -383,12 +397,14 @@ func (c *comparison) hash(ctx context.Context) error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
+		r := t.keyValues([]byte(k))
+		c.keys.add(r)
 		if pending[k].side == sourceSide {
 			c.rep.Missing++
-			c.example(Missing, t.keyValues([]byte(k)), nil)
+			c.example(Missing, r, nil)
 		} else {
 			c.rep.Extra++
-			c.example(Extra, t.keyValues([]byte(k)), nil)
+			c.example(Extra, r, nil)
 		}
 	}
 	// Rows arrived in no particular order: show the examples in one.
@@ -403,6 +419,7 @@ func (c *comparison) hash(ctx context.Context) error {
 }
 
 func (c *comparison) unmatched(r Row, side int) {
+	c.keys.add(r)
 	if side == sourceSide {
 		c.rep.Missing++
 		c.example(Missing, r, nil)

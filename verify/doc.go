@@ -17,8 +17,11 @@
 // order and merged; others are matched by key in memory; tables without a
 // key are compared as multisets of rows.
 //
-// RepairTables (verify --repair) has the tables a Report found different
-// copied again, whole, by online copies requested through the source's WAL
-// (as walmirror resync does), brings the copy up to date with the engine,
-// and verifies those tables again.
+// RepairTables (verify --repair) has what a Report found different copied
+// again by online copies requested through the source's WAL (as walmirror
+// resync does): just the differing rows, by key, for a table whose key is
+// of integers and uuids and whose differing rows the comparison named
+// (Options.Keys, at most so many per table: keys.go), else the whole
+// table. It brings the copy up to date with the engine and verifies those
+// tables again.
 package verify

@@ -18,9 +18,12 @@ import (
 
 // Repair is what RepairTables did.
 type Repair struct {
-	// Tables are the tables copied again, whole: those the verification
-	// found different, in its order.
+	// Tables are the tables copied again: those the verification found
+	// different, in its order.
 	Tables []string
+	// Copies say, per table of Tables (in its order), how it was copied
+	// again: its differing rows by key, or whole.
+	Copies []TableRepair
 	// RequestedAt is the position of the resync request in the source's
 	// WAL (0 when none was written).
 	RequestedAt lsn.LSN
@@ -35,12 +38,41 @@ type Repair struct {
 	Err string
 }
 
+// TableRepair is how one table was copied again.
+type TableRepair struct {
+	Table string
+	// Keys is how many rows were requested by key (the differing rows);
+	// 0: the whole table was.
+	Keys int
+	// Whole says why the whole table was requested (when Keys is 0).
+	Whole string
+}
+
+// String is "public.t (3 rows by key)" or "public.k (whole: no key)".
+func (tr TableRepair) String() string {
+	if tr.Keys > 0 {
+		return fmt.Sprintf("%s (%d rows by key)", tr.Table, tr.Keys)
+	}
+	return fmt.Sprintf("%s (whole: %s)", tr.Table, tr.Whole)
+}
+
+func (rp *Repair) copies() string {
+	parts := make([]string, len(rp.Copies))
+	for i, c := range rp.Copies {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Equal reports whether the repair verified every table it copied equal.
 func (rp *Repair) Equal() bool { return rp.Err == "" && rp.After != nil && rp.After.Equal() }
 
-// RepairTables copies every table rep found different again, whole, and
-// verifies those tables again. rep is a report of Run on the same target
-// whose copy nothing has written to since.
+// RepairTables copies what rep found different again and verifies those
+// tables again. rep is a report of Run on the same target whose copy
+// nothing has written to since. A table whose report names the keys of all
+// its differing rows (TableReport.Keys: Run with Options.Keys, a key of
+// integers and uuids) has just those rows copied again; any other, the
+// whole table.
 //
 // The copies are online copies (apply/backfill.go) requested the way
 // walmirror resync requests them: a transactional message in the source's
@@ -51,10 +83,11 @@ func (rp *Repair) Equal() bool { return rp.Err == "" && rp.After != nil && rp.Af
 // until those copies are complete. Finally Run verifies the tables at a new
 // source position.
 //
-// Whole tables, not the key ranges that differ: an online copy starts by
-// emptying the target table, so a range copied alone would need the engine
-// to delete and re-read just that range, with changes outside it applied
-// as usual; nothing in apply does that yet.
+// Rows by key are copied by the engine as walmirror resync --key does: it
+// deletes those keys in the copy and reads them from the source again, in
+// one transaction, with changes to other rows applied as usual. The engine
+// itself falls back to the whole table when a key moves into or out of the
+// rows while they are copied (its log says so: copying table online).
 //
 // Nothing is requested while another process streams from the copy's slot
 // (ErrInUse). A request written is taken up exactly once by whichever
@@ -69,10 +102,25 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 		cfg.SlotWait = 5 * time.Second
 	}
 	rp := &Repair{}
+	var keys [][][]string
+	byKey := false
 	for i := range rep.Tables {
-		if rep.Tables[i].Different() {
-			rp.Tables = append(rp.Tables, rep.Tables[i].Table)
+		t := &rep.Tables[i]
+		if !t.Different() {
+			continue
 		}
+		rp.Tables = append(rp.Tables, t.Table)
+		tr := TableRepair{Table: t.Table, Keys: len(t.Keys), Whole: t.KeysNot}
+		switch {
+		case t.Absent:
+			tr.Keys, tr.Whole, t.Keys = 0, "the copy has no such table", nil
+		case len(t.Keys) > 0:
+			byKey = true
+		case tr.Whole == "":
+			tr.Whole = "the verification did not name its differing rows"
+		}
+		rp.Copies = append(rp.Copies, tr)
+		keys = append(keys, t.Keys)
 	}
 	if len(rp.Tables) == 0 {
 		return rp, nil
@@ -100,13 +148,21 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 		return rp, err
 	}
 	_, shown, at, err := adm.ResyncTables(ctx, scfg.Publication, st.Slot, rp.Tables, func(relids []uint32, names []string) string {
+		if byKey {
+			return apply.EncodeResyncKeys(st.Slot, relids, names, keys)
+		}
 		return apply.EncodeResync(st.Slot, relids, names)
 	})
 	if err != nil {
 		return rp, fmt.Errorf("request the copies: %w", err)
 	}
 	rp.Tables, rp.RequestedAt = shown, at
-	log.Info("requested online copies of the tables that differ", "tables", strings.Join(shown, ", "), "at", at)
+	for i := range rp.Copies {
+		if i < len(shown) {
+			rp.Copies[i].Table = shown[i]
+		}
+	}
+	log.Info("requested online copies of what differs", "copies", rp.copies(), "at", at)
 
 	began := time.Now()
 	pending := func(err error) error {
@@ -177,10 +233,10 @@ func (rp *Repair) WriteText(w io.Writer) error {
 	case rp.RequestedAt == 0:
 		fmt.Fprintf(&b, "repair: nothing copied (%s)\n", rp.Err)
 	case rp.After == nil:
-		fmt.Fprintf(&b, "repair: copies of %s requested at %s; not verified again: %s\n", strings.Join(rp.Tables, ", "), rp.RequestedAt, rp.Err)
+		fmt.Fprintf(&b, "repair: copies of %s requested at %s; not verified again: %s\n", rp.copies(), rp.RequestedAt, rp.Err)
 	default:
-		fmt.Fprintf(&b, "repair: copied %s again whole (requested at %s, copy up to date in %s); verified again:\n",
-			strings.Join(rp.Tables, ", "), rp.RequestedAt, rp.CopyTook.Round(time.Millisecond))
+		fmt.Fprintf(&b, "repair: copied again %s (requested at %s, copy up to date in %s); verified again:\n",
+			rp.copies(), rp.RequestedAt, rp.CopyTook.Round(time.Millisecond))
 	}
 	if _, err := w.Write(b.Bytes()); err != nil || rp.After == nil {
 		return err
@@ -190,6 +246,7 @@ func (rp *Repair) WriteText(w io.Writer) error {
 
 type jsonRepair struct {
 	Tables      []string    `json:"tables"`
+	Copies      []jsonCopy  `json:"copies"`
 	RequestedAt string      `json:"requested_at,omitempty"`
 	CopyTookMs  int64       `json:"copy_took_ms"`
 	Equal       bool        `json:"equal"`
@@ -197,10 +254,26 @@ type jsonRepair struct {
 	Error       string      `json:"error,omitempty"`
 }
 
+// jsonCopy is how one table was copied again: "by" is "keys" (with
+// "keys", how many rows) or "table" (with "why").
+type jsonCopy struct {
+	Table string `json:"table"`
+	By    string `json:"by"`
+	Keys  int    `json:"keys,omitempty"`
+	Why   string `json:"why,omitempty"`
+}
+
 func (rp *Repair) json() *jsonRepair {
-	jr := &jsonRepair{Tables: rp.Tables, CopyTookMs: rp.CopyTook.Milliseconds(), Equal: rp.Equal(), Error: rp.Err}
+	jr := &jsonRepair{Tables: rp.Tables, CopyTookMs: rp.CopyTook.Milliseconds(), Equal: rp.Equal(), Error: rp.Err, Copies: []jsonCopy{}}
 	if jr.Tables == nil {
 		jr.Tables = []string{}
+	}
+	for _, c := range rp.Copies {
+		jc := jsonCopy{Table: c.Table, By: "table", Why: c.Whole}
+		if c.Keys > 0 {
+			jc = jsonCopy{Table: c.Table, By: "keys", Keys: c.Keys}
+		}
+		jr.Copies = append(jr.Copies, jc)
 	}
 	if rp.RequestedAt != 0 {
 		jr.RequestedAt = rp.RequestedAt.String()

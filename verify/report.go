@@ -64,6 +64,15 @@ type TableReport struct {
 	// Note explains a choice made on the way (a fallback to MethodHash).
 	Note string
 	Took time.Duration
+	// Keys are, with Options.Keys, the keys of every differing row
+	// (missing, extra and changed), each the key columns' values as
+	// PostgreSQL prints them, in key column order: what verify --repair
+	// copies again. nil when they could not all be named; KeysNot then
+	// says why (no key, a key type other than integers and uuids, more
+	// than Options.Keys rows, a key the copy holds that is no valid
+	// value). Set only for a different table.
+	Keys    [][]string
+	KeysNot string
 }
 
 // Equal reports whether the table was compared and found equal.
@@ -263,7 +272,9 @@ type jsonExample struct {
 // WriteJSON writes the report as one JSON object: lsn, from_lsn, equal,
 // took_ms and tables (table, status, method, key, source_rows,
 // target_rows, missing, extra, changed, examples, error, note); with a
-// Repair also repair (tables, requested_at, copy_took_ms, equal, verify:
+// Repair also repair (tables, copies: per table "by" "keys" with keys, the
+// number of rows copied again by key, or "table" with why, requested_at,
+// copy_took_ms, equal, verify:
 // the second verification as an object of this form, error) and, when the
 // repair failed, error.
 func (r *Report) WriteJSON(w io.Writer) error {

@@ -67,6 +67,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 		tables  tableList
 		asJSON  bool
 		repair  bool
+		rows    int
 		sidecar string
 		catchUp time.Duration
 		options = defaultTargetOptions()
@@ -77,7 +78,8 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.Var(&tables, "table", "compare only this table (schema.table, or a comma-separated list); repeat for more (default: every published table)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&cfg.Options.Examples, "examples", 5, "name up to this many missing, extra and changed rows per table")
-	fs.BoolVar(&repair, "repair", false, "copy the tables that differ again (whole, online), bring the copy up to date and verify them again: exit 0 when they are then equal")
+	fs.BoolVar(&repair, "repair", false, "copy what differs again (online: the differing rows by key, or whole tables), bring the copy up to date and verify those tables again: exit 0 when they are then equal")
+	fs.IntVar(&rows, "repair-rows", verify.DefaultRepairKeys, "with --repair: copy a table's differing rows again by key when there are at most this many and its key is of integers and uuids; else the whole table (0: always whole tables)")
 	fs.StringVar(&sidecar, "sidecar", "", "verify through the walmirror run that replicates into the copy, at its --metrics-addr (http://HOST:PORT): it pauses the copy at the comparison's position for a moment and compares while it replicates on (--source and --target are then its own)")
 	durationFlag(fs, &catchUp, "catch-up-timeout", verify.DefaultCatchUp, "with --sidecar: how long the copy may take to reach the comparison's position (exit 2 after)")
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent before walmirror gives up on a connection")
@@ -102,6 +104,9 @@ func cmdVerify(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 	cfg.Tables, cfg.Logger = tables, log
+	if repair {
+		cfg.Options.Keys = rows
+	}
 
 	if sidecar != "" {
 		if repair {
