@@ -20,8 +20,8 @@ import (
 	"github.com/walmirror/walmirror/testenv"
 )
 
-// verifyTables are the tables TestVerify copies: a keyed table it tampers
-// with, a keyless one with duplicate rows, one whose key (numeric) does
+// verifyTables are the tables TestVerify copies: keyed tables it tampers
+// with (an int key, a uuid and int8 key), a keyless one with duplicate rows, one whose key (numeric) does
 // not sort alike everywhere, one with hostile identifiers, and one of
 // hostile values that must compare equal in every target.
 const verifyTables = `
@@ -29,6 +29,8 @@ CREATE TYPE mood AS ENUM ('happy', 'it''s "sad"');
 CREATE DOMAIN posint AS int CHECK (VALUE > 0);
 CREATE TABLE t (id int PRIMARY KEY, v text, n numeric(10,2), f float8, at timestamptz);
 INSERT INTO t SELECT i, 'row ' || i, i / 3.0, i / 7.0, '2024-01-01'::timestamptz + i * interval '1 hour' FROM generate_series(1, 200) i;
+CREATE TABLE u (id uuid, a int8, v text, PRIMARY KEY (id, a));
+INSERT INTO u SELECT ('A0EEBC99-9C0B-4EF8-BB6D-' || lpad(to_hex(i * 4099), 12, '0'))::uuid, i - 25, 'u ' || i FROM generate_series(1, 50) i;
 CREATE TABLE k (v text, n int);
 ALTER TABLE k REPLICA IDENTITY FULL;
 INSERT INTO k VALUES ('dup', 1), ('dup', 1), ('dup', 1), ('other', NULL), (NULL, NULL);
@@ -160,7 +162,7 @@ func testVerify(t *testing.T, c verifyCopy) {
 	if r.code != 0 {
 		t.Fatalf("verify under load exited %d, want 0 (equal):\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for _, table := range []string{"public.t", "public.k", "public.nk", "public.h", "public.pgbench_accounts", "public.pgbench_history",
+	for _, table := range []string{"public.t", "public.u", "public.k", "public.nk", "public.h", "public.pgbench_accounts", "public.pgbench_history",
 		`"Odd ""Schema"".x"."Tab.le ""q"""`} {
 		if !strings.Contains(r.stdout, table) {
 			t.Errorf("the report does not mention %s:\n%s", table, r.stdout)
@@ -174,14 +176,18 @@ func testVerify(t *testing.T, c verifyCopy) {
 	tamper(fmt.Sprintf(`UPDATE %[1]s SET v = 'tampered' WHERE id = 2; DELETE FROM %[1]s WHERE id = 3;
 		INSERT INTO %[1]s (id, v) VALUES (1000, 'extra');
 		DELETE FROM %[2]s WHERE %[3]s = (SELECT %[3]s FROM %[2]s WHERE v = 'dup' LIMIT 1);
-		UPDATE %[4]s SET f8 = 2.5, big = big || 'y' WHERE big IS NOT NULL`, c.table("t"), c.table("k"), c.rowid("k"), c.table("h")))
+		UPDATE %[4]s SET f8 = 2.5, big = big || 'y' WHERE big IS NOT NULL;
+		UPDATE %[5]s SET v = 'tampered' WHERE a = -15; DELETE FROM %[5]s WHERE a = -14;
+		INSERT INTO %[5]s (id, a, v) SELECT id, 1000, 'extra' FROM %[5]s WHERE a = -13`, c.table("t"), c.table("k"), c.rowid("k"), c.table("h"), c.table("u")))
 	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
 	if r.code != 1 {
 		t.Fatalf("verify of a changed copy exited %d, want 1:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	for _, want := range []string{"public.t", "1 missing, 1 extra, 1 changed", "(id)=(3)", "(id)=(1000)", "(id)=(2) differs in v",
 		"public.k", "(v, n)=(dup, 1)",
-		"public.h", "(id)=('; DROP TABLE canary; --) differs in f8, big", "6 tables equal, 3 different"} {
+		"public.h", "(id)=('; DROP TABLE canary; --) differs in f8, big",
+		"public.u", "(id, a)=(a0eebc99-9c0b-4ef8-bb6d-00000000a01e, -15) differs in v", "(id, a)=(a0eebc99-9c0b-4ef8-bb6d-00000000b021, -14)",
+		"(id, a)=(a0eebc99-9c0b-4ef8-bb6d-00000000c024, 1000)", "6 tables equal, 4 different"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the report lacks %q:\n%s", want, r.stdout)
 		}
@@ -216,9 +222,10 @@ func testVerify(t *testing.T, c verifyCopy) {
 		t.Errorf("public.k in JSON: %+v", k)
 	}
 
-	// --repair copies the three tables that differ again, whole, brings
-	// the copy up to date and verifies them again: exit 0, and no other
-	// table is copied.
+	// --repair copies the differing rows of the tables keyed by integers
+	// and uuids again, by key, and the other tables that differ whole,
+	// brings the copy up to date and verifies them again: exit 0, and
+	// nothing else is copied.
 	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--repair", "--json")
 	if r.code != 0 {
 		t.Fatalf("verify --repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
@@ -226,9 +233,13 @@ func testVerify(t *testing.T, c verifyCopy) {
 	var repaired struct {
 		Equal  bool `json:"equal"`
 		Repair struct {
-			Tables      []string `json:"tables"`
-			RequestedAt string   `json:"requested_at"`
-			Equal       bool     `json:"equal"`
+			Tables []string `json:"tables"`
+			Copies []struct {
+				Table, By, Why string
+				Keys           int
+			} `json:"copies"`
+			RequestedAt string `json:"requested_at"`
+			Equal       bool   `json:"equal"`
 			Verify      struct {
 				Equal  bool `json:"equal"`
 				Tables []struct{ Table, Status string }
@@ -238,15 +249,34 @@ func testVerify(t *testing.T, c verifyCopy) {
 	if err := json.Unmarshal([]byte(r.stdout), &repaired); err != nil {
 		t.Fatalf("verify --repair --json printed no JSON (%v):\n%s", err, r.stdout)
 	}
-	wantRepaired := []string{"public.h", "public.k", "public.t"}
+	wantRepaired := []string{"public.h", "public.k", "public.t", "public.u"}
 	got := slices.Sorted(slices.Values(repaired.Repair.Tables))
 	if repaired.Equal || !repaired.Repair.Equal || !repaired.Repair.Verify.Equal || !slices.Equal(got, wantRepaired) ||
-		repaired.Repair.RequestedAt == "" || len(repaired.Repair.Verify.Tables) != 3 {
+		repaired.Repair.RequestedAt == "" || len(repaired.Repair.Verify.Tables) != 4 {
 		t.Errorf("verify --repair --json: %+v\n%s", repaired, r.stdout)
 	}
-	checkCopied(t, r.stderr, wantRepaired...)
+	wantCopies := map[string]string{"public.t": "keys 3", "public.u": "keys 3", "public.k": "table no key", "public.h": "table key column id is not an integer or uuid"}
+	for _, cp := range repaired.Repair.Copies {
+		how := cp.By + " " + cp.Why
+		if cp.By == "keys" {
+			how = fmt.Sprint(cp.By, " ", cp.Keys)
+		}
+		if wantCopies[cp.Table] != how {
+			t.Errorf("repair.copies: %s copied by %q, want %q", cp.Table, how, wantCopies[cp.Table])
+		}
+		delete(wantCopies, cp.Table)
+	}
+	if len(wantCopies) > 0 {
+		t.Errorf("repair.copies lacks %v:\n%s", wantCopies, r.stdout)
+	}
+	// Only the differing rows were copied again (keys= is how many the
+	// engine was asked for; rows= how many of them the source has), and
+	// only the other two tables whole.
+	checkCopied(t, r.stderr, "public.h", "public.k")
+	checkCopiedByKey(t, r.stderr, "public.t", 3, 2)
+	checkCopiedByKey(t, r.stderr, "public.u", 3, 2)
 	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
-	if r.code != 0 || !strings.Contains(r.stdout, "9 tables equal, 0 different") {
+	if r.code != 0 || !strings.Contains(r.stdout, "10 tables equal, 0 different") {
 		t.Fatalf("verify after the repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// The same as text, one table damaged.
@@ -255,12 +285,23 @@ func testVerify(t *testing.T, c verifyCopy) {
 	if r.code != 0 {
 		t.Fatalf("verify --repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"8 tables equal, 1 different", "repair: copied public.t again whole", "1 tables equal, 0 different"} {
+	for _, want := range []string{"9 tables equal, 1 different", "repair: copied again public.t (2 rows by key)", "1 tables equal, 0 different"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("verify --repair's report lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	checkCopied(t, r.stderr)
+	checkCopiedByKey(t, r.stderr, "public.t", 2, 2)
+	// More differing rows than --repair-rows: the whole table.
+	tamper(fmt.Sprintf(`UPDATE %[1]s SET v = 'again' WHERE id IN (8, 9)`, c.table("t")))
+	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--repair", "--repair-rows", "1")
+	if r.code != 0 || !strings.Contains(r.stdout, "repair: copied again public.t (whole: more than 1 rows differ)") {
+		t.Errorf("verify --repair --repair-rows 1 exited %d, want 0 and the whole table copied:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	checkCopied(t, r.stderr, "public.t")
+	if strings.Contains(r.stderr, "rows copied again online") {
+		t.Errorf("rows copied by key beyond --repair-rows:\n%s", r.stderr)
+	}
 
 	// While walmirror replicates into the copy, verify says so (exit 2).
 	// A difference for --repair to find (it must not try).
@@ -303,6 +344,16 @@ func checkCopied(t *testing.T, log string, tables ...string) {
 		if !strings.Contains(log, `msg="copying table online" table=`+table+" ") {
 			t.Errorf("%s was not copied online:\n%s", table, log)
 		}
+	}
+}
+
+// checkCopiedByKey checks that a log says table's rows were copied again
+// by key, once: keys rows asked for, rows found on the source.
+func checkCopiedByKey(t *testing.T, log, table string, keys, rows int) {
+	t.Helper()
+	want := fmt.Sprintf(`msg="rows copied again online" table=%s keys=%d rows=%d`, table, keys, rows)
+	if n := strings.Count(log, want); n != 1 {
+		t.Errorf("%q %d times in the log, want once:\n%s", want, n, log)
 	}
 }
 
