@@ -78,7 +78,7 @@ func Compare(ctx context.Context, t *Table, source, target Reader, opts Options)
 		c.reset()
 		c.rep.Err = err.Error()
 	}
-	if opts.Keys > 0 && c.rep.Different() {
+	if c.rep.Different() {
 		c.rep.Keys, c.rep.KeysNot = c.keys.keys, c.keys.why
 	}
 	return c.rep

@@ -132,7 +132,7 @@ type keySet struct {
 func newKeySet(t *Table, max int) *keySet {
 	ks := &keySet{max: max}
 	if max <= 0 {
-		ks.why = "copying by key is off"
+		ks.why = "copying rows by key is off"
 		return ks
 	}
 	ks.namer, ks.why = newKeyNamer(t)

@@ -40,7 +40,7 @@ func TestRepairKeys(t *testing.T) {
 		{"equal", table(0, keyID, colV), base, base, 10, false, "", ""},
 		{"too many", table(0, keyID, colV), base, damaged, 3, false, "", "more than 3 rows differ"},
 		{"just enough", table(0, keyID, colV), base, damaged, 4, false, "1000;3;5;7", ""},
-		{"off", table(0, keyID, colV), base, damaged, 0, false, "", ""},
+		{"off", table(0, keyID, colV), base, damaged, 0, false, "", "copying rows by key is off"},
 		{"uuid and int8, as PostgreSQL prints them",
 			table(0, keyU, schema.Column{Name: "b", TypeID: schema.OIDInt8, Key: true}, colV),
 			[][]string{{"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "-9223372036854775808", "x"}, {"a0eebc99-9c0b-4ef8-BB6D-6bb9bd380a12", "+007", "y"}},

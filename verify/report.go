@@ -70,7 +70,7 @@ type TableReport struct {
 	// copies again. nil when they could not all be named; KeysNot then
 	// says why (no key, a key type other than integers and uuids, more
 	// than Options.Keys rows, a key the copy holds that is no valid
-	// value). Set only for a different table.
+	// value, Options.Keys 0). Set only for a different table.
 	Keys    [][]string
 	KeysNot string
 }
