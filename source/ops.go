@@ -543,6 +543,25 @@ func (s *Source) warnTablesDisagree(ctx context.Context) {
 // (now, or when it next runs). It returns the tables' ids, their display
 // names and the request's position.
 func (a *Admin) ResyncTables(ctx context.Context, publication, slot string, names []string, encode func(relids []uint32, names []string) string) ([]uint32, []string, lsn.LSN, error) {
+	relids, shown, err := a.ResolveTables(ctx, publication, names)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	var at string
+	err = a.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, ResyncPrefix, encode(relids, shown)).Scan(&at)
+	if err != nil {
+		return nil, nil, 0, classify("write resync request", timeoutCause(ctx, err))
+	}
+	l, err := lsn.Parse(at)
+	return relids, shown, l, err
+}
+
+// ResolveTables resolves names (schema.table) to the publication's
+// tables: their oids and display names, in order. A name the publication
+// does not list is an error.
+func (a *Admin) ResolveTables(ctx context.Context, publication string, names []string) ([]uint32, []string, error) {
 	ctx, cancel := a.deadline(ctx)
 	defer cancel()
 	var relids []uint32
@@ -550,27 +569,21 @@ func (a *Admin) ResyncTables(ctx context.Context, publication, slot string, name
 	for _, n := range names {
 		tn, err := ParseTableName(n)
 		if err != nil {
-			return nil, nil, 0, permanent("resync", "", err)
+			return nil, nil, permanent("resync", "", err)
 		}
 		var relid uint32
 		err = a.conn.QueryRow(ctx, `SELECT c.oid FROM pg_publication_tables p
 			JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
 			WHERE p.pubname = $1 AND p.schemaname = $2 AND p.tablename = $3`, publication, tn.Schema, tn.Name).Scan(&relid)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, nil, 0, permanent("resync", "name a table the publication lists (walmirror status --source shows them)",
+			return nil, nil, permanent("resync", "name a table the publication lists (walmirror status --source shows them)",
 				fmt.Errorf("publication %q does not publish %s", publication, tn))
 		}
 		if err != nil {
-			return nil, nil, 0, classify("resync", timeoutCause(ctx, err))
+			return nil, nil, classify("resync", timeoutCause(ctx, err))
 		}
 		relids = append(relids, relid)
 		shown = append(shown, schema.DisplayName(tn.Schema, tn.Name))
 	}
-	var at string
-	err := a.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, ResyncPrefix, encode(relids, shown)).Scan(&at)
-	if err != nil {
-		return nil, nil, 0, classify("write resync request", timeoutCause(ctx, err))
-	}
-	l, err := lsn.Parse(at)
-	return relids, shown, l, err
+	return relids, shown, nil
 }
