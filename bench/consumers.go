@@ -31,6 +31,7 @@ type result struct {
 	detail             string
 	lag                *LagReport
 	ryw                *RYWReport
+	stream             *StreamReport
 	log                string // walmirror's stderr (runBinary)
 }
 

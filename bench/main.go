@@ -27,6 +27,14 @@
 //
 //	go run ./bench -workloads verify -consumers sqlite,duckdb,postgres
 //
+// stream commits one 1M-row and one 5M-row transaction (-stream-rows) while
+// each consumer follows live and times the source's COMMIT to the rows
+// visible in the copy, beside a decode-only streaming consumer and the
+// built-in subscriber (streaming = on, parallel on 16+); it reports the
+// slots' spill_bytes and walmirror's peak RSS.
+//
+//	go run ./bench -workloads stream
+//
 // lag runs pgbench at half the measured maximum rate while each target
 // follows live and reports source-commit-to-target-commit latency; ryw does
 // the same and times a client's read-your-writes round trip (insert, take
@@ -45,6 +53,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/walmirror/walmirror/testenv"
@@ -62,13 +71,14 @@ type config struct {
 	typedRows            int
 	copyChunkRows        int
 	lagSeconds           int
+	streamRows           []int
 	profileDir           string
 	out                  string
 	keep                 bool
 	walmirrorArgs        []string
 }
 
-var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "snapshot-typed", "resume", "verify", "lag", "ryw"}
+var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "snapshot-typed", "resume", "verify", "lag", "ryw", "stream"}
 var allConsumers = []string{"decode", "builtin", "sqlite", "duckdb", "postgres"}
 
 func main() {
@@ -91,12 +101,21 @@ func main() {
 	flag.StringVar(&cfg.profileDir, "profile", "", "write a CPU profile of each walmirror run into this directory")
 	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (targets, logs)")
+	streamRows := flag.String("stream-rows", "1000000,5000000", "rows of the single transactions of the stream workload, comma-separated")
 	extra := flag.String("walmirror-args", "", "extra flags for every walmirror run, space-separated (e.g. \"--chunk-rows 50000\")")
 	flag.Parse()
 	if *quick {
 		cfg.rows, cfg.updateRows, cfg.bigTxRows = 100_000, 100_000, 500_000
 		cfg.pgbenchSeconds, cfg.snapshotScale, cfg.lagSeconds = 5, 2, 5
 		cfg.typedRows = 200_000
+		*streamRows = "100000,500000"
+	}
+	for _, f := range strings.Split(*streamRows, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			log.Fatalf("bench: -stream-rows: %q is not a row count", f)
+		}
+		cfg.streamRows = append(cfg.streamRows, n)
 	}
 	cfg.walmirrorArgs = strings.Fields(*extra)
 	cfg.workloads = splitList(workloads, allWorkloads)

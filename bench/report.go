@@ -92,7 +92,7 @@ func (r *report) markdown(cfg config) string {
 	b.WriteString("| workload | consumer | time (s) | / decode-only | / built-in | peak RSS (MB) | CPU (s) | equal |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, w := range r.workloads {
-		if w == "lag" || w == "ryw" || w == "verify" {
+		if w == "lag" || w == "ryw" || w == "verify" || w == "stream" {
 			continue
 		}
 		dec, blt := r.find(w, "decode-only"), r.find(w, "built-in")
@@ -153,6 +153,9 @@ func (r *report) markdown(cfg config) string {
 			fmt.Fprintf(&b, "| ryw | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | %s | %s |\n", res.consumer, q.P50Ms, q.P99Ms, q.MaxMs, q.WaitP50Ms, q.WaitP99Ms, q.N, q.Stale, read, eq)
 		}
 	}
+	if r.notes["stream"] != "" {
+		r.streamTable(&b)
+	}
 	if len(r.resumes) > 0 {
 		b.WriteString("\nResumed chunked initial copy (**resume**): the copy killed with SIGKILL once its log showed the chunks below, then restarted to completion; \"total\" is the killed run plus the restart, against an uninterrupted chunked copy and copy_data of the same table in the same run. \"resumed after\" is what the restart logged (`resuming online copy after its last committed chunk`). \"equal\": row count and sums of both copies, and `walmirror verify` (every value) of the resumed one.\n\n")
 		b.WriteString("| consumer | uninterrupted (s) | killed at (s) | chunks seen | resumed after | restart (s) | total (s) | total / uninterrupted | total / copy_data | equal |\n")
@@ -185,4 +188,42 @@ func (r *report) markdown(cfg config) string {
 	}
 	fmt.Fprintf(&b, "\nWhole run: %v.\n", time.Since(r.began).Round(time.Second))
 	return b.String()
+}
+
+// streamTable reports the stream workload: per transaction size, each
+// consumer's commit-to-visible time against decode-only and built-in.
+func (r *report) streamTable(b *strings.Builder) {
+	b.WriteString("\nLarge transactions (**stream**): \"commit → visible\" is from the source's COMMIT returning to the transaction visible in the copy: walmirror's `/wait` for a position before the commit record answering 200; the built-in subscriber's copy showing the last row (polled every 5 ms); decode-only, the Stream Commit message arriving. spill_bytes is the slot's (`pg_stat_replication_slots`); RSS and CPU are the walmirror process's over the whole transaction.\n\n")
+	b.WriteString("| rows | consumer | source txn (s) | commit → visible (s) | / decode-only | / built-in | spill_bytes | stream_txns | peak RSS (MB) | CPU (s) | equal |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	ref := func(rows int, consumer string) *StreamReport {
+		for _, res := range r.results {
+			if res.workload == "stream" && res.stream != nil && res.stream.Rows == rows && res.consumer == consumer {
+				return res.stream
+			}
+		}
+		return nil
+	}
+	for _, res := range r.results {
+		s := res.stream
+		if res.workload != "stream" || s == nil {
+			continue
+		}
+		ratio := func(o *StreamReport) string {
+			if o == nil || o.Visible == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%.2f", s.Visible.Seconds()/o.Visible.Seconds())
+		}
+		rss, cpu := "—", "—"
+		if res.rssMB > 0 {
+			rss, cpu = fmt.Sprintf("%.0f", res.rssMB), fmt.Sprintf("%.1f", res.cpu.Seconds())
+		}
+		eq := "yes"
+		if !res.equal {
+			eq = "**NO**: " + res.detail
+		}
+		fmt.Fprintf(b, "| %d | %s | %.2f | %.2f | %s | %s | %d | %d | %s | %s | %s |\n", s.Rows, res.consumer, s.SourceTxn.Seconds(), s.Visible.Seconds(),
+			ratio(ref(s.Rows, "decode-only")), ratio(ref(s.Rows, "built-in")), s.SpillBytes, s.StreamTxns, rss, cpu, eq)
+	}
 }

@@ -38,6 +38,9 @@ var pgbenchChecks = []check{
 }
 
 func (e *env) runWorkload(ctx context.Context, name string) error {
+	if name == "stream" {
+		return e.streamWorkload(ctx) // a database per consumer
+	}
 	db, err := e.src.CreateDatabase(ctx, name)
 	if err != nil {
 		return err
