@@ -193,9 +193,9 @@ func (r *report) markdown(cfg config) string {
 // streamTable reports the stream workload: per transaction size, each
 // consumer's commit-to-visible time against decode-only and built-in.
 func (r *report) streamTable(b *strings.Builder) {
-	b.WriteString("\nLarge transactions (**stream**): \"commit → visible\" is from the source's COMMIT returning to the transaction visible in the copy: walmirror's `/wait` for a position before the commit record answering 200; the built-in subscriber's copy showing the last row (polled every 5 ms); decode-only, the Stream Commit message arriving. spill_bytes is the slot's (`pg_stat_replication_slots`); RSS and CPU are the walmirror process's over the whole transaction.\n\n")
-	b.WriteString("| rows | consumer | source txn (s) | commit → visible (s) | / decode-only | / built-in | spill_bytes | stream_txns | peak RSS (MB) | CPU (s) | equal |\n")
-	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("\nLarge transactions (**stream**): \"commit → visible\" is from the source's COMMIT returning to the transaction visible in the copy: walmirror's `/wait` for a position before the commit record answering 200; the built-in subscriber's copy showing the last row (polled every 5 ms); decode-only, the Stream Commit message arriving. \"of which the server's\" is until walmirror received the Stream Commit (its debug log), the rest is walmirror's: reading its spill file back, applying and committing. spill_bytes is the slot's (`pg_stat_replication_slots`); RSS and CPU are the walmirror process's over the whole transaction.\n\n")
+	b.WriteString("| rows | consumer | source txn (s) | commit → visible (s) | of which the server's (s) | / decode-only | / built-in | spill_bytes | stream_txns | peak RSS (MB) | CPU (s) | equal |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	ref := func(rows int, consumer string) *StreamReport {
 		for _, res := range r.results {
 			if res.workload == "stream" && res.stream != nil && res.stream.Rows == rows && res.consumer == consumer {
@@ -223,7 +223,11 @@ func (r *report) streamTable(b *strings.Builder) {
 		if !res.equal {
 			eq = "**NO**: " + res.detail
 		}
-		fmt.Fprintf(b, "| %d | %s | %.2f | %.2f | %s | %s | %d | %d | %s | %s | %s |\n", s.Rows, res.consumer, s.SourceTxn.Seconds(), s.Visible.Seconds(),
-			ratio(ref(s.Rows, "decode-only")), ratio(ref(s.Rows, "built-in")), s.SpillBytes, s.StreamTxns, rss, cpu, eq)
+		server := "—"
+		if s.CommitReceived > 0 {
+			server = fmt.Sprintf("%.2f", s.CommitReceived.Seconds())
+		}
+		fmt.Fprintf(b, "| %d | %s | %.2f | %.2f | %s | %s | %s | %d | %d | %s | %s | %s |\n", s.Rows, res.consumer, s.SourceTxn.Seconds(), s.Visible.Seconds(),
+			server, ratio(ref(s.Rows, "decode-only")), ratio(ref(s.Rows, "built-in")), s.SpillBytes, s.StreamTxns, rss, cpu, eq)
 	}
 }

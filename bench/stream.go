@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os/exec"
@@ -33,10 +35,13 @@ const streamDDL = `CREATE TABLE big (id bigint PRIMARY KEY, n int, v text)`
 
 // StreamReport is one consumer's large transaction.
 type StreamReport struct {
-	Rows              int
-	SourceTxn         time.Duration // BEGIN to COMMIT returning, on the source
-	Visible           time.Duration // COMMIT returned → visible in the copy
-	SpillBytes        int64         // the slot's spill_bytes (pg_stat_replication_slots)
+	Rows      int
+	SourceTxn time.Duration // BEGIN to COMMIT returning, on the source
+	Visible   time.Duration // COMMIT returned → visible in the copy
+	// CommitReceived: COMMIT returned → walmirror received the Stream
+	// Commit (its debug log): the server's part of Visible; 0 if unknown.
+	CommitReceived    time.Duration
+	SpillBytes        int64 // the slot's spill_bytes (pg_stat_replication_slots)
 	StreamTxns        int64
 	VisibleBy, Method string // how visibility was seen
 }
@@ -54,8 +59,8 @@ func (e *env) streamWorkload(ctx context.Context) error {
 				return fmt.Errorf("%d rows, %s: %w", rows, c, err)
 			}
 			s := res.stream
-			log.Printf("  %-18s %8d rows: source txn %6.2fs  commit → visible %6.2fs  spill_bytes %d  rss %6.1f MB  equal=%v %s",
-				res.consumer, rows, s.SourceTxn.Seconds(), s.Visible.Seconds(), s.SpillBytes, res.rssMB, res.equal, res.detail)
+			log.Printf("  %-18s %8d rows: source txn %6.2fs  commit → visible %6.2fs (server %.2fs)  spill_bytes %d  rss %6.1f MB  equal=%v %s",
+				res.consumer, rows, s.SourceTxn.Seconds(), s.Visible.Seconds(), s.CommitReceived.Seconds(), s.SpillBytes, res.rssMB, res.equal, res.detail)
 			e.report.add(res)
 		}
 	}
@@ -82,7 +87,7 @@ func joinInts(ns []int) string {
 
 // streamOne measures one consumer on one transaction of rows rows.
 func (e *env) streamOne(ctx context.Context, rows int, consumer, mode string) (result, error) {
-	name := fmt.Sprintf("stream_%d_%s", rows, strings.ReplaceAll(consumer, "+", "_"))
+	name := fmt.Sprintf("stream_%d_%s", rows, consumer) // CreateDatabase makes it a name
 	db, err := e.src.CreateDatabase(ctx, name)
 	if err != nil {
 		return result{}, err
@@ -149,6 +154,9 @@ func (e *env) streamOne(ctx context.Context, rows int, consumer, mode string) (r
 		return result{}, err
 	}
 	res.rssMB, res.cpu = u.rssMB, u.cpu
+	if at, ok := streamCommitLogged(u.log, before); ok {
+		s.CommitReceived = at.Sub(committed)
+	}
 	if err := conn.QueryRow(ctx, `SELECT coalesce(sum(spill_bytes), 0)::bigint, coalesce(sum(stream_txns), 0)::bigint
 		FROM pg_stat_replication_slots s JOIN pg_replication_slots r USING (slot_name) WHERE r.database = current_database()`).Scan(&s.SpillBytes, &s.StreamTxns); err != nil {
 		return result{}, err
@@ -195,6 +203,7 @@ type follower interface {
 type streamWalmirror struct {
 	w      *walmirrorRun
 	cmd    *exec.Cmd
+	stderr bytes.Buffer
 	client rywClient
 	began  time.Time
 }
@@ -207,8 +216,10 @@ func (s *streamWalmirror) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.cmd = exec.CommandContext(ctx, s.w.e.binary, s.w.args("--metrics-addr", addr)...)
-	s.cmd.Stdout, s.cmd.Stderr = s.w.e.logs, s.w.e.logs
+	// Debug: the log says when the Stream Commit arrived.
+	s.cmd = exec.CommandContext(ctx, s.w.e.binary, s.w.args("--metrics-addr", addr, "--log-level", "debug")...)
+	s.stderr.Reset()
+	s.cmd.Stdout, s.cmd.Stderr = s.w.e.logs, io.MultiWriter(s.w.e.logs, &s.stderr)
 	s.began = time.Now()
 	if err := s.cmd.Start(); err != nil {
 		return err
@@ -241,7 +252,34 @@ func (s *streamWalmirror) stop(ctx context.Context) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("walmirror: %w", err)
 	}
-	return usage(cmd, time.Since(s.began)), nil
+	res := usage(cmd, time.Since(s.began))
+	res.log = s.stderr.String()
+	return res, nil
+}
+
+// streamCommitLogged finds when walmirror logged the Stream Commit of a
+// transaction committed at or after pos.
+func streamCommitLogged(logText string, pos lsn.LSN) (time.Time, bool) {
+	for _, line := range strings.Split(logText, "\n") {
+		if !strings.Contains(line, `msg="streamed transaction committed"`) {
+			continue
+		}
+		var at time.Time
+		var commit lsn.LSN
+		for _, f := range strings.Fields(line) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "time":
+				at, _ = time.Parse(time.RFC3339Nano, v)
+			case "commit_lsn":
+				commit, _ = lsn.Parse(v)
+			}
+		}
+		if commit >= pos && !at.IsZero() {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 func (s *streamWalmirror) copy() (string, string) { return s.w.kind(), s.w.target() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,7 @@ type Stream struct {
 	dec       *pgoutput.Decoder
 	replayDec *pgoutput.Decoder
 	spill     *spill
+	log       *slog.Logger
 }
 
 // Start begins streaming from the slot at from (the target's stored position).

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 
@@ -34,6 +35,7 @@ func (st *Stream) initStreaming(s *Source) error {
 		return permanent("start replication", "", err)
 	}
 	st.replayDec, _ = pgoutput.NewDecoder(opts)
+	st.log = s.log
 	st.spill, err = openSpill(spillDirName(s.cfg.SpillDir, s.systemID, s.dbName, s.cfg.Slot))
 	if err != nil {
 		return permanent("start replication", "set TMPDIR (or Config.SpillDir) to a writable directory", err)
@@ -71,11 +73,16 @@ func (st *Stream) streamed(ctx context.Context, xld pglogrepl.XLogData, status *
 		st.spill.abort(m.Xid, m.SubXid)
 		st.floor.Store(uint64(st.spill.oldest()))
 	case *pgoutput.StreamCommit:
-		err := st.replay(ctx, m, status, out)
+		// Where the time after a large transaction's commit goes: until
+		// this message, the server's; from it, walmirror's.
+		st.log.Debug("streamed transaction committed", "xid", m.Xid, "commit_lsn", m.CommitLSN)
+		began := time.Now()
+		n, err := st.replay(ctx, m, status, out)
 		st.floor.Store(uint64(st.spill.oldest()))
 		if err != nil {
 			return Event{}, false, err
 		}
+		st.log.Debug("streamed transaction handed over", "xid", m.Xid, "messages", n, "took", time.Since(began).Round(time.Millisecond))
 		faultpoint.Hit("source.stream-replayed")
 	case *pgoutput.BeginPrepare, *pgoutput.Prepare, *pgoutput.CommitPrepared,
 		*pgoutput.RollbackPrepared, *pgoutput.StreamPrepare:
@@ -112,7 +119,7 @@ func spilledXid(msg []byte, xid uint32) (uint32, bool) {
 // Begin, every change not in an aborted subtransaction, in order, Commit.
 // Status updates keep going out while a long file is read back and while
 // the consumer is busy.
-func (st *Stream) replay(ctx context.Context, m *pgoutput.StreamCommit, status *statusReporter, out *handover) error {
+func (st *Stream) replay(ctx context.Context, m *pgoutput.StreamCommit, status *statusReporter, out *handover) (messages int, err error) {
 	emit := func(msg pgoutput.Message) error {
 		out.batch = append(out.batch, Event{Msg: msg})
 		if len(out.batch) == eventBatch {
@@ -121,7 +128,7 @@ func (st *Stream) replay(ctx context.Context, m *pgoutput.StreamCommit, status *
 		return nil
 	}
 	if err := emit(&pgoutput.Begin{FinalLSN: m.CommitLSN, CommitTime: m.CommitTime, Xid: m.Xid}); err != nil {
-		return err
+		return 0, err
 	}
 	// The replay decoder is in a stream block of m.Xid: the changes carry
 	// their xid, as they did when received.
@@ -130,9 +137,9 @@ func (st *Stream) replay(ctx context.Context, m *pgoutput.StreamCommit, status *
 	start[0] = byte(pgoutput.MsgStreamStart)
 	binary.BigEndian.PutUint32(start[1:5], m.Xid)
 	if _, err := st.replayDec.Decode(start[:]); err != nil {
-		return permanent("replay streamed transaction", "", err)
+		return 0, permanent("replay streamed transaction", "", err)
 	}
-	err := st.spill.replay(m.Xid, st.carve, func(raw []byte) error {
+	err = st.spill.replay(m.Xid, st.carve, func(raw []byte) error {
 		// raw is carved for this message alone: the decoded message may
 		// alias it.
 		dm, err := st.replayDec.Decode(raw)
@@ -145,6 +152,7 @@ func (st *Stream) replay(ctx context.Context, m *pgoutput.StreamCommit, status *
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		messages++
 		return emit(dm)
 	})
 	if err != nil {
@@ -152,7 +160,7 @@ func (st *Stream) replay(ctx context.Context, m *pgoutput.StreamCommit, status *
 		if !errors.As(err, &se) && ctx.Err() == nil {
 			err = permanent("replay streamed transaction", "", err)
 		}
-		return err
+		return messages, err
 	}
-	return emit(&pgoutput.Commit{CommitLSN: m.CommitLSN, EndLSN: m.EndLSN, CommitTime: m.CommitTime})
+	return messages, emit(&pgoutput.Commit{CommitLSN: m.CommitLSN, EndLSN: m.EndLSN, CommitTime: m.CommitTime})
 }
