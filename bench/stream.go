@@ -43,7 +43,7 @@ type StreamReport struct {
 	CommitReceived    time.Duration
 	SpillBytes        int64 // the slot's spill_bytes (pg_stat_replication_slots)
 	StreamTxns        int64
-	VisibleBy, Method string // how visibility was seen
+	VisibleBy         string // how visibility was seen
 }
 
 func (e *env) streamWorkload(ctx context.Context) error {
