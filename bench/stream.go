@@ -40,10 +40,10 @@ type StreamReport struct {
 	Visible   time.Duration // COMMIT returned → visible in the copy
 	// CommitReceived: COMMIT returned → walmirror received the Stream
 	// Commit (its debug log): the server's part of Visible; 0 if unknown.
-	CommitReceived    time.Duration
-	SpillBytes        int64 // the slot's spill_bytes (pg_stat_replication_slots)
-	StreamTxns        int64
-	VisibleBy         string // how visibility was seen
+	CommitReceived time.Duration
+	SpillBytes     int64 // the slot's spill_bytes (pg_stat_replication_slots)
+	StreamTxns     int64
+	VisibleBy      string // how visibility was seen
 }
 
 func (e *env) streamWorkload(ctx context.Context) error {
