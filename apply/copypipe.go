@@ -209,46 +209,62 @@ func (r *runner) writeTables(ctx context.Context, tables []*schema.Table, binary
 	for i, t := range tables {
 		p.update(func(sp *SnapshotProgress) { sp.Table = t.QualifiedName() })
 		var n int64
+		var err error
 		if binary[i] {
-			sr := &streamReader{items: items, table: i, pieces: pieces, p: p}
-			loaded, err := bc.CopyBinary(ctx, t, sr)
-			if sr.cut.Load() {
-				return total, errCopyCut // what the sink says about it is an echo
-			}
-			if err != nil {
-				return total, err
-			}
-			if !sr.done || loaded != sr.read {
-				return total, fmt.Errorf("copy into %s: the source sent %d rows, the target loaded %d", t.QualifiedName(), sr.read, loaded)
-			}
-			n = loaded
+			n, err = r.writeBinary(ctx, t, i, bc, items, pieces, p)
+		} else {
+			n, err = r.writeRows(ctx, t, i, items, batches, p)
 		}
-		for !binary[i] {
-			it, ok := <-items
-			if !ok {
-				return total, errCopyCut
-			}
-			if it.table != i {
-				return total, fmt.Errorf("internal error: rows of table %d while copying table %d", it.table, i)
-			}
-			if len(it.rows) > 0 {
-				if err := r.sink.Write(ctx, &schema.Batch{Table: t, Inserts: it.rows}); err != nil {
-					return total, fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
-				}
-				p.update(func(sp *SnapshotProgress) { sp.Rows += int64(len(it.rows)) })
-			}
-			clear(it.rows) // the rows' memory goes once written
-			batches <- it.rows[:0]
-			if it.end {
-				n = it.read
-				break
-			}
+		if err != nil {
+			return total, err
 		}
 		total += n
 		p.update(func(sp *SnapshotProgress) { sp.TablesDone, sp.Table = i+1, "" })
 		r.log.Info("copied table", "table", t.QualifiedName(), "rows", n)
 	}
 	return total, nil
+}
+
+// writeBinary loads table i from its binary COPY stream.
+func (r *runner) writeBinary(ctx context.Context, t *schema.Table, i int, bc binaryCopier,
+	items <-chan copyItem, pieces chan []byte, p *copyProgress) (int64, error) {
+	sr := &streamReader{items: items, table: i, pieces: pieces, p: p}
+	loaded, err := bc.CopyBinary(ctx, t, sr)
+	if sr.cut.Load() {
+		return 0, errCopyCut // what the sink says about it is an echo
+	}
+	if err != nil {
+		return 0, err
+	}
+	if !sr.done || loaded != sr.read {
+		return 0, fmt.Errorf("copy into %s: the source sent %d rows, the target loaded %d", t.QualifiedName(), sr.read, loaded)
+	}
+	return loaded, nil
+}
+
+// writeRows writes table i's decoded rows, batch by batch.
+func (r *runner) writeRows(ctx context.Context, t *schema.Table, i int,
+	items <-chan copyItem, batches chan []schema.Tuple, p *copyProgress) (int64, error) {
+	for {
+		it, ok := <-items
+		if !ok {
+			return 0, errCopyCut
+		}
+		if it.table != i {
+			return 0, fmt.Errorf("internal error: rows of table %d while copying table %d", it.table, i)
+		}
+		if len(it.rows) > 0 {
+			if err := r.sink.Write(ctx, &schema.Batch{Table: t, Inserts: it.rows}); err != nil {
+				return 0, fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
+			}
+			p.update(func(sp *SnapshotProgress) { sp.Rows += int64(len(it.rows)) })
+		}
+		clear(it.rows) // the rows' memory goes once written
+		batches <- it.rows[:0]
+		if it.end {
+			return it.read, nil
+		}
+	}
 }
 
 // streamReader is the io.Reader over one table's binary COPY stream that the
