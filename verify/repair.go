@@ -24,8 +24,8 @@ type Repair struct {
 	// Copies say, per table of Tables (in its order), how it was copied
 	// again: its differing rows by key, or whole.
 	Copies []TableRepair
-	// RequestedAt is the position of the resync request in the source's
-	// WAL (0 when none was written).
+	// RequestedAt is the copy's position the copies were started from, as
+	// a resync request there would start them (0 when none was started).
 	RequestedAt lsn.LSN
 	// CopyTook is how long bringing the copy up to date took, the online
 	// copies of Tables included.
@@ -74,14 +74,15 @@ func (rp *Repair) Equal() bool { return rp.Err == "" && rp.After != nil && rp.Af
 // integers and uuids) has just those rows copied again; any other, the
 // whole table.
 //
-// The copies are online copies (apply/backfill.go) requested the way
-// walmirror resync requests them: a transactional message in the source's
-// WAL naming the tables and the copy's slot. The copy is then brought up to
-// date by the engine in this process, as walmirror run --stop-at-lsn now
-// would: it meets the request in its stream, copies the tables while it
-// applies what follows, and the bounded run goes on past its stop position
-// until those copies are complete. Finally Run verifies the tables at a new
-// source position.
+// The copies are online copies (apply/backfill.go) that the engine in this
+// process starts from the copy's position (apply.Config.ResyncTables), as a
+// walmirror resync request standing there in the source's WAL would start
+// them, while it brings the copy up to date as walmirror run --stop-at-lsn
+// now would: changes the source made to those rows after the verified
+// position wait for their copy instead of meeting rows the copy lacks, and
+// the bounded run goes on past its stop position until the copies are
+// complete. Nothing is written to the source. Finally Run verifies the
+// tables at a new source position.
 //
 // Rows by key are copied by the engine as walmirror resync --key does: it
 // deletes those keys in the copy and reads them from the source again, in
@@ -89,10 +90,10 @@ func (rp *Repair) Equal() bool { return rp.Err == "" && rp.After != nil && rp.Af
 // itself falls back to the whole table when a key moves into or out of the
 // rows while they are copied (its log says so: copying table online).
 //
-// Nothing is requested while another process streams from the copy's slot
-// (ErrInUse). A request written is taken up exactly once by whichever
-// walmirror follows the slot: if the copy cannot be brought up to date here
-// (an error, an interruption), the next walmirror run does the copies.
+// Nothing is copied while another process streams from the copy's slot
+// (ErrInUse). The copies are recorded in the target with the engine's
+// first commit: if the copy cannot be brought up to date here after that
+// (an error, an interruption), the next walmirror run finishes them.
 func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (*Repair, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -103,7 +104,7 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 	}
 	rp := &Repair{}
 	var keys [][][]string
-	byKey := false
+	var relids []uint32
 	for i := range rep.Tables {
 		t := &rep.Tables[i]
 		if !t.Different() {
@@ -115,12 +116,12 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 		case t.Absent:
 			tr.Keys, tr.Whole, t.Keys = 0, "the copy has no such table", nil
 		case len(t.Keys) > 0:
-			byKey = true
 		case tr.Whole == "":
 			tr.Whole = "the verification did not name its differing rows"
 		}
 		rp.Copies = append(rp.Copies, tr)
 		keys = append(keys, t.Keys)
+		relids = append(relids, t.RelID)
 	}
 	if len(rp.Tables) == 0 {
 		return rp, nil
@@ -133,9 +134,14 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 	case !ok || st.Phase != schema.PhaseStreaming:
 		return rp, errors.New("the target holds no complete copy any more")
 	case st.LSN > rep.LSN:
-		return rp, fmt.Errorf("%w: the copy moved past %s to %s after it was verified; nothing was requested", ErrInUse, rep.LSN, st.LSN)
+		return rp, fmt.Errorf("%w: the copy moved past %s to %s after it was verified; nothing was copied", ErrInUse, rep.LSN, st.LSN)
 	case len(st.Copies) > 0:
-		return rp, errors.New("tables are being copied into the target since it was verified; nothing was requested")
+		return rp, errors.New("tables are being copied into the target since it was verified; nothing was copied")
+	}
+	for _, id := range relids {
+		if id == 0 {
+			return rp, errors.New("the report does not name the source's tables by oid (a report read from JSON?); nothing was copied")
+		}
 	}
 	scfg := cfg.Source
 	scfg.Slot = st.Slot
@@ -143,33 +149,28 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 	if err != nil {
 		return rp, err
 	}
-	defer adm.Close(context.WithoutCancel(ctx))
-	if err := waitSlotIdle(ctx, adm, st.Slot, cfg.SlotWait); err != nil {
+	err = waitSlotIdle(ctx, adm, st.Slot, cfg.SlotWait)
+	adm.Close(context.WithoutCancel(ctx))
+	if err != nil {
 		return rp, err
 	}
-	_, shown, at, err := adm.ResyncTables(ctx, scfg.Publication, st.Slot, rp.Tables, func(relids []uint32, names []string) string {
-		if byKey {
-			return apply.EncodeResyncKeys(st.Slot, relids, names, keys)
-		}
-		return apply.EncodeResync(st.Slot, relids, names)
-	})
-	if err != nil {
-		return rp, fmt.Errorf("request the copies: %w", err)
+	resync := make([]apply.ResyncTable, len(rp.Tables))
+	for i := range resync {
+		resync[i] = apply.ResyncTable{RelID: relids[i], Name: rp.Tables[i], Keys: keys[i]}
 	}
-	rp.Tables, rp.RequestedAt = shown, at
-	for i := range rp.Copies {
-		if i < len(shown) {
-			rp.Copies[i].Table = shown[i]
-		}
-	}
-	log.Info("requested online copies of what differs", "copies", rp.copies(), "at", at)
+	at := st.LSN
+	rp.RequestedAt = at
+	log.Info("copying again what differs, from the copy's position", "copies", rp.copies(), "from", at)
 
 	began := time.Now()
 	pending := func(err error) error {
-		return fmt.Errorf("%w (the request at %s stays in the source's WAL: the next walmirror run following slot %q copies %s)",
-			err, at, st.Slot, strings.Join(shown, ", "))
+		now, _, rerr := target.Sink.ReadState(context.WithoutCancel(ctx))
+		if rerr == nil && len(now.Copies) > 0 {
+			return fmt.Errorf("%w (the copies are recorded in the target: the next walmirror run into it finishes them)", err)
+		}
+		return fmt.Errorf("%w (nothing was copied: verify --repair again)", err)
 	}
-	if err := apply.Run(ctx, target.Sink, apply.Config{Source: scfg, StopAtNow: true, Logger: log}); err != nil {
+	if err := apply.Run(ctx, target.Sink, apply.Config{Source: scfg, StopAtNow: true, Logger: log, ResyncTables: resync}); err != nil {
 		return rp, pending(fmt.Errorf("bring the copy up to date: %w", err))
 	}
 	if err := ctx.Err(); err != nil {
@@ -179,16 +180,14 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 	switch {
 	case err != nil:
 		return rp, fmt.Errorf("read the copy's state: %w", err)
-	case done.LSN < at:
-		return rp, pending(fmt.Errorf("the copy stopped at %s, before the request", done.LSN))
 	case len(done.Copies) > 0:
 		return rp, pending(errors.New("the copies did not complete"))
 	}
 	rp.CopyTook = time.Since(began)
-	log.Info("copied the tables that differed again", "tables", strings.Join(shown, ", "), "took", rp.CopyTook.Round(time.Millisecond))
+	log.Info("copied what differed again", "copies", rp.copies(), "took", rp.CopyTook.Round(time.Millisecond))
 
 	again := cfg
-	again.Tables = shown
+	again.Tables = rp.Tables
 	after, err := Run(ctx, again, target)
 	if err != nil {
 		return rp, fmt.Errorf("verify the copied tables again: %w", err)
@@ -207,13 +206,13 @@ func waitSlotIdle(ctx context.Context, adm *source.Admin, slot string, wait time
 			return err
 		}
 		if !st.Exists {
-			return fmt.Errorf("the copy's replication slot %q is gone from the source: the copy cannot be brought up to date; nothing was requested", slot)
+			return fmt.Errorf("the copy's replication slot %q is gone from the source: the copy cannot be brought up to date; nothing was copied", slot)
 		}
 		if !st.Active {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w (%v); nothing was requested: stop it, verify --repair, and start it again", ErrInUse, st.ActiveError())
+			return fmt.Errorf("%w (%v); nothing was copied: stop it, verify --repair, and start it again", ErrInUse, st.ActiveError())
 		}
 		select {
 		case <-ctx.Done():
@@ -233,9 +232,9 @@ func (rp *Repair) WriteText(w io.Writer) error {
 	case rp.RequestedAt == 0:
 		fmt.Fprintf(&b, "repair: nothing copied (%s)\n", rp.Err)
 	case rp.After == nil:
-		fmt.Fprintf(&b, "repair: copies of %s requested at %s; not verified again: %s\n", rp.copies(), rp.RequestedAt, rp.Err)
+		fmt.Fprintf(&b, "repair: copies of %s started at %s; not verified again: %s\n", rp.copies(), rp.RequestedAt, rp.Err)
 	default:
-		fmt.Fprintf(&b, "repair: copied again %s (requested at %s, copy up to date in %s); verified again:\n",
+		fmt.Fprintf(&b, "repair: copied again %s (from the copy's position %s, up to date in %s); verified again:\n",
 			rp.copies(), rp.RequestedAt, rp.CopyTook.Round(time.Millisecond))
 	}
 	if _, err := w.Write(b.Bytes()); err != nil || rp.After == nil {

@@ -34,7 +34,7 @@ func TestRepairReport(t *testing.T) {
 	if err := rp.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"repair: copied again public.a (1 rows by key), public.c (whole: no key) (requested at 0/00000250",
+	for _, want := range []string{"repair: copied again public.a (1 rows by key), public.c (whole: no key) (from the copy's position 0/00000250",
 		"compared at source position 0/00000300", "2 tables equal, 0 different"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
@@ -93,7 +93,7 @@ func TestRepairReport(t *testing.T) {
 	if err := rp.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	if want := "repair: copies of public.a (1 rows by key), public.c (whole: no key) requested at 0/00000250; not verified again: bring the copy up to date: boom\n"; text.String() != want {
+	if want := "repair: copies of public.a (1 rows by key), public.c (whole: no key) started at 0/00000250; not verified again: bring the copy up to date: boom\n"; text.String() != want {
 		t.Errorf("text of a failed repair: %q, want %q", text.String(), want)
 	}
 }

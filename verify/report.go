@@ -48,6 +48,7 @@ const (
 // TableReport is what verify found for one table.
 type TableReport struct {
 	Table      string   // schema.table, quoted where PostgreSQL would quote it
+	RelID      uint32   // the source table's oid (0 in a report read from JSON)
 	Key        []string // key columns; empty for a multiset comparison
 	Method     string
 	SourceRows int64

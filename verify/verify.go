@@ -152,6 +152,7 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 			return nil, err
 		}
 		tr.Took = time.Since(tableBegan)
+		tr.RelID = t.ID
 		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows, "took", tr.Took)
 		rep.Tables = append(rep.Tables, tr)
 	}
