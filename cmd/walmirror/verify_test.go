@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walmirror/walmirror/source"
 	"github.com/walmirror/walmirror/testenv"
+	"github.com/walmirror/walmirror/verify"
 )
 
 // verifyTables are the tables TestVerify copies: keyed tables it tampers
@@ -394,5 +397,68 @@ func TestVerifyTableList(t *testing.T) {
 	}
 	if err := l.Set("a.b.c"); err == nil {
 		t.Error("a.b.c accepted")
+	}
+}
+
+// TestVerifyRepairAfterSourceChange: rows damaged in the copy are changed
+// at the source after verify compared them and before --repair copies them
+// again (an update of a row the copy lost and of one it holds changed, an
+// insert of a key the copy holds extra). The copies start from the copy's
+// position, so those changes wait for them: the repair copies just those
+// rows, by key, and the copy ends equal on every target.
+func TestVerifyRepairAfterSourceChange(t *testing.T) {
+	needServer(t)
+	for _, c := range verifyCopies() {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int8 PRIMARY KEY, v text);
+				INSERT INTO t SELECT i, 'row ' || i FROM generate_series(1, 100) i;
+				CREATE TABLE o (id int PRIMARY KEY, v text); INSERT INTO o VALUES (1, 'other');`)
+			target, tamper := c.make(t)
+			slot := "s_" + db
+			if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
+				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+			}
+			tamper(fmt.Sprintf(`DELETE FROM %[1]s WHERE id = 3; UPDATE %[1]s SET v = 'damaged' WHERE id = 4;
+				INSERT INTO %[1]s VALUES (1000, 'extra')`, c.table("t")))
+
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			sink, err := openTarget(ctx, target, log, true, defaultTargetOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Close()
+			vt := verify.Target{Sink: sink, Open: copyReader(sink, target)}
+			cfg := verify.Config{Source: source.Config{DSN: dsn, Publication: "walmirror"}, Options: verify.Options{Keys: 100}, Logger: log}
+			rep, err := verify.Run(ctx, cfg, vt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.Different() || len(rep.Tables) != 2 {
+				t.Fatalf("the damaged copy verified: %+v", rep.Tables)
+			}
+			// The source moves on past the verified position, over the
+			// damaged rows.
+			if err := server.Exec(ctx, db, `UPDATE t SET v = 'changed later' WHERE id IN (3, 4);
+				INSERT INTO t VALUES (1000, 'inserted later'); UPDATE o SET v = 'other later'`); err != nil {
+				t.Fatal(err)
+			}
+			rp, err := verify.RepairTables(ctx, cfg, vt, rep)
+			if err != nil {
+				t.Fatalf("repair: %v\n%s", err, logs.String())
+			}
+			if !rp.Equal() || len(rp.Copies) != 1 || rp.Copies[0].Table != "public.t" || rp.Copies[0].Keys != 3 {
+				var b bytes.Buffer
+				_ = rp.WriteText(&b)
+				t.Fatalf("repair: %+v\n%s\n%s", rp.Copies, b.String(), logs.String())
+			}
+			checkCopied(t, logs.String())
+			checkCopiedByKey(t, logs.String(), "public.t", 3, 3)
+			sink.Close()
+			if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target); r.code != 0 || !strings.Contains(r.stdout, "2 tables equal, 0 different") {
+				t.Fatalf("verify after the repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+		})
 	}
 }
