@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,6 +148,41 @@ func (k keyOrder) compare(i int, a []byte, b string) int {
 		return 1
 	}
 	return cmpInt(x, y)
+}
+
+// canonical is key in the text form pgoutput gives the key's columns
+// (integers in decimal, uuids in lowercase with hyphens); ok is false when
+// a value is not of its column's type.
+func (k keyOrder) canonical(t *schema.Table, key []string) ([]string, bool) {
+	if !k.ok || len(key) != len(k.cols) {
+		return nil, false
+	}
+	out := make([]string, len(key))
+	for i, v := range key {
+		if k.uuid[i] {
+			hex := strings.ToLower(strings.NewReplacer("-", "", "{", "", "}", "").Replace(strings.TrimSpace(v)))
+			if len(hex) != 32 || strings.Trim(hex, "0123456789abcdef") != "" {
+				return nil, false
+			}
+			out[i] = hex[:8] + "-" + hex[8:12] + "-" + hex[12:16] + "-" + hex[16:20] + "-" + hex[20:]
+			continue
+		}
+		bits, lo := 64, int64(math.MinInt64)
+		switch t.Columns[k.cols[i]].TypeID {
+		case 21:
+			bits, lo = 16, math.MinInt16
+		case 23:
+			bits, lo = 32, math.MinInt32
+		case 26: // oid: unsigned 32 bits
+			bits, lo = 33, 0
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, bits)
+		if err != nil || n < lo {
+			return nil, false
+		}
+		out[i] = strconv.FormatInt(n, 10)
+	}
+	return out, true
 }
 
 func cmpInt(a, b int64) int {
@@ -448,6 +484,22 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if keyed && !f.order.ok {
 		e.startFill(relid, f.copy.Table, -1, "its key cannot be matched exactly, so the whole table is copied again")
 		return nil
+	}
+	if keyed {
+		keys := make([][]string, 0, len(f.copy.Keys))
+		for _, k := range f.copy.Keys {
+			if n, ok := f.order.canonical(t, k); ok {
+				keys = append(keys, n)
+			} else {
+				e.log.Warn("ignoring a key to copy again that the table's key cannot hold", "table", f.copy.Table, "key", strings.Join(k, ","))
+			}
+		}
+		if len(keys) == 0 {
+			e.finishFill(relid)
+			e.copiedCache[relid] = true
+			return nil
+		}
+		f.copy.Keys, f.keys = keys, nil
 	}
 	limit := e.chunkRows
 	if !f.order.ok || keyed {

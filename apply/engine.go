@@ -264,6 +264,13 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			e.position(Position{ServerWALEnd: ev.WALEnd})
 			return nil
 		}
+		if !e.open && e.fillsChanged {
+			// Online copies a poll started are recorded before the slot
+			// moves on.
+			if err := e.ensureOpen(ctx); err != nil {
+				return err
+			}
+		}
 		if e.open {
 			// The server sends a keepalive whenever it waits for WAL, which
 			// under a steady load is after nearly every transaction: commit
@@ -334,6 +341,14 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			e.srcCommits = append(e.srcCommits, m.CommitTime)
 		}
 		stop := e.stopAt != 0 && m.EndLSN > e.stopAt && !e.copying()
+		if !e.open && e.fillsChanged {
+			// Online copies this transaction started (a resync request, a
+			// table's first change) are recorded with its position before
+			// the source may forget it.
+			if err := e.ensureOpen(ctx); err != nil {
+				return err
+			}
+		}
 		if !e.open {
 			// Nothing to write for this transaction: nothing is in flight.
 			if err := e.confirm(ctx, m.EndLSN); err != nil {

@@ -643,3 +643,44 @@ func TestResyncRowsFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestResyncRequestSurvivesStop: a resync request taken up by a run that
+// stops before the copy could start (the table locked by DDL) is recorded
+// in the target with its position, so the next run does the copy; the
+// source is never told the request's position was applied before that.
+func TestResyncRequestSurvivesStop(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;`)
+	target, rows := schemaTargets[0].new(t)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	args := []string{"--source", dsn, "--target", target, "--slot", slot}
+	if r := walmirror(t, nil, append(append([]string{"run"}, args...), "--stop-at-lsn", "now")...); r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	targetExec(t, target, "UPDATE t SET v = 'damaged' WHERE id = 7")
+	ctx := context.Background()
+	locker, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(ctx)
+	if _, err := locker.Exec(ctx, "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	stop, logPath := startRunUntil(t, "msg=streaming", args...)
+	if r := walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--table", "t", "--key", "7"); r.code != 0 {
+		t.Fatalf("resync exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	waitForLog(t, logPath, "copying rows again online")
+	time.Sleep(1500 * time.Millisecond) // the run confirms what it has applied meanwhile
+	stop()
+	if _, err := locker.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	r := walmirror(t, nil, append(append([]string{"run"}, args...), "--stop-at-lsn", "now")...)
+	if r.code != 0 || !strings.Contains(r.stderr, "rows copied again online") {
+		t.Fatalf("the next run exited %d without copying the row:\n%s", r.code, r.stderr)
+	}
+	compareRows(t, dsn, rows, "SELECT id, v FROM t")
+}
