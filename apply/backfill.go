@@ -423,6 +423,12 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	relid := e.fillOrder[0]
 	f := e.fills[relid]
 	ch, err := e.copier.BeginChunk(ctx, relid)
+	if source.IsLockTimeout(err) {
+		// DDL holds the table: read it a little later, the stream flowing.
+		e.log.Debug("table locked; chunk read later", "table", f.copy.Table)
+		e.retryAt = time.Now().Add(time.Second)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -799,8 +805,18 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 		if !e.pollSoon && (e.pollEvery <= 0 || time.Since(e.lastPoll) < e.pollEvery) {
 			return nil
 		}
+		if time.Now().Before(e.pollAfter) {
+			return nil
+		}
 		e.lastPoll, e.pollSoon = time.Now(), false
 		tables, at, err := e.copier.Published(ctx)
+		if source.IsLockTimeout(err) {
+			// DDL holds a published table (PostgreSQL 18 opens each one to
+			// list them): look again shortly, the stream flowing.
+			e.log.Debug("a published table is locked; publication listed again later", "err", err)
+			e.pollSoon, e.pollAfter = true, time.Now().Add(time.Second)
+			return nil
+		}
 		if err != nil {
 			return err
 		}

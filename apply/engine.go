@@ -105,6 +105,7 @@ type engine struct {
 	storage       map[uint32]string // per table: the Storage polls last found acted on
 	truncXids     map[uint32]uint32 // per table: the source transaction of its last streamed TRUNCATE
 	pollSoon      bool              // poll at the next caught-up moment, whatever the interval
+	pollAfter     time.Time         // no poll before then (a locked table)
 	polled        *polled           // a publication listing waiting for the stream to pass its position
 	waiting       bool              // the last event was a keepalive: the server has sent all it had
 	xid           uint32            // the source transaction being received

@@ -18,6 +18,7 @@ import (
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/internal/mirrortest"
+	"github.com/walmirror/walmirror/source"
 	"github.com/walmirror/walmirror/testenv"
 )
 
@@ -660,6 +661,15 @@ func TestResyncRequestSurvivesStop(t *testing.T) {
 	}
 	targetExec(t, target, "UPDATE t SET v = 'damaged' WHERE id = 7")
 	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var relid uint32
+	if err := conn.QueryRow(ctx, `SELECT 'public.t'::regclass::oid`).Scan(&relid); err != nil {
+		t.Fatal(err)
+	}
 	locker, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -669,12 +679,19 @@ func TestResyncRequestSurvivesStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop, logPath := startRunUntil(t, "msg=streaming", args...)
-	if r := walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--table", "t", "--key", "7"); r.code != 0 {
-		t.Fatalf("resync exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	// The request walmirror resync would write (which cannot look the
+	// table up while it is locked on PostgreSQL 18).
+	req := apply.EncodeResyncKeys(slot, []uint32{relid}, []string{"public.t"}, [][][]string{{{"7"}}})
+	if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, source.ResyncPrefix, req); err != nil {
+		t.Fatal(err)
 	}
 	waitForLog(t, logPath, "copying rows again online")
-	time.Sleep(1500 * time.Millisecond) // the run confirms what it has applied meanwhile
-	stop()
+	// Past the copy's 5 s lock timeout: the run waits on (its chunk and the
+	// publication poll read the table later) and confirms what it applied.
+	time.Sleep(6500 * time.Millisecond)
+	if log := stop(); strings.Contains(log, "level=ERROR") || strings.Contains(log, "walmirror: ") {
+		t.Fatalf("the run failed while the table was locked:\n%s", log)
+	}
 	if _, err := locker.Exec(ctx, "COMMIT"); err != nil {
 		t.Fatal(err)
 	}
