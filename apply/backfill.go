@@ -234,6 +234,24 @@ func (e *engine) startFill(relid uint32, name string, estimate int64, reason str
 	e.beginFill(relid, name, estimate, reason, nil)
 }
 
+// requestKeys starts a copy of the rows of relid with the given keys, or
+// of the whole table when the copy does not hold it (rows alone would
+// leave it partial).
+func (e *engine) requestKeys(ctx context.Context, relid uint32, name string, keys [][]string) error {
+	if _, filling := e.fills[relid]; !filling {
+		have, err := e.copied(ctx, relid)
+		if err != nil {
+			return err
+		}
+		if !have {
+			e.startFill(relid, name, -1, "resync of rows requested for a table the copy does not hold")
+			return nil
+		}
+	}
+	e.startKeysFill(relid, name, keys, "resync of rows requested")
+	return nil
+}
+
 // startKeysFill begins an online copy of the rows of relid with the given
 // keys; with a copy of the table already under way, the rows join it.
 func (e *engine) startKeysFill(relid uint32, name string, keys [][]string, reason string) {
@@ -1010,7 +1028,9 @@ func (e *engine) resync(ctx context.Context, content []byte) error {
 			name = r.Tables[i]
 		}
 		if i < len(r.Keys) && r.Keys[i] != nil {
-			e.startKeysFill(id, name, r.Keys[i], "resync of rows requested")
+			if err := e.requestKeys(ctx, id, name, r.Keys[i]); err != nil {
+				return err
+			}
 			continue
 		}
 		e.startFill(id, name, -1, "resync requested")

@@ -199,7 +199,9 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 				continue // being copied already (or recorded by an earlier attempt)
 			}
 			if rt.Keys != nil {
-				e.startKeysFill(rt.RelID, rt.Name, rt.Keys, "resync of rows requested")
+				if err := e.requestKeys(ctx, rt.RelID, rt.Name, rt.Keys); err != nil {
+					return err
+				}
 			} else {
 				e.startFill(rt.RelID, rt.Name, -1, "resync requested")
 			}
