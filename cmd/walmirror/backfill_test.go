@@ -457,17 +457,35 @@ func TestRenameWhileStreaming(t *testing.T) {
 			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
-			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms")
+			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms",
+				"--metrics-addr", "127.0.0.1:0")
 			mustExec(t, db, "UPDATE p SET v = 'c' WHERE id = 1; UPDATE m SET v = 'n'")
 			mustExec(t, db, "ALTER TABLE p RENAME TO p2; ALTER TABLE m RENAME TO m2")
 			mustExec(t, db, "UPDATE m2 SET v = 'o'; INSERT INTO m2 VALUES (2, 'q')")
-			eventually(t, "both renames logged", func() bool {
+			renamed := func() bool {
 				out, _ := os.ReadFile(logPath)
 				return strings.Count(string(out), "renaming it in the copy") >= 2
-			})
-			// A change after the rename, in a transaction of its own.
+			}
+			for deadline := time.Now().Add(30 * time.Second); !renamed(); time.Sleep(100 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the renames were not logged:\n%s", stop())
+				}
+			}
+			// A change after the rename, in a transaction of its own; the
+			// run is stopped once it has applied it.
 			mustExec(t, db, "UPDATE m2 SET v = 'r' WHERE id = 2")
-			time.Sleep(500 * time.Millisecond)
+			out, _ := os.ReadFile(logPath)
+			addr := servingMetrics.FindSubmatch(out)
+			if addr == nil {
+				t.Fatalf("no metrics address in the log:\n%s", out)
+			}
+			at, err := mirrortest.SourceRows(context.Background(), dsn, "SELECT pg_current_wal_lsn()::text")
+			if err != nil || len(at) != 1 {
+				t.Fatalf("current WAL position: %q %v", at, err)
+			}
+			if code, body := get(t, "http://"+string(addr[1])+"/wait?lsn="+at[0]+"&timeout=30s"); code != 200 {
+				t.Fatalf("/wait = %d %s", code, body)
+			}
 			if log := stop(); strings.Contains(log, "level=ERROR") {
 				t.Fatalf("run failed:\n%s", log)
 			}
