@@ -132,3 +132,53 @@ func (sn *Snapshot) WaitSlotIdle(ctx context.Context, slot string, wait time.Dur
 		}
 	}
 }
+
+// CopyRange is CopyOrdered restricted to the rows for which where (an SQL
+// condition over the table's columns, by their quoted names) holds.
+func (sn *Snapshot) CopyRange(ctx context.Context, t *schema.Table, where, orderBy string, fn func(schema.Tuple) error) error {
+	from, err := sn.published(t)
+	if err != nil {
+		return err
+	}
+	q := "COPY (SELECT * FROM " + from + " WHERE " + where + " ORDER BY " + orderBy + ") TO STDOUT"
+	w := &copyReader{ncols: len(t.Columns), fn: fn}
+	if _, err := sn.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
+		if w.err != nil {
+			return w.err
+		}
+		return classify("copy "+t.QualifiedName(), err)
+	}
+	return w.err
+}
+
+// QueryPublished runs a query over the published rows of t in the
+// snapshot: build gets a FROM item (a subquery named s, with the
+// publication's columns and row filter) and returns the query; fn gets
+// each result row's values in text form (nil for NULL).
+func (sn *Snapshot) QueryPublished(ctx context.Context, t *schema.Table, build func(from string) string, fn func(values [][]byte) error) error {
+	from, err := sn.published(t)
+	if err != nil {
+		return err
+	}
+	res := sn.tx.Conn().PgConn().ExecParams(ctx, build(from), nil, nil, nil, nil)
+	for res.NextRow() {
+		if err := fn(res.Values()); err != nil {
+			res.Close()
+			return err
+		}
+	}
+	if _, err := res.Close(); err != nil {
+		return classify("query "+t.QualifiedName(), err)
+	}
+	return nil
+}
+
+// published is the snapshot's query of t's published rows as a FROM item.
+func (sn *Snapshot) published(t *schema.Table) (string, error) {
+	q, ok := sn.queries[t.ID]
+	if !ok {
+		return "", fmt.Errorf("read %s: table not listed by Tables", t.QualifiedName())
+	}
+	q = strings.TrimSuffix(strings.TrimPrefix(q, "COPY ("), ") TO STDOUT")
+	return "(" + q + ") s", nil
+}

@@ -62,7 +62,26 @@ func Compare(ctx context.Context, t *Table, source, target Reader, opts Options)
 		err = c.multiset(ctx)
 	case t.Sorted():
 		c.rep.Method = MethodMerge
-		err = c.merge(ctx)
+		ss, sok := source.(summer)
+		ds, dok := target.(summer)
+		if sok && dok && t.checksumKey() {
+			c.rep.Method = MethodChecksum
+			err = c.checksum(ctx, ss, ds)
+			var nc *errNoChecksum
+			if errors.As(err, &nc) {
+				c.reset()
+				c.rep.Method, c.rep.Note = MethodMerge, ""
+				err = c.merge(ctx)
+			}
+			if err != nil && ctx.Err() == nil && !errors.As(err, &nc) {
+				// Whatever went wrong, the row comparison decides.
+				c.reset()
+				c.rep.Method, c.rep.Note = MethodMerge, "checksums failed ("+err.Error()+"): compared row by row"
+				err = c.merge(ctx)
+			}
+		} else {
+			err = c.merge(ctx)
+		}
 		var u *unorderedError
 		if errors.As(err, &u) {
 			c.reset()
@@ -90,6 +109,8 @@ type comparison struct {
 	opts     Options
 	rep      TableReport
 	keys     *keySet // the keys of the differing rows
+	// rng, when set, restricts the rows read to a key range (checksum.go).
+	rng *keyRange
 }
 
 func (c *comparison) reset() {
@@ -137,7 +158,13 @@ func (c *comparison) scan(ctx context.Context, wg *sync.WaitGroup, r Reader, sor
 			batch, size = make([]Row, 0, batchRows), 0
 			return nil
 		}
-		s.err = r.Scan(ctx, c.t, sorted, func(row Row) error {
+		scan := r.Scan
+		if rng := c.rng; rng != nil {
+			scan = func(ctx context.Context, t *Table, _ bool, fn func(Row) error) error {
+				return r.(summer).scanRange(ctx, t, rng.lo, rng.hi, fn)
+			}
+		}
+		s.err = scan(ctx, c.t, sorted, func(row Row) error {
 			batch = append(batch, row)
 			for _, v := range row {
 				size += len(v)

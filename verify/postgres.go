@@ -52,24 +52,52 @@ func (r *PostgresReader) Close() error {
 
 // Scan reads the copy of t: the table of the same schema and name.
 func (r *PostgresReader) Scan(ctx context.Context, t *Table, sorted bool, fn func(Row) error) error {
-	name := quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
-	var have []string
-	err := r.tx.QueryRow(ctx, `SELECT coalesce(array_agg(attname::text), '{}') FROM pg_attribute
-		WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, name).Scan(&have)
+	return r.scan(ctx, t, sorted, "", fn)
+}
+
+// name is the copy's table for t, quoted.
+func (r *PostgresReader) name(t *Table) string {
+	return quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
+}
+
+// columnTypes returns the copy's columns of t's table by name, with
+// their types; ErrNoTable when it has no such table.
+func (r *PostgresReader) columnTypes(ctx context.Context, t *Table) (map[string]uint32, error) {
+	name := r.name(t)
+	rows, err := r.tx.Query(ctx, `SELECT attname::text, atttypid FROM pg_attribute
+		WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, name)
 	if err != nil {
-		return fmt.Errorf("look up %s: %w", name, err)
+		return nil, fmt.Errorf("look up %s: %w", name, err)
+	}
+	have := map[string]uint32{}
+	var col string
+	var typ uint32
+	if _, err := pgx.ForEachRow(rows, []any{&col, &typ}, func() error { have[col] = typ; return nil }); err != nil {
+		return nil, fmt.Errorf("look up %s: %w", name, err)
 	}
 	if len(have) == 0 {
-		return fmt.Errorf("%s: %w", name, ErrNoTable)
+		return nil, fmt.Errorf("%s: %w", name, ErrNoTable)
+	}
+	return have, nil
+}
+
+func (r *PostgresReader) scan(ctx context.Context, t *Table, sorted bool, where string, fn func(Row) error) error {
+	name := r.name(t)
+	have, err := r.columnTypes(ctx, t)
+	if err != nil {
+		return err
 	}
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		if !hasColumn(have, c.Name, false) {
+		if _, ok := have[c.Name]; !ok {
 			return fmt.Errorf("the copy's table %s has no column %q", name, c.Name)
 		}
 		cols[i] = quoteIdent(c.Name)
 	}
 	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + name
+	if where != "" {
+		q += " WHERE " + where
+	}
 	if sorted {
 		q += " ORDER BY " + pgOrderBy(t)
 	}
@@ -97,6 +125,56 @@ func (r *PostgresReader) Scan(ctx context.Context, t *Table, sorted bool, fn fun
 	}
 	return nil
 }
+
+func (r *PostgresReader) sumTypes(ctx context.Context, t *Table) ([]uint32, bool, error) {
+	have, err := r.columnTypes(ctx, t)
+	if err != nil {
+		return nil, false, err
+	}
+	types := make([]uint32, len(t.Columns))
+	for i, c := range t.Columns {
+		types[i] = have[c.Name]
+	}
+	var ok bool
+	if err := r.tx.QueryRow(ctx, `SELECT current_setting('server_version_num')::int >= 140000`).Scan(&ok); err != nil {
+		return nil, false, err
+	}
+	return types, ok, nil
+}
+
+// query runs q in the read transaction and calls fn with each row's
+// values in text form.
+func (r *PostgresReader) query(ctx context.Context, q string, fn func([][]byte) error) error {
+	rows, err := r.tx.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows.RawValues()); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (r *PostgresReader) sumRanges(ctx context.Context, t *Table, rowHash string, shift uint, lo, hi int64, fn func(*int64, int64, string) error) error {
+	return r.query(ctx, sumQuery(t, r.name(t), rowHash, shift, lo, hi), func(vals [][]byte) error { return readSums(vals, fn) })
+}
+
+func (r *PostgresReader) scanRange(ctx context.Context, t *Table, lo, hi int64, fn func(Row) error) error {
+	return r.scan(ctx, t, true, rangeWhere(t, lo, hi), fn)
+}
+
+func (r *PostgresReader) keyBounds(ctx context.Context, t *Table) (lo, hi int64, ok bool, err error) {
+	err = r.query(ctx, keyBoundsQuery(t, r.name(t)), func(vals [][]byte) error {
+		lo, hi, ok, err = readBounds(vals)
+		return err
+	})
+	return lo, hi, ok, err
+}
+
+var _ summer = (*PostgresReader)(nil)
 
 // hasColumn looks a column up by name (SQLite and DuckDB ignore case).
 func hasColumn(have []string, name string, foldCase bool) bool {

@@ -43,6 +43,10 @@ const (
 	// MethodMultiset: a table without key columns, compared as a multiset
 	// of whole rows.
 	MethodMultiset = "multiset"
+	// MethodChecksum: both sides (PostgreSQL) computed a row count and a
+	// sum of row hashes per key range; ranges that differed were split,
+	// then compared row by row (checksum.go).
+	MethodChecksum = "checksum"
 )
 
 // TableReport is what verify found for one table.

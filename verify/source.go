@@ -48,3 +48,50 @@ func pgOrderBy(t *Table) string {
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func (r sourceReader) sumTypes(ctx context.Context, t *Table) ([]uint32, bool, error) {
+	ok := false
+	err := r.sn.QueryPublished(ctx, t.Table, func(string) string {
+		return `SELECT current_setting('server_version_num')::int >= 140000`
+	}, func(vals [][]byte) error {
+		ok = len(vals) == 1 && string(vals[0]) == "t"
+		return nil
+	})
+	types := make([]uint32, len(t.Columns))
+	for i, c := range t.Columns {
+		types[i] = c.TypeID
+	}
+	return types, ok, err
+}
+
+func (r sourceReader) sumRanges(ctx context.Context, t *Table, rowHash string, shift uint, lo, hi int64, fn func(*int64, int64, string) error) error {
+	return r.sn.QueryPublished(ctx, t.Table, func(from string) string {
+		return sumQuery(t, from, rowHash, shift, lo, hi)
+	}, func(vals [][]byte) error { return readSums(vals, fn) })
+}
+
+func (r sourceReader) scanRange(ctx context.Context, t *Table, lo, hi int64, fn func(Row) error) error {
+	var b rowBuilder
+	return r.sn.CopyRange(ctx, t.Table, rangeWhere(t, lo, hi), pgOrderBy(t), func(tup schema.Tuple) error {
+		b.reset()
+		for i, d := range tup {
+			if d.State == schema.Null {
+				b.null()
+			} else {
+				b.text(t.cols[i], d.Data)
+			}
+		}
+		return fn(b.row())
+	})
+}
+
+func (r sourceReader) keyBounds(ctx context.Context, t *Table) (lo, hi int64, ok bool, err error) {
+	err = r.sn.QueryPublished(ctx, t.Table, func(from string) string { return keyBoundsQuery(t, from) },
+		func(vals [][]byte) error {
+			lo, hi, ok, err = readBounds(vals)
+			return err
+		})
+	return lo, hi, ok, err
+}
+
+var _ summer = sourceReader{}

@@ -1,0 +1,285 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walmirror/walmirror/source"
+	"github.com/walmirror/walmirror/testenv"
+)
+
+// rowsOnly hides a reader's checksums: Compare then compares row by row.
+type rowsOnly struct{ Reader }
+
+// checksumEnv is a source database and a PostgreSQL copy of its tables
+// (same DDL, rows copied by COPY), on a real server.
+type checksumEnv struct {
+	t        *testing.T
+	srv      *testenv.Server
+	src, dst string // database names
+	rows     map[string][]byte
+}
+
+func newChecksumEnv(t *testing.T, ddl, fill string, tables ...string) *checksumEnv {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL (not in -short mode)")
+	}
+	ctx := context.Background()
+	srv := testenv.StartT(t, testenv.Options{})
+	e := &checksumEnv{t: t, srv: srv, rows: map[string][]byte{}}
+	var err error
+	if e.src, err = srv.CreateDatabase(ctx, "src"); err != nil {
+		t.Fatal(err)
+	}
+	if e.dst, err = srv.CreateDatabase(ctx, "dst"); err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []string{e.src, e.dst} {
+		if err := srv.Exec(ctx, db, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Exec(ctx, e.src, fill+"; CREATE PUBLICATION p FOR ALL TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		var buf bytes.Buffer
+		conn := e.conn(e.src)
+		if _, err := conn.PgConn().CopyTo(ctx, &buf, "COPY "+tb+" TO STDOUT"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close(ctx)
+		e.rows[tb] = buf.Bytes()
+		e.restore(tb)
+	}
+	return e
+}
+
+func (e *checksumEnv) conn(db string) *pgx.Conn {
+	conn, err := pgx.Connect(context.Background(), e.srv.DSN(db))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return conn
+}
+
+// restore makes the copy of tb equal to the source again.
+func (e *checksumEnv) restore(tb string) {
+	ctx := context.Background()
+	conn := e.conn(e.dst)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "TRUNCATE "+tb); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(e.rows[tb]), "COPY "+tb+" FROM STDIN"); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *checksumEnv) exec(db, q string) {
+	if err := e.srv.Exec(context.Background(), db, q); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// compare compares every table by checksums and row by row, checks that
+// both found the same, and returns the checksums' reports.
+func (e *checksumEnv) compare() map[string]*TableReport {
+	t := e.t
+	t.Helper()
+	ctx := context.Background()
+	sn, err := source.OpenComparison(ctx, source.Config{DSN: e.srv.DSN(e.src), Publication: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close(ctx)
+	tables, err := sn.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := OpenPostgres(ctx, e.srv.DSN(e.dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	out := map[string]*TableReport{}
+	for _, tb := range tables {
+		vt := NewTable(tb)
+		opts := Options{Keys: 100}
+		sums := Compare(ctx, vt, SourceReader(sn), dst, opts)
+		rows := Compare(ctx, vt, rowsOnly{SourceReader(sn)}, rowsOnly{dst}, opts)
+		if sums.Err != "" || rows.Err != "" {
+			t.Fatalf("%s: %s / %s", vt.Qualified(), sums.Err, rows.Err)
+		}
+		if vt.checksumKey() && sums.Method != MethodChecksum {
+			t.Errorf("%s compared by %s, want checksums (%s)", vt.Qualified(), sums.Method, sums.Note)
+		}
+		a, b := sums, rows
+		a.Method, a.Note, a.Took, b.Method, b.Note, b.Took = "", "", 0, "", "", 0
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s: checksums found\n%+v\nrows found\n%+v", vt.Qualified(), sums, rows)
+		}
+		out[tb.Name] = &sums
+	}
+	return out
+}
+
+const hostileDDL = `
+CREATE TYPE mood AS ENUM ('happy', 'it''s "sad"');
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE hv (
+	id int8 PRIMARY KEY, s text, vc varchar(20), b bytea, f8 float8, f4 float4, n numeric, n2 numeric(12,3), big text,
+	j jsonb, js json, a int[], ta text[], iv interval, d date, ts timestamp, tz timestamptz, tt timetz, tm time,
+	u uuid, m mood, p posint, c char(5), ok bool, sm int2, i4 int4, i8 int8)`
+
+// hostileFill: quotes, NUL in bytea, unicode, NaN and infinities, 1 MB of
+// text, NULLs, numerics with many digits, timestamps near infinity and BC,
+// json with spacing and duplicate keys.
+const hostileFill = `
+INSERT INTO hv SELECT i,
+	(ARRAY[E'it''s "q" \\ ,()', '', ' ', 'é✓‏ 𝄞', E'tab\there\nnl', 'NULL', NULL, 'x'])[i % 8 + 1],
+	(ARRAY['a', '', NULL, 'ü'])[i % 4 + 1],
+	(ARRAY['\x00ff00'::bytea, '\x'::bytea, NULL, convert_to(E'it''s', 'UTF8')])[i % 4 + 1],
+	(ARRAY['NaN', 'Infinity', '-Infinity', '-0', '0', '1e-310', '0.1', NULL])[i % 8 + 1]::float8,
+	(ARRAY['NaN', '-Infinity', 'Infinity', '-0', '1e-45', '0.1', '3.4028235e38', NULL])[i % 8 + 1]::float4,
+	(ARRAY['NaN', 'Infinity', '-Infinity', '-0.000', '123456789012345678901234567890.000000000000000000001', '0.10', '1e-100', NULL])[i % 8 + 1]::numeric,
+	(ARRAY['1.500', '-0.001', '999999999.999', NULL])[i % 4 + 1]::numeric(12,3),
+	CASE WHEN i = 3 THEN repeat('x', 1 << 20) END,
+	(ARRAY['{"a": 1.0, "é": [1, 2.50, null, "\u0001x"]}', '{"b": "it''s"}', '[]', NULL])[i % 4 + 1]::jsonb,
+	(ARRAY['{ "dup": 1,  "dup": 2 }', '"x"', 'null', NULL])[i % 4 + 1]::json,
+	(ARRAY['{1,NULL,-1}', '{}', NULL])[i % 3 + 1]::int[],
+	(ARRAY[E'{"a,b",NULL,"NULL","","\\"{}\\""}', '{}', NULL])[i % 3 + 1]::text[],
+	(ARRAY['1 year 2 mons -3 days 04:05:06.789', '1 mon', '30 days', '-00:00:00.000001', NULL])[i % 5 + 1]::interval,
+	(ARRAY['infinity', '-infinity', '0044-03-15 BC', '2024-02-29', '10000-01-01', NULL])[i % 6 + 1]::date,
+	(ARRAY['infinity', '-infinity', '0044-03-15 12:00:00.5 BC', '294276-12-31 23:59:59.999999', '4713-01-01 00:00:00 BC', NULL])[i % 6 + 1]::timestamp,
+	(ARRAY['-infinity', 'infinity', '0001-01-01 00:00:00+00 BC', '2024-06-01 12:00:00+02', '2000-01-01 00:00:00.000001+00', '294276-12-31 23:59:59.999999+00', NULL])[i % 7 + 1]::timestamptz,
+	(ARRAY['24:00:00+00', '04:05:06.5+05:30', '00:00:00-14:59', NULL])[i % 4 + 1]::timetz,
+	(ARRAY['24:00:00', '00:00:00.000001', '12:34:56', NULL])[i % 4 + 1]::time,
+	CASE WHEN i % 5 > 0 THEN ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a' || lpad(to_hex(i), 2, '0'))::uuid END,
+	(ARRAY['happy', 'it''s "sad"', NULL])[i % 3 + 1]::mood,
+	CASE WHEN i % 4 > 0 THEN i END,
+	(ARRAY['ab', '', 'é', NULL])[i % 4 + 1],
+	(ARRAY[true, false, NULL])[i % 3 + 1],
+	(ARRAY[-32768, 32767, 0, NULL])[i % 4 + 1],
+	(ARRAY[-2147483648, 2147483647, 0, NULL])[i % 4 + 1],
+	(ARRAY[1, -9223372036854775808, 9223372036854775807, 4294967296, NULL])[i % 5 + 1]
+FROM generate_series(1, 42) i;
+INSERT INTO hv (id) VALUES (-9223372036854775808), (9223372036854775807), (0)`
+
+// TestChecksumHostileValues: checksums and the row comparison find the
+// same for hostile values, equal and changed one at a time (numerics and
+// floats that are equal by value, the same instant in another zone),
+// including what only checksums of text can tell apart.
+func TestChecksumHostileValues(t *testing.T) {
+	e := newChecksumEnv(t, hostileDDL, hostileFill, "hv")
+	if r := e.compare()["hv"]; r.Different() || r.SourceRows != 45 {
+		t.Fatalf("an equal copy: %+v", r)
+	}
+	for _, m := range []struct {
+		set   string
+		equal bool
+	}{
+		{"s = s || 'x' WHERE id = 1", false},
+		{"s = E'it''s \"q\" \\\\ ,()x' WHERE id = 8", false},
+		{"s = NULL WHERE id = 9", false}, // '' → NULL
+		{"s = '' WHERE id = 15", false},  // NULL → ''
+		{"vc = vc || ' ' WHERE vc IS NOT NULL AND id = 4", false},
+		{"b = '\\x00ff01' WHERE id = 4", false},
+		{"b = '\\x' WHERE b IS NULL AND id = 2", false},
+		{"f8 = '0' WHERE id = 3", true}, // -0 and 0
+		{"f8 = 'NaN' WHERE id = 1", false},
+		{"f8 = f8 + 1e-16 * f8 WHERE id = 6", false},
+		{"f4 = '1e-1' WHERE id = 5", true}, // the same float4
+		{"f4 = '0.10000001' WHERE id = 5", false},
+		{"n = '0.1' WHERE id = 5", true}, // 0.10
+		{"n = '-1e-100' WHERE id = 6", false},
+		{"n = 'Infinity' WHERE id = 0", false}, // NULL
+		{"n = '123456789012345678901234567890.000000000000000000002' WHERE id = 4", false},
+		{"n = 'NaN' WHERE id = 2", false},       // -Infinity
+		{"n = 'Infinity' WHERE id = 2", false},  // -Infinity
+		{"n2 = '-0.0010' WHERE id = 1", true},   // -0.001
+		{"n2 = '0.001' WHERE id = 1", false},    // -0.001
+		{"i8 = 4294967296 WHERE id = 5", false}, // 1
+		{"i8 = i8 + 1 WHERE id = 6", false},     // -9223372036854775808
+		{"ts = ts + interval '4294.967296 s' WHERE id = 4", false},
+		{"tz = tz + interval '4294.967296 s' WHERE id = 4", false},
+		{"tm = tm + interval '4294.967296 s' WHERE id = 2", false},
+		{"big = big || 'y' WHERE id = 3", false},
+		{`j = '{"a": 1.00, "é": [1, 2.50, null, "\u0001x"]}' WHERE id = 1`, false}, // jsonb equal as values, printed differently
+		{`js = '{"dup": 1, "dup": 2 }' WHERE id = 1`, false},                       // json's spacing is kept
+		{"a = '{1,NULL,-2}' WHERE id = 3", false},
+		{`ta = '{"a,b",NULL,NULL,""}' WHERE id = 2`, false},
+		{"iv = '30 days' WHERE id = 1", false}, // 1 mon
+		{"iv = '1 mon 0 days' WHERE id = 1", true},
+		{"d = 'infinity' WHERE id = 7", false},
+		{"ts = '294276-12-31 23:59:59.999998' WHERE id = 3", false},
+		{"ts = '0044-03-15 12:00:00.5' WHERE id = 2", false}, // not BC
+		{"tz = '2024-06-01 10:00:00+00' WHERE id = 3", true}, // the same instant
+		{"tz = '2024-06-01 10:00:00.000001+00' WHERE id = 3", false},
+		{"tt = '04:05:06.5+05' WHERE id = 1", false},
+		{"tm = '00:00:00' WHERE id = 3", false}, // 24:00:00
+		{"u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380aff' WHERE id = 1", false},
+		{`m = 'it''s "sad"' WHERE id = 3`, false},
+		{"p = p + 1 WHERE id = 1", false},
+		{"c = 'ab ' WHERE id = 4", true}, // padded to 5 either way
+		{"c = ' ab' WHERE id = 4", false},
+		{"ok = NOT ok WHERE id = 1", false},
+		{"sm = -32767 WHERE id = 4", false},
+		{"i4 = NULL WHERE id = 1", false},
+		{"id = 43 WHERE id = 0", false},
+		{"id = -9223372036854775807 WHERE id = -9223372036854775808", false},
+	} {
+		e.exec(e.dst, "UPDATE hv SET "+m.set)
+		r := e.compare()["hv"]
+		switch {
+		case m.equal && r.Different():
+			t.Errorf("SET %s: different, want equal: %+v", m.set, r)
+		case !m.equal && !r.Different():
+			t.Errorf("SET %s: equal, want different", m.set)
+		}
+		e.restore("hv")
+	}
+}
+
+// TestChecksumRanges: keys across the whole range of each integer type,
+// differences at the edges, in the middle, outside the source's keys and
+// over many ranges are found and named as the row comparison names them.
+func TestChecksumRanges(t *testing.T) {
+	e := newChecksumEnv(t, `
+		CREATE TABLE w (id int8 PRIMARY KEY, v text, n int);
+		CREATE TABLE s (id int2 PRIMARY KEY, v text);
+		CREATE TABLE q (id int4 PRIMARY KEY, v text)`, `
+		INSERT INTO w SELECT i * 37, 'v' || i, i FROM generate_series(-60000, 60000) i;
+		INSERT INTO w VALUES (-9223372036854775808, 'min', 0), (9223372036854775807, 'max', 0), (9223372036854775806, NULL, NULL);
+		INSERT INTO s SELECT i, 'v' || i FROM generate_series(-32768, 32767, 7) i;
+		INSERT INTO q SELECT i * 65537, 'v' || i FROM generate_series(-32767, 32767) i`, "w", "s", "q")
+	got := e.compare()
+	for _, tb := range []string{"w", "s", "q"} {
+		if got[tb].Different() {
+			t.Fatalf("%s: an equal copy: %+v", tb, got[tb])
+		}
+	}
+	for _, m := range []struct{ table, sql, want string }{
+		{"w", "DELETE FROM w WHERE id = -9223372036854775808", "1 missing, 0 extra, 0 changed"},
+		{"w", "UPDATE w SET v = 'x' WHERE id = 9223372036854775807; DELETE FROM w WHERE id = 9223372036854775806", "1 missing, 0 extra, 1 changed"},
+		{"w", "INSERT INTO w VALUES (1, 'extra', 1), (-9223372036854775807, 'far', 0)", "0 missing, 2 extra, 0 changed"},
+		{"w", "UPDATE w SET n = n + 1 WHERE id = 0; DELETE FROM w WHERE id BETWEEN 37 * 1000 AND 37 * 21000", "20001 missing, 0 extra, 1 changed"},
+		{"w", "UPDATE w SET v = v || '.' WHERE id % (37 * 1000) = 0", "0 missing, 0 extra, 121 changed"},
+		{"w", "DELETE FROM w", "120004 missing, 0 extra, 0 changed"},
+		{"s", "DELETE FROM s WHERE id = -32768; UPDATE s SET v = NULL WHERE id = -32761; INSERT INTO s VALUES (32767, 'x')", "1 missing, 1 extra, 1 changed"},
+		{"q", "UPDATE q SET v = 'x' WHERE id IN (-32767 * 65537, 32767 * 65537, 0)", "0 missing, 0 extra, 3 changed"},
+	} {
+		e.exec(e.dst, m.sql)
+		r := e.compare()[m.table]
+		if got := fmt.Sprintf("%d missing, %d extra, %d changed", r.Missing, r.Extra, r.Changed); got != m.want {
+			t.Errorf("%s: %s, want %s (%s)", m.sql, got, m.want, r.Note)
+		}
+		t.Logf("%s: %s", m.sql, r.Note)
+		e.restore(m.table)
+	}
+}
