@@ -66,6 +66,8 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 				return nil, err
 			}
 			s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
+			// No other code queries this process's DuckDB instance.
+			s.SerialSmallWrites = true
 			return s, nil
 		}
 		s, err := sqlite.Open(ctx, path, log)

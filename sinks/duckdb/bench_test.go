@@ -198,13 +198,21 @@ func BenchmarkUpdates(b *testing.B) {
 // and the branch, and a history row (no key). Reports the commit latency
 // percentiles; the lag a reader sees is about one such commit plus the
 // time its rows waited for the previous one.
+// SerialSmallWrites (what the walmirror command sets) against the
+// instance's own threads.
 func BenchmarkSmallCommits(b *testing.B) {
+	b.Run("threads=instance", func(b *testing.B) { smallCommits(b, false) })
+	b.Run("serial-small-writes", func(b *testing.B) { smallCommits(b, true) })
+}
+
+func smallCommits(b *testing.B, serial bool) {
 	const accounts, perCommit = 100_000, 4
 	s, err := duckdb.Open(b.Context(), filepath.Join(b.TempDir(), "bench.duckdb"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
+	s.SerialSmallWrites = serial
 	filler := func(n int) []byte { return []byte(fmt.Sprintf("%-*s", n, "")) }
 	keyed := func(id uint32, name string, fill int) *schema.Table {
 		return schema.NewTable(id, "public", name, schema.IdentityDefault, []schema.Column{

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -46,6 +47,10 @@ type tableInfo struct {
 	plans  []colPlan
 	keyIdx []int
 	sql    map[string]string // built statements, by purpose
+	// rows estimates the table's size (DuckDB's estimate when the plan
+	// was made plus rows inserted since): what a statement over it may
+	// scan (SerialSmallWrites).
+	rows int64
 }
 
 // columnInfo describes an existing target column.
@@ -117,6 +122,11 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 		}
 		ti.cols = append(ti.cols, quote(c.Name))
 		ti.plans = append(ti.plans, cp)
+	}
+	err = s.conn.QueryRowContext(ctx, "SELECT estimated_size FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+		Catalog, t.Schema, t.Name).Scan(&ti.rows)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: size: %w", ti.name, err)
 	}
 	s.tables[t] = ti
 	return ti, nil
@@ -311,6 +321,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 // ALTER TABLE of such a table. It reports the columns of t it added (NULL
 // so far) and whether it rebuilt at all.
 func (s *Sink) rebuild(ctx context.Context, t *schema.Table, name string, existing []columnInfo) (added []int, rebuilt bool, err error) {
+	if err := s.useThreads(ctx, math.MaxInt64); err != nil { // it copies the whole table
+		return nil, false, err
+	}
 	defs := make([]string, 0, len(existing)+len(t.Columns))
 	sel := make([]string, 0, cap(defs))
 	need := false
@@ -389,7 +402,7 @@ func (s *Sink) fillAdded(ctx context.Context, t *schema.Table, cols []int) error
 		f := field{col: i, of: 'n'}
 		row[i] = t.Fills[t.Columns[i].Name].Value
 		q := "UPDATE " + ti.name + " SET " + quote(t.Columns[i].Name) + " = " + ti.ref(f) + " FROM s"
-		err := s.run(ctx, ti, q, []field{f}, func(a *duckdb.Appender) error {
+		err := s.run(ctx, ti, q, []field{f}, 1, func(a *duckdb.Appender) error {
 			return s.appendTuples(a, ti, []field{f}, []schema.Tuple{row}, complete)
 		})
 		if err != nil {

@@ -107,6 +107,17 @@ type Sink struct {
 	// DropColumns drops a target column once the source no longer has it
 	// (--drop-columns); by default it is kept with its data.
 	DropColumns bool
+	// SerialSmallWrites runs each write that touches few rows (a statement
+	// over a table of at most two row groups, about 250,000 rows) on one
+	// DuckDB thread, and others on the threads the instance had when it was
+	// opened. There is nothing to split in such a statement, and handing
+	// its pipelines between threads costs latency, most when other
+	// processes (the source, on a shared machine) keep the cores busy.
+	// DuckDB's threads setting is instance-wide, so queries through DB
+	// meanwhile get one thread too: the walmirror command sets this (no
+	// one else uses its instance); a program that queries the copy in the
+	// same process should leave it false.
+	SerialSmallWrites bool
 
 	path string
 	abs  string // key in openFiles
@@ -131,6 +142,9 @@ type Sink struct {
 
 	cv   converter
 	vals []driver.Value // reused appender row
+
+	threads    int64 // the instance's threads setting at Open
+	curThreads int64 // as last set (SerialSmallWrites)
 
 	publishMu sync.Mutex // one PublishCopy at a time
 	publishN  int
@@ -194,6 +208,11 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 		conn.Close()
 		return fail(err)
 	}
+	if err := conn.QueryRowContext(ctx, "SELECT CAST(current_setting('threads') AS BIGINT)").Scan(&s.threads); err != nil {
+		conn.Close()
+		return fail(err)
+	}
+	s.curThreads = s.threads
 	drv, err := newMigrator(ctx, conn)
 	if err == nil {
 		err = migrations.Up(migrations.DuckDB, "duckdb", drv)

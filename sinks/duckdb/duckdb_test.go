@@ -23,7 +23,13 @@ var _ apply.Sink = (*duckdb.Sink)(nil)
 
 func TestContract(t *testing.T) {
 	sinktest.Run(t, sinktest.FileTarget("duckdb", "target.duckdb",
-		func(ctx context.Context, path string) (sinktest.Sink, error) { return duckdb.Open(ctx, path, nil) },
+		func(ctx context.Context, path string) (sinktest.Sink, error) {
+			s, err := duckdb.Open(ctx, path, nil)
+			if err == nil {
+				s.SerialSmallWrites = true // as the walmirror command runs it
+			}
+			return s, err
+		},
 		func(t *testing.T, s sinktest.Sink, _ string, table *schema.Table) [][]string {
 			// The sink's own instance: a second process could not open the
 			// file. Its pooled connections see committed data only.
@@ -363,6 +369,63 @@ func TestCaseCollisions(t *testing.T) {
 // key in the comment, and a key deleted and inserted again in one
 // transaction is fine; an insert of a present key fails, also when the
 // table was emptied in the same transaction (checked at commit).
+// TestSerialSmallWrites: writes over small tables run on one thread, those
+// over big ones (or big batches) on the instance's threads again.
+func TestSerialSmallWrites(t *testing.T) {
+	s := openSink(t, filepath.Join(t.TempDir(), "threads.duckdb"))
+	db := s.DB()
+	threads := func() int {
+		t.Helper()
+		var n int
+		if err := db.QueryRow("SELECT CAST(current_setting('threads') AS BIGINT)").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	def := threads()
+	if def < 2 {
+		t.Skip("DuckDB has one thread here")
+	}
+	s.SerialSmallWrites = true
+	small := schema.NewTable(1, "public", "small", schema.IdentityDefault, []schema.Column{
+		{Name: "k", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+	big := schema.NewTable(2, "public", "big", schema.IdentityDefault, small.Columns)
+	rows := func(from, n int) []schema.Tuple {
+		out := make([]schema.Tuple, n)
+		for i := range out {
+			out[i] = text(strconv.Itoa(from+i), "v")
+		}
+		return out
+	}
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.EnsureTable(ctx, small); err != nil {
+			return err
+		}
+		if err := s.EnsureTable(ctx, big); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: small, Inserts: rows(0, 10)})
+	})
+	if got := threads(); got != 1 {
+		t.Fatalf("threads after a small write = %d, want 1", got)
+	}
+	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: big, Inserts: rows(0, 300_000)}) })
+	if got := threads(); got != def {
+		t.Fatalf("threads after a 300,000-row write = %d, want the instance's %d", got, def)
+	}
+	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: small, Updates: rows(0, 2)}) })
+	if got := threads(); got != 1 {
+		t.Fatalf("threads after a small update = %d, want 1", got)
+	}
+	// A small batch over the big table still scans it: the instance's threads.
+	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: big, Updates: rows(7, 1)}) })
+	if got := threads(); got != def {
+		t.Fatalf("threads after an update of the 300,000-row table = %d, want %d", got, def)
+	}
+}
+
 func TestNoPrimaryKey(t *testing.T) {
 	ctx := t.Context()
 	s := openSink(t, filepath.Join(t.TempDir(), "pk.duckdb"))

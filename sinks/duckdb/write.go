@@ -46,8 +46,11 @@ const (
 )
 
 // run appends rows to a query appender for query and lets DuckDB execute it
-// (once per ~200k rows). fill appends the rows.
-func (s *Sink) run(ctx context.Context, ti *tableInfo, query string, fields []field, fill func(a *duckdb.Appender) error) error {
+// (once per ~200k rows). fill appends the n rows.
+func (s *Sink) run(ctx context.Context, ti *tableInfo, query string, fields []field, n int, fill func(a *duckdb.Appender) error) error {
+	if err := s.useThreads(ctx, ti.rows+int64(n)); err != nil {
+		return err
+	}
 	types := make([]duckdb.TypeInfo, len(fields))
 	names := make([]string, len(fields))
 	for i, f := range fields {
@@ -77,6 +80,28 @@ func (s *Sink) run(ctx context.Context, ti *tableInfo, query string, fields []fi
 		}
 		return fmt.Errorf("write %s: %w", ti.label, err)
 	}
+	return nil
+}
+
+// serialWork bounds what SerialSmallWrites runs on one thread: rows of
+// the table plus rows appended, two of DuckDB's row groups (122,880 rows
+// each), below which a statement has little to run in parallel.
+const serialWork = 2 * 122_880
+
+// useThreads sets DuckDB's threads for a statement over work rows
+// (SerialSmallWrites); it costs a statement only when the setting changes.
+func (s *Sink) useThreads(ctx context.Context, work int64) error {
+	want := s.threads
+	if s.SerialSmallWrites && work <= serialWork {
+		want = 1
+	}
+	if want == s.curThreads || want < 1 {
+		return nil
+	}
+	if _, err := s.conn.ExecContext(ctx, "SET threads = "+strconv.FormatInt(want, 10)); err != nil {
+		return fmt.Errorf("set DuckDB threads to %d: %w", want, err)
+	}
+	s.curThreads = want
 	return nil
 }
 
@@ -214,7 +239,7 @@ func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, keys []schema.Tupl
 	q := ti.cached("delete", func() string {
 		return "DELETE FROM " + ti.name + " AS t USING s WHERE " + ti.keyMatch("t", 'c')
 	})
-	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+	return s.run(ctx, ti, q, fields, len(keys), func(a *duckdb.Appender) error {
 		return s.appendTuples(a, ti, fields, keys, complete)
 	})
 }
@@ -264,9 +289,13 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple) e
 	} else {
 		q = ti.cached("insert"+strconv.FormatBool(checked), build)
 	}
-	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+	err := s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
 		return s.appendTuples(a, ti, fields, rows, complete)
 	})
+	if err == nil {
+		ti.rows += int64(len(rows))
+	}
+	return err
 }
 
 // merge replaces rows by key with one MERGE (updates). A row not in the
@@ -291,7 +320,7 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 		return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') +
 			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN " + notMatched
 	})
-	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+	return s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
 		return s.appendTuples(a, ti, fields, rows, complete)
 	})
 }
@@ -309,6 +338,9 @@ func (ti *tableInfo) keyText(alias string, of byte) string {
 
 // checkUnique fails if a key occurs twice in the table.
 func (s *Sink) checkUnique(ctx context.Context, ti *tableInfo) error {
+	if err := s.useThreads(ctx, ti.rows); err != nil {
+		return err
+	}
 	keys := make([]string, len(ti.keyIdx))
 	for i, k := range ti.keyIdx {
 		keys[i] = ti.cols[k]
@@ -383,7 +415,7 @@ func (s *Sink) updateByKey(ctx context.Context, ti *tableInfo, mask string, rows
 			return fmt.Errorf("internal error: patch of %s without key column %q", ti.label, ti.t.Columns[k].Name)
 		}
 	}
-	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+	return s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
 		return s.appendTuples(a, ti, fields, rows, sentOnly)
 	})
 }
@@ -444,7 +476,7 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 		q := ti.cached("deleteone"+sentMask(c.Old), func() string {
 			return "DELETE FROM " + ti.name + " AS t WHERE " + one
 		})
-		return s.run(ctx, ti, q, match, func(a *duckdb.Appender) error {
+		return s.run(ctx, ti, q, match, 1, func(a *duckdb.Appender) error {
 			return s.appendTuples(a, ti, match, []schema.Tuple{c.Old}, sentOnly)
 		})
 	}
@@ -475,7 +507,7 @@ func (s *Sink) updateOne(ctx context.Context, ti *tableInfo, oldFields []field, 
 		key.WriteString(" " + f.name())
 	}
 	q := ti.cached(key.String(), func() string { return stmt(strings.Join(sets, ", ")) })
-	return s.run(ctx, ti, q, fields, func(a *duckdb.Appender) error {
+	return s.run(ctx, ti, q, fields, 1, func(a *duckdb.Appender) error {
 		s.cv.reset()
 		s.vals = s.vals[:0]
 		for _, f := range fields {
