@@ -411,7 +411,9 @@ func TestSerialSmallWrites(t *testing.T) {
 	if got := threads(); got != 1 {
 		t.Fatalf("threads after a small write = %d, want 1", got)
 	}
-	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: big, Inserts: rows(0, 300_000)}) })
+	tx(t, s, func(ctx context.Context) error {
+		return s.Write(ctx, &schema.Batch{Table: big, Inserts: rows(0, 300_000)})
+	})
 	if got := threads(); got != def {
 		t.Fatalf("threads after a 300,000-row write = %d, want the instance's %d", got, def)
 	}
