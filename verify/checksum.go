@@ -121,6 +121,8 @@ func rowHashExpr(t *Table, target []uint32) string {
 			parts[i] = sendHash[c.TypeID] + "(" + q + ")"
 		case same && (c.TypeID == schema.OIDText || c.TypeID == schema.OIDVarchar):
 			parts[i] = q + ` COLLATE "C"`
+		case same && (c.TypeID == schema.OIDJSON || c.TypeID == schema.OIDJSONB):
+			parts[i] = "(" + q + `::text) COLLATE "C"` // their cast to text is their output
 		default:
 			// The output function's text (format's %s; a cast to text is
 			// not always it: bpchar drops its padding). NULL stays NULL.
@@ -214,6 +216,9 @@ func (c *comparison) checksum(ctx context.Context, src, dst summer) error {
 		if styp[i] != c.TypeID {
 			return &errNoChecksum{"the source's column types changed"}
 		}
+	}
+	if k := t.keys[0]; dtyp[k] != t.Columns[k].TypeID {
+		return &errNoChecksum{"the copy's key column has another type"}
 	}
 	rowHash := rowHashExpr(t, dtyp)
 	lo, hi, ok, err := src.keyBounds(ctx, t)

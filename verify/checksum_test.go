@@ -283,3 +283,21 @@ func TestChecksumRanges(t *testing.T) {
 		e.restore(m.table)
 	}
 }
+
+// TestChecksumCollation: text is hashed by its bytes, whatever the
+// column's collation (a nondeterministic one holds 'abc' = 'ABC').
+func TestChecksumCollation(t *testing.T) {
+	const ddl = `CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+		CREATE TABLE ci (id int PRIMARY KEY, v text COLLATE ci, w varchar(10) COLLATE ci)`
+	e := newChecksumEnv(t, ddl, `INSERT INTO ci VALUES (1, 'abc', 'abc'), (2, 'Straße', 'x')`, "ci")
+	if r := e.compare()["ci"]; r.Different() {
+		t.Fatalf("an equal copy: %+v", r)
+	}
+	for _, set := range []string{"v = 'ABC' WHERE id = 1", "w = 'ABC' WHERE id = 1", "v = 'STRASSE' WHERE id = 2"} {
+		e.exec(e.dst, "UPDATE ci SET "+set)
+		if r := e.compare()["ci"]; !r.Different() {
+			t.Errorf("SET %s: equal, want different", set)
+		}
+		e.restore("ci")
+	}
+}
