@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -35,7 +36,7 @@ type verifyResult struct {
 type verifyFigures struct {
 	wall, cpu time.Duration
 	rssMB     float64
-	outcome   string // "equal (N rows)", or what went wrong
+	outcome   string // "equal (N rows; how compared)", or what went wrong
 }
 
 func (f verifyFigures) ok() bool { return strings.HasPrefix(f.outcome, "equal") }
@@ -132,7 +133,8 @@ func (e *env) timeVerify(ctx context.Context, args []string) verifyFigures {
 		Equal  bool   `json:"equal"`
 		Error  string `json:"error"`
 		Tables []struct {
-			TargetRows int64 `json:"target_rows"`
+			TargetRows int64  `json:"target_rows"`
+			Method     string `json:"method"`
 		} `json:"tables"`
 	}
 	switch jerr := json.Unmarshal(stdout.Bytes(), &rep); {
@@ -144,10 +146,14 @@ func (e *env) timeVerify(ctx context.Context, args []string) verifyFigures {
 		f.outcome = fmt.Sprintf("**DIFFERENT** (%v)", err)
 	default:
 		rows := int64(0)
+		var methods []string // how the tables with rows were compared
 		for _, t := range rep.Tables {
 			rows += t.TargetRows
+			if t.TargetRows > 0 && !slices.Contains(methods, t.Method) {
+				methods = append(methods, t.Method)
+			}
 		}
-		f.outcome = fmt.Sprintf("equal (%d rows)", rows)
+		f.outcome = fmt.Sprintf("equal (%d rows; %s)", rows, strings.Join(methods, ", "))
 	}
 	return f
 }
