@@ -12,10 +12,14 @@
 //
 // Each side is read through a Reader of this package's own (SourceReader,
 // OpenSQLite, DuckDB, OpenPostgres), never through a sink's internals.
-// Tables with a key that sorts alike in every database (integers, text in
-// byte order, uuid, dates and timestamps) are read once per side in key
-// order and merged; others are matched by key in memory; tables without a
-// key are compared as multisets of rows.
+// When both sides are PostgreSQL (the source and a PostgreSQL copy) and a
+// table's key is one integer column, each side computes checksums of key
+// ranges itself (a row count and a sum of row hashes per range:
+// checksum.go); only the ranges that differ are read and compared row by
+// row. Otherwise, tables with a key that sorts alike in every database
+// (integers, text in byte order, uuid, dates and timestamps) are read once
+// per side in key order and merged; others are matched by key in memory;
+// tables without a key are compared as multisets of rows.
 //
 // RepairTables (verify --repair) has what a Report found different copied
 // again by online copies the engine starts from the copy's position (as a
