@@ -244,6 +244,19 @@ func (c *comparison) checksum(ctx context.Context, src, dst summer) error {
 	if len(leaves) > sumMaxRanges {
 		return &errNoChecksum{fmt.Sprintf("more than %d key ranges differ", sumMaxRanges)}
 	}
+	// Without an index on the key, each range read is a scan of the whole
+	// table: compare the whole table row by row instead.
+	if ix, ok := dst.(interface {
+		keyIndexed(context.Context, *Table) (bool, error)
+	}); ok && len(leaves) > 1 {
+		indexed, err := ix.keyIndexed(ctx, t)
+		if err != nil {
+			return fmt.Errorf("read the copy: %w", err)
+		}
+		if !indexed {
+			return &errNoChecksum{"the copy has no index on the key, and several key ranges differ"}
+		}
+	}
 	for _, r := range leaves {
 		c.rng = &r
 		err := c.merge(ctx)

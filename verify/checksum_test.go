@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,7 @@ type checksumEnv struct {
 	srv      *testenv.Server
 	src, dst string // database names
 	rows     map[string][]byte
+	rowsOK   bool // a table keyed by an integer may be compared row by row
 }
 
 func newChecksumEnv(t *testing.T, ddl, fill string, tables ...string) *checksumEnv {
@@ -116,7 +118,7 @@ func (e *checksumEnv) compare() map[string]*TableReport {
 		if sums.Err != "" || rows.Err != "" {
 			t.Fatalf("%s: %s / %s", vt.Qualified(), sums.Err, rows.Err)
 		}
-		if vt.checksumKey() && sums.Method != MethodChecksum {
+		if vt.checksumKey() && sums.Method != MethodChecksum && !e.rowsOK {
 			t.Errorf("%s compared by %s, want checksums (%s)", vt.Qualified(), sums.Method, sums.Note)
 		}
 		a, b := sums, rows
@@ -273,8 +275,12 @@ func TestChecksumRanges(t *testing.T) {
 		{"w", "DELETE FROM w", "120004 missing, 0 extra, 0 changed"},
 		{"s", "DELETE FROM s WHERE id = -32768; UPDATE s SET v = NULL WHERE id = -32761; INSERT INTO s VALUES (32767, 'x')", "1 missing, 1 extra, 1 changed"},
 		{"q", "UPDATE q SET v = 'x' WHERE id IN (-32767 * 65537, 32767 * 65537, 0)", "0 missing, 0 extra, 3 changed"},
+		// A copy without an index on the key: compared row by row whole.
+		{"q", "ALTER TABLE q DROP CONSTRAINT q_pkey; UPDATE q SET v = 'x' WHERE id IN (-32767 * 65537, 32767 * 65537, 0); INSERT INTO q VALUES (0, 'dup')",
+			"0 missing, 1 extra, 3 changed"},
 	} {
 		e.exec(e.dst, m.sql)
+		e.rowsOK = strings.Contains(m.sql, "DROP CONSTRAINT")
 		r := e.compare()[m.table]
 		if got := fmt.Sprintf("%d missing, %d extra, %d changed", r.Missing, r.Extra, r.Changed); got != m.want {
 			t.Errorf("%s: %s, want %s (%s)", m.sql, got, m.want, r.Note)

@@ -174,6 +174,15 @@ func (r *PostgresReader) keyBounds(ctx context.Context, t *Table) (lo, hi int64,
 	return lo, hi, ok, err
 }
 
+// keyIndexed reports whether an index of the copy's table leads with t's
+// key column (so a range of keys is read without a scan of the table).
+func (r *PostgresReader) keyIndexed(ctx context.Context, t *Table) (bool, error) {
+	var ok bool
+	err := r.tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+		WHERE i.indrelid = to_regclass($1) AND a.attname = $2 AND i.indpred IS NULL)`, r.name(t), t.Columns[t.keys[0]].Name).Scan(&ok)
+	return ok, err
+}
+
 var _ summer = (*PostgresReader)(nil)
 
 // hasColumn looks a column up by name (SQLite and DuckDB ignore case).
