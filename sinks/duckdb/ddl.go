@@ -156,6 +156,7 @@ func colPlanFor(c schema.Column, actual string) colPlan {
 // and the sink itself refuses inserts of keys that are already there.
 func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	name := TableName(t.Schema, t.Name)
+	s.touch(t) // columns filled, tables rebuilt or renamed
 	if strings.EqualFold(t.Schema, "main") && strings.HasPrefix(strings.ToLower(t.Name), "_walmirror_") {
 		return fmt.Errorf("source table %s maps to DuckDB table %s, which is reserved for walmirror's own tables", t.QualifiedName(), name)
 	}

@@ -83,7 +83,6 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -148,6 +147,16 @@ type Sink struct {
 
 	publishMu sync.Mutex // one PublishCopy at a time
 	publishN  int
+	published map[string]publication // by path (publishMu)
+
+	// What each publication must copy again (publish.go). commitMu is
+	// held across COMMIT and the bookkeeping after it, so a publication
+	// that takes it while it starts reading sees exactly the commits seq
+	// counts.
+	commitMu  sync.Mutex
+	seq       uint64                // commits so far (commitMu)
+	lastWrite map[tableRef]uint64   // seq of the last commit that wrote each table (commitMu)
+	touched   map[tableRef]struct{} // tables the open transaction writes
 }
 
 // Open opens (creating if needed) the DuckDB file at path and brings
@@ -202,7 +211,8 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 		return fail(err)
 	}
 	s := &Sink{path: path, abs: abs, db: db, conn: conn, log: log,
-		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*tableInfo{}}
+		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*tableInfo{},
+		published: map[string]publication{}, lastWrite: map[tableRef]uint64{}, touched: map[tableRef]struct{}{}}
 	// Spill files go beside the database, as for a file opened directly.
 	if _, err := conn.ExecContext(ctx, "SET temp_directory = "+literal(path+".tmp")); err != nil {
 		conn.Close()
@@ -273,6 +283,7 @@ func (s *Sink) Begin(ctx context.Context) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	s.inTx = true
+	clear(s.touched)
 	clear(s.fresh)
 	clear(s.altered)
 	clear(s.verify)
@@ -296,12 +307,22 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	if err := s.storeState(ctx, st); err != nil {
 		return abort(fmt.Errorf("store state: %w", err))
 	}
-	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+	s.commitMu.Lock()
+	_, err := s.conn.ExecContext(ctx, "COMMIT")
+	if err == nil {
+		s.seq++
+		for t := range s.touched {
+			s.lastWrite[t] = s.seq
+		}
+	}
+	s.commitMu.Unlock()
+	if err != nil {
 		// A COMMIT DuckDB could not write has already rolled back: a
 		// ROLLBACK now would only add "no transaction is active".
 		s.forget()
 		return explain(fmt.Errorf("commit: %w", err))
 	}
+	clear(s.touched)
 	s.inTx = false
 	s.stateRow = true
 	clear(s.fresh)
@@ -352,6 +373,7 @@ func (s *Sink) Rollback(ctx context.Context) error {
 func (s *Sink) forget() {
 	s.inTx = false
 	clear(s.tables)
+	clear(s.touched)
 	clear(s.fresh)
 	clear(s.altered)
 	clear(s.verify)
@@ -363,100 +385,6 @@ func explain(err error) error {
 		return fmt.Errorf("%w (the target's disk is full: free space, then run walmirror again; the transaction was not stored nor confirmed to the source, so nothing is lost)", err)
 	}
 	return err
-}
-
-// PublishCopy writes a consistent, checkpointed copy of the database as of
-// its last commit to path, for other processes to open read-only while
-// walmirror keeps writing the live file (which DuckDB does not let them
-// open). The copy is written beside path (path + ".tmp") and renamed over
-// it, so readers see the old copy or the new one, never a partial one;
-// readers that have the old copy open keep reading it. It reads on a
-// connection of its own, so it may be called at any time from any goroutine
-// (say every few minutes from the program that runs apply.Run with this
-// sink): replication goes on meanwhile, and an open transaction's changes
-// are not in the copy. Its cost is that of copying the whole database.
-//
-//	duckdb -readonly copy.duckdb 'SELECT count(*) FROM public.orders'
-func (s *Sink) PublishCopy(ctx context.Context, path string) error {
-	s.publishMu.Lock()
-	defer s.publishMu.Unlock()
-	if same, err := samePath(path, s.path); err != nil || same {
-		if err == nil {
-			err = errors.New("that is the live database")
-		}
-		return fmt.Errorf("publish copy to %q: %w", path, err)
-	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("publish copy to %q: %w", path, err)
-	}
-	defer conn.Close()
-	tmp := path + ".tmp"
-	for _, p := range []string{tmp, tmp + ".wal"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("publish copy to %q: %w", path, err)
-		}
-	}
-	s.publishN++
-	alias := quote("walmirror_publish_" + strconv.Itoa(s.publishN))
-	if _, err := conn.ExecContext(ctx, "ATTACH "+literal(tmp)+" AS "+alias+" (TYPE DUCKDB)"); err != nil {
-		return fmt.Errorf("publish copy to %q: create %q: %w", path, tmp, err)
-	}
-	attached := true
-	defer func() {
-		if attached {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "DETACH "+alias)
-			_ = os.Remove(tmp)
-			_ = os.Remove(tmp + ".wal")
-		}
-	}()
-	// One statement: one snapshot of what is committed.
-	if _, err := conn.ExecContext(ctx, "COPY FROM DATABASE "+quote(Catalog)+" TO "+alias); err != nil {
-		return fmt.Errorf("publish copy to %q: %w", path, err)
-	}
-	// The copy must be one self-contained file. DuckDB now and then refuses
-	// a CHECKPOINT while the writer's transaction is active ("other write
-	// transactions"); that passes.
-	giveUp := time.Now().Add(10 * time.Second)
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
-		_, err := conn.ExecContext(ctx, "CHECKPOINT "+alias)
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "other write transactions") || time.Now().After(giveUp) {
-			return fmt.Errorf("publish copy to %q: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("publish copy to %q: %w", path, errors.Join(ctx.Err(), err))
-		case <-time.After(wait):
-		}
-	}
-	if _, err := conn.ExecContext(ctx, "DETACH "+alias); err != nil {
-		return fmt.Errorf("publish copy to %q: %w", path, err)
-	}
-	if _, err := os.Stat(tmp + ".wal"); err == nil {
-		attached = false
-		_ = os.Remove(tmp)
-		_ = os.Remove(tmp + ".wal")
-		return fmt.Errorf("publish copy to %q: DuckDB left a write-ahead log beside the copy; not published", path)
-	}
-	attached = false
-	if err := syncFile(tmp); err != nil {
-		return fmt.Errorf("publish copy to %q: %w", path, err)
-	}
-	// A write-ahead log left beside an earlier copy would be replayed into
-	// the new one.
-	if err := os.Remove(path + ".wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("publish copy to %q: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("publish copy to %q: %w", path, err)
-	}
-	if err := syncFile(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("publish copy to %q: %w", path, err)
-	}
-	return nil
 }
 
 func samePath(a, b string) (bool, error) {

@@ -692,15 +692,25 @@ func TestUpdatesMissingRow(t *testing.T) {
 func TestPublishCopyConcurrent(t *testing.T) {
 	dir := t.TempDir()
 	s := openSink(t, filepath.Join(dir, "live.duckdb"))
-	tbl := schema.NewTable(1, "public", "t", schema.IdentityDefault, []schema.Column{
-		{Name: "id", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
+	// Commits write to one table or the other: a copy that missed a
+	// table's commit would not add up.
+	var tbls [2]*schema.Table
+	for i, name := range []string{"t", "u"} {
+		tbls[i] = schema.NewTable(uint32(i+1), "public", name, schema.IdentityDefault, []schema.Column{
+			{Name: "id", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
+		})
+	}
+	tx(t, s, func(ctx context.Context) error { // LSN 1, no rows
+		if err := s.EnsureTable(ctx, tbls[0]); err != nil {
+			return err
+		}
+		return s.EnsureTable(ctx, tbls[1])
 	})
-	tx(t, s, func(ctx context.Context) error { return s.EnsureTable(ctx, tbl) }) // LSN 1, no rows
 	done := make(chan error)
 	copyPath := filepath.Join(dir, "copy.duckdb")
 	go func() {
 		defer close(done)
-		for i := 0; i < 5; i++ {
+		for i := 0; i < 8; i++ {
 			if err := s.PublishCopy(context.Background(), copyPath); err != nil {
 				done <- err
 				return
@@ -711,7 +721,7 @@ func TestPublishCopyConcurrent(t *testing.T) {
 				return
 			}
 			var n, l int64
-			err = db.QueryRow(`SELECT (SELECT count(*) FROM u.public.t), (SELECT lsn FROM u.main._walmirror_state)`).Scan(&n, &l)
+			err = db.QueryRow(`SELECT (SELECT count(*) FROM u.public.t) + (SELECT count(*) FROM u.public.u), (SELECT lsn FROM u.main._walmirror_state)`).Scan(&n, &l)
 			db.Close()
 			if err == nil && n != l-1 {
 				err = fmt.Errorf("copy %d has %d rows at LSN %d: not one snapshot", i, n, l)
@@ -732,7 +742,7 @@ func TestPublishCopyConcurrent(t *testing.T) {
 		default:
 		}
 		tx(t, s, func(ctx context.Context) error {
-			return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{text(strconv.Itoa(i))}})
+			return s.Write(ctx, &schema.Batch{Table: tbls[i%2], Inserts: []schema.Tuple{text(strconv.Itoa(i))}})
 		})
 	}
 }

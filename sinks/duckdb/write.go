@@ -51,6 +51,7 @@ func (s *Sink) run(ctx context.Context, ti *tableInfo, query string, fields []fi
 	if err := s.useThreads(ctx, ti.rows+int64(n)); err != nil {
 		return err
 	}
+	s.touch(ti.t)
 	types := make([]duckdb.TypeInfo, len(fields))
 	names := make([]string, len(fields))
 	for i, f := range fields {
@@ -534,6 +535,7 @@ func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
 	}
 	for _, t := range tables {
 		name := TableName(t.Schema, t.Name)
+		s.touch(t)
 		if _, err := s.conn.ExecContext(ctx, "TRUNCATE "+name); err != nil {
 			return fmt.Errorf("truncate %s: %w", name, err)
 		}
