@@ -41,6 +41,12 @@
 // pg_current_wal_lsn(), GET walmirror's /wait, read the row from the copy).
 //
 //	go run ./bench -workloads lag,ryw -consumers sqlite,duckdb,postgres
+//
+// publish measures walmirror's CPU while it follows pgbench at a fixed 40
+// transactions/s beside a big table nothing writes, on each target and on
+// DuckDB also with --publish-copy every 10 s.
+//
+//	go run ./bench -workloads publish -consumers sqlite,duckdb,postgres
 package main
 
 import (
@@ -71,6 +77,7 @@ type config struct {
 	typedRows            int
 	copyChunkRows        int
 	lagSeconds           int
+	coldRows             int
 	streamRows           []int
 	profileDir           string
 	out                  string
@@ -78,7 +85,7 @@ type config struct {
 	walmirrorArgs        []string
 }
 
-var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "snapshot-typed", "resume", "verify", "lag", "ryw", "stream"}
+var allWorkloads = []string{"insert", "update", "pgbench", "bigtx", "snapshot", "snapshot-typed", "resume", "verify", "lag", "ryw", "stream", "publish"}
 var allConsumers = []string{"decode", "builtin", "sqlite", "duckdb", "postgres"}
 
 func main() {
@@ -97,7 +104,8 @@ func main() {
 	flag.IntVar(&cfg.snapshotScale, "snapshot-scale", 10, "pgbench scale copied by the snapshot and resume workloads")
 	flag.IntVar(&cfg.typedRows, "typed-rows", 1_000_000, "rows of the typed table copied by the snapshot-typed workload and verified by the verify workload")
 	flag.IntVar(&cfg.copyChunkRows, "copy-chunk-rows", 0, "walmirror --copy-chunk-rows for the chunked initial copies (0: walmirror's default)")
-	flag.IntVar(&cfg.lagSeconds, "lag-seconds", 20, "duration of the fixed-rate lag workload")
+	flag.IntVar(&cfg.lagSeconds, "lag-seconds", 20, "duration of the fixed-rate lag workload (the publish workload runs three times as long)")
+	flag.IntVar(&cfg.coldRows, "cold-rows", 2_000_000, "rows of the table nothing writes in the publish workload")
 	flag.StringVar(&cfg.profileDir, "profile", "", "write a CPU profile of each walmirror run into this directory")
 	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (targets, logs)")
@@ -108,6 +116,7 @@ func main() {
 		cfg.rows, cfg.updateRows, cfg.bigTxRows = 100_000, 100_000, 500_000
 		cfg.pgbenchSeconds, cfg.snapshotScale, cfg.lagSeconds = 5, 2, 5
 		cfg.typedRows = 200_000
+		cfg.coldRows = 100_000
 		*streamRows = "100000,500000"
 	}
 	for _, f := range strings.Split(*streamRows, ",") {

@@ -20,6 +20,7 @@ type report struct {
 	results    []result
 	resumes    []resumeResult
 	verifies   []verifyResult
+	publishes  []publishResult
 	verifyLoad [2]string // load average when the verify workload began and ended
 	maxTPS     float64
 	began      time.Time
@@ -92,7 +93,7 @@ func (r *report) markdown(cfg config) string {
 	b.WriteString("| workload | consumer | time (s) | / decode-only | / built-in | peak RSS (MB) | CPU (s) | equal |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, w := range r.workloads {
-		if w == "lag" || w == "ryw" || w == "verify" || w == "stream" {
+		if w == "lag" || w == "ryw" || w == "verify" || w == "stream" || w == "publish" {
 			continue
 		}
 		dec, blt := r.find(w, "decode-only"), r.find(w, "built-in")
@@ -185,6 +186,9 @@ func (r *report) markdown(cfg config) string {
 	}
 	if len(r.verifies) > 0 {
 		r.verifyTable(&b)
+	}
+	if len(r.publishes) > 0 {
+		r.publishTable(&b)
 	}
 	fmt.Fprintf(&b, "\nWhole run: %v.\n", time.Since(r.began).Round(time.Second))
 	return b.String()

@@ -45,6 +45,9 @@ func (e *env) runWorkload(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if name == "publish" {
+		return e.publishWorkload(ctx, db)
+	}
 	srcDSN := e.src.DSN(db)
 	pgbench := filepath.Join(testenv.BinDir(), "pgbench")
 	cfg := e.cfg
