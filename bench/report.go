@@ -82,6 +82,12 @@ func (r *report) find(workload, consumer string) *result {
 	return nil
 }
 
+// special says whether workload w has a table of its own rather than
+// catch-up times.
+func special(w string) bool {
+	return w == "lag" || w == "ryw" || w == "verify" || w == "stream" || w == "publish"
+}
+
 func (r *report) markdown(cfg config) string {
 	var b strings.Builder
 	b.WriteString("## walmirror benchmark\n\n")
@@ -89,33 +95,39 @@ func (r *report) markdown(cfg config) string {
 		b.WriteString("- " + m + "\n")
 	}
 	fmt.Fprintf(&b, "- command: `go run ./bench %s`\n\n", strings.Join(os.Args[1:], " "))
-	b.WriteString("Catch-up time of each consumer alone, after the workload ran with every consumer stopped (each has its own slot, created before the workload). Ratios are against the decode-only consumer (the source's decoding limit) and PostgreSQL's built-in subscriber (`binary = true, streaming = on`) measured in the same run. RSS and CPU are the walmirror process's. \"equal\" is a row-count-and-sums check of the copy against the source.\n\n")
-	b.WriteString("| workload | consumer | time (s) | / decode-only | / built-in | peak RSS (MB) | CPU (s) | equal |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
+	catchUp := false
 	for _, w := range r.workloads {
-		if w == "lag" || w == "ryw" || w == "verify" || w == "stream" || w == "publish" {
-			continue
-		}
-		dec, blt := r.find(w, "decode-only"), r.find(w, "built-in")
-		for _, res := range r.results {
-			if res.workload != w {
+		catchUp = catchUp || !special(w)
+	}
+	if catchUp {
+		b.WriteString("Catch-up time of each consumer alone, after the workload ran with every consumer stopped (each has its own slot, created before the workload). Ratios are against the decode-only consumer (the source's decoding limit) and PostgreSQL's built-in subscriber (`binary = true, streaming = on`) measured in the same run. RSS and CPU are the walmirror process's. \"equal\" is a row-count-and-sums check of the copy against the source.\n\n")
+		b.WriteString("| workload | consumer | time (s) | / decode-only | / built-in | peak RSS (MB) | CPU (s) | equal |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
+		for _, w := range r.workloads {
+			if special(w) {
 				continue
 			}
-			ratio := func(ref *result) string {
-				if ref == nil || ref.wall == 0 {
-					return "—"
+			dec, blt := r.find(w, "decode-only"), r.find(w, "built-in")
+			for _, res := range r.results {
+				if res.workload != w {
+					continue
 				}
-				return fmt.Sprintf("%.2f", res.wall.Seconds()/ref.wall.Seconds())
+				ratio := func(ref *result) string {
+					if ref == nil || ref.wall == 0 {
+						return "—"
+					}
+					return fmt.Sprintf("%.2f", res.wall.Seconds()/ref.wall.Seconds())
+				}
+				rss, cpu := "—", "—"
+				if res.rssMB > 0 {
+					rss, cpu = fmt.Sprintf("%.0f", res.rssMB), fmt.Sprintf("%.1f", res.cpu.Seconds())
+				}
+				eq := "yes"
+				if !res.equal {
+					eq = "**NO**: " + res.detail
+				}
+				fmt.Fprintf(&b, "| %s | %s | %.2f | %s | %s | %s | %s | %s |\n", w, res.consumer, res.wall.Seconds(), ratio(dec), ratio(blt), rss, cpu, eq)
 			}
-			rss, cpu := "—", "—"
-			if res.rssMB > 0 {
-				rss, cpu = fmt.Sprintf("%.0f", res.rssMB), fmt.Sprintf("%.1f", res.cpu.Seconds())
-			}
-			eq := "yes"
-			if !res.equal {
-				eq = "**NO**: " + res.detail
-			}
-			fmt.Fprintf(&b, "| %s | %s | %.2f | %s | %s | %s | %s | %s |\n", w, res.consumer, res.wall.Seconds(), ratio(dec), ratio(blt), rss, cpu, eq)
 		}
 	}
 	b.WriteString("\nWorkloads:\n")
