@@ -11,6 +11,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/walmirror/walmirror/internal/sqlrows"
 	"github.com/walmirror/walmirror/schema"
 )
 
@@ -610,23 +611,13 @@ func (s *Sink) Shape(ctx context.Context, relid uint32) (string, bool, error) {
 	return shape.String, true, nil
 }
 
-// SetShape stores t's source shape with its table, in the open transaction.
 // ShapeIDs lists the source tables (relids) whose shape is stored.
 func (s *Sink) ShapeIDs(ctx context.Context) ([]uint32, error) {
-	rows, err := s.conn.QueryContext(ctx, "SELECT relid FROM "+ownedTable+" WHERE relid IS NOT NULL AND shape IS NOT NULL")
+	ids, err := sqlrows.Uint32s(ctx, s.conn, "SELECT relid FROM "+ownedTable+" WHERE relid IS NOT NULL AND shape IS NOT NULL")
 	if err != nil {
 		return nil, fmt.Errorf("list stored shapes: %w", err)
 	}
-	defer rows.Close()
-	var ids []uint32
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("list stored shapes: %w", err)
-		}
-		ids = append(ids, uint32(id))
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // ForgetShape drops relid's stored shape (the table stays walmirror's): a
@@ -638,6 +629,7 @@ func (s *Sink) ForgetShape(ctx context.Context, relid uint32) error {
 	return nil
 }
 
+// SetShape stores t's source shape with its table, in the open transaction.
 func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) error {
 	for _, q := range []string{
 		"UPDATE " + ownedTable + " SET relid = NULL, shape = NULL WHERE relid = ? AND NOT (schema_name = ? AND table_name = ?)",

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/walmirror/walmirror/internal/sqlrows"
 	"github.com/walmirror/walmirror/schema"
 )
 
@@ -409,23 +410,13 @@ func (s *Sink) Shape(ctx context.Context, relid uint32) (string, bool, error) {
 	return shape.String, true, nil
 }
 
-// SetShape stores t's source shape with its table, in the open transaction.
 // ShapeIDs lists the source tables (relids) whose shape is stored.
 func (s *Sink) ShapeIDs(ctx context.Context) ([]uint32, error) {
-	rows, err := s.conn.QueryContext(ctx, `SELECT relid FROM _walmirror_tables WHERE relid IS NOT NULL AND shape IS NOT NULL`)
+	ids, err := sqlrows.Uint32s(ctx, s.conn, `SELECT relid FROM _walmirror_tables WHERE relid IS NOT NULL AND shape IS NOT NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("list stored shapes: %w", err)
 	}
-	defer rows.Close()
-	var ids []uint32
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("list stored shapes: %w", err)
-		}
-		ids = append(ids, uint32(id))
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // ForgetShape drops relid's stored shape (the table stays walmirror's): a
@@ -437,6 +428,7 @@ func (s *Sink) ForgetShape(ctx context.Context, relid uint32) error {
 	return nil
 }
 
+// SetShape stores t's source shape with its table, in the open transaction.
 func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) error {
 	name := TableName(t.Schema, t.Name)
 	if _, err := s.conn.ExecContext(ctx, `UPDATE _walmirror_tables SET relid = NULL, shape = NULL WHERE relid = ? AND name <> ?`, int64(t.ID), name); err != nil {
