@@ -256,18 +256,11 @@ func (ch *Chunk) RowsWithKeys(ctx context.Context, t *schema.Table, keys [][]str
 // copyRows streams the rows of t matching cond ("" for all), then tail.
 func (ch *Chunk) copyRows(ctx context.Context, t *schema.Table, cond, tail string, fn func(schema.Tuple) error) (int, error) {
 	n := 0
-	w := &copyReader{ncols: len(t.Columns), fn: func(row schema.Tuple) error {
+	err := copyOut(ctx, ch.tx.Conn().PgConn(), t, "COPY ("+ch.pub.query(t, cond)+tail+") TO STDOUT", func(row schema.Tuple) error {
 		n++
 		return fn(row)
-	}}
-	q := "COPY (" + ch.pub.query(t, cond) + tail + ") TO STDOUT"
-	if _, err := ch.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
-		if w.err != nil {
-			return n, w.err
-		}
-		return n, classify("copy "+t.QualifiedName(), err)
-	}
-	return n, w.err
+	})
+	return n, err
 }
 
 // End writes a watermark carrying token into the WAL and closes the chunk's

@@ -2,8 +2,11 @@ package source
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walmirror/walmirror/schema"
 )
@@ -324,4 +327,17 @@ func hexVal(c byte) int {
 	default:
 		return int(c-'A') + 10
 	}
+}
+
+// copyOut runs q, a COPY ... TO STDOUT of t's columns in text form, on conn
+// and streams its rows to fn.
+func copyOut(ctx context.Context, conn *pgconn.PgConn, t *schema.Table, q string, fn func(schema.Tuple) error) error {
+	w := &copyReader{ncols: len(t.Columns), fn: fn}
+	if _, err := conn.CopyTo(ctx, w, q); err != nil {
+		if w.err != nil {
+			return w.err
+		}
+		return classify("copy "+t.QualifiedName(), err)
+	}
+	return w.err
 }

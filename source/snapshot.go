@@ -326,12 +326,5 @@ func (sn *Snapshot) Copy(ctx context.Context, t *schema.Table, fn func(schema.Tu
 	if !ok {
 		return fmt.Errorf("copy %s: table not listed by Tables", t.QualifiedName())
 	}
-	w := &copyReader{ncols: len(t.Columns), fn: fn}
-	if _, err := sn.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
-		if w.err != nil {
-			return w.err
-		}
-		return classify("copy "+t.QualifiedName(), err)
-	}
-	return w.err
+	return copyOut(ctx, sn.tx.Conn().PgConn(), t, q, fn)
 }

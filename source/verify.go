@@ -93,14 +93,7 @@ func (sn *Snapshot) CopyOrdered(ctx context.Context, t *schema.Table, orderBy st
 		return fmt.Errorf("copy %s: table not listed by Tables", t.QualifiedName())
 	}
 	q = strings.TrimSuffix(q, ") TO STDOUT") + " ORDER BY " + orderBy + ") TO STDOUT"
-	w := &copyReader{ncols: len(t.Columns), fn: fn}
-	if _, err := sn.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
-		if w.err != nil {
-			return w.err
-		}
-		return classify("copy "+t.QualifiedName(), err)
-	}
-	return w.err
+	return copyOut(ctx, sn.tx.Conn().PgConn(), t, q, fn)
 }
 
 // ErrSlotActive is returned by WaitSlotIdle when a process still streams
@@ -140,15 +133,7 @@ func (sn *Snapshot) CopyRange(ctx context.Context, t *schema.Table, where, order
 	if err != nil {
 		return err
 	}
-	q := "COPY (SELECT * FROM " + from + " WHERE " + where + " ORDER BY " + orderBy + ") TO STDOUT"
-	w := &copyReader{ncols: len(t.Columns), fn: fn}
-	if _, err := sn.tx.Conn().PgConn().CopyTo(ctx, w, q); err != nil {
-		if w.err != nil {
-			return w.err
-		}
-		return classify("copy "+t.QualifiedName(), err)
-	}
-	return w.err
+	return copyOut(ctx, sn.tx.Conn().PgConn(), t, "COPY (SELECT * FROM "+from+" WHERE "+where+" ORDER BY "+orderBy+") TO STDOUT", fn)
 }
 
 // QueryPublished runs a query over the published rows of t in the

@@ -17,17 +17,7 @@ func SourceReader(sn *source.Snapshot) Reader { return sourceReader{sn} }
 
 func (r sourceReader) Scan(ctx context.Context, t *Table, sorted bool, fn func(Row) error) error {
 	var b rowBuilder
-	conv := func(tup schema.Tuple) error {
-		b.reset()
-		for i, d := range tup {
-			if d.State == schema.Null {
-				b.null()
-			} else {
-				b.text(t.cols[i], d.Data)
-			}
-		}
-		return fn(b.row())
-	}
+	conv := func(tup schema.Tuple) error { return fn(b.tuple(t, tup)) }
 	if sorted {
 		return r.sn.CopyOrdered(ctx, t.Table, pgOrderBy(t), conv)
 	}
@@ -45,6 +35,19 @@ func pgOrderBy(t *Table) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// tuple builds the Row of a source tuple in PostgreSQL's text form.
+func (b *rowBuilder) tuple(t *Table, tup schema.Tuple) Row {
+	b.reset()
+	for i, d := range tup {
+		if d.State == schema.Null {
+			b.null()
+		} else {
+			b.text(t.cols[i], d.Data)
+		}
+	}
+	return b.row()
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
@@ -73,15 +76,7 @@ func (r sourceReader) sumRanges(ctx context.Context, t *Table, rowHash string, s
 func (r sourceReader) scanRange(ctx context.Context, t *Table, lo, hi int64, fn func(Row) error) error {
 	var b rowBuilder
 	return r.sn.CopyRange(ctx, t.Table, rangeWhere(t, lo, hi), pgOrderBy(t), func(tup schema.Tuple) error {
-		b.reset()
-		for i, d := range tup {
-			if d.State == schema.Null {
-				b.null()
-			} else {
-				b.text(t.cols[i], d.Data)
-			}
-		}
-		return fn(b.row())
+		return fn(b.tuple(t, tup))
 	})
 }
 
