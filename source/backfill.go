@@ -289,13 +289,30 @@ func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
 		return 0, classify("end chunk", err)
 	}
 	if ch.c.version < 170000 {
-		// A transaction flushes its commit only if it wrote WAL before
-		// it: a transactional message (ignored by walmirror) does.
-		if _, err := ch.c.conn.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'walmirror.flush', ''); COMMIT`); err != nil {
+		if err := flushWAL(ctx, ch.c.conn, ch.c.version); err != nil {
 			return 0, classify("flush watermark", err)
 		}
 	}
 	return lsn.Parse(text)
+}
+
+// flushWAL makes the server flush the WAL written so far, which the stream
+// only carries once flushed, by writing a message walmirror ignores: with
+// the function's flush argument (17), or in a transaction that commits
+// synchronously (a transaction flushes its commit only if it wrote WAL
+// before it: a transactional message does).
+func flushWAL(ctx context.Context, conn *pgx.Conn, version int) error {
+	q := `SELECT pg_logical_emit_message(false, 'walmirror.flush', '', true)`
+	if version < 170000 {
+		q = `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'walmirror.flush', ''); COMMIT`
+	}
+	_, err := conn.Exec(ctx, q)
+	if err != nil && version < 170000 {
+		// A failure inside the string leaves its transaction block open
+		// and aborted.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
+	return err
 }
 
 // IsLockTimeout reports whether err is a lock_timeout (the online copy's

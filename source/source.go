@@ -191,16 +191,27 @@ func (s *Source) DropSlot(ctx context.Context) error {
 // not yet written (pg_current_wal_lsn, the write position, would miss those).
 // A position just past a page header is moved back to the page boundary,
 // where the decoder's position stops when the server is idle.
+//
+// The stream only carries flushed WAL, and the tail of an idle server's WAL
+// (records that commit nothing: pruning, the background writer's snapshot
+// of running transactions) can wait seconds for a flush: when the position
+// is past the flushed one, CurrentLSN has the server flush it (flushWAL;
+// best effort: a role that may not do that only waits).
 func (s *Source) CurrentLSN(ctx context.Context) (lsn.LSN, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
 	defer cancel()
-	var text string
-	if err := s.conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
+	var text, flushed string
+	if err := s.conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text`).Scan(&text, &flushed); err != nil {
 		return 0, classify("read current WAL position", timeoutCause(ctx, err))
 	}
 	l, err := lsn.Parse(text)
 	if err != nil {
 		return 0, err
+	}
+	if f, err := lsn.Parse(flushed); err == nil && f < l {
+		if err := flushWAL(ctx, s.conn, s.version); err != nil {
+			s.log.Debug("could not make the source flush its WAL: waiting for it to do so", "err", err)
+		}
 	}
 	const page = 8192
 	if off := uint64(l) % page; off == 24 || off == 40 { // short and long page header sizes

@@ -33,6 +33,11 @@ const (
 	statusInterval = 10 * time.Second
 	statusMinGap   = 200 * time.Millisecond
 	receiveWake    = time.Second
+	// replyPace spaces the keepalives walmirror asks for. Waiting for a
+	// stop position, the engine asks again after every keepalive; unpaced,
+	// that was a ping-pong that kept a core busy on each side (205,006
+	// keepalives in the 8.7 s an idle server took to flush its last WAL).
+	replyPace = 10 * time.Millisecond
 )
 
 // Stream receives the replication stream on its own goroutine and delivers it
@@ -44,8 +49,11 @@ type Stream struct {
 	flushed atomic.Uint64 // durably applied in the target
 	// floor caps what Confirm records while transactions stream: where the
 	// oldest of them started (0: none). See Confirm.
-	floor   atomic.Uint64
-	reply   atomic.Bool // a status with reply-requested is wanted
+	floor atomic.Uint64
+	reply atomic.Bool // a status with reply-requested is wanted
+	// asked is when the last status with reply-requested went out (unix
+	// nanoseconds): requests are paced (replyPace).
+	asked   atomic.Int64
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	err     error // set before events is closed
@@ -137,12 +145,18 @@ func (st *Stream) RequestReply() {
 	if st.reply.Swap(true) {
 		return
 	}
-	// Wake the receive loop from its read, so the request goes out now
-	// rather than at its next wake (a second at most); a wake lost to the
-	// loop re-arming its deadline is only that delay.
+	// Wake the receive loop from its read, so the request goes out as soon
+	// as the pace allows rather than at its next wake (a second at most); a
+	// wake lost to the loop re-arming its deadline is only that delay.
 	if nc := st.conn.Conn(); nc != nil {
-		_ = nc.SetReadDeadline(time.Now())
+		_ = nc.SetReadDeadline(st.replyDue()) // in the past: at once
 	}
+}
+
+// replyDue is when a requested keepalive may be asked for: replyPace after
+// the last request.
+func (st *Stream) replyDue() time.Time {
+	return time.Unix(0, st.asked.Load()).Add(replyPace)
 }
 
 // Close stops receiving, sends a last status update with the confirmed
@@ -262,7 +276,11 @@ type statusReporter struct {
 // clock now rather than on the 64th call.
 func (r *statusReporter) maybe(force, clock bool) error {
 	st := r.st
-	reply := st.reply.Load() && st.reply.Swap(false)
+	reply := st.reply.Load()
+	if reply && !force && time.Now().Before(st.replyDue()) {
+		reply = false // paced: the wake RequestReply armed sends it
+	}
+	reply = reply && st.reply.Swap(false)
 	r.calls++
 	if !force && !reply && !clock && r.calls%64 != 0 {
 		return nil
@@ -271,6 +289,9 @@ func (r *statusReporter) maybe(force, clock bool) error {
 	if force || reply || time.Since(r.lastSent) >= statusInterval || (f != r.lastFlush && time.Since(r.lastSent) >= statusMinGap) {
 		if err := st.sendStatus(reply); err != nil {
 			return classify("send standby status", err)
+		}
+		if reply {
+			st.asked.Store(time.Now().UnixNano())
 		}
 		r.lastSent, r.lastFlush = time.Now(), f
 		if f != r.lastFlushHit {
@@ -388,7 +409,11 @@ func (q *silence) woke() error {
 		q.st.reply.Store(true)
 		q.pinged = true
 	}
-	return q.arm(min(receiveWake, timeout/4))
+	d := min(receiveWake, timeout/4)
+	if q.st.reply.Load() { // a paced request waits
+		d = min(d, max(time.Until(q.st.replyDue()), 0))
+	}
+	return q.arm(d)
 }
 
 // event turns one message from the server into an event; ok is false for
