@@ -320,7 +320,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 	}
 	switch m := ev.Msg.(type) {
 	case *pgoutput.Begin:
-		if e.stopAt != 0 && m.FinalLSN > e.stopAt && !e.copying() && !e.pollOwed() {
+		if e.stopAt != 0 && m.FinalLSN > e.stopAt && !e.copying() {
 			if e.open {
 				if err := e.commit(ctx); err != nil {
 					return err
@@ -343,7 +343,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		if e.onCommit != nil && e.open {
 			e.srcCommits = append(e.srcCommits, m.CommitTime)
 		}
-		stop := e.stopAt != 0 && m.EndLSN > e.stopAt && !e.copying() && !e.pollOwed()
+		stop := e.stopAt != 0 && m.EndLSN > e.stopAt && !e.copying()
 		if !e.open && e.fillsChanged {
 			// Online copies this transaction started (a resync request, a
 			// table's first change) are recorded with its position before
@@ -402,7 +402,7 @@ func (e *engine) message(ctx context.Context, m *pgoutput.LogicalMessage) error 
 				return err
 			}
 		}
-		if e.stopAt != 0 && e.lastEnd >= e.stopAt && !e.copying() && !e.pollOwed() {
+		if e.stopAt != 0 && e.lastEnd >= e.stopAt && !e.copying() {
 			return errStopReached
 		}
 	case m.Prefix == source.ResyncPrefix && m.Transactional() && !e.skipping && e.copier != nil:
@@ -415,20 +415,6 @@ func (e *engine) message(ctx context.Context, m *pgoutput.LogicalMessage) error 
 // goes on past its stop position until they are complete, so the copy it
 // leaves is whole.
 func (e *engine) copying() bool { return len(e.fills) > 0 || e.inflight != nil }
-
-// pollOwed reports whether a publication poll is due (every run owes one at
-// its first caught-up moment, and a Relation message asks for another) or a
-// listing waits for the stream to pass its position. A rewrite with no
-// change after it shows only to that poll, so a bounded run does not end at
-// a transaction past its stop position while one is owed: it goes on to the
-// next keepalive, which polls, and ends there (the keepalive path). A source
-// that commits transactions while the run starts would otherwise end it
-// before any poll: a workload on the source's database, or on PostgreSQL 14
-// (which sends transactions with no published change as an empty BEGIN and
-// COMMIT) any write there, such as autovacuum's ANALYZE.
-func (e *engine) pollOwed() bool {
-	return e.copier != nil && (e.pollSoon || e.polled != nil)
-}
 
 // idleWork runs between source transactions when no input is waiting:
 // publication polls and the next chunk of an online copy.
