@@ -107,6 +107,7 @@ type engine struct {
 	pollSoon      bool              // poll at the next caught-up moment, whatever the interval
 	pollAfter     time.Time         // no poll before then (a locked table)
 	polled        *polled           // a publication listing waiting for the stream to pass its position
+	pollFirst     bool              // a bounded run lists the publication before it ends (StopAtNow)
 	waiting       bool              // the last event was a keepalive: the server has sent all it had
 	xid           uint32            // the source transaction being received
 	pause         *Pauser           // Config.Pause (pause.go)
@@ -320,7 +321,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 	}
 	switch m := ev.Msg.(type) {
 	case *pgoutput.Begin:
-		if e.stopAt != 0 && m.FinalLSN > e.stopAt && !e.copying() {
+		if e.stopAt != 0 && m.FinalLSN > e.stopAt && !e.copying() && !e.pollOwed() {
 			if e.open {
 				if err := e.commit(ctx); err != nil {
 					return err
@@ -343,7 +344,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		if e.onCommit != nil && e.open {
 			e.srcCommits = append(e.srcCommits, m.CommitTime)
 		}
-		stop := e.stopAt != 0 && m.EndLSN > e.stopAt && !e.copying()
+		stop := e.stopAt != 0 && m.EndLSN > e.stopAt && !e.copying() && !e.pollOwed()
 		if !e.open && e.fillsChanged {
 			// Online copies this transaction started (a resync request, a
 			// table's first change) are recorded with its position before
@@ -402,7 +403,7 @@ func (e *engine) message(ctx context.Context, m *pgoutput.LogicalMessage) error 
 				return err
 			}
 		}
-		if e.stopAt != 0 && e.lastEnd >= e.stopAt && !e.copying() {
+		if e.stopAt != 0 && e.lastEnd >= e.stopAt && !e.copying() && !e.pollOwed() {
 			return errStopReached
 		}
 	case m.Prefix == source.ResyncPrefix && m.Transactional() && !e.skipping && e.copier != nil:
@@ -415,6 +416,23 @@ func (e *engine) message(ctx context.Context, m *pgoutput.LogicalMessage) error 
 // goes on past its stop position until they are complete, so the copy it
 // leaves is whole.
 func (e *engine) copying() bool { return len(e.fills) > 0 || e.inflight != nil }
+
+// pollOwed reports whether a publication poll is due (every run owes one at
+// its first caught-up moment, and a Relation message asks for another) or a
+// listing waits for the stream to pass its position. A rewrite with no
+// change after it shows only to that poll, so a bounded run does not end at
+// a transaction past its stop position while one is owed: it goes on to the
+// next keepalive, which polls, and ends there (the keepalive path). A source
+// that commits transactions while the run starts would otherwise end it
+// before any poll: a workload on the source's database, or on PostgreSQL 14
+// (which sends transactions with no published change as an empty BEGIN and
+// COMMIT) any write there, such as autovacuum's ANALYZE.
+//
+// Only a run to the source's position at its start (Config.StopAtNow) goes
+// on so: a run to a given position (StopAt, as verify's) ends exactly there.
+func (e *engine) pollOwed() bool {
+	return e.pollFirst && e.copier != nil && (e.pollSoon || e.polled != nil)
+}
 
 // idleWork runs between source transactions when no input is waiting:
 // publication polls and the next chunk of an online copy.

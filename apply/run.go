@@ -275,6 +275,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	}
 	e.pause = r.cfg.Pause
 	e.resyncAtStart = r.cfg.ResyncTables
+	e.pollFirst = r.cfg.StopAtNow
 	e.pollEvery = r.cfg.PollInterval
 	if e.pollEvery == 0 {
 		e.pollEvery = DefaultPollInterval

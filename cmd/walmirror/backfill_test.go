@@ -279,6 +279,74 @@ func TestRewriteCopiedAgain(t *testing.T) {
 	}
 }
 
+// TestRewriteCopiedUnderLoad: a rewrite alone (no change follows it in the
+// rewritten table) while the source commits other transactions as a bounded
+// run starts. The run must not end at the first transaction past its stop
+// position before its publication poll saw the rewrite: the copy of the
+// rewritten table ends equal to the source value by value. Every target.
+// (On PostgreSQL 14 any write in the database, even autovacuum's ANALYZE,
+// reaches the stream as an empty transaction; later versions skip those.)
+func TestRewriteCopiedUnderLoad(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE rw (id int PRIMARY KEY, y int); INSERT INTO rw SELECT g, g FROM generate_series(1, 20) g;
+				CREATE TABLE busy (id bigserial PRIMARY KEY, v int); INSERT INTO busy (v) VALUES (0);`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"}
+			if r := walmirror(t, nil, args...); r.code != 0 {
+				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+			}
+			mustExec(t, db, "ALTER TABLE rw ALTER COLUMN y TYPE bigint USING y + 1000")
+
+			// One session commits a row into busy after another until the
+			// bounded run has ended (and at least one commit came first).
+			ctx, cancel := context.WithCancel(context.Background())
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			first := make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				for i := 1; ; i++ {
+					if _, err := conn.Exec(ctx, "INSERT INTO busy (v) VALUES ($1)", i); err != nil {
+						if ctx.Err() != nil {
+							err = nil
+						}
+						done <- err
+						return
+					}
+					if i == 1 {
+						close(first)
+					}
+				}
+			}()
+			select {
+			case <-first:
+			case err := <-done:
+				cancel()
+				t.Fatalf("workload: %v", err)
+			}
+			r := walmirror(t, nil, append(args, "--log-level", "debug")...)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("workload: %v", err)
+			}
+			if r.code != 0 {
+				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "copying table online") {
+				t.Errorf("no online copy after a rewrite alone under load:\n%s", r.stderr)
+			}
+			compareRows(t, dsn, rows, "SELECT id, y FROM rw")
+		})
+	}
+}
+
 // TestAttachPartition: a table that holds rows attached as a partition of
 // a published partitioned table (no WAL carries its rows as the root's),
 // and one detached: the root is copied again online and ends equal.
