@@ -51,10 +51,10 @@ func (e *env) publishWorkload(ctx context.Context, db string) error {
 	if err := e.src.Exec(ctx, db, fmt.Sprintf(publishDDL, e.cfg.coldRows)+`CREATE TABLE bench_marker (id serial PRIMARY KEY); CREATE PUBLICATION bench FOR ALL TABLES`); err != nil {
 		return err
 	}
-	e.report.addWorkload("publish", fmt.Sprintf("pgbench TPC-B at %d tps (2 clients) for %d s on scale %d plus a %d-row table nothing writes, walmirror following live; DuckDB also with --publish-copy every %v", publishRate, e.cfg.lagSeconds*3, publishScale, e.cfg.coldRows, publishInterval))
+	seconds := e.cfg.lagSeconds * 3
+	e.report.addWorkload("publish", fmt.Sprintf("pgbench TPC-B at %d tps (2 clients) for %d s on scale %d plus a %d-row table nothing writes, walmirror following live; DuckDB also with --publish-copy every %v", publishRate, seconds, publishScale, e.cfg.coldRows, publishInterval))
 	checks := append(pgbenchChecks[:len(pgbenchChecks):len(pgbenchChecks)], coldCheck)
 	pgbench := filepath.Join(testenv.BinDir(), "pgbench")
-	seconds := e.cfg.lagSeconds * 3
 	for _, c := range e.cfg.consumers {
 		if c == "decode" || c == "builtin" {
 			continue
@@ -166,10 +166,7 @@ func (r *report) publishTable(b *strings.Builder) {
 		if p.publish {
 			pub = "every " + publishInterval.String()
 		}
-		eq := "yes"
-		if !p.equal {
-			eq = "**NO**: " + p.detail
-		}
+		eq := equalCell(p.equal, p.detail)
 		fmt.Fprintf(b, "| %s | %s | %.0f | %.1f | %.3f | %s | %s |\n", p.consumer, pub, p.load.Seconds(), p.cpu.Seconds(), p.cpu.Seconds()/p.load.Seconds(), per, eq)
 	}
 }

@@ -118,14 +118,8 @@ func (r *report) markdown(cfg config) string {
 					}
 					return fmt.Sprintf("%.2f", res.wall.Seconds()/ref.wall.Seconds())
 				}
-				rss, cpu := "—", "—"
-				if res.rssMB > 0 {
-					rss, cpu = fmt.Sprintf("%.0f", res.rssMB), fmt.Sprintf("%.1f", res.cpu.Seconds())
-				}
-				eq := "yes"
-				if !res.equal {
-					eq = "**NO**: " + res.detail
-				}
+				rss, cpu := usageCells(res)
+				eq := equalCell(res.equal, res.detail)
 				fmt.Fprintf(&b, "| %s | %s | %.2f | %s | %s | %s | %s | %s |\n", w, res.consumer, res.wall.Seconds(), ratio(dec), ratio(blt), rss, cpu, eq)
 			}
 		}
@@ -140,10 +134,7 @@ func (r *report) markdown(cfg config) string {
 			if res.workload != "lag" || res.lag == nil {
 				continue
 			}
-			eq := "yes"
-			if !res.equal {
-				eq = "**NO**: " + res.detail
-			}
+			eq := equalCell(res.equal, res.detail)
 			fmt.Fprintf(&b, "| lag | %s | %.1f | %.1f | %.1f | %d | %.0f | %.1f | %s |\n", res.consumer, res.lag.P50Ms, res.lag.P99Ms, res.lag.MaxMs, res.lag.N, res.rssMB, res.cpu.Seconds(), eq)
 		}
 	}
@@ -154,10 +145,7 @@ func (r *report) markdown(cfg config) string {
 			if res.workload != "ryw" || res.ryw == nil {
 				continue
 			}
-			eq := "yes"
-			if !res.equal {
-				eq = "**NO**: " + res.detail
-			}
+			eq := equalCell(res.equal, res.detail)
 			read := "yes"
 			if !res.ryw.ReadsFromCopy {
 				read = "no: until /wait = 200"
@@ -231,14 +219,8 @@ func (r *report) streamTable(b *strings.Builder) {
 			}
 			return fmt.Sprintf("%.2f", s.Visible.Seconds()/o.Visible.Seconds())
 		}
-		rss, cpu := "—", "—"
-		if res.rssMB > 0 {
-			rss, cpu = fmt.Sprintf("%.0f", res.rssMB), fmt.Sprintf("%.1f", res.cpu.Seconds())
-		}
-		eq := "yes"
-		if !res.equal {
-			eq = "**NO**: " + res.detail
-		}
+		rss, cpu := usageCells(res)
+		eq := equalCell(res.equal, res.detail)
 		server := "—"
 		if s.CommitReceived > 0 {
 			server = fmt.Sprintf("%.2f", s.CommitReceived.Seconds())
@@ -246,4 +228,21 @@ func (r *report) streamTable(b *strings.Builder) {
 		fmt.Fprintf(b, "| %d | %s | %.2f | %.2f | %s | %s | %s | %d | %d | %s | %s | %s |\n", s.Rows, res.consumer, s.SourceTxn.Seconds(), s.Visible.Seconds(),
 			server, ratio(ref(s.Rows, "decode-only")), ratio(ref(s.Rows, "built-in")), s.SpillBytes, s.StreamTxns, rss, cpu, eq)
 	}
+}
+
+// equalCell is a table's "equal" column: yes, or NO with why.
+func equalCell(equal bool, detail string) string {
+	if equal {
+		return "yes"
+	}
+	return "**NO**: " + detail
+}
+
+// usageCells are a walmirror process's peak RSS and CPU, or dashes for a
+// consumer that is not one.
+func usageCells(res result) (rss, cpu string) {
+	if res.rssMB <= 0 {
+		return "—", "—"
+	}
+	return fmt.Sprintf("%.0f", res.rssMB), fmt.Sprintf("%.1f", res.cpu.Seconds())
 }
