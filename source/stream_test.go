@@ -175,3 +175,83 @@ func TestBatchesSpanTransactions(t *testing.T) {
 		t.Fatalf("no batch held more than %d transactions of a %d-transaction backlog", most, txs)
 	}
 }
+
+// TestRequestedKeepalivesArePaced asks for a keepalive after every one, as
+// the engine does while it waits for a stop position on an idle source:
+// each request is answered, at most one per replyPace (10 ms). Unpaced,
+// this was tens of thousands a second.
+func TestRequestedKeepalivesArePaced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	_, src, start := newSlot(t, "paced")
+	stream, err := src.Start(ctx, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close(ctx)
+	const window = 2 * time.Second
+	stream.RequestReply()
+	keepalives := 0
+	end := time.After(window)
+	for done := false; !done; {
+		select {
+		case batch, ok := <-stream.Events():
+			if !ok {
+				t.Fatalf("stream ended: %v", stream.Err())
+			}
+			for _, ev := range batch {
+				if ev.Msg == nil {
+					keepalives++
+					stream.RequestReply()
+				}
+			}
+		case <-end:
+			done = true
+		}
+	}
+	t.Logf("%d keepalives in %v", keepalives, window)
+	if keepalives < 3 {
+		t.Fatalf("%d keepalives in %v: requests went unanswered", keepalives, window)
+	}
+	if most := int(window/(10*time.Millisecond)) + 50; keepalives > most {
+		t.Fatalf("%d keepalives in %v: more than one per 10 ms", keepalives, window)
+	}
+}
+
+// TestCurrentLSNIsFlushed: WAL that commits nothing waits for the WAL
+// writer, and the stream only carries flushed WAL; CurrentLSN has the
+// server flush up to the position it returns, so a run to it need not wait.
+func TestCurrentLSNIsFlushed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	srv, src, _ := newSlot(t, "flushnow")
+	conn, err := pgx.Connect(ctx, srv.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// A non-transactional message is WAL that commits nothing.
+	var before, flushedBefore string
+	if err := conn.QueryRow(ctx, `SELECT pg_logical_emit_message(false, 'test', 'x')::text, pg_current_wal_flush_lsn()::text`).Scan(&before, &flushedBefore); err != nil {
+		t.Fatal(err)
+	}
+	at, err := src.CurrentLSN(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flushed string
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn()::text`).Scan(&flushed); err != nil {
+		t.Fatal(err)
+	}
+	f, err := lsn.Parse(flushed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f < at {
+		t.Fatalf("WAL flushed to %s after CurrentLSN returned %s (message at %s, flushed to %s before)", f, at, before, flushedBefore)
+	}
+}
