@@ -68,12 +68,12 @@ func Compare(ctx context.Context, t *Table, source, target Reader, opts Options)
 			c.rep.Method = MethodChecksum
 			err = c.checksum(ctx, ss, ds)
 			var nc *errNoChecksum
-			if errors.As(err, &nc) {
+			switch {
+			case errors.As(err, &nc):
 				c.reset()
 				c.rep.Method, c.rep.Note = MethodMerge, ""
 				err = c.merge(ctx)
-			}
-			if err != nil && ctx.Err() == nil && !errors.As(err, &nc) {
+			case err != nil && ctx.Err() == nil:
 				// Whatever went wrong, the row comparison decides.
 				c.reset()
 				c.rep.Method, c.rep.Note = MethodMerge, "checksums failed ("+err.Error()+"): compared row by row"
