@@ -13,49 +13,62 @@ import (
 	"github.com/walmirror/walmirror/schema"
 )
 
-// Checksums by key range (MethodChecksum). When both sides are PostgreSQL
-// (the source and a PostgreSQL copy) and the table's key is one integer
-// column, each side computes, inside the database, per range of keys the
-// number of rows and the sum (modulo 2^64) of a 64-bit hash of each row:
-// hash_record_extended (PostgreSQL 14 and later) over the row's values.
-// Only those sums cross to verify, one row per range. Ranges whose count
-// and sum are equal on both sides are equal (but for a hash collision,
-// probability about 2^-64 per differing range); a range that differs is
-// split into smaller ranges, computed again, until a range is small enough
-// to be compared row by row (merge, as without checksums), which names the
-// rows. A sum that differs when the rows do not (it cannot, as the hashes
-// are computed alike) would only cost that row comparison.
+// Checksums by key range (MethodChecksum). When the table's key is one
+// integer column, each side computes, inside its database, per range of
+// keys the number of rows and the sum (modulo 2^64) of a 64-bit hash of
+// each row: on PostgreSQL (the source, and a PostgreSQL copy)
+// hash_record_extended (PostgreSQL 14 and later) over the row's values;
+// on a DuckDB or SQLite copy the same hashes, computed by a Go port of
+// PostgreSQL's hashing registered as a function on the copy's connection
+// (targethash.go, pghash.go). Only those sums cross to verify, one row per
+// range. Ranges whose count and sum are equal on both sides are equal (but
+// for a hash collision, probability about 2^-64 per differing range); a
+// range that differs is split into smaller ranges, computed again, until a
+// range is small enough to be compared row by row (merge, as without
+// checksums), which names the rows. A sum that differs when the rows do
+// not (a value the copy keeps in another spelling) only costs that row
+// comparison.
 //
-// Each value is hashed either as its type hashes it, for the types whose
-// equality is exactly the canonical form's (integers, bool, bytea, floats,
-// numeric, date, time, timestamp, timestamptz, uuid, and text and varchar
-// by their bytes: COLLATE "C"), when the copy's column has the source's
-// type; or else by its text output (json and jsonb, intervals, enums,
-// arrays, every other type), which is what the row comparison builds the
-// canonical form from on both PostgreSQL sides, so equal text is an equal
-// canonical form.
-//
-// DuckDB and SQLite copies are compared row by row: a hash both they and
-// PostgreSQL can compute alike must be built from text (md5 of each row's
-// canonical text), and on the source that costs PostgreSQL more than
-// sending the rows (see README, "Verifying a copy").
+// For a PostgreSQL copy each value is hashed either as its type hashes
+// it, for the types whose equality is exactly the canonical form's
+// (integers, bool, bytea, floats, numeric, date, time, timestamp,
+// timestamptz, uuid, and text and varchar by their bytes: COLLATE "C"),
+// when the copy's column has the source's type; or else by its text output
+// (json and jsonb, intervals, enums, arrays, every other type), which is
+// what the row comparison builds the canonical form from on both
+// PostgreSQL sides, so equal text is an equal canonical form. For DuckDB
+// and SQLite copies, targethash.go says which form each type is hashed by.
 
 // summer is a side that can compute checksums of a table's key ranges
 // inside its database and read one range of it in key order.
 type summer interface {
 	Reader
-	// sumTypes returns the type each of t's columns has on this side (0
-	// for a column it lacks), or ok false when this side cannot compute
-	// the checksums. A side without the table returns ErrNoTable.
-	sumTypes(ctx context.Context, t *Table) (types []uint32, ok bool, err error)
 	// sumRanges calls fn with each bucket (key >> shift) of the rows whose
-	// key lies in lo..hi, its row count and the sum of the rows' hashes
-	// (rowHash: an SQL expression) as PostgreSQL prints a numeric.
-	sumRanges(ctx context.Context, t *Table, rowHash string, shift uint, lo, hi int64, fn func(bucket *int64, rows int64, sum string) error) error
+	// key lies in lo..hi and its rows' count and sum of hashes (rowHash:
+	// what this side hashes rows by).
+	sumRanges(ctx context.Context, t *Table, rowHash string, shift uint, lo, hi int64, fn func(bucket *int64, s rangeSum) error) error
 	// scanRange is Scan in key order of the rows whose key lies in lo..hi.
 	scanRange(ctx context.Context, t *Table, lo, hi int64, fn func(Row) error) error
 	// keyBounds returns the smallest and largest key (ok false: no rows).
 	keyBounds(ctx context.Context, t *Table) (lo, hi int64, ok bool, err error)
+}
+
+// pgSummer is a PostgreSQL side: it hashes rows with hash_record_extended.
+type pgSummer interface {
+	summer
+	// sumTypes returns the type each of t's columns has on this side (0
+	// for a column it lacks), or ok false when this side cannot compute
+	// the checksums. A side without the table returns ErrNoTable.
+	sumTypes(ctx context.Context, t *Table) (types []uint32, ok bool, err error)
+}
+
+// foreignSummer is a copy in another database (DuckDB, SQLite) that
+// computes PostgreSQL's hashes of its rows.
+type foreignSummer interface {
+	summer
+	// hashPlan returns how t's rows are hashed on both sides, or an
+	// *errNoChecksum. A side without the table returns ErrNoTable.
+	hashPlan(ctx context.Context, t *Table) (*targetPlan, error)
 }
 
 const (
@@ -156,6 +169,9 @@ func keyBoundsQuery(t *Table, from string) string {
 type rangeSum struct {
 	rows int64
 	sum  uint64
+	// unhashed: a row's value could not be hashed as the source hashes
+	// it, so the range is compared row by row.
+	unhashed bool
 }
 
 var two64 = new(big.Int).Lsh(big.NewInt(1), 64)
@@ -192,35 +208,26 @@ func bucketRange(b int64, shift uint) keyRange {
 // differ row by row. An *errNoChecksum means nothing was compared.
 func (c *comparison) checksum(ctx context.Context, src, dst summer) error {
 	t := c.t
-	styp, ok, err := src.sumTypes(ctx, t)
+	ps, ok := src.(pgSummer)
+	if !ok {
+		return &errNoChecksum{"the source cannot compute checksums"}
+	}
+	styp, ok, err := ps.sumTypes(ctx, t)
 	if err != nil {
 		return fmt.Errorf("read the source: %w", err)
 	}
 	if !ok {
 		return &errNoChecksum{"the source has no hash_record_extended (PostgreSQL before 14)"}
 	}
-	dtyp, ok, err := dst.sumTypes(ctx, t)
-	if errors.Is(err, ErrNoTable) {
-		return &errNoChecksum{"the copy has no such table"}
-	}
-	if err != nil {
-		return fmt.Errorf("read the copy: %w", err)
-	}
-	if !ok {
-		return &errNoChecksum{"the copy's PostgreSQL has no hash_record_extended (before 14)"}
-	}
 	for i, c := range t.Columns {
-		if dtyp[i] == 0 {
-			return &errNoChecksum{fmt.Sprintf("the copy's table has no column %q", c.Name)}
-		}
 		if styp[i] != c.TypeID {
 			return &errNoChecksum{"the source's column types changed"}
 		}
 	}
-	if k := t.keys[0]; dtyp[k] != t.Columns[k].TypeID {
-		return &errNoChecksum{"the copy's key column has another type"}
+	srcHash, dstHash, err := c.rowHashes(ctx, dst)
+	if err != nil {
+		return err
 	}
-	rowHash := rowHashExpr(t, dtyp)
 	lo, hi, ok, err := src.keyBounds(ctx, t)
 	if err != nil {
 		return fmt.Errorf("read the source: %w", err)
@@ -235,7 +242,7 @@ func (c *comparison) checksum(ctx context.Context, src, dst summer) error {
 		shift++
 	}
 	var leaves []keyRange
-	if err := c.sumPass(ctx, src, dst, rowHash, shift, keyRange{math.MinInt64, math.MaxInt64}, &leaves); err != nil {
+	if err := c.sumPass(ctx, src, dst, srcHash, dstHash, shift, keyRange{math.MinInt64, math.MaxInt64}, &leaves); err != nil {
 		return err
 	}
 	if len(leaves) == 0 {
@@ -269,24 +276,67 @@ func (c *comparison) checksum(ctx context.Context, src, dst summer) error {
 	return nil
 }
 
+// rowHashes returns the expressions the source and the copy hash t's rows
+// with, or an *errNoChecksum.
+func (c *comparison) rowHashes(ctx context.Context, dst summer) (srcHash, dstHash string, err error) {
+	t := c.t
+	if fs, ok := dst.(foreignSummer); ok {
+		p, err := fs.hashPlan(ctx, t)
+		switch {
+		case errors.Is(err, ErrNoTable):
+			return "", "", &errNoChecksum{"the copy has no such table"}
+		case err != nil:
+			var nc *errNoChecksum
+			if errors.As(err, &nc) {
+				return "", "", err
+			}
+			return "", "", fmt.Errorf("read the copy: %w", err)
+		}
+		if k := t.keys[0]; p.codes[k] != hcInt32 && p.codes[k] != hcInt8 {
+			return "", "", &errNoChecksum{"the copy's key column has another type"}
+		}
+		return p.sourceExpr(t), p.targetArgs(), nil
+	}
+	ps, ok := dst.(pgSummer)
+	if !ok {
+		return "", "", &errNoChecksum{"the copy cannot compute checksums"}
+	}
+	dtyp, ok, err := ps.sumTypes(ctx, t)
+	if errors.Is(err, ErrNoTable) {
+		return "", "", &errNoChecksum{"the copy has no such table"}
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("read the copy: %w", err)
+	}
+	if !ok {
+		return "", "", &errNoChecksum{"the copy's PostgreSQL has no hash_record_extended (before 14)"}
+	}
+	for i, c := range t.Columns {
+		if dtyp[i] == 0 {
+			return "", "", &errNoChecksum{fmt.Sprintf("the copy's table has no column %q", c.Name)}
+		}
+	}
+	if k := t.keys[0]; dtyp[k] != t.Columns[k].TypeID {
+		return "", "", &errNoChecksum{"the copy's key column has another type"}
+	}
+	h := rowHashExpr(t, dtyp)
+	return h, h, nil
+}
+
 // sumPass computes the checksums of the buckets of r at shift on both
 // sides, counts the rows of equal ones, and splits those that differ,
 // adding to leaves (merged when adjacent) the ranges to compare row by row.
-func (c *comparison) sumPass(ctx context.Context, src, dst summer, rowHash string, shift uint, r keyRange, leaves *[]keyRange) error {
+func (c *comparison) sumPass(ctx context.Context, src, dst summer, srcHash, dstHash string, shift uint, r keyRange, leaves *[]keyRange) error {
 	if len(*leaves) > sumMaxRanges {
 		return nil
 	}
 	type pair struct{ s, d rangeSum }
-	collect := func(side summer, into map[int64]rangeSum) error {
-		return side.sumRanges(ctx, c.t, rowHash, shift, r.lo, r.hi, func(b *int64, rows int64, sum string) error {
+	collect := func(side summer, rowHash string, into map[int64]rangeSum) error {
+		return side.sumRanges(ctx, c.t, rowHash, shift, r.lo, r.hi, func(b *int64, s rangeSum) error {
 			if b == nil {
-				return &errNoChecksum{"a key is NULL"}
+				return &errNoChecksum{"a key is NULL (or, in SQLite, not an integer)"}
 			}
-			v, err := sumMod64(sum)
-			if err != nil {
-				return err
-			}
-			into[*b] = rangeSum{rows, v}
+			into[*b] = s
 			return nil
 		})
 	}
@@ -296,9 +346,9 @@ func (c *comparison) sumPass(ctx context.Context, src, dst summer, rowHash strin
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		derr = collect(dst, dsums)
+		derr = collect(dst, dstHash, dsums)
 	}()
-	serr := collect(src, ssums)
+	serr := collect(src, srcHash, ssums)
 	<-done
 	var nc *errNoChecksum
 	switch {
@@ -346,7 +396,7 @@ func (c *comparison) sumPass(ctx context.Context, src, dst summer, rowHash strin
 		if shift > sumBucketBits {
 			sub = shift - sumBucketBits
 		}
-		if err := c.sumPass(ctx, src, dst, rowHash, sub, br, leaves); err != nil {
+		if err := c.sumPass(ctx, src, dst, srcHash, dstHash, sub, br, leaves); err != nil {
 			return err
 		}
 	}
@@ -357,7 +407,7 @@ func (c *comparison) sumPass(ctx context.Context, src, dst summer, rowHash strin
 func parseInt64(b []byte) (int64, error) { return strconv.ParseInt(string(b), 10, 64) }
 
 // readSums calls fn with the rows of a sumQuery, values in text form.
-func readSums(vals [][]byte, fn func(bucket *int64, rows int64, sum string) error) error {
+func readSums(vals [][]byte, fn func(bucket *int64, s rangeSum) error) error {
 	if len(vals) != 3 {
 		return fmt.Errorf("checksum query returned %d columns", len(vals))
 	}
@@ -373,7 +423,11 @@ func readSums(vals [][]byte, fn func(bucket *int64, rows int64, sum string) erro
 	if err != nil {
 		return err
 	}
-	return fn(b, n, string(vals[2]))
+	sum, err := sumMod64(string(vals[2]))
+	if err != nil {
+		return err
+	}
+	return fn(b, rangeSum{rows: n, sum: sum})
 }
 
 // readBounds reads the row of a keyBoundsQuery.

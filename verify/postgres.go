@@ -158,7 +158,7 @@ func (r *PostgresReader) query(ctx context.Context, q string, fn func([][]byte) 
 	return rows.Err()
 }
 
-func (r *PostgresReader) sumRanges(ctx context.Context, t *Table, rowHash string, shift uint, lo, hi int64, fn func(*int64, int64, string) error) error {
+func (r *PostgresReader) sumRanges(ctx context.Context, t *Table, rowHash string, shift uint, lo, hi int64, fn func(*int64, rangeSum) error) error {
 	return r.query(ctx, sumQuery(t, r.name(t), rowHash, shift, lo, hi), func(vals [][]byte) error { return readSums(vals, fn) })
 }
 
@@ -183,7 +183,7 @@ func (r *PostgresReader) keyIndexed(ctx context.Context, t *Table) (bool, error)
 	return ok, err
 }
 
-var _ summer = (*PostgresReader)(nil)
+var _ pgSummer = (*PostgresReader)(nil)
 
 // hasColumn looks a column up by name (SQLite and DuckDB ignore case).
 func hasColumn(have []string, name string, foldCase bool) bool {

@@ -67,7 +67,7 @@ func (r sourceReader) sumTypes(ctx context.Context, t *Table) ([]uint32, bool, e
 	return types, ok, err
 }
 
-func (r sourceReader) sumRanges(ctx context.Context, t *Table, rowHash string, shift uint, lo, hi int64, fn func(*int64, int64, string) error) error {
+func (r sourceReader) sumRanges(ctx context.Context, t *Table, rowHash string, shift uint, lo, hi int64, fn func(*int64, rangeSum) error) error {
 	return r.sn.QueryPublished(ctx, t.Table, func(from string) string {
 		return sumQuery(t, from, rowHash, shift, lo, hi)
 	}, func(vals [][]byte) error { return readSums(vals, fn) })
@@ -89,4 +89,4 @@ func (r sourceReader) keyBounds(ctx context.Context, t *Table) (lo, hi int64, ok
 	return lo, hi, ok, err
 }
 
-var _ summer = sourceReader{}
+var _ pgSummer = sourceReader{}

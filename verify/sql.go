@@ -19,6 +19,8 @@ type SQLReader struct {
 	db     *sql.DB // closed by Close when the reader opened it
 	conn   *sql.Conn
 	duckdb bool
+	// hashReady: pgHashFunc is registered on conn (sqlsum.go).
+	hashReady bool
 }
 
 // OpenSQLite opens a SQLite copy read-only and starts the read transaction.
@@ -74,6 +76,27 @@ func (r *SQLReader) Close() error {
 // Scan reads the copy of t: in SQLite the table sqlite.TableName names, in
 // DuckDB the table of the same schema and name.
 func (r *SQLReader) Scan(ctx context.Context, t *Table, sorted bool, fn func(Row) error) error {
+	return r.scan(ctx, t, sorted, "", fn)
+}
+
+// name is the copy's table for t, quoted.
+func (r *SQLReader) name(t *Table) string {
+	if r.duckdb {
+		return quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
+	}
+	return quoteIdent(sqlite.TableName(t.Schema, t.Name))
+}
+
+// columnTypes returns the copy's columns of t by lower-case name, with
+// their DuckDB types ("" in SQLite).
+func (r *SQLReader) columnTypes(ctx context.Context, t *Table) (map[string]string, error) {
+	if r.duckdb {
+		return r.duckTypes(ctx, t)
+	}
+	return r.sqliteColumns(ctx, sqlite.TableName(t.Schema, t.Name))
+}
+
+func (r *SQLReader) scan(ctx context.Context, t *Table, sorted bool, where string, fn func(Row) error) error {
 	var name string
 	var types map[string]string // DuckDB: column → type
 	var err error
@@ -99,6 +122,9 @@ func (r *SQLReader) Scan(ctx context.Context, t *Table, sorted bool, fn func(Row
 		exprs[i] = duckExpr(quoteIdent(c.Name), typ)
 	}
 	q := "SELECT " + strings.Join(exprs, ", ") + " FROM " + name
+	if where != "" {
+		q += " WHERE " + where
+	}
 	if sorted {
 		keys := make([]string, len(t.keys))
 		for i, k := range t.keys {

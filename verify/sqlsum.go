@@ -1,0 +1,122 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Checksums of a DuckDB or SQLite copy (targethash.go): SQLReader is a
+// foreignSummer.
+
+func (r *SQLReader) hashPlan(ctx context.Context, t *Table) (*targetPlan, error) {
+	types, err := r.columnTypes(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if len(types) == 0 {
+		return nil, fmt.Errorf("%s: %w", r.name(t), ErrNoTable)
+	}
+	if !r.hashReady {
+		if err := registerHash(r.conn, r.duckdb); err != nil {
+			return nil, &errNoChecksum{"the copy cannot register the hash function: " + err.Error()}
+		}
+		r.hashReady = true
+	}
+	p := &targetPlan{dst: make([]string, len(t.Columns))}
+	codes := make([]byte, len(t.Columns))
+	for i, c := range t.Columns {
+		typ, ok := types[strings.ToLower(c.Name)]
+		if !ok {
+			return nil, &errNoChecksum{fmt.Sprintf("the copy's table has no column %q", c.Name)}
+		}
+		if r.duckdb {
+			codes[i], p.dst[i] = duckHashCode(c, typ)
+			if codes[i] == 0 {
+				return nil, &errNoChecksum{fmt.Sprintf("column %q is kept as DuckDB %s, which the checksums do not hash as the source does", c.Name, typ)}
+			}
+		} else {
+			codes[i], p.dst[i] = sqliteHashCode(c), quoteIdent(c.Name)
+		}
+	}
+	p.codes = string(codes)
+	return p, nil
+}
+
+// sqlInt is v as an integer literal both DuckDB and SQLite read exactly.
+func sqlInt(v int64) string {
+	if v == math.MinInt64 {
+		return "(-9223372036854775807-1)"
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// sqlRangeWhere restricts t's rows to keys lo..hi.
+func sqlRangeWhere(t *Table, lo, hi int64) string {
+	k := quoteIdent(t.Columns[t.keys[0]].Name)
+	return k + " >= " + sqlInt(lo) + " AND " + k + " <= " + sqlInt(hi)
+}
+
+func (r *SQLReader) sumRanges(ctx context.Context, t *Table, args string, shift uint, lo, hi int64, fn func(*int64, rangeSum) error) error {
+	k := quoteIdent(t.Columns[t.keys[0]].Name)
+	where := ""
+	if lo != math.MinInt64 || hi != math.MaxInt64 {
+		where = " WHERE " + sqlRangeWhere(t, lo, hi)
+	}
+	var q string
+	if r.duckdb {
+		// The function returns NULL for a row it cannot hash.
+		q = fmt.Sprintf(`SELECT b, count(*), CAST(sum(h) AS VARCHAR), count(*) - count(h) FROM
+			(SELECT CAST(%s AS BIGINT) >> %d AS b, %s(%s) AS h FROM %s%s) GROUP BY b`,
+			k, shift, pgHashFunc, args, r.name(t), where)
+	} else {
+		// An aggregate (SQLite's sum() fails on overflow), NULL when a row
+		// could not be hashed; a key that is not an integer (SQLite keeps
+		// what it is given) makes a NULL bucket.
+		q = fmt.Sprintf(`SELECT CASE WHEN typeof(%s) = 'integer' THEN %s >> %d END, count(*), CAST(%s(%s) AS TEXT), 0 FROM %s%s GROUP BY 1`,
+			k, k, shift, pgHashFunc, args, r.name(t), where)
+	}
+	rows, err := r.conn.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b *int64
+		var n, unhashed int64
+		var sum *string
+		if err := rows.Scan(&b, &n, &sum, &unhashed); err != nil {
+			return err
+		}
+		s := rangeSum{rows: n, unhashed: unhashed > 0 || sum == nil}
+		if sum != nil {
+			if s.sum, err = sumMod64(*sum); err != nil {
+				return err
+			}
+		}
+		if err := fn(b, s); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (r *SQLReader) scanRange(ctx context.Context, t *Table, lo, hi int64, fn func(Row) error) error {
+	return r.scan(ctx, t, true, sqlRangeWhere(t, lo, hi), fn)
+}
+
+func (r *SQLReader) keyBounds(ctx context.Context, t *Table) (lo, hi int64, ok bool, err error) {
+	k := quoteIdent(t.Columns[t.keys[0]].Name)
+	var l, h *int64
+	if err := r.conn.QueryRowContext(ctx, "SELECT min("+k+"), max("+k+") FROM "+r.name(t)).Scan(&l, &h); err != nil {
+		return 0, 0, false, err
+	}
+	if l == nil || h == nil {
+		return 0, 0, false, nil
+	}
+	return *l, *h, true, nil
+}
+
+var _ foreignSummer = (*SQLReader)(nil)

@@ -1,0 +1,514 @@
+package verify
+
+import (
+	"database/sql"
+	"database/sql/driver"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/walmirror/walmirror/internal/pgtext"
+	"github.com/walmirror/walmirror/schema"
+)
+
+// Checksums of DuckDB and SQLite copies. The source computes, per key
+// range, the sum of hash_record_extended over one expression per column,
+// as for a PostgreSQL copy; the copy computes the very same 64-bit hashes
+// inside its database with a Go function registered on the connection
+// (pghash.go ports PostgreSQL's hashing), fed with what the copy stores:
+// for each column a hash code (below) says which form the source hashes
+// (the value itself as its type hashes it, its binary send form, or its
+// text) and how the copy's value is turned into exactly those bytes. A
+// value the copy holds in a form that cannot give the source's bytes (a
+// hand-written text in a SQLite INTEGER column, a numeric whose scale
+// differs) makes its range differ, so that it is compared row by row: a
+// false difference only costs time, a false equality cannot happen (but
+// for a 64-bit hash collision).
+
+// Hash codes: how a column is hashed on both sides.
+const (
+	hcInt32       = 'i' // int2, int4: the value (hashint4extended); SMALLINT, INTEGER, SQLite INTEGER
+	hcOID         = 'o' // oid: the value (hashoidextended); BIGINT, SQLite INTEGER
+	hcInt8        = '8' // int8: int8send; BIGINT, SQLite INTEGER
+	hcBool        = 'b' // bool: the value (hashcharextended); BOOLEAN, SQLite 0/1
+	hcFloat4      = 'f' // float4: the value (hashfloat4extended); FLOAT, SQLite REAL or 'NaN'
+	hcFloat8      = 'F' // float8: the value; DOUBLE, SQLite REAL or 'NaN'
+	hcDecimal     = 'n' // numeric(p,s): numeric_send; DECIMAL(w,s)
+	hcBytes       = 'x' // bytea: the value; BLOB
+	hcDate        = 'd' // date: the value (hashint4extended of its days); DATE
+	hcTime        = 't' // time: time_send; TIME read as text
+	hcTimeTZ      = 'z' // timetz: timetz_send; TIMETZ read as text
+	hcTimestamp   = 'T' // timestamp: timestamp_send; TIMESTAMP, SQLite ISO or PostgreSQL text
+	hcTimestampTZ = 'Z' // timestamptz: timestamptz_send; TIMESTAMPTZ, SQLite ISO or PostgreSQL text
+	hcInterval    = 'v' // interval: interval_send; INTERVAL
+	hcUUID        = 'u' // uuid: the value (uuid_hash_extended); UUID
+	hcText        = 's' // PostgreSQL's text of the value (text types by their bytes); VARCHAR, JSON, SQLite TEXT
+)
+
+// pgTextHashExpr is a column's text as the source hashes it (COLLATE "C":
+// by its bytes), NULL staying NULL.
+func pgTextHashExpr(c schema.Column) string {
+	q := quoteIdent(c.Name)
+	switch c.TypeID {
+	case schema.OIDText, schema.OIDVarchar:
+		return q + ` COLLATE "C"`
+	case schema.OIDJSON, schema.OIDJSONB:
+		return "(" + q + `::text) COLLATE "C"` // their cast to text is their output
+	}
+	// The output function's text (format's %s; a cast to text is not
+	// always it: bpchar drops its padding). NULL stays NULL.
+	return `(CASE WHEN ` + q + ` IS NOT NULL THEN format('%s', ` + q + `) END) COLLATE "C"`
+}
+
+// sourceHashPart is the source's expression for a column hashed by code.
+func sourceHashPart(c schema.Column, code byte) string {
+	q := quoteIdent(c.Name)
+	switch code {
+	case hcInt8:
+		return "int8send(" + q + ")"
+	case hcDecimal:
+		return "numeric_send(" + q + ")"
+	case hcTime:
+		return "time_send(" + q + ")"
+	case hcTimeTZ:
+		return "timetz_send(" + q + ")"
+	case hcTimestamp:
+		return "timestamp_send(" + q + ")"
+	case hcTimestampTZ:
+		return "timestamptz_send(" + q + ")"
+	case hcInterval:
+		return "interval_send(" + q + ")"
+	case hcText:
+		return pgTextHashExpr(c)
+	}
+	return q
+}
+
+// targetPlan is how a table's rows are hashed on both sides.
+type targetPlan struct {
+	codes string   // one hash code per column
+	dst   []string // the copy's expression per column, the function's arguments
+}
+
+// sourceExpr is the source's row hash for the plan.
+func (p *targetPlan) sourceExpr(t *Table) string {
+	parts := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		parts[i] = sourceHashPart(c, p.codes[i])
+	}
+	return "hash_record_extended(ROW(" + strings.Join(parts, ", ") + "), 0)"
+}
+
+// duckHashCode is the hash code of a source column the DuckDB copy keeps
+// as typ (duckdb_columns' data_type), and the expression it is read by;
+// 0 when no code reproduces the source's bytes (a LIST, a changed type).
+func duckHashCode(c schema.Column, typ string) (byte, string) {
+	q := quoteIdent(c.Name)
+	switch typ {
+	case "VARCHAR":
+		return hcText, q // the sink's text form, or a column changed to VARCHAR
+	case "JSON":
+		if schema.KindOf(c.TypeID) == schema.KindJSON {
+			return hcText, "CAST(" + q + " AS VARCHAR)" // the driver would decode it
+		}
+		return 0, ""
+	}
+	want := map[uint32]struct {
+		typ  string
+		code byte
+	}{
+		schema.OIDBool: {"BOOLEAN", hcBool}, schema.OIDInt2: {"SMALLINT", hcInt32}, schema.OIDInt4: {"INTEGER", hcInt32},
+		schema.OIDInt8: {"BIGINT", hcInt8}, schema.OIDOid: {"BIGINT", hcOID}, schema.OIDFloat4: {"FLOAT", hcFloat4},
+		schema.OIDFloat8: {"DOUBLE", hcFloat8}, schema.OIDBytea: {"BLOB", hcBytes}, schema.OIDDate: {"DATE", hcDate},
+		schema.OIDTime: {"TIME", hcTime}, schema.OIDTimeTZ: {"TIME WITH TIME ZONE", hcTimeTZ},
+		schema.OIDTimestamp: {"TIMESTAMP", hcTimestamp}, schema.OIDTimestampTZ: {"TIMESTAMP WITH TIME ZONE", hcTimestampTZ},
+		schema.OIDInterval: {"INTERVAL", hcInterval}, schema.OIDUUID: {"UUID", hcUUID},
+	}[c.TypeID]
+	switch {
+	case c.TypeID == schema.OIDNumeric && strings.HasPrefix(typ, "DECIMAL("):
+		return hcDecimal, q
+	case want.typ != typ:
+		return 0, ""
+	case want.code == hcTime || want.code == hcTimeTZ:
+		return want.code, "CAST(" + q + " AS VARCHAR)" // the driver loses 24:00:00 and offsets
+	}
+	return want.code, q
+}
+
+// sqliteHashCode is the hash code of a source column in a SQLite copy,
+// which keeps integers and bool as INTEGER, floats as REAL (NaN as text),
+// bytea as BLOB, timestamps as ISO-8601 text and everything else as
+// PostgreSQL's text.
+func sqliteHashCode(c schema.Column) byte {
+	switch c.TypeID {
+	case schema.OIDInt2, schema.OIDInt4:
+		return hcInt32
+	case schema.OIDInt8:
+		return hcInt8
+	case schema.OIDOid:
+		return hcOID
+	case schema.OIDBool:
+		return hcBool
+	case schema.OIDFloat4:
+		return hcFloat4
+	case schema.OIDFloat8:
+		return hcFloat8
+	case schema.OIDBytea:
+		return hcBytes
+	case schema.OIDTimestamp:
+		return hcTimestamp
+	case schema.OIDTimestampTZ:
+		return hcTimestampTZ
+	}
+	return hcText
+}
+
+// hashRow is hash_record_extended of one row of the copy: vals are its
+// columns' values as the DuckDB or SQLite driver passes them to a
+// function, codes their hash codes. ok is false when a value cannot give
+// the bytes the source hashes.
+func hashRow[V any](codes string, vals []V) (h uint64, ok bool) {
+	if len(vals) != len(codes) {
+		return 0, false
+	}
+	for i, v := range vals {
+		e, ok := hashValue(codes[i], any(v))
+		if !ok {
+			return 0, false
+		}
+		h = pgRecordHash(h, e)
+	}
+	return h, true
+}
+
+// pgEpochMicros is 2000-01-01 (PostgreSQL's epoch) in Unix microseconds.
+const pgEpochMicros = 946_684_800_000_000
+
+func hashValue(code byte, v any) (uint64, bool) {
+	if v == nil {
+		return 0, true
+	}
+	if b, isBytes := v.([]byte); isBytes && b == nil {
+		return 0, true // SQLite passes NULL as a nil []byte
+	}
+	switch code {
+	case hcInt32, hcOID, hcInt8:
+		var n int64
+		switch v := v.(type) {
+		case int64:
+			n = v
+		case int32:
+			n = int64(v)
+		case int16:
+			n = int64(v)
+		default:
+			return 0, false
+		}
+		switch code {
+		case hcInt32:
+			if n < math.MinInt32 || n > math.MaxInt32 {
+				return 0, false
+			}
+			return pgHashUint32(uint32(int32(n))), true
+		case hcOID:
+			if n < 0 || n > math.MaxUint32 {
+				return 0, false
+			}
+			return pgHashUint32(uint32(n)), true
+		}
+		return pgHashInt64Send(n), true
+	case hcBool:
+		switch v {
+		case true, int64(1):
+			return pgHashUint32(1), true
+		case false, int64(0):
+			return pgHashUint32(0), true
+		}
+	case hcFloat4, hcFloat8:
+		return hashFloat(code == hcFloat4, v)
+	case hcDecimal:
+		if d, isDec := v.(duckdb.Decimal); isDec && d.Value != nil {
+			return pgHashBytes(numericSend(d.Value, int(d.Scale))), true
+		}
+	case hcBytes:
+		if b, isBytes := v.([]byte); isBytes {
+			return pgHashBytes(b), true
+		}
+	case hcDate:
+		if t, isTime := v.(time.Time); isTime {
+			var days int64
+			switch d := floorDiv(t.Unix(), 86400); d {
+			case duckDateInfinity:
+				days = math.MaxInt32 // DATEVAL_NOEND
+			case -duckDateInfinity:
+				days = math.MinInt32 // DATEVAL_NOBEGIN
+			default:
+				days = d + pgtext.UnixEpochDays
+			}
+			return pgHashUint32(uint32(int32(days))), true
+		}
+	case hcTime:
+		if s, isText := v.(string); isText {
+			if us, err := pgtext.ParseTime([]byte(s), pgtext.Lenient); err == nil {
+				return pgHashInt64Send(us), true
+			}
+		}
+	case hcTimeTZ:
+		if s, isText := v.(string); isText {
+			if us, off, err := pgtext.ParseTimeTZ([]byte(s), pgtext.Lenient); err == nil {
+				var buf [12]byte
+				binary.BigEndian.PutUint64(buf[:], uint64(us))
+				binary.BigEndian.PutUint32(buf[8:], uint32(int32(-off))) // PostgreSQL keeps seconds west
+				return pgHashBytes(buf[:]), true
+			}
+		}
+	case hcTimestamp, hcTimestampTZ:
+		return hashTimestamp(v, code == hcTimestampTZ)
+	case hcInterval:
+		if iv, isIv := v.(duckdb.Interval); isIv {
+			var buf [16]byte
+			binary.BigEndian.PutUint64(buf[:], uint64(iv.Micros))
+			binary.BigEndian.PutUint32(buf[8:], uint32(iv.Days))
+			binary.BigEndian.PutUint32(buf[12:], uint32(iv.Months))
+			return pgHashBytes(buf[:]), true
+		}
+	case hcUUID:
+		switch u := v.(type) {
+		case []byte:
+			if len(u) == 16 {
+				return pgHashBytes(u), true
+			}
+		case duckdb.UUID:
+			return pgHashBytes(u[:]), true
+		}
+	case hcText:
+		switch s := v.(type) {
+		case string:
+			return pgHashBytes([]byte(s)), true
+		case []byte:
+			return pgHashBytes(s), true
+		}
+	}
+	return 0, false
+}
+
+// hashFloat hashes a float4 or float8 as the source does: DuckDB passes
+// float32 or float64, SQLite a double (a float4's shortest text read as a
+// double) or the text of NaN.
+func hashFloat(f4 bool, v any) (uint64, bool) {
+	var f float64
+	switch v := v.(type) {
+	case float32:
+		if !f4 {
+			return 0, false
+		}
+		f = float64(v)
+	case float64:
+		f = v
+		if f4 && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			// As canon.go: the float4 whose shortest text this double is.
+			f32, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', -1, 64), 32)
+			if err != nil {
+				return 0, false
+			}
+			f = f32
+		}
+	case string:
+		bits := 64
+		if f4 {
+			bits = 32
+		}
+		p, err := pgtext.ParseFloat([]byte(v), bits)
+		if err != nil {
+			return 0, false
+		}
+		f = p
+	default:
+		return 0, false
+	}
+	return pgHashFloat8(f), true
+}
+
+// hashTimestamp hashes a timestamp(tz) as its send function's bytes:
+// microseconds since 2000-01-01, infinities as the int64 extremes.
+func hashTimestamp(v any, tz bool) (uint64, bool) {
+	var us int64
+	switch v := v.(type) {
+	case time.Time:
+		// As canon.go's timeValue: DuckDB's extremes stand for ±infinity.
+		sec, nsec := v.Unix(), int64(v.Nanosecond())
+		if sec > math.MaxInt64/1_000_000 || sec < math.MinInt64/1_000_000-1 {
+			return 0, false
+		}
+		us = sec*1_000_000 + nsec/1000
+		if sec < 0 { // sec*1e6 alone may pass math.MinInt64
+			us = (sec+1)*1_000_000 + nsec/1000 - 1_000_000
+		}
+		switch {
+		case sec > 0 && us == duckTsInfinity:
+			return pgHashInt64Send(math.MaxInt64), true // DT_NOEND
+		case sec < 0 && us == -duckTsInfinity:
+			return pgHashInt64Send(math.MinInt64), true // DT_NOBEGIN
+		}
+		us -= pgEpochMicros
+	case string:
+		b := fromISO([]byte(v), tz)
+		var inf pgtext.Inf
+		var err error
+		if tz {
+			us, inf, err = pgtext.ParseTimestampTZ(b, pgtext.Lenient)
+		} else {
+			us, inf, err = pgtext.ParseTimestamp(b, pgtext.Lenient)
+		}
+		switch {
+		case err != nil:
+			return 0, false
+		case inf == pgtext.Infinity:
+			us = math.MaxInt64
+		case inf == pgtext.NegInfinity:
+			us = math.MinInt64
+		}
+	default:
+		return 0, false
+	}
+	return pgHashInt64Send(us), true
+}
+
+// numericSend is numeric_send of the finite numeric unscaled×10^-scale
+// with display scale scale: digit count, weight, sign and dscale, then the
+// base-10000 digits without leading or trailing zero digits, as int16s.
+func numericSend(unscaled *big.Int, scale int) []byte {
+	if scale < 0 {
+		scale = 0
+	}
+	digits := new(big.Int).Abs(unscaled).String()
+	if len(digits) < scale {
+		digits = strings.Repeat("0", scale-len(digits)) + digits
+	}
+	ipart, fpart := digits[:len(digits)-scale], digits[len(digits)-scale:]
+	if r := len(ipart) % 4; r != 0 {
+		ipart = strings.Repeat("0", 4-r) + ipart
+	}
+	if r := len(fpart) % 4; r != 0 {
+		fpart += strings.Repeat("0", 4-r)
+	}
+	all := ipart + fpart
+	groups := make([]uint16, 0, len(all)/4)
+	for i := 0; i < len(all); i += 4 {
+		g, _ := strconv.Atoi(all[i : i+4])
+		groups = append(groups, uint16(g))
+	}
+	weight := len(ipart)/4 - 1
+	for len(groups) > 0 && groups[0] == 0 {
+		groups, weight = groups[1:], weight-1
+	}
+	for len(groups) > 0 && groups[len(groups)-1] == 0 {
+		groups = groups[:len(groups)-1]
+	}
+	sign := uint16(0x0000) // NUMERIC_POS
+	if len(groups) == 0 {
+		weight = 0
+	} else if unscaled.Sign() < 0 {
+		sign = 0x4000 // NUMERIC_NEG
+	}
+	out := make([]byte, 8+2*len(groups))
+	binary.BigEndian.PutUint16(out, uint16(len(groups)))
+	binary.BigEndian.PutUint16(out[2:], uint16(int16(weight)))
+	binary.BigEndian.PutUint16(out[4:], sign)
+	binary.BigEndian.PutUint16(out[6:], uint16(scale))
+	for i, g := range groups {
+		binary.BigEndian.PutUint16(out[8+2*i:], g)
+	}
+	return out
+}
+
+// pgHashFunc is the name of the function registered on a DuckDB or SQLite
+// connection: in DuckDB walmirror_pg_hash(codes, v1, v2, ...), a scalar
+// function returning each row's hash (NULL when a value cannot be
+// hashed); in SQLite an aggregate returning the sum of the rows' hashes
+// modulo 2^64 (NULL when a value cannot be hashed): SQLite's sum() fails
+// on an integer overflow.
+const pgHashFunc = "walmirror_pg_hash"
+
+// duckHashUDF is the DuckDB scalar function.
+type duckHashUDF struct{}
+
+func (duckHashUDF) Config() duckdb.ScalarFuncConfig {
+	text, _ := duckdb.NewTypeInfo(duckdb.TYPE_VARCHAR)
+	anyType, _ := duckdb.NewTypeInfo(duckdb.TYPE_ANY)
+	result, _ := duckdb.NewTypeInfo(duckdb.TYPE_BIGINT)
+	return duckdb.ScalarFuncConfig{
+		InputTypeInfos:      []duckdb.TypeInfo{text},
+		VariadicTypeInfo:    anyType,
+		ResultTypeInfo:      result,
+		SpecialNullHandling: true, // a NULL column hashes as 0
+		Volatile:            true, // computed once per row, not once per use
+	}
+}
+
+func (duckHashUDF) Executor() duckdb.ScalarFuncExecutor {
+	return duckdb.ScalarFuncExecutor{RowExecutor: func(vals []driver.Value) (any, error) {
+		codes, ok := vals[0].(string)
+		if !ok {
+			return nil, fmt.Errorf("%s: no hash codes", pgHashFunc)
+		}
+		h, ok := hashRow(codes, vals[1:])
+		if !ok {
+			return nil, nil
+		}
+		return int64(h), nil
+	}}
+}
+
+// sqliteHashSum is the SQLite aggregate.
+type sqliteHashSum struct {
+	sum uint64
+	bad bool
+}
+
+func (a *sqliteHashSum) Step(args ...any) {
+	if len(args) == 0 {
+		a.bad = true
+		return
+	}
+	codes, _ := args[0].(string)
+	h, ok := hashRow(codes, args[1:])
+	if !ok {
+		a.bad = true
+	}
+	a.sum += h
+}
+
+func (a *sqliteHashSum) Done() any {
+	if a.bad {
+		return nil
+	}
+	return int64(a.sum)
+}
+
+// registerHash registers pgHashFunc on conn, a DuckDB or SQLite connection.
+func registerHash(conn *sql.Conn, duck bool) error {
+	if duck {
+		return duckdb.RegisterScalarUDF(conn, pgHashFunc, duckHashUDF{})
+	}
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("not a SQLite connection (%T)", dc)
+		}
+		return sc.RegisterAggregator(pgHashFunc, func() *sqliteHashSum { return &sqliteHashSum{} }, true)
+	})
+}
+
+// targetArgs are the arguments of pgHashFunc on the copy: the hash codes,
+// then the columns as the copy reads them.
+func (p *targetPlan) targetArgs() string {
+	return "'" + p.codes + "', " + strings.Join(p.dst, ", ")
+}
