@@ -13,14 +13,17 @@ import (
 // cmdResync asks the walmirror that follows a slot to copy tables again
 // online: the request is a message in the source's WAL, so it is taken up
 // at that point of the stream (now if walmirror runs, else when it next
-// starts) and exactly once, whatever the target.
+// starts) and exactly once, whatever the target. With --target (design.md's
+// form) the request goes to the slot that target follows.
 func cmdResync(ctx context.Context, args []string) error {
-	fs := newFlagSet("resync", "--source DSN --table schema.t [--table ...] [--key VALUE ...] [--slot NAME] [--publication NAME]")
+	fs := newFlagSet("resync", "--source DSN [--target TARGET] --table schema.t [--table ...] [--key VALUE ...] [--slot NAME] [--publication NAME]")
 	cfg := source.Config{}
+	var target string
 	var tables multiFlag
 	var keys keyFlag
 	fs.StringVar(&cfg.DSN, "source", "", sourceHelp)
-	fs.StringVar(&cfg.Slot, "slot", "walmirror", "the replication slot of the copy to resynchronise")
+	fs.StringVar(&target, "target", "", "the copy to resynchronise ("+targetForms+"): the request goes to the slot it follows (read from it, so --slot is not needed)")
+	fs.StringVar(&cfg.Slot, "slot", "walmirror", "the replication slot of the copy to resynchronise (with --target: the one it follows)")
 	fs.StringVar(&cfg.Publication, "publication", "walmirror", "the copy's publication")
 	fs.Var(&tables, "table", "a published table to copy again (schema.table; repeat the flag for more)")
 	fs.Var(&keys, "key", "copy again only the row with this primary key (with one --table; repeat the flag for more rows; "+
@@ -35,6 +38,11 @@ func cmdResync(ctx context.Context, args []string) error {
 	if len(keys) > 0 && len(tables) != 1 {
 		return fmt.Errorf("--key needs exactly one --table: the table whose rows to copy again")
 	}
+	if target != "" {
+		if err := resyncSlot(ctx, target, &cfg.Slot, flagGiven(fs.FlagSet, "slot")); err != nil {
+			return err
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -43,6 +51,17 @@ func cmdResync(ctx context.Context, args []string) error {
 		return err
 	}
 	defer adm.Close(context.WithoutCancel(ctx))
+	// A request for a slot nobody follows would be taken up by no
+	// walmirror: say so instead of reporting it requested.
+	switch st, err := adm.Slot(ctx, cfg.Slot); {
+	case err != nil:
+		return err
+	case !st.Exists:
+		return fmt.Errorf("no replication slot %q on the source, so no walmirror would take the request up: "+
+			"pass the copy's --target (or its --slot)", cfg.Slot)
+	case st.Plugin != "pgoutput":
+		return fmt.Errorf("slot %q belongs to plugin %q, not walmirror's pgoutput: check --slot", cfg.Slot, st.Plugin)
+	}
 	_, names, at, err := adm.ResyncTables(ctx, cfg.Publication, cfg.Slot, tables, func(relids []uint32, names []string) string {
 		if len(keys) > 0 {
 			return apply.EncodeResyncKeys(cfg.Slot, relids, names, [][][]string{keys})
@@ -59,6 +78,28 @@ func cmdResync(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(os.Stdout, "resync of %s requested at %s: the walmirror following slot %q copies them again online "+
 		"when its stream reaches that point (walmirror status --target shows the progress)\n", strings.Join(names, ", "), at, cfg.Slot)
+	return nil
+}
+
+// resyncSlot sets *slot to the slot target follows, read without opening it
+// as a sink (nothing is created). An explicit --slot must agree with it; a
+// target it cannot read (a DuckDB file a running walmirror holds) is then
+// no obstacle.
+func resyncSlot(ctx context.Context, target string, slot *string, slotGiven bool) error {
+	ts, err := readTargetState(ctx, target)
+	switch {
+	case err != nil && slotGiven:
+		return nil // e.g. a DuckDB file held by the running walmirror: --slot names it
+	case err != nil:
+		return fmt.Errorf("read the slot %s follows: %w (while walmirror holds a DuckDB file, name its slot with --slot)",
+			redactTarget(target), err)
+	case !ts.Found:
+		return fmt.Errorf("%s holds no walmirror copy, so there is nothing to copy again: run walmirror run into it first",
+			redactTarget(target))
+	case slotGiven && *slot != ts.State.Slot:
+		return fmt.Errorf("--slot %s, but %s follows slot %q", *slot, redactTarget(target), ts.State.Slot)
+	}
+	*slot = ts.State.Slot
 	return nil
 }
 
