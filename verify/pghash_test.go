@@ -282,3 +282,25 @@ func TestTargetHashValues(t *testing.T) {
 		}
 	}
 }
+
+// TestNumericSendInt64: the fast path encodes as the general one.
+func TestNumericSendInt64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	vals := []int64{0, 1, -1, 9999, 10000, -10000, 123456789, math.MaxInt64, math.MinInt64 + 1, 100000000, 1e18, -999999999999}
+	for range 2000 {
+		vals = append(vals, rng.Int64()>>rng.IntN(63)*int64(1-2*rng.IntN(2)))
+	}
+	for _, v := range vals {
+		for scale := range 20 {
+			fast, ok := numericSendInt64(v, scale)
+			if !ok {
+				continue
+			}
+			b := new(big.Int).SetInt64(v)
+			slow := numericSendBig(b, scale)
+			if string(fast) != string(slow) {
+				t.Fatalf("%d scale %d: fast %x, general %x", v, scale, fast, slow)
+			}
+		}
+	}
+}

@@ -2,7 +2,9 @@ package verify
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -19,8 +21,8 @@ func (r *SQLReader) hashPlan(ctx context.Context, t *Table) (*targetPlan, error)
 	if len(types) == 0 {
 		return nil, fmt.Errorf("%s: %w", r.name(t), ErrNoTable)
 	}
-	if !r.hashReady {
-		if err := registerHash(r.conn, r.duckdb); err != nil {
+	if r.duckdb && !r.hashReady {
+		if err := registerHash(r.conn); err != nil {
 			return nil, &errNoChecksum{"the copy cannot register the hash function: " + err.Error()}
 		}
 		r.hashReady = true
@@ -65,19 +67,13 @@ func (r *SQLReader) sumRanges(ctx context.Context, t *Table, args string, shift 
 	if lo != math.MinInt64 || hi != math.MaxInt64 {
 		where = " WHERE " + sqlRangeWhere(t, lo, hi)
 	}
-	var q string
-	if r.duckdb {
-		// The function returns NULL for a row it cannot hash.
-		q = fmt.Sprintf(`SELECT b, count(*), CAST(sum(h) AS VARCHAR), count(*) - count(h) FROM
-			(SELECT CAST(%s AS BIGINT) >> %d AS b, %s(%s) AS h FROM %s%s) GROUP BY b`,
-			k, shift, pgHashFunc, args, r.name(t), where)
-	} else {
-		// An aggregate (SQLite's sum() fails on overflow), NULL when a row
-		// could not be hashed; a key that is not an integer (SQLite keeps
-		// what it is given) makes a NULL bucket.
-		q = fmt.Sprintf(`SELECT CASE WHEN typeof(%s) = 'integer' THEN %s >> %d END, count(*), CAST(%s(%s) AS TEXT), 0 FROM %s%s GROUP BY 1`,
-			k, k, shift, pgHashFunc, args, r.name(t), where)
+	if !r.duckdb {
+		return r.sqliteSums(ctx, t, args, shift, where, fn)
 	}
+	// The function returns NULL for a row it cannot hash.
+	q := fmt.Sprintf(`SELECT b, count(*), CAST(sum(h) AS VARCHAR), count(*) - count(h) FROM
+		(SELECT CAST(%s AS BIGINT) >> %d AS b, %s(%s) AS h FROM %s%s) GROUP BY b`,
+		k, shift, pgHashFunc, args, r.name(t), where)
 	rows, err := r.conn.QueryContext(ctx, q)
 	if err != nil {
 		return err
@@ -101,6 +97,64 @@ func (r *SQLReader) sumRanges(ctx context.Context, t *Table, args string, shift 
 		}
 	}
 	return rows.Err()
+}
+
+// sqliteSums computes the checksums of a SQLite copy as it reads the rows
+// (args: the hash codes and the columns, as for DuckDB's function), straight
+// from the driver. A key that is not an integer (SQLite keeps what it is
+// given) is a NULL bucket.
+func (r *SQLReader) sqliteSums(ctx context.Context, t *Table, args string, shift uint, where string, fn func(*int64, rangeSum) error) error {
+	codes, cols, _ := strings.Cut(args, ", ")
+	codes = strings.Trim(codes, "'")
+	q := "SELECT " + quoteIdent(t.Columns[t.keys[0]].Name) + ", " + cols + " FROM " + r.name(t) + where
+	sums := map[int64]*rangeSum{}
+	nonInteger := false
+	err := r.conn.Raw(func(dc any) error {
+		qc, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("the SQLite driver cannot query (%T)", dc)
+		}
+		rows, err := qc.QueryContext(ctx, q, nil)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		vals := make([]driver.Value, 1+len(codes))
+		for {
+			if err := rows.Next(vals); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			k, ok := vals[0].(int64)
+			if !ok {
+				nonInteger = true
+				return nil
+			}
+			b := k >> shift
+			s := sums[b]
+			if s == nil {
+				s = &rangeSum{}
+				sums[b] = s
+			}
+			s.rows++
+			h, ok := hashRow(codes, vals[1:])
+			s.sum += h
+			s.unhashed = s.unhashed || !ok
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if nonInteger {
+		return fn(nil, rangeSum{})
+	}
+	for b, s := range sums {
+		if err := fn(&b, *s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *SQLReader) scanRange(ctx context.Context, t *Table, lo, hi int64, fn func(Row) error) error {

@@ -89,10 +89,17 @@ func testVerifySidecar(t *testing.T, c verifyCopy) {
 		Equal  bool   `json:"equal"`
 		Live   bool   `json:"live"`
 		LSN    string `json:"lsn"`
-		Tables []struct{ Table, Status string }
+		Tables []struct{ Table, Status, Method string }
 	}
 	if err := json.Unmarshal([]byte(rj.stdout), &rep); err != nil || rj.code != 0 || !rep.Equal || !rep.Live || len(rep.Tables) != 2 || rep.Tables[0].Table != "public.pgbench_accounts" {
 		t.Errorf("verify --sidecar --json exited %d (%v): %+v\n%s%s", rj.code, err, rep, rj.stdout, rj.stderr)
+	}
+	// Both keyed by an integer: checksums, computed in the running
+	// process's own connection to the copy.
+	for _, tb := range rep.Tables {
+		if tb.Method != "checksum" {
+			t.Errorf("%s compared by %q through the sidecar, want checksum", tb.Table, tb.Method)
+		}
 	}
 	for _, want := range []string{"verify: requested", "verify: comparing; the copy replicates on meanwhile", "verify: done"} {
 		if !strings.Contains(logs, want) {
