@@ -70,7 +70,25 @@ type fill struct {
 	// differing from the stream's (see nextChunk).
 	shapeRounds int
 	keys        map[string]bool // copy.Keys as a set (hasKey)
+	// size is the rows its next chunk reads (0: Config.CopyChunkRows);
+	// adaptChunk changes it (Config.CopyChunkTime).
+	size int
+	// binary says whether chunks of binaryOf (the table's shape) go from
+	// the source's binary COPY into the target's (binaryChunks).
+	binary   bool
+	binaryOf *schema.Table
 }
+
+// Bounds of an adaptive chunk size, from Config.CopyChunkRows (the first
+// chunk's): a chunk reads at least a chunkShrink-th and at most chunkGrow
+// times as many rows.
+const (
+	chunkShrink = 8
+	chunkGrow   = 16
+	// chunkHeld is how many changes to rows not yet copied may arrive
+	// during a chunk before the next one is made smaller.
+	chunkHeld = 10_000
+)
 
 type heldChange struct {
 	xid uint32
@@ -87,7 +105,21 @@ type chunkWait struct {
 	rows  int
 	// shape, when set, is the table as the chunk's snapshot shows it,
 	// which the stream has not described yet: the chunk read no rows.
-	shape *schema.Table
+	shape  *schema.Table
+	held   int // changes held while it was in flight
+	timing chunkTiming
+}
+
+// chunkTiming is where a chunk's time went, for the debug log.
+type chunkTiming struct {
+	began  time.Time
+	begin  time.Duration // opening the chunk: lock, snapshot, describe
+	rows   time.Duration // reading its rows and writing them
+	write  time.Duration // of which writing into the target
+	end    time.Duration // writing the watermark
+	ended  time.Time     // when the watermark was written
+	wait   time.Duration // until the stream delivered it
+	commit time.Duration // the target commit (its submission when pipelining)
 }
 
 // keyOrder compares keys as PostgreSQL orders them, for the key types where
@@ -440,6 +472,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	}
 	relid := e.fillOrder[0]
 	f := e.fills[relid]
+	began := time.Now()
 	ch, err := e.copier.BeginChunk(ctx, relid)
 	if source.IsLockTimeout(err) {
 		// DDL holds the table: read it a little later, the stream flowing.
@@ -525,7 +558,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		}
 		f.copy.Keys, f.keys = keys, nil
 	}
-	limit := e.chunkRows
+	limit := f.rows(e.chunkRows)
 	if !f.order.ok || keyed {
 		limit = 0 // one chunk
 	}
@@ -597,39 +630,42 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			return fmt.Errorf("empty %s for its copy: %w", t.QualifiedName(), err)
 		}
 	}
-	batch := &schema.Batch{Table: t}
-	size := 0
-	write := func() error {
-		if len(batch.Inserts) == 0 {
-			return nil
-		}
-		b := &schema.Batch{Table: t, Inserts: batch.Inserts}
-		err := e.call(ctx, func(ctx context.Context) error {
+	tm := chunkTiming{began: began}
+	readAt := time.Now()
+	tm.begin = readAt.Sub(began)
+	write := func(rows []schema.Tuple) error {
+		defer func(at time.Time) { tm.write += time.Since(at) }(time.Now())
+		b := &schema.Batch{Table: t, Inserts: rows}
+		return e.call(ctx, func(ctx context.Context) error {
 			if err := e.sink.Write(ctx, b); err != nil {
 				return fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
 			}
 			return nil
 		})
-		batch.Inserts, size = nil, 0
-		return err
 	}
-	add := func(row schema.Tuple) error {
-		batch.Inserts = append(batch.Inserts, row)
-		size += row.Size()
-		if len(batch.Inserts) >= e.limits.ChunkRows || size >= e.limits.ChunkBytes {
-			return write()
+	read := func(ctx context.Context, add func(schema.Tuple) error) (int, []string, error) {
+		if keyed {
+			n, err := ch.RowsWithKeys(ctx, t, f.copy.Keys, add)
+			return n, nil, err
 		}
-		return nil
+		return ch.Rows(ctx, t, f.copy.After, limit, add)
 	}
 	var n int
 	var last []string
-	if keyed {
-		n, err = ch.RowsWithKeys(ctx, t, f.copy.Keys, add)
-	} else {
-		n, last, err = ch.Rows(ctx, t, f.copy.After, limit, add)
+	final := false
+	binary := false
+	bc, _ := e.sink.(binaryCopier)
+	if bc != nil && !keyed {
+		if binary, err = e.binaryChunks(ctx, f, t, ch, bc); err != nil {
+			return err
+		}
 	}
-	if err == nil {
-		err = write()
+	if binary {
+		n, last, final, err = e.copyChunkBinary(ctx, t, ch, bc, f.copy.After, limit)
+		tm.write = time.Since(readAt)
+	} else {
+		n, last, err = e.copyChunk(ctx, read, write)
+		final = limit == 0 || n < limit
 	}
 	if n == 0 && source.IsLockTimeout(err) {
 		// DDL holds the table: read it a little later, the stream flowing.
@@ -645,10 +681,15 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		e.changes.all(t)
 	}
 	faultpoint.Hit("backfill.chunk-read")
-	w := &chunkWait{relid: relid, token: newToken(), snap: ch.Snapshot, last: last, final: limit == 0 || n < limit, rows: n}
+	endAt := time.Now()
+	tm.rows = endAt.Sub(readAt)
+	w := &chunkWait{relid: relid, token: newToken(), snap: ch.Snapshot, last: last, final: final, rows: n}
 	if _, err := ch.End(ctx, w.token); err != nil {
 		return err
 	}
+	tm.ended = time.Now()
+	tm.end = tm.ended.Sub(endAt)
+	w.timing = tm
 	e.inflight = w
 	// Held changes the chunk saw are in it (or in a later chunk).
 	kept := f.held[:0]
@@ -663,6 +704,153 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	return nil
 }
 
+// copyChunk reads a chunk's rows (read) on a goroutine of its own, in
+// batches of at most Limits.ChunkRows rows or ChunkBytes bytes, while this
+// goroutine writes the batches read before (write): the source's server,
+// the decoding and the target work at the same time instead of in turn, as
+// in the initial copy (copypipe.go). At most three batches are held: one
+// being filled, one handed over, one being written. Nothing else changes:
+// the rows go into the open target transaction in the order read, and a
+// failure on either side stops both and is returned (the reader's when it
+// failed first). It returns what read returned.
+func (e *engine) copyChunk(ctx context.Context, read func(context.Context, func(schema.Tuple) error) (int, []string, error),
+	write func([]schema.Tuple) error) (int, []string, error) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []schema.Tuple, 1)
+	var n int
+	var last []string
+	var readErr error
+	go func() {
+		defer close(batches)
+		var batch []schema.Tuple
+		size := 0
+		send := func() error {
+			select {
+			case batches <- batch:
+				batch, size = nil, 0
+				return nil
+			case <-rctx.Done():
+				return rctx.Err()
+			}
+		}
+		n, last, readErr = read(rctx, func(row schema.Tuple) error {
+			batch = append(batch, row)
+			size += row.Size()
+			if len(batch) < e.limits.ChunkRows && size < e.limits.ChunkBytes {
+				return nil
+			}
+			return send()
+		})
+		if readErr == nil && len(batch) > 0 {
+			readErr = send()
+		}
+	}()
+	var writeErr error
+	for rows := range batches { // until the reader has stopped
+		if writeErr != nil {
+			continue
+		}
+		if writeErr = write(rows); writeErr != nil {
+			cancel()
+		}
+	}
+	switch {
+	case readErr != nil && (writeErr == nil || !errors.Is(readErr, context.Canceled)):
+		return n, nil, readErr
+	case writeErr != nil:
+		return n, nil, writeErr
+	}
+	return n, last, nil
+}
+
+// binaryChunks reports whether t's chunks go from the source's binary COPY
+// stream straight into the target, undecoded, as the initial copy does
+// (copypipe.go): a sink that loads such a stream, and column types that
+// both servers send and take in binary. Asked once per shape of the table.
+func (e *engine) binaryChunks(ctx context.Context, f *fill, t *schema.Table, ch *source.Chunk, bc binaryCopier) (bool, error) {
+	if f.binaryOf == t {
+		return f.binary, nil
+	}
+	ok, err := ch.BinaryCopyable(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	if ok {
+		if err := e.sync(ctx, func(ctx context.Context) (err error) { ok, err = bc.CopiesBinary(ctx, t); return err }); err != nil {
+			return false, fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
+		}
+	}
+	f.binary, f.binaryOf = ok, t
+	return ok, nil
+}
+
+// copyChunkBinary copies a chunk of up to limit rows (all when limit is 0)
+// of t past after, from the source's binary COPY stream into the target's
+// (binaryChunks): a goroutine reads the stream in pieces while the target
+// loads the pieces before. The chunk's last key is found first (Upper), so
+// the rows are read by key range in no order. It returns the rows copied,
+// the chunk's last key (nil for the last chunk) and whether it is the last.
+func (e *engine) copyChunkBinary(ctx context.Context, t *schema.Table, ch *source.Chunk, bc binaryCopier, after []string, limit int) (int, []string, bool, error) {
+	var upto []string
+	if limit > 0 {
+		var err error
+		if upto, err = ch.Upper(ctx, t, after, limit); err != nil {
+			return 0, nil, false, err
+		}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	items := make(chan copyItem, 1)
+	pieces := make(chan []byte, copyPieces)
+	for range copyPieces {
+		pieces <- nil
+	}
+	send := func(it copyItem) error {
+		select {
+		case items <- it:
+			return nil
+		case <-rctx.Done():
+			return rctx.Err()
+		}
+	}
+	var readErr error
+	go func() {
+		defer close(items)
+		readErr = readBinary(rctx, func(fn func([]byte, int64) error) (int64, error) {
+			return ch.RowsBinary(rctx, t, after, upto, fn)
+		}, 0, send, pieces)
+	}()
+	sr := &streamReader{items: items, pieces: pieces}
+	var loaded int64
+	err := e.sync(ctx, func(ctx context.Context) (err error) { loaded, err = bc.CopyBinary(ctx, t, sr); return err })
+	if err != nil {
+		cancel()
+	}
+	for range items { // until the reader has stopped
+	}
+	if source.IsLockTimeout(readErr) {
+		// The target's load has begun: not a chunk to read again later
+		// (nextChunk), the target transaction is lost.
+		readErr = fmt.Errorf("copy a chunk of %s: %s", t.QualifiedName(), readErr.Error())
+	}
+	switch {
+	case sr.cut.Load() && readErr != nil:
+		return 0, nil, false, readErr
+	case sr.cut.Load():
+		return 0, nil, false, errCopyCut
+	case err != nil:
+		return 0, nil, false, fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
+	case readErr != nil:
+		return 0, nil, false, readErr
+	case !sr.done || loaded != sr.read:
+		return 0, nil, false, fmt.Errorf("copy into %s: the source sent %d rows, the target loaded %d", t.QualifiedName(), sr.read, loaded)
+	case upto != nil && loaded != int64(limit):
+		return 0, nil, false, fmt.Errorf("copy a chunk of %s: %d rows up to its last key, want %d", t.QualifiedName(), loaded, limit)
+	}
+	return int(loaded), upto, upto == nil, nil
+}
+
 // watermark completes the chunk in flight when its watermark arrives.
 func (e *engine) watermark(ctx context.Context, token string) error {
 	w := e.inflight
@@ -670,6 +858,7 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 		return nil // an abandoned chunk's, or another walmirror's
 	}
 	e.inflight = nil
+	w.timing.wait = time.Since(w.timing.ended)
 	if w.shape != nil {
 		return e.shapeWatermark(ctx, w)
 	}
@@ -678,6 +867,7 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 	if f == nil || t == nil {
 		return nil
 	}
+	w.held = len(f.held)
 	// Changes the chunk's snapshot did not see, to rows it covers, go on
 	// top of its rows, in stream order.
 	for _, h := range f.held {
@@ -714,14 +904,64 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 		e.finishFill(w.relid)
 		e.copiedCache[w.relid] = true
 	} else {
-		e.log.Debug("copied chunk", "table", f.copy.Table, "rows", w.rows, "after", w.last)
 		if f.copy.After == nil {
 			// Rows so far but no key read: cannot be (a keyed chunk has a last row).
 			return errors.New("online copy: a chunk with rows left no key")
 		}
 	}
-	e.chunkDone = true // commit now: the chunk's rows and progress together
+	e.chunkDone = w // commit now: the chunk's rows and progress together
 	return nil
+}
+
+// chunkCommitted logs a committed chunk and where its time went, and sizes
+// the table's next chunk.
+func (e *engine) chunkCommitted(w *chunkWait) {
+	f := e.fills[w.relid]
+	name, next := "", 0
+	if f != nil {
+		name = f.copy.Table
+		e.adaptChunk(f, w)
+		next = f.rows(e.chunkRows)
+	} else if t := e.tables[w.relid]; t != nil {
+		name = schema.DisplayName(t.Schema, t.Name)
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	tm := w.timing
+	e.log.Debug("copied chunk", "table", name, "rows", w.rows, "after", w.last, "final", w.final, "held", w.held,
+		"begin_ms", ms(tm.begin), "rows_ms", ms(tm.rows), "write_ms", ms(tm.write), "end_ms", ms(tm.end),
+		"wait_ms", ms(tm.wait), "commit_ms", ms(tm.commit), "next_rows", next)
+}
+
+// rows is how many rows the fill's next chunk reads.
+func (f *fill) rows(initial int) int {
+	if f.size > 0 {
+		return f.size
+	}
+	return initial
+}
+
+// adaptChunk sizes a table's next chunk from how its last one went
+// (Config.CopyChunkTime): twice as many rows when it took under half the
+// time allowed, half as many when it took longer, or when the stream held
+// more than chunkHeld changes to rows not yet copied meanwhile (each chunk
+// keeps those in memory and applies them on top of its rows). The time
+// counts from opening the chunk to its commit returning: while its rows are
+// read and written, the stream waits, so it bounds the delay a chunk adds
+// to the changes of other tables, and what a crash redoes. The size stays
+// between Config.CopyChunkRows/chunkShrink and chunkGrow times it.
+func (e *engine) adaptChunk(f *fill, w *chunkWait) {
+	if e.chunkTime <= 0 || w.final || w.timing.began.IsZero() {
+		return
+	}
+	took := time.Since(w.timing.began)
+	size := f.rows(e.chunkRows)
+	switch {
+	case took > e.chunkTime || w.held > chunkHeld:
+		size = max(size/2, e.chunkRows/chunkShrink, 1)
+	case took < e.chunkTime/2 && w.rows >= size:
+		size = min(size*2, e.chunkRows*chunkGrow)
+	}
+	f.size = size
 }
 
 // shapeWatermark takes the table's shape a chunk's snapshot showed, at the

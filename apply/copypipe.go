@@ -31,8 +31,10 @@ type binaryCopier interface {
 	// source's binary COPY format.
 	CopiesBinary(ctx context.Context, t *schema.Table) (bool, error)
 	// CopyBinary loads r, a binary COPY stream of t's columns, into t's
-	// target table, emptied in the open transaction, and returns how many
-	// rows it loaded.
+	// target table in the open transaction, and returns how many rows it
+	// loaded. The rows must be new to the table (their keys not in it):
+	// the initial copy loads a table emptied in that transaction, a chunk
+	// of an online copy rows past those the copy holds.
 	CopyBinary(ctx context.Context, t *schema.Table, r io.Reader) (int64, error)
 }
 
@@ -121,7 +123,8 @@ func (r *runner) readTables(ctx context.Context, snap *source.Snapshot, tables [
 	}
 	for i, t := range tables {
 		if binary[i] {
-			if err := readBinary(ctx, snap, t, i, send, pieces); err != nil {
+			read := func(fn func([]byte, int64) error) (int64, error) { return snap.CopyBinary(ctx, t, fn) }
+			if err := readBinary(ctx, read, i, send, pieces); err != nil {
 				return err
 			}
 			continue
@@ -162,8 +165,9 @@ func (r *runner) readTables(ctx context.Context, snap *source.Snapshot, tables [
 	return nil
 }
 
-// readBinary hands table i's binary COPY stream to the writer in pieces.
-func readBinary(ctx context.Context, snap *source.Snapshot, t *schema.Table, i int, send func(copyItem) error, pieces chan []byte) error {
+// readBinary hands table i's binary COPY stream, which read passes to its
+// function, to the writer in pieces.
+func readBinary(ctx context.Context, read func(func(data []byte, rows int64) error) (int64, error), i int, send func(copyItem) error, pieces chan []byte) error {
 	var piece []byte
 	take := func() error {
 		select {
@@ -179,7 +183,7 @@ func readBinary(ctx context.Context, snap *source.Snapshot, t *schema.Table, i i
 	if err := take(); err != nil {
 		return err
 	}
-	n, err := snap.CopyBinary(ctx, t, func(data []byte, read int64) error {
+	n, err := read(func(data []byte, read int64) error {
 		for len(data) > 0 {
 			k := copy(piece[len(piece):cap(piece)], data)
 			piece, data = piece[:len(piece)+k], data[k:]
@@ -273,8 +277,8 @@ type streamReader struct {
 	items  <-chan copyItem
 	table  int
 	pieces chan<- []byte
-	p      *copyProgress
-	piece  []byte // the piece being read (its token), nil when none
+	p      *copyProgress // nil: no progress to report
+	piece  []byte        // the piece being read (its token), nil when none
 	off    int
 	read   int64 // rows the source had sent with the pieces taken so far
 	done   bool  // the table's last piece is taken
@@ -300,7 +304,9 @@ func (s *streamReader) Read(b []byte) (int, error) {
 		if it.table != s.table {
 			return 0, fmt.Errorf("internal error: rows of table %d while copying table %d", it.table, s.table)
 		}
-		s.p.update(func(sp *SnapshotProgress) { sp.Rows += it.read - s.read })
+		if s.p != nil {
+			s.p.update(func(sp *SnapshotProgress) { sp.Rows += it.read - s.read })
+		}
 		s.piece, s.off, s.read, s.done = it.data, 0, it.read, it.end
 	}
 	n := copy(b, s.piece[s.off:])

@@ -91,8 +91,9 @@ type engine struct {
 	stats Stats
 
 	// Online copies (backfill.go).
-	copier        chunkReader // nil: no online copies (every table is taken as complete)
-	chunkRows     int         // rows per chunk
+	copier        chunkReader   // nil: no online copies (every table is taken as complete)
+	chunkRows     int           // rows per chunk (the first chunk's, when chunkTime is set)
+	chunkTime     time.Duration // Config.CopyChunkTime: chunk sizes adapt to it (0: they do not)
 	pollEvery     time.Duration
 	lastPoll      time.Time
 	fills         map[uint32]*fill
@@ -100,7 +101,7 @@ type engine struct {
 	fillsChanged  bool // Copies changed since the last commit
 	inflight      *chunkWait
 	retryAt       time.Time         // no chunk before then
-	chunkDone     bool              // a chunk's watermark came: commit now
+	chunkDone     *chunkWait        // a chunk whose watermark came: commit now
 	copiedCache   map[uint32]bool   // per table: the target holds it complete (or is copying it)
 	storage       map[uint32]string // per table: the Storage polls last found acted on
 	truncXids     map[uint32]uint32 // per table: the source transaction of its last streamed TRUNCATE
@@ -391,18 +392,22 @@ func (e *engine) message(ctx context.Context, m *pgoutput.LogicalMessage) error 
 		if err := e.watermark(ctx, string(m.Content)); err != nil {
 			return err
 		}
-		if !e.chunkDone {
+		w := e.chunkDone
+		if w == nil {
 			return nil
 		}
-		e.chunkDone = false
+		e.chunkDone = nil
 		// Every transaction committed before the watermark has come: the
 		// copy is complete up to it.
 		e.lastEnd = max(e.lastEnd, m.LSN)
 		if e.open {
+			at := time.Now()
 			if err := e.commit(ctx); err != nil {
 				return err
 			}
+			w.timing.commit = time.Since(at)
 		}
+		e.chunkCommitted(w)
 		if e.stopAt != 0 && e.lastEnd >= e.stopAt && !e.copying() && !e.pollOwed() {
 			return errStopReached
 		}

@@ -40,9 +40,19 @@ type Config struct {
 	// that copy; the copies are recorded in the target with its first
 	// commit, so a later run finishes them.
 	ResyncTables []ResyncTable
-	// CopyChunkRows is how many rows one chunk of an online copy reads
-	// (default 50,000).
+	// CopyChunkRows is how many rows the first chunk of an online copy
+	// reads (default 50,000); the next ones read between an eighth and 16
+	// times as many, as CopyChunkTime has them.
 	CopyChunkRows int
+	// CopyChunkTime is how long one chunk of an online copy should take,
+	// from opening it to its commit (default 1s; negative: every chunk
+	// reads CopyChunkRows rows). A chunk that took under half of it makes
+	// the next one twice as big; one that took longer, or during which the
+	// stream brought more than 10,000 changes to rows the copy has not
+	// reached, makes it half as big. The stream waits while a chunk's rows
+	// are read and written, and a crash redoes at most the chunk in
+	// flight: this bounds both.
+	CopyChunkTime time.Duration
 	// PollInterval is how often the publication is checked for tables that
 	// joined it (default 10s; negative: never).
 	PollInterval time.Duration
@@ -115,6 +125,7 @@ type ResyncTable struct {
 // Online copy defaults (Config.CopyChunkRows, PollInterval, InitialCopy).
 const (
 	DefaultCopyChunkRows = 50_000
+	DefaultCopyChunkTime = time.Second
 	DefaultPollInterval  = 10 * time.Second
 	AutoChunkedRows      = 5_000_000
 )
@@ -272,6 +283,10 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	e.chunkRows = r.cfg.CopyChunkRows
 	if e.chunkRows <= 0 {
 		e.chunkRows = DefaultCopyChunkRows
+	}
+	e.chunkTime = r.cfg.CopyChunkTime
+	if e.chunkTime == 0 {
+		e.chunkTime = DefaultCopyChunkTime
 	}
 	e.pause = r.cfg.Pause
 	e.resyncAtStart = r.cfg.ResyncTables

@@ -32,7 +32,8 @@ type result struct {
 	lag                *LagReport
 	ryw                *RYWReport
 	stream             *StreamReport
-	log                string // walmirror's stderr (runBinary)
+	log                string      // walmirror's stderr (runBinary)
+	chunks             *chunkTimes // a chunked copy's, from its debug log
 }
 
 type consumer interface {

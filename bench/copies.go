@@ -53,7 +53,11 @@ func (e *env) chunkRows() int {
 // copyRun is walmirror making a new copy of db with --initial-copy mode.
 func (e *env) copyRun(db, kind, mode, prefix string) *walmirrorRun {
 	w := e.walmirror(db, kind, slotName(prefix, mode, kind, db))
-	w.flags = append(w.flags, "--initial-copy", mode, "--log-level", "info")
+	level := "info"
+	if mode == "chunked" {
+		level = "debug" // its "copied chunk" lines say where each chunk's time went
+	}
+	w.flags = append(w.flags, "--initial-copy", mode, "--log-level", level)
 	if mode == "chunked" && e.cfg.copyChunkRows > 0 {
 		w.flags = append(w.flags, "--copy-chunk-rows", strconv.Itoa(e.cfg.copyChunkRows))
 	}
@@ -134,6 +138,9 @@ func (e *env) copyWorkload(ctx context.Context, db, name, note string, checks []
 			if err := copyLogSays(res.log, mode); err != nil && res.equal {
 				res.equal, res.detail = false, err.Error()
 			}
+			if mode == "chunked" {
+				res.chunks = chunkTimesOf(res.log)
+			}
 			log.Printf("  %-26s %8.2fs  rss %6.1f MB  equal=%v %s", res.consumer, res.wall.Seconds(), res.rssMB, res.equal, res.detail)
 			e.report.add(res)
 		}
@@ -160,6 +167,72 @@ func copyLogSays(logText, mode string) error {
 	return nil
 }
 
+// chunkTimes is where a chunked copy's time went, from its "copied chunk"
+// debug lines (apply/backfill.go: begin, rows with write, end, wait, commit).
+type chunkTimes struct {
+	chunks  int
+	rows    int64
+	ms      map[string]float64 // per phase, summed over the chunks
+	maxRows int
+}
+
+var (
+	chunkLineRe = regexp.MustCompile(`msg="copied chunk".* rows=(\d+) `)
+	chunkMsRe   = regexp.MustCompile(`(\w+)_ms=([0-9.]+)`)
+)
+
+// chunkPhases are the phases of a chunk in the order they happen.
+var chunkPhases = []string{"begin", "rows", "write", "end", "wait", "commit"}
+
+func chunkTimesOf(logText string) *chunkTimes {
+	ct := &chunkTimes{ms: map[string]float64{}}
+	for _, line := range strings.Split(logText, "\n") {
+		m := chunkLineRe.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		ct.chunks++
+		ct.rows += int64(n)
+		ct.maxRows = max(ct.maxRows, n)
+		for _, f := range chunkMsRe.FindAllStringSubmatch(line, -1) {
+			v, _ := strconv.ParseFloat(f[2], 64)
+			ct.ms[f[1]] += v
+		}
+	}
+	if ct.chunks == 0 {
+		return nil
+	}
+	return ct
+}
+
+// chunkTable reports where the chunked copies' time went.
+func (r *report) chunkTable(b *strings.Builder) {
+	any := false
+	for _, res := range r.results {
+		any = any || res.chunks != nil
+	}
+	if !any {
+		return
+	}
+	b.WriteString("\nChunked copies, where the time went (walmirror's `copied chunk` debug lines, summed over the chunks, in seconds): " +
+		"**begin** opens the chunk (lock, snapshot, describe); **rows** reads its rows from the source and writes them, of which **write** is the target's writes; " +
+		"**end** writes the watermark; **wait** is until the stream delivers it; **commit** is the target commit.\n\n")
+	b.WriteString("| workload | consumer | time (s) | chunks | largest chunk (rows) | begin | rows | (write) | end | wait | commit |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, res := range r.results {
+		ct := res.chunks
+		if ct == nil {
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %s | %.2f | %d | %d |", res.workload, res.consumer, res.wall.Seconds(), ct.chunks, ct.maxRows)
+		for _, p := range chunkPhases {
+			fmt.Fprintf(b, " %.2f |", ct.ms[p]/1000)
+		}
+		b.WriteString("\n")
+	}
+}
+
 // resumeResult is one target's chunked initial copy killed half-way and
 // restarted, beside an uninterrupted chunked copy of the same table.
 type resumeResult struct {
@@ -167,7 +240,7 @@ type resumeResult struct {
 	uninterrupted     time.Duration
 	killedAfter       time.Duration
 	chunksSeen        int // "copied chunk" lines before the kill
-	chunks            int // chunks of the whole copy
+	chunks            int // chunks of the uninterrupted copy
 	restart           time.Duration
 	chunksDone        int    // from the restart's resume line; -1: no resume line
 	rowsDone          int64  // ditto
@@ -180,11 +253,11 @@ type resumeResult struct {
 var (
 	chunksDoneRe = regexp.MustCompile(`chunks_done=(\d+)`)
 	rowsDoneRe   = regexp.MustCompile(`rows_done=(\d+)`)
-	copiedRe     = regexp.MustCompile(`msg="table copied online".*chunks=(\d+)`)
+	copiedRe     = regexp.MustCompile(`msg="table copied online".* rows=(\d+) chunks=(\d+)`)
 )
 
 // resumeWorkload copies pgbench_accounts in chunks into each target twice:
-// once uninterrupted, once killed (SIGKILL) when half of its chunks have
+// once uninterrupted, once killed (SIGKILL) when half of its rows have
 // been copied and then restarted. It reports the total time to a complete
 // copy, checks that the restart logged the resume line, and compares the
 // resumed copy with the source (aggregates and walmirror verify).
@@ -193,10 +266,9 @@ func (e *env) resumeWorkload(ctx context.Context, db string) error {
 		return err
 	}
 	accounts := e.cfg.snapshotScale * 100_000
-	chunks := (accounts + e.chunkRows() - 1) / e.chunkRows()
-	killAt := max(chunks/2, 1)
-	e.report.addWorkload("resume", fmt.Sprintf("chunked initial copy of pgbench_accounts (scale %d, %d rows, %d chunks of %d rows), killed with SIGKILL once the log shows %d chunks copied, then restarted; beside the same copy uninterrupted",
-		e.cfg.snapshotScale, accounts, chunks, e.chunkRows(), killAt))
+	killAt := int64(accounts / 2)
+	e.report.addWorkload("resume", fmt.Sprintf("chunked initial copy of pgbench_accounts (scale %d, %d rows, first chunk %d rows), killed with SIGKILL once the log shows %d rows copied, then restarted; beside the same copy uninterrupted",
+		e.cfg.snapshotScale, accounts, e.chunkRows(), killAt))
 	checks := pgbenchChecks[:1]
 	want, err := e.aggregates(ctx, "source", e.src.DSN(db), checks)
 	if err != nil {
@@ -217,7 +289,7 @@ func (e *env) resumeWorkload(ctx context.Context, db string) error {
 			e.report.add(res)
 			continue
 		}
-		rr := resumeResult{chunks: chunks, chunksDone: -1}
+		rr := resumeResult{chunksDone: -1}
 
 		full := e.copyRun(db, c, "chunked", "full")
 		rr.consumer = "walmirror-" + full.variant
@@ -229,6 +301,9 @@ func (e *env) resumeWorkload(ctx context.Context, db string) error {
 			return fmt.Errorf("%s uninterrupted: %w", full.name(), err)
 		}
 		rr.uninterrupted = res.wall
+		if m := copiedRe.FindStringSubmatch(res.log); m != nil {
+			rr.chunks, _ = strconv.Atoi(m[2])
+		}
 		e.checkCopy(ctx, &res, full.kind(), full.target(), want, checks)
 		if !res.equal {
 			rr.detail = "uninterrupted copy: " + res.detail
@@ -238,7 +313,7 @@ func (e *env) resumeWorkload(ctx context.Context, db string) error {
 		if err := w.createTarget(ctx); err != nil {
 			return err
 		}
-		rr.chunksSeen, rr.killedAfter, err = e.killAfterChunks(ctx, w.args("--stop-at-lsn", "now", "--log-level", "debug"), "pgbench_accounts", killAt)
+		rr.chunksSeen, rr.killedAfter, err = e.killAfterRows(ctx, w.args("--stop-at-lsn", "now", "--log-level", "debug"), "public.pgbench_accounts", killAt)
 		if err != nil {
 			return fmt.Errorf("%s killed: %w", w.name(), err)
 		}
@@ -255,9 +330,8 @@ func (e *env) resumeWorkload(ctx context.Context, db string) error {
 		}
 		if m := copiedRe.FindStringSubmatch(res2.log); m == nil {
 			rr.detail += " the restart did not log \"table copied online\";"
-		} else if n, _ := strconv.Atoi(m[1]); n != chunks && n != chunks+1 {
-			// A copy's last chunk may be the empty one that finds no more rows.
-			rr.detail += fmt.Sprintf(" the copy logged %s chunks (expected %d);", m[1], chunks)
+		} else if n, _ := strconv.Atoi(m[1]); n != accounts {
+			rr.detail += fmt.Sprintf(" the copy logged %s rows (expected %d);", m[1], accounts)
 		}
 		e.checkCopy(ctx, &res2, w.kind(), w.target(), want, checks)
 		rr.equal = res.equal && res2.equal
@@ -273,10 +347,10 @@ func (e *env) resumeWorkload(ctx context.Context, db string) error {
 	return nil
 }
 
-// killAfterChunks runs walmirror (at debug level) and kills it with
-// SIGKILL as soon as its log shows n chunks of table copied. It returns the
+// killAfterRows runs walmirror (at debug level) and kills it with SIGKILL
+// as soon as its log shows n rows of table copied in chunks. It returns the
 // chunks seen and the time the process ran.
-func (e *env) killAfterChunks(ctx context.Context, args []string, table string, n int) (int, time.Duration, error) {
+func (e *env) killAfterRows(ctx context.Context, args []string, table string, n int64) (int, time.Duration, error) {
 	cmd := exec.CommandContext(ctx, e.binary, args...)
 	cmd.Stdout = e.logs
 	stderr, err := cmd.StderrPipe()
@@ -288,6 +362,7 @@ func (e *env) killAfterChunks(ctx context.Context, args []string, table string, 
 		return 0, 0, err
 	}
 	seen, killed := 0, false
+	var rows int64
 	var wall time.Duration
 	var tail bytes.Buffer
 	sc := bufio.NewScanner(stderr)
@@ -297,10 +372,13 @@ func (e *env) killAfterChunks(ctx context.Context, args []string, table string, 
 		if !strings.Contains(line, "keepalive") && !strings.Contains(line, `msg=committed`) {
 			fmt.Fprintln(&tail, line)
 		}
-		if killed || !strings.Contains(line, `msg="copied chunk"`) || !strings.Contains(line, table) {
+		m := chunkLineRe.FindStringSubmatch(line)
+		if killed || m == nil || !strings.Contains(line, "table="+table+" ") {
 			continue
 		}
-		if seen++; seen >= n {
+		k, _ := strconv.ParseInt(m[1], 10, 64)
+		seen++
+		if rows += k; rows >= n {
 			if err := cmd.Process.Kill(); err != nil {
 				return seen, 0, err
 			}
@@ -311,7 +389,7 @@ func (e *env) killAfterChunks(ctx context.Context, args []string, table string, 
 	werr := cmd.Wait()
 	fmt.Fprintf(e.logs, "walmirror (killed after %d chunks) %s\n%s", seen, strings.Join(args[:5], " "), tail.String())
 	if !killed {
-		return seen, 0, fmt.Errorf("walmirror ended (%v) before the log showed %d chunks of %s (saw %d): %s", werr, n, table, seen, lastLine(tail.String()))
+		return seen, 0, fmt.Errorf("walmirror ended (%v) before the log showed %d rows of %s copied (saw %d in %d chunks): %s", werr, n, table, rows, seen, lastLine(tail.String()))
 	}
 	return seen, wall, nil
 }

@@ -157,6 +157,7 @@ func (r *report) markdown(cfg config) string {
 	if r.notes["stream"] != "" {
 		r.streamTable(&b)
 	}
+	r.chunkTable(&b)
 	if len(r.resumes) > 0 {
 		b.WriteString("\nResumed chunked initial copy (**resume**): the copy killed with SIGKILL once its log showed the chunks below, then restarted to completion; \"total\" is the killed run plus the restart, against an uninterrupted chunked copy and copy_data of the same table in the same run. \"resumed after\" is what the restart logged (`resuming online copy after its last committed chunk`). \"equal\": row count and sums of both copies, and `walmirror verify` (every value) of the resumed one.\n\n")
 		b.WriteString("| consumer | uninterrupted (s) | killed at (s) | chunks seen | resumed after | restart (s) | total (s) | total / uninterrupted | total / copy_data | equal |\n")
@@ -170,7 +171,7 @@ func (r *report) markdown(cfg config) string {
 			}
 			resumed := "**no resume line**"
 			if rr.chunksDone >= 0 {
-				resumed = fmt.Sprintf("%d of %d chunks (%d rows)", rr.chunksDone, rr.chunks, rr.rowsDone)
+				resumed = fmt.Sprintf("%d chunks, %d rows (uninterrupted: %d chunks)", rr.chunksDone, rr.rowsDone, rr.chunks)
 			}
 			eq := "yes; verify " + rr.verified
 			if !rr.equal || rr.detail != "" || !strings.HasPrefix(rr.verified, "equal") {

@@ -216,6 +216,118 @@ func (ch *Chunk) Rows(ctx context.Context, t *schema.Table, after []string, limi
 	return n, last, nil
 }
 
+// keyColumns are t's key columns, quoted, in key order.
+func keyColumns(t *schema.Table) []string {
+	var keys []string
+	for _, col := range t.Columns {
+		if col.Key {
+			keys = append(keys, quoteIdent(col.Name))
+		}
+	}
+	return keys
+}
+
+// keyCompare is the condition "t's key op key" (a row comparison).
+func keyCompare(t *schema.Table, keys []string, op string, key []string) (string, error) {
+	if len(key) != len(keys) {
+		return "", fmt.Errorf("copy %s: stored key has %d columns, the table's key %d", t.QualifiedName(), len(key), len(keys))
+	}
+	lits := make([]string, len(key))
+	for i, v := range key {
+		lits[i] = quoteLiteral(v)
+	}
+	return "(" + strings.Join(keys, ", ") + ") " + op + " (" + strings.Join(lits, ", ") + ")", nil
+}
+
+// BinaryCopyable reports whether RowsBinary can copy t: every column's
+// type has a binary output function.
+func (ch *Chunk) BinaryCopyable(ctx context.Context, t *schema.Table) (bool, error) {
+	if !ch.Published {
+		return false, nil
+	}
+	ok, err := binarySendable(ctx, ch.tx, []*schema.Table{t})
+	return ok[t.ID], err
+}
+
+// Upper returns the key (the key columns' text, in key order) of the
+// limit-th row of t, in key order, whose key is greater than after (from
+// the start when after is nil): the last row of a chunk of limit rows. It
+// returns nil when fewer rows are left. t must have a key.
+func (ch *Chunk) Upper(ctx context.Context, t *schema.Table, after []string, limit int) ([]string, error) {
+	if !ch.Published {
+		return nil, errors.New("copy rows: the table is not published")
+	}
+	keys := keyColumns(t)
+	if len(keys) == 0 || limit <= 0 {
+		return nil, fmt.Errorf("copy %s in chunks: the table has no key", t.QualifiedName())
+	}
+	cond := ""
+	if after != nil {
+		var err error
+		if cond, err = keyCompare(t, keys, ">", after); err != nil {
+			return nil, err
+		}
+	}
+	cols := make([]schema.Column, 0, len(keys))
+	for _, c := range t.Columns {
+		if c.Key {
+			cols = append(cols, c)
+		}
+	}
+	texts := make([]string, len(keys))
+	for i, k := range keys {
+		texts[i] = k + "::text"
+	}
+	// The key columns' text output is what the text COPY of Rows gives.
+	q := "SELECT " + strings.Join(texts, ", ") + " FROM (" + ch.pub.query(&schema.Table{Columns: cols}, cond) +
+		" ORDER BY " + strings.Join(keys, ", ") + " OFFSET " + strconv.Itoa(limit-1) + " LIMIT 1) k"
+	res := ch.tx.Conn().PgConn().ExecParams(ctx, q, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return nil, classify("find the end of a chunk of "+t.QualifiedName(), res.Err)
+	}
+	if len(res.Rows) == 0 {
+		return nil, nil
+	}
+	out := make([]string, len(keys))
+	for i, v := range res.Rows[0] {
+		if v == nil {
+			return nil, fmt.Errorf("copy %s in chunks: a key column is null", t.QualifiedName())
+		}
+		out[i] = string(v)
+	}
+	return out, nil
+}
+
+// RowsBinary passes the rows of t whose key is greater than after (nil:
+// from the start) and at most upto (nil: to the end) to fn in PostgreSQL's
+// binary COPY format (header, rows, trailer), the columns as t has them,
+// in no order, and returns how many rows it copied. fn gets the stream in
+// pieces that may end inside a row, each with the number of rows complete
+// so far; a piece is only valid during the call. Only for a table
+// BinaryCopyable takes.
+func (ch *Chunk) RowsBinary(ctx context.Context, t *schema.Table, after, upto []string, fn func(data []byte, rows int64) error) (int64, error) {
+	if !ch.Published {
+		return 0, errors.New("copy rows: the table is not published")
+	}
+	keys := keyColumns(t)
+	var conds []string
+	for _, b := range []struct {
+		op  string
+		key []string
+	}{{">", after}, {"<=", upto}} {
+		if b.key == nil {
+			continue
+		}
+		c, err := keyCompare(t, keys, b.op, b.key)
+		if err != nil {
+			return 0, err
+		}
+		conds = append(conds, c)
+	}
+	q := "COPY (" + ch.pub.query(t, strings.Join(conds, " AND ")) + ") TO STDOUT (FORMAT binary)"
+	return copyOutBinary(ctx, ch.tx.Conn().PgConn(), t, q, fn)
+}
+
 // RowsWithKeys streams the rows of t whose key is one of keys (each the
 // key columns' values in text form, in key column order), in no order.
 func (ch *Chunk) RowsWithKeys(ctx context.Context, t *schema.Table, keys [][]string, fn func(schema.Tuple) error) (int, error) {

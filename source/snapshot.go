@@ -306,8 +306,15 @@ func (sn *Snapshot) CopyBinary(ctx context.Context, t *schema.Table, fn func(dat
 	if !ok || !sn.binary[t.ID] {
 		return 0, fmt.Errorf("copy %s in binary: table not listed by Tables, or a column type has no binary output", t.QualifiedName())
 	}
+	return copyOutBinary(ctx, sn.tx.Conn().PgConn(), t, q+" (FORMAT binary)", fn)
+}
+
+// copyOutBinary runs q, a COPY ... TO STDOUT (FORMAT binary) of t's columns,
+// on conn and passes the stream to fn in pieces, each with the number of
+// rows complete so far; it returns how many rows it copied.
+func copyOutBinary(ctx context.Context, conn *pgconn.PgConn, t *schema.Table, q string, fn func(data []byte, rows int64) error) (int64, error) {
 	w := &binaryCounter{fn: fn}
-	tag, err := sn.tx.Conn().PgConn().CopyTo(ctx, w, q+" (FORMAT binary)")
+	tag, err := conn.CopyTo(ctx, w, q)
 	switch {
 	case w.err != nil:
 		return 0, w.err
