@@ -555,10 +555,10 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 // move renames the target table old to name (another schema: copied there,
 // as DuckDB cannot move a table between schemas), keeping it walmirror's.
 func (s *Sink) move(ctx context.Context, t *schema.Table, old, name, fromSchema, fromName string) error {
-	if ti := s.verify[old]; ti != nil {
+	if c := s.verify[old]; c != nil {
 		// Rows were loaded into it in this transaction: check their keys
 		// under the name they were loaded with.
-		if err := s.checkUnique(ctx, ti); err != nil {
+		if err := s.checkUnique(ctx, c); err != nil {
 			return err
 		}
 		delete(s.verify, old)

@@ -53,7 +53,10 @@
 // # Memory
 //
 // Rows are handed to DuckDB in chunks (query appenders, see write.go), so
-// the Go side holds one chunk at a time. DuckDB itself caches table data up
+// the Go side holds one chunk at a time. A transaction that inserts many
+// rows into a table has DuckDB write their full row groups straight to the
+// file (their keys are checked at commit, see insert), so it does not hold
+// them in memory until it commits. DuckDB itself caches table data up
 // to its memory_limit (80% of RAM by default), which a long transaction over
 // a big table fills; lower it for the whole instance with
 // s.DB().Exec("SET memory_limit = '1GB'") (DuckDB then evicts and spills
@@ -133,7 +136,11 @@ type Sink struct {
 	// updated, deleted or truncated: DuckDB refuses to commit an ALTER TABLE
 	// after that, so their shape changes rebuild them instead (rebuild).
 	altered map[string]bool
-	verify  map[string]*tableInfo
+	// verify holds the key checks put off until commit (fresh tables, and
+	// tables this transaction inserts many rows into); inserted counts the
+	// rows inserted per table in the open transaction.
+	verify   map[string]*keyCheck
+	inserted map[string]int64
 
 	// stateRow: the state row exists (a commit stored it), so the next
 	// commit updates it in place.
@@ -211,7 +218,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 		return fail(err)
 	}
 	s := &Sink{path: path, abs: abs, db: db, conn: conn, log: log,
-		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*tableInfo{},
+		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*keyCheck{}, inserted: map[string]int64{},
 		published: map[string]publication{}, lastWrite: map[tableRef]uint64{}, touched: map[tableRef]struct{}{}}
 	// Spill files go beside the database, as for a file opened directly.
 	if _, err := conn.ExecContext(ctx, "SET temp_directory = "+literal(path+".tmp")); err != nil {
@@ -287,6 +294,7 @@ func (s *Sink) Begin(ctx context.Context) error {
 	clear(s.fresh)
 	clear(s.altered)
 	clear(s.verify)
+	clear(s.inserted)
 	return nil
 }
 
@@ -299,8 +307,8 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	abort := func(err error) error {
 		return errors.Join(explain(err), s.Rollback(context.WithoutCancel(ctx)))
 	}
-	for _, ti := range s.verify {
-		if err := s.checkUnique(ctx, ti); err != nil {
+	for _, c := range s.verify {
+		if err := s.checkUnique(ctx, c); err != nil {
 			return abort(err)
 		}
 	}
@@ -328,6 +336,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	clear(s.fresh)
 	clear(s.altered)
 	clear(s.verify)
+	clear(s.inserted)
 	return nil
 }
 
@@ -377,6 +386,7 @@ func (s *Sink) forget() {
 	clear(s.fresh)
 	clear(s.altered)
 	clear(s.verify)
+	clear(s.inserted)
 }
 
 // explain adds what to do to a full-disk error; DuckDB reports it only as text.

@@ -246,22 +246,29 @@ func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, keys []schema.Tupl
 }
 
 // insert appends complete rows. On a keyed table a row whose key is already
-// there fails the statement (Inserts must be new rows), except in a table
-// created or emptied in this transaction, which is checked once at commit
-// instead (the initial copy fills big tables in many chunks).
+// there fails the transaction (Inserts must be new rows). The first rows a
+// transaction inserts into a table are checked by the statement itself;
+// once it has inserted deferKeyCheck rows, the rest are checked once, at
+// commit, and so are all rows of a table created or emptied in this
+// transaction (the initial copy fills big tables in many chunks).
 func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple) error {
 	fields := allFields(ti, 'c')
-	checked := len(ti.keyIdx) > 0 && !s.fresh[ti.name]
-	if len(ti.keyIdx) > 0 && !checked {
-		s.verify[ti.name] = ti
-	}
-	// The key check joins the batch with the table. For a single integer key
+	keyed := len(ti.keyIdx) > 0
+	checked := keyed && !s.fresh[ti.name]
+	// The check joins the batch with the table. For a single integer key
 	// the table side is limited to the batch's key range, which DuckDB's
 	// row-group statistics turn into skipped row groups: with keys that grow,
 	// as most do, a batch no longer scans the whole table.
 	lo, hi, ranged := int64(0), int64(0), false
 	if checked {
 		lo, hi, ranged = intKeyRange(ti, rows)
+	}
+	switch {
+	case keyed && !checked:
+		s.checkAtCommit(ti, keyCheck{})
+	case checked && s.inserted[ti.name]+int64(len(rows)) > deferKeyCheck:
+		s.checkAtCommit(ti, keyCheck{lo: lo, hi: hi, ranged: ranged})
+		checked, ranged = false, false
 	}
 	build := func() string {
 		exprs := make([]string, len(fields))
@@ -295,8 +302,40 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple) e
 	})
 	if err == nil {
 		ti.rows += int64(len(rows))
+		s.inserted[ti.name] += int64(len(rows))
 	}
 	return err
+}
+
+// deferKeyCheck is how many rows a transaction inserts into a table with
+// the key check in the statement; later rows are checked at commit. A
+// statement that reads the table it inserts into keeps the rows it adds in
+// memory (spilled to the temp directory), where a plain insert writes full
+// row groups straight to the file: a source transaction of millions of
+// inserts grew memory to DuckDB's limit and spilled every row twice.
+const deferKeyCheck = 122_880
+
+// keyCheck is a duplicate-key check put off until commit: of the whole
+// table, or, when ranged, of the keys from lo to hi (a single integer key;
+// every key inserted unchecked lies there).
+type keyCheck struct {
+	ti     *tableInfo
+	lo, hi int64
+	ranged bool
+}
+
+// checkAtCommit adds c (for ti) to the checks run at commit.
+func (s *Sink) checkAtCommit(ti *tableInfo, c keyCheck) {
+	c.ti = ti
+	prev := s.verify[ti.name]
+	switch {
+	case prev == nil:
+	case !prev.ranged || !c.ranged:
+		c.ranged = false
+	default:
+		c.lo, c.hi = min(c.lo, prev.lo), max(c.hi, prev.hi)
+	}
+	s.verify[ti.name] = &c
 }
 
 // merge replaces rows by key with one MERGE (updates). A row not in the
@@ -337,8 +376,10 @@ func (ti *tableInfo) keyText(alias string, of byte) string {
 	return literal("("+strings.Join(names, ", ")+")=(") + " || " + strings.Join(vals, " || ', ' || ") + " || ')'"
 }
 
-// checkUnique fails if a key occurs twice in the table.
-func (s *Sink) checkUnique(ctx context.Context, ti *tableInfo) error {
+// checkUnique fails if a key occurs twice in the table (among the keys c
+// covers).
+func (s *Sink) checkUnique(ctx context.Context, c *keyCheck) error {
+	ti := c.ti
 	if err := s.useThreads(ctx, ti.rows); err != nil {
 		return err
 	}
@@ -346,8 +387,12 @@ func (s *Sink) checkUnique(ctx context.Context, ti *tableInfo) error {
 	for i, k := range ti.keyIdx {
 		keys[i] = ti.cols[k]
 	}
+	where := ""
+	if c.ranged {
+		where = " WHERE " + keys[0] + " BETWEEN " + strconv.FormatInt(c.lo, 10) + " AND " + strconv.FormatInt(c.hi, 10)
+	}
 	var key string
-	q := "SELECT " + literal("("+strings.Join(keys, ", ")+")=") + " || CAST(row(" + strings.Join(keys, ", ") + ") AS VARCHAR) FROM " + ti.name +
+	q := "SELECT " + literal("("+strings.Join(keys, ", ")+")=") + " || CAST(row(" + strings.Join(keys, ", ") + ") AS VARCHAR) FROM " + ti.name + where +
 		" GROUP BY " + strings.Join(keys, ", ") + " HAVING count(*) > 1 LIMIT 1"
 	err := s.conn.QueryRowContext(ctx, q).Scan(&key)
 	switch {

@@ -866,4 +866,47 @@ func testInserts(h *harness) {
 		h.write(&schema.Batch{Table: kv, Updates: rows(row("1", "A"), row("2", "B")), Inserts: rows(row("3", "c"))})
 	})
 	h.want(kv, r("1", "A"), r("2", "B"), r("3", "c"))
+
+	// A source transaction of many inserts (a sink may check their keys
+	// at commit rather than per Write): one colliding key, in a later Write
+	// or inside the bulk, fails the transaction (at Write or at Commit) and
+	// leaves the table as it was; without it, every row arrives.
+	const many = 150_000
+	bulk := func(first int, dup string) []schema.Tuple {
+		out := make([]schema.Tuple, 0, many)
+		for i := range many {
+			out = append(out, row(strconv.Itoa(first+i), "bulk"))
+		}
+		if dup != "" {
+			out[many/2] = row(dup, "dup")
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name   string
+		writes [][]schema.Tuple
+	}{
+		{"a colliding key after the bulk", [][]schema.Tuple{bulk(100, ""), rows(row("2", "dup"))}},
+		{"a colliding key inside the bulk", [][]schema.Tuple{bulk(100, "3")}},
+		{"a colliding key inside the bulk, other keys after it", [][]schema.Tuple{bulk(100, "3"), rows(row("999999", "later"))}},
+		{"a key inserted twice", [][]schema.Tuple{bulk(100, ""), rows(row(strconv.Itoa(100+many-1), "dup"))}},
+	} {
+		h.begin()
+		var err error
+		for _, w := range c.writes {
+			if err = h.s.Write(h.ctx(), &schema.Batch{Table: kv, Inserts: w}); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = h.s.Commit(h.ctx(), h.nextState())
+			if err == nil {
+				h.t.Fatalf("%s: the transaction committed; want a conflict error", c.name)
+			}
+		}
+		h.rollback()
+		h.want(kv, r("1", "A"), r("2", "B"), r("3", "c"))
+	}
+	h.tx(func() { h.write(&schema.Batch{Table: kv, Inserts: bulk(100, "")}) })
+	h.wantCount(kv, 3+many)
 }
