@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -34,6 +35,9 @@ type checksumEnv struct {
 	// (values equal but hashed otherwise, such as numeric 1.5 and 1.50,
 	// make a range differ, which only costs its row comparison).
 	exact bool
+	// foreignSQL runs on a SQLite or DuckDB copy once the sink filled it:
+	// changes behind the sink's back, in forms it would not write.
+	foreignSQL string
 	// targets are the copies compared: "postgres" (dst itself), "sqlite"
 	// and "duckdb" (what those sinks make of dst's rows); none: postgres.
 	targets []string
@@ -218,8 +222,24 @@ func (e *checksumEnv) copyReader(target string) interface {
 	if err := s.Commit(ctx, schema.State{Phase: schema.PhaseStreaming}); err != nil {
 		t.Fatal(err)
 	}
+	if e.foreignSQL != "" && target == "duckdb" {
+		if _, err := duck.DB().ExecContext(ctx, e.foreignSQL); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if target == "sqlite" {
 		s.Close()
+		if e.foreignSQL != "" {
+			db, err := sql.Open("sqlite3", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = db.ExecContext(ctx, e.foreignSQL)
+			db.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 		r, err := OpenSQLite(ctx, path)
 		if err != nil {
 			t.Fatal(err)
@@ -463,5 +483,33 @@ func TestChecksumCollation(t *testing.T) {
 			t.Errorf("SET %s: equal, want different", set)
 		}
 		e.restore("ci")
+	}
+}
+
+// TestChecksumForeignForms: values a SQLite or DuckDB copy holds in forms
+// no sink writes (text in an INTEGER column, a timestamp spelled
+// otherwise, NUL in text, columns changed to VARCHAR) are found as the row
+// comparison finds them, never hidden by the checksums. (A SQLite key
+// column is an INTEGER PRIMARY KEY, which refuses what is not an integer.)
+func TestChecksumForeignForms(t *testing.T) {
+	e := newChecksumEnv(t, `CREATE TABLE f (id int8 PRIMARY KEY, n int, x float8, at timestamptz, amount numeric(10,2), s text)`,
+		`INSERT INTO f SELECT i, i, i / 4.0, '2024-01-01'::timestamptz + i * interval '1 s', i / 100.0, 'v' || i FROM generate_series(1, 5000) i`, "f")
+	for _, c := range []struct{ target, sql, want string }{
+		{"sqlite", `UPDATE f SET n = 'seven' WHERE id = 7`, "0 missing, 0 extra, 1 changed"},
+		{"sqlite", `UPDATE f SET x = '2.25' WHERE id = 9`, "0 missing, 0 extra, 0 changed"}, // the same float, as text
+		{"sqlite", `UPDATE f SET at = '2024-01-01 00:00:11+00' WHERE id = 11`, "0 missing, 0 extra, 0 changed"},
+		{"sqlite", `UPDATE f SET at = '2024-01-01T00:00:12.000001Z' WHERE id = 12`, "0 missing, 0 extra, 1 changed"},
+		{"sqlite", `UPDATE f SET amount = '0.150' WHERE id = 15`, "0 missing, 0 extra, 0 changed"}, // equal, spelled otherwise
+		{"duckdb", `UPDATE public.f SET amount = NULL WHERE id = 16`, "0 missing, 0 extra, 1 changed"},
+		{"duckdb", `UPDATE public.f SET s = s || chr(0) WHERE id = 17`, "0 missing, 0 extra, 1 changed"},
+		{"duckdb", `ALTER TABLE public.f ALTER COLUMN amount TYPE VARCHAR; UPDATE public.f SET amount = '0.180' WHERE id = 18`, "0 missing, 0 extra, 0 changed"},
+		{"duckdb", `ALTER TABLE public.f ALTER COLUMN n TYPE VARCHAR; UPDATE public.f SET n = '019' WHERE id = 19`, "0 missing, 0 extra, 0 changed"},
+	} {
+		e.targets, e.foreignSQL = []string{c.target}, c.sql
+		r := e.compare()["f"]
+		if got := fmt.Sprintf("%d missing, %d extra, %d changed", r.Missing, r.Extra, r.Changed); got != c.want {
+			t.Errorf("%s: %s: %s, want %s (%s)", c.target, c.sql, got, c.want, r.Note)
+		}
+		t.Logf("%s: %s: %s by %s (%s)", c.target, c.sql, r.Status(), r.Method, r.Note)
 	}
 }
