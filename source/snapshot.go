@@ -43,8 +43,10 @@ func (s *Source) CreateSlot(ctx context.Context) (_ *Snapshot, err error) {
 			repl.Close(context.WithoutCancel(ctx))
 		}
 	}()
+	stopNotice := s.noticeSlotWait(ctx)
 	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	stopNotice()
 	if err != nil {
 		return nil, classify("create replication slot "+s.cfg.Slot, err)
 	}
