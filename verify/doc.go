@@ -12,10 +12,11 @@
 //
 // Each side is read through a Reader of this package's own (SourceReader,
 // OpenSQLite, DuckDB, OpenPostgres), never through a sink's internals.
-// When both sides are PostgreSQL (the source and a PostgreSQL copy) and a
-// table's key is one integer column, each side computes checksums of key
-// ranges itself (a row count and a sum of row hashes per range:
-// checksum.go); only the ranges that differ are read and compared row by
+// When a table's key is one integer column, each side computes checksums
+// of key ranges itself (a row count and a sum of row hashes per range:
+// checksum.go): PostgreSQL with hash_record_extended, a DuckDB or SQLite
+// copy the same hashes with a Go port of PostgreSQL's hashing (pghash.go,
+// targethash.go); only the ranges that differ are read and compared row by
 // row. Otherwise, tables with a key that sorts alike in every database
 // (integers, text in byte order, uuid, dates and timestamps) are read once
 // per side in key order and merged; others are matched by key in memory;
