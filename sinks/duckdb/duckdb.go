@@ -137,10 +137,10 @@ type Sink struct {
 	// after that, so their shape changes rebuild them instead (rebuild).
 	altered map[string]bool
 	// verify holds the key checks put off until commit (fresh tables, and
-	// tables this transaction inserts many rows into); inserted counts the
-	// rows inserted per table in the open transaction.
-	verify   map[string]*keyCheck
-	inserted map[string]int64
+	// tables in a bulk load); written counts the rows inserted and updated
+	// per table in the open transaction (bulkRows).
+	verify  map[string]*keyCheck
+	written map[string]int64
 
 	// stateRow: the state row exists (a commit stored it), so the next
 	// commit updates it in place.
@@ -218,7 +218,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 		return fail(err)
 	}
 	s := &Sink{path: path, abs: abs, db: db, conn: conn, log: log,
-		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*keyCheck{}, inserted: map[string]int64{},
+		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*keyCheck{}, written: map[string]int64{},
 		published: map[string]publication{}, lastWrite: map[tableRef]uint64{}, touched: map[tableRef]struct{}{}}
 	// Spill files go beside the database, as for a file opened directly.
 	if _, err := conn.ExecContext(ctx, "SET temp_directory = "+literal(path+".tmp")); err != nil {
@@ -294,7 +294,7 @@ func (s *Sink) Begin(ctx context.Context) error {
 	clear(s.fresh)
 	clear(s.altered)
 	clear(s.verify)
-	clear(s.inserted)
+	clear(s.written)
 	return nil
 }
 
@@ -336,7 +336,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	clear(s.fresh)
 	clear(s.altered)
 	clear(s.verify)
-	clear(s.inserted)
+	clear(s.written)
 	return nil
 }
 
@@ -386,7 +386,7 @@ func (s *Sink) forget() {
 	clear(s.fresh)
 	clear(s.altered)
 	clear(s.verify)
-	clear(s.inserted)
+	clear(s.written)
 }
 
 // explain adds what to do to a full-disk error; DuckDB reports it only as text.

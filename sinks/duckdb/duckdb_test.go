@@ -670,6 +670,62 @@ func TestUpdatesMissingRow(t *testing.T) {
 	if err := s.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// In a bulk load (past bulkRows updated rows, replaced rather than
+	// updated in place) a missing row is found too, for an integer key and
+	// for a composite one, and the transaction leaves the table as it was.
+	ck := schema.NewTable(3, "public", "ck", schema.IdentityDefault, []schema.Column{
+		{Name: "a", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "b", TypeID: schema.OIDText, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+	const bulk = 130_000
+	var kvRows, ckRows []schema.Tuple
+	for i := range bulk {
+		kvRows = append(kvRows, text(strconv.Itoa(100+i), "bulk", nil))
+		ckRows = append(ckRows, text(strconv.Itoa(i), "b'"+strconv.Itoa(i%3), "bulk"))
+	}
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.EnsureTable(ctx, ck); err != nil {
+			return err
+		}
+		if err := s.Write(ctx, &schema.Batch{Table: ck, Inserts: ckRows}); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: kvRows})
+	})
+	for _, c := range []struct {
+		tbl     *schema.Table
+		rows    []schema.Tuple
+		missing schema.Tuple
+		key     string
+	}{
+		{tbl, kvRows, text("5", "gone", nil), `("k")=(5)`},
+		{ck, ckRows, text("7", "nope", "gone"), `("a", "b")=(7, nope)`},
+	} {
+		if err := s.Begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Write(ctx, &schema.Batch{Table: c.tbl, Updates: c.rows})
+		if err == nil {
+			err = s.Write(ctx, &schema.Batch{Table: c.tbl, Updates: []schema.Tuple{c.missing}})
+		}
+		if err == nil || !strings.Contains(err.Error(), "missing") || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("bulk update of a missing row in %s = %v, want an error naming %s", c.tbl.Name, err, c.key)
+		} else {
+			t.Log(err)
+		}
+		if err := s.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n, nBulk int
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (v = 'bulk') FROM public.kv`).Scan(&n, &nBulk); err != nil {
+		t.Fatal(err)
+	}
+	if n != bulk+2 || nBulk != bulk {
+		t.Errorf("kv after the failed bulk updates: %d rows, %d of them as inserted; want %d and %d", n, nBulk, bulk+2, bulk)
+	}
+
 	// A table whose columns are all key columns: nothing to set, presence checked.
 	all := schema.NewTable(2, "public", "keys", schema.IdentityDefault, []schema.Column{
 		{Name: "a", TypeID: schema.OIDInt4, Typmod: -1, Key: true},

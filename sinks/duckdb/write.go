@@ -220,7 +220,11 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 		}
 	}
 	if len(b.Updates) > 0 {
-		if err := s.merge(ctx, ti, b.Updates); err != nil {
+		update := s.merge
+		if keyed && s.written[ti.name]+int64(len(b.Updates)) > bulkRows {
+			update = s.replace
+		}
+		if err := update(ctx, ti, b.Updates); err != nil {
 			return err
 		}
 	}
@@ -247,11 +251,16 @@ func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, keys []schema.Tupl
 
 // insert appends complete rows. On a keyed table a row whose key is already
 // there fails the transaction (Inserts must be new rows). The first rows a
-// transaction inserts into a table are checked by the statement itself;
-// once it has inserted deferKeyCheck rows, the rest are checked once, at
-// commit, and so are all rows of a table created or emptied in this
-// transaction (the initial copy fills big tables in many chunks).
+// transaction writes to a table are checked by the statement itself; once
+// it has written bulkRows, the rest are checked once, at commit, and so are
+// all rows of a table created or emptied in this transaction (the initial
+// copy fills big tables in many chunks).
 func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple) error {
+	return s.insertRows(ctx, ti, rows, s.written[ti.name]+int64(len(rows)) > bulkRows)
+}
+
+// insertRows is insert, with the key check put off until commit when bulk.
+func (s *Sink) insertRows(ctx context.Context, ti *tableInfo, rows []schema.Tuple, bulk bool) error {
 	fields := allFields(ti, 'c')
 	keyed := len(ti.keyIdx) > 0
 	checked := keyed && !s.fresh[ti.name]
@@ -266,7 +275,7 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple) e
 	switch {
 	case keyed && !checked:
 		s.checkAtCommit(ti, keyCheck{})
-	case checked && s.inserted[ti.name]+int64(len(rows)) > deferKeyCheck:
+	case checked && bulk:
 		s.checkAtCommit(ti, keyCheck{lo: lo, hi: hi, ranged: ranged})
 		checked, ranged = false, false
 	}
@@ -302,18 +311,23 @@ func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple) e
 	})
 	if err == nil {
 		ti.rows += int64(len(rows))
-		s.inserted[ti.name] += int64(len(rows))
+		s.written[ti.name] += int64(len(rows))
 	}
 	return err
 }
 
-// deferKeyCheck is how many rows a transaction inserts into a table with
-// the key check in the statement; later rows are checked at commit. A
-// statement that reads the table it inserts into keeps the rows it adds in
-// memory (spilled to the temp directory), where a plain insert writes full
-// row groups straight to the file: a source transaction of millions of
-// inserts grew memory to DuckDB's limit and spilled every row twice.
-const deferKeyCheck = 122_880
+// bulkRows is how many rows a transaction inserts or updates in a table
+// the usual way; past it, the table is in a bulk load:
+//   - inserts are checked for keys already there at commit, not in the
+//     statement: DuckDB keeps the rows of a statement that reads the table
+//     it inserts into in memory (spilled to the temp directory), where a
+//     plain insert writes full row groups straight to the file;
+//   - updates replace the rows (delete, insert; see replace): DuckDB keeps
+//     the old values of rows a transaction updates in memory it cannot
+//     spill, so a source transaction updating a few million rows failed
+//     with "could not allocate" under a memory limit, and grew memory
+//     without one.
+const bulkRows = 122_880
 
 // keyCheck is a duplicate-key check put off until commit: of the whole
 // table, or, when ranged, of the keys from lo to hi (a single integer key;
@@ -354,15 +368,57 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 		if len(sets) > 0 {
 			matched = "UPDATE SET " + strings.Join(sets, ", ")
 		}
-		notMatched := "ERROR " + literal("walmirror: a row updated at the source is missing from "+ti.name+
-			", so it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot; key ") +
-			" || " + ti.keyText("s", 'c')
+		notMatched := "ERROR " + ti.missing()
 		return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') +
 			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN " + notMatched
 	})
-	return s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
+	if err := s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
 		return s.appendTuples(a, ti, fields, rows, complete)
-	})
+	}); err != nil {
+		return err
+	}
+	s.written[ti.name] += int64(len(rows))
+	return nil
+}
+
+// missing is the error message for a row updated at the source that the
+// target does not hold, as an SQL expression over s.
+func (ti *tableInfo) missing() string {
+	return literal("walmirror: a row updated at the source is missing from "+ti.name+
+		", so it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot; key ") +
+		" || " + ti.keyText("s", 'c')
+}
+
+// replace is merge for a bulk load (bulkRows): it deletes the rows by key,
+// failing on one that is not there as merge does, and inserts them anew
+// with their keys checked at commit.
+func (s *Sink) replace(ctx context.Context, ti *tableInfo, rows []schema.Tuple) error {
+	fields := keyFields(ti, 'c')
+	lo, hi, ranged := intKeyRange(ti, rows)
+	build := func() string {
+		k0 := ti.cols[ti.keyIdx[0]]
+		existing := ti.name
+		if ranged {
+			existing = "(SELECT * FROM " + ti.name + " WHERE " + k0 + " BETWEEN " +
+				strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) + ")"
+		}
+		// The subquery is named s too, so keyMatch reads its key columns.
+		return "DELETE FROM " + ti.name + " AS t USING (SELECT s.*, CASE WHEN e." + k0 + " IS NULL THEN error(" + ti.missing() +
+			") ELSE true END AS found FROM s LEFT JOIN " + existing + " AS e ON " + ti.keyMatch("e", 'c') + ") AS s WHERE " +
+			ti.keyMatch("t", 'c') + " AND s.found"
+	}
+	var q string
+	if ranged {
+		q = build()
+	} else {
+		q = ti.cached("replace", build)
+	}
+	if err := s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
+		return s.appendTuples(a, ti, fields, rows, complete)
+	}); err != nil {
+		return err
+	}
+	return s.insertRows(ctx, ti, rows, true)
 }
 
 // keyText renders key values for messages: ("id")=(42).

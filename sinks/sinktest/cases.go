@@ -909,4 +909,40 @@ func testInserts(h *harness) {
 	}
 	h.tx(func() { h.write(&schema.Batch{Table: kv, Inserts: bulk(100, "")}) })
 	h.wantCount(kv, 3+many)
+
+	// Updates of many rows in one transaction (a sink may replace them
+	// rather than update them in place): every row has its new value, and
+	// later changes in the same transaction apply on top.
+	updates := func(from, to int, v string) []schema.Tuple {
+		var out []schema.Tuple
+		for i := from; i < to; i++ {
+			out = append(out, row(strconv.Itoa(i), v))
+		}
+		return out
+	}
+	half := 100 + many/2
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kv, Updates: updates(100, half, "upd")})
+		h.write(&schema.Batch{Table: kv, Updates: updates(half, 100+many, "upd")})
+		h.write(&schema.Batch{Table: kv, Deletes: rows(row("100", nil)), Updates: rows(row("101", "again"))})
+	})
+	got := h.wantCount(kv, 2+many)
+	for _, g := range got {
+		want := "upd"
+		switch g[0] {
+		case "1":
+			want = "A"
+		case "2":
+			want = "B"
+		case "3":
+			want = "c"
+		case "100":
+			h.t.Fatal("row 100 was deleted after its update")
+		case "101":
+			want = "again"
+		}
+		if g[1] != want {
+			h.t.Fatalf("row %q after updates of many rows, want %q", g, want)
+		}
+	}
 }
