@@ -418,6 +418,7 @@ func (s *Sink) replace(ctx context.Context, ti *tableInfo, rows []schema.Tuple) 
 	}); err != nil {
 		return err
 	}
+	ti.rows -= int64(len(rows)) // insertRows counts them again
 	return s.insertRows(ctx, ti, rows, true)
 }
 
