@@ -185,6 +185,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 	err = s.conn.QueryRowContext(ctx, `SELECT table_name FROM duckdb_tables()
 		WHERE database_name = ? AND schema_name = ? AND lower(table_name) = lower(?) AND table_name <> ?`, Catalog, t.Schema, t.Name, t.Name).Scan(&other)
+	if err == nil && t.Change != nil && t.Change.FromName == other && t.Change.FromSchema == t.Schema {
+		err = sql.ErrNoRows // this very table, renamed in letter case only (change renames it)
+	}
 	if err == nil {
 		return fmt.Errorf("source table %s maps to DuckDB table %s, which DuckDB does not tell apart from the existing table %s (DuckDB names ignore letter case)", t.QualifiedName(), name, TableName(t.Schema, other))
 	}
@@ -513,7 +516,9 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		return err == nil && found // on an error the ALTER below says what is wrong
 	}
 	for to, from := range c.Renamed {
-		if has(to) {
+		// DuckDB's names are case-insensitive: a rename that changes only
+		// case finds the column itself under its new name.
+		if !strings.EqualFold(to, from) && has(to) {
 			// A column the source dropped, kept here, has the new name.
 			aside := schema.AsideName(to, has)
 			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quote(to)+" TO "+quote(aside)); err != nil {

@@ -84,6 +84,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	// source table's ("Users" and "users").
 	var other string
 	err := s.conn.QueryRowContext(ctx, `SELECT name FROM sqlite_schema WHERE name = ? COLLATE NOCASE AND name <> ?`, name, name).Scan(&other)
+	if err == nil && t.Change != nil && t.Change.FromName != "" && other == TableName(t.Change.FromSchema, t.Change.FromName) {
+		err = sql.ErrNoRows // this very table, renamed in letter case only (change renames it)
+	}
 	if err == nil {
 		return fmt.Errorf("source table %s maps to SQLite name %q, which SQLite does not tell apart from the existing table %q (SQLite names ignore letter case)", t.QualifiedName(), name, other)
 	}
@@ -276,7 +279,17 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 	}
 	if c.FromName != "" {
 		if old := TableName(c.FromSchema, c.FromName); old != name {
-			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(old)+" RENAME TO "+quote(name)); err != nil {
+			from := old
+			if strings.EqualFold(old, name) {
+				// SQLite refuses a rename in letter case only ("there is
+				// already another table ... with this name"): through a
+				// name no source table maps to.
+				from = "_walmirror_renaming_" + name
+				if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(old)+" RENAME TO "+quote(from)); err != nil {
+					return fmt.Errorf("rename table %q to %q as the source did: %w", old, name, err)
+				}
+			}
+			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(from)+" RENAME TO "+quote(name)); err != nil {
 				return fmt.Errorf("rename table %q to %q as the source did: %w", old, name, err)
 			}
 			if _, err := s.conn.ExecContext(ctx, `UPDATE _walmirror_tables SET name = ? WHERE name = ?`, name, old); err != nil {
@@ -299,7 +312,9 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 		return err == nil && n > 0 // on an error the ALTER below says what is wrong
 	}
 	for to, from := range c.Renamed {
-		if has(to) {
+		// SQLite's names are case-insensitive: a rename that changes only
+		// case finds the column itself under its new name.
+		if !strings.EqualFold(to, from) && has(to) {
 			// A column the source dropped, kept here, has the new name.
 			aside := schema.AsideName(to, has)
 			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(name)+" RENAME COLUMN "+quote(to)+" TO "+quote(aside)); err != nil {
