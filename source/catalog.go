@@ -87,11 +87,30 @@ const leavesOf = `(WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_cata
 // left the publication and joined again is a member anew, and its changes
 // meanwhile were not streamed; then its schema and name (a rename shows in
 // no Relation message until a row changes). memberExpr15 adds FOR TABLES
-// IN SCHEMA.
+// IN SCHEMA. The data files are followed by enumLabels: renaming an enum
+// value changes what stored rows read as, with no WAL for them either.
 const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
-		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
+		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END
+	|| ` + enumLabels + ` || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
 		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15 'all')
 	|| '|' || c.relnamespace::text || '.' || c.relname`
+
+// enumLabels is "" for a table whose columns use no enum type, else
+// ";enums:" and a hash of every label (with its pg_enum oid) of the enum
+// types its columns use: directly, as array elements, under a domain (of
+// the enum or of an array of it) and as arrays of such domains. ALTER TYPE
+// ... RENAME VALUE changes it (rows keep the value's oid and read back as
+// the new label: the copy's text must change too), and so does ADD VALUE,
+// which costs a needless copy but changes no row. Enums inside range or
+// composite types are not followed. No recursive query: its cost estimate
+// makes PostgreSQL JIT-compile the poll's query (half a second a poll).
+const enumLabels = `coalesce((SELECT ';enums:' || md5(string_agg(e.oid::text || '=' || e.enumlabel, ',' ORDER BY e.oid))
+	FROM pg_catalog.pg_enum e WHERE e.enumtypid IN (SELECT v.x FROM pg_catalog.pg_attribute a
+		JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
+		LEFT JOIN pg_catalog.pg_type el ON el.oid = t.typelem
+		CROSS JOIN LATERAL (VALUES (t.oid), (b.oid), (b.typelem), (el.oid), (el.typbasetype)) v(x)
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)), '')`
 
 const memberExpr15 = `(SELECT 's' || pn.oid::text FROM pg_catalog.pg_publication_namespace pn
 		JOIN pg_catalog.pg_publication pb ON pb.oid = pn.pnpubid WHERE pb.pubname = $1 AND pn.pnnspid = c.relnamespace),`

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"testing"
+)
+
+// TestEnumValueRenamed: ALTER TYPE ... RENAME VALUE changes what every
+// stored row of every table using the enum reads as, and writes no WAL for
+// those rows. Before, the copy kept the old label without a word (walmirror
+// exited 0, only verify saw it). Tables whose columns use the enum (directly,
+// under a domain, as array elements) are copied again; ADD VALUE keeps the
+// copy exact too. Every target.
+func TestEnumValueRenamed(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TYPE colour AS ENUM ('red', 'green');
+				CREATE DOMAIN dcolour AS colour;
+				CREATE TABLE en (id int PRIMARY KEY, c colour, d dcolour, cs colour[]);
+				CREATE TABLE plain (id int PRIMARY KEY, v text);
+				INSERT INTO en VALUES (1, 'red', 'red', '{red,green}'), (2, 'green', 'green', '{}'), (3, NULL, 'red', NULL);
+				INSERT INTO plain VALUES (1, 'red');`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() {
+				t.Helper()
+				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+				if r.code != 0 {
+					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+				}
+			}
+			// cs as text: DuckDB keeps arrays as LISTs.
+			queries := []string{"SELECT id, c, d FROM en", "SELECT id, v FROM plain"}
+			run()
+			compareRows(t, dsn, rows, queries...)
+
+			// Renamed with no change to the table after it.
+			mustExec(t, db, "ALTER TYPE colour RENAME VALUE 'red' TO 'rouge'")
+			run()
+			compareRows(t, dsn, rows, queries...)
+
+			// Renamed, then a change to the table; and a value added.
+			mustExec(t, db, `ALTER TYPE colour RENAME VALUE 'green' TO 'vert';
+				INSERT INTO en VALUES (4, 'vert', 'rouge', '{vert}')`)
+			mustExec(t, db, `ALTER TYPE colour ADD VALUE 'bleu'`)
+			mustExec(t, db, `INSERT INTO en VALUES (5, 'bleu', 'bleu', '{bleu}'); UPDATE en SET c = 'rouge' WHERE id = 2`)
+			run()
+			compareRows(t, dsn, rows, queries...)
+		})
+	}
+}
