@@ -43,9 +43,10 @@ const (
 	// MethodMultiset: a table without key columns, compared as a multiset
 	// of whole rows.
 	MethodMultiset = "multiset"
-	// MethodChecksum: both sides (PostgreSQL) computed a row count and a
-	// sum of row hashes per key range; ranges that differed were split,
-	// then compared row by row (checksum.go).
+	// MethodChecksum: both sides computed a row count and a sum of row
+	// hashes per key range (PostgreSQL's hash_record_extended, which a
+	// DuckDB or SQLite copy computes through a Go port); ranges that
+	// differed were split, then compared row by row (checksum.go).
 	MethodChecksum = "checksum"
 )
 
