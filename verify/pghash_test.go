@@ -191,7 +191,7 @@ func TestTargetHashValues(t *testing.T) {
 		{"numeric(12,3)", "999999999.999", hcDecimal, []any{dec(999999999999, 3)}},
 		{"numeric(12,0)", "100000000", hcDecimal, []any{dec(100000000, 0)}},
 		{"numeric(10,2)", "10000.01", hcDecimal, []any{dec(1000001, 2)}},
-		{"numeric(3,5)", "0.00012", hcDecimal, []any{dec(12, 5)}},
+		{"numeric(5,5)", "0.00012", hcDecimal, []any{dec(12, 5)}},
 		{"numeric(38,10)", "-1234567890123456789012345678.9012345678", hcDecimal, []any{duckdb.Decimal{Scale: 10, Value: bigDec}}},
 		{"numeric(20,8)", "0.00000001", hcDecimal, []any{dec(1, 8)}},
 		{"date", "infinity", hcDate, []any{duckDate("infinity")}},
