@@ -488,6 +488,22 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		// Ended before this snapshot: every later one sees them.
 		o.mustSee = slices.DeleteFunc(o.mustSee, ch.Snapshot.Settled)
 	}
+	if ch.Snapshot.Xmax != 0 { // zero when the table is gone
+		// The stream delivered these transactions; a snapshot taken while
+		// their commits are still being made visible does not show them
+		// (nor, for a table created with its first rows, the table: it
+		// would look unpublished). Read again shortly.
+		for _, xid := range f.mustSee {
+			if !ch.Snapshot.Sees(xid) {
+				e.retryAt = time.Now().Add(10 * time.Millisecond)
+				return nil
+			}
+		}
+		if f.truncXid != 0 && !ch.Snapshot.Sees(f.truncXid) {
+			e.retryAt = time.Now().Add(10 * time.Millisecond)
+			return nil
+		}
+	}
 	if !ch.Published {
 		e.log.Info("table left the publication before its copy completed", "table", f.copy.Table)
 		e.finishFill(relid)
@@ -515,19 +531,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		return nil
 	}
 	f.shapeRounds = 0
-	for _, xid := range f.mustSee {
-		if !ch.Snapshot.Sees(xid) {
-			e.retryAt = time.Now().Add(10 * time.Millisecond)
-			return nil
-		}
-	}
-	f.mustSee = nil
-	if f.truncXid != 0 && !ch.Snapshot.Sees(f.truncXid) {
-		// The stream delivered a TRUNCATE this snapshot does not show yet
-		// (its commit is being made visible): read again shortly.
-		e.retryAt = time.Now().Add(10 * time.Millisecond)
-		return nil
-	}
+	f.mustSee = nil // the snapshot sees them all (above)
 	e.retryAt = time.Time{}
 	if f.copy.After == nil {
 		if f.copy.Estimate <= 0 {
@@ -1180,10 +1184,13 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 	if seen == p.Storage {
 		return nil
 	}
+	old, found, err := e.storedShape(ctx, p.RelID)
+	if err != nil {
+		return err
+	}
 	if seen == "" {
-		old, found, err := e.storedShape(ctx, p.RelID)
-		if err != nil || !found {
-			return err
+		if !found {
+			return nil
 		}
 		if seen = old.Storage; seen == "" || seen == p.Storage {
 			e.storage[p.RelID] = p.Storage
@@ -1192,8 +1199,17 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 	}
 	e.storage[p.RelID] = p.Storage
 	t := e.tables[p.RelID]
+	// The last change to the table's pg_class row was a TRUNCATE the copy
+	// applied: in this run (truncXids) or in an earlier one (its stored
+	// shape), which may have ended before a poll saw the new data files.
+	truncated := p.StorageXmin != 0 && (e.truncXids[p.RelID] == p.StorageXmin || found && old.TruncXid == p.StorageXmin)
+	if truncated && t == nil {
+		// Not described in this run yet: the stored shape keeps the old
+		// files and the TRUNCATE's xid, which a later poll checks again.
+		return nil
+	}
 	renamed := t != nil && sameData(seen, p.Storage) && schema.DisplayName(t.Schema, t.Name) == p.Name
-	if renamed || t != nil && p.StorageXmin != 0 && e.truncXids[p.RelID] == p.StorageXmin {
+	if renamed || t != nil && truncated {
 		// Only renamed, and the stream already told; or the last change to
 		// the table's pg_class row was a TRUNCATE the stream carried (and
 		// the copy applied): remember the new storage.

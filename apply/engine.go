@@ -631,6 +631,15 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	if !ok {
 		return fmt.Errorf("change for relation %d before its Relation message (protocol violation)", relID)
 	}
+	if x, ok := e.truncXids[relID]; ok && x == e.xid {
+		// A row change after the TRUNCATE in its transaction: a rewrite
+		// later in that transaction (ALTER ... USING) would change such
+		// rows without WAL, and its data files would look like the
+		// TRUNCATE's. The poll copies the table again instead.
+		delete(e.truncXids, relID)
+		t.TruncXid = schema.NoTruncXid
+		delete(e.ensured, t)
+	}
 	for _, tup := range [2]schema.Tuple{c.Old, c.New} {
 		if tup != nil && len(tup) != len(t.Columns) {
 			return fmt.Errorf("%s on %s carries %d columns, its Relation message %d (protocol violation)",
@@ -736,6 +745,13 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 				e.fills[id].truncXid = e.xid
 				continue
 			}
+		}
+		if t.TruncXid != e.xid {
+			// Stored with the shape in this transaction: a later poll,
+			// in this run or another, tells the table's new data files
+			// from a rewrite by it (checkStorage).
+			t.TruncXid = e.xid
+			delete(e.ensured, t)
 		}
 		if err := e.ensure(ctx, t); err != nil {
 			return err

@@ -132,6 +132,9 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 			if t.Storage == "" {
 				t.Storage = old.Storage // only a verified storage replaces it
 			}
+			if t.TruncXid == 0 {
+				t.TruncXid = old.TruncXid
+			}
 			change, completed, err := schema.Diff(old, t)
 			if err != nil {
 				return err

@@ -14,6 +14,8 @@ type Stored struct {
 	Name    string         `json:"name"`
 	Columns []StoredColumn `json:"columns"`
 	Storage string         `json:"storage,omitempty"` // Table.Storage when written
+	// TruncXid is Table.TruncXid when written.
+	TruncXid uint32 `json:"trunc_xid,omitempty"`
 }
 
 // StoredColumn is one column of a Stored shape.
@@ -27,7 +29,7 @@ type StoredColumn struct {
 // StoredOf is t's shape as a target stores it, with nums as its columns'
 // attnums (t.Nums, or Diff's completion of them).
 func StoredOf(t *Table, nums []int16) Stored {
-	s := Stored{Schema: t.Schema, Name: t.Name, Columns: make([]StoredColumn, len(t.Columns)), Storage: t.Storage}
+	s := Stored{Schema: t.Schema, Name: t.Name, Columns: make([]StoredColumn, len(t.Columns)), Storage: t.Storage, TruncXid: t.TruncXid}
 	for i, c := range t.Columns {
 		s.Columns[i] = StoredColumn{Name: c.Name, TypeID: c.TypeID, Typmod: c.Typmod}
 		if i < len(nums) {

@@ -42,6 +42,13 @@ type Table struct {
 	// attached or detached, none of which the stream carries row by row.
 	// Empty when unknown.
 	Storage string
+	// TruncXid is the transaction of the last TRUNCATE of the table the
+	// copy applied, stored with its shape, when no row change followed it
+	// in that transaction: new data files whose pg_class row that
+	// transaction wrote come from the TRUNCATE (a later rewrite in it had
+	// no rows to change), not from a rewrite the stream did not carry.
+	// 0: take the stored one; NoTruncXid: none.
+	TruncXid uint32
 	// Replacing says the target table's rows are about to be replaced by
 	// an online copy: a sink may empty it first, and what existing rows
 	// would hold in a changed column does not matter.
@@ -172,3 +179,7 @@ func displayPart(s string) string {
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
+
+// NoTruncXid is Table.TruncXid when no TRUNCATE explains the table's data
+// files (xid 1 is PostgreSQL's bootstrap transaction, never a table's).
+const NoTruncXid uint32 = 1

@@ -236,9 +236,12 @@ func TestNoNeedlessCopies(t *testing.T) {
 	mustExec(t, db, "CREATE TABLE c (id serial PRIMARY KEY, v text); INSERT INTO c (v) VALUES ('c1'), ('c2')")
 	waitForLog(t, logPath, `msg="table copied online" table=public.c rows=2`)
 	// A rename the stream shows (a row changed after it) is followed, not
-	// copied again; so is a TRUNCATE; polls pass meanwhile.
+	// copied again; so is a TRUNCATE (in a transaction of its own: rows
+	// written after it in its transaction make the poll copy the table
+	// again, see TestTruncateNotCopiedAgain); polls pass meanwhile.
 	mustExec(t, db, "ALTER TABLE b RENAME TO b2; INSERT INTO b2 (v) VALUES ('three')")
-	mustExec(t, db, "TRUNCATE a; INSERT INTO a (v) VALUES ('again')")
+	mustExec(t, db, "TRUNCATE a")
+	mustExec(t, db, "INSERT INTO a (v) VALUES ('again')")
 	time.Sleep(time.Second)
 	log := stop()
 	if n := strings.Count(log, `msg="copying table online"`); n != 1 {
@@ -889,6 +892,54 @@ func TestChunkedCopyKeyRanges(t *testing.T) {
 			if v := walmirror(t, nil, "verify", "--source", dsn, "--target", target); v.code != 0 {
 				t.Errorf("verify exited %d:\n%s%s", v.code, v.stdout, v.stderr)
 			}
+		})
+	}
+}
+
+// TestTruncateNotCopiedAgain: a TRUNCATE gives the table new data files,
+// which the publication poll sees; the stream carried the TRUNCATE, so the
+// copy needs no online copy of the table, also when the run that applied it
+// ended before its poll saw the new files (bounded runs, a restart) and the
+// next run is the first to look. Before, that next run copied the whole
+// table again. A TRUNCATE followed by rows and a rewrite in one transaction,
+// and a rewrite after the TRUNCATE, are copied again. Every target.
+func TestTruncateNotCopiedAgain(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE tr (id int PRIMARY KEY, y int); INSERT INTO tr SELECT g, g FROM generate_series(1, 20) g;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() string {
+				t.Helper()
+				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now", "--log-level", "debug")
+				if r.code != 0 {
+					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+				}
+				return r.stderr
+			}
+			run()
+			mustExec(t, db, "TRUNCATE tr")
+			mustExec(t, db, "INSERT INTO tr SELECT g, -g FROM generate_series(1, 30) g")
+			for i := range 2 {
+				if log := run(); strings.Contains(log, "copying table online") {
+					t.Errorf("run %d after a TRUNCATE the stream carried copied the table again:\n%s", i+1, log)
+				}
+				compareRows(t, dsn, rows, "SELECT id, y FROM tr")
+			}
+			// Rows inserted after a TRUNCATE in its transaction, then
+			// rewritten in it (a USING to the same type: no Relation
+			// message follows): the new data files are the rewrite's too.
+			// Before, the copy kept the inserted values and exited 0.
+			mustExec(t, db, "BEGIN; TRUNCATE tr; INSERT INTO tr SELECT g, g FROM generate_series(1, 25) g; ALTER TABLE tr ALTER COLUMN y TYPE int USING y * 7; COMMIT")
+			run()
+			compareRows(t, dsn, rows, "SELECT id, y FROM tr")
+			mustExec(t, db, "ALTER TABLE tr ALTER COLUMN y TYPE bigint USING y * 7")
+			if log := run(); !strings.Contains(log, "copying table online") {
+				t.Errorf("no online copy after a rewrite that followed the TRUNCATE:\n%s", log)
+			}
+			compareRows(t, dsn, rows, "SELECT id, y FROM tr")
 		})
 	}
 }
