@@ -291,12 +291,7 @@ func (s *Sink) insertRows(ctx context.Context, ti *tableInfo, rows []schema.Tupl
 			k0 := ti.keyIdx[0]
 			exprs[k0] = "CASE WHEN e." + ti.cols[k0] + " IS NULL THEN " + exprs[k0] + " ELSE error(" +
 				literal("walmirror: insert into "+ti.name+" of a row whose key is already there, key ") + " || " + ti.keyText("s", 'c') + ") END"
-			existing := ti.name
-			if ranged {
-				existing = "(SELECT * FROM " + ti.name + " WHERE " + ti.cols[k0] + " BETWEEN " +
-					strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) + ")"
-			}
-			from += " LEFT JOIN " + existing + " AS e ON " + ti.keyMatch("e", 'c')
+			from += " LEFT JOIN (SELECT * FROM " + ti.name + ti.keyRange(lo, hi, ranged) + ") AS e ON " + ti.keyMatch("e", 'c')
 		}
 		return "INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") SELECT " + strings.Join(exprs, ", ") + from
 	}
@@ -336,6 +331,15 @@ type keyCheck struct {
 	ti     *tableInfo
 	lo, hi int64
 	ranged bool
+}
+
+// keyRange is " WHERE <key> BETWEEN lo AND hi" for a single integer key
+// when ranged, else "".
+func (ti *tableInfo) keyRange(lo, hi int64, ranged bool) string {
+	if !ranged {
+		return ""
+	}
+	return " WHERE " + ti.cols[ti.keyIdx[0]] + " BETWEEN " + strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10)
 }
 
 // checkAtCommit adds c (for ti) to the checks run at commit.
@@ -397,14 +401,9 @@ func (s *Sink) replace(ctx context.Context, ti *tableInfo, rows []schema.Tuple) 
 	lo, hi, ranged := intKeyRange(ti, rows)
 	build := func() string {
 		k0 := ti.cols[ti.keyIdx[0]]
-		existing := ti.name
-		if ranged {
-			existing = "(SELECT * FROM " + ti.name + " WHERE " + k0 + " BETWEEN " +
-				strconv.FormatInt(lo, 10) + " AND " + strconv.FormatInt(hi, 10) + ")"
-		}
 		// The subquery is named s too, so keyMatch reads its key columns.
 		return "DELETE FROM " + ti.name + " AS t USING (SELECT s.*, CASE WHEN e." + k0 + " IS NULL THEN error(" + ti.missing() +
-			") ELSE true END AS found FROM s LEFT JOIN " + existing + " AS e ON " + ti.keyMatch("e", 'c') + ") AS s WHERE " +
+			") ELSE true END AS found FROM s LEFT JOIN (SELECT * FROM " + ti.name + ti.keyRange(lo, hi, ranged) + ") AS e ON " + ti.keyMatch("e", 'c') + ") AS s WHERE " +
 			ti.keyMatch("t", 'c') + " AND s.found"
 	}
 	var q string
@@ -444,10 +443,7 @@ func (s *Sink) checkUnique(ctx context.Context, c *keyCheck) error {
 	for i, k := range ti.keyIdx {
 		keys[i] = ti.cols[k]
 	}
-	where := ""
-	if c.ranged {
-		where = " WHERE " + keys[0] + " BETWEEN " + strconv.FormatInt(c.lo, 10) + " AND " + strconv.FormatInt(c.hi, 10)
-	}
+	where := ti.keyRange(c.lo, c.hi, c.ranged)
 	var key string
 	q := "SELECT " + literal("("+strings.Join(keys, ", ")+")=") + " || CAST(row(" + strings.Join(keys, ", ") + ") AS VARCHAR) FROM " + ti.name + where +
 		" GROUP BY " + strings.Join(keys, ", ") + " HAVING count(*) > 1 LIMIT 1"
