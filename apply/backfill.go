@@ -1250,6 +1250,65 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 	return nil
 }
 
+// memberReader reads a table's publication membership now.
+type memberReader interface {
+	Membership(ctx context.Context, relid uint32) (string, error)
+}
+
+// checkMembership copies t again at once when the publication's hold on it
+// changed since the copy was made: a row filter or column list altered
+// (ALTER PUBLICATION ... SET TABLE adds the table anew), or the table left
+// and joined again. Rows the copy lacks may be published now, and the
+// changes that follow this Relation message can touch them, so the poll,
+// which comes only at the next caught-up moment, would be too late: an
+// update of such a row would find no row in the target. old is the table
+// as this run knew it (nil: not yet described in this run).
+func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *schema.Table) error {
+	mr, ok := e.copier.(memberReader)
+	if !ok || e.fills[t.ID] != nil {
+		return nil
+	}
+	prev := e.storage[t.ID]
+	if prev == "" && old != nil {
+		prev = old.Storage
+	}
+	if prev == "" {
+		stored, found, err := e.storedShape(ctx, t.ID)
+		if err != nil || !found {
+			return err
+		}
+		prev = stored.Storage
+	}
+	was := membership(prev)
+	if was == "" {
+		return nil
+	}
+	now, err := mr.Membership(ctx, t.ID)
+	if err != nil {
+		return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
+	}
+	if now == "" || now == was {
+		return nil
+	}
+	// The copy's first chunk stores the storage it read; the poll compares
+	// with that from then on.
+	delete(e.storage, t.ID)
+	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1,
+		"its publication membership changed (row filter or column list altered, or it left the publication and joined again): rows the copy lacks may be published now")
+	return nil
+}
+
+// membership is the membership part of a storage signature ("" if none).
+func membership(sig string) string {
+	// data files | membership | schema.name
+	_, rest, ok := strings.Cut(sig, "|")
+	if !ok {
+		return ""
+	}
+	m, _, _ := strings.Cut(rest, "|")
+	return m
+}
+
 // sameData reports whether two storage signatures differ at most in the
 // table's name: the same data files and publication membership.
 func sameData(a, b string) bool {

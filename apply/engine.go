@@ -532,6 +532,9 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 		// A Relation message follows a relcache invalidation, which a
 		// rewrite causes: look at storage at the next caught-up moment.
 		e.pollSoon = true
+		if err := e.checkMembership(ctx, t, old); err != nil {
+			return err
+		}
 		if known && old.SameShape(t) && sameNums(old.Nums, t.Nums) {
 			return nil
 		}

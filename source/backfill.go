@@ -103,6 +103,28 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 	return out, at, nil
 }
 
+// Membership is what makes relid a member of the publication now: the
+// membership part of its storage signature (PublishedTable.Storage). A
+// table whose row filter or column list changed is a member anew (ALTER
+// PUBLICATION ... SET TABLE drops and adds its pg_publication_rel row), as
+// is one that left and joined again: rows the copy lacks may be published.
+func (c *Copier) Membership(ctx context.Context, relid uint32) (string, error) {
+	member := ""
+	if c.version >= 150000 {
+		member = memberExpr15
+	}
+	q := strings.Replace(`SELECT `+memberExpr+` FROM pg_catalog.pg_class c WHERE c.oid = $2`, "MEMBER15", member, 1)
+	var m string
+	err := c.conn.QueryRow(ctx, q, c.publication, int64(relid)).Scan(&m)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", classify("read a table's publication membership", err)
+	}
+	return m, nil
+}
+
 // Chunk is one read of an online copy: a repeatable-read transaction whose
 // snapshot says exactly which source transactions its rows reflect.
 type Chunk struct {
