@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,6 +46,13 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 		}
 	}()
 	total, err := r.copyTables(ctx, snap, tables)
+	if errors.Is(err, schema.ErrUnstorable) {
+		// The sink's remedy changes the target column; this copy is rolled
+		// back, so the target may have no such table to change.
+		return st, fmt.Errorf("%w; the initial copy is one target transaction and is rolled back, so the target may not have that table to change yet: "+
+			"run again with --initial-copy chunked, which creates the tables empty and commits them before copying rows, "+
+			"change the column when it stops at this value again, and run again (or leave the table out of the publication)", err)
+	}
 	if err != nil {
 		return st, err
 	}

@@ -100,6 +100,21 @@ type notOwnedError struct{ msg string }
 func (e *notOwnedError) Error() string { return e.msg }
 func (e *notOwnedError) Unwrap() error { return ErrNotOwned }
 
+// ErrUnstorable is wrapped by a sink's error for a source value its target
+// column cannot hold (DuckDB: NaN in a DECIMAL, a multi-dimensional array
+// in a LIST): the message says how to change that column in the target so
+// that such values are kept. A caller that has no such column to change
+// (an initial copy rolled back) says what it can do instead.
+var ErrUnstorable = errors.New("a target column cannot hold a source value")
+
+// Unstorable returns an error with message msg that wraps ErrUnstorable.
+func Unstorable(msg string) error { return &unstorableError{msg} }
+
+type unstorableError struct{ msg string }
+
+func (e *unstorableError) Error() string { return e.msg }
+func (e *unstorableError) Unwrap() error { return ErrUnstorable }
+
 // NotEmpty is the error for a table --adopt-tables would take over that
 // holds rows: the copy would mix them with the source's.
 func NotEmpty(t *Table, target string) error {

@@ -1,8 +1,9 @@
 package duckdb
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/walmirror/walmirror/schema"
 )
 
 // arrayElem is one element of a parsed array: NULL, or its text.
@@ -13,7 +14,7 @@ type arrayElem struct {
 
 // errNotOneDimensional: DuckDB LIST columns hold one dimension with the
 // default lower bound of 1; other arrays cannot be stored in them.
-var errNotOneDimensional = errors.New("array is not one-dimensional with lower bound 1, so a DuckDB LIST column cannot hold it" + varcharHint)
+var errNotOneDimensional = schema.Unstorable("array is not one-dimensional with lower bound 1, so a DuckDB LIST column cannot hold it" + varcharHint)
 
 func isArraySpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'

@@ -220,7 +220,7 @@ const varcharHint = ": to keep such values, change the column's type to VARCHAR 
 // no NaN. Storing NULL would lose it silently and storing every constrained
 // numeric as text would cost all users native decimals for a rare value, so
 // the write fails with the remedy.
-var errNaNDecimal = errors.New("NaN cannot be stored in a DuckDB DECIMAL column" + varcharHint)
+var errNaNDecimal = schema.Unstorable("NaN cannot be stored in a DuckDB DECIMAL column" + varcharHint)
 
 // value converts one non-NULL value. Text is parsed in pgtext's Lenient
 // mode: DuckDB stores the value whatever its spelling (only binary COPY into
@@ -422,5 +422,5 @@ func parseTimestamp(b []byte, tz bool) (int64, error) {
 	// DuckDB's timestamps are int64 microseconds since 1970, the extremes
 	// kept for ±infinity: years 290308 BC to 294247 AD. PostgreSQL's range
 	// ends later (294276 AD).
-	return 0, fmt.Errorf("timestamp %q is outside DuckDB's range (290308 BC to 294247 AD)%s", b, varcharHint)
+	return 0, schema.Unstorable(fmt.Sprintf("timestamp %q is outside DuckDB's range (290308 BC to 294247 AD)%s", b, varcharHint))
 }
