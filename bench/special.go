@@ -75,7 +75,8 @@ func (e *env) lagWorkload(ctx context.Context, db string, checks []check) error 
 		if !res.equal {
 			res.detail = fmt.Sprintf("source %s, copy %s %v", want, got, err)
 		}
-		log.Printf("  %-18s lag p50 %.1f ms p99 %.1f ms (n=%d) equal=%v %s", res.consumer, lr.P50Ms, lr.P99Ms, lr.N, res.equal, res.detail)
+		log.Printf("  %-18s lag p50 %.1f ms p99 %.1f ms (n=%d); %d target commits, COMMIT p50 %.1f ms p99 %.1f ms max %.1f ms; equal=%v %s",
+			res.consumer, lr.P50Ms, lr.P99Ms, lr.N, lr.Commits, lr.CommitP50Ms, lr.CommitP99Ms, lr.CommitMaxMs, res.equal, res.detail)
 		e.report.add(res)
 	}
 	return nil
@@ -106,4 +107,9 @@ type LagReport struct {
 	P50Ms float64 `json:"p50_ms"`
 	P99Ms float64 `json:"p99_ms"`
 	MaxMs float64 `json:"max_ms"`
+	// The target's COMMIT alone, per target commit.
+	Commits     int     `json:"commits"`
+	CommitP50Ms float64 `json:"commit_p50_ms"`
+	CommitP99Ms float64 `json:"commit_p99_ms"`
+	CommitMaxMs float64 `json:"commit_max_ms"`
 }

@@ -13,13 +13,16 @@ import (
 	"github.com/walmirror/walmirror/apply"
 )
 
-// lagRecorder collects source-commit-to-target-commit latencies.
-type lagRecorder struct{ samples []time.Duration }
+// lagRecorder collects source-commit-to-target-commit latencies, and how
+// long each target commit took (the part of the lag the target's COMMIT
+// itself accounts for).
+type lagRecorder struct{ samples, commits []time.Duration }
 
 func (l *lagRecorder) observe(c apply.CommitInfo) {
 	for _, t := range c.SourceCommits {
 		l.samples = append(l.samples, c.At.Sub(t))
 	}
+	l.commits = append(l.commits, c.Duration)
 }
 
 // LagReport is what --lag-report writes.
@@ -28,16 +31,26 @@ type LagReport struct {
 	P50Ms float64 `json:"p50_ms"`
 	P99Ms float64 `json:"p99_ms"`
 	MaxMs float64 `json:"max_ms"`
+	// Target commits: how many, and percentiles of their COMMIT's time.
+	Commits     int     `json:"commits"`
+	CommitP50Ms float64 `json:"commit_p50_ms"`
+	CommitP99Ms float64 `json:"commit_p99_ms"`
+	CommitMaxMs float64 `json:"commit_max_ms"`
 }
 
 func (l *lagRecorder) write(path string) error {
-	s := slices.Clone(l.samples)
-	slices.Sort(s)
-	var r LagReport
-	if n := len(s); n > 0 {
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		r = LagReport{N: n, P50Ms: ms(s[n/2]), P99Ms: ms(s[min(n-1, n*99/100)]), MaxMs: ms(s[n-1])}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	pct := func(samples []time.Duration) (n int, p50, p99, most float64) {
+		s := slices.Clone(samples)
+		slices.Sort(s)
+		if n = len(s); n == 0 {
+			return 0, 0, 0, 0
+		}
+		return n, ms(s[n/2]), ms(s[min(n-1, n*99/100)]), ms(s[n-1])
 	}
+	var r LagReport
+	r.N, r.P50Ms, r.P99Ms, r.MaxMs = pct(l.samples)
+	r.Commits, r.CommitP50Ms, r.CommitP99Ms, r.CommitMaxMs = pct(l.commits)
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
