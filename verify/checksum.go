@@ -123,6 +123,12 @@ var sendHash = map[uint32]string{
 // rowHashExpr is the SQL expression both sides hash a row of t with,
 // given the copy's column types.
 func rowHashExpr(t *Table, target []uint32) string {
+	return recordHash(pgHashParts(t, target), nil)
+}
+
+// pgHashParts is, per column of t, the SQL expression both PostgreSQL
+// sides hash it by, given the copy's column types.
+func pgHashParts(t *Table, target []uint32) []string {
 	parts := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		q := quoteIdent(c.Name)
@@ -141,6 +147,19 @@ func rowHashExpr(t *Table, target []uint32) string {
 			// not always it: bpchar drops its padding). NULL stays NULL.
 			parts[i] = `(CASE WHEN ` + q + ` IS NOT NULL THEN format('%s', ` + q + `) END) COLLATE "C"`
 		}
+	}
+	return parts
+}
+
+// recordHash is hash_record_extended over the parts at cols (all of them
+// when cols is nil).
+func recordHash(parts []string, cols []int) string {
+	if cols != nil {
+		sub := make([]string, len(cols))
+		for i, k := range cols {
+			sub[i] = parts[k]
+		}
+		parts = sub
 	}
 	return "hash_record_extended(ROW(" + strings.Join(parts, ", ") + "), 0)"
 }
@@ -279,48 +298,77 @@ func (c *comparison) checksum(ctx context.Context, src, dst summer) error {
 // rowHashes returns the expressions the source and the copy hash t's rows
 // with, or an *errNoChecksum.
 func (c *comparison) rowHashes(ctx context.Context, dst summer) (srcHash, dstHash string, err error) {
+	h, err := c.hashing(ctx, dst)
+	if err != nil {
+		return "", "", err
+	}
+	k := c.t.keys[0]
+	if p := h.foreign; p != nil && p.codes[k] != hcInt32 && p.codes[k] != hcInt8 || p == nil && h.types[k] != c.t.Columns[k].TypeID {
+		return "", "", &errNoChecksum{"the copy's key column has another type"}
+	}
+	return h.srcHash(nil), h.dstHash(nil), nil
+}
+
+// hashing is how both sides hash t's values: per column, an expression
+// on each side that gives the same 64-bit hash for the same value.
+type hashing struct {
+	src     []string    // the source's SQL per column
+	pg      []string    // a PostgreSQL copy's SQL per column
+	types   []uint32    // a PostgreSQL copy's column types
+	foreign *targetPlan // a DuckDB or SQLite copy's plan
+}
+
+// srcHash is the source's SQL hashing the columns at cols (all when nil)
+// as a record.
+func (h *hashing) srcHash(cols []int) string { return recordHash(h.src, cols) }
+
+// dstHash is the copy's: SQL for a PostgreSQL copy, pgHashFunc's
+// arguments for a DuckDB or SQLite one.
+func (h *hashing) dstHash(cols []int) string {
+	if h.foreign != nil {
+		return h.foreign.targetArgsOf(cols)
+	}
+	return recordHash(h.pg, cols)
+}
+
+// hashing returns how both sides hash t's values, or an *errNoChecksum.
+func (c *comparison) hashing(ctx context.Context, dst Reader) (*hashing, error) {
 	t := c.t
 	if fs, ok := dst.(foreignSummer); ok {
 		p, err := fs.hashPlan(ctx, t)
 		switch {
 		case errors.Is(err, ErrNoTable):
-			return "", "", &errNoChecksum{"the copy has no such table"}
+			return nil, &errNoChecksum{"the copy has no such table"}
 		case err != nil:
 			var nc *errNoChecksum
 			if errors.As(err, &nc) {
-				return "", "", err
+				return nil, err
 			}
-			return "", "", fmt.Errorf("read the copy: %w", err)
+			return nil, fmt.Errorf("read the copy: %w", err)
 		}
-		if k := t.keys[0]; p.codes[k] != hcInt32 && p.codes[k] != hcInt8 {
-			return "", "", &errNoChecksum{"the copy's key column has another type"}
-		}
-		return p.sourceExpr(t), p.targetArgs(), nil
+		return &hashing{src: p.sourceParts(t), foreign: p}, nil
 	}
 	ps, ok := dst.(pgSummer)
 	if !ok {
-		return "", "", &errNoChecksum{"the copy cannot compute checksums"}
+		return nil, &errNoChecksum{"the copy cannot compute checksums"}
 	}
 	dtyp, ok, err := ps.sumTypes(ctx, t)
 	if errors.Is(err, ErrNoTable) {
-		return "", "", &errNoChecksum{"the copy has no such table"}
+		return nil, &errNoChecksum{"the copy has no such table"}
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("read the copy: %w", err)
+		return nil, fmt.Errorf("read the copy: %w", err)
 	}
 	if !ok {
-		return "", "", &errNoChecksum{"the copy's PostgreSQL has no hash_record_extended (before 14)"}
+		return nil, &errNoChecksum{"the copy's PostgreSQL has no hash_record_extended (before 14)"}
 	}
 	for i, c := range t.Columns {
 		if dtyp[i] == 0 {
-			return "", "", &errNoChecksum{fmt.Sprintf("the copy's table has no column %q", c.Name)}
+			return nil, &errNoChecksum{fmt.Sprintf("the copy's table has no column %q", c.Name)}
 		}
 	}
-	if k := t.keys[0]; dtyp[k] != t.Columns[k].TypeID {
-		return "", "", &errNoChecksum{"the copy's key column has another type"}
-	}
-	h := rowHashExpr(t, dtyp)
-	return h, h, nil
+	parts := pgHashParts(t, dtyp)
+	return &hashing{src: parts, pg: parts, types: dtyp}, nil
 }
 
 // sumPass computes the checksums of the buckets of r at shift on both

@@ -136,7 +136,7 @@ func (e *checksumEnv) compare() map[string]*TableReport {
 			if sums.Err != "" || rows.Err != "" {
 				t.Fatalf("%s in %s: %s / %s", vt.Qualified(), target, sums.Err, rows.Err)
 			}
-			if vt.checksumKey() && sums.Method != MethodChecksum && !e.rowsOK {
+			if sums.Method != MethodChecksum && !e.rowsOK && !(target == "duckdb" && hasArray(vt)) {
 				t.Errorf("%s in %s compared by %s, want checksums (%s)", vt.Qualified(), target, sums.Method, sums.Note)
 			}
 			if e.exact && sums.Note != "" {
@@ -512,4 +512,15 @@ func TestChecksumForeignForms(t *testing.T) {
 		}
 		t.Logf("%s: %s: %s by %s (%s)", c.target, c.sql, r.Status(), r.Method, r.Note)
 	}
+}
+
+// hasArray reports whether t has an array column (a DuckDB copy keeps it
+// as a LIST, which the checksums do not hash: compared row by row).
+func hasArray(t *Table) bool {
+	for _, c := range t.cols {
+		if c.kind == schema.KindArray {
+			return true
+		}
+	}
+	return false
 }

@@ -56,42 +56,35 @@ func Compare(ctx context.Context, t *Table, source, target Reader, opts Options)
 	c.rep = TableReport{Table: t.Qualified(), Key: t.KeyColumns()}
 	c.keys = newKeySet(t, opts.Keys)
 	var err error
+	ss, sok := source.(summer)
+	ds, dok := target.(summer)
+	bs, bsok := source.(bucketSummer)
+	bd, bdok := target.(bucketSummer)
 	switch {
-	case !t.Keyed():
-		c.rep.Method = MethodMultiset
-		err = c.multiset(ctx)
-	case t.Sorted():
-		c.rep.Method = MethodMerge
-		ss, sok := source.(summer)
-		ds, dok := target.(summer)
-		if sok && dok && t.checksumKey() {
-			c.rep.Method = MethodChecksum
-			err = c.checksum(ctx, ss, ds)
-			var nc *errNoChecksum
-			switch {
-			case errors.As(err, &nc):
-				c.reset()
-				c.rep.Method, c.rep.Note = MethodMerge, ""
-				err = c.merge(ctx)
-			case err != nil && ctx.Err() == nil:
-				// Whatever went wrong, the row comparison decides.
-				c.reset()
-				c.rep.Method, c.rep.Note = MethodMerge, "checksums failed ("+err.Error()+"): compared row by row"
-				err = c.merge(ctx)
-			}
-		} else {
-			err = c.merge(ctx)
+	case sok && dok && t.checksumKey():
+		c.rep.Method = MethodChecksum
+		err = c.checksum(ctx, ss, ds)
+	case bsok && bdok:
+		c.rep.Method = MethodChecksum
+		est := int64(-1)
+		if e, ok := source.(interface{ rowEstimate(*Table) int64 }); ok {
+			est = e.rowEstimate(t)
 		}
-		var u *unorderedError
-		if errors.As(err, &u) {
-			c.reset()
-			c.rep.Method = MethodHash
-			c.rep.Note = u.Error() + "; matched by key in memory instead"
-			err = c.hash(ctx)
-		}
+		err = c.bucketChecksum(ctx, bs, bd, est)
 	default:
-		c.rep.Method = MethodHash
-		err = c.hash(ctx)
+		err = &errNoChecksum{}
+	}
+	var nc *errNoChecksum
+	switch {
+	case errors.As(err, &nc):
+		c.reset()
+		c.rep.Method, c.rep.Note = "", ""
+		err = c.rows(ctx)
+	case err != nil && ctx.Err() == nil:
+		// Whatever went wrong, the row comparison decides.
+		c.reset()
+		c.rep.Method, c.rep.Note = "", "checksums failed ("+err.Error()+"): compared row by row"
+		err = c.rows(ctx)
 	}
 	if err != nil {
 		c.reset()
@@ -103,14 +96,40 @@ func Compare(ctx context.Context, t *Table, source, target Reader, opts Options)
 	return c.rep
 }
 
+// rows compares the whole table row by row: merged in key order, matched
+// by key in memory, or as multisets of rows.
+func (c *comparison) rows(ctx context.Context) error {
+	t := c.t
+	switch {
+	case !t.Keyed():
+		c.rep.Method = MethodMultiset
+		return c.multiset(ctx)
+	case t.Sorted():
+		c.rep.Method = MethodMerge
+		err := c.merge(ctx)
+		var u *unorderedError
+		if errors.As(err, &u) {
+			c.reset()
+			c.rep.Method = MethodHash
+			c.rep.Note = u.Error() + "; matched by key in memory instead"
+			err = c.hash(ctx)
+		}
+		return err
+	}
+	c.rep.Method = MethodHash
+	return c.hash(ctx)
+}
+
 type comparison struct {
 	t        *Table
 	src, dst Reader
 	opts     Options
 	rep      TableReport
 	keys     *keySet // the keys of the differing rows
-	// rng, when set, restricts the rows read to a key range (checksum.go).
+	// rng, when set, restricts the rows read to a key range (checksum.go);
+	// bkt to some buckets of the key's hash (buckets.go).
 	rng *keyRange
+	bkt *bucketRead
 }
 
 func (c *comparison) reset() {
@@ -141,7 +160,7 @@ const (
 	batchBytes = 1 << 20
 )
 
-func (c *comparison) scan(ctx context.Context, wg *sync.WaitGroup, r Reader, sorted bool) *stream {
+func (c *comparison) scan(ctx context.Context, wg *sync.WaitGroup, r Reader, isDst, sorted bool) *stream {
 	s := &stream{ch: make(chan []Row, 4)}
 	wg.Add(1)
 	go func() {
@@ -162,6 +181,15 @@ func (c *comparison) scan(ctx context.Context, wg *sync.WaitGroup, r Reader, sor
 		if rng := c.rng; rng != nil {
 			scan = func(ctx context.Context, t *Table, _ bool, fn func(Row) error) error {
 				return r.(summer).scanRange(ctx, t, rng.lo, rng.hi, fn)
+			}
+		}
+		if bkt := c.bkt; bkt != nil {
+			h := bkt.src
+			if isDst {
+				h = bkt.dst
+			}
+			scan = func(ctx context.Context, t *Table, sorted bool, fn func(Row) error) error {
+				return r.(bucketSummer).scanBuckets(ctx, t, h, bkt.f, sorted, fn)
 			}
 		}
 		s.err = scan(ctx, c.t, sorted, func(row Row) error {
@@ -199,7 +227,7 @@ func (s *stream) next() (Row, bool) {
 func (c *comparison) start(ctx context.Context, sorted bool) (src, dst *stream, stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	src, dst = c.scan(ctx, &wg, c.src, sorted), c.scan(ctx, &wg, c.dst, sorted)
+	src, dst = c.scan(ctx, &wg, c.src, false, sorted), c.scan(ctx, &wg, c.dst, true, sorted)
 	return src, dst, func() {
 		cancel()
 		for _, s := range []*stream{src, dst} {

@@ -208,3 +208,13 @@ func (r *PostgresReader) Position(ctx context.Context) (lsn.LSN, error) {
 }
 
 var _ PositionReader = (*PostgresReader)(nil)
+
+func (r *PostgresReader) sumBuckets(ctx context.Context, t *Table, h sideHash, bits uint, within *bucketFilter, fn func(*int64, rangeSum) error) error {
+	return r.query(ctx, pgBucketSums(r.name(t), h, bits, within), func(vals [][]byte) error { return readSums(vals, fn) })
+}
+
+func (r *PostgresReader) scanBuckets(ctx context.Context, t *Table, h sideHash, f *bucketFilter, sorted bool, fn func(Row) error) error {
+	return r.scan(ctx, t, sorted, f.sql(h.bucketKey()), fn)
+}
+
+var _ bucketSummer = (*PostgresReader)(nil)

@@ -46,7 +46,9 @@ const (
 	// MethodChecksum: both sides computed a row count and a sum of row
 	// hashes per key range (PostgreSQL's hash_record_extended, which a
 	// DuckDB or SQLite copy computes through a Go port); ranges that
-	// differed were split, then compared row by row (checksum.go).
+	// differed were split, then compared row by row (checksum.go). For a
+	// key other than one integer column the ranges are buckets of the
+	// key's hash, for a table without a key of the row's (buckets.go).
 	MethodChecksum = "checksum"
 )
 
@@ -213,7 +215,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if t.Absent {
 			what += "; the copy has no such table"
 		}
-		if t.Method == MethodMultiset && t.Err == "" {
+		if len(t.Key) == 0 && t.Err == "" {
 			what += "; no key: compared as a multiset of rows"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Table, t.Status(), what)
@@ -302,7 +304,7 @@ func (r *Report) json() jsonReport {
 			TargetRows: t.TargetRows, Missing: t.Missing, Extra: t.Extra, Changed: t.Changed, Absent: t.Absent, Error: t.Err, Note: t.Note, TookMs: t.Took.Milliseconds()}
 		for _, e := range t.Examples {
 			je := jsonExample{Kind: e.Kind, Columns: e.Columns}
-			if t.Method == MethodMultiset {
+			if len(t.Key) == 0 { // a table without a key: whole rows
 				je.Row = e.Values
 			} else {
 				je.Key = e.Values
@@ -362,7 +364,7 @@ func ReadJSON(data []byte) (*Report, error) {
 			Took: time.Duration(jt.TookMs) * time.Millisecond}
 		for _, je := range jt.Examples {
 			e := Example{Kind: je.Kind, Values: je.Key, Columns: je.Columns}
-			if jt.Method == MethodMultiset {
+			if len(jt.Key) == 0 {
 				e.Values = je.Row
 			}
 			t.Examples = append(t.Examples, e)

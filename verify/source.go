@@ -90,3 +90,32 @@ func (r sourceReader) keyBounds(ctx context.Context, t *Table) (lo, hi int64, ok
 }
 
 var _ pgSummer = sourceReader{}
+
+// rowEstimate is the source's estimate of t's rows (-1: unknown).
+func (r sourceReader) rowEstimate(t *Table) int64 {
+	if e, ok := r.sn.Estimates[t.ID]; ok {
+		return e
+	}
+	return -1
+}
+
+func (r sourceReader) sumBuckets(ctx context.Context, t *Table, h sideHash, bits uint, within *bucketFilter, fn func(*int64, rangeSum) error) error {
+	return r.sn.QueryPublished(ctx, t.Table, func(from string) string {
+		return pgBucketSums(from, h, bits, within)
+	}, func(vals [][]byte) error { return readSums(vals, fn) })
+}
+
+// scanBuckets reads the rows in f's buckets in key order (a table without
+// a key: in the order of their hash, as CopyRange sorts).
+func (r sourceReader) scanBuckets(ctx context.Context, t *Table, h sideHash, f *bucketFilter, _ bool, fn func(Row) error) error {
+	order := pgOrderBy(t)
+	if order == "" {
+		order = h.bucketKey()
+	}
+	var b rowBuilder
+	return r.sn.CopyRange(ctx, t.Table, f.sql(h.bucketKey()), order, func(tup schema.Tuple) error {
+		return fn(b.tuple(t, tup))
+	})
+}
+
+var _ bucketSummer = sourceReader{}

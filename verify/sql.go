@@ -97,6 +97,12 @@ func (r *SQLReader) columnTypes(ctx context.Context, t *Table) (map[string]strin
 }
 
 func (r *SQLReader) scan(ctx context.Context, t *Table, sorted bool, where string, fn func(Row) error) error {
+	return r.scanFiltered(ctx, t, sorted, where, nil, fn)
+}
+
+// scanFiltered is scan of the rows keep (nil: every row) takes, given the
+// values the driver read.
+func (r *SQLReader) scanFiltered(ctx context.Context, t *Table, sorted bool, where string, keep func([]any) bool, fn func(Row) error) error {
 	var name string
 	var types map[string]string // DuckDB: column → type
 	var err error
@@ -146,6 +152,9 @@ func (r *SQLReader) scan(ctx context.Context, t *Table, sorted bool, where strin
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
+		}
+		if keep != nil && !keep(vals) {
+			continue
 		}
 		b.reset()
 		for i, v := range vals {

@@ -174,3 +174,162 @@ func (r *SQLReader) keyBounds(ctx context.Context, t *Table) (lo, hi int64, ok b
 }
 
 var _ foreignSummer = (*SQLReader)(nil)
+
+// splitArgs splits pgHashFunc's arguments into the hash codes and the
+// columns.
+func splitArgs(args string) (codes, cols string) {
+	codes, cols, _ = strings.Cut(args, ", ")
+	return strings.Trim(codes, "'"), cols
+}
+
+func (r *SQLReader) sumBuckets(ctx context.Context, t *Table, h sideHash, bits uint, within *bucketFilter, fn func(*int64, rangeSum) error) error {
+	if !r.duckdb {
+		return r.sqliteBucketSums(ctx, t, h, bits, within, fn)
+	}
+	where := ""
+	if within != nil {
+		where = " WHERE " + within.sql(pgHashFunc+"("+h.bucketKey()+")")
+	}
+	mask := int64(uint64(1)<<bits - 1)
+	inner := fmt.Sprintf("SELECT %s(%s) & %d AS b, %s(%s) AS h FROM %s%s", pgHashFunc, h.key, mask, pgHashFunc, h.row, r.name(t), where)
+	if h.key == "" {
+		inner = fmt.Sprintf("SELECT h & %d AS b, h FROM (SELECT %s(%s) AS h FROM %s%s)", mask, pgHashFunc, h.row, r.name(t), where)
+	}
+	// The function returns NULL for a row it cannot hash.
+	return r.duckSums(ctx, "SELECT b, count(*), CAST(sum(h) AS VARCHAR), count(*) - count(h) FROM ("+inner+") GROUP BY b", fn)
+}
+
+// duckSums runs a DuckDB checksum query (bucket, count, sum as text, rows
+// not hashed) and calls fn with each row.
+func (r *SQLReader) duckSums(ctx context.Context, q string, fn func(*int64, rangeSum) error) error {
+	rows, err := r.conn.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b *int64
+		var n, unhashed int64
+		var sum *string
+		if err := rows.Scan(&b, &n, &sum, &unhashed); err != nil {
+			return err
+		}
+		s := rangeSum{rows: n, unhashed: unhashed > 0 || sum == nil}
+		if sum != nil {
+			if s.sum, err = sumMod64(*sum); err != nil {
+				return err
+			}
+		}
+		if err := fn(b, s); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// sqliteKeyHash returns how a SQLite copy's row (its columns' values in
+// t's order) is placed in a bucket: the hash of its key's values, or of
+// the whole row for a table without a key; ok false when they cannot be
+// hashed as the source hashes them.
+func sqliteKeyHash(t *Table, h sideHash) func(vals []driver.Value) (uint64, bool) {
+	codes, _ := splitArgs(h.row)
+	if h.key == "" {
+		return func(vals []driver.Value) (uint64, bool) { return hashRow(codes, vals) }
+	}
+	kcodes, _ := splitArgs(h.key)
+	kvals := make([]driver.Value, len(t.keys))
+	return func(vals []driver.Value) (uint64, bool) {
+		for i, k := range t.keys {
+			kvals[i] = vals[k]
+		}
+		return hashRow(kcodes, kvals)
+	}
+}
+
+// sqliteBucketSums computes the bucket checksums of a SQLite copy as it
+// reads the rows, as sqliteSums does for key ranges.
+func (r *SQLReader) sqliteBucketSums(ctx context.Context, t *Table, h sideHash, bits uint, within *bucketFilter, fn func(*int64, rangeSum) error) error {
+	codes, cols := splitArgs(h.row)
+	keyHash := sqliteKeyHash(t, h)
+	mask := uint64(1)<<bits - 1
+	q := "SELECT " + cols + " FROM " + r.name(t)
+	sums := map[int64]*rangeSum{}
+	var null *rangeSum
+	err := r.conn.Raw(func(dc any) error {
+		qc, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("the SQLite driver cannot query (%T)", dc)
+		}
+		rows, err := qc.QueryContext(ctx, q, nil)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		vals := make([]driver.Value, len(codes))
+		for {
+			if err := rows.Next(vals); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			kh, ok := keyHash(vals)
+			var s *rangeSum
+			switch {
+			case !ok:
+				if null == nil {
+					null = &rangeSum{}
+				}
+				s = null
+			case within != nil && !within.has(kh):
+				continue
+			default:
+				b := int64(kh & mask)
+				if s = sums[b]; s == nil {
+					s = &rangeSum{}
+					sums[b] = s
+				}
+			}
+			s.rows++
+			rh, ok := kh, ok
+			if h.key != "" {
+				rh, ok = hashRow(codes, vals)
+			}
+			s.sum += rh
+			s.unhashed = s.unhashed || !ok
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if null != nil && within == nil {
+		if err := fn(nil, *null); err != nil {
+			return err
+		}
+	}
+	for b, s := range sums {
+		if err := fn(&b, *s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *SQLReader) scanBuckets(ctx context.Context, t *Table, h sideHash, f *bucketFilter, sorted bool, fn func(Row) error) error {
+	if r.duckdb {
+		return r.scan(ctx, t, sorted, f.sql(pgHashFunc+"("+h.bucketKey()+")"), fn)
+	}
+	keyHash := sqliteKeyHash(t, h)
+	dvals := make([]driver.Value, len(t.Columns))
+	return r.scanFiltered(ctx, t, sorted, "", func(vals []any) bool {
+		for i, v := range vals {
+			dvals[i] = v
+		}
+		kh, ok := keyHash(dvals)
+		if !ok {
+			return f.null
+		}
+		return f.has(kh)
+	}, fn)
+}
+
+var _ bucketSummer = (*SQLReader)(nil)

@@ -98,12 +98,15 @@ type targetPlan struct {
 }
 
 // sourceExpr is the source's row hash for the plan.
-func (p *targetPlan) sourceExpr(t *Table) string {
+func (p *targetPlan) sourceExpr(t *Table) string { return recordHash(p.sourceParts(t), nil) }
+
+// sourceParts is the source's expression per column for the plan.
+func (p *targetPlan) sourceParts(t *Table) []string {
 	parts := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		parts[i] = sourceHashPart(c, p.codes[i])
 	}
-	return "hash_record_extended(ROW(" + strings.Join(parts, ", ") + "), 0)"
+	return parts
 }
 
 // duckHashCode is the hash code of a source column the DuckDB copy keeps
@@ -520,6 +523,18 @@ func registerHash(conn *sql.Conn) error {
 
 // targetArgs are the arguments of pgHashFunc on the copy: the hash codes,
 // then the columns as the copy reads them.
-func (p *targetPlan) targetArgs() string {
-	return "'" + p.codes + "', " + strings.Join(p.dst, ", ")
+func (p *targetPlan) targetArgs() string { return p.targetArgsOf(nil) }
+
+// targetArgsOf is targetArgs for the columns at cols (all when nil), the
+// hash of those columns as a record.
+func (p *targetPlan) targetArgsOf(cols []int) string {
+	if cols == nil {
+		return "'" + p.codes + "', " + strings.Join(p.dst, ", ")
+	}
+	codes := make([]byte, len(cols))
+	dst := make([]string, len(cols))
+	for i, k := range cols {
+		codes[i], dst[i] = p.codes[k], p.dst[k]
+	}
+	return "'" + string(codes) + "', " + strings.Join(dst, ", ")
 }

@@ -69,18 +69,43 @@ func BenchmarkTargetChecksums(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for b.Loop() {
-				n := int64(0)
-				err := r.sumRanges(ctx, tb, p.targetArgs(), 10, -1<<63, 1<<63-1, func(_ *int64, s rangeSum) error {
-					n += s.rows
+			count := func(n *int64) func(_ *int64, s rangeSum) error {
+				return func(_ *int64, s rangeSum) error {
+					*n += s.rows
 					if s.unhashed {
 						b.Fatal("unhashed rows")
 					}
 					return nil
-				})
-				if err != nil || n != 1000000 {
-					b.Fatal(n, err)
 				}
+			}
+			b.Run("ranges", func(b *testing.B) {
+				for b.Loop() {
+					n := int64(0)
+					if err := r.sumRanges(ctx, tb, p.targetArgs(), 10, -1<<63, 1<<63-1, count(&n)); err != nil || n != 1000000 {
+						b.Fatal(n, err)
+					}
+				}
+			})
+			// The same table as if keyed by s (text), and without a key:
+			// buckets of the key's hash, of the row's.
+			for _, key := range []string{"text", "none"} {
+				b.Run("buckets-"+key, func(b *testing.B) {
+					h := sideHash{row: p.targetArgs()}
+					if key == "text" {
+						h.key = p.targetArgsOf([]int{2})
+					}
+					kt := *tb
+					kt.keys = nil
+					if key == "text" {
+						kt.keys = []int{2}
+					}
+					for b.Loop() {
+						n := int64(0)
+						if err := r.sumBuckets(ctx, &kt, h, 11, nil, count(&n)); err != nil || n != 1000000 {
+							b.Fatal(n, err)
+						}
+					}
+				})
 			}
 		})
 	}
