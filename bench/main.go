@@ -75,6 +75,7 @@ type config struct {
 	bigTxRows            int
 	snapshotScale        int
 	typedRows            int
+	verifyKeys           []string // keys of the table the verify workload verifies (verify.go)
 	copyChunkRows        int
 	lagSeconds           int
 	coldRows             int
@@ -103,6 +104,7 @@ func main() {
 	flag.IntVar(&cfg.bigTxRows, "bigtx-rows", 5_000_000, "rows in the single-transaction workload")
 	flag.IntVar(&cfg.snapshotScale, "snapshot-scale", 10, "pgbench scale copied by the snapshot and resume workloads")
 	flag.IntVar(&cfg.typedRows, "typed-rows", 1_000_000, "rows of the typed table copied by the snapshot-typed workload and verified by the verify workload")
+	verifyKeys := flag.String("verify-keys", "bigint", "keys the verify workload gives its table, one copy and verification each: "+strings.Join(allVerifyKeys, ", "))
 	flag.IntVar(&cfg.copyChunkRows, "copy-chunk-rows", 0, "walmirror --copy-chunk-rows for the chunked initial copies (0: walmirror's default)")
 	flag.IntVar(&cfg.lagSeconds, "lag-seconds", 20, "duration of the fixed-rate lag workload (the publish workload runs three times as long)")
 	flag.IntVar(&cfg.coldRows, "cold-rows", 2_000_000, "rows of the table nothing writes in the publish workload")
@@ -127,6 +129,7 @@ func main() {
 		cfg.streamRows = append(cfg.streamRows, n)
 	}
 	cfg.walmirrorArgs = strings.Fields(*extra)
+	cfg.verifyKeys = splitList(*verifyKeys, allVerifyKeys)
 	cfg.workloads = splitList(workloads, allWorkloads)
 	cfg.consumers = splitList(consumers, allConsumers)
 

@@ -24,6 +24,7 @@ import (
 // verifyResult is one target's figures.
 type verifyResult struct {
 	consumer    string
+	key         string          // bench_t's key (allVerifyKeys)
 	copyWall    time.Duration   // walmirror run --initial-copy single --stop-at-lsn now
 	offline     []verifyFigures // walmirror verify, repeated
 	sidecar     []verifyFigures // walmirror verify --sidecar, repeated
@@ -44,36 +45,60 @@ func (f verifyFigures) ok() bool { return strings.HasPrefix(f.outcome, "equal") 
 // verifyRounds is how many times each verification is timed.
 const verifyRounds = 2
 
+// allVerifyKeys are the keys the verify workload can give bench_t:
+// bigint (its own primary key, id), text (s, md5 text), composite (n, s:
+// int and text) and none (REPLICA IDENTITY FULL).
+var allVerifyKeys = []string{"bigint", "text", "composite", "none"}
+
+// verifyKeyDDL changes bench_t's key on the source to key.
+var verifyKeyDDL = map[string]string{
+	"bigint":    `ALTER TABLE bench_t DROP CONSTRAINT IF EXISTS bench_t_pkey, REPLICA IDENTITY DEFAULT; ALTER TABLE bench_t ADD PRIMARY KEY (id)`,
+	"text":      `ALTER TABLE bench_t DROP CONSTRAINT IF EXISTS bench_t_pkey, REPLICA IDENTITY DEFAULT; ALTER TABLE bench_t ADD PRIMARY KEY (s)`,
+	"composite": `ALTER TABLE bench_t DROP CONSTRAINT IF EXISTS bench_t_pkey, REPLICA IDENTITY DEFAULT; ALTER TABLE bench_t ADD PRIMARY KEY (n, s)`,
+	"none":      `ALTER TABLE bench_t DROP CONSTRAINT IF EXISTS bench_t_pkey, REPLICA IDENTITY FULL`,
+}
+
 func (e *env) verifyWorkload(ctx context.Context, db string) error {
 	if err := e.src.Exec(ctx, db, `CREATE PUBLICATION bench FOR ALL TABLES`); err != nil {
 		return err
 	}
 	e.report.verifyLoad[0] = loadAverage()
 	defer func() { e.report.verifyLoad[1] = loadAverage() }()
-	e.report.addWorkload("verify", fmt.Sprintf("walmirror verify of a %d-row table (bigint key, int, text, timestamptz, numeric, jsonb) in each target, beside walmirror's full initial copy (--initial-copy single) of it into the same target", e.cfg.typedRows))
-	for _, c := range e.cfg.consumers {
-		if c == "decode" || c == "builtin" {
-			continue
+	e.report.addWorkload("verify", fmt.Sprintf("walmirror verify of a %d-row table (int, text, timestamptz, numeric, jsonb; keyed by %s) in each target, beside walmirror's full initial copy (--initial-copy single) of it into the same target", e.cfg.typedRows, strings.Join(e.cfg.verifyKeys, ", then ")))
+	for _, key := range e.cfg.verifyKeys {
+		if key != "bigint" || len(e.cfg.verifyKeys) > 1 {
+			if err := e.src.Exec(ctx, db, verifyKeyDDL[key]+`; VACUUM ANALYZE bench_t`); err != nil {
+				return err
+			}
 		}
-		w := e.copyRun(db, c, "single", "verify")
-		w.suffix = ""
-		vr := verifyResult{consumer: w.name()}
-		if err := w.createTarget(ctx); err != nil {
-			return err
+		for _, c := range e.cfg.consumers {
+			if c == "decode" || c == "builtin" {
+				continue
+			}
+			prefix := "verify"
+			if key != "bigint" {
+				prefix += "-" + key
+			}
+			w := e.copyRun(db, c, "single", prefix)
+			w.suffix = ""
+			vr := verifyResult{consumer: w.name(), key: key}
+			if err := w.createTarget(ctx); err != nil {
+				return err
+			}
+			res, err := e.runBinary(ctx, w.args("--stop-at-lsn", "now"), "")
+			if err != nil {
+				return fmt.Errorf("%s copy: %w", w.name(), err)
+			}
+			vr.copyWall = res.wall
+			for range verifyRounds {
+				vr.offline = append(vr.offline, e.timeVerify(ctx, []string{"verify", "--source", e.src.DSN(db), "--target", w.dst, "--publication", "bench", "--json"}))
+			}
+			if err := e.sidecarVerify(ctx, w, &vr); err != nil {
+				vr.sidecarNote = err.Error()
+			}
+			log.Printf("  %-26s %-9s key: copy %.2fs; verify %s; --sidecar %s %s", vr.consumer, key, vr.copyWall.Seconds(), figures(vr.offline), figures(vr.sidecar), vr.sidecarNote)
+			e.report.verifies = append(e.report.verifies, vr)
 		}
-		res, err := e.runBinary(ctx, w.args("--stop-at-lsn", "now"), "")
-		if err != nil {
-			return fmt.Errorf("%s copy: %w", w.name(), err)
-		}
-		vr.copyWall = res.wall
-		for range verifyRounds {
-			vr.offline = append(vr.offline, e.timeVerify(ctx, []string{"verify", "--source", e.src.DSN(db), "--target", w.dst, "--publication", "bench", "--json"}))
-		}
-		if err := e.sidecarVerify(ctx, w, &vr); err != nil {
-			vr.sidecarNote = err.Error()
-		}
-		log.Printf("  %-26s copy %.2fs; verify %s; --sidecar %s %s", vr.consumer, vr.copyWall.Seconds(), figures(vr.offline), figures(vr.sidecar), vr.sidecarNote)
-		e.report.verifies = append(e.report.verifies, vr)
 	}
 	return nil
 }
@@ -190,8 +215,8 @@ func (r *report) verifyTable(b *strings.Builder) {
 	if r.verifyLoad[0] != "" {
 		fmt.Fprintf(b, "Load average (1 min) of the machine: %s when the workload began, %s when it ended (2 cores: above 2, other work competed for them).\n\n", r.verifyLoad[0], r.verifyLoad[1])
 	}
-	b.WriteString("| target | full copy (s) | verify (s) | verify / copy | verify CPU (s) | verify peak RSS (MB) | verify --sidecar (s) | --sidecar / copy | result |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| target | key | full copy (s) | verify (s) | verify / copy | verify CPU (s) | verify peak RSS (MB) | verify --sidecar (s) | --sidecar / copy | result |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, v := range r.verifies {
 		var cpu time.Duration
 		var rss float64
@@ -232,7 +257,7 @@ func (r *report) verifyTable(b *strings.Builder) {
 		if strings.HasPrefix(outcome, "equal") && len(v.offline) > 0 {
 			outcome = v.offline[0].outcome
 		}
-		fmt.Fprintf(b, "| %s | %.2f | %s | %s | %.1f | %.0f | %s | %s | %s |\n", v.consumer, v.copyWall.Seconds(), figures(v.offline), ratio(v.offline),
+		fmt.Fprintf(b, "| %s | %s | %.2f | %s | %s | %.1f | %.0f | %s | %s | %s |\n", v.consumer, v.key, v.copyWall.Seconds(), figures(v.offline), ratio(v.offline),
 			cpu.Seconds(), rss, figures(v.sidecar), ratio(v.sidecar), outcome)
 	}
 }
