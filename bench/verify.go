@@ -67,7 +67,10 @@ func (e *env) verifyWorkload(ctx context.Context, db string) error {
 	e.report.addWorkload("verify", fmt.Sprintf("walmirror verify of a %d-row table (int, text, timestamptz, numeric, jsonb; keyed by %s) in each target, beside walmirror's full initial copy (--initial-copy single) of it into the same target", e.cfg.typedRows, strings.Join(e.cfg.verifyKeys, ", then ")))
 	for _, key := range e.cfg.verifyKeys {
 		if key != "bigint" || len(e.cfg.verifyKeys) > 1 {
-			if err := e.src.Exec(ctx, db, verifyKeyDDL[key]+`; VACUUM ANALYZE bench_t`); err != nil {
+			if err := e.src.Exec(ctx, db, verifyKeyDDL[key]); err != nil {
+				return err
+			}
+			if err := e.src.Exec(ctx, db, `VACUUM ANALYZE bench_t`); err != nil {
 				return err
 			}
 		}
