@@ -24,9 +24,11 @@ import (
 )
 
 // verifyTables are the tables TestVerify copies: keyed tables it tampers
-// with (an int key, a uuid and int8 key), a keyless one with duplicate rows, one whose key (numeric) does
-// not sort alike everywhere, one with hostile identifiers, and one of
-// hostile values that must compare equal in every target.
+// with (an int key, a uuid and int8 key, a text and timestamptz key whose
+// text sorts otherwise in PostgreSQL's collation than by its bytes), a
+// keyless one with duplicate rows, one whose key (numeric) does not sort
+// alike everywhere, one with hostile identifiers, and one of hostile
+// values that must compare equal in every target.
 const verifyTables = `
 CREATE TYPE mood AS ENUM ('happy', 'it''s "sad"');
 CREATE DOMAIN posint AS int CHECK (VALUE > 0);
@@ -37,6 +39,10 @@ INSERT INTO u SELECT ('A0EEBC99-9C0B-4EF8-BB6D-' || lpad(to_hex(i * 4099), 12, '
 CREATE TABLE k (v text, n int);
 ALTER TABLE k REPLICA IDENTITY FULL;
 INSERT INTO k VALUES ('dup', 1), ('dup', 1), ('dup', 1), ('other', NULL), (NULL, NULL);
+CREATE TABLE ct (s text COLLATE "und-x-icu", at timestamptz, v text, PRIMARY KEY (s, at));
+INSERT INTO ct SELECT (ARRAY['a', 'B', 'é', 'a ', 'b', 'É', '', 'it''s "q"'])[i % 8 + 1], '2024-01-01'::timestamptz + i * interval '1 minute', 'c ' || i
+	FROM generate_series(1, 400) i;
+INSERT INTO ct VALUES ('a', 'infinity', 'inf'), ('B', '-infinity', '-inf');
 CREATE TABLE nk (id numeric PRIMARY KEY, v text);
 INSERT INTO nk VALUES (1, 'a'), (1.5, 'b'), (-2, 'c'), (1e20, 'd');
 CREATE SCHEMA "Odd ""Schema"".x";
@@ -180,13 +186,34 @@ func testVerify(t *testing.T, c verifyCopy) {
 	if r.code != 0 {
 		t.Fatalf("verify under load exited %d, want 0 (equal):\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for _, table := range []string{"public.t", "public.u", "public.k", "public.nk", "public.h", "public.hi", "public.pgbench_accounts", "public.pgbench_history",
+	for _, table := range []string{"public.t", "public.u", "public.ct", "public.k", "public.nk", "public.h", "public.hi", "public.pgbench_accounts", "public.pgbench_history",
 		`"Odd ""Schema"".x"."Tab.le ""q"""`} {
 		if !strings.Contains(r.stdout, table) {
 			t.Errorf("the report does not mention %s:\n%s", table, r.stdout)
 		}
 	}
 	t.Logf("verified under load:\n%s", r.stdout)
+	// Tables keyed otherwise than by one integer, and the keyless one, are
+	// compared by checksums of buckets of their key's (row's) hash in every
+	// target, with no bucket differing; h too but in DuckDB (its arrays
+	// are LISTs there, which the checksums do not hash).
+	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--json",
+		"--table", "public.u", "--table", "public.ct", "--table", "public.k", "--table", "public.nk", "--table", "public.h")
+	var methods struct {
+		Tables []struct{ Table, Status, Method, Note string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &methods); err != nil || r.code != 0 || len(methods.Tables) != 5 {
+		t.Fatalf("verify --json exited %d (%v):\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	for _, tb := range methods.Tables {
+		want := "checksum"
+		if tb.Table == "public.h" && c.name == "duckdb" {
+			want = "merge"
+		}
+		if tb.Status != "equal" || tb.Method != want || want == "checksum" && tb.Note != "" {
+			t.Errorf("%s: %s by %s (%s), want equal by %s", tb.Table, tb.Status, tb.Method, tb.Note, want)
+		}
+	}
 
 	// Changed, deleted and inserted behind walmirror's back, one of three
 	// duplicate rows of the keyless table removed, and a float and the
@@ -196,7 +223,9 @@ func testVerify(t *testing.T, c verifyCopy) {
 		DELETE FROM %[2]s WHERE %[3]s = (SELECT %[3]s FROM %[2]s WHERE v = 'dup' LIMIT 1);
 		UPDATE %[4]s SET f8 = 2.5, big = big || 'y' WHERE big IS NOT NULL;
 		UPDATE %[5]s SET v = 'tampered' WHERE a = -15; DELETE FROM %[5]s WHERE a = -14;
-		INSERT INTO %[5]s (id, a, v) SELECT id, 1000, 'extra' FROM %[5]s WHERE a = -13`, c.table("t"), c.table("k"), c.rowid("k"), c.table("h"), c.table("u")))
+		INSERT INTO %[5]s (id, a, v) SELECT id, 1000, 'extra' FROM %[5]s WHERE a = -13;
+		UPDATE %[6]s SET v = 'tampered' WHERE s = 'a ' AND v = 'c 3'; DELETE FROM %[6]s WHERE v = 'inf'; INSERT INTO %[6]s VALUES ('A', '2024-01-01 00:00:00+00', 'extra')`,
+		c.table("t"), c.table("k"), c.rowid("k"), c.table("h"), c.table("u"), c.table("ct")))
 	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
 	if r.code != 1 {
 		t.Fatalf("verify of a changed copy exited %d, want 1:\n%s%s", r.code, r.stdout, r.stderr)
@@ -205,7 +234,9 @@ func testVerify(t *testing.T, c verifyCopy) {
 		"public.k", "(v, n)=(dup, 1)",
 		"public.h", "(id)=('; DROP TABLE canary; --) differs in f8, big",
 		"public.u", "(id, a)=(a0eebc99-9c0b-4ef8-bb6d-00000000a01e, -15) differs in v", "(id, a)=(a0eebc99-9c0b-4ef8-bb6d-00000000b021, -14)",
-		"(id, a)=(a0eebc99-9c0b-4ef8-bb6d-00000000c024, 1000)", "7 tables equal, 4 different"} {
+		"(id, a)=(a0eebc99-9c0b-4ef8-bb6d-00000000c024, 1000)",
+		"public.ct", "(s, at)=(a , 2024-01-01 00:03:00+00) differs in v", "(s, at)=(a, infinity)", "(s, at)=(A, 2024-01-01 00:00:00+00)",
+		"7 tables equal, 5 different"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the report lacks %q:\n%s", want, r.stdout)
 		}
@@ -272,13 +303,14 @@ func testVerify(t *testing.T, c verifyCopy) {
 	if err := json.Unmarshal([]byte(r.stdout), &repaired); err != nil {
 		t.Fatalf("verify --repair --json printed no JSON (%v):\n%s", err, r.stdout)
 	}
-	wantRepaired := []string{"public.h", "public.k", "public.t", "public.u"}
+	wantRepaired := []string{"public.ct", "public.h", "public.k", "public.t", "public.u"}
 	got := slices.Sorted(slices.Values(repaired.Repair.Tables))
 	if repaired.Equal || !repaired.Repair.Equal || !repaired.Repair.Verify.Equal || !slices.Equal(got, wantRepaired) ||
-		repaired.Repair.RequestedAt == "" || len(repaired.Repair.Verify.Tables) != 4 {
+		repaired.Repair.RequestedAt == "" || len(repaired.Repair.Verify.Tables) != 5 {
 		t.Errorf("verify --repair --json: %+v\n%s", repaired, r.stdout)
 	}
-	wantCopies := map[string]string{"public.t": "keys 3", "public.u": "keys 3", "public.k": "table no key", "public.h": "table key column id is not an integer or uuid"}
+	wantCopies := map[string]string{"public.t": "keys 3", "public.u": "keys 3", "public.k": "table no key", "public.h": "table key column id is not an integer or uuid",
+		"public.ct": "table key column s, at is not an integer or uuid"}
 	for _, cp := range repaired.Repair.Copies {
 		how := cp.By + " " + cp.Why
 		if cp.By == "keys" {
@@ -295,11 +327,11 @@ func testVerify(t *testing.T, c verifyCopy) {
 	// Only the differing rows were copied again (keys= is how many the
 	// engine was asked for; rows= how many of them the source has), and
 	// only the other two tables whole.
-	checkCopied(t, r.stderr, "public.h", "public.k")
+	checkCopied(t, r.stderr, "public.ct", "public.h", "public.k")
 	checkCopiedByKey(t, r.stderr, "public.t", 3, 2)
 	checkCopiedByKey(t, r.stderr, "public.u", 3, 2)
 	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
-	if r.code != 0 || !strings.Contains(r.stdout, "11 tables equal, 0 different") {
+	if r.code != 0 || !strings.Contains(r.stdout, "12 tables equal, 0 different") {
 		t.Fatalf("verify after the repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// The same as text, one table damaged.
@@ -308,7 +340,7 @@ func testVerify(t *testing.T, c verifyCopy) {
 	if r.code != 0 {
 		t.Fatalf("verify --repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"10 tables equal, 1 different", "repair: copied again public.t (2 rows by key)", "1 tables equal, 0 different"} {
+	for _, want := range []string{"11 tables equal, 1 different", "repair: copied again public.t (2 rows by key)", "1 tables equal, 0 different"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("verify --repair's report lacks %q:\n%s", want, r.stdout)
 		}
