@@ -63,14 +63,15 @@ func pgFinal(a, b, c uint32) (uint32, uint32, uint32) {
 }
 
 // pgHashBytes is hash_bytes_extended(k, len(k), 0) (hash_any_extended) as
-// a little-endian server computes it.
-func pgHashBytes(k []byte) uint64 {
+// a little-endian server computes it. It takes a string too, so that text
+// a driver returns as a string is hashed without a copy.
+func pgHashBytes[T string | []byte](k T) uint64 {
 	a := 0x9e3779b9 + uint32(len(k)) + 3923095
 	b, c := a, a
 	for len(k) >= 12 {
-		a += binary.LittleEndian.Uint32(k)
-		b += binary.LittleEndian.Uint32(k[4:])
-		c += binary.LittleEndian.Uint32(k[8:])
+		a += le32(k)
+		b += le32(k[4:])
+		c += le32(k[8:])
 		a, b, c = pgMix(a, b, c)
 		k = k[12:]
 	}
@@ -111,6 +112,12 @@ func pgHashBytes(k []byte) uint64 {
 	}
 	_, b, c = pgFinal(a, b, c)
 	return uint64(b)<<32 | uint64(c)
+}
+
+// le32 reads 4 bytes of k as a little-endian uint32.
+func le32[T string | []byte](k T) uint32 {
+	_ = k[3]
+	return uint32(k[0]) | uint32(k[1])<<8 | uint32(k[2])<<16 | uint32(k[3])<<24
 }
 
 // pgHashUint32 is hash_bytes_uint32_extended(k, 0) (hash_uint32_extended):

@@ -304,3 +304,40 @@ func TestNumericSendInt64(t *testing.T) {
 		}
 	}
 }
+
+// TestISOMicros: the fast reading of the SQLite sink's timestamps agrees
+// with the general one, and leaves every other text to it.
+func TestISOMicros(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		tz   bool
+		fast bool
+	}{
+		{"2024-01-02T03:04:05.500000Z", true, true}, {"2000-01-01T00:00:00.000000Z", true, true},
+		{"1999-12-31T23:59:59.999999Z", true, true}, {"0001-01-01T00:00:00.000000Z", true, true},
+		{"2024-02-29T12:00:00.000001Z", true, true}, {"9999-12-31T23:59:59.999999Z", true, true},
+		{"2024-01-02T03:04:05.500000", false, true}, {"1970-01-01T00:00:00.000001", false, true},
+		// Left to the general reading:
+		{"2024-01-02T03:04:05.500000Z", false, false}, {"2024-01-02T03:04:05.500000", true, false},
+		{"2023-02-29T00:00:00.000000Z", true, false}, {"2024-01-02T24:00:00.000000Z", true, false},
+		{"0000-01-01T00:00:00.000000Z", true, false}, {"2024-01-02T03:04:05.5Z", true, false},
+		{"2024-01-02 03:04:05.500000+00", true, false}, {"10000-01-01T00:00:00.000000Z", true, false},
+		{"infinity", false, false}, {"2024-13-01T00:00:00.000000Z", true, false}, {"2024-01-02T03:04:05.50000xZ", true, false},
+	} {
+		fast, ok := isoMicros(c.s, c.tz)
+		if ok != c.fast {
+			t.Errorf("%q (tz %v): read fast %v, want %v", c.s, c.tz, ok, c.fast)
+		}
+		if !ok {
+			continue
+		}
+		parse := pgtext.ParseTimestamp
+		if c.tz {
+			parse = pgtext.ParseTimestampTZ
+		}
+		us, inf, err := parse(fromISO([]byte(c.s), c.tz), pgtext.Lenient)
+		if err != nil || inf != pgtext.Finite || us != fast {
+			t.Errorf("%q (tz %v): fast %d, general %d %v %v", c.s, c.tz, fast, us, inf, err)
+		}
+	}
+}

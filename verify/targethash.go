@@ -294,7 +294,7 @@ func hashValue(code byte, v any) (uint64, bool) {
 	case hcText:
 		switch s := v.(type) {
 		case string:
-			return pgHashBytes([]byte(s)), true
+			return pgHashBytes(s), true
 		case []byte:
 			return pgHashBytes(s), true
 		}
@@ -362,6 +362,9 @@ func hashTimestamp(v any, tz bool) (uint64, bool) {
 		}
 		us -= pgEpochMicros
 	case string:
+		if us, ok := isoMicros(v, tz); ok {
+			return pgHashInt64Send(us), true
+		}
 		b := fromISO([]byte(v), tz)
 		var inf pgtext.Inf
 		var err error
@@ -382,6 +385,49 @@ func hashTimestamp(v any, tz bool) (uint64, bool) {
 		return 0, false
 	}
 	return pgHashInt64Send(us), true
+}
+
+// isoMicros reads a timestamp in the exact form the SQLite sink writes a
+// finite one with a four-digit year AD ("2024-01-02T03:04:05.500000", with
+// a "Z" for timestamptz) as microseconds since 2000-01-01, without
+// allocating; ok false for any other text (read by the general parser).
+func isoMicros(s string, tz bool) (int64, bool) {
+	n := 26
+	if tz {
+		n = 27
+		if len(s) != n || s[26] != 'Z' {
+			return 0, false
+		}
+	}
+	if len(s) != n || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' {
+		return 0, false
+	}
+	num := func(i, j int) (int64, bool) {
+		v := int64(0)
+		for ; i < j; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int64(c-'0')
+		}
+		return v, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(5, 7)
+	d, ok3 := num(8, 10)
+	h, ok4 := num(11, 13)
+	mi, ok5 := num(14, 16)
+	sec, ok6 := num(17, 19)
+	frac, ok7 := num(20, 26)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || y == 0 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59 {
+		return 0, false
+	}
+	days := pgtext.DaysFromCivil(y, mo, d)
+	if cy, cm, cd := pgtext.CivilFromDays(days); cy != y || cm != mo || cd != d { // no such day
+		return 0, false
+	}
+	return days*86_400_000_000 + ((h*60+mi)*60+sec)*1_000_000 + frac, true
 }
 
 // numericSend is numeric_send of the finite numeric unscaled×10^-scale
