@@ -14,7 +14,7 @@ import (
 )
 
 // Checksums by key range (MethodChecksum). When the table's key is one
-// integer column, each side computes, inside its database, per range of
+// integer column (other tables: buckets.go), each side computes, inside its database, per range of
 // keys the number of rows and the sum (modulo 2^64) of a 64-bit hash of
 // each row: on PostgreSQL (the source, and a PostgreSQL copy)
 // hash_record_extended (PostgreSQL 14 and later) over the row's values;

@@ -44,12 +44,15 @@ func (o *Options) defaults() {
 	}
 }
 
-// Compare compares table t on both sides and reports what differs. Each
-// side is read once (twice for a keyless table whose rows differ, to show
-// them); a keyed table whose key sorts alike everywhere is merged in key
-// order with memory for one batch of rows per side, any other table is
+// Compare compares table t on both sides and reports what differs. When
+// both sides can compute checksums, they do (by key range, or by bucket of
+// the key's hash: checksum.go, buckets.go), and only the groups of rows
+// that differ are read and compared row by row; else the whole table is.
+// Row by row, a keyed table whose key sorts alike everywhere is merged in
+// key order with memory for one batch of rows per side, any other table is
 // matched in memory (a key and a hash per column, or a 16-byte digest per
-// distinct row, for the rows one side has read and the other not yet).
+// distinct row, for the rows one side has read and the other not yet); a
+// table without a key is read twice when its rows differ, to show them.
 func Compare(ctx context.Context, t *Table, source, target Reader, opts Options) TableReport {
 	opts.defaults()
 	c := &comparison{t: t, src: source, dst: target, opts: opts}

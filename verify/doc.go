@@ -12,15 +12,19 @@
 //
 // Each side is read through a Reader of this package's own (SourceReader,
 // OpenSQLite, DuckDB, OpenPostgres), never through a sink's internals.
-// When a table's key is one integer column, each side computes checksums
-// of key ranges itself (a row count and a sum of row hashes per range:
-// checksum.go): PostgreSQL with hash_record_extended, a DuckDB or SQLite
-// copy the same hashes with a Go port of PostgreSQL's hashing (pghash.go,
-// targethash.go); only the ranges that differ are read and compared row by
-// row. Otherwise, tables with a key that sorts alike in every database
-// (integers, text in byte order, uuid, dates and timestamps) are read once
-// per side in key order and merged; others are matched by key in memory;
-// tables without a key are compared as multisets of rows.
+// Each side computes checksums itself (a row count and a sum of row
+// hashes per group of rows: checksum.go): PostgreSQL with
+// hash_record_extended, a DuckDB or SQLite copy the same hashes with a Go
+// port of PostgreSQL's hashing (pghash.go, targethash.go); only the groups
+// that differ are read and compared row by row. A table keyed by one
+// integer column is grouped by ranges of keys; any other table by buckets
+// of its key's hash, or of its row's hash without a key (buckets.go), since
+// other keys do not sort alike in every database. Where checksums cannot
+// be used (a DuckDB array column, PostgreSQL before 14), tables with a key
+// that sorts alike in every database (integers, text in byte order, uuid,
+// dates and timestamps) are read once per side in key order and merged;
+// others are matched by key in memory; tables without a key are compared
+// as multisets of rows.
 //
 // RepairTables (verify --repair) has what a Report found different copied
 // again by online copies the engine starts from the copy's position (as a
