@@ -63,8 +63,9 @@ const (
 )
 
 // sideHash is how one side computes a row's bucket and hash: SQL
-// expressions (PostgreSQL), or pgHashFunc's arguments (DuckDB, SQLite).
-// key is empty for a table without a key: its rows are bucketed by row.
+// expressions (PostgreSQL), or the hash codes and columns (DuckDB, SQLite:
+// targetArgs). key is empty for a table without a key: its rows are
+// bucketed by row.
 type sideHash struct{ key, row string }
 
 // bucketKey is the expression a row's bucket is taken from.

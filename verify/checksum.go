@@ -322,8 +322,8 @@ type hashing struct {
 // as a record.
 func (h *hashing) srcHash(cols []int) string { return recordHash(h.src, cols) }
 
-// dstHash is the copy's: SQL for a PostgreSQL copy, pgHashFunc's
-// arguments for a DuckDB or SQLite one.
+// dstHash is the copy's: SQL for a PostgreSQL copy, the hash codes and
+// columns (targetArgs) for a DuckDB or SQLite one.
 func (h *hashing) dstHash(cols []int) string {
 	if h.foreign != nil {
 		return h.foreign.targetArgsOf(cols)

@@ -19,8 +19,9 @@ type SQLReader struct {
 	db     *sql.DB // closed by Close when the reader opened it
 	conn   *sql.Conn
 	duckdb bool
-	// hashReady: pgHashFunc is registered on conn (sqlsum.go).
-	hashReady bool
+	// hashFuncs are the hash functions registered on conn, by their hash
+	// codes (DuckDB: sqlsum.go).
+	hashFuncs map[string]bool
 }
 
 // OpenSQLite opens a SQLite copy read-only and starts the read transaction.

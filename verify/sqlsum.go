@@ -21,12 +21,6 @@ func (r *SQLReader) hashPlan(ctx context.Context, t *Table) (*targetPlan, error)
 	if len(types) == 0 {
 		return nil, fmt.Errorf("%s: %w", r.name(t), ErrNoTable)
 	}
-	if r.duckdb && !r.hashReady {
-		if err := registerHash(r.conn); err != nil {
-			return nil, &errNoChecksum{"the copy cannot register the hash function: " + err.Error()}
-		}
-		r.hashReady = true
-	}
 	p := &targetPlan{dst: make([]string, len(t.Columns))}
 	codes := make([]byte, len(t.Columns))
 	for i, c := range t.Columns {
@@ -44,7 +38,35 @@ func (r *SQLReader) hashPlan(ctx context.Context, t *Table) (*targetPlan, error)
 		}
 	}
 	p.codes = string(codes)
+	if r.duckdb {
+		// The functions the checksums call: the row's, and the key's.
+		for _, args := range []string{p.targetArgs(), p.targetArgsOf(t.keys)} {
+			if len(t.keys) == 0 && args != p.targetArgs() {
+				continue
+			}
+			if _, err := r.duckHash(args); err != nil {
+				return nil, &errNoChecksum{"the copy cannot register the hash function: " + err.Error()}
+			}
+		}
+	}
 	return p, nil
+}
+
+// duckHash is the DuckDB expression hashing args (the hash codes and the
+// columns, as targetArgs gives them), registering its function on first
+// use.
+func (r *SQLReader) duckHash(args string) (string, error) {
+	codes, cols := splitArgs(args)
+	if !r.hashFuncs[codes] {
+		if err := registerHash(r.conn, codes); err != nil {
+			return "", err
+		}
+		if r.hashFuncs == nil {
+			r.hashFuncs = map[string]bool{}
+		}
+		r.hashFuncs[codes] = true
+	}
+	return duckHashName(codes) + "(" + cols + ")", nil
 }
 
 // sqlInt is v as an integer literal both DuckDB and SQLite read exactly.
@@ -71,9 +93,13 @@ func (r *SQLReader) sumRanges(ctx context.Context, t *Table, args string, shift 
 		return r.sqliteSums(ctx, t, args, shift, where, fn)
 	}
 	// The function returns NULL for a row it cannot hash.
+	hash, err := r.duckHash(args)
+	if err != nil {
+		return err
+	}
 	q := fmt.Sprintf(`SELECT b, count(*), CAST(sum(h) AS VARCHAR), count(*) - count(h) FROM
-		(SELECT CAST(%s AS BIGINT) >> %d AS b, %s(%s) AS h FROM %s%s) GROUP BY b`,
-		k, shift, pgHashFunc, args, r.name(t), where)
+		(SELECT CAST(%s AS BIGINT) >> %d AS b, %s AS h FROM %s%s) GROUP BY b`,
+		k, shift, hash, r.name(t), where)
 	rows, err := r.conn.QueryContext(ctx, q)
 	if err != nil {
 		return err
@@ -175,8 +201,7 @@ func (r *SQLReader) keyBounds(ctx context.Context, t *Table) (lo, hi int64, ok b
 
 var _ foreignSummer = (*SQLReader)(nil)
 
-// splitArgs splits pgHashFunc's arguments into the hash codes and the
-// columns.
+// splitArgs splits targetArgs's text into the hash codes and the columns.
 func splitArgs(args string) (codes, cols string) {
 	codes, cols, _ = strings.Cut(args, ", ")
 	return strings.Trim(codes, "'"), cols
@@ -186,14 +211,24 @@ func (r *SQLReader) sumBuckets(ctx context.Context, t *Table, h sideHash, bits u
 	if !r.duckdb {
 		return r.sqliteBucketSums(ctx, t, h, bits, within, fn)
 	}
+	row, err := r.duckHash(h.row)
+	if err != nil {
+		return err
+	}
+	key := row
+	if h.key != "" {
+		if key, err = r.duckHash(h.key); err != nil {
+			return err
+		}
+	}
 	where := ""
 	if within != nil {
-		where = " WHERE " + within.sql(pgHashFunc+"("+h.bucketKey()+")")
+		where = " WHERE " + within.sql(key)
 	}
 	mask := int64(uint64(1)<<bits - 1)
-	inner := fmt.Sprintf("SELECT %s(%s) & %d AS b, %s(%s) AS h FROM %s%s", pgHashFunc, h.key, mask, pgHashFunc, h.row, r.name(t), where)
+	inner := fmt.Sprintf("SELECT %s & %d AS b, %s AS h FROM %s%s", key, mask, row, r.name(t), where)
 	if h.key == "" {
-		inner = fmt.Sprintf("SELECT h & %d AS b, h FROM (SELECT %s(%s) AS h FROM %s%s)", mask, pgHashFunc, h.row, r.name(t), where)
+		inner = fmt.Sprintf("SELECT h & %d AS b, h FROM (SELECT %s AS h FROM %s%s)", mask, row, r.name(t), where)
 	}
 	// The function returns NULL for a row it cannot hash.
 	return r.duckSums(ctx, "SELECT b, count(*), CAST(sum(h) AS VARCHAR), count(*) - count(h) FROM ("+inner+") GROUP BY b", fn)
@@ -316,7 +351,11 @@ func (r *SQLReader) sqliteBucketSums(ctx context.Context, t *Table, h sideHash, 
 
 func (r *SQLReader) scanBuckets(ctx context.Context, t *Table, h sideHash, f *bucketFilter, sorted bool, fn func(Row) error) error {
 	if r.duckdb {
-		return r.scan(ctx, t, sorted, f.sql(pgHashFunc+"("+h.bucketKey()+")"), fn)
+		key, err := r.duckHash(h.bucketKey())
+		if err != nil {
+			return err
+		}
+		return r.scan(ctx, t, sorted, f.sql(key), fn)
 	}
 	keyHash := sqliteKeyHash(t, h)
 	dvals := make([]driver.Value, len(t.Columns))

@@ -4,7 +4,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/binary"
-	"fmt"
+	"encoding/hex"
 	"math"
 	"math/big"
 	"strconv"
@@ -524,23 +524,24 @@ func numericSendGroups(groups []uint16, weight int, neg bool, scale int) []byte 
 	return out
 }
 
-// pgHashFunc is the name of the function registered on a DuckDB
-// connection: walmirror_pg_hash(codes, v1, v2, ...), a scalar function
-// returning each row's hash (NULL when a value cannot be hashed). A SQLite
-// copy is in the process itself: its rows are hashed as SQLite reads them
-// (sqlsum.go), which costs less than a function SQLite calls per row
-// through the driver (2.7 µs a row in BenchmarkTargetChecksums).
+// pgHashFunc names the functions registered on a DuckDB connection:
+// walmirror_pg_hash_<codes in hex>(v1, v2, ...), one per list of hash
+// codes, a scalar function returning a row's hash of the values v1, v2,
+// ... hashed by those codes (NULL when a value cannot be hashed). The
+// codes are no argument: DuckDB would hand that constant to Go as a new
+// string for every row. A SQLite copy is in the process itself: its rows
+// are hashed as SQLite reads them (sqlsum.go), which costs less than a
+// function SQLite calls per row through the driver (2.7 µs a row in
+// BenchmarkTargetChecksums).
 const pgHashFunc = "walmirror_pg_hash"
 
-// duckHashUDF is the DuckDB scalar function.
-type duckHashUDF struct{}
+// duckHashUDF is the DuckDB scalar function for one list of hash codes.
+type duckHashUDF struct{ codes string }
 
 func (duckHashUDF) Config() duckdb.ScalarFuncConfig {
-	text, _ := duckdb.NewTypeInfo(duckdb.TYPE_VARCHAR)
 	anyType, _ := duckdb.NewTypeInfo(duckdb.TYPE_ANY)
 	result, _ := duckdb.NewTypeInfo(duckdb.TYPE_BIGINT)
 	return duckdb.ScalarFuncConfig{
-		InputTypeInfos:      []duckdb.TypeInfo{text},
 		VariadicTypeInfo:    anyType,
 		ResultTypeInfo:      result,
 		SpecialNullHandling: true, // a NULL column hashes as 0
@@ -548,13 +549,9 @@ func (duckHashUDF) Config() duckdb.ScalarFuncConfig {
 	}
 }
 
-func (duckHashUDF) Executor() duckdb.ScalarFuncExecutor {
+func (f duckHashUDF) Executor() duckdb.ScalarFuncExecutor {
 	return duckdb.ScalarFuncExecutor{RowExecutor: func(vals []driver.Value) (any, error) {
-		codes, ok := vals[0].(string)
-		if !ok {
-			return nil, fmt.Errorf("%s: no hash codes", pgHashFunc)
-		}
-		h, ok := hashRow(codes, vals[1:])
+		h, ok := hashRow(f.codes, vals)
 		if !ok {
 			return nil, nil
 		}
@@ -562,9 +559,13 @@ func (duckHashUDF) Executor() duckdb.ScalarFuncExecutor {
 	}}
 }
 
-// registerHash registers pgHashFunc on conn, a DuckDB connection.
-func registerHash(conn *sql.Conn) error {
-	return duckdb.RegisterScalarUDF(conn, pgHashFunc, duckHashUDF{})
+// duckHashName is the name of the function for codes.
+func duckHashName(codes string) string { return pgHashFunc + "_" + hex.EncodeToString([]byte(codes)) }
+
+// registerHash registers the function for codes on conn, a DuckDB
+// connection.
+func registerHash(conn *sql.Conn, codes string) error {
+	return duckdb.RegisterScalarUDF(conn, duckHashName(codes), duckHashUDF{codes})
 }
 
 // targetArgs are the arguments of pgHashFunc on the copy: the hash codes,
