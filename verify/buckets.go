@@ -48,11 +48,14 @@ import (
 // that differs and holds more than bucketLeafRows rows on either side is
 // split by more bits of the hash in another pass before its rows are read.
 
+// bucketLeafRows: a differing bucket with more rows than this on either
+// side is split before its rows are read (a variable for the tests).
+var bucketLeafRows int64 = 16384
+
 const (
-	bucketRows     = 512
-	minBucketBits  = 8
-	maxBucketBits  = 20
-	bucketLeafRows = 16384
+	bucketRows    = 512
+	minBucketBits = 8
+	maxBucketBits = 20
 	// bucketSplitBits: how many more bits of the hash a pass splitting
 	// large differing buckets uses.
 	bucketSplitBits = 8

@@ -94,6 +94,11 @@ func TestChecksumKeys(t *testing.T) {
 			"2 missing, 2 extra, 0 changed", []string{"missing (s, n, f, b, big)=(dup, 1, 1, \\x00, NULL)"}},
 		{"kl", `INSERT INTO kl VALUES (NULL, NULL, NULL, NULL, NULL)`, "0 missing, 1 extra, 0 changed", []string{"extra (s, n, f, b, big)=(NULL, NULL, NULL, NULL, NULL)"}},
 	}
+	// Differing buckets split by more bits of the hash (as those of a
+	// large table would be) before their rows are read.
+	changes = append(changes, change{"uk", `DELETE FROM uk WHERE id = md5('17')::uuid; UPDATE uk SET v = 'x' WHERE id = md5('18')::uuid; INSERT INTO uk VALUES (md5('x')::uuid, 'extra')`,
+		"1 missing, 1 extra, 1 changed", nil})
+	defer func(n int64) { bucketLeafRows = n }(bucketLeafRows)
 	// Each table's changes are made in turns, all tables at once.
 	for len(changes) > 0 {
 		var turn, later []change
@@ -108,7 +113,13 @@ func TestChecksumKeys(t *testing.T) {
 		for _, m := range turn {
 			e.exec(e.dst, m.sql)
 		}
+		if len(changes) == 0 { // the last turn: uk's split
+			bucketLeafRows = 2
+		}
 		got := e.compare()
+		if len(changes) == 0 && (got["uk"].Note == "" || strings.Contains(got["uk"].Note, "(1 passes)")) {
+			t.Errorf("uk: differing buckets not split: %s", got["uk"].Note)
+		}
 		for _, m := range turn {
 			checkChange(t, got, m.table, m.sql, m.want, m.examples)
 			e.restore(m.table)
