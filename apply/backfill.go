@@ -637,11 +637,23 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	tm := chunkTiming{began: began}
 	readAt := time.Now()
 	tm.begin = readAt.Sub(began)
+	// Rows past the copy's progress are new to the target table (emptied
+	// for the first chunk; the stream's changes to rows past the progress
+	// are held until a chunk covers them); a keyed re-copy deleted its rows
+	// first and goes the usual way.
+	nw, _ := e.sink.(newRowsWriter)
+	if keyed {
+		nw = nil
+	}
 	write := func(rows []schema.Tuple) error {
 		defer func(at time.Time) { tm.write += time.Since(at) }(time.Now())
 		b := &schema.Batch{Table: t, Inserts: rows}
 		return e.call(ctx, func(ctx context.Context) error {
-			if err := e.sink.Write(ctx, b); err != nil {
+			write := e.sink.Write
+			if nw != nil {
+				write = func(ctx context.Context, b *schema.Batch) error { return nw.WriteNew(ctx, b.Table, b.Inserts) }
+			}
+			if err := write(ctx, b); err != nil {
 				return fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
 			}
 			return nil
@@ -1088,9 +1100,9 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 		e.conf.RequestReply() // the next keepalive may show it passed
 		return nil
 	}
-	tables := e.polled.tables
+	tables, at := e.polled.tables, e.polled.at
 	e.polled = nil
-	if err := e.forgetLeft(ctx, tables); err != nil {
+	if err := e.forgetLeft(ctx, tables, at); err != nil {
 		return err
 	}
 	for _, p := range tables {
@@ -1127,8 +1139,10 @@ type shapeLister interface {
 }
 
 // forgetLeft forgets the tables the copy holds that are no longer
-// published; their target tables stay as they are.
-func (e *engine) forgetLeft(ctx context.Context, published []source.PublishedTable) error {
+// published as of at, the listing's position; their target tables stay as
+// they are. A table the stream described past at joined since (the
+// stream carried it there): the listing is older than that.
+func (e *engine) forgetLeft(ctx context.Context, published []source.PublishedTable, at lsn.LSN) error {
 	sl, ok := e.sink.(shapeLister)
 	if !ok {
 		return nil
@@ -1142,7 +1156,7 @@ func (e *engine) forgetLeft(ctx context.Context, published []source.PublishedTab
 		in[p.RelID] = true
 	}
 	for _, id := range ids {
-		if in[id] || e.fills[id] != nil {
+		if in[id] || e.fills[id] != nil || e.describedAt[id] > at {
 			continue
 		}
 		if err := e.forget(ctx, id); err != nil {
@@ -1250,21 +1264,22 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 	return nil
 }
 
-// memberReader reads a table's publication membership now.
-type memberReader interface {
-	Membership(ctx context.Context, relid uint32) (string, error)
+// storageReader reads one table's storage signature now.
+type storageReader interface {
+	Storage(ctx context.Context, relid uint32) (string, error)
 }
 
-// checkMembership copies t again at once when the publication's hold on it
-// changed since the copy was made: a row filter or column list altered
-// (ALTER PUBLICATION ... SET TABLE adds the table anew), or the table left
-// and joined again. Rows the copy lacks may be published now, and the
-// changes that follow this Relation message can touch them, so the poll,
-// which comes only at the next caught-up moment, would be too late: an
-// update of such a row would find no row in the target. old is the table
-// as this run knew it (nil: not yet described in this run).
+// checkMembership copies t again at once when rows the copy lacks may have
+// become published since the copy was made: the publication's hold on the
+// table changed (a row filter or column list altered: ALTER PUBLICATION ...
+// SET TABLE adds the table anew; or it left and joined again), or a
+// partition was attached to it. The changes that follow this Relation
+// message can touch those rows, and the poll, which would copy the table,
+// comes only at the next caught-up moment: an update of such a row would
+// find no row in the target. old is the table as this run knew it (nil:
+// not yet described in this run).
 func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *schema.Table) error {
-	mr, ok := e.copier.(memberReader)
+	sr, ok := e.copier.(storageReader)
 	if !ok || e.fills[t.ID] != nil {
 		return nil
 	}
@@ -1279,34 +1294,47 @@ func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *sche
 		}
 		prev = stored.Storage
 	}
-	was := membership(prev)
-	if was == "" {
+	was, ok := holds(prev)
+	if !ok {
 		return nil
 	}
-	now, err := mr.Membership(ctx, t.ID)
+	sig, err := sr.Storage(ctx, t.ID)
 	if err != nil {
 		return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
 	}
-	if now == "" || now == was {
+	now, ok := holds(sig)
+	if !ok || now == was {
 		return nil
 	}
 	// The copy's first chunk stores the storage it read; the poll compares
 	// with that from then on.
 	delete(e.storage, t.ID)
 	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1,
-		"its publication membership changed (row filter or column list altered, or it left the publication and joined again): rows the copy lacks may be published now")
+		"rows it did not publish before may be published now (its row filter or column list altered, it left the publication and joined again, or a partition was attached)")
 	return nil
 }
 
-// membership is the membership part of a storage signature ("" if none).
-func membership(sig string) string {
-	// data files | membership | schema.name
-	_, rest, ok := strings.Cut(sig, "|")
-	if !ok {
-		return ""
+// holds is what decides which rows a storage signature's table publishes,
+// short of their data: the tables holding its rows (itself, or a
+// partitioned table's leaves) and its publication membership; ok is false
+// for a signature without them.
+func holds(sig string) (string, bool) {
+	// data files | membership | schema.name; data files are oid:relfilenode
+	// pairs, then maybe ";enums:" and a hash.
+	files, rest, ok := strings.Cut(sig, "|")
+	member, _, _ := strings.Cut(rest, "|")
+	if !ok || member == "" {
+		return "", false
 	}
-	m, _, _ := strings.Cut(rest, "|")
-	return m
+	files, _, _ = strings.Cut(files, ";")
+	var b strings.Builder
+	for f := range strings.SplitSeq(files, ",") {
+		oid, _, _ := strings.Cut(f, ":")
+		b.WriteString(oid)
+		b.WriteByte(',')
+	}
+	b.WriteString("|" + member)
+	return b.String(), true
 }
 
 // sameData reports whether two storage signatures differ at most in the

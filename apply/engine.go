@@ -100,19 +100,21 @@ type engine struct {
 	fillOrder     []uint32
 	fillsChanged  bool // Copies changed since the last commit
 	inflight      *chunkWait
-	retryAt       time.Time         // no chunk before then
-	chunkDone     *chunkWait        // a chunk whose watermark came: commit now
-	copiedCache   map[uint32]bool   // per table: the target holds it complete (or is copying it)
-	storage       map[uint32]string // per table: the Storage polls last found acted on
-	truncXids     map[uint32]uint32 // per table: the source transaction of its last streamed TRUNCATE
-	pollSoon      bool              // poll at the next caught-up moment, whatever the interval
-	pollAfter     time.Time         // no poll before then (a locked table)
-	polled        *polled           // a publication listing waiting for the stream to pass its position
-	pollFirst     bool              // a bounded run lists the publication before it ends (StopAtNow)
-	waiting       bool              // the last event was a keepalive: the server has sent all it had
-	xid           uint32            // the source transaction being received
-	pause         *Pauser           // Config.Pause (pause.go)
-	resyncAtStart []ResyncTable     // Config.ResyncTables
+	retryAt       time.Time          // no chunk before then
+	chunkDone     *chunkWait         // a chunk whose watermark came: commit now
+	copiedCache   map[uint32]bool    // per table: the target holds it complete (or is copying it)
+	storage       map[uint32]string  // per table: the Storage polls last found acted on
+	truncXids     map[uint32]uint32  // per table: the source transaction of its last streamed TRUNCATE
+	describedAt   map[uint32]lsn.LSN // per table: where the stream last described it (see forgetLeft)
+	pollSoon      bool               // poll at the next caught-up moment, whatever the interval
+	pollAfter     time.Time          // no poll before then (a locked table)
+	polled        *polled            // a publication listing waiting for the stream to pass its position
+	pollFirst     bool               // a bounded run lists the publication before it ends (StopAtNow)
+	waiting       bool               // the last event was a keepalive: the server has sent all it had
+	xid           uint32             // the source transaction being received
+	txEnd         lsn.LSN            // and its commit's position
+	pause         *Pauser            // Config.Pause (pause.go)
+	resyncAtStart []ResyncTable      // Config.ResyncTables
 }
 
 // chunkReader is what online copies read the source through.
@@ -162,7 +164,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
-		truncXids: map[uint32]uint32{},
+		truncXids: map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{},
 	}
 }
 
@@ -331,7 +333,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			return errStopReached
 		}
 		e.inTx = true
-		e.xid = m.Xid
+		e.xid, e.txEnd = m.Xid, m.FinalLSN
 		e.skipping = m.FinalLSN < e.state.LSN
 		e.stats.LastCommitTime = m.CommitTime
 	case *pgoutput.Commit:
@@ -485,6 +487,11 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 // of the stream: a Relation message, or an online copy's snapshot at its
 // watermark (shapeWatermark).
 func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, ident byte, cols []schema.Column, typeNames map[uint32]string) error {
+	if e.inTx {
+		e.describedAt[relid] = e.txEnd
+	} else {
+		e.describedAt[relid] = e.lastEnd
+	}
 	old, known := e.tables[relid]
 	if known && (old.Schema != nsp || old.Name != name) {
 		if n, ok := e.catalog.(relNamer); ok {

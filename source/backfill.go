@@ -103,26 +103,23 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 	return out, at, nil
 }
 
-// Membership is what makes relid a member of the publication now: the
-// membership part of its storage signature (PublishedTable.Storage). A
-// table whose row filter or column list changed is a member anew (ALTER
-// PUBLICATION ... SET TABLE drops and adds its pg_publication_rel row), as
-// is one that left and joined again: rows the copy lacks may be published.
-func (c *Copier) Membership(ctx context.Context, relid uint32) (string, error) {
+// Storage is relid's storage signature now (PublishedTable.Storage), read
+// in one query; "" when no such table exists.
+func (c *Copier) Storage(ctx context.Context, relid uint32) (string, error) {
 	member := ""
 	if c.version >= 150000 {
 		member = memberExpr15
 	}
-	q := strings.Replace(`SELECT `+memberExpr+` FROM pg_catalog.pg_class c WHERE c.oid = $2`, "MEMBER15", member, 1)
-	var m string
-	err := c.conn.QueryRow(ctx, q, c.publication, int64(relid)).Scan(&m)
+	q := strings.Replace(`SELECT `+storageExpr+` FROM pg_catalog.pg_class c WHERE c.oid = $2`, "MEMBER15", member, 1)
+	var sig string
+	err := c.conn.QueryRow(ctx, q, c.publication, int64(relid)).Scan(&sig)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
 	if err != nil {
-		return "", classify("read a table's publication membership", err)
+		return "", classify("read a table's storage", err)
 	}
-	return m, nil
+	return sig, nil
 }
 
 // Chunk is one read of an online copy: a repeatable-read transaction whose

@@ -91,12 +91,9 @@ const leavesOf = `(WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_cata
 // value changes what stored rows read as, with no WAL for them either.
 const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
 		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END
-	|| ` + enumLabels + ` || '|' || ` + memberExpr + `
+	|| ` + enumLabels + ` || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
+		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15 'all')
 	|| '|' || c.relnamespace::text || '.' || c.relname`
-
-// memberExpr is the membership part of storageExpr.
-const memberExpr = `coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
-		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15 'all')`
 
 // enumLabels is "" for a table whose columns use no enum type, else
 // ";enums:" and a hash of every label (with its pg_enum oid) of the enum

@@ -379,6 +379,13 @@ func TestAttachPartition(t *testing.T) {
 			mustExec(t, db, "ALTER TABLE m ATTACH PARTITION loose FOR VALUES FROM (200) TO (300)")
 			run()
 			compareRows(t, dsn, rows, "SELECT id, v FROM m")
+			// Rows of a partition attached just before are changed at once:
+			// the copy holds none of its rows yet.
+			mustExec(t, db, `CREATE TABLE loose2 (id int PRIMARY KEY, v text); INSERT INTO loose2 SELECT g, 'm' || g FROM generate_series(300, 349) g;
+				ALTER TABLE m ATTACH PARTITION loose2 FOR VALUES FROM (300) TO (400)`)
+			mustExec(t, db, "UPDATE m SET v = 'changed' WHERE id IN (210, 310); DELETE FROM m WHERE id = 320")
+			run()
+			compareRows(t, dsn, rows, "SELECT id, v FROM m")
 			mustExec(t, db, "ALTER TABLE m DETACH PARTITION m0; UPDATE m SET v = 'after' WHERE id = 150")
 			run()
 			compareRows(t, dsn, rows, "SELECT id, v FROM m")
