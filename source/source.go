@@ -114,11 +114,28 @@ func (s *Source) preflight(ctx context.Context) error {
 }
 
 func (s *Source) ensurePublication(ctx context.Context) error {
-	var all bool
-	err := s.conn.QueryRow(ctx, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&all)
+	var all, ins, upd, del, trunc bool
+	err := s.conn.QueryRow(ctx, `SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1`,
+		s.cfg.Publication).Scan(&all, &ins, &upd, &del, &trunc)
 	if err == nil {
 		if len(s.cfg.Tables) > 0 {
 			s.warnTablesDisagree(ctx) // the publication decides; --tables only shapes a new one
+		}
+		var left []string
+		for _, op := range []struct {
+			name string
+			on   bool
+		}{{"insert", ins}, {"update", upd}, {"delete", del}, {"truncate", trunc}} {
+			if !op.on {
+				left = append(left, op.name)
+			}
+		}
+		if len(left) > 0 {
+			// Its choice, maybe on purpose (an append-only copy), but not a
+			// mirror: say so at every start.
+			s.log.Warn("the publication does not publish every operation: the copy keeps what those change at the source and will differ from it; "+
+				"to mirror, run ALTER PUBLICATION "+quoteIdent(s.cfg.Publication)+" SET (publish = 'insert, update, delete, truncate') and copy the tables again (walmirror resync)",
+				"publication", s.cfg.Publication, "not_published", strings.Join(left, ", "))
 		}
 		return nil
 	}

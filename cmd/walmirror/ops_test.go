@@ -226,6 +226,17 @@ func TestCheck(t *testing.T) {
 		t.Errorf("check of a running copy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("check output:\n%s", r.stdout)
+	// A publication that leaves operations out makes a copy that differs
+	// from the source: check and run both say so.
+	mustExec(t, db, "ALTER PUBLICATION walmirror SET (publish = 'insert')")
+	r = walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+good, "--slot", "check_slot")
+	if !strings.Contains(r.stdout, `does not publish update, delete, truncate`) {
+		t.Errorf("check of an insert-only publication: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+good, "--slot", "check_slot", "--stop-at-lsn", "now")
+	if r.code != 0 || !strings.Contains(r.stderr, `not_published="update, delete, truncate"`) {
+		t.Errorf("run with an insert-only publication: exit %d\n%s", r.code, r.stderr)
+	}
 	_ = server.Exec(ctx, db, `SELECT pg_drop_replication_slot('check_slot')`)
 }
 
