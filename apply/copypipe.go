@@ -38,6 +38,18 @@ type binaryCopier interface {
 	CopyBinary(ctx context.Context, t *schema.Table, r io.Reader) (int64, error)
 }
 
+// newRowsWriter is a sink that takes rows new to a table, past every key
+// it holds, more cheaply than Write's Inserts (DuckDB: their keys checked
+// once at commit, not by each statement). An online copy's chunks are such
+// rows: keys past those the copy committed before, whose changes the
+// stream holds back until the copy reaches them. The rows must still be
+// checked: a key the table holds fails the transaction, at commit at the
+// latest, rather than being stored twice.
+type newRowsWriter interface {
+	// WriteNew inserts rows into t's target table in the open transaction.
+	WriteNew(ctx context.Context, t *schema.Table, rows []schema.Tuple) error
+}
+
 const (
 	copyBatches = 2         // decoded batches in flight: one filling, one being written
 	copyPieces  = 4         // pieces of a binary COPY stream in flight

@@ -256,11 +256,38 @@ func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, keys []schema.Tupl
 // all rows of a table created or emptied in this transaction (the initial
 // copy fills big tables in many chunks).
 func (s *Sink) insert(ctx context.Context, ti *tableInfo, rows []schema.Tuple) error {
-	return s.insertRows(ctx, ti, rows, s.written[ti.name]+int64(len(rows)) > bulkRows)
+	return s.insertRows(ctx, ti, rows, s.written[ti.name]+int64(len(rows)) > bulkRows, false)
 }
 
-// insertRows is insert, with the key check put off until commit when bulk.
-func (s *Sink) insertRows(ctx context.Context, ti *tableInfo, rows []schema.Tuple, bulk bool) error {
+// WriteNew inserts rows that are new to t's table, past every key it holds:
+// an online copy's chunk, whose keys follow those the copy committed before
+// (the stream's changes to rows past them wait for the copy). The rows are
+// checked for keys already there once, at commit, over their key range,
+// instead of by each statement: an INSERT that reads the table it inserts
+// into (the check's join) makes DuckDB keep the rows in memory, where a
+// plain one writes full row groups to the file, and the check at commit
+// reads only the rows of that range, which are these. A key that is there
+// all the same still fails the transaction, at commit, naming the key. A
+// table whose key is not a single integer column gets Write's inserts (its
+// check at commit would read the whole table each time).
+func (s *Sink) WriteNew(ctx context.Context, t *schema.Table, rows []schema.Tuple) error {
+	if !s.inTx {
+		return errors.New("duckdb sink: write outside a transaction")
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	ti, err := s.info(ctx, t)
+	if err != nil {
+		return err
+	}
+	return explain(s.insertRows(ctx, ti, rows, s.written[ti.name]+int64(len(rows)) > bulkRows, true))
+}
+
+// insertRows is insert, with the key check put off until commit when bulk,
+// or when the rows are new (WriteNew) and the check can be limited to their
+// key range.
+func (s *Sink) insertRows(ctx context.Context, ti *tableInfo, rows []schema.Tuple, bulk, newKeys bool) error {
 	fields := allFields(ti, 'c')
 	keyed := len(ti.keyIdx) > 0
 	checked := keyed && !s.fresh[ti.name]
@@ -275,7 +302,7 @@ func (s *Sink) insertRows(ctx context.Context, ti *tableInfo, rows []schema.Tupl
 	switch {
 	case keyed && !checked:
 		s.checkAtCommit(ti, keyCheck{})
-	case checked && bulk:
+	case checked && (bulk || newKeys && ranged):
 		s.checkAtCommit(ti, keyCheck{lo: lo, hi: hi, ranged: ranged})
 		checked, ranged = false, false
 	}
@@ -418,7 +445,7 @@ func (s *Sink) replace(ctx context.Context, ti *tableInfo, rows []schema.Tuple) 
 		return err
 	}
 	ti.rows -= int64(len(rows)) // insertRows counts them again
-	return s.insertRows(ctx, ti, rows, true)
+	return s.insertRows(ctx, ti, rows, true, false)
 }
 
 // keyText renders key values for messages: ("id")=(42).
