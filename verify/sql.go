@@ -22,6 +22,64 @@ type SQLReader struct {
 	// hashFuncs are the hash functions registered on conn, by their hash
 	// codes (DuckDB: sqlsum.go).
 	hashFuncs map[string]bool
+	// twinConn is a second connection of a SQLite copy in a read
+	// transaction seeing what conn's sees (twin), once tried.
+	twinConn  *sql.Conn
+	twinTried bool
+}
+
+// twin returns a second connection to a SQLite copy that this reader
+// opened, in a read transaction that sees exactly what the reader's own
+// does, or nil. Both read the copy's state table (walmirror's position,
+// and the copies in progress): every commit into the copy changes it, so
+// equal states are one state of the copy (a copy that moved on between
+// the two, as one walmirror run writes to, gets no twin).
+func (r *SQLReader) twin(ctx context.Context) *sql.Conn {
+	if r.duckdb || r.db == nil || r.twinTried {
+		return r.twinConn
+	}
+	r.twinTried = true
+	state := func(c *sql.Conn) (string, error) {
+		rows, err := c.QueryContext(ctx, `SELECT * FROM _walmirror_state`)
+		if err != nil {
+			return "", err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&b, "%#v\n", vals)
+		}
+		return b.String(), rows.Err()
+	}
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		conn.Close()
+		return nil
+	}
+	mine, err1 := state(r.conn)
+	theirs, err2 := state(conn)
+	if err1 != nil || err2 != nil || mine != theirs || mine == "" {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		conn.Close()
+		return nil
+	}
+	r.twinConn = conn
+	return conn
 }
 
 // OpenSQLite opens a SQLite copy read-only and starts the read transaction.
@@ -64,6 +122,10 @@ func begin(ctx context.Context, db *sql.DB, stmt string, duck bool) (*SQLReader,
 
 // Close ends the read transaction.
 func (r *SQLReader) Close() error {
+	if r.twinConn != nil {
+		_, _ = r.twinConn.ExecContext(context.Background(), "ROLLBACK")
+		r.twinConn.Close()
+	}
 	_, _ = r.conn.ExecContext(context.Background(), "ROLLBACK")
 	err := r.conn.Close()
 	if r.db != nil {
