@@ -314,8 +314,10 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		if e.stopAt != 0 {
 			// A publication listing still waiting for the stream to pass
-			// its position may start copies: it is seen through first.
-			if ev.WALEnd >= e.stopAt && !e.copying() && e.polled == nil {
+			// its position may start copies: it is seen through first; so
+			// is a poll a bounded run still owes (one put off while DDL
+			// held a table, or asked for by a Relation message).
+			if ev.WALEnd >= e.stopAt && !e.copying() && e.polled == nil && !e.pollOwed() {
 				return errStopReached
 			}
 			e.conf.RequestReply()
