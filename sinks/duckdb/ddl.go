@@ -272,7 +272,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			// Kept as text: written as PostgreSQL's text form.
 			s.log.Debug("target column is VARCHAR: values are stored as PostgreSQL text", "table", name, "column", c.Name, "source_type", want)
 		default:
-			ok, err := s.retype(ctx, name, c.Name, want)
+			ok, err := s.retype(ctx, name, c.Name, want, convertFrom(t, c))
 			if err != nil {
 				return err
 			}
@@ -426,19 +426,46 @@ func hasColumnFold(t *schema.Table, name string) bool {
 	return false
 }
 
+// convertFrom is how column c's stored values read in its new type when
+// PostgreSQL reinterprets them rather than casting: int4 and oid are binary
+// coercible, so ALTER ... TYPE keeps the bits (no rewrite) and -1 reads as
+// the oid 4294967295. "" when the type's cast says it.
+func convertFrom(t *schema.Table, c schema.Column) string {
+	if t.Change == nil {
+		return ""
+	}
+	from, ok := t.Change.Retyped[c.Name]
+	if !ok {
+		return ""
+	}
+	col := quote(c.Name)
+	switch {
+	case from.TypeID == schema.OIDInt4 && c.TypeID == schema.OIDOid:
+		return "CASE WHEN " + col + " < 0 THEN " + col + " + 4294967296 ELSE " + col + " END"
+	case from.TypeID == schema.OIDOid && c.TypeID == schema.OIDInt4:
+		return "CASE WHEN " + col + " > 2147483647 THEN " + col + " - 4294967296 ELSE " + col + " END"
+	}
+	return ""
+}
+
 // retype converts a column to a new type if every stored value converts
-// (checked first: a failing ALTER would abort the transaction).
-func (s *Sink) retype(ctx context.Context, table, column, typ string) (bool, error) {
+// (checked first: a failing ALTER would abort the transaction): with the
+// expression from (convertFrom), else with the type's cast.
+func (s *Sink) retype(ctx context.Context, table, column, typ, from string) (bool, error) {
 	col := quote(column)
+	expr, using := col, ""
+	if from != "" {
+		expr, using = "("+from+")", " USING ("+from+")"
+	}
 	var bad int64
-	q := "SELECT count(*) FROM " + table + " WHERE " + col + " IS NOT NULL AND TRY_CAST(" + col + " AS " + typ + ") IS NULL"
+	q := "SELECT count(*) FROM " + table + " WHERE " + col + " IS NOT NULL AND TRY_CAST(" + expr + " AS " + typ + ") IS NULL"
 	if err := s.conn.QueryRowContext(ctx, q).Scan(&bad); err != nil {
 		return false, fmt.Errorf("check values of %s.%s: %w", table, col, err)
 	}
 	if bad > 0 {
 		return false, nil
 	}
-	if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET DATA TYPE "+typ); err != nil {
+	if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET DATA TYPE "+typ+using); err != nil {
 		return false, fmt.Errorf("change type of %s.%s to %s: %w", table, col, typ, err)
 	}
 	return true, nil

@@ -364,7 +364,48 @@ func (s *Sink) retype(ctx context.Context, t *schema.Table, name string, from, t
 	switch {
 	case t.Replacing && columnType(fk) == columnType(tk):
 		return nil // emptied (see change): nothing to convert, same affinity
+	case t.Replacing:
+		// Emptied, but the column's affinity would convert the copy's
+		// values (numeric text '1.00' read back as the integer 1).
+		return s.redeclare(ctx, name, to.Name, columnType(tk))
 	case fk == schema.KindInt && tk == schema.KindInt:
+		// int4 and oid are binary coercible: ALTER ... TYPE keeps the
+		// stored bits (no rewrite), which read as another number where
+		// the sign bit is set (-1 as the oid 4294967295). Other integer
+		// changes keep every value.
+		var q string
+		switch {
+		case from.TypeID == schema.OIDInt4 && to.TypeID == schema.OIDOid:
+			q = " + 4294967296 WHERE " + quote(to.Name) + " < 0"
+		case from.TypeID == schema.OIDOid && to.TypeID == schema.OIDInt4:
+			q = " - 4294967296 WHERE " + quote(to.Name) + " > 2147483647"
+		default:
+			return nil
+		}
+		if _, err := s.conn.ExecContext(ctx, "UPDATE "+quote(name)+" SET "+quote(to.Name)+" = "+quote(to.Name)+q); err != nil {
+			return fmt.Errorf("convert column %q of %q between integer and oid: %w", to.Name, name, err)
+		}
+		s.log.Info("source column type changed: target values rewritten", "table", name, "column", to.Name)
+		return nil
+	case fk == schema.KindTimestamp && tk == schema.KindTimestampTZ, fk == schema.KindTimestampTZ && tk == schema.KindTimestamp:
+		// PostgreSQL changes between timestamp and timestamptz without
+		// rewriting the table when the session's time zone is UTC, reading
+		// the values as UTC; in another zone it rewrites the table, which
+		// the publication poll notices and copies again. Either way the
+		// values become what they are as UTC: the forms isoTimestamp
+		// writes for either type ('Z' for timestamptz, '+00 BC' for its BC
+		// values; infinity alike).
+		col := quote(to.Name)
+		q := "UPDATE " + quote(name) + " SET " + col + " = CASE WHEN " + col + " IN ('infinity', '-infinity') THEN " + col
+		if tk == schema.KindTimestampTZ {
+			q += " WHEN " + col + " LIKE '% BC' THEN substr(" + col + ", 1, length(" + col + ") - 3) || '+00 BC' ELSE " + col + " || 'Z' END"
+		} else {
+			q += " WHEN " + col + " LIKE '%+00 BC' THEN substr(" + col + ", 1, length(" + col + ") - 6) || ' BC' WHEN " + col + " LIKE '%Z' THEN substr(" + col + ", 1, length(" + col + ") - 1) ELSE " + col + " END"
+		}
+		if _, err := s.conn.ExecContext(ctx, q+" WHERE "+col+" IS NOT NULL"); err != nil {
+			return fmt.Errorf("convert column %q of %q between timestamp and timestamptz: %w", to.Name, name, err)
+		}
+		s.log.Info("source column type changed: target values rewritten", "table", name, "column", to.Name)
 		return nil
 	case textLike(from.TypeID) && textLike(to.TypeID):
 		return nil
@@ -390,6 +431,57 @@ func (s *Sink) retype(ctx context.Context, t *schema.Table, name string, from, t
 	}
 	return fmt.Errorf("column %q of source table %s changed type (OID %d, typmod %d to OID %d, typmod %d); SQLite cannot convert its stored values exactly as PostgreSQL did, so the copy would differ: start a fresh copy into an empty target",
 		to.Name, t.QualifiedName(), from.TypeID, from.Typmod, to.TypeID, to.Typmod)
+}
+
+// redeclare gives column col of the table name, emptied for a copy, the
+// declared type typ: SQLite cannot change a column's type, so the table is
+// made again with the same columns, the same key and no rows.
+func (s *Sink) redeclare(ctx context.Context, name, col, typ string) error {
+	rows, err := s.conn.QueryContext(ctx, `SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid`, name)
+	if err != nil {
+		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	var defs []string
+	pkAt := map[int]string{}
+	for rows.Next() {
+		var c, ct string
+		var pk int
+		if err := rows.Scan(&c, &ct, &pk); err != nil {
+			rows.Close()
+			return err
+		}
+		if strings.EqualFold(c, col) {
+			ct = typ
+		}
+		defs = append(defs, quote(c)+" "+ct)
+		if pk > 0 {
+			pkAt[pk] = quote(c)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	if len(pkAt) > 0 {
+		keys := make([]string, len(pkAt))
+		for i := range keys {
+			keys[i] = pkAt[i+1]
+		}
+		defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+	}
+	tmp := quote("_walmirror_retype")
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS " + tmp,
+		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
+		"DROP TABLE " + quote(name),
+		"ALTER TABLE " + tmp + " RENAME TO " + quote(name),
+	} {
+		if _, err := s.conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("change the type of column %q of %q (emptied for its copy) to %s: %w", col, name, typ, err)
+		}
+	}
+	s.forgetTable()
+	s.log.Info("source column type changed: target column made again for the copy", "table", name, "column", col, "type", typ)
+	return nil
 }
 
 // textLike: types whose text form does not depend on the declared length.

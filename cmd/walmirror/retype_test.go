@@ -1,0 +1,62 @@
+package main
+
+import (
+	"testing"
+)
+
+// TestTypeChangesFollowed: column type changes a copy must follow, each
+// with a change to the table after it (so its Relation message arrives
+// before the publication poll) or without one, every target, walmirror
+// stopped or streaming. Before, SQLite stopped at a change between
+// timestamp and timestamptz (PostgreSQL reads the values as UTC without
+// rewriting the table when the session's zone is UTC, as a Rails or Django
+// migration does on most servers) and at a rewrite it copies again anyway
+// (bigint to numeric(20,2)); and kept -1 where the column became oid and
+// PostgreSQL reads 4294967295 (int4 and oid are binary coercible), exit 0.
+func TestTypeChangesFollowed(t *testing.T) {
+	needServer(t)
+	eachTargetAndMode(t, func(t *testing.T, target schemaTarget, streaming bool) {
+		dsn, db := newDatabase(t, `
+			CREATE TABLE ev (id int PRIMARY KEY, at timestamp, t2 timestamptz, x int4, o oid);
+			INSERT INTO ev VALUES (1, '2024-01-01 10:00:00', '2024-01-01 10:00:00.5+00', -1, 4294967295),
+				(2, '1999-12-31 23:59:59.999999', '2024-07-01 10:00:00+02', 7, 7),
+				(3, '0044-03-15 12:00:00 BC', 'infinity', NULL, 2147483648),
+				(4, '-infinity', '0044-03-15 12:00:00+00 BC', -2147483648, NULL);
+			CREATE TABLE re (id int PRIMARY KEY, bal bigint);
+			INSERT INTO re SELECT g, g FROM generate_series(1, 5) g;`)
+		tgt, _ := target.new(t)
+		f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt, streaming: streaming}
+		dropSlotAtEnd(t, db, f.slot)
+		verify := func() {
+			t.Helper()
+			if r := walmirror(t, nil, "verify", "--source", dsn, "--target", tgt); r.code != 0 {
+				t.Fatalf("verify exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+		}
+		f.catchUp()
+		// No rewrite (the session's zone is UTC; int4 and oid are binary
+		// coercible), a change after each.
+		f.exec(`SET timezone = 'UTC';
+			ALTER TABLE ev ALTER COLUMN at TYPE timestamptz, ALTER COLUMN t2 TYPE timestamp;
+			ALTER TABLE ev ALTER COLUMN x TYPE oid, ALTER COLUMN o TYPE int4;
+			INSERT INTO ev VALUES (5, '2024-03-03 03:03:03+00', '2024-03-03 03:03:03', 5, -5);`)
+		f.catchUp()
+		verify()
+		// A rewrite with no change after it: copied again online. (Not
+		// streaming: a run that starts after such a rewrite describes the
+		// table at the first chunk's watermark and reshapes the SQLite copy
+		// at that commit, before the chunk that empties it; that still
+		// stops, see the QA report.)
+		if !streaming {
+			f.exec(`ALTER TABLE re ALTER COLUMN bal TYPE numeric(20,2)`)
+			f.catchUp()
+			verify()
+		}
+		// A rewrite with a change after it (another session's zone).
+		f.exec(`SET timezone = 'Asia/Tokyo';
+			ALTER TABLE ev ALTER COLUMN t2 TYPE timestamptz;
+			UPDATE ev SET x = 9 WHERE id = 2;`)
+		f.catchUp()
+		verify()
+	})
+}
