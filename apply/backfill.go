@@ -964,18 +964,34 @@ func (f *fill) rows(initial int) int {
 // counts from opening the chunk to its commit returning: while its rows are
 // read and written, the stream waits, so it bounds the delay a chunk adds
 // to the changes of other tables, and what a crash redoes. The size stays
-// between Config.CopyChunkRows/chunkShrink and chunkGrow times it.
+// between Config.CopyChunkRows/chunkShrink and chunkGrow times it. A sink
+// with a chunk grain (chunkGrainer) within those bounds gets chunks of at
+// least the grain after a chunk within the time, and keeps them there
+// unless the stream presses: smaller ones cost it more per row.
 func (e *engine) adaptChunk(f *fill, w *chunkWait) {
 	if e.chunkTime <= 0 || w.final || w.timing.began.IsZero() {
 		return
 	}
 	took := time.Since(w.timing.began)
 	size := f.rows(e.chunkRows)
+	full := w.rows >= size // not the table's last rows
+	grain, most := 0, e.chunkRows*chunkGrow
+	if g, ok := e.sink.(chunkGrainer); ok && g.CopyChunkGrain() <= most {
+		grain = g.CopyChunkGrain()
+	}
+	pressed := w.held > chunkHeld
 	switch {
-	case took > e.chunkTime || w.held > chunkHeld:
-		size = max(size/2, e.chunkRows/chunkShrink, 1)
-	case took < e.chunkTime/2 && w.rows >= size:
-		size = min(size*2, e.chunkRows*chunkGrow)
+	case took > e.chunkTime || pressed:
+		least := max(e.chunkRows/chunkShrink, 1)
+		if !pressed && size >= grain {
+			least = max(least, grain)
+		}
+		size = max(size/2, least)
+	case took < e.chunkTime/2 && full:
+		size = min(size*2, most)
+	}
+	if size < grain && took <= e.chunkTime && !pressed && full {
+		size = grain // costs less per row than a chunk below it
 	}
 	f.size = size
 }

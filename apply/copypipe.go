@@ -50,6 +50,16 @@ type newRowsWriter interface {
 	WriteNew(ctx context.Context, t *schema.Table, rows []schema.Tuple) error
 }
 
+// chunkGrainer is a sink for which an online copy's chunks below some size
+// cost more per row: DuckDB writes a transaction's rows for a table
+// straight to the file once they fill a row group (122,880 rows), and
+// smaller ones to its WAL first, then into the file again at a checkpoint.
+type chunkGrainer interface {
+	// CopyChunkGrain is the chunk size, in rows, below which chunks cost
+	// more per row.
+	CopyChunkGrain() int
+}
+
 const (
 	copyBatches = 2         // decoded batches in flight: one filling, one being written
 	copyPieces  = 4         // pieces of a binary COPY stream in flight

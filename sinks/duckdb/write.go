@@ -338,6 +338,12 @@ func (s *Sink) insertRows(ctx context.Context, ti *tableInfo, rows []schema.Tupl
 	return err
 }
 
+// CopyChunkGrain is the smallest online-copy chunk DuckDB writes without
+// writing it twice: rows a transaction inserts into a table go to the file
+// as row groups once they fill one (bulkRows), fewer go to the WAL and
+// into the file at a later checkpoint (see apply's chunk sizes).
+func (s *Sink) CopyChunkGrain() int { return bulkRows }
+
 // bulkRows is how many rows a transaction inserts or updates in a table
 // the usual way; past it, the table is in a bulk load:
 //   - inserts are checked for keys already there at commit, not in the
