@@ -278,6 +278,21 @@ type PublicationInfo struct {
 	Comment   string
 }
 
+// Unpublished lists the operations the publication leaves out: a copy
+// through it keeps what they change at the source.
+func (p PublicationInfo) Unpublished() []string {
+	var left []string
+	for _, op := range []struct {
+		name string
+		on   bool
+	}{{"insert", p.Insert}, {"update", p.Update}, {"delete", p.Delete}, {"truncate", p.Truncate}} {
+		if !op.on {
+			left = append(left, op.name)
+		}
+	}
+	return left
+}
+
 // Publication describes publication name; Exists is false when there is none.
 func (a *Admin) Publication(ctx context.Context, name string) (PublicationInfo, error) {
 	ctx, cancel := a.deadline(ctx)

@@ -121,16 +121,8 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 		if len(s.cfg.Tables) > 0 {
 			s.warnTablesDisagree(ctx) // the publication decides; --tables only shapes a new one
 		}
-		var left []string
-		for _, op := range []struct {
-			name string
-			on   bool
-		}{{"insert", ins}, {"update", upd}, {"delete", del}, {"truncate", trunc}} {
-			if !op.on {
-				left = append(left, op.name)
-			}
-		}
-		if len(left) > 0 {
+		pub := PublicationInfo{Insert: ins, Update: upd, Delete: del, Truncate: trunc}
+		if left := pub.Unpublished(); len(left) > 0 {
 			// Its choice, maybe on purpose (an append-only copy), but not a
 			// mirror: say so at every start.
 			s.log.Warn("the publication does not publish every operation: the copy keeps what those change at the source and will differ from it; "+

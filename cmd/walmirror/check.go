@@ -150,16 +150,7 @@ func (c *checker) publication(ctx context.Context, adm *source.Admin, cfg source
 		if msg := source.TablesDisagree(cfg.Tables, pub, tables); msg != "" {
 			c.warn("tables", "%s", msg)
 		}
-		var left []string
-		for _, op := range []struct {
-			name string
-			on   bool
-		}{{"insert", pub.Insert}, {"update", pub.Update}, {"delete", pub.Delete}, {"truncate", pub.Truncate}} {
-			if !op.on {
-				left = append(left, op.name)
-			}
-		}
-		if len(left) > 0 {
+		if left := pub.Unpublished(); len(left) > 0 {
 			c.warn("publication", "%q does not publish %s: the copy keeps what those change at the source and will differ from it (ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate'))",
 				cfg.Publication, strings.Join(left, ", "), quoteIdent(cfg.Publication))
 		}
