@@ -1011,6 +1011,13 @@ func (e *engine) shapeWatermark(ctx context.Context, w *chunkWait) error {
 		return err
 	}
 	t := e.tables[w.relid]
+	if !known && f.copy.After == nil && t != nil {
+		// The copy has not begun: its first chunk replaces every row, so
+		// the target may take this shape however its rows would convert
+		// (a SQLite column whose type class changed in a rewrite).
+		e.unknownFills(t)
+		t.Replacing = true
+	}
 	if known || f.copy.After == nil || t == nil {
 		return nil // describe started the copy again if the shape changed
 	}
