@@ -1132,6 +1132,9 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 		if err := e.checkStorage(ctx, p); err != nil {
 			return err
 		}
+		if err := e.checkColumns(ctx, p, at); err != nil {
+			return err
+		}
 		if v, ok := e.copiedCache[p.RelID]; ok && (v || e.fills[p.RelID] != nil) {
 			continue
 		}
@@ -1143,6 +1146,52 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 			continue
 		}
 		e.startFill(p.RelID, p.Name, p.Estimate, "joined the publication")
+	}
+	return nil
+}
+
+// checkColumns copies a table again when a column the copy holds was
+// renamed or changed type in the source with no row of the table changed
+// since: pgoutput describes a table only before a row change, so the stream
+// has not told, and a cold table would keep the old name or type for good.
+// The copy's first chunk takes the table's shape at its watermark, as a
+// Relation message would have. Compared with the shape this run described
+// (unless the stream described it after the listing was taken), or once per
+// run with the shape the target stored.
+func (e *engine) checkColumns(ctx context.Context, p source.PublishedTable, at lsn.LSN) error {
+	if e.fills[p.RelID] != nil || len(p.Columns) == 0 || e.describedAt[p.RelID] > at {
+		return nil
+	}
+	var cols []schema.StoredColumn
+	if t := e.tables[p.RelID]; t != nil {
+		if len(t.Nums) != len(t.Columns) {
+			return nil
+		}
+		cols = schema.StoredOf(t, t.Nums).Columns
+	} else {
+		if e.columnsChecked[p.RelID] {
+			return nil
+		}
+		e.columnsChecked[p.RelID] = true
+		old, found, err := e.storedShape(ctx, p.RelID)
+		if err != nil || !found {
+			return err
+		}
+		cols = old.Columns
+	}
+	live := make(map[int16]source.ColumnSig, len(p.Columns))
+	for _, c := range p.Columns {
+		live[c.Num] = c
+	}
+	for _, c := range cols {
+		l, ok := live[c.Num]
+		if c.Num == 0 || !ok {
+			continue // not known, or dropped (the copy keeps dropped columns)
+		}
+		if l.Name != c.Name || l.TypeID != c.TypeID || l.Typmod != c.Typmod {
+			e.startFill(p.RelID, p.Name, p.Estimate, "column "+strconv.Quote(c.Name)+" was renamed or changed type with no row changed since, which the stream does not tell")
+			return nil
+		}
 	}
 	return nil
 }

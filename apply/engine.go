@@ -91,30 +91,31 @@ type engine struct {
 	stats Stats
 
 	// Online copies (backfill.go).
-	copier        chunkReader   // nil: no online copies (every table is taken as complete)
-	chunkRows     int           // rows per chunk (the first chunk's, when chunkTime is set)
-	chunkTime     time.Duration // Config.CopyChunkTime: chunk sizes adapt to it (0: they do not)
-	pollEvery     time.Duration
-	lastPoll      time.Time
-	fills         map[uint32]*fill
-	fillOrder     []uint32
-	fillsChanged  bool // Copies changed since the last commit
-	inflight      *chunkWait
-	retryAt       time.Time          // no chunk before then
-	chunkDone     *chunkWait         // a chunk whose watermark came: commit now
-	copiedCache   map[uint32]bool    // per table: the target holds it complete (or is copying it)
-	storage       map[uint32]string  // per table: the Storage polls last found acted on
-	truncXids     map[uint32]uint32  // per table: the source transaction of its last streamed TRUNCATE
-	describedAt   map[uint32]lsn.LSN // per table: where the stream last described it (see forgetLeft)
-	pollSoon      bool               // poll at the next caught-up moment, whatever the interval
-	pollAfter     time.Time          // no poll before then (a locked table)
-	polled        *polled            // a publication listing waiting for the stream to pass its position
-	pollFirst     bool               // a bounded run lists the publication before it ends (StopAtNow)
-	waiting       bool               // the last event was a keepalive: the server has sent all it had
-	xid           uint32             // the source transaction being received
-	txEnd         lsn.LSN            // and its commit's position
-	pause         *Pauser            // Config.Pause (pause.go)
-	resyncAtStart []ResyncTable      // Config.ResyncTables
+	copier         chunkReader   // nil: no online copies (every table is taken as complete)
+	chunkRows      int           // rows per chunk (the first chunk's, when chunkTime is set)
+	chunkTime      time.Duration // Config.CopyChunkTime: chunk sizes adapt to it (0: they do not)
+	pollEvery      time.Duration
+	lastPoll       time.Time
+	fills          map[uint32]*fill
+	fillOrder      []uint32
+	fillsChanged   bool // Copies changed since the last commit
+	inflight       *chunkWait
+	retryAt        time.Time          // no chunk before then
+	chunkDone      *chunkWait         // a chunk whose watermark came: commit now
+	copiedCache    map[uint32]bool    // per table: the target holds it complete (or is copying it)
+	storage        map[uint32]string  // per table: the Storage polls last found acted on
+	truncXids      map[uint32]uint32  // per table: the source transaction of its last streamed TRUNCATE
+	describedAt    map[uint32]lsn.LSN // per table: where the stream last described it (see forgetLeft)
+	columnsChecked map[uint32]bool    // per table: its stored shape was compared with the catalog (checkColumns)
+	pollSoon       bool               // poll at the next caught-up moment, whatever the interval
+	pollAfter      time.Time          // no poll before then (a locked table)
+	polled         *polled            // a publication listing waiting for the stream to pass its position
+	pollFirst      bool               // a bounded run lists the publication before it ends (StopAtNow)
+	waiting        bool               // the last event was a keepalive: the server has sent all it had
+	xid            uint32             // the source transaction being received
+	txEnd          lsn.LSN            // and its commit's position
+	pause          *Pauser            // Config.Pause (pause.go)
+	resyncAtStart  []ResyncTable      // Config.ResyncTables
 }
 
 // chunkReader is what online copies read the source through.
@@ -164,7 +165,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
-		truncXids: map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{},
+		truncXids: map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{}, columnsChecked: map[uint32]bool{},
 	}
 }
 
@@ -579,6 +580,19 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 		return nil
 	}
 	if f := e.fills[t.ID]; f != nil {
+		if !changed && f.copy.After != nil {
+			// A copy resumed in this run: its chunks so far were written in
+			// the shape the target stored, which the source may have left.
+			old, found, err := e.storedShape(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			if found {
+				if change, _, err := schema.Diff(old, t); err != nil || !change.Empty() {
+					changed = true
+				}
+			}
+		}
 		if changed {
 			e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "the table changed shape while it was copied")
 			e.unknownFills(t)

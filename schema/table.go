@@ -137,7 +137,7 @@ func (f Fill) Check(t *Table, column string) error {
 		return nil
 	}
 	return fmt.Errorf("source table %s gained column %q, but %s; the copy would differ from the source, so walmirror stops. "+
-		"For an exact copy, start a fresh one: drop the slot (SELECT pg_drop_replication_slot('<slot>') on the source) and run walmirror into an empty target",
+		"For an exact copy, start a fresh one: drop walmirror's replication slot (walmirror drop --source ... --target ..., or SELECT pg_drop_replication_slot on the source) and run walmirror into an empty target",
 		t.QualifiedName(), column, f.Unknown)
 }
 

@@ -68,6 +68,17 @@ type PublishedTable struct {
 	// StorageXmin is the transaction that last changed a plain table's
 	// pg_class row (a TRUNCATE, a rewrite, DDL); 0 for a partitioned one.
 	StorageXmin uint32
+	// Columns are the table's live columns as the catalog has them, in
+	// attnum order (published or not).
+	Columns []ColumnSig
+}
+
+// ColumnSig is what a Relation message says of a column, with its attnum.
+type ColumnSig struct {
+	Num    int16
+	Name   string
+	TypeID uint32
+	Typmod int32
 }
 
 // Published lists the publication's tables now, and the WAL position at
@@ -97,8 +108,34 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 		at -= lsn.LSN(off)
 	}
 	out := make([]PublishedTable, len(pts))
+	index := make(map[uint32]int, len(pts))
+	ids := make([]string, len(pts))
 	for i, p := range pts {
 		out[i] = PublishedTable{RelID: p.oid, Name: schema.DisplayName(p.nsp, p.name), Schema: p.nsp, Table: p.name, Estimate: p.estimate, Storage: p.storage, StorageXmin: p.xmin}
+		index[p.oid] = i
+		ids[i] = strconv.FormatUint(uint64(p.oid), 10)
+	}
+	// In the listing's snapshot: a column renamed or retyped with no row
+	// changed since shows in no Relation message.
+	rows, err := tx.Query(ctx, `SELECT attrelid::int8, attnum, attname, atttypid::int8, atttypmod FROM pg_catalog.pg_attribute
+		WHERE attrelid = ANY($1::text::oid[]) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum`, "{"+strings.Join(ids, ",")+"}")
+	if err != nil {
+		return nil, 0, classify("list published tables' columns", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rel, typ int64
+		var c ColumnSig
+		if err := rows.Scan(&rel, &c.Num, &c.Name, &typ, &c.Typmod); err != nil {
+			return nil, 0, classify("list published tables' columns", err)
+		}
+		c.TypeID = uint32(typ)
+		if i, ok := index[uint32(rel)]; ok {
+			out[i].Columns = append(out[i].Columns, c)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, classify("list published tables' columns", err)
 	}
 	return out, at, nil
 }

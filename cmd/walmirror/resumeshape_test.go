@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -14,12 +13,9 @@ import (
 // rows'), where the README promises the table is copied again online: the
 // Relation message of the resumed copy's table, new to the run, did not
 // restart the copy (apply: refill compares only with a shape known in this
-// run). Skipped until that is fixed: set WALMIRROR_QA_RESUME=1 to run it.
+// run; now it compares a resumed copy's stored shape too).
 func TestResumedCopyAfterRewrite(t *testing.T) {
 	needServer(t)
-	if os.Getenv("WALMIRROR_QA_RESUME") == "" {
-		t.Skip("fails until apply's refill restarts a resumed copy whose stored shape differs (QA report); WALMIRROR_QA_RESUME=1 runs it")
-	}
 	bin := faultBinary(t)
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {

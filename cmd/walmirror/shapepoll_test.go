@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"testing"
 )
 
@@ -11,13 +10,10 @@ import (
 // pgoutput sends no Relation message until a row changes, and the
 // publication poll compares only data files, membership and names: every
 // target kept the old column name or type, exit 0, PostgreSQL 14-18 (verify:
-// "has no column", or "differs in at"). Skipped until the poll compares
-// column shapes; WALMIRROR_QA_SHAPEPOLL=1 runs it.
+// "has no column", or "differs in at"). Now the publication poll compares
+// each table's columns with the shape the copy has (checkColumns).
 func TestShapeChangeWithoutRowChange(t *testing.T) {
 	needServer(t)
-	if os.Getenv("WALMIRROR_QA_SHAPEPOLL") == "" {
-		t.Skip("fails until the publication poll compares column names and types with the stored shape (QA report); WALMIRROR_QA_SHAPEPOLL=1 runs it")
-	}
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
 			dsn, db := newDatabase(t, `CREATE TABLE ev (id int PRIMARY KEY, v text, at timestamp);
