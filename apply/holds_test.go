@@ -1,0 +1,37 @@
+package apply
+
+import "testing"
+
+// TestHolds: what decides which rows a table publishes is read from its
+// storage signature: the leaves holding its rows and its membership, not
+// their data files, enum labels or name.
+func TestHolds(t *testing.T) {
+	base, ok := holds("16384:16390;enums:abc|r16400|2200.t")
+	if !ok || base != "16384,|r16400" {
+		t.Fatalf("holds = %q, %v", base, ok)
+	}
+	same := []string{
+		"16384:16999;enums:def|r16400|2200.t",      // rewritten, enum relabelled
+		"16384:16390|r16400|2200.renamed|with|bar", // renamed (a name may hold "|")
+	}
+	for _, s := range same {
+		if h, _ := holds(s); h != base {
+			t.Errorf("holds(%q) = %q, want %q", s, h, base)
+		}
+	}
+	differ := []string{
+		"16384:16390|r16401|2200.t",     // filter or column list altered: re-added
+		"16384:16390|all|2200.t",        // now through FOR ALL TABLES
+		"16384:1,16500:2|r16400|2200.t", // a partition attached
+	}
+	for _, s := range differ {
+		if h, _ := holds(s); h == base {
+			t.Errorf("holds(%q) = %q, the same as before the change", s, h)
+		}
+	}
+	for _, s := range []string{"", "16384:16390", "16384:16390||2200.t"} {
+		if _, ok := holds(s); ok {
+			t.Errorf("holds(%q) is ok for a signature without membership", s)
+		}
+	}
+}
