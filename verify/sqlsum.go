@@ -102,29 +102,7 @@ func (r *SQLReader) sumRanges(ctx context.Context, t *Table, args string, shift 
 	q := fmt.Sprintf(`SELECT b, count(*), CAST(sum(h) AS VARCHAR), count(*) - count(h) FROM
 		(SELECT CAST(%s AS BIGINT) >> %d AS b, %s AS h FROM %s%s) GROUP BY b`,
 		k, shift, hash, r.name(t), where)
-	rows, err := r.conn.QueryContext(ctx, q)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var b *int64
-		var n, unhashed int64
-		var sum *string
-		if err := rows.Scan(&b, &n, &sum, &unhashed); err != nil {
-			return err
-		}
-		s := rangeSum{rows: n, unhashed: unhashed > 0 || sum == nil}
-		if sum != nil {
-			if s.sum, err = sumMod64(*sum); err != nil {
-				return err
-			}
-		}
-		if err := fn(b, s); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return r.duckSums(ctx, q, fn)
 }
 
 // sqliteSums computes the checksums of a SQLite copy as it reads the rows
