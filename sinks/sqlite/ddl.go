@@ -80,6 +80,18 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	if lower := strings.ToLower(name); strings.HasPrefix(lower, "_walmirror_") || strings.HasPrefix(lower, "sqlite_") {
 		return fmt.Errorf("source table %s maps to SQLite name %q, which is reserved (walmirror's or SQLite's own)", t.QualifiedName(), name)
 	}
+	// Columns SQLite cannot tell apart ("a" and "A", also after a rename
+	// such as "Val" to "VAL2" beside "val2"): refuse before changing
+	// anything, rather than fail on CREATE or ADD COLUMN ("duplicate column
+	// name") after moving a live column aside as if it were a kept one.
+	seen := map[string]string{}
+	for _, c := range t.Columns {
+		l := asciiLower(c.Name)
+		if other, dup := seen[l]; dup {
+			return fmt.Errorf("source table %s has columns %q and %q, which SQLite does not tell apart (SQLite names ignore letter case): rename one of them in the source, or leave the table out of the publication", t.QualifiedName(), other, c.Name)
+		}
+		seen[l] = c.Name
+	}
 	// Refuse, rather than share, a table SQLite cannot tell from another
 	// source table's ("Users" and "users").
 	var other string
@@ -545,4 +557,16 @@ func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) erro
 		return fmt.Errorf("store shape of %q: %w", name, err)
 	}
 	return nil
+}
+
+// asciiLower folds ASCII letters only, as SQLite compares names (NOCASE):
+// "É" and "é" are different names to SQLite.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
