@@ -459,7 +459,19 @@ func (st *Stream) event(ctx context.Context, msg pgproto3.BackendMessage, status
 			return Event{Msg: dm}, true, nil
 		}
 	case *pgproto3.ErrorResponse:
-		return ev, false, classify("replication stream", pgconn.ErrorResponseToPgError(m))
+		err := classify("replication stream", pgconn.ErrorResponseToPgError(m))
+		if m.Code == "XX000" && st.dec != nil {
+			// PostgreSQL 14-18 fail to decode some transactions while they
+			// stream, in every later try: a large one that adds a column,
+			// drops another in a savepoint it rolls back and changes the
+			// table after ("pg_attribute catalog is missing 1 attribute(s)").
+			// Decoded at commit (protocol 1) the same WAL goes through.
+			var se *Error
+			if errors.As(err, &se) && se.Hint == "" {
+				se.Hint = "PostgreSQL could not decode a transaction while it streamed (protocol 2+), and will fail the same way at every try; run walmirror with --protocol 1 until it is past this point, which decodes each transaction at its commit instead (see README, Large transactions)"
+			}
+		}
+		return ev, false, err
 	case *pgproto3.CopyDone:
 		return ev, false, classify("replication stream", errors.New("server ended the stream (CopyDone)"))
 	}
