@@ -1183,13 +1183,28 @@ func (e *engine) checkColumns(ctx context.Context, p source.PublishedTable, at l
 	for _, c := range p.Columns {
 		live[c.Num] = c
 	}
+	had := make(map[int16]bool, len(cols))
+	numbered := true
 	for _, c := range cols {
+		had[c.Num] = true
+		numbered = numbered && c.Num != 0
 		l, ok := live[c.Num]
 		if c.Num == 0 || !ok {
 			continue // not known, or dropped (the copy keeps dropped columns)
 		}
 		if l.Name != c.Name || l.TypeID != c.TypeID || l.Typmod != c.Typmod {
 			e.startFill(p.RelID, p.Name, p.Estimate, "column "+strconv.Quote(c.Name)+" was renamed or changed type with no row changed since, which the stream does not tell")
+			return nil
+		}
+	}
+	if !numbered {
+		return nil // which live column is new cannot be told
+	}
+	for _, l := range p.Columns {
+		if l.Published && !had[l.Num] {
+			// Its value in every row (a default, or NULL) is in no row
+			// change yet: the copy would lack the column until one comes.
+			e.startFill(p.RelID, p.Name, p.Estimate, "column "+strconv.Quote(l.Name)+" was added with no row changed since, which the stream does not tell")
 			return nil
 		}
 	}
@@ -1267,7 +1282,9 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		return nil
 	}
 	seen := e.storage[p.RelID]
-	if seen == p.Storage {
+	// The signature names the table's schema by oid: a schema renamed
+	// (ALTER SCHEMA ... RENAME) leaves it as it was.
+	if seen == p.Storage && e.knownName(p.RelID) == p.Name {
 		return nil
 	}
 	old, found, err := e.storedShape(ctx, p.RelID)
@@ -1278,7 +1295,8 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		if !found {
 			return nil
 		}
-		if seen = old.Storage; seen == "" || seen == p.Storage {
+		e.storedNames[p.RelID] = schema.DisplayName(old.Schema, old.Name)
+		if seen = old.Storage; seen == "" || seen == p.Storage && e.knownName(p.RelID) == p.Name {
 			e.storage[p.RelID] = p.Storage
 			return nil
 		}
@@ -1334,6 +1352,15 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 	}
 	e.startFill(p.RelID, p.Name, p.Estimate, why)
 	return nil
+}
+
+// knownName is the name the copy knows relid's table by: as this run
+// described it, else as its stored shape has it ("" when neither).
+func (e *engine) knownName(relid uint32) string {
+	if t := e.tables[relid]; t != nil {
+		return schema.DisplayName(t.Schema, t.Name)
+	}
+	return e.storedNames[relid]
 }
 
 // storageReader reads one table's storage signature now.
@@ -1407,6 +1434,14 @@ func holds(sig string) (string, bool) {
 	}
 	b.WriteString("|" + member)
 	return b.String(), true
+}
+
+// dataFiles is the data files part of a storage signature (oid:relfilenode
+// pairs of the table or its leaves).
+func dataFiles(sig string) string {
+	files, _, _ := strings.Cut(sig, "|")
+	files, _, _ = strings.Cut(files, ";")
+	return files
 }
 
 // sameData reports whether two storage signatures differ at most in the

@@ -104,6 +104,7 @@ type engine struct {
 	chunkDone      *chunkWait         // a chunk whose watermark came: commit now
 	copiedCache    map[uint32]bool    // per table: the target holds it complete (or is copying it)
 	storage        map[uint32]string  // per table: the Storage polls last found acted on
+	storedNames    map[uint32]string  // per table not described in this run: the name its stored shape has (checkStorage)
 	truncXids      map[uint32]uint32  // per table: the source transaction of its last streamed TRUNCATE
 	describedAt    map[uint32]lsn.LSN // per table: where the stream last described it (see forgetLeft)
 	columnsChecked map[uint32]bool    // per table: its stored shape was compared with the catalog (checkColumns)
@@ -165,7 +166,8 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
-		truncXids: map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{}, columnsChecked: map[uint32]bool{},
+		storedNames: map[uint32]string{},
+		truncXids:   map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{}, columnsChecked: map[uint32]bool{},
 	}
 }
 
@@ -603,12 +605,78 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 		return nil
 	}
 	why, err := e.rewritten(ctx, t)
-	if err != nil || why == "" {
+	if err != nil {
 		return err
+	}
+	replace := false
+	if why == "" {
+		if why, err = e.retyped(ctx, t); err != nil || why == "" {
+			return err
+		}
+		replace = true
 	}
 	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, why)
 	e.unknownFills(t)
+	// The first chunk replaces every row: the target need not convert
+	// them as the source's USING did (SQLite cannot convert some at all).
+	t.Replacing = t.Replacing || replace
 	return nil
+}
+
+// retyped says why t must be copied again now ("" when not): a column
+// changed type (or typmod) and the source rewrote the table, so older rows
+// hold what its USING made of them, which the stream does not carry.
+// The publication poll would copy the table again too (checkStorage), but
+// only at the next caught-up moment, after the changes that follow this
+// description were applied to rows converted the target's way.
+func (e *engine) retyped(ctx context.Context, t *schema.Table) (string, error) {
+	sr, ok := e.copier.(storageReader)
+	if !ok || len(t.Nums) != len(t.Columns) {
+		return "", nil
+	}
+	prev := e.storage[t.ID]
+	var was []schema.StoredColumn
+	if old := e.tables[t.ID]; old != nil && len(old.Nums) == len(old.Columns) {
+		was = schema.StoredOf(old, old.Nums).Columns
+		if prev == "" {
+			prev = old.Storage
+		}
+	}
+	if was == nil || prev == "" {
+		stored, found, err := e.storedShape(ctx, t.ID)
+		if err != nil || !found {
+			return "", err
+		}
+		if was == nil {
+			was = stored.Columns
+		}
+		if prev == "" {
+			prev = stored.Storage
+		}
+	}
+	// Columns are matched by attnum, or by name where either attnum is not
+	// known (the catalog, read later than the stream's position, may
+	// already hold another type).
+	changed := ""
+	for _, c := range was {
+		for i, n := range t.Nums {
+			same := c.Num != 0 && n == c.Num || (c.Num == 0 || n == 0) && c.Name == t.Columns[i].Name
+			if same && (t.Columns[i].TypeID != c.TypeID || t.Columns[i].Typmod != c.Typmod) {
+				changed = t.Columns[i].Name
+			}
+		}
+	}
+	if changed == "" || prev == "" {
+		return "", nil
+	}
+	sig, err := sr.Storage(ctx, t.ID)
+	if err != nil {
+		return "", fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
+	}
+	if sig == "" || dataFiles(sig) == dataFiles(prev) {
+		return "", nil
+	}
+	return fmt.Sprintf("the source rewrote it changing the type of column %q: older rows hold what its USING made of them, which the stream does not carry", changed), nil
 }
 
 // rewritten says why the target's rows of t may differ from the source's

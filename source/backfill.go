@@ -79,6 +79,10 @@ type ColumnSig struct {
 	Name   string
 	TypeID uint32
 	Typmod int32
+	// Published says a Relation message would carry it: in the table's
+	// column list (if any), and not generated unless the publication
+	// publishes that generated column (PostgreSQL 18).
+	Published bool
 }
 
 // Published lists the publication's tables now, and the WAL position at
@@ -117,7 +121,7 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 	}
 	// In the listing's snapshot: a column renamed or retyped with no row
 	// changed since shows in no Relation message.
-	rows, err := tx.Query(ctx, `SELECT attrelid::int8, attnum, attname, atttypid::int8, atttypmod FROM pg_catalog.pg_attribute
+	rows, err := tx.Query(ctx, `SELECT attrelid::int8, attnum, attname, atttypid::int8, atttypmod, attgenerated::text FROM pg_catalog.pg_attribute
 		WHERE attrelid = ANY($1::text::oid[]) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum`, "{"+strings.Join(ids, ",")+"}")
 	if err != nil {
 		return nil, 0, classify("list published tables' columns", err)
@@ -126,11 +130,13 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 	for rows.Next() {
 		var rel, typ int64
 		var c ColumnSig
-		if err := rows.Scan(&rel, &c.Num, &c.Name, &typ, &c.Typmod); err != nil {
+		var generated string
+		if err := rows.Scan(&rel, &c.Num, &c.Name, &typ, &c.Typmod, &generated); err != nil {
 			return nil, 0, classify("list published tables' columns", err)
 		}
 		c.TypeID = uint32(typ)
 		if i, ok := index[uint32(rel)]; ok {
+			c.Published = pts[i].publishes(c.Name, generated)
 			out[i].Columns = append(out[i].Columns, c)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
@@ -231,6 +232,15 @@ func (p *pubTable) query(t *schema.Table, cond string) string {
 		q += " WHERE " + cond
 	}
 	return q
+}
+
+// publishes says whether the publication carries p's column name, whose
+// pg_attribute.attgenerated is generated: the test describe's query makes.
+func (p *pubTable) publishes(name, generated string) bool {
+	if p.cols != nil && !slices.Contains(p.cols, name) {
+		return false
+	}
+	return generated == "" || generated == "s" && (p.genCols || p.genListed && p.cols != nil)
 }
 
 func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, error) {

@@ -55,5 +55,23 @@ func TestTypeChangesFollowed(t *testing.T) {
 			UPDATE ev SET x = 9 WHERE id = 2;`)
 		f.catchUp()
 		verify()
+		// Rewrites that change a column's type class, each with a change
+		// after it, in the run that saw the table before (the first
+		// UPDATE) and in one that did not (the second step): SQLite
+		// stopped ("cannot convert its stored values exactly"), and the
+		// PostgreSQL target kept int where jsonb came, then stopped at the
+		// first jsonb value. The copy starts at the Relation message now.
+		f.exec(`UPDATE re SET bal = bal + 1 WHERE id = 1;
+			ALTER TABLE re ALTER COLUMN bal TYPE text USING 'b' || bal;
+			UPDATE re SET bal = 'changed' WHERE id = 2;
+			ALTER TABLE re ADD COLUMN j int DEFAULT 5; ALTER TABLE re ALTER COLUMN j DROP DEFAULT;
+			ALTER TABLE re ALTER COLUMN j TYPE jsonb USING jsonb_build_object('j', j);
+			UPDATE re SET j = '{"a": 1}' WHERE id = 3;`)
+		f.catchUp()
+		verify()
+		f.exec(`ALTER TABLE re ALTER COLUMN j TYPE int USING coalesce((j->>'j')::int, 0) + coalesce((j->>'a')::int, 0);
+			UPDATE re SET j = -1 WHERE id = 4;`)
+		f.catchUp()
+		verify()
 	})
 }

@@ -12,12 +12,18 @@ import (
 // target kept the old column name or type, exit 0, PostgreSQL 14-18 (verify:
 // "has no column", or "differs in at"). Now the publication poll compares
 // each table's columns with the shape the copy has (checkColumns).
+//
+// Then columns added (a default, NULL, and a generated column, which is
+// not published) and a schema renamed, again with no row changed since:
+// the copy lacked the columns and kept the tables under the old schema's
+// name, exit 0 (the storage signature names the schema by oid).
 func TestShapeChangeWithoutRowChange(t *testing.T) {
 	needServer(t)
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
 			dsn, db := newDatabase(t, `CREATE TABLE ev (id int PRIMARY KEY, v text, at timestamp);
-				INSERT INTO ev VALUES (1, 'a', '2024-01-01 10:00:00'), (2, 'b', '1999-12-31 23:59:59.5');`)
+				INSERT INTO ev VALUES (1, 'a', '2024-01-01 10:00:00'), (2, 'b', '1999-12-31 23:59:59.5');
+				CREATE SCHEMA app; CREATE TABLE app.c (id int PRIMARY KEY, v text); INSERT INTO app.c VALUES (1, 'c1'), (2, 'c2');`)
 			target, _ := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
@@ -28,7 +34,52 @@ func TestShapeChangeWithoutRowChange(t *testing.T) {
 				}
 			}
 			run()
+			verify := func() {
+				t.Helper()
+				if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target); r.code != 0 {
+					t.Fatalf("verify exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+				}
+			}
 			mustExec(t, db, `SET timezone = 'UTC'; ALTER TABLE ev ALTER COLUMN at TYPE timestamptz; ALTER TABLE ev RENAME COLUMN v TO vee`)
+			run()
+			verify()
+			mustExec(t, db, `ALTER TABLE ev ADD COLUMN n int DEFAULT 7, ADD COLUMN z text, ADD COLUMN g int GENERATED ALWAYS AS (id * 2) STORED`)
+			run()
+			verify()
+			mustExec(t, db, `ALTER SCHEMA app RENAME TO app2`)
+			run()
+			verify()
+		})
+	}
+}
+
+// TestTableDroppedAndCreatedAgain: a table dropped and created again under
+// its name, with other columns and another key, and rows. Its copy is made
+// afresh online (a new table to the stream), over the old table's copy:
+// the PostgreSQL target changed the key before the copy emptied the table
+// ("column "code" contains null values") and then kept the old key column
+// NOT NULL, stopping every later run.
+func TestTableDroppedAndCreatedAgain(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text, extra int);
+				INSERT INTO t SELECT g, 'old' || g, g FROM generate_series(1, 5) g;
+				CREATE TABLE u (id int PRIMARY KEY, v text); INSERT INTO u VALUES (1, 'u1'), (2, 'u2');`)
+			target, _ := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() {
+				t.Helper()
+				if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
+					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+				}
+			}
+			run()
+			mustExec(t, db, `DROP TABLE t; CREATE TABLE t (code text PRIMARY KEY, v int); INSERT INTO t VALUES ('a', 1), ('b', 2);
+				BEGIN; DROP TABLE u; CREATE TABLE u (id int PRIMARY KEY, v text); INSERT INTO u VALUES (1, 'new'); COMMIT;`)
+			run()
+			mustExec(t, db, `INSERT INTO t VALUES ('c', 3); UPDATE u SET v = 'newer'`)
 			run()
 			if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target); r.code != 0 {
 				t.Fatalf("verify exited %d:\n%s%s", r.code, r.stdout, r.stderr)

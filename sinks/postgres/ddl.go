@@ -321,6 +321,13 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		s.created[name] = true
 		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
 	} else {
+		if t.Replacing {
+			// The rows are about to be replaced by a copy: change an empty
+			// table, which any type change, new key or NOT NULL can take.
+			if _, err := pg.Exec(ctx, "TRUNCATE "+name).ReadAll(); err != nil {
+				return fmt.Errorf("empty %s for its copy: %w", name, err)
+			}
+		}
 		seen := map[string]bool{}
 		for _, c := range t.Columns {
 			seen[c.Name] = true
@@ -349,7 +356,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 				continue
 			}
 			if tc.typ != typ {
-				if err := s.retype(ctx, name, c.Name, tc.typ, typ); err != nil {
+				if err := s.retype(ctx, name, c.Name, tc.typ, typ, t.Replacing); err != nil {
 					return err
 				}
 			}
@@ -361,6 +368,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			switch {
 			case seen[col]:
 			case !s.DropColumns:
+				if err := s.nullable(ctx, name, col); err != nil {
+					return err
+				}
 				s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
 			default:
 				if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quoteIdent(col)).ReadAll(); err != nil {
@@ -421,15 +431,38 @@ func (s *Sink) own(ctx context.Context, t *schema.Table) error {
 	return nil
 }
 
+// nullable lets a kept column that the source no longer has take the NULL
+// its new rows get: a dropped key column keeps its NOT NULL otherwise.
+func (s *Sink) nullable(ctx context.Context, name, col string) error {
+	pg := s.conn.PgConn()
+	res := pg.ExecParams(ctx, `SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND attnotnull`,
+		[][]byte{[]byte(name), []byte(col)}, []uint32{25, 25}, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("inspect column %q of %s: %w", col, name, res.Err)
+	}
+	if len(res.Rows) == 0 {
+		return nil
+	}
+	if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" ALTER COLUMN "+quoteIdent(col)+" DROP NOT NULL").ReadAll(); err != nil {
+		return fmt.Errorf("let column %q of %s, which the source no longer has, hold NULL: %w", col, name, err)
+	}
+	return nil
+}
+
 // retype converts a target column to the source column's new type (ALTER
 // COLUMN ... TYPE on the source: int to bigint, a longer varchar, ...) with
 // the type's own cast, as the source did without USING. If stored values do
 // not convert, the column is kept and the change is logged; a value the old
-// type cannot hold then stops the run with the server's error.
-func (s *Sink) retype(ctx context.Context, name, col, from, to string) error {
+// type cannot hold then stops the run with the server's error. An emptied
+// table (its rows about to be replaced by a copy) takes any new type.
+func (s *Sink) retype(ctx context.Context, name, col, from, to string, emptied bool) error {
 	pg := s.conn.PgConn()
 	c := quoteIdent(col)
-	q := "SAVEPOINT walmirror_retype; ALTER TABLE " + name + " ALTER COLUMN " + c + " TYPE " + to + " USING " + c + "::" + to + "; RELEASE SAVEPOINT walmirror_retype"
+	using := c + "::" + to
+	if emptied {
+		using = "NULL::" + to // no rows to convert, and the types may have no cast
+	}
+	q := "SAVEPOINT walmirror_retype; ALTER TABLE " + name + " ALTER COLUMN " + c + " TYPE " + to + " USING " + using + "; RELEASE SAVEPOINT walmirror_retype"
 	if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
 		if _, rerr := pg.Exec(ctx, "ROLLBACK TO SAVEPOINT walmirror_retype; RELEASE SAVEPOINT walmirror_retype").ReadAll(); rerr != nil {
 			return fmt.Errorf("change type of %s.%s to %s: %w (and undoing it: %v)", name, c, to, err, rerr)
