@@ -155,6 +155,12 @@ func Run(ctx context.Context, sink Sink, cfg Config) error {
 		case ctx.Err() != nil:
 			log.Info("stopped")
 			return nil
+		case r.cfg.Source.Protocol == 0 && source.IsStreamUndecodable(err):
+			// Every try would fail alike, and the failing transaction
+			// cannot be told: decode at commit for the rest of the run.
+			r.cfg.Source.Protocol = 1
+			log.Warn("PostgreSQL could not decode a transaction while it streamed (a server bug: DDL in a subtransaction rolled back); decoding each transaction at its commit (protocol 1) for the rest of this run", "err", err)
+			continue
 		case !started || source.IsPermanent(err):
 			return err
 		}

@@ -19,6 +19,9 @@ type Error struct {
 	Err       error
 	Hint      string // what to do about it
 	Permanent bool
+	// undecodable: the server failed to decode a transaction while it
+	// streamed (protocol 2+), which decoding at commit gets past.
+	undecodable bool
 }
 
 func (e *Error) Error() string {
@@ -39,6 +42,14 @@ func IsPermanent(err error) bool {
 		return se.Permanent
 	}
 	return !isTransient(err)
+}
+
+// IsStreamUndecodable reports whether err is the server failing to decode
+// a transaction while it streamed it (protocol 2+); protocol 1, which
+// decodes each transaction at its commit, gets past it.
+func IsStreamUndecodable(err error) bool {
+	var se *Error
+	return errors.As(err, &se) && se.undecodable
 }
 
 func permanent(op, hint string, err error) error {

@@ -468,6 +468,7 @@ func (st *Stream) event(ctx context.Context, msg pgproto3.BackendMessage, status
 			// Decoded at commit (protocol 1) the same WAL goes through.
 			var se *Error
 			if errors.As(err, &se) && se.Hint == "" {
+				se.undecodable = true
 				se.Hint = "PostgreSQL could not decode a transaction while it streamed (protocol 2+), and will fail the same way at every try; run walmirror with --protocol 1 until it is past this point, which decodes each transaction at its commit instead (see README, Large transactions)"
 			}
 		}

@@ -16,8 +16,10 @@ import (
 // drops another in a savepoint it rolls back, then changes the table and
 // renames the column. Every try fails alike ("pg_attribute catalog is
 // missing 1 attribute(s)", SQLSTATE XX000); decoded at its commit
-// (--protocol 1) it goes through. walmirror stops and says to run with
-// --protocol 1; that run makes the copy exact, and later runs stream again.
+// (--protocol 1) it goes through. walmirror decodes at commit for the rest
+// of that run and makes the copy exact; later runs stream again. A run
+// pinned to a streaming protocol (--protocol 2) stops and says to run with
+// --protocol 1.
 func TestStreamDecodeFailure(t *testing.T) {
 	needServer(t)
 	dsn, db := newDatabase(t, `CREATE TABLE s (id int PRIMARY KEY, v text); CREATE TABLE s2 (id int PRIMARY KEY, v text);
@@ -45,14 +47,16 @@ func TestStreamDecodeFailure(t *testing.T) {
 		ALTER TABLE s RENAME COLUMN v TO vv;
 		TRUNCATE s2;
 		COMMIT`)
-	r := run()
+	r := run("--protocol", "2")
 	if r.code == 0 {
 		// A PostgreSQL that decodes it streamed: nothing to say.
 		t.Logf("the source decoded the transaction while it streamed")
 	} else if !strings.Contains(r.stderr, "--protocol 1") {
-		t.Fatalf("run exited %d without naming --protocol 1:\n%s", r.code, r.stderr)
-	} else if r = run("--protocol", "1"); r.code != 0 {
-		t.Fatalf("run --protocol 1 exited %d:\n%s", r.code, r.stderr)
+		t.Fatalf("run --protocol 2 exited %d without naming --protocol 1:\n%s", r.code, r.stderr)
+	} else if r = run(); r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	} else if !strings.Contains(r.stderr, "decoding each transaction at its commit") {
+		t.Fatalf("run did not say it fell back to protocol 1:\n%s", r.stderr)
 	}
 	mustExec(t, db, `INSERT INTO s VALUES (2, 'two', 2)`)
 	if r := run(); r.code != 0 {
