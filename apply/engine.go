@@ -614,6 +614,10 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 			return err
 		}
 		replace = true
+		// The copy's first chunk stores the storage it read; the poll
+		// compares with that from then on, not with the one before the
+		// rewrite (which would copy the table once more).
+		delete(e.storage, t.ID)
 	}
 	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, why)
 	e.unknownFills(t)
