@@ -100,6 +100,13 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	newFile := newTargetFile(target)
 	sink, err := openTarget(ctx, target, log, false, topts)
 	if err != nil {
+		if ctx.Err() != nil {
+			// SIGINT/SIGTERM while the target was opening (a PostgreSQL
+			// target slow to answer, a DuckDB file replaying its WAL):
+			// nothing was written; stop as a signal stops a run, exit 0.
+			log.Info("stopped before the target was open")
+			return nil
+		}
 		return err
 	}
 	closeSink := sync.OnceValue(sink.Close)
