@@ -30,6 +30,7 @@ type result struct {
 	equal              bool
 	detail             string
 	lag                *LagReport
+	witness            *LagReport // the lag workload's decode-only witness (server's part)
 	ryw                *RYWReport
 	stream             *StreamReport
 	log                string      // walmirror's stderr (runBinary)

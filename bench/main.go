@@ -78,6 +78,7 @@ type config struct {
 	verifyKeys           []string // keys of the table the verify workload verifies (verify.go)
 	copyChunkRows        int
 	lagSeconds           int
+	lagRate              float64
 	coldRows             int
 	streamRows           []int
 	profileDir           string
@@ -107,6 +108,7 @@ func main() {
 	verifyKeys := flag.String("verify-keys", "bigint", "keys the verify workload gives its table, one copy and verification each: "+strings.Join(allVerifyKeys, ", "))
 	flag.IntVar(&cfg.copyChunkRows, "copy-chunk-rows", 0, "walmirror --copy-chunk-rows for the chunked initial copies (0: walmirror's default)")
 	flag.IntVar(&cfg.lagSeconds, "lag-seconds", 20, "duration of the fixed-rate lag workload (the publish workload runs three times as long)")
+	flag.Float64Var(&cfg.lagRate, "lag-rate", 0, "pgbench rate (tps) of the lag and ryw workloads; 0: half the maximum measured at the start (a fixed rate keeps alternating runs comparable on a machine whose load changes)")
 	flag.IntVar(&cfg.coldRows, "cold-rows", 2_000_000, "rows of the table nothing writes in the publish workload")
 	flag.StringVar(&cfg.profileDir, "profile", "", "write a CPU profile of each walmirror run into this directory")
 	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")

@@ -49,12 +49,11 @@ type RYWReport struct {
 // process meanwhile, so for DuckDB the round trip ends when /wait answers 200.
 func (e *env) rywWorkload(ctx context.Context, db string, checks []check) error {
 	pgbench := filepath.Join(testenv.BinDir(), "pgbench")
-	maxTPS, err := e.maxRate(ctx, db)
+	rate, how, err := e.lagRate(ctx, db)
 	if err != nil {
 		return err
 	}
-	rate := maxTPS / 2
-	e.report.addWorkload("ryw", fmt.Sprintf("read-your-writes under pgbench TPC-B at %.0f tps (half of the %.0f measured), %d s: one client inserts a row, takes pg_current_wal_lsn() after its commit, GETs walmirror's /wait?lsn= and reads the row from the copy", rate, maxTPS, e.cfg.lagSeconds))
+	e.report.addWorkload("ryw", fmt.Sprintf("read-your-writes under pgbench TPC-B at %.0f tps (%s), %d s: one client inserts a row, takes pg_current_wal_lsn() after its commit, GETs walmirror's /wait?lsn= and reads the row from the copy", rate, how, e.cfg.lagSeconds))
 	src, err := pgx.Connect(ctx, e.src.DSN(db))
 	if err != nil {
 		return err

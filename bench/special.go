@@ -22,12 +22,11 @@ import (
 // commit latency from the commit timestamps BEGIN messages carry.
 func (e *env) lagWorkload(ctx context.Context, db string, checks []check) error {
 	pgbench := filepath.Join(testenv.BinDir(), "pgbench")
-	maxTPS, err := e.maxRate(ctx, db)
+	rate, how, err := e.lagRate(ctx, db)
 	if err != nil {
 		return err
 	}
-	rate := maxTPS / 2
-	e.report.addWorkload("lag", fmt.Sprintf("pgbench TPC-B at %.0f tps (half of the %.0f measured), %d s, while walmirror follows live", rate, maxTPS, e.cfg.lagSeconds))
+	e.report.addWorkload("lag", fmt.Sprintf("pgbench TPC-B at %.0f tps (%s), %d s, while walmirror follows live", rate, how, e.cfg.lagSeconds))
 	for _, c := range e.cfg.consumers {
 		if c == "decode" || c == "builtin" {
 			continue
@@ -37,23 +36,35 @@ func (e *env) lagWorkload(ctx context.Context, db string, checks []check) error 
 			return err
 		}
 		report := filepath.Join(e.work, "lag-"+w.slot+".json")
+		wit, err := e.startWitness(ctx, db, "witness_"+w.slot)
+		if err != nil {
+			return err
+		}
 		cmd := exec.CommandContext(ctx, e.binary, w.args("--lag-report", report)...)
 		cmd.Stdout, cmd.Stderr = e.logs, e.logs
 		began := time.Now()
 		if err := cmd.Start(); err != nil {
+			wit.stop(ctx)
 			return err
 		}
 		if _, err := runPgbench(ctx, pgbench, e.src.DSN(db), e.cfg.pgbenchClients, e.cfg.lagSeconds, rate); err != nil {
 			cmd.Process.Kill()
 			cmd.Wait()
+			wit.stop(ctx)
 			return err
 		}
 		if err := e.waitCaughtUp(ctx, db, w.slot); err != nil {
+			wit.stop(ctx)
 			return err
 		}
 		cmd.Process.Signal(syscall.SIGINT)
-		if err := cmd.Wait(); err != nil {
-			return fmt.Errorf("walmirror (lag, %s): %w", c, err)
+		werr := cmd.Wait()
+		server, err := wit.stop(ctx)
+		if werr != nil {
+			return fmt.Errorf("walmirror (lag, %s): %w", c, werr)
+		}
+		if err != nil {
+			return fmt.Errorf("lag witness: %w", err)
 		}
 		res := usage(cmd, time.Since(began))
 		res.workload, res.consumer = "lag", w.name()
@@ -66,6 +77,7 @@ func (e *env) lagWorkload(ctx context.Context, db string, checks []check) error 
 			return fmt.Errorf("read lag report: %w", err)
 		}
 		res.lag = &lr
+		res.witness = &server
 		want, err := e.aggregates(ctx, "source", e.src.DSN(db), checks)
 		if err != nil {
 			return err
@@ -75,11 +87,24 @@ func (e *env) lagWorkload(ctx context.Context, db string, checks []check) error 
 		if !res.equal {
 			res.detail = fmt.Sprintf("source %s, copy %s %v", want, got, err)
 		}
-		log.Printf("  %-18s lag p50 %.1f ms p99 %.1f ms (n=%d); %d target commits, COMMIT p50 %.1f ms p99 %.1f ms max %.1f ms; equal=%v %s",
-			res.consumer, lr.P50Ms, lr.P99Ms, lr.N, lr.Commits, lr.CommitP50Ms, lr.CommitP99Ms, lr.CommitMaxMs, res.equal, res.detail)
+		log.Printf("  %-18s lag p50 %.1f ms p99 %.1f ms (n=%d); %d target commits, COMMIT p50 %.1f ms p99 %.1f ms max %.1f ms; decode-only witness p50 %.1f ms p99 %.1f ms max %.1f ms (n=%d); equal=%v %s",
+			res.consumer, lr.P50Ms, lr.P99Ms, lr.N, lr.Commits, lr.CommitP50Ms, lr.CommitP99Ms, lr.CommitMaxMs, server.P50Ms, server.P99Ms, server.MaxMs, server.N, res.equal, res.detail)
 		e.report.add(res)
 	}
 	return nil
+}
+
+// lagRate is the pgbench rate of the lag and ryw workloads: -lag-rate, or
+// half the maximum rate measured in this run; how says which.
+func (e *env) lagRate(ctx context.Context, db string) (rate float64, how string, err error) {
+	if e.cfg.lagRate > 0 {
+		return e.cfg.lagRate, "fixed by -lag-rate", nil
+	}
+	maxTPS, err := e.maxRate(ctx, db)
+	if err != nil {
+		return 0, "", err
+	}
+	return maxTPS / 2, fmt.Sprintf("half of the %.0f measured", maxTPS), nil
 }
 
 // waitCaughtUp commits a marker transaction and waits until the slot has
