@@ -34,15 +34,26 @@ func cmdCheck(ctx context.Context, args []string) error {
 	return nil
 }
 
+// splitTables splits a comma-separated table list; a comma inside a
+// double-quoted identifier ("S p"."x,y") belongs to the name.
 func splitTables(s string) []string {
 	var out []string
 	if s == "" {
 		return nil
 	}
-	for _, t := range strings.Split(s, ",") {
-		out = append(out, strings.TrimSpace(t))
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			quoted = !quoted // "" inside a quoted name toggles twice
+		case ',':
+			if !quoted {
+				out = append(out, strings.TrimSpace(s[start:i]))
+				start = i + 1
+			}
+		}
 	}
-	return out
+	return append(out, strings.TrimSpace(s[start:]))
 }
 
 // checker prints findings: ok, WARN (run works, but look), FAIL (run

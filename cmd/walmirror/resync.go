@@ -126,8 +126,8 @@ type multiFlag []string
 func (m *multiFlag) String() string { return strings.Join(*m, ",") }
 
 func (m *multiFlag) Set(v string) error {
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
+	for _, p := range splitTables(v) {
+		if p != "" {
 			*m = append(*m, p)
 		}
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -65,9 +64,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	}
 	cfg.Logger, cfg.Limits = log, lim
 	if tables != "" {
-		for _, t := range strings.Split(tables, ",") {
-			cfg.Source.Tables = append(cfg.Source.Tables, strings.TrimSpace(t))
-		}
+		cfg.Source.Tables = append(cfg.Source.Tables, splitTables(tables)...)
 	}
 	switch stopAt {
 	case "":
