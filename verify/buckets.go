@@ -160,7 +160,13 @@ func pgBucketSums(from string, h sideHash, bits uint, within *bucketFilter) stri
 	}
 	mask := int64(uint64(1)<<bits - 1)
 	if h.key == "" {
-		return fmt.Sprintf(`SELECT (h & %d)::text, count(*)::text, sum(h)::text FROM (SELECT %s AS h FROM %s%s) x GROUP BY h & %d`,
+		// OFFSET 0 keeps the subquery from being pulled up into the
+		// query, which would compute the row hash twice for every row
+		// (once for the group, once for the sum). It also keeps the
+		// source from scanning in parallel: the hash is computed once per
+		// row, a verification taking as little of the source's CPU as it
+		// can.
+		return fmt.Sprintf(`SELECT (h & %d)::text, count(*)::text, sum(h)::text FROM (SELECT %s AS h FROM %s%s OFFSET 0) x GROUP BY h & %d`,
 			mask, h.row, from, where, mask)
 	}
 	return fmt.Sprintf(`SELECT b::text, count(*)::text, sum(h)::text FROM (SELECT %s & %d AS b, %s AS h FROM %s%s) x GROUP BY b`,

@@ -20,7 +20,8 @@
 // integer column is grouped by ranges of keys; any other table by buckets
 // of its key's hash, or of its row's hash without a key (buckets.go), since
 // other keys do not sort alike in every database. Where checksums cannot
-// be used (a DuckDB array column, PostgreSQL before 14), tables with a key
+// be used (PostgreSQL before 14; a DuckDB LIST of times, JSON or LISTs),
+// tables with a key
 // that sorts alike in every database (integers, text in byte order, uuid,
 // dates and timestamps) are read once per side in key order and merged;
 // others are matched by key in memory; tables without a key are compared

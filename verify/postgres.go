@@ -136,7 +136,7 @@ func (r *PostgresReader) sumTypes(ctx context.Context, t *Table) ([]uint32, bool
 		types[i] = have[c.Name]
 	}
 	var ok bool
-	if err := r.tx.QueryRow(ctx, `SELECT current_setting('server_version_num')::int >= 140000`).Scan(&ok); err != nil {
+	if err := r.tx.QueryRow(ctx, sumSetup).Scan(&ok); err != nil {
 		return nil, false, err
 	}
 	return types, ok, nil

@@ -55,7 +55,7 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 func (r sourceReader) sumTypes(ctx context.Context, t *Table) ([]uint32, bool, error) {
 	ok := false
 	err := r.sn.QueryPublished(ctx, t.Table, func(string) string {
-		return `SELECT current_setting('server_version_num')::int >= 140000`
+		return sumSetup
 	}, func(vals [][]byte) error {
 		ok = len(vals) == 1 && string(vals[0]) == "t"
 		return nil

@@ -70,6 +70,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 		rows    int
 		sidecar string
 		catchUp time.Duration
+		profile string
 		options = defaultTargetOptions()
 	)
 	fs.StringVar(&cfg.Source.DSN, "source", "", "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq)")
@@ -85,12 +86,19 @@ func cmdVerify(ctx context.Context, args []string) int {
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent before walmirror gives up on a connection")
 	fs.BoolVar(&options.pg.ReplicaRole, "pg-replica-role", options.pg.ReplicaRole, "PostgreSQL target: catch up with session_replication_role = replica, as walmirror run does")
 	fs.StringVar(&options.pg.Origin, "pg-origin", options.pg.Origin, "PostgreSQL target: tag the catch-up's writes with this replication origin, as walmirror run --pg-origin does")
+	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the verification to this file (go tool pprof)")
 	log, err := fs.parse(args)
 	switch {
 	case errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errUsage):
 		return verifyFailed
+	}
+	if err == nil && profile != "" {
+		var stop func()
+		if stop, err = startCPUProfile(profile); err == nil {
+			defer stop()
+		}
 	}
 	fail := func(err error) int {
 		msg := strings.Join(strings.FieldsFunc(err.Error(), func(r rune) bool { return r == '\n' || r == '\t' }), " ")
