@@ -277,7 +277,7 @@ CREATE TYPE mood AS ENUM ('happy', 'it''s "sad"');
 CREATE DOMAIN posint AS int CHECK (VALUE > 0);
 CREATE TABLE hv (
 	id int8 PRIMARY KEY, s text, vc varchar(20), b bytea, f8 float8, f4 float4, n numeric, n2 numeric(12,3), big text,
-	j jsonb, js json, a int[], ta text[], a8 int8[], an numeric(12,3)[], atz timestamptz[], af float8[], ab bool[], iv interval, d date, ts timestamp, tz timestamptz, tt timetz, tm time,
+	j jsonb, js json, a int[], ta text[], a8 int8[], an numeric(12,3)[], atz timestamptz[], af float8[], ab bool[], t70 timestamp, tz70 timestamptz, iv interval, d date, ts timestamp, tz timestamptz, tt timetz, tm time,
 	u uuid, m mood, p posint, c char(5), ok bool, sm int2, i4 int4, i8 int8)`
 
 // hostileFill: quotes, NUL in bytea, unicode, NaN and infinities, 1 MB of
@@ -302,6 +302,8 @@ INSERT INTO hv SELECT i,
 	(ARRAY['{infinity,"2024-06-01 12:00:00+02",NULL,"0001-01-01 00:00:00+00 BC"}', '{}', NULL])[i % 3 + 1]::timestamptz[],
 	(ARRAY['{NaN,-0,Infinity,NULL,0.1}', '{-Infinity}', NULL])[i % 3 + 1]::float8[],
 	(ARRAY['{t,f,NULL}', '{}', NULL])[i % 3 + 1]::bool[],
+	(ARRAY['1969-12-31 23:59:59.999999', '1901-12-13 20:45:51', '2038-01-19 03:14:08', '1970-01-01 00:00:00', '9999-12-31 23:59:59.999999', NULL])[i % 6 + 1]::timestamp,
+	(ARRAY['1969-12-31 23:59:59.999999+00', '1901-12-13 20:45:51+00', '2038-01-19 03:14:08+00', '1970-01-01 00:00:00+00', '9999-12-31 23:59:59.999999+00', NULL])[i % 6 + 1]::timestamptz,
 	(ARRAY['1 year 2 mons -3 days 04:05:06.789', '1 mon', '30 days', '-00:00:00.000001', NULL])[i % 5 + 1]::interval,
 	(ARRAY['infinity', '-infinity', '0044-03-15 BC', '2024-02-29', '10000-01-01', NULL])[i % 6 + 1]::date,
 	(ARRAY['infinity', '-infinity', '0044-03-15 12:00:00.5 BC', '294276-12-31 23:59:59.999999', '4713-01-01 00:00:00 BC', NULL])[i % 6 + 1]::timestamp,
@@ -400,6 +402,14 @@ func testChecksumHostileValues(t *testing.T, ddl, fill string, targets ...string
 		{`atz = '{-infinity,"2024-06-01 10:00:00+00",NULL,"0001-01-01 00:00:00+00 BC"}' WHERE id = 3`, false},
 		{`atz = '{infinity,"2024-06-01 10:00:00+00",NULL,"0001-01-01 00:00:00+00"}' WHERE id = 3`, false},
 		{"ab = '{t,t,NULL}' WHERE id = 3", false},
+		{"t70 = t70 + interval '1 microsecond' WHERE id = 6", false}, // 1969-12-31 23:59:59.999999
+		{"t70 = '1970-01-01' WHERE id = 6", false},
+		{"t70 = t70 - interval '1 microsecond' WHERE id = 2", false},             // 2038-01-19 03:14:08
+		{"tz70 = '1969-12-31 18:59:59.999999-05' WHERE id = 6", true},            // the same instant
+		{"tz70 = tz70 + interval '1 microsecond' WHERE id = 1", false},           // 1901
+		{"tz70 = 'infinity' WHERE id = 4", false},                                // 9999-12-31
+		{`j = '{"é": [1, 2.50, null, "\u0001x"], "a": 1.0}' WHERE id = 4`, true}, // jsonb keeps no key order
+		{`js = '{ "dup": 2,  "dup": 1 }' WHERE id = 4`, false},                   // json does
 		{"ab = '{f}' WHERE id = 1", false},
 		{"iv = '30 days' WHERE id = 1", false}, // 1 mon
 		{"iv = '1 mon 0 days' WHERE id = 1", true},
