@@ -313,15 +313,104 @@ func sqliteKeyHash(t *Table, h sideHash) func(vals []driver.Value) (uint64, bool
 }
 
 // sqliteBucketSums computes the bucket checksums of a SQLite copy as it
-// reads the rows, as sqliteSums does for key ranges.
+// reads the rows, as sqliteSums does for key ranges: a first pass over the
+// whole table in two halves of its rowids at once, on two connections,
+// when the copy has a twin connection and the table a rowid (the sums of
+// any partition of the rows add up to the table's).
 func (r *SQLReader) sqliteBucketSums(ctx context.Context, t *Table, h sideHash, bits uint, within *bucketFilter, fn func(*int64, rangeSum) error) error {
-	codes, cols := splitArgs(h.row)
-	keyHash := sqliteKeyHash(t, h)
-	mask := uint64(1)<<bits - 1
+	_, cols := splitArgs(h.row)
 	q := "SELECT " + cols + " FROM " + r.name(t)
+	type part struct {
+		conn *sql.Conn
+		q    string
+		sums map[int64]*rangeSum
+		null *rangeSum
+		err  error
+	}
+	parts := []*part{{conn: r.conn, q: q}}
+	if twin := r.twin(ctx); twin != nil && within == nil {
+		if rowid := sqliteRowid(t); rowid != "" {
+			// A table WITHOUT ROWID fails here: read in one.
+			var lo, hi *int64
+			err := r.conn.QueryRowContext(ctx, "SELECT min("+rowid+"), max("+rowid+") FROM "+r.name(t)).Scan(&lo, &hi)
+			if err == nil && lo != nil && hi != nil && *hi > *lo {
+				m := *lo + (*hi-*lo)/2 + 1 // rowids are never NULL
+				parts = []*part{{conn: r.conn, q: q + " WHERE " + rowid + " < " + sqlInt(m)},
+					{conn: twin, q: q + " WHERE " + rowid + " >= " + sqlInt(m)}}
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.sums, p.null, p.err = sqliteBucketSumsOn(ctx, p.conn, p.q, t, h, bits, within)
+		}()
+	}
+	wg.Wait()
 	sums := map[int64]*rangeSum{}
 	var null *rangeSum
-	err := r.conn.Raw(func(dc any) error {
+	add := func(into **rangeSum, s *rangeSum) {
+		if *into == nil {
+			*into = s
+			return
+		}
+		t := *into
+		t.rows, t.sum, t.unhashed = t.rows+s.rows, t.sum+s.sum, t.unhashed || s.unhashed
+	}
+	for _, p := range parts {
+		if p.err != nil {
+			return p.err
+		}
+		if p.null != nil {
+			add(&null, p.null)
+		}
+		for b, s := range p.sums {
+			t := sums[b]
+			add(&t, s)
+			sums[b] = t
+		}
+	}
+	if null != nil && within == nil {
+		if err := fn(nil, *null); err != nil {
+			return err
+		}
+	}
+	for b, s := range sums {
+		if err := fn(&b, *s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sqliteRowid is a name of the rowid of t's SQLite copy that no column of
+// t takes ("" when its columns take all three).
+func sqliteRowid(t *Table) string {
+	for _, name := range []string{"rowid", "_rowid_", "oid"} {
+		taken := false
+		for _, c := range t.Columns {
+			if strings.EqualFold(c.Name, name) {
+				taken = true
+			}
+		}
+		if !taken {
+			return name
+		}
+	}
+	return ""
+}
+
+// sqliteBucketSumsOn runs q (the columns h.row hashes) on conn and sums
+// its rows by bucket of their key's hash (of the row's without a key),
+// keeping those within; null: the rows whose key could not be hashed.
+func sqliteBucketSumsOn(ctx context.Context, conn *sql.Conn, q string, t *Table, h sideHash, bits uint, within *bucketFilter) (sums map[int64]*rangeSum, null *rangeSum, err error) {
+	codes, _ := splitArgs(h.row)
+	keyHash := sqliteKeyHash(t, h) // one per goroutine: it keeps a buffer
+	mask := uint64(1)<<bits - 1
+	sums = map[int64]*rangeSum{}
+	err = conn.Raw(func(dc any) error {
 		qc, ok := dc.(driver.QueryerContext)
 		if !ok {
 			return fmt.Errorf("the SQLite driver cannot query (%T)", dc)
@@ -364,20 +453,7 @@ func (r *SQLReader) sqliteBucketSums(ctx context.Context, t *Table, h sideHash, 
 			s.unhashed = s.unhashed || !ok
 		}
 	})
-	if err != nil {
-		return err
-	}
-	if null != nil && within == nil {
-		if err := fn(nil, *null); err != nil {
-			return err
-		}
-	}
-	for b, s := range sums {
-		if err := fn(&b, *s); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sums, null, err
 }
 
 func (r *SQLReader) scanBuckets(ctx context.Context, t *Table, h sideHash, f *bucketFilter, sorted bool, fn func(Row) error) error {
