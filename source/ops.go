@@ -321,6 +321,34 @@ func (a *Admin) Publication(ctx context.Context, name string) (PublicationInfo, 
 	return p, nil
 }
 
+// PublicationsFor lists the publications walmirror created for slot (their
+// comment names it), by name.
+func (a *Admin) PublicationsFor(ctx context.Context, slot string) ([]string, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	rows, err := a.conn.Query(ctx, `SELECT p.pubname, obj_description(p.oid, 'pg_publication') FROM pg_publication p
+		WHERE starts_with(coalesce(obj_description(p.oid, 'pg_publication'), ''), $1) ORDER BY 1`, publicationMark+" for slot ")
+	if err != nil {
+		return nil, classify("look up publications", timeoutCause(ctx, err))
+	}
+	var names []string
+	for rows.Next() {
+		var name, comment string
+		if err := rows.Scan(&name, &comment); err != nil {
+			rows.Close()
+			return nil, classify("look up publications", err)
+		}
+		rest := strings.TrimPrefix(comment, publicationMark+" for slot ")
+		if forSlot, _, _ := strings.Cut(rest, " "); forSlot == slot {
+			names = append(names, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify("look up publications", timeoutCause(ctx, err))
+	}
+	return names, nil
+}
+
 // DropPublication drops publication name.
 func (a *Admin) DropPublication(ctx context.Context, name string) error {
 	ctx, cancel := a.deadline(ctx)

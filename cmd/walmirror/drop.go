@@ -47,7 +47,7 @@ func cmdDrop(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return drop(ctx, os.Stdout, cfg, target != "")
+	return drop(ctx, os.Stdout, cfg, target != "", flagGiven(fs.FlagSet, "publication"))
 }
 
 // flagGiven reports whether the named flag was given on the command line or
@@ -61,7 +61,7 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget bool) error {
+func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget, pubGiven bool) error {
 	adm, err := source.Connect(ctx, cfg)
 	if err != nil {
 		return err
@@ -94,6 +94,20 @@ func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget bool
 	pub, err := adm.Publication(ctx, cfg.Publication)
 	if err != nil {
 		return err
+	}
+	if !pubGiven && !(pub.Walmirror && pub.ForSlot == cfg.Slot) {
+		// The run used another --publication: the one walmirror created
+		// for this slot (its comment names the slot) is the one to drop.
+		names, err := adm.PublicationsFor(ctx, cfg.Slot)
+		if err != nil {
+			return err
+		}
+		if len(names) == 1 {
+			cfg.Publication = names[0]
+			if pub, err = adm.Publication(ctx, cfg.Publication); err != nil {
+				return err
+			}
+		}
 	}
 	name := cfg.Publication
 	switch {
