@@ -143,8 +143,10 @@ type Sink struct {
 	written map[string]int64
 
 	// stateRow: the state row exists (a commit stored it), so the next
-	// commit updates it in place.
-	stateRow bool
+	// commit updates it in place, with stateUpdate (prepared once, not
+	// parsed and planned again at every commit).
+	stateRow    bool
+	stateUpdate *sql.Stmt
 
 	cv   converter
 	vals []driver.Value // reused appender row
@@ -254,7 +256,11 @@ func (s *Sink) Close() error {
 	if s.inTx {
 		_ = s.Rollback(context.Background())
 	}
-	err := errors.Join(s.conn.Close(), s.db.Close())
+	var err error
+	if s.stateUpdate != nil {
+		err = s.stateUpdate.Close()
+	}
+	err = errors.Join(err, s.conn.Close(), s.db.Close())
 	openFiles.Delete(s.abs)
 	return err
 }
@@ -347,8 +353,15 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 func (s *Sink) storeState(ctx context.Context, st schema.State) error {
 	args := []any{st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies)}
 	if s.stateRow {
-		res, err := s.conn.ExecContext(ctx, `UPDATE `+stateTable+` SET slot = ?, system_id = ?, phase = ?, lsn = ?, lsn_text = ?,
-			updated_at = ?, copies = nullif(?, '') WHERE id = 1`, args...)
+		if s.stateUpdate == nil {
+			stmt, err := s.conn.PrepareContext(ctx, `UPDATE `+stateTable+` SET slot = ?, system_id = ?, phase = ?, lsn = ?, lsn_text = ?,
+				updated_at = ?, copies = nullif(?, '') WHERE id = 1`)
+			if err != nil {
+				return err
+			}
+			s.stateUpdate = stmt
+		}
+		res, err := s.stateUpdate.ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}

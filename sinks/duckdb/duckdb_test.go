@@ -426,6 +426,22 @@ func TestSerialSmallWrites(t *testing.T) {
 	if got := threads(); got != def {
 		t.Fatalf("threads after an update of the 300,000-row table = %d, want %d", got, def)
 	}
+	// A plain insert reads nothing of its table: a few rows appended to a
+	// big keyless table (an append-only log) run on one thread.
+	log := schema.NewTable(3, "public", "log", schema.IdentityDefault, []schema.Column{
+		{Name: "k", TypeID: schema.OIDInt8, Typmod: -1},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.EnsureTable(ctx, log); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: log, Inserts: rows(0, 300_000)})
+	})
+	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: log, Inserts: rows(0, 5)}) })
+	if got := threads(); got != 1 {
+		t.Fatalf("threads after 5 rows appended to a 300,000-row keyless table = %d, want 1", got)
+	}
 }
 
 func TestNoPrimaryKey(t *testing.T) {
