@@ -200,12 +200,15 @@ func BenchmarkUpdates(b *testing.B) {
 // time its rows waited for the previous one.
 // SerialSmallWrites (what the walmirror command sets) against the
 // instance's own threads.
+// The last case starts with 250,000 history rows (past two row groups, as
+// after a few minutes of pgbench): its inserts still run on one thread.
 func BenchmarkSmallCommits(b *testing.B) {
-	b.Run("threads=instance", func(b *testing.B) { smallCommits(b, false) })
-	b.Run("serial-small-writes", func(b *testing.B) { smallCommits(b, true) })
+	b.Run("threads=instance", func(b *testing.B) { smallCommits(b, false, 0) })
+	b.Run("serial-small-writes", func(b *testing.B) { smallCommits(b, true, 0) })
+	b.Run("serial-small-writes-long-history", func(b *testing.B) { smallCommits(b, true, 250_000) })
 }
 
-func smallCommits(b *testing.B, serial bool) {
+func smallCommits(b *testing.B, serial bool, historyRows int) {
 	const accounts, perCommit = 100_000, 4
 	s, err := duckdb.Open(b.Context(), filepath.Join(b.TempDir(), "bench.duckdb"), nil)
 	if err != nil {
@@ -255,7 +258,16 @@ func smallCommits(b *testing.B, serial bool) {
 		if err := s.Write(ctx, &schema.Batch{Table: tel, Inserts: rows}); err != nil {
 			return err
 		}
-		return s.Write(ctx, &schema.Batch{Table: br, Inserts: []schema.Tuple{row(1, 0, 88)}})
+		if err := s.Write(ctx, &schema.Batch{Table: br, Inserts: []schema.Tuple{row(1, 0, 88)}}); err != nil {
+			return err
+		}
+		var hist0 []schema.Tuple
+		for i := range historyRows {
+			hist0 = append(hist0, schema.Tuple{{State: schema.Text, Data: []byte("1")}, {State: schema.Text, Data: []byte("1")},
+				{State: schema.Text, Data: []byte(strconv.Itoa(1 + i%accounts))}, {State: schema.Text, Data: []byte("1")},
+				{State: schema.Text, Data: []byte("2026-12-01 00:00:00")}, {State: schema.Null}})
+		}
+		return s.Write(ctx, &schema.Batch{Table: hist, Inserts: hist0})
 	})
 	var lat []time.Duration
 	var parts [5]time.Duration // accounts, tellers, branches, history, commit
