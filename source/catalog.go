@@ -119,10 +119,14 @@ const enumLabels = `coalesce((SELECT ';enums:' || md5(string_agg(e.oid::text || 
 // DROP ATTRIBUTE change what stored rows read as, '(Main,123)' becoming
 // '(Main,123,)' or '(Main)', with no WAL for them: the poll then copies the
 // table again. RENAME ATTRIBUTE changes no text and is not in the hash.
-// Not followed: composites nested in composites or ranges, and a table's
+// The labels of an enum attribute are in it too (RENAME VALUE of an enum a
+// composite holds changes the composite's text alike).
+// Not followed: composites nested in composites or ranges, enum arrays
+// inside composites, and a table's
 // row type used as a column's type (a PostgreSQL target uses the target
 // table's own row type for it, which changes with that table's copy).
-const compositeAttrs = `coalesce((SELECT ';composites:' || md5(string_agg(ct.oid::text || '=' || ca.attnum::text || ':' || ca.atttypid::text || ':' || ca.atttypmod::text, ',' ORDER BY ct.oid, ca.attnum))
+const compositeAttrs = `coalesce((SELECT ';composites:' || md5(string_agg(ct.oid::text || '=' || ca.attnum::text || ':' || ca.atttypid::text || ':' || ca.atttypmod::text
+		|| coalesce((SELECT ':' || string_agg(e.oid::text || '=' || e.enumlabel, ',' ORDER BY e.oid) FROM pg_catalog.pg_enum e WHERE e.enumtypid = ca.atttypid), ''), ',' ORDER BY ct.oid, ca.attnum))
 	FROM pg_catalog.pg_type ct JOIN pg_catalog.pg_class cr ON cr.oid = ct.typrelid AND cr.relkind = 'c'
 		JOIN pg_catalog.pg_attribute ca ON ca.attrelid = ct.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped
 	WHERE ct.oid IN (SELECT v.x FROM pg_catalog.pg_attribute a
