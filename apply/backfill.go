@@ -1011,10 +1011,11 @@ func (e *engine) shapeWatermark(ctx context.Context, w *chunkWait) error {
 		return err
 	}
 	t := e.tables[w.relid]
-	if !known && f.copy.After == nil && t != nil {
-		// The copy has not begun: its first chunk replaces every row, so
-		// the target may take this shape however its rows would convert
-		// (a SQLite column whose type class changed in a rewrite).
+	if !known && f.copy.After == nil && f.copy.Keys == nil && t != nil {
+		// The copy has not begun: its first chunk replaces every row (a
+		// copy of some keys, verify --repair's, does not), so the target
+		// may take this shape however its rows would convert (a SQLite
+		// column whose type class changed in a rewrite).
 		e.unknownFills(t)
 		t.Replacing = true
 	}
