@@ -56,6 +56,9 @@ type tableInfo struct {
 	kinds  []schema.Kind
 	cols   []string // quoted column names
 	keyIdx []int
+	// rowid is a name of SQLite's rowid no column of the table hides
+	// ("rowid", "_rowid_" or "oid"): keyless tables change one row by it.
+	rowid string
 }
 
 func (s *Sink) info(t *schema.Table) *tableInfo {
@@ -67,6 +70,7 @@ func (s *Sink) info(t *schema.Table) *tableInfo {
 		ti.kinds = append(ti.kinds, schema.KindOf(c.TypeID))
 		ti.cols = append(ti.cols, quote(c.Name))
 	}
+	ti.rowid = rowidAlias(t, nil)
 	s.tables[t] = ti
 	return ti
 }
@@ -129,6 +133,16 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	if !t.HasKey() {
+		// A column named rowid (or one the target keeps from a dropped
+		// source column) hides SQLite's rowid, which a keyless table's
+		// updates and deletes pick one row by: use an alias no column
+		// hides. Before, "rowid" matched the column, and an update of one
+		// of several equal rows changed every row with that value.
+		if ti.rowid = rowidAlias(t, existing); ti.rowid == "" {
+			return fmt.Errorf("source table %s has no key, and its columns hide every name of SQLite's rowid (rowid, _rowid_, oid), by which walmirror changes exactly one of several equal rows: rename one of those columns in the source, or give the table a primary key", t.QualifiedName())
+		}
 	}
 	if len(existing) > 0 {
 		if err := s.claim(ctx, t, name); err != nil {
@@ -569,4 +583,23 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// rowidAlias is the first of SQLite's names for a table's rowid that
+// neither a column of t nor a column the target table has (existing) uses,
+// "" when they hide all three.
+func rowidAlias(t *schema.Table, existing map[string]bool) string {
+	used := map[string]bool{}
+	for _, c := range t.Columns {
+		used[asciiLower(c.Name)] = true
+	}
+	for c := range existing {
+		used[asciiLower(c)] = true
+	}
+	for _, a := range []string{"rowid", "_rowid_", "oid"} {
+		if !used[a] {
+			return a
+		}
+	}
+	return ""
 }

@@ -327,7 +327,7 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 				where = append(where, col+" IS ?")
 			}
 		}
-		one := "rowid = (SELECT rowid FROM " + ti.name + " WHERE " + strings.Join(where, " AND ") + " LIMIT 1)"
+		one := ti.rowid + " = (SELECT " + ti.rowid + " FROM " + ti.name + " WHERE " + strings.Join(where, " AND ") + " LIMIT 1)"
 		if op == opDeleteOne {
 			return "DELETE FROM " + ti.name + " WHERE " + one
 		}
