@@ -36,16 +36,7 @@ func (l *tableList) String() string { return strings.Join(*l, ",") }
 // variable or a config file gives it); commas inside double quotes belong
 // to the name.
 func (l *tableList) Set(v string) error {
-	quoted, start := false, 0
-	for i := 0; i <= len(v); i++ {
-		if i < len(v) && v[i] == '"' {
-			quoted = !quoted
-		}
-		if i < len(v) && (v[i] != ',' || quoted) {
-			continue
-		}
-		name := strings.TrimSpace(v[start:i])
-		start = i + 1
+	for _, name := range splitTables(v) {
 		if name == "" {
 			continue
 		}
