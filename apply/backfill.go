@@ -588,8 +588,9 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if f.copy.After == nil && !keyed {
 		// The first chunk replaces every row: what older rows would hold in
 		// a new column, or how they convert to a new type, is moot.
-		e.unknownFills(t)
-		t.Replacing = true
+		if err := e.replacing(ctx, t); err != nil {
+			return err
+		}
 		delete(e.ensured, t)
 	}
 	if f.copy.After == nil && !keyed && t.Storage != ch.Table.Storage {
@@ -1016,8 +1017,9 @@ func (e *engine) shapeWatermark(ctx context.Context, w *chunkWait) error {
 		// copy of some keys, verify --repair's, does not), so the target
 		// may take this shape however its rows would convert (a SQLite
 		// column whose type class changed in a rewrite).
-		e.unknownFills(t)
-		t.Replacing = true
+		if err := e.replacing(ctx, t); err != nil {
+			return err
+		}
 	}
 	if known || f.copy.After == nil || t == nil {
 		return nil // describe started the copy again if the shape changed
@@ -1030,10 +1032,21 @@ func (e *engine) shapeWatermark(ctx context.Context, w *chunkWait) error {
 	}
 	if change, _, err := schema.Diff(old, t); err != nil || !change.Empty() {
 		e.startFill(w.relid, f.copy.Table, f.copy.Estimate, "the table changed shape while it was copied")
-		e.unknownFills(t)
-		t.Replacing = true
+		return e.replacing(ctx, t)
 	}
 	return nil
+}
+
+// replacing says the target table's rows are about to be replaced by t's
+// copy (t.Replacing), once the queued sink work is done: with --pipeline,
+// an ensure of this very table still queued from the transaction before
+// would otherwise empty it in a commit whose state does not hold the copy.
+func (e *engine) replacing(ctx context.Context, t *schema.Table) error {
+	return e.sync(ctx, func(context.Context) error {
+		e.unknownFills(t)
+		t.Replacing = true
+		return nil
+	})
 }
 
 // storedShape is the shape the target holds for relid, as of the open
@@ -1308,13 +1321,16 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 	// applied: in this run (truncXids) or in an earlier one (its stored
 	// shape), which may have ended before a poll saw the new data files.
 	truncated := p.StorageXmin != 0 && (e.truncXids[p.RelID] == p.StorageXmin || found && old.TruncXid == p.StorageXmin)
-	if truncated && t == nil {
+	// A schema renamed since (no change to the pg_class row) still has to
+	// be followed.
+	named := e.knownName(p.RelID) == p.Name
+	if truncated && t == nil && named {
 		// Not described in this run yet: the stored shape keeps the old
 		// files and the TRUNCATE's xid, which a later poll checks again.
 		return nil
 	}
 	renamed := t != nil && sameData(seen, p.Storage) && schema.DisplayName(t.Schema, t.Name) == p.Name
-	if renamed || t != nil && truncated {
+	if renamed || t != nil && truncated && named {
 		// Only renamed, and the stream already told; or the last change to
 		// the table's pg_class row was a TRUNCATE the stream carried (and
 		// the copy applied): remember the new storage.
@@ -1326,7 +1342,7 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		e.pendingN++
 		return e.ensure(ctx, t)
 	}
-	if t != nil && sameData(seen, p.Storage) {
+	if t != nil && (sameData(seen, p.Storage) || truncated) {
 		// Renamed (or moved to another schema), and the stream has not
 		// said so: no row changed since, or pgoutput names a partitioned
 		// table as its partitions' cached entries last did. The stream has
@@ -1348,7 +1364,7 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		return nil
 	}
 	why := "the source rewrote it (ALTER TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE, or a partition attached or detached): its rows may have changed without WAL"
-	if sameData(seen, p.Storage) {
+	if sameData(seen, p.Storage) || truncated {
 		why = "renamed, or moved to another schema, and not yet streamed in this run"
 	}
 	e.startFill(p.RelID, p.Name, p.Estimate, why)

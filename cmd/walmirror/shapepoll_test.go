@@ -16,7 +16,8 @@ import (
 // Then columns added (a default, NULL, and a generated column, which is
 // not published) and a schema renamed, again with no row changed since:
 // the copy lacked the columns and kept the tables under the old schema's
-// name, exit 0 (the storage signature names the schema by oid).
+// name, exit 0 (the storage signature names the schema by oid), also
+// after a TRUNCATE.
 func TestShapeChangeWithoutRowChange(t *testing.T) {
 	needServer(t)
 	for _, tg := range schemaTargets {
@@ -46,6 +47,12 @@ func TestShapeChangeWithoutRowChange(t *testing.T) {
 			mustExec(t, db, `ALTER TABLE ev ADD COLUMN n int DEFAULT 7, ADD COLUMN z text, ADD COLUMN g int GENERATED ALWAYS AS (id * 2) STORED`)
 			run()
 			verify()
+			// The last change to app.c's pg_class row a TRUNCATE the copy
+			// applied: the poll took that for the reason the storage
+			// changed and left the old name.
+			mustExec(t, db, `TRUNCATE app.c`)
+			mustExec(t, db, `INSERT INTO app.c VALUES (3, 'c3')`)
+			run()
 			mustExec(t, db, `ALTER SCHEMA app RENAME TO app2`)
 			run()
 			verify()
