@@ -520,12 +520,7 @@ func TestRenameWithoutChanges(t *testing.T) {
 	target, rows := schemaTargets[0].new(t)
 	slot := "s_" + db
 	dropSlotAtEnd(t, db, slot)
-	run := func() {
-		t.Helper()
-		if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
-			t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-		}
-	}
+	run := func() { t.Helper(); runNow(t, dsn, target, slot) }
 	run()
 	mustExec(t, db, "UPDATE p SET v = 'c' WHERE id = 1; UPDATE m SET v = 'n'")
 	run() // the stream has described both tables
@@ -970,13 +965,7 @@ func TestPublicationFilterChanges(t *testing.T) {
 			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
-			run := func() {
-				t.Helper()
-				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
-				if r.code != 0 {
-					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-				}
-			}
+			run := func() { t.Helper(); runNow(t, dsn, target, slot) }
 			same := func(srcQuery, copyQuery string) {
 				t.Helper()
 				want, err := mirrortest.SourceRows(context.Background(), dsn, srcQuery)

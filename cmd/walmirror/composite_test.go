@@ -24,13 +24,7 @@ func TestCompositeAttributesChanged(t *testing.T) {
 			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
-			run := func() {
-				t.Helper()
-				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
-				if r.code != 0 {
-					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-				}
-			}
+			run := func() { t.Helper(); runNow(t, dsn, target, slot) }
 			// Composites as text in every target.
 			q := "SELECT id, CAST(a AS text), CAST(d AS text), CAST(aa AS text) FROM comp"
 			run()

@@ -97,6 +97,23 @@ func newDatabase(t *testing.T, setup string) (dsn, db string) {
 	return server.DSN(db), db
 }
 
+// runNow runs walmirror to the source's position at its start (--stop-at-lsn
+// now) and fails the test unless it exits 0.
+func runNow(t *testing.T, dsn, target, slot string, extra ...string) {
+	t.Helper()
+	if r := walmirror(t, nil, append([]string{"run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"}, extra...)...); r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+}
+
+// mustVerify fails the test unless walmirror verify finds the copy equal.
+func mustVerify(t *testing.T, dsn, target string) {
+	t.Helper()
+	if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target); r.code != 0 {
+		t.Fatalf("verify exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 // lastLine is the error walmirror printed: its final stderr line.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")

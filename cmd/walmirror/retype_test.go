@@ -27,12 +27,7 @@ func TestTypeChangesFollowed(t *testing.T) {
 		tgt, _ := target.new(t)
 		f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: tgt, streaming: streaming}
 		dropSlotAtEnd(t, db, f.slot)
-		verify := func() {
-			t.Helper()
-			if r := walmirror(t, nil, "verify", "--source", dsn, "--target", tgt); r.code != 0 {
-				t.Fatalf("verify exited %d:\n%s%s", r.code, r.stdout, r.stderr)
-			}
-		}
+		verify := func() { t.Helper(); mustVerify(t, dsn, tgt) }
 		f.catchUp()
 		// No rewrite (the session's zone is UTC; int4 and oid are binary
 		// coercible), a change after each.

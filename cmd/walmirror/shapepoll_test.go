@@ -28,25 +28,14 @@ func TestShapeChangeWithoutRowChange(t *testing.T) {
 			target, _ := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
-			run := func() {
-				t.Helper()
-				if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
-					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-				}
-			}
+			run := func() { t.Helper(); runNow(t, dsn, target, slot) }
 			run()
-			verify := func() {
-				t.Helper()
-				if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target); r.code != 0 {
-					t.Fatalf("verify exited %d:\n%s%s", r.code, r.stdout, r.stderr)
-				}
-			}
 			mustExec(t, db, `SET timezone = 'UTC'; ALTER TABLE ev ALTER COLUMN at TYPE timestamptz; ALTER TABLE ev RENAME COLUMN v TO vee`)
 			run()
-			verify()
+			mustVerify(t, dsn, target)
 			mustExec(t, db, `ALTER TABLE ev ADD COLUMN n int DEFAULT 7, ADD COLUMN z text, ADD COLUMN g int GENERATED ALWAYS AS (id * 2) STORED`)
 			run()
-			verify()
+			mustVerify(t, dsn, target)
 			// The last change to app.c's pg_class row a TRUNCATE the copy
 			// applied: the poll took that for the reason the storage
 			// changed and left the old name.
@@ -55,7 +44,7 @@ func TestShapeChangeWithoutRowChange(t *testing.T) {
 			run()
 			mustExec(t, db, `ALTER SCHEMA app RENAME TO app2`)
 			run()
-			verify()
+			mustVerify(t, dsn, target)
 		})
 	}
 }
@@ -76,21 +65,14 @@ func TestTableDroppedAndCreatedAgain(t *testing.T) {
 			target, _ := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
-			run := func() {
-				t.Helper()
-				if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
-					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-				}
-			}
+			run := func() { t.Helper(); runNow(t, dsn, target, slot) }
 			run()
 			mustExec(t, db, `DROP TABLE t; CREATE TABLE t (code text PRIMARY KEY, v int); INSERT INTO t VALUES ('a', 1), ('b', 2);
 				BEGIN; DROP TABLE u; CREATE TABLE u (id int PRIMARY KEY, v text); INSERT INTO u VALUES (1, 'new'); COMMIT;`)
 			run()
 			mustExec(t, db, `INSERT INTO t VALUES ('c', 3); UPDATE u SET v = 'newer'`)
 			run()
-			if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target); r.code != 0 {
-				t.Fatalf("verify exited %d:\n%s%s", r.code, r.stdout, r.stderr)
-			}
+			mustVerify(t, dsn, target)
 		})
 	}
 }
