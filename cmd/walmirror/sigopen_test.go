@@ -16,6 +16,7 @@ import (
 // a signal does at any other moment. Before, it exited 1 with the driver's
 // "context canceled" (for DuckDB with a hint about a file held open).
 func TestSignalWhileTargetOpens(t *testing.T) {
+	needServer(t) // the binary is built only then
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
