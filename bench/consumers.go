@@ -14,8 +14,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/lsn"
@@ -184,76 +182,19 @@ func (d *decodeOnly) prepare(ctx context.Context) error {
 // catchUp receives and decodes (pglogrepl) every message, discarding it,
 // until the server's decoder has passed stop.
 func (d *decodeOnly) catchUp(ctx context.Context, stop lsn.LSN) (result, error) {
-	cfg, err := pgconn.ParseConfig(d.e.src.DSN(d.db))
-	if err != nil {
-		return result{}, err
-	}
-	cfg.RuntimeParams["replication"] = "database"
 	began := time.Now()
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	conn, err := d.e.replicate(ctx, d.db, d.slot)
 	if err != nil {
 		return result{}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	err = pglogrepl.StartReplication(ctx, conn, d.slot, 0, pglogrepl.StartReplicationOptions{
-		Mode: pglogrepl.LogicalReplication, PluginArgs: []string{"proto_version '1'", "publication_names 'bench'"}})
+	err = follow(ctx, conn,
+		func(ka pglogrepl.PrimaryKeepaliveMessage) (bool, error) { return lsn.LSN(ka.ServerWALEnd) >= stop, nil },
+		func(wal []byte) error { _, err := pglogrepl.Parse(wal); return err })
 	if err != nil {
 		return result{}, err
 	}
-	var received pglogrepl.LSN
-	status := func(reply bool) error {
-		return pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
-			WALWritePosition: received, WALFlushPosition: received, WALApplyPosition: received, ReplyRequested: reply})
-	}
-	next := time.Now().Add(time.Second)
-	for {
-		if time.Now().After(next) {
-			if err := status(true); err != nil {
-				return result{}, err
-			}
-			next = time.Now().Add(time.Second)
-		}
-		rctx, cancel := context.WithDeadline(ctx, next)
-		msg, err := conn.ReceiveMessage(rctx)
-		cancel()
-		if err != nil {
-			if pgconn.Timeout(err) && ctx.Err() == nil {
-				continue
-			}
-			return result{}, err
-		}
-		cd, ok := msg.(*pgproto3.CopyData)
-		if !ok {
-			if er, ok := msg.(*pgproto3.ErrorResponse); ok {
-				return result{}, pgconn.ErrorResponseToPgError(er)
-			}
-			continue
-		}
-		switch cd.Data[0] {
-		case pglogrepl.PrimaryKeepaliveMessageByteID:
-			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
-			if err != nil {
-				return result{}, err
-			}
-			if lsn.LSN(ka.ServerWALEnd) >= stop {
-				return result{wall: time.Since(began)}, nil
-			}
-			if ka.ReplyRequested {
-				if err := status(false); err != nil {
-					return result{}, err
-				}
-			}
-		case pglogrepl.XLogDataByteID:
-			xld, err := pglogrepl.ParseXLogData(cd.Data[1:])
-			if err != nil {
-				return result{}, err
-			}
-			if _, err := pglogrepl.Parse(xld.WALData); err != nil {
-				return result{}, err
-			}
-			received = xld.WALStart
-		}
-	}
+	return result{wall: time.Since(began)}, nil
 }
 
 // ---- PostgreSQL's built-in subscriber: the PG→PG reference ----

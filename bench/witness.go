@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // witness is a decode-only consumer of a slot of its own that follows the
@@ -34,19 +33,8 @@ func (e *env) startWitness(ctx context.Context, db, slot string) (*witness, erro
 	if err := e.src.Exec(ctx, db, fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s', 'pgoutput')`, slot)); err != nil {
 		return nil, fmt.Errorf("lag witness slot: %w", err)
 	}
-	cfg, err := pgconn.ParseConfig(e.src.DSN(db))
+	conn, err := e.replicate(ctx, db, slot)
 	if err != nil {
-		return nil, err
-	}
-	cfg.RuntimeParams["replication"] = "database"
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	err = pglogrepl.StartReplication(ctx, conn, slot, 0, pglogrepl.StartReplicationOptions{
-		Mode: pglogrepl.LogicalReplication, PluginArgs: []string{"proto_version '1'", "publication_names 'bench'"}})
-	if err != nil {
-		conn.Close(ctx)
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -64,58 +52,18 @@ func (e *env) startWitness(ctx context.Context, db, slot string) (*witness, erro
 
 // follow receives until ctx ends, timing each Commit message.
 func (w *witness) follow(ctx context.Context, conn *pgconn.PgConn) error {
-	var received pglogrepl.LSN
-	next := time.Now().Add(time.Second)
-	for {
-		if time.Now().After(next) {
-			if err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
-				WALWritePosition: received, WALFlushPosition: received, WALApplyPosition: received}); err != nil {
-				return err
+	return follow(ctx, conn,
+		func(pglogrepl.PrimaryKeepaliveMessage) (bool, error) { return false, nil },
+		func(wal []byte) error {
+			if len(wal) == 0 || wal[0] != 'C' {
+				return nil // only Commit messages are timed
 			}
-			next = time.Now().Add(time.Second)
-		}
-		rctx, cancel := context.WithDeadline(ctx, next)
-		msg, err := conn.ReceiveMessage(rctx)
-		cancel()
-		if err != nil {
-			if pgconn.Timeout(err) && ctx.Err() == nil {
-				continue
+			m, err := pglogrepl.Parse(wal)
+			if c, ok := m.(*pglogrepl.CommitMessage); ok {
+				w.samples = append(w.samples, time.Since(c.CommitTime))
 			}
 			return err
-		}
-		cd, ok := msg.(*pgproto3.CopyData)
-		if !ok {
-			if er, ok := msg.(*pgproto3.ErrorResponse); ok {
-				return pgconn.ErrorResponseToPgError(er)
-			}
-			continue
-		}
-		switch cd.Data[0] {
-		case pglogrepl.PrimaryKeepaliveMessageByteID:
-			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
-			if err != nil {
-				return err
-			}
-			if ka.ReplyRequested {
-				next = time.Now() // answer at once
-			}
-		case pglogrepl.XLogDataByteID:
-			xld, err := pglogrepl.ParseXLogData(cd.Data[1:])
-			if err != nil {
-				return err
-			}
-			if len(xld.WALData) > 0 && xld.WALData[0] == 'C' {
-				m, err := pglogrepl.Parse(xld.WALData)
-				if err != nil {
-					return err
-				}
-				if c, ok := m.(*pglogrepl.CommitMessage); ok {
-					w.samples = append(w.samples, time.Since(c.CommitTime))
-				}
-			}
-			received = xld.WALStart
-		}
-	}
+		})
 }
 
 // stop ends the witness, drops its slot and reports its percentiles.
