@@ -89,6 +89,26 @@ type ColumnSig struct {
 // that moment: once the stream has passed it, it has delivered every
 // change the listing reflects.
 func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, error) {
+	for attempt := 1; ; attempt++ {
+		out, at, err := c.published(ctx)
+		if err == nil || attempt == 5 || !droppedMeanwhile(err) {
+			return out, at, err
+		}
+	}
+}
+
+// droppedMeanwhile says err is PostgreSQL failing to open a table its
+// catalog scan had just listed: a DROP TABLE committed in between (the
+// pg_publication_tables view opens each table it lists). A listing taken
+// again no longer holds the table; before, a poll that met it stopped the
+// run (exit 1) while an application dropped a table, as the swap of a
+// table by rename and drop does.
+func droppedMeanwhile(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "XX000" && strings.HasPrefix(pgErr.Message, "could not open relation with OID")
+}
+
+func (c *Copier) published(ctx context.Context) ([]PublishedTable, lsn.LSN, error) {
 	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, 0, classify("list published tables", err)
