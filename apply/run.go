@@ -102,6 +102,11 @@ type Config struct {
 	// Pause, when set, lets another goroutine stop the copy at one source
 	// position briefly while it runs (see Pauser).
 	Pause *Pauser
+	// OnStop is called once when Run returns, with the error it returns
+	// (nil when ctx ended or StopAt was reached): nothing is applied after
+	// it until Run is called again (Progress.Hook sets it, so that waiters
+	// learn the copy is no longer kept current).
+	OnStop func(err error)
 }
 
 // SnapshotProgress describes the initial copy while it runs.
@@ -139,6 +144,14 @@ const DefaultSlotBusyWait = 90 * time.Second
 // start are retried with exponential backoff and jitter; each attempt resumes
 // from the position stored in the target, so nothing is lost or doubled.
 func Run(ctx context.Context, sink Sink, cfg Config) error {
+	err := run(ctx, sink, cfg)
+	if cfg.OnStop != nil {
+		cfg.OnStop(err)
+	}
+	return err
+}
+
+func run(ctx context.Context, sink Sink, cfg Config) error {
 	cfg = cfg.withDefaults() // per field: see Validate
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -2,6 +2,8 @@ package apply
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/walmirror/walmirror/lsn"
@@ -19,6 +21,11 @@ import (
 // that held nothing for it, so an idle source or a position beyond the
 // last change does not hold a waiter up.
 //
+// When the run returns (Config.OnStop, which Hook also sets), WaitFor
+// stops waiting for positions the copy has not reached: it returns an
+// error wrapping ErrStopped and the run's error, until a later run
+// reporting to p starts streaming.
+//
 // The zero value is ready to use; its methods are safe for concurrent use.
 type Progress struct {
 	mu      sync.Mutex
@@ -28,14 +35,46 @@ type Progress struct {
 	// (State.Copies); their rows up to a position are not all in the copy
 	// yet, so the position stays until a commit with none.
 	copying bool
+	// stop is closed when the run ends (Stopped), with why; a new one is
+	// made when streaming starts again.
+	stop    chan struct{}
+	stopped bool
+	stopErr error
 }
 
-// Hook sets cfg's OnCommit, OnPosition and OnStreaming to report to p,
-// calling the hooks already set first.
+// ErrStopped is what WaitFor returns (wrapped, with the error Run
+// returned, if any) when the run has ended before the copy reached the
+// position waited for: it will not reach it until Run is called again.
+var ErrStopped = errors.New("replication stopped")
+
+// stoppedError is WaitFor's error after the run ended.
+type stoppedError struct {
+	applied, want lsn.LSN
+	err           error // what Run returned; nil when it ended cleanly
+}
+
+func (e *stoppedError) Error() string {
+	msg := fmt.Sprintf("replication stopped with the copy at %s, before %s", e.applied, e.want)
+	if e.err != nil {
+		msg += ": " + e.err.Error()
+	}
+	return msg
+}
+
+func (e *stoppedError) Unwrap() []error {
+	if e.err == nil {
+		return []error{ErrStopped}
+	}
+	return []error{ErrStopped, e.err}
+}
+
+// Hook sets cfg's OnCommit, OnPosition, OnStreaming and OnStop to report
+// to p, calling the hooks already set first.
 func (p *Progress) Hook(cfg *Config) {
 	cfg.OnCommit = chain(cfg.OnCommit, p.Committed)
 	cfg.OnPosition = chain(cfg.OnPosition, p.Position)
 	cfg.OnStreaming = chain(cfg.OnStreaming, p.Streaming)
+	cfg.OnStop = chain(cfg.OnStop, p.Stopped)
 }
 
 // chain returns a hook calling first (when set), then next.
@@ -65,8 +104,32 @@ func (p *Progress) Position(pos Position) {
 }
 
 // Streaming takes the start of streaming (Config.OnStreaming): the target
-// holds everything up to from.
-func (p *Progress) Streaming(from lsn.LSN) { p.advance(from) }
+// holds everything up to from, and a run reports to p again.
+func (p *Progress) Streaming(from lsn.LSN) {
+	p.mu.Lock()
+	if p.stopped {
+		p.stopped, p.stopErr, p.stop = false, nil, nil
+	}
+	p.mu.Unlock()
+	p.advance(from)
+}
+
+// Stopped takes the end of a run (Config.OnStop), with the error Run
+// returned: WaitFor calls waiting for a position the copy has not reached,
+// and later ones, return an error wrapping ErrStopped and err.
+func (p *Progress) Stopped(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	wasStopped := p.stopped
+	p.stopped, p.stopErr = true, err
+	if wasStopped { // a run that never streamed: p.stop is closed already
+		return
+	}
+	if p.stop == nil {
+		p.stop = make(chan struct{})
+	}
+	close(p.stop)
+}
 
 // advance records that everything up to l is applied; the position never
 // moves back.
@@ -105,9 +168,11 @@ func (p *Progress) Notify() <-chan struct{} {
 
 // WaitFor blocks until everything the source committed up to l is
 // committed in the copy, and returns nil; or until ctx ends, and returns
-// ctx.Err() (context.DeadlineExceeded for a timeout). A position the
-// source has passed with nothing for this copy counts as applied once a
-// keepalive shows it.
+// ctx.Err() (context.DeadlineExceeded for a timeout); or, once the run
+// has returned (see Stopped), at once with an error wrapping ErrStopped
+// and the run's error (errors.Is(err, ErrSlotLost), for one). A position
+// the source has passed with nothing for this copy counts as applied
+// once a keepalive shows it.
 func (p *Progress) WaitFor(ctx context.Context, l lsn.LSN) error {
 	for {
 		p.mu.Lock()
@@ -115,13 +180,22 @@ func (p *Progress) WaitFor(ctx context.Context, l lsn.LSN) error {
 			p.mu.Unlock()
 			return nil
 		}
+		if p.stopped {
+			err := &stoppedError{applied: p.applied, want: l, err: p.stopErr}
+			p.mu.Unlock()
+			return err
+		}
 		if p.changed == nil {
 			p.changed = make(chan struct{})
 		}
-		ch := p.changed
+		if p.stop == nil {
+			p.stop = make(chan struct{})
+		}
+		ch, stop := p.changed, p.stop
 		p.mu.Unlock()
 		select {
 		case <-ch:
+		case <-stop:
 		case <-ctx.Done():
 			if p.Applied() >= l { // both at once: the copy is there
 				return nil

@@ -78,3 +78,46 @@ func TestProgressOnlineCopy(t *testing.T) {
 		t.Fatalf("applied %s after the copy, want 0/400", p.Applied())
 	}
 }
+
+// TestProgressStopped: once the run ends (Config.OnStop, which Hook
+// sets), waiters for a position not reached return at once with
+// ErrStopped and the run's error, positions reached still succeed, a
+// second end (a run that never streamed) is taken, and streaming again
+// makes WaitFor wait.
+func TestProgressStopped(t *testing.T) {
+	var p Progress
+	var cfg Config
+	prev := 0
+	cfg.OnStop = func(error) { prev++ }
+	p.Hook(&cfg)
+	cfg.OnStreaming(0x100)
+	ctx := t.Context()
+	done := make(chan error, 1)
+	go func() { done <- p.WaitFor(ctx, 0x200) }()
+	time.Sleep(20 * time.Millisecond)
+	cfg.OnStop(ErrSlotLost)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrStopped) || !errors.Is(err, ErrSlotLost) {
+			t.Fatalf("WaitFor after the run ended = %v, want ErrStopped and ErrSlotLost", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitFor still waiting after the run ended")
+	}
+	if prev != 1 {
+		t.Errorf("OnStop set before Hook called %d times, want 1", prev)
+	}
+	if err := p.WaitFor(ctx, 0x100); err != nil {
+		t.Errorf("WaitFor a position reached, after the end = %v", err)
+	}
+	p.Stopped(nil) // a second run that ended before it streamed
+	if err := p.WaitFor(ctx, 0x200); !errors.Is(err, ErrStopped) || errors.Is(err, ErrSlotLost) {
+		t.Errorf("WaitFor after a clean end = %v, want ErrStopped alone", err)
+	}
+	p.Streaming(0x100) // a run again
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := p.WaitFor(short, 0x200); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFor while streaming again = %v, want a deadline error", err)
+	}
+}

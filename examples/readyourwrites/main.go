@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"log"
 	"log/slog"
 	"net/http"
@@ -116,8 +115,10 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 	// Seeded: the copy holds everything up to now.
 	at, err := s.currentLSN(ctx)
 	if err == nil {
+		// WaitFor ends with apply.ErrStopped (wrapping Run's error) when
+		// Run ends first: a wrong DSN, a slot another copy follows, ...
 		wctx, cancelWait := context.WithTimeout(ctx, time.Minute)
-		err = s.waitOrFail(wctx, at)
+		err = s.progress.WaitFor(wctx, at)
 		cancelWait()
 	}
 	if err == nil {
@@ -128,19 +129,6 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// waitOrFail waits for the copy to reach at, or for Run to end early.
-func (s *Service) waitOrFail(ctx context.Context, at lsn.LSN) error {
-	waited := make(chan error, 1)
-	go func() { waited <- s.progress.WaitFor(ctx, at) }()
-	select {
-	case err := <-waited:
-		return err
-	case err := <-s.done:
-		s.done <- err // for Close
-		return fmt.Errorf("replication stopped: %w", err)
-	}
 }
 
 // Close stops replicating and closes the connections.
@@ -216,7 +204,10 @@ func (s *Service) Handler() http.Handler {
 func (s *Service) serveItem(w http.ResponseWriter, r *http.Request, id int64, at lsn.LSN) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.WaitTimeout)
 	defer cancel()
-	if err := s.progress.WaitFor(ctx, at); err != nil {
+	if err := s.progress.WaitFor(ctx, at); errors.Is(err, apply.ErrStopped) {
+		http.Error(w, "the copy is not kept current: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	} else if err != nil {
 		http.Error(w, "the copy has not caught up: "+err.Error(), http.StatusGatewayTimeout)
 		return
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/testenv"
 )
 
@@ -87,5 +90,34 @@ func TestReadYourWrites(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET of a missing item: %s, want 404", resp.Status)
+	}
+}
+
+// TestStartFailsWithRun: when replication cannot start (here the slot
+// exists, left by another copy), Start returns Run's error at once rather
+// than after its one-minute wait for the copy.
+func TestStartFailsWithRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	srv := testenv.StartT(t, testenv.Options{})
+	db, err := srv.CreateDatabase(t.Context(), "ryw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Exec(t.Context(), db, `SELECT pg_create_logical_replication_slot('s_`+db+`', 'pgoutput')`); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	svc, err := Start(t.Context(), Options{Source: srv.DSN(db), CopyPath: filepath.Join(t.TempDir(), "items.db"), Slot: "s_" + db})
+	if err == nil {
+		svc.Close()
+		t.Fatal("Start succeeded on a slot another copy follows")
+	}
+	if !errors.Is(err, apply.ErrSlotExists) || !errors.Is(err, apply.ErrStopped) {
+		t.Errorf("Start = %v, want ErrSlotExists (and ErrStopped)", err)
+	}
+	if d := time.Since(began); d > 30*time.Second {
+		t.Errorf("Start took %s to fail", d)
 	}
 }

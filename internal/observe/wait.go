@@ -21,8 +21,9 @@ const (
 // from other processes and languages: 200 once everything the source
 // committed up to X/Y is committed in the copy, 504 when timeout
 // (DefaultWaitTimeout when absent, at most MaxWaitTimeout) passes first,
-// 400 for a missing or malformed lsn or timeout. The body says the applied
-// position either way.
+// 400 for a missing or malformed lsn or timeout, 503 when replication
+// stopped first (the body says why) or the client went away. The body
+// says the applied position.
 func WaitHandler(p *apply.Progress) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -49,6 +50,9 @@ func WaitHandler(p *apply.Progress) http.HandlerFunc {
 		case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 			w.WriteHeader(http.StatusGatewayTimeout)
 			fmt.Fprintf(w, "timeout after %s: applied %s, waiting for %s\n", timeout, p.Applied(), want)
+		case errors.Is(err, apply.ErrStopped): // the run ended first
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, err)
 		default: // the client went away
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}

@@ -54,4 +54,19 @@ func TestWaitEndpoint(t *testing.T) {
 	if earlier != 1 {
 		t.Errorf("the OnPosition set before Hook ran %d times, want 1", earlier)
 	}
+	// The run ends: a waiter is answered 503 at once, saying why.
+	go func() { c, body := get("lsn=0/400&timeout=10s"); got <- c; t.Log(body) }()
+	time.Sleep(20 * time.Millisecond)
+	cfg.OnStop(apply.ErrSlotLost)
+	select {
+	case c := <-got:
+		if c != http.StatusServiceUnavailable {
+			t.Errorf("/wait after the run ended = %d, want 503", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("/wait still waiting after the run ended")
+	}
+	if code, body := get("lsn=0/400&timeout=10s"); code != http.StatusServiceUnavailable || !strings.Contains(body, "replication slot lost") {
+		t.Errorf("/wait after the run ended = %d %q, want 503 naming the error", code, body)
+	}
 }
