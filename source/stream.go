@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -470,6 +471,16 @@ func (st *Stream) event(ctx context.Context, msg pgproto3.BackendMessage, status
 			if errors.As(err, &se) && se.Hint == "" {
 				se.undecodable = true
 				se.Hint = "PostgreSQL could not decode a transaction while it streamed (protocol 2+), and will fail the same way at every try; run walmirror with --protocol 1 until it is past this point, which decodes each transaction at its commit instead (see README, Large transactions)"
+			}
+		}
+		if m.Code == "42704" && strings.HasPrefix(m.Message, "publication ") {
+			// PostgreSQL 14-17 look the publication up as of each change
+			// they decode: a change made while it was dropped (recreated
+			// since or not; run recreates a missing one) fails at every try.
+			var se *Error
+			if errors.As(err, &se) && se.Hint == "" {
+				se.Hint = "the publication was dropped while this slot still had changes to decode after that point, which PostgreSQL before 18 cannot get past (also once it exists again); " +
+					"changes made meanwhile were not published, so the copy must be made afresh from a new slot: walmirror drop --source ... --target ..., then walmirror run --resync"
 			}
 		}
 		return ev, false, err
