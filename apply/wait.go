@@ -176,7 +176,7 @@ func (p *Progress) Notify() <-chan struct{} {
 func (p *Progress) WaitFor(ctx context.Context, l lsn.LSN) error {
 	for {
 		p.mu.Lock()
-		if p.applied >= l {
+		if reached(p.applied, l) {
 			p.mu.Unlock()
 			return nil
 		}
@@ -197,10 +197,27 @@ func (p *Progress) WaitFor(ctx context.Context, l lsn.LSN) error {
 		case <-ch:
 		case <-stop:
 		case <-ctx.Done():
-			if p.Applied() >= l { // both at once: the copy is there
+			if reached(p.Applied(), l) { // both at once: the copy is there
 				return nil
 			}
 			return ctx.Err()
 		}
 	}
+}
+
+// reached says whether a copy complete up to applied holds everything the
+// source committed up to l. applied is a record's end (a commit's, or how
+// far the decoder has read) or a page boundary, and a commit record takes
+// at least 40 bytes (past a page header, at least 8), so none ends within
+// 24 bytes after applied: a position there counts as reached. That is
+// where pg_current_wal_insert_lsn() points after a record that ended its
+// page (past the next page's header), and nothing moves the copy past it
+// until the source writes again. (A segment's first page has a 40-byte
+// header: one page in 2048 with 16 MB segments still waits there.)
+func reached(applied, l lsn.LSN) bool {
+	if applied >= l {
+		return true
+	}
+	const pageHeader = 24 // SizeOfXLogShortPHD
+	return applied != 0 && l-applied <= pageHeader
 }

@@ -121,3 +121,30 @@ func TestProgressStopped(t *testing.T) {
 		t.Errorf("WaitFor while streaming again = %v, want a deadline error", err)
 	}
 }
+
+// TestProgressPageHeader: pg_current_wal_insert_lsn() taken after a record
+// that ended its page points past the next page's 24-byte header, where
+// no commit can end: WaitFor counts it as reached by a copy at the page
+// boundary (before, it waited until the source wrote again); a position
+// one more byte on is not, nor is anything before streaming starts.
+func TestProgressPageHeader(t *testing.T) {
+	var p Progress
+	short := func() context.Context {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	if err := p.WaitFor(short(), 24); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFor(0/18) before streaming = %v, want a deadline error", err)
+	}
+	p.Committed(CommitInfo{State: schema.State{LSN: 0x4D12000}}) // a commit that ended its page
+	if err := p.WaitFor(short(), 0x4D12018); err != nil {
+		t.Errorf("WaitFor(0/4D12018) with the copy at 0/4D12000 = %v, want nil", err)
+	}
+	if err := p.WaitFor(short(), 0x4D12019); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFor(0/4D12019) with the copy at 0/4D12000 = %v, want a deadline error", err)
+	}
+	if p.Applied() != 0x4D12000 {
+		t.Errorf("Applied() = %s, want the position itself", p.Applied())
+	}
+}
