@@ -109,16 +109,17 @@ func (t *Table) checksumKey() bool {
 
 // nativeHash are the types whose values are hashed as their type hashes
 // them (when both sides have that type): their equality holds exactly for
-// values whose canonical forms are equal (float 0 = -0 and NaN = NaN, as
-// in canon.go), their hash functions (those of hash partitioning) do not
-// change between PostgreSQL versions, and they hash every bit of the value.
+// values whose canonical forms are equal, their hash functions (those of
+// hash partitioning) do not change between PostgreSQL versions, and they
+// hash every bit of the value.
 // Not int8, timestamp, timestamptz and time: their hashes fold 64 bits
 // into 32 (int8 1 and 4294967296 hash alike); not numeric: its hash ignores
 // the sign and puts NaN and both infinities at 0. Those are hashed by
-// their binary form (sendHash).
+// their binary form (sendHash). Not floats: their hash of 0 is a NULL's
+// (floatHashExpr).
 var nativeHash = map[uint32]bool{
 	schema.OIDInt2: true, schema.OIDInt4: true, schema.OIDOid: true, schema.OIDBool: true,
-	schema.OIDBytea: true, schema.OIDFloat4: true, schema.OIDFloat8: true, schema.OIDDate: true,
+	schema.OIDBytea: true, schema.OIDDate: true,
 	schema.OIDUUID: true,
 }
 
@@ -145,6 +146,8 @@ func pgHashParts(t *Table, target []uint32) []string {
 		q := quoteIdent(c.Name)
 		same := target[i] == c.TypeID
 		switch {
+		case same && (c.TypeID == schema.OIDFloat4 || c.TypeID == schema.OIDFloat8):
+			parts[i] = floatHashExpr(q, c.TypeID == schema.OIDFloat4)
 		case same && nativeHash[c.TypeID]:
 			parts[i] = q
 		case same && sendHash[c.TypeID] != "":
@@ -170,7 +173,20 @@ func recordHash(parts []string, cols []int) string {
 		}
 		parts = sub
 	}
-	return "hash_record_extended(ROW(" + strings.Join(parts, ", ") + "), 0)"
+	return "hashint8extended(0::int8, hash_record_extended(ROW(" + strings.Join(parts, ", ") + "), 0))"
+}
+
+// floatHashExpr is the source's (and a PostgreSQL copy's) expression a
+// float column q is hashed by: its send form, -0 as 0 and every NaN as
+// 'NaN' (PostgreSQL's = holds them equal, and SQLite keeps no -0), as
+// pgHashFloatSend. Not the type's own hash: hashfloat8extended hashes 0
+// as 0, as hash_record_extended hashes a NULL, so NULL and 0 were equal.
+func floatHashExpr(q string, f4 bool) string {
+	typ, send := "float8", "float8send"
+	if f4 {
+		typ, send = "float4", "float4send"
+	}
+	return send + "(CASE WHEN " + q + " = 'NaN'::" + typ + " THEN 'NaN'::" + typ + " ELSE " + q + " + 0::" + typ + " END)"
 }
 
 // sumQuery is the checksum query over from (a FROM item with t's columns).

@@ -147,6 +147,56 @@ func pgHashFloat8(v float64) uint64 {
 	return pgHashBytes(buf[:])
 }
 
+// pgHashUint32Seed is hash_bytes_uint32_extended(k, seed)
+// (hash_uint32_extended with a seed).
+func pgHashUint32Seed(k uint32, seed uint64) uint64 {
+	a := uint32(0x9e3779b9 + 4 + 3923095)
+	b, c := a, a
+	if seed != 0 {
+		a += uint32(seed >> 32)
+		b += uint32(seed)
+		a, b, c = pgMix(a, b, c)
+	}
+	a += k
+	_, b, c = pgFinal(a, b, c)
+	return uint64(b)<<32 | uint64(c)
+}
+
+// pgMixRowHash is hashint8extended(0, h): what both sides sum a row's (or
+// a key's) hash_record_extended by. hash_record_extended is linear in its
+// columns' hashes (h = 31*h + column's hash), so a sum of plain record
+// hashes is a weighted sum of each column's hashes over the rows: values
+// of a column swapped between two rows of one range or bucket left every
+// sum equal. Hashing the record's hash again, its 64 bits as the seed, is
+// not linear.
+func pgMixRowHash(h uint64) uint64 { return pgHashUint32Seed(0, h) }
+
+// pgHashFloatSend is the hash of float8send (float4send when f4) of v
+// with -0 as 0 and every NaN as 'NaN' (floatHashExpr): hashfloat8extended
+// hashes 0 and -0 as its seed, 0, which is also hash_record_extended's
+// hash of a NULL, so a float 0 and a NULL hashed alike.
+func pgHashFloatSend(v float64, f4 bool) uint64 {
+	if v == 0 {
+		v = 0 // -0 as 0
+	}
+	if f4 {
+		bits := math.Float32bits(float32(v))
+		if v != v {
+			bits = 0x7fc00000 // NAN, as get_float4_nan returns it
+		}
+		var buf [4]byte
+		binary.BigEndian.PutUint32(buf[:], bits)
+		return pgHashBytes(buf[:])
+	}
+	bits := math.Float64bits(v)
+	if v != v {
+		bits = 0x7ff8000000000000
+	}
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], bits)
+	return pgHashBytes(buf[:])
+}
+
 // pgHashInt64Send is the hash of int8send(v), timestamp_send and time_send
 // of a value of that internal form: 8 big-endian bytes as a bytea.
 func pgHashInt64Send(v int64) uint64 {

@@ -206,7 +206,7 @@ func sqliteSumsOn(ctx context.Context, conn *sql.Conn, q, codes string, shift ui
 				sums[b] = s
 			}
 			s.rows++
-			h, ok := hashRow(codes, vals[1:])
+			h, ok := rowHash(codes, vals[1:])
 			s.sum += h
 			s.unhashed = s.unhashed || !ok
 		}
@@ -300,7 +300,7 @@ func (r *SQLReader) duckSums(ctx context.Context, q string, fn func(*int64, rang
 func sqliteKeyHash(t *Table, h sideHash) func(vals []driver.Value) (uint64, bool) {
 	codes, _ := splitArgs(h.row)
 	if h.key == "" {
-		return func(vals []driver.Value) (uint64, bool) { return hashRow(codes, vals) }
+		return func(vals []driver.Value) (uint64, bool) { return rowHash(codes, vals) }
 	}
 	kcodes, _ := splitArgs(h.key)
 	kvals := make([]driver.Value, len(t.keys))
@@ -308,7 +308,7 @@ func sqliteKeyHash(t *Table, h sideHash) func(vals []driver.Value) (uint64, bool
 		for i, k := range t.keys {
 			kvals[i] = vals[k]
 		}
-		return hashRow(kcodes, kvals)
+		return rowHash(kcodes, kvals)
 	}
 }
 
@@ -447,7 +447,7 @@ func sqliteBucketSumsOn(ctx context.Context, conn *sql.Conn, q string, t *Table,
 			s.rows++
 			rh, ok := kh, ok
 			if h.key != "" {
-				rh, ok = hashRow(codes, vals)
+				rh, ok = rowHash(codes, vals)
 			}
 			s.sum += rh
 			s.unhashed = s.unhashed || !ok

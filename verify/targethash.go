@@ -113,6 +113,8 @@ func sourceHashPart(c schema.Column, code byte) string {
 		return "interval_send(" + q + ")"
 	case hcText:
 		return pgTextHashExpr(c)
+	case hcFloat4, hcFloat8:
+		return floatHashExpr(q, code == hcFloat4)
 	}
 	return q
 }
@@ -252,6 +254,13 @@ func hashRow[V any](codes string, vals []V) (h uint64, ok bool) {
 		h = pgRecordHash(h, e)
 	}
 	return h, true
+}
+
+// rowHash is the hash both sides sum and bucket a row (or a key) by:
+// hashRow's hash_record_extended, mixed again (pgMixRowHash, recordHash).
+func rowHash[V any](codes string, vals []V) (uint64, bool) {
+	h, ok := hashRow(codes, vals)
+	return pgMixRowHash(h), ok
 }
 
 // hashList hashes a DuckDB LIST (v: its elements, or nil for NULL) as the
@@ -424,7 +433,7 @@ func hashFloat(f4 bool, v any) (uint64, bool) {
 	default:
 		return 0, false
 	}
-	return pgHashFloat8(f), true
+	return pgHashFloatSend(f, f4), true
 }
 
 // hashTimestamp hashes a timestamp(tz) as its send function's bytes:
@@ -639,7 +648,7 @@ func (duckHashUDF) Config() duckdb.ScalarFuncConfig {
 
 func (f duckHashUDF) Executor() duckdb.ScalarFuncExecutor {
 	return duckdb.ScalarFuncExecutor{RowExecutor: func(vals []driver.Value) (any, error) {
-		h, ok := hashRow(f.codes, vals)
+		h, ok := rowHash(f.codes, vals)
 		if !ok {
 			return nil, nil
 		}
