@@ -83,7 +83,9 @@ func ExampleProgress_WaitFor() {
 		log.Fatal(err)
 	}
 	// After the commit (a statement of its own: inside the transaction the
-	// position would lie before its commit record).
+	// position would lie before its commit record). After a commit with
+	// synchronous_commit = off, take pg_current_wal_insert_lsn() instead
+	// (see Progress).
 	var at string
 	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&at); err != nil {
 		log.Fatal(err)

@@ -11,8 +11,18 @@ import (
 
 // Progress follows how far a run has applied the source, so that a caller
 // can wait until the copy holds what it wrote (read-your-writes): write to
-// PostgreSQL, take pg_current_wal_lsn() (or pg_current_wal_insert_lsn())
-// after the commit, then WaitFor that position before reading the copy.
+// PostgreSQL, take pg_current_wal_lsn() after the commit, then WaitFor that
+// position before reading the copy.
+//
+// pg_current_wal_lsn() covers a commit only once the commit is flushed:
+// with synchronous_commit = off (set for the transaction, the session or
+// the server) it usually lies before the commit record, and WaitFor
+// returns before the copy holds the write (196 reads in 200 missed it in
+// a test). Take pg_current_wal_insert_lsn() after such a commit: it covers
+// the commit always, but also WAL other sessions wrote after it, which
+// the source may not flush (so not send) for a while: with one session
+// idle in a transaction that wrote, a wait took 20 s. With synchronous
+// commits, pg_current_wal_lsn() is the better choice.
 //
 // It learns the applied position from Run's hooks (Hook wires it): each
 // target commit (CommitInfo.State.LSN), the start of streaming (the

@@ -142,6 +142,10 @@ func (s *Service) Close() error {
 	return err
 }
 
+// currentLSN is the source's WAL position, taken after a commit: it covers
+// the commit (the service's commits are synchronous; after one with
+// synchronous_commit = off, take pg_current_wal_insert_lsn(), see
+// apply.Progress).
 func (s *Service) currentLSN(ctx context.Context) (lsn.LSN, error) {
 	var text string
 	if err := s.pg.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&text); err != nil {

@@ -18,7 +18,9 @@ const (
 )
 
 // WaitHandler serves GET /wait?lsn=X/Y&timeout=DURATION for read-your-writes
-// from other processes and languages: 200 once everything the source
+// from other processes and languages (X/Y: pg_current_wal_lsn() after the
+// commit, pg_current_wal_insert_lsn() after one with synchronous_commit =
+// off; see apply.Progress): 200 once everything the source
 // committed up to X/Y is committed in the copy, 504 when timeout
 // (DefaultWaitTimeout when absent, at most MaxWaitTimeout) passes first,
 // 400 for a missing or malformed lsn or timeout, 503 when replication
