@@ -68,6 +68,12 @@ var ErrInUse = errors.New("walmirror is replicating into this target")
 // position ends up before C (nothing published committed in between) or
 // at it. A stored position past C would mean something else wrote to the
 // copy meanwhile: Run refuses it.
+//
+// The catch-up can take up an online copy (a resync requested, a table
+// that joined the publication or was rewritten while no walmirror ran),
+// and a bounded run goes on past its stop until such copies are complete:
+// the copy then ends past C with nothing else writing to it. Run then
+// verifies again at a new position, a few times at most.
 func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 	began := time.Now()
 	log := cfg.Logger
@@ -77,6 +83,31 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 	if cfg.SlotWait <= 0 {
 		cfg.SlotWait = 5 * time.Second
 	}
+	for attempt := 1; ; attempt++ {
+		rep, err := runAt(ctx, cfg, target, log)
+		if !errors.Is(err, errMovedPast) || attempt == 3 {
+			if rep != nil {
+				rep.Took = time.Since(began)
+			}
+			return rep, err
+		}
+		log.Info("the copy went past the comparison's position (online copies the catch-up took up were completed): verifying at a new position", "why", err)
+	}
+}
+
+// errMovedPast: the copy's stored position went past the comparison's
+// while verify brought it there.
+var errMovedPast = errors.New("the copy moved past the comparison's position")
+
+// movedPastError is err, which is also errMovedPast.
+type movedPastError struct{ err error }
+
+func (e movedPastError) Error() string   { return e.err.Error() }
+func (e movedPastError) Unwrap() []error { return []error{e.err, errMovedPast} }
+
+// runAt is one attempt of Run.
+func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger) (*Report, error) {
+	began := time.Now()
 	st, ok, err := target.Sink.ReadState(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the copy's state: %w", err)
@@ -135,7 +166,7 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 		return nil, fmt.Errorf("read the copy's state: %w", err)
 	}
 	if reached.LSN > at {
-		return nil, fmt.Errorf("%w: the copy moved past %s to %s while verify brought it there", ErrInUse, at, reached.LSN)
+		return nil, movedPastError{fmt.Errorf("%w: the copy moved past %s to %s while verify brought it there", ErrInUse, at, reached.LSN)}
 	}
 
 	reader, err := target.Open(ctx)

@@ -542,3 +542,32 @@ func TestVerifyRepairAfterSourceChange(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyAfterPendingResync: a resync requested while no walmirror
+// runs is taken up by verify's own catch-up, which completes the copy past
+// the comparison's position. verify then compares at a new position: equal,
+// exit 0. Before, it exited 2 saying that walmirror was replicating into
+// the target, which nothing was.
+func TestVerifyAfterPendingResync(t *testing.T) {
+	needServer(t)
+	for _, c := range verifyCopies() {
+		t.Run(c.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int8 PRIMARY KEY, v text);
+				INSERT INTO t SELECT i, 'row ' || i FROM generate_series(1, 1000) i;
+				CREATE TABLE o (id int PRIMARY KEY, v text); INSERT INTO o VALUES (1, 'other');`)
+			target, _ := c.make(t)
+			runNow(t, dsn, target, "s_"+db)
+			if r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--table", "public.t"); r.code != 0 {
+				t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
+			}
+			if err := server.Exec(context.Background(), db, `UPDATE t SET v = 'later' WHERE id = 5`); err != nil {
+				t.Fatal(err)
+			}
+			r := walmirror(t, nil, "verify", "--source", dsn, "--target", target)
+			if r.code != 0 || !strings.Contains(r.stdout, "2 tables equal, 0 different") {
+				t.Fatalf("verify exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			checkCopied(t, r.stderr, "public.t")
+		})
+	}
+}
