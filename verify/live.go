@@ -100,9 +100,10 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 	log.Info("verify: taking a snapshot of the source through a temporary slot", "hold_from", floor)
 	sctx, cancel := context.WithTimeout(ctx, apply.HoldLimit-5*time.Second)
 	sn, err := source.OpenComparison(sctx, cfg.Source)
+	slow := errors.Is(sctx.Err(), context.DeadlineExceeded) // before cancel, which sets Canceled
 	cancel()
 	if err != nil {
-		if sctx.Err() != nil && ctx.Err() == nil {
+		if slow && ctx.Err() == nil {
 			return nil, fmt.Errorf("creating the temporary slot took longer than %s (it waits for the transactions in progress on the source to end): walmirror was not held up longer; verify again later", apply.HoldLimit-5*time.Second)
 		}
 		return nil, err
@@ -113,9 +114,10 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 	log.Info("verify: waiting for the copy to reach the comparison's position", "at", at)
 	wctx, cancel := context.WithTimeout(ctx, live.CatchUp)
 	st, err := hold.Wait(wctx)
+	late := errors.Is(wctx.Err(), context.DeadlineExceeded) // before cancel, which sets Canceled
 	cancel()
 	if err != nil {
-		if wctx.Err() != nil && ctx.Err() == nil {
+		if late && ctx.Err() == nil {
 			seen, looked := hold.Seen()
 			why := "walmirror is not streaming (initial copy or reconnecting?)"
 			if looked {

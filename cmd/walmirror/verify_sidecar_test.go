@@ -138,3 +138,41 @@ func testVerifySidecar(t *testing.T, c verifyCopy) {
 	}
 	t.Logf("took %v", time.Since(began).Round(time.Millisecond))
 }
+
+// TestVerifySidecarDuringOnlineCopy: verify --sidecar while the running
+// walmirror copies a table online exits 2 saying so. Before, every reason
+// the engine gave for not pausing was reported as the copy not reaching
+// the comparison's position within --catch-up-timeout (5m), at once, with
+// the HTTP status of a timeout (504).
+func TestVerifySidecarDuringOnlineCopy(t *testing.T) {
+	needServer(t)
+	for _, c := range verifyCopies() {
+		t.Run(c.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int8 PRIMARY KEY, v text);
+				INSERT INTO t SELECT i, 'row ' || i FROM generate_series(1, 200000) i;`)
+			target, _ := c.make(t)
+			slot := "s_" + db
+			runNow(t, dsn, target, slot)
+			// Chunks of 200 rows: the copy takes a while.
+			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot,
+				"--metrics-addr", "127.0.0.1:0", "--progress-interval", "0", "--copy-chunk-rows", "200", "--copy-chunk-time", "-1s")
+			logs, _ := os.ReadFile(logPath)
+			m := servingMetrics.FindSubmatch(logs)
+			if m == nil {
+				t.Fatalf("no 'serving metrics' line:\n%s", logs)
+			}
+			if r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--slot", slot, "--table", "public.t"); r.code != 0 {
+				t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
+			}
+			waitForLog(t, logPath, `msg="copying table online"`)
+			r := walmirror(t, nil, "verify", "--sidecar", string(m[1]))
+			out := stop()
+			if r.code == 0 {
+				t.Skipf("the copy was complete before verify asked:\n%s", out)
+			}
+			if r.code != 2 || !strings.Contains(r.stderr, "tables are being copied online (public.t)") {
+				t.Fatalf("verify --sidecar during an online copy exited %d, want 2 saying the table is being copied:\n%s%s\n%s", r.code, r.stdout, r.stderr, out)
+			}
+		})
+	}
+}
