@@ -31,6 +31,9 @@ type tableLog struct {
 	t    *schema.Table
 	keys []schema.Tuple
 	all  bool
+	// seen holds keys' signatures once keys first reached the limit (rows
+	// changed more than once are counted once from then on).
+	seen map[string]struct{}
 }
 
 func (l *changeLog) table(t *schema.Table) *tableLog {
@@ -54,25 +57,62 @@ func (l *changeLog) add(t *schema.Table, c schema.RowChange) {
 		return
 	}
 	if l.limit <= 0 || len(t.KeyIndexes()) == 0 || t.Identity == schema.IdentityFull {
-		tl.all, tl.keys = true, nil
+		tl.all, tl.keys, tl.seen = true, nil, nil
 		return
 	}
 	for _, tup := range [2]schema.Tuple{c.Old, c.New} {
 		if tup == nil {
 			continue
 		}
+		if tl.seen == nil && len(tl.keys) >= l.limit {
+			tl.dedupe() // the limit is on keys, not on changes
+		}
+		if tl.seen != nil {
+			sig := keySig(tl.t, tup)
+			if _, dup := tl.seen[sig]; dup {
+				continue
+			}
+			tl.seen[sig] = struct{}{}
+		}
 		if len(tl.keys) >= l.limit {
-			tl.all, tl.keys = true, nil
+			tl.all, tl.keys, tl.seen = true, nil, nil
 			return
 		}
 		tl.keys = append(tl.keys, tup)
 	}
 }
 
+// dedupe drops the repeated keys from tl.keys and starts tl.seen.
+func (tl *tableLog) dedupe() {
+	tl.seen = make(map[string]struct{}, len(tl.keys)+1)
+	kept := tl.keys[:0]
+	for _, tup := range tl.keys {
+		sig := keySig(tl.t, tup)
+		if _, dup := tl.seen[sig]; !dup {
+			tl.seen[sig] = struct{}{}
+			kept = append(kept, tup)
+		}
+	}
+	clear(tl.keys[len(kept):])
+	tl.keys = kept
+}
+
+// keySig is the signature of tup's key columns in t.
+func keySig(t *schema.Table, tup schema.Tuple) string {
+	idx := t.KeyIndexes()
+	key := make([]string, len(idx))
+	for i, k := range idx {
+		if k < len(tup) {
+			key[i] = string(tup[k].Data)
+		}
+	}
+	return joinKey(key)
+}
+
 // all marks every row of t changed.
 func (l *changeLog) all(t *schema.Table) {
 	tl := l.table(t)
-	tl.all, tl.keys = true, nil
+	tl.all, tl.keys, tl.seen = true, nil, nil
 }
 
 // take returns the TableChanges and empties the log.

@@ -56,3 +56,49 @@ func TestCommitChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitChangesRepeatedKeys: the ChangeKeys limit counts keys, not
+// changes: a row changed more times than the limit, beside another, is
+// two keys; more distinct keys than the limit are "all rows".
+func TestCommitChangesRepeatedKeys(t *testing.T) {
+	var evs []source.Event
+	evs = append(evs, source.Event{Msg: relMsg})
+	hot := []pgoutput.Message{&pgoutput.Insert{RelationID: 1, New: tup("1", "x", "B")}}
+	for i := range 9 {
+		hot = append(hot, &pgoutput.Update{RelationID: 1, New: tup("1", fmt.Sprint(i), "B")})
+	}
+	hot = append(hot, &pgoutput.Insert{RelationID: 1, New: tup("2", "x", "B")})
+	evs = append(evs, txn(0x200, 0x210, hot...)...)
+	evs = append(evs, source.Event{WALEnd: 0x300})
+	var many []pgoutput.Message
+	for i := range 4 {
+		for range 3 {
+			many = append(many, &pgoutput.Update{RelationID: 1, New: tup(fmt.Sprint(10+i), "y", "B")})
+		}
+	}
+	evs = append(evs, txn(0x400, 0x410, many...)...)
+	evs = append(evs, source.Event{WALEnd: 0x500})
+	for _, pipelined := range []bool{false, true} {
+		sink := &recordingSink{}
+		limits := DefaultLimits()
+		limits.CommitRows = 1 // a target commit per source transaction
+		e := newEngine(sink, slog.New(slog.DiscardHandler), limits, schema.State{}, 0)
+		e.conf, e.pipelined = &confirmLog{t: t, sink: sink}, pipelined
+		e.track, e.changes.limit = true, 3
+		var got [][]TableChange
+		e.onCommit = func(c CommitInfo) { got = append(got, c.Changes) }
+		ch := make(chan []source.Event, len(evs))
+		for _, ev := range evs {
+			ch <- []source.Event{ev}
+		}
+		close(ch)
+		_ = e.run(context.Background(), ch)
+		want := [][]TableChange{
+			{{RelID: 1, Table: "public.t", Keys: [][]string{{"1"}, {"2"}}}},
+			{{RelID: 1, Table: "public.t", AllRows: true}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("pipelined=%v: changes\n got %+v\nwant %+v", pipelined, got, want)
+		}
+	}
+}
