@@ -36,7 +36,9 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // *ConfigError naming it. Zero values are valid: Run gives each zero field
 // its default on its own (a Limits with only CommitRows set keeps the
 // other limits of DefaultLimits), so Validate checks c as Run will use it.
-// Negative sizes and durations, StopAt together with StopAtNow, and what
+// Negative sizes and durations (but CopyChunkTime, PollInterval and
+// ChangeKeys, where negative means something), an InitialCopy other than
+// "auto", "single" or "chunked", StopAt together with StopAtNow, and what
 // source.Config.Validate refuses are errors. Run calls Validate first.
 func (c *Config) Validate() error {
 	d := c.withDefaults()
@@ -56,6 +58,14 @@ func (c *Config) Validate() error {
 		if f.v < 0 {
 			return &ConfigError{Field: f.name, Value: f.v, Reason: "must be positive (0: the default)"}
 		}
+	}
+	if d.CopyChunkRows < 0 {
+		return &ConfigError{Field: "CopyChunkRows", Value: d.CopyChunkRows, Reason: "must be positive (0: the default)"}
+	}
+	switch d.InitialCopy {
+	case "", "auto", "single", "chunked":
+	default:
+		return &ConfigError{Field: "InitialCopy", Value: d.InitialCopy, Reason: `want "auto", "single" or "chunked" ("": auto)`}
 	}
 	if d.StopAt != 0 && d.StopAtNow {
 		return &ConfigError{Field: "StopAtNow", Value: true, Reason: fmt.Sprintf("StopAt is set too (%s): set one of them", d.StopAt)}

@@ -27,6 +27,12 @@ func TestValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate(half-set, otherwise valid) = %v", err)
 	}
+	for _, ic := range []string{"", "auto", "single", "chunked"} {
+		c := Config{Source: src, InitialCopy: ic, CopyChunkTime: -1, PollInterval: -1, ChangeKeys: -1}
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate(InitialCopy %q, negatives that mean something) = %v", ic, err)
+		}
+	}
 	for _, tc := range []struct {
 		field string
 		cfg   Config
@@ -38,6 +44,9 @@ func TestValidate(t *testing.T) {
 		{"SlotBusyWait", Config{Source: src, SlotBusyWait: -1}},
 		{"Source.Timeout", Config{Source: source.Config{DSN: src.DSN, Timeout: -1}}},
 		{"StopAtNow", Config{Source: src, StopAt: 0x100, StopAtNow: true}},
+		{"InitialCopy", Config{Source: src, InitialCopy: "Single"}},
+		{"InitialCopy", Config{Source: src, InitialCopy: "singel"}},
+		{"CopyChunkRows", Config{Source: src, CopyChunkRows: -5}},
 		{"Source", Config{}},
 		{"Source", Config{Source: source.Config{DSN: src.DSN, Slot: "Bad-Slot"}}},
 	} {

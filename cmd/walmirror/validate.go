@@ -17,6 +17,8 @@ var configFlags = map[string]string{
 	"MaxBackoff":            "--max-backoff",
 	"SlotBusyWait":          "--slot-busy-wait",
 	"Source.Timeout":        "--source-timeout",
+	"InitialCopy":           "--initial-copy",
+	"CopyChunkRows":         "--copy-chunk-rows",
 	"StopAt":                "--stop-at-lsn",
 	"StopAtNow":             "--stop-at-lsn",
 }
