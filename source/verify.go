@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -54,7 +55,11 @@ func OpenComparison(ctx context.Context, cfg Config) (_ *Snapshot, err error) {
 		return nil, permanent("look up publication", "pass the --publication the copy was made from",
 			fmt.Errorf("publication %q does not exist on the source", cfg.Publication))
 	}
-	s := &Source{cfg: cfg}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Source{cfg: cfg, log: log}
 	repl, err := s.replicationConn(ctx)
 	if err != nil {
 		return nil, err
@@ -65,8 +70,13 @@ func OpenComparison(ctx context.Context, cfg Config) (_ *Snapshot, err error) {
 		}
 	}()
 	name := fmt.Sprintf("walmirror_verify_%d_%d", os.Getpid(), rand.N(1_000_000))
+	// Creating it waits for every transaction open on the source (a
+	// forgotten prepared one: forever): say which, as for walmirror's slot.
+	s.cfg.Slot = name
+	stopNotice := s.noticeSlotWait(ctx)
 	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{Temporary: true, Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	stopNotice()
 	if err != nil {
 		return nil, classify("create temporary replication slot", err)
 	}

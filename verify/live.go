@@ -99,7 +99,11 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 	// the slot may not hold it up for long.
 	log.Info("verify: taking a snapshot of the source through a temporary slot", "hold_from", floor)
 	sctx, cancel := context.WithTimeout(ctx, apply.HoldLimit-5*time.Second)
-	sn, err := source.OpenComparison(sctx, cfg.Source)
+	scfg := cfg.Source
+	if scfg.Logger == nil {
+		scfg.Logger = log // says what creating the slot waits for
+	}
+	sn, err := source.OpenComparison(sctx, scfg)
 	slow := errors.Is(sctx.Err(), context.DeadlineExceeded) // before cancel, which sets Canceled
 	cancel()
 	if err != nil {

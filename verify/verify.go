@@ -126,7 +126,11 @@ func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger) (*R
 	// Creating the slot waits for the transactions in progress on the
 	// source to end.
 	log.Info("taking a snapshot of the source through a temporary slot", "copy_at", st.LSN)
-	sn, err := source.OpenComparison(ctx, cfg.Source)
+	scfg := cfg.Source
+	if scfg.Logger == nil {
+		scfg.Logger = log // says what creating the slot waits for
+	}
+	sn, err := source.OpenComparison(ctx, scfg)
 	if err != nil {
 		return nil, err
 	}
