@@ -31,6 +31,15 @@ var (
 	// exists and walmirror did not create it (Sinks refuse such a table
 	// unless told to adopt it). The same value as schema.ErrNotOwned.
 	ErrTargetNotOwned = schema.ErrNotOwned
+
+	// ErrDiverged: a change could not apply because the copy no longer
+	// holds what the source held (someone else changed it): a row updated
+	// at the source is missing, or one inserted there exists already.
+	// Verify and repair the table (walmirror verify --repair), or copy it
+	// again. The same value as schema.ErrDiverged; the PostgreSQL and
+	// memory sinks mark their errors with it (a DuckDB target stops with an
+	// error naming the key, unmarked; SQLite does not notice).
+	ErrDiverged = schema.ErrDiverged
 )
 
 // kindError is an error marked with one of the sentinels above: its

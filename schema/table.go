@@ -86,6 +86,12 @@ type Fill struct {
 // exports it as ErrTargetNotOwned).
 var ErrNotOwned = errors.New("target table not created by walmirror")
 
+// ErrDiverged is wrapped by a sink's error for a change that cannot apply
+// because the copy no longer holds what the source held (a row the source
+// updated is missing, a row it inserted is there already): something
+// other than walmirror changed the copy. apply exports it as ErrDiverged.
+var ErrDiverged = errors.New("the copy no longer mirrors the source")
+
 // NotOwned is the error for a target table walmirror did not create: it
 // changes only its own tables (or ones it was told to adopt). It wraps
 // ErrNotOwned.

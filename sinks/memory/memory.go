@@ -549,7 +549,7 @@ func (w *writer) insert(tup schema.Tuple) error {
 	}
 	if w.keys != nil {
 		if _, dup := w.tb.index[w.keyOf(nil, r)]; dup {
-			return fmt.Errorf("memory: insert into %s: a row with key %s exists already: the copy no longer mirrors the source", w.t.QualifiedName(), w.describeKey(tup))
+			return fmt.Errorf("memory: insert into %s: a row with key %s exists already: %w", w.t.QualifiedName(), w.describeKey(tup), schema.ErrDiverged)
 		}
 	}
 	w.tb.nextID++
@@ -561,7 +561,7 @@ func (w *writer) insert(tup schema.Tuple) error {
 func (w *writer) update(old, tup schema.Tuple) error {
 	id, ok := w.find(old)
 	if !ok {
-		return fmt.Errorf("memory: update of %s: the row %s is missing from the copy: it no longer mirrors the source", w.t.QualifiedName(), w.describeKey(old))
+		return fmt.Errorf("memory: update of %s: the row %s is missing from the copy: %w", w.t.QualifiedName(), w.describeKey(old), schema.ErrDiverged)
 	}
 	r := slices.Clone(w.tb.rows[id])
 	w.remove(id)
@@ -572,7 +572,7 @@ func (w *writer) update(old, tup schema.Tuple) error {
 	}
 	if w.keys != nil {
 		if _, dup := w.tb.index[w.keyOf(nil, r)]; dup {
-			return fmt.Errorf("memory: update of %s: the new key %s is taken: the copy no longer mirrors the source", w.t.QualifiedName(), w.keyOf(nil, r))
+			return fmt.Errorf("memory: update of %s: the new key %s is taken: %w", w.t.QualifiedName(), w.keyOf(nil, r), schema.ErrDiverged)
 		}
 	}
 	w.put(id, r)

@@ -2,6 +2,7 @@ package memory_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -105,5 +106,51 @@ func TestOneWriter(t *testing.T) {
 		t.Fatal(err)
 	} else {
 		s2.Close()
+	}
+}
+
+// TestDivergedErrors: a row inserted that the copy holds already, and a
+// row updated that it lacks, fail with schema.ErrDiverged (apply's
+// ErrDiverged), for errors.Is.
+func TestDivergedErrors(t *testing.T) {
+	ctx := context.Background()
+	tbl := schema.NewTable(1, "public", "d", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+	row := func(id, v string) schema.Tuple {
+		return schema.Tuple{{State: schema.Text, Data: []byte(id)}, {State: schema.Text, Data: []byte(v)}}
+	}
+	s, err := memory.New().Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureTable(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{row("1", "a")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, schema.State{LSN: 1, Slot: "s", Phase: schema.PhaseStreaming}); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string]*schema.Batch{
+		"insert of a key held":   {Table: tbl, Inserts: []schema.Tuple{row("1", "b")}},
+		"update of a row lacked": {Table: tbl, Updates: []schema.Tuple{row("2", "b")}},
+	} {
+		if err := s.Begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Write(ctx, b)
+		if !errors.Is(err, apply.ErrDiverged) {
+			t.Errorf("%s: %v, want ErrDiverged", name, err)
+		}
+		if err := s.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

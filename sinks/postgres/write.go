@@ -396,7 +396,7 @@ func (sp *stagedBatch) writeStatements(q *strings.Builder, st stageRef) func([]*
 	return func(results []*pgconn.Result) error {
 		if updateAt >= 0 {
 			if got := results[updateAt].CommandTag.RowsAffected(); got != int64(nup) {
-				return fmt.Errorf("update %s: %d of %d rows updated at the source are missing from the target: it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot", ti.name, int64(nup)-got, nup)
+				return fmt.Errorf("update %s: %d of %d rows updated at the source are missing from the target: %w (changed by someone else?); rebuild it from a fresh snapshot", ti.name, int64(nup)-got, nup, schema.ErrDiverged)
 			}
 		}
 		return nil
