@@ -161,8 +161,13 @@ func compareCopy(t *testing.T, m *mirror, target string, rows func(string) []str
 
 // failingSink fails the initial copy's third batch.
 type failingSink struct {
-	apply.Sink
+	shapedSink
 	writes int
+}
+
+type shapedSink interface {
+	apply.Sink
+	apply.ShapeStore
 }
 
 var errInjected = errors.New("injected failure")
@@ -171,7 +176,7 @@ func (f *failingSink) Write(ctx context.Context, b *schema.Batch) error {
 	if f.writes++; f.writes == 3 {
 		return errInjected
 	}
-	return f.Sink.Write(ctx, b)
+	return f.shapedSink.Write(ctx, b)
 }
 
 // failingBinary fails the binary load of table plain half-way through its
@@ -199,7 +204,7 @@ func TestInitialCopyTargetFails(t *testing.T) {
 			m.exec(copySource)
 			open, rows := tg.open(t)
 			sink := open()
-			failing := apply.Sink(&failingSink{Sink: sink})
+			failing := apply.Sink(&failingSink{shapedSink: sink.(shapedSink)})
 			if pg, ok := sink.(*postgres.Sink); ok {
 				failing = failingBinary{pg}
 			}

@@ -156,6 +156,9 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := checkSink(sink); err != nil {
+		return err
+	}
 	cfg.Source.Logger = cfg.Logger
 	log := cfg.Logger
 	r := &runner{sink: sink, cfg: cfg, log: log}

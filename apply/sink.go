@@ -2,12 +2,20 @@ package apply
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/walmirror/walmirror/schema"
 )
 
 // Sink is a replication target. Calls between Begin and Commit or Rollback
 // form one target transaction; a sink holds at most one open.
+//
+// A sink of your own (an in-process map, a key-value store) implements
+// Sink and ShapeStore (Run refuses one without the latter), makes what a
+// transaction wrote visible at its Commit only, and returns from
+// ReadState the state its last Commit stored (a restart resumes from it,
+// exactly once). Its tests run the contract suite, sinks/sinktest;
+// sinks/memory is a complete example in Go maps.
 type Sink interface {
 	// ReadState returns the stored state; ok is false on a target walmirror
 	// has never written to.
@@ -25,4 +33,31 @@ type Sink interface {
 	// Rollback abandons the open transaction, if any.
 	Rollback(ctx context.Context) error
 	Close() error
+}
+
+// ShapeStore is what a Sink also implements: it keeps, in the open
+// transaction, an opaque text per source table (its shape as the engine
+// last wrote it). From it the engine knows which tables the copy holds
+// and what changed since: without it a table that joins the publication
+// would get only the rows changed after it joined (its existing rows
+// never copied), and a renamed column would arrive as a dropped and an
+// added one. Run refuses a sink without these methods.
+type ShapeStore interface {
+	// Shape returns the text SetShape stored for relid (found false: none).
+	Shape(ctx context.Context, relid uint32) (shape string, found bool, err error)
+	// SetShape stores shape for t.ID in the open transaction.
+	SetShape(ctx context.Context, t *schema.Table, shape string) error
+	// ShapeIDs lists the relids with a stored shape.
+	ShapeIDs(ctx context.Context) ([]uint32, error)
+	// ForgetShape drops relid's stored shape in the open transaction (the
+	// table left the publication; its target table stays).
+	ForgetShape(ctx context.Context, relid uint32) error
+}
+
+// checkSink refuses a sink Run cannot keep a complete copy with.
+func checkSink(s Sink) error {
+	if _, ok := s.(ShapeStore); !ok {
+		return fmt.Errorf("apply.Run: sink %T does not implement apply.ShapeStore (Shape, SetShape, ShapeIDs, ForgetShape): without it, tables that join the publication would miss their existing rows", s)
+	}
+	return nil
 }
