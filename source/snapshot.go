@@ -25,6 +25,7 @@ type Snapshot struct {
 	conn            *pgx.Conn
 	tx              pgx.Tx
 	queries         map[uint32]string // COPY statement per table
+	froms           map[uint32]string // the table each statement reads, as listed
 	binary          map[uint32]bool   // tables CopyBinary can copy
 	publication     string
 	// Estimates are the source's row estimates per table (from Tables;
@@ -95,6 +96,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 		return nil, err
 	}
 	sn.queries = make(map[uint32]string, len(pts))
+	sn.froms = make(map[uint32]string, len(pts))
 	sn.Estimates = make(map[uint32]int64, len(pts))
 	tables := make([]*schema.Table, 0, len(pts))
 	for _, p := range pts {
@@ -103,6 +105,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 			return nil, err
 		}
 		sn.queries[t.ID] = "COPY (" + p.query(t, "") + ") TO STDOUT"
+		sn.froms[t.ID] = quoteIdent(p.nsp) + "." + quoteIdent(p.name)
 		sn.Estimates[t.ID] = p.estimate
 		tables = append(tables, t)
 	}
@@ -318,6 +321,10 @@ func (sn *Snapshot) CopyBinary(ctx context.Context, t *schema.Table, fn func(dat
 	if !ok || !sn.binary[t.ID] {
 		return 0, fmt.Errorf("copy %s in binary: table not listed by Tables, or a column type has no binary output", t.QualifiedName())
 	}
+	q, err := sn.named(ctx, t, q)
+	if err != nil {
+		return 0, err
+	}
 	return copyOutBinary(ctx, sn.tx.Conn().PgConn(), t, q+" (FORMAT binary)", fn)
 }
 
@@ -345,5 +352,42 @@ func (sn *Snapshot) Copy(ctx context.Context, t *schema.Table, fn func(schema.Tu
 	if !ok {
 		return fmt.Errorf("copy %s: table not listed by Tables", t.QualifiedName())
 	}
+	q, err := sn.named(ctx, t, q)
+	if err != nil {
+		return err
+	}
 	return copyOut(ctx, sn.tx.Conn().PgConn(), t, q, fn)
+}
+
+// named is q, t's COPY statement, naming t as the catalog names it now.
+// PostgreSQL reads rows as of the snapshot but resolves a name in its latest
+// catalog: a table renamed or moved to another schema since the snapshot
+// was listed was not found (the whole initial copy failed, exit 1), and a
+// name another table took meanwhile (a swap by rename during the copy) had
+// that table's rows copied as t's, which later changes to t then built on
+// (rows missing, exit 0). t's own oid names it now; a table dropped since
+// keeps the name it was listed by.
+func (sn *Snapshot) named(ctx context.Context, t *schema.Table, q string) (string, error) {
+	from := sn.froms[t.ID]
+	// Opening the table by oid (pg_relation_size) takes its lock, as the
+	// COPY would, and makes this session see catalog changes committed
+	// since it last took a lock: without it, names resolve as they were.
+	if _, err := sn.tx.Exec(ctx, `SELECT pg_catalog.pg_relation_size($1::oid)`, int64(t.ID)); err != nil {
+		return "", classify("look up "+t.QualifiedName(), err)
+	}
+	var now string
+	var same bool
+	err := sn.tx.QueryRow(ctx, `SELECT $1::oid::regclass::text, coalesce(to_regclass($2) = $1::oid, false)`, int64(t.ID), from).Scan(&now, &same)
+	if err != nil {
+		return "", classify("look up "+t.QualifiedName(), err)
+	}
+	if same || strings.Trim(now, "0123456789") == "" {
+		return q, nil // unchanged, or dropped (regclass then prints the oid)
+	}
+	for _, only := range []string{" FROM ONLY ", " FROM "} {
+		if strings.Contains(q, only+from) {
+			return strings.Replace(q, only+from, only+now, 1), nil
+		}
+	}
+	return q, nil
 }
