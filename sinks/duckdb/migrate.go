@@ -15,13 +15,21 @@ import (
 var migrationsTable = quote(Catalog) + ".main._walmirror_migrations"
 
 // migrator is a golang-migrate database.Driver for the sink's DuckDB
-// connection (golang-migrate has no DuckDB driver). Each migration and each
-// version change is one DuckDB transaction. Locking is in-process only:
-// DuckDB itself lets one process write the file.
+// connection (golang-migrate has no DuckDB driver). Each migration is one
+// DuckDB transaction that also records its version, clean: golang-migrate
+// marks the version dirty before it runs a migration (SetVersion(v, true))
+// and clean after, and a kill -9 in between left a file every later start
+// refused ("Dirty database version 1. Fix and force version."), though the
+// migration had either committed whole or not at all. The dirty mark is
+// not written (pending): the file is at the version before or after.
+// Locking is in-process only: DuckDB itself lets one process write the file.
 type migrator struct {
 	ctx    context.Context
 	conn   *sql.Conn
 	locked atomic.Bool
+	// pending is the version the next Run migrates to (SetVersion(v,
+	// true)), recorded by Run in the migration's own transaction.
+	pending *int
 }
 
 var _ database.Driver = (*migrator)(nil)
@@ -75,29 +83,42 @@ func (m *migrator) Run(migration io.Reader) error {
 		return err
 	}
 	if err := m.inTx(func() error {
-		_, err := m.conn.ExecContext(m.ctx, string(q))
-		return err
+		if _, err := m.conn.ExecContext(m.ctx, string(q)); err != nil {
+			return err
+		}
+		if m.pending != nil {
+			return m.writeVersion(*m.pending, false)
+		}
+		return nil
 	}); err != nil {
 		return &database.Error{OrigErr: err, Query: q}
 	}
 	return nil
 }
 
-// SetVersion replaces the recorded version.
+// SetVersion replaces the recorded version; a dirty one (golang-migrate's
+// mark before it runs a migration) is left to Run (pending).
 func (m *migrator) SetVersion(version int, dirty bool) error {
-	err := m.inTx(func() error {
-		if _, err := m.conn.ExecContext(m.ctx, "DELETE FROM "+migrationsTable); err != nil {
-			return err
-		}
-		// As golang-migrate's own drivers do: a dirty NilVersion is recorded too.
-		if version >= 0 || (version == database.NilVersion && dirty) {
-			_, err := m.conn.ExecContext(m.ctx, "INSERT INTO "+migrationsTable+" (version, dirty) VALUES (?, ?)", int64(version), dirty)
-			return err
-		}
+	m.pending = nil
+	if dirty && version >= 0 {
+		m.pending = &version
 		return nil
-	})
-	if err != nil {
+	}
+	if err := m.inTx(func() error { return m.writeVersion(version, dirty) }); err != nil {
 		return &database.Error{OrigErr: err, Err: "set migration version"}
+	}
+	return nil
+}
+
+// writeVersion replaces the recorded version in the open transaction.
+func (m *migrator) writeVersion(version int, dirty bool) error {
+	if _, err := m.conn.ExecContext(m.ctx, "DELETE FROM "+migrationsTable); err != nil {
+		return err
+	}
+	// As golang-migrate's own drivers do: a dirty NilVersion is recorded too.
+	if version >= 0 || (version == database.NilVersion && dirty) {
+		_, err := m.conn.ExecContext(m.ctx, "INSERT INTO "+migrationsTable+" (version, dirty) VALUES (?, ?)", int64(version), dirty)
+		return err
 	}
 	return nil
 }
