@@ -84,8 +84,10 @@ type Config struct {
 	// known, after each chunk of rows written and each table, and once
 	// committed (Done).
 	OnSnapshot func(SnapshotProgress)
-	// OnStreaming is called when streaming starts (the initial copy is
-	// complete by then), after the first start and after each reconnect.
+	// OnStreaming is called when streaming starts, after the first start
+	// and after each reconnect: after the initial copy, or while its
+	// tables are still copied when it is chunked (OnReady says when the
+	// copy is complete).
 	OnStreaming func(from lsn.LSN)
 	// OnInterrupted is called when a connection loss is about to be retried.
 	OnInterrupted func(err error)

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
 )
 
 // Progress follows how far a run has applied the source, so that a caller
@@ -25,11 +26,14 @@ import (
 // commits, pg_current_wal_lsn() is the better choice.
 //
 // It learns the applied position from Run's hooks (Hook wires it): each
-// target commit (CommitInfo.State.LSN), the start of streaming (the
-// position the target holds), and each keepalive that shows everything
-// received applied (Position.CaughtUp), which carries the copy past WAL
-// that held nothing for it, so an idle source or a position beyond the
-// last change does not hold a waiter up.
+// target commit (CommitInfo.State.LSN), the copy being complete
+// (Config.OnReady: when streaming starts with no table being copied, and
+// when the last online copy completes), and each keepalive that shows
+// everything received applied (Position.CaughtUp), which carries the copy
+// past WAL that held nothing for it, so an idle source or a position
+// beyond the last change does not hold a waiter up. While tables are
+// copied online (a chunked initial copy, a table that joined the
+// publication, a resync), the position stays where it was.
 //
 // When the run returns (Config.OnStop, which Hook also sets), WaitFor
 // stops waiting for positions the copy has not reached: it returns an
@@ -78,12 +82,13 @@ func (e *stoppedError) Unwrap() []error {
 	return []error{ErrStopped, e.err}
 }
 
-// Hook sets cfg's OnCommit, OnPosition, OnStreaming and OnStop to report
-// to p, calling the hooks already set first.
+// Hook sets cfg's OnCommit, OnPosition, OnStreaming, OnReady and OnStop to
+// report to p, calling the hooks already set first.
 func (p *Progress) Hook(cfg *Config) {
 	cfg.OnCommit = chain(cfg.OnCommit, p.Committed)
 	cfg.OnPosition = chain(cfg.OnPosition, p.Position)
 	cfg.OnStreaming = chain(cfg.OnStreaming, p.Streaming)
+	cfg.OnReady = chain(cfg.OnReady, p.Ready)
 	cfg.OnStop = chain(cfg.OnStop, p.Stopped)
 }
 
@@ -113,15 +118,27 @@ func (p *Progress) Position(pos Position) {
 	}
 }
 
-// Streaming takes the start of streaming (Config.OnStreaming): the target
-// holds everything up to from, and a run reports to p again.
-func (p *Progress) Streaming(from lsn.LSN) {
+// Streaming takes the start of streaming (Config.OnStreaming): a run
+// reports to p again. It does not move the position: tables may still be
+// copied online from there (a chunked initial copy); Ready does.
+func (p *Progress) Streaming(lsn.LSN) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.stopped {
 		p.stopped, p.stopErr, p.stop = false, nil, nil
 	}
+}
+
+// Ready takes the copy being complete (Config.OnReady): it holds
+// everything up to st.LSN, with no table being copied.
+func (p *Progress) Ready(st schema.State) {
+	if len(st.Copies) > 0 {
+		return
+	}
+	p.mu.Lock()
+	p.copying = false
 	p.mu.Unlock()
-	p.advance(from)
+	p.advance(st.LSN)
 }
 
 // Stopped takes the end of a run (Config.OnStop), with the error Run

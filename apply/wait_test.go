@@ -32,6 +32,7 @@ func TestProgressWaitFor(t *testing.T) {
 	go func() { done <- p.WaitFor(ctx, 0x300) }()
 	n := p.Notify()
 	cfg.OnStreaming(0x100)
+	cfg.OnReady(schema.State{LSN: 0x100})
 	select {
 	case <-n:
 	case <-time.After(5 * time.Second):
@@ -68,6 +69,7 @@ func TestProgressWaitFor(t *testing.T) {
 func TestProgressOnlineCopy(t *testing.T) {
 	var p Progress
 	p.Streaming(0x100)
+	p.Ready(schema.State{LSN: 0x100})
 	p.Committed(CommitInfo{State: schema.State{LSN: 0x200, Copies: []schema.TableCopy{{RelID: 1}}}})
 	p.Position(Position{ServerWALEnd: 0x300, CaughtUp: true})
 	if p.Applied() != 0x100 {
@@ -91,6 +93,7 @@ func TestProgressStopped(t *testing.T) {
 	cfg.OnStop = func(error) { prev++ }
 	p.Hook(&cfg)
 	cfg.OnStreaming(0x100)
+	cfg.OnReady(schema.State{LSN: 0x100})
 	ctx := t.Context()
 	done := make(chan error, 1)
 	go func() { done <- p.WaitFor(ctx, 0x200) }()
@@ -146,5 +149,33 @@ func TestProgressPageHeader(t *testing.T) {
 	}
 	if p.Applied() != 0x4D12000 {
 		t.Errorf("Applied() = %s, want the position itself", p.Applied())
+	}
+}
+
+// TestProgressChunkedStart: streaming that starts with tables still being
+// copied (a chunked initial copy) does not move the position, nor do
+// commits that store copies; OnReady (the copy complete) does. Before,
+// the start of streaming did, and WaitFor returned with the copy empty.
+func TestProgressChunkedStart(t *testing.T) {
+	var p Progress
+	var cfg Config
+	p.Hook(&cfg)
+	copies := []schema.TableCopy{{RelID: 1}}
+	cfg.OnStreaming(0x100) // the chunked copy's consistent point, no rows yet
+	cfg.OnCommit(CommitInfo{State: schema.State{LSN: 0x200, Copies: copies}})
+	short, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := p.WaitFor(short, 0x100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor(0/100) with tables still being copied = %v (applied %s), want a deadline error", err, p.Applied())
+	}
+	cfg.OnCommit(CommitInfo{State: schema.State{LSN: 0x300}})
+	cfg.OnReady(schema.State{LSN: 0x300})
+	if p.Applied() != 0x300 {
+		t.Errorf("applied %s once the copy completed, want 0/300", p.Applied())
+	}
+	p.Streaming(0x300) // a reconnect with nothing being copied
+	p.Ready(schema.State{LSN: 0x300})
+	if p.Applied() != 0x300 {
+		t.Errorf("applied %s after a reconnect, want 0/300", p.Applied())
 	}
 }

@@ -36,6 +36,7 @@ func TestWaitEndpoint(t *testing.T) {
 		t.Errorf("/wait before anything applied = %d %q, want 504", code, body)
 	}
 	cfg.OnStreaming(0x100)
+	cfg.OnReady(schema.State{LSN: 0x100})
 	if code, body := get("lsn=0/100&timeout=1s"); code != http.StatusOK {
 		t.Errorf("/wait for the streaming start = %d %q, want 200", code, body)
 	}
