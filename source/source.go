@@ -188,10 +188,18 @@ func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 }
 
 // DropSlot removes the configured slot (used to redo an interrupted snapshot).
+// A slot already gone is no error: a slot whose creation a crash
+// interrupted is ephemeral, and the server drops it when its walsender
+// notices, which can be after the caller saw it.
 func (s *Source) DropSlot(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
 	defer cancel()
 	_, err := s.conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, s.cfg.Slot)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object
+		s.log.Info("the replication slot was gone already", "slot", s.cfg.Slot)
+		return nil
+	}
 	return classify("drop replication slot "+s.cfg.Slot, timeoutCause(ctx, err))
 }
 
