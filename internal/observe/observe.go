@@ -16,6 +16,7 @@ import (
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
 
@@ -134,6 +135,7 @@ func (m *Monitor) Hook(cfg *apply.Config) {
 	cfg.OnPosition = chain(cfg.OnPosition, m.Position)
 	cfg.OnSnapshot = chain(cfg.OnSnapshot, m.Snapshot)
 	cfg.OnStreaming = chain(cfg.OnStreaming, m.Streaming)
+	cfg.OnReady = chain(cfg.OnReady, m.CopyComplete)
 	cfg.OnInterrupted = chain(cfg.OnInterrupted, m.Interrupted)
 	m.progress.Hook(cfg)
 }
@@ -216,14 +218,27 @@ func (m *Monitor) Snapshot(p apply.SnapshotProgress) {
 	}
 }
 
-// Streaming takes the start of streaming: the initial copy is complete.
+// Streaming takes the start of streaming. The copy may not be complete
+// yet: a chunked initial copy starts streaming first (CopyComplete says
+// when it is).
 func (m *Monitor) Streaming(from lsn.LSN) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.copyComplete = true
 	m.snapshot = apply.SnapshotProgress{}
 	m.applied = max(m.applied, from)
 	m.serverEnd = max(m.serverEnd, from)
+}
+
+// CopyComplete takes the copy being complete (apply.Config.OnReady): no
+// table is being copied.
+func (m *Monitor) CopyComplete(st schema.State) {
+	if len(st.Copies) > 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.copyComplete = true
+	m.applied = max(m.applied, st.LSN)
 }
 
 // Interrupted takes a connection loss that will be retried.

@@ -59,3 +59,24 @@ func TestLagAndReadiness(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyChunkedCopy: streaming that starts with the initial copy still
+// being made chunk by chunk is not ready (nor initial_copy_complete); the
+// copy being complete (OnReady) is. Before, /readyz said 200 at the start
+// of streaming with 60,000 of 300,000 rows copied.
+func TestReadyChunkedCopy(t *testing.T) {
+	m := New("test")
+	var cfg apply.Config
+	m.Hook(&cfg)
+	cfg.OnStreaming(0x100)
+	cfg.OnCommit(apply.CommitInfo{State: schema.State{LSN: 0x200, Copies: []schema.TableCopy{{RelID: 1}}}})
+	if ok, why := m.Ready(time.Minute); ok || m.Summary().CopyComplete {
+		t.Errorf("ready (%q) while the chunked initial copy runs", why)
+	}
+	st := schema.State{LSN: 0x300}
+	cfg.OnCommit(apply.CommitInfo{State: st})
+	cfg.OnReady(st)
+	if ok, why := m.Ready(time.Minute); !ok || !m.Summary().CopyComplete {
+		t.Errorf("not ready (%q) once the copy is complete", why)
+	}
+}
