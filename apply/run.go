@@ -75,7 +75,9 @@ type Config struct {
 
 	// Optional hooks for metrics and progress logs, like OnCommit: each runs
 	// on the apply path (the writer goroutine when pipelining), so keep it
-	// quick and never block. None changes what is applied or confirmed.
+	// quick and never block. None changes what is applied or confirmed. A
+	// hook that panics panics Run (with Pipeline, the writer goroutine:
+	// the process ends).
 	//
 	// OnPosition is called for each keepalive the engine handles: the
 	// server's WAL end, and whether everything received is applied.
