@@ -7,7 +7,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"strconv"
+	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
@@ -36,6 +39,9 @@ func Up(d Dialect, driverName string, drv database.Driver) error {
 	if err != nil {
 		return fmt.Errorf("read %s migrations: %w", d, err)
 	}
+	if table := versionTable[d]; table != "" {
+		drv = &atomicVersions{Driver: drv, table: table}
+	}
 	m, err := migrate.NewWithInstance("iofs", src, driverName, drv)
 	if err != nil {
 		return fmt.Errorf("prepare %s migrations: %w", d, err)
@@ -44,4 +50,47 @@ func Up(d Dialect, driverName string, drv database.Driver) error {
 		return fmt.Errorf("migrate walmirror metadata: %w", err)
 	}
 	return nil
+}
+
+// versionTable is the table golang-migrate's driver of each dialect records
+// the version in, as the sinks configure it (DuckDB's migrator records it
+// with each migration itself).
+var versionTable = map[Dialect]string{
+	SQLite:   "_walmirror_migrations",
+	Postgres: `"_walmirror"."schema_migrations"`,
+}
+
+// atomicVersions makes a migration and the version it reaches one
+// transaction. golang-migrate marks the version dirty, runs the migration
+// (one transaction in the SQLite and pgx drivers), then marks it clean: a
+// walmirror killed in between left a target every later start refused
+// ("Dirty database version 4. Fix and force version."), though the
+// migration had committed whole or not at all. The dirty mark is not
+// written; Run appends the clean version to the migration instead.
+type atomicVersions struct {
+	database.Driver
+	table   string
+	pending *int // the version the next Run migrates to
+}
+
+func (a *atomicVersions) SetVersion(version int, dirty bool) error {
+	a.pending = nil
+	if dirty && version >= 0 {
+		a.pending = &version
+		return nil
+	}
+	return a.Driver.SetVersion(version, dirty)
+}
+
+func (a *atomicVersions) Run(migration io.Reader) error {
+	if a.pending == nil {
+		return a.Driver.Run(migration)
+	}
+	body, err := io.ReadAll(migration)
+	if err != nil {
+		return err
+	}
+	v := strconv.Itoa(*a.pending)
+	q := string(body) + "\n;\nDELETE FROM " + a.table + ";\nINSERT INTO " + a.table + " (version, dirty) VALUES (" + v + ", false);\n"
+	return a.Driver.Run(strings.NewReader(q))
 }
