@@ -36,9 +36,9 @@ var (
 	// holds what the source held (someone else changed it): a row updated
 	// at the source is missing, or one inserted there exists already.
 	// Verify and repair the table (walmirror verify --repair), or copy it
-	// again. The same value as schema.ErrDiverged; the PostgreSQL and
-	// memory sinks mark their errors with it (a DuckDB target stops with an
-	// error naming the key, unmarked; SQLite does not notice).
+	// again. The same value as schema.ErrDiverged; the PostgreSQL, DuckDB
+	// and memory sinks mark a row updated at the source but missing from
+	// the copy with it (SQLite does not notice one).
 	ErrDiverged = schema.ErrDiverged
 )
 

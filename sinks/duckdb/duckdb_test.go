@@ -3,6 +3,7 @@ package duckdb_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -678,8 +679,8 @@ func TestUpdatesMissingRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := s.Write(ctx, &schema.Batch{Table: tbl, Updates: []schema.Tuple{text("2", "B", nil), text("3", "gone", nil)}})
-	if err == nil || !strings.Contains(err.Error(), "missing") || !strings.Contains(err.Error(), `("k")=(3)`) {
-		t.Errorf("update of a missing row = %v, want an error naming key 3", err)
+	if err == nil || !strings.Contains(err.Error(), "missing") || !strings.Contains(err.Error(), `("k")=(3)`) || !errors.Is(err, schema.ErrDiverged) {
+		t.Errorf("update of a missing row = %v, want an error naming key 3, ErrDiverged", err)
 	} else {
 		t.Log(err)
 	}

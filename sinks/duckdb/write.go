@@ -89,6 +89,9 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 		if strings.Contains(err.Error(), "Malformed JSON") {
 			err = fmt.Errorf("%w (DuckDB's JSON parser refused a json value: to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR); walmirror then stores them there as text)", err)
 		}
+		if strings.Contains(err.Error(), missingMsg) { // for errors.Is
+			err = fmt.Errorf("%w (%w)", err, schema.ErrDiverged)
+		}
 		return fmt.Errorf("write %s: %w", ti.label, err)
 	}
 	return nil
@@ -432,10 +435,13 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 	return nil
 }
 
+// missingMsg begins missing's message.
+const missingMsg = "walmirror: a row updated at the source is missing from "
+
 // missing is the error message for a row updated at the source that the
 // target does not hold, as an SQL expression over s.
 func (ti *tableInfo) missing() string {
-	return literal("walmirror: a row updated at the source is missing from "+ti.name+
+	return literal(missingMsg+ti.name+
 		", so it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot; key ") +
 		" || " + ti.keyText("s", 'c')
 }
