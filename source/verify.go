@@ -102,6 +102,10 @@ func (sn *Snapshot) CopyOrdered(ctx context.Context, t *schema.Table, orderBy st
 	if !ok {
 		return fmt.Errorf("copy %s: table not listed by Tables", t.QualifiedName())
 	}
+	q, err := sn.named(ctx, t, q)
+	if err != nil {
+		return err
+	}
 	q = strings.TrimSuffix(q, ") TO STDOUT") + " ORDER BY " + orderBy + ") TO STDOUT"
 	return copyOut(ctx, sn.tx.Conn().PgConn(), t, q, fn)
 }
@@ -139,7 +143,7 @@ func (sn *Snapshot) WaitSlotIdle(ctx context.Context, slot string, wait time.Dur
 // CopyRange is CopyOrdered restricted to the rows for which where (an SQL
 // condition over the table's columns, by their quoted names) holds.
 func (sn *Snapshot) CopyRange(ctx context.Context, t *schema.Table, where, orderBy string, fn func(schema.Tuple) error) error {
-	from, err := sn.published(t)
+	from, err := sn.published(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -151,7 +155,7 @@ func (sn *Snapshot) CopyRange(ctx context.Context, t *schema.Table, where, order
 // publication's columns and row filter) and returns the query; fn gets
 // each result row's values in text form (nil for NULL).
 func (sn *Snapshot) QueryPublished(ctx context.Context, t *schema.Table, build func(from string) string, fn func(values [][]byte) error) error {
-	from, err := sn.published(t)
+	from, err := sn.published(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -168,11 +172,16 @@ func (sn *Snapshot) QueryPublished(ctx context.Context, t *schema.Table, build f
 	return nil
 }
 
-// published is the snapshot's query of t's published rows as a FROM item.
-func (sn *Snapshot) published(t *schema.Table) (string, error) {
+// published is the snapshot's query of t's published rows as a FROM item
+// (naming t as it is named now: see named).
+func (sn *Snapshot) published(ctx context.Context, t *schema.Table) (string, error) {
 	q, ok := sn.queries[t.ID]
 	if !ok {
 		return "", fmt.Errorf("read %s: table not listed by Tables", t.QualifiedName())
+	}
+	q, err := sn.named(ctx, t, q)
+	if err != nil {
+		return "", err
 	}
 	q = strings.TrimSuffix(strings.TrimPrefix(q, "COPY ("), ") TO STDOUT")
 	return "(" + q + ") s", nil
