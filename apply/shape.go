@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
@@ -145,7 +146,14 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 			if !change.Empty() {
 				t.Change = change
 			}
+			if change != nil && change.FromName != "" {
+				if change.Vacate, err = unclaimed(ctx, ss, t); err != nil {
+					return err
+				}
+			}
 			nums = completed
+		} else {
+			t.Change = &schema.Change{Unrecorded: true}
 		}
 	}
 	if err := sink.EnsureTable(ctx, t); err != nil {
@@ -155,6 +163,37 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 		return ss.SetShape(ctx, t, schema.StoredOf(t, nums).Encode())
 	}
 	return nil
+}
+
+// unclaimed reports whether no stored shape but t's names t's name (as
+// the sinks' names ignore letter case, any case): a target table there is
+// no other source table's copy.
+func unclaimed(ctx context.Context, ss shapeStore, t *schema.Table) (bool, error) {
+	sl, ok := ss.(shapeLister)
+	if !ok {
+		return false, nil
+	}
+	ids, err := sl.ShapeIDs(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, id := range ids {
+		if id == t.ID {
+			continue
+		}
+		text, found, err := ss.Shape(ctx, id)
+		if err != nil || !found {
+			return false, err
+		}
+		other, err := schema.DecodeStored(text)
+		if err != nil {
+			return false, err
+		}
+		if strings.EqualFold(other.Schema, t.Schema) && strings.EqualFold(other.Name, t.Name) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // includeKeys reports whether some key columns of t's Relation message are

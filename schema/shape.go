@@ -72,6 +72,20 @@ type Change struct {
 	// of that name is one the source dropped earlier (kept by the default
 	// policy) and is replaced by the new column, like a re-added one.
 	Added []string
+	// Unrecorded says the target stores no shape for this source table: a
+	// target table of its name was made for another source table (one
+	// dropped since, whose name this one took) or for this one before it
+	// left the publication, or is being adopted. It is not a change by
+	// itself (Empty ignores it); with Table.Replacing, a sink gives such a
+	// table's columns the source's types (its rows are about to be
+	// replaced), which it cannot tell from what it stored otherwise.
+	Unrecorded bool
+	// Vacate, with a rename, says no stored shape names the new name: a
+	// target table there is a copy the target no longer follows (its
+	// source table was dropped or left the publication, say in a swap by
+	// rename whose old table was dropped before the copy saw the rename),
+	// which the sink moves aside rather than fail the rename.
+	Vacate bool
 }
 
 // Empty reports whether there is nothing to do.

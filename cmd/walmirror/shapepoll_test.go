@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -62,7 +63,7 @@ func TestTableDroppedAndCreatedAgain(t *testing.T) {
 			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text, extra int);
 				INSERT INTO t SELECT g, 'old' || g, g FROM generate_series(1, 5) g;
 				CREATE TABLE u (id int PRIMARY KEY, v text); INSERT INTO u VALUES (1, 'u1'), (2, 'u2');`)
-			target, _ := tg.new(t)
+			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
 			run := func() { t.Helper(); runNow(t, dsn, target, slot) }
@@ -73,6 +74,56 @@ func TestTableDroppedAndCreatedAgain(t *testing.T) {
 			mustExec(t, db, `INSERT INTO t VALUES ('c', 3); UPDATE u SET v = 'newer'`)
 			run()
 			mustVerify(t, dsn, target)
+			// The new t's v is an integer: the copy's column, made for the
+			// dropped table's text v, takes its type. Before, SQLite and
+			// DuckDB kept TEXT/VARCHAR and stored '1', '2', '3' as text,
+			// which verify's canonical text form cannot tell apart.
+			q := "SELECT typeof(v) FROM t ORDER BY code"
+			if tg.name == "postgres" {
+				q = "SELECT pg_typeof(v)::text FROM t ORDER BY code"
+			}
+			got, err := rows(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.ToLower(strings.Join(got, ",")) != "integer,integer,integer" {
+				t.Errorf("types of t.v in the copy: %v, want integer for each row", got)
+			}
+		})
+	}
+}
+
+// TestSwapByRenameOldDropped: the "build a new table, swap it in by
+// rename, drop the old one" migration, with the old table dropped before
+// walmirror saw its rename. Before, the copy of items_new could not take
+// the name items, which the dropped table's copy still held, and every
+// run stopped ("relation items already exists"); now that copy moves aside
+// (items_dropped) and the swap is followed.
+func TestSwapByRenameOldDropped(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE items (id int PRIMARY KEY, v text, old int);
+				INSERT INTO items SELECT g, 'v' || g, g FROM generate_series(1, 100) g;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() { t.Helper(); runNow(t, dsn, target, slot) }
+			run()
+			mustExec(t, db, `CREATE TABLE items_new (id int PRIMARY KEY, v text);
+				INSERT INTO items_new SELECT id, v || '-new' FROM items;`)
+			run()
+			mustExec(t, db, `BEGIN; ALTER TABLE items RENAME TO items_old; ALTER TABLE items_new RENAME TO items; COMMIT;
+				DROP TABLE items_old;`)
+			run()
+			mustExec(t, db, `INSERT INTO items VALUES (101, 'after'); UPDATE items SET v = 'changed' WHERE id = 1`)
+			run()
+			mustVerify(t, dsn, target)
+			// The dropped table's copy is kept aside, as it was.
+			got, err := rows("SELECT count(*) FROM items_dropped")
+			if err != nil || len(got) != 1 || got[0] != "100" {
+				t.Errorf("the dropped table's copy, moved aside: %v %v, want 100 rows", got, err)
+			}
 		})
 	}
 }

@@ -205,8 +205,20 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 	comment := tableComment(t)
 	if len(existing) > 0 {
-		if err := s.claim(ctx, t, name); err != nil {
+		adopted, err := s.claim(ctx, t, name)
+		if err != nil {
 			return err
+		}
+		if t.Replacing && t.Change != nil && t.Change.Unrecorded && !adopted {
+			remade, err := s.remake(ctx, t, name, existing)
+			if err != nil {
+				return err
+			}
+			if remade {
+				if existing, err = s.targetColumns(ctx, t.Schema, t.Name); err != nil {
+					return fmt.Errorf("inspect %s: %w", name, err)
+				}
+			}
 		}
 	}
 	if len(existing) == 0 {
@@ -496,30 +508,74 @@ func tableComment(t *schema.Table) string {
 var ownedTable = quote(Catalog) + ".main._walmirror_tables"
 
 // claim makes sure the existing table name is walmirror's: created by it,
-// or, with Adopt, an empty table it now takes over.
-func (s *Sink) claim(ctx context.Context, t *schema.Table, name string) error {
+// or, with Adopt, an empty table it now takes over (adopted).
+func (s *Sink) claim(ctx context.Context, t *schema.Table, name string) (adopted bool, err error) {
 	var n int
 	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+ownedTable+" WHERE schema_name = ? AND table_name = ?", t.Schema, t.Name).Scan(&n); err != nil {
-		return fmt.Errorf("look up owner of %s: %w", name, err)
+		return false, fmt.Errorf("look up owner of %s: %w", name, err)
 	}
 	if n > 0 {
-		return nil
+		return false, nil
 	}
 	if !s.Adopt {
-		return schema.NotOwned(t, name)
+		return false, schema.NotOwned(t, name)
 	}
 	var rows int
 	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+name+" LIMIT 1)").Scan(&rows); err != nil {
-		return fmt.Errorf("inspect %s: %w", name, err)
+		return false, fmt.Errorf("inspect %s: %w", name, err)
 	}
 	if rows > 0 {
-		return schema.NotEmpty(t, name)
+		return false, schema.NotEmpty(t, name)
 	}
 	if _, err := s.conn.ExecContext(ctx, "INSERT INTO "+ownedTable+" (schema_name, table_name) VALUES (?, ?)", t.Schema, t.Name); err != nil {
-		return fmt.Errorf("record %s as walmirror's: %w", name, err)
+		return false, fmt.Errorf("record %s as walmirror's: %w", name, err)
 	}
 	s.log.Info("adopted existing target table", "table", name)
-	return nil
+	return true, nil
+}
+
+// remake gives a table walmirror made for another source table (one
+// dropped since, whose name t's source table took; or this one before it
+// left the publication) the types of t's columns, as a new empty table:
+// its rows are about to be replaced by a copy, and a VARCHAR column kept
+// from the old table would hold the new one's integers as text. Columns t
+// does not have are kept, empty. It reports whether it made the table
+// again. An adopted table keeps the types its creator chose.
+func (s *Sink) remake(ctx context.Context, t *schema.Table, name string, existing []columnInfo) (bool, error) {
+	defs := make([]string, len(existing))
+	need := false
+	for i, ec := range existing {
+		typ := ec.typ
+		for _, c := range t.Columns {
+			if strings.EqualFold(c.Name, ec.name) {
+				typ = planFor(c.TypeID, c.Typmod).typ
+			}
+		}
+		need = need || typ != ec.typ
+		defs[i] = quote(ec.name) + " " + typ
+	}
+	if !need {
+		return false, nil
+	}
+	tmp := TableName(t.Schema, "_walmirror_rebuild_"+t.Name)
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS " + tmp,
+		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
+		"DROP TABLE " + name,
+		"ALTER TABLE " + tmp + " RENAME TO " + quote(t.Name),
+	} {
+		if _, err := s.conn.ExecContext(ctx, q); err != nil {
+			return false, fmt.Errorf("make %s again with the types of the source table copied into it: %w", name, err)
+		}
+	}
+	for shape, ti := range s.tables {
+		if ti.name == name {
+			delete(s.tables, shape)
+		}
+	}
+	s.fresh[name] = true
+	s.log.Info("target table made again, empty, with the types of the source table now copied into it (it was made for another table of that name, or before the table left the publication)", "table", name)
+	return true, nil
 }
 
 // change does to the target table what happened to the source table since
@@ -533,6 +589,11 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		return nil, nil
 	}
 	if c.FromName != "" {
+		if c.Vacate && !(strings.EqualFold(c.FromSchema, t.Schema) && strings.EqualFold(c.FromName, t.Name)) {
+			if err := s.vacate(ctx, t.Schema, t.Name); err != nil {
+				return nil, err
+			}
+		}
 		if err := s.move(ctx, t, TableName(c.FromSchema, c.FromName), name, c.FromSchema, c.FromName); err != nil {
 			return nil, err
 		}
@@ -582,6 +643,42 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		s.log.Info("source column dropped and added (again): the values the target kept under its name are gone", "table", name, "column", col, "existing_rows", fill)
 	}
 	return filled, nil
+}
+
+// vacate moves walmirror's table schemaName.table, which no source table's
+// copy is any longer (see schema.Change.Vacate), aside for a renamed table
+// to take the name. A table walmirror did not create stays, and the
+// rename fails.
+func (s *Sink) vacate(ctx context.Context, schemaName, table string) error {
+	var held string
+	err := s.conn.QueryRowContext(ctx, `SELECT t.table_name FROM duckdb_tables() t JOIN `+ownedTable+` w
+		ON w.schema_name = t.schema_name AND w.table_name = t.table_name
+		WHERE t.database_name = ? AND t.schema_name = ? AND lower(t.table_name) = lower(?)`, Catalog, schemaName, table).Scan(&held)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", TableName(schemaName, table), err)
+	}
+	aside := schema.AsideName(held, func(n string) bool {
+		var k int
+		err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND lower(table_name) = lower(?)`,
+			Catalog, schemaName, n).Scan(&k)
+		return err != nil || k > 0
+	})
+	name := TableName(schemaName, held)
+	for _, q := range []string{
+		"ALTER TABLE " + name + " RENAME TO " + quote(aside),
+		"UPDATE " + ownedTable + " SET table_name = " + literal(aside) + " WHERE schema_name = " + literal(schemaName) + " AND table_name = " + literal(held),
+	} {
+		if _, err := s.conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("move %s, a copy no published table has, aside to %q: %w", name, aside, err)
+		}
+	}
+	delete(s.fresh, name)
+	s.forgetTable(name)
+	s.log.Warn("a renamed source table takes the name of a copy no published table has any more (its source table was dropped or left the publication): that copy moves aside", "table", name, "aside", aside)
+	return nil
 }
 
 // move renames the target table old to name (another schema: copied there,

@@ -431,6 +431,37 @@ func (s *Sink) own(ctx context.Context, t *schema.Table) error {
 	return nil
 }
 
+// vacate moves walmirror's table of t's name, which no source table's copy
+// is any longer (see schema.Change.Vacate), aside for t's renamed copy to
+// take the name. A table walmirror did not create stays, and the rename
+// fails.
+func (s *Sink) vacate(ctx context.Context, t *schema.Table) error {
+	pg := s.conn.PgConn()
+	res := pg.ExecParams(ctx, `SELECT 1 FROM `+metaSchema+`.tables w WHERE w.schema_name = $1 AND w.table_name = $2
+		AND to_regclass(format('%I.%I', w.schema_name, w.table_name)) IS NOT NULL`,
+		[][]byte{[]byte(t.Schema), []byte(t.Name)}, []uint32{25, 25}, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("inspect %s: %w", qualified(t), res.Err)
+	}
+	if len(res.Rows) == 0 {
+		return nil
+	}
+	aside := schema.AsideName(t.Name, func(n string) bool {
+		r := pg.ExecParams(ctx, `SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL`,
+			[][]byte{[]byte(t.Schema), []byte(n)}, []uint32{25, 25}, nil, nil).Read()
+		return r.Err != nil || len(r.Rows) == 0 || string(r.Rows[0][0]) == "t"
+	})
+	name := qualified(t)
+	q := "ALTER TABLE " + name + " RENAME TO " + quoteIdent(aside) + "; UPDATE " + metaSchema + ".tables SET table_name = " + quoteLiteral(aside) +
+		" WHERE schema_name = " + quoteLiteral(t.Schema) + " AND table_name = " + quoteLiteral(t.Name)
+	if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
+		return fmt.Errorf("move %s, a copy no published table has, aside to %q: %w", name, aside, err)
+	}
+	s.forgetTable(name)
+	s.log.Warn("a renamed source table takes the name of a copy no published table has any more (its source table was dropped or left the publication): that copy moves aside", "table", name, "aside", aside)
+	return nil
+}
+
 // nullable lets a kept column that the source no longer has take the NULL
 // its new rows get: a dropped key column keeps its NOT NULL otherwise.
 func (s *Sink) nullable(ctx context.Context, name, col string) error {
@@ -488,6 +519,11 @@ func (s *Sink) change(ctx context.Context, t *schema.Table) error {
 	name := qualified(t)
 	if c.FromName != "" {
 		old := pgx.Identifier{c.FromSchema, c.FromName}.Sanitize()
+		if c.Vacate && (c.FromSchema != t.Schema || c.FromName != t.Name) {
+			if err := s.vacate(ctx, t); err != nil {
+				return err
+			}
+		}
 		q := ""
 		if c.FromSchema != t.Schema {
 			q = "CREATE SCHEMA IF NOT EXISTS " + quoteIdent(t.Schema) + "; ALTER TABLE " + old + " SET SCHEMA " + quoteIdent(t.Schema) + "; "

@@ -113,20 +113,21 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		return err
 	}
 	ti := s.info(t)
-	rows, err := s.conn.QueryContext(ctx, `SELECT name, pk FROM pragma_table_info(?)`, name)
+	rows, err := s.conn.QueryContext(ctx, `SELECT name, pk, type FROM pragma_table_info(?)`, name)
 	if err != nil {
 		return fmt.Errorf("inspect table %q: %w", name, err)
 	}
 	existing := map[string]bool{}
+	declared := map[string]string{}
 	pkAt := map[int]string{}
 	for rows.Next() {
-		var col string
+		var col, typ string
 		var pk int
-		if err := rows.Scan(&col, &pk); err != nil {
+		if err := rows.Scan(&col, &pk, &typ); err != nil {
 			rows.Close()
 			return err
 		}
-		existing[col] = true
+		existing[col], declared[col] = true, typ
 		if pk > 0 {
 			pkAt[pk] = col
 		}
@@ -144,8 +145,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			return fmt.Errorf("source table %s has no key, and its columns hide every name of SQLite's rowid (rowid, _rowid_, oid), by which walmirror changes exactly one of several equal rows: rename one of those columns in the source, or give the table a primary key", t.QualifiedName())
 		}
 	}
+	adopted := false
 	if len(existing) > 0 {
-		if err := s.claim(ctx, t, name); err != nil {
+		if adopted, err = s.claim(ctx, t, name); err != nil {
 			return err
 		}
 	}
@@ -194,6 +196,11 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			}
 		}
 		s.log.Info("added target column", "table", name, "column", c.Name, "existing_rows", fill)
+	}
+	if t.Replacing && t.Change != nil && t.Change.Unrecorded && !adopted {
+		if err := s.retypeUnrecorded(ctx, ti, name, declared); err != nil {
+			return err
+		}
 	}
 	have := make([]string, len(pkAt))
 	for i := range have {
@@ -268,30 +275,103 @@ func (s *Sink) rekey(ctx context.Context, ti *tableInfo, name string, have []str
 }
 
 // claim makes sure the existing table name is walmirror's: created by it,
-// or, with Adopt, an empty table it now takes over.
-func (s *Sink) claim(ctx context.Context, t *schema.Table, name string) error {
+// or, with Adopt, an empty table it now takes over (adopted).
+func (s *Sink) claim(ctx context.Context, t *schema.Table, name string) (adopted bool, err error) {
 	var n int
 	if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM _walmirror_tables WHERE name = ?`, name).Scan(&n); err != nil {
-		return fmt.Errorf("look up owner of table %q: %w", name, err)
+		return false, fmt.Errorf("look up owner of table %q: %w", name, err)
 	}
 	if n > 0 {
-		return nil
+		return false, nil
 	}
 	if !s.Adopt {
-		return schema.NotOwned(t, quote(name))
+		return false, schema.NotOwned(t, quote(name))
 	}
 	var rows int
 	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+quote(name)+" LIMIT 1)").Scan(&rows); err != nil {
-		return fmt.Errorf("inspect table %q: %w", name, err)
+		return false, fmt.Errorf("inspect table %q: %w", name, err)
 	}
 	if rows > 0 {
-		return schema.NotEmpty(t, quote(name))
+		return false, schema.NotEmpty(t, quote(name))
 	}
 	if _, err := s.conn.ExecContext(ctx, `INSERT INTO _walmirror_tables (name) VALUES (?)`, name); err != nil {
-		return fmt.Errorf("record table %q as walmirror's: %w", name, err)
+		return false, fmt.Errorf("record table %q as walmirror's: %w", name, err)
 	}
 	s.log.Info("adopted existing target table", "table", name)
+	return true, nil
+}
+
+// vacate moves walmirror's table name, which no source table's copy is any
+// longer (see schema.Change.Vacate), aside for a renamed table to take the
+// name. A table walmirror did not create stays, and the rename fails.
+func (s *Sink) vacate(ctx context.Context, name string) error {
+	var held string
+	err := s.conn.QueryRowContext(ctx, `SELECT t.name FROM sqlite_schema t JOIN _walmirror_tables w ON w.name = t.name
+		WHERE t.type = 'table' AND t.name = ? COLLATE NOCASE`, name).Scan(&held)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect table %q: %w", name, err)
+	}
+	aside := schema.AsideName(held, func(n string) bool {
+		var k int
+		err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = ? COLLATE NOCASE`, n).Scan(&k)
+		return err != nil || k > 0
+	})
+	if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(held)+" RENAME TO "+quote(aside)); err != nil {
+		return fmt.Errorf("move table %q, a copy no published table has, aside to %q: %w", held, aside, err)
+	}
+	if _, err := s.conn.ExecContext(ctx, `UPDATE _walmirror_tables SET name = ? WHERE name = ?`, aside, held); err != nil {
+		return fmt.Errorf("record table %q moved aside: %w", aside, err)
+	}
+	s.forgetTable()
+	s.log.Warn("a renamed source table takes the name of a copy no published table has any more (its source table was dropped or left the publication): that copy moves aside", "table", held, "aside", aside)
 	return nil
+}
+
+// retypeUnrecorded gives the columns of a table walmirror made for another
+// source table (one dropped since, whose name t's source table took; or
+// this one before it left the publication) the affinity of t's types: its
+// rows are about to be replaced by a copy, and a TEXT column kept from the
+// old table would store the new one's integers as text ('1', not 1).
+// An adopted table keeps the types its creator chose.
+func (s *Sink) retypeUnrecorded(ctx context.Context, ti *tableInfo, name string, declared map[string]string) error {
+	emptied := false
+	for i, c := range ti.t.Columns {
+		typ, ok := declared[c.Name]
+		want := columnType(ti.kinds[i])
+		if !ok || affinity(typ) == affinity(want) {
+			continue
+		}
+		if !emptied {
+			if _, err := s.conn.ExecContext(ctx, "DELETE FROM "+quote(name)); err != nil {
+				return fmt.Errorf("empty %q for its copy: %w", name, err)
+			}
+			emptied = true
+		}
+		if err := s.redeclare(ctx, name, c.Name, want); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// affinity is SQLite's type affinity of a declared column type
+// (https://sqlite.org/datatype3.html, 3.1).
+func affinity(decl string) string {
+	d := strings.ToUpper(decl)
+	switch {
+	case strings.Contains(d, "INT"):
+		return "INTEGER"
+	case strings.Contains(d, "CHAR"), strings.Contains(d, "CLOB"), strings.Contains(d, "TEXT"):
+		return "TEXT"
+	case d == "", strings.Contains(d, "BLOB"):
+		return "BLOB"
+	case strings.Contains(d, "REAL"), strings.Contains(d, "FLOA"), strings.Contains(d, "DOUB"):
+		return "REAL"
+	}
+	return "NUMERIC"
 }
 
 // change does to the target table what happened to the source table since
@@ -305,6 +385,11 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 	}
 	if c.FromName != "" {
 		if old := TableName(c.FromSchema, c.FromName); old != name {
+			if c.Vacate && !strings.EqualFold(old, name) {
+				if err := s.vacate(ctx, name); err != nil {
+					return err
+				}
+			}
 			from := old
 			if strings.EqualFold(old, name) {
 				// SQLite refuses a rename in letter case only ("there is
