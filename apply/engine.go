@@ -453,8 +453,13 @@ func (e *engine) idleWork(ctx context.Context) error {
 	if e.inTx || e.copier == nil {
 		return nil
 	}
-	if !e.waiting && (e.pollSoon || time.Since(e.lastPoll) >= e.pollEvery) {
-		e.conf.RequestReply() // a keepalive says when the server has sent all it had
+	if e.pollSoon || e.pollEvery > 0 && time.Since(e.lastPoll) >= e.pollEvery {
+		// A keepalive says when the server has sent all it had, and the
+		// poll runs at it. Also when the last event was one: an idle
+		// server sends the next only every wal_sender_timeout / 2 (never
+		// with 0), and a table that joined an idle publication waited
+		// for it.
+		e.conf.RequestReply()
 	}
 	if err := e.nextChunk(ctx); err != nil {
 		return fmt.Errorf("online copy: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,10 @@ type Copier struct {
 	conn        *pgx.Conn
 	publication string
 	version     int // server_version_num
+	log         *slog.Logger
+	// ops is what the last listing found the publication leaves out
+	// ("delete, truncate"); nil before the first listing.
+	ops *string
 }
 
 // OpenCopier opens the connection online copies read through.
@@ -51,7 +56,7 @@ func (s *Source) OpenCopier(ctx context.Context) (*Copier, error) {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, classify("set up the online copy session", err)
 	}
-	return &Copier{conn: conn, publication: s.cfg.Publication, version: s.version}, nil
+	return &Copier{conn: conn, publication: s.cfg.Publication, version: s.version, log: s.log, ops: s.pubOps}, nil
 }
 
 // Close ends the copier's connection.
@@ -90,11 +95,52 @@ type ColumnSig struct {
 // change the listing reflects.
 func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, error) {
 	for attempt := 1; ; attempt++ {
-		out, at, err := c.published(ctx)
+		out, at, unflushed, err := c.published(ctx)
+		if err == nil && unflushed {
+			// The stream carries flushed WAL only, and an idle server's
+			// tail (the background writer's snapshot of running
+			// transactions) can wait for a flush until the next write:
+			// the stream would not pass at, and the poll would wait for
+			// it (before, a table that joined an idle publication was not
+			// copied until the source wrote again).
+			if err := flushWAL(ctx, c.conn, c.version); err != nil && c.log != nil {
+				c.log.Debug("could not make the source flush its WAL: waiting for it to do so", "err", err)
+			}
+		}
 		if err == nil || attempt == 5 || !droppedMeanwhile(err) {
 			return out, at, err
 		}
 	}
+}
+
+// checkOperations warns when the publication's operations changed since the
+// last listing (the start warns of those it leaves out): an ALTER
+// PUBLICATION ... SET (publish = 'insert, update') while walmirror runs
+// leaves deleted and truncated rows in the copy, and a later insert of such
+// a key stops the run at a collision that does not name the cause.
+func (c *Copier) checkOperations(ctx context.Context, tx pgx.Tx) error {
+	var p PublicationInfo
+	err := tx.QueryRow(ctx, `SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_catalog.pg_publication WHERE pubname = $1`,
+		c.publication).Scan(&p.Insert, &p.Update, &p.Delete, &p.Truncate)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // the stream says so
+	}
+	if err != nil {
+		return classify("look up the publication's operations", err)
+	}
+	left := strings.Join(p.Unpublished(), ", ")
+	if c.ops != nil && *c.ops != left && c.log != nil {
+		if left != "" {
+			c.log.Warn("the publication no longer publishes every operation: from now on the copy keeps what those change at the source and will differ from it; "+
+				"to mirror, run ALTER PUBLICATION "+quoteIdent(c.publication)+" SET (publish = 'insert, update, delete, truncate') and copy the tables again (walmirror resync)",
+				"publication", c.publication, "not_published", left)
+		} else {
+			c.log.Warn("the publication publishes every operation again; what the copy missed meanwhile stays missing: copy the tables again (walmirror resync)",
+				"publication", c.publication)
+		}
+	}
+	c.ops = &left
+	return nil
 }
 
 // droppedMeanwhile says err is PostgreSQL failing to open a table its
@@ -108,23 +154,26 @@ func droppedMeanwhile(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "XX000" && strings.HasPrefix(pgErr.Message, "could not open relation with OID")
 }
 
-func (c *Copier) published(ctx context.Context) ([]PublishedTable, lsn.LSN, error) {
+func (c *Copier) published(ctx context.Context) (_ []PublishedTable, _ lsn.LSN, unflushed bool, _ error) {
 	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, 0, classify("list published tables", err)
+		return nil, 0, false, classify("list published tables", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	pts, err := publishedTables(ctx, tx, c.publication, 0)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
+	}
+	if err := c.checkOperations(ctx, tx); err != nil {
+		return nil, 0, false, err
 	}
 	var text string
-	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
-		return nil, 0, classify("read current WAL position", err)
+	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()`).Scan(&text, &unflushed); err != nil {
+		return nil, 0, false, classify("read current WAL position", err)
 	}
 	at, err := lsn.Parse(text)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
 	// A position just past a page header is where an idle decoder stops
 	// short of (see Source.CurrentLSN).
@@ -144,7 +193,7 @@ func (c *Copier) published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 	rows, err := tx.Query(ctx, `SELECT attrelid::int8, attnum, attname, atttypid::int8, atttypmod, attgenerated::text FROM pg_catalog.pg_attribute
 		WHERE attrelid = ANY($1::text::oid[]) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum`, "{"+strings.Join(ids, ",")+"}")
 	if err != nil {
-		return nil, 0, classify("list published tables' columns", err)
+		return nil, 0, false, classify("list published tables' columns", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -152,7 +201,7 @@ func (c *Copier) published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 		var c ColumnSig
 		var generated string
 		if err := rows.Scan(&rel, &c.Num, &c.Name, &typ, &c.Typmod, &generated); err != nil {
-			return nil, 0, classify("list published tables' columns", err)
+			return nil, 0, false, classify("list published tables' columns", err)
 		}
 		c.TypeID = uint32(typ)
 		if i, ok := index[uint32(rel)]; ok {
@@ -161,9 +210,9 @@ func (c *Copier) published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, classify("list published tables' columns", err)
+		return nil, 0, false, classify("list published tables' columns", err)
 	}
-	return out, at, nil
+	return out, at, unflushed, nil
 }
 
 // Storage is relid's storage signature now (PublishedTable.Storage), read

@@ -24,6 +24,10 @@ type Source struct {
 	dbName   string
 	version  int // server_version_num
 	protocol int // pgoutput proto_version negotiated
+	// pubOps is what the publication left out at the start ("delete,
+	// truncate"; "" for none), which the start warned of; nil when not
+	// looked up.
+	pubOps *string
 }
 
 // SlotInfo describes an existing replication slot.
@@ -122,6 +126,8 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 			s.warnTablesDisagree(ctx) // the publication decides; --tables only shapes a new one
 		}
 		pub := PublicationInfo{Insert: ins, Update: upd, Delete: del, Truncate: trunc}
+		ops := strings.Join(pub.Unpublished(), ", ")
+		s.pubOps = &ops
 		if left := pub.Unpublished(); len(left) > 0 {
 			// Its choice, maybe on purpose (an append-only copy), but not a
 			// mirror: say so at every start.
@@ -164,6 +170,8 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 		return classify("create publication", err)
 	}
 	s.log.Info("created publication", "publication", s.cfg.Publication, "sql", stmt)
+	every := "" // a new publication publishes every operation
+	s.pubOps = &every
 	return nil
 }
 

@@ -359,3 +359,51 @@ func TestTablesDisagreeWarns(t *testing.T) {
 	}
 	dropSlotAtEnd(t, db, "s_"+db)
 }
+
+// TestPublicationOperationsChangedWhileRunning: an ALTER PUBLICATION ...
+// SET (publish = ...) that leaves deletes out, made while walmirror runs,
+// is logged by the next publication poll, as the start logs it. Before,
+// nothing said so until a later insert of a deleted key stopped the run
+// at a collision naming no cause.
+func TestPublicationOperationsChangedWhileRunning(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);`)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	target := "sqlite:" + filepath.Join(t.TempDir(), "copy.db")
+	stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms")
+	mustExec(t, db, `ALTER PUBLICATION walmirror SET (publish = 'insert, update')`)
+	waitForLog(t, logPath, "no longer publishes every operation")
+	mustExec(t, db, `ALTER PUBLICATION walmirror SET (publish = 'insert, update, delete, truncate')`)
+	waitForLog(t, logPath, "publishes every operation again")
+	if out := stop(); strings.Count(out, "no longer publishes every operation") != 1 {
+		t.Errorf("want the change logged once:\n%s", out)
+	}
+}
+
+// TestTableJoinsIdlePublication: a table added to a publication on a source
+// that then writes nothing more is copied within a few polls. The poll
+// waits for the stream to pass the WAL position of its listing, and an
+// idle server's last WAL (the background writer's snapshot of running
+// transactions) may be flushed, and so streamed, only at its next write:
+// seen by hand on PostgreSQL 16, 64 bytes unflushed for over 10 s, the
+// table waiting and 90 keepalive requests a second meanwhile; the poll now
+// has the server flush. This test's server did not leave its WAL unflushed
+// that long, so it guards the case rather than reproducing that stall.
+func TestTableJoinsIdlePublication(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1);
+		CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT g, 'b' || g FROM generate_series(1, 300) g;
+		CREATE PUBLICATION walmirror FOR TABLE a;`)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	target := "sqlite:" + filepath.Join(t.TempDir(), "copy.db")
+	stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms")
+	time.Sleep(time.Second) // polls of the idle source
+	// Then WAL the server does not flush at once, as the background
+	// writer's snapshots are (a non-transactional message is not flushed).
+	mustExec(t, db, `ALTER PUBLICATION walmirror ADD TABLE b; SELECT pg_logical_emit_message(false, 'test', 'not flushed')`)
+	waitForLog(t, logPath, "table copied online")
+	stop()
+	mustVerify(t, dsn, target)
+}
