@@ -414,6 +414,9 @@ func (s *Sink) fillAdded(ctx context.Context, t *schema.Table, cols []int) error
 	if err != nil {
 		return err
 	}
+	// Committed rows changed: a later ALTER TABLE in this transaction must
+	// rebuild the table instead (DuckDB cannot commit it), as after Write.
+	s.altered[TableName(t.Schema, t.Name)] = true
 	row := make(schema.Tuple, len(t.Columns))
 	for _, i := range cols {
 		f := field{col: i, of: 'n'}

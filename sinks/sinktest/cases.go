@@ -423,6 +423,30 @@ func testSchemaEvolution(h *harness) {
 	})
 	h.want(t4, r("1", "11", "a"), r("20", "NULL", "b'"), r("3", "31", "c"), r("5", "51", "e"), r("6", "NULL", "NULL"), r("7", "70", "g"))
 
+	// Two columns added with defaults in one transaction, rows inserted
+	// after each (two source transactions in one target commit): rows that
+	// existed before each column read its default. DuckDB filled the first
+	// one's default with an UPDATE and then added the second with an
+	// ALTER TABLE it cannot commit after that ("another transaction has
+	// altered this table"): every run stopped.
+	f1 := keyed("public", "evolving_fills", col("id", schema.OIDInt4, true))
+	h.tx(func() {
+		h.ensure(f1)
+		h.write(&schema.Batch{Table: f1, Inserts: rows(row("1"), row("2"))})
+	})
+	fill := func(v string) schema.Fill { return schema.Fill{Value: schema.Datum{State: schema.Text, Data: []byte(v)}} }
+	f2 := reshape(f1, col("id", schema.OIDInt4, true), col("c1", schema.OIDInt4, false))
+	f2.Fills = map[string]schema.Fill{"c1": fill("1")}
+	f3 := reshape(f1, col("id", schema.OIDInt4, true), col("c1", schema.OIDInt4, false), col("c2", schema.OIDInt4, false))
+	f3.Fills = map[string]schema.Fill{"c2": fill("2")}
+	h.tx(func() {
+		h.ensure(f2)
+		h.write(&schema.Batch{Table: f2, Inserts: rows(row("3", "5"))})
+		h.ensure(f3)
+		h.write(&schema.Batch{Table: f3, Inserts: rows(row("4", "6", "7"))})
+	})
+	h.want(f3, r("1", "1", "2"), r("2", "1", "2"), r("3", "5", "2"), r("4", "6", "7"))
+
 	// A keyless table gains a column: whole-row matching then includes it,
 	// NULL-safely.
 	k1 := keyless("public", "evolving_keyless", col("a", schema.OIDInt4, false), col("b", schema.OIDText, false))
