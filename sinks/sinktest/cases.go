@@ -434,7 +434,9 @@ func testSchemaEvolution(h *harness) {
 		h.ensure(f1)
 		h.write(&schema.Batch{Table: f1, Inserts: rows(row("1"), row("2"))})
 	})
-	fill := func(v string) schema.Fill { return schema.Fill{Value: schema.Datum{State: schema.Text, Data: []byte(v)}} }
+	fill := func(v string) schema.Fill {
+		return schema.Fill{Value: schema.Datum{State: schema.Text, Data: []byte(v)}}
+	}
 	f2 := reshape(f1, col("id", schema.OIDInt4, true), col("c1", schema.OIDInt4, false))
 	f2.Fills = map[string]schema.Fill{"c1": fill("1")}
 	f3 := reshape(f1, col("id", schema.OIDInt4, true), col("c1", schema.OIDInt4, false), col("c2", schema.OIDInt4, false))
