@@ -249,7 +249,26 @@ type Chunk struct {
 }
 
 // BeginChunk opens a chunk of relid's rows.
-func (c *Copier) BeginChunk(ctx context.Context, relid uint32) (_ *Chunk, err error) {
+func (c *Copier) BeginChunk(ctx context.Context, relid uint32) (*Chunk, error) {
+	for attempt := 1; ; attempt++ {
+		ch, err := c.beginChunk(ctx, relid)
+		if attempt == 3 || !isUndefinedTable(err) {
+			return ch, err
+		}
+		// Dropped or renamed between looking its name up and locking it
+		// (an application's staging table, dropped moments after it was
+		// filled): look again. Before, the run stopped ("lock table to
+		// copy: relation ... does not exist").
+	}
+}
+
+// isUndefinedTable says err is PostgreSQL naming a table that does not exist.
+func isUndefinedTable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
+}
+
+func (c *Copier) beginChunk(ctx context.Context, relid uint32) (_ *Chunk, err error) {
 	// The table is locked (ACCESS SHARE, partitions too) before the
 	// snapshot is taken, so no DDL commits between describing it and
 	// reading its rows: catalog lookups see the latest catalog, not the
