@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/walmirror/walmirror/internal/faultpoint"
 	"github.com/walmirror/walmirror/lsn"
@@ -897,6 +899,9 @@ func (e *engine) ensure(ctx context.Context, t *schema.Table) error {
 	if e.ensured[t] {
 		return nil
 	}
+	if err := e.makeRoom(ctx, t); err != nil {
+		return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
+	}
 	err := e.call(ctx, func(ctx context.Context) error {
 		if err := ensureShape(ctx, e.sink, t); err != nil {
 			return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
@@ -907,6 +912,116 @@ func (e *engine) ensure(ctx context.Context, t *schema.Table) error {
 		return err
 	}
 	e.ensured[t] = true
+	return nil
+}
+
+// tableMover is a sink that renames one of its tables, keeping it
+// walmirror's.
+type tableMover interface {
+	// MoveTable renames the target table source table schemaName.from maps
+	// to, so that schemaName.to maps to it.
+	MoveTable(ctx context.Context, schemaName, from, to string) error
+}
+
+// makeRoom moves aside the copy of another table that holds the name t was
+// renamed to, when the copy still knows that table under it: two tables
+// that swapped names (ALTER TABLE items RENAME TO items_old; ALTER TABLE
+// items_new RENAME TO items, the way online schema change tools swap in a
+// rebuilt table), of which t's rename is seen first. The other table's copy
+// moves to a name of its own, which its stored shape then names, and
+// follows its own rename when the stream or the publication poll shows it.
+// Before, every run stopped: "relation items already exists".
+func (e *engine) makeRoom(ctx context.Context, t *schema.Table) error {
+	ss, ok := e.sink.(shapeStore)
+	sl, ok2 := e.sink.(shapeLister)
+	mv, ok3 := e.sink.(tableMover)
+	if !ok || !ok2 || !ok3 {
+		return nil
+	}
+	for {
+		holder, held, err := e.nameHolder(ctx, ss, sl, t)
+		if err != nil || holder == 0 {
+			return err
+		}
+		if buf := e.buffers[holder]; buf != nil && buf.n > 0 {
+			// The holder's buffered changes were decoded under its old
+			// name: they go to its table first. Writing them may rename
+			// tables (its own rename, its own holder's move): look again.
+			if err := e.flushTable(ctx, holder); err != nil {
+				return err
+			}
+			continue
+		}
+		return e.moveAside(ctx, ss, mv, t, holder, held)
+	}
+}
+
+// nameHolder returns the table, other than t, whose stored shape has the
+// name t was renamed to (0 when t was not renamed or none has it).
+func (e *engine) nameHolder(ctx context.Context, ss shapeStore, sl shapeLister, t *schema.Table) (holder uint32, held schema.Stored, err error) {
+	err = e.sync(ctx, func(ctx context.Context) error {
+		text, found, err := ss.Shape(ctx, t.ID)
+		if err != nil || !found {
+			return err
+		}
+		own, err := schema.DecodeStored(text)
+		if err != nil {
+			return err
+		}
+		if strings.EqualFold(own.Schema, t.Schema) && strings.EqualFold(own.Name, t.Name) {
+			return nil // not renamed (or in letter case only)
+		}
+		ids, err := sl.ShapeIDs(ctx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if id == t.ID {
+				continue
+			}
+			text, found, err := ss.Shape(ctx, id)
+			if err != nil || !found {
+				return err
+			}
+			other, err := schema.DecodeStored(text)
+			if err != nil {
+				return err
+			}
+			if strings.EqualFold(other.Schema, t.Schema) && strings.EqualFold(other.Name, t.Name) {
+				holder, held = id, other
+				return nil
+			}
+		}
+		return nil
+	})
+	return holder, held, err
+}
+
+// moveAside moves holder's copy, which has the name t was renamed to, to a
+// name of its own, and stores its shape under that name.
+func (e *engine) moveAside(ctx context.Context, ss shapeStore, mv tableMover, t *schema.Table, holder uint32, held schema.Stored) error {
+	suffix := fmt.Sprintf("_walmirror_%d", holder)
+	base := held.Name
+	for len(base)+len(suffix) > 63 { // PostgreSQL's identifier length
+		_, size := utf8.DecodeLastRuneInString(base)
+		base = base[:len(base)-size]
+	}
+	from, to := held.Name, base+suffix
+	held.Name = to
+	err := e.call(ctx, func(ctx context.Context) error {
+		if err := mv.MoveTable(ctx, held.Schema, from, to); err != nil {
+			return fmt.Errorf("move the copy of the table that had the name %s before it aside: %w", schema.DisplayName(held.Schema, from), err)
+		}
+		return ss.SetShape(ctx, &schema.Table{ID: holder, Schema: held.Schema, Name: to}, held.Encode())
+	})
+	if err != nil {
+		return err
+	}
+	if ht := e.tables[holder]; ht != nil {
+		delete(e.ensured, ht)
+	}
+	e.log.Info("a renamed table takes the name another table's copy had: that copy moves aside until its own rename is seen",
+		"table", schema.DisplayName(t.Schema, t.Name), "moved", schema.DisplayName(held.Schema, from), "to", schema.DisplayName(held.Schema, to))
 	return nil
 }
 

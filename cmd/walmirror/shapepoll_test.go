@@ -127,3 +127,38 @@ func TestSwapByRenameOldDropped(t *testing.T) {
 		})
 	}
 }
+
+// TestSwapByRename: tables swapped by rename with both kept, the way online
+// schema change tools swap in a rebuilt table (items to items_old,
+// items_new to items) and as two tables trade names in one transaction,
+// the table that takes a name written first. Before, its rename onto the
+// name the other table's copy still had stopped every run on every target
+// ("relation items already exists"); now that copy moves aside until its
+// own rename is seen.
+func TestSwapByRename(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE items (id int PRIMARY KEY, v text);
+				INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 100) g;
+				CREATE TABLE a (id int PRIMARY KEY, x text); INSERT INTO a VALUES (1, 'a');
+				CREATE TABLE b (id int PRIMARY KEY, y int); INSERT INTO b VALUES (1, 10);`)
+			target, _ := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() { t.Helper(); runNow(t, dsn, target, slot) }
+			run()
+			mustExec(t, db, `CREATE TABLE items_new (id int PRIMARY KEY, v text, extra int);
+				INSERT INTO items_new SELECT id, v || '-new', id FROM items;`)
+			run()
+			mustExec(t, db, `BEGIN; ALTER TABLE items RENAME TO items_old; ALTER TABLE items_new RENAME TO items; COMMIT;
+				INSERT INTO items VALUES (1000, 'after', 1);
+				BEGIN; ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; ALTER TABLE tmp RENAME TO b; COMMIT;
+				INSERT INTO a VALUES (2, 20); INSERT INTO b VALUES (2, 'b');`)
+			run()
+			mustExec(t, db, `UPDATE items_old SET v = 'old' WHERE id = 1; UPDATE b SET x = 'bb'`)
+			run()
+			mustVerify(t, dsn, target)
+		})
+	}
+}

@@ -684,6 +684,46 @@ func (s *Sink) vacate(ctx context.Context, schemaName, table string) error {
 	return nil
 }
 
+// MoveTable renames walmirror's table of source table schemaName.from to
+// schemaName.to (for the engine: a table whose name another one took
+// before its own rename was seen).
+func (s *Sink) MoveTable(ctx context.Context, schemaName, from, to string) error {
+	old := TableName(schemaName, from)
+	var n int
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+ownedTable+" WHERE schema_name = ? AND table_name = ?", schemaName, from).Scan(&n); err != nil {
+		return fmt.Errorf("look up owner of %s: %w", old, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s is not walmirror's", old)
+	}
+	if c := s.verify[old]; c != nil {
+		// Rows were loaded into it in this transaction: check their keys
+		// under the name they were loaded with.
+		if err := s.checkUnique(ctx, c); err != nil {
+			return err
+		}
+		delete(s.verify, old)
+	}
+	for _, q := range []string{
+		"ALTER TABLE " + old + " RENAME TO " + quote(to),
+		"UPDATE " + ownedTable + " SET table_name = " + literal(to) + " WHERE schema_name = " + literal(schemaName) + " AND table_name = " + literal(from),
+	} {
+		if _, err := s.conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("rename %s to %q: %w", old, to, err)
+		}
+	}
+	name := TableName(schemaName, to)
+	if s.altered[old] {
+		s.altered[name] = true
+	}
+	if s.fresh[old] {
+		s.fresh[name] = true
+	}
+	delete(s.fresh, old)
+	s.forgetTable(old)
+	return nil
+}
+
 // move renames the target table old to name (another schema: copied there,
 // as DuckDB cannot move a table between schemas), keeping it walmirror's.
 func (s *Sink) move(ctx context.Context, t *schema.Table, old, name, fromSchema, fromName string) error {

@@ -462,6 +462,29 @@ func (s *Sink) vacate(ctx context.Context, t *schema.Table) error {
 	return nil
 }
 
+// MoveTable renames walmirror's table of source table schemaName.from to
+// schemaName.to (for the engine: a table whose name another one took
+// before its own rename was seen).
+func (s *Sink) MoveTable(ctx context.Context, schemaName, from, to string) error {
+	pg := s.conn.PgConn()
+	old := pgx.Identifier{schemaName, from}.Sanitize()
+	res := pg.ExecParams(ctx, `SELECT 1 FROM `+metaSchema+`.tables WHERE schema_name = $1 AND table_name = $2`,
+		[][]byte{[]byte(schemaName), []byte(from)}, []uint32{25, 25}, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("look up owner of %s: %w", old, res.Err)
+	}
+	if len(res.Rows) == 0 {
+		return fmt.Errorf("%s is not walmirror's", old)
+	}
+	q := "ALTER TABLE " + old + " RENAME TO " + quoteIdent(to) + "; UPDATE " + metaSchema + ".tables SET table_name = " + quoteLiteral(to) +
+		" WHERE schema_name = " + quoteLiteral(schemaName) + " AND table_name = " + quoteLiteral(from)
+	if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
+		return fmt.Errorf("rename %s to %q: %w", old, to, err)
+	}
+	s.forgetTable(old)
+	return nil
+}
+
 // nullable lets a kept column that the source no longer has take the NULL
 // its new rows get: a dropped key column keeps its NOT NULL otherwise.
 func (s *Sink) nullable(ctx context.Context, name, col string) error {

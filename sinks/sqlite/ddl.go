@@ -330,6 +330,28 @@ func (s *Sink) vacate(ctx context.Context, name string) error {
 	return nil
 }
 
+// MoveTable renames walmirror's table of source table schemaName.from to
+// the name schemaName.to maps to (for the engine: a table whose name
+// another one took before its own rename was seen).
+func (s *Sink) MoveTable(ctx context.Context, schemaName, from, to string) error {
+	old, name := TableName(schemaName, from), TableName(schemaName, to)
+	var n int
+	if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM _walmirror_tables WHERE name = ?`, old).Scan(&n); err != nil {
+		return fmt.Errorf("look up owner of table %q: %w", old, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("table %q is not walmirror's", old)
+	}
+	if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(old)+" RENAME TO "+quote(name)); err != nil {
+		return fmt.Errorf("rename table %q to %q: %w", old, name, err)
+	}
+	if _, err := s.conn.ExecContext(ctx, `UPDATE _walmirror_tables SET name = ? WHERE name = ?`, name, old); err != nil {
+		return fmt.Errorf("record renamed table %q: %w", name, err)
+	}
+	s.forgetTable()
+	return nil
+}
+
 // retypeUnrecorded gives the columns of a table walmirror made for another
 // source table (one dropped since, whose name t's source table took; or
 // this one before it left the publication) the affinity of t's types: its
