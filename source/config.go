@@ -73,7 +73,14 @@ func (c *Config) Validate() error {
 // sessionSettings fix the text form of values on both the replication and the
 // snapshot connection, so a row copied and a row streamed read the same; they
 // match what PostgreSQL's own subscriber asks for, plus UTC.
+//
+// row_security off: the stream carries every row whatever the role may read,
+// so a copy (initial, online, resync) or a verify that row-level security
+// filters would silently hold fewer rows than the source (a role that is not
+// the table's owner, without BYPASSRLS, on a table with a policy). With it off,
+// PostgreSQL refuses such a read with an error instead, as pg_dump does.
 var sessionSettings = map[string]string{
+	"row_security":       "off",
 	"DateStyle":          "ISO",
 	"IntervalStyle":      "postgres",
 	"extra_float_digits": "3",

@@ -88,6 +88,11 @@ func classify(op string, err error) error {
 		case "3D000":
 			e.Hint = "the database named in --source does not exist"
 		case "42501":
+			if strings.Contains(pgErr.Message, "row-level security") {
+				e.Hint = "row-level security would hide some of this table's rows from the role in --source, while the stream carries them all: " +
+					"give the role BYPASSRLS (ALTER ROLE ... BYPASSRLS, as a superuser), connect as the table's owner, or disable the table's row-level security"
+				break
+			}
 			e.Hint = "the role lacks a privilege walmirror needs: REPLICATION, and SELECT on the published tables (see README, Prerequisites)"
 		case "55000":
 			if strings.Contains(pgErr.Message, "wal_level") {

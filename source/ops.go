@@ -367,6 +367,10 @@ type TableInfo struct {
 	Partition       bool // a partition of another table
 	CanSelect       bool // the session's role may SELECT it (the initial copy)
 	Owned           bool // the session's role owns it (CREATE PUBLICATION ... FOR TABLE)
+	// RowSecurity: a row-level security policy applies to the session's
+	// role on this table, so a copy would read only some of its rows
+	// (walmirror's connections refuse such a read: row_security = off).
+	RowSecurity bool
 }
 
 // KeylessForUpdates says the table has no key for UPDATE and DELETE to be
@@ -378,13 +382,13 @@ func (t TableInfo) KeylessForUpdates() bool {
 
 const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text,
 	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), c.relkind = 'p', c.relispartition,
-	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE')`
+	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), row_security_active(c.oid)`
 
 func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
 		t := TableInfo{Exists: true}
 		var ident string
-		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned)
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity)
 		if ident != "" {
 			t.ReplicaIdentity = ident[0]
 		}

@@ -238,6 +238,16 @@ func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, 
 			}
 			bad++
 		}
+		if t.RowSecurity && t.CanSelect {
+			msg := fmt.Sprintf("row-level security hides rows of %s from role %q, while the stream carries them all: the initial copy would stop with an error (ALTER ROLE %s BYPASSRLS as a superuser, connect as the table's owner, or ALTER TABLE %s DISABLE ROW LEVEL SECURITY)",
+				t.Name, user, quoteIdent(user), t.Name)
+			if slot.Exists {
+				c.warn("table", "%s", strings.Replace(msg, "the initial copy", "verify, --resync or a later copy", 1))
+			} else {
+				c.fail("table", "%s", msg)
+			}
+			bad++
+		}
 	}
 	switch {
 	case n == 0:
