@@ -34,11 +34,14 @@ var (
 
 	// ErrDiverged: a change could not apply because the copy no longer
 	// holds what the source held (someone else changed it): a row updated
-	// at the source is missing, or one inserted there exists already.
-	// Verify and repair the table (walmirror verify --repair), or copy it
-	// again. The same value as schema.ErrDiverged; the PostgreSQL, DuckDB
-	// and memory sinks mark a row updated at the source but missing from
-	// the copy with it (SQLite does not notice one).
+	// at the source is missing, or one inserted there exists already. Run
+	// copies such a table again online and goes on; it returns
+	// ErrDiverged with Config.StopOnDivergence, for a publication that
+	// leaves operations out, or when the table differs again at once. The
+	// error is then also a *schema.DivergedError naming the table. The
+	// same value as schema.ErrDiverged; every sink marks an inserted row
+	// that is there already and a missing row an update left columns of
+	// (SQLite replaces a missing row a full update sends).
 	ErrDiverged = schema.ErrDiverged
 )
 

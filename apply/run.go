@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/walmirror/walmirror/lsn"
@@ -106,6 +107,13 @@ type Config struct {
 	// Pause, when set, lets another goroutine stop the copy at one source
 	// position briefly while it runs (see Pauser).
 	Pause *Pauser
+	// StopOnDivergence makes Run return ErrDiverged when a change finds the
+	// copy no longer holding what the source held (a row inserted at the
+	// source is there already, one it updated is missing: someone else
+	// wrote to the copy). By default that table is copied again online
+	// instead, from the stored position, and the run goes on (the log
+	// warns, and OnInterrupted is called).
+	StopOnDivergence bool
 	// OnStop is called once when Run returns, with the error it returns
 	// (nil when ctx ended or StopAt was reached): nothing is applied after
 	// it until Run is called again (Progress.Hook sets it, so that waiters
@@ -181,8 +189,13 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 			r.cfg.Source.Protocol = 1
 			log.Warn("PostgreSQL could not decode a transaction while it streamed (a server bug: DDL in a subtransaction rolled back); decoding each transaction at its commit (protocol 1) for the rest of this run", "err", err)
 			continue
+		case r.recopy(ctx, err):
+			if cfg.OnInterrupted != nil {
+				cfg.OnInterrupted(err)
+			}
+			continue
 		case !started || source.IsPermanent(err):
-			return err
+			return r.divergedHint(err)
 		}
 		if err := r.slotBusy(ctx, err); err != nil {
 			return err
@@ -216,6 +229,67 @@ type runner struct {
 	downSince time.Time // when the current outage began
 	streamed  bool      // streaming has started at least once in this run
 	busySince time.Time // when the slot was first found held by another connection
+	// mirror: the publication publishes every operation (at the last start).
+	mirror bool
+	// recopied is the stored position at which each table was last set to
+	// be copied again after it diverged.
+	recopied map[uint32]lsn.LSN
+}
+
+// recopy handles an error that says a change found the copy differing from
+// the source (schema.DivergedError): unless Config.StopOnDivergence, the
+// table is recorded as being copied again online, in a target transaction
+// of its own that keeps the stored position, and it returns true; the next
+// attempt then streams from that position with the copy under way, so the
+// change that failed, and every later one to rows not yet copied, waits
+// for it (as a walmirror resync request standing there would have them).
+// A table that diverges again before the position moves, or a publication
+// that leaves operations out (a copy of it keeps rows the source deleted,
+// which a new copy would lose), ends the run instead.
+func (r *runner) recopy(ctx context.Context, err error) bool {
+	var de *schema.DivergedError
+	if r.cfg.StopOnDivergence || !r.mirror || ctx.Err() != nil || !errors.As(err, &de) {
+		return false
+	}
+	st, found, rerr := r.sink.ReadState(ctx)
+	if rerr != nil || !found || st.Phase != schema.PhaseStreaming {
+		return false
+	}
+	if at, ok := r.recopied[de.RelID]; ok && at == st.LSN {
+		return false // copied again from here already, and it differs again
+	}
+	st.Copies = slices.DeleteFunc(st.Copies, func(c schema.TableCopy) bool { return c.RelID == de.RelID })
+	st.Copies = append(st.Copies, schema.TableCopy{RelID: de.RelID, Table: de.Table, Estimate: -1, Reason: "the copy differed from the source"})
+	if rerr := r.sink.Begin(ctx); rerr != nil {
+		return false
+	}
+	if rerr := r.sink.Commit(ctx, st); rerr != nil {
+		_ = r.sink.Rollback(context.WithoutCancel(ctx))
+		r.log.Error("could not record a new copy of the table that differs from the source", "table", de.Table, "err", rerr)
+		return false
+	}
+	if r.recopied == nil {
+		r.recopied = map[uint32]lsn.LSN{}
+	}
+	r.recopied[de.RelID] = st.LSN
+	r.log.Warn("the copy of a table differs from the source (someone else wrote to it?): copying it again online, from the stored position",
+		"table", de.Table, "at", st.LSN, "err", err)
+	return true
+}
+
+// divergedHint adds to a divergence that ends the run what to do.
+func (r *runner) divergedHint(err error) error {
+	var de *schema.DivergedError
+	switch {
+	case !errors.As(err, &de):
+		return err
+	case r.cfg.StopOnDivergence:
+		return fmt.Errorf("%w; to copy %s again online, run again without --stop-on-divergence", err, de.Table)
+	case !r.mirror:
+		return fmt.Errorf("%w; the publication leaves operations out, so the copy keeps rows the source deleted, which walmirror does not copy again on its own: "+
+			"delete the copy's row with that key by hand (or, in an update, add the missing one), then run again", err)
+	}
+	return fmt.Errorf("%w; it differed again right after it was copied again (something keeps writing to the copy?)", err)
 }
 
 // slotBusy decides about an error before a retry: a slot held by another
@@ -252,6 +326,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		return err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
+	r.mirror = src.PublishesEverything()
 	// The configuration has been proven; from here on a lost connection (even
 	// during the initial copy, which redoes itself) is worth a reconnect.
 	*started = true

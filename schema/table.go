@@ -92,6 +92,25 @@ var ErrNotOwned = errors.New("target table not created by walmirror")
 // other than walmirror changed the copy. apply exports it as ErrDiverged.
 var ErrDiverged = errors.New("the copy no longer mirrors the source")
 
+// DivergedError is a sink's error for a change to one table that cannot
+// apply because the copy no longer holds what the source held: it names
+// the table, so that the table alone can be copied again. errors.Is finds
+// ErrDiverged in it.
+type DivergedError struct {
+	RelID uint32 // the source table's OID
+	Table string // its name, schema.table (DisplayName)
+	Err   error  // what the sink found, naming the key
+}
+
+// Diverged marks err, a change to t that found the copy differing from the
+// source, as a *DivergedError.
+func Diverged(t *Table, err error) error {
+	return &DivergedError{RelID: t.ID, Table: DisplayName(t.Schema, t.Name), Err: err}
+}
+
+func (e *DivergedError) Error() string   { return e.Err.Error() }
+func (e *DivergedError) Unwrap() []error { return []error{e.Err, ErrDiverged} }
+
 // NotOwned is the error for a target table walmirror did not create: it
 // changes only its own tables (or ones it was told to adopt). It wraps
 // ErrNotOwned.

@@ -175,6 +175,10 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	return nil
 }
 
+// PublishesEverything reports whether the publication publishes every
+// operation, as of the start (false when not looked up).
+func (s *Source) PublishesEverything() bool { return s.pubOps != nil && *s.pubOps == "" }
+
 // Slot reports on the configured replication slot.
 func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())

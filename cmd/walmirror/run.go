@@ -38,6 +38,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	fs.IntVar(&lim.ChunkRows, "chunk-rows", lim.ChunkRows, "write buffered changes to the open target transaction after this many")
 	fs.IntVar(&lim.ChunkBytes, "chunk-bytes", lim.ChunkBytes, "... or after this many bytes: bounds memory for huge source transactions")
 	fs.BoolVar(&cfg.Pipeline, "pipeline", false, "experimental: apply each chunk to the target while the next one is received")
+	fs.BoolVar(&cfg.StopOnDivergence, "stop-on-divergence", false, "stop when a change finds the copy differing from the source (a row the source inserted is there already, one it updated is missing: written by someone else) instead of copying that table again online")
 	fs.BoolVar(&cfg.Resync, "resync", false, "if the slot the target follows is gone or invalidated, create it again and copy every table afresh (instead of stopping)")
 	fs.StringVar(&cfg.InitialCopy, "initial-copy", "auto", "how a new copy takes the existing rows: single (one target transaction: readers never see a partial table), chunked (committed chunk by chunk while streaming: a restart resumes), auto (chunked from 5M estimated rows)")
 	fs.IntVar(&cfg.CopyChunkRows, "copy-chunk-rows", apply.DefaultCopyChunkRows, "rows of the first chunk when tables are copied online (chunked initial copy, tables joining the publication, resync --table); later chunks grow or shrink within 1/8 and 16 times it to take about --copy-chunk-time")

@@ -89,10 +89,11 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 		if strings.Contains(err.Error(), "Malformed JSON") {
 			err = fmt.Errorf("%w (DuckDB's JSON parser refused a json value: to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR); walmirror then stores them there as text)", err)
 		}
-		if strings.Contains(err.Error(), missingMsg) { // for errors.Is
-			err = fmt.Errorf("%w (%w)", err, schema.ErrDiverged)
+		err = fmt.Errorf("write %s: %w", ti.label, err)
+		if msg := err.Error(); strings.Contains(msg, missingMsg) || strings.Contains(msg, presentMsg) {
+			err = schema.Diverged(ti.t, err)
 		}
-		return fmt.Errorf("write %s: %w", ti.label, err)
+		return err
 	}
 	return nil
 }
@@ -330,7 +331,7 @@ func (s *Sink) insertRows(ctx context.Context, ti *tableInfo, rows []schema.Tupl
 			// there already.
 			k0 := ti.keyIdx[0]
 			exprs[k0] = "CASE WHEN e." + ti.cols[k0] + " IS NULL THEN " + exprs[k0] + " ELSE error(" +
-				literal("walmirror: insert into "+ti.name+" of a row whose key is already there, key ") + " || " + ti.keyText("s", 'c') + ") END"
+				literal(presentMsg+ti.name+" of a row whose key is already there, key ") + " || " + ti.keyText("s", 'c') + ") END"
 			from += " LEFT JOIN (SELECT * FROM " + ti.name + ti.keyRange(lo, hi, ranged) + ") AS e ON " + ti.keyMatch("e", 'c')
 		}
 		return "INSERT INTO " + ti.name + " (" + strings.Join(ti.cols, ", ") + ") SELECT " + strings.Join(exprs, ", ") + from
@@ -435,8 +436,12 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 	return nil
 }
 
-// missingMsg begins missing's message.
-const missingMsg = "walmirror: a row updated at the source is missing from "
+// missingMsg begins missing's message; presentMsg that of an inserted row
+// whose key the table holds already.
+const (
+	missingMsg = "walmirror: a row updated at the source is missing from "
+	presentMsg = "walmirror: insert into "
+)
 
 // missing is the error message for a row updated at the source that the
 // target does not hold, as an SQL expression over s.
@@ -503,7 +508,7 @@ func (s *Sink) checkUnique(ctx context.Context, c *keyCheck) error {
 	err := s.conn.QueryRowContext(ctx, q).Scan(&key)
 	switch {
 	case err == nil:
-		return fmt.Errorf("%s: rows inserted in this transaction share the key %s (inserted rows must be new)", ti.name, key)
+		return schema.Diverged(ti.t, fmt.Errorf("%s: rows inserted in this transaction share the key %s: a row the source inserted is in the copy already (written by someone else?)", ti.name, key))
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	}

@@ -549,7 +549,7 @@ func (w *writer) insert(tup schema.Tuple) error {
 	}
 	if w.keys != nil {
 		if _, dup := w.tb.index[w.keyOf(nil, r)]; dup {
-			return fmt.Errorf("memory: insert into %s: a row with key %s exists already: %w", w.t.QualifiedName(), w.describeKey(tup), schema.ErrDiverged)
+			return schema.Diverged(w.t, fmt.Errorf("memory: insert into %s: a row with key %s exists already", w.t.QualifiedName(), w.describeKey(tup)))
 		}
 	}
 	w.tb.nextID++
@@ -561,7 +561,7 @@ func (w *writer) insert(tup schema.Tuple) error {
 func (w *writer) update(old, tup schema.Tuple) error {
 	id, ok := w.find(old)
 	if !ok {
-		return fmt.Errorf("memory: update of %s: the row %s is missing from the copy: %w", w.t.QualifiedName(), w.describeKey(old), schema.ErrDiverged)
+		return schema.Diverged(w.t, fmt.Errorf("memory: update of %s: the row %s is missing from the copy", w.t.QualifiedName(), w.describeKey(old)))
 	}
 	r := slices.Clone(w.tb.rows[id])
 	w.remove(id)
@@ -572,7 +572,7 @@ func (w *writer) update(old, tup schema.Tuple) error {
 	}
 	if w.keys != nil {
 		if _, dup := w.tb.index[w.keyOf(nil, r)]; dup {
-			return fmt.Errorf("memory: update of %s: the new key %s is taken: %w", w.t.QualifiedName(), w.keyOf(nil, r), schema.ErrDiverged)
+			return schema.Diverged(w.t, fmt.Errorf("memory: update of %s: the new key %s is taken", w.t.QualifiedName(), w.keyOf(nil, r)))
 		}
 	}
 	w.put(id, r)

@@ -28,7 +28,12 @@ type stmtKey struct {
 // Write applies one batch: inserts by COPY, deletes, updates and patches
 // set-wise through the staging table, then the ordered row changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
-	return explain(s.write(ctx, b))
+	err := s.write(ctx, b)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation: the table's only unique index is its key's
+		err = schema.Diverged(b.Table, fmt.Errorf("%w: a row the source inserted is in the copy already (written by someone else?)", err))
+	}
+	return explain(err)
 }
 
 func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
@@ -396,7 +401,7 @@ func (sp *stagedBatch) writeStatements(q *strings.Builder, st stageRef) func([]*
 	return func(results []*pgconn.Result) error {
 		if updateAt >= 0 {
 			if got := results[updateAt].CommandTag.RowsAffected(); got != int64(nup) {
-				return fmt.Errorf("update %s: %d of %d rows updated at the source are missing from the target: %w (changed by someone else?); rebuild it from a fresh snapshot", ti.name, int64(nup)-got, nup, schema.ErrDiverged)
+				return schema.Diverged(ti.t, fmt.Errorf("update %s: %d of %d rows updated at the source are missing from the target (changed by someone else?)", ti.name, int64(nup)-got, nup))
 			}
 		}
 		return nil

@@ -54,7 +54,13 @@ func (s *Sink) stmt(ctx context.Context, k stmtKey, build func() string) (*sql.S
 // Write applies a batch: deletes, inserts, updates and patches set-wise, then
 // the ordered row changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
-	return withHint(s.write(ctx, b))
+	err := s.write(ctx, b)
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey || se.ExtendedCode == sqlite3.ErrConstraintUnique) {
+		// The table's only unique index is its key's.
+		err = schema.Diverged(b.Table, fmt.Errorf("%w: a row the source inserted is in the copy already (written by someone else?)", err))
+	}
+	return withHint(err)
 }
 
 // withHint adds what to do to errors an operator can fix.
@@ -285,8 +291,12 @@ func (s *Sink) updateByKey(ctx context.Context, ti *tableInfo, oldKey, newRow sc
 			return err
 		}
 	}
-	if _, err := st.ExecContext(ctx, s.args...); err != nil {
+	res, err := st.ExecContext(ctx, s.args...)
+	if err != nil {
 		return fmt.Errorf("update %s: %w", ti.name, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return schema.Diverged(ti.t, fmt.Errorf("update %s: a row updated at the source is missing from the copy (changed by someone else?), key %s", ti.name, keyText(ti, oldKey)))
 	}
 	return nil
 }
@@ -368,4 +378,17 @@ func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
 		}
 	}
 	return nil
+}
+
+// keyText renders row's key for messages: (id)=(42).
+func keyText(ti *tableInfo, row schema.Tuple) string {
+	names := make([]string, len(ti.keyIdx))
+	vals := make([]string, len(ti.keyIdx))
+	for i, k := range ti.keyIdx {
+		names[i], vals[i] = ti.cols[k], "NULL"
+		if k < len(row) && row[k].State == schema.Text {
+			vals[i] = string(row[k].Data)
+		}
+	}
+	return "(" + strings.Join(names, ", ") + ")=(" + strings.Join(vals, ", ") + ")"
 }
