@@ -19,6 +19,10 @@ type SQLReader struct {
 	db     *sql.DB // closed by Close when the reader opened it
 	conn   *sql.Conn
 	duckdb bool
+	// catalog is the DuckDB copy's catalog, quoted: table names are
+	// qualified with it, since a two-part name whose schema is also a
+	// catalog's name ("temp", "system", "memory", "walmirror") is ambiguous.
+	catalog string
 	// hashFuncs are the hash functions registered on conn, by their hash
 	// codes (DuckDB: sqlsum.go).
 	hashFuncs map[string]bool
@@ -105,6 +109,12 @@ func DuckDB(ctx context.Context, db *sql.DB) (*SQLReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read DuckDB target: %w", err)
 	}
+	var catalog string
+	if err := r.conn.QueryRowContext(ctx, "SELECT current_database()").Scan(&catalog); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("read DuckDB target: %w", err)
+	}
+	r.catalog = quoteIdent(catalog)
 	return r, nil
 }
 
@@ -145,7 +155,7 @@ func (r *SQLReader) Scan(ctx context.Context, t *Table, sorted bool, fn func(Row
 // name is the copy's table for t, quoted.
 func (r *SQLReader) name(t *Table) string {
 	if r.duckdb {
-		return quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
+		return r.catalog + "." + quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
 	}
 	return quoteIdent(sqlite.TableName(t.Schema, t.Name))
 }
@@ -166,14 +176,12 @@ func (r *SQLReader) scan(ctx context.Context, t *Table, sorted bool, where strin
 // scanFiltered is scan of the rows keep (nil: every row) takes, given the
 // values the driver read.
 func (r *SQLReader) scanFiltered(ctx context.Context, t *Table, sorted bool, where string, keep func([]any) bool, fn func(Row) error) error {
-	var name string
+	name := r.name(t)
 	var types map[string]string // DuckDB: column → type
 	var err error
 	if r.duckdb {
-		name = quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
 		types, err = r.duckTypes(ctx, t)
 	} else {
-		name = quoteIdent(sqlite.TableName(t.Schema, t.Name))
 		types, err = r.sqliteColumns(ctx, sqlite.TableName(t.Schema, t.Name))
 	}
 	if err != nil {
