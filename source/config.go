@@ -1,10 +1,12 @@
 package source
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,14 +81,25 @@ func (c *Config) Validate() error {
 // filters would silently hold fewer rows than the source (a role that is not
 // the table's owner, without BYPASSRLS, on a table with a policy). With it off,
 // PostgreSQL refuses such a read with an error instead, as pg_dump does.
+//
+// The timeouts: a role's own settings (ALTER ROLE mirror SET statement_timeout
+// = '1s', ...) would cancel the initial copy's COPY, end a verify's snapshot
+// transaction between tables, or close the catalog connection while the
+// stream is idle, at every start alike; walmirror bounds its own waits (the
+// context deadlines of --source-timeout). transaction_timeout (PostgreSQL 17+)
+// is set after connecting (unknown to older servers).
 var sessionSettings = map[string]string{
-	"row_security":       "off",
-	"DateStyle":          "ISO",
-	"IntervalStyle":      "postgres",
-	"extra_float_digits": "3",
-	"TimeZone":           "UTC",
-	"application_name":   "walmirror",
-	"bytea_output":       "hex",
+	"row_security":                        "off",
+	"statement_timeout":                   "0",
+	"lock_timeout":                        "0",
+	"idle_in_transaction_session_timeout": "0",
+	"idle_session_timeout":                "0",
+	"DateStyle":                           "ISO",
+	"IntervalStyle":                       "postgres",
+	"extra_float_digits":                  "3",
+	"TimeZone":                            "UTC",
+	"application_name":                    "walmirror",
+	"bytea_output":                        "hex",
 }
 
 func connConfig(c *Config, replication bool) (*pgconn.Config, error) {
@@ -108,7 +121,23 @@ func connConfig(c *Config, replication bool) (*pgconn.Config, error) {
 	if replication {
 		cfg.RuntimeParams["replication"] = "database"
 	}
+	cfg.AfterConnect = noTransactionTimeout
 	return cfg, nil
+}
+
+// noTransactionTimeout turns off transaction_timeout (PostgreSQL 17+) on a
+// new connection: set for the role, it would end the initial copy's
+// snapshot transaction at every start.
+func noTransactionTimeout(ctx context.Context, conn *pgconn.PgConn) error {
+	v := conn.ParameterStatus("server_version") // "17.2", "18beta1", "16.4 (Debian ...)"
+	if i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		v = v[:i]
+	}
+	major, _ := strconv.Atoi(v)
+	if major < 17 {
+		return nil
+	}
+	return conn.Exec(ctx, "SET transaction_timeout = 0").Close()
 }
 
 // Describe names the server without credentials, for logs and errors.
