@@ -214,7 +214,10 @@ type converter struct {
 }
 
 // varcharHint is the remedy for values a native column cannot hold.
-const varcharHint = ": to keep such values, change the column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR, with walmirror stopped); walmirror then stores that column's values there in PostgreSQL's text form"
+// ALTER casts the rows already copied into DuckDB's own text for the type
+// ([1, 2] for a list, "(BC)" dates), which is not PostgreSQL's: copying the
+// table again (resync) puts them in PostgreSQL's form too.
+const varcharHint = ": to keep such values, change the column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR, with walmirror stopped), then request a copy of the table again (walmirror resync --table ...): walmirror then stores that column's values there in PostgreSQL's text form, also those of the rows copied before, which ALTER leaves in DuckDB's own text form"
 
 // errNaNDecimal: PostgreSQL allows NaN in numeric(p,s); DuckDB's DECIMAL has
 // no NaN. Storing NULL would lose it silently and storing every constrained
