@@ -76,6 +76,7 @@ func Run(t *testing.T, tg Target) {
 		{"NoRetain", testNoRetain},
 		{"ManyRows", testManyRows},
 		{"Namespaces", testNamespaces},
+		{"EqualKeys", testEqualKeys},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
