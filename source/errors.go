@@ -85,6 +85,14 @@ func classify(op string, err error) error {
 			} else {
 				e.Hint = "pg_hba.conf refuses this user from this host"
 			}
+		case "53300":
+			if strings.Contains(pgErr.Message, "max_wal_senders") {
+				e.Hint = "every WAL sender on the source is in use: stop a replication client no longer needed (SELECT pid, application_name FROM pg_stat_replication) or raise max_wal_senders (needs a restart)"
+			}
+		case "53400":
+			if strings.Contains(pgErr.Message, "replication slots") {
+				e.Hint = "every replication slot on the source is taken: drop one no longer used (SELECT slot_name, active FROM pg_replication_slots; SELECT pg_drop_replication_slot('name')) or raise max_replication_slots (needs a restart)"
+			}
 		case "3D000":
 			e.Hint = "the database named in --source does not exist"
 		case "42501":
