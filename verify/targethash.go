@@ -71,9 +71,12 @@ func pgTextHashExpr(c schema.Column) string {
 
 // pgOutputExpr is the text of the output function of q's type (format's
 // %s; a cast to text is not always it: bpchar drops its padding), NULL
-// staying NULL.
+// staying NULL. Not "q IS NOT NULL": for a composite that is false when any
+// field is NULL, so '(1,)' and '(,)' hashed as a NULL did, and a copy
+// holding NULL for them verified equal; IS DISTINCT FROM NULL tests the
+// value itself.
 func pgOutputExpr(q string) string {
-	return `(CASE WHEN ` + q + ` IS NOT NULL THEN format('%s', ` + q + `) END) COLLATE "C"`
+	return `(CASE WHEN ` + q + ` IS DISTINCT FROM NULL THEN format('%s', ` + q + `) END) COLLATE "C"`
 }
 
 // textCastIsOutput are built-in types whose cast to text is their output
