@@ -128,10 +128,14 @@ type SlotState struct {
 	// address, since when), when the server lets us see it.
 	Holder string
 	// WALStatus is reserved, extended, unreserved or lost (PostgreSQL 13+).
-	WALStatus      string
-	RestartLSN     lsn.LSN
-	ConfirmedFlush lsn.LSN
-	CurrentLSN     lsn.LSN
+	WALStatus string
+	// InvalidationReason is pg_replication_slots.invalidation_reason
+	// (PostgreSQL 17+: wal_removed, idle_timeout, rows_removed,
+	// wal_level_insufficient); empty on older servers and for a valid slot.
+	InvalidationReason string
+	RestartLSN         lsn.LSN
+	ConfirmedFlush     lsn.LSN
+	CurrentLSN         lsn.LSN
 	// RetainedBytes is the WAL the slot keeps on the server's disk
 	// (current position minus restart_lsn).
 	RetainedBytes int64
@@ -151,13 +155,13 @@ func (a *Admin) Slot(ctx context.Context, name string) (SlotState, error) {
 	var holder *string
 	err := a.conn.QueryRow(ctx, `SELECT coalesce(s.plugin, ''), coalesce(s.database, ''), s.temporary, s.active, s.active_pid,
 			coalesce(s.wal_status, ''), s.restart_lsn::text, s.confirmed_flush_lsn::text,
-			pg_current_wal_lsn()::text, s.safe_wal_size,
+			pg_current_wal_lsn()::text, s.safe_wal_size, coalesce(to_jsonb(s)->>'invalidation_reason', ''),
 			(SELECT concat_ws(', ', nullif('application ' || quote_literal(a.application_name), 'application '''''),
 				'from ' || coalesce(host(a.client_addr), 'a local socket'),
 				'since ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC')
 			 FROM pg_stat_activity a WHERE a.pid = s.active_pid)
 		FROM pg_replication_slots s WHERE s.slot_name = $1`, name).Scan(&st.Plugin, &st.Database, &st.Temporary,
-		&st.Active, &pid, &st.WALStatus, &restart, &confirmed, &cur, &safe, &holder)
+		&st.Active, &pid, &st.WALStatus, &restart, &confirmed, &cur, &safe, &st.InvalidationReason, &holder)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, nil
 	}
@@ -187,6 +191,22 @@ func (a *Admin) Slot(ctx context.Context, name string) (SlotState, error) {
 		st.SafeBytes = *safe
 	}
 	return st, nil
+}
+
+// InvalidationCause says in words why the server invalidated a slot, from
+// its invalidation_reason (PostgreSQL 17+; before 17 only
+// max_slot_wal_keep_size invalidates a logical slot on a primary).
+func InvalidationCause(reason string) string {
+	switch reason {
+	case "idle_timeout":
+		return "it stayed unused longer than idle_replication_slot_timeout"
+	case "rows_removed":
+		return "the primary removed catalog rows it still needed (this source is a standby: hot_standby_feedback with a physical slot on the primary prevents it)"
+	case "wal_level_insufficient":
+		return "the primary's wal_level was lowered below logical"
+	default:
+		return "the server removed WAL it still needed (max_slot_wal_keep_size)"
+	}
 }
 
 // SlotActiveError says a replication slot is held by another connection.

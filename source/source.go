@@ -34,6 +34,8 @@ type Source struct {
 type SlotInfo struct {
 	Exists bool
 	Lost   bool // invalidated: WAL it needed was removed
+	// Cause says why the server invalidated it (InvalidationCause), when Lost.
+	Cause string
 }
 
 // Open connects, checks the prerequisites walmirror relies on and creates the
@@ -183,9 +185,10 @@ func (s *Source) PublishesEverything() bool { return s.pubOps != nil && *s.pubOp
 func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
 	defer cancel()
-	var plugin, db, walStatus string
-	err := s.conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), coalesce(wal_status, '')
-		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &walStatus)
+	var plugin, db, walStatus, reason string
+	err := s.conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), coalesce(wal_status, ''),
+			coalesce(to_jsonb(s)->>'invalidation_reason', '')
+		FROM pg_replication_slots s WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &walStatus, &reason)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return SlotInfo{}, nil
 	}
@@ -196,7 +199,11 @@ func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 		return SlotInfo{}, permanent("check replication slot", "choose another --slot",
 			fmt.Errorf("slot %q exists but belongs to plugin %q in database %q, not pgoutput in %q", s.cfg.Slot, plugin, db, s.dbName))
 	}
-	return SlotInfo{Exists: true, Lost: walStatus == "lost"}, nil
+	info := SlotInfo{Exists: true, Lost: walStatus == "lost"}
+	if info.Lost {
+		info.Cause = InvalidationCause(reason)
+	}
+	return info, nil
 }
 
 // DropSlot removes the configured slot (used to redo an interrupted snapshot).

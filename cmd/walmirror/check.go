@@ -270,7 +270,7 @@ func (c *checker) slot(cfg source.Config, si source.ServerInfo, slot source.Slot
 	case slot.Active:
 		c.fail("slot", "%v", slot.ActiveError())
 	case slot.WALStatus == "lost":
-		c.fail("slot", "%q was invalidated (max_slot_wal_keep_size): changes since %s are gone; run with --resync to rebuild the copy", cfg.Slot, slot.ConfirmedFlush)
+		c.fail("slot", "%q was invalidated (%s): changes since %s are gone; run with --resync to rebuild the copy", cfg.Slot, source.InvalidationCause(slot.InvalidationReason), slot.ConfirmedFlush)
 	default:
 		c.ok("slot", "%q exists, confirmed up to %s, keeps %s of WAL (wal_status %s)", cfg.Slot, slot.ConfirmedFlush, formatBytes(slot.RetainedBytes), slot.WALStatus)
 	}

@@ -166,7 +166,7 @@ func sourceState(ctx context.Context, cfg source.Config, slot, systemID string, 
 	case !sl.Exists:
 		out.Problem = join(out.Problem, fmt.Sprintf("slot %q is gone: the copy cannot follow the source any more (run with --resync)", slot))
 	case sl.WALStatus == "lost":
-		out.Problem = join(out.Problem, fmt.Sprintf("slot %q was invalidated: run with --resync", slot))
+		out.Problem = join(out.Problem, fmt.Sprintf("slot %q was invalidated (%s): run with --resync", slot, source.InvalidationCause(sl.InvalidationReason)))
 	}
 	switch {
 	case sl.Active:
