@@ -23,25 +23,30 @@ func cmdDrop(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Publication, "publication", "walmirror", "the publication to drop, if walmirror created it")
 	fs.StringVar(&target, "target", "", "optional: the copy being retired ("+targetForms+"); its slot is the one dropped")
 	durationFlag(fs, &cfg.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may take to answer")
-	log, err := fs.parse(args)
+	_, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if target != "" {
-		sink, err := openTarget(ctx, target, log, true, defaultTargetOptions())
-		if err != nil {
+		// Read without opening it as a sink, which would create
+		// walmirror's tables in a file that is not a copy. A target that
+		// holds no copy names no slot: dropping the default one would take
+		// the slot of another copy (a typo in --target).
+		slotGiven := flagGiven(fs.FlagSet, "slot")
+		ts, err := readTargetState(ctx, target)
+		switch {
+		case err != nil && slotGiven:
+			// e.g. a DuckDB file a running walmirror holds: --slot names it
+		case err != nil:
 			return err
-		}
-		st, ok, err := sink.ReadState(ctx)
-		sink.Close()
-		if err != nil {
-			return err
-		}
-		if ok {
-			if flagGiven(fs.FlagSet, "slot") && cfg.Slot != st.Slot {
-				return fmt.Errorf("--slot %s, but %s follows slot %q", cfg.Slot, redactTarget(target), st.Slot)
-			}
-			cfg.Slot = st.Slot
+		case !ts.Exists:
+			return fmt.Errorf("--target %s: no such file: nothing dropped (to drop a slot by name, give --slot NAME without --target)", redactTarget(target))
+		case !ts.Found && !slotGiven:
+			return fmt.Errorf("%s holds no walmirror copy, so it names no slot: nothing dropped (to drop a slot by name, give --slot NAME)", redactTarget(target))
+		case ts.Found && slotGiven && cfg.Slot != ts.State.Slot:
+			return fmt.Errorf("--slot %s, but %s follows slot %q", cfg.Slot, redactTarget(target), ts.State.Slot)
+		case ts.Found:
+			cfg.Slot = ts.State.Slot
 		}
 	}
 	if err := cfg.Validate(); err != nil {
