@@ -73,11 +73,18 @@ func OpenComparison(ctx context.Context, cfg Config) (_ *Snapshot, err error) {
 	// Creating it waits for every transaction open on the source (a
 	// forgotten prepared one: forever): say which, as for walmirror's slot.
 	s.cfg.Slot = name
+	began := time.Now()
 	stopNotice := s.noticeSlotWait(ctx)
 	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{Temporary: true, Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
 	stopNotice()
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The caller's bound on the wait: say what it waited for.
+			if blockers, berr := s.slotBlockers(context.WithoutCancel(ctx), began); berr == nil && len(blockers) > 0 {
+				err = fmt.Errorf("%w (waiting for %s)", err, strings.Join(blockers, "; "))
+			}
+		}
 		return nil, classify("create temporary replication slot", err)
 	}
 	point, err := lsn.Parse(res.ConsistentPoint)

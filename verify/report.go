@@ -31,6 +31,18 @@ type Report struct {
 	// WriteJSON; nil without a repair. WriteText leaves it out
 	// (Repair.WriteText writes it).
 	Repair *Repair
+	// CopiedAgain are tables that differed from the source when verify
+	// brought the copy to LSN: a change met a row someone else had written
+	// (apply.ErrDiverged), and the catch-up copied the table again before
+	// the comparison, as walmirror run does. The copy was not equal before
+	// verify ran: Equal is false and Different true.
+	CopiedAgain []CopiedAgain
+}
+
+// CopiedAgain is a table the catch-up copied again (Report.CopiedAgain).
+type CopiedAgain struct {
+	Table  string `json:"table"`
+	Reason string `json:"reason"` // the change that found it differing
 }
 
 // Methods of comparison, in TableReport.Method.
@@ -149,6 +161,9 @@ func (vs Values) String() string {
 
 // Equal reports whether every table was compared and found equal.
 func (r *Report) Equal() bool {
+	if len(r.CopiedAgain) > 0 {
+		return false
+	}
 	for i := range r.Tables {
 		if !r.Tables[i].Equal() {
 			return false
@@ -157,8 +172,13 @@ func (r *Report) Equal() bool {
 	return true
 }
 
-// Different reports whether any table differs.
+// Different reports whether any table differs (or differed, CopiedAgain).
 func (r *Report) Different() bool {
+	return len(r.CopiedAgain) > 0 || r.TablesDiffer()
+}
+
+// TablesDiffer reports whether any table differs in the comparison.
+func (r *Report) TablesDiffer() bool {
 	for i := range r.Tables {
 		if r.Tables[i].Different() {
 			return true
@@ -233,6 +253,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, c := range r.CopiedAgain {
+		fmt.Fprintf(&b, "  %s differed from the source when the copy was brought to the comparison's position (%s): copied again before the comparison\n", c.Table, c.Reason)
+	}
 	fmt.Fprintf(&b, "%d tables equal, %d different", equal, different)
 	if failed > 0 {
 		fmt.Fprintf(&b, ", %d not compared", failed)
@@ -251,6 +274,8 @@ type jsonReport struct {
 	TookMs int64       `json:"took_ms"`
 	Repair *jsonRepair `json:"repair,omitempty"`
 	Error  string      `json:"error,omitempty"`
+	// CopiedAgain: Report.CopiedAgain.
+	CopiedAgain []CopiedAgain `json:"copied_again,omitempty"`
 }
 
 type jsonTable struct {
@@ -297,7 +322,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 }
 
 func (r *Report) json() jsonReport {
-	jr := jsonReport{LSN: r.LSN.String(), From: r.From.String(), Live: r.Live, Equal: r.Equal(), TookMs: r.Took.Milliseconds(), Tables: []jsonTable{}}
+	jr := jsonReport{LSN: r.LSN.String(), From: r.From.String(), Live: r.Live, Equal: r.Equal(), TookMs: r.Took.Milliseconds(), Tables: []jsonTable{}, CopiedAgain: r.CopiedAgain}
 	for i := range r.Tables {
 		t := &r.Tables[i]
 		jt := jsonTable{Table: t.Table, Status: t.Status(), Method: t.Method, Key: t.Key, SourceRows: t.SourceRows,

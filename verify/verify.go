@@ -28,7 +28,15 @@ type Config struct {
 	// concludes that walmirror is running into the copy; 0 means 5s (a
 	// walsender outlives its client briefly).
 	SlotWait time.Duration
+	// SnapshotWait bounds how long taking the source's snapshot may wait
+	// for the transactions open on the source to end (a temporary slot
+	// waits for every one; a forgotten prepared transaction would hold it
+	// forever); 0 means DefaultSnapshotWait.
+	SnapshotWait time.Duration
 }
+
+// DefaultSnapshotWait is Config.SnapshotWait's default.
+const DefaultSnapshotWait = 5 * time.Minute
 
 // Target is the copy to verify.
 type Target struct {
@@ -83,11 +91,12 @@ func Run(ctx context.Context, cfg Config, target Target) (*Report, error) {
 	if cfg.SlotWait <= 0 {
 		cfg.SlotWait = 5 * time.Second
 	}
+	var again []CopiedAgain // tables the catch-ups copied again
 	for attempt := 1; ; attempt++ {
-		rep, err := runAt(ctx, cfg, target, log)
+		rep, err := runAt(ctx, cfg, target, log, &again)
 		if !errors.Is(err, errMovedPast) || attempt == 3 {
 			if rep != nil {
-				rep.Took = time.Since(began)
+				rep.Took, rep.CopiedAgain = time.Since(began), again
 			}
 			return rep, err
 		}
@@ -105,8 +114,9 @@ type movedPastError struct{ err error }
 func (e movedPastError) Error() string   { return e.err.Error() }
 func (e movedPastError) Unwrap() []error { return []error{e.err, errMovedPast} }
 
-// runAt is one attempt of Run.
-func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger) (*Report, error) {
+// runAt is one attempt of Run; tables its catch-up copies again are added
+// to again.
+func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger, again *[]CopiedAgain) (*Report, error) {
 	began := time.Now()
 	st, ok, err := target.Sink.ReadState(ctx)
 	if err != nil {
@@ -130,8 +140,19 @@ func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger) (*R
 	if scfg.Logger == nil {
 		scfg.Logger = log // says what creating the slot waits for
 	}
-	sn, err := source.OpenComparison(ctx, scfg)
+	wait := cfg.SnapshotWait
+	if wait <= 0 {
+		wait = DefaultSnapshotWait
+	}
+	sctx, cancel := context.WithTimeout(ctx, wait)
+	sn, err := source.OpenComparison(sctx, scfg)
+	slow := errors.Is(sctx.Err(), context.DeadlineExceeded) // before cancel, which sets Canceled
+	cancel()
 	if err != nil {
+		if slow && ctx.Err() == nil {
+			return nil, fmt.Errorf("taking the source's snapshot waited %s for transactions open on the source to end (a temporary slot waits for every one): "+
+				"commit or roll them back (COMMIT PREPARED or ROLLBACK PREPARED for a prepared one), then verify again: %w", wait, err)
+		}
 		return nil, err
 	}
 	defer sn.Close(context.WithoutCancel(ctx))
@@ -157,6 +178,11 @@ func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger) (*R
 		caughtUp := time.Now()
 		log.Info("bringing the copy to the comparison's position", "from", st.LSN, "to", at)
 		acfg := apply.Config{Source: cfg.Source, StopAt: at - 1, Logger: log}
+		acfg.OnInterrupted = func(err error) {
+			if de := (*schema.DivergedError)(nil); errors.As(err, &de) {
+				*again = append(*again, CopiedAgain{Table: de.Table, Reason: de.Err.Error()})
+			}
+		}
 		if err := apply.Run(ctx, target.Sink, acfg); err != nil {
 			return nil, fmt.Errorf("bring the copy to %s: %w", at, err)
 		}

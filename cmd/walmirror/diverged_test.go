@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,6 +33,9 @@ func TestDivergedTableCopiedAgain(t *testing.T) {
 			dropSlotAtEnd(t, db, slot)
 			args := []string{"--source", dsn, "--target", target, "--slot", slot, "--copy-chunk-rows", "20000"}
 			run := func(extra ...string) result {
+				if len(extra) == 0 {
+					extra = []string{"--stop-on-divergence=false"} // the tests' default is true
+				}
 				return walmirror(t, nil, append(append([]string{"run", "--stop-at-lsn", "now"}, extra...), args...)...)
 			}
 			if r := run(); r.code != 0 {
@@ -64,6 +68,45 @@ func TestDivergedTableCopiedAgain(t *testing.T) {
 				t.Fatalf("run after the stop exited %d:\n%s", r.code, r.stderr)
 			}
 			comparePgbench(t, dsn, rows)
+		})
+	}
+}
+
+// TestVerifyReportsDivergedTable: verify brings the copy to its comparison's
+// position first; when a change there meets a row someone wrote into the
+// copy, the catch-up copies that table again (as run does), and verify
+// says so and exits 1 (the copy was not equal), or 0 with --repair. Before,
+// verify exited 2 at the bare collision, and --repair could not repair it.
+// Every target.
+func TestVerifyReportsDivergedTable(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			if r := walmirror(t, nil, "run", "--stop-at-lsn", "now", "--source", dsn, "--target", target, "--slot", slot); r.code != 0 {
+				t.Fatalf("first run exited %d:\n%s", r.code, r.stderr)
+			}
+			for i, repair := range []bool{false, true} {
+				key := strconv.Itoa(101 + i)
+				appExec(t, tg.name, target, `INSERT INTO t (id, v) VALUES (`+key+`, 'by hand')`)
+				mustExec(t, db, `INSERT INTO t (id, v) VALUES (`+key+`, 'source')`)
+				args := []string{"verify", "--source", dsn, "--target", target}
+				want := 1
+				if repair {
+					args, want = append(args, "--repair"), 0
+				}
+				r := walmirror(t, nil, args...)
+				if r.code != want || !strings.Contains(r.stdout, "public.t differed from the source") {
+					t.Errorf("verify (repair %v): exit %d, want %d, saying public.t was copied again:\n%s\n%s", repair, r.code, want, r.stdout, r.stderr)
+				}
+				if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target); r.code != 0 {
+					t.Errorf("verify after: exit %d:\n%s\n%s", r.code, r.stdout, r.stderr)
+				}
+			}
+			compareRows(t, dsn, rows, "SELECT id, v FROM t")
 		})
 	}
 }

@@ -74,6 +74,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.IntVar(&rows, "repair-rows", verify.DefaultRepairKeys, "with --repair: copy a table's differing rows again by key when there are at most this many and its key is of integers and uuids; else the whole table (0: always whole tables)")
 	fs.StringVar(&sidecar, "sidecar", "", "verify through the walmirror run that replicates into the copy, at its --metrics-addr (http://HOST:PORT): it pauses the copy at the comparison's position for a moment and compares while it replicates on (--source and --target are then its own)")
 	durationFlag(fs, &catchUp, "catch-up-timeout", verify.DefaultCatchUp, "with --sidecar: how long the copy may take to reach the comparison's position (exit 2 after)")
+	durationFlag(fs, &cfg.SnapshotWait, "snapshot-timeout", verify.DefaultSnapshotWait, "how long taking the source's snapshot may wait for transactions open on the source to end (a forgotten prepared transaction would hold it forever; exit 2 after, naming them)")
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent before walmirror gives up on a connection")
 	fs.BoolVar(&options.pg.ReplicaRole, "pg-replica-role", options.pg.ReplicaRole, "PostgreSQL target: catch up with session_replication_role = replica, as walmirror run does")
 	fs.StringVar(&options.pg.Origin, "pg-origin", options.pg.Origin, "PostgreSQL target: tag the catch-up's writes with this replication origin, as walmirror run --pg-origin does")
@@ -138,7 +139,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 		}
 		return fail(err)
 	}
-	if repair && rep.Different() {
+	if repair && rep.TablesDiffer() {
 		return repairCopy(ctx, cfg, verify.Target{Sink: sink, Open: open}, rep, asJSON)
 	}
 	if asJSON {
@@ -149,6 +150,14 @@ func cmdVerify(ctx context.Context, args []string) int {
 	switch {
 	case err != nil:
 		return fail(err)
+	case repair && !rep.TablesDiffer() && len(rep.CopiedAgain) > 0 && rep.Tables != nil:
+		// The catch-up copied them again: repaired, and compared equal.
+		for i := range rep.Tables {
+			if rep.Tables[i].Err != "" {
+				return verifyFailed
+			}
+		}
+		return verifyEqual
 	case rep.Different():
 		return verifyDifferent
 	case !rep.Equal():

@@ -275,6 +275,9 @@ func (s *sim) config(tg *target) apply.Config {
 		Logger:        slog.New(slog.NewTextHandler(&tg.log, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		CopyChunkRows: s.copyRows,
 		PollInterval:  s.poll,
+		// A divergence is walmirror's own bug here: stop at it rather
+		// than copy the table again.
+		StopOnDivergence: true,
 	}
 	if s.p.copy["chunked"] {
 		cfg.InitialCopy = "chunked"
