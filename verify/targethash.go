@@ -199,8 +199,10 @@ func duckHashCode(c schema.Column, typ string) (byte, string) {
 		return hcDecimal, q
 	case want.typ != typ:
 		return 0, ""
-	case want.code == hcTime || want.code == hcTimeTZ:
-		return want.code, "CAST(" + q + " AS VARCHAR)" // the driver loses 24:00:00 and offsets
+	case want.code == hcTimeTZ:
+		return want.code, duckTimeTZText(q) // the driver loses offsets
+	case want.code == hcTime:
+		return want.code, "CAST(" + q + " AS VARCHAR)" // the driver loses 24:00:00
 	}
 	return want.code, q
 }
