@@ -67,6 +67,12 @@ func (b *tableBuffer) add(c schema.RowChange) {
 }
 
 func (b *tableBuffer) update(c schema.RowChange) {
+	if c.Old != nil && c.New.HasUnchanged() {
+		// An unchanged TOASTed value the old tuple holds (a key column
+		// stored out of line, sent in the old key; every column of a
+		// REPLICA IDENTITY FULL row) is the new value too.
+		c.New = fillUnchanged(c.New, c.Old)
+	}
 	if c.Old == nil && !c.New.HasUnchanged() {
 		// The common case (same key, every value sent), in one lookup.
 		i, ok := b.at(b.key(c.New, nil))
@@ -176,6 +182,19 @@ func merge(prev, next schema.Tuple) schema.Tuple {
 	for i, d := range next {
 		if d.State == schema.Unchanged && i < len(prev) {
 			d = prev[i]
+		}
+		out[i] = d
+	}
+	return out
+}
+
+// fillUnchanged returns row with its unsent columns taken from old where
+// old holds a value (in an old key tuple, the other columns are null).
+func fillUnchanged(row, old schema.Tuple) schema.Tuple {
+	out := make(schema.Tuple, len(row))
+	for i, d := range row {
+		if d.State == schema.Unchanged && i < len(old) && old[i].State != schema.Null && old[i].State != schema.Unchanged {
+			d = old[i]
 		}
 		out[i] = d
 	}
