@@ -436,7 +436,11 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 		case !slot.Exists:
 			problem = fmt.Sprintf("replication slot %q is gone but the target follows it (stored position %s): changes since then cannot be streamed", slotName, st.LSN)
 		case slot.Lost:
-			problem = fmt.Sprintf("replication slot %q was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size), so changes since %s cannot be streamed", slotName, st.LSN)
+			cause := slot.Cause
+			if cause == "" {
+				cause = source.InvalidationCause("")
+			}
+			problem = fmt.Sprintf("replication slot %q was invalidated: %s, so changes since %s cannot be streamed", slotName, cause, st.LSN)
 		default:
 			return st, nil
 		}

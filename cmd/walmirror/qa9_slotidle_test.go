@@ -54,6 +54,10 @@ func TestSlotIdleTimeoutNamed(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "invalidated (it stayed unused longer than idle_replication_slot_timeout)") {
 		t.Errorf("check exited %d, want 1 naming idle_replication_slot_timeout:\n%s", r.code, r.stdout)
 	}
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--stop-at-lsn", "now"); r.code != 1 ||
+		!strings.Contains(r.stderr, "idle_replication_slot_timeout") || strings.Contains(r.stderr, "max_slot_wal_keep_size") {
+		t.Errorf("run exited %d, want 1 naming idle_replication_slot_timeout:\n%s", r.code, r.stderr)
+	}
 	if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--stop-at-lsn", "now", "--resync"); r.code != 0 {
 		t.Fatalf("run --resync exited %d:\n%s", r.code, r.stderr)
 	}
