@@ -534,6 +534,20 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
 		}
 		matched := match(t, attrs)
+		if ident == schema.IdentityFull && len(attrs) > 0 && attrs[0].PartialOld {
+			// Old rows of its partitions hold only their own keys
+			// (Attribute.PartialOld): as a table without an identity, its
+			// updates and deletes are refused as diverged by the sinks and
+			// the table copied again, where matched as whole rows they
+			// would change nothing.
+			ident = schema.IdentityDefault
+			cols = slices.Clone(cols)
+			for i := range cols {
+				cols[i].Key = false // FULL flags every column
+			}
+			t = schema.NewTable(relid, nsp, name, ident, cols)
+			t.TypeNames = typeNames
+		}
 		if includeKeys(t, matched) {
 			// pgoutput flags an identity index's INCLUDE columns as key
 			// columns; they are not part of the key.

@@ -27,6 +27,13 @@ type Attribute struct {
 	// REPLICA IDENTITY USING INDEX). pgoutput flags an index's INCLUDE
 	// columns too, which are not part of the key.
 	Key bool
+	// PartialOld, the same in every attribute of a relation: it is a
+	// partitioned table with REPLICA IDENTITY FULL some of whose
+	// partitions have another identity (their own key). pgoutput sends
+	// those partitions' old rows under it (publish_via_partition_root)
+	// holding only that key, the other columns NULL, in the form of a
+	// whole old row: matched as one, they would change nothing.
+	PartialOld bool
 }
 
 // Attributes returns the columns of relation relid, dropped ones included, in
@@ -40,7 +47,8 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	rows, err := s.conn.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod, a.attisdropped,
 			a.atthasmissing, CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END,
 			a.atthasdef, a.attgenerated <> '',
-			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum)
+			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum),
+			`+identityExpr+` <> c.relreplident
 		FROM pg_catalog.pg_attribute a
 		JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 		LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND
@@ -53,7 +61,7 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attribute, error) {
 		var a Attribute
 		var missing *string
-		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated, &a.Key)
+		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated, &a.Key, &a.PartialOld)
 		if missing != nil {
 			a.Missing = *missing
 		}
@@ -80,6 +88,13 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 const leavesOf = `(WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid
 		UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
 	SELECT tree.relid FROM tree JOIN pg_catalog.pg_class k ON k.oid = tree.relid WHERE k.relkind <> 'p')`
+
+// identityExpr is the replica identity of pg_class row c as walmirror
+// treats it: a partitioned table with REPLICA IDENTITY FULL some of whose
+// partitions have another has none (Attribute.PartialOld), else its own.
+const identityExpr = `(CASE WHEN c.relkind = 'p' AND c.relreplident = 'f' AND
+		EXISTS (SELECT FROM pg_catalog.pg_class l WHERE l.oid IN ` + leavesOf + ` AND l.relreplident <> 'f')
+	THEN 'd' ELSE c.relreplident END)`
 
 // storageExpr is schema.Table.Storage for pg_class row c: each leaf's
 // relfilenode (a plain table is its own leaf), then what makes it a member

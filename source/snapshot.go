@@ -181,7 +181,7 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 		WHERE attrelid = 'pg_catalog.pg_publication_tables'::regclass AND attname IN ('attnames', 'rowfilter')`).Scan(&hasLists); err != nil {
 		return nil, classify("inspect pg_publication_tables", err)
 	}
-	q := `SELECT c.oid, p.schemaname, p.tablename, c.relreplident, c.relkind = 'p', NULL::text[], NULL::text,
+	q := `SELECT c.oid, p.schemaname, p.tablename, ` + identityExpr + `, c.relkind = 'p', NULL::text[], NULL::text,
 			CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(greatest(l.reltuples, 0))::int8 FROM ` + leavesOf + ` t
 				JOIN pg_class l ON l.oid = t.relid), -1) ELSE c.reltuples::int8 END,
 			` + storageExpr + `, CASE WHEN c.relkind = 'p' THEN 0 ELSE c.xmin::text::int8 END
