@@ -41,6 +41,21 @@ var storedAsText = map[uint32]bool{
 	705: true, // unknown
 }
 
+// oddNumericScale reports whether a numeric typmod has a scale below zero
+// or above its precision (PostgreSQL 15's typmod: the scale is the low 11
+// bits, signed).
+func oddNumericScale(typmod int32) bool {
+	if typmod < 4 {
+		return false
+	}
+	v := typmod - 4
+	prec, scale := (v>>16)&0xffff, v&0x7ff
+	if scale&0x400 != 0 {
+		scale -= 0x800
+	}
+	return scale < 0 || scale > prec
+}
+
 type typeKey struct {
 	oid    uint32
 	typmod int32
@@ -63,8 +78,13 @@ func (s *Sink) columnType(ctx context.Context, t *schema.Table, c schema.Column)
 	pg := s.conn.PgConn()
 	switch {
 	case c.TypeID < firstGenbkiObjectID && !storedAsText[c.TypeID]:
-		res := pg.ExecParams(ctx, `SELECT pg_catalog.format_type(oid, $2) FROM pg_catalog.pg_type WHERE oid = $1`,
-			[][]byte{[]byte(strconv.FormatUint(uint64(c.TypeID), 10)), mod}, []uint32{26, 23}, nil, nil).Read()
+		// numeric(p,s) with s < 0 or s > p is new in PostgreSQL 15: an older
+		// target reads its typmod as another scale and refuses it, so it
+		// gets plain numeric, which holds every such value.
+		odd := []byte(strconv.FormatBool(c.TypeID == schema.OIDNumeric && oddNumericScale(c.Typmod)))
+		res := pg.ExecParams(ctx, `SELECT pg_catalog.format_type(oid, CASE WHEN $3 AND pg_catalog.current_setting('server_version_num')::int < 150000 THEN -1 ELSE $2 END)
+			FROM pg_catalog.pg_type WHERE oid = $1`,
+			[][]byte{[]byte(strconv.FormatUint(uint64(c.TypeID), 10)), mod, odd}, []uint32{26, 23, 16}, nil, nil).Read()
 		if res.Err != nil {
 			return "", fmt.Errorf("look up type %d: %w", c.TypeID, res.Err)
 		}

@@ -55,3 +55,38 @@ func TestReplicaRoleWithoutSuperuser(t *testing.T) {
 		t.Errorf("rows written: %s, want 1", got[0][0])
 	}
 }
+
+// TestNumericOddScale: numeric(5,-2) and numeric(3,5) (PostgreSQL 15+) from
+// a newer source into a PostgreSQL 14 target stopped every run ("NUMERIC
+// scale 2046 must be between 0 and precision 5": 14 reads the typmod
+// otherwise); such a column is plain numeric there, the same type on 15+.
+func TestNumericOddScale(t *testing.T) {
+	dsn := newDB(t, "numeric_odd")
+	dst := connect(t, dsn)
+	s, err := postgres.Open(context.Background(), dsn, nil, postgres.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	typmod := func(prec, scale int32) int32 { return prec<<16 | scale&0x7ff + 4 }
+	tbl := schema.NewTable(1, "public", "odd", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "neg", TypeID: schema.OIDNumeric, Typmod: typmod(5, -2)},
+		{Name: "big", TypeID: schema.OIDNumeric, Typmod: typmod(3, 5)},
+		{Name: "usual", TypeID: schema.OIDNumeric, Typmod: typmod(10, 2)},
+	})
+	tx(t, s, func(ctx context.Context) error { return s.EnsureTable(ctx, tbl) })
+	tx(t, s, func(ctx context.Context) error {
+		v := func(s string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(s)} }
+		return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{{v("1"), v("12300"), v("0.00123"), v("1.50")}}})
+	})
+	want := "numeric(5,-2) numeric(3,5) numeric(10,2) 12300 0.00123 1.50"
+	if srv.Major() < 15 {
+		want = "numeric numeric numeric(10,2) 12300 0.00123 1.50"
+	}
+	got := query(t, dst, `SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = 'odd'::regclass AND a.attnum > 1 ORDER BY a.attnum`)
+	vals := query(t, dst, `SELECT neg::text, big::text, usual::text FROM odd`)
+	if s := string(got[0][0]) + " " + string(got[1][0]) + " " + string(got[2][0]) + " " + string(vals[0][0]) + " " + string(vals[0][1]) + " " + string(vals[0][2]); s != want {
+		t.Errorf("target columns and values: %s, want %s", s, want)
+	}
+}

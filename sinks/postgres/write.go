@@ -13,6 +13,10 @@ import (
 	"github.com/walmirror/walmirror/schema"
 )
 
+// maxStagedColumns: a table with this many columns or more (PostgreSQL
+// allows 1,600) leaves no room for a staging table's group column.
+const maxStagedColumns = 1600
+
 // maxPipeline bounds how many ordered row statements go in one round trip.
 const maxPipeline = 1000
 
@@ -59,7 +63,26 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 		if len(b.Updates) > 0 {
 			return fmt.Errorf("%s has no key: rows cannot be replaced by key", ti.name)
 		}
-	} else if len(b.Deletes)+len(b.Updates)+len(b.Patches) > 0 {
+	} else if n := len(b.Deletes) + len(b.Updates) + len(b.Patches); n > 0 && len(ti.cols) >= maxStagedColumns {
+		// No staging table can hold the table's columns and the group
+		// column: one statement per row instead.
+		rows := make([]schema.RowChange, 0, n)
+		for _, k := range b.Deletes {
+			rows = append(rows, schema.RowChange{Op: schema.Delete, Old: k})
+		}
+		for _, r := range b.Updates {
+			rows = append(rows, schema.RowChange{Op: schema.Update, New: r})
+		}
+		for _, r := range b.Patches {
+			rows = append(rows, schema.RowChange{Op: schema.Update, New: r})
+		}
+		if err := s.settle(); err != nil {
+			return err
+		}
+		if err := s.ordered(ctx, ti, rows); err != nil {
+			return err
+		}
+	} else if n > 0 {
 		if err := s.staged(ctx, ti, b); err != nil {
 			return err
 		}
