@@ -107,7 +107,7 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 				c.log.Debug("could not make the source flush its WAL: waiting for it to do so", "err", err)
 			}
 		}
-		if err == nil || attempt == 5 || !droppedMeanwhile(err) {
+		if err == nil || attempt == 20 || !droppedMeanwhile(err) {
 			return out, at, err
 		}
 	}

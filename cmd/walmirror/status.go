@@ -68,6 +68,15 @@ func cmdStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A target that holds no copy is said so without opening it as a
+	// sink, which would create walmirror's tables in it (another
+	// program's file, a typo's).
+	if ts, err := readTargetState(ctx, target); err == nil && !ts.Found {
+		if !ts.Exists {
+			return fmt.Errorf("%s does not exist", redactTarget(target))
+		}
+		return fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
+	}
 	sink, err := openTarget(ctx, target, log, true, defaultTargetOptions())
 	if err != nil {
 		return err
