@@ -187,11 +187,17 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	out := stop()
-	for _, want := range []string{`msg=progress `, `msg=summary `, "transactions=3 ", "rows=93 ", "inserts=60 ", "initial_copy_rows=100",
+	for _, want := range []string{`msg=progress `, `msg=summary `, "rows=93 ", "inserts=60 ", "initial_copy_rows=100",
 		"retains more WAL than --max-retained-wal"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log lacks %q:\n%s", want, out)
 		}
+	}
+	// Before PostgreSQL 17 the publication poll's flush of idle WAL is a
+	// transaction of its own (a transactional walmirror.flush message),
+	// which the summary counts when the poll met unflushed WAL.
+	if !strings.Contains(out, "transactions=3 ") && !strings.Contains(out, "transactions=4 ") {
+		t.Errorf("the log lacks transactions=3 (or 4, with the poll's flush):\n%s", out)
 	}
 	dropSlotAtEnd(t, db, slot)
 }
