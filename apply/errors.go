@@ -39,9 +39,10 @@ var (
 	// ErrDiverged with Config.StopOnDivergence, for a publication that
 	// leaves operations out, or when the table differs again at once. The
 	// error is then also a *schema.DivergedError naming the table. The
-	// same value as schema.ErrDiverged; every sink marks an inserted row
-	// that is there already and a missing row an update left columns of
-	// (SQLite replaces a missing row a full update sends).
+	// same value as schema.ErrDiverged. Every sink marks an inserted row
+	// that is there already; PostgreSQL, DuckDB and memory a row a full
+	// update misses (SQLite puts the row in); SQLite and memory one an
+	// update that left TOASTed values unsent misses.
 	ErrDiverged = schema.ErrDiverged
 )
 

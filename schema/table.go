@@ -111,6 +111,23 @@ func Diverged(t *Table, err error) error {
 func (e *DivergedError) Error() string   { return e.Err.Error() }
 func (e *DivergedError) Unwrap() []error { return []error{e.Err, ErrDiverged} }
 
+// Unidentified is a sink's error for an update or delete of t, a table
+// without a key, that its old row cannot identify: t is not REPLICA
+// IDENTITY FULL, or the change came without an old row (hasOld false).
+// PostgreSQL refuses those on a plain table; they come from a partitioned
+// table published through its root (publish_via_partition_root) whose
+// partitions have keys of their own, where the old row holds only a
+// partition's key: matched as a whole row it would change nothing,
+// silently. Marked diverged, so the table is copied again (or the run
+// stops with apply.Config.StopOnDivergence).
+func Unidentified(t *Table, op Op, hasOld bool) error {
+	what := "no old row"
+	if hasOld {
+		what = "only a partition's key"
+	}
+	return Diverged(t, fmt.Errorf("%s on %s: the source sent %s, which cannot identify a row of it (REPLICA IDENTITY of the table: %q, no key): a partitioned table published through its root (publish_via_partition_root) needs a primary key on the root or REPLICA IDENTITY FULL on every partition; until then each such change makes walmirror copy the table again: run ALTER TABLE ... REPLICA IDENTITY FULL on each partition on the source (and on partitions attached later)", op, t.QualifiedName(), what, string(t.Identity)))
+}
+
 // NotOwned is the error for a target table walmirror did not create: it
 // changes only its own tables (or ones it was told to adopt). It wraps
 // ErrNotOwned.

@@ -150,7 +150,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 	switch {
 	case err != nil:
 		return fail(err)
-	case repair && !rep.TablesDiffer() && len(rep.CopiedAgain) > 0 && rep.Tables != nil:
+	case repair && len(rep.CopiedAgain) > 0 && !rep.TablesDiffer():
 		// The catch-up copied them again: repaired, and compared equal.
 		for i := range rep.Tables {
 			if rep.Tables[i].Err != "" {

@@ -438,10 +438,7 @@ func (s *Sink) Write(_ context.Context, b *schema.Batch) error {
 	}
 	for _, c := range b.Rows {
 		if c.Op != schema.Insert && w.keys == nil && (c.Old == nil || w.t.Identity != schema.IdentityFull) {
-			// Only a partitioned table published through its root sends
-			// these (its partitions' own keys): matched as a whole row,
-			// the change would do nothing.
-			return schema.Diverged(w.t, fmt.Errorf("memory: %s of %s: the source sent an old row that cannot identify a row of it (a partitioned table published through its root needs a primary key on the root or REPLICA IDENTITY FULL on every partition)", c.Op, w.t.QualifiedName()))
+			return schema.Unidentified(w.t, c.Op, c.Old != nil)
 		}
 		var err error
 		switch c.Op {

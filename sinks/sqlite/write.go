@@ -319,7 +319,7 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 		return fmt.Errorf("unexpected ordered %s", c.Op)
 	}
 	if c.Old == nil || ti.t.Identity != schema.IdentityFull {
-		return unidentified(ti.t, c.Op, c.Old != nil)
+		return schema.Unidentified(ti.t, c.Op, c.Old != nil)
 	}
 	match := sentMask(c.Old)
 	var set string
@@ -391,21 +391,4 @@ func keyText(ti *tableInfo, row schema.Tuple) string {
 		}
 	}
 	return "(" + strings.Join(names, ", ") + ")=(" + strings.Join(vals, ", ") + ")"
-}
-
-// unidentified is the error for an update or delete of a table whose rows
-// the source cannot identify: no key and no REPLICA IDENTITY FULL (or FULL
-// without the old row). PostgreSQL refuses those on a plain table; they
-// come from a partitioned table published through its root
-// (publish_via_partition_root) whose partitions have keys of their own, or
-// whose root has none: the old row then holds only a partition's key, and
-// matched as a whole row it would change nothing, silently (seen on PG17).
-func unidentified(t *schema.Table, op schema.Op, hasOld bool) error {
-	what := "no old row"
-	if hasOld {
-		what = "only a partition's key"
-	}
-	// Marked diverged: the copy cannot follow this change, so the table
-	// is copied again (or the run stops with StopOnDivergence).
-	return schema.Diverged(t, fmt.Errorf("%s on %s: the source sent %s, which cannot identify a row of it (REPLICA IDENTITY of the table: %q, no key): a partitioned table published through its root (publish_via_partition_root) needs a primary key on the root or REPLICA IDENTITY FULL on every partition; until then each such change makes walmirror copy the table again: run ALTER TABLE ... REPLICA IDENTITY FULL on each partition on the source (and on partitions attached later)", op, t.QualifiedName(), what, string(t.Identity)))
 }
