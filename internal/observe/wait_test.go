@@ -56,13 +56,20 @@ func TestWaitEndpoint(t *testing.T) {
 		t.Errorf("the OnPosition set before Hook ran %d times, want 1", earlier)
 	}
 	// The run ends: a waiter is answered 503 at once, saying why.
-	go func() { c, body := get("lsn=0/400&timeout=10s"); got <- c; t.Log(body) }()
+	// The body travels with the code: logging it from the goroutine after
+	// the send raced the test's end (a panic in a CI run on PG18).
+	type answer struct {
+		code int
+		body string
+	}
+	ended := make(chan answer, 1)
+	go func() { c, body := get("lsn=0/400&timeout=10s"); ended <- answer{c, body} }()
 	time.Sleep(20 * time.Millisecond)
 	cfg.OnStop(apply.ErrSlotLost)
 	select {
-	case c := <-got:
-		if c != http.StatusServiceUnavailable {
-			t.Errorf("/wait after the run ended = %d, want 503", c)
+	case a := <-ended:
+		if a.code != http.StatusServiceUnavailable {
+			t.Errorf("/wait after the run ended = %d %q, want 503", a.code, a.body)
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("/wait still waiting after the run ended")
