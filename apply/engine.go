@@ -80,8 +80,12 @@ type engine struct {
 	// transaction: their shape is applied by its commit at the latest.
 	reshaped []uint32
 
-	inTx        bool // inside a source transaction
-	skipping    bool // that transaction is already applied
+	inTx     bool // inside a source transaction
+	skipping bool // that transaction is already applied
+	// ownFlush: that transaction holds walmirror's own flush message
+	// (source.FlushPrefix, a transaction of its own before PostgreSQL 17);
+	// it is not counted as a source transaction.
+	ownFlush    bool
 	open        bool // a target transaction is open
 	openedAt    time.Time
 	pendingN    int     // changes since the last commit
@@ -340,6 +344,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			return errStopReached
 		}
 		e.inTx = true
+		e.ownFlush = false
 		e.xid, e.txEnd = m.Xid, m.FinalLSN
 		e.skipping = m.FinalLSN < e.state.LSN
 		e.stats.LastCommitTime = m.CommitTime
@@ -350,9 +355,11 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			return nil
 		}
 		e.lastEnd = m.EndLSN
-		e.stats.Transactions++
-		if e.onCommit != nil && e.open {
-			e.srcCommits = append(e.srcCommits, m.CommitTime)
+		if !e.ownFlush {
+			e.stats.Transactions++
+			if e.onCommit != nil && e.open {
+				e.srcCommits = append(e.srcCommits, m.CommitTime)
+			}
 		}
 		stop := e.stopAt != 0 && m.EndLSN > e.stopAt && !e.copying() && !e.pollOwed()
 		if !e.open && e.fillsChanged {
@@ -422,6 +429,8 @@ func (e *engine) message(ctx context.Context, m *pgoutput.LogicalMessage) error 
 		}
 	case m.Prefix == source.ResyncPrefix && m.Transactional() && !e.skipping && e.copier != nil:
 		return e.resync(ctx, m.Content)
+	case m.Prefix == source.FlushPrefix && m.Transactional():
+		e.ownFlush = true
 	}
 	return nil
 }

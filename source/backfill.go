@@ -25,6 +25,12 @@ const WatermarkPrefix = "walmirror.watermark"
 // from the position of that message.
 const ResyncPrefix = "walmirror.resync"
 
+// FlushPrefix is the prefix of the message walmirror writes to make the
+// server flush idle WAL (flushWAL). Before PostgreSQL 17 it is a
+// transaction of its own, which the copy does not count as a source
+// transaction.
+const FlushPrefix = "walmirror.flush"
+
 // Copier reads chunks of published tables for online copies, on its own
 // ordinary connection, while the replication stream keeps flowing.
 type Copier struct {
@@ -564,9 +570,9 @@ func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
 // synchronously (a transaction flushes its commit only if it wrote WAL
 // before it: a transactional message does).
 func flushWAL(ctx context.Context, conn *pgx.Conn, version int) error {
-	q := `SELECT pg_logical_emit_message(false, 'walmirror.flush', '', true)`
+	q := `SELECT pg_logical_emit_message(false, '` + FlushPrefix + `', '', true)`
 	if version < 170000 {
-		q = `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'walmirror.flush', ''); COMMIT`
+		q = `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, '` + FlushPrefix + `', ''); COMMIT`
 	}
 	_, err := conn.Exec(ctx, q)
 	if err != nil && version < 170000 {
