@@ -217,6 +217,52 @@ func (k keyOrder) canonical(t *schema.Table, key []string) ([]string, bool) {
 	return out, true
 }
 
+// CheckResyncKeys checks keys (each the values of t's key columns, in
+// column order) for a resync of rows of t, as walmirror resync does before
+// it writes the request: it returns them in the form the stream gives keys,
+// or exact false when t's key cannot be matched exactly (not integers or
+// uuids, or no key): the whole table is then copied again. A key with the
+// wrong number of values, or a value its column cannot hold, is an error
+// naming it.
+func CheckResyncKeys(t *schema.Table, keys [][]string) (canon [][]string, exact bool, err error) {
+	k := orderOf(t)
+	if !k.ok {
+		return nil, false, nil
+	}
+	var cols []string
+	for _, i := range k.cols {
+		cols = append(cols, t.Columns[i].Name+" "+keyTypeName(t.Columns[i].TypeID))
+	}
+	for _, key := range keys {
+		if len(key) != len(k.cols) {
+			return nil, false, fmt.Errorf("--key %s has %d values; the key of %s has %d columns (%s), given in that order, separated by commas",
+				strings.Join(key, ","), len(key), t.QualifiedName(), len(k.cols), strings.Join(cols, ", "))
+		}
+		c, ok := k.canonical(t, key)
+		if !ok {
+			return nil, false, fmt.Errorf("--key %s is not a key of %s: its key is (%s)", strings.Join(key, ","), t.QualifiedName(), strings.Join(cols, ", "))
+		}
+		canon = append(canon, c)
+	}
+	return canon, true, nil
+}
+
+func keyTypeName(oid uint32) string {
+	switch oid {
+	case 20:
+		return "bigint"
+	case 21:
+		return "smallint"
+	case 23:
+		return "integer"
+	case 26:
+		return "oid"
+	case 2950:
+		return "uuid"
+	}
+	return "type " + strconv.FormatUint(uint64(oid), 10)
+}
+
 func cmpInt(a, b int64) int {
 	switch {
 	case a < b:

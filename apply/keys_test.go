@@ -2,6 +2,7 @@ package apply
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/walmirror/walmirror/schema"
@@ -25,6 +26,36 @@ func TestCanonicalKeys(t *testing.T) {
 		got, ok := k.canonical(tbl, c.in)
 		if ok != (c.want != nil) || !slices.Equal(got, c.want) {
 			t.Errorf("canonical(%q) = %q, %v; want %q", c.in, got, ok, c.want)
+		}
+	}
+}
+
+// TestCheckResyncKeys: walmirror resync --key is checked before the request
+// is written: keys come back in the stream's form, a key of the wrong width
+// or a value the column cannot hold is an error naming the key and the
+// table's key columns, and a key that cannot be matched exactly (text, or
+// a FULL identity) means the whole table.
+func TestCheckResyncKeys(t *testing.T) {
+	ab := schema.NewTable(1, "public", "t", schema.IdentityDefault, []schema.Column{
+		{Name: "a", TypeID: 23, Key: true}, {Name: "v", TypeID: 25}, {Name: "b", TypeID: 2950, Key: true}})
+	canon, exact, err := CheckResyncKeys(ab, [][]string{{"+7", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"}})
+	if err != nil || !exact || !slices.Equal(canon[0], []string{"7", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}) {
+		t.Errorf("a good key: %q %v %v", canon, exact, err)
+	}
+	for _, bad := range [][]string{{"7"}, {"7", "x", "y"}, {"abc", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"},
+		{"2147483648", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}, {"7", "not-a-uuid"}} {
+		_, _, err := CheckResyncKeys(ab, [][]string{bad})
+		if err == nil || !strings.Contains(err.Error(), "a integer, b uuid") || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("key %q: %v, want an error naming it and the key (a integer, b uuid)", bad, err)
+		}
+	}
+	for _, whole := range []*schema.Table{
+		schema.NewTable(2, "public", "s", schema.IdentityDefault, []schema.Column{{Name: "k", TypeID: 25, Key: true}}),
+		schema.NewTable(3, "public", "f", schema.IdentityFull, []schema.Column{{Name: "k", TypeID: 23, Key: true}}),
+		schema.NewTable(4, "public", "n", schema.IdentityNothing, []schema.Column{{Name: "k", TypeID: 23}}),
+	} {
+		if _, exact, err := CheckResyncKeys(whole, [][]string{{"anything"}}); exact || err != nil {
+			t.Errorf("%s: exact %v, %v; want the whole table", whole.Name, exact, err)
 		}
 	}
 }

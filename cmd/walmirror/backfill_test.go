@@ -1001,3 +1001,63 @@ func TestPublicationFilterChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestResyncBadKeys: resync --key checks the keys against the table's key
+// before it writes the request: a key of the wrong width or type exits 1
+// naming it and the key's columns, and nothing is requested; keys are sent
+// in the stream's form (007 is 7); a table whose key cannot be matched
+// exactly (text) is said to be copied whole, and is.
+func TestResyncBadKeys(t *testing.T) {
+	needServer(t)
+	tg := schemaTargets[0]
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text);
+		INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 50) g;
+		CREATE TABLE u (k text PRIMARY KEY, v text);
+		INSERT INTO u SELECT 'k' || g, 'u' || g FROM generate_series(1, 20) g;
+		CREATE TABLE w (a int, b uuid, v text, PRIMARY KEY (a, b));
+		INSERT INTO w VALUES (1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'w');`)
+	target, rows := tg.new(t)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	run := func() string {
+		t.Helper()
+		r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+		if r.code != 0 {
+			t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+		}
+		return r.stderr
+	}
+	run()
+	resync := func(args ...string) result {
+		t.Helper()
+		return walmirror(t, nil, append([]string{"resync", "--source", dsn, "--slot", slot}, args...)...)
+	}
+	for _, c := range []struct{ table, key, want string }{
+		{"t", "abc", "(id integer)"},
+		{"t", "1,2", "has 2 values"},
+		{"t", "2147483648", "(id integer)"},
+		{"w", "1", "(a integer, b uuid)"},
+		{"w", "1,not-a-uuid", "(a integer, b uuid)"},
+	} {
+		r := resync("--table", c.table, "--key", c.key)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, c.key) {
+			t.Errorf("resync --table %s --key %s exited %d, want 1 naming the key and %q:\n%s%s", c.table, c.key, r.code, c.want, r.stdout, r.stderr)
+		}
+	}
+	targetExec(t, target, `UPDATE t SET v = 'tampered' WHERE id IN (7, 8); UPDATE u SET v = 'tampered' WHERE k = 'k1'`)
+	if r := resync("--table", "t", "--key", "007"); r.code != 0 || !strings.Contains(r.stdout, "resync of 1 rows") {
+		t.Errorf("resync --key 007 exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := resync("--table", "u", "--key", "k1"); r.code != 0 || !strings.Contains(r.stderr, "whole table") || !strings.Contains(r.stdout, "resync of public.u requested") {
+		t.Errorf("resync of a text key exited %d, want 0 saying the whole table is copied:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	log := run()
+	if n := strings.Count(log, `msg="rows copied again online"`); n != 1 || strings.Count(log, `msg="copying table online"`) != 1 ||
+		!strings.Contains(log, "table=public.u") {
+		t.Errorf("want one row copy (t) and one table copy (u), nothing for the refused keys:\n%s", log)
+	}
+	compareRows(t, dsn, rows, "SELECT id, v FROM t WHERE id <> 8", "SELECT k, v FROM u", "SELECT a, b, v FROM w")
+	if got, err := rows("SELECT v FROM t WHERE id = 8"); err != nil || len(got) != 1 || !strings.Contains(got[0], "tampered") {
+		t.Errorf("row 8, not named, was copied again too: %q %v", got, err)
+	}
+}

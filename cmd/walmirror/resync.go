@@ -62,6 +62,30 @@ func cmdResync(ctx context.Context, args []string) error {
 	case st.Plugin != "pgoutput":
 		return fmt.Errorf("slot %q belongs to plugin %q, not walmirror's pgoutput: check --slot", cfg.Slot, st.Plugin)
 	}
+	if len(keys) > 0 {
+		// Checked before anything is written: a key the table's key cannot
+		// hold would otherwise only show as a warning in the running
+		// walmirror's log, and this command would say it was requested.
+		relids, _, err := adm.ResolveTables(ctx, cfg.Publication, tables)
+		if err != nil {
+			return err
+		}
+		t, err := adm.KeyTable(ctx, relids[0])
+		if err != nil {
+			return err
+		}
+		canon, exact, err := apply.CheckResyncKeys(t, keys)
+		if err != nil {
+			return err
+		}
+		if exact {
+			keys = canon
+		} else {
+			fmt.Fprintf(os.Stderr, "walmirror: the key of %s is not integers or uuids (or it has none), so rows cannot be picked out exactly: "+
+				"the whole table is copied again\n", t.QualifiedName())
+			keys = nil
+		}
+	}
 	_, names, at, err := adm.ResyncTables(ctx, cfg.Publication, cfg.Slot, tables, func(relids []uint32, names []string) string {
 		if len(keys) > 0 {
 			return apply.EncodeResyncKeys(cfg.Slot, relids, names, [][][]string{keys})
