@@ -551,7 +551,14 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		}
 	}
 	if !ch.Published {
-		e.log.Info("table left the publication before its copy completed", "table", f.copy.Table)
+		if f.copy.Chunks > 0 {
+			// The first chunk emptied the target table: it now holds only
+			// the rows of the chunks done, and nothing will complete it.
+			e.log.Warn("table left the publication (or was dropped) part-way through its copy: the copy of it holds only the rows copied so far, "+
+				"and is made afresh if the table joins again", "table", f.copy.Table, "chunks_done", f.copy.Chunks, "rows_done", f.copy.Rows)
+		} else {
+			e.log.Info("table left the publication before its copy began", "table", f.copy.Table)
+		}
 		e.finishFill(relid)
 		return e.forget(ctx, relid)
 	}

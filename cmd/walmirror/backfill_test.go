@@ -1061,3 +1061,44 @@ func TestResyncBadKeys(t *testing.T) {
 		t.Errorf("row 8, not named, was copied again too: %q %v", got, err)
 	}
 }
+
+// TestTableLeavesDuringItsCopy: a table that leaves the publication, or is
+// dropped, after some chunks of its online copy were committed leaves a
+// partial copy behind: the log warns, naming the table and what was copied,
+// and the run goes on (the other table streams).
+func TestTableLeavesDuringItsCopy(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE small (id int PRIMARY KEY);
+		CREATE TABLE big1 (id int PRIMARY KEY, v text); CREATE TABLE big2 (id int PRIMARY KEY, v text);
+		INSERT INTO big1 SELECT g, repeat('x', 50) FROM generate_series(1, 200000) g;
+		INSERT INTO big2 SELECT g, repeat('x', 50) FROM generate_series(1, 200000) g;`)
+	const leftMsg = `msg="table left the publication (or was dropped) part-way through its copy: the copy of it holds only the rows copied so far, and is made afresh if the table joins again" table=public.`
+	path := filepath.Join(t.TempDir(), "copy.db")
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot,
+		"--tables", "public.small", "--copy-chunk-rows", "100", "--copy-chunk-time", "-1s", "--poll-interval", "200ms", "--log-level", "debug")
+	for _, c := range []struct{ table, leave string }{
+		{"big1", "ALTER PUBLICATION walmirror DROP TABLE big1"},
+		{"big2", "DROP TABLE big2"},
+	} {
+		mustExec(t, db, "ALTER PUBLICATION walmirror ADD TABLE "+c.table)
+		waitForLog(t, logPath, `msg="copied chunk" table=public.`+c.table)
+		mustExec(t, db, c.leave)
+		waitForLog(t, logPath, leftMsg+c.table+" chunks_done=")
+	}
+	mustExec(t, db, "INSERT INTO small VALUES (1)")
+	eventually(t, "small's row in the copy (the stream goes on)", func() bool {
+		got, err := mirrortest.SQLiteRows(context.Background(), path, "SELECT count(*) FROM small")
+		return err == nil && len(got) == 1 && got[0] == "1"
+	})
+	log := stop()
+	for _, table := range []string{"big1", "big2"} {
+		if !strings.Contains(log, "level=WARN "+leftMsg+table+" chunks_done=") {
+			t.Errorf("no warning for %s:\n%s", table, log)
+		}
+	}
+	if strings.Contains(log, "level=ERROR") {
+		t.Errorf("the run met an error:\n%s", log)
+	}
+}
