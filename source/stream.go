@@ -57,9 +57,11 @@ type Stream struct {
 	asked   atomic.Int64
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	err     error // set before events is closed
+	err     error         // set before events is closed
+	done    chan struct{} // closed when the receive goroutine ends, before events
 	written lsn.LSN
 	arena   []byte        // current block for message copies (receive goroutine only)
+	carved  int64         // bytes carved so far (receive goroutine only)
 	timeout time.Duration // silence after which the connection is presumed dead
 
 	// Protocol v2+ (receive goroutine only): dec tracks stream blocks,
@@ -85,7 +87,7 @@ func (s *Source) Start(ctx context.Context, from lsn.LSN) (*Stream, error) {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, classify("start replication from slot "+s.cfg.Slot, timeoutCause(sctx, err))
 	}
-	st := &Stream{conn: conn, events: make(chan []Event, eventBuffer/eventBatch), written: from, timeout: s.cfg.timeout()}
+	st := &Stream{conn: conn, events: make(chan []Event, eventBuffer/eventBatch), done: make(chan struct{}), written: from, timeout: s.cfg.timeout()}
 	if s.protocol >= 2 {
 		if err := st.initStreaming(s); err != nil {
 			conn.Close(context.WithoutCancel(ctx))
@@ -99,6 +101,7 @@ func (s *Source) Start(ctx context.Context, from lsn.LSN) (*Stream, error) {
 	go func() {
 		defer st.wg.Done()
 		st.err = st.receive(lctx)
+		close(st.done)
 		close(st.events)
 	}()
 	return st, nil
@@ -120,6 +123,12 @@ const (
 
 // Err is why the stream ended; valid once Events is closed.
 func (st *Stream) Err() error { return st.err }
+
+// Done is closed when the stream has ended (Err is then valid), while
+// events may still wait in Events: the consumer's calls to the source
+// (a publication listing, a chunk) end with it rather than wait out their
+// own deadline on a network the stream found dead.
+func (st *Stream) Done() <-chan struct{} { return st.done }
 
 // Confirm records that everything before l is durably applied in the target.
 // Only such positions are ever reported to the server as flushed.
@@ -187,11 +196,13 @@ func (st *Stream) Close(ctx context.Context) error {
 func (st *Stream) carve(n int) []byte {
 	const block = 64 << 10
 	if n > block/4 {
+		st.carved += int64(n)
 		return make([]byte, n)
 	}
 	if cap(st.arena)-len(st.arena) < n {
 		st.arena = make([]byte, 0, block)
 	}
+	st.carved += int64(n)
 	b := st.arena[len(st.arena) : len(st.arena)+n : len(st.arena)+n]
 	st.arena = st.arena[:len(st.arena)+n]
 	return b
@@ -215,9 +226,9 @@ func (st *Stream) receive(ctx context.Context) error {
 	status := statusReporter{st: st}
 	tick := time.NewTicker(statusMinGap)
 	defer tick.Stop()
-	out := handover{st: st, status: &status, tick: tick, batch: make([]Event, 0, eventBatch)}
 	quiet := st.watchSilence(ctx)
 	defer quiet.stop()
+	out := handover{st: st, status: &status, tick: tick, quiet: quiet, batch: make([]Event, 0, eventBatch)}
 	if err := quiet.start(); err != nil {
 		return err
 	}
@@ -231,6 +242,8 @@ func (st *Stream) receive(ctx context.Context) error {
 			if err := out.flush(ctx); err != nil {
 				return err
 			}
+		} else if len(out.pending) > 0 {
+			out.offer()
 		}
 		msg, err := st.conn.ReceiveMessage(context.Background())
 		if err != nil {
@@ -240,7 +253,7 @@ func (st *Stream) receive(ctx context.Context) error {
 			if !pgconn.Timeout(err) {
 				return classify("receive replication stream", err)
 			}
-			if err := quiet.woke(); err != nil {
+			if err := quiet.woke(len(out.pending) > 0); err != nil {
 				return err
 			}
 			woke = true
@@ -304,12 +317,34 @@ func (r *statusReporter) maybe(force, clock bool) error {
 }
 
 // handover collects events into batches and hands them to the consumer.
+// Batches the consumer has no room for wait in pending while the loop goes
+// on reading (up to pendingEvents events or pendingBytes of messages), so
+// that a consumer busy with something else (a publication listing, a
+// chunk of an online copy) does not stop the loop from measuring the
+// server's silence: a network black hole then went unnoticed until the
+// consumer's own call timed out, 10 times --source-timeout later.
 type handover struct {
 	st     *Stream
 	status *statusReporter
 	tick   *time.Ticker // wakes a blocked handover to report status meanwhile
+	quiet  *silence
 	batch  []Event
+	// pending batches wait for room in events, oldest first; their
+	// events and bytes are counted.
+	pending      [][]Event
+	pendingN     int
+	pendingBytes int64
+	pendingSizes []int64
+	carvedAt     int64 // st.carved when the last batch was taken
 }
+
+const (
+	pendingEvents = 2048
+	pendingBytes  = 8 << 20
+	// pendingWake is how soon the loop offers waiting batches again when
+	// the server is silent.
+	pendingWake = 2 * time.Millisecond
+)
 
 // due reports whether the batch goes to the consumer before the next read:
 // it is full, or that read may block (no whole message header is buffered).
@@ -319,23 +354,38 @@ func (h *handover) due() bool {
 	return len(h.batch) == eventBatch || len(h.batch) > 0 && h.st.conn.Frontend().ReadBufferLen() < 5
 }
 
-// flush hands the batch over, sending status updates while the consumer is
-// busy, and starts a new one.
+// flush hands the batch over, or queues it behind the batches already
+// waiting, and starts a new one. Over the bounds it waits for the
+// consumer, sending status updates meanwhile.
 func (h *handover) flush(ctx context.Context) error {
 	if len(h.batch) == 0 {
 		return nil
 	}
 	b := h.batch
 	h.batch = make([]Event, 0, eventBatch)
-	select {
-	case h.st.events <- b: // the common case, without a timer in the select
-		return nil
-	default:
-	}
-	for {
+	size := h.st.carved - h.carvedAt
+	h.carvedAt = h.st.carved
+	if len(h.pending) == 0 {
 		select {
-		case h.st.events <- b:
+		case h.st.events <- b: // the common case, without a timer in the select
 			return nil
+		default:
+		}
+		// The consumer is busy: wake soon to offer it again, also when
+		// the server says nothing.
+		if err := h.quiet.arm(pendingWake); err != nil {
+			return err
+		}
+	}
+	h.pending = append(h.pending, b)
+	h.pendingSizes = append(h.pendingSizes, size)
+	h.pendingN += len(b)
+	h.pendingBytes += size
+	h.offer()
+	for h.pendingN > pendingEvents || h.pendingBytes > pendingBytes {
+		select {
+		case h.st.events <- h.pending[0]:
+			h.shift()
 		case <-h.tick.C: // the consumer is busy: keep the server informed meanwhile
 			if err := h.status.maybe(false, true); err != nil {
 				return err
@@ -343,6 +393,29 @@ func (h *handover) flush(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	return nil
+}
+
+// offer hands waiting batches over while the consumer has room.
+func (h *handover) offer() {
+	for len(h.pending) > 0 {
+		select {
+		case h.st.events <- h.pending[0]:
+			h.shift()
+		default:
+			return
+		}
+	}
+}
+
+func (h *handover) shift() {
+	h.pendingN -= len(h.pending[0])
+	h.pendingBytes -= h.pendingSizes[0]
+	h.pending[0] = nil
+	h.pending, h.pendingSizes = h.pending[1:], h.pendingSizes[1:]
+	if len(h.pending) == 0 {
+		h.pending, h.pendingSizes = nil, nil // let the backing arrays go
 	}
 }
 
@@ -395,8 +468,9 @@ func (q *silence) arm(d time.Duration) error {
 }
 
 // woke handles a read that timed out: it measures the silence, asks for a
-// keepalive or gives the connection up, and arms the next wake.
-func (q *silence) woke() error {
+// keepalive or gives the connection up, and arms the next wake (soon, when
+// batches wait for the consumer).
+func (q *silence) woke(soon bool) error {
 	now := time.Now()
 	if q.heard { // messages came since the last wake: silence starts now
 		q.lastHeard, q.heard, q.pinged = now, false, false
@@ -411,6 +485,9 @@ func (q *silence) woke() error {
 		q.pinged = true
 	}
 	d := min(receiveWake, timeout/4)
+	if soon {
+		d = pendingWake
+	}
 	if q.st.reply.Load() { // a paced request waits
 		d = min(d, max(time.Until(q.st.replyDue()), 0))
 	}

@@ -2,6 +2,8 @@ package source_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,5 +261,49 @@ func TestCurrentLSNIsFlushed(t *testing.T) {
 	}
 	if f < at {
 		t.Fatalf("WAL flushed to %s after CurrentLSN returned %s (message at %s, flushed to %s before)", f, at, before, flushedBefore)
+	}
+}
+
+// TestSilenceWhileConsumerBusy: a consumer busy with something else (here:
+// not reading at all) while more events arrived than it has room for must
+// not stop the stream from noticing a silent network. The receive loop
+// stopped reading once the consumer's buffer was full, measured no silence
+// meanwhile, and a black hole went unnoticed until the consumer's own call
+// timed out (TestNetworkFaults failed about one run in six).
+func TestSilenceWhileConsumerBusy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	srv, _, start := newSlot(t, "busyconsumer")
+	// More events than the consumer's buffer holds (2,048).
+	if err := srv.Exec(ctx, "postgres", `INSERT INTO t SELECT g, 'a' FROM generate_series(1, 2100) g`); err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := testenv.StartProxy(fmt.Sprintf("%s:%d", srv.Host(), srv.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	via := strings.Replace(srv.DSN("postgres"), fmt.Sprintf(":%d/", srv.Port()), fmt.Sprintf(":%d/", proxy.Port()), 1)
+	viaSrc, err := source.Open(ctx, source.Config{DSN: via, Slot: "busyconsumer", Publication: "p", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaSrc.Close(ctx)
+	stream, err := viaSrc.Start(ctx, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close(ctx)
+	time.Sleep(2 * time.Second) // everything received, the consumer's buffer full
+	proxy.Blackhole()
+	select {
+	case <-stream.Done():
+		if err := stream.Err(); err == nil || !strings.Contains(err.Error(), "no message from the server") {
+			t.Errorf("stream ended with %v, want the silence named", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream did not notice 10 s of silence (timeout 1 s) while its consumer was busy")
 	}
 }
