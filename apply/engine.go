@@ -97,7 +97,10 @@ type engine struct {
 	stats Stats
 
 	// Online copies (backfill.go).
-	copier         chunkReader   // nil: no online copies (every table is taken as complete)
+	copier chunkReader // nil: no online copies (every table is taken as complete)
+	// backlog is how many received events wait to be handed over
+	// (source.Stream.Backlog; nil: none can).
+	backlog        func() int
 	chunkRows      int           // rows per chunk (the first chunk's, when chunkTime is set)
 	chunkTime      time.Duration // Config.CopyChunkTime: chunk sizes adapt to it (0: they do not)
 	pollEvery      time.Duration
@@ -253,7 +256,7 @@ func (e *engine) run(ctx context.Context, events <-chan []source.Event) (err err
 			return errStreamEnded
 		}
 		for i, ev := range batch {
-			idle := i == len(batch)-1 && len(events) == 0
+			idle := i == len(batch)-1 && len(events) == 0 && (e.backlog == nil || e.backlog() == 0)
 			if err := e.handle(ctx, ev, idle); err != nil {
 				return err
 			}

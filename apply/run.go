@@ -381,6 +381,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	e.track = r.cfg.ChangeKeys != 0 && r.cfg.OnCommit != nil
 	e.changes.limit = max(r.cfg.ChangeKeys, 0)
 	e.copier = streamBound{c: copier, done: stream.Done()}
+	e.backlog = stream.Backlog
 	e.chunkRows = r.cfg.CopyChunkRows
 	if e.chunkRows <= 0 {
 		e.chunkRows = DefaultCopyChunkRows

@@ -59,6 +59,7 @@ type Stream struct {
 	wg      sync.WaitGroup
 	err     error         // set before events is closed
 	done    chan struct{} // closed when the receive goroutine ends, before events
+	backlog atomic.Int64  // events received and waiting for room in events
 	written lsn.LSN
 	arena   []byte        // current block for message copies (receive goroutine only)
 	carved  int64         // bytes carved so far (receive goroutine only)
@@ -129,6 +130,10 @@ func (st *Stream) Err() error { return st.err }
 // (a publication listing, a chunk) end with it rather than wait out their
 // own deadline on a network the stream found dead.
 func (st *Stream) Done() <-chan struct{} { return st.done }
+
+// Backlog is how many received events wait for room in Events: a consumer
+// that finds Events empty while some do is not caught up.
+func (st *Stream) Backlog() int { return int(st.backlog.Load()) }
 
 // Confirm records that everything before l is durably applied in the target.
 // Only such positions are ever reported to the server as flushed.
@@ -317,8 +322,8 @@ func (r *statusReporter) maybe(force, clock bool) error {
 }
 
 // handover collects events into batches and hands them to the consumer.
-// Batches the consumer has no room for wait in pending while the loop goes
-// on reading (up to pendingEvents events or pendingBytes of messages), so
+// Batches the consumer has had no room for during pendingAfter wait in
+// pending while the loop goes on reading (up to pendingEvents events or pendingBytes of messages), so
 // that a consumer busy with something else (a publication listing, a
 // chunk of an online copy) does not stop the loop from measuring the
 // server's silence: a network black hole then went unnoticed until the
@@ -339,11 +344,14 @@ type handover struct {
 }
 
 const (
-	pendingEvents = 2048
+	pendingEvents = 4096
 	pendingBytes  = 8 << 20
 	// pendingWake is how soon the loop offers waiting batches again when
 	// the server is silent.
 	pendingWake = 2 * time.Millisecond
+	// pendingAfter is how long a batch waits for the consumer before the
+	// loop reads on (rounded up to statusMinGap ticks).
+	pendingAfter = 300 * time.Millisecond
 )
 
 // due reports whether the batch goes to the consumer before the next read:
@@ -371,16 +379,43 @@ func (h *handover) flush(ctx context.Context) error {
 			return nil
 		default:
 		}
-		// The consumer is busy: wake soon to offer it again, also when
-		// the server says nothing.
+		// The consumer is busy. Applying what came before (catching up),
+		// it takes the batch soon: wait, so the server is held back by
+		// the network rather than decoding ahead for a consumer that
+		// cannot keep up (on a machine short of CPU, reading ahead made
+		// a PostgreSQL target's lag several times longer). Busy with
+		// something else for longer, it gets the batch later: reading on.
+		blocked := time.Now()
+		for waiting := true; waiting; {
+			select {
+			case h.st.events <- b:
+				return nil
+			case <-h.tick.C:
+				if err := h.status.maybe(false, true); err != nil {
+					return err
+				}
+				waiting = time.Since(blocked) < pendingAfter
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		// Wake soon to offer it again, also when the server says nothing.
 		if err := h.quiet.arm(pendingWake); err != nil {
 			return err
 		}
 	}
-	h.pending = append(h.pending, b)
-	h.pendingSizes = append(h.pendingSizes, size)
+	if n := len(h.pending); n > 0 && len(h.pending[n-1])+len(b) <= eventBatch {
+		// Small batches (one per read while the server trickles) are
+		// joined: fewer, fuller batches for the consumer.
+		h.pending[n-1] = append(h.pending[n-1], b...)
+		h.pendingSizes[n-1] += size
+	} else {
+		h.pending = append(h.pending, b)
+		h.pendingSizes = append(h.pendingSizes, size)
+	}
 	h.pendingN += len(b)
 	h.pendingBytes += size
+	h.st.backlog.Store(int64(h.pendingN))
 	h.offer()
 	for h.pendingN > pendingEvents || h.pendingBytes > pendingBytes {
 		select {
@@ -411,6 +446,7 @@ func (h *handover) offer() {
 
 func (h *handover) shift() {
 	h.pendingN -= len(h.pending[0])
+	h.st.backlog.Store(int64(h.pendingN))
 	h.pendingBytes -= h.pendingSizes[0]
 	h.pending[0] = nil
 	h.pending, h.pendingSizes = h.pending[1:], h.pendingSizes[1:]

@@ -276,8 +276,9 @@ func TestSilenceWhileConsumerBusy(t *testing.T) {
 	}
 	ctx := context.Background()
 	srv, _, start := newSlot(t, "busyconsumer")
-	// More events than the consumer's buffer holds (2,048).
-	if err := srv.Exec(ctx, "postgres", `INSERT INTO t SELECT g, 'a' FROM generate_series(1, 2100) g`); err != nil {
+	// More events than the consumer's buffer holds (16 batches of at most
+	// 128), fewer than it and the receive loop's own (4,096) do.
+	if err := srv.Exec(ctx, "postgres", `INSERT INTO t SELECT g, 'a' FROM generate_series(1, 3000) g`); err != nil {
 		t.Fatal(err)
 	}
 	proxy, err := testenv.StartProxy(fmt.Sprintf("%s:%d", srv.Host(), srv.Port()))
