@@ -63,6 +63,10 @@ type fill struct {
 	// truncXid is the source transaction that last truncated the table: a
 	// chunk whose snapshot does not see it yet is read again.
 	truncXid uint32
+	// emptied: a copy of the table this one replaced (started again in
+	// this run) had committed chunks, so the target table holds part of
+	// its rows even before this copy's first chunk.
+	emptied bool
 	// mustSee are transactions with changes to rows not yet copied that
 	// are not held: its next chunk waits until its snapshot sees them.
 	mustSee []uint32
@@ -357,6 +361,7 @@ func (e *engine) beginFill(relid uint32, name string, estimate int64, reason str
 	f := &fill{copy: schema.TableCopy{RelID: relid, Table: name, Estimate: estimate, Reason: reason, Keys: keys}}
 	if old := e.fills[relid]; old != nil {
 		f.truncXid = old.truncXid
+		f.emptied = old.emptied || old.copy.Chunks > 0
 		// Its held changes go: the copy's next snapshot has them, once it
 		// sees their transactions (a commit the stream delivered can still
 		// be on its way to being visible).
@@ -551,7 +556,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		}
 	}
 	if !ch.Published {
-		if f.copy.Chunks > 0 {
+		if f.copy.Chunks > 0 || f.emptied {
 			// The first chunk emptied the target table: it now holds only
 			// the rows of the chunks done, and nothing will complete it.
 			e.log.Warn("table left the publication (or was dropped) part-way through its copy: the copy of it holds only the rows copied so far, "+

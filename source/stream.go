@@ -386,6 +386,9 @@ func (h *handover) flush(ctx context.Context) error {
 		// a PostgreSQL target's lag several times longer). Busy with
 		// something else for longer, it gets the batch later: reading on.
 		blocked := time.Now()
+		// Time spent waiting for the consumer is not the server's silence
+		// (also when a wake had cut a message short just before).
+		defer func() { h.quiet.heard = true }()
 		for waiting := true; waiting; {
 			select {
 			case h.st.events <- b:
@@ -417,11 +420,17 @@ func (h *handover) flush(ctx context.Context) error {
 	h.pendingBytes += size
 	h.st.backlog.Store(int64(h.pendingN))
 	h.offer()
+	if h.pendingN > pendingEvents || h.pendingBytes > pendingBytes {
+		defer func() { h.quiet.heard = true }() // waiting is not silence
+	}
 	for h.pendingN > pendingEvents || h.pendingBytes > pendingBytes {
+		n := int64(len(h.pending[0]))
+		h.st.backlog.Add(-n) // before the consumer can take the batch
 		select {
 		case h.st.events <- h.pending[0]:
 			h.shift()
 		case <-h.tick.C: // the consumer is busy: keep the server informed meanwhile
+			h.st.backlog.Add(n)
 			if err := h.status.maybe(false, true); err != nil {
 				return err
 			}
@@ -435,10 +444,17 @@ func (h *handover) flush(ctx context.Context) error {
 // offer hands waiting batches over while the consumer has room.
 func (h *handover) offer() {
 	for len(h.pending) > 0 {
+		// Counted out before the consumer can take the batch: one that
+		// finds the count above zero after taking the last is not idle,
+		// and would leave its target transaction open until the next
+		// message.
+		n := int64(len(h.pending[0]))
+		h.st.backlog.Add(-n)
 		select {
 		case h.st.events <- h.pending[0]:
 			h.shift()
 		default:
+			h.st.backlog.Add(n)
 			return
 		}
 	}
@@ -446,7 +462,6 @@ func (h *handover) offer() {
 
 func (h *handover) shift() {
 	h.pendingN -= len(h.pending[0])
-	h.st.backlog.Store(int64(h.pendingN))
 	h.pendingBytes -= h.pendingSizes[0]
 	h.pending[0] = nil
 	h.pending, h.pendingSizes = h.pending[1:], h.pendingSizes[1:]
