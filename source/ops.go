@@ -655,44 +655,24 @@ func (a *Admin) ResolveTables(ctx context.Context, publication string, names []s
 	return relids, shown, nil
 }
 
-// KeyTable describes relid's identity as walmirror treats it
-// (identityExpr): its columns in attnum order, those of its replica
-// identity index (or primary key) marked Key. The other fields of the table
-// are not read.
-func (a *Admin) KeyTable(ctx context.Context, relid uint32) (*schema.Table, error) {
+// KeyTable describes relid as publication publishes it, in the shape the
+// stream and the online copies give it (columns, key, replica identity):
+// what walmirror resync --key checks keys against.
+func (a *Admin) KeyTable(ctx context.Context, publication string, relid uint32) (*schema.Table, error) {
 	ctx, cancel := a.deadline(ctx)
 	defer cancel()
-	t := &schema.Table{ID: relid}
-	rows, err := a.conn.Query(ctx, `SELECT `+identityExpr+`, n.nspname, c.relname, a.attname, a.atttypid,
-			coalesce(EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum), false)
-		FROM pg_catalog.pg_attribute a
-		JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND
-			CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
-		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-		ORDER BY a.attnum`, relid)
+	tx, err := a.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, classify("read the table's key", timeoutCause(ctx, err))
 	}
-	for rows.Next() {
-		var ident string
-		var c schema.Column
-		if err := rows.Scan(&ident, &t.Schema, &t.Name, &c.Name, &c.TypeID, &c.Key); err != nil {
-			rows.Close()
-			return nil, classify("read the table's key", err)
-		}
-		t.Identity = ident[0]
-		if t.Identity == schema.IdentityFull {
-			c.Key = true // pgoutput marks every column of a FULL identity
-		}
-		t.Columns = append(t.Columns, c)
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	pts, err := publishedTables(ctx, tx, publication, relid)
+	if err != nil {
+		return nil, timeoutCause(ctx, err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, classify("read the table's key", timeoutCause(ctx, err))
+	if len(pts) == 0 {
+		return nil, fmt.Errorf("read the key of table %d: publication %q no longer publishes it", relid, publication)
 	}
-	if len(t.Columns) == 0 {
-		return nil, fmt.Errorf("read the key of table %d: it has no columns or no longer exists", relid)
-	}
-	return t, nil
+	t, err := pts[0].describe(ctx, tx)
+	return t, timeoutCause(ctx, err)
 }

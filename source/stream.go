@@ -323,8 +323,8 @@ func (r *statusReporter) maybe(force, clock bool) error {
 
 // handover collects events into batches and hands them to the consumer.
 // Batches the consumer has had no room for during pendingAfter wait in
-// pending while the loop goes on reading (up to pendingEvents events or pendingBytes of messages), so
-// that a consumer busy with something else (a publication listing, a
+// pending while the loop goes on reading (up to pendingEvents events or
+// pendingBytes of messages), so that a consumer busy with something else (a publication listing, a
 // chunk of an online copy) does not stop the loop from measuring the
 // server's silence: a network black hole then went unnoticed until the
 // consumer's own call timed out, 10 times --source-timeout later.
@@ -336,11 +336,16 @@ type handover struct {
 	batch  []Event
 	// pending batches wait for room in events, oldest first; their
 	// events and bytes are counted.
-	pending      [][]Event
+	pending      []queued
 	pendingN     int
 	pendingBytes int64
-	pendingSizes []int64
 	carvedAt     int64 // st.carved when the last batch was taken
+}
+
+// queued is a batch in handover.pending and the bytes its messages hold.
+type queued struct {
+	events []Event
+	size   int64
 }
 
 const (
@@ -382,8 +387,8 @@ func (h *handover) flush(ctx context.Context) error {
 		// The consumer is busy. Applying what came before (catching up),
 		// it takes the batch soon: wait, so the server is held back by
 		// the network rather than decoding ahead for a consumer that
-		// cannot keep up (on a machine short of CPU, reading ahead made
-		// a PostgreSQL target's lag several times longer). Busy with
+		// cannot keep up (on a machine short of CPU, reading ahead at once
+		// made DuckDB's lag about three times longer). Busy with
 		// something else for longer, it gets the batch later: reading on.
 		blocked := time.Now()
 		// Time spent waiting for the consumer is not the server's silence
@@ -407,14 +412,13 @@ func (h *handover) flush(ctx context.Context) error {
 			return err
 		}
 	}
-	if n := len(h.pending); n > 0 && len(h.pending[n-1])+len(b) <= eventBatch {
+	if n := len(h.pending); n > 0 && len(h.pending[n-1].events)+len(b) <= eventBatch {
 		// Small batches (one per read while the server trickles) are
 		// joined: fewer, fuller batches for the consumer.
-		h.pending[n-1] = append(h.pending[n-1], b...)
-		h.pendingSizes[n-1] += size
+		last := &h.pending[n-1]
+		last.events, last.size = append(last.events, b...), last.size+size
 	} else {
-		h.pending = append(h.pending, b)
-		h.pendingSizes = append(h.pendingSizes, size)
+		h.pending = append(h.pending, queued{b, size})
 	}
 	h.pendingN += len(b)
 	h.pendingBytes += size
@@ -424,10 +428,10 @@ func (h *handover) flush(ctx context.Context) error {
 		defer func() { h.quiet.heard = true }() // waiting is not silence
 	}
 	for h.pendingN > pendingEvents || h.pendingBytes > pendingBytes {
-		n := int64(len(h.pending[0]))
+		n := int64(len(h.pending[0].events))
 		h.st.backlog.Add(-n) // before the consumer can take the batch
 		select {
-		case h.st.events <- h.pending[0]:
+		case h.st.events <- h.pending[0].events:
 			h.shift()
 		case <-h.tick.C: // the consumer is busy: keep the server informed meanwhile
 			h.st.backlog.Add(n)
@@ -448,10 +452,10 @@ func (h *handover) offer() {
 		// finds the count above zero after taking the last is not idle,
 		// and would leave its target transaction open until the next
 		// message.
-		n := int64(len(h.pending[0]))
+		n := int64(len(h.pending[0].events))
 		h.st.backlog.Add(-n)
 		select {
-		case h.st.events <- h.pending[0]:
+		case h.st.events <- h.pending[0].events:
 			h.shift()
 		default:
 			h.st.backlog.Add(n)
@@ -461,12 +465,12 @@ func (h *handover) offer() {
 }
 
 func (h *handover) shift() {
-	h.pendingN -= len(h.pending[0])
-	h.pendingBytes -= h.pendingSizes[0]
-	h.pending[0] = nil
-	h.pending, h.pendingSizes = h.pending[1:], h.pendingSizes[1:]
+	h.pendingN -= len(h.pending[0].events)
+	h.pendingBytes -= h.pending[0].size
+	h.pending[0] = queued{}
+	h.pending = h.pending[1:]
 	if len(h.pending) == 0 {
-		h.pending, h.pendingSizes = nil, nil // let the backing arrays go
+		h.pending = nil // let the backing array go
 	}
 }
 

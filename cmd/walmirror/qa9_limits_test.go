@@ -18,6 +18,7 @@ import (
 // it; run did not). The error now names the setting and how to find the
 // slot or client holding it.
 func TestSourceLimitsHint(t *testing.T) {
+	needServer(t)
 	srv := testenv.StartT(t, testenv.Options{Settings: map[string]string{"max_replication_slots": "1", "max_wal_senders": "1"}})
 	ctx := context.Background()
 	db, err := srv.CreateDatabase(ctx, "limits")

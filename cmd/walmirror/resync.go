@@ -70,7 +70,7 @@ func cmdResync(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		t, err := adm.KeyTable(ctx, relids[0])
+		t, err := adm.KeyTable(ctx, cfg.Publication, relids[0])
 		if err != nil {
 			return err
 		}
