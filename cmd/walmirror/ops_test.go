@@ -263,6 +263,12 @@ func TestStatusWithSource(t *testing.T) {
 	if err := server.Exec(context.Background(), db, `INSERT INTO t SELECT generate_series(2, 1000)`); err != nil {
 		t.Fatal(err)
 	}
+	// A source that does not answer: the target's part and the reason.
+	r := walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", "postgres://127.0.0.1:1/none?sslmode=disable", "--json")
+	var failed statusReport
+	if err := json.Unmarshal([]byte(r.stdout), &failed); r.code != 1 || err != nil || failed.Error == "" || failed.LSN == "" || failed.Slot != slot {
+		t.Errorf("status --json, source down: exit %d, %v, want 1, the stored position and an error:\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
 	rep := status()
 	if rep.Source.LagBytes < 1000 || rep.Source.LagSeconds != -1 || !rep.Source.SlotState.Exists || rep.Source.SlotState.Active ||
 		rep.LastTargetCommit == nil || !rep.SnapshotComplete || rep.Source.SlotState.RetainedWALBytes <= 0 || rep.Source.SlotState.WALStatus != "reserved" {
@@ -280,7 +286,7 @@ func TestStatusWithSource(t *testing.T) {
 	if rep.Source.SlotState.ActivePID == 0 || !strings.Contains(rep.Source.SlotState.Holder, "walmirror") {
 		t.Errorf("running: slot state %+v", rep.Source.SlotState)
 	}
-	r := walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", dsn)
+	r = walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", dsn)
 	for _, want := range []string{"lsn:", "committed:", "lag:", "slot state: active (server PID", "wal_status reserved"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -26,6 +27,8 @@ type statusReport struct {
 	// copied: the first "copying", the rest "waiting".
 	Copies []copyStatus  `json:"copies,omitempty"`
 	Source *sourceStatus `json:"source,omitempty"`
+	// Error: why status could not say more (--json only; exit 1).
+	Error string `json:"error,omitempty"`
 }
 
 // sourceStatus is what status adds when given --source.
@@ -68,28 +71,53 @@ func cmdStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	rep, err := buildStatus(ctx, target, src, log)
+	if asJSON {
+		// A script reads stdout: on failure it still gets an object,
+		// with what is known and why the rest is not.
+		if err != nil {
+			rep.Error = err.Error()
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if encErr := enc.Encode(rep); encErr != nil && err == nil {
+			return encErr
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	printStatus(os.Stdout, rep)
+	return nil
+}
+
+// buildStatus reads the target's state and, given a source, the slot's.
+// On error the report holds what was read before it.
+func buildStatus(ctx context.Context, target string, src source.Config, log *slog.Logger) (statusReport, error) {
+	var rep statusReport
 	// A target that holds no copy is said so without opening it as a
 	// sink, which would create walmirror's tables in it (another
 	// program's file, a typo's).
 	if ts, err := readTargetState(ctx, target); err == nil && !ts.Found {
 		if !ts.Exists {
-			return fmt.Errorf("%s does not exist", redactTarget(target))
+			return rep, fmt.Errorf("%s does not exist", redactTarget(target))
 		}
-		return fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
+		return rep, fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
 	}
 	sink, err := openTarget(ctx, target, log, true, defaultTargetOptions())
 	if err != nil {
-		return err
+		return rep, err
 	}
 	st, ok, err := sink.ReadState(ctx)
 	sink.Close()
 	if err != nil {
-		return err
+		return rep, err
 	}
 	if !ok {
-		return fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
+		return rep, fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
 	}
-	rep := statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID}
+	rep = statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID}
 	rep.Copies = copiesStatus(st.Copies)
 	if ts, err := readTargetState(ctx, target); err == nil && !ts.UpdatedAt.IsZero() {
 		at := ts.UpdatedAt.UTC()
@@ -98,17 +126,11 @@ func cmdStatus(ctx context.Context, args []string) error {
 	if src.DSN != "" {
 		s, err := sourceState(ctx, src, st.Slot, st.SystemID, st.LSN)
 		if err != nil {
-			return err
+			return rep, err
 		}
 		rep.Source = s
 	}
-	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	printStatus(os.Stdout, rep)
-	return nil
+	return rep, nil
 }
 
 type copyStatus struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"database/sql"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,5 +33,11 @@ func TestStatusOfFileHoldingNoCopy(t *testing.T) {
 	r = walmirror(t, nil, "status", "--target", "sqlite:"+filepath.Join(t.TempDir(), "typo.db"))
 	if r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("status of a missing file: exit %d, want 1 saying so:\n%s", r.code, r.stderr)
+	}
+	// A script gets an object on stdout saying why, not nothing.
+	r = walmirror(t, nil, "status", "--json", "--target", "sqlite:"+filepath.Join(t.TempDir(), "typo.db"))
+	var rep statusReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != 1 || err != nil || !strings.Contains(rep.Error, "does not exist") {
+		t.Errorf("status --json of a missing file: exit %d, %v, want 1 and an error in JSON:\n%s%s", r.code, err, r.stdout, r.stderr)
 	}
 }
