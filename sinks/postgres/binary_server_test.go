@@ -203,3 +203,46 @@ func TestStagingStaysSmall(t *testing.T) {
 	}
 	t.Logf("staging table: up to %d bytes", largest)
 }
+
+// TestOldShapeStagingDropped: a staging table belongs to one shape of a
+// table; when the source drops a column the old shape's staging table is
+// dropped with the commit, so a session that follows many shape changes
+// does not keep one for each.
+func TestOldShapeStagingDropped(t *testing.T) {
+	dsn := newDB(t, "stagingshapes")
+	s := open(t, dsn, postgresDefault())
+	defer s.Close()
+	conn := connect(t, dsn)
+	stages := func() string {
+		return string(query(t, conn, `SELECT count(*) FROM pg_catalog.pg_class WHERE relname LIKE '\_walmirror\_stage\_%'`)[0][0])
+	}
+	cols := []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	}
+	key := 0
+	for i := range 4 {
+		// Each round: one more column, then that column dropped again.
+		wide := append(append([]schema.Column(nil), cols...), schema.Column{Name: fmt.Sprintf("c%d", i), TypeID: schema.OIDInt4, Typmod: -1})
+		for _, shape := range [][]schema.Column{wide, cols} {
+			tbl := schema.NewTable(1, "public", "sh", schema.IdentityDefault, shape)
+			key++
+			row := make(schema.Tuple, len(shape))
+			for j := range row {
+				row[j] = schema.Datum{State: schema.Text, Data: fmt.Append(nil, key)}
+			}
+			tx(t, s, func(ctx context.Context) error {
+				if err := s.EnsureTable(ctx, tbl); err != nil {
+					return err
+				}
+				if err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{row}}); err != nil {
+					return err
+				}
+				return s.Write(ctx, &schema.Batch{Table: tbl, Updates: []schema.Tuple{row}})
+			})
+		}
+	}
+	if got := stages(); got != "1" {
+		t.Errorf("%s staging tables after 8 shapes of one table, want the current shape's only", got)
+	}
+}

@@ -401,13 +401,19 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			}
 		}
 	}
-	// Shapes of this table that were seen before stay valid (they name a
-	// subset of the columns); this one is read afresh.
+	// This shape is read afresh. Other shapes of the table are forgotten
+	// (read again should one be used again), with their staging tables: a
+	// long run through many shape changes would keep one of each.
 	old := s.tables[t]
 	delete(s.tables, t)
+	s.forgetTable(name)
 	ti, err := s.info(ctx, t)
-	if err == nil && old != nil {
-		ti.stage, ti.stageDead = old.stage, old.stageDead // same shape, same staging columns
+	if old != nil && old.stage != "" {
+		if err == nil {
+			ti.stage, ti.stageDead = old.stage, old.stageDead // same shape, same staging columns
+		} else {
+			s.deadStages = append(s.deadStages, old.stage)
+		}
 	}
 	return err
 }
@@ -624,6 +630,12 @@ func (s *Sink) change(ctx context.Context, t *schema.Table) error {
 func (s *Sink) forgetTable(name string) {
 	for shape, ti := range s.tables {
 		if ti.name == name {
+			if ti.stage != "" {
+				// Dropped at the commit: a session that follows many
+				// changes of shape would otherwise keep a staging table
+				// for each.
+				s.deadStages = append(s.deadStages, ti.stage)
+			}
 			delete(s.tables, shape)
 		}
 	}

@@ -166,6 +166,8 @@ type Sink struct {
 	created map[string]bool
 	nstmt   int
 	nstage  int
+	// deadStages: staging tables of forgotten shapes, dropped by the commit.
+	deadStages []string
 
 	cr     *copyReader // reused COPY encoder
 	params [][]byte
@@ -465,6 +467,9 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		ON CONFLICT (id) DO UPDATE SET slot = EXCLUDED.slot, system_id = EXCLUDED.system_id,
 			phase = EXCLUDED.phase, lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at, copies = EXCLUDED.copies`,
 		[][]byte{[]byte(st.Slot), []byte(st.SystemID), []byte(st.Phase), pos, []byte(schema.EncodeCopies(st.Copies))}, nil, nil, nil)
+	if len(s.deadStages) > 0 {
+		b.ExecParams("DROP TABLE IF EXISTS "+strings.Join(s.deadStages, ", "), nil, nil, nil, nil)
+	}
 	b.ExecParams("COMMIT", nil, nil, nil, nil)
 	res, err := pg.ExecBatch(ctx, b).ReadAll()
 	if err == nil && (len(res) == 0 || res[len(res)-1].CommandTag.String() != "COMMIT") {
@@ -476,6 +481,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	}
 	s.inTx = false
 	clear(s.created)
+	s.deadStages = s.deadStages[:0]
 	return nil
 }
 
@@ -533,6 +539,7 @@ func (s *Sink) afterRollback(ctx context.Context) {
 
 // reset forgets everything that describes the target's tables.
 func (s *Sink) reset() {
+	s.deadStages = s.deadStages[:0] // DISCARD TEMP, or a new session
 	clear(s.tables)
 	clear(s.stmts)
 	clear(s.created)
