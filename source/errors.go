@@ -95,6 +95,12 @@ func classify(op string, err error) error {
 			}
 		case "3D000":
 			e.Hint = "the database named in --source does not exist"
+		case "22021", "22P05":
+			// walmirror's sessions ask for UTF-8 (sessionSettings): a
+			// SQL_ASCII database's non-ASCII bytes, or a character the
+			// database's encoding has and Unicode lacks, cannot be sent.
+			e.Hint = "a value in the source cannot be sent as UTF-8, which every copy holds (a SQL_ASCII database holding other bytes than ASCII?): " +
+				"correct the value in the source (convert_from(convert_to(col, 'SQL_ASCII'), 'LATIN1') reads LATIN1 bytes), or leave the table out of the publication"
 		case "42501":
 			if strings.Contains(pgErr.Message, "row-level security") {
 				e.Hint = "row-level security would hide some of this table's rows from the role in --source, while the stream carries them all: " +
