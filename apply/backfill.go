@@ -1368,7 +1368,7 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 			return nil
 		}
 		e.storedNames[p.RelID] = schema.DisplayName(old.Schema, old.Name)
-		if seen = old.Storage; seen == "" || seen == p.Storage && e.knownName(p.RelID) == p.Name {
+		if seen = upgradeSig(old.Storage, p.Storage); seen == "" || seen == p.Storage && e.knownName(p.RelID) == p.Name {
 			e.storage[p.RelID] = p.Storage
 			return nil
 		}
@@ -1468,13 +1468,13 @@ func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *sche
 		}
 		prev = stored.Storage
 	}
-	was, ok := holds(prev)
-	if !ok {
-		return nil
-	}
 	sig, err := sr.Storage(ctx, t.ID)
 	if err != nil {
 		return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
+	}
+	was, ok := holds(upgradeSig(prev, sig))
+	if !ok {
+		return nil
 	}
 	now, ok := holds(sig)
 	if !ok || now == was {
@@ -1509,6 +1509,21 @@ func holds(sig string) (string, bool) {
 	}
 	b.WriteString("|" + member)
 	return b.String(), true
+}
+
+// upgradeSig reads a stored signature as it would be written now: before
+// the membership of a FOR ALL TABLES publication named the publication's
+// oid it was "all", taken as now's "all<oid>" (no copy again after an
+// upgrade).
+func upgradeSig(stored, now string) string {
+	sFiles, sRest, ok1 := strings.Cut(stored, "|")
+	_, nRest, ok2 := strings.Cut(now, "|")
+	sMember, sName, _ := strings.Cut(sRest, "|")
+	nMember, _, _ := strings.Cut(nRest, "|")
+	if !ok1 || !ok2 || sMember != "all" || !strings.HasPrefix(nMember, "all") {
+		return stored
+	}
+	return sFiles + "|" + nMember + "|" + sName
 }
 
 // dataFiles is the data files part of a storage signature (oid:relfilenode

@@ -35,3 +35,21 @@ func TestHolds(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeSig: a signature stored before the FOR ALL TABLES membership
+// named the publication's oid reads as today's, so an upgrade copies
+// nothing again; any other difference stays.
+func TestUpgradeSig(t *testing.T) {
+	for _, c := range []struct{ stored, now, want string }{
+		{"16384:16390|all|2200.t", "16384:16390|all16400|2200.t", "16384:16390|all16400|2200.t"},
+		{"16384:16390;enums:ab|all|2200.a|b", "16384:16399|all16400|2200.c", "16384:16390;enums:ab|all16400|2200.a|b"},
+		{"16384:16390|all16300|2200.t", "16384:16390|all16400|2200.t", "16384:16390|all16300|2200.t"},
+		{"16384:16390|r16500|2200.t", "16384:16390|all16400|2200.t", "16384:16390|r16500|2200.t"},
+		{"16384:16390|all|2200.t", "16384:16390|r16500|2200.t", "16384:16390|all|2200.t"},
+		{"", "16384:16390|all16400|2200.t", ""},
+	} {
+		if got := upgradeSig(c.stored, c.now); got != c.want {
+			t.Errorf("upgradeSig(%q, %q) = %q, want %q", c.stored, c.now, got, c.want)
+		}
+	}
+}

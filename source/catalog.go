@@ -98,16 +98,19 @@ const identityExpr = `(CASE WHEN c.relkind = 'p' AND c.relreplident = 'f' AND
 
 // storageExpr is schema.Table.Storage for pg_class row c: each leaf's
 // relfilenode (a plain table is its own leaf), then what makes it a member
-// of publication $1 (its pg_publication_rel row, or "all"): a table that
-// left the publication and joined again is a member anew, and its changes
-// meanwhile were not streamed; then its schema and name (a rename shows in
+// of publication $1 (its pg_publication_rel row, or "all" and the
+// publication's oid): a table that left the publication and joined again is
+// a member anew, and its changes meanwhile were not streamed, also when the
+// whole publication was dropped and created again (PostgreSQL 18 skips a
+// missing publication silently); then its schema and name (a rename shows in
 // no Relation message until a row changes). memberExpr15 adds FOR TABLES
 // IN SCHEMA. The data files are followed by enumLabels: renaming an enum
 // value changes what stored rows read as, with no WAL for them either.
 const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
 		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END
 	|| ` + enumLabels + ` || ` + compositeAttrs + ` || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
-		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15 'all')
+		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15
+		(SELECT 'all' || pb.oid::text FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1), 'none')
 	|| '|' || c.relnamespace::text || '.' || c.relname`
 
 // enumLabels is "" for a table whose columns use no enum type, else

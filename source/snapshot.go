@@ -172,7 +172,14 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 	}
 	genListed := genCols
 	if genCols {
-		if err := tx.QueryRow(ctx, `SELECT pubgencols::text = 's' FROM pg_publication WHERE pubname = $1`, publication).Scan(&genCols); err != nil {
+		err := tx.QueryRow(ctx, `SELECT pubgencols::text = 's' FROM pg_publication WHERE pubname = $1`, publication).Scan(&genCols)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Dropped: it publishes nothing now, as before PostgreSQL 18
+			// (where the stream fails at a change made meanwhile; 18 skips
+			// such changes, and its tables are copied again if they join
+			// again, as the poll sees them leave).
+			return nil, nil
+		} else if err != nil {
 			return nil, classify("inspect publication", err)
 		}
 	}
