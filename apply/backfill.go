@@ -1422,8 +1422,15 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		return nil
 	}
 	why := "the source rewrote it (ALTER TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE, or a partition attached or detached): its rows may have changed without WAL"
-	if sameData(seen, p.Storage) || truncated {
+	sFiles, _, _ := strings.Cut(seen, "|")
+	nFiles, _, _ := strings.Cut(p.Storage, "|")
+	switch {
+	case sameData(seen, p.Storage) || truncated:
 		why = "renamed, or moved to another schema, and not yet streamed in this run"
+	case sFiles == nFiles:
+		why = "the publication's hold on it changed (it left and joined again, the publication was created again, or its options changed): changes made meanwhile may not have been published"
+	case beforeInh(sFiles) == beforeInh(nFiles):
+		why = "a partition was attached or detached (maybe detached and attached again): changes made to it meanwhile were not published as this table's"
 	}
 	e.startFill(p.RelID, p.Name, p.Estimate, why)
 	return nil
@@ -1511,19 +1518,37 @@ func holds(sig string) (string, bool) {
 	return b.String(), true
 }
 
-// upgradeSig reads a stored signature as it would be written now: before
-// the membership of a FOR ALL TABLES publication named the publication's
-// oid it was "all", taken as now's "all<oid>" (no copy again after an
-// upgrade).
+// upgradeSig reads a stored signature as it would be written now, where
+// what is written has grown since: the membership of a FOR ALL TABLES
+// publication was "all" (now "all" and the publication's oid), and the
+// publication's transaction (";pub:") and a partitioned table's links
+// (";inh:") were not there. Those parts are taken as now's, so an upgrade
+// copies nothing again.
 func upgradeSig(stored, now string) string {
 	sFiles, sRest, ok1 := strings.Cut(stored, "|")
-	_, nRest, ok2 := strings.Cut(now, "|")
-	sMember, sName, _ := strings.Cut(sRest, "|")
-	nMember, _, _ := strings.Cut(nRest, "|")
-	if !ok1 || !ok2 || sMember != "all" || !strings.HasPrefix(nMember, "all") {
+	nFiles, nRest, ok2 := strings.Cut(now, "|")
+	if !ok1 || !ok2 {
 		return stored
 	}
-	return sFiles + "|" + nMember + "|" + sName
+	sMember, sName, _ := strings.Cut(sRest, "|")
+	nMember, _, _ := strings.Cut(nRest, "|")
+	if _, inh, ok := strings.Cut(nFiles, ";inh:"); ok && !strings.Contains(sFiles, ";inh:") {
+		sFiles += ";inh:" + inh
+	}
+	nBase, nPub, nHasPub := strings.Cut(nMember, ";pub:")
+	if sMember == "all" && strings.HasPrefix(nBase, "all") {
+		sMember = nBase
+	}
+	if nHasPub && !strings.Contains(sMember, ";pub:") {
+		sMember += ";pub:" + nPub
+	}
+	return sFiles + "|" + sMember + "|" + sName
+}
+
+// beforeInh is a signature's data files part without its partition links.
+func beforeInh(files string) string {
+	files, _, _ = strings.Cut(files, ";inh:")
+	return files
 }
 
 // dataFiles is the data files part of a storage signature (oid:relfilenode

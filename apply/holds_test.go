@@ -47,6 +47,11 @@ func TestUpgradeSig(t *testing.T) {
 		{"16384:16390|r16500|2200.t", "16384:16390|all16400|2200.t", "16384:16390|r16500|2200.t"},
 		{"16384:16390|all|2200.t", "16384:16390|r16500|2200.t", "16384:16390|all|2200.t"},
 		{"", "16384:16390|all16400|2200.t", ""},
+		// The publication's transaction and a partitioned table's links.
+		{"16384:16390|r16500|2200.t", "16384:16390|r16500;pub:777|2200.t", "16384:16390|r16500;pub:777|2200.t"},
+		{"16384:16390|all|2200.t", "16384:16390|all16400;pub:777|2200.t", "16384:16390|all16400;pub:777|2200.t"},
+		{"1:2,3:4;enums:ab|r16500|2200.p", "1:2,3:4;enums:ab;inh:cd|r16500;pub:777|2200.p", "1:2,3:4;enums:ab;inh:cd|r16500;pub:777|2200.p"},
+		{"1:2,3:4;inh:ef|r16500;pub:700|2200.p", "1:2,3:4;inh:cd|r16500;pub:777|2200.p", "1:2,3:4;inh:ef|r16500;pub:700|2200.p"},
 	} {
 		if got := upgradeSig(c.stored, c.now); got != c.want {
 			t.Errorf("upgradeSig(%q, %q) = %q, want %q", c.stored, c.now, got, c.want)

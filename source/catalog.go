@@ -103,15 +103,30 @@ const identityExpr = `(CASE WHEN c.relkind = 'p' AND c.relreplident = 'f' AND
 // a member anew, and its changes meanwhile were not streamed, also when the
 // whole publication was dropped and created again (PostgreSQL 18 skips a
 // missing publication silently); then its schema and name (a rename shows in
-// no Relation message until a row changes). memberExpr15 adds FOR TABLES
-// IN SCHEMA. The data files are followed by enumLabels: renaming an enum
+// no Relation message until a row changes). The membership ends with the
+// publication row's transaction (";pub:"): options changed and changed
+// back (publish, publish_via_partition_root) between two polls left changes
+// unpublished meanwhile. memberExpr15 adds FOR TABLES IN SCHEMA. The data files are followed by enumLabels: renaming an enum
 // value changes what stored rows read as, with no WAL for them either.
 const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
 		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END
-	|| ` + enumLabels + ` || ` + compositeAttrs + ` || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
+	|| ` + enumLabels + ` || ` + compositeAttrs + ` || ` + partitionLinks + ` || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
 		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15
 		(SELECT 'all' || pb.oid::text FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1), 'none')
+	|| coalesce((SELECT ';pub:' || pb.xmin::text FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1), '')
 	|| '|' || c.relnamespace::text || '.' || c.relname`
+
+// partitionLinks is "" for a table that is neither partitioned nor a
+// partition, else ";inh:" and a hash of the pg_inherits rows (and the
+// transactions that wrote them) linking it and its partitions, at every
+// level. A partition detached, changed and attached again between two polls
+// leaves the same leaves and data files, but its changes while detached
+// were not published as the partitioned table's (nor, published through its
+// root, as its own): its link is a new row. Raw xmin survives freezing.
+const partitionLinks = `CASE WHEN c.relkind = 'p' OR c.relispartition THEN coalesce((WITH RECURSIVE tree(relid) AS (SELECT c.oid
+		UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+	SELECT ';inh:' || md5(string_agg(i.inhrelid::text || '=' || i.inhparent::text || '@' || i.xmin::text, ',' ORDER BY i.inhrelid, i.inhparent))
+	FROM pg_catalog.pg_inherits i JOIN tree ON i.inhrelid = tree.relid), '') ELSE '' END`
 
 // enumLabels is "" for a table whose columns use no enum type, else
 // ";enums:" and a hash of every label (with its pg_enum oid) of the enum
