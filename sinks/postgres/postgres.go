@@ -226,6 +226,16 @@ var kvPassword = regexp.MustCompile(`(?i)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`
 
 // redact removes the password, and anything that looks like the DSN's
 // password, from msg.
+// redactedError shows a redacted text and unwraps to its cause, so that
+// errors.As still finds what went wrong.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
 func redact(msg, dsn, password string) string {
 	secrets := []string{password}
 	if u, err := url.Parse(dsn); err == nil {
@@ -404,7 +414,10 @@ func (s *Sink) alive(ctx context.Context) error {
 			s.conn.Close(context.WithoutCancel(ctx))
 			s.conn = nil
 		}
-		return fmt.Errorf("PostgreSQL target %s: reconnect: %s", s.where, redact(err.Error(), s.dsn, s.cfg.Password))
+		// The cause stays in the chain (a target restarting is worth a
+		// retry: "the database system is shutting down"), its text without
+		// the password.
+		return &redactedError{msg: fmt.Sprintf("PostgreSQL target %s: reconnect: %s", s.where, redact(err.Error(), s.dsn, s.cfg.Password)), err: err}
 	}
 	return nil
 }

@@ -2,8 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/schema"
@@ -801,4 +804,50 @@ func BenchmarkUpdates(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(benchRows*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// TestReconnectErrorKeepsCause: a reconnect that fails (the target
+// restarting, unreachable) returns an error whose cause callers can still
+// find, so that a run retries it; its text was a redacted copy with no
+// cause, which a run took for a permanent failure and exited 1 on a
+// target restart.
+func TestReconnectErrorKeepsCause(t *testing.T) {
+	dsn := newDB(t, "reconnectcause")
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := testenv.StartProxy(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	u.Host = "127.0.0.1:" + strconv.Itoa(proxy.Port())
+	s, err := postgres.Open(context.Background(), u.String(), slog.New(slog.DiscardHandler), postgres.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tbl := schema.NewTable(1, "public", "kv", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true}})
+	tx(t, s, func(ctx context.Context) error { return s.EnsureTable(ctx, tbl) })
+	proxy.Cut()
+	ctx := context.Background()
+	// The first use finds the connection gone; the next one reconnects.
+	var last error
+	for range 3 {
+		if last = s.Begin(ctx); last == nil {
+			t.Fatal("Begin succeeded through a cut proxy")
+		}
+		_ = s.Rollback(ctx)
+	}
+	var ce *pgconn.ConnectError
+	if !errors.As(last, &ce) {
+		t.Fatalf("reconnect error %q (%T): no connect error in its chain", last, last)
+	}
+	if strings.Contains(last.Error(), srv.Password()) {
+		t.Fatalf("reconnect error %q shows the password", last)
+	}
+	proxy.Restore()
+	tx(t, s, func(ctx context.Context) error { return nil })
 }
