@@ -546,6 +546,17 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
 		}
 		matched := match(t, attrs)
+		for i, a := range matched {
+			// A domain's Type message names its base type; the snapshot,
+			// and so the copy's column, names the domain.
+			if a != nil && a.TypeName != "" && a.TypeID == cols[i].TypeID && typeNames[a.TypeID] != a.TypeName {
+				if typeNames == nil {
+					typeNames = map[uint32]string{}
+				}
+				typeNames[a.TypeID] = a.TypeName
+				t.TypeNames = typeNames
+			}
+		}
 		if ident == schema.IdentityFull && len(attrs) > 0 && attrs[0].PartialOld {
 			// Old rows of its partitions hold only their own keys
 			// (Attribute.PartialOld): as a table without an identity, its

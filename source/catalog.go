@@ -34,6 +34,10 @@ type Attribute struct {
 	// holding only that key, the other columns NULL, in the form of a
 	// whole old row: matched as one, they would change nothing.
 	PartialOld bool
+	// TypeName is "schema.name" of a type outside the built-in range, as
+	// the snapshot's describe names it: a domain by its own name, where
+	// pgoutput's Type message names its base type.
+	TypeName string
 }
 
 // Attributes returns the columns of relation relid, dropped ones included, in
@@ -48,7 +52,9 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 			a.atthasmissing, CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END,
 			a.atthasdef, a.attgenerated <> '',
 			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum),
-			`+identityExpr+` <> c.relreplident
+			`+identityExpr+` <> c.relreplident,
+			CASE WHEN a.atttypid >= 10000 THEN (SELECT tn.nspname || '.' || t.typname FROM pg_catalog.pg_type t
+				JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace WHERE t.oid = a.atttypid) END
 		FROM pg_catalog.pg_attribute a
 		JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 		LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND
@@ -60,10 +66,13 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	}
 	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attribute, error) {
 		var a Attribute
-		var missing *string
-		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated, &a.Key, &a.PartialOld)
+		var missing, typeName *string
+		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated, &a.Key, &a.PartialOld, &typeName)
 		if missing != nil {
 			a.Missing = *missing
+		}
+		if typeName != nil {
+			a.TypeName = *typeName
 		}
 		return a, err
 	})
