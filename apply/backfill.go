@@ -1335,9 +1335,15 @@ func (e *engine) forget(ctx context.Context, relid uint32) error {
 		return err
 	}
 	e.pendingN++
-	name := strconv.FormatUint(uint64(relid), 10)
+	name := e.knownName(relid) // as this run or the stored shape knows it
+	if name == "" {
+		if old, found, err := e.storedShape(ctx, relid); err == nil && found {
+			name = schema.DisplayName(old.Schema, old.Name)
+		} else {
+			name = "relid " + strconv.FormatUint(uint64(relid), 10)
+		}
+	}
 	if t := e.tables[relid]; t != nil {
-		name = schema.DisplayName(t.Schema, t.Name)
 		delete(e.ensured, t)
 	}
 	e.log.Info("table left the publication: its copy stays as it is, and is made afresh if the table joins again", "table", name)
