@@ -37,6 +37,12 @@ func (f field) name() string { return string(f.of) + strconv.Itoa(f.col) }
 // ref is how statements name a field's value in the target column's type.
 func (ti *tableInfo) ref(f field) string { return ti.plans[f.col].toTarget("s." + f.name()) }
 
+// unstorableJSON is DuckDB refusing a json value: schema.ErrUnstorable, as
+// the values the sink itself cannot convert.
+type unstorableJSON struct{ error }
+
+func (e unstorableJSON) Unwrap() []error { return []error{e.error, schema.ErrUnstorable} }
+
 // tupleMode says which values of a tuple may be missing.
 type tupleMode uint8
 
@@ -87,7 +93,18 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "Malformed JSON") {
-			err = fmt.Errorf("%w (DuckDB's JSON parser refused a json value: to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR); walmirror then stores them there as text)", err)
+			// DuckDB names the staged field ("source column c3"): name the
+			// table's column instead.
+			col := "a json column"
+			for _, f := range fields {
+				_, after, found := strings.Cut(err.Error(), "source column "+f.name())
+				if found && (after == "" || after[0] < '0' || after[0] > '9') && f.col < len(ti.t.Columns) {
+					col = fmt.Sprintf("column %q", ti.t.Columns[f.col].Name)
+					break
+				}
+			}
+			err = unstorableJSON{fmt.Errorf("%s: %w (DuckDB's JSON parser refused a json value: to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR), then request a copy of the table again (walmirror resync --table ...); walmirror then stores them there as text)",
+				col, err)}
 		}
 		err = fmt.Errorf("write %s: %w", ti.label, err)
 		if msg := err.Error(); strings.Contains(msg, missingMsg) || strings.Contains(msg, presentMsg) {
