@@ -168,9 +168,13 @@ func (s *Sink) CopiesBinary(ctx context.Context, t *schema.Table) (bool, error) 
 		}
 		oids[i] = strconv.FormatUint(uint64(c.TypeID), 10)
 	}
+	// Before 17 a target reads the fields PostgreSQL 17+ stores for an
+	// infinite interval as a finite one of 178956970 years: intervals go
+	// through their text there, which such a target refuses.
 	res := s.conn.PgConn().ExecParams(ctx, `SELECT pg_catalog.count(*) FROM pg_catalog.pg_type t
 		LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem
-		WHERE t.oid = ANY ($1::oid[]) AND (t.typreceive = 0 OR e.typreceive = 0)`,
+		WHERE t.oid = ANY ($1::oid[]) AND (t.typreceive = 0 OR e.typreceive = 0
+			OR 'interval'::pg_catalog.regtype IN (t.oid, e.oid) AND pg_catalog.current_setting('server_version_num')::int < 170000)`,
 		[][]byte{[]byte("{" + strings.Join(oids, ",") + "}")}, nil, nil, nil).Read()
 	if res.Err != nil {
 		return false, fmt.Errorf("inspect column types of %s: %w", qualified(t), res.Err)

@@ -42,6 +42,13 @@ func TestCopyBinary(t *testing.T) {
 	ctx := context.Background()
 	src := connect(t, newDB(t, "rawcopy_source"))
 	exec(t, src, rawTypesDDL+typesDDL)
+	// Before 17 the target takes intervals through their text (an infinite
+	// one, 17+, would read as finite): here without them, and a table with
+	// one is refused below.
+	before17 := string(query(t, src, "SELECT current_setting('server_version_num')::int < 170000")[0][0]) == "t"
+	if before17 {
+		exec(t, src, "ALTER TABLE raw DROP COLUMN iv; CREATE TABLE ivt (id int PRIMARY KEY, iv interval[])")
+	}
 	tbl, _ := sourceTable(t, src, "raw", schema.IdentityDefault)
 	types, _ := sourceTable(t, src, "types", schema.IdentityDefault)
 	var stream bytes.Buffer
@@ -91,6 +98,18 @@ func TestCopyBinary(t *testing.T) {
 		return load(ctx)
 	})
 	check("new table")
+	if before17 {
+		ivt, _ := sourceTable(t, src, "ivt", schema.IdentityDefault)
+		tx(t, s, func(ctx context.Context) error {
+			if err := s.EnsureTable(ctx, ivt); err != nil {
+				return err
+			}
+			if ok, err := s.CopiesBinary(ctx, ivt); err != nil || ok {
+				t.Errorf("CopiesBinary(a table with interval[]) before 17 = %v, %v, want false", ok, err)
+			}
+			return nil
+		})
+	}
 	// Emptied in the transaction, the key stays (not the sink's to drop
 	// any more: someone may depend on it by now).
 	keyOID := func() string {
