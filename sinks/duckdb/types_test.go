@@ -287,10 +287,6 @@ func TestUnstorable(t *testing.T) {
 		{text("4", nil, "[0:1]={1,2}", nil, nil, nil), `"grid"`, "VARCHAR", "[0:1]={1,2}"},
 		{text("5", nil, nil, "294270-01-01 00:00:00", nil, nil), `"ts"`, "range", "294270-01-01 00:00:00"},
 		{text("6", "1.234", nil, nil, nil, nil), `"amount"`, "DECIMAL", "1.234"},
-		// PostgreSQL 17's infinite intervals: DuckDB read the extreme fields
-		// back as a finite interval of 178956970 years (exit 0).
-		{text("7", nil, nil, nil, "infinity", nil), `"iv"`, "VARCHAR", "infinity"},
-		{text("8", nil, nil, nil, "-infinity", nil), `"iv"`, "VARCHAR", "-infinity"},
 		// JSON DuckDB's parser refuses (a lone surrogate, which PostgreSQL's
 		// json keeps): the error named the staged field c5, not the column.
 		{text("9", nil, nil, nil, nil, `"\ud800"`), `"js"`, "VARCHAR", `"\ud800"`},
