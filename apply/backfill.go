@@ -638,7 +638,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			t.Storage = old.Storage
 		}
 	}
-	if f.copy.After != nil && t.Storage != "" && ch.Table.Storage != t.Storage {
+	if f.copy.After != nil && t.Storage != "" && ch.Table.Storage != upgradeSig(t.Storage, ch.Table.Storage) {
 		// Rewritten since the chunks before: they may hold other values.
 		e.startFill(relid, f.copy.Table, f.copy.Estimate, "the source rewrote it while it was copied")
 		return nil
@@ -1376,6 +1376,11 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		e.storedNames[p.RelID] = schema.DisplayName(old.Schema, old.Name)
 		if seen = upgradeSig(old.Storage, p.Storage); seen == "" || seen == p.Storage && e.knownName(p.RelID) == p.Name {
 			e.storage[p.RelID] = p.Storage
+			if seen != "" && old.Storage != seen {
+				// Stored by an older version: store it as read now, once,
+				// so that later runs compare the parts it lacked.
+				return e.storeStorage(ctx, p.RelID, old, p.Storage)
+			}
 			return nil
 		}
 	}
@@ -1440,6 +1445,22 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 	}
 	e.startFill(p.RelID, p.Name, p.Estimate, why)
 	return nil
+}
+
+// storeStorage replaces the storage signature of relid's stored shape old.
+func (e *engine) storeStorage(ctx context.Context, relid uint32, old schema.Stored, storage string) error {
+	ss, ok := e.sink.(shapeStore)
+	if !ok {
+		return nil
+	}
+	if err := e.ensureOpen(ctx); err != nil {
+		return err
+	}
+	e.pendingN++
+	old.Storage = storage
+	return e.call(ctx, func(ctx context.Context) error {
+		return ss.SetShape(ctx, &schema.Table{ID: relid, Schema: old.Schema, Name: old.Name}, old.Encode())
+	})
 }
 
 // knownName is the name the copy knows relid's table by: as this run

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -546,12 +547,19 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
 		}
 		matched := match(t, attrs)
+		cloned := false
 		for i, a := range matched {
 			// A domain's Type message names its base type; the snapshot,
 			// and so the copy's column, names the domain.
 			if a != nil && a.TypeName != "" && a.TypeID == cols[i].TypeID && typeNames[a.TypeID] != a.TypeName {
-				if typeNames == nil {
-					typeNames = map[uint32]string{}
+				if !cloned {
+					// The caller's map may be another table's (schema.Table
+					// is not changed once made).
+					typeNames = maps.Clone(typeNames)
+					if typeNames == nil {
+						typeNames = map[uint32]string{}
+					}
+					cloned = true
 				}
 				typeNames[a.TypeID] = a.TypeName
 				t.TypeNames = typeNames

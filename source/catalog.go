@@ -127,15 +127,15 @@ const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(
 
 // partitionLinks is "" for a table that is neither partitioned nor a
 // partition, else ";inh:" and a hash of the pg_inherits rows (and the
-// transactions that wrote them) linking it and its partitions, at every
-// level. A partition detached, changed and attached again between two polls
+// transactions that wrote them) linking it, its partitions at every level
+// and its ancestors. A partition detached, changed and attached again between two polls
 // leaves the same leaves and data files, but its changes while detached
 // were not published as the partitioned table's (nor, published through its
 // root, as its own): its link is a new row. Raw xmin survives freezing.
 const partitionLinks = `CASE WHEN c.relkind = 'p' OR c.relispartition THEN coalesce((WITH RECURSIVE tree(relid) AS (SELECT c.oid
 		UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
 	SELECT ';inh:' || md5(string_agg(i.inhrelid::text || '=' || i.inhparent::text || '@' || i.xmin::text, ',' ORDER BY i.inhrelid, i.inhparent))
-	FROM pg_catalog.pg_inherits i JOIN tree ON i.inhrelid = tree.relid), '') ELSE '' END`
+	FROM pg_catalog.pg_inherits i WHERE i.inhrelid IN (SELECT relid FROM tree UNION SELECT relid FROM pg_catalog.pg_partition_ancestors(c.oid))), '') ELSE '' END`
 
 // enumLabels is "" for a table whose columns use no enum type, else
 // ";enums:" and a hash of every label (with its pg_enum oid) of the enum

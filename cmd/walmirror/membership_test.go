@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/walmirror/walmirror/internal/mirrortest"
@@ -52,4 +55,76 @@ func TestMembershipChangedAndBack(t *testing.T) {
 		ALTER PUBLICATION pm SET (publish_via_partition_root = true)`)
 	run()
 	compareRows(t, dsn, rows, `SELECT id, v FROM m`, `SELECT id, v FROM t`)
+}
+
+// TestSubPartitionDetachedAndBack: published as its leaves
+// (publish_via_partition_root = false), a leaf under a partitioned
+// partition: that partition detached, the leaf changed, the partition
+// attached again. The leaf's own link never changed, its parent's did.
+func TestSubPartitionDetachedAndBack(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE n (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+		CREATE TABLE n2 PARTITION OF n FOR VALUES FROM (0) TO (100) PARTITION BY RANGE (id);
+		CREATE TABLE n21 PARTITION OF n2 FOR VALUES FROM (0) TO (50);
+		CREATE TABLE n22 PARTITION OF n2 FOR VALUES FROM (50) TO (100);
+		INSERT INTO n SELECT g, 'v' || g FROM generate_series(1, 99) g;
+		CREATE PUBLICATION pn FOR TABLE n WITH (publish_via_partition_root = false)`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	target := "sqlite:" + path
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	rows := func(q string) ([]string, error) { return mirrortest.SQLiteRows(context.Background(), path, q) }
+	run := func() { t.Helper(); runNow(t, dsn, target, slot, "--publication", "pn") }
+	run()
+	compareRows(t, dsn, rows, `SELECT id, v FROM n21`)
+	mustExec(t, db, `ALTER TABLE n DETACH PARTITION n2;
+		DELETE FROM n21 WHERE id = 5; UPDATE n21 SET v = 'while detached' WHERE id = 7;
+		ALTER TABLE n ATTACH PARTITION n2 FOR VALUES FROM (0) TO (100)`)
+	run()
+	compareRows(t, dsn, rows, `SELECT id, v FROM n21`, `SELECT id, v FROM n22`)
+}
+
+// TestLegacySignatureStoredOnce: a storage signature stored by an older
+// version (membership "all", no publication transaction) is read as
+// today's, so the table is not copied again after an upgrade, and stored
+// as today's at once: else every later run would take the parts it lacks
+// as unchanged, and a change to them while walmirror was stopped would go
+// unseen.
+func TestLegacySignatureStoredOnce(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one');`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	target := "sqlite:" + path
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	runNow(t, dsn, target, slot)
+	conn, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	storage := func() string {
+		t.Helper()
+		var s string
+		if err := conn.QueryRow(`SELECT json_extract(shape, '$.storage') FROM _walmirror_tables WHERE name = 't'`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	now := storage()
+	legacy := regexp.MustCompile(`\|all[0-9]+;pub:[0-9]+\|`).ReplaceAllString(now, "|all|")
+	if legacy == now {
+		t.Fatalf("stored signature %q has no FOR ALL TABLES membership with the publication's oid and transaction", now)
+	}
+	if _, err := conn.Exec(`UPDATE _walmirror_tables SET shape = json_set(shape, '$.storage', ?) WHERE name = 't'`, legacy); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, `INSERT INTO t VALUES (2, 'two')`) // a run with nothing to stream ends before its poll
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+	if r.code != 0 || strings.Contains(r.stderr, "copying table online") {
+		t.Fatalf("run after the upgrade exited %d or copied the table again:\n%s", r.code, r.stderr)
+	}
+	if got := storage(); got != now {
+		t.Errorf("stored signature after a run: %q, want today's %q", got, now)
+	}
 }
