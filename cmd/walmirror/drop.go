@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/walmirror/walmirror/source"
@@ -123,14 +124,17 @@ func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget, pub
 		fmt.Fprintf(out, "publication %q left in place: walmirror did not create it (owner %s); if nothing else uses it, an administrator can run DROP PUBLICATION %s\n",
 			name, pub.Owner, quoteIdent(name))
 		return nil
-	case pub.ForSlot != "" && pub.ForSlot != cfg.Slot:
-		fmt.Fprintf(out, "publication %q left in place: walmirror created it for slot %q, not %q\n", name, pub.ForSlot, cfg.Slot)
-		return nil
 	}
 	others, err := adm.OtherSlots(ctx, cfg.Slot)
 	if err != nil {
 		return err
 	}
+	if pub.ForSlot != "" && pub.ForSlot != cfg.Slot && slices.Contains(others, pub.ForSlot) {
+		fmt.Fprintf(out, "publication %q left in place: walmirror created it for slot %q, not %q\n", name, pub.ForSlot, cfg.Slot)
+		return nil
+	}
+	// Created for this slot, or for one that is gone (its own drop left
+	// the publication to the slots that remained, this one among them).
 	if len(others) > 0 {
 		fmt.Fprintf(out, "publication %q left in place: other pgoutput slots in this database may use it (%s); drop it with DROP PUBLICATION %s once none does\n",
 			name, strings.Join(others, ", "), quoteIdent(name))

@@ -27,3 +27,27 @@ func TestDropFindsItsPublication(t *testing.T) {
 		t.Fatal("drop left the slot or its publication")
 	}
 }
+
+// TestDropLastSlotDropsSharedPublication: two copies follow one
+// publication walmirror created for the first one's slot. Dropping the
+// first leaves it to the second; dropping the second then drops it too.
+// Before, the second drop left it ("created for slot a, not b") and
+// nothing ever dropped it.
+func TestDropLastSlotDropsSharedPublication(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);`)
+	dir := t.TempDir()
+	a, b := "sqlite:"+filepath.Join(dir, "a.db"), "sqlite:"+filepath.Join(dir, "b.db")
+	dropSlotAtEnd(t, db, "a_"+db)
+	dropSlotAtEnd(t, db, "b_"+db)
+	runNow(t, dsn, a, "a_"+db)
+	runNow(t, dsn, b, "b_"+db)
+	r := walmirror(t, nil, "drop", "--source", dsn, "--target", a)
+	if r.code != 0 || !strings.Contains(r.stdout, "left in place") || !publicationExists(t, db, "walmirror") {
+		t.Fatalf("drop of the first copy: exit %d, want the publication left to the second:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = walmirror(t, nil, "drop", "--source", dsn, "--target", b)
+	if r.code != 0 || !strings.Contains(r.stdout, `dropped publication "walmirror"`) || publicationExists(t, db, "walmirror") {
+		t.Fatalf("drop of the last copy: exit %d, want the publication dropped:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
