@@ -41,7 +41,11 @@ func (m *Monitor) LogSummary(log *slog.Logger) {
 	s := m.Summary()
 	args := []any{"uptime", s.Uptime.Round(time.Millisecond), "transactions", s.Transactions, "rows", s.Rows,
 		"inserts", s.Inserts, "updates", s.Updates, "deletes", s.Deletes, "truncates", s.Truncates,
-		"target_commits", s.Commits, "reconnects", s.Reconnects, "applied", s.Applied, "lag", s.Lag.Round(time.Millisecond)}
+		"target_commits", s.Commits, "reconnects", s.Reconnects}
+	if s.Applied != 0 { // 0: the run ended before streaming (nothing to do)
+		args = append(args, "applied", s.Applied)
+	}
+	args = append(args, "lag", s.Lag.Round(time.Millisecond))
 	if s.SnapshotRows > 0 {
 		args = append(args, "initial_copy_rows", s.SnapshotRows)
 	}
