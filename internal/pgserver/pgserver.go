@@ -338,7 +338,14 @@ func databaseName(prefix string, n int64) string {
 // Exec runs SQL (possibly several statements, sent with the simple query
 // protocol) as the superuser in database db, for fixtures and DDL.
 func (s *Server) Exec(ctx context.Context, db, sql string) error {
-	conn, err := pgx.Connect(ctx, s.DSN(db))
+	cfg, err := pgx.ParseConfig(s.DSN(db))
+	if err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	// sql is a Go string, UTF-8: the server converts it to the database's
+	// encoding (a test's LATIN1 database included).
+	cfg.RuntimeParams["client_encoding"] = "UTF8"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("pgserver: connect to %q: %w", db, err)
 	}
