@@ -1,5 +1,10 @@
 package schema
 
+import (
+	"encoding/binary"
+	"hash/maphash"
+)
+
 // Datum states, as pgoutput marks tuple columns.
 const (
 	Null      = 'n'
@@ -91,15 +96,17 @@ func (b *Batch) Len() int {
 	return len(b.Deletes) + len(b.Inserts) + len(b.Updates) + len(b.Patches) + len(b.Rows)
 }
 
-// EachRun walks ordered row changes: each run of consecutive inserts goes to
-// inserts at once (a sink bulk-loads it), every other change to change alone.
-func EachRun(rows []RowChange, inserts func([]Tuple) error, change func(RowChange) error) error {
+// EachRun walks ordered row changes: each run of consecutive inserts goes
+// to inserts at once (a sink bulk-loads it), the other changes to changes,
+// a SetRun at a time.
+func EachRun(rows []RowChange, inserts func([]Tuple) error, changes func([]RowChange) error) error {
 	for len(rows) > 0 {
 		if rows[0].Op != Insert {
-			if err := change(rows[0]); err != nil {
+			n := max(SetRun(rows), 1)
+			if err := changes(rows[:n]); err != nil {
 				return err
 			}
-			rows = rows[1:]
+			rows = rows[n:]
 			continue
 		}
 		n := 1
@@ -116,4 +123,82 @@ func EachRun(rows []RowChange, inserts func([]Tuple) error, change func(RowChang
 		rows = rows[n:]
 	}
 	return nil
+}
+
+// SetRun is how many changes at the head of rows, all to one keyless
+// (REPLICA IDENTITY FULL) table, a sink may apply as one set instead of one
+// statement each: changes of one kind (updates or deletes) that send the same
+// columns, none of which changes a row an earlier one of them wrote. Each
+// change still changes exactly one row equal to its old row: changes with
+// equal old rows take distinct rows, and since such rows are equal in every
+// column the source sent, which takes which does not matter. Applied one by
+// one, each change looks for its row from the table's start, which makes a
+// bulk update of a keyless table quadratic.
+//
+// A change whose old row equals a row an earlier change wrote ends the run
+// (it may be meant for that row, which the set does not see yet). Rows are
+// compared by a hash of their sent values: a collision only ends a run early.
+func SetRun(rows []RowChange) int {
+	if len(rows) < 2 {
+		return len(rows)
+	}
+	first := rows[0]
+	if first.Op != Update && first.Op != Delete || first.Old == nil || first.Op == Update && first.New == nil {
+		return 1
+	}
+	seed := maphash.MakeSeed()
+	var written map[uint64]struct{}
+	n := 0
+	for ; n < len(rows); n++ {
+		c := rows[n]
+		if c.Op != first.Op || !sameSent(c.Old, first.Old) || c.Op == Update && !sameSent(c.New, first.New) {
+			break
+		}
+		if c.Op == Delete {
+			continue
+		}
+		if _, ok := written[hashRow(seed, c.Old, c.Old)]; ok {
+			break
+		}
+		if written == nil {
+			written = map[uint64]struct{}{}
+		}
+		// The row it writes: the sent new values, the old ones elsewhere.
+		written[hashRow(seed, c.Old, c.New)] = struct{}{}
+	}
+	return n
+}
+
+// sameSent reports whether two tuples send the same columns.
+func sameSent(a, b Tuple) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if (a[i].State == Unchanged) != (b[i].State == Unchanged) {
+			return false
+		}
+	}
+	return true
+}
+
+// hashRow hashes, over the columns old sent, row's values where row sent
+// them and old's elsewhere.
+func hashRow(seed maphash.Seed, old, row Tuple) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var n [8]byte
+	for i, d := range old {
+		if d.State == Unchanged {
+			continue
+		}
+		if i < len(row) && row[i].State != Unchanged {
+			d = row[i]
+		}
+		binary.LittleEndian.PutUint64(n[:], uint64(len(d.Data)))
+		h.WriteByte(d.State)
+		h.Write(n[:])
+		h.Write(d.Data)
+	}
+	return h.Sum64()
 }

@@ -266,7 +266,7 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 	}
 	return schema.EachRun(b.Rows,
 		func(tuples []schema.Tuple) error { return s.insert(ctx, ti, tuples) },
-		func(c schema.RowChange) error { return s.rowChange(ctx, ti, c) })
+		func(cs []schema.RowChange) error { return s.changeSet(ctx, ti, cs) })
 }
 
 // deleteKeys removes the rows whose keys the tuples hold.
@@ -657,6 +657,121 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 	return s.updateOne(ctx, ti, match, c.Old, c.New, func(sets string) string {
 		return "UPDATE " + ti.name + " AS t SET " + sets + " FROM s WHERE " + one
 	})
+}
+
+// changeSet applies a schema.SetRun of a keyless table's changes in one
+// statement: the table's rows equal to some change's old row are numbered
+// per distinct row (in rowid order), the changes per old row too, and the
+// n-th change takes the n-th row. A change left without a row changes
+// nothing, as rowChange's does.
+func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChange) error {
+	first := cs[0]
+	if len(ti.keyIdx) > 0 || len(cs) == 1 {
+		for _, c := range cs {
+			if err := s.rowChange(ctx, ti, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if ti.t.Identity != schema.IdentityFull {
+		return schema.Unidentified(ti.t, first.Op, true)
+	}
+	var match, fields []field
+	var tk, sk, on, sets, vals []string
+	for i, d := range first.Old {
+		if i >= len(ti.plans) || d.State == schema.Unchanged {
+			continue
+		}
+		f := field{i, 'o'}
+		match = append(match, f)
+		l, r := "m."+ti.cols[i], ti.ref(f)
+		if ti.plans[i].exactCompare() {
+			l, r = "CAST("+l+" AS VARCHAR)", "CAST("+r+" AS VARCHAR)"
+		}
+		k := "k" + strconv.Itoa(len(tk))
+		tk = append(tk, l+" AS "+k)
+		sk = append(sk, r+" AS "+k)
+		on = append(on, "x."+k+" IS NOT DISTINCT FROM y."+k)
+	}
+	if len(match) == 0 {
+		return s.rowChange(ctx, ti, first) // nothing to match by: any row
+	}
+	fields = append(fields, match...)
+	if first.Op == schema.Update {
+		for i, d := range first.New {
+			if i >= len(ti.plans) || d.State == schema.Unchanged {
+				continue
+			}
+			f := field{i, 'n'}
+			fields = append(fields, f)
+			v := "v" + strconv.Itoa(len(vals))
+			vals = append(vals, ti.ref(f)+" AS "+v)
+			sets = append(sets, ti.cols[i]+" = z."+v)
+		}
+		if len(sets) == 0 {
+			return nil
+		}
+	}
+	var key strings.Builder
+	key.WriteString("set " + first.Op.String())
+	for _, f := range fields {
+		key.WriteString(" " + f.name())
+	}
+	q := ti.cached(key.String(), func() string {
+		keys := make([]string, len(tk))
+		for i := range keys {
+			keys[i] = "k" + strconv.Itoa(i)
+		}
+		ks := strings.Join(keys, ", ")
+		// y: the changes, numbered per old row; x: the table's rows equal to
+		// one of them (a join with their distinct old rows), numbered alike.
+		y := "(SELECT " + strings.Join(append(append([]string(nil), sk...), vals...), ", ") + " FROM s)"
+		y = "(SELECT *, row_number() OVER (PARTITION BY " + ks + ") AS n FROM " + y + ")"
+		x := "(SELECT m.rowid AS r, " + strings.Join(tk, ", ") + " FROM " + ti.name + " AS m)"
+		x = "(SELECT x.r, " + prefixed("x.", keys) + ", row_number() OVER (PARTITION BY " + prefixed("x.", keys) + " ORDER BY x.r) AS n FROM " + x + " AS x JOIN (SELECT DISTINCT " + ks + " FROM " + y + ") AS y ON " + strings.Join(on, " AND ") + ")"
+		z := "(SELECT x.r" + yvals(len(vals)) + " FROM " + x + " AS x JOIN " + y + " AS y ON " + strings.Join(on, " AND ") + " AND x.n = y.n) AS z"
+		if first.Op == schema.Delete {
+			return "DELETE FROM " + ti.name + " AS t USING " + z + " WHERE t.rowid = z.r"
+		}
+		return "UPDATE " + ti.name + " AS t SET " + strings.Join(sets, ", ") + " FROM " + z + " WHERE t.rowid = z.r"
+	})
+	return s.run(ctx, ti, q, fields, len(cs), func(a *duckdb.Appender) error {
+		for _, c := range cs {
+			s.cv.reset()
+			s.vals = s.vals[:0]
+			for _, f := range fields {
+				tup := c.Old
+				if f.of == 'n' {
+					tup = c.New
+				}
+				if err := s.stageValue(ti, f.col, tup, sentOnly); err != nil {
+					return err
+				}
+			}
+			if err := a.AppendRow(s.vals...); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// prefixed joins names, each with prefix p.
+func prefixed(p string, names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return p + strings.Join(names, ", "+p)
+}
+
+// yvals is ", y.v0, y.v1, ..." for n values.
+func yvals(n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(", y.v" + strconv.Itoa(i))
+	}
+	return b.String()
 }
 
 // updateOne sets the columns newRow sent on the row that oldFields of old

@@ -155,6 +155,7 @@ type tableInfo struct {
 	cols      []string // quoted column names, in the shape's order
 	keyIdx    []int
 	cmp       []cmpKind
+	types     []string // the target columns' types, without type modifiers
 	unique    bool   // a unique index on exactly the key columns: ON CONFLICT works
 	stage     string // qualified staging table, "" until created
 	gcol      string // its group column (quoted)
@@ -172,11 +173,12 @@ type targetColumn struct {
 	num     int16
 	typeOID uint32
 	typ     string // format_type
+	base    string // format_type without the type modifier
 }
 
 // inspect reads the target table's columns; ok is false when it does not exist.
 func (s *Sink) inspect(ctx context.Context, t *schema.Table) (oid uint32, cols map[string]targetColumn, order []string, ok bool, err error) {
-	res := s.conn.PgConn().ExecParams(ctx, `SELECT c.oid, c.relkind, a.attname, a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod)
+	res := s.conn.PgConn().ExecParams(ctx, `SELECT c.oid, c.relkind, a.attname, a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.format_type(a.atttypid, NULL)
 		FROM pg_catalog.pg_class c
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -200,7 +202,7 @@ func (s *Sink) inspect(ctx context.Context, t *schema.Table) (oid uint32, cols m
 		num, _ := strconv.ParseInt(string(r[3]), 10, 16)
 		typ, _ := strconv.ParseUint(string(r[4]), 10, 32)
 		name := string(r[2])
-		cols[name] = targetColumn{num: int16(num), typeOID: uint32(typ), typ: string(r[5])}
+		cols[name] = targetColumn{num: int16(num), typeOID: uint32(typ), typ: string(r[5]), base: string(r[6])}
 		order = append(order, name)
 	}
 	return uint32(o), cols, order, true, nil
@@ -236,6 +238,7 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 		ti.cols = append(ti.cols, quoteIdent(c.Name))
 		ti.attnums = append(ti.attnums, tc.num)
 		ti.cmp = append(ti.cmp, cmpFor(tc.typeOID))
+		ti.types = append(ti.types, tc.base)
 		ti.bin = append(ti.bin, binaryEncoderFor(c.TypeID, tc.typeOID))
 	}
 	if len(ti.keyIdx) == 1 {

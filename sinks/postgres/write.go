@@ -577,8 +577,13 @@ func (s *Sink) ordered(ctx context.Context, ti *tableInfo, rows []schema.RowChan
 			if err != nil {
 				return fmt.Errorf("copy into %s: %w", ti.name, detail(err))
 			}
+		} else if set := keylessSet(ti, rows); set > 1 {
+			n = set
+			if err := s.changeSet(ctx, ti, rows[:n]); err != nil {
+				return err
+			}
 		} else {
-			for n < len(rows) && n < maxPipeline && rows[n].Op != schema.Insert {
+			for n < len(rows) && n < maxPipeline && rows[n].Op != schema.Insert && keylessSet(ti, rows[n:]) < 2 {
 				n++
 			}
 			if err := s.pipeline(ctx, ti, rows[:n]); err != nil {
@@ -588,6 +593,169 @@ func (s *Sink) ordered(ctx context.Context, ti *tableInfo, rows []schema.RowChan
 		rows = rows[n:]
 	}
 	return nil
+}
+
+// keylessSet is the schema.SetRun at the head of rows of a keyless table (0
+// for a keyed one, whose ordered changes are few: key changes that left
+// TOASTed values unsent).
+func keylessSet(ti *tableInfo, rows []schema.RowChange) int {
+	if len(ti.keyIdx) > 0 || ti.t.Identity != schema.IdentityFull {
+		return 0
+	}
+	return schema.SetRun(rows)
+}
+
+// changeSet applies a schema.SetRun of a keyless table's changes with one
+// statement per pattern of NULLs in their old rows (usually one): the
+// table's rows that print like some change's old row are numbered per
+// distinct row, the changes per old row too, and the n-th change takes the
+// n-th row. A change left without a row changes nothing, as one applied
+// alone. The changes' values go as text arrays, one per column.
+func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChange) error {
+	first := cs[0]
+	var sent []int // new values sent
+	if first.Op == schema.Update {
+		for i, d := range first.New {
+			if d.State != schema.Unchanged {
+				sent = append(sent, i)
+			}
+		}
+		if len(sent) == 0 {
+			return nil
+		}
+	}
+	var order []string
+	groups := map[string][]schema.RowChange{}
+	nulls := make([]byte, len(ti.cols))
+	for _, c := range cs {
+		if len(c.Old) != len(ti.cols) || c.New != nil && len(c.New) != len(ti.cols) {
+			return fmt.Errorf("%s of %s: row has %d values for %d columns", c.Op, ti.name, len(c.Old), len(ti.cols))
+		}
+		for i, d := range c.Old {
+			nulls[i] = '-' // not compared
+			switch d.State {
+			case schema.Null:
+				nulls[i] = 'n'
+			case schema.Text:
+				nulls[i] = 'v'
+			}
+		}
+		if _, ok := groups[string(nulls)]; !ok {
+			order = append(order, string(nulls))
+		}
+		groups[string(nulls)] = append(groups[string(nulls)], c)
+	}
+	for _, match := range order {
+		g := groups[match]
+		if !strings.Contains(match, "v") {
+			// Nothing to join by: one statement per change.
+			if err := s.pipeline(ctx, ti, g); err != nil {
+				return err
+			}
+			continue
+		}
+		s.params = s.params[:0]
+		var buf []byte
+		for i, m := range match {
+			if m == 'v' {
+				buf = textArray(buf[:0], g, func(c schema.RowChange) schema.Datum { return c.Old[i] })
+				s.params = append(s.params, append([]byte(nil), buf...))
+			}
+		}
+		for _, i := range sent {
+			buf = textArray(buf[:0], g, func(c schema.RowChange) schema.Datum { return c.New[i] })
+			s.params = append(s.params, append([]byte(nil), buf...))
+		}
+		_, err := s.conn.PgConn().ExecParams(ctx, setSQL(ti, first.Op, match, sent), s.params, nil, nil, nil).Close()
+		if err != nil {
+			return fmt.Errorf("apply %d ordered changes to %s: %w", len(g), ti.name, detail(err))
+		}
+	}
+	return nil
+}
+
+// setSQL builds changeSet's statement for old rows with the NULLs of match
+// ('v' compared with a value, 'n' NULL, '-' not sent) and new values of the
+// columns sent. Parameters: one text array per value compared, then one per
+// value set.
+func setSQL(ti *tableInfo, op schema.Op, match string, sent []int) string {
+	var cols, xk, yk, on, nulls, sets []string
+	for i, m := range match {
+		switch m {
+		case 'n':
+			nulls = append(nulls, "t."+ti.cols[i]+" IS NULL")
+			continue
+		case '-':
+			continue
+		}
+		u := "u.o" + strconv.Itoa(i)
+		cols = append(cols, "o"+strconv.Itoa(i))
+		x, y := "t."+ti.cols[i], u // as rowSQL compares: by what prints alike
+		switch ti.cmp[i] {
+		case cmpEqual:
+			y = u + "::" + ti.types[i]
+		case cmpCast:
+			x += "::text"
+		default:
+			x = "pg_catalog.format('%s', " + x + ")"
+		}
+		k := "k" + strconv.Itoa(len(xk))
+		xk = append(xk, x)
+		yk = append(yk, y+" AS "+k)
+		on = append(on, "x."+k+" = y."+k)
+	}
+	var vals []string
+	for _, i := range sent {
+		v := "n" + strconv.Itoa(i)
+		cols = append(cols, v)
+		vals = append(vals, "u."+v)
+		sets = append(sets, ti.cols[i]+" = y."+v+"::"+ti.types[i])
+	}
+	arrays := make([]string, len(cols))
+	for i := range arrays {
+		arrays[i] = "$" + strconv.Itoa(i+1) + "::text[]"
+	}
+	keys := make([]string, len(xk))
+	xs := make([]string, len(xk))
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+		xs[i] = xk[i] + " AS " + keys[i]
+	}
+	ks := strings.Join(keys, ", ")
+	y := "SELECT *, row_number() OVER (PARTITION BY " + ks + ") AS n FROM (SELECT " + strings.Join(append(yk, vals...), ", ") +
+		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(cols, ", ") + ")) AS u"
+	where := append(nulls, "("+strings.Join(xk, ", ")+") IN (SELECT "+ks+" FROM y)")
+	x := "SELECT t.tableoid AS o, t.ctid AS r, " + strings.Join(xs, ", ") + ", row_number() OVER (PARTITION BY " + strings.Join(xk, ", ") + ") AS n FROM " + ti.name + " AS t WHERE " + strings.Join(where, " AND ")
+	from := "x JOIN y ON " + strings.Join(on, " AND ") + " AND x.n = y.n"
+	with := "WITH y AS (" + y + "), x AS (" + x + ") "
+	if op == schema.Delete {
+		return with + "DELETE FROM " + ti.name + " AS t USING " + from + " WHERE t.tableoid = x.o AND t.ctid = x.r"
+	}
+	return with + "UPDATE " + ti.name + " AS t SET " + strings.Join(sets, ", ") + " FROM " + from + " WHERE t.tableoid = x.o AND t.ctid = x.r"
+}
+
+// textArray appends a text[] literal of each change's datum.
+func textArray(buf []byte, cs []schema.RowChange, datum func(schema.RowChange) schema.Datum) []byte {
+	buf = append(buf, '{')
+	for i, c := range cs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		d := datum(c)
+		if d.State != schema.Text {
+			buf = append(buf, "NULL"...)
+			continue
+		}
+		buf = append(buf, '"')
+		for _, b := range d.Data {
+			if b == '"' || b == '\\' {
+				buf = append(buf, '\\')
+			}
+			buf = append(buf, b)
+		}
+		buf = append(buf, '"')
+	}
+	return append(buf, '}')
 }
 
 func (s *Sink) pipeline(ctx context.Context, ti *tableInfo, run []schema.RowChange) error {

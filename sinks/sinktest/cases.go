@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
@@ -325,6 +326,119 @@ func testKeyless(h *harness) {
 	})
 	h.want(nothing, r("1", "a"), r("1", "a"), r("NULL", "NULL"))
 	h.want(nopk, r("1", "a"), r("1", "a"), r("NULL", "NULL"))
+}
+
+// testKeylessSets: long runs of updates or deletes to a keyless table, which
+// a sink may apply as sets (schema.SetRun), change exactly one row each, as
+// applied one by one would: duplicates, NULLs, unsent values, a change of a
+// row an earlier one wrote, and runs longer than one statement binds.
+func testKeylessSets(h *harness) {
+	kl := keyless("public", "kl_sets", col("a", schema.OIDInt4, false), col("b", schema.OIDText, false), col("c", schema.OIDFloat8, false))
+	// model is the table as a multiset; apply changes it as the source did.
+	model := map[string]int{}
+	key := func(t schema.Tuple) string { return strings.Join(render(t), "\x00") }
+	apply := func(cs ...schema.RowChange) {
+		h.t.Helper()
+		for _, c := range cs {
+			if c.Op != schema.Insert {
+				k := key(c.Old)
+				if model[k] == 0 {
+					h.t.Fatalf("test bug: %s of a row the table does not hold: %q", c.Op, k)
+				}
+				if model[k]--; model[k] == 0 {
+					delete(model, k)
+				}
+			}
+			if c.Op != schema.Delete {
+				n := c.New
+				if c.Old != nil {
+					n = slices.Clone(n)
+					for i, d := range n {
+						if d.State == schema.Unchanged {
+							n[i] = c.Old[i]
+						}
+					}
+				}
+				model[key(n)]++
+			}
+		}
+	}
+	want := func() {
+		h.t.Helper()
+		var rs [][]string
+		for k, n := range model {
+			for range n {
+				rs = append(rs, strings.Split(k, "\x00"))
+			}
+		}
+		h.want(kl, rs...)
+	}
+	// 300 distinct rows, 30 copies each; c is NULL in a third of them.
+	orig := func(i int) schema.Tuple {
+		var c any = strconv.Itoa(i%300) + ".5"
+		if i%3 == 0 {
+			c = nil
+		}
+		return row(strconv.Itoa(i%100), "v"+strconv.Itoa(i%300), c)
+	}
+	var cs []schema.RowChange
+	for i := range 9000 {
+		cs = append(cs, ins(orig(i)))
+	}
+	apply(cs...)
+	h.tx(func() {
+		h.ensure(kl)
+		h.write(&schema.Batch{Table: kl, Rows: cs})
+	})
+	want()
+
+	// One copy of each distinct row deleted, then every other row updated
+	// with c unsent: more changes than one SQLite statement binds.
+	cs = nil
+	for i := range 300 {
+		cs = append(cs, del(orig(i)))
+	}
+	for i := 300; i < 9000; i++ {
+		o := orig(i)
+		cs = append(cs, upd(o, row(strconv.Itoa(i%7), string(o[1].Data)+"'x", unsent)))
+	}
+	apply(cs...)
+	h.tx(func() { h.write(&schema.Batch{Table: kl, Rows: cs}) })
+	want()
+
+	// Chains: a change of a row an earlier change of the batch wrote, and
+	// updates that change nothing.
+	cs = nil
+	for i := range 50 {
+		o := orig(300 + i)
+		text := func(v string) schema.Datum { return schema.Datum{State: schema.Text, Data: []byte(v)} }
+		o1 := schema.Tuple{text(strconv.Itoa((300 + i) % 7)), text(string(o[1].Data) + "'x"), o[2]}
+		o2 := schema.Tuple{text("-1"), text("chained"), o[2]}
+		cs = append(cs, upd(o1, o2), upd(o1, o1), upd(o2, row("-2", "chained", nil)), upd(o1, o1), del(o1))
+	}
+	apply(cs...)
+	h.tx(func() { h.write(&schema.Batch{Table: kl, Rows: cs}) })
+	want()
+
+	h.reopen()
+	h.tx(func() {
+		h.ensure(kl)
+		// Everything deleted in one run, NULLs and duplicates included.
+		cs = nil
+		for k, n := range model {
+			vals := strings.Split(k, "\x00")
+			var c any = vals[2]
+			if c == "NULL" {
+				c = nil
+			}
+			for range n {
+				cs = append(cs, del(row(vals[0], vals[1], c)))
+			}
+		}
+		apply(cs...)
+		h.write(&schema.Batch{Table: kl, Rows: cs})
+	})
+	want()
 }
 
 // testTruncate: Truncate empties exactly the named tables, in the transaction.

@@ -69,6 +69,7 @@ func Run(t *testing.T, tg Target) {
 		{"Inserts", testInserts},
 		{"KeyedRows", testKeyedRows},
 		{"Keyless", testKeyless},
+		{"KeylessSets", testKeylessSets},
 		{"Truncate", testTruncate},
 		{"SchemaEvolution", testSchemaEvolution},
 		{"HostileIdentifiers", testHostileIdentifiers},

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/mattn/go-sqlite3"
@@ -92,7 +93,7 @@ func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
 	}
 	return schema.EachRun(b.Rows,
 		func(tuples []schema.Tuple) error { return s.insert(ctx, ti, tuples, false) },
-		func(c schema.RowChange) error { return s.rowChange(ctx, ti, c) })
+		func(cs []schema.RowChange) error { return s.changeSet(ctx, ti, cs) })
 }
 
 func (s *Sink) bind(ti *tableInfo, i int, d schema.Datum) error {
@@ -367,6 +368,114 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 		return fmt.Errorf("%s one row of %s: %w", c.Op, ti.name, err)
 	}
 	return nil
+}
+
+// changeSet applies a schema.SetRun of a keyless table's changes with a few
+// statements (as many values as one statement binds): the table's rows
+// (found through an index SQLite builds for the statement)
+// equal to some change's old row are numbered per distinct row, the changes
+// per old row too, and the n-th change takes the n-th row. A change left
+// without a row changes nothing, as one applied alone. A later statement's
+// changes need not avoid the rows an earlier one changed: those no longer
+// equal any of their old rows (SetRun).
+func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChange) error {
+	first := cs[0]
+	if len(ti.keyIdx) > 0 || len(cs) == 1 || ti.t.Identity != schema.IdentityFull {
+		for _, c := range cs {
+			if err := s.rowChange(ctx, ti, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	match := sentMask(first.Old)
+	var set string
+	if first.Op == schema.Update {
+		set = sentMask(first.New)
+		if !strings.Contains(set, "1") {
+			return nil
+		}
+	}
+	if !strings.Contains(match, "1") {
+		for _, c := range cs {
+			if err := s.rowChange(ctx, ti, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	nvars := strings.Count(match, "1") + strings.Count(set, "1")
+	per := max(maxVars/nvars, 1)
+	for len(cs) > 0 {
+		n := min(per, len(cs))
+		s.args = s.args[:0]
+		for _, c := range cs[:n] {
+			for i, d := range c.Old {
+				if match[i] == '1' {
+					if err := s.bind(ti, i, d); err != nil {
+						return err
+					}
+				}
+			}
+			for i, d := range c.New {
+				if set != "" && set[i] == '1' {
+					if err := s.bind(ti, i, d); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if _, err := s.conn.ExecContext(ctx, setSQL(ti, first.Op, match, set, n), s.args...); err != nil {
+			return fmt.Errorf("%s %d rows of %s: %w", first.Op, n, ti.name, err)
+		}
+		cs = cs[n:]
+	}
+	return nil
+}
+
+// setSQL is changeSet's statement for n changes that match by the columns
+// of match and set those of set ('1'). Values: per change, those matched,
+// then those set, in column order.
+func setSQL(ti *tableInfo, op schema.Op, match, set string, n int) string {
+	var ycols, part, xpart, on, keys, xk, sets, vals []string
+	for i := range ti.cols {
+		if match[i] != '1' {
+			continue
+		}
+		o, k := "o"+strconv.Itoa(i), "k"+strconv.Itoa(i)
+		ycols = append(ycols, o)
+		part = append(part, o)
+		xpart = append(xpart, "t."+ti.cols[i])
+		keys = append(keys, "t."+ti.cols[i]+" IS y."+o)
+		xk = append(xk, "t."+ti.cols[i]+" AS "+k)
+		on = append(on, "x."+k+" IS y."+o)
+	}
+	for i := range ti.cols {
+		if set != "" && set[i] == '1' {
+			v := "v" + strconv.Itoa(i)
+			ycols = append(ycols, v)
+			vals = append(vals, ", y."+v)
+			sets = append(sets, ti.cols[i]+" = z."+v)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("WITH y0(" + strings.Join(ycols, ", ") + ") AS MATERIALIZED (VALUES ")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ycols)), ", ") + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	b.WriteString("), y AS (SELECT *, row_number() OVER (PARTITION BY " + strings.Join(part, ", ") + ") AS n FROM y0)")
+	b.WriteString(", x AS (SELECT t." + ti.rowid + " AS r, " + strings.Join(xk, ", ") + ", row_number() OVER (PARTITION BY " + strings.Join(xpart, ", ") + ") AS n FROM (SELECT DISTINCT " + strings.Join(part, ", ") + " FROM y0) AS y JOIN " + ti.name + " AS t ON " + strings.Join(keys, " AND ") + ")")
+	z := "SELECT x.r" + strings.Join(vals, "") + " FROM x JOIN y ON " + strings.Join(on, " AND ") + " AND x.n = y.n"
+	if op == schema.Delete {
+		b.WriteString(" DELETE FROM " + ti.name + " WHERE " + ti.rowid + " IN (" + z + ")")
+	} else {
+		b.WriteString(" UPDATE " + ti.name + " SET " + strings.Join(sets, ", ") + " FROM (" + z + ") AS z WHERE " + ti.name + "." + ti.rowid + " = z.r")
+	}
+	return b.String()
 }
 
 // Truncate empties the tables.
