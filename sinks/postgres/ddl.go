@@ -156,9 +156,9 @@ type tableInfo struct {
 	keyIdx    []int
 	cmp       []cmpKind
 	types     []string // the target columns' types, without type modifiers
-	unique    bool   // a unique index on exactly the key columns: ON CONFLICT works
-	stage     string // qualified staging table, "" until created
-	gcol      string // its group column (quoted)
+	unique    bool     // a unique index on exactly the key columns: ON CONFLICT works
+	stage     string   // qualified staging table, "" until created
+	gcol      string   // its group column (quoted)
 	copySQL   string
 	bin       []binEnc // per column, for binary COPY; nil when some column has none
 	stageDead int      // rows deleted from the stage since it was last truncated
