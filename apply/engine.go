@@ -796,6 +796,11 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 				c.Op, t.QualifiedName(), len(tup), len(t.Columns))
 		}
 	}
+	if c.Op == schema.Insert && c.New.HasUnchanged() {
+		if err := e.unsentInsert(t, c); err != nil {
+			return err
+		}
+	}
 	if v, ok := e.copiedCache[relID]; (!ok || !v) && e.copier != nil {
 		held, err := e.routeFill(ctx, t, c)
 		if err != nil || held {
@@ -803,6 +808,39 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 		}
 	}
 	return e.buffer(ctx, relID, t, c)
+}
+
+// unsentInsert handles an INSERT that left TOASTed values unsent: pgoutput
+// sends one for an UPDATE that moves a row into the publication's row filter
+// (PostgreSQL 15+), whose unchanged out-of-line values it cannot send
+// without an old row (REPLICA IDENTITY FULL). The copy has no row to take
+// them from: the row is copied again online from the source (its key's
+// row, or the whole table when the key itself went unsent), and the change
+// waits for that copy like any change to rows being copied.
+func (e *engine) unsentInsert(t *schema.Table, c schema.RowChange) error {
+	name := schema.DisplayName(t.Schema, t.Name)
+	why := "an UPDATE moved a row into the publication's row filter, and PostgreSQL sent it without its unchanged TOASTed values"
+	if e.copier == nil {
+		return fmt.Errorf("%s: %s; copy the table again (walmirror resync --table %s)", t.QualifiedName(), why, name)
+	}
+	var key []string
+	for _, k := range t.KeyIndexes() {
+		if d := c.New[k]; d.State == schema.Text {
+			key = append(key, string(d.Data))
+		} else {
+			key = nil
+			break
+		}
+	}
+	if f := e.fills[t.ID]; f != nil && f.copy.Keys == nil {
+		return nil // the whole table is being copied
+	}
+	if key == nil {
+		e.startFill(t.ID, name, -1, why)
+		return nil
+	}
+	e.startKeysFill(t.ID, name, [][]string{key}, why)
+	return nil
 }
 
 // routeFill decides about a change to a table the target does not hold
