@@ -1125,6 +1125,7 @@ func (e *engine) storedShape(ctx context.Context, relid uint32) (schema.Stored, 
 
 func (e *engine) finishFill(relid uint32) {
 	delete(e.fills, relid)
+	delete(e.storedCols, relid) // the copy stored its shape
 	e.fillOrder = slices.DeleteFunc(e.fillOrder, func(id uint32) bool { return id == relid })
 	e.fillsChanged = true
 }
@@ -1241,15 +1242,23 @@ func (e *engine) checkColumns(ctx context.Context, p source.PublishedTable, at l
 		}
 		cols = schema.StoredOf(t, t.Nums).Columns
 	} else {
-		if e.columnsChecked[p.RelID] {
+		// Read once per run (the stored shape changes only with a copy of
+		// the table), compared at every poll: the columns can change
+		// after the first.
+		var ok bool
+		if cols, ok = e.storedCols[p.RelID]; !ok {
+			old, found, err := e.storedShape(ctx, p.RelID)
+			if err != nil {
+				return err
+			}
+			if found {
+				cols = old.Columns
+			}
+			e.storedCols[p.RelID] = cols
+		}
+		if cols == nil {
 			return nil
 		}
-		e.columnsChecked[p.RelID] = true
-		old, found, err := e.storedShape(ctx, p.RelID)
-		if err != nil || !found {
-			return err
-		}
-		cols = old.Columns
 	}
 	live := make(map[int16]source.ColumnSig, len(p.Columns))
 	for _, c := range p.Columns {

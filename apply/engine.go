@@ -101,32 +101,32 @@ type engine struct {
 	copier chunkReader // nil: no online copies (every table is taken as complete)
 	// backlog is how many received events wait to be handed over
 	// (source.Stream.Backlog; nil: none can).
-	backlog        func() int
-	chunkRows      int           // rows per chunk (the first chunk's, when chunkTime is set)
-	chunkTime      time.Duration // Config.CopyChunkTime: chunk sizes adapt to it (0: they do not)
-	pollEvery      time.Duration
-	lastPoll       time.Time
-	fills          map[uint32]*fill
-	fillOrder      []uint32
-	fillsChanged   bool // Copies changed since the last commit
-	inflight       *chunkWait
-	retryAt        time.Time          // no chunk before then
-	chunkDone      *chunkWait         // a chunk whose watermark came: commit now
-	copiedCache    map[uint32]bool    // per table: the target holds it complete (or is copying it)
-	storage        map[uint32]string  // per table: the Storage polls last found acted on
-	storedNames    map[uint32]string  // per table not described in this run: the name its stored shape has (checkStorage)
-	truncXids      map[uint32]uint32  // per table: the source transaction of its last streamed TRUNCATE
-	describedAt    map[uint32]lsn.LSN // per table: where the stream last described it (see forgetLeft)
-	columnsChecked map[uint32]bool    // per table: its stored shape was compared with the catalog (checkColumns)
-	pollSoon       bool               // poll at the next caught-up moment, whatever the interval
-	pollAfter      time.Time          // no poll before then (a locked table)
-	polled         *polled            // a publication listing waiting for the stream to pass its position
-	pollFirst      bool               // a bounded run lists the publication before it ends (StopAtNow)
-	waiting        bool               // the last event was a keepalive: the server has sent all it had
-	xid            uint32             // the source transaction being received
-	txEnd          lsn.LSN            // and its commit's position
-	pause          *Pauser            // Config.Pause (pause.go)
-	resyncAtStart  []ResyncTable      // Config.ResyncTables
+	backlog       func() int
+	chunkRows     int           // rows per chunk (the first chunk's, when chunkTime is set)
+	chunkTime     time.Duration // Config.CopyChunkTime: chunk sizes adapt to it (0: they do not)
+	pollEvery     time.Duration
+	lastPoll      time.Time
+	fills         map[uint32]*fill
+	fillOrder     []uint32
+	fillsChanged  bool // Copies changed since the last commit
+	inflight      *chunkWait
+	retryAt       time.Time                        // no chunk before then
+	chunkDone     *chunkWait                       // a chunk whose watermark came: commit now
+	copiedCache   map[uint32]bool                  // per table: the target holds it complete (or is copying it)
+	storage       map[uint32]string                // per table: the Storage polls last found acted on
+	storedNames   map[uint32]string                // per table not described in this run: the name its stored shape has (checkStorage)
+	truncXids     map[uint32]uint32                // per table: the source transaction of its last streamed TRUNCATE
+	describedAt   map[uint32]lsn.LSN               // per table: where the stream last described it (see forgetLeft)
+	storedCols    map[uint32][]schema.StoredColumn // per table the stream has not described: its stored shape's columns (checkColumns)
+	pollSoon      bool                             // poll at the next caught-up moment, whatever the interval
+	pollAfter     time.Time                        // no poll before then (a locked table)
+	polled        *polled                          // a publication listing waiting for the stream to pass its position
+	pollFirst     bool                             // a bounded run lists the publication before it ends (StopAtNow)
+	waiting       bool                             // the last event was a keepalive: the server has sent all it had
+	xid           uint32                           // the source transaction being received
+	txEnd         lsn.LSN                          // and its commit's position
+	pause         *Pauser                          // Config.Pause (pause.go)
+	resyncAtStart []ResyncTable                    // Config.ResyncTables
 }
 
 // chunkReader is what online copies read the source through.
@@ -177,7 +177,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
 		storedNames: map[uint32]string{},
-		truncXids:   map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{}, columnsChecked: map[uint32]bool{},
+		truncXids:   map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{}, storedCols: map[uint32][]schema.StoredColumn{},
 	}
 }
 

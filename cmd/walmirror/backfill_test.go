@@ -582,6 +582,33 @@ func TestRenameWhileStreaming(t *testing.T) {
 	}
 }
 
+// TestColumnsChangeAfterFirstPoll: a table no row change has described in
+// this run gets a column added and another renamed after the run's first
+// publication polls; a later poll notices (each poll compares, not only the
+// first) and copies it again. Compared after a plain stop, with no later
+// run, which would notice on its own.
+func TestColumnsChangeAfterFirstPoll(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE z (id int PRIMARY KEY, a int); INSERT INTO z SELECT g, g FROM generate_series(1, 5) g;
+				CREATE TABLE other (id int PRIMARY KEY);`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms")
+			time.Sleep(time.Second) // several polls
+			mustExec(t, db, "ALTER TABLE z ADD COLUMN c int DEFAULT 5; ALTER TABLE z RENAME COLUMN a TO b")
+			waitForLog(t, logPath, "msg=\"table copied online\"")
+			if log := stop(); strings.Contains(log, "level=ERROR") {
+				t.Fatalf("run failed:\n%s", log)
+			}
+			compareRows(t, dsn, rows, "SELECT id, b, c FROM z")
+		})
+	}
+}
+
 // targetExec runs statements on a copy behind walmirror's back (walmirror
 // stopped: DuckDB's file is then free). In DuckDB the tables are in schema
 // public.
