@@ -672,6 +672,13 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 		delete(e.storage, t.ID)
 	}
 	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, why)
+	// A key that takes a column whose older rows' values are unknown (a
+	// surrogate key added with an identity or a sequence) cannot be
+	// declared over those rows (NULLs, as unknownFills leaves them): the
+	// copy replaces them, so the target may drop them first.
+	for _, k := range t.KeyIndexes() {
+		replace = replace || t.Fills[t.Columns[k].Name].Unknown != ""
+	}
 	e.unknownFills(t)
 	// The first chunk replaces every row: the target need not convert
 	// them as the source's USING did (SQLite cannot convert some at all).

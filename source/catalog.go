@@ -50,7 +50,7 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	// text[] its element comes out in the type's own text form.
 	rows, err := s.conn.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod, a.attisdropped,
 			a.atthasmissing, CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END,
-			a.atthasdef, a.attgenerated <> '',
+			a.atthasdef OR a.attidentity <> '', a.attgenerated <> '', -- an identity column's values come from a sequence, as a default's
 			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum),
 			`+identityExpr+` <> c.relreplident,
 			CASE WHEN a.atttypid >= 10000 THEN (SELECT tn.nspname || '.' || t.typname FROM pg_catalog.pg_type t

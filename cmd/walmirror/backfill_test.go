@@ -609,6 +609,39 @@ func TestColumnsChangeAfterFirstPoll(t *testing.T) {
 	}
 }
 
+// TestSurrogateKeyAdded: a table keyed by two columns gets a surrogate key
+// (an identity column, made the primary key), then rows change; also a
+// bigserial key replacing a REPLICA IDENTITY USING INDEX. The added
+// column's values for older rows are in no WAL, so the table is copied
+// again; a PostgreSQL target refused the new primary key over the older
+// rows (NULL there) at every restart.
+func TestSurrogateKeyAdded(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE m (user_id int, group_id int, role text, PRIMARY KEY (user_id, group_id));
+				INSERT INTO m SELECT g, g % 7, 'member' FROM generate_series(1, 100) g;
+				CREATE TABLE u (a int NOT NULL, v text); CREATE UNIQUE INDEX u_a ON u (a); ALTER TABLE u REPLICA IDENTITY USING INDEX u_a;
+				INSERT INTO u SELECT g, 'v' || g FROM generate_series(1, 50) g;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() { t.Helper(); runNow(t, dsn, target, slot) }
+			run()
+			mustExec(t, db, `ALTER TABLE m ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY;
+				ALTER TABLE m DROP CONSTRAINT m_pkey; ALTER TABLE m ADD PRIMARY KEY (id);
+				UPDATE m SET role = 'admin' WHERE user_id % 10 = 0;
+				ALTER TABLE u ADD COLUMN id bigserial; ALTER TABLE u ADD PRIMARY KEY (id); ALTER TABLE u REPLICA IDENTITY DEFAULT;
+				UPDATE u SET v = 'changed' WHERE a % 5 = 0; INSERT INTO u (a, v) VALUES (1000, 'new')`)
+			run()
+			compareRows(t, dsn, rows, "SELECT id, user_id, group_id, role FROM m", "SELECT id, a, v FROM u")
+			mustExec(t, db, "UPDATE m SET role = 'later' WHERE id % 3 = 0; DELETE FROM u WHERE id % 4 = 0")
+			run()
+			compareRows(t, dsn, rows, "SELECT id, user_id, group_id, role FROM m", "SELECT id, a, v FROM u")
+		})
+	}
+}
+
 // targetExec runs statements on a copy behind walmirror's back (walmirror
 // stopped: DuckDB's file is then free). In DuckDB the tables are in schema
 // public.
