@@ -104,11 +104,27 @@ func chain[T any](first, next func(T)) func(T) {
 // stores tables still being copied online (State.Copies) does not move
 // the position, nor do keepalives after it, until a commit stores none.
 func (p *Progress) Committed(c CommitInfo) {
-	p.mu.Lock()
-	p.copying = len(c.State.Copies) > 0
-	p.mu.Unlock()
+	p.setCopying(len(c.State.Copies) > 0)
 	p.advance(c.State.LSN)
 }
+
+// setCopying records whether tables are being copied online; waiters
+// wake when the copies end (positions they wait for may be reached
+// already).
+func (p *Progress) setCopying(copying bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.copying && !copying && p.changed != nil {
+		close(p.changed)
+		p.changed = nil
+	}
+	p.copying = copying
+}
+
+// holds says whether the copy holds everything up to l: a table being
+// copied online lacks rows of every position, old ones too (a copy of a
+// table again empties it first). p.mu is held.
+func (p *Progress) holds(l lsn.LSN) bool { return !p.copying && reached(p.applied, l) }
 
 // Position takes a keepalive (Config.OnPosition): when caught up,
 // everything up to the server's WAL end is applied.
@@ -135,9 +151,7 @@ func (p *Progress) Ready(st schema.State) {
 	if len(st.Copies) > 0 {
 		return
 	}
-	p.mu.Lock()
-	p.copying = false
-	p.mu.Unlock()
+	p.setCopying(false)
 	p.advance(st.LSN)
 }
 
@@ -194,7 +208,8 @@ func (p *Progress) Notify() <-chan struct{} {
 }
 
 // WaitFor blocks until everything the source committed up to l is
-// committed in the copy, and returns nil; or until ctx ends, and returns
+// committed in the copy, and returns nil (while a table is being copied
+// online, that is when its copy is complete, whatever l); or until ctx ends, and returns
 // ctx.Err() (context.DeadlineExceeded for a timeout); or, once the run
 // has returned (see Stopped), at once with an error wrapping ErrStopped
 // and the run's error (errors.Is(err, ErrSlotLost), for one). A position
@@ -203,7 +218,7 @@ func (p *Progress) Notify() <-chan struct{} {
 func (p *Progress) WaitFor(ctx context.Context, l lsn.LSN) error {
 	for {
 		p.mu.Lock()
-		if reached(p.applied, l) {
+		if p.holds(l) {
 			p.mu.Unlock()
 			return nil
 		}
@@ -224,7 +239,10 @@ func (p *Progress) WaitFor(ctx context.Context, l lsn.LSN) error {
 		case <-ch:
 		case <-stop:
 		case <-ctx.Done():
-			if reached(p.Applied(), l) { // both at once: the copy is there
+			p.mu.Lock()
+			held := p.holds(l)
+			p.mu.Unlock()
+			if held { // both at once: the copy is there
 				return nil
 			}
 			return ctx.Err()

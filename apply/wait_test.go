@@ -75,6 +75,20 @@ func TestProgressOnlineCopy(t *testing.T) {
 	if p.Applied() != 0x100 {
 		t.Fatalf("applied %s during an online copy, want 0/100", p.Applied())
 	}
+	// A position reached before the copy began is not held during it
+	// either: the table copied again is emptied first.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := p.WaitFor(ctx, 0x80); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor an old position during an online copy = %v, want a timeout", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.WaitFor(context.Background(), 0x80) }()
+	time.Sleep(10 * time.Millisecond)
+	p.Committed(CommitInfo{State: schema.State{LSN: 0x200}}) // the copy's end
+	if err := <-done; err != nil {
+		t.Fatalf("WaitFor after the copy = %v", err)
+	}
 	p.Committed(CommitInfo{State: schema.State{LSN: 0x400}})
 	if p.Applied() != 0x400 {
 		t.Fatalf("applied %s after the copy, want 0/400", p.Applied())
