@@ -597,12 +597,26 @@ func TestColumnsChangeAfterFirstPoll(t *testing.T) {
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
 			runNow(t, dsn, target, slot)
-			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms")
+			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms",
+				"--metrics-addr", "127.0.0.1:0")
 			time.Sleep(time.Second) // several polls
 			mustExec(t, db, "ALTER TABLE z ADD COLUMN c int DEFAULT 5; ALTER TABLE z RENAME COLUMN a TO b")
-			waitForLog(t, logPath, "msg=\"table copied online\"")
-			if log := stop(); strings.Contains(log, "level=ERROR") {
-				t.Fatalf("run failed:\n%s", log)
+			waitForLog(t, logPath, "msg=\"copying table online\"")
+			// The copy is committed once /wait answers (it waits for copies).
+			out, _ := os.ReadFile(logPath)
+			addr := servingMetrics.FindSubmatch(out)
+			if addr == nil {
+				t.Fatalf("no metrics address in the log:\n%s", out)
+			}
+			at, err := mirrortest.SourceRows(context.Background(), dsn, "SELECT pg_current_wal_lsn()::text")
+			if err != nil || len(at) != 1 {
+				t.Fatalf("current WAL position: %q %v", at, err)
+			}
+			if code, body := get(t, "http://"+string(addr[1])+"/wait?lsn="+at[0]+"&timeout=30s"); code != 200 {
+				t.Fatalf("/wait = %d %s\n%s", code, body, stop())
+			}
+			if log := stop(); strings.Contains(log, "level=ERROR") || !strings.Contains(log, "table copied online") {
+				t.Fatalf("run failed or copied nothing:\n%s", log)
 			}
 			compareRows(t, dsn, rows, "SELECT id, b, c FROM z")
 		})
