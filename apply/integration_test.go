@@ -458,3 +458,58 @@ func TestReadySignal(t *testing.T) {
 		t.Errorf("changes %+v, want %+v", changes, want)
 	}
 }
+
+// TestHookPanicReleasesSlot: a hook that panics panics Run; a caller that
+// recovers finds the replication connection closed (the slot free for the
+// next Run in the same process) and OnStop called. Before, the stream's
+// goroutine kept the slot until the process ended.
+func TestHookPanicReleasesSlot(t *testing.T) {
+	m := newMirror(t)
+	m.exec(`CREATE TABLE h (id int PRIMARY KEY, v text); INSERT INTO h VALUES (1, 'a');`)
+	m.catchUp(apply.Limits{})
+	m.exec(`INSERT INTO h VALUES (2, 'b')`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sink, err := sqlite.Open(ctx, m.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stopErr error
+	recovered := func() (p any) {
+		defer func() { p = recover() }()
+		_ = apply.Run(ctx, sink, apply.Config{
+			Source: source.Config{DSN: m.dsn, Slot: m.slot, Publication: "walmirror"},
+			OnCommit: func(c apply.CommitInfo) {
+				if c.Stats.Transactions > 0 {
+					panic("hook failed")
+				}
+			},
+			OnStop: func(err error) { stopErr = err },
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		})
+		return nil
+	}()
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if recovered != "hook failed" {
+		t.Fatalf("Run did not panic with the hook's value: %v", recovered)
+	}
+	if stopErr == nil || !strings.Contains(stopErr.Error(), "hook panicked") {
+		t.Errorf("OnStop got %v, want the hook's panic", stopErr)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		active, err := mirrortest.SourceRows(ctx, m.dsn, "SELECT active::text FROM pg_replication_slots WHERE slot_name = '"+m.slot+"'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(active) == 1 && active[0] == "false" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot is still in use 10 s after Run panicked: %q", active)
+		}
+	}
+	m.catchUp(apply.Limits{})
+	m.same("h", "h", "id, v")
+}

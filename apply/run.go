@@ -78,7 +78,9 @@ type Config struct {
 	// on the apply path (the writer goroutine when pipelining), so keep it
 	// quick and never block. None changes what is applied or confirmed. A
 	// hook that panics panics Run (with Pipeline, the writer goroutine:
-	// the process ends).
+	// the process ends) after closing the replication connection and
+	// calling OnStop, so a caller that recovers can run again on a
+	// reopened sink (what the target holds is as committed: exactly once).
 	//
 	// OnPosition is called for each keepalive the engine handles: the
 	// server's WAL end, and whether everything received is applied.
@@ -155,12 +157,19 @@ const DefaultSlotBusyWait = 90 * time.Second
 // reached (nil), or a permanent error. Connection losses after a successful
 // start are retried with exponential backoff and jitter; each attempt resumes
 // from the position stored in the target, so nothing is lost or doubled.
-func Run(ctx context.Context, sink Sink, cfg Config) error {
-	err := run(ctx, sink, cfg)
+func Run(ctx context.Context, sink Sink, cfg Config) (err error) {
 	if cfg.OnStop != nil {
-		cfg.OnStop(err)
+		// Also when a hook panics: the stream is closed by then (the slot
+		// is free), and waiters learn the copy is no longer kept current.
+		defer func() {
+			if p := recover(); p != nil {
+				cfg.OnStop(fmt.Errorf("walmirror: a hook panicked: %v", p))
+				panic(p)
+			}
+			cfg.OnStop(err)
+		}()
 	}
-	return err
+	return run(ctx, sink, cfg)
 }
 
 func run(ctx context.Context, sink Sink, cfg Config) error {
@@ -359,6 +368,14 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
+	// Deferred: a hook that panics (and a caller that recovers) must not
+	// leave the stream's goroutine holding the slot.
+	defer func() {
+		if cerr := stream.Close(context.WithoutCancel(ctx)); cerr != nil {
+			// The data is committed either way; the next start re-reports the position.
+			r.log.Debug("closing replication stream", "err", cerr)
+		}
+	}()
 	r.streamed, r.busySince = true, time.Time{}
 	if r.failures > 0 {
 		r.log.Info("replication resumed", "attempts", r.failures, "down_for", time.Since(r.downSince).Round(time.Millisecond))
@@ -400,10 +417,6 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	err = e.run(ctx, stream.Events())
 	if errors.Is(err, errStreamEnded) {
 		err = stream.Err()
-	}
-	if cerr := stream.Close(context.WithoutCancel(ctx)); cerr != nil {
-		// The data is committed either way; the next start re-reports the position.
-		r.log.Debug("closing replication stream", "err", cerr)
 	}
 	if errors.Is(err, errStopReached) {
 		r.log.Info("reached stop position", "stop_at", stopAt, "stored", e.state.LSN,
