@@ -3,6 +3,7 @@ package apply_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -511,5 +513,45 @@ func TestHookPanicReleasesSlot(t *testing.T) {
 		}
 	}
 	m.catchUp(apply.Limits{})
+	m.same("h", "h", "id, v")
+}
+
+// TestResyncTablesAtStopPosition: Config.ResyncTables on a run whose stop
+// position the copy holds already (an idle source) still copies the
+// tables again before it stops; the run returned at once, with nothing
+// copied or recorded.
+func TestResyncTablesAtStopPosition(t *testing.T) {
+	m := newMirror(t)
+	m.exec(`CREATE TABLE h (id int PRIMARY KEY, v text); INSERT INTO h SELECT g, 'v' || g FROM generate_series(1, 50) g;`)
+	m.catchUp(apply.Limits{})
+	db, err := sql.Open("sqlite3", m.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE h SET v = 'damaged' WHERE id < 10; DELETE FROM h WHERE id = 20`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	oid, err := mirrortest.SourceRows(context.Background(), m.dsn, "SELECT 'h'::regclass::oid::text")
+	if err != nil || len(oid) != 1 {
+		t.Fatalf("oid of h: %q %v", oid, err)
+	}
+	relid, _ := strconv.ParseUint(oid[0], 10, 32)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sink, err := sqlite.Open(ctx, m.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	err = apply.Run(ctx, sink, apply.Config{
+		Source:       source.Config{DSN: m.dsn, Slot: m.slot, Publication: "walmirror"},
+		StopAtNow:    true,
+		ResyncTables: []apply.ResyncTable{{RelID: uint32(relid), Name: "public.h"}},
+		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.same("h", "h", "id, v")
 }

@@ -352,7 +352,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.cfg.StopAt = stopAt // a reconnect keeps the same goal
 		r.log.Info("will stop at the current source position", "lsn", stopAt)
 	}
-	if stopAt != 0 && st.LSN >= stopAt && len(st.Copies) == 0 {
+	if stopAt != 0 && st.LSN >= stopAt && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 {
 		r.log.Info("target already holds everything up to the stop position", "stored", st.LSN, "stop_at", stopAt)
 		return nil
 	}
@@ -385,7 +385,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if r.cfg.OnStreaming != nil {
 		r.cfg.OnStreaming(st.LSN)
 	}
-	if r.cfg.OnReady != nil && len(st.Copies) == 0 {
+	if r.cfg.OnReady != nil && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 {
 		r.cfg.OnReady(st)
 	}
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
