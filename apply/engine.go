@@ -589,6 +589,9 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			t.TypeNames = typeNames
 		}
 		t.Fills, t.Nums = fills(t, matched), nums(matched)
+		for _, a := range attrs {
+			t.MaxNum = max(t.MaxNum, a.Num)
+		}
 		if known {
 			// Storage is verified by the publication poll only (checkStorage).
 			t.Storage = old.Storage
@@ -749,7 +752,7 @@ func (e *engine) retyped(ctx context.Context, t *schema.Table) (string, error) {
 func (e *engine) rewritten(ctx context.Context, t *schema.Table) (string, error) {
 	need := false
 	for _, f := range t.Fills {
-		need = need || f.Unknown != ""
+		need = need || f.Unknown != "" || f.Value.State == schema.Null
 	}
 	if !need {
 		return "", nil
@@ -758,13 +761,19 @@ func (e *engine) rewritten(ctx context.Context, t *schema.Table) (string, error)
 	if err != nil || !found {
 		return "", err // a table new to the target is copied whole anyway
 	}
-	change, _, err := schema.Diff(old, t)
+	change, nums, err := schema.Diff(old, t)
 	if err != nil {
 		return "", nil // the sink says what is wrong when it applies the shape
 	}
 	for _, name := range change.Replaced() {
 		if t.Fills[name].Unknown != "" {
 			return fmt.Sprintf("the source rewrote it: what older rows hold in column %q is not in the stream", name), nil
+		}
+	}
+	for _, name := range change.Added {
+		i := slices.IndexFunc(t.Columns, func(c schema.Column) bool { return c.Name == name })
+		if i >= 0 && nums[i] != 0 && nums[i] <= old.MaxNum && t.Fills[name].Value.State == schema.Null {
+			return fmt.Sprintf("column %q existed before without being published (a generated column whose expression was dropped?): what older rows hold in it is not in the stream", name), nil
 		}
 	}
 	return "", nil

@@ -16,6 +16,7 @@ type Stored struct {
 	Storage string         `json:"storage,omitempty"` // Table.Storage when written
 	// TruncXid is Table.TruncXid when written.
 	TruncXid uint32 `json:"trunc_xid,omitempty"`
+	MaxNum   int16  `json:"max_num,omitempty"` // Table.MaxNum when written
 }
 
 // StoredColumn is one column of a Stored shape.
@@ -29,7 +30,7 @@ type StoredColumn struct {
 // StoredOf is t's shape as a target stores it, with nums as its columns'
 // attnums (t.Nums, or Diff's completion of them).
 func StoredOf(t *Table, nums []int16) Stored {
-	s := Stored{Schema: t.Schema, Name: t.Name, Columns: make([]StoredColumn, len(t.Columns)), Storage: t.Storage, TruncXid: t.TruncXid}
+	s := Stored{Schema: t.Schema, Name: t.Name, Columns: make([]StoredColumn, len(t.Columns)), Storage: t.Storage, TruncXid: t.TruncXid, MaxNum: t.MaxNum}
 	for i, c := range t.Columns {
 		s.Columns[i] = StoredColumn{Name: c.Name, TypeID: c.TypeID, Typmod: c.Typmod}
 		if i < len(nums) {

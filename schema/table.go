@@ -36,6 +36,12 @@ type Table struct {
 	// TypeNames names non-built-in types (enums, domains, composites) by OID,
 	// from Type messages; empty for built-ins.
 	TypeNames map[uint32]string
+	// MaxNum is the highest attnum the source's catalog held for the table
+	// when it was described, dropped and unpublished columns included (0:
+	// not known). A column that appears later with an attnum at most this
+	// existed then, unpublished (a generated column whose expression was
+	// dropped since): what older rows hold in it is in no WAL.
+	MaxNum int16
 	// Storage identifies the source table's data files (each leaf's
 	// relfilenode): it changes when the source rewrites the table (ALTER
 	// TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE) or a partition is

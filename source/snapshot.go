@@ -259,7 +259,8 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 	// name them, so a table looks the same whether first seen here or streamed.
 	rows, err := tx.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod,
 			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum), -- not INCLUDE columns
-			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END
+			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END,
+			(SELECT max(m.attnum) FROM pg_attribute m WHERE m.attrelid = a.attrelid)
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
@@ -273,11 +274,12 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 	}
 	typeNames := map[uint32]string{}
 	var nums []int16
+	var maxNum int16
 	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (schema.Column, error) {
 		var c schema.Column
 		var typeName *string
 		var num int16
-		err := r.Scan(&num, &c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName)
+		err := r.Scan(&num, &c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName, &maxNum)
 		nums = append(nums, num)
 		if typeName != nil {
 			typeNames[c.TypeID] = *typeName
@@ -306,6 +308,7 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 	}
 	t := schema.NewTable(oid, nsp, name, ident, cols)
 	t.Nums = nums
+	t.MaxNum = maxNum
 	t.Storage = p.storage
 	if len(typeNames) > 0 {
 		t.TypeNames = typeNames

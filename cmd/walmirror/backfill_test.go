@@ -656,6 +656,38 @@ func TestSurrogateKeyAdded(t *testing.T) {
 	}
 }
 
+// TestGeneratedExpressionDropped: a stored generated column the
+// publication does not publish becomes a plain column (DROP EXPRESSION),
+// and the stream sends it from then on; older rows' values are in no WAL.
+// The copy got NULL there with exit 0; the table is now copied again.
+// Also with the ALTER and the next change in one transaction, and a later
+// plain ADD COLUMN, which older rows hold NULL in.
+func TestGeneratedExpressionDropped(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE g (id int PRIMARY KEY, x int, y int GENERATED ALWAYS AS (x * 2) STORED);
+				INSERT INTO g (id, x) SELECT i, i FROM generate_series(1, 5) i;
+				CREATE TABLE h (id int PRIMARY KEY, x int, y int GENERATED ALWAYS AS (x * 3) STORED, z text);
+				INSERT INTO h (id, x, z) SELECT i, i, 'z' FROM generate_series(1, 5) i;
+				CREATE PUBLICATION walmirror FOR TABLE g, h;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() { t.Helper(); runNow(t, dsn, target, slot) }
+			run()
+			mustExec(t, db, `ALTER TABLE g ALTER COLUMN y DROP EXPRESSION`)
+			mustExec(t, db, `BEGIN; ALTER TABLE h ALTER COLUMN y DROP EXPRESSION; UPDATE h SET x = 100 WHERE id = 1; COMMIT`)
+			mustExec(t, db, `UPDATE g SET x = 100 WHERE id = 1`)
+			run()
+			compareRows(t, dsn, rows, "SELECT id, x, y FROM g", "SELECT id, x, y, z FROM h")
+			mustExec(t, db, `ALTER TABLE g ADD COLUMN w int; UPDATE g SET x = 7 WHERE id = 2`)
+			run()
+			compareRows(t, dsn, rows, "SELECT id, x, y, w FROM g")
+		})
+	}
+}
+
 // targetExec runs statements on a copy behind walmirror's back (walmirror
 // stopped: DuckDB's file is then free). In DuckDB the tables are in schema
 // public.
