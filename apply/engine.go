@@ -589,8 +589,16 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			t.TypeNames = typeNames
 		}
 		t.Fills, t.Nums = fills(t, matched), nums(matched)
+		// Only this message's columns: the catalog may be ahead of the
+		// stream (columns added since). ensureShape keeps a higher
+		// stored one (the copy's, which saw unpublished columns too).
+		for _, n := range t.Nums {
+			t.MaxNum = max(t.MaxNum, n)
+		}
 		for _, a := range attrs {
-			t.MaxNum = max(t.MaxNum, a.Num)
+			if a.Generated && !a.Dropped {
+				t.MaxNum = max(t.MaxNum, a.Num) // unpublished: DROP EXPRESSION would make it appear
+			}
 		}
 		if known {
 			// Storage is verified by the publication poll only (checkStorage).
@@ -813,7 +821,7 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 		}
 	}
 	if c.Op == schema.Insert && c.New.HasUnchanged() {
-		if err := e.unsentInsert(t, c); err != nil {
+		if err := e.unsentInsert(ctx, t, c); err != nil {
 			return err
 		}
 	}
@@ -833,11 +841,26 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 // them from: the row is copied again online from the source (its key's
 // row, or the whole table when the key itself went unsent), and the change
 // waits for that copy like any change to rows being copied.
-func (e *engine) unsentInsert(t *schema.Table, c schema.RowChange) error {
+func (e *engine) unsentInsert(ctx context.Context, t *schema.Table, c schema.RowChange) error {
 	name := schema.DisplayName(t.Schema, t.Name)
 	why := "an UPDATE moved a row into the publication's row filter, and PostgreSQL sent it without its unchanged TOASTed values"
 	if e.copier == nil {
 		return fmt.Errorf("%s: %s; copy the table again (walmirror resync --table %s)", t.QualifiedName(), why, name)
+	}
+	f := e.fills[t.ID]
+	if f == nil {
+		have, err := e.copied(ctx, t.ID)
+		if err != nil || !have {
+			return err // not held yet: routeFill copies the whole table
+		}
+	}
+	if f != nil && f.copy.Keys == nil {
+		if f.copy.After != nil {
+			// Rows up to After are copied and take changes: this row may
+			// be among them. Start the copy again (it holds the change).
+			e.startFill(t.ID, name, f.copy.Estimate, why)
+		}
+		return nil // the whole table is being copied: the copy holds the change
 	}
 	var key []string
 	for _, k := range t.KeyIndexes() {
@@ -847,9 +870,6 @@ func (e *engine) unsentInsert(t *schema.Table, c schema.RowChange) error {
 			key = nil
 			break
 		}
-	}
-	if f := e.fills[t.ID]; f != nil && f.copy.Keys == nil {
-		return nil // the whole table is being copied
 	}
 	if key == nil {
 		e.startFill(t.ID, name, -1, why)

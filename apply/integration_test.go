@@ -497,7 +497,7 @@ func TestHookPanicReleasesSlot(t *testing.T) {
 	if recovered != "hook failed" {
 		t.Fatalf("Run did not panic with the hook's value: %v", recovered)
 	}
-	if stopErr == nil || !strings.Contains(stopErr.Error(), "hook panicked") {
+	if stopErr == nil || !strings.Contains(stopErr.Error(), "Run panicked") {
 		t.Errorf("OnStop got %v, want the hook's panic", stopErr)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {

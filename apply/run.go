@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -163,7 +164,7 @@ func Run(ctx context.Context, sink Sink, cfg Config) (err error) {
 		// is free), and waiters learn the copy is no longer kept current.
 		defer func() {
 			if p := recover(); p != nil {
-				cfg.OnStop(fmt.Errorf("walmirror: a hook panicked: %v", p))
+				cfg.OnStop(fmt.Errorf("walmirror: Run panicked (in a hook?): %v\n%s", p, debug.Stack()))
 				panic(p)
 			}
 			cfg.OnStop(err)
@@ -385,7 +386,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if r.cfg.OnStreaming != nil {
 		r.cfg.OnStreaming(st.LSN)
 	}
-	if r.cfg.OnReady != nil && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 {
+	if r.cfg.OnReady != nil && len(st.Copies) == 0 {
 		r.cfg.OnReady(st)
 	}
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)

@@ -136,6 +136,7 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 			if t.TruncXid == 0 {
 				t.TruncXid = old.TruncXid
 			}
+			t.MaxNum = max(t.MaxNum, old.MaxNum)
 			change, completed, err := schema.Diff(old, t)
 			if err != nil {
 				return err

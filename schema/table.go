@@ -36,9 +36,9 @@ type Table struct {
 	// TypeNames names non-built-in types (enums, domains, composites) by OID,
 	// from Type messages; empty for built-ins.
 	TypeNames map[uint32]string
-	// MaxNum is the highest attnum the source's catalog held for the table
-	// when it was described, dropped and unpublished columns included (0:
-	// not known). A column that appears later with an attnum at most this
+	// MaxNum is the highest attnum the table is known to have had: from a
+	// copy's catalog read (dropped and unpublished columns included), or
+	// the stream's columns, whichever is higher (0: not known). A column that appears later with an attnum at most this
 	// existed then, unpublished (a generated column whose expression was
 	// dropped since): what older rows hold in it is in no WAL.
 	MaxNum int16

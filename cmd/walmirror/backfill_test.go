@@ -684,6 +684,12 @@ func TestGeneratedExpressionDropped(t *testing.T) {
 			mustExec(t, db, `ALTER TABLE g ADD COLUMN w int; UPDATE g SET x = 7 WHERE id = 2`)
 			run()
 			compareRows(t, dsn, rows, "SELECT id, x, y, w FROM g")
+			// A generated column added after the copy, then made plain.
+			mustExec(t, db, `ALTER TABLE g ADD COLUMN q int GENERATED ALWAYS AS (x + 1) STORED; UPDATE g SET x = 8 WHERE id = 3`)
+			run()
+			mustExec(t, db, `ALTER TABLE g ALTER COLUMN q DROP EXPRESSION; UPDATE g SET x = 9 WHERE id = 4`)
+			run()
+			compareRows(t, dsn, rows, "SELECT id, x, y, w, q FROM g")
 		})
 	}
 }

@@ -694,8 +694,13 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 		sk = append(sk, r+" AS "+k)
 		on = append(on, "x."+k+" IS NOT DISTINCT FROM y."+k)
 	}
-	if len(match) == 0 {
-		return s.rowChange(ctx, ti, first) // nothing to match by: any row
+	if len(match) == 0 { // nothing to match by: any row, one by one
+		for _, c := range cs {
+			if err := s.rowChange(ctx, ti, c); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	fields = append(fields, match...)
 	if first.Op == schema.Update {

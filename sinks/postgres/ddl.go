@@ -173,12 +173,12 @@ type targetColumn struct {
 	num     int16
 	typeOID uint32
 	typ     string // format_type
-	base    string // format_type without the type modifier
+	base    string // format_type with typmod -1: no length (bpchar, not character, which is char(1))
 }
 
 // inspect reads the target table's columns; ok is false when it does not exist.
 func (s *Sink) inspect(ctx context.Context, t *schema.Table) (oid uint32, cols map[string]targetColumn, order []string, ok bool, err error) {
-	res := s.conn.PgConn().ExecParams(ctx, `SELECT c.oid, c.relkind, a.attname, a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.format_type(a.atttypid, NULL)
+	res := s.conn.PgConn().ExecParams(ctx, `SELECT c.oid, c.relkind, a.attname, a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.format_type(a.atttypid, -1)
 		FROM pg_catalog.pg_class c
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped

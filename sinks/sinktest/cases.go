@@ -439,6 +439,30 @@ func testKeylessSets(h *harness) {
 		h.write(&schema.Batch{Table: kl, Rows: cs})
 	})
 	want()
+
+	// Typed columns whose type name alone means a length of 1 (char(5),
+	// bit(3)): a set must keep their values whole.
+	kc := keyless("public", "kl_sets_char", schema.Column{Name: "c", TypeID: schema.OIDBpchar, Typmod: 4 + 5},
+		schema.Column{Name: "b", TypeID: 1560, Typmod: 3}, col("n", schema.OIDInt4, false))
+	h.tx(func() {
+		h.ensure(kc)
+		h.write(&schema.Batch{Table: kc, Rows: []schema.RowChange{
+			ins(row("hello", "010", "1")), ins(row("world", "111", "1")), ins(row("hello", "010", "1")),
+		}})
+	})
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kc, Rows: []schema.RowChange{
+			upd(row("hello", "010", "1"), row("hello", "010", "2")), upd(row("world", "111", "1"), row("world", "101", "2")),
+			upd(row("hello", "010", "1"), row("abcde", "010", "3")),
+		}})
+	})
+	h.want(kc, r("hello", "010", "2"), r("world", "101", "2"), r("abcde", "010", "3"))
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kc, Rows: []schema.RowChange{
+			del(row("hello", "010", "2")), del(row("world", "101", "2")),
+		}})
+	})
+	h.want(kc, r("abcde", "010", "3"))
 }
 
 // testTruncate: Truncate empties exactly the named tables, in the transaction.
