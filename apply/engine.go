@@ -331,6 +331,13 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			// is a poll a bounded run still owes (one put off while DDL
 			// held a table, or asked for by a Relation message).
 			if ev.WALEnd >= e.stopAt && !e.copying() && e.polled == nil && !e.pollOwed() {
+				// The poll may have written (a stored shape's upgraded
+				// signature): commit it, as a stop at a Begin does.
+				if e.open {
+					if err := e.commit(ctx); err != nil {
+						return err
+					}
+				}
 				return errStopReached
 			}
 			e.conf.RequestReply()
