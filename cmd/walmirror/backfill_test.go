@@ -562,18 +562,7 @@ func TestRenameWhileStreaming(t *testing.T) {
 			// A change after the rename, in a transaction of its own; the
 			// run is stopped once it has applied it.
 			mustExec(t, db, "UPDATE m2 SET v = 'r' WHERE id = 2")
-			out, _ := os.ReadFile(logPath)
-			addr := servingMetrics.FindSubmatch(out)
-			if addr == nil {
-				t.Fatalf("no metrics address in the log:\n%s", out)
-			}
-			at, err := mirrortest.SourceRows(context.Background(), dsn, "SELECT pg_current_wal_lsn()::text")
-			if err != nil || len(at) != 1 {
-				t.Fatalf("current WAL position: %q %v", at, err)
-			}
-			if code, body := get(t, "http://"+string(addr[1])+"/wait?lsn="+at[0]+"&timeout=30s"); code != 200 {
-				t.Fatalf("/wait = %d %s", code, body)
-			}
+			waitCurrent(t, dsn, logPath, stop)
 			if log := stop(); strings.Contains(log, "level=ERROR") {
 				t.Fatalf("run failed:\n%s", log)
 			}
@@ -602,19 +591,7 @@ func TestColumnsChangeAfterFirstPoll(t *testing.T) {
 			time.Sleep(time.Second) // several polls
 			mustExec(t, db, "ALTER TABLE z ADD COLUMN c int DEFAULT 5; ALTER TABLE z RENAME COLUMN a TO b")
 			waitForLog(t, logPath, "msg=\"copying table online\"")
-			// The copy is committed once /wait answers (it waits for copies).
-			out, _ := os.ReadFile(logPath)
-			addr := servingMetrics.FindSubmatch(out)
-			if addr == nil {
-				t.Fatalf("no metrics address in the log:\n%s", out)
-			}
-			at, err := mirrortest.SourceRows(context.Background(), dsn, "SELECT pg_current_wal_lsn()::text")
-			if err != nil || len(at) != 1 {
-				t.Fatalf("current WAL position: %q %v", at, err)
-			}
-			if code, body := get(t, "http://"+string(addr[1])+"/wait?lsn="+at[0]+"&timeout=30s"); code != 200 {
-				t.Fatalf("/wait = %d %s\n%s", code, body, stop())
-			}
+			waitCurrent(t, dsn, logPath, stop) // /wait waits for copies too
 			if log := stop(); strings.Contains(log, "level=ERROR") || !strings.Contains(log, "table copied online") {
 				t.Fatalf("run failed or copied nothing:\n%s", log)
 			}
@@ -691,6 +668,25 @@ func TestGeneratedExpressionDropped(t *testing.T) {
 			run()
 			compareRows(t, dsn, rows, "SELECT id, x, y, w, q FROM g")
 		})
+	}
+}
+
+// waitCurrent waits, through GET /wait on the run's --metrics-addr (read
+// from its log at logPath), until the copy holds the source's current WAL
+// position; it fails the test with the run's log (stop) otherwise.
+func waitCurrent(t *testing.T, dsn, logPath string, stop func() string) {
+	t.Helper()
+	out, _ := os.ReadFile(logPath)
+	addr := servingMetrics.FindSubmatch(out)
+	if addr == nil {
+		t.Fatalf("no metrics address in the log:\n%s", out)
+	}
+	at, err := mirrortest.SourceRows(context.Background(), dsn, "SELECT pg_current_wal_lsn()::text")
+	if err != nil || len(at) != 1 {
+		t.Fatalf("current WAL position: %q %v", at, err)
+	}
+	if code, body := get(t, "http://"+string(addr[1])+"/wait?lsn="+at[0]+"&timeout=30s"); code != 200 {
+		t.Fatalf("/wait = %d %s\n%s", code, body, stop())
 	}
 }
 

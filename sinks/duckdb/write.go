@@ -628,19 +628,10 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 	if c.Old == nil || ti.t.Identity != schema.IdentityFull {
 		return schema.Unidentified(ti.t, c.Op, c.Old != nil)
 	}
-	var match []field
-	var conds []string
-	for i, d := range c.Old {
-		if i >= len(ti.plans) || d.State == schema.Unchanged {
-			continue
-		}
-		f := field{i, 'o'}
-		match = append(match, f)
-		l, r := "m."+ti.cols[i], ti.ref(f)
-		if ti.plans[i].exactCompare() {
-			l, r = "CAST("+l+" AS VARCHAR)", "CAST("+r+" AS VARCHAR)"
-		}
-		conds = append(conds, l+" IS NOT DISTINCT FROM "+r)
+	match, ls, rs := oldMatch(ti, c.Old)
+	conds := make([]string, len(ls))
+	for i := range ls {
+		conds[i] = ls[i] + " IS NOT DISTINCT FROM " + rs[i]
 	}
 	if len(conds) == 0 {
 		conds = append(conds, "true")
@@ -657,6 +648,25 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 	return s.updateOne(ctx, ti, match, c.Old, c.New, func(sets string) string {
 		return "UPDATE " + ti.name + " AS t SET " + sets + " FROM s WHERE " + one
 	})
+}
+
+// oldMatch is how a keyless change finds its row: the fields of the old
+// row's sent columns, and per field the table's value (alias m) and the
+// staged one, compared as text where equal values may differ (intervals).
+func oldMatch(ti *tableInfo, old schema.Tuple) (match []field, table, staged []string) {
+	for i, d := range old {
+		if i >= len(ti.plans) || d.State == schema.Unchanged {
+			continue
+		}
+		f := field{i, 'o'}
+		match = append(match, f)
+		l, r := "m."+ti.cols[i], ti.ref(f)
+		if ti.plans[i].exactCompare() {
+			l, r = "CAST("+l+" AS VARCHAR)", "CAST("+r+" AS VARCHAR)"
+		}
+		table, staged = append(table, l), append(staged, r)
+	}
+	return match, table, staged
 }
 
 // changeSet applies a schema.SetRun of a keyless table's changes in one
@@ -677,21 +687,13 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 	if ti.t.Identity != schema.IdentityFull {
 		return schema.Unidentified(ti.t, first.Op, true)
 	}
-	var match, fields []field
+	match, ls, rs := oldMatch(ti, first.Old)
+	var fields []field
 	var tk, sk, on, sets, vals []string
-	for i, d := range first.Old {
-		if i >= len(ti.plans) || d.State == schema.Unchanged {
-			continue
-		}
-		f := field{i, 'o'}
-		match = append(match, f)
-		l, r := "m."+ti.cols[i], ti.ref(f)
-		if ti.plans[i].exactCompare() {
-			l, r = "CAST("+l+" AS VARCHAR)", "CAST("+r+" AS VARCHAR)"
-		}
-		k := "k" + strconv.Itoa(len(tk))
-		tk = append(tk, l+" AS "+k)
-		sk = append(sk, r+" AS "+k)
+	for i := range ls {
+		k := "k" + strconv.Itoa(i)
+		tk = append(tk, ls[i]+" AS "+k)
+		sk = append(sk, rs[i]+" AS "+k)
 		on = append(on, "x."+k+" IS NOT DISTINCT FROM y."+k)
 	}
 	if len(match) == 0 { // nothing to match by: any row, one by one
