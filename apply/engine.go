@@ -127,6 +127,7 @@ type engine struct {
 	txEnd         lsn.LSN                          // and its commit's position
 	pause         *Pauser                          // Config.Pause (pause.go)
 	resyncAtStart []ResyncTable                    // Config.ResyncTables
+	committed     bool                             // a target commit succeeded (read after run returns)
 }
 
 // chunkReader is what online copies read the source through.
@@ -1234,6 +1235,7 @@ func (e *engine) commit(ctx context.Context) error {
 			return fmt.Errorf("commit target transaction: %w", err)
 		}
 		faultpoint.Hit("apply.after-commit")
+		e.committed = true
 		if e.onCommit != nil {
 			at := time.Now()
 			e.onCommit(CommitInfo{State: st, Stats: stats, At: at, SourceCommits: srcCommits, Duration: at.Sub(began), Changes: changes})

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -554,4 +555,74 @@ func TestResyncTablesAtStopPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.same("h", "h", "id, v")
+}
+
+// TestFailedInitialCopyDropsSlot: an initial copy that fails (here on a
+// target table walmirror did not create) drops the slot it created, so
+// the source keeps no WAL for it; the next start, the table out of the
+// way, copies afresh.
+func TestFailedInitialCopyDropsSlot(t *testing.T) {
+	m := newMirror(t)
+	m.exec(`CREATE TABLE f (id int PRIMARY KEY, v text); INSERT INTO f SELECT g, 'v' || g FROM generate_series(1, 20) g;`)
+	db, err := sql.Open("sqlite3", m.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE f (id int PRIMARY KEY, v text)`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sink, err := sqlite.Open(ctx, m.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = apply.Run(ctx, sink, apply.Config{
+		Source:      source.Config{DSN: m.dsn, Slot: m.slot, Publication: "walmirror"},
+		StopAtNow:   true,
+		InitialCopy: "single",
+		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	})
+	sink.Close()
+	if !errors.Is(err, apply.ErrTargetNotOwned) {
+		t.Fatalf("Run onto a table walmirror did not create = %v, want ErrTargetNotOwned", err)
+	}
+	slots, err := mirrortest.SourceRows(ctx, m.dsn, "SELECT slot_name FROM pg_replication_slots WHERE slot_name = '"+m.slot+"'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slots) != 0 {
+		t.Errorf("the failed initial copy left its slot %v", slots)
+	}
+	if _, err := db.Exec(`DROP TABLE f`); err != nil {
+		t.Fatal(err)
+	}
+	m.catchUp(apply.Limits{})
+	m.same("f", "f", "id, v")
+}
+
+// TestResyncTablesUnknownRelID: a table to copy again that the source does
+// not have is an error naming the field, not a silent no-op.
+func TestResyncTablesUnknownRelID(t *testing.T) {
+	m := newMirror(t)
+	m.exec(`CREATE TABLE u (id int PRIMARY KEY)`)
+	m.catchUp(apply.Limits{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sink, err := sqlite.Open(ctx, m.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	err = apply.Run(ctx, sink, apply.Config{
+		Source:       source.Config{DSN: m.dsn, Slot: m.slot, Publication: "walmirror"},
+		StopAtNow:    true,
+		ResyncTables: []apply.ResyncTable{{RelID: 4_000_000_000, Name: "public.nope"}},
+		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	})
+	var ce *apply.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "ResyncTables" {
+		t.Fatalf("Run with an unknown table to resync = %v, want a ConfigError for ResyncTables", err)
+	}
 }

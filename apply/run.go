@@ -24,8 +24,10 @@ type Config struct {
 	// StopAtNow resolves StopAt to the source's current WAL position at start.
 	StopAtNow bool
 	// Resync lets a target whose slot is gone or invalidated be rebuilt: the
-	// slot is created again and every published table copied afresh (in one
-	// target transaction, so readers see the old copy until it commits).
+	// slot is created again and every published table copied afresh, as
+	// InitialCopy says: in one target transaction ("single"), so readers
+	// see the old copy until it commits, or chunk by chunk ("chunked"), so
+	// they see each table emptied and filling up.
 	Resync bool
 	// InitialCopy chooses how a new copy takes the source's rows: "single"
 	// copies every table in one target transaction (readers never see a
@@ -358,6 +360,16 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		return nil
 	}
 
+	for _, rt := range r.cfg.ResyncTables {
+		nsp, _, _, err := src.RelName(ctx, rt.RelID)
+		if err != nil {
+			return err
+		}
+		if nsp == "" {
+			return &ConfigError{Field: "ResyncTables", Value: rt.RelID, Reason: fmt.Sprintf("no table has this oid on the source (%s)", rt.Name)}
+		}
+	}
+
 	// The online copies' session first: an error after Start would leave
 	// the stream's goroutine holding the slot.
 	copier, err := src.OpenCopier(ctx)
@@ -416,6 +428,11 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		e.pollEvery = DefaultPollInterval
 	}
 	err = e.run(ctx, stream.Events())
+	if e.committed {
+		// The copies asked for are recorded in the target (or done): a
+		// reconnect must not start them again.
+		r.cfg.ResyncTables = nil
+	}
 	if errors.Is(err, errStreamEnded) {
 		err = stream.Err()
 	}

@@ -15,7 +15,7 @@ import (
 // consistent point, all in one target transaction that also stores that
 // point. A marker committed first makes a crash at any later instant lead to
 // a clean redo, never to a partial copy taken for complete.
-func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State, error) {
+func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.State, err error) {
 	st := schema.State{Slot: r.cfg.Source.Slot, SystemID: src.SystemID(), Phase: schema.PhaseSnapshot}
 	if err := r.sink.Begin(ctx); err != nil {
 		return st, fmt.Errorf("begin target transaction: %w", err)
@@ -27,7 +27,12 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (schema.State
 	if err != nil {
 		return st, err
 	}
-	defer snap.Close(context.WithoutCancel(ctx))
+	defer func() {
+		snap.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			r.dropFailedSlot(ctx, src, err)
+		}
+	}()
 	tables, err := snap.Tables(ctx)
 	if err != nil {
 		return st, err
@@ -114,6 +119,33 @@ func (r *runner) chunkedStart(ctx context.Context, snap *source.Snapshot, tables
 	r.log.Info("initial copy will be made in chunks while streaming", "tables", len(tables), "estimated_rows", total,
 		"consistent_point", st.LSN)
 	return st, nil
+}
+
+// dropFailedSlot drops the slot of an initial copy that failed: the target
+// is marked as having none complete, so the next start redoes it with a
+// new slot anyway, and a slot left behind would hold the source's WAL for
+// a copy that may never be tried again. Best effort: its walsender may
+// take a moment to leave, and the connection may be the thing that failed.
+func (r *runner) dropFailedSlot(ctx context.Context, src *source.Source, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for {
+		err := src.DropSlot(ctx)
+		if err == nil {
+			r.log.Info("dropped the replication slot of the failed initial copy (the next start creates it again)", "slot", r.cfg.Source.Slot, "cause", cause)
+			return
+		}
+		if !errors.Is(err, source.ErrSlotActive) { // active: its walsender is leaving
+			r.log.Warn("could not drop the replication slot of the failed initial copy: the next start drops it, or drop it by hand (walmirror drop)", "slot", r.cfg.Source.Slot, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			r.log.Warn("could not drop the replication slot of the failed initial copy: the next start drops it, or drop it by hand (walmirror drop)", "slot", r.cfg.Source.Slot, "err", err)
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (r *runner) snapshotProgress(p SnapshotProgress) {

@@ -68,7 +68,10 @@ type stoppedError struct {
 }
 
 func (e *stoppedError) Error() string {
-	msg := fmt.Sprintf("replication stopped with the copy at %s, before %s", e.applied, e.want)
+	msg := fmt.Sprintf("replication stopped with the copy at %s", e.applied)
+	if e.want != 0 {
+		msg += fmt.Sprintf(", before %s", e.want)
+	}
 	if e.err != nil {
 		msg += ": " + e.err.Error()
 	}
@@ -170,6 +173,22 @@ func (p *Progress) Stopped(err error) {
 		p.stop = make(chan struct{})
 	}
 	close(p.stop)
+	if p.changed != nil { // Notify's listeners look again, and learn from Err
+		close(p.changed)
+		p.changed = nil
+	}
+}
+
+// Err returns nil while a run reports to p (or before one starts), and
+// once the run has returned an error wrapping ErrStopped and the run's
+// error, if any.
+func (p *Progress) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.stopped {
+		return nil
+	}
+	return &stoppedError{applied: p.applied, err: p.stopErr}
 }
 
 // advance records that everything up to l is applied; the position never
@@ -196,8 +215,9 @@ func (p *Progress) Applied() lsn.LSN {
 }
 
 // Notify returns a channel that is closed the next time the applied
-// position moves: the cheapest "the copy changed, look again" signal.
-// Call it again for the next change.
+// position moves, or when the run returns (Err then says so): the
+// cheapest "the copy changed, look again" signal. Call it again for the
+// next change.
 func (p *Progress) Notify() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -111,8 +111,20 @@ func TestProgressStopped(t *testing.T) {
 	ctx := t.Context()
 	done := make(chan error, 1)
 	go func() { done <- p.WaitFor(ctx, 0x200) }()
+	notify := p.Notify()
 	time.Sleep(20 * time.Millisecond)
+	if p.Err() != nil {
+		t.Fatalf("Err while running = %v", p.Err())
+	}
 	cfg.OnStop(ErrSlotLost)
+	select {
+	case <-notify:
+	default:
+		t.Error("Notify's channel still open after the run ended")
+	}
+	if err := p.Err(); !errors.Is(err, ErrStopped) || !errors.Is(err, ErrSlotLost) {
+		t.Errorf("Err after the run ended = %v, want ErrStopped and ErrSlotLost", err)
+	}
 	select {
 	case err := <-done:
 		if !errors.Is(err, ErrStopped) || !errors.Is(err, ErrSlotLost) {
@@ -132,6 +144,9 @@ func TestProgressStopped(t *testing.T) {
 		t.Errorf("WaitFor after a clean end = %v, want ErrStopped alone", err)
 	}
 	p.Streaming(0x100) // a run again
+	if p.Err() != nil {
+		t.Errorf("Err when streaming again = %v", p.Err())
+	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	if err := p.WaitFor(short, 0x200); !errors.Is(err, context.DeadlineExceeded) {

@@ -224,6 +224,9 @@ func (e *SlotActiveError) Error() string {
 	return msg + "): stop that process first, or choose another --slot"
 }
 
+// Is makes errors.Is(err, ErrSlotActive) true for a *SlotActiveError.
+func (e *SlotActiveError) Is(target error) bool { return target == ErrSlotActive }
+
 // ActiveError returns a *SlotActiveError for an active slot, nil otherwise.
 func (st SlotState) ActiveError() error {
 	if !st.Active {

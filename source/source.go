@@ -219,6 +219,14 @@ func (s *Source) DropSlot(ctx context.Context) error {
 		s.log.Info("the replication slot was gone already", "slot", s.cfg.Slot)
 		return nil
 	}
+	if errors.As(err, &pgErr) && pgErr.Code == "55006" { // object_in_use: a walsender holds it
+		busy := &SlotActiveError{Slot: s.cfg.Slot}
+		var pid *int32
+		if s.conn.QueryRow(ctx, `SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&pid) == nil && pid != nil {
+			busy.PID = int(*pid)
+		}
+		return busy
+	}
 	return classify("drop replication slot "+s.cfg.Slot, timeoutCause(ctx, err))
 }
 

@@ -119,6 +119,7 @@ func (sn *Snapshot) CopyOrdered(ctx context.Context, t *schema.Table, orderBy st
 
 // ErrSlotActive is returned by WaitSlotIdle when a process still streams
 // from the slot: a walmirror is running into the copy that follows it.
+// errors.Is matches every *SlotActiveError with it too.
 var ErrSlotActive = errors.New("replication slot is in use")
 
 // WaitSlotIdle waits up to wait for no process to be streaming from the

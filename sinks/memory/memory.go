@@ -353,6 +353,26 @@ func (s *Sink) EnsureTable(_ context.Context, t *schema.Table) error {
 	return nil
 }
 
+// MoveTable renames the table of source table schemaName.from to
+// schemaName.to (for the engine: a table whose name another one took
+// before its own rename was seen).
+func (s *Sink) MoveTable(_ context.Context, schemaName, from, to string) error {
+	if err := s.needTx(); err != nil {
+		return err
+	}
+	src, dst := Name{schemaName, from}, Name{schemaName, to}
+	if s.tx.tables[src] == nil {
+		return fmt.Errorf("memory: no table %s.%s to move", schemaName, from)
+	}
+	if s.tx.tables[dst] != nil {
+		return fmt.Errorf("memory: cannot move %s.%s to %s: that table exists", schemaName, from, to)
+	}
+	s.tx.tables[dst], s.tx.owned[dst] = s.writable(src), true
+	delete(s.tx.tables, src)
+	delete(s.tx.owned, src)
+	return nil
+}
+
 // fill is what existing rows hold in a column t added.
 func fill(t *schema.Table, column string) (Value, error) {
 	f, ok := t.Fills[column]

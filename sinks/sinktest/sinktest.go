@@ -78,6 +78,8 @@ func Run(t *testing.T, tg Target) {
 		{"ManyRows", testManyRows},
 		{"Namespaces", testNamespaces},
 		{"EqualKeys", testEqualKeys},
+		{"Shapes", testShapes},
+		{"MoveTable", testMoveTable},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

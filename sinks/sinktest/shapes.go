@@ -1,0 +1,136 @@
+package sinktest
+
+import (
+	"context"
+	"slices"
+
+	"github.com/walmirror/walmirror/schema"
+)
+
+// ShapeStore has the methods of apply.ShapeStore, which apply.Run requires
+// of a sink.
+type ShapeStore interface {
+	Shape(ctx context.Context, relid uint32) (shape string, found bool, err error)
+	SetShape(ctx context.Context, t *schema.Table, shape string) error
+	ShapeIDs(ctx context.Context) ([]uint32, error)
+	ForgetShape(ctx context.Context, relid uint32) error
+}
+
+// tableMover is the optional sink method the engine uses when a renamed
+// table takes the name another table's copy still has.
+type tableMover interface {
+	MoveTable(ctx context.Context, schemaName, from, to string) error
+}
+
+// testShapes: stored shapes are transactional like the data (a rollback
+// drops what SetShape and ForgetShape did), survive a reopen, keep texts
+// with quotes and non-ASCII exactly, and relids with the top bit set.
+func testShapes(h *harness) {
+	ss, ok := h.s.(ShapeStore)
+	if !ok {
+		h.t.Fatalf("%T does not implement ShapeStore: apply.Run refuses it", h.s)
+	}
+	store := func() ShapeStore { return h.s.(ShapeStore) }
+	ids := func() []uint32 {
+		h.t.Helper()
+		got, err := store().ShapeIDs(h.ctx())
+		h.check(err, "ShapeIDs")
+		slices.Sort(got)
+		return got
+	}
+	shape := func(id uint32) (string, bool) {
+		h.t.Helper()
+		s, found, err := store().Shape(h.ctx(), id)
+		h.check(err, "Shape(%d)", id)
+		return s, found
+	}
+	if got := ids(); len(got) != 0 {
+		h.t.Fatalf("ShapeIDs on a fresh target = %v, want none", got)
+	}
+	a := keyed("public", "shape_a", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	b := schema.NewTable(4_000_000_001, "public", "shape_b", schema.IdentityDefault, []schema.Column{col("id", schema.OIDInt8, true)})
+	const textA = `{"name":"it's \"q\" ✓","cols":[1,2]}`
+
+	h.begin()
+	h.ensure(a)
+	h.check(ss.SetShape(h.ctx(), a, textA), "SetShape")
+	h.rollback()
+	if s, found := shape(a.ID); found {
+		h.t.Fatalf("Shape after a rolled-back SetShape = %q, want none", s)
+	}
+
+	h.tx(func() {
+		h.ensure(a, b)
+		h.check(store().SetShape(h.ctx(), a, textA), "SetShape(a)")
+		h.check(store().SetShape(h.ctx(), b, "b1"), "SetShape(b)")
+		h.write(&schema.Batch{Table: a, Inserts: rows(row("1", "x"))})
+	})
+	h.reopen()
+	if s, found := shape(a.ID); !found || s != textA {
+		h.t.Fatalf("Shape(a) after reopen = %q, %v; want %q", s, found, textA)
+	}
+	if got, want := ids(), []uint32{a.ID, b.ID}; !slices.Equal(got, want) {
+		h.t.Fatalf("ShapeIDs = %v, want %v", got, want)
+	}
+
+	h.tx(func() { h.check(store().SetShape(h.ctx(), b, "b2"), "SetShape(b) again") })
+	if s, _ := shape(b.ID); s != "b2" {
+		h.t.Fatalf("Shape(b) after a second SetShape = %q, want b2", s)
+	}
+
+	h.begin()
+	h.check(store().ForgetShape(h.ctx(), a.ID), "ForgetShape")
+	h.rollback()
+	if _, found := shape(a.ID); !found {
+		h.t.Fatal("a rolled-back ForgetShape dropped the shape")
+	}
+	h.tx(func() { h.check(store().ForgetShape(h.ctx(), a.ID), "ForgetShape") })
+	if _, found := shape(a.ID); found {
+		h.t.Fatal("Shape found after ForgetShape")
+	}
+	if got, want := ids(), []uint32{b.ID}; !slices.Equal(got, want) {
+		h.t.Fatalf("ShapeIDs after ForgetShape = %v, want %v", got, want)
+	}
+	h.want(a, r("1", "x")) // the table stays
+}
+
+// testMoveTable: a sink that can move a table aside (MoveTable) keeps its
+// rows and shape under the new name, frees the old name for another
+// table, and undoes the move on rollback.
+func testMoveTable(h *harness) {
+	if _, ok := h.s.(tableMover); !ok {
+		h.t.Skipf("%T has no MoveTable: a table swapped in by rename stops the run", h.s)
+	}
+	mv := func() tableMover { return h.s.(tableMover) }
+	old := keyed("public", "swap_me", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(old)
+		h.check(h.s.(ShapeStore).SetShape(h.ctx(), old, "old"), "SetShape")
+		h.write(&schema.Batch{Table: old, Inserts: rows(row("1", "a"), row("2", "b"))})
+	})
+	aside := schema.NewTable(old.ID, "public", "swap_me_walmirror_1", old.Identity, old.Columns)
+
+	h.begin()
+	h.check(mv().MoveTable(h.ctx(), "public", "swap_me", aside.Name), "MoveTable")
+	h.rollback()
+	h.want(old, r("1", "a"), r("2", "b"))
+	h.want(aside)
+
+	h.tx(func() {
+		h.check(mv().MoveTable(h.ctx(), "public", "swap_me", aside.Name), "MoveTable")
+		h.check(h.s.(ShapeStore).SetShape(h.ctx(), aside, "aside"), "SetShape")
+		// The name is free for the table renamed to it.
+		newer := keyed("public", "swap_me", col("k", schema.OIDText, true))
+		h.ensure(newer)
+		h.write(&schema.Batch{Table: newer, Inserts: rows(row("n"))})
+	})
+	h.reopen()
+	h.want(aside, r("1", "a"), r("2", "b"))
+	h.want(keyed("public", "swap_me", col("k", schema.OIDText, true)), r("n"))
+	// Writes reach the moved table under its new name.
+	h.tx(func() {
+		h.ensure(aside)
+		h.write(&schema.Batch{Table: aside, Updates: rows(row("2", "B"))})
+	})
+	h.want(aside, r("1", "a"), r("2", "B"))
+}
