@@ -359,7 +359,8 @@ func (e *engine) beginFill(relid uint32, name string, estimate int64, reason str
 		e.inflight = nil // its watermark will be ignored
 	}
 	f := &fill{copy: schema.TableCopy{RelID: relid, Table: name, Estimate: estimate, Reason: reason, Keys: keys}}
-	if old := e.fills[relid]; old != nil {
+	prev := e.fills[relid]
+	if old := prev; old != nil {
 		f.truncXid = old.truncXid
 		f.emptied = old.emptied || old.copy.Chunks > 0
 		// Its held changes go: the copy's next snapshot has them, once it
@@ -379,6 +380,11 @@ func (e *engine) beginFill(relid uint32, name string, estimate int64, reason str
 	e.copiedCache[relid] = false
 	e.fillsChanged = true
 	if keys != nil {
+		if prev != nil && prev.copy.Keys != nil {
+			// Said once per copy, not once per key joining it.
+			e.log.Debug("more rows join an online copy", "table", name, "reason", reason, "rows", len(keys))
+			return
+		}
 		e.log.Info("copying rows again online", "table", name, "reason", reason, "rows", len(keys))
 		return
 	}

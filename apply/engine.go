@@ -862,14 +862,6 @@ func (e *engine) unsentInsert(ctx context.Context, t *schema.Table, c schema.Row
 			return err // not held yet: routeFill copies the whole table
 		}
 	}
-	if f != nil && f.copy.Keys == nil {
-		if f.copy.After != nil {
-			// Rows up to After are copied and take changes: this row may
-			// be among them. Start the copy again (it holds the change).
-			e.startFill(t.ID, name, f.copy.Estimate, why)
-		}
-		return nil // the whole table is being copied: the copy holds the change
-	}
 	var key []string
 	for _, k := range t.KeyIndexes() {
 		if d := c.New[k]; d.State == schema.Text {
@@ -879,13 +871,34 @@ func (e *engine) unsentInsert(ctx context.Context, t *schema.Table, c schema.Row
 			break
 		}
 	}
-	if key == nil {
+	if f != nil && f.copy.Keys == nil {
+		if f.copy.After != nil {
+			if !f.ordered {
+				f.order, f.ordered = orderOf(t), true
+			}
+			if key != nil && f.order.ok && f.order.beyond(c.New, f.copy.After) {
+				return nil // a row the copy has not reached: a chunk reads it
+			}
+			// Rows up to After are copied and take changes: this row may
+			// be among them. Start the copy again (it holds the change).
+			e.startFill(t.ID, name, f.copy.Estimate, why)
+		}
+		return nil // the whole table is being copied: the copy holds the change
+	}
+	if key == nil || f != nil && len(f.copy.Keys) >= maxUnsentKeys {
+		// Many rows moved at once (UPDATE docs SET published = true):
+		// each key added restarts the keyed copy, so past a few the
+		// whole table is cheaper.
 		e.startFill(t.ID, name, -1, why)
 		return nil
 	}
 	e.startKeysFill(t.ID, name, [][]string{key}, why)
 	return nil
 }
+
+// maxUnsentKeys is how many rows moved into a row filter with unsent
+// values are copied again by key before the whole table is copied instead.
+const maxUnsentKeys = 1000
 
 // routeFill decides about a change to a table the target does not hold
 // completely: true when it is held for an online copy.

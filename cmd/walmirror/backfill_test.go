@@ -1159,6 +1159,49 @@ func TestRowMovedIntoFilterUnsentToast(t *testing.T) {
 	}
 }
 
+// TestManyRowsMovedIntoFilter: UPDATEs moving 1,500 rows with TOASTed
+// values into a row filter (pgoutput sends each as an INSERT without
+// them). Each row used to restart a keyed copy of every key so far
+// (quadratic, a log line per row); past maxUnsentKeys the whole table is
+// copied instead, and rows a whole-table copy has not reached wait for it.
+func TestManyRowsMovedIntoFilter(t *testing.T) {
+	needServer(t)
+	testenv.SkipBelow(t, server, 15, "a publication row filter")
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE z (id int PRIMARY KEY, big text, s text);
+				ALTER TABLE z ALTER COLUMN big SET STORAGE EXTERNAL;
+				INSERT INTO z SELECT g, repeat(md5(g::text), 70), 's' FROM generate_series(1, 1500) g;
+				INSERT INTO z SELECT g, 'small', 's' FROM generate_series(100001, 100010) g;
+				CREATE PUBLICATION walmirror FOR TABLE z WHERE (id > 100000);`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			mustExec(t, db, `UPDATE z SET id = id + 200000 WHERE id < 1400`)
+			mustExec(t, db, `UPDATE z SET id = id + 200000 WHERE id < 100000; UPDATE z SET s = 't' WHERE id % 7 = 0`)
+			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			if r.code != 0 {
+				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+			}
+			if n := strings.Count(r.stderr, "copying rows again online"); n > 1 {
+				t.Errorf("%d log lines for one keyed copy", n)
+			}
+			want, err := mirrortest.SourceRows(context.Background(), dsn, "SELECT id, big, s FROM z WHERE id > 100000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := rows("SELECT id, big, s FROM z")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := mirrortest.Diff(want, got); d != "" {
+				t.Error(d)
+			}
+		})
+	}
+}
+
 // TestResyncBadKeys: resync --key checks the keys against the table's key
 // before it writes the request: a key of the wrong width or type exits 1
 // naming it and the key's columns, and nothing is requested; keys are sent
