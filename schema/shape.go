@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // Stored is what a target remembers of the source table one of its tables
@@ -124,6 +125,7 @@ func Diff(old Stored, t *Table) (*Change, []int16, error) {
 		}
 		byName[oc.Name] = oc
 	}
+	var reused [][2]string // old and new names of renamed columns whose old name t has
 	newNames := map[string]bool{}
 	for _, nc := range t.Columns {
 		newNames[nc.Name] = true
@@ -164,7 +166,7 @@ func Diff(old Stored, t *Table) (*Change, []int16, error) {
 		}
 		if oc.Name != nc.Name {
 			if newNames[oc.Name] {
-				return nil, nil, fmt.Errorf("column %q of %s was renamed to %q and another column took its name: walmirror cannot follow names swapped or reused in one step", oc.Name, t.QualifiedName(), nc.Name)
+				reused = append(reused, [2]string{oc.Name, nc.Name})
 			}
 			if c.Renamed == nil {
 				c.Renamed = map[string]string{}
@@ -176,6 +178,16 @@ func Diff(old Stored, t *Table) (*Change, []int16, error) {
 				c.Retyped = map[string]Column{}
 			}
 			c.Retyped[nc.Name] = Column{Name: oc.Name, TypeID: oc.TypeID, Typmod: oc.Typmod}
+		}
+	}
+	// A renamed column's old name taken by a new column (RENAME COLUMN a
+	// TO b; ADD COLUMN a) is followed: sinks rename before they add. Taken
+	// by another renamed column (a swap, a chain) it is not: the renames'
+	// order would matter, and a sink takes a name it finds in use for a
+	// dropped column's kept one.
+	for _, r := range reused {
+		if !slices.Contains(c.Added, r[0]) && !slices.Contains(c.Readded, r[0]) {
+			return nil, nil, fmt.Errorf("column %q of %s was renamed to %q and another column took its name: walmirror cannot follow names swapped or reused in one step", r[0], t.QualifiedName(), r[1])
 		}
 	}
 	return c, nums, nil

@@ -44,6 +44,27 @@ func TestDiff(t *testing.T) {
 	if _, _, err := Diff(decoded, swap); err == nil {
 		t.Error("swapped names were not refused")
 	}
+	// Renamed, and a new column under the old name: followed (sinks rename
+	// before they add), whether the new column's attnum shows it as added
+	// or as the old name re-added.
+	reuse := NewTable(1, "public", "t", IdentityDefault, []Column{
+		{Name: "id", TypeID: OIDInt4, Typmod: -1}, {Name: "v2", TypeID: OIDText, Typmod: -1},
+		{Name: "d", TypeID: OIDText, Typmod: -1}, {Name: "n", TypeID: OIDInt4, Typmod: -1},
+		{Name: "gone", TypeID: OIDInt4, Typmod: -1}, {Name: "v", TypeID: OIDInt8, Typmod: -1},
+	})
+	reuse.Nums = []int16{1, 2, 3, 4, 5, 6}
+	c, _, err = Diff(decoded, reuse)
+	if err != nil || c.Renamed["v2"] != "v" || len(c.Renamed) != 1 || !slices.Equal(c.Replaced(), []string{"v"}) {
+		t.Errorf("renamed and its name added again: %+v, %v", c, err)
+	}
+	// A chain (v to v2, d to v) is refused: the renames' order matters.
+	chain := NewTable(1, "public", "t", IdentityDefault, []Column{
+		{Name: "id", TypeID: OIDInt4, Typmod: -1}, {Name: "v2", TypeID: OIDText, Typmod: -1}, {Name: "v", TypeID: OIDText, Typmod: -1},
+	})
+	chain.Nums = []int16{1, 2, 3}
+	if _, _, err := Diff(decoded, chain); err == nil {
+		t.Error("a chain of renames was not refused")
+	}
 	if c, _, _ := Diff(decoded, NewTable(1, "public", "t", IdentityDefault, []Column{{Name: "id", TypeID: OIDInt4, Typmod: -1}})); !c.Empty() {
 		t.Errorf("dropped columns alone gave %+v", c)
 	}
