@@ -681,14 +681,18 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 	}
 	replace := false
 	if why == "" {
-		if why, err = e.retyped(ctx, t); err != nil || why == "" {
+		if why, err = e.retyped(ctx, t); err != nil {
+			return err
+		}
+		if why != "" {
+			// The copy's first chunk stores the storage it read; the poll
+			// compares with that from then on, not with the one before
+			// the rewrite (which would copy the table once more).
+			delete(e.storage, t.ID)
+		} else if why, err = e.inconvertible(ctx, t); err != nil || why == "" {
 			return err
 		}
 		replace = true
-		// The copy's first chunk stores the storage it read; the poll
-		// compares with that from then on, not with the one before the
-		// rewrite (which would copy the table once more).
-		delete(e.storage, t.ID)
 	}
 	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, why)
 	// A key that takes a column whose older rows' values are unknown (a
@@ -759,6 +763,51 @@ func (e *engine) retyped(ctx context.Context, t *schema.Table) (string, error) {
 		return "", nil
 	}
 	return fmt.Sprintf("the source rewrote it changing the type of column %q: older rows hold what its USING made of them, which the stream does not carry", changed), nil
+}
+
+// retypeChecker is a sink that cannot convert every column type change
+// in place exactly: for one it cannot, the engine copies the table again
+// online, its rows replaced (Table.Replacing) rather than converted.
+type retypeChecker interface {
+	CanRetype(t *schema.Table, from, to schema.Column) bool
+}
+
+// inconvertible says why t must be copied again now ("" when not): a
+// column changed type in a way the sink cannot convert its stored values
+// exactly (SQLite: varchar to an enum, an int to text).
+func (e *engine) inconvertible(ctx context.Context, t *schema.Table) (string, error) {
+	rc, ok := e.sink.(retypeChecker)
+	if !ok {
+		return "", nil
+	}
+	var was []schema.StoredColumn
+	if old := e.tables[t.ID]; old != nil && len(old.Nums) == len(old.Columns) {
+		was = schema.StoredOf(old, old.Nums).Columns
+	} else {
+		stored, found, err := e.storedShape(ctx, t.ID)
+		if err != nil || !found {
+			return "", err
+		}
+		was = stored.Columns
+	}
+	for i, c := range t.Columns {
+		n := int16(0)
+		if i < len(t.Nums) {
+			n = t.Nums[i]
+		}
+		for _, w := range was {
+			if !(w.Num != 0 && n == w.Num || (w.Num == 0 || n == 0) && w.Name == c.Name) {
+				continue
+			}
+			if w.TypeID != c.TypeID || w.Typmod != c.Typmod {
+				from := schema.Column{Name: w.Name, TypeID: w.TypeID, Typmod: w.Typmod}
+				if !rc.CanRetype(t, from, c) {
+					return fmt.Sprintf("column %q changed type in a way the target cannot convert its values exactly", c.Name), nil
+				}
+			}
+		}
+	}
+	return "", nil
 }
 
 // rewritten says why the target's rows of t may differ from the source's

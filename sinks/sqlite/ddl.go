@@ -494,6 +494,11 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 // SQLite cannot convert a value as PostgreSQL's cast did.
 func (s *Sink) retype(ctx context.Context, t *schema.Table, name string, from, to schema.Column) error {
 	fk, tk := schema.KindOf(from.TypeID), schema.KindOf(to.TypeID)
+	if !t.Replacing && !retypeable(t, from, to) {
+		return fmt.Errorf("column %q of source table %s changed type (OID %d, typmod %d to OID %d, typmod %d); SQLite cannot convert its stored values exactly as PostgreSQL did, so the copy would differ: "+
+			"copy the table again (walmirror resync --table %s)",
+			to.Name, t.QualifiedName(), from.TypeID, from.Typmod, to.TypeID, to.Typmod, schema.DisplayName(t.Schema, t.Name))
+	}
 	switch {
 	case t.Replacing && columnType(fk) == columnType(tk):
 		return nil // emptied (see change): nothing to convert, same affinity
@@ -562,8 +567,49 @@ func (s *Sink) retype(ctx context.Context, t *schema.Table, name string, from, t
 			return nil
 		}
 	}
-	return fmt.Errorf("column %q of source table %s changed type (OID %d, typmod %d to OID %d, typmod %d); SQLite cannot convert its stored values exactly as PostgreSQL did, so the copy would differ: start a fresh copy into an empty target",
-		to.Name, t.QualifiedName(), from.TypeID, from.Typmod, to.TypeID, to.Typmod)
+	return nil // retypeable: the stored text forms stay what they are
+}
+
+// CanRetype says whether the sink converts a column's stored values in
+// place exactly as PostgreSQL did when the source changes its type from
+// from to to (see retype); for any other change the engine copies the
+// table again online, its rows replaced rather than converted.
+func (s *Sink) CanRetype(t *schema.Table, from, to schema.Column) bool {
+	return retypeable(t, from, to)
+}
+
+// retypeable: the type changes retype converts exactly. A change that
+// keeps every stored text form: between integer types (int4 and oid by
+// arithmetic), timestamp and timestamptz (as UTC), between text and
+// varchar (any length: a shorter one is a rewrite, whose copy replaces
+// the rows), from those to citext or back (the same bytes, compared
+// without case), a time or timestamp type given more fractional digits
+// (values keep the ones they have), and a numeric given a larger scale
+// (zeros appended) or none.
+func retypeable(t *schema.Table, from, to schema.Column) bool {
+	fk, tk := schema.KindOf(from.TypeID), schema.KindOf(to.TypeID)
+	switch {
+	case fk == schema.KindInt && tk == schema.KindInt:
+		return true
+	case fk == schema.KindTimestamp && tk == schema.KindTimestampTZ, fk == schema.KindTimestampTZ && tk == schema.KindTimestamp:
+		return true
+	case (textLike(from.TypeID) || isCitext(t, from.TypeID)) && (textLike(to.TypeID) || isCitext(t, to.TypeID)):
+		return true
+	case from.TypeID == to.TypeID && (fk == schema.KindTime || fk == schema.KindTimeTZ || fk == schema.KindTimestamp || fk == schema.KindTimestampTZ):
+		return to.Typmod < 0 || from.Typmod >= 0 && to.Typmod >= from.Typmod
+	case from.TypeID == schema.OIDNumeric && to.TypeID == schema.OIDNumeric:
+		fs, fok := numericScale(from.Typmod)
+		ts, tok := numericScale(to.Typmod)
+		return !tok || fok && ts >= fs
+	}
+	return false
+}
+
+// isCitext: the citext extension's type, a case-insensitive text whose
+// values are text's bytes.
+func isCitext(t *schema.Table, oid uint32) bool {
+	n := t.TypeNames[oid]
+	return n == "citext" || strings.HasSuffix(n, ".citext")
 }
 
 // redeclare gives column col of the table name, emptied for a copy, the
