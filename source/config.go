@@ -97,6 +97,17 @@ func (c *Config) Validate() error {
 // 0.12 s without. walmirror's catalog queries and COPY reads gain nothing
 // from JIT.
 //
+// search_path pg_catalog and quote_all_identifiers off: the text of a
+// regclass, regtype, regproc... value names what it refers to relative to
+// the session's search_path (app.orders prints as orders when app is on
+// it), so a database or role that set another path gave the copy names
+// that resolve to another object, or several spellings of one (exit 0;
+// verify, reading under the same path, agreed). Outside pg_catalog every
+// name is now schema-qualified, as pg_dump and PostgreSQL's own
+// subscriber (an empty search_path) have it. lc_monetary C: money's text
+// follows it ("1.234,56 €" under de_DE), and a PostgreSQL target cannot
+// read one locale's text under another.
+//
 // client_encoding UTF8: every target holds UTF-8, and pgoutput, COPY (text
 // and binary) and query results are sent in the client's encoding. Left
 // unset it is the database's: a LATIN1 database's rows reached SQLite as
@@ -115,6 +126,9 @@ var sessionSettings = map[string]string{
 	"TimeZone":                            "UTC",
 	"application_name":                    "walmirror",
 	"bytea_output":                        "hex",
+	"search_path":                         "pg_catalog",
+	"quote_all_identifiers":               "off",
+	"lc_monetary":                         "C",
 }
 
 func connConfig(c *Config, replication bool) (*pgconn.Config, error) {

@@ -26,7 +26,7 @@ func OpenPostgres(ctx context.Context, url string) (*PostgresReader, error) {
 		return nil, fmt.Errorf("parse target URL: %w", err)
 	}
 	for k, v := range map[string]string{"DateStyle": "ISO", "IntervalStyle": "postgres", "TimeZone": "UTC",
-		"extra_float_digits": "3", "bytea_output": "hex", "application_name": "walmirror verify"} {
+		"extra_float_digits": "3", "bytea_output": "hex", "lc_monetary": "C", "application_name": "walmirror verify"} {
 		cfg.RuntimeParams[k] = v
 	}
 	// Text results: the canonical form is built from PostgreSQL's text output.

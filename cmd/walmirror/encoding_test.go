@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"strings"
+
+	"github.com/walmirror/walmirror/internal/mirrortest"
 	"testing"
 )
 
@@ -42,6 +44,50 @@ func TestSourceEncoding(t *testing.T) {
 			} else if !strings.Contains(r.stdout, "equal") {
 				t.Errorf("verify:\n%s", r.stdout)
 			}
+		})
+	}
+}
+
+// TestSourceSearchPath: a source database whose search_path puts another
+// schema first and quotes every identifier (helper-53). regclass, regtype
+// and regproc values print relative to the session's search_path: the
+// copy held orders for app.orders, public.orders for public's (a name
+// that resolves to another table), and "app"."orders" once
+// quote_all_identifiers was on (exit 0; verify agreed). Source sessions
+// now use pg_catalog alone: every name outside it is schema-qualified.
+// Copied and streamed, every target, compared with fixed text.
+func TestSourceSearchPath(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE SCHEMA app; CREATE TABLE public.orders (x int); CREATE TABLE app.orders (x int);
+				CREATE TYPE app.mood AS ENUM ('ok');
+				CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+				CREATE TABLE public.audit (id int PRIMARY KEY, tbl regclass, typ regtype, fn regproc);
+				INSERT INTO public.audit VALUES (1, 'app.orders', 'app.mood', 'app.f'), (2, 'public.orders', 'int4', 'pg_catalog.now');`)
+			mustExec(t, "postgres", `ALTER DATABASE `+db+` SET search_path = app, public`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			want := []string{"1 | app.orders | app.mood | app.f", "2 | public.orders | integer | now"}
+			check := func() {
+				t.Helper()
+				got, err := rows("SELECT id, tbl, typ, fn FROM audit")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := mirrortest.Diff(want, got); d != "" {
+					t.Error(d)
+				}
+			}
+			runNow(t, dsn, target, slot)
+			check()
+			mustExec(t, "postgres", `ALTER DATABASE `+db+` SET quote_all_identifiers = on`)
+			mustExec(t, db, `INSERT INTO public.audit VALUES (3, 'app.orders', 'app.mood', 'app.f')`)
+			want = append(want, "3 | app.orders | app.mood | app.f")
+			runNow(t, dsn, target, slot)
+			check()
+			mustVerify(t, dsn, target)
 		})
 	}
 }

@@ -133,6 +133,11 @@ var sessionParams = map[string]string{
 	"extra_float_digits": "3",
 	"bytea_output":       "hex",
 	"client_encoding":    "UTF8",
+	// money's input follows lc_monetary; the source writes it under C.
+	"lc_monetary": "C",
+	// An XML content fragment ('<a/><b/>') is not a document: pg_dump sets
+	// this too.
+	"xmloption": "content",
 }
 
 // Sink writes to one PostgreSQL database through one connection (plus the
@@ -339,6 +344,7 @@ func (s *Sink) migrate(ctx context.Context) error {
 	db := stdlib.OpenDB(*s.cfg.Copy())
 	defer db.Close()
 	drv, err := migratepgx.WithInstance(db, &migratepgx.Config{
+		SchemaName:            "_walmirror", // else it asks current_schema(), NULL under a search_path of missing schemas
 		MigrationsTable:       `"_walmirror"."schema_migrations"`,
 		MigrationsTableQuoted: true,
 	})
