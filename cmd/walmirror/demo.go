@@ -57,19 +57,53 @@ INSERT INTO page_views VALUES ('/home', now()), ('/home', now()), ('/cart', now(
 DELETE FROM page_views WHERE ctid IN (SELECT ctid FROM page_views WHERE path = '/cart' LIMIT 1);
 `
 
+// demoSlot marks the demo's copies: the only ones it replaces.
+const demoSlot = "walmirror_demo"
+
+// givenOnCommandLine reports whether args set the flag name.
+func givenOnCommandLine(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// describeState names what a target holds, for an error.
+func describeState(ts targetState) string {
+	if !ts.Found {
+		return "none"
+	}
+	return fmt.Sprintf("slot %q at %s", ts.State.Slot, ts.State.LSN)
+}
+
 func cmdDemo(ctx context.Context, args []string) error {
 	fs := newFlagSet("demo", "[--target duckdb:PATH|sqlite:PATH] [--duration 10s]")
 	target := "duckdb:walmirror-demo.duckdb"
 	var duration time.Duration
-	fs.StringVar(&target, "target", target, "where the copy goes (an existing demo file is replaced)")
+	fs.StringVar(&target, "target", target, "where the copy goes (an existing demo copy is replaced; taken from the command line only)")
 	durationFlag(fs, &duration, "duration", 10*time.Second, "how long the sample workload runs while walmirror follows it")
 	log, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
+	if !givenOnCommandLine(args, "target") {
+		// WALMIRROR_TARGET and --config name the real copy, which the demo
+		// would replace.
+		target = "duckdb:walmirror-demo.duckdb"
+	}
 	kind, path, _ := strings.Cut(target, ":")
 	if kind != "duckdb" && kind != "sqlite" || path == "" {
 		return fmt.Errorf("--target %q: the demo writes to duckdb:PATH or sqlite:PATH", target)
+	}
+	if ts, err := readTargetState(ctx, target); err != nil {
+		return fmt.Errorf("%w: the demo replaces only a copy it made; pass another --target", err)
+	} else if ts.Exists && !(ts.Found && ts.State.Slot == demoSlot) {
+		return fmt.Errorf("--target %q: %s exists and is not a copy the demo made (walmirror state: %s): pass another --target, or remove it yourself", target, path, describeState(ts))
 	}
 	for _, suffix := range []string{"", "-wal", "-shm", ".wal"} {
 		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -97,7 +131,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	defer closeSink()
 	var lastPrint time.Time
 	cfg := apply.Config{
-		Source: source.Config{DSN: dsn, Slot: "walmirror", Publication: "walmirror"},
+		Source: source.Config{DSN: dsn, Slot: demoSlot, Publication: "walmirror"},
 		Logger: log,
 		OnCommit: func(c apply.CommitInfo) {
 			if time.Since(lastPrint) >= time.Second {
@@ -188,6 +222,10 @@ func demoReport(ctx context.Context, dsn, kind, path string) error {
 	} else {
 		fmt.Printf("  sqlite3 %s 'SELECT status, count(*), sum(amount) FROM orders GROUP BY 1'\n", path)
 	}
-	fmt.Printf("  go run ./cmd/walmirror status --target %s:%s\n", kind, path)
+	self := "walmirror"
+	if strings.Contains(os.Args[0], "go-build") { // go run (make demo)
+		self = "go run ./cmd/walmirror"
+	}
+	fmt.Printf("  %s status --target %s:%s\n", self, kind, path)
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -412,4 +413,40 @@ func TestTableJoinsIdlePublication(t *testing.T) {
 	waitForLog(t, logPath, "table copied online")
 	stop()
 	mustVerify(t, dsn, target)
+}
+
+// TestDemoKeepsOtherCopies: the demo replaces only a copy it made. It read
+// --target from WALMIRROR_TARGET and --config like every command, so with
+// the environment of a deployed sidecar it replaced the real copy (exit 0;
+// helper-55). It now takes --target from the command line only, and
+// refuses a file that holds another copy.
+func TestDemoKeepsOtherCopies(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);`)
+	dir := t.TempDir()
+	real := "sqlite:" + filepath.Join(dir, "real.sqlite")
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	runNow(t, dsn, real, slot)
+	before, err := os.ReadFile(filepath.Join(dir, "real.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := walmirror(t, nil, "demo", "--target", real, "--duration", "1s"); r.code == 0 || !strings.Contains(r.stderr, "is not a copy the demo made") {
+		t.Errorf("demo onto a real copy: exit %d, want a refusal:\n%s", r.code, lastLine(r.stderr))
+	}
+	demo := "sqlite:" + filepath.Join(dir, "demo.sqlite")
+	for i := 0; i < 2; i++ { // the second replaces the first
+		// The environment of a sidecar: the demo must not take its target.
+		if r := walmirror(t, []string{"WALMIRROR_TARGET=" + real}, "demo", "--target", demo, "--duration", "1s"); r.code != 0 {
+			t.Fatalf("demo run %d exited %d:\n%s%s", i+1, r.code, r.stdout, r.stderr)
+		}
+	}
+	after, err := os.ReadFile(filepath.Join(dir, "real.sqlite"))
+	if err != nil || !bytes.Equal(before, after) {
+		t.Errorf("the real copy changed (%v)", err)
+	}
+	if !givenOnCommandLine([]string{"--duration", "1s", "-target=x"}, "target") || givenOnCommandLine([]string{"--", "--target"}, "target") {
+		t.Error("givenOnCommandLine")
+	}
 }
