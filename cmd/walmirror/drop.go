@@ -28,6 +28,7 @@ func cmdDrop(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	systemID := "" // the cluster the target's copy came from, when known
 	if target != "" {
 		// Read without opening it as a sink, which would create
 		// walmirror's tables in a file that is not a copy. A target that
@@ -49,11 +50,12 @@ func cmdDrop(ctx context.Context, args []string) error {
 		case ts.Found:
 			cfg.Slot = ts.State.Slot
 		}
+		systemID = ts.State.SystemID
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return drop(ctx, os.Stdout, cfg, target != "", flagGiven(fs.FlagSet, "publication"))
+	return drop(ctx, os.Stdout, cfg, target != "", flagGiven(fs.FlagSet, "publication"), systemID)
 }
 
 // flagGiven reports whether the named flag was given on the command line or
@@ -67,12 +69,22 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget, pubGiven bool) error {
+func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget, pubGiven bool, systemID string) error {
 	adm, err := source.Connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer adm.Close(context.WithoutCancel(ctx))
+	if systemID != "" {
+		// A slot of that name on this server belongs to another copy.
+		id, err := adm.Identify(ctx)
+		if err != nil {
+			return fmt.Errorf("nothing dropped: %w", err)
+		}
+		if id != systemID {
+			return fmt.Errorf("nothing dropped: the target was copied from another PostgreSQL cluster (system %s, this source is %s), so slot %q here belongs to another copy: check --source", systemID, id, cfg.Slot)
+		}
+	}
 
 	slot, err := adm.Slot(ctx, cfg.Slot)
 	if err != nil {

@@ -450,3 +450,35 @@ func TestDemoKeepsOtherCopies(t *testing.T) {
 		t.Error("givenOnCommandLine")
 	}
 }
+
+// TestDropOtherClusterTarget: drop --target with a copy taken from another
+// cluster, whose slot name this source also has for a copy of its own,
+// dropped that other copy's slot and publication (helper-55); check, run
+// and verify refuse such a target. It now refuses too, and drops nothing.
+func TestDropOtherClusterTarget(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	other := testenv.StartT(t, testenv.Options{})
+	dbA, err := other.CreateDatabase(ctx, "cluster_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Exec(ctx, dbA, `CREATE TABLE t (id int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	dsnB, dbB := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+	dir := t.TempDir()
+	a, b := "sqlite:"+filepath.Join(dir, "a.sqlite"), "sqlite:"+filepath.Join(dir, "b.sqlite")
+	const slot = "s_dropother"
+	runNow(t, other.DSN(dbA), a, slot)
+	dropSlotAtEnd(t, dbB, slot)
+	runNow(t, dsnB, b, slot)
+	r := walmirror(t, nil, "drop", "--source", dsnB, "--target", a)
+	if r.code == 0 || !strings.Contains(r.stderr, "another PostgreSQL cluster") {
+		t.Errorf("drop with another cluster's copy: exit %d, want a refusal:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	runNow(t, dsnB, b, slot) // B's copy still follows its slot
+	if r := walmirror(t, nil, "drop", "--source", other.DSN(dbA), "--target", a); r.code != 0 || !strings.Contains(r.stdout, "dropped replication slot") {
+		t.Errorf("drop of its own source: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
