@@ -128,6 +128,7 @@ type engine struct {
 	pause         *Pauser                          // Config.Pause (pause.go)
 	resyncAtStart []ResyncTable                    // Config.ResyncTables
 	committed     bool                             // a target commit succeeded (read after run returns)
+	shownCaughtUp bool                             // the last Position the hook got said CaughtUp
 }
 
 // chunkReader is what online copies read the source through.
@@ -317,6 +318,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			// Not caught up while a table is being copied: its rows are not
 			// all in the copy yet.
 			pos := Position{ServerWALEnd: ev.WALEnd, CaughtUp: !e.copying()}
+			e.shownCaughtUp = pos.CaughtUp
 			if err := e.call(ctx, func(context.Context) error { e.onPosition(pos); return nil }); err != nil {
 				return err
 			}
@@ -359,6 +361,13 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		e.ownFlush = false
 		e.xid, e.txEnd = m.Xid, m.FinalLSN
 		e.skipping = m.FinalLSN < e.state.LSN
+		if e.shownCaughtUp && !e.skipping {
+			// Hooks heard "caught up" last; a transaction applied for a
+			// while (a large one sent at its commit) would otherwise look
+			// like none: the server has WAL up to its commit at least.
+			e.shownCaughtUp = false
+			e.position(Position{ServerWALEnd: m.FinalLSN})
+		}
 		e.stats.LastCommitTime = m.CommitTime
 	case *pgoutput.Commit:
 		e.inTx = false

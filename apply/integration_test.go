@@ -22,6 +22,7 @@ import (
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/internal/mirrortest"
+	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 	"github.com/walmirror/walmirror/source"
@@ -624,5 +625,109 @@ func TestResyncTablesUnknownRelID(t *testing.T) {
 	var ce *apply.ConfigError
 	if !errors.As(err, &ce) || ce.Field != "ResyncTables" {
 		t.Fatalf("Run with an unknown table to resync = %v, want a ConfigError for ResyncTables", err)
+	}
+}
+
+// TestPositionNotCaughtUpWhileApplying: after a keepalive said "caught
+// up", a transaction that then arrives (one sent at its commit: it may
+// take many seconds to apply) makes OnPosition say "not caught up", with
+// the server's WAL at least at its commit, before OnCommit reports it.
+// Before, lag metrics, /readyz and progress lines said 0 while a large
+// transaction committed during downtime was applied (helper-55).
+func TestPositionNotCaughtUpWhileApplying(t *testing.T) {
+	m := newMirror(t)
+	m.exec(`CREATE TABLE p (id int PRIMARY KEY, v text)`)
+	m.catchUp(apply.Limits{})
+	type event struct {
+		pos    *apply.Position
+		commit lsn.LSN
+	}
+	var mu sync.Mutex
+	var events []event
+	caughtUp := make(chan struct{}, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sink, err := sqlite.Open(ctx, m.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- apply.Run(ctx, sink, apply.Config{
+			Source: source.Config{DSN: m.dsn, Slot: m.slot, Publication: "walmirror"},
+			OnPosition: func(p apply.Position) {
+				mu.Lock()
+				defer mu.Unlock()
+				events = append(events, event{pos: &p})
+				if p.CaughtUp {
+					select {
+					case caughtUp <- struct{}{}:
+					default:
+					}
+				}
+			},
+			OnCommit: func(c apply.CommitInfo) {
+				mu.Lock()
+				defer mu.Unlock()
+				events = append(events, event{commit: c.State.LSN})
+			},
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		})
+	}()
+	select {
+	case <-caughtUp:
+	case err := <-done:
+		t.Fatalf("Run returned %v", err)
+	case <-ctx.Done():
+		t.Fatal("never caught up")
+	}
+	m.exec(`INSERT INTO p SELECT g, 'v' FROM generate_series(1, 2000) g`)
+	end, err := mirrortest.SourceRows(ctx, m.dsn, "SELECT pg_current_wal_lsn()::text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := lsn.Parse(end[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		mu.Lock()
+		var seen lsn.LSN
+		for _, e := range events {
+			seen = max(seen, e.commit)
+		}
+		mu.Unlock()
+		if seen >= want {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	last := -1 // the last caught-up report before the insert's commit
+	commitAt := -1
+	for i, e := range events {
+		if e.pos != nil && e.pos.CaughtUp && commitAt < 0 {
+			last = i
+		}
+		if e.commit >= want && commitAt < 0 {
+			commitAt = i
+		}
+	}
+	ok := false
+	for _, e := range events[last+1 : commitAt] {
+		// At the transaction's Begin: the server's WAL at its commit's
+		// start (a keepalive after the transaction is past its end).
+		ok = ok || e.pos != nil && !e.pos.CaughtUp && e.pos.ServerWALEnd > 0 && e.pos.ServerWALEnd < want
+	}
+	if !ok {
+		t.Errorf("no position said \"not caught up\" between the last caught-up one and the commit: %d events, last caught up at %d, commit at %d", len(events), last, commitAt)
 	}
 }

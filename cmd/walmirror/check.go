@@ -300,6 +300,9 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 			return
 		}
 		c.ok("target", "%s does not exist yet; run will create it", path)
+		if slot != nil && slot.Exists && slot.Plugin == "pgoutput" {
+			c.fail("slot", "%q already exists but the target has no walmirror state: run walmirror drop --slot %s (or choose another --slot)", cfg.Slot, cfg.Slot)
+		}
 		return
 	case !ts.Found:
 		switch {

@@ -482,3 +482,19 @@ func TestDropOtherClusterTarget(t *testing.T) {
 		t.Errorf("drop of its own source: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestCheckSlotExistsNewTarget: a slot that exists and a target file that
+// does not yet (a Kubernetes emptyDir after a restart): run refuses it,
+// and check said ok (helper-55). It fails now, naming the remedy.
+func TestCheckSlotExistsNewTarget(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	mustExec(t, db, `SELECT pg_create_logical_replication_slot('`+slot+`', 'pgoutput')`)
+	target := "sqlite:" + filepath.Join(t.TempDir(), "new.sqlite")
+	r := walmirror(t, nil, "check", "--source", dsn, "--target", target, "--slot", slot)
+	if r.code != 1 || !strings.Contains(r.stdout, "already exists but the target has no walmirror state") {
+		t.Errorf("check: exit %d, want 1 naming the slot:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
