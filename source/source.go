@@ -165,6 +165,9 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	// that this publication is walmirror's to remove.
 	if _, err := s.conn.Exec(ctx, stmt+"; COMMENT ON PUBLICATION "+quoteIdent(s.cfg.Publication)+" IS "+quoteLiteral(publicationComment(s.cfg.Slot))); err != nil {
 		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+			return permanent("create publication", "--tables names a table the source does not have (schema.table; walmirror check lists each)", err)
+		}
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
 			return permanent("create publication", "ask an administrator to run: "+stmt+
 				" (FOR ALL TABLES needs a superuser, FOR TABLE needs ownership of the tables)", err)
@@ -174,7 +177,34 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	s.log.Info("created publication", "publication", s.cfg.Publication, "sql", stmt)
 	every := "" // a new publication publishes every operation
 	s.pubOps = &every
+	s.warnKeyless(ctx)
 	return nil
+}
+
+// warnKeyless names the tables of the publication just created that have
+// no key to publish UPDATE and DELETE with: PostgreSQL now refuses those
+// on them (pgbench_history, only ever inserted into, is fine). walmirror
+// check calls them a problem; run creates the publication anyway, and
+// says so loudly.
+func (s *Source) warnKeyless(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	rows, err := s.conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_publication_tables p
+		JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
+		JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+		WHERE p.pubname = $1 AND c.relkind = 'r' AND (c.relreplident = 'n' OR c.relreplident = 'd'
+			AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+		ORDER BY 1`, s.cfg.Publication)
+	if err != nil {
+		s.log.Debug("list tables without a key", "err", err)
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(names) == 0 {
+		return
+	}
+	s.log.Warn("these published tables have no primary key: UPDATE and DELETE on them now fail on the source (\"cannot update table ... because it does not have a replica identity\"); "+
+		"give each a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL (walmirror check lists them)", "tables", strings.Join(names, ", "))
 }
 
 // PublishesEverything reports whether the publication publishes every

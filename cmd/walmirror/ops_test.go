@@ -498,3 +498,37 @@ func TestCheckSlotExistsNewTarget(t *testing.T) {
 		t.Errorf("check: exit %d, want 1 naming the slot:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestRunWarnsKeyless: the publication run creates makes PostgreSQL
+// refuse UPDATE and DELETE on a table without a key; run said nothing
+// while check calls it a problem (helper-55). It warns, naming the table.
+func TestRunWarnsKeyless(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE "Key less" (v int); CREATE TABLE full_ident (v int);
+		ALTER TABLE full_ident REPLICA IDENTITY FULL`)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "c.sqlite"), "--slot", slot, "--stop-at-lsn", "now")
+	if r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	warning := ""
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(line, "have no primary key") {
+			warning = line
+		}
+	}
+	if !strings.Contains(warning, `public.\"Key less\"`) || strings.Contains(warning, "full_ident") || strings.Contains(warning, "keyed") {
+		t.Errorf("want a warning naming only public.\"Key less\":\n%s", r.stderr)
+	}
+}
+
+// TestRunMissingTable: --tables naming a table the source lacks says so.
+func TestRunMissingTable(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "c.sqlite"), "--slot", "s_"+db, "--tables", "t,nosuch", "--stop-at-lsn", "now")
+	if r.code == 0 || !strings.Contains(lastLine(r.stderr), "--tables names a table the source does not have") {
+		t.Errorf("exit %d:\n%s", r.code, lastLine(r.stderr))
+	}
+}
