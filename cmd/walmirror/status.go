@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/walmirror/walmirror/lsn"
@@ -99,13 +100,18 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 	// A target that holds no copy is said so without opening it as a
 	// sink, which would create walmirror's tables in it (another
 	// program's file, a typo's).
-	if ts, err := readTargetState(ctx, target); err == nil && !ts.Found {
-		if !ts.Exists {
-			return rep, fmt.Errorf("%s does not exist", redactTarget(target))
-		}
+	ts, err := readTargetState(ctx, target)
+	switch {
+	case err != nil && strings.Contains(err.Error(), "in use by another process"):
+		return rep, fmt.Errorf("%w: DuckDB lets one process open the file; ask the running walmirror instead (its --metrics-addr: /metrics, /readyz), or stop it first", err)
+	case err == nil && !ts.Found && !ts.Exists:
+		return rep, fmt.Errorf("%s does not exist", redactTarget(target))
+	case err == nil && !ts.Found:
 		return rep, fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
 	}
-	sink, err := openTarget(ctx, target, log, true, defaultTargetOptions())
+	opts := defaultTargetOptions()
+	opts.pg.ReplicaRole = false // reading needs no superuser (session_replication_role is for writes)
+	sink, err := openTarget(ctx, target, log, true, opts)
 	if err != nil {
 		return rep, err
 	}
