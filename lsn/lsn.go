@@ -4,6 +4,7 @@ package lsn
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 )
@@ -15,6 +16,10 @@ type LSN uint64
 func (l LSN) String() string {
 	return fmt.Sprintf("%X/%08X", uint32(l>>32), uint32(l))
 }
+
+// LogValue logs the position as String does, in JSON logs too (which
+// would print the number).
+func (l LSN) LogValue() slog.Value { return slog.StringValue(l.String()) }
 
 // Parse reads an LSN written as X/X (hexadecimal halves, as pg_current_wal_lsn prints).
 func Parse(s string) (LSN, error) {

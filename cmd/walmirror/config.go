@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 )
@@ -80,7 +81,7 @@ func applyConfig(fs *flag.FlagSet, path string, strict bool) error {
 			continue
 		}
 		if err := f.Value.Set(values[k]); err != nil {
-			return fmt.Errorf("--config %s: %s: %w", path, k, err)
+			return fmt.Errorf("--config %s: %s: %w%s", path, k, err, wantForm(f))
 		}
 	}
 	return nil
@@ -152,4 +153,23 @@ func expandEnv(s string) (string, error) {
 		return "", fmt.Errorf("environment variable %s is not set", strings.Join(missing, ", "))
 	}
 	return out, nil
+}
+
+// wantForm says what a flag's value must look like, for an error about
+// one that did not parse ("parse error" alone says little).
+func wantForm(f *flag.Flag) string {
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return " (want true or false)"
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	switch g.Get().(type) {
+	case int, int64, uint, uint64:
+		return " (want a whole number)"
+	case time.Duration:
+		return " (want a duration such as 500ms, 10s or 5m)"
+	}
+	return ""
 }

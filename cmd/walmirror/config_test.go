@@ -107,3 +107,21 @@ func TestConfigFile(t *testing.T) {
 	}
 	dropSlotAtEnd(t, db, "s_"+db)
 }
+
+// TestValueErrorsSayForm: a value that does not parse says what form is
+// wanted; an empty environment variable counts as unset (helper-55).
+func TestValueErrorsSayForm(t *testing.T) {
+	for _, c := range []struct{ cmd, env, want string }{
+		{"verify", "WALMIRROR_JSON=yes", "(want true or false)"},
+		{"run", "WALMIRROR_COMMIT_ROWS=abc", "(want a whole number)"},
+	} {
+		r := walmirror(t, []string{c.env}, c.cmd, "--source", "postgres://u@127.0.0.1:1/db", "--target", "sqlite:/nonexistent/x.db")
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d:\n%s", c.env, r.code, r.stderr)
+		}
+	}
+	r := walmirror(t, []string{"WALMIRROR_SLOT="}, "check", "--source", "postgres://u@127.0.0.1:1/db?connect_timeout=2", "--target", "sqlite:/nonexistent/x.db")
+	if strings.Contains(r.stdout+r.stderr, `--slot ""`) {
+		t.Errorf("an empty WALMIRROR_SLOT was taken as a slot name:\n%s%s", r.stdout, r.stderr)
+	}
+}

@@ -64,9 +64,11 @@ func (fs *flagSet) parseFlags(args []string) error {
 	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
+		// An empty variable is unset, as a shell's VAR= in an env file
+		// usually means.
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && v != "" && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+				envErr = fmt.Errorf("%s=%q: %w%s", envName(f.Name), v, err, wantForm(f))
 			}
 		}
 	})
