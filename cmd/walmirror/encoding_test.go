@@ -91,3 +91,27 @@ func TestSourceSearchPath(t *testing.T) {
 		})
 	}
 }
+
+// TestTargetSessionSettings: a PostgreSQL target whose database sets
+// xmloption document and a search_path of a missing schema (helper-53):
+// XML content fragments stopped the copy ("invalid XML document"), and
+// opening the target failed with a scan error about current_schema().
+// The target's sessions now fix what they read values under.
+func TestTargetSessionSettings(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE x (id int PRIMARY KEY, doc xml, m money);
+		INSERT INTO x VALUES (1, 'text &amp; more', 1234.56), (2, '<a/><b/>', -2);`)
+	tdb, err := server.CreateDatabase(context.Background(), "settings_target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, "postgres", `ALTER DATABASE `+tdb+` SET xmloption = document; ALTER DATABASE `+tdb+` SET search_path = nosuch`)
+	target := server.DSN(tdb)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	runNow(t, dsn, target, slot)
+	mustExec(t, db, `INSERT INTO x VALUES (3, 'plain', 3), (4, '<c/>tail', 4)`)
+	runNow(t, dsn, target, slot)
+	rows := func(q string) ([]string, error) { return mirrortest.SourceRows(context.Background(), target, q) }
+	compareRows(t, dsn, rows, `SELECT id, doc::text, m::text FROM public.x`)
+}
