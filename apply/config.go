@@ -1,9 +1,12 @@
 package apply
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/walmirror/walmirror/source"
 )
 
 // Defaults Run uses for Config fields left zero (see Config.withDefaults).
@@ -14,8 +17,8 @@ const (
 )
 
 // ConfigError is a Config field that is out of range. Field is its path
-// from Config ("Limits.ChunkRows", "Source"); for Source, Err is what
-// source.Config.Validate said.
+// from Config ("Limits.ChunkRows", "Source.Slot"); for Source's fields,
+// Err is what source.Config.Validate said.
 type ConfigError struct {
 	Field  string
 	Value  any    // the value given (unset for Source)
@@ -71,7 +74,11 @@ func (c *Config) Validate() error {
 		return &ConfigError{Field: "StopAtNow", Value: true, Reason: fmt.Sprintf("StopAt is set too (%s): set one of them", d.StopAt)}
 	}
 	if err := d.Source.Validate(); err != nil {
-		return &ConfigError{Field: "Source", Err: err}
+		field := "Source"
+		if fe := (*source.FieldError)(nil); errors.As(err, &fe) {
+			field += "." + fe.Field
+		}
+		return &ConfigError{Field: field, Err: err}
 	}
 	return nil
 }

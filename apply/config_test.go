@@ -47,8 +47,9 @@ func TestValidate(t *testing.T) {
 		{"InitialCopy", Config{Source: src, InitialCopy: "Single"}},
 		{"InitialCopy", Config{Source: src, InitialCopy: "singel"}},
 		{"CopyChunkRows", Config{Source: src, CopyChunkRows: -5}},
-		{"Source", Config{}},
-		{"Source", Config{Source: source.Config{DSN: src.DSN, Slot: "Bad-Slot"}}},
+		{"Source.DSN", Config{}},
+		{"Source.Slot", Config{Source: source.Config{DSN: src.DSN, Slot: "Bad-Slot"}}},
+		{"Source.Protocol", Config{Source: source.Config{DSN: src.DSN, Protocol: 9}}},
 	} {
 		err := tc.cfg.Validate()
 		var ce *ConfigError

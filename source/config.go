@@ -47,27 +47,43 @@ func (c *Config) timeout() time.Duration {
 
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
-// Validate checks the configuration without touching the network.
+// FieldError is a Config field Validate refuses: Field names it (DSN,
+// Slot, Publication, Tables, Protocol); the message names the command-line
+// flag that sets it, for the operator.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldError(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// Validate checks the configuration without touching the network. Its
+// errors are *FieldError.
 func (c *Config) Validate() error {
 	if c.DSN == "" {
-		return errors.New("--source is required: a PostgreSQL URL or keyword string, e.g. postgres://user:pass@host:5432/db")
+		return fieldError("DSN", "--source is required: a PostgreSQL URL or keyword string, e.g. postgres://user:pass@host:5432/db")
 	}
 	if _, err := pgconn.ParseConfig(c.DSN); err != nil {
-		return fmt.Errorf("--source is not a valid PostgreSQL connection string: %w", redactErr(err, c.DSN))
+		return fieldError("DSN", "--source is not a valid PostgreSQL connection string: %w", redactErr(err, c.DSN))
 	}
 	if !slotName.MatchString(c.Slot) {
-		return fmt.Errorf("--slot %q: a slot name is 1-63 characters of a-z, 0-9 and _", c.Slot)
+		return fieldError("Slot", "--slot %q: a slot name is 1-63 characters of a-z, 0-9 and _", c.Slot)
 	}
 	if c.Publication == "" || len(c.Publication) > 63 {
-		return fmt.Errorf("--publication %q: a publication name is 1-63 bytes", c.Publication)
+		return fieldError("Publication", "--publication %q: a publication name is 1-63 bytes", c.Publication)
 	}
 	for _, t := range c.Tables {
 		if _, err := ParseTableName(t); err != nil {
-			return fmt.Errorf("--tables: %w", err)
+			return fieldError("Tables", "--tables: %w", err)
 		}
 	}
 	if c.Protocol < 0 || c.Protocol > maxProtocol {
-		return fmt.Errorf("--protocol %d: want 1 to %d (or 0: the highest the server speaks)", c.Protocol, maxProtocol)
+		return fieldError("Protocol", "--protocol %d: want 1 to %d (or 0: the highest the server speaks)", c.Protocol, maxProtocol)
 	}
 	return nil
 }
