@@ -73,8 +73,11 @@ type Config struct {
 	// this run's own previous connection).
 	SlotBusyWait time.Duration
 	Logger       *slog.Logger
-	// OnCommit, when set, is called after each target commit (progress
-	// displays, lag measurement). It runs on the apply path: keep it quick.
+	// OnCommit, when set, is called after each target commit while
+	// streaming, online copies' chunks included (progress displays, lag
+	// measurement). A one-transaction initial copy reports through
+	// OnSnapshot (Done) and OnReady instead. It runs on the apply path:
+	// keep it quick.
 	OnCommit func(CommitInfo)
 
 	// Optional hooks for metrics and progress logs, like OnCommit: each runs
