@@ -681,6 +681,14 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 			// Its rows are replaced by the copy's first chunk: the target
 			// may take this shape however its rows would convert.
 			t.Replacing = true
+		} else if f.copy.Keys == nil && f.copy.After == nil {
+			// A whole-table copy not begun (a table whose published
+			// columns grew: PostgreSQL 18's publish_generated_columns, a
+			// wider column list): its first chunk replaces every row, so
+			// what older rows hold in a column the target gains is moot.
+			// Before, such a column stopped every run ("has a default and
+			// PostgreSQL stored no value").
+			e.unknownFills(t)
 		}
 		return nil
 	}

@@ -671,6 +671,36 @@ func TestGeneratedExpressionDropped(t *testing.T) {
 	}
 }
 
+// TestGeneratedColumnPublishedLater: on PostgreSQL 18 a publication that
+// starts publishing an existing stored generated column
+// (publish_generated_columns = stored, or a column list that now names
+// it) sends a column whose older rows the stream cannot fill. walmirror
+// started an online copy of the table, then stopped at every run ("has a
+// default and PostgreSQL stored no value": helper-54); the copy now
+// replaces the rows, the column included. Every target.
+func TestGeneratedColumnPublishedLater(t *testing.T) {
+	needServer(t)
+	testenv.SkipBelow(t, server, 18, "publish_generated_columns and generated columns in column lists")
+	eachTargetAndMode(t, func(t *testing.T, tg schemaTarget, streaming bool) {
+		dsn, db := newDatabase(t, `CREATE TABLE g (id int PRIMARY KEY, a int, d int GENERATED ALWAYS AS (a * 2) STORED);
+			INSERT INTO g (id, a) SELECT x, x FROM generate_series(1, 100) x;
+			CREATE TABLE k (id int PRIMARY KEY, a int, d int GENERATED ALWAYS AS (a * 3) STORED);
+			INSERT INTO k (id, a) SELECT x, x FROM generate_series(1, 50) x;
+			CREATE PUBLICATION walmirror FOR TABLE g, k (id, a) WITH (publish_generated_columns = none);`)
+		target, rows := tg.new(t)
+		f := &follower{t: t, dsn: dsn, db: db, slot: "s_" + db, target: target, streaming: streaming}
+		dropSlotAtEnd(t, db, f.slot)
+		f.catchUp()
+		f.exec(`ALTER PUBLICATION walmirror SET (publish_generated_columns = stored); UPDATE g SET a = a + 1 WHERE id <= 5`)
+		f.exec(`ALTER PUBLICATION walmirror SET TABLE g, k (id, a, d); UPDATE k SET a = a + 1 WHERE id <= 5`)
+		f.catchUp()
+		compareRows(t, dsn, rows, "SELECT id, a, d FROM g", "SELECT id, a, d FROM k")
+		f.exec(`UPDATE g SET a = 0 WHERE id = 7; INSERT INTO k (id, a) VALUES (51, 51)`)
+		f.catchUp()
+		compareRows(t, dsn, rows, "SELECT id, a, d FROM g", "SELECT id, a, d FROM k")
+	})
+}
+
 // waitCurrent waits, through GET /wait on the run's --metrics-addr (read
 // from its log at logPath), until the copy holds the source's current WAL
 // position; it fails the test with the run's log (stop) otherwise.
