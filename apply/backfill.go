@@ -74,6 +74,10 @@ type fill struct {
 	// differing from the stream's (see nextChunk).
 	shapeRounds int
 	keys        map[string]bool // copy.Keys as a set (hasKey)
+	// lockedSince: chunks have found the table locked since then
+	// (tableLocked); lockWarned: the log said so.
+	lockedSince time.Time
+	lockWarned  bool
 	// size is the rows its next chunk reads (0: Config.CopyChunkRows);
 	// adaptChunk changes it (Config.CopyChunkTime).
 	size int
@@ -456,6 +460,35 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 	return e.hold(e.fills[t.ID], c), nil
 }
 
+// lockWarnAfter is how long a table's copy waits for a lock before the
+// log says who holds it.
+const lockWarnAfter = 30 * time.Second
+
+// tableLocked puts a chunk that found its table locked off for a second,
+// and past lockWarnAfter says so once, naming the lock's holders: until
+// then the copy waits silently, and so do WaitFor, /wait and /readyz.
+func (e *engine) tableLocked(ctx context.Context, f *fill) {
+	e.retryAt = time.Now().Add(time.Second)
+	if f.lockedSince.IsZero() {
+		f.lockedSince = time.Now()
+	}
+	e.log.Debug("table locked; chunk read later", "table", f.copy.Table)
+	if f.lockWarned || time.Since(f.lockedSince) < lockWarnAfter {
+		return
+	}
+	f.lockWarned = true
+	holders := "unknown (see pg_locks)"
+	if lr, ok := e.copier.(interface {
+		LockHolders(context.Context, uint32) (string, error)
+	}); ok {
+		if h, err := lr.LockHolders(ctx, f.copy.RelID); err == nil && h != "" {
+			holders = h
+		}
+	}
+	e.log.Warn("the online copy of a table waits for a lock another session holds on it: changes to other tables keep streaming, but the copy, and waits for a position (/wait, /readyz), wait until that session ends",
+		"table", f.copy.Table, "waiting", time.Since(f.lockedSince).Round(time.Second), "holders", holders)
+}
+
 // keyRow is a row of t holding key (the key columns' text, in order) in
 // its key columns, for a delete by key.
 func keyRow(t *schema.Table, key []string) (schema.Tuple, error) {
@@ -533,8 +566,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	ch, err := e.copier.BeginChunk(ctx, relid)
 	if source.IsLockTimeout(err) {
 		// DDL holds the table: read it a little later, the stream flowing.
-		e.log.Debug("table locked; chunk read later", "table", f.copy.Table)
-		e.retryAt = time.Now().Add(time.Second)
+		e.tableLocked(ctx, f)
 		return nil
 	}
 	if err != nil {
@@ -750,10 +782,10 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	}
 	if n == 0 && source.IsLockTimeout(err) {
 		// DDL holds the table: read it a little later, the stream flowing.
-		e.log.Debug("table locked; chunk read later", "table", f.copy.Table)
-		e.retryAt = time.Now().Add(time.Second)
+		e.tableLocked(ctx, f)
 		return nil
 	}
+	f.lockedSince, f.lockWarned = time.Time{}, false
 	if err != nil {
 		return err
 	}

@@ -155,6 +155,11 @@ type CommitInfo struct {
 }
 
 // Position is what a keepalive told the engine, for lag measurement.
+//
+// It is reported for each keepalive the engine handles, and, when the
+// last report said CaughtUp, at the Begin of the next transaction (not
+// caught up; ServerWALEnd that transaction's commit position), so that
+// lag does not read 0 while a large transaction is applied.
 type Position struct {
 	// ServerWALEnd is how far the server's decoder has read.
 	ServerWALEnd lsn.LSN
@@ -361,12 +366,16 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		e.ownFlush = false
 		e.xid, e.txEnd = m.Xid, m.FinalLSN
 		e.skipping = m.FinalLSN < e.state.LSN
-		if e.shownCaughtUp && !e.skipping {
+		if e.shownCaughtUp && !e.skipping && e.onPosition != nil {
 			// Hooks heard "caught up" last; a transaction applied for a
 			// while (a large one sent at its commit) would otherwise look
 			// like none: the server has WAL up to its commit at least.
+			// Behind the caught-up report when pipelining, as it went.
 			e.shownCaughtUp = false
-			e.position(Position{ServerWALEnd: m.FinalLSN})
+			pos := Position{ServerWALEnd: m.FinalLSN}
+			if err := e.call(ctx, func(context.Context) error { e.onPosition(pos); return nil }); err != nil {
+				return err
+			}
 		}
 		e.stats.LastCommitTime = m.CommitTime
 	case *pgoutput.Commit:
@@ -938,18 +947,24 @@ func (e *engine) unsentInsert(ctx context.Context, t *schema.Table, c schema.Row
 		}
 	}
 	if f != nil && f.copy.Keys == nil {
-		if f.copy.After != nil {
+		inflight := e.inflight != nil && e.inflight.relid == t.ID
+		if f.copy.After == nil && !inflight {
+			return nil // no chunk read yet: the first one reads the row
+		}
+		if f.copy.After != nil && !inflight {
 			if !f.ordered {
 				f.order, f.ordered = orderOf(t), true
 			}
 			if key != nil && f.order.ok && f.order.beyond(c.New, f.copy.After) {
 				return nil // a row the copy has not reached: a chunk reads it
 			}
-			// Rows up to After are copied and take changes: this row may
-			// be among them. Start the copy again (it holds the change).
-			e.startFill(t.ID, name, f.copy.Estimate, why)
 		}
-		return nil // the whole table is being copied: the copy holds the change
+		// Rows up to After are copied and take changes, and a chunk in
+		// flight whose snapshot predates this change would hold it: this
+		// row may be among either. Start the copy again from where it
+		// stands (it holds the change; its next chunk reads the row).
+		e.startFill(t.ID, name, f.copy.Estimate, why)
+		return nil
 	}
 	if key == nil || f != nil && len(f.copy.Keys) >= maxUnsentKeys {
 		// Many rows moved at once (UPDATE docs SET published = true):

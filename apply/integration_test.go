@@ -682,23 +682,26 @@ func TestPositionNotCaughtUpWhileApplying(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("never caught up")
 	}
+	start, err := mirrortest.SourceRows(ctx, m.dsn, "SELECT pg_current_wal_insert_lsn()::text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := lsn.Parse(start[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.exec(`INSERT INTO p SELECT g, 'v' FROM generate_series(1, 2000) g`)
-	end, err := mirrortest.SourceRows(ctx, m.dsn, "SELECT pg_current_wal_lsn()::text")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := lsn.Parse(end[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	var want lsn.LSN // the insert's commit end: the first commit past before
 	for {
 		mu.Lock()
-		var seen lsn.LSN
 		for _, e := range events {
-			seen = max(seen, e.commit)
+			if e.commit > before {
+				want = e.commit
+				break
+			}
 		}
 		mu.Unlock()
-		if seen >= want {
+		if want != 0 {
 			break
 		}
 		select {
@@ -725,7 +728,7 @@ func TestPositionNotCaughtUpWhileApplying(t *testing.T) {
 	for _, e := range events[last+1 : commitAt] {
 		// At the transaction's Begin: the server's WAL at its commit's
 		// start (a keepalive after the transaction is past its end).
-		ok = ok || e.pos != nil && !e.pos.CaughtUp && e.pos.ServerWALEnd > 0 && e.pos.ServerWALEnd < want
+		ok = ok || e.pos != nil && !e.pos.CaughtUp && e.pos.ServerWALEnd > before && e.pos.ServerWALEnd < want
 	}
 	if !ok {
 		t.Errorf("no position said \"not caught up\" between the last caught-up one and the commit: %d events, last caught up at %d, commit at %d", len(events), last, commitAt)

@@ -89,7 +89,8 @@ type Config struct {
 	// reopened sink (what the target holds is as committed: exactly once).
 	//
 	// OnPosition is called for each keepalive the engine handles: the
-	// server's WAL end, and whether everything received is applied.
+	// server's WAL end, and whether everything received is applied; and
+	// at the first transaction after a caught-up report (see Position).
 	OnPosition func(Position)
 	// OnSnapshot reports the initial copy's progress: when its tables are
 	// known, after each chunk of rows written and each table, and once

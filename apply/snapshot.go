@@ -129,6 +129,13 @@ func (r *runner) chunkedStart(ctx context.Context, snap *source.Snapshot, tables
 func (r *runner) dropFailedSlot(ctx context.Context, src *source.Source, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	// A commit can fail after it happened (the connection lost while the
+	// target committed): a copy that follows the slot keeps it. So does a
+	// target that cannot say.
+	if st, found, err := r.sink.ReadState(ctx); err != nil || found && st.Phase == schema.PhaseStreaming {
+		r.log.Debug("keeping the replication slot of the initial copy: the target follows it, or cannot say", "err", err)
+		return
+	}
 	for {
 		err := src.DropSlot(ctx)
 		if err == nil {

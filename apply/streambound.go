@@ -65,3 +65,10 @@ func (b streamBound) Storage(ctx context.Context, relid uint32) (string, error) 
 	s, err := b.c.Storage(ctx, relid)
 	return s, ended(ctx, err)
 }
+
+func (b streamBound) LockHolders(ctx context.Context, relid uint32) (string, error) {
+	ctx, stop := b.bound(ctx)
+	defer stop()
+	h, err := b.c.LockHolders(ctx, relid)
+	return h, ended(ctx, err)
+}

@@ -179,6 +179,8 @@ func (p *Progress) Stopped(err error) {
 	}
 }
 
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // Err returns nil while a run reports to p (or before one starts), and
 // once the run has returned an error wrapping ErrStopped and the run's
 // error, if any.
@@ -215,12 +217,17 @@ func (p *Progress) Applied() lsn.LSN {
 }
 
 // Notify returns a channel that is closed the next time the applied
-// position moves, or when the run returns (Err then says so): the
-// cheapest "the copy changed, look again" signal. Call it again for the
-// next change.
+// position moves, or when the run returns: the cheapest "the copy
+// changed, look again" signal. Call it again for the next change. Once
+// the run has returned (Err is not nil) it returns a closed channel until
+// a run streams again: a listener checks Err after each wake, or it
+// would spin.
 func (p *Progress) Notify() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stopped { // nothing will move it until a run streams again
+		return closedChan
+	}
 	if p.changed == nil {
 		p.changed = make(chan struct{})
 	}

@@ -125,6 +125,11 @@ func TestProgressStopped(t *testing.T) {
 	if err := p.Err(); !errors.Is(err, ErrStopped) || !errors.Is(err, ErrSlotLost) {
 		t.Errorf("Err after the run ended = %v, want ErrStopped and ErrSlotLost", err)
 	}
+	select { // a listener that asks again after the end must not hang
+	case <-p.Notify():
+	default:
+		t.Error("Notify after the run ended returned an open channel")
+	}
 	select {
 	case err := <-done:
 		if !errors.Is(err, ErrStopped) || !errors.Is(err, ErrSlotLost) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -581,6 +582,26 @@ func flushWAL(ctx context.Context, conn *pgx.Conn, version int) error {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 	}
 	return err
+}
+
+// LockHolders names the sessions and prepared transactions holding a lock
+// on relid that a chunk's read waits for ("" when none now), for the
+// operator: a migration left open, a prepared transaction.
+func (c *Copier) LockHolders(ctx context.Context, relid uint32) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var holders *string
+	err := c.conn.QueryRow(ctx, `SELECT string_agg(CASE WHEN l.pid IS NOT NULL
+			THEN format('server process %s (%s, %s, %s)', l.pid, coalesce(nullif(a.application_name, ''), 'no application name'), a.state, left(a.query, 80))
+			ELSE format('prepared transaction %L (COMMIT PREPARED or ROLLBACK PREPARED it)', p.gid) END, '; ')
+		FROM pg_catalog.pg_locks l
+		LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+		LEFT JOIN pg_catalog.pg_prepared_xacts p ON l.pid IS NULL AND l.virtualtransaction = '-1/' || p.transaction::text
+		WHERE l.locktype = 'relation' AND l.relation = $1 AND l.granted AND l.mode = 'AccessExclusiveLock'`, int64(relid)).Scan(&holders)
+	if err != nil || holders == nil {
+		return "", err
+	}
+	return *holders, nil
 }
 
 // IsLockTimeout reports whether err is a lock_timeout (the online copy's
