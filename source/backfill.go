@@ -596,7 +596,8 @@ func (c *Copier) LockHolders(ctx context.Context, relid uint32) (string, error) 
 			ELSE format('prepared transaction %L (COMMIT PREPARED or ROLLBACK PREPARED it)', p.gid) END, '; ')
 		FROM pg_catalog.pg_locks l
 		LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-		LEFT JOIN pg_catalog.pg_prepared_xacts p ON l.pid IS NULL AND l.virtualtransaction = '-1/' || p.transaction::text
+		LEFT JOIN pg_catalog.pg_locks x ON l.pid IS NULL AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction
+		LEFT JOIN pg_catalog.pg_prepared_xacts p ON p.transaction = x.transactionid
 		WHERE l.locktype = 'relation' AND l.relation = $1 AND l.granted AND l.mode = 'AccessExclusiveLock'`, int64(relid)).Scan(&holders)
 	if err != nil || holders == nil {
 		return "", err
