@@ -95,6 +95,9 @@ func classify(op string, err error) error {
 			}
 		case "3D000":
 			e.Hint = "the database named in --source does not exist"
+		case "55P03": // lock_not_available: lock_timeout
+			e.Hint = "another session holds a lock on a table this needs to read (a schema migration left open, a prepared transaction: " +
+				"SELECT gid FROM pg_prepared_xacts; pg_locks names the others): wait for it to end, or commit or roll it back"
 		case "22021", "22P05":
 			// walmirror's sessions ask for UTF-8 (sessionSettings): a
 			// SQL_ASCII database's non-ASCII bytes, or a character the

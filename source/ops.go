@@ -31,6 +31,10 @@ func Connect(ctx context.Context, cfg Config) (*Admin, error) {
 	if err != nil {
 		return nil, permanent("connect to source", "", err)
 	}
+	// Listing a publication's tables opens them (column lists): a table a
+	// migration holds locked made check, status and resync wait out
+	// --source-timeout, then blame the network. Say what it is sooner.
+	pcfg.RuntimeParams["lock_timeout"] = "10s"
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
 	ccfg, _ := pgx.ParseConfig("")

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/walmirror/walmirror/testenv"
 )
 
@@ -530,5 +532,28 @@ func TestRunMissingTable(t *testing.T) {
 	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "c.sqlite"), "--slot", "s_"+db, "--tables", "t,nosuch", "--stop-at-lsn", "now")
 	if r.code == 0 || !strings.Contains(lastLine(r.stderr), "--tables names a table the source does not have") {
 		t.Errorf("exit %d:\n%s", r.code, lastLine(r.stderr))
+	}
+}
+
+// TestCheckLockedTable: a published table a migration holds locked made
+// check (and status, resync) wait --source-timeout, then blame the network
+// (helper-54). It now says a lock is held, within seconds.
+func TestCheckLockedTable(t *testing.T) {
+	needServer(t)
+	testenv.SkipBelow(t, server, 16, "pg_publication_tables opening every table it lists")
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE u (id int PRIMARY KEY); CREATE PUBLICATION walmirror FOR TABLE t, u`)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN; LOCK TABLE u IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	r := walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "c.sqlite"), "--slot", "s_"+db)
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "holds a lock") {
+		t.Errorf("check with a locked table: exit %d after %s:\n%s%s", r.code, time.Since(began).Round(time.Second), r.stdout, r.stderr)
 	}
 }
