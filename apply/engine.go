@@ -961,8 +961,8 @@ func (e *engine) unsentInsert(ctx context.Context, t *schema.Table, c schema.Row
 		}
 		// Rows up to After are copied and take changes, and a chunk in
 		// flight whose snapshot predates this change would hold it: this
-		// row may be among either. Start the copy again from where it
-		// stands (it holds the change; its next chunk reads the row).
+		// row may be among either. Start the copy over (it holds the
+		// change; a chunk reads the row), dropping the chunk in flight.
 		e.startFill(t.ID, name, f.copy.Estimate, why)
 		return nil
 	}
