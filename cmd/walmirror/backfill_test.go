@@ -188,6 +188,10 @@ func TestOnlineCopyFaults(t *testing.T) {
 						st.Copies[0].State != "copying" || st.Copies[0].Chunks != 1 || st.Copies[1].State != "waiting" {
 						t.Errorf("status after one chunk: %v\n%s%s", err, r.stdout, r.stderr)
 					}
+					// The text says the snapshot is not the whole story.
+					if r := walmirror(t, nil, "status", "--target", target); !strings.Contains(r.stdout, "4 tables are being copied online") {
+						t.Errorf("status after one chunk does not say tables are being copied:\n%s%s", r.stdout, r.stderr)
+					}
 				}
 			}
 			// Random kills.

@@ -297,7 +297,19 @@ func TestStatusWithSource(t *testing.T) {
 	}
 	t.Logf("status:\n%s", r.stdout)
 	stop()
-	dropSlotAtEnd(t, db, slot)
+	// The slot gone: a monitor that reads the exit code learns it (it
+	// was 0, helper-55), in text and JSON.
+	if err := server.Exec(context.Background(), db, `SELECT pg_drop_replication_slot('`+slot+`')`); err != nil {
+		t.Fatal(err)
+	}
+	r = walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", dsn)
+	if r.code != 1 || !strings.Contains(r.stdout, "problem:  slot") || !strings.Contains(r.stderr, "problem") {
+		t.Errorf("status, slot gone: exit %d, want 1 and the problem:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", dsn, "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != 1 || err != nil || rep.Source == nil || !strings.Contains(rep.Source.Problem, "gone") || rep.Error != "" {
+		t.Errorf("status --json, slot gone: exit %d, %v, want 1 and source.problem:\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
 }
 
 // TestSlotInUse: a second walmirror on a slot another one streams from

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,10 +74,15 @@ func cmdStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	rep, err := buildStatus(ctx, target, src, log)
+	if err == nil && rep.Source != nil && rep.Source.Problem != "" {
+		// A monitor runs status and reads its exit code: a copy that
+		// cannot follow its source is not a healthy one.
+		err = errProblem
+	}
 	if asJSON {
 		// A script reads stdout: on failure it still gets an object,
 		// with what is known and why the rest is not.
-		if err != nil {
+		if err != nil && err != errProblem {
 			rep.Error = err.Error()
 		}
 		enc := json.NewEncoder(os.Stdout)
@@ -86,12 +92,16 @@ func cmdStatus(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	if err != nil {
+	if err != nil && err != errProblem {
 		return err
 	}
 	printStatus(os.Stdout, rep)
-	return nil
+	return err
 }
+
+// errProblem: status printed a problem line (exit 1, and the reason on
+// stderr too, where a monitor's log catches it).
+var errProblem = errors.New("status found a problem with this copy (see problem: above)")
 
 // buildStatus reads the target's state and, given a source, the slot's.
 // On error the report holds what was read before it.
@@ -229,8 +239,13 @@ func join(a, b string) string {
 
 func printStatus(w io.Writer, r statusReport) {
 	complete := "complete"
-	if !r.SnapshotComplete {
+	switch {
+	case !r.SnapshotComplete:
 		complete = "in progress (will be redone on the next run)"
+	case len(r.Copies) == 1:
+		complete = "complete; 1 table is being copied online (copy: below)"
+	case len(r.Copies) > 1:
+		complete = fmt.Sprintf("complete; %d tables are being copied online (copy: below)", len(r.Copies))
 	}
 	fmt.Fprintf(w, "lsn:      %s\nslot:     %s\nsnapshot: %s\nsource:   system %s\n", r.LSN, r.Slot, complete, r.SystemID)
 	if r.LastTargetCommit != nil {
