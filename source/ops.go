@@ -650,7 +650,48 @@ func (a *Admin) ResolveTables(ctx context.Context, publication string, names []s
 			JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
 			WHERE p.pubname = $1 AND p.schemaname = $2 AND p.tablename = $3`, publication, tn.Schema, tn.Name).Scan(&relid)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, nil, permanent("resync", "name a table the publication lists (walmirror status --source shows them)",
+			// A partitioned table published through its leaves is
+			// copied again as those leaves; a leaf published through its
+			// root is named by the root.
+			var leaves []uint32
+			var leafSchemas, leafNames []string
+			var rootSchema, rootName string
+			err := a.conn.QueryRow(ctx, `WITH t AS (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+					WHERE n.nspname = $2 AND c.relname = $3),
+				pub AS (SELECT c.oid, p.schemaname, p.tablename FROM pg_publication_tables p
+					JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+					WHERE p.pubname = $1),
+				leaf AS (SELECT pub.* FROM t, pg_partition_tree(t.oid) pt JOIN pub ON pub.oid = pt.relid),
+				root AS (SELECT pub.* FROM t, pg_partition_ancestors(t.oid) pa JOIN pub ON pub.oid = pa.relid LIMIT 1)
+				SELECT coalesce((SELECT array_agg(oid ORDER BY schemaname, tablename) FROM leaf), '{}'),
+					coalesce((SELECT array_agg(schemaname ORDER BY schemaname, tablename) FROM leaf), '{}'),
+					coalesce((SELECT array_agg(tablename ORDER BY schemaname, tablename) FROM leaf), '{}'),
+					coalesce((SELECT schemaname FROM root), ''), coalesce((SELECT tablename FROM root), '')`,
+				publication, tn.Schema, tn.Name).Scan(&leaves, &leafSchemas, &leafNames, &rootSchema, &rootName)
+			if err != nil {
+				return nil, nil, classify("resync", timeoutCause(ctx, err))
+			}
+			if len(leaves) > 0 {
+				relids = append(relids, leaves...)
+				for i := range leaves {
+					shown = append(shown, schema.DisplayName(leafSchemas[i], leafNames[i]))
+				}
+				continue
+			}
+			if rootName != "" {
+				root := schema.DisplayName(rootSchema, rootName)
+				return nil, nil, permanent("resync", fmt.Sprintf("name %s: the whole partitioned table is copied again", root),
+					fmt.Errorf("publication %q publishes %s through its partition root %s (publish_via_partition_root)", publication, tn, root))
+			}
+			var exists bool
+			if err := a.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = $1)`, publication).Scan(&exists); err != nil {
+				return nil, nil, classify("resync", timeoutCause(ctx, err))
+			}
+			if !exists {
+				return nil, nil, permanent("resync", "pass the copy's --publication (the one its walmirror run uses)",
+					fmt.Errorf("publication %q does not exist on the source", publication))
+			}
+			return nil, nil, permanent("resync", "name a table the publication lists, or pass the copy's --publication if it is another",
 				fmt.Errorf("publication %q does not publish %s", publication, tn))
 		}
 		if err != nil {

@@ -139,6 +139,12 @@ func TestResyncTable(t *testing.T) {
 			if r.code != 1 || !strings.Contains(r.stderr, "does not publish") {
 				t.Errorf("resync of an unpublished table: exit %d, %s", r.code, r.stderr)
 			}
+			// A publication that is not there is named as the problem,
+			// not the table (helper-55).
+			r = walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--publication", "other", "--table", "public.pgbench_branches")
+			if r.code != 1 || !strings.Contains(r.stderr, `publication "other" does not exist on the source`) || !strings.Contains(r.stderr, "--publication") {
+				t.Errorf("resync naming a missing publication: exit %d, %s", r.code, r.stderr)
+			}
 		})
 	}
 }
@@ -1334,5 +1340,44 @@ func TestTableLeavesDuringItsCopy(t *testing.T) {
 	}
 	if strings.Contains(log, "level=ERROR") {
 		t.Errorf("the run met an error:\n%s", log)
+	}
+}
+
+// TestResyncPartitioned: resync --table names a partitioned table as the
+// user knows it. Published through its leaves, the name of the root copies
+// every leaf again; published through its root, a leaf's name is refused
+// with the root's name to use instead (both were "does not publish",
+// helper-54).
+func TestResyncPartitioned(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+		CREATE TABLE m0 PARTITION OF m FOR VALUES FROM (0) TO (100);
+		CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (100) TO (200);
+		INSERT INTO m SELECT g, 'v' || g FROM generate_series(0, 199) g;
+		CREATE PUBLICATION leaves FOR TABLE m`)
+	target, rows := schemaTargets[0].new(t)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now", "--publication", "leaves"}
+	if r := walmirror(t, nil, args...); r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--publication", "leaves", "--table", "public.m")
+	if r.code != 0 || !strings.Contains(r.stdout, "m0") || !strings.Contains(r.stdout, "m1") {
+		t.Fatalf("resync of a partitioned table published through its leaves: exit %d, want both leaves named:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = walmirror(t, nil, args...)
+	if r.code != 0 || strings.Count(r.stderr, `msg="table copied online"`) != 2 {
+		t.Errorf("run after the resync: exit %d, want two leaves copied again:\n%s", r.code, r.stderr)
+	}
+	compareRows(t, dsn, rows, "SELECT id, v FROM m0", "SELECT id, v FROM m1")
+	// walmirror's own publication publishes partitions through their root.
+	dropSlotAtEnd(t, db, slot+"_r")
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "r.db"), "--slot", slot+"_r", "--stop-at-lsn", "now", "--tables", "public.m", "--publication", "viaroot"); r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	r = walmirror(t, nil, "resync", "--source", dsn, "--slot", slot+"_r", "--publication", "viaroot", "--table", "public.m1")
+	if r.code != 1 || !strings.Contains(r.stderr, "through its partition root public.m") || !strings.Contains(r.stderr, "name public.m") {
+		t.Errorf("resync of a leaf published through its root: exit %d, want 1 naming the root:\n%s", r.code, r.stderr)
 	}
 }
