@@ -58,3 +58,37 @@ func TestColumnCaseClash(t *testing.T) {
 		})
 	}
 }
+
+// TestRenameCaseThenAddOldName: a column renamed in letter case only and a
+// new column under its old name (RENAME v TO "V"; ADD v) is a clash SQLite
+// and DuckDB cannot hold either, and is said so.
+func TestRenameCaseThenAddOldName(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE m (id int PRIMARY KEY, v text); INSERT INTO m VALUES (1, 'a');`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() result {
+				t.Helper()
+				return walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			}
+			if r := run(); r.code != 0 {
+				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+			}
+			mustExec(t, db, `ALTER TABLE m RENAME COLUMN v TO "V"; ALTER TABLE m ADD COLUMN v int; INSERT INTO m VALUES (2, 'b', 3)`)
+			r := run()
+			if tg.name == "postgres" {
+				if r.code != 0 {
+					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+				}
+				compareRows(t, dsn, rows, `SELECT id, "V", v FROM m`)
+				return
+			}
+			if r.code == 0 || !strings.Contains(r.stderr, `columns "V" and "v"`) || !strings.Contains(r.stderr, "does not tell apart") {
+				t.Fatalf("run exited %d, want a stop naming the columns SQLite/DuckDB cannot tell apart:\n%s", r.code, r.stderr)
+			}
+		})
+	}
+}
