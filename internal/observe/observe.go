@@ -8,6 +8,7 @@ package observe
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ type Monitor struct {
 	serverEnd    lsn.LSN   // the server's WAL end, from keepalives and the slot poll
 	copyComplete bool      // the initial copy is committed (streaming started)
 	snapshot     apply.SnapshotProgress
+	online       OnlineCopy  // tables copied online, as of the last target commit
 	prev         apply.Stats // stats at the previous commit of the current engine
 	totals       Totals
 	slot         source.SlotState
@@ -55,6 +57,16 @@ type Monitor struct {
 	reconnects     prometheus.Counter
 	snapshotRows   prometheus.Counter
 	slotWALStatus  *prometheus.GaugeVec
+}
+
+// OnlineCopy is the stored progress of the tables copied online (a chunked
+// initial copy, tables joining the publication, resyncs, rewrites).
+type OnlineCopy struct {
+	Tables   int    // being copied, the one in progress included
+	Table    string // the one in progress
+	Rows     int64  // its rows copied so far
+	Chunks   int64
+	Estimate int64 // its rows when the copy began, -1 when unknown
 }
 
 // Totals are a run's counts since the process started.
@@ -100,6 +112,10 @@ func New(version string) *Monitor {
 		m.locked(func() float64 { return float64(m.snapshot.Tables) }))
 	f.gaugeFunc("walmirror_initial_copy_tables_done", "Tables the running initial copy has copied.",
 		m.locked(func() float64 { return float64(m.snapshot.TablesDone) }))
+	f.gaugeFunc("walmirror_online_copy_tables", "Tables being copied online (a chunked initial copy, tables joining the publication, resyncs), the one in progress included; as of the last target commit.",
+		m.locked(func() float64 { return float64(m.online.Tables) }))
+	f.gaugeFunc("walmirror_online_copy_rows", "Rows the table being copied online has copied so far.",
+		m.locked(func() float64 { return float64(m.online.Rows) }))
 	f.gaugeFunc("walmirror_slot_retained_wal_bytes", "WAL the replication slot keeps on the source (current WAL position minus restart_lsn), polled.",
 		m.locked(func() float64 { return float64(m.slot.RetainedBytes) }))
 	f.gaugeFunc("walmirror_slot_confirmed_lag_bytes", "Current WAL position minus the slot's confirmed_flush_lsn, polled: what the source sees walmirror lagging.",
@@ -180,6 +196,11 @@ func (m *Monitor) Committed(c apply.CommitInfo) {
 
 	m.applied = max(m.applied, c.State.LSN)
 	m.serverEnd = max(m.serverEnd, m.applied)
+	m.online = OnlineCopy{Tables: len(c.State.Copies)}
+	if len(c.State.Copies) > 0 {
+		cp := c.State.Copies[0]
+		m.online.Table, m.online.Rows, m.online.Chunks, m.online.Estimate = cp.Table, cp.Rows, cp.Chunks, cp.Estimate
+	}
 	if !s.LastCommitTime.IsZero() {
 		m.lastCommit = s.LastCommitTime
 		if s.LastCommitTime.After(m.completeAsOf) {
@@ -238,6 +259,7 @@ func (m *Monitor) CopyComplete(st schema.State) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.copyComplete = true
+	m.online = OnlineCopy{}
 	m.applied = max(m.applied, st.LSN)
 }
 
@@ -285,13 +307,35 @@ func (m *Monitor) Ready(maxLag time.Duration) (bool, string) {
 			return false, "initial copy in progress: " + itoa(m.snapshot.TablesDone) + " of " + itoa(m.snapshot.Tables) +
 				" tables, " + itoa(int(m.snapshot.Rows)) + " rows"
 		}
+		if m.online.Tables > 0 {
+			return false, "initial copy in progress (online, in chunks): " + m.online.describe()
+		}
 		return false, "initial copy not complete"
 	}
 	lag, _ := m.lagLocked()
 	if lag > maxLag {
 		return false, "lag " + lag.Round(time.Millisecond).String() + " exceeds " + maxLag.String()
 	}
+	if m.online.Tables > 0 {
+		// The rest of the copy is current; readers of these tables see
+		// them partly copied (README: what readers see).
+		return true, "ready: lag " + lag.Round(time.Millisecond).String() + "; copying online: " + m.online.describe()
+	}
 	return true, "ready: lag " + lag.Round(time.Millisecond).String()
+}
+
+// describe says how far the online copies are: "3 tables to copy, public.t
+// 120000 of ~1000000 rows in 12 chunks".
+func (o OnlineCopy) describe() string {
+	est := "?"
+	if o.Estimate >= 0 {
+		est = "~" + strconv.FormatInt(o.Estimate, 10)
+	}
+	tables := "1 table to copy"
+	if o.Tables > 1 {
+		tables = itoa(o.Tables) + " tables to copy"
+	}
+	return tables + ", " + o.Table + " " + strconv.FormatInt(o.Rows, 10) + " of " + est + " rows in " + strconv.FormatInt(o.Chunks, 10) + " chunks"
 }
 
 // Summary is the figures of a progress or summary line.
@@ -303,6 +347,7 @@ type Summary struct {
 	LastCommit   time.Time
 	CopyComplete bool
 	Snapshot     apply.SnapshotProgress
+	Online       OnlineCopy
 	Uptime       time.Duration
 }
 
@@ -312,7 +357,7 @@ func (m *Monitor) Summary() Summary {
 	defer m.mu.Unlock()
 	lag, bytes := m.lagLocked()
 	return Summary{Totals: m.totals, Lag: lag, LagBytes: bytes, Applied: m.applied, LastCommit: m.lastCommit,
-		CopyComplete: m.copyComplete, Snapshot: m.snapshot, Uptime: m.now().Sub(m.started)}
+		CopyComplete: m.copyComplete, Snapshot: m.snapshot, Online: m.online, Uptime: m.now().Sub(m.started)}
 }
 
 // SetSlot records a polled slot state.

@@ -1,6 +1,9 @@
 package observe
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,14 +72,58 @@ func TestReadyChunkedCopy(t *testing.T) {
 	var cfg apply.Config
 	m.Hook(&cfg)
 	cfg.OnStreaming(0x100)
-	cfg.OnCommit(apply.CommitInfo{State: schema.State{LSN: 0x200, Copies: []schema.TableCopy{{RelID: 1}}}})
-	if ok, why := m.Ready(time.Minute); ok || m.Summary().CopyComplete {
-		t.Errorf("ready (%q) while the chunked initial copy runs", why)
+	copies := []schema.TableCopy{{RelID: 1, Table: "public.a", Rows: 40000, Chunks: 2, Estimate: 100000}, {RelID: 2, Table: "public.b", Estimate: -1}}
+	cfg.OnCommit(apply.CommitInfo{State: schema.State{LSN: 0x200, Copies: copies}})
+	// The body, the metrics and the progress line say how far it is
+	// (they said "initial copy not complete" and nothing else).
+	ok, why := m.Ready(time.Minute)
+	if want := "initial copy in progress (online, in chunks): 2 tables to copy, public.a 40000 of ~100000 rows in 2 chunks"; ok || m.Summary().CopyComplete || why != want {
+		t.Errorf("ready = %v, %q while the chunked initial copy runs; want false, %q", ok, why, want)
+	}
+	if got := gauge(t, m, "walmirror_online_copy_tables"); got != 2 {
+		t.Errorf("walmirror_online_copy_tables = %v, want 2", got)
+	}
+	if got := gauge(t, m, "walmirror_online_copy_rows"); got != 40000 {
+		t.Errorf("walmirror_online_copy_rows = %v, want 40000", got)
+	}
+	var buf bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.LogProgress(ctx, 5*time.Millisecond, slog.New(slog.NewTextHandler(&buf, nil))) }()
+	time.Sleep(30 * time.Millisecond)
+	cancel()
+	<-done
+	if !strings.Contains(buf.String(), `msg="progress: initial copy" online_copy_tables=2 online_copy_table=public.a online_copy_rows=40000`) {
+		t.Errorf("progress lines during a chunked initial copy:\n%s", buf.String())
 	}
 	st := schema.State{LSN: 0x300}
 	cfg.OnCommit(apply.CommitInfo{State: st})
 	cfg.OnReady(st)
-	if ok, why := m.Ready(time.Minute); !ok || !m.Summary().CopyComplete {
+	if ok, why := m.Ready(time.Minute); !ok || !m.Summary().CopyComplete || strings.Contains(why, "copying") {
 		t.Errorf("not ready (%q) once the copy is complete", why)
 	}
+	// A table joining later: still ready, and the body says it is copied.
+	cfg.OnCommit(apply.CommitInfo{State: schema.State{LSN: 0x400, Copies: copies[1:]}})
+	if ok, why := m.Ready(time.Minute); !ok || !strings.Contains(why, "; copying online: 1 table to copy, public.b 0 of ? rows") {
+		t.Errorf("ready = %v, %q while a table joins", ok, why)
+	}
+	if got := gauge(t, m, "walmirror_online_copy_tables"); got != 1 {
+		t.Errorf("walmirror_online_copy_tables = %v, want 1", got)
+	}
+}
+
+// gauge reads one unlabelled gauge from m's registry.
+func gauge(t *testing.T, m *Monitor, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

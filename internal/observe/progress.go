@@ -21,16 +21,25 @@ func (m *Monitor) LogProgress(ctx context.Context, every time.Duration, log *slo
 		}
 		s, at := m.Summary(), m.now()
 		secs := at.Sub(prevAt).Seconds()
-		if !s.CopyComplete {
-			if s.Snapshot.Tables > 0 {
-				log.Info("progress: initial copy", "tables_done", s.Snapshot.TablesDone, "tables", s.Snapshot.Tables,
-					"table", s.Snapshot.Table, "rows", s.Snapshot.Rows,
-					"rows_per_s", rate(s.SnapshotRows-prev.SnapshotRows, secs))
+		online := func() []any {
+			if s.Online.Tables == 0 {
+				return nil
 			}
-		} else {
-			log.Info("progress", "tx_per_s", rate(s.Transactions-prev.Transactions, secs),
+			return []any{"online_copy_tables", s.Online.Tables, "online_copy_table", s.Online.Table,
+				"online_copy_rows", s.Online.Rows, "online_copy_estimated_rows", s.Online.Estimate, "online_copy_chunks", s.Online.Chunks}
+		}
+		switch {
+		case !s.CopyComplete && s.Snapshot.Tables > 0:
+			log.Info("progress: initial copy", "tables_done", s.Snapshot.TablesDone, "tables", s.Snapshot.Tables,
+				"table", s.Snapshot.Table, "rows", s.Snapshot.Rows,
+				"rows_per_s", rate(s.SnapshotRows-prev.SnapshotRows, secs))
+		case !s.CopyComplete && s.Online.Tables > 0:
+			// A chunked initial copy streams meanwhile.
+			log.Info("progress: initial copy", append(online(), "lag", s.Lag.Round(time.Millisecond), "applied", s.Applied)...)
+		case s.CopyComplete:
+			log.Info("progress", append([]any{"tx_per_s", rate(s.Transactions-prev.Transactions, secs),
 				"rows_per_s", rate(s.Rows-prev.Rows, secs), "lag", s.Lag.Round(time.Millisecond),
-				"lag_bytes", s.LagBytes, "applied", s.Applied, "transactions", s.Transactions, "rows", s.Rows)
+				"lag_bytes", s.LagBytes, "applied", s.Applied, "transactions", s.Transactions, "rows", s.Rows}, online()...)...)
 		}
 		prev, prevAt = s, at
 	}
