@@ -127,3 +127,24 @@ func gauge(t *testing.T, m *Monitor, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestSummaryCopyRolledBack: a single-transaction initial copy stopped
+// before its commit left no rows, and the summary line says so (it counted
+// them as copied, helper-55).
+func TestSummaryCopyRolledBack(t *testing.T) {
+	m := New("test")
+	var cfg apply.Config
+	m.Hook(&cfg)
+	cfg.OnSnapshot(apply.SnapshotProgress{Tables: 2, Table: "public.a", Rows: 5000})
+	var buf bytes.Buffer
+	m.LogSummary(slog.New(slog.NewTextHandler(&buf, nil)))
+	if !strings.Contains(buf.String(), "initial_copy_rows_rolled_back=5000") || strings.Contains(buf.String(), " initial_copy_rows=") {
+		t.Errorf("summary of a copy that did not commit:\n%s", buf.String())
+	}
+	cfg.OnSnapshot(apply.SnapshotProgress{Tables: 2, TablesDone: 2, Rows: 7000, Done: true})
+	buf.Reset()
+	m.LogSummary(slog.New(slog.NewTextHandler(&buf, nil)))
+	if !strings.Contains(buf.String(), " initial_copy_rows=7000") {
+		t.Errorf("summary of a committed copy:\n%s", buf.String())
+	}
+}

@@ -55,7 +55,11 @@ func (m *Monitor) LogSummary(log *slog.Logger) {
 		args = append(args, "applied", s.Applied)
 	}
 	args = append(args, "lag", s.Lag.Round(time.Millisecond))
-	if s.SnapshotRows > 0 {
+	switch {
+	case s.SnapshotRows > 0 && !s.CopyComplete:
+		// A single-transaction copy that did not commit left nothing.
+		args = append(args, "initial_copy_rows_rolled_back", s.SnapshotRows)
+	case s.SnapshotRows > 0:
 		args = append(args, "initial_copy_rows", s.SnapshotRows)
 	}
 	if !s.LastCommit.IsZero() {
