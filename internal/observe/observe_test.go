@@ -89,7 +89,10 @@ func TestReadyChunkedCopy(t *testing.T) {
 	var buf bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); m.LogProgress(ctx, 5*time.Millisecond, slog.New(slog.NewTextHandler(&buf, nil))) }()
+	go func() {
+		defer close(done)
+		m.LogProgress(ctx, 5*time.Millisecond, slog.New(slog.NewTextHandler(&buf, nil)))
+	}()
 	time.Sleep(30 * time.Millisecond)
 	cancel()
 	<-done
