@@ -113,6 +113,7 @@ type engine struct {
 	retryAt       time.Time                        // no chunk before then
 	chunkDone     *chunkWait                       // a chunk whose watermark came: commit now
 	copiedCache   map[uint32]bool                  // per table: the target holds it complete (or is copying it)
+	warnedKey     map[uint32]bool                  // per table: its key of unpublished generated columns was warned of
 	storage       map[uint32]string                // per table: the Storage polls last found acted on
 	storedNames   map[uint32]string                // per table not described in this run: the name its stored shape has (checkStorage)
 	truncXids     map[uint32]uint32                // per table: the source transaction of its last streamed TRUNCATE
@@ -615,6 +616,7 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			t.TypeNames = typeNames
 		}
 		t.Fills, t.Nums = fills(t, matched), nums(matched)
+		e.warnUnsentKey(t, attrs)
 		// Only this message's columns: the catalog may be ahead of the
 		// stream (columns added since). ensureShape keeps a higher
 		// stored one (the copy's, which saw unpublished columns too).
@@ -659,6 +661,32 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 		e.reshaped = append(e.reshaped, relid)
 	}
 	return nil
+}
+
+// warnUnsentKey warns, once per table, of a key the stream cannot carry: a
+// primary key of generated columns, which PostgreSQL before 18 does not
+// publish (18 refuses such updates unless the publication publishes them).
+// pgoutput then sends updates and deletes with no old row, which cannot
+// name a row: each copies the table again.
+func (e *engine) warnUnsentKey(t *schema.Table, attrs []source.Attribute) {
+	if t.Identity != schema.IdentityDefault || slices.ContainsFunc(t.Columns, func(c schema.Column) bool { return c.Key }) || e.warnedKey[t.ID] {
+		return
+	}
+	var key []string
+	for _, a := range attrs {
+		if a.Key && a.Generated && !a.Dropped {
+			key = append(key, a.Name)
+		}
+	}
+	if len(key) == 0 {
+		return
+	}
+	if e.warnedKey == nil {
+		e.warnedKey = map[uint32]bool{}
+	}
+	e.warnedKey[t.ID] = true
+	e.log.Warn("the table's key is made of generated columns, which PostgreSQL before 18 does not publish: its updates and deletes cannot name their rows, "+
+		"so each copies the table again online; run ALTER TABLE ... REPLICA IDENTITY FULL on the source table", "table", t.QualifiedName(), "key", key)
 }
 
 // refill starts the online copy of a table again when its shape changes

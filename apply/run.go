@@ -250,6 +250,8 @@ type runner struct {
 	// recopied is the stored position at which each table was last set to
 	// be copied again after it diverged.
 	recopied map[uint32]lsn.LSN
+	// warnedKey: tables whose key the stream cannot carry, warned of.
+	warnedKey map[uint32]bool
 }
 
 // recopy handles an error that says a change found the copy differing from
@@ -406,6 +408,10 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.cfg.OnReady(st)
 	}
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
+	if r.warnedKey == nil {
+		r.warnedKey = map[uint32]bool{}
+	}
+	e.warnedKey = r.warnedKey // once per run, not per attempt
 	e.conf = stream
 	e.catalog = src
 	e.pipelined = r.cfg.Pipeline
