@@ -1318,6 +1318,14 @@ func (e *engine) commit(ctx context.Context) error {
 			continue // one Relation message after another for the same table
 		}
 		if t := e.tables[id]; !e.ensured[t] {
+			// Its name may have been given to another table's copy since
+			// its Relation message (a table changed, dropped, and another
+			// renamed to its name, in one transaction): the copies take
+			// their names in the order the stream named them, so the last
+			// one ends with it, as in the source.
+			if err := e.makeRoom(ctx, t); err != nil {
+				return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
+			}
 			if err := e.call(ctx, func(ctx context.Context) error { return reshape(ctx, e.sink, t) }); err != nil {
 				return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 			}

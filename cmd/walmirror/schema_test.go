@@ -28,7 +28,7 @@ var schemaTargets = []schemaTarget{
 		path := filepath.Join(t.TempDir(), "copy.db")
 		return "sqlite:" + path, func(q string) ([]string, error) {
 			// SQLite has no schemas: other.t is the table "other.t".
-			return mirrortest.SQLiteRows(context.Background(), path, strings.ReplaceAll(q, "other.t2", `"other.t2"`))
+			return mirrortest.SQLiteRows(context.Background(), path, strings.NewReplacer("other.t2", `"other.t2"`, "other.t4", `"other.t4"`).Replace(q))
 		}
 	}},
 	{"duckdb", func(t *testing.T) (string, func(string) ([]string, error)) {

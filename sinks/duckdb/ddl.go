@@ -670,10 +670,12 @@ func (s *Sink) vacate(ctx context.Context, schemaName, table string) error {
 		return err != nil || k > 0
 	})
 	name := TableName(schemaName, held)
-	for _, q := range []string{
-		"ALTER TABLE " + name + " RENAME TO " + quote(aside),
-		"UPDATE " + ownedTable + " SET table_name = " + literal(aside) + " WHERE schema_name = " + literal(schemaName) + " AND table_name = " + literal(held),
-	} {
+	stmts, err := s.renameStmts(ctx, schemaName, held, schemaName, aside)
+	if err != nil {
+		return err
+	}
+	stmts = append(stmts, "UPDATE "+ownedTable+" SET table_name = "+literal(aside)+" WHERE schema_name = "+literal(schemaName)+" AND table_name = "+literal(held))
+	for _, q := range stmts {
 		if _, err := s.conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("move %s, a copy no published table has, aside to %q: %w", name, aside, err)
 		}
@@ -704,15 +706,17 @@ func (s *Sink) MoveTable(ctx context.Context, schemaName, from, to string) error
 		}
 		delete(s.verify, old)
 	}
-	for _, q := range []string{
-		"ALTER TABLE " + old + " RENAME TO " + quote(to),
-		"UPDATE " + ownedTable + " SET table_name = " + literal(to) + " WHERE schema_name = " + literal(schemaName) + " AND table_name = " + literal(from),
-	} {
+	name := TableName(schemaName, to)
+	stmts, err := s.renameStmts(ctx, schemaName, from, schemaName, to)
+	if err != nil {
+		return err
+	}
+	stmts = append(stmts, "UPDATE "+ownedTable+" SET table_name = "+literal(to)+" WHERE schema_name = "+literal(schemaName)+" AND table_name = "+literal(from))
+	for _, q := range stmts {
 		if _, err := s.conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("rename %s to %q: %w", old, to, err)
 		}
 	}
-	name := TableName(schemaName, to)
 	if s.altered[old] {
 		s.altered[name] = true
 	}
@@ -735,15 +739,9 @@ func (s *Sink) move(ctx context.Context, t *schema.Table, old, name, fromSchema,
 		}
 		delete(s.verify, old)
 	}
-	var stmts []string
-	if fromSchema == t.Schema {
-		stmts = []string{"ALTER TABLE " + old + " RENAME TO " + quote(t.Name)}
-	} else {
-		stmts = []string{
-			"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(t.Schema),
-			"CREATE TABLE " + name + " AS SELECT * FROM " + old,
-			"DROP TABLE " + old,
-		}
+	stmts, err := s.renameStmts(ctx, fromSchema, fromName, t.Schema, t.Name)
+	if err != nil {
+		return err
 	}
 	stmts = append(stmts, "UPDATE "+ownedTable+" SET schema_name = "+literal(t.Schema)+", table_name = "+literal(t.Name)+
 		" WHERE schema_name = "+literal(fromSchema)+" AND table_name = "+literal(fromName))
@@ -759,6 +757,35 @@ func (s *Sink) move(ctx context.Context, t *schema.Table, old, name, fromSchema,
 	s.forgetTable(old)
 	s.log.Info("renamed target table as the source did", "from", old, "to", name)
 	return nil
+}
+
+// renameStmts returns the statements that rename table old to name
+// (newSchema.newName). An ALTER TABLE ... RENAME TO of a table whose
+// committed rows this transaction changed commits, but DuckDB cannot
+// replay its WAL after a crash: the file cannot be opened ("Table with
+// name ... does not exist"), or opens without the changes made before the
+// rename (helper-58; TestRenameAfterChangesCrash). Such a table, like one
+// moving to another schema (which DuckDB cannot do), is copied under the
+// new name and dropped; its comment (the key) goes with it.
+func (s *Sink) renameStmts(ctx context.Context, fromSchema, fromName, newSchema, newName string) ([]string, error) {
+	old, name := TableName(fromSchema, fromName), TableName(newSchema, newName)
+	if fromSchema == newSchema && !s.altered[old] {
+		return []string{"ALTER TABLE " + old + " RENAME TO " + quote(newName)}, nil
+	}
+	var comment sql.NullString
+	if err := s.conn.QueryRowContext(ctx, `SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?`,
+		Catalog, fromSchema, fromName).Scan(&comment); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read the comment of %s: %w", old, err)
+	}
+	stmts := []string{
+		"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(newSchema),
+		"CREATE TABLE " + name + " AS SELECT * FROM " + old,
+		"DROP TABLE " + old,
+	}
+	if comment.Valid && comment.String != "" {
+		stmts = append(stmts, "COMMENT ON TABLE "+name+" IS "+literal(comment.String))
+	}
+	return stmts, nil
 }
 
 // forgetTable drops the plans made for the table name.

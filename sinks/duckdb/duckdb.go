@@ -213,6 +213,13 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 	db := sql.OpenDB(connector)
 	fail := func(err error) (*Sink, error) {
 		db.Close()
+		if strings.Contains(err.Error(), "replaying WAL") {
+			// Not a permission or lock problem: the directory and file
+			// are fine, DuckDB's own log is not.
+			return nil, fmt.Errorf("open DuckDB target %q: %w (DuckDB could not replay the file's write-ahead log %s after an unclean stop; "+
+				"keep both files for a DuckDB bug report; the copy cannot be trusted: move both aside, drop the slot it followed "+
+				"(walmirror drop --source ... --slot NAME) and run walmirror again into a new file, which copies every table again)", path, err, path+".wal")
+		}
 		return nil, fmt.Errorf("open DuckDB target %q: %w (check that the directory exists and is writable, and that no other process has the file open: DuckDB allows one process to write a file and no other to open it meanwhile)", path, err)
 	}
 	conn, err := db.Conn(ctx)
