@@ -337,7 +337,7 @@ func copyOut(ctx context.Context, conn *pgconn.PgConn, t *schema.Table, q string
 		if w.err != nil {
 			return w.err
 		}
-		return classify("copy "+t.QualifiedName(), err)
+		return copyError(t, err)
 	}
 	return w.err
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walmirror/walmirror/schema"
 )
 
 // Error is a source failure with an operator hint. Permanent errors will not go
@@ -54,6 +56,23 @@ func IsStreamUndecodable(err error) bool {
 
 func permanent(op, hint string, err error) error {
 	return &Error{Op: op, Err: err, Hint: hint, Permanent: true}
+}
+
+// copyError classifies err from copying t. A table that changed after the
+// copy's snapshot was taken (a migration dropped a column or the table, or
+// changed a column's type: the snapshot's rows are read through today's
+// catalog) fails the copy, but a new one, from a new snapshot, succeeds:
+// such an error is worth retrying, and says why.
+func copyError(t *schema.Table, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "42703", "42P01", "42804": // undefined_column, undefined_table, datatype_mismatch
+			return &Error{Op: "copy " + t.QualifiedName(), Err: err,
+				Hint: "the table changed after the copy's snapshot was taken (a migration dropped a column or the table, or changed a type): the copy starts again"}
+		}
+	}
+	return classify("copy "+t.QualifiedName(), err)
 }
 
 // classify wraps err from talking to the server, deciding whether it is worth

@@ -348,7 +348,7 @@ func copyOutBinary(ctx context.Context, conn *pgconn.PgConn, t *schema.Table, q 
 	case w.err != nil:
 		return 0, w.err
 	case err != nil:
-		return 0, classify("copy "+t.QualifiedName(), err)
+		return 0, copyError(t, err)
 	case !w.ended() || w.rows != tag.RowsAffected():
 		return 0, fmt.Errorf("copy %s in binary: the stream does not end after its %d rows (the server counted %d)", t.QualifiedName(), w.rows, tag.RowsAffected())
 	}
