@@ -729,11 +729,18 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 		}
 		return nil
 	}
-	why, err := e.rewritten(ctx, t)
+	why, err := e.unfollowable(ctx, t)
 	if err != nil {
 		return err
 	}
-	replace := false
+	// Its rows are replaced by the copy: the target takes the new shape
+	// however the old one's columns map to it.
+	replace := why != ""
+	if why == "" {
+		if why, err = e.rewritten(ctx, t); err != nil {
+			return err
+		}
+	}
 	if why == "" {
 		if why, err = e.retyped(ctx, t); err != nil {
 			return err
@@ -860,6 +867,29 @@ func (e *engine) inconvertible(ctx context.Context, t *schema.Table) (string, er
 				}
 			}
 		}
+	}
+	return "", nil
+}
+
+// unfollowable says why t's columns cannot be matched with the copy's
+// ("" when they can): names swapped or chained between columns in one step
+// (RENAME a TO tmp, b TO a, tmp TO b), or a column dropped and added again
+// under its name while walmirror was behind, where the message's column
+// order does not tell which one this point of the stream has. Every run
+// stopped there; copying the table again online needs no matching (its
+// rows are replaced).
+func (e *engine) unfollowable(ctx context.Context, t *schema.Table) (string, error) {
+	if e.copier == nil {
+		return "", nil // the sink says what is wrong when it applies the shape
+	}
+	// The stored shape, as ensureShape compares it: the one the engine
+	// holds may carry attnums of a catalog ahead of its message.
+	old, found, err := e.storedShape(ctx, t.ID)
+	if err != nil || !found {
+		return "", err // a table new to the target is copied whole anyway
+	}
+	if _, _, err := schema.Diff(old, t); err != nil {
+		return fmt.Sprintf("its columns changed in a way the stream cannot follow column by column (%v): the copy replaces its rows", err), nil
 	}
 	return "", nil
 }

@@ -138,21 +138,28 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 			}
 			t.MaxNum = max(t.MaxNum, old.MaxNum)
 			change, completed, err := schema.Diff(old, t)
-			if err != nil {
+			switch {
+			case err != nil && t.Replacing && t.Name == old.Name && t.Schema == old.Schema:
+				// Columns the copy cannot match (see engine.unfollowable),
+				// of a table whose rows a copy is about to replace: the
+				// target table takes the new columns as if unrecorded.
+				t.Change = &schema.Change{Unrecorded: true}
+			case err != nil:
 				return err
-			}
-			// Set every time: a second call for the same shape (the change
-			// already done and stored) must not repeat the first one's.
-			t.Change = nil
-			if !change.Empty() {
-				t.Change = change
-			}
-			if change != nil && change.FromName != "" {
-				if change.Vacate, err = unclaimed(ctx, ss, t); err != nil {
-					return err
+			default:
+				// Set every time: a second call for the same shape (the change
+				// already done and stored) must not repeat the first one's.
+				t.Change = nil
+				if !change.Empty() {
+					t.Change = change
 				}
+				if change != nil && change.FromName != "" {
+					if change.Vacate, err = unclaimed(ctx, ss, t); err != nil {
+						return err
+					}
+				}
+				nums = completed
 			}
-			nums = completed
 		} else {
 			t.Change = &schema.Change{Unrecorded: true}
 		}

@@ -134,21 +134,6 @@ func (f *follower) catchUp() {
 	}
 }
 
-// expectStop runs walmirror once more and requires it to stop with an error
-// that mentions every one of words.
-func (f *follower) expectStop(words ...string) {
-	f.t.Helper()
-	r := walmirror(f.t, nil, "run", "--source", f.dsn, "--target", f.target, "--slot", f.slot, "--stop-at-lsn", "now")
-	if r.code == 0 {
-		f.t.Fatalf("run exited 0, want a stop naming %q:\n%s", words, r.stderr)
-	}
-	for _, w := range words {
-		if !strings.Contains(lastLine(r.stderr), w) {
-			f.t.Fatalf("error does not mention %q: %s", w, lastLine(r.stderr))
-		}
-	}
-}
-
 func (f *follower) exec(sql string) {
 	f.t.Helper()
 	if err := server.Exec(context.Background(), f.db, sql); err != nil {
@@ -523,9 +508,12 @@ func TestSchemaChangeCrash(t *testing.T) {
 
 			// Dropped and added again as the last column, while walmirror
 			// is behind: whether a change came before or after cannot be
-			// told, so it stops rather than guess.
+			// told, so the table is copied again online rather than guess
+			// (it stopped for good), killed in the commit that starts it.
 			f.exec(`UPDATE u SET w = 5 WHERE id = 1; ALTER TABLE u DROP COLUMN w; ALTER TABLE u ADD COLUMN w int; UPDATE u SET w = 6 WHERE id = 2;`)
-			f.expectStop(`column "w" of "public"."u" was dropped and added again`)
+			kill("apply.before-commit:1")
+			f.catchUp()
+			compareRows(t, dsn, rows, "SELECT id, label, CAST(c AS VARCHAR), CAST(w AS VARCHAR), CAST(z AS VARCHAR) FROM u")
 		})
 	}
 }
