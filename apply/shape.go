@@ -150,7 +150,7 @@ func ensureShape(ctx context.Context, sink Sink, t *schema.Table) error {
 				// Set every time: a second call for the same shape (the change
 				// already done and stored) must not repeat the first one's.
 				t.Change = nil
-				if !change.Empty() {
+				if !change.Empty() || len(change.Dropped) > 0 {
 					t.Change = change
 				}
 				if change != nil && change.FromName != "" {

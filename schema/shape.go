@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Stored is what a target remembers of the source table one of its tables
@@ -74,6 +75,10 @@ type Change struct {
 	// of that name is one the source dropped earlier (kept by the default
 	// policy) and is replaced by the new column, like a re-added one.
 	Added []string
+	// Dropped names the stored shape's columns t no longer has: the
+	// target keeps them (by default), which sinks say once, when they go.
+	// Not a change by itself (Empty ignores it).
+	Dropped []string
 	// Unrecorded says the target stores no shape for this source table: a
 	// target table of its name was made for another source table (one
 	// dropped since, whose name this one took) or for this one before it
@@ -190,6 +195,15 @@ func Diff(old Stored, t *Table) (*Change, []int16, error) {
 			return nil, nil, fmt.Errorf("column %q of %s was renamed to %q and another column took its name: walmirror cannot follow names swapped or reused in one step", r[0], t.QualifiedName(), r[1])
 		}
 	}
+	renamedFrom := map[string]bool{}
+	for _, from := range c.Renamed {
+		renamedFrom[from] = true
+	}
+	for _, oc := range old.Columns {
+		if !newNames[oc.Name] && !renamedFrom[oc.Name] {
+			c.Dropped = append(c.Dropped, oc.Name)
+		}
+	}
 	return c, nums, nil
 }
 
@@ -216,4 +230,12 @@ func AsideName(name string, taken func(string) bool) string {
 		aside = fmt.Sprintf("%s_dropped%d", name, n)
 	}
 	return aside
+}
+
+// Dropping says whether the shape being applied drops col from the source,
+// or the target table was not made for this shape (Change.Unrecorded): a
+// sink that keeps the column says so then, not at every later shaping.
+func (t *Table) Dropping(col string) bool {
+	c := t.Change
+	return c != nil && (c.Unrecorded || slices.ContainsFunc(c.Dropped, func(n string) bool { return strings.EqualFold(n, col) }))
 }

@@ -531,3 +531,32 @@ func eachTargetAndMode(t *testing.T, fn func(t *testing.T, target schemaTarget, 
 		}
 	}
 }
+
+// TestKeptColumnWarnedOnce: a column the source drops is kept in the copy
+// (the default), which the run that sees the drop warns of; later runs do
+// not warn again (each one did, at its first change to the table:
+// helper-58). Every target.
+func TestKeptColumnWarnedOnce(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, a text, b text); INSERT INTO t VALUES (1, 'a', 'b');`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			const warn = "target column no longer in the source: kept"
+			mustExec(t, db, `ALTER TABLE t DROP COLUMN b; UPDATE t SET a = 'x'`)
+			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			if r.code != 0 || strings.Count(r.stderr, warn) != 1 {
+				t.Fatalf("run that sees the drop: exit %d, want one warning:\n%s", r.code, r.stderr)
+			}
+			mustExec(t, db, `UPDATE t SET a = 'y'`)
+			r = walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			if r.code != 0 || strings.Contains(r.stderr, warn) {
+				t.Fatalf("a later run: exit %d, want no warning:\n%s", r.code, r.stderr)
+			}
+			compareRows(t, dsn, rows, "SELECT id, a FROM t")
+		})
+	}
+}

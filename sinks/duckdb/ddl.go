@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -301,7 +302,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		switch {
 		case hasColumnFold(t, ec.name):
 		case !s.DropColumns:
-			s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", ec.name)
+			s.log.Log(ctx, keptLevel(t, ec.name), "target column no longer in the source: kept, new rows get NULL", "table", name, "column", ec.name)
 		default:
 			// (A table this transaction changed was rebuilt without it.)
 			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quote(ec.name)); err != nil {
@@ -843,4 +844,13 @@ func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) erro
 		}
 	}
 	return nil
+}
+
+// keptLevel: a kept column is a warning when this shape drops it, and at
+// debug level at every later shaping (each run's first), where it repeated.
+func keptLevel(t *schema.Table, col string) slog.Level {
+	if t.Dropping(col) {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
 }

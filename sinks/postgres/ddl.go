@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -394,7 +395,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 				if err := s.nullable(ctx, name, col); err != nil {
 					return err
 				}
-				s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
+				s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
 			default:
 				if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quoteIdent(col)).ReadAll(); err != nil {
 					return fmt.Errorf("drop column %q of %s, which the source dropped: %w", col, name, err)
@@ -749,4 +750,13 @@ func (s *Sink) rekey(ctx context.Context, t *schema.Table, name string) error {
 	}
 	s.log.Info("source key changed: target primary key changed", "table", name, "from", have, "to", want)
 	return nil
+}
+
+// keptLevel: a kept column is a warning when this shape drops it, and at
+// debug level at every later shaping (each run's first), where it repeated.
+func keptLevel(t *schema.Table, col string) slog.Level {
+	if t.Dropping(col) {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
 }

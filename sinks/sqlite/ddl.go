@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -211,7 +212,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 	for col := range existing {
 		if !s.DropColumns {
-			s.log.Warn("target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
+			s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
 			continue
 		}
 		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+ti.name+" DROP COLUMN "+quote(col)); err != nil {
@@ -755,4 +756,13 @@ func rowidAlias(t *schema.Table, existing map[string]bool) string {
 		}
 	}
 	return ""
+}
+
+// keptLevel: a kept column is a warning when this shape drops it, and at
+// debug level at every later shaping (each run's first), where it repeated.
+func keptLevel(t *schema.Table, col string) slog.Level {
+	if t.Dropping(col) {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
 }
