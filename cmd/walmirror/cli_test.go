@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestVersionString(t *testing.T) {
@@ -49,5 +52,19 @@ func TestHelp(t *testing.T) {
 	}
 	if r := walmirror(t, nil, "frobnicate"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestErrorLineServerHint: the server's hint reaches the error line (a
+// full lock table said only "out of shared memory", helper-57), once.
+func TestErrorLineServerHint(t *testing.T) {
+	pgErr := &pgconn.PgError{Severity: "ERROR", Code: "53200", Message: "out of shared memory", Hint: "You might need to increase \"max_locks_per_transaction\"."}
+	got := errorLine(fmt.Errorf("prepare target table for \"public\".\"b03597\": create table:\n%w", pgErr))
+	want := `prepare target table for "public"."b03597": create table: ERROR: out of shared memory (SQLSTATE 53200) (server hint: You might need to increase "max_locks_per_transaction".)`
+	if got != want {
+		t.Errorf("errorLine =\n%s\nwant\n%s", got, want)
+	}
+	if got := errorLine(fmt.Errorf("%w (server hint: %s)", pgErr, pgErr.Hint)); strings.Count(got, "max_locks") != 1 {
+		t.Errorf("the hint twice: %s", got)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 const usage = `walmirror keeps an exactly-once copy of a PostgreSQL database (or the tables
@@ -101,11 +103,23 @@ func run(ctx context.Context, args []string) int {
 	case errors.Is(err, errUsage):
 		return 2
 	default:
-		// One line: drivers wrap some messages (several addresses tried).
-		msg := strings.Join(strings.FieldsFunc(err.Error(), func(r rune) bool { return r == '\n' || r == '\t' }), " ")
+		msg := errorLine(err)
 		fmt.Fprintf(os.Stderr, "walmirror: %s\n", msg)
 		return 1
 	}
+}
+
+// errorLine is err as the one line walmirror prints: with the server's own
+// hint, which its error text leaves out, unless walmirror's says as much
+// ("You might need to increase max_locks_per_transaction" for a full lock
+// table); drivers' line breaks (several addresses tried) made spaces.
+func errorLine(err error) string {
+	msg := err.Error()
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Hint != "" && !strings.Contains(msg, pgErr.Hint) {
+		msg += " (server hint: " + pgErr.Hint + ")"
+	}
+	return strings.Join(strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\t' }), " ")
 }
 
 // tuneGC trades memory for CPU: the apply path allocates per message, and a
