@@ -62,6 +62,10 @@ type ServerInfo struct {
 	CanCreate               bool // CREATE on the database (needed for CREATE PUBLICATION)
 	MaxSlots, Slots         int  // max_replication_slots and slots in use (every database)
 	MaxWALSenders, Senders  int  // max_wal_senders and walsenders running
+	// LockSlots is the size of the lock table, which one transaction may
+	// fill: max_locks_per_transaction × (max_connections +
+	// max_prepared_transactions).
+	LockSlots int
 	CurrentLSN              lsn.LSN
 	SystemID                string // filled by Identify
 	ReplicationConnectError error  // filled by Identify when the walsender refused us
@@ -79,9 +83,10 @@ func (a *Admin) Server(ctx context.Context) (ServerInfo, error) {
 			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int,
 			current_setting('max_wal_senders')::int,
 			(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::int,
+			current_setting('max_locks_per_transaction')::int * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int),
 			CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text
 		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&si.Version, &si.WALLevel, &si.Database, &si.User,
-		&si.Superuser, &si.Replication, &si.CanCreate, &si.MaxSlots, &si.Slots, &si.MaxWALSenders, &si.Senders, &cur)
+		&si.Superuser, &si.Replication, &si.CanCreate, &si.MaxSlots, &si.Slots, &si.MaxWALSenders, &si.Senders, &si.LockSlots, &cur)
 	if err != nil {
 		return si, classify("inspect source", timeoutCause(ctx, err))
 	}
