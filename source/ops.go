@@ -55,17 +55,17 @@ func (a *Admin) deadline(ctx context.Context) (context.Context, context.CancelFu
 
 // ServerInfo is what the source says about itself and the session's role.
 type ServerInfo struct {
-	Version                 int // server_version_num
-	WALLevel                string
-	Database, User          string
-	Superuser, Replication  bool
-	CanCreate               bool // CREATE on the database (needed for CREATE PUBLICATION)
-	MaxSlots, Slots         int  // max_replication_slots and slots in use (every database)
-	MaxWALSenders, Senders  int  // max_wal_senders and walsenders running
+	Version                int // server_version_num
+	WALLevel               string
+	Database, User         string
+	Superuser, Replication bool
+	CanCreate              bool // CREATE on the database (needed for CREATE PUBLICATION)
+	MaxSlots, Slots        int  // max_replication_slots and slots in use (every database)
+	MaxWALSenders, Senders int  // max_wal_senders and walsenders running
 	// LockSlots is the size of the lock table, which one transaction may
 	// fill: max_locks_per_transaction × (max_connections +
 	// max_prepared_transactions).
-	LockSlots int
+	LockSlots               int
 	CurrentLSN              lsn.LSN
 	SystemID                string // filled by Identify
 	ReplicationConnectError error  // filled by Identify when the walsender refused us

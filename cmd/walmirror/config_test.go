@@ -111,6 +111,7 @@ func TestConfigFile(t *testing.T) {
 // TestValueErrorsSayForm: a value that does not parse says what form is
 // wanted; an empty environment variable counts as unset (helper-55).
 func TestValueErrorsSayForm(t *testing.T) {
+	needServer(t) // the binary is built with the server (not in -short mode)
 	for _, c := range []struct{ cmd, env, want string }{
 		{"verify", "WALMIRROR_JSON=yes", "(want true or false)"},
 		{"run", "WALMIRROR_COMMIT_ROWS=abc", "(want a whole number)"},
