@@ -131,7 +131,7 @@ func Unidentified(t *Table, op Op, hasOld bool) error {
 	if hasOld {
 		what = "only a partition's key"
 	}
-	return Diverged(t, fmt.Errorf("%s on %s: the source sent %s, which cannot identify a row of it (REPLICA IDENTITY of the table: %q, no key published): a partitioned table published through its root (publish_via_partition_root) needs a primary key on the root or REPLICA IDENTITY FULL on every partition, and PostgreSQL before 18 does not publish a key of generated columns; until then each such change makes walmirror copy the table again: run ALTER TABLE ... REPLICA IDENTITY FULL on the source table (on each partition, and on partitions attached later)", op, t.QualifiedName(), what, string(t.Identity)))
+	return Diverged(t, fmt.Errorf("%s on %s: the source sent %s, which cannot identify a row of it (REPLICA IDENTITY of the table: %q, no key published): a partitioned table published through its root (publish_via_partition_root) needs a primary key on the root or REPLICA IDENTITY FULL on every partition, and PostgreSQL before 18 does not publish a key of generated columns; until then each such change makes walmirror copy the table again: run ALTER TABLE ... REPLICA IDENTITY FULL on each partition on the source (and on partitions attached later), or on the table whose key is generated", op, t.QualifiedName(), what, string(t.Identity)))
 }
 
 // NotOwned is the error for a target table walmirror did not create: it
