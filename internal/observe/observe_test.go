@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,17 +87,20 @@ func TestReadyChunkedCopy(t *testing.T) {
 	if got := gauge(t, m, "walmirror_online_copy_rows"); got != 40000 {
 		t.Errorf("walmirror_online_copy_rows = %v, want 40000", got)
 	}
-	var buf bytes.Buffer
+	var buf lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		m.LogProgress(ctx, 5*time.Millisecond, slog.New(slog.NewTextHandler(&buf, nil)))
 	}()
-	time.Sleep(30 * time.Millisecond)
+	const line = `msg="progress: initial copy" online_copy_tables=2 online_copy_table=public.a online_copy_rows=40000`
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(buf.String(), line) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	cancel()
 	<-done
-	if !strings.Contains(buf.String(), `msg="progress: initial copy" online_copy_tables=2 online_copy_table=public.a online_copy_rows=40000`) {
+	if !strings.Contains(buf.String(), line) {
 		t.Errorf("progress lines during a chunked initial copy:\n%s", buf.String())
 	}
 	st := schema.State{LSN: 0x300}
@@ -150,4 +154,23 @@ func TestSummaryCopyRolledBack(t *testing.T) {
 	if !strings.Contains(buf.String(), " initial_copy_rows=7000") {
 		t.Errorf("summary of a committed copy:\n%s", buf.String())
 	}
+}
+
+// lockedBuffer is a bytes.Buffer a logging goroutine writes while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
