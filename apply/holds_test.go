@@ -58,3 +58,36 @@ func TestUpgradeSig(t *testing.T) {
 		}
 	}
 }
+
+// TestAddedPartitions: a partitioned table's signature that differs only by
+// leaves added names them; any other difference (a leaf rewritten or gone,
+// membership, name, enum labels) names none, so the whole table is copied.
+func TestAddedPartitions(t *testing.T) {
+	was := "1:11,2:12;enums:e;inh:aa|r9;pub:5|2200.m"
+	cases := []struct {
+		now  string
+		want []uint32
+	}{
+		{"1:11,2:12,3:13;enums:e;inh:bb|r9;pub:5|2200.m", []uint32{3}},
+		{"1:11,2:12,3:13,4:14;enums:e;inh:bb|r9;pub:5|2200.m", []uint32{3, 4}},
+		{"1:11,2:12;enums:e;inh:bb|r9;pub:5|2200.m", nil},       // links alone
+		{"1:11,2:99,3:13;enums:e;inh:bb|r9;pub:5|2200.m", nil},  // a leaf rewritten
+		{"1:11,3:13;enums:e;inh:bb|r9;pub:5|2200.m", nil},       // a leaf gone
+		{"1:11,2:12,3:13;enums:f;inh:bb|r9;pub:5|2200.m", nil},  // enum relabelled
+		{"1:11,2:12,3:13;enums:e;inh:bb|r9;pub:6|2200.m", nil},  // publication changed
+		{"1:11,2:12,3:13;enums:e;inh:bb|r9;pub:5|2200.m2", nil}, // renamed
+		{"1:11,2:12,x:13;enums:e;inh:bb|r9;pub:5|2200.m", nil},  // not an oid
+	}
+	for _, c := range cases {
+		got := addedPartitions(was, c.now)
+		if len(got) != len(c.want) || len(got) > 0 && got[len(got)-1] != c.want[len(c.want)-1] {
+			t.Errorf("addedPartitions(%q) = %v, want %v", c.now, got, c.want)
+		}
+	}
+	if got := addedPartitions("|r9|2200.m", "3:13;inh:bb|r9|2200.m"); len(got) != 1 || got[0] != 3 {
+		t.Errorf("first partition of an empty table: %v", got)
+	}
+	if inhPart(was) != ";inh:aa" || inhPart("1:11|r9|2200.m") != "" {
+		t.Errorf("inhPart = %q, %q", inhPart(was), inhPart("1:11|r9|2200.m"))
+	}
+}

@@ -72,3 +72,10 @@ func (b streamBound) LockHolders(ctx context.Context, relid uint32) (string, err
 	h, err := b.c.LockHolders(ctx, relid)
 	return h, ended(ctx, err)
 }
+
+func (b streamBound) LinksWithout(ctx context.Context, relid uint32, partitions []uint32) (string, error) {
+	ctx, stop := b.bound(ctx)
+	defer stop()
+	s, err := b.c.LinksWithout(ctx, relid, partitions)
+	return s, ended(ctx, err)
+}

@@ -241,6 +241,30 @@ func (c *Copier) Storage(ctx context.Context, relid uint32) (string, error) {
 	return sig, nil
 }
 
+// LinksWithout is relid's partition links part of its storage signature
+// (partitionLinks: ";inh:" and a hash, or "") read now, leaving out the
+// links of the partitions given and of the partitioned tables under relid
+// whose every leaf is one of them (or that have none): what the links
+// were before those partitions were added, if nothing else changed.
+func (c *Copier) LinksWithout(ctx context.Context, relid uint32, partitions []uint32) (string, error) {
+	excl := make([]int64, len(partitions))
+	for i, p := range partitions {
+		excl[i] = int64(p)
+	}
+	keep := `EXISTS (WITH RECURSIVE sub(relid) AS (SELECT i.inhrelid UNION ALL SELECT j.inhrelid FROM pg_catalog.pg_inherits j JOIN sub ON j.inhparent = sub.relid)
+		SELECT FROM sub JOIN pg_catalog.pg_class k ON k.oid = sub.relid WHERE k.relkind <> 'p' AND NOT k.oid = ANY($2::oid[])) AND `
+	q := `SELECT ` + strings.Replace(partitionLinks, "WHERE i.inhrelid IN", "WHERE "+keep+"i.inhrelid IN", 1) + ` FROM pg_catalog.pg_class c WHERE c.oid = $1`
+	var links string
+	err := c.conn.QueryRow(ctx, q, int64(relid), excl).Scan(&links)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", classify("read a partitioned table's links", err)
+	}
+	return links, nil
+}
+
 // Chunk is one read of an online copy: a repeatable-read transaction whose
 // snapshot says exactly which source transactions its rows reflect.
 type Chunk struct {
@@ -483,6 +507,50 @@ func (ch *Chunk) RowsBinary(ctx context.Context, t *schema.Table, after, upto []
 	}
 	q := "COPY (" + ch.pub.query(t, strings.Join(conds, " AND ")) + ") TO STDOUT (FORMAT binary)"
 	return copyOutBinary(ctx, ch.tx.Conn().PgConn(), t, q, fn)
+}
+
+// PartitionKeys returns the keys (as Upper gives them) of the rows the
+// partitions given (leaves of the chunk's partitioned table, at any depth)
+// hold in the chunk's snapshot, at most limit of them: ok is false when
+// they hold more, or the table has no key.
+func (ch *Chunk) PartitionKeys(ctx context.Context, partitions []uint32, limit int) (keys [][]string, ok bool, err error) {
+	if !ch.Published || len(keyColumns(ch.Table)) == 0 {
+		return nil, false, nil
+	}
+	texts := make([]string, 0, 4)
+	for _, k := range keyColumns(ch.Table) {
+		texts = append(texts, k+"::text")
+	}
+	for _, p := range partitions {
+		var name string
+		err := ch.tx.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1`, int64(p)).Scan(&name)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue // dropped since: it holds no rows
+		}
+		if err != nil {
+			return nil, false, classify("look up a partition", err)
+		}
+		q := "SELECT " + strings.Join(texts, ", ") + " FROM " + name + " LIMIT " + strconv.Itoa(limit-len(keys)+1)
+		res := ch.tx.Conn().PgConn().ExecParams(ctx, q, nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			return nil, false, classify("read the keys of a partition of "+ch.Table.QualifiedName(), res.Err)
+		}
+		for _, r := range res.Rows {
+			k := make([]string, len(r))
+			for i, v := range r {
+				if v == nil {
+					return nil, false, nil // a null key column: copy the table
+				}
+				k[i] = string(v)
+			}
+			keys = append(keys, k)
+		}
+		if len(keys) > limit {
+			return nil, false, nil
+		}
+	}
+	return keys, true, nil
 }
 
 // RowsWithKeys streams the rows of t whose key is one of keys (each the
