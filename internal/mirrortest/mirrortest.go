@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,7 +60,11 @@ func SourceRows(ctx context.Context, dsn, query string) ([]string, error) {
 // integers in decimal, reals in shortest form, text as is, blobs as
 // PostgreSQL's \x hex, "NULL" for NULL.
 func SQLiteRows(ctx context.Context, path, query string) ([]string, error) {
-	return sqlRows(ctx, "sqlite3", "file:"+path+"?mode=ro", query)
+	// Escaped as the SQLite sink opens it: a path may hold '#' or '?' (a
+	// subtest's temporary directory "name#01" did, and the rows read were
+	// another file's).
+	u := url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: "mode=ro"}
+	return sqlRows(ctx, "sqlite3", u.String(), query)
 }
 
 // DuckDBRows does the same for a DuckDB file (opened read-only: no writer
