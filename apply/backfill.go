@@ -695,6 +695,9 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		t.Storage = ch.Table.Storage
 		delete(e.ensured, t)
 	}
+	if f.copy.After == nil && !keyed {
+		e.trackFrom(relid, ch.Table.Storage)
+	}
 	if err := e.ensureOpen(ctx); err != nil {
 		return err
 	}
@@ -744,6 +747,9 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	}
 	write := func(rows []schema.Tuple) error {
 		defer func(at time.Time) { tm.write += time.Since(at) }(time.Now())
+		if keyed {
+			e.trackCopied(t, rows)
+		}
 		b := &schema.Batch{Table: t, Inserts: rows}
 		return e.call(ctx, func(ctx context.Context) error {
 			write := e.sink.Write
@@ -1236,11 +1242,12 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 	}
 	tables, at := e.polled.tables, e.polled.at
 	e.polled = nil
+	e.log.Debug("publication listed", "at", at, "tables", len(tables), "copying", len(e.fills))
 	if err := e.forgetLeft(ctx, tables, at); err != nil {
 		return err
 	}
 	for _, p := range tables {
-		if err := e.checkStorage(ctx, p); err != nil {
+		if err := e.checkStorage(ctx, p, at); err != nil {
 			return err
 		}
 		if err := e.checkColumns(ctx, p, at); err != nil {
@@ -1402,7 +1409,7 @@ func (e *engine) forget(ctx context.Context, relid uint32) error {
 // checkStorage copies a table again when the source rewrote it since the
 // target's copy was made: a rewrite with no change after it sends no
 // Relation message.
-func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) error {
+func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, at lsn.LSN) error {
 	if e.fills[p.RelID] != nil || p.Storage == "" {
 		return nil
 	}
@@ -1410,7 +1417,7 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 	// The signature names the table's schema by oid: a schema renamed
 	// (ALTER SCHEMA ... RENAME) leaves it as it was.
 	if seen == p.Storage && e.knownName(p.RelID) == p.Name {
-		return nil
+		return e.storageKnown(ctx, p.RelID, p.Name, p.Storage, at)
 	}
 	old, found, err := e.storedShape(ctx, p.RelID)
 	if err != nil {
@@ -1421,8 +1428,14 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 			return nil
 		}
 		e.storedNames[p.RelID] = schema.DisplayName(old.Schema, old.Name)
+		if _, err := e.tracker(ctx, p.RelID); err != nil {
+			return err
+		}
 		if seen = upgradeSig(old.Storage, p.Storage); seen == "" || seen == p.Storage && e.knownName(p.RelID) == p.Name {
 			e.storage[p.RelID] = p.Storage
+			if err := e.storageKnown(ctx, p.RelID, p.Name, p.Storage, at); err != nil {
+				return err
+			}
 			if seen != "" && old.Storage != seen {
 				// Stored by an older version: store it as read now, once,
 				// so that later runs compare the parts it lacked.
@@ -1480,15 +1493,17 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable) erro
 		return nil
 	}
 	if added := addedPartitions(seen, p.Storage); added != nil && (t != nil || found) {
-		done, err := e.partitionsAdded(ctx, p.RelID, p.Name, t, seen, p.Storage, added)
-		if err != nil || done {
-			if done && t == nil {
-				return e.storeStorage(ctx, p.RelID, old, p.Storage)
-			}
+		outcome, err := e.partitionsAdded(ctx, p.RelID, p.Name, t, seen, p.Storage, added, at)
+		switch {
+		case err != nil:
 			return err
-		}
-		if e.pollSoon {
+		case outcome == addedLater:
 			e.storage[p.RelID] = seen // look again at the next listing
+			e.pollSoon, e.pollAfter = true, time.Now().Add(time.Second)
+			return nil
+		case outcome == addedCopied && t == nil:
+			return e.storeStorage(ctx, p.RelID, old, p.Storage)
+		case outcome == addedCopied:
 			return nil
 		}
 	}
@@ -1575,8 +1590,13 @@ func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *sche
 		return nil
 	}
 	if added := addedPartitions(upgradeSig(prev, sig), sig); added != nil {
-		done, err := e.partitionsAdded(ctx, t.ID, schema.DisplayName(t.Schema, t.Name), t, upgradeSig(prev, sig), sig, added)
-		if err != nil || done {
+		if _, err := e.tracker(ctx, t.ID); err != nil {
+			return err
+		}
+		// at 0: the catalog may be ahead of the stream, so the storage is
+		// not taken as known here; the next poll looks again.
+		outcome, err := e.partitionsAdded(ctx, t.ID, schema.DisplayName(t.Schema, t.Name), t, upgradeSig(prev, sig), sig, added, 0)
+		if err != nil || outcome == addedCopied {
 			return err
 		}
 	}
@@ -1584,170 +1604,8 @@ func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *sche
 	// with that from then on.
 	delete(e.storage, t.ID)
 	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1,
-		"rows it did not publish before may be published now (its row filter or column list altered, it left the publication and joined again, or a partition was attached)")
+		"the rows it publishes may have changed without WAL (its row filter or column list altered, it left the publication and joined again, or a partition was attached or detached)")
 	return nil
-}
-
-// maxPartitionKeys is how many rows added partitions may hold for the copy
-// to take just their rows; past it the whole table is copied again.
-const maxPartitionKeys = 5000
-
-// partitionLinker reads a partitioned table's links without some
-// partitions' (source.Copier.LinksWithout).
-type partitionLinker interface {
-	LinksWithout(ctx context.Context, relid uint32, partitions []uint32) (string, error)
-}
-
-// partitionsAdded handles partitions added to the partitioned table relid
-// (published through its root), whose storage signature went from was to
-// now by them alone (addedPartitions): their rows, which the stream did
-// not carry as the table's, are copied online by key, instead of the whole
-// table. A partition made with CREATE TABLE ... PARTITION OF holds no rows
-// then, or only rows the stream carried: the copy takes none, or takes them
-// again. done is false when that cannot be relied on (other links changed,
-// no usable key, too many rows): the caller copies the whole table; a
-// locked table is looked at again shortly (e.pollSoon).
-//
-// The keys are read now, past the moment the partitions were added (the
-// catalog shows them): every row they held then and hold still is among
-// them, a row deleted since is deleted in the copy by the stream or by
-// the keyed copy, and the keyed copy takes each row as of its own
-// snapshot, the stream's changes after that applied on top.
-func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string, t *schema.Table, was, now string, added []uint32) (bool, error) {
-	pl, ok := e.copier.(partitionLinker)
-	if !ok || e.fills[relid] != nil {
-		return false, nil
-	}
-	links, err := pl.LinksWithout(ctx, relid, added)
-	if err != nil {
-		return false, fmt.Errorf("look up the partitions of %s in the source catalog: %w", name, err)
-	}
-	if links != inhPart(was) {
-		return false, nil
-	}
-	ch, err := e.copier.BeginChunk(ctx, relid)
-	if source.IsLockTimeout(err) {
-		e.pollSoon, e.pollAfter = true, time.Now().Add(time.Second)
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer ch.Abort(context.WithoutCancel(ctx))
-	if !ch.Published || t != nil && !sameKey(t, ch.Table) {
-		return false, nil
-	}
-	keys, ok, err := ch.PartitionKeys(ctx, added, maxPartitionKeys)
-	if err != nil || !ok {
-		return false, err
-	}
-	e.storage[relid] = now
-	for _, x := range []*schema.Table{t, e.tables[relid]} {
-		if x != nil {
-			x.Storage = now
-			delete(e.ensured, x) // its shape is stored again, with now
-		}
-	}
-	if len(keys) == 0 {
-		e.log.Info("partitions added to a published partitioned table hold no rows the copy lacks", "table", name, "partitions", len(added))
-	} else {
-		e.startKeysFill(relid, name, keys, fmt.Sprintf("%d partitions added to it hold rows the stream did not carry as its own", len(added)))
-	}
-	if t != nil && e.tables[relid] == t {
-		if err := e.ensureOpen(ctx); err != nil {
-			return false, err
-		}
-		e.pendingN++
-		return true, e.ensure(ctx, t)
-	}
-	return true, nil
-}
-
-// sameKey says a and b have the same key columns, by name, in order.
-func sameKey(a, b *schema.Table) bool {
-	var ka, kb []string
-	for _, c := range a.Columns {
-		if c.Key {
-			ka = append(ka, c.Name)
-		}
-	}
-	for _, c := range b.Columns {
-		if c.Key {
-			kb = append(kb, c.Name)
-		}
-	}
-	return len(ka) > 0 && slices.Equal(ka, kb)
-}
-
-// addedPartitions returns the partitions (leaf oids) in storage signature
-// now that are not in was, when they are all that tells the two apart,
-// short of the partition links (";inh:", which the caller checks without
-// them): the same publication membership and name, the same other parts,
-// and every leaf of was with the same data files. Else nil.
-func addedPartitions(was, now string) []uint32 {
-	wFiles, wRest, ok1 := strings.Cut(was, "|")
-	nFiles, nRest, ok2 := strings.Cut(now, "|")
-	if !ok1 || !ok2 || wRest != nRest {
-		return nil
-	}
-	wLeaves, wOther := splitFiles(wFiles)
-	nLeaves, nOther := splitFiles(nFiles)
-	if wOther != nOther {
-		return nil
-	}
-	had := map[string]string{}
-	for f := range strings.SplitSeq(wLeaves, ",") {
-		if f != "" {
-			oid, node, _ := strings.Cut(f, ":")
-			had[oid] = node
-		}
-	}
-	var added []uint32
-	for f := range strings.SplitSeq(nLeaves, ",") {
-		if f == "" {
-			continue
-		}
-		oid, node, _ := strings.Cut(f, ":")
-		if w, ok := had[oid]; ok {
-			if w != node {
-				return nil
-			}
-			delete(had, oid)
-			continue
-		}
-		id, err := strconv.ParseUint(oid, 10, 32)
-		if err != nil {
-			return nil
-		}
-		added = append(added, uint32(id))
-	}
-	if len(had) > 0 {
-		return nil // a partition left
-	}
-	return added
-}
-
-// splitFiles splits a signature's data files part into its leaves
-// (oid:relfilenode pairs) and the rest, without the partition links.
-func splitFiles(files string) (leaves, other string) {
-	leaves, other, _ = strings.Cut(files, ";")
-	if other != "" {
-		other = ";" + other
-	}
-	if i := strings.Index(other, ";inh:"); i >= 0 {
-		other = other[:i]
-	}
-	return leaves, other
-}
-
-// inhPart is the partition links part of a signature (";inh:" and a hash),
-// "" when it has none.
-func inhPart(sig string) string {
-	files, _, _ := strings.Cut(sig, "|")
-	if i := strings.Index(files, ";inh:"); i >= 0 {
-		return files[i:]
-	}
-	return ""
 }
 
 // holds is what decides which rows a storage signature's table publishes,

@@ -116,6 +116,8 @@ type engine struct {
 	warnedKey     map[uint32]bool                  // per table: its key of unpublished generated columns was warned of
 	storage       map[uint32]string                // per table: the Storage polls last found acted on
 	storedNames   map[uint32]string                // per table not described in this run: the name its stored shape has (checkStorage)
+	partTracks    map[uint32]*partTrack            // per partitioned table published through its root: keys written since the poll found its storage as known (partitions.go)
+	trackLooked   map[uint32]bool                  // per table: its stored signature was read for tracking in this run
 	truncXids     map[uint32]uint32                // per table: the source transaction of its last streamed TRUNCATE
 	describedAt   map[uint32]lsn.LSN               // per table: where the stream last described it (see forgetLeft)
 	storedCols    map[uint32][]schema.StoredColumn // per table the stream has not described: its stored shape's columns (checkColumns)
@@ -184,8 +186,8 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
-		storedNames: map[uint32]string{},
-		truncXids:   map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{}, storedCols: map[uint32][]schema.StoredColumn{},
+		storedNames: map[uint32]string{}, partTracks: map[uint32]*partTrack{}, trackLooked: map[uint32]bool{},
+		truncXids: map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{}, storedCols: map[uint32][]schema.StoredColumn{},
 	}
 }
 
@@ -960,6 +962,9 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 			return fmt.Errorf("%s on %s carries %d columns, its Relation message %d (protocol violation)",
 				c.Op, t.QualifiedName(), len(tup), len(t.Columns))
 		}
+	}
+	if err := e.trackWrite(ctx, t, c); err != nil {
+		return err
 	}
 	if c.Op == schema.Insert && c.New.HasUnchanged() {
 		if err := e.unsentInsert(ctx, t, c); err != nil {

@@ -1,6 +1,12 @@
 package apply
 
-import "testing"
+import (
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/walmirror/walmirror/schema"
+)
 
 // TestHolds: what decides which rows a table publishes is read from its
 // storage signature: the leaves holding its rows and its membership, not
@@ -80,7 +86,7 @@ func TestAddedPartitions(t *testing.T) {
 	}
 	for _, c := range cases {
 		got := addedPartitions(was, c.now)
-		if len(got) != len(c.want) || len(got) > 0 && got[len(got)-1] != c.want[len(c.want)-1] {
+		if !slices.Equal(got, c.want) {
 			t.Errorf("addedPartitions(%q) = %v, want %v", c.now, got, c.want)
 		}
 	}
@@ -89,5 +95,42 @@ func TestAddedPartitions(t *testing.T) {
 	}
 	if inhPart(was) != ";inh:aa" || inhPart("1:11|r9|2200.m") != "" {
 		t.Errorf("inhPart = %q, %q", inhPart(was), inhPart("1:11|r9|2200.m"))
+	}
+}
+
+// TestPartTrack: keys the stream writes to a partitioned table are tracked
+// until deleted, by key text; a key not matched exactly, or too many, stop
+// the tracking (added partitions then copy the whole table).
+func TestPartTrack(t *testing.T) {
+	tbl := schema.NewTable(1, "public", "m", schema.IdentityDefault, []schema.Column{{Name: "id", TypeID: 20, Key: true}, {Name: "v", TypeID: 25}})
+	row := func(id string) schema.Tuple {
+		return schema.Tuple{{State: schema.Text, Data: []byte(id)}, {State: schema.Text, Data: []byte("x")}}
+	}
+	tr := newPartTrack("sig")
+	tr.write(10, tbl, schema.RowChange{Op: schema.Insert, New: row("1")})
+	tr.write(20, tbl, schema.RowChange{Op: schema.Insert, New: row("2")})
+	tr.write(30, tbl, schema.RowChange{Op: schema.Update, Old: row("2"), New: row("3")}) // key changed
+	tr.write(40, tbl, schema.RowChange{Op: schema.Insert, New: row("4")})
+	tr.write(50, tbl, schema.RowChange{Op: schema.Delete, Old: row("4")})
+	if _, keys := tr.upTo(100); len(keys) != 2 || keys[0][0] != "1" || keys[1][0] != "3" {
+		t.Fatalf("tracked %v, want 1 and 3", keys)
+	}
+	if _, keys := tr.upTo(20); len(keys) != 1 || keys[0][0] != "1" {
+		t.Fatalf("tracked up to 20: %v, want 1", keys)
+	}
+	unsent := schema.Tuple{{State: schema.Unchanged}, {State: schema.Text, Data: []byte("x")}}
+	tr.write(60, tbl, schema.RowChange{Op: schema.Insert, New: unsent})
+	if !tr.overflow {
+		t.Fatal("a key not sent did not stop the tracking")
+	}
+	tr = newPartTrack("sig")
+	for i := range maxPartitionKeys + 1 {
+		tr.write(1, tbl, schema.RowChange{Op: schema.Insert, New: row(strconv.Itoa(i))})
+	}
+	if !tr.overflow || tr.keys != nil {
+		t.Fatal("more than maxPartitionKeys keys are still tracked")
+	}
+	if !partitionedSig(1, "|r9|2200.m") || !partitionedSig(1, "5:6,7:8|r9|2200.m") || !partitionedSig(1, "5:6|r9|2200.m") || partitionedSig(1, "1:6|r9|2200.m") || partitionedSig(1, "") {
+		t.Error("partitionedSig")
 	}
 }

@@ -361,7 +361,11 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.cfg.StopAt = stopAt // a reconnect keeps the same goal
 		r.log.Info("will stop at the current source position", "lsn", stopAt)
 	}
-	if stopAt != 0 && st.LSN >= stopAt && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 {
+	// A run to the source's position now owes a publication poll even when
+	// the target holds that position already (engine.pollOwed): what the
+	// source did with no WAL the stream carries (a table rewritten, a
+	// partition that lost rows the stream wrote through it) shows only there.
+	if stopAt != 0 && st.LSN >= stopAt && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 && !r.cfg.StopAtNow {
 		r.log.Info("target already holds everything up to the stop position", "stored", st.LSN, "stop_at", stopAt)
 		return nil
 	}

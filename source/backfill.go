@@ -512,29 +512,40 @@ func (ch *Chunk) RowsBinary(ctx context.Context, t *schema.Table, after, upto []
 // PartitionKeys returns the keys (as Upper gives them) of the rows the
 // partitions given (leaves of the chunk's partitioned table, at any depth)
 // hold in the chunk's snapshot, at most limit of them: ok is false when
-// they hold more, or the table has no key.
+// they hold more, the table has no key, or a key is null. The rows are
+// read through the published table, narrowed by each partition's
+// constraint: a role may read the table and not its partitions (CREATE
+// TABLE ... PARTITION OF grants nothing), and the publication's row filter
+// applies.
 func (ch *Chunk) PartitionKeys(ctx context.Context, partitions []uint32, limit int) (keys [][]string, ok bool, err error) {
 	if !ch.Published || len(keyColumns(ch.Table)) == 0 {
 		return nil, false, nil
 	}
-	texts := make([]string, 0, 4)
-	for _, k := range keyColumns(ch.Table) {
-		texts = append(texts, k+"::text")
+	var cols []schema.Column
+	var texts []string
+	for _, c := range ch.Table.Columns {
+		if c.Key {
+			cols = append(cols, c)
+			texts = append(texts, quoteIdent(c.Name)+"::text")
+		}
 	}
 	for _, p := range partitions {
-		var name string
-		err := ch.tx.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
-			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1`, int64(p)).Scan(&name)
+		var cond *string
+		err := ch.tx.QueryRow(ctx, `SELECT pg_catalog.pg_get_partition_constraintdef(c.oid) FROM pg_catalog.pg_class c WHERE c.oid = $1 AND c.relispartition`, int64(p)).Scan(&cond)
 		if errors.Is(err, pgx.ErrNoRows) {
-			continue // dropped since: it holds no rows
+			continue // dropped or detached since: it holds none of the table's rows
 		}
 		if err != nil {
-			return nil, false, classify("look up a partition", err)
+			return nil, false, classify(fmt.Sprintf("look up partition %d of %s", p, ch.Table.QualifiedName()), err)
 		}
-		q := "SELECT " + strings.Join(texts, ", ") + " FROM " + name + " LIMIT " + strconv.Itoa(limit-len(keys)+1)
+		where := ""
+		if cond != nil {
+			where = "(" + *cond + ")"
+		}
+		q := "SELECT " + strings.Join(texts, ", ") + " FROM (" + ch.pub.query(&schema.Table{Columns: cols}, where) + " LIMIT " + strconv.Itoa(limit-len(keys)+1) + ") k"
 		res := ch.tx.Conn().PgConn().ExecParams(ctx, q, nil, nil, nil, nil).Read()
 		if res.Err != nil {
-			return nil, false, classify("read the keys of a partition of "+ch.Table.QualifiedName(), res.Err)
+			return nil, false, classify(fmt.Sprintf("read the keys of partition %d of %s", p, ch.Table.QualifiedName()), res.Err)
 		}
 		for _, r := range res.Rows {
 			k := make([]string, len(r))
@@ -551,6 +562,66 @@ func (ch *Chunk) PartitionKeys(ctx context.Context, partitions []uint32, limit i
 		}
 	}
 	return keys, true, nil
+}
+
+// MissingKeys returns those of keys (each the key columns' values as text,
+// in key column order) that no row of the chunk's table has in the chunk's
+// snapshot, in the order given.
+func (ch *Chunk) MissingKeys(ctx context.Context, keys [][]string) ([][]string, error) {
+	if !ch.Published {
+		return nil, errors.New("look up rows: the table is not published")
+	}
+	var cols []schema.Column
+	var names, texts []string
+	for _, c := range ch.Table.Columns {
+		if c.Key {
+			cols = append(cols, c)
+			names = append(names, quoteIdent(c.Name))
+			texts = append(texts, quoteIdent(c.Name)+"::text")
+		}
+	}
+	if len(cols) == 0 || len(keys) == 0 {
+		return nil, nil
+	}
+	var b strings.Builder
+	b.WriteString("(" + strings.Join(names, ", ") + ") IN (")
+	for i, k := range keys {
+		if len(k) != len(cols) {
+			return nil, fmt.Errorf("look up rows of %s: a key has %d columns, the table's key %d", ch.Table.QualifiedName(), len(k), len(cols))
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for j, v := range k {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(quoteLiteral(v))
+		}
+		b.WriteByte(')')
+	}
+	b.WriteByte(')')
+	q := "SELECT " + strings.Join(texts, ", ") + " FROM (" + ch.pub.query(&schema.Table{Columns: cols}, b.String()) + ") k"
+	res := ch.tx.Conn().PgConn().ExecParams(ctx, q, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return nil, classify("look up rows of "+ch.Table.QualifiedName(), res.Err)
+	}
+	present := make(map[string]bool, len(res.Rows))
+	for _, r := range res.Rows {
+		parts := make([]string, len(r))
+		for i, v := range r {
+			parts[i] = string(v)
+		}
+		present[strings.Join(parts, "\x00")] = true
+	}
+	var missing [][]string
+	for _, k := range keys {
+		if !present[strings.Join(k, "\x00")] {
+			missing = append(missing, k)
+		}
+	}
+	return missing, nil
 }
 
 // RowsWithKeys streams the rows of t whose key is one of keys (each the

@@ -403,6 +403,10 @@ type TableInfo struct {
 	// role on this table, so a copy would read only some of its rows
 	// (walmirror's connections refuse such a read: row_security = off).
 	RowSecurity bool
+	// ForeignPartitions: a partitioned table with a foreign table among its
+	// partitions, whose rows a copy reads through the root and whose
+	// changes are in no WAL.
+	ForeignPartitions bool
 }
 
 // KeylessForUpdates says the table has no key for UPDATE and DELETE to be
@@ -414,13 +418,14 @@ func (t TableInfo) KeylessForUpdates() bool {
 
 const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text,
 	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), c.relkind = 'p', c.relispartition,
-	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), row_security_active(c.oid)`
+	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), row_security_active(c.oid),
+	c.relkind = 'p' AND EXISTS (SELECT FROM pg_class f WHERE f.relkind = 'f' AND f.oid IN ` + leavesOf + `)`
 
 func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
 		t := TableInfo{Exists: true}
 		var ident string
-		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity)
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions)
 		if ident != "" {
 			t.ReplicaIdentity = ident[0]
 		}

@@ -244,6 +244,10 @@ func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, 
 			}
 			bad++
 		}
+		if t.ForeignPartitions {
+			c.warn("table", "%s has a foreign table among its partitions: the copy reads its rows, but their changes are in no WAL, so the copy of them goes stale (leave %s out, or detach the foreign partition)", t.Name, t.Name)
+			bad++
+		}
 		if t.RowSecurity && t.CanSelect {
 			msg := fmt.Sprintf("row-level security hides rows of %s from role %q, while the stream carries them all: the initial copy would stop with an error (ALTER ROLE %s BYPASSRLS as a superuser, connect as the table's owner, or ALTER TABLE %s DISABLE ROW LEVEL SECURITY)",
 				t.Name, user, quoteIdent(user), t.Name)

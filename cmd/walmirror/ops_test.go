@@ -591,3 +591,20 @@ func TestCheckLockTable(t *testing.T) {
 		t.Errorf("check does not warn of the lock table:\n%s%s", r.stdout, r.stderr)
 	}
 }
+
+// TestCheckForeignPartition: a partitioned table published through its root
+// with a foreign table among its partitions (an archive on another server)
+// is warned of: the copy reads the foreign rows, and their changes are in no
+// WAL, so the copy of them would go stale with no word (helper-59).
+func TestCheckForeignPartition(t *testing.T) {
+	needServer(t)
+	dsn, _ := newDatabase(t, `CREATE TABLE k (id bigint, v text) PARTITION BY RANGE (id);
+		CREATE TABLE k1 PARTITION OF k FOR VALUES FROM (10000) TO (20000);
+		CREATE FOREIGN DATA WRAPPER archive_fdw; CREATE SERVER archive FOREIGN DATA WRAPPER archive_fdw;
+		CREATE FOREIGN TABLE k_arch PARTITION OF k FOR VALUES FROM (0) TO (10000) SERVER archive;
+		CREATE TABLE plain (id int PRIMARY KEY);`)
+	r := walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "copy.db"))
+	if !strings.Contains(r.stdout, `"public"."k" has a foreign table among its partitions`) || strings.Contains(r.stdout, `"plain" has a foreign`) {
+		t.Errorf("check does not warn of the foreign partition, or warns of another table:\n%s%s", r.stdout, r.stderr)
+	}
+}

@@ -1,17 +1,30 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/walmirror/walmirror/internal/mirrortest"
+	"github.com/walmirror/walmirror/lsn"
 )
 
 // TestPartitionAddedNotCopied: partitions added to a partitioned table
-// published through its root (a new month's partition made ahead, one made
-// and filled in one transaction, a sub-partitioned one, a table holding rows
-// attached) cost a copy of their own rows only, not of the whole table:
-// the copy of a large partitioned table was made again at every new
-// partition. Detaching one still copies the table again (its rows must
-// leave the copy). Stopped between the steps and streaming, every target.
+// published through its root while walmirror streams (a month's partition
+// made ahead, one made and filled in one transaction, a sub-partitioned
+// one, a table holding rows attached) cost a copy of the rows that may
+// differ, not of the whole table: the copy of a large partitioned table
+// was made again at every new partition. Rows the stream wrote through a
+// new partition that then lost them with no WAL (truncated, dropped,
+// detached and attached again before a poll; a table attached, written
+// through the root and detached) leave the copy. Detaching a known partition
+// still copies the table again. walmirror stopped between the steps and
+// streaming through them; it reads as a role that may read the partitioned
+// table and not its partitions. Every target.
 func TestPartitionAddedNotCopied(t *testing.T) {
 	needServer(t)
 	steps := []struct {
@@ -29,6 +42,16 @@ func TestPartitionAddedNotCopied(t *testing.T) {
 			CREATE TABLE m51 PARTITION OF m5 FOR VALUES FROM (500) TO (550);
 			CREATE TABLE m52 PARTITION OF m5 FOR VALUES FROM (550) TO (600); COMMIT;
 			INSERT INTO m SELECT g, 's' || g FROM generate_series(540, 559) g`, false},
+		// Rows written through a new partition that loses them with no WAL.
+		{`CREATE TABLE m6 PARTITION OF m FOR VALUES FROM (600) TO (700);
+			INSERT INTO m VALUES (650, 'x'), (651, 'y'); TRUNCATE m6; INSERT INTO m VALUES (652, 'z')`, false},
+		{`CREATE TABLE m7 PARTITION OF m FOR VALUES FROM (700) TO (800); INSERT INTO m VALUES (750, 'x');
+			DROP TABLE m7; CREATE TABLE m8 PARTITION OF m FOR VALUES FROM (800) TO (900)`, false},
+		{`CREATE TABLE m9 PARTITION OF m FOR VALUES FROM (900) TO (1000); INSERT INTO m VALUES (950, 'x'), (951, 'y');
+			ALTER TABLE m DETACH PARTITION m9; DELETE FROM m9 WHERE id = 950;
+			ALTER TABLE m ATTACH PARTITION m9 FOR VALUES FROM (900) TO (1000)`, false},
+		{`CREATE TABLE px (LIKE m); ALTER TABLE m ATTACH PARTITION px FOR VALUES FROM (1000) TO (1100);
+			INSERT INTO m VALUES (1050, 'via m'); ALTER TABLE m DETACH PARTITION px`, false},
 		{`ALTER TABLE m DETACH PARTITION m0; UPDATE m SET v = 'after' WHERE id = 150`, true},
 	}
 	for _, streaming := range []bool{false, true} {
@@ -38,36 +61,44 @@ func TestPartitionAddedNotCopied(t *testing.T) {
 		}
 		for _, tg := range schemaTargets {
 			t.Run(mode+"/"+tg.name, func(t *testing.T) {
+				ctx := context.Background()
 				dsn, db := newDatabase(t, `CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
 					CREATE TABLE m0 PARTITION OF m FOR VALUES FROM (0) TO (100);
 					CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (100) TO (200);
 					INSERT INTO m SELECT g, 'v' || g FROM generate_series(0, 199) g;
-					CREATE PUBLICATION pm FOR TABLE m WITH (publish_via_partition_root = true)`)
+					CREATE PUBLICATION pm FOR TABLE m WITH (publish_via_partition_root = true);`)
+				role := "r_" + db
+				mustExec(t, db, `CREATE ROLE `+role+` LOGIN REPLICATION PASSWORD 'pw'; GRANT SELECT ON m TO `+role)
+				t.Cleanup(func() {
+					server.Exec(ctx, db, "DROP OWNED BY "+role)
+					server.Exec(ctx, "postgres", "DROP ROLE IF EXISTS "+role)
+				})
+				source := server.DSNFor(role, "pw", db)
 				target, rows := tg.new(t)
 				slot := "s_" + db
 				dropSlotAtEnd(t, db, slot)
-				args := []string{"--source", dsn, "--target", target, "--slot", slot, "--publication", "pm", "--poll-interval", "200ms"}
-				runNow(t, dsn, target, slot, "--publication", "pm")
+				args := []string{"--source", source, "--target", target, "--slot", slot, "--publication", "pm", "--poll-interval", "200ms"}
+				runNow(t, source, target, slot, "--publication", "pm")
 				for i, s := range steps {
 					var log string
-					if streaming {
-						stop, logPath := startRunUntil(t, "msg=streaming", append(args, "--metrics-addr", "127.0.0.1:0")...)
-						mustExec(t, db, s.sql)
-						waitCurrent(t, dsn, logPath, stop)
-						log = stop()
-						// A bounded run sees the poll through.
+					bounded := func() {
+						t.Helper()
 						r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...)
 						if r.code != 0 {
 							t.Fatalf("step %d: run exited %d:\n%s", i, r.code, r.stderr)
 						}
 						log += r.stderr
+					}
+					if streaming {
+						stop, logPath := startRunUntil(t, "msg=streaming", append(args, "--metrics-addr", "127.0.0.1:0", "--log-level", "debug")...)
+						waitPolled(t, dsn, logPath, stop) // the first poll, which tracking needs
+						mustExec(t, db, s.sql)
+						waitPolled(t, dsn, logPath, stop)
+						log = stop()
+						bounded() // sees the poll through
 					} else {
 						mustExec(t, db, s.sql)
-						r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...)
-						if r.code != 0 {
-							t.Fatalf("step %d: run exited %d:\n%s", i, r.code, r.stderr)
-						}
-						log = r.stderr
+						bounded()
 					}
 					compareRows(t, dsn, rows, "SELECT id, v FROM m")
 					if copied := strings.Contains(log, "copying table online"); copied != s.wholeCopy {
@@ -77,4 +108,40 @@ func TestPartitionAddedNotCopied(t *testing.T) {
 			})
 		}
 	}
+}
+
+var publicationListed = regexp.MustCompile(`msg="publication listed" at=([0-9A-F]+/[0-9A-F]+) tables=[0-9]+ copying=([0-9]+)`)
+
+// waitPolled waits until the run logging (at debug level) to logPath has
+// settled past the source's current WAL position: two publication listings
+// in a row taken at or past it, with no online copy in progress and none
+// begun between them, and what they wrote committed (a keepalive after
+// them confirms). It fails the test with the run's log (stop) otherwise.
+func waitPolled(t *testing.T, dsn, logPath string, stop func() string) {
+	t.Helper()
+	at, err := mirrortest.SourceRows(context.Background(), dsn, "SELECT pg_current_wal_lsn()::text")
+	if err != nil || len(at) != 1 {
+		t.Fatalf("current WAL position: %q %v", at, err)
+	}
+	want, err := lsn.Parse(at[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	settled := func(out []byte, m []int) bool {
+		l, err := lsn.Parse(string(out[m[2]:m[3]]))
+		return err == nil && l >= want && string(out[m[4]:m[5]]) == "0"
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ := os.ReadFile(logPath)
+		ms := publicationListed.FindAllSubmatchIndex(out, -1)
+		for i := 1; i < len(ms); i++ {
+			if settled(out, ms[i-1]) && settled(out, ms[i]) && !bytes.Contains(out[ms[i-1][1]:ms[i][0]], []byte(`msg="copying`)) &&
+				bytes.Contains(out[ms[i][1]:], []byte(`msg="keepalive: confirm"`)) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("walmirror did not settle past %s:\n%s", want, stop())
 }

@@ -1,0 +1,461 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/source"
+)
+
+// Partitioned tables published through their root
+// (publish_via_partition_root): the stream names the root for every change,
+// whichever partition holds the row, and carries nothing for what changes
+// the partitions themselves: a partition attached brings rows the stream
+// never carried, and one truncated, detached or dropped takes rows away.
+// The storage signature (leaves, their data files, their links) shows these
+// at the next poll, which copied the whole table again. Two cheaper,
+// exact ways cover the common cases:
+//
+//   - the keys the stream (and copies by key) wrote to the table since the
+//     poll last found its signature as known are tracked (partTrack). At
+//     the next poll that finds it unchanged, those missing from the source
+//     are copied again by key: a partition that came and went between two
+//     polls took them away with no WAL.
+//   - partitions added, and nothing else changed, copy by key the rows the
+//     new partitions hold and the tracked keys (partitionsAdded).
+//
+// Both need the keys to be tracked since the signature was known, and at
+// most maxPartitionKeys of them: past that, or with a key that cannot be
+// matched exactly (keyOrder), added partitions copy the whole table again
+// as before, and a partition that came and went between two polls goes
+// unseen.
+
+// maxPartitionKeys bounds the keys tracked per partitioned table between
+// two polls and the rows added partitions may hold for the copy to take
+// them by key.
+const maxPartitionKeys = 5000
+
+// partitionLinker reads a partitioned table's links without some
+// partitions' (source.Copier.LinksWithout).
+type partitionLinker interface {
+	LinksWithout(ctx context.Context, relid uint32, partitions []uint32) (string, error)
+}
+
+// partTrack is what was written to a partitioned table's copy since the
+// poll found its storage signature as known (sig): the key of each row the
+// stream inserted or updated (and did not delete since), or a copy by key
+// wrote, with the position of its transaction's commit.
+type partTrack struct {
+	sig      string
+	keys     map[string]trackedKey
+	overflow bool // more than maxPartitionKeys, or a key not matched exactly: not kept
+	order    keyOrder
+	orderOf  *schema.Table
+}
+
+type trackedKey struct {
+	at  lsn.LSN
+	key []string
+}
+
+func newPartTrack(sig string) *partTrack {
+	return &partTrack{sig: sig, keys: map[string]trackedKey{}}
+}
+
+// keyOf is tup's key as text (joined, and by column), false when the table's
+// key cannot be matched exactly or a key value was not sent.
+func (tr *partTrack) keyOf(t *schema.Table, tup schema.Tuple) (string, []string, bool) {
+	if tr.orderOf != t {
+		tr.order, tr.orderOf = orderOf(t), t
+	}
+	if !tr.order.ok {
+		return "", nil, false
+	}
+	key := make([]string, len(tr.order.cols))
+	for i, c := range tr.order.cols {
+		if c >= len(tup) || tup[c].State != schema.Text {
+			return "", nil, false
+		}
+		key[i] = string(tup[c].Data)
+	}
+	return strings.Join(key, "\x00"), key, true
+}
+
+// write records a change the stream applies, committing at at.
+func (tr *partTrack) write(at lsn.LSN, t *schema.Table, c schema.RowChange) {
+	if tr.overflow {
+		return
+	}
+	if c.Old != nil {
+		// Deleted, or updated with its key changed: gone from the copy.
+		if s, _, ok := tr.keyOf(t, c.Old); ok {
+			delete(tr.keys, s)
+		}
+	}
+	if c.New == nil {
+		return
+	}
+	s, key, ok := tr.keyOf(t, c.New)
+	if !ok {
+		tr.drop()
+		return
+	}
+	tr.add(at, s, key)
+}
+
+func (tr *partTrack) add(at lsn.LSN, s string, key []string) {
+	if tr.overflow {
+		return
+	}
+	tr.keys[s] = trackedKey{at: at, key: key}
+	if len(tr.keys) > maxPartitionKeys {
+		tr.drop()
+	}
+}
+
+func (tr *partTrack) drop() { tr.overflow, tr.keys = true, nil }
+
+// upTo returns the tracked keys written at or before at, sorted.
+func (tr *partTrack) upTo(at lsn.LSN) (joined []string, keys [][]string) {
+	for s, k := range tr.keys {
+		if k.at <= at {
+			joined = append(joined, s)
+		}
+	}
+	slices.Sort(joined)
+	for _, s := range joined {
+		keys = append(keys, tr.keys[s].key)
+	}
+	return joined, keys
+}
+
+// knownSig says whether the tracking began when relid's signature was was:
+// tr.sig, read as today's when stored by an older version.
+func (tr *partTrack) knownSig(was string) bool {
+	return tr.sig != "" && upgradeSig(tr.sig, was) == was
+}
+
+// tracker returns relid's partTrack (nil: its writes are not tracked). At
+// the first look in a run at a table whose stored signature is a
+// partitioned table's, tracking starts from that signature: the run's first
+// poll compares with it, and nothing was written to the table in this run
+// before (the first change, Relation message or poll looks).
+func (e *engine) tracker(ctx context.Context, relid uint32) (*partTrack, error) {
+	if tr := e.partTracks[relid]; tr != nil || e.trackLooked[relid] || e.copier == nil {
+		return tr, nil
+	}
+	e.trackLooked[relid] = true
+	if e.fills[relid] != nil {
+		return nil, nil
+	}
+	stored, found, err := e.storedShape(ctx, relid)
+	if err != nil || !found || !partitionedSig(relid, stored.Storage) {
+		return nil, err
+	}
+	tr := newPartTrack(stored.Storage)
+	e.partTracks[relid] = tr
+	return tr, nil
+}
+
+// trackWrite records a change the stream applies to t, when t's writes are
+// tracked.
+func (e *engine) trackWrite(ctx context.Context, t *schema.Table, c schema.RowChange) error {
+	tr, err := e.tracker(ctx, t.ID)
+	if tr != nil {
+		tr.write(e.txEnd, t, c)
+	}
+	return err
+}
+
+// trackCopied records the keys of rows a copy by key writes to t's copy
+// (a copy of the whole table is followed by trackFrom). Keys whose rows the
+// source no longer held are not written, and not tracked.
+func (e *engine) trackCopied(t *schema.Table, rows []schema.Tuple) {
+	tr := e.partTracks[t.ID]
+	if tr == nil {
+		e.trackLooked[t.ID] = true // tracking cannot start from the stored signature now
+		return
+	}
+	for _, r := range rows {
+		s, key, ok := tr.keyOf(t, r)
+		if !ok {
+			tr.drop()
+			return
+		}
+		tr.add(e.lastEnd, s, key)
+	}
+}
+
+// trackFrom starts tracking relid's writes again when a copy of the whole
+// table replaces its rows with the data of storage signature sig.
+func (e *engine) trackFrom(relid uint32, sig string) {
+	if !partitionedSig(relid, sig) {
+		delete(e.partTracks, relid)
+		return
+	}
+	tr := e.partTracks[relid]
+	if tr == nil || tr.overflow {
+		e.partTracks[relid] = newPartTrack(sig)
+		return
+	}
+	tr.sig = sig // the keys written before stay: more than needed
+}
+
+// storageKnown is the poll listed at position at finding relid's storage
+// signature sig as known. Tracked keys written up to there that the source
+// no longer holds were taken away with no WAL (a partition truncated,
+// detached or dropped after the stream wrote them through it, and
+// maybe made between the two polls): they are copied again by key, which
+// deletes them. The others are let go. Tracking begins here if it has
+// not.
+func (e *engine) storageKnown(ctx context.Context, relid uint32, name, sig string, at lsn.LSN) error {
+	if !partitionedSig(relid, sig) || e.fills[relid] != nil {
+		return nil
+	}
+	tr := e.partTracks[relid]
+	if tr == nil || tr.overflow || !tr.knownSig(sig) {
+		if tr == nil {
+			e.log.Debug("tracking the keys written to a partitioned table: partitions added to it copy only the rows that may differ", "table", name)
+		}
+		e.partTracks[relid] = newPartTrack(sig)
+		return nil
+	}
+	tr.sig = sig
+	joined, keys := tr.upTo(at)
+	if len(keys) == 0 {
+		return nil
+	}
+	ch, err := e.copier.BeginChunk(ctx, relid)
+	if source.IsLockTimeout(err) {
+		return nil // the next poll looks at them
+	}
+	if err != nil {
+		return fmt.Errorf("look for rows of %s the source no longer holds: %w", name, err)
+	}
+	defer ch.Abort(context.WithoutCancel(ctx))
+	if !ch.Published {
+		return nil
+	}
+	missing, err := ch.MissingKeys(ctx, keys)
+	if err != nil {
+		return err
+	}
+	for _, s := range joined {
+		delete(tr.keys, s)
+	}
+	if len(missing) > 0 {
+		e.startKeysFill(relid, name, missing, "rows the stream wrote through a partition that no longer holds them (truncated, detached or dropped: no WAL says so)")
+	}
+	return nil
+}
+
+// partitionedSig says whether sig is a partitioned table's (its leaves are
+// other tables) rather than a plain table's (relid:relfilenode).
+func partitionedSig(relid uint32, sig string) bool {
+	if sig == "" {
+		return false
+	}
+	files, _, _ := strings.Cut(sig, "|")
+	leaves, _ := splitFiles(files)
+	return leaves == "" || strings.Contains(leaves, ",") || !strings.HasPrefix(leaves, strconv.FormatUint(uint64(relid), 10)+":")
+}
+
+// addedOutcome is what partitionsAdded did.
+type addedOutcome int
+
+const (
+	addedNotCopied addedOutcome = iota // the caller copies the whole table
+	addedCopied                        // the rows that may differ are being copied by key
+	addedLater                         // the table is locked: look again later
+)
+
+// partitionsAdded handles partitions added to the partitioned table relid,
+// whose storage signature went from was to now by them alone
+// (addedPartitions): instead of the whole table, the rows that may differ
+// are copied online by key. Those are the rows the new partitions hold (the
+// stream did not carry them as the table's if they were there before the
+// partition was attached), read after the partitions were added, so that
+// every row they held then and hold still is among them; and the keys
+// tracked since was (partTrack), which may have gone through a partition
+// that lost them with no WAL. The copy by key deletes each key in the copy
+// and reads it again from the table as of its own snapshot, the stream's
+// changes after that applied on top. A partition made empty with CREATE
+// TABLE ... PARTITION OF while nothing was written copies nothing.
+//
+// It copies nothing (addedNotCopied) when that cannot be relied on: keys not
+// tracked since was, other links changed, no key matched exactly, too many
+// rows. at is the poll listing's position: now is then taken as known. At 0
+// (a Relation message, whose catalog read may be ahead of the stream) it is
+// not, and the keys copied are tracked: the next poll copies what may
+// differ again.
+func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string, t *schema.Table, was, now string, added []uint32, at lsn.LSN) (addedOutcome, error) {
+	pl, ok := e.copier.(partitionLinker)
+	tr := e.partTracks[relid]
+	if !ok || e.fills[relid] != nil || tr == nil || tr.overflow || !tr.knownSig(was) {
+		return addedNotCopied, nil
+	}
+	links, err := pl.LinksWithout(ctx, relid, added)
+	if err != nil {
+		return addedNotCopied, fmt.Errorf("look up the partitions of %s in the source catalog: %w", name, err)
+	}
+	if links != inhPart(was) {
+		return addedNotCopied, nil
+	}
+	ch, err := e.copier.BeginChunk(ctx, relid)
+	if source.IsLockTimeout(err) {
+		if at == 0 {
+			return addedNotCopied, nil // the changes that follow may touch its rows: copy now
+		}
+		return addedLater, nil
+	}
+	if err != nil {
+		return addedNotCopied, fmt.Errorf("read the partitions added to %s: %w", name, err)
+	}
+	defer ch.Abort(context.WithoutCancel(ctx))
+	if !ch.Published || !orderOf(ch.Table).ok || t != nil && !sameKey(t, ch.Table) {
+		return addedNotCopied, nil
+	}
+	keys, ok, err := ch.PartitionKeys(ctx, added, maxPartitionKeys)
+	if err != nil || !ok {
+		return addedNotCopied, err
+	}
+	fromLeaves := len(keys)
+	seen := make(map[string]bool, len(keys)+len(tr.keys))
+	for _, k := range keys {
+		seen[strings.Join(k, "\x00")] = true
+	}
+	joined, tracked := tr.upTo(lsn.LSN(1<<64 - 1))
+	for i, k := range tracked {
+		if !seen[joined[i]] {
+			seen[joined[i]] = true
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) > maxPartitionKeys {
+		return addedNotCopied, nil
+	}
+	if at != 0 {
+		e.storage[relid] = now
+		for _, x := range []*schema.Table{t, e.tables[relid]} {
+			if x != nil {
+				x.Storage = now
+				delete(e.ensured, x) // its shape is stored again, with now
+			}
+		}
+	}
+	switch {
+	case len(keys) > 0:
+		e.startKeysFill(relid, name, keys, fmt.Sprintf("%d partitions added to it: the %d rows they hold, and %d more the copy was written since it last looked",
+			len(added), fromLeaves, len(keys)-fromLeaves))
+	case at != 0:
+		e.log.Info("partitions added to a published partitioned table hold no rows the copy lacks", "table", name, "partitions", len(added))
+	}
+	if at != 0 {
+		// The keyed copy covers every key tracked up to now.
+		tr.sig = now
+		joined, _ := tr.upTo(at)
+		for _, s := range joined {
+			delete(tr.keys, s)
+		}
+		if t != nil && e.tables[relid] == t {
+			if err := e.ensureOpen(ctx); err != nil {
+				return addedNotCopied, err
+			}
+			e.pendingN++
+			return addedCopied, e.ensure(ctx, t)
+		}
+	}
+	return addedCopied, nil
+}
+
+// sameKey says a and b have the same key columns, by name, in order.
+func sameKey(a, b *schema.Table) bool {
+	var ka, kb []string
+	for _, c := range a.Columns {
+		if c.Key {
+			ka = append(ka, c.Name)
+		}
+	}
+	for _, c := range b.Columns {
+		if c.Key {
+			kb = append(kb, c.Name)
+		}
+	}
+	return len(ka) > 0 && slices.Equal(ka, kb)
+}
+
+// addedPartitions returns the partitions (leaf oids) in storage signature
+// now that are not in was, when they are all that tells the two apart,
+// short of the partition links (";inh:", which the caller checks without
+// them): the same publication membership and name, the same other parts,
+// and every leaf of was with the same data files. Else nil.
+func addedPartitions(was, now string) []uint32 {
+	wFiles, wRest, ok1 := strings.Cut(was, "|")
+	nFiles, nRest, ok2 := strings.Cut(now, "|")
+	if !ok1 || !ok2 || wRest != nRest {
+		return nil
+	}
+	wLeaves, wOther := splitFiles(wFiles)
+	nLeaves, nOther := splitFiles(nFiles)
+	if wOther != nOther {
+		return nil
+	}
+	had := map[string]string{}
+	for f := range strings.SplitSeq(wLeaves, ",") {
+		if f != "" {
+			oid, node, _ := strings.Cut(f, ":")
+			had[oid] = node
+		}
+	}
+	var added []uint32
+	for f := range strings.SplitSeq(nLeaves, ",") {
+		if f == "" {
+			continue
+		}
+		oid, node, _ := strings.Cut(f, ":")
+		if w, ok := had[oid]; ok {
+			if w != node {
+				return nil
+			}
+			delete(had, oid)
+			continue
+		}
+		id, err := strconv.ParseUint(oid, 10, 32)
+		if err != nil {
+			return nil
+		}
+		added = append(added, uint32(id))
+	}
+	if len(had) > 0 {
+		return nil // a partition left
+	}
+	return added
+}
+
+// splitFiles splits a signature's data files part into its leaves
+// (oid:relfilenode pairs) and the rest, without the partition links.
+func splitFiles(files string) (leaves, other string) {
+	leaves, other, _ = strings.Cut(files, ";")
+	if other != "" {
+		other = ";" + other
+	}
+	if i := strings.Index(other, ";inh:"); i >= 0 {
+		other = other[:i]
+	}
+	return leaves, other
+}
+
+// inhPart is the partition links part of a signature (";inh:" and a hash),
+// "" when it has none.
+func inhPart(sig string) string {
+	files, _, _ := strings.Cut(sig, "|")
+	if i := strings.Index(files, ";inh:"); i >= 0 {
+		return files[i:]
+	}
+	return ""
+}
