@@ -106,7 +106,7 @@ func TestPartTrack(t *testing.T) {
 	row := func(id string) schema.Tuple {
 		return schema.Tuple{{State: schema.Text, Data: []byte(id)}, {State: schema.Text, Data: []byte("x")}}
 	}
-	tr := newPartTrack("sig")
+	tr := newPartTrack("sig", true)
 	tr.write(10, tbl, schema.RowChange{Op: schema.Insert, New: row("1")})
 	tr.write(20, tbl, schema.RowChange{Op: schema.Insert, New: row("2")})
 	tr.write(30, tbl, schema.RowChange{Op: schema.Update, Old: row("2"), New: row("3")}) // key changed
@@ -123,7 +123,7 @@ func TestPartTrack(t *testing.T) {
 	if !tr.overflow {
 		t.Fatal("a key not sent did not stop the tracking")
 	}
-	tr = newPartTrack("sig")
+	tr = newPartTrack("sig", true)
 	for i := range maxPartitionKeys + 1 {
 		tr.write(1, tbl, schema.RowChange{Op: schema.Insert, New: row(strconv.Itoa(i))})
 	}

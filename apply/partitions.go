@@ -33,7 +33,12 @@ import (
 // most maxPartitionKeys of them: past that, or with a key that cannot be
 // matched exactly (keyOrder), added partitions copy the whole table again
 // as before, and a partition that came and went between two polls goes
-// unseen.
+// unseen. Tracked keys live in memory: a run starts tracking from the
+// stored signature, but what the run before it wrote after its last poll
+// is unknown, so partitions added before the new run's first poll copy the
+// whole table, and a partition that came and went then with rows that run
+// wrote goes unseen. (A bounded run to now ends after a poll that covers
+// everything it wrote.)
 
 // maxPartitionKeys bounds the keys tracked per partitioned table between
 // two polls and the rows added partitions may hold for the copy to take
@@ -51,8 +56,14 @@ type partitionLinker interface {
 // stream inserted or updated (and did not delete since), or a copy by key
 // wrote, with the position of its transaction's commit.
 type partTrack struct {
-	sig      string
-	keys     map[string]trackedKey
+	sig  string
+	keys map[string]trackedKey
+	// complete: every write since sig was known is here. Not so for a
+	// tracking started from the stored signature at a run's first look:
+	// the run before may have written after its last poll, and what it
+	// tracked went with it. Its keys are still checked at the next poll,
+	// which completes it.
+	complete bool
 	overflow bool // more than maxPartitionKeys, or a key not matched exactly: not kept
 	order    keyOrder
 	orderOf  *schema.Table
@@ -63,8 +74,8 @@ type trackedKey struct {
 	key []string
 }
 
-func newPartTrack(sig string) *partTrack {
-	return &partTrack{sig: sig, keys: map[string]trackedKey{}}
+func newPartTrack(sig string, complete bool) *partTrack {
+	return &partTrack{sig: sig, keys: map[string]trackedKey{}, complete: complete}
 }
 
 // keyOf is tup's key as text (joined, and by column), false when the table's
@@ -142,9 +153,9 @@ func (tr *partTrack) knownSig(was string) bool {
 
 // tracker returns relid's partTrack (nil: its writes are not tracked). At
 // the first look in a run at a table whose stored signature is a
-// partitioned table's, tracking starts from that signature: the run's first
-// poll compares with it, and nothing was written to the table in this run
-// before (the first change, Relation message or poll looks).
+// partitioned table's, tracking starts from that signature, not complete:
+// nothing was written to the table in this run before (the first change,
+// Relation message or poll looks), but the run before may have.
 func (e *engine) tracker(ctx context.Context, relid uint32) (*partTrack, error) {
 	if tr := e.partTracks[relid]; tr != nil || e.trackLooked[relid] || e.copier == nil {
 		return tr, nil
@@ -157,7 +168,7 @@ func (e *engine) tracker(ctx context.Context, relid uint32) (*partTrack, error) 
 	if err != nil || !found || !partitionedSig(relid, stored.Storage) {
 		return nil, err
 	}
-	tr := newPartTrack(stored.Storage)
+	tr := newPartTrack(stored.Storage, false)
 	e.partTracks[relid] = tr
 	return tr, nil
 }
@@ -200,10 +211,12 @@ func (e *engine) trackFrom(relid uint32, sig string) {
 	}
 	tr := e.partTracks[relid]
 	if tr == nil || tr.overflow {
-		e.partTracks[relid] = newPartTrack(sig)
+		e.partTracks[relid] = newPartTrack(sig, true)
 		return
 	}
-	tr.sig = sig // the keys written before stay: more than needed
+	// The copy replaces every row: the writes since are all tracked. The
+	// keys written before stay: more than needed.
+	tr.sig, tr.complete = sig, true
 }
 
 // storageKnown is the poll listed at position at finding relid's storage
@@ -222,10 +235,10 @@ func (e *engine) storageKnown(ctx context.Context, relid uint32, name, sig strin
 		if tr == nil {
 			e.log.Debug("tracking the keys written to a partitioned table: partitions added to it copy only the rows that may differ", "table", name)
 		}
-		e.partTracks[relid] = newPartTrack(sig)
+		e.partTracks[relid] = newPartTrack(sig, true)
 		return nil
 	}
-	tr.sig = sig
+	tr.sig, tr.complete = sig, true
 	joined, keys := tr.upTo(at)
 	if len(keys) == 0 {
 		return nil
@@ -296,7 +309,7 @@ const (
 func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string, t *schema.Table, was, now string, added []uint32, at lsn.LSN) (addedOutcome, error) {
 	pl, ok := e.copier.(partitionLinker)
 	tr := e.partTracks[relid]
-	if !ok || e.fills[relid] != nil || tr == nil || tr.overflow || !tr.knownSig(was) {
+	if !ok || e.fills[relid] != nil || tr == nil || !tr.complete || tr.overflow || !tr.knownSig(was) {
 		return addedNotCopied, nil
 	}
 	links, err := pl.LinksWithout(ctx, relid, added)
