@@ -136,10 +136,17 @@ type keyOrder struct {
 	cols []int  // key column indexes in the table
 	uuid []bool // per key column: uuid (else an integer)
 	ok   bool
+	// matchable: the table has a key (not REPLICA IDENTITY FULL), of any
+	// types. Keys in the text form the stream gives (pgoutput's, or ::text
+	// in a source session with the same settings: source/config.go) match
+	// its changes by that text; keys from elsewhere (resync --key, verify)
+	// only when ok, which canonical brings to that form.
+	matchable bool
 }
 
 func orderOf(t *schema.Table) keyOrder {
 	var k keyOrder
+	other := false
 	for i, c := range t.Columns {
 		if !c.Key {
 			continue
@@ -150,11 +157,19 @@ func orderOf(t *schema.Table) keyOrder {
 		case 2950:
 			k.uuid = append(k.uuid, true)
 		default:
-			return keyOrder{}
+			other = true
+			k.uuid = append(k.uuid, false)
 		}
 		k.cols = append(k.cols, i)
 	}
-	k.ok = len(k.cols) > 0 && t.Identity != schema.IdentityFull
+	k.matchable = len(k.cols) > 0 && t.Identity != schema.IdentityFull
+	k.ok = k.matchable && !other
+	if !k.ok {
+		k.uuid = nil
+		if !k.matchable {
+			k.cols = nil
+		}
+	}
 	return k
 }
 
@@ -194,6 +209,9 @@ func (k keyOrder) compare(i int, a []byte, b string) int {
 // (integers in decimal, uuids in lowercase with hyphens); ok is false when
 // a value is not of its column's type.
 func (k keyOrder) canonical(t *schema.Table, key []string) ([]string, bool) {
+	if k.matchable && !k.ok && len(key) == len(k.cols) {
+		return key, true // in the stream's form already (matchable)
+	}
 	if !k.ok || len(key) != len(k.cols) {
 		return nil, false
 	}
@@ -425,7 +443,7 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 	if !f.ordered {
 		f.order, f.ordered = orderOf(t), true
 	}
-	if f.copy.Keys != nil && f.order.ok {
+	if f.copy.Keys != nil && f.order.matchable {
 		in := f.hasKey(t, keyTuple(c))
 		out := in
 		if c.Op == schema.Update && c.Old != nil {
@@ -638,7 +656,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		f.order, f.ordered = orderOf(t), true
 	}
 	keyed := f.copy.Keys != nil
-	if keyed && !f.order.ok {
+	if keyed && !f.order.matchable {
 		e.startFill(relid, f.copy.Table, -1, "its key cannot be matched exactly, so the whole table is copied again")
 		return nil
 	}

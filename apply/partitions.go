@@ -30,8 +30,8 @@ import (
 //     new partitions hold and the tracked keys (partitionsAdded).
 //
 // Both need the keys to be tracked since the signature was known, and at
-// most maxPartitionKeys of them: past that, or with a key that cannot be
-// matched exactly (keyOrder), added partitions copy the whole table again
+// most maxPartitionKeys of them: past that, or with no key to match
+// (keyOrder.matchable), added partitions copy the whole table again
 // as before, and a partition that came and went between two polls goes
 // unseen. Tracked keys live in memory: a run starts tracking from the
 // stored signature, but what the run before it wrote after its last poll
@@ -84,7 +84,7 @@ func (tr *partTrack) keyOf(t *schema.Table, tup schema.Tuple) (string, []string,
 	if tr.orderOf != t {
 		tr.order, tr.orderOf = orderOf(t), t
 	}
-	if !tr.order.ok {
+	if !tr.order.matchable {
 		return "", nil, false
 	}
 	key := make([]string, len(tr.order.cols))
@@ -330,7 +330,7 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 		return addedNotCopied, fmt.Errorf("read the partitions added to %s: %w", name, err)
 	}
 	defer ch.Abort(context.WithoutCancel(ctx))
-	if !ch.Published || !orderOf(ch.Table).ok || t != nil && !sameKey(t, ch.Table) {
+	if !ch.Published || !orderOf(ch.Table).matchable || t != nil && !sameKey(t, ch.Table) {
 		return addedNotCopied, nil
 	}
 	keys, ok, err := ch.PartitionKeys(ctx, added, maxPartitionKeys)
