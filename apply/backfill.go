@@ -766,7 +766,9 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	write := func(rows []schema.Tuple) error {
 		defer func(at time.Time) { tm.write += time.Since(at) }(time.Now())
 		if keyed {
-			e.trackCopied(t, rows)
+			if err := e.trackCopied(ctx, t, rows); err != nil {
+				return err
+			}
 		}
 		b := &schema.Batch{Table: t, Inserts: rows}
 		return e.call(ctx, func(ctx context.Context) error {
@@ -1190,6 +1192,12 @@ func (e *engine) finishFill(relid uint32) {
 	delete(e.storedCols, relid) // the copy stored its shape
 	e.fillOrder = slices.DeleteFunc(e.fillOrder, func(id uint32) bool { return id == relid })
 	e.fillsChanged = true
+	if tr := e.partTracks[relid]; tr != nil && len(tr.keys) > 0 {
+		// Polls skipped the table while it was copied: the keys written
+		// meanwhile are checked at the next (storageKnown), which a
+		// bounded run waits for.
+		e.pollSoon = true
+	}
 }
 
 // copied reports whether the target holds relid's table completely (or
@@ -1252,20 +1260,21 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 		if err != nil {
 			return err
 		}
-		e.polled = &polled{tables: tables, at: at}
+		e.listings++
+		e.polled = &polled{tables: tables, at: at, gen: e.listings}
 	}
 	if streamed < e.polled.at {
 		e.conf.RequestReply() // the next keepalive may show it passed
 		return nil
 	}
-	tables, at := e.polled.tables, e.polled.at
+	tables, at, gen := e.polled.tables, e.polled.at, e.polled.gen
 	e.polled = nil
 	e.log.Debug("publication listed", "at", at, "tables", len(tables), "copying", len(e.fills))
 	if err := e.forgetLeft(ctx, tables, at); err != nil {
 		return err
 	}
 	for _, p := range tables {
-		if err := e.checkStorage(ctx, p, at); err != nil {
+		if err := e.checkStorage(ctx, p, gen); err != nil {
 			return err
 		}
 		if err := e.checkColumns(ctx, p, at); err != nil {
@@ -1359,6 +1368,7 @@ func (e *engine) checkColumns(ctx context.Context, p source.PublishedTable, at l
 type polled struct {
 	tables []source.PublishedTable
 	at     lsn.LSN
+	gen    uint64 // engine.listings when it was taken
 }
 
 // shapeLister is a shapeStore that lists and forgets stored shapes: a table
@@ -1427,7 +1437,7 @@ func (e *engine) forget(ctx context.Context, relid uint32) error {
 // checkStorage copies a table again when the source rewrote it since the
 // target's copy was made: a rewrite with no change after it sends no
 // Relation message.
-func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, at lsn.LSN) error {
+func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, gen uint64) error {
 	if e.fills[p.RelID] != nil || p.Storage == "" {
 		return nil
 	}
@@ -1435,7 +1445,7 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, at l
 	// The signature names the table's schema by oid: a schema renamed
 	// (ALTER SCHEMA ... RENAME) leaves it as it was.
 	if seen == p.Storage && e.knownName(p.RelID) == p.Name {
-		return e.storageKnown(ctx, p.RelID, p.Name, p.Storage, at)
+		return e.storageKnown(ctx, p.RelID, p.Name, p.Storage, gen)
 	}
 	old, found, err := e.storedShape(ctx, p.RelID)
 	if err != nil {
@@ -1451,7 +1461,7 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, at l
 		}
 		if seen = upgradeSig(old.Storage, p.Storage); seen == "" || seen == p.Storage && e.knownName(p.RelID) == p.Name {
 			e.storage[p.RelID] = p.Storage
-			if err := e.storageKnown(ctx, p.RelID, p.Name, p.Storage, at); err != nil {
+			if err := e.storageKnown(ctx, p.RelID, p.Name, p.Storage, gen); err != nil {
 				return err
 			}
 			if seen != "" && old.Storage != seen {
@@ -1476,6 +1486,14 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, at l
 		// files and the TRUNCATE's xid, which a later poll checks again.
 		return nil
 	}
+	// Only the name changed: a partitioned table's partitions are as known
+	// (storageKnown, once the copy's table has its name).
+	known := func() error {
+		if !sameData(seen, p.Storage) {
+			return nil
+		}
+		return e.storageKnown(ctx, p.RelID, p.Name, p.Storage, gen)
+	}
 	renamed := t != nil && sameData(seen, p.Storage) && schema.DisplayName(t.Schema, t.Name) == p.Name
 	if renamed || t != nil && truncated && named {
 		// Only renamed, and the stream already told; or the last change to
@@ -1487,7 +1505,10 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, at l
 			return err
 		}
 		e.pendingN++
-		return e.ensure(ctx, t)
+		if err := e.ensure(ctx, t); err != nil {
+			return err
+		}
+		return known()
 	}
 	if t != nil && (sameData(seen, p.Storage) || truncated) {
 		// Renamed (or moved to another schema), and the stream has not
@@ -1506,12 +1527,14 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, at l
 		if t = e.tables[p.RelID]; t != nil {
 			t.Storage = p.Storage
 			delete(e.ensured, t)
-			return e.ensure(ctx, t)
+			if err := e.ensure(ctx, t); err != nil {
+				return err
+			}
 		}
-		return nil
+		return known()
 	}
 	if added := addedPartitions(seen, p.Storage); added != nil && (t != nil || found) {
-		outcome, err := e.partitionsAdded(ctx, p.RelID, p.Name, t, seen, p.Storage, added, at)
+		outcome, err := e.partitionsAdded(ctx, p.RelID, p.Name, t, seen, p.Storage, added, gen)
 		switch {
 		case err != nil:
 			return err

@@ -118,6 +118,7 @@ type engine struct {
 	storedNames   map[uint32]string                // per table not described in this run: the name its stored shape has (checkStorage)
 	partTracks    map[uint32]*partTrack            // per partitioned table published through its root: keys written since the poll found its storage as known (partitions.go)
 	trackLooked   map[uint32]bool                  // per table: its stored signature was read for tracking in this run
+	listings      uint64                           // publication listings taken so far in this run (partTrack's stamps)
 	truncXids     map[uint32]uint32                // per table: the source transaction of its last streamed TRUNCATE
 	describedAt   map[uint32]lsn.LSN               // per table: where the stream last described it (see forgetLeft)
 	storedCols    map[uint32][]schema.StoredColumn // per table the stream has not described: its stored shape's columns (checkColumns)

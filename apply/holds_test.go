@@ -112,11 +112,11 @@ func TestPartTrack(t *testing.T) {
 	tr.write(30, tbl, schema.RowChange{Op: schema.Update, Old: row("2"), New: row("3")}) // key changed
 	tr.write(40, tbl, schema.RowChange{Op: schema.Insert, New: row("4")})
 	tr.write(50, tbl, schema.RowChange{Op: schema.Delete, Old: row("4")})
-	if _, keys := tr.upTo(100); len(keys) != 2 || keys[0][0] != "1" || keys[1][0] != "3" {
+	if _, keys := tr.before(101); len(keys) != 2 || keys[0][0] != "1" || keys[1][0] != "3" {
 		t.Fatalf("tracked %v, want 1 and 3", keys)
 	}
-	if _, keys := tr.upTo(20); len(keys) != 1 || keys[0][0] != "1" {
-		t.Fatalf("tracked up to 20: %v, want 1", keys)
+	if _, keys := tr.before(21); len(keys) != 1 || keys[0][0] != "1" {
+		t.Fatalf("tracked before listing 21: %v, want 1", keys)
 	}
 	unsent := schema.Tuple{{State: schema.Unchanged}, {State: schema.Text, Data: []byte("x")}}
 	tr.write(60, tbl, schema.RowChange{Op: schema.Insert, New: unsent})

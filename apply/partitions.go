@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
@@ -54,7 +53,7 @@ type partitionLinker interface {
 // partTrack is what was written to a partitioned table's copy since the
 // poll found its storage signature as known (sig): the key of each row the
 // stream inserted or updated (and did not delete since), or a copy by key
-// wrote, with the position of its transaction's commit.
+// wrote (trackedKey).
 type partTrack struct {
 	sig  string
 	keys map[string]trackedKey
@@ -69,8 +68,13 @@ type partTrack struct {
 	orderOf  *schema.Table
 }
 
+// trackedKey is a key written to the copy, and how many publication
+// listings had been taken then (engine.listings): a listing taken later
+// shows the partitions the row went through (its transaction had committed,
+// or the copy that read it had its snapshot, before it was written), so the
+// poll acting on that listing may check it.
 type trackedKey struct {
-	at  lsn.LSN
+	gen uint64
 	key []string
 }
 
@@ -97,8 +101,8 @@ func (tr *partTrack) keyOf(t *schema.Table, tup schema.Tuple) (string, []string,
 	return strings.Join(key, "\x00"), key, true
 }
 
-// write records a change the stream applies, committing at at.
-func (tr *partTrack) write(at lsn.LSN, t *schema.Table, c schema.RowChange) {
+// write records a change the stream applies, gen listings into the run.
+func (tr *partTrack) write(gen uint64, t *schema.Table, c schema.RowChange) {
 	if tr.overflow {
 		return
 	}
@@ -116,14 +120,14 @@ func (tr *partTrack) write(at lsn.LSN, t *schema.Table, c schema.RowChange) {
 		tr.drop()
 		return
 	}
-	tr.add(at, s, key)
+	tr.add(gen, s, key)
 }
 
-func (tr *partTrack) add(at lsn.LSN, s string, key []string) {
+func (tr *partTrack) add(gen uint64, s string, key []string) {
 	if tr.overflow {
 		return
 	}
-	tr.keys[s] = trackedKey{at: at, key: key}
+	tr.keys[s] = trackedKey{gen: gen, key: key}
 	if len(tr.keys) > maxPartitionKeys {
 		tr.drop()
 	}
@@ -131,10 +135,11 @@ func (tr *partTrack) add(at lsn.LSN, s string, key []string) {
 
 func (tr *partTrack) drop() { tr.overflow, tr.keys = true, nil }
 
-// upTo returns the tracked keys written at or before at, sorted.
-func (tr *partTrack) upTo(at lsn.LSN) (joined []string, keys [][]string) {
+// before returns the tracked keys written before listing gen was taken,
+// sorted.
+func (tr *partTrack) before(gen uint64) (joined []string, keys [][]string) {
 	for s, k := range tr.keys {
-		if k.at <= at {
+		if k.gen < gen {
 			joined = append(joined, s)
 		}
 	}
@@ -146,9 +151,10 @@ func (tr *partTrack) upTo(at lsn.LSN) (joined []string, keys [][]string) {
 }
 
 // knownSig says whether the tracking began when relid's signature was was:
-// tr.sig, read as today's when stored by an older version.
+// tr.sig, read as today's when stored by an older version, short of the
+// table's name (a rename changes no row).
 func (tr *partTrack) knownSig(was string) bool {
-	return tr.sig != "" && upgradeSig(tr.sig, was) == was
+	return tr.sig != "" && sameData(upgradeSig(tr.sig, was), was)
 }
 
 // tracker returns relid's partTrack (nil: its writes are not tracked). At
@@ -161,9 +167,6 @@ func (e *engine) tracker(ctx context.Context, relid uint32) (*partTrack, error) 
 		return tr, nil
 	}
 	e.trackLooked[relid] = true
-	if e.fills[relid] != nil {
-		return nil, nil
-	}
 	stored, found, err := e.storedShape(ctx, relid)
 	if err != nil || !found || !partitionedSig(relid, stored.Storage) {
 		return nil, err
@@ -178,7 +181,7 @@ func (e *engine) tracker(ctx context.Context, relid uint32) (*partTrack, error) 
 func (e *engine) trackWrite(ctx context.Context, t *schema.Table, c schema.RowChange) error {
 	tr, err := e.tracker(ctx, t.ID)
 	if tr != nil {
-		tr.write(e.txEnd, t, c)
+		tr.write(e.listings, t, c)
 	}
 	return err
 }
@@ -186,20 +189,20 @@ func (e *engine) trackWrite(ctx context.Context, t *schema.Table, c schema.RowCh
 // trackCopied records the keys of rows a copy by key writes to t's copy
 // (a copy of the whole table is followed by trackFrom). Keys whose rows the
 // source no longer held are not written, and not tracked.
-func (e *engine) trackCopied(t *schema.Table, rows []schema.Tuple) {
-	tr := e.partTracks[t.ID]
-	if tr == nil {
-		e.trackLooked[t.ID] = true // tracking cannot start from the stored signature now
-		return
+func (e *engine) trackCopied(ctx context.Context, t *schema.Table, rows []schema.Tuple) error {
+	tr, err := e.tracker(ctx, t.ID)
+	if tr == nil || err != nil {
+		return err
 	}
 	for _, r := range rows {
 		s, key, ok := tr.keyOf(t, r)
 		if !ok {
 			tr.drop()
-			return
+			return nil
 		}
-		tr.add(e.lastEnd, s, key)
+		tr.add(e.listings, s, key)
 	}
+	return nil
 }
 
 // trackFrom starts tracking relid's writes again when a copy of the whole
@@ -219,14 +222,14 @@ func (e *engine) trackFrom(relid uint32, sig string) {
 	tr.sig, tr.complete = sig, true
 }
 
-// storageKnown is the poll listed at position at finding relid's storage
-// signature sig as known. Tracked keys written up to there that the source
+// storageKnown is the poll acting on listing gen finding relid's storage
+// signature sig as known. Tracked keys written before it was taken that the source
 // no longer holds were taken away with no WAL (a partition truncated,
 // detached or dropped after the stream wrote them through it, and
 // maybe made between the two polls): they are copied again by key, which
 // deletes them. The others are let go. Tracking begins here if it has
 // not.
-func (e *engine) storageKnown(ctx context.Context, relid uint32, name, sig string, at lsn.LSN) error {
+func (e *engine) storageKnown(ctx context.Context, relid uint32, name, sig string, gen uint64) error {
 	if !partitionedSig(relid, sig) || e.fills[relid] != nil {
 		return nil
 	}
@@ -239,7 +242,7 @@ func (e *engine) storageKnown(ctx context.Context, relid uint32, name, sig strin
 		return nil
 	}
 	tr.sig, tr.complete = sig, true
-	joined, keys := tr.upTo(at)
+	joined, keys := tr.before(gen)
 	if len(keys) == 0 {
 		return nil
 	}
@@ -302,11 +305,11 @@ const (
 //
 // It copies nothing (addedNotCopied) when that cannot be relied on: keys not
 // tracked since was, other links changed, no key matched exactly, too many
-// rows. at is the poll listing's position: now is then taken as known. At 0
-// (a Relation message, whose catalog read may be ahead of the stream) it is
-// not, and the keys copied are tracked: the next poll copies what may
-// differ again.
-func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string, t *schema.Table, was, now string, added []uint32, at lsn.LSN) (addedOutcome, error) {
+// rows. gen is the poll's listing (engine.listings when it was taken): now
+// is then taken as known. At 0 (a Relation message, whose catalog read may
+// be ahead of the stream) it is not, and the keys copied are tracked: the
+// next poll copies what may differ again.
+func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string, t *schema.Table, was, now string, added []uint32, gen uint64) (addedOutcome, error) {
 	pl, ok := e.copier.(partitionLinker)
 	tr := e.partTracks[relid]
 	if !ok || e.fills[relid] != nil || tr == nil || !tr.complete || tr.overflow || !tr.knownSig(was) {
@@ -321,7 +324,7 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 	}
 	ch, err := e.copier.BeginChunk(ctx, relid)
 	if source.IsLockTimeout(err) {
-		if at == 0 {
+		if gen == 0 {
 			return addedNotCopied, nil // the changes that follow may touch its rows: copy now
 		}
 		return addedLater, nil
@@ -342,7 +345,7 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 	for _, k := range keys {
 		seen[strings.Join(k, "\x00")] = true
 	}
-	joined, tracked := tr.upTo(lsn.LSN(1<<64 - 1))
+	joined, tracked := tr.before(1<<64 - 1)
 	for i, k := range tracked {
 		if !seen[joined[i]] {
 			seen[joined[i]] = true
@@ -352,7 +355,7 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 	if len(keys) > maxPartitionKeys {
 		return addedNotCopied, nil
 	}
-	if at != 0 {
+	if gen != 0 {
 		e.storage[relid] = now
 		for _, x := range []*schema.Table{t, e.tables[relid]} {
 			if x != nil {
@@ -365,13 +368,13 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 	case len(keys) > 0:
 		e.startKeysFill(relid, name, keys, fmt.Sprintf("%d partitions added to it: the %d rows they hold, and %d more the copy was written since it last looked",
 			len(added), fromLeaves, len(keys)-fromLeaves))
-	case at != 0:
+	case gen != 0:
 		e.log.Info("partitions added to a published partitioned table hold no rows the copy lacks", "table", name, "partitions", len(added))
 	}
-	if at != 0 {
+	if gen != 0 {
 		// The keyed copy covers every key tracked up to now.
 		tr.sig = now
-		joined, _ := tr.upTo(at)
+		joined, _ := tr.before(gen)
 		for _, s := range joined {
 			delete(tr.keys, s)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -88,6 +89,48 @@ func TestPartitionChangesCrash(t *testing.T) {
 			r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...)
 			if r.code != 0 {
 				t.Fatalf("final run exited %d:\n%s", r.code, r.stderr)
+			}
+			compareRows(t, dsn, rows, "SELECT id, v FROM m")
+		})
+	}
+}
+
+// TestPartitionTrackedThroughResumedCopy: a run that resumes an online copy
+// of a partitioned table left by a killed run still tracks what the stream
+// writes to it: a partition made, written through the root and detached in
+// one transaction while walmirror was stopped took its row out of the copy
+// (helper-61: the resumed copy turned tracking off, exit 0 with the row
+// still there).
+func TestPartitionTrackedThroughResumedCopy(t *testing.T) {
+	needServer(t)
+	bin := faultBinary(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE m (id bigint PRIMARY KEY, v text) PARTITION BY RANGE (id);
+				CREATE TABLE m0 PARTITION OF m FOR VALUES FROM (0) TO (100000);
+				INSERT INTO m SELECT g, 'v' || g FROM generate_series(0, 9999) g;
+				CREATE PUBLICATION pm FOR TABLE m WITH (publish_via_partition_root = true);`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--publication", "pm",
+				"--copy-chunk-rows", "1000", "--copy-chunk-time", "-1s"}
+			if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r.code != 0 {
+				t.Fatalf("first run exited %d:\n%s", r.code, r.stderr)
+			}
+			if r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--table", "public.m", "--publication", "pm"); r.code != 0 {
+				t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
+			}
+			runToFault(t, bin, args, "backfill.chunk-read:4")
+			mustExec(t, db, `BEGIN; CREATE TABLE mneg PARTITION OF m FOR VALUES FROM (-1000) TO (0);
+				INSERT INTO m VALUES (-5, 'ghost'); ALTER TABLE m DETACH PARTITION mneg; COMMIT;
+				UPDATE m SET v = 'after' WHERE id = 7`)
+			r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...)
+			if r.code != 0 {
+				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "resuming online copy") {
+				t.Errorf("the run did not resume the copy:\n%s", r.stderr)
 			}
 			compareRows(t, dsn, rows, "SELECT id, v FROM m")
 		})
