@@ -90,7 +90,11 @@ func TestPartitionChangesCrash(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("final run exited %d:\n%s", r.code, r.stderr)
 			}
+			logs.WriteString(r.stderr)
 			compareRows(t, dsn, rows, "SELECT id, v FROM m")
+			if t.Failed() {
+				t.Logf("the runs' logs:\n%s", logs.String())
+			}
 		})
 	}
 }
