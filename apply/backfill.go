@@ -1537,6 +1537,7 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, gen 
 		outcome, err := e.partitionsAdded(ctx, p.RelID, p.Name, t, seen, p.Storage, added, gen)
 		switch {
 		case err != nil:
+			e.storage[p.RelID] = seen // not acted on
 			return err
 		case outcome == addedLater:
 			e.storage[p.RelID] = seen // look again at the next listing
