@@ -583,26 +583,11 @@ func (ch *Chunk) MissingKeys(ctx context.Context, keys [][]string) ([][]string, 
 	if len(cols) == 0 || len(keys) == 0 {
 		return nil, nil
 	}
-	var b strings.Builder
-	b.WriteString("(" + strings.Join(names, ", ") + ") IN (")
-	for i, k := range keys {
-		if len(k) != len(cols) {
-			return nil, fmt.Errorf("look up rows of %s: a key has %d columns, the table's key %d", ch.Table.QualifiedName(), len(k), len(cols))
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for j, v := range k {
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(quoteLiteral(v))
-		}
-		b.WriteByte(')')
+	cond, err := keysIn(names, keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up rows of %s: %w", ch.Table.QualifiedName(), err)
 	}
-	b.WriteByte(')')
-	q := "SELECT " + strings.Join(texts, ", ") + " FROM (" + ch.pub.query(&schema.Table{Columns: cols}, b.String()) + ") k"
+	q := "SELECT " + strings.Join(texts, ", ") + " FROM (" + ch.pub.query(&schema.Table{Columns: cols}, cond) + ") k"
 	res := ch.tx.Conn().PgConn().ExecParams(ctx, q, nil, nil, nil, nil).Read()
 	if res.Err != nil {
 		return nil, classify("look up rows of "+ch.Table.QualifiedName(), res.Err)
@@ -639,11 +624,21 @@ func (ch *Chunk) RowsWithKeys(ctx context.Context, t *schema.Table, keys [][]str
 	if len(cols) == 0 || len(keys) == 0 {
 		return 0, fmt.Errorf("copy rows of %s by key: no key", t.QualifiedName())
 	}
+	cond, err := keysIn(cols, keys)
+	if err != nil {
+		return 0, fmt.Errorf("copy rows of %s: %w", t.QualifiedName(), err)
+	}
+	return ch.copyRows(ctx, t, cond, "", fn)
+}
+
+// keysIn is the condition "(cols) IN (keys)", each key the columns'
+// values in text form, as literals.
+func keysIn(cols []string, keys [][]string) (string, error) {
 	var b strings.Builder
 	b.WriteString("(" + strings.Join(cols, ", ") + ") IN (")
 	for i, k := range keys {
 		if len(k) != len(cols) {
-			return 0, fmt.Errorf("copy rows of %s: a key has %d columns, the table's key %d", t.QualifiedName(), len(k), len(cols))
+			return "", fmt.Errorf("a key has %d columns, the table's key %d", len(k), len(cols))
 		}
 		if i > 0 {
 			b.WriteString(", ")
@@ -658,7 +653,7 @@ func (ch *Chunk) RowsWithKeys(ctx context.Context, t *schema.Table, keys [][]str
 		b.WriteByte(')')
 	}
 	b.WriteByte(')')
-	return ch.copyRows(ctx, t, b.String(), "", fn)
+	return b.String(), nil
 }
 
 // copyRows streams the rows of t matching cond ("" for all), then tail.
