@@ -202,16 +202,7 @@ func TestOnlineCopyFaults(t *testing.T) {
 			}
 			// Random kills.
 			for i := range 4 {
-				run := exec.Command(bin, args...)
-				var stderr bytes.Buffer
-				run.Stderr = &stderr
-				if err := run.Start(); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(time.Duration(150+i*170) * time.Millisecond)
-				_ = run.Process.Signal(syscall.SIGKILL)
-				_ = run.Wait()
-				logs.Write(stderr.Bytes())
+				logs.WriteString(runKilledAfter(t, bin, args, time.Duration(150+i*170)*time.Millisecond))
 			}
 			cancel()
 			_ = load.Wait()
@@ -829,6 +820,22 @@ func runToFault(t *testing.T, bin string, args []string, p string) string {
 	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || !strings.Contains(stderr.String(), "faultpoint: ") {
 		t.Fatalf("%s was never reached (%v):\n%s", p, err, stderr.String())
 	}
+	return stderr.String()
+}
+
+// runKilledAfter runs bin with args and kills it (SIGKILL) after d,
+// wherever it is; it returns what it logged.
+func runKilledAfter(t *testing.T, bin string, args []string, d time.Duration) string {
+	t.Helper()
+	run := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	run.Stderr = &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	_ = run.Process.Signal(syscall.SIGKILL)
+	_ = run.Wait()
 	return stderr.String()
 }
 

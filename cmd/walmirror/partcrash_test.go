@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -71,16 +69,7 @@ func TestPartitionChangesCrash(t *testing.T) {
 				logs.WriteString(runToFault(t, bin, args, p))
 			}
 			for i := range 4 {
-				run := exec.Command(bin, args...)
-				var stderr bytes.Buffer
-				run.Stderr = &stderr
-				if err := run.Start(); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(time.Duration(300+i*250) * time.Millisecond)
-				_ = run.Process.Signal(syscall.SIGKILL)
-				_ = run.Wait()
-				logs.Write(stderr.Bytes())
+				logs.WriteString(runKilledAfter(t, bin, args, time.Duration(300+i*250)*time.Millisecond))
 			}
 			cancel()
 			if err := <-loaded; err != nil {
