@@ -1477,7 +1477,7 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, gen 
 	// The last change to the table's pg_class row was a TRUNCATE the copy
 	// applied: in this run (truncXids) or in an earlier one (its stored
 	// shape), which may have ended before a poll saw the new data files.
-	truncated := p.StorageXmin != 0 && (e.truncXids[p.RelID] == p.StorageXmin || found && old.TruncXid == p.StorageXmin)
+	truncated := p.StorageXmin != 0 && (e.truncXids[p.RelID].row == p.StorageXmin || found && old.TruncXid == p.StorageXmin)
 	// A schema renamed since (no change to the pg_class row) still has to
 	// be followed.
 	named := e.knownName(p.RelID) == p.Name

@@ -119,7 +119,7 @@ type engine struct {
 	partTracks    map[uint32]*partTrack            // per partitioned table published through its root: keys written since the poll found its storage as known (partitions.go)
 	trackLooked   map[uint32]bool                  // per table: its stored signature was read for tracking in this run
 	listings      uint64                           // publication listings taken so far in this run (partTrack's stamps)
-	truncXids     map[uint32]uint32                // per table: the source transaction of its last streamed TRUNCATE
+	truncXids     map[uint32]truncXid              // per table: the source transaction of its last streamed TRUNCATE
 	describedAt   map[uint32]lsn.LSN               // per table: where the stream last described it (see forgetLeft)
 	storedCols    map[uint32][]schema.StoredColumn // per table the stream has not described: its stored shape's columns (checkColumns)
 	pollSoon      bool                             // poll at the next caught-up moment, whatever the interval
@@ -188,7 +188,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
 		storedNames: map[uint32]string{}, partTracks: map[uint32]*partTrack{}, trackLooked: map[uint32]bool{},
-		truncXids: map[uint32]uint32{}, describedAt: map[uint32]lsn.LSN{}, storedCols: map[uint32][]schema.StoredColumn{},
+		truncXids: map[uint32]truncXid{}, describedAt: map[uint32]lsn.LSN{}, storedCols: map[uint32][]schema.StoredColumn{},
 	}
 }
 
@@ -949,7 +949,7 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	if !ok {
 		return fmt.Errorf("change for relation %d before its Relation message (protocol violation)", relID)
 	}
-	if x, ok := e.truncXids[relID]; ok && x == e.xid {
+	if x, ok := e.truncXids[relID]; ok && x.top == e.xid {
 		// A row change after the TRUNCATE in its transaction: a rewrite
 		// later in that transaction (ALTER ... USING) would change such
 		// rows without WAL, and its data files would look like the
@@ -1100,9 +1100,21 @@ func (e *engine) buffer(ctx context.Context, relID uint32, t *schema.Table, c sc
 	return nil
 }
 
+// truncXid is a streamed TRUNCATE's transaction: top for telling later
+// changes of the same transaction, row for the xmin of the pg_class row it
+// wrote (checkStorage). In a subtransaction those differ; the stream names
+// the subtransaction only for a transaction it sent in progress (m.Xid),
+// otherwise a TRUNCATE under a savepoint looks like a rewrite and the table
+// is copied again.
+type truncXid struct{ top, row uint32 }
+
 func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 	if e.skipping {
 		return nil
+	}
+	x := truncXid{top: e.xid, row: e.xid}
+	if m.Xid != 0 {
+		x.row = m.Xid
 	}
 	if err := e.ensureOpen(ctx); err != nil {
 		return err
@@ -1136,11 +1148,11 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 				continue
 			}
 		}
-		if t.TruncXid != e.xid {
+		if t.TruncXid != x.row {
 			// Stored with the shape in this transaction: a later poll,
 			// in this run or another, tells the table's new data files
 			// from a rewrite by it (checkStorage).
-			t.TruncXid = e.xid
+			t.TruncXid = x.row
 			delete(e.ensured, t)
 		}
 		if err := e.ensure(ctx, t); err != nil {
@@ -1150,7 +1162,7 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 	}
 	e.stats.Truncates++
 	for _, t := range tables {
-		e.truncXids[t.ID] = e.xid
+		e.truncXids[t.ID] = x
 		if e.track {
 			e.changes.all(t)
 		}

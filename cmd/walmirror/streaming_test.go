@@ -454,3 +454,56 @@ func TestStreamingLatency(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamedTruncateUnderSavepoint: a TRUNCATE under a released savepoint
+// of a streamed transaction writes its table's pg_class row as the
+// subtransaction, which the stream names; the poll after it takes the new
+// data files as that TRUNCATE's. Before, the table was copied again ("the
+// source rewrote it") after every such transaction (helper-62). A
+// TRUNCATE under a savepoint rolled back leaves the table as it was. Every
+// target.
+func TestStreamedTruncateUnderSavepoint(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newStreamingDatabase(t)
+			mustExec(t, db, `INSERT INTO w SELECT g, 'w ' || g FROM generate_series(1, 50) g;
+				INSERT INTO u SELECT g, 'u ' || g FROM generate_series(1, 50) g`)
+			target, rows := tg.new(t)
+			queries := []string{streamingQueries[0], "SELECT id, v FROM u", streamingQueries[2]}
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() string {
+				t.Helper()
+				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now", "--log-level", "debug")
+				if r.code != 0 {
+					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+				}
+				return r.stderr
+			}
+			run()
+			mustExec(t, db, `BEGIN;
+				INSERT INTO t SELECT g, 'a' || g, g FROM generate_series(1001, 4000) g;
+				SAVEPOINT s1;
+				TRUNCATE w;
+				RELEASE SAVEPOINT s1;
+				SAVEPOINT s2;
+				TRUNCATE u;
+				ROLLBACK TO SAVEPOINT s2;
+				INSERT INTO t SELECT g, 'b' || g, g FROM generate_series(4001, 7000) g;
+				COMMIT`)
+			log := run()
+			if !strings.Contains(log, "streamed transaction committed") {
+				t.Fatalf("the transaction was not streamed:\n%s", log)
+			}
+			if strings.Contains(log, "copying table online") {
+				t.Errorf("a TRUNCATE under a savepoint the stream carried copied the table again:\n%s", log)
+			}
+			compareRows(t, dsn, rows, queries...)
+			if log := run(); strings.Contains(log, "copying table online") {
+				t.Errorf("the next run copied a table again:\n%s", log)
+			}
+			compareRows(t, dsn, rows, queries...)
+		})
+	}
+}
