@@ -161,6 +161,17 @@ func droppedMeanwhile(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "XX000" && strings.HasPrefix(pgErr.Message, "could not open relation with OID")
 }
 
+// retryDropped runs a listing outside a transaction again while it fails
+// with droppedMeanwhile.
+func retryDropped[T any](list func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := list()
+		if err == nil || attempt == 20 || !droppedMeanwhile(err) {
+			return v, err
+		}
+	}
+}
+
 func (c *Copier) published(ctx context.Context) (_ []PublishedTable, _ lsn.LSN, unflushed bool, _ error) {
 	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {

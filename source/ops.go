@@ -439,6 +439,14 @@ func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 func (a *Admin) PublishedTables(ctx context.Context, name string) ([]TableInfo, error) {
 	ctx, cancel := a.deadline(ctx)
 	defer cancel()
+	ts, err := retryDropped(func() ([]TableInfo, error) { return a.publishedTables(ctx, name) })
+	if err != nil {
+		return nil, classify("list published tables", timeoutCause(ctx, err))
+	}
+	return ts, nil
+}
+
+func (a *Admin) publishedTables(ctx context.Context, name string) ([]TableInfo, error) {
 	rows, err := a.conn.Query(ctx, `SELECT DISTINCT `+tableInfoColumns+`
 		FROM pg_publication_tables p
 		JOIN pg_namespace pn ON pn.nspname = p.schemaname
@@ -448,13 +456,9 @@ func (a *Admin) PublishedTables(ctx context.Context, name string) ([]TableInfo, 
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE p.pubname = $1 ORDER BY 1, 2`, name)
 	if err != nil {
-		return nil, classify("list published tables", timeoutCause(ctx, err))
+		return nil, err
 	}
-	ts, err := scanTables(rows)
-	if err != nil {
-		return nil, classify("list published tables", timeoutCause(ctx, err))
-	}
-	return ts, nil
+	return scanTables(rows)
 }
 
 // CandidateTables lists what a publication walmirror would create

@@ -201,21 +201,41 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 		member = memberExpr15 // PostgreSQL 15: FOR TABLES IN SCHEMA
 	}
 	q = strings.Replace(q, "MEMBER15", member, 1)
-	rows, err := tx.Query(ctx, q, publication, int64(relid))
-	if err != nil {
-		return nil, classify("list published tables", err)
+	list := func(tx pgx.Tx) ([]pubTable, error) {
+		rows, err := tx.Query(ctx, q, publication, int64(relid))
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (pubTable, error) {
+			p := pubTable{genCols: genCols, genListed: genListed}
+			var xmin int64
+			err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.root, &p.cols, &p.filter, &p.estimate, &p.storage, &xmin)
+			p.xmin = uint32(xmin)
+			return p, err
+		})
 	}
-	pts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pubTable, error) {
-		p := pubTable{genCols: genCols, genListed: genListed}
-		var xmin int64
-		err := r.Scan(&p.oid, &p.nsp, &p.name, &p.ident, &p.root, &p.cols, &p.filter, &p.estimate, &p.storage, &xmin)
-		p.xmin = uint32(xmin)
-		return p, err
-	})
-	if err != nil {
-		return nil, classify("list published tables", err)
+	// Under a savepoint, taken again when any table of the database was
+	// dropped while the view listed it (droppedMeanwhile): the caller's
+	// transaction holds a snapshot it must keep (a chunk's, the initial
+	// copy's), and a listing narrowed to one table still opens them all.
+	// Before, an online copy stopped the run (exit 1) whenever an
+	// application dropped any table meanwhile (helper-64).
+	for attempt := 1; ; attempt++ {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return nil, classify("list published tables", err)
+		}
+		pts, err := list(sp)
+		if err == nil {
+			if err := sp.Commit(ctx); err != nil {
+				return nil, classify("list published tables", err)
+			}
+			return pts, nil
+		}
+		if rerr := sp.Rollback(ctx); rerr != nil || attempt == 20 || !droppedMeanwhile(err) {
+			return nil, classify("list published tables", err)
+		}
 	}
-	return pts, nil
 }
 
 // query selects t's published rows; cond, when not empty, narrows them

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -1389,5 +1390,62 @@ func TestResyncPartitioned(t *testing.T) {
 	r = walmirror(t, nil, "resync", "--source", dsn, "--slot", slot+"_r", "--publication", "viaroot", "--table", "public.m1")
 	if r.code != 1 || !strings.Contains(r.stderr, "through its partition root public.m") || !strings.Contains(r.stderr, "name public.m") {
 		t.Errorf("resync of a leaf published through its root: exit %d, want 1 naming the root:\n%s", r.code, r.stderr)
+	}
+}
+
+// TestOnlineCopyWhileTablesDropped: an application creates and drops tables
+// while walmirror copies new tables online (their first change). Listing
+// one table's publication membership opens every table of the database
+// (pg_publication_tables, PostgreSQL 16+), so a table dropped meanwhile
+// failed the chunk: exit 1 with "could not open relation with OID"
+// (helper-64). Every target.
+func TestOnlineCopyWhileTablesDropped(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms")
+
+			ctx, cancel := context.WithCancel(t.Context())
+			var dropper sync.WaitGroup
+			dropper.Go(func() {
+				conn, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					return
+				}
+				defer conn.Close(context.WithoutCancel(ctx))
+				for i := 0; ctx.Err() == nil; i++ {
+					// Two transactions: the table is seen, then dropped.
+					_, _ = conn.Exec(ctx, fmt.Sprintf("CREATE TABLE b%d (id int PRIMARY KEY)", i))
+					_, _ = conn.Exec(ctx, fmt.Sprintf("DROP TABLE b%d", i))
+				}
+			})
+			const tables = 25
+			queries := make([]string, 0, tables)
+			for i := range tables {
+				mustExec(t, db, fmt.Sprintf("CREATE TABLE a%d (id int PRIMARY KEY, v text); INSERT INTO a%d SELECT g, 'v' || g FROM generate_series(1, 50) g", i, i))
+				mustExec(t, db, fmt.Sprintf("UPDATE a%d SET v = 'changed' WHERE id = 1", i))
+				queries = append(queries, fmt.Sprintf("SELECT id, v FROM a%d", i))
+				time.Sleep(100 * time.Millisecond)
+				if out, _ := os.ReadFile(logPath); bytes.Contains(out, []byte("could not open relation")) {
+					cancel()
+					dropper.Wait()
+					t.Fatalf("a table dropped meanwhile stopped the run:\n%s", stop())
+				}
+			}
+			cancel()
+			dropper.Wait()
+			waitConfirmed(t, dsn, slot)
+			logs := stop()
+			if strings.Contains(logs, "level=ERROR") || strings.Contains(logs, "could not open relation") {
+				t.Errorf("walmirror logged errors:\n%s", logs)
+			}
+			runNow(t, dsn, target, slot)
+			compareRows(t, dsn, rows, queries...)
+		})
 	}
 }
