@@ -190,7 +190,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		err = sql.ErrNoRows // this very table, renamed in letter case only (change renames it)
 	}
 	if err == nil {
-		return fmt.Errorf("source table %s maps to DuckDB table %s, which DuckDB does not tell apart from the existing table %s (DuckDB names ignore letter case)", t.QualifiedName(), name, TableName(t.Schema, other))
+		return fmt.Errorf("source table %s maps to DuckDB table %s, which DuckDB does not tell apart from the existing table %s (DuckDB names ignore letter case): rename one of the two tables in the source so that their names differ in more than letter case, or leave one out of the publication; a change the WAL already holds under the clashing name fails again until that table is dropped in the source, or the copy is made again into a fresh target", t.QualifiedName(), name, TableName(t.Schema, other))
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("inspect tables: %w", err)

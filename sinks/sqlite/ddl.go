@@ -105,7 +105,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		err = sql.ErrNoRows // this very table, renamed in letter case only (change renames it)
 	}
 	if err == nil {
-		return fmt.Errorf("source table %s maps to SQLite name %q, which SQLite does not tell apart from the existing table %q (SQLite names ignore letter case)", t.QualifiedName(), name, other)
+		return fmt.Errorf("source table %s maps to SQLite name %q, which SQLite does not tell apart from the existing table %q (SQLite names ignore letter case): rename one of the two tables in the source so that their names differ in more than letter case, or leave one out of the publication; a change the WAL already holds under the clashing name fails again until that table is dropped in the source, or the copy is made again into a fresh target", t.QualifiedName(), name, other)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("inspect table %q: %w", name, err)
