@@ -394,7 +394,8 @@ type TableInfo struct {
 	Name            TableName
 	Exists          bool
 	ReplicaIdentity byte // d(efault), f(ull), i(ndex), n(othing)
-	HasPrimaryKey   bool
+	HasPrimaryKey   bool // an immediate one: PostgreSQL takes no DEFERRABLE key as replica identity
+	DeferrableKey   bool // its primary key is DEFERRABLE
 	Partitioned     bool
 	Partition       bool // a partition of another table
 	CanSelect       bool // the session's role may SELECT it (the initial copy)
@@ -417,7 +418,8 @@ func (t TableInfo) KeylessForUpdates() bool {
 }
 
 const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text,
-	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), c.relkind = 'p', c.relispartition,
+	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate),
+	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate), c.relkind = 'p', c.relispartition,
 	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), row_security_active(c.oid),
 	c.relkind = 'p' AND EXISTS (SELECT FROM pg_class f WHERE f.relkind = 'f' AND f.oid IN ` + leavesOf + `)`
 
@@ -425,7 +427,7 @@ func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
 		t := TableInfo{Exists: true}
 		var ident string
-		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions)
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions)
 		if ident != "" {
 			t.ReplicaIdentity = ident[0]
 		}

@@ -223,10 +223,14 @@ func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, 
 		n++
 		if t.KeylessForUpdates() && !t.Partitioned {
 			ident := "REPLICA IDENTITY NOTHING"
-			if t.ReplicaIdentity == 'd' {
+			fix := fmt.Sprintf("add a primary key or run ALTER TABLE %s REPLICA IDENTITY FULL", t.Name)
+			switch {
+			case t.ReplicaIdentity == 'd' && t.DeferrableKey:
+				ident = "a DEFERRABLE primary key, which PostgreSQL does not take as its replica identity"
+				fix = fmt.Sprintf("make the key NOT DEFERRABLE or run ALTER TABLE %s REPLICA IDENTITY FULL", t.Name)
+			case t.ReplicaIdentity == 'd':
 				ident = "no primary key"
 			}
-			fix := fmt.Sprintf("add a primary key or run ALTER TABLE %s REPLICA IDENTITY FULL", t.Name)
 			switch {
 			case !pub.Exists:
 				c.fail("table", "%s has %s: once the publication exists, UPDATE and DELETE on it fail on the source; %s (or leave it out with --tables)", t.Name, ident, fix)

@@ -137,6 +137,7 @@ func TestCheck(t *testing.T) {
 	ctx := context.Background()
 	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY);
 		CREATE TABLE keyless (v text);
+		CREATE TABLE deferred (id int PRIMARY KEY DEFERRABLE);
 		CREATE ROLE check_plain LOGIN PASSWORD 'plainpw';`)
 	good := filepath.Join(t.TempDir(), "copy.db")
 	replica := testenv.StartT(t, testenv.Options{WALLevel: "replica"})
@@ -164,6 +165,10 @@ func TestCheck(t *testing.T) {
 			[]string{"/nonexistent-dir/copy.db", "check that the directory exists and is writable"}},
 		{"unknown target kind", dsn, "mysql:x", []string{"--tables", "t"}, []string{"want duckdb:PATH, sqlite:PATH or postgres://"}},
 		{"keyless table", dsn, "sqlite:" + good, nil, []string{`"public"."keyless" has no primary key`, "REPLICA IDENTITY FULL"}},
+		// PostgreSQL refuses UPDATE and DELETE on it once published
+		// (helper-64: check said nothing).
+		{"deferrable key", dsn, "sqlite:" + good, []string{"--tables", "deferred"},
+			[]string{`"public"."deferred" has a DEFERRABLE primary key`, "NOT DEFERRABLE"}},
 		{"missing table", dsn, "sqlite:" + good, []string{"--tables", "t,nope"}, []string{`"public"."nope", which does not exist`}},
 		{"target role without CREATE", dsn, server.DSNFor("check_plain", "plainpw", targetDB), []string{"--tables", "t"},
 			[]string{"may not create schemas there"}},
