@@ -212,7 +212,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 	for col := range existing {
 		if !s.DropColumns {
-			s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source: kept, new rows get NULL", "table", name, "column", col)
+			s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source: kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", col)
 			continue
 		}
 		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+ti.name+" DROP COLUMN "+quote(col)); err != nil {
