@@ -142,6 +142,9 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return classify("look up publication", err)
 	}
+	if err := s.slotRoom(ctx); err != nil {
+		return err
+	}
 	stmt := "CREATE PUBLICATION " + quoteIdent(s.cfg.Publication)
 	if len(s.cfg.Tables) == 0 {
 		stmt += " FOR ALL TABLES"
@@ -178,6 +181,26 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	every := "" // a new publication publishes every operation
 	s.pubOps = &every
 	s.warnKeyless(ctx)
+	return nil
+}
+
+// slotRoom fails as creating the slot would when every replication slot is
+// taken and the configured one does not exist: before the publication is
+// created, so a start that cannot go on leaves nothing behind (helper-64).
+func (s *Source) slotRoom(ctx context.Context) error {
+	if s.cfg.Slot == "" {
+		return nil
+	}
+	var full bool
+	err := s.conn.QueryRow(ctx, `SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)
+		AND (SELECT count(*) FROM pg_catalog.pg_replication_slots) >= current_setting('max_replication_slots')::int`, s.cfg.Slot).Scan(&full)
+	if err != nil {
+		s.log.Debug("count replication slots", "err", err)
+		return nil // creating the slot says it, later
+	}
+	if full {
+		return classify("create replication slot", &pgconn.PgError{Severity: "ERROR", Code: "53400", Message: "all replication slots are in use"})
+	}
 	return nil
 }
 

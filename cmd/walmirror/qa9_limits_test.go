@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walmirror/walmirror/testenv"
@@ -34,6 +36,19 @@ func TestSourceLimitsHint(t *testing.T) {
 	r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--stop-at-lsn", "now")
 	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "raise max_replication_slots") || !strings.Contains(lastLine(r.stderr), "pg_replication_slots") {
 		t.Errorf("every slot taken: exit %d, want 1 naming max_replication_slots and pg_replication_slots: %s", r.code, lastLine(r.stderr))
+	}
+	// Refused before anything is made: no publication (helper-64: the
+	// failed start left one), no target file.
+	var pubs int
+	if conn, err := pgx.Connect(ctx, dsn); err != nil {
+		t.Fatal(err)
+	} else if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_publication`).Scan(&pubs); err != nil {
+		t.Fatal(err)
+	} else if conn.Close(ctx); pubs != 0 {
+		t.Errorf("the refused start left %d publications", pubs)
+	}
+	if _, err := os.Stat(strings.TrimPrefix(target, "sqlite:")); !os.IsNotExist(err) {
+		t.Errorf("the refused start left the target file (%v)", err)
 	}
 	if err := srv.Exec(ctx, db, `SELECT pg_drop_replication_slot('taken')`); err != nil {
 		t.Fatal(err)
