@@ -113,7 +113,12 @@ func resyncSlot(ctx context.Context, target string, slot *string, slotGiven bool
 	ts, err := readTargetState(ctx, target)
 	switch {
 	case err != nil && slotGiven:
-		return nil // e.g. a DuckDB file held by the running walmirror: --slot names it
+		// E.g. a DuckDB file held by the running walmirror: --slot names
+		// it, unchecked (another copy following that slot would copy the
+		// tables again instead).
+		fmt.Fprintf(os.Stderr, "walmirror: could not read %s (%v), so not checked that it follows slot %q: the copy following that slot acts on the request\n",
+			redactTarget(target), err, *slot)
+		return nil
 	case err != nil:
 		return fmt.Errorf("read the slot %s follows: %w (while walmirror holds a DuckDB file, name its slot with --slot)",
 			redactTarget(target), err)
