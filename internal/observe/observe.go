@@ -328,7 +328,7 @@ func (m *Monitor) Ready(maxLag time.Duration) (bool, string) {
 // 120000 of ~1000000 rows in 12 chunks".
 func (o OnlineCopy) describe() string {
 	est := "?"
-	if o.Estimate >= 0 {
+	if o.Estimate >= o.Rows { // a stale estimate (reltuples) below the rows copied says nothing
 		est = "~" + strconv.FormatInt(o.Estimate, 10)
 	}
 	tables := "1 table to copy"
