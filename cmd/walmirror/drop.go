@@ -40,7 +40,8 @@ func cmdDrop(ctx context.Context, args []string) error {
 		case err != nil && slotGiven:
 			// e.g. a DuckDB file a running walmirror holds: --slot names it
 		case err != nil:
-			return err
+			return fmt.Errorf("read the slot %s follows: %w: nothing dropped (if a running walmirror holds it, stop that first: dropping the slot it follows ends it; or name the slot with --slot)",
+				redactTarget(target), err)
 		case !ts.Exists:
 			return fmt.Errorf("--target %s: no such file: nothing dropped (to drop a slot by name, give --slot NAME without --target)", redactTarget(target))
 		case !ts.Found && !slotGiven:
