@@ -263,14 +263,7 @@ func TestRewriteCopiedAgain(t *testing.T) {
 			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
-			run := func() string {
-				t.Helper()
-				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now", "--log-level", "debug")
-				if r.code != 0 {
-					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-				}
-				return r.stderr
-			}
+			run := func() string { t.Helper(); return runNowLog(t, dsn, target, slot, "--log-level", "debug") }
 			run()
 			mustExec(t, db, "ALTER TABLE rw ALTER COLUMN y TYPE bigint USING y * 7; INSERT INTO rw VALUES (21, 3)")
 			if log := run(); !strings.Contains(log, "copying table online") {
@@ -1072,14 +1065,7 @@ func TestTruncateNotCopiedAgain(t *testing.T) {
 			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
-			run := func() string {
-				t.Helper()
-				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now", "--log-level", "debug")
-				if r.code != 0 {
-					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-				}
-				return r.stderr
-			}
+			run := func() string { t.Helper(); return runNowLog(t, dsn, target, slot, "--log-level", "debug") }
 			run()
 			mustExec(t, db, "TRUNCATE tr")
 			mustExec(t, db, "INSERT INTO tr SELECT g, -g FROM generate_series(1, 30) g")

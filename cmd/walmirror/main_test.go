@@ -106,9 +106,17 @@ func newDatabase(t *testing.T, setup string) (dsn, db string) {
 // now) and fails the test unless it exits 0.
 func runNow(t *testing.T, dsn, target, slot string, extra ...string) {
 	t.Helper()
-	if r := walmirror(t, nil, append([]string{"run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"}, extra...)...); r.code != 0 {
+	runNowLog(t, dsn, target, slot, extra...)
+}
+
+// runNowLog is runNow returning the run's log.
+func runNowLog(t *testing.T, dsn, target, slot string, extra ...string) string {
+	t.Helper()
+	r := walmirror(t, nil, append([]string{"run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"}, extra...)...)
+	if r.code != 0 {
 		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
 	}
+	return r.stderr
 }
 
 // mustVerify fails the test unless walmirror verify finds the copy equal.

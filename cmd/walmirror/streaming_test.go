@@ -473,14 +473,7 @@ func TestStreamedTruncateUnderSavepoint(t *testing.T) {
 			queries := []string{streamingQueries[0], "SELECT id, v FROM u", streamingQueries[2]}
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
-			run := func() string {
-				t.Helper()
-				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now", "--log-level", "debug")
-				if r.code != 0 {
-					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-				}
-				return r.stderr
-			}
+			run := func() string { t.Helper(); return runNowLog(t, dsn, target, slot, "--log-level", "debug") }
 			run()
 			mustExec(t, db, `BEGIN;
 				INSERT INTO t SELECT g, 'a' || g, g FROM generate_series(1001, 4000) g;
