@@ -39,6 +39,12 @@ type Monitor struct {
 	known        bool      // completeAsOf means something
 	applied      lsn.LSN   // the position everything before is applied
 	serverEnd    lsn.LSN   // the server's WAL end, from keepalives and the slot poll
+	// polledEnd is the source's WAL position at the last slot poll. A
+	// keepalive's WAL end is where the walsender has read to: far behind
+	// it (decoding a large transaction committed meanwhile, a streamed
+	// one still being sent after its commit) everything received may be
+	// applied and the copy still not caught up.
+	polledEnd lsn.LSN
 	copyComplete bool      // the initial copy is committed (streaming started)
 	snapshot     apply.SnapshotProgress
 	online       OnlineCopy  // tables copied online, as of the last target commit
@@ -218,12 +224,23 @@ func (m *Monitor) Position(p apply.Position) {
 	m.serverEnd = max(m.serverEnd, p.ServerWALEnd)
 	if p.CaughtUp {
 		m.applied = max(m.applied, p.ServerWALEnd)
+	}
+	if p.CaughtUp && !m.behindPoll(p.ServerWALEnd) {
 		m.caughtUp, m.known = true, true
 		m.completeAsOf = m.now()
 	} else {
 		m.caughtUp = false
 	}
 }
+
+// behindSlack is how far a keepalive may be behind the source's polled
+// WAL position and still show the copy caught up: an idle source's last
+// records may wait for a flush the walsender reads only after.
+const behindSlack = 1 << 20
+
+// behindPoll says whether the walsender, at WAL end end, has yet to read
+// what the source had written at the last slot poll. m.mu is held.
+func (m *Monitor) behindPoll(end lsn.LSN) bool { return m.polledEnd > end+behindSlack }
 
 // Snapshot takes initial copy progress.
 func (m *Monitor) Snapshot(p apply.SnapshotProgress) {
@@ -365,8 +382,18 @@ func (m *Monitor) SetSlot(st source.SlotState) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.slot, m.slotAt = st, m.now()
-	if st.CurrentLSN > 0 && !m.caughtUp {
-		m.serverEnd = max(m.serverEnd, st.CurrentLSN)
+	if st.CurrentLSN > 0 {
+		m.polledEnd = max(m.polledEnd, st.CurrentLSN)
+		if m.caughtUp && m.behindPoll(m.applied) {
+			// Caught up as of the last keepalive, which the source has
+			// since left far behind (helper-64: a large streamed
+			// transaction read 0 lag for 15 s after its commit, 1.5M
+			// rows missing).
+			m.caughtUp = false
+		}
+		if !m.caughtUp {
+			m.serverEnd = max(m.serverEnd, st.CurrentLSN)
+		}
 	}
 	status := st.WALStatus
 	if !st.Exists {

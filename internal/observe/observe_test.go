@@ -13,6 +13,7 @@ import (
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/source"
 )
 
 func TestLagAndReadiness(t *testing.T) {
@@ -182,5 +183,44 @@ func TestOnlineCopyStaleEstimate(t *testing.T) {
 	o := OnlineCopy{Tables: 1, Table: "public.w", Rows: 134000, Chunks: 3, Estimate: 100}
 	if got, want := o.describe(), "1 table to copy, public.w 134000 of ? rows in 3 chunks"; got != want {
 		t.Errorf("describe() = %q, want %q", got, want)
+	}
+}
+
+// TestBehindPolledPosition: a keepalive shows everything received applied,
+// but the walsender has read only to its WAL end while the slot poll saw
+// the source far ahead (a large transaction committed and still being
+// decoded and sent): not caught up, and the lag says so, until a keepalive
+// passes the polled position. Before, lag and /readyz said caught up for
+// 15 s after a 1.5M-row streamed transaction's commit (helper-64). An idle
+// source whose last records wait for a flush stays caught up.
+func TestBehindPolledPosition(t *testing.T) {
+	m := New("test")
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	m.started = now
+	m.Snapshot(apply.SnapshotProgress{Tables: 1, TablesDone: 1, Done: true})
+	m.Streaming(0x100)
+	const mb = 1 << 20
+	m.Position(apply.Position{ServerWALEnd: 100 * mb, CaughtUp: true})
+	m.SetSlot(source.SlotState{Exists: true, CurrentLSN: 100*mb + 300})
+	if lag, bytes := m.Lag(); lag != 0 || bytes != 0 {
+		t.Errorf("idle source, its tail unflushed: lag %v, %d bytes; want caught up", lag, bytes)
+	}
+	m.SetSlot(source.SlotState{Exists: true, CurrentLSN: 400 * mb})
+	now = now.Add(5 * time.Second)
+	if lag, bytes := m.Lag(); lag != 5*time.Second || bytes != 300*mb {
+		t.Errorf("source polled 300 MB ahead: lag %v, %d bytes", lag, bytes)
+	}
+	m.Position(apply.Position{ServerWALEnd: 150 * mb, CaughtUp: true})
+	now = now.Add(5 * time.Second)
+	if lag, bytes := m.Lag(); lag != 10*time.Second || bytes != 250*mb {
+		t.Errorf("keepalive behind the polled position: lag %v, %d bytes", lag, bytes)
+	}
+	if ok, why := m.Ready(8 * time.Second); ok {
+		t.Errorf("ready (%s) 10 s behind with an 8 s limit", why)
+	}
+	m.Position(apply.Position{ServerWALEnd: 400 * mb, CaughtUp: true})
+	if lag, bytes := m.Lag(); lag != 0 || bytes != 0 {
+		t.Errorf("keepalive past the polled position: lag %v, %d bytes; want caught up", lag, bytes)
 	}
 }
