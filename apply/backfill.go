@@ -561,6 +561,37 @@ func (e *engine) hold(f *fill, c schema.RowChange) bool {
 	return true
 }
 
+// unseenXids are source transactions the stream delivered that no snapshot
+// taken since has shown yet. A commit reaches the stream once it is in the
+// WAL, before other sessions' snapshots show it: at once normally, after
+// the wait for a synchronous standby with one (the transaction's xid is
+// then at or past the snapshot's xmax, in no list of running ones). A
+// snapshot taken meanwhile is older than the copy: reading rows with it
+// lost that transaction's (a table copied again, helper-65), or found keys
+// it wrote missing (a partitioned table's tracked keys, deleted from the
+// copy), exit 0.
+type unseenXids struct{ xids []uint32 }
+
+// maxUnseen bounds the transactions kept between two snapshots; past it the
+// oldest go (one still unseen by then is a stall of thousands of later
+// commits, which a synchronous standby's wait is not: every commit waits).
+const maxUnseen = 1 << 16
+
+func (u *unseenXids) add(xid uint32) {
+	if len(u.xids) >= maxUnseen {
+		u.xids = append(u.xids[:0], u.xids[maxUnseen/4:]...)
+	}
+	u.xids = append(u.xids, xid)
+}
+
+// unsettled says whether ch's snapshot is older than the copy: it does not
+// show a transaction the stream delivered. Such a chunk is read again
+// shortly. Those it shows are forgotten: later snapshots show them too.
+func (e *engine) unsettled(ch *source.Chunk) bool {
+	e.unseen.xids = slices.DeleteFunc(e.unseen.xids, ch.Snapshot.Sees)
+	return len(e.unseen.xids) > 0
+}
+
 // see notes that the copy's next snapshot must see xid.
 func (f *fill) see(xid uint32) {
 	if n := len(f.mustSee); n == 0 || f.mustSee[n-1] != xid {
@@ -594,6 +625,10 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	for _, o := range e.fills {
 		// Ended before this snapshot: every later one sees them.
 		o.mustSee = slices.DeleteFunc(o.mustSee, ch.Snapshot.Settled)
+	}
+	if ch.Snapshot.Xmax != 0 && e.unsettled(ch) {
+		e.retryAt = time.Now().Add(10 * time.Millisecond)
+		return nil
 	}
 	if ch.Snapshot.Xmax != 0 { // zero when the table is gone
 		// The stream delivered these transactions; a snapshot taken while

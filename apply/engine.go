@@ -120,6 +120,7 @@ type engine struct {
 	trackLooked   map[uint32]bool                  // per table: its stored signature was read for tracking in this run
 	listings      uint64                           // publication listings taken so far in this run (partTrack's stamps)
 	truncXids     map[uint32]truncXid              // per table: the source transaction of its last streamed TRUNCATE
+	unseen        unseenXids                       // delivered source transactions no snapshot has shown yet
 	describedAt   map[uint32]lsn.LSN               // per table: where the stream last described it (see forgetLeft)
 	storedCols    map[uint32][]schema.StoredColumn // per table the stream has not described: its stored shape's columns (checkColumns)
 	pollSoon      bool                             // poll at the next caught-up moment, whatever the interval
@@ -388,6 +389,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 			e.skipping = false
 			return nil
 		}
+		e.unseen.add(e.xid)
 		e.lastEnd = m.EndLSN
 		if !e.ownFlush {
 			e.stats.Transactions++

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
@@ -257,6 +258,12 @@ func (e *engine) storageKnown(ctx context.Context, relid uint32, name, sig strin
 	if !ch.Published {
 		return nil
 	}
+	if e.unsettled(ch) {
+		// Keys a transaction not yet visible wrote would look missing:
+		// look again shortly.
+		e.pollSoon, e.pollAfter = true, time.Now().Add(100*time.Millisecond)
+		return nil
+	}
 	missing, err := ch.MissingKeys(ctx, keys)
 	if err != nil {
 		return err
@@ -335,6 +342,14 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 	defer ch.Abort(context.WithoutCancel(ctx))
 	if !ch.Published || !orderOf(ch.Table).matchable || t != nil && !sameKey(t, ch.Table) {
 		return addedNotCopied, nil
+	}
+	if e.unsettled(ch) {
+		// Its rows may lack a delivered transaction's: look again (the
+		// whole table's copy waits for it too).
+		if gen == 0 {
+			return addedNotCopied, nil
+		}
+		return addedLater, nil
 	}
 	keys, ok, err := ch.PartitionKeys(ctx, added, maxPartitionKeys)
 	if err != nil || !ok {
