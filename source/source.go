@@ -21,9 +21,11 @@ type Source struct {
 	log      *slog.Logger
 	conn     *pgx.Conn // ordinary session: catalog queries
 	systemID string
-	dbName   string
-	version  int // server_version_num
-	protocol int // pgoutput proto_version negotiated
+	// racedPublication: creating the publication found it made meanwhile.
+	racedPublication bool
+	dbName           string
+	version          int // server_version_num
+	protocol         int // pgoutput proto_version negotiated
 	// pubOps is what the publication left out at the start ("delete,
 	// truncate"; "" for none), which the start warned of; nil when not
 	// looked up.
@@ -168,6 +170,13 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	// that this publication is walmirror's to remove.
 	if _, err := s.conn.Exec(ctx, stmt+"; COMMENT ON PUBLICATION "+quoteIdent(s.cfg.Publication)+" IS "+quoteLiteral(publicationComment(s.cfg.Slot))); err != nil {
 		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42710") && !s.racedPublication {
+			// Another walmirror starting at the same moment created it
+			// (helper-65: "duplicate key value violates unique constraint
+			// pg_publication_pubname_index"): take it as found.
+			s.racedPublication = true
+			return s.ensurePublication(ctx)
+		}
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
 			return permanent("create publication", "--tables names a table the source does not have (schema.table; walmirror check lists each)", err)
 		}

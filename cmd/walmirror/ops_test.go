@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -611,5 +612,31 @@ func TestCheckForeignPartition(t *testing.T) {
 	r := walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "copy.db"))
 	if !strings.Contains(r.stdout, `"public"."k" has a foreign table among its partitions`) || strings.Contains(r.stdout, `"plain" has a foreign`) {
 		t.Errorf("check does not warn of the foreign partition, or warns of another table:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+// TestConcurrentFirstRuns: walmirrors started at the same moment on a
+// database with no publication each create it; the ones that lose the race
+// take it as found. Before, one exited 1 with "duplicate key value violates
+// unique constraint pg_publication_pubname_index" (helper-65).
+func TestConcurrentFirstRuns(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)`)
+	const runs = 8
+	var wg sync.WaitGroup
+	results := make([]result, runs)
+	for i := range runs {
+		slot := fmt.Sprintf("s_%s_%d", db, i)
+		dropSlotAtEnd(t, db, slot)
+		target := "sqlite:" + filepath.Join(t.TempDir(), "copy.db")
+		wg.Go(func() {
+			results[i] = walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+		})
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 0 {
+			t.Errorf("run %d exited %d:\n%s", i, r.code, r.stderr)
+		}
 	}
 }
