@@ -44,8 +44,8 @@ type Monitor struct {
 	// it (decoding a large transaction committed meanwhile, a streamed
 	// one still being sent after its commit) everything received may be
 	// applied and the copy still not caught up.
-	polledEnd lsn.LSN
-	copyComplete bool      // the initial copy is committed (streaming started)
+	polledEnd    lsn.LSN
+	copyComplete bool // the initial copy is committed (streaming started)
 	snapshot     apply.SnapshotProgress
 	online       OnlineCopy  // tables copied online, as of the last target commit
 	prev         apply.Stats // stats at the previous commit of the current engine
