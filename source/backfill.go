@@ -161,8 +161,8 @@ func droppedMeanwhile(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "XX000" && strings.HasPrefix(pgErr.Message, "could not open relation with OID")
 }
 
-// retryDropped runs a listing outside a transaction again while it fails
-// with droppedMeanwhile.
+// retryDropped runs a listing (in a transaction: under a savepoint) again
+// while it fails with droppedMeanwhile.
 func retryDropped[T any](list func() (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
 		v, err := list()

@@ -220,22 +220,21 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 	// copy's), and a listing narrowed to one table still opens them all.
 	// Before, an online copy stopped the run (exit 1) whenever an
 	// application dropped any table meanwhile (helper-64).
-	for attempt := 1; ; attempt++ {
+	pts, err := retryDropped(func() ([]pubTable, error) {
 		sp, err := tx.Begin(ctx)
 		if err != nil {
-			return nil, classify("list published tables", err)
+			return nil, err
 		}
 		pts, err := list(sp)
-		if err == nil {
-			if err := sp.Commit(ctx); err != nil {
-				return nil, classify("list published tables", err)
-			}
-			return pts, nil
+		if err != nil {
+			return nil, errors.Join(err, sp.Rollback(ctx))
 		}
-		if rerr := sp.Rollback(ctx); rerr != nil || attempt == 20 || !droppedMeanwhile(err) {
-			return nil, classify("list published tables", err)
-		}
+		return pts, sp.Commit(ctx)
+	})
+	if err != nil {
+		return nil, classify("list published tables", err)
 	}
+	return pts, nil
 }
 
 // query selects t's published rows; cond, when not empty, narrows them
