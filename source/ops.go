@@ -637,15 +637,37 @@ func (a *Admin) ResyncTables(ctx context.Context, publication, slot string, name
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	at, _, err := a.RequestResync(ctx, encode(relids, shown))
+	return relids, shown, at, err
+}
+
+// RequestResync writes a resync request (apply.EncodeResyncKeys) into the
+// WAL in a transaction of its own. It returns the request's position and
+// one at or past the end of its commit record, flushed on the source: a copy that has applied everything up to committed has seen
+// the request.
+func (a *Admin) RequestResync(ctx context.Context, request string) (at, committed lsn.LSN, err error) {
 	ctx, cancel := a.deadline(ctx)
 	defer cancel()
-	var at string
-	err = a.conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, ResyncPrefix, encode(relids, shown)).Scan(&at)
+	var text string
+	err = pgx.BeginFunc(ctx, a.conn, func(tx pgx.Tx) error {
+		// Flushed at its COMMIT (also under synchronous_commit = off), so
+		// that the position read after it covers the commit record.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = local`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, ResyncPrefix, request).Scan(&text)
+	})
 	if err != nil {
-		return nil, nil, 0, classify("write resync request", timeoutCause(ctx, err))
+		return 0, 0, classify("write resync request", timeoutCause(ctx, err))
 	}
-	l, err := lsn.Parse(at)
-	return relids, shown, l, err
+	if at, err = lsn.Parse(text); err != nil {
+		return 0, 0, err
+	}
+	if err := a.conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&text); err != nil {
+		return 0, 0, classify("read the source's WAL position", timeoutCause(ctx, err))
+	}
+	committed, err = lsn.Parse(text)
+	return at, committed, err
 }
 
 // ResolveTables resolves names (schema.table) to the publication's

@@ -56,7 +56,7 @@ func (o *Options) defaults() {
 func Compare(ctx context.Context, t *Table, source, target Reader, opts Options) TableReport {
 	opts.defaults()
 	c := &comparison{t: t, src: source, dst: target, opts: opts}
-	c.rep = TableReport{Table: t.Qualified(), Key: t.KeyColumns()}
+	c.rep = TableReport{Table: t.Qualified(), RelID: t.ID, Key: t.KeyColumns()}
 	c.keys = newKeySet(t, opts.Keys)
 	var err error
 	ss, sok := source.(summer)

@@ -33,5 +33,8 @@
 // of integers and uuids and whose differing rows the comparison named
 // (Options.Keys, at most so many per table: keys.go), else the whole
 // table. It brings the copy up to date with the engine and verifies those
-// tables again.
+// tables again. RunLive and RepairLive do the same in the process that
+// replicates into the copy (walmirror run's POST /verify): the engine is
+// paused only while the copy's read transaction begins, and the copies are
+// asked of it by a resync request in the source's WAL.
 package verify

@@ -182,3 +182,59 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 	rep.Took = time.Since(began)
 	return rep, nil
 }
+
+// Waiter waits until a running copy has applied the source up to a
+// position with no table being copied (apply.Progress.WaitFor).
+type Waiter interface {
+	WaitFor(ctx context.Context, l lsn.LSN) error
+}
+
+// RepairLive is RepairTables for a copy the calling process replicates
+// into (live as RunLive's, rep a report of RunLive with Options.Keys): it
+// writes a resync request for what rep found different into the source's
+// WAL (as walmirror resync --table and --key do), naming the running
+// copy's slot (cfg.Source.Slot), so the running engine copies those rows
+// or tables again online, in order with everything else it applies;
+// waits (applied) until the copy has applied the request with no table
+// being copied; and verifies those tables again with RunLive. Nothing is
+// paused beyond RunLive's own holds.
+func RepairLive(ctx context.Context, cfg Config, live Live, applied Waiter, rep *Report) (*Repair, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rp, relids, keys := plan(rep)
+	if len(rp.Tables) == 0 {
+		return rp, nil
+	}
+	for _, id := range relids {
+		if id == 0 {
+			return rp, errors.New("the report does not name the source's tables by oid; nothing was copied")
+		}
+	}
+	adm, err := source.Connect(ctx, cfg.Source)
+	if err != nil {
+		return rp, err
+	}
+	at, committed, err := adm.RequestResync(ctx, apply.EncodeResyncKeys(cfg.Source.Slot, relids, rp.Tables, keys))
+	adm.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return rp, fmt.Errorf("%w (nothing was copied)", err)
+	}
+	rp.RequestedAt = at
+	log.Info("verify: copying again what differs, through the running walmirror", "copies", rp.copies(), "request", at)
+	began := time.Now()
+	if err := applied.WaitFor(ctx, committed); err != nil {
+		return rp, fmt.Errorf("wait for the copies (requested at %s; the running walmirror finishes them): %w", at, err)
+	}
+	rp.CopyTook = time.Since(began)
+	log.Info("verify: copied what differed again", "copies", rp.copies(), "took", rp.CopyTook.Round(time.Millisecond))
+	again := cfg
+	again.Tables = rp.Tables
+	after, err := RunLive(ctx, again, live)
+	if err != nil {
+		return rp, fmt.Errorf("verify the copied tables again: %w", err)
+	}
+	rp.After = after
+	return rp, nil
+}

@@ -17,7 +17,12 @@ func TestReadJSON(t *testing.T) {
 			Examples: []Example{{Kind: Missing, Values: Values{{"z", s("dup")}, {"a", nil}}}}},
 		{Table: "public.gone", Key: []string{"id"}, Method: MethodMerge, Absent: true, SourceRows: 4, Missing: 4},
 		{Table: "public.err", Err: "read public.err: boom", Note: "a note"},
-	}}
+	}, CopiedAgain: []CopiedAgain{{Table: "public.r", Reason: "rewritten"}}}
+	// The repair verify --sidecar --repair receives, with its second
+	// verification.
+	rep.Repair = &Repair{Tables: []string{"public.t", `"Odd"."x y"`}, RequestedAt: 0x16B3800, CopyTook: 250 * time.Millisecond,
+		Copies: []TableRepair{{Table: "public.t", Keys: 2}, {Table: `"Odd"."x y"`, Whole: "no key"}},
+		After:  &Report{LSN: 0x16B3900, From: 0x16B3900, Live: true, Tables: []TableReport{{Table: "public.t", Key: []string{"id"}, Method: MethodChecksum, SourceRows: 10, TargetRows: 10}}}}
 	var first bytes.Buffer
 	if err := rep.WriteJSON(&first); err != nil {
 		t.Fatal(err)
@@ -38,6 +43,13 @@ func TestReadJSON(t *testing.T) {
 	}
 	if back.Different() != rep.Different() || back.Equal() != rep.Equal() {
 		t.Error("equal/different changed in the round trip")
+	}
+	text1.Reset()
+	text2.Reset()
+	_ = rep.Repair.WriteText(&text1)
+	_ = back.Repair.WriteText(&text2)
+	if text1.String() != text2.String() || back.Repair.Equal() != rep.Repair.Equal() || !back.Repair.Equal() {
+		t.Errorf("the repair differs after a round trip:\n%s\n%s", text1.String(), text2.String())
 	}
 	if _, err := ReadJSON([]byte(`{"equal": false, "error": "no slot"}`)); err == nil || err.Error() != "no slot" {
 		t.Errorf("an error object: %v", err)

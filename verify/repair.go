@@ -102,27 +102,7 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 	if cfg.SlotWait <= 0 {
 		cfg.SlotWait = 5 * time.Second
 	}
-	rp := &Repair{}
-	var keys [][][]string
-	var relids []uint32
-	for i := range rep.Tables {
-		t := &rep.Tables[i]
-		if !t.Different() {
-			continue
-		}
-		rp.Tables = append(rp.Tables, t.Table)
-		tr := TableRepair{Table: t.Table, Keys: len(t.Keys), Whole: t.KeysNot}
-		switch {
-		case t.Absent:
-			tr.Keys, tr.Whole, t.Keys = 0, "the copy has no such table", nil
-		case len(t.Keys) > 0:
-		case tr.Whole == "":
-			tr.Whole = "the verification did not name its differing rows"
-		}
-		rp.Copies = append(rp.Copies, tr)
-		keys = append(keys, t.Keys)
-		relids = append(relids, t.RelID)
-	}
+	rp, relids, keys := plan(rep)
 	if len(rp.Tables) == 0 {
 		return rp, nil
 	}
@@ -196,6 +176,32 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 	return rp, nil
 }
 
+// plan is what a repair of what rep found different copies again: the
+// tables, and per table its oid and the keys of its differing rows (nil:
+// the whole table).
+func plan(rep *Report) (rp *Repair, relids []uint32, keys [][][]string) {
+	rp = &Repair{}
+	for i := range rep.Tables {
+		t := &rep.Tables[i]
+		if !t.Different() {
+			continue
+		}
+		rp.Tables = append(rp.Tables, t.Table)
+		tr := TableRepair{Table: t.Table, Keys: len(t.Keys), Whole: t.KeysNot}
+		switch {
+		case t.Absent:
+			tr.Keys, tr.Whole, t.Keys = 0, "the copy has no such table", nil
+		case len(t.Keys) > 0:
+		case tr.Whole == "":
+			tr.Whole = "the verification did not name its differing rows"
+		}
+		rp.Copies = append(rp.Copies, tr)
+		keys = append(keys, t.Keys)
+		relids = append(relids, t.RelID)
+	}
+	return rp, relids, keys
+}
+
 // waitSlotIdle waits up to wait for no process to stream from slot (a
 // walsender outlives its client briefly, the catch-up's included).
 func waitSlotIdle(ctx context.Context, adm *source.Admin, slot string, wait time.Duration) error {
@@ -233,6 +239,9 @@ func (rp *Repair) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "repair: nothing copied (%s)\n", rp.Err)
 	case rp.After == nil:
 		fmt.Fprintf(&b, "repair: copies of %s started at %s; not verified again: %s\n", rp.copies(), rp.RequestedAt, rp.Err)
+	case rp.After.Live:
+		fmt.Fprintf(&b, "repair: copied again %s by the running walmirror (requested at %s, done in %s); verified again:\n",
+			rp.copies(), rp.RequestedAt, rp.CopyTook.Round(time.Millisecond))
 	default:
 		fmt.Fprintf(&b, "repair: copied again %s (from the copy's position %s, up to date in %s); verified again:\n",
 			rp.copies(), rp.RequestedAt, rp.CopyTook.Round(time.Millisecond))
@@ -260,6 +269,29 @@ type jsonCopy struct {
 	By    string `json:"by"`
 	Keys  int    `json:"keys,omitempty"`
 	Why   string `json:"why,omitempty"`
+}
+
+// repair reads back what json wrote.
+func (jr *jsonRepair) repair() (*Repair, error) {
+	rp := &Repair{Tables: jr.Tables, CopyTook: time.Duration(jr.CopyTookMs) * time.Millisecond, Err: jr.Error}
+	for _, c := range jr.Copies {
+		rp.Copies = append(rp.Copies, TableRepair{Table: c.Table, Keys: c.Keys, Whole: c.Why})
+	}
+	if jr.RequestedAt != "" {
+		at, err := lsn.Parse(jr.RequestedAt)
+		if err != nil {
+			return nil, fmt.Errorf("read report: repair: requested_at: %w", err)
+		}
+		rp.RequestedAt = at
+	}
+	if jr.Verify != nil {
+		after, err := jr.Verify.report()
+		if err != nil {
+			return nil, fmt.Errorf("read report: repair: %w", err)
+		}
+		rp.After = after
+	}
+	return rp, nil
 }
 
 func (rp *Repair) json() *jsonRepair {

@@ -363,9 +363,9 @@ func (vs *Values) UnmarshalJSON(data []byte) error {
 	return err
 }
 
-// ReadJSON reads a report that WriteJSON wrote (its repair is left out).
-// An object that holds only an error (the verification could not be
-// done) returns that error.
+// ReadJSON reads a report that WriteJSON wrote, its repair included. An
+// object that holds only an error (the verification could not be done)
+// returns that error.
 func ReadJSON(data []byte) (*Report, error) {
 	var jr jsonReport
 	if err := json.Unmarshal(data, &jr); err != nil {
@@ -374,6 +374,10 @@ func ReadJSON(data []byte) (*Report, error) {
 	if jr.Error != "" && jr.LSN == "" {
 		return nil, errors.New(jr.Error)
 	}
+	return jr.report()
+}
+
+func (jr *jsonReport) report() (*Report, error) {
 	at, err := lsn.Parse(jr.LSN)
 	if err != nil {
 		return nil, fmt.Errorf("read report: lsn: %w", err)
@@ -382,7 +386,7 @@ func ReadJSON(data []byte) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read report: from_lsn: %w", err)
 	}
-	r := &Report{LSN: at, From: from, Live: jr.Live, Took: time.Duration(jr.TookMs) * time.Millisecond}
+	r := &Report{LSN: at, From: from, Live: jr.Live, Took: time.Duration(jr.TookMs) * time.Millisecond, CopiedAgain: jr.CopiedAgain}
 	for _, jt := range jr.Tables {
 		t := TableReport{Table: jt.Table, Key: jt.Key, Method: jt.Method, SourceRows: jt.SourceRows, TargetRows: jt.TargetRows,
 			Missing: jt.Missing, Extra: jt.Extra, Changed: jt.Changed, Absent: jt.Absent, Err: jt.Error, Note: jt.Note,
@@ -395,6 +399,13 @@ func ReadJSON(data []byte) (*Report, error) {
 			t.Examples = append(t.Examples, e)
 		}
 		r.Tables = append(r.Tables, t)
+	}
+	if jr.Repair != nil {
+		rp, err := jr.Repair.repair()
+		if err != nil {
+			return nil, err
+		}
+		r.Repair = rp
 	}
 	return r, nil
 }

@@ -213,7 +213,6 @@ func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger, aga
 			return nil, err
 		}
 		tr.Took = time.Since(tableBegan)
-		tr.RelID = t.ID
 		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows, "took", tr.Took)
 		rep.Tables = append(rep.Tables, tr)
 	}

@@ -63,12 +63,24 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 				return nil, errors.New("the initial copy is not complete yet: verify once walmirror streams (/readyz)")
 			}
 			vcfg := verify.Config{Source: src, Tables: req.Tables, Options: verify.Options{Examples: req.Examples}, Logger: log}
-			rep, err := verify.RunLive(ctx, vcfg, verify.Live{Pause: pause, Open: copyReader(sink, target), CatchUp: req.CatchUp})
+			if req.Repair {
+				vcfg.Options.Keys = req.RepairRows
+			}
+			live := verify.Live{Pause: pause, Open: copyReader(sink, target), CatchUp: req.CatchUp}
+			rep, err := verify.RunLive(ctx, vcfg, live)
 			if err != nil {
 				log.Warn("verify: could not verify", "err", err)
 				return nil, err
 			}
 			log.Info("verify: done", "lsn", rep.LSN, "equal", rep.Equal(), "different", rep.Different(), "tables", len(rep.Tables), "took", rep.Took.Round(time.Millisecond))
+			if req.Repair && rep.TablesDiffer() {
+				rp, err := verify.RepairLive(ctx, vcfg, live, mon.Progress(), rep)
+				if err != nil {
+					log.Warn("verify: repair did not finish", "err", err)
+					rp.Err = oneLine(err.Error())
+				}
+				rep.Repair = rp
+			}
 			return rep, nil
 		})
 	}

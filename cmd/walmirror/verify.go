@@ -51,7 +51,7 @@ func (l *tableList) Set(v string) error {
 // cmdVerify compares a copy with its source as of one source position and
 // returns the exit code: 0 equal, 1 different, 2 not verified.
 func cmdVerify(ctx context.Context, args []string) int {
-	fs := newFlagSet("verify", "--source DSN --target TARGET [--table schema.t ...] [--json] [--repair]\n       walmirror verify --sidecar http://HOST:PORT [--table schema.t ...] [--json]")
+	fs := newFlagSet("verify", "--source DSN --target TARGET [--table schema.t ...] [--json] [--repair]\n       walmirror verify --sidecar http://HOST:PORT [--table schema.t ...] [--json] [--repair]")
 	var (
 		cfg     verify.Config
 		target  string
@@ -70,7 +70,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.Var(&tables, "table", "compare only this table (schema.table, or a comma-separated list); repeat for more (default: every published table)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&cfg.Options.Examples, "examples", 5, "name up to this many missing, extra and changed rows per table")
-	fs.BoolVar(&repair, "repair", false, "copy what differs again (online: the differing rows by key, or whole tables), bring the copy up to date and verify those tables again: exit 0 when they are then equal")
+	fs.BoolVar(&repair, "repair", false, "copy what differs again (online: the differing rows by key, or whole tables), bring the copy up to date and verify those tables again: exit 0 when they are then equal (with --sidecar, the running walmirror copies them)")
 	fs.IntVar(&rows, "repair-rows", verify.DefaultRepairKeys, "with --repair: copy a table's differing rows again by key when there are at most this many and its key is of integers and uuids; else the whole table (0: always whole tables)")
 	fs.StringVar(&sidecar, "sidecar", "", "verify through the walmirror run that replicates into the copy, at its --metrics-addr (http://HOST:PORT): it pauses the copy at the comparison's position for a moment and compares while it replicates on (--source and --target are then its own)")
 	durationFlag(fs, &catchUp, "catch-up-timeout", verify.DefaultCatchUp, "with --sidecar: how long the copy may take to reach the comparison's position (exit 2 after)")
@@ -93,7 +93,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 		}
 	}
 	fail := func(err error) int {
-		msg := strings.Join(strings.FieldsFunc(err.Error(), func(r rune) bool { return r == '\n' || r == '\t' }), " ")
+		msg := oneLine(err.Error())
 		fmt.Fprintf(os.Stderr, "walmirror: verify: %s\n", msg)
 		if asJSON {
 			_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"equal": false, "error": msg})
@@ -109,10 +109,10 @@ func cmdVerify(ctx context.Context, args []string) int {
 	}
 
 	if sidecar != "" {
-		if repair {
-			return fail(errors.New("--repair is not available with --sidecar yet: verify through the running walmirror, then walmirror resync --table the tables that differ (the running walmirror copies them)"))
+		if !repair {
+			rows = -1
 		}
-		return verifySidecar(ctx, sidecar, tables, cfg.Options.Examples, catchUp, asJSON, fail)
+		return verifySidecar(ctx, sidecar, tables, cfg.Options.Examples, catchUp, rows, asJSON, fail)
 	}
 	check := cfg.Source
 	check.Slot = "walmirror" // the copy's own is used; any valid name checks the rest
@@ -183,7 +183,7 @@ func repairCopy(ctx context.Context, cfg verify.Config, target verify.Target, re
 		if ctx.Err() != nil {
 			err = fmt.Errorf("interrupted: %w", err)
 		}
-		rp.Err = strings.Join(strings.FieldsFunc(err.Error(), func(r rune) bool { return r == '\n' || r == '\t' }), " ")
+		rp.Err = oneLine(err.Error())
 	}
 	var werr error
 	if asJSON {
@@ -192,6 +192,12 @@ func repairCopy(ctx context.Context, cfg verify.Config, target verify.Target, re
 	} else {
 		werr = rp.WriteText(os.Stdout)
 	}
+	return repairExit(rep, rp, werr)
+}
+
+// repairExit is the exit code of a verification rep followed by repair rp,
+// whose printing failed with werr.
+func repairExit(rep *verify.Report, rp *verify.Repair, werr error) int {
 	switch {
 	case rp.Err != "":
 		fmt.Fprintf(os.Stderr, "walmirror: verify: repair: %s\n", rp.Err)
@@ -228,9 +234,15 @@ func copyReader(sink apply.Sink, target string) func(context.Context) (verify.Re
 	}
 }
 
+// oneLine joins a message's lines, for one log or stderr line.
+func oneLine(msg string) string {
+	return strings.Join(strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\t' }), " ")
+}
+
 // verifySidecar asks the walmirror run serving addr to verify its copy
 // (POST /verify) and prints its report; the exit code is as verify's.
-func verifySidecar(ctx context.Context, addr string, tables []string, examples int, catchUp time.Duration, asJSON bool, fail func(error) int) int {
+// repairRows >= 0 asks it to repair what differs too (verify --repair).
+func verifySidecar(ctx context.Context, addr string, tables []string, examples int, catchUp time.Duration, repairRows int, asJSON bool, fail func(error) int) int {
 	base := strings.TrimRight(addr, "/")
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
@@ -240,6 +252,10 @@ func verifySidecar(ctx context.Context, addr string, tables []string, examples i
 		return fail(fmt.Errorf("--sidecar %q: want the running walmirror's --metrics-addr, like http://127.0.0.1:9187", addr))
 	}
 	q := url.Values{"table": tables, "examples": {strconv.Itoa(examples)}, "timeout": {catchUp.String()}}
+	if repairRows >= 0 {
+		q.Set("repair", "1")
+		q.Set("repair_rows", strconv.Itoa(repairRows))
+	}
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
 	if err != nil {
@@ -269,6 +285,17 @@ func verifySidecar(ctx context.Context, addr string, tables []string, examples i
 	rep, err := verify.ReadJSON(body)
 	if err != nil {
 		return fail(fmt.Errorf("--sidecar: %w", err))
+	}
+	if rp := rep.Repair; rp != nil {
+		if asJSON {
+			_, err = os.Stdout.Write(body)
+		} else if err = rep.WriteText(os.Stdout); err == nil {
+			err = rp.WriteText(os.Stdout)
+		}
+		return repairExit(rep, rp, err)
+	}
+	if repairRows >= 0 && rep.TablesDiffer() {
+		return fail(errors.New("--sidecar: the running walmirror did not repair (a walmirror run of an older version?)"))
 	}
 	if asJSON {
 		_, err = os.Stdout.Write(body)

@@ -20,7 +20,8 @@ import (
 // position and compares while it replicates on. An equal copy verifies 0;
 // a copy damaged behind walmirror's back (before the run starts: no other
 // process may write a DuckDB file walmirror holds) gives 1 and names the
-// keys.
+// keys; verify --sidecar --repair has the running walmirror copy just the
+// differing rows (a keyless table whole) again and verifies them equal.
 func TestVerifySidecar(t *testing.T) {
 	needServer(t)
 	for _, c := range verifyCopies() {
@@ -114,9 +115,14 @@ func testVerifySidecar(t *testing.T, c verifyCopy) {
 		INSERT INTO %[1]s (id, v) VALUES (1000, 'extra');
 		DELETE FROM %[2]s WHERE %[3]s = (SELECT %[3]s FROM %[2]s WHERE v = 'dup' LIMIT 1)`, c.table("t"), c.table("k"), c.rowid("k")))
 	addr, stop = sidecar()
-	load(func() { r = walmirror(t, nil, "verify", "--sidecar", addr, "--examples", "3") })
-	// Through a running walmirror, --repair is refused (exit 2).
-	rr := walmirror(t, nil, "verify", "--sidecar", addr, "--repair")
+	var rr, ra result
+	load(func() {
+		r = walmirror(t, nil, "verify", "--sidecar", addr, "--examples", "3")
+		// Repaired through the running walmirror: the differing rows of t
+		// by key, k whole; then equal.
+		rr = walmirror(t, nil, "verify", "--sidecar", addr, "--repair")
+	})
+	ra = walmirror(t, nil, "verify", "--sidecar", addr, "--json")
 	logs = stop()
 	if r.code != 1 {
 		t.Fatalf("verify --sidecar of a damaged copy exited %d, want 1:\n%s%s\n%s", r.code, r.stdout, r.stderr, logs)
@@ -127,8 +133,20 @@ func testVerifySidecar(t *testing.T, c verifyCopy) {
 			t.Errorf("the report lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if rr.code != 2 || !strings.Contains(rr.stderr, "--repair is not available with --sidecar") {
-		t.Errorf("verify --sidecar --repair exited %d:\n%s", rr.code, rr.stderr)
+	if rr.code != 0 || !strings.Contains(rr.stdout, "public.t (3 rows by key)") || !strings.Contains(rr.stdout, "public.k (whole: no key)") ||
+		!strings.Contains(rr.stdout, "by the running walmirror (requested at") || !strings.Contains(rr.stdout, "2 tables equal, 0 different") {
+		t.Errorf("verify --sidecar --repair exited %d, want 0 after copying 3 rows of t and k again:\n%s%s\n%s", rr.code, rr.stdout, rr.stderr, logs)
+	}
+	// Only the differing rows of t were copied again, by the running
+	// walmirror.
+	for _, want := range []string{`msg="copying rows again online" table=public.t reason="resync of rows requested" rows=3`,
+		`msg="rows copied again online" table=public.t keys=3`, `msg="copying table online" table=public.k`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the run's log lacks %q:\n%s", want, logs)
+		}
+	}
+	if err := json.Unmarshal([]byte(ra.stdout), &rep); err != nil || ra.code != 0 || !rep.Equal {
+		t.Errorf("verify --sidecar after the repair exited %d (%v):\n%s%s", ra.code, err, ra.stdout, ra.stderr)
 	}
 
 	// Nothing serves there any more: exit 2 and why.

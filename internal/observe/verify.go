@@ -20,6 +20,11 @@ type VerifyRequest struct {
 	Tables   []string      // schema.table names; empty: every published table
 	Examples int           // differing rows named per table and kind; 0: the default
 	CatchUp  time.Duration // how long the copy may take to reach the comparison's position
+	// Repair: copy what differs again through this walmirror and verify
+	// it again (walmirror verify --sidecar --repair); RepairRows is
+	// verify --repair-rows.
+	Repair     bool
+	RepairRows int
 }
 
 // VerifyFunc performs one verification of the copy this process writes.
@@ -35,10 +40,13 @@ func (m *Monitor) SetVerify(fn VerifyFunc) {
 	m.verify = fn
 }
 
-// VerifyHandler serves POST /verify?table=schema.t&examples=N&timeout=D:
-// the running walmirror compares its copy with the source as of one
-// source position (verify.RunLive) and answers 200 with the report as
-// walmirror verify --json prints it (equal or not). Otherwise the body is
+// VerifyHandler serves POST
+// /verify?table=schema.t&examples=N&timeout=D&repair=1&repair_rows=N: the
+// running walmirror compares its copy with the source as of one source
+// position (verify.RunLive), with repair copies what differs again and
+// verifies it again (verify.RepairLive), and answers 200 with the report
+// as walmirror verify --json prints it (equal or not, the repair
+// included). Otherwise the body is
 // {"equal": false, "error": "..."}: 400 for a bad parameter, 409 while
 // another verification runs, 504 when the copy did not reach the
 // comparison's position within timeout (DefaultCatchUp when absent), 500
@@ -76,6 +84,22 @@ func VerifyHandler(fn func() VerifyFunc) http.HandlerFunc {
 				return
 			}
 			req.CatchUp = d
+		}
+		if s := q.Get("repair"); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				verifyError(w, http.StatusBadRequest, fmt.Sprintf("repair %q: want 1 or 0", s))
+				return
+			}
+			req.Repair = b
+		}
+		if s := q.Get("repair_rows"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				verifyError(w, http.StatusBadRequest, fmt.Sprintf("repair_rows %q: want a count, 0 or more", s))
+				return
+			}
+			req.RepairRows = n
 		}
 		f := fn()
 		if f == nil {
