@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/walmirror/walmirror/internal/faultpoint"
 	"github.com/walmirror/walmirror/lsn"
@@ -206,57 +207,77 @@ func (k keyOrder) compare(i int, a []byte, b string) int {
 }
 
 // canonical is key in the text form pgoutput gives the key's columns
-// (integers in decimal, uuids in lowercase with hyphens); ok is false when
-// a value is not of its column's type.
+// (keyValue; values of other types as they are); ok is false when a value
+// is not of its column's type.
 func (k keyOrder) canonical(t *schema.Table, key []string) ([]string, bool) {
-	if k.matchable && !k.ok && len(key) == len(k.cols) {
-		return key, true // in the stream's form already (matchable)
-	}
-	if !k.ok || len(key) != len(k.cols) {
+	if !k.matchable || len(key) != len(k.cols) {
 		return nil, false
 	}
 	out := make([]string, len(key))
 	for i, v := range key {
-		if k.uuid[i] {
-			hex := strings.ToLower(strings.NewReplacer("-", "", "{", "", "}", "").Replace(strings.TrimSpace(v)))
-			if len(hex) != 32 || strings.Trim(hex, "0123456789abcdef") != "" {
-				return nil, false
-			}
-			out[i] = hex[:8] + "-" + hex[8:12] + "-" + hex[12:16] + "-" + hex[16:20] + "-" + hex[20:]
-			continue
+		s, ok, exact := keyValue(t.Columns[k.cols[i]].TypeID, v)
+		if !exact {
+			s, ok = v, true // in the stream's form already
 		}
-		bits, lo := 64, int64(math.MinInt64)
-		switch t.Columns[k.cols[i]].TypeID {
-		case 21:
-			bits, lo = 16, math.MinInt16
-		case 23:
-			bits, lo = 32, math.MinInt32
-		case 26: // oid: unsigned 32 bits
-			bits, lo = 33, 0
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, bits)
-		if err != nil || n < lo {
+		if !ok {
 			return nil, false
 		}
-		out[i] = strconv.FormatInt(n, 10)
+		out[i] = s
 	}
 	return out, true
+}
+
+// keyValue is v, a value of a key column of type oid, in the text form
+// pgoutput gives it: integers in decimal, uuids in lowercase with hyphens,
+// text and varchar as they are (UTF-8 without NUL). ok is false when v is
+// no value of the type; exact is false for other types, whose values have
+// other spellings than the stream's (numeric 1.0 and 1.00, a timestamptz
+// in another time zone).
+func keyValue(oid uint32, v string) (s string, ok, exact bool) {
+	bits, lo := 64, int64(math.MinInt64)
+	switch oid {
+	case 2950: // uuid
+		hex := strings.ToLower(strings.NewReplacer("-", "", "{", "", "}", "").Replace(strings.TrimSpace(v)))
+		if len(hex) != 32 || strings.Trim(hex, "0123456789abcdef") != "" {
+			return "", false, true
+		}
+		return hex[:8] + "-" + hex[8:12] + "-" + hex[12:16] + "-" + hex[16:20] + "-" + hex[20:], true, true
+	case 25, 1043: // text, varchar
+		return v, utf8.ValidString(v) && !strings.Contains(v, "\x00"), true
+	case 20:
+	case 21:
+		bits, lo = 16, math.MinInt16
+	case 23:
+		bits, lo = 32, math.MinInt32
+	case 26: // oid: unsigned 32 bits
+		bits, lo = 33, 0
+	default:
+		return v, true, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, bits)
+	if err != nil || n < lo {
+		return "", false, true
+	}
+	return strconv.FormatInt(n, 10), true, true
 }
 
 // CheckResyncKeys checks keys (each the values of t's key columns, in
 // column order) for a resync of rows of t, as walmirror resync does before
 // it writes the request: it returns them in the form the stream gives keys,
-// or exact false when t's key cannot be matched exactly (not integers or
-// uuids, or no key): the whole table is then copied again. A key with the
-// wrong number of values, or a value its column cannot hold, is an error
-// naming it.
+// or exact false when t's key cannot be matched exactly (columns other
+// than integers, uuids, text and varchar, or no key): the whole table is
+// then copied again. A key with the wrong number of values, or a value its
+// column cannot hold, is an error naming it.
 func CheckResyncKeys(t *schema.Table, keys [][]string) (canon [][]string, exact bool, err error) {
 	k := orderOf(t)
-	if !k.ok {
+	if !k.matchable {
 		return nil, false, nil
 	}
 	var cols []string
 	for _, i := range k.cols {
+		if _, _, exact := keyValue(t.Columns[i].TypeID, ""); !exact {
+			return nil, false, nil
+		}
 		cols = append(cols, t.Columns[i].Name+" "+keyTypeName(t.Columns[i].TypeID))
 	}
 	for _, key := range keys {
@@ -285,6 +306,10 @@ func keyTypeName(oid uint32) string {
 		return "oid"
 	case 2950:
 		return "uuid"
+	case 25:
+		return "text"
+	case 1043:
+		return "varchar"
 	}
 	return "type " + strconv.FormatUint(uint64(oid), 10)
 }

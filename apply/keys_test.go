@@ -33,8 +33,8 @@ func TestCanonicalKeys(t *testing.T) {
 // TestCheckResyncKeys: walmirror resync --key is checked before the request
 // is written: keys come back in the stream's form, a key of the wrong width
 // or a value the column cannot hold is an error naming the key and the
-// table's key columns, and a key that cannot be matched exactly (text, or
-// a FULL identity) means the whole table.
+// table's key columns, and a key that cannot be matched exactly (numeric,
+// or a FULL identity) means the whole table.
 func TestCheckResyncKeys(t *testing.T) {
 	ab := schema.NewTable(1, "public", "t", schema.IdentityDefault, []schema.Column{
 		{Name: "a", TypeID: 23, Key: true}, {Name: "v", TypeID: 25}, {Name: "b", TypeID: 2950, Key: true}})
@@ -49,8 +49,17 @@ func TestCheckResyncKeys(t *testing.T) {
 			t.Errorf("key %q: %v, want an error naming it and the key (a integer, b uuid)", bad, err)
 		}
 	}
+	// Text and varchar keys are matched by their text, as they are.
+	st := schema.NewTable(5, "public", "s", schema.IdentityDefault, []schema.Column{{Name: "k", TypeID: 25, Key: true}, {Name: "n", TypeID: 23, Key: true}, {Name: "w", TypeID: 1043, Key: true}})
+	canon, exact, err = CheckResyncKeys(st, [][]string{{" a,b ", "+7", "é"}})
+	if err != nil || !exact || !slices.Equal(canon[0], []string{" a,b ", "7", "é"}) {
+		t.Errorf("a text key: %q %v %v", canon, exact, err)
+	}
+	if _, _, err := CheckResyncKeys(st, [][]string{{"a\xff", "1", "x"}}); err == nil || !strings.Contains(err.Error(), "k text, n integer, w varchar") {
+		t.Errorf("a text key that is no UTF-8: %v, want an error naming the key", err)
+	}
 	for _, whole := range []*schema.Table{
-		schema.NewTable(2, "public", "s", schema.IdentityDefault, []schema.Column{{Name: "k", TypeID: 25, Key: true}}),
+		schema.NewTable(2, "public", "s", schema.IdentityDefault, []schema.Column{{Name: "k", TypeID: 1700, Key: true}}),
 		schema.NewTable(3, "public", "f", schema.IdentityFull, []schema.Column{{Name: "k", TypeID: 23, Key: true}}),
 		schema.NewTable(4, "public", "n", schema.IdentityNothing, []schema.Column{{Name: "k", TypeID: 23}}),
 	} {

@@ -30,7 +30,7 @@ type Options struct {
 	MaxValue int
 	// Keys, when positive, has a table's report name the keys of all its
 	// differing rows (TableReport.Keys) when there are at most this many
-	// and its key is of integers and uuids, for verify --repair to copy
+	// and its key is of integers, uuids, text and varchar, for verify --repair to copy
 	// just those rows again; 0: no keys are collected.
 	Keys int
 }

@@ -30,7 +30,7 @@
 // RepairTables (verify --repair) has what a Report found different copied
 // again by online copies the engine starts from the copy's position (as a
 // walmirror resync request there would): just the differing rows, by key, for a table whose key is
-// of integers and uuids and whose differing rows the comparison named
+// of integers, uuids, text and varchar and whose differing rows the comparison named
 // (Options.Keys, at most so many per table: keys.go), else the whole
 // table. It brings the copy up to date with the engine and verifies those
 // tables again. RunLive and RepairLive do the same in the process that

@@ -1,9 +1,11 @@
 package verify
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/walmirror/walmirror/schema"
 )
@@ -14,11 +16,13 @@ const DefaultRepairKeys = 10000
 
 // keyNamer turns the key of a differing row into the key a resync request
 // names it by (apply.EncodeResyncKeys): the key columns' values exactly as
-// pgoutput sends them, in key column order. The engine copies rows again by
-// key only for keys of integers (int2, int4, int8, oid) and uuids, matched
-// by their text; for these, the canonical form (canon.go) is that text:
-// integers in decimal without leading zeros, uuids in lowercase with
-// hyphens.
+// pgoutput sends them, in key column order. Rows are named by key only
+// for keys of integers (int2, int4, int8, oid), uuids, text and varchar,
+// which the engine matches by their text; for these, the canonical form
+// (canon.go) is that text: integers in decimal without leading zeros,
+// uuids in lowercase with hyphens, text as it is. (Other types have
+// canonical forms that are not the stream's: numeric without trailing
+// zeros, timestamps rebuilt.)
 type keyNamer struct {
 	cols []int    // key column positions
 	oids []uint32 // their types
@@ -35,7 +39,7 @@ func newKeyNamer(t *Table) (*keyNamer, string) {
 	for _, i := range t.keys {
 		c := t.Columns[i]
 		switch c.TypeID {
-		case schema.OIDInt2, schema.OIDInt4, schema.OIDInt8, schema.OIDOid, schema.OIDUUID:
+		case schema.OIDInt2, schema.OIDInt4, schema.OIDInt8, schema.OIDOid, schema.OIDUUID, schema.OIDText, schema.OIDVarchar:
 		default:
 			other = append(other, c.Name)
 		}
@@ -43,7 +47,7 @@ func newKeyNamer(t *Table) (*keyNamer, string) {
 		k.oids = append(k.oids, c.TypeID)
 	}
 	if other != nil {
-		return nil, "key column " + strings.Join(other, ", ") + " is not an integer or uuid"
+		return nil, "key column " + strings.Join(other, ", ") + " is not an integer, uuid, text or varchar"
 	}
 	return k, ""
 }
@@ -71,6 +75,11 @@ func (k *keyNamer) name(r Row) ([]string, string) {
 func validKey(oid uint32, v []byte) bool {
 	if isInvalid(v) {
 		return false
+	}
+	if oid == schema.OIDText || oid == schema.OIDVarchar {
+		// As a literal to the source: UTF-8 without NUL (a hand-written
+		// SQLite value may be neither).
+		return utf8.Valid(v) && bytes.IndexByte(v, 0) < 0
 	}
 	if oid == schema.OIDUUID {
 		if len(v) != 36 {
@@ -116,6 +125,10 @@ func typeName(oid uint32) string {
 		return "oid"
 	case schema.OIDUUID:
 		return "uuid"
+	case schema.OIDText:
+		return "text"
+	case schema.OIDVarchar:
+		return "varchar"
 	}
 	return fmt.Sprintf("type %d", oid)
 }

@@ -71,7 +71,7 @@ func (rp *Repair) Equal() bool { return rp.Err == "" && rp.After != nil && rp.Af
 // tables again. rep is a report of Run on the same target whose copy
 // nothing has written to since. A table whose report names the keys of all
 // its differing rows (TableReport.Keys: Run with Options.Keys, a key of
-// integers and uuids) has just those rows copied again; any other, the
+// integers, uuids, text and varchar) has just those rows copied again; any other, the
 // whole table.
 //
 // The copies are online copies (apply/backfill.go) that the engine in this

@@ -88,7 +88,7 @@ type TableReport struct {
 	// (missing, extra and changed), each the key columns' values as
 	// PostgreSQL prints them, in key column order: what verify --repair
 	// copies again. nil when they could not all be named; KeysNot then
-	// says why (no key, a key type other than integers and uuids, more
+	// says why (no key, a key type other than integers, uuids, text and varchar, more
 	// than Options.Keys rows, a key the copy holds that is no valid
 	// value, Options.Keys 0). Set only for a different table.
 	Keys    [][]string

@@ -752,7 +752,10 @@ func TestResyncRows(t *testing.T) {
 			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text);
 				INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g;
 				CREATE TABLE u (a int, b bigint, v text, PRIMARY KEY (a, b));
-				INSERT INTO u SELECT g % 10, g, 'u' || g FROM generate_series(1, 100) g;`)
+				INSERT INTO u SELECT g % 10, g, 'u' || g FROM generate_series(1, 100) g;
+				CREATE TABLE s (k text, n int, v text, PRIMARY KEY (k, n));
+				INSERT INTO s SELECT 'k' || g, g % 3, 's' || g FROM generate_series(1, 100) g;
+				INSERT INTO s VALUES ('it''s "a, b" ', 1, 'q'), ('', 2, 'empty'), ('é', 0, 'e');`)
 			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
@@ -772,7 +775,8 @@ func TestResyncRows(t *testing.T) {
 				return "public." + name
 			}
 			targetExec(t, target, fmt.Sprintf(`UPDATE %[1]s SET v = 'tampered' WHERE id IN (2, 50); DELETE FROM %[1]s WHERE id = 3;
-				INSERT INTO %[1]s (id, v) VALUES (1000, 'extra'); UPDATE %[2]s SET v = 'tampered' WHERE a = 1 AND b = 1`, tbl("t"), tbl("u")))
+				INSERT INTO %[1]s (id, v) VALUES (1000, 'extra'); UPDATE %[2]s SET v = 'tampered' WHERE a = 1 AND b = 1;
+				UPDATE %[3]s SET v = 'tampered' WHERE n = 1 AND k LIKE 'it%%' OR k = '' OR k = 'k4' OR k = 'k5'`, tbl("t"), tbl("u"), tbl("s")))
 			mustExec(t, db, "UPDATE t SET v = 'before' WHERE id = 2")
 			resync := func(args ...string) {
 				t.Helper()
@@ -783,12 +787,17 @@ func TestResyncRows(t *testing.T) {
 			}
 			resync("--table", "public.t", "--key", "2", "--key", "3", "--key", "1000", "--key", "4")
 			resync("--table", "u", "--key", "1,1")
+			// Text keys as they are: a comma and quotes (CSV-quoted), empty.
+			resync("--table", "s", "--key", `"it's ""a, b"" ",1`, "--key", ",2", "--key", "k4,1")
 			mustExec(t, db, "UPDATE t SET v = 'after' WHERE id IN (3, 4); INSERT INTO t VALUES (1001, 'new'); UPDATE u SET v = 'after' WHERE a = 1 AND b = 11")
 			log := run()
-			if n := strings.Count(log, `msg="rows copied again online"`); n != 2 || strings.Contains(log, `msg="copying table online"`) {
-				t.Errorf("want two row copies and no table copy:\n%s", log)
+			if n := strings.Count(log, `msg="rows copied again online"`); n != 3 || strings.Contains(log, `msg="copying table online"`) {
+				t.Errorf("want three row copies and no table copy:\n%s", log)
 			}
-			compareRows(t, dsn, rows, "SELECT id, v FROM t WHERE id <> 50", "SELECT a, b, v FROM u")
+			compareRows(t, dsn, rows, "SELECT id, v FROM t WHERE id <> 50", "SELECT a, b, v FROM u", "SELECT k, n, v FROM s WHERE k <> 'k5'")
+			if got, err := rows("SELECT v FROM s WHERE k = 'k5'"); err != nil || len(got) != 1 || !strings.Contains(got[0], "tampered") {
+				t.Errorf("row k5 of s, not named, was copied again too: %q %v", got, err)
+			}
 			if got, err := rows("SELECT v FROM t WHERE id = 50"); err != nil || len(got) != 1 || !strings.Contains(got[0], "tampered") {
 				t.Errorf("row 50, not named, was copied again too: %q %v", got, err)
 			}

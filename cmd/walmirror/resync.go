@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -27,7 +29,7 @@ func cmdResync(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Publication, "publication", "walmirror", "the copy's publication")
 	fs.Var(&tables, "table", "a published table to copy again (schema.table; repeat the flag for more)")
 	fs.Var(&keys, "key", "copy again only the row with this primary key (with one --table; repeat the flag for more rows; "+
-		"a key of several columns as its values separated by commas; integer and uuid keys: for other keys the whole table is copied)")
+		"a key of several columns as its values separated by commas, quoted as in CSV when a value holds one: \"a,b\",5; integer, uuid, text and varchar keys: for other keys the whole table is copied)")
 	durationFlag(fs, &cfg.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may take to answer")
 	if _, err := fs.parse(args); err != nil {
 		return err
@@ -81,7 +83,7 @@ func cmdResync(ctx context.Context, args []string) error {
 		if exact {
 			keys = canon
 		} else {
-			fmt.Fprintf(os.Stderr, "walmirror: the key of %s is not integers or uuids (or it has none), so rows cannot be picked out exactly: "+
+			fmt.Fprintf(os.Stderr, "walmirror: the key of %s is not of integers, uuids, text and varchar (or it has none), so rows cannot be picked out exactly: "+
 				"the whole table is copied again\n", t.QualifiedName())
 			keys = nil
 		}
@@ -133,17 +135,25 @@ func resyncSlot(ctx context.Context, target string, slot *string, slotGiven bool
 }
 
 // keyFlag collects --key values: one key each, its columns' values
-// separated by commas.
+// separated by commas as in CSV (a value holding a comma or starting with
+// a double quote is quoted, its quotes doubled), kept exactly (a text key
+// may hold spaces, or be empty).
 type keyFlag [][]string
 
 func (k *keyFlag) String() string { return fmt.Sprint(*k) }
 
 func (k *keyFlag) Set(v string) error {
-	parts := strings.Split(v, ",")
-	for i := range parts {
-		if parts[i] = strings.TrimSpace(parts[i]); parts[i] == "" {
-			return fmt.Errorf("key %q: an empty value", v)
-		}
+	r := csv.NewReader(strings.NewReader(v))
+	r.LazyQuotes, r.FieldsPerRecord = true, -1
+	parts, err := r.Read()
+	switch {
+	case err == io.EOF:
+		parts = []string{""} // one empty text
+	case err != nil:
+		return fmt.Errorf("key %q: %w (values separated by commas; quote one that holds a comma: \"a,b\",5)", v, err)
+	}
+	if _, err := r.Read(); err != io.EOF {
+		return fmt.Errorf("key %q: a key on one line, please", v)
 	}
 	*k = append(*k, parts)
 	return nil

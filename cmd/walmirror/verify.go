@@ -71,7 +71,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&cfg.Options.Examples, "examples", 5, "name up to this many missing, extra and changed rows per table")
 	fs.BoolVar(&repair, "repair", false, "copy what differs again (online: the differing rows by key, or whole tables), bring the copy up to date and verify those tables again: exit 0 when they are then equal (with --sidecar, the running walmirror copies them)")
-	fs.IntVar(&rows, "repair-rows", verify.DefaultRepairKeys, "with --repair: copy a table's differing rows again by key when there are at most this many and its key is of integers and uuids; else the whole table (0: always whole tables)")
+	fs.IntVar(&rows, "repair-rows", verify.DefaultRepairKeys, "with --repair: copy a table's differing rows again by key when there are at most this many and its key is of integers, uuids, text and varchar; else the whole table (0: always whole tables)")
 	fs.StringVar(&sidecar, "sidecar", "", "verify through the walmirror run that replicates into the copy, at its --metrics-addr (http://HOST:PORT): it pauses the copy at the comparison's position for a moment and compares while it replicates on (--source and --target are then its own)")
 	durationFlag(fs, &catchUp, "catch-up-timeout", verify.DefaultCatchUp, "with --sidecar: how long the copy may take to reach the comparison's position (exit 2 after)")
 	durationFlag(fs, &cfg.SnapshotWait, "snapshot-timeout", verify.DefaultSnapshotWait, "how long taking the source's snapshot may wait for transactions open on the source to end (a forgotten prepared transaction would hold it forever; exit 2 after, naming them)")

@@ -272,8 +272,8 @@ func testVerify(t *testing.T, c verifyCopy) {
 		t.Errorf("public.k in JSON: %+v", k)
 	}
 
-	// --repair copies the differing rows of the tables keyed by integers
-	// and uuids again, by key, and the other tables that differ whole,
+	// --repair copies the differing rows of the tables keyed by integers,
+	// uuids and text again, by key, and the other tables that differ whole,
 	// brings the copy up to date and verifies them again: exit 0, and
 	// nothing else is copied.
 	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--repair", "--json")
@@ -305,8 +305,8 @@ func testVerify(t *testing.T, c verifyCopy) {
 		repaired.Repair.RequestedAt == "" || len(repaired.Repair.Verify.Tables) != 5 {
 		t.Errorf("verify --repair --json: %+v\n%s", repaired, r.stdout)
 	}
-	wantCopies := map[string]string{"public.t": "keys 3", "public.u": "keys 3", "public.k": "table no key", "public.h": "table key column id is not an integer or uuid",
-		"public.ct": "table key column s, at is not an integer or uuid"}
+	wantCopies := map[string]string{"public.t": "keys 3", "public.u": "keys 3", "public.k": "table no key", "public.h": "keys 1",
+		"public.ct": "table key column at is not an integer, uuid, text or varchar"}
 	for _, cp := range repaired.Repair.Copies {
 		how := cp.By + " " + cp.Why
 		if cp.By == "keys" {
@@ -323,7 +323,8 @@ func testVerify(t *testing.T, c verifyCopy) {
 	// Only the differing rows were copied again (keys= is how many the
 	// engine was asked for; rows= how many of them the source has), and
 	// only the other two tables whole.
-	checkCopied(t, r.stderr, "public.ct", "public.h", "public.k")
+	checkCopied(t, r.stderr, "public.ct", "public.k")
+	checkCopiedByKey(t, r.stderr, "public.h", 1, 1) // a hostile text key
 	checkCopiedByKey(t, r.stderr, "public.t", 3, 2)
 	checkCopiedByKey(t, r.stderr, "public.u", 3, 2)
 	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
