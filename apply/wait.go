@@ -139,13 +139,18 @@ func (p *Progress) Position(pos Position) {
 
 // Streaming takes the start of streaming (Config.OnStreaming): a run
 // reports to p again. It does not move the position: tables may still be
-// copied online from there (a chunked initial copy); Ready does.
+// copied online from there (a chunked initial copy, also one that replaces
+// a copy an earlier run reported: --resync after a lost slot), so until
+// Ready or a commit with no copies says otherwise, no position is held,
+// not even one reached before. (Run calls Ready straight after when
+// nothing is being copied.)
 func (p *Progress) Streaming(lsn.LSN) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
 		p.stopped, p.stopErr, p.stop = false, nil, nil
 	}
+	p.copying = true
 }
 
 // Ready takes the copy being complete (Config.OnReady): it holds

@@ -212,4 +212,19 @@ func TestProgressChunkedStart(t *testing.T) {
 	if p.Applied() != 0x300 {
 		t.Errorf("applied %s after a reconnect, want 0/300", p.Applied())
 	}
+	// The run ends; the next one replaces the copy (a lost slot, --resync)
+	// and copies its tables in chunks: 0/300 is not held until the copy
+	// completes (before, WaitFor(0/300) returned with the tables empty).
+	cfg.OnStop(ErrSlotLost)
+	cfg.OnStreaming(0x900)
+	short, cancel = context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := p.WaitFor(short, 0x300); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor(0/300) as a new run's chunked copy starts = %v, want a deadline error", err)
+	}
+	cfg.OnCommit(CommitInfo{State: schema.State{LSN: 0xA00, Copies: copies}})
+	cfg.OnCommit(CommitInfo{State: schema.State{LSN: 0xB00}})
+	if err := p.WaitFor(t.Context(), 0x300); err != nil || p.Applied() != 0xB00 {
+		t.Errorf("WaitFor(0/300) once the copy completed = %v, applied %s; want nil, 0/B00", err, p.Applied())
+	}
 }
