@@ -138,6 +138,8 @@ func classify(op string, err error) error {
 				e.Hint = "set wal_level = logical (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL"
 			} else if strings.Contains(pgErr.Message, "invalidated") || strings.Contains(pgErr.Message, "can no longer get changes") {
 				e.Hint = "the slot lost WAL it needed (max_slot_wal_keep_size?); the copy must be rebuilt from a new slot and snapshot"
+			} else if strings.Contains(pgErr.Message, "recovery is in progress") {
+				e.Hint = standbyHint
 			}
 		}
 		return e
@@ -222,3 +224,8 @@ func isTransient(err error) bool {
 	}
 	return false
 }
+
+// standbyHint is what to do when --source is a standby (in recovery).
+const standbyHint = "--source is a standby (in recovery): point it at the primary. walmirror writes to the source's WAL " +
+	"(an online copy's watermarks, resync requests) and reads its current WAL position, which a standby cannot; " +
+	"a logical slot made on a standby also waits for the primary's activity"

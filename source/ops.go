@@ -66,6 +66,7 @@ type ServerInfo struct {
 	// fill: max_locks_per_transaction × (max_connections +
 	// max_prepared_transactions).
 	LockSlots               int
+	Standby                 bool // in recovery
 	CurrentLSN              lsn.LSN
 	SystemID                string // filled by Identify
 	ReplicationConnectError error  // filled by Identify when the walsender refused us
@@ -84,9 +85,9 @@ func (a *Admin) Server(ctx context.Context) (ServerInfo, error) {
 			current_setting('max_wal_senders')::int,
 			(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::int,
 			current_setting('max_locks_per_transaction')::int * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int),
-			CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text
+			CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text, pg_is_in_recovery()
 		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&si.Version, &si.WALLevel, &si.Database, &si.User,
-		&si.Superuser, &si.Replication, &si.CanCreate, &si.MaxSlots, &si.Slots, &si.MaxWALSenders, &si.Senders, &si.LockSlots, &cur)
+		&si.Superuser, &si.Replication, &si.CanCreate, &si.MaxSlots, &si.Slots, &si.MaxWALSenders, &si.Senders, &si.LockSlots, &cur, &si.Standby)
 	if err != nil {
 		return si, classify("inspect source", timeoutCause(ctx, err))
 	}

@@ -78,12 +78,17 @@ func (s *Source) SystemID() string { return s.systemID }
 
 func (s *Source) preflight(ctx context.Context) error {
 	var walLevel string
-	var isSuper, canReplicate bool
+	var isSuper, canReplicate, standby bool
 	err := s.conn.QueryRow(ctx, `SELECT current_setting('wal_level'), current_setting('server_version_num')::int,
-		r.rolsuper, r.rolreplication, current_database()
-		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &s.version, &isSuper, &canReplicate, &s.dbName)
+		r.rolsuper, r.rolreplication, current_database(), pg_is_in_recovery()
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &s.version, &isSuper, &canReplicate, &s.dbName, &standby)
 	if err != nil {
 		return classify("inspect source", err)
+	}
+	if standby {
+		// Refused before a slot or a copy is made: the initial copy would
+		// work, and every run stop at its first publication poll.
+		return permanent("check source", standbyHint, errors.New("the source is a standby: walmirror replicates from a primary"))
 	}
 	if walLevel != "logical" {
 		return permanent("check source", "run ALTER SYSTEM SET wal_level = logical as a superuser, then restart PostgreSQL",

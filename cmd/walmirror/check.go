@@ -105,6 +105,9 @@ func (c *checker) source(ctx context.Context, cfg source.Config) (string, *sourc
 	if si.Version < 140000 {
 		c.warn("version", "PostgreSQL %d is older than walmirror's tested versions (14-18)", si.Version/10000)
 	}
+	if si.Standby {
+		c.fail("primary", "the source is a standby (in recovery): walmirror replicates from a primary, point --source at it")
+	}
 	if si.WALLevel != "logical" {
 		c.fail("wal_level", "wal_level is %q, logical replication needs \"logical\" (run ALTER SYSTEM SET wal_level = logical as a superuser, then restart PostgreSQL)", si.WALLevel)
 	} else {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -807,4 +808,82 @@ func (l *logSink) close() {
 		l.f = nil
 	}
 	l.logf = nil
+}
+
+// StartStandby starts a hot standby of s, streaming from it: s is stopped
+// cleanly, its data directory copied (pg_basebackup is not in every
+// PostgreSQL package tests use) and s started again. The standby is closed
+// like any Server; closing s first leaves it retrying its connection.
+func (s *Server) StartStandby(ctx context.Context) (_ *Server, err error) {
+	base, err := os.MkdirTemp(os.TempDir(), "walmirror-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	st := &Server{binDir: s.binDir, baseDir: base, dataDir: filepath.Join(base, "data"), sockDir: filepath.Join(base, "sock"),
+		logPath: filepath.Join(base, "postgres.log"), cred: s.cred, password: s.password, caPath: s.caPath, settings: maps.Clone(s.settings)}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+	if err := os.Mkdir(st.sockDir, 0o700); err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	logFile, err := os.OpenFile(st.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	st.log = &logSink{f: logFile, logf: s.log.logf}
+
+	s.mu.Lock()
+	if err := s.stopProcess(syscall.SIGINT); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	cp := exec.CommandContext(ctx, "cp", "-a", s.dataDir, st.dataDir)
+	out, cerr := cp.CombinedOutput()
+	if err := s.startProcess(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	err = s.waitReady(ctx)
+	s.mu.Unlock()
+	if cerr != nil {
+		return nil, fmt.Errorf("pgserver: copy the data directory: %v: %s", cerr, out)
+	}
+	if err != nil {
+		return nil, err
+	}
+	conninfo := fmt.Sprintf("host=%s port=%d user=postgres application_name=standby", s.sockDir, s.port)
+	if err := os.WriteFile(filepath.Join(st.dataDir, "standby.signal"), nil, 0o600); err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	auto, err := os.OpenFile(filepath.Join(st.dataDir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	_, err = fmt.Fprintf(auto, "primary_conninfo = '%s'\nhot_standby = on\n", conninfo)
+	if cerr := auto.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	if err := st.chownAll(base); err != nil {
+		return nil, err
+	}
+	if st.port, err = freePort(); err != nil {
+		return nil, err
+	}
+	if err := st.startProcess(); err != nil {
+		return nil, err
+	}
+	if err := st.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	if st.version, err = st.versionNum(ctx); err != nil {
+		return nil, err
+	}
+	st.log.printf("pgserver: standby ready on %s:%d (data %s)", host, st.port, st.dataDir)
+	return st, nil
 }
