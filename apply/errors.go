@@ -12,8 +12,10 @@ import (
 var (
 	// ErrSlotLost: the replication slot the target follows is gone or was
 	// invalidated (the server removed WAL it still needed), so the changes
-	// since the stored position cannot be streamed. Run with Config.Resync
-	// to take a new slot and copy every table again.
+	// since the stored position cannot be streamed; or the source's history
+	// no longer holds the stored position (a standby promoted before it had
+	// everything the copy applied). Run with Config.Resync to take a new
+	// slot and copy every table again.
 	ErrSlotLost = errors.New("replication slot lost")
 
 	// ErrTargetMismatch: the target holds a copy of another source: it

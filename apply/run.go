@@ -487,7 +487,21 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 				cause = source.InvalidationCause("")
 			}
 			problem = fmt.Sprintf("replication slot %q was invalidated: %s, so changes since %s cannot be streamed", slotName, cause, st.LSN)
+		case st.Timeline != 0 && !src.HoldsPosition(st.Timeline, st.LSN):
+			// A standby promoted before it received everything the copy
+			// applied (asynchronous replication, a failover slot without
+			// synchronized_standby_slots), or the source recovered to an
+			// earlier point: past the fork its WAL holds other
+			// transactions, which the stored position would skip.
+			end, ok := src.TimelineEnd(st.Timeline)
+			where := fmt.Sprintf("its timeline %d is not in the source's history", st.Timeline)
+			if ok {
+				where = fmt.Sprintf("the source's history left timeline %d at %s", st.Timeline, end)
+			}
+			problem = fmt.Sprintf("the source is on timeline %d (a promoted standby, or a recovery to a point in time) and does not hold what the copy applied: "+
+				"the copy is at %s on timeline %d, %s, so the copy has changes the source never had and would miss the source's own after that", src.Timeline(), st.LSN, st.Timeline, where)
 		default:
+			st.Timeline = src.Timeline()
 			return st, nil
 		}
 		if !r.cfg.Resync {

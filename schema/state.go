@@ -25,6 +25,10 @@ type State struct {
 	Slot     string // the replication slot this target follows
 	SystemID string // the source cluster's system identifier
 	Phase    string // PhaseSnapshot or PhaseStreaming
+	// Timeline is the source's timeline (IDENTIFY_SYSTEM) the position was
+	// reached on; 0 when not known (stored by an older version): a sink
+	// stores it with the rest.
+	Timeline uint32
 	// Copies are the tables being copied online (backfilled) while the
 	// stream flows: each holds the source's rows up to its After key.
 	Copies []TableCopy

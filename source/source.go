@@ -21,6 +21,10 @@ type Source struct {
 	log      *slog.Logger
 	conn     *pgx.Conn // ordinary session: catalog queries
 	systemID string
+	// timeline is the server's timeline when the run began; forks says
+	// where each earlier timeline of its history ended (TIMELINE_HISTORY).
+	timeline uint32
+	forks    map[uint32]lsn.LSN
 	// racedPublication: creating the publication found it made meanwhile.
 	racedPublication bool
 	dbName           string
@@ -123,7 +127,67 @@ func (s *Source) preflight(ctx context.Context) error {
 		return classify("identify source system", err)
 	}
 	s.systemID = sys.SystemID
+	s.timeline = uint32(sys.Timeline)
+	if s.timeline > 1 {
+		h, err := pglogrepl.TimelineHistory(ctx, rc, sys.Timeline)
+		if err != nil {
+			return classify("read the source's timeline history", err)
+		}
+		if s.forks, err = parseTimelineHistory(h.Content); err != nil {
+			return fmt.Errorf("read the source's timeline history %s: %w", h.FileName, err)
+		}
+	}
 	return s.ensurePublication(ctx)
+}
+
+// Timeline is the source's timeline when the run began (IDENTIFY_SYSTEM):
+// a promoted standby (a failover) or a recovery to a point in time starts
+// a new one.
+func (s *Source) Timeline() uint32 { return s.timeline }
+
+// TimelineEnd says where timeline tli ended in the source's history: the
+// WAL up to that position is the same on the source's timeline, what came
+// after it on tli is not. ok is false when tli is not in the history (a
+// timeline of another branch); tli the source's own timeline has no end.
+func (s *Source) TimelineEnd(tli uint32) (end lsn.LSN, ok bool) {
+	if tli == s.timeline {
+		return lsn.LSN(1<<64 - 1), true
+	}
+	end, ok = s.forks[tli]
+	return end, ok
+}
+
+// HoldsPosition says whether the source's history holds position at on
+// timeline tli: its WAL up to at is the same as tli's was.
+func (s *Source) HoldsPosition(tli uint32, at lsn.LSN) bool {
+	end, ok := s.TimelineEnd(tli)
+	return ok && at <= end
+}
+
+// parseTimelineHistory reads a timeline history file: per line, a parent
+// timeline, where it ended (X/Y) and a reason, tab-separated; # comments.
+func parseTimelineHistory(content []byte) (map[uint32]lsn.LSN, error) {
+	forks := map[uint32]lsn.LSN{}
+	for _, line := range strings.Split(string(content), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			return nil, fmt.Errorf("line %q: want a timeline and a position", line)
+		}
+		tli, err := strconv.ParseUint(f[0], 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("line %q: %w", line, err)
+		}
+		end, err := lsn.Parse(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("line %q: %w", line, err)
+		}
+		forks[uint32(tli)] = end
+	}
+	return forks, nil
 }
 
 func (s *Source) ensurePublication(ctx context.Context) error {

@@ -63,3 +63,70 @@ func TestStandbySource(t *testing.T) {
 		t.Errorf("%d slots on the standby (%v), want none", slots, err)
 	}
 }
+
+// TestPromotedStandbyBehindCopy: a standby promoted before it received
+// what the copy had applied (asynchronous replication; here a standby
+// stopped meanwhile), whose slot survived (copied with its data directory,
+// as a PostgreSQL 17 failover slot would be synced): the next run stops,
+// saying the source's history does not hold the copy's position, and
+// --resync copies the new primary afresh. Before, the run went on from the
+// copy's position (exit 0): the new primary's transactions before it were
+// skipped and the old primary's extra rows stayed (helper-66), on every
+// target.
+func TestPromotedStandbyBehindCopy(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			ctx := t.Context()
+			primary := testenv.StartT(t, testenv.Options{})
+			db, err := primary.CreateDatabase(ctx, "promo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := primary.Exec(ctx, db, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g`); err != nil {
+				t.Fatal(err)
+			}
+			target, rows := tg.new(t)
+			slot := "s_promo"
+			runNow(t, primary.DSN(db), target, slot)
+			standby, err := primary.StartStandby(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { standby.Close() })
+			if err := standby.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			// Applied to the copy on timeline 1; the standby never gets it.
+			if err := primary.Exec(ctx, db, `INSERT INTO t SELECT g, 'old primary' FROM generate_series(101, 5000) g`); err != nil {
+				t.Fatal(err)
+			}
+			runNow(t, primary.DSN(db), target, slot)
+			if err := primary.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if err := standby.Restart(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := standby.Exec(ctx, db, `SELECT pg_promote()`); err != nil {
+				t.Fatal(err)
+			}
+			dsn := standby.DSN(db)
+			if err := standby.Exec(ctx, db, `INSERT INTO t VALUES (100000, 'new primary'); UPDATE t SET v = 'changed' WHERE id <= 10`); err != nil {
+				t.Fatal(err)
+			}
+			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			if r.code != 1 || !strings.Contains(r.stderr, "the source is on timeline 2") || !strings.Contains(r.stderr, "--resync") {
+				t.Fatalf("run after the promotion exited %d, want 1 saying the source's history lacks the copy's position:\n%s", r.code, r.stderr)
+			}
+			runNow(t, dsn, target, slot, "--resync")
+			compareRows(t, dsn, rows, "SELECT id, v FROM t")
+			// Stored on timeline 2 now: runs go on.
+			if err := standby.Exec(ctx, db, `INSERT INTO t VALUES (100001, 'later')`); err != nil {
+				t.Fatal(err)
+			}
+			runNow(t, dsn, target, slot)
+			compareRows(t, dsn, rows, "SELECT id, v FROM t")
+		})
+	}
+}

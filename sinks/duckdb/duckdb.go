@@ -277,8 +277,9 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	var st schema.State
 	var l uint64
 	var copies sql.NullString
-	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies FROM `+stateTable+` WHERE id = 1`).
-		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies)
+	var timeline sql.NullInt64
+	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies, timeline FROM `+stateTable+` WHERE id = 1`).
+		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies, &timeline)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
@@ -288,7 +289,7 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	if st.Copies, err = schema.DecodeCopies(copies.String); err != nil {
 		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
 	}
-	st.LSN = lsn.LSN(l)
+	st.LSN, st.Timeline = lsn.LSN(l), uint32(timeline.Int64)
 	return st, true, nil
 }
 
@@ -358,11 +359,11 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 // DuckDB a conflict check on the key index each commit, which is most of
 // what a small streaming commit pays besides the data.
 func (s *Sink) storeState(ctx context.Context, st schema.State) error {
-	args := []any{st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies)}
+	args := []any{st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies), int64(st.Timeline)}
 	if s.stateRow {
 		if s.stateUpdate == nil {
 			stmt, err := s.conn.PrepareContext(ctx, `UPDATE `+stateTable+` SET slot = ?, system_id = ?, phase = ?, lsn = ?, lsn_text = ?,
-				updated_at = ?, copies = nullif(?, '') WHERE id = 1`)
+				updated_at = ?, copies = nullif(?, ''), timeline = nullif(?, 0) WHERE id = 1`)
 			if err != nil {
 				return err
 			}
@@ -377,10 +378,10 @@ func (s *Sink) storeState(ctx context.Context, st schema.State) error {
 		}
 		s.stateRow = false // gone (deleted by hand?): insert it again
 	}
-	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies)
-		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''))
+	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies, timeline)
+		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, 0))
 		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
-			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies`, args...)
+			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies, timeline = excluded.timeline`, args...)
 	return err
 }
 

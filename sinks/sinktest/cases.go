@@ -46,7 +46,7 @@ func testState(h *harness) {
 	h.wantState(st1)
 
 	// The largest LSNs have the top bit set: no signed truncation.
-	st2 := schema.State{LSN: lsn.LSN(0xFFFFFFFE_00000010), Slot: "other_slot", SystemID: "18446744073709551615", Phase: schema.PhaseStreaming}
+	st2 := schema.State{LSN: lsn.LSN(0xFFFFFFFE_00000010), Slot: "other_slot", SystemID: "18446744073709551615", Timeline: 1<<32 - 1, Phase: schema.PhaseStreaming}
 	h.begin()
 	h.check(h.s.Commit(h.ctx(), st2), "Commit")
 	h.wantState(st2)
@@ -59,7 +59,7 @@ func testState(h *harness) {
 	h.reopen()
 	h.wantState(st2)
 
-	st3 := schema.State{LSN: 1, Slot: "walmirror", SystemID: "1", Phase: schema.PhaseStreaming}
+	st3 := schema.State{LSN: 1, Slot: "walmirror", SystemID: "1", Timeline: 2, Phase: schema.PhaseStreaming}
 	h.begin()
 	h.check(h.s.Commit(h.ctx(), st3), "Commit after reopen")
 	h.reopen()
