@@ -497,10 +497,35 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 	case before && after:
 		return e.hold(f, c), nil
 	}
-	// A key moved across the copy's frontier: start the table again rather
-	// than split the change (its unchanged TOAST values are not in it).
-	e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress")
+	// A key moved across the copy's frontier: the row left one side and
+	// entered the other. Its old key's row goes now (copied already) or is
+	// held like any change ahead of the copy; its new row is applied now
+	// (behind the frontier) or held. Restarting the table instead kept a
+	// copy from ever finishing while an application changed keys.
+	if del, ins, ok := moved(c); ok {
+		if before {
+			e.hold(f, del)
+			return true, e.buffer(ctx, t.ID, t, ins)
+		}
+		if err := e.buffer(ctx, t.ID, t, del); err != nil {
+			return true, err
+		}
+		return e.hold(f, ins), nil
+	}
+	// Its unchanged TOAST values are not in it: start the table again.
+	e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress, its row's large values unsent")
 	return e.hold(e.fills[t.ID], c), nil
+}
+
+// moved splits an UPDATE that changed its row's key into the DELETE of the
+// old key and the INSERT of the new row. ok is false when the new row
+// lacks unchanged TOASTed values (only the source has them) or c is no
+// such UPDATE.
+func moved(c schema.RowChange) (del, ins schema.RowChange, ok bool) {
+	if c.Op != schema.Update || c.Old == nil || c.New.HasUnchanged() {
+		return del, ins, false
+	}
+	return schema.RowChange{Op: schema.Delete, Old: c.Old}, schema.RowChange{Op: schema.Insert, New: c.New}, true
 }
 
 // lockWarnAfter is how long a table's copy waits for a lock before the
@@ -1071,12 +1096,25 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 	// top of its rows, in stream order.
 	for _, h := range f.held {
 		covered := w.final || !f.order.beyond(keyTuple(h.c), w.last)
-		if h.c.Op == schema.Update && h.c.Old != nil && !w.final {
-			if covered != !f.order.beyond(h.c.New, w.last) {
-				// A key moved across the chunk's end: start again.
-				e.startFill(w.relid, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress")
+		if h.c.Op == schema.Update && h.c.Old != nil && !w.final && covered != !f.order.beyond(h.c.New, w.last) {
+			// A key moved across the chunk's end: the side the chunk
+			// covers is applied on top of its rows (the old key's row it
+			// copied goes, or the new row it could not see comes), a
+			// later chunk reads the other.
+			del, ins, ok := moved(h.c)
+			if !ok {
+				e.startFill(w.relid, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress, its row's large values unsent")
 				return nil
 			}
+			part := ins
+			if covered {
+				part = del
+			}
+			f.see(h.xid)
+			if err := e.buffer(ctx, w.relid, t, part); err != nil {
+				return err
+			}
+			continue
 		}
 		if !covered {
 			f.see(h.xid) // a later chunk's snapshot has it
