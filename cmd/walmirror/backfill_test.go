@@ -1583,6 +1583,51 @@ func TestOnlineCopyKeysMove(t *testing.T) {
 				t.Errorf("km's copy did not finish in the first run:\n%s", r.stderr)
 			}
 			compareRows(t, dsn, rows, "SELECT id, v, n FROM km", "SELECT id, length(big), substr(big, 1, 40), substr(big, 127900, 100) FROM kb")
+
+			// Again as a resync, killed at fault points and at random
+			// while keys keep moving: exactly once all the same.
+			if r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--table", "public.km"); r.code != 0 {
+				t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
+			}
+			ctx2, cancel2 := context.WithCancel(context.Background())
+			defer cancel2()
+			moving := make(chan error, 1)
+			go func() {
+				conn, err := pgx.Connect(ctx2, dsn)
+				if err != nil {
+					moving <- err
+					return
+				}
+				defer conn.Close(context.Background())
+				for i := 0; ctx2.Err() == nil; i++ {
+					_, err := conn.Exec(ctx2, `UPDATE km SET id = CASE WHEN id > 0 THEN id + 100000 ELSE -id END, n = n + 1
+						WHERE id = (SELECT id FROM km ORDER BY (id * 7919) % 3001 OFFSET $1 % 2900 LIMIT 1)`, i)
+					if err != nil && ctx2.Err() == nil {
+						moving <- err
+						return
+					}
+					time.Sleep(3 * time.Millisecond)
+				}
+				moving <- nil
+			}()
+			bin := faultBinary(t)
+			killArgs := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--copy-chunk-rows", "40", "--copy-chunk-time", "-1s"}
+			var logs strings.Builder
+			for _, p := range []string{"backfill.chunk-read:3", "backfill.watermark-written:2", "apply.before-commit:4"} {
+				logs.WriteString(runToFault(t, bin, killArgs, p))
+			}
+			for i := range 3 {
+				logs.WriteString(runKilledAfter(t, bin, killArgs, time.Duration(200+i*150)*time.Millisecond))
+			}
+			cancel2()
+			if err := <-moving; err != nil {
+				t.Fatal(err)
+			}
+			logs.WriteString(runNowLog(t, dsn, target, slot))
+			if !strings.Contains(logs.String(), `msg="table copied online" table=public.km`) {
+				t.Errorf("km's resync did not finish:\n%s", logs.String())
+			}
+			compareRows(t, dsn, rows, "SELECT id, v, n FROM km")
 		})
 	}
 }
