@@ -73,6 +73,11 @@ func (c *Config) Validate() error {
 	if d.StopAt != 0 && d.StopAtNow {
 		return &ConfigError{Field: "StopAtNow", Value: true, Reason: fmt.Sprintf("StopAt is set too (%s): set one of them", d.StopAt)}
 	}
+	for _, rt := range d.ResyncTables {
+		if rt.RelID == 0 {
+			return &ConfigError{Field: "ResyncTables", Value: rt.Name, Reason: "RelID 0 names no table (the table's pg_class oid)"}
+		}
+	}
 	if err := d.Source.Validate(); err != nil {
 		field := "Source"
 		if fe := (*source.FieldError)(nil); errors.As(err, &fe) {

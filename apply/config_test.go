@@ -47,6 +47,7 @@ func TestValidate(t *testing.T) {
 		{"InitialCopy", Config{Source: src, InitialCopy: "Single"}},
 		{"InitialCopy", Config{Source: src, InitialCopy: "singel"}},
 		{"CopyChunkRows", Config{Source: src, CopyChunkRows: -5}},
+		{"ResyncTables", Config{Source: src, ResyncTables: []ResyncTable{{RelID: 16384, Name: "public.t"}, {Name: "public.u"}}}},
 		{"Source.DSN", Config{}},
 		{"Source.Slot", Config{Source: source.Config{DSN: src.DSN, Slot: "Bad-Slot"}}},
 		{"Source.Protocol", Config{Source: source.Config{DSN: src.DSN, Protocol: 9}}},

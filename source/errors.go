@@ -99,7 +99,9 @@ func classify(op string, err error) error {
 		case "28P01":
 			e.Hint = "check the user name and password in --source"
 		case "28000":
-			if strings.Contains(pgErr.Message, "replication") {
+			if strings.HasPrefix(pgErr.Message, "role ") && strings.HasSuffix(pgErr.Message, "does not exist") {
+				e.Hint = "no role of that name on the source: check the user name in --source (or create the role: CREATE ROLE ... LOGIN REPLICATION)"
+			} else if strings.Contains(pgErr.Message, "replication") {
 				e.Hint = "pg_hba.conf must allow a replication connection for this user (a line with database 'replication' or 'all', depending on the server version)"
 			} else {
 				e.Hint = "pg_hba.conf refuses this user from this host"

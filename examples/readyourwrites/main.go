@@ -86,11 +86,7 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Ids come from a sequence the INSERT names, not a column default:
-	// walmirror copies a table with a volatile default (bigserial's
-	// nextval) online again the first time it sees it in a run.
-	if _, err := pg.Exec(ctx, `CREATE SEQUENCE IF NOT EXISTS items_id_seq;
-		CREATE TABLE IF NOT EXISTS items (id bigint PRIMARY KEY, name text NOT NULL)`); err != nil {
+	if _, err := pg.Exec(ctx, `CREATE TABLE IF NOT EXISTS items (id bigserial PRIMARY KEY, name text NOT NULL)`); err != nil {
 		pg.Close()
 		return nil, err
 	}
@@ -173,7 +169,7 @@ func (s *Service) Handler() http.Handler {
 			return
 		}
 		var id int64
-		if err := s.pg.QueryRow(r.Context(), `INSERT INTO items (id, name) VALUES (nextval('items_id_seq'), $1) RETURNING id`, name).Scan(&id); err != nil {
+		if err := s.pg.QueryRow(r.Context(), `INSERT INTO items (name) VALUES ($1) RETURNING id`, name).Scan(&id); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}

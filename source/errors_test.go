@@ -1,0 +1,25 @@
+package source
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TestClassifyAuthHints: a login refused for a role that does not exist
+// (a server that says so: trust or peer authentication) is not blamed on
+// pg_hba.conf, which the hint for a refused host gives.
+func TestClassifyAuthHints(t *testing.T) {
+	for _, c := range []struct{ msg, want string }{
+		{`role "nosuchuser" does not exist`, "no role of that name"},
+		{`no pg_hba.conf entry for host "10.0.0.1", user "u", database "d", no encryption`, "pg_hba.conf refuses"},
+		{`no pg_hba.conf entry for replication connection from host "10.0.0.1", user "u"`, "replication connection"},
+	} {
+		var e *Error
+		if !errors.As(classify("connect", &pgconn.PgError{Code: "28000", Message: c.msg}), &e) || !strings.Contains(e.Hint, c.want) {
+			t.Errorf("%s: hint %q, want one saying %q", c.msg, e.Hint, c.want)
+		}
+	}
+}
