@@ -517,6 +517,18 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 	return e.hold(e.fills[t.ID], c), nil
 }
 
+// exactKeys says whether every key column of t prints each value one way
+// (keyValue's types), so a row read by key has the key asked for, byte for
+// byte, when it is that row.
+func exactKeys(t *schema.Table) bool {
+	for _, i := range t.KeyIndexes() {
+		if _, _, exact := keyValue(t.Columns[i].TypeID, ""); !exact {
+			return false
+		}
+	}
+	return true
+}
+
 // moved splits an UPDATE that changed its row's key into the DELETE of the
 // old key and the INSERT of the new row. ok is false when the new row
 // lacks unchanged TOASTed values (only the source has them) or c is no
@@ -869,8 +881,19 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	}
 	read := func(ctx context.Context, add func(schema.Tuple) error) (int, []string, error) {
 		if keyed {
-			n, err := ch.RowsWithKeys(ctx, t, f.copy.Keys, add)
-			return n, nil, err
+			// A key column with a nondeterministic collation matches other
+			// spellings too ('abc' = 'ABC'): only the rows whose keys are
+			// exactly those asked for, which the delete above took, come.
+			exact := exactKeys(t)
+			skipped := 0
+			n, err := ch.RowsWithKeys(ctx, t, f.copy.Keys, func(r schema.Tuple) error {
+				if exact && !f.hasKey(t, r) {
+					skipped++
+					return nil
+				}
+				return add(r)
+			})
+			return n - skipped, nil, err
 		}
 		return ch.Rows(ctx, t, f.copy.After, limit, add)
 	}

@@ -477,6 +477,15 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 		return st, err
 	}
 	if found && st.Phase == schema.PhaseStreaming {
+		held := true
+		var end lsn.LSN
+		var inHistory bool
+		if st.Timeline != 0 && st.Timeline != src.Timeline() {
+			if end, inHistory, err = src.TimelineEnd(ctx, st.Timeline); err != nil {
+				return st, err
+			}
+			held = inHistory && st.LSN <= end
+		}
 		var problem string
 		switch {
 		case !slot.Exists:
@@ -487,15 +496,14 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 				cause = source.InvalidationCause("")
 			}
 			problem = fmt.Sprintf("replication slot %q was invalidated: %s, so changes since %s cannot be streamed", slotName, cause, st.LSN)
-		case st.Timeline != 0 && !src.HoldsPosition(st.Timeline, st.LSN):
+		case !held:
 			// A standby promoted before it received everything the copy
 			// applied (asynchronous replication, a failover slot without
 			// synchronized_standby_slots), or the source recovered to an
 			// earlier point: past the fork its WAL holds other
 			// transactions, which the stored position would skip.
-			end, ok := src.TimelineEnd(st.Timeline)
 			where := fmt.Sprintf("its timeline %d is not in the source's history", st.Timeline)
-			if ok {
+			if inHistory {
 				where = fmt.Sprintf("the source's history left timeline %d at %s", st.Timeline, end)
 			}
 			problem = fmt.Sprintf("the source is on timeline %d (a promoted standby, or a recovery to a point in time) and does not hold what the copy applied: "+

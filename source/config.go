@@ -124,6 +124,11 @@ func (c *Config) Validate() error {
 // follows it ("1.234,56 €" under de_DE), and a PostgreSQL target cannot
 // read one locale's text under another.
 //
+// standard_conforming_strings on: literals walmirror writes (quoteLiteral:
+// keys of rows copied again, a chunk's last key) double quotes only; with a
+// role's or database's "off", a backslash in one was an escape, and a key
+// holding one read another row or none.
+//
 // client_encoding UTF8: every target holds UTF-8, and pgoutput, COPY (text
 // and binary) and query results are sent in the client's encoding. Left
 // unset it is the database's: a LATIN1 database's rows reached SQLite as
@@ -145,6 +150,7 @@ var sessionSettings = map[string]string{
 	"search_path":                         "pg_catalog",
 	"quote_all_identifiers":               "off",
 	"lc_monetary":                         "C",
+	"standard_conforming_strings":         "on",
 }
 
 func connConfig(c *Config, replication bool) (*pgconn.Config, error) {

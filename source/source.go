@@ -128,15 +128,6 @@ func (s *Source) preflight(ctx context.Context) error {
 	}
 	s.systemID = sys.SystemID
 	s.timeline = uint32(sys.Timeline)
-	if s.timeline > 1 {
-		h, err := pglogrepl.TimelineHistory(ctx, rc, sys.Timeline)
-		if err != nil {
-			return classify("read the source's timeline history", err)
-		}
-		if s.forks, err = parseTimelineHistory(h.Content); err != nil {
-			return fmt.Errorf("read the source's timeline history %s: %w", h.FileName, err)
-		}
-	}
 	return s.ensurePublication(ctx)
 }
 
@@ -145,23 +136,47 @@ func (s *Source) preflight(ctx context.Context) error {
 // a new one.
 func (s *Source) Timeline() uint32 { return s.timeline }
 
-// TimelineEnd says where timeline tli ended in the source's history: the
-// WAL up to that position is the same on the source's timeline, what came
-// after it on tli is not. ok is false when tli is not in the history (a
-// timeline of another branch); tli the source's own timeline has no end.
-func (s *Source) TimelineEnd(tli uint32) (end lsn.LSN, ok bool) {
+// TimelineEnd says up to where the source's WAL is the same as timeline
+// tli's was (what came after it on tli is another history), from the
+// source's timeline history, read when tli is not the source's own. ok is
+// false when tli is not in the history (a timeline of another branch).
+func (s *Source) TimelineEnd(ctx context.Context, tli uint32) (end lsn.LSN, ok bool, err error) {
 	if tli == s.timeline {
-		return lsn.LSN(1<<64 - 1), true
+		return lsn.LSN(1<<64 - 1), true, nil
 	}
-	end, ok = s.forks[tli]
-	return end, ok
+	if s.forks == nil && s.timeline > 1 {
+		rc, err := s.replicationConn(ctx)
+		if err != nil {
+			return 0, false, err
+		}
+		defer rc.Close(context.WithoutCancel(ctx))
+		h, err := pglogrepl.TimelineHistory(ctx, rc, int32(s.timeline))
+		if err != nil {
+			return 0, false, classify("read the source's timeline history", err)
+		}
+		if s.forks, err = parseTimelineHistory(h.Content); err != nil {
+			return 0, false, fmt.Errorf("read the source's timeline history %s: %w", h.FileName, err)
+		}
+	}
+	end, ok = sharedEnd(s.forks, tli)
+	return end, ok, nil
 }
 
-// HoldsPosition says whether the source's history holds position at on
-// timeline tli: its WAL up to at is the same as tli's was.
-func (s *Source) HoldsPosition(tli uint32, at lsn.LSN) bool {
-	end, ok := s.TimelineEnd(tli)
-	return ok && at <= end
+// sharedEnd is where the WAL of the timeline a history (forks: where each
+// earlier timeline ended) belongs to stops being timeline tli's: where tli
+// ended, or earlier where a later timeline of the history ended before
+// that (a recovery to a point before an earlier fork).
+func sharedEnd(forks map[uint32]lsn.LSN, tli uint32) (lsn.LSN, bool) {
+	end, ok := forks[tli]
+	if !ok {
+		return 0, false
+	}
+	for t, e := range forks {
+		if t > tli && e < end {
+			end = e
+		}
+	}
+	return end, true
 }
 
 // parseTimelineHistory reads a timeline history file: per line, a parent

@@ -28,9 +28,15 @@ func TestTimelineHistory(t *testing.T) {
 		{2, 0x5000159, false},
 		{4, 0x10, false}, // another branch
 	} {
-		if got := s.HoldsPosition(c.tli, c.at); got != c.want {
-			t.Errorf("HoldsPosition(%d, %s) = %v, want %v", c.tli, c.at, got, c.want)
+		end, ok, err := s.TimelineEnd(t.Context(), c.tli)
+		if got := err == nil && ok && c.at <= end; got != c.want {
+			t.Errorf("timeline %d holds %s: %v, want %v", c.tli, c.at, got, c.want)
 		}
+	}
+	// Timeline 3 forked from 2 before 2 had reached where 1 ended: 1's
+	// WAL is shared only up to that earlier fork.
+	if end, ok := sharedEnd(map[uint32]lsn.LSN{1: 0x5000000, 2: 0x4000000}, 1); !ok || end != 0x4000000 {
+		t.Errorf("shared end of timeline 1 = %s, %v; want 0/4000000", end, ok)
 	}
 	if _, err := parseTimelineHistory([]byte("x\t0/1\treason\n")); err == nil {
 		t.Error("a history line with no timeline number was read")

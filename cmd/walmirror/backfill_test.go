@@ -755,7 +755,10 @@ func TestResyncRows(t *testing.T) {
 				INSERT INTO u SELECT g % 10, g, 'u' || g FROM generate_series(1, 100) g;
 				CREATE TABLE s (k text, n int, v text, PRIMARY KEY (k, n));
 				INSERT INTO s SELECT 'k' || g, g % 3, 's' || g FROM generate_series(1, 100) g;
-				INSERT INTO s VALUES ('it''s "a, b" ', 1, 'q'), ('', 2, 'empty'), ('é', 0, 'e');`)
+				INSERT INTO s VALUES ('it''s "a, b" ', 1, 'q'), ('', 2, 'empty'), ('é', 0, 'e'), ('back\slash', 1, 'b');`)
+			// A case-insensitive key ('abc' = 'ABC'), where ICU is built in.
+			ci := server.Exec(t.Context(), db, `CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+				CREATE TABLE c (k text COLLATE ci PRIMARY KEY, v text); INSERT INTO c VALUES ('ABC', 'upper'), ('def', 'lower')`) == nil
 			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
@@ -776,7 +779,12 @@ func TestResyncRows(t *testing.T) {
 			}
 			targetExec(t, target, fmt.Sprintf(`UPDATE %[1]s SET v = 'tampered' WHERE id IN (2, 50); DELETE FROM %[1]s WHERE id = 3;
 				INSERT INTO %[1]s (id, v) VALUES (1000, 'extra'); UPDATE %[2]s SET v = 'tampered' WHERE a = 1 AND b = 1;
-				UPDATE %[3]s SET v = 'tampered' WHERE n = 1 AND k LIKE 'it%%' OR k = '' OR k = 'k4' OR k = 'k5'`, tbl("t"), tbl("u"), tbl("s")))
+				UPDATE %[3]s SET v = 'tampered' WHERE n = 1 AND k LIKE 'it%%' OR k = '' OR k = 'k4' OR k = 'k5' OR k = 'back\slash'`, tbl("t"), tbl("u"), tbl("s")))
+			if ci {
+				// A stale extra row whose key differs from a source row's
+				// only in case.
+				targetExec(t, target, fmt.Sprintf(`INSERT INTO %s (k, v) VALUES ('abc', 'stale')`, tbl("c")))
+			}
 			mustExec(t, db, "UPDATE t SET v = 'before' WHERE id = 2")
 			resync := func(args ...string) {
 				t.Helper()
@@ -788,13 +796,25 @@ func TestResyncRows(t *testing.T) {
 			resync("--table", "public.t", "--key", "2", "--key", "3", "--key", "1000", "--key", "4")
 			resync("--table", "u", "--key", "1,1")
 			// Text keys as they are: a comma and quotes (CSV-quoted), empty.
-			resync("--table", "s", "--key", `"it's ""a, b"" ",1`, "--key", ",2", "--key", "k4,1")
+			resync("--table", "s", "--key", `"it's ""a, b"" ",1`, "--key", ",2", "--key", "k4,1", "--key", `back\slash,1`)
+			copies := 3
+			if ci {
+				resync("--table", "c", "--key", "abc")
+				copies++
+			}
 			mustExec(t, db, "UPDATE t SET v = 'after' WHERE id IN (3, 4); INSERT INTO t VALUES (1001, 'new'); UPDATE u SET v = 'after' WHERE a = 1 AND b = 11")
+			// Literals walmirror writes (the keys) mean the same with the
+			// database's standard_conforming_strings off.
+			mustExec(t, "postgres", "ALTER DATABASE "+db+" SET standard_conforming_strings = off")
 			log := run()
-			if n := strings.Count(log, `msg="rows copied again online"`); n != 3 || strings.Contains(log, `msg="copying table online"`) {
-				t.Errorf("want three row copies and no table copy:\n%s", log)
+			mustExec(t, "postgres", "ALTER DATABASE "+db+" RESET standard_conforming_strings")
+			if n := strings.Count(log, `msg="rows copied again online"`); n != copies || strings.Contains(log, `msg="copying table online"`) {
+				t.Errorf("want %d row copies and no table copy:\n%s", copies, log)
 			}
 			compareRows(t, dsn, rows, "SELECT id, v FROM t WHERE id <> 50", "SELECT a, b, v FROM u", "SELECT k, n, v FROM s WHERE k <> 'k5'")
+			if ci {
+				compareRows(t, dsn, rows, "SELECT k, v FROM c")
+			}
 			if got, err := rows("SELECT v FROM s WHERE k = 'k5'"); err != nil || len(got) != 1 || !strings.Contains(got[0], "tampered") {
 				t.Errorf("row k5 of s, not named, was copied again too: %q %v", got, err)
 			}
