@@ -68,6 +68,9 @@ type engine struct {
 	onCommit   func(CommitInfo)
 	onPosition func(Position) // when set, sees each keepalive
 	onReady    func(schema.State)
+	// readyOwed: the run began with copies asked for (ResyncTables) and
+	// none stored, so OnReady waits for a commit that stores none.
+	readyOwed  bool
 	track      bool        // collect changes (Config.ChangeKeys)
 	changes    changeLog   // the open target transaction's, when tracking
 	srcCommits []time.Time // commit times of the source transactions in the open target transaction
@@ -1391,6 +1394,9 @@ func (e *engine) commit(ctx context.Context) error {
 		st.Copies = e.fillsState()
 		ready = ready && len(st.Copies) == 0
 		e.fillsChanged = false
+	}
+	if e.readyOwed && len(st.Copies) == 0 {
+		ready, e.readyOwed = true, false
 	}
 	var changes []TableChange
 	if e.track {

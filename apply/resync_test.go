@@ -3,6 +3,7 @@ package apply_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walmirror/walmirror/apply"
+	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 	"github.com/walmirror/walmirror/source"
 )
@@ -59,6 +61,15 @@ func TestResyncTablesAtStart(t *testing.T) {
 			StopAtNow:    true,
 			ResyncTables: resync,
 			Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
+			// The ready signal comes once the copies asked for are done,
+			// not when streaming starts (before, a WaitFor could return
+			// while the rows were deleted for their copy).
+			OnCommit: func(c apply.CommitInfo) {
+				if len(c.State.Copies) > 0 {
+					fmt.Fprintf(&logs, "test: commit with copies\n")
+				}
+			},
+			OnReady: func(st schema.State) { fmt.Fprintf(&logs, "test: ready with %d copies\n", len(st.Copies)) },
 		})
 		return logs.String(), err
 	}
@@ -68,6 +79,9 @@ func TestResyncTablesAtStart(t *testing.T) {
 	}
 	if !strings.Contains(logs, "rows copied again online") {
 		t.Errorf("no copy of rows:\n%s", logs)
+	}
+	if i, j := strings.Index(logs, "test: commit with copies"), strings.Index(logs, "test: ready with 0 copies"); i < 0 || j < i || strings.Count(logs, "test: ready") != 1 {
+		t.Errorf("want the ready signal once, after the commit recording the copies:\n%s", logs)
 	}
 	m.same("r WHERE id <> 7", "r WHERE id <> 7", "id, v")
 	got, err := mirrortestRow(m.path, "SELECT v FROM r WHERE id = 7")

@@ -408,7 +408,10 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if r.cfg.OnStreaming != nil {
 		r.cfg.OnStreaming(st.LSN)
 	}
-	if r.cfg.OnReady != nil && len(st.Copies) == 0 {
+	// Copies asked for (ResyncTables) are recorded by the first commit:
+	// ready once they are done.
+	owed := len(st.Copies) == 0 && len(r.cfg.ResyncTables) > 0
+	if r.cfg.OnReady != nil && len(st.Copies) == 0 && !owed {
 		r.cfg.OnReady(st)
 	}
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
@@ -435,7 +438,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		e.chunkTime = DefaultCopyChunkTime
 	}
 	e.pause = r.cfg.Pause
-	e.resyncAtStart = r.cfg.ResyncTables
+	e.resyncAtStart, e.readyOwed = r.cfg.ResyncTables, owed
 	e.pollFirst = r.cfg.StopAtNow
 	e.pollEvery = r.cfg.PollInterval
 	if e.pollEvery == 0 {
