@@ -84,6 +84,30 @@ func mustExec(t *testing.T, db, sql string) {
 	}
 }
 
+// writeLoop runs step(conn, 0), step(conn, 1), ... on a connection of its
+// own, n times (0: until ctx ends), pause apart, and sends nil on the
+// channel it returns when done, or the first error (none once ctx ended).
+func writeLoop(ctx context.Context, dsn string, n int, pause time.Duration, step func(ctx context.Context, conn *pgx.Conn, i int) error) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer conn.Close(context.Background())
+		for i := 0; ctx.Err() == nil && (n == 0 || i < n); i++ {
+			if err := step(ctx, conn, i); err != nil && ctx.Err() == nil {
+				done <- err
+				return
+			}
+			time.Sleep(pause)
+		}
+		done <- nil
+	}()
+	return done
+}
+
 // TestResyncTable: `walmirror resync --table` copies one damaged table
 // again while pgbench runs and walmirror streams; the other tables are left
 // alone and everything ends equal to the source. Every target.
@@ -1023,30 +1047,16 @@ func TestChunkedCopyKeyRanges(t *testing.T) {
 				"--copy-chunk-rows", "40", "--copy-chunk-time", "50ms", "--log-level", "debug"}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			changes := make(chan error, 1)
-			go func() {
-				// Rows ahead of the copy and behind it change while it runs.
-				conn, err := pgx.Connect(ctx, dsn)
-				if err != nil {
-					changes <- err
-					return
-				}
-				defer conn.Close(context.Background())
-				for i := 0; ctx.Err() == nil && i < 400; i++ {
-					b := &pgx.Batch{}
-					b.Queue(`UPDATE ck SET n = n + 1, j = j || '{"u": 1}' WHERE a = $1`, (i*37)%600)
-					b.Queue(`UPDATE f SET v = v || '+' WHERE id IN ($1, $2)`, (i*53)%2000+1, 2000-i)
-					b.Queue(`DELETE FROM f WHERE id = $1`, (i*11)%2000+1)
-					b.Queue(`INSERT INTO f VALUES ($1, 'new') ON CONFLICT DO NOTHING`, (i*11)%2000+100001)
-					b.Queue(`UPDATE e SET m = 'happy', note = 'n' || $1::int WHERE id = $2`, i, (i*29)%1500+1)
-					err := conn.SendBatch(ctx, b).Close()
-					if err != nil && ctx.Err() == nil {
-						changes <- err
-						return
-					}
-				}
-				changes <- nil
-			}()
+			// Rows ahead of the copy and behind it change while it runs.
+			changes := writeLoop(ctx, dsn, 400, 0, func(ctx context.Context, conn *pgx.Conn, i int) error {
+				b := &pgx.Batch{}
+				b.Queue(`UPDATE ck SET n = n + 1, j = j || '{"u": 1}' WHERE a = $1`, (i*37)%600)
+				b.Queue(`UPDATE f SET v = v || '+' WHERE id IN ($1, $2)`, (i*53)%2000+1, 2000-i)
+				b.Queue(`DELETE FROM f WHERE id = $1`, (i*11)%2000+1)
+				b.Queue(`INSERT INTO f VALUES ($1, 'new') ON CONFLICT DO NOTHING`, (i*11)%2000+100001)
+				b.Queue(`UPDATE e SET m = 'happy', note = 'n' || $1::int WHERE id = $2`, i, (i*29)%1500+1)
+				return conn.SendBatch(ctx, b).Close()
+			})
 			r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...)
 			if r.code != 0 {
 				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
@@ -1561,33 +1571,21 @@ func TestOnlineCopyKeysMove(t *testing.T) {
 				"--copy-chunk-rows", "40", "--copy-chunk-time", "-1s", "--stop-at-lsn", "now"}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			changes := make(chan error, 1)
-			go func() {
-				conn, err := pgx.Connect(ctx, dsn)
-				if err != nil {
-					changes <- err
-					return
+			changes := writeLoop(ctx, dsn, 301, 5*time.Millisecond, func(ctx context.Context, conn *pgx.Conn, i int) error {
+				if i == 300 {
+					// The large value moves unsent (unchanged TOAST).
+					_, err := conn.Exec(ctx, `UPDATE kb SET id = 1000 WHERE id = 50`)
+					return err
 				}
-				defer conn.Close(context.Background())
-				for i := 0; ctx.Err() == nil && i < 300; i++ {
-					b := &pgx.Batch{}
-					// Forward, past everything; back, before everything.
-					b.Queue(`UPDATE km SET id = id + 10000, n = n + 1 WHERE id = $1`, (i*7)%3000+1)
-					if i >= 10 {
-						b.Queue(`UPDATE km SET id = -id, v = v || '-' WHERE id = $1`, ((i-10)*7)%3000+1+10000)
-					}
-					b.Queue(`UPDATE km SET n = n + 1 WHERE id = $1`, (i*13)%3000+1)
-					err := conn.SendBatch(ctx, b).Close()
-					if err != nil && ctx.Err() == nil {
-						changes <- err
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
+				b := &pgx.Batch{}
+				// Forward, past everything; back, before everything.
+				b.Queue(`UPDATE km SET id = id + 10000, n = n + 1 WHERE id = $1`, (i*7)%3000+1)
+				if i >= 10 {
+					b.Queue(`UPDATE km SET id = -id, v = v || '-' WHERE id = $1`, ((i-10)*7)%3000+1+10000)
 				}
-				// The large value moves unsent (unchanged TOAST).
-				_, err = conn.Exec(ctx, `UPDATE kb SET id = 1000 WHERE id = 50`)
-				changes <- err
-			}()
+				b.Queue(`UPDATE km SET n = n + 1 WHERE id = $1`, (i*13)%3000+1)
+				return conn.SendBatch(ctx, b).Close()
+			})
 			r := walmirror(t, nil, args...)
 			if r.code != 0 {
 				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
@@ -1611,25 +1609,11 @@ func TestOnlineCopyKeysMove(t *testing.T) {
 			}
 			ctx2, cancel2 := context.WithCancel(context.Background())
 			defer cancel2()
-			moving := make(chan error, 1)
-			go func() {
-				conn, err := pgx.Connect(ctx2, dsn)
-				if err != nil {
-					moving <- err
-					return
-				}
-				defer conn.Close(context.Background())
-				for i := 0; ctx2.Err() == nil; i++ {
-					_, err := conn.Exec(ctx2, `UPDATE km SET id = CASE WHEN id > 0 THEN id + 100000 ELSE -id END, n = n + 1
-						WHERE id = (SELECT id FROM km ORDER BY (id * 7919) % 3001 OFFSET $1 % 2900 LIMIT 1)`, i)
-					if err != nil && ctx2.Err() == nil {
-						moving <- err
-						return
-					}
-					time.Sleep(3 * time.Millisecond)
-				}
-				moving <- nil
-			}()
+			moving := writeLoop(ctx2, dsn, 0, 3*time.Millisecond, func(ctx context.Context, conn *pgx.Conn, i int) error {
+				_, err := conn.Exec(ctx, `UPDATE km SET id = CASE WHEN id > 0 THEN id + 100000 ELSE -id END, n = n + 1
+					WHERE id = (SELECT id FROM km ORDER BY (id * 7919) % 3001 OFFSET $1 % 2900 LIMIT 1)`, i)
+				return err
+			})
 			bin := faultBinary(t)
 			killArgs := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--copy-chunk-rows", "40", "--copy-chunk-time", "-1s"}
 			var logs strings.Builder
