@@ -908,26 +908,12 @@ func TestResyncRowsFaults(t *testing.T) {
 			// among the rows to copy again.
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			done := make(chan error, 1)
-			go func() {
-				conn, err := pgx.Connect(ctx, dsn)
-				if err != nil {
-					done <- err
-					return
-				}
-				defer conn.Close(context.Background())
-				for i := 0; ctx.Err() == nil; i++ {
-					q := fmt.Sprintf(`UPDATE t SET n = n + 1, v = 'w%[1]d' WHERE id = 1 + (%[1]d * 37) %% 2000;
-						DELETE FROM t WHERE id = 1 + (%[1]d * 11) %% 400;
-						INSERT INTO t VALUES (1 + (%[1]d * 13) %% 400, 'back', %[1]d) ON CONFLICT DO NOTHING`, i)
-					if _, err := conn.Exec(ctx, q); err != nil && ctx.Err() == nil {
-						done <- err
-						return
-					}
-					time.Sleep(2 * time.Millisecond)
-				}
-				done <- nil
-			}()
+			done := writeLoop(ctx, dsn, 0, 2*time.Millisecond, func(ctx context.Context, conn *pgx.Conn, i int) error {
+				_, err := conn.Exec(ctx, fmt.Sprintf(`UPDATE t SET n = n + 1, v = 'w%[1]d' WHERE id = 1 + (%[1]d * 37) %% 2000;
+					DELETE FROM t WHERE id = 1 + (%[1]d * 11) %% 400;
+					INSERT INTO t VALUES (1 + (%[1]d * 13) %% 400, 'back', %[1]d) ON CONFLICT DO NOTHING`, i))
+				return err
+			})
 			resync := []string{"resync", "--source", dsn, "--slot", slot, "--table", "t"}
 			for k := 1; k <= 400; k += 3 {
 				resync = append(resync, "--key", strconv.Itoa(k))
