@@ -489,6 +489,14 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 			}
 			held = inHistory && st.LSN <= end
 		}
+		ahead := false
+		if held && slot.Exists && !slot.Lost {
+			wal, err := src.WALEnd(ctx)
+			if err != nil {
+				return st, err
+			}
+			ahead = st.LSN > wal
+		}
 		var problem string
 		switch {
 		case !slot.Exists:
@@ -511,6 +519,13 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 			}
 			problem = fmt.Sprintf("the source is on timeline %d (a promoted standby, or a recovery to a point in time) and does not hold what the copy applied: "+
 				"the copy is at %s on timeline %d, %s, so the copy has changes the source never had and would miss the source's own after that", src.Timeline(), st.LSN, st.Timeline, where)
+		case ahead:
+			// The source was restored from a copy of its files (a
+			// file-system snapshot, no recovery that starts a timeline):
+			// its WAL from here on is another history, and the stored
+			// position would skip it.
+			problem = fmt.Sprintf("the copy is at %s, past the end of the source's WAL: the source was restored from a backup (its slot with it) after the copy applied more, "+
+				"so the copy has changes the source does not and would miss the source's own up to there", st.LSN)
 		default:
 			st.Timeline = src.Timeline()
 			return st, nil

@@ -376,6 +376,19 @@ func (s *Source) DropSlot(ctx context.Context) error {
 	return classify("drop replication slot "+s.cfg.Slot, timeoutCause(ctx, err))
 }
 
+// WALEnd is where the source's WAL ends now (pg_current_wal_insert_lsn),
+// read without writing anything: no copy of this source can have applied
+// past it.
+func (s *Source) WALEnd(ctx context.Context) (lsn.LSN, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	var text string
+	if err := s.conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
+		return 0, classify("read current WAL position", timeoutCause(ctx, err))
+	}
+	return lsn.Parse(text)
+}
+
 // CurrentLSN is the end of the WAL inserted so far, for --stop-at-lsn now: it
 // covers every transaction committed by now, including asynchronous commits
 // not yet written (pg_current_wal_lsn, the write position, would miss those).

@@ -130,3 +130,59 @@ func TestPromotedStandbyBehindCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestSourceRestoredBehindCopy: the source restored from a copy of its
+// files taken before the copy applied more (a file-system snapshot: the
+// same timeline, its slot as it was): the next run stops, saying the copy
+// is past the end of the source's WAL, and --resync copies it afresh.
+// Before, the run went on from the copy's position (exit 0), skipping the
+// restored source's transactions up to there and keeping rows it does not
+// have. Every target.
+func TestSourceRestoredBehindCopy(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			ctx := t.Context()
+			src := testenv.StartT(t, testenv.Options{})
+			db, err := src.CreateDatabase(ctx, "restore")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Exec(ctx, db, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g`); err != nil {
+				t.Fatal(err)
+			}
+			target, rows := tg.new(t)
+			slot := "s_restore"
+			runNow(t, src.DSN(db), target, slot)
+			snapshot, err := src.StartCopy(ctx) // the backup, taken now
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { snapshot.Close() })
+			if err := snapshot.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Exec(ctx, db, `INSERT INTO t SELECT g, 'lost with the old source' FROM generate_series(101, 5000) g`); err != nil {
+				t.Fatal(err)
+			}
+			runNow(t, src.DSN(db), target, slot)
+			// The source is restored from the backup.
+			if err := src.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if err := snapshot.Restart(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			dsn := snapshot.DSN(db)
+			if err := snapshot.Exec(ctx, db, `INSERT INTO t VALUES (100000, 'after the restore'); UPDATE t SET v = 'changed' WHERE id <= 10`); err != nil {
+				t.Fatal(err)
+			}
+			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			if r.code != 1 || !strings.Contains(r.stderr, "past the end of the source's WAL") || !strings.Contains(r.stderr, "--resync") {
+				t.Fatalf("run after the restore exited %d, want 1 saying the copy is ahead of the source:\n%s", r.code, r.stderr)
+			}
+			runNow(t, dsn, target, slot, "--resync")
+			compareRows(t, dsn, rows, "SELECT id, v FROM t")
+		})
+	}
+}

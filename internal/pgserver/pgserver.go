@@ -814,7 +814,15 @@ func (l *logSink) close() {
 // cleanly, its data directory copied (pg_basebackup is not in every
 // PostgreSQL package tests use) and s started again. The standby is closed
 // like any Server; closing s first leaves it retrying its connection.
-func (s *Server) StartStandby(ctx context.Context) (_ *Server, err error) {
+func (s *Server) StartStandby(ctx context.Context) (*Server, error) { return s.clone(ctx, true) }
+
+// StartCopy starts a server of its own from a copy of s's data directory
+// taken now (s stopped cleanly for it, then started again), as a restore
+// of a file-system snapshot would: the same system and timeline, its
+// replication slots as they were.
+func (s *Server) StartCopy(ctx context.Context) (*Server, error) { return s.clone(ctx, false) }
+
+func (s *Server) clone(ctx context.Context, standby bool) (_ *Server, err error) {
 	base, err := os.MkdirTemp(os.TempDir(), "walmirror-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("pgserver: %w", err)
@@ -854,20 +862,10 @@ func (s *Server) StartStandby(ctx context.Context) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	conninfo := fmt.Sprintf("host=%s port=%d user=postgres application_name=standby", s.sockDir, s.port)
-	if err := os.WriteFile(filepath.Join(st.dataDir, "standby.signal"), nil, 0o600); err != nil {
-		return nil, fmt.Errorf("pgserver: %w", err)
-	}
-	auto, err := os.OpenFile(filepath.Join(st.dataDir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("pgserver: %w", err)
-	}
-	_, err = fmt.Fprintf(auto, "primary_conninfo = '%s'\nhot_standby = on\n", conninfo)
-	if cerr := auto.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pgserver: %w", err)
+	if standby {
+		if err := s.standbyOf(st.dataDir); err != nil {
+			return nil, err
+		}
 	}
 	if err := st.chownAll(base); err != nil {
 		return nil, err
@@ -884,6 +882,26 @@ func (s *Server) StartStandby(ctx context.Context) (_ *Server, err error) {
 	if st.version, err = st.versionNum(ctx); err != nil {
 		return nil, err
 	}
-	st.log.printf("pgserver: standby ready on %s:%d (data %s)", host, st.port, st.dataDir)
+	st.log.printf("pgserver: copy (standby %v) ready on %s:%d (data %s)", standby, host, st.port, st.dataDir)
 	return st, nil
+}
+
+// standbyOf makes the data directory dir a standby streaming from s.
+func (s *Server) standbyOf(dir string) error {
+	conninfo := fmt.Sprintf("host=%s port=%d user=postgres application_name=standby", s.sockDir, s.port)
+	if err := os.WriteFile(filepath.Join(dir, "standby.signal"), nil, 0o600); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	auto, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	_, err = fmt.Fprintf(auto, "primary_conninfo = '%s'\nhot_standby = on\n", conninfo)
+	if cerr := auto.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	return nil
 }
