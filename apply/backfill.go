@@ -270,14 +270,11 @@ func keyValue(oid uint32, v string) (s string, ok, exact bool) {
 // column cannot hold, is an error naming it.
 func CheckResyncKeys(t *schema.Table, keys [][]string) (canon [][]string, exact bool, err error) {
 	k := orderOf(t)
-	if !k.matchable {
+	if !k.matchable || !exactKeys(t) {
 		return nil, false, nil
 	}
 	var cols []string
 	for _, i := range k.cols {
-		if _, _, exact := keyValue(t.Columns[i].TypeID, ""); !exact {
-			return nil, false, nil
-		}
 		cols = append(cols, t.Columns[i].Name+" "+keyTypeName(t.Columns[i].TypeID))
 	}
 	for _, key := range keys {
@@ -518,15 +515,24 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 }
 
 // exactKeys says whether every key column of t prints each value one way
-// (keyValue's types), so a row read by key has the key asked for, byte for
+// (ExactKeyType), so a row read by key has the key asked for, byte for
 // byte, when it is that row.
 func exactKeys(t *schema.Table) bool {
 	for _, i := range t.KeyIndexes() {
-		if _, _, exact := keyValue(t.Columns[i].TypeID, ""); !exact {
+		if !ExactKeyType(t.Columns[i].TypeID) {
 			return false
 		}
 	}
 	return true
+}
+
+// ExactKeyType says whether the engine copies rows by key exactly for a key
+// column of type oid (integers, uuid, text, varchar): each value has one
+// text form, the stream's. Other types' values have other spellings
+// (numeric 1.0 and 1.00), so a table keyed by them is copied whole.
+func ExactKeyType(oid uint32) bool {
+	_, _, exact := keyValue(oid, "")
+	return exact
 }
 
 // moved splits an UPDATE that changed its row's key into the DELETE of the

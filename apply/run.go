@@ -409,9 +409,8 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.cfg.OnStreaming(st.LSN)
 	}
 	// Copies asked for (ResyncTables) are recorded by the first commit:
-	// ready once they are done.
-	owed := len(st.Copies) == 0 && len(r.cfg.ResyncTables) > 0
-	if r.cfg.OnReady != nil && len(st.Copies) == 0 && !owed {
+	// ready once they are done (engine.readyOwed).
+	if r.cfg.OnReady != nil && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 {
 		r.cfg.OnReady(st)
 	}
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
@@ -438,7 +437,8 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		e.chunkTime = DefaultCopyChunkTime
 	}
 	e.pause = r.cfg.Pause
-	e.resyncAtStart, e.readyOwed = r.cfg.ResyncTables, owed
+	e.resyncAtStart = r.cfg.ResyncTables
+	e.readyOwed = len(st.Copies) == 0 && len(r.cfg.ResyncTables) > 0
 	e.pollFirst = r.cfg.StopAtNow
 	e.pollEvery = r.cfg.PollInterval
 	if e.pollEvery == 0 {
@@ -458,6 +458,37 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 			"transactions", e.stats.Transactions, "rows", e.stats.Rows)
 	}
 	return err
+}
+
+// otherHistory says why the source's WAL is not the history the copy
+// applied up to st.LSN, or "" when it is: its timeline history left the
+// copy's timeline before that position (a standby promoted before it
+// received everything the copy applied: asynchronous replication, a
+// failover slot without synchronized_standby_slots; or a recovery to an
+// earlier point), or its WAL ends before it (restored from a copy of its
+// files: the same timeline, its slot as it was). Either way its WAL from
+// there on holds other transactions, which the stored position would skip.
+func otherHistory(ctx context.Context, src *source.Source, st schema.State) (string, error) {
+	if st.Timeline != 0 && st.Timeline != src.Timeline() {
+		end, inHistory, err := src.TimelineEnd(ctx, st.Timeline)
+		if err != nil {
+			return "", err
+		}
+		if !inHistory || st.LSN > end {
+			where := fmt.Sprintf("its timeline %d is not in the source's history", st.Timeline)
+			if inHistory {
+				where = fmt.Sprintf("the source's history left timeline %d at %s", st.Timeline, end)
+			}
+			return fmt.Sprintf("the source is on timeline %d (a promoted standby, or a recovery to a point in time) and does not hold what the copy applied: "+
+				"the copy is at %s on timeline %d, %s, so the copy has changes the source never had and would miss the source's own after that", src.Timeline(), st.LSN, st.Timeline, where), nil
+		}
+	}
+	wal, err := src.WALEnd(ctx)
+	if err != nil || st.LSN <= wal {
+		return "", err
+	}
+	return fmt.Sprintf("the copy is at %s, past the end of the source's WAL: the source was restored from a backup (its slot with it) after the copy applied more, "+
+		"so the copy has changes the source does not and would miss the source's own up to there", st.LSN), nil
 }
 
 // prepare checks that the target and the slot belong together and takes the
@@ -480,23 +511,6 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 		return st, err
 	}
 	if found && st.Phase == schema.PhaseStreaming {
-		held := true
-		var end lsn.LSN
-		var inHistory bool
-		if st.Timeline != 0 && st.Timeline != src.Timeline() {
-			if end, inHistory, err = src.TimelineEnd(ctx, st.Timeline); err != nil {
-				return st, err
-			}
-			held = inHistory && st.LSN <= end
-		}
-		ahead := false
-		if held && slot.Exists && !slot.Lost {
-			wal, err := src.WALEnd(ctx)
-			if err != nil {
-				return st, err
-			}
-			ahead = st.LSN > wal
-		}
 		var problem string
 		switch {
 		case !slot.Exists:
@@ -507,28 +521,11 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 				cause = source.InvalidationCause("")
 			}
 			problem = fmt.Sprintf("replication slot %q was invalidated: %s, so changes since %s cannot be streamed", slotName, cause, st.LSN)
-		case !held:
-			// A standby promoted before it received everything the copy
-			// applied (asynchronous replication, a failover slot without
-			// synchronized_standby_slots), or the source recovered to an
-			// earlier point: past the fork its WAL holds other
-			// transactions, which the stored position would skip.
-			where := fmt.Sprintf("its timeline %d is not in the source's history", st.Timeline)
-			if inHistory {
-				where = fmt.Sprintf("the source's history left timeline %d at %s", st.Timeline, end)
-			}
-			problem = fmt.Sprintf("the source is on timeline %d (a promoted standby, or a recovery to a point in time) and does not hold what the copy applied: "+
-				"the copy is at %s on timeline %d, %s, so the copy has changes the source never had and would miss the source's own after that", src.Timeline(), st.LSN, st.Timeline, where)
-		case ahead:
-			// The source was restored from a copy of its files (a
-			// file-system snapshot, no recovery that starts a timeline):
-			// its WAL from here on is another history, and the stored
-			// position would skip it.
-			problem = fmt.Sprintf("the copy is at %s, past the end of the source's WAL: the source was restored from a backup (its slot with it) after the copy applied more, "+
-				"so the copy has changes the source does not and would miss the source's own up to there", st.LSN)
 		default:
-			st.Timeline = src.Timeline()
-			return st, nil
+			if problem, err = otherHistory(ctx, src, st); err != nil || problem == "" {
+				st.Timeline = src.Timeline()
+				return st, err
+			}
 		}
 		if !r.cfg.Resync {
 			return st, mark(ErrSlotLost, errors.New(problem+"; run with --resync to recreate the slot and copy every table again"))

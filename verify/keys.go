@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/schema"
 )
 
@@ -38,9 +39,7 @@ func newKeyNamer(t *Table) (*keyNamer, string) {
 	var other []string
 	for _, i := range t.keys {
 		c := t.Columns[i]
-		switch c.TypeID {
-		case schema.OIDInt2, schema.OIDInt4, schema.OIDInt8, schema.OIDOid, schema.OIDUUID, schema.OIDText, schema.OIDVarchar:
-		default:
+		if !apply.ExactKeyType(c.TypeID) {
 			other = append(other, c.Name)
 		}
 		k.cols = append(k.cols, i)

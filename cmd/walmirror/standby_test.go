@@ -74,61 +74,7 @@ func TestStandbySource(t *testing.T) {
 // skipped and the old primary's extra rows stayed (helper-66), on every
 // target.
 func TestPromotedStandbyBehindCopy(t *testing.T) {
-	needServer(t)
-	for _, tg := range schemaTargets {
-		t.Run(tg.name, func(t *testing.T) {
-			ctx := t.Context()
-			primary := testenv.StartT(t, testenv.Options{})
-			db, err := primary.CreateDatabase(ctx, "promo")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := primary.Exec(ctx, db, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g`); err != nil {
-				t.Fatal(err)
-			}
-			target, rows := tg.new(t)
-			slot := "s_promo"
-			runNow(t, primary.DSN(db), target, slot)
-			standby, err := primary.StartStandby(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { standby.Close() })
-			if err := standby.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			// Applied to the copy on timeline 1; the standby never gets it.
-			if err := primary.Exec(ctx, db, `INSERT INTO t SELECT g, 'old primary' FROM generate_series(101, 5000) g`); err != nil {
-				t.Fatal(err)
-			}
-			runNow(t, primary.DSN(db), target, slot)
-			if err := primary.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			if err := standby.Restart(ctx, false); err != nil {
-				t.Fatal(err)
-			}
-			if err := standby.Exec(ctx, db, `SELECT pg_promote()`); err != nil {
-				t.Fatal(err)
-			}
-			dsn := standby.DSN(db)
-			if err := standby.Exec(ctx, db, `INSERT INTO t VALUES (100000, 'new primary'); UPDATE t SET v = 'changed' WHERE id <= 10`); err != nil {
-				t.Fatal(err)
-			}
-			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
-			if r.code != 1 || !strings.Contains(r.stderr, "the source is on timeline 2") || !strings.Contains(r.stderr, "--resync") {
-				t.Fatalf("run after the promotion exited %d, want 1 saying the source's history lacks the copy's position:\n%s", r.code, r.stderr)
-			}
-			runNow(t, dsn, target, slot, "--resync")
-			compareRows(t, dsn, rows, "SELECT id, v FROM t")
-			// Stored on timeline 2 now: runs go on.
-			if err := standby.Exec(ctx, db, `INSERT INTO t VALUES (100001, 'later')`); err != nil {
-				t.Fatal(err)
-			}
-			runNow(t, dsn, target, slot)
-			compareRows(t, dsn, rows, "SELECT id, v FROM t")
-		})
-	}
+	testSourceReplaced(t, (*testenv.Server).StartStandby, true, "the source is on timeline 2")
 }
 
 // TestSourceRestoredBehindCopy: the source restored from a copy of its
@@ -139,49 +85,64 @@ func TestPromotedStandbyBehindCopy(t *testing.T) {
 // restored source's transactions up to there and keeping rows it does not
 // have. Every target.
 func TestSourceRestoredBehindCopy(t *testing.T) {
+	testSourceReplaced(t, (*testenv.Server).StartCopy, false, "past the end of the source's WAL")
+}
+
+// testSourceReplaced copies a source, clones it (clone), has the copy
+// apply more from the original only, then replaces the original with the
+// clone (promoted when promote): the next run must stop saying want, and
+// --resync then copy the clone exactly, and runs after it go on.
+func testSourceReplaced(t *testing.T, clone func(*testenv.Server, context.Context) (*testenv.Server, error), promote bool, want string) {
 	needServer(t)
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
 			ctx := t.Context()
-			src := testenv.StartT(t, testenv.Options{})
-			db, err := src.CreateDatabase(ctx, "restore")
+			orig := testenv.StartT(t, testenv.Options{})
+			db, err := orig.CreateDatabase(ctx, "replaced")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := src.Exec(ctx, db, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g`); err != nil {
-				t.Fatal(err)
+			exec := func(s *testenv.Server, sql string) {
+				t.Helper()
+				if err := s.Exec(ctx, db, sql); err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
 			}
+			exec(orig, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g`)
 			target, rows := tg.new(t)
-			slot := "s_restore"
-			runNow(t, src.DSN(db), target, slot)
-			snapshot, err := src.StartCopy(ctx) // the backup, taken now
+			slot := "s_replaced"
+			runNow(t, orig.DSN(db), target, slot)
+			next, err := clone(orig, ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { snapshot.Close() })
-			if err := snapshot.Stop(); err != nil {
+			t.Cleanup(func() { next.Close() })
+			if err := next.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			if err := src.Exec(ctx, db, `INSERT INTO t SELECT g, 'lost with the old source' FROM generate_series(101, 5000) g`); err != nil {
+			// Applied to the copy; the clone never gets it.
+			exec(orig, `INSERT INTO t SELECT g, 'only in the original' FROM generate_series(101, 5000) g`)
+			runNow(t, orig.DSN(db), target, slot)
+			if err := orig.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			runNow(t, src.DSN(db), target, slot)
-			// The source is restored from the backup.
-			if err := src.Stop(); err != nil {
+			if err := next.Restart(ctx, false); err != nil {
 				t.Fatal(err)
 			}
-			if err := snapshot.Restart(ctx, false); err != nil {
-				t.Fatal(err)
+			if promote {
+				exec(next, `SELECT pg_promote()`)
 			}
-			dsn := snapshot.DSN(db)
-			if err := snapshot.Exec(ctx, db, `INSERT INTO t VALUES (100000, 'after the restore'); UPDATE t SET v = 'changed' WHERE id <= 10`); err != nil {
-				t.Fatal(err)
-			}
+			dsn := next.DSN(db)
+			exec(next, `INSERT INTO t VALUES (100000, 'after the switch'); UPDATE t SET v = 'changed' WHERE id <= 10`)
 			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
-			if r.code != 1 || !strings.Contains(r.stderr, "past the end of the source's WAL") || !strings.Contains(r.stderr, "--resync") {
-				t.Fatalf("run after the restore exited %d, want 1 saying the copy is ahead of the source:\n%s", r.code, r.stderr)
+			if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "--resync") {
+				t.Fatalf("run after the switch exited %d, want 1 saying %q:\n%s", r.code, want, r.stderr)
 			}
 			runNow(t, dsn, target, slot, "--resync")
+			compareRows(t, dsn, rows, "SELECT id, v FROM t")
+			// Stored from the clone now: runs go on.
+			exec(next, `INSERT INTO t VALUES (100001, 'later')`)
+			runNow(t, dsn, target, slot)
 			compareRows(t, dsn, rows, "SELECT id, v FROM t")
 		})
 	}
