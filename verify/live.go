@@ -203,14 +203,9 @@ func RepairLive(ctx context.Context, cfg Config, live Live, applied Waiter, rep 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rp, relids, keys := plan(rep)
-	if len(rp.Tables) == 0 {
-		return rp, nil
-	}
-	for _, id := range relids {
-		if id == 0 {
-			return rp, errors.New("the report does not name the source's tables by oid; nothing was copied")
-		}
+	rp, relids, keys, err := plan(rep)
+	if err != nil || len(rp.Tables) == 0 {
+		return rp, err
 	}
 	adm, err := source.Connect(ctx, cfg.Source)
 	if err != nil {

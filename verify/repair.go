@@ -102,9 +102,9 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 	if cfg.SlotWait <= 0 {
 		cfg.SlotWait = 5 * time.Second
 	}
-	rp, relids, keys := plan(rep)
-	if len(rp.Tables) == 0 {
-		return rp, nil
+	rp, relids, keys, err := plan(rep)
+	if err != nil || len(rp.Tables) == 0 {
+		return rp, err
 	}
 	st, ok, err := target.Sink.ReadState(ctx)
 	if err != nil {
@@ -117,11 +117,6 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 		return rp, fmt.Errorf("%w: the copy moved past %s to %s after it was verified; nothing was copied", ErrInUse, rep.LSN, st.LSN)
 	case len(st.Copies) > 0:
 		return rp, errors.New("tables are being copied into the target since it was verified; nothing was copied")
-	}
-	for _, id := range relids {
-		if id == 0 {
-			return rp, errors.New("the report does not name the source's tables by oid (a report read from JSON?); nothing was copied")
-		}
 	}
 	scfg := cfg.Source
 	scfg.Slot = st.Slot
@@ -179,7 +174,7 @@ func RepairTables(ctx context.Context, cfg Config, target Target, rep *Report) (
 // plan is what a repair of what rep found different copies again: the
 // tables, and per table its oid and the keys of its differing rows (nil:
 // the whole table).
-func plan(rep *Report) (rp *Repair, relids []uint32, keys [][][]string) {
+func plan(rep *Report) (rp *Repair, relids []uint32, keys [][][]string, err error) {
 	rp = &Repair{}
 	for i := range rep.Tables {
 		t := &rep.Tables[i]
@@ -197,9 +192,12 @@ func plan(rep *Report) (rp *Repair, relids []uint32, keys [][][]string) {
 		}
 		rp.Copies = append(rp.Copies, tr)
 		keys = append(keys, t.Keys)
+		if t.RelID == 0 {
+			return rp, nil, nil, errors.New("the report does not name the source's tables by oid (a report read from JSON?); nothing was copied")
+		}
 		relids = append(relids, t.RelID)
 	}
-	return rp, relids, keys
+	return rp, relids, keys, nil
 }
 
 // waitSlotIdle waits up to wait for no process to stream from slot (a
