@@ -460,37 +460,6 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	return err
 }
 
-// otherHistory says why the source's WAL is not the history the copy
-// applied up to st.LSN, or "" when it is: its timeline history left the
-// copy's timeline before that position (a standby promoted before it
-// received everything the copy applied: asynchronous replication, a
-// failover slot without synchronized_standby_slots; or a recovery to an
-// earlier point), or its WAL ends before it (restored from a copy of its
-// files: the same timeline, its slot as it was). Either way its WAL from
-// there on holds other transactions, which the stored position would skip.
-func otherHistory(ctx context.Context, src *source.Source, st schema.State) (string, error) {
-	if st.Timeline != 0 && st.Timeline != src.Timeline() {
-		end, inHistory, err := src.TimelineEnd(ctx, st.Timeline)
-		if err != nil {
-			return "", err
-		}
-		if !inHistory || st.LSN > end {
-			where := fmt.Sprintf("its timeline %d is not in the source's history", st.Timeline)
-			if inHistory {
-				where = fmt.Sprintf("the source's history left timeline %d at %s", st.Timeline, end)
-			}
-			return fmt.Sprintf("the source is on timeline %d (a promoted standby, or a recovery to a point in time) and does not hold what the copy applied: "+
-				"the copy is at %s on timeline %d, %s, so the copy has changes the source never had and would miss the source's own after that", src.Timeline(), st.LSN, st.Timeline, where), nil
-		}
-	}
-	wal, err := src.WALEnd(ctx)
-	if err != nil || st.LSN <= wal {
-		return "", err
-	}
-	return fmt.Sprintf("the copy is at %s, past the end of the source's WAL: the source was restored from a backup (its slot with it) after the copy applied more, "+
-		"so the copy has changes the source does not and would miss the source's own up to there", st.LSN), nil
-}
-
 // prepare checks that the target and the slot belong together and takes the
 // initial snapshot when there is none (or an interrupted one), returning the
 // state to stream from.
@@ -522,7 +491,7 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 			}
 			problem = fmt.Sprintf("replication slot %q was invalidated: %s, so changes since %s cannot be streamed", slotName, cause, st.LSN)
 		default:
-			if problem, err = otherHistory(ctx, src, st); err != nil || problem == "" {
+			if problem, err = src.OtherHistory(ctx, st.Timeline, st.LSN); err != nil || problem == "" {
 				st.Timeline = src.Timeline()
 				return st, err
 			}

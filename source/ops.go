@@ -20,8 +20,9 @@ import (
 
 // Admin is a plain catalog session on the source.
 type Admin struct {
-	cfg  Config
-	conn *pgx.Conn
+	cfg      Config
+	conn     *pgx.Conn
+	timeline uint32 // the server's timeline, from Identify
 }
 
 // Connect opens a catalog session on cfg.DSN (cfg.Slot and cfg.Publication
@@ -110,7 +111,19 @@ func (a *Admin) Identify(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", classify("identify source system", timeoutCause(ctx, err))
 	}
+	a.timeline = uint32(sys.Timeline)
 	return sys.SystemID, nil
+}
+
+// Timeline is the server's timeline, read by Identify.
+func (a *Admin) Timeline() uint32 { return a.timeline }
+
+// OtherHistory is Source.OtherHistory through this session, for check:
+// whether a copy at position at on timeline tli is of this source's
+// history. Identify must have been called first.
+func (a *Admin) OtherHistory(ctx context.Context, tli uint32, at lsn.LSN) (string, error) {
+	s := &Source{cfg: a.cfg, conn: a.conn, timeline: a.timeline}
+	return s.OtherHistory(ctx, tli, at)
 }
 
 // CurrentLSN is the server's current WAL write position.

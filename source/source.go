@@ -162,6 +162,38 @@ func (s *Source) TimelineEnd(ctx context.Context, tli uint32) (end lsn.LSN, ok b
 	return end, ok, nil
 }
 
+// OtherHistory says why the source's WAL is not the history a copy applied
+// up to position at on timeline tli, or "" when it is: its timeline history
+// left tli before that position (a standby promoted before it received
+// everything the copy applied: asynchronous replication, a failover slot
+// without synchronized_standby_slots; or a recovery to an earlier point),
+// or its WAL ends before it (restored from a copy of its files: the same
+// timeline, its slot as it was). Either way its WAL from there on holds
+// other transactions, which the copy's position would skip. tli 0 (a copy
+// stored before timelines were) checks the WAL's end only.
+func (s *Source) OtherHistory(ctx context.Context, tli uint32, at lsn.LSN) (string, error) {
+	if tli != 0 && tli != s.timeline {
+		end, inHistory, err := s.TimelineEnd(ctx, tli)
+		if err != nil {
+			return "", err
+		}
+		if !inHistory || at > end {
+			where := fmt.Sprintf("its timeline %d is not in the source's history", tli)
+			if inHistory {
+				where = fmt.Sprintf("the source's history left timeline %d at %s", tli, end)
+			}
+			return fmt.Sprintf("the source is on timeline %d (a promoted standby, or a recovery to a point in time) and does not hold what the copy applied: "+
+				"the copy is at %s on timeline %d, %s, so the copy has changes the source never had and would miss the source's own after that", s.timeline, at, tli, where), nil
+		}
+	}
+	wal, err := s.WALEnd(ctx)
+	if err != nil || at <= wal {
+		return "", err
+	}
+	return fmt.Sprintf("the copy is at %s, past the end of the source's WAL: the source was restored from a backup (its slot with it) after the copy applied more, "+
+		"so the copy has changes the source does not and would miss the source's own up to there", at), nil
+}
+
 // sharedEnd is where the WAL of the timeline a history (forks: where each
 // earlier timeline ended) belongs to stops being timeline tli's: where tli
 // ended, or earlier where a later timeline of the history ended before

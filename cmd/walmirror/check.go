@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/source"
 )
 
@@ -344,6 +345,32 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 		c.fail("target", "it was copied from another PostgreSQL cluster (system %s, the source is %s): use a fresh target", st.SystemID, system)
 	case slot != nil && !slot.Exists && st.Phase == "streaming":
 		c.fail("slot", "%q is gone but the target follows it: changes since %s cannot be streamed; run with --resync to rebuild the copy", cfg.Slot, st.LSN)
+	case slot != nil && slot.Exists && slot.WALStatus != "lost" && system != "" && st.Phase == "streaming":
+		c.history(ctx, cfg, st.Timeline, st.LSN)
+	}
+}
+
+// history checks that the source still holds what the copy applied (run
+// stops otherwise): not a standby promoted before it received it, nor a
+// source restored from a backup taken before.
+func (c *checker) history(ctx context.Context, cfg source.Config, tli uint32, at lsn.LSN) {
+	adm, err := source.Connect(ctx, cfg)
+	if err != nil {
+		c.fail("history", "%v", err)
+		return
+	}
+	defer adm.Close(context.WithoutCancel(ctx))
+	problem := ""
+	if _, err = adm.Identify(ctx); err == nil {
+		problem, err = adm.OtherHistory(ctx, tli, at)
+	}
+	switch {
+	case err != nil:
+		c.fail("history", "%v", err)
+	case problem != "":
+		c.fail("history", "%s; run with --resync to recreate the slot and copy every table again", problem)
+	default:
+		c.ok("history", "the source holds what the copy applied (timeline %d)", adm.Timeline())
 	}
 }
 

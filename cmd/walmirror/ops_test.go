@@ -231,7 +231,8 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("run: %s", r.stderr)
 	}
 	r = walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+good, "--slot", "check_slot", "--tables", "t,keyless")
-	if r.code != 0 || !strings.Contains(r.stdout, "holds a copy at") || !strings.Contains(r.stdout, `WARN tables:`) {
+	if r.code != 0 || !strings.Contains(r.stdout, "holds a copy at") || !strings.Contains(r.stdout, `WARN tables:`) ||
+		!strings.Contains(r.stdout, "the source holds what the copy applied (timeline 1)") {
 		t.Errorf("check of a running copy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("check output:\n%s", r.stdout)

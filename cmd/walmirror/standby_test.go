@@ -134,7 +134,12 @@ func testSourceReplaced(t *testing.T, clone func(*testenv.Server, context.Contex
 			}
 			dsn := next.DSN(db)
 			exec(next, `INSERT INTO t VALUES (100000, 'after the switch'); UPDATE t SET v = 'changed' WHERE id <= 10`)
-			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			// check says so before run, without changing anything.
+			r := walmirror(t, nil, "check", "--source", dsn, "--target", target, "--slot", slot, "--tables", "t")
+			if r.code != 1 || !strings.Contains(r.stdout, "FAIL history: ") || !strings.Contains(r.stdout, want) {
+				t.Fatalf("check after the switch exited %d, want 1 with a FAIL history line saying %q:\n%s%s", r.code, want, r.stdout, r.stderr)
+			}
+			r = walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
 			if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "--resync") {
 				t.Fatalf("run after the switch exited %d, want 1 saying %q:\n%s", r.code, want, r.stderr)
 			}

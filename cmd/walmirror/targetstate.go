@@ -92,8 +92,22 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 	if n == 0 {
 		return ts, nil
 	}
+	// A target last written before its state had a timeline (migration 5)
+	// is read as it is: status and check do not migrate it.
+	hasTimeline := `SELECT count(*) FROM pragma_table_info('_walmirror_state') WHERE name = 'timeline'`
+	if kind == "duckdb" {
+		hasTimeline = `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' AND table_name = '_walmirror_state' AND column_name = 'timeline'`
+	}
+	if err := db.QueryRowContext(ctx, hasTimeline).Scan(&n); err != nil {
+		return ts, fmt.Errorf("read %s target %q: %w", kind, path, err)
+	}
+	timeline := "0"
+	if n > 0 {
+		timeline = "coalesce(timeline, 0)"
+	}
+	q = strings.Replace(q, " FROM ", ", "+timeline+" FROM ", 1)
 	var lsnText, updated string
-	err = db.QueryRowContext(ctx, q).Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &updated)
+	err = db.QueryRowContext(ctx, q).Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &updated, &ts.State.Timeline)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ts, nil
 	}
@@ -120,8 +134,9 @@ func readPostgresState(ctx context.Context, target string, ts *targetState) erro
 		return err
 	}
 	var lsnText string
-	err = conn.QueryRow(ctx, `SELECT slot, system_id, phase, lsn::text, updated_at FROM _walmirror.state WHERE id = 1`).
-		Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &ts.UpdatedAt)
+	// to_jsonb reads a state from before the timeline column (migration 5).
+	err = conn.QueryRow(ctx, `SELECT slot, system_id, phase, lsn::text, updated_at, coalesce((to_jsonb(s) ->> 'timeline')::bigint, 0) FROM _walmirror.state s WHERE id = 1`).
+		Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &ts.UpdatedAt, &ts.State.Timeline)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
