@@ -1397,6 +1397,11 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 	tables, at, gen := e.polled.tables, e.polled.at, e.polled.gen
 	e.polled = nil
 	e.log.Debug("publication listed", "at", at, "tables", len(tables), "copying", len(e.fills))
+	if e.links != nil {
+		if table, moved := e.links.moved(tables, at); moved {
+			return e.relink(ctx, streamed, table)
+		}
+	}
 	if err := e.forgetLeft(ctx, tables, at); err != nil {
 		return err
 	}

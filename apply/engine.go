@@ -118,6 +118,7 @@ type engine struct {
 	copiedCache   map[uint32]bool                  // per table: the target holds it complete (or is copying it)
 	warnedKey     map[uint32]bool                  // per table: its key of unpublished generated columns was warned of
 	storage       map[uint32]string                // per table: the Storage polls last found acted on
+	links         *linkWatch                       // PostgreSQL 14: partition links and where they were first seen (nil on 15+)
 	storedNames   map[uint32]string                // per table not described in this run: the name its stored shape has (checkStorage)
 	partTracks    map[uint32]*partTrack            // per partitioned table published through its root: keys written since the poll found its storage as known (partitions.go)
 	trackLooked   map[uint32]bool                  // per table: its stored signature was read for tracking in this run

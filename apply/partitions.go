@@ -2,12 +2,14 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
@@ -489,4 +491,96 @@ func inhPart(sig string) string {
 		return files[i:]
 	}
 	return ""
+}
+
+// errRelinked ends a stream whose server session may attribute changes to
+// the wrong table: the run reconnects at once (Run), from the position the
+// engine stored just before.
+var errRelinked = errors.New("partitions attached or detached: reconnecting so the source's decoder sees them")
+
+// linkWatch is for PostgreSQL 14, whose pgoutput works out once per
+// session how it publishes a table (as itself, through its root, or not
+// at all) and never again: a partition attached or detached after its
+// first change decoded in a session sends the changes that follow as the
+// wrong table, or drops them, until the next session (15 works it out
+// again on such a change). A session that began streaming after the
+// listing that first showed a table's links as they are now is safe for
+// it; the poll that finds one that is not stores the position the stream
+// has passed and reconnects from there (errRelinked), before it acts on
+// the listing, and acts in the new session: what the old one applied
+// wrongly meanwhile is repaired by that action (the partitions' rows
+// copied again by key or whole, as on 15).
+type linkWatch struct {
+	seen map[uint32]linkSeen // per table: its links and the listing that first showed them (kept across a run's sessions)
+	from lsn.LSN             // where this session began streaming
+}
+
+// partitionState is what an engine knows of the partitioned tables'
+// storage and what it wrote through them: a session ended by errRelinked
+// hands it to the next, whose polls then check the keys written before the
+// reconnect as a poll of the same session would have (a new run starts
+// without it and copies more).
+type partitionState struct {
+	storage     map[uint32]string
+	storedNames map[uint32]string
+	partTracks  map[uint32]*partTrack
+	trackLooked map[uint32]bool
+	listings    uint64
+}
+
+func (e *engine) partitionState() *partitionState {
+	return &partitionState{storage: e.storage, storedNames: e.storedNames, partTracks: e.partTracks, trackLooked: e.trackLooked, listings: e.listings}
+}
+
+func (e *engine) resumePartitions(p *partitionState) {
+	e.storage, e.storedNames, e.partTracks, e.trackLooked, e.listings = p.storage, p.storedNames, p.partTracks, p.trackLooked, p.listings
+}
+
+type linkSeen struct {
+	inh string
+	at  lsn.LSN
+}
+
+// moved records the links of the tables listed at `at` and reports
+// whether one of them changed after this session began.
+func (w *linkWatch) moved(tables []source.PublishedTable, at lsn.LSN) (string, bool) {
+	name, moved := "", false
+	for _, p := range tables {
+		cur := inhPart(p.Storage)
+		s, ok := w.seen[p.RelID]
+		if !ok && cur == "" {
+			// A plain table: only a change to its links counts.
+			w.seen[p.RelID] = linkSeen{}
+			continue
+		}
+		if !ok || s.inh != cur {
+			s = linkSeen{inh: cur, at: at}
+			w.seen[p.RelID] = s
+		}
+		if s.at > w.from && !moved {
+			name, moved = p.Name, true
+		}
+	}
+	return name, moved
+}
+
+// relink stores the position the stream has passed (streamed: nothing is
+// in flight, everything before it applied) and ends the session, so that
+// the next one starts after every link change the listing showed.
+func (e *engine) relink(ctx context.Context, streamed lsn.LSN, table string) error {
+	e.log.Info("PostgreSQL 14: partitions were attached or detached; reconnecting so the source decodes what follows with them (its decoder keeps what it first worked out for a table)",
+		"table", table, "at", streamed)
+	if e.lastEnd < streamed {
+		e.lastEnd = streamed
+	}
+	if err := e.ensureOpen(ctx); err != nil {
+		return err
+	}
+	if err := e.commit(ctx); err != nil {
+		return err
+	}
+	if err := e.sync(ctx, func(context.Context) error { return nil }); err != nil {
+		return err
+	}
+	return errRelinked
 }

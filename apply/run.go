@@ -199,6 +199,8 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 		case ctx.Err() != nil:
 			log.Info("stopped")
 			return nil
+		case errors.Is(err, errRelinked):
+			continue
 		case r.cfg.Source.Protocol == 0 && source.IsStreamUndecodable(err):
 			// Every try would fail alike, and the failing transaction
 			// cannot be told: decode at commit for the rest of the run.
@@ -252,6 +254,11 @@ type runner struct {
 	recopied map[uint32]lsn.LSN
 	// warnedKey: tables whose key the stream cannot carry, warned of.
 	warnedKey map[uint32]bool
+	// links: PostgreSQL 14's partition links as listings showed them (linkWatch).
+	links map[uint32]linkSeen
+	// relinked: what the session that ended with errRelinked knew of its
+	// partitions, for the next.
+	relinked *partitionState
 }
 
 // recopy handles an error that says a change found the copy differing from
@@ -418,6 +425,16 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.warnedKey = map[uint32]bool{}
 	}
 	e.warnedKey = r.warnedKey // once per run, not per attempt
+	if src.Version() < 150000 {
+		if r.links == nil {
+			r.links = map[uint32]linkSeen{}
+		}
+		e.links = &linkWatch{seen: r.links, from: st.LSN}
+		if r.relinked != nil {
+			e.resumePartitions(r.relinked)
+			r.relinked = nil
+		}
+	}
 	e.conf = stream
 	e.catalog = src
 	e.pipelined = r.cfg.Pipeline
@@ -445,6 +462,9 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		e.pollEvery = DefaultPollInterval
 	}
 	err = e.run(ctx, stream.Events())
+	if errors.Is(err, errRelinked) {
+		r.relinked = e.partitionState()
+	}
 	if e.committed {
 		// The copies asked for are recorded in the target (or done): a
 		// reconnect must not start them again.

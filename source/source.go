@@ -504,6 +504,9 @@ func (s *Source) negotiate() error {
 // Protocol is the pgoutput protocol version the stream uses.
 func (s *Source) Protocol() int { return s.protocol }
 
+// Version is the server's version number (server_version_num: 140011).
+func (s *Source) Version() int { return s.version }
+
 func (s *Source) pluginArgs() []string {
 	// messages: the watermarks of online copies and resync requests come
 	// through the stream (PostgreSQL 14+).

@@ -1621,3 +1621,65 @@ func TestOnlineCopyKeysMove(t *testing.T) {
 		})
 	}
 }
+
+// TestPartitionLinksLive: partitions attached and detached while walmirror
+// streams, the tables written before and after. PostgreSQL 14's pgoutput
+// keeps, for its whole session, what it worked out for a table at its first
+// change (published as itself, through its root, or not at all): an attach
+// or detach after that went unseen until the next connection, and the
+// changes that followed reached the wrong table or none (helper-73: exit 0,
+// rows missing and stale). Every version, every target; own publication
+// (through the root) and an administrator's FOR TABLE both ways.
+func TestPartitionLinksLive(t *testing.T) {
+	needServer(t)
+	pubs := []struct{ name, create string }{
+		{"own", ""},
+		{"admin_root", "CREATE PUBLICATION pl FOR TABLE p WITH (publish_via_partition_root = true)"},
+		{"admin_leaves", "CREATE PUBLICATION pl FOR TABLE p WITH (publish_via_partition_root = false)"},
+	}
+	for _, tg := range schemaTargets {
+		for _, pub := range pubs {
+			t.Run(tg.name+"/"+pub.name, func(t *testing.T) {
+				dsn, db := newDatabase(t, `CREATE TABLE p (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+					CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);
+					CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200);
+					INSERT INTO p VALUES (1, 'x'), (101, 'y');
+					CREATE TABLE p3 (LIKE p INCLUDING ALL);`+pub.create)
+				target, rows := tg.new(t)
+				slot := "s_" + db
+				dropSlotAtEnd(t, db, slot)
+				args := []string{"--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "300ms"}
+				if pub.create != "" {
+					args = append(args, "--publication", "pl")
+				}
+				stop := startRun(t, args...)
+				// Written standalone while streaming (pgoutput decides about p3
+				// now), then attached and written through the root.
+				mustExec(t, db, "INSERT INTO p3 VALUES (200, 'a'), (201, 'b'); INSERT INTO p VALUES (2, 'z')")
+				time.Sleep(time.Second)
+				mustExec(t, db, "ALTER TABLE p ATTACH PARTITION p3 FOR VALUES FROM (200) TO (300)")
+				mustExec(t, db, "INSERT INTO p VALUES (202, 'c'); UPDATE p SET v = 'changed' WHERE id = 200; DELETE FROM p WHERE id = 201")
+				time.Sleep(time.Second)
+				mustExec(t, db, "INSERT INTO p VALUES (203, 'late'); UPDATE p SET v = 'late' WHERE id = 202")
+				// p1 written through the root, detached and written on its own.
+				mustExec(t, db, "ALTER TABLE p DETACH PARTITION p1")
+				mustExec(t, db, "INSERT INTO p1 VALUES (3, 'after'); UPDATE p1 SET v = 'after' WHERE id = 1; INSERT INTO p VALUES (102, 'c')")
+				time.Sleep(time.Second)
+				mustExec(t, db, "INSERT INTO p1 VALUES (4, 'late'); UPDATE p1 SET v = 'late' WHERE id = 2; DELETE FROM p1 WHERE id = 3; UPDATE p SET v = 'late' WHERE id = 203")
+				time.Sleep(time.Second)
+				stop()
+				runNow(t, dsn, target, slot, args[6:]...)
+				if pub.name == "admin_leaves" {
+					// Each partition is a table of its own.
+					compareRows(t, dsn, rows, "SELECT id, v FROM p2", "SELECT id, v FROM p3")
+					return
+				}
+				compareRows(t, dsn, rows, "SELECT id, v FROM p")
+				if pub.create == "" {
+					// Its own table once detached (FOR ALL TABLES).
+					compareRows(t, dsn, rows, "SELECT id, v FROM p1")
+				}
+			})
+		}
+	}
+}
