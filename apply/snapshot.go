@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walmirror/walmirror/internal/faultpoint"
+	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
@@ -29,7 +30,7 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.Sta
 	}
 	defer func() {
 		snap.Close(context.WithoutCancel(ctx))
-		if err != nil {
+		if err != nil && !errors.Is(err, errSlotReplaced) {
 			r.dropFailedSlot(ctx, src, err)
 		}
 	}()
@@ -42,7 +43,7 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.Sta
 		return st, fmt.Errorf("begin target transaction: %w", err)
 	}
 	if r.chunked(snap.Estimates) {
-		return r.chunkedStart(ctx, snap, tables, st)
+		return r.chunkedStart(ctx, src, snap, tables, st)
 	}
 	committed := false
 	defer func() {
@@ -62,6 +63,9 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.Sta
 		return st, err
 	}
 	st.LSN, st.Phase = snap.ConsistentPoint, schema.PhaseStreaming
+	if err := r.slotStillOurs(ctx, src, snap.ConsistentPoint); err != nil {
+		return st, err
+	}
 	faultpoint.Hit("snapshot.before-commit")
 	if err := r.sink.Commit(ctx, st); err != nil {
 		return st, fmt.Errorf("commit initial snapshot: %w", err)
@@ -92,7 +96,7 @@ func (r *runner) chunked(estimates map[uint32]int64) bool {
 // chunkedStart begins a chunked initial copy: the target tables are
 // created empty and listed as copies in progress, committed with the slot's
 // consistent point; the stream then copies them chunk by chunk (backfill.go).
-func (r *runner) chunkedStart(ctx context.Context, snap *source.Snapshot, tables []*schema.Table, st schema.State) (schema.State, error) {
+func (r *runner) chunkedStart(ctx context.Context, src *source.Source, snap *source.Snapshot, tables []*schema.Table, st schema.State) (schema.State, error) {
 	committed := false
 	defer func() {
 		if !committed {
@@ -112,6 +116,9 @@ func (r *runner) chunkedStart(ctx context.Context, snap *source.Snapshot, tables
 		st.Copies = append(st.Copies, schema.TableCopy{RelID: t.ID, Table: schema.DisplayName(t.Schema, t.Name), Estimate: est, Reason: "initial copy"})
 	}
 	st.LSN, st.Phase = snap.ConsistentPoint, schema.PhaseStreaming
+	if err := r.slotStillOurs(ctx, src, snap.ConsistentPoint); err != nil {
+		return st, err
+	}
 	if err := r.sink.Commit(ctx, st); err != nil {
 		return st, fmt.Errorf("commit initial snapshot: %w", err)
 	}
@@ -119,6 +126,28 @@ func (r *runner) chunkedStart(ctx context.Context, snap *source.Snapshot, tables
 	r.log.Info("initial copy will be made in chunks while streaming", "tables", len(tables), "estimated_rows", total,
 		"consistent_point", st.LSN)
 	return st, nil
+}
+
+// errSlotReplaced: the slot an initial copy made was dropped, and maybe
+// made again, before the copy committed.
+var errSlotReplaced = errors.New("replication slot replaced during the initial copy")
+
+// slotStillOurs checks, just before an initial copy commits, that the slot
+// is still the one it made (its consistent point): the slot is idle while
+// the copy runs, and another run following the same target may take it for
+// one an interrupted copy left behind and drop it (helper-71: the copy then
+// streamed from the other run's later slot and skipped what came between,
+// exit 0). The copy is rolled back and the slot, someone else's now, left.
+func (r *runner) slotStillOurs(ctx context.Context, src *source.Source, consistent lsn.LSN) error {
+	at, ok, err := src.SlotConfirmed(ctx)
+	if err != nil {
+		return err
+	}
+	if ok && at == consistent {
+		return nil
+	}
+	return fmt.Errorf("%w: replication slot %q was dropped while this run made its initial copy (another walmirror run on the same target and slot?), so the copy is not the slot's and was rolled back: run again once only one walmirror follows this target",
+		errSlotReplaced, r.cfg.Source.Slot)
 }
 
 // dropFailedSlot drops the slot of an initial copy that failed: the target

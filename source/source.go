@@ -384,6 +384,28 @@ func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 	return info, nil
 }
 
+// SlotConfirmed is the configured slot's confirmed_flush_lsn; ok is false
+// when there is no such slot. A slot just created has its consistent point
+// there until a stream confirms more: a different position means another
+// slot of the same name.
+func (s *Source) SlotConfirmed(ctx context.Context) (_ lsn.LSN, ok bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	var text string
+	err = s.conn.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&text)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, classify("look up replication slot", timeoutCause(ctx, err))
+	}
+	if text == "" {
+		return 0, true, nil
+	}
+	l, err := lsn.Parse(text)
+	return l, true, err
+}
+
 // DropSlot removes the configured slot (used to redo an interrupted snapshot).
 // A slot already gone is no error: a slot whose creation a crash
 // interrupted is ephemeral, and the server drops it when its walsender

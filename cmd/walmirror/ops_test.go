@@ -641,3 +641,47 @@ func TestConcurrentFirstRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestSlotReplacedDuringCopy: the slot is idle while an initial copy runs,
+// and another run on the same target and slot took it for one an
+// interrupted copy left and dropped it (helper-71: the first run then
+// streamed from the second's later slot, skipping what came between, exit
+// 0). The copy notices before it commits, rolls back and leaves the slot;
+// the next run copies afresh.
+func TestSlotReplacedDuringCopy(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE big (id int PRIMARY KEY, v text);
+				INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 300000) g`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			logPath := filepath.Join(t.TempDir(), "run.log")
+			logs, err := os.Create(logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logs.Close()
+			cmd := exec.Command(binary, "run", "--source", dsn, "--target", target, "--slot", slot, "--initial-copy", "single", "--stop-at-lsn", "now")
+			cmd.Stdout, cmd.Stderr = logs, logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitForLog(t, logPath, "created replication slot")
+			mustExec(t, db, `SELECT pg_drop_replication_slot('`+slot+`')`)
+			mustExec(t, db, `INSERT INTO big VALUES (0, 'between')`)
+			mustExec(t, db, `SELECT pg_create_logical_replication_slot('`+slot+`', 'pgoutput')`)
+			err = cmd.Wait()
+			out, _ := os.ReadFile(logPath)
+			if code := cmd.ProcessState.ExitCode(); code != 1 || !bytes.Contains(out, []byte("was dropped while this run made its initial copy")) {
+				t.Fatalf("run exited %d (%v), want 1 saying the slot was dropped:\n%s", code, err, out)
+			}
+			if !slotExists(t, db, slot) {
+				t.Fatal("the run dropped the slot it no longer owned")
+			}
+			runNow(t, dsn, target, slot)
+			compareRows(t, dsn, rows, "SELECT id, v FROM big")
+		})
+	}
+}
