@@ -670,12 +670,60 @@ func (f *fill) see(xid uint32) {
 // nextChunk reads the next chunk of the first table waiting to be copied
 // into the open target transaction and writes its watermark. Called only
 // between source transactions, with the stream caught up.
+// maxChunkLag is how far behind the source's WAL the stream may be for a
+// chunk to start; maxChunkDefer how long chunks wait for it at most.
+const (
+	maxChunkLag   = 16 << 20
+	maxChunkDefer = time.Minute
+)
+
+// walPositioner reads where the source's WAL ends now (source.Copier).
+type walPositioner interface {
+	WALPosition(ctx context.Context) (lsn.LSN, error)
+}
+
+// farBehind says whether the next chunk should wait because the stream is
+// far behind the source: a chunk's rows commit with its watermark, written
+// at the WAL's end now, and no target transaction commits until the stream
+// reaches it. Started in a backlog, a chunk held the copy's position still
+// for minutes, and a walmirror restarted every few seconds (a liveness
+// probe, a crash loop) never got past it (helper-72). Chunks wait while the
+// stream catches up, for maxChunkDefer at most (a source that stays that
+// far ahead still gets its copies made).
+func (e *engine) farBehind(ctx context.Context) (bool, error) {
+	w, ok := e.copier.(walPositioner)
+	if !ok {
+		return false, nil
+	}
+	end, err := w.WALPosition(ctx)
+	if err != nil {
+		return false, err
+	}
+	if end <= max(e.lastEnd, e.keepaliveEnd)+maxChunkLag {
+		e.behindSince = time.Time{}
+		return false, nil
+	}
+	if e.behindSince.IsZero() {
+		e.behindSince = time.Now()
+		e.log.Debug("online copies wait for the stream to catch up with the source (a chunk holds the target transaction open until the stream reaches it)",
+			"source_wal", end, "received", max(e.lastEnd, e.keepaliveEnd))
+	}
+	if time.Since(e.behindSince) >= maxChunkDefer {
+		return false, nil
+	}
+	e.retryAt = time.Now().Add(500 * time.Millisecond)
+	return true, nil
+}
+
 func (e *engine) nextChunk(ctx context.Context) error {
 	if e.inflight != nil || len(e.fillOrder) == 0 || e.copier == nil {
 		return nil
 	}
 	if !e.retryAt.IsZero() && time.Now().Before(e.retryAt) {
 		return nil
+	}
+	if wait, err := e.farBehind(ctx); err != nil || wait {
+		return err
 	}
 	relid := e.fillOrder[0]
 	f := e.fills[relid]

@@ -114,6 +114,8 @@ type engine struct {
 	fillsChanged  bool // Copies changed since the last commit
 	inflight      *chunkWait
 	retryAt       time.Time                        // no chunk before then
+	behindSince   time.Time                        // chunks wait for the stream since then (farBehind)
+	keepaliveEnd  lsn.LSN                          // the last keepalive's position
 	chunkDone     *chunkWait                       // a chunk whose watermark came: commit now
 	copiedCache   map[uint32]bool                  // per table: the target holds it complete (or is copying it)
 	warnedKey     map[uint32]bool                  // per table: its key of unpublished generated columns was warned of
@@ -296,6 +298,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 	}
 	if ev.Msg == nil { // keepalive
+		e.keepaliveEnd = max(e.keepaliveEnd, ev.WALEnd)
 		if e.inTx {
 			e.position(Position{ServerWALEnd: ev.WALEnd})
 			return nil

@@ -79,3 +79,10 @@ func (b streamBound) LinksWithout(ctx context.Context, relid uint32, partitions 
 	s, err := b.c.LinksWithout(ctx, relid, partitions)
 	return s, ended(ctx, err)
 }
+
+func (b streamBound) WALPosition(ctx context.Context) (lsn.LSN, error) {
+	ctx, stop := b.bound(ctx)
+	defer stop()
+	l, err := b.c.WALPosition(ctx)
+	return l, ended(ctx, err)
+}

@@ -88,7 +88,7 @@ func testInterruptedMigration(t *testing.T, d Dialect, name string, drv func() d
 	if err := Up(d, name, d2); err != nil {
 		t.Fatalf("migrating again: %v", err)
 	}
-	if v, dirty, err := d2.Version(); err != nil || v != 5 || dirty {
+	if v, dirty, err := d2.Version(); err != nil || v != 6 || dirty {
 		t.Fatalf("version %d, dirty %v (%v); want 5, clean", v, dirty, err)
 	}
 }

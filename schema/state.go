@@ -29,6 +29,9 @@ type State struct {
 	// reached on; 0 when not known (stored by an older version): a sink
 	// stores it with the rest.
 	Timeline uint32
+	// Publication is the publication the copy is made from; "" when not
+	// known (stored by an older version): a sink stores it with the rest.
+	Publication string
 	// Copies are the tables being copied online (backfilled) while the
 	// stream flows: each holds the source's rows up to its After key.
 	Copies []TableCopy

@@ -235,6 +235,15 @@ func (c *Copier) published(ctx context.Context) (_ []PublishedTable, _ lsn.LSN, 
 
 // Storage is relid's storage signature now (PublishedTable.Storage), read
 // in one query; "" when no such table exists.
+// WALPosition is where the source's WAL ends now (pg_current_wal_insert_lsn).
+func (c *Copier) WALPosition(ctx context.Context) (lsn.LSN, error) {
+	var text string
+	if err := c.conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
+		return 0, classify("read current WAL position", err)
+	}
+	return lsn.Parse(text)
+}
+
 func (c *Copier) Storage(ctx context.Context, relid uint32) (string, error) {
 	member := ""
 	if c.version >= 150000 {

@@ -1683,3 +1683,34 @@ func TestPartitionLinksLive(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyWaitsForBacklog: an online copy due while the stream is far
+// behind (a restart into a backlog) waits for the stream to catch up, and
+// the copy's position moves meanwhile: its first chunk's watermark, at the
+// WAL's end, held every target commit back until the stream reached it, so
+// a walmirror restarted every few seconds never got further (helper-72).
+func TestCopyWaitsForBacklog(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE s (id int PRIMARY KEY, v text); INSERT INTO s SELECT g, 'v' FROM generate_series(1, 1000) g;
+				CREATE TABLE b (id int PRIMARY KEY, n int); INSERT INTO b SELECT g, 0 FROM generate_series(1, 100000) g`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			// A volatile default: s is copied again online. Then a backlog.
+			mustExec(t, db, `ALTER TABLE s ADD COLUMN ts timestamptz DEFAULT clock_timestamp(); UPDATE s SET v = 'w' WHERE id = 1`)
+			for i := range 4 {
+				mustExec(t, db, fmt.Sprintf(`UPDATE b SET n = %d`, i+1))
+			}
+			log := runNowLog(t, dsn, target, slot, "--log-level", "debug", "--commit-rows", "20000")
+			wait := strings.Index(log, "online copies wait for the stream to catch up")
+			copied := strings.Index(log, `msg="table copied online"`)
+			if wait < 0 || copied < 0 || !strings.Contains(log[wait:copied], `msg=committed`) {
+				t.Errorf("no target commit while the copy waited for the backlog (wait at %d, copied at %d):\n%s", wait, copied, log)
+			}
+			compareRows(t, dsn, rows, "SELECT id, v FROM s", "SELECT count(*) FROM s WHERE ts IS NOT NULL", "SELECT id, n FROM b")
+		})
+	}
+}

@@ -44,6 +44,9 @@ func cmdResync(ctx context.Context, args []string) error {
 		if err := resyncSlot(ctx, target, &cfg.Slot, flagGiven(fs.FlagSet, "slot")); err != nil {
 			return err
 		}
+		if err := copyPublication(ctx, target, &cfg.Publication, flagGiven(fs.FlagSet, "publication")); err != nil {
+			return err
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

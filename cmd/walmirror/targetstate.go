@@ -93,21 +93,24 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 		return ts, nil
 	}
 	// A target last written before its state had a timeline (migration 5)
-	// is read as it is: status and check do not migrate it.
-	hasTimeline := `SELECT count(*) FROM pragma_table_info('_walmirror_state') WHERE name = 'timeline'`
-	if kind == "duckdb" {
-		hasTimeline = `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' AND table_name = '_walmirror_state' AND column_name = 'timeline'`
+	// or a publication (6) is read as it is: status and check do not
+	// migrate it.
+	for _, c := range []struct{ name, value, missing string }{{"timeline", "coalesce(timeline, 0)", "0"}, {"publication", "coalesce(publication, '')", "''"}} {
+		has := `SELECT count(*) FROM pragma_table_info('_walmirror_state') WHERE name = '` + c.name + `'`
+		if kind == "duckdb" {
+			has = `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' AND table_name = '_walmirror_state' AND column_name = '` + c.name + `'`
+		}
+		if err := db.QueryRowContext(ctx, has).Scan(&n); err != nil {
+			return ts, fmt.Errorf("read %s target %q: %w", kind, path, err)
+		}
+		value := c.missing
+		if n > 0 {
+			value = c.value
+		}
+		q = strings.Replace(q, " FROM ", ", "+value+" FROM ", 1)
 	}
-	if err := db.QueryRowContext(ctx, hasTimeline).Scan(&n); err != nil {
-		return ts, fmt.Errorf("read %s target %q: %w", kind, path, err)
-	}
-	timeline := "0"
-	if n > 0 {
-		timeline = "coalesce(timeline, 0)"
-	}
-	q = strings.Replace(q, " FROM ", ", "+timeline+" FROM ", 1)
 	var lsnText, updated string
-	err = db.QueryRowContext(ctx, q).Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &updated, &ts.State.Timeline)
+	err = db.QueryRowContext(ctx, q).Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &updated, &ts.State.Timeline, &ts.State.Publication)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ts, nil
 	}
@@ -135,8 +138,8 @@ func readPostgresState(ctx context.Context, target string, ts *targetState) erro
 	}
 	var lsnText string
 	// to_jsonb reads a state from before the timeline column (migration 5).
-	err = conn.QueryRow(ctx, `SELECT slot, system_id, phase, lsn::text, updated_at, coalesce((to_jsonb(s) ->> 'timeline')::bigint, 0) FROM _walmirror.state s WHERE id = 1`).
-		Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &ts.UpdatedAt, &ts.State.Timeline)
+	err = conn.QueryRow(ctx, `SELECT slot, system_id, phase, lsn::text, updated_at, coalesce((to_jsonb(s) ->> 'timeline')::bigint, 0), coalesce(to_jsonb(s) ->> 'publication', '') FROM _walmirror.state s WHERE id = 1`).
+		Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &ts.UpdatedAt, &ts.State.Timeline, &ts.State.Publication)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
@@ -171,4 +174,22 @@ func formatTime(t time.Time) string {
 		return "unknown"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05.000Z")
+}
+
+// copyPublication sets *pub to the publication target's copy is made from
+// when the command line did not name one (given false), and refuses
+// another: a verify or resync through another publication's tables would
+// take in tables the copy was never made of (helper-71). A target it
+// cannot read, or one stored before the publication was, leaves *pub as it
+// is (the command reads the target itself and says what is wrong).
+func copyPublication(ctx context.Context, target string, pub *string, given bool) error {
+	ts, err := readTargetState(ctx, target)
+	if err != nil || !ts.Found || ts.State.Publication == "" || ts.State.Publication == *pub {
+		return nil
+	}
+	if given {
+		return fmt.Errorf("--publication %s, but %s is a copy of publication %q: pass --publication %s", *pub, redactTarget(target), ts.State.Publication, ts.State.Publication)
+	}
+	*pub = ts.State.Publication
+	return nil
 }

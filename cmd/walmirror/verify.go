@@ -104,6 +104,11 @@ func cmdVerify(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 	cfg.Tables, cfg.Logger = tables, log
+	if sidecar == "" {
+		if err := copyPublication(ctx, target, &cfg.Source.Publication, flagGiven(fs.FlagSet, "publication")); err != nil {
+			return fail(err)
+		}
+	}
 	if repair {
 		cfg.Options.Keys = rows
 	}

@@ -572,3 +572,52 @@ func TestVerifyAfterPendingResync(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyKeepsPublication: the target stores the publication its copy is
+// made from. verify and resync without --publication use it (helper-71:
+// verify took walmirror's default FOR ALL TABLES, caught the copy up through
+// it, copied the damaged table again and others the copy never had, and
+// said equal, exit 0); another --publication is refused, by run too.
+func TestCopyKeepsPublication(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;
+				CREATE TABLE other (id int PRIMARY KEY); INSERT INTO other VALUES (1);
+				CREATE PUBLICATION p6 FOR TABLE t`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot, "--publication", "p6")
+			table := "t"
+			if strings.HasPrefix(target, "duckdb:") {
+				table = "public.t"
+			}
+			targetExec(t, target, "UPDATE "+table+" SET v = 'damaged' WHERE id = 7")
+			r := walmirror(t, nil, "verify", "--source", dsn, "--target", target)
+			if r.code != 1 || !strings.Contains(r.stdout, "(id)=(7) differs in v") || !strings.Contains(r.stdout, "0 tables equal, 1 different") {
+				t.Fatalf("verify without --publication exited %d, want 1 naming the damaged row:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if publicationExists(t, db, "walmirror") {
+				t.Error("verify created walmirror's default publication")
+			}
+			for _, args := range [][]string{
+				{"verify", "--source", dsn, "--target", target, "--publication", "walmirror"},
+				{"resync", "--source", dsn, "--target", target, "--table", "public.t", "--publication", "walmirror"},
+				{"run", "--source", dsn, "--target", target, "--slot", slot, "--publication", "walmirror", "--stop-at-lsn", "now"},
+			} {
+				if r := walmirror(t, nil, args...); r.code == 0 || !strings.Contains(r.stderr, `copy of publication "p6"`) {
+					t.Errorf("%s with another publication exited %d, want an error naming p6:\n%s", args[0], r.code, r.stderr)
+				}
+			}
+			if r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--table", "public.t"); r.code != 0 {
+				t.Fatalf("resync: %s", r.stderr)
+			}
+			runNow(t, dsn, target, slot, "--publication", "p6")
+			compareRows(t, dsn, rows, "SELECT id, v FROM t")
+			if _, err := rows("SELECT id FROM other"); err == nil {
+				t.Error("the copy holds a table its publication does not publish")
+			}
+		})
+	}
+}

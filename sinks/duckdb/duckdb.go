@@ -278,8 +278,9 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	var l uint64
 	var copies sql.NullString
 	var timeline sql.NullInt64
-	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies, timeline FROM `+stateTable+` WHERE id = 1`).
-		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies, &timeline)
+	var publication sql.NullString
+	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies, timeline, publication FROM `+stateTable+` WHERE id = 1`).
+		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies, &timeline, &publication)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
@@ -289,7 +290,7 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	if st.Copies, err = schema.DecodeCopies(copies.String); err != nil {
 		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
 	}
-	st.LSN, st.Timeline = lsn.LSN(l), uint32(timeline.Int64)
+	st.LSN, st.Timeline, st.Publication = lsn.LSN(l), uint32(timeline.Int64), publication.String
 	return st, true, nil
 }
 
@@ -359,11 +360,11 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 // DuckDB a conflict check on the key index each commit, which is most of
 // what a small streaming commit pays besides the data.
 func (s *Sink) storeState(ctx context.Context, st schema.State) error {
-	args := []any{st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies), int64(st.Timeline)}
+	args := []any{st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies), int64(st.Timeline), st.Publication}
 	if s.stateRow {
 		if s.stateUpdate == nil {
 			stmt, err := s.conn.PrepareContext(ctx, `UPDATE `+stateTable+` SET slot = ?, system_id = ?, phase = ?, lsn = ?, lsn_text = ?,
-				updated_at = ?, copies = nullif(?, ''), timeline = nullif(?, 0) WHERE id = 1`)
+				updated_at = ?, copies = nullif(?, ''), timeline = nullif(?, 0), publication = nullif(?, '') WHERE id = 1`)
 			if err != nil {
 				return err
 			}
@@ -378,10 +379,11 @@ func (s *Sink) storeState(ctx context.Context, st schema.State) error {
 		}
 		s.stateRow = false // gone (deleted by hand?): insert it again
 	}
-	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies, timeline)
-		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, 0))
+	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies, timeline, publication)
+		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, 0), nullif(?, ''))
 		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
-			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies, timeline = excluded.timeline`, args...)
+			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies, timeline = excluded.timeline,
+			publication = excluded.publication`, args...)
 	return err
 }
 
