@@ -46,6 +46,15 @@ func Up(d Dialect, driverName string, drv database.Driver) error {
 	if err != nil {
 		return fmt.Errorf("prepare %s migrations: %w", d, err)
 	}
+	if v, _, err := drv.Version(); err == nil && v > 0 {
+		r, _, err := src.ReadUp(uint(v))
+		if err == nil {
+			r.Close()
+		} else if errors.Is(err, fs.ErrNotExist) {
+			// golang-migrate would say "no migration found for version N".
+			return fmt.Errorf("the target's walmirror metadata is at version %d, which this walmirror does not know: a newer walmirror wrote it; run that version (or a later one), or make the copy afresh in a new target", v)
+		}
+	}
 	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrate walmirror metadata: %w", err)
 	}
