@@ -135,6 +135,7 @@ type engine struct {
 	pollFirst     bool                             // a bounded run lists the publication before it ends (StopAtNow)
 	waiting       bool                             // the last event was a keepalive: the server has sent all it had
 	xid           uint32                           // the source transaction being received
+	txChanges     int64                            // stats.Rows + stats.Truncates at its Begin
 	txEnd         lsn.LSN                          // and its commit's position
 	pause         *Pauser                          // Config.Pause (pause.go)
 	resyncAtStart []ResyncTable                    // Config.ResyncTables
@@ -376,6 +377,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		e.inTx = true
 		e.ownFlush = false
+		e.txChanges = e.stats.Rows + e.stats.Truncates
 		e.xid, e.txEnd = m.Xid, m.FinalLSN
 		e.skipping = m.FinalLSN < e.state.LSN
 		if e.shownCaughtUp && !e.skipping && e.onPosition != nil {
@@ -398,7 +400,9 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		e.unseen.add(e.xid)
 		e.lastEnd = m.EndLSN
-		if !e.ownFlush {
+		// PostgreSQL 14 sends transactions with nothing published too
+		// (empty): not counted, as later versions do not send them.
+		if !e.ownFlush && e.stats.Rows+e.stats.Truncates > e.txChanges {
 			e.stats.Transactions++
 			if e.onCommit != nil && e.open {
 				e.srcCommits = append(e.srcCommits, m.CommitTime)
