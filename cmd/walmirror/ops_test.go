@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/testenv"
 )
 
@@ -684,4 +685,24 @@ func TestSlotReplacedDuringCopy(t *testing.T) {
 			compareRows(t, dsn, rows, "SELECT id, v FROM big")
 		})
 	}
+}
+
+// TestStatusInterruptedCopy: an initial copy killed before it committed,
+// its slot gone since: status says the next run redoes the copy, and
+// names no problem (helper-71: it said the slot was gone and to run with
+// --resync, exit 1, while a plain run redoes it).
+func TestStatusInterruptedCopy(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100)`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	runToFault(t, faultBinary(t), []string{"run", "--source", dsn, "--target", "sqlite:" + path, "--slot", slot}, "snapshot.before-commit:1")
+	mustExec(t, db, `SELECT pg_drop_replication_slot('`+slot+`')`)
+	r := walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", dsn)
+	if r.code != 0 || strings.Contains(r.stdout, "problem") || !strings.Contains(r.stdout, "redone") {
+		t.Fatalf("status exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	runNow(t, dsn, "sqlite:"+path, slot)
+	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SQLiteRows(context.Background(), path, q) }, "SELECT id FROM t")
 }

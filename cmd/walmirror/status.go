@@ -140,7 +140,7 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 		rep.LastTargetCommit = &at
 	}
 	if src.DSN != "" {
-		s, err := sourceState(ctx, src, st.Slot, st.SystemID, st.LSN)
+		s, err := sourceState(ctx, src, st.Slot, st.SystemID, st.LSN, st.Phase == schema.PhaseStreaming)
 		if err != nil {
 			return rep, err
 		}
@@ -172,7 +172,7 @@ func copiesStatus(copies []schema.TableCopy) []copyStatus {
 	return out
 }
 
-func sourceState(ctx context.Context, cfg source.Config, slot, systemID string, stored lsn.LSN) (*sourceStatus, error) {
+func sourceState(ctx context.Context, cfg source.Config, slot, systemID string, stored lsn.LSN, streaming bool) (*sourceStatus, error) {
 	cfg.Slot, cfg.Publication = slot, "walmirror" // Validate wants them; status reads only the slot
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -210,6 +210,9 @@ func sourceState(ctx context.Context, cfg source.Config, slot, systemID string, 
 		}
 	}
 	switch {
+	case !sl.Exists && !streaming:
+		// An initial copy that did not finish: the next run makes the
+		// slot again and copies afresh, --resync or not.
 	case !sl.Exists:
 		out.Problem = join(out.Problem, fmt.Sprintf("slot %q is gone: the copy cannot follow the source any more (run with --resync)", slot))
 	case sl.WALStatus == "lost":
