@@ -23,6 +23,9 @@ type statusReport struct {
 	Phase            string `json:"phase"`
 	SnapshotComplete bool   `json:"snapshot_complete"`
 	SystemID         string `json:"system_id"`
+	// Publication is the one the copy is made from ("" when stored by an
+	// older walmirror).
+	Publication string `json:"publication,omitempty"`
 	// LastTargetCommit is when the target last committed (its clock).
 	LastTargetCommit *time.Time `json:"last_target_commit,omitempty"`
 	// Copies are the tables being copied online, in the order they are
@@ -133,7 +136,7 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 	if !ok {
 		return rep, fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
 	}
-	rep = statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID}
+	rep = statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID, Publication: st.Publication}
 	rep.Copies = copiesStatus(st.Copies)
 	if ts, err := readTargetState(ctx, target); err == nil && !ts.UpdatedAt.IsZero() {
 		at := ts.UpdatedAt.UTC()
@@ -251,6 +254,9 @@ func printStatus(w io.Writer, r statusReport) {
 		complete = fmt.Sprintf("complete; %d tables are being copied online (copy: below)", len(r.Copies))
 	}
 	fmt.Fprintf(w, "lsn:      %s\nslot:     %s\nsnapshot: %s\nsource:   system %s\n", r.LSN, r.Slot, complete, r.SystemID)
+	if r.Publication != "" {
+		fmt.Fprintf(w, "publication: %s\n", r.Publication)
+	}
 	if r.LastTargetCommit != nil {
 		fmt.Fprintf(w, "committed: %s (the target's last commit)\n", formatTime(*r.LastTargetCommit))
 	}

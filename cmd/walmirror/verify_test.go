@@ -598,6 +598,9 @@ func TestCopyKeepsPublication(t *testing.T) {
 			if r.code != 1 || !strings.Contains(r.stdout, "(id)=(7) differs in v") || !strings.Contains(r.stdout, "0 tables equal, 1 different") {
 				t.Fatalf("verify without --publication exited %d, want 1 naming the damaged row:\n%s%s", r.code, r.stdout, r.stderr)
 			}
+			if r := walmirror(t, nil, "status", "--target", target); !strings.Contains(r.stdout, "publication: p6\n") {
+				t.Errorf("status does not name the copy's publication:\n%s%s", r.stdout, r.stderr)
+			}
 			if publicationExists(t, db, "walmirror") {
 				t.Error("verify created walmirror's default publication")
 			}
