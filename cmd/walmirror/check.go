@@ -22,12 +22,14 @@ func cmdCheck(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Slot, "slot", "walmirror", "replication slot run would use")
 	fs.StringVar(&cfg.Publication, "publication", "walmirror", "publication run would use")
 	fs.StringVar(&tables, "tables", "", "comma-separated schema.table list run would create the publication for (default: all tables)")
+	var adopt bool
+	fs.BoolVar(&adopt, "adopt-tables", false, "run would take over existing, empty target tables walmirror did not create")
 	durationFlag(fs, &cfg.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may take to answer")
 	if _, err := fs.parse(args); err != nil {
 		return err
 	}
 	cfg.Tables = splitTables(tables)
-	c := &checker{out: os.Stdout}
+	c := &checker{out: os.Stdout, adopt: adopt}
 	c.run(ctx, cfg, target)
 	if c.fatal > 0 {
 		return fmt.Errorf("check: %d problem(s) would stop walmirror run (the FAIL lines above)", c.fatal)
@@ -62,6 +64,9 @@ func splitTables(s string) []string {
 type checker struct {
 	out   io.Writer
 	fatal int
+	// published: the tables the copy is made of, as the source check found them.
+	published []source.TableName
+	adopt     bool // --adopt-tables
 }
 
 func (c *checker) ok(subject, format string, a ...any) { c.line("ok  ", subject, format, a...) }
@@ -177,6 +182,9 @@ func (c *checker) publication(ctx context.Context, adm *source.Admin, cfg source
 		c.creatable(cfg, si, tables)
 	}
 	c.tables(pub, tables, slot, si.User)
+	for _, t := range tables {
+		c.published = append(c.published, t.Name)
+	}
 	if !slot.Exists && si.LockSlots > 0 && 2*len(tables) > si.LockSlots {
 		// Each table and its key's index.
 		c.warn("locks", "%d tables: a one-transaction initial copy locks each one it reads, and the source's lock table holds about %d locks "+
@@ -323,7 +331,14 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 		}
 		return
 	case !ts.Found:
+		have, err := existingTables(ctx, target, c.published)
 		switch {
+		case err != nil:
+			c.fail("target", "%v", err)
+		case len(have) > 0 && c.adopt:
+			c.warn("target", "%s already holds %s, which walmirror did not create: run takes them over only while they are empty (--adopt-tables)", name, strings.Join(have, ", "))
+		case len(have) > 0:
+			c.fail("target", "%s already holds %s, which walmirror did not create, and run writes only into tables it created: drop or rename them in the target (or leave them out of the publication)", name, strings.Join(have, ", "))
 		case kind == "postgres" && !ts.CanCreate:
 			c.fail("target", "%s is reachable, but the role may not create schemas there, which a new copy needs (GRANT CREATE ON DATABASE ... TO ...)", name)
 		case kind == "postgres":

@@ -706,3 +706,35 @@ func TestStatusInterruptedCopy(t *testing.T) {
 	runNow(t, dsn, "sqlite:"+path, slot)
 	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SQLiteRows(context.Background(), path, q) }, "SELECT id FROM t")
 }
+
+// TestCheckUnownedTable: a target that already holds a table of the
+// publication under the copy's name, which walmirror did not create, fails
+// check as it stops run (helper-71: check said ok); --adopt-tables warns.
+func TestCheckUnownedTable(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE "Order Items" (id int PRIMARY KEY); CREATE TABLE t2 (id int PRIMARY KEY)`)
+			target, _ := tg.new(t)
+			table := `"Order Items"`
+			if strings.HasPrefix(target, "duckdb:") {
+				table = `public."order items"` // DuckDB's names ignore case
+				targetExec(t, target, "CREATE SCHEMA public")
+			}
+			targetExec(t, target, "CREATE TABLE "+table+" (id int)")
+			slot := "s_" + db
+			args := []string{"--source", dsn, "--target", target, "--slot", slot}
+			r := walmirror(t, nil, append([]string{"check"}, args...)...)
+			if r.code != 1 || !strings.Contains(r.stdout, `already holds public.Order Items, which walmirror did not create`) {
+				t.Fatalf("check exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if r := walmirror(t, nil, append([]string{"check", "--adopt-tables"}, args...)...); r.code != 0 || !strings.Contains(r.stdout, "WARN target:") {
+				t.Errorf("check --adopt-tables exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...); r.code != 1 || !strings.Contains(r.stderr, "Order Items") {
+				t.Errorf("run exited %d, want 1 refusing the table:\n%s", r.code, r.stderr)
+			}
+			dropSlotAtEnd(t, db, slot)
+		})
+	}
+}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/sinks/sqlite"
+	"github.com/walmirror/walmirror/source"
 )
 
 // targetState is what check and status read from a target without opening
@@ -192,4 +194,70 @@ func copyPublication(ctx context.Context, target string, pub *string, given bool
 	}
 	*pub = ts.State.Publication
 	return nil
+}
+
+// existingTables returns which of tables the target already holds under
+// the name a copy gives them (SQLite's and DuckDB's names ignore case), as
+// "schema.table", read without changing the target.
+func existingTables(ctx context.Context, target string, tables []source.TableName) ([]string, error) {
+	kind, path, err := parseTarget(target)
+	if err != nil || len(tables) == 0 {
+		return nil, err
+	}
+	if kind == "postgres" {
+		conn, err := pgx.Connect(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("connect to target %s: %w", redactTarget(target), err)
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		var nsp, rel []string
+		for _, t := range tables {
+			nsp, rel = append(nsp, t.Schema), append(rel, t.Name)
+		}
+		rows, err := conn.Query(ctx, `SELECT s || '.' || n FROM unnest($1::text[], $2::text[]) u(s, n) WHERE to_regclass(format('%I.%I', s, n)) IS NOT NULL`, nsp, rel)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	var db *sql.DB
+	q := `SELECT lower(name) FROM sqlite_master WHERE type = 'table'`
+	if kind == "sqlite" {
+		u := url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: "mode=ro&_busy_timeout=5000"}
+		db, err = sql.Open("sqlite3", u.String())
+	} else {
+		db, err = sql.Open("duckdb", path+"?access_mode=read_only")
+		q = `SELECT lower(schema_name || '.' || table_name) FROM duckdb_tables()`
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read %s target %q: %w", kind, path, err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		have[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, t := range tables {
+		name := strings.ToLower(t.Schema + "." + t.Name)
+		if kind == "sqlite" {
+			name = strings.ToLower(sqlite.TableName(t.Schema, t.Name))
+		}
+		if have[name] {
+			found = append(found, t.Schema+"."+t.Name)
+		}
+	}
+	return found, nil
 }
