@@ -699,9 +699,14 @@ func TestStatusInterruptedCopy(t *testing.T) {
 	dropSlotAtEnd(t, db, slot)
 	runToFault(t, faultBinary(t), []string{"run", "--source", dsn, "--target", "sqlite:" + path, "--slot", slot}, "snapshot.before-commit:1")
 	mustExec(t, db, `SELECT pg_drop_replication_slot('`+slot+`')`)
+	before, _ := os.ReadFile(path)
 	r := walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", dsn)
 	if r.code != 0 || strings.Contains(r.stdout, "problem") || !strings.Contains(r.stdout, "redone") {
 		t.Fatalf("status exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Read, not written (helper-71: status opened it as a sink).
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("status changed the target file")
 	}
 	runNow(t, dsn, "sqlite:"+path, slot)
 	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SQLiteRows(context.Background(), path, q) }, "SELECT id FROM t")

@@ -119,26 +119,18 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 		return rep, fmt.Errorf("%w: DuckDB lets one process open the file; ask the running walmirror instead (its --metrics-addr: /metrics, /readyz), or stop it first", err)
 	case err == nil && !ts.Found && !ts.Exists:
 		return rep, fmt.Errorf("%s does not exist", redactTarget(target))
-	case err == nil && !ts.Found:
+	case err != nil:
+		return rep, err
+	case !ts.Found:
 		return rep, fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
 	}
-	opts := defaultTargetOptions()
-	opts.pg.ReplicaRole = false // reading needs no superuser (session_replication_role is for writes)
-	sink, err := openTarget(ctx, target, log, true, opts)
-	if err != nil {
-		return rep, err
-	}
-	st, ok, err := sink.ReadState(ctx)
-	sink.Close()
-	if err != nil {
-		return rep, err
-	}
-	if !ok {
-		return rep, fmt.Errorf("%s holds no walmirror state yet", redactTarget(target))
-	}
+	// Read as it is (readTargetState), not opened as a sink, which would
+	// migrate and write the file (helper-71: status changed a SQLite file,
+	// and failed on one it may only read).
+	st := ts.State
 	rep = statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID, Publication: st.Publication}
 	rep.Copies = copiesStatus(st.Copies)
-	if ts, err := readTargetState(ctx, target); err == nil && !ts.UpdatedAt.IsZero() {
+	if !ts.UpdatedAt.IsZero() {
 		at := ts.UpdatedAt.UTC()
 		rep.LastTargetCommit = &at
 	}

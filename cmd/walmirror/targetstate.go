@@ -97,7 +97,9 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 	// A target last written before its state had a timeline (migration 5)
 	// or a publication (6) is read as it is: status and check do not
 	// migrate it.
-	for _, c := range []struct{ name, value, missing string }{{"timeline", "coalesce(timeline, 0)", "0"}, {"publication", "coalesce(publication, '')", "''"}} {
+	for _, c := range []struct{ name, value, missing string }{
+		{"timeline", "coalesce(timeline, 0)", "0"}, {"publication", "coalesce(publication, '')", "''"}, {"copies", "coalesce(copies, '')", "''"},
+	} {
 		has := `SELECT count(*) FROM pragma_table_info('_walmirror_state') WHERE name = '` + c.name + `'`
 		if kind == "duckdb" {
 			has = `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' AND table_name = '_walmirror_state' AND column_name = '` + c.name + `'`
@@ -111,8 +113,8 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 		}
 		q = strings.Replace(q, " FROM ", ", "+value+" FROM ", 1)
 	}
-	var lsnText, updated string
-	err = db.QueryRowContext(ctx, q).Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &updated, &ts.State.Timeline, &ts.State.Publication)
+	var lsnText, updated, copies string
+	err = db.QueryRowContext(ctx, q).Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &updated, &ts.State.Timeline, &ts.State.Publication, &copies)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ts, nil
 	}
@@ -122,6 +124,9 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 	ts.Found = true
 	ts.State.LSN, _ = lsn.Parse(lsnText)
 	ts.UpdatedAt, _ = time.Parse(time.RFC3339Nano, updated)
+	if ts.State.Copies, err = schema.DecodeCopies(copies); err != nil {
+		return ts, fmt.Errorf("read walmirror state from %q: %w", path, err)
+	}
 	return ts, nil
 }
 
@@ -140,8 +145,10 @@ func readPostgresState(ctx context.Context, target string, ts *targetState) erro
 	}
 	var lsnText string
 	// to_jsonb reads a state from before the timeline column (migration 5).
-	err = conn.QueryRow(ctx, `SELECT slot, system_id, phase, lsn::text, updated_at, coalesce((to_jsonb(s) ->> 'timeline')::bigint, 0), coalesce(to_jsonb(s) ->> 'publication', '') FROM _walmirror.state s WHERE id = 1`).
-		Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &ts.UpdatedAt, &ts.State.Timeline, &ts.State.Publication)
+	var copies string
+	err = conn.QueryRow(ctx, `SELECT slot, system_id, phase, lsn::text, updated_at, coalesce((to_jsonb(s) ->> 'timeline')::bigint, 0), coalesce(to_jsonb(s) ->> 'publication', ''),
+			coalesce(to_jsonb(s) ->> 'copies', '') FROM _walmirror.state s WHERE id = 1`).
+		Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &ts.UpdatedAt, &ts.State.Timeline, &ts.State.Publication, &copies)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
@@ -150,6 +157,9 @@ func readPostgresState(ctx context.Context, target string, ts *targetState) erro
 	}
 	ts.Found = true
 	ts.State.LSN, _ = lsn.Parse(lsnText)
+	if ts.State.Copies, err = schema.DecodeCopies(copies); err != nil {
+		return fmt.Errorf("read walmirror state from target %s: %w", redactTarget(target), err)
+	}
 	return nil
 }
 
