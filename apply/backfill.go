@@ -716,6 +716,9 @@ func (e *engine) farBehind(ctx context.Context) (bool, error) {
 }
 
 func (e *engine) nextChunk(ctx context.Context) error {
+	if len(e.fillOrder) == 0 {
+		e.behindSince = time.Time{} // the next copy waits for a backlog afresh
+	}
 	if e.inflight != nil || len(e.fillOrder) == 0 || e.copier == nil {
 		return nil
 	}
@@ -1446,7 +1449,16 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 	e.polled = nil
 	e.log.Debug("publication listed", "at", at, "tables", len(tables), "copying", len(e.fills))
 	if e.links != nil {
-		if table, moved := e.links.moved(tables, at); moved {
+		table, moved, err := e.linksMoved(ctx, tables, at)
+		switch {
+		case err != nil:
+			return err
+		case moved && e.pause != nil && e.pause.active() != nil:
+			// A verify holds the copy at a position: the reconnect would
+			// store a later one. Listed again once it lets go.
+			e.pollSoon, e.pollAfter = true, time.Now().Add(time.Second)
+			return nil
+		case moved:
 			return e.relink(ctx, streamed, table)
 		}
 	}

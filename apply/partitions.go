@@ -526,14 +526,20 @@ type partitionState struct {
 	partTracks  map[uint32]*partTrack
 	trackLooked map[uint32]bool
 	listings    uint64
+	unseen      unseenXids // delivered transactions a chunk's snapshot must show
 }
 
 func (e *engine) partitionState() *partitionState {
-	return &partitionState{storage: e.storage, storedNames: e.storedNames, partTracks: e.partTracks, trackLooked: e.trackLooked, listings: e.listings}
+	// The names the copy's tables have now: the next session has
+	// described none of them yet (checkStorage's knownName).
+	for id, t := range e.tables {
+		e.storedNames[id] = schema.DisplayName(t.Schema, t.Name)
+	}
+	return &partitionState{storage: e.storage, storedNames: e.storedNames, partTracks: e.partTracks, trackLooked: e.trackLooked, listings: e.listings, unseen: e.unseen}
 }
 
 func (e *engine) resumePartitions(p *partitionState) {
-	e.storage, e.storedNames, e.partTracks, e.trackLooked, e.listings = p.storage, p.storedNames, p.partTracks, p.trackLooked, p.listings
+	e.storage, e.storedNames, e.partTracks, e.trackLooked, e.listings, e.unseen = p.storage, p.storedNames, p.partTracks, p.trackLooked, p.listings, p.unseen
 }
 
 type linkSeen struct {
@@ -541,19 +547,38 @@ type linkSeen struct {
 	at  lsn.LSN
 }
 
-// moved records the links of the tables listed at `at` and reports
-// whether one of them changed after this session began.
-func (w *linkWatch) moved(tables []source.PublishedTable, at lsn.LSN) (string, bool) {
+// linksMoved records the links of the tables listed at `at` and reports
+// whether one of them changed after this session began. A table first seen
+// in this run whose links are those its stored signature has kept them
+// since before the session (a link change is always stored by a session
+// that began after it: relink); a listed table with links that leaves the
+// listing (a partition detached from a table published as its leaves, or
+// dropped) counts as a change.
+func (e *engine) linksMoved(ctx context.Context, tables []source.PublishedTable, at lsn.LSN) (string, bool, error) {
+	w := e.links
 	name, moved := "", false
+	listed := make(map[uint32]bool, len(tables))
 	for _, p := range tables {
+		listed[p.RelID] = true
 		cur := inhPart(p.Storage)
 		s, ok := w.seen[p.RelID]
-		if !ok && cur == "" {
-			// A plain table: only a change to its links counts.
-			w.seen[p.RelID] = linkSeen{}
-			continue
-		}
-		if !ok || s.inh != cur {
+		if !ok {
+			stored := e.storage[p.RelID]
+			if stored == "" && cur != "" {
+				old, found, err := e.storedShape(ctx, p.RelID)
+				if err != nil {
+					return "", false, err
+				}
+				if found {
+					stored = old.Storage
+				}
+			}
+			s = linkSeen{inh: cur}
+			if inhPart(stored) != cur {
+				s.at = at
+			}
+			w.seen[p.RelID] = s
+		} else if s.inh != cur {
 			s = linkSeen{inh: cur, at: at}
 			w.seen[p.RelID] = s
 		}
@@ -561,13 +586,37 @@ func (w *linkWatch) moved(tables []source.PublishedTable, at lsn.LSN) (string, b
 			name, moved = p.Name, true
 		}
 	}
-	return name, moved
+	for relid, s := range w.seen {
+		if listed[relid] {
+			continue
+		}
+		if s.inh != "" {
+			s = linkSeen{at: at}
+			w.seen[relid] = s
+		}
+		if s.at > w.from && !moved {
+			name, moved = "table "+strconv.FormatUint(uint64(relid), 10), true
+		}
+	}
+	return name, moved, nil
 }
 
 // relink stores the position the stream has passed (streamed: nothing is
 // in flight, everything before it applied) and ends the session, so that
-// the next one starts after every link change the listing showed.
+// the next one starts after every link change the listing showed. A run
+// bounded to a position it would pass stops at it instead (verify's
+// catch-up: storing more would take the copy past the position compared);
+// the next run reconnects.
 func (e *engine) relink(ctx context.Context, streamed lsn.LSN, table string) error {
+	if e.stopAt != 0 && !e.pollFirst && streamed > e.stopAt {
+		if e.open {
+			if err := e.commit(ctx); err != nil {
+				return err
+			}
+		}
+		e.log.Info("PostgreSQL 14: partitions were attached or detached; the stop position is reached before the reconnect their changes need (the next run makes it)", "table", table)
+		return errStopReached
+	}
 	e.log.Info("PostgreSQL 14: partitions were attached or detached; reconnecting so the source decodes what follows with them (its decoder keeps what it first worked out for a table)",
 		"table", table, "at", streamed)
 	if e.lastEnd < streamed {

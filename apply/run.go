@@ -495,7 +495,7 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 	if found && st.SystemID != "" && st.SystemID != src.SystemID() {
 		return st, mark(ErrTargetMismatch, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): use a fresh target", st.SystemID, src.SystemID()))
 	}
-	if found && st.Publication != "" && st.Publication != r.cfg.Source.Publication {
+	if found && st.Phase == schema.PhaseStreaming && st.Publication != "" && st.Publication != r.cfg.Source.Publication {
 		// Caught up through another publication's changes, the copy would
 		// take in tables it was never made of and miss changes to its own.
 		return st, mark(ErrTargetMismatch, fmt.Errorf("the target is a copy of publication %q, not %q: pass --publication %s, or make the copy of %q in a fresh target",
