@@ -214,6 +214,8 @@ func TestBadInput(t *testing.T) {
 		{"unwritable target", dsn, "sqlite:/nonexistent-dir/copy.db",
 			[]string{"/nonexistent-dir/copy.db", "check that the directory exists and is writable"}},
 		{"unknown target kind", dsn, "mysql:x", []string{"want duckdb:PATH, sqlite:PATH or postgres://"}},
+		// URL-style: a host, and a file at the root (helper-71).
+		{"sqlite://name", dsn, "sqlite://copy.db", []string{"write sqlite:PATH"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -33,51 +33,46 @@ func defaultTargetOptions() targetOptions { return targetOptions{pg: postgres.De
 
 // openTarget opens the sink a TARGET string names.
 func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist bool, opts targetOptions) (apply.Sink, error) {
-	kind, path, ok := strings.Cut(target, ":")
-	switch {
-	case target == "":
-		return nil, fmt.Errorf("--target is required: duckdb:PATH, sqlite:PATH or postgres://...")
-	case strings.HasPrefix(target, "postgres://"), strings.HasPrefix(target, "postgresql://"):
+	kind, path, err := parseTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "postgres" {
 		s, err := postgres.Open(ctx, target, log, opts.pg)
 		if err != nil {
 			return nil, err
 		}
 		s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
 		return s, nil
-	case ok && (kind == "sqlite" || kind == "duckdb"):
-		if path == "" {
-			return nil, fmt.Errorf("--target %q: give a file path after %s:", target, kind)
+	}
+	if mustExist {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("--target %q: %w", target, err)
 		}
-		if mustExist {
-			if _, err := os.Stat(path); err != nil {
-				return nil, fmt.Errorf("--target %q: %w", target, err)
+	}
+	if kind == "duckdb" {
+		s, err := duckdb.Open(ctx, path, log)
+		if err == nil && opts.duckMemoryLimit != "" {
+			// A global setting of the DuckDB instance, so any connection will do.
+			if _, err = s.DB().ExecContext(ctx, "SET memory_limit = '"+strings.ReplaceAll(opts.duckMemoryLimit, "'", "''")+"'"); err != nil {
+				s.Close()
+				err = fmt.Errorf("--duckdb-memory-limit %q: %w", opts.duckMemoryLimit, err)
 			}
 		}
-		if kind == "duckdb" {
-			s, err := duckdb.Open(ctx, path, log)
-			if err == nil && opts.duckMemoryLimit != "" {
-				// A global setting of the DuckDB instance, so any connection will do.
-				if _, err = s.DB().ExecContext(ctx, "SET memory_limit = '"+strings.ReplaceAll(opts.duckMemoryLimit, "'", "''")+"'"); err != nil {
-					s.Close()
-					err = fmt.Errorf("--duckdb-memory-limit %q: %w", opts.duckMemoryLimit, err)
-				}
-			}
-			if err != nil {
-				return nil, err
-			}
-			s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
-			// No other code queries this process's DuckDB instance.
-			s.SerialSmallWrites = true
-			return s, nil
-		}
-		s, err := sqlite.Open(ctx, path, log)
 		if err != nil {
 			return nil, err
 		}
 		s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
+		// No other code queries this process's DuckDB instance.
+		s.SerialSmallWrites = true
 		return s, nil
 	}
-	return nil, fmt.Errorf("--target %q: want duckdb:PATH, sqlite:PATH or postgres://...", redactTarget(target))
+	s, err := sqlite.Open(ctx, path, log)
+	if err != nil {
+		return nil, err
+	}
+	s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
+	return s, nil
 }
 
 // newTargetFile returns the path of a file target that does not exist yet

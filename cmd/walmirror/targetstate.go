@@ -46,6 +46,11 @@ func parseTarget(target string) (kind, path string, err error) {
 		if p == "" {
 			return "", "", fmt.Errorf("--target %q: give a file path after %s:", target, k)
 		}
+		if strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "///") {
+			// URL-style: what follows // is a host, and the path would be
+			// taken from the file system's root (helper-71).
+			return "", "", fmt.Errorf("--target %q: write %s:PATH (relative, or %s:/absolute/path; %s:///absolute/path also works)", target, k, k, k)
+		}
 		return k, p, nil
 	}
 	return "", "", fmt.Errorf("--target %q: want duckdb:PATH, sqlite:PATH or postgres://...", redactTarget(target))
