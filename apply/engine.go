@@ -97,6 +97,19 @@ type engine struct {
 	chunkN      int     // changes buffered
 	chunkSize   int     // bytes buffered
 	lastEnd     lsn.LSN // end of the last source transaction seen
+	// A position the stream passed with nothing for the copy, to store
+	// before the slot may be confirmed there (passed), and when the last
+	// such store was.
+	owed        lsn.LSN
+	passedAt    time.Time
+	passedEvery time.Duration
+	// guardFrom: commits at or past it store schema.State.SlotGuard (a copy
+	// an older walmirror confirmed further than it stored: from the slot's
+	// position at the start on).
+	guardFrom lsn.LSN
+	// positionOnly: the commit being made stores a position alone, which
+	// the OnCommit hook does not hear of (nothing readers see changed).
+	positionOnly bool
 
 	stats Stats
 
@@ -194,7 +207,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		sink: sink, log: log, limits: limits, state: st, stopAt: stopAt,
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
-		lastEnd: st.LSN, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
+		lastEnd: st.LSN, passedEvery: passedEvery, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
 		storedNames: map[uint32]string{}, partTracks: map[uint32]*partTrack{}, trackLooked: map[uint32]bool{},
 		truncXids: map[uint32]truncXid{}, describedAt: map[uint32]lsn.LSN{}, storedCols: map[uint32][]schema.StoredColumn{},
 	}
@@ -326,9 +339,8 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		// Nothing in flight and all received is applied: let the slot move on
 		// past WAL that held nothing for us, so an idle publication pins none
-		// (also when this keepalive ends a bounded run).
-		e.log.Debug("keepalive: confirm", "wal_end", ev.WALEnd)
-		if err := e.confirm(ctx, ev.WALEnd); err != nil {
+		// (at once when this keepalive ends a bounded run).
+		if err := e.passed(ctx, ev.WALEnd, e.stopAt != 0 && ev.WALEnd >= e.stopAt); err != nil {
 			return err
 		}
 		if e.onPosition != nil {
@@ -419,7 +431,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		if !e.open {
 			// Nothing to write for this transaction: nothing is in flight.
-			if err := e.confirm(ctx, m.EndLSN); err != nil {
+			if err := e.passed(ctx, m.EndLSN, stop); err != nil {
 				return err
 			}
 		} else if stop || e.commitDue(idle) {
@@ -508,6 +520,11 @@ func (e *engine) pollOwed() bool {
 // publication polls and the next chunk of an online copy.
 func (e *engine) idleWork(ctx context.Context) error {
 	e.pauseIdle()
+	if e.owed > e.state.LSN && !e.inTx && !e.open && time.Since(e.passedAt) >= e.passedEvery {
+		if err := e.passed(ctx, e.owed, true); err != nil {
+			return err
+		}
+	}
 	if e.inTx || e.copier == nil {
 		return nil
 	}
@@ -1396,6 +1413,9 @@ func (e *engine) commit(ctx context.Context) error {
 	st := e.state
 	st.LSN = e.lastEnd
 	st.Phase = schema.PhaseStreaming
+	st.SlotGuard = st.SlotGuard || st.LSN >= e.guardFrom
+	positionOnly := e.positionOnly
+	e.positionOnly = false
 	ready := false
 	if e.fillsChanged {
 		ready = len(st.Copies) > 0
@@ -1412,11 +1432,18 @@ func (e *engine) commit(ctx context.Context) error {
 	}
 	e.open = false
 	e.state = st
+	e.passedAt = time.Now()
 	e.pendingN, e.pendingSize = 0, 0
-	e.stats.Commits++
+	if !positionOnly {
+		e.stats.Commits++
+	}
 	stats := e.stats
+	onCommit := e.onCommit
+	if positionOnly {
+		onCommit = nil
+	}
 	var srcCommits []time.Time
-	if e.onCommit != nil {
+	if onCommit != nil {
 		srcCommits = append(srcCommits, e.srcCommits...) // the engine reuses its slice meanwhile
 		e.srcCommits = e.srcCommits[:0]
 	}
@@ -1430,9 +1457,9 @@ func (e *engine) commit(ctx context.Context) error {
 		}
 		faultpoint.Hit("apply.after-commit")
 		e.committed = true
-		if e.onCommit != nil {
+		if onCommit != nil {
 			at := time.Now()
-			e.onCommit(CommitInfo{State: st, Stats: stats, At: at, SourceCommits: srcCommits, Duration: at.Sub(began), Changes: changes})
+			onCommit(CommitInfo{State: st, Stats: stats, At: at, SourceCommits: srcCommits, Duration: at.Sub(began), Changes: changes})
 		}
 		if ready && e.onReady != nil {
 			e.onReady(st)
@@ -1442,6 +1469,40 @@ func (e *engine) commit(ctx context.Context) error {
 		e.conf.Confirm(st.LSN)
 		return nil
 	})
+}
+
+// passedEvery spaces a commit of a position alone (passed) from the commit
+// before: an idle publication's slot trails the source's WAL by about that
+// much.
+const passedEvery = time.Second
+
+// passed lets the slot move on to l, a position the stream passed with
+// nothing in flight and everything received applied (a keepalive, a
+// transaction with nothing for the copy), so an idle publication pins no
+// WAL. The copy confirms only positions it stored (schema.State.SlotGuard:
+// a slot confirmed further is someone else's), so l is stored first by a
+// commit of the state alone, at once with now, else passedEvery after the
+// last commit at the earliest (idleWork stores what is owed). A bounded run stores no
+// position past its stop, and none is stored while a chunk waits for its
+// watermark or a verify holds the copy at a position.
+func (e *engine) passed(ctx context.Context, l lsn.LSN, now bool) error {
+	if e.stopAt != 0 && l > e.stopAt {
+		l = e.stopAt
+	}
+	if l <= e.state.LSN {
+		return e.confirm(ctx, l)
+	}
+	e.owed = l
+	if !now && time.Since(e.passedAt) < e.passedEvery || e.inflight != nil || e.pause != nil && e.pause.active() != nil {
+		return nil
+	}
+	e.owed = 0
+	e.lastEnd = max(e.lastEnd, l)
+	if err := e.ensureOpen(ctx); err != nil {
+		return err
+	}
+	e.positionOnly = true
+	return e.commit(ctx) // and confirms l once committed
 }
 
 // position tells the onPosition hook about a keepalive that confirmed

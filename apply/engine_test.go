@@ -61,16 +61,21 @@ func (r *recordingSink) Rollback(context.Context) error {
 func (r *recordingSink) Close() error { return nil }
 
 // confirmLog checks the exactly-once rule as it happens: nothing is ever
-// confirmed beyond what the sink committed, unless nothing is in flight.
+// confirmed beyond what the sink committed (or held at the start: stored),
+// nor while a target transaction is open.
 type confirmLog struct {
 	t         *testing.T
 	sink      *recordingSink
+	stored    lsn.LSN
 	confirmed []lsn.LSN
 }
 
 func (c *confirmLog) Confirm(l lsn.LSN) {
 	if c.sink.open {
 		c.t.Errorf("confirmed %s while a target transaction was open", l)
+	}
+	if l > max(c.sink.committed, c.stored) {
+		c.t.Errorf("confirmed %s, past the committed %s", l, max(c.sink.committed, c.stored))
 	}
 	c.confirmed = append(c.confirmed, l)
 }
@@ -103,7 +108,7 @@ func runEngine(t *testing.T, st schema.State, stopAt lsn.LSN, limits Limits, evs
 }
 
 func runEngineMode(t *testing.T, st schema.State, stopAt lsn.LSN, limits Limits, evs []source.Event, sink *recordingSink, pipelined bool) (*recordingSink, *confirmLog, error) {
-	conf := &confirmLog{t: t, sink: sink}
+	conf := &confirmLog{t: t, sink: sink, stored: st.LSN}
 	e := newEngine(sink, slog.New(slog.DiscardHandler), limits, st, stopAt)
 	e.conf = conf
 	e.pipelined = pipelined
@@ -135,8 +140,55 @@ func TestEngineGroupsSkipsAndConfirms(t *testing.T) {
 	if got != want {
 		t.Fatalf("calls:\n got %s\nwant %s", got, want)
 	}
-	if last := conf.confirmed[len(conf.confirmed)-1]; last != 0x400 {
-		t.Errorf("idle keepalive not confirmed: %v", conf.confirmed)
+	if last := conf.confirmed[len(conf.confirmed)-1]; last != 0x310 {
+		t.Errorf("confirmed %v; want the last commit, 0/310 (the keepalive's position is stored a while after the commit)", conf.confirmed)
+	}
+}
+
+// TestEnginePassedPositions: a position the stream passed with nothing for
+// the copy (an idle keepalive, a transaction with nothing published) is
+// stored before the slot is confirmed there (schema.State.SlotGuard), in a
+// commit of the state alone that the OnCommit hook does not hear of; a
+// bounded run stores no position past its stop.
+func TestEnginePassedPositions(t *testing.T) {
+	evs := []source.Event{{Msg: relMsg}}
+	evs = append(evs, txn(0x200, 0x210, &pgoutput.Insert{RelationID: 1, New: tup("1", "x", "B")})...)
+	evs = append(evs, source.Event{WALEnd: 0x400})
+	evs = append(evs, txn(0x500, 0x510)...) // nothing published in it
+	evs = append(evs, source.Event{WALEnd: 0x600})
+	for _, stopAt := range []lsn.LSN{0, 0x580} {
+		sink := &recordingSink{}
+		conf := &confirmLog{t: t, sink: sink}
+		e := newEngine(sink, slog.New(slog.DiscardHandler), DefaultLimits(), schema.State{}, stopAt)
+		e.conf, e.passedEvery, e.guardFrom = conf, 0, 0x300
+		commits := 0
+		e.onCommit = func(CommitInfo) { commits++ }
+		ch := make(chan []source.Event) // unbuffered: every event is the last waiting (idle)
+		go func() {
+			defer close(ch)
+			for _, ev := range evs {
+				ch <- []source.Event{ev}
+			}
+		}()
+		err := e.run(context.Background(), ch)
+		want := "begin; ensure t; write ins[1,x,B]; commit 0/00000210; begin; commit 0/00000400; begin; commit 0/00000510; begin; commit 0/00000600"
+		wantConf := "[0/00000210 0/00000400 0/00000510 0/00000600]"
+		if stopAt != 0 {
+			want = "begin; ensure t; write ins[1,x,B]; commit 0/00000210; begin; commit 0/00000400; begin; commit 0/00000510; begin; commit 0/00000580"
+			wantConf = "[0/00000210 0/00000400 0/00000510 0/00000580]"
+		}
+		if got := strings.Join(sink.calls, "; "); got != want {
+			t.Errorf("stop at %s: calls\n got %s\nwant %s (err %v)", stopAt, got, want, err)
+		}
+		if got := fmt.Sprint(conf.confirmed); got != wantConf {
+			t.Errorf("stop at %s: confirmed %s, want %s", stopAt, got, wantConf)
+		}
+		if commits != 1 {
+			t.Errorf("stop at %s: OnCommit heard of %d commits, want 1 (the others store a position alone)", stopAt, commits)
+		}
+		if !e.state.SlotGuard || e.state.LSN == 0 {
+			t.Errorf("stop at %s: state %+v: the guard is stored from a commit at or past the slot's position on", stopAt, e.state)
+		}
 	}
 }
 
@@ -214,7 +266,7 @@ func TestEngineBacklogIsNotCommittedPerKeepalive(t *testing.T) {
 	if commits != 1 || sink.committed != 0x5010 {
 		t.Fatalf("want the backlog in 1 commit up to 0/5010, got %d commits: %v", commits, sink.calls)
 	}
-	if last := conf.confirmed[len(conf.confirmed)-1]; last != 0x5020 {
-		t.Errorf("last confirmed %s, want the idle keepalive's 0/5020", last)
+	if last := conf.confirmed[len(conf.confirmed)-1]; last != 0x5010 {
+		t.Errorf("last confirmed %s, want the commit's 0/5010 (the idle keepalive's position is stored a while after it)", last)
 	}
 }

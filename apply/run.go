@@ -394,7 +394,19 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		return err
 	}
 	defer copier.Close(context.WithoutCancel(ctx))
-	stream, err := src.Start(ctx, st.LSN)
+	// A copy an older walmirror kept may have confirmed idle positions it
+	// did not store: guarded from a commit at or past the slot's position.
+	guardFrom := lsn.LSN(0)
+	if !st.SlotGuard {
+		guardFrom = ^lsn.LSN(0)
+		if c, ok, err := src.SlotConfirmed(ctx); err == nil && ok {
+			guardFrom = c
+		}
+	}
+	stream, err := src.Start(ctx, st.LSN, st.SlotGuard)
+	if ahead := (*source.SlotAheadError)(nil); errors.As(err, &ahead) {
+		return mark(ErrSlotLost, fmt.Errorf("%w; run with --resync to recreate the slot and copy every table again", err))
+	}
 	if err != nil {
 		return err
 	}
@@ -421,6 +433,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.cfg.OnReady(st)
 	}
 	e := newEngine(r.sink, r.log, r.cfg.Limits, st, stopAt)
+	e.guardFrom = guardFrom
 	if r.warnedKey == nil {
 		r.warnedKey = map[uint32]bool{}
 	}
@@ -518,9 +531,22 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 			}
 			problem = fmt.Sprintf("replication slot %q was invalidated: %s, so changes since %s cannot be streamed", slotName, cause, st.LSN)
 		default:
-			if problem, err = src.OtherHistory(ctx, st.Timeline, st.LSN); err != nil || problem == "" {
-				st.Timeline = src.Timeline()
+			if problem, err = src.OtherHistory(ctx, st.Timeline, st.LSN); err != nil {
 				return st, err
+			}
+			if problem == "" && st.SlotGuard {
+				// Start checks again, as the stream takes the slot.
+				c, ok, err := src.SlotConfirmed(ctx)
+				if err != nil {
+					return st, err
+				}
+				if ok && c > st.LSN {
+					problem = (&source.SlotAheadError{Slot: slotName, From: st.LSN, Confirmed: c}).Error()
+				}
+			}
+			if problem == "" {
+				st.Timeline = src.Timeline()
+				return st, nil
 			}
 		}
 		if !r.cfg.Resync {

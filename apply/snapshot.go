@@ -17,7 +17,7 @@ import (
 // point. A marker committed first makes a crash at any later instant lead to
 // a clean redo, never to a partial copy taken for complete.
 func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.State, err error) {
-	st := schema.State{Slot: r.cfg.Source.Slot, SystemID: src.SystemID(), Timeline: src.Timeline(), Publication: r.cfg.Source.Publication, Phase: schema.PhaseSnapshot}
+	st := schema.State{Slot: r.cfg.Source.Slot, SystemID: src.SystemID(), Timeline: src.Timeline(), Publication: r.cfg.Source.Publication, Phase: schema.PhaseSnapshot, SlotGuard: true}
 	if err := r.sink.Begin(ctx); err != nil {
 		return st, fmt.Errorf("begin target transaction: %w", err)
 	}

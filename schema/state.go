@@ -32,6 +32,12 @@ type State struct {
 	// Publication is the publication the copy is made from; "" when not
 	// known (stored by an older version): a sink stores it with the rest.
 	Publication string
+	// SlotGuard: every position the copy confirmed to the source was
+	// stored here first, so a slot confirmed past LSN is not this copy's
+	// (dropped and made again by someone else, or advanced) and the
+	// changes between are missing. False for a copy an older walmirror
+	// confirmed idle positions for without storing them.
+	SlotGuard bool
 	// Copies are the tables being copied online (backfilled) while the
 	// stream flows: each holds the source's rows up to its After key.
 	Copies []TableCopy

@@ -74,13 +74,37 @@ type Stream struct {
 	log       *slog.Logger
 }
 
-// Start begins streaming from the slot at from (the target's stored position).
-func (s *Source) Start(ctx context.Context, from lsn.LSN) (*Stream, error) {
+// SlotAheadError: the slot was confirmed past the position a guarded
+// stream was to start from. The copy confirms only what it stored, so
+// someone else moved the slot (dropped it and made one of the same name,
+// or advanced it): the server would start at the slot's position and skip
+// the changes between, which the copy does not have.
+type SlotAheadError struct {
+	Slot            string
+	From, Confirmed lsn.LSN
+}
+
+func (e *SlotAheadError) Error() string {
+	return fmt.Sprintf("replication slot %q is confirmed up to %s, past the copy's position %s, and this copy never confirmed more than it stored: the slot was dropped and made again (another copy using the same --slot?) or advanced (pg_replication_slot_advance), and the changes between are not in the copy",
+		e.Slot, e.Confirmed, e.From)
+}
+
+// Start begins streaming from the slot at from (the target's stored
+// position). With guard (schema.State.SlotGuard) the slot must not be
+// confirmed past from: that is checked on the replication connection just
+// before the stream starts and holds the slot (*SlotAheadError).
+func (s *Source) Start(ctx context.Context, from lsn.LSN, guard bool) (*Stream, error) {
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
 	defer cancel()
 	conn, err := s.replicationConn(sctx)
 	if err != nil {
 		return nil, timeoutCause(sctx, err)
+	}
+	if guard {
+		if err := s.checkSlotAt(sctx, conn, from); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
 	}
 	err = pglogrepl.StartReplication(sctx, conn, s.cfg.Slot, pglogrepl.LSN(from),
 		pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: s.pluginArgs()})
@@ -106,6 +130,26 @@ func (s *Source) Start(ctx context.Context, from lsn.LSN) (*Stream, error) {
 		close(st.events)
 	}()
 	return st, nil
+}
+
+// checkSlotAt fails with *SlotAheadError when the slot is confirmed past
+// from. A missing slot is left to START_REPLICATION's own error.
+func (s *Source) checkSlotAt(ctx context.Context, conn *pgconn.PgConn, from lsn.LSN) error {
+	res, err := conn.Exec(ctx, "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_catalog.pg_replication_slots WHERE slot_name = "+quoteLiteral(s.cfg.Slot)).ReadAll()
+	if err != nil {
+		return classify("check replication slot "+s.cfg.Slot, timeoutCause(ctx, err))
+	}
+	if len(res) == 0 || len(res[0].Rows) == 0 || len(res[0].Rows[0][0]) == 0 {
+		return nil
+	}
+	confirmed, err := lsn.Parse(string(res[0].Rows[0][0]))
+	if err != nil {
+		return fmt.Errorf("check replication slot %s: %w", s.cfg.Slot, err)
+	}
+	if confirmed > from {
+		return &SlotAheadError{Slot: s.cfg.Slot, From: from, Confirmed: confirmed}
+	}
+	return nil
 }
 
 // Events delivers the stream in batches of events, in order; it is closed

@@ -29,7 +29,7 @@ func TestFlushIsOnlyWhatWasConfirmed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stream, err := src.Start(ctx, start)
+	stream, err := src.Start(ctx, start, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestFlushIsOnlyWhatWasConfirmed(t *testing.T) {
 		t.Fatalf("slot confirmed %s although nothing was confirmed (start %s)", got, start)
 	}
 
-	stream, err = src.Start(ctx, start)
+	stream, err = src.Start(ctx, start, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestBatchesSpanTransactions(t *testing.T) {
 	if err := srv.Exec(ctx, "postgres", `DO $$ BEGIN FOR i IN 1..2000 LOOP INSERT INTO t VALUES (i, 'v'); COMMIT; END LOOP; END $$`); err != nil {
 		t.Fatal(err)
 	}
-	stream, err := src.Start(ctx, start)
+	stream, err := src.Start(ctx, start, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestRequestedKeepalivesArePaced(t *testing.T) {
 	}
 	ctx := context.Background()
 	_, src, start := newSlot(t, "paced")
-	stream, err := src.Start(ctx, start)
+	stream, err := src.Start(ctx, start, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestSilenceWhileConsumerBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer viaSrc.Close(ctx)
-	stream, err := viaSrc.Start(ctx, start)
+	stream, err := viaSrc.Start(ctx, start, false)
 	if err != nil {
 		t.Fatal(err)
 	}

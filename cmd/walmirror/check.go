@@ -360,6 +360,8 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 		c.fail("target", "it was copied from another PostgreSQL cluster (system %s, the source is %s): use a fresh target", st.SystemID, system)
 	case slot != nil && !slot.Exists && st.Phase == "streaming":
 		c.fail("slot", "%q is gone but the target follows it: changes since %s cannot be streamed; run with --resync to rebuild the copy", cfg.Slot, st.LSN)
+	case slot != nil && slot.Exists && st.SlotGuard && st.Phase == "streaming" && slot.ConfirmedFlush > st.LSN:
+		c.fail("slot", "%v; run with --resync to recreate the slot and copy every table again", &source.SlotAheadError{Slot: cfg.Slot, From: st.LSN, Confirmed: slot.ConfirmedFlush})
 	case slot != nil && slot.Exists && slot.WALStatus != "lost" && system != "" && st.Phase == "streaming":
 		c.history(ctx, cfg, st.Timeline, st.LSN)
 	}

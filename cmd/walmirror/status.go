@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
@@ -135,7 +134,7 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 		rep.LastTargetCommit = &at
 	}
 	if src.DSN != "" {
-		s, err := sourceState(ctx, src, st.Slot, st.SystemID, st.LSN, st.Phase == schema.PhaseStreaming)
+		s, err := sourceState(ctx, src, st, st.Phase == schema.PhaseStreaming)
 		if err != nil {
 			return rep, err
 		}
@@ -167,7 +166,8 @@ func copiesStatus(copies []schema.TableCopy) []copyStatus {
 	return out
 }
 
-func sourceState(ctx context.Context, cfg source.Config, slot, systemID string, stored lsn.LSN, streaming bool) (*sourceStatus, error) {
+func sourceState(ctx context.Context, cfg source.Config, st schema.State, streaming bool) (*sourceStatus, error) {
+	slot, systemID, stored := st.Slot, st.SystemID, st.LSN
 	cfg.Slot, cfg.Publication = slot, "walmirror" // Validate wants them; status reads only the slot
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -192,7 +192,9 @@ func sourceState(ctx context.Context, cfg source.Config, slot, systemID string, 
 		out.SlotState.ConfirmedFlushLSN = sl.ConfirmedFlush.String()
 	}
 	applied := stored
-	if sl.Exists && sl.ConfirmedFlush > applied {
+	if sl.Exists && sl.ConfirmedFlush > applied && (sl.Active || !st.SlotGuard) {
+		// Committed since the state was read (a running walmirror), or
+		// idle positions an older walmirror confirmed without storing.
 		applied = sl.ConfirmedFlush
 	}
 	out.AppliedLSN = applied.String()
@@ -212,6 +214,8 @@ func sourceState(ctx context.Context, cfg source.Config, slot, systemID string, 
 		out.Problem = join(out.Problem, fmt.Sprintf("slot %q is gone: the copy cannot follow the source any more (run with --resync)", slot))
 	case sl.WALStatus == "lost":
 		out.Problem = join(out.Problem, fmt.Sprintf("slot %q was invalidated (%s): run with --resync", slot, source.InvalidationCause(sl.InvalidationReason)))
+	case streaming && st.SlotGuard && !sl.Active && sl.ConfirmedFlush > stored:
+		out.Problem = join(out.Problem, (&source.SlotAheadError{Slot: slot, From: stored, Confirmed: sl.ConfirmedFlush}).Error()+" (run with --resync)")
 	}
 	switch {
 	case sl.Active:

@@ -99,11 +99,12 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 	if n == 0 {
 		return ts, nil
 	}
-	// A target last written before its state had a timeline (migration 5)
-	// or a publication (6) is read as it is: status and check do not
+	// A target last written before its state had a timeline (migration 5),
+	// a publication (6) or a slot guard (7) is read as it is: status and check do not
 	// migrate it.
 	for _, c := range []struct{ name, value, missing string }{
 		{"timeline", "coalesce(timeline, 0)", "0"}, {"publication", "coalesce(publication, '')", "''"}, {"copies", "coalesce(copies, '')", "''"},
+		{"slot_guard", "coalesce(slot_guard, false)", "false"},
 	} {
 		has := `SELECT count(*) FROM pragma_table_info('_walmirror_state') WHERE name = '` + c.name + `'`
 		if kind == "duckdb" {
@@ -119,7 +120,7 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 		q = strings.Replace(q, " FROM ", ", "+value+" FROM ", 1)
 	}
 	var lsnText, updated, copies string
-	err = db.QueryRowContext(ctx, q).Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &updated, &ts.State.Timeline, &ts.State.Publication, &copies)
+	err = db.QueryRowContext(ctx, q).Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &updated, &ts.State.Timeline, &ts.State.Publication, &copies, &ts.State.SlotGuard)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ts, nil
 	}
@@ -152,8 +153,8 @@ func readPostgresState(ctx context.Context, target string, ts *targetState) erro
 	// to_jsonb reads a state from before the timeline column (migration 5).
 	var copies string
 	err = conn.QueryRow(ctx, `SELECT slot, system_id, phase, lsn::text, updated_at, coalesce((to_jsonb(s) ->> 'timeline')::bigint, 0), coalesce(to_jsonb(s) ->> 'publication', ''),
-			coalesce(to_jsonb(s) ->> 'copies', '') FROM _walmirror.state s WHERE id = 1`).
-		Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &ts.UpdatedAt, &ts.State.Timeline, &ts.State.Publication, &copies)
+			coalesce(to_jsonb(s) ->> 'copies', ''), coalesce((to_jsonb(s) ->> 'slot_guard')::boolean, false) FROM _walmirror.state s WHERE id = 1`).
+		Scan(&ts.State.Slot, &ts.State.SystemID, &ts.State.Phase, &lsnText, &ts.UpdatedAt, &ts.State.Timeline, &ts.State.Publication, &copies, &ts.State.SlotGuard)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}

@@ -279,8 +279,9 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	var copies sql.NullString
 	var timeline sql.NullInt64
 	var publication sql.NullString
-	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies, timeline, publication FROM `+stateTable+` WHERE id = 1`).
-		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies, &timeline, &publication)
+	var guard sql.NullBool
+	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies, timeline, publication, slot_guard FROM `+stateTable+` WHERE id = 1`).
+		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies, &timeline, &publication, &guard)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
@@ -290,7 +291,7 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	if st.Copies, err = schema.DecodeCopies(copies.String); err != nil {
 		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
 	}
-	st.LSN, st.Timeline, st.Publication = lsn.LSN(l), uint32(timeline.Int64), publication.String
+	st.LSN, st.Timeline, st.Publication, st.SlotGuard = lsn.LSN(l), uint32(timeline.Int64), publication.String, guard.Bool
 	return st, true, nil
 }
 
@@ -360,11 +361,11 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 // DuckDB a conflict check on the key index each commit, which is most of
 // what a small streaming commit pays besides the data.
 func (s *Sink) storeState(ctx context.Context, st schema.State) error {
-	args := []any{st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies), int64(st.Timeline), st.Publication}
+	args := []any{st.Slot, st.SystemID, st.Phase, new(big.Int).SetUint64(uint64(st.LSN)), st.LSN.String(), time.Now().UTC(), schema.EncodeCopies(st.Copies), int64(st.Timeline), st.Publication, st.SlotGuard}
 	if s.stateRow {
 		if s.stateUpdate == nil {
 			stmt, err := s.conn.PrepareContext(ctx, `UPDATE `+stateTable+` SET slot = ?, system_id = ?, phase = ?, lsn = ?, lsn_text = ?,
-				updated_at = ?, copies = nullif(?, ''), timeline = nullif(?, 0), publication = nullif(?, '') WHERE id = 1`)
+				updated_at = ?, copies = nullif(?, ''), timeline = nullif(?, 0), publication = nullif(?, ''), slot_guard = ? WHERE id = 1`)
 			if err != nil {
 				return err
 			}
@@ -379,11 +380,11 @@ func (s *Sink) storeState(ctx context.Context, st schema.State) error {
 		}
 		s.stateRow = false // gone (deleted by hand?): insert it again
 	}
-	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies, timeline, publication)
-		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, 0), nullif(?, ''))
+	_, err := s.conn.ExecContext(ctx, `INSERT INTO `+stateTable+` (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies, timeline, publication, slot_guard)
+		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, 0), nullif(?, ''), ?)
 		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
 			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies, timeline = excluded.timeline,
-			publication = excluded.publication`, args...)
+			publication = excluded.publication, slot_guard = excluded.slot_guard`, args...)
 	return err
 }
 

@@ -146,11 +146,11 @@ func TestMigrations(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*), max(version), bool_or(dirty) FROM u.main._walmirror_migrations`).Scan(&n, &version, &dirty); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || version != 6 || dirty {
-		t.Errorf("_walmirror_migrations: %d rows, version %d, dirty %v; want 1 row, version 6, clean", n, version, dirty)
+	if n != 1 || version != 7 || dirty {
+		t.Errorf("_walmirror_migrations: %d rows, version %d, dirty %v; want 1 row, version 7, clean", n, version, dirty)
 	}
-	if err := db.QueryRow(`SELECT count(*) FROM duckdb_columns() WHERE database_name = 'u' AND table_name = '_walmirror_state'`).Scan(&n); err != nil || n != 10 {
-		t.Errorf("_walmirror_state has %d columns (%v), want 10", n, err)
+	if err := db.QueryRow(`SELECT count(*) FROM duckdb_columns() WHERE database_name = 'u' AND table_name = '_walmirror_state'`).Scan(&n); err != nil || n != 11 {
+		t.Errorf("_walmirror_state has %d columns (%v), want 11", n, err)
 	}
 }
 

@@ -33,15 +33,15 @@ func TestMigrator(t *testing.T) {
 		}
 		return v, dirty
 	}
-	if v, dirty := version(); v != 6 || dirty {
-		t.Fatalf("after Open: version %d, dirty %v; want 5, clean", v, dirty)
+	if v, dirty := version(); v != 7 || dirty {
+		t.Fatalf("after Open: version %d, dirty %v; want 7, clean", v, dirty)
 	}
 	for range 2 {
 		if err := migrations.Up(migrations.DuckDB, "duckdb", m); err != nil {
 			t.Fatal(err)
 		}
-		if v, dirty := version(); v != 6 || dirty {
-			t.Fatalf("after Up: version %d, dirty %v; want 5, clean", v, dirty)
+		if v, dirty := version(); v != 7 || dirty {
+			t.Fatalf("after Up: version %d, dirty %v; want 7, clean", v, dirty)
 		}
 	}
 	var rows int
@@ -54,8 +54,8 @@ func TestMigrator(t *testing.T) {
 	if err := m.SetVersion(2, true); err != nil {
 		t.Fatal(err)
 	}
-	if v, dirty := version(); v != 6 || dirty {
-		t.Errorf("after SetVersion(2, dirty): %d, %v; want 5, clean", v, dirty)
+	if v, dirty := version(); v != 7 || dirty {
+		t.Errorf("after SetVersion(2, dirty): %d, %v; want 7, clean", v, dirty)
 	}
 	if err := m.Run(strings.NewReader("SELECT 1")); err != nil {
 		t.Fatal(err)

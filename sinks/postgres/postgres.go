@@ -376,7 +376,7 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 		return st, false, err
 	}
 	err := s.idle(ctx, func() error {
-		res = s.conn.PgConn().ExecParams(ctx, `SELECT slot, system_id, phase, lsn::text, coalesce(copies, ''), coalesce(timeline, 0)::text, coalesce(publication, '') FROM _walmirror.state WHERE id = 1`,
+		res = s.conn.PgConn().ExecParams(ctx, `SELECT slot, system_id, phase, lsn::text, coalesce(copies, ''), coalesce(timeline, 0)::text, coalesce(publication, ''), coalesce(slot_guard, false)::text FROM _walmirror.state WHERE id = 1`,
 			nil, nil, nil, nil).Read()
 		return res.Err
 	})
@@ -399,7 +399,7 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	if err != nil {
 		return st, false, fmt.Errorf("read _walmirror.state: timeline: %w", err)
 	}
-	st.Timeline, st.Publication = uint32(tl), string(r[6])
+	st.Timeline, st.Publication, st.SlotGuard = uint32(tl), string(r[6]), string(r[7]) == "true"
 	return st, true, nil
 }
 
@@ -486,13 +486,13 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		b.ExecParams(`SELECT pg_catalog.pg_replication_origin_xact_setup($1::pg_lsn, pg_catalog.clock_timestamp())`,
 			[][]byte{pos}, nil, nil, nil)
 	}
-	b.ExecParams(`INSERT INTO _walmirror.state (id, slot, system_id, phase, lsn, updated_at, copies, timeline, publication)
-		VALUES (1, $1, $2, $3, $4::pg_lsn, pg_catalog.clock_timestamp(), nullif($5, ''), nullif($6::bigint, 0), nullif($7, ''))
+	b.ExecParams(`INSERT INTO _walmirror.state (id, slot, system_id, phase, lsn, updated_at, copies, timeline, publication, slot_guard)
+		VALUES (1, $1, $2, $3, $4::pg_lsn, pg_catalog.clock_timestamp(), nullif($5, ''), nullif($6::bigint, 0), nullif($7, ''), $8::boolean)
 		ON CONFLICT (id) DO UPDATE SET slot = EXCLUDED.slot, system_id = EXCLUDED.system_id,
 			phase = EXCLUDED.phase, lsn = EXCLUDED.lsn, updated_at = EXCLUDED.updated_at, copies = EXCLUDED.copies, timeline = EXCLUDED.timeline,
-			publication = EXCLUDED.publication`,
+			publication = EXCLUDED.publication, slot_guard = EXCLUDED.slot_guard`,
 		[][]byte{[]byte(st.Slot), []byte(st.SystemID), []byte(st.Phase), pos, []byte(schema.EncodeCopies(st.Copies)),
-			strconv.AppendUint(nil, uint64(st.Timeline), 10), []byte(st.Publication)}, nil, nil, nil)
+			strconv.AppendUint(nil, uint64(st.Timeline), 10), []byte(st.Publication), strconv.AppendBool(nil, st.SlotGuard)}, nil, nil, nil)
 	if len(s.deadStages) > 0 {
 		b.ExecParams("DROP TABLE IF EXISTS "+strings.Join(s.deadStages, ", "), nil, nil, nil, nil)
 	}

@@ -46,7 +46,7 @@ func testState(h *harness) {
 	h.wantState(st1)
 
 	// The largest LSNs have the top bit set: no signed truncation.
-	st2 := schema.State{LSN: lsn.LSN(0xFFFFFFFE_00000010), Slot: "other_slot", SystemID: "18446744073709551615", Timeline: 1<<32 - 1, Publication: `we"ird pub`, Phase: schema.PhaseStreaming}
+	st2 := schema.State{LSN: lsn.LSN(0xFFFFFFFE_00000010), Slot: "other_slot", SystemID: "18446744073709551615", Timeline: 1<<32 - 1, Publication: `we"ird pub`, SlotGuard: true, Phase: schema.PhaseStreaming}
 	h.begin()
 	h.check(h.s.Commit(h.ctx(), st2), "Commit")
 	h.wantState(st2)

@@ -105,8 +105,9 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	var copies sql.NullString
 	var timeline sql.NullInt64
 	var publication sql.NullString
-	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies, timeline, publication FROM _walmirror_state WHERE id = 1`).
-		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies, &timeline, &publication)
+	var guard sql.NullBool
+	err := s.conn.QueryRowContext(ctx, `SELECT slot, system_id, phase, lsn, copies, timeline, publication, slot_guard FROM _walmirror_state WHERE id = 1`).
+		Scan(&st.Slot, &st.SystemID, &st.Phase, &l, &copies, &timeline, &publication, &guard)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
@@ -116,7 +117,7 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	if st.Copies, err = schema.DecodeCopies(copies.String); err != nil {
 		return st, false, fmt.Errorf("read _walmirror_state: %w", err)
 	}
-	st.LSN, st.Timeline, st.Publication = lsn.LSN(l), uint32(timeline.Int64), publication.String
+	st.LSN, st.Timeline, st.Publication, st.SlotGuard = lsn.LSN(l), uint32(timeline.Int64), publication.String, guard.Bool
 	return st, true, nil
 }
 
@@ -137,12 +138,12 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	if !s.inTx {
 		return errors.New("sqlite sink: commit without a transaction")
 	}
-	_, err := s.conn.ExecContext(ctx, `INSERT INTO _walmirror_state (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies, timeline, publication)
-		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, 0), nullif(?, ''))
+	_, err := s.conn.ExecContext(ctx, `INSERT INTO _walmirror_state (id, slot, system_id, phase, lsn, lsn_text, updated_at, copies, timeline, publication, slot_guard)
+		VALUES (1, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, 0), nullif(?, ''), ?)
 		ON CONFLICT (id) DO UPDATE SET slot = excluded.slot, system_id = excluded.system_id, phase = excluded.phase,
 			lsn = excluded.lsn, lsn_text = excluded.lsn_text, updated_at = excluded.updated_at, copies = excluded.copies, timeline = excluded.timeline,
-			publication = excluded.publication`,
-		st.Slot, st.SystemID, st.Phase, int64(st.LSN), st.LSN.String(), time.Now().UTC().Format(time.RFC3339Nano), schema.EncodeCopies(st.Copies), int64(st.Timeline), st.Publication)
+			publication = excluded.publication, slot_guard = excluded.slot_guard`,
+		st.Slot, st.SystemID, st.Phase, int64(st.LSN), st.LSN.String(), time.Now().UTC().Format(time.RFC3339Nano), schema.EncodeCopies(st.Copies), int64(st.Timeline), st.Publication, st.SlotGuard)
 	if err != nil {
 		return errors.Join(fmt.Errorf("store state: %w", err), s.Rollback(context.WithoutCancel(ctx)))
 	}

@@ -433,8 +433,8 @@ func TestReservedNames(t *testing.T) {
 		t.Fatalf("state after refused tables = %+v, %v, %v; want %+v", got, ok, err, st)
 	}
 	var n int
-	if err := readDB(t, path).QueryRow(`SELECT count(*) FROM pragma_table_info('_walmirror_state')`).Scan(&n); err != nil || n != 10 {
-		t.Fatalf("_walmirror_state has %d columns (%v), want 10", n, err)
+	if err := readDB(t, path).QueryRow(`SELECT count(*) FROM pragma_table_info('_walmirror_state')`).Scan(&n); err != nil || n != 11 {
+		t.Fatalf("_walmirror_state has %d columns (%v), want 11", n, err)
 	}
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE _walmirror_state DROP COLUMN slot_guard;
