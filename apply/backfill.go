@@ -777,6 +777,17 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		e.finishFill(relid)
 		return e.forget(ctx, relid)
 	}
+	if e.links != nil && !e.links.valid(relid, inhPart(ch.Table.Storage)) {
+		// PostgreSQL 14: the snapshot shows the table's partitions linked
+		// otherwise than this session's decoder is known to handle
+		// (linkWatch). A chunk stored now would record the new links with
+		// the table, and the poll would then find nothing changed: changes
+		// this session dropped or gave the wrong table would stay. The
+		// poll reconnects first; the chunk is read again after.
+		e.pollSoon = true
+		e.retryAt = time.Now().Add(100 * time.Millisecond)
+		return nil
+	}
 	t := e.tables[relid]
 	if t == nil || !t.SameShape(ch.Table) {
 		// The stream has not described the table in this session, or the

@@ -542,6 +542,14 @@ func (e *engine) resumePartitions(p *partitionState) {
 	e.storage, e.storedNames, e.partTracks, e.trackLooked, e.listings, e.unseen = p.storage, p.storedNames, p.partTracks, p.trackLooked, p.listings, p.unseen
 }
 
+// valid says whether this session decodes relid's changes right with the
+// links inh (a snapshot's): a listing showed them so, before the session
+// began.
+func (w *linkWatch) valid(relid uint32, inh string) bool {
+	s, ok := w.seen[relid]
+	return ok && s.inh == inh && s.at <= w.from
+}
+
 type linkSeen struct {
 	inh string
 	at  lsn.LSN

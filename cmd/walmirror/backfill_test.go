@@ -1684,6 +1684,42 @@ func TestPartitionLinksLive(t *testing.T) {
 	}
 }
 
+// TestPartitionLinksDuringCopy: a partition attached while the partitioned
+// table is copied online, its rows changed right after. On PostgreSQL 14 the
+// session streaming then drops the partition's changes until it reconnects
+// (linkWatch), and a chunk read after the ATTACH stored the new links with
+// the table: the reconnect found nothing changed, and the partition's rows
+// the copy had passed kept their old values, exit 0 (helper-76).
+func TestPartitionLinksDuringCopy(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE r (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+				CREATE TABLE r_p1 PARTITION OF r FOR VALUES FROM (1000) TO (100000000);
+				INSERT INTO r SELECT g, 'p1' FROM generate_series(1000, 121000) g;
+				CREATE PUBLICATION pl FOR TABLE r WITH (publish_via_partition_root = true);
+				CREATE TABLE r_p2 (id int PRIMARY KEY, v text)`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			// Polls far apart: the link change is found late.
+			args := []string{"--source", dsn, "--target", target, "--slot", slot, "--publication", "pl", "--poll-interval", "5s"}
+			stop, logPath := startRunUntil(t, "msg=streaming", append(args, "--initial-copy", "chunked", "--copy-chunk-rows", "400", "--copy-chunk-time", "-1s")...)
+			time.Sleep(300 * time.Millisecond)
+			mustExec(t, db, "INSERT INTO r_p2 SELECT g, 'orig' FROM generate_series(1, 100) g")
+			time.Sleep(300 * time.Millisecond)
+			mustExec(t, db, "ALTER TABLE r ATTACH PARTITION r_p2 FOR VALUES FROM (1) TO (1000)")
+			time.Sleep(time.Second)
+			mustExec(t, db, "UPDATE r SET v = 'changed' WHERE id <= 50; DELETE FROM r WHERE id BETWEEN 90 AND 100")
+			waitForLog(t, logPath, "table copied online")
+			time.Sleep(time.Second)
+			stop()
+			runNow(t, dsn, target, slot, args[6:]...)
+			compareRows(t, dsn, rows, "SELECT id, v FROM r")
+		})
+	}
+}
+
 // TestCopyWaitsForBacklog: an online copy due while the stream is far
 // behind (a restart into a backlog) waits for the stream to catch up, and
 // the copy's position moves meanwhile: its first chunk's watermark, at the
