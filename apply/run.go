@@ -493,6 +493,18 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	return err
 }
 
+// CheckPublication refuses to follow a complete copy (st, as stored) through
+// another publication than its own (ErrTargetMismatch): caught up through
+// another publication's changes, the copy would take in tables it was
+// never made of and miss changes to its own.
+func CheckPublication(st schema.State, publication string) error {
+	if st.Phase != schema.PhaseStreaming || st.Publication == "" || st.Publication == publication {
+		return nil
+	}
+	return mark(ErrTargetMismatch, fmt.Errorf("the target is a copy of publication %q, not %q: pass --publication %s, or make the copy of %q in a fresh target",
+		st.Publication, publication, st.Publication, publication))
+}
+
 // prepare checks that the target and the slot belong together and takes the
 // initial snapshot when there is none (or an interrupted one), returning the
 // state to stream from.
@@ -508,11 +520,10 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 	if found && st.SystemID != "" && st.SystemID != src.SystemID() {
 		return st, mark(ErrTargetMismatch, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): use a fresh target", st.SystemID, src.SystemID()))
 	}
-	if found && st.Phase == schema.PhaseStreaming && st.Publication != "" && st.Publication != r.cfg.Source.Publication {
-		// Caught up through another publication's changes, the copy would
-		// take in tables it was never made of and miss changes to its own.
-		return st, mark(ErrTargetMismatch, fmt.Errorf("the target is a copy of publication %q, not %q: pass --publication %s, or make the copy of %q in a fresh target",
-			st.Publication, r.cfg.Source.Publication, st.Publication, r.cfg.Source.Publication))
+	if found {
+		if err := CheckPublication(st, r.cfg.Source.Publication); err != nil {
+			return st, err
+		}
 	}
 	st.Publication = r.cfg.Source.Publication // a target stored by an older version: from its next commit on
 	slot, err := src.Slot(ctx)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
 
@@ -30,6 +31,13 @@ func cmdCheck(ctx context.Context, args []string) error {
 	}
 	cfg.Tables = splitTables(tables)
 	c := &checker{out: os.Stdout, adopt: adopt}
+	if ts, err := readTargetState(ctx, target); err == nil && ts.Found { // else the target check says why
+		c.follows = ts.State.Phase == schema.PhaseStreaming && ts.State.Slot == cfg.Slot
+		// As run: the publication the copy is made from, unless another is named.
+		if _, err := followPublication(ts.State, &cfg.Publication, flagGiven(fs.FlagSet, "publication")); err != nil {
+			c.fail("publication", "%v", err)
+		}
+	}
 	c.run(ctx, cfg, target)
 	if c.fatal > 0 {
 		return fmt.Errorf("check: %d problem(s) would stop walmirror run (the FAIL lines above)", c.fatal)
@@ -67,6 +75,7 @@ type checker struct {
 	// published: the tables the copy is made of, as the source check found them.
 	published []source.TableName
 	adopt     bool // --adopt-tables
+	follows   bool // the target holds a complete copy that follows --slot
 }
 
 func (c *checker) ok(subject, format string, a ...any) { c.line("ok  ", subject, format, a...) }
@@ -285,6 +294,8 @@ func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, 
 
 func (c *checker) slot(cfg source.Config, si source.ServerInfo, slot source.SlotState) {
 	switch {
+	case !slot.Exists && c.follows:
+		// The target check says what that means.
 	case !slot.Exists:
 		if si.Slots >= si.MaxSlots {
 			c.fail("slot", "%q is missing and every replication slot is in use (%d of max_replication_slots = %d): drop an unused one or raise the setting (restart)", cfg.Slot, si.Slots, si.MaxSlots)

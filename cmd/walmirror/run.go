@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -122,6 +123,9 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 			}
 		}()
 	}
+	if err := storedPublication(ctx, sink, &cfg, flagGiven(fs.FlagSet, "publication"), log); err != nil {
+		return err
+	}
 	if lagReport != "" {
 		defer func() {
 			if werr := lags.write(lagReport); werr != nil && err == nil {
@@ -145,4 +149,21 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	}
 	defer stopObserving()
 	return apply.Run(ctx, sink, cfg)
+}
+
+// storedPublication makes a run of a complete copy without --publication
+// follow the publication the copy is made from, and refuses another before
+// the source is opened, which would create it (helper-76: a run with the
+// default publication made a FOR ALL TABLES one on the source, then
+// refused).
+func storedPublication(ctx context.Context, sink apply.Sink, cfg *apply.Config, given bool, log *slog.Logger) error {
+	st, found, err := sink.ReadState(ctx)
+	if err != nil || !found {
+		return nil // apply.Run reads the state again and says what is wrong
+	}
+	adopted, err := followPublication(st, &cfg.Source.Publication, given)
+	if adopted {
+		log.Info("following the publication the copy is made from", "publication", st.Publication)
+	}
+	return err
 }

@@ -82,6 +82,12 @@ func TestSlotMovedByOthers(t *testing.T) {
 				runNow(t, dsn, target, slot)
 				compareRows(t, dsn, rows, "SELECT id, v FROM t")
 			}
+			// Gone: check does not also say run will create it (helper-77).
+			mustExec(t, db, fmt.Sprintf(`SELECT pg_drop_replication_slot('%s')`, slot))
+			r = walmirror(t, nil, "check", "--source", dsn, "--target", target, "--slot", slot, "--tables", "t")
+			if r.code != 1 || !strings.Contains(r.stdout, "is gone but the target follows it") || strings.Contains(r.stdout, "run will create it") {
+				t.Fatalf("check of a copy whose slot is gone exited %d, want 1 saying so only:\n%s%s", r.code, r.stdout, r.stderr)
+			}
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/sinks/sqlite"
@@ -202,14 +203,25 @@ func formatTime(t time.Time) string {
 // is (the command reads the target itself and says what is wrong).
 func copyPublication(ctx context.Context, target string, pub *string, given bool) error {
 	ts, err := readTargetState(ctx, target)
-	if err != nil || !ts.Found || ts.State.Publication == "" || ts.State.Publication == *pub {
+	if err != nil || !ts.Found {
 		return nil
 	}
-	if given {
-		return fmt.Errorf("--publication %s, but %s is a copy of publication %q: pass --publication %s", *pub, redactTarget(target), ts.State.Publication, ts.State.Publication)
+	_, err = followPublication(ts.State, pub, given)
+	return err
+}
+
+// followPublication sets *pub to the publication of the complete copy st
+// when it is another and was not given (adopted), and refuses it when it
+// was (apply.CheckPublication).
+func followPublication(st schema.State, pub *string, given bool) (adopted bool, err error) {
+	if err := apply.CheckPublication(st, *pub); err != nil {
+		if given {
+			return false, err
+		}
+		*pub = st.Publication
+		return true, nil
 	}
-	*pub = ts.State.Publication
-	return nil
+	return false, nil
 }
 
 // existingTables returns which of tables the target already holds under

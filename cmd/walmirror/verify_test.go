@@ -613,10 +613,23 @@ func TestCopyKeepsPublication(t *testing.T) {
 					t.Errorf("%s with another publication exited %d, want an error naming p6:\n%s", args[0], r.code, r.stderr)
 				}
 			}
+			if r := walmirror(t, nil, "check", "--source", dsn, "--target", target, "--slot", slot, "--publication", "walmirror"); r.code != 1 || !strings.Contains(r.stdout, `FAIL publication: the target is a copy of publication "p6"`) {
+				t.Errorf("check with another publication exited %d, want 1 naming p6:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if r := walmirror(t, nil, "check", "--source", dsn, "--target", target, "--slot", slot); r.code != 0 || !strings.Contains(r.stdout, `publication: "p6"`) {
+				t.Errorf("check without --publication exited %d, want 0 checking p6:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if publicationExists(t, db, "walmirror") {
+				t.Error("a refused run created walmirror's default publication (helper-76)")
+			}
 			if r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--table", "public.t"); r.code != 0 {
 				t.Fatalf("resync: %s", r.stderr)
 			}
-			runNow(t, dsn, target, slot, "--publication", "p6")
+			// run too follows the copy's publication when none is named.
+			runNow(t, dsn, target, slot)
+			if publicationExists(t, db, "walmirror") {
+				t.Error("run without --publication created walmirror's default publication")
+			}
 			compareRows(t, dsn, rows, "SELECT id, v FROM t")
 			if _, err := rows("SELECT id FROM other"); err == nil {
 				t.Error("the copy holds a table its publication does not publish")
