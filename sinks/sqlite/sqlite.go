@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/golang-migrate/migrate/v4/database/sqlite3"
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+	sqlite "github.com/mattn/go-sqlite3" // also registers the "sqlite3" database/sql driver
 
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/migrations"
@@ -71,6 +71,11 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 	db.SetMaxOpenConns(1)
 	fail := func(err error) (*Sink, error) {
 		db.Close()
+		var se sqlite.Error
+		if errors.As(err, &se) && (se.Code == sqlite.ErrBusy || se.Code == sqlite.ErrLocked) {
+			// Not a permissions problem (helper-78): a writer holds it.
+			return nil, fmt.Errorf("open SQLite target %q: %w (another process is writing to the file, a running walmirror perhaps: one walmirror writes to a target at a time)", path, err)
+		}
 		return nil, fmt.Errorf("open SQLite target %q: %w (check that the directory exists and is writable)", path, err)
 	}
 	// A write proves the file and its directory (for the WAL) are writable.
