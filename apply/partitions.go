@@ -612,17 +612,19 @@ func (e *engine) linksMoved(ctx context.Context, tables []source.PublishedTable,
 // relink stores the position the stream has passed (streamed: nothing is
 // in flight, everything before it applied) and ends the session, so that
 // the next one starts after every link change the listing showed. A run
-// bounded to a position it would pass stops at it instead (verify's
-// catch-up: storing more would take the copy past the position compared);
-// the next run reconnects.
+// bounded to a position it would pass, with no copy in progress (which a
+// bounded run completes), stops at it instead (verify's catch-up: storing
+// more would take the copy past the position compared), warning that the
+// copy may be wrong there; the next run reconnects.
 func (e *engine) relink(ctx context.Context, streamed lsn.LSN, table string) error {
-	if e.stopAt != 0 && !e.pollFirst && streamed > e.stopAt {
+	if e.stopAt != 0 && !e.pollFirst && streamed > e.stopAt && !e.copying() {
 		if e.open {
 			if err := e.commit(ctx); err != nil {
 				return err
 			}
 		}
-		e.log.Info("PostgreSQL 14: partitions were attached or detached; the stop position is reached before the reconnect their changes need (the next run makes it)", "table", table)
+		e.log.Warn("PostgreSQL 14: partitions were attached or detached; the stop position is reached before the reconnect their changes need: "+
+			"the copy may lack or misplace changes to them since, until the next run reconnects and repairs it", "table", table, "stored", e.state.LSN)
 		return errStopReached
 	}
 	e.log.Info("PostgreSQL 14: partitions were attached or detached; reconnecting so the source decodes what follows with them (its decoder keeps what it first worked out for a table)",

@@ -143,7 +143,7 @@ func (r *runner) slotStillOurs(ctx context.Context, src *source.Source, consiste
 	if err != nil {
 		// The catalog session sat idle through the copy: a connection
 		// lost meanwhile must not cost the copy. Only a definite answer
-		// stops it.
+		// stops it; the stream's start checks the slot again (SlotGuard).
 		r.log.Warn("could not check that the replication slot is still the one the initial copy made", "err", err)
 		return nil
 	}
