@@ -148,7 +148,8 @@ type engine struct {
 	pollFirst     bool                             // a bounded run lists the publication before it ends (StopAtNow)
 	waiting       bool                             // the last event was a keepalive: the server has sent all it had
 	xid           uint32                           // the source transaction being received
-	txChanges     int64                            // stats.Rows + stats.Truncates at its Begin
+	txChanges     int64                            // changesSeen() at its Begin
+	heldRows      int64                            // row changes an online copy took over (not applied as such)
 	txEnd         lsn.LSN                          // and its commit's position
 	pause         *Pauser                          // Config.Pause (pause.go)
 	resyncAtStart []ResyncTable                    // Config.ResyncTables
@@ -389,7 +390,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		}
 		e.inTx = true
 		e.ownFlush = false
-		e.txChanges = e.stats.Rows + e.stats.Truncates
+		e.txChanges = e.changesSeen()
 		e.xid, e.txEnd = m.Xid, m.FinalLSN
 		e.skipping = m.FinalLSN < e.state.LSN
 		if e.shownCaughtUp && !e.skipping && e.onPosition != nil {
@@ -414,7 +415,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		e.lastEnd = m.EndLSN
 		// PostgreSQL 14 sends transactions with nothing published too
 		// (empty): not counted, as later versions do not send them.
-		if !e.ownFlush && e.stats.Rows+e.stats.Truncates > e.txChanges {
+		if !e.ownFlush && e.changesSeen() > e.txChanges {
 			e.stats.Transactions++
 			if e.onCommit != nil && e.open {
 				e.srcCommits = append(e.srcCommits, m.CommitTime)
@@ -1004,12 +1005,20 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	}
 	if v, ok := e.copiedCache[relID]; (!ok || !v) && e.copier != nil {
 		held, err := e.routeFill(ctx, t, c)
+		if held {
+			e.heldRows++
+		}
 		if err != nil || held {
 			return err
 		}
 	}
 	return e.buffer(ctx, relID, t, c)
 }
+
+// changesSeen counts the row changes and TRUNCATEs the engine has taken,
+// applied or left to an online copy: a transaction with none is empty
+// (PostgreSQL 14 sends those) and not counted.
+func (e *engine) changesSeen() int64 { return e.stats.Rows + e.stats.Truncates + e.heldRows }
 
 // unsentInsert handles an INSERT that left TOASTed values unsent: pgoutput
 // sends one for an UPDATE that moves a row into the publication's row filter
