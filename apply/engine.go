@@ -47,6 +47,10 @@ type confirmer interface {
 	RequestReply()
 }
 
+// floorer is a confirmer that says where the oldest transaction it
+// streams started (source.Stream.Floor).
+type floorer interface{ Floor() lsn.LSN }
+
 // engine applies the stream to the sink.
 type engine struct {
 	sink   Sink
@@ -341,6 +345,7 @@ func (e *engine) handle(ctx context.Context, ev source.Event, idle bool) error {
 		// Nothing in flight and all received is applied: let the slot move on
 		// past WAL that held nothing for us, so an idle publication pins none
 		// (at once when this keepalive ends a bounded run).
+		e.log.Debug("keepalive: confirm", "wal_end", ev.WALEnd)
 		if err := e.passed(ctx, ev.WALEnd, e.stopAt != 0 && ev.WALEnd >= e.stopAt); err != nil {
 			return err
 		}
@@ -1491,12 +1496,18 @@ const passedEvery = time.Second
 // WAL. The copy confirms only positions it stored (schema.State.SlotGuard:
 // a slot confirmed further is someone else's), so l is stored first by a
 // commit of the state alone, at once with now, else passedEvery after the
-// last commit at the earliest (idleWork stores what is owed). A bounded run stores no
-// position past its stop, and none is stored while a chunk waits for its
-// watermark or a verify holds the copy at a position.
+// last commit at the earliest (idleWork stores what is owed). A bounded run
+// stores no position past its stop, none past the start of a transaction
+// streaming now (floorer), and none while a chunk waits for its watermark
+// or a verify holds the copy at a position.
 func (e *engine) passed(ctx context.Context, l lsn.LSN, now bool) error {
 	if e.stopAt != 0 && l > e.stopAt {
 		l = e.stopAt
+	}
+	if f, ok := e.conf.(floorer); ok {
+		if floor := f.Floor(); floor != 0 && l > floor {
+			l = floor // stored past, a restart would make the source spill that transaction
+		}
 	}
 	if l <= e.state.LSN {
 		return e.confirm(ctx, l)

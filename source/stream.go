@@ -198,6 +198,12 @@ func (st *Stream) Confirm(l lsn.LSN) {
 	}
 }
 
+// Floor is where the oldest transaction streaming now started (protocol
+// v2+), 0 when none: Confirm records no position past it, and a copy that
+// stores one past it makes the server spill that transaction at the next
+// start (it streams one only from the start position on).
+func (st *Stream) Floor() lsn.LSN { return lsn.LSN(st.floor.Load()) }
+
 // RequestReply asks the server for a keepalive soon (used while waiting for
 // the decoder position to pass a stop LSN).
 func (st *Stream) RequestReply() {
