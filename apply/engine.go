@@ -47,6 +47,13 @@ type confirmer interface {
 	RequestReply()
 }
 
+// positionCommitter is a sink that commits a transaction in which only the
+// state changed (a position passed) otherwise than Commit: DuckDB's
+// published copy is not made again for it.
+type positionCommitter interface {
+	CommitPosition(ctx context.Context, st schema.State) error
+}
+
 // floorer is a confirmer that says where the oldest transaction it
 // streams started (source.Stream.Floor).
 type floorer interface{ Floor() lsn.LSN }
@@ -107,12 +114,14 @@ type engine struct {
 	owed        lsn.LSN
 	passedAt    time.Time
 	passedEvery time.Duration
+	passedBytes lsn.LSN
 	// guardFrom: commits at or past it store schema.State.SlotGuard (a copy
 	// an older walmirror confirmed further than it stored: from the slot's
 	// position at the start on).
 	guardFrom lsn.LSN
 	// positionOnly: the commit being made stores a position alone, which
-	// the OnCommit hook does not hear of (nothing readers see changed).
+	// the OnCommit hook does not hear of (nothing readers see changed) and
+	// a positionCommitter sink may take more cheaply.
 	positionOnly bool
 
 	stats Stats
@@ -212,7 +221,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		sink: sink, log: log, limits: limits, state: st, stopAt: stopAt,
 		tables: map[uint32]*schema.Table{}, types: map[uint32]string{},
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
-		lastEnd: st.LSN, passedEvery: passedEvery, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
+		lastEnd: st.LSN, passedEvery: passedEvery, passedBytes: passedBytes, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
 		storedNames: map[uint32]string{}, partTracks: map[uint32]*partTrack{}, trackLooked: map[uint32]bool{},
 		truncXids: map[uint32]truncXid{}, describedAt: map[uint32]lsn.LSN{}, storedCols: map[uint32][]schema.StoredColumn{},
 	}
@@ -526,7 +535,7 @@ func (e *engine) pollOwed() bool {
 // publication polls and the next chunk of an online copy.
 func (e *engine) idleWork(ctx context.Context) error {
 	e.pauseIdle()
-	if e.owed > e.state.LSN && !e.inTx && !e.open && time.Since(e.passedAt) >= e.passedEvery {
+	if e.owed >= e.state.LSN+e.passedBytes && e.owed > e.state.LSN && !e.inTx && !e.open && time.Since(e.passedAt) >= e.passedEvery {
 		if err := e.passed(ctx, e.owed, true); err != nil {
 			return err
 		}
@@ -1464,7 +1473,12 @@ func (e *engine) commit(ctx context.Context) error {
 	return e.call(ctx, func(ctx context.Context) error {
 		faultpoint.Hit("apply.before-commit")
 		began := time.Now()
-		err := e.sink.Commit(ctx, st)
+		var err error
+		if pc, ok := e.sink.(positionCommitter); ok && positionOnly {
+			err = pc.CommitPosition(ctx, st)
+		} else {
+			err = e.sink.Commit(ctx, st)
+		}
 		e.sinkOpen = false // a failed commit leaves nothing open either
 		if err != nil {
 			return fmt.Errorf("commit target transaction: %w", err)
@@ -1485,19 +1499,26 @@ func (e *engine) commit(ctx context.Context) error {
 	})
 }
 
-// passedEvery spaces a commit of a position alone (passed) from the commit
-// before: an idle publication's slot trails the source's WAL by about that
-// much.
-const passedEvery = time.Second
+// A commit of a position alone (passed) comes passedEvery after the commit
+// before at the earliest, and stores passedBytes of WAL or more: an idle
+// publication's slot trails the source's WAL by about that much. Without
+// the second, a PostgreSQL target in the source's own cluster made WAL
+// with each such commit, which the next keepalive passed: a commit a
+// second for ever (helper-80).
+const (
+	passedEvery = time.Second
+	passedBytes = 1 << 20
+)
 
 // passed lets the slot move on to l, a position the stream passed with
 // nothing in flight and everything received applied (a keepalive, a
 // transaction with nothing for the copy), so an idle publication pins no
 // WAL. The copy confirms only positions it stored (schema.State.SlotGuard:
 // a slot confirmed further is someone else's), so l is stored first by a
-// commit of the state alone, at once with now, else passedEvery after the
-// last commit at the earliest (idleWork stores what is owed). A bounded run
-// stores no position past its stop, none past the start of a transaction
+// commit of the state alone, at once with now, else with passedEvery and
+// passedBytes behind it (idleWork stores what is owed). A bounded run
+// stores no position past its stop (the commit of a transaction with
+// nothing for the copy: its end), none past the start of a transaction
 // streaming now (floorer), and none while a chunk waits for its watermark
 // or a verify holds the copy at a position.
 func (e *engine) passed(ctx context.Context, l lsn.LSN, now bool) error {
@@ -1513,7 +1534,7 @@ func (e *engine) passed(ctx context.Context, l lsn.LSN, now bool) error {
 		return e.confirm(ctx, l)
 	}
 	e.owed = l
-	if !now && time.Since(e.passedAt) < e.passedEvery || e.inflight != nil || e.pause != nil && e.pause.active() != nil {
+	if !now && (time.Since(e.passedAt) < e.passedEvery || l-e.state.LSN < e.passedBytes) || e.inflight != nil || e.pause != nil && e.pause.active() != nil {
 		return nil
 	}
 	e.owed = 0
@@ -1521,7 +1542,7 @@ func (e *engine) passed(ctx context.Context, l lsn.LSN, now bool) error {
 	if err := e.ensureOpen(ctx); err != nil {
 		return err
 	}
-	e.positionOnly = true
+	e.positionOnly = len(e.reshaped) == 0 && !e.fillsChanged
 	return e.commit(ctx) // and confirms l once committed
 }
 

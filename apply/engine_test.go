@@ -160,7 +160,7 @@ func TestEnginePassedPositions(t *testing.T) {
 		sink := &recordingSink{}
 		conf := &confirmLog{t: t, sink: sink}
 		e := newEngine(sink, slog.New(slog.DiscardHandler), DefaultLimits(), schema.State{}, stopAt)
-		e.conf, e.passedEvery, e.guardFrom = conf, 0, 0x300
+		e.conf, e.passedEvery, e.passedBytes, e.guardFrom = conf, 0, 0, 0x300
 		commits := 0
 		e.onCommit = func(CommitInfo) { commits++ }
 		ch := make(chan []source.Event) // unbuffered: every event is the last waiting (idle)

@@ -75,7 +75,8 @@ type Config struct {
 	Logger       *slog.Logger
 	// OnCommit, when set, is called after each target commit while
 	// streaming, online copies' chunks included (progress displays, lag
-	// measurement). A one-transaction initial copy reports through
+	// measurement), except commits that only store a position the stream
+	// passed with nothing for the copy. A one-transaction initial copy reports through
 	// OnSnapshot (Done) and OnReady instead. It runs on the apply path:
 	// keep it quick.
 	OnCommit func(CommitInfo)
@@ -199,7 +200,7 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 		case ctx.Err() != nil:
 			log.Info("stopped")
 			return nil
-		case errors.Is(err, errRelinked):
+		case errors.Is(err, errRelinked), errors.Is(err, errStaleState):
 			continue
 		case r.cfg.Source.Protocol == 0 && source.IsStreamUndecodable(err):
 			// Every try would fail alike, and the failing transaction
@@ -405,6 +406,11 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	}
 	stream, err := src.Start(ctx, st.LSN, st.SlotGuard)
 	if ahead := (*source.SlotAheadError)(nil); errors.As(err, &ahead) {
+		if now, found, rerr := r.sink.ReadState(ctx); rerr == nil && found && now.LSN >= ahead.Confirmed {
+			// Another run committed and let go of the slot since this one
+			// read the state: start again from the state as it is.
+			return errStaleState
+		}
 		return mark(ErrSlotLost, fmt.Errorf("%w; run with --resync to recreate the slot and copy every table again", err))
 	}
 	if err != nil {
@@ -493,6 +499,10 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	return err
 }
 
+// errStaleState: the state a start read was older than the slot another
+// run then confirmed and let go of; the run starts again at once.
+var errStaleState = errors.New("the target's state moved on since it was read")
+
 // CheckPublication refuses to follow a complete copy (st, as stored) through
 // another publication than its own (ErrTargetMismatch): caught up through
 // another publication's changes, the copy would take in tables it was
@@ -552,7 +562,15 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 					return st, err
 				}
 				if ok && c > st.LSN {
-					problem = (&source.SlotAheadError{Slot: slotName, From: st.LSN, Confirmed: c}).Error()
+					// Another run may have committed and confirmed since
+					// the state was read: read it again, after the slot.
+					if now, found, err := r.sink.ReadState(ctx); err != nil {
+						return st, fmt.Errorf("read walmirror state from target: %w", err)
+					} else if found && now.LSN >= c {
+						st.LSN = now.LSN
+					} else {
+						problem = (&source.SlotAheadError{Slot: slotName, From: st.LSN, Confirmed: c}).Error()
+					}
 				}
 			}
 			if problem == "" {

@@ -133,9 +133,11 @@ func (s *Source) Start(ctx context.Context, from lsn.LSN, guard bool) (*Stream, 
 }
 
 // checkSlotAt fails with *SlotAheadError when the slot is confirmed past
-// from. A missing slot is left to START_REPLICATION's own error.
+// from. A missing or busy slot is left to START_REPLICATION's own error.
 func (s *Source) checkSlotAt(ctx context.Context, conn *pgconn.PgConn, from lsn.LSN) error {
-	res, err := conn.Exec(ctx, "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_catalog.pg_replication_slots WHERE slot_name = "+quoteLiteral(s.cfg.Slot)).ReadAll()
+	// A slot another connection holds is START_REPLICATION's to refuse
+	// (busy): its holder may confirm more at any moment.
+	res, err := conn.Exec(ctx, "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_catalog.pg_replication_slots WHERE NOT active AND slot_name = "+quoteLiteral(s.cfg.Slot)).ReadAll()
 	if err != nil {
 		return classify("check replication slot "+s.cfg.Slot, timeoutCause(ctx, err))
 	}

@@ -336,8 +336,27 @@ func TestSlotInUse(t *testing.T) {
 		!strings.Contains(line, "application 'walmirror'") || !strings.Contains(line, "another copy follows that slot") {
 		t.Errorf("a fresh target on a busy slot: exit %d, %q", r.code, line)
 	}
+	// The first commits and confirms meanwhile: the second must not take
+	// the slot's later position for someone else's (helper-80: "past the
+	// copy's position ... --resync", exit 1 at once).
+	writing := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 2; ; i++ {
+			select {
+			case <-writing:
+				return
+			default:
+			}
+			_ = server.Exec(context.Background(), db, fmt.Sprintf("INSERT INTO t VALUES (%d)", i))
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
 	began := time.Now()
 	r = walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot, "--slot-busy-wait", "2s")
+	close(writing)
+	<-done
 	line := lastLine(r.stderr)
 	if r.code != 1 || !strings.Contains(line, "gave up after 2s") || !strings.Contains(line, "in use by another connection (server PID ") {
 		t.Errorf("the same slot twice: exit %d, %q", r.code, line)

@@ -39,9 +39,11 @@ type statusReport struct {
 type sourceStatus struct {
 	CurrentLSN string `json:"current_lsn"`
 	// AppliedLSN: everything before it is in the copy (the stored position,
-	// or the slot's confirmed position when that is further: walmirror
-	// confirms WAL that held nothing for the copy without a target write).
+	// or the slot's confirmed position when that is further and walmirror
+	// is running, or when an older walmirror confirmed WAL that held
+	// nothing for the copy without a target write).
 	AppliedLSN string `json:"applied_lsn"`
+	ahead      bool   // the slot is confirmed past a guarded copy's position
 	LagBytes   int64  `json:"lag_bytes"`
 	// LagSeconds: the server's flush_lag for the slot's walsender while
 	// walmirror streams, 0 when caught up, -1 when not known (walmirror is
@@ -138,6 +140,16 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 		if err != nil {
 			return rep, err
 		}
+		if s.ahead {
+			// A walmirror may have committed, confirmed and stopped since
+			// the state was read: read it again, after the slot.
+			if again, err := readTargetState(ctx, target); err == nil && again.Found && again.State.LSN > st.LSN {
+				st = again.State
+				if s, err = sourceState(ctx, src, st, st.Phase == schema.PhaseStreaming); err != nil {
+					return rep, err
+				}
+			}
+		}
 		rep.Source = s
 	}
 	return rep, nil
@@ -215,6 +227,7 @@ func sourceState(ctx context.Context, cfg source.Config, st schema.State, stream
 	case sl.WALStatus == "lost":
 		out.Problem = join(out.Problem, fmt.Sprintf("slot %q was invalidated (%s): run with --resync", slot, source.InvalidationCause(sl.InvalidationReason)))
 	case streaming && st.SlotGuard && !sl.Active && sl.ConfirmedFlush > stored:
+		out.ahead = true
 		out.Problem = join(out.Problem, (&source.SlotAheadError{Slot: slot, From: stored, Confirmed: sl.ConfirmedFlush}).Error()+" (run with --resync)")
 	}
 	switch {

@@ -162,10 +162,12 @@ type Sink struct {
 	// held across COMMIT and the bookkeeping after it, so a publication
 	// that takes it while it starts reading sees exactly the commits seq
 	// counts.
-	commitMu  sync.Mutex
-	seq       uint64                // commits so far (commitMu)
-	lastWrite map[tableRef]uint64   // seq of the last commit that wrote each table (commitMu)
-	touched   map[tableRef]struct{} // tables the open transaction writes
+	commitMu sync.Mutex
+	seq      uint64 // commits so far (commitMu)
+	// positionOnly: the commit being made only moves the state (CommitPosition).
+	positionOnly bool
+	lastWrite    map[tableRef]uint64   // seq of the last commit that wrote each table (commitMu)
+	touched      map[tableRef]struct{} // tables the open transaction writes
 }
 
 // Open opens (creating if needed) the DuckDB file at path and brings
@@ -314,6 +316,15 @@ func (s *Sink) Begin(ctx context.Context) error {
 	return nil
 }
 
+// CommitPosition commits a transaction in which only the state changed (a
+// position the stream passed): the published copy (--publish-copy) is not
+// made again for it.
+func (s *Sink) CommitPosition(ctx context.Context, st schema.State) error {
+	s.positionOnly = true
+	defer func() { s.positionOnly = false }()
+	return s.Commit(ctx, st)
+}
+
 // Commit checks the keys of tables filled in this transaction, stores the
 // state row and commits.
 func (s *Sink) Commit(ctx context.Context, st schema.State) error {
@@ -333,7 +344,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	}
 	s.commitMu.Lock()
 	_, err := s.conn.ExecContext(ctx, "COMMIT")
-	if err == nil {
+	if err == nil && !s.positionOnly {
 		s.seq++
 		for t := range s.touched {
 			s.lastWrite[t] = s.seq
