@@ -567,7 +567,8 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 					if now, found, err := r.sink.ReadState(ctx); err != nil {
 						return st, fmt.Errorf("read walmirror state from target: %w", err)
 					} else if found && now.LSN >= c {
-						st.LSN = now.LSN
+						now.Publication = st.Publication
+						st = now // its copies too
 					} else {
 						problem = (&source.SlotAheadError{Slot: slotName, From: st.LSN, Confirmed: c}).Error()
 					}
