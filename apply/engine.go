@@ -1501,13 +1501,14 @@ func (e *engine) commit(ctx context.Context) error {
 
 // A commit of a position alone (passed) comes passedEvery after the commit
 // before at the earliest, and stores passedBytes of WAL or more: an idle
-// publication's slot trails the source's WAL by about that much. Without
-// the second, a PostgreSQL target in the source's own cluster made WAL
-// with each such commit, which the next keepalive passed: a commit a
-// second for ever (helper-80).
+// publication's slot trails the source's WAL by about that much. A
+// PostgreSQL target in the source's own cluster makes WAL with each such
+// commit, which the next keepalive passes: a small commit a second while
+// idle (helper-80). passedBytes is 0: above it, an idle copy never
+// confirmed the source's WAL end, which monitoring and tests wait for.
 const (
 	passedEvery = time.Second
-	passedBytes = 1 << 20
+	passedBytes = 0
 )
 
 // passed lets the slot move on to l, a position the stream passed with
