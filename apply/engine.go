@@ -203,7 +203,8 @@ type Position struct {
 	// ServerWALEnd is how far the server's decoder has read.
 	ServerWALEnd lsn.LSN
 	// CaughtUp: nothing is in flight and everything received is applied, so
-	// the copy is complete up to ServerWALEnd (which has been confirmed).
+	// the copy is complete up to ServerWALEnd (stored, then confirmed, a
+	// second after the last commit at the latest: engine.passed).
 	CaughtUp bool
 }
 
