@@ -203,8 +203,8 @@ type Position struct {
 	// ServerWALEnd is how far the server's decoder has read.
 	ServerWALEnd lsn.LSN
 	// CaughtUp: nothing is in flight and everything received is applied, so
-	// the copy is complete up to ServerWALEnd (stored, then confirmed, a
-	// second after the last commit at the latest: engine.passed).
+	// the copy is complete up to ServerWALEnd (stored, then confirmed, about a
+	// second after the last commit: engine.passed).
 	CaughtUp bool
 }
 
