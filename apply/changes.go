@@ -14,8 +14,10 @@ type TableChange struct {
 	// key, both. Nil with AllRows set.
 	Keys [][]string
 	// AllRows: the commit changed more rows than Config.ChangeKeys, emptied
-	// the table (TRUNCATE), wrote a chunk of an online copy, or the table
-	// has no key: treat every row as changed.
+	// the table (TRUNCATE), wrote a chunk of an online copy, changed the
+	// table's shape (a column added, renamed, retyped or re-added; the
+	// table renamed, Table then being its new name), or the table has no
+	// key: treat every row as changed.
 	AllRows bool
 }
 

@@ -1253,7 +1253,7 @@ func (e *engine) ensure(ctx context.Context, t *schema.Table) error {
 	if err := e.makeRoom(ctx, t); err != nil {
 		return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 	}
-	err := e.call(ctx, func(ctx context.Context) error {
+	err := e.shapeCall(ctx, t, func(ctx context.Context) error {
 		if err := ensureShape(ctx, e.sink, t); err != nil {
 			return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 		}
@@ -1263,6 +1263,26 @@ func (e *engine) ensure(ctx context.Context, t *schema.Table) error {
 		return err
 	}
 	e.ensured[t] = true
+	return nil
+}
+
+// shapeCall runs fn, which brings t's target table in line with its shape
+// (ensureShape sets t.Change), as call does. When commits report their
+// changes, it runs at once (after the calls queued before it), and a
+// change that rewrote the copy's rows (a column added, renamed, retyped or
+// re-added, the table renamed) reports every row of t as changed: a cache
+// that went by the rows' keys alone kept stale rows (helper-82: ADD COLUMN
+// ... DEFAULT reported one key while every row gained the column).
+func (e *engine) shapeCall(ctx context.Context, t *schema.Table, fn func(context.Context) error) error {
+	if !e.track {
+		return e.call(ctx, fn)
+	}
+	if err := e.sync(ctx, fn); err != nil {
+		return err
+	}
+	if !t.Change.Empty() {
+		e.changes.all(t)
+	}
 	return nil
 }
 
@@ -1285,10 +1305,10 @@ type tableMover interface {
 func (e *engine) makeRoom(ctx context.Context, t *schema.Table) error {
 	ss, ok := e.sink.(shapeStore)
 	sl, ok2 := e.sink.(shapeLister)
-	mv, ok3 := e.sink.(tableMover)
-	if !ok || !ok2 || !ok3 {
+	if !ok || !ok2 {
 		return nil
 	}
+	mv, canMove := e.sink.(tableMover)
 	for {
 		holder, held, err := e.nameHolder(ctx, ss, sl, t)
 		if err != nil || holder == 0 {
@@ -1302,6 +1322,13 @@ func (e *engine) makeRoom(ctx context.Context, t *schema.Table) error {
 				return err
 			}
 			continue
+		}
+		if !canMove {
+			// Writing on would mix the two tables' rows in one copy
+			// (helper-82: a sink of one's own merged them silently).
+			return fmt.Errorf("source table %s took the name of another published table whose copy still has it (two tables swapped names?), and sink %T cannot move that copy aside: "+
+				"give the sink a MoveTable(ctx, schema, from, to string) error method (see apply.Sink), or copy afresh (Config.Resync, walmirror run --resync)",
+				t.QualifiedName(), e.sink)
 		}
 		return e.moveAside(ctx, ss, mv, t, holder, held)
 	}
@@ -1428,7 +1455,7 @@ func (e *engine) commit(ctx context.Context) error {
 			if err := e.makeRoom(ctx, t); err != nil {
 				return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 			}
-			if err := e.call(ctx, func(ctx context.Context) error { return reshape(ctx, e.sink, t) }); err != nil {
+			if err := e.shapeCall(ctx, t, func(ctx context.Context) error { return reshape(ctx, e.sink, t) }); err != nil {
 				return fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 			}
 		}

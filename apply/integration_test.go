@@ -461,6 +461,19 @@ func TestReadySignal(t *testing.T) {
 	if !reflect.DeepEqual(changes, want) {
 		t.Errorf("changes %+v, want %+v", changes, want)
 	}
+	// A column added with a default changes every row of the copy, not
+	// only the one updated after it.
+	m.exec(`ALTER TABLE r ADD COLUMN w int DEFAULT 7`)
+	m.exec(`UPDATE r SET v = 'z' WHERE id = 9`)
+	_, changes = run()
+	all := false
+	for _, c := range changes {
+		all = all || c.Table == "public.r" && c.AllRows
+	}
+	if !all {
+		t.Errorf("changes after ADD COLUMN ... DEFAULT: %+v, want all rows of public.r", changes)
+	}
+	m.same("r", "r", "id, v, w")
 }
 
 // TestHookPanicReleasesSlot: a hook that panics panics Run; a caller that

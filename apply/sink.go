@@ -16,6 +16,26 @@ import (
 // ReadState the state its last Commit stored (a restart resumes from it,
 // exactly once). Its tests run the contract suite, sinks/sinktest;
 // sinks/memory is a complete example in Go maps.
+//
+// Optional methods Run finds by type assertion (each bundled sink has
+// those it needs; without one, Run does as described):
+//   - MoveTable(ctx, schema, from, to string) error moves a table's copy
+//     to another name in the open transaction. Without it, a renamed table
+//     that takes the name another table's copy still has (two tables
+//     swapping names) stops the run, and EnsureTable must refuse a rename
+//     onto a taken name (the contract suite checks it).
+//   - CommitPosition(ctx, schema.State) error commits a transaction in
+//     which only the state changed; without it, Commit.
+//   - CanRetype(t *schema.Table, from, to schema.Column) bool says whether
+//     EnsureTable converts a column's stored values to a new type exactly;
+//     without it, every type change is taken as convertible in place.
+//   - WriteNew(ctx, t *schema.Table, rows []schema.Tuple) error inserts rows
+//     whose keys the table does not hold (online copy chunks); without
+//     it, Write's Inserts.
+//   - CopyChunkGrain() int: the chunk size in rows below which the sink's
+//     online copy chunks cost more per row.
+//   - CopiesBinary and CopyBinary load a table from the source's binary
+//     COPY stream undecoded (the PostgreSQL sink).
 type Sink interface {
 	// ReadState returns the stored state; ok is false on a target walmirror
 	// has never written to.

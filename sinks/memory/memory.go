@@ -293,7 +293,13 @@ func (s *Sink) EnsureTable(_ context.Context, t *schema.Table) error {
 	n := nameOf(t)
 	if c := t.Change; !c.Empty() && c.FromName != "" {
 		from := Name{c.FromSchema, c.FromName}
-		if old := s.tx.tables[from]; old != nil && s.tx.tables[n] == nil {
+		if old := s.tx.tables[from]; old != nil {
+			if s.tx.tables[n] != nil {
+				// Another table's copy has the name: the engine moves it
+				// aside first (MoveTable); merging into it would mix
+				// two tables' rows.
+				return fmt.Errorf("memory: rename %s to %s: a table of that name exists", schema.DisplayName(from.Schema, from.Table), schema.DisplayName(n.Schema, n.Table))
+			}
 			s.tx.tables[n], s.tx.owned[n] = s.writable(from), true
 			delete(s.tx.tables, from)
 			delete(s.tx.owned, from)

@@ -134,3 +134,27 @@ func testMoveTable(h *harness) {
 	})
 	h.want(aside, r("1", "a"), r("2", "B"))
 }
+
+// testRenameOntoTaken: EnsureTable of a renamed table (Change.FromName)
+// whose new name another table's copy still has fails and changes
+// neither: the engine moves that copy aside first (MoveTable) or stops.
+// Before, the memory sink kept writing into the other table's copy
+// (helper-82: a swap of two tables' names with a sink of one's own).
+func testRenameOntoTaken(h *harness) {
+	a := keyed("public", "ren_a", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	b := keyed("public", "ren_b", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(a, b)
+		h.write(&schema.Batch{Table: a, Inserts: rows(row("1", "a"))})
+		h.write(&schema.Batch{Table: b, Inserts: rows(row("2", "b"))})
+	})
+	renamed := schema.NewTable(a.ID, "public", "ren_b", a.Identity, a.Columns)
+	renamed.Change = &schema.Change{FromSchema: "public", FromName: "ren_a"}
+	h.begin()
+	if err := h.s.EnsureTable(h.ctx(), renamed); err == nil {
+		h.t.Fatal("EnsureTable renamed a table onto the name of another table's copy without an error")
+	}
+	h.rollback()
+	h.want(a, r("1", "a"))
+	h.want(b, r("2", "b"))
+}

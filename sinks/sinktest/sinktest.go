@@ -80,6 +80,7 @@ func Run(t *testing.T, tg Target) {
 		{"EqualKeys", testEqualKeys},
 		{"Shapes", testShapes},
 		{"MoveTable", testMoveTable},
+		{"RenameOntoTaken", testRenameOntoTaken},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
