@@ -297,6 +297,10 @@ func TestUnstorable(t *testing.T) {
 		err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{c.tup}})
 		if err == nil || !strings.Contains(err.Error(), c.col) || !strings.Contains(err.Error(), c.hint) {
 			t.Errorf("Write(%q) = %v, want an error naming %s and %s", c.tup, err, c.col, c.hint)
+		} else if c.col == `"js"` && strings.Contains(err.Error(), "\n") {
+			// DuckDB's text has the statement after its first line: the
+			// remedy at the end was out of sight (helper-81).
+			t.Errorf("Write(%q) = %q, want one line", c.tup, err)
 		} else {
 			t.Logf("%v", err)
 		}

@@ -39,9 +39,15 @@ func (ti *tableInfo) ref(f field) string { return ti.plans[f.col].toTarget("s." 
 
 // unstorableJSON is DuckDB refusing a json value: schema.ErrUnstorable, as
 // the values the sink itself cannot convert.
-type unstorableJSON struct{ error }
+// Its text is one line: DuckDB's own has the statement and a caret after
+// its first line, which hid the remedy at the end of a copy's error.
+type unstorableJSON struct {
+	msg   string
+	cause error
+}
 
-func (e unstorableJSON) Unwrap() []error { return []error{e.error, schema.ErrUnstorable} }
+func (e unstorableJSON) Error() string   { return e.msg }
+func (e unstorableJSON) Unwrap() []error { return []error{e.cause, schema.ErrUnstorable} }
 
 // tupleMode says which values of a tuple may be missing.
 type tupleMode uint8
@@ -103,8 +109,14 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 					break
 				}
 			}
-			err = unstorableJSON{fmt.Errorf("%s: %w (DuckDB's JSON parser refused a json value: to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR), then request a copy of the table again (walmirror resync --table ...); walmirror then stores them there as text)",
-				col, err)}
+			why, _, _ := strings.Cut(err.Error(), "\n")
+			_, after, found := strings.Cut(why, "Malformed JSON")
+			if found {
+				why = "Malformed JSON" + after
+			}
+			why, _, _ = strings.Cut(why, " when casting from source column") // the staged field's name
+			err = unstorableJSON{fmt.Sprintf("%s: DuckDB's JSON parser refused a json value (%s): to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR), then request a copy of the table again (walmirror resync --table ...); walmirror then stores them there as text",
+				col, strings.TrimSpace(why)), err}
 		}
 		err = fmt.Errorf("write %s: %w", ti.label, err)
 		if msg := err.Error(); strings.Contains(msg, missingMsg) || strings.Contains(msg, presentMsg) {
