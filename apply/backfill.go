@@ -82,6 +82,11 @@ type fill struct {
 	// size is the rows its next chunk reads (0: Config.CopyChunkRows);
 	// adaptChunk changes it (Config.CopyChunkTime).
 	size int
+	// unsentMoves counts the times this copy started over for a key moved
+	// across its progress with its row's large values unsent
+	// (restartUnsentMove); whole: it now reads the table in one chunk.
+	unsentMoves int
+	whole       bool
 	// binary says whether chunks of binaryOf (the table's shape) go from
 	// the source's binary COPY into the target's (binaryChunks).
 	binary   bool
@@ -510,8 +515,27 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 		return e.hold(f, ins), nil
 	}
 	// Its unchanged TOAST values are not in it: start the table again.
-	e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress, its row's large values unsent")
+	e.restartUnsentMove(t.ID, f)
 	return e.hold(e.fills[t.ID], c), nil
+}
+
+// restartUnsentMove starts the copy of f's table again: a key moved across
+// its progress, and the moved row's large values went unsent (unchanged
+// TOAST), which only the source has. Under a workload that keeps moving
+// such keys a chunked copy never finished (helper-81: nine restarts in 40
+// s, exit 0 never reached); from the second restart the table is read in
+// one chunk, across which no key can move: the stream waits while it is
+// read, as for any chunk.
+func (e *engine) restartUnsentMove(relid uint32, f *fill) {
+	moves := f.unsentMoves + 1
+	e.startFill(relid, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress, its row's large values unsent")
+	nf := e.fills[relid]
+	nf.unsentMoves = moves
+	if moves >= 2 {
+		nf.whole = true
+		e.log.Info("copying the table again in one chunk: keys keep moving across the copy's progress with large values unsent",
+			"table", f.copy.Table, "restarts", moves)
+	}
 }
 
 // exactKeys says whether every key column of t prints each value one way
@@ -842,7 +866,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		f.copy.Keys, f.keys = keys, nil
 	}
 	limit := f.rows(e.chunkRows)
-	if !f.order.ok || keyed {
+	if !f.order.ok || keyed || f.whole {
 		limit = 0 // one chunk
 	}
 	if f.copy.After != nil && !f.order.ok {
@@ -1194,7 +1218,7 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 			// later chunk reads the other.
 			del, ins, ok := moved(h.c)
 			if !ok {
-				e.startFill(w.relid, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress, its row's large values unsent")
+				e.restartUnsentMove(w.relid, f)
 				return nil
 			}
 			part := ins
