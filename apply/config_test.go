@@ -63,3 +63,27 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimSink: a sink one Run uses is refused to another until released
+// (helper-82: the second Run sat in the slot-busy wait, then returned nil).
+func TestClaimSink(t *testing.T) {
+	s := &recordingSink{}
+	release, err := claimSink(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := claimSink(s); err == nil || !strings.Contains(err.Error(), "in use by another Run") {
+		t.Fatalf("second claim = %v, want in use", err)
+	}
+	if r2, err := claimSink(&recordingSink{}); err != nil {
+		t.Fatalf("another sink: %v", err)
+	} else {
+		r2()
+	}
+	release()
+	if r3, err := claimSink(s); err != nil {
+		t.Fatalf("claim after release: %v", err)
+	} else {
+		r3()
+	}
+}

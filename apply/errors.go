@@ -46,6 +46,12 @@ var (
 	// update misses (SQLite puts the row in); SQLite and memory one an
 	// update that left TOASTed values unsent misses.
 	ErrDiverged = schema.ErrDiverged
+
+	// ErrPanicked: Run panicked, in a hook most likely; what Config.OnStop
+	// hears before the panic goes on to Run's caller (whose recover gets
+	// the value, and the runtime the stack). The stream is closed by then:
+	// the slot is free for the next Run.
+	ErrPanicked = errors.New("walmirror: Run panicked")
 )
 
 // kindError is an error marked with one of the sentinels above: its

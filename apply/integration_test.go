@@ -512,8 +512,8 @@ func TestHookPanicReleasesSlot(t *testing.T) {
 	if recovered != "hook failed" {
 		t.Fatalf("Run did not panic with the hook's value: %v", recovered)
 	}
-	if stopErr == nil || !strings.Contains(stopErr.Error(), "Run panicked") {
-		t.Errorf("OnStop got %v, want the hook's panic", stopErr)
+	if !errors.Is(stopErr, apply.ErrPanicked) || !strings.Contains(stopErr.Error(), "hook failed") || strings.Contains(stopErr.Error(), "\n") {
+		t.Errorf("OnStop got %q, want ErrPanicked with the hook's value, on one line", stopErr)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		active, err := mirrortest.SourceRows(ctx, m.dsn, "SELECT active::text FROM pg_replication_slots WHERE slot_name = '"+m.slot+"'")

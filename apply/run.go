@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"runtime/debug"
+	"reflect"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/walmirror/walmirror/lsn"
@@ -171,7 +172,9 @@ func Run(ctx context.Context, sink Sink, cfg Config) (err error) {
 		// is free), and waiters learn the copy is no longer kept current.
 		defer func() {
 			if p := recover(); p != nil {
-				cfg.OnStop(fmt.Errorf("walmirror: Run panicked (in a hook?): %v\n%s", p, debug.Stack()))
+				// One line: the stack is the panic's own (helper-82: a
+				// multi-kilobyte message in every later WaitFor error).
+				cfg.OnStop(fmt.Errorf("%w (in a hook?): %v", ErrPanicked, p))
 				panic(p)
 			}
 			cfg.OnStop(err)
@@ -188,6 +191,11 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 	if err := checkSink(sink); err != nil {
 		return err
 	}
+	release, err := claimSink(sink)
+	if err != nil {
+		return err
+	}
+	defer release()
 	cfg.Source.Logger = cfg.Logger
 	log := cfg.Logger
 	r := &runner{sink: sink, cfg: cfg, log: log}
@@ -604,4 +612,22 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 		}
 	}
 	return r.snapshot(ctx, src)
+}
+
+// sinksInUse holds the sinks a Run in this process is using, by address.
+var sinksInUse sync.Map
+
+// claimSink refuses a sink another Run is using: a sink holds one target
+// transaction at a time, and the second Run sat in the slot-busy wait
+// (helper-82). Sinks that are not pointers are not tracked.
+func claimSink(s Sink) (release func(), err error) {
+	v := reflect.ValueOf(s)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return func() {}, nil
+	}
+	key := v.Pointer()
+	if _, taken := sinksInUse.LoadOrStore(key, struct{}{}); taken {
+		return nil, fmt.Errorf("apply.Run: sink %T is in use by another Run in this process: a sink holds one target transaction at a time; give each Run its own sink (and target)", s)
+	}
+	return func() { sinksInUse.Delete(key) }, nil
 }
