@@ -82,11 +82,8 @@ type fill struct {
 	// size is the rows its next chunk reads (0: Config.CopyChunkRows);
 	// adaptChunk changes it (Config.CopyChunkTime).
 	size int
-	// unsentMoves counts the times this copy started over for a key moved
-	// across its progress with its row's large values unsent
-	// (restartUnsentMove); whole: it now reads the table in one chunk.
-	unsentMoves int
-	whole       bool
+	// whole: the table is read in one chunk (restartUnsentMove).
+	whole bool
 	// binary says whether chunks of binaryOf (the table's shape) go from
 	// the source's binary COPY into the target's (binaryChunks).
 	binary   bool
@@ -526,13 +523,17 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 // s, exit 0 never reached); from the second restart the table is read in
 // one chunk, across which no key can move: the stream waits while it is
 // read, as for any chunk.
+// The count is kept for the run (engine.unsentMoves), across reconnects:
+// a crash or a restart of walmirror resets it.
 func (e *engine) restartUnsentMove(relid uint32, f *fill) {
-	moves := f.unsentMoves + 1
+	if e.unsentMoves == nil {
+		e.unsentMoves = map[uint32]int{}
+	}
+	e.unsentMoves[relid]++
+	moves := e.unsentMoves[relid]
 	e.startFill(relid, f.copy.Table, f.copy.Estimate, "a key moved across the copy's progress, its row's large values unsent")
-	nf := e.fills[relid]
-	nf.unsentMoves = moves
 	if moves >= 2 {
-		nf.whole = true
+		e.fills[relid].whole = true
 		e.log.Info("copying the table again in one chunk: keys keep moving across the copy's progress with large values unsent",
 			"table", f.copy.Table, "restarts", moves)
 	}

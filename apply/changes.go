@@ -16,8 +16,9 @@ type TableChange struct {
 	// AllRows: the commit changed more rows than Config.ChangeKeys, emptied
 	// the table (TRUNCATE), wrote a chunk of an online copy, changed the
 	// table's shape (a column added, renamed, retyped or re-added; the
-	// table renamed, Table then being its new name), or the table has no
-	// key: treat every row as changed.
+	// table renamed or moved, Table then being its new name: RelID is the
+	// identity that stays), or the table has no key: treat every row as
+	// changed.
 	AllRows bool
 }
 

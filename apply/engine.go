@@ -145,6 +145,7 @@ type engine struct {
 	chunkDone     *chunkWait                       // a chunk whose watermark came: commit now
 	copiedCache   map[uint32]bool                  // per table: the target holds it complete (or is copying it)
 	warnedKey     map[uint32]bool                  // per table: its key of unpublished generated columns was warned of
+	unsentMoves   map[uint32]int                   // per table: restarts of its online copy for keys moved with unsent large values (restartUnsentMove)
 	storage       map[uint32]string                // per table: the Storage polls last found acted on
 	links         *linkWatch                       // PostgreSQL 14: partition links and where they were first seen (nil on 15+)
 	storedNames   map[uint32]string                // per table not described in this run: the name its stored shape has (checkStorage)

@@ -265,6 +265,9 @@ type runner struct {
 	warnedKey map[uint32]bool
 	// links: PostgreSQL 14's partition links as listings showed them (linkWatch).
 	links map[uint32]linkSeen
+	// unsentMoves: restarts per table of its online copy for keys moved
+	// with unsent large values (restartUnsentMove), across attempts.
+	unsentMoves map[uint32]int
 	// relinked: what the session that ended with errRelinked knew of its
 	// partitions, for the next.
 	relinked *partitionState
@@ -452,6 +455,10 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.warnedKey = map[uint32]bool{}
 	}
 	e.warnedKey = r.warnedKey // once per run, not per attempt
+	if r.unsentMoves == nil {
+		r.unsentMoves = map[uint32]int{}
+	}
+	e.unsentMoves = r.unsentMoves // a reconnect does not reset the count (restartUnsentMove)
 	if src.Version() < 150000 {
 		if r.links == nil {
 			r.links = map[uint32]linkSeen{}
@@ -619,10 +626,11 @@ var sinksInUse sync.Map
 
 // claimSink refuses a sink another Run is using: a sink holds one target
 // transaction at a time, and the second Run sat in the slot-busy wait
-// (helper-82). Sinks that are not pointers are not tracked.
+// (helper-82). Only pointer sinks are tracked (by address; not pointers to
+// zero-size values, which may share one), not wrappers of one.
 func claimSink(s Sink) (release func(), err error) {
 	v := reflect.ValueOf(s)
-	if v.Kind() != reflect.Pointer || v.IsNil() {
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Type().Elem().Size() == 0 {
 		return func() {}, nil
 	}
 	key := v.Pointer()

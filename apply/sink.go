@@ -22,8 +22,10 @@ import (
 //   - MoveTable(ctx, schema, from, to string) error moves a table's copy
 //     to another name in the open transaction. Without it, a renamed table
 //     that takes the name another table's copy still has (two tables
-//     swapping names) stops the run, and EnsureTable must refuse a rename
-//     onto a taken name (the contract suite checks it).
+//     swapping names) stops the run. Either way EnsureTable refuses a
+//     rename onto a taken name, unless the Change says Vacate (a copy no
+//     published table has any more: it moves that one aside,
+//     schema.AsideName); the contract suite checks both.
 //   - CommitPosition(ctx, schema.State) error commits a transaction in
 //     which only the state changed; without it, Commit.
 //   - CanRetype(t *schema.Table, from, to schema.Column) bool says whether

@@ -294,6 +294,15 @@ func (s *Sink) EnsureTable(_ context.Context, t *schema.Table) error {
 	if c := t.Change; !c.Empty() && c.FromName != "" {
 		from := Name{c.FromSchema, c.FromName}
 		if old := s.tx.tables[from]; old != nil {
+			if s.tx.tables[n] != nil && c.Vacate && from != n {
+				// A copy no published table has any more (its table was
+				// dropped, say in a swap by rename): moved aside, as the
+				// other sinks do.
+				aside := Name{n.Schema, schema.AsideName(n.Table, func(x string) bool { return s.tx.tables[Name{n.Schema, x}] != nil })}
+				s.tx.tables[aside], s.tx.owned[aside] = s.writable(n), true
+				delete(s.tx.tables, n)
+				delete(s.tx.owned, n)
+			}
 			if s.tx.tables[n] != nil {
 				// Another table's copy has the name: the engine moves it
 				// aside first (MoveTable); merging into it would mix

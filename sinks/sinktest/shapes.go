@@ -158,3 +158,25 @@ func testRenameOntoTaken(h *harness) {
 	h.want(a, r("1", "a"))
 	h.want(b, r("2", "b"))
 }
+
+// testRenameOntoVacated: a rename onto the name of a copy no published
+// table has any more (Change.Vacate: its table was dropped, say in a swap
+// by rename) moves that copy aside, keeping its rows, and takes the name
+// (helper-83: the memory sink refused it at every run).
+func testRenameOntoVacated(h *harness) {
+	a := keyed("public", "vac_a", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	b := keyed("public", "vac_b", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(a, b)
+		h.write(&schema.Batch{Table: a, Inserts: rows(row("1", "a"))})
+		h.write(&schema.Batch{Table: b, Inserts: rows(row("2", "b"))})
+	})
+	renamed := schema.NewTable(a.ID, "public", "vac_b", a.Identity, a.Columns)
+	renamed.Change = &schema.Change{FromSchema: "public", FromName: "vac_a", Vacate: true}
+	h.tx(func() {
+		h.check(h.s.EnsureTable(h.ctx(), renamed), "EnsureTable of a rename onto a vacated name")
+		h.write(&schema.Batch{Table: renamed, Inserts: rows(row("3", "c"))})
+	})
+	h.want(renamed, r("1", "a"), r("3", "c"))
+	h.want(schema.NewTable(b.ID, "public", "vac_b_dropped", b.Identity, b.Columns), r("2", "b"))
+}

@@ -81,6 +81,7 @@ func Run(t *testing.T, tg Target) {
 		{"Shapes", testShapes},
 		{"MoveTable", testMoveTable},
 		{"RenameOntoTaken", testRenameOntoTaken},
+		{"RenameOntoVacated", testRenameOntoVacated},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
