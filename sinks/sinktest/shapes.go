@@ -141,15 +141,7 @@ func testMoveTable(h *harness) {
 // Before, the memory sink kept writing into the other table's copy
 // (helper-82: a swap of two tables' names with a sink of one's own).
 func testRenameOntoTaken(h *harness) {
-	a := keyed("public", "ren_a", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
-	b := keyed("public", "ren_b", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
-	h.tx(func() {
-		h.ensure(a, b)
-		h.write(&schema.Batch{Table: a, Inserts: rows(row("1", "a"))})
-		h.write(&schema.Batch{Table: b, Inserts: rows(row("2", "b"))})
-	})
-	renamed := schema.NewTable(a.ID, "public", "ren_b", a.Identity, a.Columns)
-	renamed.Change = &schema.Change{FromSchema: "public", FromName: "ren_a"}
+	a, b, renamed := renameOntoOther(h, "ren", false)
 	h.begin()
 	if err := h.s.EnsureTable(h.ctx(), renamed); err == nil {
 		h.t.Fatal("EnsureTable renamed a table onto the name of another table's copy without an error")
@@ -164,19 +156,26 @@ func testRenameOntoTaken(h *harness) {
 // by rename) moves that copy aside, keeping its rows, and takes the name
 // (helper-83: the memory sink refused it at every run).
 func testRenameOntoVacated(h *harness) {
-	a := keyed("public", "vac_a", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
-	b := keyed("public", "vac_b", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
-	h.tx(func() {
-		h.ensure(a, b)
-		h.write(&schema.Batch{Table: a, Inserts: rows(row("1", "a"))})
-		h.write(&schema.Batch{Table: b, Inserts: rows(row("2", "b"))})
-	})
-	renamed := schema.NewTable(a.ID, "public", "vac_b", a.Identity, a.Columns)
-	renamed.Change = &schema.Change{FromSchema: "public", FromName: "vac_a", Vacate: true}
+	_, b, renamed := renameOntoOther(h, "vac", true)
 	h.tx(func() {
 		h.check(h.s.EnsureTable(h.ctx(), renamed), "EnsureTable of a rename onto a vacated name")
 		h.write(&schema.Batch{Table: renamed, Inserts: rows(row("3", "c"))})
 	})
 	h.want(renamed, r("1", "a"), r("3", "c"))
 	h.want(schema.NewTable(b.ID, "public", "vac_b_dropped", b.Identity, b.Columns), r("2", "b"))
+}
+
+// renameOntoOther makes tables <prefix>_a (row 1) and <prefix>_b (row 2),
+// and returns them with a renamed onto b's name (Change.Vacate as given).
+func renameOntoOther(h *harness, prefix string, vacate bool) (a, b, renamed *schema.Table) {
+	a = keyed("public", prefix+"_a", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	b = keyed("public", prefix+"_b", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(a, b)
+		h.write(&schema.Batch{Table: a, Inserts: rows(row("1", "a"))})
+		h.write(&schema.Batch{Table: b, Inserts: rows(row("2", "b"))})
+	})
+	renamed = schema.NewTable(a.ID, "public", b.Name, a.Identity, a.Columns)
+	renamed.Change = &schema.Change{FromSchema: "public", FromName: a.Name, Vacate: vacate}
+	return a, b, renamed
 }
