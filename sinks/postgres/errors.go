@@ -3,6 +3,8 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -14,4 +16,42 @@ func explain(err error) error {
 		return fmt.Errorf("%w (the target's disk is full: free space, then run walmirror again; the transaction was not stored nor confirmed to the source, so nothing is lost)", err)
 	}
 	return err
+}
+
+// connectError says what to do about a failed connection to the target, as
+// the source's errors do for --source (helper-86: the target's said
+// nothing, behind pgconn's list of every attempt, a refused TLS try first).
+func connectError(err error) error {
+	var pgErr *pgconn.PgError
+	var connErr *pgconn.ConnectError
+	answered := errors.As(err, &pgErr)
+	if answered && errors.As(err, &connErr) {
+		err = pgErr // the server's word; the caller names the server
+	}
+	hint := ""
+	switch {
+	case answered && pgErr.Code == "28P01":
+		hint = "check the user name and password in the target's URL"
+	case answered && pgErr.Code == "28000":
+		hint = "no such role, or pg_hba.conf refuses this user from this host: check the user name in the target's URL and the target's pg_hba.conf"
+	case answered && pgErr.Code == "3D000":
+		hint = "the database named in the target's URL does not exist: create it (CREATE DATABASE ...) or name another"
+	case answered && pgErr.Code == "53300":
+		hint = "the target accepts no more connections: raise its max_connections or close others"
+	case answered:
+	default:
+		var netErr net.Error
+		if errors.As(err, &netErr) {
+			hint = "cannot reach the target server: is it running, and are the host and port in the target's URL right?"
+		}
+	}
+	if !answered {
+		// pgconn lists each address tried on a line of its own.
+		msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), ":\n\t", ": "), "\n\t", "; ")
+		err = &redactedError{msg, err} // a text of its own, unwrapping to the cause
+	}
+	if hint == "" {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, hint)
 }

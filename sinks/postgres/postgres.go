@@ -202,7 +202,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts Options) (*Sin
 		return nil, fmt.Errorf("PostgreSQL target %s: %s: %s", s.where, what, redact(err.Error(), dsn, cfg.Password))
 	}
 	if err := s.connect(ctx); err != nil {
-		return fail("connect", err)
+		return fail("connect", connectError(err))
 	}
 	if err := s.migrate(ctx); err != nil {
 		return fail("create walmirror's metadata tables", err)
@@ -303,7 +303,7 @@ func (s *Sink) connect(ctx context.Context) error {
 	}
 	if s.opts.ReplicaRole {
 		if _, err := pg.Exec(ctx, "SET session_replication_role = replica").ReadAll(); err != nil {
-			return fmt.Errorf("set session_replication_role = replica (needs a superuser, or on PostgreSQL 15+ GRANT SET ON PARAMETER session_replication_role TO the role; or turn Options.ReplicaRole off): %w", err)
+			return fmt.Errorf("set session_replication_role = replica (needs a superuser, or on PostgreSQL 15+ GRANT SET ON PARAMETER session_replication_role TO the role; or turn it off: walmirror run --pg-replica-role=false, Options.ReplicaRole in Go): %w", err)
 		}
 	}
 	if s.opts.Origin != "" {

@@ -508,12 +508,12 @@ func TestOpenErrors(t *testing.T) {
 		{"bad port", "postgres://walmirror:" + secret + "@127.0.0.1:notaport/db", "invalid connection string"},
 		{"unterminated quote", "host=127.0.0.1 password='" + secret + " dbname=x", "invalid connection string"},
 		{"bad sslmode", "postgresql://walmirror:" + secret + "@127.0.0.1:5/x?sslmode=maybe", "invalid connection string"},
-		{"unreachable", "host=127.0.0.1 port=1 user=walmirror password='" + secret + "' dbname=x connect_timeout=5", "connect"},
+		{"unreachable", "host=127.0.0.1 port=1 user=walmirror password='" + secret + "' dbname=x connect_timeout=5", "cannot reach the target server"},
 	}
 	if srv != nil {
 		cases = append(cases,
-			struct{ name, dsn, want string }{"wrong password", srv.DSNFor("postgres", secret, "postgres"), "password authentication failed"},
-			struct{ name, dsn, want string }{"missing database", srv.DSN("no_such_db"), "does not exist"})
+			struct{ name, dsn, want string }{"wrong password", srv.DSNFor("postgres", secret, "postgres"), "password authentication failed for user \"postgres\" (SQLSTATE 28P01) (check the user name and password"},
+			struct{ name, dsn, want string }{"missing database", srv.DSN("no_such_db"), "does not exist (SQLSTATE 3D000) (the database named in the target's URL does not exist"})
 	}
 	for _, c := range cases {
 		s, err := postgres.Open(context.Background(), c.dsn, nil, postgres.DefaultOptions())
