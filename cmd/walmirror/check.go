@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/walmirror/walmirror/internal/fileperm"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
@@ -330,6 +331,13 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 		return
 	}
 	name := redactTarget(target)
+	if kind != "postgres" && ts.Exists {
+		if hint := fileperm.Hint(path); hint != "" {
+			// run opens it for writing (helper-86: check said ok).
+			c.fail("target", "%s cannot be written: %s", path, hint)
+			return
+		}
+	}
 	switch {
 	case kind != "postgres" && !ts.Exists:
 		if err := writableDir(path); err != nil {

@@ -92,6 +92,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/walmirror/walmirror/internal/fileperm"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/migrations"
 	"github.com/walmirror/walmirror/schema"
@@ -221,6 +222,9 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 			return nil, fmt.Errorf("open DuckDB target %q: %w (DuckDB could not replay the file's write-ahead log %s after an unclean stop; "+
 				"keep both files for a DuckDB bug report; the copy cannot be trusted: move both aside, drop the slot it followed "+
 				"(walmirror drop --source ... --slot NAME) and run walmirror again into a new file, which copies every table again)", path, err, path+".wal")
+		}
+		if hint := fileperm.Hint(path); hint != "" {
+			return nil, fmt.Errorf("open DuckDB target %q: %w (%s)", path, err, hint)
 		}
 		return nil, fmt.Errorf("open DuckDB target %q: %w (check that the directory exists and is writable, and that no other process has the file open: DuckDB allows one process to write a file and no other to open it meanwhile)", path, err)
 	}

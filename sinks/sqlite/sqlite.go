@@ -18,6 +18,7 @@ import (
 	"github.com/golang-migrate/migrate/v4/database/sqlite3"
 	sqlite "github.com/mattn/go-sqlite3" // also registers the "sqlite3" database/sql driver
 
+	"github.com/walmirror/walmirror/internal/fileperm"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/migrations"
 	"github.com/walmirror/walmirror/schema"
@@ -75,6 +76,9 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 		if errors.As(err, &se) && (se.Code == sqlite.ErrBusy || se.Code == sqlite.ErrLocked) {
 			// Not a permissions problem (helper-78): a writer holds it.
 			return nil, fmt.Errorf("open SQLite target %q: %w (another process is writing to the file, a running walmirror perhaps: one walmirror writes to a target at a time)", path, err)
+		}
+		if hint := fileperm.Hint(path); hint != "" {
+			return nil, fmt.Errorf("open SQLite target %q: %w (%s)", path, err, hint)
 		}
 		return nil, fmt.Errorf("open SQLite target %q: %w (check that the directory exists and is writable)", path, err)
 	}
