@@ -26,12 +26,14 @@ func cmdCheck(ctx context.Context, args []string) error {
 	fs.StringVar(&tables, "tables", "", "comma-separated schema.table list run would create the publication for (default: all tables)")
 	var adopt bool
 	fs.BoolVar(&adopt, "adopt-tables", false, "run would take over existing, empty target tables walmirror did not create")
+	replicaRole := true
+	fs.BoolVar(&replicaRole, "pg-replica-role", true, "PostgreSQL target: run would apply with session_replication_role = replica (checked: the role may set it)")
 	durationFlag(fs, &cfg.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may take to answer")
 	if _, err := fs.parse(args); err != nil {
 		return err
 	}
 	cfg.Tables = splitTables(tables)
-	c := &checker{out: os.Stdout, adopt: adopt}
+	c := &checker{out: os.Stdout, adopt: adopt, replicaRole: replicaRole}
 	if ts, err := readTargetState(ctx, target); err == nil && ts.Found { // else the target check says why
 		c.follows = ts.State.Phase == schema.PhaseStreaming && ts.State.Slot == cfg.Slot
 		// As run: the publication the copy is made from, unless another is named.
@@ -76,7 +78,9 @@ type checker struct {
 	// published: the tables the copy is made of, as the source check found them.
 	published []source.TableName
 	adopt     bool // --adopt-tables
-	follows   bool // the target holds a complete copy that follows --slot
+	// replicaRole: --pg-replica-role (run sets session_replication_role).
+	replicaRole bool
+	follows     bool // the target holds a complete copy that follows --slot
 }
 
 func (c *checker) ok(subject, format string, a ...any) { c.line("ok  ", subject, format, a...) }
@@ -331,6 +335,13 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 		return
 	}
 	name := redactTarget(target)
+	if kind == "postgres" && c.replicaRole {
+		if err := replicaRoleRefused(ctx, target); err != nil {
+			// run stops there (helper-86: check said ok).
+			c.fail("target", "%s: the role may not set session_replication_role = replica, which run does so that the target's triggers and foreign keys do not fire: "+
+				"make it a superuser, or on PostgreSQL 15+ GRANT SET ON PARAMETER session_replication_role TO it, or run with --pg-replica-role=false (%v)", name, err)
+		}
+	}
 	if kind != "postgres" && ts.Exists {
 		if hint := fileperm.Hint(path); hint != "" {
 			// run opens it for writing (helper-86: check said ok).

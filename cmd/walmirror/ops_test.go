@@ -147,6 +147,11 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ownedDB, err := server.CreateDatabase(ctx, "check_owned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "ALTER DATABASE "+ownedDB+" OWNER TO check_plain")
 
 	cases := []struct {
 		name, source, target string
@@ -174,6 +179,9 @@ func TestCheck(t *testing.T) {
 		{"missing table", dsn, "sqlite:" + good, []string{"--tables", "t,nope"}, []string{`"public"."nope", which does not exist`}},
 		{"target role without CREATE", dsn, server.DSNFor("check_plain", "plainpw", targetDB), []string{"--tables", "t"},
 			[]string{"may not create schemas there"}},
+		// run sets session_replication_role = replica (helper-86: check said ok).
+		{"target role without replica role", dsn, server.DSNFor("check_plain", "plainpw", ownedDB), []string{"--tables", "t"},
+			[]string{"may not set session_replication_role = replica", "--pg-replica-role=false"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -203,6 +211,10 @@ func TestCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+	if r := walmirror(t, nil, "check", "--source", dsn, "--target", server.DSNFor("check_plain", "plainpw", ownedDB), "--slot", "check_slot", "--tables", "t",
+		"--pg-replica-role=false"); r.code != 0 {
+		t.Errorf("target role without replica role, --pg-replica-role=false: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// A PostgreSQL target the role may write to.
 	if r := walmirror(t, nil, "check", "--source", dsn, "--target", server.DSN(targetDB), "--slot", "check_slot", "--tables", "t"); r.code != 0 ||

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/lsn"
@@ -288,4 +289,22 @@ func existingTables(ctx context.Context, target string, tables []source.TableNam
 		}
 	}
 	return found, nil
+}
+
+// replicaRoleRefused tries, on a session of its own, what the PostgreSQL
+// sink does at connect: SET session_replication_role = replica. It returns
+// the target's refusal (insufficient privilege), nil otherwise (a target
+// that cannot be reached is readTargetState's to report).
+func replicaRoleRefused(ctx context.Context, target string) error {
+	conn, err := pgx.Connect(ctx, target)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, "SET session_replication_role = replica")
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return pgErr
+	}
+	return nil
 }
