@@ -368,7 +368,7 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 		case len(have) > 0 && c.adopt:
 			c.warn("target", "%s already holds %s, which walmirror did not create: run takes them over only while they are empty (--adopt-tables)", name, strings.Join(have, ", "))
 		case len(have) > 0:
-			c.fail("target", "%s already holds %s, which walmirror did not create, and run writes only into tables it created: drop or rename them in the target (or leave them out of the publication)", name, strings.Join(have, ", "))
+			c.fail("target", "%s", foreignTablesText(target, have))
 		case kind == "postgres" && !ts.CanCreate:
 			c.fail("target", "%s is reachable, but the role may not create schemas there, which a new copy needs (GRANT CREATE ON DATABASE ... TO ...)", name)
 		case kind == "postgres":

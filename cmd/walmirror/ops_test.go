@@ -767,10 +767,19 @@ func TestCheckUnownedTable(t *testing.T) {
 			if r := walmirror(t, nil, append([]string{"check", "--adopt-tables"}, args...)...); r.code != 0 || !strings.Contains(r.stdout, "WARN target:") {
 				t.Errorf("check --adopt-tables exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 			}
-			if r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...); r.code != 1 || !strings.Contains(r.stderr, "Order Items") {
+			if r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...); r.code != 1 || !strings.Contains(r.stderr, "Order Items") ||
+				!strings.Contains(r.stderr, "--adopt-tables") {
 				t.Errorf("run exited %d, want 1 refusing the table:\n%s", r.code, r.stderr)
 			}
 			dropSlotAtEnd(t, db, slot)
+			// Refused before anything was made (helper-86: the publication
+			// stayed behind, and walmirror's tables in the user's target).
+			if slotExists(t, db, slot) || publicationExists(t, db, "walmirror") {
+				t.Error("the refused run left a slot or a publication on the source")
+			}
+			if r := walmirror(t, nil, "status", "--target", target); r.code != 1 {
+				t.Errorf("status of the refused target exited %d, want 1 (no walmirror state):\n%s%s", r.code, r.stdout, r.stderr)
+			}
 		})
 	}
 }

@@ -96,6 +96,11 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	if lagReport != "" {
 		cfg.OnCommit = lags.observe
 	}
+	if !topts.adopt {
+		if err := refuseForeignTables(ctx, cfg.Source, target); err != nil {
+			return err
+		}
+	}
 	newFile := newTargetFile(target)
 	sink, err := openTarget(ctx, target, log, false, topts)
 	if err != nil {

@@ -308,3 +308,54 @@ func replicaRoleRefused(ctx context.Context, target string) error {
 	}
 	return nil
 }
+
+// foreignTablesText says that target already holds tables, named in have,
+// of the copy's names that walmirror did not create.
+func foreignTablesText(target string, have []string) string {
+	return fmt.Sprintf("%s already holds %s, which walmirror did not create, and run writes only into tables it created: "+
+		"drop or rename them in the target, leave them out of the publication, or pass --adopt-tables to take them over while they are empty",
+		redactTarget(target), strings.Join(have, ", "))
+}
+
+// refuseForeignTables refuses a first run into a target that already holds
+// tables of the copy's names walmirror did not create, before the source
+// gets a publication and a slot and the target walmirror's metadata
+// tables (helper-86: run made all three, then refused, leaving the
+// publication and the metadata behind). It looks as check does; what it
+// cannot look at (the source unreachable, ...) the run itself reports.
+func refuseForeignTables(ctx context.Context, cfg source.Config, target string) error {
+	kind, _, err := parseTarget(target)
+	if err != nil {
+		return nil
+	}
+	ts, err := readTargetState(ctx, target)
+	if err != nil || ts.Found || kind != "postgres" && !ts.Exists {
+		return nil
+	}
+	adm, err := source.Connect(ctx, cfg)
+	if err != nil {
+		return nil
+	}
+	defer adm.Close(context.WithoutCancel(ctx))
+	pub, err := adm.Publication(ctx, cfg.Publication)
+	if err != nil {
+		return nil
+	}
+	var tables []source.TableInfo
+	if pub.Exists {
+		tables, err = adm.PublishedTables(ctx, cfg.Publication)
+	} else {
+		tables, err = adm.CandidateTables(ctx, cfg.Tables)
+	}
+	if err != nil {
+		return nil
+	}
+	names := make([]source.TableName, len(tables))
+	for i, t := range tables {
+		names[i] = t.Name
+	}
+	if have, err := existingTables(ctx, target, names); err == nil && len(have) > 0 {
+		return errors.New(foreignTablesText(target, have))
+	}
+	return nil
+}
