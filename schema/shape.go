@@ -142,26 +142,37 @@ func Diff(old Stored, t *Table) (*Change, []int16, error) {
 		if num != 0 {
 			if oc, found = byNum[num]; !found {
 				prev, same := byName[nc.Name]
-				if !same || prev.Num == 0 {
+				switch {
+				case same && prev.Num == 0 && (old.MaxNum == 0 || num <= old.MaxNum):
+					// The stored shape did not know its attnum (the catalog
+					// had moved on when it was stored): the column of that
+					// name, unless its attnum is newer than any the stored
+					// shape knew. Taken for an added one, the target column
+					// was dropped and refilled (helper-84: a key column could
+					// not be, and every start stopped there).
+					oc, found = prev, true
+				case !same || prev.Num == 0:
 					c.Added = append(c.Added, nc.Name)
 					continue
+				default:
+					// The catalog has a column of this name under a new
+					// attnum: it was dropped and added again, before this
+					// point of the stream or after it (the catalog is "now").
+					// The message's column order tells when only one attnum
+					// fits it.
+					oldFits, newFits := fits(nums, i, prev.Num), fits(nums, i, num)
+					switch {
+					case oldFits && newFits:
+						return nil, nil, fmt.Errorf("column %q of %s was dropped and added again under the same name while walmirror was behind, "+
+							"and its place among the columns does not tell whether this point of the stream comes before or after that: "+
+							"the copy could differ from the source, so walmirror stops; start a fresh copy into an empty target", nc.Name, t.QualifiedName())
+					case !oldFits:
+						c.Readded = append(c.Readded, nc.Name)
+						continue
+					}
+					oc, found = prev, true // the column as it was: re-added later
+					nums[i] = prev.Num
 				}
-				// The catalog has a column of this name under a new attnum:
-				// it was dropped and added again, before this point of the
-				// stream or after it (the catalog is "now"). The message's
-				// column order tells when only one attnum fits it.
-				oldFits, newFits := fits(nums, i, prev.Num), fits(nums, i, num)
-				switch {
-				case oldFits && newFits:
-					return nil, nil, fmt.Errorf("column %q of %s was dropped and added again under the same name while walmirror was behind, "+
-						"and its place among the columns does not tell whether this point of the stream comes before or after that: "+
-						"the copy could differ from the source, so walmirror stops; start a fresh copy into an empty target", nc.Name, t.QualifiedName())
-				case !oldFits:
-					c.Readded = append(c.Readded, nc.Name)
-					continue
-				}
-				oc, found = prev, true // the column as it was: re-added later
-				nums[i] = prev.Num
 			}
 		} else if oc, found = byName[nc.Name]; !found {
 			c.Added = append(c.Added, nc.Name) // its fill says what old rows hold

@@ -69,3 +69,30 @@ func TestDiff(t *testing.T) {
 		t.Errorf("dropped columns alone gave %+v", c)
 	}
 }
+
+// TestDiffUnknownStoredNums: a shape stored without attnums (the catalog
+// had moved on when it was stored) matches a message's columns of the same
+// names by name, taking their attnums from then on; only a column newer
+// than any attnum the stored shape knew (MaxNum) is an added one
+// (helper-84: the key column was taken for an added one, and every start
+// stopped trying to drop it).
+func TestDiffUnknownStoredNums(t *testing.T) {
+	old := Stored{Schema: "public", Name: "tt", Columns: []StoredColumn{
+		{Name: "id", TypeID: OIDText, Typmod: -1},
+		{Name: "x", TypeID: OIDInt4, Typmod: -1},
+	}}
+	tbl := NewTable(1, "public", "tt", IdentityDefault, []Column{
+		{Name: "id", TypeID: OIDText, Typmod: -1, Key: true},
+		{Name: "x", TypeID: OIDInt4, Typmod: -1},
+	})
+	tbl.Nums = []int16{1, 2}
+	c, nums, err := Diff(old, tbl)
+	if err != nil || !c.Empty() || len(c.Dropped) > 0 || !slices.Equal(nums, []int16{1, 2}) {
+		t.Fatalf("Diff = %+v, %v, %v; want no change, attnums 1, 2", c, nums, err)
+	}
+	old.MaxNum = 1 // x's attnum 2 is newer than the stored shape: added since
+	c, _, err = Diff(old, tbl)
+	if err != nil || !slices.Equal(c.Added, []string{"x"}) {
+		t.Fatalf("Diff = %+v, %v; want x added", c, err)
+	}
+}
