@@ -35,6 +35,9 @@ func cmdCheck(ctx context.Context, args []string) error {
 	cfg.Tables = splitTables(tables)
 	c := &checker{out: os.Stdout, adopt: adopt, replicaRole: replicaRole}
 	if ts, err := readTargetState(ctx, target); err == nil && ts.Found { // else the target check says why
+		if !flagGiven(fs.FlagSet, "slot") && ts.State.Slot != "" {
+			cfg.Slot = ts.State.Slot // as run: the copy's slot, unless another is named
+		}
 		c.follows = ts.State.Phase == schema.PhaseStreaming && ts.State.Slot == cfg.Slot
 		// As run: the publication the copy is made from, unless another is named.
 		if _, err := followPublication(ts.State, &cfg.Publication, flagGiven(fs.FlagSet, "publication")); err != nil {

@@ -128,7 +128,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 			}
 		}()
 	}
-	if err := storedPublication(ctx, sink, &cfg, flagGiven(fs.FlagSet, "publication"), log); err != nil {
+	if err := storedPublication(ctx, sink, &cfg, flagGiven(fs.FlagSet, "publication"), flagGiven(fs.FlagSet, "slot"), log); err != nil {
 		return err
 	}
 	if lagReport != "" {
@@ -160,11 +160,16 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 // follow the publication the copy is made from, and refuses another before
 // the source is opened, which would create it (helper-76: a run with the
 // default publication made a FOR ALL TABLES one on the source, then
-// refused).
-func storedPublication(ctx context.Context, sink apply.Sink, cfg *apply.Config, given bool, log *slog.Logger) error {
+// refused). Without --slot it follows the copy's slot likewise (helper-86:
+// the publication was followed, the slot refused).
+func storedPublication(ctx context.Context, sink apply.Sink, cfg *apply.Config, given, slotGiven bool, log *slog.Logger) error {
 	st, found, err := sink.ReadState(ctx)
 	if err != nil || !found {
 		return nil // apply.Run reads the state again and says what is wrong
+	}
+	if !slotGiven && st.Slot != "" && st.Slot != cfg.Source.Slot {
+		cfg.Source.Slot = st.Slot
+		log.Info("following the slot the copy is made from", "slot", st.Slot)
 	}
 	adopted, err := followPublication(st, &cfg.Source.Publication, given)
 	if adopted {

@@ -630,6 +630,15 @@ func TestCopyKeepsPublication(t *testing.T) {
 			if publicationExists(t, db, "walmirror") {
 				t.Error("run without --publication created walmirror's default publication")
 			}
+			// ... and its slot when none is named (helper-86: refused, asking for --slot).
+			mustExec(t, db, "INSERT INTO t VALUES (101, 'v101')")
+			if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--stop-at-lsn", "now"); r.code != 0 ||
+				!strings.Contains(r.stderr, "following the slot the copy is made from") {
+				t.Errorf("run without --slot exited %d, want 0 following %s:\n%s", r.code, slot, r.stderr)
+			}
+			if slotExists(t, db, "walmirror") {
+				t.Error("run without --slot created the default slot")
+			}
 			compareRows(t, dsn, rows, "SELECT id, v FROM t")
 			if _, err := rows("SELECT id FROM other"); err == nil {
 				t.Error("the copy holds a table its publication does not publish")
