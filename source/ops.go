@@ -143,6 +143,9 @@ type SlotState struct {
 	Exists    bool
 	Plugin    string
 	Database  string
+	// Elsewhere: the slot belongs to another database than the session's
+	// (a logical slot decodes one database: another copy's).
+	Elsewhere bool
 	Temporary bool
 	// Active: a walsender holds the slot; ActivePID is that server process.
 	Active    bool
@@ -182,9 +185,10 @@ func (a *Admin) Slot(ctx context.Context, name string) (SlotState, error) {
 			(SELECT concat_ws(', ', nullif('application ' || quote_literal(a.application_name), 'application '''''),
 				'from ' || coalesce(host(a.client_addr), 'a local socket'),
 				'since ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC')
-			 FROM pg_stat_activity a WHERE a.pid = s.active_pid)
+			 FROM pg_stat_activity a WHERE a.pid = s.active_pid),
+			s.database IS DISTINCT FROM current_database()
 		FROM pg_replication_slots s WHERE s.slot_name = $1`, name).Scan(&st.Plugin, &st.Database, &st.Temporary,
-		&st.Active, &pid, &st.WALStatus, &restart, &confirmed, &cur, &safe, &st.InvalidationReason, &holder)
+		&st.Active, &pid, &st.WALStatus, &restart, &confirmed, &cur, &safe, &st.InvalidationReason, &holder, &st.Elsewhere)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, nil
 	}

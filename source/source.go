@@ -316,6 +316,12 @@ func (s *Source) slotRoom(ctx context.Context) error {
 	if s.cfg.Slot == "" {
 		return nil
 	}
+	// A slot of that name of another database or plugin is refused before
+	// the publication is made (helper-85: it was left behind, its comment
+	// sending the user to walmirror drop, which took that other copy's slot).
+	if _, err := s.Slot(ctx); err != nil {
+		return err
+	}
 	var full bool
 	err := s.conn.QueryRow(ctx, `SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)
 		AND (SELECT count(*) FROM pg_catalog.pg_replication_slots) >= current_setting('max_replication_slots')::int`, s.cfg.Slot).Scan(&full)

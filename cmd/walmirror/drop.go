@@ -97,6 +97,10 @@ func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget, pub
 	if slot.Exists && slot.Plugin != "pgoutput" {
 		return fmt.Errorf("nothing dropped: slot %q belongs to plugin %q, not walmirror's pgoutput: check --slot", cfg.Slot, slot.Plugin)
 	}
+	if slot.Exists && slot.Elsewhere {
+		// helper-85: drop took another database's copy's slot.
+		return fmt.Errorf("nothing dropped: slot %q belongs to database %q, not the one --source names: it is another copy's (connect to %q to drop it): check --slot", cfg.Slot, slot.Database, slot.Database)
+	}
 	dropped, err := adm.DropSlot(ctx, cfg.Slot)
 	if err != nil {
 		return fmt.Errorf("nothing dropped: %w", err)

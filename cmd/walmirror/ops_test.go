@@ -783,3 +783,31 @@ func TestCheckUnownedTable(t *testing.T) {
 		})
 	}
 }
+
+// TestSlotOfAnotherDatabase: a slot of that name that decodes another
+// database is another copy's: run refuses it before it makes a publication,
+// and drop leaves it alone (helper-85: run left a publication whose comment
+// sent the user to walmirror drop, which dropped that other copy's slot).
+func TestSlotOfAnotherDatabase(t *testing.T) {
+	needServer(t)
+	_, other := newDatabase(t, `CREATE TABLE a (id int PRIMARY KEY)`)
+	slot := "s_" + other
+	mustExec(t, other, "SELECT pg_create_logical_replication_slot('"+slot+"', 'pgoutput')")
+	dropSlotAtEnd(t, other, slot)
+	dsn, db := newDatabase(t, `CREATE TABLE b (id int PRIMARY KEY)`)
+	target := "sqlite:" + filepath.Join(t.TempDir(), "copy.db")
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+	if r.code != 1 || !strings.Contains(r.stderr, `in database "`+other+`"`) {
+		t.Errorf("run with another database's slot exited %d, want 1 naming that database:\n%s", r.code, r.stderr)
+	}
+	if publicationExists(t, db, "walmirror") {
+		t.Error("the refused run created a publication")
+	}
+	r = walmirror(t, nil, "drop", "--source", dsn, "--slot", slot)
+	if r.code != 1 || !strings.Contains(r.stderr, `belongs to database "`+other+`"`) {
+		t.Errorf("drop of another database's slot exited %d, want 1 naming that database:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !slotExists(t, other, slot) {
+		t.Error("drop dropped another database's slot")
+	}
+}

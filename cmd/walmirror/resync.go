@@ -66,6 +66,10 @@ func cmdResync(ctx context.Context, args []string) error {
 			"pass the copy's --target (or its --slot)", cfg.Slot)
 	case st.Plugin != "pgoutput":
 		return fmt.Errorf("slot %q belongs to plugin %q, not walmirror's pgoutput: check --slot", cfg.Slot, st.Plugin)
+	case st.Elsewhere:
+		// The request is written into this database's WAL stream, which
+		// that slot does not decode.
+		return fmt.Errorf("slot %q belongs to database %q, not the one --source names, so its walmirror would never see the request: check --source and --slot", cfg.Slot, st.Database)
 	}
 	if len(keys) > 0 {
 		// Checked before anything is written: a key the table's key cannot
