@@ -179,3 +179,35 @@ func renameOntoOther(h *harness, prefix string, vacate bool) (a, b, renamed *sch
 	renamed.Change = &schema.Change{FromSchema: "public", FromName: a.Name, Vacate: vacate}
 	return a, b, renamed
 }
+
+// testRekeyReplacing: a table whose source key changed, shaped for a copy
+// that replaces its rows (Table.Replacing: the copy follows in the same
+// transaction), takes the new key even when the rows it held repeat the
+// key or lack it (rows of a time the source had no key); the sink may
+// empty it first. Without Replacing the rows are kept. (Fuzzing: SQLite's
+// rebuild of the table under the new key failed at every start, each
+// time an online copy made ready to replace it.)
+func testRekeyReplacing(h *harness) {
+	loose := keyless("public", "rekey_me", col("k", schema.OIDInt4, false), col("v", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(loose)
+		h.write(&schema.Batch{Table: loose, Rows: []schema.RowChange{ins(row("1", "a")), ins(row("1", "a")), ins(row(nil, "b"))}})
+	})
+	rekeyed := schema.NewTable(loose.ID, "public", "rekey_me", schema.IdentityDefault,
+		[]schema.Column{col("k", schema.OIDInt4, true), col("v", schema.OIDText, false)})
+	rekeyed.Replacing = true
+	h.tx(func() {
+		h.ensure(rekeyed)
+		h.truncate(rekeyed)
+		h.write(&schema.Batch{Table: rekeyed, Inserts: rows(row("1", "a"), row("2", "c"))})
+	})
+	h.want(rekeyed, r("1", "a"), r("2", "c"))
+	// Keyed on another column, not replaced: the rows stay.
+	again := schema.NewTable(loose.ID, "public", "rekey_me", schema.IdentityDefault,
+		[]schema.Column{col("k", schema.OIDInt4, false), col("v", schema.OIDText, true)})
+	h.tx(func() {
+		h.ensure(again)
+		h.write(&schema.Batch{Table: again, Inserts: rows(row("3", "d"))})
+	})
+	h.want(again, r("1", "a"), r("2", "c"), r("3", "d"))
+}

@@ -82,6 +82,7 @@ func Run(t *testing.T, tg Target) {
 		{"MoveTable", testMoveTable},
 		{"RenameOntoTaken", testRenameOntoTaken},
 		{"RenameOntoVacated", testRenameOntoVacated},
+		{"RekeyReplacing", testRekeyReplacing},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -259,10 +259,17 @@ func (s *Sink) rekey(ctx context.Context, ti *tableInfo, name string, have []str
 		defs = append(defs, "PRIMARY KEY ("+strings.Join(k, ", ")+")")
 	}
 	tmp := quote("_walmirror_rekey")
+	keep := "INSERT INTO " + tmp + " SELECT " + strings.Join(cols, ", ") + " FROM " + quote(name)
+	if ti.t.Replacing {
+		// A copy replaces the rows: older ones, of a time the source had
+		// another key or none, may repeat the new key (fuzzing: every
+		// start failed here).
+		keep = "SELECT 1"
+	}
 	for _, q := range []string{
 		"DROP TABLE IF EXISTS " + tmp,
 		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
-		"INSERT INTO " + tmp + " SELECT " + strings.Join(cols, ", ") + " FROM " + quote(name),
+		keep,
 		"DROP TABLE " + quote(name),
 		"ALTER TABLE " + tmp + " RENAME TO " + quote(name),
 	} {
