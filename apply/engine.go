@@ -624,6 +624,20 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
 		}
 		matched := match(t, attrs)
+		var knownMax int16
+		if known {
+			knownMax = old.MaxNum
+		}
+		if lateDrop(attrs, knownMax) {
+			stored, found, err := e.storedShape(ctx, relid)
+			if err != nil {
+				return err
+			}
+			if found {
+				knownMax = max(knownMax, stored.MaxNum)
+			}
+			unambiguous(matched, attrs, knownMax)
+		}
 		cloned := false
 		for i, a := range matched {
 			// A domain's Type message names its base type; the snapshot,

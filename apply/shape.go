@@ -67,6 +67,44 @@ func match(t *schema.Table, attrs []source.Attribute) []*source.Attribute {
 	return out
 }
 
+// unambiguous unmatches each column whose matched attribute has a dropped
+// attribute before it that is newer than knownMax (the highest attnum the
+// copy knows of the table) and after the message's previous matched
+// column: the message's column may be that dropped one, the catalog's a
+// column added again under its name since, which a Relation message (no
+// attnums) cannot tell apart. Matched, the re-added column was taken for
+// the one the stream still wrote, and its later message changed nothing:
+// the copy kept values the source no longer had (DROP COLUMN c; ADD COLUMN c
+// while walmirror was stopped, exit 0). Unmatched, an added column's fill
+// is unknown, so the table is copied again.
+func unambiguous(matched []*source.Attribute, attrs []source.Attribute, knownMax int16) {
+	prev := int16(0)
+	for i, a := range matched {
+		if a == nil {
+			continue
+		}
+		for _, d := range attrs {
+			if d.Dropped && d.Num > max(prev, knownMax) && d.Num < a.Num {
+				matched[i] = nil
+				break
+			}
+		}
+		if matched[i] != nil {
+			prev = a.Num
+		}
+	}
+}
+
+// lateDrop reports whether attrs has a dropped attribute newer than knownMax.
+func lateDrop(attrs []source.Attribute, knownMax int16) bool {
+	for _, a := range attrs {
+		if a.Dropped && a.Num > knownMax {
+			return true
+		}
+	}
+	return false
+}
+
 // fills says, for every column of t, what rows that existed before the
 // column was added hold in it, from its matched catalog attribute: an
 // unmatched column gets an Unknown fill, and so does one whose old rows got
