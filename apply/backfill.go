@@ -895,6 +895,11 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		if err := e.replacing(ctx, t); err != nil {
 			return err
 		}
+		// Every attribute the snapshot's catalog had, dropped ones too, is
+		// older than what the stream describes after the copy: none of
+		// them makes a later match ambiguous (unambiguous), which would
+		// copy the table again at its next added column.
+		t.MaxNum = max(t.MaxNum, ch.Table.MaxNum)
 		delete(e.ensured, t)
 	}
 	if f.copy.After == nil && !keyed && t.Storage != ch.Table.Storage {
