@@ -338,6 +338,10 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 		return
 	}
 	name := redactTarget(target)
+	if kind == "postgres" && sameDatabase(ctx, cfg.DSN, target) {
+		c.fail("target", "%s", sameDatabaseText(target))
+		return
+	}
 	if kind == "postgres" && c.replicaRole {
 		if err := replicaRoleRefused(ctx, target); err != nil {
 			// run stops there (helper-86: check said ok).

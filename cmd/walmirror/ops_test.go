@@ -180,6 +180,9 @@ func TestCheck(t *testing.T) {
 		{"target role without CREATE", dsn, server.DSNFor("check_plain", "plainpw", targetDB), []string{"--tables", "t"},
 			[]string{"may not create schemas there"}},
 		// run sets session_replication_role = replica (helper-86: check said ok).
+		// Its tables are the source's (helper-87: "drop them in the target").
+		{"target is the source database", dsn, server.DSN(db), []string{"--tables", "t"},
+			[]string{"the source's own database", "point --target at another database"}},
 		{"target role without replica role", dsn, server.DSNFor("check_plain", "plainpw", ownedDB), []string{"--tables", "t"},
 			[]string{"may not set session_replication_role = replica", "--pg-replica-role=false"}},
 	}
@@ -215,6 +218,10 @@ func TestCheck(t *testing.T) {
 	if r := walmirror(t, nil, "check", "--source", dsn, "--target", server.DSNFor("check_plain", "plainpw", ownedDB), "--slot", "check_slot", "--tables", "t",
 		"--pg-replica-role=false"); r.code != 0 {
 		t.Errorf("target role without replica role, --pg-replica-role=false: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", server.DSN(db), "--slot", "check_slot", "--tables", "t", "--adopt-tables", "--stop-at-lsn", "now"); r.code != 1 ||
+		!strings.Contains(r.stderr, "the source's own database") || slotExists(t, db, "check_slot") {
+		t.Errorf("run into the source's own database: exit %d\n%s", r.code, r.stderr)
 	}
 	// A PostgreSQL target the role may write to.
 	if r := walmirror(t, nil, "check", "--source", dsn, "--target", server.DSN(targetDB), "--slot", "check_slot", "--tables", "t"); r.code != 0 ||

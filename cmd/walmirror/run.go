@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -95,6 +96,9 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	var lags lagRecorder
 	if lagReport != "" {
 		cfg.OnCommit = lags.observe
+	}
+	if kind, _, err := parseTarget(target); err == nil && kind == "postgres" && sameDatabase(ctx, cfg.Source.DSN, target) {
+		return errors.New(sameDatabaseText(target))
 	}
 	if !topts.adopt {
 		if err := refuseForeignTables(ctx, cfg.Source, target); err != nil {

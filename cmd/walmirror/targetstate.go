@@ -359,3 +359,31 @@ func refuseForeignTables(ctx context.Context, cfg source.Config, target string) 
 	}
 	return nil
 }
+
+// sameDatabase reports whether the PostgreSQL target is the source's own
+// database: the same server (its start time and port) and database name.
+// Its tables are the source's: walmirror would write into what it reads
+// (helper-87: run said to drop them in the target, and with
+// --adopt-tables waited on its own lock). False when either cannot be
+// asked; run and check report that themselves.
+func sameDatabase(ctx context.Context, sourceDSN, target string) bool {
+	const q = `SELECT pg_catalog.pg_postmaster_start_time()::text || ' ' || pg_catalog.current_setting('port') || ' ' || pg_catalog.current_database()`
+	var ids [2]string
+	for i, dsn := range []string{sourceDSN, target} {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return false
+		}
+		err = conn.QueryRow(ctx, q).Scan(&ids[i])
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return false
+		}
+	}
+	return ids[0] == ids[1]
+}
+
+// sameDatabaseText says that target is the source's own database.
+func sameDatabaseText(target string) string {
+	return fmt.Sprintf("%s is the source's own database (the same server and database as --source): a copy's tables would be the tables it copies; point --target at another database", redactTarget(target))
+}
