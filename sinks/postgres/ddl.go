@@ -737,6 +737,14 @@ func (s *Sink) rekey(ctx context.Context, t *schema.Table, name string) error {
 	q := ""
 	if conname != "" {
 		q = "ALTER TABLE " + name + " DROP CONSTRAINT " + quoteIdent(conname) + "; "
+		// The key made its columns NOT NULL, which outlives it: a column
+		// the source now lets be NULL would refuse such rows at every start
+		// (fuzzing: REPLICA IDENTITY FULL, then DROP NOT NULL).
+		for _, c := range have {
+			if !slices.Contains(want, c) {
+				q += "ALTER TABLE " + name + " ALTER COLUMN " + quoteIdent(c) + " DROP NOT NULL; "
+			}
+		}
 	}
 	if len(want) > 0 {
 		k := make([]string, len(want))

@@ -210,4 +210,10 @@ func testRekeyReplacing(h *harness) {
 		h.write(&schema.Batch{Table: again, Inserts: rows(row("3", "d"))})
 	})
 	h.want(again, r("1", "a"), r("2", "c"), r("3", "d"))
+	// The old key column takes NULL now (a PostgreSQL target's dropped
+	// primary key left it NOT NULL: every start failed at such a row).
+	h.tx(func() {
+		h.write(&schema.Batch{Table: again, Inserts: rows(row(nil, "e"))})
+	})
+	h.want(again, r("1", "a"), r("2", "c"), r("3", "d"), r("NULL", "e"))
 }
