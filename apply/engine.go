@@ -790,6 +790,19 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 			// Before, such a column stopped every run ("has a default and
 			// PostgreSQL stored no value").
 			e.unknownFills(t)
+			// So is how the stored shape's columns map to this one: a
+			// copy begun for columns the stream cannot follow (a column
+			// dropped and added again while walmirror was behind) stopped
+			// every later start there, before its first chunk (fuzzing).
+			old, found, err := e.storedShape(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			if found {
+				if _, _, err := schema.Diff(old, t); err != nil {
+					t.Replacing = true
+				}
+			}
 		}
 		return nil
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -123,6 +124,42 @@ func TestDropAddSameNameBehind(t *testing.T) {
 				t.Fatalf("run exited %d, want the table copied again online:\n%s", r.code, r.stderr)
 			}
 			compareRows(t, dsn, rows, `SELECT k, v1, v2 FROM kv`)
+		})
+	}
+}
+
+// TestDropAddSameNameBehindKilled: as TestDropAddSameNameBehind, killed
+// once the target stored the table's copy as begun but before its first
+// chunk: every later start stopped at that table ("dropped and added again
+// ... start a fresh copy"), the copy's own shape not being taken as the
+// rows' replacement (found by fuzzing schema changes under kill -9). Every
+// target.
+func TestDropAddSameNameBehindKilled(t *testing.T) {
+	needServer(t)
+	bin := faultBinary(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE kv (k int PRIMARY KEY, v1 text, v2 text);
+				INSERT INTO kv SELECT g, 'a' || g, 'b' || g FROM generate_series(1, 50) g;
+				CREATE TABLE o (id int PRIMARY KEY);`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			mustExec(t, db, `UPDATE kv SET v2 = 'before' WHERE k < 20`)
+			mustExec(t, db, `ALTER TABLE kv DROP COLUMN v2; ALTER TABLE kv ADD COLUMN v2 int`)
+			mustExec(t, db, `UPDATE kv SET v2 = k WHERE k < 10; DELETE FROM kv WHERE k = 30`)
+			for i := range 5 {
+				mustExec(t, db, fmt.Sprintf("INSERT INTO o VALUES (%d)", i))
+			}
+			args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--commit-rows", "1", "--stop-at-lsn", "now"}
+			killed := runToFault(t, bin, args, "backfill.watermark-written:1")
+			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			if r.code != 0 {
+				t.Fatalf("run after the kill exited %d:\n%s\nkilled run:\n%s", r.code, r.stderr, killed)
+			}
+			compareRows(t, dsn, rows, `SELECT k, v1, v2 FROM kv`)
+			compareRows(t, dsn, rows, `SELECT id FROM o`)
 		})
 	}
 }
