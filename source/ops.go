@@ -139,10 +139,10 @@ func (a *Admin) CurrentLSN(ctx context.Context) (lsn.LSN, error) {
 
 // SlotState describes a replication slot as pg_replication_slots does.
 type SlotState struct {
-	Name      string
-	Exists    bool
-	Plugin    string
-	Database  string
+	Name     string
+	Exists   bool
+	Plugin   string
+	Database string
 	// Elsewhere: the slot belongs to another database than the session's
 	// (a logical slot decodes one database: another copy's).
 	Elsewhere bool
