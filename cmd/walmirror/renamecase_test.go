@@ -110,15 +110,7 @@ func TestDropAddSameNameBehind(t *testing.T) {
 	needServer(t)
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
-			dsn, db := newDatabase(t, `CREATE TABLE kv (k int PRIMARY KEY, v1 text, v2 text);
-				INSERT INTO kv SELECT g, 'a' || g, 'b' || g FROM generate_series(1, 50) g;`)
-			target, rows := tg.new(t)
-			slot := "s_" + db
-			dropSlotAtEnd(t, db, slot)
-			runNow(t, dsn, target, slot)
-			mustExec(t, db, `UPDATE kv SET v2 = 'before' WHERE k < 20`)
-			mustExec(t, db, `ALTER TABLE kv DROP COLUMN v2; ALTER TABLE kv ADD COLUMN v2 int`)
-			mustExec(t, db, `UPDATE kv SET v2 = k WHERE k < 10; DELETE FROM kv WHERE k = 30`)
+			dsn, _, target, slot, rows := dropAddBehind(t, tg, "")
 			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
 			if r.code != 0 || !strings.Contains(r.stderr, "table copied online") {
 				t.Fatalf("run exited %d, want the table copied again online:\n%s", r.code, r.stderr)
@@ -139,16 +131,7 @@ func TestDropAddSameNameBehindKilled(t *testing.T) {
 	bin := faultBinary(t)
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
-			dsn, db := newDatabase(t, `CREATE TABLE kv (k int PRIMARY KEY, v1 text, v2 text);
-				INSERT INTO kv SELECT g, 'a' || g, 'b' || g FROM generate_series(1, 50) g;
-				CREATE TABLE o (id int PRIMARY KEY);`)
-			target, rows := tg.new(t)
-			slot := "s_" + db
-			dropSlotAtEnd(t, db, slot)
-			runNow(t, dsn, target, slot)
-			mustExec(t, db, `UPDATE kv SET v2 = 'before' WHERE k < 20`)
-			mustExec(t, db, `ALTER TABLE kv DROP COLUMN v2; ALTER TABLE kv ADD COLUMN v2 int`)
-			mustExec(t, db, `UPDATE kv SET v2 = k WHERE k < 10; DELETE FROM kv WHERE k = 30`)
+			dsn, db, target, slot, rows := dropAddBehind(t, tg, "CREATE TABLE o (id int PRIMARY KEY)")
 			for i := range 5 {
 				mustExec(t, db, fmt.Sprintf("INSERT INTO o VALUES (%d)", i))
 			}
@@ -162,4 +145,21 @@ func TestDropAddSameNameBehindKilled(t *testing.T) {
 			compareRows(t, dsn, rows, `SELECT id FROM o`)
 		})
 	}
+}
+
+// dropAddBehind makes table kv (and what extra creates), copies it, then,
+// with walmirror stopped, drops its last column and adds it again under its
+// name, with changes before and after.
+func dropAddBehind(t *testing.T, tg schemaTarget, extra string) (dsn, db, target, slot string, rows func(string) ([]string, error)) {
+	t.Helper()
+	dsn, db = newDatabase(t, `CREATE TABLE kv (k int PRIMARY KEY, v1 text, v2 text);
+		INSERT INTO kv SELECT g, 'a' || g, 'b' || g FROM generate_series(1, 50) g;`+extra)
+	target, rows = tg.new(t)
+	slot = "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	runNow(t, dsn, target, slot)
+	mustExec(t, db, `UPDATE kv SET v2 = 'before' WHERE k < 20`)
+	mustExec(t, db, `ALTER TABLE kv DROP COLUMN v2; ALTER TABLE kv ADD COLUMN v2 int`)
+	mustExec(t, db, `UPDATE kv SET v2 = k WHERE k < 10; DELETE FROM kv WHERE k = 30`)
+	return dsn, db, target, slot, rows
 }
