@@ -212,7 +212,7 @@ func TestBadInput(t *testing.T) {
 		{"role without REPLICATION", server.DSNFor("plain", "plainpw", db), "sqlite:" + good,
 			[]string{`role "plain" may not start replication`, "ALTER ROLE"}},
 		{"unwritable target", dsn, "sqlite:/nonexistent-dir/copy.db",
-			[]string{"/nonexistent-dir/copy.db", "check that the directory exists and is writable"}},
+			[]string{"/nonexistent-dir/copy.db", "the directory /nonexistent-dir does not exist"}},
 		{"unknown target kind", dsn, "mysql:x", []string{"want duckdb:PATH, sqlite:PATH or postgres://"}},
 		// URL-style: a host, and a file at the root (helper-71).
 		{"sqlite://name", dsn, "sqlite://copy.db", []string{"write sqlite:PATH"}},
