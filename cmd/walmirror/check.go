@@ -349,19 +349,19 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 				"make it a superuser, or on PostgreSQL 15+ GRANT SET ON PARAMETER session_replication_role TO it, or run with --pg-replica-role=false (%v)", name, err)
 		}
 	}
-	if kind != "postgres" && ts.Exists {
-		if hint := fileperm.Hint(path); hint != "" {
-			// run opens it for writing (helper-86: check said ok).
+	if kind != "postgres" {
+		// run opens an existing file for writing (helper-86: check said ok).
+		switch hint := fileperm.Hint(path); {
+		case hint != "" && ts.Exists:
 			c.fail("target", "%s cannot be written: %s", path, hint)
+			return
+		case hint != "":
+			c.fail("target", "%s cannot be created: %s (check that the directory exists and is writable)", path, hint)
 			return
 		}
 	}
 	switch {
 	case kind != "postgres" && !ts.Exists:
-		if err := writableDir(path); err != nil {
-			c.fail("target", "%s cannot be created: %v (check that the directory exists and is writable)", path, err)
-			return
-		}
 		c.ok("target", "%s does not exist yet; run will create it", path)
 		if slot != nil && slot.Exists && slot.Plugin == "pgoutput" {
 			c.fail("slot", "%q already exists but the target has no walmirror state: run walmirror drop --slot %s (or choose another --slot)", cfg.Slot, cfg.Slot)

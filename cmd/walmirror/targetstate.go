@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -167,23 +165,6 @@ func readPostgresState(ctx context.Context, target string, ts *targetState) erro
 	ts.State.LSN, _ = lsn.Parse(lsnText)
 	if ts.State.Copies, err = schema.DecodeCopies(copies); err != nil {
 		return fmt.Errorf("read walmirror state from target %s: %w", redactTarget(target), err)
-	}
-	return nil
-}
-
-// writableDir reports why a new file could not be created at path, if so.
-func writableDir(path string) error {
-	dir := filepath.Dir(path)
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("directory %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	const wOK, xOK = 2, 1 // access(2)
-	if err := syscall.Access(dir, wOK|xOK); err != nil {
-		return fmt.Errorf("directory %s is not writable: %w", dir, err)
 	}
 	return nil
 }

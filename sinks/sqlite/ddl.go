@@ -259,20 +259,14 @@ func (s *Sink) rekey(ctx context.Context, ti *tableInfo, name string, have []str
 		defs = append(defs, "PRIMARY KEY ("+strings.Join(k, ", ")+")")
 	}
 	tmp := quote("_walmirror_rekey")
-	keep := "INSERT INTO " + tmp + " SELECT " + strings.Join(cols, ", ") + " FROM " + quote(name)
-	if ti.t.Replacing {
-		// A copy replaces the rows: older ones, of a time the source had
-		// another key or none, may repeat the new key (fuzzing: every
-		// start failed here).
-		keep = "SELECT 1"
+	stmts := []string{"DROP TABLE IF EXISTS " + tmp, "CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")"}
+	if !ti.t.Replacing {
+		// With Replacing a copy replaces the rows: older ones, of a time
+		// the source had another key or none, may repeat the new key
+		// (fuzzing: every start failed here).
+		stmts = append(stmts, "INSERT INTO "+tmp+" SELECT "+strings.Join(cols, ", ")+" FROM "+quote(name))
 	}
-	for _, q := range []string{
-		"DROP TABLE IF EXISTS " + tmp,
-		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
-		keep,
-		"DROP TABLE " + quote(name),
-		"ALTER TABLE " + tmp + " RENAME TO " + quote(name),
-	} {
+	for _, q := range append(stmts, "DROP TABLE "+quote(name), "ALTER TABLE "+tmp+" RENAME TO "+quote(name)) {
 		if _, err := s.conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("change the primary key of %q from %v to %v as the source did: %w", name, have, want, err)
 		}
