@@ -1582,9 +1582,10 @@ func (e *engine) passed(ctx context.Context, l lsn.LSN, now bool) error {
 	if e.stopAt != 0 && l > e.stopAt {
 		l = e.stopAt
 	}
+	floored := false
 	if f, ok := e.conf.(floorer); ok {
 		if floor := f.Floor(); floor != 0 && l > floor {
-			l = floor // stored past, a restart would make the source spill that transaction
+			l, floored = floor, true // stored past, a restart would make the source spill that transaction
 		}
 	}
 	if l <= e.state.LSN {
@@ -1595,7 +1596,16 @@ func (e *engine) passed(ctx context.Context, l lsn.LSN, now bool) error {
 		return nil
 	}
 	e.owed = 0
-	e.lastEnd = max(e.lastEnd, l)
+	seen := e.lastEnd
+	if floored {
+		// The commit stores l, not the end of the transaction just seen
+		// (one with nothing for the copy, which a restart receives again):
+		// nothing past l is in flight or committed (l > state.LSN).
+		e.lastEnd = l
+		defer func() { e.lastEnd = max(e.lastEnd, seen) }()
+	} else {
+		e.lastEnd = max(e.lastEnd, l)
+	}
 	if err := e.ensureOpen(ctx); err != nil {
 		return err
 	}

@@ -192,6 +192,51 @@ func TestEnginePassedPositions(t *testing.T) {
 	}
 }
 
+// floorLog is a confirmLog whose stream has a transaction streaming since
+// floor (source.Stream.Floor).
+type floorLog struct {
+	*confirmLog
+	floor lsn.LSN
+}
+
+func (f *floorLog) Floor() lsn.LSN { return f.floor }
+
+// TestEnginePassedPositionsFloor: while a transaction streams, a
+// transaction with nothing for the copy or a keepalive past its start
+// stores that start, not its own end: stored past it, a restart would make
+// the source spill the streaming transaction's beginning (its stream only
+// starts at the position asked for). It failed when the first position
+// stored in a run was the end of such a transaction.
+func TestEnginePassedPositionsFloor(t *testing.T) {
+	evs := []source.Event{{Msg: relMsg}}
+	evs = append(evs, txn(0x500, 0x510)...) // nothing published in it, past the floor
+	evs = append(evs, source.Event{WALEnd: 0x600})
+	evs = append(evs, txn(0x700, 0x710, &pgoutput.Insert{RelationID: 1, New: tup("1", "x", "B")})...)
+	evs = append(evs, source.Event{WALEnd: 0x800})
+	sink := &recordingSink{}
+	conf := &floorLog{confirmLog: &confirmLog{t: t, sink: sink, stored: 0x100}, floor: 0x300}
+	e := newEngine(sink, slog.New(slog.DiscardHandler), DefaultLimits(), schema.State{LSN: 0x100}, 0)
+	e.conf, e.passedEvery, e.passedBytes = conf, 0, 0
+	ch := make(chan []source.Event) // unbuffered: every event is the last waiting (idle)
+	go func() {
+		defer close(ch)
+		for _, ev := range evs {
+			ch <- []source.Event{ev}
+		}
+	}()
+	err := e.run(context.Background(), ch)
+	// A transaction with data is stored at its end (a restart must not
+	// apply it again); the keepalive after it at the floor again (below
+	// the stored position: confirmed only).
+	want := "begin; commit 0/00000300; begin; ensure t; write ins[1,x,B]; commit 0/00000710"
+	if got := strings.Join(sink.calls, "; "); got != want {
+		t.Errorf("calls\n got %s\nwant %s (err %v)", got, want, err)
+	}
+	if got, want := fmt.Sprint(conf.confirmed), "[0/00000300 0/00000300 0/00000710 0/00000300]"; got != want {
+		t.Errorf("confirmed %s, want %s", got, want)
+	}
+}
+
 func TestEngineChunksHugeTransaction(t *testing.T) {
 	evs := []source.Event{{Msg: relMsg}}
 	var msgs []pgoutput.Message
