@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/walmirror/walmirror/schema"
@@ -269,6 +270,24 @@ func includeKeys(t *schema.Table, matched []*source.Attribute) bool {
 		}
 	}
 	return extra && keys > 0
+}
+
+// unlistedKey reports whether t's Relation message flags key columns while
+// a key column of the catalog is not among its columns: the publication's
+// column list leaves it out. (A key the catalog has moved on from makes the
+// table keyless until the message that shows the new one: its updates and
+// deletes are then refused and it is copied again, exactly.)
+func unlistedKey(t *schema.Table, attrs []source.Attribute, matched []*source.Attribute) bool {
+	if t.Identity != schema.IdentityDefault && t.Identity != schema.IdentityIndex || !t.HasKey() {
+		return false
+	}
+	for i := range attrs {
+		a := &attrs[i]
+		if a.Key && !a.Dropped && !slices.Contains(matched, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameNums reports whether two shapes' attnums agree where both are known

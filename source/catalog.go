@@ -58,7 +58,7 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 		FROM pg_catalog.pg_attribute a
 		JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 		LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND
-			CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
+			i.indisvalid AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
 		WHERE a.attrelid = $1 AND a.attnum > 0
 		ORDER BY a.attnum`, relid)
 	if err != nil {

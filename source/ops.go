@@ -436,7 +436,7 @@ func (t TableInfo) KeylessForUpdates() bool {
 }
 
 const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text,
-	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate),
+	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate AND i.indisvalid),
 	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate), c.relkind = 'p', c.relispartition,
 	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), row_security_active(c.oid),
 	c.relkind = 'p' AND EXISTS (SELECT FROM pg_class f WHERE f.relkind = 'f' AND f.oid IN ` + leavesOf + `)`

@@ -283,8 +283,8 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
-		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND
-			CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
+		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND -- invalid: a partitioned root's key added ONLY; the stream names none
+			i.indisvalid AND CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 			AND (a.attgenerated = '' OR a.attgenerated = 's' AND ($3 OR $4 AND a.attname = ANY ($5::text[])))
 		ORDER BY a.attnum`, oid, string(ident), p.genCols, p.genListed, only)
@@ -310,15 +310,18 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 	}
 	if only != nil {
 		kept, keptNums := cols[:0], nums[:0]
+		unlisted := false // a key column: the rest of the key may repeat
 		for i, c := range cols {
-			for _, o := range only {
-				if c.Name == o {
-					kept, keptNums = append(kept, c), append(keptNums, nums[i])
-					break
-				}
+			if slices.Contains(only, c.Name) {
+				kept, keptNums = append(kept, c), append(keptNums, nums[i])
+			} else {
+				unlisted = unlisted || c.Key
 			}
 		}
 		cols, nums = kept, keptNums
+		for i := range cols {
+			cols[i].Key = cols[i].Key && !unlisted
+		}
 	}
 	if ident == schema.IdentityFull {
 		for i := range cols {

@@ -347,7 +347,7 @@ func (s *Source) warnKeyless(ctx context.Context) {
 		JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
 		JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
 		WHERE p.pubname = $1 AND c.relkind = 'r' AND (c.relreplident = 'n' OR c.relreplident = 'd'
-			AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate))
+			AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate AND i.indisvalid))
 		ORDER BY 1`, s.cfg.Publication)
 	if err != nil {
 		s.log.Debug("list tables without a key", "err", err)
