@@ -84,7 +84,13 @@ func (r *runner) copyTables(ctx context.Context, snap *source.Snapshot, tables [
 	// The reader must know how each table is copied before it starts.
 	binary := make([]bool, len(tables))
 	bc, _ := r.sink.(binaryCopier)
+	seen := make(map[*schema.Table]bool, len(tables))
 	for i, t := range tables {
+		// Each table is read once (Batch.Snapshot: its keys are distinct).
+		if seen[t] {
+			return 0, fmt.Errorf("internal error: %s listed twice for the initial copy", t.QualifiedName())
+		}
+		seen[t] = true
 		if err := ensureShape(ctx, r.sink, t); err != nil {
 			return 0, fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 		}
@@ -280,7 +286,7 @@ func (r *runner) writeRows(ctx context.Context, t *schema.Table, i int,
 			return 0, fmt.Errorf("internal error: rows of table %d while copying table %d", it.table, i)
 		}
 		if len(it.rows) > 0 {
-			if err := r.sink.Write(ctx, &schema.Batch{Table: t, Inserts: it.rows}); err != nil {
+			if err := r.sink.Write(ctx, &schema.Batch{Table: t, Inserts: it.rows, Snapshot: true}); err != nil {
 				return 0, fmt.Errorf("copy into %s: %w", t.QualifiedName(), err)
 			}
 			p.update(func(sp *SnapshotProgress) { sp.Rows += int64(len(it.rows)) })

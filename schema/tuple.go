@@ -89,6 +89,12 @@ type Batch struct {
 	// and the rare keyed change that cannot be merged (a key change that left
 	// TOASTed columns unsent).
 	Rows []RowChange
+	// Snapshot says the Inserts are rows of one snapshot of the source
+	// table (an initial copy), each read once, into a target table created
+	// or emptied in this transaction: the source's key, a unique index,
+	// keeps their keys distinct, so a sink whose key columns hold the
+	// source's values exactly need not check them for duplicates.
+	Snapshot bool
 }
 
 // Len is the number of row operations in the batch.

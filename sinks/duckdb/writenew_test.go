@@ -110,3 +110,63 @@ func TestWriteNewCollision(t *testing.T) {
 var _ interface {
 	WriteNew(ctx context.Context, t *schema.Table, rows []schema.Tuple) error
 } = (*duckdb.Sink)(nil)
+
+// TestSnapshotRowsUnchecked: rows of an initial copy (Batch.Snapshot) go
+// in without the whole-table key check at commit only when the target's key
+// holds the source's values exactly (integer and uuid keys): a key there
+// twice is then the caller's broken promise, let through, where the same
+// rows as ordinary inserts, or into a table keyed by numeric or text
+// (whose values pass through a conversion), still fail the commit naming
+// the key.
+func TestSnapshotRowsUnchecked(t *testing.T) {
+	ctx := t.Context()
+	s := openSink(t, filepath.Join(t.TempDir(), "snap.duckdb"))
+	table := func(id uint32, name string, key schema.Column) *schema.Table {
+		key.Name, key.Key = "k", true
+		return schema.NewTable(id, "public", name, schema.IdentityDefault, []schema.Column{
+			key, {Name: "v", TypeID: schema.OIDText, Typmod: -1},
+		})
+	}
+	bigint := schema.Column{TypeID: schema.OIDInt8, Typmod: -1}
+	for _, c := range []struct {
+		name     string
+		tbl      *schema.Table
+		snapshot bool
+		a, b     string // two rows' keys
+		fails    bool
+	}{
+		{"bigint key, snapshot", table(1, "sb", bigint), true, "1", "1", false},
+		{"uuid key, snapshot", table(2, "su", schema.Column{TypeID: schema.OIDUUID, Typmod: -1}), true,
+			"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", false},
+		{"bigint key, ordinary inserts", table(3, "ob", bigint), false, "1", "1", true},
+		{"numeric key, snapshot", table(4, "sn", schema.Column{TypeID: schema.OIDNumeric, Typmod: numericTypmod(10, 2)}), true, "1.00", "1.00", true},
+		{"text key, snapshot", table(5, "st", schema.Column{TypeID: schema.OIDText, Typmod: -1}), true, "x", "x", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := s.Begin(ctx); err != nil {
+				t.Fatal(err)
+			}
+			err := s.EnsureTable(ctx, c.tbl)
+			for _, k := range []string{c.a, c.b} {
+				if err == nil {
+					err = s.Write(ctx, &schema.Batch{Table: c.tbl, Inserts: []schema.Tuple{text(k, "v")}, Snapshot: c.snapshot})
+				}
+			}
+			if err != nil {
+				s.Rollback(ctx)
+				t.Fatal(err)
+			}
+			st, _, err := s.ReadState(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Commit(ctx, schema.State{LSN: st.LSN + 1, Slot: "s", SystemID: "1", Phase: schema.PhaseStreaming})
+			switch {
+			case c.fails && (err == nil || !strings.Contains(err.Error(), "share the key")):
+				t.Fatalf("commit: %v, want the duplicate key named", err)
+			case !c.fails && err != nil:
+				t.Fatalf("commit: %v, want the snapshot's rows trusted", err)
+			}
+		})
+	}
+}
