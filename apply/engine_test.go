@@ -145,6 +145,19 @@ func TestEngineGroupsSkipsAndConfirms(t *testing.T) {
 	}
 }
 
+// idleFeed delivers evs one at a time on an unbuffered channel: every
+// event is the last one waiting, as when the source is idle.
+func idleFeed(evs []source.Event) <-chan []source.Event {
+	ch := make(chan []source.Event)
+	go func() {
+		defer close(ch)
+		for _, ev := range evs {
+			ch <- []source.Event{ev}
+		}
+	}()
+	return ch
+}
+
 // TestEnginePassedPositions: a position the stream passed with nothing for
 // the copy (an idle keepalive, a transaction with nothing published) is
 // stored before the slot is confirmed there (schema.State.SlotGuard), in a
@@ -163,14 +176,7 @@ func TestEnginePassedPositions(t *testing.T) {
 		e.conf, e.passedEvery, e.passedBytes, e.guardFrom = conf, 0, 0, 0x300
 		commits := 0
 		e.onCommit = func(CommitInfo) { commits++ }
-		ch := make(chan []source.Event) // unbuffered: every event is the last waiting (idle)
-		go func() {
-			defer close(ch)
-			for _, ev := range evs {
-				ch <- []source.Event{ev}
-			}
-		}()
-		err := e.run(context.Background(), ch)
+		err := e.run(context.Background(), idleFeed(evs))
 		want := "begin; ensure t; write ins[1,x,B]; commit 0/00000210; begin; commit 0/00000400; begin; commit 0/00000510; begin; commit 0/00000600"
 		wantConf := "[0/00000210 0/00000400 0/00000510 0/00000600]"
 		if stopAt != 0 {
@@ -217,14 +223,7 @@ func TestEnginePassedPositionsFloor(t *testing.T) {
 	conf := &floorLog{confirmLog: &confirmLog{t: t, sink: sink, stored: 0x100}, floor: 0x300}
 	e := newEngine(sink, slog.New(slog.DiscardHandler), DefaultLimits(), schema.State{LSN: 0x100}, 0)
 	e.conf, e.passedEvery, e.passedBytes = conf, 0, 0
-	ch := make(chan []source.Event) // unbuffered: every event is the last waiting (idle)
-	go func() {
-		defer close(ch)
-		for _, ev := range evs {
-			ch <- []source.Event{ev}
-		}
-	}()
-	err := e.run(context.Background(), ch)
+	err := e.run(context.Background(), idleFeed(evs))
 	// A transaction with data is stored at its end (a restart must not
 	// apply it again); the keepalive after it at the floor again (below
 	// the stored position: confirmed only).
