@@ -670,10 +670,9 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			t = schema.NewTable(relid, nsp, name, ident, cols)
 			t.TypeNames = typeNames
 		}
-		if unlistedKey(t, attrs, matched) {
-			// A column list (publish = 'insert' allows it) leaves out part
-			// of the key, so the rest may repeat: keyless, as the copy
-			// describes it (its inserts appended, as the source's).
+		if untrustedKey(t, attrs, matched) {
+			// Keys that may repeat: keyless, as the copy describes the
+			// table (its inserts appended, as the source's).
 			cols = slices.Clone(cols)
 			for i := range cols {
 				cols[i].Key = false

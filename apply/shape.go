@@ -272,18 +272,34 @@ func includeKeys(t *schema.Table, matched []*source.Attribute) bool {
 	return extra && keys > 0
 }
 
-// unlistedKey reports whether t's Relation message flags key columns while
-// a key column of the catalog is not among its columns: the publication's
-// column list leaves it out. (A key the catalog has moved on from makes the
-// table keyless until the message that shows the new one: its updates and
-// deletes are then refused and it is copied again, exactly.)
-func unlistedKey(t *schema.Table, attrs []source.Attribute, matched []*source.Attribute) bool {
+// untrustedKey reports whether t's Relation message flags key columns
+// that do not make a key the source keeps unique and whole: a key column of
+// the catalog is not among the message's columns (the publication's column
+// list leaves it out, as publish = 'insert' allows), or the flagged columns
+// are those of an invalid identity index with no valid one (a partitioned
+// root's key added ONLY; PostgreSQL 18 flags them). (A key the catalog has
+// moved on from makes the table keyless until the message that shows the
+// new one: its updates and deletes are then refused and it is copied again,
+// exactly.)
+func untrustedKey(t *schema.Table, attrs []source.Attribute, matched []*source.Attribute) bool {
 	if t.Identity != schema.IdentityDefault && t.Identity != schema.IdentityIndex || !t.HasKey() {
 		return false
 	}
+	valid := false
 	for i := range attrs {
 		a := &attrs[i]
-		if a.Key && !a.Dropped && !slices.Contains(matched, a) {
+		if a.Key && !a.Dropped {
+			if !slices.Contains(matched, a) {
+				return true
+			}
+			valid = true
+		}
+	}
+	if valid {
+		return false
+	}
+	for i, a := range matched {
+		if t.Columns[i].Key && a != nil && a.InvalidKey {
 			return true
 		}
 	}

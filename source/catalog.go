@@ -27,6 +27,11 @@ type Attribute struct {
 	// REPLICA IDENTITY USING INDEX). pgoutput flags an index's INCLUDE
 	// columns too, which are not part of the key.
 	Key bool
+	// InvalidKey: a key column of an identity index that is not valid (a
+	// partitioned root's primary key added ONLY, until every partition
+	// has one): Key is false, as the index keeps nothing unique, but
+	// PostgreSQL 18's Relation messages flag it.
+	InvalidKey bool
 	// PartialOld, the same in every attribute of a relation: it is a
 	// partitioned table with REPLICA IDENTITY FULL some of whose
 	// partitions have another identity (their own key). pgoutput sends
@@ -52,6 +57,9 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 			a.atthasmissing, CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END,
 			a.atthasdef OR a.attidentity <> '', a.attgenerated <> '', -- an identity column's values come from a sequence, as a default's
 			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum),
+			EXISTS (SELECT FROM pg_catalog.pg_index j, generate_series(0, j.indnkeyatts - 1) k WHERE j.indrelid = a.attrelid
+				AND NOT j.indisvalid AND j.indkey[k] = a.attnum
+				AND CASE c.relreplident WHEN 'd' THEN j.indisprimary WHEN 'i' THEN j.indisreplident ELSE false END),
 			`+identityExpr+` <> c.relreplident,
 			CASE WHEN a.atttypid >= 10000 THEN (SELECT tn.nspname || '.' || t.typname FROM pg_catalog.pg_type t
 				JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace WHERE t.oid = a.atttypid) END
@@ -67,7 +75,7 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attribute, error) {
 		var a Attribute
 		var missing, typeName *string
-		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated, &a.Key, &a.PartialOld, &typeName)
+		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated, &a.Key, &a.InvalidKey, &a.PartialOld, &typeName)
 		if missing != nil {
 			a.Missing = *missing
 		}
