@@ -1003,7 +1003,7 @@ func (e *engine) rewritten(ctx context.Context, t *schema.Table) (string, error)
 	}
 	for _, name := range change.Replaced() {
 		if t.Fills[name].Unknown != "" {
-			return fmt.Sprintf("the source rewrote it: what older rows hold in column %q is not in the stream", name), nil
+			return fmt.Sprintf("what older rows hold in column %q is not in the stream: %s", name, t.Fills[name].Unknown), nil
 		}
 	}
 	for _, name := range change.Added {
