@@ -279,14 +279,14 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 	rows, err := tx.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod,
 			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum), -- not INCLUDE columns
 			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END,
-			(SELECT max(m.attnum) FROM pg_attribute m WHERE m.attrelid = a.attrelid)
+			(SELECT max(m.attnum) FROM pg_attribute m WHERE m.attrelid = a.attrelid),
+			coalesce(a.attgenerated = '' OR a.attgenerated = 's' AND ($3 OR $4 AND a.attname = ANY ($5::text[])), false)
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND -- invalid: a partitioned root's key added ONLY; the stream names none
 			i.indisvalid AND CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-			AND (a.attgenerated = '' OR a.attgenerated = 's' AND ($3 OR $4 AND a.attname = ANY ($5::text[])))
 		ORDER BY a.attnum`, oid, string(ident), p.genCols, p.genListed, only)
 	if err != nil {
 		return nil, classify("describe table", err)
@@ -294,34 +294,34 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 	typeNames := map[uint32]string{}
 	var nums []int16
 	var maxNum int16
-	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (schema.Column, error) {
+	// A key column left out (by a column list, or a generated column the
+	// publication does not publish) makes the table keyless, as the stream
+	// takes it (untrustedKey): the rest of the key may repeat.
+	unlisted := false
+	var cols []schema.Column
+	for rows.Next() {
 		var c schema.Column
 		var typeName *string
 		var num int16
-		err := r.Scan(&num, &c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName, &maxNum)
-		nums = append(nums, num)
+		var published bool
+		if err := rows.Scan(&num, &c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName, &maxNum, &published); err != nil {
+			rows.Close()
+			return nil, classify("describe table", err)
+		}
+		if !published || only != nil && !slices.Contains(only, c.Name) {
+			unlisted = unlisted || c.Key
+			continue
+		}
+		cols, nums = append(cols, c), append(nums, num)
 		if typeName != nil {
 			typeNames[c.TypeID] = *typeName
 		}
-		return c, err
-	})
-	if err != nil {
+	}
+	if err := rows.Err(); err != nil {
 		return nil, classify("describe table", err)
 	}
-	if only != nil {
-		kept, keptNums := cols[:0], nums[:0]
-		unlisted := false // a key column: the rest of the key may repeat
-		for i, c := range cols {
-			if slices.Contains(only, c.Name) {
-				kept, keptNums = append(kept, c), append(keptNums, nums[i])
-			} else {
-				unlisted = unlisted || c.Key
-			}
-		}
-		cols, nums = kept, keptNums
-		for i := range cols {
-			cols[i].Key = cols[i].Key && !unlisted
-		}
+	for i := range cols {
+		cols[i].Key = cols[i].Key && !unlisted
 	}
 	if ident == schema.IdentityFull {
 		for i := range cols {

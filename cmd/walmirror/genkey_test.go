@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -47,6 +48,50 @@ func TestGeneratedKeyUnpublished(t *testing.T) {
 				t.Errorf("with REPLICA IDENTITY FULL the changes should apply without a copy or warning:\n%s", log)
 			}
 			compareRows(t, dsn, rows, "SELECT a, v FROM g")
+		})
+	}
+}
+
+// TestPartlyGeneratedKey: a primary key that includes a stored generated
+// column the publication does not carry (PostgreSQL before 18 never
+// publishes one; 18 does not by default) leaves a published "key" that
+// repeats. The copy is keyless, as the stream takes it, and equal to the
+// source: DuckDB's single copy committed two rows of one key and every
+// later run stopped on a shape that kept changing; the other targets
+// refused the copy (helper-89). Single copy, stream, chunked copy; every
+// target.
+func TestPartlyGeneratedKey(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE g (a int NOT NULL, b int NOT NULL, c text, gk int GENERATED ALWAYS AS (b * 2) STORED, PRIMARY KEY (a, gk));
+				INSERT INTO g (a, b, c) SELECT x % 100, x, 'a' || x FROM generate_series(1, 3000) x;
+				CREATE PUBLICATION pub FOR ALL TABLES;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			for i, extra := range [][]string{nil, nil, {"--copy-chunk-rows", "500"}} {
+				if i == 2 {
+					if r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--slot", slot, "--table", "public.g"); r.code != 0 {
+						t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
+					}
+				}
+				args := append([]string{"run", "--source", dsn, "--target", target, "--slot", slot, "--publication", "pub", "--stop-at-lsn", "now", "--stop-on-divergence=false"}, extra...)
+				if r := walmirror(t, nil, args...); r.code != 0 {
+					t.Fatalf("run %d exited %d:\n%s", i+1, r.code, r.stderr)
+				}
+				compareRows(t, dsn, rows, "SELECT a, b, c FROM g")
+				mustExec(t, db, fmt.Sprintf(`INSERT INTO g (a, b, c) SELECT x %% 100, x, 'b' || x FROM generate_series(%d, %d) x`, 3001+i*500, 3500+i*500))
+				if server.Major() < 18 {
+					// 18 refuses these: its replica identity holds a column
+					// the publication does not publish.
+					mustExec(t, db, fmt.Sprintf(`UPDATE g SET c = 'u' || b WHERE b %% 7 = %d; DELETE FROM g WHERE b %% 11 = %d`, i, i))
+				}
+			}
+			if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--publication", "pub", "--stop-at-lsn", "now", "--stop-on-divergence=false"); r.code != 0 {
+				t.Fatalf("last run exited %d:\n%s", r.code, r.stderr)
+			}
+			compareRows(t, dsn, rows, "SELECT a, b, c FROM g")
 		})
 	}
 }
