@@ -759,7 +759,7 @@ func (e *engine) warnUnsentKey(t *schema.Table, attrs []source.Attribute) {
 		e.warnedKey = map[uint32]bool{}
 	}
 	e.warnedKey[t.ID] = true
-	e.log.Warn("the table's key is made of generated columns, which PostgreSQL before 18 does not publish: its updates and deletes cannot name their rows, "+
+	e.log.Warn("the table's key includes generated columns, which PostgreSQL before 18 does not publish: its updates and deletes cannot name their rows, "+
 		"so each copies the table again online; run ALTER TABLE ... REPLICA IDENTITY FULL on the source table", "table", t.QualifiedName(), "key", key)
 }
 

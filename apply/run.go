@@ -296,7 +296,11 @@ func (r *runner) recopy(ctx context.Context, err error) bool {
 		return false // copied again from here already, and it differs again
 	}
 	st.Copies = slices.DeleteFunc(st.Copies, func(c schema.TableCopy) bool { return c.RelID == de.RelID })
-	st.Copies = append(st.Copies, schema.TableCopy{RelID: de.RelID, Table: de.Table, Estimate: -1, Reason: "the copy differed from the source"})
+	reason, why := "the copy differed from the source", "the copy of a table differs from the source (someone else wrote to it?)"
+	if de.Unidentified {
+		reason, why = "a change could not name its row", "the source sent a change that cannot name its row of the copy"
+	}
+	st.Copies = append(st.Copies, schema.TableCopy{RelID: de.RelID, Table: de.Table, Estimate: -1, Reason: reason})
 	if rerr := r.sink.Begin(ctx); rerr != nil {
 		return false
 	}
@@ -309,7 +313,7 @@ func (r *runner) recopy(ctx context.Context, err error) bool {
 		r.recopied = map[uint32]lsn.LSN{}
 	}
 	r.recopied[de.RelID] = st.LSN
-	r.log.Warn("the copy of a table differs from the source (someone else wrote to it?): copying it again online, from the stored position",
+	r.log.Warn(why+": copying the table again online, from the stored position",
 		"table", de.Table, "at", st.LSN, "err", err)
 	return true
 }

@@ -106,6 +106,9 @@ type DivergedError struct {
 	RelID uint32 // the source table's OID
 	Table string // its name, schema.table (DisplayName)
 	Err   error  // what the sink found, naming the key
+	// Unidentified: the source's change cannot name its row (Unidentified),
+	// which is no sign of someone else writing to the copy.
+	Unidentified bool
 }
 
 // Diverged marks err, a change to t that found the copy differing from the
@@ -131,7 +134,7 @@ func Unidentified(t *Table, op Op, hasOld bool) error {
 	if hasOld {
 		what = "only a partition's key"
 	}
-	return Diverged(t, fmt.Errorf("%s on %s: the source sent %s, which cannot identify a row of it (REPLICA IDENTITY of the table: %q, no key published): a partitioned table published through its root (publish_via_partition_root) needs a primary key on the root or REPLICA IDENTITY FULL on every partition, and PostgreSQL before 18 does not publish a key of generated columns; until then each such change makes walmirror copy the table again: run ALTER TABLE ... REPLICA IDENTITY FULL on each partition on the source (and on partitions attached later), or on the table whose key is generated", op, t.QualifiedName(), what, string(t.Identity)))
+	return &DivergedError{RelID: t.ID, Table: DisplayName(t.Schema, t.Name), Unidentified: true, Err: fmt.Errorf("%s on %s: the source sent %s, which cannot identify a row of it (REPLICA IDENTITY of the table: %q, no key published): a partitioned table published through its root (publish_via_partition_root) needs a valid primary key on the root (on every partition too, not added with ALTER TABLE ONLY) or REPLICA IDENTITY FULL on every partition, and PostgreSQL before 18 does not publish a key of generated columns; until then each such change makes walmirror copy the table again: run ALTER TABLE ... REPLICA IDENTITY FULL on each partition on the source (and on partitions attached later), or on the table whose key is generated", op, t.QualifiedName(), what, string(t.Identity))}
 }
 
 // NotOwned is the error for a target table walmirror did not create: it
