@@ -738,12 +738,13 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 }
 
 // warnUnsentKey warns, once per table, of a key the stream cannot carry: a
-// primary key of generated columns, which PostgreSQL before 18 does not
-// publish (18 refuses such updates unless the publication publishes them).
+// primary key or identity index with generated columns, which PostgreSQL
+// before 18 does not publish (18 refuses such updates unless the
+// publication publishes them).
 // pgoutput then sends updates and deletes with no old row, which cannot
 // name a row: each copies the table again.
 func (e *engine) warnUnsentKey(t *schema.Table, attrs []source.Attribute) {
-	if t.Identity != schema.IdentityDefault || slices.ContainsFunc(t.Columns, func(c schema.Column) bool { return c.Key }) || e.warnedKey[t.ID] {
+	if t.Identity != schema.IdentityDefault && t.Identity != schema.IdentityIndex || slices.ContainsFunc(t.Columns, func(c schema.Column) bool { return c.Key }) || e.warnedKey[t.ID] {
 		return
 	}
 	var key []string
@@ -759,8 +760,10 @@ func (e *engine) warnUnsentKey(t *schema.Table, attrs []source.Attribute) {
 		e.warnedKey = map[uint32]bool{}
 	}
 	e.warnedKey[t.ID] = true
-	e.log.Warn("the table's key includes generated columns, which PostgreSQL before 18 does not publish: its updates and deletes cannot name their rows, "+
-		"so each copies the table again online; run ALTER TABLE ... REPLICA IDENTITY FULL on the source table", "table", t.QualifiedName(), "key", key)
+	e.log.Warn("the table's key includes generated columns the publication does not publish (PostgreSQL before 18 publishes none): "+
+		"before 18 its updates and deletes cannot name their rows, so each copies the table again online (run ALTER TABLE ... REPLICA IDENTITY FULL on the source table); "+
+		"PostgreSQL 18 refuses them on the source until the publication publishes the columns (ALTER PUBLICATION ... SET (publish_generated_columns = stored), or name them in its column list)",
+		"table", t.QualifiedName(), "key", key)
 }
 
 // refill starts the online copy of a table again when its shape changes

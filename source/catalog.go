@@ -27,10 +27,11 @@ type Attribute struct {
 	// REPLICA IDENTITY USING INDEX). pgoutput flags an index's INCLUDE
 	// columns too, which are not part of the key.
 	Key bool
-	// InvalidKey: a key column of an identity index that is not valid (a
-	// partitioned root's primary key added ONLY, until every partition
-	// has one): Key is false, as the index keeps nothing unique, but
-	// PostgreSQL 18's Relation messages flag it.
+	// InvalidKey: a key column of an identity index PostgreSQL does not
+	// take as the replica identity: not valid (a partitioned root's primary
+	// key added ONLY, until every partition has one; PostgreSQL 18's
+	// Relation messages flag it) or DEFERRABLE (unique only at commit).
+	// Key is false.
 	InvalidKey bool
 	// PartialOld, the same in every attribute of a relation: it is a
 	// partitioned table with REPLICA IDENTITY FULL some of whose
@@ -58,7 +59,7 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 			a.atthasdef OR a.attidentity <> '', a.attgenerated <> '', -- an identity column's values come from a sequence, as a default's
 			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum),
 			EXISTS (SELECT FROM pg_catalog.pg_index j, generate_series(0, j.indnkeyatts - 1) k WHERE j.indrelid = a.attrelid
-				AND NOT j.indisvalid AND j.indkey[k] = a.attnum
+				AND NOT (j.indisvalid AND j.indimmediate) AND j.indkey[k] = a.attnum
 				AND CASE c.relreplident WHEN 'd' THEN j.indisprimary WHEN 'i' THEN j.indisreplident ELSE false END),
 			`+identityExpr+` <> c.relreplident,
 			CASE WHEN a.atttypid >= 10000 THEN (SELECT tn.nspname || '.' || t.typname FROM pg_catalog.pg_type t
@@ -66,7 +67,7 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 		FROM pg_catalog.pg_attribute a
 		JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 		LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND
-			i.indisvalid AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
+			i.indisvalid AND i.indimmediate AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
 		WHERE a.attrelid = $1 AND a.attnum > 0
 		ORDER BY a.attnum`, relid)
 	if err != nil {

@@ -326,6 +326,9 @@ type PublicationInfo struct {
 	Walmirror bool
 	ForSlot   string
 	Comment   string
+	// GeneratedColumns: it publishes stored generated columns (PostgreSQL
+	// 18's publish_generated_columns = stored).
+	GeneratedColumns bool
 }
 
 // Unpublished lists the operations the publication leaves out: a copy
@@ -359,6 +362,16 @@ func (a *Admin) Publication(ctx context.Context, name string) (PublicationInfo, 
 		return p, classify("look up publication", timeoutCause(ctx, err))
 	}
 	p.Exists = true
+	var genCols bool
+	if err := a.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_attribute
+		WHERE attrelid = 'pg_catalog.pg_publication'::regclass AND attname = 'pubgencols')`).Scan(&genCols); err != nil {
+		return p, classify("inspect pg_publication", timeoutCause(ctx, err))
+	}
+	if genCols {
+		if err := a.conn.QueryRow(ctx, `SELECT pubgencols::text = 's' FROM pg_publication WHERE pubname = $1`, name).Scan(&p.GeneratedColumns); err != nil {
+			return p, classify("look up publication", timeoutCause(ctx, err))
+		}
+	}
 	if comment != nil {
 		p.Comment = *comment
 		if rest, ok := strings.CutPrefix(p.Comment, publicationMark); ok {
@@ -426,6 +439,10 @@ type TableInfo struct {
 	// partitions, whose rows a copy reads through the root and whose
 	// changes are in no WAL.
 	ForeignPartitions bool
+	// GeneratedKey: the generated columns of its replica identity's key,
+	// which PostgreSQL before 18 never publishes (18 only when the
+	// publication publishes generated columns or its column list names them).
+	GeneratedKey []string
 }
 
 // KeylessForUpdates says the table has no key for UPDATE and DELETE to be
@@ -439,13 +456,18 @@ const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text
 	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate AND i.indisvalid),
 	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate), c.relkind = 'p', c.relispartition,
 	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), row_security_active(c.oid),
-	c.relkind = 'p' AND EXISTS (SELECT FROM pg_class f WHERE f.relkind = 'f' AND f.oid IN ` + leavesOf + `)`
+	c.relkind = 'p' AND EXISTS (SELECT FROM pg_class f WHERE f.relkind = 'f' AND f.oid IN ` + leavesOf + `),
+	ARRAY(SELECT a.attname::text FROM pg_index i CROSS JOIN LATERAL generate_series(0, i.indnkeyatts - 1) k
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[k] AND a.attgenerated <> ''
+		WHERE i.indrelid = c.oid AND i.indisvalid AND i.indimmediate
+			AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
+		ORDER BY a.attnum)`
 
 func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
 		t := TableInfo{Exists: true}
 		var ident string
-		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions)
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions, &t.GeneratedKey)
 		if ident != "" {
 			t.ReplicaIdentity = ident[0]
 		}

@@ -284,8 +284,10 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
-		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND -- invalid: a partitioned root's key added ONLY; the stream names none
-			i.indisvalid AND CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
+		-- PostgreSQL's replica identity index is valid (not a partitioned root's key
+		-- added ONLY) and not DEFERRABLE: the stream names no other key.
+		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND
+			i.indisvalid AND i.indimmediate AND CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attnum`, oid, string(ident), p.genCols, p.genListed, only)
 	if err != nil {

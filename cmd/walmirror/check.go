@@ -198,7 +198,7 @@ func (c *checker) publication(ctx context.Context, adm *source.Admin, cfg source
 		}
 		c.creatable(cfg, si, tables)
 	}
-	c.tables(pub, tables, slot, si.User)
+	c.tables(pub, tables, slot, si.User, si.Version/10000)
 	for _, t := range tables {
 		c.published = append(c.published, t.Name)
 	}
@@ -243,7 +243,7 @@ func (c *checker) creatable(cfg source.Config, si source.ServerInfo, tables []so
 
 // tables checks the replica identity and readability of every table that
 // is or would be published.
-func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, slot source.SlotState, user string) {
+func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, slot source.SlotState, user string, major int) {
 	n, bad := 0, 0
 	for _, t := range tables {
 		if !t.Exists {
@@ -266,6 +266,17 @@ func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, 
 				bad++
 			case pub.Update || pub.Delete:
 				c.warn("table", "%s has %s: UPDATE and DELETE on it fail on the source while publication %q publishes them; %s", t.Name, ident, pub.Name, fix)
+				bad++
+			}
+		}
+		if len(t.GeneratedKey) > 0 && !t.Partition && (!pub.Exists || pub.Update || pub.Delete) {
+			key := strings.Join(t.GeneratedKey, ", ")
+			switch {
+			case major < 18:
+				c.warn("table", "%s's key includes generated columns (%s), which PostgreSQL before 18 does not publish: each UPDATE and DELETE on it makes walmirror copy the table again; run ALTER TABLE %s REPLICA IDENTITY FULL", t.Name, key, t.Name)
+				bad++
+			case pub.Exists && !pub.GeneratedColumns:
+				c.warn("table", "%s's key includes generated columns (%s) that publication %q does not publish unless its column list names them: then UPDATE and DELETE on it fail on the source; ALTER PUBLICATION %s SET (publish_generated_columns = stored)", t.Name, key, pub.Name, quoteIdent(pub.Name))
 				bad++
 			}
 		}

@@ -655,6 +655,40 @@ func TestCheckForeignPartition(t *testing.T) {
 	}
 }
 
+// TestCheckGeneratedKey: check warns of a key that includes a generated
+// column the publication does not publish: before 18 every UPDATE and
+// DELETE then copies the table again, on 18 the source refuses them
+// (helper-90: check said every table had a key). A publication that
+// publishes generated columns (18) draws no warning.
+func TestCheckGeneratedKey(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE g (a int NOT NULL, b int NOT NULL, gk int GENERATED ALWAYS AS (b * 2) STORED, PRIMARY KEY (a, gk));
+		CREATE TABLE plain (id int PRIMARY KEY);
+		CREATE PUBLICATION pub FOR ALL TABLES;`)
+	check := func(pub string) string {
+		t.Helper()
+		r := walmirror(t, nil, "check", "--source", dsn, "--publication", pub, "--target", "sqlite:"+filepath.Join(t.TempDir(), "copy.db"))
+		return r.stdout + r.stderr
+	}
+	out := check("pub")
+	if !strings.Contains(out, `"public"."g"'s key includes generated columns (gk)`) || strings.Contains(out, `"plain"'s key`) {
+		t.Errorf("check does not warn of g's generated key, or warns of another table:\n%s", out)
+	}
+	want := "REPLICA IDENTITY FULL"
+	if server.Major() >= 18 {
+		want = "publish_generated_columns = stored"
+	}
+	if !strings.Contains(out, want) {
+		t.Errorf("the warning does not name the remedy %q:\n%s", want, out)
+	}
+	if server.Major() >= 18 {
+		mustExec(t, db, `CREATE PUBLICATION gen FOR ALL TABLES WITH (publish_generated_columns = stored)`)
+		if out := check("gen"); strings.Contains(out, "generated columns") {
+			t.Errorf("a publication that publishes generated columns draws a warning:\n%s", out)
+		}
+	}
+}
+
 // TestConcurrentFirstRuns: walmirrors started at the same moment on a
 // database with no publication each create it; the ones that lose the race
 // take it as found. Before, one exited 1 with "duplicate key value violates
