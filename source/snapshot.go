@@ -285,9 +285,12 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
 		-- PostgreSQL's replica identity index is valid (not a partitioned root's key
-		-- added ONLY) and not DEFERRABLE: the stream names no other key.
+		-- added ONLY) and not DEFERRABLE: the stream names no other key. A root
+		-- whose REPLICA IDENTITY FULL its partitions lack (identityExpr: 'd') has
+		-- none, as the stream takes it (Attribute.PartialOld).
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND
-			i.indisvalid AND i.indimmediate AND CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
+			i.indisvalid AND i.indimmediate AND CASE $2
+				WHEN 'd' THEN i.indisprimary AND (SELECT relreplident FROM pg_class WHERE oid = $1) = 'd' WHEN 'i' THEN i.indisreplident ELSE false END
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attnum`, oid, string(ident), p.genCols, p.genListed, only)
 	if err != nil {
