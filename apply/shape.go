@@ -275,25 +275,38 @@ func includeKeys(t *schema.Table, matched []*source.Attribute) bool {
 // untrustedKey reports whether t's Relation message flags key columns
 // that do not make a key the source keeps unique and whole: a key column of
 // the catalog is not among the message's columns (the publication's column
-// list leaves it out, as publish = 'insert' allows), or the flagged columns
-// are those of an invalid identity index with no valid one (a partitioned
-// root's key added ONLY; PostgreSQL 18 flags them). (A key the catalog has
-// moved on from makes the table keyless until the message that shows the
-// new one: its updates and deletes are then refused and it is copied again,
-// exactly.)
+// list leaves it out, as publish = 'insert' allows; a generated column it
+// does not publish), or the flagged columns are those of an invalid
+// identity index with no valid one (a partitioned root's key added ONLY;
+// PostgreSQL 18 flags them). A catalog key column the message names
+// otherwise (renamed or retyped since: the catalog is ahead of the stream)
+// is matched to no flagged column either, so only catalog key columns
+// beyond the message's unmatched flagged ones count as left out (the
+// simulation's renamed key column made the table keyless, every update a
+// re-copy). (A key the catalog has moved on from otherwise makes the table
+// keyless until the message that shows the new one: its updates and
+// deletes are then refused and it is copied again, exactly.)
 func untrustedKey(t *schema.Table, attrs []source.Attribute, matched []*source.Attribute) bool {
 	if t.Identity != schema.IdentityDefault && t.Identity != schema.IdentityIndex || !t.HasKey() {
 		return false
 	}
-	valid := false
+	valid, missing := false, 0
 	for i := range attrs {
 		a := &attrs[i]
 		if a.Key && !a.Dropped {
 			if !slices.Contains(matched, a) {
-				return true
+				missing++
 			}
 			valid = true
 		}
+	}
+	for i, c := range t.Columns {
+		if c.Key && matched[i] == nil {
+			missing-- // the message's name for a catalog key column, perhaps
+		}
+	}
+	if missing > 0 {
+		return true
 	}
 	if valid {
 		return false

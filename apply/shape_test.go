@@ -61,3 +61,38 @@ func TestMatchKeepsOrder(t *testing.T) {
 		t.Fatalf("nums = %v, want %v", got, want)
 	}
 }
+
+// TestUntrustedKey: a catalog key column the message leaves out makes its
+// flagged key untrusted; one the message names otherwise (renamed or
+// retyped since, the catalog ahead of the stream) does not (the
+// simulation's renamed key column made every update a re-copy).
+func TestUntrustedKey(t *testing.T) {
+	cols := func(names ...string) []schema.Column {
+		var cs []schema.Column
+		for _, n := range names {
+			cs = append(cs, schema.Column{Name: n, TypeID: schema.OIDInt4, Typmod: -1, Key: n == "a" || n == "id"})
+		}
+		return cs
+	}
+	for _, c := range []struct {
+		name  string
+		msg   []string
+		attrs []source.Attribute
+		want  bool
+	}{
+		{"whole key", []string{"a", "v"}, []source.Attribute{{Num: 1, Name: "a", Key: true}, {Num: 2, Name: "v"}}, false},
+		{"column list leaves out b", []string{"a", "v"}, []source.Attribute{{Num: 1, Name: "a", Key: true}, {Num: 2, Name: "b", Key: true}, {Num: 3, Name: "v"}}, true},
+		{"unpublished generated gk", []string{"a", "v"}, []source.Attribute{{Num: 1, Name: "a", Key: true}, {Num: 2, Name: "v"}, {Num: 3, Name: "gk", Key: true, Generated: true}}, true},
+		{"key column renamed since", []string{"id", "v"}, []source.Attribute{{Num: 1, Name: "id_r41", Key: true}, {Num: 2, Name: "v"}}, false},
+		{"renamed, and b left out", []string{"a", "v"}, []source.Attribute{{Num: 1, Name: "a_r", Key: true}, {Num: 2, Name: "b", Key: true}, {Num: 3, Name: "v"}}, true},
+		{"invalid index", []string{"a", "v"}, []source.Attribute{{Num: 1, Name: "a", InvalidKey: true}, {Num: 2, Name: "v"}}, true},
+	} {
+		for i := range c.attrs {
+			c.attrs[i].TypeID, c.attrs[i].Typmod = schema.OIDInt4, -1
+		}
+		tbl := schema.NewTable(1, "public", "t", schema.IdentityDefault, cols(c.msg...))
+		if got := untrustedKey(tbl, c.attrs, match(tbl, c.attrs)); got != c.want {
+			t.Errorf("%s: untrustedKey = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
