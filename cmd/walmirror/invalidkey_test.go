@@ -155,3 +155,41 @@ func TestPartitionedFullRootKey(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyRenamedBehind: a key column renamed and retyped while walmirror is
+// behind: the catalog is ahead of the stream, whose messages still name the
+// column as it was. The key stays a key and the run does not stop on
+// divergence (since f40d408 the table turned keyless and every update
+// stopped the run; the simulation found it). Every target.
+func TestKeyRenamedBehind(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text);
+				INSERT INTO t SELECT g, 'a' || g FROM generate_series(1, 1000) g;
+				CREATE PUBLICATION pub FOR TABLE t;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() {
+				t.Helper()
+				r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--publication", "pub", "--stop-at-lsn", "now")
+				if r.code != 0 {
+					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+				}
+			}
+			run()
+			mustExec(t, db, `UPDATE t SET v = 'u' || id WHERE id % 7 = 0;
+				ALTER TABLE t RENAME COLUMN id TO key_id;
+				UPDATE t SET v = 'r' || key_id WHERE key_id % 11 = 0; DELETE FROM t WHERE key_id % 13 = 0;
+				ALTER TABLE t ALTER COLUMN key_id TYPE bigint;
+				UPDATE t SET v = 'b' || key_id WHERE key_id % 17 = 0; DELETE FROM t WHERE key_id % 19 = 0;
+				INSERT INTO t VALUES (5000, 'new')`)
+			run()
+			compareRows(t, dsn, rows, "SELECT key_id, v FROM t")
+			mustExec(t, db, `UPDATE t SET v = 'c' || key_id WHERE key_id % 5 = 0; DELETE FROM t WHERE key_id % 23 = 0`)
+			run()
+			compareRows(t, dsn, rows, "SELECT key_id, v FROM t")
+		})
+	}
+}
