@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -273,50 +274,75 @@ func includeKeys(t *schema.Table, matched []*source.Attribute) bool {
 }
 
 // untrustedKey reports whether t's Relation message flags key columns
-// that do not make a key the source keeps unique and whole: a key column of
-// the catalog is not among the message's columns (the publication's column
-// list leaves it out, as publish = 'insert' allows; a generated column it
-// does not publish), or the flagged columns are those of an invalid
-// identity index with no valid one (a partitioned root's key added ONLY;
-// PostgreSQL 18 flags them). A catalog key column the message names
-// otherwise (renamed or retyped since: the catalog is ahead of the stream)
-// is matched to no flagged column either, so only catalog key columns
-// beyond the message's unmatched flagged ones count as left out (the
-// simulation's renamed key column made the table keyless, every update a
-// re-copy). (A key the catalog has moved on from otherwise makes the table
-// keyless until the message that shows the new one: its updates and
-// deletes are then refused and it is copied again, exactly.)
+// that do not make a key the source keeps unique and whole, so the table
+// is taken as keyless (its inserts appended, as the source's; an update or
+// delete that cannot name its row copies it again, exactly):
+//   - the catalog, which still describes the table, vouches for no key: the
+//     flagged columns are an invalid identity index's (a partitioned root's
+//     key added ONLY; PostgreSQL 18 flags them), or the key was dropped or
+//     replaced since, when the message's key may have been published only
+//     in part (helper-91: rows of a repeated part merged into one);
+//   - a key column of the catalog is not among the message's columns (the
+//     publication's column list leaves it out, as publish = 'insert'
+//     allows; a generated column it does not publish), unless an unmatched
+//     flagged column of the message stands where it is, between the attnums
+//     of that column's matched neighbours: the message's name for it,
+//     renamed or retyped since (the catalog is ahead of the stream; the
+//     simulation's renamed key column made every update a re-copy).
 func untrustedKey(t *schema.Table, attrs []source.Attribute, matched []*source.Attribute) bool {
 	if t.Identity != schema.IdentityDefault && t.Identity != schema.IdentityIndex || !t.HasKey() {
 		return false
 	}
-	valid, missing := false, 0
-	for i := range attrs {
-		a := &attrs[i]
-		if a.Key && !a.Dropped {
-			if !slices.Contains(matched, a) {
-				missing++
+	known, valid := false, false
+	for _, a := range attrs {
+		known = known || !a.Dropped
+		valid = valid || a.Key && !a.Dropped
+	}
+	if !valid {
+		// A table dropped since has no catalog to ask: its message is
+		// taken as sent.
+		return known
+	}
+	used := make([]bool, len(t.Columns))
+	for j := range attrs {
+		a := &attrs[j]
+		if !a.Key || a.Dropped || slices.Contains(matched, a) {
+			continue
+		}
+		named := false
+		for i, c := range t.Columns {
+			if used[i] || !c.Key || matched[i] != nil {
+				continue
 			}
-			valid = true
+			if lo, hi := neighbours(matched, i); lo < int(a.Num) && int(a.Num) < hi {
+				used[i], named = true, true
+				break
+			}
 		}
-	}
-	for i, c := range t.Columns {
-		if c.Key && matched[i] == nil {
-			missing-- // the message's name for a catalog key column, perhaps
-		}
-	}
-	if missing > 0 {
-		return true
-	}
-	if valid {
-		return false
-	}
-	for i, a := range matched {
-		if t.Columns[i].Key && a != nil && a.InvalidKey {
+		if !named {
 			return true
 		}
 	}
 	return false
+}
+
+// neighbours returns the attnums of the matched columns nearest before and
+// after message column i (0 and past every attnum where there is none).
+func neighbours(matched []*source.Attribute, i int) (lo, hi int) {
+	lo, hi = 0, math.MaxInt
+	for j := i - 1; j >= 0; j-- {
+		if matched[j] != nil {
+			lo = int(matched[j].Num)
+			break
+		}
+	}
+	for j := i + 1; j < len(matched); j++ {
+		if matched[j] != nil {
+			hi = int(matched[j].Num)
+			break
+		}
+	}
+	return lo, hi
 }
 
 // sameNums reports whether two shapes' attnums agree where both are known

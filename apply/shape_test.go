@@ -62,9 +62,10 @@ func TestMatchKeepsOrder(t *testing.T) {
 	}
 }
 
-// TestUntrustedKey: a catalog key column the message leaves out makes its
-// flagged key untrusted; one the message names otherwise (renamed or
-// retyped since, the catalog ahead of the stream) does not (the
+// TestUntrustedKey: a catalog key column the message leaves out, or a
+// catalog with no key (dropped or replaced since), makes the message's
+// flagged key untrusted; a key column the message names otherwise (renamed
+// or retyped since, the catalog ahead of the stream) does not (the
 // simulation's renamed key column made every update a re-copy).
 func TestUntrustedKey(t *testing.T) {
 	cols := func(names ...string) []schema.Column {
@@ -86,9 +87,17 @@ func TestUntrustedKey(t *testing.T) {
 		{"key column renamed since", []string{"id", "v"}, []source.Attribute{{Num: 1, Name: "id_r41", Key: true}, {Num: 2, Name: "v"}}, false},
 		{"renamed, and b left out", []string{"a", "v"}, []source.Attribute{{Num: 1, Name: "a_r", Key: true}, {Num: 2, Name: "b", Key: true}, {Num: 3, Name: "v"}}, true},
 		{"invalid index", []string{"a", "v"}, []source.Attribute{{Num: 1, Name: "a", InvalidKey: true}, {Num: 2, Name: "v"}}, true},
+		{"key dropped since", []string{"a", "v"}, []source.Attribute{{Num: 1, Name: "a"}, {Num: 2, Name: "v"}}, true},
+		{"table dropped since", []string{"a", "v"}, nil, false},
+		{"key retyped since", []string{"id", "v"}, []source.Attribute{{Num: 1, Name: "id", Key: true, TypeID: schema.OIDInt8}, {Num: 2, Name: "v"}}, false},
+		{"key replaced by one with a generated column, a renamed", []string{"a", "b"}, []source.Attribute{{Num: 1, Name: "a2"}, {Num: 2, Name: "b", Key: true}, {Num: 3, Name: "g", Key: true, Generated: true}}, true},
+		{"renamed, columns added after", []string{"id", "v"}, []source.Attribute{{Num: 1, Name: "id2", Key: true}, {Num: 2, Name: "v"}, {Num: 3, Name: "w"}}, false},
 	} {
 		for i := range c.attrs {
-			c.attrs[i].TypeID, c.attrs[i].Typmod = schema.OIDInt4, -1
+			if c.attrs[i].TypeID == 0 {
+				c.attrs[i].TypeID = schema.OIDInt4
+			}
+			c.attrs[i].Typmod = -1
 		}
 		tbl := schema.NewTable(1, "public", "t", schema.IdentityDefault, cols(c.msg...))
 		if got := untrustedKey(tbl, c.attrs, match(tbl, c.attrs)); got != c.want {
