@@ -680,15 +680,6 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			t = schema.NewTable(relid, nsp, name, ident, cols)
 			t.TypeNames = typeNames
 		}
-		if includeKeys(t, matched) {
-			// pgoutput flags an identity index's INCLUDE columns as key
-			// columns; they are not part of the key.
-			for i, a := range matched {
-				cols[i].Key = cols[i].Key && a != nil && a.Key
-			}
-			t = schema.NewTable(relid, nsp, name, ident, cols)
-			t.TypeNames = typeNames
-		}
 		t.Fills, t.Nums = fills(t, matched), nums(matched)
 		e.warnUnsentKey(t, attrs)
 		// Only this message's columns: the catalog may be ahead of the

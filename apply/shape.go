@@ -244,35 +244,6 @@ func unclaimed(ctx context.Context, ss shapeStore, t *schema.Table) (bool, error
 	return true, nil
 }
 
-// includeKeys reports whether some key columns of t's Relation message are
-// not key columns in the catalog while all the catalog's key columns are
-// flagged: the identity index has INCLUDE columns, which pgoutput flags
-// too. (A key the catalog describes differently, e.g. a primary key
-// replaced since this point of the stream, is left as the message says.)
-func includeKeys(t *schema.Table, matched []*source.Attribute) bool {
-	if t.Identity != schema.IdentityDefault && t.Identity != schema.IdentityIndex {
-		return false
-	}
-	extra, keys := false, 0
-	for i, a := range matched {
-		if a == nil {
-			if t.Columns[i].Key {
-				return false // a key column the catalog cannot vouch for
-			}
-			continue
-		}
-		switch {
-		case a.Key && !t.Columns[i].Key:
-			return false
-		case a.Key:
-			keys++
-		case t.Columns[i].Key:
-			extra = true
-		}
-	}
-	return extra && keys > 0
-}
-
 // untrustedKey reports whether t's Relation message flags key columns
 // that do not make a key the source keeps unique and whole, so the table
 // is taken as keyless (its inserts appended, as the source's; an update or

@@ -132,7 +132,7 @@ func (e *DivergedError) Unwrap() []error { return []error{e.Err, ErrDiverged} }
 func Unidentified(t *Table, op Op, hasOld bool) error {
 	what := "no old row"
 	if hasOld {
-		what = "only a partition's key"
+		what = "an old row holding only key columns (a partition's key, or the published part of a key)"
 	}
 	return &DivergedError{RelID: t.ID, Table: DisplayName(t.Schema, t.Name), Unidentified: true, Err: fmt.Errorf("%s on %s: the source sent %s, which cannot identify a row of it (REPLICA IDENTITY of the table: %q, no key published): a partitioned table published through its root (publish_via_partition_root) needs a valid primary key on the root (on every partition too, not added with ALTER TABLE ONLY) or REPLICA IDENTITY FULL on every partition, and PostgreSQL before 18 does not publish a key of generated columns; until then each such change makes walmirror copy the table again: run ALTER TABLE ... REPLICA IDENTITY FULL on each partition on the source (and on partitions attached later), or on the table whose key is generated", op, t.QualifiedName(), what, string(t.Identity))}
 }

@@ -24,8 +24,8 @@ type Attribute struct {
 	HasDefault bool
 	Generated  bool
 	// Key: a key column of the replica identity index (primary key or
-	// REPLICA IDENTITY USING INDEX). pgoutput flags an index's INCLUDE
-	// columns too, which are not part of the key.
+	// REPLICA IDENTITY USING INDEX), not its INCLUDE columns (which
+	// pgoutput does not flag either).
 	Key bool
 	// InvalidKey: a key column of an identity index PostgreSQL does not
 	// take as the replica identity: not valid (a partitioned root's primary
