@@ -71,6 +71,17 @@ type fill struct {
 	// mustSee are transactions with changes to rows not yet copied that
 	// are not held: its next chunk waits until its snapshot sees them.
 	mustSee []uint32
+	// open are the source transactions in progress when the copy's first
+	// chunk was tried (openTaken): the first chunk waits until they end,
+	// as PostgreSQL's own subscriber's copy does. Their changes from
+	// before the table was published (ALTER PUBLICATION ... ADD TABLE, a
+	// widened row filter, a partitioned root's publishing switched do not
+	// wait for them) are in no stream, and a snapshot taken while they run
+	// does not show them: a transaction open across the join lost them
+	// from the copy, exit 0 (helper-93).
+	open                  []uint32
+	openTaken             bool
+	openSince, openLogged time.Time
 	// shapeRounds counts the chunks in a row that found the table's shape
 	// differing from the stream's (see nextChunk).
 	shapeRounds int
@@ -685,6 +696,31 @@ func (e *engine) unsettled(ch *source.Chunk) bool {
 	return len(e.unseen.xids) > 0
 }
 
+// waitOpen says whether f's first chunk must wait for transactions open
+// when it was first tried (fill.open); snap is this try's snapshot.
+func (e *engine) waitOpen(f *fill, snap source.XidSnapshot) bool {
+	if !f.openTaken {
+		f.openTaken = true
+		for _, x := range snap.Xip {
+			f.open = append(f.open, uint32(x))
+		}
+	}
+	f.open = slices.DeleteFunc(f.open, snap.Sees)
+	if len(f.open) == 0 {
+		return false
+	}
+	now := time.Now()
+	if f.openSince.IsZero() {
+		f.openSince, f.openLogged = now, now
+	} else if now.Sub(f.openLogged) >= 10*time.Second {
+		f.openLogged = now.Add(50 * time.Second) // then every minute
+		e.log.Info("online copy waits for source transactions that were open when it began to end (their changes from before the table was published are in no stream)",
+			"table", f.copy.Table, "transactions", len(f.open), "oldest_xid", slices.Min(f.open), "waiting", now.Sub(f.openSince).Round(time.Second))
+	}
+	e.retryAt = now.Add(100 * time.Millisecond)
+	return true
+}
+
 // see notes that the copy's next snapshot must see xid.
 func (f *fill) see(xid uint32) {
 	if n := len(f.mustSee); n == 0 || f.mustSee[n-1] != xid {
@@ -789,6 +825,9 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			e.retryAt = time.Now().Add(10 * time.Millisecond)
 			return nil
 		}
+	}
+	if ch.Snapshot.Xmax != 0 && f.copy.Chunks == 0 && f.copy.After == nil && e.waitOpen(f, ch.Snapshot) {
+		return nil
 	}
 	if !ch.Published {
 		if f.copy.Chunks > 0 || f.emptied {

@@ -1795,3 +1795,46 @@ func TestCopyWaitsForBacklog(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinWithOpenTransaction: a transaction that writes to a table, stays
+// open while the table joins the publication and commits after: its
+// changes from before the join are in no stream (decoded while the table
+// was unpublished), so the online copy must see them. Its first chunk
+// waits for the transactions open when it began; before, it read the
+// table at once and the copy lacked them, exit 0 (helper-93). Every target.
+func TestJoinWithOpenTransaction(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE h (id int PRIMARY KEY, v text);
+				INSERT INTO h SELECT g, 'h' || g FROM generate_series(1, 100) g;
+				CREATE TABLE other (id int PRIMARY KEY);
+				CREATE PUBLICATION walmirror FOR TABLE other;`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			args := []string{"--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "300ms"}
+			stop, logPath := startRunUntil(t, "msg=streaming", args...)
+			ctx := t.Context()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			if _, err := conn.Exec(ctx, `BEGIN; INSERT INTO h VALUES (1001, 'open'); UPDATE h SET v = 'open' WHERE id = 5; DELETE FROM h WHERE id = 6`); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, db, `ALTER PUBLICATION walmirror ADD TABLE h`)
+			waitForLog(t, logPath, `msg="copying table online" table=public.h`)
+			time.Sleep(1500 * time.Millisecond) // the copy would be done by now
+			if _, err := conn.Exec(ctx, `UPDATE h SET v = 'open2' WHERE id = 7; COMMIT`); err != nil {
+				t.Fatal(err)
+			}
+			waitForLog(t, logPath, `msg="table copied online" table=public.h`)
+			mustExec(t, db, `INSERT INTO other VALUES (1)`)
+			stop()
+			runNow(t, dsn, target, slot)
+			compareRows(t, dsn, rows, "SELECT id, v FROM h")
+		})
+	}
+}
