@@ -439,6 +439,9 @@ type TableInfo struct {
 	// partitions, whose rows a copy reads through the root and whose
 	// changes are in no WAL.
 	ForeignPartitions bool
+	// UnloggedPartitions: the same for an unlogged partition (pgoutput
+	// publishes no unlogged table, nor its rows through a root).
+	UnloggedPartitions bool
 	// GeneratedKey: the generated columns of its replica identity's key,
 	// which PostgreSQL before 18 never publishes (18 only when the
 	// publication publishes generated columns or its column list names them).
@@ -457,6 +460,7 @@ const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text
 	EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate), c.relkind = 'p', c.relispartition,
 	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), row_security_active(c.oid),
 	c.relkind = 'p' AND EXISTS (SELECT FROM pg_class f WHERE f.relkind = 'f' AND f.oid IN ` + leavesOf + `),
+	c.relkind = 'p' AND EXISTS (SELECT FROM pg_class f WHERE f.relpersistence = 'u' AND f.oid IN ` + leavesOf + `),
 	ARRAY(SELECT a.attname::text FROM pg_index i CROSS JOIN LATERAL generate_series(0, i.indnkeyatts - 1) k
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[k] AND a.attgenerated <> ''
 		WHERE i.indrelid = c.oid AND i.indisvalid AND i.indimmediate
@@ -467,7 +471,7 @@ func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
 		t := TableInfo{Exists: true}
 		var ident string
-		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions, &t.GeneratedKey)
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions, &t.UnloggedPartitions, &t.GeneratedKey)
 		if ident != "" {
 			t.ReplicaIdentity = ident[0]
 		}

@@ -128,7 +128,39 @@ func (s *Source) preflight(ctx context.Context) error {
 	}
 	s.systemID = sys.SystemID
 	s.timeline = uint32(sys.Timeline)
-	return s.ensurePublication(ctx)
+	if err := s.ensurePublication(ctx); err != nil {
+		return err
+	}
+	s.warnUnstreamedPartitions(ctx)
+	return nil
+}
+
+// warnUnstreamedPartitions warns, at every start, of published partitioned
+// tables with an unlogged or foreign table among their partitions: a copy
+// reads those rows through the root, but their changes are in no WAL, so
+// the copy of them goes stale (helper-93). Best effort: a failed look-up
+// only loses the warning.
+func (s *Source) warnUnstreamedPartitions(ctx context.Context) {
+	rows, err := s.conn.Query(ctx, `SELECT format('%I.%I', pt.schemaname, pt.tablename),
+			array_to_string(ARRAY(SELECT format('%I.%I', ln.nspname, l.relname) FROM pg_catalog.pg_class l
+				JOIN pg_catalog.pg_namespace ln ON ln.oid = l.relnamespace
+				WHERE l.oid IN `+leavesOf+` AND (l.relpersistence = 'u' OR l.relkind = 'f') ORDER BY 1), ', ')
+		FROM pg_catalog.pg_publication_tables pt JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname
+			JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+		WHERE pt.pubname = $1 AND c.relkind = 'p'`, s.cfg.Publication)
+	if err != nil {
+		s.log.Debug("could not look for unlogged or foreign partitions", "err", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var root, leaves string
+		if err := rows.Scan(&root, &leaves); err != nil || leaves == "" {
+			continue
+		}
+		s.log.Warn("a published partitioned table has unlogged or foreign partitions: a copy reads their rows through it, but their changes are in no WAL, so the copy of those rows goes stale "+
+			"(ALTER TABLE ... SET LOGGED on the source, or detach them)", "table", root, "partitions", leaves)
+	}
 }
 
 // Timeline is the source's timeline when the run began (IDENTIFY_SYSTEM):

@@ -288,6 +288,10 @@ func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, 
 			}
 			bad++
 		}
+		if t.UnloggedPartitions {
+			c.warn("table", "%s has an unlogged table among its partitions: the copy reads its rows, but their changes are in no WAL, so the copy of them goes stale (ALTER TABLE ... SET LOGGED on the source, or detach the unlogged partition)", t.Name)
+			bad++
+		}
 		if t.ForeignPartitions {
 			c.warn("table", "%s has a foreign table among its partitions: the copy reads its rows, but their changes are in no WAL, so the copy of them goes stale (leave %s out, or detach the foreign partition)", t.Name, t.Name)
 			bad++

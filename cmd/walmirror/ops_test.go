@@ -689,6 +689,31 @@ func TestCheckGeneratedKey(t *testing.T) {
 	}
 }
 
+// TestUnloggedPartitionWarned: a published partitioned table with an
+// unlogged partition: the copy reads that partition's rows through the root
+// but its changes are in no WAL. check and every run say so (before: check
+// all ok, the copy went stale, exit 0; helper-93).
+func TestUnloggedPartitionWarned(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE root (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+		CREATE TABLE root_1 PARTITION OF root FOR VALUES FROM (0) TO (100);
+		CREATE UNLOGGED TABLE "Root 2" PARTITION OF root FOR VALUES FROM (100) TO (200);
+		CREATE TABLE logged (id int PRIMARY KEY) PARTITION BY RANGE (id);
+		CREATE TABLE logged_1 PARTITION OF logged FOR VALUES FROM (0) TO (100);
+		CREATE PUBLICATION pub FOR ALL TABLES WITH (publish_via_partition_root = true);`)
+	target := "sqlite:" + filepath.Join(t.TempDir(), "copy.db")
+	r := walmirror(t, nil, "check", "--source", dsn, "--publication", "pub", "--target", target)
+	if out := r.stdout + r.stderr; !strings.Contains(out, `"public"."root" has an unlogged table among its partitions`) || strings.Contains(out, `"logged" has an unlogged`) {
+		t.Errorf("check does not warn of root's unlogged partition, or warns of another table:\n%s", out)
+	}
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	log := runNowLog(t, dsn, target, slot, "--publication", "pub")
+	if !strings.Contains(log, `table=public.root partitions="public.\"Root 2\""`) || strings.Count(log, "unlogged or foreign partitions") != 1 {
+		t.Errorf("the run does not warn once of root's unlogged partition:\n%s", log)
+	}
+}
+
 // TestConcurrentFirstRuns: walmirrors started at the same moment on a
 // database with no publication each create it; the ones that lose the race
 // take it as found. Before, one exited 1 with "duplicate key value violates
