@@ -113,7 +113,7 @@ func (r *runner) chunkedStart(ctx context.Context, src *source.Source, snap *sou
 		}
 		est := snap.Estimates[t.ID]
 		total += max(est, 0)
-		st.Copies = append(st.Copies, schema.TableCopy{RelID: t.ID, Table: schema.DisplayName(t.Schema, t.Name), Estimate: est, Reason: "initial copy"})
+		st.Copies = append(st.Copies, schema.TableCopy{RelID: t.ID, Table: schema.DisplayName(t.Schema, t.Name), Estimate: est, Reason: schema.InitialCopy})
 	}
 	st.LSN, st.Phase = snap.ConsistentPoint, schema.PhaseStreaming
 	if err := r.slotStillOurs(ctx, src, snap.ConsistentPoint); err != nil {

@@ -43,6 +43,10 @@ type State struct {
 	Copies []TableCopy
 }
 
+// InitialCopy is the Reason of a chunked initial copy's tables: until they
+// are copied, the copy is not complete (status, /readyz).
+const InitialCopy = "initial copy"
+
 // TableCopy is the stored progress of one table's online copy.
 type TableCopy struct {
 	RelID uint32 `json:"relid"`

@@ -213,15 +213,19 @@ func TestOnlineCopyFaults(t *testing.T) {
 					// One chunk is committed: status shows the copy's progress.
 					r := walmirror(t, nil, "status", "--target", target, "--json")
 					var st struct {
-						Copies []copyStatus `json:"copies"`
+						Copies   []copyStatus `json:"copies"`
+						Snapshot bool         `json:"snapshot_complete"`
+						Initial  *bool        `json:"initial_copy_complete"`
 					}
 					if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Copies) != 4 ||
-						st.Copies[0].State != "copying" || st.Copies[0].Chunks != 1 || st.Copies[1].State != "waiting" {
+						st.Copies[0].State != "copying" || st.Copies[0].Chunks != 1 || st.Copies[1].State != "waiting" ||
+						!st.Snapshot || st.Initial == nil || *st.Initial {
 						t.Errorf("status after one chunk: %v\n%s%s", err, r.stdout, r.stderr)
 					}
-					// The text says the snapshot is not the whole story.
-					if r := walmirror(t, nil, "status", "--target", target); !strings.Contains(r.stdout, "4 tables are being copied online") {
-						t.Errorf("status after one chunk does not say tables are being copied:\n%s%s", r.stdout, r.stderr)
+					// The text says the initial copy is not complete (it
+					// said "snapshot: complete", helper-92).
+					if r := walmirror(t, nil, "status", "--target", target); !strings.Contains(r.stdout, "the initial copy is made online, in chunks, and is not complete: 4 of its tables still to copy") {
+						t.Errorf("status after one chunk does not say the initial copy is incomplete:\n%s%s", r.stdout, r.stderr)
 					}
 				}
 			}

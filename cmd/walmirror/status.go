@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +22,11 @@ type statusReport struct {
 	Slot             string `json:"slot"`
 	Phase            string `json:"phase"`
 	SnapshotComplete bool   `json:"snapshot_complete"`
-	SystemID         string `json:"system_id"`
+	// InitialCopyComplete: the snapshot is complete and no table of a
+	// chunked initial copy is still to be copied (the copy holds every
+	// table; /readyz's first condition).
+	InitialCopyComplete bool   `json:"initial_copy_complete"`
+	SystemID            string `json:"system_id"`
 	// Publication is the one the copy is made from ("" when stored by an
 	// older walmirror).
 	Publication string `json:"publication,omitempty"`
@@ -131,6 +136,7 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 	st := ts.State
 	rep = statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID, Publication: st.Publication}
 	rep.Copies = copiesStatus(st.Copies)
+	rep.InitialCopyComplete = rep.SnapshotComplete && !slices.ContainsFunc(st.Copies, func(c schema.TableCopy) bool { return c.Reason == schema.InitialCopy })
 	if !ts.UpdatedAt.IsZero() {
 		at := ts.UpdatedAt.UTC()
 		rep.LastTargetCommit = &at
@@ -254,9 +260,17 @@ func join(a, b string) string {
 
 func printStatus(w io.Writer, r statusReport) {
 	complete := "complete"
+	initial := 0
+	for _, c := range r.Copies {
+		if c.Reason == schema.InitialCopy {
+			initial++
+		}
+	}
 	switch {
 	case !r.SnapshotComplete:
 		complete = "in progress (will be redone on the next run)"
+	case initial > 0:
+		complete = fmt.Sprintf("position stored; the initial copy is made online, in chunks, and is not complete: %d of its tables still to copy (copy: below)", initial)
 	case len(r.Copies) == 1:
 		complete = "complete; 1 table is being copied online (copy: below)"
 	case len(r.Copies) > 1:
@@ -286,6 +300,8 @@ func printStatus(w io.Writer, r statusReport) {
 	}
 	lag := "unknown (walmirror is not running and the copy is behind)"
 	switch {
+	case s.LagSeconds == 0 && s.LagBytes == 0 && len(r.Copies) > 0:
+		lag = fmt.Sprintf("0 (caught up with the stream; %d tables still to copy online)", len(r.Copies))
 	case s.LagSeconds == 0 && s.LagBytes == 0:
 		lag = "0 (caught up)"
 	case s.LagSeconds >= 0:
