@@ -163,6 +163,7 @@ type engine struct {
 	waiting       bool                             // the last event was a keepalive: the server has sent all it had
 	xid           uint32                           // the source transaction being received
 	txChanges     int64                            // changesSeen() at its Begin
+	undescribedAt lsn.LSN                          // see undescribed
 	heldRows      int64                            // row changes an online copy took over (not applied as such)
 	txEnd         lsn.LSN                          // and its commit's position
 	pause         *Pauser                          // Config.Pause (pause.go)
@@ -1009,6 +1010,40 @@ func (e *engine) rewritten(ctx context.Context, t *schema.Table) (string, error)
 	return "", nil
 }
 
+// errUndescribed ends a session whose server sent a change to a table it
+// had not described, to start the next one before that change's
+// transaction.
+var errUndescribed = errors.New("the source sent a change to a table it had not described in this session: reconnecting")
+
+// undescribed handles a change to relation relID before any Relation
+// message for it. PostgreSQL 14's pgoutput does so after a publication's
+// publish_via_partition_root changed: a partition whose own shape it sent
+// before keeps that mark when its changes go out as its root's (fixed in
+// 15), so the root is never described in that session, and every run
+// replaying the same stretch stopped there (helper-93). A new session
+// describes every table afresh: when this change is its transaction's
+// first, what came before is stored and the session ends, to start again
+// just before the transaction (once per transaction: again is an error).
+func (e *engine) undescribed(ctx context.Context, relID uint32) error {
+	err := fmt.Errorf("change for relation %d before its Relation message (protocol violation)", relID)
+	if !e.inTx || e.changesSeen() != e.txChanges || e.inflight != nil || e.txEnd == e.undescribedAt {
+		return err
+	}
+	e.log.Warn("the source sent a change to a table it had not described in this session (PostgreSQL 14 does after publish_via_partition_root changes); reconnecting before its transaction",
+		"relation", relID, "transaction_end", e.txEnd)
+	if err := e.ensureOpen(ctx); err != nil {
+		return err
+	}
+	if err := e.commit(ctx); err != nil {
+		return err
+	}
+	if err := e.sync(ctx, func(context.Context) error { return nil }); err != nil {
+		return err
+	}
+	e.undescribedAt = e.txEnd
+	return errUndescribed
+}
+
 // unknownFills lets a table being copied again take a new shape: its rows
 // are replaced by the copy's, so what older rows hold meanwhile is moot.
 func (e *engine) unknownFills(t *schema.Table) {
@@ -1025,7 +1060,7 @@ func (e *engine) change(ctx context.Context, relID uint32, c schema.RowChange) e
 	}
 	t, ok := e.tables[relID]
 	if !ok {
-		return fmt.Errorf("change for relation %d before its Relation message (protocol violation)", relID)
+		return e.undescribed(ctx, relID)
 	}
 	if x, ok := e.truncXids[relID]; ok && x.top == e.xid {
 		// A row change after the TRUNCATE in its transaction: a rewrite

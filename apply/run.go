@@ -208,7 +208,7 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 		case ctx.Err() != nil:
 			log.Info("stopped")
 			return nil
-		case errors.Is(err, errRelinked), errors.Is(err, errStaleState):
+		case errors.Is(err, errRelinked), errors.Is(err, errStaleState), errors.Is(err, errUndescribed):
 			continue
 		case r.cfg.Source.Protocol == 0 && source.IsStreamUndecodable(err):
 			// Every try would fail alike, and the failing transaction
@@ -271,6 +271,10 @@ type runner struct {
 	// relinked: what the session that ended with errRelinked knew of its
 	// partitions, for the next.
 	relinked *partitionState
+	// undescribed: the end of the source transaction a session was ended
+	// before, for a change to a table the server had not described
+	// (engine.undescribed); a second time there is an error.
+	undescribed lsn.LSN
 }
 
 // recopy handles an error that says a change found the copy differing from
@@ -492,6 +496,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		e.chunkTime = DefaultCopyChunkTime
 	}
 	e.pause = r.cfg.Pause
+	e.undescribedAt = r.undescribed
 	e.resyncAtStart = r.cfg.ResyncTables
 	e.readyOwed = len(st.Copies) == 0 && len(r.cfg.ResyncTables) > 0
 	e.pollFirst = r.cfg.StopAtNow
@@ -503,6 +508,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	if errors.Is(err, errRelinked) {
 		r.relinked = e.partitionState()
 	}
+	r.undescribed = e.undescribedAt
 	if e.committed {
 		// The copies asked for are recorded in the target (or done): a
 		// reconnect must not start them again.
