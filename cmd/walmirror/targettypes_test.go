@@ -54,4 +54,20 @@ func TestTargetHasSourceTypes(t *testing.T) {
 		}
 	}
 	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SourceRows(ctx, target, q) }, `SELECT id, p, c, pa FROM e`)
+
+	// A label added on the source only: the target's enum refuses it, and
+	// the error says whose type and what to do (it was the raw "invalid
+	// input value for enum", helper-92); the same change on the target
+	// lets the run through.
+	mustExec(t, db, `ALTER TYPE color ADD VALUE 'blue'`)
+	mustExec(t, db, `INSERT INTO e VALUES (3, 2, 'blue', NULL)`)
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+	if r.code == 0 || !strings.Contains(r.stderr, "the target's own types are used for") || !strings.Contains(r.stderr, `"c" (color)`) || !strings.Contains(r.stderr, "ALTER TYPE ... ADD VALUE") {
+		t.Errorf("a label the target's enum lacks: exit %d, want an error naming the column, its type and the remedy:\n%s", r.code, r.stderr)
+	}
+	mustExec(t, tdb, `ALTER TYPE color ADD VALUE 'blue'`)
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
+		t.Fatalf("run after the target's ALTER TYPE exited %d:\n%s", r.code, r.stderr)
+	}
+	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SourceRows(ctx, target, q) }, `SELECT id, p, c, pa FROM e`)
 }

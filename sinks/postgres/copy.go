@@ -215,7 +215,7 @@ func (s *Sink) CopyBinary(ctx context.Context, t *schema.Table, r io.Reader) (in
 	}
 	tag, err := pg.CopyFrom(ctx, r, ti.copySQL+" (FORMAT binary)")
 	if err != nil {
-		return 0, fmt.Errorf("copy into %s: %w", ti.name, detail(err))
+		return 0, fmt.Errorf("copy into %s: %w", ti.name, ti.detail(err))
 	}
 	if addKey != "" {
 		if _, err := pg.Exec(ctx, addKey).ReadAll(); err != nil {

@@ -177,7 +177,7 @@ func (s *Sink) copyRows(ctx context.Context, ti *tableInfo, rows []schema.Tuple)
 		return fullRow(ti, buf, rows[i])
 	})
 	if err != nil {
-		return fmt.Errorf("copy into %s: %w", ti.name, detail(err))
+		return fmt.Errorf("copy into %s: %w", ti.name, ti.detail(err))
 	}
 	return nil
 }
@@ -189,6 +189,30 @@ func detail(err error) error {
 		return fmt.Errorf("%w (%s)", err, pe.Where)
 	}
 	return err
+}
+
+// detail is detail(err) for a write to ti's table, adding, for a value the
+// target refused (SQLSTATE class 22), which of its columns have a type of
+// the target's own (an administrator's CREATE TYPE, used in place of text),
+// which must accept every value the source sends (helper-92: an enum label
+// added on the source stopped every run at the raw error).
+func (ti *tableInfo) detail(err error) error {
+	err = detail(err)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || !strings.HasPrefix(pe.Code, "22") || ti.t == nil {
+		return err
+	}
+	var own []string
+	for i, c := range ti.t.Columns {
+		if c.TypeID >= firstGenbkiObjectID && i < len(ti.types) && ti.types[i] != "text" {
+			own = append(own, fmt.Sprintf("%s (%s)", ti.cols[i], ti.types[i]))
+		}
+	}
+	if len(own) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w; the target's own types are used for %s and must accept every value the source sends: "+
+		"make the source's change on the target too (ALTER TYPE ... ADD VALUE or RENAME VALUE, a domain's constraint), then run again", err, strings.Join(own, ", "))
 }
 
 // stageTruncateRows: a staging table is emptied by TRUNCATE rather than
@@ -218,7 +242,7 @@ func (s *Sink) stageFor(ctx context.Context, ti *tableInfo) (string, error) {
 	}
 	sb.WriteString(" FROM ONLY " + ti.name + " AS t WITH NO DATA")
 	if _, err := s.conn.PgConn().Exec(ctx, sb.String()).ReadAll(); err != nil {
-		return "", fmt.Errorf("create staging table for %s: %w", ti.name, detail(err))
+		return "", fmt.Errorf("create staging table for %s: %w", ti.name, ti.detail(err))
 	}
 	ti.stage = name
 	return name, nil
@@ -259,7 +283,7 @@ func (s *Sink) staged(ctx context.Context, ti *tableInfo, b *schema.Batch) error
 		return err
 	}
 	if err := s.copyBinary(ctx, pg, "COPY "+st.name+" FROM STDIN", n, sp.binaryRows(st), sp.textRows(st)); err != nil {
-		return fmt.Errorf("stage changes to %s: %w", ti.name, detail(err))
+		return fmt.Errorf("stage changes to %s: %w", ti.name, ti.detail(err))
 	}
 	if remote {
 		// The loader committed: now the main session may move on.
@@ -478,7 +502,7 @@ func (s *Sink) applyStaged(ctx context.Context, ti *tableInfo, st stageRef, q *s
 	}
 	results, err := s.conn.PgConn().Exec(ctx, q.String()).ReadAll()
 	if err != nil {
-		return fmt.Errorf("apply changes to %s: %w", ti.name, detail(err))
+		return fmt.Errorf("apply changes to %s: %w", ti.name, ti.detail(err))
 	}
 	return check(results)
 }
@@ -575,7 +599,7 @@ func (s *Sink) ordered(ctx context.Context, ti *tableInfo, rows []schema.RowChan
 				return fullRow(ti, buf, run[i].New)
 			})
 			if err != nil {
-				return fmt.Errorf("copy into %s: %w", ti.name, detail(err))
+				return fmt.Errorf("copy into %s: %w", ti.name, ti.detail(err))
 			}
 		} else if set := keylessSet(ti, rows); set > 1 {
 			n = set
@@ -668,7 +692,7 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 		}
 		_, err := s.conn.PgConn().ExecParams(ctx, setSQL(ti, first.Op, match, sent), s.params, nil, nil, nil).Close()
 		if err != nil {
-			return fmt.Errorf("apply %d ordered changes to %s: %w", len(g), ti.name, detail(err))
+			return fmt.Errorf("apply %d ordered changes to %s: %w", len(g), ti.name, ti.detail(err))
 		}
 	}
 	return nil
@@ -771,7 +795,7 @@ func (s *Sink) pipeline(ctx context.Context, ti *tableInfo, run []schema.RowChan
 		}
 	}
 	if _, err := pg.ExecBatch(ctx, b).ReadAll(); err != nil {
-		return fmt.Errorf("apply ordered changes to %s: %w", ti.name, detail(err))
+		return fmt.Errorf("apply ordered changes to %s: %w", ti.name, ti.detail(err))
 	}
 	return nil
 }
