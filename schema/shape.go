@@ -109,6 +109,15 @@ func (c *Change) Replaced() []string {
 	return append(append([]string(nil), c.Readded...), c.Added...)
 }
 
+// ReplacedReason says why Replaced lists col, for the log line of a sink
+// that replaces its target column.
+func (c *Change) ReplacedReason(col string) string {
+	if slices.Contains(c.Readded, col) {
+		return "source column dropped and added (again): the values the target kept under its name are gone"
+	}
+	return "source column added where the target kept a column of its name from an earlier shape: the values it held are replaced by the new column's"
+}
+
 // Diff tells what changed from old to t, matching columns by attnum where
 // both know it and by name otherwise. Columns only in old were dropped
 // (the target keeps them), columns only in t were added (EnsureTable adds

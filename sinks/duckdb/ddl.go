@@ -644,7 +644,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		if fill.Value.State == schema.Text {
 			filled = append(filled, i)
 		}
-		s.log.Info("source column dropped and added (again): the values the target kept under its name are gone", "table", name, "column", col, "existing_rows", fill)
+		s.log.Info(c.ReplacedReason(col), "table", name, "column", col, "existing_rows", fill)
 	}
 	return filled, nil
 }

@@ -485,7 +485,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 			return fmt.Errorf("replace re-added column %q of %q: %w", col, name, err)
 		}
 		s.forgetTable()
-		s.log.Info("source column dropped and added (again): the values the target kept under its name are gone", "table", name, "column", col)
+		s.log.Info(c.ReplacedReason(col), "table", name, "column", col)
 	}
 	return nil
 }
