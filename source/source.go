@@ -292,6 +292,12 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return classify("look up publication", err)
 	}
+	if strings.Contains(s.cfg.Publication, ",") {
+		// A list of publications, most likely (helper-93: "pa,pb" was
+		// created as one FOR ALL TABLES publication of that name).
+		return permanent("look up publication", "walmirror follows one publication: create one that lists every table to copy (CREATE PUBLICATION ... FOR TABLE a, b)",
+			fmt.Errorf("publication %q does not exist", s.cfg.Publication))
+	}
 	if err := s.slotRoom(ctx); err != nil {
 		return err
 	}

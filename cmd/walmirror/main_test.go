@@ -242,6 +242,15 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	// A list of publications is refused, none created (helper-93: "pa,pb"
+	// became one FOR ALL TABLES publication of that name).
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+good, "--slot", "bad_input", "--publication", "pa,pb", "--stop-at-lsn", "now")
+	if line := lastLine(r.stderr); r.code == 0 || !strings.Contains(line, `publication "pa,pb" does not exist`) || !strings.Contains(line, "walmirror follows one publication") {
+		t.Errorf("--publication pa,pb: exit %d, last line %q", r.code, line)
+	}
+	if err := server.Exec(ctx, db, `DO $$ BEGIN IF EXISTS (SELECT FROM pg_publication WHERE pubname = 'pa,pb') THEN RAISE 'publication created'; END IF; END $$`); err != nil {
+		t.Error(err)
+	}
 	// Nothing was applied half-way: no slot was left behind and the good
 	// path was never written.
 	if _, err := os.Stat(good); err == nil {
