@@ -696,6 +696,16 @@ func (e *engine) unsettled(ch *source.Chunk) bool {
 	return len(e.unseen.xids) > 0
 }
 
+// mayMissOpen says whether a copy for reason may lack changes of source
+// transactions open when it began (fill.open): not a chunked initial copy,
+// whose slot became consistent only once every transaction running at its
+// creation had ended, its tables published all along, so that a long
+// transaction on the source does not hold it up. (A resync's table may
+// have joined the publication just before.)
+func mayMissOpen(reason string) bool {
+	return reason != schema.InitialCopy
+}
+
 // waitOpen says whether f's first chunk must wait for transactions open
 // when it was first tried (fill.open); snap is this try's snapshot.
 func (e *engine) waitOpen(f *fill, snap source.XidSnapshot) bool {
@@ -826,7 +836,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			return nil
 		}
 	}
-	if ch.Snapshot.Xmax != 0 && f.copy.Chunks == 0 && f.copy.After == nil && e.waitOpen(f, ch.Snapshot) {
+	if ch.Snapshot.Xmax != 0 && f.copy.Chunks == 0 && f.copy.After == nil && mayMissOpen(f.copy.Reason) && e.waitOpen(f, ch.Snapshot) {
 		return nil
 	}
 	if !ch.Published {
