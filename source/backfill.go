@@ -173,21 +173,28 @@ func retryDropped[T any](list func() (T, error)) (T, error) {
 }
 
 func (c *Copier) published(ctx context.Context) (_ []PublishedTable, _ lsn.LSN, unflushed bool, _ error) {
-	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	// One snapshot for the whole listing, taken by its first statement,
+	// which reads the WAL position with it: every commit the listing shows
+	// is before that position, and every commit before it is in the
+	// listing. Read after the listing in another snapshot (as before), the
+	// position could pass a table created meanwhile, which the poll then
+	// took for one that left the publication, and copied it again when
+	// the next listing showed it (TestNoNeedlessCopies, a CI rehearsal).
+	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return nil, 0, false, classify("list published tables", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	var text string
+	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()`).Scan(&text, &unflushed); err != nil {
+		return nil, 0, false, classify("read current WAL position", err)
+	}
 	pts, err := publishedTables(ctx, tx, c.publication, 0)
 	if err != nil {
 		return nil, 0, false, err
 	}
 	if err := c.checkOperations(ctx, tx); err != nil {
 		return nil, 0, false, err
-	}
-	var text string
-	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()`).Scan(&text, &unflushed); err != nil {
-		return nil, 0, false, classify("read current WAL position", err)
 	}
 	at, err := lsn.Parse(text)
 	if err != nil {
