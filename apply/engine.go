@@ -1031,17 +1031,24 @@ func (e *engine) undescribed(ctx context.Context, relID uint32) error {
 	}
 	e.log.Warn("the source sent a change to a table it had not described in this session (PostgreSQL 14 does after publish_via_partition_root changes); reconnecting before its transaction",
 		"relation", relID, "transaction_end", e.txEnd)
+	if err := e.storeBeforeReconnect(ctx); err != nil {
+		return err
+	}
+	e.undescribedAt = e.txEnd
+	return errUndescribed
+}
+
+// storeBeforeReconnect commits the open target transaction, or one that
+// stores the position alone (lastEnd), and waits for it: the next session
+// starts from there.
+func (e *engine) storeBeforeReconnect(ctx context.Context) error {
 	if err := e.ensureOpen(ctx); err != nil {
 		return err
 	}
 	if err := e.commit(ctx); err != nil {
 		return err
 	}
-	if err := e.sync(ctx, func(context.Context) error { return nil }); err != nil {
-		return err
-	}
-	e.undescribedAt = e.txEnd
-	return errUndescribed
+	return e.sync(ctx, func(context.Context) error { return nil })
 }
 
 // unknownFills lets a table being copied again take a new shape: its rows

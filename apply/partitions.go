@@ -632,13 +632,7 @@ func (e *engine) relink(ctx context.Context, streamed lsn.LSN, table string) err
 	if e.lastEnd < streamed {
 		e.lastEnd = streamed
 	}
-	if err := e.ensureOpen(ctx); err != nil {
-		return err
-	}
-	if err := e.commit(ctx); err != nil {
-		return err
-	}
-	if err := e.sync(ctx, func(context.Context) error { return nil }); err != nil {
+	if err := e.storeBeforeReconnect(ctx); err != nil {
 		return err
 	}
 	return errRelinked
