@@ -47,6 +47,14 @@ var (
 	// update that left TOASTed values unsent misses.
 	ErrDiverged = schema.ErrDiverged
 
+	// ErrTargetFull: the target ran out of space (SQLite's "database or
+	// disk is full", DuckDB's "No space left on device", PostgreSQL's
+	// disk_full). The transaction was neither stored nor confirmed to the
+	// source: free space and Run again, nothing is lost. The same value
+	// as schema.ErrTargetFull; a sink of your own reports it with a
+	// DiskFull method or by wrapping schema.ErrTargetFull.
+	ErrTargetFull = schema.ErrTargetFull
+
 	// ErrPanicked: Run panicked, in a hook most likely; what Config.OnStop
 	// hears before the panic goes on to Run's caller (whose recover gets
 	// the value, and the runtime the stack). The stream is closed by then:

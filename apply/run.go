@@ -180,7 +180,7 @@ func Run(ctx context.Context, sink Sink, cfg Config) (err error) {
 			cfg.OnStop(err)
 		}()
 	}
-	return run(ctx, sink, cfg)
+	return markFull(sink, run(ctx, sink, cfg))
 }
 
 func run(ctx context.Context, sink Sink, cfg Config) error {

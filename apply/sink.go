@@ -38,6 +38,10 @@ import (
 //     online copy chunks cost more per row.
 //   - CopiesBinary and CopyBinary load a table from the source's binary
 //     COPY stream undecoded (the PostgreSQL sink).
+//   - DiskFull(err error) bool says whether err, from one of the sink's
+//     calls, is its target running out of space; Run marks such an error
+//     with ErrTargetFull. A sink may instead wrap schema.ErrTargetFull
+//     itself (schema.TargetFull).
 type Sink interface {
 	// ReadState returns the stored state; ok is false on a target walmirror
 	// has never written to.
@@ -82,4 +86,17 @@ func checkSink(s Sink) error {
 		return fmt.Errorf("apply.Run: sink %T does not implement apply.ShapeStore (Shape, SetShape, ShapeIDs, ForgetShape): without it, tables that join the publication would miss their existing rows", s)
 	}
 	return nil
+}
+
+// fullReporter is the optional DiskFull method (see Sink).
+type fullReporter interface{ DiskFull(err error) bool }
+
+// markFull marks err with ErrTargetFull when the sink says it is its
+// target running out of space, whichever call it came from (a table
+// created, a row written, a commit).
+func markFull(sink Sink, err error) error {
+	if fr, ok := sink.(fullReporter); ok && err != nil && fr.DiskFull(err) {
+		return schema.TargetFull(err)
+	}
+	return err
 }

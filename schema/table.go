@@ -166,6 +166,28 @@ type unstorableError struct{ msg string }
 func (e *unstorableError) Error() string { return e.msg }
 func (e *unstorableError) Unwrap() error { return ErrUnstorable }
 
+// ErrTargetFull is wrapped by a sink's error when the target ran out of
+// space (SQLite's SQLITE_FULL, DuckDB's "No space left on device",
+// PostgreSQL's disk_full): nothing of the transaction is stored nor
+// confirmed to the source. apply exports it as ErrTargetFull.
+var ErrTargetFull = errors.New("the target's disk is full")
+
+// TargetFull marks err, a target's out-of-space error, with ErrTargetFull
+// and says what to do. A nil err or one marked already is returned as is.
+func TargetFull(err error) error {
+	if err == nil || errors.Is(err, ErrTargetFull) {
+		return err
+	}
+	return &fullError{err}
+}
+
+type fullError struct{ err error }
+
+func (e *fullError) Error() string {
+	return e.err.Error() + " (the target's disk is full: free space, then run walmirror again; the transaction was not stored nor confirmed to the source, so nothing is lost)"
+}
+func (e *fullError) Unwrap() []error { return []error{e.err, ErrTargetFull} }
+
 // NotEmpty is the error for a table --adopt-tables would take over that
 // holds rows: the copy would mix them with the source's.
 func NotEmpty(t *Table, target string) error {

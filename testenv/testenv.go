@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/walmirror/walmirror/internal/pgserver"
@@ -60,6 +61,28 @@ func StartT(tb testing.TB, opts Options) *Server {
 		}
 	})
 	return s
+}
+
+// SmallDisk mounts a tmpfs of size (as mount's size= option, "2M") on a new
+// directory, for tests of a target that runs out of space, and returns the
+// directory; tb.Cleanup unmounts and removes it. Mounting needs root: the
+// test is skipped without it. The directory is not under t.TempDir, whose
+// root-only parent would keep a test server's tablespace out.
+func SmallDisk(tb testing.TB, size string) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "walmirror-full-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		os.Remove(dir)
+		tb.Skipf("cannot mount a small tmpfs here (needs root): %v %s", err, out)
+	}
+	tb.Cleanup(func() {
+		exec.Command("umount", "-l", dir).Run()
+		os.RemoveAll(dir)
+	})
+	return dir
 }
 
 // RunTests is a test package's TestMain body when its tests share one server:

@@ -356,16 +356,7 @@ func TestTargetDiskFull(t *testing.T) {
 	needServer(t)
 	for _, kind := range []string{"sqlite", "duckdb", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
-			// Not t.TempDir: its root-only parent would keep the server out.
-			dir, err := os.MkdirTemp("", "walmirror-full-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer os.RemoveAll(dir)
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", dir).CombinedOutput(); err != nil {
-				t.Skipf("cannot mount a small tmpfs here (needs root): %v %s", err, out)
-			}
-			defer exec.Command("umount", "-l", dir).Run()
+			dir := testenv.SmallDisk(t, "2M")
 			ctx := context.Background()
 			var target string
 			var copyRows func(q string) ([]string, error)

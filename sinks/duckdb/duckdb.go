@@ -336,7 +336,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		return errors.New("duckdb sink: commit without a transaction")
 	}
 	abort := func(err error) error {
-		return errors.Join(explain(err), s.Rollback(context.WithoutCancel(ctx)))
+		return errors.Join(err, s.Rollback(context.WithoutCancel(ctx)))
 	}
 	for _, c := range s.verify {
 		if err := s.checkUnique(ctx, c); err != nil {
@@ -359,7 +359,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		// A COMMIT DuckDB could not write has already rolled back: a
 		// ROLLBACK now would only add "no transaction is active".
 		s.forget()
-		return explain(fmt.Errorf("commit: %w", err))
+		return fmt.Errorf("commit: %w", err)
 	}
 	clear(s.touched)
 	s.inTx = false
@@ -428,12 +428,11 @@ func (s *Sink) forget() {
 	clear(s.written)
 }
 
-// explain adds what to do to a full-disk error; DuckDB reports it only as text.
-func explain(err error) error {
-	if err != nil && strings.Contains(err.Error(), "No space left on device") {
-		return fmt.Errorf("%w (the target's disk is full: free space, then run walmirror again; the transaction was not stored nor confirmed to the source, so nothing is lost)", err)
-	}
-	return err
+// DiskFull says whether err is DuckDB failing to write for want of space
+// (it reports that only as text): apply.Run marks it with
+// apply.ErrTargetFull.
+func (s *Sink) DiskFull(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "No space left on device")
 }
 
 func samePath(a, b string) (bool, error) {

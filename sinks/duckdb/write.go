@@ -234,7 +234,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 	if len(b.Deletes)+len(b.Updates)+len(b.Patches)+len(b.Rows) > 0 {
 		s.altered[TableName(b.Table.Schema, b.Table.Name)] = true
 	}
-	return explain(s.write(ctx, b))
+	return s.write(ctx, b)
 }
 
 func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
@@ -347,7 +347,7 @@ func (s *Sink) WriteNew(ctx context.Context, t *schema.Table, rows []schema.Tupl
 	if err != nil {
 		return err
 	}
-	return explain(s.insertRows(ctx, ti, rows, s.written[ti.name]+int64(len(rows)) > bulkRows, true, false))
+	return s.insertRows(ctx, ti, rows, s.written[ti.name]+int64(len(rows)) > bulkRows, true, false)
 }
 
 // insertRows is insert, with the key check put off until commit when bulk,

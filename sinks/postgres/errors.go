@@ -9,13 +9,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// explain adds what to do to target errors an operator can fix.
-func explain(err error) error {
+// DiskFull says whether err is the target server's disk_full (SQLSTATE
+// 53100): apply.Run marks it with apply.ErrTargetFull.
+func (s *Sink) DiskFull(err error) bool {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "53100" { // disk_full
-		return fmt.Errorf("%w (the target's disk is full: free space, then run walmirror again; the transaction was not stored nor confirmed to the source, so nothing is lost)", err)
-	}
-	return err
+	return errors.As(err, &pgErr) && pgErr.Code == "53100"
 }
 
 // connectError says what to do about a failed connection to the target, as

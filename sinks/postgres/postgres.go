@@ -478,7 +478,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	pg := s.conn.PgConn()
 	if err := s.settle(); err != nil {
 		s.abandon(ctx)
-		return explain(fmt.Errorf("commit: %w", err))
+		return fmt.Errorf("commit: %w", err)
 	}
 	pos := []byte(st.LSN.String())
 	b := &pgconn.Batch{}
@@ -503,7 +503,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	}
 	if err != nil {
 		s.abandon(ctx)
-		return explain(fmt.Errorf("commit: %w", err))
+		return fmt.Errorf("commit: %w", err)
 	}
 	s.inTx = false
 	clear(s.created)

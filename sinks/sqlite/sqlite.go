@@ -160,7 +160,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		// SQLite leaves the transaction open after some COMMIT failures (SQLITE_BUSY).
 		_, _ = s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		return withHint(fmt.Errorf("commit: %w", err))
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }

@@ -61,16 +61,14 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 		// The table's only unique index is its key's.
 		err = schema.Diverged(b.Table, fmt.Errorf("%w: a row the source inserted is in the copy already (written by someone else?)", err))
 	}
-	return withHint(err)
+	return err
 }
 
-// withHint adds what to do to errors an operator can fix.
-func withHint(err error) error {
+// DiskFull says whether err is SQLite's SQLITE_FULL ("database or disk is
+// full"): apply.Run marks it with apply.ErrTargetFull.
+func (s *Sink) DiskFull(err error) bool {
 	var se sqlite3.Error
-	if errors.As(err, &se) && se.Code == sqlite3.ErrFull {
-		return fmt.Errorf("%w (the target's disk is full: free space, then run walmirror again; the transaction was not stored nor confirmed to the source, so nothing is lost)", err)
-	}
-	return err
+	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
 }
 
 func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
