@@ -1699,21 +1699,55 @@ func (e *engine) forget(ctx context.Context, relid uint32) error {
 		return err
 	}
 	e.pendingN++
-	name := e.knownName(relid) // as this run or the stored shape knows it
-	if name == "" {
-		if old, found, err := e.storedShape(ctx, relid); err == nil && found {
-			name = schema.DisplayName(old.Schema, old.Name)
-		} else {
-			name = "relid " + strconv.FormatUint(uint64(relid), 10)
-		}
-	}
+	var nsp, rel string // as this run or the stored shape knows it
 	if t := e.tables[relid]; t != nil {
+		nsp, rel = t.Schema, t.Name
 		delete(e.ensured, t)
+	} else if old, found, err := e.storedShape(ctx, relid); err == nil && found {
+		nsp, rel = old.Schema, old.Name
 	}
-	e.log.Info("table left the publication: its copy stays as it is, and is made afresh if the table joins again", "table", name)
+	name := e.knownName(relid)
+	if name == "" && rel != "" {
+		name = schema.DisplayName(nsp, rel)
+	} else if name == "" {
+		name = "relid " + strconv.FormatUint(uint64(relid), 10)
+	}
+	e.logLeft(ctx, relid, nsp, rel, name)
 	e.copiedCache[relid] = false
 	delete(e.storage, relid)
 	return e.call(ctx, func(ctx context.Context) error { return sl.ForgetShape(ctx, relid) })
+}
+
+// leftLooker is a Catalog that says what became of a table that left the
+// publication.
+type leftLooker interface {
+	LeftTable(ctx context.Context, relid uint32, nsp, name string) (source.LeftTable, error)
+}
+
+// logLeft says that relid left the publication, and warns when its copy,
+// kept as it was, no longer follows a source table that goes on changing
+// (helper-97: a table made UNLOGGED, or swapped for a new one by renames,
+// was only an info line while the copy went stale).
+func (e *engine) logLeft(ctx context.Context, relid uint32, nsp, rel, name string) {
+	var now source.LeftTable
+	if ll, ok := e.catalog.(leftLooker); ok && rel != "" {
+		var err error
+		if now, err = ll.LeftTable(ctx, relid, nsp, rel); err != nil {
+			e.log.Debug("could not look up a table that left the publication", "table", name, "err", err)
+		}
+	}
+	switch {
+	case now.Exists && now.Unlogged:
+		e.log.Warn("table left the publication: it is UNLOGGED now, so its changes are in no WAL; its copy stays as it was and no longer follows the source table (ALTER TABLE ... SET LOGGED on the source has it copied afresh)", "table", name)
+	case now.Exists && now.Partition:
+		e.log.Info("table left the publication: it is a partition now (published through its root, its rows are in the root's copy); its own copy stays as it was, and is made afresh if it joins again", "table", name)
+	case now.Exists:
+		e.log.Warn("table left the publication but is still on the source: its copy stays as it was and no longer follows the source table; it is copied afresh if it joins again", "table", name)
+	case now.Replaced:
+		e.log.Warn("table left the publication (dropped), and a table that took its name on the source is not published: the copy under this name keeps the dropped table's rows; add the new table to the publication to copy it", "table", name)
+	default:
+		e.log.Info("table left the publication: its copy stays as it is, and is made afresh if the table joins again", "table", name)
+	}
 }
 
 // checkStorage copies a table again when the source rewrote it since the

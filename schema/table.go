@@ -127,14 +127,20 @@ func (e *DivergedError) Unwrap() []error { return []error{e.Err, ErrDiverged} }
 // table published through its root (publish_via_partition_root) whose
 // partitions have keys of their own, where the old row holds only a
 // partition's key: matched as a whole row it would change nothing,
-// silently. Marked diverged, so the table is copied again (or the run
+// silently; and, once seen under load (helper-97, PostgreSQL 14), from a
+// plain table whose key and replica identity were being replaced, which
+// the message names first. Marked diverged, so the table is copied again (or the run
 // stops with apply.Config.StopOnDivergence).
 func Unidentified(t *Table, op Op, hasOld bool) error {
 	what := "no old row"
 	if hasOld {
 		what = "an old row holding only key columns (a partition's key, or the published part of a key)"
 	}
-	return &DivergedError{RelID: t.ID, Table: DisplayName(t.Schema, t.Name), Unidentified: true, Err: fmt.Errorf("%s on %s: the source sent %s, which cannot identify a row of it (REPLICA IDENTITY of the table: %q, no key published): a partitioned table published through its root (publish_via_partition_root) needs a valid primary key on the root (on every partition too, not added with ALTER TABLE ONLY) or REPLICA IDENTITY FULL on every partition, and PostgreSQL before 18 does not publish a key of generated columns; until then each such change makes walmirror copy the table again: run ALTER TABLE ... REPLICA IDENTITY FULL on each partition on the source (and on partitions attached later), or on the table whose key is generated", op, t.QualifiedName(), what, string(t.Identity))}
+	return &DivergedError{RelID: t.ID, Table: DisplayName(t.Schema, t.Name), Unidentified: true, Err: fmt.Errorf("%s on %s: the source sent %s, which cannot identify a row of it (REPLICA IDENTITY of the table: %q, no key published); walmirror copies the table again for each such change. "+
+		"Causes: the table's key or replica identity was being replaced at that point of the stream (nothing to do); "+
+		"a partitioned table published through its root (publish_via_partition_root) without a valid primary key on the root (on every partition too, not added with ALTER TABLE ONLY) or REPLICA IDENTITY FULL on every partition; "+
+		"a key of generated columns, which PostgreSQL before 18 does not publish. "+
+		"For the last two: run ALTER TABLE ... REPLICA IDENTITY FULL on each partition on the source (and on partitions attached later), or on the table whose key is generated", op, t.QualifiedName(), what, string(t.Identity))}
 }
 
 // NotOwned is the error for a target table walmirror did not create: it

@@ -206,6 +206,35 @@ func (s *Source) RelName(ctx context.Context, relid uint32) (nsp, name string, p
 	return nsp, name, partitioned, nil
 }
 
+// LeftTable is what the source's catalog holds now for a table that left
+// the publication (Source.LeftTable).
+type LeftTable struct {
+	Exists    bool // the table is still there, under any name
+	Unlogged  bool // ... and UNLOGGED: its changes are in no WAL
+	Partition bool // ... and a partition now (published through its root?)
+	// Replaced: another table has the name it had and is not published
+	// (a table swapped in by renames, or dropped and created again).
+	Replaced bool
+}
+
+// LeftTable says what became of relid, which the publication no longer
+// lists and which was nsp.name, so the log can say whether its copy, kept
+// as it was, still has a source table changing behind it.
+func (s *Source) LeftTable(ctx context.Context, relid uint32, nsp, name string) (LeftTable, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	var l LeftTable
+	err := s.conn.QueryRow(ctx, `SELECT c.oid IS NOT NULL, coalesce(c.relpersistence = 'u', false), coalesce(c.relispartition, false),
+			EXISTS (SELECT FROM pg_catalog.pg_class o JOIN pg_catalog.pg_namespace n ON n.oid = o.relnamespace
+				WHERE n.nspname = $2 AND o.relname = $3 AND o.oid <> $1 AND o.relkind IN ('r', 'p'))
+			AND NOT EXISTS (SELECT FROM pg_catalog.pg_publication_tables pt WHERE pt.pubname = $4 AND pt.schemaname = $2 AND pt.tablename = $3)
+		FROM (SELECT) one LEFT JOIN pg_catalog.pg_class c ON c.oid = $1`, int64(relid), nsp, name, s.cfg.Publication).Scan(&l.Exists, &l.Unlogged, &l.Partition, &l.Replaced)
+	if err != nil {
+		return l, classify("read the source catalog", timeoutCause(ctx, err))
+	}
+	return l, nil
+}
+
 // partitionMissing fills in, for a partitioned table, the missing values
 // its partitions hold: PostgreSQL stores ADD COLUMN ... DEFAULT's value on
 // each partition (the root has no rows), so the root's attribute shows a

@@ -507,6 +507,35 @@ func (a *Admin) publishedTables(ctx context.Context, name string) ([]TableInfo, 
 	return scanTables(rows)
 }
 
+// UnloggedLeftOut lists the unlogged tables (schema.name) a FOR ALL TABLES
+// or FOR TABLES IN SCHEMA publication leaves out: PostgreSQL publishes no
+// unlogged table, and the copy has none of them (a table made UNLOGGED
+// later leaves the copy behind). allTables: a missing publication would be
+// created FOR ALL TABLES; version is the server's (ServerInfo.Version).
+func (a *Admin) UnloggedLeftOut(ctx context.Context, name string, allTables bool, version int) ([]string, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	inSchema := "false"
+	if version >= 150000 {
+		inSchema = `c.relnamespace IN (SELECT pn.pnnspid FROM pg_catalog.pg_publication_namespace pn
+			JOIN pg_catalog.pg_publication p ON p.oid = pn.pnpubid WHERE p.pubname = $1)`
+	}
+	rows, err := a.conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+			AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+			AND (coalesce((SELECT puballtables FROM pg_catalog.pg_publication WHERE pubname = $1), $2) OR `+inSchema+`)
+		ORDER BY 1`, name, allTables)
+	if err != nil {
+		return nil, classify("list unlogged tables", timeoutCause(ctx, err))
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, classify("list unlogged tables", timeoutCause(ctx, err))
+	}
+	return names, nil
+}
+
 // CandidateTables lists what a publication walmirror would create
 // publishes: the tables named (Exists false for one that is missing), or
 // with none every permanent user table, as FOR ALL TABLES would.

@@ -532,6 +532,52 @@ func TestTableLeavesAndRejoins(t *testing.T) {
 	}
 }
 
+// TestLeftTableWarned: a table whose copy stops following a source table
+// that goes on changing is a warning naming the cause, not an info line
+// (helper-97): a table made UNLOGGED under a FOR ALL TABLES publication, a
+// table an administrator's publication names swapped for a new one by
+// renames (pg-osc, pg_repack), a table dropped from the publication; a
+// table dropped on the source stays an info line.
+func TestLeftTableWarned(t *testing.T) {
+	needServer(t)
+	for _, c := range []struct {
+		name, setup, change, want string
+		warn                      bool
+	}{
+		{"unlogged", ``, `ALTER TABLE t SET UNLOGGED; UPDATE t SET v = 'changed'`, "it is UNLOGGED now", true},
+		{"swapped", `CREATE PUBLICATION walmirror FOR TABLE t, k`,
+			`CREATE TABLE t_new (LIKE t INCLUDING ALL); INSERT INTO t_new SELECT * FROM t;
+			BEGIN; ALTER TABLE t RENAME TO t_old; ALTER TABLE t_new RENAME TO t; DROP TABLE t_old; COMMIT; UPDATE t SET v = 'changed'`,
+			"a table that took its name on the source is not published", true},
+		{"dropped from publication", `CREATE PUBLICATION walmirror FOR TABLE t, k`, `ALTER PUBLICATION walmirror DROP TABLE t; UPDATE t SET v = 'changed'`, "is still on the source", true},
+		{"dropped", `CREATE PUBLICATION walmirror FOR TABLE t, k`, `DROP TABLE t`, "its copy stays as it is", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 10) g;
+				CREATE TABLE k (id int PRIMARY KEY); INSERT INTO k VALUES (1);`+c.setup)
+			target, _ := schemaTargets[0].new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			mustExec(t, db, c.change)
+			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			if r.code != 0 {
+				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+			}
+			var line string
+			for _, l := range strings.Split(r.stderr, "\n") {
+				if strings.Contains(l, "table left the publication") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, c.want) || strings.Contains(line, "level=WARN") != c.warn {
+				t.Fatalf("want a line saying %q (warning: %v), got %q:\n%s", c.want, c.warn, line, r.stderr)
+			}
+			t.Log(line)
+		})
+	}
+}
+
 // TestRenameWithoutChanges: a table (and a partitioned one) renamed with
 // no row changed since, which no Relation message tells, gets its new name
 // in the copy.

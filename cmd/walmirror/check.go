@@ -198,6 +198,11 @@ func (c *checker) publication(ctx context.Context, adm *source.Admin, cfg source
 		}
 		c.creatable(cfg, si, tables)
 	}
+	if unlogged, err := adm.UnloggedLeftOut(ctx, cfg.Publication, len(cfg.Tables) == 0, si.Version); err != nil {
+		c.warn("tables", "%v", err)
+	} else if len(unlogged) > 0 {
+		c.warn("tables", "unlogged tables are not published, and the copy has none of them (their changes are in no WAL): %s; ALTER TABLE ... SET LOGGED on the source to have one copied (a published table made UNLOGGED stays in the copy as it was)", strings.Join(unlogged, ", "))
+	}
 	c.tables(pub, tables, slot, si.User, si.Version/10000)
 	for _, t := range tables {
 		c.published = append(c.published, t.Name)
