@@ -179,6 +179,9 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows, "took", tr.Took)
 		rep.Tables = append(rep.Tables, tr)
 	}
+	if rep.Kept, err = kept(ctx, reader, cfg.Tables, tables); err != nil {
+		return nil, err
+	}
 	rep.Took = time.Since(began)
 	return rep, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
 )
 
 // PostgresReader reads a PostgreSQL copy in one repeatable-read, read-only
@@ -208,6 +209,30 @@ func (r *PostgresReader) Position(ctx context.Context) (lsn.LSN, error) {
 }
 
 var _ PositionReader = (*PostgresReader)(nil)
+
+// Kept is SQLReader.Kept for a PostgreSQL copy.
+func (r *PostgresReader) Kept(ctx context.Context, published []*schema.Table) ([]string, error) {
+	rows, err := r.tx.Query(ctx, `SELECT schema_name, table_name FROM _walmirror.tables WHERE relid IS NULL ORDER BY 1, 2`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	live := make(map[[2]string]bool, len(published))
+	for _, t := range published {
+		live[[2]string{t.Schema, t.Name}] = true
+	}
+	var names []string
+	for rows.Next() {
+		var n [2]string
+		if err := rows.Scan(&n[0], &n[1]); err != nil {
+			return nil, err
+		}
+		if !live[n] {
+			names = append(names, schema.DisplayName(n[0], n[1]))
+		}
+	}
+	return names, rows.Err()
+}
 
 func (r *PostgresReader) sumBuckets(ctx context.Context, t *Table, h sideHash, bits uint, within *bucketFilter, fn func(*int64, rangeSum) error) error {
 	return r.query(ctx, pgBucketSums(r.name(t), h, bits, within), func(vals [][]byte) error { return readSums(vals, fn) })

@@ -37,6 +37,11 @@ type Report struct {
 	// the comparison, as walmirror run does. The copy was not equal before
 	// verify ran: Equal is false and Different true.
 	CopiedAgain []CopiedAgain
+	// Kept are the copy's tables (as the target names them) that no
+	// published table maps to any more: copies of tables that left the
+	// publication or were dropped, kept as they were. Not compared; listed
+	// only when every published table was compared.
+	Kept []string
 }
 
 // CopiedAgain is a table the catch-up copied again (Report.CopiedAgain).
@@ -256,6 +261,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, c := range r.CopiedAgain {
 		fmt.Fprintf(&b, "  %s differed from the source when the copy was brought to the comparison's position (%s): copied again before the comparison\n", c.Table, c.Reason)
 	}
+	if len(r.Kept) > 0 {
+		fmt.Fprintf(&b, "  not compared, kept as they were when their tables left the publication or were dropped: %s\n", strings.Join(r.Kept, ", "))
+	}
 	fmt.Fprintf(&b, "%d tables equal, %d different", equal, different)
 	if failed > 0 {
 		fmt.Fprintf(&b, ", %d not compared", failed)
@@ -276,6 +284,8 @@ type jsonReport struct {
 	Error  string      `json:"error,omitempty"`
 	// CopiedAgain: Report.CopiedAgain.
 	CopiedAgain []CopiedAgain `json:"copied_again,omitempty"`
+	// Kept: Report.Kept.
+	Kept []string `json:"kept,omitempty"`
 }
 
 type jsonTable struct {
@@ -322,7 +332,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 }
 
 func (r *Report) json() jsonReport {
-	jr := jsonReport{LSN: r.LSN.String(), From: r.From.String(), Live: r.Live, Equal: r.Equal(), TookMs: r.Took.Milliseconds(), Tables: []jsonTable{}, CopiedAgain: r.CopiedAgain}
+	jr := jsonReport{LSN: r.LSN.String(), From: r.From.String(), Live: r.Live, Equal: r.Equal(), TookMs: r.Took.Milliseconds(), Tables: []jsonTable{}, CopiedAgain: r.CopiedAgain, Kept: r.Kept}
 	for i := range r.Tables {
 		t := &r.Tables[i]
 		jt := jsonTable{Table: t.Table, Status: t.Status(), Method: t.Method, Key: t.Key, SourceRows: t.SourceRows,
@@ -386,7 +396,7 @@ func (jr *jsonReport) report() (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read report: from_lsn: %w", err)
 	}
-	r := &Report{LSN: at, From: from, Live: jr.Live, Took: time.Duration(jr.TookMs) * time.Millisecond, CopiedAgain: jr.CopiedAgain}
+	r := &Report{LSN: at, From: from, Live: jr.Live, Took: time.Duration(jr.TookMs) * time.Millisecond, CopiedAgain: jr.CopiedAgain, Kept: jr.Kept}
 	for _, jt := range jr.Tables {
 		t := TableReport{Table: jt.Table, Key: jt.Key, Method: jt.Method, SourceRows: jt.SourceRows, TargetRows: jt.TargetRows,
 			Missing: jt.Missing, Extra: jt.Extra, Changed: jt.Changed, Absent: jt.Absent, Err: jt.Error, Note: jt.Note,

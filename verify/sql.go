@@ -10,6 +10,7 @@ import (
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver
 
 	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 )
 
@@ -324,3 +325,38 @@ func (r *SQLReader) Position(ctx context.Context) (lsn.LSN, error) {
 }
 
 var _ PositionReader = (*SQLReader)(nil)
+
+// Kept lists walmirror's tables in the copy that no published table maps
+// to (their stored source table forgotten: it left the publication, or was
+// dropped, or its copy was moved aside), leaving out those a published
+// table's copy is named as (an older walmirror stored no source table).
+func (r *SQLReader) Kept(ctx context.Context, published []*schema.Table) ([]string, error) {
+	q := `SELECT name FROM _walmirror_tables WHERE relid IS NULL ORDER BY 1`
+	if r.duckdb {
+		q = `SELECT schema_name || '.' || table_name FROM main._walmirror_tables WHERE relid IS NULL ORDER BY 1`
+	}
+	rows, err := r.conn.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	live := make(map[string]bool, len(published))
+	for _, t := range published {
+		if r.duckdb {
+			live[t.Schema+"."+t.Name] = true
+		} else {
+			live[sqlite.TableName(t.Schema, t.Name)] = true
+		}
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		if !live[n] {
+			names = append(names, n)
+		}
+	}
+	return names, rows.Err()
+}

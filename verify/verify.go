@@ -216,6 +216,9 @@ func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger, aga
 		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows, "took", tr.Took)
 		rep.Tables = append(rep.Tables, tr)
 	}
+	if rep.Kept, err = kept(ctx, reader, cfg.Tables, tables); err != nil {
+		return nil, err
+	}
 	// Every commit into the copy moves its stored position: an unchanged
 	// one proves nothing was committed while the tables were read.
 	after, _, err := target.Sink.ReadState(ctx)
@@ -227,6 +230,25 @@ func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger, aga
 	}
 	rep.Took = time.Since(began)
 	return rep, nil
+}
+
+// keptLister is a Reader that lists the copy's tables no published table
+// maps to any more (Report.Kept).
+type keptLister interface {
+	Kept(ctx context.Context, published []*schema.Table) ([]string, error)
+}
+
+// kept is Report.Kept: nothing when only some tables were compared (named).
+func kept(ctx context.Context, r Reader, named []string, published []*schema.Table) ([]string, error) {
+	kl, ok := r.(keptLister)
+	if !ok || len(named) > 0 {
+		return nil, nil
+	}
+	names, err := kl.Kept(ctx, published)
+	if err != nil {
+		return nil, fmt.Errorf("list the copy's tables: %w", err)
+	}
+	return names, nil
 }
 
 // pick keeps the named tables (all when none are named), in the order given.

@@ -578,6 +578,43 @@ func TestLeftTableWarned(t *testing.T) {
 	}
 }
 
+// TestVerifyNamesKeptTables: verify lists the copy's tables that no
+// published table maps to any more, kept as they were (helper-97: it said
+// "0 tables equal, 0 different" of a copy holding a stale table under a
+// name the source still has), not the tables it compared, and not when
+// told which tables to compare. Every target, and --json.
+func TestVerifyNamesKeptTables(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');
+				CREATE TABLE k (id int PRIMARY KEY); INSERT INTO k VALUES (1); CREATE PUBLICATION walmirror FOR TABLE t, k;`)
+			target, _ := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			mustExec(t, db, `ALTER PUBLICATION walmirror DROP TABLE t; UPDATE t SET v = 'b'`)
+			runNow(t, dsn, target, slot)
+			r := walmirror(t, nil, "verify", "--source", dsn, "--target", target)
+			_, kept, _ := strings.Cut(r.stdout, "kept as they were when their tables left the publication or were dropped: ")
+			if kept, _, _ = strings.Cut(kept, "\n"); r.code != 0 || kept != "t" && kept != "public.t" {
+				t.Fatalf("verify exited %d; want equal, naming t as kept (not k):\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			r = walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--json")
+			var rep struct {
+				Equal bool     `json:"equal"`
+				Kept  []string `json:"kept"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || !rep.Equal || len(rep.Kept) != 1 || rep.Kept[0] != kept {
+				t.Fatalf("verify --json: %+v, %v:\n%s", rep, err, r.stdout)
+			}
+			if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--table", "public.k"); r.code != 0 || strings.Contains(r.stdout, "kept as") {
+				t.Fatalf("verify --table public.k exited %d or lists kept tables:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
 // TestRenameWithoutChanges: a table (and a partitioned one) renamed with
 // no row changed since, which no Relation message tells, gets its new name
 // in the copy.
