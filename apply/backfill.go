@@ -845,6 +845,12 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			// the rows of the chunks done, and nothing will complete it.
 			e.log.Warn("table left the publication (or was dropped) part-way through its copy: the copy of it holds only the rows copied so far, "+
 				"and is made afresh if the table joins again", "table", f.copy.Table, "chunks_done", f.copy.Chunks, "rows_done", f.copy.Rows)
+		} else if f.copy.Reason == "resync requested" && e.knownName(relid) == "" {
+			// A table this copy never held: the request was resolved
+			// against another publication (helper-98: said as an info
+			// line naming the table "left", the request seemingly taken).
+			e.log.Warn("a resync request names a table this copy's publication does not publish: nothing copied (walmirror resync looks tables up in its --publication: pass the copy's --target or --publication)",
+				"table", f.copy.Table, "publication", e.state.Publication)
 		} else {
 			e.log.Info("table left the publication before its copy began", "table", f.copy.Table)
 		}

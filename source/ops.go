@@ -166,7 +166,8 @@ type SlotState struct {
 	// (current position minus restart_lsn).
 	RetainedBytes int64
 	// SafeBytes is how much more WAL may be written before the slot is
-	// invalidated (max_slot_wal_keep_size), -1 when unlimited.
+	// invalidated (max_slot_wal_keep_size), -1 when unlimited, 0 once
+	// it is (WALStatus lost).
 	SafeBytes int64
 }
 
@@ -214,8 +215,14 @@ func (a *Admin) Slot(ctx context.Context, name string) (SlotState, error) {
 		st.RetainedBytes = int64(st.CurrentLSN - st.RestartLSN)
 	}
 	st.SafeBytes = -1
-	if safe != nil {
+	switch {
+	case safe != nil:
 		st.SafeBytes = *safe
+	case st.WALStatus == "lost":
+		// PostgreSQL gives no safe_wal_size for a slot already
+		// invalidated, whatever max_slot_wal_keep_size is (helper-98:
+		// read as unlimited).
+		st.SafeBytes = 0
 	}
 	return st, nil
 }

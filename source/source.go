@@ -395,7 +395,7 @@ func (s *Source) warnKeyless(ctx context.Context) {
 	if err != nil || len(names) == 0 {
 		return
 	}
-	s.log.Warn("these published tables have no primary key: UPDATE and DELETE on them now fail on the source (\"cannot update table ... because it does not have a replica identity\"); "+
+	s.log.Warn("these published tables have no key PostgreSQL takes as replica identity (no primary key, or a DEFERRABLE one): UPDATE and DELETE on them now fail on the source (\"cannot update table ... because it does not have a replica identity\"); "+
 		"give each a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL (walmirror check lists them)", "tables", strings.Join(names, ", "))
 }
 

@@ -46,7 +46,7 @@ func cmdCheck(ctx context.Context, args []string) error {
 	}
 	c.run(ctx, cfg, target)
 	if c.fatal > 0 {
-		return fmt.Errorf("check: %d problem(s) would stop walmirror run (the FAIL lines above)", c.fatal)
+		return fmt.Errorf("check: %d problem(s) to fix before walmirror run (the FAIL lines above: each would stop it, or break UPDATE and DELETE on the source)", c.fatal)
 	}
 	return nil
 }
@@ -267,7 +267,7 @@ func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, 
 			}
 			switch {
 			case !pub.Exists:
-				c.fail("table", "%s has %s: once the publication exists, UPDATE and DELETE on it fail on the source; %s (or leave it out with --tables)", t.Name, ident, fix)
+				c.fail("table", "%s has %s: once the publication exists, UPDATE and DELETE on it fail on the source (run creates the publication anyway, and warns: a table only ever inserted into, as pgbench_history, is fine); %s (or leave it out with --tables)", t.Name, ident, fix)
 				bad++
 			case pub.Update || pub.Delete:
 				c.warn("table", "%s has %s: UPDATE and DELETE on it fail on the source while publication %q publishes them; %s", t.Name, ident, pub.Name, fix)

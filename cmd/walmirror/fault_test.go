@@ -180,6 +180,12 @@ func TestSlotInvalidated(t *testing.T) {
 	if after := walmirror(t, nil, "status", "--target", "sqlite:"+path).stdout; after != before {
 		t.Errorf("the target changed without --resync:\n%s\nthen\n%s", before, after)
 	}
+	// PostgreSQL gives a lost slot no safe_wal_size: not "unlimited"
+	// (helper-98: "no max_slot_wal_keep_size", safe_wal_bytes -1).
+	if st := walmirror(t, nil, "status", "--target", "sqlite:"+path, "--source", dsn); st.code != 1 || !strings.Contains(st.stdout, "wal_status lost, retains") ||
+		!strings.Contains(st.stdout, "(invalidated)") {
+		t.Errorf("status of the invalidated slot exited %d:\n%s%s", st.code, st.stdout, st.stderr)
+	}
 	if r := walmirror(t, nil, append(args, "--stop-at-lsn", "now", "--resync")...); r.code != 0 {
 		t.Fatalf("--resync: %s", r.stderr)
 	}

@@ -190,7 +190,7 @@ func TestCheck(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"check", "--source", c.source, "--target", c.target, "--slot", "check_slot"}, c.args...)
 			r := walmirror(t, nil, args...)
-			if r.code != 1 || !strings.Contains(r.stderr, "would stop walmirror run") {
+			if r.code != 1 || !strings.Contains(r.stderr, "problem(s) to fix before walmirror run") {
 				t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 			}
 			t.Logf("check output:\n%s", r.stdout)
@@ -561,11 +561,13 @@ func TestCheckSlotExistsNewTarget(t *testing.T) {
 
 // TestRunWarnsKeyless: the publication run creates makes PostgreSQL
 // refuse UPDATE and DELETE on a table without a key; run said nothing
-// while check calls it a problem (helper-55). It warns, naming the table.
+// while check calls it a problem (helper-55). It warns, naming the table,
+// and a table whose primary key is DEFERRABLE (helper-98: the warning said
+// it had none).
 func TestRunWarnsKeyless(t *testing.T) {
 	needServer(t)
 	dsn, db := newDatabase(t, `CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE "Key less" (v int); CREATE TABLE full_ident (v int);
-		ALTER TABLE full_ident REPLICA IDENTITY FULL`)
+		ALTER TABLE full_ident REPLICA IDENTITY FULL; CREATE TABLE deferred (id int PRIMARY KEY DEFERRABLE)`)
 	slot := "s_" + db
 	dropSlotAtEnd(t, db, slot)
 	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "c.sqlite"), "--slot", slot, "--stop-at-lsn", "now")
@@ -574,12 +576,12 @@ func TestRunWarnsKeyless(t *testing.T) {
 	}
 	warning := ""
 	for _, line := range strings.Split(r.stderr, "\n") {
-		if strings.Contains(line, "have no primary key") {
+		if strings.Contains(line, "have no key PostgreSQL takes as replica identity (no primary key, or a DEFERRABLE one)") {
 			warning = line
 		}
 	}
-	if !strings.Contains(warning, `public.\"Key less\"`) || strings.Contains(warning, "full_ident") || strings.Contains(warning, "keyed") {
-		t.Errorf("want a warning naming only public.\"Key less\":\n%s", r.stderr)
+	if !strings.Contains(warning, `public.\"Key less\", public.deferred"`) || strings.Contains(warning, "full_ident") || strings.Contains(warning, "keyed") {
+		t.Errorf("want a warning naming only public.\"Key less\" and public.deferred:\n%s", r.stderr)
 	}
 }
 

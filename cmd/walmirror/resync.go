@@ -56,6 +56,14 @@ func cmdResync(ctx context.Context, args []string) error {
 		return err
 	}
 	defer adm.Close(context.WithoutCancel(ctx))
+	if target == "" && !flagGiven(fs.FlagSet, "publication") {
+		// The publication walmirror created for this slot, if any: not the
+		// default's, whose tables the copy may not have (helper-98: a
+		// request resolved there was "requested", then dropped).
+		if pubs, err := adm.PublicationsFor(ctx, cfg.Slot); err == nil && len(pubs) == 1 {
+			cfg.Publication = pubs[0]
+		}
+	}
 	// A request for a slot nobody follows would be taken up by no
 	// walmirror: say so instead of reporting it requested.
 	switch st, err := adm.Slot(ctx, cfg.Slot); {

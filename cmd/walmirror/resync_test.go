@@ -75,3 +75,38 @@ func TestResyncTarget(t *testing.T) {
 		}
 	})
 }
+
+// TestResyncSlotsPublication: `resync --slot S --table T` without
+// --publication looks T up in the publication walmirror created for S, not
+// in the default one (helper-98: T, published by another copy's default
+// publication but not by S's, was "requested", exit 0, and the running
+// walmirror dropped the request with an info line). A request that still
+// names a table the copy's publication does not publish is a warning.
+func TestResyncSlotsPublication(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE u (id int PRIMARY KEY);
+		INSERT INTO t VALUES (1); INSERT INTO u VALUES (1); CREATE PUBLICATION walmirror FOR TABLE u;`)
+	target := "sqlite:" + t.TempDir() + "/copy.db"
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	run := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--publication", "pt", "--tables", "t", "--stop-at-lsn", "now"}
+	if r := walmirror(t, nil, run...); r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	r := walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--table", "public.u")
+	if r.code != 1 || !strings.Contains(r.stderr, `publication "pt" does not publish`) {
+		t.Fatalf("resync of a table the slot's publication does not publish: exit %d, want 1 naming publication pt:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--table", "public.t"); r.code != 0 {
+		t.Fatalf("resync of t exited %d:\n%s", r.code, r.stderr)
+	}
+	// Forced through the default publication: the run says it copied nothing.
+	if r := walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--publication", "walmirror", "--table", "public.u"); r.code != 0 {
+		t.Fatalf("resync --publication walmirror exited %d:\n%s", r.code, r.stderr)
+	}
+	r = walmirror(t, nil, run...)
+	if r.code != 0 || !strings.Contains(r.stderr, "copying table online") ||
+		!strings.Contains(r.stderr, `level=WARN msg="a resync request names a table this copy's publication does not publish`) {
+		t.Fatalf("run exited %d; want t copied again and a warning for u:\n%s", r.code, r.stderr)
+	}
+}

@@ -325,7 +325,9 @@ func printStatus(w io.Writer, r statusReport) {
 			active += ")"
 		}
 		safe := "no max_slot_wal_keep_size"
-		if sl.SafeWALBytes >= 0 {
+		if sl.WALStatus == "lost" {
+			safe = "invalidated"
+		} else if sl.SafeWALBytes >= 0 {
 			safe = formatBytes(sl.SafeWALBytes) + " more before invalidation"
 		}
 		fmt.Fprintf(w, "slot state: %s, wal_status %s, retains %s of WAL (%s), confirmed %s\n", active, sl.WALStatus, formatBytes(sl.RetainedWALBytes), safe, sl.ConfirmedFlushLSN)

@@ -125,6 +125,14 @@ func cmdVerify(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 
+	// Opening the target as a sink would create walmirror's tables in a
+	// database or file that holds no copy (helper-98): look first.
+	if ts, err := readTargetState(ctx, target); err == nil && !ts.Found {
+		if !ts.Exists {
+			return fail(fmt.Errorf("--target %q does not exist: run walmirror run into it first", redactTarget(target)))
+		}
+		return fail(errors.New("the target holds no copy: run walmirror run into it first"))
+	}
 	sink, err := openTarget(ctx, target, log, true, options)
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {

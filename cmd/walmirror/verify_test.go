@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/source"
 	"github.com/walmirror/walmirror/testenv"
 	"github.com/walmirror/walmirror/verify"
@@ -677,5 +678,53 @@ func TestVerifyPartitionedUnderLoad(t *testing.T) {
 	<-done
 	if r.code != 0 || strings.Contains(r.stderr, "reconnecting so the source") {
 		t.Errorf("verify exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestVerifyCreatesNothing: verify against a database or file that holds
+// no copy exits 2 and leaves it as it was (helper-98: it created
+// walmirror's tables there, then said there was no copy), as check and
+// status do.
+func TestVerifyCreatesNothing(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	dsn, _ := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+	path := filepath.Join(t.TempDir(), "app.db")
+	app, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec(`CREATE TABLE app (id INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	app.Close()
+	tdb, err := server.CreateDatabase(ctx, "verify_nothing_target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		target string
+		tables func() ([]string, error)
+	}{
+		{"sqlite:" + path, func() ([]string, error) {
+			return mirrortest.SQLiteRows(ctx, path, `SELECT name FROM sqlite_master ORDER BY 1`)
+		}},
+		{server.DSN(tdb), func() ([]string, error) {
+			return mirrortest.SourceRows(ctx, server.DSN(tdb), `SELECT nspname FROM pg_namespace WHERE nspname LIKE '%walmirror%'`)
+		}},
+		{"sqlite:" + filepath.Join(t.TempDir(), "missing.db"), func() ([]string, error) { return nil, nil }},
+	} {
+		before, err := c.tables()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := walmirror(t, nil, "verify", "--source", dsn, "--target", c.target)
+		after, err := c.tables()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.code != 2 || !strings.Contains(r.stderr, "run walmirror run into it first") || fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("verify --target %s exited %d (want 2, no copy), tables %v then %v:\n%s", c.target, r.code, before, after, r.stderr)
+		}
 	}
 }
