@@ -58,7 +58,9 @@ var (
 	// ErrPanicked: Run panicked, in a hook most likely; what Config.OnStop
 	// hears before the panic goes on to Run's caller (whose recover gets
 	// the value, and the runtime the stack). The stream is closed by then:
-	// the slot is free for the next Run.
+	// the slot is free for the next Run once the server's walsender has
+	// seen the disconnect (milliseconds; a Run started at once waits for
+	// it, Config.SlotBusyWait).
 	ErrPanicked = errors.New("walmirror: Run panicked")
 )
 

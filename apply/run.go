@@ -77,9 +77,12 @@ type Config struct {
 	// OnCommit, when set, is called after each target commit while
 	// streaming, online copies' chunks included (progress displays, lag
 	// measurement), except commits that only store a position the stream
-	// passed with nothing for the copy. A one-transaction initial copy reports through
-	// OnSnapshot (Done) and OnReady instead. It runs on the apply path:
-	// keep it quick.
+	// passed with nothing for the copy. A commit may carry no Changes and
+	// leave the position where it was (around a TRUNCATE, a rename or a
+	// table that joined the publication, the engine stores a table's new
+	// shape or copy progress in a commit of its own). A one-transaction initial
+	// copy reports through OnSnapshot (Done) and OnReady instead. It runs
+	// on the apply path: keep it quick.
 	OnCommit func(CommitInfo)
 
 	// Optional hooks for metrics and progress logs, like OnCommit: each runs

@@ -124,9 +124,12 @@ type Sink struct {
 
 	path string
 	abs  string // key in openFiles
-	db   *sql.DB
-	conn *sql.Conn // every statement and appender runs here
-	log  *slog.Logger
+	// closed: Close was called; later calls say so, not "connection is
+	// already closed" (helper-99).
+	closed bool
+	db     *sql.DB
+	conn   *sql.Conn // every statement and appender runs here
+	log    *slog.Logger
 
 	tables map[*schema.Table]*tableInfo
 	inTx   bool
@@ -266,6 +269,7 @@ func (s *Sink) DB() *sql.DB { return s.db }
 
 // Close releases the file (DuckDB checkpoints it).
 func (s *Sink) Close() error {
+	s.closed = true
 	if s.inTx {
 		_ = s.Rollback(context.Background())
 	}
@@ -281,6 +285,9 @@ func (s *Sink) Close() error {
 // ReadState returns the stored replication state.
 func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	var st schema.State
+	if s.closed {
+		return st, false, errors.New("duckdb sink: closed")
+	}
 	var l uint64
 	var copies sql.NullString
 	var timeline sql.NullInt64

@@ -64,6 +64,15 @@ func testState(h *harness) {
 	h.check(h.s.Commit(h.ctx(), st3), "Commit after reopen")
 	h.reopen()
 	h.wantState(st3)
+
+	// A closed sink says so (helper-99: SQLite and DuckDB said "sql:
+	// connection is already closed", which names no sink).
+	h.check(h.s.Close(), "Close")
+	closed := h.s
+	h.s = nil
+	if _, _, err := closed.ReadState(h.ctx()); err == nil || !strings.Contains(err.Error(), "sink") || !strings.Contains(err.Error(), "closed") {
+		h.t.Fatalf("ReadState after Close = %v; want an error saying the sink is closed", err)
+	}
 }
 
 // testRollback: Rollback discards data, tables, columns and state.

@@ -34,6 +34,7 @@ type Sink struct {
 	DropColumns bool
 
 	path    string
+	closed  bool // Close was called: later calls say so, not "connection is already closed"
 	db      *sql.DB
 	conn    *sql.Conn // every statement runs here, so prepared statements and BEGIN share it
 	log     *slog.Logger
@@ -103,6 +104,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 
 // Close releases the file.
 func (s *Sink) Close() error {
+	s.closed = true
 	s.closeStmts()
 	return errors.Join(s.conn.Close(), s.db.Close())
 }
@@ -110,6 +112,9 @@ func (s *Sink) Close() error {
 // ReadState returns the stored replication state.
 func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	var st schema.State
+	if s.closed {
+		return st, false, errors.New("sqlite sink: closed")
+	}
 	var l int64
 	var copies sql.NullString
 	var timeline sql.NullInt64
