@@ -149,7 +149,7 @@ func Unidentified(t *Table, op Op, hasOld bool) error {
 func NotOwned(t *Table, target string) error {
 	return &notOwnedError{fmt.Sprintf("target table %s already exists and walmirror did not create it (source table %s maps to it); "+
 		"walmirror changes only tables it owns: drop or rename that table, or choose another target; "+
-		"to have walmirror take over an empty table of the same shape (a pre-created schema), run with --adopt-tables", target, t.QualifiedName())}
+		"to have walmirror take over an empty table of the same shape (a pre-created schema), run with --adopt-tables (a sink's Adopt field)", target, t.QualifiedName())}
 }
 
 type notOwnedError struct{ msg string }
