@@ -202,14 +202,20 @@ func BenchmarkUpdates(b *testing.B) {
 // instance's own threads.
 // The last case starts with 250,000 history rows (past two row groups, as
 // after a few minutes of pgbench): its inserts still run on one thread.
+//
+// The big-accounts cases have 1M accounts (pgbench scale 10, as the lag
+// workload), past what SerialSmallWrites runs on one thread, and 40
+// accounts per commit: each commit needs the instance's threads for the
+// accounts and one thread for the rest, unless the sink stays put.
 func BenchmarkSmallCommits(b *testing.B) {
-	b.Run("threads=instance", func(b *testing.B) { smallCommits(b, false, 0) })
-	b.Run("serial-small-writes", func(b *testing.B) { smallCommits(b, true, 0) })
-	b.Run("serial-small-writes-long-history", func(b *testing.B) { smallCommits(b, true, 250_000) })
+	b.Run("threads=instance", func(b *testing.B) { smallCommits(b, false, 0, 100_000, 4) })
+	b.Run("serial-small-writes", func(b *testing.B) { smallCommits(b, true, 0, 100_000, 4) })
+	b.Run("serial-small-writes-long-history", func(b *testing.B) { smallCommits(b, true, 250_000, 100_000, 4) })
+	b.Run("threads=instance-big-accounts", func(b *testing.B) { smallCommits(b, false, 0, 1_000_000, 40) })
+	b.Run("serial-small-writes-big-accounts", func(b *testing.B) { smallCommits(b, true, 0, 1_000_000, 40) })
 }
 
-func smallCommits(b *testing.B, serial bool, historyRows int) {
-	const accounts, perCommit = 100_000, 4
+func smallCommits(b *testing.B, serial bool, historyRows, accounts, perCommit int) {
 	s, err := duckdb.Open(b.Context(), filepath.Join(b.TempDir(), "bench.duckdb"), nil)
 	if err != nil {
 		b.Fatal(err)

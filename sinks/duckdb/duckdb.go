@@ -157,6 +157,10 @@ type Sink struct {
 
 	threads    int64 // the instance's threads setting at Open
 	curThreads int64 // as last set (SerialSmallWrites)
+	// parallelAt is when a statement last needed the instance's threads;
+	// serialSettle unless a test changes it (SerialSmallWrites).
+	parallelAt   time.Time
+	serialSettle time.Duration
 
 	publishMu sync.Mutex // one PublishCopy at a time
 	publishN  int
@@ -247,7 +251,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 		conn.Close()
 		return fail(err)
 	}
-	s.curThreads = s.threads
+	s.curThreads, s.serialSettle = s.threads, serialSettle
 	drv, err := newMigrator(ctx, conn)
 	if err == nil {
 		err = migrations.Up(migrations.DuckDB, "duckdb", drv)

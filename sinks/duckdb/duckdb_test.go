@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" database/sql driver, for reading copies
 
@@ -371,7 +372,9 @@ func TestCaseCollisions(t *testing.T) {
 // transaction is fine; an insert of a present key fails, also when the
 // table was emptied in the same transaction (checked at commit).
 // TestSerialSmallWrites: writes over small tables run on one thread, those
-// over big ones (or big batches) on the instance's threads again.
+// over big ones (or big batches) on the instance's threads again; after
+// one that needed the instance's threads, small writes keep them for a
+// while (serialSettle) rather than switching back and forth.
 func TestSerialSmallWrites(t *testing.T) {
 	s := openSink(t, filepath.Join(t.TempDir(), "threads.duckdb"))
 	db := s.DB()
@@ -388,6 +391,7 @@ func TestSerialSmallWrites(t *testing.T) {
 		t.Skip("DuckDB has one thread here")
 	}
 	s.SerialSmallWrites = true
+	duckdb.SetSerialSettle(s, 0) // switch at once, to see each decision
 	small := schema.NewTable(1, "public", "small", schema.IdentityDefault, []schema.Column{
 		{Name: "k", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
 		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
@@ -442,6 +446,25 @@ func TestSerialSmallWrites(t *testing.T) {
 	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: log, Inserts: rows(0, 5)}) })
 	if got := threads(); got != 1 {
 		t.Fatalf("threads after 5 rows appended to a 300,000-row keyless table = %d, want 1", got)
+	}
+	// Settling: a small write soon after one over the big table keeps the
+	// instance's threads (a pgbench-shaped commit over a big table of
+	// accounts switched twice per commit and took twice as long); once the
+	// big writes stop for long enough, one thread again.
+	duckdb.SetSerialSettle(s, time.Hour)
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.Write(ctx, &schema.Batch{Table: big, Updates: rows(8, 1)}); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: small, Updates: rows(0, 2)})
+	})
+	if got := threads(); got != def {
+		t.Fatalf("threads after a small update just after one of the big table = %d, want the instance's %d (no switch)", got, def)
+	}
+	duckdb.SetSerialSettle(s, 0)
+	tx(t, s, func(ctx context.Context) error { return s.Write(ctx, &schema.Batch{Table: small, Updates: rows(1, 2)}) })
+	if got := threads(); got != 1 {
+		t.Fatalf("threads after a small update once the big ones settled = %d, want 1", got)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
@@ -132,12 +133,28 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 // each), below which a statement has little to run in parallel.
 const serialWork = 2 * 122_880
 
+// serialSettle is how long SerialSmallWrites keeps the instance's threads
+// after a statement that needed them, before small statements go back to
+// one thread. A switch costs more than one thread saves: the SET, and the
+// next parallel statement starting DuckDB's threads again, took 3-4 ms
+// against ~1 ms statements. A pgbench-shaped commit over a 1M-row table of
+// accounts and small ones switched twice: 16.7 ms, against 7.9 ms on the
+// instance's threads throughout and 8.3 ms on one thread
+// (BenchmarkSmallCommits/serial-small-writes-big-accounts before this).
+const serialSettle = time.Second
+
 // useThreads sets DuckDB's threads for a statement over work rows
-// (SerialSmallWrites); it costs a statement only when the setting changes.
+// (SerialSmallWrites); it costs a statement only when the setting changes,
+// which happens at most twice per serialSettle.
 func (s *Sink) useThreads(ctx context.Context, work int64) error {
 	want := s.threads
 	if s.SerialSmallWrites && work <= serialWork {
 		want = 1
+		if s.curThreads != 1 && time.Since(s.parallelAt) < s.serialSettle {
+			want = s.curThreads
+		}
+	} else {
+		s.parallelAt = time.Now()
 	}
 	if want == s.curThreads || want < 1 {
 		return nil
