@@ -224,3 +224,65 @@ func TestInitialCopyTargetFails(t *testing.T) {
 		})
 	}
 }
+
+// TestAutoChunkedCopiesSmallTablesAtOnce: an automatic chunked initial
+// copy (--initial-copy auto over its threshold) copies the tables too small
+// for more than one chunk in its first transaction, from the slot's
+// snapshot, and only the others online (an online copy costs a lock, a
+// snapshot, a watermark and a commit per table: seconds for hundreds of
+// small tables). Every value equal in every target, then after changes.
+func TestAutoChunkedCopiesSmallTablesAtOnce(t *testing.T) {
+	defer apply.SetAutoChunkedRows(10_000)()
+	for _, tg := range copyTargets() {
+		t.Run(tg.name, func(t *testing.T) {
+			m := newMirror(t)
+			m.exec(copySource + `; ANALYZE plain, moody, empty_t`) // estimates 25000, 5000 and 0
+			open, rows := tg.open(t)
+			var mu sync.Mutex
+			var logged strings.Builder
+			run := func() {
+				t.Helper()
+				sink := open()
+				defer sink.Close()
+				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+				defer cancel()
+				err := apply.Run(ctx, sink, apply.Config{
+					Source:        source.Config{DSN: m.dsn, Slot: m.slot, Publication: "walmirror"},
+					StopAtNow:     true,
+					CopyChunkRows: 10_000,
+					Logger: slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, writerFunc(func(p []byte) (int, error) {
+						mu.Lock()
+						defer mu.Unlock()
+						return logged.Write(p)
+					})), &slog.HandlerOptions{Level: slog.LevelInfo})),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			run()
+			mu.Lock()
+			log := logged.String()
+			mu.Unlock()
+			for _, want := range []string{`msg="copied the small tables at once" tables=2 rows=5000`, `msg="initial copy will be made in chunks while streaming" tables=1 `, `msg="table copied online" table=public.plain rows=25000`} {
+				if !strings.Contains(log, want) {
+					t.Errorf("the log does not say %s", want)
+				}
+			}
+			for _, small := range []string{"public.moody", "public.empty_t"} {
+				if strings.Contains(log, `msg="table copied online" table=`+small+" ") {
+					t.Errorf("%s was copied online, not in the first transaction", small)
+				}
+			}
+			compareCopy(t, m, tg.name, rows)
+			m.exec(`UPDATE moody SET v = 'changed' WHERE id % 10 = 0; DELETE FROM moody WHERE id % 13 = 0; INSERT INTO empty_t VALUES (1), (2);
+				UPDATE plain SET n = -n WHERE id % 11 = 0`)
+			run()
+			compareCopy(t, m, tg.name, rows)
+		})
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

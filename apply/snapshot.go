@@ -52,15 +52,8 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.Sta
 		}
 	}()
 	total, err := r.copyTables(ctx, snap, tables)
-	if errors.Is(err, schema.ErrUnstorable) {
-		// The sink's remedy changes the target column; this copy is rolled
-		// back, so the target may have no such table to change.
-		return st, fmt.Errorf("%w; the initial copy is one target transaction and is rolled back, so the target may not have that table to change yet: "+
-			"run again with --initial-copy chunked, which creates the tables empty and commits them before copying rows, "+
-			"change the column when it stops at this value again, and run again (or leave the table out of the publication)", err)
-	}
 	if err != nil {
-		return st, err
+		return st, rolledBack(err)
 	}
 	st.LSN, st.Phase = snap.ConsistentPoint, schema.PhaseStreaming
 	if err := r.slotStillOurs(ctx, src, snap.ConsistentPoint); err != nil {
@@ -77,6 +70,19 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.Sta
 	return st, nil
 }
 
+// rolledBack is err from a copy in the initial copy's first transaction.
+// The sink's remedy for a value it cannot store changes the target column;
+// that transaction is rolled back, so the target may have no such table to
+// change.
+func rolledBack(err error) error {
+	if !errors.Is(err, schema.ErrUnstorable) {
+		return err
+	}
+	return fmt.Errorf("%w; the initial copy's first target transaction is rolled back, so the target may not have that table to change yet: "+
+		"run again with --initial-copy chunked, which creates the tables empty and commits them before copying rows, "+
+		"change the column when it stops at this value again, and run again (or leave the table out of the publication)", err)
+}
+
 // chunked decides between a one-transaction initial copy and a chunked one
 // (Config.InitialCopy).
 func (r *runner) chunked(estimates map[uint32]int64) bool {
@@ -90,7 +96,45 @@ func (r *runner) chunked(estimates map[uint32]int64) bool {
 	for _, n := range estimates {
 		total += max(n, 0)
 	}
-	return total >= AutoChunkedRows
+	return total >= autoChunkedRows
+}
+
+// autoChunkedRows is AutoChunkedRows, lowered by tests.
+var autoChunkedRows int64 = AutoChunkedRows
+
+// atOnceRows bounds the rows an automatic chunked initial copy copies in
+// its first transaction (small tables, atOnce).
+const atOnceRows = 1_000_000
+
+// atOnce picks, for an automatic chunked initial copy (auto), the tables
+// too small to make more than one chunk (by the source's estimate), up to
+// atOnceRows rows in all: they are copied in the transaction that starts
+// the copy, from the slot's snapshot, as a single copy would. An online
+// copy of each would cost a lock, a snapshot, a watermark's round trip and
+// a commit (some 10-30 ms) for a few rows: seconds for a database that has
+// hundreds of small tables beside its big ones. A crash before that
+// transaction commits redoes it (at most atOnceRows rows); a table never
+// analyzed (no estimate) is copied online. --initial-copy chunked copies
+// every table online, as asked.
+func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64) (now, online []*schema.Table) {
+	if r.cfg.InitialCopy == "chunked" {
+		return nil, tables
+	}
+	limit := int64(r.cfg.CopyChunkRows)
+	if limit <= 0 {
+		limit = DefaultCopyChunkRows
+	}
+	var rows int64
+	for _, t := range tables {
+		est, ok := estimates[t.ID]
+		if ok && est >= 0 && est < limit && rows+est <= atOnceRows {
+			rows += est
+			now = append(now, t)
+		} else {
+			online = append(online, t)
+		}
+	}
+	return now, online
 }
 
 // chunkedStart begins a chunked initial copy: the target tables are
@@ -103,8 +147,16 @@ func (r *runner) chunkedStart(ctx context.Context, src *source.Source, snap *sou
 			_ = r.sink.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
+	now, online := r.atOnce(tables, snap.Estimates)
+	var copied int64
+	if len(now) > 0 {
+		var err error
+		if copied, err = r.copyTables(ctx, snap, now); err != nil {
+			return st, rolledBack(err)
+		}
+	}
 	var total int64
-	for _, t := range tables {
+	for _, t := range online {
 		if err := ensureShape(ctx, r.sink, t); err != nil {
 			return st, fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
 		}
@@ -123,7 +175,10 @@ func (r *runner) chunkedStart(ctx context.Context, src *source.Source, snap *sou
 		return st, fmt.Errorf("commit initial snapshot: %w", err)
 	}
 	committed = true
-	r.log.Info("initial copy will be made in chunks while streaming", "tables", len(tables), "estimated_rows", total,
+	if len(now) > 0 {
+		r.log.Info("copied the small tables at once", "tables", len(now), "rows", copied)
+	}
+	r.log.Info("initial copy will be made in chunks while streaming", "tables", len(online), "estimated_rows", total,
 		"consistent_point", st.LSN)
 	return st, nil
 }
