@@ -387,6 +387,37 @@ func TestSlotInUse(t *testing.T) {
 	dropSlotAtEnd(t, db, slot)
 }
 
+// TestDuckDBHeldByRun: status, check, verify and a second run against a
+// DuckDB file a running walmirror writes (DuckDB lets no other process open
+// it) name the process holding it and say what to do, instead of DuckDB's
+// raw lock error (helper-98).
+func TestDuckDBHeldByRun(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);`)
+	path := filepath.Join(t.TempDir(), "copy.duckdb")
+	slot := "s_" + db
+	stop := startRun(t, "--source", dsn, "--target", "duckdb:"+path, "--slot", slot)
+	dropSlotAtEnd(t, db, slot)
+	dropSlotAtEnd(t, db, slot+"_x") // none expected: the second run stops before making one
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"status", "--target", "duckdb:" + path}, 1, "walmirror verify --sidecar"},
+		{[]string{"verify", "--source", dsn, "--target", "duckdb:" + path}, 2, "walmirror verify --sidecar"},
+		{[]string{"check", "--source", dsn, "--target", "duckdb:" + path, "--slot", slot + "_x"}, 1, "--metrics-addr"},
+		{[]string{"run", "--source", dsn, "--target", "duckdb:" + path, "--slot", slot + "_x", "--stop-at-lsn", "now"}, 1, "stop that process first"},
+	} {
+		r := walmirror(t, nil, c.args...)
+		out := r.stdout + r.stderr
+		if r.code != c.code || !strings.Contains(out, "is open in another process (") || !strings.Contains(out, ", PID ") || !strings.Contains(out, c.want) {
+			t.Errorf("%s on a DuckDB file walmirror run writes: exit %d (want %d), want the holder and %q:\n%s", c.args[0], r.code, c.code, c.want, out)
+		}
+	}
+	stop()
+}
+
 // TestFailedStartLeavesNoFile: a run that fails before anything was
 // committed removes the target file it created; an existing file stays.
 func TestFailedStartLeavesNoFile(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/sinks/duckdb"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 	"github.com/walmirror/walmirror/source"
 )
@@ -56,6 +57,18 @@ func parseTarget(target string) (kind, path string, err error) {
 	return "", "", fmt.Errorf("--target %q: want duckdb:PATH, sqlite:PATH or postgres://...", redactTarget(target))
 }
 
+// duckdbBusy is err, DuckDB refusing a file another process has open, said
+// with what to do (status and check while walmirror run writes the file:
+// helper-98 got DuckDB's raw lock error); nil for any other error.
+func duckdbBusy(path string, err error) error {
+	holder, ok := duckdb.LockHolder(err)
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("DuckDB target %q is open in another process (%s), and DuckDB lets no other process open a file while one has it open: "+
+		"if that is walmirror run, ask it instead (its --metrics-addr serves /metrics with the applied position and the lag, and walmirror verify --sidecar verifies through it), or stop it first (%w)", path, holder, err)
+}
+
 // readTargetState looks at a target read-only. A missing file is not an
 // error (Exists false).
 func readTargetState(ctx context.Context, target string) (targetState, error) {
@@ -86,13 +99,16 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 		q = `SELECT slot, system_id, phase, lsn_text, strftime(updated_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') FROM main._walmirror_state WHERE id = 1`
 	}
 	if err != nil {
+		if busy := duckdbBusy(path, err); busy != nil {
+			return ts, busy
+		}
 		return ts, fmt.Errorf("open %s target %q: %w", kind, path, err)
 	}
 	defer db.Close()
 	var n int
 	if err := db.QueryRowContext(ctx, has).Scan(&n); err != nil {
-		if kind == "duckdb" && strings.Contains(err.Error(), "lock") {
-			return ts, fmt.Errorf("DuckDB target %q is in use by another process (a running walmirror holds it): %w", path, err)
+		if busy := duckdbBusy(path, err); busy != nil {
+			return ts, busy
 		}
 		return ts, fmt.Errorf("read %s target %q: %w", kind, path, err)
 	}

@@ -132,12 +132,11 @@ func cmdVerify(ctx context.Context, args []string) int {
 			return fail(fmt.Errorf("--target %q does not exist: run walmirror run into it first", redactTarget(target)))
 		}
 		return fail(errors.New("the target holds no copy: run walmirror run into it first"))
+	} else if _, busy := duckdb.LockHolder(err); busy {
+		return fail(err) // says to verify through the running walmirror (--sidecar)
 	}
 	sink, err := openTarget(ctx, target, log, true, options)
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
-			err = fmt.Errorf("%w: the file is held by another process; is walmirror running into it? verify through it with --sidecar http://HOST:PORT (its --metrics-addr), or stop it first", err)
-		}
 		return fail(err)
 	}
 	defer sink.Close()

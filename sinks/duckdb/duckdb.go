@@ -86,6 +86,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -178,6 +179,23 @@ type Sink struct {
 	touched      map[tableRef]struct{} // tables the open transaction writes
 }
 
+// lockHeld matches DuckDB's error for a file another process holds:
+// `Could not set lock on file "f": Conflicting lock is held in /usr/bin/x (PID 42)`.
+var lockHeld = regexp.MustCompile(`Conflicting lock is held in (.*) \(PID (\d+)\)`)
+
+// LockHolder reports whether err is DuckDB refusing a file another process
+// has open, and names that process ("/usr/local/bin/walmirror, PID 42";
+// "another process" when DuckDB does not say).
+func LockHolder(err error) (string, bool) {
+	if err == nil || !strings.Contains(err.Error(), "Could not set lock on file") {
+		return "", false
+	}
+	if m := lockHeld.FindStringSubmatch(err.Error()); m != nil {
+		return m[1] + ", PID " + m[2], true
+	}
+	return "another process", true
+}
+
 // Open opens (creating if needed) the DuckDB file at path and brings
 // walmirror's metadata tables up to date.
 func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
@@ -229,6 +247,9 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 			return nil, fmt.Errorf("open DuckDB target %q: %w (DuckDB could not replay the file's write-ahead log %s after an unclean stop; "+
 				"keep both files for a DuckDB bug report; the copy cannot be trusted: move both aside, drop the slot it followed "+
 				"(walmirror drop --source ... --slot NAME) and run walmirror again into a new file, which copies every table again)", path, err, path+".wal")
+		}
+		if holder, ok := LockHolder(err); ok {
+			return nil, fmt.Errorf("open DuckDB target %q: the file is open in another process (%s), and DuckDB lets no other process open a file while one has it open: stop that process first (%w)", path, holder, err)
 		}
 		if hint := fileperm.Hint(path); hint != "" {
 			return nil, fmt.Errorf("open DuckDB target %q: %w (%s)", path, err, hint)
