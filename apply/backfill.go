@@ -2000,8 +2000,9 @@ func holds(sig string) (string, bool) {
 // upgradeSig reads a stored signature as it would be written now, where
 // what is written has grown since: the membership of a FOR ALL TABLES
 // publication was "all" (now "all" and the publication's oid), and the
-// publication's transaction (";pub:") and a partitioned table's links
-// (";inh:") were not there. Those parts are taken as now's, so an upgrade
+// publication's transaction (";pub:"), a partitioned table's links
+// (";inh:") and the enums and composites nested in its columns' types
+// (";nested:") were not there. Those parts are taken as now's, so an upgrade
 // copies nothing again.
 func upgradeSig(stored, now string) string {
 	sFiles, sRest, ok1 := strings.Cut(stored, "|")
@@ -2011,6 +2012,15 @@ func upgradeSig(stored, now string) string {
 	}
 	sMember, sName, _ := strings.Cut(sRest, "|")
 	nMember, _, _ := strings.Cut(nRest, "|")
+	if _, nested, ok := strings.Cut(nFiles, ";nested:"); ok && !strings.Contains(sFiles, ";nested:") {
+		// Before the partition links, which stay last.
+		nested, _, _ = strings.Cut(nested, ";")
+		head, inh, hasInh := strings.Cut(sFiles, ";inh:")
+		sFiles = head + ";nested:" + nested
+		if hasInh {
+			sFiles += ";inh:" + inh
+		}
+	}
 	if _, inh, ok := strings.Cut(nFiles, ";inh:"); ok && !strings.Contains(sFiles, ";inh:") {
 		sFiles += ";inh:" + inh
 	}

@@ -58,6 +58,11 @@ func TestUpgradeSig(t *testing.T) {
 		{"16384:16390|all|2200.t", "16384:16390|all16400;pub:777|2200.t", "16384:16390|all16400;pub:777|2200.t"},
 		{"1:2,3:4;enums:ab|r16500|2200.p", "1:2,3:4;enums:ab;inh:cd|r16500;pub:777|2200.p", "1:2,3:4;enums:ab;inh:cd|r16500;pub:777|2200.p"},
 		{"1:2,3:4;inh:ef|r16500;pub:700|2200.p", "1:2,3:4;inh:cd|r16500;pub:777|2200.p", "1:2,3:4;inh:ef|r16500;pub:700|2200.p"},
+		// Enums and composites nested in the columns' types, before the links.
+		{"1:2;enums:ab|r1|2200.t", "1:2;enums:ab;nested:xy|r1|2200.t", "1:2;enums:ab;nested:xy|r1|2200.t"},
+		{"1:2,3:4;inh:cd|r1;pub:7|2200.p", "1:2,3:4;nested:xy;inh:cd|r1;pub:7|2200.p", "1:2,3:4;nested:xy;inh:cd|r1;pub:7|2200.p"},
+		{"1:2|r1;pub:7|2200.p", "1:2;nested:xy;inh:cd|r1;pub:7|2200.p", "1:2;nested:xy;inh:cd|r1;pub:7|2200.p"},
+		{"1:2;nested:aa|r1|2200.t", "1:2;nested:bb|r1|2200.t", "1:2;nested:aa|r1|2200.t"},
 	} {
 		if got := upgradeSig(c.stored, c.now); got != c.want {
 			t.Errorf("upgradeSig(%q, %q) = %q, want %q", c.stored, c.now, got, c.want)

@@ -128,7 +128,7 @@ const identityExpr = `(CASE WHEN c.relkind = 'p' AND c.relreplident = 'f' AND
 // value changes what stored rows read as, with no WAL for them either.
 const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
 		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END
-	|| ` + enumLabels + ` || ` + compositeAttrs + ` || ` + partitionLinks + ` || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
+	|| ` + enumLabels + ` || ` + compositeAttrs + ` || ` + nestedTypes + ` || ` + partitionLinks + ` || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
 		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15
 		(SELECT 'all' || pb.oid::text FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1), 'none')
 	|| coalesce((SELECT ';pub:' || pb.xmin::text FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1), '')
@@ -152,9 +152,8 @@ const partitionLinks = `CASE WHEN c.relkind = 'p' OR c.relispartition THEN coale
 // the enum or of an array of it) and as arrays of such domains. ALTER TYPE
 // ... RENAME VALUE changes it (rows keep the value's oid and read back as
 // the new label: the copy's text must change too), and so does ADD VALUE,
-// which costs a needless copy but changes no row. Enums inside range or
-// composite types are not followed. No recursive query: its cost estimate
-// makes PostgreSQL JIT-compile the poll's query (half a second a poll).
+// which costs a needless copy but changes no row. Enums deeper down (in
+// ranges, in composites) are compositeAttrs' and nestedTypes'.
 const enumLabels = `coalesce((SELECT ';enums:' || md5(string_agg(e.oid::text || '=' || e.enumlabel, ',' ORDER BY e.oid))
 	FROM pg_catalog.pg_enum e WHERE e.enumtypid IN (SELECT v.x FROM pg_catalog.pg_attribute a
 		JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
@@ -172,10 +171,10 @@ const enumLabels = `coalesce((SELECT ';enums:' || md5(string_agg(e.oid::text || 
 // table again. RENAME ATTRIBUTE changes no text and is not in the hash.
 // The labels of an enum attribute are in it too (RENAME VALUE of an enum a
 // composite holds changes the composite's text alike).
-// Not followed: composites nested in composites or ranges, enum arrays
-// inside composites, and a table's
-// row type used as a column's type (a PostgreSQL target uses the target
-// table's own row type for it, which changes with that table's copy).
+// Composites nested in composites or ranges, and enum arrays inside
+// composites, are nestedTypes'. Not followed: a table's row type used as a
+// column's type (a PostgreSQL target uses the target table's own row type
+// for it, which changes with that table's copy).
 const compositeAttrs = `coalesce((SELECT ';composites:' || md5(string_agg(ct.oid::text || '=' || ca.attnum::text || ':' || ca.atttypid::text || ':' || ca.atttypmod::text
 		|| coalesce((SELECT ':' || string_agg(e.oid::text || '=' || e.enumlabel, ',' ORDER BY e.oid) FROM pg_catalog.pg_enum e WHERE e.enumtypid = ca.atttypid), ''), ',' ORDER BY ct.oid, ca.attnum))
 	FROM pg_catalog.pg_type ct JOIN pg_catalog.pg_class cr ON cr.oid = ct.typrelid AND cr.relkind = 'c'
@@ -186,6 +185,42 @@ const compositeAttrs = `coalesce((SELECT ';composites:' || md5(string_agg(ct.oid
 		LEFT JOIN pg_catalog.pg_type el ON el.oid = t.typelem
 		CROSS JOIN LATERAL (VALUES (t.oid), (b.oid), (b.typelem), (el.oid), (el.typbasetype)) v(x)
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)), '')`
+
+// nestedTypes is "" for a table whose columns reach no enum or composite
+// type beyond those enumLabels and compositeAttrs follow, else ";nested:"
+// and a hash of the labels of those enums and the live attributes of those
+// composites: types reached, at any depth, through composite attributes,
+// array elements, domains, range subtypes and multiranges' ranges (a
+// composite nested in a composite, an enum array inside a composite, a
+// range over an enum). ALTER TYPE on them changes what stored rows read as
+// with no WAL either (helper-97's class, one level down). It comes before
+// partitionLinks (";inh:", which must stay last) and is empty for every
+// table the two above cover, so signatures stored before it stay as they
+// are; upgradeSig takes it as now's where a stored one lacks it. Sessions
+// run with jit off, so the recursive query's cost estimate costs nothing.
+const nestedTypes = `coalesce((WITH RECURSIVE ty(oid) AS (
+		SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		UNION
+		SELECT x.oid FROM ty JOIN pg_catalog.pg_type t ON t.oid = ty.oid
+			CROSS JOIN LATERAL (SELECT t.typbasetype UNION ALL SELECT t.typelem
+				UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+				UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid
+				UNION ALL SELECT ca.atttypid FROM pg_catalog.pg_class cr JOIN pg_catalog.pg_attribute ca ON ca.attrelid = cr.oid AND ca.attnum > 0 AND NOT ca.attisdropped
+					WHERE cr.oid = t.typrelid AND cr.relkind = 'c') x(oid)
+			WHERE x.oid <> 0),
+	near(oid) AS (SELECT v.x FROM pg_catalog.pg_attribute a
+		JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
+		LEFT JOIN pg_catalog.pg_type el ON el.oid = t.typelem
+		CROSS JOIN LATERAL (VALUES (t.oid), (b.oid), (b.typelem), (el.oid), (el.typbasetype)) v(x)
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND v.x IS NOT NULL),
+	far(part) AS (SELECT e.enumtypid::text || '=' || e.oid::text || '=' || e.enumlabel FROM pg_catalog.pg_enum e
+			WHERE e.enumtypid IN (SELECT oid FROM ty EXCEPT SELECT oid FROM near)
+		UNION ALL SELECT ct.oid::text || ':' || ca.attnum::text || ':' || ca.atttypid::text || ':' || ca.atttypmod::text
+			FROM pg_catalog.pg_type ct JOIN pg_catalog.pg_class cr ON cr.oid = ct.typrelid AND cr.relkind = 'c'
+			JOIN pg_catalog.pg_attribute ca ON ca.attrelid = ct.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped
+			WHERE ct.oid IN (SELECT oid FROM ty EXCEPT SELECT oid FROM near))
+	SELECT ';nested:' || md5(string_agg(part, ',' ORDER BY part)) FROM far HAVING count(*) > 0), '')`
 
 const memberExpr15 = `(SELECT 's' || pn.oid::text FROM pg_catalog.pg_publication_namespace pn
 		JOIN pg_catalog.pg_publication pb ON pb.oid = pn.pnpubid WHERE pb.pubname = $1 AND pn.pnnspid = c.relnamespace),`

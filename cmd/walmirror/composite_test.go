@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -44,6 +45,58 @@ func TestCompositeAttributesChanged(t *testing.T) {
 			mustExec(t, db, `ALTER TYPE addr DROP ATTRIBUTE zip; INSERT INTO comp VALUES (3, ROW('New', 'work', 'Town'), NULL, NULL)`)
 			run()
 			compareRows(t, dsn, rows, q)
+		})
+	}
+}
+
+// TestNestedTypesChanged: ALTER TYPE on a type nested deeper in a column's
+// type (a composite inside a composite, an enum array inside a composite,
+// a range over an enum) changes what stored rows read as with no WAL, as
+// at the first level (TestCompositeAttributesChanged). Before, those were
+// not followed: the copy kept the old text with exit 0. A table whose
+// columns reach no such type is not copied again. Every target.
+func TestNestedTypesChanged(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TYPE mood AS ENUM ('up', 'down');
+				CREATE TYPE inner_t AS (x int, m mood);
+				CREATE TYPE outer_t AS (name text, i inner_t, ms mood[]);
+				CREATE TYPE moodrange AS RANGE (subtype = mood);
+				CREATE TABLE nest (id int PRIMARY KEY, o outer_t, r moodrange);
+				CREATE TABLE plain (id int PRIMARY KEY, v text);
+				INSERT INTO nest VALUES (1, ROW('a', ROW(1, 'up'), '{up,down}'), '[up,down]'),
+					(2, ROW('b', NULL, '{}'), '[down,down]'), (3, NULL, NULL);
+				INSERT INTO plain VALUES (1, 'x');`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			q := "SELECT id, CAST(o AS text), CAST(r AS text) FROM nest"
+			runNow(t, dsn, target, slot)
+			compareRows(t, dsn, rows, q, "SELECT id, v FROM plain")
+
+			// An attribute added to the inner composite, no row changed.
+			mustExec(t, db, "ALTER TYPE inner_t ADD ATTRIBUTE z int")
+			log := runNowLog(t, dsn, target, slot)
+			compareRows(t, dsn, rows, q)
+			if !strings.Contains(log, "an enum or composite type its columns use changed") {
+				t.Errorf("the copy again should name the type's change as its reason:\n%s", log)
+			}
+			if strings.Contains(log, "table=public.plain") {
+				t.Errorf("a table that uses none of the types was copied again:\n%s", log)
+			}
+
+			// A label of the enum renamed: inside the inner composite, in
+			// the array inside the outer one, and in the range.
+			mustExec(t, db, "ALTER TYPE mood RENAME VALUE 'up' TO 'high'")
+			runNow(t, dsn, target, slot)
+			compareRows(t, dsn, rows, q)
+
+			// Nothing changed since: no copy.
+			if log := runNowLog(t, dsn, target, slot); strings.Contains(log, "copying table online") {
+				t.Errorf("copied again with nothing changed:\n%s", log)
+			}
+			compareRows(t, dsn, rows, q, "SELECT id, v FROM plain")
 		})
 	}
 }
