@@ -197,9 +197,14 @@ const compositeAttrs = `coalesce((SELECT ';composites:' || md5(string_agg(ct.oid
 // partitionLinks (";inh:", which must stay last) and is empty for every
 // table the two above cover, so signatures stored before it stay as they
 // are; upgradeSig takes it as now's where a stored one lacks it. Sessions
-// run with jit off, so the recursive query's cost estimate costs nothing.
+// run with jit off, so the recursive query's cost estimate costs nothing;
+// it follows only types that can hold others (composites, domains,
+// arrays, ranges, multiranges) and enums, so a table of base types costs
+// one look at its columns (0.1 ms a table, against 0.5 following every
+// type: 272 tables on PostgreSQL 15).
 const nestedTypes = `coalesce((WITH RECURSIVE ty(oid) AS (
-		SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		SELECT a.atttypid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND (t.typtype IN ('c', 'd', 'e', 'r', 'm') OR t.typcategory = 'A')
 		UNION
 		SELECT x.oid FROM ty JOIN pg_catalog.pg_type t ON t.oid = ty.oid
 			CROSS JOIN LATERAL (SELECT t.typbasetype UNION ALL SELECT t.typelem
@@ -207,7 +212,7 @@ const nestedTypes = `coalesce((WITH RECURSIVE ty(oid) AS (
 				UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid
 				UNION ALL SELECT ca.atttypid FROM pg_catalog.pg_class cr JOIN pg_catalog.pg_attribute ca ON ca.attrelid = cr.oid AND ca.attnum > 0 AND NOT ca.attisdropped
 					WHERE cr.oid = t.typrelid AND cr.relkind = 'c') x(oid)
-			WHERE x.oid <> 0),
+			JOIN pg_catalog.pg_type xt ON xt.oid = x.oid AND (xt.typtype IN ('c', 'd', 'e', 'r', 'm') OR xt.typcategory = 'A')),
 	near(oid) AS (SELECT v.x FROM pg_catalog.pg_attribute a
 		JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
