@@ -114,9 +114,10 @@ const atOnceRows = 1_000_000
 // a commit (some 10-30 ms) for a few rows: seconds for a database that has
 // hundreds of small tables beside its big ones. A crash before that
 // transaction commits redoes it (at most atOnceRows rows); a table never
-// analyzed (no estimate) is copied online. --initial-copy chunked copies
-// every table online, as asked.
-func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64) (now, online []*schema.Table) {
+// analyzed (no estimate) is copied online, and so is a partitioned one
+// (its estimate leaves out partitions never analyzed). --initial-copy
+// chunked copies every table online, as asked.
+func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64, partitioned map[uint32]bool) (now, online []*schema.Table) {
 	if r.cfg.InitialCopy == "chunked" {
 		return nil, tables
 	}
@@ -127,7 +128,7 @@ func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64) (now
 	var rows int64
 	for _, t := range tables {
 		est, ok := estimates[t.ID]
-		if ok && est >= 0 && est < limit && rows+est <= atOnceRows {
+		if ok && est >= 0 && est < limit && rows+est <= atOnceRows && !partitioned[t.ID] {
 			rows += est
 			now = append(now, t)
 		} else {
@@ -147,7 +148,7 @@ func (r *runner) chunkedStart(ctx context.Context, src *source.Source, snap *sou
 			_ = r.sink.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	now, online := r.atOnce(tables, snap.Estimates)
+	now, online := r.atOnce(tables, snap.Estimates, snap.Partitioned)
 	var copied int64
 	if len(now) > 0 {
 		var err error

@@ -31,6 +31,9 @@ type Snapshot struct {
 	// Estimates are the source's row estimates per table (from Tables;
 	// -1: never analyzed).
 	Estimates map[uint32]int64
+	// Partitioned are the partitioned tables among them, whose estimates
+	// count only the partitions ever analyzed.
+	Partitioned map[uint32]bool
 }
 
 // CreateSlot creates the replication slot with an exported snapshot and opens
@@ -98,6 +101,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 	sn.queries = make(map[uint32]string, len(pts))
 	sn.froms = make(map[uint32]string, len(pts))
 	sn.Estimates = make(map[uint32]int64, len(pts))
+	sn.Partitioned = make(map[uint32]bool)
 	tables := make([]*schema.Table, 0, len(pts))
 	for _, p := range pts {
 		t, err := p.describe(ctx, sn.tx)
@@ -107,6 +111,9 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 		sn.queries[t.ID] = "COPY (" + p.query(t, "") + ") TO STDOUT"
 		sn.froms[t.ID] = quoteIdent(p.nsp) + "." + quoteIdent(p.name)
 		sn.Estimates[t.ID] = p.estimate
+		if p.root {
+			sn.Partitioned[t.ID] = true
+		}
 		tables = append(tables, t)
 	}
 	if sn.binary, err = binarySendable(ctx, sn.tx, tables); err != nil {
