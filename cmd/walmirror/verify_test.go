@@ -408,7 +408,7 @@ func testVerify(t *testing.T, c verifyCopy) {
 	_ = run.Process.Signal(syscall.SIGTERM)
 	_ = run.Wait()
 	for _, r := range []result{r, rr} {
-		if r.code != 2 || !strings.Contains(r.stderr, "is walmirror running into it?") && !strings.Contains(r.stderr, "walmirror is replicating into this target") {
+		if r.code != 2 || !strings.Contains(r.stderr, "is open in another process (") && !strings.Contains(r.stderr, "walmirror is replicating into this target") {
 			t.Errorf("verify of a copy walmirror is writing exited %d, want 2 and the reason:\n%s%s", r.code, r.stdout, r.stderr)
 		}
 	}
