@@ -138,9 +138,10 @@ const serialWork = 2 * 122_880
 // one thread. A switch costs more than one thread saves: the SET, and the
 // next parallel statement starting DuckDB's threads again, took 3-4 ms
 // against ~1 ms statements. A pgbench-shaped commit over a 1M-row table of
-// accounts and small ones switched twice: 16.7 ms, against 7.9 ms on the
-// instance's threads throughout and 8.3 ms on one thread
-// (BenchmarkSmallCommits/serial-small-writes-big-accounts before this).
+// accounts and small ones switched twice: 16.7 ms
+// (BenchmarkSmallCommits/serial-small-writes-big-accounts before this),
+// against 7.9 ms on the instance's threads throughout and 8.3 ms on one
+// thread (a throwaway build with serialWork raised).
 const serialSettle = time.Second
 
 // useThreads sets DuckDB's threads for a statement over work rows
@@ -153,7 +154,7 @@ func (s *Sink) useThreads(ctx context.Context, work int64) error {
 		if s.curThreads != 1 && time.Since(s.parallelAt) < s.serialSettle {
 			want = s.curThreads
 		}
-	} else {
+	} else if s.SerialSmallWrites {
 		s.parallelAt = time.Now()
 	}
 	if want == s.curThreads || want < 1 {
