@@ -1880,7 +1880,7 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, gen 
 	case sFiles == nFiles:
 		why = "the publication's hold on it changed (it left and joined again, the publication was created again, or its options changed): changes made meanwhile may not have been published"
 	case dataFiles(seen) == dataFiles(p.Storage) && beforeInh(sFiles) != beforeInh(nFiles) && inhPart(sFiles) == inhPart(nFiles):
-		why = "an enum or composite type its columns use changed (ALTER TYPE ... RENAME VALUE, ADD VALUE or ADD ATTRIBUTE): stored rows may read otherwise, with no WAL for them"
+		why = "an enum or composite type its columns use changed (ALTER TYPE ... RENAME VALUE, ADD VALUE or ADD ATTRIBUTE, or a column added to or dropped from a table whose row type it uses): stored rows may read otherwise, with no WAL for them"
 	case beforeInh(sFiles) == beforeInh(nFiles):
 		why = "a partition was attached or detached (maybe detached and attached again): changes made to it meanwhile were not published as this table's"
 	}

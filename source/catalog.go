@@ -171,10 +171,8 @@ const enumLabels = `coalesce((SELECT ';enums:' || md5(string_agg(e.oid::text || 
 // table again. RENAME ATTRIBUTE changes no text and is not in the hash.
 // The labels of an enum attribute are in it too (RENAME VALUE of an enum a
 // composite holds changes the composite's text alike).
-// Composites nested in composites or ranges, and enum arrays inside
-// composites, are nestedTypes'. Not followed: a table's row type used as a
-// column's type (a PostgreSQL target uses the target table's own row type
-// for it, which changes with that table's copy).
+// Composites nested in composites or ranges, enum arrays inside
+// composites, and tables' row types used as column types are nestedTypes'.
 const compositeAttrs = `coalesce((SELECT ';composites:' || md5(string_agg(ct.oid::text || '=' || ca.attnum::text || ':' || ca.atttypid::text || ':' || ca.atttypmod::text
 		|| coalesce((SELECT ':' || string_agg(e.oid::text || '=' || e.enumlabel, ',' ORDER BY e.oid) FROM pg_catalog.pg_enum e WHERE e.enumtypid = ca.atttypid), ''), ',' ORDER BY ct.oid, ca.attnum))
 	FROM pg_catalog.pg_type ct JOIN pg_catalog.pg_class cr ON cr.oid = ct.typrelid AND cr.relkind = 'c'
@@ -192,8 +190,10 @@ const compositeAttrs = `coalesce((SELECT ';composites:' || md5(string_agg(ct.oid
 // composites: types reached, at any depth, through composite attributes,
 // array elements, domains, range subtypes and multiranges' ranges (a
 // composite nested in a composite, an enum array inside a composite, a
-// range over an enum). ALTER TYPE on them changes what stored rows read as
-// with no WAL either (helper-97's class, one level down). It comes before
+// range over an enum), and the columns of a table whose row type a column
+// has, at any level (ALTER TABLE ... ADD or DROP COLUMN on it). ALTER TYPE
+// on them changes what stored rows read as with no WAL either
+// (helper-97's class, one level down). It comes before
 // partitionLinks (";inh:", which must stay last) and is empty for every
 // table the two above cover, so signatures stored before it stay as they
 // are; upgradeSig takes it as now's where a stored one lacks it. Sessions
@@ -210,8 +210,8 @@ const nestedTypes = `coalesce((WITH RECURSIVE ty(oid) AS (
 			CROSS JOIN LATERAL (SELECT t.typbasetype UNION ALL SELECT t.typelem
 				UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
 				UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid
-				UNION ALL SELECT ca.atttypid FROM pg_catalog.pg_class cr JOIN pg_catalog.pg_attribute ca ON ca.attrelid = cr.oid AND ca.attnum > 0 AND NOT ca.attisdropped
-					WHERE cr.oid = t.typrelid AND cr.relkind = 'c') x(oid)
+				UNION ALL SELECT ca.atttypid FROM pg_catalog.pg_attribute ca
+					WHERE ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped) x(oid)
 			JOIN pg_catalog.pg_type xt ON xt.oid = x.oid AND (xt.typtype IN ('c', 'd', 'e', 'r', 'm') OR xt.typcategory = 'A')),
 	near(oid) AS (SELECT v.x FROM pg_catalog.pg_attribute a
 		JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
@@ -222,9 +222,9 @@ const nestedTypes = `coalesce((WITH RECURSIVE ty(oid) AS (
 	far(part) AS (SELECT e.enumtypid::text || '=' || e.oid::text || '=' || e.enumlabel FROM pg_catalog.pg_enum e
 			WHERE e.enumtypid IN (SELECT oid FROM ty EXCEPT SELECT oid FROM near)
 		UNION ALL SELECT ct.oid::text || ':' || ca.attnum::text || ':' || ca.atttypid::text || ':' || ca.atttypmod::text
-			FROM pg_catalog.pg_type ct JOIN pg_catalog.pg_class cr ON cr.oid = ct.typrelid AND cr.relkind = 'c'
+			FROM pg_catalog.pg_type ct JOIN pg_catalog.pg_class cr ON cr.oid = ct.typrelid
 			JOIN pg_catalog.pg_attribute ca ON ca.attrelid = ct.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped
-			WHERE ct.oid IN (SELECT oid FROM ty EXCEPT SELECT oid FROM near))
+			WHERE ct.oid IN (SELECT oid FROM ty EXCEPT SELECT oid FROM near) OR (cr.relkind <> 'c' AND ct.oid IN (SELECT oid FROM ty)))
 	SELECT ';nested:' || md5(string_agg(part, ',' ORDER BY part)) FROM far HAVING count(*) > 0), '')`
 
 const memberExpr15 = `(SELECT 's' || pn.oid::text FROM pg_catalog.pg_publication_namespace pn

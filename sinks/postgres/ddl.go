@@ -97,9 +97,15 @@ func (s *Sink) columnType(ctx context.Context, t *schema.Table, c schema.Column)
 	case k.name != "":
 		// The Type message names the type "schema.name" (either part may
 		// hold dots): use the target's type only if exactly one matches.
+		// Not a table's row type (or an array of one): a source column of
+		// a table's row type would get the target table's, which is what
+		// walmirror made of that table (columns the source dropped kept,
+		// added ones only once a row changes), so values would not fit.
 		res := pg.ExecParams(ctx, `SELECT pg_catalog.format_type(t.oid, $2) FROM pg_catalog.pg_type t
 			JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-			WHERE n.nspname || '.' || t.typname = $1`,
+			LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem
+			WHERE n.nspname || '.' || t.typname = $1 AND NOT EXISTS (SELECT FROM pg_catalog.pg_class r
+				WHERE r.oid IN (t.typrelid, e.typrelid) AND r.relkind <> 'c')`,
 			[][]byte{[]byte(k.name), mod}, []uint32{25, 23}, nil, nil).Read()
 		if res.Err != nil {
 			return "", fmt.Errorf("look up type %s: %w", k.name, res.Err)
