@@ -237,11 +237,17 @@ func TestAutoChunkedCopiesSmallTablesAtOnce(t *testing.T) {
 		t.Run(tg.name, func(t *testing.T) {
 			m := newMirror(t)
 			// Estimates 25000, 5000, 0 and 100 (a partitioned table: copied
-			// online all the same, its estimate may leave partitions out).
+			// online all the same, its estimate may leave partitions out),
+			// and 20000 for grown, analyzed at 10 rows and loaded since: its
+			// reltuples says 10, the statistics system's live rows 20000.
 			m.exec(copySource + `; CREATE TABLE parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
 				CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (1000);
 				INSERT INTO parted SELECT g, 'p' || g FROM generate_series(1, 100) g;
-				ANALYZE plain, moody, empty_t, parted_1`)
+				CREATE TABLE grown (id int PRIMARY KEY, v text);
+				INSERT INTO grown SELECT g, 'g' || g FROM generate_series(1, 10) g;
+				ANALYZE plain, moody, empty_t, parted_1, grown`)
+			m.exec(`INSERT INTO grown SELECT g, 'g' || g FROM generate_series(11, 20000) g`)
+			m.waitLiveTuples("grown", 20000)
 			open, rows := tg.open(t)
 			var mu sync.Mutex
 			var logged strings.Builder
@@ -269,8 +275,9 @@ func TestAutoChunkedCopiesSmallTablesAtOnce(t *testing.T) {
 			mu.Lock()
 			log := logged.String()
 			mu.Unlock()
-			for _, want := range []string{`msg="copied the small tables at once" tables=2 rows=5000`, `msg="initial copy will be made in chunks while streaming" tables=2 `,
-				`msg="table copied online" table=public.plain rows=25000`, `msg="table copied online" table=public.parted rows=100`} {
+			for _, want := range []string{`msg="copied the small tables at once" tables=2 rows=5000`, `msg="initial copy will be made in chunks while streaming" tables=3 `,
+				`msg="table copied online" table=public.plain rows=25000`, `msg="table copied online" table=public.parted rows=100`,
+				`msg="table copied online" table=public.grown rows=20000`} {
 				if !strings.Contains(log, want) {
 					t.Errorf("the log does not say %s", want)
 				}
@@ -283,21 +290,23 @@ func TestAutoChunkedCopiesSmallTablesAtOnce(t *testing.T) {
 			same := func() {
 				t.Helper()
 				compareCopy(t, m, tg.name, rows)
-				want, err := mirrortest.SourceRows(t.Context(), m.dsn, "SELECT id, v FROM parted")
-				if err != nil {
-					t.Fatal(err)
-				}
-				name := "public.parted"
-				if tg.name == "sqlite" {
-					name = "parted"
-				}
-				if d := mirrortest.Diff(want, rows("SELECT id, v FROM "+name)); d != "" {
-					t.Errorf("parted: %s", d)
+				for _, table := range []string{"parted", "grown"} {
+					want, err := mirrortest.SourceRows(t.Context(), m.dsn, "SELECT id, v FROM "+table)
+					if err != nil {
+						t.Fatal(err)
+					}
+					name := "public." + table
+					if tg.name == "sqlite" {
+						name = table
+					}
+					if d := mirrortest.Diff(want, rows("SELECT id, v FROM "+name)); d != "" {
+						t.Errorf("%s: %s", table, d)
+					}
 				}
 			}
 			same()
 			m.exec(`UPDATE moody SET v = 'changed' WHERE id % 10 = 0; DELETE FROM moody WHERE id % 13 = 0; INSERT INTO empty_t VALUES (1), (2);
-				UPDATE plain SET n = -n WHERE id % 11 = 0; UPDATE parted SET v = 'q' WHERE id % 3 = 0`)
+				UPDATE plain SET n = -n WHERE id % 11 = 0; UPDATE parted SET v = 'q' WHERE id % 3 = 0; DELETE FROM grown WHERE id % 7 = 0`)
 			run()
 			same()
 		})

@@ -62,6 +62,29 @@ func (m *mirror) exec(sql string) {
 	}
 }
 
+// waitLiveTuples waits until the statistics system counts at least n live
+// rows in table (it hears of a session's inserts when that session ends,
+// or within seconds).
+func (m *mirror) waitLiveTuples(table string, n int64) {
+	m.t.Helper()
+	conn, err := pgx.Connect(m.t.Context(), m.dsn)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var live int64
+	for range 300 {
+		if err := conn.QueryRow(m.t.Context(), "SELECT pg_stat_get_live_tuples($1::regclass)", table).Scan(&live); err != nil {
+			m.t.Fatal(err)
+		}
+		if live >= n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	m.t.Fatalf("the statistics system counts %d live rows in %s after 30 s, not %d", live, table, n)
+}
+
 // catchUp runs walmirror until everything committed so far is applied.
 func (m *mirror) catchUp(limits apply.Limits, tables ...string) {
 	m.t.Helper()

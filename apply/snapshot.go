@@ -113,8 +113,8 @@ const atOnceRows = 1_000_000
 // copy of each would cost a lock, a snapshot, a watermark's round trip and
 // a commit (some 10-30 ms) for a few rows: seconds for a database that has
 // hundreds of small tables beside its big ones. A crash before that
-// transaction commits redoes it (at most atOnceRows rows); a table never
-// analyzed (no estimate) is copied online, and so is a partitioned one
+// transaction commits redoes it (at most atOnceRows rows); a table with no
+// estimate (source.estimateExpr) is copied online, and so is a partitioned one
 // (its estimate leaves out partitions never analyzed). --initial-copy
 // chunked copies every table online, as asked.
 func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64, partitioned map[uint32]bool) (now, online []*schema.Table) {

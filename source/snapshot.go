@@ -168,6 +168,18 @@ type pubTable struct {
 	genListed bool   // PostgreSQL 18: a column list may name generated columns too
 }
 
+// estimateExpr is the row estimate of pg_class row c: reltuples, or the
+// live rows the statistics system counted since (inserts less deletes) if
+// more: a table analyzed small and bulk-loaded since, or restored and never
+// analyzed, would otherwise count as small (the automatic initial copy's
+// choices, atOnce). No size function: pg_relation_size locks the table,
+// and a catalog read must not wait on the source's DDL. -1: never analyzed
+// and nothing counted. A partitioned table sums its leaves (or -1).
+const estimateExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(greatest(l.reltuples::int8, pg_catalog.pg_stat_get_live_tuples(l.oid), 0)) FROM ` + leavesOf + ` t
+		JOIN pg_catalog.pg_class l ON l.oid = t.relid), -1)::int8
+	WHEN c.reltuples < 0 AND pg_catalog.pg_stat_get_live_tuples(c.oid) = 0 THEN -1
+	ELSE greatest(c.reltuples::int8, pg_catalog.pg_stat_get_live_tuples(c.oid)) END`
+
 // publishedTables lists the publication's tables (only relid's when not 0)
 // in the transaction's snapshot.
 func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid uint32) ([]pubTable, error) {
@@ -196,8 +208,7 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 		return nil, classify("inspect pg_publication_tables", err)
 	}
 	q := `SELECT c.oid, p.schemaname, p.tablename, ` + identityExpr + `, c.relkind = 'p', NULL::text[], NULL::text,
-			CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(greatest(l.reltuples, 0))::int8 FROM ` + leavesOf + ` t
-				JOIN pg_class l ON l.oid = t.relid), -1) ELSE c.reltuples::int8 END,
+			` + estimateExpr + `,
 			` + storageExpr + `, CASE WHEN c.relkind = 'p' THEN 0 ELSE c.xmin::text::int8 END
 		FROM pg_publication_tables p
 		JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
