@@ -40,8 +40,12 @@ func TestHelp(t *testing.T) {
 			continue
 		}
 		r := walmirror(t, nil, cmd, "--help")
-		if r.code != 0 || !strings.Contains(r.stderr, "Usage: walmirror "+cmd) {
-			t.Errorf("%s --help exited %d:\n%s", cmd, r.code, r.stderr)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage: walmirror "+cmd) || r.stderr != "" {
+			t.Errorf("%s --help exited %d, its usage not on stdout alone:\n%s\nstderr: %s", cmd, r.code, r.stdout, r.stderr)
+		}
+		r = walmirror(t, nil, cmd, "--no-such-flag")
+		if r.code != 2 || !strings.Contains(r.stderr, "flag provided but not defined: -no-such-flag") || !strings.Contains(r.stderr, "Usage: walmirror "+cmd) {
+			t.Errorf("%s --no-such-flag exited %d, want 2 with the problem and the usage on stderr:\n%s", cmd, r.code, r.stderr)
 		}
 	}
 	for _, arg := range []string{"--version", "version"} {

@@ -75,11 +75,21 @@ func (fs *flagSet) parseFlags(args []string) error {
 	if envErr != nil {
 		return envErr
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return errUsage // flag already printed the problem and the usage
+	// The flag package prints a problem and the usage to Output; asked for,
+	// the usage goes to stdout (walmirror run --help | less), as the
+	// top-level help does.
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(nil) // stderr again
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		fs.SetOutput(nil)
+		return errHelp
+	} else if err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		fs.Usage()
+		return errUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
