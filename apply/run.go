@@ -396,7 +396,14 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	// source did with no WAL the stream carries (a table rewritten, a
 	// partition that lost rows the stream wrote through it) shows only there.
 	if stopAt != 0 && st.LSN >= stopAt && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 && !r.cfg.StopAtNow {
-		r.log.Info("target already holds everything up to the stop position", "stored", st.LSN, "stop_at", stopAt)
+		if st.LSN > stopAt {
+			// A copy cannot be set back: one made now (a new target) is as
+			// of its slot's consistent point, whatever the stop position.
+			r.log.Warn("target already holds everything up to the stop position, and more: its copy is as of a later position, which a bounded run cannot undo",
+				"stored", st.LSN, "stop_at", stopAt)
+		} else {
+			r.log.Info("target already holds everything up to the stop position", "stored", st.LSN, "stop_at", stopAt)
+		}
 		return nil
 	}
 
