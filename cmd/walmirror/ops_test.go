@@ -569,6 +569,19 @@ func TestDropOtherClusterTarget(t *testing.T) {
 		t.Errorf("drop with another cluster's copy: exit %d, want a refusal:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	runNow(t, dsnB, b, slot) // B's copy still follows its slot
+	// status of A's copy against B: B's slot of that name and its positions
+	// are not the copy's (before, it showed them, and "caught up").
+	r = walmirror(t, nil, "status", "--source", dsnB, "--target", a)
+	if r.code != 1 || !strings.Contains(r.stdout, "check that --source names the copy's server") ||
+		strings.Contains(r.stdout, "slot state:") || strings.Contains(r.stdout, "caught up") {
+		t.Errorf("status of another cluster's copy: exit %d, want 1 with the problem and no slot or lag figures:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// ... and of B's copy against another database of B's cluster.
+	dsnC, _ := newDatabase(t, "")
+	r = walmirror(t, nil, "status", "--source", dsnC, "--target", b)
+	if r.code != 1 || !strings.Contains(r.stdout, `belongs to database "`+dbB+`"`) || strings.Contains(r.stdout, "slot state:") {
+		t.Errorf("status against another database: exit %d, want 1 naming the slot's database:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	if r := walmirror(t, nil, "drop", "--source", other.DSN(dbA), "--target", a); r.code != 0 || !strings.Contains(r.stdout, "dropped replication slot") {
 		t.Errorf("drop of its own source: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}

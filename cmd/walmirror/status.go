@@ -49,6 +49,9 @@ type sourceStatus struct {
 	// nothing for the copy without a target write).
 	AppliedLSN string `json:"applied_lsn"`
 	ahead      bool   // the slot is confirmed past a guarded copy's position
+	// foreign: the source is another cluster or database than the copy's,
+	// so its slot and positions say nothing of the copy.
+	foreign bool
 	LagBytes   int64  `json:"lag_bytes"`
 	// LagSeconds: the server's flush_lag for the slot's walsender while
 	// walmirror streams, 0 when caught up, -1 when not known (walmirror is
@@ -221,8 +224,19 @@ func sourceState(ctx context.Context, cfg source.Config, st schema.State, stream
 	}
 	if systemID != "" {
 		if sys, err := adm.Identify(ctx); err == nil && sys != systemID {
-			out.Problem = fmt.Sprintf("the target was copied from another cluster (system %s, this source is %s)", systemID, sys)
+			// Most likely --source names the wrong server; a source
+			// replaced (restored, upgraded by dump and restore) needs a
+			// new copy. Its slot of that name, if any, is not the copy's.
+			out.foreign, out.LagBytes, out.LagSeconds = true, 0, -1
+			out.Problem = fmt.Sprintf("the target was copied from another cluster (system %s, this source is %s): check that --source names the copy's server; "+
+				"if that server was replaced (restored from a dump or a base backup of another cluster, upgraded by dump and restore), the copy must be made again: run with --resync", systemID, sys)
+			return out, nil
 		}
+	}
+	if sl.Exists && sl.Elsewhere {
+		out.foreign, out.LagBytes, out.LagSeconds = true, 0, -1
+		out.Problem = fmt.Sprintf("slot %q belongs to database %q, not to the one --source names: check that --source names the copy's database", slot, sl.Database)
+		return out, nil
 	}
 	switch {
 	case !sl.Exists && !streaming:
@@ -296,6 +310,10 @@ func printStatus(w io.Writer, r statusReport) {
 	}
 	s := r.Source
 	if s == nil {
+		return
+	}
+	if s.foreign {
+		fmt.Fprintf(w, "lag:      unknown (the source is not the copy's: problem: below)\nproblem:  %s\n", s.Problem)
 		return
 	}
 	lag := "unknown (walmirror is not running and the copy is behind)"
