@@ -51,8 +51,8 @@ type sourceStatus struct {
 	ahead      bool   // the slot is confirmed past a guarded copy's position
 	// foreign: the source is another cluster or database than the copy's,
 	// so its slot and positions say nothing of the copy.
-	foreign bool
-	LagBytes   int64  `json:"lag_bytes"`
+	foreign  bool
+	LagBytes int64 `json:"lag_bytes"`
 	// LagSeconds: the server's flush_lag for the slot's walsender while
 	// walmirror streams, 0 when caught up, -1 when not known (walmirror is
 	// not running and the copy is behind).
