@@ -41,10 +41,11 @@ func TestPartitionChangesCrash(t *testing.T) {
 			// the session decodes the links its snapshot shows: with a new
 			// partition every 40 ms (or 400 ms) no chunk was read within
 			// 30 s, each session outlived by a link change. Partitions come
-			// less often there.
+			// less often there: every 3 s (at 1.5 s, a loaded machine's
+			// reconnects took 1-1.5 s and no chunk was read in 30 s).
 			pause := 40 * time.Millisecond
 			if server.Major() < 15 {
-				pause = 1500 * time.Millisecond
+				pause = 3 * time.Second
 			}
 			loadCtx, cancel := context.WithCancel(ctx)
 			loaded := make(chan error, 1)
