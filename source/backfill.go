@@ -42,7 +42,15 @@ type Copier struct {
 	// ops is what the last listing found the publication leaves out
 	// ("delete, truncate"); nil before the first listing.
 	ops *string
+	// stepAside is the lock_timeout of a chunk's start, while it holds its
+	// table's lock: below the server's deadlock_timeout (see beginChunk;
+	// "": the session's).
+	stepAside string
 }
+
+// copierLockTimeout: a chunk read waits for no DDL for long, the stream
+// waiting meanwhile.
+const copierLockTimeout = "5s"
 
 // OpenCopier opens the connection online copies read through.
 func (s *Source) OpenCopier(ctx context.Context) (*Copier, error) {
@@ -58,12 +66,17 @@ func (s *Source) OpenCopier(ctx context.Context) (*Copier, error) {
 	if err != nil {
 		return nil, classify("connect for online copy", timeoutCause(ctx, err))
 	}
-	// A chunk read waits for no DDL for long: the stream waits meanwhile.
-	if _, err := conn.Exec(ctx, `SET lock_timeout = '5s'`); err != nil {
+	var stepAside int64
+	err = conn.QueryRow(ctx, `SELECT least(greatest(setting::int8 / 4, 10), 200) FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout'`).Scan(&stepAside)
+	if err == nil {
+		_, err = conn.Exec(ctx, `SET lock_timeout = '`+copierLockTimeout+`'`)
+	}
+	if err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, classify("set up the online copy session", err)
 	}
-	return &Copier{conn: conn, publication: s.cfg.Publication, version: s.version, log: s.log, ops: s.pubOps}, nil
+	return &Copier{conn: conn, publication: s.cfg.Publication, version: s.version, log: s.log, ops: s.pubOps,
+		stepAside: strconv.FormatInt(stepAside, 10) + "ms"}, nil
 }
 
 // Close ends the copier's connection.
@@ -350,6 +363,20 @@ func (c *Copier) beginChunk(ctx context.Context, relid uint32) (_ *Chunk, err er
 		}
 	}()
 	ch := &Chunk{c: c, tx: tx}
+	// Until the table is described, the chunk waits for a lock only
+	// briefly, then lets go of its own and is read later (IsLockTimeout):
+	// holding the table's lock, it waits for others while listing the
+	// publication (PostgreSQL 16+ opens every published table to list
+	// them), and an application that locked them in another order (the
+	// swap of two tables by renames) met it in a deadlock the server broke
+	// by cancelling one, the application's transaction or the run
+	// (helper-100). Released before the server looks for deadlocks, it
+	// makes the application wait a moment instead. SET takes no snapshot.
+	if c.stepAside != "" {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+c.stepAside+"'"); err != nil {
+			return nil, classify("begin chunk", err)
+		}
+	}
 	if _, err := tx.Exec(ctx, "LOCK TABLE "+name+" IN ACCESS SHARE MODE"); err != nil {
 		return nil, classify("lock table to copy", err)
 	}
@@ -371,6 +398,11 @@ func (c *Copier) beginChunk(ctx context.Context, relid uint32) (_ *Chunk, err er
 	ch.pub, ch.Published, ch.Estimate = pts[0], true, pts[0].estimate
 	if ch.Table, err = ch.pub.describe(ctx, tx); err != nil {
 		return nil, err
+	}
+	if c.stepAside != "" {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+copierLockTimeout+"'"); err != nil {
+			return nil, classify("begin chunk", err)
+		}
 	}
 	return ch, nil
 }

@@ -662,6 +662,59 @@ func TestCheckLockedTable(t *testing.T) {
 	}
 }
 
+// TestChunkMeetsNoDeadlock: a chunk of an online copy locks its table,
+// then lists the publication, which on PostgreSQL 16+ opens every published
+// table in turn. An application transaction that locked another published
+// table and then the one being copied (as the swap of two tables by
+// renames does) met it in a deadlock, and the server cancelled one of the
+// two: the application's transaction, or walmirror's run, exit 1
+// (helper-100). The chunk now lets go of its table before the server looks
+// for deadlocks, and is read a moment later.
+func TestChunkMeetsNoDeadlock(t *testing.T) {
+	needServer(t)
+	testenv.SkipBelow(t, server, 16, "pg_publication_tables opening every table it lists")
+	dsn, db := newDatabase(t, `CREATE TABLE a (id int PRIMARY KEY, v text);
+		INSERT INTO a SELECT g, 'v' || g FROM generate_series(1, 100000) g;
+		CREATE TABLE b (id int PRIMARY KEY)`)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	target, rows := schemaTargets[0].new(t)
+	args := []string{"--source", dsn, "--target", target, "--slot", slot, "--initial-copy", "chunked", "--copy-chunk-rows", "500", "--copy-chunk-time", "-1s"}
+	stop := startRun(t, args...)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for round := range 4 {
+		// b first, held while a chunk of a starts and waits for it; then a.
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE b IN ACCESS EXCLUSIVE MODE"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		_, err = tx.Exec(ctx, fmt.Sprintf("LOCK TABLE a IN ACCESS EXCLUSIVE MODE; INSERT INTO b VALUES (%d); UPDATE a SET v = 'u' WHERE id = %d", round, round*1000+1))
+		if err != nil {
+			t.Errorf("round %d: the application's transaction failed: %v", round, err)
+			_ = tx.Rollback(ctx)
+			continue
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := stop()
+	if strings.Contains(log, "deadlock detected") || strings.Contains(log, "\nwalmirror: ") {
+		t.Errorf("the run met a deadlock or stopped:\n%s", log)
+	}
+	runNow(t, dsn, target, slot)
+	compareRows(t, dsn, rows, "SELECT id, v FROM a", "SELECT id FROM b")
+}
+
 // TestCheckLockTable: more tables than a one-transaction copy can lock on
 // the source (the lock table: max_locks_per_transaction × (max_connections
 // + max_prepared_transactions)) are warned of by check, with the remedy;
