@@ -51,6 +51,11 @@ func cmdDrop(ctx context.Context, args []string) error {
 		case ts.Found:
 			cfg.Slot = ts.State.Slot
 		}
+		if ts.Found && ts.State.Publication != "" && !flagGiven(fs.FlagSet, "publication") {
+			// The one the copy is made from, also an administrator's (left
+			// in place): not the default name's.
+			cfg.Publication = ts.State.Publication
+		}
 		systemID = ts.State.SystemID
 	}
 	if err := cfg.Validate(); err != nil {

@@ -639,6 +639,26 @@ func TestRunMissingTable(t *testing.T) {
 	}
 }
 
+// TestDropNamesTheCopysPublication: drop --target of a copy made from an
+// administrator's publication speaks of that one (left in place), not of
+// the default name (before: no publication "walmirror": nothing to drop;
+// helper-101).
+func TestDropNamesTheCopysPublication(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t`)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	target := "sqlite:" + filepath.Join(t.TempDir(), "copy.db")
+	runNow(t, dsn, target, slot, "--publication", "pub")
+	r := walmirror(t, nil, "drop", "--source", dsn, "--target", target)
+	if r.code != 0 || !strings.Contains(r.stdout, `publication "pub" left in place: walmirror did not create it`) || strings.Contains(r.stdout, `"walmirror"`) {
+		t.Errorf("drop of a copy of an administrator's publication: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !publicationExists(t, db, "pub") {
+		t.Error("drop dropped the administrator's publication")
+	}
+}
+
 // TestCheckLockedTable: a published table a migration holds locked made
 // check (and status, resync) wait --source-timeout, then blame the network
 // (helper-54). It now says a lock is held, within seconds.
