@@ -152,10 +152,10 @@ func (c *Copier) checkOperations(ctx context.Context, tx pgx.Tx) error {
 	if c.ops != nil && *c.ops != left && c.log != nil {
 		if left != "" {
 			c.log.Warn("the publication no longer publishes every operation: from now on the copy keeps what those change at the source and will differ from it; "+
-				"to mirror, run ALTER PUBLICATION "+quoteIdent(c.publication)+" SET (publish = 'insert, update, delete, truncate') and copy the tables again (walmirror resync)",
+				"to mirror, run ALTER PUBLICATION "+quoteIdent(c.publication)+" SET (publish = 'insert, update, delete, truncate'): walmirror then copies its tables again online",
 				"publication", c.publication, "not_published", left)
 		} else {
-			c.log.Warn("the publication publishes every operation again; what the copy missed meanwhile stays missing: copy the tables again (walmirror resync)",
+			c.log.Info("the publication publishes every operation again: its tables are copied again online, which brings back what the copy missed meanwhile",
 				"publication", c.publication)
 		}
 	}
