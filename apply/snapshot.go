@@ -115,7 +115,7 @@ const atOnceRows = 1_000_000
 // hundreds of small tables beside its big ones. A crash before that
 // transaction commits redoes it (at most atOnceRows rows); a table with no
 // estimate (source.estimateExpr) is copied online, and so is a partitioned one
-// (its estimate leaves out partitions never analyzed). --initial-copy
+// (its sum leaves out partitions with no estimate). --initial-copy
 // chunked copies every table online, as asked.
 func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64, partitioned map[uint32]bool) (now, online []*schema.Table) {
 	if r.cfg.InitialCopy == "chunked" {

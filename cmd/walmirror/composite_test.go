@@ -79,12 +79,7 @@ func TestNestedTypesChanged(t *testing.T) {
 			mustExec(t, db, "ALTER TYPE inner_t ADD ATTRIBUTE z int")
 			log := runNowLog(t, dsn, target, slot)
 			compareRows(t, dsn, rows, q)
-			if !strings.Contains(log, "an enum or composite type its columns use changed") {
-				t.Errorf("the copy again should name the type's change as its reason:\n%s", log)
-			}
-			if strings.Contains(log, "table=public.plain") {
-				t.Errorf("a table that uses none of the types was copied again:\n%s", log)
-			}
+			copiedForTypeChange(t, log)
 
 			// A label of the enum renamed: inside the inner composite, in
 			// the array inside the outer one, and in the range.
@@ -130,12 +125,7 @@ func TestTableRowTypeChanged(t *testing.T) {
 			mustExec(t, db, "ALTER TABLE addr ADD COLUMN city text")
 			log := runNowLog(t, dsn, target, slot)
 			compareRows(t, dsn, rows, q)
-			if !strings.Contains(log, "an enum or composite type its columns use changed") {
-				t.Errorf("the copy again should name the type's change as its reason:\n%s", log)
-			}
-			if strings.Contains(log, "table=public.plain") {
-				t.Errorf("a table that uses no such type was copied again:\n%s", log)
-			}
+			copiedForTypeChange(t, log)
 
 			// Rows of both changed, then a column dropped.
 			mustExec(t, db, `INSERT INTO addr VALUES (2, 'Side', 9, 'Town');
@@ -151,5 +141,18 @@ func TestTableRowTypeChanged(t *testing.T) {
 				t.Errorf("copied again with nothing changed:\n%s", log)
 			}
 		})
+	}
+}
+
+// copiedForTypeChange: a run's log copied a table again naming a type's
+// change as the reason, and did not copy public.plain, which uses no such
+// type.
+func copiedForTypeChange(t *testing.T, log string) {
+	t.Helper()
+	if !strings.Contains(log, "an enum or composite type its columns use changed") {
+		t.Errorf("the copy again should name the type's change as its reason:\n%s", log)
+	}
+	if strings.Contains(log, "table=public.plain") {
+		t.Errorf("a table that uses no such type was copied again:\n%s", log)
 	}
 }
