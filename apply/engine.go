@@ -682,6 +682,9 @@ func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, i
 			t.TypeNames = typeNames
 		}
 		t.Fills, t.Nums = fills(t, matched), nums(matched)
+		if t.Identity == schema.IdentityFull && !t.HasKey() {
+			t.Lookup = lookup(matched)
+		}
 		e.warnUnsentKey(t, attrs)
 		// Only this message's columns: the catalog may be ahead of the
 		// stream (columns added since). ensureShape keeps a higher

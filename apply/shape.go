@@ -142,6 +142,18 @@ func nums(matched []*source.Attribute) []int16 {
 	return out
 }
 
+// lookup are the positions of the matched columns in the source's primary
+// key (schema.Table.Lookup).
+func lookup(matched []*source.Attribute) []int {
+	var out []int
+	for i, a := range matched {
+		if a != nil && a.Primary {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // shapeStore is a sink that remembers, per source table, the shape its
 // target table was last written with (all of walmirror's sinks are).
 type shapeStore interface {

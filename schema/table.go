@@ -73,6 +73,13 @@ type Table struct {
 	// stored (renames, type changes, re-added columns): EnsureTable does it
 	// to the target table first.
 	Change *Change
+	// Lookup, for a table matched by whole rows (REPLICA IDENTITY FULL),
+	// are the positions of the columns of its primary key on the source,
+	// as the catalog told when this shape arrived: an index on them lets
+	// a sink find a changed row without reading the table. Only an access
+	// path, never a key: rows are still matched on every value, so a key
+	// dropped since, or values repeating in it, change nothing but speed.
+	Lookup []int
 
 	keyIdx []int
 }

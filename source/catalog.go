@@ -33,6 +33,10 @@ type Attribute struct {
 	// Relation messages flag it) or DEFERRABLE (unique only at commit).
 	// Key is false.
 	InvalidKey bool
+	// Primary: a key column of the table's valid primary key, whatever
+	// its replica identity (the index walmirror has a REPLICA IDENTITY
+	// FULL table's copy look rows up by: schema.Table.Lookup).
+	Primary bool
 	// PartialOld, the same in every attribute of a relation: it is a
 	// partitioned table with REPLICA IDENTITY FULL some of whose
 	// partitions have another identity (their own key). pgoutput sends
@@ -62,6 +66,8 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 				AND NOT (j.indisvalid AND j.indimmediate) AND j.indkey[k] = a.attnum
 				AND CASE c.relreplident WHEN 'd' THEN j.indisprimary WHEN 'i' THEN j.indisreplident ELSE false END),
 			`+identityExpr+` <> c.relreplident,
+			EXISTS (SELECT FROM pg_catalog.pg_index p, generate_series(0, p.indnkeyatts - 1) k WHERE p.indrelid = a.attrelid
+				AND p.indisprimary AND p.indisvalid AND p.indkey[k] = a.attnum),
 			CASE WHEN a.atttypid >= 10000 THEN (SELECT tn.nspname || '.' || t.typname FROM pg_catalog.pg_type t
 				JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace WHERE t.oid = a.atttypid) END
 		FROM pg_catalog.pg_attribute a
@@ -76,7 +82,7 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attribute, error) {
 		var a Attribute
 		var missing, typeName *string
-		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated, &a.Key, &a.InvalidKey, &a.PartialOld, &typeName)
+		err := r.Scan(&a.Num, &a.Name, &a.TypeID, &a.Typmod, &a.Dropped, &a.HasMissing, &missing, &a.HasDefault, &a.Generated, &a.Key, &a.InvalidKey, &a.PartialOld, &a.Primary, &typeName)
 		if missing != nil {
 			a.Missing = *missing
 		}

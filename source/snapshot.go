@@ -298,7 +298,9 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 			EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = a.attnum), -- not INCLUDE columns
 			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END,
 			(SELECT max(m.attnum) FROM pg_attribute m WHERE m.attrelid = a.attrelid),
-			coalesce(a.attgenerated = '' OR a.attgenerated = 's' AND ($3 OR $4 AND a.attname = ANY ($5::text[])), false)
+			coalesce(a.attgenerated = '' OR a.attgenerated = 's' AND ($3 OR $4 AND a.attname = ANY ($5::text[])), false),
+			EXISTS (SELECT FROM pg_index p, generate_series(0, p.indnkeyatts - 1) k WHERE p.indrelid = a.attrelid
+				AND p.indisprimary AND p.indisvalid AND p.indkey[k] = a.attnum)
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
@@ -322,18 +324,22 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 	// takes it (untrustedKey): the rest of the key may repeat.
 	unlisted := false
 	var cols []schema.Column
+	var lookup []int
 	for rows.Next() {
 		var c schema.Column
 		var typeName *string
 		var num int16
-		var published bool
-		if err := rows.Scan(&num, &c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName, &maxNum, &published); err != nil {
+		var published, primary bool
+		if err := rows.Scan(&num, &c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName, &maxNum, &published, &primary); err != nil {
 			rows.Close()
 			return nil, classify("describe table", err)
 		}
 		if !published || only != nil && !slices.Contains(only, c.Name) {
 			unlisted = unlisted || c.Key
 			continue
+		}
+		if primary {
+			lookup = append(lookup, len(cols))
 		}
 		cols, nums = append(cols, c), append(nums, num)
 		if typeName != nil {
@@ -352,6 +358,9 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 		}
 	}
 	t := schema.NewTable(oid, nsp, name, ident, cols)
+	if ident == schema.IdentityFull {
+		t.Lookup = lookup
+	}
 	t.Nums = nums
 	t.MaxNum = maxNum
 	t.Storage = p.storage

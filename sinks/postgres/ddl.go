@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -164,6 +165,7 @@ type tableInfo struct {
 	cmp       []cmpKind
 	types     []string // the target columns' types, without type modifiers
 	unique    bool     // a unique index on exactly the key columns: ON CONFLICT works
+	lookup    bool     // keyless, with a lookup index (syncLookup)
 	stage     string   // qualified staging table, "" until created
 	gcol      string   // its group column (quoted)
 	copySQL   string
@@ -425,7 +427,62 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			s.deadStages = append(s.deadStages, old.stage)
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.syncLookup(ctx, ti)
+}
+
+// lookupPrefix begins the names of the indexes walmirror makes on the
+// copy of a table matched by whole rows (REPLICA IDENTITY FULL), on the
+// columns of its source primary key (schema.Table.Lookup): without one,
+// each update or delete, or set of them, reads the whole table.
+const lookupPrefix = "_walmirror_lookup_"
+
+// syncLookup gives ti's table the lookup index its shape asks for, and no
+// other. Only columns matched by equality (cmpEqual) are indexed: the
+// others are compared by their text forms, which a plain index does not
+// serve.
+func (s *Sink) syncLookup(ctx context.Context, ti *tableInfo) error {
+	t := ti.t
+	var cols []string
+	if len(ti.keyIdx) == 0 && t.Identity == schema.IdentityFull {
+		for _, i := range t.Lookup {
+			if ti.cmp[i] == cmpEqual {
+				cols = append(cols, ti.cols[i])
+			}
+		}
+	}
+	var want string
+	if len(cols) > 0 {
+		h := fnv.New64a()
+		h.Write([]byte(ti.name + "\x00" + strings.Join(cols, "\x00")))
+		want = fmt.Sprintf("%s%016x", lookupPrefix, h.Sum64())
+	}
+	pg := s.conn.PgConn()
+	res := pg.ExecParams(ctx, `SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = $1 AND left(c.relname::text, length($2)) = $2`,
+		[][]byte{[]byte(strconv.FormatUint(uint64(ti.oid), 10)), []byte(lookupPrefix)}, nil, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("list the indexes of %s: %w", ti.name, res.Err)
+	}
+	found := false
+	for _, r := range res.Rows {
+		if ix := string(r[0]); ix == want {
+			found = true
+		} else if _, err := pg.Exec(ctx, "DROP INDEX "+pgx.Identifier{t.Schema, ix}.Sanitize()).ReadAll(); err != nil {
+			return fmt.Errorf("drop index %q of %s: %w", ix, ti.name, err)
+		}
+	}
+	ti.lookup = want != ""
+	if want == "" || found {
+		return nil
+	}
+	if _, err := pg.Exec(ctx, "CREATE INDEX "+quoteIdent(want)+" ON "+ti.name+" ("+strings.Join(cols, ", ")+")").ReadAll(); err != nil {
+		return fmt.Errorf("index %s on the source's primary key columns, to find rows it updates and deletes: %w", ti.name, err)
+	}
+	s.log.Info("indexed target table on the source's primary key to find rows (REPLICA IDENTITY FULL: rows are still matched on every column)", "table", ti.name, "columns", cols)
+	return nil
 }
 
 // claim makes sure the existing table name is walmirror's: created by it,

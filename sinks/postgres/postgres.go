@@ -138,6 +138,10 @@ var sessionParams = map[string]string{
 	// An XML content fragment ('<a/><b/>') is not a document: pg_dump sets
 	// this too.
 	"xmloption": "content",
+	// The sink's statements each touch a batch of rows, planned anew with
+	// its values: compiling one (which the planner's estimates for a table
+	// without statistics, just copied, ask for) took longer than running it.
+	"jit": "off",
 }
 
 // Sink writes to one PostgreSQL database through one connection (plus the

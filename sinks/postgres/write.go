@@ -750,6 +750,19 @@ func setSQL(ti *tableInfo, op schema.Op, match string, sent []int) string {
 		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(cols, ", ") + ")) AS u"
 	where := append(nulls, "("+strings.Join(xk, ", ")+") IN (SELECT "+ks+" FROM y)")
 	x := "SELECT t.tableoid AS o, t.ctid AS r, " + strings.Join(xs, ", ") + ", row_number() OVER (PARTITION BY " + strings.Join(xk, ", ") + ") AS n FROM " + ti.name + " AS t WHERE " + strings.Join(where, " AND ")
+	if ti.lookup {
+		// The table has a lookup index (syncLookup): search it once per
+		// distinct old row. The planner, without statistics of a table
+		// just copied, reads the whole table for the IN above.
+		eq := append([]string(nil), nulls...)
+		lk := make([]string, len(xk))
+		for i := range xk {
+			eq = append(eq, xk[i]+" = d."+keys[i])
+			lk[i] = "l." + keys[i]
+		}
+		x = "SELECT l.*, row_number() OVER (PARTITION BY " + strings.Join(lk, ", ") + ") AS n FROM (SELECT DISTINCT " + ks + " FROM y) AS d CROSS JOIN LATERAL (SELECT t.tableoid AS o, t.ctid AS r, " +
+			strings.Join(xs, ", ") + " FROM " + ti.name + " AS t WHERE " + strings.Join(eq, " AND ") + " OFFSET 0) AS l" // OFFSET 0: not pulled up into a join
+	}
 	from := "x JOIN y ON " + strings.Join(on, " AND ") + " AND x.n = y.n"
 	with := "WITH y AS (" + y + "), x AS (" + x + ") "
 	if op == schema.Delete {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strings"
@@ -80,6 +81,100 @@ func (s *Sink) info(t *schema.Table) *tableInfo {
 // gained. Columns the source dropped are kept (with their data; new rows get
 // NULL there) and reported, never dropped silently.
 func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
+	if err := s.ensureTable(ctx, t); err != nil {
+		return err
+	}
+	return s.syncLookup(ctx, t)
+}
+
+// lookupPrefix begins the names of the indexes walmirror makes on the
+// copy of a table matched by whole rows (REPLICA IDENTITY FULL), on the
+// columns of its source primary key (schema.Table.Lookup): without one,
+// each set of updates or deletes reads the whole table.
+const lookupPrefix = "_walmirror_lookup_"
+
+// syncLookup gives table t's copy the lookup index t asks for, and no other.
+func (s *Sink) syncLookup(ctx context.Context, t *schema.Table) error {
+	ti := s.info(t)
+	name := TableName(t.Schema, t.Name)
+	var want string
+	var cols []string
+	if len(ti.keyIdx) == 0 && t.Identity == schema.IdentityFull && len(t.Lookup) > 0 {
+		for _, i := range t.Lookup {
+			cols = append(cols, ti.cols[i])
+		}
+		want = lookupName(name, cols)
+	}
+	have, err := s.lookups(ctx, name)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, ix := range have {
+		if ix == want {
+			found = true
+			continue
+		}
+		if _, err := s.conn.ExecContext(ctx, "DROP INDEX "+quote(ix)); err != nil {
+			return fmt.Errorf("drop index %q of %q: %w", ix, name, err)
+		}
+	}
+	if want == "" || found {
+		return nil
+	}
+	if _, err := s.conn.ExecContext(ctx, "CREATE INDEX "+quote(want)+" ON "+quote(name)+" ("+strings.Join(cols, ", ")+")"); err != nil {
+		return fmt.Errorf("index %q on the source's primary key columns, to find rows it updates and deletes: %w", name, err)
+	}
+	s.log.Info("indexed target table on the source's primary key to find rows (REPLICA IDENTITY FULL: rows are still matched on every column)", "table", name, "columns", cols)
+	return nil
+}
+
+// lookupName names the lookup index of table name on cols (quoted): SQLite's
+// index names are one namespace, so the table is part of it.
+func lookupName(name string, cols []string) string {
+	h := fnv.New64a()
+	h.Write([]byte(name + "\x00" + strings.Join(cols, "\x00")))
+	return fmt.Sprintf("%s%016x", lookupPrefix, h.Sum64())
+}
+
+// lookups lists the lookup indexes of table name.
+func (s *Sink) lookups(ctx context.Context, name string) ([]string, error) {
+	rows, err := s.conn.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND substr(name, 1, ?) = ?`, name, len(lookupPrefix), lookupPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list the indexes of %q: %w", name, err)
+	}
+	var out []string
+	for rows.Next() {
+		var ix string
+		if err := rows.Scan(&ix); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, ix)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("list the indexes of %q: %w", name, err)
+	}
+	return out, nil
+}
+
+// dropLookups drops table name's lookup indexes before one of its columns
+// is dropped (SQLite refuses to drop an indexed column); syncLookup makes
+// the one still wanted again.
+func (s *Sink) dropLookups(ctx context.Context, name string) error {
+	have, err := s.lookups(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, ix := range have {
+		if _, err := s.conn.ExecContext(ctx, "DROP INDEX "+quote(ix)); err != nil {
+			return fmt.Errorf("drop index %q of %q: %w", ix, name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Sink) ensureTable(ctx context.Context, t *schema.Table) error {
 	name := TableName(t.Schema, t.Name)
 	// SQLite names ignore the case of ASCII letters; PostgreSQL's do not.
 	if lower := strings.ToLower(name); strings.HasPrefix(lower, "_walmirror_") || strings.HasPrefix(lower, "sqlite_") {
@@ -214,6 +309,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		if !s.DropColumns {
 			s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source: kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", col)
 			continue
+		}
+		if err := s.dropLookups(ctx, name); err != nil {
+			return err
 		}
 		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+ti.name+" DROP COLUMN "+quote(col)); err != nil {
 			return fmt.Errorf("drop column %q of %q, which the source dropped: %w", col, name, err)
@@ -479,6 +577,9 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 		// A new column, maybe of another type: the old one goes, and
 		// EnsureTable adds the new one with what existing rows hold.
 		if err := t.Fills[col].Check(t, col); err != nil {
+			return err
+		}
+		if err := s.dropLookups(ctx, name); err != nil {
 			return err
 		}
 		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(name)+" DROP COLUMN "+quote(col)); err != nil {

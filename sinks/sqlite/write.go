@@ -466,6 +466,22 @@ func setSQL(ti *tableInfo, op schema.Op, match, set string, n int) string {
 		b.WriteString(row)
 	}
 	b.WriteString("), y AS (SELECT *, row_number() OVER (PARTITION BY " + strings.Join(part, ", ") + ") AS n FROM y0)")
+	if len(ti.t.Lookup) > 0 {
+		// The table has a lookup index (syncLookup): one search of it per
+		// change, the n-th change of an old row taking the n-th equal row
+		// by rowid. z is read whole before any row changes. (The join
+		// below, planned with that index, joins x and y by scanning y for
+		// each row of x.)
+		one := "SELECT r FROM (SELECT t." + ti.rowid + " AS r, row_number() OVER (ORDER BY t." + ti.rowid + ") AS k FROM " + ti.name + " AS t WHERE " +
+			strings.Join(keys, " AND ") + ") WHERE k = y.n"
+		b.WriteString(", z AS MATERIALIZED (SELECT (" + one + ") AS r" + strings.Join(vals, "") + " FROM y)")
+		if op == schema.Delete {
+			b.WriteString(" DELETE FROM " + ti.name + " WHERE " + ti.rowid + " IN (SELECT r FROM z)")
+		} else {
+			b.WriteString(" UPDATE " + ti.name + " SET " + strings.Join(sets, ", ") + " FROM z WHERE " + ti.name + "." + ti.rowid + " = z.r")
+		}
+		return b.String()
+	}
 	b.WriteString(", x AS (SELECT t." + ti.rowid + " AS r, " + strings.Join(xk, ", ") + ", row_number() OVER (PARTITION BY " + strings.Join(xpart, ", ") + ") AS n FROM (SELECT DISTINCT " + strings.Join(part, ", ") + " FROM y0) AS y JOIN " + ti.name + " AS t ON " + strings.Join(keys, " AND ") + ")")
 	z := "SELECT x.r" + strings.Join(vals, "") + " FROM x JOIN y ON " + strings.Join(on, " AND ") + " AND x.n = y.n"
 	if op == schema.Delete {
