@@ -2,12 +2,14 @@ package source
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/testenv"
 )
 
@@ -112,5 +114,108 @@ func TestLockHolders(t *testing.T) {
 	}
 	if h, err := c.LockHolders(ctx, prep); err != nil || !strings.Contains(h, "prepared transaction 'migration_1'") {
 		t.Errorf("a prepared transaction's lock: %q, %v", h, err)
+	}
+
+	// DDL queued behind a long read (helper-102: another tool's copy, the
+	// partition DDL waiting behind it, the chunk behind both): both named.
+	if err := srv.Exec(ctx, "postgres", `CREATE TABLE queued (id int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	reader, ddl := connect(), connect()
+	if _, err := reader.Exec(ctx, `BEGIN; SELECT count(*) FROM queued`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ddl.Exec(ctx, `ALTER TABLE queued ADD COLUMN v text`)
+		done <- err
+	}()
+	var queued uint32
+	if err := conn.QueryRow(ctx, `SELECT 'queued'::regclass::oid`).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	var h string
+	for range 100 {
+		var err error
+		if h, err = c.LockHolders(ctx, queued); err != nil {
+			t.Fatal(err)
+		}
+		if h != "" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(h, "ALTER TABLE queued") || !strings.Contains(h, "waiting for it behind") || !strings.Contains(h, "SELECT count(*) FROM queued") {
+		t.Errorf("queued DDL: %q", h)
+	}
+	if _, err := reader.Exec(ctx, `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRowsWithKeysOddValues: rows copied again by key (a partition added,
+// rows moved into a row filter, resync of chosen rows) are looked up by
+// their keys' text forms cast to the key columns' types, of a partitioned
+// table here: every character an array literal or a string literal treats
+// specially, and time zones printed as the session prints them.
+func TestRowsWithKeysOddValues(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	srv := testenv.StartT(t, testenv.Options{})
+	if err := srv.Exec(ctx, "postgres", `CREATE TABLE ev (k text, at timestamptz, v int, PRIMARY KEY (k, at)) PARTITION BY RANGE (at);
+		CREATE TABLE ev_a PARTITION OF ev FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+		CREATE TABLE ev_b PARTITION OF ev FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+		INSERT INTO ev VALUES ('a"b', '2026-01-05 10:00+00', 1), ('back\slash', '2026-02-05 10:00+00', 2), ('{br,ace}', '2026-01-06 00:00+00', 3),
+			('it''s', '2026-02-06 00:00+00', 4), ('NULL', '2026-01-07 00:00+00', 5), (' sp ', '2026-02-07 00:00+00', 6), ('ünï', '2026-01-08 00:00+00', 7),
+			('plain', '2026-01-09 00:00+00', 8);
+		CREATE PUBLICATION p FOR TABLE ev WITH (publish_via_partition_root = true)`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, srv.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var relid uint32
+	if err := conn.QueryRow(ctx, `SELECT 'ev'::regclass::oid`).Scan(&relid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SET TimeZone = 'UTC'`); err != nil {
+		t.Fatal(err)
+	}
+	c := &Copier{conn: conn, publication: "p", version: srv.VersionNum()}
+	ch, err := c.BeginChunk(ctx, relid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Abort(context.Background())
+	keys := [][]string{{`a"b`, "2026-01-05 10:00:00+00"}, {`back\slash`, "2026-02-05 10:00:00+00"}, {"{br,ace}", "2026-01-06 00:00:00+00"},
+		{"it's", "2026-02-06 00:00:00+00"}, {"NULL", "2026-01-07 00:00:00+00"}, {" sp ", "2026-02-07 00:00:00+00"}, {"ünï", "2026-01-08 00:00:00+00"},
+		{"absent", "2026-01-09 00:00:00+00"}}
+	var got []string
+	n, err := ch.RowsWithKeys(ctx, ch.Table, keys, func(r schema.Tuple) error {
+		got = append(got, string(r[0].Data)+"|"+string(r[2].Data))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := []string{" sp |6", `a"b|1`, `back\slash|2`, "it's|4", "NULL|5", "{br,ace}|3", "ünï|7"}
+	slices.Sort(want)
+	if n != 7 || !slices.Equal(got, want) {
+		t.Errorf("rows by key: %d %q, want %q", n, got, want)
+	}
+	missing, err := ch.MissingKeys(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) != 1 || missing[0][0] != "absent" {
+		t.Errorf("missing keys: %q, want only absent", missing)
 	}
 }

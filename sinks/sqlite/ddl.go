@@ -61,6 +61,9 @@ type tableInfo struct {
 	// rowid is a name of SQLite's rowid no column of the table hides
 	// ("rowid", "_rowid_" or "oid"): keyless tables change one row by it.
 	rowid string
+	// lookup: 0 not known yet, 1 the table has the lookup index its shape
+	// asks for (syncLookup), -1 it has none (hasLookup).
+	lookup int8
 }
 
 func (s *Sink) info(t *schema.Table) *tableInfo {
@@ -96,16 +99,8 @@ const lookupPrefix = "_walmirror_lookup_"
 // syncLookup gives table t's copy the lookup index t asks for, and no other.
 func (s *Sink) syncLookup(ctx context.Context, t *schema.Table) error {
 	ti := s.info(t)
-	name := TableName(t.Schema, t.Name)
-	var want string
-	var cols []string
-	if len(ti.keyIdx) == 0 && t.Identity == schema.IdentityFull && len(t.Lookup) > 0 {
-		for _, i := range t.Lookup {
-			cols = append(cols, ti.cols[i])
-		}
-		want = lookupName(name, cols)
-	}
-	have, err := s.lookups(ctx, name)
+	want, cols := lookupIndex(ti)
+	have, err := s.lookups(ctx, ti.t)
 	if err != nil {
 		return err
 	}
@@ -116,29 +111,62 @@ func (s *Sink) syncLookup(ctx context.Context, t *schema.Table) error {
 			continue
 		}
 		if _, err := s.conn.ExecContext(ctx, "DROP INDEX "+quote(ix)); err != nil {
-			return fmt.Errorf("drop index %q of %q: %w", ix, name, err)
+			return fmt.Errorf("drop index %q of %s: %w", ix, ti.name, err)
 		}
 	}
-	if want == "" || found {
+	ti.lookup = -1
+	if want == "" {
 		return nil
 	}
-	if _, err := s.conn.ExecContext(ctx, "CREATE INDEX "+quote(want)+" ON "+quote(name)+" ("+strings.Join(cols, ", ")+")"); err != nil {
-		return fmt.Errorf("index %q on the source's primary key columns, to find rows it updates and deletes: %w", name, err)
+	if !found {
+		if _, err := s.conn.ExecContext(ctx, "CREATE INDEX "+quote(want)+" ON "+ti.name+" ("+strings.Join(cols, ", ")+")"); err != nil {
+			return fmt.Errorf("index %s on the source's primary key columns, to find rows it updates and deletes: %w", ti.name, err)
+		}
+		s.log.Info("indexed target table on the source's primary key to find rows (REPLICA IDENTITY FULL: rows are still matched on every column)", "table", ti.name, "columns", cols)
 	}
-	s.log.Info("indexed target table on the source's primary key to find rows (REPLICA IDENTITY FULL: rows are still matched on every column)", "table", name, "columns", cols)
+	ti.lookup = 1
 	return nil
 }
 
-// lookupName names the lookup index of table name on cols (quoted): SQLite's
-// index names are one namespace, so the table is part of it.
-func lookupName(name string, cols []string) string {
+// lookupIndex names the lookup index ti's shape asks for and its columns
+// (quoted); "" when it asks for none. SQLite's index names are one
+// namespace: the table's name is part of it.
+func lookupIndex(ti *tableInfo) (string, []string) {
+	t := ti.t
+	if len(ti.keyIdx) > 0 || t.Identity != schema.IdentityFull || len(t.Lookup) == 0 {
+		return "", nil
+	}
+	var cols []string
+	for _, i := range t.Lookup {
+		cols = append(cols, ti.cols[i])
+	}
 	h := fnv.New64a()
-	h.Write([]byte(name + "\x00" + strings.Join(cols, "\x00")))
-	return fmt.Sprintf("%s%016x", lookupPrefix, h.Sum64())
+	h.Write([]byte(ti.name + "\x00" + strings.Join(cols, "\x00")))
+	return fmt.Sprintf("%s%016x", lookupPrefix, h.Sum64()), cols
 }
 
-// lookups lists the lookup indexes of table name.
-func (s *Sink) lookups(ctx context.Context, name string) ([]string, error) {
+// hasLookup reports whether ti's table has the lookup index its shape asks
+// for: sets search it only then (without it, a search per change would read
+// the table each time).
+func (s *Sink) hasLookup(ctx context.Context, ti *tableInfo) (bool, error) {
+	if ti.lookup == 0 {
+		ti.lookup = -1
+		if want, _ := lookupIndex(ti); want != "" {
+			have, err := s.lookups(ctx, ti.t)
+			if err != nil {
+				return false, err
+			}
+			if slices.Contains(have, want) {
+				ti.lookup = 1
+			}
+		}
+	}
+	return ti.lookup > 0, nil
+}
+
+// lookups lists the lookup indexes of t's copy.
+func (s *Sink) lookups(ctx context.Context, t *schema.Table) ([]string, error) {
+	name := TableName(t.Schema, t.Name)
 	rows, err := s.conn.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND substr(name, 1, ?) = ?`, name, len(lookupPrefix), lookupPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("list the indexes of %q: %w", name, err)
@@ -161,14 +189,14 @@ func (s *Sink) lookups(ctx context.Context, name string) ([]string, error) {
 // dropLookups drops table name's lookup indexes before one of its columns
 // is dropped (SQLite refuses to drop an indexed column); syncLookup makes
 // the one still wanted again.
-func (s *Sink) dropLookups(ctx context.Context, name string) error {
-	have, err := s.lookups(ctx, name)
+func (s *Sink) dropLookups(ctx context.Context, t *schema.Table) error {
+	have, err := s.lookups(ctx, t)
 	if err != nil {
 		return err
 	}
 	for _, ix := range have {
 		if _, err := s.conn.ExecContext(ctx, "DROP INDEX "+quote(ix)); err != nil {
-			return fmt.Errorf("drop index %q of %q: %w", ix, name, err)
+			return fmt.Errorf("drop index %q of %s: %w", ix, quote(TableName(t.Schema, t.Name)), err)
 		}
 	}
 	return nil
@@ -310,7 +338,7 @@ func (s *Sink) ensureTable(ctx context.Context, t *schema.Table) error {
 			s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source: kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", col)
 			continue
 		}
-		if err := s.dropLookups(ctx, name); err != nil {
+		if err := s.dropLookups(ctx, t); err != nil {
 			return err
 		}
 		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+ti.name+" DROP COLUMN "+quote(col)); err != nil {
@@ -579,7 +607,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 		if err := t.Fills[col].Check(t, col); err != nil {
 			return err
 		}
-		if err := s.dropLookups(ctx, name); err != nil {
+		if err := s.dropLookups(ctx, t); err != nil {
 			return err
 		}
 		if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(name)+" DROP COLUMN "+quote(col)); err != nil {

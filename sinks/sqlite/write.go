@@ -402,6 +402,10 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 		}
 		return nil
 	}
+	indexed, err := s.hasLookup(ctx, ti)
+	if err != nil {
+		return err
+	}
 	nvars := strings.Count(match, "1") + strings.Count(set, "1")
 	per := max(maxVars/nvars, 1)
 	for len(cs) > 0 {
@@ -423,7 +427,7 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 				}
 			}
 		}
-		if _, err := s.conn.ExecContext(ctx, setSQL(ti, first.Op, match, set, n), s.args...); err != nil {
+		if _, err := s.conn.ExecContext(ctx, setSQL(ti, first.Op, match, set, n, indexed), s.args...); err != nil {
 			return fmt.Errorf("%s %d rows of %s: %w", first.Op, n, ti.name, err)
 		}
 		cs = cs[n:]
@@ -434,7 +438,7 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 // setSQL is changeSet's statement for n changes that match by the columns
 // of match and set those of set ('1'). Values: per change, those matched,
 // then those set, in column order.
-func setSQL(ti *tableInfo, op schema.Op, match, set string, n int) string {
+func setSQL(ti *tableInfo, op schema.Op, match, set string, n int, indexed bool) string {
 	var ycols, part, xpart, on, keys, xk, sets, vals []string
 	for i := range ti.cols {
 		if match[i] != '1' {
@@ -466,7 +470,7 @@ func setSQL(ti *tableInfo, op schema.Op, match, set string, n int) string {
 		b.WriteString(row)
 	}
 	b.WriteString("), y AS (SELECT *, row_number() OVER (PARTITION BY " + strings.Join(part, ", ") + ") AS n FROM y0)")
-	if len(ti.t.Lookup) > 0 {
+	if indexed {
 		// The table has a lookup index (syncLookup): one search of it per
 		// change, the n-th change of an old row taking the n-th equal row
 		// by rowid. z is read whole before any row changes. (The join
