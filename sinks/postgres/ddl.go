@@ -165,7 +165,7 @@ type tableInfo struct {
 	cmp       []cmpKind
 	types     []string // the target columns' types, without type modifiers
 	unique    bool     // a unique index on exactly the key columns: ON CONFLICT works
-	lookup    bool     // keyless, with a lookup index (syncLookup)
+	lookup    int8     // 0 not known yet, 1 the lookup index its shape asks for is there (syncLookup), -1 none (hasLookup)
 	stage     string   // qualified staging table, "" until created
 	gcol      string   // its group column (quoted)
 	copySQL   string
@@ -444,45 +444,87 @@ const lookupPrefix = "_walmirror_lookup_"
 // others are compared by their text forms, which a plain index does not
 // serve.
 func (s *Sink) syncLookup(ctx context.Context, ti *tableInfo) error {
-	t := ti.t
-	var cols []string
-	if len(ti.keyIdx) == 0 && t.Identity == schema.IdentityFull {
-		for _, i := range t.Lookup {
-			if ti.cmp[i] == cmpEqual {
-				cols = append(cols, ti.cols[i])
-			}
-		}
-	}
-	var want string
-	if len(cols) > 0 {
-		h := fnv.New64a()
-		h.Write([]byte(ti.name + "\x00" + strings.Join(cols, "\x00")))
-		want = fmt.Sprintf("%s%016x", lookupPrefix, h.Sum64())
+	want, cols := lookupIndex(ti)
+	have, err := s.lookups(ctx, ti)
+	if err != nil {
+		return err
 	}
 	pg := s.conn.PgConn()
-	res := pg.ExecParams(ctx, `SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-		WHERE i.indrelid = $1 AND left(c.relname::text, length($2)) = $2`,
-		[][]byte{[]byte(strconv.FormatUint(uint64(ti.oid), 10)), []byte(lookupPrefix)}, nil, nil, nil).Read()
-	if res.Err != nil {
-		return fmt.Errorf("list the indexes of %s: %w", ti.name, res.Err)
-	}
 	found := false
-	for _, r := range res.Rows {
-		if ix := string(r[0]); ix == want {
+	for _, ix := range have {
+		if ix == want {
 			found = true
-		} else if _, err := pg.Exec(ctx, "DROP INDEX "+pgx.Identifier{t.Schema, ix}.Sanitize()).ReadAll(); err != nil {
+		} else if _, err := pg.Exec(ctx, "DROP INDEX "+pgx.Identifier{ti.t.Schema, ix}.Sanitize()).ReadAll(); err != nil {
 			return fmt.Errorf("drop index %q of %s: %w", ix, ti.name, err)
 		}
 	}
-	ti.lookup = want != ""
-	if want == "" || found {
+	ti.lookup = -1
+	if want == "" {
 		return nil
 	}
-	if _, err := pg.Exec(ctx, "CREATE INDEX "+quoteIdent(want)+" ON "+ti.name+" ("+strings.Join(cols, ", ")+")").ReadAll(); err != nil {
-		return fmt.Errorf("index %s on the source's primary key columns, to find rows it updates and deletes: %w", ti.name, err)
+	if !found {
+		if _, err := pg.Exec(ctx, "CREATE INDEX "+quoteIdent(want)+" ON "+ti.name+" ("+strings.Join(cols, ", ")+")").ReadAll(); err != nil {
+			return fmt.Errorf("index %s on the source's primary key columns, to find rows it updates and deletes: %w", ti.name, err)
+		}
+		s.log.Info("indexed target table on the source's primary key to find rows (REPLICA IDENTITY FULL: rows are still matched on every column)", "table", ti.name, "columns", cols)
 	}
-	s.log.Info("indexed target table on the source's primary key to find rows (REPLICA IDENTITY FULL: rows are still matched on every column)", "table", ti.name, "columns", cols)
+	ti.lookup = 1
 	return nil
+}
+
+// lookupIndex names the lookup index ti's shape asks for and its columns
+// (quoted); "" when it asks for none.
+func lookupIndex(ti *tableInfo) (string, []string) {
+	t := ti.t
+	if len(ti.keyIdx) > 0 || t.Identity != schema.IdentityFull {
+		return "", nil
+	}
+	var cols []string
+	for _, i := range t.Lookup {
+		if ti.cmp[i] == cmpEqual {
+			cols = append(cols, ti.cols[i])
+		}
+	}
+	if len(cols) == 0 {
+		return "", nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte(ti.name + "\x00" + strings.Join(cols, "\x00")))
+	return fmt.Sprintf("%s%016x", lookupPrefix, h.Sum64()), cols
+}
+
+// lookups lists the lookup indexes of ti's table.
+func (s *Sink) lookups(ctx context.Context, ti *tableInfo) ([]string, error) {
+	res := s.conn.PgConn().ExecParams(ctx, `SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = $1 AND left(c.relname::text, length($2)) = $2`,
+		[][]byte{[]byte(strconv.FormatUint(uint64(ti.oid), 10)), []byte(lookupPrefix)}, nil, nil, nil).Read()
+	if res.Err != nil {
+		return nil, fmt.Errorf("list the indexes of %s: %w", ti.name, res.Err)
+	}
+	out := make([]string, len(res.Rows))
+	for i, r := range res.Rows {
+		out[i] = string(r[0])
+	}
+	return out, nil
+}
+
+// hasLookup reports whether ti's table has the lookup index its shape asks
+// for: sets search it only then (without it, a search per old row would
+// read the table each time).
+func (s *Sink) hasLookup(ctx context.Context, ti *tableInfo) (bool, error) {
+	if ti.lookup == 0 {
+		ti.lookup = -1
+		if want, _ := lookupIndex(ti); want != "" {
+			have, err := s.lookups(ctx, ti)
+			if err != nil {
+				return false, err
+			}
+			if slices.Contains(have, want) {
+				ti.lookup = 1
+			}
+		}
+	}
+	return ti.lookup > 0, nil
 }
 
 // claim makes sure the existing table name is walmirror's: created by it,

@@ -669,6 +669,10 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 		}
 		groups[string(nulls)] = append(groups[string(nulls)], c)
 	}
+	indexed, err := s.hasLookup(ctx, ti)
+	if err != nil {
+		return err
+	}
 	for _, match := range order {
 		g := groups[match]
 		if !strings.Contains(match, "v") {
@@ -690,7 +694,7 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 			buf = textArray(buf[:0], g, func(c schema.RowChange) schema.Datum { return c.New[i] })
 			s.params = append(s.params, append([]byte(nil), buf...))
 		}
-		_, err := s.conn.PgConn().ExecParams(ctx, setSQL(ti, first.Op, match, sent), s.params, nil, nil, nil).Close()
+		_, err := s.conn.PgConn().ExecParams(ctx, setSQL(ti, first.Op, match, sent, indexed && lookupMatched(ti, match)), s.params, nil, nil, nil).Close()
 		if err != nil {
 			return fmt.Errorf("apply %d ordered changes to %s: %w", len(g), ti.name, ti.detail(err))
 		}
@@ -698,11 +702,23 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 	return nil
 }
 
+// lookupMatched reports whether the old rows of match compare every column
+// of the lookup index (an unsent one would leave the search to read the
+// table once per old row).
+func lookupMatched(ti *tableInfo, match string) bool {
+	for _, i := range ti.t.Lookup {
+		if ti.cmp[i] == cmpEqual && match[i] == '-' {
+			return false
+		}
+	}
+	return true
+}
+
 // setSQL builds changeSet's statement for old rows with the NULLs of match
 // ('v' compared with a value, 'n' NULL, '-' not sent) and new values of the
 // columns sent. Parameters: one text array per value compared, then one per
 // value set.
-func setSQL(ti *tableInfo, op schema.Op, match string, sent []int) string {
+func setSQL(ti *tableInfo, op schema.Op, match string, sent []int, indexed bool) string {
 	var cols, xk, yk, on, nulls, sets []string
 	for i, m := range match {
 		switch m {
@@ -750,7 +766,7 @@ func setSQL(ti *tableInfo, op schema.Op, match string, sent []int) string {
 		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(cols, ", ") + ")) AS u"
 	where := append(nulls, "("+strings.Join(xk, ", ")+") IN (SELECT "+ks+" FROM y)")
 	x := "SELECT t.tableoid AS o, t.ctid AS r, " + strings.Join(xs, ", ") + ", row_number() OVER (PARTITION BY " + strings.Join(xk, ", ") + ") AS n FROM " + ti.name + " AS t WHERE " + strings.Join(where, " AND ")
-	if ti.lookup {
+	if indexed {
 		// The table has a lookup index (syncLookup): search it once per
 		// distinct old row. The planner, without statistics of a table
 		// just copied, reads the whole table for the IN above.

@@ -406,6 +406,11 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 	if err != nil {
 		return err
 	}
+	for _, i := range ti.t.Lookup {
+		// An unsent column of the index would leave each search reading
+		// the table.
+		indexed = indexed && match[i] == '1'
+	}
 	nvars := strings.Count(match, "1") + strings.Count(set, "1")
 	per := max(maxVars/nvars, 1)
 	for len(cs) > 0 {
