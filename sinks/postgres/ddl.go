@@ -473,7 +473,8 @@ func (s *Sink) syncLookup(ctx context.Context, ti *tableInfo) error {
 }
 
 // lookupIndex names the lookup index ti's shape asks for and its columns
-// (quoted); "" when it asks for none.
+// (quoted); "" when it asks for none. The name is the table's oid's and
+// the columns': unique in the schema whatever tables are renamed.
 func lookupIndex(ti *tableInfo) (string, []string) {
 	t := ti.t
 	if len(ti.keyIdx) > 0 || t.Identity != schema.IdentityFull {
@@ -489,8 +490,8 @@ func lookupIndex(ti *tableInfo) (string, []string) {
 		return "", nil
 	}
 	h := fnv.New64a()
-	h.Write([]byte(ti.name + "\x00" + strings.Join(cols, "\x00")))
-	return fmt.Sprintf("%s%016x", lookupPrefix, h.Sum64()), cols
+	h.Write([]byte(strings.Join(cols, "\x00")))
+	return fmt.Sprintf("%s%d_%016x", lookupPrefix, ti.oid, h.Sum64()), cols
 }
 
 // lookups lists the lookup indexes of ti's table.

@@ -3,6 +3,7 @@ package sinktest
 import (
 	"context"
 	"slices"
+	"strconv"
 
 	"github.com/walmirror/walmirror/schema"
 )
@@ -133,6 +134,65 @@ func testMoveTable(h *harness) {
 		h.write(&schema.Batch{Table: aside, Updates: rows(row("2", "B"))})
 	})
 	h.want(aside, r("1", "a"), r("2", "B"))
+}
+
+// testMoveLookupTable: keyless tables with a Lookup (which a sink may
+// index, under a name of its choosing) moved aside and replaced under
+// their name by another such table, as two tables that trade names: both
+// still take sets of changes.
+func testMoveLookupTable(h *harness) {
+	if _, ok := h.s.(tableMover); !ok {
+		h.t.Skipf("%T has no MoveTable", h.s)
+	}
+	mk := func(id uint32, name string) *schema.Table {
+		t := schema.NewTable(id, "public", name, schema.IdentityFull, []schema.Column{col("id", schema.OIDInt4, true), col("v", schema.OIDText, true)})
+		t.Lookup = []int{0}
+		return t
+	}
+	a := keyless("public", "lk_a", col("id", schema.OIDInt4, false), col("v", schema.OIDText, false))
+	a.Lookup = []int{0}
+	b := mk(a.ID+1, "lk_b")
+	sets := func(t *schema.Table, from, to string) {
+		h.t.Helper()
+		var cs []schema.RowChange
+		for i := range 5 {
+			cs = append(cs, upd(row(strconv.Itoa(i), from), row(strconv.Itoa(i), to)))
+		}
+		h.write(&schema.Batch{Table: t, Rows: cs})
+	}
+	h.tx(func() {
+		for _, t := range []*schema.Table{a, b} {
+			h.ensure(t)
+			var cs []schema.RowChange
+			for i := range 5 {
+				cs = append(cs, ins(row(strconv.Itoa(i), t.Name)))
+			}
+			h.write(&schema.Batch{Table: t, Rows: cs})
+		}
+	})
+	// a and b trade names: a aside, b to a's name, a to b's.
+	aside, bAsA, aAsB := mk(a.ID, "lk_a_walmirror_1"), mk(b.ID, "lk_a"), mk(a.ID, "lk_b")
+	bAsA.Change = &schema.Change{FromSchema: "public", FromName: "lk_b"}
+	aAsB.Change = &schema.Change{FromSchema: "public", FromName: "lk_a_walmirror_1"}
+	h.tx(func() {
+		h.check(h.s.(tableMover).MoveTable(h.ctx(), "public", "lk_a", aside.Name), "MoveTable")
+		h.ensure(bAsA)
+		sets(bAsA, "lk_b", "b moved")
+		h.ensure(aAsB)
+		sets(aAsB, "lk_a", "a moved")
+	})
+	h.reopen()
+	h.tx(func() {
+		h.ensure(mk(b.ID, "lk_a"))
+		sets(mk(b.ID, "lk_a"), "b moved", "b again")
+	})
+	var wa, wb [][]string
+	for i := range 5 {
+		wa = append(wa, r(strconv.Itoa(i), "b again"))
+		wb = append(wb, r(strconv.Itoa(i), "a moved"))
+	}
+	h.want(mk(b.ID, "lk_a"), wa...)
+	h.want(mk(a.ID, "lk_b"), wb...)
 }
 
 // testRenameOntoTaken: EnsureTable of a renamed table (Change.FromName)

@@ -83,6 +83,7 @@ func Run(t *testing.T, tg Target) {
 		{"EqualKeys", testEqualKeys},
 		{"Shapes", testShapes},
 		{"MoveTable", testMoveTable},
+		{"MoveLookupTable", testMoveLookupTable},
 		{"RenameOntoTaken", testRenameOntoTaken},
 		{"RenameOntoVacated", testRenameOntoVacated},
 		{"RekeyReplacing", testRekeyReplacing},

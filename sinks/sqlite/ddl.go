@@ -119,7 +119,10 @@ func (s *Sink) syncLookup(ctx context.Context, t *schema.Table) error {
 		return nil
 	}
 	if !found {
-		if _, err := s.conn.ExecContext(ctx, "CREATE INDEX "+quote(want)+" ON "+ti.name+" ("+strings.Join(cols, ", ")+")"); err != nil {
+		// A table moved aside (two tables that trade names) keeps the
+		// index it had under this name: it makes one of its own when
+		// next shaped.
+		if _, err := s.conn.ExecContext(ctx, "DROP INDEX IF EXISTS "+quote(want)+"; CREATE INDEX "+quote(want)+" ON "+ti.name+" ("+strings.Join(cols, ", ")+")"); err != nil {
 			return fmt.Errorf("index %s on the source's primary key columns, to find rows it updates and deletes: %w", ti.name, err)
 		}
 		s.log.Info("indexed target table on the source's primary key to find rows (REPLICA IDENTITY FULL: rows are still matched on every column)", "table", ti.name, "columns", cols)
