@@ -189,8 +189,8 @@ func (s *Sink) lookups(ctx context.Context, t *schema.Table) ([]string, error) {
 	return out, nil
 }
 
-// dropLookups drops table name's lookup indexes before one of its columns
-// is dropped (SQLite refuses to drop an indexed column); syncLookup makes
+// dropLookups drops the lookup indexes of t's copy before one of its
+// columns is dropped (SQLite refuses to drop an indexed column); syncLookup makes
 // the one still wanted again.
 func (s *Sink) dropLookups(ctx context.Context, t *schema.Table) error {
 	have, err := s.lookups(ctx, t)
