@@ -702,6 +702,11 @@ func (ch *Chunk) keysIn(ctx context.Context, names []string, keys [][]string) (s
 	for i, n := range names {
 		cols[i] = quoteIdent(n)
 	}
+	for _, k := range keys {
+		if len(k) != len(cols) {
+			return "", fmt.Errorf("a key has %d columns, the table's key %d", len(k), len(cols))
+		}
+	}
 	rows, err := ch.tx.Query(ctx, `SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)
 		FROM unnest($2::text[]) WITH ORDINALITY AS n(name, i)
 		LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = n.name AND a.attnum > 0 AND NOT a.attisdropped
@@ -722,9 +727,6 @@ func (ch *Chunk) keysIn(ctx context.Context, names []string, keys [][]string) (s
 		b.Reset()
 		b.WriteByte('{')
 		for j, k := range keys {
-			if len(k) != len(cols) {
-				return "", fmt.Errorf("a key has %d columns, the table's key %d", len(k), len(cols))
-			}
 			if j > 0 {
 				b.WriteByte(',')
 			}

@@ -66,8 +66,7 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 				AND NOT (j.indisvalid AND j.indimmediate) AND j.indkey[k] = a.attnum
 				AND CASE c.relreplident WHEN 'd' THEN j.indisprimary WHEN 'i' THEN j.indisreplident ELSE false END),
 			`+identityExpr+` <> c.relreplident,
-			EXISTS (SELECT FROM pg_catalog.pg_index p, generate_series(0, p.indnkeyatts - 1) k WHERE p.indrelid = a.attrelid
-				AND p.indisprimary AND p.indisvalid AND p.indkey[k] = a.attnum),
+			`+primaryColumn+`,
 			CASE WHEN a.atttypid >= 10000 THEN (SELECT tn.nspname || '.' || t.typname FROM pg_catalog.pg_type t
 				JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace WHERE t.oid = a.atttypid) END
 		FROM pg_catalog.pg_attribute a
@@ -105,6 +104,11 @@ func (s *Source) Attributes(ctx context.Context, relid uint32) ([]Attribute, err
 	}
 	return attrs, nil
 }
+
+// primaryColumn says whether pg_attribute row a is a key column of its
+// table's valid primary key (Attribute.Primary, schema.Table.Lookup).
+const primaryColumn = `EXISTS (SELECT FROM pg_catalog.pg_index p, generate_series(0, p.indnkeyatts - 1) k WHERE p.indrelid = a.attrelid
+	AND p.indisprimary AND p.indisvalid AND p.indkey[k] = a.attnum)`
 
 // leavesOf lists the leaf partitions (relid) under pg_class row c from
 // pg_inherits: pg_partition_tree would lock every table of the tree, and a

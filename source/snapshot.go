@@ -299,8 +299,7 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END,
 			(SELECT max(m.attnum) FROM pg_attribute m WHERE m.attrelid = a.attrelid),
 			coalesce(a.attgenerated = '' OR a.attgenerated = 's' AND ($3 OR $4 AND a.attname = ANY ($5::text[])), false),
-			EXISTS (SELECT FROM pg_index p, generate_series(0, p.indnkeyatts - 1) k WHERE p.indrelid = a.attrelid
-				AND p.indisprimary AND p.indisvalid AND p.indkey[k] = a.attnum)
+			`+primaryColumn+`
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
