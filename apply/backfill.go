@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/walmirror/walmirror/internal/faultpoint"
+	"github.com/walmirror/walmirror/internal/pgtext"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
@@ -147,15 +148,49 @@ type chunkTiming struct {
 // keyOrder compares keys as PostgreSQL orders them, for the key types where
 // that is easy to do exactly; ok is false for any other key.
 type keyOrder struct {
-	cols []int  // key column indexes in the table
-	uuid []bool // per key column: uuid (else an integer)
-	ok   bool
+	cols  []int     // key column indexes in the table
+	kinds []keyKind // per key column, when ok
+	ok    bool
 	// matchable: the table has a key (not REPLICA IDENTITY FULL), of any
 	// types. Keys in the text form the stream gives (pgoutput's, or ::text
 	// in a source session with the same settings: source/config.go) match
 	// its changes by that text; keys from elsewhere (resync --key, verify)
 	// only when ok, which canonical brings to that form.
 	matchable bool
+}
+
+// keyKind is how keyOrder compares a key column's values.
+type keyKind uint8
+
+const (
+	keyInt keyKind = iota
+	keyUUID
+	// Dates and timestamps, in the ISO forms the source's sessions give
+	// (DateStyle ISO, TimeZone UTC: source/config.go), with ±infinity: a
+	// partitioned table's key holds its partition key, most often a time
+	// (helper-102's tables were keyed by (id, ts)), and such a table was
+	// copied in one chunk, which a restart read again from the start.
+	keyDate
+	keyTimestamp
+	keyTimestampTZ
+)
+
+// orderedKind is how keyOrder compares values of type oid; false for a
+// type it does not order (text, whose order is its collation's; numeric).
+func orderedKind(oid uint32) (keyKind, bool) {
+	switch oid {
+	case 20, 21, 23, 26: // int8, int2, int4, oid
+		return keyInt, true
+	case 2950:
+		return keyUUID, true
+	case 1082:
+		return keyDate, true
+	case 1114:
+		return keyTimestamp, true
+	case 1184:
+		return keyTimestampTZ, true
+	}
+	return 0, false
 }
 
 func orderOf(t *schema.Table) keyOrder {
@@ -165,21 +200,15 @@ func orderOf(t *schema.Table) keyOrder {
 		if !c.Key {
 			continue
 		}
-		switch c.TypeID {
-		case 20, 21, 23, 26: // int8, int2, int4, oid
-			k.uuid = append(k.uuid, false)
-		case 2950:
-			k.uuid = append(k.uuid, true)
-		default:
-			other = true
-			k.uuid = append(k.uuid, false)
-		}
+		kind, ok := orderedKind(c.TypeID)
+		other = other || !ok
+		k.kinds = append(k.kinds, kind)
 		k.cols = append(k.cols, i)
 	}
 	k.matchable = len(k.cols) > 0 && t.Identity != schema.IdentityFull
 	k.ok = k.matchable && !other
 	if !k.ok {
-		k.uuid = nil
+		k.kinds = nil
 		if !k.matchable {
 			k.cols = nil
 		}
@@ -208,8 +237,19 @@ func (k keyOrder) beyond(tup schema.Tuple, after []string) bool {
 }
 
 func (k keyOrder) compare(i int, a []byte, b string) int {
-	if k.uuid[i] {
+	switch k.kinds[i] {
+	case keyUUID:
 		return bytes.Compare(a, []byte(b))
+	case keyDate, keyTimestamp, keyTimestampTZ:
+		x, okA := timeKey(k.kinds[i], a)
+		y, okB := timeKey(k.kinds[i], []byte(b))
+		if !okA || !okB { // not in the sessions' output form: say "past"
+			return 1
+		}
+		if x.inf != y.inf {
+			return cmpInt(int64(x.inf), int64(y.inf))
+		}
+		return cmpInt(x.at, y.at)
 	}
 	x, errA := strconv.ParseInt(string(a), 10, 64)
 	y, errB := strconv.ParseInt(b, 10, 64)
@@ -217,6 +257,51 @@ func (k keyOrder) compare(i int, a []byte, b string) int {
 		return 1
 	}
 	return cmpInt(x, y)
+}
+
+// readable reports whether compare reads every value of key, a key of
+// the table's in its sessions' text form.
+func (k keyOrder) readable(key []string) bool {
+	if !k.ok || len(key) != len(k.kinds) {
+		return false
+	}
+	for i, v := range key {
+		switch k.kinds[i] {
+		case keyUUID:
+		case keyInt:
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				return false
+			}
+		default:
+			if _, ok := timeKey(k.kinds[i], []byte(v)); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// instant is a date (days) or timestamp (microseconds) as PostgreSQL
+// orders them: -infinity, then finite values, then infinity.
+type instant struct {
+	inf pgtext.Inf
+	at  int64
+}
+
+// timeKey reads a date or timestamp key value of kind; false when it is
+// not one.
+func timeKey(kind keyKind, b []byte) (instant, bool) {
+	var v instant
+	var err error
+	switch kind {
+	case keyDate:
+		v.at, v.inf, err = pgtext.ParseDate(b, pgtext.Lenient)
+	case keyTimestamp:
+		v.at, v.inf, err = pgtext.ParseTimestamp(b, pgtext.Lenient)
+	default:
+		v.at, v.inf, err = pgtext.ParseTimestampTZ(b, pgtext.Lenient)
+	}
+	return v, err == nil
 }
 
 // canonical is key in the text form pgoutput gives the key's columns
@@ -1075,6 +1160,11 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	f.lockedSince, f.lockWarned = time.Time{}, false
 	if err != nil {
 		return err
+	}
+	if !final && !f.order.readable(last) {
+		// Every change to a row up to this key would look past the copy,
+		// and be left to chunks that never read it again.
+		return fmt.Errorf("copy %s in chunks: its key %q is in no form walmirror orders; copy it in one transaction (--initial-copy single)", t.QualifiedName(), last)
 	}
 	e.pendingN += n
 	if e.track {

@@ -68,3 +68,54 @@ func TestCheckResyncKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyOrderTimes: date and timestamp keys are ordered as PostgreSQL
+// orders them, from the ISO forms the source's sessions print (BC years,
+// years past 9999, fractions, UTC offsets, ±infinity), so a table keyed by
+// a time is copied in chunks.
+func TestKeyOrderTimes(t *testing.T) {
+	tbl := schema.NewTable(1, "public", "t", schema.IdentityDefault, []schema.Column{
+		{Name: "d", TypeID: 1082, Key: true}, {Name: "ts", TypeID: 1114, Key: true}, {Name: "tz", TypeID: 1184, Key: true}, {Name: "v", TypeID: 25}})
+	k := orderOf(tbl)
+	if !k.ok {
+		t.Fatal("a date and timestamp key is not ordered")
+	}
+	ascending := [][]string{
+		{"-infinity", "2000-01-01 00:00:00", "2000-01-01 00:00:00+00"},
+		{"4713-01-01 BC", "2000-01-01 00:00:00", "2000-01-01 00:00:00+00"},
+		{"0001-12-31 BC", "2000-01-01 00:00:00", "2000-01-01 00:00:00+00"},
+		{"0001-01-01", "-infinity", "2000-01-01 00:00:00+00"},
+		{"0001-01-01", "0044-03-15 12:00:00 BC", "2000-01-01 00:00:00+00"},
+		{"0001-01-01", "1999-12-31 23:59:59.999999", "2000-01-01 00:00:00+00"},
+		{"0001-01-01", "2000-01-01 00:00:00", "-infinity"},
+		{"0001-01-01", "2000-01-01 00:00:00", "1970-01-01 00:00:00+00"},
+		{"0001-01-01", "2000-01-01 00:00:00", "2000-01-01 01:30:00+05:30"}, // 1999-12-31 20:00 UTC
+		{"0001-01-01", "2000-01-01 00:00:00", "1999-12-31 23:00:00.5+00"},
+		{"0001-01-01", "2000-01-01 00:00:00", "2000-01-01 00:00:00+00"},
+		{"0001-01-01", "2000-01-01 00:00:00", "infinity"},
+		{"0001-01-01", "2000-01-01 00:00:00.000001", "-infinity"},
+		{"2026-02-28", "infinity", "-infinity"},
+		{"12345-06-07", "2000-01-01 00:00:00", "2000-01-01 00:00:00+00"},
+		{"infinity", "-infinity", "-infinity"},
+	}
+	row := func(key []string) schema.Tuple {
+		tup := make(schema.Tuple, 4)
+		for i, v := range key {
+			tup[i] = schema.Datum{State: schema.Text, Data: []byte(v)}
+		}
+		return tup
+	}
+	for i, a := range ascending {
+		if !k.readable(a) {
+			t.Errorf("%q: not readable", a)
+		}
+		for j, b := range ascending {
+			if got, want := k.beyond(row(a), b), i > j; got != want {
+				t.Errorf("beyond(%q, after %q) = %v, want %v", a, b, got, want)
+			}
+		}
+	}
+	if k.readable([]string{"2026-13-01", "2000-01-01 00:00:00", "2000-01-01 00:00:00+00"}) || k.readable([]string{"2026-01-01"}) {
+		t.Error("a key not in the output form, or short, is readable")
+	}
+}

@@ -1162,6 +1162,83 @@ func TestChunkedCopyKeyRanges(t *testing.T) {
 	}
 }
 
+// TestChunkedCopyTimeKey: tables keyed by times are copied in chunks by
+// their keys (before, each was read in one chunk, again from the start
+// after a restart): a table partitioned by time, keyed by (id, at) and
+// published through its root, and one keyed by (date, timestamptz,
+// timestamp) holding ±infinity and BC values, while rows change and keys
+// move across the copy's progress both ways. Every value ends equal.
+// Every target.
+func TestChunkedCopyTimeKey(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE ev (id bigint, at timestamptz, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+				CREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM (MINVALUE) TO ('2026-01-05');
+				CREATE TABLE ev_2 PARTITION OF ev FOR VALUES FROM ('2026-01-05') TO ('2026-01-10');
+				CREATE TABLE ev_3 PARTITION OF ev FOR VALUES FROM ('2026-01-10') TO (MAXVALUE);
+				INSERT INTO ev SELECT g % 50, '2026-01-01'::timestamptz + g * interval '7 minutes 0.5 seconds', 'v' || g FROM generate_series(1, 3000) g;
+				CREATE TABLE tt (d date, at timestamptz, ts timestamp, v text, PRIMARY KEY (d, at, ts));
+				INSERT INTO tt SELECT DATE '2026-01-01' + g / 100, '2026-01-01'::timestamptz + g * interval '17 minutes 0.5 seconds',
+					'2026-01-01'::timestamp - g * interval '1 hour', 'v' || g FROM generate_series(1, 2000) g;
+				INSERT INTO tt VALUES ('-infinity', 'infinity', '2000-01-01', 'neg'), ('infinity', '-infinity', '0044-03-15 BC', 'pos'),
+					('0001-01-01 BC', '2026-01-01', 'infinity', 'bc');
+				ANALYZE;
+				CREATE PUBLICATION walmirror FOR TABLE ev, tt WITH (publish_via_partition_root = true);`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--initial-copy", "chunked",
+				"--copy-chunk-rows", "100", "--copy-chunk-time", "-1s", "--log-level", "debug", "--stop-at-lsn", "now"}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			changes := writeLoop(ctx, dsn, 300, 5*time.Millisecond, func(ctx context.Context, conn *pgx.Conn, i int) error {
+				b := &pgx.Batch{}
+				id := (i * 7) % 50
+				b.Queue(`UPDATE ev SET v = v || '+' WHERE id = $1 AND at < '2026-01-08'`, id)
+				b.Queue(`UPDATE ev SET at = at + interval '3 days' WHERE id = $1 AND at < '2026-01-03'`, (i*3)%50)
+				b.Queue(`UPDATE ev SET id = id + 100 WHERE id = $1 AND at > '2026-01-12'`, (i*11)%50)
+				b.Queue(`UPDATE ev SET id = id - 100 WHERE id = $1`, (i*13)%50+100)
+				b.Queue(`DELETE FROM ev WHERE id = $1 AND at BETWEEN '2026-01-06' AND '2026-01-06 06:00'`, (i*17)%50)
+				b.Queue(`INSERT INTO ev VALUES ($1::int % 60, '2026-01-01'::timestamptz + $1::int * interval '1 second 1 microsecond', 'n')`, i)
+				b.Queue(`UPDATE tt SET v = v || '+' WHERE d = DATE '2026-01-01' + $1::int`, (i*7)%21)
+				b.Queue(`UPDATE tt SET at = at + interval '1 day 0.25 seconds' WHERE d = DATE '2026-01-01' + $1::int AND ts > '2025-12-20'`, (i*3)%21)
+				b.Queue(`UPDATE tt SET d = d + CASE WHEN $1::int % 2 = 0 THEN 9 ELSE -9 END WHERE ts = '2026-01-01'::timestamp - $1::int * interval '1 hour'`, (i*13)%2000+1)
+				b.Queue(`DELETE FROM tt WHERE ts = '2026-01-01'::timestamp - $1::int * interval '1 hour'`, (i*17)%2000+1)
+				b.Queue(`INSERT INTO tt VALUES (DATE '2026-01-01' + $1::int % 30, now(), 'epoch'::timestamp + $1::int * interval '1 second', 'n' || $1::int)`, i)
+				return conn.SendBatch(ctx, b).Close()
+			})
+			r := walmirror(t, nil, args...)
+			if err := <-changes; err != nil {
+				t.Fatal(err)
+			}
+			if r.code != 0 {
+				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+			}
+			// What the writes changed after the first run's stop position.
+			if r2 := walmirror(t, nil, args...); r2.code != 0 {
+				t.Fatalf("second run exited %d:\n%s", r2.code, r2.stderr)
+			}
+			for _, table := range []string{"public.ev", "public.tt"} {
+				var sizes []string
+				for _, m := range chunkRowsRe.FindAllStringSubmatch(r.stderr, -1) {
+					if m[1] == table {
+						sizes = append(sizes, m[2])
+					}
+				}
+				if len(sizes) < 10 {
+					t.Errorf("%s was copied in %d chunks, want several:\n%s", table, len(sizes), r.stderr)
+				}
+			}
+			compareRows(t, dsn, rows, "SELECT id, v FROM ev", "SELECT v FROM tt")
+			// Every value of every column, as verify compares them.
+			if v := walmirror(t, nil, "verify", "--source", dsn, "--target", target); v.code != 0 {
+				t.Errorf("verify exited %d:\n%s%s", v.code, v.stdout, v.stderr)
+			}
+		})
+	}
+}
+
 // TestTruncateNotCopiedAgain: a TRUNCATE gives the table new data files,
 // which the publication poll sees; the stream carried the TRUNCATE, so the
 // copy needs no online copy of the table, also when the run that applied it
