@@ -207,15 +207,21 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 		WHERE attrelid = 'pg_catalog.pg_publication_tables'::regclass AND attname IN ('attnames', 'rowfilter')`).Scan(&hasLists); err != nil {
 		return nil, classify("inspect pg_publication_tables", err)
 	}
-	q := `SELECT c.oid, p.schemaname, p.tablename, ` + identityExpr + `, c.relkind = 'p', NULL::text[], NULL::text,
+	// The published tables first, then their signatures: in one query
+	// the planner computed the signatures for every relation of the
+	// database (indexes, sequences, unpublished tables) before the join
+	// dropped them (3,000 tables in 300 schemas: 6.6 s, 3.9 s so).
+	q := `WITH p AS MATERIALIZED (SELECT c.oid, p.schemaname, p.tablename, NULL::text[] AS attnames, NULL::text AS rowfilter
+			FROM pg_publication_tables p
+			JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+			WHERE p.pubname = $1 AND ($2 = 0 OR c.oid = $2))
+		SELECT c.oid, p.schemaname, p.tablename, ` + identityExpr + `, c.relkind = 'p', p.attnames, p.rowfilter,
 			` + estimateExpr + `,
 			` + storageExpr + `, CASE WHEN c.relkind = 'p' THEN 0 ELSE c.xmin::text::int8 END
-		FROM pg_publication_tables p
-		JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
-		WHERE p.pubname = $1 AND ($2 = 0 OR c.oid = $2) ORDER BY 2, 3`
+		FROM p JOIN pg_catalog.pg_class c ON c.oid = p.oid ORDER BY 2, 3`
 	member := ""
 	if hasLists {
-		q = strings.Replace(q, "NULL::text[], NULL::text", "p.attnames, p.rowfilter", 1)
+		q = strings.Replace(q, "NULL::text[] AS attnames, NULL::text AS rowfilter", "p.attnames, p.rowfilter", 1)
 		member = memberExpr15 // PostgreSQL 15: FOR TABLES IN SCHEMA
 	}
 	q = strings.Replace(q, "MEMBER15", member, 1)

@@ -1,0 +1,1 @@
+DROP INDEX _walmirror.tables_relid;

@@ -1,0 +1,1 @@
+DROP INDEX _walmirror_tables_relid;
