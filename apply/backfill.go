@@ -696,6 +696,31 @@ func (e *engine) tableLocked(ctx context.Context, f *fill) {
 		"table", f.copy.Table, "waiting", time.Since(f.lockedSince).Round(time.Second), "holders", holders)
 }
 
+// listLocked notes a listing of the publication that a lock held on a
+// published table stopped, and past lockWarnAfter says which (once): a load
+// that began with TRUNCATE, or a prepared transaction, can hold one for
+// hours, and a run bounded by --stop-at-lsn waits for a listing to end
+// (before, it waited with nothing said, helper-103).
+func (e *engine) listLocked(ctx context.Context) {
+	if e.listLockedSince.IsZero() {
+		e.listLockedSince = time.Now()
+	}
+	if e.listWarned || time.Since(e.listLockedSince) < lockWarnAfter {
+		return
+	}
+	e.listWarned = true
+	holders := "unknown (see pg_locks)"
+	if lr, ok := e.copier.(interface {
+		LockHolders(context.Context, uint32) (string, error)
+	}); ok {
+		if h, err := lr.LockHolders(ctx, 0); err == nil && h != "" {
+			holders = h
+		}
+	}
+	e.log.Warn("the publication cannot be listed while another session holds a lock on a published table: changes keep streaming, but tables that joined the publication or were rewritten are looked for once it is released, and a run bounded by --stop-at-lsn waits for that",
+		"waiting", time.Since(e.listLockedSince).Round(time.Second), "holders", holders)
+}
+
 // keyRow is a row of t holding key (the key columns' text, in order) in
 // its key columns, for a delete by key.
 func keyRow(t *schema.Table, key []string) (schema.Tuple, error) {
@@ -1622,15 +1647,20 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 		// had the publication listed back to back, 0.3-1.5 s each).
 		e.pollAfter = time.Now().Add(9 * time.Since(e.lastPoll))
 		if source.IsLockTimeout(err) {
-			// DDL holds a published table (PostgreSQL 18 opens each one to
+			// DDL holds a published table (PostgreSQL 16+ opens each one to
 			// list them): look again shortly, the stream flowing.
 			e.log.Debug("a published table is locked; publication listed again later", "err", err)
 			e.pollSoon, e.pollAfter = true, time.Now().Add(time.Second)
+			e.listLocked(ctx)
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		if e.listWarned {
+			e.log.Info("the publication was listed again", "after", time.Since(e.listLockedSince).Round(time.Second))
+		}
+		e.listLockedSince, e.listWarned = time.Time{}, false
 		e.listings++
 		e.polled = &polled{tables: tables, at: at, gen: e.listings}
 	}

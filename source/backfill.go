@@ -818,12 +818,13 @@ func flushWAL(ctx context.Context, conn *pgx.Conn, version int) error {
 // operator: a migration left open, a prepared transaction; or a session
 // whose request for such a lock is queued (DDL, which the chunk's request
 // queues behind), with the sessions it waits for in turn (a long query,
-// another tool's copy).
+// another tool's copy). relid 0: such locks on any table of the
+// database, each named after its table.
 func (c *Copier) LockHolders(ctx context.Context, relid uint32) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var holders *string
-	err := c.conn.QueryRow(ctx, `SELECT string_agg(CASE WHEN l.pid IS NOT NULL
+	err := c.conn.QueryRow(ctx, `SELECT string_agg(CASE WHEN $1 = 0 THEN l.relation::pg_catalog.regclass::text || ': ' ELSE '' END || CASE WHEN l.pid IS NOT NULL
 			THEN format('server process %s (%s, %s, %s)', l.pid, coalesce(nullif(a.application_name, ''), 'no application name'), a.state, left(a.query, 80)) ||
 				CASE WHEN NOT l.granted THEN ' waiting for it behind ' || coalesce((SELECT string_agg(format('server process %s (%s, %s, %s)', b.pid,
 					coalesce(nullif(b.application_name, ''), 'no application name'), b.state, left(b.query, 80)), ', ')
@@ -833,7 +834,9 @@ func (c *Copier) LockHolders(ctx context.Context, relid uint32) (string, error) 
 		LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
 		LEFT JOIN pg_catalog.pg_locks x ON l.pid IS NULL AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction
 		LEFT JOIN pg_catalog.pg_prepared_xacts p ON p.transaction = x.transactionid
-		WHERE l.locktype = 'relation' AND l.relation = $1 AND l.mode = 'AccessExclusiveLock'`, int64(relid)).Scan(&holders)
+		WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND (l.relation = $1
+			OR $1 = 0 AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+				AND EXISTS (SELECT FROM pg_catalog.pg_class r WHERE r.oid = l.relation AND r.relkind IN ('r', 'p')))`, int64(relid)).Scan(&holders)
 	if err != nil || holders == nil {
 		return "", err
 	}

@@ -115,6 +115,10 @@ func TestLockHolders(t *testing.T) {
 	if h, err := c.LockHolders(ctx, prep); err != nil || !strings.Contains(h, "prepared transaction 'migration_1'") {
 		t.Errorf("a prepared transaction's lock: %q, %v", h, err)
 	}
+	// Any table (a listing of the publication waits): each named.
+	if h, err := c.LockHolders(ctx, 0); err != nil || !strings.Contains(h, "held: server process") || !strings.Contains(h, "prep: prepared transaction 'migration_1'") {
+		t.Errorf("locks on any table: %q, %v", h, err)
+	}
 
 	// DDL queued behind a long read (helper-102: another tool's copy, the
 	// partition DDL waiting behind it, the chunk behind both): both named.

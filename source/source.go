@@ -141,13 +141,30 @@ func (s *Source) preflight(ctx context.Context) error {
 // the copy of them goes stale (helper-93). Best effort: a failed look-up
 // only loses the warning.
 func (s *Source) warnUnstreamedPartitions(ctx context.Context) {
-	rows, err := s.conn.Query(ctx, `SELECT format('%I.%I', pt.schemaname, pt.tablename),
+	// PostgreSQL 16+ opens every published table to list them: a table
+	// locked by a long transaction (a load that began with TRUNCATE, a
+	// prepared one) held every start here, silently (helper-103).
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		s.log.Debug("could not look for unlogged or foreign partitions", "err", err)
+		return
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+copierLockTimeout+"'"); err != nil {
+		s.log.Debug("could not look for unlogged or foreign partitions", "err", err)
+		return
+	}
+	rows, err := tx.Query(ctx, `SELECT format('%I.%I', pt.schemaname, pt.tablename),
 			array_to_string(ARRAY(SELECT format('%I.%I', ln.nspname, l.relname) FROM pg_catalog.pg_class l
 				JOIN pg_catalog.pg_namespace ln ON ln.oid = l.relnamespace
 				WHERE l.oid IN `+leavesOf+` AND (l.relpersistence = 'u' OR l.relkind = 'f') ORDER BY 1), ', ')
 		FROM pg_catalog.pg_publication_tables pt JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname
 			JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
 		WHERE pt.pubname = $1 AND c.relkind = 'p'`, s.cfg.Publication)
+	if IsLockTimeout(err) {
+		s.log.Info("did not look for unlogged or foreign partitions: a published table is locked", "err", err)
+		return
+	}
 	if err != nil {
 		s.log.Debug("could not look for unlogged or foreign partitions", "err", err)
 		return
@@ -160,6 +177,11 @@ func (s *Source) warnUnstreamedPartitions(ctx context.Context) {
 		}
 		s.log.Warn("a published partitioned table has unlogged or foreign partitions: a copy reads their rows through it, but their changes are in no WAL, so the copy of those rows goes stale "+
 			"(ALTER TABLE ... SET LOGGED on the source, or detach them)", "table", root, "partitions", leaves)
+	}
+	if err := rows.Err(); IsLockTimeout(err) {
+		s.log.Info("did not look for unlogged or foreign partitions: a published table is locked", "err", err)
+	} else if err != nil {
+		s.log.Debug("could not look for unlogged or foreign partitions", "err", err)
 	}
 }
 

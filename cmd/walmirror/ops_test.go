@@ -682,6 +682,57 @@ func TestCheckLockedTable(t *testing.T) {
 	}
 }
 
+// TestStartWhileTableLocked: a run of a copy made before starts and
+// streams while another session holds a lock on a published table (an
+// ETL's load that began with TRUNCATE, a prepared transaction): on
+// PostgreSQL 16+ looking for unlogged partitions at the start opens every
+// published table, and waited for the lock with nothing said, the row
+// committed meanwhile not applied (helper-103). The listing of the
+// publication waits instead, and says for whom.
+func TestStartWhileTableLocked(t *testing.T) {
+	needServer(t)
+	testenv.SkipBelow(t, server, 16, "pg_publication_tables opening every table it lists")
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE staging (id int);
+		CREATE TABLE f (id int, d date, PRIMARY KEY (id, d)) PARTITION BY RANGE (d);
+		CREATE TABLE f1 PARTITION OF f FOR VALUES FROM (MINVALUE) TO (MAXVALUE);
+		INSERT INTO t VALUES (1, 'before')`)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	target, rows := schemaTargets[0].new(t)
+	runNow(t, dsn, target, slot)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `BEGIN; TRUNCATE staging`); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "INSERT INTO t VALUES (2, 'while locked')")
+	stop, _ := startRunUntil(t, "did not look for unlogged or foreign partitions", "--source", dsn, "--target", target, "--slot", slot, "--log-level", "debug")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := rows("SELECT id, v FROM t WHERE id = 2")
+		if err == nil && len(got) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the row committed before the start is not in the copy after 20 s (%v):\n%s", err, stop())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "INSERT INTO t VALUES (3, 'after')")
+	if log := stop(); strings.Contains(log, "\nwalmirror: ") {
+		t.Errorf("the run stopped:\n%s", log)
+	}
+	runNow(t, dsn, target, slot)
+	compareRows(t, dsn, rows, "SELECT id, v FROM t", "SELECT id FROM staging")
+}
+
 // TestChunkMeetsNoDeadlock: a chunk of an online copy locks its table,
 // then lists the publication, which on PostgreSQL 16+ opens every published
 // table in turn. An application transaction that locked another published
