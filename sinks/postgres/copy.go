@@ -185,7 +185,8 @@ func (s *Sink) CopiesBinary(ctx context.Context, t *schema.Table) (bool, error) 
 // CopyBinary loads r, a binary COPY stream of t's columns (header, rows,
 // trailer) that CopiesBinary accepted, into t's target table, emptied in the
 // open transaction, and returns how many rows it loaded.
-func (s *Sink) CopyBinary(ctx context.Context, t *schema.Table, r io.Reader) (int64, error) {
+func (s *Sink) CopyBinary(ctx context.Context, t *schema.Table, r io.Reader) (_ int64, err error) {
+	defer func() { err = lockTableFull(err) }()
 	if !s.inTx {
 		return 0, errors.New("postgres sink: copy without a transaction")
 	}

@@ -295,7 +295,8 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 // EnsureTable creates the table (and its schema) on first sight, or adds the
 // columns the source gained. Columns the source dropped are kept, with their
 // data, and logged; so are type differences.
-func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
+func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) (err error) {
+	defer func() { err = lockTableFull(err) }()
 	if t.Schema == metaSchema {
 		return fmt.Errorf("source table %s is in schema %s, which is reserved for walmirror's own tables in the target", t.QualifiedName(), metaSchema)
 	}

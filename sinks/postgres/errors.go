@@ -16,6 +16,19 @@ func (s *Sink) DiskFull(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "53100"
 }
 
+// lockTableFull adds what to do to the target's "out of shared memory"
+// (SQLSTATE 53200), its lock table full: a one-transaction initial copy of
+// thousands of tables failed there with the server's hint only (3,000
+// tables at the default max_locks_per_transaction of 64).
+func lockTableFull(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "53200" {
+		return fmt.Errorf("%w (the target's lock table is full: an initial copy in one target transaction holds locks on every table it creates and loads, "+
+			"about four a table with its key and TOAST table; raise max_locks_per_transaction on the target and restart it, or copy with --initial-copy chunked, which commits the tables one by one)", err)
+	}
+	return err
+}
+
 // connectError says what to do about a failed connection to the target, as
 // the source's errors do for --source (helper-86: the target's said
 // nothing, behind pgconn's list of every attempt, a refused TLS try first).

@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,5 +28,24 @@ func TestDiskFull(t *testing.T) {
 		if s.DiskFull(err) {
 			t.Errorf("DiskFull(%v) = true", err)
 		}
+	}
+}
+
+// TestLockTableFull: the target's "out of shared memory" (a one-transaction
+// copy of thousands of tables) says what to do, and stays the server's
+// error underneath; other errors pass as they are.
+func TestLockTableFull(t *testing.T) {
+	full := fmt.Errorf("add primary key of t: %w", &pgconn.PgError{Code: "53200", Message: "out of shared memory"})
+	err := lockTableFull(full)
+	var pgErr *pgconn.PgError
+	if !strings.Contains(err.Error(), "max_locks_per_transaction on the target") || !strings.Contains(err.Error(), "--initial-copy chunked") || !errors.As(err, &pgErr) {
+		t.Errorf("lock table full: %v", err)
+	}
+	other := &pgconn.PgError{Code: "23505"}
+	if got := lockTableFull(other); got != error(other) {
+		t.Errorf("another error changed: %v", got)
+	}
+	if lockTableFull(nil) != nil {
+		t.Error("nil changed")
 	}
 }

@@ -37,7 +37,7 @@ func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation: the table's only unique index is its key's
 		err = schema.Diverged(b.Table, fmt.Errorf("%w: a row the source inserted is in the copy already (written by someone else?)", err))
 	}
-	return err
+	return lockTableFull(err)
 }
 
 func (s *Sink) write(ctx context.Context, b *schema.Batch) error {
