@@ -98,7 +98,13 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 	// The engine applies nothing at or after floor meanwhile: creating
 	// the slot may not hold it up for long.
 	log.Info("verify: taking a snapshot of the source through a temporary slot", "hold_from", floor)
-	sctx, cancel := context.WithTimeout(ctx, apply.HoldLimit-5*time.Second)
+	// The engine waits at most HoldLimit for the position: so does taking
+	// the snapshot, or less when the caller says so (--snapshot-timeout).
+	wait := apply.HoldLimit - 5*time.Second
+	if cfg.SnapshotWait > 0 && cfg.SnapshotWait < wait {
+		wait = cfg.SnapshotWait
+	}
+	sctx, cancel := context.WithTimeout(ctx, wait)
 	scfg := cfg.Source
 	if scfg.Logger == nil {
 		scfg.Logger = log // says what creating the slot waits for
@@ -108,7 +114,7 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 	cancel()
 	if err != nil {
 		if slow && ctx.Err() == nil {
-			return nil, fmt.Errorf("creating the temporary slot took longer than %s (it waits for the transactions in progress on the source to end): walmirror was not held up longer; verify again later", apply.HoldLimit-5*time.Second)
+			return nil, fmt.Errorf("creating the temporary slot took longer than %s (it waits for the transactions in progress on the source to end: commit or roll them back, COMMIT PREPARED or ROLLBACK PREPARED for a prepared one): walmirror was not held up longer; verify again later: %w", wait, err)
 		}
 		return nil, err
 	}

@@ -62,7 +62,7 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 			if !mon.Summary().CopyComplete {
 				return nil, errors.New("the initial copy is not complete yet: verify once walmirror streams (/readyz)")
 			}
-			vcfg := verify.Config{Source: src, Tables: req.Tables, Options: verify.Options{Examples: req.Examples}, Logger: log}
+			vcfg := verify.Config{Source: src, Tables: req.Tables, Options: verify.Options{Examples: req.Examples}, Logger: log, SnapshotWait: req.SnapshotWait}
 			if req.Repair {
 				vcfg.Options.Keys = req.RepairRows
 			}

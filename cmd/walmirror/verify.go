@@ -74,7 +74,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.IntVar(&rows, "repair-rows", verify.DefaultRepairKeys, "with --repair: copy a table's differing rows again by key when there are at most this many and its key is of integers, uuids, text and varchar; else the whole table (0: always whole tables)")
 	fs.StringVar(&sidecar, "sidecar", "", "verify through the walmirror run that replicates into the copy, at its --metrics-addr (http://HOST:PORT): it pauses the copy at the comparison's position for a moment and compares while it replicates on (--source and --target are then its own)")
 	durationFlag(fs, &catchUp, "catch-up-timeout", verify.DefaultCatchUp, "with --sidecar: how long the copy may take to reach the comparison's position (exit 2 after)")
-	durationFlag(fs, &cfg.SnapshotWait, "snapshot-timeout", verify.DefaultSnapshotWait, "how long taking the source's snapshot may wait for transactions open on the source to end (a forgotten prepared transaction would hold it forever; exit 2 after, naming them)")
+	durationFlag(fs, &cfg.SnapshotWait, "snapshot-timeout", verify.DefaultSnapshotWait, "how long taking the source's snapshot may wait for transactions open on the source to end (a forgotten prepared transaction would hold it forever; exit 2 after, naming them; with --sidecar at most 25s, as long as the running walmirror may be held)")
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent before walmirror gives up on a connection")
 	fs.BoolVar(&options.pg.ReplicaRole, "pg-replica-role", options.pg.ReplicaRole, "PostgreSQL target: catch up with session_replication_role = replica, as walmirror run does")
 	fs.StringVar(&options.pg.Origin, "pg-origin", options.pg.Origin, "PostgreSQL target: tag the catch-up's writes with this replication origin, as walmirror run --pg-origin does")
@@ -117,7 +117,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 		if !repair {
 			rows = -1
 		}
-		return verifySidecar(ctx, sidecar, tables, cfg.Options.Examples, catchUp, rows, asJSON, fail)
+		return verifySidecar(ctx, sidecar, tables, cfg.Options.Examples, catchUp, cfg.SnapshotWait, rows, asJSON, fail)
 	}
 	check := cfg.Source
 	check.Slot = "walmirror" // the copy's own is used; any valid name checks the rest
@@ -254,7 +254,7 @@ func oneLine(msg string) string {
 // verifySidecar asks the walmirror run serving addr to verify its copy
 // (POST /verify) and prints its report; the exit code is as verify's.
 // repairRows >= 0 asks it to repair what differs too (verify --repair).
-func verifySidecar(ctx context.Context, addr string, tables []string, examples int, catchUp time.Duration, repairRows int, asJSON bool, fail func(error) int) int {
+func verifySidecar(ctx context.Context, addr string, tables []string, examples int, catchUp, snapshotWait time.Duration, repairRows int, asJSON bool, fail func(error) int) int {
 	base := strings.TrimRight(addr, "/")
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
@@ -263,7 +263,7 @@ func verifySidecar(ctx context.Context, addr string, tables []string, examples i
 	if err != nil || u.Host == "" {
 		return fail(fmt.Errorf("--sidecar %q: want the running walmirror's --metrics-addr, like http://127.0.0.1:9187", addr))
 	}
-	q := url.Values{"table": tables, "examples": {strconv.Itoa(examples)}, "timeout": {catchUp.String()}}
+	q := url.Values{"table": tables, "examples": {strconv.Itoa(examples)}, "timeout": {catchUp.String()}, "snapshot_timeout": {snapshotWait.String()}}
 	if repairRows >= 0 {
 		q.Set("repair", "1")
 		q.Set("repair_rows", strconv.Itoa(repairRows))

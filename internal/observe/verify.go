@@ -20,6 +20,10 @@ type VerifyRequest struct {
 	Tables   []string      // schema.table names; empty: every published table
 	Examples int           // differing rows named per table and kind; 0: the default
 	CatchUp  time.Duration // how long the copy may take to reach the comparison's position
+	// SnapshotWait: how long taking the source's snapshot may wait for
+	// transactions open on the source (verify --snapshot-timeout); 0: as
+	// long as the engine may be held.
+	SnapshotWait time.Duration
 	// Repair: copy what differs again through this walmirror and verify
 	// it again (walmirror verify --sidecar --repair); RepairRows is
 	// verify --repair-rows.
@@ -41,7 +45,7 @@ func (m *Monitor) SetVerify(fn VerifyFunc) {
 }
 
 // VerifyHandler serves POST
-// /verify?table=schema.t&examples=N&timeout=D&repair=1&repair_rows=N: the
+// /verify?table=schema.t&examples=N&timeout=D&snapshot_timeout=D&repair=1&repair_rows=N: the
 // running walmirror compares its copy with the source as of one source
 // position (verify.RunLive), with repair copies what differs again and
 // verifies it again (verify.RepairLive), and answers 200 with the report
@@ -84,6 +88,14 @@ func VerifyHandler(fn func() VerifyFunc) http.HandlerFunc {
 				return
 			}
 			req.CatchUp = d
+		}
+		if s := q.Get("snapshot_timeout"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				verifyError(w, http.StatusBadRequest, fmt.Sprintf("snapshot_timeout %q: want a duration like 5s or 1m", s))
+				return
+			}
+			req.SnapshotWait = d
 		}
 		if s := q.Get("repair"); s != "" {
 			b, err := strconv.ParseBool(s)
