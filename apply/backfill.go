@@ -1634,7 +1634,8 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 		if !e.pollSoon && (e.pollEvery <= 0 || time.Since(e.lastPoll) < e.pollEvery) {
 			return nil
 		}
-		if time.Now().Before(e.pollAfter) {
+		// A bounded run past its stop position waits for nothing else.
+		if time.Now().Before(e.pollAfter) && (e.stopAt == 0 || streamed < e.stopAt) {
 			return nil
 		}
 		e.lastPoll, e.pollSoon = time.Now(), false
