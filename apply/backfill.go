@@ -1672,6 +1672,13 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 	tables, at, gen := e.polled.tables, e.polled.at, e.polled.gen
 	e.polled = nil
 	e.log.Debug("publication listed", "at", at, "tables", len(tables), "copying", len(e.fills))
+	acted := time.Now()
+	defer func() {
+		// Acting on it (the stored shapes read from the target) counts too.
+		if next := time.Now().Add(9 * time.Since(acted)); next.After(e.pollAfter) {
+			e.pollAfter = next
+		}
+	}()
 	if e.links != nil {
 		table, moved, err := e.linksMoved(ctx, tables, at)
 		switch {
