@@ -684,16 +684,22 @@ func (e *engine) tableLocked(ctx context.Context, f *fill) {
 		return
 	}
 	f.lockWarned = true
-	holders := "unknown (see pg_locks)"
+	holders := e.lockHolders(ctx, f.copy.RelID)
+	e.log.Warn("the online copy of a table waits for a lock another session holds on it: changes to other tables keep streaming, but the copy, and waits for a position (/wait, /readyz), wait until that session ends",
+		"table", f.copy.Table, "waiting", time.Since(f.lockedSince).Round(time.Second), "holders", holders)
+}
+
+// lockHolders names who holds the lock on relid (0: on any table) that a
+// chunk or a listing waits for, as the copier can tell.
+func (e *engine) lockHolders(ctx context.Context, relid uint32) string {
 	if lr, ok := e.copier.(interface {
 		LockHolders(context.Context, uint32) (string, error)
 	}); ok {
-		if h, err := lr.LockHolders(ctx, f.copy.RelID); err == nil && h != "" {
-			holders = h
+		if h, err := lr.LockHolders(ctx, relid); err == nil && h != "" {
+			return h
 		}
 	}
-	e.log.Warn("the online copy of a table waits for a lock another session holds on it: changes to other tables keep streaming, but the copy, and waits for a position (/wait, /readyz), wait until that session ends",
-		"table", f.copy.Table, "waiting", time.Since(f.lockedSince).Round(time.Second), "holders", holders)
+	return "unknown (see pg_locks)"
 }
 
 // listLocked notes a listing of the publication that a lock held on a
@@ -709,14 +715,7 @@ func (e *engine) listLocked(ctx context.Context) {
 		return
 	}
 	e.listWarned = true
-	holders := "unknown (see pg_locks)"
-	if lr, ok := e.copier.(interface {
-		LockHolders(context.Context, uint32) (string, error)
-	}); ok {
-		if h, err := lr.LockHolders(ctx, 0); err == nil && h != "" {
-			holders = h
-		}
-	}
+	holders := e.lockHolders(ctx, 0)
 	e.log.Warn("the publication cannot be listed while another session holds a lock on a published table: changes keep streaming, but tables that joined the publication or were rewritten are looked for once it is released, and a run bounded by --stop-at-lsn waits for that",
 		"waiting", time.Since(e.listLockedSince).Round(time.Second), "holders", holders)
 }
