@@ -708,16 +708,16 @@ func (e *engine) lockHolders(ctx context.Context, relid uint32) string {
 // hours, and a run bounded by --stop-at-lsn waits for a listing to end
 // (before, it waited with nothing said, helper-103).
 func (e *engine) listLocked(ctx context.Context) {
-	if e.listLockedSince.IsZero() {
-		e.listLockedSince = time.Now()
+	if e.listStuck.IsZero() {
+		e.listStuck = time.Now()
 	}
-	if e.listWarned || time.Since(e.listLockedSince) < lockWarnAfter {
+	if e.listWarned || time.Since(e.listStuck) < lockWarnAfter {
 		return
 	}
 	e.listWarned = true
 	holders := e.lockHolders(ctx, 0)
 	e.log.Warn("the publication cannot be listed while another session holds a lock on a published table: changes keep streaming, but tables that joined the publication or were rewritten are looked for once it is released, and a run bounded by --stop-at-lsn waits for that",
-		"waiting", time.Since(e.listLockedSince).Round(time.Second), "holders", holders)
+		"waiting", time.Since(e.listStuck).Round(time.Second), "holders", holders)
 }
 
 // keyRow is a row of t holding key (the key columns' text, in order) in
@@ -1658,9 +1658,9 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 			return err
 		}
 		if e.listWarned {
-			e.log.Info("the publication was listed again", "after", time.Since(e.listLockedSince).Round(time.Second))
+			e.log.Info("the publication was listed again", "after", time.Since(e.listStuck).Round(time.Second))
 		}
-		e.listLockedSince, e.listWarned = time.Time{}, false
+		e.listStuck, e.listWarned = time.Time{}, false
 		e.listings++
 		e.polled = &polled{tables: tables, at: at, gen: e.listings}
 	}

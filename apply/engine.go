@@ -130,50 +130,48 @@ type engine struct {
 	copier chunkReader // nil: no online copies (every table is taken as complete)
 	// backlog is how many received events wait to be handed over
 	// (source.Stream.Backlog; nil: none can).
-	backlog      func() int
-	chunkRows    int           // rows per chunk (the first chunk's, when chunkTime is set)
-	chunkTime    time.Duration // Config.CopyChunkTime: chunk sizes adapt to it (0: they do not)
-	pollEvery    time.Duration
-	lastPoll     time.Time
-	fills        map[uint32]*fill
-	fillOrder    []uint32
-	fillsChanged bool // Copies changed since the last commit
-	inflight     *chunkWait
-	retryAt      time.Time                        // no chunk before then
-	behindSince  time.Time                        // chunks wait for the stream since then (farBehind)
-	keepaliveEnd lsn.LSN                          // the last keepalive's position
-	chunkDone    *chunkWait                       // a chunk whose watermark came: commit now
-	copiedCache  map[uint32]bool                  // per table: the target holds it complete (or is copying it)
-	warnedKey    map[uint32]bool                  // per table: its key of unpublished generated columns was warned of
-	unsentMoves  map[uint32]int                   // per table: restarts of its online copy for keys moved with unsent large values (restartUnsentMove)
-	storage      map[uint32]string                // per table: the Storage polls last found acted on
-	links        *linkWatch                       // PostgreSQL 14: partition links and where they were first seen (nil on 15+)
-	storedNames  map[uint32]string                // per table not described in this run: the name its stored shape has (checkStorage)
-	partTracks   map[uint32]*partTrack            // per partitioned table published through its root: keys written since the poll found its storage as known (partitions.go)
-	trackLooked  map[uint32]bool                  // per table: its stored signature was read for tracking in this run
-	listings     uint64                           // publication listings taken so far in this run (partTrack's stamps)
-	truncXids    map[uint32]truncXid              // per table: the source transaction of its last streamed TRUNCATE
-	unseen       unseenXids                       // delivered source transactions no snapshot has shown yet
-	describedAt  map[uint32]lsn.LSN               // per table: where the stream last described it (see forgetLeft)
-	storedCols   map[uint32][]schema.StoredColumn // per table the stream has not described: its stored shape's columns (checkColumns)
-	pollSoon     bool                             // poll at the next caught-up moment, whatever the interval
-	pollAfter    time.Time                        // no poll before then (a locked table)
-	// listLockedSince: since when listings of the publication have met a
-	// locked table (zero: the last one did not); listWarned: said so.
-	listLockedSince time.Time
-	listWarned      bool
-	polled          *polled       // a publication listing waiting for the stream to pass its position
-	pollFirst       bool          // a bounded run lists the publication before it ends (StopAtNow)
-	waiting         bool          // the last event was a keepalive: the server has sent all it had
-	xid             uint32        // the source transaction being received
-	txChanges       int64         // changesSeen() at its Begin
-	undescribedAt   lsn.LSN       // see undescribed
-	heldRows        int64         // row changes an online copy took over (not applied as such)
-	txEnd           lsn.LSN       // and its commit's position
-	pause           *Pauser       // Config.Pause (pause.go)
-	resyncAtStart   []ResyncTable // Config.ResyncTables
-	committed       bool          // a target commit succeeded (read after run returns)
-	shownCaughtUp   bool          // the last Position the hook got said CaughtUp
+	backlog       func() int
+	chunkRows     int           // rows per chunk (the first chunk's, when chunkTime is set)
+	chunkTime     time.Duration // Config.CopyChunkTime: chunk sizes adapt to it (0: they do not)
+	pollEvery     time.Duration
+	lastPoll      time.Time
+	fills         map[uint32]*fill
+	fillOrder     []uint32
+	fillsChanged  bool // Copies changed since the last commit
+	inflight      *chunkWait
+	retryAt       time.Time                        // no chunk before then
+	behindSince   time.Time                        // chunks wait for the stream since then (farBehind)
+	keepaliveEnd  lsn.LSN                          // the last keepalive's position
+	chunkDone     *chunkWait                       // a chunk whose watermark came: commit now
+	copiedCache   map[uint32]bool                  // per table: the target holds it complete (or is copying it)
+	warnedKey     map[uint32]bool                  // per table: its key of unpublished generated columns was warned of
+	unsentMoves   map[uint32]int                   // per table: restarts of its online copy for keys moved with unsent large values (restartUnsentMove)
+	storage       map[uint32]string                // per table: the Storage polls last found acted on
+	links         *linkWatch                       // PostgreSQL 14: partition links and where they were first seen (nil on 15+)
+	storedNames   map[uint32]string                // per table not described in this run: the name its stored shape has (checkStorage)
+	partTracks    map[uint32]*partTrack            // per partitioned table published through its root: keys written since the poll found its storage as known (partitions.go)
+	trackLooked   map[uint32]bool                  // per table: its stored signature was read for tracking in this run
+	listings      uint64                           // publication listings taken so far in this run (partTrack's stamps)
+	truncXids     map[uint32]truncXid              // per table: the source transaction of its last streamed TRUNCATE
+	unseen        unseenXids                       // delivered source transactions no snapshot has shown yet
+	describedAt   map[uint32]lsn.LSN               // per table: where the stream last described it (see forgetLeft)
+	storedCols    map[uint32][]schema.StoredColumn // per table the stream has not described: its stored shape's columns (checkColumns)
+	pollSoon      bool                             // poll at the next caught-up moment, whatever the interval
+	pollAfter     time.Time                        // no poll before then (a locked table)
+	listStuck     time.Time                        // since when listings meet a locked table (zero: the last one did not)
+	listWarned    bool                             // and that was said (listLocked)
+	polled        *polled                          // a publication listing waiting for the stream to pass its position
+	pollFirst     bool                             // a bounded run lists the publication before it ends (StopAtNow)
+	waiting       bool                             // the last event was a keepalive: the server has sent all it had
+	xid           uint32                           // the source transaction being received
+	txChanges     int64                            // changesSeen() at its Begin
+	undescribedAt lsn.LSN                          // see undescribed
+	heldRows      int64                            // row changes an online copy took over (not applied as such)
+	txEnd         lsn.LSN                          // and its commit's position
+	pause         *Pauser                          // Config.Pause (pause.go)
+	resyncAtStart []ResyncTable                    // Config.ResyncTables
+	committed     bool                             // a target commit succeeded (read after run returns)
+	shownCaughtUp bool                             // the last Position the hook got said CaughtUp
 }
 
 // chunkReader is what online copies read the source through.
