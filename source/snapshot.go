@@ -210,7 +210,8 @@ func publishedTables(ctx context.Context, tx pgx.Tx, publication string, relid u
 	// The published tables first, then their signatures: in one query
 	// the planner computed the signatures for every relation of the
 	// database (indexes, sequences, unpublished tables) before the join
-	// dropped them (3,000 tables in 300 schemas: 6.6 s, 3.9 s so).
+	// dropped them (3,000 tables in 300 schemas: a listing of 1.4 s, 0.3 s
+	// with this and nestedTypes' far starting from ty).
 	q := `WITH p AS MATERIALIZED (SELECT c.oid, p.schemaname, p.tablename, NULL::text[] AS attnames, NULL::text AS rowfilter
 			FROM pg_publication_tables p
 			JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
