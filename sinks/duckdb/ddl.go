@@ -63,21 +63,7 @@ type columnInfo struct {
 // targetColumns lists the columns of an existing target table, in order;
 // none when the table does not exist.
 func (s *Sink) targetColumns(ctx context.Context, schemaName, table string) ([]columnInfo, error) {
-	rows, err := s.conn.QueryContext(ctx, `SELECT column_name, data_type FROM duckdb_columns()
-		WHERE database_name = ? AND schema_name = ? AND table_name = ? ORDER BY column_index`, Catalog, schemaName, table)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []columnInfo
-	for rows.Next() {
-		var c columnInfo
-		if err := rows.Scan(&c.name, &c.typ); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return s.columns(ctx, schemaName, table)
 }
 
 // findColumn finds a column by name: exactly, else ignoring case (DuckDB
@@ -125,9 +111,7 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 		ti.cols = append(ti.cols, quote(c.Name))
 		ti.plans = append(ti.plans, cp)
 	}
-	err = s.conn.QueryRowContext(ctx, "SELECT estimated_size FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
-		Catalog, t.Schema, t.Name).Scan(&ti.rows)
-	if err != nil {
+	if ti.rows, err = s.tableSize(ctx, t.Schema, t.Name); err != nil {
 		return nil, fmt.Errorf("inspect %s: size: %w", ti.name, err)
 	}
 	s.tables[t] = ti
@@ -184,16 +168,16 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("inspect schemas: %w", err)
 	}
-	err = s.conn.QueryRowContext(ctx, `SELECT table_name FROM duckdb_tables()
-		WHERE database_name = ? AND schema_name = ? AND lower(table_name) = lower(?) AND table_name <> ?`, Catalog, t.Schema, t.Name, t.Name).Scan(&other)
-	if err == nil && t.Change != nil && t.Change.FromName == other && t.Change.FromSchema == t.Schema {
-		err = sql.ErrNoRows // this very table, renamed in letter case only (change renames it)
+	cat, err := s.catalog(ctx)
+	if err != nil {
+		return err
 	}
-	if err == nil {
+	other, clash := cat.caseTwin(t.Schema, t.Name)
+	if clash && t.Change != nil && t.Change.FromName == other && t.Change.FromSchema == t.Schema {
+		clash = false // this very table, renamed in letter case only (change renames it)
+	}
+	if clash {
 		return fmt.Errorf("source table %s maps to DuckDB table %s, which DuckDB does not tell apart from the existing table %s (DuckDB names ignore letter case): rename one of the two tables in the source so that their names differ in more than letter case, or leave one out of the publication; a change the WAL already holds under the clashing name fails again until that table is dropped in the source, or the copy is made again into a fresh target", t.QualifiedName(), name, TableName(t.Schema, other))
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("inspect tables: %w", err)
 	}
 
 	readded, err := s.change(ctx, t, name)
@@ -238,6 +222,11 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			}
 		}
 		s.fresh[name] = true
+		if cat, err := s.catalog(ctx); err == nil {
+			cat.add(t.Schema, t.Name, comment, 0)
+		} else {
+			return err
+		}
 		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
 		return nil
 	}
@@ -312,15 +301,18 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			s.log.Info("dropped target column the source dropped", "table", name, "column", ec.name)
 		}
 	}
-	var old sql.NullString
-	if err := s.conn.QueryRowContext(ctx, `SELECT comment FROM duckdb_tables()
-		WHERE database_name = ? AND schema_name = ? AND table_name = ?`, Catalog, t.Schema, t.Name).Scan(&old); err != nil {
-		return fmt.Errorf("inspect %s: %w", name, err)
+	if cat, err = s.catalog(ctx); err != nil {
+		return err
 	}
-	if old.String != comment {
+	ct := cat.table(t.Schema, t.Name)
+	if ct == nil {
+		return fmt.Errorf("inspect %s: not in the catalog", name)
+	}
+	if ct.comment != comment {
 		if _, err := s.conn.ExecContext(ctx, "COMMENT ON TABLE "+name+" IS "+literal(comment)); err != nil {
 			return fmt.Errorf("comment on %s: %w", name, err)
 		}
+		ct.comment = comment
 	}
 	if changed {
 		// Plans of other shapes of this table read column types: redo them.
@@ -395,11 +387,8 @@ func (s *Sink) rebuild(ctx context.Context, t *schema.Table, name string, existi
 		}
 	}
 	// Plans of any shape of this table name the old one.
-	for shape, ti := range s.tables {
-		if ti.name == name {
-			delete(s.tables, shape)
-		}
-	}
+	s.forgetTable(name)
+	s.dropCatalog()
 	s.log.Info("rebuilt target table with the source's new shape (its rows were changed earlier in this transaction)", "table", name)
 	return added, true, nil
 }
@@ -572,11 +561,8 @@ func (s *Sink) remake(ctx context.Context, t *schema.Table, name string, existin
 			return false, fmt.Errorf("make %s again with the types of the source table copied into it: %w", name, err)
 		}
 	}
-	for shape, ti := range s.tables {
-		if ti.name == name {
-			delete(s.tables, shape)
-		}
-	}
+	s.forgetTable(name)
+	s.dropCatalog()
 	s.fresh[name] = true
 	s.log.Info("target table made again, empty, with the types of the source table now copied into it (it was made for another table of that name, or before the table left the publication)", "table", name)
 	return true, nil
@@ -683,6 +669,7 @@ func (s *Sink) vacate(ctx context.Context, schemaName, table string) error {
 	}
 	delete(s.fresh, name)
 	s.forgetTable(name)
+	s.dropCatalog()
 	s.log.Warn("a renamed source table takes the name of a copy no published table has any more (its source table was dropped or left the publication): that copy moves aside", "table", name, "aside", aside)
 	return nil
 }
@@ -726,6 +713,7 @@ func (s *Sink) MoveTable(ctx context.Context, schemaName, from, to string) error
 	}
 	delete(s.fresh, old)
 	s.forgetTable(old)
+	s.dropCatalog()
 	return nil
 }
 
@@ -756,6 +744,7 @@ func (s *Sink) move(ctx context.Context, t *schema.Table, old, name, fromSchema,
 	}
 	delete(s.fresh, old)
 	s.forgetTable(old)
+	s.dropCatalog()
 	s.log.Info("renamed target table as the source did", "from", old, "to", name)
 	return nil
 }
@@ -799,16 +788,33 @@ func (s *Sink) forgetTable(name string) {
 }
 
 // Shape returns the source shape stored for the table mirroring relid.
+// The stored shapes are read once and then kept with the sink's own
+// changes to them (SetShape, ForgetShape; dropped on a rollback): DuckDB
+// has no index on relid, and a run's first look at the publication asks
+// for every table's (3,000 look-ups took 6 s).
 func (s *Sink) Shape(ctx context.Context, relid uint32) (string, bool, error) {
-	var shape sql.NullString
-	err := s.conn.QueryRowContext(ctx, "SELECT shape FROM "+ownedTable+" WHERE relid = ?", int64(relid)).Scan(&shape)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && !shape.Valid {
-		return "", false, nil
+	if s.shapes == nil {
+		rows, err := s.conn.QueryContext(ctx, "SELECT relid, shape FROM "+ownedTable+" WHERE relid IS NOT NULL AND shape IS NOT NULL")
+		if err != nil {
+			return "", false, fmt.Errorf("read stored shapes: %w", err)
+		}
+		defer rows.Close()
+		shapes := map[uint32]string{}
+		for rows.Next() {
+			var id int64
+			var shape string
+			if err := rows.Scan(&id, &shape); err != nil {
+				return "", false, fmt.Errorf("read stored shapes: %w", err)
+			}
+			shapes[uint32(id)] = shape
+		}
+		if err := rows.Err(); err != nil {
+			return "", false, fmt.Errorf("read stored shapes: %w", err)
+		}
+		s.shapes = shapes
 	}
-	if err != nil {
-		return "", false, fmt.Errorf("read stored shape: %w", err)
-	}
-	return shape.String, true, nil
+	shape, ok := s.shapes[relid]
+	return shape, ok, nil
 }
 
 // ShapeIDs lists the source tables (relids) whose shape is stored.
@@ -826,11 +832,13 @@ func (s *Sink) ForgetShape(ctx context.Context, relid uint32) error {
 	if _, err := s.conn.ExecContext(ctx, "UPDATE "+ownedTable+" SET relid = NULL, shape = NULL WHERE relid = ?", int64(relid)); err != nil {
 		return fmt.Errorf("forget stored shape: %w", err)
 	}
+	delete(s.shapes, relid)
 	return nil
 }
 
 // SetShape stores t's source shape with its table, in the open transaction.
 func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) error {
+	var stored int64
 	for _, q := range []string{
 		"UPDATE " + ownedTable + " SET relid = NULL, shape = NULL WHERE relid = ? AND NOT (schema_name = ? AND table_name = ?)",
 		"UPDATE " + ownedTable + " SET relid = ?, shape = ? WHERE schema_name = ? AND table_name = ?",
@@ -839,8 +847,20 @@ func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) erro
 		if strings.Contains(q, "shape = ?") {
 			args = []any{int64(t.ID), shape, t.Schema, t.Name}
 		}
-		if _, err := s.conn.ExecContext(ctx, q, args...); err != nil {
+		res, err := s.conn.ExecContext(ctx, q, args...)
+		if err != nil {
 			return fmt.Errorf("store shape of %s: %w", TableName(t.Schema, t.Name), err)
+		}
+		stored, err = res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store shape of %s: %w", TableName(t.Schema, t.Name), err)
+		}
+	}
+	if s.shapes != nil {
+		if stored > 0 {
+			s.shapes[t.ID] = shape
+		} else {
+			delete(s.shapes, t.ID) // no table of that name is walmirror's
 		}
 	}
 	return nil

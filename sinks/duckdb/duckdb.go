@@ -153,6 +153,11 @@ type Sink struct {
 	stateRow    bool
 	stateUpdate *sql.Stmt
 
+	// cat caches the file's tables (catalog.go); shapes the stored
+	// shapes by relid, once read (Shape).
+	cat    catalog
+	shapes map[uint32]string
+
 	cv   converter
 	vals []driver.Value // reused appender row
 
@@ -453,6 +458,8 @@ func (s *Sink) Rollback(ctx context.Context) error {
 func (s *Sink) forget() {
 	s.inTx = false
 	clear(s.tables)
+	s.dropCatalog()
+	s.shapes = nil
 	clear(s.touched)
 	clear(s.fresh)
 	clear(s.altered)
