@@ -92,6 +92,16 @@ func TestCatalogCache(t *testing.T) {
 		t.Errorf("columns of hand = %q, %v; want %q", got, err, catalogColumns("main", "hand"))
 	}
 
+	// A user's view under a source table's name is not walmirror's.
+	if _, err := s.conn.ExecContext(ctx, `CREATE VIEW `+TableName("main", "v")+` AS SELECT 1 AS id`); err != nil {
+		t.Fatal(err)
+	}
+	s.dropCatalog()
+	view := schema.NewTable(5, "main", "v", schema.IdentityDefault, cols[:1])
+	if err := inTx(func() error { return s.EnsureTable(ctx, view) }); err == nil || !strings.Contains(err.Error(), "walmirror did not create it") {
+		t.Errorf("EnsureTable over a view: %v", err)
+	}
+
 	// A table differing in letter case only is refused in the same run as
 	// the one it clashes with was created.
 	twin := schema.NewTable(2, `s"q`, `t"B`, schema.IdentityDefault, cols[:2])
