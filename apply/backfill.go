@@ -53,8 +53,9 @@ import (
 // held changes it dropped are in every later snapshot.
 //
 // Chunks go by primary key (or replica identity index) range when every key
-// column orders the same in Go as in PostgreSQL (integers, uuid); any other
-// table is copied in one chunk.
+// column orders the same in Go as in PostgreSQL (integers, uuid, dates and
+// timestamps, and text and varchar under a collation that sorts by bytes:
+// C, POSIX, C.UTF-8); any other table is copied in one chunk.
 
 // fill is one table's online copy.
 type fill struct {
@@ -173,12 +174,20 @@ const (
 	keyDate
 	keyTimestamp
 	keyTimestampTZ
+	// Text and varchar under a collation that sorts by bytes (C, POSIX,
+	// C.UTF-8: code point order, which UTF-8 bytes keep): the source says
+	// so per table (source.Chunk.TextKeysBytewise, kept in
+	// TableCopy.TextBytes). Others sort by a language's rules.
+	keyText
 )
 
 // orderedKind is how keyOrder compares values of type oid; false for a
-// type it does not order (text, whose order is its collation's; numeric).
-func orderedKind(oid uint32) (keyKind, bool) {
+// type it does not order (text under a collation that does not sort by
+// bytes, textBytes false; numeric).
+func orderedKind(oid uint32, textBytes bool) (keyKind, bool) {
 	switch oid {
+	case schema.OIDText, schema.OIDVarchar:
+		return keyText, textBytes
 	case 20, 21, 23, 26: // int8, int2, int4, oid
 		return keyInt, true
 	case 2950:
@@ -193,14 +202,16 @@ func orderedKind(oid uint32) (keyKind, bool) {
 	return 0, false
 }
 
-func orderOf(t *schema.Table) keyOrder {
+// orderOf is the order of t's key; textBytes: its text and varchar
+// columns sort by bytes (TableCopy.TextBytes).
+func orderOf(t *schema.Table, textBytes bool) keyOrder {
 	var k keyOrder
 	other := false
 	for i, c := range t.Columns {
 		if !c.Key {
 			continue
 		}
-		kind, ok := orderedKind(c.TypeID)
+		kind, ok := orderedKind(c.TypeID, textBytes)
 		other = other || !ok
 		k.kinds = append(k.kinds, kind)
 		k.cols = append(k.cols, i)
@@ -238,7 +249,7 @@ func (k keyOrder) beyond(tup schema.Tuple, after []string) bool {
 
 func (k keyOrder) compare(i int, a []byte, b string) int {
 	switch k.kinds[i] {
-	case keyUUID:
+	case keyUUID, keyText:
 		return bytes.Compare(a, []byte(b))
 	case keyDate, keyTimestamp, keyTimestampTZ:
 		x, okA := timeKey(k.kinds[i], a)
@@ -267,7 +278,7 @@ func (k keyOrder) readable(key []string) bool {
 	}
 	for i, v := range key {
 		switch k.kinds[i] {
-		case keyUUID:
+		case keyUUID, keyText:
 		case keyInt:
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
 				return false
@@ -367,7 +378,7 @@ func keyValue(oid uint32, v string) (s string, ok, exact bool) {
 // then copied again. A key with the wrong number of values, or a value its
 // column cannot hold, is an error naming it.
 func CheckResyncKeys(t *schema.Table, keys [][]string) (canon [][]string, exact bool, err error) {
-	k := orderOf(t)
+	k := orderOf(t, false)
 	if !k.matchable || !exactKeys(t) {
 		return nil, false, nil
 	}
@@ -561,7 +572,7 @@ func (e *engine) loadFills(copies []schema.TableCopy) {
 // when the change is held (or dropped), false when it is to be applied now.
 func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.RowChange) (bool, error) {
 	if !f.ordered {
-		f.order, f.ordered = orderOf(t), true
+		f.order, f.ordered = orderOf(t, f.copy.TextBytes), true
 	}
 	if f.copy.Keys != nil && f.order.matchable {
 		in := f.hasKey(t, keyTuple(c))
@@ -1006,8 +1017,19 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			f.copy.Estimate = ch.Estimate
 		}
 	}
+	switch {
+	case f.copy.After == nil && f.copy.TextBytes != ch.TextKeysBytewise:
+		// The first chunk: how its text keys sort, under the table's lock.
+		// (Until now every change to the table was held.)
+		f.copy.TextBytes, f.ordered = ch.TextKeysBytewise, false
+	case f.copy.After != nil && f.copy.TextBytes && !ch.TextKeysBytewise:
+		// A collation changed (ALTER COLUMN ... COLLATE, no rewrite): the
+		// chunks before went by an order the source no longer keeps.
+		e.startFill(relid, f.copy.Table, f.copy.Estimate, "the collation of its key changed while it was copied")
+		return nil
+	}
 	if !f.ordered {
-		f.order, f.ordered = orderOf(t), true
+		f.order, f.ordered = orderOf(t, f.copy.TextBytes), true
 	}
 	keyed := f.copy.Keys != nil
 	if keyed && !f.order.matchable {

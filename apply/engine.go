@@ -1150,7 +1150,7 @@ func (e *engine) unsentInsert(ctx context.Context, t *schema.Table, c schema.Row
 		}
 		if f.copy.After != nil && !inflight {
 			if !f.ordered {
-				f.order, f.ordered = orderOf(t), true
+				f.order, f.ordered = orderOf(t, f.copy.TextBytes), true
 			}
 			if key != nil && f.order.ok && f.order.beyond(c.New, f.copy.After) {
 				return nil // a row the copy has not reached: a chunk reads it

@@ -11,7 +11,7 @@ import (
 func TestCanonicalKeys(t *testing.T) {
 	tbl := schema.NewTable(1, "public", "t", schema.IdentityDefault, []schema.Column{
 		{Name: "a", TypeID: 21, Key: true}, {Name: "b", TypeID: 2950, Key: true}, {Name: "o", TypeID: 26, Key: true}, {Name: "v", TypeID: 25}})
-	k := orderOf(tbl)
+	k := orderOf(tbl, false)
 	for _, c := range []struct {
 		in, want []string
 	}{
@@ -76,7 +76,7 @@ func TestCheckResyncKeys(t *testing.T) {
 func TestKeyOrderTimes(t *testing.T) {
 	tbl := schema.NewTable(1, "public", "t", schema.IdentityDefault, []schema.Column{
 		{Name: "d", TypeID: 1082, Key: true}, {Name: "ts", TypeID: 1114, Key: true}, {Name: "tz", TypeID: 1184, Key: true}, {Name: "v", TypeID: 25}})
-	k := orderOf(tbl)
+	k := orderOf(tbl, false)
 	if !k.ok {
 		t.Fatal("a date and timestamp key is not ordered")
 	}
@@ -117,5 +117,53 @@ func TestKeyOrderTimes(t *testing.T) {
 	}
 	if k.readable([]string{"2026-13-01", "2000-01-01 00:00:00", "2000-01-01 00:00:00+00"}) || k.readable([]string{"2026-01-01"}) {
 		t.Error("a key not in the output form, or short, is readable")
+	}
+}
+
+// TestKeyOrderText: text keys order by bytes when the source says their
+// collation does (TableCopy.TextBytes), and not at all otherwise.
+func TestKeyOrderText(t *testing.T) {
+	tbl := schema.NewTable(1, "public", "t", schema.IdentityDefault, []schema.Column{
+		{Name: "k", TypeID: schema.OIDText, Key: true}, {Name: "n", TypeID: schema.OIDInt4, Key: true}, {Name: "s", TypeID: schema.OIDVarchar, Key: true}})
+	if orderOf(tbl, false).ok {
+		t.Fatal("text keys ordered without a bytewise collation")
+	}
+	k := orderOf(tbl, true)
+	if !k.ok {
+		t.Fatal("text keys not ordered under a bytewise collation")
+	}
+	ascending := [][]string{
+		{"", "5", "x"},
+		{"A", "-3", "x"},
+		{"A", "2", ""},
+		{"A", "2", "a"},
+		{"A", "10", "a"},
+		{"Z", "1", "a"},
+		{"a", "1", "a"},
+		{"a b", "1", "a"},
+		{"ab", "1", "a"},
+		{"abc", "1", "a"},
+		{"z", "1", "a"},
+		{"é", "1", "a"}, // U+00E9
+		{"€", "1", "a"}, // U+20AC
+		{"\uffff", "1", "a"},
+		{"😀", "1", "a"}, // U+1F600: 4 bytes, after every 3-byte one
+	}
+	row := func(key []string) schema.Tuple {
+		tup := make(schema.Tuple, len(key))
+		for i, v := range key {
+			tup[i] = schema.Datum{State: schema.Text, Data: []byte(v)}
+		}
+		return tup
+	}
+	for i, a := range ascending {
+		if !k.readable(a) {
+			t.Errorf("%q: not readable", a)
+		}
+		for j, b := range ascending {
+			if got, want := k.beyond(row(a), b), i > j; got != want {
+				t.Errorf("beyond(%q, after %q) = %v, want %v", a, b, got, want)
+			}
+		}
 	}
 }

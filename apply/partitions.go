@@ -89,7 +89,7 @@ func newPartTrack(sig string, complete bool) *partTrack {
 // key cannot be matched exactly or a key value was not sent.
 func (tr *partTrack) keyOf(t *schema.Table, tup schema.Tuple) (string, []string, bool) {
 	if tr.orderOf != t {
-		tr.order, tr.orderOf = orderOf(t), t
+		tr.order, tr.orderOf = orderOf(t, false), t
 	}
 	if !tr.order.matchable {
 		return "", nil, false
@@ -342,7 +342,7 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 		return addedNotCopied, fmt.Errorf("read the partitions added to %s: %w", name, err)
 	}
 	defer ch.Abort(context.WithoutCancel(ctx))
-	if !ch.Published || !orderOf(ch.Table).matchable || t != nil && !sameKey(t, ch.Table) {
+	if !ch.Published || !orderOf(ch.Table, false).matchable || t != nil && !sameKey(t, ch.Table) {
 		return addedNotCopied, nil
 	}
 	if e.unsettled(ch) {

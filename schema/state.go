@@ -65,6 +65,11 @@ type TableCopy struct {
 	// They are deleted from the target and copied again in one chunk; the
 	// table's other rows stay as they are.
 	Keys [][]string `json:"keys,omitempty"`
+	// TextBytes says the table's text and varchar key columns sort by
+	// their bytes in the source (collation C, POSIX or C.UTF-8), as its
+	// first chunk found: keys compare by bytes, so the copy goes in chunks
+	// (and resumes) by them.
+	TextBytes bool `json:"text_bytes,omitempty"`
 }
 
 // EncodeCopies is the stored text form of State.Copies ("" when none).

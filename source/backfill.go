@@ -317,6 +317,10 @@ type Chunk struct {
 	// publication in this snapshot: Table is nil then.
 	Published bool
 	Estimate  int64
+	// TextKeysBytewise says every text or varchar column of Table's key
+	// sorts by its bytes (textKeysBytewise), as the chunk's catalog shows
+	// it under the table's lock.
+	TextKeysBytewise bool
 }
 
 // BeginChunk opens a chunk of relid's rows.
@@ -399,12 +403,58 @@ func (c *Copier) beginChunk(ctx context.Context, relid uint32) (_ *Chunk, err er
 	if ch.Table, err = ch.pub.describe(ctx, tx); err != nil {
 		return nil, err
 	}
+	if ch.TextKeysBytewise, err = textKeysBytewise(ctx, tx, relid, ch.Table); err != nil {
+		return nil, err
+	}
 	if c.stepAside != "" {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+copierLockTimeout+"'"); err != nil {
 			return nil, classify("begin chunk", err)
 		}
 	}
 	return ch, nil
+}
+
+// textKeysBytewise says whether every text or varchar key column of t
+// (relid) sorts by its bytes, so that keys compare in Go as in the source
+// (apply's keyOrder): a collation whose order is the bytes' (C, POSIX, and
+// C.UTF-8, libc's or the builtin provider's: code point order, which UTF-8
+// keeps), in a UTF-8 database. true when t's key has no such column.
+// Other collations (en_US, ICU) order by rules Go does not follow.
+func textKeysBytewise(ctx context.Context, tx pgx.Tx, relid uint32, t *schema.Table) (bool, error) {
+	var cols []string
+	for _, c := range t.Columns {
+		if c.Key && (c.TypeID == schema.OIDText || c.TypeID == schema.OIDVarchar) {
+			cols = append(cols, c.Name)
+		}
+	}
+	if len(cols) == 0 {
+		return true, nil
+	}
+	// to_jsonb reads columns some versions lack: datlocprovider (15+),
+	// collcollate (NULL for other providers).
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT pg_catalog.pg_encoding_to_char(d.encoding) = 'UTF8' AND count(*) = cardinality($2::text[]) AND pg_catalog.bool_and(
+			CASE WHEN a.attcollation = 100 THEN
+				CASE coalesce(pg_catalog.to_jsonb(d) ->> 'datlocprovider', 'c')
+					WHEN 'b' THEN true
+					WHEN 'c' THEN d.datcollate::text IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8')
+					ELSE false END
+			ELSE co.collisdeterministic AND (co.collprovider = 'b'
+				OR co.collprovider = 'c' AND (pg_catalog.to_jsonb(co) ->> 'collcollate') IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8'))
+			END)
+		FROM pg_catalog.pg_attribute a
+		LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
+		CROSS JOIN pg_catalog.pg_database d
+		WHERE d.datname = pg_catalog.current_database() AND a.attrelid = $1 AND a.attname = ANY ($2::text[])
+			AND a.attnum > 0 AND NOT a.attisdropped
+		GROUP BY d.encoding`, int64(relid), cols).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, classify("look up the collations of the key of "+t.QualifiedName(), err)
+	}
+	return ok, nil
 }
 
 // Rows streams up to limit rows (all when limit is 0) of t, in key order,

@@ -1088,11 +1088,12 @@ func TestResyncRequestSurvivesStop(t *testing.T) {
 
 // TestChunkedCopyKeyRanges: a chunked initial copy of tables keyed by an
 // integer and a uuid together, published with a row filter (PostgreSQL
-// 15+), keyed by text (one chunk), and with an enum column, in small chunks
-// that grow and shrink (--copy-chunk-time), while a session changes rows
-// ahead of the copy and behind it; every value ends equal. Into PostgreSQL
-// the rows go as the source's binary COPY by key range (all but the enum
-// table), into SQLite and DuckDB decoded in key order. Every target.
+// 15+), keyed by text (in chunks by bytes: the test database is C.UTF-8),
+// and with an enum column, in small chunks that grow and shrink
+// (--copy-chunk-time), while a session changes rows ahead of the copy and
+// behind it; every value ends equal. Into PostgreSQL the rows go as the
+// source's binary COPY by key range (all but the enum table), into SQLite
+// and DuckDB decoded in key order. Every target.
 func TestChunkedCopyKeyRanges(t *testing.T) {
 	needServer(t)
 	filter := ""

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestChunkedCopyTextKey: tables keyed by text or varchar under a
+// collation that sorts by bytes (the database's C.UTF-8, "C") are copied
+// online in chunks by key, and a copy killed midway resumes after its last
+// committed chunk, while keys of every plane move across the copy's
+// progress both ways. Before, such a table was read in one chunk (the
+// stream waiting for it), and a kill started its copy over. A key under a
+// language's collation is still one chunk. Every target.
+func TestChunkedCopyTextKey(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE tk (k text PRIMARY KEY, v text);
+				INSERT INTO tk SELECT (ARRAY['cus_', 'Cus_', 'é', '€', '😀', 'a b', ''])[g % 7 + 1] || md5(g::text), 'v' || g FROM generate_series(1, 6000) g;
+				CREATE TABLE tv (s varchar(40) COLLATE "C", n int, v text, PRIMARY KEY (s, n));
+				INSERT INTO tv SELECT 'S' || (g % 97), g, 'v' || g FROM generate_series(1, 3000) g;
+				ANALYZE;
+				CREATE PUBLICATION walmirror FOR TABLE tk, tv;`)
+			var lang string
+			if err := pgxQueryRow(t, dsn, `SELECT coalesce(max(quote_ident(collname)), '') FROM pg_collation
+				WHERE collprovider = 'c' AND collencoding IN (-1, 6) AND collcollate ~ '^[a-z][a-z]_'`, &lang); err != nil {
+				t.Fatal(err)
+			}
+			if lang != "" {
+				mustExec(t, db, `CREATE TABLE tl (k text COLLATE `+lang+` PRIMARY KEY, v text);
+					INSERT INTO tl SELECT 'k' || g, 'v' FROM generate_series(1, 500) g;
+					ALTER PUBLICATION walmirror ADD TABLE tl`)
+			}
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--initial-copy", "chunked",
+				"--copy-chunk-rows", "100", "--copy-chunk-time", "-1s", "--log-level", "debug"}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			changes := writeLoop(ctx, dsn, 400, 5*time.Millisecond, func(ctx context.Context, conn *pgx.Conn, i int) error {
+				b := &pgx.Batch{}
+				pick := `(SELECT k FROM tk ORDER BY md5(k || $1::int::text) LIMIT 1)`
+				b.Queue(`UPDATE tk SET v = v || '+' WHERE k = `+pick, i)
+				b.Queue(`UPDATE tk SET k = upper(k) || '~' WHERE k = `+pick, i+1)   // 'c…' moves before, 'é…' stays after
+				b.Queue(`UPDATE tk SET k = chr(1114111) || k WHERE k = `+pick, i+2) // to the end
+				b.Queue(`UPDATE tk SET k = ' ' || k WHERE k = `+pick, i+3)          // to the start
+				b.Queue(`DELETE FROM tk WHERE k = `+pick, i+4)
+				b.Queue(`INSERT INTO tk VALUES (chr(65 + $1::int % 60) || chr(200 + $1::int) || $1::text, 'n') ON CONFLICT DO NOTHING`, i)
+				b.Queue(`UPDATE tv SET s = CASE WHEN $1::int % 2 = 0 THEN 'A' ELSE 'z' END || s WHERE n = $2`, i, (i*13)%3000+1)
+				b.Queue(`UPDATE tv SET v = v || '+' WHERE s = 'S' || $1::int % 97`, i)
+				b.Queue(`DELETE FROM tv WHERE n = $1`, (i*17)%3000+1)
+				if lang != "" {
+					b.Queue(`UPDATE tl SET v = v || '+' WHERE k = 'k' || $1::int`, i%500+1)
+				}
+				return conn.SendBatch(ctx, b).Close()
+			})
+			// A first run, killed once it has committed some chunks of tk.
+			logPath := filepath.Join(t.TempDir(), "run.log")
+			logs, err := os.Create(logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(binary, args...)
+			cmd.Stdout, cmd.Stderr = logs, logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(exited) }()
+			for {
+				out, _ := os.ReadFile(logPath)
+				if chunkRowsLogged(string(out), "public.tk") >= 1500 {
+					break
+				}
+				select {
+				case <-exited:
+					t.Fatalf("walmirror ended early:\n%s", out)
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+			logs.Close()
+			first, _ := os.ReadFile(logPath)
+			r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...)
+			if r.code != 0 {
+				t.Fatalf("resumed run exited %d:\n%s", r.code, r.stderr)
+			}
+			if err := <-changes; err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(first), `msg="table copied online" table=public.tk`) &&
+				!strings.Contains(r.stderr, "resuming online copy after its last committed chunk") {
+				t.Errorf("the second run did not resume the copy of tk:\n%s", r.stderr)
+			}
+			// What the writes changed after the second run's stop position.
+			if r2 := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r2.code != 0 {
+				t.Fatalf("third run exited %d:\n%s", r2.code, r2.stderr)
+			}
+			all := string(first) + r.stderr
+			for _, table := range []string{"public.tk", "public.tv"} {
+				if n := len(chunkSizes(all, table)); n < 10 {
+					t.Errorf("%s was copied in %d chunks, want several:\n%s", table, n, all)
+				}
+			}
+			if lang != "" {
+				if n := len(chunkSizes(all, "public.tl")); n != 1 {
+					t.Errorf("public.tl (collation %s) was copied in %d chunks, want 1", lang, n)
+				}
+			}
+			compareRows(t, dsn, rows, "SELECT k, v FROM tk", "SELECT s, n, v FROM tv")
+			if v := walmirror(t, nil, "verify", "--source", dsn, "--target", target); v.code != 0 {
+				t.Errorf("verify exited %d:\n%s%s", v.code, v.stdout, v.stderr)
+			}
+		})
+	}
+}
+
+// chunkSizes lists the rows of table's "copied chunk" log lines.
+func chunkSizes(log, table string) []string {
+	var sizes []string
+	for _, m := range chunkRowsRe.FindAllStringSubmatch(log, -1) {
+		if m[1] == table {
+			sizes = append(sizes, m[2])
+		}
+	}
+	return sizes
+}
+
+// pgxQueryRow scans one row of query on dsn into dest.
+func pgxQueryRow(t *testing.T, dsn, query string, dest ...any) error {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return conn.QueryRow(context.Background(), query).Scan(dest...)
+}
