@@ -27,7 +27,10 @@ func OpenPostgres(ctx context.Context, url string) (*PostgresReader, error) {
 		return nil, fmt.Errorf("parse target URL: %w", err)
 	}
 	for k, v := range map[string]string{"DateStyle": "ISO", "IntervalStyle": "postgres", "TimeZone": "UTC",
-		"extra_float_digits": "3", "bytea_output": "hex", "lc_monetary": "C", "application_name": "walmirror verify"} {
+		"extra_float_digits": "3", "bytea_output": "hex", "lc_monetary": "C", "application_name": "walmirror verify",
+		// pgx's simple protocol quotes arguments for this setting only: a
+		// target database that sets it off refused every query (helper-104).
+		"standard_conforming_strings": "on"} {
 		cfg.RuntimeParams[k] = v
 	}
 	// Text results: the canonical form is built from PostgreSQL's text output.

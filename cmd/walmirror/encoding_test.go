@@ -96,7 +96,10 @@ func TestSourceSearchPath(t *testing.T) {
 // xmloption document and a search_path of a missing schema (helper-53):
 // XML content fragments stopped the copy ("invalid XML document"), and
 // opening the target failed with a scan error about current_schema().
-// The target's sessions now fix what they read values under.
+// The target's sessions now fix what they read values under. So do
+// verify's: a target database with standard_conforming_strings off made
+// every verify exit 2 with the driver's "simple protocol queries must be
+// run with standard_conforming_strings=on" (helper-104).
 func TestTargetSessionSettings(t *testing.T) {
 	needServer(t)
 	dsn, db := newDatabase(t, `CREATE TABLE x (id int PRIMARY KEY, doc xml, m money);
@@ -105,7 +108,8 @@ func TestTargetSessionSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustExec(t, "postgres", `ALTER DATABASE `+tdb+` SET xmloption = document; ALTER DATABASE `+tdb+` SET search_path = nosuch`)
+	mustExec(t, "postgres", `ALTER DATABASE `+tdb+` SET xmloption = document; ALTER DATABASE `+tdb+` SET search_path = nosuch;
+		ALTER DATABASE `+tdb+` SET standard_conforming_strings = off`)
 	target := server.DSN(tdb)
 	slot := "s_" + db
 	dropSlotAtEnd(t, db, slot)
@@ -114,4 +118,7 @@ func TestTargetSessionSettings(t *testing.T) {
 	runNow(t, dsn, target, slot)
 	rows := func(q string) ([]string, error) { return mirrortest.SourceRows(context.Background(), target, q) }
 	compareRows(t, dsn, rows, `SELECT id, doc::text, m::text FROM public.x`)
+	if v := walmirror(t, nil, "verify", "--source", dsn, "--target", target); v.code != 0 {
+		t.Errorf("verify exited %d:\n%s%s", v.code, v.stdout, v.stderr)
+	}
 }

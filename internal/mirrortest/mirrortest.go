@@ -29,6 +29,8 @@ func SourceRows(ctx context.Context, dsn, query string) ([]string, error) {
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	cfg.RuntimeParams["TimeZone"] = "UTC"
 	cfg.RuntimeParams["client_encoding"] = "UTF8" // the copies hold UTF-8, whatever the database's encoding
+	// The simple protocol needs it (a database may set it off).
+	cfg.RuntimeParams["standard_conforming_strings"] = "on"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -142,6 +142,8 @@ var sessionParams = map[string]string{
 	// its values: compiling one (which the planner's estimates for a table
 	// without statistics, just copied, ask for) took longer than running it.
 	"jit": "off",
+	// Literals the sink writes (quoteLiteral) mean what they say.
+	"standard_conforming_strings": "on",
 }
 
 // Sink writes to one PostgreSQL database through one connection (plus the
