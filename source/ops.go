@@ -453,6 +453,12 @@ type TableInfo struct {
 	// which PostgreSQL before 18 never publishes (18 only when the
 	// publication publishes generated columns or its column list names them).
 	GeneratedKey []string
+	// Columns are its columns a copy would get (not generated ones, which
+	// PostgreSQL before 18 does not publish), in order; Key the columns of
+	// its replica identity's key (none with REPLICA IDENTITY FULL or
+	// NOTHING): what walmirror check needs to see the names a target
+	// refuses.
+	Columns, Key []string
 }
 
 // KeylessForUpdates says the table has no key for UPDATE and DELETE to be
@@ -472,13 +478,20 @@ const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[k] AND a.attgenerated <> ''
 		WHERE i.indrelid = c.oid AND i.indisvalid AND i.indimmediate
 			AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
+		ORDER BY a.attnum),
+	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+		ORDER BY a.attnum),
+	ARRAY(SELECT a.attname::text FROM pg_index i CROSS JOIN LATERAL generate_series(0, i.indnkeyatts - 1) k
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[k]
+		WHERE i.indrelid = c.oid AND i.indisvalid AND i.indimmediate
+			AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
 		ORDER BY a.attnum)`
 
 func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
 		t := TableInfo{Exists: true}
 		var ident string
-		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions, &t.UnloggedPartitions, &t.GeneratedKey)
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions, &t.UnloggedPartitions, &t.GeneratedKey, &t.Columns, &t.Key)
 		if ident != "" {
 			t.ReplicaIdentity = ident[0]
 		}

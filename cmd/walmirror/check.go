@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/walmirror/walmirror/internal/fileperm"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/sinks/duckdb"
+	"github.com/walmirror/walmirror/sinks/sqlite"
 	"github.com/walmirror/walmirror/source"
 )
 
@@ -84,6 +87,8 @@ type checker struct {
 	// replicaRole: --pg-replica-role (run sets session_replication_role).
 	replicaRole bool
 	follows     bool // the target holds a complete copy that follows --slot
+
+	publishedInfo []source.TableInfo // what the source check found of published
 }
 
 func (c *checker) ok(subject, format string, a ...any) { c.line("ok  ", subject, format, a...) }
@@ -207,6 +212,7 @@ func (c *checker) publication(ctx context.Context, adm *source.Admin, cfg source
 	for _, t := range tables {
 		c.published = append(c.published, t.Name)
 	}
+	c.publishedInfo = tables
 	if !slot.Exists && si.LockSlots > 0 && 2*len(tables) > si.LockSlots {
 		// Each table and its key's index.
 		c.warn("locks", "%d tables: a one-transaction initial copy locks each one it reads, and the source's lock table holds about %d locks "+
@@ -380,6 +386,9 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 			return
 		}
 	}
+	if kind != "postgres" {
+		c.names(kind)
+	}
 	switch {
 	case kind != "postgres" && !ts.Exists:
 		c.ok("target", "%s does not exist yet; run will create it", path)
@@ -422,6 +431,65 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 	case slot != nil && slot.Exists && slot.WALStatus != "lost" && system != "" && st.Phase == "streaming":
 		c.history(ctx, cfg, st.Timeline, st.LSN)
 	}
+}
+
+// names checks the published tables' names against what an SQLite or
+// DuckDB target refuses: names that differ in letter case only (tables,
+// columns, DuckDB's schemas), reserved names, columns that hide the rowid
+// of a table whose changes carry no key. run stops at the first such table
+// (helper-104: check said ok).
+func (c *checker) names(kind string) {
+	problem, folded := sqlite.NameProblem, func(t *schema.Table) string { return sqlite.FoldedName(t.Schema, t.Name) }
+	if kind == "duckdb" {
+		problem, folded = duckdb.NameProblem, func(t *schema.Table) string { _, f := duckdb.Folded(t.Schema, t.Name); return t.Schema + "." + f }
+	}
+	bad := 0
+	tables := map[string]string{}  // folded target name → source table
+	schemas := map[string]string{} // DuckDB: folded schema name → schema ("": clash said)
+	for _, ti := range c.publishedInfo {
+		if !ti.Exists {
+			continue
+		}
+		cols := make([]schema.Column, len(ti.Columns))
+		for i, n := range ti.Columns {
+			cols[i] = schema.Column{Name: n, Key: slices.Contains(ti.Key, n)}
+		}
+		t := schema.NewTable(0, ti.Name.Schema, ti.Name.Name, ti.ReplicaIdentity, cols)
+		if err := problem(t); err != nil {
+			c.fail("names", "%v", err)
+			bad++
+		}
+		if ti.Partition {
+			continue // its rows go into its root's table (publish_via_partition_root)
+		}
+		if kind == "duckdb" {
+			f, _ := duckdb.Folded(t.Schema, t.Name)
+			switch other, ok := schemas[f]; {
+			case !ok:
+				schemas[f] = t.Schema
+			case other != t.Schema && other != "":
+				c.fail("names", "schemas %q and %q hold published tables, and DuckDB does not tell them apart (its names ignore letter case): rename one of the two in the source, or leave the tables of one out of the publication", other, t.Schema)
+				bad++
+				schemas[f] = "" // said
+			}
+		}
+		if other, ok := tables[folded(t)]; ok {
+			c.fail("names", "source tables %s and %s map to %s names that differ in letter case only, which it does not tell apart: rename one of the two in the source, or leave one out of the publication", other, t.QualifiedName(), targetKindName(kind))
+			bad++
+			continue
+		}
+		tables[folded(t)] = t.QualifiedName()
+	}
+	if bad == 0 && len(tables) > 0 {
+		c.ok("names", "%d table(s): names and columns %s tells apart", len(tables), targetKindName(kind))
+	}
+}
+
+func targetKindName(kind string) string {
+	if kind == "duckdb" {
+		return "DuckDB"
+	}
+	return "SQLite"
 }
 
 // history checks that the source still holds what the copy applied (run

@@ -1057,3 +1057,61 @@ func TestSlotOfAnotherDatabase(t *testing.T) {
 		t.Error("drop dropped another database's slot")
 	}
 }
+
+// TestCheckNames: check fails, naming each, the tables an SQLite or DuckDB
+// target refuses by their names: tables, columns and (DuckDB) schemas whose
+// names differ in letter case only, reserved names, and columns hiding the
+// rowid of a table whose changes carry no key. Before, check said ok and
+// run stopped at the first of them (helper-104).
+func TestCheckNames(t *testing.T) {
+	needServer(t)
+	dsn, _ := newDatabase(t, `CREATE TABLE "Users" (id int PRIMARY KEY); CREATE TABLE users (id int PRIMARY KEY);
+		CREATE TABLE cc ("ID" int PRIMARY KEY, id int);
+		CREATE TABLE sqlite_stuff (id int PRIMARY KEY);
+		CREATE SCHEMA main; CREATE TABLE main._walmirror_x (id int PRIMARY KEY);
+		CREATE TABLE hide (rowid int, _rowid_ int, oid int, v text); ALTER TABLE hide REPLICA IDENTITY FULL;
+		CREATE TABLE keyed (rowid int PRIMARY KEY, _rowid_ int, oid int);
+		CREATE SCHEMA "Sch"; CREATE SCHEMA sch; CREATE TABLE "Sch".a (id int PRIMARY KEY); CREATE TABLE sch.b (id int PRIMARY KEY);
+		CREATE TABLE plain (id int PRIMARY KEY, "Name" text, name2 text);
+		CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY RANGE (id); CREATE TABLE "Parted_1" PARTITION OF parted FOR VALUES FROM (0) TO (10);`)
+	for _, c := range []struct {
+		target    string
+		want, not []string
+	}{
+		{"sqlite:" + filepath.Join(t.TempDir(), "copy.db"),
+			[]string{`"public"."Users" and "public"."users"`, `has columns "ID" and "id"`, `"public"."sqlite_stuff" maps to SQLite name`, `"public"."hide" has no key its changes carry`},
+			[]string{`"plain"`, `"keyed"`, `"Sch"`, `"main"`, "Parted"}},
+		{"duckdb:" + filepath.Join(t.TempDir(), "copy.duckdb"),
+			[]string{`"public"."Users" and "public"."users"`, `has columns "ID" and "id"`, `"main"."_walmirror_x" maps to DuckDB table`, `"public"."hide" (REPLICA IDENTITY FULL) has a column named "rowid"`, `schemas "Sch" and "sch"`},
+			[]string{`"plain"`, `"keyed"`, `sqlite_stuff`, "Parted"}},
+	} {
+		r := walmirror(t, nil, "check", "--source", dsn, "--target", c.target)
+		if r.code != 1 {
+			t.Errorf("check %s exited %d, want 1", c.target, r.code)
+		}
+		var names []string
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.Contains(l, "names:") {
+				names = append(names, l)
+			}
+		}
+		out := strings.Join(names, "\n")
+		t.Logf("%s:\n%s", c.target, out)
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("check %s does not say %s:\n%s", c.target, w, r.stdout)
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(out, n) {
+				t.Errorf("check %s names %s, which run takes:\n%s", c.target, n, out)
+			}
+		}
+	}
+	// A source without such names: ok.
+	clean, _ := newDatabase(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
+	r := walmirror(t, nil, "check", "--source", clean, "--target", "duckdb:"+filepath.Join(t.TempDir(), "clean.duckdb"))
+	if !strings.Contains(r.stdout, "ok   names:") {
+		t.Errorf("check of a source without clashing names:\n%s%s", r.stdout, r.stderr)
+	}
+}

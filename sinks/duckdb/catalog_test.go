@@ -92,6 +92,26 @@ func TestCatalogCache(t *testing.T) {
 		t.Errorf("columns of hand = %q, %v; want %q", got, err, catalogColumns("main", "hand"))
 	}
 
+	// A value a column cannot hold, in a table the same transaction
+	// creates: the remedy says so (its ALTER would find no table).
+	arr := schema.NewTable(6, "public", "arr", schema.IdentityDefault, []schema.Column{cols[0], col("a", 1007, -1)})
+	twoDim := schema.Tuple{{State: schema.Text, Data: []byte("1")}, {State: schema.Text, Data: []byte("{{1,2},{3,4}}")}}
+	writeArr := func() error {
+		if err := s.EnsureTable(ctx, arr); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: arr, Inserts: []schema.Tuple{twoDim}})
+	}
+	if err := inTx(writeArr); err == nil || !strings.Contains(err.Error(), "--adopt-tables") {
+		t.Errorf("unstorable value in a table created in its transaction: %v", err)
+	}
+	if err := inTx(func() error { return s.EnsureTable(ctx, arr) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := inTx(writeArr); err == nil || !strings.Contains(err.Error(), "VARCHAR") || strings.Contains(err.Error(), "--adopt-tables") {
+		t.Errorf("unstorable value in an existing table: %v", err)
+	}
+
 	// A user's view under a source table's name is not walmirror's.
 	if _, err := s.conn.ExecContext(ctx, `CREATE VIEW `+TableName("main", "v")+` AS SELECT 1 AS id`); err != nil {
 		t.Fatal(err)

@@ -131,6 +131,36 @@ func colPlanFor(c schema.Column, actual string) colPlan {
 	return cp
 }
 
+// NameProblem says why source table t cannot be copied into DuckDB as it
+// is named and shaped, or nil: the checks of the table alone that the sink
+// makes before it changes anything (walmirror check makes them too).
+// Tables and schemas that DuckDB cannot tell apart are told by Folded.
+func NameProblem(t *schema.Table) error {
+	if strings.EqualFold(t.Schema, "main") && strings.HasPrefix(strings.ToLower(t.Name), "_walmirror_") {
+		return fmt.Errorf("source table %s maps to DuckDB table %s, which is reserved for walmirror's own tables: rename it in the source, or leave it out of the publication", t.QualifiedName(), TableName(t.Schema, t.Name))
+	}
+	seen := map[string]string{}
+	for _, c := range t.Columns {
+		l := strings.ToLower(c.Name)
+		if other, dup := seen[l]; dup {
+			return fmt.Errorf("source table %s has columns %q and %q, which DuckDB does not tell apart (DuckDB names ignore letter case): rename one of them in the source, or leave the table out of the publication", t.QualifiedName(), other, c.Name)
+		}
+		seen[l] = c.Name
+		if !t.HasKey() && l == "rowid" && t.Identity == schema.IdentityFull {
+			return fmt.Errorf("source table %s (REPLICA IDENTITY FULL) has a column named %q, which hides DuckDB's rowid that walmirror needs to change exactly one of several equal rows: rename that column in the source, or give the table a replica identity with a key (a primary key and REPLICA IDENTITY DEFAULT, or REPLICA IDENTITY USING INDEX)", t.QualifiedName(), c.Name)
+		}
+	}
+	return nil
+}
+
+// Folded gives the names DuckDB takes for schemaName and for table in it,
+// and for every name it does not tell from them (letter case, as the
+// sink's checks compare names).
+func Folded(schemaName, table string) (string, string) {
+	f := fold(schemaName, table)
+	return f.schema, f.table
+}
+
 // EnsureTable creates the schema and table on first sight, or adds columns
 // the source gained. Columns the source dropped are kept with their data
 // (new rows get NULL there). A changed source type converts the target
@@ -143,19 +173,8 @@ func colPlanFor(c schema.Column, actual string) colPlan {
 func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	name := TableName(t.Schema, t.Name)
 	s.touch(t) // columns filled, tables rebuilt or renamed
-	if strings.EqualFold(t.Schema, "main") && strings.HasPrefix(strings.ToLower(t.Name), "_walmirror_") {
-		return fmt.Errorf("source table %s maps to DuckDB table %s, which is reserved for walmirror's own tables", t.QualifiedName(), name)
-	}
-	seen := map[string]string{}
-	for _, c := range t.Columns {
-		l := strings.ToLower(c.Name)
-		if other, dup := seen[l]; dup {
-			return fmt.Errorf("source table %s has columns %q and %q, which DuckDB does not tell apart (DuckDB names ignore letter case)", t.QualifiedName(), other, c.Name)
-		}
-		seen[l] = c.Name
-		if !t.HasKey() && l == "rowid" && t.Identity == schema.IdentityFull {
-			return fmt.Errorf("source table %s (REPLICA IDENTITY FULL) has a column named %q, which hides DuckDB's rowid that walmirror needs to change exactly one of several equal rows", t.QualifiedName(), c.Name)
-		}
+	if err := NameProblem(t); err != nil {
+		return err
 	}
 	// DuckDB names ignore letter case; PostgreSQL's do not. Refuse, rather
 	// than share, a schema or table DuckDB cannot tell from another one.
@@ -163,7 +182,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	err := s.conn.QueryRowContext(ctx, `SELECT schema_name FROM duckdb_schemas()
 		WHERE database_name = ? AND lower(schema_name) = lower(?) AND schema_name <> ?`, Catalog, t.Schema, t.Schema).Scan(&other)
 	if err == nil {
-		return fmt.Errorf("source table %s needs DuckDB schema %s, which DuckDB does not tell apart from the existing schema %s (DuckDB names ignore letter case)", t.QualifiedName(), quote(t.Schema), quote(other))
+		return fmt.Errorf("source table %s needs DuckDB schema %s, which DuckDB does not tell apart from the existing schema %s (DuckDB names ignore letter case): rename one of the two schemas in the source, or leave the tables of one out of the publication", t.QualifiedName(), quote(t.Schema), quote(other))
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("inspect schemas: %w", err)
@@ -221,7 +240,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 				return fmt.Errorf("create table %s: %w", name, err)
 			}
 		}
-		s.fresh[name] = true
+		s.fresh[name], s.created[name] = true, true
 		if cat, err := s.catalog(ctx); err == nil {
 			cat.add(t.Schema, t.Name, comment, 0)
 		} else {

@@ -137,6 +137,9 @@ type Sink struct {
 	// fresh holds tables created or emptied in the open transaction: rows
 	// inserted into them are checked for duplicate keys once, at commit.
 	fresh map[string]bool
+	// created holds the tables the open transaction created: a value
+	// their columns cannot hold has no table to change until it commits.
+	created map[string]bool
 	// altered holds tables whose committed rows the open transaction
 	// updated, deleted or truncated: DuckDB refuses to commit an ALTER TABLE
 	// after that, so their shape changes rebuild them instead (rebuild).
@@ -266,7 +269,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 		return fail(err)
 	}
 	s := &Sink{path: path, abs: abs, db: db, conn: conn, log: log,
-		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*keyCheck{}, written: map[string]int64{},
+		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, created: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*keyCheck{}, written: map[string]int64{},
 		published: map[string]publication{}, lastWrite: map[tableRef]uint64{}, touched: map[tableRef]struct{}{}}
 	// Spill files go beside the database, as for a file opened directly.
 	if _, err := conn.ExecContext(ctx, "SET temp_directory = "+literal(path+".tmp")); err != nil {
@@ -351,6 +354,7 @@ func (s *Sink) Begin(ctx context.Context) error {
 	s.inTx = true
 	clear(s.touched)
 	clear(s.fresh)
+	clear(s.created)
 	clear(s.altered)
 	clear(s.verify)
 	clear(s.written)
@@ -402,6 +406,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	s.inTx = false
 	s.stateRow = true
 	clear(s.fresh)
+	clear(s.created)
 	clear(s.altered)
 	clear(s.verify)
 	clear(s.written)
@@ -462,6 +467,7 @@ func (s *Sink) forget() {
 	s.shapes = nil
 	clear(s.touched)
 	clear(s.fresh)
+	clear(s.created)
 	clear(s.altered)
 	clear(s.verify)
 	clear(s.written)

@@ -116,8 +116,8 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 				why = "Malformed JSON" + after
 			}
 			why, _, _ = strings.Cut(why, " when casting from source column") // the staged field's name
-			err = unstorableJSON{fmt.Sprintf("%s: DuckDB's JSON parser refused a json value (%s): to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR), then request a copy of the table again (walmirror resync --table ...); walmirror then stores them there as text",
-				col, strings.TrimSpace(why)), err}
+			err = unstorableJSON{fmt.Sprintf("%s: DuckDB's JSON parser refused a json value (%s): to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR), then request a copy of the table again (walmirror resync --table ...); walmirror then stores them there as text%s",
+				col, strings.TrimSpace(why), s.uncreated(ti, schema.ErrUnstorable)), err}
 		}
 		err = fmt.Errorf("write %s: %w", ti.label, err)
 		if msg := err.Error(); strings.Contains(msg, missingMsg) || strings.Contains(msg, presentMsg) {
@@ -204,7 +204,7 @@ func (s *Sink) stageValue(ti *tableInfo, i int, tup schema.Tuple, mode tupleMode
 	}
 	v, err := s.cv.value(ti.plans[i].plan, d.Data)
 	if err != nil {
-		return fmt.Errorf("column %q of %s: %w", ti.t.Columns[i].Name, ti.label, err)
+		return fmt.Errorf("column %q of %s: %w%s", ti.t.Columns[i].Name, ti.label, err, s.uncreated(ti, err))
 	}
 	s.vals = append(s.vals, v)
 	return nil
@@ -921,4 +921,16 @@ func intKeyRange(ti *tableInfo, rows []schema.Tuple) (lo, hi int64, ok bool) {
 		}
 	}
 	return lo, hi, len(rows) > 0
+}
+
+// uncreated adds to err, a value a column of ti cannot hold, what to do
+// when the open transaction created the table: the failure rolls the
+// table back with it, so there is no column to change (helper-104: a
+// table that joined the publication stopped every run there).
+func (s *Sink) uncreated(ti *tableInfo, err error) string {
+	if !s.created[ti.name] || !errors.Is(err, schema.ErrUnstorable) {
+		return ""
+	}
+	return "; but this target transaction creates " + ti.name + ", and rolls it back with this failure, so there is no such table to change yet: " +
+		"create it in the DuckDB file yourself (with walmirror stopped), with that column VARCHAR and the others as walmirror makes them, and run again with --adopt-tables; or change the value in the source"
 }

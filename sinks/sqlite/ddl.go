@@ -205,11 +205,15 @@ func (s *Sink) dropLookups(ctx context.Context, t *schema.Table) error {
 	return nil
 }
 
-func (s *Sink) ensureTable(ctx context.Context, t *schema.Table) error {
+// NameProblem says why source table t cannot be copied into SQLite as it
+// is named and shaped, or nil: the checks of the table alone that the sink
+// makes before it changes anything (walmirror check makes them too).
+// Tables that SQLite cannot tell apart are told by FoldedName.
+func NameProblem(t *schema.Table) error {
 	name := TableName(t.Schema, t.Name)
 	// SQLite names ignore the case of ASCII letters; PostgreSQL's do not.
 	if lower := strings.ToLower(name); strings.HasPrefix(lower, "_walmirror_") || strings.HasPrefix(lower, "sqlite_") {
-		return fmt.Errorf("source table %s maps to SQLite name %q, which is reserved (walmirror's or SQLite's own)", t.QualifiedName(), name)
+		return fmt.Errorf("source table %s maps to SQLite name %q, which is reserved (walmirror's or SQLite's own): rename it in the source, or leave it out of the publication", t.QualifiedName(), name)
 	}
 	// Columns SQLite cannot tell apart ("a" and "A", also after a rename
 	// such as "Val" to "VAL2" beside "val2"): refuse before changing
@@ -222,6 +226,32 @@ func (s *Sink) ensureTable(ctx context.Context, t *schema.Table) error {
 			return fmt.Errorf("source table %s has columns %q and %q, which SQLite does not tell apart (SQLite names ignore letter case): rename one of them in the source, or leave the table out of the publication", t.QualifiedName(), other, c.Name)
 		}
 		seen[l] = c.Name
+	}
+	if !t.HasKey() && rowidAlias(t, nil) == "" {
+		return noRowid(t)
+	}
+	return nil
+}
+
+// FoldedName is the name SQLite takes for table schemaName.table's and
+// every name it does not tell from it (letter case).
+func FoldedName(schemaName, table string) string { return asciiLower(TableName(schemaName, table)) }
+
+// noRowid is the error for a keyless table whose columns hide every name
+// of SQLite's rowid.
+func noRowid(t *schema.Table) error {
+	fix := "give the table a primary key"
+	if t.Identity == schema.IdentityFull {
+		// It may have one: its changes carry none (helper-104).
+		fix = "give it a replica identity with a key (a primary key and REPLICA IDENTITY DEFAULT, or REPLICA IDENTITY USING INDEX)"
+	}
+	return fmt.Errorf("source table %s has no key its changes carry, and its columns hide every name of SQLite's rowid (rowid, _rowid_, oid), by which walmirror changes exactly one of several equal rows: rename one of those columns in the source, or %s", t.QualifiedName(), fix)
+}
+
+func (s *Sink) ensureTable(ctx context.Context, t *schema.Table) error {
+	name := TableName(t.Schema, t.Name)
+	if err := NameProblem(t); err != nil {
+		return err
 	}
 	// Refuse, rather than share, a table SQLite cannot tell from another
 	// source table's ("Users" and "users").
@@ -269,7 +299,7 @@ func (s *Sink) ensureTable(ctx context.Context, t *schema.Table) error {
 		// hides. Before, "rowid" matched the column, and an update of one
 		// of several equal rows changed every row with that value.
 		if ti.rowid = rowidAlias(t, existing); ti.rowid == "" {
-			return fmt.Errorf("source table %s has no key, and its columns hide every name of SQLite's rowid (rowid, _rowid_, oid), by which walmirror changes exactly one of several equal rows: rename one of those columns in the source, or give the table a primary key", t.QualifiedName())
+			return noRowid(t) // a column kept from a dropped one hides the last
 		}
 	}
 	adopted := false
