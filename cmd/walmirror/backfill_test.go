@@ -432,32 +432,7 @@ func TestResumeLargeCopy(t *testing.T) {
 	slot := "s_" + db
 	dropSlotAtEnd(t, db, slot)
 	args := []string{"run", "--source", dsn, "--target", "sqlite:" + path, "--slot", slot, "--initial-copy", "chunked", "--log-level", "debug"}
-	logPath := filepath.Join(t.TempDir(), "run.log")
-	logs, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary, args...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	for {
-		out, _ := os.ReadFile(logPath)
-		if chunkRowsLogged(string(out), "public.big") >= int64(n)/2 {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("walmirror ended early:\n%s", out)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
-	logs.Close()
+	killAfterRows(t, args, "public.big", int64(n)/2)
 	r := walmirror(t, nil, append(args[:len(args)-2:len(args)-2], "--stop-at-lsn", "now")...)
 	if r.code != 0 {
 		t.Fatalf("resumed run exited %d:\n%s", r.code, r.stderr)
@@ -468,6 +443,41 @@ func TestResumeLargeCopy(t *testing.T) {
 	t.Logf("resumed: %s", lastMatching(r.stderr, "resuming online copy"))
 	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SQLiteRows(context.Background(), path, q) },
 		"SELECT id, a, t, CAST(n AS TEXT), CAST(j AS TEXT) FROM big")
+}
+
+// killAfterRows runs walmirror with args until its log shows at least
+// rows rows of table copied in chunks, kills it (SIGKILL) and returns its
+// log.
+func killAfterRows(t *testing.T, args []string, table string, rows int64) string {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "run.log")
+	logs, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	for {
+		out, _ := os.ReadFile(logPath)
+		if chunkRowsLogged(string(out), table) >= rows {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("walmirror ended early:\n%s", out)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	out, _ := os.ReadFile(logPath)
+	return string(out)
 }
 
 // chunkRowsLogged adds up the rows of table's "copied chunk" log lines.

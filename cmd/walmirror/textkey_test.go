@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,33 +61,7 @@ func TestChunkedCopyTextKey(t *testing.T) {
 				return conn.SendBatch(ctx, b).Close()
 			})
 			// A first run, killed once it has committed some chunks of tk.
-			logPath := filepath.Join(t.TempDir(), "run.log")
-			logs, err := os.Create(logPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(binary, args...)
-			cmd.Stdout, cmd.Stderr = logs, logs
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(exited) }()
-			for {
-				out, _ := os.ReadFile(logPath)
-				if chunkRowsLogged(string(out), "public.tk") >= 1500 {
-					break
-				}
-				select {
-				case <-exited:
-					t.Fatalf("walmirror ended early:\n%s", out)
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-exited
-			logs.Close()
-			first, _ := os.ReadFile(logPath)
+			first := killAfterRows(t, args, "public.tk", 1500)
 			r := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...)
 			if r.code != 0 {
 				t.Fatalf("resumed run exited %d:\n%s", r.code, r.stderr)
@@ -99,7 +69,7 @@ func TestChunkedCopyTextKey(t *testing.T) {
 			if err := <-changes; err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(string(first), `msg="table copied online" table=public.tk`) &&
+			if !strings.Contains(first, `msg="table copied online" table=public.tk`) &&
 				!strings.Contains(r.stderr, "resuming online copy after its last committed chunk") {
 				t.Errorf("the second run did not resume the copy of tk:\n%s", r.stderr)
 			}
@@ -107,7 +77,7 @@ func TestChunkedCopyTextKey(t *testing.T) {
 			if r2 := walmirror(t, nil, append(args, "--stop-at-lsn", "now")...); r2.code != 0 {
 				t.Fatalf("third run exited %d:\n%s", r2.code, r2.stderr)
 			}
-			all := string(first) + r.stderr
+			all := first + r.stderr
 			for _, table := range []string{"public.tk", "public.tv"} {
 				if n := len(chunkSizes(all, table)); n < 10 {
 					t.Errorf("%s was copied in %d chunks, want several:\n%s", table, n, all)
