@@ -438,6 +438,19 @@ func keyTuple(c schema.RowChange) schema.Tuple {
 	return c.New
 }
 
+// newKeyTuple is the tuple that carries an UPDATE's key after the change
+// (c.Old set): a key column stored out of line goes unsent in the new row
+// when the key kept its value (unchanged TOAST), and in full in the old
+// key, which PostgreSQL logs for that reason. Read as unsent, a long text
+// key looked moved across the copy's progress, which started the copy
+// over.
+func newKeyTuple(c schema.RowChange) schema.Tuple {
+	if c.New.HasUnchanged() {
+		return fillUnchanged(c.New, c.Old)
+	}
+	return c.New
+}
+
 // resyncRequest is the content of a ResyncPrefix message.
 type resyncRequest struct {
 	Slot   string   `json:"slot"`
@@ -595,7 +608,7 @@ func (e *engine) route(ctx context.Context, f *fill, t *schema.Table, c schema.R
 	before := f.order.beyond(keyTuple(c), f.copy.After)
 	after := before
 	if c.Op == schema.Update && c.Old != nil {
-		after = f.order.beyond(c.New, f.copy.After)
+		after = f.order.beyond(newKeyTuple(c), f.copy.After)
 	}
 	switch {
 	case !before && !after:
@@ -1408,7 +1421,7 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 	// top of its rows, in stream order.
 	for _, h := range f.held {
 		covered := w.final || !f.order.beyond(keyTuple(h.c), w.last)
-		if h.c.Op == schema.Update && h.c.Old != nil && !w.final && covered != !f.order.beyond(h.c.New, w.last) {
+		if h.c.Op == schema.Update && h.c.Old != nil && !w.final && covered != !f.order.beyond(newKeyTuple(h.c), w.last) {
 			// A key moved across the chunk's end: the side the chunk
 			// covers is applied on top of its rows (the old key's row it
 			// copied goes, or the new row it could not see comes), a
