@@ -55,3 +55,17 @@ func TestReadJSON(t *testing.T) {
 		t.Errorf("an error object: %v", err)
 	}
 }
+
+// TestReportNamesPrintable: a table named with control characters takes
+// one line of the text report, escaped (helper-104: a newline broke the
+// layout).
+func TestReportNamesPrintable(t *testing.T) {
+	rep := &Report{Tables: []TableReport{{Table: "\"we\nird\".\"t\tab\"", Key: []string{"id"}, SourceRows: 1, TargetRows: 1}}}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b.Bytes(), []byte(`"we\nird"."t\tab"`)) || bytes.Count(b.Bytes(), []byte("\n")) != 3 {
+		t.Errorf("report:\n%s", b.String())
+	}
+}

@@ -51,9 +51,9 @@ type TableRepair struct {
 // String is "public.t (3 rows by key)" or "public.k (whole: no key)".
 func (tr TableRepair) String() string {
 	if tr.Keys > 0 {
-		return fmt.Sprintf("%s (%d rows by key)", tr.Table, tr.Keys)
+		return fmt.Sprintf("%s (%d rows by key)", printable(tr.Table), tr.Keys)
 	}
-	return fmt.Sprintf("%s (whole: %s)", tr.Table, tr.Whole)
+	return fmt.Sprintf("%s (whole: %s)", printable(tr.Table), tr.Whole)
 }
 
 func (rp *Repair) copies() string {

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/walmirror/walmirror/lsn"
 )
@@ -204,6 +206,25 @@ func (t *TableReport) Status() string {
 	return "different"
 }
 
+// printable is name with its control characters escaped (\n, \t,
+// \x01): a table named with a newline broke the report's layout
+// (helper-104).
+func printable(name string) string {
+	if !strings.ContainsFunc(name, unicode.IsControl) {
+		return name
+	}
+	var b strings.Builder
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 // WriteText writes the report for people.
 func (r *Report) WriteText(w io.Writer) error {
 	var b bytes.Buffer
@@ -243,7 +264,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if len(t.Key) == 0 && t.Err == "" {
 			what += "; no key: compared as a multiset of rows"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t.Table, t.Status(), what)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", printable(t.Table), t.Status(), what)
 		for _, e := range t.Examples {
 			line := e.Values.String()
 			if len(e.Columns) > 0 {
@@ -259,7 +280,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		return err
 	}
 	for _, c := range r.CopiedAgain {
-		fmt.Fprintf(&b, "  %s differed from the source when the copy was brought to the comparison's position (%s): copied again before the comparison\n", c.Table, c.Reason)
+		fmt.Fprintf(&b, "  %s differed from the source when the copy was brought to the comparison's position (%s): copied again before the comparison\n", printable(c.Table), c.Reason)
 	}
 	if len(r.Kept) > 0 {
 		fmt.Fprintf(&b, "  not compared, kept as they were when their tables left the publication or were dropped: %s\n", strings.Join(r.Kept, ", "))
