@@ -53,9 +53,9 @@ import (
 // held changes it dropped are in every later snapshot.
 //
 // Chunks go by primary key (or replica identity index) range when every key
-// column orders the same in Go as in PostgreSQL (integers, uuid, dates and
-// timestamps, and text and varchar under a collation that sorts by bytes:
-// C, POSIX, C.UTF-8); any other table is copied in one chunk.
+// column orders the same in Go as in PostgreSQL (integers, uuid, numeric,
+// dates and timestamps, and text and varchar under a collation that sorts
+// by bytes: C, POSIX, C.UTF-8); any other table is copied in one chunk.
 
 // fill is one table's online copy.
 type fill struct {
@@ -179,15 +179,20 @@ const (
 	// so per table (source.Chunk.TextKeysBytewise, kept in
 	// TableCopy.TextBytes). Others sort by a language's rules.
 	keyText
+	// numeric, by value (1.5 = 1.50): -Infinity, finite values, Infinity,
+	// NaN, as PostgreSQL orders them (cmpNumeric).
+	keyNumeric
 )
 
 // orderedKind is how keyOrder compares values of type oid; false for a
 // type it does not order (text under a collation that does not sort by
-// bytes, textBytes false; numeric).
+// bytes, textBytes false; char(n), floats, others).
 func orderedKind(oid uint32, textBytes bool) (keyKind, bool) {
 	switch oid {
 	case schema.OIDText, schema.OIDVarchar:
 		return keyText, textBytes
+	case schema.OIDNumeric:
+		return keyNumeric, true
 	case 20, 21, 23, 26: // int8, int2, int4, oid
 		return keyInt, true
 	case 2950:
@@ -251,6 +256,12 @@ func (k keyOrder) compare(i int, a []byte, b string) int {
 	switch k.kinds[i] {
 	case keyUUID, keyText:
 		return bytes.Compare(a, []byte(b))
+	case keyNumeric:
+		c, ok := cmpNumeric(a, []byte(b))
+		if !ok { // not in the sessions' output form: say "past"
+			return 1
+		}
+		return c
 	case keyDate, keyTimestamp, keyTimestampTZ:
 		x, okA := timeKey(k.kinds[i], a)
 		y, okB := timeKey(k.kinds[i], []byte(b))
@@ -279,6 +290,10 @@ func (k keyOrder) readable(key []string) bool {
 	for i, v := range key {
 		switch k.kinds[i] {
 		case keyUUID, keyText:
+		case keyNumeric:
+			if _, ok := cmpNumeric([]byte(v), []byte(v)); !ok {
+				return false
+			}
 		case keyInt:
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
 				return false
@@ -290,6 +305,82 @@ func (k keyOrder) readable(key []string) bool {
 		}
 	}
 	return true
+}
+
+// cmpNumeric compares two numeric values in numeric_out's form
+// ([-]digits[.digits], NaN, Infinity, -Infinity) as PostgreSQL orders
+// them: by value (1.5 = 1.50), -Infinity first, then finite values, then
+// Infinity, then NaN. ok is false when either is not in that form.
+func cmpNumeric(a, b []byte) (int, bool) {
+	x, okx := parseDecimal(a)
+	y, oky := parseDecimal(b)
+	if !okx || !oky {
+		return 0, false
+	}
+	if x.rank != y.rank {
+		return cmpInt(int64(x.rank), int64(y.rank)), true
+	}
+	if x.rank != 0 { // the same infinity, or NaN = NaN
+		return 0, true
+	}
+	if x.neg != y.neg {
+		if x.neg {
+			return -1, true
+		}
+		return 1, true
+	}
+	c := cmpInt(int64(len(x.whole)), int64(len(y.whole)))
+	if c == 0 {
+		c = bytes.Compare(x.whole, y.whole)
+	}
+	if c == 0 {
+		c = bytes.Compare(x.frac, y.frac)
+	}
+	if x.neg {
+		c = -c
+	}
+	return c, true
+}
+
+// decimal is a numeric value in parts: rank orders the special values
+// (-1 -Infinity, 0 finite, 1 Infinity, 2 NaN); a finite one is its sign,
+// its integer digits without leading zeros and its fraction's without
+// trailing ones (zero has neither, and no sign).
+type decimal struct {
+	rank        int
+	neg         bool
+	whole, frac []byte
+}
+
+func parseDecimal(b []byte) (decimal, bool) {
+	switch string(b) {
+	case "NaN":
+		return decimal{rank: 2}, true
+	case "Infinity":
+		return decimal{rank: 1}, true
+	case "-Infinity":
+		return decimal{rank: -1}, true
+	}
+	var d decimal
+	if len(b) > 0 && b[0] == '-' {
+		d.neg, b = true, b[1:]
+	}
+	whole, frac, dot := bytes.Cut(b, []byte("."))
+	if len(whole) == 0 || dot && len(frac) == 0 {
+		return d, false
+	}
+	for _, part := range [][]byte{whole, frac} {
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				return d, false
+			}
+		}
+	}
+	d.whole, d.frac = bytes.TrimLeft(whole, "0"), bytes.TrimRight(frac, "0")
+	if len(d.whole) == 0 && len(d.frac) == 0 {
+		d.neg = false
+	}
+	return d, true
 }
 
 // instant is a date (days) or timestamp (microseconds) as PostgreSQL

@@ -1,6 +1,8 @@
 package apply
 
 import (
+	"math/big"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -155,6 +157,59 @@ func checkAscending(t *testing.T, k keyOrder, ascending [][]string) {
 			if got, want := k.beyond(row(a), b), i > j; got != want {
 				t.Errorf("beyond(%q, after %q) = %v, want %v", a, b, got, want)
 			}
+		}
+	}
+}
+
+// TestKeyOrderNumeric: numeric keys order by value as PostgreSQL orders
+// them (-Infinity, finite values, Infinity, NaN), whatever their scale,
+// checked against math/big on random values.
+func TestKeyOrderNumeric(t *testing.T) {
+	tbl := schema.NewTable(1, "public", "t", schema.IdentityDefault, []schema.Column{
+		{Name: "n", TypeID: schema.OIDNumeric, Key: true}, {Name: "i", TypeID: schema.OIDInt4, Key: true}})
+	k := orderOf(tbl, false)
+	if !k.ok {
+		t.Fatal("numeric keys not ordered")
+	}
+	checkAscending(t, k, [][]string{
+		{"-Infinity", "1"},
+		{"-100000000000000000000000000000.5", "1"},
+		{"-10", "1"},
+		{"-9.99", "1"},
+		{"-0.5", "1"},
+		{"-0.05", "1"},
+		{"0", "1"},
+		{"0.000001", "1"},
+		{"0.05", "1"},
+		{"0.5", "1"},
+		{"0.50", "2"}, // = 0.5: the second column decides
+		{"1", "1"},
+		{"9.5", "1"},
+		{"10", "1"},
+		{"12345678901234567890.123", "1"},
+		{"Infinity", "1"},
+		{"NaN", "1"},
+	})
+	for _, bad := range []string{"", "-", "1.", ".5", "1e5", "1,5", "nan", "+1", "1.2.3"} {
+		if k.readable([]string{bad, "1"}) {
+			t.Errorf("%q is readable", bad)
+		}
+	}
+	// Random values of random scales against math/big.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	value := func() (string, *big.Rat) {
+		n := big.NewInt(rnd.Int64N(2_000_000) - 1_000_000)
+		n.Mul(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(rnd.Int64N(30)), nil))
+		scale := rnd.IntN(25)
+		r := new(big.Rat).SetFrac(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil))
+		return r.FloatString(scale), r
+	}
+	for range 20000 {
+		a, x := value()
+		b, y := value()
+		got, ok := cmpNumeric([]byte(a), []byte(b))
+		if !ok || got != x.Cmp(y) {
+			t.Fatalf("cmpNumeric(%s, %s) = %d, %v; want %d", a, b, got, ok, x.Cmp(y))
 		}
 	}
 }

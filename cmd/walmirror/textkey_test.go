@@ -10,8 +10,8 @@ import (
 )
 
 // TestChunkedCopyTextKey: tables keyed by text or varchar under a
-// collation that sorts by bytes (the database's C.UTF-8, "C") are copied
-// online in chunks by key, and a copy killed midway resumes after its last
+// collation that sorts by bytes (the database's C.UTF-8, "C"), or by
+// numeric (NaN and every scale), are copied online in chunks by key, and a copy killed midway resumes after its last
 // committed chunk, while keys of every plane move across the copy's
 // progress both ways. Before, such a table was read in one chunk (the
 // stream waiting for it), and a kill started its copy over. Keys stored
@@ -29,8 +29,11 @@ func TestChunkedCopyTextKey(t *testing.T) {
 				SELECT setseed(0.5);
 				INSERT INTO lk SELECT (SELECT string_agg(chr(40 + (random() * 80)::int), '') FROM generate_series(1, 2600) x WHERE g > 0), g
 					FROM generate_series(1, 1200) g;
+				CREATE TABLE nk (n numeric PRIMARY KEY, v text);
+				INSERT INTO nk SELECT (g - 1500) / 7.0 * 10 ^ (g % 5), 'v' || g FROM generate_series(1, 3000) g ON CONFLICT DO NOTHING;
+				INSERT INTO nk VALUES ('NaN', 'nan'), ('-0.000001', 'tiny'), (123456789012345678901234567890.5, 'big');
 				ANALYZE;
-				CREATE PUBLICATION walmirror FOR TABLE tk, tv, lk;`)
+				CREATE PUBLICATION walmirror FOR TABLE tk, tv, lk, nk;`)
 			var lang string
 			if err := pgxQueryRow(t, dsn, `SELECT coalesce(max(quote_ident(collname)), '') FROM pg_collation
 				WHERE collprovider = 'c' AND collencoding IN (-1, 6) AND collcollate ~ '^[a-z][a-z]_'`, &lang); err != nil {
@@ -63,6 +66,11 @@ func TestChunkedCopyTextKey(t *testing.T) {
 				// Keys stored out of line (incompressible, 2,600 bytes): an
 				// UPDATE that keeps the key sends it in the old key only.
 				b.Queue(`UPDATE lk SET v = v + 1 WHERE v = $1`, (i*37)%1200+1)
+				b.Queue(`UPDATE nk SET n = -n WHERE n = (SELECT n FROM nk WHERE n <> 'NaN' ORDER BY md5(n::text || $1::int::text) LIMIT 1)
+					AND NOT EXISTS (SELECT FROM nk x WHERE x.n = -nk.n)`, i)
+				b.Queue(`UPDATE nk SET n = n + 1000.25, v = v || '+' WHERE n = (SELECT n FROM nk WHERE n <> 'NaN' ORDER BY md5(n::text || $1::int::text) LIMIT 1)
+					AND NOT EXISTS (SELECT FROM nk x WHERE x.n = nk.n + 1000.25)`, i+1)
+				b.Queue(`INSERT INTO nk VALUES ($1::int / 3.0 - 100, 'n') ON CONFLICT DO NOTHING`, i)
 				if lang != "" {
 					b.Queue(`UPDATE tl SET v = v || '+' WHERE k = 'k' || $1::int`, i%500+1)
 				}
@@ -89,7 +97,7 @@ func TestChunkedCopyTextKey(t *testing.T) {
 			if strings.Contains(all, "large values unsent") {
 				t.Errorf("a copy started over for an update that kept a long key:\n%s", all)
 			}
-			for _, table := range []string{"public.tk", "public.tv", "public.lk"} {
+			for _, table := range []string{"public.tk", "public.tv", "public.lk", "public.nk"} {
 				if n := len(chunkSizes(all, table)); n < 10 {
 					t.Errorf("%s was copied in %d chunks, want several:\n%s", table, n, all)
 				}
@@ -99,7 +107,7 @@ func TestChunkedCopyTextKey(t *testing.T) {
 					t.Errorf("public.tl (collation %s) was copied in %d chunks, want 1", lang, n)
 				}
 			}
-			compareRows(t, dsn, rows, "SELECT k, v FROM tk", "SELECT s, n, v FROM tv", "SELECT k, v FROM lk")
+			compareRows(t, dsn, rows, "SELECT k, v FROM tk", "SELECT s, n, v FROM tv", "SELECT k, v FROM lk", "SELECT v FROM nk")
 			if v := walmirror(t, nil, "verify", "--source", dsn, "--target", target); v.code != 0 {
 				t.Errorf("verify exited %d:\n%s%s", v.code, v.stdout, v.stderr)
 			}
