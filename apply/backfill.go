@@ -291,7 +291,7 @@ func (k keyOrder) readable(key []string) bool {
 		switch k.kinds[i] {
 		case keyUUID, keyText:
 		case keyNumeric:
-			if _, ok := cmpNumeric([]byte(v), []byte(v)); !ok {
+			if _, err := pgtext.ParseNumeric([]byte(v), pgtext.Exact); err != nil {
 				return false
 			}
 		case keyInt:
@@ -308,79 +308,47 @@ func (k keyOrder) readable(key []string) bool {
 }
 
 // cmpNumeric compares two numeric values in numeric_out's form
-// ([-]digits[.digits], NaN, Infinity, -Infinity) as PostgreSQL orders
-// them: by value (1.5 = 1.50), -Infinity first, then finite values, then
-// Infinity, then NaN. ok is false when either is not in that form.
+// (pgtext.ParseNumeric, Exact) as PostgreSQL orders them: by value (1.5 =
+// 1.50), -Infinity first, then finite values, then Infinity, then NaN. ok
+// is false when either is not in that form.
 func cmpNumeric(a, b []byte) (int, bool) {
-	x, okx := parseDecimal(a)
-	y, oky := parseDecimal(b)
-	if !okx || !oky {
+	x, errA := pgtext.ParseNumeric(a, pgtext.Exact)
+	y, errB := pgtext.ParseNumeric(b, pgtext.Exact)
+	if errA != nil || errB != nil {
 		return 0, false
 	}
-	if x.rank != y.rank {
-		return cmpInt(int64(x.rank), int64(y.rank)), true
+	if c := cmpInt(numericRank(x), numericRank(y)); c != 0 || x.NaN || x.Inf != pgtext.Finite {
+		return c, true
 	}
-	if x.rank != 0 { // the same infinity, or NaN = NaN
-		return 0, true
-	}
-	if x.neg != y.neg {
-		if x.neg {
+	if x.Neg != y.Neg {
+		if x.Neg {
 			return -1, true
 		}
 		return 1, true
 	}
-	c := cmpInt(int64(len(x.whole)), int64(len(y.whole)))
+	// numeric_out prints no superfluous leading zero (but "0.5"), nor a
+	// negative zero; a fraction's trailing zeros are its scale.
+	xi, yi := bytes.TrimLeft(x.Int, "0"), bytes.TrimLeft(y.Int, "0")
+	c := cmpInt(int64(len(xi)), int64(len(yi)))
 	if c == 0 {
-		c = bytes.Compare(x.whole, y.whole)
+		c = bytes.Compare(xi, yi)
 	}
 	if c == 0 {
-		c = bytes.Compare(x.frac, y.frac)
+		c = bytes.Compare(bytes.TrimRight(x.Frac, "0"), bytes.TrimRight(y.Frac, "0"))
 	}
-	if x.neg {
+	if x.Neg {
 		c = -c
 	}
 	return c, true
 }
 
-// decimal is a numeric value in parts: rank orders the special values
-// (-1 -Infinity, 0 finite, 1 Infinity, 2 NaN); a finite one is its sign,
-// its integer digits without leading zeros and its fraction's without
-// trailing ones (zero has neither, and no sign).
-type decimal struct {
-	rank        int
-	neg         bool
-	whole, frac []byte
-}
-
-func parseDecimal(b []byte) (decimal, bool) {
-	switch string(b) {
-	case "NaN":
-		return decimal{rank: 2}, true
-	case "Infinity":
-		return decimal{rank: 1}, true
-	case "-Infinity":
-		return decimal{rank: -1}, true
+// numericRank orders numeric's special values: -Infinity, finite values,
+// Infinity, NaN.
+func numericRank(n pgtext.Numeric) int64 {
+	if n.NaN {
+		return 2
 	}
-	var d decimal
-	if len(b) > 0 && b[0] == '-' {
-		d.neg, b = true, b[1:]
-	}
-	whole, frac, dot := bytes.Cut(b, []byte("."))
-	if len(whole) == 0 || dot && len(frac) == 0 {
-		return d, false
-	}
-	for _, part := range [][]byte{whole, frac} {
-		for _, c := range part {
-			if c < '0' || c > '9' {
-				return d, false
-			}
-		}
-	}
-	d.whole, d.frac = bytes.TrimLeft(whole, "0"), bytes.TrimRight(frac, "0")
-	if len(d.whole) == 0 && len(d.frac) == 0 {
-		d.neg = false
-	}
-	return d, true
+	return int64(n.Inf)
 }
 
 // instant is a date (days) or timestamp (microseconds) as PostgreSQL

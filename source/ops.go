@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -474,11 +475,6 @@ const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text
 	has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), row_security_active(c.oid),
 	c.relkind = 'p' AND EXISTS (SELECT FROM pg_class f WHERE f.relkind = 'f' AND f.oid IN ` + leavesOf + `),
 	c.relkind = 'p' AND EXISTS (SELECT FROM pg_class f WHERE f.relpersistence = 'u' AND f.oid IN ` + leavesOf + `),
-	ARRAY(SELECT a.attname::text FROM pg_index i CROSS JOIN LATERAL generate_series(0, i.indnkeyatts - 1) k
-		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[k] AND a.attgenerated <> ''
-		WHERE i.indrelid = c.oid AND i.indisvalid AND i.indimmediate
-			AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
-		ORDER BY a.attnum),
 	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 		ORDER BY a.attnum),
 	ARRAY(SELECT a.attname::text FROM pg_index i CROSS JOIN LATERAL generate_series(0, i.indnkeyatts - 1) k
@@ -491,9 +487,14 @@ func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
 		t := TableInfo{Exists: true}
 		var ident string
-		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions, &t.UnloggedPartitions, &t.GeneratedKey, &t.Columns, &t.Key)
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions, &t.UnloggedPartitions, &t.Columns, &t.Key)
 		if ident != "" {
 			t.ReplicaIdentity = ident[0]
+		}
+		for _, k := range t.Key {
+			if !slices.Contains(t.Columns, k) { // Columns leaves out generated ones
+				t.GeneratedKey = append(t.GeneratedKey, k)
+			}
 		}
 		return t, err
 	})

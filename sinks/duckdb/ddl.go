@@ -60,12 +60,6 @@ type columnInfo struct {
 	name, typ string
 }
 
-// targetColumns lists the columns of an existing target table, in order;
-// none when the table does not exist.
-func (s *Sink) targetColumns(ctx context.Context, schemaName, table string) ([]columnInfo, error) {
-	return s.columns(ctx, schemaName, table)
-}
-
 // findColumn finds a column by name: exactly, else ignoring case (DuckDB
 // names are case-insensitive).
 func findColumn(cols []columnInfo, name string) (columnInfo, bool) {
@@ -92,7 +86,7 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 	}
 	ti := &tableInfo{t: t, name: TableName(t.Schema, t.Name), label: t.QualifiedName(),
 		keyIdx: t.KeyIndexes(), sql: map[string]string{}}
-	existing, err := s.targetColumns(ctx, t.Schema, t.Name)
+	existing, err := s.columns(ctx, t.Schema, t.Name)
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", ti.name, err)
 	}
@@ -203,7 +197,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	if err != nil {
 		return err
 	}
-	existing, err := s.targetColumns(ctx, t.Schema, t.Name)
+	existing, err := s.columns(ctx, t.Schema, t.Name)
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", name, err)
 	}
@@ -219,7 +213,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 				return err
 			}
 			if remade {
-				if existing, err = s.targetColumns(ctx, t.Schema, t.Name); err != nil {
+				if existing, err = s.columns(ctx, t.Schema, t.Name); err != nil {
 					return fmt.Errorf("inspect %s: %w", name, err)
 				}
 			}
@@ -241,11 +235,10 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			}
 		}
 		s.fresh[name], s.created[name] = true, true
-		if cat, err := s.catalog(ctx); err == nil {
-			cat.add(t.Schema, t.Name, comment, 0)
-		} else {
+		if cat, err = s.catalog(ctx); err != nil {
 			return err
 		}
+		cat.add(t.Schema, t.Name, comment, 0)
 		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
 		return nil
 	}
@@ -264,7 +257,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 					filled = append(filled, i)
 				}
 			}
-			if existing, err = s.targetColumns(ctx, t.Schema, t.Name); err != nil {
+			if existing, err = s.columns(ctx, t.Schema, t.Name); err != nil {
 				return fmt.Errorf("inspect %s: %w", name, err)
 			}
 		}
@@ -608,7 +601,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		}
 	}
 	has := func(col string) bool {
-		cols, err := s.targetColumns(ctx, t.Schema, t.Name)
+		cols, err := s.columns(ctx, t.Schema, t.Name)
 		_, found := findColumn(cols, col)
 		return err == nil && found // on an error the ALTER below says what is wrong
 	}
