@@ -133,6 +133,11 @@ type Config struct {
 	// it until Run is called again (Progress.Hook sets it, so that waiters
 	// learn the copy is no longer kept current).
 	OnStop func(err error)
+
+	// onStart is called when Run begins (Progress.Hook sets it): a run
+	// reports to the Progress again, so WaitFor waits for it rather than
+	// returning the previous run's end.
+	onStart func()
 }
 
 // SnapshotProgress describes the initial copy while it runs.
@@ -170,6 +175,9 @@ const DefaultSlotBusyWait = 90 * time.Second
 // start are retried with exponential backoff and jitter; each attempt resumes
 // from the position stored in the target, so nothing is lost or doubled.
 func Run(ctx context.Context, sink Sink, cfg Config) (err error) {
+	if cfg.onStart != nil {
+		cfg.onStart()
+	}
 	if cfg.OnStop != nil {
 		// Also when a hook panics: the stream is closed by then (the slot
 		// is free), and waiters learn the copy is no longer kept current.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/sinks/memory"
 	"github.com/walmirror/walmirror/sinks/sqlite"
 	"github.com/walmirror/walmirror/source"
 )
@@ -94,4 +96,70 @@ func currentLSN(t *testing.T, dsn string) lsn.LSN {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// TestProgressReusedByNextRun: a restart loop keeps one Progress and one
+// hooked Config; while the next Run starts (here it never gets past
+// connecting), WaitFor waits for it instead of returning the previous
+// run's end at once (helper-107: every read-your-writes request failed
+// during a restart, and during the whole copy of a resync), and once that
+// run ends WaitFor reports its end, not the earlier one's.
+func TestProgressReusedByNextRun(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a server that accepts and never answers
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	var p apply.Progress
+	cfg := apply.Config{
+		Source: source.Config{DSN: "postgres://walmirror@" + ln.Addr().String() + "/db?sslmode=disable", Slot: "reused"},
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	}
+	p.Hook(&cfg)
+	cfg.OnStop(apply.ErrSlotLost) // how the previous run ended
+	if err := p.WaitFor(t.Context(), 0x100); !errors.Is(err, apply.ErrSlotLost) {
+		t.Fatalf("WaitFor after the previous run = %v, want its ErrSlotLost", err)
+	}
+	sink, err := memory.New().Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- apply.Run(ctx, sink, cfg) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("Err while the next run starts = %v", p.Err())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	short, cancelShort := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancelShort()
+	if err := p.WaitFor(short, 0x100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFor while the next run starts = %v, want a deadline error", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Logf("the next run returned %v", err)
+	}
+	if err := p.WaitFor(t.Context(), 0x100); !errors.Is(err, apply.ErrStopped) || errors.Is(err, apply.ErrSlotLost) {
+		t.Errorf("WaitFor after the next run ended = %v, want ErrStopped without the previous run's ErrSlotLost", err)
+	}
 }

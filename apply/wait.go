@@ -37,8 +37,11 @@ import (
 //
 // When the run returns (Config.OnStop, which Hook also sets), WaitFor
 // stops waiting for positions the copy has not reached: it returns an
-// error wrapping ErrStopped and the run's error, until a later run
-// reporting to p starts streaming.
+// error wrapping ErrStopped and the run's error, until Run is called
+// again with a Config hooked to p (a restart loop can keep one Progress
+// and one hooked Config: waiters then wait for the new run instead of
+// failing while it starts and copies). Set a Config's own hooks before
+// Hook: a hook set after it replaces p's.
 //
 // The zero value is ready to use; its methods are safe for concurrent use.
 type Progress struct {
@@ -86,13 +89,32 @@ func (e *stoppedError) Unwrap() []error {
 }
 
 // Hook sets cfg's OnCommit, OnPosition, OnStreaming, OnReady and OnStop to
-// report to p, calling the hooks already set first.
+// report to p, calling the hooks already set first, and has Run tell p
+// when it begins.
 func (p *Progress) Hook(cfg *Config) {
 	cfg.OnCommit = chain(cfg.OnCommit, p.Committed)
 	cfg.OnPosition = chain(cfg.OnPosition, p.Position)
 	cfg.OnStreaming = chain(cfg.OnStreaming, p.Streaming)
 	cfg.OnReady = chain(cfg.OnReady, p.Ready)
 	cfg.OnStop = chain(cfg.OnStop, p.Stopped)
+	prev := cfg.onStart
+	cfg.onStart = func() {
+		if prev != nil {
+			prev()
+		}
+		p.starting()
+	}
+}
+
+// starting takes the start of a run (Run called with a Config hooked to
+// p): it reports to p from now on, so a previous run's end no longer
+// answers waiters. The position and copying state stay as they were.
+func (p *Progress) starting() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		p.stopped, p.stopErr, p.stop = false, nil, nil
+	}
 }
 
 // chain returns a hook calling first (when set), then next.
