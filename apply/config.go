@@ -9,7 +9,8 @@ import (
 	"github.com/walmirror/walmirror/source"
 )
 
-// Defaults Run uses for Config fields left zero (see Config.withDefaults).
+// Defaults Run uses for Config fields left zero, field by field (see
+// Config.Validate).
 const (
 	DefaultSlot        = "walmirror"
 	DefaultPublication = "walmirror"

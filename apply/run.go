@@ -62,7 +62,7 @@ type Config struct {
 	// joined it (default 10s; negative: never).
 	PollInterval time.Duration
 	// Pipeline applies each chunk to the target on a writer goroutine while
-	// the next is received and compacted (experimental: see pipeline.go).
+	// the next is received and compacted (experimental).
 	Pipeline bool
 	// MaxBackoff caps the wait between reconnects after a connection loss.
 	MaxBackoff time.Duration

@@ -42,6 +42,13 @@ import (
 //     calls, is its target running out of space; Run marks such an error
 //     with ErrTargetFull. A sink may instead wrap schema.ErrTargetFull
 //     itself (schema.TargetFull).
+//
+// A wrapper around a bundled sink (logging, metrics) that embeds only Sink
+// and ShapeStore hides these: Run then does as without them, which for
+// CanRetype means converting in place what the sink would have copied
+// again (an SQLite copy then stops at a type change it could have
+// followed), and for DiskFull an unmarked error. Forward each optional
+// method the wrapped sink has (embedding the concrete sink type does).
 type Sink interface {
 	// ReadState returns the stored state; ok is false on a target walmirror
 	// has never written to.

@@ -134,7 +134,7 @@ func (e *DivergedError) Unwrap() []error { return []error{e.Err, ErrDiverged} }
 // table published through its root (publish_via_partition_root) whose
 // partitions have keys of their own, where the old row holds only a
 // partition's key: matched as a whole row it would change nothing,
-// silently; and, once seen under load (helper-97, PostgreSQL 14), from a
+// silently; and, once seen under load (PostgreSQL 14), from a
 // plain table whose key and replica identity were being replaced, which
 // the message names first. Marked diverged, so the table is copied again (or the run
 // stops with apply.Config.StopOnDivergence).

@@ -662,7 +662,7 @@ func (s *Sink) retype(ctx context.Context, name, col, from, to string, emptied b
 			"target_type", from, "source_type", to, "err", err)
 		return nil
 	}
-	s.log.Warn("source column type changed: target column converted", "table", name, "column", col, "from", from, "to", to)
+	s.log.Info("source column type changed: target column converted", "table", name, "column", col, "from", from, "to", to)
 	return nil
 }
 

@@ -6,7 +6,7 @@
 // The suite imports neither apply nor source: Sink below has the method set
 // of apply.Sink, so any apply.Sink satisfies it. Some cases write 150,000
 // rows (ManyRows): a sink that finds rows by scanning takes minutes there
-// (helper-99: 448 s for a map sink with linear lookups), so index rows by
+// (448 s for a map sink with linear lookups), so index rows by
 // key; run the suite with a -timeout to match.
 package sinktest
 
