@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -208,7 +209,7 @@ type Position struct {
 	ServerWALEnd lsn.LSN
 	// CaughtUp: nothing is in flight and everything received is applied, so
 	// the copy is complete up to ServerWALEnd (stored, then confirmed, about a
-	// second after the last commit: engine.passed).
+	// second after the last commit).
 	CaughtUp bool
 }
 
@@ -828,19 +829,34 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 			return err
 		}
 	}
+	// A column retyped by a rewrite, or in a way the target cannot convert
+	// exactly: the copy replaces the rows, so the target need not convert
+	// them. Also when a column added with values the stream does not carry
+	// is why the table is copied (helper-105: ADD COLUMN ... DEFAULT
+	// gen_random_uuid(), then ALTER COLUMN ... TYPE jsonb USING, stopped
+	// every SQLite run at the conversion it cannot make).
+	retyped, err := e.retyped(ctx, t)
+	if err != nil {
+		return err
+	}
+	if retyped != "" {
+		// The copy's first chunk stores the storage it read; the poll
+		// compares with that from then on, not with the one before the
+		// rewrite (which would copy the table once more).
+		delete(e.storage, t.ID)
+	}
+	inconvertible := ""
+	if retyped == "" {
+		if inconvertible, err = e.inconvertible(ctx, t); err != nil {
+			return err
+		}
+	}
+	replace = replace || retyped != "" || inconvertible != ""
 	if why == "" {
-		if why, err = e.retyped(ctx, t); err != nil {
-			return err
-		}
-		if why != "" {
-			// The copy's first chunk stores the storage it read; the poll
-			// compares with that from then on, not with the one before
-			// the rewrite (which would copy the table once more).
-			delete(e.storage, t.ID)
-		} else if why, err = e.inconvertible(ctx, t); err != nil || why == "" {
-			return err
-		}
-		replace = true
+		why = cmp.Or(retyped, inconvertible)
+	}
+	if why == "" {
+		return nil
 	}
 	e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1, why)
 	// A key that takes a column whose older rows' values are unknown (a
