@@ -112,7 +112,7 @@ func (s *Source) Start(ctx context.Context, from lsn.LSN, guard bool) (*Stream, 
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, classify("start replication from slot "+s.cfg.Slot, timeoutCause(sctx, err))
 	}
-	st := &Stream{conn: conn, events: make(chan []Event, eventBuffer/eventBatch), done: make(chan struct{}), written: from, timeout: s.cfg.timeout()}
+	st := &Stream{conn: conn, events: make(chan []Event, eventBuffer/eventBatch), done: make(chan struct{}), written: from, timeout: s.cfg.timeout(), log: s.log}
 	if s.protocol >= 2 {
 		if err := st.initStreaming(s); err != nil {
 			conn.Close(context.WithoutCancel(ctx))
@@ -640,6 +640,12 @@ func (st *Stream) event(ctx context.Context, msg pgproto3.BackendMessage, status
 			dm, err := pgoutput.Decode(data)
 			if err != nil {
 				return ev, false, permanent("decode pgoutput message", "", fmt.Errorf("at %s: %w", lsn.LSN(xld.WALStart), err))
+			}
+			if m, ok := dm.(*pgoutput.StreamAbort); ok {
+				// PostgreSQL 18 sends these unasked (see pgoutput's
+				// minProtocol); protocol 1 sent nothing of the transaction.
+				st.log.Debug("ignoring a Stream Abort on a protocol 1 stream", "xid", m.Xid, "subxid", m.SubXid, "at", lsn.LSN(xld.WALStart))
+				return ev, false, nil
 			}
 			return Event{Msg: dm}, true, nil
 		}

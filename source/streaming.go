@@ -35,7 +35,6 @@ func (st *Stream) initStreaming(s *Source) error {
 		return permanent("start replication", "", err)
 	}
 	st.replayDec, _ = pgoutput.NewDecoder(opts)
-	st.log = s.log
 	st.spill, err = openSpill(spillDirName(s.cfg.SpillDir, s.systemID, s.dbName, s.cfg.Slot))
 	if err != nil {
 		return permanent("start replication", "set TMPDIR (or Config.SpillDir) to a writable directory", err)

@@ -273,7 +273,12 @@ func decode(src []byte, md mode) (Message, error) {
 			Detail: fmt.Sprintf("unknown pgoutput message type %q (0x%02x)", rune(src[0]), src[0]),
 			Err:    ErrUnknownType,
 		}
-	case need > md.protocol:
+	case need > md.protocol && !(r.typ == MsgStreamAbort && md.protocol == 1):
+		// A Stream Abort is taken at protocol 1 too: PostgreSQL 18 sends
+		// one, for some aborted subtransactions, to sessions that never
+		// asked for streaming (it marks them streamed; estuary/connectors
+		// #5228 saw it in the wild, helper-106 under a savepoint-heavy
+		// load). Protocol 1 sent nothing of such a transaction to discard.
 		return nil, &DecodeError{
 			Type: r.typ,
 			Detail: fmt.Sprintf("unsupported pgoutput message '%c' (%s needs protocol v%d, v%d negotiated)",

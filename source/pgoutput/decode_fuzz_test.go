@@ -65,7 +65,7 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("%+v: %T with an xid outside a stream block", c, m)
 				}
 				// Outside a stream block, v1 messages decode as Decode does.
-				if err1 == nil && !reflect.DeepEqual(m, m1) {
+				if err1 == nil && minProtocol(m.Type()) == 1 && !reflect.DeepEqual(m, m1) {
 					t.Fatalf("%+v: %#v, Decode gave %#v", c, m, m1)
 				}
 			}

@@ -314,7 +314,8 @@ func TestDecoderErrors(t *testing.T) {
 	}{
 		{"v1 stream start", v1, false, enc{'S'}.u32(1).u8(1), ErrUnsupported,
 			[]string{"'S' (StreamStart needs protocol v2, v1 negotiated)"}},
-		{"v1 stream abort", v1, false, enc{'A'}.u32(1).u32(1), ErrUnsupported, []string{"needs protocol v2"}},
+		{"v1 stream commit", v1, false, enc{'c'}.u32(1).u8(0).u64(1).u64(2).u64(3), ErrUnsupported, []string{"needs protocol v2"}},
+		{"v1 stream abort truncated", v1, false, enc{'A'}.u32(1), ErrTruncated, []string{"xid and subxid"}},
 		{"v2 begin prepare", v2, false, []byte("b"), ErrUnsupported, []string{"'b' (BeginPrepare needs protocol v3, v2 negotiated)"}},
 		{"v2 prepare", v2, false, []byte("P"), ErrUnsupported, []string{"Prepare needs protocol v3"}},
 		{"v2 commit prepared", v2, false, []byte("K"), ErrUnsupported, []string{"CommitPrepared needs protocol v3"}},
@@ -495,6 +496,26 @@ func BenchmarkDecoderInsertStreamed(b *testing.B) {
 		m, err := d.Decode(src)
 		if err != nil || m.(*Insert).Xid != 1240 {
 			b.Fatal(m, err)
+		}
+	}
+}
+
+// TestStrayStreamAbortV1: PostgreSQL 18 sends a Stream Abort, unasked, to
+// a protocol 1 session (helper-106: `--protocol 1` runs stopped with
+// "StreamAbort needs protocol v2, v1 negotiated"); it decodes, in the
+// layout without abort LSN and time, for the stream to skip.
+func TestStrayStreamAbortV1(t *testing.T) {
+	src := enc{'A'}.u32(900).u32(901)
+	for _, decode := range []func([]byte) (Message, error){
+		Decode,
+		func(b []byte) (Message, error) { return newTestDecoder(t, DecodeOptions{Protocol: 1}, false).Decode(b) },
+	} {
+		m, err := decode(src)
+		if err != nil {
+			t.Fatalf("a Stream Abort on a protocol 1 stream: %v", err)
+		}
+		if a, ok := m.(*StreamAbort); !ok || a.Xid != 900 || a.SubXid != 901 {
+			t.Errorf("decoded %#v, want the StreamAbort of 900/901", m)
 		}
 	}
 }
