@@ -30,7 +30,7 @@ func (o *observeFlags) register(fs *flagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (Prometheus), /healthz, /readyz, /wait?lsn=X/Y&timeout=2s and POST /verify (walmirror verify --sidecar) on HOST:PORT")
 	durationFlag(fs, &o.readyMaxLag, "ready-max-lag", time.Minute, "/readyz answers 200 once the initial copy is complete and the lag is at most this")
 	durationFlag(fs, &o.progressInterval, "progress-interval", 30*time.Second, "log a progress line (rates, lag) this often; 0: never")
-	durationFlag(fs, &o.slotPollInterval, "slot-poll-interval", 15*time.Second, "with --metrics-addr or --max-retained-wal: how often the slot's retained WAL and wal_status are read (on a catalog connection of its own)")
+	durationFlag(fs, &o.slotPollInterval, "slot-poll-interval", 15*time.Second, "how often the slot's retained WAL and wal_status, and the source's WAL end, are read for metrics, --max-retained-wal and the progress lines' lag (on a catalog connection of its own)")
 	fs.StringVar(&o.maxRetainedWAL, "max-retained-wal", "", "warn when the slot retains more WAL than this on the source (e.g. 10GB)")
 }
 
@@ -96,9 +96,26 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 		stopServer = stopSrv
 		log.Info("serving metrics", "addr", addr, "endpoints", "/metrics /healthz /readyz /wait POST /verify")
 	}
-	if o.metricsAddr != "" || o.maxRetained > 0 {
+	switch {
+	case o.metricsAddr != "" || o.maxRetained > 0:
 		wg.Add(1)
 		go func() { defer wg.Done(); mon.PollSlot(bg, cfg.Source, o.slotPollInterval, o.maxRetained, log) }()
+	case o.progressInterval > 0:
+		// Progress lines need the source's WAL end too: keepalives say only
+		// how far the walsender has read, and while it reads WAL that holds
+		// nothing for the publication the copy looked caught up, lag 0,
+		// gigabytes behind (helper-106). First read after an interval, so
+		// a short bounded run opens no session for it.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-bg.Done():
+				return
+			case <-time.After(min(o.slotPollInterval, o.progressInterval)):
+			}
+			mon.PollSlot(bg, cfg.Source, o.slotPollInterval, 0, log)
+		}()
 	}
 	if o.progressInterval > 0 {
 		wg.Add(1)

@@ -451,7 +451,7 @@ func (m *Monitor) PollSlot(ctx context.Context, cfg source.Config, every time.Du
 			return nil
 		}()
 		if err != nil && ctx.Err() == nil && !failing {
-			log.Warn("cannot read the replication slot's state for metrics", "err", err)
+			log.Warn("cannot read the replication slot's state (for the lag and metrics)", "err", err)
 		}
 		failing = err != nil
 		select {
