@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/walmirror/walmirror/source"
@@ -22,16 +23,20 @@ const (
 // Err is what source.Config.Validate said.
 type ConfigError struct {
 	Field  string
-	Value  any    // the value given (unset for Source)
+	Value  any    // the value given ("(not shown)" for a DSN: it may hold a password)
 	Reason string // what is wrong with it
-	Err    error  // the cause, for Source
+	Err    error  // for Source fields, source.Config.Validate's error (its text names the command-line flag)
 }
 
 func (e *ConfigError) Error() string {
-	if e.Err != nil {
+	if e.Reason == "" && e.Err != nil {
 		return "apply.Config." + e.Field + ": " + e.Err.Error()
 	}
-	return fmt.Sprintf("apply.Config.%s = %v: %s", e.Field, e.Value, e.Reason)
+	v := fmt.Sprint(e.Value)
+	if s, ok := e.Value.(string); ok && s != "(not shown)" {
+		v = strconv.Quote(s)
+	}
+	return fmt.Sprintf("apply.Config.%s = %s: %s", e.Field, v, e.Reason)
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
@@ -74,17 +79,17 @@ func (c *Config) Validate() error {
 	if d.StopAt != 0 && d.StopAtNow {
 		return &ConfigError{Field: "StopAtNow", Value: true, Reason: fmt.Sprintf("StopAt is set too (%s): set one of them", d.StopAt)}
 	}
-	for _, rt := range d.ResyncTables {
+	for i, rt := range d.ResyncTables {
 		if rt.RelID == 0 {
-			return &ConfigError{Field: "ResyncTables", Value: rt.Name, Reason: "RelID 0 names no table (the table's pg_class oid)"}
+			return &ConfigError{Field: fmt.Sprintf("ResyncTables[%d].RelID", i), Value: 0, Reason: fmt.Sprintf("names no table (want the pg_class oid of %q)", rt.Name)}
 		}
 	}
 	if err := d.Source.Validate(); err != nil {
-		field := "Source"
+		ce := &ConfigError{Field: "Source", Err: err}
 		if fe := (*source.FieldError)(nil); errors.As(err, &fe) {
-			field += "." + fe.Field
+			ce.Field, ce.Value, ce.Reason = "Source."+fe.Field, fe.Value, fe.Reason
 		}
-		return &ConfigError{Field: field, Err: err}
+		return ce
 	}
 	return nil
 }

@@ -47,7 +47,9 @@ func TestValidate(t *testing.T) {
 		{"InitialCopy", Config{Source: src, InitialCopy: "Single"}},
 		{"InitialCopy", Config{Source: src, InitialCopy: "singel"}},
 		{"CopyChunkRows", Config{Source: src, CopyChunkRows: -5}},
-		{"ResyncTables", Config{Source: src, ResyncTables: []ResyncTable{{RelID: 16384, Name: "public.t"}, {Name: "public.u"}}}},
+		{"ResyncTables[1].RelID", Config{Source: src, ResyncTables: []ResyncTable{{RelID: 16384, Name: "public.t"}, {Name: "public.u"}}}},
+		{"Source.Tables[0]", Config{Source: source.Config{DSN: src.DSN, Tables: []string{"a.b.c"}}}},
+		{"Source.DSN", Config{Source: source.Config{DSN: "postgres://u:secret@host:5432/db?sslmode=bogus"}}},
 		{"Source.DSN", Config{}},
 		{"Source.Slot", Config{Source: source.Config{DSN: src.DSN, Slot: "Bad-Slot"}}},
 		{"Source.Protocol", Config{Source: source.Config{DSN: src.DSN, Protocol: 9}}},
@@ -60,6 +62,11 @@ func TestValidate(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("error %q does not name %s", err, tc.field)
+		}
+		// A library caller sets fields, not flags (helper-107: "--source
+		// is required"); nor does a password appear.
+		if msg := err.Error(); strings.Contains(msg, "--") || strings.Contains(msg, "secret") {
+			t.Errorf("error %q names a command-line flag or shows a password", msg)
 		}
 	}
 }

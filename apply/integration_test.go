@@ -659,7 +659,7 @@ func TestResyncTablesUnknownRelID(t *testing.T) {
 		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	})
 	var ce *apply.ConfigError
-	if !errors.As(err, &ce) || ce.Field != "ResyncTables" {
+	if !errors.As(err, &ce) || ce.Field != "ResyncTables[0].RelID" {
 		t.Fatalf("Run with an unknown table to resync = %v, want a ConfigError for ResyncTables", err)
 	}
 }

@@ -415,13 +415,13 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		return nil
 	}
 
-	for _, rt := range r.cfg.ResyncTables {
+	for i, rt := range r.cfg.ResyncTables {
 		nsp, _, _, err := src.RelName(ctx, rt.RelID)
 		if err != nil {
 			return err
 		}
 		if nsp == "" {
-			return &ConfigError{Field: "ResyncTables", Value: rt.RelID, Reason: fmt.Sprintf("no table has this oid on the source (%s)", rt.Name)}
+			return &ConfigError{Field: fmt.Sprintf("ResyncTables[%d].RelID", i), Value: rt.RelID, Reason: fmt.Sprintf("no table has this oid on the source (%s)", rt.Name)}
 		}
 	}
 

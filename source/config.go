@@ -48,42 +48,55 @@ func (c *Config) timeout() time.Duration {
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // FieldError is a Config field Validate refuses: Field names it (DSN,
-// Slot, Publication, Tables, Protocol); the message names the command-line
-// flag that sets it, for the operator.
+// Slot, Publication, Tables, Protocol), Value is what it held (a DSN is not
+// repeated: it may hold a password) and Reason says what is wrong, for a
+// library caller (apply.ConfigError shows those); the message names the
+// command-line flag that sets it, for the operator.
 type FieldError struct {
-	Field string
-	Err   error
+	Field  string
+	Value  any
+	Reason string
+	Err    error
 }
 
 func (e *FieldError) Error() string { return e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
-func fieldError(field, format string, args ...any) error {
-	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+// fieldError is field's error: reason for a library caller, cli (which
+// wraps cause, if any, with %w) for the operator.
+func fieldError(field string, value any, reason, cli string, cause error) error {
+	if cause == nil {
+		return &FieldError{Field: field, Value: value, Reason: reason, Err: errors.New(cli)}
+	}
+	return &FieldError{Field: field, Value: value, Reason: reason + ": " + cause.Error(), Err: fmt.Errorf(cli, cause)}
 }
 
 // Validate checks the configuration without touching the network. Its
 // errors are *FieldError.
 func (c *Config) Validate() error {
+	const dsnForm = "a PostgreSQL URL or keyword string, e.g. postgres://user:pass@host:5432/db"
 	if c.DSN == "" {
-		return fieldError("DSN", "--source is required: a PostgreSQL URL or keyword string, e.g. postgres://user:pass@host:5432/db")
+		return fieldError("DSN", "", "required: "+dsnForm, "--source is required: "+dsnForm, nil)
 	}
 	if _, err := pgconn.ParseConfig(c.DSN); err != nil {
-		return fieldError("DSN", "--source is not a valid PostgreSQL connection string: %w", redactErr(err, c.DSN))
+		// The value is not shown: it may hold a password.
+		return fieldError("DSN", "(not shown)", "not a valid PostgreSQL connection string", "--source is not a valid PostgreSQL connection string: %w", redactErr(err, c.DSN))
 	}
+	const slotForm = "a slot name is 1-63 characters of a-z, 0-9 and _"
 	if !slotName.MatchString(c.Slot) {
-		return fieldError("Slot", "--slot %q: a slot name is 1-63 characters of a-z, 0-9 and _", c.Slot)
+		return fieldError("Slot", c.Slot, slotForm, fmt.Sprintf("--slot %q: %s", c.Slot, slotForm), nil)
 	}
 	if c.Publication == "" || len(c.Publication) > 63 {
-		return fieldError("Publication", "--publication %q: a publication name is 1-63 bytes", c.Publication)
+		return fieldError("Publication", c.Publication, "a publication name is 1-63 bytes", fmt.Sprintf("--publication %q: a publication name is 1-63 bytes", c.Publication), nil)
 	}
-	for _, t := range c.Tables {
+	for i, t := range c.Tables {
 		if _, err := ParseTableName(t); err != nil {
-			return fieldError("Tables", "--tables: %w", err)
+			return fieldError(fmt.Sprintf("Tables[%d]", i), t, "not a table name", "--tables: %w", err)
 		}
 	}
 	if c.Protocol < 0 || c.Protocol > maxProtocol {
-		return fieldError("Protocol", "--protocol %d: want 1 to %d (or 0: the highest the server speaks)", c.Protocol, maxProtocol)
+		want := fmt.Sprintf("want 1 to %d (or 0: the highest the server speaks)", maxProtocol)
+		return fieldError("Protocol", c.Protocol, want, fmt.Sprintf("--protocol %d: %s", c.Protocol, want), nil)
 	}
 	return nil
 }
