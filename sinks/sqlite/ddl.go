@@ -660,7 +660,7 @@ func (s *Sink) retype(ctx context.Context, t *schema.Table, name string, from, t
 	fk, tk := schema.KindOf(from.TypeID), schema.KindOf(to.TypeID)
 	if !t.Replacing && !retypeable(t, from, to) {
 		return fmt.Errorf("column %q of source table %s changed type (OID %d, typmod %d to OID %d, typmod %d); SQLite cannot convert its stored values exactly as PostgreSQL did, so the copy would differ: "+
-			"copy the table again (walmirror resync --table %s)",
+			"copy the table again (walmirror resync --table %s; it takes effect where it is requested, after this point: if every run stops here first, walmirror run --resync copies every table again)",
 			to.Name, t.QualifiedName(), from.TypeID, from.Typmod, to.TypeID, to.Typmod, schema.DisplayName(t.Schema, t.Name))
 	}
 	switch {
