@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -599,6 +600,49 @@ func (s *Sink) vacate(ctx context.Context, t *schema.Table) error {
 	return nil
 }
 
+// freeIndexNames renames the indexes of table (in schema from) whose names
+// a relation of schema to has: index names are per schema, and ALTER
+// TABLE ... SET SCHEMA takes them along (helper-108: a copy moved aside in
+// to kept its key's index "m_pkey", so moving another m there failed at
+// every start). The new name is PostgreSQL's own way: digits appended.
+func (s *Sink) freeIndexNames(ctx context.Context, table, from, to string) error {
+	pg := s.conn.PgConn()
+	res := pg.ExecParams(ctx, `SELECT i.relname FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+		WHERE x.indrelid = $1::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+			WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $2) AND c.relname = i.relname)`,
+		[][]byte{[]byte(table), []byte(to)}, []uint32{25, 25}, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("inspect the index names of %s: %w", table, res.Err)
+	}
+	for _, row := range res.Rows {
+		idx := string(row[0])
+		free := ""
+		for n := 1; free == ""; n++ {
+			digits := strconv.Itoa(n)
+			name := idx
+			for len(name)+len(digits) > 63 { // NAMEDATALEN: longer names are cut, to the name taken
+				_, size := utf8.DecodeLastRuneInString(name)
+				name = name[:len(name)-size]
+			}
+			name += digits
+			r := pg.ExecParams(ctx, `SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+				WHERE n.nspname IN ($1, $2) AND c.relname = $3`,
+				[][]byte{[]byte(from), []byte(to), []byte(name)}, []uint32{25, 25, 25}, nil, nil).Read()
+			if r.Err != nil {
+				return fmt.Errorf("look for a free index name in %q: %w", to, r.Err)
+			}
+			if len(r.Rows) == 0 {
+				free = name
+			}
+		}
+		if _, err := pg.Exec(ctx, "ALTER INDEX "+pgx.Identifier{from, idx}.Sanitize()+" RENAME TO "+quoteIdent(free)).ReadAll(); err != nil {
+			return fmt.Errorf("rename index %q of %s, whose name schema %q has, to %q: %w", idx, table, to, free, err)
+		}
+		s.log.Info("an index's name is taken in the schema its table moves to: renamed", "table", table, "index", idx, "to", free)
+	}
+	return nil
+}
+
 // MoveTable renames walmirror's table of source table schemaName.from to
 // schemaName.to (for the engine: a table whose name another one took
 // before its own rename was seen).
@@ -686,6 +730,9 @@ func (s *Sink) change(ctx context.Context, t *schema.Table) error {
 		}
 		q := ""
 		if c.FromSchema != t.Schema {
+			if err := s.freeIndexNames(ctx, old, c.FromSchema, t.Schema); err != nil {
+				return err
+			}
 			q = "CREATE SCHEMA IF NOT EXISTS " + quoteIdent(t.Schema) + "; ALTER TABLE " + old + " SET SCHEMA " + quoteIdent(t.Schema) + "; "
 		}
 		if c.FromName != t.Name {

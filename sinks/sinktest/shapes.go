@@ -225,6 +225,38 @@ func testRenameOntoVacated(h *harness) {
 	h.want(schema.NewTable(b.ID, "public", "vac_b_dropped", b.Identity, b.Columns), r("2", "b"))
 }
 
+// testMoveOntoVacatedSchema: a table moved into another schema (ALTER
+// TABLE ... SET SCHEMA) onto the name of a copy no published table has any
+// more there moves that copy aside and takes the name, rows and key
+// included, also where index names are per schema (helper-108: the
+// PostgreSQL target stopped at every start, "relation "m_pkey" already
+// exists in schema": the copy moved aside kept its key's index name).
+func testMoveOntoVacatedSchema(h *harness) {
+	a := keyed("mvs_one", "m", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	b := keyed("mvs_two", "m", col("id", schema.OIDInt4, true), col("v", schema.OIDText, false))
+	h.tx(func() {
+		h.ensure(a, b)
+		h.write(&schema.Batch{Table: a, Inserts: rows(row("1", "a"))})
+		h.write(&schema.Batch{Table: b, Inserts: rows(row("2", "b"))})
+	})
+	moved := schema.NewTable(a.ID, "mvs_two", "m", a.Identity, a.Columns)
+	moved.Change = &schema.Change{FromSchema: "mvs_one", FromName: "m", Vacate: true}
+	h.tx(func() {
+		h.check(h.s.EnsureTable(h.ctx(), moved), "EnsureTable of a table moved onto a vacated name in another schema")
+		h.write(&schema.Batch{Table: moved, Inserts: rows(row("3", "c"))})
+	})
+	h.want(moved, r("1", "a"), r("3", "c"))
+	h.want(schema.NewTable(b.ID, "mvs_two", "m_dropped", b.Identity, b.Columns), r("2", "b"))
+	// The moved table's key still refuses a second row of a key.
+	h.begin()
+	if err := h.s.Write(h.ctx(), &schema.Batch{Table: moved, Inserts: rows(row("3", "again"))}); err == nil {
+		if err := h.s.Commit(h.ctx(), h.nextState()); err == nil {
+			h.t.Fatal("a moved table took a second row of key 3")
+		}
+	}
+	h.rollback()
+}
+
 // renameOntoOther makes tables <prefix>_a (row 1) and <prefix>_b (row 2),
 // and returns them with a renamed onto b's name (Change.Vacate as given).
 func renameOntoOther(h *harness, prefix string, vacate bool) (a, b, renamed *schema.Table) {

@@ -86,6 +86,7 @@ func Run(t *testing.T, tg Target) {
 		{"MoveLookupTable", testMoveLookupTable},
 		{"RenameOntoTaken", testRenameOntoTaken},
 		{"RenameOntoVacated", testRenameOntoVacated},
+		{"MoveOntoVacatedSchema", testMoveOntoVacatedSchema},
 		{"RekeyReplacing", testRekeyReplacing},
 	}
 	for _, c := range cases {
