@@ -262,9 +262,13 @@ func (s *Source) RelName(ctx context.Context, relid uint32) (nsp, name string, p
 // LeftTable is what the source's catalog holds now for a table that left
 // the publication (Source.LeftTable).
 type LeftTable struct {
-	Exists    bool // the table is still there, under any name
-	Unlogged  bool // ... and UNLOGGED: its changes are in no WAL
-	Partition bool // ... and a partition now (published through its root?)
+	Exists   bool // the table is still there, under any name
+	Unlogged bool // ... and UNLOGGED: its changes are in no WAL
+	// Partition: ... and a partition now of a table the publication lists
+	// (published through its root); a partition whose ancestors the
+	// publication does not list has no copy following it (helper-108: the
+	// log said its rows were in the root's copy).
+	Partition bool
 	// Replaced: another table has the name it had and is not published
 	// (a table swapped in by renames, or dropped and created again).
 	Replaced bool
@@ -277,7 +281,11 @@ func (s *Source) LeftTable(ctx context.Context, relid uint32, nsp, name string) 
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
 	defer cancel()
 	var l LeftTable
-	err := s.conn.QueryRow(ctx, `SELECT c.oid IS NOT NULL, coalesce(c.relpersistence = 'u', false), coalesce(c.relispartition, false),
+	err := s.conn.QueryRow(ctx, `SELECT c.oid IS NOT NULL, coalesce(c.relpersistence = 'u', false),
+			coalesce(c.relispartition, false) AND EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors($1::oid::regclass) a
+				JOIN pg_catalog.pg_class ac ON ac.oid = a.relid JOIN pg_catalog.pg_namespace an ON an.oid = ac.relnamespace
+				JOIN pg_catalog.pg_publication_tables pt ON pt.pubname = $4 AND pt.schemaname = an.nspname AND pt.tablename = ac.relname
+				WHERE a.relid <> $1::oid),
 			EXISTS (SELECT FROM pg_catalog.pg_class o JOIN pg_catalog.pg_namespace n ON n.oid = o.relnamespace
 				WHERE n.nspname = $2 AND o.relname = $3 AND o.oid <> $1 AND o.relkind IN ('r', 'p'))
 			AND NOT EXISTS (SELECT FROM pg_catalog.pg_publication_tables pt WHERE pt.pubname = $4 AND pt.schemaname = $2 AND pt.tablename = $3)

@@ -580,6 +580,21 @@ func TestLeftTableWarned(t *testing.T) {
 			"a table that took its name on the source is not published", true},
 		{"dropped from publication", `CREATE PUBLICATION walmirror FOR TABLE t, k`, `ALTER PUBLICATION walmirror DROP TABLE t; UPDATE t SET v = 'changed'`, "is still on the source", true},
 		{"dropped", `CREATE PUBLICATION walmirror FOR TABLE t, k`, `DROP TABLE t`, "its copy stays as it is", false},
+		// A partition published on its own (publish_via_partition_root off)
+		// whose root leaves the publication: no copy follows it any more
+		// (helper-108: the log said its rows were in the root's copy).
+		{"partition of a root that left", `CREATE TABLE pr (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+			CREATE TABLE pr1 PARTITION OF pr FOR VALUES FROM (0) TO (100); INSERT INTO pr VALUES (1, 'a');
+			CREATE PUBLICATION walmirror FOR TABLE t, k, pr`, `ALTER PUBLICATION walmirror DROP TABLE pr; UPDATE pr SET v = 'changed'`,
+			"is still on the source", true},
+		// One attached under a root published through itself: its rows are
+		// in the root's copy.
+		{"partition of a published root", `CREATE TABLE pr (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+			CREATE TABLE pr1 PARTITION OF pr FOR VALUES FROM (0) TO (100);
+			CREATE TABLE pr2 (id int PRIMARY KEY, v text); INSERT INTO pr2 VALUES (150, 'b');
+			CREATE PUBLICATION walmirror FOR TABLE t, k, pr, pr2 WITH (publish_via_partition_root = true)`,
+			`ALTER PUBLICATION walmirror DROP TABLE pr2; ALTER TABLE pr ATTACH PARTITION pr2 FOR VALUES FROM (100) TO (200); UPDATE pr SET v = 'changed'`,
+			"it is a partition now", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 10) g;
