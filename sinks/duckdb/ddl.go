@@ -303,7 +303,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		switch {
 		case hasColumnFold(t, ec.name):
 		case !s.DropColumns:
-			s.log.Log(ctx, keptLevel(t, ec.name), "target column no longer in the source: kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", ec.name)
+			s.log.Log(ctx, keptLevel(t, ec.name), "target column no longer in the source (dropped, or left out by the publication's column list): kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", ec.name)
 		default:
 			// (A table this transaction changed was rebuilt without it.)
 			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quote(ec.name)); err != nil {

@@ -405,7 +405,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) (err error) {
 				if err := s.nullable(ctx, name, col); err != nil {
 					return err
 				}
-				s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source: kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", col)
+				s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source (dropped, or left out by the publication's column list): kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", col)
 			default:
 				if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quoteIdent(col)).ReadAll(); err != nil {
 					return fmt.Errorf("drop column %q of %s, which the source dropped: %w", col, name, err)

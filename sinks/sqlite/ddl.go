@@ -368,7 +368,7 @@ func (s *Sink) ensureTable(ctx context.Context, t *schema.Table) error {
 	}
 	for col := range existing {
 		if !s.DropColumns {
-			s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source: kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", col)
+			s.log.Log(ctx, keptLevel(t, col), "target column no longer in the source (dropped, or left out by the publication's column list): kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", col)
 			continue
 		}
 		if err := s.dropLookups(ctx, t); err != nil {
