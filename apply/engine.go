@@ -835,25 +835,25 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 	// is why the table is copied (helper-105: ADD COLUMN ... DEFAULT
 	// gen_random_uuid(), then ALTER COLUMN ... TYPE jsonb USING, stopped
 	// every SQLite run at the conversion it cannot make).
-	retyped, err := e.retyped(ctx, t)
+	rewrote, err := e.retyped(ctx, t)
 	if err != nil {
 		return err
 	}
-	if retyped != "" {
+	if rewrote != "" {
 		// The copy's first chunk stores the storage it read; the poll
 		// compares with that from then on, not with the one before the
 		// rewrite (which would copy the table once more).
 		delete(e.storage, t.ID)
 	}
 	inconvertible := ""
-	if retyped == "" {
+	if rewrote == "" {
 		if inconvertible, err = e.inconvertible(ctx, t); err != nil {
 			return err
 		}
 	}
-	replace = replace || retyped != "" || inconvertible != ""
+	replace = replace || rewrote != "" || inconvertible != ""
 	if why == "" {
-		why = cmp.Or(retyped, inconvertible)
+		why = cmp.Or(rewrote, inconvertible)
 	}
 	if why == "" {
 		return nil

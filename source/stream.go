@@ -643,7 +643,7 @@ func (st *Stream) event(ctx context.Context, msg pgproto3.BackendMessage, status
 			}
 			if m, ok := dm.(*pgoutput.StreamAbort); ok {
 				// PostgreSQL 18 sends these unasked (see pgoutput's
-				// minProtocol); protocol 1 sent nothing of the transaction.
+				// decode); protocol 1 sent nothing of the transaction.
 				st.log.Debug("ignoring a Stream Abort on a protocol 1 stream", "xid", m.Xid, "subxid", m.SubXid, "at", lsn.LSN(xld.WALStart))
 				return ev, false, nil
 			}
