@@ -23,7 +23,7 @@ const (
 // Err is what source.Config.Validate said.
 type ConfigError struct {
 	Field  string
-	Value  any    // the value given ("(not shown)" for a DSN: it may hold a password)
+	Value  any    // the value given (a DSN is not: it may hold a password)
 	Reason string // what is wrong with it
 	Err    error  // for Source fields, source.Config.Validate's error (its text names the command-line flag)
 }
@@ -33,7 +33,7 @@ func (e *ConfigError) Error() string {
 		return "apply.Config." + e.Field + ": " + e.Err.Error()
 	}
 	v := fmt.Sprint(e.Value)
-	if s, ok := e.Value.(string); ok && s != "(not shown)" {
+	if s, ok := e.Value.(string); ok {
 		v = strconv.Quote(s)
 	}
 	return fmt.Sprintf("apply.Config.%s = %s: %s", e.Field, v, e.Reason)

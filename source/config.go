@@ -62,6 +62,12 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// notShown stands for a value an error must not repeat (a DSN may hold a
+// password).
+type notShown struct{}
+
+func (notShown) String() string { return "(not shown: it may hold a password)" }
+
 // fieldError is field's error: reason for a library caller, cli (which
 // wraps cause, if any, with %w) for the operator.
 func fieldError(field string, value any, reason, cli string, cause error) error {
@@ -79,8 +85,7 @@ func (c *Config) Validate() error {
 		return fieldError("DSN", "", "required: "+dsnForm, "--source is required: "+dsnForm, nil)
 	}
 	if _, err := pgconn.ParseConfig(c.DSN); err != nil {
-		// The value is not shown: it may hold a password.
-		return fieldError("DSN", "(not shown)", "not a valid PostgreSQL connection string", "--source is not a valid PostgreSQL connection string: %w", redactErr(err, c.DSN))
+		return fieldError("DSN", notShown{}, "not a valid PostgreSQL connection string", "--source is not a valid PostgreSQL connection string: %w", redactErr(err, c.DSN))
 	}
 	const slotForm = "a slot name is 1-63 characters of a-z, 0-9 and _"
 	if !slotName.MatchString(c.Slot) {
