@@ -48,7 +48,7 @@ func (c *Config) timeout() time.Duration {
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // FieldError is a Config field Validate refuses: Field names it (DSN,
-// Slot, Publication, Tables, Protocol), Value is what it held (a DSN is not
+// Slot, Publication, Tables[i], Protocol), Value is what it held (a DSN is not
 // repeated: it may hold a password) and Reason says what is wrong, for a
 // library caller (apply.ConfigError shows those); the message names the
 // command-line flag that sets it, for the operator.

@@ -96,25 +96,25 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 		stopServer = stopSrv
 		log.Info("serving metrics", "addr", addr, "endpoints", "/metrics /healthz /readyz /wait POST /verify")
 	}
-	switch {
-	case o.metricsAddr != "" || o.maxRetained > 0:
-		wg.Add(1)
-		go func() { defer wg.Done(); mon.PollSlot(bg, cfg.Source, o.slotPollInterval, o.maxRetained, log) }()
-	case o.progressInterval > 0:
-		// Progress lines need the source's WAL end too: keepalives say only
-		// how far the walsender has read, and while it reads WAL that holds
-		// nothing for the publication the copy looked caught up, lag 0,
-		// gigabytes behind (helper-106). First read after an interval, so
-		// a short bounded run opens no session for it.
+	// Progress lines need the source's WAL end too: keepalives say only how
+	// far the walsender has read, and while it reads WAL that holds nothing
+	// for the publication the copy looked caught up, lag 0, gigabytes behind
+	// (helper-106). For them alone the first read waits an interval, so a
+	// short bounded run opens no session for it.
+	if poll := o.metricsAddr != "" || o.maxRetained > 0; poll || o.progressInterval > 0 {
+		var wait time.Duration
+		if !poll {
+			wait = min(o.slotPollInterval, o.progressInterval)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case <-bg.Done():
 				return
-			case <-time.After(min(o.slotPollInterval, o.progressInterval)):
+			case <-time.After(wait):
 			}
-			mon.PollSlot(bg, cfg.Source, o.slotPollInterval, 0, log)
+			mon.PollSlot(bg, cfg.Source, o.slotPollInterval, o.maxRetained, log)
 		}()
 	}
 	if o.progressInterval > 0 {
