@@ -110,8 +110,10 @@ type Config struct {
 	OnInterrupted func(err error)
 	// OnReady is called when the copy is complete: when streaming starts
 	// with no online copy in progress (after the initial copy, after each
-	// reconnect), and after the commit that completes the last online copy
-	// in progress (a chunked initial copy, a table that joined, a resync).
+	// reconnect), after the commit that completes the last online copy
+	// in progress (a chunked initial copy, a table that joined, a resync),
+	// and when a run to the source's position now (StopAtNow) ends right
+	// after its one-transaction initial copy, without streaming.
 	OnReady func(schema.State)
 	// ChangeKeys makes CommitInfo.Changes list, per commit, the tables
 	// changed and up to this many keys of each (beyond it, "all rows"); a
@@ -282,6 +284,9 @@ type runner struct {
 	// relinked: what the session that ended with errRelinked knew of its
 	// partitions, for the next.
 	relinked *partitionState
+	// copiedAt: the consistent point of the one-transaction initial copy
+	// this run committed (snapshot), zero if it made none.
+	copiedAt lsn.LSN
 	// undescribed: the end of the source transaction a session was ended
 	// before, for a change to a table the server had not described
 	// (engine.undescribed); a second time there is an error.
@@ -403,6 +408,18 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	// the target holds that position already (engine.pollOwed): what the
 	// source did with no WAL the stream carries (a table rewritten, a
 	// partition that lost rows the stream wrote through it) shows only there.
+	if r.cfg.StopAtNow && stopAt != 0 && st.LSN >= stopAt && st.LSN == r.copiedAt && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 {
+		// The copy this run just made is as of the source's position now:
+		// the source wrote no WAL since the copy's snapshot, so there is
+		// nothing to stream, and no change without WAL the poll owed at a
+		// bounded run's end could find. A one-off copy ends here, without
+		// a replication session, a keepalive's wait and a listing.
+		r.log.Info("reached stop position", "stop_at", stopAt, "stored", st.LSN, "transactions", 0, "rows", 0)
+		if r.cfg.OnReady != nil {
+			r.cfg.OnReady(st)
+		}
+		return nil
+	}
 	if stopAt != 0 && st.LSN >= stopAt && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 && !r.cfg.StopAtNow {
 		if st.LSN > stopAt {
 			// A copy cannot be set back: one made now (a new target) is as

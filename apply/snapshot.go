@@ -64,6 +64,7 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.Sta
 		return st, fmt.Errorf("commit initial snapshot: %w", err)
 	}
 	committed = true
+	r.copiedAt = st.LSN
 	r.snapshotProgress(SnapshotProgress{Tables: len(tables), TablesDone: len(tables), Rows: total, Done: true})
 	r.log.Info("initial snapshot complete", "tables", len(tables), "rows", total,
 		"consistent_point", st.LSN, "took", time.Since(began).Round(time.Millisecond))

@@ -97,13 +97,8 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	if lagReport != "" {
 		cfg.OnCommit = lags.observe
 	}
-	if kind, _, err := parseTarget(target); err == nil && kind == "postgres" && sameDatabase(ctx, cfg.Source.DSN, target) {
-		return errors.New(sameDatabaseText(target))
-	}
-	if !topts.adopt {
-		if err := refuseForeignTables(ctx, cfg.Source, target); err != nil {
-			return err
-		}
+	if err := preflight(ctx, cfg.Source, target, topts.adopt); err != nil {
+		return err
 	}
 	newFile := newTargetFile(target)
 	sink, err := openTarget(ctx, target, log, false, topts)
@@ -166,6 +161,27 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 // default publication made a FOR ALL TABLES one on the source, then
 // refused). Without --slot it follows the copy's slot likewise (helper-86:
 // the publication was followed, the slot refused).
+// preflight refuses a target that is the source's own database, and
+// (unless adopting) one whose tables walmirror would take over. The checks
+// only read, each on connections of its own: they run at once, so a run
+// waits for the slower rather than for both.
+func preflight(ctx context.Context, src source.Config, target string, adopt bool) error {
+	var same bool
+	var foreign error
+	var wg sync.WaitGroup
+	if kind, _, err := parseTarget(target); err == nil && kind == "postgres" {
+		wg.Go(func() { same = sameDatabase(ctx, src.DSN, target) })
+	}
+	if !adopt {
+		wg.Go(func() { foreign = refuseForeignTables(ctx, src, target) })
+	}
+	wg.Wait()
+	if same {
+		return errors.New(sameDatabaseText(target))
+	}
+	return foreign
+}
+
 func storedPublication(ctx context.Context, sink apply.Sink, cfg *apply.Config, given, slotGiven bool, log *slog.Logger) error {
 	st, found, err := sink.ReadState(ctx)
 	if err != nil || !found {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -366,18 +367,21 @@ func refuseForeignTables(ctx context.Context, cfg source.Config, target string) 
 func sameDatabase(ctx context.Context, sourceDSN, target string) bool {
 	const q = `SELECT pg_catalog.pg_postmaster_start_time()::text || ' ' || pg_catalog.current_setting('port') || ' ' || pg_catalog.current_database()`
 	var ids [2]string
+	var wg sync.WaitGroup
 	for i, dsn := range []string{sourceDSN, target} {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return false
-		}
-		err = conn.QueryRow(ctx, q).Scan(&ids[i])
-		conn.Close(context.WithoutCancel(ctx))
-		if err != nil {
-			return false
-		}
+		wg.Go(func() {
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				return
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			if err := conn.QueryRow(ctx, q).Scan(&ids[i]); err != nil {
+				ids[i] = ""
+			}
+		})
 	}
-	return ids[0] == ids[1]
+	wg.Wait()
+	return ids[0] != "" && ids[0] == ids[1]
 }
 
 // sameDatabaseText says that target is the source's own database.
