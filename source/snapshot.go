@@ -26,6 +26,7 @@ type Snapshot struct {
 	tx              pgx.Tx
 	queries         map[uint32]string // COPY statement per table
 	froms           map[uint32]string // the table each statement reads, as listed
+	direct          map[uint32]string // tables copied by name (directCopy): their column lists
 	binary          map[uint32]bool   // tables CopyBinary can copy
 	publication     string
 	// Estimates are the source's row estimates per table (from Tables;
@@ -100,6 +101,7 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 	}
 	sn.queries = make(map[uint32]string, len(pts))
 	sn.froms = make(map[uint32]string, len(pts))
+	sn.direct = make(map[uint32]string, len(pts))
 	sn.Estimates = make(map[uint32]int64, len(pts))
 	sn.Partitioned = make(map[uint32]bool)
 	tables := make([]*schema.Table, 0, len(pts))
@@ -110,6 +112,13 @@ func (sn *Snapshot) Tables(ctx context.Context) ([]*schema.Table, error) {
 		}
 		sn.queries[t.ID] = "COPY (" + p.query(t, "") + ") TO STDOUT"
 		sn.froms[t.ID] = quoteIdent(p.nsp) + "." + quoteIdent(p.name)
+		if p.directCopy() {
+			names := make([]string, len(t.Columns))
+			for i, c := range t.Columns {
+				names[i] = quoteIdent(c.Name)
+			}
+			sn.direct[t.ID] = strings.Join(names, ", ")
+		}
 		sn.Estimates[t.ID] = p.estimate
 		if p.root {
 			sn.Partitioned[t.ID] = true
@@ -166,6 +175,19 @@ type pubTable struct {
 	xmin      uint32 // PublishedTable.StorageXmin
 	genCols   bool   // the publication publishes stored generated columns (PostgreSQL 18)
 	genListed bool   // PostgreSQL 18: a column list may name generated columns too
+	generated bool   // a published column is generated (describe)
+}
+
+// directCopy says whether the initial copy reads p by name (COPY t (cols)
+// TO) rather than through a query (COPY (SELECT ...) TO): a plain table
+// with no row filter and no generated column published, which COPY's
+// column list refuses. The query's planning locks every index of the table
+// until the copy's transaction ends; a one-transaction copy of a database
+// whose tables have several indexes each filled the source's shared lock
+// table (max_locks_per_transaction), and the application's sessions then
+// failed with "out of shared memory" too. By name, only the table is locked.
+func (p *pubTable) directCopy() bool {
+	return !p.root && p.filter == nil && !p.generated
 }
 
 // estimateExpr is the row estimate of pg_class row c: reltuples, or the
@@ -306,7 +328,7 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 			CASE WHEN a.atttypid >= 10000 THEN tn.nspname || '.' || t.typname END,
 			(SELECT max(m.attnum) FROM pg_attribute m WHERE m.attrelid = a.attrelid),
 			coalesce(a.attgenerated = '' OR a.attgenerated = 's' AND ($3 OR $4 AND a.attname = ANY ($5::text[])), false),
-			`+primaryColumn+`
+			`+primaryColumn+`, a.attgenerated <> ''
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_namespace tn ON tn.oid = t.typnamespace
@@ -335,8 +357,8 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 		var c schema.Column
 		var typeName *string
 		var num int16
-		var published, primary bool
-		if err := rows.Scan(&num, &c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName, &maxNum, &published, &primary); err != nil {
+		var published, primary, generated bool
+		if err := rows.Scan(&num, &c.Name, &c.TypeID, &c.Typmod, &c.Key, &typeName, &maxNum, &published, &primary, &generated); err != nil {
 			rows.Close()
 			return nil, classify("describe table", err)
 		}
@@ -347,6 +369,7 @@ func (p *pubTable) describe(ctx context.Context, tx pgx.Tx) (*schema.Table, erro
 		if primary {
 			lookup = append(lookup, len(cols))
 		}
+		p.generated = p.generated || generated
 		cols, nums = append(cols, c), append(nums, num)
 		if typeName != nil {
 			typeNames[c.TypeID] = *typeName
@@ -387,11 +410,10 @@ func (sn *Snapshot) BinaryCopyable(t *schema.Table) bool { return sn.binary[t.ID
 // complete so far; a piece is only valid during the call. Only for a table
 // BinaryCopyable takes.
 func (sn *Snapshot) CopyBinary(ctx context.Context, t *schema.Table, fn func(data []byte, rows int64) error) (int64, error) {
-	q, ok := sn.queries[t.ID]
-	if !ok || !sn.binary[t.ID] {
+	if !sn.binary[t.ID] {
 		return 0, fmt.Errorf("copy %s in binary: table not listed by Tables, or a column type has no binary output", t.QualifiedName())
 	}
-	q, err := sn.named(ctx, t, q)
+	q, err := sn.statement(ctx, t)
 	if err != nil {
 		return 0, err
 	}
@@ -418,15 +440,28 @@ func copyOutBinary(ctx context.Context, conn *pgconn.PgConn, t *schema.Table, q 
 // Copy streams the rows of a table (from Tables) in the snapshot to fn. The
 // tuple passed to fn is fn's to keep.
 func (sn *Snapshot) Copy(ctx context.Context, t *schema.Table, fn func(schema.Tuple) error) error {
-	q, ok := sn.queries[t.ID]
-	if !ok {
-		return fmt.Errorf("copy %s: table not listed by Tables", t.QualifiedName())
-	}
-	q, err := sn.named(ctx, t, q)
+	q, err := sn.statement(ctx, t)
 	if err != nil {
 		return err
 	}
 	return copyOut(ctx, sn.tx.Conn().PgConn(), t, q, fn)
+}
+
+// statement is t's COPY statement for the initial copy, naming t as the
+// catalog names it now (named): by name where directCopy allows it.
+func (sn *Snapshot) statement(ctx context.Context, t *schema.Table) (string, error) {
+	q, ok := sn.queries[t.ID]
+	if !ok {
+		return "", fmt.Errorf("copy %s: table not listed by Tables", t.QualifiedName())
+	}
+	name, err := sn.nameNow(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	if cols, ok := sn.direct[t.ID]; ok {
+		return "COPY " + name + " (" + cols + ") TO STDOUT", nil
+	}
+	return sn.renamed(t, q, name), nil
 }
 
 // named is q, t's COPY statement, naming t as the catalog names it now.
@@ -438,6 +473,15 @@ func (sn *Snapshot) Copy(ctx context.Context, t *schema.Table, fn func(schema.Tu
 // (rows missing, exit 0). t's own oid names it now; a table dropped since
 // keeps the name it was listed by.
 func (sn *Snapshot) named(ctx context.Context, t *schema.Table, q string) (string, error) {
+	name, err := sn.nameNow(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	return sn.renamed(t, q, name), nil
+}
+
+// nameNow is t's qualified name in the catalog now (see named).
+func (sn *Snapshot) nameNow(ctx context.Context, t *schema.Table) (string, error) {
 	from := sn.froms[t.ID]
 	// Opening the table by oid (pg_relation_size) takes its lock, as the
 	// COPY would, and makes this session see catalog changes committed
@@ -452,12 +496,21 @@ func (sn *Snapshot) named(ctx context.Context, t *schema.Table, q string) (strin
 		return "", classify("look up "+t.QualifiedName(), err)
 	}
 	if same || strings.Trim(now, "0123456789") == "" {
-		return q, nil // unchanged, or dropped (regclass then prints the oid)
+		return from, nil // unchanged, or dropped (regclass then prints the oid)
+	}
+	return now, nil
+}
+
+// renamed is q, t's query, reading the table named name.
+func (sn *Snapshot) renamed(t *schema.Table, q, name string) string {
+	from := sn.froms[t.ID]
+	if name == from {
+		return q
 	}
 	for _, only := range []string{" FROM ONLY ", " FROM "} {
 		if strings.Contains(q, only+from) {
-			return strings.Replace(q, only+from, only+now, 1), nil
+			return strings.Replace(q, only+from, only+name, 1)
 		}
 	}
-	return q, nil
+	return q
 }
