@@ -40,7 +40,7 @@ func TestBoundedCopyEnds(t *testing.T) {
 				mu                     sync.Mutex
 				logs                   strings.Builder
 				streamed, ready, wrote int
-				readyAt                lsn.LSN
+				readyAt, caughtUp      lsn.LSN
 			)
 			lw := &lockedWriter{w: &logs}
 			write := func(p apply.SnapshotProgress) {
@@ -71,7 +71,14 @@ func TestBoundedCopyEnds(t *testing.T) {
 				OnSnapshot:  write,
 				OnStreaming: func(lsn.LSN) { mu.Lock(); streamed++; mu.Unlock() },
 				OnReady:     func(st schema.State) { mu.Lock(); ready++; readyAt = st.LSN; mu.Unlock() },
-				Logger:      slog.New(slog.NewTextHandler(lw, nil)),
+				OnPosition: func(p apply.Position) {
+					mu.Lock()
+					if p.CaughtUp {
+						caughtUp = max(caughtUp, p.ServerWALEnd)
+					}
+					mu.Unlock()
+				},
+				Logger: slog.New(slog.NewTextHandler(lw, nil)),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -83,6 +90,10 @@ func TestBoundedCopyEnds(t *testing.T) {
 			}
 			if ready == 0 || readyAt == 0 {
 				t.Errorf("OnReady was called %d times (at %s), want at least once", ready, readyAt)
+			}
+			if during == "" && caughtUp < readyAt {
+				// Progress lines, metrics and Progress.WaitFor hear of it so.
+				t.Errorf("OnPosition reported the copy caught up to %s, not to where it ended (%s)", caughtUp, readyAt)
 			}
 			if during == "" && streamed != 0 {
 				t.Errorf("the source wrote nothing after the copy's snapshot, yet the run streamed (%d times)", streamed)

@@ -415,6 +415,10 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		// bounded run's end could find. A one-off copy ends here, without
 		// a replication session, a keepalive's wait and a listing.
 		r.log.Info("reached stop position", "stop_at", stopAt, "stored", st.LSN, "transactions", 0, "rows", 0)
+		if r.cfg.OnPosition != nil {
+			// As a keepalive would say: the source's WAL ends here, applied.
+			r.cfg.OnPosition(Position{ServerWALEnd: st.LSN, CaughtUp: true})
+		}
 		if r.cfg.OnReady != nil {
 			r.cfg.OnReady(st)
 		}
