@@ -413,11 +413,16 @@ func (sn *Snapshot) CopyBinary(ctx context.Context, t *schema.Table, fn func(dat
 	if !sn.binary[t.ID] {
 		return 0, fmt.Errorf("copy %s in binary: table not listed by Tables, or a column type has no binary output", t.QualifiedName())
 	}
-	q, err := sn.statement(ctx, t)
-	if err != nil {
-		return 0, err
-	}
-	return copyOutBinary(ctx, sn.tx.Conn().PgConn(), t, q+" (FORMAT binary)", fn)
+	var n int64
+	err := sn.unlocking(ctx, func() error {
+		q, err := sn.statement(ctx, t)
+		if err != nil {
+			return err
+		}
+		n, err = copyOutBinary(ctx, sn.tx.Conn().PgConn(), t, q+" (FORMAT binary)", fn)
+		return err
+	})
+	return n, err
 }
 
 // copyOutBinary runs q, a COPY ... TO STDOUT (FORMAT binary) of t's columns,
@@ -440,11 +445,35 @@ func copyOutBinary(ctx context.Context, conn *pgconn.PgConn, t *schema.Table, q 
 // Copy streams the rows of a table (from Tables) in the snapshot to fn. The
 // tuple passed to fn is fn's to keep.
 func (sn *Snapshot) Copy(ctx context.Context, t *schema.Table, fn func(schema.Tuple) error) error {
-	q, err := sn.statement(ctx, t)
-	if err != nil {
-		return err
+	return sn.unlocking(ctx, func() error {
+		q, err := sn.statement(ctx, t)
+		if err != nil {
+			return err
+		}
+		return copyOut(ctx, sn.tx.Conn().PgConn(), t, q, fn)
+	})
+}
+
+// unlocking runs read, a read of one table, under a savepoint it then rolls
+// back: the locks the read took go with it. A one-transaction initial copy
+// otherwise held each table's lock (and its TOAST table's, and through a
+// query its indexes' and partitions') until it committed, in the source's
+// lock table that every session shares (see directCopy), and kept the
+// application's DDL on tables it had finished with waiting meanwhile. The
+// snapshot is the transaction's and stays. What a released table may
+// undergo after its read is what it may undergo right after the copy
+// commits: a TRUNCATE streams, a rewrite is found by the listings.
+// Released after the rollback, so reads do not nest a subtransaction each.
+func (sn *Snapshot) unlocking(ctx context.Context, read func() error) error {
+	pg := sn.tx.Conn().PgConn()
+	if _, err := pg.Exec(ctx, "SAVEPOINT walmirror_read").ReadAll(); err != nil {
+		return classify("open a savepoint for the copy", err)
 	}
-	return copyOut(ctx, sn.tx.Conn().PgConn(), t, q, fn)
+	err := read()
+	if _, rerr := pg.Exec(ctx, "ROLLBACK TO SAVEPOINT walmirror_read; RELEASE SAVEPOINT walmirror_read").ReadAll(); rerr != nil && err == nil {
+		err = classify("roll back the copy's savepoint", rerr)
+	}
+	return err
 }
 
 // statement is t's COPY statement for the initial copy, naming t as the

@@ -17,6 +17,7 @@ import (
 // sessions failed with "out of shared memory". A plain table is read by
 // name (only it locked); a row filter, a partitioned root and a published
 // generated column still need the query, and every form copies the rows.
+// Each read's locks are released after it (under a savepoint rolled back).
 func TestSnapshotCopyLocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs PostgreSQL")
@@ -97,9 +98,12 @@ func TestSnapshotCopyLocks(t *testing.T) {
 	if !slices.Equal(cols, []string{"id", "a", "b"}) {
 		t.Errorf("plain's columns: %v", cols)
 	}
+	// No lock on any table read, nor on their indexes, TOAST tables and
+	// partitions: the catalog's own are all that is left.
 	var locked []string
 	rows, err := sn.tx.Query(ctx, `SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-		WHERE l.pid = pg_backend_pid() AND c.relkind = 'i' AND c.relname LIKE 'plain%' ORDER BY 1`)
+		WHERE l.pid = pg_backend_pid() AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND c.relnamespace <> 'pg_catalog'::regnamespace ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +118,6 @@ func TestSnapshotCopyLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(locked) > 0 {
-		t.Errorf("the copy's transaction holds locks on plain's indexes: %v", locked)
+		t.Errorf("the copy's transaction holds locks on what it read: %v", locked)
 	}
 }
