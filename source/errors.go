@@ -117,8 +117,9 @@ func classify(op string, err error) error {
 		case "3D000":
 			e.Hint = "the database named in --source does not exist"
 		case "53200": // out_of_memory: "out of shared memory", the lock table
-			e.Hint = "the source's lock table is full: a one-transaction initial copy holds a lock on every table it has read " +
-				"(raise max_locks_per_transaction on the source and restart it, or copy with --initial-copy chunked, which locks one table at a time)"
+			e.Hint = "the source's lock table is full (max_locks_per_transaction × (max_connections + max_prepared_transactions), shared by every session; " +
+				"walmirror's copy holds one table's locks at a time, a partitioned table's with all its partitions and their indexes): " +
+				"raise max_locks_per_transaction on the source and restart it"
 		case "55P03": // lock_not_available: lock_timeout
 			e.Hint = "another session holds a lock on a table this needs to read (a schema migration left open, a prepared transaction: " +
 				"SELECT gid FROM pg_prepared_xacts; pg_locks names the others): wait for it to end, or commit or roll it back"

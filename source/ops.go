@@ -57,17 +57,13 @@ func (a *Admin) deadline(ctx context.Context) (context.Context, context.CancelFu
 
 // ServerInfo is what the source says about itself and the session's role.
 type ServerInfo struct {
-	Version                int // server_version_num
-	WALLevel               string
-	Database, User         string
-	Superuser, Replication bool
-	CanCreate              bool // CREATE on the database (needed for CREATE PUBLICATION)
-	MaxSlots, Slots        int  // max_replication_slots and slots in use (every database)
-	MaxWALSenders, Senders int  // max_wal_senders and walsenders running
-	// LockSlots is the size of the lock table, which one transaction may
-	// fill: max_locks_per_transaction × (max_connections +
-	// max_prepared_transactions).
-	LockSlots               int
+	Version                 int // server_version_num
+	WALLevel                string
+	Database, User          string
+	Superuser, Replication  bool
+	CanCreate               bool // CREATE on the database (needed for CREATE PUBLICATION)
+	MaxSlots, Slots         int  // max_replication_slots and slots in use (every database)
+	MaxWALSenders, Senders  int  // max_wal_senders and walsenders running
 	Standby                 bool // in recovery
 	CurrentLSN              lsn.LSN
 	SystemID                string // filled by Identify
@@ -86,10 +82,9 @@ func (a *Admin) Server(ctx context.Context) (ServerInfo, error) {
 			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int,
 			current_setting('max_wal_senders')::int,
 			(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::int,
-			current_setting('max_locks_per_transaction')::int * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int),
 			CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text, pg_is_in_recovery()
 		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&si.Version, &si.WALLevel, &si.Database, &si.User,
-		&si.Superuser, &si.Replication, &si.CanCreate, &si.MaxSlots, &si.Slots, &si.MaxWALSenders, &si.Senders, &si.LockSlots, &cur, &si.Standby)
+		&si.Superuser, &si.Replication, &si.CanCreate, &si.MaxSlots, &si.Slots, &si.MaxWALSenders, &si.Senders, &cur, &si.Standby)
 	if err != nil {
 		return si, classify("inspect source", timeoutCause(ctx, err))
 	}

@@ -213,14 +213,6 @@ func (c *checker) publication(ctx context.Context, adm *source.Admin, cfg source
 		c.published = append(c.published, t.Name)
 	}
 	c.publishedInfo = tables
-	if !slot.Exists && si.LockSlots > 0 && 2*len(tables) > si.LockSlots {
-		// Each table, and about one more: its TOAST table and index once a
-		// value is read from them, or the indexes of a table read through
-		// a query (source.pubTable.directCopy).
-		c.warn("locks", "%d tables: a one-transaction initial copy locks each one it reads, and the source's lock table holds about %d locks "+
-			"(max_locks_per_transaction × (max_connections + max_prepared_transactions)), so it would stop with 'out of shared memory': "+
-			"raise max_locks_per_transaction (restart), or run with --initial-copy chunked", len(tables), si.LockSlots)
-	}
 }
 
 // creatable checks that run may create the missing publication.
