@@ -773,6 +773,7 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 	if e.copier == nil || e.skipping {
 		return nil
 	}
+	t.Recopying = false
 	if f := e.fills[t.ID]; f != nil {
 		if !changed && f.copy.After != nil {
 			// A copy resumed in this run: its chunks so far were written in
@@ -799,8 +800,10 @@ func (e *engine) refill(ctx context.Context, t *schema.Table, changed bool) erro
 			// wider column list): its first chunk replaces every row, so
 			// what older rows hold in a column the target gains is moot.
 			// Before, such a column stopped every run ("has a default and
-			// PostgreSQL stored no value").
+			// PostgreSQL stored no value"). So is a column the copy lost
+			// (schema.Table.LostColumn).
 			e.unknownFills(t)
+			t.Recopying = true
 			// So is how the stored shape's columns map to this one: a
 			// copy begun for columns the stream cannot follow (a column
 			// dropped and added again while walmirror was behind) stopped

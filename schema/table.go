@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -59,6 +60,10 @@ type Table struct {
 	// an online copy: a sink may empty it first, and what existing rows
 	// would hold in a changed column does not matter.
 	Replacing bool
+	// Recopying says an online copy of the whole table is due and not
+	// begun: its first chunk replaces every row, so a column the target
+	// table lost (LostColumn) may be added back, empty, until then.
+	Recopying bool
 	// Fills says, by column name, what rows that existed before a column
 	// was added hold in it, as the source's catalog told when this shape
 	// arrived. A sink adding a column to an existing target table writes it
@@ -225,6 +230,36 @@ func (f Fill) Check(t *Table, column string) error {
 	return fmt.Errorf("source table %s gained column %q, but %s; the copy would differ from the source, so walmirror stops. "+
 		"For an exact copy, start a fresh one: drop walmirror's replication slot (walmirror drop --source ... --target ..., or SELECT pg_drop_replication_slot on the source) and run walmirror into an empty target",
 		t.QualifiedName(), column, f.Unknown)
+}
+
+// LostColumn is nil when a sink may add column to t's existing target
+// table, else the reason it may not: the shape the target stored for t
+// (read with shape, a sink's Shape) has the column, the source did not
+// add it since (Change.Added, Readded), and t's rows are not about to be
+// replaced (Replacing, Recopying). Then someone dropped it in the copy, its values
+// are gone, and adding it back (NULL, or the source's missing value) would
+// leave a copy that differs from the source with no word (helper-110:
+// exit 0, a column NULL in every row). The error is a DivergedError: the
+// table is copied again online, or the run stops.
+func (t *Table) LostColumn(ctx context.Context, column string, shape func(context.Context, uint32) (string, bool, error)) error {
+	c := t.Change
+	if t.Replacing || t.Recopying || c != nil && (c.Unrecorded || slices.Contains(c.Added, column) || slices.Contains(c.Readded, column)) {
+		return nil
+	}
+	text, found, err := shape(ctx, t.ID)
+	if err != nil || !found {
+		return err
+	}
+	stored, err := DecodeStored(text)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(stored.Columns, func(sc StoredColumn) bool { return sc.Name == column }) {
+		return nil
+	}
+	return &DivergedError{RelID: t.ID, Table: DisplayName(t.Schema, t.Name),
+		Err: fmt.Errorf("the copy of %s lacks column %q, which walmirror wrote to it (dropped in the copy by someone else?): its values are not in the copy",
+			t.QualifiedName(), column)}
 }
 
 // NewTable builds a Table and derives its key positions. With REPLICA

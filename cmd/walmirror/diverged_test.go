@@ -110,3 +110,38 @@ func TestVerifyReportsDivergedTable(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyColumnDropped: someone drops a column of the copy. The next
+// change to that table found the target without a column its stored shape
+// has, and the sink added it back as a column the source had just added:
+// NULL in every row, exit 0 (helper-110, every target). The column's
+// values are gone from the copy: the table is copied again online, and the
+// copy ends equal to the source, that column included.
+func TestCopyColumnDropped(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE r (id int PRIMARY KEY, a int, b text);
+				INSERT INTO r SELECT g, g * 10, 'b' || g FROM generate_series(1, 200) g`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() result {
+				return walmirror(t, nil, "run", "--stop-at-lsn", "now", "--stop-on-divergence=false", "--source", dsn, "--target", target, "--slot", slot)
+			}
+			if r := run(); r.code != 0 {
+				t.Fatalf("first run exited %d:\n%s", r.code, r.stderr)
+			}
+			appExec(t, tg.name, target, `ALTER TABLE r DROP COLUMN a`)
+			mustExec(t, db, `UPDATE r SET b = 'changed' WHERE id <= 5; INSERT INTO r VALUES (201, 2010, 'new')`)
+			r := run()
+			if r.code != 0 {
+				t.Fatalf("run after the copy lost a column exited %d:\n%s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, `lacks column \"a\"`) {
+				t.Errorf("the run did not say the copy lost column a:\n%s", r.stderr)
+			}
+			compareRows(t, dsn, rows, "SELECT id, a, b FROM r")
+		})
+	}
+}

@@ -267,6 +267,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		ec, ok := findColumn(existing, c.Name)
 		switch {
 		case !ok:
+			if err := t.LostColumn(ctx, c.Name, s.Shape); err != nil {
+				return err
+			}
 			fill := t.Fills[c.Name]
 			if err := fill.Check(t, c.Name); err != nil {
 				return err

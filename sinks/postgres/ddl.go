@@ -371,6 +371,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) (err error) {
 			}
 			tc, ok := cols[c.Name]
 			if !ok {
+				if err := t.LostColumn(ctx, c.Name, s.Shape); err != nil {
+					return err
+				}
 				fill := t.Fills[c.Name]
 				if err := fill.Check(t, c.Name); err != nil {
 					return err

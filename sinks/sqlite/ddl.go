@@ -334,6 +334,9 @@ func (s *Sink) ensureTable(ctx context.Context, t *schema.Table) error {
 			delete(existing, c.Name)
 			continue
 		}
+		if err := t.LostColumn(ctx, c.Name, s.Shape); err != nil {
+			return err
+		}
 		fill := t.Fills[c.Name]
 		if err := fill.Check(t, c.Name); err != nil {
 			return err
