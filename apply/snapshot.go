@@ -221,8 +221,10 @@ func (r *runner) dropFailedSlot(ctx context.Context, src *source.Source, cause e
 	defer cancel()
 	// A commit can fail after it happened (the connection lost while the
 	// target committed): a copy that follows the slot keeps it. So does a
-	// target that cannot say.
-	if st, found, err := r.sink.ReadState(ctx); err != nil || found && st.Phase == schema.PhaseStreaming {
+	// target that cannot say. A copy another run made of the same target
+	// meanwhile, following its own slot, does not keep this one (helper-110:
+	// two first runs at once, the loser's slot left pinning WAL).
+	if st, found, err := r.sink.ReadState(ctx); err != nil || found && st.Phase == schema.PhaseStreaming && st.Slot == r.cfg.Source.Slot {
 		r.log.Debug("keeping the replication slot of the initial copy: the target follows it, or cannot say", "err", err)
 		return
 	}
