@@ -449,12 +449,32 @@ type TableInfo struct {
 	// which PostgreSQL before 18 never publishes (18 only when the
 	// publication publishes generated columns or its column list names them).
 	GeneratedKey []string
+	// Virtual and Stored are its generated columns of each kind (VIRTUAL:
+	// PostgreSQL 18, which publishes none of them).
+	Virtual, Stored []string
 	// Columns are its columns a copy would get (not generated ones, which
 	// PostgreSQL before 18 does not publish), in order; Key the columns of
 	// its replica identity's key (none with REPLICA IDENTITY FULL or
 	// NOTHING): what walmirror check needs to see the names a target
 	// refuses.
 	Columns, Key []string
+}
+
+// UnpublishedGenerated lists t's generated columns that publication pub
+// (or, when it does not exist yet, the one run would create, which
+// publishes stored ones) leaves out, on a PostgreSQL 18 source (major):
+// VIRTUAL ones always, stored ones unless pub publishes generated
+// columns. (A column list naming stored ones is not looked at.) Before 18,
+// PostgreSQL publishes no generated column and refuses no change for it.
+func (t TableInfo) UnpublishedGenerated(pub PublicationInfo, major int) []string {
+	if major < 18 {
+		return nil
+	}
+	out := slices.Clone(t.Virtual)
+	if pub.Exists && !pub.GeneratedColumns {
+		out = append(out, t.Stored...)
+	}
+	return out
 }
 
 // KeylessForUpdates says the table has no key for UPDATE and DELETE to be
@@ -476,13 +496,17 @@ const tableInfoColumns = `n.nspname::text, c.relname::text, c.relreplident::text
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[k]
 		WHERE i.indrelid = c.oid AND i.indisvalid AND i.indimmediate
 			AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END
+		ORDER BY a.attnum),
+	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 'v'
+		ORDER BY a.attnum),
+	ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's'
 		ORDER BY a.attnum)`
 
 func scanTables(rows pgx.Rows) ([]TableInfo, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
 		t := TableInfo{Exists: true}
 		var ident string
-		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions, &t.UnloggedPartitions, &t.Columns, &t.Key)
+		err := r.Scan(&t.Name.Schema, &t.Name.Name, &ident, &t.HasPrimaryKey, &t.DeferrableKey, &t.Partitioned, &t.Partition, &t.CanSelect, &t.Owned, &t.RowSecurity, &t.ForeignPartitions, &t.UnloggedPartitions, &t.Columns, &t.Key, &t.Virtual, &t.Stored)
 		if ident != "" {
 			t.ReplicaIdentity = ident[0]
 		}

@@ -366,6 +366,7 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	every := "" // a new publication publishes every operation
 	s.pubOps = &every
 	s.warnKeyless(ctx)
+	s.warnUnpublishedIdentity(ctx)
 	return nil
 }
 
@@ -419,6 +420,34 @@ func (s *Source) warnKeyless(ctx context.Context) {
 	}
 	s.log.Warn("these published tables have no key PostgreSQL takes as replica identity (no primary key, or a DEFERRABLE one): UPDATE and DELETE on them now fail on the source (\"cannot update table ... because it does not have a replica identity\"); "+
 		"give each a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL (walmirror check lists them)", "tables", strings.Join(names, ", "))
+}
+
+// warnUnpublishedIdentity warns, on PostgreSQL 18, of the tables of the
+// publication just created whose replica identity is FULL (every column)
+// and that have a generated column it does not publish (a VIRTUAL one):
+// PostgreSQL refuses UPDATE and DELETE on them from now on (helper-109).
+func (s *Source) warnUnpublishedIdentity(ctx context.Context) {
+	if s.version < 180000 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	rows, err := s.conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_publication_tables p
+		JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
+		JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+		WHERE p.pubname = $1 AND c.relkind = 'r' AND c.relreplident = 'f' AND EXISTS (SELECT FROM pg_catalog.pg_attribute a
+			WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '' AND NOT (a.attname = ANY (p.attnames)))
+		ORDER BY 1`, s.cfg.Publication)
+	if err != nil {
+		s.log.Debug("list tables whose identity has unpublished columns", "err", err)
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(names) == 0 {
+		return
+	}
+	s.log.Warn("these published tables are REPLICA IDENTITY FULL with generated columns no publication publishes (VIRTUAL): UPDATE and DELETE on them now fail on the source (\"Replica identity must not contain unpublished generated columns\"); "+
+		"give each a primary key (REPLICA IDENTITY DEFAULT) or REPLICA IDENTITY USING INDEX (walmirror check lists them)", "tables", strings.Join(names, ", "))
 }
 
 // PublishesEverything reports whether the publication publishes every

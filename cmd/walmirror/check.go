@@ -285,6 +285,23 @@ func (c *checker) tables(pub source.PublicationInfo, tables []source.TableInfo, 
 				bad++
 			}
 		}
+		if unpublished := t.UnpublishedGenerated(pub, major); len(unpublished) > 0 && t.ReplicaIdentity == 'f' && !t.Partitioned && (!pub.Exists || pub.Update || pub.Delete) {
+			// PostgreSQL 18 takes every column of a REPLICA IDENTITY FULL
+			// table for its identity, and refuses UPDATE and DELETE while a
+			// publication leaves one of them out (helper-109).
+			fix := "give it a primary key (REPLICA IDENTITY DEFAULT) or REPLICA IDENTITY USING INDEX"
+			if len(t.Virtual) == 0 {
+				fix += fmt.Sprintf(", or ALTER PUBLICATION %s SET (publish_generated_columns = stored)", quoteIdent(pub.Name))
+			}
+			if !pub.Exists {
+				c.fail("table", "%s is REPLICA IDENTITY FULL with VIRTUAL generated columns (%s), which no publication publishes: once the publication exists, UPDATE and DELETE on it fail on the source (\"Replica identity must not contain unpublished generated columns\"); %s (or leave it out with --tables)",
+					t.Name, strings.Join(unpublished, ", "), fix)
+			} else {
+				c.warn("table", "%s is REPLICA IDENTITY FULL with generated columns publication %q does not publish (%s): UPDATE and DELETE on it fail on the source (\"Replica identity must not contain unpublished generated columns\"); %s",
+					t.Name, pub.Name, strings.Join(unpublished, ", "), fix)
+			}
+			bad++
+		}
 		if !t.CanSelect && !t.Partitioned {
 			if slot.Exists {
 				c.warn("table", "role %q may not SELECT %s: a later initial copy or --resync would fail (GRANT SELECT ON %s TO %s)", user, t.Name, t.Name, quoteIdent(user))

@@ -878,6 +878,54 @@ func TestCheckGeneratedKey(t *testing.T) {
 	}
 }
 
+// TestCheckFullIdentityGenerated: on PostgreSQL 18 a REPLICA IDENTITY FULL
+// table takes every column for its identity, and the source refuses UPDATE
+// and DELETE on it while its publication leaves a generated column out: a
+// VIRTUAL one (never published), or a stored one of a publication without
+// publish_generated_columns. check fails before the publication exists
+// (run would create it), warns of an existing one, and run warns when it
+// creates it (helper-109: check said ok, run said nothing, the
+// application's deletes failed). Before 18 nothing is refused: no word.
+func TestCheckFullIdentityGenerated(t *testing.T) {
+	needServer(t)
+	virtual := ""
+	if server.Major() >= 18 {
+		virtual = `CREATE TABLE vfull (a int, b text, v text GENERATED ALWAYS AS (b || a) VIRTUAL);
+			ALTER TABLE vfull REPLICA IDENTITY FULL; INSERT INTO vfull (a, b) VALUES (1, 'x');`
+	}
+	dsn, db := newDatabase(t, virtual+`CREATE TABLE sfull (a int, s int GENERATED ALWAYS AS (a * 2) STORED);
+		ALTER TABLE sfull REPLICA IDENTITY FULL; INSERT INTO sfull (a) VALUES (1);
+		CREATE TABLE plain (id int PRIMARY KEY, s int GENERATED ALWAYS AS (id * 2) STORED);`)
+	check := func(pub string) string {
+		t.Helper()
+		r := walmirror(t, nil, "check", "--source", dsn, "--publication", pub, "--target", "sqlite:"+filepath.Join(t.TempDir(), "copy.db"))
+		return r.stdout + r.stderr
+	}
+	out := check("walmirror")
+	if server.Major() < 18 {
+		if strings.Contains(out, "unpublished generated") || strings.Contains(out, "generated columns no") {
+			t.Errorf("check warns of generated columns PostgreSQL %d refuses nothing for:\n%s", server.Major(), out)
+		}
+		return
+	}
+	if !strings.Contains(out, `FAIL`) || !strings.Contains(out, `"public"."vfull" is REPLICA IDENTITY FULL with VIRTUAL generated columns (v)`) ||
+		strings.Contains(out, `"sfull" is REPLICA`) || strings.Contains(out, `"plain" is REPLICA`) {
+		t.Errorf("check does not fail for vfull alone:\n%s", out)
+	}
+	mustExec(t, db, `CREATE PUBLICATION admin FOR TABLE sfull, plain`)
+	if out := check("admin"); !strings.Contains(out, `"public"."sfull" is REPLICA IDENTITY FULL with generated columns publication "admin" does not publish (s)`) ||
+		!strings.Contains(out, "publish_generated_columns = stored") || strings.Contains(out, `"plain" is REPLICA`) {
+		t.Errorf("check does not warn of sfull alone, with the remedy:\n%s", out)
+	}
+	target := "sqlite:" + filepath.Join(t.TempDir(), "run.db")
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+	if r.code != 0 || !strings.Contains(r.stderr, "REPLICA IDENTITY FULL with generated columns no publication publishes") || !strings.Contains(r.stderr, `tables=public.vfull`) {
+		t.Errorf("run does not warn of vfull when it creates the publication (exit %d):\n%s", r.code, r.stderr)
+	}
+}
+
 // TestUnloggedPartitionWarned: a published partitioned table with an
 // unlogged partition: the copy reads that partition's rows through the root
 // but its changes are in no WAL. check and every run say so (before: check
