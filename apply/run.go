@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -305,7 +306,7 @@ type runner struct {
 // which a new copy would lose), ends the run instead.
 func (r *runner) recopy(ctx context.Context, err error) bool {
 	var de *schema.DivergedError
-	if r.cfg.StopOnDivergence || !r.mirror || ctx.Err() != nil || !errors.As(err, &de) {
+	if !errors.As(err, &de) || r.cfg.StopOnDivergence && de.SourceChange == "" || !r.mirror || ctx.Err() != nil {
 		return false
 	}
 	st, found, rerr := r.sink.ReadState(ctx)
@@ -317,8 +318,11 @@ func (r *runner) recopy(ctx context.Context, err error) bool {
 	}
 	st.Copies = slices.DeleteFunc(st.Copies, func(c schema.TableCopy) bool { return c.RelID == de.RelID })
 	reason, why := "the copy differed from the source", "the copy of a table differs from the source (someone else wrote to it?)"
-	if de.Unidentified {
+	switch {
+	case de.Unidentified:
 		reason, why = "a change could not name its row", "the source sent a change that cannot name its row of the copy"
+	case de.SourceChange != "":
+		reason, why = de.SourceChange, "a change found the copy's rows as they were before "+de.SourceChange
 	}
 	st.Copies = append(st.Copies, schema.TableCopy{RelID: de.RelID, Table: de.Table, Estimate: -1, Reason: reason})
 	if rerr := r.sink.Begin(ctx); rerr != nil {
@@ -333,9 +337,44 @@ func (r *runner) recopy(ctx context.Context, err error) bool {
 		r.recopied = map[uint32]lsn.LSN{}
 	}
 	r.recopied[de.RelID] = st.LSN
-	r.log.Warn(why+": copying the table again online, from the stored position",
+	level := slog.LevelWarn
+	if de.SourceChange != "" {
+		level = slog.LevelInfo // the source's doing, as a listing finds it
+	}
+	r.log.Log(ctx, level, why+": copying the table again online, from the stored position",
 		"table", de.Table, "at", st.LSN, "err", err)
 	return true
+}
+
+// explain sets de.SourceChange when the source itself changed de's table
+// so that the copy's rows read otherwise, with no WAL for them: an enum or
+// composite type its columns use changed since the shape the target stored
+// (ALTER TYPE ... RENAME VALUE), which the next listing copies the table
+// again for (checkStorage). A change that came first found the copy's rows
+// as they were: before, that was blamed on someone writing to the copy (a
+// warning; --stop-on-divergence and verify's catch-up stopped; helper-109).
+func (r *runner) explain(ctx context.Context, c storageReader, de *schema.DivergedError) {
+	ss, ok := r.sink.(shapeStore)
+	if !ok {
+		return
+	}
+	text, found, err := ss.Shape(ctx, de.RelID)
+	if err != nil || !found {
+		return
+	}
+	stored, err := schema.DecodeStored(text)
+	if err != nil || stored.Storage == "" {
+		return
+	}
+	now, err := c.Storage(ctx, de.RelID)
+	if err != nil || now == "" {
+		return
+	}
+	was, _, _ := strings.Cut(stored.Storage, "|")
+	is, _, _ := strings.Cut(now, "|")
+	if dataFiles(stored.Storage) == dataFiles(now) && beforeInh(was) != beforeInh(is) && inhPart(was) == inhPart(is) {
+		de.SourceChange = "an enum or composite type its columns use changed (ALTER TYPE ... RENAME VALUE or ADD ATTRIBUTE)"
+	}
 }
 
 // divergedHint adds to a divergence that ends the run what to do.
@@ -544,6 +583,9 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		e.pollEvery = DefaultPollInterval
 	}
 	err = e.run(ctx, stream.Events())
+	if de := (*schema.DivergedError)(nil); errors.As(err, &de) && !de.Unidentified {
+		r.explain(ctx, copier, de)
+	}
 	if errors.Is(err, errRelinked) {
 		r.relinked = e.partitionState()
 	}

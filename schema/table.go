@@ -121,6 +121,10 @@ type DivergedError struct {
 	// Unidentified: the source's change cannot name its row (Unidentified),
 	// which is no sign of someone else writing to the copy.
 	Unidentified bool
+	// SourceChange, when set, is the source's own change that explains
+	// the difference (an enum label renamed: the copy's rows hold the old
+	// label, and no WAL says so), no sign of someone else writing to it.
+	SourceChange string
 }
 
 // Diverged marks err, a change to t that found the copy differing from the
