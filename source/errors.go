@@ -200,6 +200,12 @@ func isTransient(err error) bool {
 	if errors.As(err, &te) {
 		return true
 	}
+	// A target's own word that a try later may succeed (SQLite's file
+	// locked by another writer: sinks/sqlite).
+	var tmp interface{ Temporary() bool }
+	if errors.As(err, &tmp) && tmp.Temporary() {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {

@@ -141,11 +141,31 @@ func (s *Sink) Begin(ctx context.Context) error {
 		return errors.New("sqlite sink: transaction already open")
 	}
 	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		var se sqlite.Error
+		if errors.As(err, &se) && (se.Code == sqlite.ErrBusy || se.Code == sqlite.ErrLocked) {
+			return &busyError{path: s.path, err: err}
+		}
 		return fmt.Errorf("begin: %w", err)
 	}
 	s.inTx = true
 	return nil
 }
+
+// busyError is a target transaction SQLite refused because another
+// connection held the file's write lock past the busy timeout (10 s). It
+// is Temporary: a run retries it with backoff, as it does a lost
+// connection, where it ended the run (helper-110: a sqlite3 session's
+// BEGIN IMMEDIATE held for 15 s, exit 1). Nothing was written.
+type busyError struct {
+	path string
+	err  error
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("begin: another process holds the write lock of %s (a write transaction left open in it: an import, a sqlite3 session's BEGIN IMMEDIATE): %v", e.path, e.err)
+}
+func (e *busyError) Unwrap() error   { return e.err }
+func (e *busyError) Temporary() bool { return true }
 
 // Commit stores the state row and commits.
 func (s *Sink) Commit(ctx context.Context, st schema.State) error {
