@@ -186,6 +186,7 @@ func (s *Sink) CopiesBinary(ctx context.Context, t *schema.Table) (bool, error) 
 // trailer) that CopiesBinary accepted, into t's target table, emptied in the
 // open transaction, and returns how many rows it loaded.
 func (s *Sink) CopyBinary(ctx context.Context, t *schema.Table, r io.Reader) (_ int64, err error) {
+	defer s.busy()()
 	defer func() { err = lockTableFull(err) }()
 	if !s.inTx {
 		return 0, errors.New("postgres sink: copy without a transaction")

@@ -297,6 +297,7 @@ func (s *Sink) info(ctx context.Context, t *schema.Table) (*tableInfo, error) {
 // columns the source gained. Columns the source dropped are kept, with their
 // data, and logged; so are type differences.
 func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) (err error) {
+	defer s.busy()()
 	defer func() { err = lockTableFull(err) }()
 	if t.Schema == metaSchema {
 		return fmt.Errorf("source table %s is in schema %s, which is reserved for walmirror's own tables in the target", t.QualifiedName(), metaSchema)
@@ -650,6 +651,7 @@ func (s *Sink) freeIndexNames(ctx context.Context, table, from, to string) error
 // schemaName.to (for the engine: a table whose name another one took
 // before its own rename was seen).
 func (s *Sink) MoveTable(ctx context.Context, schemaName, from, to string) error {
+	defer s.busy()()
 	pg := s.conn.PgConn()
 	old := pgx.Identifier{schemaName, from}.Sanitize()
 	res := pg.ExecParams(ctx, `SELECT 1 FROM `+metaSchema+`.tables WHERE schema_name = $1 AND table_name = $2`,

@@ -1,5 +1,7 @@
 package postgres
 
+import "time"
+
 // BinaryAccepts reports whether the binary encoder for a type takes text.
 func BinaryAccepts(oid uint32, text []byte) bool {
 	_, ok := binEncoders[oid](nil, text)
@@ -24,4 +26,12 @@ func LoaderTables(s *Sink) []string {
 		out = append(out, t.name)
 	}
 	return out
+}
+
+// SetLockWatch sets the lock watcher's timing (lockwait.go) for sinks
+// opened after it; the returned func restores it.
+func SetLockWatch(after, every, poll time.Duration) (restore func()) {
+	a, e, p := lockWarnAfter, lockWarnEvery, lockPoll
+	lockWarnAfter, lockWarnEvery, lockPoll = after, every, poll
+	return func() { lockWarnAfter, lockWarnEvery, lockPoll = a, e, p }
 }

@@ -186,6 +186,8 @@ type Sink struct {
 	ld       *loader        // the loader session, nil until needed (loader.go)
 	pending  *pendingResult // a statement whose result is still to be read
 	noLoader bool           // the loader session could not be opened
+
+	watch lockWatch // lockwait.go
 }
 
 // Open connects to the target database named by dsn (a libpq URL or keyword
@@ -216,6 +218,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts Options) (*Sin
 	if err := s.dropStaleLoaderTables(ctx); err != nil {
 		return fail("drop loader tables of earlier sessions", err)
 	}
+	s.startWatch()
 	return s, nil
 }
 
@@ -366,6 +369,7 @@ func (s *Sink) Close() error {
 	if s.conn == nil {
 		return nil
 	}
+	s.stopWatch()
 	_ = s.settle() // the transaction is abandoned either way
 	s.ld.close(context.Background())
 	s.closed, s.inTx = true, false
@@ -477,6 +481,7 @@ func (s *Sink) Begin(ctx context.Context) error {
 // Commit stores the state row (and, with an origin, the origin's progress) and
 // commits, in one round trip.
 func (s *Sink) Commit(ctx context.Context, st schema.State) error {
+	defer s.busy()()
 	if !s.inTx {
 		return errors.New("postgres sink: commit without a transaction")
 	}

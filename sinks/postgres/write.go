@@ -32,6 +32,7 @@ type stmtKey struct {
 // Write applies one batch: deletes, updates and patches set-wise through
 // the staging table, inserts by COPY, then the ordered row changes.
 func (s *Sink) Write(ctx context.Context, b *schema.Batch) error {
+	defer s.busy()()
 	err := s.write(ctx, b)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation: the table's only unique index is its key's
@@ -973,6 +974,7 @@ func rowSQL(ti *tableInfo, op schema.Op, set, match []byte) string {
 
 // Truncate empties the tables, in one statement.
 func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
+	defer s.busy()()
 	if !s.inTx {
 		return errors.New("postgres sink: truncate without a transaction")
 	}
