@@ -1168,6 +1168,14 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	}
 	if f.copy.After == nil && !keyed {
 		e.trackFrom(relid, ch.Table.Storage)
+		if ch.Table.Storage != "" {
+			// What the listings compare with from now on (checkStorage): a
+			// rewrite this copy's snapshot already shows (the one that
+			// started it: a column added with a volatile default, or a
+			// stored generated one) is no reason to copy it again
+			// (helper-109: every such column copied the table twice).
+			e.storage[relid] = ch.Table.Storage
+		}
 	}
 	if err := e.ensureOpen(ctx); err != nil {
 		return err

@@ -121,7 +121,10 @@ func fills(t *schema.Table, matched []*source.Attribute) map[string]schema.Fill 
 				"(the table changed again since), so what older rows hold in it cannot be known"}
 		case a.HasMissing:
 			out[c.Name] = schema.Fill{Value: schema.Datum{State: schema.Text, Data: []byte(a.Missing)}}
-		case a.HasDefault: // generated columns too: a stored one added later was computed by a rewrite
+		case a.Generated:
+			out[c.Name] = schema.Fill{Unknown: "it is a generated column added since (or whose expression changed): PostgreSQL computed it for older rows " +
+				"in a rewrite of the table, whose values are not in the replication stream"}
+		case a.HasDefault:
 			out[c.Name] = schema.Fill{Unknown: "it has a default and PostgreSQL stored no value for older rows: it was added " +
 				"with a volatile default (now(), random(), a sequence) or the table was rewritten since, and the values older rows got are not in the replication stream"}
 		default:

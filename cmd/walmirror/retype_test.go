@@ -1,7 +1,13 @@
 package main
 
 import (
+	"context"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/walmirror/walmirror/internal/mirrortest"
 )
 
 // TestTypeChangesFollowed: column type changes a copy must follow, each
@@ -106,4 +112,37 @@ func TestTypeChangesWithoutRewrite(t *testing.T) {
 		f.catchUp()
 		mustVerify(t, dsn, tgt)
 	})
+}
+
+// TestRewriteCopiedOnce: a column added with a volatile default rewrites
+// the table, with values the stream does not carry: the table is copied
+// again online when the stream describes the new column, and the listing
+// that follows sees the rewritten data files that copy already read. It
+// copied the table a second time (helper-109, also for a stored generated
+// column on 18, which this test adds there). Once now, and the copy is
+// equal.
+func TestRewriteCopiedOnce(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE w (id int PRIMARY KEY, v text);
+		INSERT INTO w SELECT g, 'v' || g FROM generate_series(1, 300) g`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	// Listings far enough apart that the stream describes the column first.
+	stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot, "--poll-interval", "3s")
+	add := `ALTER TABLE w ADD COLUMN u text DEFAULT md5(random()::text)`
+	if server.Major() >= 18 {
+		// Published (publish_generated_columns = stored), computed by a rewrite.
+		add = `ALTER TABLE w ADD COLUMN u int GENERATED ALWAYS AS (id * 3) STORED`
+	}
+	mustExec(t, db, add+`; UPDATE w SET v = 'changed' WHERE id = 1`)
+	waitForLog(t, logPath, `msg="table copied online"`)
+	time.Sleep(4 * time.Second) // a listing
+	mustExec(t, db, `UPDATE w SET v = 'later' WHERE id = 2`)
+	time.Sleep(time.Second)
+	out := stop()
+	if n := strings.Count(out, `msg="table copied online"`); n != 1 {
+		t.Errorf("the table was copied %d times, want once:\n%s", n, out)
+	}
+	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SQLiteRows(context.Background(), path, q) }, "SELECT id, v, u FROM w")
 }
