@@ -46,6 +46,7 @@ type Monitor struct {
 	// applied and the copy still not caught up.
 	polledEnd    lsn.LSN
 	copyComplete bool // the initial copy is committed (streaming started)
+	streaming    bool // streaming since the last interruption (Interrupted)
 	snapshot     apply.SnapshotProgress
 	online       OnlineCopy  // tables copied online, as of the last target commit
 	prev         apply.Stats // stats at the previous commit of the current engine
@@ -262,6 +263,7 @@ func (m *Monitor) Snapshot(p apply.SnapshotProgress) {
 func (m *Monitor) Streaming(from lsn.LSN) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.streaming = true
 	m.snapshot = apply.SnapshotProgress{}
 	m.applied = max(m.applied, from)
 	m.serverEnd = max(m.serverEnd, from)
@@ -280,12 +282,18 @@ func (m *Monitor) CopyComplete(st schema.State) {
 	m.applied = max(m.applied, st.LSN)
 }
 
-// Interrupted takes a connection loss that will be retried.
+// Interrupted takes a connection loss that will be retried: each try of
+// an outage calls it, and only the first, after streaming, counts (a loss,
+// not the attempts; helper-110: one 30 s outage counted 6-11, and a run
+// that never streamed, waiting for a busy slot, 4).
 func (m *Monitor) Interrupted(error) {
-	m.reconnects.Inc()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.totals.Reconnects++
+	if m.streaming {
+		m.reconnects.Inc()
+		m.totals.Reconnects++
+	}
+	m.streaming = false
 	m.caughtUp = false
 	m.snapshot = apply.SnapshotProgress{} // a copy in progress is redone
 }
