@@ -16,7 +16,7 @@ build:
 # Unit tests plus end-to-end tests against throwaway PostgreSQL servers.
 test: check-files
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 45m $(PKGS)
+	$(GO) test -race -count=1 -timeout 60m $(PKGS)
 
 # The suite against each PostgreSQL major in turn (server builds fetched by
 # scripts/pg-versions.sh into a cache outside the repo), then a version x

@@ -6,7 +6,7 @@
 //
 // Each version's bin dir comes from scripts/pg-versions.sh --bin N (which
 // fetches it when missing); "debian" stands for $WALMIRROR_PG_BIN or the
-// default bin dir. Per version it runs `go test -race -count=1 -timeout 45m
+// default bin dir. Per version it runs `go test -race -count=1 -timeout 60m
 // -json` with WALMIRROR_PG_BIN set, keeps the JSON in DIR/N.json, prints the
 // output of every failed test, and at the end a table: per package "ok",
 // "ok, 2 skip" (tests skipped, e.g. a feature the version lacks), "FAIL 1/30"
@@ -59,7 +59,7 @@ func main() {
 	out := flag.String("out", filepath.Join(os.TempDir(), "walmirror-test-matrix"), "directory for each version's go test -json output")
 	runRE := flag.String("run", "", "go test -run (default: every test)")
 	pkgs := flag.String("pkgs", "./...", "packages to test")
-	timeout := flag.String("timeout", "45m", "go test -timeout, per version")
+	timeout := flag.String("timeout", "60m", "go test -timeout, per version")
 	flag.Parse()
 	versions := flag.Args()
 	if len(versions) == 0 {
