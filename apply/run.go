@@ -443,10 +443,6 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.cfg.StopAt = stopAt // a reconnect keeps the same goal
 		r.log.Info("will stop at the current source position", "lsn", stopAt)
 	}
-	// A run to the source's position now owes a publication poll even when
-	// the target holds that position already (engine.pollOwed): what the
-	// source did with no WAL the stream carries (a table rewritten, a
-	// partition that lost rows the stream wrote through it) shows only there.
 	if r.cfg.StopAtNow && stopAt != 0 && st.LSN >= stopAt && st.LSN == r.copiedAt && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 {
 		// The copy this run just made is as of the source's position now:
 		// the source wrote no WAL since the copy's snapshot, so there is
@@ -463,6 +459,10 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		}
 		return nil
 	}
+	// A run to the source's position now owes a publication poll even when
+	// the target holds that position already (engine.pollOwed): what the
+	// source did with no WAL the stream carries (a table rewritten, a
+	// partition that lost rows the stream wrote through it) shows only there.
 	if stopAt != 0 && st.LSN >= stopAt && len(st.Copies) == 0 && len(r.cfg.ResyncTables) == 0 && !r.cfg.StopAtNow {
 		if st.LSN > stopAt {
 			// A copy cannot be set back: one made now (a new target) is as
