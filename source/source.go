@@ -402,24 +402,10 @@ func (s *Source) slotRoom(ctx context.Context) error {
 // check calls them a problem; run creates the publication anyway, and
 // says so loudly.
 func (s *Source) warnKeyless(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
-	defer cancel()
-	rows, err := s.conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_publication_tables p
-		JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
-		JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
-		WHERE p.pubname = $1 AND c.relkind = 'r' AND (c.relreplident = 'n' OR c.relreplident = 'd'
-			AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate AND i.indisvalid))
-		ORDER BY 1`, s.cfg.Publication)
-	if err != nil {
-		s.log.Debug("list tables without a key", "err", err)
-		return
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(names) == 0 {
-		return
-	}
-	s.log.Warn("these published tables have no key PostgreSQL takes as replica identity (no primary key, or a DEFERRABLE one): UPDATE and DELETE on them now fail on the source (\"cannot update table ... because it does not have a replica identity\"); "+
-		"give each a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL (walmirror check lists them)", "tables", strings.Join(names, ", "))
+	s.warnTables(ctx, `c.relreplident = 'n' OR c.relreplident = 'd'
+			AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate AND i.indisvalid)`,
+		"these published tables have no key PostgreSQL takes as replica identity (no primary key, or a DEFERRABLE one): UPDATE and DELETE on them now fail on the source (\"cannot update table ... because it does not have a replica identity\"); "+
+			"give each a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL (walmirror check lists them)")
 }
 
 // warnUnpublishedIdentity warns, on PostgreSQL 18, of the tables of the
@@ -430,24 +416,31 @@ func (s *Source) warnUnpublishedIdentity(ctx context.Context) {
 	if s.version < 180000 {
 		return
 	}
+	s.warnTables(ctx, `c.relreplident = 'f' AND EXISTS (SELECT FROM pg_catalog.pg_attribute a
+			WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '' AND NOT (a.attname = ANY (p.attnames)))`,
+		"these published tables are REPLICA IDENTITY FULL with generated columns no publication publishes (VIRTUAL): UPDATE and DELETE on them now fail on the source (\"Replica identity must not contain unpublished generated columns\"); "+
+			"give each a primary key (REPLICA IDENTITY DEFAULT) or REPLICA IDENTITY USING INDEX (walmirror check lists them)")
+}
+
+// warnTables warns with msg, naming the plain tables of the publication
+// (p, pg_publication_tables; c, their pg_class rows) that cond selects.
+func (s *Source) warnTables(ctx context.Context, cond, msg string) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
 	defer cancel()
 	rows, err := s.conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_publication_tables p
 		JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
 		JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
-		WHERE p.pubname = $1 AND c.relkind = 'r' AND c.relreplident = 'f' AND EXISTS (SELECT FROM pg_catalog.pg_attribute a
-			WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '' AND NOT (a.attname = ANY (p.attnames)))
+		WHERE p.pubname = $1 AND c.relkind = 'r' AND (`+cond+`)
 		ORDER BY 1`, s.cfg.Publication)
 	if err != nil {
-		s.log.Debug("list tables whose identity has unpublished columns", "err", err)
+		s.log.Debug("list published tables to warn of", "err", err)
 		return
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil || len(names) == 0 {
 		return
 	}
-	s.log.Warn("these published tables are REPLICA IDENTITY FULL with generated columns no publication publishes (VIRTUAL): UPDATE and DELETE on them now fail on the source (\"Replica identity must not contain unpublished generated columns\"); "+
-		"give each a primary key (REPLICA IDENTITY DEFAULT) or REPLICA IDENTITY USING INDEX (walmirror check lists them)", "tables", strings.Join(names, ", "))
+	s.log.Warn(msg, "tables", strings.Join(names, ", "))
 }
 
 // PublishesEverything reports whether the publication publishes every
