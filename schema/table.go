@@ -240,10 +240,10 @@ func (f Fill) Check(t *Table, column string) error {
 // table, else the reason it may not: the shape the target stored for t
 // (read with shape, a sink's Shape) has the column, the source did not
 // add it since (Change.Added, Readded), and t's rows are not about to be
-// replaced (Replacing, Recopying). Then someone dropped it in the copy, its values
-// are gone, and adding it back (NULL, or the source's missing value) would
-// leave a copy that differs from the source with no word (helper-110:
-// exit 0, a column NULL in every row). The error is a DivergedError: the
+// replaced (Replacing, Recopying). Then someone dropped it in the copy,
+// its values are gone, and adding it back (NULL, or the source's missing
+// value) would leave a copy that differs from the source with no word
+// (helper-110: exit 0, a column NULL in every row). The error is a DivergedError: the
 // table is copied again online, or the run stops.
 func (t *Table) LostColumn(ctx context.Context, column string, shape func(context.Context, uint32) (string, bool, error)) error {
 	c := t.Change

@@ -155,12 +155,6 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	return apply.Run(ctx, sink, cfg)
 }
 
-// storedPublication makes a run of a complete copy without --publication
-// follow the publication the copy is made from, and refuses another before
-// the source is opened, which would create it (helper-76: a run with the
-// default publication made a FOR ALL TABLES one on the source, then
-// refused). Without --slot it follows the copy's slot likewise (helper-86:
-// the publication was followed, the slot refused).
 // preflight refuses a target that is the source's own database, and
 // (unless adopting) one whose tables walmirror would take over. The checks
 // only read, each on connections of its own: they run at once, so a run
@@ -182,6 +176,12 @@ func preflight(ctx context.Context, src source.Config, target string, adopt bool
 	return foreign
 }
 
+// storedPublication makes a run of a complete copy without --publication
+// follow the publication the copy is made from, and refuses another before
+// the source is opened, which would create it (helper-76: a run with the
+// default publication made a FOR ALL TABLES one on the source, then
+// refused). Without --slot it follows the copy's slot likewise (helper-86:
+// the publication was followed, the slot refused).
 func storedPublication(ctx context.Context, sink apply.Sink, cfg *apply.Config, given, slotGiven bool, log *slog.Logger) error {
 	st, found, err := sink.ReadState(ctx)
 	if err != nil || !found {

@@ -73,8 +73,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 	db.SetMaxOpenConns(1)
 	fail := func(err error) (*Sink, error) {
 		db.Close()
-		var se sqlite.Error
-		if errors.As(err, &se) && (se.Code == sqlite.ErrBusy || se.Code == sqlite.ErrLocked) {
+		if busy(err) {
 			// Not a permissions problem (helper-78): a writer holds it.
 			return nil, fmt.Errorf("open SQLite target %q: %w (another process is writing to the file, a running walmirror perhaps: one walmirror writes to a target at a time)", path, err)
 		}
@@ -141,14 +140,20 @@ func (s *Sink) Begin(ctx context.Context) error {
 		return errors.New("sqlite sink: transaction already open")
 	}
 	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		var se sqlite.Error
-		if errors.As(err, &se) && (se.Code == sqlite.ErrBusy || se.Code == sqlite.ErrLocked) {
+		if busy(err) {
 			return &busyError{path: s.path, err: err}
 		}
 		return fmt.Errorf("begin: %w", err)
 	}
 	s.inTx = true
 	return nil
+}
+
+// busy says err is SQLite's refusal while another connection holds the
+// file's lock.
+func busy(err error) bool {
+	var se sqlite.Error
+	return errors.As(err, &se) && (se.Code == sqlite.ErrBusy || se.Code == sqlite.ErrLocked)
 }
 
 // busyError is a target transaction SQLite refused because another
