@@ -116,6 +116,13 @@ func classify(op string, err error) error {
 			}
 		case "3D000":
 			e.Hint = "the database named in --source does not exist"
+		case "42710":
+			if strings.Contains(pgErr.Message, "replication slot") {
+				// Two runs with one --slot started at once: the other made it
+				// between this one's look and its create (helper-110).
+				e.Hint = "another process created this slot a moment ago: is another walmirror running with this --slot? Two copies need a slot each; " +
+					"if it is the same copy, let the other run go on, or stop it and start again"
+			}
 		case "53200": // out_of_memory: "out of shared memory", the lock table
 			e.Hint = "the source's lock table is full (max_locks_per_transaction × (max_connections + max_prepared_transactions), shared by every session; " +
 				"walmirror's copy holds one table's locks at a time, a partitioned table's with all its partitions and their indexes): " +

@@ -23,3 +23,13 @@ func TestClassifyAuthHints(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifySlotRace: the loser of two runs creating one slot at once is
+// told what happened (helper-110: the server's bare "already exists").
+func TestClassifySlotRace(t *testing.T) {
+	var e *Error
+	err := classify("create replication slot walmirror", &pgconn.PgError{Code: "42710", Message: `replication slot "walmirror" already exists`})
+	if !errors.As(err, &e) || !strings.Contains(e.Hint, "another walmirror running with this --slot") || !e.Permanent {
+		t.Fatalf("slot race: %v", err)
+	}
+}

@@ -431,6 +431,7 @@ func (s *Sink) alive(ctx context.Context) error {
 		s.conn = nil
 	}
 	if err := s.connect(ctx); err != nil {
+		err = connectError(err) // a database dropped meanwhile: say so (helper-110)
 		if s.conn != nil {
 			s.conn.Close(context.WithoutCancel(ctx))
 			s.conn = nil

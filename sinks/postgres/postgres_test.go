@@ -854,3 +854,35 @@ func TestReconnectErrorKeepsCause(t *testing.T) {
 	proxy.Restore()
 	tx(t, s, func(ctx context.Context) error { return nil })
 }
+
+// TestTargetDatabaseDropped: a target database dropped while walmirror runs
+// (WITH (FORCE) ends its session) is named as such at the reconnect, as at
+// the start (helper-110: pgx's bare text).
+func TestTargetDatabaseDropped(t *testing.T) {
+	dsn := newDB(t, "dropped")
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dsn, postgres.DefaultOptions())
+	defer s.Close()
+	tbl := schema.NewTable(1, "public", "kv", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true}})
+	tx(t, s, func(ctx context.Context) error { return s.EnsureTable(ctx, tbl) })
+	ctx := context.Background()
+	admin := connect(t, srv.DSN("postgres"))
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "DROP DATABASE "+pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()+" WITH (FORCE)"); err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	for range 3 {
+		if last = s.Begin(ctx); last == nil {
+			t.Fatal("Begin succeeded on a dropped database")
+		}
+		_ = s.Rollback(ctx)
+	}
+	if !strings.Contains(last.Error(), "does not exist: create it") {
+		t.Fatalf("reconnect to a dropped database: %q, want the hint", last)
+	}
+}
