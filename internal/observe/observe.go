@@ -296,6 +296,9 @@ func (m *Monitor) Interrupted(error) {
 	m.streaming = false
 	m.caughtUp = false
 	m.snapshot = apply.SnapshotProgress{} // a copy in progress is redone
+	// No longer streaming from the slot, whatever the last poll saw; a
+	// poll fails while the source is down (helper-110: 1 through an outage).
+	m.slot.Active = false
 }
 
 // Lag is how far the copy is behind the source: in time (now minus the

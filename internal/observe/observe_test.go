@@ -52,8 +52,15 @@ func TestLagAndReadiness(t *testing.T) {
 	}
 	// A reconnect starts a new engine whose counts start again. Its
 	// second try is the same outage: one loss.
+	m.SetSlot(source.SlotState{Active: true})
+	if got := gauge(t, m, "walmirror_slot_active"); got != 1 {
+		t.Errorf("walmirror_slot_active = %v while streaming", got)
+	}
 	m.Interrupted(nil)
 	m.Interrupted(nil)
+	if got := gauge(t, m, "walmirror_slot_active"); got != 0 {
+		t.Errorf("walmirror_slot_active = %v after the connection was lost", got)
+	}
 	m.Committed(apply.CommitInfo{State: schema.State{LSN: 0x700}, Stats: apply.Stats{Commits: 1, Transactions: 1, Rows: 1, Inserts: 1}})
 	if s := m.Summary(); s.Inserts != 3 || s.Deletes != 1 || s.Transactions != 3 || s.Commits != 2 || s.Reconnects != 1 || s.SnapshotRows != 20 {
 		t.Errorf("totals %+v", s.Totals)
