@@ -1048,6 +1048,10 @@ func TestStatusInterruptedCopy(t *testing.T) {
 	if r.code != 0 || strings.Contains(r.stdout, "problem") || !strings.Contains(r.stdout, "redone") {
 		t.Fatalf("status exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// No lag from 0/0: there is no copy to lag (helper-110).
+	if !strings.Contains(r.stdout, "lag:      none yet") {
+		t.Errorf("status of an interrupted copy, lag:\n%s", r.stdout)
+	}
 	// Read, not written (helper-71: status opened it as a sink).
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Error("status changed the target file")
