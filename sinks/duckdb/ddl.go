@@ -220,13 +220,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		}
 	}
 	if len(existing) == 0 {
-		defs := make([]string, len(t.Columns))
-		for i, c := range t.Columns {
-			defs[i] = quote(c.Name) + " " + planFor(c.TypeID, c.Typmod).typ
-		}
 		for _, q := range []string{
 			"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(t.Schema),
-			"CREATE TABLE " + name + " (" + strings.Join(defs, ", ") + ")",
+			createTable(t, name, -1),
 			"COMMENT ON TABLE " + name + " IS " + literal(comment),
 			"INSERT INTO " + ownedTable + " (schema_name, table_name) VALUES (" + literal(t.Schema) + ", " + literal(t.Name) + ")",
 		} {
@@ -888,4 +884,18 @@ func keptLevel(t *schema.Table, col string) slog.Level {
 		return slog.LevelWarn
 	}
 	return slog.LevelDebug
+}
+
+// createTable is the statement that creates t's copy name, with column
+// asText (-1: none) VARCHAR instead of its mapped type.
+func createTable(t *schema.Table, name string, asText int) string {
+	defs := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		typ := planFor(c.TypeID, c.Typmod).typ
+		if i == asText {
+			typ = "VARCHAR"
+		}
+		defs[i] = quote(c.Name) + " " + typ
+	}
+	return "CREATE TABLE " + name + " (" + strings.Join(defs, ", ") + ")"
 }

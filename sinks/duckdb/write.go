@@ -102,11 +102,11 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 		if strings.Contains(err.Error(), "Malformed JSON") {
 			// DuckDB names the staged field ("source column c3"): name the
 			// table's column instead.
-			col := "a json column"
+			col, at := "a json column", -1
 			for _, f := range fields {
 				_, after, found := strings.Cut(err.Error(), "source column "+f.name())
 				if found && (after == "" || after[0] < '0' || after[0] > '9') && f.col < len(ti.t.Columns) {
-					col = fmt.Sprintf("column %q", ti.t.Columns[f.col].Name)
+					col, at = fmt.Sprintf("column %q", ti.t.Columns[f.col].Name), f.col
 					break
 				}
 			}
@@ -117,7 +117,7 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 			}
 			why, _, _ = strings.Cut(why, " when casting from source column") // the staged field's name
 			err = unstorableJSON{fmt.Sprintf("%s: DuckDB's JSON parser refused a json value (%s): to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR), then request a copy of the table again (walmirror resync --table ...); walmirror then stores them there as text%s",
-				col, strings.TrimSpace(why), s.uncreated(ti, schema.ErrUnstorable)), err}
+				col, strings.TrimSpace(why), s.uncreated(ti, at, schema.ErrUnstorable)), err}
 		}
 		err = fmt.Errorf("write %s: %w", ti.label, err)
 		if msg := err.Error(); strings.Contains(msg, missingMsg) || strings.Contains(msg, presentMsg) {
@@ -204,7 +204,7 @@ func (s *Sink) stageValue(ti *tableInfo, i int, tup schema.Tuple, mode tupleMode
 	}
 	v, err := s.cv.value(ti.plans[i].plan, d.Data)
 	if err != nil {
-		return fmt.Errorf("column %q of %s: %w%s", ti.t.Columns[i].Name, ti.label, err, s.uncreated(ti, err))
+		return fmt.Errorf("column %q of %s: %w%s", ti.t.Columns[i].Name, ti.label, err, s.uncreated(ti, i, err))
 	}
 	s.vals = append(s.vals, v)
 	return nil
@@ -927,10 +927,16 @@ func intKeyRange(ti *tableInfo, rows []schema.Tuple) (lo, hi int64, ok bool) {
 // when the open transaction created the table: the failure rolls the
 // table back with it, so there is no column to change (helper-104: a
 // table that joined the publication stopped every run there).
-func (s *Sink) uncreated(ti *tableInfo, err error) string {
+func (s *Sink) uncreated(ti *tableInfo, col int, err error) string {
 	if !s.created[ti.name] || !errors.Is(err, schema.ErrUnstorable) {
 		return ""
 	}
+	how := "with that column VARCHAR and the others as walmirror makes them"
+	if col >= 0 {
+		// The statement itself (helper-109: "as walmirror makes them" left
+		// the user to guess the types).
+		how = "with that column VARCHAR: CREATE SCHEMA IF NOT EXISTS " + quote(ti.t.Schema) + "; " + createTable(ti.t, quote(ti.t.Schema)+"."+quote(ti.t.Name), col) + ";"
+	}
 	return "; but this target transaction creates " + ti.name + ", and rolls it back with this failure, so there is no such table to change yet: " +
-		"create it in the DuckDB file yourself (with walmirror stopped), with that column VARCHAR and the others as walmirror makes them, and run again with --adopt-tables; or change the value in the source"
+		"create it in the DuckDB file yourself (with walmirror stopped), " + how + " and run again with --adopt-tables; or change the value in the source"
 }
