@@ -95,6 +95,19 @@ type Change struct {
 	Vacate bool
 }
 
+// RetypeCause is how a sink's log names why column col of t's copy gets
+// another type: the source changed it, or the copy's column differs from
+// what the source's type maps to for another reason (changed by hand in
+// the target; helper-110: that was logged as a source change).
+func (t *Table) RetypeCause(col string) string {
+	if t.Change != nil {
+		if _, ok := t.Change.Retyped[col]; ok {
+			return "source column type changed"
+		}
+	}
+	return "target column's type differs from what the source's maps to (changed in the target?)"
+}
+
 // Empty reports whether there is nothing to do.
 func (c *Change) Empty() bool {
 	return c == nil || c.FromName == "" && len(c.Renamed) == 0 && len(c.Retyped) == 0 && len(c.Readded) == 0 && len(c.Added) == 0

@@ -291,9 +291,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			}
 			if ok {
 				changed = true
-				s.log.Info("source column type changed: target column converted", "table", name, "column", c.Name, "from", ec.typ, "to", want)
+				s.log.Info(t.RetypeCause(c.Name)+": target column converted", "table", name, "column", c.Name, "from", ec.typ, "to", want)
 			} else {
-				s.log.Warn("source column type changed but stored values do not all convert: target column kept, new values are cast to it",
+				s.log.Warn(t.RetypeCause(c.Name)+" but stored values do not all convert: target column kept, new values are cast to it",
 					"table", name, "column", c.Name, "target_type", ec.typ, "source_type", want)
 			}
 		}

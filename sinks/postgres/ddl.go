@@ -394,7 +394,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) (err error) {
 				continue
 			}
 			if tc.typ != typ {
-				if err := s.retype(ctx, name, c.Name, tc.typ, typ, t.Replacing); err != nil {
+				if err := s.retype(ctx, name, c.Name, tc.typ, typ, t.Replacing, t.RetypeCause(c.Name)); err != nil {
 					return err
 				}
 			}
@@ -695,7 +695,7 @@ func (s *Sink) nullable(ctx context.Context, name, col string) error {
 // not convert, the column is kept and the change is logged; a value the old
 // type cannot hold then stops the run with the server's error. An emptied
 // table (its rows about to be replaced by a copy) takes any new type.
-func (s *Sink) retype(ctx context.Context, name, col, from, to string, emptied bool) error {
+func (s *Sink) retype(ctx context.Context, name, col, from, to string, emptied bool, cause string) error {
 	pg := s.conn.PgConn()
 	c := quoteIdent(col)
 	using := c + "::" + to
@@ -707,11 +707,11 @@ func (s *Sink) retype(ctx context.Context, name, col, from, to string, emptied b
 		if _, rerr := pg.Exec(ctx, "ROLLBACK TO SAVEPOINT walmirror_retype; RELEASE SAVEPOINT walmirror_retype").ReadAll(); rerr != nil {
 			return fmt.Errorf("change type of %s.%s to %s: %w (and undoing it: %v)", name, c, to, err, rerr)
 		}
-		s.log.Warn("source column type changed but stored values do not convert: target column kept", "table", name, "column", col,
+		s.log.Warn(cause+" but stored values do not convert: target column kept", "table", name, "column", col,
 			"target_type", from, "source_type", to, "err", err)
 		return nil
 	}
-	s.log.Info("source column type changed: target column converted", "table", name, "column", col, "from", from, "to", to)
+	s.log.Info(cause+": target column converted", "table", name, "column", col, "from", from, "to", to)
 	return nil
 }
 

@@ -886,3 +886,31 @@ func TestTargetDatabaseDropped(t *testing.T) {
 		t.Fatalf("reconnect to a dropped database: %q, want the hint", last)
 	}
 }
+
+// TestRetypedByHand: a copy's column whose type someone changed in the
+// target is converted back to the source's type, and the log says the
+// target's column differed, not that the source changed it (helper-110).
+func TestRetypedByHand(t *testing.T) {
+	dsn := newDB(t, "retyped_by_hand")
+	tbl := schema.NewTable(1, "public", "r", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "n", TypeID: schema.OIDInt4, Typmod: -1}})
+	s := open(t, dsn, postgres.DefaultOptions())
+	tx(t, s, func(ctx context.Context) error { return s.EnsureTable(ctx, tbl) })
+	s.Close()
+	conn := connect(t, dsn)
+	if _, err := conn.Exec(context.Background(), `ALTER TABLE public.r ALTER COLUMN n TYPE bigint`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	var log strings.Builder
+	s, err := postgres.Open(context.Background(), dsn, slog.New(slog.NewTextHandler(&log, nil)), postgres.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tx(t, s, func(ctx context.Context) error { return s.EnsureTable(ctx, tbl) })
+	if !strings.Contains(log.String(), `target column's type differs`) || strings.Contains(log.String(), "source column type changed") {
+		t.Errorf("log after a column retyped in the target:\n%s", log.String())
+	}
+}
