@@ -414,7 +414,7 @@ func (sn *Snapshot) CopyBinary(ctx context.Context, t *schema.Table, fn func(dat
 		return 0, fmt.Errorf("copy %s in binary: table not listed by Tables, or a column type has no binary output", t.QualifiedName())
 	}
 	var n int64
-	err := sn.unlocking(ctx, func() error {
+	err := sn.Released(ctx, func() error {
 		q, err := sn.statement(ctx, t)
 		if err != nil {
 			return err
@@ -445,7 +445,7 @@ func copyOutBinary(ctx context.Context, conn *pgconn.PgConn, t *schema.Table, q 
 // Copy streams the rows of a table (from Tables) in the snapshot to fn. The
 // tuple passed to fn is fn's to keep.
 func (sn *Snapshot) Copy(ctx context.Context, t *schema.Table, fn func(schema.Tuple) error) error {
-	return sn.unlocking(ctx, func() error {
+	return sn.Released(ctx, func() error {
 		q, err := sn.statement(ctx, t)
 		if err != nil {
 			return err
@@ -454,8 +454,8 @@ func (sn *Snapshot) Copy(ctx context.Context, t *schema.Table, fn func(schema.Tu
 	})
 }
 
-// unlocking runs read, a read of one table, under a savepoint it then rolls
-// back: the locks the read took go with it. A one-transaction initial copy
+// Released runs read, the reads of one table, under a savepoint it then
+// rolls back: the locks the reads took go with it. A one-transaction initial copy
 // otherwise held each table's lock (and its TOAST table's, and through a
 // query its indexes' and partitions') until it committed, in the source's
 // lock table that every session shares (see directCopy), and kept the
@@ -463,8 +463,10 @@ func (sn *Snapshot) Copy(ctx context.Context, t *schema.Table, fn func(schema.Tu
 // snapshot is the transaction's and stays. What a released table may
 // undergo after its read is what it may undergo right after the copy
 // commits: a TRUNCATE streams, a rewrite is found by the listings.
-// Released after the rollback, so reads do not nest a subtransaction each.
-func (sn *Snapshot) unlocking(ctx context.Context, read func() error) error {
+// The savepoint is released after the rollback, so reads do not nest a
+// subtransaction each. verify reads thousands of tables under one snapshot
+// too, and a read that fails leaves the transaction usable for the next.
+func (sn *Snapshot) Released(ctx context.Context, read func() error) error {
 	pg := sn.tx.Conn().PgConn()
 	if _, err := pg.Exec(ctx, "SAVEPOINT walmirror_read").ReadAll(); err != nil {
 		return classify("open a savepoint for the copy", err)

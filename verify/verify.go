@@ -210,7 +210,15 @@ func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger, aga
 	src := SourceReader(sn)
 	for _, t := range tables {
 		tableBegan := time.Now()
-		tr := Compare(ctx, NewTable(t), src, reader, cfg.Options)
+		var tr TableReport
+		// Each table's locks go after its comparison: thousands of tables
+		// and their indexes filled the source's lock table (every session's).
+		if err := sn.Released(ctx, func() error {
+			tr = Compare(ctx, NewTable(t), src, reader, cfg.Options)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
