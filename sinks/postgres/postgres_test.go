@@ -914,3 +914,31 @@ func TestRetypedByHand(t *testing.T) {
 		t.Errorf("log after a column retyped in the target:\n%s", log.String())
 	}
 }
+
+// TestInfiniteIntervalOlderTarget: an infinite interval (a PostgreSQL 17+
+// source's) into a target older than 17 fails saying why and what to do
+// (helper-109: the server's bare text); 17+ targets take it.
+func TestInfiniteIntervalOlderTarget(t *testing.T) {
+	dsn := newDB(t, "infinite_interval")
+	s := open(t, dsn, postgres.DefaultOptions())
+	defer s.Close()
+	tbl := schema.NewTable(1, "public", "iv", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDInterval, Typmod: -1}})
+	ctx := context.Background()
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Rollback(ctx)
+	if err := s.EnsureTable(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	val := schema.Datum{State: schema.Text, Data: []byte("infinity")}
+	err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{{schema.Datum{State: schema.Text, Data: []byte("1")}, val}}})
+	switch {
+	case srv.Major() >= 17 && err != nil:
+		t.Fatalf("PostgreSQL %d target: %v", srv.Major(), err)
+	case srv.Major() < 17 && (err == nil || !strings.Contains(err.Error(), "copy into a PostgreSQL 17 or newer target")):
+		t.Fatalf("PostgreSQL %d target: %v, want the hint", srv.Major(), err)
+	}
+}

@@ -203,6 +203,12 @@ func (ti *tableInfo) detail(err error) error {
 	if !errors.As(err, &pe) || !strings.HasPrefix(pe.Code, "22") || ti.t == nil {
 		return err
 	}
+	if strings.Contains(pe.Message, `type interval: "infinity"`) || strings.Contains(pe.Message, `type interval: "-infinity"`) {
+		// A PostgreSQL 17+ source into an older target (helper-109: the
+		// server's bare text).
+		return fmt.Errorf("%w; intervals can be infinite from PostgreSQL 17 on, and this target's server is older: "+
+			"copy into a PostgreSQL 17 or newer target, or change those values in the source", err)
+	}
 	var own []string
 	for i, c := range ti.t.Columns {
 		if c.TypeID >= firstGenbkiObjectID && i < len(ti.types) && ti.types[i] != "text" {
