@@ -384,7 +384,7 @@ func (r *runner) divergedHint(err error) error {
 	case !errors.As(err, &de):
 		return err
 	case r.cfg.StopOnDivergence:
-		return fmt.Errorf("%w; to copy %s again online, run again without --stop-on-divergence (Config.StopOnDivergence)", err, de.Table)
+		return fmt.Errorf("%w; to copy %s again online, run again without --stop-on-divergence (Config.StopOnDivergence in Go)", err, de.Table)
 	case !r.mirror:
 		return fmt.Errorf("%w; the publication leaves operations out, so the copy keeps rows the source deleted, which walmirror does not copy again on its own: "+
 			"delete the copy's row with that key by hand (or, in an update, add the missing one), then run again", err)
@@ -508,7 +508,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 			// read the state: start again from the state as it is.
 			return errStaleState
 		}
-		return mark(ErrSlotLost, fmt.Errorf("%w; run with --resync (Config.Resync) to recreate the slot and copy every table again", err))
+		return mark(ErrSlotLost, fmt.Errorf("%w; run with --resync (Config.Resync in Go) to recreate the slot and copy every table again", err))
 	}
 	if err != nil {
 		return err
@@ -617,7 +617,7 @@ func CheckPublication(st schema.State, publication string) error {
 	if st.Phase != schema.PhaseStreaming || st.Publication == "" || st.Publication == publication {
 		return nil
 	}
-	return mark(ErrTargetMismatch, fmt.Errorf("the target is a copy of publication %q, not %q: pass --publication %s (Config.Source.Publication), or make the copy of %q in a fresh target",
+	return mark(ErrTargetMismatch, fmt.Errorf("the target is a copy of publication %q, not %q: pass --publication %s (Config.Source.Publication in Go), or make the copy of %q in a fresh target",
 		st.Publication, publication, st.Publication, publication))
 }
 
@@ -631,7 +631,7 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 		return st, fmt.Errorf("read walmirror state from target: %w", err)
 	}
 	if found && st.Slot != slotName {
-		return st, mark(ErrTargetMismatch, fmt.Errorf("the target follows slot %q, not %q: pass --slot %s (Config.Source.Slot) or use a fresh target", st.Slot, slotName, st.Slot))
+		return st, mark(ErrTargetMismatch, fmt.Errorf("the target follows slot %q, not %q: pass --slot %s (Config.Source.Slot in Go) or use a fresh target", st.Slot, slotName, st.Slot))
 	}
 	if found && st.SystemID != "" && st.SystemID != src.SystemID() {
 		return st, mark(ErrTargetMismatch, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): use a fresh target", st.SystemID, src.SystemID()))
@@ -686,7 +686,7 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 			}
 		}
 		if !r.cfg.Resync {
-			return st, mark(ErrSlotLost, errors.New(problem+"; run with --resync (Config.Resync) to recreate the slot and copy every table again"))
+			return st, mark(ErrSlotLost, errors.New(problem+"; run with --resync (Config.Resync in Go) to recreate the slot and copy every table again"))
 		}
 		r.log.Warn("resynchronising: "+problem+"; recreating the slot and copying every table again", "slot", slotName)
 		if slot.Exists {
