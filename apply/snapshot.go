@@ -38,12 +38,16 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.Sta
 	if err != nil {
 		return st, err
 	}
+	budget, err := r.tableBudget(ctx)
+	if err != nil {
+		return st, err
+	}
 	began := time.Now()
 	if err := r.sink.Begin(ctx); err != nil {
 		return st, fmt.Errorf("begin target transaction: %w", err)
 	}
-	if r.chunked(snap.Estimates) {
-		return r.chunkedStart(ctx, src, snap, tables, st)
+	if r.chunked(snap.Estimates, len(tables), budget) {
+		return r.chunkedStart(ctx, src, snap, tables, st, budget)
 	}
 	committed := false
 	defer func() {
@@ -85,19 +89,47 @@ func rolledBack(err error) error {
 }
 
 // chunked decides between a one-transaction initial copy and a chunked one
-// (Config.InitialCopy).
-func (r *runner) chunked(estimates map[uint32]int64) bool {
+// (Config.InitialCopy): auto copies in chunks from autoChunkedRows rows,
+// and when the tables are more than one target transaction should create
+// and load (budget, 0: no bound).
+func (r *runner) chunked(estimates map[uint32]int64, tables, budget int) bool {
 	switch r.cfg.InitialCopy {
 	case "chunked":
 		return true
 	case "single":
 		return false
 	}
+	if budget > 0 && tables > budget {
+		return true
+	}
 	var total int64
 	for _, n := range estimates {
 		total += max(n, 0)
 	}
 	return total >= autoChunkedRows
+}
+
+// tableBudgeter is a sink whose target bounds the tables one transaction
+// may create and load: a PostgreSQL target holds about four locks a table
+// until the commit, in a lock table every session shares.
+type tableBudgeter interface {
+	TablesPerTransaction(ctx context.Context) (int, error)
+}
+
+// tableBudget is the sink's bound on the tables an initial copy's first
+// transaction creates and loads; 0 when it has none. A one-transaction copy
+// of 600 tables into a target of 200 lock slots failed with "out of shared
+// memory", and so did a chunked one, which created every table first.
+func (r *runner) tableBudget(ctx context.Context) (int, error) {
+	tb, ok := r.sink.(tableBudgeter)
+	if !ok {
+		return 0, nil
+	}
+	n, err := tb.TablesPerTransaction(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the target's lock table size: %w", err)
+	}
+	return max(n, 0), nil
 }
 
 // autoChunkedRows is AutoChunkedRows, lowered by tests.
@@ -118,7 +150,7 @@ const atOnceRows = 1_000_000
 // estimate (source.estimateExpr) is copied online, and so is a partitioned one
 // (its sum leaves out partitions with no estimate). --initial-copy
 // chunked copies every table online, as asked.
-func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64, partitioned map[uint32]bool) (now, online []*schema.Table) {
+func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64, partitioned map[uint32]bool, budget int) (now, online []*schema.Table) {
 	if r.cfg.InitialCopy == "chunked" {
 		return nil, tables
 	}
@@ -129,7 +161,7 @@ func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64, part
 	var rows int64
 	for _, t := range tables {
 		est, ok := estimates[t.ID]
-		if ok && est >= 0 && est < limit && rows+est <= atOnceRows && !partitioned[t.ID] {
+		if ok && est >= 0 && est < limit && rows+est <= atOnceRows && !partitioned[t.ID] && (budget == 0 || len(now) < budget) {
 			rows += est
 			now = append(now, t)
 		} else {
@@ -142,14 +174,17 @@ func (r *runner) atOnce(tables []*schema.Table, estimates map[uint32]int64, part
 // chunkedStart begins a chunked initial copy: the target tables are
 // created empty and listed as copies in progress, committed with the slot's
 // consistent point; the stream then copies them chunk by chunk (backfill.go).
-func (r *runner) chunkedStart(ctx context.Context, src *source.Source, snap *source.Snapshot, tables []*schema.Table, st schema.State) (schema.State, error) {
+// Past the sink's budget of tables a transaction (tableBudget) a table is
+// only listed: its first chunk creates it, as for a table that joins the
+// publication.
+func (r *runner) chunkedStart(ctx context.Context, src *source.Source, snap *source.Snapshot, tables []*schema.Table, st schema.State, budget int) (schema.State, error) {
 	committed := false
 	defer func() {
 		if !committed {
 			_ = r.sink.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	now, online := r.atOnce(tables, snap.Estimates, snap.Partitioned)
+	now, online := r.atOnce(tables, snap.Estimates, snap.Partitioned, budget)
 	var copied int64
 	if len(now) > 0 {
 		var err error
@@ -158,12 +193,14 @@ func (r *runner) chunkedStart(ctx context.Context, src *source.Source, snap *sou
 		}
 	}
 	var total int64
-	for _, t := range online {
-		if err := ensureShape(ctx, r.sink, t); err != nil {
-			return st, fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
-		}
-		if err := r.sink.Truncate(ctx, []*schema.Table{t}); err != nil {
-			return st, fmt.Errorf("empty target table for %s: %w", t.QualifiedName(), err)
+	for i, t := range online {
+		if budget == 0 || len(now)+i < budget {
+			if err := ensureShape(ctx, r.sink, t); err != nil {
+				return st, fmt.Errorf("prepare target table for %s: %w", t.QualifiedName(), err)
+			}
+			if err := r.sink.Truncate(ctx, []*schema.Table{t}); err != nil {
+				return st, fmt.Errorf("empty target table for %s: %w", t.QualifiedName(), err)
+			}
 		}
 		est := snap.Estimates[t.ID]
 		total += max(est, 0)

@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,9 +26,32 @@ func lockTableFull(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "53200" {
 		return fmt.Errorf("%w (the target's lock table is full: an initial copy in one target transaction holds locks on every table it creates and loads, "+
-			"about four a table with its key and TOAST table; raise max_locks_per_transaction on the target and restart it, or copy with --initial-copy chunked, which commits the tables one by one)", err)
+			"about four a table with its key and TOAST table; raise max_locks_per_transaction on the target and restart it, or copy with --initial-copy auto or chunked, "+
+			"which copy the tables past what the lock table holds one by one)", err)
 	}
 	return err
+}
+
+// TablesPerTransaction bounds the tables one target transaction should
+// create and load (apply's initial copy): each holds about four locks (the
+// table, its key, its TOAST table and that one's index) until the commit,
+// in the lock table of max_locks_per_transaction × (max_connections +
+// max_prepared_transactions) slots every session shares. Half of it at
+// four a table: 800 tables at the defaults; a one-transaction copy failed
+// at about 1,500 there.
+func (s *Sink) TablesPerTransaction(ctx context.Context) (int, error) {
+	var n int
+	err := s.idle(ctx, func() error {
+		res := s.conn.PgConn().ExecParams(ctx, `SELECT pg_catalog.current_setting('max_locks_per_transaction')::int *
+			(pg_catalog.current_setting('max_connections')::int + pg_catalog.current_setting('max_prepared_transactions')::int)`, nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			return res.Err
+		}
+		slots, err := strconv.Atoi(string(res.Rows[0][0]))
+		n = max(slots/8, 1)
+		return err
+	})
+	return n, err
 }
 
 // connectError says what to do about a failed connection to the target, as
