@@ -849,6 +849,20 @@ func (s *Sink) ForgetShape(ctx context.Context, relid uint32) error {
 
 // SetShape stores t's source shape with its table, in the open transaction.
 func (s *Sink) SetShape(ctx context.Context, t *schema.Table, shape string) error {
+	if s.shapes != nil {
+		// The table another source table's shape names becomes t's (a
+		// table renamed away and a new one under its name): that shape
+		// goes from the kept ones as from the file (helper-112: the kept
+		// one then moved the new table's copy along with the rename).
+		var prev sql.NullInt64
+		err := s.conn.QueryRowContext(ctx, "SELECT relid FROM "+ownedTable+" WHERE schema_name = ? AND table_name = ?", t.Schema, t.Name).Scan(&prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store shape of %s: %w", TableName(t.Schema, t.Name), err)
+		}
+		if prev.Valid && uint32(prev.Int64) != t.ID {
+			delete(s.shapes, uint32(prev.Int64))
+		}
+	}
 	var stored int64
 	for _, q := range []string{
 		"UPDATE " + ownedTable + " SET relid = NULL, shape = NULL WHERE relid = ? AND NOT (schema_name = ? AND table_name = ?)",
