@@ -323,6 +323,8 @@ func (r *runner) recopy(ctx context.Context, err error) bool {
 		reason, why = "a change could not name its row", "the source sent a change that cannot name its row of the copy"
 	case de.SourceChange != "":
 		reason, why = de.SourceChange, "a change found the copy's rows as they were before "+de.SourceChange
+	case de.Perhaps != "":
+		why = "the copy of a table differs from the source (" + de.Perhaps + "? or someone else wrote to it?)"
 	}
 	st.Copies = append(st.Copies, schema.TableCopy{RelID: de.RelID, Table: de.Table, Estimate: -1, Reason: reason})
 	if rerr := r.sink.Begin(ctx); rerr != nil {
@@ -372,8 +374,13 @@ func (r *runner) explain(ctx context.Context, c storageReader, de *schema.Diverg
 	}
 	was, _, _ := strings.Cut(stored.Storage, "|")
 	is, _, _ := strings.Cut(now, "|")
-	if dataFiles(stored.Storage) == dataFiles(now) && beforeInh(was) != beforeInh(is) && inhPart(was) == inhPart(is) {
+	switch {
+	case dataFiles(stored.Storage) == dataFiles(now) && beforeInh(was) != beforeInh(is) && inhPart(was) == inhPart(is):
 		de.SourceChange = "an enum or composite type its columns use changed (ALTER TYPE ... RENAME VALUE or ADD ATTRIBUTE)"
+	case inhPart(was) != "" || inhPart(is) != "":
+		// helper-112: attached, updated through the root and detached
+		// between two cron runs, blamed on someone writing to the copy.
+		de.Perhaps = "a partition attached and detached (or dropped) again while walmirror was not streaming, whose rows the copy never had"
 	}
 }
 
@@ -383,6 +390,8 @@ func (r *runner) divergedHint(err error) error {
 	switch {
 	case !errors.As(err, &de):
 		return err
+	case r.cfg.StopOnDivergence && de.Perhaps != "":
+		return fmt.Errorf("%w; not necessarily someone else's write: %s; to copy %s again online, run again without --stop-on-divergence (Config.StopOnDivergence in Go)", err, de.Perhaps, de.Table)
 	case r.cfg.StopOnDivergence:
 		return fmt.Errorf("%w; to copy %s again online, run again without --stop-on-divergence (Config.StopOnDivergence in Go)", err, de.Table)
 	case !r.mirror:

@@ -125,6 +125,10 @@ type DivergedError struct {
 	// the difference (an enum label renamed: the copy's rows hold the old
 	// label, and no WAL says so), no sign of someone else writing to it.
 	SourceChange string
+	// Perhaps, when set, is a source change that may explain the
+	// difference, or not: a partition attached and detached again unseen
+	// leaves no trace in the stream, and the copy's root lacks its rows.
+	Perhaps string
 }
 
 // Diverged marks err, a change to t that found the copy differing from the
