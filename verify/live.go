@@ -174,16 +174,8 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 		return nil, err
 	}
 	rep = &Report{LSN: at, From: st.LSN, Live: true}
-	src := SourceReader(sn)
-	for _, t := range tables {
-		tableBegan := time.Now()
-		tr := Compare(ctx, NewTable(t), src, reader, cfg.Options)
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		tr.Took = time.Since(tableBegan)
-		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows, "took", tr.Took)
-		rep.Tables = append(rep.Tables, tr)
+	if rep.Tables, err = compareAll(ctx, log, sn, tables, reader, cfg.Options); err != nil {
+		return nil, err
 	}
 	if rep.Kept, err = kept(ctx, reader, cfg.Tables, tables); err != nil {
 		return nil, err

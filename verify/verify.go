@@ -207,24 +207,8 @@ func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger, aga
 	}
 	defer reader.Close()
 	rep := &Report{LSN: at, From: st.LSN}
-	src := SourceReader(sn)
-	for _, t := range tables {
-		tableBegan := time.Now()
-		var tr TableReport
-		// Each table's locks go after its comparison: thousands of tables
-		// and their indexes filled the source's lock table (every session's).
-		if err := sn.Released(ctx, func() error {
-			tr = Compare(ctx, NewTable(t), src, reader, cfg.Options)
-			return nil
-		}); err != nil {
-			return nil, err
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		tr.Took = time.Since(tableBegan)
-		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows, "took", tr.Took)
-		rep.Tables = append(rep.Tables, tr)
+	if rep.Tables, err = compareAll(ctx, log, sn, tables, reader, cfg.Options); err != nil {
+		return nil, err
 	}
 	if rep.Kept, err = kept(ctx, reader, cfg.Tables, tables); err != nil {
 		return nil, err
@@ -240,6 +224,31 @@ func runAt(ctx context.Context, cfg Config, target Target, log *slog.Logger, aga
 	}
 	rep.Took = time.Since(began)
 	return rep, nil
+}
+
+// compareAll compares tables one by one under the snapshot sn.
+func compareAll(ctx context.Context, log *slog.Logger, sn *source.Snapshot, tables []*schema.Table, reader Reader, opts Options) ([]TableReport, error) {
+	src := SourceReader(sn)
+	out := make([]TableReport, 0, len(tables))
+	for _, t := range tables {
+		began := time.Now()
+		var tr TableReport
+		// Each table's locks go after its comparison: thousands of tables
+		// and their indexes filled the source's lock table (every session's).
+		if err := sn.Released(ctx, func() error {
+			tr = Compare(ctx, NewTable(t), src, reader, opts)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		tr.Took = time.Since(began)
+		log.Debug("compared table", "table", tr.Table, "status", tr.Status(), "method", tr.Method, "rows", tr.SourceRows, "took", tr.Took)
+		out = append(out, tr)
+	}
+	return out, nil
 }
 
 // keptLister is a Reader that lists the copy's tables no published table
