@@ -1972,11 +1972,13 @@ type leftLooker interface {
 // was only an info line while the copy went stale).
 func (e *engine) logLeft(ctx context.Context, relid uint32, nsp, rel, name string) {
 	var now source.LeftTable
+	looked := false
 	if ll, ok := e.catalog.(leftLooker); ok && rel != "" {
 		var err error
 		if now, err = ll.LeftTable(ctx, relid, nsp, rel); err != nil {
 			e.log.Debug("could not look up a table that left the publication", "table", name, "err", err)
 		}
+		looked = err == nil
 	}
 	switch {
 	case now.Exists && now.Unlogged:
@@ -1987,6 +1989,9 @@ func (e *engine) logLeft(ctx context.Context, relid uint32, nsp, rel, name strin
 		e.log.Warn("table left the publication but is still on the source: its copy stays as it was and no longer follows the source table; it is copied afresh if it joins again", "table", name)
 	case now.Replaced:
 		e.log.Warn("table left the publication (dropped), and a table that took its name on the source is not published: the copy under this name keeps the dropped table's rows; add the new table to the publication to copy it", "table", name)
+	case looked:
+		// helper-111: a DROP TABLE read as if only the publication changed.
+		e.log.Info("table left the publication (dropped on the source): its copy stays as it is", "table", name)
 	default:
 		e.log.Info("table left the publication: its copy stays as it is, and is made afresh if the table joins again", "table", name)
 	}

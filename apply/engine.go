@@ -929,7 +929,7 @@ func (e *engine) retyped(ctx context.Context, t *schema.Table) (string, error) {
 	if sig == "" || dataFiles(sig) == dataFiles(prev) {
 		return "", nil
 	}
-	return fmt.Sprintf("the source rewrote it changing the type of column %q: older rows hold what its USING made of them, which the stream does not carry", changed), nil
+	return fmt.Sprintf("the source rewrote it changing the type of column %q: older rows hold what the conversion (its USING, or the type's own cast) made of them, which the stream does not carry", changed), nil
 }
 
 // retypeChecker is a sink that cannot convert every column type change

@@ -126,7 +126,8 @@ func fills(t *schema.Table, matched []*source.Attribute) map[string]schema.Fill 
 				"in a rewrite of the table, whose values are not in the replication stream"}
 		case a.HasDefault:
 			out[c.Name] = schema.Fill{Unknown: "it has a default and PostgreSQL stored no value for older rows: it was added " +
-				"with a volatile default (now(), random(), a sequence) or the table was rewritten since, and the values older rows got are not in the replication stream"}
+				"with a volatile default (random(), clock_timestamp(), a sequence), or its default was set after it was added, or the table was rewritten since, " +
+				"and what older rows hold in it is not known from the replication stream"}
 		default:
 			out[c.Name] = schema.Fill{Value: schema.Datum{State: schema.Null}}
 		}
