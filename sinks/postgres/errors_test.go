@@ -38,7 +38,7 @@ func TestLockTableFull(t *testing.T) {
 	full := fmt.Errorf("add primary key of t: %w", &pgconn.PgError{Code: "53200", Message: "out of shared memory"})
 	err := lockTableFull(full)
 	var pgErr *pgconn.PgError
-	if !strings.Contains(err.Error(), "max_locks_per_transaction on the target") || !strings.Contains(err.Error(), "--initial-copy chunked") || !errors.As(err, &pgErr) {
+	if !strings.Contains(err.Error(), "max_locks_per_transaction on the target") || !strings.Contains(err.Error(), "--initial-copy auto or chunked") || !errors.As(err, &pgErr) {
 		t.Errorf("lock table full: %v", err)
 	}
 	other := &pgconn.PgError{Code: "23505"}
