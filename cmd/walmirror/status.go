@@ -52,7 +52,6 @@ type sourceStatus struct {
 	// foreign: the source is another cluster or database than the copy's,
 	// so its slot and positions say nothing of the copy.
 	foreign bool
-	noCopy  bool // no initial copy is complete: nothing to lag behind
 	// LagBytes: 0 also before an initial copy is complete (snapshot_complete).
 	LagBytes int64 `json:"lag_bytes"`
 	// LagSeconds: the server's flush_lag for the slot's walsender while
@@ -221,12 +220,11 @@ func sourceState(ctx context.Context, cfg source.Config, st schema.State, stream
 		applied = sl.ConfirmedFlush
 	}
 	out.AppliedLSN = applied.String()
+	// Without a complete initial copy there is no position to lag from
+	// (helper-110: a failed copy showed the whole WAL since 0/0 as lag).
 	if si.CurrentLSN > applied && streaming {
 		out.LagBytes = int64(si.CurrentLSN - applied)
 	}
-	// Without a complete initial copy there is no position to lag from
-	// (helper-110: a failed copy showed the whole WAL since 0/0 as lag).
-	out.noCopy = !streaming
 	if systemID != "" {
 		if sys, err := adm.Identify(ctx); err == nil && sys != systemID {
 			// Most likely --source names the wrong server; a source
@@ -323,7 +321,7 @@ func printStatus(w io.Writer, r statusReport) {
 	}
 	lag := "unknown (walmirror is not running and the copy is behind)"
 	switch {
-	case s.noCopy:
+	case !r.SnapshotComplete:
 		lag = "none yet (no initial copy is complete: one is being made, or the next run makes it)"
 	case s.LagSeconds == 0 && s.LagBytes == 0 && len(r.Copies) > 0:
 		lag = fmt.Sprintf("0 (caught up with the stream; %d tables still to copy online)", len(r.Copies))
