@@ -37,8 +37,8 @@ func lockTableFull(err error) error {
 // table, its key, its TOAST table and that one's index) until the commit,
 // in the lock table of max_locks_per_transaction × (max_connections +
 // max_prepared_transactions) slots every session shares. Half of it at
-// four a table: 800 tables at the defaults (with 200 slots, a
-// one-transaction copy failed at its 63rd table).
+// four a table: 800 tables at the defaults (TestTargetLockTableSmall: in
+// a lock table of 120 slots a one-transaction copy failed at its 134th).
 func (s *Sink) TablesPerTransaction(ctx context.Context) (int, error) {
 	var n int
 	err := s.idle(ctx, func() error {
