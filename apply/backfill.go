@@ -2168,9 +2168,23 @@ type storageReader interface {
 // comes only at the next caught-up moment: an update of such a row would
 // find no row in the target. old is the table as this run knew it (nil:
 // not yet described in this run).
+//
+// So for a table being copied whole, part of it done: rows of a partition
+// attached now lie behind the copy's progress too. Its next chunk would
+// find the storage changed and start the copy again, but only after the
+// changes that follow this message, in the ATTACH's own transaction or
+// just after it, were applied to rows the copy does not hold (a
+// divergence, a stop with --stop-on-divergence). The copy starts again
+// now, holding every change to the table until its first chunk.
 func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *schema.Table) error {
 	sr, ok := e.copier.(storageReader)
-	if !ok || e.fills[t.ID] != nil {
+	if !ok {
+		return nil
+	}
+	f := e.fills[t.ID]
+	if f != nil && (f.copy.Keys != nil || f.copy.After == nil) {
+		// A copy by key, or one whose first chunk is still to come (every
+		// change to the table is held until then).
 		return nil
 	}
 	prev := e.storage[t.ID]
@@ -2194,6 +2208,10 @@ func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *sche
 	}
 	now, ok := holds(sig)
 	if !ok || now == was {
+		return nil
+	}
+	if f != nil {
+		e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "partitions were attached or detached, or its publication changed, while it was copied")
 		return nil
 	}
 	if added := addedPartitions(upgradeSig(prev, sig), sig); added != nil {

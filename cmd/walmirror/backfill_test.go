@@ -1943,7 +1943,11 @@ func TestPartitionLinksLive(t *testing.T) {
 // session streaming then drops the partition's changes until it reconnects
 // (linkWatch), and a chunk read after the ATTACH stored the new links with
 // the table: the reconnect found nothing changed, and the partition's rows
-// the copy had passed kept their old values, exit 0 (helper-76).
+// the copy had passed kept their old values, exit 0 (helper-76). Then a
+// partition attached with its rows changed in the same transaction, behind
+// the copy's progress: the changes came before any chunk could see the
+// partition, and found no rows in the copy (a divergence; this test runs
+// with --stop-on-divergence).
 func TestPartitionLinksDuringCopy(t *testing.T) {
 	needServer(t)
 	for _, tg := range schemaTargets {
@@ -1952,7 +1956,8 @@ func TestPartitionLinksDuringCopy(t *testing.T) {
 				CREATE TABLE r_p1 PARTITION OF r FOR VALUES FROM (1000) TO (100000000);
 				INSERT INTO r SELECT g, 'p1' FROM generate_series(1000, 121000) g;
 				CREATE PUBLICATION pl FOR TABLE r WITH (publish_via_partition_root = true);
-				CREATE TABLE r_p2 (id int PRIMARY KEY, v text)`)
+				CREATE TABLE r_p2 (id int PRIMARY KEY, v text);
+				CREATE TABLE r_p3 (id int PRIMARY KEY, v text); INSERT INTO r_p3 SELECT g, 'orig' FROM generate_series(-30, 0) g`)
 			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
@@ -1965,6 +1970,12 @@ func TestPartitionLinksDuringCopy(t *testing.T) {
 			mustExec(t, db, "ALTER TABLE r ATTACH PARTITION r_p2 FOR VALUES FROM (1) TO (1000)")
 			time.Sleep(time.Second)
 			mustExec(t, db, "UPDATE r SET v = 'changed' WHERE id <= 50; DELETE FROM r WHERE id BETWEEN 90 AND 100")
+			time.Sleep(500 * time.Millisecond) // the copy, begun again, is past r_p3's keys
+			if out, _ := os.ReadFile(logPath); bytes.Contains(out, []byte("table copied online")) {
+				t.Fatalf("the copy ended before r_p3 was attached: this test no longer attaches a partition behind a copy's progress")
+			}
+			mustExec(t, db, `BEGIN; ALTER TABLE r ATTACH PARTITION r_p3 FOR VALUES FROM (MINVALUE) TO (1);
+				UPDATE r SET v = 'p3' WHERE id <= -10; DELETE FROM r WHERE id = -5; COMMIT`)
 			waitForLog(t, logPath, "table copied online")
 			time.Sleep(time.Second)
 			stop()
