@@ -134,7 +134,8 @@ type Config struct {
 	// OnStop is called once when Run returns, with the error it returns
 	// (nil when ctx ended or StopAt was reached): nothing is applied after
 	// it until Run is called again (Progress.Hook sets it, so that waiters
-	// learn the copy is no longer kept current).
+	// learn the copy is no longer kept current). Not when Run refuses a
+	// sink another Run in this process is using: no hook is called then.
 	OnStop func(err error)
 
 	// onStart is called when Run begins (Progress.Hook sets it): a run
@@ -178,6 +179,15 @@ const DefaultSlotBusyWait = 90 * time.Second
 // start are retried with exponential backoff and jitter; each attempt resumes
 // from the position stored in the target, so nothing is lost or doubled.
 func Run(ctx context.Context, sink Sink, cfg Config) (err error) {
+	// Refused for a sink another Run in this process uses, Run calls no
+	// hook: they were most likely set up for that other Run
+	// (Progress.Hook), and told its waiters its copy had stopped while it
+	// was kept current (helper-114: a double start).
+	release, err := claimSink(sink)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if cfg.onStart != nil {
 		cfg.onStart()
 	}
@@ -205,11 +215,6 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 	if err := checkSink(sink); err != nil {
 		return err
 	}
-	release, err := claimSink(sink)
-	if err != nil {
-		return err
-	}
-	defer release()
 	cfg.Source.Logger = cfg.Logger
 	log := cfg.Logger
 	r := &runner{sink: sink, cfg: cfg, log: log}

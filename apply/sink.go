@@ -2,7 +2,9 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/walmirror/walmirror/schema"
 )
@@ -89,6 +91,13 @@ type ShapeStore interface {
 
 // checkSink refuses a sink Run cannot keep a complete copy with.
 func checkSink(s Sink) error {
+	if s == nil {
+		return errors.New("apply.Run: nil sink")
+	}
+	if v := reflect.ValueOf(s); v.Kind() == reflect.Pointer && v.IsNil() {
+		// Most likely the result of an Open whose error went unchecked.
+		return fmt.Errorf("apply.Run: sink is a nil %T (did opening it fail?)", s)
+	}
 	if _, ok := s.(ShapeStore); !ok {
 		return fmt.Errorf("apply.Run: sink %T does not implement apply.ShapeStore (Shape, SetShape, ShapeIDs, ForgetShape): without it, tables that join the publication would miss their existing rows", s)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,29 +106,9 @@ func currentLSN(t *testing.T, dsn string) lsn.LSN {
 // during a restart, and during the whole copy of a resync), and once that
 // run ends WaitFor reports its end, not the earlier one's.
 func TestProgressReusedByNextRun(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() { // a server that accepts and never answers
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
 	var p apply.Progress
 	cfg := apply.Config{
-		Source: source.Config{DSN: "postgres://walmirror@" + ln.Addr().String() + "/db?sslmode=disable", Slot: "reused"},
+		Source: source.Config{DSN: "postgres://walmirror@" + silentServer(t) + "/db?sslmode=disable", Slot: "reused"},
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	}
 	p.Hook(&cfg)
@@ -162,4 +143,75 @@ func TestProgressReusedByNextRun(t *testing.T) {
 	if err := p.WaitFor(t.Context(), 0x100); !errors.Is(err, apply.ErrStopped) || errors.Is(err, apply.ErrSlotLost) {
 		t.Errorf("WaitFor after the next run ended = %v, want ErrStopped without the previous run's ErrSlotLost", err)
 	}
+}
+
+// silentServer listens on a local port, accepts connections and never
+// answers: a Run against it stays in its start. It returns the address.
+func silentServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestProgressDoubleStart: a second Run with the same sink and hooked
+// Config is refused without telling the Progress anything: the first run
+// still keeps the copy, and its waiters must not learn it stopped
+// (helper-114: every later WaitFor failed with the refusal). Starting lets
+// a caller that starts Run on a goroutine keep waiters waiting from the
+// start (helper-114: a WaitFor just after go apply.Run failed with the
+// previous run's end). A nil sink is an error, not a panic.
+func TestProgressDoubleStart(t *testing.T) {
+	var p apply.Progress
+	cfg := apply.Config{
+		Source: source.Config{DSN: "postgres://walmirror@" + silentServer(t) + "/db?sslmode=disable", Slot: "double"},
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	}
+	p.Hook(&cfg)
+	cfg.OnStop(apply.ErrSlotLost) // how a previous run ended
+	p.Starting()
+	short, cancelShort := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancelShort()
+	if err := p.WaitFor(short, 0x100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor after Starting = %v, want a deadline error", err)
+	}
+	sink, err := memory.New().Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- apply.Run(ctx, sink, cfg) }()
+	time.Sleep(200 * time.Millisecond) // the first run claims the sink at once
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel2()
+	if second := apply.Run(ctx2, sink, cfg); second == nil || !strings.Contains(second.Error(), "in use by another Run") {
+		t.Fatalf("second Run = %v, want refused", second)
+	}
+	if err := p.Err(); err != nil {
+		t.Errorf("Err after a refused second Run = %v, want nil: the first run goes on", err)
+	}
+	if err := apply.Run(t.Context(), (*memory.Sink)(nil), apply.Config{Source: cfg.Source}); err == nil || !strings.Contains(err.Error(), "nil") {
+		t.Errorf("Run with a nil *memory.Sink = %v, want an error naming it", err)
+	}
+	cancel()
+	<-done
 }

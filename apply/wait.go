@@ -40,8 +40,11 @@ import (
 // error wrapping ErrStopped and the run's error, until Run is called
 // again with a Config hooked to p (a restart loop can keep one Progress
 // and one hooked Config: waiters then wait for the new run instead of
-// failing while it starts and copies). Set a Config's own hooks before
-// Hook: a hook set after it replaces p's.
+// failing while it starts and copies). Run tells p when it begins; a
+// caller that starts it on another goroutine (go apply.Run(...)) and may
+// let a waiter in first calls Starting before. Set a Config's own hooks
+// before Hook: a hook set after it replaces p's. A Progress follows one
+// Run at a time.
 //
 // The zero value is ready to use; its methods are safe for concurrent use.
 type Progress struct {
@@ -102,14 +105,18 @@ func (p *Progress) Hook(cfg *Config) {
 		if prev != nil {
 			prev()
 		}
-		p.starting()
+		p.Starting()
 	}
 }
 
-// starting takes the start of a run (Run called with a Config hooked to
-// p): it reports to p from now on, so a previous run's end no longer
-// answers waiters. The position and copying state stay as they were.
-func (p *Progress) starting() {
+// Starting takes the start of a run (Run calls it when it begins, with a
+// Config hooked to p): it reports to p from now on, so a previous run's
+// end no longer answers waiters, who wait for this run instead. The
+// position and copying state stay as they were. Call it before starting
+// Run on another goroutine when a waiter may come first (helper-114: a
+// WaitFor just after go apply.Run(...) failed with the previous run's
+// end in 8 of 10 tries).
+func (p *Progress) Starting() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
