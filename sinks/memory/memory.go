@@ -159,6 +159,19 @@ func (db *DB) Lookup(schemaName, tableName string, key map[string]string) (row m
 		}
 		pos[i] = v
 	}
+	if id, indexed := t.lookupIndex(pos); indexed {
+		// By the table's key: a scan took 100 ms a call at 100,000 rows,
+		// under the lock every write waits for (helper-114).
+		r, found := t.rows[id]
+		if !found {
+			return nil, false
+		}
+		row = make(map[string]Value, len(t.cols))
+		for i, c := range t.cols {
+			row[c] = r[i]
+		}
+		return row, true
+	}
 	for _, r := range t.rows {
 		match := true
 		for i, v := range pos {
@@ -176,6 +189,39 @@ func (db *DB) Lookup(schemaName, tableName string, key map[string]string) (row m
 		}
 	}
 	return nil, false
+}
+
+// lookupIndex finds the row whose key columns hold the values of pos
+// (column position to text) through the table's key index, when pos names
+// exactly the indexed columns; indexed is false otherwise (then id is 0).
+// A key not in the index is reported as id -1, which no row has.
+func (t *table) lookupIndex(pos map[int]string) (id int64, indexed bool) {
+	if t.index == nil || t.indexCols == "" {
+		return 0, false
+	}
+	cols := strings.Split(strings.TrimSuffix(t.indexCols, ","), ",")
+	if len(cols) != len(pos) {
+		return 0, false
+	}
+	var sb strings.Builder
+	for _, c := range cols {
+		i, err := strconv.Atoi(c)
+		if err != nil {
+			return 0, false
+		}
+		v, ok := pos[i]
+		if !ok {
+			return 0, false
+		}
+		// As writer.keyOf encodes a value that is not NULL.
+		sb.WriteString(strconv.Itoa(len(v)))
+		sb.WriteByte(':')
+		sb.WriteString(v)
+	}
+	if id, ok := t.index[sb.String()]; ok {
+		return id, true
+	}
+	return -1, true
 }
 
 // Sink writes to a DB; it implements apply.Sink (and the optional shape
