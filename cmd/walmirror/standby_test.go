@@ -68,8 +68,8 @@ func TestStandbySource(t *testing.T) {
 // what the copy had applied (asynchronous replication; here a standby
 // stopped meanwhile), whose slot survived (copied with its data directory,
 // as a PostgreSQL 17 failover slot would be synced): the next run stops,
-// saying the source's history does not hold the copy's position, and
-// --resync copies the new primary afresh. Before, the run went on from the
+// saying the source's history does not hold the copy's position (and so
+// do check and status), and --resync copies the new primary afresh. Before, the run went on from the
 // copy's position (exit 0): the new primary's transactions before it were
 // skipped and the old primary's extra rows stayed (helper-66), on every
 // target.
@@ -138,6 +138,12 @@ func testSourceReplaced(t *testing.T, clone func(*testenv.Server, context.Contex
 			r := walmirror(t, nil, "check", "--source", dsn, "--target", target, "--slot", slot, "--tables", "t")
 			if r.code != 1 || !strings.Contains(r.stdout, "FAIL history: ") || !strings.Contains(r.stdout, want) {
 				t.Fatalf("check after the switch exited %d, want 1 with a FAIL history line saying %q:\n%s%s", r.code, want, r.stdout, r.stderr)
+			}
+			// So does status, which a monitor runs (helper-113: "lag: 0
+			// (caught up)", exit 0).
+			r = walmirror(t, nil, "status", "--source", dsn, "--target", target)
+			if r.code != 1 || !strings.Contains(r.stdout, "problem:") || !strings.Contains(r.stdout, want) || strings.Contains(r.stdout, "caught up") {
+				t.Fatalf("status after the switch exited %d, want 1 with a problem saying %q:\n%s%s", r.code, want, r.stdout, r.stderr)
 			}
 			r = walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
 			if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "--resync") {

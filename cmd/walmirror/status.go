@@ -252,6 +252,19 @@ func sourceState(ctx context.Context, cfg source.Config, st schema.State, stream
 	case streaming && st.SlotGuard && !sl.Active && sl.ConfirmedFlush > stored:
 		out.ahead = true
 		out.Problem = join(out.Problem, (&source.SlotAheadError{Slot: slot, From: stored, Confirmed: sl.ConfirmedFlush}).Error()+" (run with --resync)")
+	case streaming:
+		// A source restored from a backup (slots included) or promoted
+		// from another timeline, after the copy applied more: run stops
+		// there, and status said "caught up" (helper-113).
+		problem, err := adm.OtherHistory(ctx, st.Timeline, stored)
+		if err != nil {
+			return nil, err
+		}
+		if problem != "" {
+			out.LagBytes = 0
+			out.Problem = join(out.Problem, problem+" (run with --resync)")
+			return out, nil
+		}
 	}
 	switch {
 	case sl.Active:
