@@ -648,7 +648,28 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 		return st, mark(ErrTargetMismatch, fmt.Errorf("the target follows slot %q, not %q: pass --slot %s (Config.Source.Slot in Go) or use a fresh target", st.Slot, slotName, st.Slot))
 	}
 	if found && st.SystemID != "" && st.SystemID != src.SystemID() {
-		return st, mark(ErrTargetMismatch, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): use a fresh target", st.SystemID, src.SystemID()))
+		if !r.cfg.Resync {
+			return st, mark(ErrTargetMismatch, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): "+
+				"if the source named is the copy's and was replaced (upgraded with pg_upgrade, restored from a dump or from another cluster's backup), "+
+				"run with --resync (Config.Resync in Go) to copy every table again; otherwise check the source named, or use a fresh target", st.SystemID, src.SystemID()))
+		}
+		// helper-113: --resync refused too, so after pg_upgrade or a dump
+		// restored into a new cluster only a fresh target went on.
+		slot, err := src.Slot(ctx)
+		if err != nil {
+			return st, err
+		}
+		if slot.Exists {
+			// pg_upgrade (17+) carries a caught-up slot over, but a slot of
+			// that name may as well be another copy's of this cluster: not
+			// dropped here.
+			return st, mark(ErrSlotExists, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s) and this one has a replication slot %q too: "+
+				"if it is the copy's, carried over by pg_upgrade, drop it (walmirror drop --source ... --slot %s, without --target) and run with --resync again; "+
+				"if another copy follows it, give this copy another slot: a fresh target with another --slot (Config.Source.Slot in Go)", st.SystemID, src.SystemID(), slotName, slotName))
+		}
+		r.log.Warn("resynchronising: the source is another PostgreSQL cluster than the copy's (upgraded, or restored into a new one?); creating the slot and copying every table again",
+			"slot", slotName, "copied_from_system", st.SystemID, "source_system", src.SystemID())
+		return r.snapshot(ctx, src)
 	}
 	if found {
 		if err := CheckPublication(st, r.cfg.Source.Publication); err != nil {

@@ -434,7 +434,7 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 	case st.Slot != cfg.Slot:
 		c.fail("target", "it follows slot %q, not %q: pass --slot %s or use a fresh target", st.Slot, cfg.Slot, st.Slot)
 	case system != "" && st.SystemID != "" && st.SystemID != system:
-		c.fail("target", "it was copied from another PostgreSQL cluster (system %s, the source is %s): use a fresh target", st.SystemID, system)
+		c.fail("target", "it was copied from another PostgreSQL cluster (system %s, the source is %s): if the source named is the copy's and was replaced (pg_upgrade, a dump restored into a new cluster), run with --resync to copy every table again; otherwise check --source", st.SystemID, system)
 	case slot != nil && !slot.Exists && st.Phase == "streaming":
 		c.fail("slot", "%q is gone but the target follows it: changes since %s cannot be streamed; run with --resync to rebuild the copy", cfg.Slot, st.LSN)
 	case slot != nil && slot.Exists && st.SlotGuard && st.Phase == "streaming" && slot.ConfirmedFlush > st.LSN:

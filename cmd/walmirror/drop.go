@@ -88,7 +88,8 @@ func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget, pub
 			return fmt.Errorf("nothing dropped: %w", err)
 		}
 		if id != systemID {
-			return fmt.Errorf("nothing dropped: the target was copied from another PostgreSQL cluster (system %s, this source is %s), so slot %q here belongs to another copy: check --source", systemID, id, cfg.Slot)
+			return fmt.Errorf("nothing dropped: the target was copied from another PostgreSQL cluster (system %s, this source is %s), so slot %q here may belong to another copy: check --source; "+
+				"if this source is the copy's, replaced (pg_upgrade keeps a caught-up slot from 17 on), run with --resync to copy it again, or drop that slot by name with walmirror drop --source ... --slot %s (without --target)", systemID, id, cfg.Slot, cfg.Slot)
 		}
 	}
 

@@ -546,6 +546,8 @@ func TestDemoKeepsOtherCopies(t *testing.T) {
 // cluster, whose slot name this source also has for a copy of its own,
 // dropped that other copy's slot and publication (helper-55); check, run
 // and verify refuse such a target. It now refuses too, and drops nothing.
+// run --resync copies the other cluster afresh once no slot of that name
+// is in the way.
 func TestDropOtherClusterTarget(t *testing.T) {
 	needServer(t)
 	ctx := context.Background()
@@ -585,6 +587,28 @@ func TestDropOtherClusterTarget(t *testing.T) {
 	if r := walmirror(t, nil, "drop", "--source", other.DSN(dbA), "--target", a); r.code != 0 || !strings.Contains(r.stdout, "dropped replication slot") {
 		t.Errorf("drop of its own source: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// B as A's source replaced (pg_upgrade, a dump restored into a new
+	// cluster): run names --resync (helper-113: "use a fresh target", and
+	// --resync was refused too). B holds a slot of that name, B's copy's
+	// (pg_upgrade's carried-over one looks the same): --resync leaves it.
+	r = walmirror(t, nil, "run", "--source", dsnB, "--target", a, "--slot", slot, "--stop-at-lsn", "now")
+	if r.code == 0 || !strings.Contains(r.stderr, "another PostgreSQL cluster") || !strings.Contains(r.stderr, "run with --resync") {
+		t.Errorf("run of another cluster's copy: exit %d, want a refusal naming --resync:\n%s", r.code, r.stderr)
+	}
+	r = walmirror(t, nil, "run", "--source", dsnB, "--target", a, "--slot", slot, "--resync", "--stop-at-lsn", "now")
+	if r.code == 0 || !strings.Contains(r.stderr, "has a replication slot") {
+		t.Errorf("--resync of another cluster's copy onto a cluster with that slot: exit %d, want a refusal:\n%s", r.code, r.stderr)
+	}
+	mustExec(t, dbB, `INSERT INTO t SELECT generate_series(1, 50)`)
+	runNow(t, dsnB, b, slot) // B's copy still follows its slot
+	// Once that slot is gone, --resync makes A a copy of B.
+	if r := walmirror(t, nil, "drop", "--source", dsnB, "--slot", slot); r.code != 0 {
+		t.Fatalf("drop of the slot by name: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	runNow(t, dsnB, a, slot, "--resync")
+	compareRows(t, dsnB, func(q string) ([]string, error) {
+		return mirrortest.SQLiteRows(ctx, filepath.Join(dir, "a.sqlite"), q)
+	}, "SELECT id FROM t")
 }
 
 // TestCheckSlotExistsNewTarget: a slot that exists and a target file that

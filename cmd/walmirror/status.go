@@ -228,11 +228,11 @@ func sourceState(ctx context.Context, cfg source.Config, st schema.State, stream
 	if systemID != "" {
 		if sys, err := adm.Identify(ctx); err == nil && sys != systemID {
 			// Most likely --source names the wrong server; a source
-			// replaced (restored, upgraded by dump and restore) needs a
+			// replaced (restored, upgraded) needs a
 			// new copy. Its slot of that name, if any, is not the copy's.
 			out.foreign, out.LagBytes, out.LagSeconds = true, 0, -1
 			out.Problem = fmt.Sprintf("the target was copied from another cluster (system %s, this source is %s): check that --source names the copy's server; "+
-				"if that server was replaced (restored from a dump or a base backup of another cluster, upgraded by dump and restore), the copy must be made again: run with --resync", systemID, sys)
+				"if that server was replaced (upgraded with pg_upgrade, restored from a dump or a base backup of another cluster), the copy must be made again: run with --resync", systemID, sys)
 			return out, nil
 		}
 	}
