@@ -461,7 +461,17 @@ func (s *Source) Slot(ctx context.Context) (SlotInfo, error) {
 	if err != nil {
 		return SlotInfo{}, classify("look up replication slot", timeoutCause(ctx, err))
 	}
-	if plugin != "pgoutput" || db != s.dbName {
+	if plugin == "pgoutput" && db != s.dbName {
+		// A slot decodes one database. helper-113: the copy's database
+		// renamed away and a dump restored under its name; "choose another
+		// --slot" led to "the target follows slot ...".
+		return SlotInfo{}, permanent("check replication slot",
+			fmt.Sprintf("if the copy's database was renamed, name it in --source; if it was replaced (renamed away or dropped, and made again under its name), "+
+				"drop the old slot (SELECT pg_drop_replication_slot('%s')) and run with --resync to copy the new one; if another copy follows that slot, choose another --slot",
+				s.cfg.Slot),
+			fmt.Errorf("slot %q exists but decodes database %q, not %q", s.cfg.Slot, db, s.dbName))
+	}
+	if plugin != "pgoutput" {
 		return SlotInfo{}, permanent("check replication slot", "choose another --slot",
 			fmt.Errorf("slot %q exists but belongs to plugin %q in database %q, not pgoutput in %q", s.cfg.Slot, plugin, db, s.dbName))
 	}

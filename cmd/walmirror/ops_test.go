@@ -584,6 +584,12 @@ func TestDropOtherClusterTarget(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, `belongs to database "`+dbB+`"`) || strings.Contains(r.stdout, "slot state:") {
 		t.Errorf("status against another database: exit %d, want 1 naming the slot's database:\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// So does run, with what to do if the database was replaced
+	// (helper-113: "choose another --slot", which the target refused).
+	r = walmirror(t, nil, "run", "--source", dsnC, "--target", b, "--slot", slot, "--stop-at-lsn", "now")
+	if r.code == 0 || !strings.Contains(r.stderr, `decodes database "`+dbB+`"`) || !strings.Contains(r.stderr, "--resync") {
+		t.Errorf("run against another database: exit %d, want a refusal naming the slot's database and --resync:\n%s", r.code, r.stderr)
+	}
 	if r := walmirror(t, nil, "drop", "--source", other.DSN(dbA), "--target", a); r.code != 0 || !strings.Contains(r.stdout, "dropped replication slot") {
 		t.Errorf("drop of its own source: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
