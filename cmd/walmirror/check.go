@@ -347,7 +347,10 @@ func (c *checker) slot(cfg source.Config, si source.ServerInfo, slot source.Slot
 		} else {
 			c.ok("slot", "%q is missing; run will create it and copy the tables (%d of %d slots in use)", cfg.Slot, si.Slots, si.MaxSlots)
 		}
-	case slot.Plugin != "pgoutput" || slot.Database != si.Database:
+	case slot.Plugin == "pgoutput" && slot.Database != si.Database:
+		c.fail("slot", "%q decodes database %q, not %q: if the copy's database was renamed, name it in --source; if it was replaced (made again under its name), drop the old slot and run with --resync; if another copy follows that slot, choose another --slot",
+			cfg.Slot, slot.Database, si.Database)
+	case slot.Plugin != "pgoutput":
 		c.fail("slot", "%q belongs to plugin %q in database %q, not pgoutput in %q: choose another --slot", cfg.Slot, slot.Plugin, slot.Database, si.Database)
 	case slot.Active:
 		c.fail("slot", "%v", slot.ActiveError())
