@@ -67,6 +67,8 @@ type Sink interface {
 	Commit(ctx context.Context, st schema.State) error
 	// Rollback abandons the open transaction, if any.
 	Rollback(ctx context.Context) error
+	// Close releases the target; calls after it (ReadState too) return an
+	// error saying the sink is closed, as the contract suite checks.
 	Close() error
 }
 
