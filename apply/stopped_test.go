@@ -106,24 +106,11 @@ func currentLSN(t *testing.T, dsn string) lsn.LSN {
 // during a restart, and during the whole copy of a resync), and once that
 // run ends WaitFor reports its end, not the earlier one's.
 func TestProgressReusedByNextRun(t *testing.T) {
-	var p apply.Progress
-	cfg := apply.Config{
-		Source: source.Config{DSN: "postgres://walmirror@" + silentServer(t) + "/db?sslmode=disable", Slot: "reused"},
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-	}
-	p.Hook(&cfg)
-	cfg.OnStop(apply.ErrSlotLost) // how the previous run ended
+	p, cfg := hookedToSilent(t, "reused")
 	if err := p.WaitFor(t.Context(), 0x100); !errors.Is(err, apply.ErrSlotLost) {
 		t.Fatalf("WaitFor after the previous run = %v, want its ErrSlotLost", err)
 	}
-	sink, err := memory.New().Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- apply.Run(ctx, sink, cfg) }()
+	_, cancel, done := startRun(t, cfg)
 	deadline := time.Now().Add(10 * time.Second)
 	for p.Err() != nil {
 		if time.Now().After(deadline) {
@@ -143,6 +130,33 @@ func TestProgressReusedByNextRun(t *testing.T) {
 	if err := p.WaitFor(t.Context(), 0x100); !errors.Is(err, apply.ErrStopped) || errors.Is(err, apply.ErrSlotLost) {
 		t.Errorf("WaitFor after the next run ended = %v, want ErrStopped without the previous run's ErrSlotLost", err)
 	}
+}
+
+// hookedToSilent is a Progress and a Config hooked to it, whose runs stay
+// in their start (silentServer); a previous run ended with ErrSlotLost.
+func hookedToSilent(t *testing.T, slot string) (*apply.Progress, apply.Config) {
+	p := &apply.Progress{}
+	cfg := apply.Config{
+		Source: source.Config{DSN: "postgres://walmirror@" + silentServer(t) + "/db?sslmode=disable", Slot: slot},
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	}
+	p.Hook(&cfg)
+	cfg.OnStop(apply.ErrSlotLost)
+	return p, cfg
+}
+
+// startRun runs cfg on a new memory sink, on a goroutine: cancel ends it,
+// and done has what it returned.
+func startRun(t *testing.T, cfg apply.Config) (*memory.Sink, context.CancelFunc, <-chan error) {
+	sink, err := memory.New().Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- apply.Run(ctx, sink, cfg) }()
+	return sink, cancel, done
 }
 
 // silentServer listens on a local port, accepts connections and never
@@ -179,27 +193,14 @@ func silentServer(t *testing.T) string {
 // start (helper-114: a WaitFor just after go apply.Run failed with the
 // previous run's end). A nil sink is an error, not a panic.
 func TestProgressDoubleStart(t *testing.T) {
-	var p apply.Progress
-	cfg := apply.Config{
-		Source: source.Config{DSN: "postgres://walmirror@" + silentServer(t) + "/db?sslmode=disable", Slot: "double"},
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-	}
-	p.Hook(&cfg)
-	cfg.OnStop(apply.ErrSlotLost) // how a previous run ended
+	p, cfg := hookedToSilent(t, "double")
 	p.Starting()
 	short, cancelShort := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancelShort()
 	if err := p.WaitFor(short, 0x100); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitFor after Starting = %v, want a deadline error", err)
 	}
-	sink, err := memory.New().Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- apply.Run(ctx, sink, cfg) }()
+	sink, cancel, done := startRun(t, cfg)
 	time.Sleep(200 * time.Millisecond) // the first run claims the sink at once
 	ctx2, cancel2 := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel2()
