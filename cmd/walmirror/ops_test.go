@@ -1149,7 +1149,7 @@ func TestSlotOfAnotherDatabase(t *testing.T) {
 	dsn, db := newDatabase(t, `CREATE TABLE b (id int PRIMARY KEY)`)
 	target := "sqlite:" + filepath.Join(t.TempDir(), "copy.db")
 	r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
-	if r.code != 1 || !strings.Contains(r.stderr, `in database "`+other+`"`) {
+	if r.code != 1 || !strings.Contains(r.stderr, `decodes database "`+other+`"`) {
 		t.Errorf("run with another database's slot exited %d, want 1 naming that database:\n%s", r.code, r.stderr)
 	}
 	if publicationExists(t, db, "walmirror") {
