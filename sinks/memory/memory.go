@@ -159,18 +159,25 @@ func (db *DB) Lookup(schemaName, tableName string, key map[string]string) (row m
 		}
 		pos[i] = v
 	}
-	if id, indexed := t.lookupIndex(pos); indexed {
-		// By the table's key: a scan took 100 ms a call at 100,000 rows,
-		// under the lock every write waits for (helper-114).
-		r, found := t.rows[id]
-		if !found {
-			return nil, false
-		}
-		row = make(map[string]Value, len(t.cols))
-		for i, c := range t.cols {
-			row[c] = r[i]
-		}
-		return row, true
+	r, found := t.find(pos)
+	if !found {
+		return nil, false
+	}
+	row = make(map[string]Value, len(t.cols))
+	for i, c := range t.cols {
+		row[c] = r[i]
+	}
+	return row, true
+}
+
+// find returns a row whose columns hold the values of pos (column position
+// to text; NULL never matches): through the key index when pos names
+// exactly the indexed columns (a scan took 100 ms a call at 100,000 rows,
+// under the lock every write waits for: helper-114), by a scan otherwise.
+func (t *table) find(pos map[int]string) ([]Value, bool) {
+	if key, ok := t.indexKey(pos); ok {
+		id, found := t.index[key]
+		return t.rows[id], found
 	}
 	for _, r := range t.rows {
 		match := true
@@ -181,47 +188,35 @@ func (db *DB) Lookup(schemaName, tableName string, key map[string]string) (row m
 			}
 		}
 		if match {
-			row = make(map[string]Value, len(t.cols))
-			for i, c := range t.cols {
-				row[c] = r[i]
-			}
-			return row, true
+			return r, true
 		}
 	}
 	return nil, false
 }
 
-// lookupIndex finds the row whose key columns hold the values of pos
-// (column position to text) through the table's key index, when pos names
-// exactly the indexed columns; indexed is false otherwise (then id is 0).
-// A key not in the index is reported as id -1, which no row has.
-func (t *table) lookupIndex(pos map[int]string) (id int64, indexed bool) {
+// indexKey is pos (column position to text) as a key of the table's key
+// index, when pos names exactly the indexed columns; ok is false otherwise.
+func (t *table) indexKey(pos map[int]string) (key string, ok bool) {
 	if t.index == nil || t.indexCols == "" {
-		return 0, false
+		return "", false
 	}
 	cols := strings.Split(strings.TrimSuffix(t.indexCols, ","), ",")
 	if len(cols) != len(pos) {
-		return 0, false
+		return "", false
 	}
 	var sb strings.Builder
 	for _, c := range cols {
 		i, err := strconv.Atoi(c)
 		if err != nil {
-			return 0, false
+			return "", false
 		}
 		v, ok := pos[i]
 		if !ok {
-			return 0, false
+			return "", false
 		}
-		// As writer.keyOf encodes a value that is not NULL.
-		sb.WriteString(strconv.Itoa(len(v)))
-		sb.WriteByte(':')
-		sb.WriteString(v)
+		writeKeyPart(&sb, Value{Text: v})
 	}
-	if id, ok := t.index[sb.String()]; ok {
-		return id, true
-	}
-	return -1, true
+	return sb.String(), true
 }
 
 // Sink writes to a DB; it implements apply.Sink (and the optional shape
@@ -554,15 +549,20 @@ func (w *writer) keyOf(tup schema.Tuple, row []Value) string {
 		} else {
 			v = value(tup[k])
 		}
-		if v.Null {
-			sb.WriteString("n;")
-			continue
-		}
-		sb.WriteString(strconv.Itoa(len(v.Text)))
-		sb.WriteByte(':')
-		sb.WriteString(v.Text)
+		writeKeyPart(&sb, v)
 	}
 	return sb.String()
+}
+
+// writeKeyPart appends one column's value to a key of the key index.
+func writeKeyPart(sb *strings.Builder, v Value) {
+	if v.Null {
+		sb.WriteString("n;")
+		return
+	}
+	sb.WriteString(strconv.Itoa(len(v.Text)))
+	sb.WriteByte(':')
+	sb.WriteString(v.Text)
 }
 
 func (w *writer) buildIndex() {
