@@ -2258,7 +2258,8 @@ func holds(sig string) (string, bool) {
 
 // upgradeSig reads a stored signature as it would be written now, where
 // what is written has grown since: the membership of a FOR ALL TABLES
-// publication was "all" (now "all" and the publication's oid), and the
+// publication was "all" (now "all" and the publication's oid), that of a
+// FOR TABLES IN SCHEMA one had no schema link ("@"), and the
 // publication's transaction (";pub:"), a partitioned table's links
 // (";inh:") and the enums and composites nested in its columns' types
 // (";nested:") were not there. Those parts are taken as now's, so an upgrade
@@ -2286,6 +2287,13 @@ func upgradeSig(stored, now string) string {
 	nBase, nPub, nHasPub := strings.Cut(nMember, ";pub:")
 	if sMember == "all" && strings.HasPrefix(nBase, "all") {
 		sMember = nBase
+	}
+	if sBase, sPub, hasPub := strings.Cut(sMember, ";pub:"); strings.HasPrefix(sBase, "s") && !strings.Contains(sBase, "@") &&
+		strings.HasPrefix(nBase, sBase+"@") {
+		sMember = nBase // a FOR TABLES IN SCHEMA membership before its schema link
+		if hasPub {
+			sMember += ";pub:" + sPub
+		}
 	}
 	if nHasPub && !strings.Contains(sMember, ";pub:") {
 		sMember += ";pub:" + nPub

@@ -43,7 +43,8 @@ func TestHolds(t *testing.T) {
 }
 
 // TestUpgradeSig: a signature stored before the FOR ALL TABLES membership
-// named the publication's oid reads as today's, so an upgrade copies
+// named the publication's oid (or a FOR TABLES IN SCHEMA one its schema
+// link, and so on) reads as today's, so an upgrade copies
 // nothing again; any other difference stays.
 func TestUpgradeSig(t *testing.T) {
 	for _, c := range []struct{ stored, now, want string }{
@@ -63,6 +64,12 @@ func TestUpgradeSig(t *testing.T) {
 		{"1:2,3:4;inh:cd|r1;pub:7|2200.p", "1:2,3:4;nested:xy;inh:cd|r1;pub:7|2200.p", "1:2,3:4;nested:xy;inh:cd|r1;pub:7|2200.p"},
 		{"1:2|r1;pub:7|2200.p", "1:2;nested:xy;inh:cd|r1;pub:7|2200.p", "1:2;nested:xy;inh:cd|r1;pub:7|2200.p"},
 		{"1:2;nested:aa|r1|2200.t", "1:2;nested:bb|r1|2200.t", "1:2;nested:aa|r1|2200.t"},
+		// A FOR TABLES IN SCHEMA membership's schema link.
+		{"1:2|s9;pub:7|2200.t", "1:2|s9@800;pub:7|2200.t", "1:2|s9@800;pub:7|2200.t"},
+		{"1:2|s9|2200.t", "1:2|s9@800;pub:7|2200.t", "1:2|s9@800;pub:7|2200.t"},
+		{"1:2|s9@700;pub:7|2200.t", "1:2|s9@800;pub:7|2200.t", "1:2|s9@700;pub:7|2200.t"},
+		{"1:2|s9;pub:7|2200.t", "1:2|s19@800;pub:7|2200.t", "1:2|s9;pub:7|2200.t"},
+		{"1:2|s9;pub:7|2200.t", "1:2|r9;pub:7|2200.t", "1:2|s9;pub:7|2200.t"},
 	} {
 		if got := upgradeSig(c.stored, c.now); got != c.want {
 			t.Errorf("upgradeSig(%q, %q) = %q, want %q", c.stored, c.now, got, c.want)

@@ -240,7 +240,17 @@ const nestedTypes = `coalesce((WITH RECURSIVE ty(oid) AS (
 			WHERE ty.oid NOT IN (SELECT oid FROM near) OR cr.relkind <> 'c')
 	SELECT ';nested:' || md5(string_agg(part, ',' ORDER BY part)) FROM far HAVING count(*) > 0), '')`
 
-const memberExpr15 = `(SELECT 's' || pn.oid::text FROM pg_catalog.pg_publication_namespace pn
+// memberExpr15 is a FOR TABLES IN SCHEMA membership: the
+// pg_publication_namespace row, then "@" and the transaction that last
+// wrote the table's dependency on its schema. A table moved out of the
+// schema, changed and moved back (ALTER TABLE ... SET SCHEMA, twice)
+// between two polls leaves the same schema and publication rows, but its
+// changes meanwhile were not published; each move rewrites that pg_depend
+// row (raw xmin survives freezing).
+const memberExpr15 = `(SELECT 's' || pn.oid::text || coalesce((SELECT '@' || d.xmin::text FROM pg_catalog.pg_depend d
+			WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.objsubid = 0
+				AND d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.refobjid = c.relnamespace LIMIT 1), '')
+		FROM pg_catalog.pg_publication_namespace pn
 		JOIN pg_catalog.pg_publication pb ON pb.oid = pn.pnpubid WHERE pb.pubname = $1 AND pn.pnnspid = c.relnamespace),`
 
 // RelName returns relid's schema and name now, and whether it is a

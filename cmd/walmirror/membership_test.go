@@ -128,3 +128,63 @@ func TestLegacySignatureStoredOnce(t *testing.T) {
 		t.Errorf("stored signature after a run: %q, want today's %q", got, now)
 	}
 }
+
+// TestTablesInSchemaPublication: a FOR TABLES IN SCHEMA publication
+// (PostgreSQL 15+), every target: the schema's tables are copied (keyless
+// and partitioned ones too) and followed; a table moved into the schema and
+// one created there join with their rows; a schema added to the publication
+// brings its tables; a renamed schema renames the copy's tables. A table
+// moved out of the schema, changed and moved back while walmirror was
+// stopped left the same publication and schema rows, and its changes
+// meanwhile were missing from the copy with exit 0; its schema link's
+// transaction is now part of its membership, so it is copied again.
+func TestTablesInSchemaPublication(t *testing.T) {
+	needServer(t)
+	if server.Major() < 15 {
+		t.Skip("FOR TABLES IN SCHEMA is PostgreSQL 15+")
+	}
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE SCHEMA app; CREATE SCHEMA other; CREATE SCHEMA extra;
+				CREATE TABLE app.a (id int PRIMARY KEY, v text); INSERT INTO app.a SELECT g, 'a' || g FROM generate_series(1, 50) g;
+				CREATE TABLE app.k (v text); ALTER TABLE app.k REPLICA IDENTITY FULL; INSERT INTO app.k SELECT 'k' || g FROM generate_series(1, 20) g;
+				CREATE TABLE app.p (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+				CREATE TABLE app.p1 PARTITION OF app.p FOR VALUES FROM (0) TO (100);
+				CREATE TABLE app.p2 PARTITION OF app.p FOR VALUES FROM (100) TO (200);
+				INSERT INTO app.p SELECT g, 'p' || g FROM generate_series(1, 150) g;
+				CREATE TABLE other.m (id int PRIMARY KEY, v text); INSERT INTO other.m SELECT g, 'm' || g FROM generate_series(1, 30) g;
+				CREATE TABLE extra.e (id int PRIMARY KEY, v text); INSERT INTO extra.e SELECT g, 'e' || g FROM generate_series(1, 20) g;
+				CREATE TABLE public.outside (id int PRIMARY KEY); INSERT INTO public.outside VALUES (1);
+				CREATE PUBLICATION ps FOR TABLES IN SCHEMA app WITH (publish_via_partition_root = true)`)
+			target, _ := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			run := func() string { t.Helper(); return runNowLog(t, dsn, target, slot, "--publication", "ps") }
+			run()
+			mustVerify(t, dsn, target)
+
+			mustExec(t, db, `UPDATE app.a SET v = 'changed' WHERE id < 4; DELETE FROM app.k WHERE v = 'k3';
+				INSERT INTO app.p VALUES (160, 'new'); UPDATE app.p SET id = 170 WHERE id = 10; INSERT INTO public.outside VALUES (2);
+				ALTER TABLE other.m SET SCHEMA app; UPDATE app.m SET v = 'moved in' WHERE id = 2;
+				CREATE TABLE app.n (id int PRIMARY KEY, v text); INSERT INTO app.n VALUES (1, 'n1')`)
+			run()
+			mustVerify(t, dsn, target)
+
+			mustExec(t, db, `ALTER TABLE app.a SET SCHEMA other;
+				UPDATE other.a SET v = 'while out' WHERE id BETWEEN 5 AND 8; DELETE FROM other.a WHERE id = 10; INSERT INTO other.a VALUES (99, 'out');
+				ALTER TABLE other.a SET SCHEMA app`)
+			if log := run(); !strings.Contains(log, `msg="copying table online" table=app.a`) {
+				t.Errorf("the table moved out and back was not copied again:\n%s", log)
+			}
+			mustVerify(t, dsn, target)
+
+			mustExec(t, db, `ALTER PUBLICATION ps ADD TABLES IN SCHEMA extra; UPDATE extra.e SET v = 'joined' WHERE id = 1`)
+			run()
+			mustVerify(t, dsn, target)
+
+			mustExec(t, db, `ALTER SCHEMA app RENAME TO app2; UPDATE app2.a SET v = 'renamed' WHERE id = 20; DELETE FROM app2.p WHERE id = 120`)
+			run()
+			mustVerify(t, dsn, target)
+		})
+	}
+}
