@@ -70,4 +70,18 @@ func TestTargetHasSourceTypes(t *testing.T) {
 		t.Fatalf("run after the target's ALTER TYPE exited %d:\n%s", r.code, r.stderr)
 	}
 	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SourceRows(ctx, target, q) }, `SELECT id, p, c, pa FROM e`)
+
+	// The same for a column added with a new label as its default: the
+	// target column's ADD COLUMN refuses it (a bare error before, helper-115).
+	mustExec(t, db, `ALTER TYPE color ADD VALUE 'black'`)
+	mustExec(t, db, `ALTER TABLE e ADD COLUMN c2 color DEFAULT 'black'; UPDATE e SET p = 4 WHERE id = 1`)
+	r = walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+	if r.code == 0 || !strings.Contains(r.stderr, "the target's own types are used for") || !strings.Contains(r.stderr, `"c2" (color)`) {
+		t.Errorf("a new column's default the target's enum lacks: exit %d, want an error naming the column, its type and the remedy:\n%s", r.code, r.stderr)
+	}
+	mustExec(t, tdb, `ALTER TYPE color ADD VALUE 'black'`)
+	if r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now"); r.code != 0 {
+		t.Fatalf("run after the target's ALTER TYPE exited %d:\n%s", r.code, r.stderr)
+	}
+	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SourceRows(ctx, target, q) }, `SELECT id, p, c, c2 FROM e`)
 }

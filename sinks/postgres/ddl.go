@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walmirror/walmirror/schema"
 )
@@ -388,7 +390,14 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) (err error) {
 						"; ALTER TABLE " + name + " ALTER COLUMN " + quoteIdent(c.Name) + " DROP DEFAULT"
 				}
 				if _, err := pg.Exec(ctx, add).ReadAll(); err != nil {
-					return fmt.Errorf("add column %q to %s: %w", c.Name, name, err)
+					err = fmt.Errorf("add column %q to %s: %w", c.Name, name, err)
+					if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") &&
+						c.TypeID >= firstGenbkiObjectID && typ != "text" {
+						// The existing rows' value (a default) is one the
+						// target's type lacks.
+						err = ownTypesHint(err, []string{quoteIdent(c.Name) + " (" + typ + ")"})
+					}
+					return err
 				}
 				s.log.Info("added target column", "table", name, "column", c.Name, "type", typ, "existing_rows", fill)
 				continue

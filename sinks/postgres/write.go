@@ -218,8 +218,15 @@ func (ti *tableInfo) detail(err error) error {
 	if len(own) == 0 {
 		return err
 	}
+	return ownTypesHint(err, own)
+}
+
+// ownTypesHint adds to err, a value refused by types of the target's own
+// used for columns own ("column (type)"), what to do.
+func ownTypesHint(err error, own []string) error {
 	return fmt.Errorf("%w; the target's own types are used for %s and must accept every value the source sends: "+
-		"make the source's change on the target too (ALTER TYPE ... ADD VALUE or RENAME VALUE, a domain's constraint), then run again", err, strings.Join(own, ", "))
+		"make the source's change on the target too (ALTER TYPE ... ADD VALUE, RENAME VALUE or ADD ATTRIBUTE, a domain's constraint), then run again",
+		err, strings.Join(own, ", "))
 }
 
 // stageTruncateRows: a staging table is emptied by TRUNCATE rather than
