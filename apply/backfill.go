@@ -2259,7 +2259,8 @@ func holds(sig string) (string, bool) {
 // upgradeSig reads a stored signature as it would be written now, where
 // what is written has grown since: the membership of a FOR ALL TABLES
 // publication was "all" (now "all" and the publication's oid), that of a
-// FOR TABLES IN SCHEMA one had no schema link ("@"), and the
+// FOR TABLES IN SCHEMA one had no schema link ("@"), a partition published
+// through its root's membership had none ("none"), and the
 // publication's transaction (";pub:"), a partitioned table's links
 // (";inh:") and the enums and composites nested in its columns' types
 // (";nested:") were not there. Those parts are taken as now's, so an upgrade
@@ -2289,8 +2290,11 @@ func upgradeSig(stored, now string) string {
 		sMember = nBase
 	}
 	if sBase, sPub, hasPub := strings.Cut(sMember, ";pub:"); strings.HasPrefix(sBase, "s") && !strings.Contains(sBase, "@") &&
-		strings.HasPrefix(nBase, sBase+"@") {
-		sMember = nBase // a FOR TABLES IN SCHEMA membership before its schema link
+		strings.HasPrefix(nBase, sBase+"@") ||
+		sBase == "none" && (strings.HasPrefix(nBase, "r") || strings.HasPrefix(nBase, "s")) && strings.Contains(nFiles, ";inh:") {
+		// A FOR TABLES IN SCHEMA membership before its schema link, or a
+		// partition's before its root's membership counted as its own.
+		sMember = nBase
 		if hasPub {
 			sMember += ";pub:" + sPub
 		}

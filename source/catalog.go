@@ -126,8 +126,10 @@ const identityExpr = `(CASE WHEN c.relkind = 'p' AND c.relreplident = 'f' AND
 
 // storageExpr is schema.Table.Storage for pg_class row c: each leaf's
 // relfilenode (a plain table is its own leaf), then what makes it a member
-// of publication $1 (its pg_publication_rel row, or "all" and the
-// publication's oid): a table that left the publication and joined again is
+// of publication $1 (its own or its nearest ancestor's pg_publication_rel
+// row, as a partition published as its own table is a member through its
+// root's, or "all" and the publication's oid): a table that left the
+// publication and joined again is
 // a member anew, and its changes meanwhile were not streamed, also when the
 // whole publication was dropped and created again (PostgreSQL 18 skips a
 // missing publication silently); then its schema and name (a rename shows in
@@ -138,8 +140,10 @@ const identityExpr = `(CASE WHEN c.relkind = 'p' AND c.relreplident = 'f' AND
 // value changes what stored rows read as, with no WAL for them either.
 const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
 		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END
-	|| ` + enumLabels + ` || ` + compositeAttrs + ` || ` + nestedTypes + ` || ` + partitionLinks + ` || '|' || coalesce((SELECT 'r' || pr.oid::text FROM pg_catalog.pg_publication_rel pr
-		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 AND pr.prrelid = c.oid), MEMBER15
+	|| ` + enumLabels + ` || ` + compositeAttrs + ` || ` + nestedTypes + ` || ` + partitionLinks + ` || '|' || coalesce((SELECT 'r' || pr.oid::text
+		FROM ` + selfAndAncestors + ` a
+		JOIN pg_catalog.pg_publication_rel pr ON pr.prrelid = a.relid
+		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 ORDER BY a.n LIMIT 1), MEMBER15
 		(SELECT 'all' || pb.oid::text FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1), 'none')
 	|| coalesce((SELECT ';pub:' || pb.xmin::text FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1), '')
 	|| '|' || c.relnamespace::text || '.' || c.relname`
@@ -240,18 +244,28 @@ const nestedTypes = `coalesce((WITH RECURSIVE ty(oid) AS (
 			WHERE ty.oid NOT IN (SELECT oid FROM near) OR cr.relkind <> 'c')
 	SELECT ';nested:' || md5(string_agg(part, ',' ORDER BY part)) FROM far HAVING count(*) > 0), '')`
 
-// memberExpr15 is a FOR TABLES IN SCHEMA membership: the
+// selfAndAncestors is pg_class row c's oid (n = 0) and, for a partition,
+// its ancestors' (nearest first; pg_partition_ancestors lists nothing for
+// a table that is not in a partition tree).
+const selfAndAncestors = `(SELECT c.oid AS relid, 0::int8 AS n
+		UNION ALL SELECT p.relid, p.n FROM pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY p(relid, n))`
+
+// memberExpr15 is a FOR TABLES IN SCHEMA membership (the table's own
+// schema's, else its nearest ancestor's: a partition in another schema is
+// published as its own table through its root's schema): the
 // pg_publication_namespace row, then "@" and the transaction that last
-// wrote the table's dependency on its schema. A table moved out of the
+// wrote that table's dependency on its schema. A table moved out of the
 // schema, changed and moved back (ALTER TABLE ... SET SCHEMA, twice)
 // between two polls leaves the same schema and publication rows, but its
 // changes meanwhile were not published; each move rewrites that pg_depend
 // row (raw xmin survives freezing).
 const memberExpr15 = `(SELECT 's' || pn.oid::text || coalesce((SELECT '@' || d.xmin::text FROM pg_catalog.pg_depend d
-			WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.objsubid = 0
-				AND d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.refobjid = c.relnamespace LIMIT 1), '')
-		FROM pg_catalog.pg_publication_namespace pn
-		JOIN pg_catalog.pg_publication pb ON pb.oid = pn.pnpubid WHERE pb.pubname = $1 AND pn.pnnspid = c.relnamespace),`
+			WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = k.oid AND d.objsubid = 0
+				AND d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.refobjid = k.relnamespace LIMIT 1), '')
+		FROM ` + selfAndAncestors + ` a
+		JOIN pg_catalog.pg_class k ON k.oid = a.relid
+		JOIN pg_catalog.pg_publication_namespace pn ON pn.pnnspid = k.relnamespace
+		JOIN pg_catalog.pg_publication pb ON pb.oid = pn.pnpubid WHERE pb.pubname = $1 ORDER BY a.n LIMIT 1),`
 
 // RelName returns relid's schema and name now, and whether it is a
 // partitioned table ("" names when it no longer exists).

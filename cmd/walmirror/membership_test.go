@@ -57,6 +57,49 @@ func TestMembershipChangedAndBack(t *testing.T) {
 	compareRows(t, dsn, rows, `SELECT id, v FROM m`, `SELECT id, v FROM t`)
 }
 
+// TestLeavesRootLeftAndBack: partitions published as their own tables
+// (publish_via_partition_root = false) through their root, the root
+// dropped from the publication, changed, and added back while walmirror was
+// stopped: the leaves' own membership never changed (they have none), and
+// their changes meanwhile were missing with exit 0. Their membership is now
+// their root's; the same through a FOR TABLES IN SCHEMA publication of the
+// root's schema, a leaf in another schema (PostgreSQL 15+).
+func TestLeavesRootLeftAndBack(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE SCHEMA app; CREATE SCHEMA other;
+		CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+		CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (100);
+		CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (100) TO (200);
+		INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 199) g;
+		CREATE TABLE app.s (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+		CREATE TABLE other.s1 PARTITION OF app.s FOR VALUES FROM (0) TO (100);
+		INSERT INTO app.s SELECT g, 's' || g FROM generate_series(1, 99) g;
+		CREATE PUBLICATION pl FOR TABLE m`)
+	schemas := server.Major() >= 15
+	if schemas {
+		mustExec(t, db, `ALTER PUBLICATION pl ADD TABLES IN SCHEMA app`)
+	}
+	path := filepath.Join(t.TempDir(), "copy.db")
+	target := "sqlite:" + path
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	rows := func(q string) ([]string, error) {
+		return mirrortest.SQLiteRows(context.Background(), path, strings.ReplaceAll(q, "other.s1", `"other.s1"`))
+	}
+	run := func() { t.Helper(); runNow(t, dsn, target, slot, "--publication", "pl") }
+	run()
+	mustExec(t, db, `ALTER PUBLICATION pl DROP TABLE m; UPDATE m SET v = 'while out' WHERE id IN (3, 103); DELETE FROM m WHERE id = 9;
+		ALTER PUBLICATION pl ADD TABLE m`)
+	run()
+	compareRows(t, dsn, rows, `SELECT id, v FROM m1`, `SELECT id, v FROM m2`)
+	if schemas {
+		mustExec(t, db, `ALTER PUBLICATION pl DROP TABLES IN SCHEMA app; UPDATE app.s SET v = 'while out' WHERE id = 4; DELETE FROM app.s WHERE id = 8;
+			ALTER PUBLICATION pl ADD TABLES IN SCHEMA app`)
+		run()
+		compareRows(t, dsn, rows, `SELECT id, v FROM other.s1`)
+	}
+}
+
 // TestSubPartitionDetachedAndBack: published as its leaves
 // (publish_via_partition_root = false), a leaf under a partitioned
 // partition: that partition detached, the leaf changed, the partition
