@@ -2260,7 +2260,7 @@ func holds(sig string) (string, bool) {
 // what is written has grown since: the membership of a FOR ALL TABLES
 // publication was "all" (now "all" and the publication's oid), that of a
 // FOR TABLES IN SCHEMA one had no schema link ("@"), a partition published
-// through its root's membership had none ("none"), and the
+// through its root's membership had the publication's "all", and the
 // publication's transaction (";pub:"), a partitioned table's links
 // (";inh:") and the enums and composites nested in its columns' types
 // (";nested:") were not there. Those parts are taken as now's, so an upgrade
@@ -2291,9 +2291,11 @@ func upgradeSig(stored, now string) string {
 	}
 	if sBase, sPub, hasPub := strings.Cut(sMember, ";pub:"); strings.HasPrefix(sBase, "s") && !strings.Contains(sBase, "@") &&
 		strings.HasPrefix(nBase, sBase+"@") ||
-		sBase == "none" && (strings.HasPrefix(nBase, "r") || strings.HasPrefix(nBase, "s")) && strings.Contains(nFiles, ";inh:") {
+		strings.HasPrefix(sBase, "all") && (strings.HasPrefix(nBase, "r") || strings.HasPrefix(nBase, "s")) && strings.Contains(nFiles, ";inh:") {
 		// A FOR TABLES IN SCHEMA membership before its schema link, or a
-		// partition's before its root's membership counted as its own.
+		// partition's before its root's membership counted as its own
+		// (with neither row of its own it read as FOR ALL TABLES', which
+		// no publication turns into a list of tables or schemas).
 		sMember = nBase
 		if hasPub {
 			sMember += ";pub:" + sPub

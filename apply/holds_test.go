@@ -71,10 +71,11 @@ func TestUpgradeSig(t *testing.T) {
 		{"1:2|s9;pub:7|2200.t", "1:2|s19@800;pub:7|2200.t", "1:2|s9;pub:7|2200.t"},
 		{"1:2|s9;pub:7|2200.t", "1:2|r9;pub:7|2200.t", "1:2|s9;pub:7|2200.t"},
 		// A partition's membership through its root's.
-		{"1:2;inh:ab|none;pub:7|2200.t", "1:2;inh:ab|r9;pub:7|2200.t", "1:2;inh:ab|r9;pub:7|2200.t"},
-		{"1:2;inh:ab|none;pub:7|2200.t", "1:2;inh:ab|s9@80;pub:7|2200.t", "1:2;inh:ab|s9@80;pub:7|2200.t"},
-		{"1:2|none;pub:7|2200.t", "1:2|r9;pub:7|2200.t", "1:2|none;pub:7|2200.t"},
-		{"1:2;inh:ab|none;pub:7|2200.t", "1:2;inh:ab|all5;pub:7|2200.t", "1:2;inh:ab|none;pub:7|2200.t"},
+		{"1:2;inh:ab|all5;pub:7|2200.t", "1:2;inh:ab|r9;pub:7|2200.t", "1:2;inh:ab|r9;pub:7|2200.t"},
+		{"1:2;inh:ab|all5;pub:7|2200.t", "1:2;inh:ab|s9@80;pub:7|2200.t", "1:2;inh:ab|s9@80;pub:7|2200.t"},
+		{"1:2;inh:ab|all5;pub:7|2200.t", "1:2;inh:ab|r9;pub:8|2200.t", "1:2;inh:ab|r9;pub:7|2200.t"},
+		{"1:2|all5;pub:7|2200.t", "1:2|r9;pub:7|2200.t", "1:2|all5;pub:7|2200.t"},
+		{"1:2;inh:ab|r9;pub:7|2200.t", "1:2;inh:ab|all5;pub:7|2200.t", "1:2;inh:ab|r9;pub:7|2200.t"},
 	} {
 		if got := upgradeSig(c.stored, c.now); got != c.want {
 			t.Errorf("upgradeSig(%q, %q) = %q, want %q", c.stored, c.now, got, c.want)
