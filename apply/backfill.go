@@ -2289,13 +2289,15 @@ func upgradeSig(stored, now string) string {
 	if sMember == "all" && strings.HasPrefix(nBase, "all") {
 		sMember = nBase
 	}
-	if sBase, sPub, hasPub := strings.Cut(sMember, ";pub:"); strings.HasPrefix(sBase, "s") && !strings.Contains(sBase, "@") &&
-		strings.HasPrefix(nBase, sBase+"@") ||
-		strings.HasPrefix(sBase, "all") && (strings.HasPrefix(nBase, "r") || strings.HasPrefix(nBase, "s")) && strings.Contains(nFiles, ";inh:") {
-		// A FOR TABLES IN SCHEMA membership before its schema link, or a
-		// partition's before its root's membership counted as its own
-		// (with neither row of its own it read as FOR ALL TABLES', which
-		// no publication turns into a list of tables or schemas).
+	sBase, sPub, hasPub := strings.Cut(sMember, ";pub:")
+	// A FOR TABLES IN SCHEMA membership before its schema link.
+	schemaLink := strings.HasPrefix(sBase, "s") && !strings.Contains(sBase, "@") && strings.HasPrefix(nBase, sBase+"@")
+	// A partition's before its root's membership counted as its own: with
+	// no row of its own it read as FOR ALL TABLES', which no publication
+	// turns into a list of tables or schemas.
+	viaRoot := strings.HasPrefix(sBase, "all") && strings.Contains(nFiles, ";inh:") &&
+		(strings.HasPrefix(nBase, "r") || strings.HasPrefix(nBase, "s"))
+	if schemaLink || viaRoot {
 		sMember = nBase
 		if hasPub {
 			sMember += ";pub:" + sPub
