@@ -51,8 +51,10 @@ func (o *observeFlags) validate() error {
 // start wires a monitor to cfg's hooks and starts what the flags ask for;
 // stop ends it and logs the run's summary. With --metrics-addr, POST
 // /verify verifies the copy in sink (target names it) through cfg.Pause.
-func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.Logger, sink apply.Sink, target string) (stop func(), err error) {
+// storedAt is when the target's state was last stored (zero if never).
+func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.Logger, sink apply.Sink, target string, storedAt time.Time) (stop func(), err error) {
 	mon := observe.New(versionString())
+	mon.Resumed(storedAt)
 	mon.Hook(cfg)
 	if o.metricsAddr != "" {
 		cfg.Pause = &apply.Pauser{}

@@ -97,7 +97,8 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	if lagReport != "" {
 		cfg.OnCommit = lags.observe
 	}
-	if err := preflight(ctx, cfg.Source, target, topts.adopt); err != nil {
+	storedAt, err := preflight(ctx, cfg.Source, target, topts.adopt)
+	if err != nil {
 		return err
 	}
 	newFile := newTargetFile(target)
@@ -147,7 +148,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	}
 	log.Info("starting", "source", source.Describe(cfg.Source.DSN), "target", redactTarget(target),
 		"slot", cfg.Source.Slot, "publication", cfg.Source.Publication, "version", versionString())
-	stopObserving, err := obs.start(ctx, &cfg, log, sink, target)
+	stopObserving, err := obs.start(ctx, &cfg, log, sink, target, storedAt)
 	if err != nil {
 		return err
 	}
@@ -158,22 +159,32 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 // preflight refuses a target that is the source's own database, and
 // (unless adopting) one whose tables walmirror would take over. The checks
 // only read, each on connections of its own: they run at once, so a run
-// waits for the slower rather than for both.
-func preflight(ctx context.Context, src source.Config, target string, adopt bool) error {
+// waits for the slower rather than for both. It returns when the target's
+// state was last stored (zero when it has none, or could not be read).
+func preflight(ctx context.Context, src source.Config, target string, adopt bool) (storedAt time.Time, err error) {
 	var same bool
 	var foreign error
 	var wg sync.WaitGroup
 	if kind, _, err := parseTarget(target); err == nil && kind == "postgres" {
 		wg.Go(func() { same = sameDatabase(ctx, src.DSN, target) })
 	}
-	if !adopt {
-		wg.Go(func() { foreign = refuseForeignTables(ctx, src, target) })
-	}
+	wg.Go(func() {
+		ts, err := readTargetState(ctx, target)
+		if err != nil {
+			return // the run opens the target and says what is wrong
+		}
+		if ts.Found {
+			storedAt = ts.UpdatedAt
+		}
+		if !adopt {
+			foreign = refuseForeignTables(ctx, src, target, ts)
+		}
+	})
 	wg.Wait()
 	if same {
-		return errors.New(sameDatabaseText(target))
+		return storedAt, errors.New(sameDatabaseText(target))
 	}
-	return foreign
+	return storedAt, foreign
 }
 
 // storedPublication makes a run of a complete copy without --publication

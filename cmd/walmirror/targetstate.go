@@ -321,12 +321,8 @@ func foreignTablesText(target string, have []string) string {
 // tables (helper-86: run made all three, then refused, leaving the
 // publication and the metadata behind). It looks as check does; what it
 // cannot look at (the source unreachable, ...) the run itself reports.
-func refuseForeignTables(ctx context.Context, cfg source.Config, target string) error {
+func refuseForeignTables(ctx context.Context, cfg source.Config, target string, ts targetState) error {
 	kind, _, err := parseTarget(target)
-	if err != nil {
-		return nil
-	}
-	ts, err := readTargetState(ctx, target)
 	if err != nil || ts.Found || kind != "postgres" && !ts.Exists {
 		return nil
 	}

@@ -210,12 +210,36 @@ func (m *Monitor) Committed(c apply.CommitInfo) {
 	}
 	if !s.LastCommitTime.IsZero() {
 		m.lastCommit = s.LastCommitTime
-		if s.LastCommitTime.After(m.completeAsOf) {
+		if s.Transactions > prev.Transactions || s.LastCommitTime.After(m.completeAsOf) {
+			// The copy is complete as of the last transaction applied,
+			// also when that is earlier than what was believed: a
+			// keepalive at the start of a session says all is applied
+			// before the walsender has read the backlog, and the
+			// target's last commit (Resumed) may have left transactions
+			// older than it behind (helper-116: the lag counted from
+			// the restart through a whole catch-up, 5m44s where the
+			// transactions applied were 7 minutes old).
 			m.completeAsOf = s.LastCommitTime
 		}
 		m.known = true
 	}
 	m.caughtUp = false // more may be on its way; the next keepalive says
+}
+
+// Resumed takes when the copy's state was last stored (the target's last
+// commit, by walmirror's clock), before a run streams: the copy is complete
+// as of no later than that, so until a commit or a keepalive says more the
+// lag counts from it, not from the start (helper-116: a run restarted into
+// a minute of backlog reported a lag under a second, and /readyz 200 under
+// --ready-max-lag, until its first commit). Zero, or a time not before the
+// start, changes nothing.
+func (m *Monitor) Resumed(at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.known || at.IsZero() || !at.Before(m.started) {
+		return
+	}
+	m.completeAsOf, m.known = at, true
 }
 
 // Position takes a keepalive.
@@ -303,7 +327,8 @@ func (m *Monitor) Interrupted(error) {
 
 // Lag is how far the copy is behind the source: in time (now minus the
 // moment the copy is known complete as of) and in bytes of WAL. Both are 0
-// when caught up. Before anything is known, the time counts from start.
+// when caught up. Before anything is known, the time counts from the
+// target's last commit (Resumed), or else from start.
 func (m *Monitor) Lag() (time.Duration, int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -74,6 +74,61 @@ func TestLagAndReadiness(t *testing.T) {
 	}
 }
 
+// TestLagResumed: a run restarted into a backlog counts its lag from the
+// target's last commit until its first commit says how far behind it is
+// (helper-116: before, from its own start: under a second, and /readyz
+// 200, with a minute of backlog); that first commit may be of a
+// transaction older than the stored commit, or than a keepalive's claim.
+func TestLagResumed(t *testing.T) {
+	m := New("test")
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	m.started = now
+	m.Resumed(time.Time{})
+	m.Resumed(now.Add(time.Second)) // not before the start: a clock that moved
+	if lag, _ := m.Lag(); lag != 0 {
+		t.Errorf("lag %v with nothing stored before the start", lag)
+	}
+	m.Resumed(now.Add(-90 * time.Second))
+	m.CopyComplete(schema.State{})
+	m.Streaming(0x100)
+	now = now.Add(time.Second)
+	ready, why := m.Ready(time.Minute)
+	if lag, _ := m.Lag(); lag != 91*time.Second || ready {
+		t.Errorf("restarted 90 s after the last commit: lag %v, ready %v (%s)", lag, ready, why)
+	}
+	m.Committed(apply.CommitInfo{State: schema.State{LSN: 0x200}, Stats: apply.Stats{Commits: 1, Transactions: 1, LastCommitTime: now.Add(-95 * time.Second)}})
+	if lag, _ := m.Lag(); lag != 95*time.Second {
+		t.Errorf("first commit of a transaction 95 s old: lag %v", lag)
+	}
+	m.Committed(apply.CommitInfo{State: schema.State{LSN: 0x400}, Stats: apply.Stats{Commits: 2, Transactions: 3, LastCommitTime: now.Add(-time.Second)}})
+	if lag, _ := m.Lag(); lag != time.Second {
+		t.Errorf("caught up to a second: lag %v", lag)
+	}
+	m.Resumed(now.Add(-time.Hour)) // only before anything is known
+	if lag, _ := m.Lag(); lag != time.Second {
+		t.Errorf("Resumed after a commit moved the lag: %v", lag)
+	}
+	// A new session's first keepalive says all is applied before the
+	// walsender has read the backlog (no slot poll shows otherwise yet);
+	// the transactions then applied say how old the copy is.
+	m.Interrupted(nil)
+	m.Streaming(0x400)
+	m.Position(apply.Position{ServerWALEnd: 0x400, CaughtUp: true})
+	now = now.Add(time.Minute)
+	m.Committed(apply.CommitInfo{State: schema.State{LSN: 0x500}, Stats: apply.Stats{Commits: 1, Transactions: 10, LastCommitTime: now.Add(-6 * time.Minute)}})
+	if lag, _ := m.Lag(); lag != 6*time.Minute {
+		t.Errorf("catching up, a minute after a keepalive, on transactions 6 minutes old: lag %v", lag)
+	}
+	// A commit of no transaction (an online copy's chunk) says nothing new.
+	m.Position(apply.Position{ServerWALEnd: 0x600, CaughtUp: true})
+	now = now.Add(time.Minute)
+	m.Committed(apply.CommitInfo{State: schema.State{LSN: 0x600}, Stats: apply.Stats{Commits: 2, Transactions: 10, LastCommitTime: now.Add(-7 * time.Minute)}})
+	if lag, _ := m.Lag(); lag != time.Minute {
+		t.Errorf("a chunk's commit after a keepalive: lag %v", lag)
+	}
+}
+
 // TestReadyChunkedCopy: streaming that starts with the initial copy still
 // being made chunk by chunk is not ready (nor initial_copy_complete); the
 // copy being complete (OnReady) is. Before, /readyz said 200 at the start
