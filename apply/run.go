@@ -240,7 +240,7 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 				cfg.OnInterrupted(err)
 			}
 			continue
-		case !started || source.IsPermanent(err):
+		case !started || source.IsPermanent(err) && !slotHeld(err):
 			return r.divergedHint(err)
 		}
 		if err := r.slotBusy(ctx, err); err != nil {
@@ -404,6 +404,15 @@ func (r *runner) divergedHint(err error) error {
 			"delete the copy's row with that key by hand (or, in an update, add the missing one), then run again", err)
 	}
 	return fmt.Errorf("%w; it differed again right after it was copied again (something keeps writing to the copy?)", err)
+}
+
+// slotHeld says whether err is the slot held by another connection, which
+// slotBusy waits for: also the slot of an interrupted initial copy, which
+// must be dropped, held by the killed run's walsender still making it
+// (helper-116: the next run stopped at once, "stop that process first").
+func slotHeld(err error) bool {
+	_, held := source.SlotBusy(err)
+	return held
 }
 
 // slotBusy decides about an error before a retry: a slot held by another

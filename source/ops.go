@@ -704,9 +704,13 @@ func TablesDisagree(names []string, pub PublicationInfo, published []TableInfo) 
 }
 
 // SlotBusy reports whether err is the server refusing a slot that another
-// connection holds ("replication slot ... is active for PID n"), and that
-// connection's server PID.
+// connection holds ("replication slot ... is active for PID n"), or a
+// *SlotActiveError (a slot to drop, held), and that connection's server PID.
 func SlotBusy(err error) (pid int, ok bool) {
+	var active *SlotActiveError
+	if errors.As(err, &active) {
+		return active.PID, true
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "55006" || !strings.Contains(pgErr.Message, "replication slot") {
 		return 0, false

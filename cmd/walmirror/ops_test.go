@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/testenv"
@@ -1220,4 +1222,49 @@ func TestCheckNames(t *testing.T) {
 	if !strings.Contains(r.stdout, "ok   names:") {
 		t.Errorf("check of a source without clashing names:\n%s%s", r.stdout, r.stderr)
 	}
+}
+
+// TestInterruptedCopySlotHeld: a run killed in its initial copy leaves a
+// slot the next run drops and makes again; while another connection still
+// holds it (the killed run's walsender, still making it behind a long
+// transaction) the next run waits for it (--slot-busy-wait) and then
+// redoes the copy. Before, it stopped at once: "in use by another
+// connection ...: stop that process first" (helper-116).
+func TestInterruptedCopySlotHeld(t *testing.T) {
+	needServer(t)
+	bin := faultBinary(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;`)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	args := []string{"run", "--source", dsn, "--target", "sqlite:" + path, "--slot", slot, "--stop-at-lsn", "now"}
+	killed := exec.Command(bin, args...)
+	killed.Env = append(os.Environ(), "WALMIRROR_FAULT=snapshot.before-commit:1")
+	var stderr bytes.Buffer
+	killed.Stderr = &stderr
+	if err := killed.Run(); !strings.Contains(stderr.String(), "faultpoint: ") {
+		t.Fatalf("the copy was not killed at its commit (%v):\n%s", err, stderr.String())
+	}
+
+	ctx := context.Background()
+	rc, err := pgconn.Connect(ctx, dsn+"&replication=database")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pglogrepl.StartReplication(ctx, rc, slot, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names 'walmirror'"}}); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(3 * time.Second)
+		rc.Close(ctx)
+	}()
+	r := walmirror(t, nil, append(args, "--slot-busy-wait", "60s")...)
+	<-released
+	if r.code != 0 || !strings.Contains(r.stderr, "redoing an interrupted initial snapshot") || !strings.Contains(r.stderr, "waiting for it to be released") {
+		t.Fatalf("exit %d, want 0 after waiting for the slot:\n%s", r.code, r.stderr)
+	}
+	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SQLiteRows(ctx, path, q) }, "SELECT id, v FROM t ORDER BY id")
 }
