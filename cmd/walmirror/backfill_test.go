@@ -991,7 +991,7 @@ func runToFault(t *testing.T, bin string, args []string, p string) string {
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
-	timer := time.AfterFunc(30*time.Second, func() { _ = run.Process.Signal(syscall.SIGTERM) })
+	timer := time.AfterFunc(faultWait, func() { _ = run.Process.Signal(syscall.SIGTERM) })
 	err := run.Wait()
 	timer.Stop()
 	ws, _ := run.ProcessState.Sys().(syscall.WaitStatus)

@@ -243,6 +243,11 @@ var faultBuild struct {
 	err  error
 }
 
+// faultWait is how long a run may take to reach its fault point before it
+// is stopped as hung: a copy of pgbench scale 1 into DuckDB took over 30 s
+// on two cores at a load average of 16 (the matrix beside other work).
+const faultWait = 2 * time.Minute
+
 // faultBinary is walmirror built with -tags faultinject: WALMIRROR_FAULT
 // kills it at a named point (internal/faultpoint).
 func faultBinary(t *testing.T) string {
@@ -335,7 +340,7 @@ func TestFaultPoints(t *testing.T) {
 				if err := run.Start(); err != nil {
 					t.Fatal(err)
 				}
-				timer := time.AfterFunc(30*time.Second, func() { _ = run.Process.Signal(syscall.SIGTERM) })
+				timer := time.AfterFunc(faultWait, func() { _ = run.Process.Signal(syscall.SIGTERM) })
 				err := run.Wait()
 				timer.Stop()
 				ws, _ := run.ProcessState.Sys().(syscall.WaitStatus)
