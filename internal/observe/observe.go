@@ -227,12 +227,13 @@ func (m *Monitor) Committed(c apply.CommitInfo) {
 }
 
 // Resumed takes when the copy's state was last stored (the target's last
-// commit, by walmirror's clock), before a run streams: the copy is complete
-// as of no later than that, so until a commit or a keepalive says more the
-// lag counts from it, not from the start (helper-116: a run restarted into
-// a minute of backlog reported a lag under a second, and /readyz 200 under
-// --ready-max-lag, until its first commit). Zero, or a time not before the
-// start, changes nothing.
+// commit: by walmirror's clock, or a PostgreSQL target's), before a run
+// streams: the copy is complete as of no later than that, so until a
+// commit or a keepalive says more the lag counts from it, not from the
+// start (helper-116: a run restarted into a minute of backlog reported a
+// lag under a second, and /readyz 200 under --ready-max-lag, until its
+// first commit). Zero, or a time not before the start (a clock ahead),
+// changes nothing.
 func (m *Monitor) Resumed(at time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
