@@ -407,12 +407,14 @@ func (r *runner) divergedHint(err error) error {
 }
 
 // slotHeld says whether err is the slot held by another connection, which
-// slotBusy waits for: also the slot of an interrupted initial copy, which
-// must be dropped, held by the killed run's walsender still making it
-// (helper-116: the next run stopped at once, "stop that process first").
+// slotBusy waits for: also a slot this run must drop (an interrupted
+// initial copy's, held by the killed run's walsender still making it;
+// helper-116: the next run stopped at once, "stop that process first").
+// Not a slot a target with no state finds in use: another copy's, which
+// stops the run at once.
 func slotHeld(err error) bool {
 	_, held := source.SlotBusy(err)
-	return held
+	return held && !errors.Is(err, ErrSlotExists)
 }
 
 // slotBusy decides about an error before a retry: a slot held by another
