@@ -337,6 +337,47 @@ func testKeyless(h *harness) {
 	h.want(nopk, r("1", "a"), r("1", "a"), r("NULL", "NULL"))
 }
 
+// testKeylessBigValues: whole-row matching on large text and bytea values
+// (which a sink may compare by length and hash rather than whole): rows
+// that differ only inside a big value, or only in its length, duplicates,
+// NULLs, unsent values kept, single changes and runs of them.
+func testKeylessBigValues(h *harness) {
+	kb := keyless("public", "kl_big", col("n", schema.OIDInt4, false), col("t", schema.OIDText, false), col("b", schema.OIDBytea, false))
+	t1, t2 := strings.Repeat("a", 70_000), strings.Repeat("a", 69_999)+"b"
+	t3 := t1 + "x"
+	b1 := `\x` + strings.Repeat("0f", 40_000)
+	b2 := `\x` + strings.Repeat("0f", 39_999) + "10"
+	h.tx(func() {
+		h.ensure(kb)
+		h.write(&schema.Batch{Table: kb, Rows: []schema.RowChange{
+			ins(row("1", t1, b1)), ins(row("1", t1, b1)), ins(row("1", t2, b1)), ins(row("1", t1, b2)),
+			ins(row("1", t3, nil)), ins(row("1", nil, b1)), ins(row("1", "small", b2)),
+		}})
+	})
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kb, Rows: []schema.RowChange{
+			upd(row("1", t1, b1), row("2", unsent, unsent)), // exactly one of two
+			upd(row("1", t2, b1), row("3", unsent, b2)),
+			del(row("1", t1, b2)),
+			del(row("1", t3, nil)),
+			upd(row("1", nil, b1), row("4", t1, unsent)),
+		}})
+	})
+	h.want(kb, r("1", t1, b1), r("2", t1, b1), r("3", t2, b2), r("4", t1, b1), r("1", "small", b2))
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kb, Rows: []schema.RowChange{
+			del(row("2", t1, b1)), del(row("3", t2, b2)), del(row("1", "small", b2)),
+		}})
+	})
+	h.want(kb, r("1", t1, b1), r("4", t1, b1))
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kb, Rows: []schema.RowChange{
+			upd(row("1", t1, b1), row("5", t3, unsent)), upd(row("4", t1, b1), row("6", unsent, b2)),
+		}})
+	})
+	h.want(kb, r("5", t3, b1), r("6", t1, b2))
+}
+
 // testKeylessSets: long runs of updates or deletes to a keyless table, which
 // a sink may apply as sets (schema.SetRun), change exactly one row each, as
 // applied one by one would: duplicates, NULLs, unsent values, a change of a

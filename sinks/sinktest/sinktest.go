@@ -73,6 +73,7 @@ func Run(t *testing.T, tg Target) {
 		{"KeyedRows", testKeyedRows},
 		{"Keyless", testKeyless},
 		{"KeylessSets", testKeylessSets},
+		{"KeylessBigValues", testKeylessBigValues},
 		{"Truncate", testTruncate},
 		{"SchemaEvolution", testSchemaEvolution},
 		{"HostileIdentifiers", testHostileIdentifiers},
