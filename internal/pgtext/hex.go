@@ -3,7 +3,6 @@ package pgtext
 import (
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // ParseUUID parses uuid_out's form, 8-4-4-4-12 lower-case hex digits.
@@ -51,7 +50,13 @@ func AppendBytea(dst, b []byte) ([]byte, error) {
 	start := len(dst)
 	// Grown once: appending byte by byte grows a large slice by a quarter
 	// at a time, ~5x its size allocated for a 50 MB value (helper-117).
-	dst = slices.Grow(dst, len(h)/2)
+	if n := len(h) / 2; cap(dst)-len(dst) < n {
+		// Doubling at least, as append would, for buffers that take many
+		// values (not slices.Grow: under -race it allocates twice).
+		grown := make([]byte, len(dst), max(len(dst)+n, 2*cap(dst)))
+		copy(grown, dst)
+		dst = grown
+	}
 	for i := 0; i < len(h); i += 2 {
 		hi, _, ok1 := unhex(h[i])
 		lo, _, ok2 := unhex(h[i+1])
