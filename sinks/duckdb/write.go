@@ -32,7 +32,8 @@ import (
 // bigOld).
 
 // field is one appender column: source column col of the old ('o') or new
-// ('n') tuple of a change, or of the only one ('c').
+// ('n') tuple of a change, or of the only one ('c'); or the length ('l') or
+// SHA-256 ('h') of the old tuple's value (bigOld).
 type field struct {
 	col int
 	of  byte
@@ -49,7 +50,8 @@ func (ti *tableInfo) ref(f field) string { return ti.plans[f.col].toTarget("s." 
 // join, one 50 MB value made DuckDB peak at ~800 MB for one UPDATE
 // (helper-117: 1.16 GB RSS under --duckdb-memory-limit 256MB), where the
 // hash of the stored values of that length costs ~50 MB and a fifth of
-// the time.
+// the time. In a run of changes (changeSet) a column is so compared for
+// every change once one has a big value there.
 const bigOld = 64 << 10
 
 // bigOldValue reports whether column i's old value d is matched by length
@@ -68,17 +70,6 @@ func (ti *tableInfo) bigOldValue(i int, d schema.Datum) bool {
 		return false
 	}
 	return p.toTarget("x") == "x"
-}
-
-// bigOldRow reports whether c's old row has a value bigOldValue matches
-// by length and hash.
-func (ti *tableInfo) bigOldRow(c schema.RowChange) bool {
-	for i, d := range c.Old {
-		if ti.bigOldValue(i, d) {
-			return true
-		}
-	}
-	return false
 }
 
 // lengthOf is the DuckDB function giving a stored value's length in
@@ -765,7 +756,7 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 	if c.Old == nil || ti.t.Identity != schema.IdentityFull {
 		return schema.Unidentified(ti.t, c.Op, c.Old != nil)
 	}
-	match, ls, rs := oldMatch(ti, c.Old)
+	match, ls, rs := oldMatch(ti, c.Old, ti.bigIn(c))
 	conds := make([]string, len(ls))
 	for i := range ls {
 		conds[i] = ls[i] + " IS NOT DISTINCT FROM " + rs[i]
@@ -795,18 +786,22 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 // oldMatch is how a keyless change finds its row: the fields of the old
 // row's sent columns, and per field the table's value (alias m) and the
 // staged one, compared as text where equal values may differ (intervals).
-func oldMatch(ti *tableInfo, old schema.Tuple) (match []field, table, staged []string) {
+// A column hashed says is compared by length and SHA-256 (bigOld): only
+// stored values of a length some staged change has are hashed. (Hashing
+// only rows equal to a staged one in every other column as well, by an
+// EXISTS, took about as long and 60% more memory: DuckDB carried the big
+// values through that join.)
+func oldMatch(ti *tableInfo, old schema.Tuple, hashed func(int) bool) (match []field, table, staged []string) {
 	for i, d := range old {
 		if i >= len(ti.plans) || d.State == schema.Unchanged {
 			continue
 		}
-		if ti.bigOldValue(i, d) {
-			// Only a stored value of the same length is hashed (the
-			// CASE); any other, NULL included, is distinct from the hash.
+		if hashed(i) {
 			l, h := field{i, 'l'}, field{i, 'h'}
+			n := ti.lengthOf(i) + "(m." + ti.cols[i] + ")"
 			match = append(match, l, h)
-			table = append(table, "CASE WHEN "+ti.lengthOf(i)+"(m."+ti.cols[i]+") = s."+l.name()+" THEN sha256(m."+ti.cols[i]+") END")
-			staged = append(staged, "s."+h.name())
+			table = append(table, n, "CASE WHEN "+n+" IN (SELECT "+l.name()+" FROM s) THEN sha256(m."+ti.cols[i]+") END")
+			staged = append(staged, "s."+l.name(), "s."+h.name())
 			continue
 		}
 		f := field{i, 'o'}
@@ -820,6 +815,14 @@ func oldMatch(ti *tableInfo, old schema.Tuple) (match []field, table, staged []s
 	return match, table, staged
 }
 
+// bigIn is oldMatch's hashed for changes cs: the columns where one of
+// them has a big old value.
+func (ti *tableInfo) bigIn(cs ...schema.RowChange) func(int) bool {
+	return func(i int) bool {
+		return slices.ContainsFunc(cs, func(c schema.RowChange) bool { return i < len(c.Old) && ti.bigOldValue(i, c.Old[i]) })
+	}
+}
+
 // changeSet applies a schema.SetRun of a keyless table's changes in one
 // statement: the table's rows equal to some change's old row are numbered
 // per distinct row (in rowid order), the changes per old row too, and the
@@ -827,9 +830,7 @@ func oldMatch(ti *tableInfo, old schema.Tuple) (match []field, table, staged []s
 // nothing, as rowChange's does.
 func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChange) error {
 	first := cs[0]
-	if len(ti.keyIdx) > 0 || len(cs) == 1 || slices.ContainsFunc(cs, ti.bigOldRow) {
-		// (A big old value is matched by its hash, of the stored values
-		// of its length only, which the set-wise statement cannot say.)
+	if len(ti.keyIdx) > 0 || len(cs) == 1 {
 		for _, c := range cs {
 			if err := s.rowChange(ctx, ti, c); err != nil {
 				return err
@@ -840,7 +841,7 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 	if ti.t.Identity != schema.IdentityFull {
 		return schema.Unidentified(ti.t, first.Op, true)
 	}
-	match, ls, rs := oldMatch(ti, first.Old)
+	match, ls, rs := oldMatch(ti, first.Old, ti.bigIn(cs...))
 	var fields []field
 	var tk, sk, on, sets, vals []string
 	for i := range ls {

@@ -376,6 +376,18 @@ func testKeylessBigValues(h *harness) {
 		}})
 	})
 	h.want(kb, r("5", t3, b1), r("6", t1, b2))
+	// A run over duplicates and a row of the same length.
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kb, Rows: []schema.RowChange{
+			ins(row("7", t1, b1)), ins(row("7", t1, b1)), ins(row("7", t1, b1)), ins(row("7", t2, b1)),
+		}})
+	})
+	h.tx(func() {
+		h.write(&schema.Batch{Table: kb, Rows: []schema.RowChange{
+			del(row("7", t1, b1)), del(row("7", t2, b1)), del(row("7", t1, b1)),
+		}})
+	})
+	h.want(kb, r("5", t3, b1), r("6", t1, b2), r("7", t1, b1))
 }
 
 // testKeylessSets: long runs of updates or deletes to a keyless table, which
