@@ -370,6 +370,21 @@ func (s *Sink) CommitPosition(ctx context.Context, st schema.State) error {
 	return s.Commit(ctx, st)
 }
 
+// overLimit adds walmirror's remedy to DuckDB failing for want of memory
+// under its memory_limit (helper-119: a 200 MB source transaction of 100 kB
+// values under --duckdb-memory-limit 256MB failed every run at its COMMIT,
+// "failed to pin block", with DuckDB's own advice: SET memory_limit, which
+// a walmirror user sets through the flag).
+func overLimit(err error) error {
+	if err == nil {
+		return nil
+	}
+	if m := err.Error(); !strings.Contains(m, "failed to pin block") && !strings.Contains(m, "Out of Memory Error") {
+		return err
+	}
+	return fmt.Errorf("%w\n(walmirror: DuckDB could not fit this target transaction in its memory limit: raise --duckdb-memory-limit, or leave it unset for DuckDB's default of 80%% of RAM; from Go, SET memory_limit through the sink's DB(). Nothing of the transaction was stored: the next run applies it again)", err)
+}
+
 // Commit checks the keys of tables filled in this transaction, stores the
 // state row and commits.
 func (s *Sink) Commit(ctx context.Context, st schema.State) error {
@@ -400,7 +415,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 		// A COMMIT DuckDB could not write has already rolled back: a
 		// ROLLBACK now would only add "no transaction is active".
 		s.forget()
-		return fmt.Errorf("commit: %w", err)
+		return overLimit(fmt.Errorf("commit: %w", err))
 	}
 	clear(s.touched)
 	s.inTx = false

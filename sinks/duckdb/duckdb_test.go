@@ -842,3 +842,47 @@ func TestPublishCopyConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryLimitRemedy: a transaction DuckDB cannot hold within its
+// memory_limit fails with walmirror's remedy (helper-119: a 200 MB source
+// transaction of 100 kB values under --duckdb-memory-limit 256MB failed
+// every run at its COMMIT with DuckDB's own advice, SET memory_limit), and
+// stores nothing.
+func TestMemoryLimitRemedy(t *testing.T) {
+	ctx := t.Context()
+	s := openSink(t, filepath.Join(t.TempDir(), "mem.duckdb"))
+	if _, err := s.DB().ExecContext(ctx, "SET memory_limit = '16MB'"); err != nil {
+		t.Fatal(err)
+	}
+	tbl := schema.NewTable(1, "public", "big", schema.IdentityDefault, []schema.Column{
+		{Name: "k", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+	tx(t, s, func(ctx context.Context) error { return s.EnsureTable(ctx, tbl) })
+	if err := s.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := func() error {
+		big := strings.Repeat("abcdefghij", 10_000)
+		for b := range 40 {
+			rows := make([]schema.Tuple, 50)
+			for i := range rows {
+				rows[i] = text(strconv.Itoa(b*50+i), strconv.Itoa(b*50+i)+big)
+			}
+			if err := s.Write(ctx, &schema.Batch{Table: tbl, Inserts: rows}); err != nil {
+				return err
+			}
+		}
+		return s.Commit(ctx, schema.State{LSN: 99, Slot: "s", SystemID: "1", Phase: schema.PhaseStreaming})
+	}()
+	if err == nil {
+		t.Skip("DuckDB held 200 MB of values under a 16 MB memory_limit: nothing to check")
+	}
+	if !strings.Contains(err.Error(), "--duckdb-memory-limit") {
+		t.Fatalf("a transaction over DuckDB's memory_limit failed with %v; want walmirror's remedy (--duckdb-memory-limit)", err)
+	}
+	t.Log(err)
+	if st, _, _ := s.ReadState(ctx); st.LSN == 99 {
+		t.Fatal("the failed transaction stored its state")
+	}
+}

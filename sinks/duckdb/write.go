@@ -179,7 +179,7 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 			err = unstorableJSON{fmt.Sprintf("%s: DuckDB's JSON parser refused a json value (%s): to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR), then request a copy of the table again (walmirror resync --table ...); walmirror then stores them there as text%s",
 				col, strings.TrimSpace(why), s.uncreated(ti, at, schema.ErrUnstorable)), err}
 		}
-		err = fmt.Errorf("write %s: %w", ti.label, err)
+		err = overLimit(fmt.Errorf("write %s: %w", ti.label, err))
 		if msg := err.Error(); strings.Contains(msg, missingMsg) || strings.Contains(msg, presentMsg) {
 			err = schema.Diverged(ti.t, err)
 		}
