@@ -435,8 +435,11 @@ func (r *runner) slotBusy(ctx context.Context, err error) error {
 	}
 	if r.busySince.IsZero() {
 		r.busySince = time.Now()
-		r.log.Warn("the replication slot is in use by another connection; waiting for it to be released",
-			"slot", r.cfg.Source.Slot, "server_pid", pid, "holder", holder, "wait", r.cfg.SlotBusyWait)
+		attrs := []any{"slot", r.cfg.Source.Slot, "server_pid", pid, "wait", r.cfg.SlotBusyWait}
+		if holder != "" { // (released by the time it was looked up: helper-119 saw holder="")
+			attrs = append(attrs, "holder", holder)
+		}
+		r.log.Warn("the replication slot is in use by another connection; waiting for it to be released", attrs...)
 	}
 	if time.Since(r.busySince) < r.cfg.SlotBusyWait {
 		return nil
