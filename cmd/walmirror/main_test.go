@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -287,6 +288,18 @@ func TestCrashLoop(t *testing.T) {
 			return mirrortest.DuckDBRows(context.Background(), path, strings.Replace(q, "FROM ", "FROM public.", 1))
 		})
 	})
+	t.Run("duckdb-indexed", func(t *testing.T) {
+		// Key indexes from the first update on: DuckDB replays their
+		// changes from its write-ahead log after each kill.
+		path := filepath.Join(t.TempDir(), "copy.duckdb")
+		crashLoop(t, seconds, "duckdb:"+path, func(q string) ([]string, error) {
+			return mirrortest.DuckDBRows(context.Background(), path, strings.Replace(q, "FROM ", "FROM public.", 1))
+		}, "--duckdb-index-rows", "1")
+		got, err := mirrortest.DuckDBRows(context.Background(), path, "SELECT table_name FROM duckdb_indexes() WHERE starts_with(index_name, '_walmirror_key_') ORDER BY 1")
+		if err != nil || !slices.Contains(got, "pgbench_accounts") {
+			t.Errorf("tables with walmirror's key index: %q (%v), want pgbench_accounts among them", got, err)
+		}
+	})
 	t.Run("postgres", func(t *testing.T) {
 		db, err := server.CreateDatabase(context.Background(), "crash_target")
 		if err != nil {
@@ -299,7 +312,7 @@ func TestCrashLoop(t *testing.T) {
 	})
 }
 
-func crashLoop(t *testing.T, seconds int, target string, copyRows func(query string) ([]string, error)) {
+func crashLoop(t *testing.T, seconds int, target string, copyRows func(query string) ([]string, error), extra ...string) {
 	dsn, db := newDatabase(t, "")
 	pgbench := testenv.Tool("pgbench")
 	if out, err := exec.Command(pgbench, "-i", "-s", "2", "-q", dsn).CombinedOutput(); err != nil {
@@ -310,7 +323,7 @@ func crashLoop(t *testing.T, seconds int, target string, copyRows func(query str
 		t.Fatal(err)
 	}
 	defer logs.Close()
-	args := []string{"run", "--source", dsn, "--target", target, "--slot", "s_" + db, "--commit-rows", "500"}
+	args := append([]string{"run", "--source", dsn, "--target", target, "--slot", "s_" + db, "--commit-rows", "500"}, extra...)
 
 	load := exec.Command(pgbench, "-c", "2", "-T", strconv.Itoa(seconds), "-n", dsn)
 	var loadOut bytes.Buffer

@@ -56,6 +56,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	fs.BoolVar(&topts.dropColumns, "drop-columns", false, "drop a target column when the source drops it (default: keep it with its data; new rows get NULL there)")
 	fs.BoolVar(&topts.adopt, "adopt-tables", false, "take over existing, empty target tables walmirror did not create (a pre-created schema) instead of stopping")
 	fs.StringVar(&topts.duckMemoryLimit, "duckdb-memory-limit", "", "DuckDB target: cap DuckDB's memory (e.g. 1GB; default 80% of RAM); it spills beside the file")
+	fs.Int64Var(&topts.duckIndexRows, "duckdb-index-rows", topts.duckIndexRows, "DuckDB target: index a keyed table's key once it holds this many rows and rows of it are updated or deleted, so those stop scanning it (0: never)")
 	fs.StringVar(&publishCopy, "publish-copy", "", "DuckDB target: keep a consistent read-only copy of the file at this path, replaced atomically, for other processes to query")
 	durationFlag(fs, &publishEvery, "publish-interval", time.Minute, "DuckDB target: how often --publish-copy is refreshed")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")

@@ -25,11 +25,14 @@ const (
 type targetOptions struct {
 	pg              postgres.Options
 	duckMemoryLimit string // DuckDB memory_limit, "" for DuckDB's default
+	duckIndexRows   int64  // DuckDB Sink.KeyIndexRows, 0 for never (--duckdb-index-rows)
 	adopt           bool   // take over existing empty tables (--adopt-tables)
 	dropColumns     bool   // drop target columns the source dropped (--drop-columns)
 }
 
-func defaultTargetOptions() targetOptions { return targetOptions{pg: postgres.DefaultOptions()} }
+func defaultTargetOptions() targetOptions {
+	return targetOptions{pg: postgres.DefaultOptions(), duckIndexRows: duckdb.DefaultKeyIndexRows}
+}
 
 // openTarget opens the sink a TARGET string names.
 func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist bool, opts targetOptions) (apply.Sink, error) {
@@ -63,6 +66,10 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 			return nil, err
 		}
 		s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
+		s.KeyIndexRows = opts.duckIndexRows
+		if s.KeyIndexRows <= 0 {
+			s.KeyIndexRows = -1 // the flag's 0: never
+		}
 		// No other code queries this process's DuckDB instance.
 		s.SerialSmallWrites = true
 		return s, nil

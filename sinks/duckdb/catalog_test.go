@@ -191,3 +191,23 @@ func TestCatalogCache(t *testing.T) {
 		t.Errorf("cached comment %+v, want %q", ct, comment)
 	}
 }
+
+// TestParseSize reads DuckDB's renderings of memory_limit.
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"244 MiB":  244 << 20,
+		"18.5 GiB": 37 << 29,
+		"0 bytes":  0,
+		"1.5 KiB":  1536,
+		"2 GB":     2e9,
+	} {
+		if got, ok := parseSize(in); !ok || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "lots", "12 parsecs", "-1 MiB"} {
+		if got, ok := parseSize(in); ok {
+			t.Errorf("parseSize(%q) = %d, ok; want not ok", in, got)
+		}
+	}
+}

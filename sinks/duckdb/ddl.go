@@ -285,6 +285,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			// Kept as text: written as PostgreSQL's text form.
 			s.log.Debug("target column is VARCHAR: values are stored as PostgreSQL text", "table", name, "column", c.Name, "source_type", want)
 		default:
+			if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+				return err
+			}
 			ok, err := s.retype(ctx, name, c.Name, want, convertFrom(t, c))
 			if err != nil {
 				return err
@@ -305,6 +308,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			s.log.Log(ctx, keptLevel(t, ec.name), "target column no longer in the source (dropped, or left out by the publication's column list): kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", ec.name)
 		default:
 			// (A table this transaction changed was rebuilt without it.)
+			if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+				return err
+			}
 			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quote(ec.name)); err != nil {
 				return fmt.Errorf("drop column %q of %s, which the source dropped: %w", ec.name, name, err)
 			}
@@ -320,6 +326,10 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 		return fmt.Errorf("inspect %s: not in the catalog", name)
 	}
 	if ct.comment != comment {
+		// The comment names the key: an index on another key goes.
+		if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+			return err
+		}
 		if _, err := s.conn.ExecContext(ctx, "COMMENT ON TABLE "+name+" IS "+literal(comment)); err != nil {
 			return fmt.Errorf("comment on %s: %w", name, err)
 		}
@@ -604,6 +614,11 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		_, found := findColumn(cols, col)
 		return err == nil && found // on an error the ALTER below says what is wrong
 	}
+	if len(c.Renamed) > 0 {
+		if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+			return nil, err
+		}
+	}
 	for to, from := range c.Renamed {
 		// DuckDB's names are case-insensitive: a rename that changes only
 		// case finds the column itself under its new name.
@@ -770,8 +785,11 @@ func (s *Sink) move(ctx context.Context, t *schema.Table, old, name, fromSchema,
 // new name and dropped; its comment (the key) goes with it.
 func (s *Sink) renameStmts(ctx context.Context, fromSchema, fromName, newSchema, newName string) ([]string, error) {
 	old, name := TableName(fromSchema, fromName), TableName(newSchema, newName)
+	// DuckDB renames no table an index depends on; one copied under the new
+	// name leaves its index behind with the old table.
+	unindex := "DROP INDEX IF EXISTS " + keyIndexName(fromSchema, fromName)
 	if fromSchema == newSchema && !s.altered[old] {
-		return []string{"ALTER TABLE " + old + " RENAME TO " + quote(newName)}, nil
+		return []string{unindex, "ALTER TABLE " + old + " RENAME TO " + quote(newName)}, nil
 	}
 	var comment sql.NullString
 	if err := s.conn.QueryRowContext(ctx, `SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?`,
@@ -779,6 +797,7 @@ func (s *Sink) renameStmts(ctx context.Context, fromSchema, fromName, newSchema,
 		return nil, fmt.Errorf("read the comment of %s: %w", old, err)
 	}
 	stmts := []string{
+		unindex,
 		"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(newSchema),
 		"CREATE TABLE " + name + " AS SELECT * FROM " + old,
 		"DROP TABLE " + old,
@@ -789,8 +808,11 @@ func (s *Sink) renameStmts(ctx context.Context, fromSchema, fromName, newSchema,
 	return stmts, nil
 }
 
-// forgetTable drops the plans made for the table name.
+// forgetTable drops the plans made for the table name, and what the sink
+// knows of its key index.
 func (s *Sink) forgetTable(name string) {
+	delete(s.keyIndex, name)
+	delete(s.indexWanted, name)
 	for shape, ti := range s.tables {
 		if ti.name == name {
 			delete(s.tables, shape)

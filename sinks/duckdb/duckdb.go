@@ -16,7 +16,10 @@
 // are named in the table's comment (SELECT comment FROM duckdb_tables()).
 // The sink keeps keys unique itself: rows it is told are new are checked
 // against the table (for a table emptied or created in the same
-// transaction, such as the initial copy, once per table at commit).
+// transaction, such as the initial copy, once per table at commit). A big
+// keyed table that gets updates or deletes is given a plain (not unique)
+// index on its key, _walmirror_key_<table>, so they stop scanning it (see
+// [Sink.KeyIndexRows]).
 //
 // # Types
 //
@@ -122,6 +125,11 @@ type Sink struct {
 	// one else uses its instance); a program that queries the copy in the
 	// same process should leave it false.
 	SerialSmallWrites bool
+	// KeyIndexRows: a keyed table gets an index on its key columns once it
+	// holds this many rows and a transaction looked rows of it up by key,
+	// so updates and deletes stop scanning it (keyindex.go; --duckdb-index-rows).
+	// 0 is DefaultKeyIndexRows; negative, never.
+	KeyIndexRows int64
 
 	path string
 	abs  string // key in openFiles
@@ -149,6 +157,11 @@ type Sink struct {
 	// per table in the open transaction (bulkRows).
 	verify  map[string]*keyCheck
 	written map[string]int64
+	// keyIndex is what the sink knows of each table's key index;
+	// indexWanted the tables the open transaction looked rows up in by
+	// key that may need one (keyindex.go).
+	keyIndex    map[string]keyIndexState
+	indexWanted map[string]*tableInfo
 
 	// stateRow: the state row exists (a commit stored it), so the next
 	// commit updates it in place, with stateUpdate (prepared once, not
@@ -270,6 +283,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Sink, error) {
 	}
 	s := &Sink{path: path, abs: abs, db: db, conn: conn, log: log,
 		tables: map[*schema.Table]*tableInfo{}, fresh: map[string]bool{}, created: map[string]bool{}, altered: map[string]bool{}, verify: map[string]*keyCheck{}, written: map[string]int64{},
+		keyIndex: map[string]keyIndexState{}, indexWanted: map[string]*tableInfo{},
 		published: map[string]publication{}, lastWrite: map[tableRef]uint64{}, touched: map[tableRef]struct{}{}}
 	// Spill files go beside the database, as for a file opened directly.
 	if _, err := conn.ExecContext(ctx, "SET temp_directory = "+literal(path+".tmp")); err != nil {
@@ -425,6 +439,7 @@ func (s *Sink) Commit(ctx context.Context, st schema.State) error {
 	clear(s.altered)
 	clear(s.verify)
 	clear(s.written)
+	s.indexKeys(ctx)
 	return nil
 }
 
@@ -486,6 +501,7 @@ func (s *Sink) forget() {
 	clear(s.altered)
 	clear(s.verify)
 	clear(s.written)
+	clear(s.indexWanted)
 }
 
 // DiskFull says whether err is DuckDB failing to write for want of space

@@ -385,6 +385,7 @@ func (s *Sink) deleteKeys(ctx context.Context, ti *tableInfo, keys []schema.Tupl
 	q := ti.cached("delete", func() string {
 		return "DELETE FROM " + ti.name + " AS t USING s WHERE " + ti.keyMatch("t", 'c')
 	})
+	s.wantKeyIndex(ti)
 	return s.run(ctx, ti, q, fields, len(keys), func(a *duckdb.Appender) error {
 		return s.appendTuples(a, ti, fields, keys, complete)
 	})
@@ -490,6 +491,9 @@ func (s *Sink) insertRows(ctx context.Context, ti *tableInfo, rows []schema.Tupl
 	work := int64(len(rows))
 	if checked {
 		work += ti.rows // the statement joins the batch with the table
+		if !ranged {
+			s.wantKeyIndex(ti)
+		}
 	}
 	err := s.runWork(ctx, ti, work, q, fields, len(rows), func(a *duckdb.Appender) error {
 		return s.appendTuples(a, ti, fields, rows, complete)
@@ -572,6 +576,7 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 		return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') +
 			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN " + notMatched
 	})
+	s.wantKeyIndex(ti)
 	if err := s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
 		return s.appendTuples(a, ti, fields, rows, complete)
 	}); err != nil {
@@ -717,6 +722,7 @@ func (s *Sink) updateByKey(ctx context.Context, ti *tableInfo, mask string, rows
 			return fmt.Errorf("internal error: patch of %s without key column %q", ti.label, ti.t.Columns[k].Name)
 		}
 	}
+	s.wantKeyIndex(ti)
 	return s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
 		return s.appendTuples(a, ti, fields, rows, sentOnly)
 	})
