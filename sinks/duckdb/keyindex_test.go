@@ -42,7 +42,7 @@ func keyIndexes(t *testing.T, db *sql.DB) []string {
 // with an index of its own, not when the index would not fit a quarter of
 // the memory limit. A rename drops it (DuckDB renames no table an index
 // depends on) and the next update builds it under the new name; values
-// stay right throughout.
+// stay right throughout. A truncate drops it.
 func TestKeyIndex(t *testing.T) {
 	ctx := t.Context()
 	s := openSink(t, filepath.Join(t.TempDir(), "idx.duckdb"))
@@ -114,6 +114,26 @@ func TestKeyIndex(t *testing.T) {
 	update(tbl2, "6")
 	if got := keyIndexes(t, db); strings.Join(got, ",") != "kv2 [k]" {
 		t.Fatalf("after an update of the renamed table: indexes %q, want kv2's", got)
+	}
+
+	// Emptied, it loses the index (rows loaded next would each go into
+	// it), and an update of its few new rows does not bring it back.
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.Truncate(ctx, []*schema.Table{tbl2}); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: tbl2, Inserts: rows(10, 1)})
+	})
+	update(tbl2, "9")
+	if got := keyIndexes(t, db); len(got) != 0 {
+		t.Fatalf("after a truncate and an update of 10 rows: indexes %q, want none", got)
+	}
+	tx(t, s, func(ctx context.Context) error {
+		return s.Write(ctx, &schema.Batch{Table: tbl2, Inserts: rows(1000, 11)})
+	})
+	update(tbl2, "6")
+	if got := keyIndexes(t, db); strings.Join(got, ",") != "kv2 [k]" {
+		t.Fatalf("after 1,010 rows and an update: indexes %q, want kv2's", got)
 	}
 
 	// A table with an index of its own gets none of walmirror's.

@@ -994,6 +994,16 @@ func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
 		if _, err := s.conn.ExecContext(ctx, "TRUNCATE "+name); err != nil {
 			return fmt.Errorf("truncate %s: %w", name, err)
 		}
+		// Rows loaded into it next (a copy) would each go into the index
+		// too: it comes back at the next update once the table is big.
+		if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+			return err
+		}
+		for _, ti := range s.tables {
+			if ti.name == name {
+				ti.rows = 0 // (a rollback forgets the plans)
+			}
+		}
 		s.fresh[name] = true
 		s.altered[name] = true
 	}
