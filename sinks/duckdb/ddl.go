@@ -285,7 +285,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			// Kept as text: written as PostgreSQL's text form.
 			s.log.Debug("target column is VARCHAR: values are stored as PostgreSQL text", "table", name, "column", c.Name, "source_type", want)
 		default:
-			if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+			if err := s.shedKeyIndex(ctx, t.Schema, t.Name); err != nil {
 				return err
 			}
 			ok, err := s.retype(ctx, name, c.Name, want, convertFrom(t, c))
@@ -308,7 +308,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			s.log.Log(ctx, keptLevel(t, ec.name), "target column no longer in the source (dropped, or left out by the publication's column list): kept, NULL in rows written from now on (in every row when the table is copied again; --drop-columns drops it)", "table", name, "column", ec.name)
 		default:
 			// (A table this transaction changed was rebuilt without it.)
-			if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+			if err := s.shedKeyIndex(ctx, t.Schema, t.Name); err != nil {
 				return err
 			}
 			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" DROP COLUMN "+quote(ec.name)); err != nil {
@@ -327,7 +327,7 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 	}
 	if ct.comment != comment {
 		// The comment names the key: an index on another key goes.
-		if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+		if err := s.shedKeyIndex(ctx, t.Schema, t.Name); err != nil {
 			return err
 		}
 		if _, err := s.conn.ExecContext(ctx, "COMMENT ON TABLE "+name+" IS "+literal(comment)); err != nil {
@@ -615,7 +615,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		return err == nil && found // on an error the ALTER below says what is wrong
 	}
 	if len(c.Renamed) > 0 {
-		if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+		if err := s.shedKeyIndex(ctx, t.Schema, t.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -785,11 +785,15 @@ func (s *Sink) move(ctx context.Context, t *schema.Table, old, name, fromSchema,
 // new name and dropped; its comment (the key) goes with it.
 func (s *Sink) renameStmts(ctx context.Context, fromSchema, fromName, newSchema, newName string) ([]string, error) {
 	old, name := TableName(fromSchema, fromName), TableName(newSchema, newName)
-	// DuckDB renames no table an index depends on; one copied under the new
-	// name leaves its index behind with the old table.
-	unindex := "DROP INDEX IF EXISTS " + keyIndexName(fromSchema, fromName)
-	if fromSchema == newSchema && !s.altered[old] {
-		return []string{unindex, "ALTER TABLE " + old + " RENAME TO " + quote(newName)}, nil
+	// DuckDB renames no table an index depends on: such a table is copied
+	// too, its index dropped with it (keyindex.go).
+	indexed, err := s.hasKeyIndex(ctx, fromSchema, fromName)
+	if err != nil {
+		return nil, err
+	}
+	delete(s.keyIndex, old)
+	if fromSchema == newSchema && !s.altered[old] && !indexed {
+		return []string{"ALTER TABLE " + old + " RENAME TO " + quote(newName)}, nil
 	}
 	var comment sql.NullString
 	if err := s.conn.QueryRowContext(ctx, `SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?`,
@@ -797,7 +801,6 @@ func (s *Sink) renameStmts(ctx context.Context, fromSchema, fromName, newSchema,
 		return nil, fmt.Errorf("read the comment of %s: %w", old, err)
 	}
 	stmts := []string{
-		unindex,
 		"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(newSchema),
 		"CREATE TABLE " + name + " AS SELECT * FROM " + old,
 		"DROP TABLE " + old,

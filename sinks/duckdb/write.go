@@ -996,7 +996,8 @@ func (s *Sink) Truncate(ctx context.Context, tables []*schema.Table) error {
 		}
 		// Rows loaded into it next (a copy) would each go into the index
 		// too: it comes back at the next update once the table is big.
-		if err := s.dropKeyIndex(ctx, t.Schema, t.Name); err != nil {
+		// (Emptied, the table costs nothing to copy without it.)
+		if err := s.shedKeyIndex(ctx, t.Schema, t.Name); err != nil {
 			return err
 		}
 		for _, ti := range s.tables {
