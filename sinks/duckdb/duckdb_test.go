@@ -24,11 +24,26 @@ import (
 var _ apply.Sink = (*duckdb.Sink)(nil)
 
 func TestContract(t *testing.T) {
-	sinktest.Run(t, sinktest.FileTarget("duckdb", "target.duckdb",
+	sinktest.Run(t, contractTarget(func(s *duckdb.Sink) {}))
+}
+
+// TestContractIndexed runs the contract with every keyed table indexed on
+// its key as soon as a transaction looks a row of it up (KeyIndexRows 1),
+// so each case's schema changes, renames and moves meet the index DuckDB
+// refuses most ALTERs under.
+func TestContractIndexed(t *testing.T) {
+	sinktest.Run(t, contractTarget(func(s *duckdb.Sink) { s.KeyIndexRows = 1 }))
+}
+
+// contractTarget is the DuckDB sink for the contract suite, as the walmirror
+// command runs it, with set applied.
+func contractTarget(set func(*duckdb.Sink)) sinktest.Target {
+	return sinktest.FileTarget("duckdb", "target.duckdb",
 		func(ctx context.Context, path string) (sinktest.Sink, error) {
 			s, err := duckdb.Open(ctx, path, nil)
 			if err == nil {
 				s.SerialSmallWrites = true // as the walmirror command runs it
+				set(s)
 			}
 			return s, err
 		},
@@ -41,30 +56,7 @@ func TestContract(t *testing.T) {
 				cols[i] = c.Name
 			}
 			return readTable(t, db, table.Schema, table.Name, cols, "")
-		}))
-}
-
-// TestContractIndexed runs the contract with every keyed table indexed on
-// its key as soon as a transaction looks a row of it up (KeyIndexRows 1),
-// so each case's schema changes, renames and moves meet the index DuckDB
-// refuses most ALTERs under.
-func TestContractIndexed(t *testing.T) {
-	sinktest.Run(t, sinktest.FileTarget("duckdb", "target.duckdb",
-		func(ctx context.Context, path string) (sinktest.Sink, error) {
-			s, err := duckdb.Open(ctx, path, nil)
-			if err == nil {
-				s.SerialSmallWrites, s.KeyIndexRows = true, 1
-			}
-			return s, err
-		},
-		func(t *testing.T, s sinktest.Sink, _ string, table *schema.Table) [][]string {
-			db := s.(*duckdb.Sink).DB()
-			cols := make([]string, len(table.Columns))
-			for i, c := range table.Columns {
-				cols[i] = c.Name
-			}
-			return readTable(t, db, table.Schema, table.Name, cols, "")
-		}))
+		})
 }
 
 func openSink(t *testing.T, path string) *duckdb.Sink {

@@ -36,6 +36,14 @@ func keyIndexes(t *testing.T, db *sql.DB) []string {
 	return out
 }
 
+// kvTable is public.kv (k int8 key, v text).
+func kvTable() *schema.Table {
+	return schema.NewTable(1, "public", "kv", schema.IdentityDefault, []schema.Column{
+		{Name: "k", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+}
+
 // TestKeyIndex: a keyed table gets walmirror's index on its key once it
 // holds KeyIndexRows rows and a committed transaction updated or deleted
 // rows of it by key; not before, not for inserts alone, not for a table
@@ -48,10 +56,7 @@ func TestKeyIndex(t *testing.T) {
 	s := openSink(t, filepath.Join(t.TempDir(), "idx.duckdb"))
 	s.KeyIndexRows = 1000
 	db := s.DB()
-	tbl := schema.NewTable(1, "public", "kv", schema.IdentityDefault, []schema.Column{
-		{Name: "k", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
-		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
-	})
+	tbl := kvTable()
 	rows := func(n, from int) []schema.Tuple {
 		out := make([]schema.Tuple, n)
 		for i := range out {
@@ -173,10 +178,7 @@ func TestKeyIndex(t *testing.T) {
 func TestKeyIndexOff(t *testing.T) {
 	s := openSink(t, filepath.Join(t.TempDir(), "off.duckdb"))
 	s.KeyIndexRows = -1
-	tbl := schema.NewTable(1, "public", "kv", schema.IdentityDefault, []schema.Column{
-		{Name: "k", TypeID: schema.OIDInt8, Typmod: -1, Key: true},
-		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
-	})
+	tbl := kvTable()
 	tx(t, s, func(ctx context.Context) error {
 		if err := s.EnsureTable(ctx, tbl); err != nil {
 			return err
