@@ -74,7 +74,13 @@ type walmirrorRun struct {
 func (e *env) walmirror(db, spec, slot string) *walmirrorRun {
 	parts := strings.Split(spec, "+")
 	kind := parts[0]
-	slot = strings.ReplaceAll(slot, "+", "_")
+	// A slot name is a-z, 0-9 and _: "duckdb+duckdb-index-rows=0" too.
+	slot = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		return '_'
+	}, strings.ToLower(slot))
 	w := &walmirrorRun{e: e, db: db, k: kind, variant: spec, slot: slot, workloadName: db}
 	for _, f := range parts[1:] {
 		w.flags = append(w.flags, "--"+f)
