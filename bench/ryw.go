@@ -150,7 +150,7 @@ func (e *env) rywWorkload(ctx context.Context, db string, checks []check) error 
 		if err != nil {
 			return err
 		}
-		got, err := e.aggregates(ctx, c, w.target(), checks)
+		got, err := e.aggregates(ctx, w.kind(), w.target(), checks)
 		res.equal = err == nil && got == want && rr.Stale == 0
 		if !res.equal {
 			res.detail = fmt.Sprintf("source %s, copy %s %v; stale reads %d", want, got, err, rr.Stale)

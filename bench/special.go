@@ -93,7 +93,7 @@ func (e *env) lagWorkload(ctx context.Context, db string, checks []check) error 
 		if err != nil {
 			return err
 		}
-		got, err := e.aggregates(ctx, c, w.target(), checks)
+		got, err := e.aggregates(ctx, w.kind(), w.target(), checks)
 		res.equal = err == nil && got == want
 		if !res.equal {
 			res.detail = fmt.Sprintf("source %s, copy %s %v", want, got, err)
