@@ -29,8 +29,9 @@ import (
 // little more at each checkpoint. DuckDB refuses to drop, rename or retype a
 // column, or rename the table, while an index depends on it: the sink
 // copies the table without its index before such a change (shedKeyIndex)
-// and builds the index again when lookups by key come back. A table walmirror adopted that has an index or a
-// key constraint of its own gets none.
+// and builds the index again when lookups by key come back. A table
+// walmirror adopted that has an index or a key constraint of its own gets
+// none.
 
 // DefaultKeyIndexRows is Sink.KeyIndexRows when it is zero. Below it a
 // table's scan costs DuckDB little more than an index lookup.
