@@ -288,8 +288,10 @@ func TestCrashLoop(t *testing.T) {
 		})
 	})
 	t.Run("duckdb-indexed", func(t *testing.T) {
-		// Key indexes from the first update on: DuckDB replays their
-		// changes from its write-ahead log after each kill.
+		// Key indexes allowed from the first update on. Whether a run
+		// builds one before its kill is not asserted: in the runs of
+		// 2026-12-06 the file ended without one (cause open, see the
+		// session note), so this covers the index path only when it does.
 		path := filepath.Join(t.TempDir(), "copy.duckdb")
 		crashLoop(t, seconds, "duckdb:"+path, func(q string) ([]string, error) {
 			return mirrortest.DuckDBRows(context.Background(), path, strings.Replace(q, "FROM ", "FROM public.", 1))
