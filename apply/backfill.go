@@ -1740,7 +1740,7 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 			return nil
 		}
 		e.lastPoll, e.pollSoon = time.Now(), false
-		tables, at, err := e.copier.Published(ctx)
+		l, err := e.copier.Published(ctx)
 		// The stream waits while the publication is listed, and a Relation
 		// message asks for a listing (pollSoon), which a source with many
 		// tables sends all the time (at each table's first change in a
@@ -1764,13 +1764,14 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 		}
 		e.listStuck, e.listWarned = time.Time{}, false
 		e.listings++
-		e.polled = &polled{tables: tables, at: at, gen: e.listings}
+		e.polled = &polled{Listing: l, gen: e.listings}
 	}
-	if streamed < e.polled.at {
+	if streamed < e.polled.At {
 		e.conf.RequestReply() // the next keepalive may show it passed
 		return nil
 	}
-	tables, at, gen := e.polled.tables, e.polled.at, e.polled.gen
+	l, gen := e.polled, e.polled.gen
+	tables, at := l.Tables, l.At
 	e.polled = nil
 	e.log.Debug("publication listed", "at", at, "tables", len(tables), "copying", len(e.fills))
 	acted := time.Now()
@@ -1794,14 +1795,14 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 			return e.relink(ctx, streamed, table)
 		}
 	}
-	if err := e.forgetLeft(ctx, tables, at); err != nil {
+	if err := e.forgetLeft(ctx, l); err != nil {
 		return err
 	}
 	for _, p := range tables {
-		if err := e.checkStorage(ctx, p, gen); err != nil {
+		if err := e.checkStorage(ctx, p, l, gen); err != nil {
 			return err
 		}
-		if err := e.checkColumns(ctx, p, at); err != nil {
+		if err := e.checkColumns(ctx, p, l); err != nil {
 			return err
 		}
 		if v, ok := e.copiedCache[p.RelID]; ok && (v || e.fills[p.RelID] != nil) {
@@ -1827,8 +1828,8 @@ func (e *engine) poll(ctx context.Context, streamed lsn.LSN) error {
 // Relation message would have. Compared with the shape this run described
 // (unless the stream described it after the listing was taken), or once per
 // run with the shape the target stored.
-func (e *engine) checkColumns(ctx context.Context, p source.PublishedTable, at lsn.LSN) error {
-	if e.fills[p.RelID] != nil || len(p.Columns) == 0 || e.describedAt[p.RelID] > at {
+func (e *engine) checkColumns(ctx context.Context, p source.PublishedTable, l *polled) error {
+	if e.fills[p.RelID] != nil || len(p.Columns) == 0 || e.describedSince(p.RelID, l) {
 		return nil
 	}
 	var cols []schema.StoredColumn
@@ -1888,11 +1889,25 @@ func (e *engine) checkColumns(ctx context.Context, p source.PublishedTable, at l
 	return nil
 }
 
-// polled is a publication listing and the WAL position it was taken at.
+// polled is a publication listing waiting for the stream to pass it.
 type polled struct {
-	tables []source.PublishedTable
-	at     lsn.LSN
-	gen    uint64 // engine.listings when it was taken
+	source.Listing
+	gen uint64 // engine.listings when it was taken
+}
+
+// describedSince says the stream described relid after listing l was
+// taken, so the table's name and columns it holds are newer than the
+// listing's. By the describing transaction where there was one: a
+// transaction that committed before the listing's position can still be
+// one its snapshot does not see (committed in the WAL, not yet to other
+// sessions). Compared by position only, a listing that showed a table
+// renamed away under its old name renamed the copy back over a new table
+// that took the name (TestRenameAwayNewSameName, under load).
+func (e *engine) describedSince(relid uint32, l *polled) bool {
+	if x, ok := e.describedXid[relid]; ok {
+		return !l.Snapshot.Sees(x)
+	}
+	return e.describedAt[relid] > l.At
 }
 
 // shapeLister is a shapeStore that lists and forgets stored shapes: a table
@@ -1904,10 +1919,11 @@ type shapeLister interface {
 }
 
 // forgetLeft forgets the tables the copy holds that are no longer
-// published as of at, the listing's position; their target tables stay as
-// they are. A table the stream described past at joined since (the
-// stream carried it there): the listing is older than that.
-func (e *engine) forgetLeft(ctx context.Context, published []source.PublishedTable, at lsn.LSN) error {
+// published as of listing l; their target tables stay as they are. A
+// table the stream described since joined since (the stream carried it
+// there): the listing is older than that.
+func (e *engine) forgetLeft(ctx context.Context, l *polled) error {
+	published := l.Tables
 	sl, ok := e.sink.(shapeLister)
 	if !ok {
 		return nil
@@ -1921,7 +1937,7 @@ func (e *engine) forgetLeft(ctx context.Context, published []source.PublishedTab
 		in[p.RelID] = true
 	}
 	for _, id := range ids {
-		if in[id] || e.fills[id] != nil || e.describedAt[id] > at {
+		if in[id] || e.fills[id] != nil || e.describedSince(id, l) {
 			continue
 		}
 		if err := e.forget(ctx, id); err != nil {
@@ -1999,8 +2015,8 @@ func (e *engine) logLeft(ctx context.Context, relid uint32, nsp, rel, name strin
 
 // checkStorage copies a table again when the source rewrote it since the
 // target's copy was made: a rewrite with no change after it sends no
-// Relation message.
-func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, gen uint64) error {
+// Relation message. p is from listing l.
+func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, l *polled, gen uint64) error {
 	if e.fills[p.RelID] != nil || p.Storage == "" {
 		return nil
 	}
@@ -2072,6 +2088,12 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, gen 
 			return err
 		}
 		return known()
+	}
+	if t != nil && (sameData(seen, p.Storage) || truncated) && e.describedSince(p.RelID, l) {
+		// The stream described the table after the listing was taken: the
+		// name it holds is the newer one. The next listing compares again.
+		e.storage[p.RelID] = seen
+		return nil
 	}
 	if t != nil && (sameData(seen, p.Storage) || truncated) {
 		// Renamed (or moved to another schema), and the stream has not

@@ -155,7 +155,8 @@ type engine struct {
 	listings      uint64                           // publication listings taken so far in this run (partTrack's stamps)
 	truncXids     map[uint32]truncXid              // per table: the source transaction of its last streamed TRUNCATE
 	unseen        unseenXids                       // delivered source transactions no snapshot has shown yet
-	describedAt   map[uint32]lsn.LSN               // per table: where the stream last described it (see forgetLeft)
+	describedAt   map[uint32]lsn.LSN               // per table: where the stream last described it (describedSince)
+	describedXid  map[uint32]uint32                // per table: the source transaction that last described it, if one did (describedSince)
 	storedCols    map[uint32][]schema.StoredColumn // per table the stream has not described: its stored shape's columns (checkColumns)
 	pollSoon      bool                             // poll at the next caught-up moment, whatever the interval
 	pollAfter     time.Time                        // no poll before then (a locked table)
@@ -178,7 +179,7 @@ type engine struct {
 // chunkReader is what online copies read the source through.
 type chunkReader interface {
 	BeginChunk(ctx context.Context, relid uint32) (*source.Chunk, error)
-	Published(ctx context.Context) ([]source.PublishedTable, lsn.LSN, error)
+	Published(ctx context.Context) (source.Listing, error)
 }
 
 // CommitInfo describes one target commit, for progress displays and lag
@@ -229,7 +230,7 @@ func newEngine(sink Sink, log *slog.Logger, limits Limits, st schema.State, stop
 		ensured: map[*schema.Table]bool{}, buffers: map[uint32]*tableBuffer{},
 		lastEnd: st.LSN, passedEvery: passedEvery, passedBytes: passedBytes, fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}, storage: map[uint32]string{},
 		storedNames: map[uint32]string{}, partTracks: map[uint32]*partTrack{}, trackLooked: map[uint32]bool{},
-		truncXids: map[uint32]truncXid{}, describedAt: map[uint32]lsn.LSN{}, storedCols: map[uint32][]schema.StoredColumn{},
+		truncXids: map[uint32]truncXid{}, describedAt: map[uint32]lsn.LSN{}, describedXid: map[uint32]uint32{}, storedCols: map[uint32][]schema.StoredColumn{},
 	}
 }
 
@@ -594,9 +595,10 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 // watermark (shapeWatermark).
 func (e *engine) describe(ctx context.Context, relid uint32, nsp, name string, ident byte, cols []schema.Column, typeNames map[uint32]string) error {
 	if e.inTx {
-		e.describedAt[relid] = e.txEnd
+		e.describedAt[relid], e.describedXid[relid] = e.txEnd, e.xid
 	} else {
 		e.describedAt[relid] = e.lastEnd
+		delete(e.describedXid, relid)
 	}
 	old, known := e.tables[relid]
 	if known && (old.Schema != nsp || old.Name != name) {

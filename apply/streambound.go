@@ -45,11 +45,11 @@ func ended(ctx context.Context, err error) error {
 	return err
 }
 
-func (b streamBound) Published(ctx context.Context) ([]source.PublishedTable, lsn.LSN, error) {
+func (b streamBound) Published(ctx context.Context) (source.Listing, error) {
 	ctx, stop := b.bound(ctx)
 	defer stop()
-	tables, at, err := b.c.Published(ctx)
-	return tables, at, ended(ctx, err)
+	l, err := b.c.Published(ctx)
+	return l, ended(ctx, err)
 }
 
 func (b streamBound) BeginChunk(ctx context.Context, relid uint32) (*source.Chunk, error) {

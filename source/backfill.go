@@ -110,12 +110,23 @@ type ColumnSig struct {
 	Published bool
 }
 
-// Published lists the publication's tables now, and the WAL position at
-// that moment: once the stream has passed it, it has delivered every
-// change the listing reflects.
-func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, error) {
+// Listing is the publication's tables as one snapshot of the source's
+// catalog saw them.
+type Listing struct {
+	Tables []PublishedTable
+	// At is the WAL position when the snapshot was taken: once the stream
+	// has passed it, it has delivered every change the listing reflects.
+	// A transaction whose commit is before At can still be one the
+	// snapshot does not see (its commit record written, its end not yet
+	// visible to others): Snapshot tells.
+	At       lsn.LSN
+	Snapshot XidSnapshot
+}
+
+// Published lists the publication's tables now (Listing).
+func (c *Copier) Published(ctx context.Context) (Listing, error) {
 	for attempt := 1; ; attempt++ {
-		out, at, unflushed, err := c.published(ctx)
+		out, unflushed, err := c.published(ctx)
 		if err == nil && unflushed {
 			// The stream carries flushed WAL only, and an idle server's
 			// tail (the background writer's snapshot of running
@@ -128,7 +139,7 @@ func (c *Copier) Published(ctx context.Context) ([]PublishedTable, lsn.LSN, erro
 			}
 		}
 		if err == nil || attempt == 20 || !droppedMeanwhile(err) {
-			return out, at, err
+			return out, err
 		}
 	}
 }
@@ -185,7 +196,7 @@ func retryDropped[T any](list func() (T, error)) (T, error) {
 	}
 }
 
-func (c *Copier) published(ctx context.Context) (_ []PublishedTable, _ lsn.LSN, unflushed bool, _ error) {
+func (c *Copier) published(ctx context.Context) (_ Listing, unflushed bool, _ error) {
 	// One snapshot for the whole listing, taken by its first statement,
 	// which reads the WAL position with it: every commit the listing shows
 	// is before that position, and every commit before it is in the
@@ -195,23 +206,27 @@ func (c *Copier) published(ctx context.Context) (_ []PublishedTable, _ lsn.LSN, 
 	// the next listing showed it (TestNoNeedlessCopies, a CI rehearsal).
 	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
 	if err != nil {
-		return nil, 0, false, classify("list published tables", err)
+		return Listing{}, false, classify("list published tables", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var text string
-	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()`).Scan(&text, &unflushed); err != nil {
-		return nil, 0, false, classify("read current WAL position", err)
+	var text, snap string
+	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn(), pg_current_snapshot()::text`).Scan(&text, &unflushed, &snap); err != nil {
+		return Listing{}, false, classify("read current WAL position", err)
 	}
 	pts, err := publishedTables(ctx, tx, c.publication, 0)
 	if err != nil {
-		return nil, 0, false, err
+		return Listing{}, false, err
 	}
 	if err := c.checkOperations(ctx, tx); err != nil {
-		return nil, 0, false, err
+		return Listing{}, false, err
 	}
 	at, err := lsn.Parse(text)
 	if err != nil {
-		return nil, 0, false, err
+		return Listing{}, false, err
+	}
+	xs, err := ParseXidSnapshot(snap)
+	if err != nil {
+		return Listing{}, false, err
 	}
 	// A position just past a page header is where an idle decoder stops
 	// short of (see Source.CurrentLSN).
@@ -231,7 +246,7 @@ func (c *Copier) published(ctx context.Context) (_ []PublishedTable, _ lsn.LSN, 
 	rows, err := tx.Query(ctx, `SELECT attrelid::int8, attnum, attname, atttypid::int8, atttypmod, attgenerated::text FROM pg_catalog.pg_attribute
 		WHERE attrelid = ANY($1::text::oid[]) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum`, "{"+strings.Join(ids, ",")+"}")
 	if err != nil {
-		return nil, 0, false, classify("list published tables' columns", err)
+		return Listing{}, false, classify("list published tables' columns", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -239,7 +254,7 @@ func (c *Copier) published(ctx context.Context) (_ []PublishedTable, _ lsn.LSN, 
 		var c ColumnSig
 		var generated string
 		if err := rows.Scan(&rel, &c.Num, &c.Name, &typ, &c.Typmod, &generated); err != nil {
-			return nil, 0, false, classify("list published tables' columns", err)
+			return Listing{}, false, classify("list published tables' columns", err)
 		}
 		c.TypeID = uint32(typ)
 		if i, ok := index[uint32(rel)]; ok {
@@ -248,9 +263,9 @@ func (c *Copier) published(ctx context.Context) (_ []PublishedTable, _ lsn.LSN, 
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, false, classify("list published tables' columns", err)
+		return Listing{}, false, classify("list published tables' columns", err)
 	}
-	return out, at, unflushed, nil
+	return Listing{Tables: out, At: at, Snapshot: xs}, unflushed, nil
 }
 
 // Storage is relid's storage signature now (PublishedTable.Storage), read
