@@ -289,15 +289,12 @@ func TestCrashLoop(t *testing.T) {
 	})
 	t.Run("duckdb-indexed", func(t *testing.T) {
 		// Key indexes allowed from the first update on. Whether a run
-		// builds one before its kill is not asserted: in the runs of
-		// 2026-12-06 the file ended without one (cause open, see the
-		// session note), so this covers the index path only when it does.
+		// builds one before its kill is not asserted: a kill schedule can
+		// stop every run before its first commit with updates.
 		path := filepath.Join(t.TempDir(), "copy.duckdb")
 		crashLoop(t, seconds, "duckdb:"+path, func(q string) ([]string, error) {
 			return mirrortest.DuckDBRows(context.Background(), path, strings.Replace(q, "FROM ", "FROM public.", 1))
 		}, "--duckdb-index-rows", "1")
-		// Informational: a kill schedule can stop every run before its
-		// first commit with updates builds the index.
 		got, err := mirrortest.DuckDBRows(context.Background(), path, "SELECT table_name FROM duckdb_indexes() WHERE starts_with(index_name, '_walmirror_key_') ORDER BY 1")
 		t.Logf("tables with walmirror's key index: %q (%v)", got, err)
 	})
@@ -340,13 +337,24 @@ func crashLoop(t *testing.T, seconds int, target string, copyRows func(query str
 	for first := true; first || time.Now().Before(deadline); first = false {
 		cmd := exec.Command(binary, args...)
 		cmd.Stdout, cmd.Stderr = logs, logs
+		from := logLen(logs.Name())
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if first {
+		switch {
+		case first:
 			// The first kill lands in the initial copy, right after the slot exists.
 			waitForLog(t, logs.Name(), "created replication slot")
-		} else {
+		case rng.IntN(4) > 0:
+			// Most kills land while streaming. Counted from the start, the
+			// kills of 2026-12-06 all landed in the initial copy (1-2 s of
+			// 200,000 rows, redone after each), so the loop never applied
+			// a change under a kill (nor built DuckDB's key index).
+			if !waitForLogAfter(logs.Name(), from, "msg=streaming", 30*time.Second) {
+				t.Logf("a run did not reach streaming within 30 s")
+			}
+			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		default:
 			time.Sleep(time.Duration(100+rng.IntN(1400)) * time.Millisecond)
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
@@ -454,6 +462,26 @@ func sumMod(rows int) int64 {
 		s += int64(i % 1000)
 	}
 	return s
+}
+
+// logLen is how long the log at path is now (0 if it cannot be read).
+func logLen(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// waitForLogAfter waits until the log at path holds text past offset, and
+// says whether it did within timeout.
+func waitForLogAfter(path string, offset int64, text string, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if out, _ := os.ReadFile(path); int64(len(out)) > offset && bytes.Contains(out[offset:], []byte(text)) {
+			return true
+		}
+	}
+	return false
 }
 
 func waitForLog(t *testing.T, path, text string) {
