@@ -395,14 +395,7 @@ func (s *Sink) rebuild(ctx context.Context, t *schema.Table, name string, existi
 	if !need {
 		return nil, false, nil
 	}
-	tmp := TableName(t.Schema, "_walmirror_rebuild_"+t.Name)
-	for _, q := range []string{
-		"DROP TABLE IF EXISTS " + tmp,
-		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
-		"INSERT INTO " + tmp + " SELECT " + strings.Join(sel, ", ") + " FROM " + name,
-		"DROP TABLE " + name,
-		"ALTER TABLE " + tmp + " RENAME TO " + quote(t.Name),
-	} {
+	for _, q := range swapStmts(t.Schema, t.Name, defs, sel) {
 		if _, err := s.conn.ExecContext(ctx, q); err != nil {
 			return nil, false, fmt.Errorf("rebuild %s with its new columns: %w", name, err)
 		}
@@ -412,6 +405,32 @@ func (s *Sink) rebuild(ctx context.Context, t *schema.Table, name string, existi
 	s.dropCatalog()
 	s.log.Info("rebuilt target table with the source's new shape (its rows were changed earlier in this transaction)", "table", name)
 	return added, true, nil
+}
+
+// swapStmts copy table schemaName.table into a new table of the columns
+// defs, its rows as sel reads them, which then takes its place: how the
+// sink changes what DuckDB will not alter in place. The comment (the key)
+// does not go with it.
+func swapStmts(schemaName, table string, defs, sel []string) []string {
+	name, tmp := TableName(schemaName, table), TableName(schemaName, "_walmirror_rebuild_"+table)
+	return []string{
+		"DROP TABLE IF EXISTS " + tmp,
+		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
+		"INSERT INTO " + tmp + " SELECT " + strings.Join(sel, ", ") + " FROM " + name,
+		"DROP TABLE " + name,
+		"ALTER TABLE " + tmp + " RENAME TO " + quote(table),
+	}
+}
+
+// comment reads the comment of table schemaName.table (the key the sink
+// noted there): "" when it has none or does not exist.
+func (s *Sink) comment(ctx context.Context, schemaName, table string) (string, error) {
+	var c sql.NullString
+	if err := s.conn.QueryRowContext(ctx, `SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?`,
+		Catalog, schemaName, table).Scan(&c); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("read the comment of %s: %w", TableName(schemaName, table), err)
+	}
+	return c.String, nil
 }
 
 // fillAdded writes into every existing row the value rows that existed
@@ -795,18 +814,17 @@ func (s *Sink) renameStmts(ctx context.Context, fromSchema, fromName, newSchema,
 	if fromSchema == newSchema && !s.altered[old] && !indexed {
 		return []string{"ALTER TABLE " + old + " RENAME TO " + quote(newName)}, nil
 	}
-	var comment sql.NullString
-	if err := s.conn.QueryRowContext(ctx, `SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?`,
-		Catalog, fromSchema, fromName).Scan(&comment); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("read the comment of %s: %w", old, err)
+	comment, err := s.comment(ctx, fromSchema, fromName)
+	if err != nil {
+		return nil, err
 	}
 	stmts := []string{
 		"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(newSchema),
 		"CREATE TABLE " + name + " AS SELECT * FROM " + old,
 		"DROP TABLE " + old,
 	}
-	if comment.Valid && comment.String != "" {
-		stmts = append(stmts, "COMMENT ON TABLE "+name+" IS "+literal(comment.String))
+	if comment != "" {
+		stmts = append(stmts, "COMMENT ON TABLE "+name+" IS "+literal(comment))
 	}
 	return stmts, nil
 }

@@ -183,10 +183,9 @@ func (s *Sink) shedKeyIndex(ctx context.Context, schemaName, table string) error
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", name, err)
 	}
-	var comment sql.NullString
-	if err := s.conn.QueryRowContext(ctx, `SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?`,
-		Catalog, schemaName, table).Scan(&comment); err != nil {
-		return fmt.Errorf("read the comment of %s: %w", name, err)
+	comment, err := s.comment(ctx, schemaName, table)
+	if err != nil {
+		return err
 	}
 	defs := make([]string, len(existing))
 	for i, ec := range existing {
@@ -196,16 +195,9 @@ func (s *Sink) shedKeyIndex(ctx context.Context, schemaName, table string) error
 		return err
 	}
 	began := time.Now()
-	tmp := TableName(schemaName, "_walmirror_rebuild_"+table)
-	stmts := []string{
-		"DROP TABLE IF EXISTS " + tmp,
-		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
-		"INSERT INTO " + tmp + " SELECT * FROM " + name,
-		"DROP TABLE " + name,
-		"ALTER TABLE " + tmp + " RENAME TO " + quote(table),
-	}
-	if comment.Valid && comment.String != "" {
-		stmts = append(stmts, "COMMENT ON TABLE "+name+" IS "+literal(comment.String))
+	stmts := swapStmts(schemaName, table, defs, []string{"*"})
+	if comment != "" {
+		stmts = append(stmts, "COMMENT ON TABLE "+name+" IS "+literal(comment))
 	}
 	for _, q := range stmts {
 		if _, err := s.conn.ExecContext(ctx, q); err != nil {
