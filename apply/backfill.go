@@ -1012,7 +1012,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		e.retryAt = time.Now().Add(10 * time.Millisecond)
 		return nil
 	}
-	if ch.Snapshot.Xmax != 0 { // zero when the table is gone
+	if ch.Snapshot.Xmax != 0 {
 		// The stream delivered these transactions; a snapshot taken while
 		// their commits are still being made visible does not show them
 		// (nor, for a table created with its first rows, the table: it
@@ -1028,7 +1028,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			return nil
 		}
 	}
-	if ch.Snapshot.Xmax != 0 && f.copy.Chunks == 0 && f.copy.After == nil && mayMissOpen(f.copy.Reason) && e.waitOpen(f, ch.Snapshot) {
+	if ch.Published && f.copy.Chunks == 0 && f.copy.After == nil && mayMissOpen(f.copy.Reason) && e.waitOpen(f, ch.Snapshot) {
 		return nil
 	}
 	if !ch.Published {

@@ -329,7 +329,8 @@ type Chunk struct {
 	Table    *schema.Table // the table as published in the chunk's snapshot
 	Snapshot XidSnapshot
 	// Published is false when the table is not (or no longer) in the
-	// publication in this snapshot: Table is nil then.
+	// publication in this snapshot, or not in it at all (Snapshot is then
+	// the one its look-up saw): Table is nil then.
 	Published bool
 	Estimate  int64
 	// TextKeysBytewise says every text or varchar column of Table's key
@@ -363,14 +364,24 @@ func (c *Copier) beginChunk(ctx context.Context, relid uint32) (_ *Chunk, err er
 	// snapshot is taken, so no DDL commits between describing it and
 	// reading its rows: catalog lookups see the latest catalog, not the
 	// transaction's snapshot.
-	var name string
-	err = c.conn.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
-		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1`, int64(relid)).Scan(&name)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return &Chunk{c: c, tx: nil}, nil // dropped: not published
-	}
+	// With the snapshot the look-up saw: a table missing from it can be one
+	// whose creating transaction the stream has delivered and other
+	// sessions do not see yet (its commit in the WAL, not yet visible),
+	// which the engine tells by that snapshot and reads again. Before, the
+	// copy of such a table was dropped as if the table were.
+	var name *string
+	var snap string
+	err = c.conn.QueryRow(ctx, `SELECT (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1), pg_current_snapshot()::text`, int64(relid)).Scan(&name, &snap)
 	if err != nil {
 		return nil, classify("look up table to copy", err)
+	}
+	if name == nil {
+		gone := &Chunk{c: c, tx: nil} // dropped: not published
+		if gone.Snapshot, err = ParseXidSnapshot(snap); err != nil {
+			return nil, err
+		}
+		return gone, nil
 	}
 	tx, err := c.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -396,11 +407,10 @@ func (c *Copier) beginChunk(ctx context.Context, relid uint32) (_ *Chunk, err er
 			return nil, classify("begin chunk", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+name+" IN ACCESS SHARE MODE"); err != nil {
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+*name+" IN ACCESS SHARE MODE"); err != nil {
 		return nil, classify("lock table to copy", err)
 	}
 	// The first query takes the transaction's snapshot: this is it.
-	var snap string
 	if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
 		return nil, classify("take chunk snapshot", err)
 	}

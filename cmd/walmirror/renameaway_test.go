@@ -4,8 +4,12 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/walmirror/walmirror/internal/mirrortest"
+	"github.com/walmirror/walmirror/testenv"
 )
 
 // TestRenameAwayNewSameName: a table renamed away and a new table made
@@ -51,6 +55,91 @@ func TestRenameAwayNewSameName(t *testing.T) {
 				t.Fatalf("run failed:\n%s", log)
 			}
 			compareRows(t, dsn, rows, `SELECT id, v FROM w`, `SELECT id, v FROM w_old`, `SELECT id, v FROM tt`)
+		})
+	}
+}
+
+// TestRenameAwayNotYetVisible: the same swap while walmirror streams, in a
+// transaction whose commit the stream delivers while the publication's
+// listings do not show it yet (it waits for a synchronous standby that
+// never comes; under load the same window is short and was met now and
+// then). A listing taken then names the table renamed away by its old
+// name: acting on it renamed the copy back to the old name, and under
+// load, with a copy of the new table in between, the copy ended without
+// the old table, exit 0. The new table's copy, begun meanwhile, looked up
+// a table it could not see yet and ended as if it had been dropped. A
+// dedicated server. Every target.
+func TestRenameAwayNotYetVisible(t *testing.T) {
+	needServer(t)
+	srv := testenv.StartT(t, testenv.Options{Settings: map[string]string{"synchronous_commit": "local"}})
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, err := srv.CreateDatabase(ctx, "away_"+tg.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exec := func(sql string) {
+				t.Helper()
+				if err := srv.Exec(ctx, db, sql); err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
+			}
+			exec(`CREATE TABLE w (id int PRIMARY KEY, v text); INSERT INTO w SELECT g, 'w' || g FROM generate_series(1, 10) g;
+				CREATE TABLE other (id int PRIMARY KEY)`)
+			dsn := srv.DSN(db)
+			target, rows := tg.new(t)
+			slot := "s_away_" + tg.name
+			runNow(t, dsn, target, slot)
+			stop, _ := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "100ms")
+
+			exec(`ALTER SYSTEM SET synchronous_standby_names = 'ghost'`)
+			exec(`SELECT pg_reload_conf()`)
+			held := make(chan error, 1)
+			go func() {
+				conn, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					held <- err
+					return
+				}
+				defer conn.Close(context.WithoutCancel(ctx))
+				_, err = conn.Exec(ctx, `SET synchronous_commit = on; BEGIN; ALTER TABLE w RENAME TO w_old; CREATE TABLE w (id int PRIMARY KEY, v text);
+					INSERT INTO w VALUES (100, 'new-w'); UPDATE w_old SET v = 'x' WHERE id = 1; COMMIT`)
+				held <- err
+			}()
+			// Streamed and applied; listings taken and acted on meanwhile
+			// (a row elsewhere moves the stream past them).
+			for range 20 {
+				time.Sleep(100 * time.Millisecond)
+				exec(`INSERT INTO other SELECT coalesce(max(id), 0) + 1 FROM other`)
+			}
+			exec(`ALTER SYSTEM RESET synchronous_standby_names`)
+			exec(`SELECT pg_reload_conf()`)
+			if err := <-held; err != nil {
+				t.Fatal(err)
+			}
+			exec(`INSERT INTO w VALUES (101, 'new-w2')`)
+			waitConfirmed(t, dsn, slot)
+			logs := stop()
+			runNow(t, dsn, target, slot)
+			compareRows(t, dsn, rows, `SELECT id, v FROM w`, `SELECT id, v FROM w_old`, `SELECT id FROM other`)
+			// The stream carried the rename: a rename taken from a listing
+			// is the stale one, which moved the copy of w_old back to w
+			// until a later listing moved it again (the end was equal
+			// here; under load a copy of the new w came in between).
+			if strings.Contains(logs, "renaming it in the copy") {
+				t.Errorf("a listing that did not show the rename renamed the copy:\n%s", logs)
+			}
+			// The new w's copy, begun at its first change, waits until its
+			// table shows: before, a look-up that did not see the table
+			// ended the copy as if the table had been dropped (a later
+			// change or listing began it again).
+			if strings.Contains(logs, "left the publication") {
+				t.Errorf("the new table looked dropped:\n%s", logs)
+			}
+			if t.Failed() {
+				t.Logf("the run:\n%s", logs)
+			}
 		})
 	}
 }
