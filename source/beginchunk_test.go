@@ -72,6 +72,24 @@ func TestBeginChunkTableRenamed(t *testing.T) {
 	if !r.ch.Published || r.ch.Table == nil || r.ch.Table.Name != "staged2" {
 		t.Fatalf("chunk: published %v, table %+v; want staged2", r.ch.Published, r.ch.Table)
 	}
+	r.ch.Abort(ctx)
+
+	// A table the look-up does not find comes with the look-up's snapshot,
+	// by which the engine tells a table not visible yet from one dropped.
+	if _, err := ddl.Exec(ctx, `DROP TABLE staged2`); err != nil {
+		t.Fatal(err)
+	}
+	var xmax uint64
+	if err := ddl.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8`).Scan(&xmax); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := c.BeginChunk(ctx, relid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone.Published || gone.Table != nil || gone.Snapshot.Xmax < xmax {
+		t.Fatalf("chunk of a dropped table: published %v, table %+v, snapshot %+v; want unpublished with a snapshot at or past xmax %d", gone.Published, gone.Table, gone.Snapshot, xmax)
+	}
 }
 
 // TestLockHolders: the sessions and prepared transactions holding a lock
