@@ -3,6 +3,7 @@ package apply
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -1410,9 +1411,24 @@ func (e *engine) makeRoom(ctx context.Context, t *schema.Table) error {
 	}
 	mv, canMove := e.sink.(tableMover)
 	for {
-		holder, held, err := e.nameHolder(ctx, ss, sl, t)
+		holder, held, fresh, err := e.nameHolder(ctx, ss, sl, t)
 		if err != nil || holder == 0 {
 			return err
+		}
+		if fresh {
+			// t is new to the copy and takes a name another table's copy
+			// still has: that table was dropped (t's copy takes its place,
+			// as the source's did) or renamed away in a commit the stream
+			// has not shown yet (a swap: CREATE TABLE a_new ...; ALTER
+			// TABLE a RENAME TO a_old; ALTER TABLE a_new RENAME TO a, with
+			// no row of a changed since). The catalog tells. Before, the
+			// new table's copy took over the old one's target table, its
+			// rows replaced, and the old table's rename then made an
+			// empty one: its rows were lost, exit 0 (helper-120).
+			moved, err := e.renamedAway(ctx, holder, held)
+			if err != nil || !moved {
+				return err
+			}
 		}
 		if buf := e.buffers[holder]; buf != nil && buf.n > 0 {
 			// The holder's buffered changes were decoded under its old
@@ -1435,23 +1451,35 @@ func (e *engine) makeRoom(ctx context.Context, t *schema.Table) error {
 }
 
 // nameHolder returns the table, other than t, whose stored shape has the
-// name t was renamed to (0 when t was not renamed or none has it).
-func (e *engine) nameHolder(ctx context.Context, ss shapeStore, sl shapeLister, t *schema.Table) (holder uint32, held schema.Stored, err error) {
+// name t was renamed to, or that t, new to the copy (fresh), has (0 when t
+// was not renamed or none has it).
+func (e *engine) nameHolder(ctx context.Context, ss shapeStore, sl shapeLister, t *schema.Table) (holder uint32, held schema.Stored, fresh bool, err error) {
 	err = e.sync(ctx, func(ctx context.Context) error {
 		text, found, err := ss.Shape(ctx, t.ID)
-		if err != nil || !found {
-			return err
-		}
-		own, err := schema.DecodeStored(text)
 		if err != nil {
 			return err
 		}
-		if strings.EqualFold(own.Schema, t.Schema) && strings.EqualFold(own.Name, t.Name) {
-			return nil // not renamed (or in letter case only)
+		fresh = !found
+		if found {
+			own, err := schema.DecodeStored(text)
+			if err != nil {
+				return err
+			}
+			if strings.EqualFold(own.Schema, t.Schema) && strings.EqualFold(own.Name, t.Name) {
+				return nil // not renamed (or in letter case only)
+			}
 		}
 		ids, err := sl.ShapeIDs(ctx)
 		if err != nil {
 			return err
+		}
+		// A table new to the copy looks for its own name, letter case
+		// and all: it is looked for at each table's first description,
+		// so shapes that do not hold the name are passed over undecoded.
+		var exact string
+		if fresh {
+			b, _ := json.Marshal(t.Name) // a string: cannot fail
+			exact = string(b)
 		}
 		for _, id := range ids {
 			if id == t.ID {
@@ -1460,6 +1488,9 @@ func (e *engine) nameHolder(ctx context.Context, ss shapeStore, sl shapeLister, 
 			text, found, err := ss.Shape(ctx, id)
 			if err != nil || !found {
 				return err
+			}
+			if fresh && !strings.Contains(text, exact) {
+				continue
 			}
 			other, err := schema.DecodeStored(text)
 			if err != nil {
@@ -1472,7 +1503,21 @@ func (e *engine) nameHolder(ctx context.Context, ss shapeStore, sl shapeLister, 
 		}
 		return nil
 	})
-	return holder, held, err
+	return holder, held, fresh, err
+}
+
+// renamedAway says whether holder, whose copy has the name held, still
+// exists on the source under another name (its rename not yet streamed).
+func (e *engine) renamedAway(ctx context.Context, holder uint32, held schema.Stored) (bool, error) {
+	n, ok := e.catalog.(relNamer)
+	if !ok {
+		return false, nil
+	}
+	nsp, name, _, err := n.RelName(ctx, holder)
+	if err != nil {
+		return false, fmt.Errorf("look up the table whose copy has the name %s in the source catalog: %w", schema.DisplayName(held.Schema, held.Name), err)
+	}
+	return nsp != "" && !(strings.EqualFold(nsp, held.Schema) && strings.EqualFold(name, held.Name)), nil
 }
 
 // moveAside moves holder's copy, which has the name t was renamed to, to a
