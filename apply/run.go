@@ -252,12 +252,23 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 		// Said once per outage, not once per attempt.
 		if r.failures == 0 {
 			r.downSince = time.Now()
-			log.Warn("replication interrupted; reconnecting with backoff", "err", err)
+			// A session that fails soon after it resumed (a source that
+			// crashes decoding a transaction, helper-120: PostgreSQL 18.4
+			// restarted 20 times in 20 s) keeps the backoff growing
+			// across outages; one that streamed for a while starts over.
+			if !r.streamingSince.IsZero() && time.Since(r.streamingSince) < stableSession {
+				r.relapses++
+				log.Warn("replication interrupted again soon after it resumed; reconnecting with a longer backoff", "err", err, "times", r.relapses)
+			} else {
+				r.relapses = 0
+				log.Warn("replication interrupted; reconnecting with backoff", "err", err)
+			}
 		} else {
 			log.Debug("reconnect failed", "attempt", r.failures, "err", err)
 		}
 		r.failures++
-		wait := min(cfg.MaxBackoff, 250*time.Millisecond<<min(r.failures, 10))
+		r.streamingSince = time.Time{}
+		wait := min(cfg.MaxBackoff, 250*time.Millisecond<<min(r.failures+r.relapses, 10))
 		wait = wait/2 + rand.N(wait/2+1) // jitter: a fleet does not reconnect in step
 		select {
 		case <-time.After(wait):
@@ -267,14 +278,23 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 	}
 }
 
+// stableSession is how long a session must stream for the reconnect
+// backoff to start over when it fails.
+const stableSession = 30 * time.Second
+
 type runner struct {
 	sink      Sink
 	cfg       Config
 	log       *slog.Logger
 	failures  int       // consecutive failed attempts since streaming last worked
 	downSince time.Time // when the current outage began
-	streamed  bool      // streaming has started at least once in this run
-	busySince time.Time // when the slot was first found held by another connection
+	// streamingSince is when the current session began streaming (zero
+	// when none is), relapses how many sessions in a row failed within
+	// stableSession of it: the backoff grows with them.
+	streamingSince time.Time
+	relapses       int
+	streamed       bool      // streaming has started at least once in this run
+	busySince      time.Time // when the slot was first found held by another connection
 	// mirror: the publication publishes every operation (at the last start).
 	mirror bool
 	// recopied is the stored position at which each table was last set to
@@ -550,6 +570,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		}
 	}()
 	r.streamed, r.busySince = true, time.Time{}
+	r.streamingSince = time.Now()
 	if r.failures > 0 {
 		r.log.Info("replication resumed", "attempts", r.failures, "down_for", time.Since(r.downSince).Round(time.Millisecond))
 		r.failures = 0

@@ -499,3 +499,51 @@ func TestSlotDroppedWhileRunning(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestReconnectRelapseBackoff: a session that fails soon after each
+// reconnect (a source that crashes decoding a transaction, helper-120:
+// PostgreSQL 18.4 restarted 20 times in 20 s) keeps its backoff growing
+// across outages instead of starting over at each resume, and says so.
+func TestReconnectRelapseBackoff(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)`)
+	proxy, err := testenv.StartProxy(fmt.Sprintf("%s:%d", server.Host(), server.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	viaProxy := strings.Replace(dsn, fmt.Sprintf(":%d/", server.Port()), fmt.Sprintf(":%d/", proxy.Port()), 1)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	logs, err := os.Create(filepath.Join(t.TempDir(), "walmirror.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	cmd := exec.Command(binary, "run", "--source", viaProxy, "--target", "sqlite:"+path, "--slot", "s_"+db, "--max-backoff", "2s")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for i := range 3 {
+		from := logLen(logs.Name())
+		if i == 0 {
+			from = 0
+		}
+		if !waitForLogAfter(logs.Name(), from, "msg=streaming", 30*time.Second) {
+			out, _ := os.ReadFile(logs.Name())
+			t.Fatalf("no session %d:\n%s", i+1, out)
+		}
+		proxy.Cut()
+		time.Sleep(100 * time.Millisecond)
+		proxy.Restore()
+	}
+	if !waitForLogAfter(logs.Name(), 0, "times=3", 30*time.Second) {
+		out, _ := os.ReadFile(logs.Name())
+		t.Fatalf("three sessions failed soon after they began, and the log does not count them:\n%s", out)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+}
