@@ -164,6 +164,8 @@ type Sink struct {
 	where  string // user@host:port/db, for messages
 	inTx   bool
 	closed bool
+	// stateChecked: stateSettled waited for the state row (once).
+	stateChecked bool
 
 	// types caches the column type for a source (oid, typmod): it depends
 	// only on the target's catalog of types, so it survives rollbacks.
@@ -385,6 +387,9 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	if err := s.settle(); err != nil {
 		return st, false, err
 	}
+	if err := s.stateSettled(ctx); err != nil {
+		return st, false, err
+	}
 	err := s.idle(ctx, func() error {
 		res = s.conn.PgConn().ExecParams(ctx, `SELECT slot, system_id, phase, lsn::text, coalesce(copies, ''), coalesce(timeline, 0)::text, coalesce(publication, ''), coalesce(slot_guard, false)::text FROM _walmirror.state WHERE id = 1`,
 			nil, nil, nil, nil).Read()
@@ -411,6 +416,35 @@ func (s *Sink) ReadState(ctx context.Context) (schema.State, bool, error) {
 	}
 	st.Timeline, st.Publication, st.SlotGuard = uint32(tl), string(r[6]), string(r[7]) == "true"
 	return st, true, nil
+}
+
+// stateSettled waits, once per sink, until no other transaction holds the
+// state row: a commit of an earlier walmirror that waits for a synchronous
+// standby of the target is durable but not yet visible, so a plain read
+// gave the older position, the transactions after it were applied again,
+// and both commits stood (pgbench_history rows twice, helper-120). Locking
+// the row waits for that commit to end; a run's own writes hold it only
+// while its transaction is open.
+func (s *Sink) stateSettled(ctx context.Context) error {
+	if s.stateChecked || s.inTx {
+		return nil
+	}
+	const q = `SELECT FROM _walmirror.state WHERE id = 1 FOR SHARE`
+	err := s.idle(ctx, func() error { return s.conn.PgConn().ExecParams(ctx, q+` NOWAIT`, nil, nil, nil, nil).Read().Err })
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "42P01":
+		err = nil // no state yet
+	case errors.As(err, &pgErr) && pgErr.Code == "55P03":
+		s.log.Warn("another session holds walmirror's state row in the target: waiting for it to end (a commit of an earlier run waiting for a synchronous standby of the target? see synchronous_standby_names there)",
+			"target", s.where)
+		err = s.idle(ctx, func() error { return s.conn.PgConn().ExecParams(ctx, q, nil, nil, nil, nil).Read().Err })
+	}
+	if err != nil {
+		return fmt.Errorf("wait for walmirror's state row in the target: %w", err)
+	}
+	s.stateChecked = true
+	return nil
 }
 
 // alive reconnects when the connection was lost outside a transaction.
