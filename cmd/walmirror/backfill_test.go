@@ -1706,29 +1706,13 @@ func TestCommitNotYetVisible(t *testing.T) {
 			runNow(t, dsn, target, slot)
 			stop, _ := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "100ms")
 
-			// The commit waits for a standby that never comes: in the WAL
-			// (so streamed), not visible.
-			exec(`ALTER SYSTEM SET synchronous_standby_names = 'ghost'`)
-			exec(`SELECT pg_reload_conf()`)
-			held := make(chan error, 1)
-			go func() {
-				conn, err := pgx.Connect(ctx, dsn)
-				if err != nil {
-					held <- err
-					return
-				}
-				defer conn.Close(context.WithoutCancel(ctx))
-				_, err = conn.Exec(ctx, `SET synchronous_commit = on; BEGIN; INSERT INTO t VALUES (100, 1); INSERT INTO pt VALUES (100, 1); COMMIT`)
-				held <- err
-			}()
+			release := holdCommit(ctx, exec, dsn, `BEGIN; INSERT INTO t VALUES (100, 1); INSERT INTO pt VALUES (100, 1); COMMIT`)
 			time.Sleep(2 * time.Second) // streamed, applied, polled (pt's tracked key checked)
 			if r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--slot", slot, "--table", "public.t"); r.code != 0 {
 				t.Fatalf("resync exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 			}
 			time.Sleep(2 * time.Second) // the copy of t tries to read it
-			exec(`ALTER SYSTEM RESET synchronous_standby_names`)
-			exec(`SELECT pg_reload_conf()`)
-			if err := <-held; err != nil {
+			if err := release(); err != nil {
 				t.Fatal(err)
 			}
 			waitConfirmed(t, dsn, slot)
@@ -1739,6 +1723,32 @@ func TestCommitNotYetVisible(t *testing.T) {
 				t.Logf("the run:\n%s", logs)
 			}
 		})
+	}
+}
+
+// holdCommit runs sql (a transaction) on dsn in a session whose commit
+// waits for a synchronous standby that never comes ('ghost', set with exec
+// on a server whose default synchronous_commit is local): the commit is in
+// the WAL, so the stream delivers it, but other sessions do not see it
+// until release lets it end (release returns its error).
+func holdCommit(ctx context.Context, exec func(string), dsn, sql string) (release func() error) {
+	exec(`ALTER SYSTEM SET synchronous_standby_names = 'ghost'`)
+	exec(`SELECT pg_reload_conf()`)
+	held := make(chan error, 1)
+	go func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			held <- err
+			return
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		_, err = conn.Exec(ctx, "SET synchronous_commit = on; "+sql)
+		held <- err
+	}()
+	return func() error {
+		exec(`ALTER SYSTEM RESET synchronous_standby_names`)
+		exec(`SELECT pg_reload_conf()`)
+		return <-held
 	}
 }
 

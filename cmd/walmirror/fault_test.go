@@ -32,12 +32,7 @@ func TestNetworkFaults(t *testing.T) {
 	if out, err := exec.Command(pgbench, "-i", "-s", "1", "-q", dsn).CombinedOutput(); err != nil {
 		t.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
-	proxy, err := testenv.StartProxy(fmt.Sprintf("%s:%d", server.Host(), server.Port()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	viaProxy := strings.Replace(dsn, fmt.Sprintf(":%d/", server.Port()), fmt.Sprintf(":%d/", proxy.Port()), 1)
+	proxy, viaProxy := proxied(t, dsn)
 	path := filepath.Join(t.TempDir(), "copy.db")
 	args := []string{"run", "--source", viaProxy, "--target", "sqlite:" + path, "--slot", "s_" + db,
 		"--source-timeout", "3s", "--max-backoff", "1s"}
@@ -500,6 +495,18 @@ func TestSlotDroppedWhileRunning(t *testing.T) {
 	}
 }
 
+// proxied starts a TCP proxy to the test server, closed at the end of the
+// test, and returns it with dsn leading through it.
+func proxied(t *testing.T, dsn string) (*testenv.Proxy, string) {
+	t.Helper()
+	proxy, err := testenv.StartProxy(fmt.Sprintf("%s:%d", server.Host(), server.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	return proxy, strings.Replace(dsn, fmt.Sprintf(":%d/", server.Port()), fmt.Sprintf(":%d/", proxy.Port()), 1)
+}
+
 // TestReconnectRelapseBackoff: a session that fails soon after each
 // reconnect (a source that crashes decoding a transaction, helper-120:
 // PostgreSQL 18.4 restarted 20 times in 20 s) keeps its backoff growing
@@ -507,12 +514,7 @@ func TestSlotDroppedWhileRunning(t *testing.T) {
 func TestReconnectRelapseBackoff(t *testing.T) {
 	needServer(t)
 	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)`)
-	proxy, err := testenv.StartProxy(fmt.Sprintf("%s:%d", server.Host(), server.Port()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	viaProxy := strings.Replace(dsn, fmt.Sprintf(":%d/", server.Port()), fmt.Sprintf(":%d/", proxy.Port()), 1)
+	proxy, viaProxy := proxied(t, dsn)
 	path := filepath.Join(t.TempDir(), "copy.db")
 	logs, err := os.Create(filepath.Join(t.TempDir(), "walmirror.log"))
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/walmirror/walmirror/internal/mirrortest"
 	"github.com/walmirror/walmirror/testenv"
 )
@@ -96,34 +94,20 @@ func TestRenameAwayNotYetVisible(t *testing.T) {
 			runNow(t, dsn, target, slot)
 			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "1s")
 
-			exec(`ALTER SYSTEM SET synchronous_standby_names = 'ghost'`)
-			exec(`SELECT pg_reload_conf()`)
-			held := make(chan error, 1)
-			go func() {
-				conn, err := pgx.Connect(ctx, dsn)
-				if err != nil {
-					held <- err
-					return
-				}
-				defer conn.Close(context.WithoutCancel(ctx))
-				// w: renamed away, its row changed after; a: swapped for a
-				// table built beside it (no row of the old one changed in
-				// the transaction: only the new table's copy tells).
-				_, err = conn.Exec(ctx, `SET synchronous_commit = on; BEGIN; ALTER TABLE w RENAME TO w_old; CREATE TABLE w (id int PRIMARY KEY, v text);
-					INSERT INTO w VALUES (100, 'new-w'); UPDATE w_old SET v = 'x' WHERE id = 1;
-					CREATE TABLE a_new (LIKE a INCLUDING ALL); INSERT INTO a_new SELECT id, v || 'N' FROM a WHERE id % 2 = 0;
-					ALTER TABLE a RENAME TO a_old; ALTER TABLE a_new RENAME TO a; COMMIT`)
-				held <- err
-			}()
+			// w: renamed away, its row changed after; a: swapped for a
+			// table built beside it (no row of the old one changed in the
+			// transaction: only the new table's copy tells).
+			release := holdCommit(ctx, exec, dsn, `BEGIN; ALTER TABLE w RENAME TO w_old; CREATE TABLE w (id int PRIMARY KEY, v text);
+				INSERT INTO w VALUES (100, 'new-w'); UPDATE w_old SET v = 'x' WHERE id = 1;
+				CREATE TABLE a_new (LIKE a INCLUDING ALL); INSERT INTO a_new SELECT id, v || 'N' FROM a WHERE id % 2 = 0;
+				ALTER TABLE a RENAME TO a_old; ALTER TABLE a_new RENAME TO a; COMMIT`)
 			// Streamed and applied; listings taken and acted on meanwhile
 			// (a row elsewhere moves the stream past them).
 			for range 20 {
 				time.Sleep(100 * time.Millisecond)
 				exec(`INSERT INTO other SELECT coalesce(max(id), 0) + 1 FROM other`)
 			}
-			exec(`ALTER SYSTEM RESET synchronous_standby_names`)
-			exec(`SELECT pg_reload_conf()`)
-			if err := <-held; err != nil {
+			if err := release(); err != nil {
 				t.Fatal(err)
 			}
 			exec(`INSERT INTO w VALUES (101, 'new-w2')`)
