@@ -433,8 +433,11 @@ func (s *Sink) stateSettled(ctx context.Context) error {
 	err := s.idle(ctx, func() error { return s.conn.PgConn().ExecParams(ctx, q+` NOWAIT`, nil, nil, nil, nil).Read().Err })
 	var pgErr *pgconn.PgError
 	switch {
-	case errors.As(err, &pgErr) && pgErr.Code == "42P01":
-		err = nil // no state yet
+	case errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42501" || pgErr.Code == "25006"):
+		// No state yet; or a role that may only read it (verify with a
+		// reader's DSN), or a read-only server: such a sink cannot lock
+		// the row, and writes nothing that could be doubled.
+		err = nil
 	case errors.As(err, &pgErr) && pgErr.Code == "55P03":
 		s.log.Warn("another session holds walmirror's state row in the target: waiting for it to end (a commit of an earlier run waiting for a synchronous standby of the target? see synchronous_standby_names there)",
 			"target", s.where)
