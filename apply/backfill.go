@@ -1902,7 +1902,8 @@ type polled struct {
 // one its snapshot does not see (committed in the WAL, not yet to other
 // sessions). Compared by position only, a listing that showed a table
 // renamed away under its old name renamed the copy back over a new table
-// that took the name (TestRenameAwayNewSameName, under load).
+// that took the name (TestRenameAwayNewSameName under load,
+// TestRenameAwayNotYetVisible).
 func (e *engine) describedSince(relid uint32, l *polled) bool {
 	if x, ok := e.describedXid[relid]; ok {
 		return !l.Snapshot.Sees(x)

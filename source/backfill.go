@@ -200,7 +200,8 @@ func (c *Copier) published(ctx context.Context) (_ Listing, unflushed bool, _ er
 	// One snapshot for the whole listing, taken by its first statement,
 	// which reads the WAL position with it: every commit the listing shows
 	// is before that position, and every commit before it is in the
-	// listing. Read after the listing in another snapshot (as before), the
+	// listing unless it was not yet visible to others (Listing.Snapshot
+	// tells which). Read after the listing in another snapshot (as before), the
 	// position could pass a table created meanwhile, which the poll then
 	// took for one that left the publication, and copied it again when
 	// the next listing showed it (TestNoNeedlessCopies, a CI rehearsal).

@@ -1685,16 +1685,7 @@ func TestCommitNotYetVisible(t *testing.T) {
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
 			ctx := t.Context()
-			db, err := srv.CreateDatabase(ctx, "vis_"+tg.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			exec := func(sql string) {
-				t.Helper()
-				if err := srv.Exec(ctx, db, sql); err != nil {
-					t.Fatalf("%s: %v", sql, err)
-				}
-			}
+			db, exec := serverDatabase(t, srv, "vis_"+tg.name)
 			exec(`CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 10) g;
 				CREATE TABLE pt (id bigint PRIMARY KEY, v int) PARTITION BY HASH (id);
 				CREATE TABLE pt0 PARTITION OF pt FOR VALUES WITH (modulus 2, remainder 0);
@@ -1723,6 +1714,22 @@ func TestCommitNotYetVisible(t *testing.T) {
 				t.Logf("the run:\n%s", logs)
 			}
 		})
+	}
+}
+
+// serverDatabase creates database name on srv (a server of the test's
+// own) and returns it with a function that runs SQL in it.
+func serverDatabase(t *testing.T, srv *testenv.Server, name string) (db string, exec func(sql string)) {
+	t.Helper()
+	db, err := srv.CreateDatabase(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, func(sql string) {
+		t.Helper()
+		if err := srv.Exec(t.Context(), db, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
 	}
 }
 

@@ -75,16 +75,7 @@ func TestRenameAwayNotYetVisible(t *testing.T) {
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
 			ctx := t.Context()
-			db, err := srv.CreateDatabase(ctx, "away_"+tg.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			exec := func(sql string) {
-				t.Helper()
-				if err := srv.Exec(ctx, db, sql); err != nil {
-					t.Fatalf("%s: %v", sql, err)
-				}
-			}
+			db, exec := serverDatabase(t, srv, "away_"+tg.name)
 			exec(`CREATE TABLE w (id int PRIMARY KEY, v text); INSERT INTO w SELECT g, 'w' || g FROM generate_series(1, 10) g;
 				CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 20) g;
 				CREATE TABLE other (id int PRIMARY KEY)`)

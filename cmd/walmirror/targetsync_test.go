@@ -23,20 +23,10 @@ import (
 // state row the old commit holds, and says so. A dedicated target server.
 func TestTargetCommitWaitsForStandby(t *testing.T) {
 	needServer(t)
-	ctx := t.Context()
 	dsn, db := newDatabase(t, `CREATE TABLE h (v int); ALTER TABLE h REPLICA IDENTITY FULL; INSERT INTO h VALUES (1)`)
 	tsrv := testenv.StartT(t, testenv.Options{})
-	tdb, err := tsrv.CreateDatabase(ctx, "standby_target")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tdb, texec := serverDatabase(t, tsrv, "standby_target")
 	target := tsrv.DSN(tdb)
-	texec := func(sql string) {
-		t.Helper()
-		if err := tsrv.Exec(ctx, tdb, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
 	slot := "s_" + db
 	dropSlotAtEnd(t, db, slot)
 	runNow(t, dsn, target, slot)
