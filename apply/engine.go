@@ -167,6 +167,7 @@ type engine struct {
 	pollFirst     bool                             // a bounded run lists the publication before it ends (StopAtNow)
 	waiting       bool                             // the last event was a keepalive: the server has sent all it had
 	xid           uint32                           // the source transaction being received
+	seen          seenState                        // which delivered transactions the source's catalog reads see (seeTransaction)
 	txChanges     int64                            // changesSeen() at its Begin
 	undescribedAt lsn.LSN                          // see undescribed
 	heldRows      int64                            // row changes an online copy took over (not applied as such)
@@ -577,6 +578,9 @@ func (e *engine) commitDue(idle bool) bool {
 }
 
 func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
+	if err := e.seeTransaction(ctx); err != nil {
+		return err
+	}
 	cols := make([]schema.Column, len(m.Columns))
 	var typeNames map[uint32]string
 	for i, c := range m.Columns {
@@ -589,6 +593,79 @@ func (e *engine) relation(ctx context.Context, m *pgoutput.Relation) error {
 		}
 	}
 	return e.describe(ctx, m.RelationID, m.Namespace, m.Name, m.ReplicaIdentity, cols, typeNames)
+}
+
+// seenState is what seeTransaction knows: the last snapshot it read, the
+// transaction it last found visible, and whether walmirror's own session
+// is a synchronous standby of the source (then it does not wait).
+type seenState struct {
+	snap     source.XidSnapshot
+	xid      uint32
+	syncSelf bool
+	logged   time.Time
+}
+
+// seeTransaction waits, at a Relation message, until the source's catalog
+// reads see the transaction being received. What the engine makes of the
+// message reads the catalog as it is now (the table's columns, its name,
+// its partitions and publication membership, its data files), and that
+// must be at least as new as the message. The stream delivers a commit
+// once it is in the WAL; other sessions see it a moment later, when the
+// committing backend leaves the proc array, or only once a synchronous
+// standby answered. Read before that, a partition attached in the
+// transaction looked not yet attached: its rows, behind an online copy's
+// progress, were changed in the same transaction with no row in the copy
+// to change (a divergence). A session that is itself a synchronous standby
+// would wait for ever (the commit waits for walmirror to confirm it): it
+// says so once and reads the catalog as it is.
+func (e *engine) seeTransaction(ctx context.Context) error {
+	sn, ok := e.catalog.(snapshotter)
+	if !ok || !e.inTx || e.xid == 0 || e.seen.xid == e.xid || e.seen.syncSelf {
+		return nil
+	}
+	if e.seen.snap.Xmax != 0 && e.seen.snap.Sees(e.xid) {
+		e.seen.xid = e.xid // ended before the last snapshot read
+		return nil
+	}
+	start, checked := time.Now(), false
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		snap, err := sn.Snapshot(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for source transaction %d to show: %w", e.xid, err)
+		}
+		e.seen.snap = snap
+		if snap.Sees(e.xid) {
+			e.seen.xid = e.xid
+			return nil
+		}
+		now := time.Now()
+		if !checked && now.Sub(start) >= time.Second {
+			checked = true
+			self, err := sn.SlotSyncStandby(ctx)
+			if err != nil {
+				return fmt.Errorf("wait for source transaction %d to show: %w", e.xid, err)
+			}
+			if self {
+				e.seen.syncSelf = true
+				e.log.Warn("walmirror's replication session is a synchronous standby of the source (synchronous_standby_names): a transaction's commit waits for walmirror, so walmirror cannot wait to see it, and reads the source catalog as it is; "+
+					"an online copy may then miss that a partition was attached and be copied again later. Leave walmirror out of synchronous_standby_names",
+					"xid", e.xid)
+				return nil
+			}
+		}
+		if now.Sub(start) >= 5*time.Second && now.Sub(e.seen.logged) >= time.Minute {
+			e.seen.logged = now
+			e.log.Warn("waiting for a source transaction the stream delivered to show to other sessions before reading the source catalog (its commit waits for a synchronous standby? see synchronous_standby_names)",
+				"xid", e.xid, "waiting", now.Sub(start).Round(time.Second))
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
 }
 
 // describe takes a table's shape as the source describes it at this point

@@ -17,6 +17,13 @@ type Catalog interface {
 	Attributes(ctx context.Context, relid uint32) ([]source.Attribute, error)
 }
 
+// snapshotter is a Catalog that says which source transactions its reads
+// see (seeTransaction).
+type snapshotter interface {
+	Snapshot(ctx context.Context) (source.XidSnapshot, error)
+	SlotSyncStandby(ctx context.Context) (bool, error)
+}
+
 // relNamer is a Catalog that names tables as they are now.
 type relNamer interface {
 	// RelName is relid's schema and name, and whether it is partitioned

@@ -269,8 +269,6 @@ func (c *Copier) published(ctx context.Context) (_ Listing, unflushed bool, _ er
 	return Listing{Tables: out, At: at, Snapshot: xs}, unflushed, nil
 }
 
-// Storage is relid's storage signature now (PublishedTable.Storage), read
-// in one query; "" when no such table exists.
 // WALPosition is where the source's WAL ends now (pg_current_wal_insert_lsn).
 func (c *Copier) WALPosition(ctx context.Context) (lsn.LSN, error) {
 	var text string
@@ -280,6 +278,8 @@ func (c *Copier) WALPosition(ctx context.Context) (lsn.LSN, error) {
 	return lsn.Parse(text)
 }
 
+// Storage is relid's storage signature now (PublishedTable.Storage), read
+// in one query; "" when no such table exists.
 func (c *Copier) Storage(ctx context.Context, relid uint32) (string, error) {
 	member := ""
 	if c.version >= 150000 {

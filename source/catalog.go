@@ -389,3 +389,32 @@ func (s *Source) partitionMissing(ctx context.Context, relid uint32, attrs []Att
 	}
 	return nil
 }
+
+// Snapshot is the source's pg_current_snapshot() now: which committed
+// transactions a catalog read from now on sees.
+func (s *Source) Snapshot(ctx context.Context) (XidSnapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	var text string
+	if err := s.conn.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&text); err != nil {
+		return XidSnapshot{}, classify("read the source's snapshot", timeoutCause(ctx, err))
+	}
+	return ParseXidSnapshot(text)
+}
+
+// SlotSyncStandby reports whether the session streaming from the slot is
+// one of the source's synchronous standbys (synchronous_standby_names names
+// it, or '*'): commits then wait for walmirror to confirm them, and stay
+// invisible to other sessions until it has.
+func (s *Source) SlotSyncStandby(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	var sync bool
+	err := s.conn.QueryRow(ctx, `SELECT coalesce(bool_or(r.sync_state IN ('sync', 'quorum')), false)
+		FROM pg_catalog.pg_stat_replication r JOIN pg_catalog.pg_replication_slots s ON s.active_pid = r.pid
+		WHERE s.slot_name = $1`, s.cfg.Slot).Scan(&sync)
+	if err != nil {
+		return false, classify("read the source's synchronous standbys", timeoutCause(ctx, err))
+	}
+	return sync, nil
+}

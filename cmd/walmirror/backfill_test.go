@@ -2002,6 +2002,121 @@ func TestPartitionLinksDuringCopy(t *testing.T) {
 	}
 }
 
+// TestAttachNotYetVisible: a partition attached, its rows changed in the
+// same transaction, whose commit the stream delivers before other sessions
+// see it (it waits for a synchronous standby that never comes; under load
+// the same window is short: TestPartitionLinksDuringCopy met it in CI).
+// At the Relation message the catalog showed the partition not yet
+// attached: an online copy under way, past its keys, went on, and the
+// changes found no rows in the copy (a divergence, a stop here). The
+// catalog is read only once it shows the transaction. Then the same while
+// no copy is under way. A dedicated server. Every target.
+func TestAttachNotYetVisible(t *testing.T) {
+	needServer(t)
+	srv := testenv.StartT(t, testenv.Options{Settings: map[string]string{"synchronous_commit": "local"}})
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, exec := serverDatabase(t, srv, "attach_"+tg.name)
+			exec(`CREATE TABLE r (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+				CREATE TABLE r_p1 PARTITION OF r FOR VALUES FROM (1000) TO (100000000);
+				INSERT INTO r SELECT g, 'p1' FROM generate_series(1000, 121000) g;
+				CREATE PUBLICATION pl FOR TABLE r WITH (publish_via_partition_root = true);
+				CREATE TABLE r_p2 (id int PRIMARY KEY, v text); INSERT INTO r_p2 SELECT g, 'orig' FROM generate_series(1, 100) g;
+				CREATE TABLE r_p3 (id int PRIMARY KEY, v text); INSERT INTO r_p3 SELECT g, 'orig' FROM generate_series(-30, 0) g`)
+			dsn := srv.DSN(db)
+			target, rows := tg.new(t)
+			slot := "s_attach_" + tg.name
+			args := []string{"--source", dsn, "--target", target, "--slot", slot, "--publication", "pl"}
+			stop, logPath := startRunUntil(t, "msg=streaming", append(args, "--initial-copy", "chunked", "--copy-chunk-rows", "200", "--copy-chunk-time", "-1s", "--log-level", "debug")...)
+			defer func() {
+				if t.Failed() {
+					t.Logf("the run:\n%s", stop())
+				}
+			}()
+			// Behind the copy's progress: some chunks are in.
+			for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if out, _ := os.ReadFile(logPath); bytes.Count(out, []byte(`msg="copied chunk"`)) >= 5 {
+					break
+				}
+			}
+			release := holdCommit(ctx, exec, dsn, `BEGIN; ALTER TABLE r ATTACH PARTITION r_p3 FOR VALUES FROM (MINVALUE) TO (1);
+				UPDATE r SET v = 'p3' WHERE id <= -10; DELETE FROM r WHERE id = -5; COMMIT`)
+			time.Sleep(2 * time.Second)
+			if out, _ := os.ReadFile(logPath); bytes.Contains(out, []byte("table copied online")) {
+				t.Fatalf("the copy ended before r_p3 was attached: this test no longer attaches a partition behind a copy's progress")
+			}
+			if err := release(); err != nil {
+				t.Fatal(err)
+			}
+			waitForLog(t, logPath, "table copied online")
+			// No copy under way.
+			release = holdCommit(ctx, exec, dsn, `BEGIN; ALTER TABLE r ATTACH PARTITION r_p2 FOR VALUES FROM (1) TO (1000);
+				UPDATE r SET v = 'p2' WHERE id <= 20; DELETE FROM r WHERE id BETWEEN 90 AND 100; COMMIT`)
+			time.Sleep(2 * time.Second)
+			if err := release(); err != nil {
+				t.Fatal(err)
+			}
+			exec(`UPDATE r SET v = 'after' WHERE id IN (-1, 1, 1000)`)
+			waitConfirmed(t, dsn, slot)
+			time.Sleep(time.Second) // a copy of r_p2's rows, if one was begun
+			logs := stop()
+			if strings.Contains(logs, "level=ERROR") {
+				t.Errorf("the run failed")
+			}
+			runNow(t, dsn, target, slot, args[6:]...)
+			compareRows(t, dsn, rows, "SELECT id, v FROM r")
+		})
+	}
+}
+
+// TestSyncStandbySelf: walmirror named in synchronous_standby_names. A
+// source commit then waits for walmirror to confirm it and stays invisible
+// until then: waiting to see it before reading the catalog (as
+// TestAttachNotYetVisible's transactions are waited for) would wait for
+// ever. walmirror finds its session is the standby, says so, and goes on.
+func TestSyncStandbySelf(t *testing.T) {
+	needServer(t)
+	srv := testenv.StartT(t, testenv.Options{})
+	tg := schemaTargets[0]
+	db, exec := serverDatabase(t, srv, "syncself")
+	exec(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 10) g`)
+	dsn := srv.DSN(db)
+	target, rows := tg.new(t)
+	slot := "s_syncself"
+	stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot)
+	exec(`ALTER SYSTEM SET synchronous_standby_names = 'walmirror'`)
+	exec(`SELECT pg_reload_conf()`)
+	defer func() {
+		exec(`ALTER SYSTEM RESET synchronous_standby_names`)
+		exec(`SELECT pg_reload_conf()`)
+	}()
+	// A Relation message in a transaction that commits only once walmirror
+	// confirms it.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `ALTER TABLE t ADD COLUMN n int; UPDATE t SET n = id, v = 'w' WHERE id <= 5`); err != nil {
+		t.Fatalf("the commit waiting for walmirror did not end: %v\n%s", err, stop())
+	}
+	waitForLog(t, logPath, "is a synchronous standby of the source")
+	exec(`ALTER SYSTEM RESET synchronous_standby_names`)
+	exec(`SELECT pg_reload_conf()`)
+	// The catalog, read before the commit showed, did not have the new
+	// column: the table is copied again (exact, if more than needed).
+	waitForLog(t, logPath, "table copied online")
+	waitConfirmed(t, dsn, slot)
+	logs := stop()
+	compareRows(t, dsn, rows, "SELECT id, v, n FROM t")
+	if t.Failed() {
+		t.Logf("the run:\n%s", logs)
+	}
+}
+
 // TestCopyWaitsForBacklog: an online copy due while the stream is far
 // behind (a restart into a backlog) waits for the stream to catch up, and
 // the copy's position moves meanwhile: its first chunk's watermark, at the
