@@ -1978,9 +1978,12 @@ func TestPartitionLinksDuringCopy(t *testing.T) {
 			target, rows := tg.new(t)
 			slot := "s_" + db
 			dropSlotAtEnd(t, db, slot)
-			// Polls far apart: the link change is found late.
+			// Polls far apart: the link change is found late. Small chunks:
+			// the copy, begun again at r_p2's ATTACH, still runs when r_p3
+			// is attached 1.5 s later (SQLite's 300 chunks of 400 rows took
+			// less).
 			args := []string{"--source", dsn, "--target", target, "--slot", slot, "--publication", "pl", "--poll-interval", "5s"}
-			stop, logPath := startRunUntil(t, "msg=streaming", append(args, "--initial-copy", "chunked", "--copy-chunk-rows", "400", "--copy-chunk-time", "-1s")...)
+			stop, logPath := startRunUntil(t, "msg=streaming", append(args, "--initial-copy", "chunked", "--copy-chunk-rows", "200", "--copy-chunk-time", "-1s")...)
 			time.Sleep(300 * time.Millisecond)
 			mustExec(t, db, "INSERT INTO r_p2 SELECT g, 'orig' FROM generate_series(1, 100) g")
 			time.Sleep(300 * time.Millisecond)
