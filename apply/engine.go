@@ -648,7 +648,7 @@ func (e *engine) seeTransaction(ctx context.Context) error {
 			if self {
 				e.seen.syncSelf = true
 				e.log.Warn("walmirror's replication session is a synchronous standby of the source (synchronous_standby_names): a transaction's commit waits for walmirror, so walmirror cannot wait to see it, and reads the source catalog as it is; "+
-					"an online copy may then miss that a partition was attached and be copied again later. Leave walmirror out of synchronous_standby_names",
+					"what it reads of a table's columns and partitions may then be older than the stream, so a table may be copied again (with --stop-on-divergence, a partition attached and changed in one transaction stops the run). Leave walmirror out of synchronous_standby_names",
 					"xid", e.xid)
 				return nil
 			}
