@@ -1681,7 +1681,7 @@ func TestOnlineCopyWhileTablesDropped(t *testing.T) {
 // A dedicated server: its synchronous standby never comes. Every target.
 func TestCommitNotYetVisible(t *testing.T) {
 	needServer(t)
-	srv := testenv.StartT(t, testenv.Options{Settings: map[string]string{"synchronous_commit": "local"}})
+	srv := holdServer(t)
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -1733,9 +1733,17 @@ func serverDatabase(t *testing.T, srv *testenv.Server, name string) (db string, 
 	}
 }
 
+// holdServer starts a server of the test's own for holdCommit: its
+// default synchronous_commit is local, so only holdCommit's session waits
+// for the standby it names.
+func holdServer(t *testing.T) *testenv.Server {
+	t.Helper()
+	return testenv.StartT(t, testenv.Options{Settings: map[string]string{"synchronous_commit": "local"}})
+}
+
 // holdCommit runs sql (a transaction) on dsn in a session whose commit
 // waits for a synchronous standby that never comes ('ghost', set with exec
-// on a server whose default synchronous_commit is local): the commit is in
+// on a holdServer): the commit is in
 // the WAL, so the stream delivers it, but other sessions do not see it
 // until release lets it end (release returns its error).
 func holdCommit(ctx context.Context, exec func(string), dsn, sql string) (release func() error) {
@@ -2019,7 +2027,7 @@ func TestPartitionLinksDuringCopy(t *testing.T) {
 // stream behind it. A dedicated server. Every target.
 func TestAttachNotYetVisible(t *testing.T) {
 	needServer(t)
-	srv := testenv.StartT(t, testenv.Options{Settings: map[string]string{"synchronous_commit": "local"}})
+	srv := holdServer(t)
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
 			ctx := t.Context()

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/walmirror/walmirror/internal/mirrortest"
-	"github.com/walmirror/walmirror/testenv"
 )
 
 // TestRenameAwayNewSameName: a table renamed away and a new table made
@@ -71,7 +70,7 @@ func TestRenameAwayNewSameName(t *testing.T) {
 // dedicated server. Every target.
 func TestRenameAwayNotYetVisible(t *testing.T) {
 	needServer(t)
-	srv := testenv.StartT(t, testenv.Options{Settings: map[string]string{"synchronous_commit": "local"}})
+	srv := holdServer(t)
 	for _, tg := range schemaTargets {
 		t.Run(tg.name, func(t *testing.T) {
 			ctx := t.Context()
