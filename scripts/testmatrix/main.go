@@ -2,7 +2,7 @@
 // versions in turn and prints a version x package table (make test-matrix,
 // make test-pg VERSION=n):
 //
-//	go run ./scripts/testmatrix [-out DIR] [-run REGEXP] [-pkgs ./...] 14 15 16 17 18
+//	go run ./scripts/testmatrix [-out DIR] [-run REGEXP] [-skip REGEXP] [-pkgs ./...] 14 15 16 17 18
 //
 // Each version's bin dir comes from scripts/pg-versions.sh --bin N (which
 // fetches it when missing); "debian" stands for $WALMIRROR_PG_BIN or the
@@ -58,6 +58,7 @@ type run struct {
 func main() {
 	out := flag.String("out", filepath.Join(os.TempDir(), "walmirror-test-matrix"), "directory for each version's go test -json output")
 	runRE := flag.String("run", "", "go test -run (default: every test)")
+	skipRE := flag.String("skip", "", "go test -skip (default: none)")
 	pkgs := flag.String("pkgs", "./...", "packages to test")
 	timeout := flag.String("timeout", "60m", "go test -timeout, per version")
 	flag.Parse()
@@ -80,6 +81,9 @@ func main() {
 		args := []string{"test", "-race", "-count=1", "-timeout", *timeout, "-json"}
 		if *runRE != "" {
 			args = append(args, "-run", *runRE)
+		}
+		if *skipRE != "" {
+			args = append(args, "-skip", *skipRE)
 		}
 		args = append(args, strings.Fields(*pkgs)...)
 		r.err = r.test(args, filepath.Join(*out, v+".json"))
