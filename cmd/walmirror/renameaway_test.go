@@ -141,3 +141,56 @@ func TestRenameAwayNotYetVisible(t *testing.T) {
 		})
 	}
 }
+
+// TestSwapQuietOld: tables swapped while walmirror streams, the new table
+// made and filled in the swap's transaction, the old one renamed away and
+// left untouched until later. The new table's copy is new to the target
+// and takes a name the old one's copy still has, and no change of the old
+// table tells of its rename: only the source catalog does (makeRoom's
+// fresh path). Before, the new table's copy took over the old one's
+// target table and the old table's rename, seen later, left an empty copy
+// of it: its rows lost, exit 0 (helper-120). Listings are kept out of the
+// way (--poll-interval 1h), so the stream alone shows the swap. Every
+// target.
+func TestSwapQuietOld(t *testing.T) {
+	needServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 30) g;
+				CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT g, 'b' || g FROM generate_series(1, 30) g;
+				CREATE TABLE other (id int PRIMARY KEY)`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot,
+				"--poll-interval", "1h", "--metrics-addr", "127.0.0.1:0")
+			// a: the new table filled before the swap's renames (its
+			// Relation message names it a_new); b: renamed away first, the
+			// new table made under its name and filled after.
+			mustExec(t, db, `BEGIN; CREATE TABLE a_new (LIKE a INCLUDING ALL); INSERT INTO a_new SELECT id, v || 'N' FROM a WHERE id % 2 = 0;
+				ALTER TABLE a RENAME TO a_old; ALTER TABLE a_new RENAME TO a; COMMIT`)
+			mustExec(t, db, `BEGIN; ALTER TABLE b RENAME TO b_old; CREATE TABLE b (LIKE b_old INCLUDING ALL);
+				INSERT INTO b SELECT id, v || 'N' FROM b_old WHERE id % 3 = 0; COMMIT`)
+			mustExec(t, db, `INSERT INTO other VALUES (1)`)
+			waitCurrent(t, dsn, logPath, stop)
+			// The old tables' copies are aside now; their renames reach
+			// the copy with their first changes.
+			mustExec(t, db, `UPDATE a_old SET v = v || '-old' WHERE id < 5; DELETE FROM b_old WHERE id > 25; INSERT INTO a VALUES (100, 'new')`)
+			waitCurrent(t, dsn, logPath, stop)
+			logs := stop()
+			if strings.Contains(logs, "level=ERROR") {
+				t.Fatalf("run failed:\n%s", logs)
+			}
+			queries := []string{`SELECT id, v FROM a`, `SELECT id, v FROM a_old`, `SELECT id, v FROM b`, `SELECT id, v FROM b_old`, `SELECT id FROM other`}
+			compareRows(t, dsn, rows, queries...)
+			for _, name := range []string{"a", "b"} {
+				if !strings.Contains(logs, "own rename is seen\" table=public."+name+" moved=") {
+					t.Errorf("no copy moved aside for %s: the test did not reach the path it is for:\n%s", name, logs)
+				}
+			}
+			runNow(t, dsn, target, slot)
+			mustVerify(t, dsn, target)
+		})
+	}
+}
