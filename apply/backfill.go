@@ -2039,14 +2039,20 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, l *p
 		if _, err := e.tracker(ctx, p.RelID); err != nil {
 			return err
 		}
-		if seen = upgradeSig(old.Storage, p.Storage); seen == "" || seen == p.Storage && e.knownName(p.RelID) == p.Name {
+		// The stored signature may differ in the table's name alone while
+		// the copy already has the name: a rename the stream carried,
+		// which only a listing stores (a run that ended before one, such
+		// as a swap's old table renamed in the copy at its first change
+		// after the swap, copied the table again at the next start).
+		if seen = upgradeSig(old.Storage, p.Storage); seen == "" || sameData(seen, p.Storage) && e.knownName(p.RelID) == p.Name {
 			e.storage[p.RelID] = p.Storage
 			if err := e.storageKnown(ctx, p.RelID, p.Name, p.Storage, gen); err != nil {
 				return err
 			}
-			if seen != "" && old.Storage != seen {
-				// Stored by an older version: store it as read now, once,
-				// so that later runs compare the parts it lacked.
+			if seen != "" && old.Storage != p.Storage {
+				// Stored by an older version, or under the old name:
+				// store it as read now, once, so that later runs compare
+				// the parts it lacked.
 				return e.storeStorage(ctx, p.RelID, old, p.Storage)
 			}
 			return nil
