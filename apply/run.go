@@ -469,7 +469,21 @@ func (r *runner) slotBusy(ctx context.Context, err error) error {
 }
 
 func (r *runner) once(ctx context.Context, started *bool) error {
-	src, err := source.Open(ctx, r.cfg.Source)
+	scfg := r.cfg.Source
+	if st, found, err := r.sink.ReadState(ctx); err == nil && found {
+		// Refused before the source is changed (a publication created on
+		// the wrong cluster: helper-122); prepare reads the state again.
+		if err := r.checkTarget(st); err != nil {
+			return err
+		}
+		if !r.cfg.Resync {
+			scfg.ExpectSystemID = st.SystemID
+		}
+	}
+	src, err := source.Open(ctx, scfg)
+	if mis := (*source.SystemMismatchError)(nil); errors.As(err, &mis) {
+		return otherCluster(mis.Want, mis.Got)
+	}
 	if err != nil {
 		return err
 	}
@@ -670,6 +684,22 @@ func CheckPublication(st schema.State, publication string) error {
 		st.Publication, publication, st.Publication, publication))
 }
 
+// checkTarget refuses a target stored (st) for another slot or, complete,
+// for another publication.
+func (r *runner) checkTarget(st schema.State) error {
+	if slotName := r.cfg.Source.Slot; st.Slot != slotName {
+		return mark(ErrTargetMismatch, fmt.Errorf("the target follows slot %q, not %q: pass --slot %s (Config.Source.Slot in Go) or use a fresh target", st.Slot, slotName, st.Slot))
+	}
+	return CheckPublication(st, r.cfg.Source.Publication)
+}
+
+// otherCluster refuses a source cluster (now) other than the copy's.
+func otherCluster(copied, now string) error {
+	return mark(ErrTargetMismatch, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): "+
+		"if the source named is the copy's and was replaced (upgraded with pg_upgrade, restored from a dump or from another cluster's backup), "+
+		"run with --resync (Config.Resync in Go) to copy every table again; otherwise check the source named, or use a fresh target", copied, now))
+}
+
 // prepare checks that the target and the slot belong together and takes the
 // initial snapshot when there is none (or an interrupted one), returning the
 // state to stream from.
@@ -679,14 +709,14 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 	if err != nil {
 		return st, fmt.Errorf("read walmirror state from target: %w", err)
 	}
-	if found && st.Slot != slotName {
-		return st, mark(ErrTargetMismatch, fmt.Errorf("the target follows slot %q, not %q: pass --slot %s (Config.Source.Slot in Go) or use a fresh target", st.Slot, slotName, st.Slot))
+	if found {
+		if err := r.checkTarget(st); err != nil {
+			return st, err
+		}
 	}
 	if found && st.SystemID != "" && st.SystemID != src.SystemID() {
 		if !r.cfg.Resync {
-			return st, mark(ErrTargetMismatch, fmt.Errorf("the target was copied from another PostgreSQL cluster (system %s, this one is %s): "+
-				"if the source named is the copy's and was replaced (upgraded with pg_upgrade, restored from a dump or from another cluster's backup), "+
-				"run with --resync (Config.Resync in Go) to copy every table again; otherwise check the source named, or use a fresh target", st.SystemID, src.SystemID()))
+			return st, otherCluster(st.SystemID, src.SystemID())
 		}
 		// helper-113: --resync refused too, so after pg_upgrade or a dump
 		// restored into a new cluster only a fresh target went on.
@@ -705,11 +735,6 @@ func (r *runner) prepare(ctx context.Context, src *source.Source) (schema.State,
 		r.log.Warn("resynchronising: the source is another PostgreSQL cluster than the copy's (upgraded, or restored into a new one?); creating the slot and copying every table again",
 			"slot", slotName, "copied_from_system", st.SystemID, "source_system", src.SystemID())
 		return r.snapshot(ctx, src)
-	}
-	if found {
-		if err := CheckPublication(st, r.cfg.Source.Publication); err != nil {
-			return st, err
-		}
 	}
 	st.Publication = r.cfg.Source.Publication // a target stored by an older version: from its next commit on
 	slot, err := src.Slot(ctx)

@@ -32,7 +32,12 @@ type Config struct {
 	// commit, in a directory of walmirror's own (walmirror-spill-SLOT-...)
 	// emptied at every start; empty means os.TempDir().
 	SpillDir string
-	Logger   *slog.Logger
+	// ExpectSystemID, when set, is the cluster the copy was made from
+	// (IDENTIFY_SYSTEM's systemid): Open refuses another with a
+	// *SystemMismatchError before it creates anything on it. apply.Run
+	// sets it from the target's state.
+	ExpectSystemID string
+	Logger         *slog.Logger
 }
 
 // DefaultTimeout matches PostgreSQL's wal_receiver_timeout.

@@ -80,6 +80,14 @@ func (s *Source) Close(ctx context.Context) error { return s.conn.Close(ctx) }
 // SystemID is the source cluster's identifier: a target follows one cluster.
 func (s *Source) SystemID() string { return s.systemID }
 
+// SystemMismatchError is Open's refusal of a cluster other than
+// Config.ExpectSystemID.
+type SystemMismatchError struct{ Want, Got string }
+
+func (e *SystemMismatchError) Error() string {
+	return fmt.Sprintf("the source is PostgreSQL cluster %s, not %s", e.Got, e.Want)
+}
+
 func (s *Source) preflight(ctx context.Context) error {
 	var walLevel string
 	var isSuper, canReplicate, standby bool
@@ -128,6 +136,12 @@ func (s *Source) preflight(ctx context.Context) error {
 	}
 	s.systemID = sys.SystemID
 	s.timeline = uint32(sys.Timeline)
+	if want := s.cfg.ExpectSystemID; want != "" && want != sys.SystemID {
+		// Before the publication is made: a copy pointed at the wrong
+		// cluster created one there, FOR ALL TABLES, and UPDATE and
+		// DELETE on its keyless tables failed from then on (helper-122).
+		return &SystemMismatchError{Want: want, Got: sys.SystemID}
+	}
 	if err := s.ensurePublication(ctx); err != nil {
 		return err
 	}

@@ -613,6 +613,17 @@ func TestDropOtherClusterTarget(t *testing.T) {
 	if r := walmirror(t, nil, "drop", "--source", dsnB, "--slot", slot); r.code != 0 {
 		t.Fatalf("drop of the slot by name: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// Refused before B is changed: a database of B with no publication
+	// got one, FOR ALL TABLES, and its keyless table refused UPDATE from
+	// then on (helper-122).
+	dsnD, dbD := newDatabase(t, `CREATE TABLE keyless (a int); INSERT INTO keyless VALUES (1)`)
+	r = walmirror(t, nil, "run", "--source", dsnD, "--target", a, "--slot", slot, "--stop-at-lsn", "now")
+	if r.code == 0 || !strings.Contains(r.stderr, "another PostgreSQL cluster") {
+		t.Errorf("run of another cluster's copy, against a database with no publication: exit %d, want a refusal:\n%s", r.code, r.stderr)
+	}
+	if err := server.Exec(ctx, dbD, `UPDATE keyless SET a = 2`); err != nil {
+		t.Errorf("the refused run changed the source: %v", err)
+	}
 	runNow(t, dsnB, a, slot, "--resync")
 	compareRows(t, dsnB, func(q string) ([]string, error) {
 		return mirrortest.SQLiteRows(ctx, filepath.Join(dir, "a.sqlite"), q)
