@@ -80,7 +80,10 @@ func applyConfig(fs *flag.FlagSet, path string, strict bool) error {
 			}
 			continue
 		}
-		if err := f.Value.Set(values[k]); err != nil {
+		// Set through fs, so that a key of the file counts as given
+		// (flagGiven), as a flag or variable does: a slot or publication
+		// in the file was dropped for the copy's own (helper-122).
+		if err := fs.Set(name, values[k]); err != nil {
 			return fmt.Errorf("--config %s: %s: %w%s", path, k, err, wantForm(f))
 		}
 	}

@@ -105,6 +105,12 @@ func TestConfigFile(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"slot": "s_`+db+`"`) || !strings.Contains(r.stdout, `"lag_bytes"`) {
 		t.Fatalf("status --config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// A slot the file names is given, as --slot is: refused for a copy
+	// that follows another (helper-122: the copy's own was followed).
+	other := writeConfig(t, "source: ${TEST_SOURCE}\ntarget: sqlite:"+path+"\nslot: other_slot\nstop-at-lsn: now\n")
+	if r := walmirror(t, env, "run", "--config", other); r.code == 0 || !strings.Contains(r.stderr, `not "other_slot"`) {
+		t.Errorf("run --config naming another slot: exit %d, want a refusal naming it:\n%s", r.code, r.stderr)
+	}
 	dropSlotAtEnd(t, db, "s_"+db)
 }
 

@@ -69,7 +69,7 @@ func cmdDrop(ctx context.Context, args []string) error {
 func flagGiven(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	if _, ok := os.LookupEnv(envName(name)); ok {
+	if v, ok := os.LookupEnv(envName(name)); ok && v != "" { // empty is unset, as parseFlags takes it
 		set = true
 	}
 	return set
