@@ -206,3 +206,34 @@ func TestMetrics(t *testing.T) {
 	}
 	dropSlotAtEnd(t, db, slot)
 }
+
+// TestMetricsSlotAtStart: the slot's metrics follow the start of
+// streaming, not the slot poll's interval. The poll at the start runs
+// before a new copy's slot exists, and before a restarted one's walsender
+// takes it: /metrics said the slot was missing, or inactive, for the first
+// --slot-poll-interval (15 s by default), and an alert on either fired at
+// every deploy (helper-122). The interval here is an hour: only the poll
+// at the start of streaming can show the slot.
+func TestMetricsSlotAtStart(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	for _, run := range []string{"new copy", "restart"} {
+		stop, logPath := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot,
+			"--metrics-addr", "127.0.0.1:0", "--slot-poll-interval", "1h")
+		logs, _ := os.ReadFile(logPath)
+		match := servingMetrics.FindSubmatch(logs)
+		if match == nil {
+			t.Fatalf("%s: no 'serving metrics' line:\n%s", run, logs)
+		}
+		addr := string(match[1])
+		eventually(t, run+": the slot reserved and active in /metrics", func() bool {
+			m := scrape(t, addr)
+			return value(m, "walmirror_slot_wal_status", "status=reserved") == 1 && value(m, "walmirror_slot_wal_status", "status=missing") == 0 &&
+				value(m, "walmirror_slot_active") == 1
+		})
+		stop()
+	}
+}

@@ -28,6 +28,10 @@ type Monitor struct {
 	progress *apply.Progress // the applied position, for GET /wait
 	now      func() time.Time
 	started  time.Time
+	// pollNow asks PollSlot for a poll at once: streaming began, so the
+	// slot exists and is active (the poll at the start ran before either,
+	// and /metrics said "missing", inactive, for an interval: helper-122).
+	pollNow chan struct{}
 
 	mu sync.Mutex
 	// Lag: the copy is complete as of completeAsOf (the source commit time
@@ -85,7 +89,7 @@ type Totals struct {
 
 // New returns a Monitor; version labels walmirror_build_info.
 func New(version string) *Monitor {
-	m := &Monitor{reg: prometheus.NewRegistry(), now: time.Now, progress: &apply.Progress{}}
+	m := &Monitor{reg: prometheus.NewRegistry(), now: time.Now, progress: &apply.Progress{}, pollNow: make(chan struct{}, 1)}
 	m.started = m.now()
 	f := factory{m.reg}
 	m.rows = f.counterVec("walmirror_rows_applied_total", "Row changes applied to the target (committed), by operation.", "op")
@@ -292,6 +296,10 @@ func (m *Monitor) Streaming(from lsn.LSN) {
 	m.snapshot = apply.SnapshotProgress{}
 	m.applied = max(m.applied, from)
 	m.serverEnd = max(m.serverEnd, from)
+	select {
+	case m.pollNow <- struct{}{}:
+	default:
+	}
 }
 
 // CopyComplete takes the copy being complete (apply.Config.OnReady): no
@@ -495,6 +503,7 @@ func (m *Monitor) PollSlot(ctx context.Context, cfg source.Config, every time.Du
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-m.pollNow:
 		}
 	}
 }
