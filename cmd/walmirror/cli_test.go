@@ -1,7 +1,10 @@
 package main
 
 import (
+	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -70,5 +73,50 @@ func TestErrorLineServerHint(t *testing.T) {
 	}
 	if got := errorLine(fmt.Errorf("%w (server hint: %s)", pgErr, pgErr.Hint)); strings.Count(got, "max_locks") != 1 {
 		t.Errorf("the hint twice: %s", got)
+	}
+}
+
+// TestTargetFileOfOtherKind: a file target that is the other kind of
+// database, or none, is refused by every command, naming the kind it is
+// and the target to give. Before, DuckDB given an SQLite file fetched its
+// SQLite extension from the network in status, check and drop, and the
+// messages sent users to the directory's permissions (helper-122).
+func TestTargetFileOfOtherKind(t *testing.T) {
+	needServer(t)
+	dir := t.TempDir()
+	files := map[string]string{"sqlite3": filepath.Join(dir, "a.sqlite"), "duckdb": filepath.Join(dir, "b.duckdb")}
+	for driver, path := range files {
+		db, err := sql.Open(driver, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`CREATE TABLE t (a int)`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+	junk := filepath.Join(dir, "junk")
+	if err := os.WriteFile(junk, []byte("not a database at all\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := "postgres://u@127.0.0.1:1/db?connect_timeout=2"
+	for _, c := range []struct{ target, want string }{
+		{"duckdb:" + files["sqlite3"], "is an SQLite database, not a DuckDB one: name it sqlite:"},
+		{"sqlite:" + files["duckdb"], "is a DuckDB database, not an SQLite one: name it duckdb:"},
+		{"sqlite:" + junk, "is not a database of that kind"},
+		{"duckdb:" + junk, "is not a database of that kind"},
+	} {
+		for _, args := range [][]string{
+			{"status", "--target", c.target},
+			{"check", "--source", src, "--target", c.target},
+			{"drop", "--source", src, "--target", c.target},
+			{"run", "--source", src, "--target", c.target},
+			{"verify", "--source", src, "--target", c.target},
+		} {
+			r := walmirror(t, nil, args...)
+			if r.code == 0 || !strings.Contains(r.stdout+r.stderr, c.want) || strings.Contains(r.stdout+r.stderr, "extension") {
+				t.Errorf("%s: exit %d, want a refusal saying %q:\n%s%s", strings.Join(args, " "), r.code, c.want, r.stdout, r.stderr)
+			}
+		}
 	}
 }

@@ -191,7 +191,7 @@ func demoReport(ctx context.Context, dsn, kind, path string) error {
 	defer pg.Close(context.WithoutCancel(ctx))
 	driver, open, table := "sqlite3", "file:"+path+"?mode=ro", func(t string) string { return `"` + sqlite.TableName("public", t) + `"` }
 	if kind == "duckdb" {
-		driver, open, table = "duckdb", path+"?access_mode=read_only", func(t string) string { return `public."` + t + `"` }
+		driver, open, table = "duckdb", path+duckdbReadOnly, func(t string) string { return `public."` + t + `"` }
 	}
 	db, err := sql.Open(driver, open)
 	if err != nil {

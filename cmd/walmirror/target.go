@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"regexp"
@@ -53,6 +55,9 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 			return nil, fmt.Errorf("--target %q: %w", target, err)
 		}
 	}
+	if err := fileKindMismatch(kind, path); err != nil {
+		return nil, err
+	}
 	if kind == "duckdb" {
 		s, err := duckdb.Open(ctx, path, log)
 		if err == nil && opts.duckMemoryLimit != "" {
@@ -80,6 +85,36 @@ func openTarget(ctx context.Context, target string, log *slog.Logger, mustExist 
 	}
 	s.Adopt, s.DropColumns = opts.adopt, opts.dropColumns
 	return s, nil
+}
+
+// fileKindMismatch refuses a file target that exists and is not the kind
+// of database the target names: the databases' own errors sent users to
+// the directory's permissions, and DuckDB, given an SQLite file, fetched
+// its SQLite extension to read it (helper-122). An empty file is taken as
+// new.
+func fileKindMismatch(kind, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // opening it says what is wrong
+	}
+	defer f.Close()
+	head := make([]byte, 16)
+	n, _ := io.ReadFull(f, head)
+	if n == 0 {
+		return nil
+	}
+	head = head[:n]
+	sqliteFile := bytes.Equal(head, []byte("SQLite format 3\x00"))
+	duckFile := n >= 12 && string(head[8:12]) == "DUCK" // after the header's checksum
+	switch {
+	case kind == "duckdb" && sqliteFile:
+		return fmt.Errorf("--target duckdb:%s: the file is an SQLite database, not a DuckDB one: name it sqlite:%s", path, path)
+	case kind == "sqlite" && duckFile:
+		return fmt.Errorf("--target sqlite:%s: the file is a DuckDB database, not an SQLite one: name it duckdb:%s", path, path)
+	case kind == "duckdb" && !duckFile, kind == "sqlite" && !sqliteFile:
+		return fmt.Errorf("--target %s:%s: the file exists and is not a database of that kind (nor of the other one walmirror writes): check the path (walmirror makes a new file only where none is)", kind, path)
+	}
+	return nil
 }
 
 // newTargetFile returns the path of a file target that does not exist yet

@@ -87,6 +87,9 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 		return ts, fmt.Errorf("--target %q: %w", target, err)
 	}
 	ts.Exists = true
+	if err := fileKindMismatch(kind, path); err != nil {
+		return ts, err
+	}
 	var db *sql.DB
 	var has, q string
 	if kind == "sqlite" {
@@ -95,7 +98,7 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 		has = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_walmirror_state'`
 		q = `SELECT slot, system_id, phase, lsn_text, updated_at FROM _walmirror_state WHERE id = 1`
 	} else {
-		db, err = sql.Open("duckdb", path+"?access_mode=read_only")
+		db, err = sql.Open("duckdb", path+duckdbReadOnly)
 		has = `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = '_walmirror_state'`
 		q = `SELECT slot, system_id, phase, lsn_text, strftime(updated_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') FROM main._walmirror_state WHERE id = 1`
 	}
@@ -253,7 +256,7 @@ func existingTables(ctx context.Context, target string, tables []source.TableNam
 		u := url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: "mode=ro&_busy_timeout=5000"}
 		db, err = sql.Open("sqlite3", u.String())
 	} else {
-		db, err = sql.Open("duckdb", path+"?access_mode=read_only")
+		db, err = sql.Open("duckdb", path+duckdbReadOnly)
 		q = `SELECT lower(schema_name || '.' || table_name) FROM duckdb_tables()`
 	}
 	if err != nil {
@@ -384,3 +387,8 @@ func sameDatabase(ctx context.Context, sourceDSN, target string) bool {
 func sameDatabaseText(target string) string {
 	return fmt.Sprintf("%s is the source's own database (the same server and database as --source): a copy's tables would be the tables it copies; point --target at another database", redactTarget(target))
 }
+
+// duckdbReadOnly opens a DuckDB file to look at it: read-only, and with no
+// extension installed or loaded for it (an SQLite file given as a DuckDB
+// target made DuckDB download its SQLite extension, helper-122).
+const duckdbReadOnly = "?access_mode=read_only&autoinstall_known_extensions=false&autoload_known_extensions=false"
