@@ -251,12 +251,15 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 		}
 		// Said once per outage, not once per attempt.
 		if r.failures == 0 {
-			r.downSince = time.Now()
 			// A session that fails soon after it resumed (a source that
 			// crashes decoding a transaction, helper-120: PostgreSQL 18.4
 			// restarted 20 times in 20 s) keeps the backoff growing
 			// across outages; one that streamed for a while starts over.
-			if !r.streamingSince.IsZero() && time.Since(r.streamingSince) < stableSession {
+			// The run's first outage resumed nothing (helper-122: "again"
+			// at a source restart in the run's first half minute).
+			resumed := !r.downSince.IsZero()
+			r.downSince = time.Now()
+			if resumed && !r.streamingSince.IsZero() && time.Since(r.streamingSince) < stableSession {
 				r.relapses++
 				log.Warn("replication interrupted again soon after it resumed; reconnecting with a longer backoff", "err", err, "times", r.relapses)
 			} else {
