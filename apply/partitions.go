@@ -374,11 +374,18 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 	}
 	if gen != 0 {
 		e.storage[relid] = now
-		for _, x := range []*schema.Table{t, e.tables[relid]} {
-			if x != nil {
-				x.Storage = now
-				delete(e.ensured, x) // its shape is stored again, with now
-			}
+	}
+	// The target stores now with the shape, in the transaction that
+	// records the copy by key: at gen 0 too, where the listings still
+	// compare with was (the catalog may be ahead of the stream). A run
+	// that ended before its next listing left was stored, and a later
+	// run found the partition detached again as nothing changed: was's
+	// signature is the detached one's, and the detached rows stayed in
+	// the copy, exit 0 (helper-121).
+	for _, x := range []*schema.Table{t, e.tables[relid]} {
+		if x != nil {
+			x.Storage = now
+			delete(e.ensured, x) // its shape is stored again, with now
 		}
 	}
 	switch {
@@ -395,13 +402,13 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 		for _, s := range joined {
 			delete(tr.keys, s)
 		}
-		if t != nil && e.tables[relid] == t {
-			if err := e.ensureOpen(ctx); err != nil {
-				return addedNotCopied, err
-			}
-			e.pendingN++
-			return addedCopied, e.ensure(ctx, t)
+	}
+	if t != nil && e.tables[relid] == t {
+		if err := e.ensureOpen(ctx); err != nil {
+			return addedNotCopied, err
 		}
+		e.pendingN++
+		return addedCopied, e.ensure(ctx, t)
 	}
 	return addedCopied, nil
 }

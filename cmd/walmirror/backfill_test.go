@@ -2204,3 +2204,72 @@ func TestJoinWithOpenTransaction(t *testing.T) {
 		})
 	}
 }
+
+// TestDetachNotYetVisibleAtStart: a partition attached with rows, which a
+// run copies by key at the stream's Relation message (a listing has
+// seen the table, so its writes are tracked), the run stopped before its
+// next listing; then the partition detached while walmirror is stopped,
+// its commit not yet visible when the next run starts (it waits for a
+// synchronous standby) and visible soon after, and its rows changed as a
+// table of its own. The partition's rows must leave the root's copy
+// (helper-121: they stayed, exit 0: the target still had the signature
+// from before the attach, which the detach restored exactly). A dedicated
+// server. Every target.
+func TestDetachNotYetVisibleAtStart(t *testing.T) {
+	needServer(t)
+	srv := holdServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, exec := serverDatabase(t, srv, "detach_"+tg.name)
+			exec(`CREATE TABLE hp (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY LIST (k);
+				CREATE TABLE hp_1 PARTITION OF hp FOR VALUES IN (1);
+				INSERT INTO hp SELECT g, 1, 'one' FROM generate_series(1, 500) g;
+				CREATE PUBLICATION pd FOR TABLES IN SCHEMA public WITH (publish_via_partition_root = true);
+				CREATE TABLE other (id int PRIMARY KEY)`)
+			dsn := srv.DSN(db)
+			target, rows := tg.new(t)
+			slot := "s_detach_" + tg.name
+			args := []string{"--source", dsn, "--target", target, "--slot", slot, "--publication", "pd"}
+			stop, logPath := startRunUntil(t, "msg=streaming", append(args, "--log-level", "debug")...)
+			waitForLog(t, logPath, `msg="publication listed"`)
+			exec(`CREATE TABLE hp_2 (LIKE hp INCLUDING ALL); INSERT INTO hp_2 SELECT g, 2, 'two' FROM generate_series(1, 800) g;
+				BEGIN; ALTER TABLE hp ATTACH PARTITION hp_2 FOR VALUES IN (2); UPDATE hp SET v = 'upd' WHERE k = 2 AND id < 100; COMMIT`)
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+				out, _ := os.ReadFile(logPath)
+				if bytes.Contains(out, []byte("rows copied again online")) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("hp_2's rows never copied:\n%s", out)
+				}
+			}
+			exec(`INSERT INTO other VALUES (1)`)
+			waitConfirmed(t, dsn, slot)
+			if logs := stop(); strings.Contains(logs, "level=ERROR") {
+				t.Fatalf("the run failed:\n%s", logs)
+			}
+			release := holdCommit(ctx, exec, dsn, `ALTER TABLE hp DETACH PARTITION hp_2`)
+			time.Sleep(time.Second)
+			stop, _ = startRunUntil(t, "msg=starting", args...)
+			time.Sleep(3 * time.Second)
+			if err := release(); err != nil {
+				t.Fatal(err)
+			}
+			exec(`UPDATE hp_2 SET v = 'detached' WHERE id < 50; INSERT INTO hp VALUES (1000, 1, 'after'); INSERT INTO other VALUES (2)`)
+			waitConfirmed(t, dsn, slot)
+			time.Sleep(time.Second) // a copy begun by a listing
+			logs := stop()
+			defer func() {
+				if t.Failed() {
+					t.Logf("the run:\n%s", logs)
+				}
+			}()
+			if strings.Contains(logs, "level=ERROR") {
+				t.Errorf("the run failed")
+			}
+			logs += runNowLog(t, dsn, target, slot, args[6:]...)
+			compareRows(t, dsn, rows, "SELECT id, k, v FROM hp", "SELECT id, k, v FROM hp_2")
+		})
+	}
+}
