@@ -2225,7 +2225,7 @@ func TestDetachNotYetVisibleAtStart(t *testing.T) {
 			exec(`CREATE TABLE hp (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY LIST (k);
 				CREATE TABLE hp_1 PARTITION OF hp FOR VALUES IN (1);
 				INSERT INTO hp SELECT g, 1, 'one' FROM generate_series(1, 500) g;
-				CREATE PUBLICATION pd FOR TABLES IN SCHEMA public WITH (publish_via_partition_root = true);
+				CREATE PUBLICATION pd FOR ALL TABLES WITH (publish_via_partition_root = true);
 				CREATE TABLE other (id int PRIMARY KEY)`)
 			dsn := srv.DSN(db)
 			target, rows := tg.new(t)
