@@ -255,13 +255,18 @@ func run(ctx context.Context, sink Sink, cfg Config) error {
 			// crashes decoding a transaction, helper-120: PostgreSQL 18.4
 			// restarted 20 times in 20 s) keeps the backoff growing
 			// across outages; one that streamed for a while starts over.
-			// The run's first outage resumed nothing (helper-122: "again"
-			// at a source restart in the run's first half minute).
+			// The run's first outage resumed nothing: "soon after it
+			// began" (helper-122: "again" at a source restart in the
+			// run's first half minute).
 			resumed := !r.downSince.IsZero()
 			r.downSince = time.Now()
-			if resumed && !r.streamingSince.IsZero() && time.Since(r.streamingSince) < stableSession {
+			if !r.streamingSince.IsZero() && time.Since(r.streamingSince) < stableSession {
 				r.relapses++
-				log.Warn("replication interrupted again soon after it resumed; reconnecting with a longer backoff", "err", err, "times", r.relapses)
+				msg := "replication interrupted again soon after it resumed; reconnecting with a longer backoff"
+				if !resumed {
+					msg = "replication interrupted soon after it began; reconnecting with a longer backoff"
+				}
+				log.Warn(msg, "err", err, "times", r.relapses)
 			} else {
 				r.relapses = 0
 				log.Warn("replication interrupted; reconnecting with backoff", "err", err)
