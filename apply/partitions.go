@@ -372,20 +372,27 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 	if len(keys) > maxPartitionKeys {
 		return addedNotCopied, nil
 	}
+	stored := now
 	if gen != 0 {
 		e.storage[relid] = now
+	} else {
+		// The listings still compare with was (the catalog may be ahead
+		// of the stream, and the keys the stream writes from here on are
+		// checked only by the next listing). The target stores now with
+		// links no listing shows, in the transaction that records the
+		// copy by key: a run that ends before its next listing makes the
+		// next run copy the table again. Before, was stayed stored, and a
+		// partition detached after such a run restored exactly was's
+		// signature: the detached rows stayed in the copy, exit 0
+		// (helper-121). now itself would hide what the stream wrote
+		// after this look through a partition that lost it
+		// (TestPartitionChangesCrash).
+		stored = unverifiedLinks(now)
 	}
-	// The target stores now with the shape, in the transaction that
-	// records the copy by key: at gen 0 too, where the listings still
-	// compare with was (the catalog may be ahead of the stream). A run
-	// that ended before its next listing left was stored, and a later
-	// run found the partition detached again as nothing changed: was's
-	// signature is the detached one's, and the detached rows stayed in
-	// the copy, exit 0 (helper-121).
 	for _, x := range []*schema.Table{t, e.tables[relid]} {
 		if x != nil {
-			x.Storage = now
-			delete(e.ensured, x) // its shape is stored again, with now
+			x.Storage = stored
+			delete(e.ensured, x) // its shape is stored again
 		}
 	}
 	switch {
@@ -488,6 +495,16 @@ func splitFiles(files string) (leaves, other string) {
 		other = other[:i]
 	}
 	return leaves, other
+}
+
+// unverifiedLinks is sig with partition links no listing shows: stored,
+// it makes the next run's first look find the links changed.
+func unverifiedLinks(sig string) string {
+	files, rest, _ := strings.Cut(sig, "|")
+	if i := strings.Index(files, ";inh:"); i >= 0 {
+		files = files[:i]
+	}
+	return files + ";inh:unverified|" + rest
 }
 
 // inhPart is the partition links part of a signature (";inh:" and a hash),
