@@ -19,7 +19,7 @@ build:
 # leaves them to `make test-slow` so the default run stays near half an hour on
 # 2 cores (it was about 40 minutes); CI runs both, `make test-matrix` everything on every major.
 # A test not named here (a new one, a renamed one) runs in `make test`.
-SLOW_TESTS := TestFaultPoints|TestOnlineCopyFaults|TestCrashLoop|TestPartitionChangesCrash|TestResyncRowsFaults|TestNetworkFaults|TestRenameAfterChangesCrash|TestSchemaChangeCrash|TestTargetDiskFull|TestPgbenchInitWhileFollowing|TestCopyWaitsForBacklog|TestTargetLockTableSmall|TestCopyOutgrowsLockTable|TestPartitionLinksLive|TestAttachNotYetVisible|TestCommitNotYetVisible|TestRenameAwayNotYetVisible|TestVerifySidecar|TestChunkedCopyTextKey|TestOnlineCopyWhileTablesDropped|TestDivergedTableCopiedAgain|TestOnlineCopyKeysMove
+SLOW_TESTS := TestFaultPoints|TestOnlineCopyFaults|TestCrashLoop|TestPartitionChangesCrash|TestResyncRowsFaults|TestNetworkFaults|TestRenameAfterChangesCrash|TestSchemaChangeCrash|TestTargetDiskFull|TestPgbenchInitWhileFollowing|TestCopyWaitsForBacklog|TestTargetLockTableSmall|TestCopyOutgrowsLockTable|TestPartitionLinksLive|TestAttachNotYetVisible|TestCommitNotYetVisible|TestCommitNotYetVisibleAfterRestart|TestRenameAwayNotYetVisible|TestVerifySidecar|TestChunkedCopyTextKey|TestOnlineCopyWhileTablesDropped|TestDivergedTableCopiedAgain|TestOnlineCopyKeysMove
 
 # Unit tests plus end-to-end tests against throwaway PostgreSQL servers.
 test: check-files

@@ -593,7 +593,7 @@ func (e *engine) beginFill(relid uint32, name string, estimate int64, reason str
 		// be on its way to being visible).
 		f.mustSee = old.mustSee
 		for _, h := range old.held {
-			f.see(h.xid)
+			e.see(f, h.xid)
 		}
 	}
 	// The target table is emptied by the first chunk, in the transaction
@@ -623,7 +623,13 @@ func (e *engine) fillsState() []schema.TableCopy {
 	}
 	out := make([]schema.TableCopy, 0, len(e.fillOrder))
 	for _, id := range e.fillOrder {
-		out = append(out, e.fills[id].copy)
+		f := e.fills[id]
+		c := f.copy
+		c.MustSee = slices.Clone(f.mustSee)
+		if f.truncXid != 0 && !slices.Contains(c.MustSee, f.truncXid) {
+			c.MustSee = append(c.MustSee, f.truncXid)
+		}
+		out = append(out, c)
 	}
 	return out
 }
@@ -634,7 +640,16 @@ func (e *engine) loadFills(copies []schema.TableCopy) {
 		if c.Chunks > 0 {
 			e.log.Info("resuming online copy after its last committed chunk", "table", c.Table, "chunks_done", c.Chunks, "rows_done", c.Rows)
 		}
-		e.fills[c.RelID] = &fill{copy: c}
+		// Transactions the run before dropped changes of (or that
+		// truncated the table) may not show yet: the next chunk waits for
+		// them, as that run's would have. Before, they went with that
+		// run: a commit waiting for a synchronous standby, its change to a
+		// row past the copy's progress dropped and the position past it,
+		// and the resumed copy read the row without it, exit 0
+		// (helper-124).
+		f := &fill{copy: c, mustSee: c.MustSee}
+		f.copy.MustSee = nil
+		e.fills[c.RelID] = f
 		e.fillOrder = append(e.fillOrder, c.RelID)
 		e.copiedCache[c.RelID] = false
 	}
@@ -853,7 +868,7 @@ func (e *engine) hold(f *fill, c schema.RowChange) bool {
 		}
 		return true
 	}
-	f.see(e.xid)
+	e.see(f, e.xid)
 	return true
 }
 
@@ -923,10 +938,12 @@ func (e *engine) waitOpen(f *fill, snap source.XidSnapshot) bool {
 	return true
 }
 
-// see notes that the copy's next snapshot must see xid.
-func (f *fill) see(xid uint32) {
+// see notes that f's next snapshot must see xid. The list is stored with
+// the copy's progress (TableCopy.MustSee) by the next commit.
+func (e *engine) see(f *fill, xid uint32) {
 	if n := len(f.mustSee); n == 0 || f.mustSee[n-1] != xid {
 		f.mustSee = append(f.mustSee, xid)
+		e.fillsChanged = true
 	}
 }
 
@@ -1502,14 +1519,14 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 			if covered {
 				part = del
 			}
-			f.see(h.xid)
+			e.see(f, h.xid)
 			if err := e.buffer(ctx, w.relid, t, part); err != nil {
 				return err
 			}
 			continue
 		}
 		if !covered {
-			f.see(h.xid) // a later chunk's snapshot has it
+			e.see(f, h.xid) // a later chunk's snapshot has it
 			continue
 		}
 		if err := e.buffer(ctx, w.relid, t, h.c); err != nil {

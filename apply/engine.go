@@ -1377,6 +1377,7 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 				// chunk must see this TRUNCATE.
 				e.startFill(id, f.copy.Table, f.copy.Estimate, f.copy.Reason)
 				e.fills[id].truncXid = e.xid
+				e.fillsChanged = true // stored with the copy (MustSee)
 				continue
 			}
 		}

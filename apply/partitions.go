@@ -417,6 +417,21 @@ func (e *engine) partitionsAdded(ctx context.Context, relid uint32, name string,
 		e.pendingN++
 		return addedCopied, e.ensure(ctx, t)
 	}
+	if gen == 0 {
+		// At a Relation message, t is the table it describes, not yet the
+		// run's: when the message changed the shape, the commit stores t
+		// with its storage; when not, nothing did, and a run ended before
+		// the copy by key committed left was stored for the next to
+		// resume that copy under: a partition detached after it restored
+		// was, and its rows stayed in the copy, exit 0 (helper-123). The
+		// stored shape takes the links now, in the transaction that
+		// records the copy.
+		old, found, err := e.storedShape(ctx, relid)
+		if err != nil || !found || old.Storage == stored {
+			return addedCopied, err
+		}
+		return addedCopied, e.storeStorage(ctx, relid, old, stored)
+	}
 	return addedCopied, nil
 }
 

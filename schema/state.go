@@ -70,6 +70,13 @@ type TableCopy struct {
 	// first chunk found: keys compare by bytes, so the copy goes in chunks
 	// (and resumes) by them.
 	TextBytes bool `json:"text_bytes,omitempty"`
+	// MustSee are source transactions (32-bit xids) the copy's next chunk
+	// must read with a snapshot that shows them: the stream delivered
+	// them, and the copy dropped their changes to rows past After (its
+	// later chunks read those rows) or they truncated the table. A commit
+	// is delivered once it is in the WAL, before other sessions see it
+	// (for the whole wait for a synchronous standby).
+	MustSee []uint32 `json:"must_see,omitempty"`
 }
 
 // EncodeCopies is the stored text form of State.Copies ("" when none).

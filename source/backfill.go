@@ -874,11 +874,13 @@ func (ch *Chunk) End(ctx context.Context, token string) (lsn.LSN, error) {
 // only carries once flushed, by writing a message walmirror ignores: with
 // the function's flush argument (17), or in a transaction that commits
 // synchronously (a transaction flushes its commit only if it wrote WAL
-// before it: a transactional message does).
+// before it: a transactional message does). Locally: with on, a
+// synchronous standby that does not answer held every chunk, and the
+// stream with it (helper-124).
 func flushWAL(ctx context.Context, conn *pgx.Conn, version int) error {
 	q := `SELECT pg_logical_emit_message(false, '` + FlushPrefix + `', '', true)`
 	if version < 170000 {
-		q = `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, '` + FlushPrefix + `', ''); COMMIT`
+		q = `BEGIN; SET LOCAL synchronous_commit = local; SELECT pg_logical_emit_message(true, '` + FlushPrefix + `', ''); COMMIT`
 	}
 	_, err := conn.Exec(ctx, q)
 	if err != nil && version < 170000 {

@@ -51,7 +51,6 @@ func TestTablesJoinPublication(t *testing.T) {
 			}
 			// pgbench_accounts first (100,000 rows: 15 chunks), the others
 			// a little later, pgbench_history without a key.
-			waitForLog(t, logPath, "msg=streaming")
 			mustExec(t, db, "ALTER PUBLICATION walmirror ADD TABLE pgbench_accounts")
 			mustExec(t, db, "ALTER PUBLICATION walmirror ADD TABLE pgbench_tellers, pgbench_history")
 			if err := load.Wait(); err != nil {
@@ -1717,6 +1716,84 @@ func TestCommitNotYetVisible(t *testing.T) {
 	}
 }
 
+// TestCommitNotYetVisibleAfterRestart: a transaction the stream delivered
+// while its commit still waited for a synchronous standby changed a row an
+// online copy had not reached (the change is dropped: the copy's later
+// chunk reads the row), the position passed it, and walmirror restarted.
+// The next run must not read that row before the transaction shows: the
+// stream, past it, never sends it again. Before, the run's memory of such
+// transactions went with it, the resumed copy read the row without the
+// change, and the copy kept the old row, exit 0 (helper-124). A dedicated
+// server: its synchronous standby never comes. Every target.
+func TestCommitNotYetVisibleAfterRestart(t *testing.T) {
+	needServer(t)
+	bin := faultBinary(t)
+	srv := holdServer(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			ctx := t.Context()
+			db, exec := serverDatabase(t, srv, "visr_"+tg.name)
+			exec(`CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 3000) g;
+				CREATE TABLE o (id int PRIMARY KEY)`)
+			dsn := srv.DSN(db)
+			target, rows := tg.new(t)
+			slot := "s_visr_" + tg.name
+			args := []string{"--source", dsn, "--target", target, "--slot", slot, "--copy-chunk-rows", "100", "--copy-chunk-time", "-1s"}
+			runNow(t, dsn, target, slot)
+			if r := walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--slot", slot, "--table", "public.t"); r.code != 0 {
+				t.Fatalf("resync exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			// The copy of t commits its first chunk (rows 1-100).
+			runToFault(t, bin, append([]string{"run"}, args...), "backfill.chunk-read:2")
+			// u, held, keeps the copy's chunks waiting (the stream delivers
+			// it); o is described before it in the next session, so the
+			// stream does not wait for u at a Relation message.
+			exec(`INSERT INTO o VALUES (1)`)
+			releaseU := holdCommit(ctx, exec, dsn, `INSERT INTO o VALUES (2)`)
+			stop, _ := startRunUntil(t, "msg=streaming", args...)
+			// t described in this session; then the held change to a row
+			// past the copy's progress, dropped from the stream.
+			exec(`UPDATE t SET v = -50 WHERE id = 50`)
+			releaseT := holdCommit(ctx, exec, dsn, `UPDATE t SET v = -1 WHERE id = 3000`)
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+				// Both commits in the WAL, waiting for the standby.
+				n, err := mirrortest.SourceRows(ctx, dsn, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n[0] == "2" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s commits wait for the standby, want 2", n[0])
+				}
+			}
+			waitConfirmed(t, dsn, slot)
+			logs := stop()
+			// The next run waits for both to show.
+			done := make(chan result, 1)
+			go func() { done <- walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...) }()
+			time.Sleep(3 * time.Second)
+			if err := releaseU(); err != nil {
+				t.Fatal(err)
+			}
+			if err := releaseT(); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			logs += r.stderr
+			if r.code != 0 {
+				t.Fatalf("the run after the restart exited %d:\n%s", r.code, logs)
+			}
+			runNow(t, dsn, target, slot)
+			compareRows(t, dsn, rows, "SELECT id, v FROM t", "SELECT id FROM o")
+			if t.Failed() {
+				t.Logf("the runs:\n%s", logs)
+			}
+		})
+	}
+}
+
 // serverDatabase creates database name on srv (a server of the test's
 // own) and returns it with a function that runs SQL in it.
 func serverDatabase(t *testing.T, srv *testenv.Server, name string) (db string, exec func(sql string)) {
@@ -2201,6 +2278,73 @@ func TestJoinWithOpenTransaction(t *testing.T) {
 			stop()
 			runNow(t, dsn, target, slot)
 			compareRows(t, dsn, rows, "SELECT id, v FROM h")
+		})
+	}
+}
+
+// TestAttachKilledBeforeCopyByKey: a partition with rows is attached to a
+// partitioned table the run already knows (its Relation message changes no
+// shape), and the run is killed before the copy by key of the partition's
+// rows commits. The next run resumes that copy and stops before a listing;
+// the partition is then detached while walmirror is stopped. The detached
+// rows must leave the copy: before, the target still stored the table's
+// signature from before the attach, which the detach restored exactly, and
+// they stayed, exit 0 (helper-123). Every target.
+func TestAttachKilledBeforeCopyByKey(t *testing.T) {
+	needServer(t)
+	bin := faultBinary(t)
+	for _, tg := range schemaTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE hp (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY LIST (k);
+				CREATE TABLE hp_1 PARTITION OF hp FOR VALUES IN (1);
+				INSERT INTO hp SELECT g, 1, 'one' FROM generate_series(1, 500) g;
+				CREATE PUBLICATION pd FOR ALL TABLES WITH (publish_via_partition_root = true)`)
+			target, rows := tg.new(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			args := []string{"--source", dsn, "--target", target, "--slot", slot, "--publication", "pd"}
+			logPath := filepath.Join(t.TempDir(), "run.log")
+			logs, err := os.Create(logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logs.Close()
+			run := exec.Command(bin, append([]string{"run", "--log-level", "debug"}, args...)...)
+			run.Env = append(os.Environ(), "WALMIRROR_FAULT=backfill.chunk-read:1")
+			run.Stdout, run.Stderr = logs, logs
+			if err := run.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = run.Process.Kill(); _ = run.Wait() })
+			waitForLog(t, logPath, `msg="publication listed"`)
+			// The run describes hp: the attach's Relation message then
+			// changes nothing in its shape.
+			mustExec(t, db, `INSERT INTO hp VALUES (1000, 1, 'known')`)
+			waitConfirmed(t, dsn, slot)
+			mustExec(t, db, `CREATE TABLE hp_2 (LIKE hp INCLUDING ALL); INSERT INTO hp_2 SELECT g, 2, 'two' FROM generate_series(1, 800) g;
+				BEGIN; ALTER TABLE hp ATTACH PARTITION hp_2 FOR VALUES IN (2); UPDATE hp SET v = 'upd' WHERE k = 2 AND id < 100; COMMIT`)
+			done := make(chan error, 1)
+			go func() { done <- run.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(faultWait):
+				t.Fatal("the copy by key never read its chunk")
+			}
+			if out, _ := os.ReadFile(logPath); !bytes.Contains(out, []byte("faultpoint: backfill.chunk-read")) {
+				t.Fatalf("the run did not stop at the copy's chunk:\n%s", out)
+			}
+			// The next run resumes the copy and stops before a listing.
+			end, err := mirrortest.SourceRows(t.Context(), dsn, `SELECT pg_current_wal_lsn()::text`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", end[0]}, args...)...)
+			if r.code != 0 || !strings.Contains(r.stderr, "rows copied again online") {
+				t.Fatalf("the resumed copy: exit %d:\n%s", r.code, r.stderr)
+			}
+			mustExec(t, db, `ALTER TABLE hp DETACH PARTITION hp_2`)
+			runNow(t, dsn, target, slot, "--publication", "pd")
+			compareRows(t, dsn, rows, "SELECT id, k, v FROM hp", "SELECT id, k, v FROM hp_2")
 		})
 	}
 }

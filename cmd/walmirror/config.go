@@ -80,6 +80,12 @@ func applyConfig(fs *flag.FlagSet, path string, strict bool) error {
 			}
 			continue
 		}
+		if values[k] == "" {
+			// Unset, as an empty variable is (slot: ${SLOT:-}): counted as
+			// given, it named no slot, and the copy of another was refused
+			// (helper-123).
+			continue
+		}
 		// Set through fs, so that a key of the file counts as given
 		// (flagGiven), as a flag or variable does: a slot or publication
 		// in the file was dropped for the copy's own (helper-122).

@@ -111,6 +111,12 @@ func TestConfigFile(t *testing.T) {
 	if r := walmirror(t, env, "run", "--config", other); r.code == 0 || !strings.Contains(r.stderr, `not "other_slot"`) {
 		t.Errorf("run --config naming another slot: exit %d, want a refusal naming it:\n%s", r.code, r.stderr)
 	}
+	// An empty one is unset, as an empty variable is: the copy's own slot
+	// and publication are followed (helper-123: refused, "not \"walmirror\"").
+	empty := writeConfig(t, "source: ${TEST_SOURCE}\ntarget: sqlite:"+path+"\nslot: ${NO_SUCH_SLOT:-}\npublication: \"\"\nstop-at-lsn: now\n")
+	if r := walmirror(t, env, "run", "--config", empty); r.code != 0 {
+		t.Errorf("run --config with an empty slot and publication: exit %d, want the copy's own followed:\n%s", r.code, r.stderr)
+	}
 	dropSlotAtEnd(t, db, "s_"+db)
 }
 
