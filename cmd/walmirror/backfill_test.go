@@ -2338,8 +2338,10 @@ func TestAttachKilledBeforeCopyByKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// (On 14 it may stop first: its reconnect for the attach would
+			// pass the stop position.)
 			r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", end[0]}, args...)...)
-			if r.code != 0 || !strings.Contains(r.stderr, "rows copied again online") {
+			if r.code != 0 || server.Major() >= 15 && !strings.Contains(r.stderr, "rows copied again online") {
 				t.Fatalf("the resumed copy: exit %d:\n%s", r.code, r.stderr)
 			}
 			mustExec(t, db, `ALTER TABLE hp DETACH PARTITION hp_2`)
