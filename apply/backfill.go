@@ -938,6 +938,25 @@ func (e *engine) waitOpen(f *fill, snap source.XidSnapshot) bool {
 	return true
 }
 
+// keyNums are the attnums of t's key columns (nil when t has none, or its
+// attnums are not all known).
+func keyNums(t *schema.Table) []int16 {
+	if t == nil {
+		return nil
+	}
+	var out []int16
+	for i, c := range t.Columns {
+		if !c.Key {
+			continue
+		}
+		if i >= len(t.Nums) || t.Nums[i] == 0 {
+			return nil
+		}
+		out = append(out, t.Nums[i])
+	}
+	return out
+}
+
 // see notes that f's next snapshot must see xid. The list is stored with
 // the copy's progress (TableCopy.MustSee) by the next commit.
 func (e *engine) see(f *fill, xid uint32) {
@@ -1078,10 +1097,13 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		return nil
 	}
 	t := e.tables[relid]
-	if t == nil || !t.SameShape(ch.Table) {
+	if t == nil || !t.SameShape(ch.Table) || !sameNums(t.Nums, ch.Table.Nums) {
 		// The stream has not described the table in this session, or the
 		// source changed it since the stream's last word on it (the stream
-		// lags, or no row changed since). The snapshot's shape is the
+		// lags, or no row changed since; a column dropped and added again
+		// under its name and type has a new attnum alone: before, the next
+		// chunks read the new column beside rows holding the old one's
+		// values until the next poll, helper-125). The snapshot's shape is the
 		// table's at the watermark (End): the chunk reads no rows, and the
 		// engine takes that shape when the watermark arrives, as if the
 		// stream described the table there. Taking it now would reshape
@@ -1120,6 +1142,17 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	if !f.ordered {
 		f.order, f.ordered = orderOf(t, f.copy.TextBytes), true
 	}
+	if f.copy.After != nil && (!f.order.ok || f.copy.KeyNums != nil && !slices.Equal(f.copy.KeyNums, keyNums(t))) {
+		// After is a key of the columns the chunks before went by: read
+		// by another key (a primary key or replica identity replaced while
+		// the copy was paused, walmirror stopped or reconnecting), the
+		// rows still to come were skipped wherever the new key sorts at
+		// or before it: rows missing, the copy complete, exit 0
+		// (helper-125). Before, a table left without a key stopped every
+		// run.
+		e.startFill(relid, f.copy.Table, f.copy.Estimate, "its key changed while it was copied")
+		return nil
+	}
 	keyed := f.copy.Keys != nil
 	if keyed && !f.order.matchable {
 		e.startFill(relid, f.copy.Table, -1, "its key cannot be matched exactly, so the whole table is copied again")
@@ -1144,9 +1177,6 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	limit := f.rows(e.chunkRows)
 	if !f.order.ok || keyed || f.whole {
 		limit = 0 // one chunk
-	}
-	if f.copy.After != nil && !f.order.ok {
-		return fmt.Errorf("resume the copy of %s: its key can no longer be read in order", f.copy.Table)
 	}
 	if f.copy.After != nil && t.Storage == "" {
 		// A copy resumed in this run: the chunks before were read from the
@@ -1538,7 +1568,7 @@ func (e *engine) watermark(ctx context.Context, token string) error {
 	f.copy.Rows += int64(w.rows)
 	f.copy.Chunks++
 	if w.last != nil {
-		f.copy.After = w.last
+		f.copy.After, f.copy.KeyNums = w.last, keyNums(t)
 	}
 	e.fillsChanged = true
 	if w.final {

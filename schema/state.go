@@ -77,6 +77,10 @@ type TableCopy struct {
 	// is delivered once it is in the WAL, before other sessions see it
 	// (for the whole wait for a synchronous standby).
 	MustSee []uint32 `json:"must_see,omitempty"`
+	// KeyNums are the attnums of the key columns After is a key of: a
+	// copy resumed under another key starts again. Nil when stored by an
+	// older version.
+	KeyNums []int16 `json:"key_nums,omitempty"`
 }
 
 // EncodeCopies is the stored text form of State.Copies ("" when none).
