@@ -26,17 +26,7 @@ func TestResumedCopyAfterRewrite(t *testing.T) {
 			dsn, db := newDatabase(t, `CREATE TABLE kp (id int PRIMARY KEY, v text);
 				INSERT INTO kp SELECT g, 'v' FROM generate_series(1, 30000) g;`)
 			target, _ := tg.new(t)
-			slot := "s_" + db
-			dropSlotAtEnd(t, db, slot)
-			args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now",
-				"--copy-chunk-rows", "1000", "--copy-chunk-time=-1s"}
-			if r := walmirror(t, nil, args...); r.code != 0 {
-				t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-			}
-			if r := walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--table", "public.kp"); r.code != 0 {
-				t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
-			}
-			runToFault(t, bin, args, "backfill.chunk-read:4")
+			args := pausedCopy(t, bin, dsn, db, target)
 			mustExec(t, db, `ALTER TABLE kp ADD COLUMN w int DEFAULT 7;
 				UPDATE kp SET v = 'x' WHERE id = 5;
 				UPDATE kp SET v = 'y' WHERE id = 29000`)
@@ -49,6 +39,26 @@ func TestResumedCopyAfterRewrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pausedCopy copies db's tables into target, asks for an online copy of
+// public.kp again and kills the run (bin, built with fault points) after
+// the copy's third chunk of 1,000 rows; it returns the arguments of a run
+// that resumes it.
+func pausedCopy(t *testing.T, bin, dsn, db, target string) []string {
+	t.Helper()
+	slot := "s_" + db
+	dropSlotAtEnd(t, db, slot)
+	args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now",
+		"--copy-chunk-rows", "1000", "--copy-chunk-time=-1s"}
+	if r := walmirror(t, nil, args...); r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	if r := walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--table", "public.kp"); r.code != 0 {
+		t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
+	}
+	runToFault(t, bin, args, "backfill.chunk-read:4")
+	return args
 }
 
 // TestResumedCopyUnderNewKey: an online copy interrupted after its third
@@ -71,17 +81,7 @@ func TestResumedCopyUnderNewKey(t *testing.T) {
 				dsn, db := newDatabase(t, `CREATE TABLE kp (id int PRIMARY KEY, b int NOT NULL, v text);
 					INSERT INTO kp SELECT g, -g, 'v' || g FROM generate_series(1, 30000) g;`)
 				target, rows := tg.new(t)
-				slot := "s_" + db
-				dropSlotAtEnd(t, db, slot)
-				args := []string{"run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now",
-					"--copy-chunk-rows", "1000", "--copy-chunk-time=-1s"}
-				if r := walmirror(t, nil, args...); r.code != 0 {
-					t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
-				}
-				if r := walmirror(t, nil, "resync", "--source", dsn, "--slot", slot, "--table", "public.kp"); r.code != 0 {
-					t.Fatalf("resync exited %d:\n%s", r.code, r.stderr)
-				}
-				runToFault(t, bin, args, "backfill.chunk-read:4")
+				args := pausedCopy(t, bin, dsn, db, target)
 				mustExec(t, db, change.sql)
 				r := walmirror(t, nil, args...)
 				if r.code != 0 {
