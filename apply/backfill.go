@@ -73,6 +73,9 @@ type fill struct {
 	// mustSee are transactions with changes to rows not yet copied that
 	// are not held: its next chunk waits until its snapshot sees them.
 	mustSee []uint32
+	// mustSettle, when set, is a transaction every one before which must
+	// have ended for the next chunk (TableCopy.MustSettle).
+	mustSettle uint32
 	// open are the source transactions in progress when the copy's first
 	// chunk was tried (openTaken): the first chunk waits until they end,
 	// as PostgreSQL's own subscriber's copy does. Their changes from
@@ -591,7 +594,7 @@ func (e *engine) beginFill(relid uint32, name string, estimate int64, reason str
 		// Its held changes go: the copy's next snapshot has them, once it
 		// sees their transactions (a commit the stream delivered can still
 		// be on its way to being visible).
-		f.mustSee = old.mustSee
+		f.mustSee, f.mustSettle = old.mustSee, old.mustSettle
 		for _, h := range old.held {
 			e.see(f, h.xid)
 		}
@@ -629,6 +632,16 @@ func (e *engine) fillsState() []schema.TableCopy {
 		if f.truncXid != 0 && !slices.Contains(c.MustSee, f.truncXid) {
 			c.MustSee = append(c.MustSee, f.truncXid)
 		}
+		if c.MustSettle = f.mustSettle; len(c.MustSee) > maxStoredMustSee {
+			// Many (a first chunk waiting long under writes): stored as
+			// the newest, which every one of them is older than or is.
+			for _, x := range c.MustSee {
+				if c.MustSettle == 0 || int32(x-c.MustSettle) > 0 {
+					c.MustSettle = x
+				}
+			}
+			c.MustSee = nil
+		}
 		out = append(out, c)
 	}
 	return out
@@ -647,8 +660,8 @@ func (e *engine) loadFills(copies []schema.TableCopy) {
 		// row past the copy's progress dropped and the position past it,
 		// and the resumed copy read the row without it, exit 0
 		// (helper-124).
-		f := &fill{copy: c, mustSee: c.MustSee}
-		f.copy.MustSee = nil
+		f := &fill{copy: c, mustSee: c.MustSee, mustSettle: c.MustSettle}
+		f.copy.MustSee, f.copy.MustSettle = nil, 0
 		e.fills[c.RelID] = f
 		e.fillOrder = append(e.fillOrder, c.RelID)
 		e.copiedCache[c.RelID] = false
@@ -938,6 +951,10 @@ func (e *engine) waitOpen(f *fill, snap source.XidSnapshot) bool {
 	return true
 }
 
+// maxStoredMustSee bounds the transactions stored with a copy one by one
+// (TableCopy.MustSee), which every commit writes while the copy lasts.
+const maxStoredMustSee = 1024
+
 // keyNums are the attnums of t's key columns (nil when t has none, or its
 // attnums are not all known).
 func keyNums(t *schema.Table) []int16 {
@@ -1043,6 +1060,9 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	for _, o := range e.fills {
 		// Ended before this snapshot: every later one sees them.
 		o.mustSee = slices.DeleteFunc(o.mustSee, ch.Snapshot.Settled)
+		if o.mustSettle != 0 && ch.Snapshot.Settled(o.mustSettle) {
+			o.mustSettle = 0
+		}
 	}
 	if ch.Snapshot.Xmax != 0 && e.unsettled(ch) {
 		e.retryAt = time.Now().Add(10 * time.Millisecond)
@@ -1059,7 +1079,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 				return nil
 			}
 		}
-		if f.truncXid != 0 && !ch.Snapshot.Sees(f.truncXid) {
+		if f.truncXid != 0 && !ch.Snapshot.Sees(f.truncXid) || f.mustSettle != 0 && !ch.Snapshot.Settled(f.mustSettle) {
 			e.retryAt = time.Now().Add(10 * time.Millisecond)
 			return nil
 		}
@@ -1121,7 +1141,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		return nil
 	}
 	f.shapeRounds = 0
-	f.mustSee = nil // the snapshot sees them all (above)
+	f.mustSee, f.mustSettle = nil, 0 // the snapshot sees them all (above)
 	e.retryAt = time.Time{}
 	if f.copy.After == nil {
 		if f.copy.Estimate <= 0 {

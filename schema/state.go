@@ -77,6 +77,10 @@ type TableCopy struct {
 	// is delivered once it is in the WAL, before other sessions see it
 	// (for the whole wait for a synchronous standby).
 	MustSee []uint32 `json:"must_see,omitempty"`
+	// MustSettle, when not 0, stands for more MustSee than are worth
+	// storing one by one: the next chunk's snapshot must show every
+	// transaction up to it ended.
+	MustSettle uint32 `json:"must_settle,omitempty"`
 	// KeyNums are the attnums of the key columns After is a key of: a
 	// copy resumed under another key starts again. Nil when stored by an
 	// older version.
