@@ -44,6 +44,39 @@ func (f field) name() string { return string(f.of) + strconv.Itoa(f.col) }
 // ref is how statements name a field's value in the target column's type.
 func (ti *tableInfo) ref(f field) string { return ti.plans[f.col].toTarget("s." + f.name()) }
 
+// DuckDB leaves a value an UPDATE or MERGE sets alone when it equals the
+// one stored by the type's equality, and INTERVAL's counts a month as 30
+// days and a day as 24 hours: '30 days' did not replace '1 month', nor
+// '24:00:00' '1 day' (DuckDB 1.5; helper-129: the copy kept the old
+// interval, exit 0, and a keyless table's later changes then found no
+// row). PostgreSQL keeps them apart. A statement that sets intervals runs
+// after one that sets them to a value unequal to the new one
+// (intervalStandIn), which the second then always replaces. Lists and
+// structs of intervals are replaced as given.
+
+// setsLoosely says whether column i is an interval (DuckDB skips setting
+// an equal one).
+func (ti *tableInfo) setsLoosely(i int) bool { return ti.plans[i].conv == cvInterval }
+
+// intervalStandIn is an interval unequal to the value of SQL expression v
+// (in DuckDB's equality too): 1 µs, or 2 µs where v is 1 µs.
+func intervalStandIn(v string) string {
+	return "CASE WHEN " + v + " = INTERVAL '1 microsecond' THEN INTERVAL '2 microseconds' ELSE INTERVAL '1 microsecond' END"
+}
+
+// standIns is the SET list of the statement that runs first where one sets
+// new values (fields) of columns that are intervals, key columns left out
+// (the statements find rows by them): "" when none.
+func (ti *tableInfo) standIns(fields []field) string {
+	var sets []string
+	for _, f := range fields {
+		if (f.of == 'n' || f.of == 'c') && ti.setsLoosely(f.col) && !isKey(ti, f.col) && !slices.Contains(sets, ti.cols[f.col]+" = "+intervalStandIn(ti.ref(f))) {
+			sets = append(sets, ti.cols[f.col]+" = "+intervalStandIn(ti.ref(f)))
+		}
+	}
+	return strings.Join(sets, ", ")
+}
+
 // bigOld is the size (of PostgreSQL's text form) from which a keyless
 // change finds its row by an old text or bytea value's length and SHA-256
 // (fields 'l' and 'h') rather than by the value: staged and compared in a
@@ -577,9 +610,16 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN " + notMatched
 	})
 	s.wantKeyIndex(ti)
-	if err := s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
-		return s.appendTuples(a, ti, fields, rows, complete)
-	}); err != nil {
+	fill := func(a *duckdb.Appender) error { return s.appendTuples(a, ti, fields, rows, complete) }
+	if pre := ti.standIns(fields); pre != "" {
+		pq := ti.cached("merge standins", func() string {
+			return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') + " WHEN MATCHED THEN UPDATE SET " + pre
+		})
+		if err := s.run(ctx, ti, pq, fields, len(rows), fill); err != nil {
+			return err
+		}
+	}
+	if err := s.run(ctx, ti, q, fields, len(rows), fill); err != nil {
 		return err
 	}
 	s.written[ti.name] += int64(len(rows))
@@ -723,9 +763,16 @@ func (s *Sink) updateByKey(ctx context.Context, ti *tableInfo, mask string, rows
 		}
 	}
 	s.wantKeyIndex(ti)
-	return s.run(ctx, ti, q, fields, len(rows), func(a *duckdb.Appender) error {
-		return s.appendTuples(a, ti, fields, rows, sentOnly)
-	})
+	fill := func(a *duckdb.Appender) error { return s.appendTuples(a, ti, fields, rows, sentOnly) }
+	if pre := ti.standIns(fields); pre != "" {
+		pq := ti.cached("patch standins"+mask, func() string {
+			return "UPDATE " + ti.name + " AS t SET " + pre + " FROM s WHERE " + ti.keyMatch("t", 'c')
+		})
+		if err := s.run(ctx, ti, pq, fields, len(rows), fill); err != nil {
+			return err
+		}
+	}
+	return s.run(ctx, ti, q, fields, len(rows), fill)
 }
 
 func isKey(ti *tableInfo, i int) bool {
@@ -755,7 +802,7 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 		if c.Op == schema.Delete {
 			return s.deleteKeys(ctx, ti, []schema.Tuple{old})
 		}
-		return s.updateOne(ctx, ti, keyFields(ti, 'o'), old, c.New, func(sets string) string {
+		return s.updateOne(ctx, ti, keyFields(ti, 'o'), old, c.New, func(sets string, _ bool) string {
 			return "UPDATE " + ti.name + " AS t SET " + sets + " FROM s WHERE " + ti.keyMatch("t", 'o')
 		})
 	}
@@ -763,14 +810,17 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 		return schema.Unidentified(ti.t, c.Op, c.Old != nil)
 	}
 	match, ls, rs := oldMatch(ti, c.Old, ti.bigIn(c))
-	conds := make([]string, len(ls))
-	for i := range ls {
-		conds[i] = ls[i] + " IS NOT DISTINCT FROM " + rs[i]
+	oneOf := func(rs []string) string {
+		conds := make([]string, len(ls))
+		for i := range ls {
+			conds[i] = ls[i] + " IS NOT DISTINCT FROM " + rs[i]
+		}
+		if len(conds) == 0 {
+			conds = append(conds, "true")
+		}
+		return "t.rowid = (SELECT m.rowid FROM " + ti.name + " AS m, s WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
 	}
-	if len(conds) == 0 {
-		conds = append(conds, "true")
-	}
-	one := "t.rowid = (SELECT m.rowid FROM " + ti.name + " AS m, s WHERE " + strings.Join(conds, " AND ") + " LIMIT 1)"
+	one := oneOf(rs)
 	if c.Op == schema.Delete {
 		var key strings.Builder
 		key.WriteString("deleteone")
@@ -784,9 +834,28 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 			return s.appendTuples(a, ti, match, []schema.Tuple{c.Old}, sentOnly)
 		})
 	}
-	return s.updateOne(ctx, ti, match, c.Old, c.New, func(sets string) string {
+	return s.updateOne(ctx, ti, match, c.Old, c.New, func(sets string, afterStandIns bool) string {
+		if afterStandIns {
+			// The row's intervals hold their stand-ins now.
+			return "UPDATE " + ti.name + " AS t SET " + sets + " FROM s WHERE " + oneOf(standInMatch(ti, match, rs, c.New))
+		}
 		return "UPDATE " + ti.name + " AS t SET " + sets + " FROM s WHERE " + one
 	})
+}
+
+// standInMatch is staged, oldMatch's staged values for match, with each
+// interval the change sets (newRow) matched by its stand-in instead: a
+// keyless row is found again after the statement setting them
+// (intervalStandIn). A row found so may be another equal to it in every
+// column: either gives the same rows.
+func standInMatch(ti *tableInfo, match []field, staged []string, newRow schema.Tuple) []string {
+	out := slices.Clone(staged)
+	for j, f := range match {
+		if f.of == 'o' && ti.setsLoosely(f.col) && f.col < len(newRow) && newRow[f.col].State != schema.Unchanged {
+			out[j] = "CAST(" + intervalStandIn(ti.ref(field{f.col, 'n'})) + " AS VARCHAR)"
+		}
+	}
+	return out
 }
 
 // oldMatch is how a keyless change finds its row: the fields of the old
@@ -849,11 +918,17 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 	}
 	match, ls, rs := oldMatch(ti, first.Old, ti.bigIn(cs...))
 	var fields []field
-	var tk, sk, on, sets, vals []string
+	var tk, on, sets, standIns, vals []string
+	keyed := func(rs []string) []string {
+		sk := make([]string, len(rs))
+		for i := range rs {
+			sk[i] = rs[i] + " AS k" + strconv.Itoa(i)
+		}
+		return sk
+	}
 	for i := range ls {
 		k := "k" + strconv.Itoa(i)
 		tk = append(tk, ls[i]+" AS "+k)
-		sk = append(sk, rs[i]+" AS "+k)
 		on = append(on, "x."+k+" IS NOT DISTINCT FROM y."+k)
 	}
 	if len(match) == 0 { // nothing to match by: any row, one by one
@@ -875,6 +950,9 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 			v := "v" + strconv.Itoa(len(vals))
 			vals = append(vals, ti.ref(f)+" AS "+v)
 			sets = append(sets, ti.cols[i]+" = z."+v)
+			if ti.setsLoosely(i) {
+				standIns = append(standIns, ti.cols[i]+" = "+intervalStandIn("z."+v))
+			}
 		}
 		if len(sets) == 0 {
 			return nil
@@ -885,7 +963,7 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 	for _, f := range fields {
 		key.WriteString(" " + f.name())
 	}
-	q := ti.cached(key.String(), func() string {
+	build := func(sk, sets []string) string {
 		keys := make([]string, len(tk))
 		for i := range keys {
 			keys[i] = "k" + strconv.Itoa(i)
@@ -902,8 +980,19 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 			return "DELETE FROM " + ti.name + " AS t USING " + z + " WHERE t.rowid = z.r"
 		}
 		return "UPDATE " + ti.name + " AS t SET " + strings.Join(sets, ", ") + " FROM " + z + " WHERE t.rowid = z.r"
+	}
+	var pre string
+	q := ti.cached(key.String(), func() string {
+		if len(standIns) > 0 {
+			// The rows' intervals hold their stand-ins by then.
+			return build(keyed(standInMatch(ti, match, rs, first.New)), sets)
+		}
+		return build(keyed(rs), sets)
 	})
-	return s.run(ctx, ti, q, fields, len(cs), func(a *duckdb.Appender) error {
+	if len(standIns) > 0 {
+		pre = ti.cached("standins "+key.String(), func() string { return build(keyed(rs), standIns) })
+	}
+	fill := func(a *duckdb.Appender) error {
 		for _, c := range cs {
 			s.cv.reset()
 			s.vals = s.vals[:0]
@@ -921,7 +1010,13 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 			}
 		}
 		return nil
-	})
+	}
+	if pre != "" {
+		if err := s.run(ctx, ti, pre, fields, len(cs), fill); err != nil {
+			return err
+		}
+	}
+	return s.run(ctx, ti, q, fields, len(cs), fill)
 }
 
 // prefixed joins names, each with prefix p.
@@ -943,7 +1038,7 @@ func yvals(n int) string {
 
 // updateOne sets the columns newRow sent on the row that oldFields of old
 // identify; stmt builds the statement around the SET list.
-func (s *Sink) updateOne(ctx context.Context, ti *tableInfo, oldFields []field, old, newRow schema.Tuple, stmt func(sets string) string) error {
+func (s *Sink) updateOne(ctx context.Context, ti *tableInfo, oldFields []field, old, newRow schema.Tuple, stmt func(sets string, afterStandIns bool) string) error {
 	fields := append([]field(nil), oldFields...)
 	var sets []string
 	for i, d := range newRow {
@@ -962,8 +1057,9 @@ func (s *Sink) updateOne(ctx context.Context, ti *tableInfo, oldFields []field, 
 	for _, f := range fields {
 		key.WriteString(" " + f.name())
 	}
-	q := ti.cached(key.String(), func() string { return stmt(strings.Join(sets, ", ")) })
-	return s.run(ctx, ti, q, fields, 1, func(a *duckdb.Appender) error {
+	pre := ti.standIns(fields)
+	q := ti.cached(key.String(), func() string { return stmt(strings.Join(sets, ", "), pre != "") })
+	fill := func(a *duckdb.Appender) error {
 		s.cv.reset()
 		s.vals = s.vals[:0]
 		for _, f := range fields {
@@ -979,7 +1075,13 @@ func (s *Sink) updateOne(ctx context.Context, ti *tableInfo, oldFields []field, 
 			return fmt.Errorf("append: %w", err)
 		}
 		return nil
-	})
+	}
+	if pre != "" {
+		if err := s.run(ctx, ti, ti.cached("standins "+key.String(), func() string { return stmt(pre, false) }), fields, 1, fill); err != nil {
+			return err
+		}
+	}
+	return s.run(ctx, ti, q, fields, 1, fill)
 }
 
 // Truncate empties the tables. A table emptied in this transaction has its

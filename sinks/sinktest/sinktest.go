@@ -82,6 +82,7 @@ func Run(t *testing.T, tg Target) {
 		{"ManyRows", testManyRows},
 		{"Namespaces", testNamespaces},
 		{"EqualKeys", testEqualKeys},
+		{"LooselyEqualValues", testLooselyEqualValues},
 		{"Shapes", testShapes},
 		{"MoveTable", testMoveTable},
 		{"MoveLookupTable", testMoveLookupTable},
