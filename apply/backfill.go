@@ -589,6 +589,9 @@ func (e *engine) beginFill(relid uint32, name string, estimate int64, reason str
 	f := &fill{copy: schema.TableCopy{RelID: relid, Table: name, Estimate: estimate, Reason: reason, Keys: keys}}
 	prev := e.fills[relid]
 	if old := prev; old != nil {
+		// A copy that starts again is still the table's initial one for
+		// status (initial_copy_complete), whatever made it start again.
+		f.copy.Initial = old.copy.PartOfInitial() && reason != schema.InitialCopy
 		f.truncXid = old.truncXid
 		f.emptied = old.emptied || old.copy.Chunks > 0
 		// Its held changes go: the copy's next snapshot has them, once it
@@ -1209,10 +1212,14 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			t.Storage = old.Storage
 		}
 	}
-	if f.copy.After != nil && t.Storage != "" && ch.Table.Storage != upgradeSig(t.Storage, ch.Table.Storage) {
+	if f.copy.After != nil && t.Storage != "" {
 		// Rewritten since the chunks before: they may hold other values.
-		e.startFill(relid, f.copy.Table, f.copy.Estimate, "the source rewrote it while it was copied")
-		return nil
+		// Or attached as a partition and detached again: its changes
+		// meanwhile went to the partitioned table's copy.
+		if was, attached := columnsOnly(upgradeSig(t.Storage, ch.Table.Storage), ch.Table.Storage); attached || was != ch.Table.Storage {
+			e.startFill(relid, f.copy.Table, f.copy.Estimate, "the source rewrote it while it was copied")
+			return nil
+		}
 	}
 	if f.copy.After == nil && !keyed {
 		// The first chunk replaces every row: what older rows would hold in
@@ -2088,10 +2095,17 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, l *p
 	if e.fills[p.RelID] != nil || p.Storage == "" {
 		return nil
 	}
-	seen := e.storage[p.RelID]
+	seen, attached := columnsOnly(e.storage[p.RelID], p.Storage)
 	// The signature names the table's schema by oid: a schema renamed
 	// (ALTER SCHEMA ... RENAME) leaves it as it was.
 	if seen == p.Storage && e.knownName(p.RelID) == p.Name {
+		if seen != e.storage[p.RelID] {
+			// DDL on some of its columns: the copy keeps their rows' new
+			// versions, so that more DDL later is not taken for an attach.
+			if err := e.keepColumnRows(ctx, p.RelID, p.Storage); err != nil {
+				return err
+			}
+		}
 		return e.storageKnown(ctx, p.RelID, p.Name, p.Storage, gen)
 	}
 	old, found, err := e.storedShape(ctx, p.RelID)
@@ -2111,7 +2125,8 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, l *p
 		// which only a listing stores (a run that ended before one, such
 		// as a swap's old table renamed in the copy at its first change
 		// after the swap, copied the table again at the next start).
-		if seen = upgradeSig(old.Storage, p.Storage); seen == "" || sameData(seen, p.Storage) && e.knownName(p.RelID) == p.Name {
+		seen, attached = columnsOnly(upgradeSig(old.Storage, p.Storage), p.Storage)
+		if seen == "" || sameData(seen, p.Storage) && e.knownName(p.RelID) == p.Name {
 			e.storage[p.RelID] = p.Storage
 			if err := e.storageKnown(ctx, p.RelID, p.Name, p.Storage, gen); err != nil {
 				return err
@@ -2212,6 +2227,8 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, l *p
 	sFiles, _, _ := strings.Cut(seen, "|")
 	nFiles, _, _ := strings.Cut(p.Storage, "|")
 	switch {
+	case attached && !truncated:
+		why = "it was attached to a partitioned table published through its root and detached again (every column's catalog row was rewritten): its changes meanwhile were published as that table's"
 	case sameData(seen, p.Storage) || truncated:
 		why = "renamed, or moved to another schema, and not yet streamed in this run"
 	case sFiles == nFiles:
@@ -2223,6 +2240,26 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, l *p
 	}
 	e.startFill(p.RelID, p.Name, p.Estimate, why)
 	return nil
+}
+
+// keepColumnRows makes sig, which differs from what the copy keeps in its
+// column rows alone (DDL on some columns), the table's storage.
+func (e *engine) keepColumnRows(ctx context.Context, relid uint32, sig string) error {
+	e.storage[relid] = sig
+	if t := e.tables[relid]; t != nil {
+		t.Storage = sig
+		delete(e.ensured, t)
+		if err := e.ensureOpen(ctx); err != nil {
+			return err
+		}
+		e.pendingN++
+		return e.ensure(ctx, t)
+	}
+	old, found, err := e.storedShape(ctx, relid)
+	if err != nil || !found || old.Storage == sig {
+		return err
+	}
+	return e.storeStorage(ctx, relid, old, sig)
 }
 
 // storeStorage replaces the storage signature of relid's stored shape old.
@@ -2298,6 +2335,15 @@ func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *sche
 	if err != nil {
 		return fmt.Errorf("look up %s in the source catalog: %w", t.QualifiedName(), err)
 	}
+	if _, attached := columnsOnly(upgradeSig(prev, sig), sig); attached {
+		// Attached as a partition and detached again since the poll: its
+		// changes meanwhile went to the partitioned table's copy, and
+		// those that follow may touch the rows they wrote.
+		delete(e.storage, t.ID)
+		e.startFill(t.ID, schema.DisplayName(t.Schema, t.Name), -1,
+			"it was attached to a partitioned table published through its root and detached again: its changes meanwhile were published as that table's")
+		return nil
+	}
 	was, ok := holds(upgradeSig(prev, sig))
 	if !ok {
 		return nil
@@ -2358,8 +2404,8 @@ func holds(sig string) (string, bool) {
 // FOR TABLES IN SCHEMA one had no schema link ("@"), a partition published
 // through its root's membership had the publication's "all", and the
 // publication's transaction (";pub:"), a partitioned table's links
-// (";inh:") and the enums and composites nested in its columns' types
-// (";nested:") were not there. Those parts are taken as now's, so an upgrade
+// (";inh:"), the enums and composites nested in its columns' types
+// (";nested:") and its column rows (";att:") were not there. Those parts are taken as now's, so an upgrade
 // copies nothing again.
 func upgradeSig(stored, now string) string {
 	sFiles, sRest, ok1 := strings.Cut(stored, "|")
@@ -2401,6 +2447,9 @@ func upgradeSig(stored, now string) string {
 	}
 	if nHasPub && !strings.Contains(sMember, ";pub:") {
 		sMember += ";pub:" + nPub
+	}
+	if att := attPart(now); att != "" && attPart(sFiles) == "" {
+		sFiles = withAtt(sFiles, att) // column rows (";att:")
 	}
 	return sFiles + "|" + sMember + "|" + sName
 }

@@ -33,3 +33,25 @@ func TestStoredMustSee(t *testing.T) {
 		t.Errorf("loaded: %+v", f)
 	}
 }
+
+// TestRestartedInitialCopy: a table's initial copy that starts again (the
+// table rewritten or reshaped meanwhile) is still part of the initial copy,
+// through a stored state too, and so is one that starts again after that
+// (helper-128: status said the initial copy was complete while the table
+// was being copied again from empty).
+func TestRestartedInitialCopy(t *testing.T) {
+	e := &engine{log: slog.New(slog.DiscardHandler), fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}}
+	e.loadFills([]schema.TableCopy{{RelID: 7, Table: "public.t", Reason: schema.InitialCopy, Chunks: 3}, {RelID: 8, Table: "public.u", Reason: "resync"}})
+	e.beginFill(7, "public.t", -1, "the source rewrote it while it was copied", nil)
+	e.beginFill(8, "public.u", -1, "the source rewrote it while it was copied", nil)
+	stored := e.fillsState()
+	if len(stored) != 2 || !stored[0].PartOfInitial() || stored[0].Reason == schema.InitialCopy || stored[1].PartOfInitial() {
+		t.Fatalf("restarted: %+v", stored)
+	}
+	e = &engine{log: slog.New(slog.DiscardHandler), fills: map[uint32]*fill{}, copiedCache: map[uint32]bool{}}
+	e.loadFills(stored)
+	e.beginFill(7, "public.t", -1, "its key changed while it was copied", nil)
+	if c := e.fillsState()[0]; !c.PartOfInitial() {
+		t.Errorf("restarted twice: %+v", c)
+	}
+}

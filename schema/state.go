@@ -85,7 +85,15 @@ type TableCopy struct {
 	// copy resumed under another key starts again. Nil when stored by an
 	// older version.
 	KeyNums []int16 `json:"key_nums,omitempty"`
+	// Initial marks a copy that replaced a table's initial copy before it
+	// ended (the table rewritten, reshaped or re-keyed meanwhile): the
+	// initial copy is not complete until it is (Initial).
+	Initial bool `json:"initial,omitempty"`
 }
+
+// PartOfInitial says whether c is part of the initial copy: its tables are not
+// all copied while one is.
+func (c TableCopy) PartOfInitial() bool { return c.Reason == InitialCopy || c.Initial }
 
 // EncodeCopies is the stored text form of State.Copies ("" when none).
 func EncodeCopies(c []TableCopy) string {

@@ -140,7 +140,7 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 	st := ts.State
 	rep = statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID, Publication: st.Publication}
 	rep.Copies = copiesStatus(st.Copies)
-	rep.InitialCopyComplete = rep.SnapshotComplete && !slices.ContainsFunc(st.Copies, func(c schema.TableCopy) bool { return c.Reason == schema.InitialCopy })
+	rep.InitialCopyComplete = rep.SnapshotComplete && !slices.ContainsFunc(st.Copies, func(c schema.TableCopy) bool { return c.PartOfInitial() })
 	if !ts.UpdatedAt.IsZero() {
 		at := ts.UpdatedAt.UTC()
 		rep.LastTargetCommit = &at
@@ -174,6 +174,8 @@ type copyStatus struct {
 	Reason   string `json:"reason,omitempty"`
 	// Keys: the copy is of these many rows only (walmirror resync --key).
 	Keys int `json:"keys,omitempty"`
+	// Initial: the table's initial copy, maybe started again.
+	Initial bool `json:"initial,omitempty"`
 }
 
 func copiesStatus(copies []schema.TableCopy) []copyStatus {
@@ -183,7 +185,7 @@ func copiesStatus(copies []schema.TableCopy) []copyStatus {
 		if i == 0 {
 			state = "copying"
 		}
-		out[i] = copyStatus{Table: c.Table, State: state, Chunks: c.Chunks, Rows: c.Rows, Estimate: c.Estimate, Reason: c.Reason, Keys: len(c.Keys)}
+		out[i] = copyStatus{Table: c.Table, State: state, Chunks: c.Chunks, Rows: c.Rows, Estimate: c.Estimate, Reason: c.Reason, Keys: len(c.Keys), Initial: c.PartOfInitial()}
 	}
 	return out
 }
@@ -292,7 +294,7 @@ func printStatus(w io.Writer, r statusReport) {
 	complete := "complete"
 	initial := 0
 	for _, c := range r.Copies {
-		if c.Reason == schema.InitialCopy {
+		if c.Initial {
 			initial++
 		}
 	}
