@@ -591,6 +591,7 @@ func (w *linkWatch) valid(relid uint32, inh string) bool {
 
 type linkSeen struct {
 	inh string
+	att string // column rows (attPart): an attach and detach between two listings rewrites them all
 	at  lsn.LSN
 }
 
@@ -607,11 +608,11 @@ func (e *engine) linksMoved(ctx context.Context, tables []source.PublishedTable,
 	listed := make(map[uint32]bool, len(tables))
 	for _, p := range tables {
 		listed[p.RelID] = true
-		cur := inhPart(p.Storage)
+		cur, att := inhPart(p.Storage), attPart(p.Storage)
 		s, ok := w.seen[p.RelID]
 		if !ok {
 			stored := e.storage[p.RelID]
-			if stored == "" && cur != "" {
+			if stored == "" && (cur != "" || att != "") {
 				old, found, err := e.storedShape(ctx, p.RelID)
 				if err != nil {
 					return "", false, err
@@ -620,15 +621,19 @@ func (e *engine) linksMoved(ctx context.Context, tables []source.PublishedTable,
 					stored = old.Storage
 				}
 			}
-			s = linkSeen{inh: cur}
-			if inhPart(stored) != cur {
+			s = linkSeen{inh: cur, att: att}
+			if inhPart(stored) != cur || attachedMeanwhile(stored, att) {
 				s.at = at
 			}
-			w.seen[p.RelID] = s
-		} else if s.inh != cur {
-			s = linkSeen{inh: cur, at: at}
-			w.seen[p.RelID] = s
+		} else if s.inh != cur || attachedMeanwhile(s.att, att) {
+			// Attached to a partitioned table and detached again (no
+			// links to show it) counts too: the session may still send
+			// its changes as that table's.
+			s = linkSeen{inh: cur, att: att, at: at}
+		} else {
+			s.att = att
 		}
+		w.seen[p.RelID] = s
 		if s.at > w.from && !moved {
 			name, moved = p.Name, true
 		}
@@ -675,4 +680,83 @@ func (e *engine) relink(ctx context.Context, streamed lsn.LSN, table string) err
 		return err
 	}
 	return errRelinked
+}
+
+// attPart is the column rows part of a signature (";att:" and each live
+// column's attnum@xmin: source columnRows), "" when it has none.
+func attPart(sig string) string {
+	files, _, _ := strings.Cut(sig, "|")
+	i := strings.Index(files, ";att:")
+	if i < 0 {
+		return ""
+	}
+	part := files[i:]
+	if j := strings.Index(part[1:], ";"); j >= 0 {
+		part = part[:j+1]
+	}
+	return part
+}
+
+// withAtt is sig with att as its column rows part, right after the data
+// files.
+func withAtt(sig, att string) string {
+	files, rest, hasRest := strings.Cut(sig, "|")
+	if old := attPart(sig); old != "" {
+		files = strings.Replace(files, old, "", 1)
+	}
+	leaves, other, _ := strings.Cut(files, ";")
+	if other != "" {
+		other = ";" + other
+	}
+	files = leaves + att + other
+	if hasRest {
+		files += "|" + rest
+	}
+	return files
+}
+
+// attachedMeanwhile says whether column rows part now, against was, shows
+// the table attached as a partition and detached again in between: no
+// column both list kept its pg_attribute row (ATTACH and DETACH PARTITION
+// rewrite every one; other DDL those of the columns it names).
+func attachedMeanwhile(was, now string) bool {
+	rows := func(att string) map[string]string {
+		m := map[string]string{}
+		body, ok := strings.CutPrefix(att, ";att:")
+		if !ok {
+			return m
+		}
+		for r := range strings.SplitSeq(body, ",") {
+			num, xmin, _ := strings.Cut(r, "@")
+			m[num] = xmin
+		}
+		return m
+	}
+	w, n := rows(attPart(was)), rows(attPart(now))
+	common := 0
+	for num, x := range w {
+		if y, ok := n[num]; ok {
+			if x == y {
+				return false
+			}
+			common++
+		}
+	}
+	return common > 0
+}
+
+// columnsOnly reads was with now's column rows when the two differ there
+// by DDL that names columns (a rename, a type, statistics, a column
+// added or dropped: no row of the table changed), so that the rest
+// compares as before; attached when they show the table attached as a
+// partition and detached again in between (was is returned as it is).
+func columnsOnly(was, now string) (string, bool) {
+	a, b := attPart(was), attPart(now)
+	switch {
+	case a == b || a == "" || b == "":
+		return was, false
+	case attachedMeanwhile(a, b):
+		return was, true
+	}
+	return withAtt(was, b), false
 }

@@ -140,13 +140,30 @@ const identityExpr = `(CASE WHEN c.relkind = 'p' AND c.relreplident = 'f' AND
 // value changes what stored rows read as, with no WAL for them either.
 const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(p.relid::text || ':' || l.relfilenode::text, ',' ORDER BY p.relid)
 		FROM ` + leavesOf + ` p JOIN pg_catalog.pg_class l ON l.oid = p.relid), '') ELSE c.oid::text || ':' || c.relfilenode::text END
-	|| ` + enumLabels + ` || ` + compositeAttrs + ` || ` + nestedTypes + ` || ` + partitionLinks + ` || '|' || coalesce((SELECT 'r' || pr.oid::text
+	|| ` + columnRows + ` || ` + enumLabels + ` || ` + compositeAttrs + ` || ` + nestedTypes + ` || ` + partitionLinks + ` || '|' || coalesce((SELECT 'r' || pr.oid::text
 		FROM ` + selfAndAncestors + ` a
 		JOIN pg_catalog.pg_publication_rel pr ON pr.prrelid = a.relid
 		JOIN pg_catalog.pg_publication pb ON pb.oid = pr.prpubid WHERE pb.pubname = $1 ORDER BY a.n LIMIT 1), MEMBER15
 		(SELECT 'all' || pb.oid::text FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1), 'none')
 	|| coalesce((SELECT ';pub:' || pb.xmin::text FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1), '')
 	|| '|' || c.relnamespace::text || '.' || c.relname`
+
+// columnRows is "" unless pg_class row c is a table that is no partition,
+// in a publication that publishes partitions through their root: then
+// ";att:" and each live column's attnum and pg_attribute row version
+// (xmin). ATTACH PARTITION and DETACH PARTITION rewrite every column's row
+// (attinhcount), and while it was attached the table's changes were
+// published as the partitioned table's: a table attached, written and
+// detached again between two polls, or while walmirror was stopped,
+// changes nothing else of its signature (helper-126: its own copy missed
+// those changes, exit 0). Other DDL rewrites the rows of the columns it
+// names, which the engine tells apart (attachedMeanwhile). Raw xmin
+// survives freezing. It follows the data files, and upgradeSig takes it
+// as now's where a stored signature lacks it.
+const columnRows = `CASE WHEN c.relkind IN ('r', 'p') AND NOT c.relispartition
+		AND EXISTS (SELECT FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1 AND pb.pubviaroot)
+	THEN coalesce((SELECT ';att:' || string_agg(a.attnum::text || '@' || a.xmin::text, ',' ORDER BY a.attnum)
+		FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') ELSE '' END`
 
 // partitionLinks is "" for a table that is neither partitioned nor a
 // partition, else ";inh:" and a hash of the pg_inherits rows (and the
