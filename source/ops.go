@@ -265,6 +265,29 @@ func (st SlotState) ActiveError() error {
 	return &SlotActiveError{Slot: st.Name, PID: st.ActivePID, Holder: st.Holder}
 }
 
+// SlotReleased is Slot, waiting up to wait while the slot is active: a
+// walsender outlives its client briefly (a walmirror run that just ended,
+// its connection closed without a goodbye), and a command run straight
+// after it found the slot "in use" (drop, check).
+func (a *Admin) SlotReleased(ctx context.Context, name string, wait time.Duration) (SlotState, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		st, err := a.Slot(ctx, name)
+		if err != nil || !st.Active || time.Now().After(deadline) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// SlotRelease is how long drop and check wait for an active slot to be
+// let go (SlotReleased).
+const SlotRelease = 5 * time.Second
+
 // DropSlot drops slot name unless a connection is using it
 // (*SlotActiveError). It reports whether there was a slot to drop.
 func (a *Admin) DropSlot(ctx context.Context, name string) (bool, error) {

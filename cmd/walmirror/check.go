@@ -158,7 +158,7 @@ func (c *checker) source(ctx context.Context, cfg source.Config) (string, *sourc
 		c.ok("role", "%q has REPLICATION", si.User)
 	}
 
-	slot, err := adm.Slot(ctx, cfg.Slot)
+	slot, err := adm.SlotReleased(ctx, cfg.Slot, source.SlotRelease)
 	if err != nil {
 		c.fail("slot", "%v", err)
 		return system, nil

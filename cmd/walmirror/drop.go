@@ -93,7 +93,7 @@ func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget, pub
 		}
 	}
 
-	slot, err := adm.Slot(ctx, cfg.Slot)
+	slot, err := adm.SlotReleased(ctx, cfg.Slot, source.SlotRelease)
 	if err != nil {
 		return err
 	}

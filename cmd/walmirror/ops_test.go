@@ -97,6 +97,14 @@ func TestDrop(t *testing.T) {
 	if !slotExists(t, db, slot) || !publicationExists(t, db, "walmirror") {
 		t.Fatal("drop of an active slot dropped something")
 	}
+	// A run that ends while drop looks: the walsender outlives its client
+	// briefly, and drop (and check) wait for it to let the slot go
+	// (helper-130: straight after a run, they said "in use").
+	go func() { time.Sleep(time.Second); stop() }()
+	r = walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot)
+	if strings.Contains(r.stdout, "in use by another connection") {
+		t.Fatalf("check while the run ends: exit %d\n%s", r.code, r.stdout)
+	}
 	stop()
 
 	// The target names the slot.
