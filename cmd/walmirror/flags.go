@@ -75,6 +75,11 @@ func (fs *flagSet) parseFlags(args []string) error {
 	if envErr != nil {
 		return envErr
 	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if r, ok := f.Value.(*repeatedFlag); ok {
+			r.commandLine = true
+		}
+	})
 	// The flag package prints a problem and the usage to Output; asked for,
 	// the usage goes to stdout (walmirror run --help | less), as the
 	// top-level help does.
@@ -118,4 +123,25 @@ func (fs *flagSet) logger(w io.Writer) (*slog.Logger, error) {
 
 func durationFlag(fs *flagSet, p *time.Duration, name string, def time.Duration, help string) {
 	fs.DurationVar(p, name, def, help)
+}
+
+// repeatedFlag is a flag that may be given several times (--table): the
+// command line's values replace those of the environment and the config
+// file, as a flag given once does (before, they were added to them).
+type repeatedFlag struct {
+	flag.Value
+	reset                 func()
+	commandLine, replaced bool
+}
+
+func repeated(v flag.Value, reset func()) *repeatedFlag {
+	return &repeatedFlag{Value: v, reset: reset}
+}
+
+func (r *repeatedFlag) Set(v string) error {
+	if r.commandLine && !r.replaced {
+		r.reset()
+		r.replaced = true
+	}
+	return r.Value.Set(v)
 }

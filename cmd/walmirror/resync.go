@@ -21,14 +21,14 @@ func cmdResync(ctx context.Context, args []string) error {
 	fs := newFlagSet("resync", "--source DSN [--target TARGET] --table schema.t [--table ...] [--key VALUE ...] [--slot NAME] [--publication NAME]")
 	cfg := source.Config{}
 	var target string
-	var tables multiFlag
+	var tables tableList
 	var keys keyFlag
 	fs.StringVar(&cfg.DSN, "source", "", sourceHelp)
 	fs.StringVar(&target, "target", "", "the copy to resynchronise ("+targetForms+"): the request goes to the slot it follows (read from it, so --slot is not needed)")
 	fs.StringVar(&cfg.Slot, "slot", "walmirror", "the replication slot of the copy to resynchronise (with --target: the one it follows)")
 	fs.StringVar(&cfg.Publication, "publication", "walmirror", "the copy's publication")
-	fs.Var(&tables, "table", "a published table to copy again (schema.table; repeat the flag for more)")
-	fs.Var(&keys, "key", "copy again only the row with this primary key (with one --table; repeat the flag for more rows; "+
+	fs.Var(repeated(&tables, func() { tables = nil }), "table", "a published table to copy again (schema.table; repeat the flag for more)")
+	fs.Var(repeated(&keys, func() { keys = nil }), "key", "copy again only the row with this primary key (with one --table; repeat the flag for more rows; "+
 		"a key of several columns as its values separated by commas, quoted as in CSV when a value holds one: \"a,b\",5; integer, uuid, text and varchar keys: for other keys the whole table is copied)")
 	durationFlag(fs, &cfg.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may take to answer")
 	if _, err := fs.parse(args); err != nil {
@@ -174,16 +174,3 @@ func (k *keyFlag) Set(v string) error {
 	return nil
 }
 
-// multiFlag is a flag that may be given several times.
-type multiFlag []string
-
-func (m *multiFlag) String() string { return strings.Join(*m, ",") }
-
-func (m *multiFlag) Set(v string) error {
-	for _, p := range splitTables(v) {
-		if p != "" {
-			*m = append(*m, p)
-		}
-	}
-	return nil
-}

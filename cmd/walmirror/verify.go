@@ -67,7 +67,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.StringVar(&cfg.Source.DSN, "source", "", "source PostgreSQL: URL or keyword string (sslmode, SCRAM etc. as libpq)")
 	fs.StringVar(&target, "target", "", "the copy: duckdb:PATH, sqlite:PATH or postgres://user:pass@host/db")
 	fs.StringVar(&cfg.Source.Publication, "publication", "walmirror", "the publication the copy is made from")
-	fs.Var(&tables, "table", "compare only this table (schema.table, or a comma-separated list); repeat for more (default: every published table)")
+	fs.Var(repeated(&tables, func() { tables = nil }), "table", "compare only this table (schema.table, or a comma-separated list); repeat for more (default: every published table)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&cfg.Options.Examples, "examples", 5, "name up to this many missing, extra and changed rows per table")
 	fs.BoolVar(&repair, "repair", false, "copy what differs again (online: the differing rows by key, or whole tables), bring the copy up to date and verify those tables again: exit 0 when they are then equal (with --sidecar, the running walmirror copies them)")
