@@ -2145,7 +2145,12 @@ func (e *engine) checkStorage(ctx context.Context, p source.PublishedTable, l *p
 	// The last change to the table's pg_class row was a TRUNCATE the copy
 	// applied: in this run (truncXids) or in an earlier one (its stored
 	// shape), which may have ended before a poll saw the new data files.
-	truncated := p.StorageXmin != 0 && (e.truncXids[p.RelID].row == p.StorageXmin || found && old.TruncXid == p.StorageXmin)
+	// It explains new data files only: the rest of the signature (enum
+	// labels, composites, membership, column rows) must be as it was
+	// (helper-131: a TRUNCATE once applied excused every later change
+	// that left the pg_class row alone, an enum value renamed or a row
+	// filter widened, exit 0).
+	truncated := p.StorageXmin != 0 && (e.truncXids[p.RelID].row == p.StorageXmin || found && old.TruncXid == p.StorageXmin) && filesAlone(seen, p.Storage)
 	// A schema renamed since (no change to the pg_class row) still has to
 	// be followed.
 	named := e.knownName(p.RelID) == p.Name
@@ -2466,6 +2471,26 @@ func dataFiles(sig string) string {
 	files, _, _ := strings.Cut(sig, "|")
 	files, _, _ = strings.Cut(files, ";")
 	return files
+}
+
+// filesAlone reports whether two storage signatures differ at most in
+// their leaves' data files (relfilenodes) and the table's name.
+func filesAlone(a, b string) bool {
+	aFiles, aRest, _ := strings.Cut(a, "|")
+	bFiles, bRest, _ := strings.Cut(b, "|")
+	aMember, _, _ := strings.Cut(aRest, "|")
+	bMember, _, _ := strings.Cut(bRest, "|")
+	aLeaves, aOther := splitFiles(aFiles)
+	bLeaves, bOther := splitFiles(bFiles)
+	oids := func(leaves string) string {
+		var out []string
+		for f := range strings.SplitSeq(leaves, ",") {
+			oid, _, _ := strings.Cut(f, ":")
+			out = append(out, oid)
+		}
+		return strings.Join(out, ",")
+	}
+	return aMember == bMember && aOther == bOther && inhPart(a) == inhPart(b) && oids(aLeaves) == oids(bLeaves)
 }
 
 // sameData reports whether two storage signatures differ at most in the

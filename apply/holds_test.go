@@ -119,6 +119,29 @@ func TestColumnsOnly(t *testing.T) {
 	}
 }
 
+// TestFilesAlone: what a TRUNCATE explains is new data files, nothing else
+// of the signature (helper-131).
+func TestFilesAlone(t *testing.T) {
+	was := "16384:16390;att:1@7,2@7;enums:ab|all5;pub:7|2200.t"
+	for _, c := range []struct {
+		now  string
+		want bool
+	}{
+		{"16384:16399;att:1@7,2@7;enums:ab|all5;pub:7|2200.t", true},
+		{"16384:16399;att:1@7,2@7;enums:ab|all5;pub:7|2200.renamed", true},
+		{"16384:16399;att:1@7,2@7;enums:cd|all5;pub:7|2200.t", false}, // an enum value renamed
+		{"16384:16399;att:1@7,2@7;enums:ab|r9;pub:7|2200.t", false},   // membership
+		{"16384:16399;att:1@7,2@7;enums:ab|all5;pub:8|2200.t", false}, // the publication's options
+		{"16384:16399;att:1@8,2@8;enums:ab|all5;pub:7|2200.t", false}, // attached and detached
+		{"16385:16399;att:1@7,2@7;enums:ab|all5;pub:7|2200.t", false}, // another table
+		{"16384:16399;att:1@7,2@7;enums:ab;inh:x|all5;pub:7|2200.t", false},
+	} {
+		if got := filesAlone(was, c.now); got != c.want {
+			t.Errorf("filesAlone(%q) = %v, want %v", c.now, got, c.want)
+		}
+	}
+}
+
 // TestAddedPartitions: a partitioned table's signature that differs only by
 // leaves added names them; any other difference (a leaf rewritten or gone,
 // membership, name, enum labels) names none, so the whole table is copied.
