@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -414,7 +415,6 @@ func TestDuckDBHeldByRun(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"status", "--target", "duckdb:" + path}, 1, "walmirror verify --sidecar"},
 		{[]string{"verify", "--source", dsn, "--target", "duckdb:" + path}, 2, "walmirror verify --sidecar"},
 		{[]string{"check", "--source", dsn, "--target", "duckdb:" + path, "--slot", slot + "_x"}, 1, "--metrics-addr"},
 		{[]string{"run", "--source", dsn, "--target", "duckdb:" + path, "--slot", slot + "_x", "--stop-at-lsn", "now"}, 1, "stop that process first"},
@@ -425,7 +425,37 @@ func TestDuckDBHeldByRun(t *testing.T) {
 			t.Errorf("%s on a DuckDB file walmirror run writes: exit %d (want %d), want the holder and %q:\n%s", c.args[0], r.code, c.code, c.want, out)
 		}
 	}
+	// status prints what the run says it stored (its state file beside
+	// the DuckDB file; helper-130: the contract's status --target failed
+	// while a run held the file), and the applied position moves on.
+	stored := func() string {
+		t.Helper()
+		r := walmirror(t, nil, "status", "--target", "duckdb:"+path, "--json")
+		var rep statusReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != 0 || err != nil || rep.LSN == "" || rep.RunningPID == 0 || rep.Slot != slot {
+			t.Fatalf("status on a DuckDB file walmirror run writes: exit %d, %v:\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		return rep.LSN
+	}
+	before := stored()
+	mustExec(t, db, `INSERT INTO t VALUES (2)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for stored() == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("status kept %s after a commit", before)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r := walmirror(t, nil, "status", "--target", "duckdb:"+path); r.code != 0 || !strings.Contains(r.stdout, "running:  walmirror (PID ") {
+		t.Errorf("status: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	stop()
+	if _, err := os.Stat(runStatePath(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run left its state file: %v", err)
+	}
+	if r := walmirror(t, nil, "status", "--target", "duckdb:"+path); r.code != 0 || strings.Contains(r.stdout, "running:") {
+		t.Errorf("status after the run: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 // TestFailedStartLeavesNoFile: a run that fails before anything was

@@ -173,4 +173,3 @@ func (k *keyFlag) Set(v string) error {
 	*k = append(*k, parts)
 	return nil
 }
-

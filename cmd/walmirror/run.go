@@ -10,6 +10,7 @@ import (
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/lsn"
+	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
 
@@ -154,6 +155,28 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	defer stopObserving()
+	if kind, path, _ := parseTarget(target); kind == "duckdb" {
+		// What status reads while this run holds the file (runState).
+		w := &runStateWriter{path: runStatePath(path), log: log.Warn}
+		if st, found, err := sink.ReadState(ctx); err == nil && found {
+			w.observe(apply.CommitInfo{State: st, At: storedAt})
+		}
+		prev, prevReady := cfg.OnCommit, cfg.OnReady
+		cfg.OnCommit = func(c apply.CommitInfo) {
+			if prev != nil {
+				prev(c)
+			}
+			w.observe(c)
+		}
+		// The initial copy's commit is no OnCommit's.
+		cfg.OnReady = func(st schema.State) {
+			if prevReady != nil {
+				prevReady(st)
+			}
+			w.observe(apply.CommitInfo{State: st, At: time.Now()})
+		}
+		defer w.remove()
+	}
 	return apply.Run(ctx, sink, cfg)
 }
 

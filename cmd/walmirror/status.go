@@ -9,9 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/source"
 )
@@ -32,6 +32,9 @@ type statusReport struct {
 	Publication string `json:"publication,omitempty"`
 	// LastTargetCommit is when the target last committed (its clock).
 	LastTargetCommit *time.Time `json:"last_target_commit,omitempty"`
+	// RunningPID: read from the state file of the walmirror (this
+	// process) that holds the DuckDB file (runState), not the file.
+	RunningPID int `json:"running_pid,omitempty"`
 	// Copies are the tables being copied online, in the order they are
 	// copied: the first "copying", the rest "waiting".
 	Copies []copyStatus  `json:"copies,omitempty"`
@@ -124,9 +127,21 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 	// sink, which would create walmirror's tables in it (another
 	// program's file, a typo's).
 	ts, err := readTargetState(ctx, target)
+	if errors.Is(err, errDuckDBBusy) {
+		// The running walmirror's own account of what it stored.
+		_, path, _ := parseTarget(target)
+		if rs, rerr := readRunState(path); rerr == nil {
+			ts, err = targetState{Kind: "duckdb", Path: path, Exists: true, Found: true, UpdatedAt: rs.CommittedAt}, nil
+			ts.State = schema.State{Slot: rs.Slot, Phase: rs.Phase, SystemID: rs.SystemID, Publication: rs.Publication, Copies: rs.Copies}
+			if ts.State.LSN, err = lsn.Parse(rs.LSN); err != nil {
+				return rep, fmt.Errorf("%s: %w", runStatePath(path), err)
+			}
+			rep.RunningPID = rs.PID
+		} else {
+			log.Debug("no state file of the running walmirror", "err", rerr)
+		}
+	}
 	switch {
-	case err != nil && strings.Contains(err.Error(), "in use by another process"):
-		return rep, fmt.Errorf("%w: DuckDB lets one process open the file; ask the running walmirror instead (its --metrics-addr: /metrics, /readyz), or stop it first", err)
 	case err == nil && !ts.Found && !ts.Exists:
 		return rep, fmt.Errorf("%s does not exist", redactTarget(target))
 	case err != nil:
@@ -138,7 +153,7 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 	// migrate and write the file (helper-71: status changed a SQLite file,
 	// and failed on one it may only read).
 	st := ts.State
-	rep = statusReport{LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID, Publication: st.Publication}
+	rep = statusReport{RunningPID: rep.RunningPID, LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SnapshotComplete: st.Phase == "streaming", SystemID: st.SystemID, Publication: st.Publication}
 	rep.Copies = copiesStatus(st.Copies)
 	rep.InitialCopyComplete = rep.SnapshotComplete && !slices.ContainsFunc(st.Copies, func(c schema.TableCopy) bool { return c.PartOfInitial() })
 	if !ts.UpdatedAt.IsZero() {
@@ -314,6 +329,9 @@ func printStatus(w io.Writer, r statusReport) {
 	}
 	if r.LastTargetCommit != nil {
 		fmt.Fprintf(w, "committed: %s (the target's last commit)\n", formatTime(*r.LastTargetCommit))
+	}
+	if r.RunningPID != 0 {
+		fmt.Fprintf(w, "running:  walmirror (PID %d) holds the file; the above is what it reported it stored, at most %s before\n", r.RunningPID, runStateEvery)
 	}
 	for _, c := range r.Copies {
 		if c.Keys > 0 {

@@ -67,8 +67,11 @@ func duckdbBusy(path string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("DuckDB target %q is open in another process (%s), and DuckDB lets no other process open a file while one has it open: "+
-		"if that is walmirror run, ask it instead (its --metrics-addr serves /metrics with the applied position and the lag, and walmirror verify --sidecar verifies through it), or stop it first (%w)", path, holder, err)
+		"if that is walmirror run, ask it instead (its --metrics-addr serves /metrics with the applied position and the lag, and walmirror verify --sidecar verifies through it), or stop it first (%w)%w", path, holder, err, errDuckDBBusy)
 }
+
+// errDuckDBBusy is in the errors duckdbBusy returns.
+var errDuckDBBusy = errors.New("")
 
 // readTargetState looks at a target read-only. A missing file is not an
 // error (Exists false).
