@@ -1216,9 +1216,17 @@ func (e *engine) nextChunk(ctx context.Context) error {
 		// Rewritten since the chunks before: they may hold other values.
 		// Or attached as a partition and detached again: its changes
 		// meanwhile went to the partitioned table's copy.
-		if was, attached := columnsOnly(upgradeSig(t.Storage, ch.Table.Storage), ch.Table.Storage); attached || was != ch.Table.Storage {
+		was, attached := columnsOnly(upgradeSig(t.Storage, ch.Table.Storage), ch.Table.Storage)
+		if attached || was != ch.Table.Storage {
 			e.startFill(relid, f.copy.Table, f.copy.Estimate, "the source rewrote it while it was copied")
 			return nil
+		}
+		if t.Storage != ch.Table.Storage {
+			// DDL on some columns: compared from now on with their rows'
+			// new versions, so that DDL spread over a long copy is not
+			// taken for an attach (helper-132).
+			t.Storage, e.storage[relid] = ch.Table.Storage, ch.Table.Storage
+			delete(e.ensured, t)
 		}
 	}
 	if f.copy.After == nil && !keyed {
@@ -2361,13 +2369,14 @@ func (e *engine) checkMembership(ctx context.Context, t *schema.Table, old *sche
 		e.startFill(t.ID, f.copy.Table, f.copy.Estimate, "partitions were attached or detached, or its publication changed, while it was copied")
 		return nil
 	}
-	if added := addedPartitions(upgradeSig(prev, sig), sig); added != nil {
+	prevNow, _ := columnsOnly(upgradeSig(prev, sig), sig) // not attached: above
+	if added := addedPartitions(prevNow, sig); added != nil {
 		if _, err := e.tracker(ctx, t.ID); err != nil {
 			return err
 		}
 		// at 0: the catalog may be ahead of the stream, so the storage is
 		// not taken as known here; the next poll looks again.
-		outcome, err := e.partitionsAdded(ctx, t.ID, schema.DisplayName(t.Schema, t.Name), t, upgradeSig(prev, sig), sig, added, 0)
+		outcome, err := e.partitionsAdded(ctx, t.ID, schema.DisplayName(t.Schema, t.Name), t, prevNow, sig, added, 0)
 		if err != nil || outcome == addedCopied {
 			return err
 		}

@@ -79,6 +79,7 @@ type engine struct {
 	sinkOpen bool
 	// onCommit, when set, sees each target commit.
 	onCommit   func(CommitInfo)
+	onStored   func(schema.State)
 	onPosition func(Position) // when set, sees each keepalive
 	onReady    func(schema.State)
 	// readyOwed: the run began with copies asked for (ResyncTables) and
@@ -1739,6 +1740,9 @@ func (e *engine) commit(ctx context.Context) error {
 		if onCommit != nil {
 			at := time.Now()
 			onCommit(CommitInfo{State: st, Stats: stats, At: at, SourceCommits: srcCommits, Duration: at.Sub(began), Changes: changes})
+		}
+		if e.onStored != nil {
+			e.onStored(st)
 		}
 		if ready && e.onReady != nil {
 			e.onReady(st)

@@ -77,9 +77,9 @@ func TestUpgradeSig(t *testing.T) {
 		{"1:2|all5;pub:7|2200.t", "1:2|r9;pub:7|2200.t", "1:2|all5;pub:7|2200.t"},
 		{"1:2;inh:ab|r9;pub:7|2200.t", "1:2;inh:ab|all5;pub:7|2200.t", "1:2;inh:ab|r9;pub:7|2200.t"},
 		// Column rows, right after the data files.
-		{"1:2;enums:ab|all5;pub:7|2200.t", "1:3;att:1@9,2@9;enums:ab|all5;pub:7|2200.t", "1:2;att:1@9,2@9;enums:ab|all5;pub:7|2200.t"},
-		{"1:2|all5|2200.t", "1:2;att:1@9;nested:xy|all5;pub:7|2200.t", "1:2;att:1@9;nested:xy|all5;pub:7|2200.t"},
-		{"1:2;att:1@8|all5;pub:7|2200.t", "1:2;att:1@9|all5;pub:7|2200.t", "1:2;att:1@8|all5;pub:7|2200.t"},
+		{"1:2;enums:ab|all5;pub:7|2200.t", "1:3;att:8/1@9,2@9;enums:ab|all5;pub:7|2200.t", "1:2;att:8/1@9,2@9;enums:ab|all5;pub:7|2200.t"},
+		{"1:2|all5|2200.t", "1:2;att:8/1@9;nested:xy|all5;pub:7|2200.t", "1:2;att:8/1@9;nested:xy|all5;pub:7|2200.t"},
+		{"1:2;att:8/1@8|all5;pub:7|2200.t", "1:2;att:8/1@9|all5;pub:7|2200.t", "1:2;att:8/1@8|all5;pub:7|2200.t"},
 	} {
 		if got := upgradeSig(c.stored, c.now); got != c.want {
 			t.Errorf("upgradeSig(%q, %q) = %q, want %q", c.stored, c.now, got, c.want)
@@ -88,22 +88,26 @@ func TestUpgradeSig(t *testing.T) {
 }
 
 // TestColumnsOnly: DDL naming some columns (their pg_attribute rows alone
-// rewritten) reads as no change of the signature; every column's row
-// rewritten (ATTACH and DETACH PARTITION) reads as attached meanwhile
-// (helper-126). Columns added or dropped since count for neither.
+// rewritten, maybe the pg_class row too) reads as no change of the
+// signature; the pg_class row and every column's row rewritten (ATTACH and
+// DETACH PARTITION) reads as attached meanwhile (helper-126). Columns added
+// or dropped since count for neither, and every column rewritten with the
+// pg_class row kept (a key added to a two-column table sets attnotnull on
+// both) is no attach (helper-132).
 func TestColumnsOnly(t *testing.T) {
-	was := "1:2;att:1@700,2@700,3@700;enums:ab|all5;pub:7|2200.t"
+	was := "1:2;att:690/1@700,2@700,3@700;enums:ab|all5;pub:7|2200.t"
 	for _, c := range []struct {
 		now, want string
 		attached  bool
 	}{
-		{"1:2;att:1@700,2@700,3@700;enums:ab|all5;pub:7|2200.t", was, false},
-		{"1:2;att:1@700,2@800,3@700;enums:ab|all5;pub:7|2200.t", "1:2;att:1@700,2@800,3@700;enums:ab|all5;pub:7|2200.t", false},
-		{"1:9;att:1@700,3@800,4@800;enums:ab|all5;pub:7|2200.t", "1:2;att:1@700,3@800,4@800;enums:ab|all5;pub:7|2200.t", false}, // 2 dropped, 4 added, rewritten
-		{"1:2;att:1@800,2@800,3@800;enums:ab|all5;pub:7|2200.t", was, true},
-		{"1:2;att:1@801,2@802,3@803,4@804;enums:ab|all5;pub:7|2200.t", was, true},
-		{"1:2;att:2@800,3@800,4@701;enums:ab|all5;pub:7|2200.t", was, true}, // 1 dropped since
-		{"1:2;att:4@800,5@800;enums:ab|all5;pub:7|2200.t", "1:2;att:4@800,5@800;enums:ab|all5;pub:7|2200.t", false},
+		{"1:2;att:690/1@700,2@700,3@700;enums:ab|all5;pub:7|2200.t", was, false},
+		{"1:2;att:690/1@700,2@800,3@700;enums:ab|all5;pub:7|2200.t", "1:2;att:690/1@700,2@800,3@700;enums:ab|all5;pub:7|2200.t", false},
+		{"1:9;att:900/1@700,3@800,4@800;enums:ab|all5;pub:7|2200.t", "1:2;att:900/1@700,3@800,4@800;enums:ab|all5;pub:7|2200.t", false}, // 2 dropped, 4 added, rewritten
+		{"1:2;att:690/1@800,2@800,3@800;enums:ab|all5;pub:7|2200.t", "1:2;att:690/1@800,2@800,3@800;enums:ab|all5;pub:7|2200.t", false}, // every column, not pg_class
+		{"1:2;att:800/1@800,2@800,3@800;enums:ab|all5;pub:7|2200.t", was, true},
+		{"1:2;att:805/1@801,2@802,3@803,4@804;enums:ab|all5;pub:7|2200.t", was, true},
+		{"1:2;att:800/2@800,3@800,4@701;enums:ab|all5;pub:7|2200.t", was, true}, // 1 dropped since
+		{"1:2;att:800/4@800,5@800;enums:ab|all5;pub:7|2200.t", "1:2;att:800/4@800,5@800;enums:ab|all5;pub:7|2200.t", false},
 		{"1:2;enums:ab;inh:cd|all5;pub:7|2200.t", was, false}, // a partition now: its links tell
 	} {
 		got, attached := columnsOnly(was, c.now)
@@ -111,10 +115,10 @@ func TestColumnsOnly(t *testing.T) {
 			t.Errorf("columnsOnly(%q) = %q, %v; want %q, %v", c.now, got, attached, c.want, c.attached)
 		}
 	}
-	if got, _ := columnsOnly("1:2;att:1@5,2@5|all5|2200.t", "1:2;att:1@5,2@6,3@6|all5|2200.t"); got != "1:2;att:1@5,2@6,3@6|all5|2200.t" {
+	if got, _ := columnsOnly("1:2;att:9/1@5,2@5|all5|2200.t", "1:2;att:9/1@5,2@6,3@6|all5|2200.t"); got != "1:2;att:9/1@5,2@6,3@6|all5|2200.t" {
 		t.Errorf("no other parts: %q", got)
 	}
-	if attPart("1:2;att:1@5;inh:x|all5|2200.a;att:b") != ";att:1@5" || attPart("1:2|all5|2200.a;att:b") != "" {
+	if attPart("1:2;att:9/1@5;inh:x|all5|2200.a;att:b") != ";att:9/1@5" || attPart("1:2|all5|2200.a;att:b") != "" {
 		t.Error("attPart reads past the data files part")
 	}
 }
@@ -122,19 +126,19 @@ func TestColumnsOnly(t *testing.T) {
 // TestFilesAlone: what a TRUNCATE explains is new data files, nothing else
 // of the signature (helper-131).
 func TestFilesAlone(t *testing.T) {
-	was := "16384:16390;att:1@7,2@7;enums:ab|all5;pub:7|2200.t"
+	was := "16384:16390;att:6/1@7,2@7;enums:ab|all5;pub:7|2200.t"
 	for _, c := range []struct {
 		now  string
 		want bool
 	}{
-		{"16384:16399;att:1@7,2@7;enums:ab|all5;pub:7|2200.t", true},
-		{"16384:16399;att:1@7,2@7;enums:ab|all5;pub:7|2200.renamed", true},
-		{"16384:16399;att:1@7,2@7;enums:cd|all5;pub:7|2200.t", false}, // an enum value renamed
-		{"16384:16399;att:1@7,2@7;enums:ab|r9;pub:7|2200.t", false},   // membership
-		{"16384:16399;att:1@7,2@7;enums:ab|all5;pub:8|2200.t", false}, // the publication's options
-		{"16384:16399;att:1@8,2@8;enums:ab|all5;pub:7|2200.t", false}, // attached and detached
-		{"16385:16399;att:1@7,2@7;enums:ab|all5;pub:7|2200.t", false}, // another table
-		{"16384:16399;att:1@7,2@7;enums:ab;inh:x|all5;pub:7|2200.t", false},
+		{"16384:16399;att:6/1@7,2@7;enums:ab|all5;pub:7|2200.t", true},
+		{"16384:16399;att:6/1@7,2@7;enums:ab|all5;pub:7|2200.renamed", true},
+		{"16384:16399;att:6/1@7,2@7;enums:cd|all5;pub:7|2200.t", false}, // an enum value renamed
+		{"16384:16399;att:6/1@7,2@7;enums:ab|r9;pub:7|2200.t", false},   // membership
+		{"16384:16399;att:6/1@7,2@7;enums:ab|all5;pub:8|2200.t", false}, // the publication's options
+		{"16384:16399;att:9/1@8,2@8;enums:ab|all5;pub:7|2200.t", false}, // attached and detached
+		{"16385:16399;att:6/1@7,2@7;enums:ab|all5;pub:7|2200.t", false}, // another table
+		{"16384:16399;att:6/1@7,2@7;enums:ab;inh:x|all5;pub:7|2200.t", false},
 	} {
 		if got := filesAlone(was, c.now); got != c.want {
 			t.Errorf("filesAlone(%q) = %v, want %v", c.now, got, c.want)

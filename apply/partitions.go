@@ -157,7 +157,12 @@ func (tr *partTrack) before(gen uint64) (joined []string, keys [][]string) {
 // tr.sig, read as today's when stored by an older version, short of the
 // table's name (a rename changes no row).
 func (tr *partTrack) knownSig(was string) bool {
-	return tr.sig != "" && sameData(upgradeSig(tr.sig, was), was)
+	if tr.sig == "" {
+		return false
+	}
+	// DDL on its columns since is no reason to let the keys go (helper-132).
+	sig, attached := columnsOnly(upgradeSig(tr.sig, was), was)
+	return !attached && sameData(sig, was)
 }
 
 // tracker returns relid's partTrack (nil: its writes are not tracked). At
@@ -716,23 +721,29 @@ func withAtt(sig, att string) string {
 }
 
 // attachedMeanwhile says whether column rows part now, against was, shows
-// the table attached as a partition and detached again in between: no
-// column both list kept its pg_attribute row (ATTACH and DETACH PARTITION
-// rewrite every one; other DDL those of the columns it names).
+// the table attached as a partition and detached again in between: its
+// pg_class row rewritten, and no column both list kept its pg_attribute
+// row (ATTACH and DETACH PARTITION rewrite every one; other DDL those of
+// the columns it names, and seldom the pg_class row with them).
 func attachedMeanwhile(was, now string) bool {
-	rows := func(att string) map[string]string {
+	rows := func(att string) (string, map[string]string) {
 		m := map[string]string{}
 		body, ok := strings.CutPrefix(att, ";att:")
 		if !ok {
-			return m
+			return "", m
 		}
+		class, body, _ := strings.Cut(body, "/")
 		for r := range strings.SplitSeq(body, ",") {
 			num, xmin, _ := strings.Cut(r, "@")
 			m[num] = xmin
 		}
-		return m
+		return class, m
 	}
-	w, n := rows(attPart(was)), rows(attPart(now))
+	wc, w := rows(attPart(was))
+	nc, n := rows(attPart(now))
+	if wc == nc {
+		return false
+	}
 	common := 0
 	for num, x := range w {
 		if y, ok := n[num]; ok {

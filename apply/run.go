@@ -85,6 +85,10 @@ type Config struct {
 	// copy reports through OnSnapshot (Done) and OnReady instead. It runs
 	// on the apply path: keep it quick.
 	OnCommit func(CommitInfo)
+	// OnStored, when set, is called after every target commit that stored
+	// a state, those that only store a position included, with that state
+	// (a display of the stored position; walmirror's DuckDB state file).
+	OnStored func(schema.State)
 
 	// Optional hooks for metrics and progress logs, like OnCommit: each runs
 	// on the apply path (the writer goroutine when pipelining), so keep it
@@ -405,10 +409,14 @@ func (r *runner) explain(ctx context.Context, c storageReader, de *schema.Diverg
 	if err != nil || now == "" {
 		return
 	}
-	was, _, _ := strings.Cut(stored.Storage, "|")
+	// DDL on some columns since explains nothing (helper-132).
+	storage, attached := columnsOnly(upgradeSig(stored.Storage, now), now)
+	was, _, _ := strings.Cut(storage, "|")
 	is, _, _ := strings.Cut(now, "|")
 	switch {
-	case dataFiles(stored.Storage) == dataFiles(now) && beforeInh(was) != beforeInh(is) && inhPart(was) == inhPart(is):
+	case attached:
+		de.Perhaps = "a table attached to a partitioned table and detached again while walmirror was not streaming, whose changes meanwhile were published as that table's"
+	case dataFiles(storage) == dataFiles(now) && beforeInh(was) != beforeInh(is) && inhPart(was) == inhPart(is):
 		de.SourceChange = "an enum or composite type its columns use changed (ALTER TYPE ... RENAME VALUE or ADD ATTRIBUTE)"
 	case inhPart(was) != "" || inhPart(is) != "":
 		// helper-112: attached, updated through the root and detached
@@ -630,6 +638,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 	e.catalog = src
 	e.pipelined = r.cfg.Pipeline
 	e.onCommit = r.cfg.OnCommit
+	e.onStored = r.cfg.OnStored
 	e.onPosition = r.cfg.OnPosition
 	e.onReady = r.cfg.OnReady
 	e.track = r.cfg.ChangeKeys != 0 && r.cfg.OnCommit != nil

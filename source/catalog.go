@@ -150,19 +150,22 @@ const storageExpr = `CASE WHEN c.relkind = 'p' THEN coalesce((SELECT string_agg(
 
 // columnRows is "" unless pg_class row c is a table that is no partition,
 // in a publication that publishes partitions through their root: then
-// ";att:" and each live column's attnum and pg_attribute row version
-// (xmin). ATTACH PARTITION and DETACH PARTITION rewrite every column's row
-// (attinhcount), and while it was attached the table's changes were
+// ";att:", the version (xmin) of the table's pg_class row, "/" and each
+// live column's attnum and pg_attribute row version. ATTACH PARTITION and
+// DETACH PARTITION rewrite the pg_class row (relispartition) and every
+// column's row (attinhcount), and while it was attached the table's changes were
 // published as the partitioned table's: a table attached, written and
 // detached again between two polls, or while walmirror was stopped,
 // changes nothing else of its signature (helper-126: its own copy missed
 // those changes, exit 0). Other DDL rewrites the rows of the columns it
-// names, which the engine tells apart (attachedMeanwhile). Raw xmin
+// names, and the pg_class row or not, which the engine tells apart
+// (attachedMeanwhile): a key added to a table of two columns rewrites both
+// (attnotnull), but not the pg_class row (helper-132). Raw xmin
 // survives freezing. It follows the data files, and upgradeSig takes it
 // as now's where a stored signature lacks it.
 const columnRows = `CASE WHEN c.relkind IN ('r', 'p') AND NOT c.relispartition
 		AND EXISTS (SELECT FROM pg_catalog.pg_publication pb WHERE pb.pubname = $1 AND pb.pubviaroot)
-	THEN coalesce((SELECT ';att:' || string_agg(a.attnum::text || '@' || a.xmin::text, ',' ORDER BY a.attnum)
+	THEN coalesce((SELECT ';att:' || c.xmin::text || '/' || string_agg(a.attnum::text || '@' || a.xmin::text, ',' ORDER BY a.attnum)
 		FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') ELSE '' END`
 
 // partitionLinks is "" for a table that is neither partitioned nor a

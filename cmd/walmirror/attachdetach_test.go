@@ -47,7 +47,7 @@ func TestPartitionAttachedDetachedUnseen(t *testing.T) {
 // data files, links and membership are as before: its own copy kept the
 // rows as they were, exit 0 (the partitioned table's copy was repaired by
 // its tracked keys). ATTACH and DETACH rewrite every column's catalog row,
-// which other DDL does not: that DDL copies nothing. Stopped between the
+// and its pg_class row, which other DDL does not: that DDL copies nothing. Stopped between the
 // steps and streaming; every target.
 func TestAttachedDetachedOwnCopy(t *testing.T) {
 	needServer(t)
@@ -59,6 +59,8 @@ func TestAttachedDetachedOwnCopy(t *testing.T) {
 		whole bool // t is copied again
 	}{
 		{`ALTER TABLE t ALTER COLUMN v SET STATISTICS 50; GRANT SELECT ON t TO PUBLIC; UPDATE t SET v = 'plain' WHERE id = 149`, false},
+		// Every column's row rewritten, the pg_class row not (helper-132).
+		{`ALTER TABLE t ALTER COLUMN id SET STATISTICS 20, ALTER COLUMN v SET STATISTICS 30`, false},
 		{`ALTER TABLE m ATTACH PARTITION t FOR VALUES FROM (100) TO (200);
 			UPDATE m SET v = 'via m' WHERE id IN (100, 101); UPDATE t SET v = 'direct' WHERE id = 102;
 			DELETE FROM m WHERE id = 103; INSERT INTO m VALUES (150, 'new'), (50, 'm0');

@@ -115,6 +115,13 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		}
 		return err
 	}
+	var runState *runStateWriter
+	if kind, path, _ := parseTarget(target); kind == "duckdb" {
+		// What status reads while this run holds the file: removed once
+		// the file is closed (deferred before the close, so run after it).
+		runState = &runStateWriter{path: runStatePath(path), log: log.Warn}
+		defer runState.remove()
+	}
 	closeSink := sync.OnceValue(sink.Close)
 	defer closeSink()
 	if newFile != "" {
@@ -155,27 +162,24 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	defer stopObserving()
-	if kind, path, _ := parseTarget(target); kind == "duckdb" {
-		// What status reads while this run holds the file (runState).
-		w := &runStateWriter{path: runStatePath(path), log: log.Warn}
+	if runState != nil {
 		if st, found, err := sink.ReadState(ctx); err == nil && found {
-			w.observe(apply.CommitInfo{State: st, At: storedAt})
+			runState.stored(st, storedAt)
 		}
-		prev, prevReady := cfg.OnCommit, cfg.OnReady
-		cfg.OnCommit = func(c apply.CommitInfo) {
-			if prev != nil {
-				prev(c)
+		prevStored, prevReady := cfg.OnStored, cfg.OnReady
+		cfg.OnStored = func(st schema.State) {
+			if prevStored != nil {
+				prevStored(st)
 			}
-			w.observe(c)
+			runState.stored(st, time.Now())
 		}
-		// The initial copy's commit is no OnCommit's.
+		// A one-transaction initial copy's commit is no OnStored's.
 		cfg.OnReady = func(st schema.State) {
 			if prevReady != nil {
 				prevReady(st)
 			}
-			w.observe(apply.CommitInfo{State: st, At: time.Now()})
+			runState.stored(st, time.Now())
 		}
-		defer w.remove()
 	}
 	return apply.Run(ctx, sink, cfg)
 }

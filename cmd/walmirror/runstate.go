@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/schema"
 )
 
@@ -23,7 +22,7 @@ import (
 // file is removed when the run ends.
 
 // runStateEvery bounds how often the file is written: once a second under
-// a stream of commits.
+// a stream of commits (those that store a position alone included).
 const runStateEvery = time.Second
 
 // runState is the content of a run-state file.
@@ -34,6 +33,8 @@ type runState struct {
 	Phase       string             `json:"phase"`
 	SystemID    string             `json:"system_id"`
 	Publication string             `json:"publication,omitempty"`
+	Timeline    uint32             `json:"timeline,omitempty"`
+	SlotGuard   bool               `json:"slot_guard,omitempty"`
 	Copies      []schema.TableCopy `json:"copies,omitempty"`
 	CommittedAt time.Time          `json:"committed_at"` // the target commit it describes
 }
@@ -54,11 +55,11 @@ type runStateWriter struct {
 	log     func(msg string, args ...any)
 }
 
-// observe takes a target commit (apply.Config.OnCommit).
-func (w *runStateWriter) observe(c apply.CommitInfo) {
-	st := c.State
+// stored takes the state a target commit stored (apply.Config.OnStored,
+// OnReady), at time at.
+func (w *runStateWriter) stored(st schema.State, at time.Time) {
 	rs := runState{PID: os.Getpid(), LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SystemID: st.SystemID,
-		Publication: st.Publication, Copies: st.Copies, CommittedAt: c.At.UTC()}
+		Publication: st.Publication, Timeline: st.Timeline, SlotGuard: st.SlotGuard, Copies: st.Copies, CommittedAt: at.UTC()}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.pending = &rs
@@ -116,6 +117,11 @@ func writeRunState(path string, rs runState) error {
 		return err
 	}
 	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil { // as readable as the DuckDB file's usual mode
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return err
