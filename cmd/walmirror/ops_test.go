@@ -101,12 +101,13 @@ func TestDrop(t *testing.T) {
 	// A run that ends while drop looks: the walsender outlives its client
 	// briefly, and drop (and check) wait for it to let the slot go
 	// (helper-130: straight after a run, they said "in use").
-	go func() { time.Sleep(time.Second); stop() }()
+	stopped := make(chan struct{})
+	go func() { time.Sleep(time.Second); stop(); close(stopped) }()
 	r = walmirror(t, nil, "check", "--source", dsn, "--target", "sqlite:"+path, "--slot", slot)
+	<-stopped
 	if strings.Contains(r.stdout, "in use by another connection") {
 		t.Fatalf("check while the run ends: exit %d\n%s", r.code, r.stdout)
 	}
-	stop()
 
 	// The target names the slot.
 	r = walmirror(t, nil, "drop", "--source", dsn, "--target", "sqlite:"+path)
