@@ -68,45 +68,37 @@ func TestAttachedDetachedOwnCopy(t *testing.T) {
 		// The rows written while attached, changed after the detach.
 		{`UPDATE t SET v = 'after' WHERE id IN (101, 150)`, false},
 	}
-	for _, streaming := range []bool{false, true} {
-		mode := "stopped"
-		if streaming {
-			mode = "streaming"
+	eachTargetAndMode(t, func(t *testing.T, tg schemaTarget, streaming bool) {
+		dsn, db := newDatabase(t, `CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+			CREATE TABLE m0 PARTITION OF m FOR VALUES FROM (0) TO (100);
+			INSERT INTO m SELECT g, 'm' || g FROM generate_series(0, 49) g;
+			CREATE TABLE t (id int PRIMARY KEY, v text);
+			INSERT INTO t SELECT g, 't' || g FROM generate_series(100, 149) g;`)
+		target, rows := tg.new(t)
+		slot := "s_" + db
+		dropSlotAtEnd(t, db, slot)
+		args := []string{"--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms"}
+		runNow(t, dsn, target, slot)
+		for i, s := range steps {
+			var log string
+			if streaming {
+				stop, logPath := startRunUntil(t, "msg=streaming", append(args, "--metrics-addr", "127.0.0.1:0", "--log-level", "debug")...)
+				waitPolled(t, dsn, logPath, stop)
+				mustExec(t, db, s.sql)
+				waitPolled(t, dsn, logPath, stop)
+				log = stop()
+			} else {
+				mustExec(t, db, s.sql)
+			}
+			r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...)
+			if r.code != 0 {
+				t.Fatalf("step %d: run exited %d:\n%s%s", i, r.code, log, r.stderr)
+			}
+			log += r.stderr
+			compareRows(t, dsn, rows, "SELECT id, v FROM t", "SELECT id, v FROM m")
+			if copied := strings.Contains(log, `msg="copying table online" table=public.t`); copied != s.whole {
+				t.Errorf("step %d: t copied again: %v, want %v:\n%s", i, copied, s.whole, log)
+			}
 		}
-		for _, tg := range schemaTargets {
-			t.Run(mode+"/"+tg.name, func(t *testing.T) {
-				dsn, db := newDatabase(t, `CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
-					CREATE TABLE m0 PARTITION OF m FOR VALUES FROM (0) TO (100);
-					INSERT INTO m SELECT g, 'm' || g FROM generate_series(0, 49) g;
-					CREATE TABLE t (id int PRIMARY KEY, v text);
-					INSERT INTO t SELECT g, 't' || g FROM generate_series(100, 149) g;`)
-				target, rows := tg.new(t)
-				slot := "s_" + db
-				dropSlotAtEnd(t, db, slot)
-				args := []string{"--source", dsn, "--target", target, "--slot", slot, "--poll-interval", "200ms"}
-				runNow(t, dsn, target, slot)
-				for i, s := range steps {
-					var log string
-					if streaming {
-						stop, logPath := startRunUntil(t, "msg=streaming", append(args, "--metrics-addr", "127.0.0.1:0", "--log-level", "debug")...)
-						waitPolled(t, dsn, logPath, stop)
-						mustExec(t, db, s.sql)
-						waitPolled(t, dsn, logPath, stop)
-						log = stop()
-					} else {
-						mustExec(t, db, s.sql)
-					}
-					r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...)
-					if r.code != 0 {
-						t.Fatalf("step %d: run exited %d:\n%s%s", i, r.code, log, r.stderr)
-					}
-					log += r.stderr
-					compareRows(t, dsn, rows, "SELECT id, v FROM t", "SELECT id, v FROM m")
-					if copied := strings.Contains(log, `msg="copying table online" table=public.t`); copied != s.whole {
-						t.Errorf("step %d: t copied again: %v, want %v:\n%s", i, copied, s.whole, log)
-					}
-				}
-			})
-		}
-	}
+	})
 }
