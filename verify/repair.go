@@ -203,27 +203,16 @@ func plan(rep *Report) (rp *Repair, relids []uint32, keys [][][]string, err erro
 // waitSlotIdle waits up to wait for no process to stream from slot (a
 // walsender outlives its client briefly, the catch-up's included).
 func waitSlotIdle(ctx context.Context, adm *source.Admin, slot string, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	for {
-		st, err := adm.Slot(ctx, slot)
-		if err != nil {
-			return err
-		}
-		if !st.Exists {
-			return fmt.Errorf("the copy's replication slot %q is gone from the source: the copy cannot be brought up to date; nothing was copied", slot)
-		}
-		if !st.Active {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w (%v); nothing was copied: stop it, verify --repair, and start it again", ErrInUse, st.ActiveError())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	st, err := adm.SlotReleased(ctx, slot, wait)
+	switch {
+	case err != nil:
+		return err
+	case !st.Exists:
+		return fmt.Errorf("the copy's replication slot %q is gone from the source: the copy cannot be brought up to date; nothing was copied", slot)
+	case st.Active:
+		return fmt.Errorf("%w (%v); nothing was copied: stop it, verify --repair, and start it again", ErrInUse, st.ActiveError())
 	}
+	return nil
 }
 
 // WriteText writes what the repair did and, when it got that far, the

@@ -148,7 +148,7 @@ func readRunState(duckdbPath string) (runState, error) {
 	if err := json.Unmarshal(data, &rs); err != nil {
 		return rs, fmt.Errorf("%s: %w", runStatePath(duckdbPath), err)
 	}
-	if rs.PID <= 0 || syscall.Kill(rs.PID, 0) != nil && !errors.Is(syscall.Kill(rs.PID, 0), syscall.EPERM) {
+	if alive := syscall.Kill(rs.PID, 0); rs.PID <= 0 || alive != nil && !errors.Is(alive, syscall.EPERM) {
 		return rs, fmt.Errorf("%s: written by process %d, which has ended", runStatePath(duckdbPath), rs.PID)
 	}
 	return rs, nil

@@ -32,8 +32,9 @@ type statusReport struct {
 	Publication string `json:"publication,omitempty"`
 	// LastTargetCommit is when the target last committed (its clock).
 	LastTargetCommit *time.Time `json:"last_target_commit,omitempty"`
-	// RunningPID: read from the state file of the walmirror (this
-	// process) that holds the DuckDB file (runState), not the file.
+	// RunningPID: the report is read from the state file of the running
+	// walmirror (this process ID) that holds the DuckDB file (runState),
+	// not from the file itself.
 	RunningPID int `json:"running_pid,omitempty"`
 	// Copies are the tables being copied online, in the order they are
 	// copied: the first "copying", the rest "waiting".
@@ -132,7 +133,8 @@ func buildStatus(ctx context.Context, target string, src source.Config, log *slo
 		_, path, _ := parseTarget(target)
 		if rs, rerr := readRunState(path); rerr == nil {
 			ts, err = targetState{Kind: "duckdb", Path: path, Exists: true, Found: true, UpdatedAt: rs.CommittedAt}, nil
-			ts.State = schema.State{Slot: rs.Slot, Phase: rs.Phase, SystemID: rs.SystemID, Publication: rs.Publication, Copies: rs.Copies}
+			ts.State = schema.State{Slot: rs.Slot, Phase: rs.Phase, SystemID: rs.SystemID, Publication: rs.Publication,
+				Timeline: rs.Timeline, SlotGuard: rs.SlotGuard, Copies: rs.Copies}
 			if ts.State.LSN, err = lsn.Parse(rs.LSN); err != nil {
 				return rep, fmt.Errorf("%s: %w", runStatePath(path), err)
 			}

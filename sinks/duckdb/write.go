@@ -64,13 +64,24 @@ func intervalStandIn(v string) string {
 	return "CASE WHEN " + v + " = INTERVAL '1 microsecond' THEN INTERVAL '2 microseconds' ELSE INTERVAL '1 microsecond' END"
 }
 
+// standsIn says whether field f is a new value of an interval column that
+// is not a key column (the statements find rows by those).
+func (ti *tableInfo) standsIn(f field) bool {
+	return (f.of == 'n' || f.of == 'c') && ti.setsLoosely(f.col) && !isKey(ti, f.col)
+}
+
+// setsIntervals says whether a statement setting fields needs one setting
+// stand-ins first (standIns); cheap, for the per-change path.
+func (ti *tableInfo) setsIntervals(fields []field) bool {
+	return slices.ContainsFunc(fields, ti.standsIn)
+}
+
 // standIns is the SET list of the statement that runs first where one sets
-// new values (fields) of columns that are intervals, key columns left out
-// (the statements find rows by them): "" when none.
+// fields: each interval standsIn says of set to its stand-in.
 func (ti *tableInfo) standIns(fields []field) string {
 	var sets []string
 	for _, f := range fields {
-		if (f.of == 'n' || f.of == 'c') && ti.setsLoosely(f.col) && !isKey(ti, f.col) && !slices.Contains(sets, ti.cols[f.col]+" = "+intervalStandIn(ti.ref(f))) {
+		if ti.standsIn(f) {
 			sets = append(sets, ti.cols[f.col]+" = "+intervalStandIn(ti.ref(f)))
 		}
 	}
@@ -611,9 +622,9 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 	})
 	s.wantKeyIndex(ti)
 	fill := func(a *duckdb.Appender) error { return s.appendTuples(a, ti, fields, rows, complete) }
-	if pre := ti.standIns(fields); pre != "" {
+	if ti.setsIntervals(fields) {
 		pq := ti.cached("merge standins", func() string {
-			return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') + " WHEN MATCHED THEN UPDATE SET " + pre
+			return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') + " WHEN MATCHED THEN UPDATE SET " + ti.standIns(fields)
 		})
 		if err := s.run(ctx, ti, pq, fields, len(rows), fill); err != nil {
 			return err
@@ -764,9 +775,9 @@ func (s *Sink) updateByKey(ctx context.Context, ti *tableInfo, mask string, rows
 	}
 	s.wantKeyIndex(ti)
 	fill := func(a *duckdb.Appender) error { return s.appendTuples(a, ti, fields, rows, sentOnly) }
-	if pre := ti.standIns(fields); pre != "" {
+	if ti.setsIntervals(fields) {
 		pq := ti.cached("patch standins"+mask, func() string {
-			return "UPDATE " + ti.name + " AS t SET " + pre + " FROM s WHERE " + ti.keyMatch("t", 'c')
+			return "UPDATE " + ti.name + " AS t SET " + ti.standIns(fields) + " FROM s WHERE " + ti.keyMatch("t", 'c')
 		})
 		if err := s.run(ctx, ti, pq, fields, len(rows), fill); err != nil {
 			return err
@@ -1057,8 +1068,8 @@ func (s *Sink) updateOne(ctx context.Context, ti *tableInfo, oldFields []field, 
 	for _, f := range fields {
 		key.WriteString(" " + f.name())
 	}
-	pre := ti.standIns(fields)
-	q := ti.cached(key.String(), func() string { return stmt(strings.Join(sets, ", "), pre != "") })
+	pre := ti.setsIntervals(fields)
+	q := ti.cached(key.String(), func() string { return stmt(strings.Join(sets, ", "), pre) })
 	fill := func(a *duckdb.Appender) error {
 		s.cv.reset()
 		s.vals = s.vals[:0]
@@ -1076,8 +1087,8 @@ func (s *Sink) updateOne(ctx context.Context, ti *tableInfo, oldFields []field, 
 		}
 		return nil
 	}
-	if pre != "" {
-		if err := s.run(ctx, ti, ti.cached("standins "+key.String(), func() string { return stmt(pre, false) }), fields, 1, fill); err != nil {
+	if pre {
+		if err := s.run(ctx, ti, ti.cached("standins "+key.String(), func() string { return stmt(ti.standIns(fields), false) }), fields, 1, fill); err != nil {
 			return err
 		}
 	}
