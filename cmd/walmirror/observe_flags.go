@@ -12,6 +12,7 @@ import (
 
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/internal/observe"
+	"github.com/walmirror/walmirror/schema"
 	"github.com/walmirror/walmirror/verify"
 )
 
@@ -49,45 +50,56 @@ func (o *observeFlags) validate() error {
 }
 
 // start wires a monitor to cfg's hooks and starts what the flags ask for;
-// stop ends it and logs the run's summary. With --metrics-addr, POST
-// /verify verifies the copy in sink (target names it) through cfg.Pause.
+// stop ends it and logs the run's summary. POST /verify, on --metrics-addr
+// and on the control socket, verifies the copy in sink (target names it)
+// through cfg.Pause.
 // storedAt is when the target's state was last stored (zero if never).
 func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.Logger, sink apply.Sink, target string, storedAt time.Time) (stop func(), err error) {
 	mon := observe.New(versionString())
 	mon.Resumed(storedAt)
 	mon.Hook(cfg)
-	if o.metricsAddr != "" {
-		cfg.Pause = &apply.Pauser{}
-		src, pause := cfg.Source, cfg.Pause
-		mon.SetVerify(func(ctx context.Context, req observe.VerifyRequest) (*verify.Report, error) {
-			log.Info("verify: requested", "tables", strings.Join(req.Tables, ","))
-			if !mon.Summary().CopyComplete {
-				return nil, errors.New("the initial copy is not complete yet: verify once walmirror streams (/readyz)")
-			}
-			vcfg := verify.Config{Source: src, Tables: req.Tables, Options: verify.Options{Examples: req.Examples}, Logger: log, SnapshotWait: req.SnapshotWait}
-			if req.Repair {
-				vcfg.Options.Keys = req.RepairRows
-			}
-			live := verify.Live{Pause: pause, Open: copyReader(sink, target), CatchUp: req.CatchUp}
-			rep, err := verify.RunLive(ctx, vcfg, live)
+	// POST /verify, on --metrics-addr and on the control socket.
+	cfg.Pause = &apply.Pauser{}
+	src, pause := cfg.Source, cfg.Pause
+	mon.SetVerify(func(ctx context.Context, req observe.VerifyRequest) (*verify.Report, error) {
+		log.Info("verify: requested", "tables", strings.Join(req.Tables, ","))
+		if !mon.Summary().CopyComplete {
+			return nil, errors.New("the initial copy is not complete yet: verify once walmirror streams (/readyz)")
+		}
+		vcfg := verify.Config{Source: src, Tables: req.Tables, Options: verify.Options{Examples: req.Examples}, Logger: log, SnapshotWait: req.SnapshotWait}
+		if req.Repair {
+			vcfg.Options.Keys = req.RepairRows
+		}
+		live := verify.Live{Pause: pause, Open: copyReader(sink, target), CatchUp: req.CatchUp}
+		rep, err := verify.RunLive(ctx, vcfg, live)
+		if err != nil {
+			log.Warn("verify: could not verify", "err", err)
+			return nil, err
+		}
+		log.Info("verify: done", "lsn", rep.LSN, "equal", rep.Equal(), "different", rep.Different(), "tables", len(rep.Tables), "took", rep.Took.Round(time.Millisecond))
+		if req.Repair && rep.TablesDiffer() {
+			rp, err := verify.RepairLive(ctx, vcfg, live, mon.Progress(), rep)
 			if err != nil {
-				log.Warn("verify: could not verify", "err", err)
-				return nil, err
+				log.Warn("verify: repair did not finish", "err", err)
+				rp.Err = oneLine(err.Error())
 			}
-			log.Info("verify: done", "lsn", rep.LSN, "equal", rep.Equal(), "different", rep.Different(), "tables", len(rep.Tables), "took", rep.Took.Round(time.Millisecond))
-			if req.Repair && rep.TablesDiffer() {
-				rp, err := verify.RepairLive(ctx, vcfg, live, mon.Progress(), rep)
-				if err != nil {
-					log.Warn("verify: repair did not finish", "err", err)
-					rp.Err = oneLine(err.Error())
-				}
-				rep.Repair = rp
-			}
-			return rep, nil
-		})
-	}
+			rep.Repair = rp
+		}
+		return rep, nil
+	})
 	bg, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	control := &controlServer{handler: mon.Handler(o.readyMaxLag), log: log, ctx: bg}
+	if st, found, err := sink.ReadState(ctx); err == nil && found {
+		control.start(st.SystemID, st.Slot)
+	}
+	prevReady := cfg.OnReady
+	cfg.OnReady = func(st schema.State) {
+		if prevReady != nil {
+			prevReady(st)
+		}
+		control.start(st.SystemID, st.Slot)
+	}
 	stopServer := func() {}
 	if o.metricsAddr != "" {
 		addr, stopSrv, err := observe.Serve(bg, o.metricsAddr, mon.Handler(o.readyMaxLag), log)
@@ -127,6 +139,7 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 		cancel()
 		wg.Wait()
 		stopServer()
+		control.stop()
 		mon.LogSummary(log)
 	}, nil
 }

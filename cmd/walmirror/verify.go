@@ -70,10 +70,10 @@ func cmdVerify(ctx context.Context, args []string) int {
 	fs.Var(repeated(&tables, func() { tables = nil }), "table", "compare only this table (schema.table, or a comma-separated list); repeat for more (default: every published table)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.IntVar(&cfg.Options.Examples, "examples", 5, "name up to this many missing, extra and changed rows per table")
-	fs.BoolVar(&repair, "repair", false, "copy what differs again (online: the differing rows by key, or whole tables), bring the copy up to date and verify those tables again: exit 0 when they are then equal (with --sidecar, the running walmirror copies them)")
+	fs.BoolVar(&repair, "repair", false, "copy what differs again (online: the differing rows by key, or whole tables), bring the copy up to date and verify those tables again: exit 0 when they are then equal (a running walmirror, found or --sidecar, copies them)")
 	fs.IntVar(&rows, "repair-rows", verify.DefaultRepairKeys, "with --repair: copy a table's differing rows again by key when there are at most this many and its key is of integers, uuids, text and varchar; else the whole table (0: always whole tables)")
-	fs.StringVar(&sidecar, "sidecar", "", "verify through the walmirror run that replicates into the copy, at its --metrics-addr (http://HOST:PORT): it pauses the copy at the comparison's position for a moment and compares while it replicates on (--source and --target are then its own)")
-	durationFlag(fs, &catchUp, "catch-up-timeout", verify.DefaultCatchUp, "with --sidecar: how long the copy may take to reach the comparison's position (exit 2 after)")
+	fs.StringVar(&sidecar, "sidecar", "", "verify through the walmirror run that replicates into the copy, at its --metrics-addr (http://HOST:PORT): it pauses the copy at the comparison's position for a moment and compares while it replicates on (--source and --target are then its own); without it, a run on this machine that holds the copy's slot is found through its control socket")
+	durationFlag(fs, &catchUp, "catch-up-timeout", verify.DefaultCatchUp, "through a running walmirror (one found replicating into the copy, or --sidecar): how long the copy may take to reach the comparison's position (exit 2 after)")
 	durationFlag(fs, &cfg.SnapshotWait, "snapshot-timeout", verify.DefaultSnapshotWait, "how long taking the source's snapshot may wait for transactions open on the source to end (a forgotten prepared transaction would hold it forever; exit 2 after, naming them; with --sidecar at most 25s, as long as the running walmirror may be held)")
 	durationFlag(fs, &cfg.Source.Timeout, "source-timeout", source.DefaultTimeout, "how long the source may stay silent before walmirror gives up on a connection")
 	fs.BoolVar(&options.pg.ReplicaRole, "pg-replica-role", options.pg.ReplicaRole, "PostgreSQL target: catch up with session_replication_role = replica, as walmirror run does")
@@ -117,7 +117,14 @@ func cmdVerify(ctx context.Context, args []string) int {
 		if !repair {
 			rows = -1
 		}
-		return verifySidecar(ctx, sidecar, tables, cfg.Options.Examples, catchUp, cfg.SnapshotWait, rows, asJSON, fail)
+		return verifySidecar(ctx, sidecarAt(sidecar), tables, cfg.Options.Examples, catchUp, cfg.SnapshotWait, rows, asJSON, fail)
+	}
+	if path := liveControl(ctx, target); path != "" {
+		log.Info("walmirror run is replicating into this copy: verifying through it", "socket", path)
+		if !repair {
+			rows = -1
+		}
+		return verifySidecar(ctx, controlAt(path), tables, cfg.Options.Examples, catchUp, cfg.SnapshotWait, rows, asJSON, fail)
 	}
 	check := cfg.Source
 	check.Slot = "walmirror" // the copy's own is used; any valid name checks the rest
@@ -251,17 +258,67 @@ func oneLine(msg string) string {
 	return strings.Join(strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\t' }), " ")
 }
 
-// verifySidecar asks the walmirror run serving addr to verify its copy
-// (POST /verify) and prints its report; the exit code is as verify's.
-// repairRows >= 0 asks it to repair what differs too (verify --repair).
-func verifySidecar(ctx context.Context, addr string, tables []string, examples int, catchUp, snapshotWait time.Duration, repairRows int, asJSON bool, fail func(error) int) int {
+// runningServer is where a running walmirror serves POST /verify.
+type runningServer struct {
+	base   string       // URL without the path
+	client *http.Client // nil: http.DefaultClient
+	name   string       // for errors: "--sidecar" or the socket
+	hint   string       // what to check when nothing answers
+	bad    error        // the address is malformed
+}
+
+// sidecarAt is verify --sidecar's addr.
+func sidecarAt(addr string) runningServer {
 	base := strings.TrimRight(addr, "/")
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	u, err := url.Parse(base + "/verify")
-	if err != nil || u.Host == "" {
-		return fail(fmt.Errorf("--sidecar %q: want the running walmirror's --metrics-addr, like http://127.0.0.1:9187", addr))
+	rs := runningServer{base: base, name: "--sidecar", hint: "is walmirror run --metrics-addr serving there?"}
+	if u, err := url.Parse(base); err != nil || u.Host == "" {
+		rs.bad = fmt.Errorf("--sidecar %q: want the running walmirror's --metrics-addr, like http://127.0.0.1:9187", addr)
+	}
+	return rs
+}
+
+// controlAt is the control socket path of a running walmirror.
+func controlAt(path string) runningServer {
+	return runningServer{base: "http://walmirror", client: unixClient(path), name: "the running walmirror's control socket " + path, hint: "did the run just end?"}
+}
+
+// liveControl returns the control socket of the walmirror run that
+// replicates into target now, or "".
+func liveControl(ctx context.Context, target string) string {
+	ts, err := readTargetState(ctx, target)
+	if err == nil {
+		if !ts.Found {
+			return ""
+		}
+		return runningControl(ts.State.SystemID, ts.State.Slot)
+	}
+	if _, busy := duckdb.LockHolder(err); busy {
+		if _, path, _ := parseTarget(target); path != "" {
+			if rs, err := readRunState(path); err == nil {
+				return runningControl(rs.SystemID, rs.Slot)
+			}
+		}
+	}
+	return ""
+}
+
+// verifySidecar asks the running walmirror at srv to verify its copy
+// (POST /verify) and prints its report; the exit code is as verify's.
+// repairRows >= 0 asks it to repair what differs too (verify --repair).
+func verifySidecar(ctx context.Context, srv runningServer, tables []string, examples int, catchUp, snapshotWait time.Duration, repairRows int, asJSON bool, fail func(error) int) int {
+	if srv.bad != nil {
+		return fail(srv.bad)
+	}
+	u, err := url.Parse(srv.base + "/verify")
+	if err != nil {
+		return fail(err)
+	}
+	client := srv.client
+	if client == nil {
+		client = http.DefaultClient
 	}
 	q := url.Values{"table": tables, "examples": {strconv.Itoa(examples)}, "timeout": {catchUp.String()}, "snapshot_timeout": {snapshotWait.String()}}
 	if repairRows >= 0 {
@@ -273,30 +330,30 @@ func verifySidecar(ctx context.Context, addr string, tables []string, examples i
 	if err != nil {
 		return fail(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(errors.New("interrupted"))
 		}
-		return fail(fmt.Errorf("--sidecar: %w (is walmirror run --metrics-addr serving there?)", err))
+		return fail(fmt.Errorf("%s: %w (%s)", srv.name, err, srv.hint))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
-		return fail(fmt.Errorf("--sidecar: read the answer: %w", err))
+		return fail(fmt.Errorf("%s: read the answer: %w", srv.name, err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(body, &e) != nil || e.Error == "" {
-			return fail(fmt.Errorf("--sidecar: POST %s: %s (a walmirror run --metrics-addr of this version?)", u.Path, resp.Status))
+			return fail(fmt.Errorf("%s: POST %s: %s (a walmirror run of this version?)", srv.name, u.Path, resp.Status))
 		}
 		return fail(fmt.Errorf("the running walmirror could not verify: %s", e.Error))
 	}
 	rep, err := verify.ReadJSON(body)
 	if err != nil {
-		return fail(fmt.Errorf("--sidecar: %w", err))
+		return fail(fmt.Errorf("%s: %w", srv.name, err))
 	}
 	if rp := rep.Repair; rp != nil {
 		if asJSON {
@@ -307,7 +364,7 @@ func verifySidecar(ctx context.Context, addr string, tables []string, examples i
 		return repairExit(rep, rp, err)
 	}
 	if repairRows >= 0 && rep.TablesDiffer() {
-		return fail(errors.New("--sidecar: the running walmirror did not repair (a walmirror run of an older version?)"))
+		return fail(fmt.Errorf("%s: the running walmirror did not repair (a walmirror run of an older version?)", srv.name))
 	}
 	if asJSON {
 		_, err = os.Stdout.Write(body)

@@ -7,12 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -388,32 +386,32 @@ func testVerify(t *testing.T, c verifyCopy) {
 		t.Errorf("verify --repair --table public.hi exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
-	// While walmirror replicates into the copy, verify says so (exit 2).
-	// A difference for --repair to find (it must not try).
+	// While walmirror replicates into the copy (no --metrics-addr), verify
+	// finds it through its control socket and verifies through it: the
+	// difference made behind its back is found, and --repair has the
+	// running walmirror copy the row again. Before, both exited 2 and asked
+	// for --sidecar (helper-130).
 	tamper(fmt.Sprintf(`DELETE FROM %s WHERE id = 7`, c.table("t")))
-	logs, err := os.Create(filepath.Join(t.TempDir(), "run.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	run := exec.Command(binary, "run", "--source", dsn, "--target", target, "--slot", slot)
-	run.Stdout, run.Stderr = logs, logs
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitForLog(t, logs.Name(), "streaming")
-	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target)
-	// --repair is refused before anything is requested.
+	stop, _ := startRunUntil(t, "msg=streaming", "--source", dsn, "--target", target, "--slot", slot, "--progress-interval", "0")
+	r = walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--table", "public.t")
 	rr := walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--repair")
-	_ = run.Process.Signal(syscall.SIGTERM)
-	_ = run.Wait()
-	for _, r := range []result{r, rr} {
-		if r.code != 2 || !strings.Contains(r.stderr, "is open in another process (") && !strings.Contains(r.stderr, "walmirror is replicating into this target") {
-			t.Errorf("verify of a copy walmirror is writing exited %d, want 2 and the reason:\n%s%s", r.code, r.stdout, r.stderr)
-		}
+	ra := walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--json")
+	logs := stop()
+	if r.code != 1 || !strings.Contains(r.stdout, "by the running walmirror") || !strings.Contains(r.stdout, "(id)=(7)") {
+		t.Errorf("verify of a damaged copy walmirror is writing exited %d, want 1 naming (id)=(7), verified by the running walmirror:\n%s%s\n%s", r.code, r.stdout, r.stderr, logs)
 	}
-	if out, _ := os.ReadFile(logs.Name()); bytes.Contains(out, []byte("copying table online")) || strings.Contains(rr.stdout, "repair:") {
-		t.Errorf("verify --repair of a copy walmirror is writing requested a copy:\n%s\n%s", rr.stdout, out)
+	if rr.code != 0 || !strings.Contains(rr.stdout, "public.t (1 rows by key)") {
+		t.Errorf("verify --repair of a copy walmirror is writing exited %d, want 0 after copying row 7 again:\n%s%s\n%s", rr.code, rr.stdout, rr.stderr, logs)
+	}
+	if ra.code != 0 || !strings.Contains(ra.stdout, `"live": true`) {
+		t.Errorf("verify after the repair exited %d, want 0 (live):\n%s%s", ra.code, ra.stdout, ra.stderr)
+	}
+	if !strings.Contains(logs, "verify: requested") {
+		t.Errorf("the run's log does not show the verifications:\n%s", logs)
+	}
+	// The run removed its socket: verify does the work itself again.
+	if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--table", "public.t"); r.code != 0 || strings.Contains(r.stdout, "by the running walmirror") {
+		t.Errorf("verify after the run ended exited %d, want 0, verified by itself:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("took %v", time.Since(began).Round(time.Millisecond))
 }

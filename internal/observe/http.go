@@ -46,22 +46,27 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (
 	if err != nil {
 		return "", nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
+	return ln.Addr().String(), ServeListener(ctx, ln, h, log), nil
+}
+
+// ServeListener serves h on ln until ctx is done or stop is called; stop
+// returns once the server has ended (it closes ln).
+func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) (stop func()) {
 	// Requests end with ctx: a verification in progress stops with the run.
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("metrics server stopped", "err", err)
+			log.Warn("HTTP server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	stop := func() {
+	return func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		<-done
 	}
-	return ln.Addr().String(), stop, nil
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
