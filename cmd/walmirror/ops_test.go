@@ -399,10 +399,11 @@ func TestSlotInUse(t *testing.T) {
 	dropSlotAtEnd(t, db, slot)
 }
 
-// TestDuckDBHeldByRun: status, check, verify and a second run against a
-// DuckDB file a running walmirror writes (DuckDB lets no other process open
-// it) name the process holding it and say what to do, instead of DuckDB's
-// raw lock error (helper-98).
+// TestDuckDBHeldByRun: check and a second run against a DuckDB file a
+// running walmirror writes (DuckDB lets no other process open it) name the
+// process holding it and say what to do, instead of DuckDB's raw lock error
+// (helper-98); status reads the run's state file, and verify goes through
+// the running process.
 func TestDuckDBHeldByRun(t *testing.T) {
 	needServer(t)
 	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);`)
@@ -416,7 +417,6 @@ func TestDuckDBHeldByRun(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"verify", "--source", dsn, "--target", "duckdb:" + path}, 2, "walmirror verify --sidecar"},
 		{[]string{"check", "--source", dsn, "--target", "duckdb:" + path, "--slot", slot + "_x"}, 1, "--metrics-addr"},
 		{[]string{"run", "--source", dsn, "--target", "duckdb:" + path, "--slot", slot + "_x", "--stop-at-lsn", "now"}, 1, "stop that process first"},
 	} {
@@ -425,6 +425,11 @@ func TestDuckDBHeldByRun(t *testing.T) {
 		if r.code != c.code || !strings.Contains(out, "is open in another process (") || !strings.Contains(out, ", PID ") || !strings.Contains(out, c.want) {
 			t.Errorf("%s on a DuckDB file walmirror run writes: exit %d (want %d), want the holder and %q:\n%s", c.args[0], r.code, c.code, c.want, out)
 		}
+	}
+	// verify finds the run through its control socket and verifies
+	// through it (before, exit 2 asking for --sidecar).
+	if r := walmirror(t, nil, "verify", "--source", dsn, "--target", "duckdb:"+path); r.code != 0 || !strings.Contains(r.stdout, "by the running walmirror") {
+		t.Errorf("verify of a DuckDB file walmirror run writes: exit %d, want 0 through the run:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// status prints what the run says it stored (its state file beside
 	// the DuckDB file; helper-130: the contract's status --target failed
