@@ -150,6 +150,17 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// TestAbsentDiffers: a published table the copy lacks differs, also when
+// it has no rows (before, an empty one was "equal", helper-128).
+func TestAbsentDiffers(t *testing.T) {
+	for _, rows := range []int64{0, 3} {
+		tr := TableReport{Table: "public.e", Absent: true, SourceRows: rows, Missing: rows}
+		if tr.Equal() || !tr.Different() || tr.Status() == "equal" {
+			t.Errorf("absent with %d source rows: equal %v, different %v, status %q", rows, tr.Equal(), tr.Different(), tr.Status())
+		}
+	}
+}
+
 func TestCompareExamplesAreBounded(t *testing.T) {
 	src := rows(100, func(i int) []string { return []string{fmt.Sprint(i), "x"} })
 	r := Compare(context.Background(), table(schema.IdentityDefault, keyID, colV), &fakeSide{rows: src}, &fakeSide{}, Options{Examples: 3})

@@ -726,3 +726,31 @@ func TestVerifyCreatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyAbsentEmptyTable: a published table that has no rows and that
+// the copy lacks (dropped behind walmirror's back) is different, exit 1,
+// and --repair creates it again. Before, it was "equal" (helper-128), and
+// a reader of the copy got "no such table".
+func TestVerifyAbsentEmptyTable(t *testing.T) {
+	needServer(t)
+	for _, c := range verifyCopies() {
+		t.Run(c.name, func(t *testing.T) {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);
+				CREATE TABLE e (id int PRIMARY KEY, v text);`)
+			target, tamper := c.make(t)
+			slot := "s_" + db
+			runNow(t, dsn, target, slot)
+			tamper(`DROP TABLE ` + c.table("e"))
+			r := walmirror(t, nil, "verify", "--source", dsn, "--target", target)
+			if r.code != 1 || !strings.Contains(r.stdout, "the copy has no such table") {
+				t.Fatalf("verify of a copy without an empty published table exited %d, want 1 saying so:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target, "--repair"); r.code != 0 {
+				t.Errorf("verify --repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if r := walmirror(t, nil, "verify", "--source", dsn, "--target", target); r.code != 0 || !strings.Contains(r.stdout, "2 tables equal") {
+				t.Errorf("verify after the repair exited %d, want 0:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}

@@ -224,7 +224,9 @@ func (s *Sink) EnsureTable(ctx context.Context, t *schema.Table) error {
 			"CREATE SCHEMA IF NOT EXISTS " + quote(Catalog) + "." + quote(t.Schema),
 			createTable(t, name, -1),
 			"COMMENT ON TABLE " + name + " IS " + literal(comment),
-			"INSERT INTO " + ownedTable + " (schema_name, table_name) VALUES (" + literal(t.Schema) + ", " + literal(t.Name) + ")",
+			// Recorded already when the table was dropped behind walmirror's
+			// back (verify --repair creates it again).
+			"INSERT OR IGNORE INTO " + ownedTable + " (schema_name, table_name) VALUES (" + literal(t.Schema) + ", " + literal(t.Name) + ")",
 		} {
 			if _, err := s.conn.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("create table %s: %w", name, err)

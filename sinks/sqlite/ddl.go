@@ -323,7 +323,9 @@ func (s *Sink) ensureTable(ctx context.Context, t *schema.Table) error {
 		if _, err := s.conn.ExecContext(ctx, "CREATE TABLE "+ti.name+" ("+strings.Join(defs, ", ")+")"); err != nil {
 			return fmt.Errorf("create table %q: %w", name, err)
 		}
-		if _, err := s.conn.ExecContext(ctx, `INSERT INTO _walmirror_tables (name) VALUES (?)`, name); err != nil {
+		// Recorded already when the table was dropped behind walmirror's
+		// back (verify --repair creates it again).
+		if _, err := s.conn.ExecContext(ctx, `INSERT OR IGNORE INTO _walmirror_tables (name) VALUES (?)`, name); err != nil {
 			return fmt.Errorf("record table %q as walmirror's: %w", name, err)
 		}
 		s.log.Info("created target table", "table", name, "columns", len(t.Columns))
