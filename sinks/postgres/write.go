@@ -207,7 +207,8 @@ func (ti *tableInfo) detail(err error) error {
 		// A PostgreSQL 17+ source into an older target (helper-109: the
 		// server's bare text).
 		return fmt.Errorf("%w; intervals can be infinite from PostgreSQL 17 on, and this target's server is older: "+
-			"copy into a PostgreSQL 17 or newer target, or change those values in the source", err)
+			"copy into a PostgreSQL 17 or newer target, or change those values in the source and make the copy afresh (walmirror drop, then run into an empty target): "+
+			"a change already in the source's WAL is sent again at every start (helper-134)", err)
 	}
 	var own []string
 	for i, c := range ti.t.Columns {
