@@ -388,8 +388,9 @@ func (r *runner) recopy(ctx context.Context, err error) bool {
 // explain sets de.SourceChange when the source itself changed de's table
 // so that the copy's rows read otherwise, with no WAL for them: an enum or
 // composite type its columns use changed since the shape the target stored
-// (ALTER TYPE ... RENAME VALUE), which the next listing copies the table
-// again for (checkStorage). A change that came first found the copy's rows
+// (ALTER TYPE ... RENAME VALUE), or the table was rewritten (its data
+// files replaced), which the next listing copies the table again for
+// (checkStorage). A change that came first found the copy's rows
 // as they were: before, that was blamed on someone writing to the copy (a
 // warning; --stop-on-divergence and verify's catch-up stopped; helper-109).
 func (r *runner) explain(ctx context.Context, c storageReader, de *schema.DivergedError) {
@@ -422,6 +423,13 @@ func (r *runner) explain(ctx context.Context, c storageReader, de *schema.Diverg
 		// helper-112: attached, updated through the root and detached
 		// between two cron runs, blamed on someone writing to the copy.
 		de.Perhaps = "a partition attached and detached (or dropped) again while walmirror was not streaming, whose rows the copy never had"
+	case dataFiles(storage) != dataFiles(now):
+		// helper-134: a rewrite that changed key values and kept the
+		// shape (PostgreSQL 18's SET EXPRESSION of a published generated
+		// key, ALTER COLUMN ... TYPE ... USING to the same type), with
+		// changes by the new keys before a listing saw it. The listing
+		// copies such a table again anyway.
+		de.SourceChange = "a rewrite of the table on the source (ALTER TABLE ... SET EXPRESSION, or ALTER COLUMN ... TYPE ... USING), which changes rows with no WAL for them"
 	}
 }
 
