@@ -17,7 +17,8 @@ type TableChange struct {
 	// the table (TRUNCATE), wrote a chunk of an online copy, changed the
 	// table's shape (a column added, renamed, retyped or re-added; the
 	// table renamed or moved, Table then being its new name: RelID is the
-	// identity that stays), or the table has no key: treat every row as
+	// identity that stays), the table has no key, or an update did not
+	// send its key (a TOASTed key it left alone): treat every row as
 	// changed.
 	AllRows bool
 }
@@ -67,6 +68,16 @@ func (l *changeLog) add(t *schema.Table, c schema.RowChange) {
 		if tup == nil {
 			continue
 		}
+		if !keySent(t, tup) {
+			// A TOASTed key the update left alone (helper-135: reported as
+			// the key ""): the old tuple, when sent, names the row; else
+			// nothing does.
+			if c.Old != nil {
+				continue
+			}
+			tl.all, tl.keys, tl.seen = true, nil, nil
+			return
+		}
 		if tl.seen == nil && len(tl.keys) >= l.limit {
 			tl.dedupe() // the limit is on keys, not on changes
 		}
@@ -98,6 +109,16 @@ func (tl *tableLog) dedupe() {
 	}
 	clear(tl.keys[len(kept):])
 	tl.keys = kept
+}
+
+// keySent reports whether tup holds every key column of t's value.
+func keySent(t *schema.Table, tup schema.Tuple) bool {
+	for _, k := range t.KeyIndexes() {
+		if k >= len(tup) || tup[k].State == schema.Unchanged {
+			return false
+		}
+	}
+	return true
 }
 
 // keySig is the signature of tup's key columns in t.

@@ -57,6 +57,22 @@ func TestCommitChanges(t *testing.T) {
 	}
 }
 
+// TestChangedKeyNotSent: an update that left a TOASTed key alone sends no
+// key value: with no old tuple its table is "all rows" (before, the key ""
+// was reported, helper-135); with one, the old key names the row.
+func TestChangedKeyNotSent(t *testing.T) {
+	tbl := schema.NewTable(1, "public", "t", schema.IdentityDefault, []schema.Column{{Name: "id", TypeID: 25, Key: true}, {Name: "a", TypeID: 25}, {Name: "big", TypeID: 25}})
+	l := changeLog{limit: 10}
+	l.add(tbl, schema.RowChange{Op: schema.Update, New: tup("~", "y", "~")})
+	if got := l.take(); len(got) != 1 || !got[0].AllRows || got[0].Keys != nil {
+		t.Errorf("update with the key unsent: %+v, want all rows", got)
+	}
+	l.add(tbl, schema.RowChange{Op: schema.Update, Old: tup("7", "", ""), New: tup("~", "y", "~")})
+	if got := l.take(); len(got) != 1 || got[0].AllRows || !reflect.DeepEqual(got[0].Keys, [][]string{{"7"}}) {
+		t.Errorf("update with the old key sent: %+v, want key 7", got)
+	}
+}
+
 // TestCommitChangesRepeatedKeys: the ChangeKeys limit counts keys, not
 // changes: a row changed more times than the limit, beside another, is
 // two keys; more distinct keys than the limit are "all rows".
