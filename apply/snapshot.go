@@ -268,6 +268,11 @@ func (r *runner) dropFailedSlot(ctx context.Context, src *source.Source, cause e
 	for {
 		err := src.DropSlot(ctx)
 		if err == nil {
+			if errors.Is(cause, context.Canceled) {
+				// A stop asked for (SIGTERM): no failure (helper-133).
+				r.log.Info("stopped during the initial copy: rolled it back and dropped its replication slot (the next start copies again)", "slot", r.cfg.Source.Slot)
+				return
+			}
 			r.log.Info("dropped the replication slot of the failed initial copy (the next start creates it again)", "slot", r.cfg.Source.Slot, "cause", cause)
 			return
 		}
