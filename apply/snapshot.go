@@ -254,6 +254,7 @@ func (r *runner) slotStillOurs(ctx context.Context, src *source.Source, consiste
 // a copy that may never be tried again. Best effort: its walsender may
 // take a moment to leave, and the connection may be the thing that failed.
 func (r *runner) dropFailedSlot(ctx context.Context, src *source.Source, cause error) {
+	stopped := ctx.Err() != nil || errors.Is(cause, context.Canceled)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	// A commit can fail after it happened (the connection lost while the
@@ -268,7 +269,7 @@ func (r *runner) dropFailedSlot(ctx context.Context, src *source.Source, cause e
 	for {
 		err := src.DropSlot(ctx)
 		if err == nil {
-			if errors.Is(cause, context.Canceled) {
+			if stopped {
 				// A stop asked for (SIGTERM): no failure (helper-133).
 				r.log.Info("stopped during the initial copy: rolled it back and dropped its replication slot (the next start copies again)", "slot", r.cfg.Source.Slot)
 				return
