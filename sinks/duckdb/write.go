@@ -755,18 +755,19 @@ func (s *Sink) updateByKey(ctx context.Context, ti *tableInfo, mask string, rows
 	for i := range ti.plans {
 		if mask[i] == '1' && !isKey(ti, i) {
 			fields = append(fields, field{i, 'c'})
-		}
-	}
-	for i := range ti.plans {
-		if mask[i] == '1' {
 			sets = append(sets, ti.cols[i]+" = "+ti.ref(field{i, 'c'}))
 		}
 	}
-	if len(sets) == 0 {
-		return nil
-	}
+	// A MERGE, as for whole rows: a row the copy lacks fails it, naming
+	// the key (an UPDATE ... FROM skipped it, and the copy stayed without
+	// the row: helper-135).
 	q := ti.cached("patch"+mask, func() string {
-		return "UPDATE " + ti.name + " AS t SET " + strings.Join(sets, ", ") + " FROM s WHERE " + ti.keyMatch("t", 'c')
+		matched := "DO NOTHING"
+		if len(sets) > 0 {
+			matched = "UPDATE SET " + strings.Join(sets, ", ")
+		}
+		return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') +
+			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN ERROR " + ti.missing()
 	})
 	for _, k := range ti.keyIdx {
 		if mask[k] != '1' {

@@ -457,6 +457,15 @@ func (sp *stagedBatch) writeStatements(q *strings.Builder, st stageRef) func([]*
 	if upd := updateSQL(ti, st); nup > 0 && upd != "" {
 		updateAt = writeRanged(q, ti, upd, sp.b.Updates)
 	}
+	// Patches too: a patch that found no row left the copy without it
+	// (helper-135).
+	patchAt := make([]int, len(sp.masks))
+	patchN := make([]int64, len(sp.masks))
+	for _, g := range sp.patchG {
+		if g >= gPatch {
+			patchN[g-gPatch]++
+		}
+	}
 	for i, m := range sp.masks {
 		var sets []string
 		for c := range ti.cols {
@@ -464,6 +473,7 @@ func (sp *stagedBatch) writeStatements(q *strings.Builder, st stageRef) func([]*
 				sets = append(sets, ti.cols[c]+" = s."+st.cols[c])
 			}
 		}
+		patchAt[i] = strings.Count(q.String(), ";\n")
 		fmt.Fprintf(q, "UPDATE %s AS t SET %s FROM %s AS s WHERE %s AND %s;\n",
 			ti.name, strings.Join(sets, ", "), st.name, st.is(gPatch+i), keyMatch(ti, st))
 	}
@@ -471,6 +481,11 @@ func (sp *stagedBatch) writeStatements(q *strings.Builder, st stageRef) func([]*
 		if updateAt >= 0 {
 			if got := results[updateAt].CommandTag.RowsAffected(); got != int64(nup) {
 				return schema.Diverged(ti.t, fmt.Errorf("update %s: %d of %d rows updated at the source are missing from the target (changed by someone else?)", ti.name, int64(nup)-got, nup))
+			}
+		}
+		for i, at := range patchAt {
+			if got := results[at].CommandTag.RowsAffected(); got != patchN[i] {
+				return schema.Diverged(ti.t, fmt.Errorf("update %s: %d of %d rows updated at the source (TOASTed values unchanged) are missing from the target (changed by someone else?)", ti.name, patchN[i]-got, patchN[i]))
 			}
 		}
 		return nil

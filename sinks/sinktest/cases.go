@@ -1,6 +1,7 @@
 package sinktest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -1210,6 +1211,54 @@ func testEqualKeys(h *harness) {
 		})
 	})
 	h.want(nk, r("1", "a1"), r("2.000", "b2"), r("3.5", "C"))
+}
+
+// testMissingRows: an update or a patch (an update that left a TOASTed
+// value unsent) of a row the copy lacks fails with schema.ErrDiverged,
+// naming the table: the copy no longer mirrors the source (someone deleted
+// the row there), which the engine repairs by copying the table again.
+// Before, the PostgreSQL and DuckDB sinks let a patch that found no row
+// pass, and the copy stayed without it (helper-135).
+func testMissingRows(h *harness) {
+	for i, c := range []struct {
+		name string
+		b    func(t *schema.Table) *schema.Batch
+		// healed: the sink may write the whole row instead (SQLite's
+		// upsert of a full update), the copy then holding the source's.
+		healed [][]string
+	}{
+		{"update", func(t *schema.Table) *schema.Batch { return &schema.Batch{Table: t, Updates: rows(row("9", "c", "z"))} },
+			[][]string{r("1", "a", "x"), r("2", "b", "y"), r("9", "c", "z")}},
+		{"patch", func(t *schema.Table) *schema.Batch {
+			return &schema.Batch{Table: t, Patches: rows(row("9", "c", unsent))}
+		}, nil},
+		{"patch beside one that finds its row", func(t *schema.Table) *schema.Batch {
+			return &schema.Batch{Table: t, Patches: rows(row("1", "a1", unsent), row("9", "c", unsent))}
+		}, nil},
+	} {
+		t := keyed("public", fmt.Sprintf("missing%d", i), col("id", schema.OIDInt8, true), col("v", schema.OIDText, false), col("big", schema.OIDText, false))
+		h.tx(func() {
+			h.ensure(t)
+			h.write(&schema.Batch{Table: t, Inserts: rows(row("1", "a", "x"), row("2", "b", "y"))})
+		})
+		h.begin()
+		err := h.s.Write(h.ctx(), c.b(t))
+		if err == nil {
+			// A sink may find it at commit.
+			if err = h.s.Commit(h.ctx(), h.nextState()); err == nil {
+				if c.healed == nil {
+					h.t.Fatalf("%s of a missing row: committed, want schema.ErrDiverged", c.name)
+				}
+				h.want(t, c.healed...)
+				continue
+			}
+		}
+		if !errors.Is(err, schema.ErrDiverged) {
+			h.t.Errorf("%s of a missing row: %v, want schema.ErrDiverged", c.name, err)
+		}
+		h.rollback()
+		h.want(t, r("1", "a", "x"), r("2", "b", "y"))
+	}
 }
 
 // testLooselyEqualValues: a value the target's type calls equal to the

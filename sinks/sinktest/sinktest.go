@@ -83,6 +83,7 @@ func Run(t *testing.T, tg Target) {
 		{"Namespaces", testNamespaces},
 		{"EqualKeys", testEqualKeys},
 		{"LooselyEqualValues", testLooselyEqualValues},
+		{"MissingRows", testMissingRows},
 		{"Shapes", testShapes},
 		{"MoveTable", testMoveTable},
 		{"MoveLookupTable", testMoveLookupTable},
