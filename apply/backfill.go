@@ -2476,11 +2476,7 @@ func beforeInh(files string) string {
 
 // dataFiles is the data files part of a storage signature (oid:relfilenode
 // pairs of the table or its leaves).
-func dataFiles(sig string) string {
-	files, _, _ := strings.Cut(sig, "|")
-	files, _, _ = strings.Cut(files, ";")
-	return files
-}
+func dataFiles(sig string) string { return schema.DataFiles(sig) }
 
 // filesAlone reports whether two storage signatures differ at most in
 // their leaves' data files (relfilenodes) and the table's name.

@@ -47,7 +47,7 @@ type Table struct {
 	// relfilenode): it changes when the source rewrites the table (ALTER
 	// TABLE ... USING, VACUUM FULL, CLUSTER, TRUNCATE) or a partition is
 	// attached or detached, none of which the stream carries row by row.
-	// Empty when unknown.
+	// Empty when unknown. DataFiles is its data files' part.
 	Storage string
 	// TruncXid is the transaction of the last TRUNCATE of the table the
 	// copy applied, stored with its shape, when no row change followed it
@@ -327,3 +327,12 @@ func displayPart(s string) string {
 // NoTruncXid is Table.TruncXid when no TRUNCATE explains the table's data
 // files (xid 1 is PostgreSQL's bootstrap transaction, never a table's).
 const NoTruncXid uint32 = 1
+
+// DataFiles is the part of a storage signature (Table.Storage) that names
+// the data files: it changes when the table is rewritten or truncated, or
+// its partitions change.
+func DataFiles(sig string) string {
+	files, _, _ := strings.Cut(sig, "|")
+	files, _, _ = strings.Cut(files, ";")
+	return files
+}

@@ -281,13 +281,18 @@ func (c *Copier) WALPosition(ctx context.Context) (lsn.LSN, error) {
 // Storage is relid's storage signature now (PublishedTable.Storage), read
 // in one query; "" when no such table exists.
 func (c *Copier) Storage(ctx context.Context, relid uint32) (string, error) {
+	return storageOf(ctx, c.conn, c.version, c.publication, relid)
+}
+
+// storageOf is relid's storage signature as conn sees it, in publication.
+func storageOf(ctx context.Context, conn *pgx.Conn, version int, publication string, relid uint32) (string, error) {
 	member := ""
-	if c.version >= 150000 {
+	if version >= 150000 {
 		member = memberExpr15
 	}
 	q := strings.Replace(`SELECT `+storageExpr+` FROM pg_catalog.pg_class c WHERE c.oid = $2`, "MEMBER15", member, 1)
 	var sig string
-	err := c.conn.QueryRow(ctx, q, c.publication, int64(relid)).Scan(&sig)
+	err := conn.QueryRow(ctx, q, publication, int64(relid)).Scan(&sig)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}

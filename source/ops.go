@@ -51,6 +51,18 @@ func Connect(ctx context.Context, cfg Config) (*Admin, error) {
 // Close ends the session.
 func (a *Admin) Close(ctx context.Context) error { return a.conn.Close(ctx) }
 
+// Storage is relid's storage signature now (schema.Table.Storage) in the
+// configured publication; "" when no such table exists.
+func (a *Admin) Storage(ctx context.Context, relid uint32) (string, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	var version int
+	if err := a.conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
+		return "", classify("read the server's version", err)
+	}
+	return storageOf(ctx, a.conn, version, a.cfg.Publication, relid)
+}
+
 func (a *Admin) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, a.cfg.timeout())
 }

@@ -174,7 +174,7 @@ func RunLive(ctx context.Context, cfg Config, live Live) (rep *Report, err error
 		return nil, err
 	}
 	rep = &Report{LSN: at, From: st.LSN, Live: true}
-	if rep.Tables, err = compareAll(ctx, log, sn, tables, reader, cfg.Options); err != nil {
+	if rep.Tables, err = compareAll(ctx, log, sn, cfg.Source, tables, reader, cfg.Options); err != nil {
 		return nil, err
 	}
 	if rep.Kept, err = kept(ctx, reader, cfg.Tables, tables); err != nil {
