@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -13,7 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/walmirror/walmirror/internal/observe"
 )
@@ -22,17 +26,45 @@ import (
 // /metrics, ...) on a Unix socket too, named after the source cluster and
 // the slot: one slot has one walsender, so one run at a time follows it.
 // walmirror verify --source --target finds the run that holds the copy's
-// slot through it and verifies through the running process, as --sidecar
-// does (before, it exited 2 and asked for --sidecar, which needed
-// --metrics-addr: helper-130). The socket is the run's user's alone (0600),
-// in the temporary directory ($TMPDIR, else /tmp); the listener removes it
-// at the run's end, and a socket a killed run left is replaced by the next.
+// slot through it and verifies through it, as --sidecar does (before, it
+// exited 2 and asked for --sidecar, which needed --metrics-addr:
+// helper-130), once the run's GET /identity names the same target (a copy
+// of the file, or a restored backup of the database, holds the same state
+// and slot: helper-136). The socket lives in a directory of the user's own
+// (walmirror-UID in the temporary directory, 0700), which both sides check
+// before using it: another local user cannot stand in for the run. The
+// listener removes the socket at the run's end; a socket a killed run left
+// is replaced by the next.
+
+// controlDir is the directory of the current user's control sockets.
+func controlDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("walmirror-%d", os.Getuid()))
+}
+
+// checkControlDir says whether dir is a directory of this user's alone,
+// not a symlink.
+func checkControlDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	case !ok || int(st.Uid) != os.Getuid():
+		return fmt.Errorf("%s belongs to another user", dir)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%s is open to other users (mode %o)", dir, fi.Mode().Perm())
+	}
+	return nil
+}
 
 // controlSocketPath is the control socket of the run following slot on the
 // source cluster systemID.
 func controlSocketPath(systemID, slot string) string {
 	sum := sha256.Sum256([]byte(systemID + "\x00" + slot))
-	return filepath.Join(os.TempDir(), "walmirror-"+hex.EncodeToString(sum[:8])+".sock")
+	return filepath.Join(controlDir(), hex.EncodeToString(sum[:8])+".sock")
 }
 
 // controlServer is a run's control socket, started once the copy's source
@@ -62,7 +94,7 @@ func (c *controlServer) start(systemID, slot string) {
 	path := controlSocketPath(systemID, slot)
 	ln, err := listenControl(path)
 	if err != nil {
-		c.log.Info("no control socket: walmirror verify --source --target cannot find this run (verify --sidecar needs --metrics-addr)", "err", err)
+		c.log.Warn("no control socket: walmirror verify --source --target cannot find this run (verify --sidecar needs --metrics-addr)", "err", err)
 		c.stopFn = func() {}
 		return
 	}
@@ -83,6 +115,13 @@ func (c *controlServer) stop() {
 // listenControl listens on the Unix socket path, replacing a socket no
 // process listens on any more.
 func listenControl(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	if err := checkControlDir(dir); err != nil {
+		return nil, err
+	}
 	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		conn.Close()
 		return nil, fmt.Errorf("%s: another process listens on it", path)
@@ -109,6 +148,9 @@ func runningControl(systemID, slot string) string {
 		return ""
 	}
 	path := controlSocketPath(systemID, slot)
+	if checkControlDir(filepath.Dir(path)) != nil {
+		return ""
+	}
 	conn, err := net.DialTimeout("unix", path, time.Second)
 	if err != nil {
 		return ""
@@ -125,4 +167,76 @@ func unixClient(path string) *http.Client {
 			return d.DialContext(ctx, "unix", path)
 		},
 	}}
+}
+
+// targetIdentity names the file or database target is, as the file system
+// or the server knows it: the same for two spellings of one target,
+// another for a copy of the file or a restored backup of the database.
+func targetIdentity(ctx context.Context, target string) (string, error) {
+	kind, path, err := parseTarget(target)
+	if err != nil {
+		return "", err
+	}
+	if kind != "postgres" {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "", err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return "", fmt.Errorf("%s: no file identity", path)
+		}
+		return fmt.Sprintf("file:%d:%d", st.Dev, st.Ino), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, path)
+	if err != nil {
+		return "", fmt.Errorf("connect to target %s: %w", redactTarget(target), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var id string
+	err = conn.QueryRow(ctx, `SELECT current_database() || ':' || d.oid::text || ':' || current_setting('port') || ':' || pg_postmaster_start_time()::text
+		FROM pg_catalog.pg_database d WHERE d.datname = current_database()`).Scan(&id)
+	return "postgres:" + id, err
+}
+
+// controlHandler is h with GET /identity: the run's target's identity.
+func controlHandler(h http.Handler, target string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /identity", func(w http.ResponseWriter, r *http.Request) {
+		id, err := targetIdentity(r.Context(), target)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, id)
+	})
+	return mux
+}
+
+// sameTarget says whether the run at the control socket path writes
+// target.
+func sameTarget(ctx context.Context, path, target string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://walmirror/identity", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := unixClient(path).Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("GET /identity: %s %s %v", resp.Status, body, err)
+	}
+	mine, err := targetIdentity(ctx, target)
+	if err != nil {
+		return false, err
+	}
+	return string(body) == mine, nil
 }

@@ -89,7 +89,7 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 	})
 	bg, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	control := &controlServer{handler: mon.Handler(o.readyMaxLag), log: log, ctx: bg}
+	control := &controlServer{handler: controlHandler(mon.Handler(o.readyMaxLag), target), log: log, ctx: bg}
 	if st, found, err := sink.ReadState(ctx); err == nil && found {
 		control.start(st.SystemID, st.Slot)
 	}

@@ -119,7 +119,16 @@ func cmdVerify(ctx context.Context, args []string) int {
 		}
 		return verifySidecar(ctx, sidecarAt(sidecar), tables, cfg.Options.Examples, catchUp, cfg.SnapshotWait, rows, asJSON, fail)
 	}
-	if path := liveControl(ctx, target); path != "" {
+	path := liveControl(ctx, target)
+	if path != "" {
+		if same, err := sameTarget(ctx, path, target); !same {
+			// Another copy of this target's slot (a copied file, a restored
+			// backup): verify it here, which says whether it can.
+			log.Info("the walmirror run following this copy's slot writes another target: not verifying through it", "socket", path, "err", err)
+			path = ""
+		}
+	}
+	if path != "" {
 		log.Info("walmirror run is replicating into this copy: verifying through it", "socket", path)
 		if !repair {
 			rows = -1
