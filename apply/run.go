@@ -423,14 +423,30 @@ func (r *runner) explain(ctx context.Context, c storageReader, de *schema.Diverg
 		// helper-112: attached, updated through the root and detached
 		// between two cron runs, blamed on someone writing to the copy.
 		de.Perhaps = "a partition attached and detached (or dropped) again while walmirror was not streaming, whose rows the copy never had"
-	case dataFiles(storage) != dataFiles(now):
+	case dataFiles(storage) != dataFiles(now) && columnsRewritten(ctx, c, de.RelID):
 		// helper-134: a rewrite that changed key values and kept the
 		// shape (PostgreSQL 18's SET EXPRESSION of a published generated
 		// key, ALTER COLUMN ... TYPE ... USING to the same type), with
-		// changes by the new keys before a listing saw it. The listing
-		// copies such a table again anyway.
+		// changes by the new keys before a listing saw it. Such a rewrite
+		// rewrites a column's catalog row with the table's; VACUUM FULL,
+		// CLUSTER and TRUNCATE do not, and excuse nothing (helper-136: a
+		// row deleted from the copy went unreported under
+		// --stop-on-divergence).
 		de.SourceChange = "a rewrite of the table on the source (ALTER TABLE ... SET EXPRESSION, or ALTER COLUMN ... TYPE ... USING), which changes rows with no WAL for them"
 	}
+}
+
+// columnsRewritten asks c whether relid's last pg_class change rewrote a
+// column too (source.Copier.ColumnsRewritten); false when it cannot say.
+func columnsRewritten(ctx context.Context, c storageReader, relid uint32) bool {
+	cr, ok := c.(interface {
+		ColumnsRewritten(ctx context.Context, relid uint32) (bool, error)
+	})
+	if !ok {
+		return false
+	}
+	yes, err := cr.ColumnsRewritten(ctx, relid)
+	return err == nil && yes
 }
 
 // divergedHint adds to a divergence that ends the run what to do.

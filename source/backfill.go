@@ -284,6 +284,21 @@ func (c *Copier) Storage(ctx context.Context, relid uint32) (string, error) {
 	return storageOf(ctx, c.conn, c.version, c.publication, relid)
 }
 
+// ColumnsRewritten reports whether the transaction that last wrote relid's
+// pg_class row (a rewrite writes its relfilenode) also rewrote one of its
+// columns' pg_attribute rows: ALTER COLUMN ... TYPE ... USING and SET
+// EXPRESSION do, which change values; VACUUM FULL, CLUSTER and TRUNCATE,
+// which replace the data files alone, do not.
+func (c *Copier) ColumnsRewritten(ctx context.Context, relid uint32) (bool, error) {
+	var yes bool
+	err := c.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+		WHERE c.oid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.xmin = c.xmin)`, int64(relid)).Scan(&yes)
+	if err != nil {
+		return false, classify("read a table's catalog rows", err)
+	}
+	return yes, nil
+}
+
 // storageOf is relid's storage signature as conn sees it, in publication.
 func storageOf(ctx context.Context, conn *pgx.Conn, version int, publication string, relid uint32) (string, error) {
 	member := ""

@@ -185,3 +185,30 @@ func TestKeyRewrittenInPlace(t *testing.T) {
 		})
 	}
 }
+
+// TestVacuumFullExcusesNothing: a row deleted from the copy behind
+// walmirror's back, then VACUUM FULL and an update of that row on the
+// source: the data files changed, but no column was rewritten, so under
+// --stop-on-divergence (every test run sets it) the run stops, naming the
+// divergence, as without the VACUUM FULL (helper-136: it was excused as a
+// rewrite and the table quietly copied again).
+func TestVacuumFullExcusesNothing(t *testing.T) {
+	needServer(t)
+	for _, c := range verifyCopies() {
+		if c.name != "postgres" {
+			continue // SQLite upserts a whole updated row; no other process may write a DuckDB file
+		}
+		dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20) g;`)
+		target, tamper := c.make(t)
+		slot := "s_" + db
+		dropSlotAtEnd(t, db, slot)
+		runNow(t, dsn, target, slot)
+		tamper(`DELETE FROM ` + c.table("t") + ` WHERE id = 1`)
+		mustExec(t, db, `VACUUM FULL t`)
+		mustExec(t, db, `UPDATE t SET v = 'changed' WHERE id = 1`)
+		r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+		if r.code != 1 || !strings.Contains(r.stderr, "missing from the target") {
+			t.Errorf("run after VACUUM FULL over a damaged copy exited %d, want 1 naming the divergence:\n%s", r.code, r.stderr)
+		}
+	}
+}
