@@ -1,6 +1,8 @@
 package apply
 
 import (
+	"slices"
+
 	"github.com/walmirror/walmirror/schema"
 )
 
@@ -69,14 +71,21 @@ func (l *changeLog) add(t *schema.Table, c schema.RowChange) {
 			continue
 		}
 		if !keySent(t, tup) {
-			// A TOASTed key the update left alone (helper-135: reported as
-			// the key ""): the old tuple, when sent, names the row; else
-			// nothing does.
-			if c.Old != nil {
-				continue
+			// A TOASTed key column the update left alone (helper-135:
+			// reported as ""): the old tuple, when sent, holds its value
+			// (helper-137: another key column may have changed); else
+			// nothing names the row.
+			if c.Old == nil || !keySent(t, c.Old) {
+				tl.all, tl.keys, tl.seen = true, nil, nil
+				return
 			}
-			tl.all, tl.keys, tl.seen = true, nil, nil
-			return
+			filled := slices.Clone(tup)
+			for _, k := range t.KeyIndexes() {
+				if filled[k].State == schema.Unchanged {
+					filled[k] = c.Old[k]
+				}
+			}
+			tup = filled
 		}
 		if tl.seen == nil && len(tl.keys) >= l.limit {
 			tl.dedupe() // the limit is on keys, not on changes

@@ -71,6 +71,13 @@ func TestChangedKeyNotSent(t *testing.T) {
 	if got := l.take(); len(got) != 1 || got[0].AllRows || !reflect.DeepEqual(got[0].Keys, [][]string{{"7"}}) {
 		t.Errorf("update with the old key sent: %+v, want key 7", got)
 	}
+	// A two-column key, one part TOASTed and unsent, the other changed:
+	// both the old key and the new one.
+	two := schema.NewTable(2, "public", "two", schema.IdentityDefault, []schema.Column{{Name: "a", TypeID: 25, Key: true}, {Name: "b", TypeID: 25, Key: true}, {Name: "v", TypeID: 25}})
+	l.add(two, schema.RowChange{Op: schema.Update, Old: tup("big", "1", ""), New: tup("~", "2", "v")})
+	if got := l.take(); len(got) != 1 || got[0].AllRows || !reflect.DeepEqual(got[0].Keys, [][]string{{"big", "1"}, {"big", "2"}}) {
+		t.Errorf("update of a key part beside an unsent one: %+v, want keys (big,1) and (big,2)", got)
+	}
 }
 
 // TestCommitChangesRepeatedKeys: the ChangeKeys limit counts keys, not
