@@ -423,7 +423,7 @@ func (r *runner) explain(ctx context.Context, c storageReader, de *schema.Diverg
 		// helper-112: attached, updated through the root and detached
 		// between two cron runs, blamed on someone writing to the copy.
 		de.Perhaps = "a partition attached and detached (or dropped) again while walmirror was not streaming, whose rows the copy never had"
-	case dataFiles(storage) != dataFiles(now) && columnsRewritten(ctx, c, de.RelID):
+	case dataFiles(storage) != dataFiles(now) && columnsRewritten(ctx, c, de.RelID, stored.Columns):
 		// helper-134: a rewrite that changed key values and kept the
 		// shape (PostgreSQL 18's SET EXPRESSION of a published generated
 		// key, ALTER COLUMN ... TYPE ... USING to the same type), with
@@ -436,16 +436,23 @@ func (r *runner) explain(ctx context.Context, c storageReader, de *schema.Diverg
 	}
 }
 
-// columnsRewritten asks c whether relid's last pg_class change rewrote a
-// column too (source.Copier.ColumnsRewritten); false when it cannot say.
-func columnsRewritten(ctx context.Context, c storageReader, relid uint32) bool {
+// columnsRewritten asks c whether relid's last pg_class change rewrote one
+// of the stored columns too (source.Copier.ColumnsRewritten); false when
+// it cannot say.
+func columnsRewritten(ctx context.Context, c storageReader, relid uint32, cols []schema.StoredColumn) bool {
 	cr, ok := c.(interface {
-		ColumnsRewritten(ctx context.Context, relid uint32) (bool, error)
+		ColumnsRewritten(ctx context.Context, relid uint32, attnums []int16) (bool, error)
 	})
 	if !ok {
 		return false
 	}
-	yes, err := cr.ColumnsRewritten(ctx, relid)
+	var nums []int16
+	for _, col := range cols {
+		if col.Num > 0 {
+			nums = append(nums, col.Num)
+		}
+	}
+	yes, err := cr.ColumnsRewritten(ctx, relid, nums)
 	return err == nil && yes
 }
 

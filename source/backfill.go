@@ -285,14 +285,19 @@ func (c *Copier) Storage(ctx context.Context, relid uint32) (string, error) {
 }
 
 // ColumnsRewritten reports whether the transaction that last wrote relid's
-// pg_class row (a rewrite writes its relfilenode) also rewrote one of its
-// columns' pg_attribute rows: ALTER COLUMN ... TYPE ... USING and SET
-// EXPRESSION do, which change values; VACUUM FULL, CLUSTER and TRUNCATE,
-// which replace the data files alone, do not.
-func (c *Copier) ColumnsRewritten(ctx context.Context, relid uint32) (bool, error) {
+// pg_class row (a rewrite writes its relfilenode) also rewrote the
+// pg_attribute row of one of the columns attnums (columns the table had
+// before): ALTER COLUMN ... TYPE ... USING and SET EXPRESSION do, which
+// change values; VACUUM FULL, CLUSTER and TRUNCATE, which replace the data
+// files alone, do not, nor does a later ADD COLUMN (a new column's row;
+// helper-137).
+func (c *Copier) ColumnsRewritten(ctx context.Context, relid uint32, attnums []int16) (bool, error) {
+	if len(attnums) == 0 {
+		return false, nil
+	}
 	var yes bool
 	err := c.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
-		WHERE c.oid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.xmin = c.xmin)`, int64(relid)).Scan(&yes)
+		WHERE c.oid = $1 AND a.attnum = ANY($2) AND NOT a.attisdropped AND a.xmin = c.xmin)`, int64(relid), attnums).Scan(&yes)
 	if err != nil {
 		return false, classify("read a table's catalog rows", err)
 	}

@@ -196,7 +196,7 @@ func targetIdentity(ctx context.Context, target string) (string, error) {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var id string
-	err = conn.QueryRow(ctx, `SELECT current_database() || ':' || d.oid::text || ':' || current_setting('port') || ':' || pg_postmaster_start_time()::text
+	err = conn.QueryRow(ctx, `SELECT current_database() || ':' || d.oid::text || ':' || current_setting('port') || ':' || extract(epoch FROM pg_postmaster_start_time())::text
 		FROM pg_catalog.pg_database d WHERE d.datname = current_database()`).Scan(&id)
 	return "postgres:" + id, err
 }

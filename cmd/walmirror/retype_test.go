@@ -198,17 +198,25 @@ func TestVacuumFullExcusesNothing(t *testing.T) {
 		if c.name != "postgres" {
 			continue // SQLite upserts a whole updated row; no other process may write a DuckDB file
 		}
-		dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20) g;`)
-		target, tamper := c.make(t)
-		slot := "s_" + db
-		dropSlotAtEnd(t, db, slot)
-		runNow(t, dsn, target, slot)
-		tamper(`DELETE FROM ` + c.table("t") + ` WHERE id = 1`)
-		mustExec(t, db, `VACUUM FULL t`)
-		mustExec(t, db, `UPDATE t SET v = 'changed' WHERE id = 1`)
-		r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
-		if r.code != 1 || !strings.Contains(r.stderr, "missing from the target") {
-			t.Errorf("run after VACUUM FULL over a damaged copy exited %d, want 1 naming the divergence:\n%s", r.code, r.stderr)
+		// A column added after the VACUUM FULL writes the table's pg_class
+		// row and a column's pg_attribute row in one transaction too: a new
+		// column, which excuses nothing (helper-137).
+		for _, then := range []string{"", `ALTER TABLE t ADD COLUMN x int`} {
+			dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20) g;`)
+			target, tamper := c.make(t)
+			slot := "s_" + db
+			dropSlotAtEnd(t, db, slot)
+			runNow(t, dsn, target, slot)
+			tamper(`DELETE FROM ` + c.table("t") + ` WHERE id = 1`)
+			mustExec(t, db, `VACUUM FULL t`)
+			if then != "" {
+				mustExec(t, db, then)
+			}
+			mustExec(t, db, `UPDATE t SET v = 'changed' WHERE id = 1`)
+			r := walmirror(t, nil, "run", "--source", dsn, "--target", target, "--slot", slot, "--stop-at-lsn", "now")
+			if r.code != 1 || !strings.Contains(r.stderr, "missing from the target") {
+				t.Errorf("run after VACUUM FULL (then %q) over a damaged copy exited %d, want 1 naming the divergence:\n%s", then, r.code, r.stderr)
+			}
 		}
 	}
 }

@@ -121,10 +121,14 @@ func cmdVerify(ctx context.Context, args []string) int {
 	}
 	path := liveControl(ctx, target)
 	if path != "" {
-		if same, err := sameTarget(ctx, path, target); !same {
-			// Another copy of this target's slot (a copied file, a restored
-			// backup): verify it here, which says whether it can.
-			log.Info("the walmirror run following this copy's slot writes another target: not verifying through it", "socket", path, "err", err)
+		// Another copy of this target's slot (a copied file, a restored
+		// backup) is verified here, which says whether it can.
+		switch same, err := sameTarget(ctx, path, target); {
+		case err != nil:
+			log.Info("could not ask the walmirror run following this copy's slot which target it writes: not verifying through it", "socket", path, "err", err)
+			path = ""
+		case !same:
+			log.Info("the walmirror run following this copy's slot writes another target: not verifying through it", "socket", path)
 			path = ""
 		}
 	}
