@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -104,40 +105,34 @@ func cmdVerify(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 	cfg.Tables, cfg.Logger = tables, log
+	// The target's state, read once: its publication, the run replicating
+	// into it, whether it holds a copy at all.
+	var ts targetState
+	var tsErr error
 	if sidecar == "" {
-		if err := copyPublication(ctx, target, &cfg.Source.Publication, flagGiven(fs.FlagSet, "publication")); err != nil {
-			return fail(err)
+		ts, tsErr = readTargetState(ctx, target)
+		if tsErr == nil && ts.Found {
+			if _, err := followPublication(ts.State, &cfg.Source.Publication, flagGiven(fs.FlagSet, "publication")); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if repair {
 		cfg.Options.Keys = rows
 	}
 
+	var running runningServer
 	if sidecar != "" {
-		if !repair {
-			rows = -1
-		}
-		return verifySidecar(ctx, sidecarAt(sidecar), tables, cfg.Options.Examples, catchUp, cfg.SnapshotWait, rows, asJSON, fail)
-	}
-	path := liveControl(ctx, target)
-	if path != "" {
-		// Another copy of this target's slot (a copied file, a restored
-		// backup) is verified here, which says whether it can.
-		switch same, err := sameTarget(ctx, path, target); {
-		case err != nil:
-			log.Info("could not ask the walmirror run following this copy's slot which target it writes: not verifying through it", "socket", path, "err", err)
-			path = ""
-		case !same:
-			log.Info("the walmirror run following this copy's slot writes another target: not verifying through it", "socket", path)
-			path = ""
-		}
-	}
-	if path != "" {
+		running = sidecarAt(sidecar)
+	} else if path := liveControl(ctx, log, target, ts, tsErr); path != "" {
 		log.Info("walmirror run is replicating into this copy: verifying through it", "socket", path)
+		running = controlAt(path)
+	}
+	if running.base != "" {
 		if !repair {
 			rows = -1
 		}
-		return verifySidecar(ctx, controlAt(path), tables, cfg.Options.Examples, catchUp, cfg.SnapshotWait, rows, asJSON, fail)
+		return verifySidecar(ctx, running, tables, cfg.Options.Examples, catchUp, cfg.SnapshotWait, rows, asJSON, fail)
 	}
 	check := cfg.Source
 	check.Slot = "walmirror" // the copy's own is used; any valid name checks the rest
@@ -147,13 +142,13 @@ func cmdVerify(ctx context.Context, args []string) int {
 
 	// Opening the target as a sink would create walmirror's tables in a
 	// database or file that holds no copy (helper-98): look first.
-	if ts, err := readTargetState(ctx, target); err == nil && !ts.Found {
+	if tsErr == nil && !ts.Found {
 		if !ts.Exists {
 			return fail(fmt.Errorf("--target %q does not exist: run walmirror run into it first", redactTarget(target)))
 		}
 		return fail(errors.New("the target holds no copy: run walmirror run into it first"))
-	} else if _, busy := duckdb.LockHolder(err); busy {
-		return fail(err) // says to verify through the running walmirror (--sidecar)
+	} else if _, busy := duckdb.LockHolder(tsErr); busy {
+		return fail(tsErr) // says to verify through the running walmirror (--sidecar)
 	}
 	sink, err := openTarget(ctx, target, log, true, options)
 	if err != nil {
@@ -299,23 +294,32 @@ func controlAt(path string) runningServer {
 }
 
 // liveControl returns the control socket of the walmirror run that
-// replicates into target now, or "".
-func liveControl(ctx context.Context, target string) string {
-	ts, err := readTargetState(ctx, target)
-	if err == nil {
-		if !ts.Found {
-			return ""
-		}
-		return runningControl(ts.State.SystemID, ts.State.Slot)
-	}
-	if _, busy := duckdb.LockHolder(err); busy {
-		if _, path, _ := parseTarget(target); path != "" {
-			if rs, err := readRunState(path); err == nil {
-				return runningControl(rs.SystemID, rs.Slot)
-			}
+// replicates into target now, or "": the state verify read of target (ts,
+// or err when it could not) names the run's socket, whose GET /identity
+// must name target (a copied file or a restored backup holds the same
+// state and slot, and is verified here, which says whether it can).
+func liveControl(ctx context.Context, log *slog.Logger, target string, ts targetState, err error) string {
+	var path string
+	switch _, busy := duckdb.LockHolder(err); {
+	case err == nil && ts.Found:
+		path = runningControl(ts.State.SystemID, ts.State.Slot)
+	case busy:
+		if rs, err := readRunState(ts.Path); err == nil {
+			path = runningControl(rs.SystemID, rs.Slot)
 		}
 	}
-	return ""
+	if path == "" {
+		return ""
+	}
+	switch same, err := sameTarget(ctx, path, target); {
+	case err != nil:
+		log.Info("could not ask the walmirror run following this copy's slot which target it writes: not verifying through it", "socket", path, "err", err)
+		return ""
+	case !same:
+		log.Info("the walmirror run following this copy's slot writes another target: not verifying through it", "socket", path)
+		return ""
+	}
+	return path
 }
 
 // verifySidecar asks the running walmirror at srv to verify its copy
