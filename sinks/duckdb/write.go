@@ -616,7 +616,7 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 		if len(sets) > 0 {
 			matched = "UPDATE SET " + strings.Join(sets, ", ")
 		}
-		notMatched := "ERROR " + ti.missing()
+		notMatched := "ERROR " + ti.missing('c')
 		return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') +
 			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN " + notMatched
 	})
@@ -645,11 +645,12 @@ const (
 )
 
 // missing is the error message for a row updated at the source that the
-// target does not hold, as an SQL expression over s.
-func (ti *tableInfo) missing() string {
+// target does not hold, as an SQL expression over s, whose key fields are
+// of (the row's 'c', or an ordered change's old key 'o').
+func (ti *tableInfo) missing(of byte) string {
 	return literal(missingMsg+ti.name+
 		", so it no longer mirrors the source (changed by someone else?); rebuild it from a fresh snapshot; key ") +
-		" || " + ti.keyText("s", 'c')
+		" || " + ti.keyText("s", of)
 }
 
 // replace is merge for a bulk load (bulkRows): it deletes the rows by key,
@@ -661,7 +662,7 @@ func (s *Sink) replace(ctx context.Context, ti *tableInfo, rows []schema.Tuple) 
 	build := func() string {
 		k0 := ti.cols[ti.keyIdx[0]]
 		// The subquery is named s too, so keyMatch reads its key columns.
-		return "DELETE FROM " + ti.name + " AS t USING (SELECT s.*, CASE WHEN e." + k0 + " IS NULL THEN error(" + ti.missing() +
+		return "DELETE FROM " + ti.name + " AS t USING (SELECT s.*, CASE WHEN e." + k0 + " IS NULL THEN error(" + ti.missing('c') +
 			") ELSE true END AS found FROM s LEFT JOIN (SELECT * FROM " + ti.name + ti.keyRange(lo, hi, ranged) + ") AS e ON " + ti.keyMatch("e", 'c') + ") AS s WHERE " +
 			ti.keyMatch("t", 'c') + " AND s.found"
 	}
@@ -767,7 +768,7 @@ func (s *Sink) updateByKey(ctx context.Context, ti *tableInfo, mask string, rows
 			matched = "UPDATE SET " + strings.Join(sets, ", ")
 		}
 		return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'c') +
-			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN ERROR " + ti.missing()
+			" WHEN MATCHED THEN " + matched + " WHEN NOT MATCHED THEN ERROR " + ti.missing('c')
 	})
 	for _, k := range ti.keyIdx {
 		if mask[k] != '1' {
@@ -814,8 +815,11 @@ func (s *Sink) rowChange(ctx context.Context, ti *tableInfo, c schema.RowChange)
 		if c.Op == schema.Delete {
 			return s.deleteKeys(ctx, ti, []schema.Tuple{old})
 		}
+		// A MERGE, as for patches: a row the copy lacks fails it (an
+		// UPDATE ... FROM skipped it: helper-137).
 		return s.updateOne(ctx, ti, keyFields(ti, 'o'), old, c.New, func(sets string, _ bool) string {
-			return "UPDATE " + ti.name + " AS t SET " + sets + " FROM s WHERE " + ti.keyMatch("t", 'o')
+			return "MERGE INTO " + ti.name + " AS t USING s ON " + ti.keyMatch("t", 'o') +
+				" WHEN MATCHED THEN UPDATE SET " + sets + " WHEN NOT MATCHED THEN ERROR " + ti.missing('o')
 		})
 	}
 	if c.Old == nil || ti.t.Identity != schema.IdentityFull {

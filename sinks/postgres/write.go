@@ -848,22 +848,54 @@ func textArray(buf []byte, cs []schema.RowChange, datum func(schema.RowChange) s
 	return append(buf, '}')
 }
 
+// pipeline runs ordered changes as prepared statements in one round trip.
+// Each update of a keyed table must find its row: one that found none left
+// the copy without it (helper-137), as the staged updates' row counts show.
 func (s *Sink) pipeline(ctx context.Context, ti *tableInfo, run []schema.RowChange) error {
 	pg := s.conn.PgConn()
 	b := &pgconn.Batch{}
-	for _, c := range run {
+	var updates []int // per statement: the change's index in run if a keyed update, else -1
+	for i, c := range run {
 		name, err := s.rowStatement(ctx, ti, c)
 		if err != nil {
 			return err
 		}
 		if name != "" {
 			b.ExecPrepared(name, s.params, nil, nil)
+			if c.Op != schema.Update || len(ti.keyIdx) == 0 {
+				i = -1
+			}
+			updates = append(updates, i)
 		}
 	}
-	if _, err := pg.ExecBatch(ctx, b).ReadAll(); err != nil {
+	results, err := pg.ExecBatch(ctx, b).ReadAll()
+	if err != nil {
 		return fmt.Errorf("apply ordered changes to %s: %w", ti.name, ti.detail(err))
 	}
+	for at, i := range updates {
+		if i >= 0 && at < len(results) && results[at].CommandTag.RowsAffected() == 0 {
+			return schema.Diverged(ti.t, fmt.Errorf("update %s: a row updated at the source is missing from the target (changed by someone else?), key %s", ti.name, keyOf(ti, run[i])))
+		}
+	}
 	return nil
+}
+
+// keyOf renders an ordered change's old key for a message: (k1, k2)=(v1, v2).
+func keyOf(ti *tableInfo, c schema.RowChange) string {
+	old := c.Old
+	if old == nil {
+		old = c.New
+	}
+	names := make([]string, len(ti.keyIdx))
+	vals := make([]string, len(ti.keyIdx))
+	for i, k := range ti.keyIdx {
+		names[i] = ti.cols[k]
+		vals[i] = "NULL"
+		if k < len(old) && old[k].State == schema.Text {
+			vals[i] = string(old[k].Data)
+		}
+	}
+	return "(" + strings.Join(names, ", ") + ")=(" + strings.Join(vals, ", ") + ")"
 }
 
 func param(d schema.Datum) []byte {

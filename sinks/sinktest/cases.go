@@ -1213,8 +1213,8 @@ func testEqualKeys(h *harness) {
 	h.want(nk, r("1", "a1"), r("2.000", "b2"), r("3.5", "C"))
 }
 
-// testMissingRows: an update or a patch (an update that left a TOASTed
-// value unsent) of a row the copy lacks fails with schema.ErrDiverged,
+// testMissingRows: an update, a patch (an update that left a TOASTed
+// value unsent) or an ordered update of a row the copy lacks fails with schema.ErrDiverged,
 // naming the table: the copy no longer mirrors the source (someone deleted
 // the row there), which the engine repairs by copying the table again.
 // Before, the PostgreSQL and DuckDB sinks let a patch that found no row
@@ -1234,6 +1234,16 @@ func testMissingRows(h *harness) {
 		}, nil},
 		{"patch beside one that finds its row", func(t *schema.Table) *schema.Batch {
 			return &schema.Batch{Table: t, Patches: rows(row("1", "a1", unsent), row("9", "c", unsent))}
+		}, nil},
+		// Ordered changes (a key change that left a TOASTed value unsent,
+		// PostgreSQL's updates of very wide tables) are counted too
+		// (helper-137).
+		{"key change, TOASTed value unsent", func(t *schema.Table) *schema.Batch {
+			return &schema.Batch{Table: t, Rows: []schema.RowChange{upd(row("9", nil, nil), row("90", "c", unsent))}}
+		}, nil},
+		{"ordered update beside one that finds its row", func(t *schema.Table) *schema.Batch {
+			return &schema.Batch{Table: t, Rows: []schema.RowChange{
+				upd(row("1", nil, nil), row("10", "a1", unsent)), upd(row("9", nil, nil), row("90", "c", "z"))}}
 		}, nil},
 	} {
 		t := keyed("public", fmt.Sprintf("missing%d", i), col("id", schema.OIDInt8, true), col("v", schema.OIDText, false), col("big", schema.OIDText, false))
