@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -397,7 +398,11 @@ func (s *Sink) rebuild(ctx context.Context, t *schema.Table, name string, existi
 	if !need {
 		return nil, false, nil
 	}
-	for _, q := range swapStmts(t.Schema, t.Name, defs, sel) {
+	stmts, err := s.swapStmts(ctx, t.Schema, t.Name, defs, sel)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, q := range stmts {
 		if _, err := s.conn.ExecContext(ctx, q); err != nil {
 			return nil, false, fmt.Errorf("rebuild %s with its new columns: %w", name, err)
 		}
@@ -413,14 +418,44 @@ func (s *Sink) rebuild(ctx context.Context, t *schema.Table, name string, existi
 // defs, its rows as sel reads them, which then takes its place: how the
 // sink changes what DuckDB will not alter in place. The comment (the key)
 // does not go with it.
-func swapStmts(schemaName, table string, defs, sel []string) []string {
-	name, tmp := TableName(schemaName, table), TableName(schemaName, "_walmirror_rebuild_"+table)
+func (s *Sink) swapStmts(ctx context.Context, schemaName, table string, defs, sel []string) ([]string, error) {
+	tmp, err := s.rebuildName(ctx, schemaName, table)
+	if err != nil {
+		return nil, err
+	}
+	name := TableName(schemaName, table)
 	return []string{
-		"DROP TABLE IF EXISTS " + tmp,
-		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
-		"INSERT INTO " + tmp + " SELECT " + strings.Join(sel, ", ") + " FROM " + name,
+		"CREATE TABLE " + TableName(schemaName, tmp) + " (" + strings.Join(defs, ", ") + ")",
+		"INSERT INTO " + TableName(schemaName, tmp) + " SELECT " + strings.Join(sel, ", ") + " FROM " + name,
 		"DROP TABLE " + name,
-		"ALTER TABLE " + tmp + " RENAME TO " + quote(table),
+		"ALTER TABLE " + TableName(schemaName, tmp) + " RENAME TO " + quote(table),
+	}, nil
+}
+
+// rebuildName is a name for table's stand-in while it is made again, free
+// in schemaName: a published table may be named _walmirror_rebuild_<table>
+// too (DuckDB names ignore case), and dropping that name first lost its
+// copy (helper-141). The stand-in lives only inside the target
+// transaction, so nothing is left to clear from a crash.
+func (s *Sink) rebuildName(ctx context.Context, schemaName, table string) (string, error) {
+	for i := 0; ; i++ {
+		tmp := "_walmirror_rebuild_" + table
+		if i > 0 {
+			tmp += "_" + strconv.Itoa(i)
+		}
+		var n int
+		if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND lower(schema_name) = lower(?) AND lower(table_name) = lower(?)`,
+			Catalog, schemaName, tmp).Scan(&n); err != nil {
+			return "", fmt.Errorf("look for a free name in %s: %w", quote(schemaName), err)
+		}
+		var v int
+		if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND lower(schema_name) = lower(?) AND lower(view_name) = lower(?)`,
+			Catalog, schemaName, tmp).Scan(&v); err != nil {
+			return "", fmt.Errorf("look for a free name in %s: %w", quote(schemaName), err)
+		}
+		if n+v == 0 {
+			return tmp, nil
+		}
 	}
 }
 
@@ -592,9 +627,12 @@ func (s *Sink) remake(ctx context.Context, t *schema.Table, name string, existin
 	if !need {
 		return false, nil
 	}
-	tmp := TableName(t.Schema, "_walmirror_rebuild_"+t.Name)
+	free, err := s.rebuildName(ctx, t.Schema, t.Name)
+	if err != nil {
+		return false, err
+	}
+	tmp := TableName(t.Schema, free)
 	for _, q := range []string{
-		"DROP TABLE IF EXISTS " + tmp,
 		"CREATE TABLE " + tmp + " (" + strings.Join(defs, ", ") + ")",
 		"DROP TABLE " + name,
 		"ALTER TABLE " + tmp + " RENAME TO " + quote(t.Name),

@@ -195,7 +195,10 @@ func (s *Sink) shedKeyIndex(ctx context.Context, schemaName, table string) error
 		return err
 	}
 	began := time.Now()
-	stmts := swapStmts(schemaName, table, defs, []string{"*"})
+	stmts, err := s.swapStmts(ctx, schemaName, table, defs, []string{"*"})
+	if err != nil {
+		return err
+	}
 	if comment != "" {
 		stmts = append(stmts, "COMMENT ON TABLE "+name+" IS "+literal(comment))
 	}
