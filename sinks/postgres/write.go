@@ -1031,8 +1031,15 @@ func rowSQL(ti *tableInfo, op schema.Op, set, match []byte) string {
 	}
 	where := strings.Join(conds, " AND ")
 	if len(ti.keyIdx) == 0 {
-		// Exactly one of the equal rows.
-		where = "ctid = (SELECT ctid FROM " + ti.name + " WHERE " + where + " LIMIT 1)"
+		// Exactly one of the equal rows, by its partition and place: a ctid
+		// alone names a row in every partition of an adopted partitioned
+		// table, or child of an inherited one (helper-141). (A TID scan
+		// still finds it.)
+		with := "WITH x AS (SELECT tableoid AS o, ctid AS r FROM " + ti.name + " WHERE " + where + " LIMIT 1) "
+		if op == schema.Delete {
+			return with + "DELETE FROM " + ti.name + " AS t USING x WHERE t.tableoid = x.o AND t.ctid = x.r"
+		}
+		return with + "UPDATE " + ti.name + " AS t SET " + strings.Join(sets, ", ") + " FROM x WHERE t.tableoid = x.o AND t.ctid = x.r"
 	}
 	if op == schema.Delete {
 		return "DELETE FROM " + ti.name + " WHERE " + where
