@@ -78,6 +78,7 @@ func startCPUProfile(path string) (stop func(), err error) {
 // itself while replication goes on (the DuckDB sink).
 type copyPublisher interface {
 	PublishCopy(ctx context.Context, path string) error
+	CheckPublishPath(ctx context.Context, path string) error
 }
 
 // publishCopies refreshes the published copy every interval (and once at

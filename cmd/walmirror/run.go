@@ -152,6 +152,9 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		if !ok || publishEvery <= 0 {
 			return fmt.Errorf("--publish-copy needs a duckdb:PATH target and a positive --publish-interval")
 		}
+		if err := pub.CheckPublishPath(ctx, publishCopy); err != nil {
+			return fmt.Errorf("--publish-copy %q: %w", publishCopy, err)
+		}
 		stop := publishCopies(ctx, pub, publishCopy, publishEvery, log)
 		defer stop()
 	}

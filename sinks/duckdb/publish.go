@@ -61,18 +61,84 @@ func (s *Sink) PublishCopy(ctx context.Context, path string) error {
 	return nil
 }
 
-func (s *Sink) publish(ctx context.Context, path string) error {
+// CheckPublishPath says why PublishCopy cannot replace the file at path,
+// or nil: path is the live database, its directory is missing, or a file
+// there is not a copy walmirror published (a text file, another program's
+// database, another walmirror copy's live file were replaced, exit 0:
+// helper-139).
+func (s *Sink) CheckPublishPath(ctx context.Context, path string) error {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	return s.checkPublishPath(ctx, path)
+}
+
+func (s *Sink) checkPublishPath(ctx context.Context, path string) error {
 	if same, err := samePath(path, s.path); err != nil || same {
 		if err == nil {
-			err = errors.New("that is the live database")
+			err = errors.New("that is the live database: give another path for the copy readers open")
 		}
 		return err
 	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("its directory %q does not exist: create it first", dir)
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	notOurs := func(why string) error {
+		return fmt.Errorf("a file is there that is not a copy walmirror published (%s), and publishing would replace it: move it away or give another path", why)
+	}
+	if !fi.Mode().IsRegular() {
+		return notOurs("not a regular file")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	head := make([]byte, 12)
+	n, _ := io.ReadFull(f, head)
+	f.Close()
+	if n < 12 || string(head[8:12]) != "DUCK" {
+		return notOurs("not a DuckDB database")
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	s.publishN++
+	alias := "walmirror_check_" + strconv.Itoa(s.publishN)
+	if _, err := conn.ExecContext(ctx, "ATTACH "+literal(path)+" AS "+quote(alias)+" (TYPE DUCKDB, READ_ONLY)"); err != nil {
+		return notOurs(fmt.Sprintf("DuckDB cannot open it read-only: %v", err))
+	}
+	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "DETACH "+quote(alias)) }()
+	var tables int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' AND table_name IN ('_walmirror_state', '_walmirror_tables')`, alias).Scan(&tables); err != nil {
+		return err
+	}
+	if tables != 2 {
+		return notOurs("a DuckDB database without walmirror's tables")
+	}
+	return nil
+}
+
+func (s *Sink) publish(ctx context.Context, path string) error {
 	prev, ok := s.published[path]
 	if ok {
 		if fi, err := os.Stat(path); err != nil || fi.Size() != prev.size || !fi.ModTime().Equal(prev.mtime) {
 			s.log.Debug("publishing a whole copy: the file is not the one published last", "path", path)
 			ok = false
+		}
+	}
+	if !ok {
+		// Not the file published last: whatever is there now.
+		if err := s.checkPublishPath(ctx, path); err != nil {
+			return err
 		}
 	}
 	delete(s.published, path) // until this one succeeds

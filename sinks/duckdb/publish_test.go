@@ -159,3 +159,70 @@ func prefix(p string, names []string) []string {
 	}
 	return out
 }
+
+// TestPublishPathRefused: PublishCopy replaces only a copy walmirror
+// published: not a text file, another program's DuckDB database or an
+// SQLite file there, not the live database (also through a symlink), not
+// into a missing directory (helper-139: the file was replaced, exit 0).
+// A copy it published, also by an earlier run, it replaces.
+func TestPublishPathRefused(t *testing.T) {
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live.duckdb")
+	s := openSink(t, live)
+	tbl := kvTable()
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.EnsureTable(ctx, tbl); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: tbl, Inserts: []schema.Tuple{text("1", "one")}})
+	})
+	text := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(text, []byte("precious notes, more than a header's worth\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.duckdb")
+	db, err := openRaw(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE u.main.mine AS SELECT 42 AS answer`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	link := filepath.Join(dir, "link.duckdb")
+	if err := os.Symlink(live, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{text, "not a DuckDB database"},
+		{other, "without walmirror's tables"},
+		{live, "live database"},
+		{link, "live database"},
+		{filepath.Join(dir, "missing", "copy.duckdb"), "does not exist"},
+	} {
+		before, _ := os.ReadFile(c.path)
+		err := s.CheckPublishPath(t.Context(), c.path)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("CheckPublishPath(%s): %v, want %q", filepath.Base(c.path), err, c.want)
+		}
+		if err := s.PublishCopy(t.Context(), c.path); err == nil {
+			t.Errorf("PublishCopy(%s) succeeded", filepath.Base(c.path))
+		}
+		if after, _ := os.ReadFile(c.path); !bytes.Equal(before, after) {
+			t.Errorf("%s changed", filepath.Base(c.path))
+		}
+	}
+	// A copy published by an earlier sink (an earlier run) is replaced.
+	pub := filepath.Join(dir, "read.duckdb")
+	if err := s.PublishCopy(t.Context(), pub); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openSink(t, filepath.Join(dir, "live2.duckdb"))
+	tx(t, s2, func(ctx context.Context) error { return s2.EnsureTable(ctx, tbl) })
+	if err := s2.CheckPublishPath(t.Context(), pub); err != nil {
+		t.Errorf("a published copy: %v", err)
+	}
+	if err := s2.PublishCopy(t.Context(), pub); err != nil {
+		t.Errorf("republish: %v", err)
+	}
+}
