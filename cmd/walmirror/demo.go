@@ -189,11 +189,14 @@ func demoReport(ctx context.Context, dsn, kind, path string) error {
 		return err
 	}
 	defer pg.Close(context.WithoutCancel(ctx))
-	driver, open, table := "sqlite3", "file:"+path+"?mode=ro", func(t string) string { return `"` + sqlite.TableName("public", t) + `"` }
+	table := func(t string) string { return `"` + sqlite.TableName("public", t) + `"` }
+	var db *sql.DB
 	if kind == "duckdb" {
-		driver, open, table = "duckdb", path+duckdbReadOnly, func(t string) string { return `public."` + t + `"` }
+		table = func(t string) string { return `public."` + t + `"` }
+		db, err = openDuckDBReadOnly(ctx, path)
+	} else {
+		db, err = sql.Open("sqlite3", "file:"+path+"?mode=ro")
 	}
-	db, err := sql.Open(driver, open)
 	if err != nil {
 		return err
 	}

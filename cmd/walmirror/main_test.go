@@ -172,12 +172,18 @@ func TestRunAndStatus(t *testing.T) {
 func TestDuckDBPublishCopy(t *testing.T) {
 	needServer(t)
 	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b');`)
+	// A "?" in the file's name: status opened "PATH?access_mode=..." and
+	// DuckDB cut the path there (helper-139).
 	dir := t.TempDir()
+	live := filepath.Join(dir, "live?1.duckdb")
 	published := filepath.Join(dir, "published.duckdb")
-	r := walmirror(t, nil, "run", "--source", dsn, "--target", "duckdb:"+filepath.Join(dir, "live.duckdb"), "--slot", "s_"+db,
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "duckdb:"+live, "--slot", "s_"+db,
 		"--stop-at-lsn", "now", "--publish-copy", published, "--duckdb-memory-limit", "256MB")
 	if r.code != 0 {
 		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	if r := walmirror(t, nil, "status", "--target", "duckdb:"+live); r.code != 0 || !strings.Contains(r.stdout, "slot:     s_"+db) {
+		t.Fatalf("status exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	got, err := mirrortest.DuckDBRows(context.Background(), published, "SELECT id, v FROM public.t")
 	if err != nil || strings.Join(got, ";") != "1 | a;2 | b" {
@@ -216,6 +222,9 @@ func TestBadInput(t *testing.T) {
 		{"unknown target kind", dsn, "mysql:x", []string{"want duckdb:PATH, sqlite:PATH or postgres://"}},
 		// URL-style: a host, and a file at the root (helper-71).
 		{"sqlite://name", dsn, "sqlite://copy.db", []string{"write sqlite:PATH"}},
+		// The copy would vanish at exit, the slot stay (helper-139).
+		{"in-memory SQLite", dsn, "sqlite::memory:", []string{"in-memory database", "give a file path"}},
+		{"in-memory DuckDB", dsn, "duckdb::memory:", []string{"in-memory database", "give a file path"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

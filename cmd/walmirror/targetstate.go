@@ -48,6 +48,11 @@ func parseTarget(target string) (kind, path string, err error) {
 		if p == "" {
 			return "", "", fmt.Errorf("--target %q: give a file path after %s:", target, k)
 		}
+		if strings.HasPrefix(p, ":memory:") || strings.HasPrefix(p, "file::memory:") {
+			// The copy and its position would go with the process, and the
+			// slot made for it would hold WAL on the source (helper-139).
+			return "", "", fmt.Errorf("--target %q: an in-memory database forgets the copy and its position when walmirror exits, while the replication slot made for it keeps WAL on the source: give a file path (a Go program embedding walmirror can keep a copy in memory: see \"Using walmirror from Go\")", target)
+		}
 		if strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "///") {
 			// URL-style: what follows // is a host, and the path would be
 			// taken from the file system's root (helper-71).
@@ -101,8 +106,8 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 		has = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_walmirror_state'`
 		q = `SELECT slot, system_id, phase, lsn_text, updated_at FROM _walmirror_state WHERE id = 1`
 	} else {
-		db, err = sql.Open("duckdb", path+duckdbReadOnly)
-		has = `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = '_walmirror_state'`
+		db, err = openDuckDBReadOnly(ctx, path)
+		has = `SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'walmirror_look' AND table_schema = 'main' AND table_name = '_walmirror_state'`
 		q = `SELECT slot, system_id, phase, lsn_text, strftime(updated_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') FROM main._walmirror_state WHERE id = 1`
 	}
 	if err != nil {
@@ -131,7 +136,7 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 	} {
 		has := `SELECT count(*) FROM pragma_table_info('_walmirror_state') WHERE name = '` + c.name + `'`
 		if kind == "duckdb" {
-			has = `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' AND table_name = '_walmirror_state' AND column_name = '` + c.name + `'`
+			has = `SELECT count(*) FROM information_schema.columns WHERE table_catalog = 'walmirror_look' AND table_schema = 'main' AND table_name = '_walmirror_state' AND column_name = '` + c.name + `'`
 		}
 		if err := db.QueryRowContext(ctx, has).Scan(&n); err != nil {
 			return ts, fmt.Errorf("read %s target %q: %w", kind, path, err)
@@ -259,8 +264,8 @@ func existingTables(ctx context.Context, target string, tables []source.TableNam
 		u := url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: "mode=ro&_busy_timeout=5000"}
 		db, err = sql.Open("sqlite3", u.String())
 	} else {
-		db, err = sql.Open("duckdb", path+duckdbReadOnly)
-		q = `SELECT lower(schema_name || '.' || table_name) FROM duckdb_tables()`
+		db, err = openDuckDBReadOnly(ctx, path)
+		q = `SELECT lower(schema_name || '.' || table_name) FROM duckdb_tables() WHERE database_name = 'walmirror_look'`
 	}
 	if err != nil {
 		return nil, err
@@ -391,7 +396,22 @@ func sameDatabaseText(target string) string {
 	return fmt.Sprintf("%s is the source's own database (the same server and database as --source): a copy's tables would be the tables it copies; point --target at another database", redactTarget(target))
 }
 
-// duckdbReadOnly opens a DuckDB file to look at it: read-only, and with no
-// extension installed or loaded for it (an SQLite file given as a DuckDB
-// target made DuckDB download its SQLite extension, helper-122).
-const duckdbReadOnly = "?access_mode=read_only&autoinstall_known_extensions=false&autoload_known_extensions=false"
+// openDuckDBReadOnly opens a DuckDB file to look at it: read-only, and
+// with no extension installed or loaded for it (an SQLite file given as a
+// DuckDB target made DuckDB download its SQLite extension, helper-122).
+// The file is attached, not named in the DSN, which a "?" in its path cut
+// short (helper-139).
+func openDuckDBReadOnly(ctx context.Context, path string) (*sql.DB, error) {
+	db, err := sql.Open("duckdb", "?autoinstall_known_extensions=false&autoload_known_extensions=false")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1) // USE holds for the one connection
+	for _, q := range []string{"ATTACH '" + strings.ReplaceAll(path, "'", "''") + "' AS walmirror_look (READ_ONLY)", "USE walmirror_look"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
