@@ -416,13 +416,32 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 		case err != nil:
 			c.fail("target", "%v", err)
 		case len(have) > 0 && c.adopt:
-			c.warn("target", "%s already holds %s, which walmirror did not create: run takes them over only while they are empty (--adopt-tables)", name, strings.Join(have, ", "))
+			full, err := targetTables(ctx, target, c.published, true)
+			switch {
+			case err != nil:
+				c.fail("target", "%v", err)
+			case len(full) > 0:
+				c.fail("target", "%s already holds %s, which walmirror did not create and which hold rows: --adopt-tables takes over only empty tables (a copy's rows come from the source): empty or drop them, or choose another target", name, strings.Join(full, ", "))
+			default:
+				c.warn("target", "%s already holds %s, which walmirror did not create: run takes them over while they are empty (--adopt-tables)", name, strings.Join(have, ", "))
+			}
 		case len(have) > 0:
 			c.fail("target", "%s", foreignTablesText(target, have))
 		case kind == "postgres" && !ts.CanCreate:
 			c.fail("target", "%s is reachable, but the role may not create schemas there, which a new copy needs (GRANT CREATE ON DATABASE ... TO ...)", name)
 		case kind == "postgres":
-			c.ok("target", "%s is reachable and holds no walmirror state; run will start a copy there", name)
+			// run creates each table in the schema of its source name
+			// (helper-139: check said ok, run stopped at "permission
+			// denied for schema public").
+			closed, err := closedSchemas(ctx, target, c.published)
+			switch {
+			case err != nil:
+				c.fail("target", "%v", err)
+			case len(closed) > 0:
+				c.fail("target", "%s is reachable, but the role may not create tables in schema %s there, which the copy's tables go into: GRANT CREATE ON SCHEMA %s TO the role", name, strings.Join(closed, ", "), strings.Join(closed, ", "))
+			default:
+				c.ok("target", "%s is reachable and holds no walmirror state; run will start a copy there", name)
+			}
 		default:
 			c.ok("target", "%s exists and holds no walmirror state; run will start a copy in it", path)
 		}

@@ -1176,6 +1176,15 @@ func TestCheckUnownedTable(t *testing.T) {
 			if r := walmirror(t, nil, append([]string{"check", "--adopt-tables"}, args...)...); r.code != 0 || !strings.Contains(r.stdout, "WARN target:") {
 				t.Errorf("check --adopt-tables exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 			}
+			// With a row, run --adopt-tables refuses it: so does check
+			// (helper-139: it warned, exit 0).
+			targetExec(t, target, "INSERT INTO "+table+" VALUES (1)")
+			if r := walmirror(t, nil, append([]string{"check", "--adopt-tables"}, args...)...); r.code != 1 || !strings.Contains(r.stdout, "which hold rows") {
+				t.Errorf("check --adopt-tables of a table with a row exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if r := walmirror(t, nil, append([]string{"run", "--adopt-tables", "--stop-at-lsn", "now"}, args...)...); r.code != 1 || !strings.Contains(r.stderr, "which hold rows") {
+				t.Errorf("run --adopt-tables of a table with a row exited %d, want 1:\n%s", r.code, r.stderr)
+			}
 			if r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...); r.code != 1 || !strings.Contains(r.stderr, "Order Items") ||
 				!strings.Contains(r.stderr, "--adopt-tables") {
 				t.Errorf("run exited %d, want 1 refusing the table:\n%s", r.code, r.stderr)
@@ -1322,4 +1331,34 @@ func TestInterruptedCopySlotHeld(t *testing.T) {
 		t.Fatalf("exit %d, want 0 after waiting for the slot:\n%s", r.code, r.stderr)
 	}
 	compareRows(t, dsn, func(q string) ([]string, error) { return mirrortest.SQLiteRows(ctx, path, q) }, "SELECT id, v FROM t ORDER BY id")
+}
+
+// TestCheckSchemaClosed: a PostgreSQL target whose role may create
+// schemas but not tables in public (PostgreSQL 15's default for a role
+// that does not own it) fails check as it stops run (helper-139: check
+// said ok, run stopped at "permission denied for schema public").
+func TestCheckSchemaClosed(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+	tdb, err := server.CreateDatabase(context.Background(), "closed_target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := "tgt_" + db
+	mustExec(t, tdb, `CREATE ROLE `+role+` LOGIN PASSWORD 'tgtpw';
+		GRANT CREATE ON DATABASE `+tdb+` TO `+role+`;
+		REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
+	t.Cleanup(func() {
+		_ = server.Exec(context.Background(), tdb, `DROP OWNED BY `+role+`; DROP ROLE `+role)
+	})
+	target := server.DSNFor(role, "tgtpw", tdb)
+	slot := "s_" + db
+	r := walmirror(t, nil, "check", "--source", dsn, "--target", target, "--slot", slot, "--pg-replica-role=false")
+	if r.code != 1 || !strings.Contains(r.stdout, "may not create tables in schema public") || !strings.Contains(r.stdout, "GRANT CREATE ON SCHEMA public") {
+		t.Fatalf("check exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustExec(t, tdb, `GRANT CREATE ON SCHEMA public TO `+role)
+	if r := walmirror(t, nil, "check", "--source", dsn, "--target", target, "--slot", slot, "--pg-replica-role=false"); r.code != 0 {
+		t.Fatalf("check after the grant exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

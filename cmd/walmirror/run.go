@@ -207,9 +207,7 @@ func preflight(ctx context.Context, src source.Config, target string, adopt bool
 		if ts.Found {
 			storedAt = ts.UpdatedAt
 		}
-		if !adopt {
-			foreign = refuseForeignTables(ctx, src, target, ts)
-		}
+		foreign = refuseForeignTables(ctx, src, target, ts, adopt)
 	})
 	wg.Wait()
 	if same {

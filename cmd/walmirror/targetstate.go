@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -238,6 +239,13 @@ func followPublication(st schema.State, pub *string, given bool) (adopted bool, 
 // the name a copy gives them (SQLite's and DuckDB's names ignore case), as
 // "schema.table", read without changing the target.
 func existingTables(ctx context.Context, target string, tables []source.TableName) ([]string, error) {
+	return targetTables(ctx, target, tables, false)
+}
+
+// targetTables is existingTables, or with withRows those of them that
+// hold rows (which run --adopt-tables refuses to take over: helper-139,
+// check said ok).
+func targetTables(ctx context.Context, target string, tables []source.TableName, withRows bool) ([]string, error) {
 	kind, path, err := parseTarget(target)
 	if err != nil || len(tables) == 0 {
 		return nil, err
@@ -252,11 +260,28 @@ func existingTables(ctx context.Context, target string, tables []source.TableNam
 		for _, t := range tables {
 			nsp, rel = append(nsp, t.Schema), append(rel, t.Name)
 		}
-		rows, err := conn.Query(ctx, `SELECT s || '.' || n FROM unnest($1::text[], $2::text[]) u(s, n) WHERE to_regclass(format('%I.%I', s, n)) IS NOT NULL`, nsp, rel)
+		rows, err := conn.Query(ctx, `SELECT s, n FROM unnest($1::text[], $2::text[]) u(s, n) WHERE to_regclass(format('%I.%I', s, n)) IS NOT NULL`, nsp, rel)
 		if err != nil {
 			return nil, err
 		}
-		return pgx.CollectRows(rows, pgx.RowTo[string])
+		have, err := pgx.CollectRows(rows, pgx.RowToStructByPos[source.TableName])
+		if err != nil {
+			return nil, err
+		}
+		var found []string
+		for _, t := range have {
+			if withRows {
+				var any bool
+				if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{t.Schema, t.Name}.Sanitize()+")").Scan(&any); err != nil {
+					return nil, fmt.Errorf("read target table %s: %w", t, err)
+				}
+				if !any {
+					continue
+				}
+			}
+			found = append(found, t.Schema+"."+t.Name)
+		}
+		return found, nil
 	}
 	var db *sql.DB
 	q := `SELECT lower(name) FROM sqlite_master WHERE type = 'table'`
@@ -293,9 +318,23 @@ func existingTables(ctx context.Context, target string, tables []source.TableNam
 		if kind == "sqlite" {
 			name = strings.ToLower(sqlite.TableName(t.Schema, t.Name))
 		}
-		if have[name] {
-			found = append(found, t.Schema+"."+t.Name)
+		if !have[name] {
+			continue
 		}
+		if withRows {
+			quoted := sqliteQuote(sqlite.TableName(t.Schema, t.Name))
+			if kind == "duckdb" {
+				quoted = sqliteQuote(t.Schema) + "." + sqliteQuote(t.Name)
+			}
+			var any bool
+			if err := db.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM "+quoted+")").Scan(&any); err != nil {
+				return nil, fmt.Errorf("read %s target %q: %w", kind, path, err)
+			}
+			if !any {
+				continue
+			}
+		}
+		found = append(found, t.Schema+"."+t.Name)
 	}
 	return found, nil
 }
@@ -332,7 +371,11 @@ func foreignTablesText(target string, have []string) string {
 // tables (helper-86: run made all three, then refused, leaving the
 // publication and the metadata behind). It looks as check does; what it
 // cannot look at (the source unreachable, ...) the run itself reports.
-func refuseForeignTables(ctx context.Context, cfg source.Config, target string, ts targetState) error {
+//
+// With adopt it refuses only tables that hold rows, which --adopt-tables
+// does not take over (helper-139: the refusal came after the publication
+// and walmirror's state were made).
+func refuseForeignTables(ctx context.Context, cfg source.Config, target string, ts targetState, adopt bool) error {
 	kind, _, err := parseTarget(target)
 	if err != nil || ts.Found || kind != "postgres" && !ts.Exists {
 		return nil
@@ -359,10 +402,15 @@ func refuseForeignTables(ctx context.Context, cfg source.Config, target string, 
 	for i, t := range tables {
 		names[i] = t.Name
 	}
-	if have, err := existingTables(ctx, target, names); err == nil && len(have) > 0 {
-		return errors.New(foreignTablesText(target, have))
+	have, err := targetTables(ctx, target, names, adopt)
+	switch {
+	case err != nil || len(have) == 0:
+		return nil
+	case adopt:
+		return fmt.Errorf("%s already holds %s, which walmirror did not create and which hold rows: --adopt-tables takes over only empty tables (a copy's rows come from the source): empty or drop them, or choose another target",
+			redactTarget(target), strings.Join(have, ", "))
 	}
-	return nil
+	return errors.New(foreignTablesText(target, have))
 }
 
 // sameDatabase reports whether the PostgreSQL target is the source's own
@@ -414,4 +462,29 @@ func openDuckDBReadOnly(ctx context.Context, path string) (*sql.DB, error) {
 		}
 	}
 	return db, nil
+}
+
+// sqliteQuote quotes an identifier for SQLite and DuckDB.
+func sqliteQuote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// closedSchemas returns the schemas of tables that exist in a PostgreSQL
+// target and in which its role may not create tables, quoted.
+func closedSchemas(ctx context.Context, target string, tables []source.TableName) ([]string, error) {
+	conn, err := pgx.Connect(ctx, target)
+	if err != nil {
+		return nil, fmt.Errorf("connect to target %s: %w", redactTarget(target), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var schemas []string
+	for _, t := range tables {
+		if !slices.Contains(schemas, t.Schema) {
+			schemas = append(schemas, t.Schema)
+		}
+	}
+	rows, err := conn.Query(ctx, `SELECT format('%I', s) FROM unnest($1::text[]) s
+		WHERE to_regnamespace(format('%I', s)) IS NOT NULL AND NOT has_schema_privilege(to_regnamespace(format('%I', s)), 'CREATE') ORDER BY 1`, schemas)
+	if err != nil {
+		return nil, fmt.Errorf("read target %s: %w", redactTarget(target), err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
