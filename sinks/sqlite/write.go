@@ -442,8 +442,11 @@ func (s *Sink) changeSet(ctx context.Context, ti *tableInfo, cs []schema.RowChan
 
 // setSQL is changeSet's statement for n changes that match by the columns
 // of match and set those of set ('1'). Values: per change, those matched,
-// then those set, in column order.
+// then those set, in column order. Its own names are in walmirror's
+// reserved space: a table named y, x or z was hidden by a name of the
+// statement's (helper-141).
 func setSQL(ti *tableInfo, op schema.Op, match, set string, n int, indexed bool) string {
+	const y0, y, x, z = "_walmirror_y0", "_walmirror_y", "_walmirror_x", "_walmirror_z"
 	var ycols, part, xpart, on, keys, xk, sets, vals []string
 	for i := range ti.cols {
 		if match[i] != '1' {
@@ -453,20 +456,20 @@ func setSQL(ti *tableInfo, op schema.Op, match, set string, n int, indexed bool)
 		ycols = append(ycols, o)
 		part = append(part, o)
 		xpart = append(xpart, "t."+ti.cols[i])
-		keys = append(keys, "t."+ti.cols[i]+" IS y."+o)
+		keys = append(keys, "t."+ti.cols[i]+" IS "+y+"."+o)
 		xk = append(xk, "t."+ti.cols[i]+" AS "+k)
-		on = append(on, "x."+k+" IS y."+o)
+		on = append(on, x+"."+k+" IS "+y+"."+o)
 	}
 	for i := range ti.cols {
 		if set != "" && set[i] == '1' {
 			v := "v" + strconv.Itoa(i)
 			ycols = append(ycols, v)
-			vals = append(vals, ", y."+v)
-			sets = append(sets, ti.cols[i]+" = z."+v)
+			vals = append(vals, ", "+y+"."+v)
+			sets = append(sets, ti.cols[i]+" = "+z+"."+v)
 		}
 	}
 	var b strings.Builder
-	b.WriteString("WITH y0(" + strings.Join(ycols, ", ") + ") AS MATERIALIZED (VALUES ")
+	b.WriteString("WITH " + y0 + "(" + strings.Join(ycols, ", ") + ") AS MATERIALIZED (VALUES ")
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ycols)), ", ") + ")"
 	for i := range n {
 		if i > 0 {
@@ -474,7 +477,7 @@ func setSQL(ti *tableInfo, op schema.Op, match, set string, n int, indexed bool)
 		}
 		b.WriteString(row)
 	}
-	b.WriteString("), y AS (SELECT *, row_number() OVER (PARTITION BY " + strings.Join(part, ", ") + ") AS n FROM y0)")
+	b.WriteString("), " + y + " AS (SELECT *, row_number() OVER (PARTITION BY " + strings.Join(part, ", ") + ") AS n FROM " + y0 + ")")
 	if indexed {
 		// The table has a lookup index (syncLookup): one search of it per
 		// change, the n-th change of an old row taking the n-th equal row
@@ -482,21 +485,21 @@ func setSQL(ti *tableInfo, op schema.Op, match, set string, n int, indexed bool)
 		// below, planned with that index, joins x and y by scanning y for
 		// each row of x.)
 		one := "SELECT r FROM (SELECT t." + ti.rowid + " AS r, row_number() OVER (ORDER BY t." + ti.rowid + ") AS k FROM " + ti.name + " AS t WHERE " +
-			strings.Join(keys, " AND ") + ") WHERE k = y.n"
-		b.WriteString(", z AS MATERIALIZED (SELECT (" + one + ") AS r" + strings.Join(vals, "") + " FROM y)")
+			strings.Join(keys, " AND ") + ") WHERE k = " + y + ".n"
+		b.WriteString(", " + z + " AS MATERIALIZED (SELECT (" + one + ") AS r" + strings.Join(vals, "") + " FROM " + y + ")")
 		if op == schema.Delete {
-			b.WriteString(" DELETE FROM " + ti.name + " WHERE " + ti.rowid + " IN (SELECT r FROM z)")
+			b.WriteString(" DELETE FROM " + ti.name + " WHERE " + ti.rowid + " IN (SELECT r FROM " + z + ")")
 		} else {
-			b.WriteString(" UPDATE " + ti.name + " SET " + strings.Join(sets, ", ") + " FROM z WHERE " + ti.name + "." + ti.rowid + " = z.r")
+			b.WriteString(" UPDATE " + ti.name + " SET " + strings.Join(sets, ", ") + " FROM " + z + " WHERE " + ti.name + "." + ti.rowid + " = " + z + ".r")
 		}
 		return b.String()
 	}
-	b.WriteString(", x AS (SELECT t." + ti.rowid + " AS r, " + strings.Join(xk, ", ") + ", row_number() OVER (PARTITION BY " + strings.Join(xpart, ", ") + ") AS n FROM (SELECT DISTINCT " + strings.Join(part, ", ") + " FROM y0) AS y JOIN " + ti.name + " AS t ON " + strings.Join(keys, " AND ") + ")")
-	z := "SELECT x.r" + strings.Join(vals, "") + " FROM x JOIN y ON " + strings.Join(on, " AND ") + " AND x.n = y.n"
+	b.WriteString(", " + x + " AS (SELECT t." + ti.rowid + " AS r, " + strings.Join(xk, ", ") + ", row_number() OVER (PARTITION BY " + strings.Join(xpart, ", ") + ") AS n FROM (SELECT DISTINCT " + strings.Join(part, ", ") + " FROM " + y0 + ") AS " + y + " JOIN " + ti.name + " AS t ON " + strings.Join(keys, " AND ") + ")")
+	zq := "SELECT " + x + ".r" + strings.Join(vals, "") + " FROM " + x + " JOIN " + y + " ON " + strings.Join(on, " AND ") + " AND " + x + ".n = " + y + ".n"
 	if op == schema.Delete {
-		b.WriteString(" DELETE FROM " + ti.name + " WHERE " + ti.rowid + " IN (" + z + ")")
+		b.WriteString(" DELETE FROM " + ti.name + " WHERE " + ti.rowid + " IN (" + zq + ")")
 	} else {
-		b.WriteString(" UPDATE " + ti.name + " SET " + strings.Join(sets, ", ") + " FROM (" + z + ") AS z WHERE " + ti.name + "." + ti.rowid + " = z.r")
+		b.WriteString(" UPDATE " + ti.name + " SET " + strings.Join(sets, ", ") + " FROM (" + zq + ") AS " + z + " WHERE " + ti.name + "." + ti.rowid + " = " + z + ".r")
 	}
 	return b.String()
 }
