@@ -86,8 +86,9 @@ type Config struct {
 	// on the apply path: keep it quick.
 	OnCommit func(CommitInfo)
 	// OnStored, when set, is called after every target commit that stored
-	// a state, those that only store a position included, with that state
-	// (a display of the stored position; walmirror's DuckDB state file).
+	// a state, those that only store a position included and the initial
+	// copy's, with that state (a display of the stored position;
+	// walmirror's DuckDB state file).
 	OnStored func(schema.State)
 
 	// Optional hooks for metrics and progress logs, like OnCommit: each runs
@@ -146,6 +147,10 @@ type Config struct {
 	// reports to the Progress again, so WaitFor waits for it rather than
 	// returning the previous run's end.
 	onStart func()
+	// onCopying is called before a commit that empties tables to copy them
+	// online at the start of a chunked initial copy (Progress.Hook sets
+	// it): positions held before are not held until the copy completes.
+	onCopying func()
 }
 
 // SnapshotProgress describes the initial copy while it runs.

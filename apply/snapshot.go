@@ -24,6 +24,7 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.Sta
 	if err := r.sink.Commit(ctx, st); err != nil {
 		return st, fmt.Errorf("mark snapshot in progress: %w", err)
 	}
+	r.stored(st)
 	snap, err := src.CreateSlot(ctx)
 	if err != nil {
 		return st, err
@@ -68,6 +69,7 @@ func (r *runner) snapshot(ctx context.Context, src *source.Source) (_ schema.Sta
 		return st, fmt.Errorf("commit initial snapshot: %w", err)
 	}
 	committed = true
+	r.stored(st)
 	r.copiedAt = st.LSN
 	r.snapshotProgress(SnapshotProgress{Tables: len(tables), TablesDone: len(tables), Rows: total, Done: true})
 	r.log.Info("initial snapshot complete", "tables", len(tables), "rows", total,
@@ -210,10 +212,17 @@ func (r *runner) chunkedStart(ctx context.Context, src *source.Source, snap *sou
 	if err := r.slotStillOurs(ctx, src, snap.ConsistentPoint); err != nil {
 		return st, err
 	}
+	if len(online) > 0 && r.cfg.onCopying != nil {
+		// Before the commit that empties them: a copy that replaces one
+		// (Resync after a lost slot) no longer holds positions it held
+		// (helper-138: WaitFor returned while the table was empty).
+		r.cfg.onCopying()
+	}
 	if err := r.sink.Commit(ctx, st); err != nil {
 		return st, fmt.Errorf("commit initial snapshot: %w", err)
 	}
 	committed = true
+	r.stored(st)
 	if len(now) > 0 {
 		r.log.Info("copied the small tables at once", "tables", len(now), "rows", copied)
 	}
@@ -293,5 +302,12 @@ func (r *runner) dropFailedSlot(ctx context.Context, src *source.Source, cause e
 func (r *runner) snapshotProgress(p SnapshotProgress) {
 	if r.cfg.OnSnapshot != nil {
 		r.cfg.OnSnapshot(p)
+	}
+}
+
+// stored reports a state an initial copy's commit stored (Config.OnStored).
+func (r *runner) stored(st schema.State) {
+	if r.cfg.OnStored != nil {
+		r.cfg.OnStored(st)
 	}
 }

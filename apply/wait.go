@@ -107,6 +107,13 @@ func (p *Progress) Hook(cfg *Config) {
 		}
 		p.Starting()
 	}
+	prevCopying := cfg.onCopying
+	cfg.onCopying = func() {
+		if prevCopying != nil {
+			prevCopying()
+		}
+		p.setCopying(true)
+	}
 }
 
 // Starting takes the start of a run (Run calls it when it begins, with a

@@ -169,17 +169,10 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		if st, found, err := sink.ReadState(ctx); err == nil && found {
 			runState.stored(st, storedAt)
 		}
-		prevStored, prevReady := cfg.OnStored, cfg.OnReady
+		prevStored := cfg.OnStored
 		cfg.OnStored = func(st schema.State) {
 			if prevStored != nil {
 				prevStored(st)
-			}
-			runState.stored(st, time.Now())
-		}
-		// A one-transaction initial copy's commit is no OnStored's.
-		cfg.OnReady = func(st schema.State) {
-			if prevReady != nil {
-				prevReady(st)
 			}
 			runState.stored(st, time.Now())
 		}

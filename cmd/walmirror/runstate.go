@@ -55,8 +55,8 @@ type runStateWriter struct {
 	log     func(msg string, args ...any)
 }
 
-// stored takes the state a target commit stored (apply.Config.OnStored,
-// OnReady), at time at.
+// stored takes the state a target commit stored (apply.Config.OnStored),
+// at time at.
 func (w *runStateWriter) stored(st schema.State, at time.Time) {
 	rs := runState{PID: os.Getpid(), LSN: st.LSN.String(), Slot: st.Slot, Phase: st.Phase, SystemID: st.SystemID,
 		Publication: st.Publication, Timeline: st.Timeline, SlotGuard: st.SlotGuard, Copies: st.Copies, CommittedAt: at.UTC()}
