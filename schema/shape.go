@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Stored is what a target remembers of the source table one of its tables
@@ -257,10 +258,24 @@ func fits(nums []int16, i int, n int16) bool {
 // AsideName is the name a target column the source dropped (kept, by the
 // default policy) moves to when a renamed column takes its name:
 // name_dropped, or name_dropped2, ... where taken says a name is used.
-func AsideName(name string, taken func(string) bool) string {
-	aside := name + "_dropped"
+// maxBytes (0: none) bounds the name, name being cut short at a character
+// boundary: PostgreSQL cuts longer names to 63 bytes, where every
+// candidate of a long name was the same name, taken, and the search never
+// ended (helper-141).
+func AsideName(name string, maxBytes int, taken func(string) bool) string {
+	candidate := func(suffix string) string {
+		base := name
+		if maxBytes > 0 {
+			for len(base)+len(suffix) > maxBytes && base != "" {
+				_, size := utf8.DecodeLastRuneInString(base)
+				base = base[:len(base)-size]
+			}
+		}
+		return base + suffix
+	}
+	aside := candidate("_dropped")
 	for n := 2; taken(aside); n++ {
-		aside = fmt.Sprintf("%s_dropped%d", name, n)
+		aside = candidate(fmt.Sprintf("_dropped%d", n))
 	}
 	return aside
 }

@@ -2,7 +2,9 @@ package schema
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDiff(t *testing.T) {
@@ -94,5 +96,31 @@ func TestDiffUnknownStoredNums(t *testing.T) {
 	c, _, err = Diff(old, tbl)
 	if err != nil || !slices.Equal(c.Added, []string{"x"}) {
 		t.Fatalf("Diff = %+v, %v; want x added", c, err)
+	}
+}
+
+// TestAsideNameBounded: under a byte bound (PostgreSQL's 63), a long
+// name is cut at a character boundary so that each candidate fits and
+// differs; before, every candidate of a 56-byte name was cut by PostgreSQL
+// to the same taken name and the search never ended (helper-141).
+func TestAsideNameBounded(t *testing.T) {
+	name := strings.Repeat("é", 28) // 56 bytes
+	seen := map[string]bool{}
+	taken := func(n string) bool {
+		if len(n) > 63 || !utf8.ValidString(n) || seen[n] {
+			t.Fatalf("candidate %q (%d bytes) is too long, not UTF-8 or repeated", n, len(n))
+		}
+		seen[n] = true
+		return len(seen) < 12
+	}
+	got := AsideName(name, 63, taken)
+	if len(got) > 63 || !strings.HasSuffix(got, "_dropped12") {
+		t.Errorf("AsideName = %q (%d bytes)", got, len(got))
+	}
+	if got := AsideName("short", 63, func(string) bool { return false }); got != "short_dropped" {
+		t.Errorf("AsideName(short) = %q", got)
+	}
+	if got := AsideName(strings.Repeat("a", 63), 0, func(string) bool { return false }); got != strings.Repeat("a", 63)+"_dropped" {
+		t.Errorf("unbounded AsideName = %q", got)
 	}
 }

@@ -683,7 +683,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		// case finds the column itself under its new name.
 		if !strings.EqualFold(to, from) && has(to) {
 			// A column the source dropped, kept here, has the new name.
-			aside := schema.AsideName(to, has)
+			aside := schema.AsideName(to, 0, has)
 			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quote(to)+" TO "+quote(aside)); err != nil {
 				return nil, fmt.Errorf("move kept column %q of %s aside to %q: %w", to, name, aside, err)
 			}
@@ -735,7 +735,7 @@ func (s *Sink) vacate(ctx context.Context, schemaName, table string) error {
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", TableName(schemaName, table), err)
 	}
-	aside := schema.AsideName(held, func(n string) bool {
+	aside := schema.AsideName(held, 0, func(n string) bool {
 		var k int
 		err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND lower(table_name) = lower(?)`,
 			Catalog, schemaName, n).Scan(&k)

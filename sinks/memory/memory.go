@@ -339,7 +339,7 @@ func (s *Sink) EnsureTable(_ context.Context, t *schema.Table) error {
 				// A copy no published table has any more (its table was
 				// dropped, say in a swap by rename): moved aside, as the
 				// other sinks do.
-				aside := Name{n.Schema, schema.AsideName(n.Table, func(x string) bool { return s.tx.tables[Name{n.Schema, x}] != nil })}
+				aside := Name{n.Schema, schema.AsideName(n.Table, 0, func(x string) bool { return s.tx.tables[Name{n.Schema, x}] != nil })}
 				s.tx.tables[aside], s.tx.owned[aside] = s.writable(n), true
 				delete(s.tx.tables, n)
 				delete(s.tx.owned, n)

@@ -220,6 +220,9 @@ func (s *Sink) inspect(ctx context.Context, t *schema.Table) (oid uint32, cols m
 	return uint32(o), cols, order, true, nil
 }
 
+// maxIdentBytes is how long a PostgreSQL identifier may be (NAMEDATALEN - 1).
+const maxIdentBytes = 63
+
 func qualified(t *schema.Table) string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
 
 func quoteIdent(name string) string { return pgx.Identifier{name}.Sanitize() }
@@ -597,12 +600,20 @@ func (s *Sink) vacate(ctx context.Context, t *schema.Table) error {
 	if len(res.Rows) == 0 {
 		return nil
 	}
-	aside := schema.AsideName(t.Name, func(n string) bool {
+	var lookErr error
+	aside := schema.AsideName(t.Name, maxIdentBytes, func(n string) bool {
 		r := pg.ExecParams(ctx, `SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL`,
 			[][]byte{[]byte(t.Schema), []byte(n)}, []uint32{25, 25}, nil, nil).Read()
-		return r.Err != nil || len(r.Rows) == 0 || string(r.Rows[0][0]) == "t"
+		if r.Err != nil || len(r.Rows) == 0 {
+			lookErr = errors.Join(r.Err, errors.New("no answer")) // (ends the search)
+			return false
+		}
+		return string(r.Rows[0][0]) == "t"
 	})
 	name := qualified(t)
+	if lookErr != nil {
+		return fmt.Errorf("find a free name to move %s aside to: %w", name, lookErr)
+	}
 	q := "ALTER TABLE " + name + " RENAME TO " + quoteIdent(aside) + "; UPDATE " + metaSchema + ".tables SET table_name = " + quoteLiteral(aside) +
 		" WHERE schema_name = " + quoteLiteral(t.Schema) + " AND table_name = " + quoteLiteral(t.Name)
 	if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
@@ -768,7 +779,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table) error {
 	for to, from := range c.Renamed {
 		if has(to) {
 			// A column the source dropped, kept here, has the new name.
-			aside := schema.AsideName(to, has)
+			aside := schema.AsideName(to, maxIdentBytes, has)
 			if _, err := pg.Exec(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quoteIdent(to)+" TO "+quoteIdent(aside)).ReadAll(); err != nil {
 				return fmt.Errorf("move kept column %q of %s aside to %q: %w", to, name, aside, err)
 			}

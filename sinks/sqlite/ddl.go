@@ -480,7 +480,7 @@ func (s *Sink) vacate(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("inspect table %q: %w", name, err)
 	}
-	aside := schema.AsideName(held, func(n string) bool {
+	aside := schema.AsideName(held, 0, func(n string) bool {
 		var k int
 		err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = ? COLLATE NOCASE`, n).Scan(&k)
 		return err != nil || k > 0
@@ -615,7 +615,7 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) error {
 		// case finds the column itself under its new name.
 		if !strings.EqualFold(to, from) && has(to) {
 			// A column the source dropped, kept here, has the new name.
-			aside := schema.AsideName(to, has)
+			aside := schema.AsideName(to, 0, has)
 			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+quote(name)+" RENAME COLUMN "+quote(to)+" TO "+quote(aside)); err != nil {
 				return fmt.Errorf("move kept column %q of %q aside to %q: %w", to, name, aside, err)
 			}
