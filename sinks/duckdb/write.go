@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -204,27 +205,32 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "Malformed JSON") {
-			// DuckDB names the staged field ("source column c3"): name the
-			// table's column instead.
+			// DuckDB names the staged field ("... when casting from source
+			// column c3"), after the value, which may hold that text too
+			// (helper-141): the last such phrase of the first line names it.
+			// Name the table's column instead.
 			col, at := "a json column", -1
-			for _, f := range fields {
-				_, after, found := strings.Cut(err.Error(), "source column "+f.name())
-				if found && (after == "" || after[0] < '0' || after[0] > '9') && f.col < len(ti.t.Columns) {
-					col, at = fmt.Sprintf("column %q", ti.t.Columns[f.col].Name), f.col
-					break
+			why, _, _ := strings.Cut(err.Error(), "\n")
+			const casting = " when casting from source column "
+			if i := strings.LastIndex(why, casting); i >= 0 {
+				field := strings.TrimSpace(why[i+len(casting):])
+				why = why[:i]
+				for _, f := range fields {
+					if field == f.name() && f.col < len(ti.t.Columns) {
+						col, at = fmt.Sprintf("column %q", ti.t.Columns[f.col].Name), f.col
+						break
+					}
 				}
 			}
-			why, _, _ := strings.Cut(err.Error(), "\n")
-			_, after, found := strings.Cut(why, "Malformed JSON")
-			if found {
+			if _, after, found := strings.Cut(why, "Malformed JSON"); found {
 				why = "Malformed JSON" + after
 			}
-			why, _, _ = strings.Cut(why, " when casting from source column") // the staged field's name
 			err = unstorableJSON{fmt.Sprintf("%s: DuckDB's JSON parser refused a json value (%s): to keep such values, change that column's type to VARCHAR in the DuckDB file (ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR), then request a copy of the table again (walmirror resync --table ...); walmirror then stores them there as text%s",
 				col, strings.TrimSpace(why), s.uncreated(ti, at, schema.ErrUnstorable)), err}
 		}
+		marked := markedError(err)
 		err = overLimit(fmt.Errorf("write %s: %w", ti.label, err))
-		if msg := err.Error(); strings.Contains(msg, missingMsg) || strings.Contains(msg, presentMsg) {
+		if marked {
 			err = schema.Diverged(ti.t, err)
 		}
 		return err
@@ -637,11 +643,24 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 	return nil
 }
 
+// markedError says whether err is a statement's own error() call with
+// missing's or present's message. Both begin with marker, unknown outside
+// this process: a table named, or a value holding, their text appears in
+// DuckDB's other errors too, which were taken for a divergence
+// (helper-141).
+func markedError(err error) bool {
+	return strings.Contains(err.Error(), marker)
+}
+
+// marker begins missingMsg and presentMsg: "walmirror" and a number drawn
+// at start.
+var marker = fmt.Sprintf("walmirror [%08x]: ", rand.Uint32())
+
 // missingMsg begins missing's message; presentMsg that of an inserted row
 // whose key the table holds already.
-const (
-	missingMsg = "walmirror: a row updated at the source is missing from "
-	presentMsg = "walmirror: insert into "
+var (
+	missingMsg = marker + "a row updated at the source is missing from "
+	presentMsg = marker + "insert into "
 )
 
 // missing is the error message for a row updated at the source that the
