@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -241,9 +242,34 @@ type TableName struct{ Schema, Name string }
 
 func (t TableName) String() string { return quoteIdent(t.Schema) + "." + quoteIdent(t.Name) }
 
+// SplitTableNames splits a comma-separated list of table names; a comma
+// inside a double-quoted identifier ("S p"."x,y") belongs to the name.
+// Each name is for ParseTableName.
+func SplitTableNames(s string) []string {
+	var out []string
+	if s == "" {
+		return nil
+	}
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			quoted = !quoted // "" inside a quoted name toggles twice
+		case ',':
+			if !quoted {
+				out = append(out, strings.TrimSpace(s[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	return append(out, strings.TrimSpace(s[start:]))
+}
+
 // ParseTableName reads schema.table, where either part may be double-quoted
 // ("My Schema"."a.b" keeps the dot); an unqualified name is in public.
-// Unquoted parts are folded to lower case, as PostgreSQL does.
+// As PostgreSQL does (in a UTF-8 database), unquoted parts have their
+// letters A-Z folded to lower case (no other letter: ÉCOLE is École), and
+// parts are cut to 63 bytes at a character boundary.
 func ParseTableName(s string) (TableName, error) {
 	var parts []string
 	rest := strings.TrimSpace(s)
@@ -272,10 +298,14 @@ func ParseTableName(s string) (TableName, error) {
 			if j < 0 {
 				j = len(rest)
 			}
-			part, rest = strings.ToLower(strings.TrimSpace(rest[:j])), rest[j:]
+			part, rest = asciiLower(strings.TrimSpace(rest[:j])), rest[j:]
 		}
 		if part == "" {
 			return TableName{}, fmt.Errorf("table %q: empty name", s)
+		}
+		for len(part) > 63 {
+			_, size := utf8.DecodeLastRuneInString(part)
+			part = part[:len(part)-size]
 		}
 		parts = append(parts, part)
 		if rest == "" {
@@ -290,6 +320,17 @@ func ParseTableName(s string) (TableName, error) {
 		return TableName{Schema: "public", Name: parts[0]}, nil
 	}
 	return TableName{Schema: parts[0], Name: parts[1]}, nil
+}
+
+// asciiLower folds A-Z only, as PostgreSQL folds unquoted identifiers in
+// a multi-byte encoding (helper-141: strings.ToLower made ÉCOLE école).
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"github.com/walmirror/walmirror/schema"
@@ -51,6 +52,12 @@ func TestParseTableName(t *testing.T) {
 		"Sales.Orders":      {"sales", "orders"},
 		`"My Schema"."a.b"`: {"My Schema", "a.b"},
 		`s."we""ird"`:       {"s", `we"ird`},
+		// A-Z only, as PostgreSQL folds in UTF-8 (helper-141: école).
+		"ÉCOLE":     {"public", "École"},
+		`"ÉCOLE"`:   {"public", "ÉCOLE"},
+		"Größe.ABC": {"größe", "abc"},
+		// Cut to 63 bytes at a character boundary.
+		strings.Repeat("é", 40): {"public", strings.Repeat("é", 31)},
 	}
 	for in, want := range cases {
 		got, err := ParseTableName(in)

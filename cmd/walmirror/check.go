@@ -35,7 +35,7 @@ func cmdCheck(ctx context.Context, args []string) error {
 	if _, err := fs.parse(args); err != nil {
 		return err
 	}
-	cfg.Tables = splitTables(tables)
+	cfg.Tables = source.SplitTableNames(tables)
 	c := &checker{out: os.Stdout, adopt: adopt, replicaRole: replicaRole}
 	if ts, err := readTargetState(ctx, target); err == nil && ts.Found { // else the target check says why
 		if !flagGiven(fs.FlagSet, "slot") && ts.State.Slot != "" {
@@ -52,28 +52,6 @@ func cmdCheck(ctx context.Context, args []string) error {
 		return fmt.Errorf("check: %d problem(s) to fix before walmirror run (the FAIL lines above: each would stop it, or break UPDATE and DELETE on the source)", c.fatal)
 	}
 	return nil
-}
-
-// splitTables splits a comma-separated table list; a comma inside a
-// double-quoted identifier ("S p"."x,y") belongs to the name.
-func splitTables(s string) []string {
-	var out []string
-	if s == "" {
-		return nil
-	}
-	quoted, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			quoted = !quoted // "" inside a quoted name toggles twice
-		case ',':
-			if !quoted {
-				out = append(out, strings.TrimSpace(s[start:i]))
-				start = i + 1
-			}
-		}
-	}
-	return append(out, strings.TrimSpace(s[start:]))
 }
 
 // checker prints findings: ok, WARN (run works, but look), FAIL (run

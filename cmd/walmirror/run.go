@@ -69,7 +69,7 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	}
 	cfg.Logger, cfg.Limits = log, lim
 	if tables != "" {
-		cfg.Source.Tables = append(cfg.Source.Tables, splitTables(tables)...)
+		cfg.Source.Tables = append(cfg.Source.Tables, source.SplitTableNames(tables)...)
 	}
 	switch stopAt {
 	case "":

@@ -3,6 +3,8 @@ package main
 import (
 	"slices"
 	"testing"
+
+	"github.com/walmirror/walmirror/source"
 )
 
 // TestSplitTables: --tables (run, check) and resync's --table split at
@@ -21,8 +23,8 @@ func TestSplitTables(t *testing.T) {
 		{`"S p"."x,y", public."Users"`, []string{`"S p"."x,y"`, `public."Users"`}},
 		{`"a""b,c".t,u.v`, []string{`"a""b,c".t`, "u.v"}},
 	} {
-		if got := splitTables(c.in); !slices.Equal(got, c.want) {
-			t.Errorf("splitTables(%q) = %q, want %q", c.in, got, c.want)
+		if got := source.SplitTableNames(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("SplitTableNames(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 	var m tableList

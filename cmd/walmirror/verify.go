@@ -37,7 +37,7 @@ func (l *tableList) String() string { return strings.Join(*l, ",") }
 // variable or a config file gives it); commas inside double quotes belong
 // to the name.
 func (l *tableList) Set(v string) error {
-	for _, name := range splitTables(v) {
+	for _, name := range source.SplitTableNames(v) {
 		if name == "" {
 			continue
 		}

@@ -62,7 +62,7 @@ func VerifyHandler(fn func() VerifyFunc) http.HandlerFunc {
 		q := r.URL.Query()
 		var req VerifyRequest
 		for _, v := range q["table"] {
-			for _, name := range strings.Split(v, ",") {
+			for _, name := range source.SplitTableNames(v) {
 				if name = strings.TrimSpace(name); name == "" {
 					continue
 				}
