@@ -711,6 +711,23 @@ func (s *Sink) change(ctx context.Context, t *schema.Table, name string) ([]int,
 		if _, err := s.conn.ExecContext(ctx, "UPDATE "+name+" SET "+quote(col)+" = NULL"); err != nil {
 			return nil, fmt.Errorf("reset re-added column %q of %s: %w", col, name, err)
 		}
+		// The new column may differ from the kept one in letter case only
+		// (DROP COLUMN v, ADD COLUMN "V"): it takes the new spelling, or
+		// every start stopped at "maps to the existing DuckDB column"
+		// (helper-141).
+		cols, err := s.columns(ctx, t.Schema, t.Name)
+		if err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", name, err)
+		}
+		if ec, ok := findColumn(cols, col); ok && ec.name != col {
+			if err := s.shedKeyIndex(ctx, t.Schema, t.Name); err != nil {
+				return nil, err
+			}
+			if _, err := s.conn.ExecContext(ctx, "ALTER TABLE "+name+" RENAME COLUMN "+quote(ec.name)+" TO "+quote(col)); err != nil {
+				return nil, fmt.Errorf("rename kept column %q of %s to the new column's %q: %w", ec.name, name, col, err)
+			}
+			s.forgetTable(name)
+		}
 		s.altered[name] = true
 		if fill.Value.State == schema.Text {
 			filled = append(filled, i)

@@ -75,3 +75,37 @@ func TestRebuildNameTaken(t *testing.T) {
 		t.Fatalf("foo after TRUNCATE: %q", got)
 	}
 }
+
+// TestReaddedCaseVariant: a column dropped and another added under its
+// name in other letter case (DROP COLUMN v, ADD COLUMN "V", as PostgreSQL
+// allows) takes the kept column's place under the new spelling, its rows
+// NULL; before, every start stopped at "maps to the existing DuckDB column
+// v" (helper-141).
+func TestReaddedCaseVariant(t *testing.T) {
+	s := openSink(t, filepath.Join(t.TempDir(), "readded.duckdb"))
+	m := schema.NewTable(1, "public", "m", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "v", TypeID: schema.OIDText, Typmod: -1},
+	})
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.EnsureTable(ctx, m); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: m, Inserts: []schema.Tuple{text("1", "a")}})
+	})
+	m2 := schema.NewTable(1, "public", "m", schema.IdentityDefault, []schema.Column{
+		{Name: "id", TypeID: schema.OIDInt4, Typmod: -1, Key: true},
+		{Name: "V", TypeID: schema.OIDInt4, Typmod: -1},
+	})
+	m2.Change = &schema.Change{Added: []string{"V"}, Dropped: []string{"v"}}
+	tx(t, s, func(ctx context.Context) error {
+		if err := s.EnsureTable(ctx, m2); err != nil {
+			return err
+		}
+		return s.Write(ctx, &schema.Batch{Table: m2, Inserts: []schema.Tuple{text("2", "7")}})
+	})
+	got := readTable(t, s.DB(), "public", "m", []string{"id", "V"}, "true ORDER BY id")
+	if j := strings.Join(flatten(got), ","); j != "1,NULL,2,7" {
+		t.Errorf("rows %s, want 1,NULL,2,7", j)
+	}
+}
