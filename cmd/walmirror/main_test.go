@@ -572,3 +572,20 @@ func TestSlotDroppedWhileDown(t *testing.T) {
 		t.Fatalf("after --resync the copy holds %q (%v); want 1 and 2", got, err)
 	}
 }
+
+// TestLagReportUnwritable: --lag-report is written at exit; a path that
+// cannot be written fails the run at start, before it makes a slot
+// (helper-139: the run did its work, then exited 1).
+func TestLagReportUnwritable(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+	slot := "s_" + db
+	r := walmirror(t, nil, "run", "--source", dsn, "--target", "sqlite:"+filepath.Join(t.TempDir(), "copy.db"), "--slot", slot,
+		"--stop-at-lsn", "now", "--lag-report", "/nonexistent-dir/lag.json")
+	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "--lag-report") {
+		t.Fatalf("run exited %d:\n%s", r.code, r.stderr)
+	}
+	if slotExists(t, db, slot) {
+		t.Error("the refused run made a slot")
+	}
+}

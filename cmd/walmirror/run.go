@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -97,6 +98,13 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	}
 	var lags lagRecorder
 	if lagReport != "" {
+		// Written at exit: a path that cannot be written fails now, not
+		// after the run's work (helper-139).
+		f, err := os.OpenFile(lagReport, os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("--lag-report: %w", err)
+		}
+		f.Close()
 		cfg.OnCommit = lags.observe
 	}
 	storedAt, err := preflight(ctx, cfg.Source, target, topts.adopt)
