@@ -231,8 +231,25 @@ func redactErr(err error, dsn string) error {
 	if perr == nil && cfg.Password != "" {
 		msg = strings.ReplaceAll(msg, cfg.Password, "xxxxx")
 	} else if strings.Contains(msg, "://") || strings.Contains(msg, "password") {
-		// Unparsable: we cannot know the password, so drop the echoed input.
-		return errors.New("cannot parse the connection string (contents not shown, it may hold a password)")
+		// Unparsable: we cannot know the password, so drop the echoed input
+		// and keep pgconn's own reason, which follows it (helper-139: a bad
+		// sslmode was reported with no reason at all).
+		reason := ""
+		var pe *pgconn.ParseConfigError
+		if errors.As(err, &pe) {
+			full, why := pe.Error(), ""
+			if inner := pe.Unwrap(); inner != nil {
+				full = strings.TrimSuffix(full, " ("+inner.Error()+")")
+				// Kept unless it may echo the input (url.Parse's does).
+				if w := inner.Error(); !strings.ContainsAny(w, "@:=") && !strings.Contains(w, "password") {
+					why = " (" + w + ")"
+				}
+			}
+			if i := strings.LastIndex(full, "`: "); i >= 0 {
+				reason = ": " + full[i+3:] + why
+			}
+		}
+		return fmt.Errorf("cannot parse the connection string%s (contents not shown, it may hold a password)", reason)
 	}
 	return errors.New(msg)
 }

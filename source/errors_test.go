@@ -33,3 +33,28 @@ func TestClassifySlotRace(t *testing.T) {
 		t.Fatalf("slot race: %v", err)
 	}
 }
+
+// TestUnparsableDSNReason: a connection string that cannot be parsed and
+// may hold a password is not echoed, but pgconn's reason is kept
+// (helper-139: a bad sslmode gave no reason at all).
+func TestUnparsableDSNReason(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://u:s3cret@host/db?sslmode=sometimes",
+		"host=h user=u password=s3cret sslmode=sometimes",
+		"postgres://u:s3cret@host:notaport/db",
+	} {
+		c := Config{DSN: dsn, Slot: "s"}
+		err := c.Validate()
+		if err == nil {
+			t.Errorf("%q: no error", dsn)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "s3cret") || !strings.Contains(msg, "contents not shown") {
+			t.Errorf("%q: %s", dsn, msg)
+		}
+		if strings.Contains(dsn, "sslmode") && !strings.Contains(msg, "sslmode") {
+			t.Errorf("%q: the reason is not in %q", dsn, msg)
+		}
+	}
+}
