@@ -40,8 +40,10 @@ func cmdResync(ctx context.Context, args []string) error {
 	if len(keys) > 0 && len(tables) != 1 {
 		return fmt.Errorf("--key needs exactly one --table: the table whose rows to copy again")
 	}
+	slotOfCopy := false // the slot was read from the copy's state
 	if target != "" {
-		if err := resyncSlot(ctx, target, &cfg.Slot, flagGiven(fs.FlagSet, "slot")); err != nil {
+		var err error
+		if slotOfCopy, err = resyncSlot(ctx, target, &cfg.Slot, flagGiven(fs.FlagSet, "slot")); err != nil {
 			return err
 		}
 		if err := copyPublication(ctx, target, &cfg.Publication, flagGiven(fs.FlagSet, "publication")); err != nil {
@@ -69,6 +71,11 @@ func cmdResync(ctx context.Context, args []string) error {
 	switch st, err := adm.Slot(ctx, cfg.Slot); {
 	case err != nil:
 		return err
+	case !st.Exists && slotOfCopy:
+		// The copy's own slot (resyncSlot read it from the target) is gone
+		// (helper-139: this said to pass the --target that was passed).
+		return fmt.Errorf("the copy in --target follows replication slot %q, which is gone from the source, so no walmirror would take the request up: "+
+			"the copy cannot be resumed; run walmirror run --resync to copy every table again (or walmirror drop, and make a new copy)", cfg.Slot)
 	case !st.Exists:
 		return fmt.Errorf("no replication slot %q on the source, so no walmirror would take the request up: "+
 			"pass the copy's --target (or its --slot)", cfg.Slot)
@@ -126,7 +133,7 @@ func cmdResync(ctx context.Context, args []string) error {
 // as a sink (nothing is created). An explicit --slot must agree with it; a
 // target it cannot read (a DuckDB file a running walmirror holds) is then
 // no obstacle.
-func resyncSlot(ctx context.Context, target string, slot *string, slotGiven bool) error {
+func resyncSlot(ctx context.Context, target string, slot *string, slotGiven bool) (read bool, err error) {
 	ts, err := readTargetState(ctx, target)
 	switch {
 	case err != nil && slotGiven:
@@ -135,18 +142,18 @@ func resyncSlot(ctx context.Context, target string, slot *string, slotGiven bool
 		// tables again instead).
 		fmt.Fprintf(os.Stderr, "walmirror: could not read %s (%v), so not checked that it follows slot %q: the copy following that slot acts on the request\n",
 			redactTarget(target), err, *slot)
-		return nil
+		return false, nil
 	case err != nil:
-		return fmt.Errorf("read the slot %s follows: %w (while walmirror holds a DuckDB file, name its slot with --slot)",
+		return false, fmt.Errorf("read the slot %s follows: %w (while walmirror holds a DuckDB file, name its slot with --slot)",
 			redactTarget(target), err)
 	case !ts.Found:
-		return fmt.Errorf("%s holds no walmirror copy, so there is nothing to copy again: run walmirror run into it first",
+		return false, fmt.Errorf("%s holds no walmirror copy, so there is nothing to copy again: run walmirror run into it first",
 			redactTarget(target))
 	case slotGiven && *slot != ts.State.Slot:
-		return fmt.Errorf("--slot %s, but %s follows slot %q", *slot, redactTarget(target), ts.State.Slot)
+		return false, fmt.Errorf("--slot %s, but %s follows slot %q", *slot, redactTarget(target), ts.State.Slot)
 	}
 	*slot = ts.State.Slot
-	return nil
+	return true, nil
 }
 
 // keyFlag collects --key values: one key each, its columns' values

@@ -64,6 +64,13 @@ func TestResyncTarget(t *testing.T) {
 			if r.code != 1 || !strings.Contains(r.stderr, "no_such_slot") {
 				t.Errorf("resync for a missing slot: exit %d, %s", r.code, r.stderr)
 			}
+			// The copy's own slot gone: say so, and how to go on
+			// (helper-139: it said to pass the --target that was passed).
+			mustExec(t, db, `SELECT pg_drop_replication_slot('`+slot+`')`)
+			r = walmirror(t, nil, "resync", "--source", dsn, "--target", target, "--table", "public.t")
+			if r.code != 1 || !strings.Contains(r.stderr, "is gone from the source") || !strings.Contains(r.stderr, "run --resync") {
+				t.Errorf("resync of a copy whose slot is gone: exit %d, %s", r.code, r.stderr)
+			}
 		})
 	}
 	t.Run("no copy", func(t *testing.T) {
