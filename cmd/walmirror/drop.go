@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"io"
 	"os"
 	"slices"
@@ -164,6 +166,12 @@ func drop(ctx context.Context, out io.Writer, cfg source.Config, haveTarget, pub
 		return nil
 	}
 	if err := adm.DropPublication(ctx, name); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			// Not the REPLICATION or SELECT a generic hint names (helper-139).
+			return fmt.Errorf("publication %q left in place: only its owner (%s) or a superuser may drop it; have one run DROP PUBLICATION %s",
+				name, pub.Owner, quoteIdent(name))
+		}
 		return err
 	}
 	fmt.Fprintf(out, "dropped publication %q (walmirror created it)\n", name)

@@ -1362,3 +1362,25 @@ func TestCheckSchemaClosed(t *testing.T) {
 		t.Fatalf("check after the grant exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestDropPublicationNotOwned: drop by a REPLICATION role that does not own
+// walmirror's publication drops the slot and says who may drop the
+// publication (helper-139: a hint about REPLICATION and SELECT).
+func TestDropPublicationNotOwned(t *testing.T) {
+	needServer(t)
+	dsn, db := newDatabase(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+	role := "rep_" + db
+	mustExec(t, db, `CREATE ROLE `+role+` LOGIN REPLICATION PASSWORD 'reppw'`)
+	t.Cleanup(func() { _ = server.Exec(context.Background(), db, `DROP ROLE IF EXISTS `+role) })
+	slot := "s_" + db
+	target := "sqlite:" + filepath.Join(t.TempDir(), "copy.db")
+	runNow(t, dsn, target, slot)
+	r := walmirror(t, nil, "drop", "--source", server.DSNFor(role, "reppw", db), "--target", target)
+	if r.code != 1 || !strings.Contains(r.stdout, `dropped replication slot "`+slot+`"`) ||
+		!strings.Contains(r.stderr, "only its owner") || strings.Contains(r.stderr, "REPLICATION") {
+		t.Fatalf("drop exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !publicationExists(t, db, "walmirror") {
+		t.Error("the publication was dropped")
+	}
+}
