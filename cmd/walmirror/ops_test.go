@@ -455,6 +455,11 @@ func TestDuckDBHeldByRun(t *testing.T) {
 	if r := walmirror(t, nil, "status", "--target", "duckdb:"+path); r.code != 0 || !strings.Contains(r.stdout, "running:  walmirror (PID ") {
 		t.Errorf("status: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// resync --target asks the run, the slot read from its state file
+	// (helper-139: refused while the run held the file, its main use).
+	if r := walmirror(t, nil, "resync", "--source", dsn, "--target", "duckdb:"+path, "--table", "public.t"); r.code != 0 || !strings.Contains(r.stdout, `slot "`+slot+`"`) {
+		t.Errorf("resync --target of a DuckDB file walmirror run writes: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	stop()
 	if _, err := os.Stat(runStatePath(path)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the run left its state file: %v", err)

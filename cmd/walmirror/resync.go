@@ -134,7 +134,7 @@ func cmdResync(ctx context.Context, args []string) error {
 // target it cannot read (a DuckDB file a running walmirror holds) is then
 // no obstacle.
 func resyncSlot(ctx context.Context, target string, slot *string, slotGiven bool) (read bool, err error) {
-	ts, err := readTargetState(ctx, target)
+	ts, err := readTargetStateOrRun(ctx, target)
 	switch {
 	case err != nil && slotGiven:
 		// E.g. a DuckDB file held by the running walmirror: --slot names

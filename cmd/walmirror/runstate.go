@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/walmirror/walmirror/sinks/duckdb"
 	"os"
 	"path/filepath"
 	"sync"
@@ -152,4 +154,20 @@ func readRunState(duckdbPath string) (runState, error) {
 		return rs, fmt.Errorf("%s: written by process %d, which has ended", runStatePath(duckdbPath), rs.PID)
 	}
 	return rs, nil
+}
+
+// readTargetStateOrRun is readTargetState, or for a DuckDB file a running
+// walmirror holds, the state its run-state file names (slot, publication,
+// phase, source): what resync needs to ask that run to copy a table again
+// (helper-139: resync refused the file while the run held it, which is
+// when it is used).
+func readTargetStateOrRun(ctx context.Context, target string) (targetState, error) {
+	ts, err := readTargetState(ctx, target)
+	if _, busy := duckdb.LockHolder(err); busy {
+		if rs, rerr := readRunState(ts.Path); rerr == nil {
+			return targetState{Kind: ts.Kind, Path: ts.Path, Exists: true, Found: true,
+				State: schema.State{Slot: rs.Slot, Publication: rs.Publication, Phase: rs.Phase, SystemID: rs.SystemID}}, nil
+		}
+	}
+	return ts, err
 }

@@ -213,7 +213,7 @@ func formatTime(t time.Time) string {
 // cannot read, or one stored before the publication was, leaves *pub as it
 // is (the command reads the target itself and says what is wrong).
 func copyPublication(ctx context.Context, target string, pub *string, given bool) error {
-	ts, err := readTargetState(ctx, target)
+	ts, err := readTargetStateOrRun(ctx, target)
 	if err != nil || !ts.Found {
 		return nil
 	}
