@@ -377,6 +377,7 @@ func (r *runner) recopy(ctx context.Context, err error) bool {
 		r.log.Error("could not record a new copy of the table that differs from the source", "table", de.Table, "err", rerr)
 		return false
 	}
+	r.stored(st)
 	if r.recopied == nil {
 		r.recopied = map[uint32]lsn.LSN{}
 	}

@@ -100,11 +100,9 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 	if lagReport != "" {
 		// Written at exit: a path that cannot be written fails now, not
 		// after the run's work (helper-139).
-		f, err := os.OpenFile(lagReport, os.O_WRONLY|os.O_CREATE, 0o644)
-		if err != nil {
+		if err := writable(lagReport); err != nil {
 			return fmt.Errorf("--lag-report: %w", err)
 		}
-		f.Close()
 		cfg.OnCommit = lags.observe
 	}
 	storedAt, err := preflight(ctx, cfg.Source, target, topts.adopt)
@@ -159,6 +157,10 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 		pub, ok := sink.(copyPublisher)
 		if !ok || publishEvery <= 0 {
 			return fmt.Errorf("--publish-copy needs a duckdb:PATH target and a positive --publish-interval")
+		}
+		if rs, err := readRunState(publishCopy); err == nil {
+			// Held by that run, so the sink cannot look into it.
+			return fmt.Errorf("--publish-copy %q: that is the live file of a running walmirror (PID %d), which publishing would replace: give another path", publishCopy, rs.PID)
 		}
 		if err := pub.CheckPublishPath(ctx, publishCopy); err != nil {
 			return fmt.Errorf("--publish-copy %q: %w", publishCopy, err)
@@ -237,4 +239,26 @@ func storedPublication(ctx context.Context, sink apply.Sink, cfg *apply.Config, 
 		log.Info("following the publication the copy is made from", "publication", st.Publication)
 	}
 	return err
+}
+
+// writable says why path cannot be written, leaving no file behind: an
+// existing one is opened for writing (not truncated), a new one made and
+// removed again.
+func writable(path string) error {
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(path)
 }

@@ -109,7 +109,7 @@ func readTargetState(ctx context.Context, target string) (targetState, error) {
 	} else {
 		db, err = openDuckDBReadOnly(ctx, path)
 		has = `SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'walmirror_look' AND table_schema = 'main' AND table_name = '_walmirror_state'`
-		q = `SELECT slot, system_id, phase, lsn_text, strftime(updated_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') FROM main._walmirror_state WHERE id = 1`
+		q = `SELECT slot, system_id, phase, lsn_text, strftime(updated_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') FROM walmirror_look.main._walmirror_state WHERE id = 1`
 	}
 	if err != nil {
 		if busy := duckdbBusy(path, err); busy != nil {
@@ -365,6 +365,13 @@ func foreignTablesText(target string, have []string) string {
 		redactTarget(target), strings.Join(have, ", "))
 }
 
+// adoptRowsText says that target holds tables, named in have, walmirror
+// did not create, which --adopt-tables does not take over: they hold rows.
+func adoptRowsText(target string, have []string) string {
+	return fmt.Sprintf("%s already holds %s, which walmirror did not create: --adopt-tables takes over only empty tables, and each of these holds rows (a copy's rows come from the source): empty or drop them, or choose another target",
+		redactTarget(target), strings.Join(have, ", "))
+}
+
 // refuseForeignTables refuses a first run into a target that already holds
 // tables of the copy's names walmirror did not create, before the source
 // gets a publication and a slot and the target walmirror's metadata
@@ -407,8 +414,7 @@ func refuseForeignTables(ctx context.Context, cfg source.Config, target string, 
 	case err != nil || len(have) == 0:
 		return nil
 	case adopt:
-		return fmt.Errorf("%s already holds %s, which walmirror did not create and which hold rows: --adopt-tables takes over only empty tables (a copy's rows come from the source): empty or drop them, or choose another target",
-			redactTarget(target), strings.Join(have, ", "))
+		return errors.New(adoptRowsText(target, have))
 	}
 	return errors.New(foreignTablesText(target, have))
 }

@@ -63,9 +63,11 @@ func (s *Sink) PublishCopy(ctx context.Context, path string) error {
 
 // CheckPublishPath says why PublishCopy cannot replace the file at path,
 // or nil: path is the live database, its directory is missing, or a file
-// there is not a copy walmirror published (a text file, another program's
-// database, another walmirror copy's live file were replaced, exit 0:
-// helper-139).
+// there is not a copy walmirror published of this target (a text file,
+// another program's database, another walmirror target's file were
+// replaced, exit 0: helper-139). A file another process holds cannot be
+// looked into: it passes, with a warning (a reader that opened it
+// read-write).
 func (s *Sink) CheckPublishPath(ctx context.Context, path string) error {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
@@ -114,15 +116,35 @@ func (s *Sink) checkPublishPath(ctx context.Context, path string) error {
 	s.publishN++
 	alias := "walmirror_check_" + strconv.Itoa(s.publishN)
 	if _, err := conn.ExecContext(ctx, "ATTACH "+literal(path)+" AS "+quote(alias)+" (TYPE DUCKDB, READ_ONLY)"); err != nil {
+		if _, held := LockHolder(err); held {
+			// A reader opened it read-write (DuckDB's default), which
+			// locks it: it cannot be looked into, and the rename that
+			// publishes needs no lock (helper-142: refused, the run
+			// stopped at start).
+			s.log.Warn("the published copy is held by another process, so walmirror cannot check that it is one it published; readers should open it read-only", "path", path, "err", err)
+			return nil
+		}
 		return notOurs(fmt.Sprintf("DuckDB cannot open it read-only: %v", err))
 	}
 	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "DETACH "+quote(alias)) }()
 	var tables int
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' AND table_name IN ('_walmirror_state', '_walmirror_tables')`, alias).Scan(&tables); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' AND table_name = '_walmirror_state'`, alias).Scan(&tables); err != nil {
 		return err
 	}
-	if tables != 2 {
-		return notOurs("a DuckDB database without walmirror's tables")
+	if tables != 1 {
+		return notOurs("a DuckDB database without walmirror's state")
+	}
+	// A copy of this target holds its slot and source; another target's
+	// live file (its run stopped) holds its own (helper-142).
+	var liveSlot, liveSys, pubSlot, pubSys sql.NullString
+	if err := conn.QueryRowContext(ctx, `SELECT slot, system_id FROM `+stateTable+` WHERE id = 1`).Scan(&liveSlot, &liveSys); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT slot, system_id FROM `+quote(alias)+`.main._walmirror_state WHERE id = 1`).Scan(&pubSlot, &pubSys); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if liveSlot.String != "" && pubSlot.String != "" && (liveSlot != pubSlot || liveSys != pubSys) {
+		return notOurs(fmt.Sprintf("a copy of another walmirror target: slot %q of source system %s, where this one follows slot %q of %s", pubSlot.String, pubSys.String, liveSlot.String, liveSys.String))
 	}
 	return nil
 }

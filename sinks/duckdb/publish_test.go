@@ -195,7 +195,7 @@ func TestPublishPathRefused(t *testing.T) {
 	}
 	for _, c := range []struct{ path, want string }{
 		{text, "not a DuckDB database"},
-		{other, "without walmirror's tables"},
+		{other, "without walmirror's state"},
 		{live, "live database"},
 		{link, "live database"},
 		{filepath.Join(dir, "missing", "copy.duckdb"), "does not exist"},
@@ -211,6 +211,20 @@ func TestPublishPathRefused(t *testing.T) {
 		if after, _ := os.ReadFile(c.path); !bytes.Equal(before, after) {
 			t.Errorf("%s changed", filepath.Base(c.path))
 		}
+	}
+	// Another target's live file, its run stopped: walmirror's tables,
+	// another slot and source (helper-142: replaced).
+	third := filepath.Join(dir, "third.duckdb")
+	s3 := openSink(t, third)
+	if err := s3.Begin(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.Commit(t.Context(), schema.State{Slot: "other", SystemID: "2", Phase: schema.PhaseStreaming, LSN: 5}); err != nil {
+		t.Fatal(err)
+	}
+	s3.Close()
+	if err := s.CheckPublishPath(t.Context(), third); err == nil || !strings.Contains(err.Error(), "another walmirror target") {
+		t.Errorf("CheckPublishPath(another target's live file): %v", err)
 	}
 	// A copy published by an earlier sink (an earlier run) is replaced.
 	pub := filepath.Join(dir, "read.duckdb")

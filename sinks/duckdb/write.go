@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
@@ -210,11 +211,17 @@ func (s *Sink) runWork(ctx context.Context, ti *tableInfo, work int64, query str
 			// (helper-141): the last such phrase of the first line names it.
 			// Name the table's column instead.
 			col, at := "a json column", -1
-			why, _, _ := strings.Cut(err.Error(), "\n")
+			// The value is quoted whole, newlines and all; DuckDB's
+			// context (the statement) follows a blank line.
+			why, _, _ := strings.Cut(err.Error(), "\n\nLINE ")
 			const casting = " when casting from source column "
 			if i := strings.LastIndex(why, casting); i >= 0 {
-				field := strings.TrimSpace(why[i+len(casting):])
-				why = why[:i]
+				field, _, _ := strings.Cut(why[i+len(casting):], "\n")
+				field = strings.TrimSpace(field)
+				if j := strings.IndexFunc(field, unicode.IsSpace); j >= 0 {
+					field = field[:j]
+				}
+				why = strings.Join(strings.Fields(why[:i]), " ")
 				for _, f := range fields {
 					if field == f.name() && f.col < len(ti.t.Columns) {
 						col, at = fmt.Sprintf("column %q", ti.t.Columns[f.col].Name), f.col
@@ -649,7 +656,10 @@ func (s *Sink) merge(ctx context.Context, ti *tableInfo, rows []schema.Tuple) er
 // DuckDB's other errors too, which were taken for a divergence
 // (helper-141).
 func markedError(err error) bool {
-	return strings.Contains(err.Error(), marker)
+	// Not in DuckDB's context after the message, which may show the
+	// statement holding the marker's literal.
+	msg, _, _ := strings.Cut(err.Error(), "\nLINE ")
+	return strings.Contains(msg, marker)
 }
 
 // marker begins missingMsg and presentMsg: "walmirror" and a number drawn
