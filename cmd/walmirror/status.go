@@ -59,8 +59,9 @@ type sourceStatus struct {
 	// LagBytes: 0 also before an initial copy is complete (snapshot_complete).
 	LagBytes int64 `json:"lag_bytes"`
 	// LagSeconds: the server's flush_lag for the slot's walsender while
-	// walmirror streams, 0 when caught up, -1 when not known (walmirror is
-	// not running and the copy is behind, or no initial copy is complete).
+	// walmirror streams, 0 when caught up (LagBytes 0), -1 when not known
+	// (walmirror is not running and the copy is behind, or no initial copy
+	// is complete).
 	LagSeconds float64    `json:"lag_seconds"`
 	SlotState  slotStatus `json:"slot_state"`
 	Problem    string     `json:"problem,omitempty"`
@@ -293,6 +294,14 @@ func sourceState(ctx context.Context, cfg source.Config, st schema.State, stream
 		}
 		if ok {
 			out.LagSeconds = lag.Seconds()
+		}
+		if out.LagBytes == 0 && streaming {
+			// The copy holds all the source wrote. flush_lag grows anyway
+			// while a transaction the source has not finished was
+			// streamed in progress (a prepared one, for hours): walmirror
+			// confirms no further than its start (helper-140: status
+			// showed a minute of lag, /metrics 0).
+			out.LagSeconds = 0
 		}
 	case out.LagBytes == 0 && streaming:
 		out.LagSeconds = 0
