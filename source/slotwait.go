@@ -103,3 +103,17 @@ func (s *Source) slotBlockers(ctx context.Context, began time.Time) ([]string, e
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+// OldTransactions lists the transactions (with an xid, in any database,
+// prepared ones included) open on the source since before began: they
+// hold every slot's restart point, so the WAL from their start stays,
+// however far walmirror has applied and confirmed.
+func (a *Admin) OldTransactions(ctx context.Context, began time.Time) ([]string, error) {
+	ctx, cancel := a.deadline(ctx)
+	defer cancel()
+	rows, err := a.conn.Query(ctx, slotBlockers+" ORDER BY 1", began)
+	if err != nil {
+		return nil, classify("list open transactions", timeoutCause(ctx, err))
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

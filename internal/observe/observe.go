@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -484,6 +485,15 @@ func (m *Monitor) PollSlot(ctx context.Context, cfg source.Config, every time.Du
 			switch retained := st.RetainedBytes; {
 			case maxRetained > 0 && retained > maxRetained && !over:
 				over = true
+				// A transaction open for long (a prepared one, for hours)
+				// holds the slot's restart point however far walmirror
+				// confirmed: name it rather than blame walmirror
+				// (helper-140).
+				if old, err := adm.OldTransactions(ctx, time.Now().Add(-time.Minute)); err == nil && len(old) > 0 {
+					log.Warn("the replication slot retains more WAL than --max-retained-wal: PostgreSQL keeps the WAL from the start of the oldest transaction still open on the source, and some have been open for over a minute (end them: commit or roll back; COMMIT PREPARED or ROLLBACK PREPARED for prepared ones), or walmirror is behind (watch disk space on the source)",
+						"slot", cfg.Slot, "retained_bytes", retained, "max_retained_wal", maxRetained, "wal_status", st.WALStatus, "open_transactions", strings.Join(old, "; "))
+					break
+				}
 				log.Warn("the replication slot retains more WAL than --max-retained-wal: walmirror is behind or stopped too long (watch disk space on the source)",
 					"slot", cfg.Slot, "retained_bytes", retained, "max_retained_wal", maxRetained, "wal_status", st.WALStatus)
 			case over && retained <= maxRetained:
