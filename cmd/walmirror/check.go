@@ -399,7 +399,7 @@ func (c *checker) target(ctx context.Context, cfg source.Config, target, system 
 			case err != nil:
 				c.fail("target", "%v", err)
 			case len(full) > 0:
-				c.fail("target", "%s already holds %s, which walmirror did not create and which hold rows: --adopt-tables takes over only empty tables (a copy's rows come from the source): empty or drop them, or choose another target", name, strings.Join(full, ", "))
+				c.fail("target", "%s", adoptRowsText(target, full))
 			default:
 				c.warn("target", "%s already holds %s, which walmirror did not create: run takes them over while they are empty (--adopt-tables)", name, strings.Join(have, ", "))
 			}

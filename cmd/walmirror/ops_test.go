@@ -1184,10 +1184,10 @@ func TestCheckUnownedTable(t *testing.T) {
 			// With a row, run --adopt-tables refuses it: so does check
 			// (helper-139: it warned, exit 0).
 			targetExec(t, target, "INSERT INTO "+table+" VALUES (1)")
-			if r := walmirror(t, nil, append([]string{"check", "--adopt-tables"}, args...)...); r.code != 1 || !strings.Contains(r.stdout, "which hold rows") {
+			if r := walmirror(t, nil, append([]string{"check", "--adopt-tables"}, args...)...); r.code != 1 || !strings.Contains(r.stdout, "holds rows") {
 				t.Errorf("check --adopt-tables of a table with a row exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 			}
-			if r := walmirror(t, nil, append([]string{"run", "--adopt-tables", "--stop-at-lsn", "now"}, args...)...); r.code != 1 || !strings.Contains(r.stderr, "which hold rows") {
+			if r := walmirror(t, nil, append([]string{"run", "--adopt-tables", "--stop-at-lsn", "now"}, args...)...); r.code != 1 || !strings.Contains(r.stderr, "holds rows") {
 				t.Errorf("run --adopt-tables of a table with a row exited %d, want 1:\n%s", r.code, r.stderr)
 			}
 			if r := walmirror(t, nil, append([]string{"run", "--stop-at-lsn", "now"}, args...)...); r.code != 1 || !strings.Contains(r.stderr, "Order Items") ||
