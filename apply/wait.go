@@ -122,7 +122,9 @@ func (p *Progress) Hook(cfg *Config) {
 // position and copying state stay as they were. Call it before starting
 // Run on another goroutine when a waiter may come first (helper-114: a
 // WaitFor just after go apply.Run(...) failed with the previous run's
-// end in 8 of 10 tries).
+// end in 8 of 10 tries). A Run refused because another Run uses its sink
+// calls no hook: its waiters then wait until their deadline, unless the
+// caller reports Run's error with Stopped.
 func (p *Progress) Starting() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
