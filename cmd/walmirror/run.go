@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walmirror/walmirror/sinks/duckdb"
 	"log/slog"
 	"os"
 	"sync"
@@ -162,7 +163,11 @@ func cmdRun(ctx context.Context, args []string) (err error) {
 			// Held by that run, so the sink cannot look into it.
 			return fmt.Errorf("--publish-copy %q: that is the live file of a running walmirror (PID %d), which publishing would replace: give another path", publishCopy, rs.PID)
 		}
-		if err := pub.CheckPublishPath(ctx, publishCopy); err != nil {
+		switch err := pub.CheckPublishPath(ctx, publishCopy); {
+		case errors.Is(err, duckdb.ErrPublishHeld):
+			// Replication goes on; each publish tries again.
+			log.Warn("not publishing the read-only copy for now", "path", publishCopy, "err", err)
+		case err != nil:
 			return fmt.Errorf("--publish-copy %q: %w", publishCopy, err)
 		}
 		stop := publishCopies(ctx, pub, publishCopy, publishEvery, log)
@@ -241,21 +246,33 @@ func storedPublication(ctx context.Context, sink apply.Sink, cfg *apply.Config, 
 	return err
 }
 
-// writable says why path cannot be written, leaving no file behind: an
-// existing one is opened for writing (not truncated), a new one made and
-// removed again.
+// writable says why path cannot be written, as os.WriteFile will at the
+// end, leaving no file behind: an existing regular file is opened for
+// writing (not truncated), a new one made and removed again; a device, a
+// FIFO or a dangling symlink is left to the write.
 func writable(path string) error {
-	if fi, err := os.Stat(path); err == nil {
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", path)
-		}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s is a directory", path)
+	case err == nil && !fi.Mode().IsRegular():
+		return nil
+	case err == nil:
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
 			return err
 		}
 		return f.Close()
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil // a symlink to a file not there yet
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return nil // made meanwhile
+	}
 	if err != nil {
 		return err
 	}

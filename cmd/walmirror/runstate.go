@@ -150,7 +150,9 @@ func readRunState(duckdbPath string) (runState, error) {
 	if err := json.Unmarshal(data, &rs); err != nil {
 		return rs, fmt.Errorf("%s: %w", runStatePath(duckdbPath), err)
 	}
-	if alive := syscall.Kill(rs.PID, 0); rs.PID <= 0 || alive != nil && !errors.Is(alive, syscall.EPERM) {
+	// This process's own PID is a file a killed run left (a container's
+	// PID 1 restarted: helper-143).
+	if alive := syscall.Kill(rs.PID, 0); rs.PID <= 0 || rs.PID == os.Getpid() || alive != nil && !errors.Is(alive, syscall.EPERM) {
 		return rs, fmt.Errorf("%s: written by process %d, which has ended", runStatePath(duckdbPath), rs.PID)
 	}
 	return rs, nil

@@ -66,8 +66,7 @@ func (s *Sink) PublishCopy(ctx context.Context, path string) error {
 // there is not a copy walmirror published of this target (a text file,
 // another program's database, another walmirror target's file were
 // replaced, exit 0: helper-139). A file another process holds cannot be
-// looked into: it passes, with a warning (a reader that opened it
-// read-write).
+// looked into: ErrPublishHeld.
 func (s *Sink) CheckPublishPath(ctx context.Context, path string) error {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
@@ -116,13 +115,12 @@ func (s *Sink) checkPublishPath(ctx context.Context, path string) error {
 	s.publishN++
 	alias := "walmirror_check_" + strconv.Itoa(s.publishN)
 	if _, err := conn.ExecContext(ctx, "ATTACH "+literal(path)+" AS "+quote(alias)+" (TYPE DUCKDB, READ_ONLY)"); err != nil {
-		if _, held := LockHolder(err); held {
-			// A reader opened it read-write (DuckDB's default), which
-			// locks it: it cannot be looked into, and the rename that
-			// publishes needs no lock (helper-142: refused, the run
-			// stopped at start).
-			s.log.Warn("the published copy is held by another process, so walmirror cannot check that it is one it published; readers should open it read-only", "path", path, "err", err)
-			return nil
+		if holder, held := LockHolder(err); held {
+			// Some process has it open read-write: a reader of the copy
+			// that did not open it read-only, or a live database (another
+			// program's, a walmirror's), which must not be replaced
+			// (helper-143). Not published until it can be looked into.
+			return fmt.Errorf("%w: %s has it open read-write, so walmirror cannot check that it is a copy it published; readers must open it read-only (duckdb -readonly); publishing resumes once no process holds it", ErrPublishHeld, holder)
 		}
 		return notOurs(fmt.Sprintf("DuckDB cannot open it read-only: %v", err))
 	}
@@ -143,11 +141,22 @@ func (s *Sink) checkPublishPath(ctx context.Context, path string) error {
 	if err := conn.QueryRowContext(ctx, `SELECT slot, system_id FROM `+quote(alias)+`.main._walmirror_state WHERE id = 1`).Scan(&pubSlot, &pubSys); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	if liveSlot.String != "" && pubSlot.String != "" && (liveSlot != pubSlot || liveSys != pubSys) {
+	switch {
+	case pubSlot.String == "":
+	case liveSlot.String == "":
+		// This target holds no copy yet: a file naming a slot is some
+		// other target's (helper-143: replaced on a first run).
+		return notOurs(fmt.Sprintf("a copy of a walmirror target following slot %q of source system %s, where this target holds no copy yet", pubSlot.String, pubSys.String))
+	case liveSlot != pubSlot || liveSys != pubSys:
 		return notOurs(fmt.Sprintf("a copy of another walmirror target: slot %q of source system %s, where this one follows slot %q of %s", pubSlot.String, pubSys.String, liveSlot.String, liveSys.String))
 	}
 	return nil
 }
+
+// ErrPublishHeld is in CheckPublishPath's and PublishCopy's error when
+// another process holds the file at the path (a reader that opened it
+// read-write, or a live database): it is not replaced, and may be later.
+var ErrPublishHeld = errors.New("the file to publish to is held by another process")
 
 func (s *Sink) publish(ctx context.Context, path string) error {
 	prev, ok := s.published[path]

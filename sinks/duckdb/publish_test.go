@@ -1,10 +1,14 @@
 package duckdb_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -226,6 +230,12 @@ func TestPublishPathRefused(t *testing.T) {
 	if err := s.CheckPublishPath(t.Context(), third); err == nil || !strings.Contains(err.Error(), "another walmirror target") {
 		t.Errorf("CheckPublishPath(another target's live file): %v", err)
 	}
+	// A target that holds no copy yet does not replace a file naming a
+	// slot (helper-143: its first run replaced it).
+	fresh := openSink(t, filepath.Join(dir, "fresh.duckdb"))
+	if err := fresh.CheckPublishPath(t.Context(), third); err == nil || !strings.Contains(err.Error(), "holds no copy yet") {
+		t.Errorf("CheckPublishPath(another target's file) from a target without a copy: %v", err)
+	}
 	// A copy published by an earlier sink (an earlier run) is replaced.
 	pub := filepath.Join(dir, "read.duckdb")
 	if err := s.PublishCopy(t.Context(), pub); err != nil {
@@ -238,5 +248,74 @@ func TestPublishPathRefused(t *testing.T) {
 	}
 	if err := s2.PublishCopy(t.Context(), pub); err != nil {
 		t.Errorf("republish: %v", err)
+	}
+}
+
+// TestHoldDuckDBHelper holds the DuckDB file $WALMIRROR_HOLD_DUCKDB open
+// read-write until its stdin closes: another process, for
+// TestPublishPathHeld.
+func TestHoldDuckDBHelper(t *testing.T) {
+	path := os.Getenv("WALMIRROR_HOLD_DUCKDB")
+	if path == "" {
+		t.Skip("a helper process")
+	}
+	db, err := openRaw(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	os.Stdout.WriteString("held\n")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// TestPublishPathHeld: a file another process has open read-write (a
+// reader that did not open it read-only, or someone's live database)
+// cannot be looked into: it is not replaced (ErrPublishHeld), and is once
+// the process lets it go (helper-142, helper-143).
+func TestPublishPathHeld(t *testing.T) {
+	dir := t.TempDir()
+	s := openSink(t, filepath.Join(dir, "live.duckdb"))
+	tx(t, s, func(ctx context.Context) error { return s.EnsureTable(ctx, kvTable()) })
+	pub := filepath.Join(dir, "read.duckdb")
+	other := filepath.Join(dir, "other.duckdb")
+	db, err := openRaw(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, path := range []string{pub, other} {
+		if path == pub {
+			if err := s.PublishCopy(t.Context(), pub); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHoldDuckDBHelper$")
+		cmd.Env = append(os.Environ(), "WALMIRROR_HOLD_DUCKDB="+path)
+		stdin, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || !strings.Contains(line, "held") {
+			t.Fatalf("helper: %q, %v", line, err)
+		}
+		before, _ := os.ReadFile(path)
+		fresh := openSink(t, filepath.Join(dir, "fresh"+filepath.Base(path)))
+		if err := fresh.CheckPublishPath(t.Context(), path); !errors.Is(err, duckdb.ErrPublishHeld) {
+			t.Errorf("CheckPublishPath(%s held): %v, want ErrPublishHeld", filepath.Base(path), err)
+		}
+		if err := fresh.PublishCopy(t.Context(), path); !errors.Is(err, duckdb.ErrPublishHeld) {
+			t.Errorf("PublishCopy(%s held): %v, want ErrPublishHeld", filepath.Base(path), err)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Errorf("%s changed", filepath.Base(path))
+		}
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PublishCopy(t.Context(), pub); err != nil {
+		t.Errorf("once let go: %v", err)
 	}
 }
