@@ -37,7 +37,9 @@ func cmdCheck(ctx context.Context, args []string) error {
 	}
 	cfg.Tables = source.SplitTableNames(tables)
 	c := &checker{out: os.Stdout, adopt: adopt, replicaRole: replicaRole}
-	if ts, err := readTargetState(ctx, target); err == nil && ts.Found { // else the target check says why
+	// A DuckDB file a run holds: its run-state file names the slot and
+	// publication (helper-139: the default slot was checked).
+	if ts, err := readTargetStateOrRun(ctx, target); err == nil && ts.Found { // else the target check says why
 		if !flagGiven(fs.FlagSet, "slot") && ts.State.Slot != "" {
 			cfg.Slot = ts.State.Slot // as run: the copy's slot, unless another is named
 		}

@@ -426,6 +426,11 @@ func TestDuckDBHeldByRun(t *testing.T) {
 			t.Errorf("%s on a DuckDB file walmirror run writes: exit %d (want %d), want the holder and %q:\n%s", c.args[0], r.code, c.code, c.want, out)
 		}
 	}
+	// check without --slot checks the run's slot, named by its state file
+	// (helper-139: it checked the default one, "missing; run will create it").
+	if r := walmirror(t, nil, "check", "--source", dsn, "--target", "duckdb:"+path); r.code != 1 || !strings.Contains(r.stdout, `"`+slot+`"`) {
+		t.Errorf("check of a DuckDB file walmirror run writes: exit %d, want its slot %q:\n%s%s", r.code, slot, r.stdout, r.stderr)
+	}
 	// verify finds the run through its control socket and verifies
 	// through it (before, exit 2 asking for --sidecar).
 	if r := walmirror(t, nil, "verify", "--source", dsn, "--target", "duckdb:"+path); r.code != 0 || !strings.Contains(r.stdout, "by the running walmirror") {
