@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walmirror/walmirror/sinks/duckdb"
 	"log/slog"
 	"os"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/walmirror/walmirror/apply"
 	"github.com/walmirror/walmirror/lsn"
 	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/sinks/duckdb"
 	"github.com/walmirror/walmirror/source"
 )
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/walmirror/walmirror/sinks/duckdb"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walmirror/walmirror/schema"
+	"github.com/walmirror/walmirror/sinks/duckdb"
 )
 
 // A DuckDB file a running walmirror writes cannot be opened by another

@@ -322,9 +322,9 @@ func targetTables(ctx context.Context, target string, tables []source.TableName,
 			continue
 		}
 		if withRows {
-			quoted := sqliteQuote(sqlite.TableName(t.Schema, t.Name))
+			quoted := quoteIdent(sqlite.TableName(t.Schema, t.Name))
 			if kind == "duckdb" {
-				quoted = sqliteQuote(t.Schema) + "." + sqliteQuote(t.Name)
+				quoted = quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
 			}
 			var any bool
 			if err := db.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM "+quoted+")").Scan(&any); err != nil {
@@ -469,9 +469,6 @@ func openDuckDBReadOnly(ctx context.Context, path string) (*sql.DB, error) {
 	}
 	return db, nil
 }
-
-// sqliteQuote quotes an identifier for SQLite and DuckDB.
-func sqliteQuote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
 
 // closedSchemas returns the schemas of tables that exist in a PostgreSQL
 // target and in which its role may not create tables, quoted.

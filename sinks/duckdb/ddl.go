@@ -443,20 +443,24 @@ func (s *Sink) rebuildName(ctx context.Context, schemaName, table string) (strin
 		if i > 0 {
 			tmp += "_" + strconv.Itoa(i)
 		}
-		var n int
-		if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND lower(schema_name) = lower(?) AND lower(table_name) = lower(?)`,
-			Catalog, schemaName, tmp).Scan(&n); err != nil {
-			return "", fmt.Errorf("look for a free name in %s: %w", quote(schemaName), err)
-		}
-		var v int
-		if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND lower(schema_name) = lower(?) AND lower(view_name) = lower(?)`,
-			Catalog, schemaName, tmp).Scan(&v); err != nil {
-			return "", fmt.Errorf("look for a free name in %s: %w", quote(schemaName), err)
-		}
-		if n+v == 0 {
-			return tmp, nil
+		if taken, err := s.nameTaken(ctx, schemaName, tmp); err != nil || !taken {
+			return tmp, err
 		}
 	}
+}
+
+// nameTaken says whether schemaName holds a table or view named name, in
+// any letter case (DuckDB's names ignore it).
+func (s *Sink) nameTaken(ctx context.Context, schemaName, name string) (bool, error) {
+	var n int
+	err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM (
+			SELECT database_name, schema_name, table_name AS name FROM duckdb_tables()
+			UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views())
+		WHERE database_name = ? AND lower(schema_name) = lower(?) AND lower(name) = lower(?)`, Catalog, schemaName, name).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look for a free name in %s: %w", quote(schemaName), err)
+	}
+	return n > 0, nil
 }
 
 // comment reads the comment of table schemaName.table (the key the sink
@@ -752,12 +756,15 @@ func (s *Sink) vacate(ctx context.Context, schemaName, table string) error {
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", TableName(schemaName, table), err)
 	}
+	var lookErr error
 	aside := schema.AsideName(held, 0, func(n string) bool {
-		var k int
-		err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND lower(table_name) = lower(?)`,
-			Catalog, schemaName, n).Scan(&k)
-		return err != nil || k > 0
+		taken, err := s.nameTaken(ctx, schemaName, n)
+		lookErr = err // an error ends the search
+		return taken && err == nil
 	})
+	if lookErr != nil {
+		return lookErr
+	}
 	name := TableName(schemaName, held)
 	stmts, err := s.renameStmts(ctx, schemaName, held, schemaName, aside)
 	if err != nil {
