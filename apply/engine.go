@@ -1363,6 +1363,7 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 		}
 		if v, ok := e.copiedCache[id]; (!ok || !v) && e.copier != nil {
 			f := e.fills[id]
+			started := false
 			if f == nil {
 				have, err := e.copied(ctx, id)
 				if err != nil {
@@ -1370,13 +1371,16 @@ func (e *engine) truncate(ctx context.Context, m *pgoutput.Truncate) error {
 				}
 				if !have {
 					e.startFill(id, schema.DisplayName(t.Schema, t.Name), -1, "first change to a table the copy does not hold")
-					f = e.fills[id]
+					f, started = e.fills[id], true
 				}
 			}
 			if f != nil {
 				// The copy starts again from the empty table; its first
-				// chunk must see this TRUNCATE.
-				e.startFill(id, f.copy.Table, f.copy.Estimate, f.copy.Reason)
+				// chunk must see this TRUNCATE. (One just started for
+				// it is that copy: started twice, it was logged twice.)
+				if !started {
+					e.startFill(id, f.copy.Table, f.copy.Estimate, f.copy.Reason)
+				}
 				e.fills[id].truncXid = e.xid
 				e.fillsChanged = true // stored with the copy (MustSee)
 				continue

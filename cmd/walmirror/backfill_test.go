@@ -250,7 +250,7 @@ func TestOnlineCopyFaults(t *testing.T) {
 // TestNoNeedlessCopies: tables whose columns have volatile defaults (a
 // sequence, an identity, now()) are copied by the initial copy and then
 // streamed, never copied again; a table created later is copied online
-// once, at its first change.
+// once, at its first change (also when that is a TRUNCATE).
 func TestNoNeedlessCopies(t *testing.T) {
 	needServer(t)
 	dsn, db := newDatabase(t, `CREATE TABLE a (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), v text);
@@ -264,6 +264,11 @@ func TestNoNeedlessCopies(t *testing.T) {
 	mustExec(t, db, "INSERT INTO a (v) VALUES ('new'); UPDATE a SET v = 'u' WHERE id % 3 = 0; INSERT INTO b (v) VALUES ('two')")
 	mustExec(t, db, "CREATE TABLE c (id serial PRIMARY KEY, v text); INSERT INTO c (v) VALUES ('c1'), ('c2')")
 	waitForLog(t, logPath, `msg="table copied online" table=public.c rows=2`)
+	// A table whose first change is a TRUNCATE (pgbench -i loads after
+	// one) is copied once too: its copy was started, and logged, twice.
+	mustExec(t, db, "CREATE TABLE d (id int PRIMARY KEY, v text)")
+	mustExec(t, db, "BEGIN; TRUNCATE d; INSERT INTO d VALUES (1, 'd1'); COMMIT")
+	waitForLog(t, logPath, `msg="table copied online" table=public.d rows=1`)
 	// A rename the stream shows (a row changed after it) is followed, not
 	// copied again; so is a TRUNCATE (in a transaction of its own: rows
 	// written after it in its transaction make the poll copy the table
@@ -273,10 +278,10 @@ func TestNoNeedlessCopies(t *testing.T) {
 	mustExec(t, db, "INSERT INTO a (v) VALUES ('again')")
 	time.Sleep(time.Second)
 	log := stop()
-	if n := strings.Count(log, `msg="copying table online"`); n != 1 {
-		t.Errorf("%d online copies, want 1 (table c):\n%s", n, log)
+	if n := strings.Count(log, `msg="copying table online"`); n != 2 {
+		t.Errorf("%d online copies, want 2 (tables c and d):\n%s", n, log)
 	}
-	compareRows(t, dsn, rows, "SELECT id, v FROM a", "SELECT id, v FROM b2", "SELECT id, v FROM c")
+	compareRows(t, dsn, rows, "SELECT id, v FROM a", "SELECT id, v FROM b2", "SELECT id, v FROM c", "SELECT id, v FROM d")
 }
 
 // TestRewriteCopiedAgain: ALTER COLUMN ... TYPE ... USING rewrites rows
