@@ -76,15 +76,18 @@ type fill struct {
 	// mustSettle, when set, is a transaction every one before which must
 	// have ended for the next chunk (TableCopy.MustSettle).
 	mustSettle uint32
-	// open are the source transactions in progress when the copy's first
-	// chunk was tried (openTaken): the first chunk waits until they end,
-	// as PostgreSQL's own subscriber's copy does. Their changes from
-	// before the table was published (ALTER PUBLICATION ... ADD TABLE, a
-	// widened row filter, a partitioned root's publishing switched do not
-	// wait for them) are in no stream, and a snapshot taken while they run
-	// does not show them: a transaction open across the join lost them
-	// from the copy, exit 0 (helper-93).
-	open                  []uint32
+	// openBound is a transaction id the source assigned when the copy's
+	// first chunk was first tried (openTaken): every transaction in
+	// progress then has a smaller one, and the first chunk waits until all
+	// of those have ended, as PostgreSQL's own subscriber's copy does.
+	// Their changes from before the table was published (ALTER
+	// PUBLICATION ... ADD TABLE, a widened row filter, a partitioned root's
+	// publishing switched do not wait for them) are in no stream, and a
+	// snapshot taken while they run does not show them: a transaction open
+	// across the join lost them from the copy, exit 0 (helper-93). Not the
+	// snapshot's list of running ones: it leaves out ids at or past its
+	// xmax, those of a quiet source's newest transactions (helper-147).
+	openBound             uint64
 	openTaken             bool
 	openSince, openLogged time.Time
 	// shapeRounds counts the chunks in a row that found the table's shape
@@ -929,17 +932,24 @@ func mayMissOpen(reason string) bool {
 	return reason != schema.InitialCopy
 }
 
-// waitOpen says whether f's first chunk must wait for transactions open
-// when it was first tried (fill.open); snap is this try's snapshot.
-func (e *engine) waitOpen(f *fill, snap source.XidSnapshot) bool {
-	if !f.openTaken {
-		f.openTaken = true
-		for _, x := range snap.Xip {
-			f.open = append(f.open, uint32(x))
-		}
+// takeOpen notes, before f's first chunk is first tried, the bound of the
+// source transactions open then (fill.openBound).
+func (e *engine) takeOpen(ctx context.Context, f *fill) error {
+	if f.openTaken || f.copy.Chunks > 0 || f.copy.After != nil || !mayMissOpen(f.copy.Reason) {
+		return nil
 	}
-	f.open = slices.DeleteFunc(f.open, snap.Sees)
-	if len(f.open) == 0 {
+	x, err := e.copier.XidNow(ctx)
+	if err != nil {
+		return err
+	}
+	f.openBound, f.openTaken = x, true
+	return nil
+}
+
+// waitOpen says whether f's first chunk must wait for transactions open
+// when it was first tried (fill.openBound); snap is this try's snapshot.
+func (e *engine) waitOpen(f *fill, snap source.XidSnapshot) bool {
+	if !f.openTaken || snap.Xmin > f.openBound {
 		return false
 	}
 	now := time.Now()
@@ -948,7 +958,7 @@ func (e *engine) waitOpen(f *fill, snap source.XidSnapshot) bool {
 	} else if now.Sub(f.openLogged) >= 10*time.Second {
 		f.openLogged = now.Add(50 * time.Second) // then every minute
 		e.log.Info("online copy waits for source transactions that were open when it began to end (their changes from before the table was published are in no stream)",
-			"table", f.copy.Table, "transactions", len(f.open), "oldest_xid", slices.Min(f.open), "waiting", now.Sub(f.openSince).Round(time.Second))
+			"table", f.copy.Table, "oldest_xid", snap.Xmin, "waiting", now.Sub(f.openSince).Round(time.Second))
 	}
 	e.retryAt = now.Add(100 * time.Millisecond)
 	return true
@@ -1049,6 +1059,9 @@ func (e *engine) nextChunk(ctx context.Context) error {
 	}
 	relid := e.fillOrder[0]
 	f := e.fills[relid]
+	if err := e.takeOpen(ctx, f); err != nil {
+		return err
+	}
 	began := time.Now()
 	ch, err := e.copier.BeginChunk(ctx, relid)
 	if source.IsLockTimeout(err) {

@@ -183,6 +183,7 @@ type engine struct {
 type chunkReader interface {
 	BeginChunk(ctx context.Context, relid uint32) (*source.Chunk, error)
 	Published(ctx context.Context) (source.Listing, error)
+	XidNow(ctx context.Context) (uint64, error)
 }
 
 // CommitInfo describes one target commit, for progress displays and lag

@@ -59,6 +59,13 @@ func (b streamBound) BeginChunk(ctx context.Context, relid uint32) (*source.Chun
 	return ch, ended(ctx, err)
 }
 
+func (b streamBound) XidNow(ctx context.Context) (uint64, error) {
+	ctx, stop := b.bound(ctx)
+	defer stop()
+	x, err := b.c.XidNow(ctx)
+	return x, ended(ctx, err)
+}
+
 func (b streamBound) Storage(ctx context.Context, relid uint32) (string, error) {
 	ctx, stop := b.bound(ctx)
 	defer stop()

@@ -365,6 +365,20 @@ type Chunk struct {
 	TextKeysBytewise bool
 }
 
+// XidNow assigns the source a transaction id in a transaction of its own
+// and returns it (full, epoch-qualified): every transaction running now
+// that has an id has a smaller one, and a snapshot whose xmin is past it
+// sees them all ended. A snapshot's list of running transactions does not
+// do: it leaves out those whose ids are at or past its xmax (one past the
+// newest to have ended), which a quiet source's newest are.
+func (c *Copier) XidNow(ctx context.Context) (uint64, error) {
+	var x uint64
+	if err := c.conn.QueryRow(ctx, `SELECT pg_catalog.pg_current_xact_id()::text::int8`).Scan(&x); err != nil {
+		return 0, classify("take a transaction id", err)
+	}
+	return x, nil
+}
+
 // BeginChunk opens a chunk of relid's rows.
 func (c *Copier) BeginChunk(ctx context.Context, relid uint32) (*Chunk, error) {
 	for attempt := 1; ; attempt++ {

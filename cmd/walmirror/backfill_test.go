@@ -2256,6 +2256,8 @@ func TestJoinWithOpenTransaction(t *testing.T) {
 		t.Run(tg.name, func(t *testing.T) {
 			dsn, db := newDatabase(t, `CREATE TABLE h (id int PRIMARY KEY, v text);
 				INSERT INTO h SELECT g, 'h' || g FROM generate_series(1, 100) g;
+				CREATE TABLE h2 (id int PRIMARY KEY, v text);
+				INSERT INTO h2 SELECT g, 'h' || g FROM generate_series(1, 100) g;
 				CREATE TABLE other (id int PRIMARY KEY);
 				CREATE PUBLICATION walmirror FOR TABLE other;`)
 			target, rows := tg.new(t)
@@ -2279,10 +2281,34 @@ func TestJoinWithOpenTransaction(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitForLog(t, logPath, `msg="table copied online" table=public.h`)
+			// The open transaction began after the one that publishes the
+			// table: its xid is past every snapshot's xmax until that one
+			// ends, so no snapshot lists it as running (helper-147: the copy
+			// did not wait for it, exit 0).
+			alter, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer alter.Close(context.Background())
+			if _, err := alter.Exec(ctx, `BEGIN; SELECT pg_current_xact_id()`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, `BEGIN; INSERT INTO h2 VALUES (1001, 'open'); UPDATE h2 SET v = 'open' WHERE id = 5; DELETE FROM h2 WHERE id = 6`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alter.Exec(ctx, `ALTER PUBLICATION walmirror ADD TABLE h2; COMMIT`); err != nil {
+				t.Fatal(err)
+			}
+			waitForLog(t, logPath, `msg="copying table online" table=public.h2`)
+			time.Sleep(1500 * time.Millisecond) // the copy would be done by now
+			if _, err := conn.Exec(ctx, `UPDATE h2 SET v = 'open2' WHERE id = 7; COMMIT`); err != nil {
+				t.Fatal(err)
+			}
+			waitForLog(t, logPath, `msg="table copied online" table=public.h2`)
 			mustExec(t, db, `INSERT INTO other VALUES (1)`)
 			stop()
 			runNow(t, dsn, target, slot)
-			compareRows(t, dsn, rows, "SELECT id, v FROM h")
+			compareRows(t, dsn, rows, "SELECT id, v FROM h", "SELECT id, v FROM h2")
 		})
 	}
 }
