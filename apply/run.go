@@ -327,6 +327,13 @@ type runner struct {
 	// relinked: what the session that ended with errRelinked knew of its
 	// partitions, for the next.
 	relinked *partitionState
+	// unseen: the transactions sessions delivered that no snapshot has
+	// shown yet (engine.unseen), for the next session: a commit a stalled
+	// synchronous standby keeps from being visible is before the next
+	// session's start, which the server does not send again, and a copy
+	// the next session begins must still see it (helper-147). Lost with
+	// the process.
+	unseen unseenXids
 	// copiedAt: the consistent point of the one-transaction initial copy
 	// this run committed (snapshot), zero if it made none.
 	copiedAt lsn.LSN
@@ -661,6 +668,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		r.unsentMoves = map[uint32]int{}
 	}
 	e.unsentMoves = r.unsentMoves // a reconnect does not reset the count (restartUnsentMove)
+	e.unseen = r.unseen
 	if src.Version() < 150000 {
 		if r.links == nil {
 			r.links = map[uint32]linkSeen{}
@@ -700,6 +708,7 @@ func (r *runner) once(ctx context.Context, started *bool) error {
 		e.pollEvery = DefaultPollInterval
 	}
 	err = e.run(ctx, stream.Events())
+	r.unseen = e.unseen
 	if de := (*schema.DivergedError)(nil); errors.As(err, &de) && !de.Unidentified {
 		r.explain(ctx, copier, de)
 	}
