@@ -669,8 +669,8 @@ func (st *Stream) event(ctx context.Context, msg pgproto3.BackendMessage, status
 			// since or not; run recreates a missing one) fails at every try.
 			var se *Error
 			if errors.As(err, &se) && se.Hint == "" {
-				se.Hint = "the publication was dropped while this slot still had changes to decode after that point, which PostgreSQL before 18 cannot get past (also once it exists again); " +
-					"changes made meanwhile were not published, so the copy must be made afresh from a new slot: walmirror drop --source ... --target ..., then walmirror run --resync"
+				se.Hint = "the publication was dropped, or renamed (ALTER PUBLICATION ... RENAME TO), while this slot still had changes to decode after that point, which PostgreSQL before 18 cannot get past (also once it exists again under this name); " +
+					"changes made meanwhile are not decoded under this name, so the copy must be made afresh from a new slot: walmirror drop --source ... --target ..., then walmirror run --resync"
 			}
 		}
 		return ev, false, err

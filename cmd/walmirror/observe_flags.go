@@ -64,7 +64,7 @@ func (o *observeFlags) start(ctx context.Context, cfg *apply.Config, log *slog.L
 	mon.SetVerify(func(ctx context.Context, req observe.VerifyRequest) (*verify.Report, error) {
 		log.Info("verify: requested", "tables", strings.Join(req.Tables, ","))
 		if !mon.Summary().CopyComplete {
-			return nil, errors.New("the initial copy is not complete yet: verify once walmirror streams (/readyz)")
+			return nil, errors.New("the running walmirror is not streaming yet (starting, or its initial copy is not complete): verify once it streams (/readyz)")
 		}
 		vcfg := verify.Config{Source: src, Tables: req.Tables, Options: verify.Options{Examples: req.Examples}, Logger: log, SnapshotWait: req.SnapshotWait}
 		if req.Repair {
