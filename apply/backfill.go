@@ -947,7 +947,8 @@ func (e *engine) takeOpen(ctx context.Context, f *fill) error {
 }
 
 // waitOpen says whether f's first chunk must wait for transactions open
-// when it was first tried (fill.openBound); snap is this try's snapshot.
+// when it was first tried (fill.openBound, taken only for a copy that may
+// miss them); snap is this try's snapshot.
 func (e *engine) waitOpen(f *fill, snap source.XidSnapshot) bool {
 	if !f.openTaken || snap.Xmin > f.openBound {
 		return false
@@ -1100,7 +1101,7 @@ func (e *engine) nextChunk(ctx context.Context) error {
 			return nil
 		}
 	}
-	if ch.Published && f.copy.Chunks == 0 && f.copy.After == nil && mayMissOpen(f.copy.Reason) && e.waitOpen(f, ch.Snapshot) {
+	if ch.Published && e.waitOpen(f, ch.Snapshot) {
 		return nil
 	}
 	if !ch.Published {

@@ -570,7 +570,6 @@ type partitionState struct {
 	partTracks  map[uint32]*partTrack
 	trackLooked map[uint32]bool
 	listings    uint64
-	unseen      unseenXids // delivered transactions a chunk's snapshot must show
 }
 
 func (e *engine) partitionState() *partitionState {
@@ -579,11 +578,11 @@ func (e *engine) partitionState() *partitionState {
 	for id, t := range e.tables {
 		e.storedNames[id] = schema.DisplayName(t.Schema, t.Name)
 	}
-	return &partitionState{storage: e.storage, storedNames: e.storedNames, partTracks: e.partTracks, trackLooked: e.trackLooked, listings: e.listings, unseen: e.unseen}
+	return &partitionState{storage: e.storage, storedNames: e.storedNames, partTracks: e.partTracks, trackLooked: e.trackLooked, listings: e.listings}
 }
 
 func (e *engine) resumePartitions(p *partitionState) {
-	e.storage, e.storedNames, e.partTracks, e.trackLooked, e.listings, e.unseen = p.storage, p.storedNames, p.partTracks, p.trackLooked, p.listings, p.unseen
+	e.storage, e.storedNames, e.partTracks, e.trackLooked, e.listings = p.storage, p.storedNames, p.partTracks, p.trackLooked, p.listings
 }
 
 // valid says whether this session decodes relid's changes right with the
